@@ -1,0 +1,107 @@
+/* graft.h — the public C API of graft, a transfer-learning engine.
+ *
+ * Every function returns a graft_status; on failure the message is in graft_last_error()
+ * (per thread). Results come through out-parameters that are untouched on failure.
+ * Whoever receives an object from a *_new / *_load call frees it with the matching *_free. */
+#ifndef GRAFT_H
+#define GRAFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum graft_status {
+    GRAFT_OK = 0,
+    GRAFT_E_ARG = 1,         /* a bad argument from the caller */
+    GRAFT_E_IO = 2,          /* a file could not be read or written */
+    GRAFT_E_FORMAT = 3,      /* a file is malformed (model, tensor, image) */
+    GRAFT_E_UNSUPPORTED = 4, /* a valid input graft cannot handle (op, dtype, attribute) */
+    GRAFT_E_SHAPE = 5,       /* shapes or types that do not fit together */
+    GRAFT_E_NOMEM = 6,       /* out of memory, or a size that overflows */
+    GRAFT_E_INTERNAL = 7     /* a bug in graft */
+} graft_status;
+
+const char *graft_last_error(void);
+const char *graft_status_name(graft_status s);
+const char *graft_version(void);
+
+/* Threads used by the compute kernels (OpenMP); 0 means all cores. */
+void graft_set_threads(int n);
+int graft_threads(void);
+
+/* ---- tensors ---------------------------------------------------------------------------- */
+
+/* Element types use ONNX's TensorProto.DataType numbers. */
+typedef enum graft_dtype {
+    GRAFT_FLOAT = 1, GRAFT_UINT8 = 2, GRAFT_INT8 = 3, GRAFT_INT32 = 6, GRAFT_INT64 = 7,
+    GRAFT_BOOL = 9, GRAFT_DOUBLE = 11
+} graft_dtype;
+
+#define GRAFT_MAX_RANK 8
+
+/* A dense row-major tensor. graft_tensor_new allocates `data`; graft_tensor_free frees both. */
+typedef struct graft_tensor {
+    graft_dtype dtype;
+    int rank;
+    int64_t dims[GRAFT_MAX_RANK];
+    void *data;
+} graft_tensor;
+
+graft_status graft_tensor_new(graft_dtype dtype, int rank, const int64_t *dims, graft_tensor **out);
+void graft_tensor_free(graft_tensor *t);
+int64_t graft_tensor_numel(const graft_tensor *t);
+
+/* NumPy .npy files (little-endian, C order; float32/float64/int64/int32/uint8/int8/bool). */
+graft_status graft_npy_load(const char *path, graft_tensor **out);
+graft_status graft_npy_save(const char *path, const graft_tensor *t);
+
+/* ---- models ----------------------------------------------------------------------------- */
+
+typedef struct graft_model graft_model;
+
+/* Loads an ONNX model. External-data files must lie in the model's folder. */
+graft_status graft_model_load(const char *path, graft_model **out);
+void graft_model_free(graft_model *m);
+
+int graft_model_num_inputs(const graft_model *m);
+int graft_model_num_outputs(const graft_model *m);
+const char *graft_model_input_name(const graft_model *m, int i);
+const char *graft_model_output_name(const graft_model *m, int i);
+/* Declared shape of input i; a symbolic or unknown dim is -1. Returns the rank. */
+int graft_model_input_shape(const graft_model *m, int i, int64_t dims[GRAFT_MAX_RANK]);
+
+/* Runs the model on `inputs` (one per model input, in order). Outputs are new tensors owned by
+ * the caller (free each with graft_tensor_free), one per model output. The engine specialises
+ * itself to the input shapes on first use and reuses that plan while they stay the same. */
+graft_status graft_model_run(graft_model *m, const graft_tensor *const *inputs, int ninputs,
+                             graft_tensor **outputs, int noutputs);
+
+/* Bytes of activation memory the last plan needs (its liveness-based arena). */
+size_t graft_model_peak_bytes(const graft_model *m);
+
+/* Describes the model as JSON (inputs, outputs, op counts, parameters, FLOPs for one input of
+ * the given batch, cut points). The caller frees *json with free(). Batch <= 0 means 1. */
+graft_status graft_model_info_json(graft_model *m, int batch, char **json);
+
+/* For tests: run plain C reference kernels instead of oneDNN. */
+void graft_model_use_reference(graft_model *m, int on);
+
+/* ---- images ----------------------------------------------------------------------------- */
+
+/* The usual ImageNet preprocessing: resize the shorter side to `resize` (bilinear, antialias),
+ * center-crop `crop`, scale to [0,1], normalise with mean/std. Output (1, 3, crop, crop). */
+typedef struct graft_image_prep {
+    int resize, crop;
+    float mean[3], std[3];
+} graft_image_prep;
+
+void graft_image_prep_imagenet(graft_image_prep *p);
+graft_status graft_image_load(const char *path, const graft_image_prep *p, graft_tensor **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,305 @@
+/* core.c — errors, shapes, allocation, arena, RNG, threads. */
+#define _GNU_SOURCE
+#include "core.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- errors ---- */
+
+static _Thread_local char last_error[1024];
+
+const char *graft_last_error(void) { return last_error; }
+
+const char *graft_status_name(graft_status s)
+{
+    static const char *names[] = {"ok", "bad argument", "i/o error", "bad format", "unsupported",
+                                  "shape mismatch", "out of memory", "internal error"};
+    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown status";
+}
+
+const char *graft_version(void) { return "0.1.0"; }
+
+int gr_err(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int gr_err_prefix(int status, const char *fmt, ...)
+{
+    char prefix[512], old[sizeof last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, last_error, sizeof old);
+    size_t k = strlen(prefix);
+    if (k + 2 >= sizeof last_error) k = sizeof last_error - 3;
+    memcpy(last_error, prefix, k);
+    memcpy(last_error + k, ": ", 2);
+    size_t room = sizeof last_error - k - 3, n = strlen(old);
+    if (n > room) n = room;
+    memcpy(last_error + k + 2, old, n);
+    last_error[k + 2 + n] = 0;
+    return status;
+}
+
+void gr_assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "graft: internal error: assertion '%s' failed at %s:%d\n", cond, file, line);
+    abort();
+}
+
+/* ---- dtypes and shapes ---- */
+
+size_t gr_dtype_size(int dtype)
+{
+    switch (dtype) {
+    case GR_F32: case GR_I32: return 4;
+    case GR_U8: case GR_I8: case GR_BOOL: return 1;
+    case GR_I64: case GR_F64: return 8;
+    default: return 0;
+    }
+}
+
+const char *gr_dtype_name(int dtype)
+{
+    switch (dtype) {
+    case GR_F32: return "float32";
+    case GR_U8: return "uint8";
+    case GR_I8: return "int8";
+    case GR_I32: return "int32";
+    case GR_I64: return "int64";
+    case GR_BOOL: return "bool";
+    case GR_F64: return "float64";
+    default: return "unsupported-type";
+    }
+}
+
+int64_t gr_numel(const gr_shape *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) n *= s->d[i];
+    return n;
+}
+
+int64_t gr_numel_checked(const gr_shape *s, size_t elem_size)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->d[i] < 0) return -1;
+        if (s->d[i] != 0 && n > INT64_MAX / s->d[i]) return -1;
+        n *= s->d[i];
+    }
+    if (elem_size && n > INT64_MAX / (int64_t)elem_size) return -1;
+    return n;
+}
+
+int gr_shape_eq(const gr_shape *a, const gr_shape *b)
+{
+    if (a->rank != b->rank) return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->d[i] != b->d[i]) return 0;
+    return 1;
+}
+
+char *gr_shape_str(const gr_shape *s, char *buf, size_t n)
+{
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < s->rank && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%" PRId64, i ? ", " : "", s->d[i]);
+    if (k < n) snprintf(buf + k, n - k, ")");
+    return buf;
+}
+
+gr_shape gr_shape_make(int rank, const int64_t *d)
+{
+    gr_shape s = {rank, {0}};
+    for (int i = 0; i < rank; i++) s.d[i] = d[i];
+    return s;
+}
+
+/* ---- allocation ---- */
+
+void *gr_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) gr_err(GRAFT_E_NOMEM, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *gr_calloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) gr_err(GRAFT_E_NOMEM, "out of memory allocating %zu x %zu bytes", count, size);
+    return p;
+}
+
+char *gr_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = gr_malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* ---- arena ---- */
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    _Alignas(64) unsigned char data[];
+} chunk;
+
+struct gr_arena {
+    chunk *head;
+    size_t chunk_size, total;
+};
+
+gr_arena *gr_arena_new(size_t chunk_size)
+{
+    gr_arena *a = gr_calloc(1, sizeof *a);
+    if (a) a->chunk_size = chunk_size ? chunk_size : 1 << 16;
+    return a;
+}
+
+void *gr_arena_alloc(gr_arena *a, size_t n)
+{
+    n = (n + 63) & ~(size_t)63;
+    if (!a->head || a->head->size - a->head->used < n) {
+        size_t size = n > a->chunk_size ? n : a->chunk_size;
+        chunk *c = aligned_alloc(64, (sizeof(chunk) + size + 63) & ~(size_t)63);
+        if (!c) {
+            gr_err(GRAFT_E_NOMEM, "out of memory allocating %zu bytes", n);
+            return NULL;
+        }
+        c->size = size;
+        c->used = 0;
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = a->head->data + a->head->used;
+    a->head->used += n;
+    a->total += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *gr_arena_strdup(gr_arena *a, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = gr_arena_alloc(a, n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+void gr_arena_reset(gr_arena *a)
+{
+    while (a->head) {
+        chunk *next = a->head->next;
+        free(a->head);
+        a->head = next;
+    }
+    a->total = 0;
+}
+
+void gr_arena_free(gr_arena *a)
+{
+    if (!a) return;
+    gr_arena_reset(a);
+    free(a);
+}
+
+size_t gr_arena_used(const gr_arena *a) { return a->total; }
+
+/* ---- RNG: xoshiro256** (Blackman & Vigna), seeded through splitmix64 ---- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void gr_rng_seed(gr_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t gr_rng_u64(gr_rng *r)
+{
+    uint64_t *s = r->s, result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double gr_rng_uniform(gr_rng *r) { return (double)(gr_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+double gr_rng_normal(gr_rng *r)
+{
+    double u1 = gr_rng_uniform(r), u2 = gr_rng_uniform(r);
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
+}
+
+uint64_t gr_rng_below(gr_rng *r, uint64_t n)
+{
+    /* Lemire's rejection keeps the draw unbiased. */
+    uint64_t threshold = (0 - n) % n, x;
+    do x = gr_rng_u64(r); while (x < threshold);
+    return x % n;
+}
+
+/* ---- threads, time, memory ---- */
+
+void gr_set_threads(int n)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(n > 0 ? n : omp_get_num_procs());
+#else
+    (void)n;
+#endif
+}
+
+int gr_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void graft_set_threads(int n) { gr_set_threads(n); }
+int graft_threads(void) { return gr_threads(); }
+
+double gr_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+size_t gr_peak_rss(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (size_t)ru.ru_maxrss * 1024;
+}

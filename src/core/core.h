@@ -1,0 +1,82 @@
+/* core — tensors, errors, arenas, RNG, threads. Depends on libc and OpenMP only. */
+#ifndef GR_CORE_H
+#define GR_CORE_H
+
+#include "graft.h"
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define GR_MAXDIM GRAFT_MAX_RANK
+
+/* Element types: ONNX TensorProto.DataType numbers. */
+typedef enum gr_dtype {
+    GR_F32 = GRAFT_FLOAT, GR_U8 = GRAFT_UINT8, GR_I8 = GRAFT_INT8, GR_I32 = GRAFT_INT32,
+    GR_I64 = GRAFT_INT64, GR_BOOL = GRAFT_BOOL, GR_F64 = GRAFT_DOUBLE
+} gr_dtype;
+
+typedef struct gr_shape {
+    int rank;
+    int64_t d[GR_MAXDIM];
+} gr_shape;
+
+/* Internal tensors never own their data: it lives in an arena or a parameter block. */
+typedef struct gr_tensor {
+    gr_dtype dtype;
+    gr_shape shape;
+    void *data;
+} gr_tensor;
+
+size_t gr_dtype_size(int dtype);          /* 0 for a type graft does not know */
+const char *gr_dtype_name(int dtype);
+int64_t gr_numel(const gr_shape *s);
+/* numel with overflow detection: -1 if the product of dims (or bytes) overflows int64. */
+int64_t gr_numel_checked(const gr_shape *s, size_t elem_size);
+int gr_shape_eq(const gr_shape *a, const gr_shape *b);
+/* "(1, 3, 224, 224)" into buf; returns buf. */
+char *gr_shape_str(const gr_shape *s, char *buf, size_t n);
+gr_shape gr_shape_make(int rank, const int64_t *d);
+
+/* Errors: set the thread's message and return the status, so `return gr_err(...)` reads well. */
+int gr_err(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current message ("context: old message"), return status unchanged. */
+int gr_err_prefix(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Always-on assertion for internal invariants (bugs in graft, never input errors). */
+#define GR_ASSERT(c) \
+    do { if (!(c)) gr_assert_fail(#c, __FILE__, __LINE__); } while (0)
+void gr_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
+
+/* Checked allocation helpers: set GRAFT_E_NOMEM on failure. */
+void *gr_malloc(size_t n);
+void *gr_calloc(size_t count, size_t size);
+char *gr_strdup(const char *s);
+
+/* Arena: a bump allocator in growing chunks; everything freed at once. */
+typedef struct gr_arena gr_arena;
+gr_arena *gr_arena_new(size_t chunk);
+void *gr_arena_alloc(gr_arena *a, size_t n);    /* 64-byte aligned, zeroed; NULL on OOM */
+char *gr_arena_strdup(gr_arena *a, const char *s);
+void gr_arena_reset(gr_arena *a);
+void gr_arena_free(gr_arena *a);
+size_t gr_arena_used(const gr_arena *a);
+
+/* RNG: xoshiro256**, seeded with splitmix64. State is plain data so it can be checkpointed. */
+typedef struct gr_rng { uint64_t s[4]; } gr_rng;
+void gr_rng_seed(gr_rng *r, uint64_t seed);
+uint64_t gr_rng_u64(gr_rng *r);
+double gr_rng_uniform(gr_rng *r);              /* [0, 1) */
+double gr_rng_normal(gr_rng *r);
+uint64_t gr_rng_below(gr_rng *r, uint64_t n);  /* uniform in [0, n) */
+
+/* Threads */
+void gr_set_threads(int n);
+int gr_threads(void);
+
+/* Monotonic time in seconds; peak resident memory in bytes. */
+double gr_now(void);
+size_t gr_peak_rss(void);
+
+#endif

@@ -1,0 +1,74 @@
+/* graph — the IR (values and nodes), topological order, plans (shape specialisation, constant
+ * folding, liveness memory plan) and the executor. Depends on core and ops. */
+#ifndef GR_GRAPH_H
+#define GR_GRAPH_H
+
+#include "core/core.h"
+#include "ops/ops.h"
+
+typedef struct gr_value {
+    char *name;
+    gr_tensor t;       /* dtype; shape (declared, for inputs: -1 = symbolic); data for initializers */
+    int has_shape;     /* the model declares a shape for it */
+    int is_init;       /* an initializer: t.data holds its value */
+    int producer;      /* node index, or -1 */
+} gr_value;
+
+typedef struct gr_node {
+    char *name;        /* never NULL: "#<index>" when the model gives none */
+    char *op_type;
+    char *domain;
+    const gr_opdef *op;
+    int nin, nout;
+    int *in, *out;     /* value indices; -1 for an absent optional input/output */
+    int nattr;
+    gr_attr *attrs;
+} gr_node;
+
+typedef struct gr_meta { char *key, *value; } gr_meta;
+
+typedef struct gr_graph {
+    gr_arena *arena;         /* names, attributes, index arrays, initializer data */
+    int nvalues, nnodes;
+    gr_value *values;
+    gr_node *nodes;          /* in topological order after gr_graph_sort */
+    int ninputs, noutputs;
+    int *inputs, *outputs;   /* value indices; inputs exclude initializers */
+    int opset;               /* default-domain opset */
+    int64_t ir_version;
+    char *producer, *producer_version, *graph_name, *path;
+    int nmeta;
+    gr_meta *meta;
+} gr_graph;
+
+void gr_graph_free(gr_graph *g);
+int gr_graph_find_value(const gr_graph *g, const char *name);
+/* Orders nodes so that every input is produced before use; fails on cycles or undefined
+ * inputs, naming the node. Also fills value->producer. */
+int gr_graph_sort(gr_graph *g);
+
+/* ---- plans: the graph specialised to concrete input shapes ---- */
+
+typedef struct gr_plan gr_plan;
+
+typedef struct gr_plan_opts {
+    int use_ref;          /* reference kernels instead of oneDNN */
+    int inputs_const;     /* treat input data as constants (fold everything): for tests */
+    gr_dnnl *dnnl;
+} gr_plan_opts;
+
+/* Builds a plan for inputs of the given shapes (inputs[i].data may be NULL unless
+ * inputs_const). Fails with a message naming the node on any unsupported op or bad shape. */
+int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts *opts, gr_plan **out);
+void gr_plan_free(gr_plan *p);
+/* Runs the plan. Input shapes must equal those it was built for. Cannot fail. */
+void gr_plan_run(gr_plan *p, const gr_tensor *inputs);
+/* The tensor of value v after a run (data valid until the next run). */
+const gr_tensor *gr_plan_value(const gr_plan *p, int v);
+int gr_plan_matches(const gr_plan *p, const gr_tensor *inputs);
+size_t gr_plan_arena_bytes(const gr_plan *p);
+int64_t gr_plan_flops(const gr_plan *p);
+/* Step count actually executed per run (nodes not folded away). */
+int gr_plan_steps(const gr_plan *p);
+
+#endif

@@ -1,0 +1,170 @@
+/* opctx.c — helpers shared by op implementations: attributes, validation, broadcasting. */
+#include "ops.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+int gr_op_err(const gr_opctx *c, int status, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return gr_err(status, "node '%s' (%s): %s", c->name, c->op_type, msg);
+}
+
+const gr_attr *gr_attr_get(const gr_opctx *c, const char *name)
+{
+    for (int i = 0; i < c->nattr; i++)
+        if (strcmp(c->attrs[i].name, name) == 0) return &c->attrs[i];
+    return NULL;
+}
+
+int64_t gr_attr_int(const gr_opctx *c, const char *name, int64_t def)
+{
+    const gr_attr *a = gr_attr_get(c, name);
+    return a && a->type == GR_AT_INT ? a->i : def;
+}
+
+float gr_attr_float(const gr_opctx *c, const char *name, float def)
+{
+    const gr_attr *a = gr_attr_get(c, name);
+    if (a && a->type == GR_AT_FLOAT) return a->f;
+    if (a && a->type == GR_AT_INT) return (float)a->i;
+    return def;
+}
+
+const char *gr_attr_str(const gr_opctx *c, const char *name, const char *def)
+{
+    const gr_attr *a = gr_attr_get(c, name);
+    return a && a->type == GR_AT_STRING ? a->s : def;
+}
+
+int gr_attr_ints(const gr_opctx *c, const char *name, int64_t *out, int max)
+{
+    const gr_attr *a = gr_attr_get(c, name);
+    if (!a || a->type != GR_AT_INTS) return -1;
+    int n = a->n < max ? a->n : max;
+    for (int i = 0; i < n; i++) out[i] = a->ints[i];
+    return a->n;
+}
+
+int gr_op_check_arity(const gr_opctx *c, int min_in, int max_in, int min_out, int max_out)
+{
+    int nin = c->nin;
+    while (nin > 0 && !c->in[nin - 1]) nin--;  /* trailing absent optionals do not count */
+    if (nin < min_in || c->nin > max_in)
+        return gr_op_err(c, GRAFT_E_FORMAT, "has %d inputs, expected %d to %d", c->nin, min_in, max_in);
+    if (c->nout < min_out || c->nout > max_out)
+        return gr_op_err(c, GRAFT_E_FORMAT, "has %d outputs, expected %d to %d", c->nout, min_out, max_out);
+    for (int i = 0; i < min_in; i++)
+        if (!c->in[i]) return gr_op_err(c, GRAFT_E_FORMAT, "required input %d is missing", i);
+    return GRAFT_OK;
+}
+
+int gr_op_check_dtype(const gr_opctx *c, int i, const int *dtypes)
+{
+    if (i >= c->nin || !c->in[i]) return gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
+    for (const int *d = dtypes; *d; d++)
+        if (c->in[i]->dtype == (gr_dtype)*d) return GRAFT_OK;
+    return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input %d has type %s, which this op does not support",
+                     i, gr_dtype_name(c->in[i]->dtype));
+}
+
+int gr_input_ints(const gr_opctx *c, int i, int64_t *out, int max)
+{
+    const gr_tensor *t = i < c->nin ? c->in[i] : NULL;
+    if (!t) return gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
+    if (!t->data)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                         "input %d must be known when the model is planned (a constant or computed "
+                         "from shapes); graft does not support data-dependent shapes here", i);
+    if (t->dtype != GR_I64 && t->dtype != GR_I32)
+        return gr_op_err(c, GRAFT_E_FORMAT, "input %d must be int64, got %s", i, gr_dtype_name(t->dtype));
+    int64_t n = gr_numel(&t->shape);
+    if (n > max) return gr_op_err(c, GRAFT_E_SHAPE, "input %d has %" PRId64 " elements, at most %d allowed", i, n, max);
+    for (int64_t k = 0; k < n; k++)
+        out[k] = t->dtype == GR_I64 ? ((const int64_t *)t->data)[k] : ((const int32_t *)t->data)[k];
+    return (int)n;
+}
+
+int gr_input_scalar(const gr_opctx *c, int i, double *out)
+{
+    const gr_tensor *t = i < c->nin ? c->in[i] : NULL;
+    if (!t) return gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
+    if (!t->data) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input %d must be a constant", i);
+    if (gr_numel(&t->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "input %d must be a scalar", i);
+    *out = gr_get_f64(t, 0);
+    return GRAFT_OK;
+}
+
+int gr_op_axis(const gr_opctx *c, int64_t axis, int rank, int *out)
+{
+    if (axis < -rank || axis >= (rank ? rank : 1))
+        return gr_op_err(c, GRAFT_E_SHAPE, "axis %" PRId64 " is out of range for rank %d", axis, rank);
+    *out = (int)(axis < 0 ? axis + rank : axis);
+    return GRAFT_OK;
+}
+
+int gr_broadcast_shape(const gr_opctx *c, const gr_shape *a, const gr_shape *b, gr_shape *out)
+{
+    int r = a->rank > b->rank ? a->rank : b->rank;
+    gr_shape s = {r, {0}};
+    for (int i = 0; i < r; i++) {
+        int64_t da = i < r - a->rank ? 1 : a->d[i - (r - a->rank)];
+        int64_t db = i < r - b->rank ? 1 : b->d[i - (r - b->rank)];
+        if (da != db && da != 1 && db != 1) {
+            char sa[128], sb[128];
+            return gr_op_err(c, GRAFT_E_SHAPE, "shapes %s and %s cannot be broadcast",
+                             gr_shape_str(a, sa, sizeof sa), gr_shape_str(b, sb, sizeof sb));
+        }
+        s.d[i] = da == 1 ? db : da;
+    }
+    *out = s;
+    return GRAFT_OK;
+}
+
+int gr_op_set_out(gr_opctx *c, int i, int dtype, const gr_shape *s)
+{
+    if (i >= c->nout) return GRAFT_OK;
+    for (int k = 0; k < s->rank; k++)
+        if (s->d[k] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "output %d would have a negative dimension", i);
+    if (gr_numel_checked(s, gr_dtype_size(dtype)) < 0)
+        return gr_op_err(c, GRAFT_E_NOMEM, "output %d would be too large (its size overflows)", i);
+    c->out[i]->dtype = (gr_dtype)dtype;
+    c->out[i]->shape = *s;
+    return GRAFT_OK;
+}
+
+void *gr_op_params(gr_opctx *c, size_t n)
+{
+    c->params = gr_arena_alloc(c->arena, n);
+    return c->params;
+}
+
+double gr_get_f64(const gr_tensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case GR_F32: return ((const float *)t->data)[i];
+    case GR_F64: return ((const double *)t->data)[i];
+    case GR_I64: return (double)((const int64_t *)t->data)[i];
+    case GR_I32: return ((const int32_t *)t->data)[i];
+    case GR_I8: return ((const int8_t *)t->data)[i];
+    case GR_U8: case GR_BOOL: return ((const uint8_t *)t->data)[i];
+    }
+    return 0;
+}
+
+void gr_set_f64(gr_tensor *t, int64_t i, double v)
+{
+    switch (t->dtype) {
+    case GR_F32: ((float *)t->data)[i] = (float)v; break;
+    case GR_F64: ((double *)t->data)[i] = v; break;
+    case GR_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    case GR_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+    case GR_I8: ((int8_t *)t->data)[i] = (int8_t)v; break;
+    case GR_U8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
+    case GR_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    }
+}

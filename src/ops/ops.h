@@ -1,0 +1,112 @@
+/* ops — the operator table. Each op family lives in one file (conv.c, pool.c, ...) and exports
+ * a table of gr_opdef; registry.c joins the tables. Depends on core and oneDNN only: ops never
+ * see the graph, just a gr_opctx with the node's attributes and its input/output tensors.
+ *
+ * An op's life, per shape (the engine specialises a plan to concrete input shapes):
+ *   prepare(c)  parse attributes, validate inputs, set each output's dtype and shape, create
+ *               oneDNN primitives, allocate op state from c->arena into c->params, and ask for
+ *               scratch memory with c->scratch_bytes. Inputs whose value is known at plan time
+ *               (initializers, folded constants) have data != NULL here; others have data == NULL.
+ *               All validation happens here; an error names the node (use gr_op_err).
+ *   forward(c)  compute outputs from inputs; cannot fail. Called once per run.
+ *   release(p)  optional: free what prepare created outside the arena (oneDNN primitives).
+ */
+#ifndef GR_OPS_H
+#define GR_OPS_H
+
+#include "core/core.h"
+
+/* ONNX AttributeProto.AttributeType numbers. */
+enum { GR_AT_FLOAT = 1, GR_AT_INT = 2, GR_AT_STRING = 3, GR_AT_TENSOR = 4, GR_AT_GRAPH = 5,
+       GR_AT_FLOATS = 6, GR_AT_INTS = 7, GR_AT_STRINGS = 8 };
+
+typedef struct gr_attr {
+    const char *name;
+    int type;
+    int64_t i;
+    float f;
+    const char *s;
+    int n;                /* length of ints / floats / strings */
+    int64_t *ints;
+    float *floats;
+    const char **strings;
+    gr_tensor t;          /* GR_AT_TENSOR */
+} gr_attr;
+
+typedef struct gr_dnnl gr_dnnl;  /* oneDNN engine + stream, see dnnl_util.h */
+
+typedef struct gr_opctx {
+    const char *name;      /* node name (or "#<index>" when the model has none) */
+    const char *op_type;
+    int opset;             /* opset of the node's domain */
+    const gr_attr *attrs;
+    int nattr;
+    int nin, nout;
+    gr_tensor **in;        /* in[i] is NULL for an absent optional input */
+    gr_tensor **out;
+    void *params;          /* op state, set by prepare */
+    gr_arena *arena;       /* plan lifetime */
+    size_t scratch_bytes;  /* prepare: bytes of scratch forward needs */
+    void *scratch;         /* forward: 64-byte aligned scratch of scratch_bytes */
+    int64_t flops;         /* prepare: multiply-adds x 2 for one run (0 for cheap ops) */
+    int use_ref;           /* use the plain C reference kernel, not oneDNN */
+    gr_dnnl *dnnl;
+} gr_opctx;
+
+enum {
+    GR_OPF_SHAPE_ONLY = 1  /* forward reads only input shapes: foldable once shapes are known */
+};
+
+typedef struct gr_opdef {
+    const char *name;      /* ONNX op type, default domain */
+    int (*prepare)(gr_opctx *c);
+    void (*forward)(gr_opctx *c);
+    void (*release)(void *params);
+    int flags;
+} gr_opdef;
+
+/* The registry. Domain "" and "ai.onnx" are the default domain. NULL if unsupported. */
+const gr_opdef *gr_op_find(const char *op_type, const char *domain);
+/* All supported op names, for messages and `graft info`. */
+int gr_op_count(void);
+const gr_opdef *gr_op_at(int i);
+
+/* Family tables, each terminated by an entry with name == NULL. */
+extern const gr_opdef gr_ops_elementwise[], gr_ops_conv[], gr_ops_pool[], gr_ops_norm[],
+    gr_ops_matmul[], gr_ops_shape[], gr_ops_reduce[], gr_ops_resize[];
+
+/* ---- helpers for op implementations (opctx.c) ---- */
+
+/* Error naming the node: "node 'conv1' (Conv): <message>". Returns status. */
+int gr_op_err(const gr_opctx *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+const gr_attr *gr_attr_get(const gr_opctx *c, const char *name);
+int64_t gr_attr_int(const gr_opctx *c, const char *name, int64_t def);
+float gr_attr_float(const gr_opctx *c, const char *name, float def);
+const char *gr_attr_str(const gr_opctx *c, const char *name, const char *def);
+/* Copies an INTS attribute into out (at most max); returns its length, or -1 if absent. */
+int gr_attr_ints(const gr_opctx *c, const char *name, int64_t *out, int max);
+
+/* Checks nin/nout against the op's arity (max may be larger than what ONNX allows). */
+int gr_op_check_arity(const gr_opctx *c, int min_in, int max_in, int min_out, int max_out);
+/* Checks that input i is present and has one of the dtypes (0-terminated list). */
+int gr_op_check_dtype(const gr_opctx *c, int i, const int *dtypes);
+/* Reads a constant integer input (int64 or int32) of at most `max` elements into out.
+ * Fails with a clear message if the input is not known at plan time. Returns count or <0. */
+int gr_input_ints(const gr_opctx *c, int i, int64_t *out, int max);
+/* Reads a constant scalar float input (any float/int dtype). */
+int gr_input_scalar(const gr_opctx *c, int i, double *out);
+/* Normalises an axis in [-rank, rank) to [0, rank); fails naming the attribute. */
+int gr_op_axis(const gr_opctx *c, int64_t axis, int rank, int *out);
+/* Numpy-style multidirectional broadcasting of a and b into out. */
+int gr_broadcast_shape(const gr_opctx *c, const gr_shape *a, const gr_shape *b, gr_shape *out);
+/* Sets output i's dtype and shape, checking the size does not overflow. */
+int gr_op_set_out(gr_opctx *c, int i, int dtype, const gr_shape *s);
+/* Allocates zeroed op state of n bytes from the plan arena into c->params. */
+void *gr_op_params(gr_opctx *c, size_t n);
+
+/* Float value of element i of a tensor of any numeric dtype, and the reverse. */
+double gr_get_f64(const gr_tensor *t, int64_t i);
+void gr_set_f64(gr_tensor *t, int64_t i, double v);
+
+#endif

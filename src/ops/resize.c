@@ -1,0 +1,6 @@
+/* resize.c — (to be filled) */
+#include "ops.h"
+
+const gr_opdef gr_ops_resize[] = {
+    {0},
+};
