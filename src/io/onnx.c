@@ -1,0 +1,465 @@
+/* onnx.c — ONNX import through protobuf-c (C generated from Debian's onnx.proto at build time).
+ * Converts a ModelProto into a gr_graph: values, nodes, attributes, initializers (inline or in
+ * external-data files confined to the model's folder) and metadata. */
+#define _GNU_SOURCE
+#include "io.h"
+
+#include "onnx.pb-c.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MIN_OPSET 7
+#define MAX_OPSET 18
+
+int gr_read_file(const char *path, unsigned char **data, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return gr_err(GRAFT_E_IO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf) {
+        fclose(f);
+        return gr_err(GRAFT_E_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    if (fread(buf, 1, n, f) != n) {
+        free(buf);
+        fclose(f);
+        return gr_err(GRAFT_E_IO, "%s: read error", path);
+    }
+    fclose(f);
+    *data = buf;
+    *size = n;
+    return GRAFT_OK;
+}
+
+/* ---- names → value indices (open addressing; the graph owns the strings) ---- */
+
+typedef struct names {
+    int *slot;      /* value index or -1 */
+    size_t cap;
+    gr_graph *g;
+    int cap_values;
+} names;
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static int names_find(const names *nm, const char *name, size_t *pos)
+{
+    size_t i = hash_str(name) & (nm->cap - 1);
+    while (nm->slot[i] >= 0) {
+        if (strcmp(nm->g->values[nm->slot[i]].name, name) == 0) {
+            *pos = i;
+            return nm->slot[i];
+        }
+        i = (i + 1) & (nm->cap - 1);
+    }
+    *pos = i;
+    return -1;
+}
+
+/* Returns the value index for name, creating the value if needed (-1 on OOM). */
+static int value_of(names *nm, const char *name)
+{
+    size_t pos;
+    int v = names_find(nm, name, &pos);
+    if (v >= 0) return v;
+    gr_graph *g = nm->g;
+    GR_ASSERT(g->nvalues < nm->cap_values);
+    v = g->nvalues++;
+    g->values[v].name = gr_arena_strdup(g->arena, name);
+    if (!g->values[v].name) return -1;
+    g->values[v].producer = -1;
+    nm->slot[pos] = v;
+    return v;
+}
+
+/* ---- tensors ---- */
+
+static int dtype_supported(int dt) { return gr_dtype_size(dt) != 0; }
+
+static const char *onnx_dtype_name(int dt)
+{
+    static const char *names_[] = {"undefined", "float", "uint8", "int8", "uint16", "int16",
+                                   "int32", "int64", "string", "bool", "float16", "double",
+                                   "uint32", "uint64", "complex64", "complex128", "bfloat16"};
+    return dt >= 0 && dt < (int)(sizeof names_ / sizeof *names_) ? names_[dt] : "unknown";
+}
+
+/* Resolves an external-data location inside the model's folder; refuses anything that leaves
+ * it (absolute paths, "..", symlinks pointing outside). */
+static int external_path(const char *dir, const char *loc, char *out, size_t n, const char *what)
+{
+    if (!loc || !loc[0]) return gr_err(GRAFT_E_FORMAT, "%s: external data has no location", what);
+    if (loc[0] == '/' || strstr(loc, ".."))
+        return gr_err(GRAFT_E_FORMAT, "%s: external data location '%s' leaves the model's folder",
+                      what, loc);
+    char joined[PATH_MAX], real_dir[PATH_MAX];
+    if (snprintf(joined, sizeof joined, "%s/%s", dir, loc) >= (int)sizeof joined)
+        return gr_err(GRAFT_E_FORMAT, "%s: external data path too long", what);
+    if (!realpath(dir, real_dir)) return gr_err(GRAFT_E_IO, "%s: cannot resolve folder '%s'", what, dir);
+    if (!realpath(joined, out))
+        return gr_err(GRAFT_E_IO, "%s: external data file '%s' cannot be opened: %s", what, joined,
+                      strerror(errno));
+    size_t k = strlen(real_dir);
+    if (strncmp(out, real_dir, k) != 0 || out[k] != '/')
+        return gr_err(GRAFT_E_FORMAT, "%s: external data location '%s' resolves to '%s', outside the "
+                      "model's folder", what, loc, out);
+    (void)n;
+    return GRAFT_OK;
+}
+
+static int parse_i64(const char *s, int64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno || end == s || *end || x < 0) return -1;
+    *v = x;
+    return 0;
+}
+
+static int read_external(const Onnx__TensorProto *tp, const char *dir, void *dst, size_t bytes,
+                         const char *what)
+{
+    const char *loc = NULL;
+    int64_t offset = 0, length = -1;
+    for (size_t i = 0; i < tp->n_external_data; i++) {
+        const char *k = tp->external_data[i]->key, *v = tp->external_data[i]->value;
+        if (!k || !v) continue;
+        if (strcmp(k, "location") == 0) loc = v;
+        else if (strcmp(k, "offset") == 0 && parse_i64(v, &offset))
+            return gr_err(GRAFT_E_FORMAT, "%s: bad external data offset '%s'", what, v);
+        else if (strcmp(k, "length") == 0 && parse_i64(v, &length))
+            return gr_err(GRAFT_E_FORMAT, "%s: bad external data length '%s'", what, v);
+    }
+    char path[PATH_MAX];
+    int st = external_path(dir, loc, path, sizeof path, what);
+    if (st) return st;
+    if (length >= 0 && (size_t)length != bytes)
+        return gr_err(GRAFT_E_FORMAT, "%s: external data length %" PRId64 " but the dims need %zu bytes",
+                      what, length, bytes);
+    FILE *f = fopen(path, "rb");
+    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open '%s': %s", what, path, strerror(errno));
+    struct stat sb;
+    int ok = fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode);
+    if (!ok || offset > (int64_t)sb.st_size || (int64_t)bytes > (int64_t)sb.st_size - offset) {
+        fclose(f);
+        return gr_err(GRAFT_E_FORMAT, "%s: external data in '%s' needs bytes %" PRId64 "..%" PRId64
+                      " but the file has %lld", what, path, offset, offset + (int64_t)bytes,
+                      (long long)(ok ? sb.st_size : -1));
+    }
+    ok = fseeko(f, offset, SEEK_SET) == 0 && fread(dst, 1, bytes, f) == bytes;
+    fclose(f);
+    return ok ? GRAFT_OK : gr_err(GRAFT_E_IO, "%s: read error in '%s'", what, path);
+}
+
+/* Converts a TensorProto; data is copied into the arena. `dir` is the model's folder (for
+ * external data), `what` names the tensor in messages. */
+static int tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, gr_arena *a,
+                             gr_tensor *out, const char *what)
+{
+    int dt = tp->has_data_type ? tp->data_type : 0;
+    if (!dtype_supported(dt))
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: element type %s (%d) is not supported", what,
+                      onnx_dtype_name(dt), dt);
+    if (tp->n_dims > GR_MAXDIM)
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: rank %zu exceeds graft's maximum of %d", what,
+                      tp->n_dims, GR_MAXDIM);
+    gr_shape s = {(int)tp->n_dims, {0}};
+    for (size_t i = 0; i < tp->n_dims; i++) {
+        if (tp->dims[i] < 0) return gr_err(GRAFT_E_FORMAT, "%s: negative dimension %" PRId64, what, tp->dims[i]);
+        s.d[i] = tp->dims[i];
+    }
+    size_t es = gr_dtype_size(dt);
+    int64_t n = gr_numel_checked(&s, es);
+    if (n < 0 || (uint64_t)n * es > (uint64_t)SIZE_MAX / 2)
+        return gr_err(GRAFT_E_FORMAT, "%s: dims whose product overflows", what);
+    size_t bytes = (size_t)n * es;
+    void *data = gr_arena_alloc(a, bytes);
+    if (!data) return gr_err_prefix(GRAFT_E_NOMEM, "%s", what);
+    out->dtype = (gr_dtype)dt;
+    out->shape = s;
+    out->data = data;
+
+    if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+        return read_external(tp, dir, data, bytes, what);
+    if (tp->has_raw_data) {
+        if (tp->raw_data.len != bytes)
+            return gr_err(GRAFT_E_FORMAT, "%s: raw_data has %zu bytes but dims %s of %s need %zu",
+                          what, tp->raw_data.len, gr_shape_str(&s, (char[128]){0}, 128),
+                          gr_dtype_name(dt), bytes);
+        memcpy(data, tp->raw_data.data, bytes);
+        return GRAFT_OK;
+    }
+    size_t have;
+    switch (dt) {
+    case GR_F32: have = tp->n_float_data; break;
+    case GR_F64: have = tp->n_double_data; break;
+    case GR_I64: have = tp->n_int64_data; break;
+    default: have = tp->n_int32_data; break;
+    }
+    if (have != (size_t)n)
+        return gr_err(GRAFT_E_FORMAT, "%s: has %zu values but dims %s need %" PRId64, what, have,
+                      gr_shape_str(&s, (char[128]){0}, 128), n);
+    for (int64_t i = 0; i < n; i++) {
+        switch (dt) {
+        case GR_F32: ((float *)data)[i] = tp->float_data[i]; break;
+        case GR_F64: ((double *)data)[i] = tp->double_data[i]; break;
+        case GR_I64: ((int64_t *)data)[i] = tp->int64_data[i]; break;
+        case GR_I32: ((int32_t *)data)[i] = tp->int32_data[i]; break;
+        case GR_I8: ((int8_t *)data)[i] = (int8_t)tp->int32_data[i]; break;
+        default: ((uint8_t *)data)[i] = (uint8_t)tp->int32_data[i]; break;
+        }
+    }
+    return GRAFT_OK;
+}
+
+/* ---- attributes ---- */
+
+static char *bytes_str(gr_arena *a, ProtobufCBinaryData b)
+{
+    char *s = gr_arena_alloc(a, b.len + 1);
+    if (s && b.len) memcpy(s, b.data, b.len);
+    return s;
+}
+
+static int attr_from_proto(const Onnx__AttributeProto *ap, const char *dir, gr_arena *a,
+                           gr_attr *out, const char *node)
+{
+    out->name = gr_arena_strdup(a, ap->name ? ap->name : "");
+    out->type = ap->has_type ? (int)ap->type : 0;
+    out->i = ap->i;
+    out->f = ap->f;
+    switch (out->type) {
+    case GR_AT_STRING:
+        out->s = bytes_str(a, ap->s);
+        break;
+    case GR_AT_INTS:
+        out->n = (int)ap->n_ints;
+        out->ints = gr_arena_alloc(a, ap->n_ints * sizeof(int64_t));
+        if (ap->n_ints) memcpy(out->ints, ap->ints, ap->n_ints * sizeof(int64_t));
+        break;
+    case GR_AT_FLOATS:
+        out->n = (int)ap->n_floats;
+        out->floats = gr_arena_alloc(a, ap->n_floats * sizeof(float));
+        if (ap->n_floats) memcpy(out->floats, ap->floats, ap->n_floats * sizeof(float));
+        break;
+    case GR_AT_STRINGS:
+        out->n = (int)ap->n_strings;
+        out->strings = gr_arena_alloc(a, ap->n_strings * sizeof(char *));
+        for (size_t i = 0; i < ap->n_strings; i++) out->strings[i] = bytes_str(a, ap->strings[i]);
+        break;
+    case GR_AT_TENSOR: {
+        if (!ap->t) return gr_err(GRAFT_E_FORMAT, "node '%s': attribute '%s' has no tensor", node, out->name);
+        char what[512];
+        snprintf(what, sizeof what, "node '%s' attribute '%s'", node, out->name);
+        return tensor_from_proto(ap->t, dir, a, &out->t, what);
+    }
+    default:
+        break;  /* graphs, sparse tensors: kept as a type tag; ops that need them are unsupported */
+    }
+    return GRAFT_OK;
+}
+
+/* ---- model ---- */
+
+static int declared_type(const Onnx__ValueInfoProto *vi, gr_value *v)
+{
+    if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !vi->type->tensor_type)
+        return gr_err(GRAFT_E_UNSUPPORTED, "graph input/output '%s' is not a tensor (sequences and maps are not supported)", vi->name);
+    const Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
+    v->t.dtype = tt->has_elem_type ? (gr_dtype)tt->elem_type : 0;
+    if (tt->shape) {
+        if (tt->shape->n_dim > GR_MAXDIM)
+            return gr_err(GRAFT_E_UNSUPPORTED, "'%s': rank %zu exceeds %d", vi->name, tt->shape->n_dim, GR_MAXDIM);
+        v->has_shape = 1;
+        v->t.shape.rank = (int)tt->shape->n_dim;
+        for (size_t i = 0; i < tt->shape->n_dim; i++) {
+            const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+            v->t.shape.d[i] = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
+                                  ? d->dim_value : -1;
+        }
+    }
+    return GRAFT_OK;
+}
+
+static int convert_nodes(gr_graph *g, const Onnx__GraphProto *gp, names *nm, const char *dir)
+{
+    g->nnodes = (int)gp->n_node;
+    g->nodes = gr_arena_alloc(g->arena, (gp->n_node + 1) * sizeof(gr_node));
+    if (!g->nodes) return GRAFT_E_NOMEM;
+    for (size_t k = 0; k < gp->n_node; k++) {
+        const Onnx__NodeProto *np = gp->node[k];
+        gr_node *n = &g->nodes[k];
+        char fallback[32];
+        snprintf(fallback, sizeof fallback, "#%zu", k);
+        n->name = gr_arena_strdup(g->arena, np->name && np->name[0] ? np->name : fallback);
+        n->op_type = gr_arena_strdup(g->arena, np->op_type ? np->op_type : "");
+        n->domain = gr_arena_strdup(g->arena, np->domain ? np->domain : "");
+        n->op = gr_op_find(n->op_type, n->domain);
+        n->nin = (int)np->n_input;
+        n->nout = (int)np->n_output;
+        n->in = gr_arena_alloc(g->arena, (np->n_input + 1) * sizeof(int));
+        n->out = gr_arena_alloc(g->arena, (np->n_output + 1) * sizeof(int));
+        n->nattr = (int)np->n_attribute;
+        n->attrs = gr_arena_alloc(g->arena, (np->n_attribute + 1) * sizeof(gr_attr));
+        if (!n->name || !n->op_type || !n->in || !n->out || !n->attrs) return GRAFT_E_NOMEM;
+        for (size_t i = 0; i < np->n_input; i++)
+            n->in[i] = np->input[i][0] ? value_of(nm, np->input[i]) : -1;
+        for (size_t i = 0; i < np->n_output; i++)
+            n->out[i] = np->output[i][0] ? value_of(nm, np->output[i]) : -1;
+        for (size_t i = 0; i < np->n_attribute; i++) {
+            int st = attr_from_proto(np->attribute[i], dir, g->arena, &n->attrs[i], n->name);
+            if (st) return st;
+        }
+    }
+    return GRAFT_OK;
+}
+
+static int convert_graph(gr_graph *g, const Onnx__GraphProto *gp, const char *dir)
+{
+    size_t cap_values = gp->n_initializer + gp->n_input + gp->n_output;
+    for (size_t k = 0; k < gp->n_node; k++) cap_values += gp->node[k]->n_input + gp->node[k]->n_output;
+    names nm = {NULL, 16, g, (int)cap_values + 1};
+    while (nm.cap < 2 * cap_values + 2) nm.cap *= 2;
+    nm.slot = malloc(nm.cap * sizeof(int));
+    g->values = gr_arena_alloc(g->arena, (cap_values + 1) * sizeof(gr_value));
+    if (!nm.slot || !g->values) { free(nm.slot); return gr_err(GRAFT_E_NOMEM, "out of memory"); }
+    memset(nm.slot, 0xff, nm.cap * sizeof(int));
+    int st = GRAFT_OK;
+
+    for (size_t i = 0; i < gp->n_initializer && !st; i++) {
+        const Onnx__TensorProto *tp = gp->initializer[i];
+        char what[512];
+        snprintf(what, sizeof what, "initializer '%s'", tp->name ? tp->name : "");
+        int v = value_of(&nm, tp->name ? tp->name : "");
+        if (v < 0) { st = GRAFT_E_NOMEM; break; }
+        if (g->values[v].is_init) { st = gr_err(GRAFT_E_FORMAT, "%s is defined twice", what); break; }
+        g->values[v].is_init = 1;
+        st = tensor_from_proto(tp, dir, g->arena, &g->values[v].t, what);
+    }
+    g->inputs = gr_arena_alloc(g->arena, (gp->n_input + 1) * sizeof(int));
+    g->outputs = gr_arena_alloc(g->arena, (gp->n_output + 1) * sizeof(int));
+    for (size_t i = 0; i < gp->n_input && !st; i++) {
+        int v = value_of(&nm, gp->input[i]->name ? gp->input[i]->name : "");
+        if (g->values[v].is_init) continue;  /* old exporters list initializers as inputs too */
+        st = declared_type(gp->input[i], &g->values[v]);
+        g->inputs[g->ninputs++] = v;
+    }
+    for (size_t i = 0; i < gp->n_output && !st; i++) {
+        int v = value_of(&nm, gp->output[i]->name ? gp->output[i]->name : "");
+        gr_value tmp = g->values[v];
+        if (declared_type(gp->output[i], &tmp) == GRAFT_OK && !g->values[v].is_init) {
+            g->values[v].has_shape = tmp.has_shape;
+            g->values[v].t.shape = tmp.t.shape;
+            g->values[v].t.dtype = tmp.t.dtype;
+        }
+        g->outputs[g->noutputs++] = v;
+    }
+    if (!st) st = convert_nodes(g, gp, &nm, dir);
+    free(nm.slot);
+    return st;
+}
+
+static int convert_model(gr_graph *g, const Onnx__ModelProto *mp, const char *dir)
+{
+    if (!mp->graph) return gr_err(GRAFT_E_FORMAT, "the model has no graph");
+    g->ir_version = mp->has_ir_version ? mp->ir_version : 0;
+    g->opset = 0;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+        if (!o->domain || !o->domain[0] || strcmp(o->domain, "ai.onnx") == 0) g->opset = (int)o->version;
+    }
+    if (g->opset == 0 && mp->n_opset_import == 0) g->opset = 1;  /* IR < 3 models have none */
+    if (g->opset < MIN_OPSET || g->opset > MAX_OPSET)
+        return gr_err(GRAFT_E_UNSUPPORTED, "the model uses ONNX opset %d; graft supports opsets %d to %d",
+                      g->opset, MIN_OPSET, MAX_OPSET);
+    g->producer = gr_arena_strdup(g->arena, mp->producer_name ? mp->producer_name : "");
+    g->producer_version = gr_arena_strdup(g->arena, mp->producer_version ? mp->producer_version : "");
+    g->graph_name = gr_arena_strdup(g->arena, mp->graph->name ? mp->graph->name : "");
+    g->nmeta = (int)mp->n_metadata_props;
+    g->meta = gr_arena_alloc(g->arena, (mp->n_metadata_props + 1) * sizeof(gr_meta));
+    for (size_t i = 0; i < mp->n_metadata_props; i++) {
+        g->meta[i].key = gr_arena_strdup(g->arena, mp->metadata_props[i]->key ? mp->metadata_props[i]->key : "");
+        g->meta[i].value = gr_arena_strdup(g->arena, mp->metadata_props[i]->value ? mp->metadata_props[i]->value : "");
+    }
+    int st = convert_graph(g, mp->graph, dir);
+    return st ? st : gr_graph_sort(g);
+}
+
+int gr_onnx_load(const char *path, gr_graph **out)
+{
+    unsigned char *buf;
+    size_t n;
+    int st = gr_read_file(path, &buf, &n);
+    if (st) return st;
+    if (n == 0) {
+        free(buf);
+        return gr_err(GRAFT_E_FORMAT, "%s: the file is empty, not an ONNX model", path);
+    }
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, n, buf);
+    free(buf);
+    if (!mp)
+        return gr_err(GRAFT_E_FORMAT, "%s: not a valid ONNX model (the protobuf is truncated or corrupt)", path);
+    gr_graph *g = gr_calloc(1, sizeof *g);
+    if (g) g->arena = gr_arena_new(1 << 20);
+    if (!g || !g->arena) {
+        free(g);
+        onnx__model_proto__free_unpacked(mp, NULL);
+        return GRAFT_E_NOMEM;
+    }
+    char dirbuf[PATH_MAX];
+    snprintf(dirbuf, sizeof dirbuf, "%s", path);
+    st = convert_model(g, mp, dirname(dirbuf));
+    onnx__model_proto__free_unpacked(mp, NULL);
+    if (st) {
+        gr_graph_free(g);
+        return gr_err_prefix(st, "%s", path);
+    }
+    g->path = gr_arena_strdup(g->arena, path);
+    *out = g;
+    return GRAFT_OK;
+}
+
+int gr_graph_check_ops(const gr_graph *g)
+{
+    for (int k = 0; k < g->nnodes; k++) {
+        const gr_node *n = &g->nodes[k];
+        if (!n->op)
+            return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
+                          n->name, n->domain[0] ? n->domain : "", n->domain[0] ? "." : "", n->op_type, g->opset);
+    }
+    return GRAFT_OK;
+}
+
+int gr_onnx_read_tensor(const char *path, gr_arena *arena, gr_tensor *out, char **name)
+{
+    unsigned char *buf;
+    size_t n;
+    int st = gr_read_file(path, &buf, &n);
+    if (st) return st;
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, n, buf);
+    free(buf);
+    if (!tp) return gr_err(GRAFT_E_FORMAT, "%s: not a valid TensorProto", path);
+    char dirbuf[PATH_MAX];
+    snprintf(dirbuf, sizeof dirbuf, "%s", path);
+    st = tensor_from_proto(tp, dirname(dirbuf), arena, out, path);
+    if (!st && name) *name = gr_arena_strdup(arena, tp->name ? tp->name : "");
+    onnx__tensor_proto__free_unpacked(tp, NULL);
+    return st;
+}
