@@ -1,4 +1,252 @@
-/* graft.c — the command line (placeholder until the CLI lands). */
+/* graft.c — the `graft` command. A thin layer over include/graft.h: parse flags, call the
+ * API, print results (text or --json) on stdout and errors on stderr.
+ * Exit codes: 0 success, 1 bad input (a file, model or data problem), 2 bad usage,
+ * 3 internal error or out of memory. */
 #include "graft.h"
+
+#include <cjson/cJSON.h>
 #include <stdio.h>
-int main(void) { printf("graft %s\n", graft_version()); return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+static int fail(graft_status st)
+{
+    fprintf(stderr, "graft: %s\n", graft_last_error());
+    return st == GRAFT_E_INTERNAL || st == GRAFT_E_NOMEM ? EXIT_INTERNAL : EXIT_INPUT;
+}
+
+static int usage_error(const char *cmd, const char *msg)
+{
+    fprintf(stderr, "graft %s: %s (see graft %s --help)\n", cmd, msg, cmd);
+    return EXIT_USAGE;
+}
+
+static const char *HELP =
+    "graft — transfer learning for pretrained ONNX models, on the CPU\n"
+    "\n"
+    "usage: graft COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  info MODEL [--json] [--batch N]     inputs, outputs, ops, parameters, FLOPs, cut points\n"
+    "  run MODEL (--input X.npy | --image PHOTO) [--output Y.npy] [--json]\n"
+    "                                      run the model on a tensor or an image\n"
+    "  version                             print the version\n"
+    "\n"
+    "common flags: --threads N (default: all cores), --help\n"
+    "exit codes: 0 ok, 1 bad input, 2 bad usage, 3 internal error\n";
+
+static const char *INFO_HELP =
+    "usage: graft info MODEL [--json] [--batch N] [--threads N]\n"
+    "\n"
+    "Describes an ONNX model: its inputs and outputs with shapes ('?' is a symbolic dim), op\n"
+    "counts, parameter count, FLOPs for one input of batch N (default 1; other symbolic dims\n"
+    "count as 224), activation memory, and the cut points: values after which only one\n"
+    "activation is alive, where the model can be cut for feature extraction (pass the name to\n"
+    "--layer in later commands).\n";
+
+static const char *RUN_HELP =
+    "usage: graft run MODEL (--input X.npy | --image PHOTO) [--output Y.npy] [--json]\n"
+    "                 [--resize N] [--crop N] [--reference] [--threads N]\n"
+    "\n"
+    "Runs the model on a NumPy tensor, or on an image (JPEG, PNG, PGM/PPM) preprocessed the\n"
+    "torchvision way: resize the shorter side to 256, center-crop 224, normalise with the\n"
+    "ImageNet mean and std (change the sizes with --resize/--crop). Writes the first output to\n"
+    "--output as .npy; prints its shape, a summary and the top-5 entries of a vector output.\n"
+    "--reference uses the plain C kernels instead of oneDNN.\n";
+
+/* ---- info ---- */
+
+static void print_values(const char *title, cJSON *arr)
+{
+    printf("%s:\n", title);
+    cJSON *v;
+    cJSON_ArrayForEach(v, arr) {
+        printf("  %-24s %-8s (", cJSON_GetObjectItem(v, "name")->valuestring,
+               cJSON_GetObjectItem(v, "dtype")->valuestring);
+        cJSON *d;
+        int first = 1;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItem(v, "shape")) {
+            if (cJSON_IsString(d)) printf("%s%s", first ? "" : ", ", d->valuestring);
+            else printf("%s%.0f", first ? "" : ", ", d->valuedouble);
+            first = 0;
+        }
+        printf(")\n");
+    }
+}
+
+static void print_info_text(cJSON *o)
+{
+    printf("model      %s\n", cJSON_GetObjectItem(o, "path")->valuestring);
+    printf("producer   %s %s, opset %.0f\n", cJSON_GetObjectItem(o, "producer")->valuestring,
+           cJSON_GetObjectItem(o, "producer_version")->valuestring, cJSON_GetObjectItem(o, "opset")->valuedouble);
+    print_values("inputs", cJSON_GetObjectItem(o, "inputs"));
+    print_values("outputs", cJSON_GetObjectItem(o, "outputs"));
+    printf("nodes      %.0f\nops       ", cJSON_GetObjectItem(o, "nodes")->valuedouble);
+    cJSON *c;
+    int col = 11;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "op_counts")) {
+        char item[96];
+        int n = snprintf(item, sizeof item, "%s %.0f  ", c->string, c->valuedouble);
+        if (col + n > 100) { printf("\n           "); col = 11; }
+        printf("%s", item);
+        col += n;
+    }
+    printf("\nparameters %.0f (%.1f MB as float32)\n", cJSON_GetObjectItem(o, "parameters")->valuedouble,
+           cJSON_GetObjectItem(o, "parameters")->valuedouble * 4 / 1e6);
+    printf("FLOPs      %.3f G for batch %.0f\n", cJSON_GetObjectItem(o, "flops")->valuedouble / 1e9,
+           cJSON_GetObjectItem(o, "batch")->valuedouble);
+    printf("activations %.1f MB (liveness-planned arena)\n",
+           cJSON_GetObjectItem(o, "activation_bytes")->valuedouble / 1e6);
+    printf("cut points (for --layer):\n");
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "cut_points")) {
+        char shape[128] = "";
+        int k = 0;
+        cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItem(c, "shape"))
+            k += snprintf(shape + k, sizeof shape - (size_t)k, "%s%.0f", k ? "x" : "", d->valuedouble);
+        printf("  %-32s %-20s %s\n", cJSON_GetObjectItem(c, "name")->valuestring,
+               cJSON_GetObjectItem(c, "op")->valuestring, shape);
+    }
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    const char *path = NULL;
+    int json = 0, batch = 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) { fputs(INFO_HELP, stdout); return 0; }
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) graft_set_threads(atoi(argv[++i]));
+        else if (argv[i][0] == '-') return usage_error("info", "unknown flag");
+        else if (!path) path = argv[i];
+        else return usage_error("info", "more than one model given");
+    }
+    if (!path) return usage_error("info", "no model given");
+    if (batch <= 0) return usage_error("info", "--batch must be positive");
+    graft_model *m;
+    graft_status st = graft_model_load(path, &m);
+    if (st) return fail(st);
+    char *text;
+    st = graft_model_info_json(m, batch, &text);
+    graft_model_free(m);
+    if (st) return fail(st);
+    if (json) puts(text);
+    else {
+        cJSON *o = cJSON_Parse(text);
+        print_info_text(o);
+        cJSON_Delete(o);
+    }
+    free(text);
+    return 0;
+}
+
+/* ---- run ---- */
+
+static void print_output(const graft_tensor *t, int json)
+{
+    int64_t n = graft_tensor_numel(t);
+    double sum = 0, mn = 0, mx = 0;
+    const float *f = t->dtype == GRAFT_FLOAT ? t->data : NULL;
+    for (int64_t i = 0; f && i < n; i++) {
+        sum += f[i];
+        if (i == 0 || f[i] < mn) mn = f[i];
+        if (i == 0 || f[i] > mx) mx = f[i];
+    }
+    /* top 5 of the first row of a (1, K) or (K) output */
+    int64_t k = t->rank ? t->dims[t->rank - 1] : 1;
+    int top[5], ntop = 0;
+    if (f && (t->rank == 1 || (t->rank == 2 && t->dims[0] == 1)))
+        for (; ntop < 5 && ntop < k; ntop++) {
+            int best = -1;
+            for (int64_t i = 0; i < k; i++) {
+                int used = 0;
+                for (int j = 0; j < ntop; j++) used |= top[j] == i;
+                if (!used && (best < 0 || f[i] > f[best])) best = (int)i;
+            }
+            top[ntop] = best;
+        }
+    if (json) {
+        printf("{\"shape\": [");
+        for (int i = 0; i < t->rank; i++) printf("%s%lld", i ? ", " : "", (long long)t->dims[i]);
+        printf("], \"sum\": %.9g, \"min\": %.9g, \"max\": %.9g, \"top\": [", sum, mn, mx);
+        for (int j = 0; j < ntop; j++) printf("%s{\"index\": %d, \"value\": %.9g}", j ? ", " : "", top[j], f[top[j]]);
+        printf("]}\n");
+        return;
+    }
+    printf("output shape (");
+    for (int i = 0; i < t->rank; i++) printf("%s%lld", i ? ", " : "", (long long)t->dims[i]);
+    printf(")");
+    if (f) printf("  sum %.6g  min %.6g  max %.6g", sum, mn, mx);
+    printf("\n");
+    for (int j = 0; j < ntop; j++) printf("  top%d  index %-6d %.6g\n", j + 1, top[j], f[top[j]]);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *path = NULL, *input = NULL, *image = NULL, *output = NULL;
+    int json = 0, reference = 0;
+    graft_image_prep prep;
+    graft_image_prep_imagenet(&prep);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help")) { fputs(RUN_HELP, stdout); return 0; }
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--reference")) reference = 1;
+        else if (!strcmp(a, "--input") && has) input = argv[++i];
+        else if (!strcmp(a, "--image") && has) image = argv[++i];
+        else if (!strcmp(a, "--output") && has) output = argv[++i];
+        else if (!strcmp(a, "--resize") && has) prep.resize = atoi(argv[++i]);
+        else if (!strcmp(a, "--crop") && has) prep.crop = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && has) graft_set_threads(atoi(argv[++i]));
+        else if (a[0] == '-') return usage_error("run", "unknown flag or missing value");
+        else if (!path) path = a;
+        else return usage_error("run", "more than one model given");
+    }
+    if (!path) return usage_error("run", "no model given");
+    if (!input == !image) return usage_error("run", "give exactly one of --input and --image");
+    graft_tensor *x = NULL, *y = NULL;
+    graft_model *m = NULL;
+    graft_status st = input ? graft_npy_load(input, &x) : graft_image_load(image, &prep, &x);
+    if (!st) st = graft_model_load(path, &m);
+    if (!st && graft_model_num_inputs(m) != 1) {
+        fprintf(stderr, "graft: %s has %d inputs; graft run feeds one\n", path, graft_model_num_inputs(m));
+        graft_model_free(m);
+        graft_tensor_free(x);
+        return EXIT_INPUT;
+    }
+    if (!st) graft_model_use_reference(m, reference);
+    int nout = m ? graft_model_num_outputs(m) : 0;
+    graft_tensor **outs = calloc((size_t)nout + 1, sizeof *outs);
+    if (!st) st = graft_model_run(m, (const graft_tensor *const *)&x, 1, outs, nout);
+    if (!st) {
+        y = outs[0];
+        print_output(y, json);
+        if (output) st = graft_npy_save(output, y);
+    }
+    for (int i = 0; i < nout; i++) graft_tensor_free(outs[i]);
+    free(outs);
+    graft_model_free(m);
+    graft_tensor_free(x);
+    return st ? fail(st) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        fputs(HELP, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("graft %s\n", graft_version());
+        return 0;
+    }
+    fprintf(stderr, "graft: unknown command '%s'\n\n%s", cmd, HELP);
+    return EXIT_USAGE;
+}

@@ -283,3 +283,35 @@ int gr_plan_matches(const gr_plan *p, const gr_tensor *inputs)
 size_t gr_plan_arena_bytes(const gr_plan *p) { return p->act_bytes + p->scratch_bytes; }
 int64_t gr_plan_flops(const gr_plan *p) { return p->flops; }
 int gr_plan_steps(const gr_plan *p) { return p->nsteps; }
+
+/* A cut point is a step after which exactly one activation is alive: everything downstream
+ * depends on the input only through that value, so the model can be cut there and the value
+ * used as features. The last step (the model's output) is not a cut point. */
+int gr_plan_cut_points(const gr_plan *p, int *values, int max)
+{
+    const gr_graph *g = p->g;
+    int *last = malloc((size_t)(g->nvalues + 1) * sizeof *last), count = 0;
+    if (!last) return gr_err(GRAFT_E_NOMEM, "out of memory");
+    for (int v = 0; v < g->nvalues; v++) last[v] = -1;
+    for (int s = 0; s < p->nsteps; s++) {
+        const gr_node *n = &g->nodes[p->steps[s]];
+        for (int i = 0; i < n->nin; i++)
+            if (n->in[i] >= 0 && !p->known[n->in[i]]) last[n->in[i]] = s;
+    }
+    for (int i = 0; i < g->noutputs; i++) last[g->outputs[i]] = p->nsteps;
+    for (int s = 0; s + 1 < p->nsteps; s++) {
+        int alive = 0, only = -1;
+        for (int t = 0; t <= s; t++) {
+            const gr_node *n = &g->nodes[p->steps[t]];
+            for (int j = 0; j < n->nout; j++)
+                if (n->out[j] >= 0 && last[n->out[j]] > s) { alive++; only = n->out[j]; }
+        }
+        for (int i = 0; i < g->ninputs; i++)
+            if (last[g->inputs[i]] > s) alive++;
+        if (alive == 1 && p->vals[only].dtype == GR_F32 && count < max) values[count++] = only;
+    }
+    free(last);
+    return count;
+}
+
+int gr_plan_step_node(const gr_plan *p, int s) { return p->steps[s]; }

@@ -70,5 +70,9 @@ size_t gr_plan_arena_bytes(const gr_plan *p);
 int64_t gr_plan_flops(const gr_plan *p);
 /* Step count actually executed per run (nodes not folded away). */
 int gr_plan_steps(const gr_plan *p);
+int gr_plan_step_node(const gr_plan *p, int s);
+/* Values after which only one activation is alive (where the model can be cut for features),
+ * in execution order; returns their count (at most max) or a negative status. */
+int gr_plan_cut_points(const gr_plan *p, int *values, int max);
 
 #endif
