@@ -8,3 +8,15 @@ function(graft_test name labels)
 endfunction()
 
 graft_test(test_onnx_node "onnx")
+
+# Small models written by python3-onnx for the CLI and bad-input tests.
+add_test(NAME make_test_models
+  COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/scripts/make_test_models.py ${CMAKE_BINARY_DIR}/testmodels)
+set_tests_properties(make_test_models PROPERTIES FIXTURES_SETUP testmodels LABELS "badinput;model;cli")
+
+add_test(NAME test_badinput
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_badinput.sh $<TARGET_FILE:graft_cli> ${CMAKE_BINARY_DIR}/testmodels)
+set_tests_properties(test_badinput PROPERTIES FIXTURES_REQUIRED testmodels LABELS "badinput")
+add_test(NAME test_tiny_model
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_tiny_model.sh $<TARGET_FILE:graft_cli> ${CMAKE_BINARY_DIR}/testmodels)
+set_tests_properties(test_tiny_model PROPERTIES FIXTURES_REQUIRED testmodels LABELS "model")

@@ -1,0 +1,42 @@
+# Thin wrapper over CMake/ctest. The two commands of the README:
+#   make demo   set up (Debian + pinned npm packages), build, and run the main job
+#   make test   set up, build, and run the whole test suite (then the unit tests under ASan/UBSan)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+export GRAFT_CACHE ?= $(HOME)/.cache/graft
+
+.PHONY: all setup build test test-fast asan demo bench-infer clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The whole suite, then the fast labels again under AddressSanitizer + UBSan.
+test: setup build
+	cd $(BUILD) && ctest --output-on-failure -j1
+	$(MAKE) asan
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -L 'unit|op|onnx|badinput'
+
+asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGRAFT_SANITIZE=ON > /dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|op|onnx|badinput'
+
+demo: setup build
+	@bash scripts/demo.sh $(BUILD)
+
+bench-infer: setup build
+	@bash bench/infer.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
