@@ -12,6 +12,9 @@ struct graft_model {
     gr_dnnl *dnnl;
     gr_plan *plan;   /* specialised to the last input shapes */
     int use_ref;
+    int nops;        /* op histogram of the model as loaded, before inference rewrites */
+    struct { const char *op; int count; } ops[128];
+    int nnodes;
 };
 
 /* Views a public tensor as an internal one (no copy). */

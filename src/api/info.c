@@ -28,14 +28,10 @@ static cJSON *values_json(const gr_graph *g, const int *idx, int n)
     return arr;
 }
 
-static cJSON *op_counts_json(const gr_graph *g)
+static cJSON *op_counts_json(const graft_model *m)
 {
     cJSON *o = cJSON_CreateObject();
-    for (int k = 0; k < g->nnodes; k++) {
-        cJSON *c = cJSON_GetObjectItemCaseSensitive(o, g->nodes[k].op_type);
-        if (c) cJSON_SetNumberValue(c, c->valuedouble + 1);
-        else cJSON_AddNumberToObject(o, g->nodes[k].op_type, 1);
-    }
+    for (int i = 0; i < m->nops; i++) cJSON_AddNumberToObject(o, m->ops[i].op, m->ops[i].count);
     return o;
 }
 
@@ -100,8 +96,8 @@ graft_status graft_model_info_json(graft_model *m, int batch, char **json)
     cJSON_AddNumberToObject(o, "opset", g->opset);
     cJSON_AddItemToObject(o, "inputs", values_json(g, g->inputs, g->ninputs));
     cJSON_AddItemToObject(o, "outputs", values_json(g, g->outputs, g->noutputs));
-    cJSON_AddNumberToObject(o, "nodes", g->nnodes);
-    cJSON_AddItemToObject(o, "op_counts", op_counts_json(g));
+    cJSON_AddNumberToObject(o, "nodes", m->nnodes);
+    cJSON_AddItemToObject(o, "op_counts", op_counts_json(m));
     cJSON_AddNumberToObject(o, "parameters", (double)parameter_count(g));
     cJSON *meta = cJSON_CreateObject();
     for (int i = 0; i < g->nmeta; i++) cJSON_AddStringToObject(meta, g->meta[i].key, g->meta[i].value);

@@ -66,6 +66,22 @@ graft_status graft_npy_save(const char *path, const graft_tensor *t)
     return gr_npy_save(path, &v);
 }
 
+static void count_ops(graft_model *m)
+{
+    m->nnodes = m->g->nnodes;
+    for (int k = 0; k < m->g->nnodes; k++) {
+        const char *op = m->g->nodes[k].op_type;
+        int i = 0;
+        while (i < m->nops && strcmp(m->ops[i].op, op)) i++;
+        if (i == m->nops) {
+            if (m->nops == 128) continue;
+            m->ops[m->nops].op = op;
+            m->ops[m->nops++].count = 0;
+        }
+        m->ops[i].count++;
+    }
+}
+
 graft_status graft_model_load(const char *path, graft_model **out)
 {
     gr_graph *g;
@@ -79,7 +95,9 @@ graft_status graft_model_load(const char *path, graft_model **out)
     graft_model *m = gr_calloc(1, sizeof *m);
     if (!m) { gr_graph_free(g); return GRAFT_E_NOMEM; }
     m->g = g;
-    st = gr_dnnl_new(&m->dnnl);
+    count_ops(m);
+    st = gr_graph_optimize(g);
+    if (!st) st = gr_dnnl_new(&m->dnnl);
     if (st) { graft_model_free(m); return st; }
     *out = m;
     return GRAFT_OK;

@@ -47,6 +47,9 @@ int gr_graph_find_value(const gr_graph *g, const char *name);
  * inputs, naming the node. Also fills value->producer. */
 int gr_graph_sort(gr_graph *g);
 
+/* Inference rewrites (BatchNorm folded into Conv, Relu/Clip fused into Conv); see optimize.c. */
+int gr_graph_optimize(gr_graph *g);
+
 /* ---- plans: the graph specialised to concrete input shapes ---- */
 
 typedef struct gr_plan gr_plan;
