@@ -134,7 +134,7 @@ static int run_set(const gr_graph *g, const char *set, int use_ref, gr_dnnl *dnn
             if (gr_onnx_read_tensor(path, a, &want, NULL)) {
                 snprintf(msg, n, "%s", graft_last_error());
                 ok = 0;
-            } else if (!compare(gr_plan_value(p, g->outputs[i]), &want, msg, n)) {
+            } else if (!compare(gr_plan_output(p, i), &want, msg, n)) {
                 char tmp[600];
                 snprintf(tmp, sizeof tmp, "output %d: %s", i, msg);
                 snprintf(msg, n, "%s", tmp);

@@ -7,7 +7,7 @@
 
 gr_tensor gr_tensor_view(const graft_tensor *t)
 {
-    gr_tensor v = {(gr_dtype)t->dtype, {t->rank, {0}}, t->data};
+    gr_tensor v = {.dtype = (gr_dtype)t->dtype, .shape = {t->rank, {0}}, .data = t->data};
     for (int i = 0; i < t->rank && i < GR_MAXDIM; i++) v.shape.d[i] = t->dims[i];
     return v;
 }
@@ -172,12 +172,7 @@ graft_status graft_model_run(graft_model *m, const graft_tensor *const *inputs, 
     gr_plan_run(m->plan, in);
     int i = 0;
     for (; i < noutputs && !st; i++) {
-        int v = g->outputs[i];
-        const gr_tensor *t = gr_plan_value(m->plan, v);
-        /* an output that is a graph input is not in the plan's values */
-        for (int k = 0; k < g->ninputs; k++)
-            if (g->inputs[k] == v) t = &in[k];
-        st = copy_out(t, &outputs[i]);
+        st = copy_out(gr_plan_output(m->plan, i), &outputs[i]);
     }
     if (st)
         while (--i > 0) { graft_tensor_free(outputs[i - 1]); outputs[i - 1] = NULL; }

@@ -122,6 +122,11 @@ char *gr_shape_str(const gr_shape *s, char *buf, size_t n)
     return buf;
 }
 
+size_t gr_tensor_bytes(const gr_tensor *t)
+{
+    return t->layout ? t->bytes : (size_t)gr_numel(&t->shape) * gr_dtype_size(t->dtype);
+}
+
 gr_shape gr_shape_make(int rank, const int64_t *d)
 {
     gr_shape s = {rank, {0}};

@@ -22,12 +22,21 @@ typedef struct gr_shape {
     int64_t d[GR_MAXDIM];
 } gr_shape;
 
-/* Internal tensors never own their data: it lives in an arena or a parameter block. */
+/* Internal tensors never own their data: it lives in an arena or a parameter block.
+ * `layout` is NULL for plain row-major data (NCHW for images). Otherwise the data is in a
+ * oneDNN layout (e.g. nChw16c) described by an opaque descriptor owned by the op that produced
+ * it, and `bytes` is its storage size (blocked layouts pad channels). Only ops flagged
+ * GR_OPF_LAYOUT ever see such tensors; the executor converts them to plain for the others. */
 typedef struct gr_tensor {
     gr_dtype dtype;
     gr_shape shape;
     void *data;
+    const void *layout;
+    size_t bytes;
 } gr_tensor;
+
+/* Storage size in bytes (plain, or the layout's size). */
+size_t gr_tensor_bytes(const gr_tensor *t);
 
 size_t gr_dtype_size(int dtype);          /* 0 for a type graft does not know */
 const char *gr_dtype_name(int dtype);

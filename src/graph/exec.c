@@ -4,22 +4,38 @@
  * shapes and builds its kernels once; nodes whose inputs are all known at plan time (initializers,
  * Shape of a known shape, ...) are run right away and become constants, which folds the
  * Shape → Gather → Unsqueeze → Concat → Reshape chains exporters emit. The remaining nodes are the
- * steps of a run. Their outputs live in one activation block laid out by a liveness plan: a
- * value occupies its bytes from the step that produces it to its last reader, and first-fit
- * reuses freed ranges, so peak memory is far below the sum of all activations. */
+ * steps of a run.
+ *
+ * Layouts: an op flagged GR_OPF_LAYOUT may leave its output in a oneDNN layout (nChw16c...);
+ * before an op that reads only plain tensors, and at the graph's outputs, the plan inserts a
+ * ToPlain step. Such conversions are made once per value and shared by all its readers.
+ *
+ * Memory: step outputs live in one activation block laid out by a liveness plan: a value holds
+ * its bytes from the step that produces it to its last reader, and first-fit reuses freed
+ * ranges, so the block is far smaller than the sum of all activations. */
 #include "graph.h"
 
 #include <inttypes.h>
 #include <string.h>
 
+typedef struct step {
+    gr_opctx *ctx;
+    const gr_opdef *op;
+    int node;               /* graph node, or -1 for an inserted conversion */
+} step;
+
 struct gr_plan {
     const gr_graph *g;
     gr_plan_opts opts;
     gr_arena *arena;        /* op state, folded constants, bookkeeping */
-    gr_tensor *vals;        /* one per value */
+    gr_tensor *vals;        /* graph values, then values the plan adds (conversions) */
+    int nvals, capvals;
     unsigned char *known;   /* value known at plan time */
-    gr_opctx *ctx;          /* one per node */
-    int *steps, nsteps;     /* nodes run at every run */
+    int *plain_of;          /* value → its plain conversion, or -1 */
+    gr_opctx *ctx;          /* one per graph node */
+    step *steps;
+    int nsteps, capsteps;
+    int *outputs;           /* plan value of each graph output (plain) */
     gr_shape *in_shapes;
     unsigned char *act;     /* activation block */
     size_t act_bytes;
@@ -28,9 +44,9 @@ struct gr_plan {
     int64_t flops;
 };
 
-static size_t tensor_bytes(const gr_tensor *t)
+static int value_index(const gr_plan *p, const gr_tensor *t)
 {
-    return (size_t)gr_numel(&t->shape) * gr_dtype_size(t->dtype);
+    return t >= p->vals && t < p->vals + p->nvals ? (int)(t - p->vals) : -1;
 }
 
 static int bind_inputs(gr_plan *p, const gr_tensor *inputs)
@@ -56,10 +72,9 @@ static int bind_inputs(gr_plan *p, const gr_tensor *inputs)
                           gr_shape_str(&x->shape, a, sizeof a));
         p->in_shapes[i] = x->shape;
         gr_tensor *t = &p->vals[g->inputs[i]];
-        t->dtype = x->dtype;
-        t->shape = x->shape;
+        *t = (gr_tensor){.dtype = x->dtype, .shape = x->shape};
         if (p->opts.inputs_const) {
-            size_t n = tensor_bytes(x);
+            size_t n = gr_tensor_bytes(x);
             t->data = gr_arena_alloc(p->arena, n);
             if (!t->data) return GRAFT_E_NOMEM;
             if (n) memcpy(t->data, x->data, n);
@@ -69,7 +84,68 @@ static int bind_inputs(gr_plan *p, const gr_tensor *inputs)
     return GRAFT_OK;
 }
 
-/* Runs prepare for node k; folds it if its inputs are known. */
+static int add_step(gr_plan *p, gr_opctx *c, const gr_opdef *op, int node)
+{
+    if (p->nsteps == p->capsteps) {
+        int cap = p->capsteps * 2 + 16;
+        step *s = gr_arena_alloc(p->arena, (size_t)cap * sizeof *s);
+        if (!s) return GRAFT_E_NOMEM;
+        if (p->nsteps) memcpy(s, p->steps, (size_t)p->nsteps * sizeof *s);
+        p->steps = s;
+        p->capsteps = cap;
+    }
+    p->steps[p->nsteps++] = (step){c, op, node};
+    if (c->scratch_bytes > p->scratch_bytes) p->scratch_bytes = c->scratch_bytes;
+    return GRAFT_OK;
+}
+
+/* Runs a prepared op now (its inputs are known); its outputs become plan constants. */
+static int fold(gr_plan *p, gr_opctx *c, const gr_opdef *op)
+{
+    for (int i = 0; i < c->nout; i++) {
+        c->out[i]->data = gr_arena_alloc(p->arena, gr_tensor_bytes(c->out[i]));
+        if (!c->out[i]->data) return GRAFT_E_NOMEM;
+        int v = value_index(p, c->out[i]);
+        if (v >= 0) p->known[v] = 1;
+    }
+    void *scratch = c->scratch_bytes ? aligned_alloc(64, (c->scratch_bytes + 63) & ~(size_t)63) : NULL;
+    if (c->scratch_bytes && !scratch) return gr_err(GRAFT_E_NOMEM, "out of memory for scratch");
+    c->scratch = scratch;
+    op->forward(c);
+    free(scratch);
+    c->scratch = NULL;
+    return GRAFT_OK;
+}
+
+/* Returns the plan value holding v in plain layout, inserting a ToPlain step if needed. */
+static int plain_value(gr_plan *p, int v, int *out)
+{
+    if (!p->vals[v].layout) { *out = v; return GRAFT_OK; }
+    if (p->plain_of[v] >= 0) { *out = p->plain_of[v]; return GRAFT_OK; }
+    GR_ASSERT(p->nvals < p->capvals);
+    int w = p->nvals++;
+    gr_opctx *c = gr_arena_alloc(p->arena, sizeof *c);
+    gr_tensor **io = gr_arena_alloc(p->arena, 2 * sizeof *io);
+    if (!c || !io) return GRAFT_E_NOMEM;
+    c->name = v < p->g->nvalues ? p->g->values[v].name : "(conversion)";
+    c->op_type = gr_op_to_plain.name;
+    c->nin = c->nout = 1;
+    c->in = io;
+    c->out = io + 1;
+    c->in[0] = &p->vals[v];
+    c->out[0] = &p->vals[w];
+    c->arena = p->arena;
+    c->dnnl = p->opts.dnnl;
+    int st = gr_op_to_plain.prepare(c);
+    if (st) return st;
+    st = p->known[v] ? fold(p, c, &gr_op_to_plain) : add_step(p, c, &gr_op_to_plain, -1);
+    if (st) return st;
+    p->plain_of[v] = w;
+    *out = w;
+    return GRAFT_OK;
+}
+
+/* Wires node k's context, prepares it, and either folds it or makes it a step. */
 static int plan_node(gr_plan *p, int k)
 {
     const gr_graph *g = p->g;
@@ -78,24 +154,19 @@ static int plan_node(gr_plan *p, int k)
     if (!n->op)
         return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
                       n->name, n->domain, n->domain[0] ? "." : "", n->op_type, g->opset);
-    c->name = n->name;
-    c->op_type = n->op_type;
-    c->opset = g->opset;
-    c->attrs = n->attrs;
-    c->nattr = n->nattr;
-    c->nin = n->nin;
-    c->nout = n->nout;
-    c->arena = p->arena;
-    c->use_ref = p->opts.use_ref;
-    c->dnnl = p->opts.dnnl;
+    *c = (gr_opctx){.name = n->name, .op_type = n->op_type, .opset = g->opset, .attrs = n->attrs,
+                    .nattr = n->nattr, .nin = n->nin, .nout = n->nout, .arena = p->arena,
+                    .use_ref = p->opts.use_ref, .dnnl = p->opts.dnnl};
     c->in = gr_arena_alloc(p->arena, (size_t)(n->nin + 1) * sizeof(gr_tensor *));
     c->out = gr_arena_alloc(p->arena, (size_t)(n->nout + 1) * sizeof(gr_tensor *));
     if (!c->in || !c->out) return GRAFT_E_NOMEM;
-    int all_known = 1;
+    int all_known = 1, st;
     for (int i = 0; i < n->nin; i++) {
         int v = n->in[i];
-        c->in[i] = v >= 0 ? &p->vals[v] : NULL;
-        if (v >= 0 && !p->known[v]) {
+        if (v < 0) continue;
+        if (!(n->op->flags & GR_OPF_LAYOUT) && (st = plain_value(p, v, &v))) return st;
+        c->in[i] = &p->vals[v];
+        if (!p->known[v]) {
             all_known = 0;
             p->vals[v].data = NULL;  /* prepare must not rely on activation data */
         }
@@ -103,67 +174,58 @@ static int plan_node(gr_plan *p, int k)
     /* An absent optional output still gets a tensor to write into; it is never read. */
     for (int i = 0; i < n->nout; i++)
         c->out[i] = n->out[i] >= 0 ? &p->vals[n->out[i]] : gr_arena_alloc(p->arena, sizeof(gr_tensor));
-    int st = n->op->prepare(c);
-    if (st) return st;
+    if ((st = n->op->prepare(c))) return st;
     for (int i = 0; i < n->nout; i++)
         if (!gr_dtype_size(c->out[i]->dtype))
             return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s): output %d has no type after prepare", n->name, n->op_type, i);
     p->flops += c->flops;
-    if (c->scratch_bytes > p->scratch_bytes) p->scratch_bytes = c->scratch_bytes;
-
-    if (!(all_known || (n->op->flags & GR_OPF_SHAPE_ONLY))) {
-        p->steps[p->nsteps++] = k;
-        return GRAFT_OK;
-    }
-    /* Fold: compute now, the outputs become constants of the plan. */
-    for (int i = 0; i < n->nout; i++) {
-        c->out[i]->data = gr_arena_alloc(p->arena, tensor_bytes(c->out[i]));
-        if (!c->out[i]->data) return GRAFT_E_NOMEM;
-    }
-    void *scratch = c->scratch_bytes ? aligned_alloc(64, (c->scratch_bytes + 63) & ~(size_t)63) : NULL;
-    if (c->scratch_bytes && !scratch) return gr_err(GRAFT_E_NOMEM, "out of memory for scratch");
-    c->scratch = scratch;
-    n->op->forward(c);
-    free(scratch);
-    c->scratch = NULL;
-    for (int i = 0; i < n->nout; i++)
-        if (n->out[i] >= 0) p->known[n->out[i]] = 1;
-    return GRAFT_OK;
+    if (all_known || (n->op->flags & GR_OPF_SHAPE_ONLY)) return fold(p, c, n->op);
+    return add_step(p, c, n->op, k);
 }
 
 /* ---- liveness memory plan ---- */
 
 typedef struct block { size_t off, size; int value; } block;
 
+/* last[v]: index of the last step reading plan value v (nsteps for graph outputs). */
+static int *last_uses(const gr_plan *p)
+{
+    int *last = malloc((size_t)(p->nvals + 1) * sizeof *last);
+    if (!last) return NULL;
+    for (int v = 0; v < p->nvals; v++) last[v] = -1;
+    for (int s = 0; s < p->nsteps; s++) {
+        const gr_opctx *c = p->steps[s].ctx;
+        for (int i = 0; i < c->nin; i++) {
+            int v = c->in[i] ? value_index(p, c->in[i]) : -1;
+            if (v >= 0) last[v] = s;
+        }
+    }
+    for (int i = 0; i < p->g->noutputs; i++) last[p->outputs[i]] = p->nsteps;
+    return last;
+}
+
 static int plan_memory(gr_plan *p)
 {
-    const gr_graph *g = p->g;
-    int nv = g->nvalues, st = GRAFT_OK;
-    int *last = malloc((size_t)(nv + 1) * sizeof *last);
-    size_t *off = calloc((size_t)nv + 1, sizeof *off);
-    block *live = malloc((size_t)(nv + 1) * sizeof *live);
+    int st = GRAFT_OK, nlive = 0;
+    int *last = last_uses(p);
+    size_t *off = calloc((size_t)p->nvals + 1, sizeof *off);
+    block *live = malloc((size_t)(p->nvals + 1) * sizeof *live);
     if (!last || !off || !live) { st = gr_err(GRAFT_E_NOMEM, "out of memory planning"); goto done; }
-    for (int v = 0; v < nv; v++) last[v] = -1;
-    for (int s = 0; s < p->nsteps; s++) {
-        const gr_node *n = &g->nodes[p->steps[s]];
-        for (int i = 0; i < n->nin; i++)
-            if (n->in[i] >= 0) last[n->in[i]] = s;
-    }
-    for (int i = 0; i < g->noutputs; i++) last[g->outputs[i]] = p->nsteps;
-
-    int nlive = 0;
     size_t peak = 0;
     for (int s = 0; s < p->nsteps; s++) {
-        const gr_node *n = &g->nodes[p->steps[s]];
-        for (int j = 0; j < n->nout; j++) {
-            int v = n->out[j];
-            if (v < 0) continue;
-            size_t need = (tensor_bytes(&p->vals[v]) + 63) & ~(size_t)63;
+        gr_opctx *c = p->steps[s].ctx;
+        for (int j = 0; j < c->nout; j++) {
+            int v = value_index(p, c->out[j]);
+            size_t need = (gr_tensor_bytes(c->out[j]) + 63) & ~(size_t)63;
+            if (v < 0) {  /* an absent optional output: private bytes */
+                c->out[j]->data = gr_arena_alloc(p->arena, need);
+                if (!c->out[j]->data) { st = GRAFT_E_NOMEM; goto done; }
+                continue;
+            }
             if (last[v] < s) last[v] = s;  /* unread outputs still need bytes during their step */
-            /* first fit in the gaps between live blocks (kept sorted by offset) */
             size_t at = 0;
             int pos = 0;
-            for (; pos < nlive; pos++) {
+            for (; pos < nlive; pos++) {  /* first fit between live blocks sorted by offset */
                 if (live[pos].off - at >= need) break;
                 at = live[pos].off + live[pos].size;
             }
@@ -184,20 +246,11 @@ static int plan_memory(gr_plan *p)
     p->act = peak ? aligned_alloc(64, peak) : NULL;
     if (peak && !p->act) { st = gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", peak); goto done; }
     for (int s = 0; s < p->nsteps; s++) {
-        const gr_node *n = &g->nodes[p->steps[s]];
-        for (int j = 0; j < n->nout; j++)
-            if (n->out[j] >= 0) p->vals[n->out[j]].data = p->act + off[n->out[j]];
-            else p->ctx[p->steps[s]].out[j]->data = NULL;
-    }
-    /* Unread optional outputs (absent in the model) need somewhere to go: give them scratch. */
-    for (int s = 0; s < p->nsteps; s++) {
-        const gr_node *n = &g->nodes[p->steps[s]];
-        gr_opctx *c = &p->ctx[p->steps[s]];
-        for (int j = 0; j < n->nout; j++)
-            if (n->out[j] < 0) {
-                c->out[j]->data = gr_arena_alloc(p->arena, tensor_bytes(c->out[j]));
-                if (!c->out[j]->data) { st = GRAFT_E_NOMEM; goto done; }
-            }
+        gr_opctx *c = p->steps[s].ctx;
+        for (int j = 0; j < c->nout; j++) {
+            int v = value_index(p, c->out[j]);
+            if (v >= 0) p->vals[v].data = p->act + off[v];
+        }
     }
     if (p->scratch_bytes) {
         p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) & ~(size_t)63);
@@ -210,6 +263,30 @@ done:
     return st;
 }
 
+static int alloc_plan(gr_plan *p)
+{
+    const gr_graph *g = p->g;
+    int extra = g->noutputs;
+    for (int k = 0; k < g->nnodes; k++) extra += g->nodes[k].nin;
+    p->capvals = g->nvalues + extra;
+    p->nvals = g->nvalues;
+    p->vals = gr_arena_alloc(p->arena, (size_t)(p->capvals + 1) * sizeof *p->vals);
+    p->known = gr_arena_alloc(p->arena, (size_t)p->capvals + 1);
+    p->plain_of = gr_arena_alloc(p->arena, (size_t)(p->capvals + 1) * sizeof *p->plain_of);
+    p->ctx = gr_arena_alloc(p->arena, (size_t)(g->nnodes + 1) * sizeof *p->ctx);
+    p->outputs = gr_arena_alloc(p->arena, (size_t)(g->noutputs + 1) * sizeof *p->outputs);
+    p->in_shapes = gr_arena_alloc(p->arena, (size_t)(g->ninputs + 1) * sizeof *p->in_shapes);
+    if (!p->vals || !p->known || !p->plain_of || !p->ctx || !p->outputs || !p->in_shapes)
+        return GRAFT_E_NOMEM;
+    for (int v = 0; v < p->capvals; v++) p->plain_of[v] = -1;
+    for (int v = 0; v < g->nvalues; v++)
+        if (g->values[v].is_init) {
+            p->vals[v] = g->values[v].t;
+            p->known[v] = 1;
+        }
+    return GRAFT_OK;
+}
+
 int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts *opts, gr_plan **out)
 {
     gr_plan *p = gr_calloc(1, sizeof *p);
@@ -217,22 +294,10 @@ int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts
     p->g = g;
     p->opts = *opts;
     p->arena = gr_arena_new(1 << 20);
-    int st = p->arena ? GRAFT_OK : GRAFT_E_NOMEM;
-    if (!st) {
-        p->vals = gr_arena_alloc(p->arena, (size_t)(g->nvalues + 1) * sizeof *p->vals);
-        p->known = gr_arena_alloc(p->arena, (size_t)g->nvalues + 1);
-        p->ctx = gr_arena_alloc(p->arena, (size_t)(g->nnodes + 1) * sizeof *p->ctx);
-        p->steps = gr_arena_alloc(p->arena, (size_t)(g->nnodes + 1) * sizeof *p->steps);
-        p->in_shapes = gr_arena_alloc(p->arena, (size_t)(g->ninputs + 1) * sizeof *p->in_shapes);
-        if (!p->vals || !p->known || !p->ctx || !p->steps || !p->in_shapes) st = GRAFT_E_NOMEM;
-    }
-    for (int v = 0; !st && v < g->nvalues; v++)
-        if (g->values[v].is_init) {
-            p->vals[v] = g->values[v].t;
-            p->known[v] = 1;
-        }
+    int st = p->arena ? alloc_plan(p) : GRAFT_E_NOMEM;
     if (!st) st = bind_inputs(p, inputs);
     for (int k = 0; !st && k < g->nnodes; k++) st = plan_node(p, k);
+    for (int i = 0; !st && i < g->noutputs; i++) st = plain_value(p, g->outputs[i], &p->outputs[i]);
     if (!st) st = plan_memory(p);
     if (st) {
         gr_plan_free(p);
@@ -245,11 +310,14 @@ int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts
 void gr_plan_free(gr_plan *p)
 {
     if (!p) return;
-    if (p->ctx)
+    if (p->ctx)  /* folded nodes keep state too: release every prepared node */
         for (int k = 0; k < p->g->nnodes; k++) {
             const gr_opdef *op = p->g->nodes[k].op;
             if (op && op->release && p->ctx[k].params) op->release(p->ctx[k].params);
         }
+    for (int s = 0; s < p->nsteps; s++)
+        if (p->steps[s].node < 0 && p->steps[s].op->release && p->steps[s].ctx->params)
+            p->steps[s].op->release(p->steps[s].ctx->params);
     free(p->act);
     free(p->scratch);
     gr_arena_free(p->arena);
@@ -262,14 +330,14 @@ void gr_plan_run(gr_plan *p, const gr_tensor *inputs)
     if (!p->opts.inputs_const)
         for (int i = 0; i < g->ninputs; i++) p->vals[g->inputs[i]].data = inputs[i].data;
     for (int s = 0; s < p->nsteps; s++) {
-        int k = p->steps[s];
-        gr_opctx *c = &p->ctx[k];
+        gr_opctx *c = p->steps[s].ctx;
         c->scratch = p->scratch;
-        g->nodes[k].op->forward(c);
+        p->steps[s].op->forward(c);
     }
 }
 
 const gr_tensor *gr_plan_value(const gr_plan *p, int v) { return &p->vals[v]; }
+const gr_tensor *gr_plan_output(const gr_plan *p, int i) { return &p->vals[p->outputs[i]]; }
 
 int gr_plan_matches(const gr_plan *p, const gr_tensor *inputs)
 {
@@ -284,34 +352,31 @@ size_t gr_plan_arena_bytes(const gr_plan *p) { return p->act_bytes + p->scratch_
 int64_t gr_plan_flops(const gr_plan *p) { return p->flops; }
 int gr_plan_steps(const gr_plan *p) { return p->nsteps; }
 
-/* A cut point is a step after which exactly one activation is alive: everything downstream
- * depends on the input only through that value, so the model can be cut there and the value
- * used as features. The last step (the model's output) is not a cut point. */
+/* A cut point is a graph value after which exactly one activation is alive: everything
+ * downstream depends on the input only through it, so the model can be cut there and the value
+ * used as features. The model's outputs are not cut points. */
 int gr_plan_cut_points(const gr_plan *p, int *values, int max)
 {
-    const gr_graph *g = p->g;
-    int *last = malloc((size_t)(g->nvalues + 1) * sizeof *last), count = 0;
+    int *last = last_uses(p), count = 0;
     if (!last) return gr_err(GRAFT_E_NOMEM, "out of memory");
-    for (int v = 0; v < g->nvalues; v++) last[v] = -1;
-    for (int s = 0; s < p->nsteps; s++) {
-        const gr_node *n = &g->nodes[p->steps[s]];
-        for (int i = 0; i < n->nin; i++)
-            if (n->in[i] >= 0 && !p->known[n->in[i]]) last[n->in[i]] = s;
-    }
-    for (int i = 0; i < g->noutputs; i++) last[g->outputs[i]] = p->nsteps;
+    const gr_graph *g = p->g;
+    for (int i = 0; i < g->ninputs; i++)
+        if (last[g->inputs[i]] < 0) last[g->inputs[i]] = -2;  /* unread input */
     for (int s = 0; s + 1 < p->nsteps; s++) {
+        if (p->steps[s].node < 0) continue;
         int alive = 0, only = -1;
         for (int t = 0; t <= s; t++) {
-            const gr_node *n = &g->nodes[p->steps[t]];
-            for (int j = 0; j < n->nout; j++)
-                if (n->out[j] >= 0 && last[n->out[j]] > s) { alive++; only = n->out[j]; }
+            const gr_opctx *c = p->steps[t].ctx;
+            for (int j = 0; j < c->nout; j++) {
+                int v = value_index(p, c->out[j]);
+                if (v >= 0 && last[v] > s && !(p->steps[t].node < 0)) { alive++; only = v; }
+            }
         }
         for (int i = 0; i < g->ninputs; i++)
             if (last[g->inputs[i]] > s) alive++;
-        if (alive == 1 && p->vals[only].dtype == GR_F32 && count < max) values[count++] = only;
+        if (alive == 1 && only < g->nvalues && p->vals[only].dtype == GR_F32 && count < max)
+            values[count++] = only;
     }
     free(last);
     return count;
 }
-
-int gr_plan_step_node(const gr_plan *p, int s) { return p->steps[s]; }

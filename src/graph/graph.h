@@ -66,14 +66,15 @@ int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts
 void gr_plan_free(gr_plan *p);
 /* Runs the plan. Input shapes must equal those it was built for. Cannot fail. */
 void gr_plan_run(gr_plan *p, const gr_tensor *inputs);
-/* The tensor of value v after a run (data valid until the next run). */
+/* The tensor of graph value v after a run (data valid until the next run; may be in a oneDNN
+ * layout unless it is an output). gr_plan_output gives graph output i, always plain. */
 const gr_tensor *gr_plan_value(const gr_plan *p, int v);
+const gr_tensor *gr_plan_output(const gr_plan *p, int i);
 int gr_plan_matches(const gr_plan *p, const gr_tensor *inputs);
 size_t gr_plan_arena_bytes(const gr_plan *p);
 int64_t gr_plan_flops(const gr_plan *p);
 /* Step count actually executed per run (nodes not folded away). */
 int gr_plan_steps(const gr_plan *p);
-int gr_plan_step_node(const gr_plan *p, int s);
 /* Values after which only one activation is alive (where the model can be cut for features),
  * in execution order; returns their count (at most max) or a negative status. */
 int gr_plan_cut_points(const gr_plan *p, int *values, int max);

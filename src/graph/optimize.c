@@ -87,9 +87,9 @@ static int fold_bn(gr_graph *g, gr_node *c, const gr_node *b)
     }
     char name[600];
     snprintf(name, sizeof name, "%s/folded_weight", c->name);
-    g->values[vw] = (gr_value){gr_arena_strdup(g->arena, name), {GR_F32, w->t.shape, nw}, 1, 1, -1};
+    g->values[vw] = (gr_value){gr_arena_strdup(g->arena, name), {.dtype = GR_F32, .shape = w->t.shape, .data = nw}, 1, 1, -1};
     snprintf(name, sizeof name, "%s/folded_bias", c->name);
-    g->values[vb] = (gr_value){gr_arena_strdup(g->arena, name), {GR_F32, {1, {oc}}, nb}, 1, 1, -1};
+    g->values[vb] = (gr_value){gr_arena_strdup(g->arena, name), {.dtype = GR_F32, .shape = {1, {oc}}, .data = nb}, 1, 1, -1};
     g->nvalues += 2;
     int *in = gr_arena_alloc(g->arena, 3 * sizeof(int));
     if (!in) return GRAFT_E_NOMEM;

@@ -1,6 +1,8 @@
 /* dnnl_util.c — oneDNN engine/stream lifetime and helpers. */
 #include "dnnl_util.h"
 
+#include <string.h>
+
 int gr_dnnl_new(gr_dnnl **out)
 {
     gr_dnnl *d = gr_calloc(1, sizeof *d);
@@ -41,3 +43,55 @@ int gr_dnnl_check(const gr_opctx *c, dnnl_status_t st, const char *what)
     return gr_op_err(c, st == dnnl_out_of_memory ? GRAFT_E_NOMEM : GRAFT_E_UNSUPPORTED,
                      "oneDNN %s failed (status %d)", what, (int)st);
 }
+
+/* ---- to_plain: a reorder from a oneDNN layout to plain row-major ---- */
+
+typedef struct to_plain_state {
+    dnnl_primitive_t reorder;
+    dnnl_memory_t src, dst;
+} to_plain_state;
+
+static void to_plain_release(void *params)
+{
+    to_plain_state *s = params;
+    if (s->reorder) dnnl_primitive_destroy(s->reorder);
+    if (s->src) dnnl_memory_destroy(s->src);
+    if (s->dst) dnnl_memory_destroy(s->dst);
+}
+
+static int to_plain_prepare(gr_opctx *c)
+{
+    const gr_tensor *x = c->in[0];
+    int st = gr_op_set_out(c, 0, x->dtype, &x->shape);
+    if (st || !x->layout) return st;
+    to_plain_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    dnnl_memory_desc_t plain;
+    dnnl_primitive_desc_t pd;
+    if ((st = gr_dnnl_plain_md(&plain, &x->shape))) return st;
+    const dnnl_memory_desc_t *src = x->layout;
+    if ((st = gr_dnnl_check(c, dnnl_reorder_primitive_desc_create(&pd, src, c->dnnl->engine, &plain,
+                                                                 c->dnnl->engine, NULL), "reorder")))
+        return st;
+    st = gr_dnnl_check(c, dnnl_primitive_create(&s->reorder, pd), "reorder");
+    dnnl_primitive_desc_destroy(pd);
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->src, src, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &plain, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    return st;
+}
+
+static void to_plain_forward(gr_opctx *c)
+{
+    to_plain_state *s = c->params;
+    if (!s) {  /* already plain: a copy */
+        memcpy(c->out[0]->data, c->in[0]->data, gr_tensor_bytes(c->in[0]));
+        return;
+    }
+    dnnl_memory_set_data_handle(s->src, c->in[0]->data);
+    dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, s->src}, {DNNL_ARG_TO, s->dst}};
+    dnnl_primitive_execute(s->reorder, c->dnnl->stream, 2, args);
+    dnnl_stream_wait(c->dnnl->stream);
+}
+
+const gr_opdef gr_op_to_plain = {"ToPlain", to_plain_prepare, to_plain_forward, to_plain_release, GR_OPF_LAYOUT};

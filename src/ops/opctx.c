@@ -134,6 +134,8 @@ int gr_op_set_out(gr_opctx *c, int i, int dtype, const gr_shape *s)
         return gr_op_err(c, GRAFT_E_NOMEM, "output %d would be too large (its size overflows)", i);
     c->out[i]->dtype = (gr_dtype)dtype;
     c->out[i]->shape = *s;
+    c->out[i]->layout = NULL;
+    c->out[i]->bytes = 0;
     return GRAFT_OK;
 }
 

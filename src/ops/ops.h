@@ -54,7 +54,8 @@ typedef struct gr_opctx {
 } gr_opctx;
 
 enum {
-    GR_OPF_SHAPE_ONLY = 1  /* forward reads only input shapes: foldable once shapes are known */
+    GR_OPF_SHAPE_ONLY = 1, /* forward reads only input shapes: foldable once shapes are known */
+    GR_OPF_LAYOUT = 2      /* prepare accepts inputs in a oneDNN layout (in[i]->layout != NULL) */
 };
 
 typedef struct gr_opdef {
@@ -74,6 +75,9 @@ const gr_opdef *gr_op_at(int i);
 /* Family tables, each terminated by an entry with name == NULL. */
 extern const gr_opdef gr_ops_elementwise[], gr_ops_conv[], gr_ops_pool[], gr_ops_norm[],
     gr_ops_matmul[], gr_ops_shape[], gr_ops_reduce[], gr_ops_resize[];
+
+/* Internal op the executor inserts to turn a tensor in a oneDNN layout into a plain one. */
+extern const gr_opdef gr_op_to_plain;
 
 /* ---- helpers for op implementations (opctx.c) ---- */
 
