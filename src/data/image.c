@@ -1,14 +1,625 @@
-/* image.c — temporary stub; the image module replaces this file. */
-#include "core/core.h"
+/* image.c — images to tensors: decode (JPEG through TurboJPEG, PNG through libspng, binary
+ * PGM/PPM by hand), Exif orientation, PIL-exact bilinear resize, center crop, normalise.
+ * See data.h for the semantics (torchvision + PIL) and the few deliberate divergences.
+ * Depends on core, TurboJPEG and libspng; nothing above core. */
+#define _POSIX_C_SOURCE 200809L
+#include "data.h"
+
+#include <errno.h>
+#include <math.h>
+#include <spng.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <turbojpeg.h>
+
+#define MAX_FILE_BYTES ((size_t)1 << 30)
+
+void gr_image_free(gr_image *img)
+{
+    if (!img) return;
+    free(img->rgb);
+    img->rgb = NULL;
+    img->w = img->h = 0;
+}
+
+/* Refuses a size from a header before anything is allocated for it. */
+static int check_size(const char *name, int64_t w, int64_t h)
+{
+    if (w <= 0 || h <= 0) return gr_err(GRAFT_E_FORMAT, "%s: image is %lldx%lld pixels", name, (long long)w, (long long)h);
+    if (w > GR_IMAGE_MAX_SIDE || h > GR_IMAGE_MAX_SIDE || w * h > GR_IMAGE_MAX_PIXELS)
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s: image is %lldx%lld pixels, larger than graft's limit (%d per side, %lld in all)",
+                      name, (long long)w, (long long)h, GR_IMAGE_MAX_SIDE, (long long)GR_IMAGE_MAX_PIXELS);
+    return GRAFT_OK;
+}
+
+/* A w x h RGB buffer; sizes are already within the limits (or come from resize/crop). */
+static int image_alloc(gr_image *img, int w, int h)
+{
+    img->rgb = gr_malloc((size_t)w * (size_t)h * 3);
+    if (!img->rgb) return GRAFT_E_NOMEM;
+    img->w = w;
+    img->h = h;
+    return GRAFT_OK;
+}
+
+/* ---- Exif orientation -------------------------------------------------------------------- */
+
+static unsigned rd16(const uint8_t *p, int be) { return be ? (unsigned)p[0] << 8 | p[1] : (unsigned)p[1] << 8 | p[0]; }
+static uint32_t rd32(const uint8_t *p, int be)
+{
+    return be ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+              : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/* Tag 0x0112 of IFD0 of a TIFF-structured Exif block; 1 (upright) when absent or unreadable.
+ * Like PIL, a SHORT or LONG with one value counts. */
+static int tiff_orientation(const uint8_t *t, size_t n)
+{
+    if (n < 8) return 1;
+    int be;
+    if (!memcmp(t, "II*\0", 4)) be = 0;
+    else if (!memcmp(t, "MM\0*", 4)) be = 1;
+    else return 1;
+    uint32_t ifd = rd32(t + 4, be);
+    if (ifd > n - 2) return 1;
+    unsigned count = rd16(t + ifd, be);
+    for (unsigned i = 0; i < count; i++) {
+        size_t e = (size_t)ifd + 2 + 12 * (size_t)i;
+        if (e + 12 > n) break;
+        if (rd16(t + e, be) != 0x0112 || rd32(t + e + 4, be) != 1) continue;
+        unsigned type = rd16(t + e + 2, be);
+        uint32_t v = type == 3 ? rd16(t + e + 8, be) : type == 4 ? rd32(t + e + 8, be) : 1;
+        return v >= 1 && v <= 8 ? (int)v : 1;
+    }
+    return 1;
+}
+
+/* The first APP1 "Exif\0\0" segment before the scan, as PIL's JpegImagePlugin keeps it. */
+static int jpeg_orientation(const uint8_t *b, size_t n)
+{
+    size_t i = 2;
+    while (i + 4 <= n) {
+        if (b[i] != 0xFF) return 1;
+        unsigned m = b[i + 1];
+        if (m == 0xFF) { i++; continue; } /* fill byte */
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; } /* no length */
+        if (m == 0xDA || m == 0xD9) return 1; /* scan or end: no Exif */
+        size_t len = (size_t)b[i + 2] << 8 | b[i + 3];
+        if (len < 2 || len > n - i - 2) return 1;
+        if (m == 0xE1 && len >= 8 && !memcmp(b + i + 4, "Exif\0\0", 6))
+            return tiff_orientation(b + i + 10, len - 8);
+        i += 2 + len;
+    }
+    return 1;
+}
+
+/* PIL's Image.transpose for each Exif orientation, as a linear map from an output pixel
+ * (x', y') to the source pixel index base + x' * sx + y' * sy (in pixels of the input). */
+int gr_image_orient(gr_image *img, int orientation)
+{
+    if (orientation < 2 || orientation > 8) return GRAFT_OK;
+    int64_t W = img->w, H = img->h, base, sx, sy;
+    switch (orientation) {
+    case 2: base = W - 1; sx = -1; sy = W; break;                    /* FLIP_LEFT_RIGHT */
+    case 3: base = (H - 1) * W + W - 1; sx = -1; sy = -W; break;     /* ROTATE_180 */
+    case 4: base = (H - 1) * W; sx = 1; sy = -W; break;              /* FLIP_TOP_BOTTOM */
+    case 5: base = 0; sx = W; sy = 1; break;                         /* TRANSPOSE */
+    case 6: base = (H - 1) * W; sx = -W; sy = 1; break;              /* ROTATE_270 (clockwise) */
+    case 7: base = (H - 1) * W + W - 1; sx = -W; sy = -1; break;     /* TRANSVERSE */
+    default: base = W - 1; sx = W; sy = -1; break;                   /* 8: ROTATE_90 */
+    }
+    int ow = orientation >= 5 ? img->h : img->w, oh = orientation >= 5 ? img->w : img->h;
+    gr_image out;
+    if (image_alloc(&out, ow, oh)) return GRAFT_E_NOMEM;
+    for (int64_t y = 0; y < oh; y++) {
+        uint8_t *d = out.rgb + y * ow * 3;
+        for (int64_t x = 0; x < ow; x++) memcpy(d + 3 * x, img->rgb + 3 * (base + x * sx + y * sy), 3);
+    }
+    gr_image_free(img);
+    *img = out;
+    return GRAFT_OK;
+}
+
+/* ---- JPEG (TurboJPEG) -------------------------------------------------------------------- */
+
+/* libjpeg reports recoverable corruption as warnings, which TurboJPEG turns into a -1 return.
+ * Data that ends early is fatal for graft (PIL refuses truncated files too: the rest of the
+ * image would be gray); other warnings, such as stray bytes before a marker, are not. */
+static int jpeg_failed(tjhandle tj)
+{
+    const char *why = tjGetErrorStr2(tj);
+    return tjGetErrorCode(tj) == TJERR_FATAL || strstr(why, "remature end");
+}
+
+static int jpeg_error(const char *name, tjhandle tj)
+{
+    const char *why = tjGetErrorStr2(tj);
+    if (strstr(why, "remature end")) return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (%s)", name, why);
+    return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: %s", name, why);
+}
+
+/* Whether an EOI marker follows the first scan. libjpeg reports only its first warning, so a
+ * file with stray bytes and a missing end would otherwise pass as whole. */
+static int jpeg_has_end(const uint8_t *b, size_t n)
+{
+    size_t i = 2;
+    while (i + 4 <= n && b[i] == 0xFF) { /* marker segments up to the first SOS */
+        unsigned m = b[i + 1];
+        if (m == 0xFF) { i++; continue; }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; }
+        if (m == 0xDA) break;
+        i += 2 + ((size_t)b[i + 2] << 8 | b[i + 3]);
+    }
+    for (; i + 1 < n; i++)
+        if (b[i] == 0xFF && b[i + 1] == 0xD9) return 1;
+    return 0;
+}
+
+/* PIL reads CMYK JPEGs with Adobe's inverted polarity ("CMYK;I") and converts them with
+ * cmyk2rgb: nk = 255 - k, r = nk - nk * c / 255 (MULDIV255 rounding). In place, 4 → 3 bytes. */
+static void cmyk_to_rgb(uint8_t *px, size_t npix)
+{
+    for (size_t i = 0; i < npix; i++) {
+        const uint8_t *s = px + 4 * i;
+        int nk = s[3]; /* PIL's k is 255 - stored k, so nk = 255 - k is the stored k */
+        uint8_t rgb[3];
+        for (int c = 0; c < 3; c++) {
+            int t = (255 - s[c]) * nk + 128;
+            int v = nk - (((t >> 8) + t) >> 8);
+            rgb[c] = (uint8_t)(v < 0 ? 0 : v);
+        }
+        memcpy(px + 3 * i, rgb, 3);
+    }
+}
+
+static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, gr_image *out)
+{
+    tjhandle tj = tjInitDecompress();
+    if (!tj) return gr_err(GRAFT_E_NOMEM, "%s: cannot start the JPEG decoder", name);
+    int w = 0, h = 0, subsamp, cs = TJCS_RGB, st;
+    uint8_t *px = NULL;
+    if (tjDecompressHeader3(tj, buf, (unsigned long)n, &w, &h, &subsamp, &cs) != 0 && jpeg_failed(tj)) {
+        st = jpeg_error(name, tj);
+        goto done;
+    }
+    /* TurboJPEG returns success without a size when the data ends before the frame header */
+    if (w <= 0 || h <= 0 || !jpeg_has_end(buf, n)) {
+        st = gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (%s)", name,
+                    w <= 0 || h <= 0 ? "the data ends before the frame header" : "no end-of-image marker after the scan");
+        goto done;
+    }
+    if ((st = check_size(name, w, h))) goto done;
+    int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
+    int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
+    size_t npix = (size_t)w * (size_t)h;
+    if (!(px = gr_malloc(npix * (size_t)tjPixelSize[pf]))) { st = GRAFT_E_NOMEM; goto done; }
+    /* Flags 0: accurate integer DCT and fancy upsampling, libjpeg's defaults, which PIL uses. */
+    if (tjDecompress2(tj, buf, (unsigned long)n, px, w, 0, h, pf, 0) != 0 && jpeg_failed(tj)) {
+        st = jpeg_error(name, tj);
+        goto done;
+    }
+    if (cmyk) {
+        cmyk_to_rgb(px, npix);
+        uint8_t *p = realloc(px, npix * 3);
+        if (p) px = p;
+    }
+    gr_image img = {w, h, px};
+    px = NULL;
+    st = gr_image_orient(&img, jpeg_orientation(buf, n));
+    if (st) gr_image_free(&img);
+    else *out = img;
+done:
+    free(px);
+    tjDestroy(tj);
+    return st;
+}
+
+/* ---- PNG (libspng) ----------------------------------------------------------------------- */
+
+static int png_error(const char *name, int e)
+{
+    if (e == SPNG_IO_EOF || e == SPNG_IO_ERROR)
+        return gr_err(GRAFT_E_FORMAT, "%s: truncated PNG (%s)", name, spng_strerror(e));
+    return gr_err(GRAFT_E_FORMAT, "%s: bad PNG: %s", name, spng_strerror(e));
+}
+
+/* PNG's eXIf chunk holds the TIFF structure directly (no "Exif\0\0" prefix). */
+static int png_orientation(spng_ctx *ctx)
+{
+    struct spng_exif exif;
+    if (spng_get_exif(ctx, &exif) != 0 || !exif.data) return 1;
+    return tiff_orientation((const uint8_t *)exif.data, exif.length);
+}
+
+static int decode_png(const char *name, const uint8_t *buf, size_t n, gr_image *out)
+{
+    spng_ctx *ctx = spng_ctx_new(0);
+    if (!ctx) return gr_err(GRAFT_E_NOMEM, "%s: cannot start the PNG decoder", name);
+    /* Metadata chunks (text, ICC profiles) cannot make spng hold more than these. */
+    spng_set_chunk_limits(ctx, 1u << 26, (size_t)1 << 28);
+    struct spng_ihdr ih;
+    size_t size;
+    gr_image img = {0};
+    int e, st;
+    if ((e = spng_set_png_buffer(ctx, buf, n)) || (e = spng_get_ihdr(ctx, &ih))) {
+        st = png_error(name, e);
+        goto done;
+    }
+    if ((st = check_size(name, ih.width, ih.height))) goto done;
+    /* RGB8 for every color type and depth: palettes expanded, gray replicated, alpha and tRNS
+     * dropped, 16-bit samples shifted to their high byte, low depths bit-replicated (as PIL). */
+    if ((e = spng_decoded_image_size(ctx, SPNG_FMT_RGB8, &size))) { st = png_error(name, e); goto done; }
+    if ((st = image_alloc(&img, (int)ih.width, (int)ih.height))) goto done;
+    GR_ASSERT(size == (size_t)img.w * (size_t)img.h * 3);
+    if ((e = spng_decode_image(ctx, img.rgb, size, SPNG_FMT_RGB8, 0))) { st = png_error(name, e); goto done; }
+    if ((st = gr_image_orient(&img, png_orientation(ctx)))) goto done;
+    *out = img;
+    img.rgb = NULL;
+done:
+    gr_image_free(&img);
+    spng_ctx_free(ctx);
+    return st;
+}
+
+/* ---- binary PGM / PPM (P5 / P6) ---------------------------------------------------------- */
+
+/* Next unsigned decimal of the header, skipping whitespace and # comments (as PIL does). */
+static int pnm_token(const uint8_t *b, size_t n, size_t *i, long *v)
+{
+    while (*i < n) {
+        if (b[*i] == '#') { while (*i < n && b[*i] != '\n' && b[*i] != '\r') (*i)++; }
+        else if (strchr(" \t\n\v\f\r", b[*i]) && b[*i]) (*i)++;
+        else break;
+    }
+    int digits = 0;
+    *v = 0;
+    while (*i < n && b[*i] >= '0' && b[*i] <= '9' && digits < 10) { *v = *v * 10 + (b[*i] - '0'); (*i)++; digits++; }
+    /* exactly one whitespace byte ends the maxval and starts the pixels */
+    if (!digits || *i >= n || !strchr(" \t\n\v\f\r", b[*i]) || !b[*i]) return -1;
+    (*i)++;
+    return 0;
+}
+
+static int decode_pnm(const char *name, const uint8_t *b, size_t n, gr_image *out)
+{
+    int ch = b[1] == '6' ? 3 : 1;
+    size_t i = 2;
+    long w, h, maxval;
+    if (n < 3 || pnm_token(b, n, &i, &w) || pnm_token(b, n, &i, &h) || pnm_token(b, n, &i, &maxval))
+        return gr_err(GRAFT_E_FORMAT, "%s: bad P%c header (width, height, maxval)", name, b[1]);
+    int st = check_size(name, w, h);
+    if (st) return st;
+    if (maxval < 1 || maxval > 65535)
+        return gr_err(GRAFT_E_FORMAT, "%s: maxval %ld is outside 1..65535", name, maxval);
+    int bps = maxval > 255 ? 2 : 1;
+    size_t nsamp = (size_t)w * (size_t)h * (size_t)ch;
+    if (n - i < nsamp * (size_t)bps)
+        return gr_err(GRAFT_E_FORMAT, "%s: truncated P%c: %zu bytes of pixels, %zu needed", name, b[1], n - i,
+                      nsamp * (size_t)bps);
+    gr_image img;
+    if (image_alloc(&img, (int)w, (int)h)) return GRAFT_E_NOMEM;
+    const uint8_t *p = b + i;
+    for (size_t k = 0; k < nsamp; k++) {
+        unsigned v = bps == 2 ? (unsigned)p[2 * k] << 8 | p[2 * k + 1] : p[k];
+        /* PIL: min(255, round(v / maxval * 255)), round half to even (rint) */
+        if (maxval != 255) v = v >= (unsigned)maxval ? 255 : (unsigned)rint((double)v / (double)maxval * 255.0);
+        if (ch == 3) img.rgb[k] = (uint8_t)v;
+        else memset(img.rgb + 3 * k, (int)v, 3);
+    }
+    *out = img;
+    return GRAFT_OK;
+}
+
+/* ---- files and format detection ---------------------------------------------------------- */
+
+static int read_file(const char *path, uint8_t **data, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return gr_err(GRAFT_E_IO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)sb.st_size;
+    if (n > MAX_FILE_BYTES) {
+        fclose(f);
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file has %zu bytes, larger than graft's image limit", path, n);
+    }
+    uint8_t *buf = gr_malloc(n);
+    if (!buf) { fclose(f); return GRAFT_E_NOMEM; }
+    if (fread(buf, 1, n, f) != n) {
+        free(buf);
+        fclose(f);
+        return gr_err(GRAFT_E_IO, "%s: read error", path);
+    }
+    fclose(f);
+    *data = buf;
+    *size = n;
+    return GRAFT_OK;
+}
+
+/* Formats graft recognises but does not read, so the message can say what the file is. */
+static const char *other_format(const uint8_t *b, size_t n)
+{
+    if (n >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6))) return "GIF";
+    if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4)) return "WebP";
+    if (n >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4))) return "TIFF";
+    if (n >= 14 && b[0] == 'B' && b[1] == 'M') return "BMP";
+    if (n >= 12 && !memcmp(b + 4, "ftyp", 4)) return "HEIF/AVIF";
+    if (n >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '4') return "plain or bitmap PNM (P1-P4)";
+    return NULL;
+}
+
+int gr_image_decode_mem(const char *name, const uint8_t *b, size_t n, gr_image *out)
+{
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (n == 0) return gr_err(GRAFT_E_FORMAT, "%s: the file is empty", name);
+    if (n >= 2 && b[0] == 0xFF && b[1] == 0xD8) return decode_jpeg(name, b, n, out);
+    if (n >= 4 && !memcmp(b, png_sig, n < 8 ? n : 8)) return decode_png(name, b, n, out);
+    if (n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return decode_pnm(name, b, n, out);
+    const char *other = other_format(b, n);
+    if (other)
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: %s images are not supported (graft reads JPEG, PNG, binary PGM/PPM)",
+                      name, other);
+    char hex[3 * 8 + 1] = "", text[8 + 1] = "";
+    int printable = 1;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        snprintf(hex + strlen(hex), 4, "%s%02x", i ? " " : "", b[i]);
+        text[i] = (char)b[i];
+        printable &= b[i] >= 0x20 && b[i] < 0x7F;
+    }
+    return gr_err(GRAFT_E_FORMAT, "%s: not a JPEG, PNG or binary PGM/PPM image (it starts with bytes %s%s%s%s)", name,
+                  hex, printable ? ", text \"" : "", printable ? text : "", printable ? "\"" : "");
+}
+
+int gr_image_decode(const char *path, gr_image *out)
+{
+    uint8_t *buf;
+    size_t n;
+    int st = read_file(path, &buf, &n);
+    if (st) return st;
+    st = gr_image_decode_mem(path, buf, n, out);
+    free(buf);
+    return st;
+}
+
+/* ---- resize: PIL's Image.resize(BILINEAR), libImaging/Resample.c ------------------------ */
+
+#define PRECISION_BITS (32 - 8 - 2)
+
+static double bilinear_filter(double x)
+{
+    if (x < 0.0) x = -x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+/* For each output index: the first input index and count (bounds), and ksize fixed-point
+ * weights. The filter's support widens by the downscale factor; weights are normalised to sum
+ * 1 and then rounded to PRECISION_BITS. Returns ksize, 0 when out of memory. */
+static int precompute_coeffs(int in_size, int out_size, int **boundsp, int32_t **kkp)
+{
+    const double support1 = 1.0; /* bilinear */
+    double scale = (double)((float)in_size - 0.0f) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = support1 * filterscale;
+    int ksize = (int)ceil(support) * 2 + 1;
+    double *k = gr_malloc((size_t)ksize * sizeof *k);
+    int32_t *kk = gr_malloc((size_t)out_size * (size_t)ksize * sizeof *kk);
+    int *bounds = gr_malloc((size_t)out_size * 2 * sizeof *bounds);
+    if (!k || !kk || !bounds) { free(k); free(kk); free(bounds); return 0; }
+    for (int xx = 0; xx < out_size; xx++) {
+        double center = 0.0 + (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+        if (xmin < 0) xmin = 0;
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        int x;
+        for (x = 0; x < xmax; x++) {
+            k[x] = bilinear_filter((x + xmin - center + 0.5) * ss);
+            ww += k[x];
+        }
+        for (x = 0; x < xmax; x++) if (ww != 0.0) k[x] /= ww;
+        for (; x < ksize; x++) k[x] = 0;
+        for (x = 0; x < ksize; x++) /* normalize_coeffs_8bpc */
+            kk[xx * ksize + x] = (int32_t)(k[x] < 0 ? -0.5 + k[x] * (1 << PRECISION_BITS)
+                                                    : 0.5 + k[x] * (1 << PRECISION_BITS));
+        bounds[2 * xx] = xmin;
+        bounds[2 * xx + 1] = xmax;
+    }
+    free(k);
+    *boundsp = bounds;
+    *kkp = kk;
+    return ksize;
+}
+
+static uint8_t clip8(int64_t ss)
+{
+    int64_t v = ss >> PRECISION_BITS;
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* The two separable passes (ImagingResampleHorizontal_8bpc / Vertical_8bpc): output pixel xx
+ * is the sum over t < bounds[2xx+1] of input pixel bounds[2xx] + t times kk[xx][t], plus half
+ * for rounding, shifted back and clipped to 8 bits. */
+static void resample_h(uint8_t *out /* (rows, ow, 3) */, const uint8_t *in /* (rows, iw, 3) */, int rows,
+                       int iw, int ow, int ksize, const int *bounds, const int32_t *kk)
+{
+    for (int64_t y = 0; y < rows; y++) {
+        const uint8_t *src = in + y * iw * 3;
+        uint8_t *dst = out + y * ow * 3;
+        for (int xx = 0; xx < ow; xx++) {
+            const int32_t *k = kk + (int64_t)xx * ksize;
+            const uint8_t *s = src + (int64_t)bounds[2 * xx] * 3;
+            int64_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+            for (int x = 0; x < bounds[2 * xx + 1]; x++) {
+                s0 += s[3 * x] * (int64_t)k[x];
+                s1 += s[3 * x + 1] * (int64_t)k[x];
+                s2 += s[3 * x + 2] * (int64_t)k[x];
+            }
+            dst[3 * xx] = clip8(s0);
+            dst[3 * xx + 1] = clip8(s1);
+            dst[3 * xx + 2] = clip8(s2);
+        }
+    }
+}
+
+static void resample_v(uint8_t *out /* (oh, w, 3) */, const uint8_t *in /* (ih, w, 3) */, int w, int oh,
+                       int ksize, const int *bounds, const int32_t *kk)
+{
+    int64_t row = (int64_t)w * 3;
+    for (int yy = 0; yy < oh; yy++) {
+        const int32_t *k = kk + (int64_t)yy * ksize;
+        const uint8_t *src = in + bounds[2 * yy] * row;
+        for (int64_t i = 0; i < row; i++) {
+            int64_t s = 1 << (PRECISION_BITS - 1);
+            for (int y = 0; y < bounds[2 * yy + 1]; y++) s += src[y * row + i] * (int64_t)k[y];
+            out[yy * row + i] = clip8(s);
+        }
+    }
+}
+
+/* ImagingResampleInner: horizontal pass first (only over the rows the vertical pass reads),
+ * then vertical; each pass rounds to 8 bits, as PIL does. */
+int gr_image_resize(const gr_image *in, int w, int h, gr_image *out)
+{
+    if (w <= 0 || h <= 0 || (int64_t)w * h > GR_IMAGE_MAX_PIXELS)
+        return gr_err(GRAFT_E_ARG, "image resize: %dx%d is not a size graft can produce", w, h);
+    int need_h = w != in->w, need_v = h != in->h, st = GRAFT_OK;
+    int *bh = NULL, *bv = NULL;
+    int32_t *kh = NULL, *kv = NULL;
+    int ksh = precompute_coeffs(in->w, w, &bh, &kh), ksv = ksh ? precompute_coeffs(in->h, h, &bv, &kv) : 0;
+    gr_image tmp = {0}, res = {0};
+    if (!ksh || !ksv) { st = GRAFT_E_NOMEM; goto done; }
+    const gr_image *cur = in;
+    if (need_h) {
+        int first = bv[0], last = bv[2 * h - 2] + bv[2 * h - 1];
+        for (int i = 0; i < h; i++) bv[2 * i] -= first;
+        if ((st = image_alloc(&tmp, w, last - first))) goto done;
+        resample_h(tmp.rgb, in->rgb + (int64_t)first * in->w * 3, last - first, in->w, w, ksh, bh, kh);
+        cur = &tmp;
+    }
+    if (need_v) {
+        if ((st = image_alloc(&res, w, h))) goto done;
+        resample_v(res.rgb, cur->rgb, w, h, ksv, bv, kv);
+    } else if (need_h) {
+        res = tmp;
+        tmp.rgb = NULL;
+    } else {
+        if ((st = image_alloc(&res, w, h))) goto done;
+        memcpy(res.rgb, in->rgb, (size_t)w * h * 3);
+    }
+    *out = res;
+done:
+    gr_image_free(&tmp);
+    free(bh); free(bv); free(kh); free(kv);
+    return st;
+}
+
+void gr_image_resized_size(int w, int h, int size, int *ow, int *oh)
+{
+    int short_side = w <= h ? w : h, long_side = w <= h ? h : w;
+    /* Python: int(size * long / short), a true division then truncation */
+    int64_t nl = (int64_t)((double)((int64_t)size * long_side) / (double)short_side);
+    if (nl > INT32_MAX) nl = INT32_MAX;
+    *ow = w <= h ? size : (int)nl;
+    *oh = w <= h ? (int)nl : size;
+}
+
+/* ---- crop and tensor --------------------------------------------------------------------- */
+
+int gr_image_crop(const gr_image *in, int x, int y, int w, int h, gr_image *out)
+{
+    if (w <= 0 || h <= 0 || (int64_t)w * h > GR_IMAGE_MAX_PIXELS)
+        return gr_err(GRAFT_E_ARG, "image crop: %dx%d is not a size graft can produce", w, h);
+    gr_image res;
+    if (image_alloc(&res, w, h)) return GRAFT_E_NOMEM;
+    memset(res.rgb, 0, (size_t)w * h * 3);
+    int64_t x0 = x < 0 ? -(int64_t)x : 0, x1 = (int64_t)in->w - x < w ? (int64_t)in->w - x : w;
+    for (int64_t r = 0; r < h; r++) {
+        int64_t sy = y + r;
+        if (sy < 0 || sy >= in->h || x1 <= x0) continue;
+        memcpy(res.rgb + (r * w + x0) * 3, in->rgb + (sy * in->w + x + x0) * 3, (size_t)(x1 - x0) * 3);
+    }
+    *out = res;
+    return GRAFT_OK;
+}
+
+/* torchvision's center_crop: pad with zeros ((c - size) // 2 before) where the crop is larger,
+ * else start at int(round((size - c) / 2.0)), Python rounding half to even. */
+static int center_start(int size, int c)
+{
+    if (c > size) return -((c - size) / 2);
+    int d = size - c, k = d / 2;
+    return d % 2 == 0 || k % 2 == 0 ? k : k + 1;
+}
+
+void gr_image_center_offset(int w, int h, int cw, int ch, int *x, int *y)
+{
+    *x = center_start(w, cw);
+    *y = center_start(h, ch);
+}
+
+void gr_image_to_chw(float *out, const gr_image *in, const float mean[3], const float std[3])
+{
+    int64_t hw = (int64_t)in->w * in->h;
+    for (int c = 0; c < 3; c++)
+        for (int64_t i = 0; i < hw; i++) /* torchvision: x.float().div(255), then sub_(mean).div_(std) */
+            out[c * hw + i] = ((float)in->rgb[3 * i + c] / 255.0f - mean[c]) / std[c];
+}
+
+/* ---- public API -------------------------------------------------------------------------- */
 
 void graft_image_prep_imagenet(graft_image_prep *p)
 {
     *p = (graft_image_prep){256, 224, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
 }
 
+int gr_image_prepare(const char *path, const graft_image_prep *p, gr_image *out)
+{
+    graft_image_prep def;
+    if (!p) { graft_image_prep_imagenet(&def); p = &def; }
+    gr_image img, tmp;
+    int st = gr_image_decode(path, &img);
+    if (st) return st;
+    int w, h;
+    if (p->resize > 0) gr_image_resized_size(img.w, img.h, p->resize, &w, &h);
+    if (p->resize > 0 && (w != img.w || h != img.h)) {
+        st = gr_image_resize(&img, w, h, &tmp);
+        gr_image_free(&img);
+        if (st) return gr_err_prefix(st, "%s", path);
+        img = tmp;
+    }
+    if (p->crop > 0 && (p->crop != img.w || p->crop != img.h)) {
+        int x, y;
+        gr_image_center_offset(img.w, img.h, p->crop, p->crop, &x, &y);
+        st = gr_image_crop(&img, x, y, p->crop, p->crop, &tmp);
+        gr_image_free(&img);
+        if (st) return gr_err_prefix(st, "%s", path);
+        img = tmp;
+    }
+    *out = img;
+    return GRAFT_OK;
+}
+
 graft_status graft_image_load(const char *path, const graft_image_prep *p, graft_tensor **out)
 {
-    (void)p;
-    (void)out;
-    return gr_err(GRAFT_E_UNSUPPORTED, "%s: image loading is not built yet", path);
+    graft_image_prep def;
+    if (!path || !out) return gr_err(GRAFT_E_ARG, "graft_image_load: path and out must not be NULL");
+    if (!p) { graft_image_prep_imagenet(&def); p = &def; }
+    for (int c = 0; c < 3; c++)
+        if (!(p->std[c] != 0.0f) || !isfinite(p->std[c]) || !isfinite(p->mean[c]))
+            return gr_err(GRAFT_E_ARG, "graft_image_load: mean/std channel %d is %g/%g", c, p->mean[c], p->std[c]);
+    gr_image img;
+    int st = gr_image_prepare(path, p, &img);
+    if (st) return (graft_status)st;
+    graft_tensor *t;
+    int64_t dims[4] = {1, 3, img.h, img.w};
+    st = graft_tensor_new(GRAFT_FLOAT, 4, dims, &t);
+    if (!st) {
+        gr_image_to_chw(t->data, &img, p->mean, p->std);
+        *out = t;
+    }
+    gr_image_free(&img);
+    return (graft_status)st;
 }
