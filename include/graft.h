@@ -91,8 +91,11 @@ void graft_model_use_reference(graft_model *m, int on);
 
 /* ---- images ----------------------------------------------------------------------------- */
 
-/* The usual ImageNet preprocessing: resize the shorter side to `resize` (bilinear, antialias),
- * center-crop `crop`, scale to [0,1], normalise with mean/std. Output (1, 3, crop, crop). */
+/* The usual ImageNet preprocessing, exactly as torchvision + PIL do it: resize the shorter side
+ * to `resize` (bilinear, antialias; <= 0: no resize), center-crop `crop` (<= 0: no crop), scale
+ * to [0,1], normalise with mean/std. Output (1, 3, crop, crop), or (1, 3, H, W) without a crop.
+ * JPEG, PNG and binary PGM/PPM, detected from their bytes; EXIF orientation is applied (as
+ * PIL's ImageOps.exif_transpose does). A NULL prep means graft_image_prep_imagenet's. */
 typedef struct graft_image_prep {
     int resize, crop;
     float mean[3], std[3];
