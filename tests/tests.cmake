@@ -21,3 +21,4 @@ add_test(NAME test_tiny_model
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_tiny_model.sh $<TARGET_FILE:graft_cli> ${CMAKE_BINARY_DIR}/testmodels)
 set_tests_properties(test_tiny_model PROPERTIES FIXTURES_REQUIRED testmodels LABELS "model")
 graft_test(test_core "unit")
+graft_test(test_graph "unit")
