@@ -1,6 +1,552 @@
-/* norm.c — (to be filled) */
-#include "ops.h"
+/* norm.c — normalisation: BatchNormalization (inference, and training mode in the reference
+ * kernel), LayerNormalization, InstanceNormalization, LRN and LpNormalization. Depends on core
+ * and oneDNN.
+ *
+ * Every op has a plain reference kernel that accumulates in double. oneDNN runs float32
+ * BatchNormalization in inference mode (use_global_stats | use_scale | use_shift) and float32
+ * LayerNormalization: ONNX normalises over the axes [axis, rank), which in row-major data is the
+ * last axis of the 2-D view (prod(d[0:axis]), prod(d[axis:])), the one oneDNN normalises over. */
+#include "dnnl_util.h"
+
+#include <math.h>
+#include <string.h>
+
+static const int float_types[] = {GR_F32, GR_F64, 0};
+
+/* ---- small shared helpers (static: each family file keeps its own) ---- */
+
+/* Every attribute of the node must be one this op knows: an unknown one is an error. */
+static int check_attr_names(const gr_opctx *c, const char *const *known)
+{
+    for (int i = 0; i < c->nattr; i++) {
+        int ok = 0;
+        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
+        if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[i].name);
+    }
+    return GRAFT_OK;
+}
+
+static double load(const gr_tensor *t, int64_t i)
+{
+    return t->dtype == GR_F32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
+}
+
+static void store(gr_tensor *t, int64_t i, double v)
+{
+    if (t->dtype == GR_F32) ((float *)t->data)[i] = (float)v;
+    else ((double *)t->data)[i] = v;
+}
+
+/* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
+ * c->scratch_bytes). Returns GRAFT_OK with *prim == NULL when oneDNN cannot run this case, so
+ * that the caller falls back to the reference kernel; an error only when out of memory. */
+static int dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_memory_t *spad)
+{
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_desc_t pd = NULL;
+    *prim = NULL;
+    *spad = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, c->dnnl->engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
+    if (st != dnnl_success) return GRAFT_OK;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (bytes) {
+        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
+        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
+    }
+    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) *prim = NULL;
+    return gr_dnnl_check(c, st, "primitive");
+}
+
+/* A oneDNN memory object (data set at run time) for a plain f32 tensor of the given shape. */
+static int plain_mem(gr_opctx *c, dnnl_memory_t *m, const gr_shape *s)
+{
+    dnnl_memory_desc_t md;
+    int st = gr_dnnl_plain_md(&md, s);
+    return st ? st : gr_dnnl_check(c, dnnl_memory_create(m, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+}
+
+static void run(gr_opctx *c, dnnl_primitive_t prim, dnnl_memory_t spad, dnnl_exec_arg_t *args, int n)
+{
+    if (spad) {
+        dnnl_memory_set_data_handle(spad, c->scratch);
+        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, spad};
+    }
+    dnnl_primitive_execute(prim, c->dnnl->stream, n, args);
+    dnnl_stream_wait(c->dnnl->stream);
+}
+
+static void destroy_mems(dnnl_memory_t *m, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (m[i]) dnnl_memory_destroy(m[i]);
+}
+
+/* Each input in [from, to) must be present, float, and hold exactly n values. */
+static int check_vectors(const gr_opctx *c, int from, int to, int64_t n, const char *what)
+{
+    int st;
+    for (int i = from; i < to; i++) {
+        if ((st = gr_op_check_dtype(c, i, float_types))) return st;
+        if (gr_numel(&c->in[i]->shape) != n || c->in[i]->shape.rank != 1)
+            return gr_op_err(c, GRAFT_E_SHAPE, "input %d must have shape (%lld) (%s), got %lld values", i,
+                             (long long)n, what, (long long)gr_numel(&c->in[i]->shape));
+    }
+    return GRAFT_OK;
+}
+
+/* ---- BatchNormalization ----
+ * Inference: Y = (X - input_mean) / sqrt(input_var + epsilon) * scale + B, per channel.
+ * Training (opset 14+, training_mode=1): the statistics are the batch's (mean and population
+ * variance over N and the spatial axes) and running_mean = input_mean * momentum +
+ * current_mean * (1 - momentum), likewise running_var (BatchNormalization-15). */
+
+typedef struct bn_state {
+    dnnl_primitive_t prim;     /* first: NULL when the reference kernel runs */
+    dnnl_memory_t m[7];        /* src, dst, mean, variance, scale, shift, scratchpad */
+    int training;
+    double eps, momentum;
+    int64_t N, C, S;           /* X viewed as (N, C, S) */
+} bn_state;
+
+static void bn_release(void *params)
+{
+    bn_state *s = params;
+    if (s->prim) dnnl_primitive_destroy(s->prim);
+    destroy_mems(s->m, 7);
+}
+
+static int bn_dnnl_prepare(gr_opctx *c, bn_state *s)
+{
+    for (int i = 0; i < 5; i++)
+        if (c->in[i]->dtype != GR_F32) return GRAFT_OK;
+    if (c->use_ref || s->training || s->N * s->C * s->S == 0) return GRAFT_OK;
+    gr_shape xs = c->in[0]->shape, cs = {1, {s->C}};
+    if (xs.rank > 5) xs = (gr_shape){3, {s->N, s->C, s->S}};
+    dnnl_memory_desc_t md;
+    dnnl_batch_normalization_desc_t desc;
+    int st;
+    if ((st = gr_dnnl_plain_md(&md, &xs))) return st;
+    unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift;
+    if (dnnl_batch_normalization_forward_desc_init(&desc, dnnl_forward_inference, &md, (float)s->eps, flags) !=
+        dnnl_success)
+        return GRAFT_OK;
+    if ((st = dnnl_make(c, &desc, &s->prim, &s->m[6])) || !s->prim) return st;
+    for (int i = 0; i < 6 && !st; i++) st = plain_mem(c, &s->m[i], i < 2 ? &xs : &cs);
+    return st;
+}
+
+static int bn_prepare(gr_opctx *c)
+{
+    static const char *const attrs[] = {"epsilon", "momentum", "training_mode", "spatial", NULL};
+    const gr_tensor *x = c->in[0];
+    int st, maxout = c->opset >= 14 ? 3 : 5;
+    if ((st = gr_op_check_arity(c, 5, 5, 1, maxout)) || (st = check_attr_names(c, attrs)) ||
+        (st = gr_op_check_dtype(c, 0, float_types)))
+        return st;
+    if (x->shape.rank < 2)
+        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)", x->shape.rank);
+    if (gr_attr_int(c, "spatial", 1) != 1)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute 'spatial' = 0 (per-element statistics of opset 7-8) "
+                         "is not supported");
+    bn_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    s->N = x->shape.d[0], s->C = x->shape.d[1];
+    s->S = s->N * s->C != 0 ? gr_numel(&x->shape) / (s->N * s->C) : 0;
+    s->eps = gr_attr_float(c, "epsilon", 1e-5f);
+    s->momentum = gr_attr_float(c, "momentum", 0.9f);
+    int64_t tm = gr_attr_int(c, "training_mode", 0);
+    if (tm != 0 && tm != 1)
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'training_mode' must be 0 or 1, got %lld", (long long)tm);
+    s->training = (int)tm;
+    if (c->opset < 14 && c->nout > 1)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "training outputs (mean, var, saved_mean, saved_var) of "
+                         "BatchNormalization-%d are not supported; export the model in inference mode",
+                         c->opset < 9 ? 7 : 9);
+    if (!s->training && c->nout > 1)
+        return gr_op_err(c, GRAFT_E_FORMAT, "has %d outputs, but running_mean and running_var only exist "
+                         "with attribute 'training_mode' = 1", c->nout);
+    if ((st = check_vectors(c, 1, 5, s->C, "C, the channels of X"))) return st;
+    if ((st = gr_op_set_out(c, 0, x->dtype, &x->shape))) return st;
+    for (int i = 1; i < c->nout && !st; i++) st = gr_op_set_out(c, i, c->in[2 + i]->dtype, &c->in[2 + i]->shape);
+    if (st) return st;
+    c->scratch_bytes = (size_t)s->C * 4 * sizeof(double);
+    return bn_dnnl_prepare(c, s);
+}
+
+/* Per-channel mean and population variance of x: (N, C, S). */
+static void bn_batch_stats(double *mean, double *var, const gr_tensor *x, int64_t N, int64_t C, int64_t S)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C; ch++) {
+        double sum = 0, sq = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = (n * C + ch) * S; i < (n * C + ch + 1) * S; i++) sum += load(x, i);
+        double m = N * S != 0 ? sum / (double)(N * S) : 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = (n * C + ch) * S; i < (n * C + ch + 1) * S; i++) sq += (load(x, i) - m) * (load(x, i) - m);
+        mean[ch] = m;
+        var[ch] = N * S != 0 ? sq / (double)(N * S) : 0;
+    }
+}
+
+/* y = x * a[c] + b[c] with a = scale / sqrt(var + eps), b = B - mean * a. */
+static void bn_forward_ref(gr_opctx *c, const bn_state *s)
+{
+    const gr_tensor *x = c->in[0], *scale = c->in[1], *bias = c->in[2], *in_mean = c->in[3], *in_var = c->in[4];
+    double *a = c->scratch, *b = a + s->C, *mean = b + s->C, *var = mean + s->C;
+    if (s->training) {
+        bn_batch_stats(mean, var, x, s->N, s->C, s->S);
+        for (int64_t ch = 0; ch < s->C; ch++) {
+            if (c->nout > 1) store(c->out[1], ch, load(in_mean, ch) * s->momentum + mean[ch] * (1 - s->momentum));
+            if (c->nout > 2) store(c->out[2], ch, load(in_var, ch) * s->momentum + var[ch] * (1 - s->momentum));
+        }
+    } else
+        for (int64_t ch = 0; ch < s->C; ch++) mean[ch] = load(in_mean, ch), var[ch] = load(in_var, ch);
+    for (int64_t ch = 0; ch < s->C; ch++) {
+        a[ch] = load(scale, ch) / sqrt(var[ch] + s->eps);
+        b[ch] = load(bias, ch) - mean[ch] * a[ch];
+    }
+    gr_tensor *y = c->out[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < s->N * s->C; nc++) {
+        double ac = a[nc % s->C], bc = b[nc % s->C];
+        if (x->dtype == GR_F32) {
+            const float *xp = (const float *)x->data + nc * s->S;
+            float *yp = (float *)y->data + nc * s->S;
+            for (int64_t i = 0; i < s->S; i++) yp[i] = (float)(xp[i] * ac + bc);
+        } else
+            for (int64_t i = nc * s->S; i < (nc + 1) * s->S; i++) store(y, i, load(x, i) * ac + bc);
+    }
+}
+
+static void bn_forward(gr_opctx *c)
+{
+    bn_state *s = c->params;
+    if (!s->prim) {
+        bn_forward_ref(c, s);
+        return;
+    }
+    static const int arg[6] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,
+                               DNNL_ARG_SHIFT};
+    void *data[6] = {c->in[0]->data, c->out[0]->data, c->in[3]->data, c->in[4]->data, c->in[1]->data, c->in[2]->data};
+    dnnl_exec_arg_t args[7];
+    for (int i = 0; i < 6; i++) {
+        dnnl_memory_set_data_handle(s->m[i], data[i]);
+        args[i] = (dnnl_exec_arg_t){arg[i], s->m[i]};
+    }
+    run(c, s->prim, s->m[6], args, 6);
+}
+
+/* ---- LayerNormalization (opset 17) ----
+ * Per row of the (rows, cols) view: Y = (X - mean) / sqrt(var + epsilon) * Scale + B, with the
+ * optional outputs Mean and InvStdDev of shape (d[0], ..., d[axis-1], 1, ..., 1). Scale and B
+ * broadcast to X[axis:]. */
+
+typedef struct ln_state {
+    dnnl_primitive_t prim;     /* first: NULL when the reference kernel runs */
+    dnnl_memory_t m[7];        /* src, dst, scale, shift, mean, variance, scratchpad */
+    int64_t rows, cols;
+    double eps;
+    const int64_t *map[2];     /* Scale / B element for each of the cols positions; NULL: itself */
+    size_t var_off;            /* oneDNN path: scratch offset of the variance (rows floats) */
+} ln_state;
+
+static void ln_release(void *params)
+{
+    ln_state *s = params;
+    if (s->prim) dnnl_primitive_destroy(s->prim);
+    destroy_mems(s->m, 7);
+}
+
+/* Checks that input i broadcasts to X[axis:] (numpy rules, leading dims 1) and, unless it holds
+ * all cols values, builds the map from a normalised position to its element. */
+static int ln_broadcast(gr_opctx *c, ln_state *s, int i, int axis, const int64_t **map)
+{
+    const gr_shape *xs = &c->in[0]->shape, *ws = &c->in[i]->shape;
+    int r = xs->rank, off = r - ws->rank;
+    int ok = ws->rank <= r;
+    for (int k = 0; ok && k < ws->rank; k++)
+        ok = ws->d[k] == 1 || (k + off >= axis && ws->d[k] == xs->d[k + off]);
+    if (!ok) {
+        char a[160], b[160];
+        return gr_op_err(c, GRAFT_E_SHAPE, "input %d of shape %s does not broadcast to the normalised axes of "
+                         "X %s from axis %d", i, gr_shape_str(ws, a, sizeof a), gr_shape_str(xs, b, sizeof b), axis);
+    }
+    *map = NULL;
+    if (gr_numel(ws) == s->cols) return GRAFT_OK;
+    int64_t *m = gr_arena_alloc(c->arena, (size_t)(s->cols ? s->cols : 1) * sizeof *m);
+    if (!m) return GRAFT_E_NOMEM;
+    for (int64_t j = 0; j < s->cols; j++) {
+        int64_t rest = j, idx = 0, stride = 1;
+        for (int k = r - 1; k >= axis; k--) {
+            int64_t coord = rest % xs->d[k];
+            rest /= xs->d[k];
+            int wk = k - off;
+            if (wk >= 0) {
+                if (ws->d[wk] != 1) idx += coord * stride;
+                stride *= ws->d[wk];
+            }
+        }
+        m[j] = idx;
+    }
+    *map = m;
+    return GRAFT_OK;
+}
+
+static int ln_dnnl_prepare(gr_opctx *c, ln_state *s)
+{
+    int has_b = c->nin > 2 && c->in[2];
+    if (c->use_ref || s->rows * s->cols == 0 || s->map[0] || s->map[1] || c->in[0]->dtype != GR_F32)
+        return GRAFT_OK;
+    gr_shape xs = {2, {s->rows, s->cols}}, cs = {1, {s->cols}}, rs = {1, {s->rows}};
+    dnnl_memory_desc_t md;
+    dnnl_layer_normalization_desc_t desc;
+    int st, training = c->nout > 1;
+    unsigned flags = dnnl_use_scale | (has_b ? dnnl_use_shift : 0);
+    if ((st = gr_dnnl_plain_md(&md, &xs))) return st;
+    if (dnnl_layer_normalization_forward_desc_init(&desc, training ? dnnl_forward_training : dnnl_forward_inference,
+                                                   &md, NULL, (float)s->eps, flags) != dnnl_success)
+        return GRAFT_OK;
+    if ((st = dnnl_make(c, &desc, &s->prim, &s->m[6])) || !s->prim) return st;
+    for (int i = 0; i < 6 && !st; i++)
+        if ((i != 3 || has_b) && (i < 4 || training)) st = plain_mem(c, &s->m[i], i < 2 ? &xs : i < 4 ? &cs : &rs);
+    s->var_off = (c->scratch_bytes + 63) & ~(size_t)63;
+    if (training) c->scratch_bytes = s->var_off + (size_t)s->rows * sizeof(float);
+    return st;
+}
+
+static int ln_prepare(gr_opctx *c)
+{
+    static const char *const attrs[] = {"axis", "epsilon", "stash_type", NULL};
+    const gr_tensor *x = c->in[0];
+    int st, axis;
+    if ((st = gr_op_check_arity(c, 2, 3, 1, 3)) || (st = check_attr_names(c, attrs)) ||
+        (st = gr_op_check_dtype(c, 0, float_types)) ||
+        (st = gr_op_axis(c, gr_attr_int(c, "axis", -1), x->shape.rank, &axis)))
+        return st;
+    int64_t stash = gr_attr_int(c, "stash_type", 1);
+    if (stash != 1)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute 'stash_type' = %lld is not supported (only 1, float)",
+                         (long long)stash);
+    for (int i = 1; i < c->nin; i++)
+        if (c->in[i] && c->in[i]->dtype != x->dtype)
+            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has type %s, X has %s", i, gr_dtype_name(c->in[i]->dtype),
+                             gr_dtype_name(x->dtype));
+    ln_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    s->eps = gr_attr_float(c, "epsilon", 1e-5f);
+    s->rows = 1, s->cols = 1;
+    gr_shape ms = x->shape;
+    for (int k = 0; k < x->shape.rank; k++) {
+        if (k < axis) s->rows *= x->shape.d[k];
+        else s->cols *= x->shape.d[k], ms.d[k] = 1;
+    }
+    for (int i = 1; i < c->nin && !st; i++)
+        if (c->in[i]) st = ln_broadcast(c, s, i, axis, &s->map[i - 1]);
+    if (st || (st = gr_op_set_out(c, 0, x->dtype, &x->shape))) return st;
+    for (int i = 1; i < c->nout && !st; i++) st = gr_op_set_out(c, i, GR_F32, &ms);
+    return st ? st : ln_dnnl_prepare(c, s);
+}
+
+/* y: (rows, cols), mean/inv: (rows) or NULL, x: (rows, cols), w/b: broadcast per column. */
+static void ln_forward_ref(gr_opctx *c, const ln_state *s)
+{
+    const gr_tensor *x = c->in[0], *w = c->in[1], *b = c->nin > 2 ? c->in[2] : NULL;
+    gr_tensor *y = c->out[0];
+    const int64_t cols = s->cols;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < s->rows; r++) {
+        double sum = 0, sq = 0;
+        for (int64_t j = 0; j < cols; j++) sum += load(x, r * cols + j);
+        double mean = sum / (double)cols;
+        for (int64_t j = 0; j < cols; j++) sq += (load(x, r * cols + j) - mean) * (load(x, r * cols + j) - mean);
+        double inv = 1 / sqrt(sq / (double)cols + s->eps);
+        for (int64_t j = 0; j < cols; j++) {
+            double v = (load(x, r * cols + j) - mean) * inv * load(w, s->map[0] ? s->map[0][j] : j);
+            if (b) v += load(b, s->map[1] ? s->map[1][j] : j);
+            store(y, r * cols + j, v);
+        }
+        if (c->nout > 1) ((float *)c->out[1]->data)[r] = (float)mean;
+        if (c->nout > 2) ((float *)c->out[2]->data)[r] = (float)inv;
+    }
+}
+
+static void ln_forward(gr_opctx *c)
+{
+    ln_state *s = c->params;
+    if (!s->prim) {
+        ln_forward_ref(c, s);
+        return;
+    }
+    float *var = (float *)((char *)c->scratch + s->var_off);
+    static const int arg[6] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN,
+                               DNNL_ARG_VARIANCE};
+    void *data[6] = {c->in[0]->data, c->out[0]->data, c->in[1]->data, c->nin > 2 && c->in[2] ? c->in[2]->data : NULL,
+                     c->nout > 1 ? c->out[1]->data : NULL, var};
+    dnnl_exec_arg_t args[7];
+    int n = 0;
+    for (int i = 0; i < 6; i++)
+        if (s->m[i]) {
+            dnnl_memory_set_data_handle(s->m[i], data[i]);
+            args[n++] = (dnnl_exec_arg_t){arg[i], s->m[i]};
+        }
+    run(c, s->prim, s->m[6], args, n);
+    if (c->nout > 2) {
+        float *inv = c->out[2]->data;
+        for (int64_t r = 0; r < s->rows; r++) inv[r] = (float)(1 / sqrt((double)var[r] + s->eps));
+    }
+}
+
+/* ---- InstanceNormalization (opset 6) ----
+ * y = scale[c] * (x - mean) / sqrt(var + epsilon) + B[c], statistics per (n, c) over the spatial
+ * axes (population variance). */
+
+typedef struct inorm_state { double eps; int64_t NC, C, S; } inorm_state;
+
+static int inorm_prepare(gr_opctx *c)
+{
+    static const char *const attrs[] = {"epsilon", NULL};
+    const gr_tensor *x = c->in[0];
+    int st;
+    if ((st = gr_op_check_arity(c, 3, 3, 1, 1)) || (st = check_attr_names(c, attrs)) ||
+        (st = gr_op_check_dtype(c, 0, float_types)))
+        return st;
+    if (x->shape.rank < 3)
+        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)", x->shape.rank);
+    inorm_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    s->eps = gr_attr_float(c, "epsilon", 1e-5f);
+    s->C = x->shape.d[1];
+    s->NC = x->shape.d[0] * s->C;
+    s->S = s->NC ? gr_numel(&x->shape) / s->NC : 0;
+    if ((st = check_vectors(c, 1, 3, s->C, "C, the channels of X"))) return st;
+    return gr_op_set_out(c, 0, x->dtype, &x->shape);
+}
+
+static void inorm_forward(gr_opctx *c)
+{
+    const inorm_state *s = c->params;
+    const gr_tensor *x = c->in[0], *w = c->in[1], *b = c->in[2];
+    const int64_t S = s->S;
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < s->NC; nc++) {
+        double sum = 0, sq = 0;
+        for (int64_t i = nc * S; i < (nc + 1) * S; i++) sum += load(x, i);
+        double mean = S ? sum / (double)S : 0;
+        for (int64_t i = nc * S; i < (nc + 1) * S; i++) sq += (load(x, i) - mean) * (load(x, i) - mean);
+        double a = load(w, nc % s->C) / sqrt((S ? sq / (double)S : 0) + s->eps);
+        double bc = load(b, nc % s->C) - mean * a;
+        for (int64_t i = nc * S; i < (nc + 1) * S; i++) store(c->out[0], i, load(x, i) * a + bc);
+    }
+}
+
+/* ---- LRN (opset 13) ----
+ * y = x / (bias + alpha / size * sum of x^2 over channels [c - floor((size-1)/2),
+ * c + ceil((size-1)/2)]) ^ beta. */
+
+typedef struct lrn_state { double alpha, beta, bias; int64_t size, N, C, S; } lrn_state;
+
+static int lrn_prepare(gr_opctx *c)
+{
+    static const char *const attrs[] = {"alpha", "beta", "bias", "size", NULL};
+    const gr_tensor *x = c->in[0];
+    int st;
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_attr_names(c, attrs)) ||
+        (st = gr_op_check_dtype(c, 0, float_types)))
+        return st;
+    if (x->shape.rank < 2)
+        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)", x->shape.rank);
+    lrn_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    s->size = gr_attr_int(c, "size", 0);
+    if (s->size < 1) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'size' is required and must be >= 1");
+    s->alpha = gr_attr_float(c, "alpha", 1e-4f);
+    s->beta = gr_attr_float(c, "beta", 0.75f);
+    s->bias = gr_attr_float(c, "bias", 1.0f);
+    s->N = x->shape.d[0], s->C = x->shape.d[1];
+    s->S = s->N * s->C != 0 ? gr_numel(&x->shape) / (s->N * s->C) : 0;
+    return gr_op_set_out(c, 0, x->dtype, &x->shape);
+}
+
+static void lrn_forward(gr_opctx *c)
+{
+    const lrn_state *s = c->params;
+    const gr_tensor *x = c->in[0];
+    const int64_t C = s->C, S = s->S, before = (s->size - 1) / 2, after = s->size - 1 - before;
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < s->N * C; nc++) {
+        int64_t n = nc / C, ch = nc % C;
+        int64_t lo = ch - before < 0 ? 0 : ch - before, hi = ch + after > C - 1 ? C - 1 : ch + after;
+        for (int64_t i = 0; i < S; i++) {
+            double sq = 0;
+            for (int64_t k = lo; k <= hi; k++) {
+                double v = load(x, (n * C + k) * S + i);
+                sq += v * v;
+            }
+            store(c->out[0], nc * S + i, load(x, nc * S + i) / pow(s->bias + s->alpha / (double)s->size * sq, s->beta));
+        }
+    }
+}
+
+/* ---- LpNormalization (opset 1) ----
+ * y = x / ||x||_p along one axis (p = 1 or 2); a zero norm gives 0 rather than NaN. */
+
+typedef struct lpn_state { int p; int64_t outer, A, inner; } lpn_state;
+
+static int lpn_prepare(gr_opctx *c)
+{
+    static const char *const attrs[] = {"axis", "p", NULL};
+    const gr_tensor *x = c->in[0];
+    int st, axis;
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_attr_names(c, attrs)) ||
+        (st = gr_op_check_dtype(c, 0, float_types)) ||
+        (st = gr_op_axis(c, gr_attr_int(c, "axis", -1), x->shape.rank, &axis)))
+        return st;
+    lpn_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    int64_t p = gr_attr_int(c, "p", 2);
+    if (p != 1 && p != 2)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute 'p' = %lld; only 1 and 2 are defined", (long long)p);
+    s->p = (int)p;
+    s->outer = 1, s->inner = 1, s->A = x->shape.d[axis];
+    for (int k = 0; k < x->shape.rank; k++) {
+        if (k < axis) s->outer *= x->shape.d[k];
+        if (k > axis) s->inner *= x->shape.d[k];
+    }
+    return gr_op_set_out(c, 0, x->dtype, &x->shape);
+}
+
+static void lpn_forward(gr_opctx *c)
+{
+    const lpn_state *s = c->params;
+    const gr_tensor *x = c->in[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < s->outer; o++)
+        for (int64_t i = 0; i < s->inner; i++) {
+            int64_t base = o * s->A * s->inner + i;
+            double norm = 0;
+            for (int64_t a = 0; a < s->A; a++) {
+                double v = load(x, base + a * s->inner);
+                norm += s->p == 1 ? fabs(v) : v * v;
+            }
+            if (s->p == 2) norm = sqrt(norm);
+            for (int64_t a = 0; a < s->A; a++)
+                store(c->out[0], base + a * s->inner, norm ? load(x, base + a * s->inner) / norm : 0);
+        }
+}
 
 const gr_opdef gr_ops_norm[] = {
+    {"BatchNormalization", bn_prepare, bn_forward, bn_release, 0},
+    {"LayerNormalization", ln_prepare, ln_forward, ln_release, 0},
+    {"InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0},
+    {"LRN", lrn_prepare, lrn_forward, NULL, 0},
+    {"LpNormalization", lpn_prepare, lpn_forward, NULL, 0},
     {0},
 };

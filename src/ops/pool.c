@@ -1,6 +1,410 @@
-/* pool.c — (to be filled) */
-#include "ops.h"
+/* pool.c — pooling: MaxPool (with the optional Indices output), AveragePool, LpPool and the
+ * global pools (GlobalAveragePool, GlobalMaxPool, GlobalLpPool). Depends on core and oneDNN.
+ *
+ * Geometry follows the ONNX spec (MaxPool-12, AveragePool-11/19, LpPool-11/18): per spatial axis
+ * a kernel k, stride s, dilation d (effective extent ek = (k-1)*d + 1), begin/end pads pb/pe,
+ *   out = floor((in + pb + pe - ek) / s) + 1          (ceil with ceil_mode=1),
+ * and with ceil_mode a last window that would start in the right padding is dropped, as PyTorch
+ * does (`(out-1)*s >= in + pb` → out - 1). auto_pad SAME_* / VALID replace the pads.
+ *
+ * Kernels: a plain reference kernel for every case (any dtype, 1 to 3 spatial axes), and oneDNN
+ * pooling_v2 primitives for float32 max and average pooling. oneDNN has no ceil_mode: it is
+ * expressed as extra right padding (pe' so that the floor formula gives the ceil output). With
+ * count_include_pad=1 oneDNN divides by the whole kernel, while ONNX/PyTorch count only the
+ * positions inside the explicitly padded input; the two differ only when the ceil extension is
+ * used, so that case (and LpPool, and the Indices output) runs the reference kernel. */
+#include "dnnl_util.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { POOL_MAX, POOL_AVG, POOL_LP };
+
+/* Geometry with the spatial axes normalised to three (missing leading axes have size 1). */
+typedef struct pool_geom {
+    int kind, nsp;                  /* POOL_*, number of spatial axes (1..3) */
+    int64_t N, C;
+    int64_t in[3], out[3];          /* (D, H, W) of input and output */
+    int64_t k[3], s[3], d[3];       /* kernel, stride, dilation */
+    int64_t pb[3], pe[3];           /* begin and end pads (as ONNX gives them) */
+    int count_include_pad, storage_order;
+    double p;                       /* LpPool norm order */
+} pool_geom;
+
+/* The primitive comes first: tests read it to know which kernel a case runs. */
+typedef struct pool_state {
+    dnnl_primitive_t prim;          /* NULL: the reference kernel runs */
+    dnnl_memory_t src, dst, spad;   /* spad NULL if the primitive needs no scratchpad */
+    pool_geom g;
+} pool_state;
+
+/* ---- small shared helpers (static: each family file keeps its own) ---- */
+
+/* Every attribute of the node must be one this op knows: an unknown one is an error. */
+static int check_attr_names(const gr_opctx *c, const char *const *known)
+{
+    for (int i = 0; i < c->nattr; i++) {
+        int ok = 0;
+        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
+        if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[i].name);
+    }
+    return GRAFT_OK;
+}
+
+static double load(const gr_tensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case GR_F32: return ((const float *)t->data)[i];
+    case GR_F64: return ((const double *)t->data)[i];
+    case GR_U8: return ((const uint8_t *)t->data)[i];
+    case GR_I8: return ((const int8_t *)t->data)[i];
+    default: return gr_get_f64(t, i);
+    }
+}
+
+static void store(gr_tensor *t, int64_t i, double v)
+{
+    switch (t->dtype) {
+    case GR_F32: ((float *)t->data)[i] = (float)v; break;
+    case GR_F64: ((double *)t->data)[i] = v; break;
+    default: gr_set_f64(t, i, v); break;
+    }
+}
+
+/* The value MaxPool writes for a window that holds no input element (only padding). */
+static double lowest(int dtype)
+{
+    return dtype == GR_U8 ? 0 : dtype == GR_I8 ? -128 : -INFINITY;
+}
+
+/* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
+ * c->scratch_bytes). Returns GRAFT_OK with *prim == NULL when oneDNN cannot run this case, so
+ * that the caller falls back to the reference kernel; an error only when out of memory. */
+static int dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_memory_t *spad)
+{
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_desc_t pd = NULL;
+    *prim = NULL;
+    *spad = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, c->dnnl->engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
+    if (st != dnnl_success) return GRAFT_OK;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (bytes) {
+        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
+        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
+    }
+    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) *prim = NULL;
+    return gr_dnnl_check(c, st, "primitive");
+}
+
+/* ---- geometry ---- */
+
+static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+/* Reads an INTS attribute of exactly n values (each >= lo), or fills def when absent.
+ * out has room for 6 values. */
+static int ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, int64_t lo, int64_t *out)
+{
+    int got = gr_attr_ints(c, name, out, 2 * 3);
+    if (got < 0) {
+        for (int i = 0; i < n; i++) out[i] = def;
+        return GRAFT_OK;
+    }
+    if (got != n) return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has %d values, expected %d", name, got, n);
+    for (int i = 0; i < n; i++)
+        if (out[i] < lo)
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has value %lld, must be >= %lld", name,
+                             (long long)out[i], (long long)lo);
+    return GRAFT_OK;
+}
+
+/* Output extent and pads of one spatial axis from auto_pad / pads / ceil_mode. */
+static int axis_geometry(const gr_opctx *c, const char *auto_pad, int ceil_mode, int64_t in, int64_t k,
+                         int64_t s, int64_t d, int64_t *pb, int64_t *pe, int64_t *out)
+{
+    int64_t ek = (k - 1) * d + 1;
+    if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
+        *out = ceil_div(in, s);
+        int64_t total = (*out - 1) * s + ek - in;
+        if (total < 0) total = 0;
+        int upper = auto_pad[5] == 'U';
+        *pb = upper ? total / 2 : total - total / 2;
+        *pe = total - *pb;
+        return GRAFT_OK;
+    }
+    if (strcmp(auto_pad, "VALID") == 0) *pb = *pe = 0, ceil_mode = 0;  /* the spec's VALID formula */
+    else if (strcmp(auto_pad, "NOTSET") != 0)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "auto_pad '%s' is not supported (NOTSET, SAME_UPPER, "
+                         "SAME_LOWER or VALID)", auto_pad);
+    int64_t span = in + *pb + *pe - ek;
+    if (span < 0)
+        return gr_op_err(c, GRAFT_E_SHAPE, "kernel extent %lld is larger than the padded input %lld",
+                         (long long)ek, (long long)(in + *pb + *pe));
+    *out = (ceil_mode ? ceil_div(span, s) : span / s) + 1;
+    if (ceil_mode && (*out - 1) * s >= in + *pb) (*out)--;  /* window starting in the end pad */
+    return GRAFT_OK;
+}
+
+/* Parses the attributes of a (non-global) pool into g and sets the output shapes. */
+static int pool_geometry(gr_opctx *c, int kind, pool_geom *g)
+{
+    const gr_tensor *x = c->in[0];
+    int rank = x->shape.rank, nsp = rank - 2;
+    if (nsp < 1)
+        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...) of rank >= 3", rank);
+    if (nsp > 3)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "pooling over %d spatial axes; graft supports 1 to 3", nsp);
+    int64_t k[6], s[6], d[6], pads[6];
+    if (!gr_attr_get(c, "kernel_shape")) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'kernel_shape' is required");
+    int st;
+    if ((st = ints_attr(c, "kernel_shape", nsp, 1, 1, k)) || (st = ints_attr(c, "strides", nsp, 1, 1, s)) ||
+        (st = ints_attr(c, "dilations", nsp, 1, 1, d)) || (st = ints_attr(c, "pads", 2 * nsp, 0, 0, pads)))
+        return st;
+    const char *auto_pad = gr_attr_str(c, "auto_pad", "NOTSET");
+    int64_t ceil_mode = gr_attr_int(c, "ceil_mode", 0);
+    if (ceil_mode != 0 && ceil_mode != 1)
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'ceil_mode' must be 0 or 1, got %lld", (long long)ceil_mode);
+    if (strcmp(auto_pad, "NOTSET") != 0)
+        for (int i = 0; i < 2 * nsp; i++)
+            if (pads[i])
+                return gr_op_err(c, GRAFT_E_FORMAT, "attributes 'pads' and 'auto_pad' %s cannot be used together",
+                                 auto_pad);
+    *g = (pool_geom){.kind = kind, .nsp = nsp, .N = x->shape.d[0], .C = x->shape.d[1]};
+    gr_shape ys = x->shape;
+    for (int a = 0; a < 3; a++) {
+        int i = a - (3 - nsp);  /* index among the node's spatial axes, < 0 for the padding ones */
+        g->in[a] = g->out[a] = g->k[a] = g->s[a] = g->d[a] = 1;
+        if (i < 0) continue;
+        g->in[a] = x->shape.d[2 + i];
+        g->k[a] = k[i], g->s[a] = s[i], g->d[a] = d[i];
+        g->pb[a] = pads[i], g->pe[a] = pads[nsp + i];
+        if ((st = axis_geometry(c, auto_pad, (int)ceil_mode, g->in[a], k[i], s[i], d[i], &g->pb[a],
+                                &g->pe[a], &g->out[a])))
+            return st;
+        ys.d[2 + i] = g->out[a];
+    }
+    if ((st = gr_op_set_out(c, 0, x->dtype, &ys))) return st;
+    return c->nout > 1 ? gr_op_set_out(c, 1, GR_I64, &ys) : GRAFT_OK;
+}
+
+/* ---- reference kernel ---- */
+
+/* Range [lo, hi) of kernel taps j whose position start + j*d lies in [0, end). */
+static void taps(int64_t start, int64_t d, int64_t k, int64_t end, int64_t *lo, int64_t *hi)
+{
+    *lo = start < 0 ? ceil_div(-start, d) : 0;
+    *hi = start < end ? ceil_div(end - start, d) : 0;
+    if (*hi > k) *hi = k;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* y: (N, C, OD, OH, OW), ind: same or NULL, x: (N, C, ID, IH, IW), any dtype. Indices are flat
+ * positions in x, row-major (storage_order 0) or with the spatial axes column-major (1). */
+static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, const pool_geom *g)
+{
+    const int64_t ID = g->in[0], IH = g->in[1], IW = g->in[2];
+    const int64_t plane = ID * IH * IW, oplane = g->out[0] * g->out[1] * g->out[2];
+    const double empty = lowest(x->dtype);
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < g->N * g->C; nc++)
+        for (int64_t o = 0; o < oplane; o++) {
+            int64_t oi[3] = {o / (g->out[1] * g->out[2]), o / g->out[2] % g->out[1], o % g->out[2]};
+            int64_t start[3], lo[3], hi[3], padded = 1;
+            for (int a = 0; a < 3; a++) {
+                start[a] = oi[a] * g->s[a] - g->pb[a];
+                taps(start[a], g->d[a], g->k[a], g->in[a], &lo[a], &hi[a]);
+                /* taps inside the padded input [-pb, in + pe): start >= -pb, so all from j = 0 */
+                int64_t phi = ceil_div(g->in[a] + g->pe[a] - start[a], g->d[a]);
+                padded *= phi < g->k[a] ? phi : g->k[a];
+            }
+            double acc = g->kind == POOL_MAX ? empty : 0;
+            int64_t n = 0, best[3] = {-1, -1, -1};
+            for (int64_t j0 = lo[0]; j0 < hi[0]; j0++)
+                for (int64_t j1 = lo[1]; j1 < hi[1]; j1++)
+                    for (int64_t j2 = lo[2]; j2 < hi[2]; j2++) {
+                        int64_t i0 = start[0] + j0 * g->d[0], i1 = start[1] + j1 * g->d[1],
+                                i2 = start[2] + j2 * g->d[2];
+                        double v = load(x, nc * plane + (i0 * IH + i1) * IW + i2);
+                        if (g->kind == POOL_MAX) {
+                            if (n == 0 || v > acc) acc = v, best[0] = i0, best[1] = i1, best[2] = i2;
+                        } else if (g->kind == POOL_AVG) acc += v;
+                        else acc += g->p == 1 ? fabs(v) : g->p == 2 ? v * v : pow(fabs(v), g->p);
+                        n++;
+                    }
+            if (g->kind == POOL_AVG) {
+                int64_t div = g->count_include_pad ? padded : n;
+                acc = div ? acc / (double)div : 0;
+            } else if (g->kind == POOL_LP)
+                acc = g->p == 1 ? acc : g->p == 2 ? sqrt(acc) : pow(acc, 1.0 / g->p);
+            store(y, nc * oplane + o, acc);
+            if (ind)
+                ind[nc * oplane + o] = best[0] < 0 ? -1 : nc * plane +
+                    (g->storage_order ? best[0] + ID * (best[1] + IH * best[2])
+                                      : (best[0] * IH + best[1]) * IW + best[2]);
+        }
+}
+
+/* ---- oneDNN ---- */
+
+static void pool_release(void *params)
+{
+    pool_state *s = params;
+    if (s->prim) dnnl_primitive_destroy(s->prim);
+    if (s->src) dnnl_memory_destroy(s->src);
+    if (s->dst) dnnl_memory_destroy(s->dst);
+    if (s->spad) dnnl_memory_destroy(s->spad);
+}
+
+/* Builds the oneDNN primitive when oneDNN computes exactly what ONNX asks; else leaves prim NULL. */
+static int pool_dnnl_prepare(gr_opctx *c, pool_state *s)
+{
+    const pool_geom *g = &s->g;
+    if (c->use_ref || c->in[0]->dtype != GR_F32 || g->kind == POOL_LP || c->nout > 1) return GRAFT_OK;
+    dnnl_dims_t strides, kernel, dil, pl, pr;
+    int ceil_ext = 0;
+    for (int i = 0; i < g->nsp; i++) {
+        int a = 3 - g->nsp + i;
+        int64_t ek = (g->k[a] - 1) * g->d[a] + 1;
+        int64_t need = (g->out[a] - 1) * g->s[a] + ek - g->in[a] - g->pb[a];  /* right pad for ceil */
+        strides[i] = g->s[a], kernel[i] = g->k[a], dil[i] = g->d[a] - 1;  /* oneDNN: 0 = dense */
+        pl[i] = g->pb[a];
+        pr[i] = need > g->pe[a] ? need : g->pe[a];
+        ceil_ext |= need > g->pe[a];
+    }
+    dnnl_alg_kind_t alg = g->kind == POOL_MAX ? dnnl_pooling_max
+                        : g->count_include_pad ? dnnl_pooling_avg_include_padding
+                                               : dnnl_pooling_avg_exclude_padding;
+    if (alg == dnnl_pooling_avg_include_padding && ceil_ext) return GRAFT_OK;
+    dnnl_memory_desc_t src, dst;
+    dnnl_pooling_v2_desc_t desc;
+    int st;
+    if ((st = gr_dnnl_plain_md(&src, &c->in[0]->shape)) || (st = gr_dnnl_plain_md(&dst, &c->out[0]->shape)))
+        return st;
+    if (dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, &dst, strides, kernel,
+                                          dil, pl, pr) != dnnl_success)
+        return GRAFT_OK;
+    if ((st = dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
+    st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &src, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &dst, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    return st;
+}
+
+static void pool_forward_dnnl(gr_opctx *c, pool_state *s)
+{
+    dnnl_memory_set_data_handle(s->src, c->in[0]->data);
+    dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_DST, s->dst}, {DNNL_ARG_SCRATCHPAD, s->spad}};
+    if (s->spad) dnnl_memory_set_data_handle(s->spad, c->scratch);
+    dnnl_primitive_execute(s->prim, c->dnnl->stream, s->spad ? 3 : 2, args);
+    dnnl_stream_wait(c->dnnl->stream);
+}
+
+/* ---- ops ---- */
+
+static const int float_types[] = {GR_F32, GR_F64, 0};
+static const int max_types[] = {GR_F32, GR_F64, GR_U8, GR_I8, 0};
+
+static int pool_prepare(gr_opctx *c, int kind)
+{
+    static const char *const max_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
+                                            "storage_order", "strides", NULL};
+    static const char *const avg_attrs[] = {"auto_pad", "ceil_mode", "count_include_pad", "dilations",
+                                            "kernel_shape", "pads", "strides", NULL};
+    static const char *const lp_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "p", "pads",
+                                           "strides", NULL};
+    int st;
+    if ((st = gr_op_check_arity(c, 1, 1, 1, kind == POOL_MAX ? 2 : 1)) ||
+        (st = check_attr_names(c, kind == POOL_MAX ? max_attrs : kind == POOL_AVG ? avg_attrs : lp_attrs)) ||
+        (st = gr_op_check_dtype(c, 0, kind == POOL_MAX ? max_types : float_types)))
+        return st;
+    pool_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    if ((st = pool_geometry(c, kind, &s->g))) return st;
+    int64_t v = gr_attr_int(c, kind == POOL_MAX ? "storage_order" : "count_include_pad", 0);
+    if (v != 0 && v != 1)
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' must be 0 or 1, got %lld",
+                         kind == POOL_MAX ? "storage_order" : "count_include_pad", (long long)v);
+    if (kind == POOL_MAX) s->g.storage_order = (int)v;
+    if (kind == POOL_AVG) s->g.count_include_pad = (int)v;
+    if (kind == POOL_LP) {
+        s->g.p = gr_attr_float(c, "p", 2);
+        if (!(s->g.p > 0)) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'p' must be positive, got %g", s->g.p);
+    }
+    return pool_dnnl_prepare(c, s);
+}
+
+static int maxpool_prepare(gr_opctx *c) { return pool_prepare(c, POOL_MAX); }
+static int avgpool_prepare(gr_opctx *c) { return pool_prepare(c, POOL_AVG); }
+static int lppool_prepare(gr_opctx *c) { return pool_prepare(c, POOL_LP); }
+
+static void pool_forward(gr_opctx *c)
+{
+    pool_state *s = c->params;
+    if (s->prim) pool_forward_dnnl(c, s);
+    else pool_forward_ref(c->out[0], c->nout > 1 ? c->out[1]->data : NULL, c->in[0], &s->g);
+}
+
+/* ---- global pools: one value per (n, c) over all spatial positions ---- */
+
+typedef struct global_state { int kind; double p; } global_state;
+
+static int global_prepare(gr_opctx *c, int kind)
+{
+    static const char *const no_attrs[] = {NULL}, *const lp_attrs[] = {"p", NULL};
+    const gr_tensor *x = c->in[0];
+    int st;
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_attr_names(c, kind == POOL_LP ? lp_attrs : no_attrs)) ||
+        (st = gr_op_check_dtype(c, 0, float_types)))
+        return st;
+    if (x->shape.rank < 2)
+        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)", x->shape.rank);
+    global_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    s->kind = kind;
+    s->p = gr_attr_float(c, "p", 2);
+    if (!(s->p > 0)) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'p' must be positive, got %g", s->p);
+    gr_shape ys = x->shape;
+    for (int i = 2; i < ys.rank; i++) ys.d[i] = 1;
+    return gr_op_set_out(c, 0, x->dtype, &ys);
+}
+
+static int gap_prepare(gr_opctx *c) { return global_prepare(c, POOL_AVG); }
+static int gmp_prepare(gr_opctx *c) { return global_prepare(c, POOL_MAX); }
+static int glp_prepare(gr_opctx *c) { return global_prepare(c, POOL_LP); }
+
+/* y: (N, C, 1, ...), x: (N, C, D1, ...) */
+static void global_forward(gr_opctx *c)
+{
+    const global_state *s = c->params;
+    const gr_tensor *x = c->in[0];
+    int64_t NC = x->shape.d[0] * x->shape.d[1], S = NC ? gr_numel(&x->shape) / NC : 0;
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++) {
+        double acc = s->kind == POOL_MAX ? -INFINITY : 0;
+        for (int64_t i = nc * S; i < (nc + 1) * S; i++) {
+            double v = load(x, i);
+            if (s->kind == POOL_MAX) acc = i == nc * S || v > acc ? v : acc;
+            else acc += s->kind == POOL_AVG ? v : pow(fabs(v), s->p);
+        }
+        if (s->kind == POOL_AVG) acc = S ? acc / (double)S : 0;
+        if (s->kind == POOL_LP) acc = pow(acc, 1.0 / s->p);
+        store(c->out[0], nc, acc);
+    }
+}
 
 const gr_opdef gr_ops_pool[] = {
+    {"MaxPool", maxpool_prepare, pool_forward, pool_release, 0},
+    {"AveragePool", avgpool_prepare, pool_forward, pool_release, 0},
+    {"LpPool", lppool_prepare, pool_forward, pool_release, 0},
+    {"GlobalAveragePool", gap_prepare, global_forward, NULL, 0},
+    {"GlobalMaxPool", gmp_prepare, global_forward, NULL, 0},
+    {"GlobalLpPool", glp_prepare, global_forward, NULL, 0},
     {0},
 };
