@@ -95,3 +95,30 @@ static void to_plain_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_op_to_plain = {"ToPlain", to_plain_prepare, to_plain_forward, to_plain_release, GR_OPF_LAYOUT};
+
+int gr_dnnl_md_of(const gr_tensor *t, dnnl_memory_desc_t *md)
+{
+    if (t->layout) {
+        *md = *(const dnnl_memory_desc_t *)t->layout;
+        return GRAFT_OK;
+    }
+    return gr_dnnl_plain_md(md, &t->shape);
+}
+
+int gr_dnnl_same_layout(const gr_tensor *a, const gr_tensor *b)
+{
+    if (!a->layout || !b->layout) return !a->layout && !b->layout;
+    return dnnl_memory_desc_equal(a->layout, b->layout) != 0;
+}
+
+void gr_dnnl_set_layout(gr_tensor *t, const dnnl_memory_desc_t *md)
+{
+    dnnl_memory_desc_t plain;
+    if (gr_dnnl_plain_md(&plain, &t->shape) == GRAFT_OK && dnnl_memory_desc_equal(&plain, md)) {
+        t->layout = NULL;  /* oneDNN chose the plain layout itself */
+        t->bytes = 0;
+        return;
+    }
+    t->layout = md;
+    t->bytes = dnnl_memory_desc_get_size(md);
+}

@@ -14,6 +14,13 @@ int gr_dnnl_new(gr_dnnl **out);
 void gr_dnnl_free(gr_dnnl *d);
 /* Plain row-major memory descriptor for an f32 tensor of the given shape. */
 int gr_dnnl_plain_md(dnnl_memory_desc_t *md, const gr_shape *s);
+/* The memory descriptor of a tensor: its layout, or plain row-major. */
+int gr_dnnl_md_of(const gr_tensor *t, dnnl_memory_desc_t *md);
+/* Both plain, or both in the same oneDNN layout. */
+int gr_dnnl_same_layout(const gr_tensor *a, const gr_tensor *b);
+/* Marks t as stored in layout md (kept by the caller for the plan's lifetime); a plain md
+ * leaves t plain. */
+void gr_dnnl_set_layout(gr_tensor *t, const dnnl_memory_desc_t *md);
 /* Turns a oneDNN status into a graft error naming the node and the call. */
 int gr_dnnl_check(const gr_opctx *c, dnnl_status_t st, const char *what);
 
