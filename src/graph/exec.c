@@ -156,7 +156,7 @@ static int plan_node(gr_plan *p, int k)
                       n->name, n->domain, n->domain[0] ? "." : "", n->op_type, g->opset);
     *c = (gr_opctx){.name = n->name, .op_type = n->op_type, .opset = g->opset, .attrs = n->attrs,
                     .nattr = n->nattr, .nin = n->nin, .nout = n->nout, .arena = p->arena,
-                    .use_ref = p->opts.use_ref, .dnnl = p->opts.dnnl};
+                    .use_ref = p->opts.use_ref, .layouts = !p->opts.use_ref, .dnnl = p->opts.dnnl};
     c->in = gr_arena_alloc(p->arena, (size_t)(n->nin + 1) * sizeof(gr_tensor *));
     c->out = gr_arena_alloc(p->arena, (size_t)(n->nout + 1) * sizeof(gr_tensor *));
     if (!c->in || !c->out) return GRAFT_E_NOMEM;

@@ -49,6 +49,10 @@ typedef struct conv_state {
     dnnl_memory_t wuser;        /* the ONNX weights, source of wreorder */
     int wconst;                 /* the weights were reordered once, in prepare */
     size_t wei_off;             /* offset in scratch of run-time reordered weights */
+    dnnl_primitive_t sreorder;  /* input layout -> the layout the kernel reads; NULL if they match */
+    dnnl_memory_t sin;          /* the input as it comes, source of sreorder */
+    size_t src_off;             /* offset in scratch of the reordered input */
+    dnnl_memory_desc_t src_md, dst_md;  /* the layouts the primitive chose */
     conv_geom g;
 } conv_state;
 
@@ -344,7 +348,8 @@ static void conv_release(void *params)
     conv_state *s = params;
     if (s->prim) dnnl_primitive_destroy(s->prim);
     if (s->wreorder) dnnl_primitive_destroy(s->wreorder);
-    dnnl_memory_t *mems[] = {&s->src, &s->wei, &s->bias, &s->dst, &s->spad, &s->wuser};
+    if (s->sreorder) dnnl_primitive_destroy(s->sreorder);
+    dnnl_memory_t *mems[] = {&s->src, &s->wei, &s->bias, &s->dst, &s->spad, &s->wuser, &s->sin};
     for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
         if (*mems[i]) dnnl_memory_destroy(*mems[i]);
 }
@@ -436,8 +441,9 @@ static int weights_setup(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t *w
 }
 
 /* Creates the oneDNN (de)convolution reading src and writing dst in the layouts these memory
- * descriptors give (plain for now; a oneDNN blocked layout later), with weights in the layout
- * oneDNN prefers. Leaves s->prim NULL when oneDNN cannot run the case: the reference kernel runs. */
+ * descriptors give (plain, or "any" to let oneDNN choose its fastest layout, which it records in
+ * s->src_md and s->dst_md), with weights in the layout oneDNN prefers. Leaves s->prim NULL when
+ * oneDNN cannot run the case: the reference kernel runs. */
 static int conv_dnnl_create(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *dst)
 {
     const conv_geom *g = &s->g;
@@ -469,8 +475,10 @@ static int conv_dnnl_create(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t
         c->scratch_bytes = sbytes;  /* the scratchpad sits at the start of scratch */
     }
     if (!st) st = weights_setup(c, s, &wuser, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->src, src, eng, DNNL_MEMORY_NONE), "memory");
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, dst, eng, DNNL_MEMORY_NONE), "memory");
+    s->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    s->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &s->src_md, eng, DNNL_MEMORY_NONE), "memory");
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &s->dst_md, eng, DNNL_MEMORY_NONE), "memory");
     if (!st && b) st = gr_dnnl_check(c, dnnl_memory_create(&s->bias, &bmd, eng, DNNL_MEMORY_NONE), "memory");
     dnnl_primitive_t prim = NULL;
     if (!st) st = gr_dnnl_check(c, dnnl_primitive_create(&prim, pd), "primitive");
@@ -479,11 +487,41 @@ static int conv_dnnl_create(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t
     return st;
 }
 
+/* The input arrives in the layout its producer left it in; if the kernel reads another (the
+ * primitive's choice, or plain for the reference kernel), reorder it into scratch each run. */
+static int input_setup(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t *want)
+{
+    dnnl_memory_desc_t have;
+    int st = gr_dnnl_md_of(c->in[0], &have);
+    if (st || dnnl_memory_desc_equal(&have, want)) return st;
+    dnnl_engine_t eng = c->dnnl->engine;
+    dnnl_primitive_desc_t rpd;
+    if ((st = gr_dnnl_check(c, dnnl_reorder_primitive_desc_create(&rpd, &have, eng, want, eng, NULL), "reorder")))
+        return st;
+    st = gr_dnnl_check(c, dnnl_primitive_create(&s->sreorder, rpd), "reorder");
+    dnnl_primitive_desc_destroy(rpd);
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->sin, &have, eng, DNNL_MEMORY_NONE), "memory");
+    if (!st && !s->src) st = gr_dnnl_check(c, dnnl_memory_create(&s->src, want, eng, DNNL_MEMORY_NONE), "memory");
+    s->src_off = align64(c->scratch_bytes);
+    c->scratch_bytes = s->src_off + dnnl_memory_desc_get_size(want);
+    return st;
+}
+
+static void reorder_input(gr_opctx *c, conv_state *s)
+{
+    if (!s->sreorder) return;
+    dnnl_memory_set_data_handle(s->sin, c->in[0]->data);
+    dnnl_memory_set_data_handle(s->src, (char *)c->scratch + s->src_off);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, s->sin}, {DNNL_ARG_TO, s->src}};
+    dnnl_primitive_execute(s->sreorder, c->dnnl->stream, 2, args);
+}
+
 static void conv_forward_dnnl(gr_opctx *c, conv_state *s)
 {
     const gr_tensor *b = bias_of(c, &s->g);
     dnnl_stream_t stream = c->dnnl->stream;
-    dnnl_memory_set_data_handle(s->src, c->in[0]->data);
+    reorder_input(c, s);
+    if (!s->sreorder) dnnl_memory_set_data_handle(s->src, c->in[0]->data);
     dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
     if (s->bias) dnnl_memory_set_data_handle(s->bias, b->data);
     if (s->spad) dnnl_memory_set_data_handle(s->spad, c->scratch);
@@ -531,7 +569,21 @@ static int conv_prepare(gr_opctx *c, int kind)
     if (c->use_ref || !c->dnnl || dt != GR_F32 || gr_numel(&c->out[0]->shape) == 0) return GRAFT_OK;
     dnnl_memory_desc_t src, dst;
     if ((st = gr_dnnl_plain_md(&src, &c->in[0]->shape)) || (st = gr_dnnl_plain_md(&dst, &c->out[0]->shape))) return st;
-    return conv_dnnl_create(c, s, &src, &dst);
+    if (c->layouts) {  /* let oneDNN pick its fastest layouts (DESIGN.md: 2x on this CPU) */
+        dnnl_memory_desc_t *mds[] = {&src, &dst};
+        for (int i = 0; i < 2; i++)
+            if (dnnl_memory_desc_init_by_tag(mds[i], mds[i]->ndims, mds[i]->dims, dnnl_f32,
+                                             dnnl_format_tag_any) != dnnl_success)
+                return gr_op_err(c, GRAFT_E_INTERNAL, "oneDNN: bad memory descriptor");
+    }
+    if ((st = conv_dnnl_create(c, s, &src, &dst))) return st;
+    if (s->prim) gr_dnnl_set_layout(c->out[0], &s->dst_md);
+    if (s->prim || c->in[0]->layout) {
+        dnnl_memory_desc_t plain;
+        if ((st = gr_dnnl_plain_md(&plain, &c->in[0]->shape))) return st;
+        st = input_setup(c, s, s->prim ? &s->src_md : &plain);
+    }
+    return st;
 }
 
 static int conv_op_prepare(gr_opctx *c) { return conv_prepare(c, K_CONV); }
@@ -546,10 +598,15 @@ static void conv_forward(gr_opctx *c)
     }
     const gr_tensor *x = c->in[0], *w = c->in[1], *b = bias_of(c, &s->g);
     void *y = c->out[0]->data;
-    const void *bd = b ? b->data : NULL;
+    const void *bd = b ? b->data : NULL, *xd = x->data;
     int t = s->g.kind == K_CONVT;
-    if (x->dtype == GR_F32) (t ? convt_ref_f32 : conv_ref_f32)(y, x->data, w->data, bd, &s->g);
-    else (t ? convt_ref_f64 : conv_ref_f64)(y, x->data, w->data, bd, &s->g);
+    if (s->sreorder) {  /* a oneDNN layout in, the reference kernel reads plain */
+        reorder_input(c, s);
+        dnnl_stream_wait(c->dnnl->stream);
+        xd = (char *)c->scratch + s->src_off;
+    }
+    if (x->dtype == GR_F32) (t ? convt_ref_f32 : conv_ref_f32)(y, xd, w->data, bd, &s->g);
+    else (t ? convt_ref_f64 : conv_ref_f64)(y, xd, w->data, bd, &s->g);
 }
 
 /* ---- ConvInteger: int32 y = Conv(x - x_zero_point, w - w_zero_point), 8-bit x and w ---- */
@@ -601,8 +658,8 @@ static void convint_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_conv[] = {
-    {"Conv", conv_op_prepare, conv_forward, conv_release, 0},
-    {"ConvTranspose", convt_op_prepare, conv_forward, conv_release, 0},
+    {"Conv", conv_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT},
+    {"ConvTranspose", convt_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT},
     {"ConvInteger", convint_prepare, convint_forward, conv_release, 0},
     {0},
 };

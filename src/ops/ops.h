@@ -50,6 +50,7 @@ typedef struct gr_opctx {
     void *scratch;         /* forward: 64-byte aligned scratch of scratch_bytes */
     int64_t flops;         /* prepare: multiply-adds x 2 for one run (0 for cheap ops) */
     int use_ref;           /* use the plain C reference kernel, not oneDNN */
+    int layouts;           /* an op flagged GR_OPF_LAYOUT may leave outputs in a oneDNN layout */
     gr_dnnl *dnnl;
 } gr_opctx;
 
