@@ -161,20 +161,29 @@ static int plan_node(gr_plan *p, int k)
     c->out = gr_arena_alloc(p->arena, (size_t)(n->nout + 1) * sizeof(gr_tensor *));
     if (!c->in || !c->out) return GRAFT_E_NOMEM;
     int all_known = 1, st;
-    for (int i = 0; i < n->nin; i++) {
-        int v = n->in[i];
-        if (v < 0) continue;
-        if (!(n->op->flags & GR_OPF_LAYOUT) && (st = plain_value(p, v, &v))) return st;
-        c->in[i] = &p->vals[v];
-        if (!p->known[v]) {
-            all_known = 0;
-            p->vals[v].data = NULL;  /* prepare must not rely on activation data */
-        }
-    }
     /* An absent optional output still gets a tensor to write into; it is never read. */
     for (int i = 0; i < n->nout; i++)
         c->out[i] = n->out[i] >= 0 ? &p->vals[n->out[i]] : gr_arena_alloc(p->arena, sizeof(gr_tensor));
-    if ((st = n->op->prepare(c))) return st;
+    for (int plain = !(n->op->flags & GR_OPF_LAYOUT);; plain = 1) {
+        for (int i = 0; i < n->nin; i++) {
+            int v = n->in[i];
+            if (v < 0) continue;
+            if (plain && (st = plain_value(p, v, &v))) return st;
+            c->in[i] = &p->vals[v];
+            if (!p->known[v]) {
+                all_known = 0;
+                p->vals[v].data = NULL;  /* prepare must not rely on activation data */
+            }
+        }
+        st = n->op->prepare(c);
+        if (st != GR_RETRY_PLAIN || plain) break;
+        c->params = NULL;
+        c->scratch_bytes = 0;
+        c->flops = 0;
+    }
+    if (st == GR_RETRY_PLAIN)
+        return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s) refused plain inputs", n->name, n->op_type);
+    if (st) return st;
     for (int i = 0; i < n->nout; i++)
         if (!gr_dtype_size(c->out[i]->dtype))
             return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s): output %d has no type after prepare", n->name, n->op_type, i);

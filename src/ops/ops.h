@@ -59,6 +59,11 @@ enum {
     GR_OPF_LAYOUT = 2      /* prepare accepts inputs in a oneDNN layout (in[i]->layout != NULL) */
 };
 
+/* An op flagged GR_OPF_LAYOUT returns this from prepare when it cannot read one of its inputs
+ * in the oneDNN layout it came in (after releasing what it created): the executor then hands
+ * it plain inputs and calls prepare again. */
+#define GR_RETRY_PLAIN 100
+
 typedef struct gr_opdef {
     const char *name;      /* ONNX op type, default domain */
     int (*prepare)(gr_opctx *c);

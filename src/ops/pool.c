@@ -35,6 +35,7 @@ typedef struct pool_geom {
 typedef struct pool_state {
     dnnl_primitive_t prim;          /* NULL: the reference kernel runs */
     dnnl_memory_t src, dst, spad;   /* spad NULL if the primitive needs no scratchpad */
+    dnnl_memory_desc_t src_md, dst_md;
     pool_geom g;
 } pool_state;
 
@@ -262,11 +263,43 @@ static void pool_release(void *params)
     if (s->spad) dnnl_memory_destroy(s->spad);
 }
 
-/* Builds the oneDNN primitive when oneDNN computes exactly what ONNX asks; else leaves prim NULL. */
+/* Creates the pooling primitive for desc-making function `init`'s parameters, reading the input
+ * in the layout it comes in and writing the layout oneDNN prefers when the plan allows layouts.
+ * Returns GR_RETRY_PLAIN when the input is in a oneDNN layout but oneDNN declined. */
+static int pool_dnnl_make(gr_opctx *c, pool_state *s, dnnl_alg_kind_t alg, const dnnl_dims_t strides,
+                          const dnnl_dims_t kernel, const dnnl_dims_t dil, const dnnl_dims_t pl,
+                          const dnnl_dims_t pr)
+{
+    dnnl_pooling_v2_desc_t desc;
+    int st;
+    if ((st = gr_dnnl_md_of(c->in[0], &s->src_md)) || (st = gr_dnnl_plain_md(&s->dst_md, &c->out[0]->shape)))
+        return st;
+    if (c->layouts && c->in[0]->layout &&
+        dnnl_memory_desc_init_by_tag(&s->dst_md, s->dst_md.ndims, s->dst_md.dims, dnnl_f32,
+                                     dnnl_format_tag_any) != dnnl_success)
+        return gr_op_err(c, GRAFT_E_INTERNAL, "oneDNN: bad memory descriptor");
+    if (dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &s->src_md, &s->dst_md, strides,
+                                          kernel, dil, pl, pr) != dnnl_success)
+        return c->in[0]->layout ? GR_RETRY_PLAIN : GRAFT_OK;
+    if ((st = dnnl_make(c, &desc, &s->prim, &s->spad))) return st;
+    if (!s->prim) return c->in[0]->layout ? GR_RETRY_PLAIN : GRAFT_OK;
+    const_dnnl_primitive_desc_t pd;
+    dnnl_primitive_get_primitive_desc(s->prim, &pd);
+    s->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    gr_dnnl_set_layout(c->out[0], &s->dst_md);
+    st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &s->src_md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &s->dst_md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    return st;
+}
+
+/* Builds the oneDNN primitive when oneDNN computes exactly what ONNX asks; else leaves prim NULL
+ * (or asks for plain inputs, when the input came in a oneDNN layout). */
 static int pool_dnnl_prepare(gr_opctx *c, pool_state *s)
 {
     const pool_geom *g = &s->g;
-    if (c->use_ref || c->in[0]->dtype != GR_F32 || g->kind == POOL_LP || c->nout > 1) return GRAFT_OK;
+    int blocked = c->in[0]->layout != NULL;
+    if (c->use_ref || c->in[0]->dtype != GR_F32 || g->kind == POOL_LP || c->nout > 1)
+        return blocked ? GR_RETRY_PLAIN : GRAFT_OK;
     dnnl_dims_t strides, kernel, dil, pl, pr;
     int ceil_ext = 0;
     for (int i = 0; i < g->nsp; i++) {
@@ -281,18 +314,9 @@ static int pool_dnnl_prepare(gr_opctx *c, pool_state *s)
     dnnl_alg_kind_t alg = g->kind == POOL_MAX ? dnnl_pooling_max
                         : g->count_include_pad ? dnnl_pooling_avg_include_padding
                                                : dnnl_pooling_avg_exclude_padding;
-    if (alg == dnnl_pooling_avg_include_padding && ceil_ext) return GRAFT_OK;
-    dnnl_memory_desc_t src, dst;
-    dnnl_pooling_v2_desc_t desc;
-    int st;
-    if ((st = gr_dnnl_plain_md(&src, &c->in[0]->shape)) || (st = gr_dnnl_plain_md(&dst, &c->out[0]->shape)))
-        return st;
-    if (dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, &dst, strides, kernel,
-                                          dil, pl, pr) != dnnl_success)
-        return GRAFT_OK;
-    if ((st = dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
-    st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &src, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &dst, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    if (alg == dnnl_pooling_avg_include_padding && ceil_ext) return blocked ? GR_RETRY_PLAIN : GRAFT_OK;
+    int st = pool_dnnl_make(c, s, alg, strides, kernel, dil, pl, pr);
+    if (st == GR_RETRY_PLAIN) pool_release(s);
     return st;
 }
 
@@ -353,7 +377,11 @@ static void pool_forward(gr_opctx *c)
 
 /* ---- global pools: one value per (n, c) over all spatial positions ---- */
 
-typedef struct global_state { int kind; double p; } global_state;
+typedef struct global_state {
+    pool_state pool;                /* first: a oneDNN pooling over the whole map, or prim NULL */
+    int kind;
+    double p;
+} global_state;
 
 static int global_prepare(gr_opctx *c, int kind)
 {
@@ -372,7 +400,17 @@ static int global_prepare(gr_opctx *c, int kind)
     if (!(s->p > 0)) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'p' must be positive, got %g", s->p);
     gr_shape ys = x->shape;
     for (int i = 2; i < ys.rank; i++) ys.d[i] = 1;
-    return gr_op_set_out(c, 0, x->dtype, &ys);
+    if ((st = gr_op_set_out(c, 0, x->dtype, &ys))) return st;
+    if (!x->layout) return GRAFT_OK;
+    /* a map in a oneDNN layout (after a convolution): pool it there, no conversion */
+    if (kind == POOL_LP || x->shape.rank < 3 || x->shape.rank > 5) return GR_RETRY_PLAIN;
+    dnnl_dims_t strides, kernel, dil, pads;
+    for (int i = 2; i < x->shape.rank; i++)
+        strides[i - 2] = 1, kernel[i - 2] = x->shape.d[i], dil[i - 2] = 0, pads[i - 2] = 0;
+    st = pool_dnnl_make(c, &s->pool, kind == POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding,
+                        strides, kernel, dil, pads, pads);
+    if (st == GR_RETRY_PLAIN) pool_release(&s->pool);
+    return st;
 }
 
 static int gap_prepare(gr_opctx *c) { return global_prepare(c, POOL_AVG); }
@@ -382,7 +420,11 @@ static int glp_prepare(gr_opctx *c) { return global_prepare(c, POOL_LP); }
 /* y: (N, C, 1, ...), x: (N, C, D1, ...) */
 static void global_forward(gr_opctx *c)
 {
-    const global_state *s = c->params;
+    global_state *s = c->params;
+    if (s->pool.prim) {
+        pool_forward_dnnl(c, &s->pool);
+        return;
+    }
     const gr_tensor *x = c->in[0];
     int64_t NC = x->shape.d[0] * x->shape.d[1], S = NC ? gr_numel(&x->shape) / NC : 0;
 #pragma omp parallel for schedule(static)
@@ -400,11 +442,11 @@ static void global_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_pool[] = {
-    {"MaxPool", maxpool_prepare, pool_forward, pool_release, 0},
-    {"AveragePool", avgpool_prepare, pool_forward, pool_release, 0},
-    {"LpPool", lppool_prepare, pool_forward, pool_release, 0},
-    {"GlobalAveragePool", gap_prepare, global_forward, NULL, 0},
-    {"GlobalMaxPool", gmp_prepare, global_forward, NULL, 0},
+    {"MaxPool", maxpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT},
+    {"AveragePool", avgpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT},
+    {"LpPool", lppool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT},
+    {"GlobalAveragePool", gap_prepare, global_forward, pool_release, GR_OPF_LAYOUT},
+    {"GlobalMaxPool", gmp_prepare, global_forward, pool_release, GR_OPF_LAYOUT},
     {"GlobalLpPool", glp_prepare, global_forward, NULL, 0},
     {0},
 };
