@@ -203,7 +203,7 @@ static int tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, gr_ar
             return gr_err(GRAFT_E_FORMAT, "%s: raw_data has %zu bytes but dims %s of %s need %zu",
                           what, tp->raw_data.len, gr_shape_str(&s, (char[128]){0}, 128),
                           gr_dtype_name(dt), bytes);
-        memcpy(data, tp->raw_data.data, bytes);
+        if (bytes) memcpy(data, tp->raw_data.data, bytes);
         return GRAFT_OK;
     }
     size_t have;

@@ -75,15 +75,15 @@ int gr_op_check_dtype(const gr_opctx *c, int i, const int *dtypes)
 int gr_input_ints(const gr_opctx *c, int i, int64_t *out, int max)
 {
     const gr_tensor *t = i < c->nin ? c->in[i] : NULL;
-    if (!t) return gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
+    if (!t) return -gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
     if (!t->data)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+        return -gr_op_err(c, GRAFT_E_UNSUPPORTED,
                          "input %d must be known when the model is planned (a constant or computed "
                          "from shapes); graft does not support data-dependent shapes here", i);
     if (t->dtype != GR_I64 && t->dtype != GR_I32)
-        return gr_op_err(c, GRAFT_E_FORMAT, "input %d must be int64, got %s", i, gr_dtype_name(t->dtype));
+        return -gr_op_err(c, GRAFT_E_FORMAT, "input %d must be int64, got %s", i, gr_dtype_name(t->dtype));
     int64_t n = gr_numel(&t->shape);
-    if (n > max) return gr_op_err(c, GRAFT_E_SHAPE, "input %d has %" PRId64 " elements, at most %d allowed", i, n, max);
+    if (n > max) return -gr_op_err(c, GRAFT_E_SHAPE, "input %d has %" PRId64 " elements, at most %d allowed", i, n, max);
     for (int64_t k = 0; k < n; k++)
         out[k] = t->dtype == GR_I64 ? ((const int64_t *)t->data)[k] : ((const int32_t *)t->data)[k];
     return (int)n;

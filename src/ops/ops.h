@@ -102,7 +102,8 @@ int gr_op_check_arity(const gr_opctx *c, int min_in, int max_in, int min_out, in
 /* Checks that input i is present and has one of the dtypes (0-terminated list). */
 int gr_op_check_dtype(const gr_opctx *c, int i, const int *dtypes);
 /* Reads a constant integer input (int64 or int32) of at most `max` elements into out.
- * Fails with a clear message if the input is not known at plan time. Returns count or <0. */
+ * Fails with a clear message if the input is not known at plan time. Returns the count, or
+ * minus the status on error. */
 int gr_input_ints(const gr_opctx *c, int i, int64_t *out, int max);
 /* Reads a constant scalar float input (any float/int dtype). */
 int gr_input_scalar(const gr_opctx *c, int i, double *out);

@@ -37,7 +37,8 @@ static int check_attr_names(const gr_opctx *c, const char *const *known)
     for (int i = 0; i < c->nattr; i++) {
         int ok = 0;
         for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
-        if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)", c->attrs[i].name, c->opset);
+        if (!ok)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)", c->attrs[i].name, c->opset);
     }
     return GRAFT_OK;
 }
@@ -48,7 +49,8 @@ static int has_input(const gr_opctx *c, int i) { return i < c->nin && c->in[i] !
 static int reject_attr(const gr_opctx *c, const char *name, int cond)
 {
     if (cond && gr_attr_get(c, name))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d", name, c->op_type, c->opset);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d", name, c->op_type,
+                         c->opset);
     return GRAFT_OK;
 }
 
@@ -263,8 +265,10 @@ static int resize_attrs(gr_opctx *c, int legacy, resize_geom *g)
     g->exclude_outside = gr_attr_int(c, "exclude_outside", 0) != 0;
     g->extrapolation = gr_attr_float(c, "extrapolation_value", 0.0f);
     g->antialias = gr_attr_int(c, "antialias", 0) != 0;
-    if (c->opset < 18 && (gr_attr_get(c, "antialias") || gr_attr_get(c, "axes") || gr_attr_get(c, "keep_aspect_ratio_policy")))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "antialias/axes/keep_aspect_ratio_policy need Resize-18, the model has opset %d", c->opset);
+    if (c->opset < 18 &&
+        (gr_attr_get(c, "antialias") || gr_attr_get(c, "axes") || gr_attr_get(c, "keep_aspect_ratio_policy")))
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                         "antialias/axes/keep_aspect_ratio_policy need Resize-18, the model has opset %d", c->opset);
     return GRAFT_OK;
 }
 
@@ -301,10 +305,12 @@ static int resize_sizes(gr_opctx *c, int legacy, const resize_geom *g, int64_t *
     if (nsz == 0) nsz = -1;
     if ((nsc < 0) == (nsz < 0)) return gr_op_err(c, GRAFT_E_FORMAT, "exactly one of scales and sizes must be given");
     if ((nsc >= 0 ? nsc : nsz) != na)
-        return gr_op_err(c, GRAFT_E_SHAPE, "%s has %d entries, expected %d", nsc >= 0 ? "scales" : "sizes", nsc >= 0 ? nsc : nsz, na);
+        return gr_op_err(c, GRAFT_E_SHAPE, "%s has %d entries, expected %d", nsc >= 0 ? "scales" : "sizes",
+                         nsc >= 0 ? nsc : nsz, na);
     if (nsc >= 0) {
         for (int i = 0; i < na; i++) {
-            if (!(sc[i] > 0 && sc[i] < 1e9)) return gr_op_err(c, GRAFT_E_SHAPE, "scales[%d] = %g must be positive", i, sc[i]);
+            if (!(sc[i] > 0 && sc[i] < 1e9))
+                return gr_op_err(c, GRAFT_E_SHAPE, "scales[%d] = %g must be positive", i, sc[i]);
             scale[axes[i]] = sc[i];
             out[axes[i]] = (int64_t)floor(sc[i] * (double)xs->d[axes[i]]);
         }
@@ -360,7 +366,8 @@ static int resize_common(gr_opctx *c, int legacy)
     static const int ft[] = {GR_F32, GR_F64, 0};
     int st = gr_op_check_arity(c, 1, legacy ? 2 : 4, 1, 1);
     if (st) return st;
-    if (!gr_dtype_size(c->in[0]->dtype)) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input 0 has a dtype graft does not support");
+    if (!gr_dtype_size(c->in[0]->dtype))
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input 0 has a dtype graft does not support");
     resize_geom g = {0};
     if ((st = resize_attrs(c, legacy, &g))) return st;
     if (g.mode != NEAREST && (st = gr_op_check_dtype(c, 0, ft))) return st;
@@ -418,7 +425,8 @@ static void resize_nearest(const resize_state *rs, const gr_tensor *x, gr_tensor
         char *yr = (char *)y->data + row * inner * (int64_t)esz;
         const char *xr = (const char *)x->data + off * (int64_t)esz;
         for (int64_t j = 0; j < inner; j++) {
-            const void *src = outside || (last->outside && last->outside[j]) ? (const void *)rs->extra : xr + last->idx[j] * (int64_t)esz;
+            int ext = outside || (last->outside && last->outside[j]);
+            const void *src = ext ? (const void *)rs->extra : xr + last->idx[j] * (int64_t)esz;
             if (esz == 4) memcpy(yr + j * 4, src, 4);
             else memcpy(yr + j * (int64_t)esz, src, esz);
         }
@@ -575,12 +583,16 @@ static int pad_prepare(gr_opctx *c)
     static const char *const known[] = {"mode", "pads", "value", NULL};
     static const char *const modes[] = {"constant", "reflect", "edge", "wrap", NULL};
     int st = check_attr_names(c, known), mode;
-    if (st || (st = reject_attr(c, "pads", c->opset >= 11)) || (st = reject_attr(c, "value", c->opset >= 11)) || (st = gr_op_check_arity(c, c->opset < 11 ? 1 : 2, c->opset < 11 ? 1 : 4, 1, 1))) return st;
+    if (st || (st = reject_attr(c, "pads", c->opset >= 11)) || (st = reject_attr(c, "value", c->opset >= 11)) ||
+        (st = gr_op_check_arity(c, c->opset < 11 ? 1 : 2, c->opset < 11 ? 1 : 4, 1, 1)))
+        return st;
     if ((st = parse_enum(c, "mode", "constant", modes, &mode))) return st;
     const gr_tensor *x = c->in[0];
-    if (!gr_dtype_size(x->dtype)) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input 0 has a dtype graft does not support");
+    if (!gr_dtype_size(x->dtype))
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input 0 has a dtype graft does not support");
     if (has_input(c, 2)) {
-        if (c->in[2]->dtype != x->dtype) return gr_op_err(c, GRAFT_E_SHAPE, "constant_value must have the input's type");
+        if (c->in[2]->dtype != x->dtype)
+            return gr_op_err(c, GRAFT_E_SHAPE, "constant_value must have the input's type");
         if (gr_numel(&c->in[2]->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "constant_value must be a scalar");
     }
     int64_t pb[GR_MAXDIM], pe[GR_MAXDIM];

@@ -28,7 +28,8 @@ static int check_attr_names(const gr_opctx *c, const char *const *known)
     for (int i = 0; i < c->nattr; i++) {
         int ok = 0;
         for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
-        if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)", c->attrs[i].name, c->opset);
+        if (!ok)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)", c->attrs[i].name, c->opset);
     }
     return GRAFT_OK;
 }
@@ -39,7 +40,8 @@ static int has_input(const gr_opctx *c, int i) { return i < c->nin && c->in[i] !
 static int reject_attr(const gr_opctx *c, const char *name, int cond)
 {
     if (cond && gr_attr_get(c, name))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d", name, c->op_type, c->opset);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d", name, c->op_type,
+                         c->opset);
     return GRAFT_OK;
 }
 
@@ -246,13 +248,16 @@ static int reshape_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"allowzero", "shape", NULL};
     int st = check_attr_names(c, known);
-    if (st || (st = reject_attr(c, "shape", c->opset >= 5)) || (st = reject_attr(c, "allowzero", c->opset < 14)) || (st = gr_op_check_arity(c, c->opset < 5 ? 1 : 2, 2, 1, 1)) || (st = check_known_dtype(c, 0))) return st;
+    if (st || (st = reject_attr(c, "shape", c->opset >= 5)) || (st = reject_attr(c, "allowzero", c->opset < 14)) ||
+        (st = gr_op_check_arity(c, c->opset < 5 ? 1 : 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)))
+        return st;
     int64_t want[GR_MAXDIM];
     int n;
     if (c->opset < 5) {
         n = gr_attr_ints(c, "shape", want, GR_MAXDIM);
         if (n < 0) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'shape' is required before opset 5");
-        if (n > GR_MAXDIM) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "shape has %d dims, at most %d supported", n, GR_MAXDIM);
+        if (n > GR_MAXDIM)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "shape has %d dims, at most %d supported", n, GR_MAXDIM);
     } else if ((n = input_ints(c, 1, want, GR_MAXDIM)) < 0) {
         return -n;
     }
@@ -264,7 +269,8 @@ static int reshape_prepare(gr_opctx *c)
         int64_t v = want[i];
         if (v == 0 && !allowzero) {
             if (i >= xs->rank)
-                return gr_op_err(c, GRAFT_E_SHAPE, "shape[%d] is 0 (copy the input dim) but the input has rank %d", i, xs->rank);
+                return gr_op_err(c, GRAFT_E_SHAPE, "shape[%d] is 0 (copy the input dim) but the input has rank %d", i,
+                                 xs->rank);
             v = xs->d[i];
         }
         if (v == -1) {
@@ -331,7 +337,9 @@ static int squeeze_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axes", NULL};
     int st = check_attr_names(c, known);
-    if (st || (st = reject_attr(c, "axes", c->opset >= 13)) || (st = gr_op_check_arity(c, 1, 2, 1, 1)) || (st = check_known_dtype(c, 0))) return st;
+    if (st || (st = reject_attr(c, "axes", c->opset >= 13)) || (st = gr_op_check_arity(c, 1, 2, 1, 1)) ||
+        (st = check_known_dtype(c, 0)))
+        return st;
     const gr_shape *xs = &c->in[0]->shape;
     int64_t axes[GR_MAXDIM];
     int n = read_axes(c, 13, axes, GR_MAXDIM, &st), drop[GR_MAXDIM] = {0};
@@ -355,7 +363,9 @@ static int unsqueeze_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axes", NULL};
     int st = check_attr_names(c, known);
-    if (st || (st = reject_attr(c, "axes", c->opset >= 13)) || (st = gr_op_check_arity(c, c->opset < 13 ? 1 : 2, 2, 1, 1)) || (st = check_known_dtype(c, 0))) return st;
+    if (st || (st = reject_attr(c, "axes", c->opset >= 13)) ||
+        (st = gr_op_check_arity(c, c->opset < 13 ? 1 : 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)))
+        return st;
     const gr_shape *xs = &c->in[0]->shape;
     int64_t axes[GR_MAXDIM];
     int n = read_axes(c, 13, axes, GR_MAXDIM, &st), add[GR_MAXDIM] = {0};
@@ -391,14 +401,16 @@ static int dropout_prepare(gr_opctx *c)
     static const int ft[] = {GR_F32, GR_F64, 0};
     int st = check_attr_names(c, known);
     if (st || (st = reject_attr(c, "ratio", c->opset >= 12)) || (st = reject_attr(c, "seed", c->opset < 12)) ||
-        (st = reject_attr(c, "is_test", c->opset >= 7)) || (st = gr_op_check_arity(c, 1, c->opset >= 12 ? 3 : 1, 1, 2)) || (st = gr_op_check_dtype(c, 0, ft)))
+        (st = reject_attr(c, "is_test", c->opset >= 7)) ||
+        (st = gr_op_check_arity(c, 1, c->opset >= 12 ? 3 : 1, 1, 2)) || (st = gr_op_check_dtype(c, 0, ft)))
         return st;
     if (c->opset < 7 && gr_attr_int(c, "is_test", 0) == 0)
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "is_test=0 (training dropout) is not supported");
     if (has_input(c, 2)) {
         const gr_tensor *t = c->in[2];
         if (!t->data)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input 2 (training_mode) must be a constant when the model is planned");
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                             "input 2 (training_mode) must be a constant when the model is planned");
         if (gr_numel(&t->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "training_mode must be a scalar");
         /* training with ratio 0 drops nothing: the same as inference */
         const gr_tensor *r = has_input(c, 1) ? c->in[1] : NULL;
@@ -462,11 +474,14 @@ static int space_depth_prepare(gr_opctx *c, int to_space)
 {
     static const char *const known[] = {"blocksize", "mode", NULL};
     int st = check_attr_names(c, known);
-    if (st || (st = reject_attr(c, "mode", c->opset < 11)) || (st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_known_dtype(c, 0))) return st;
+    if (st || (st = reject_attr(c, "mode", c->opset < 11)) || (st = gr_op_check_arity(c, 1, 1, 1, 1)) ||
+        (st = check_known_dtype(c, 0)))
+        return st;
     const gr_shape *xs = &c->in[0]->shape;
     if (xs->rank != 4) return gr_op_err(c, GRAFT_E_SHAPE, "input must have rank 4 (N, C, H, W), got %d", xs->rank);
     int64_t b = gr_attr_int(c, "blocksize", 0), N = xs->d[0], C = xs->d[1], H = xs->d[2], W = xs->d[3];
-    if (b <= 0 || b > (1 << 20)) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'blocksize' must be given and positive");
+    if (b <= 0 || b > (1 << 20))
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'blocksize' must be given and positive");
     const char *mode = gr_attr_str(c, "mode", "DCR");
     int crd = strcmp(mode, "CRD") == 0;
     if (!to_space && gr_attr_get(c, "mode")) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "SpaceToDepth has no 'mode'");
@@ -476,11 +491,17 @@ static int space_depth_prepare(gr_opctx *c, int to_space)
     int64_t v[6];
     int perm[6];
     if (to_space) {
-        if (C % (b * b)) return gr_op_err(c, GRAFT_E_SHAPE, "channels %" PRId64 " are not a multiple of blocksize^2", C);
+        if (C % (b * b))
+            return gr_op_err(c, GRAFT_E_SHAPE, "channels %" PRId64 " are not a multiple of blocksize^2", C);
         int64_t Cq = C / (b * b);
         s.d[1] = Cq, s.d[2] = H * b, s.d[3] = W * b;
-        if (crd) memcpy(v, (int64_t[]){N, Cq, b, b, H, W}, sizeof v), memcpy(perm, (int[]){0, 1, 4, 2, 5, 3}, sizeof perm);
-        else memcpy(v, (int64_t[]){N, b, b, Cq, H, W}, sizeof v), memcpy(perm, (int[]){0, 3, 4, 1, 5, 2}, sizeof perm);
+        if (crd) {
+            memcpy(v, (int64_t[]){N, Cq, b, b, H, W}, sizeof v);
+            memcpy(perm, (int[]){0, 1, 4, 2, 5, 3}, sizeof perm);
+        } else {
+            memcpy(v, (int64_t[]){N, b, b, Cq, H, W}, sizeof v);
+            memcpy(perm, (int[]){0, 3, 4, 1, 5, 2}, sizeof perm);
+        }
     } else {
         if (H % b || W % b) return gr_op_err(c, GRAFT_E_SHAPE, "H and W must be multiples of blocksize %" PRId64, b);
         s.d[1] = C * b * b, s.d[2] = H / b, s.d[3] = W / b;
@@ -528,13 +549,14 @@ static int concat_prepare(gr_opctx *c)
     for (int i = 0; i < c->nin; i++) {
         const gr_tensor *x = c->in[i];
         if (x->dtype != x0->dtype)
-            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has type %s, input 0 has %s", i, gr_dtype_name(x->dtype), gr_dtype_name(x0->dtype));
+            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has type %s, input 0 has %s", i, gr_dtype_name(x->dtype),
+                             gr_dtype_name(x0->dtype));
         int ok = x->shape.rank == s.rank;
         for (int d = 0; ok && d < s.rank; d++) ok = d == axis || x->shape.d[d] == s.d[d];
         if (!ok) {
             char a[160], b[160];
-            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has shape %s, which does not fit input 0's %s along axis %d", i,
-                             gr_shape_str(&x->shape, a, sizeof a), gr_shape_str(&x0->shape, b, sizeof b), axis);
+            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has shape %s, which does not fit input 0's %s along axis %d",
+                             i, gr_shape_str(&x->shape, a, sizeof a), gr_shape_str(&x0->shape, b, sizeof b), axis);
         }
         cs->len[i] = x->shape.d[axis];
         s.d[axis] += x->shape.d[axis];
@@ -579,7 +601,8 @@ static int split_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axis", "split", "num_outputs", NULL};
     int st = check_attr_names(c, known);
-    if (st || (st = reject_attr(c, "split", c->opset >= 13)) || (st = reject_attr(c, "num_outputs", c->opset < 18)) || (st = gr_op_check_arity(c, 1, c->opset >= 13 ? 2 : 1, 1, 1 << 20)) || (st = check_known_dtype(c, 0)))
+    if (st || (st = reject_attr(c, "split", c->opset >= 13)) || (st = reject_attr(c, "num_outputs", c->opset < 18)) ||
+        (st = gr_op_check_arity(c, 1, c->opset >= 13 ? 2 : 1, 1, 1 << 20)) || (st = check_known_dtype(c, 0)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;
     int axis;
@@ -602,15 +625,19 @@ static int split_prepare(gr_opctx *c)
             if (cs->len[i] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "split[%d] is negative", i);
             sum += cs->len[i];
         }
-        if (sum != D) return gr_op_err(c, GRAFT_E_SHAPE, "'split' sums to %" PRId64 ", axis %d has %" PRId64, sum, axis, D);
+        if (sum != D)
+            return gr_op_err(c, GRAFT_E_SHAPE, "'split' sums to %" PRId64 ", axis %d has %" PRId64, sum, axis, D);
     } else {
         int64_t parts = c->opset >= 18 ? gr_attr_int(c, "num_outputs", c->nout) : c->nout;
-        if (parts != c->nout) return gr_op_err(c, GRAFT_E_SHAPE, "num_outputs %" PRId64 " but the node has %d outputs", parts, c->nout);
+        if (parts != c->nout)
+            return gr_op_err(c, GRAFT_E_SHAPE, "num_outputs %" PRId64 " but the node has %d outputs", parts, c->nout);
         int64_t chunk = (D + parts - 1) / parts;
         if (c->opset < 18 && D % parts)
-            return gr_op_err(c, GRAFT_E_SHAPE, "axis %d of size %" PRId64 " does not split into %d equal parts", axis, D, c->nout);
-        if (D % parts && chunk * (parts - 1) >= D)
-            return gr_op_err(c, GRAFT_E_SHAPE, "axis %d of size %" PRId64 " cannot split into %d parts", axis, D, c->nout);
+            return gr_op_err(c, GRAFT_E_SHAPE, "axis %d of size %" PRId64 " does not split into %d equal parts", axis,
+                             D, c->nout);
+        if (D % parts && chunk * (parts - 1) > D) /* the last part would be negative */
+            return gr_op_err(c, GRAFT_E_SHAPE, "axis %d of size %" PRId64 " cannot split into %d parts", axis, D,
+                             c->nout);
         for (int i = 0; i < c->nout; i++) cs->len[i] = i < c->nout - 1 ? chunk : D - chunk * (parts - 1);
     }
     cs->axis = axis;
@@ -658,7 +685,8 @@ static int slice_prepare(gr_opctx *c)
     static const char *const known[] = {"starts", "ends", "axes", NULL};
     int st = check_attr_names(c, known);
     if (st || (st = reject_attr(c, "starts", c->opset >= 10)) || (st = reject_attr(c, "ends", c->opset >= 10)) ||
-        (st = reject_attr(c, "axes", c->opset >= 10)) || (st = gr_op_check_arity(c, c->opset < 10 ? 1 : 3, c->opset < 10 ? 1 : 5, 1, 1)) ||
+        (st = reject_attr(c, "axes", c->opset >= 10)) ||
+        (st = gr_op_check_arity(c, c->opset < 10 ? 1 : 3, c->opset < 10 ? 1 : 5, 1, 1)) ||
         (st = check_known_dtype(c, 0)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;
@@ -747,7 +775,8 @@ static int tile_prepare(gr_opctx *c)
     int64_t rep[GR_MAXDIM], xst[GR_MAXDIM];
     int n = input_ints(c, 1, rep, GR_MAXDIM);
     if (n < 0) return -n;
-    if (n != xs->rank) return gr_op_err(c, GRAFT_E_SHAPE, "repeats has %d entries for an input of rank %d", n, xs->rank);
+    if (n != xs->rank)
+        return gr_op_err(c, GRAFT_E_SHAPE, "repeats has %d entries for an input of rank %d", n, xs->rank);
     gr_shape s = *xs;
     for (int d = 0; d < n; d++) {
         if (rep[d] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "repeats[%d] is negative", d);
@@ -787,7 +816,8 @@ static int check_indices(const gr_opctx *c, const gr_tensor *t, int64_t dim)
     for (int64_t i = 0, n = gr_numel(&t->shape); i < n; i++) {
         int64_t k = index_at(t, i);
         if (k < -dim || k >= dim)
-            return gr_op_err(c, GRAFT_E_SHAPE, "index %" PRId64 " is out of range for an axis of size %" PRId64, k, dim);
+            return gr_op_err(c, GRAFT_E_SHAPE, "index %" PRId64 " is out of range for an axis of size %" PRId64, k,
+                             dim);
     }
     return GRAFT_OK;
 }
@@ -799,12 +829,14 @@ static int gather_prepare(gr_opctx *c)
     static const char *const known[] = {"axis", NULL};
     static const int it[] = {GR_I64, GR_I32, 0};
     int st = check_attr_names(c, known);
-    if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) || (st = gr_op_check_dtype(c, 1, it)))
+    if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) ||
+        (st = gr_op_check_dtype(c, 1, it)))
         return st;
     const gr_shape *xs = &c->in[0]->shape, *is = &c->in[1]->shape;
     int axis;
     if ((st = gr_op_axis(c, gr_attr_int(c, "axis", 0), xs->rank, &axis))) return st;
-    if (xs->rank - 1 + is->rank > GR_MAXDIM) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "output rank exceeds %d", GR_MAXDIM);
+    if (xs->rank - 1 + is->rank > GR_MAXDIM)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "output rank exceeds %d", GR_MAXDIM);
     if ((st = check_indices(c, c->in[1], xs->d[axis]))) return st;
     gather_state *g = gr_op_params(c, sizeof *g);
     if (!g) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
@@ -840,7 +872,8 @@ static int gather_elements_prepare(gr_opctx *c)
     static const char *const known[] = {"axis", NULL};
     static const int it[] = {GR_I64, GR_I32, 0};
     int st = check_attr_names(c, known);
-    if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) || (st = gr_op_check_dtype(c, 1, it)))
+    if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) ||
+        (st = gr_op_check_dtype(c, 1, it)))
         return st;
     const gr_shape *xs = &c->in[0]->shape, *is = &c->in[1]->shape;
     int axis;
@@ -848,7 +881,8 @@ static int gather_elements_prepare(gr_opctx *c)
     if (is->rank != xs->rank) return gr_op_err(c, GRAFT_E_SHAPE, "indices have rank %d, data %d", is->rank, xs->rank);
     for (int d = 0; d < xs->rank; d++)
         if (d != axis && is->d[d] > xs->d[d])
-            return gr_op_err(c, GRAFT_E_SHAPE, "indices dim %d (%" PRId64 ") exceeds the data's (%" PRId64 ")", d, is->d[d], xs->d[d]);
+            return gr_op_err(c, GRAFT_E_SHAPE, "indices dim %d (%" PRId64 ") exceeds the data's (%" PRId64 ")", d,
+                             is->d[d], xs->d[d]);
     if ((st = check_indices(c, c->in[1], xs->d[axis]))) return st;
     int *ax = gr_op_params(c, sizeof *ax);
     if (!ax) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
@@ -956,7 +990,8 @@ static int constant_of_shape_prepare(gr_opctx *c)
     if (a) {
         if (a->type != GR_AT_TENSOR || gr_numel(&a->t.shape) != 1)
             return gr_op_err(c, GRAFT_E_FORMAT, "'value' must be a tensor of one element");
-        if (!known_dtype(a->t.dtype)) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "'value' has a dtype graft does not support");
+        if (!known_dtype(a->t.dtype))
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "'value' has a dtype graft does not support");
         dtype = a->t.dtype;
         f->esz = gr_dtype_size(dtype);
         memcpy(f->v, a->t.data, f->esz);
@@ -986,7 +1021,8 @@ static int constant_prepare(gr_opctx *c)
     gr_tensor *t = gr_op_params(c, sizeof *t);
     if (!t) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     if (strcmp(a->name, "value") == 0 && a->type == GR_AT_TENSOR) {
-        if (!known_dtype(a->t.dtype)) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "'value' has a dtype graft does not support");
+        if (!known_dtype(a->t.dtype))
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "'value' has a dtype graft does not support");
         *t = a->t;
     } else if (strcmp(a->name, "value_float") == 0 || strcmp(a->name, "value_int") == 0) {
         int isf = a->name[6] == 'f';
@@ -1001,7 +1037,8 @@ static int constant_prepare(gr_opctx *c)
         if (isf && a->n) memcpy(t->data, a->floats, (size_t)a->n * sizeof(float));
         if (!isf && a->n) memcpy(t->data, a->ints, (size_t)a->n * sizeof(int64_t));
     } else {
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not supported (value, value_float(s), value_int(s))", a->name);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                         "attribute '%s' is not supported (value, value_float(s), value_int(s))", a->name);
     }
     return gr_op_set_out(c, 0, t->dtype, &t->shape);
 }
@@ -1029,10 +1066,12 @@ static int range_prepare(gr_opctx *c)
     for (int i = 0; i < 3; i++) {
         const gr_tensor *t = c->in[i];
         if ((st = gr_op_check_dtype(c, i, types))) return st;
-        if (t->dtype != c->in[0]->dtype) return gr_op_err(c, GRAFT_E_SHAPE, "start, limit and delta must have one type");
+        if (t->dtype != c->in[0]->dtype)
+            return gr_op_err(c, GRAFT_E_SHAPE, "start, limit and delta must have one type");
         if (gr_numel(&t->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "input %d must be a scalar", i);
         if (!t->data)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input %d must be known when the model is planned (it sets the output length)", i);
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                             "input %d must be known when the model is planned (it sets the output length)", i);
     }
     int64_t n;
     int dt = c->in[0]->dtype;
