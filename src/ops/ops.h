@@ -82,6 +82,12 @@ const gr_opdef *gr_op_at(int i);
 extern const gr_opdef gr_ops_elementwise[], gr_ops_conv[], gr_ops_pool[], gr_ops_norm[],
     gr_ops_matmul[], gr_ops_shape[], gr_ops_reduce[], gr_ops_resize[];
 
+/* The family table's definition of an op, without the layout wrapper of flat.c. */
+const gr_opdef *gr_op_find_unwrapped(const char *op_type);
+/* flat.c: elementwise ops that may run on oneDNN layouts, and their wrapper. */
+int gr_op_is_flat(const char *op_type);
+extern const gr_opdef gr_op_flat;
+
 /* Internal op the executor inserts to turn a tensor in a oneDNN layout into a plain one. */
 extern const gr_opdef gr_op_to_plain;
 
