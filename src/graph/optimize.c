@@ -131,6 +131,23 @@ static int has_fused(const gr_node *n)
     return 0;
 }
 
+/* Constant nodes become initializers, so that the rewrites below (and the planner) see their
+ * values: exporters write Clip's bounds and many shapes as Constant nodes. */
+static void constants_to_initializers(gr_graph *g, unsigned char *dead)
+{
+    for (int k = 0; k < g->nnodes; k++) {
+        gr_node *n = &g->nodes[k];
+        if (strcmp(n->op_type, "Constant") || n->nout != 1 || n->out[0] < 0 || n->nattr != 1) continue;
+        const gr_attr *a = &n->attrs[0];
+        gr_value *v = &g->values[n->out[0]];
+        if (!strcmp(a->name, "value") && a->type == GR_AT_TENSOR) v->t = a->t;
+        else continue;  /* value_float(s), value_int(s)...: the Constant op handles them */
+        v->is_init = 1;
+        v->producer = -1;
+        dead[k] = 1;
+    }
+}
+
 int gr_graph_optimize(gr_graph *g)
 {
     /* room for two new values (folded weight and bias) per Conv */
@@ -143,6 +160,7 @@ int gr_graph_optimize(gr_graph *g)
     unsigned char *dead = calloc((size_t)g->nnodes + 1, 1);
     int *readers = reader_counts(g);
     if (!dead || !readers) { free(dead); free(readers); return gr_err(GRAFT_E_NOMEM, "out of memory"); }
+    constants_to_initializers(g, dead);
     for (int k = 0; k < g->nnodes; k++) {
         gr_node *c = &g->nodes[k];
         if (dead[k] || strcmp(c->op_type, "Conv") || c->nout != 1) continue;

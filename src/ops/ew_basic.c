@@ -239,8 +239,8 @@ static int unary_generic(gr_opctx *c)
     static void name##_forward(gr_opctx *c)                                 \
     {                                                                       \
         const unary_state *s = c->params;                                   \
-        const float *x = c->in[0]->data;                                    \
-        float *y = c->out[0]->data;                                         \
+        const float *restrict x = c->in[0]->data;                           \
+        float *restrict y = c->out[0]->data;                                \
         int64_t n = gr_numel(&c->in[0]->shape);                             \
         (void)s;                                                            \
         if (unary_generic(c)) return;                                       \
