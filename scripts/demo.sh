@@ -11,7 +11,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "== graft info (PP-OCRv4 text detector)"
-"$build/graft" info "$model" --batch 1 | sed -n '1,12p;/^cut points/,$p' | head -40
+"$build/graft" info "$model" --batch 1 > "$work/info.txt"
+sed -n '1,/^cut points/p' "$work/info.txt"
+sed -n '/^cut points/,$p' "$work/info.txt" | sed 1d | head -8
+echo "  ... ($(sed -n '/^cut points/,$p' "$work/info.txt" | sed 1d | wc -l) cut points in all; graft info --json lists them with their shapes)"
 
 # An image with a dark line of text on a light background, upper half only.
 /usr/bin/python3 - "$work/text.png" <<'PY'

@@ -79,7 +79,8 @@ static void print_values(const char *title, cJSON *arr)
 static void print_info_text(cJSON *o)
 {
     printf("model      %s\n", cJSON_GetObjectItem(o, "path")->valuestring);
-    printf("producer   %s %s, opset %.0f\n", cJSON_GetObjectItem(o, "producer")->valuestring,
+    const char *producer = cJSON_GetObjectItem(o, "producer")->valuestring;
+    printf("producer   %s %s, opset %.0f\n", producer[0] ? producer : "(not recorded)",
            cJSON_GetObjectItem(o, "producer_version")->valuestring, cJSON_GetObjectItem(o, "opset")->valuedouble);
     print_values("inputs", cJSON_GetObjectItem(o, "inputs"));
     print_values("outputs", cJSON_GetObjectItem(o, "outputs"));
