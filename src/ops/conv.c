@@ -58,17 +58,6 @@ typedef struct conv_state {
 
 /* ---- small shared helpers (static: each family file keeps its own) ---- */
 
-/* Every attribute of the node must be one this op knows: an unknown one is an error. */
-static int check_attr_names(const gr_opctx *c, const char *const *known)
-{
-    for (int i = 0; i < c->nattr; i++) {
-        int ok = 0;
-        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
-        if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[i].name);
-    }
-    return GRAFT_OK;
-}
-
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -553,7 +542,7 @@ static int conv_prepare(gr_opctx *c, int kind)
                                               "_fused_max", NULL};
     int st;
     if ((st = gr_op_check_arity(c, 2, 3, 1, 1)) ||
-        (st = check_attr_names(c, kind == K_CONVT ? convt_attrs : conv_attrs)) ||
+        (st = gr_op_check_attrs(c, kind == K_CONVT ? convt_attrs : conv_attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)))
         return st;
     int dt = c->in[0]->dtype, same[] = {dt, 0};
@@ -616,7 +605,7 @@ static int convint_prepare(gr_opctx *c)
     static const char *const attrs[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
     static const int q_types[] = {GR_U8, GR_I8, 0};
     int st;
-    if ((st = gr_op_check_arity(c, 2, 4, 1, 1)) || (st = check_attr_names(c, attrs)) ||
+    if ((st = gr_op_check_arity(c, 2, 4, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, q_types)) || (st = gr_op_check_dtype(c, 1, q_types)))
         return st;
     conv_state *s = gr_op_params(c, sizeof *s);

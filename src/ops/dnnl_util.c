@@ -122,3 +122,30 @@ void gr_dnnl_set_layout(gr_tensor *t, const dnnl_memory_desc_t *md)
     t->layout = md;
     t->bytes = dnnl_memory_desc_get_size(md);
 }
+
+/* Creates a primitive for op_desc with a user scratchpad (sized into c->scratch_bytes; *spad
+ * NULL when none is needed). *prim is NULL, with GRAFT_OK, when oneDNN has no implementation:
+ * the caller runs its reference kernel. */
+int gr_dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_memory_t *spad)
+{
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_desc_t pd = NULL;
+    *prim = NULL;
+    *spad = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, c->dnnl->engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
+    if (st != dnnl_success) return GRAFT_OK;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (bytes) {
+        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
+        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
+    }
+    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) *prim = NULL;
+    return gr_dnnl_check(c, st, "primitive");
+}

@@ -21,6 +21,8 @@ int gr_dnnl_same_layout(const gr_tensor *a, const gr_tensor *b);
 /* Marks t as stored in layout md (kept by the caller for the plan's lifetime); a plain md
  * leaves t plain. */
 void gr_dnnl_set_layout(gr_tensor *t, const dnnl_memory_desc_t *md);
+/* A primitive for op_desc with a user scratchpad; *prim NULL (GRAFT_OK) if oneDNN declines. */
+int gr_dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_memory_t *spad);
 /* Turns a oneDNN status into a graft error naming the node and the call. */
 int gr_dnnl_check(const gr_opctx *c, dnnl_status_t st, const char *what);
 

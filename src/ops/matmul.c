@@ -47,44 +47,9 @@ typedef struct mm_state {
 
 /* ---- small shared helpers (static: each family file keeps its own) ---- */
 
-/* Every attribute of the node must be one this op knows: an unknown one is an error. */
-static int check_attr_names(const gr_opctx *c, const char *const *known)
-{
-    for (int i = 0; i < c->nattr; i++) {
-        int ok = 0;
-        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
-        if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[i].name);
-    }
-    return GRAFT_OK;
-}
-
 /* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
  * c->scratch_bytes). Returns GRAFT_OK with *prim == NULL when oneDNN cannot run this case, so
  * that the caller falls back to another kernel; an error only when out of memory. */
-static int dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_memory_t *spad)
-{
-    dnnl_primitive_attr_t attr;
-    dnnl_primitive_desc_t pd = NULL;
-    *prim = NULL;
-    *spad = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
-    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, c->dnnl->engine, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
-    if (st != dnnl_success) return GRAFT_OK;
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (bytes) {
-        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
-        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
-    }
-    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (st != dnnl_success) *prim = NULL;
-    return gr_dnnl_check(c, st, "primitive");
-}
-
 /* A oneDNN memory object (data set at run time) for a plain f32 tensor of the given shape. */
 static int plain_mem(gr_opctx *c, dnnl_memory_t *m, const gr_shape *s)
 {
@@ -245,7 +210,7 @@ static int matmul_dnnl_prepare(gr_opctx *c, mm_state *s)
         (st = gr_dnnl_plain_md(&dmd, &ds)))
         return st;
     if (dnnl_matmul_desc_init(&desc, &smd, &wmd, NULL, &dmd) != dnnl_success) return GRAFT_OK;
-    if ((st = dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
+    if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
     if ((st = plain_mem(c, &s->src, &ss)) || (st = plain_mem(c, &s->wei, &ws)) || (st = plain_mem(c, &s->dst, &ds)))
         return st;
     return GRAFT_OK;
@@ -255,7 +220,7 @@ static int matmul_prepare(gr_opctx *c)
 {
     static const char *const no_attrs[] = {NULL};
     int st;
-    if ((st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_attr_names(c, no_attrs)) ||
+    if ((st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = gr_op_check_attrs(c, no_attrs)) ||
         (st = gr_op_check_dtype(c, 0, matmul_types)))
         return st;
     if (c->in[1]->dtype != c->in[0]->dtype)
@@ -370,7 +335,7 @@ static int gemm_prepare(gr_opctx *c)
     static const char *const attrs[] = {"alpha", "beta", "transA", "transB", NULL};
     int st;
     /* C became optional in Gemm-11 */
-    if ((st = gr_op_check_arity(c, c->opset < 11 ? 3 : 2, 3, 1, 1)) || (st = check_attr_names(c, attrs)) ||
+    if ((st = gr_op_check_arity(c, c->opset < 11 ? 3 : 2, 3, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, matmul_types)))
         return st;
     const gr_tensor *a = c->in[0], *b = c->in[1];
@@ -452,7 +417,7 @@ static int mmint_prepare(gr_opctx *c)
     static const char *const no_attrs[] = {NULL};
     static const int int8_types[] = {GR_U8, GR_I8, 0};
     int st;
-    if ((st = gr_op_check_arity(c, 2, 4, 1, 1)) || (st = check_attr_names(c, no_attrs)) ||
+    if ((st = gr_op_check_arity(c, 2, 4, 1, 1)) || (st = gr_op_check_attrs(c, no_attrs)) ||
         (st = gr_op_check_dtype(c, 0, int8_types)) || (st = gr_op_check_dtype(c, 1, int8_types)))
         return st;
     mm_state *s = gr_op_params(c, sizeof *s);

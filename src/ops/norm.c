@@ -15,17 +15,6 @@ static const int float_types[] = {GR_F32, GR_F64, 0};
 
 /* ---- small shared helpers (static: each family file keeps its own) ---- */
 
-/* Every attribute of the node must be one this op knows: an unknown one is an error. */
-static int check_attr_names(const gr_opctx *c, const char *const *known)
-{
-    for (int i = 0; i < c->nattr; i++) {
-        int ok = 0;
-        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
-        if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[i].name);
-    }
-    return GRAFT_OK;
-}
-
 static double load(const gr_tensor *t, int64_t i)
 {
     return t->dtype == GR_F32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
@@ -40,30 +29,6 @@ static void store(gr_tensor *t, int64_t i, double v)
 /* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
  * c->scratch_bytes). Returns GRAFT_OK with *prim == NULL when oneDNN cannot run this case, so
  * that the caller falls back to the reference kernel; an error only when out of memory. */
-static int dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_memory_t *spad)
-{
-    dnnl_primitive_attr_t attr;
-    dnnl_primitive_desc_t pd = NULL;
-    *prim = NULL;
-    *spad = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
-    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, c->dnnl->engine, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
-    if (st != dnnl_success) return GRAFT_OK;
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (bytes) {
-        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
-        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
-    }
-    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (st != dnnl_success) *prim = NULL;
-    return gr_dnnl_check(c, st, "primitive");
-}
-
 /* A oneDNN memory object (data set at run time) for a plain f32 tensor of the given shape. */
 static int plain_mem(gr_opctx *c, dnnl_memory_t *m, const gr_shape *s)
 {
@@ -137,7 +102,7 @@ static int bn_dnnl_prepare(gr_opctx *c, bn_state *s)
     if (dnnl_batch_normalization_forward_desc_init(&desc, dnnl_forward_inference, &md, (float)s->eps, flags) !=
         dnnl_success)
         return GRAFT_OK;
-    if ((st = dnnl_make(c, &desc, &s->prim, &s->m[6])) || !s->prim) return st;
+    if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->m[6])) || !s->prim) return st;
     for (int i = 0; i < 6 && !st; i++) st = plain_mem(c, &s->m[i], i < 2 ? &xs : &cs);
     return st;
 }
@@ -147,7 +112,7 @@ static int bn_prepare(gr_opctx *c)
     static const char *const attrs[] = {"epsilon", "momentum", "training_mode", "spatial", NULL};
     const gr_tensor *x = c->in[0];
     int st, maxout = c->opset >= 14 ? 3 : 5;
-    if ((st = gr_op_check_arity(c, 5, 5, 1, maxout)) || (st = check_attr_names(c, attrs)) ||
+    if ((st = gr_op_check_arity(c, 5, 5, 1, maxout)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)))
         return st;
     if (x->shape.rank < 2)
@@ -314,7 +279,7 @@ static int ln_dnnl_prepare(gr_opctx *c, ln_state *s)
     if (dnnl_layer_normalization_forward_desc_init(&desc, training ? dnnl_forward_training : dnnl_forward_inference,
                                                    &md, NULL, (float)s->eps, flags) != dnnl_success)
         return GRAFT_OK;
-    if ((st = dnnl_make(c, &desc, &s->prim, &s->m[6])) || !s->prim) return st;
+    if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->m[6])) || !s->prim) return st;
     for (int i = 0; i < 6 && !st; i++)
         if ((i != 3 || has_b) && (i < 4 || training)) st = plain_mem(c, &s->m[i], i < 2 ? &xs : i < 4 ? &cs : &rs);
     s->var_off = (c->scratch_bytes + 63) & ~(size_t)63;
@@ -327,7 +292,7 @@ static int ln_prepare(gr_opctx *c)
     static const char *const attrs[] = {"axis", "epsilon", "stash_type", NULL};
     const gr_tensor *x = c->in[0];
     int st, axis;
-    if ((st = gr_op_check_arity(c, 2, 3, 1, 3)) || (st = check_attr_names(c, attrs)) ||
+    if ((st = gr_op_check_arity(c, 2, 3, 1, 3)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)) ||
         (st = gr_op_axis(c, gr_attr_int(c, "axis", -1), x->shape.rank, &axis)))
         return st;
@@ -415,7 +380,7 @@ static int inorm_prepare(gr_opctx *c)
     static const char *const attrs[] = {"epsilon", NULL};
     const gr_tensor *x = c->in[0];
     int st;
-    if ((st = gr_op_check_arity(c, 3, 3, 1, 1)) || (st = check_attr_names(c, attrs)) ||
+    if ((st = gr_op_check_arity(c, 3, 3, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)))
         return st;
     if (x->shape.rank < 3)
@@ -458,7 +423,7 @@ static int lrn_prepare(gr_opctx *c)
     static const char *const attrs[] = {"alpha", "beta", "bias", "size", NULL};
     const gr_tensor *x = c->in[0];
     int st;
-    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_attr_names(c, attrs)) ||
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)))
         return st;
     if (x->shape.rank < 2)
@@ -505,7 +470,7 @@ static int lpn_prepare(gr_opctx *c)
     static const char *const attrs[] = {"axis", "p", NULL};
     const gr_tensor *x = c->in[0];
     int st, axis;
-    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_attr_names(c, attrs)) ||
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)) ||
         (st = gr_op_axis(c, gr_attr_int(c, "axis", -1), x->shape.rank, &axis)))
         return st;

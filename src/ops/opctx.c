@@ -170,3 +170,14 @@ void gr_set_f64(gr_tensor *t, int64_t i, double v)
     case GR_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
     }
 }
+
+int gr_op_check_attrs(const gr_opctx *c, const char *const *known)
+{
+    for (int i = 0; i < c->nattr; i++) {
+        int ok = 0;
+        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
+        if (!ok)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)", c->attrs[i].name, c->opset);
+    }
+    return GRAFT_OK;
+}

@@ -103,6 +103,8 @@ const char *gr_attr_str(const gr_opctx *c, const char *name, const char *def);
 /* Copies an INTS attribute into out (at most max); returns its length, or -1 if absent. */
 int gr_attr_ints(const gr_opctx *c, const char *name, int64_t *out, int max);
 
+/* Every attribute of the node must be in `known` (NULL-terminated): an unknown one is an error. */
+int gr_op_check_attrs(const gr_opctx *c, const char *const *known);
 /* Checks nin/nout against the op's arity (max may be larger than what ONNX allows). */
 int gr_op_check_arity(const gr_opctx *c, int min_in, int max_in, int min_out, int max_out);
 /* Checks that input i is present and has one of the dtypes (0-terminated list). */

@@ -41,17 +41,6 @@ typedef struct pool_state {
 
 /* ---- small shared helpers (static: each family file keeps its own) ---- */
 
-/* Every attribute of the node must be one this op knows: an unknown one is an error. */
-static int check_attr_names(const gr_opctx *c, const char *const *known)
-{
-    for (int i = 0; i < c->nattr; i++) {
-        int ok = 0;
-        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
-        if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[i].name);
-    }
-    return GRAFT_OK;
-}
-
 static double load(const gr_tensor *t, int64_t i)
 {
     switch (t->dtype) {
@@ -81,30 +70,6 @@ static double lowest(int dtype)
 /* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
  * c->scratch_bytes). Returns GRAFT_OK with *prim == NULL when oneDNN cannot run this case, so
  * that the caller falls back to the reference kernel; an error only when out of memory. */
-static int dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_memory_t *spad)
-{
-    dnnl_primitive_attr_t attr;
-    dnnl_primitive_desc_t pd = NULL;
-    *prim = NULL;
-    *spad = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
-    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, c->dnnl->engine, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
-    if (st != dnnl_success) return GRAFT_OK;
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (bytes) {
-        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
-        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
-    }
-    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (st != dnnl_success) *prim = NULL;
-    return gr_dnnl_check(c, st, "primitive");
-}
-
 /* ---- geometry ---- */
 
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
@@ -281,7 +246,7 @@ static int pool_dnnl_make(gr_opctx *c, pool_state *s, dnnl_alg_kind_t alg, const
     if (dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &s->src_md, &s->dst_md, strides,
                                           kernel, dil, pl, pr) != dnnl_success)
         return c->in[0]->layout ? GR_RETRY_PLAIN : GRAFT_OK;
-    if ((st = dnnl_make(c, &desc, &s->prim, &s->spad))) return st;
+    if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->spad))) return st;
     if (!s->prim) return c->in[0]->layout ? GR_RETRY_PLAIN : GRAFT_OK;
     const_dnnl_primitive_desc_t pd;
     dnnl_primitive_get_primitive_desc(s->prim, &pd);
@@ -345,7 +310,7 @@ static int pool_prepare(gr_opctx *c, int kind)
                                            "strides", NULL};
     int st;
     if ((st = gr_op_check_arity(c, 1, 1, 1, kind == POOL_MAX ? 2 : 1)) ||
-        (st = check_attr_names(c, kind == POOL_MAX ? max_attrs : kind == POOL_AVG ? avg_attrs : lp_attrs)) ||
+        (st = gr_op_check_attrs(c, kind == POOL_MAX ? max_attrs : kind == POOL_AVG ? avg_attrs : lp_attrs)) ||
         (st = gr_op_check_dtype(c, 0, kind == POOL_MAX ? max_types : float_types)))
         return st;
     pool_state *s = gr_op_params(c, sizeof *s);
@@ -388,7 +353,7 @@ static int global_prepare(gr_opctx *c, int kind)
     static const char *const no_attrs[] = {NULL}, *const lp_attrs[] = {"p", NULL};
     const gr_tensor *x = c->in[0];
     int st;
-    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_attr_names(c, kind == POOL_LP ? lp_attrs : no_attrs)) ||
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, kind == POOL_LP ? lp_attrs : no_attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)))
         return st;
     if (x->shape.rank < 2)

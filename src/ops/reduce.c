@@ -24,18 +24,6 @@
 
 /* ---- small shared helpers (static: each family file keeps its own) ---- */
 
-/* Every attribute of the node must be one this op knows: an unknown one is an error. */
-static int check_attr_names(const gr_opctx *c, const char *const *known)
-{
-    for (int i = 0; i < c->nattr; i++) {
-        int ok = 0;
-        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
-        if (!ok)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)", c->attrs[i].name, c->opset);
-    }
-    return GRAFT_OK;
-}
-
 static int bool_attr(const gr_opctx *c, const char *name, int def, int *out)
 {
     int64_t v = gr_attr_int(c, name, def);
@@ -300,7 +288,7 @@ static int reduce_prepare(gr_opctx *c, int kind)
     /* int8/uint8 ReduceMax/Min came with opset 12 */
     const int *dt = (kind == R_MAX || kind == R_MIN) && c->opset >= 12 ? minmax_types : types;
     if ((st = gr_op_check_arity(c, 1, axes_input ? 2 : 1, 1, 1)) ||
-        (st = check_attr_names(c, axes_input ? input_axes : attr_axes)) || (st = gr_op_check_dtype(c, 0, dt)) ||
+        (st = gr_op_check_attrs(c, axes_input ? input_axes : attr_axes)) || (st = gr_op_check_dtype(c, 0, dt)) ||
         (st = bool_attr(c, "keepdims", 1, &keep)))
         return st;
     const gr_tensor *x = c->in[0];
@@ -390,7 +378,7 @@ static int arg_prepare(gr_opctx *c, int max)
     static const char *const attrs11[] = {"axis", "keepdims", NULL};
     static const char *const attrs12[] = {"axis", "keepdims", "select_last_index", NULL};
     int st, keep = 1, last = 0, a;
-    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_attr_names(c, c->opset >= 12 ? attrs12 : attrs11)) ||
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, c->opset >= 12 ? attrs12 : attrs11)) ||
         (st = gr_op_check_dtype(c, 0, types)) || (st = bool_attr(c, "keepdims", 1, &keep)) ||
         (st = bool_attr(c, "select_last_index", 0, &last)))
         return st;
@@ -462,30 +450,6 @@ static void softmax_ref(const axis_geom *g, gr_tensor *y, const gr_tensor *x)
 
 /* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
  * c->scratch_bytes). Leaves *prim NULL when oneDNN cannot run this case; errors only on OOM. */
-static int dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_memory_t *spad)
-{
-    dnnl_primitive_attr_t attr;
-    dnnl_primitive_desc_t pd = NULL;
-    *prim = NULL;
-    *spad = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
-    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, c->dnnl->engine, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
-    if (st != dnnl_success) return GRAFT_OK;
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (bytes) {
-        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
-        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
-    }
-    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (st != dnnl_success) *prim = NULL;
-    return gr_dnnl_check(c, st, "primitive");
-}
-
 /* float32 Softmax / LogSoftmax on the (outer, N, inner) view, axis 1. */
 static int softmax_dnnl_prepare(gr_opctx *c, softmax_state *s)
 {
@@ -500,7 +464,7 @@ static int softmax_dnnl_prepare(gr_opctx *c, softmax_state *s)
     dnnl_alg_kind_t alg = g->kind == S_SOFTMAX ? dnnl_softmax_accurate : dnnl_softmax_log;
     if (dnnl_softmax_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &md, &md, 1) != dnnl_success)
         return GRAFT_OK;
-    if ((st = dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
+    if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
     st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
     if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
     return st;
@@ -511,7 +475,7 @@ static int softmax_prepare(gr_opctx *c, int kind)
     static const int types[] = {GR_F32, GR_F64, 0};
     static const char *const attrs[] = {"axis", NULL};
     int st, a;
-    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_attr_names(c, attrs)) ||
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, types)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;

@@ -32,17 +32,6 @@
 
 /* ---- small shared helpers ---- */
 
-static int check_attr_names(const gr_opctx *c, const char *const *known)
-{
-    for (int i = 0; i < c->nattr; i++) {
-        int ok = 0;
-        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
-        if (!ok)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)", c->attrs[i].name, c->opset);
-    }
-    return GRAFT_OK;
-}
-
 static int has_input(const gr_opctx *c, int i) { return i < c->nin && c->in[i] != NULL; }
 
 /* An attribute that this opset of the op does not have (it moved to an input, or came later). */
@@ -249,7 +238,7 @@ static int resize_attrs(gr_opctx *c, int legacy, resize_geom *g)
                                           "extrapolation_value", "nearest_mode", "antialias", "axes",
                                           "keep_aspect_ratio_policy", NULL};
     static const char *const known_legacy[] = {"mode", "scales", NULL};
-    int st = check_attr_names(c, legacy ? known_legacy : known11);
+    int st = gr_op_check_attrs(c, legacy ? known_legacy : known11);
     if (st || (st = parse_enum(c, "mode", "nearest", modes, &g->mode))) return st;
     if (legacy) {
         if (g->mode == CUBIC) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "mode 'cubic' needs Resize-11 or later");
@@ -582,7 +571,7 @@ static int pad_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"mode", "pads", "value", NULL};
     static const char *const modes[] = {"constant", "reflect", "edge", "wrap", NULL};
-    int st = check_attr_names(c, known), mode;
+    int st = gr_op_check_attrs(c, known), mode;
     if (st || (st = reject_attr(c, "pads", c->opset >= 11)) || (st = reject_attr(c, "value", c->opset >= 11)) ||
         (st = gr_op_check_arity(c, c->opset < 11 ? 1 : 2, c->opset < 11 ? 1 : 4, 1, 1)))
         return st;

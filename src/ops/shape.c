@@ -22,18 +22,6 @@
 
 /* ---- small shared helpers ---- */
 
-/* Every attribute of the node must be one this op knows: an unknown one is an error. */
-static int check_attr_names(const gr_opctx *c, const char *const *known)
-{
-    for (int i = 0; i < c->nattr; i++) {
-        int ok = 0;
-        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
-        if (!ok)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)", c->attrs[i].name, c->opset);
-    }
-    return GRAFT_OK;
-}
-
 static int has_input(const gr_opctx *c, int i) { return i < c->nin && c->in[i] != NULL; }
 
 /* An attribute that this opset of the op does not have (it moved to an input, or came later). */
@@ -247,7 +235,7 @@ static void copy_forward(gr_opctx *c)
 static int reshape_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"allowzero", "shape", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = reject_attr(c, "shape", c->opset >= 5)) || (st = reject_attr(c, "allowzero", c->opset < 14)) ||
         (st = gr_op_check_arity(c, c->opset < 5 ? 1 : 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)))
         return st;
@@ -304,7 +292,7 @@ static int reshape_prepare(gr_opctx *c)
 static int flatten_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axis", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_known_dtype(c, 0))) return st;
     const gr_shape *xs = &c->in[0]->shape;
     int64_t axis = gr_attr_int(c, "axis", 1);
@@ -336,7 +324,7 @@ static int read_axes(gr_opctx *c, int input_since, int64_t *axes, int max, int *
 static int squeeze_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axes", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = reject_attr(c, "axes", c->opset >= 13)) || (st = gr_op_check_arity(c, 1, 2, 1, 1)) ||
         (st = check_known_dtype(c, 0)))
         return st;
@@ -362,7 +350,7 @@ static int squeeze_prepare(gr_opctx *c)
 static int unsqueeze_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axes", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = reject_attr(c, "axes", c->opset >= 13)) ||
         (st = gr_op_check_arity(c, c->opset < 13 ? 1 : 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)))
         return st;
@@ -399,7 +387,7 @@ static int dropout_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"ratio", "seed", "is_test", NULL};
     static const int ft[] = {GR_F32, GR_F64, 0};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = reject_attr(c, "ratio", c->opset >= 12)) || (st = reject_attr(c, "seed", c->opset < 12)) ||
         (st = reject_attr(c, "is_test", c->opset >= 7)) ||
         (st = gr_op_check_arity(c, 1, c->opset >= 12 ? 3 : 1, 1, 2)) || (st = gr_op_check_dtype(c, 0, ft)))
@@ -441,7 +429,7 @@ static void dropout_forward(gr_opctx *c)
 static int transpose_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"perm", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_known_dtype(c, 0))) return st;
     const gr_shape *xs = &c->in[0]->shape;
     int r = xs->rank, perm[GR_MAXDIM], seen[GR_MAXDIM] = {0};
@@ -473,7 +461,7 @@ static int transpose_prepare(gr_opctx *c)
 static int space_depth_prepare(gr_opctx *c, int to_space)
 {
     static const char *const known[] = {"blocksize", "mode", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = reject_attr(c, "mode", c->opset < 11)) || (st = gr_op_check_arity(c, 1, 1, 1, 1)) ||
         (st = check_known_dtype(c, 0)))
         return st;
@@ -531,7 +519,7 @@ typedef struct concat_state {
 static int concat_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axis", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1 << 20, 1, 1))) return st;
     if (!gr_attr_get(c, "axis")) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'axis' is required");
     for (int i = 0; i < c->nin; i++)
@@ -600,7 +588,7 @@ static void split_forward(gr_opctx *c) { concat_split(c->params, c->nout, c->out
 static int split_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axis", "split", "num_outputs", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = reject_attr(c, "split", c->opset >= 13)) || (st = reject_attr(c, "num_outputs", c->opset < 18)) ||
         (st = gr_op_check_arity(c, 1, c->opset >= 13 ? 2 : 1, 1, 1 << 20)) || (st = check_known_dtype(c, 0)))
         return st;
@@ -683,7 +671,7 @@ static int64_t slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step,
 static int slice_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"starts", "ends", "axes", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = reject_attr(c, "starts", c->opset >= 10)) || (st = reject_attr(c, "ends", c->opset >= 10)) ||
         (st = reject_attr(c, "axes", c->opset >= 10)) ||
         (st = gr_op_check_arity(c, c->opset < 10 ? 1 : 3, c->opset < 10 ? 1 : 5, 1, 1)) ||
@@ -828,7 +816,7 @@ static int gather_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axis", NULL};
     static const int it[] = {GR_I64, GR_I32, 0};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) ||
         (st = gr_op_check_dtype(c, 1, it)))
         return st;
@@ -871,7 +859,7 @@ static int gather_elements_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"axis", NULL};
     static const int it[] = {GR_I64, GR_I32, 0};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) ||
         (st = gr_op_check_dtype(c, 1, it)))
         return st;
@@ -926,7 +914,7 @@ static void gather_elements_forward(gr_opctx *c)
 static int shape_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"start", "end", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1, 1, 1))) return st;
     int r = c->in[0]->shape.rank;
     int64_t b = 0, e = r;
@@ -977,7 +965,7 @@ typedef struct fill_state {
 static int constant_of_shape_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"value", NULL};
-    int st = check_attr_names(c, known);
+    int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1, 1, 1))) return st;
     int64_t d[GR_MAXDIM];
     int n = input_ints(c, 0, d, GR_MAXDIM);
