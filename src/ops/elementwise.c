@@ -1,6 +1,977 @@
-/* elementwise.c — (to be filled) */
+/* elementwise.c — the elementwise ops: binary arithmetic, comparisons and logic with numpy
+ * multidirectional broadcasting, the variadic Max/Min/Sum/Mean, Where, the unary activations and
+ * math functions, Clip and Cast. Depends on ops.h (and so core) only.
+ *
+ * Every op here is a kernel per element type, chosen in prepare, and one of three drivers:
+ *   - flat (unary, Clip, Cast): y[i] = f(x[i]) in chunks, threaded on big tensors;
+ *   - broadcast (binary, Where): the output is walked as rows of its innermost merged dimension,
+ *     each row one kernel call with an input stride of 1 (a full row) or 0 (a broadcast value).
+ *     Merging adjacent dimensions that broadcast alike makes the common cases cheap: same shapes
+ *     are a single row, "tensor op scalar" a row with stride 0, and per-channel (N,C,H,W) with
+ *     (1,C,1,1) is N*C rows of H*W with a scalar per row.
+ * Element types: float32, float64, int64, int32, int8, uint8, bool, as each ONNX op allows.
+ * Every kernel is plain C. Sigmoid, Tanh and Erf on float32 also have vectorisable polynomial
+ * kernels used when c->use_ref == 0; the libm ones stay the reference. */
 #include "ops.h"
 
+#include <float.h>
+#include <string.h>
+#include <tgmath.h>  /* exp, tanh... pick the float or double function from the argument type */
+
+/* Work splitting: threads only for tensors big enough to pay for them. */
+#define EW_PAR_MIN 32768
+#define EW_CHUNK 8192
+
+/* ---- element types ---- */
+
+enum { S_F32, S_F64, S_I64, S_I32, S_I8, S_U8, S_BOOL, NSLOT };
+
+static int slot_of(int dt)
+{
+    switch (dt) {
+    case GR_F32: return S_F32;
+    case GR_F64: return S_F64;
+    case GR_I64: return S_I64;
+    case GR_I32: return S_I32;
+    case GR_I8: return S_I8;
+    case GR_U8: return S_U8;
+    case GR_BOOL: return S_BOOL;
+    }
+    return -1;
+}
+
+/* ONNX TensorProto.DataType names, for messages about types graft lacks. */
+static const char *onnx_type_name(int dt)
+{
+    static const char *const names[] = {"undefined", "float32", "uint8", "int8", "uint16", "int16", "int32",
+                                        "int64", "string", "bool", "float16", "float64", "uint32", "uint64",
+                                        "complex64", "complex128", "bfloat16", "float8e4m3fn",
+                                        "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz"};
+    return dt >= 0 && dt < (int)(sizeof names / sizeof *names) ? names[dt] : "unknown";
+}
+
+/* ---- op state and kernel signatures ---- */
+
+typedef struct ew_args {
+    float alpha, beta, gamma;  /* activation attributes */
+    const void *lo, *hi;       /* Clip bounds, in the input's type */
+} ew_args;
+
+typedef struct bplan bplan;
+typedef struct ew_state ew_state;
+
+/* One row of a broadcast op: n outputs from up to three inputs read with strides 0 or 1. */
+typedef struct seg {
+    char *o;
+    const char *in[3];
+    int64_t st[3];
+    const ew_state *s;
+} seg;
+
+typedef void (*seg_fn)(const seg *g, int64_t n);
+typedef void (*flat_fn)(void *y, const void *x, int64_t n, const ew_args *a);
+
+/* A broadcast walk: the output shape with size-1 dims dropped and adjacent dims merged where
+ * every input's strides allow, so that the innermost dim is as long as possible. */
+struct bplan {
+    int rank;                  /* >= 1 */
+    int64_t numel;
+    int64_t d[GR_MAXDIM];      /* merged output dims */
+    int64_t st[3][GR_MAXDIM];  /* element strides of each input on them, 0 where broadcast */
+};
+
+struct ew_state {
+    seg_fn kern;          /* broadcast ops */
+    flat_fn fkern;        /* unary ops, Clip, Cast */
+    ew_args args;
+    size_t ein[3], eo;    /* element sizes of the inputs and of the output */
+    int dt[2], dto;       /* dtypes, for the mixed-type Pow kernel */
+    int nplan;            /* number of inputs - 1: a plan for each step of the fold */
+    int mean;             /* Mean: divide by the number of inputs at the end */
+    bplan *plan;
+    _Alignas(8) unsigned char lo[8], hi[8];  /* Clip's default bounds, in the input's type */
+};
+
+/* ---- the two drivers ---- */
+
+static void bplan_init(bplan *p, const gr_shape *out, const gr_shape *const *in, int nin)
+{
+    int64_t full[3][GR_MAXDIM];
+    for (int i = 0; i < nin; i++) {
+        int64_t stride = 1;
+        for (int d = out->rank - 1; d >= 0; d--) {
+            int sd = d - (out->rank - in[i]->rank);
+            int64_t dim = sd >= 0 ? in[i]->d[sd] : 1;
+            full[i][d] = dim == 1 ? 0 : stride;
+            stride *= dim;
+        }
+    }
+    memset(p, 0, sizeof *p);
+    p->numel = gr_numel(out);
+    for (int d = 0; d < out->rank; d++) {
+        if (out->d[d] == 1) continue;
+        int r = p->rank, merge = r > 0;
+        for (int i = 0; i < nin && merge; i++) merge = p->st[i][r - 1] == full[i][d] * out->d[d];
+        if (merge) {
+            p->d[r - 1] *= out->d[d];
+        } else {
+            p->d[r] = out->d[d];
+            p->rank++;
+        }
+        for (int i = 0; i < nin; i++) p->st[i][p->rank - 1] = full[i][d];
+    }
+    if (!p->rank) p->rank = 1, p->d[0] = 1;  /* a single element: strides stay 0 */
+}
+
+/* Runs f over the plan: rows of the innermost dim, cut in chunks so that threads share
+ * even a single long row. in[i] has elements of ein[i] bytes; out of eo bytes. */
+static void run_plan(const bplan *p, seg_fn f, const ew_state *s, void *out, size_t eo,
+                     const void *const *in, const size_t *ein, int nin)
+{
+    if (p->numel == 0) return;
+    int r = p->rank;
+    int64_t inner = p->d[r - 1], rows = p->numel / inner;
+    int64_t nchunk = (inner + EW_CHUNK - 1) / EW_CHUNK, tasks = rows * nchunk;
+#pragma omp parallel for schedule(static) if (p->numel > EW_PAR_MIN)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t row = t / nchunk, j0 = t % nchunk * EW_CHUNK;
+        int64_t len = inner - j0 < EW_CHUNK ? inner - j0 : EW_CHUNK;
+        int64_t off[3] = {0, 0, 0};
+        for (int64_t d = r - 2, rem = row; d >= 0; d--) {
+            int64_t k = rem % p->d[d];
+            rem /= p->d[d];
+            for (int i = 0; i < nin; i++) off[i] += k * p->st[i][d];
+        }
+        seg g = {.o = (char *)out + (row * inner + j0) * (int64_t)eo, .s = s};
+        for (int i = 0; i < nin; i++) {
+            g.st[i] = p->st[i][r - 1];
+            g.in[i] = (const char *)in[i] + (off[i] + j0 * g.st[i]) * (int64_t)ein[i];
+        }
+        f(&g, len);
+    }
+}
+
+/* y[i] = f(x[i]) for n elements, in chunks. */
+static void run_flat(flat_fn f, const ew_args *a, void *y, size_t eo, const void *x, size_t ei, int64_t n)
+{
+    int64_t nchunk = (n + EW_CHUNK - 1) / EW_CHUNK;
+#pragma omp parallel for schedule(static) if (n > EW_PAR_MIN)
+    for (int64_t t = 0; t < nchunk; t++) {
+        int64_t i0 = t * EW_CHUNK, len = n - i0 < EW_CHUNK ? n - i0 : EW_CHUNK;
+        f((char *)y + i0 * (int64_t)eo, (const char *)x + i0 * (int64_t)ei, len, a);
+    }
+}
+
+/* ---- binary kernels ---- */
+
+/* Kernel loops carry LOOP_HINT: "omp simd" (vectorise, even at -O2) for plain arithmetic, and
+ * nothing for loops that call libm or divide integers, which cannot be vectorised (clang warns
+ * when it cannot honour the pragma). It is redefined before each group of kernels below. */
+#define LOOP_HINT _Pragma("omp simd")
+
+/* o[i] = EXPR with x = a[i*sa], y = b[i*sb]; the stride patterns get their own loops so that
+ * the compiler vectorises each. o may be a (in place, same index), so no restrict. */
+#define BIN_KERNEL(NAME, TA, TB, TO, EXPR)                                                    \
+    static void NAME(const seg *g, int64_t n)                                                 \
+    {                                                                                         \
+        const TA *a = (const TA *)g->in[0];                                                   \
+        const TB *b = (const TB *)g->in[1];                                                   \
+        TO *o = (TO *)g->o;                                                                   \
+        int64_t sa = g->st[0], sb = g->st[1];                                                 \
+        if (sa == 1 && sb == 1) {                                                             \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
+                TA x = a[i];                                                                  \
+                TB y = b[i];                                                                  \
+                o[i] = (TO)(EXPR);                                                            \
+            }                                                                                 \
+        } else if (sa == 1 && sb == 0) {                                                      \
+            TB y = b[0];                                                                      \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
+                TA x = a[i];                                                                  \
+                o[i] = (TO)(EXPR);                                                            \
+            }                                                                                 \
+        } else if (sa == 0 && sb == 1) {                                                      \
+            TA x = a[0];                                                                      \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
+                TB y = b[i];                                                                  \
+                o[i] = (TO)(EXPR);                                                            \
+            }                                                                                 \
+        } else {                                                                              \
+            for (int64_t i = 0; i < n; i++) {                                                 \
+                TA x = a[i * sa];                                                             \
+                TB y = b[i * sb];                                                             \
+                o[i] = (TO)(EXPR);                                                            \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* Same-type kernels: floats, signed ints, all ints; OUT is the output type or the input's. */
+#define BIN_FLOAT(NAME, OUT_F32, OUT_F64, EXPR)                                               \
+    BIN_KERNEL(NAME##_f32, float, float, OUT_F32, EXPR)                                       \
+    BIN_KERNEL(NAME##_f64, double, double, OUT_F64, EXPR)
+#define BIN_SINT(NAME, O64, O32, O8, EXPR)                                                    \
+    BIN_KERNEL(NAME##_i64, int64_t, int64_t, O64, EXPR)                                       \
+    BIN_KERNEL(NAME##_i32, int32_t, int32_t, O32, EXPR)                                       \
+    BIN_KERNEL(NAME##_i8, int8_t, int8_t, O8, EXPR)
+#define BIN_ARITH(NAME, FEXPR, IEXPR)                                                         \
+    BIN_FLOAT(NAME, float, double, FEXPR)                                                     \
+    BIN_SINT(NAME, int64_t, int32_t, int8_t, IEXPR)                                           \
+    BIN_KERNEL(NAME##_u8, uint8_t, uint8_t, uint8_t, IEXPR)
+#define BIN_CMP(NAME, EXPR)                                                                   \
+    BIN_FLOAT(NAME, uint8_t, uint8_t, EXPR)                                                   \
+    BIN_SINT(NAME, uint8_t, uint8_t, uint8_t, EXPR)                                           \
+    BIN_KERNEL(NAME##_u8, uint8_t, uint8_t, uint8_t, EXPR)
+
+/* Integer division and remainder: C truncation as ONNX Runtime and numpy's astype do; a zero
+ * divisor gives 0 (numpy's result) instead of a trap, and x / -1 wraps instead of trapping. */
+static inline int64_t sdiv(int64_t x, int64_t y)
+{
+    return y == 0 ? 0 : y == -1 ? (int64_t)(0 - (uint64_t)x) : x / y;
+}
+static inline int64_t srem(int64_t x, int64_t y) { return y == 0 || y == -1 ? 0 : x % y; }
+/* Python's %: the remainder takes the divisor's sign (Mod with fmod=0). */
+static inline int64_t spymod(int64_t x, int64_t y)
+{
+    int64_t r = srem(x, y);
+    return r != 0 && (r < 0) != (y < 0) ? r + y : r;
+}
+
+/* Integer + - * wrap around (computed unsigned: signed overflow is undefined in C). */
+BIN_ARITH(add, x + y, (uint64_t)x + (uint64_t)y)
+BIN_ARITH(sub, x - y, (uint64_t)x - (uint64_t)y)
+BIN_ARITH(mul, x * y, (uint64_t)x * (uint64_t)y)
+BIN_FLOAT(div, float, double, x / y)
+/* Max and Min propagate NaN, as numpy's maximum and minimum do. */
+BIN_FLOAT(max, float, double, isnan(x) || x > y ? x : y)
+BIN_FLOAT(min, float, double, isnan(x) || x < y ? x : y)
+BIN_SINT(max, int64_t, int32_t, int8_t, x > y ? x : y)
+BIN_SINT(min, int64_t, int32_t, int8_t, x < y ? x : y)
+BIN_KERNEL(max_u8, uint8_t, uint8_t, uint8_t, x > y ? x : y)
+BIN_KERNEL(min_u8, uint8_t, uint8_t, uint8_t, x < y ? x : y)
+BIN_CMP(eq, x == y)
+BIN_CMP(lt, x < y)
+BIN_CMP(gt, x > y)
+BIN_CMP(le, x <= y)
+BIN_CMP(ge, x >= y)
+BIN_KERNEL(and_b, uint8_t, uint8_t, uint8_t, (x != 0) & (y != 0))
+BIN_KERNEL(or_b, uint8_t, uint8_t, uint8_t, (x != 0) | (y != 0))
+BIN_KERNEL(xor_b, uint8_t, uint8_t, uint8_t, (x != 0) ^ (y != 0))
+/* BitShift (unsigned types only in ONNX): shifting by the width or more gives 0, as in numpy. */
+BIN_KERNEL(shl_u8, uint8_t, uint8_t, uint8_t, y < 8 ? x << y : 0)
+BIN_KERNEL(shr_u8, uint8_t, uint8_t, uint8_t, y < 8 ? x >> y : 0)
+/* PRelu: y is the slope. */
+BIN_FLOAT(prelu, float, double, x < 0 ? x * y : x)
+BIN_KERNEL(prelu_i64, int64_t, int64_t, int64_t, x < 0 ? (uint64_t)x * (uint64_t)y : (uint64_t)x)
+BIN_KERNEL(prelu_i32, int32_t, int32_t, int32_t, x < 0 ? (uint64_t)x * (uint64_t)y : (uint64_t)x)
+
+#undef LOOP_HINT
+#define LOOP_HINT /* integer division and libm calls */
+BIN_SINT(div, int64_t, int32_t, int8_t, sdiv(x, y))
+BIN_KERNEL(div_u8, uint8_t, uint8_t, uint8_t, y ? x / y : 0)
+/* Mod: fmod=0 is Python's % (integers only), fmod=1 is C's fmod / % (dividend's sign). */
+BIN_SINT(pymod, int64_t, int32_t, int8_t, spymod(x, y))
+BIN_SINT(cmod, int64_t, int32_t, int8_t, srem(x, y))
+BIN_KERNEL(mod_u8, uint8_t, uint8_t, uint8_t, y ? x % y : 0)
+BIN_FLOAT(fmod, float, double, fmod(x, y))
+BIN_FLOAT(pow, float, double, pow(x, y))
+#undef LOOP_HINT
+#define LOOP_HINT _Pragma("omp simd")
+
+/* Pow(x, 2) with a constant exponent, as exporters write for variances: x * x. */
+#define SQUARE_KERNEL(NAME, T)                                                                \
+    static void NAME(const seg *g, int64_t n)                                                 \
+    {                                                                                         \
+        const T *a = (const T *)g->in[0];                                                     \
+        T *o = (T *)g->o;                                                                     \
+        int64_t sa = g->st[0];                                                                \
+        for (int64_t i = 0; i < n; i++) o[i] = a[i * sa] * a[i * sa];                         \
+    }
+SQUARE_KERNEL(square_f32, float)
+SQUARE_KERNEL(square_f64, double)
+
+static inline double load_f64(const char *p, int dt, int64_t i)
+{
+    switch (dt) {
+    case GR_F32: return ((const float *)p)[i];
+    case GR_F64: return ((const double *)p)[i];
+    case GR_I64: return (double)((const int64_t *)p)[i];
+    case GR_I32: return ((const int32_t *)p)[i];
+    case GR_I8: return ((const int8_t *)p)[i];
+    default: return ((const uint8_t *)p)[i];
+    }
+}
+
+/* Float to integer: truncation toward zero (C, numpy, ONNX Runtime), NaN to 0 and saturation
+ * at the int64 range so that no input is undefined behaviour; narrower types then wrap. */
+static inline int64_t f2i(double v)
+{
+    return v != v ? 0 : v >= 0x1p63 ? INT64_MAX : v <= -0x1p63 ? INT64_MIN : (int64_t)v;
+}
+
+/* Pow of any other type pair (an integer base, or a float base with another exponent type):
+ * computed in double, an integer result truncated as numpy's astype does. */
+static void pow_mixed(const seg *g, int64_t n)
+{
+    const ew_state *s = g->s;
+    for (int64_t i = 0; i < n; i++) {
+        double v = pow(load_f64(g->in[0], s->dt[0], i * g->st[0]), load_f64(g->in[1], s->dt[1], i * g->st[1]));
+        switch (s->dto) {
+        case GR_F32: ((float *)g->o)[i] = (float)v; break;
+        case GR_F64: ((double *)g->o)[i] = v; break;
+        case GR_I64: ((int64_t *)g->o)[i] = f2i(v); break;
+        default: ((int32_t *)g->o)[i] = (int32_t)f2i(v); break;
+        }
+    }
+}
+
+/* ---- the binary ops ---- */
+
+typedef struct binop {
+    const char *name;
+    int out_bool;       /* comparisons and logic give bool */
+    int variadic;       /* Max, Min, Sum, Mean: 1 to N inputs */
+    seg_fn k[NSLOT];    /* by the inputs' type; NULL where ONNX does not allow it */
+} binop;
+
+#define K_NUM(P) {P##_f32, P##_f64, P##_i64, P##_i32, P##_i8, P##_u8, NULL}
+#define K_FLOAT(P) {P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL}
+
+static const binop binops[] = {
+    {"Add", 0, 0, K_NUM(add)},
+    {"Sub", 0, 0, K_NUM(sub)},
+    {"Mul", 0, 0, K_NUM(mul)},
+    {"Div", 0, 0, K_NUM(div)},
+    {"Pow", 0, 0, K_FLOAT(pow)},  /* other type pairs: pow_mixed */
+    {"Mod", 0, 0, {NULL, NULL, pymod_i64, pymod_i32, pymod_i8, mod_u8, NULL}},
+    {"PRelu", 0, 0, {prelu_f32, prelu_f64, prelu_i64, prelu_i32, NULL, NULL, NULL}},
+    {"Equal", 1, 0, {eq_f32, eq_f64, eq_i64, eq_i32, eq_i8, eq_u8, eq_u8}},
+    {"Less", 1, 0, K_NUM(lt)},
+    {"Greater", 1, 0, K_NUM(gt)},
+    {"LessOrEqual", 1, 0, K_NUM(le)},
+    {"GreaterOrEqual", 1, 0, K_NUM(ge)},
+    {"And", 1, 0, {NULL, NULL, NULL, NULL, NULL, NULL, and_b}},
+    {"Or", 1, 0, {NULL, NULL, NULL, NULL, NULL, NULL, or_b}},
+    {"Xor", 1, 0, {NULL, NULL, NULL, NULL, NULL, NULL, xor_b}},
+    {"BitShift", 0, 0, {NULL, NULL, NULL, NULL, NULL, shl_u8, NULL}},  /* or shr_u8 */
+    {"Max", 0, 1, K_NUM(max)},
+    {"Min", 0, 1, K_NUM(min)},
+    {"Sum", 0, 1, K_FLOAT(add)},
+    {"Mean", 0, 1, K_FLOAT(add)},
+};
+static const seg_fn fmod_kernels[NSLOT] = {fmod_f32, fmod_f64, cmod_i64, cmod_i32, cmod_i8, mod_u8, NULL};
+
+static const binop *find_binop(const char *name)
+{
+    for (size_t i = 0; i < sizeof binops / sizeof *binops; i++)
+        if (!strcmp(binops[i].name, name)) return &binops[i];
+    return NULL;
+}
+
+static int is_const_two(const gr_tensor *t)
+{
+    return t->data && gr_numel(&t->shape) == 1 && gr_get_f64(t, 0) == 2.0;
+}
+
+/* Picks the kernel for the inputs' types; Mod's fmod and Pow's type pairs are decided here. */
+static int binop_kernel(gr_opctx *c, const binop *op, ew_state *s)
+{
+    const gr_tensor *a = c->in[0], *b = c->nin > 1 ? c->in[1] : NULL;
+    int sl = slot_of(a->dtype);
+    GR_ASSERT(sl >= 0);  /* the loader admits graft's types only */
+    s->kern = op->k[sl];
+    if (!strcmp(op->name, "Mod")) {
+        int64_t fm = gr_attr_int(c, "fmod", 0);
+        if (fm != 0 && fm != 1)
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute fmod must be 0 or 1, got %lld", (long long)fm);
+        if (fm == 0 && (sl == S_F32 || sl == S_F64))
+            return gr_op_err(c, GRAFT_E_FORMAT, "Mod of %s inputs needs fmod=1 (ONNX requires it for floating point)",
+                             gr_dtype_name(a->dtype));
+        if (fm) s->kern = fmod_kernels[sl];
+    }
+    if (!strcmp(op->name, "BitShift")) {
+        const char *dir = gr_attr_str(c, "direction", "");
+        if (strcmp(dir, "LEFT") && strcmp(dir, "RIGHT"))
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute direction must be LEFT or RIGHT, got '%s'", dir);
+        if (!strcmp(dir, "RIGHT") && s->kern) s->kern = shr_u8;
+    }
+    if (!strcmp(op->name, "Pow")) {
+        if (sl != S_F32 && sl != S_F64 && sl != S_I64 && sl != S_I32)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "base of type %s is not supported", gr_dtype_name(a->dtype));
+        if (b->dtype == GR_BOOL) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "exponent of type bool is not supported");
+        if (b->dtype != a->dtype || !s->kern) s->kern = pow_mixed;
+        if ((sl == S_F32 || sl == S_F64) && is_const_two(b)) s->kern = sl == S_F32 ? square_f32 : square_f64;
+        s->dt[0] = a->dtype, s->dt[1] = b->dtype, s->dto = a->dtype;
+        return GRAFT_OK;
+    }
+    for (int i = 1; i < c->nin; i++)
+        if (c->in[i]->dtype != a->dtype)
+            return gr_op_err(c, GRAFT_E_FORMAT, "input %d has type %s but input 0 has %s", i,
+                             gr_dtype_name(c->in[i]->dtype), gr_dtype_name(a->dtype));
+    if (!s->kern)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "inputs of type %s are not supported", gr_dtype_name(a->dtype));
+    return GRAFT_OK;
+}
+
+/* Binary ops, and the variadic ones folded as out = op(in0, in1), out = op(out, in2)... */
+static int binop_prepare(gr_opctx *c)
+{
+    const binop *op = find_binop(c->op_type);
+    GR_ASSERT(op);
+    static const char *const no_attrs[] = {NULL}, *const mod_attrs[] = {"fmod", NULL},
+                             *const shift_attrs[] = {"direction", NULL};
+    int st = gr_op_check_attrs(c, !strcmp(op->name, "Mod")        ? mod_attrs
+                                  : !strcmp(op->name, "BitShift") ? shift_attrs
+                                                                  : no_attrs);
+    if (!st) st = gr_op_check_arity(c, op->variadic ? 1 : 2, op->variadic ? 1 << 20 : 2, 1, 1);
+    if (st) return st;
+    for (int i = 0; i < c->nin; i++)
+        if (!c->in[i]) return gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
+    ew_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    if ((st = binop_kernel(c, op, s))) return st;
+
+    gr_shape out = c->in[0]->shape;
+    for (int i = 1; i < c->nin; i++)
+        if ((st = gr_broadcast_shape(c, &out, &c->in[i]->shape, &out))) return st;
+    if (!strcmp(op->name, "PRelu") && !gr_shape_eq(&out, &c->in[0]->shape)) {
+        char sx[128], ss[128];
+        return gr_op_err(c, GRAFT_E_SHAPE, "slope of shape %s does not broadcast to X of shape %s",
+                         gr_shape_str(&c->in[1]->shape, ss, sizeof ss), gr_shape_str(&c->in[0]->shape, sx, sizeof sx));
+    }
+    int dto = op->out_bool ? GR_BOOL : c->in[0]->dtype;
+    s->nplan = c->nin - 1;
+    s->mean = !strcmp(op->name, "Mean");
+    s->eo = gr_dtype_size(dto);
+    s->ein[0] = gr_dtype_size(c->in[0]->dtype);
+    s->ein[1] = c->nin > 1 ? gr_dtype_size(c->in[1]->dtype) : 0;
+    if (s->nplan > 0) {
+        s->plan = gr_arena_alloc(c->arena, (size_t)s->nplan * sizeof *s->plan);
+        if (!s->plan) return GRAFT_E_NOMEM;
+        const gr_shape *first[2] = {&c->in[0]->shape, &c->in[1]->shape};
+        bplan_init(&s->plan[0], &out, first, 2);
+        for (int k = 1; k < s->nplan; k++) {
+            const gr_shape *step[2] = {&out, &c->in[k + 1]->shape};
+            bplan_init(&s->plan[k], &out, step, 2);
+        }
+    }
+    return gr_op_set_out(c, 0, dto, &out);
+}
+
+static void binop_forward(gr_opctx *c)
+{
+    const ew_state *s = c->params;
+    gr_tensor *y = c->out[0];
+    if (c->nin == 1) {  /* Max/Min/Sum/Mean of one input */
+        memcpy(y->data, c->in[0]->data, gr_tensor_bytes(y));
+        return;
+    }
+    const void *in[2] = {c->in[0]->data, c->in[1]->data};
+    run_plan(&s->plan[0], s->kern, s, y->data, s->eo, in, s->ein, 2);
+    size_t fold_sizes[2] = {s->eo, s->ein[0]};
+    for (int k = 1; k < s->nplan; k++) {
+        const void *step[2] = {y->data, c->in[k + 1]->data};
+        run_plan(&s->plan[k], s->kern, s, y->data, s->eo, step, fold_sizes, 2);
+    }
+    if (s->mean) {
+        int64_t n = gr_numel(&y->shape);
+        if (y->dtype == GR_F32)
+            for (int64_t i = 0; i < n; i++) ((float *)y->data)[i] /= (float)c->nin;
+        else
+            for (int64_t i = 0; i < n; i++) ((double *)y->data)[i] /= c->nin;
+    }
+}
+
+/* ---- Where ---- */
+
+#define WHERE_KERNEL(NAME, T)                                                                 \
+    static void NAME(const seg *g, int64_t n)                                                 \
+    {                                                                                         \
+        const uint8_t *cond = (const uint8_t *)g->in[0];                                      \
+        const T *x = (const T *)g->in[1], *y = (const T *)g->in[2];                           \
+        T *o = (T *)g->o;                                                                     \
+        int64_t sc = g->st[0], sx = g->st[1], sy = g->st[2];                                  \
+        if (sc == 1 && sx == 1 && sy == 1) {                                                  \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) o[i] = cond[i] ? x[i] : y[i];           \
+        } else {                                                                              \
+            for (int64_t i = 0; i < n; i++) o[i] = cond[i * sc] ? x[i * sx] : y[i * sy];     \
+        }                                                                                     \
+    }
+WHERE_KERNEL(where_1, uint8_t)
+WHERE_KERNEL(where_4, uint32_t)
+WHERE_KERNEL(where_8, uint64_t)
+
+static int where_prepare(gr_opctx *c)
+{
+    static const char *const no_attrs[] = {NULL};
+    int st = gr_op_check_attrs(c, no_attrs);
+    if (!st) st = gr_op_check_arity(c, 3, 3, 1, 1);
+    if (st) return st;
+    if (c->in[0]->dtype != GR_BOOL)
+        return gr_op_err(c, GRAFT_E_FORMAT, "condition has type %s, expected bool", gr_dtype_name(c->in[0]->dtype));
+    int dt = c->in[1]->dtype;
+    if (c->in[2]->dtype != (gr_dtype)dt)
+        return gr_op_err(c, GRAFT_E_FORMAT, "X has type %s but Y has %s", gr_dtype_name(dt),
+                         gr_dtype_name(c->in[2]->dtype));
+    gr_shape out;
+    if ((st = gr_broadcast_shape(c, &c->in[0]->shape, &c->in[1]->shape, &out)) ||
+        (st = gr_broadcast_shape(c, &out, &c->in[2]->shape, &out)))
+        return st;
+    ew_state *s = gr_op_params(c, sizeof *s);
+    if (!s || !(s->plan = gr_arena_alloc(c->arena, sizeof *s->plan))) return GRAFT_E_NOMEM;
+    s->eo = gr_dtype_size(dt);
+    s->kern = s->eo == 1 ? where_1 : s->eo == 4 ? where_4 : where_8;
+    s->ein[0] = 1, s->ein[1] = s->ein[2] = s->eo;
+    const gr_shape *in[3] = {&c->in[0]->shape, &c->in[1]->shape, &c->in[2]->shape};
+    bplan_init(s->plan, &out, in, 3);
+    return gr_op_set_out(c, 0, dt, &out);
+}
+
+static void where_forward(gr_opctx *c)
+{
+    const ew_state *s = c->params;
+    const void *in[3] = {c->in[0]->data, c->in[1]->data, c->in[2]->data};
+    run_plan(s->plan, s->kern, s, c->out[0]->data, s->eo, in, s->ein, 3);
+}
+
+/* ---- unary kernels ---- */
+
+/* y[i] = EXPR of v = x[i]; alpha, beta, gamma are the op's attributes in the type T.
+ * Constants are written as float literals so that float kernels stay in float. */
+#define UN_KERNEL(NAME, T, EXPR)                                                              \
+    static void NAME(void *yv, const void *xv, int64_t n, const ew_args *p)                   \
+    {                                                                                         \
+        const T *x = xv;                                                                      \
+        T *y = yv;                                                                            \
+        const T alpha = (T)p->alpha, beta = (T)p->beta, gamma = (T)p->gamma;                  \
+        (void)alpha, (void)beta, (void)gamma;                                                 \
+        LOOP_HINT for (int64_t i = 0; i < n; i++) {                                           \
+            T v = x[i];                                                                       \
+            y[i] = (T)(EXPR);                                                                 \
+        }                                                                                     \
+    }
+#define UN_FLOAT(NAME, EXPR) UN_KERNEL(NAME##_f32, float, EXPR) UN_KERNEL(NAME##_f64, double, EXPR)
+
+/* Integer kernels (no attributes); unsigned arithmetic so that -INT_MIN wraps. */
+#define UN_IKERNEL(NAME, T, EXPR)                                                             \
+    static void NAME(void *yv, const void *xv, int64_t n, const ew_args *p)                   \
+    {                                                                                         \
+        const T *x = xv;                                                                      \
+        T *y = yv;                                                                            \
+        (void)p;                                                                              \
+        LOOP_HINT for (int64_t i = 0; i < n; i++) {                                           \
+            T v = x[i];                                                                       \
+            y[i] = (T)(EXPR);                                                                 \
+        }                                                                                     \
+    }
+#define UN_SINT(NAME, EXPR)                                                                   \
+    UN_IKERNEL(NAME##_i64, int64_t, EXPR) UN_IKERNEL(NAME##_i32, int32_t, EXPR)               \
+    UN_IKERNEL(NAME##_i8, int8_t, EXPR)
+
+#define CLAMP01(t) ((t) < 0 ? 0 : (t) > 1 ? 1 : (t))  /* NaN stays NaN, as with np.clip */
+
+/* Relu and the like keep NaN (numpy's maximum does): compare so that NaN takes the x branch. */
+UN_FLOAT(relu, v < 0 ? 0 : v)
+UN_FLOAT(leakyrelu, v < 0 ? alpha * v : v)
+UN_FLOAT(thresholdedrelu, v > alpha ? v : 0)
+UN_FLOAT(shrink, v < -alpha ? v + beta : v > alpha ? v - beta : 0)  /* alpha = lambd, beta = bias */
+UN_FLOAT(hardsigmoid, CLAMP01(alpha * v + beta))
+UN_FLOAT(hardswish, v * CLAMP01(v / 6.0f + 0.5f))
+UN_FLOAT(softsign, v / (1.0f + fabs(v)))
+UN_FLOAT(reciprocal, 1.0f / v)
+UN_FLOAT(floor, floor(v))
+UN_FLOAT(ceil, ceil(v))
+UN_FLOAT(round, nearbyint(v))  /* the default rounding mode: half to even */
+UN_FLOAT(neg, -v)
+UN_FLOAT(abs, fabs(v))
+UN_FLOAT(sign, v > 0 ? 1 : v < 0 ? -1 : v)  /* 0 and NaN map to themselves */
+UN_SINT(neg, 0 - (uint64_t)v)
+UN_SINT(abs, v < 0 ? 0 - (uint64_t)v : (uint64_t)v)
+UN_SINT(sign, (v > 0) - (v < 0))
+UN_SINT(relu, v < 0 ? 0 : v)
+UN_IKERNEL(abs_u8, uint8_t, v)
+UN_IKERNEL(sign_u8, uint8_t, v > 0)
+UN_IKERNEL(not_b, uint8_t, v == 0)
+
+#undef LOOP_HINT
+#define LOOP_HINT /* libm calls */
+UN_FLOAT(elu, v < 0 ? alpha * expm1(v) : v)
+UN_FLOAT(selu, v <= 0 ? gamma * alpha * expm1(v) : gamma * v)
+UN_FLOAT(celu, v < 0 ? alpha * expm1(v / alpha) : v)
+UN_FLOAT(sigmoid, 1.0f / (1.0f + exp(-v)))
+UN_FLOAT(softplus, v > 0 ? v + log1p(exp(-v)) : log1p(exp(v)))
+UN_FLOAT(tanh, tanh(v))
+UN_FLOAT(erf, erf(v))
+UN_FLOAT(sqrt, sqrt(v))
+UN_FLOAT(exp, exp(v))
+UN_FLOAT(log, log(v))
+UN_FLOAT(sin, sin(v))
+UN_FLOAT(cos, cos(v))
+UN_FLOAT(tan, tan(v))
+UN_FLOAT(asin, asin(v))
+UN_FLOAT(acos, acos(v))
+UN_FLOAT(atan, atan(v))
+UN_FLOAT(sinh, sinh(v))
+UN_FLOAT(cosh, cosh(v))
+UN_FLOAT(asinh, asinh(v))
+UN_FLOAT(acosh, acosh(v))
+UN_FLOAT(atanh, atanh(v))
+#undef LOOP_HINT
+#define LOOP_HINT _Pragma("omp simd")
+
+/* ---- fast float32 Sigmoid, Tanh, Erf ----
+ * libm's expf, tanhf and erff are scalar calls that no compiler vectorises, which makes these
+ * activations ~10x slower than Relu. These are plain C the compiler vectorises, used when
+ * c->use_ref == 0; the libm kernels above stay the reference (tests compare the two). */
+
+/* exp(x) after Cephes expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r,
+ * 2^n written into the exponent bits. Relative error ~2 ulp for x in [-87, 88]; outside it the
+ * result saturates (at ~1e-38 and ~3e38), which is fine for the callers below. NaN propagates. */
+static inline float fast_expf(float x)
+{
+    float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    xc = x != x ? 0.0f : xc;
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round to nearest */
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;                /* ln2 in two parts */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float e = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23};
+    return x != x ? x : e * scale.f;
+}
+
+static void sigmoid_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
+{
+    const float *x = xv;
+    float *y = yv;
+    (void)p;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + fast_expf(-x[i]));
+}
+
+/* tanh: Cephes tanhf's odd polynomial below |x| = 0.625, 1 - 2 / (e^2|x| + 1) above. */
+static void tanh_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
+{
+    const float *x = xv;
+    float *y = yv;
+    (void)p;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i], a = fabsf(v), z = v * v;
+        float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
+                        1.33314422036e-1f) * z - 3.33332819422e-1f) * z * v + v;
+        float big = 1.0f - 2.0f / (fast_expf(2.0f * a) + 1.0f);
+        y[i] = a < 0.625f ? small : copysignf(big, v);
+    }
+}
+
+/* erf: its Taylor series to x^13 below |x| = 0.5 (error < 1e-9), Abramowitz & Stegun 7.1.26
+ * above (absolute error < 1.5e-7 where erf > 0.52). */
+static void erf_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
+{
+    const float *x = xv;
+    float *y = yv;
+    (void)p;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i], a = fabsf(v), z = v * v;
+        float small = v * (1.12837916709551257f + z * (-0.376126389031837524f + z * (0.112837916709551257f +
+                      z * (-0.0268661706451312518f + z * (0.00522397762544218784f + z * (-0.000854832702345085283f +
+                      z * 0.000120553329817896643f))))));
+        float t = 1.0f / (1.0f + 0.3275911f * a);
+        float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f +
+                     t * 1.061405429f))));
+        float big = 1.0f - poly * fast_expf(-z);
+        y[i] = a < 0.5f ? small : copysignf(big, v);
+    }
+}
+
+typedef struct unop {
+    const char *name;
+    const char *attr[3];  /* the attributes that set alpha, beta, gamma (NULL: none) */
+    float def[3];         /* and their defaults */
+    flat_fn k[NSLOT];
+    flat_fn fast_f32;     /* optional vectorised float32 kernel, used when use_ref == 0 */
+} unop;
+
+/* kernels by type, then the fast float32 kernel if any */
+#define U_FLOAT(P) {P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL}, NULL
+#define U_FLOAT_FAST(P) {P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL}, P##_fast
+#define U_SIGNED(P) {P##_f32, P##_f64, P##_i64, P##_i32, P##_i8, NULL, NULL}, NULL
+
+static const unop unops[] = {
+    {"Relu", {0}, {0}, U_SIGNED(relu)},
+    {"LeakyRelu", {"alpha"}, {0.01f}, U_FLOAT(leakyrelu)},
+    {"ThresholdedRelu", {"alpha"}, {1.0f}, U_FLOAT(thresholdedrelu)},
+    {"Elu", {"alpha"}, {1.0f}, U_FLOAT(elu)},
+    {"Selu", {"alpha", NULL, "gamma"}, {1.67326319217681884765625f, 0, 1.05070102214813232421875f}, U_FLOAT(selu)},
+    {"Celu", {"alpha"}, {1.0f}, U_FLOAT(celu)},
+    {"Shrink", {"lambd", "bias"}, {0.5f, 0.0f}, U_FLOAT(shrink)},
+    {"Sigmoid", {0}, {0}, U_FLOAT_FAST(sigmoid)},
+    {"HardSigmoid", {"alpha", "beta"}, {0.2f, 0.5f}, U_FLOAT(hardsigmoid)},
+    {"HardSwish", {0}, {0}, U_FLOAT(hardswish)},
+    {"Softplus", {0}, {0}, U_FLOAT(softplus)},
+    {"Softsign", {0}, {0}, U_FLOAT(softsign)},
+    {"Tanh", {0}, {0}, U_FLOAT_FAST(tanh)},
+    {"Erf", {0}, {0}, U_FLOAT_FAST(erf)},
+    {"Sqrt", {0}, {0}, U_FLOAT(sqrt)},
+    {"Exp", {0}, {0}, U_FLOAT(exp)},
+    {"Log", {0}, {0}, U_FLOAT(log)},
+    {"Reciprocal", {0}, {0}, U_FLOAT(reciprocal)},
+    {"Floor", {0}, {0}, U_FLOAT(floor)},
+    {"Ceil", {0}, {0}, U_FLOAT(ceil)},
+    {"Round", {0}, {0}, U_FLOAT(round)},
+    {"Sin", {0}, {0}, U_FLOAT(sin)},
+    {"Cos", {0}, {0}, U_FLOAT(cos)},
+    {"Tan", {0}, {0}, U_FLOAT(tan)},
+    {"Asin", {0}, {0}, U_FLOAT(asin)},
+    {"Acos", {0}, {0}, U_FLOAT(acos)},
+    {"Atan", {0}, {0}, U_FLOAT(atan)},
+    {"Sinh", {0}, {0}, U_FLOAT(sinh)},
+    {"Cosh", {0}, {0}, U_FLOAT(cosh)},
+    {"Asinh", {0}, {0}, U_FLOAT(asinh)},
+    {"Acosh", {0}, {0}, U_FLOAT(acosh)},
+    {"Atanh", {0}, {0}, U_FLOAT(atanh)},
+    {"Neg", {0}, {0}, U_SIGNED(neg)},
+    {"Abs", {0}, {0}, {abs_f32, abs_f64, abs_i64, abs_i32, abs_i8, abs_u8, NULL}, NULL},
+    {"Sign", {0}, {0}, {sign_f32, sign_f64, sign_i64, sign_i32, sign_i8, sign_u8, NULL}, NULL},
+    {"Not", {0}, {0}, {NULL, NULL, NULL, NULL, NULL, NULL, not_b}, NULL},
+};
+
+static int unop_prepare(gr_opctx *c)
+{
+    const unop *op = NULL;
+    for (size_t i = 0; i < sizeof unops / sizeof *unops && !op; i++)
+        if (!strcmp(unops[i].name, c->op_type)) op = &unops[i];
+    GR_ASSERT(op);
+    const char *known[4] = {NULL};
+    for (int a = 0, n = 0; a < 3; a++)
+        if (op->attr[a]) known[n++] = op->attr[a];
+    int st = gr_op_check_attrs(c, known);
+    if (!st) st = gr_op_check_arity(c, 1, 1, 1, 1);
+    if (st) return st;
+    const gr_tensor *x = c->in[0];
+    int sl = slot_of(x->dtype);
+    GR_ASSERT(sl >= 0);
+    flat_fn k = op->k[sl];
+    if (!k) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input of type %s is not supported", gr_dtype_name(x->dtype));
+    ew_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    s->fkern = sl == S_F32 && op->fast_f32 && !c->use_ref ? op->fast_f32 : k;
+    float *arg[3] = {&s->args.alpha, &s->args.beta, &s->args.gamma};
+    for (int a = 0; a < 3; a++)
+        if (op->attr[a]) *arg[a] = gr_attr_float(c, op->attr[a], op->def[a]);
+    s->ein[0] = s->eo = gr_dtype_size(x->dtype);
+    return gr_op_set_out(c, 0, x->dtype, &x->shape);
+}
+
+/* Unary ops and Cast. */
+static void flat_forward(gr_opctx *c)
+{
+    const ew_state *s = c->params;
+    run_flat(s->fkern, &s->args, c->out[0]->data, s->eo, c->in[0]->data, s->ein[0], gr_numel(&c->out[0]->shape));
+}
+
+/* ---- Clip ---- */
+
+#define CLIP_KERNEL(NAME, T)                                                                  \
+    static void NAME(void *yv, const void *xv, int64_t n, const ew_args *p)                   \
+    {                                                                                         \
+        const T *x = xv;                                                                      \
+        T *y = yv;                                                                            \
+        const T lo = *(const T *)p->lo, hi = *(const T *)p->hi;                               \
+        LOOP_HINT for (int64_t i = 0; i < n; i++) {                                           \
+            T v = x[i] < lo ? lo : x[i];                                                      \
+            y[i] = v > hi ? hi : v; /* min > max gives max, as np.clip does */                \
+        }                                                                                     \
+    }
+CLIP_KERNEL(clip_f32, float)
+CLIP_KERNEL(clip_f64, double)
+CLIP_KERNEL(clip_i64, int64_t)
+CLIP_KERNEL(clip_i32, int32_t)
+CLIP_KERNEL(clip_i8, int8_t)
+CLIP_KERNEL(clip_u8, uint8_t)
+static const flat_fn clip_kernels[NSLOT] = {clip_f32, clip_f64, clip_i64, clip_i32, clip_i8, clip_u8, NULL};
+
+/* Writes the type's lowest and highest values (numeric_limits, ONNX Runtime's defaults). */
+static void type_limits(int dt, void *lo, void *hi)
+{
+    switch (dt) {
+    case GR_F32: *(float *)lo = -FLT_MAX, *(float *)hi = FLT_MAX; break;
+    case GR_F64: *(double *)lo = -DBL_MAX, *(double *)hi = DBL_MAX; break;
+    case GR_I64: *(int64_t *)lo = INT64_MIN, *(int64_t *)hi = INT64_MAX; break;
+    case GR_I32: *(int32_t *)lo = INT32_MIN, *(int32_t *)hi = INT32_MAX; break;
+    case GR_I8: *(int8_t *)lo = INT8_MIN, *(int8_t *)hi = INT8_MAX; break;
+    default: *(uint8_t *)lo = 0, *(uint8_t *)hi = UINT8_MAX; break;
+    }
+}
+
+/* Clip-6: min and max attributes (float types). Clip-11+: optional scalar inputs min and max,
+ * of the input's type, which may be computed at run time. */
+static int clip_prepare(gr_opctx *c)
+{
+    static const char *const attrs6[] = {"min", "max", NULL}, *const attrs11[] = {NULL};
+    int old = c->opset < 11;
+    int st = gr_op_check_attrs(c, old ? attrs6 : attrs11);
+    if (!st) st = gr_op_check_arity(c, 1, old ? 1 : 3, 1, 1);
+    if (st) return st;
+    const gr_tensor *x = c->in[0];
+    int sl = slot_of(x->dtype);
+    GR_ASSERT(sl >= 0);
+    if (!clip_kernels[sl] || (old && sl != S_F32 && sl != S_F64))
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input of type %s is not supported", gr_dtype_name(x->dtype));
+    ew_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    s->fkern = clip_kernels[sl];
+    s->ein[0] = s->eo = gr_dtype_size(x->dtype);
+    type_limits(x->dtype, s->lo, s->hi);
+    if (old) {
+        gr_tensor lo = {.dtype = x->dtype, .data = s->lo}, hi = {.dtype = x->dtype, .data = s->hi};
+        if (gr_attr_get(c, "min")) gr_set_f64(&lo, 0, gr_attr_float(c, "min", 0));
+        if (gr_attr_get(c, "max")) gr_set_f64(&hi, 0, gr_attr_float(c, "max", 0));
+    }
+    for (int i = 1; i < c->nin; i++) {
+        const gr_tensor *b = c->in[i];
+        if (!b) continue;
+        if (b->dtype != x->dtype)
+            return gr_op_err(c, GRAFT_E_FORMAT, "%s has type %s but input has %s", i == 1 ? "min" : "max",
+                             gr_dtype_name(b->dtype), gr_dtype_name(x->dtype));
+        if (gr_numel(&b->shape) != 1)
+            return gr_op_err(c, GRAFT_E_SHAPE, "%s must be a scalar, it has %lld elements", i == 1 ? "min" : "max",
+                             (long long)gr_numel(&b->shape));
+    }
+    return gr_op_set_out(c, 0, x->dtype, &x->shape);
+}
+
+static void clip_forward(gr_opctx *c)
+{
+    const ew_state *s = c->params;
+    ew_args a = s->args;
+    a.lo = c->nin > 1 && c->in[1] ? c->in[1]->data : s->lo;
+    a.hi = c->nin > 2 && c->in[2] ? c->in[2]->data : s->hi;
+    run_flat(s->fkern, &a, c->out[0]->data, s->eo, c->in[0]->data, s->ein[0], gr_numel(&c->out[0]->shape));
+}
+
+/* ---- Cast ---- */
+
+/* Conversions: to bool is "!= 0" (NaN is true, as in numpy); float to integer truncates
+ * toward zero (f2i); everything else is C's conversion (integers wrap). */
+#define CV_PLAIN(DT, v) ((DT)(v))
+#define CV_F2I(DT, v) ((DT)f2i((double)(v)))
+#define CV_BOOL(DT, v) ((DT)((v) != 0))
+#define CAST_KERNEL(SN, ST, DN, DT, CV)                                                       \
+    static void cast_##SN##_##DN(void *yv, const void *xv, int64_t n, const ew_args *p)       \
+    {                                                                                         \
+        const ST *x = xv;                                                                     \
+        DT *y = yv;                                                                           \
+        (void)p;                                                                              \
+        LOOP_HINT for (int64_t i = 0; i < n; i++) y[i] = CV(DT, x[i]);                        \
+    }
+#define CAST_FROM(SN, ST, TO_INT)                                                             \
+    CAST_KERNEL(SN, ST, f32, float, CV_PLAIN) CAST_KERNEL(SN, ST, f64, double, CV_PLAIN)      \
+    CAST_KERNEL(SN, ST, i64, int64_t, TO_INT) CAST_KERNEL(SN, ST, i32, int32_t, TO_INT)       \
+    CAST_KERNEL(SN, ST, i8, int8_t, TO_INT) CAST_KERNEL(SN, ST, u8, uint8_t, TO_INT)          \
+    CAST_KERNEL(SN, ST, b, uint8_t, CV_BOOL)
+CAST_FROM(f32, float, CV_F2I)
+CAST_FROM(f64, double, CV_F2I)
+CAST_FROM(i64, int64_t, CV_PLAIN)
+CAST_FROM(i32, int32_t, CV_PLAIN)
+CAST_FROM(i8, int8_t, CV_PLAIN)
+CAST_FROM(u8, uint8_t, CV_PLAIN)
+CAST_FROM(b, uint8_t, CV_PLAIN)
+
+#define CAST_ROW(SN)                                                                          \
+    {cast_##SN##_f32, cast_##SN##_f64, cast_##SN##_i64, cast_##SN##_i32, cast_##SN##_i8,      \
+     cast_##SN##_u8, cast_##SN##_b}
+static const flat_fn cast_kernels[NSLOT][NSLOT] = {  /* [from][to] */
+    CAST_ROW(f32), CAST_ROW(f64), CAST_ROW(i64), CAST_ROW(i32), CAST_ROW(i8), CAST_ROW(u8), CAST_ROW(b),
+};
+
+/* Cast (attribute to) and CastLike (the type of input 1, opset 15). */
+static int cast_prepare(gr_opctx *c)
+{
+    int like = !strcmp(c->op_type, "CastLike");
+    static const char *const cast_attrs[] = {"to", NULL}, *const like_attrs[] = {NULL};
+    int st = gr_op_check_attrs(c, like ? like_attrs : cast_attrs);
+    if (!st) st = gr_op_check_arity(c, like ? 2 : 1, like ? 2 : 1, 1, 1);
+    if (st) return st;
+    if (!like && !gr_attr_get(c, "to")) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'to' is missing");
+    int to = like ? (int)c->in[1]->dtype : (int)gr_attr_int(c, "to", 0);
+    int from = c->in[0]->dtype, sto = slot_of(to), sfrom = slot_of(from);
+    if (sto < 0)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "cast to type %s (%d) is not supported", onnx_type_name(to), to);
+    GR_ASSERT(sfrom >= 0);
+    ew_state *s = gr_op_params(c, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    s->fkern = cast_kernels[sfrom][sto];
+    s->ein[0] = gr_dtype_size(from);
+    s->eo = gr_dtype_size(to);
+    return gr_op_set_out(c, 0, to, &c->in[0]->shape);
+}
+
 const gr_opdef gr_ops_elementwise[] = {
+    {"Add", binop_prepare, binop_forward, NULL, 0},
+    {"Sub", binop_prepare, binop_forward, NULL, 0},
+    {"Mul", binop_prepare, binop_forward, NULL, 0},
+    {"Div", binop_prepare, binop_forward, NULL, 0},
+    {"Pow", binop_prepare, binop_forward, NULL, 0},
+    {"Mod", binop_prepare, binop_forward, NULL, 0},
+    {"PRelu", binop_prepare, binop_forward, NULL, 0},
+    {"Equal", binop_prepare, binop_forward, NULL, 0},
+    {"Less", binop_prepare, binop_forward, NULL, 0},
+    {"Greater", binop_prepare, binop_forward, NULL, 0},
+    {"LessOrEqual", binop_prepare, binop_forward, NULL, 0},
+    {"GreaterOrEqual", binop_prepare, binop_forward, NULL, 0},
+    {"And", binop_prepare, binop_forward, NULL, 0},
+    {"Or", binop_prepare, binop_forward, NULL, 0},
+    {"Xor", binop_prepare, binop_forward, NULL, 0},
+    {"BitShift", binop_prepare, binop_forward, NULL, 0},
+    {"Max", binop_prepare, binop_forward, NULL, 0},
+    {"Min", binop_prepare, binop_forward, NULL, 0},
+    {"Sum", binop_prepare, binop_forward, NULL, 0},
+    {"Mean", binop_prepare, binop_forward, NULL, 0},
+    {"Where", where_prepare, where_forward, NULL, 0},
+    {"Relu", unop_prepare, flat_forward, NULL, 0},
+    {"LeakyRelu", unop_prepare, flat_forward, NULL, 0},
+    {"ThresholdedRelu", unop_prepare, flat_forward, NULL, 0},
+    {"Elu", unop_prepare, flat_forward, NULL, 0},
+    {"Selu", unop_prepare, flat_forward, NULL, 0},
+    {"Celu", unop_prepare, flat_forward, NULL, 0},
+    {"Shrink", unop_prepare, flat_forward, NULL, 0},
+    {"Sigmoid", unop_prepare, flat_forward, NULL, 0},
+    {"HardSigmoid", unop_prepare, flat_forward, NULL, 0},
+    {"HardSwish", unop_prepare, flat_forward, NULL, 0},
+    {"Softplus", unop_prepare, flat_forward, NULL, 0},
+    {"Softsign", unop_prepare, flat_forward, NULL, 0},
+    {"Tanh", unop_prepare, flat_forward, NULL, 0},
+    {"Erf", unop_prepare, flat_forward, NULL, 0},
+    {"Sqrt", unop_prepare, flat_forward, NULL, 0},
+    {"Exp", unop_prepare, flat_forward, NULL, 0},
+    {"Log", unop_prepare, flat_forward, NULL, 0},
+    {"Reciprocal", unop_prepare, flat_forward, NULL, 0},
+    {"Floor", unop_prepare, flat_forward, NULL, 0},
+    {"Ceil", unop_prepare, flat_forward, NULL, 0},
+    {"Round", unop_prepare, flat_forward, NULL, 0},
+    {"Sin", unop_prepare, flat_forward, NULL, 0},
+    {"Cos", unop_prepare, flat_forward, NULL, 0},
+    {"Tan", unop_prepare, flat_forward, NULL, 0},
+    {"Asin", unop_prepare, flat_forward, NULL, 0},
+    {"Acos", unop_prepare, flat_forward, NULL, 0},
+    {"Atan", unop_prepare, flat_forward, NULL, 0},
+    {"Sinh", unop_prepare, flat_forward, NULL, 0},
+    {"Cosh", unop_prepare, flat_forward, NULL, 0},
+    {"Asinh", unop_prepare, flat_forward, NULL, 0},
+    {"Acosh", unop_prepare, flat_forward, NULL, 0},
+    {"Atanh", unop_prepare, flat_forward, NULL, 0},
+    {"Neg", unop_prepare, flat_forward, NULL, 0},
+    {"Abs", unop_prepare, flat_forward, NULL, 0},
+    {"Sign", unop_prepare, flat_forward, NULL, 0},
+    {"Not", unop_prepare, flat_forward, NULL, 0},
+    {"Clip", clip_prepare, clip_forward, NULL, 0},
+    {"Cast", cast_prepare, flat_forward, NULL, 0},
+    {"CastLike", cast_prepare, flat_forward, NULL, 0},
     {0},
 };

@@ -80,7 +80,7 @@ const gr_opdef *gr_op_at(int i);
 
 /* Family tables, each terminated by an entry with name == NULL. */
 extern const gr_opdef gr_ops_elementwise[], gr_ops_conv[], gr_ops_pool[], gr_ops_norm[],
-    gr_ops_matmul[], gr_ops_shape[], gr_ops_reduce[], gr_ops_resize[], gr_ops_ew_basic[];
+    gr_ops_matmul[], gr_ops_shape[], gr_ops_reduce[], gr_ops_resize[];
 
 /* The family table's definition of an op, without the layout wrapper of flat.c. */
 const gr_opdef *gr_op_find_unwrapped(const char *op_type);
