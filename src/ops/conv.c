@@ -647,8 +647,8 @@ static void convint_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_conv[] = {
-    {"Conv", conv_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT},
-    {"ConvTranspose", convt_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT},
-    {"ConvInteger", convint_prepare, convint_forward, conv_release, 0},
+    {"Conv", conv_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, NULL},
+    {"ConvTranspose", convt_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, NULL},
+    {"ConvInteger", convint_prepare, convint_forward, conv_release, 0, NULL},
     {0},
 };

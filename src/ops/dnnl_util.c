@@ -94,7 +94,7 @@ static void to_plain_forward(gr_opctx *c)
     dnnl_stream_wait(c->dnnl->stream);
 }
 
-const gr_opdef gr_op_to_plain = {"ToPlain", to_plain_prepare, to_plain_forward, to_plain_release, GR_OPF_LAYOUT};
+const gr_opdef gr_op_to_plain = {"ToPlain", to_plain_prepare, to_plain_forward, to_plain_release, GR_OPF_LAYOUT, NULL};
 
 int gr_dnnl_md_of(const gr_tensor *t, dnnl_memory_desc_t *md)
 {

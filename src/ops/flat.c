@@ -115,4 +115,4 @@ static void flat_release(void *params)
     if (s->inner && s->inner->release && s->inner_params) s->inner->release(s->inner_params);
 }
 
-const gr_opdef gr_op_flat = {"(flat)", flat_prepare, flat_forward, flat_release, GR_OPF_LAYOUT};
+const gr_opdef gr_op_flat = {"(flat)", flat_prepare, flat_forward, flat_release, GR_OPF_LAYOUT, NULL};

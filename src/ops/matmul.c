@@ -457,8 +457,8 @@ static void mmint_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_matmul[] = {
-    {"MatMul", matmul_prepare, matmul_forward, mm_release, 0},
-    {"Gemm", gemm_prepare, gemm_forward, mm_release, 0},
-    {"MatMulInteger", mmint_prepare, mmint_forward, mm_release, 0},
+    {"MatMul", matmul_prepare, matmul_forward, mm_release, 0, NULL},
+    {"Gemm", gemm_prepare, gemm_forward, mm_release, 0, NULL},
+    {"MatMulInteger", mmint_prepare, mmint_forward, mm_release, 0, NULL},
     {0},
 };

@@ -508,10 +508,10 @@ static void lpn_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_norm[] = {
-    {"BatchNormalization", bn_prepare, bn_forward, bn_release, 0},
-    {"LayerNormalization", ln_prepare, ln_forward, ln_release, 0},
-    {"InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0},
-    {"LRN", lrn_prepare, lrn_forward, NULL, 0},
-    {"LpNormalization", lpn_prepare, lpn_forward, NULL, 0},
+    {"BatchNormalization", bn_prepare, bn_forward, bn_release, 0, NULL},
+    {"LayerNormalization", ln_prepare, ln_forward, ln_release, 0, NULL},
+    {"InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0, NULL},
+    {"LRN", lrn_prepare, lrn_forward, NULL, 0, NULL},
+    {"LpNormalization", lpn_prepare, lpn_forward, NULL, 0, NULL},
     {0},
 };

@@ -10,6 +10,27 @@
  *               All validation happens here; an error names the node (use gr_op_err).
  *   forward(c)  compute outputs from inputs; cannot fail. Called once per run.
  *   release(p)  optional: free what prepare created outside the arena (oneDNN primitives).
+ *
+ * Training (see "backward" below): the engine sets c->training and c->need_grad before prepare.
+ *   training    forward runs in training mode: BatchNormalization normalises with the batch's
+ *               statistics and updates its running mean/var inputs IN PLACE (PyTorch's rule:
+ *               running = m * running + (1 - m) * batch, with ONNX's momentum m, default 0.9,
+ *               i.e. PyTorch's 0.1, and the UNBIASED batch variance for running_var, as PyTorch
+ *               does); Dropout draws its mask from c->rng (ratio from its input or attribute).
+ *               The model's own training_mode attribute is ignored: the engine decides.
+ *   need_grad   bit i set: backward must write dL/d in[i]. Inputs with bit i set are never
+ *               constants at prepare (data == NULL), so no op caches a trainable weight.
+ *   backward(c, dout, din)
+ *               the vector-Jacobian product, called after forward on the same tensors (inputs and
+ *               outputs still hold forward's values). dout[k] is dL/d out[k], or NULL when no
+ *               gradient reaches that output (treat as zero). din[i] is non-NULL exactly where
+ *               need_grad has bit i; backward OVERWRITES it (the engine sums fan-out). dout[k] has
+ *               out[k]'s dtype, shape and layout; din[i] has in[i]'s. c->scratch is valid during
+ *               backward too (scratch_bytes is the larger of the two needs), but its content does
+ *               not survive from forward to backward: what backward needs from forward (batch
+ *               statistics, a pooling workspace, a dropout mask) lives in the op state, allocated
+ *               in prepare when need_grad != 0. Cannot fail; all checks happen in prepare.
+ *               Integer inputs (shapes, indices, axes) never get gradients.
  */
 #ifndef GR_OPS_H
 #define GR_OPS_H
@@ -52,6 +73,9 @@ typedef struct gr_opctx {
     int use_ref;           /* use the plain C reference kernel, not oneDNN */
     int layouts;           /* an op flagged GR_OPF_LAYOUT may leave outputs in a oneDNN layout */
     gr_dnnl *dnnl;
+    int training;          /* forward in training mode (BatchNorm batch statistics, Dropout) */
+    uint32_t need_grad;    /* bit i: backward must produce dL/d in[i]; 0: no backward */
+    gr_rng *rng;           /* training randomness (Dropout); owned by the engine */
 } gr_opctx;
 
 enum {
@@ -70,6 +94,8 @@ typedef struct gr_opdef {
     void (*forward)(gr_opctx *c);
     void (*release)(void *params);
     int flags;
+    /* NULL: not differentiable (the engine refuses to train through it, naming the node). */
+    void (*backward)(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din);
 } gr_opdef;
 
 /* The registry. Domain "" and "ai.onnx" are the default domain. NULL if unsupported. */

@@ -407,11 +407,11 @@ static void global_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_pool[] = {
-    {"MaxPool", maxpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT},
-    {"AveragePool", avgpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT},
-    {"LpPool", lppool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT},
-    {"GlobalAveragePool", gap_prepare, global_forward, pool_release, GR_OPF_LAYOUT},
-    {"GlobalMaxPool", gmp_prepare, global_forward, pool_release, GR_OPF_LAYOUT},
-    {"GlobalLpPool", glp_prepare, global_forward, NULL, 0},
+    {"MaxPool", maxpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL},
+    {"AveragePool", avgpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL},
+    {"LpPool", lppool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL},
+    {"GlobalAveragePool", gap_prepare, global_forward, pool_release, GR_OPF_LAYOUT, NULL},
+    {"GlobalMaxPool", gmp_prepare, global_forward, pool_release, GR_OPF_LAYOUT, NULL},
+    {"GlobalLpPool", glp_prepare, global_forward, NULL, 0, NULL},
     {0},
 };

@@ -657,8 +657,8 @@ static void pad_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_resize[] = {
-    {"Resize", resize_prepare, resize_forward, NULL, 0},
-    {"Upsample", upsample_prepare, resize_forward, NULL, 0},
-    {"Pad", pad_prepare, pad_forward, NULL, 0},
+    {"Resize", resize_prepare, resize_forward, NULL, 0, NULL},
+    {"Upsample", upsample_prepare, resize_forward, NULL, 0, NULL},
+    {"Pad", pad_prepare, pad_forward, NULL, 0, NULL},
     {0},
 };
