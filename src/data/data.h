@@ -1,4 +1,4 @@
-/* data — images now, the training data pipeline later. Depends on core only (and, privately in
+/* data — images and the training data pipeline. Depends on core only (and, privately in
  * image.c, on TurboJPEG and libspng).
  *
  * Images follow what torchvision does with PIL images, so a model trained in PyTorch sees the
@@ -64,5 +64,164 @@ void gr_image_to_chw(float *out /* (3, h, w) */, const gr_image *in, const float
 /* Decode + orientation + resize + center crop, the uint8 image before ToTensor (prep NULL means
  * graft_image_prep_imagenet). The data pipeline calls this per sample. */
 int gr_image_prepare(const char *path, const graft_image_prep *p, gr_image *out);
+
+/* ==== the training data pipeline ===========================================================
+ * Files: dataset.c (datasets, class maps, splits, k-shot, class weights), transform.c (the
+ * transform pipeline and its text form), loader.c (threaded deterministic batches).
+ *
+ * Threads: the loader's workers are pthreads (not OpenMP, which the kernels own). */
+
+/* What happens to a sample that cannot be read (corrupt, truncated, missing): */
+enum { GR_BAD_FATAL = 0, /* the loader stops with the error (path and reason) */
+       GR_BAD_SKIP = 1   /* reported once on stderr with path and reason, counted, left out */ };
+
+enum { GR_DS_FOLDER = 1, GR_DS_CSV, GR_DS_IDX, GR_DS_NPY };
+
+/* A labelled dataset. Samples are either image files (FOLDER, CSV) or in memory (IDX images,
+ * NPY arrays of images or of feature vectors). Opened with gr_dataset_open; freed with
+ * gr_dataset_free. Read-only after opening, so loader threads share it without locks.
+ *
+ * Class ids: FOLDER sorts the subfolder names by strcmp (bytewise, as torchvision's ImageFolder
+ * sorts them); CSV sorts the distinct label strings by strcmp, except that when every label is a
+ * non-negative integer the ids are those integers and the names their decimal text; IDX and NPY
+ * labels are the integers in the file (names "0".."K-1", or the Fashion-MNIST names when the
+ * file is one of Fashion-MNIST's). The names are saved with a model (gr_dataset_class_json). */
+typedef struct gr_dataset {
+    int kind;
+    char *source;          /* the path it was opened from, for messages */
+    int64_t n;             /* samples */
+    int nclass;
+    char **class_names;    /* [nclass] */
+    int32_t *labels;       /* [n] class id of each sample; -1 = unlabelled (CSV without labels) */
+    char **paths;          /* [n] image file of each sample (FOLDER, CSV); NULL otherwise */
+    /* CSV extra columns (after path,label), kept as text: e.g. "group" for per-group metrics or
+     * further label columns for multi-task use. */
+    int ncol;
+    char **col_names;      /* [ncol] */
+    char ***cols;          /* [ncol][n] */
+    /* In-memory samples (IDX, NPY). Images: uint8 (n, h, w, c) with c = 1 or 3 (IDX: c = 1).
+     * Features: float32 (n, dim), h = w = c = 0. */
+    uint8_t *pixels;
+    int h, w, c;
+    float *features;
+    int64_t dim;
+} gr_dataset;
+
+/* Opens `path`, choosing the kind from what it is:
+ *   a directory               FOLDER: DIR/<class>/<image>, recursively inside each class
+ *                             folder; files are taken when their extension is an image one
+ *                             (.jpg .jpeg .png .pgm .ppm .pnm, any case), sorted by path (as
+ *                             torchvision); hidden files and folders (".x") are ignored.
+ *   *.csv / *.tsv / *.txt     CSV: a header line naming the columns; the columns "path" and
+ *                             "label" (or the first two) are the image and its class; relative
+ *                             paths are relative to the CSV's folder; quotes as RFC 4180;
+ *                             comma for .csv, tab for .tsv, either (sniffed) for .txt.
+ *   *-images-idx3-ubyte[.gz]  IDX: the labels come from the matching *-labels-idx1-ubyte[.gz]
+ *                             next to it (required); gzip is detected from the bytes.
+ *   *.npy                     NPY: features (n, dim) float32/float64 or images (n, h, w[, c])
+ *                             uint8; labels from `labels_npy` (an int array of n), required.
+ * labels_npy is used only for NPY (NULL otherwise). Errors name the path, and for CSV the line.
+ * Refused with a clear error: no samples, an empty class folder, fewer than two classes (unless
+ * allow_one_class), a CSV row whose file is missing (line and path named), a label outside the
+ * classes, IDX counts that disagree with the file size or with each other. */
+int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_class, gr_dataset **out);
+void gr_dataset_free(gr_dataset *ds);
+
+/* Sample i as an RGB8 image (gray copied to 3 channels), decoded from its file or copied from
+ * memory. Errors name the file (or "<source>[i]"). */
+int gr_dataset_image(const gr_dataset *ds, int64_t i, gr_image *out);
+
+/* The class names as a JSON array string (malloc'd), in id order. */
+char *gr_dataset_class_json(const gr_dataset *ds);
+/* The column index of an extra CSV column by name, or -1. */
+int gr_dataset_col(const gr_dataset *ds, const char *name);
+
+/* Stratified split by seed: the samples of each class are shuffled (gr_rng seeded with `seed`)
+ * and divided by the fractions (train, val, test; they must sum to 1 within 1e-6; val or test
+ * may be 0), rounding so every class with at least 3 samples gets at least one sample in each
+ * non-zero part. idx[p] (malloc'd, caller frees) lists the sample indices of part p in
+ * ascending order; cnt[p] their count. Unlabelled samples go to train. */
+int gr_split_stratified(const gr_dataset *ds, const double frac[3], uint64_t seed, int64_t *idx[3],
+                        int64_t cnt[3]);
+
+/* k labelled examples per class, chosen by seed from `pool` (npool indices; NULL = all): the
+ * few-shot support set. Fails naming the class when a class has fewer than k. *out (malloc'd)
+ * has nclass * k indices, grouped by class id, ascending inside a class. */
+int gr_sample_kshot(const gr_dataset *ds, const int64_t *pool, int64_t npool, int k, uint64_t seed, int64_t **out);
+
+/* Class weights for imbalanced data, scikit-learn's "balanced": w_c = n / (nclass * n_c) over
+ * the labelled samples of `idx` (NULL = all). A class absent from idx gets weight 0. */
+void gr_class_weights(const gr_dataset *ds, const int64_t *idx, int64_t nidx, float *w /* [nclass] */);
+
+/* ---- transforms (torchvision semantics, on PIL-exact uint8 images) ----
+ * The pipeline is fixed in this order, each step optional:
+ *   RandomResizedCrop(rrc, scale, ratio)   or   Resize(resize) + CenterCrop(crop)
+ *   RandomHorizontalFlip(hflip)
+ *   ColorJitter(brightness, contrast, saturation, hue)   (torchvision's random order of the four)
+ *   ToTensor + Normalize(mean, std)
+ * Text form: comma-separated key=value, e.g. "resize=256,crop=224,normalize=imagenet" (the
+ * ImageNet default) or "rrc=224,flip=0.5,jitter=0.4:0.4:0.4:0.1,normalize=imagenet":
+ *   resize=N  crop=N  rrc=N[:smin:smax[:rmin:rmax]] (defaults 0.08:1 and 3/4:4/3)  flip=P
+ *   jitter=B:C:S:H   normalize=imagenet|none|m0:m1:m2:s0:s1:s2   size=N (resize to NxN exactly)
+ * Unknown keys and bad numbers are errors naming the key. */
+typedef struct gr_transform {
+    int resize;            /* shorter side (0: none) */
+    int size_w, size_h;    /* resize to exactly this (0: none); excludes resize */
+    int crop;              /* center crop (0: none) */
+    int rrc;               /* RandomResizedCrop output size (0: off; replaces resize/crop) */
+    float rrc_scale[2], rrc_ratio[2];
+    float hflip;           /* probability */
+    float jitter[4];       /* brightness, contrast, saturation, hue (0: off) */
+    float mean[3], std[3]; /* Normalize; mean 0 std 1 = none */
+} gr_transform;
+
+void gr_transform_default(gr_transform *t);  /* resize=256,crop=224,normalize=imagenet */
+int gr_transform_parse(const char *spec, gr_transform *t);
+/* The canonical text form (for cache keys and model metadata), into buf. */
+void gr_transform_format(const gr_transform *t, char *buf, size_t n);
+/* Output size (h, w) for an input image of (ih, iw); a fixed size when crop/rrc/size is set. */
+void gr_transform_out_size(const gr_transform *t, int iw, int ih, int *oh, int *ow);
+/* Applies the pipeline; random steps draw from `rng` (the loader seeds it per sample from the
+ * run seed, epoch and sample index, so results do not depend on thread count). out is float32
+ * (3, oh, ow). */
+int gr_transform_apply(const gr_transform *t, const gr_image *in, gr_rng *rng, float *out);
+
+/* ---- loader ----
+ * Batches of (B, 3, H, W) float32 in a fixed order for a given seed and epoch, whatever the
+ * number of workers: the order is a permutation drawn from (seed, epoch) when shuffling, and
+ * sample j's augmentation uses an rng seeded from (seed, epoch, sample index). Workers decode
+ * and transform ahead (prefetch batches), writing straight into the batch buffers. */
+typedef struct gr_loader gr_loader;
+
+typedef struct gr_loader_opts {
+    int batch;             /* samples per batch (> 0) */
+    int workers;           /* threads (0: decode on the caller's thread) */
+    int prefetch;          /* batches ready ahead (0: 2 * workers) */
+    int shuffle;           /* permute each epoch */
+    int drop_last;         /* drop a final short batch */
+    int bad;               /* GR_BAD_FATAL or GR_BAD_SKIP */
+    uint64_t seed;
+} gr_loader_opts;
+
+typedef struct gr_batch {
+    int n;                 /* samples in this batch (fewer than batch at the end or after skips) */
+    int h, w;
+    float *x;              /* (n, 3, h, w), owned by the loader, valid until the next call */
+    int32_t *y;            /* [n] labels */
+    int64_t *index;        /* [n] dataset indices */
+} gr_batch;
+
+/* idx/nidx: the samples to iterate (NULL = all of ds); copied. The transform must produce a
+ * fixed size (crop, rrc or size), since a batch is one tensor. */
+int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const gr_transform *t,
+                  const gr_loader_opts *o, gr_loader **out);
+/* Starts epoch e (any order of epochs; restarting one gives the same batches). */
+int gr_loader_start(gr_loader *l, int epoch);
+/* Next batch of the epoch: 1 with *b filled, 0 at the end, or -status on a fatal bad sample
+ * (message names the file). */
+int gr_loader_next(gr_loader *l, gr_batch *b);
+/* Samples skipped as bad so far (GR_BAD_SKIP). */
+int64_t gr_loader_skipped(const gr_loader *l);
+void gr_loader_free(gr_loader *l);
 
 #endif
