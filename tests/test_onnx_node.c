@@ -123,7 +123,7 @@ static int run_set(const gr_graph *g, const char *set, int use_ref, gr_dnnl *dnn
         }
     }
     gr_plan *p = NULL;
-    gr_plan_opts opts = {use_ref, 0, dnnl};
+    gr_plan_opts opts = {.use_ref = use_ref, .dnnl = dnnl};
     if (ok && gr_plan_build(g, in, &opts, &p)) {
         opts.inputs_const = 1;  /* inputs that set shapes (Reshape's shape...) must be constants */
         if ((st = gr_plan_build(g, in, &opts, &p))) {

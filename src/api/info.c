@@ -59,7 +59,7 @@ static int plan_for_info(graft_model *m, int batch, gr_plan **out)
             if (in[i].shape.d[d] < 0) in[i].shape.d[d] = d == 0 ? batch : DEFAULT_DIM;
         in[i].data = NULL;
     }
-    gr_plan_opts opts = {m->use_ref, 0, m->dnnl};
+    gr_plan_opts opts = {.use_ref = m->use_ref, .dnnl = m->dnnl};
     return gr_plan_build(g, in, &opts, out);
 }
 

@@ -140,7 +140,7 @@ static int ensure_plan(graft_model *m, const gr_tensor *in)
     if (m->plan && gr_plan_matches(m->plan, in)) return GRAFT_OK;
     gr_plan_free(m->plan);
     m->plan = NULL;
-    gr_plan_opts opts = {m->use_ref, 0, m->dnnl};
+    gr_plan_opts opts = {.use_ref = m->use_ref, .dnnl = m->dnnl};
     int st = gr_plan_build(m->g, in, &opts, &m->plan);
     return st ? gr_err_prefix(st, "%s", m->g->path) : GRAFT_OK;
 }

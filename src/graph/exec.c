@@ -18,10 +18,15 @@
 #include <inttypes.h>
 #include <string.h>
 
+enum { ST_FWD, ST_BWD, ST_ADD };
+
 typedef struct step {
     gr_opctx *ctx;
     const gr_opdef *op;
     int node;               /* graph node, or -1 for an inserted conversion */
+    int kind;
+    gr_tensor **dout, **din; /* ST_BWD: gradients of the outputs (read) and inputs (written) */
+    gr_tensor *acc, *add;    /* ST_ADD: acc += add (a second gradient contribution) */
 } step;
 
 struct gr_plan {
@@ -42,6 +47,17 @@ struct gr_plan {
     void *scratch;
     size_t scratch_bytes;
     int64_t flops;
+    /* training */
+    int training;           /* opts.trainable != NULL */
+    int nfwd, nbwd;         /* forward steps come first; then backward and add steps */
+    unsigned char *ext;     /* value whose data is bound outside the activation block */
+    unsigned char *rg;      /* value carries a gradient back to trainable values */
+    unsigned char *reach;   /* [g->nvalues] value influences a graph output */
+    int *grad_of;           /* value → the value holding its gradient, or -1 */
+    int *out_grad;          /* graph output i → its gradient value (bound at backward), or -1 */
+    void **out_zero;        /* a zero gradient for an output the caller gives none */
+    int *unwritten;         /* trainable values no backward step writes (zeroed each step) */
+    int nunwritten;
 };
 
 static int value_index(const gr_plan *p, const gr_tensor *t)
@@ -94,7 +110,7 @@ static int add_step(gr_plan *p, gr_opctx *c, const gr_opdef *op, int node)
         p->steps = s;
         p->capsteps = cap;
     }
-    p->steps[p->nsteps++] = (step){c, op, node};
+    p->steps[p->nsteps++] = (step){.ctx = c, .op = op, .node = node, .kind = ST_FWD};
     if (c->scratch_bytes > p->scratch_bytes) p->scratch_bytes = c->scratch_bytes;
     return GRAFT_OK;
 }
@@ -136,6 +152,8 @@ static int plain_value(gr_plan *p, int v, int *out)
     c->out[0] = &p->vals[w];
     c->arena = p->arena;
     c->dnnl = p->opts.dnnl;
+    c->need_grad = p->training && p->rg[v];
+    if (p->training) p->rg[w] = p->rg[v];
     int st = gr_op_to_plain.prepare(c);
     if (st) return st;
     st = p->known[v] ? fold(p, c, &gr_op_to_plain) : add_step(p, c, &gr_op_to_plain, -1);
@@ -143,6 +161,50 @@ static int plain_value(gr_plan *p, int v, int *out)
     p->plain_of[v] = w;
     *out = w;
     return GRAFT_OK;
+}
+
+static int is_bn(const gr_node *n) { return strcmp(n->op_type, "BatchNormalization") == 0 && !n->domain[0]; }
+
+static int trainable(const gr_plan *p, int v) { return p->training && v >= 0 && p->opts.trainable[v]; }
+
+/* Which inputs of node k get gradients (before prepare): those carrying one, when an output of
+ * the node influences the graph's outputs. */
+static uint32_t node_need_grad(const gr_plan *p, int k)
+{
+    const gr_node *n = &p->g->nodes[k];
+    if (!p->training || (n->op->flags & GR_OPF_SHAPE_ONLY)) return 0;
+    int reaches = 0;
+    for (int j = 0; j < n->nout; j++) reaches |= n->out[j] >= 0 && p->reach[n->out[j]];
+    uint32_t need = 0;
+    for (int i = 0; reaches && i < n->nin && i < 32; i++)
+        if (n->in[i] >= 0 && p->rg[n->in[i]]) need |= 1u << i;
+    return need;
+}
+
+/* See graph.h: BatchNorm trains with its own parameters, other nodes with the gradient path. */
+static int node_training(const gr_plan *p, int k, uint32_t need)
+{
+    const gr_node *n = &p->g->nodes[k];
+    if (!p->training) return 0;
+    if (p->opts.node_mode && p->opts.node_mode[k] >= 0) return p->opts.node_mode[k];
+    if (is_bn(n)) return n->nin > 2 && (trainable(p, n->in[1]) || trainable(p, n->in[2]));
+    return need != 0;
+}
+
+static int reaching_float_output(const gr_plan *p, const gr_opctx *c, const gr_node *n)
+{
+    for (int j = 0; j < n->nout; j++)
+        if (n->out[j] >= 0 && p->reach[n->out[j]] && c->out[j]->dtype == GR_F32) return 1;
+    return 0;
+}
+
+/* Forgets what a prepare made, for another prepare of the same node. */
+static void unprepare(gr_opctx *c, const gr_opdef *op)
+{
+    if (op->release && c->params) op->release(c->params);
+    c->params = NULL;
+    c->scratch_bytes = 0;
+    c->flops = 0;
 }
 
 /* Wires node k's context, prepares it, and either folds it or makes it a step. */
@@ -154,9 +216,11 @@ static int plan_node(gr_plan *p, int k)
     if (!n->op)
         return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
                       n->name, n->domain, n->domain[0] ? "." : "", n->op_type, g->opset);
+    uint32_t need = node_need_grad(p, k);
     *c = (gr_opctx){.name = n->name, .op_type = n->op_type, .opset = g->opset, .attrs = n->attrs,
                     .nattr = n->nattr, .nin = n->nin, .nout = n->nout, .arena = p->arena,
-                    .use_ref = p->opts.use_ref, .layouts = !p->opts.use_ref, .dnnl = p->opts.dnnl};
+                    .use_ref = p->opts.use_ref, .layouts = !p->opts.use_ref, .dnnl = p->opts.dnnl,
+                    .training = node_training(p, k, need), .need_grad = need, .rng = p->opts.rng};
     c->in = gr_arena_alloc(p->arena, (size_t)(n->nin + 1) * sizeof(gr_tensor *));
     c->out = gr_arena_alloc(p->arena, (size_t)(n->nout + 1) * sizeof(gr_tensor *));
     if (!c->in || !c->out) return GRAFT_E_NOMEM;
@@ -176,6 +240,13 @@ static int plan_node(gr_plan *p, int k)
             }
         }
         st = n->op->prepare(c);
+        if (!st && c->need_grad && !reaching_float_output(p, c, n)) {
+            /* Only integer or boolean results (ArgMax, Equal...): nothing to differentiate. */
+            unprepare(c, n->op);
+            c->need_grad = 0;
+            c->training = 0;
+            st = n->op->prepare(c);
+        }
         if (st != GR_RETRY_PLAIN || plain) break;
         c->params = NULL;
         c->scratch_bytes = 0;
@@ -184,6 +255,15 @@ static int plan_node(gr_plan *p, int k)
     if (st == GR_RETRY_PLAIN)
         return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s) refused plain inputs", n->name, n->op_type);
     if (st) return st;
+    for (int i = 0; p->training && i < n->nin; i++)  /* bound values (trainable, running statistics) keep their data */
+        if (c->in[i] && value_index(p, c->in[i]) >= 0 && p->ext[value_index(p, c->in[i])])
+            c->in[i]->data = g->values[value_index(p, c->in[i])].t.data;
+    if (c->need_grad && !n->op->backward)
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "node '%s' (%s): graft cannot train through this op (it has no backward); freeze the "
+                      "layers before it or cut the model after it", n->name, n->op_type);
+    for (int j = 0; p->training && j < n->nout; j++)
+        if (n->out[j] >= 0) p->rg[n->out[j]] = c->need_grad && p->reach[n->out[j]] && c->out[j]->dtype == GR_F32;
     for (int i = 0; i < n->nout; i++)
         if (!gr_dtype_size(c->out[i]->dtype))
             return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s): output %d has no type after prepare", n->name, n->op_type, i);
@@ -196,43 +276,90 @@ static int plan_node(gr_plan *p, int k)
 
 typedef struct block { size_t off, size; int value; } block;
 
-/* last[v]: index of the last step reading plan value v (nsteps for graph outputs). */
+/* last[v]: index of the last forward step reading plan value v (nfwd for graph outputs). */
 static int *last_uses(const gr_plan *p)
 {
     int *last = malloc((size_t)(p->nvals + 1) * sizeof *last);
     if (!last) return NULL;
     for (int v = 0; v < p->nvals; v++) last[v] = -1;
-    for (int s = 0; s < p->nsteps; s++) {
+    for (int s = 0; s < p->nfwd; s++) {
         const gr_opctx *c = p->steps[s].ctx;
         for (int i = 0; i < c->nin; i++) {
             int v = c->in[i] ? value_index(p, c->in[i]) : -1;
             if (v >= 0) last[v] = s;
         }
     }
-    for (int i = 0; i < p->g->noutputs; i++) last[p->outputs[i]] = p->nsteps;
+    for (int i = 0; i < p->g->noutputs; i++) last[p->outputs[i]] = p->nfwd;
     return last;
 }
 
+/* The plan values step s reads (write 0) and writes (write 1). A backward step reads its
+ * node's forward inputs and outputs as well as the output gradients. */
+typedef struct access { int v, write; } access;
+
+static int step_access(const gr_plan *p, int s, access *a)
+{
+    const step *st = &p->steps[s];
+    const gr_opctx *c = st->ctx;
+    int n = 0;
+#define PUSH(t, w) do { int v_ = (t) ? value_index(p, (t)) : -1; if (v_ >= 0) a[n++] = (access){v_, (w)}; } while (0)
+    if (st->kind == ST_ADD) {
+        PUSH(st->acc, 0);
+        PUSH(st->add, 0);
+        return n;
+    }
+    for (int i = 0; i < c->nin; i++) PUSH(c->in[i], 0);
+    if (st->kind == ST_FWD) {
+        for (int j = 0; j < c->nout; j++) PUSH(c->out[j], 1);
+        return n;
+    }
+    for (int j = 0; j < c->nout; j++) PUSH(c->out[j], 0);
+    for (int j = 0; j < c->nout; j++) PUSH(st->dout[j], 0);
+    for (int i = 0; i < c->nin; i++) PUSH(st->din[i], 1);
+#undef PUSH
+    return n;
+}
+
+/* Liveness: a value holds bytes from the step that first writes it to the last step touching
+ * it (the end for graph outputs); first fit between live blocks. */
 static int plan_memory(gr_plan *p)
 {
-    int st = GRAFT_OK, nlive = 0;
-    int *last = last_uses(p);
+    int st = GRAFT_OK, nlive = 0, maxacc = 4;
+    for (int s = 0; s < p->nsteps; s++) {
+        int m = 2 * (p->steps[s].ctx ? p->steps[s].ctx->nin + p->steps[s].ctx->nout : 0) + 4;
+        if (m > maxacc) maxacc = m;
+    }
+    int *first = malloc((size_t)(p->nvals + 1) * sizeof *first), *last = malloc((size_t)(p->nvals + 1) * sizeof *last);
     size_t *off = calloc((size_t)p->nvals + 1, sizeof *off);
     block *live = malloc((size_t)(p->nvals + 1) * sizeof *live);
-    if (!last || !off || !live) { st = gr_err(GRAFT_E_NOMEM, "out of memory planning"); goto done; }
+    access *acc = malloc((size_t)maxacc * sizeof *acc);
+    if (!first || !last || !off || !live || !acc) { st = gr_err(GRAFT_E_NOMEM, "out of memory planning"); goto done; }
+    for (int v = 0; v < p->nvals; v++) first[v] = last[v] = -1;
+    for (int s = 0; s < p->nsteps; s++) {
+        int n = step_access(p, s, acc);
+        for (int a = 0; a < n; a++) {
+            int v = acc[a].v;
+            if (acc[a].write && first[v] < 0) first[v] = s;
+            last[v] = s;
+        }
+    }
+    for (int i = 0; i < p->g->noutputs; i++) last[p->outputs[i]] = p->nsteps;
     size_t peak = 0;
     for (int s = 0; s < p->nsteps; s++) {
         gr_opctx *c = p->steps[s].ctx;
-        for (int j = 0; j < c->nout; j++) {
-            int v = value_index(p, c->out[j]);
-            size_t need = (gr_tensor_bytes(c->out[j]) + 63) & ~(size_t)63;
-            if (v < 0) {  /* an absent optional output: private bytes */
-                c->out[j]->data = gr_arena_alloc(p->arena, need);
+        if (p->steps[s].kind == ST_FWD)
+            for (int j = 0; j < c->nout; j++) {
+                if (value_index(p, c->out[j]) >= 0) continue;
+                /* an absent optional output: private bytes */
+                c->out[j]->data = gr_arena_alloc(p->arena, (gr_tensor_bytes(c->out[j]) + 63) & ~(size_t)63);
                 if (!c->out[j]->data) { st = GRAFT_E_NOMEM; goto done; }
-                continue;
             }
-            if (last[v] < s) last[v] = s;  /* unread outputs still need bytes during their step */
-            size_t at = 0;
+        int n = step_access(p, s, acc);
+        for (int a = 0; a < n; a++) {
+            int v = acc[a].v;
+            if (!acc[a].write || first[v] != s || (p->ext && p->ext[v])) continue;
+            first[v] = -2;  /* placed */
+            size_t need = (gr_tensor_bytes(&p->vals[v]) + 63) & ~(size_t)63, at = 0;
             int pos = 0;
             for (; pos < nlive; pos++) {  /* first fit between live blocks sorted by offset */
                 if (live[pos].off - at >= need) break;
@@ -254,22 +381,170 @@ static int plan_memory(gr_plan *p)
     p->act_bytes = peak;
     p->act = peak ? aligned_alloc(64, peak) : NULL;
     if (peak && !p->act) { st = gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", peak); goto done; }
-    for (int s = 0; s < p->nsteps; s++) {
-        gr_opctx *c = p->steps[s].ctx;
-        for (int j = 0; j < c->nout; j++) {
-            int v = value_index(p, c->out[j]);
-            if (v >= 0) p->vals[v].data = p->act + off[v];
-        }
-    }
+    for (int v = 0; v < p->nvals; v++)
+        if (first[v] == -2) p->vals[v].data = p->act + off[v];
     if (p->scratch_bytes) {
         p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) & ~(size_t)63);
         if (!p->scratch) st = gr_err(GRAFT_E_NOMEM, "out of memory for %zu bytes of scratch", p->scratch_bytes);
     }
 done:
+    free(first);
     free(last);
     free(off);
     free(live);
+    free(acc);
     return st;
+}
+
+/* ---- backward steps ---- */
+
+/* A new plan value shaped (and laid out) like v: its gradient or a temporary of one. */
+static int value_like(gr_plan *p, int v)
+{
+    GR_ASSERT(p->nvals < p->capvals);
+    int w = p->nvals++;
+    p->vals[w] = p->vals[v];
+    p->vals[w].data = NULL;
+    return w;
+}
+
+static int push_step(gr_plan *p, step st)
+{
+    int s = add_step(p, st.ctx, st.op, st.node);
+    if (s) return s;
+    p->steps[p->nsteps - 1] = st;
+    return GRAFT_OK;
+}
+
+/* Where node input u's gradient goes: its gradient value on the first contribution, else a
+ * temporary that an add step folds in. Trainable values' gradients are bound to opts.grads. */
+static int grad_target(gr_plan *p, int u, int *param_grad, int *tmp)
+{
+    *tmp = -1;
+    if (u < p->g->nvalues && trainable(p, u)) {
+        if (param_grad[u] < 0) {
+            int w = value_like(p, u);
+            p->ext[w] = 1;
+            p->vals[w].data = p->opts.grads[u];
+            param_grad[u] = w;
+            return w;
+        }
+        return *tmp = value_like(p, u);
+    }
+    if (p->grad_of[u] < 0) return p->grad_of[u] = value_like(p, u);
+    return *tmp = value_like(p, u);
+}
+
+/* Reverse-mode: one backward step per differentiated forward step, last to first, so every
+ * gradient is complete before the step that reads it. */
+static int plan_backward(gr_plan *p)
+{
+    const gr_graph *g = p->g;
+    int st = GRAFT_OK;
+    int *param_grad = malloc((size_t)(g->nvalues + 1) * sizeof *param_grad);
+    if (!param_grad) return GRAFT_E_NOMEM;
+    for (int v = 0; v < g->nvalues; v++) param_grad[v] = -1;
+    for (int i = 0; i < g->noutputs; i++) {
+        int o = p->outputs[i];
+        if (!p->rg[o] || p->grad_of[o] >= 0) continue;
+        int w = value_like(p, o);
+        p->ext[w] = 1;
+        p->grad_of[o] = p->out_grad[i] = w;
+        p->out_zero[i] = gr_arena_alloc(p->arena, gr_tensor_bytes(&p->vals[w]) + 64);
+        if (!p->out_zero[i]) { st = GRAFT_E_NOMEM; goto done; }
+    }
+    for (int s = p->nfwd - 1; s >= 0 && !st; s--) {
+        step f = p->steps[s];
+        gr_opctx *c = f.ctx;
+        if (!c->need_grad) continue;
+        gr_tensor **dout = gr_arena_alloc(p->arena, (size_t)(c->nout + 1) * sizeof *dout);
+        gr_tensor **din = gr_arena_alloc(p->arena, (size_t)(c->nin + 1) * sizeof *din);
+        if (!dout || !din) { st = GRAFT_E_NOMEM; break; }
+        int any = 0;
+        for (int j = 0; j < c->nout; j++) {
+            int v = value_index(p, c->out[j]);
+            if (v >= 0 && p->grad_of[v] >= 0) { dout[j] = &p->vals[p->grad_of[v]]; any = 1; }
+        }
+        if (!any) continue;  /* no gradient reaches this step */
+        int nadd = 0, acc_v[32], tmp_v[32];
+        for (int i = 0; i < c->nin && i < 32; i++) {
+            if (!(c->need_grad >> i & 1)) continue;
+            int u = value_index(p, c->in[i]), tmp;
+            GR_ASSERT(u >= 0);
+            int w = grad_target(p, u, param_grad, &tmp);
+            din[i] = &p->vals[tmp >= 0 ? tmp : w];
+            if (tmp >= 0) {
+                acc_v[nadd] = u < g->nvalues && trainable(p, u) ? param_grad[u] : p->grad_of[u];
+                tmp_v[nadd++] = tmp;
+            }
+        }
+        st = push_step(p, (step){.ctx = c, .op = f.op, .node = f.node, .kind = ST_BWD, .dout = dout, .din = din});
+        for (int a = 0; !st && a < nadd; a++)
+            st = push_step(p, (step){.ctx = c, .op = f.op, .node = f.node, .kind = ST_ADD,
+                                     .acc = &p->vals[acc_v[a]], .add = &p->vals[tmp_v[a]]});
+        p->nbwd++;
+    }
+    for (int v = 0; v < g->nvalues; v++)
+        if (trainable(p, v) && param_grad[v] < 0) p->unwritten[p->nunwritten++] = v;
+done:
+    free(param_grad);
+    return st;
+}
+
+/* reach[v]: v influences a graph output (so a gradient can come back to it). */
+static void find_reach(gr_plan *p)
+{
+    const gr_graph *g = p->g;
+    for (int i = 0; i < g->noutputs; i++) p->reach[g->outputs[i]] = 1;
+    for (int k = g->nnodes - 1; k >= 0; k--) {
+        const gr_node *n = &g->nodes[k];
+        int r = 0;
+        for (int j = 0; j < n->nout; j++) r |= n->out[j] >= 0 && p->reach[n->out[j]];
+        for (int i = 0; r && i < n->nin; i++)
+            if (n->in[i] >= 0) p->reach[n->in[i]] = 1;
+    }
+}
+
+/* Trainable values and the running statistics of training BatchNorms change between runs:
+ * they are bound (their data stays where the graph keeps it), never plan-time constants. */
+static int alloc_training(gr_plan *p)
+{
+    const gr_graph *g = p->g;
+    p->ext = gr_arena_alloc(p->arena, (size_t)p->capvals + 1);
+    p->rg = gr_arena_alloc(p->arena, (size_t)p->capvals + 1);
+    p->reach = gr_arena_alloc(p->arena, (size_t)g->nvalues + 1);
+    p->grad_of = gr_arena_alloc(p->arena, (size_t)(p->capvals + 1) * sizeof *p->grad_of);
+    p->out_grad = gr_arena_alloc(p->arena, (size_t)(g->noutputs + 1) * sizeof *p->out_grad);
+    p->out_zero = gr_arena_alloc(p->arena, (size_t)(g->noutputs + 1) * sizeof *p->out_zero);
+    p->unwritten = gr_arena_alloc(p->arena, (size_t)(g->nvalues + 1) * sizeof *p->unwritten);
+    if (!p->ext || !p->rg || !p->reach || !p->grad_of || !p->out_grad || !p->out_zero || !p->unwritten)
+        return GRAFT_E_NOMEM;
+    for (int v = 0; v < p->capvals; v++) p->grad_of[v] = -1;
+    for (int i = 0; i < g->noutputs; i++) p->out_grad[i] = -1;
+    find_reach(p);
+    for (int v = 0; v < g->nvalues; v++) {
+        if (!p->opts.trainable[v]) continue;
+        const gr_value *x = &g->values[v];
+        if (!x->is_init || x->t.dtype != GR_F32 || !p->opts.grads || !p->opts.grads[v])
+            return gr_err(GRAFT_E_ARG, "'%s' cannot be trained: only float32 initializers with a gradient buffer can",
+                          x->name);
+        p->known[v] = 0;
+        p->ext[v] = 1;
+        p->rg[v] = 1;
+    }
+    for (int k = 0; k < g->nnodes; k++) {
+        const gr_node *n = &g->nodes[k];
+        if (!is_bn(n) || n->nin < 5 || !node_training(p, k, 1)) continue;
+        for (int i = 3; i < 5; i++) {
+            int v = n->in[i];
+            if (v < 0 || !g->values[v].is_init)
+                return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' (BatchNormalization): its running statistics "
+                              "must be initializers to train it", n->name);
+            p->known[v] = 0;
+            p->ext[v] = 1;
+        }
+    }
+    return GRAFT_OK;
 }
 
 static int alloc_plan(gr_plan *p)
@@ -278,6 +553,9 @@ static int alloc_plan(gr_plan *p)
     int extra = g->noutputs;
     for (int k = 0; k < g->nnodes; k++) extra += g->nodes[k].nin;
     p->capvals = g->nvalues + extra;
+    /* Training adds a gradient per value, a temporary per extra contribution (at most one per
+     * node input and output) and the bound ones of the parameters. */
+    if (p->training) p->capvals = 3 * p->capvals + g->noutputs;
     p->nvals = g->nvalues;
     p->vals = gr_arena_alloc(p->arena, (size_t)(p->capvals + 1) * sizeof *p->vals);
     p->known = gr_arena_alloc(p->arena, (size_t)p->capvals + 1);
@@ -293,7 +571,7 @@ static int alloc_plan(gr_plan *p)
             p->vals[v] = g->values[v].t;
             p->known[v] = 1;
         }
-    return GRAFT_OK;
+    return p->training ? alloc_training(p) : GRAFT_OK;
 }
 
 int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts *opts, gr_plan **out)
@@ -302,11 +580,14 @@ int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts
     if (!p) return GRAFT_E_NOMEM;
     p->g = g;
     p->opts = *opts;
+    p->training = opts->trainable != NULL;
     p->arena = gr_arena_new(1 << 20);
     int st = p->arena ? alloc_plan(p) : GRAFT_E_NOMEM;
     if (!st) st = bind_inputs(p, inputs);
     for (int k = 0; !st && k < g->nnodes; k++) st = plan_node(p, k);
     for (int i = 0; !st && i < g->noutputs; i++) st = plain_value(p, g->outputs[i], &p->outputs[i]);
+    p->nfwd = p->nsteps;
+    if (!st && p->training) st = plan_backward(p);
     if (!st) st = plan_memory(p);
     if (st) {
         gr_plan_free(p);
@@ -325,7 +606,7 @@ void gr_plan_free(gr_plan *p)
             if (op && op->release && p->ctx[k].params) op->release(p->ctx[k].params);
         }
     for (int s = 0; s < p->nsteps; s++)
-        if (p->steps[s].node < 0 && p->steps[s].op->release && p->steps[s].ctx->params)
+        if (p->steps[s].kind == ST_FWD && p->steps[s].node < 0 && p->steps[s].op->release && p->steps[s].ctx->params)
             p->steps[s].op->release(p->steps[s].ctx->params);
     free(p->act);
     free(p->scratch);
@@ -338,12 +619,38 @@ void gr_plan_run(gr_plan *p, const gr_tensor *inputs)
     const gr_graph *g = p->g;
     if (!p->opts.inputs_const)
         for (int i = 0; i < g->ninputs; i++) p->vals[g->inputs[i]].data = inputs[i].data;
-    for (int s = 0; s < p->nsteps; s++) {
+    for (int s = 0; s < p->nfwd; s++) {
         gr_opctx *c = p->steps[s].ctx;
         c->scratch = p->scratch;
         p->steps[s].op->forward(c);
     }
 }
+
+void gr_plan_backward(gr_plan *p, const gr_tensor *const *doutputs)
+{
+    if (!p->training) return;
+    for (int i = 0; i < p->g->noutputs; i++)
+        if (p->out_grad[i] >= 0)
+            p->vals[p->out_grad[i]].data = doutputs && doutputs[i] ? doutputs[i]->data : p->out_zero[i];
+    for (int u = 0; u < p->nunwritten; u++) {
+        int v = p->unwritten[u];
+        memset(p->opts.grads[v], 0, gr_numel(&p->g->values[v].t.shape) * sizeof(float));
+    }
+    for (int s = p->nfwd; s < p->nsteps; s++) {
+        step *st = &p->steps[s];
+        if (st->kind == ST_ADD) {
+            float *a = st->acc->data;
+            const float *b = st->add->data;
+            size_t n = gr_tensor_bytes(st->acc) / sizeof(float);
+            for (size_t i = 0; i < n; i++) a[i] += b[i];
+            continue;
+        }
+        st->ctx->scratch = p->scratch;
+        st->op->backward(st->ctx, st->dout, st->din);
+    }
+}
+
+int gr_plan_backward_steps(const gr_plan *p) { return p->nbwd; }
 
 const gr_tensor *gr_plan_value(const gr_plan *p, int v) { return &p->vals[v]; }
 const gr_tensor *gr_plan_output(const gr_plan *p, int i) { return &p->vals[p->outputs[i]]; }
@@ -359,7 +666,7 @@ int gr_plan_matches(const gr_plan *p, const gr_tensor *inputs)
 
 size_t gr_plan_arena_bytes(const gr_plan *p) { return p->act_bytes + p->scratch_bytes; }
 int64_t gr_plan_flops(const gr_plan *p) { return p->flops; }
-int gr_plan_steps(const gr_plan *p) { return p->nsteps; }
+int gr_plan_steps(const gr_plan *p) { return p->nfwd; }
 
 /* A cut point is a graph value after which exactly one activation is alive: everything
  * downstream depends on the input only through it, so the model can be cut there and the value
@@ -371,7 +678,7 @@ int gr_plan_cut_points(const gr_plan *p, int *values, int max)
     const gr_graph *g = p->g;
     for (int i = 0; i < g->ninputs; i++)
         if (last[g->inputs[i]] < 0) last[g->inputs[i]] = -2;  /* unread input */
-    for (int s = 0; s + 1 < p->nsteps; s++) {
+    for (int s = 0; s + 1 < p->nfwd; s++) {
         if (p->steps[s].node < 0) continue;
         int alive = 0, only = -1;
         for (int t = 0; t <= s; t++) {

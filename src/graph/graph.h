@@ -58,7 +58,20 @@ typedef struct gr_plan_opts {
     int use_ref;          /* reference kernels instead of oneDNN */
     int inputs_const;     /* treat input data as constants (fold everything): for tests */
     gr_dnnl *dnnl;
+    /* Training. trainable == NULL makes an inference plan. Otherwise the plan also has
+     * backward steps (gr_plan_backward) for the part of the graph between the trainable
+     * values and the outputs, and nothing else: a frozen prefix runs forward only, in
+     * inference mode, and its activations die as soon as they are read. */
+    const unsigned char *trainable; /* [g->nvalues]: float initializers that get gradients */
+    float *const *grads;            /* [g->nvalues]: where dL/dv goes for trainable v (plain) */
+    const signed char *node_mode;   /* [g->nnodes] or NULL: -1 default, 0 inference, 1 training */
+    gr_rng *rng;                    /* Dropout's randomness (training) */
 } gr_plan_opts;
+
+/* Training mode of a node by default: BatchNormalization trains (batch statistics, running
+ * statistics updated) when its scale or bias is trainable, so a frozen BatchNorm stays in
+ * inference mode; any other node trains when a gradient flows through it (Dropout is active
+ * on the trainable path only). */
 
 /* Builds a plan for inputs of the given shapes (inputs[i].data may be NULL unless
  * inputs_const). Fails with a message naming the node on any unsupported op or bad shape. */
@@ -75,6 +88,12 @@ size_t gr_plan_arena_bytes(const gr_plan *p);
 int64_t gr_plan_flops(const gr_plan *p);
 /* Step count actually executed per run (nodes not folded away). */
 int gr_plan_steps(const gr_plan *p);
+/* Training plans: backward from the gradients of the graph outputs (plain, one per output,
+ * NULL for an output the loss does not use), after gr_plan_run. Writes the gradient of every
+ * trainable value into opts.grads (overwriting). Cannot fail. */
+void gr_plan_backward(gr_plan *p, const gr_tensor *const *doutputs);
+/* Backward steps (op backward calls) per training step, and the nodes run in training mode. */
+int gr_plan_backward_steps(const gr_plan *p);
 /* Values after which only one activation is alive (where the model can be cut for features),
  * in execution order; returns their count (at most max) or a negative status. */
 int gr_plan_cut_points(const gr_plan *p, int *values, int max);

@@ -47,7 +47,7 @@ int gr_dnnl_check(const gr_opctx *c, dnnl_status_t st, const char *what)
 /* ---- to_plain: a reorder from a oneDNN layout to plain row-major ---- */
 
 typedef struct to_plain_state {
-    dnnl_primitive_t reorder;
+    dnnl_primitive_t reorder, back;  /* back: plain gradient → the layout (training) */
     dnnl_memory_t src, dst;
 } to_plain_state;
 
@@ -55,6 +55,7 @@ static void to_plain_release(void *params)
 {
     to_plain_state *s = params;
     if (s->reorder) dnnl_primitive_destroy(s->reorder);
+    if (s->back) dnnl_primitive_destroy(s->back);
     if (s->src) dnnl_memory_destroy(s->src);
     if (s->dst) dnnl_memory_destroy(s->dst);
 }
@@ -75,6 +76,13 @@ static int to_plain_prepare(gr_opctx *c)
         return st;
     st = gr_dnnl_check(c, dnnl_primitive_create(&s->reorder, pd), "reorder");
     dnnl_primitive_desc_destroy(pd);
+    if (!st && c->need_grad) {
+        st = gr_dnnl_check(c, dnnl_reorder_primitive_desc_create(&pd, &plain, c->dnnl->engine, src, c->dnnl->engine,
+                                                                 NULL), "reorder");
+        if (st) return st;
+        st = gr_dnnl_check(c, dnnl_primitive_create(&s->back, pd), "reorder");
+        dnnl_primitive_desc_destroy(pd);
+    }
     if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->src, src, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
     if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &plain, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
     return st;
@@ -94,7 +102,27 @@ static void to_plain_forward(gr_opctx *c)
     dnnl_stream_wait(c->dnnl->stream);
 }
 
-const gr_opdef gr_op_to_plain = {"ToPlain", to_plain_prepare, to_plain_forward, to_plain_release, GR_OPF_LAYOUT, NULL};
+/* The gradient of a layout change is the reverse layout change. */
+static void to_plain_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    to_plain_state *s = c->params;
+    if (!dout[0]) {
+        memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+        return;
+    }
+    if (!s) {
+        memcpy(din[0]->data, dout[0]->data, gr_tensor_bytes(din[0]));
+        return;
+    }
+    dnnl_memory_set_data_handle(s->dst, dout[0]->data);
+    dnnl_memory_set_data_handle(s->src, din[0]->data);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, s->dst}, {DNNL_ARG_TO, s->src}};
+    dnnl_primitive_execute(s->back, c->dnnl->stream, 2, args);
+    dnnl_stream_wait(c->dnnl->stream);
+}
+
+const gr_opdef gr_op_to_plain = {"ToPlain", to_plain_prepare, to_plain_forward, to_plain_release, GR_OPF_LAYOUT,
+                                 to_plain_backward};
 
 int gr_dnnl_md_of(const gr_tensor *t, dnnl_memory_desc_t *md)
 {
