@@ -21,7 +21,8 @@ typedef enum graft_status {
     GRAFT_E_UNSUPPORTED = 4, /* a valid input graft cannot handle (op, dtype, attribute) */
     GRAFT_E_SHAPE = 5,       /* shapes or types that do not fit together */
     GRAFT_E_NOMEM = 6,       /* out of memory, or a size that overflows */
-    GRAFT_E_INTERNAL = 7     /* a bug in graft */
+    GRAFT_E_INTERNAL = 7,    /* a bug in graft */
+    GRAFT_E_NUMERIC = 8      /* training diverged: a NaN or Inf in the loss or the gradients */
 } graft_status;
 
 const char *graft_last_error(void);

@@ -20,7 +20,7 @@ const char *graft_last_error(void) { return last_error; }
 const char *graft_status_name(graft_status s)
 {
     static const char *names[] = {"ok", "bad argument", "i/o error", "bad format", "unsupported",
-                                  "shape mismatch", "out of memory", "internal error"};
+                                  "shape mismatch", "out of memory", "internal error", "numeric failure"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown status";
 }
 

@@ -1,0 +1,141 @@
+/* train — losses, optimizers, learning-rate schedules, parameter groups, regularisers, and the
+ * training session (trainer.c: forward, loss, backward and update over a training plan).
+ * Depends on core, ops, graph and io (checkpoints).
+ *
+ * Semantics follow PyTorch so that a recipe written for torch gives the same numbers here:
+ *   losses     reduction "mean" as torch.nn.functional's defaults;
+ *   SGD        torch.optim.SGD: weight decay added to the gradient (L2), momentum buffer
+ *              initialised with the first gradient, dampening 0, optional Nesterov;
+ *   AdamW      torch.optim.AdamW: decoupled weight decay p *= 1 - lr * wd, bias-corrected moments;
+ *   clipping   torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above. */
+#ifndef GR_TRAIN_H
+#define GR_TRAIN_H
+
+#include "core/core.h"
+#include "graph/graph.h"
+
+/* ---- losses: the mean loss over the batch, and its gradient w.r.t. the logits ---- */
+
+/* Softmax cross-entropy over logits (n, k) with integer targets in [0, k) (a negative target is
+ * ignored, as torch's ignore_index). class_weight (k) may be NULL; label smoothing eps spreads
+ * eps over all k classes. Mean over samples, weighted by the target's class weight (torch's
+ * rule). Returns the loss; writes dlogits (n, k) when non-NULL. */
+double gr_loss_softmax_ce(const float *logits, const int32_t *target, int n, int k, const float *class_weight,
+                          float eps, float *dlogits);
+/* Binary cross-entropy with logits (multi-label), mean over all n elements; pos_weight (per
+ * column, ncol) may be NULL. Targets in [0, 1]. */
+double gr_loss_bce_logits(const float *logits, const float *target, int64_t n, int ncol, const float *pos_weight,
+                          float *dlogits);
+/* Mean squared error over n elements. */
+double gr_loss_mse(const float *pred, const float *target, int64_t n, float *dpred);
+
+/* ---- optimizers ---- */
+
+enum { GR_SGD = 0, GR_ADAMW = 1 };
+enum { GR_SCHED_CONSTANT = 0, GR_SCHED_STEP = 1, GR_SCHED_COSINE = 2 };
+
+typedef struct gr_optim_cfg {
+    int kind;              /* GR_SGD or GR_ADAMW */
+    double lr;
+    double momentum;       /* SGD */
+    int nesterov;          /* SGD */
+    double beta1, beta2, eps; /* AdamW (0: 0.9, 0.999, 1e-8) */
+    double weight_decay;   /* applied to parameters with decay on (see gr_param) */
+    double clip_norm;      /* > 0: clip the global gradient norm to this */
+    int sched;             /* GR_SCHED_* */
+    int64_t warmup;        /* steps of linear warm-up (cosine) */
+    int64_t total;         /* steps in all (cosine) */
+    int64_t step_size;     /* GR_SCHED_STEP: multiply by gamma every step_size steps */
+    double gamma;
+    double min_lr;         /* cosine floor */
+    double l2sp_alpha;     /* L2-SP: pull of pretrained parameters towards their start */
+    double l2sp_beta;      /* L2-SP: plain L2 on new parameters (no pretrained value) */
+} gr_optim_cfg;
+
+/* One trainable parameter: a span of the parameter block. */
+typedef struct gr_param {
+    const char *name;
+    int64_t off, n;        /* in floats */
+    float lr_scale;        /* parameter group's learning rate = lr * lr_scale */
+    int decay;             /* weight decay on (off by default for biases and normalisation) */
+    int pretrained;        /* L2-SP pulls it towards its starting value */
+} gr_param;
+
+/* Learning rate of step t (0-based) before any group scale. */
+double gr_sched_lr(const gr_optim_cfg *c, int64_t t);
+
+/* The optimizer's state lives in blocks of the parameter block's size (m: SGD momentum or
+ * Adam's first moment; v: Adam's second moment; w0: L2-SP starting values). */
+typedef struct gr_optim {
+    gr_optim_cfg cfg;
+    int nparam;
+    gr_param *params;
+    int64_t total;         /* floats in the parameter block */
+    float *m, *v, *w0;
+    int64_t step;          /* updates done */
+} gr_optim;
+
+int gr_optim_init(gr_optim *o, const gr_optim_cfg *cfg, const gr_param *params, int nparam, int64_t total,
+                  const float *w);
+void gr_optim_free(gr_optim *o);
+/* Global L2 norm of the gradient block. */
+double gr_grad_norm(const float *g, int64_t n);
+/* One update of w from g (g may be scaled in place by clipping and gets the L2-SP terms).
+ * Returns the gradient norm before clipping. */
+double gr_optim_step(gr_optim *o, float *w, float *g);
+
+/* ---- the training session ---- */
+
+enum { GR_LOSS_CE = 0, GR_LOSS_BCE = 1, GR_LOSS_MSE = 2 };
+
+typedef struct gr_trainer_cfg {
+    gr_optim_cfg opt;
+    int loss;                   /* GR_LOSS_*, applied to graph output 0 */
+    float label_smoothing;      /* CE */
+    const float *class_weight;  /* CE: [number of classes] or NULL; the caller keeps it alive */
+    double layer_decay;         /* in (0, 1): learning rate * decay^(depth from the top layer) */
+    uint64_t seed;              /* Dropout */
+    int use_ref;                /* reference kernels (tests) */
+    const signed char *node_mode; /* [g->nnodes] or NULL, see gr_plan_opts */
+} gr_trainer_cfg;
+
+/* A training session over a graph it does not own. Trainable initializers move into one
+ * parameter block (their graph values point into it, so an export sees the trained weights),
+ * their gradients into one gradient block, and the running statistics of training BatchNorms
+ * into one buffer block. */
+typedef struct gr_trainer {
+    gr_graph *g;
+    gr_dnnl *dnnl;
+    gr_trainer_cfg cfg;
+    unsigned char *trainable;   /* [g->nvalues] */
+    float **grad_of;            /* [g->nvalues] */
+    float *w, *grad;            /* [total] */
+    int64_t total;
+    gr_param *params;
+    int nparam;
+    float *buf, *buf_saved;     /* running statistics, and their copy before a step */
+    int64_t nbuf;
+    int *buf_values;            /* graph values in the buffer block */
+    int nbuf_values;
+    gr_optim opt;
+    gr_plan *plan;
+    gr_rng rng;
+    float *dout;                /* gradient of output 0 */
+    size_t dout_cap;
+    int64_t step;               /* completed updates */
+    double last_loss, last_norm;
+} gr_trainer;
+
+/* trainable[v] selects float initializers of g (a copy is kept). */
+int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer_cfg *cfg, gr_trainer **out);
+void gr_trainer_free(gr_trainer *t);
+/* One step on a batch: forward in training mode, loss on output 0 against target (int32
+ * class ids for CE, float for BCE/MSE, shaped like the output), backward, update. A NaN or Inf
+ * in the loss or the gradients stops the step before any weight or running statistic changes
+ * and fails naming the step. */
+int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, double *loss);
+/* Forward and loss only (no update, training-mode statistics unchanged): for gradient checks
+ * and parity tests, with the gradients left in t->grad when want_grad. */
+int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad, double *loss);
+
+#endif
