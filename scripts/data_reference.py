@@ -172,15 +172,24 @@ def badfiles(d):
     jpg, png = jb.getvalue(), pb.getvalue()
     files = {"good.jpg": jpg, "good.png": png, "empty.jpg": b"", "truncated.jpg": jpg[: len(jpg) // 2],
              "text.jpg": b"this is not a JPEG, just some text\n"}
-    # a PNG with one flipped byte inside IDAT: its CRC no longer matches
-    at = png.index(b"IDAT") + 4 + 3
+    # a PNG whose IHDR CRC is wrong (PIL: "bad header checksum"); one whose last IDAT CRC is
+    # wrong with intact data (PIL decodes it, not checking IDAT CRCs); one with a flipped data byte
+    at = 8 + 8 + 13
     files["badcrc.png"] = png[:at] + bytes([png[at] ^ 0x55]) + png[at + 1:]
+    i = png.rindex(b"IDAT")
+    (ln,) = struct.unpack(">I", png[i - 4:i])
+    at = i + 4 + ln
+    files["idatcrc.png"] = png[:at] + bytes([png[at] ^ 0x55]) + png[at + 1:]
+    at = i + 4 + 3
+    files["badidat.png"] = png[:at] + bytes([png[at] ^ 0x55]) + png[at + 1:]
     # a PNG whose IHDR (CRC recomputed, so the header is valid) declares 100000 x 100000
     ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
     files["huge.png"] = png[:8] + png_chunk(b"IHDR", ihdr) + png[8 + 25:]
-    # a JPEG whose SOF0 declares 65535 x 65535 (JPEG's largest; 4.3 gigapixels)
+    # JPEGs whose SOF0 declares 60000 x 60000 (3.6 gigapixels, within libjpeg's 65500 limit)
+    # and 65535 x 65535 (JPEG's largest, beyond libjpeg's)
     sof = jpg.index(b"\xff\xc0")
-    files["huge.jpg"] = jpg[:sof + 5] + struct.pack(">HH", 65535, 65535) + jpg[sof + 9:]
+    files["huge.jpg"] = jpg[:sof + 5] + struct.pack(">HH", 60000, 60000) + jpg[sof + 9:]
+    files["huger.jpg"] = jpg[:sof + 5] + struct.pack(">HH", 65535, 65535) + jpg[sof + 9:]
     for name, data in files.items():
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
