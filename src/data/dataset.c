@@ -201,7 +201,7 @@ static int list_dir(const char *dir, vec *out)
         if (st) free(s);
     }
     closedir(d);
-    if (!st) qsort(out->v, out->n, sizeof *out->v, cmp_str);
+    if (!st && out->n) qsort(out->v, out->n, sizeof *out->v, cmp_str);
     return st;
 }
 
