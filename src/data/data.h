@@ -110,14 +110,21 @@ typedef struct gr_dataset {
 /* Opens `path`, choosing the kind from what it is:
  *   a directory               FOLDER: DIR/<class>/<image>, recursively inside each class
  *                             folder; files are taken when their extension is an image one
- *                             (.jpg .jpeg .png .pgm .ppm .pnm, any case), sorted by path (as
- *                             torchvision); hidden files and folders (".x") are ignored.
+ *                             (.jpg .jpeg .png .pgm .ppm .pnm, any case), in torchvision's
+ *                             order (sorted(os.walk): folders sorted by their path, the files of
+ *                             each folder by name); hidden files and folders (".x") are ignored.
  *   *.csv / *.tsv / *.txt     CSV: a header line naming the columns; the columns "path" and
- *                             "label" (or the first two) are the image and its class; relative
- *                             paths are relative to the CSV's folder; quotes as RFC 4180;
- *                             comma for .csv, tab for .tsv, either (sniffed) for .txt.
+ *                             "label" (or the first two) are the image and its class; a lone
+ *                             column, or a "path" column without a "label" one, gives unlabelled
+ *                             samples (-1). Relative paths are relative to the CSV's folder;
+ *                             quotes as RFC 4180; blank lines skipped; comma for .csv, tab for
+ *                             .tsv, either (sniffed from the header line) for .txt. A label that
+ *                             is empty, holds control characters, or is an integer id of 65536
+ *                             or more is refused with its line.
  *   *-images-idx3-ubyte[.gz]  IDX: the labels come from the matching *-labels-idx1-ubyte[.gz]
- *                             next to it (required); gzip is detected from the bytes.
+ *                             next to it (required; with or without .gz); gzip is detected from
+ *                             the bytes. Fashion-MNIST names when the file is train-/t10k-images
+ *                             in a folder whose name contains "fashion".
  *   *.npy                     NPY: features (n, dim) float32/float64 or images (n, h, w[, c])
  *                             uint8; labels from `labels_npy` (an int array of n), required.
  * labels_npy is used only for NPY (NULL otherwise). Errors name the path, and for CSV the line.
