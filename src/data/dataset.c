@@ -8,7 +8,6 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -600,15 +599,7 @@ static int open_csv(const char *path, int allow_one_class, gr_dataset **out)
 
 /* ---- gzip through zlib ------------------------------------------------------------------ */
 
-/* zlib is not on graft's link line (libspng links it only for itself), so its three inflate
- * entry points are looked up at run time from the libz.so.1 that libspng already loaded. If
- * graft links -lz one day, these become direct calls. */
 typedef struct gz {
-    void *lib;
-    int (*init2)(z_streamp, int, const char *, int);
-    int (*inflate)(z_streamp, int);
-    int (*end)(z_streamp);
-    int (*reset)(z_streamp);
     z_stream z;
     int open, eof;
 } gz;
@@ -616,22 +607,9 @@ typedef struct gz {
 static int gz_open(gz *g, const char *name, const uint8_t *src, size_t n)
 {
     memset(g, 0, sizeof *g);
-    g->lib = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!g->lib) return gr_err(GRAFT_E_UNSUPPORTED, "%s: gzip file, but zlib (libz.so.1) cannot be loaded", name);
-    *(void **)&g->init2 = dlsym(g->lib, "inflateInit2_");
-    *(void **)&g->inflate = dlsym(g->lib, "inflate");
-    *(void **)&g->end = dlsym(g->lib, "inflateEnd");
-    *(void **)&g->reset = dlsym(g->lib, "inflateReset");
-    if (!g->init2 || !g->inflate || !g->end || !g->reset) {
-        dlclose(g->lib);
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: zlib lacks inflate", name);
-    }
     g->z.next_in = (Bytef *)src;
     g->z.avail_in = 0;
-    if (g->init2(&g->z, 15 + 16, ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK) {
-        dlclose(g->lib);
-        return gr_err(GRAFT_E_NOMEM, "%s: zlib init failed", name);
-    }
+    if (inflateInit2(&g->z, 15 + 16) != Z_OK) return gr_err(GRAFT_E_NOMEM, "%s: zlib init failed", name);
     g->open = 1;
     (void)n;
     return GRAFT_OK;
@@ -639,8 +617,7 @@ static int gz_open(gz *g, const char *name, const uint8_t *src, size_t n)
 
 static void gz_close(gz *g)
 {
-    if (g->open) g->end(&g->z);
-    if (g->lib) dlclose(g->lib);
+    if (g->open) inflateEnd(&g->z);
     memset(g, 0, sizeof *g);
 }
 
@@ -658,11 +635,11 @@ static int gz_read(gz *g, const char *name, const uint8_t *src, size_t n, uint8_
         size_t want = len - done > (1u << 30) ? (1u << 30) : len - done;
         g->z.next_out = dst + done;
         g->z.avail_out = (uInt)want;
-        int r = g->inflate(&g->z, Z_NO_FLUSH);
+        int r = inflate(&g->z, Z_NO_FLUSH);
         done += want - g->z.avail_out;
         if (r == Z_STREAM_END) {
             used = (size_t)(g->z.next_in - (const Bytef *)src);
-            if (n - used >= 2 && src[used] == 0x1f && src[used + 1] == 0x8b) g->reset(&g->z);
+            if (n - used >= 2 && src[used] == 0x1f && src[used + 1] == 0x8b) inflateReset(&g->z);
             else g->eof = 1; /* trailing bytes after the last member are ignored, as gzip -d warns */
         } else if (r != Z_OK) {
             if (r == Z_BUF_ERROR && g->z.avail_in == 0)
