@@ -51,6 +51,22 @@ int gr_image_resize(const gr_image *in, int w, int h, gr_image *out);
  * int(size * long / short). Writes the new (w, h). */
 void gr_image_resized_size(int w, int h, int size, int *ow, int *oh);
 
+/* The general resize: takes the box (bx, by, bw, bh), which must lie inside `in`, resizes it to
+ * (fw, fh) as PIL's Image.resize(BILINEAR) does, and keeps the (cw, ch) window at (cx, cy) of the
+ * result (0 outside it). Equal to crop → resize → crop, as torchvision's resized_crop and
+ * Resize + CenterCrop do, without computing the pixels the last crop drops. */
+int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, int fw, int fh, int cx, int cy,
+                           int cw, int ch, gr_image *out);
+
+/* gr_image_decode, but a JPEG is decoded at the smallest of TurboJPEG's IDCT scales (7/8 .. 1/8)
+ * that keeps both sides of the upright image >= 2 * min_w and 2 * min_h (min 0: no constraint
+ * on that side), so the antialiased resize after it still does the real shrinking. Other
+ * formats decode in full. An approximation: libjpeg's scaled IDCT is not PIL's full decode plus
+ * resize (measured in tests/test_data_transform.c: mean |diff| well under 1/255 after
+ * resize 256 + crop 224, max a few /255 at sharp edges); use it only when speed matters more
+ * than bit-parity with torchvision. */
+int gr_image_decode_scaled(const char *path, int min_w, int min_h, gr_image *out);
+
 /* Copies the (w, h) window whose top-left corner is (x, y) in `in`; pixels outside `in` are 0. */
 int gr_image_crop(const gr_image *in, int x, int y, int w, int h, gr_image *out);
 /* torchvision's CenterCrop((h, w)): the window's top-left corner, padding included (negative
@@ -170,7 +186,12 @@ void gr_class_weights(const gr_dataset *ds, const int64_t *idx, int64_t nidx, fl
  * ImageNet default) or "rrc=224,flip=0.5,jitter=0.4:0.4:0.4:0.1,normalize=imagenet":
  *   resize=N  crop=N  rrc=N[:smin:smax[:rmin:rmax]] (defaults 0.08:1 and 3/4:4/3)  flip=P
  *   jitter=B:C:S:H   normalize=imagenet|none|m0:m1:m2:s0:s1:s2   size=N (resize to NxN exactly)
- * Unknown keys and bad numbers are errors naming the key. */
+ *   or size=WxH (width x height, torchvision's Resize((H, W)))
+ * Numbers may be fractions (rrc=224:0.08:1:3/4:4/3); spaces around items are ignored; an empty
+ * text is no step at all (ToTensor only). Unknown keys, a key given twice, bad numbers, values
+ * out of range (flip outside 0..1, hue above 0.5, scale not 0 < min <= max <= 1, std 0) and
+ * rrc together with resize/size/crop are errors naming the key; *t is untouched on error.
+ * gr_transform_format writes the shortest text that parses back to the same struct. */
 typedef struct gr_transform {
     int resize;            /* shorter side (0: none) */
     int size_w, size_h;    /* resize to exactly this (0: none); excludes resize */
@@ -188,6 +209,42 @@ int gr_transform_parse(const char *spec, gr_transform *t);
 void gr_transform_format(const gr_transform *t, char *buf, size_t n);
 /* Output size (h, w) for an input image of (ih, iw); a fixed size when crop/rrc/size is set. */
 void gr_transform_out_size(const gr_transform *t, int iw, int ih, int *oh, int *ow);
+/* The random choices of one application, drawn by gr_transform_draw (the loader) or given
+ * explicitly (tests). Jitter adjustments run in `order`, each only when its jitter[] is non-zero
+ * (torchvision's None); factor[] = brightness, contrast, saturation factors (1 = unchanged) and
+ * the hue shift in [-0.5, 0.5]. */
+enum { GR_JIT_BRIGHTNESS, GR_JIT_CONTRAST, GR_JIT_SATURATION, GR_JIT_HUE };
+typedef struct gr_transform_draws {
+    int crop_x, crop_y, crop_w, crop_h; /* RandomResizedCrop box (torchvision's j, i, w, h) */
+    int flip;
+    int order[4];
+    float factor[4];
+} gr_transform_draws;
+
+/* torchvision's RandomResizedCrop.get_params on an iw x ih image, from `rng`: up to 10 tries of
+ * an area fraction uniform in scale and a log-aspect uniform in log(ratio) (float32, as torch),
+ * sides rounded half to even, accepted when inside the image (then a uniform position); else
+ * the central crop of the image clamped to the ratio range. */
+void gr_rrc_params(int iw, int ih, const float scale[2], const float ratio[2], gr_rng *rng, int *x, int *y, int *w,
+                   int *h);
+/* Draws in torchvision's order: crop box (rrc), flip (uniform < hflip), jitter permutation,
+ * then the factors of the active adjustments (uniform in [max(0, 1 - v), 1 + v], hue [-v, v]). */
+void gr_transform_draw(const gr_transform *t, int iw, int ih, gr_rng *rng, gr_transform_draws *d);
+/* gr_transform_apply with the random choices given. */
+int gr_transform_apply_draws(const gr_transform *t, const gr_image *in, const gr_transform_draws *d, float *out);
+
+/* The four ColorJitter adjustments on an RGB8 image, in place, as torchvision's functional ones
+ * on PIL images: brightness, contrast and saturation are PIL's ImageEnhance (Image.blend with
+ * black, with the rounded mean of the "L" image, with the "L" image; float alpha, truncation);
+ * hue goes through PIL's HSV with H shifted by uint8(factor * 255) modulo 256. */
+void gr_image_adjust(gr_image *img, int which, float factor);
+void gr_image_hflip(gr_image *img);
+
+/* The smallest decode size worth asking gr_image_decode_scaled for (0 x 0: decode in full): for
+ * Resize(N) the shorter side N on both sides, for size=WxH that size; for RandomResizedCrop
+ * the image side at which the smallest crop (scale min, ratio extremes) is still rrc pixels. */
+void gr_transform_decode_min(const gr_transform *t, int *min_w, int *min_h);
+
 /* Applies the pipeline; random steps draw from `rng` (the loader seeds it per sample from the
  * run seed, epoch and sample index, so results do not depend on thread count). out is float32
  * (3, oh, ow). */

@@ -173,7 +173,22 @@ static void cmyk_to_rgb(uint8_t *px, size_t npix)
     }
 }
 
-static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, gr_image *out)
+/* The smallest of TurboJPEG's IDCT scaling factors (1/8 .. 2) that keeps the scaled image at
+ * least min_w x min_h; 1/1 when none is smaller (min 0 means full size). */
+static void jpeg_scaled_size(int w, int h, int min_w, int min_h, int *sw, int *sh)
+{
+    int nsf = 0;
+    tjscalingfactor *sf = tjGetScalingFactors(&nsf);
+    *sw = w;
+    *sh = h;
+    for (int i = 0; sf && i < nsf; i++) {
+        if (sf[i].num >= sf[i].denom) continue; /* only shrinking */
+        int tw = TJSCALED(w, sf[i]), th = TJSCALED(h, sf[i]);
+        if (tw >= min_w && th >= min_h && (int64_t)tw * th < (int64_t)*sw * *sh) { *sw = tw; *sh = th; }
+    }
+}
+
+static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, int min_w, int min_h, gr_image *out)
 {
     tjhandle tj = tjInitDecompress();
     if (!tj) return gr_err(GRAFT_E_NOMEM, "%s: cannot start the JPEG decoder", name);
@@ -190,6 +205,11 @@ static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, gr_image 
         goto done;
     }
     if ((st = check_size(name, w, h))) goto done;
+    int orient = jpeg_orientation(buf, n);
+    if (min_w > 0 || min_h > 0) { /* the minimum is for the upright image */
+        int mw = orient >= 5 ? min_h : min_w, mh = orient >= 5 ? min_w : min_h;
+        jpeg_scaled_size(w, h, mw, mh, &w, &h);
+    }
     int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
     int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
     size_t npix = (size_t)w * (size_t)h;
@@ -206,7 +226,7 @@ static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, gr_image 
     }
     gr_image img = {w, h, px};
     px = NULL;
-    st = gr_image_orient(&img, jpeg_orientation(buf, n));
+    st = gr_image_orient(&img, orient);
     if (st) gr_image_free(&img);
     else *out = img;
 done:
@@ -356,7 +376,7 @@ int gr_image_decode_mem(const char *name, const uint8_t *b, size_t n, gr_image *
 {
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     if (n == 0) return gr_err(GRAFT_E_FORMAT, "%s: the file is empty", name);
-    if (n >= 2 && b[0] == 0xFF && b[1] == 0xD8) return decode_jpeg(name, b, n, out);
+    if (n >= 2 && b[0] == 0xFF && b[1] == 0xD8) return decode_jpeg(name, b, n, 0, 0, out);
     if (n >= 4 && !memcmp(b, png_sig, n < 8 ? n : 8)) return decode_png(name, b, n, out);
     if (n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return decode_pnm(name, b, n, out);
     const char *other = other_format(b, n);
@@ -381,6 +401,20 @@ int gr_image_decode(const char *path, gr_image *out)
     int st = read_file(path, &buf, &n);
     if (st) return st;
     st = gr_image_decode_mem(path, buf, n, out);
+    free(buf);
+    return st;
+}
+
+int gr_image_decode_scaled(const char *path, int min_w, int min_h, gr_image *out)
+{
+    uint8_t *buf;
+    size_t n;
+    int st = read_file(path, &buf, &n);
+    if (st) return st;
+    /* twice the minimum, so the antialiased resize that follows still does the real shrinking */
+    if (n >= 2 && buf[0] == 0xFF && buf[1] == 0xD8)
+        st = decode_jpeg(path, buf, n, min_w > 0 ? 2 * min_w : 0, min_h > 0 ? 2 * min_h : 0, out);
+    else st = gr_image_decode_mem(path, buf, n, out);
     free(buf);
     return st;
 }
@@ -433,87 +467,123 @@ static int precompute_coeffs(int in_size, int out_size, int **boundsp, int32_t *
     return ksize;
 }
 
-static uint8_t clip8(int64_t ss)
+static uint8_t clip8(int32_t ss)
 {
-    int64_t v = ss >> PRECISION_BITS;
+    int32_t v = ss >> PRECISION_BITS;
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* The two separable passes (ImagingResampleHorizontal_8bpc / Vertical_8bpc): output pixel xx
- * is the sum over t < bounds[2xx+1] of input pixel bounds[2xx] + t times kk[xx][t], plus half
- * for rounding, shifted back and clipped to 8 bits. */
-static void resample_h(uint8_t *out /* (rows, ow, 3) */, const uint8_t *in /* (rows, iw, 3) */, int rows,
-                       int iw, int ow, int ksize, const int *bounds, const int32_t *kk)
+/* The horizontal pass (ImagingResampleHorizontal_8bpc) for output columns [x0, x1): output
+ * pixel xx is the sum over t < bounds[2xx+1] of input pixel bounds[2xx] + t times kk[xx][t],
+ * plus half for rounding, shifted back and clipped to 8 bits. INT32 sums, as PIL (bilinear
+ * weights are non-negative and sum to 2^22, so 255 times them fits). */
+static void resample_h(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride, int rows, int x0,
+                       int x1, int ksize, const int *bounds, const int32_t *kk)
 {
     for (int64_t y = 0; y < rows; y++) {
-        const uint8_t *src = in + y * iw * 3;
-        uint8_t *dst = out + y * ow * 3;
-        for (int xx = 0; xx < ow; xx++) {
+        const uint8_t *s0 = src + y * src_stride;
+        uint8_t *d = dst + y * dst_stride;
+        for (int xx = x0; xx < x1; xx++, d += 3) {
             const int32_t *k = kk + (int64_t)xx * ksize;
-            const uint8_t *s = src + (int64_t)bounds[2 * xx] * 3;
-            int64_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-            for (int x = 0; x < bounds[2 * xx + 1]; x++) {
-                s0 += s[3 * x] * (int64_t)k[x];
-                s1 += s[3 * x + 1] * (int64_t)k[x];
-                s2 += s[3 * x + 2] * (int64_t)k[x];
+            const uint8_t *s = s0 + (int64_t)bounds[2 * xx] * 3;
+            int32_t a0 = 1 << (PRECISION_BITS - 1), a1 = a0, a2 = a0;
+            for (int x = 0, n = bounds[2 * xx + 1]; x < n; x++) {
+                a0 += s[3 * x] * k[x];
+                a1 += s[3 * x + 1] * k[x];
+                a2 += s[3 * x + 2] * k[x];
             }
-            dst[3 * xx] = clip8(s0);
-            dst[3 * xx + 1] = clip8(s1);
-            dst[3 * xx + 2] = clip8(s2);
+            d[0] = clip8(a0);
+            d[1] = clip8(a1);
+            d[2] = clip8(a2);
         }
     }
 }
 
-static void resample_v(uint8_t *out /* (oh, w, 3) */, const uint8_t *in /* (ih, w, 3) */, int w, int oh,
-                       int ksize, const int *bounds, const int32_t *kk)
+/* The vertical pass (ImagingResampleVertical_8bpc) for output rows [y0, y1), `len` bytes per
+ * row; src row 0 is input row `first`. Row by row into `acc` so the inner loop is contiguous. */
+static void resample_v(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride, int first, int y0,
+                       int y1, int64_t len, int ksize, const int *bounds, const int32_t *kk, int32_t *acc)
 {
-    int64_t row = (int64_t)w * 3;
-    for (int yy = 0; yy < oh; yy++) {
+    for (int yy = y0; yy < y1; yy++, dst += dst_stride) {
         const int32_t *k = kk + (int64_t)yy * ksize;
-        const uint8_t *src = in + bounds[2 * yy] * row;
-        for (int64_t i = 0; i < row; i++) {
-            int64_t s = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < bounds[2 * yy + 1]; y++) s += src[y * row + i] * (int64_t)k[y];
-            out[yy * row + i] = clip8(s);
+        const uint8_t *s = src + (int64_t)(bounds[2 * yy] - first) * src_stride;
+        for (int64_t i = 0; i < len; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0, n = bounds[2 * yy + 1]; y < n; y++, s += src_stride) {
+            int32_t w = k[y];
+            for (int64_t i = 0; i < len; i++) acc[i] += s[i] * w;
         }
+        for (int64_t i = 0; i < len; i++) dst[i] = clip8(acc[i]);
     }
 }
 
-/* ImagingResampleInner: horizontal pass first (only over the rows the vertical pass reads),
- * then vertical; each pass rounds to 8 bits, as PIL does. */
+/* ImagingResampleInner on the box: horizontal pass first (only over the rows the vertical pass
+ * reads and the columns the window keeps), then vertical; each pass rounds to 8 bits, as PIL.
+ * A pass whose size does not change is skipped, as PIL does. */
+int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, int fw, int fh, int cx, int cy,
+                           int cw, int ch, gr_image *out)
+{
+    if (bw <= 0 || bh <= 0 || bx < 0 || by < 0 || bx > in->w - bw || by > in->h - bh)
+        return gr_err(GRAFT_E_ARG, "image resize: box %dx%d at (%d, %d) is not inside the %dx%d image", bw, bh, bx, by,
+                      in->w, in->h);
+    if (fw <= 0 || fh <= 0 || (int64_t)fw * fh > GR_IMAGE_MAX_PIXELS)
+        return gr_err(GRAFT_E_ARG, "image resize: %dx%d is not a size graft can produce", fw, fh);
+    if (cw <= 0 || ch <= 0 || (int64_t)cw * ch > GR_IMAGE_MAX_PIXELS)
+        return gr_err(GRAFT_E_ARG, "image crop: %dx%d is not a size graft can produce", cw, ch);
+    int need_h = fw != bw, need_v = fh != bh, st = GRAFT_OK;
+    /* the part of the window inside the resized image; the rest stays 0 */
+    int x0 = cx > 0 ? cx : 0, x1 = (int64_t)cx + cw < fw ? cx + cw : fw;
+    int y0 = cy > 0 ? cy : 0, y1 = (int64_t)cy + ch < fh ? cy + ch : fh;
+    int *bh_ = NULL, *bv = NULL;
+    int32_t *kh = NULL, *kv = NULL;
+    uint8_t *tmp = NULL;
+    gr_image res = {0};
+    if ((st = image_alloc(&res, cw, ch))) return st;
+    if (x1 <= x0 || y1 <= y0 || x0 != cx || y0 != cy || x1 != cx + cw || y1 != cy + ch)
+        memset(res.rgb, 0, (size_t)cw * ch * 3);
+    if (x1 <= x0 || y1 <= y0) { *out = res; return GRAFT_OK; }
+    int ksh = need_h ? precompute_coeffs(bw, fw, &bh_, &kh) : 1;
+    int ksv = need_v ? precompute_coeffs(bh, fh, &bv, &kv) : 1;
+    if (!ksh || !ksv) { st = GRAFT_E_NOMEM; goto done; }
+    int64_t in_stride = (int64_t)in->w * 3, out_stride = (int64_t)cw * 3, len = (int64_t)(x1 - x0) * 3;
+    const uint8_t *box = in->rgb + by * in_stride + (int64_t)bx * 3;
+    uint8_t *dst = res.rgb + (int64_t)(y0 - cy) * out_stride + (int64_t)(x0 - cx) * 3;
+    /* the input rows the kept output rows read */
+    int first = y0, last = y1;
+    if (need_v) {
+        first = bv[2 * y0];
+        last = 0;
+        for (int yy = y0; yy < y1; yy++) if (bv[2 * yy] + bv[2 * yy + 1] > last) last = bv[2 * yy] + bv[2 * yy + 1];
+    }
+    if (!need_v) {
+        if (need_h) resample_h(dst, out_stride, box + (int64_t)y0 * in_stride, in_stride, y1 - y0, x0, x1, ksh, bh_, kh);
+        else for (int y = y0; y < y1; y++) memcpy(dst + (int64_t)(y - y0) * out_stride, box + y * in_stride + (int64_t)x0 * 3, (size_t)len);
+        goto done;
+    }
+    const uint8_t *vsrc = box + (int64_t)first * in_stride + (int64_t)x0 * 3;
+    int64_t vstride = in_stride;
+    /* one block: the horizontally resampled rows, then the vertical pass's accumulators */
+    size_t tmp_bytes = need_h ? (size_t)(last - first) * (size_t)len : 0;
+    tmp_bytes = (tmp_bytes + 15) & ~(size_t)15;
+    if (!(tmp = gr_malloc(tmp_bytes + (size_t)len * sizeof(int32_t)))) { st = GRAFT_E_NOMEM; goto done; }
+    if (need_h) {
+        resample_h(tmp, len, box + (int64_t)first * in_stride, in_stride, last - first, x0, x1, ksh, bh_, kh);
+        vsrc = tmp;
+        vstride = len;
+    }
+    resample_v(dst, out_stride, vsrc, vstride, first, y0, y1, len, ksv, bv, kv, (int32_t *)(void *)(tmp + tmp_bytes));
+done:
+    free(tmp);
+    free(bh_); free(bv); free(kh); free(kv);
+    if (st) gr_image_free(&res);
+    else *out = res;
+    return st;
+}
+
 int gr_image_resize(const gr_image *in, int w, int h, gr_image *out)
 {
     if (w <= 0 || h <= 0 || (int64_t)w * h > GR_IMAGE_MAX_PIXELS)
         return gr_err(GRAFT_E_ARG, "image resize: %dx%d is not a size graft can produce", w, h);
-    int need_h = w != in->w, need_v = h != in->h, st = GRAFT_OK;
-    int *bh = NULL, *bv = NULL;
-    int32_t *kh = NULL, *kv = NULL;
-    int ksh = precompute_coeffs(in->w, w, &bh, &kh), ksv = ksh ? precompute_coeffs(in->h, h, &bv, &kv) : 0;
-    gr_image tmp = {0}, res = {0};
-    if (!ksh || !ksv) { st = GRAFT_E_NOMEM; goto done; }
-    const gr_image *cur = in;
-    if (need_h) {
-        int first = bv[0], last = bv[2 * h - 2] + bv[2 * h - 1];
-        for (int i = 0; i < h; i++) bv[2 * i] -= first;
-        if ((st = image_alloc(&tmp, w, last - first))) goto done;
-        resample_h(tmp.rgb, in->rgb + (int64_t)first * in->w * 3, last - first, in->w, w, ksh, bh, kh);
-        cur = &tmp;
-    }
-    if (need_v) {
-        if ((st = image_alloc(&res, w, h))) goto done;
-        resample_v(res.rgb, cur->rgb, w, h, ksv, bv, kv);
-    } else if (need_h) {
-        res = tmp;
-        tmp.rgb = NULL;
-    } else {
-        if ((st = image_alloc(&res, w, h))) goto done;
-        memcpy(res.rgb, in->rgb, (size_t)w * h * 3);
-    }
-    *out = res;
-done:
-    gr_image_free(&tmp);
-    free(bh); free(bv); free(kh); free(kv);
-    return st;
+    return gr_image_resize_window(in, 0, 0, in->w, in->h, w, h, 0, 0, w, h, out);
 }
 
 void gr_image_resized_size(int w, int h, int size, int *ow, int *oh)
