@@ -54,6 +54,9 @@ typedef struct conv_state {
     size_t src_off;             /* offset in scratch of the reordered input */
     dnnl_memory_desc_t src_md, dst_md;  /* the layouts the primitive chose */
     conv_geom g;
+    void *wkeep;                /* training: run-time weights reordered here (not scratch), as
+                                 * backward_data reads them again after forward */
+    struct conv_train *t;       /* training with oneDNN: the backward primitives; NULL otherwise */
 } conv_state;
 
 /* ---- small shared helpers (static: each family file keeps its own) ---- */
@@ -330,11 +333,146 @@ CONV_REF(conv_ref_i32, int32_t, int64_t)
 CONVT_REF(convt_ref_f32, float, double)
 CONVT_REF(convt_ref_f64, double, double)
 
+/* ---- reference backward ----
+ * The input gradient of a Conv is a ConvTranspose of dy with the same weights and geometry, and
+ * the reverse (swap_geom swaps the roles); the weight gradient of both is one correlation
+ * (DW_REF); the bias gradient sums dy over the batch and the positions. */
+
+static conv_geom swap_geom(const conv_geom *g)
+{
+    conv_geom t = *g;
+    t.kind = g->kind == K_CONVT ? K_CONV : K_CONVT;
+    t.IC = g->OC, t.OC = g->IC, t.act = ACT_NONE;
+    for (int a = 0; a < 3; a++) t.in[a] = g->out[a], t.out[a] = g->in[a];
+    return t;
+}
+
+/* dw[a, b, j] = sum over n and positions p of P[n, a, p] * Q[n, (a / Ag) * B + b, p*s - pb + j*d]:
+ * Conv has P = dy (A = OC), Q = x (B = IC/G); ConvTranspose has P = x (A = IC), Q = dy (B = OC/G).
+ * Each (a, b) writes only its own kernel taps. */
+typedef struct dw_geom {
+    int64_t A, Ag, B, QC;       /* channels of P, of P per group, of the weight's second axis, of Q */
+    int64_t pn[3], qn[3];       /* spatial extents of P and Q */
+} dw_geom;
+
+#define DW_REF(NAME, T)                                                                               \
+    static void NAME(T *dw, const T *P, const T *Q, const dw_geom *h, const conv_geom *g)            \
+    {                                                                                                 \
+        const int64_t K1 = g->k[1], K2 = g->k[2], ks = g->k[0] * K1 * K2;                            \
+        const int64_t P1 = h->pn[1], P2 = h->pn[2], pp = h->pn[0] * P1 * P2;                          \
+        const int64_t Q1 = h->qn[1], Q2 = h->qn[2], qp = h->qn[0] * Q1 * Q2;                          \
+        _Pragma("omp parallel for schedule(static)")                                                  \
+        for (int64_t ab = 0; ab < h->A * h->B; ab++) {                                                \
+            const int64_t a = ab / h->B, qc = a / h->Ag * h->B + ab % h->B;                           \
+            for (int64_t j = 0; j < ks; j++) {                                                        \
+                const int64_t j0 = j / (K1 * K2), j1 = j / K2 % K1, j2 = j % K2;                      \
+                double acc = 0;                                                                       \
+                for (int64_t n = 0; n < g->N; n++) {                                                  \
+                    const T *pa = P + (n * h->A + a) * pp, *qb = Q + (n * h->QC + qc) * qp;           \
+                    for (int64_t p = 0; p < pp; p++) {                                                \
+                        const int64_t q0 = p / (P1 * P2) * g->s[0] - g->pb[0] + j0 * g->d[0];         \
+                        const int64_t q1 = p / P2 % P1 * g->s[1] - g->pb[1] + j1 * g->d[1];           \
+                        const int64_t q2 = p % P2 * g->s[2] - g->pb[2] + j2 * g->d[2];                \
+                        if (q0 < 0 || q0 >= h->qn[0] || q1 < 0 || q1 >= Q1 || q2 < 0 || q2 >= Q2) continue; \
+                        acc += (double)pa[p] * qb[(q0 * Q1 + q1) * Q2 + q2];                          \
+                    }                                                                                 \
+                }                                                                                     \
+                dw[ab * ks + j] = (T)acc;                                                             \
+            }                                                                                         \
+        }                                                                                             \
+    }
+
+/* db[oc] = sum of dy[n, oc, ...] */
+#define DB_REF(NAME, T)                                                                               \
+    static void NAME(T *db, const T *dy, const conv_geom *g)                                          \
+    {                                                                                                 \
+        const int64_t op = g->out[0] * g->out[1] * g->out[2];                                        \
+        for (int64_t oc = 0; oc < g->OC; oc++) {                                                      \
+            double acc = 0;                                                                           \
+            for (int64_t n = 0; n < g->N; n++)                                                        \
+                for (int64_t o = 0; o < op; o++) acc += dy[(n * g->OC + oc) * op + o];                \
+            db[oc] = (T)acc;                                                                          \
+        }                                                                                             \
+    }
+
+DW_REF(dw_ref_f32, float)
+DW_REF(dw_ref_f64, double)
+DB_REF(db_ref_f32, float)
+DB_REF(db_ref_f64, double)
+
+/* dy times the derivative of the fused activation, read from its output y (relu: y > 0, clip:
+ * lo < y < hi), into m; n elements of y's dtype (f32 or f64). */
+static void act_mask(const conv_geom *g, int dtype, void *m, const void *dy, const void *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double v = dtype == GR_F32 ? ((const float *)y)[i] : ((const double *)y)[i];
+        int pass = g->act == ACT_RELU ? v > 0 : v > g->lo && v < g->hi;
+        if (dtype == GR_F32) ((float *)m)[i] = pass ? ((const float *)dy)[i] : 0;
+        else ((double *)m)[i] = pass ? ((const double *)dy)[i] : 0;
+    }
+}
+
+static void conv_backward_ref(gr_opctx *c, const conv_geom *g, const void *dy, gr_tensor *const *din)
+{
+    const gr_tensor *x = c->in[0], *w = c->in[1];
+    int f32 = x->dtype == GR_F32, convt = g->kind == K_CONVT;
+    if (din[0]) {
+        conv_geom t = swap_geom(g);
+        if (f32) (convt ? conv_ref_f32 : convt_ref_f32)(din[0]->data, dy, w->data, NULL, &t);
+        else (convt ? conv_ref_f64 : convt_ref_f64)(din[0]->data, dy, w->data, NULL, &t);
+    }
+    if (din[1]) {
+        dw_geom h = {.A = convt ? g->IC : g->OC, .Ag = (convt ? g->IC : g->OC) / g->G,
+                     .B = (convt ? g->OC : g->IC) / g->G, .QC = convt ? g->OC : g->IC};
+        for (int a = 0; a < 3; a++) h.pn[a] = convt ? g->in[a] : g->out[a], h.qn[a] = convt ? g->out[a] : g->in[a];
+        const void *P = convt ? x->data : dy, *Q = convt ? dy : x->data;
+        if (f32) dw_ref_f32(din[1]->data, P, Q, &h, g);
+        else dw_ref_f64(din[1]->data, P, Q, &h, g);
+    }
+    if (c->nin > 2 && din[2]) {
+        if (f32) db_ref_f32(din[2]->data, dy, g);
+        else db_ref_f64(din[2]->data, dy, g);
+    }
+}
+
 /* ---- oneDNN ---- */
+
+/* A primitive and its execution arguments: memories are made in prepare from the primitive's own
+ * descriptors, their handles set before each run. */
+typedef struct dprim {
+    dnnl_primitive_t p;         /* NULL: not used */
+    int n;
+    int arg[6];
+    dnnl_memory_t mem[6];
+} dprim;
+
+/* Training with oneDNN: the backward primitives and the reorders around them. The offsets are
+ * into scratch after `base` (the larger backward scratchpad sits at its start). */
+typedef struct conv_train {
+    dprim bdata, bwei;          /* backward_data (need_grad bit 0); backward_weights (bits 1, 2) */
+    dprim wb;                   /* ONNX weights -> backward_data's layout, if not forward's */
+    dprim dyd, dyw;             /* dout (forward's dst layout) -> each backward's diff_dst layout */
+    dprim xw;                   /* the input as it comes -> backward_weights' src layout */
+    dprim dx;                   /* backward_data's diff_src -> din[0]'s layout (in[0]'s) */
+    dprim dw;                   /* backward_weights' diff_weights -> the ONNX weight layout */
+    size_t base, top;           /* scratch: [scratchpad][buffers from base, top bytes] */
+    size_t off_act, off_wb, off_dyd, off_dyw, off_xw, off_dx, off_dw;
+} conv_train;
+
+static void dprim_free(dprim *d)
+{
+    if (d->p) dnnl_primitive_destroy(d->p);
+    for (int i = 0; i < d->n; i++) dnnl_memory_destroy(d->mem[i]);
+    memset(d, 0, sizeof *d);
+}
 
 static void conv_release(void *params)
 {
     conv_state *s = params;
+    if (s->t) {
+        dprim *ds[] = {&s->t->bdata, &s->t->bwei, &s->t->wb, &s->t->dyd, &s->t->dyw, &s->t->xw, &s->t->dx, &s->t->dw};
+        for (size_t i = 0; i < sizeof ds / sizeof *ds; i++) dprim_free(ds[i]);
+    }
     if (s->prim) dnnl_primitive_destroy(s->prim);
     if (s->wreorder) dnnl_primitive_destroy(s->wreorder);
     if (s->sreorder) dnnl_primitive_destroy(s->sreorder);
@@ -369,16 +507,18 @@ static int weights_mds(const gr_opctx *c, const conv_geom *g, dnnl_memory_desc_t
     return GRAFT_OK;
 }
 
-/* Primitive descriptor for op_desc with a user scratchpad and the fused activation as a post-op.
+/* Primitive descriptor for op_desc with a user scratchpad and the fused activation of g (if any,
+ * g NULL: none) as a post-op; hint is the forward's descriptor for a backward one, else NULL.
  * *pd NULL (and GRAFT_OK) when oneDNN has no implementation for it. */
-static int make_pd(const gr_opctx *c, const conv_geom *g, const void *op_desc, dnnl_primitive_desc_t *pd)
+static int make_pd(const gr_opctx *c, const conv_geom *g, const void *op_desc, const_dnnl_primitive_desc_t hint,
+                   dnnl_primitive_desc_t *pd)
 {
     dnnl_primitive_attr_t attr;
     dnnl_post_ops_t ops = NULL;
     *pd = NULL;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
     dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success && g->act) {
+    if (st == dnnl_success && g && g->act) {
         st = dnnl_post_ops_create(&ops);
         /* clip is max(alpha, min(beta, x)); alpha <= beta keeps ONNX's min(max(x, lo), hi) */
         float alpha = g->act == ACT_CLIP ? fminf(g->lo, g->hi) : 0, beta = g->act == ACT_CLIP ? g->hi : 0;
@@ -388,7 +528,7 @@ static int make_pd(const gr_opctx *c, const conv_geom *g, const void *op_desc, d
         if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, ops);
     }
     if (st == dnnl_success) {
-        st = dnnl_primitive_desc_create(pd, op_desc, attr, c->dnnl->engine, NULL);
+        st = dnnl_primitive_desc_create(pd, op_desc, attr, c->dnnl->engine, hint);
         if (st != dnnl_success) *pd = NULL;
         if (st != dnnl_out_of_memory) st = dnnl_success;  /* declined: the reference kernel runs */
     }
@@ -414,6 +554,10 @@ static int weights_setup(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t *w
     if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->wuser, wuser, eng, handle), "memory");
     if (st) return st;
     size_t bytes = dnnl_memory_desc_get_size(wmd);
+    if (!w->data && c->need_grad & 1) {  /* backward_data reads them after forward */
+        s->wkeep = gr_arena_alloc(c->arena, bytes);
+        return s->wkeep ? GRAFT_OK : gr_op_err(c, GRAFT_E_NOMEM, "out of memory for %zu bytes of weights", bytes);
+    }
     if (!w->data) {
         s->wei_off = align64(c->scratch_bytes);
         c->scratch_bytes = s->wei_off + bytes;
@@ -427,6 +571,183 @@ static int weights_setup(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t *w
     if (!st) st = gr_dnnl_check(c, dnnl_stream_wait(c->dnnl->stream), "weight reorder");
     s->wconst = 1;
     return st;
+}
+
+/* Makes d run pd with the arguments args (0-terminated); those the primitive does not use (an
+ * empty scratchpad) are left out. Takes ownership of nothing: pd stays the caller's. */
+static int dprim_make(const gr_opctx *c, dprim *d, const_dnnl_primitive_desc_t pd, const int *args)
+{
+    for (; *args; args++) {
+        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, *args);
+        if (!md || md->ndims == 0) continue;
+        int st = gr_dnnl_check(c, dnnl_memory_create(&d->mem[d->n], md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+        if (st) return st;
+        d->arg[d->n++] = *args;
+    }
+    return gr_dnnl_check(c, dnnl_primitive_create(&d->p, pd), "primitive");
+}
+
+static void dprim_set(dprim *d, int arg, void *data)
+{
+    for (int i = 0; i < d->n; i++)
+        if (d->arg[i] == arg) dnnl_memory_set_data_handle(d->mem[i], data);
+}
+
+static void dprim_run(const gr_opctx *c, const dprim *d)
+{
+    dnnl_exec_arg_t args[6];
+    for (int i = 0; i < d->n; i++) args[i] = (dnnl_exec_arg_t){d->arg[i], d->mem[i]};
+    dnnl_primitive_execute(d->p, c->dnnl->stream, d->n, args);
+}
+
+/* A reorder from -> to when the two layouts differ (else d stays unused); a buffer of the
+ * destination's size is taken from the backward scratch into *off. */
+static int reorder_make(const gr_opctx *c, conv_train *t, dprim *d, const dnnl_memory_desc_t *from,
+                        const dnnl_memory_desc_t *to, size_t *off, const dnnl_memory_desc_t *buf)
+{
+    if (dnnl_memory_desc_equal(from, to)) return GRAFT_OK;
+    dnnl_primitive_desc_t pd;
+    dnnl_engine_t eng = c->dnnl->engine;
+    int st = gr_dnnl_check(c, dnnl_reorder_primitive_desc_create(&pd, from, eng, to, eng, NULL), "reorder");
+    if (st) return st;
+    static const int args[] = {DNNL_ARG_FROM, DNNL_ARG_TO, 0};
+    st = dprim_make(c, d, pd, args);
+    dnnl_primitive_desc_destroy(pd);
+    *off = align64(t->top);
+    t->top = *off + dnnl_memory_desc_get_size(buf);
+    return st;
+}
+
+/* Runs reorder d from `from` into the scratch buffer at off (or from the scratch buffer into
+ * `to` when to != NULL); returns where the data now is. */
+static void *reorder_run(const gr_opctx *c, const dprim *d, const void *from, void *to)
+{
+    dprim_set((dprim *)d, DNNL_ARG_FROM, (void *)from);
+    dprim_set((dprim *)d, DNNL_ARG_TO, to);
+    dprim_run(c, d);
+    return to;
+}
+
+/* What train_create needs from the forward's creation. */
+typedef struct conv_bwd_args {
+    const dnnl_memory_desc_t *src, *dst;  /* as given to the forward: plain, or "any" */
+    const dnnl_memory_desc_t *wuser, *bias;
+    const_dnnl_primitive_desc_t fwd;
+    dnnl_dims_t strides, dil, pl, pr;
+} conv_bwd_args;
+
+static size_t spad_bytes(const_dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    return md ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+static const dnnl_memory_desc_t *arg_md(const_dnnl_primitive_desc_t pd, int arg)
+{
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+}
+
+/* backward_data, with the reorders around it. *pd NULL when oneDNN has no implementation. */
+static int train_data(gr_opctx *c, conv_state *s, const conv_bwd_args *a, dnnl_primitive_desc_t *pd)
+{
+    const conv_geom *g = &s->g;
+    conv_train *t = s->t;
+    dnnl_memory_desc_t wany, wuser, xin;
+    dnnl_convolution_desc_t d;
+    int st;
+    if ((st = weights_mds(c, g, &wany, &wuser)) || (st = gr_dnnl_md_of(c->in[0], &xin))) return st;
+    dnnl_status_t ds = g->kind == K_CONVT
+        ? dnnl_dilated_deconvolution_backward_data_desc_init(&d, dnnl_deconvolution_direct, a->src, &wany, a->dst,
+                                                             a->strides, a->dil, a->pl, a->pr)
+        : dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, a->src, &wany, a->dst,
+                                                           a->strides, a->dil, a->pl, a->pr);
+    *pd = NULL;
+    if (ds != dnnl_success || (st = make_pd(c, NULL, &d, a->fwd, pd)) || !*pd) return st;
+    static const int args[] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC, DNNL_ARG_SCRATCHPAD, 0};
+    const dnnl_memory_desc_t *wmd = arg_md(*pd, DNNL_ARG_WEIGHTS), *dy = arg_md(*pd, DNNL_ARG_DIFF_DST);
+    const dnnl_memory_desc_t *dx = arg_md(*pd, DNNL_ARG_DIFF_SRC);
+    const dnnl_memory_desc_t *fw = dnnl_primitive_desc_query_md(a->fwd, dnnl_query_weights_md, 0);
+    if ((st = dprim_make(c, &t->bdata, *pd, args)) ||
+        (!dnnl_memory_desc_equal(wmd, fw) && (st = reorder_make(c, t, &t->wb, a->wuser, wmd, &t->off_wb, wmd))) ||
+        (st = reorder_make(c, t, &t->dyd, &s->dst_md, dy, &t->off_dyd, dy)))
+        return st;
+    return reorder_make(c, t, &t->dx, dx, &xin, &t->off_dx, dx);
+}
+
+/* backward_weights (with the bias when asked), with the reorders around it. */
+static int train_weights(gr_opctx *c, conv_state *s, const conv_bwd_args *a, dnnl_primitive_desc_t *pd)
+{
+    const conv_geom *g = &s->g;
+    conv_train *t = s->t;
+    dnnl_memory_desc_t wany, wuser, xin;
+    dnnl_convolution_desc_t d;
+    int st, bias = c->need_grad >> 2 & 1 && bias_of(c, g);
+    if ((st = weights_mds(c, g, &wany, &wuser)) || (st = gr_dnnl_md_of(c->in[0], &xin))) return st;
+    dnnl_status_t ds = g->kind == K_CONVT
+        ? dnnl_dilated_deconvolution_backward_weights_desc_init(&d, dnnl_deconvolution_direct, a->src, &wany,
+                                                                bias ? a->bias : NULL, a->dst, a->strides, a->dil,
+                                                                a->pl, a->pr)
+        : dnnl_dilated_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, a->src, &wany,
+                                                              bias ? a->bias : NULL, a->dst, a->strides, a->dil,
+                                                              a->pl, a->pr);
+    *pd = NULL;
+    if (ds != dnnl_success || (st = make_pd(c, NULL, &d, a->fwd, pd)) || !*pd) return st;
+    static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS,
+                               DNNL_ARG_SCRATCHPAD, 0};
+    const dnnl_memory_desc_t *xmd = arg_md(*pd, DNNL_ARG_SRC), *dy = arg_md(*pd, DNNL_ARG_DIFF_DST);
+    const dnnl_memory_desc_t *dw = arg_md(*pd, DNNL_ARG_DIFF_WEIGHTS);
+    if ((st = dprim_make(c, &t->bwei, *pd, args)) || (st = reorder_make(c, t, &t->xw, &xin, xmd, &t->off_xw, xmd)) ||
+        (st = reorder_make(c, t, &t->dyw, &s->dst_md, dy, &t->off_dyw, dy)))
+        return st;
+    if (!(c->need_grad & 2)) {  /* only the bias gradient is wanted: the weights' go to scratch */
+        t->off_dw = align64(t->top);
+        t->top = t->off_dw + dnnl_memory_desc_get_size(dw);
+        return GRAFT_OK;
+    }
+    return reorder_make(c, t, &t->dw, dw, &wuser, &t->off_dw, dw);
+}
+
+/* The backward primitives for a forward made with a->fwd. *declined when oneDNN lacks one of them
+ * (then the caller drops oneDNN for this node). Sets s->t. */
+static int train_create(gr_opctx *c, conv_state *s, const conv_bwd_args *a, int *declined)
+{
+    conv_train *t = gr_arena_alloc(c->arena, sizeof *t);
+    if (!t) return GRAFT_E_NOMEM;
+    memset(t, 0, sizeof *t);
+    s->t = t;
+    dnnl_primitive_desc_t pd[2] = {NULL, NULL};
+    int st = GRAFT_OK;
+    *declined = 0;
+    if (c->need_grad & 1) {
+        st = train_data(c, s, a, &pd[0]);
+        *declined |= !st && !pd[0];
+    }
+    if (!st && !*declined && c->need_grad & 6) {
+        st = train_weights(c, s, a, &pd[1]);
+        *declined |= !st && !pd[1];
+    }
+    if (s->g.act) {  /* dout times the activation's derivative */
+        t->off_act = align64(t->top);
+        t->top = t->off_act + dnnl_memory_desc_get_size(&s->dst_md);
+    }
+    size_t sp = 0;
+    for (int i = 0; i < 2; i++)
+        if (pd[i]) {
+            size_t b = spad_bytes(pd[i]);
+            sp = b > sp ? b : sp;
+            dnnl_primitive_desc_destroy(pd[i]);
+        }
+    t->base = align64(sp);
+    return st;
+}
+
+/* Destroys every oneDNN object of s, keeping the geometry: the reference kernels run. */
+static void drop_dnnl(conv_state *s)
+{
+    conv_release(s);
+    conv_geom g = s->g;
+    memset(s, 0, sizeof *s);
+    s->g = g;
 }
 
 /* Creates the oneDNN (de)convolution reading src and writing dst in the layouts these memory
@@ -448,14 +769,15 @@ static int conv_dnnl_create(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t
         pl[i] = g->pb[a], pr[i] = g->pe[a];
     }
     dnnl_convolution_desc_t desc;  /* dnnl_deconvolution_desc_t is the same type */
+    dnnl_prop_kind_t prop = c->need_grad ? dnnl_forward_training : dnnl_forward_inference;
     dnnl_status_t ds = g->kind == K_CONVT
-        ? dnnl_dilated_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct, src,
+        ? dnnl_dilated_deconvolution_forward_desc_init(&desc, prop, dnnl_deconvolution_direct, src,
                                                        &wany, b ? &bmd : NULL, dst, strides, dil, pl, pr)
-        : dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, src,
+        : dnnl_dilated_convolution_forward_desc_init(&desc, prop, dnnl_convolution_direct, src,
                                                      &wany, b ? &bmd : NULL, dst, strides, dil, pl, pr);
     if (ds != dnnl_success) return GRAFT_OK;
     dnnl_primitive_desc_t pd;
-    if ((st = make_pd(c, g, &desc, &pd)) || !pd) return st;
+    if ((st = make_pd(c, g, &desc, NULL, &pd)) || !pd) return st;
     dnnl_engine_t eng = c->dnnl->engine;
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
@@ -469,10 +791,18 @@ static int conv_dnnl_create(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t
     if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &s->src_md, eng, DNNL_MEMORY_NONE), "memory");
     if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &s->dst_md, eng, DNNL_MEMORY_NONE), "memory");
     if (!st && b) st = gr_dnnl_check(c, dnnl_memory_create(&s->bias, &bmd, eng, DNNL_MEMORY_NONE), "memory");
+    int declined = 0;
+    if (!st && c->need_grad) {
+        conv_bwd_args a = {.src = src, .dst = dst, .wuser = &wuser, .bias = &bmd, .fwd = pd};
+        memcpy(a.strides, strides, sizeof strides), memcpy(a.dil, dil, sizeof dil);
+        memcpy(a.pl, pl, sizeof pl), memcpy(a.pr, pr, sizeof pr);
+        st = train_create(c, s, &a, &declined);
+    }
     dnnl_primitive_t prim = NULL;
-    if (!st) st = gr_dnnl_check(c, dnnl_primitive_create(&prim, pd), "primitive");
+    if (!st && !declined) st = gr_dnnl_check(c, dnnl_primitive_create(&prim, pd), "primitive");
     dnnl_primitive_desc_destroy(pd);
     s->prim = st ? NULL : prim;  /* set last: forward runs oneDNN only when all of it exists */
+    if (!st && declined) drop_dnnl(s);  /* a backward oneDNN lacks: all of it runs the reference */
     return st;
 }
 
@@ -517,7 +847,7 @@ static void conv_forward_dnnl(gr_opctx *c, conv_state *s)
     if (!s->wreorder) dnnl_memory_set_data_handle(s->wei, c->in[1]->data);
     else if (!s->wconst) {
         dnnl_memory_set_data_handle(s->wuser, c->in[1]->data);
-        dnnl_memory_set_data_handle(s->wei, (char *)c->scratch + s->wei_off);
+        dnnl_memory_set_data_handle(s->wei, s->wkeep ? s->wkeep : (char *)c->scratch + s->wei_off);
         dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, s->wuser}, {DNNL_ARG_TO, s->wei}};
         dnnl_primitive_execute(s->wreorder, stream, 2, rargs);
     }
@@ -527,6 +857,64 @@ static void conv_forward_dnnl(gr_opctx *c, conv_state *s)
     if (s->spad) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, s->spad};
     dnnl_primitive_execute(s->prim, stream, n, args);
     dnnl_stream_wait(stream);
+}
+
+/* dy times the fused activation's derivative, in y's layout (zero padding stays zero). */
+static const void *masked_dy(gr_opctx *c, const conv_geom *g, const gr_tensor *dy, void *buf)
+{
+    if (!g->act) return dy->data;
+    const gr_tensor *y = c->out[0];
+    act_mask(g, y->dtype, buf, dy->data, y->data, (int64_t)(gr_tensor_bytes(y) / gr_dtype_size(y->dtype)));
+    return buf;
+}
+
+static void conv_backward_dnnl(gr_opctx *c, conv_state *s, const gr_tensor *dout, gr_tensor *const *din)
+{
+    conv_train *t = s->t;
+    char *buf = (char *)c->scratch + t->base;
+    const void *dy = masked_dy(c, &s->g, dout, buf + t->off_act);
+    if (din[0]) {
+        void *wd = NULL;
+        if (t->wb.p) wd = reorder_run(c, &t->wb, c->in[1]->data, buf + t->off_wb);
+        else dnnl_memory_get_data_handle(s->wei, &wd);  /* where forward read them */
+        void *dyd = t->dyd.p ? reorder_run(c, &t->dyd, dy, buf + t->off_dyd) : (void *)dy;
+        void *dx = t->dx.p ? buf + t->off_dx : din[0]->data;
+        dprim_set(&t->bdata, DNNL_ARG_DIFF_DST, dyd);
+        dprim_set(&t->bdata, DNNL_ARG_WEIGHTS, wd);
+        dprim_set(&t->bdata, DNNL_ARG_DIFF_SRC, dx);
+        dprim_set(&t->bdata, DNNL_ARG_SCRATCHPAD, c->scratch);
+        dprim_run(c, &t->bdata);
+        if (t->dx.p) reorder_run(c, &t->dx, dx, din[0]->data);
+    }
+    if (t->bwei.p) {
+        gr_tensor *db = c->nin > 2 ? din[2] : NULL;
+        void *x = t->xw.p ? reorder_run(c, &t->xw, c->in[0]->data, buf + t->off_xw) : c->in[0]->data;
+        void *dyw = t->dyw.p ? reorder_run(c, &t->dyw, dy, buf + t->off_dyw) : (void *)dy;
+        void *dw = t->dw.p || !din[1] ? buf + t->off_dw : din[1]->data;
+        dprim_set(&t->bwei, DNNL_ARG_SRC, x);
+        dprim_set(&t->bwei, DNNL_ARG_DIFF_DST, dyw);
+        dprim_set(&t->bwei, DNNL_ARG_DIFF_WEIGHTS, dw);
+        dprim_set(&t->bwei, DNNL_ARG_DIFF_BIAS, db ? db->data : NULL);
+        dprim_set(&t->bwei, DNNL_ARG_SCRATCHPAD, c->scratch);
+        dprim_run(c, &t->bwei);
+        if (t->dw.p && din[1]) reorder_run(c, &t->dw, dw, din[1]->data);
+    }
+    dnnl_stream_wait(c->dnnl->stream);
+}
+
+static void conv_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    conv_state *s = c->params;
+    if (!dout[0]) {  /* no gradient reaches the output: every input gradient is zero */
+        for (int i = 0; i < c->nin && i < 3; i++)
+            if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+        return;
+    }
+    if (s->t) {
+        conv_backward_dnnl(c, s, dout[0], din);
+        return;
+    }
+    conv_backward_ref(c, &s->g, masked_dy(c, &s->g, dout[0], c->scratch), din);
 }
 
 /* ---- Conv and ConvTranspose ---- */
@@ -555,6 +943,8 @@ static int conv_prepare(gr_opctx *c, int kind)
     if (b && (b->shape.rank != 1 || b->shape.d[0] != s->g.OC))
         return gr_op_err(c, GRAFT_E_SHAPE, "bias must have shape (%lld), the output channels", (long long)s->g.OC);
     c->flops = conv_flops(&s->g);
+    if (c->need_grad && s->g.act)  /* the reference backward masks dout in scratch */
+        c->scratch_bytes = (size_t)gr_numel(&c->out[0]->shape) * gr_dtype_size(dt);
     if (c->use_ref || !c->dnnl || dt != GR_F32 || gr_numel(&c->out[0]->shape) == 0) return GRAFT_OK;
     dnnl_memory_desc_t src, dst;
     if ((st = gr_dnnl_plain_md(&src, &c->in[0]->shape)) || (st = gr_dnnl_plain_md(&dst, &c->out[0]->shape))) return st;
@@ -565,13 +955,17 @@ static int conv_prepare(gr_opctx *c, int kind)
                                              dnnl_format_tag_any) != dnnl_success)
                 return gr_op_err(c, GRAFT_E_INTERNAL, "oneDNN: bad memory descriptor");
     }
+    size_t ref_bytes = c->scratch_bytes;
     if ((st = conv_dnnl_create(c, s, &src, &dst))) return st;
+    if (c->need_grad && !s->prim && c->in[0]->layout) return GR_RETRY_PLAIN;  /* train the reference on plain */
     if (s->prim) gr_dnnl_set_layout(c->out[0], &s->dst_md);
     if (s->prim || c->in[0]->layout) {
         dnnl_memory_desc_t plain;
         if ((st = gr_dnnl_plain_md(&plain, &c->in[0]->shape))) return st;
         st = input_setup(c, s, s->prim ? &s->src_md : &plain);
     }
+    size_t bwd = s->t ? s->t->base + s->t->top : ref_bytes;  /* backward's scratch need */
+    if (bwd > c->scratch_bytes) c->scratch_bytes = bwd;
     return st;
 }
 
@@ -647,8 +1041,8 @@ static void convint_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_conv[] = {
-    {"Conv", conv_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, NULL},
-    {"ConvTranspose", convt_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, NULL},
+    {"Conv", conv_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, conv_backward},
+    {"ConvTranspose", convt_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, conv_backward},
     {"ConvInteger", convint_prepare, convint_forward, conv_release, 0, NULL},
     {0},
 };

@@ -37,6 +37,11 @@ typedef struct pool_state {
     dnnl_memory_t src, dst, spad;   /* spad NULL if the primitive needs no scratchpad */
     dnnl_memory_desc_t src_md, dst_md;
     pool_geom g;
+    /* training with oneDNN (need_grad != 0): the backward primitive, reading dout and writing din
+     * in the layouts of the output and the input; max pooling's workspace (where each window's
+     * maximum was) lives in the op state, written by forward and read by backward */
+    dnnl_primitive_t bwd;
+    dnnl_memory_t ws, ddst, dsrc, bspad;
 } pool_state;
 
 /* ---- small shared helpers (static: each family file keeps its own) ---- */
@@ -217,15 +222,108 @@ static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, con
         }
 }
 
+/* The backward of MaxPool and AveragePool: dx (x's shape and float dtype) from dy, x holding
+ * forward's input. MaxPool routes each dy to the window's maximum, found again as forward found
+ * it (the first of equal values); AveragePool spreads dy / divisor over the window's taps inside
+ * the input. Each (n, c) plane is written by one thread. */
+static void pool_backward_ref(gr_tensor *dx, const gr_tensor *dy, const gr_tensor *x, const pool_geom *g)
+{
+    const int64_t IH = g->in[1], IW = g->in[2];
+    const int64_t plane = g->in[0] * IH * IW, oplane = g->out[0] * g->out[1] * g->out[2];
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < g->N * g->C; nc++) {
+        for (int64_t i = 0; i < plane; i++) store(dx, nc * plane + i, 0);
+        for (int64_t o = 0; o < oplane; o++) {
+            int64_t oi[3] = {o / (g->out[1] * g->out[2]), o / g->out[2] % g->out[1], o % g->out[2]};
+            int64_t start[3], lo[3], hi[3], padded = 1, n = (int64_t)1, best = -1;
+            for (int a = 0; a < 3; a++) {
+                start[a] = oi[a] * g->s[a] - g->pb[a];
+                taps(start[a], g->d[a], g->k[a], g->in[a], &lo[a], &hi[a]);
+                int64_t phi = ceil_div(g->in[a] + g->pe[a] - start[a], g->d[a]);
+                padded *= phi < g->k[a] ? phi : g->k[a];
+                n *= hi[a] - lo[a];
+            }
+            double gy = load(dy, nc * oplane + o), acc = 0;
+            double share = g->count_include_pad ? (padded ? gy / (double)padded : 0) : (n ? gy / (double)n : 0);
+            for (int64_t j0 = lo[0]; j0 < hi[0]; j0++)
+                for (int64_t j1 = lo[1]; j1 < hi[1]; j1++)
+                    for (int64_t j2 = lo[2]; j2 < hi[2]; j2++) {
+                        int64_t i = nc * plane + ((start[0] + j0 * g->d[0]) * IH + start[1] + j1 * g->d[1]) * IW +
+                                    start[2] + j2 * g->d[2];
+                        if (g->kind == POOL_AVG) {
+                            store(dx, i, load(dx, i) + share);
+                            continue;
+                        }
+                        double v = load(x, i);
+                        if (best < 0 || v > acc) acc = v, best = i;
+                    }
+            if (g->kind == POOL_MAX && best >= 0) store(dx, best, load(dx, best) + gy);
+        }
+    }
+}
+
 /* ---- oneDNN ---- */
 
 static void pool_release(void *params)
 {
     pool_state *s = params;
     if (s->prim) dnnl_primitive_destroy(s->prim);
-    if (s->src) dnnl_memory_destroy(s->src);
-    if (s->dst) dnnl_memory_destroy(s->dst);
-    if (s->spad) dnnl_memory_destroy(s->spad);
+    if (s->bwd) dnnl_primitive_destroy(s->bwd);
+    dnnl_memory_t mems[] = {s->src, s->dst, s->spad, s->ws, s->ddst, s->dsrc, s->bspad};
+    for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+}
+
+/* Destroys the oneDNN objects of s, keeping the geometry: the reference kernels run. */
+static void pool_drop(pool_state *s)
+{
+    pool_release(s);
+    pool_geom g = s->g;
+    memset(s, 0, sizeof *s);
+    s->g = g;
+}
+
+/* Training: the workspace forward fills (max pooling) and the backward primitive, hinted by the
+ * forward fpd; dout and din keep the output's and the input's layouts. *made 0 when oneDNN has
+ * no backward for the case. */
+static int pool_train_make(gr_opctx *c, pool_state *s, const dnnl_pooling_v2_desc_t *fwd,
+                           const_dnnl_primitive_desc_t fpd, int *made)
+{
+    dnnl_engine_t eng = c->dnnl->engine;
+    dnnl_pooling_v2_desc_t d;
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_desc_t pd = NULL;
+    int st;
+    *made = 0;
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
+    size_t wbytes = wmd ? dnnl_memory_desc_get_size(wmd) : 0;
+    if (wbytes) {
+        void *buf = gr_arena_alloc(c->arena, wbytes);
+        if (!buf) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory for a %zu-byte pooling workspace", wbytes);
+        if ((st = gr_dnnl_check(c, dnnl_memory_create(&s->ws, wmd, eng, buf), "memory"))) return st;
+    }
+    if (dnnl_pooling_v2_backward_desc_init(&d, fwd->alg_kind, &s->src_md, &s->dst_md, fwd->strides, fwd->kernel,
+                                           fwd->dilation, fwd->padding[0], fwd->padding[1]) != dnnl_success)
+        return GRAFT_OK;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    dnnl_status_t ds = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &d, attr, eng, fpd);
+    dnnl_primitive_attr_destroy(attr);
+    if (ds == dnnl_out_of_memory) return gr_dnnl_check(c, ds, "primitive descriptor");
+    if (ds != dnnl_success) return GRAFT_OK;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    st = GRAFT_OK;
+    if (sbytes) {
+        st = gr_dnnl_check(c, dnnl_memory_create(&s->bspad, smd, eng, DNNL_MEMORY_NONE), "memory");
+        if (sbytes > c->scratch_bytes) c->scratch_bytes = sbytes;
+    }
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->ddst, &s->dst_md, eng, DNNL_MEMORY_NONE), "memory");
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dsrc, &s->src_md, eng, DNNL_MEMORY_NONE), "memory");
+    if (!st) st = gr_dnnl_check(c, dnnl_primitive_create(&s->bwd, pd), "primitive");
+    dnnl_primitive_desc_destroy(pd);
+    *made = !st;
+    return st;
 }
 
 /* Creates the pooling primitive for desc-making function `init`'s parameters, reading the input
@@ -243,7 +341,8 @@ static int pool_dnnl_make(gr_opctx *c, pool_state *s, dnnl_alg_kind_t alg, const
         dnnl_memory_desc_init_by_tag(&s->dst_md, s->dst_md.ndims, s->dst_md.dims, dnnl_f32,
                                      dnnl_format_tag_any) != dnnl_success)
         return gr_op_err(c, GRAFT_E_INTERNAL, "oneDNN: bad memory descriptor");
-    if (dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &s->src_md, &s->dst_md, strides,
+    dnnl_prop_kind_t prop = c->need_grad ? dnnl_forward_training : dnnl_forward_inference;
+    if (dnnl_pooling_v2_forward_desc_init(&desc, prop, alg, &s->src_md, &s->dst_md, strides,
                                           kernel, dil, pl, pr) != dnnl_success)
         return c->in[0]->layout ? GR_RETRY_PLAIN : GRAFT_OK;
     if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->spad))) return st;
@@ -254,7 +353,12 @@ static int pool_dnnl_make(gr_opctx *c, pool_state *s, dnnl_alg_kind_t alg, const
     gr_dnnl_set_layout(c->out[0], &s->dst_md);
     st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &s->src_md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
     if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &s->dst_md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
-    return st;
+    int made = 1;
+    if (!st && c->need_grad) st = pool_train_make(c, s, &desc, pd, &made);
+    if (st || made) return st;
+    pool_drop(s);  /* no oneDNN backward: the reference kernels run, on plain tensors */
+    gr_op_set_out(c, 0, c->in[0]->dtype, &c->out[0]->shape);
+    return c->in[0]->layout ? GR_RETRY_PLAIN : GRAFT_OK;
 }
 
 /* Builds the oneDNN primitive when oneDNN computes exactly what ONNX asks; else leaves prim NULL
@@ -289,13 +393,41 @@ static void pool_forward_dnnl(gr_opctx *c, pool_state *s)
 {
     dnnl_memory_set_data_handle(s->src, c->in[0]->data);
     dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_DST, s->dst}, {DNNL_ARG_SCRATCHPAD, s->spad}};
-    if (s->spad) dnnl_memory_set_data_handle(s->spad, c->scratch);
-    dnnl_primitive_execute(s->prim, c->dnnl->stream, s->spad ? 3 : 2, args);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_DST, s->dst}};
+    int n = 2;
+    if (s->spad) {
+        dnnl_memory_set_data_handle(s->spad, c->scratch);
+        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, s->spad};
+    }
+    if (s->ws) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, s->ws};
+    dnnl_primitive_execute(s->prim, c->dnnl->stream, n, args);
+    dnnl_stream_wait(c->dnnl->stream);
+}
+
+static void pool_backward_dnnl(gr_opctx *c, pool_state *s, const gr_tensor *dy, gr_tensor *dx)
+{
+    dnnl_memory_set_data_handle(s->ddst, dy->data);
+    dnnl_memory_set_data_handle(s->dsrc, dx->data);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, s->ddst}, {DNNL_ARG_DIFF_SRC, s->dsrc}};
+    int n = 2;
+    if (s->bspad) {
+        dnnl_memory_set_data_handle(s->bspad, c->scratch);
+        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, s->bspad};
+    }
+    if (s->ws) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, s->ws};
+    dnnl_primitive_execute(s->bwd, c->dnnl->stream, n, args);
     dnnl_stream_wait(c->dnnl->stream);
 }
 
 /* ---- ops ---- */
+
+/* Backward needs a float input (MaxPool also takes 8-bit integers). */
+static int check_grad_dtype(gr_opctx *c)
+{
+    if (!c->need_grad || c->in[0]->dtype == GR_F32 || c->in[0]->dtype == GR_F64) return GRAFT_OK;
+    return gr_op_err(c, GRAFT_E_UNSUPPORTED, "cannot compute a gradient for a %s input",
+                     gr_dtype_name(c->in[0]->dtype));
+}
 
 static const int float_types[] = {GR_F32, GR_F64, 0};
 static const int max_types[] = {GR_F32, GR_F64, GR_U8, GR_I8, 0};
@@ -326,6 +458,7 @@ static int pool_prepare(gr_opctx *c, int kind)
         s->g.p = gr_attr_float(c, "p", 2);
         if (!(s->g.p > 0)) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'p' must be positive, got %g", s->g.p);
     }
+    if ((st = check_grad_dtype(c))) return st;
     return pool_dnnl_prepare(c, s);
 }
 
@@ -338,6 +471,22 @@ static void pool_forward(gr_opctx *c)
     pool_state *s = c->params;
     if (s->prim) pool_forward_dnnl(c, s);
     else pool_forward_ref(c->out[0], c->nout > 1 ? c->out[1]->data : NULL, c->in[0], &s->g);
+}
+
+/* No gradient reaches the output (dy NULL): dx is zero. Returns 1 when that settled it. */
+static int zero_if_no_dy(const gr_tensor *dy, gr_tensor *dx)
+{
+    if (dy) return 0;
+    memset(dx->data, 0, gr_tensor_bytes(dx));
+    return 1;
+}
+
+static void pool_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    pool_state *s = c->params;
+    if (!din[0] || zero_if_no_dy(dout[0], din[0])) return;
+    if (s->bwd) pool_backward_dnnl(c, s, dout[0], din[0]);
+    else pool_backward_ref(din[0], dout[0], c->in[0], &s->g);
 }
 
 /* ---- global pools: one value per (n, c) over all spatial positions ---- */
@@ -365,7 +514,7 @@ static int global_prepare(gr_opctx *c, int kind)
     if (!(s->p > 0)) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'p' must be positive, got %g", s->p);
     gr_shape ys = x->shape;
     for (int i = 2; i < ys.rank; i++) ys.d[i] = 1;
-    if ((st = gr_op_set_out(c, 0, x->dtype, &ys))) return st;
+    if ((st = gr_op_set_out(c, 0, x->dtype, &ys)) || (st = check_grad_dtype(c))) return st;
     if (!x->layout) return GRAFT_OK;
     /* a map in a oneDNN layout (after a convolution): pool it there, no conversion */
     if (kind == POOL_LP || x->shape.rank < 3 || x->shape.rank > 5) return GR_RETRY_PLAIN;
@@ -406,12 +555,42 @@ static void global_forward(gr_opctx *c)
     }
 }
 
+/* GlobalAveragePool spreads dy / S over the plane; GlobalMaxPool gives it to the plane's
+ * (first) maximum. */
+static void global_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    global_state *s = c->params;
+    gr_tensor *dx = din[0];
+    const gr_tensor *x = c->in[0], *dy = dout[0];
+    if (!dx || zero_if_no_dy(dy, dx)) return;
+    if (s->pool.bwd) {
+        pool_backward_dnnl(c, &s->pool, dy, dx);
+        return;
+    }
+    int64_t NC = x->shape.d[0] * x->shape.d[1], S = NC ? gr_numel(&x->shape) / NC : 0;
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++) {
+        double gy = load(dy, nc), best = -INFINITY;
+        int64_t at = nc * S;
+        for (int64_t i = nc * S; i < (nc + 1) * S; i++) {
+            if (s->kind == POOL_AVG) {
+                store(dx, i, gy / (double)S);
+                continue;
+            }
+            double v = load(x, i);
+            if (i == nc * S || v > best) best = v, at = i;
+            store(dx, i, 0);
+        }
+        if (s->kind == POOL_MAX && S) store(dx, at, gy);
+    }
+}
+
 const gr_opdef gr_ops_pool[] = {
-    {"MaxPool", maxpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL},
-    {"AveragePool", avgpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL},
+    {"MaxPool", maxpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward},
+    {"AveragePool", avgpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward},
     {"LpPool", lppool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL},
-    {"GlobalAveragePool", gap_prepare, global_forward, pool_release, GR_OPF_LAYOUT, NULL},
-    {"GlobalMaxPool", gmp_prepare, global_forward, pool_release, GR_OPF_LAYOUT, NULL},
+    {"GlobalAveragePool", gap_prepare, global_forward, pool_release, GR_OPF_LAYOUT, global_backward},
+    {"GlobalMaxPool", gmp_prepare, global_forward, pool_release, GR_OPF_LAYOUT, global_backward},
     {"GlobalLpPool", glp_prepare, global_forward, NULL, 0, NULL},
     {0},
 };
