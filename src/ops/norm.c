@@ -381,17 +381,21 @@ static void bn_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
     void *data[4] = {dout[0]->data, din[0] ? din[0]->data : tmp, din[1] ? din[1]->data : tmp + s->dsrc_bytes,
                      din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb};
     static const int barg[4] = {DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT};
-    void *fdata[4] = {c->in[0]->data, s->batch_stats ? (void *)s->mean : c->in[3]->data,
-                      s->batch_stats ? (void *)s->var : c->in[4]->data, c->in[1]->data};
-    static const int fmem[4] = {0, 2, 3, 4}, farg[4] = {DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE};
-    dnnl_exec_arg_t args[9];
-    for (int i = 0; i < 4; i++) {
+    /* oneDNN 2.6 counts SHIFT among backward's inputs when use_shift is set (it is unread) */
+    void *fdata[5] = {c->in[0]->data, s->batch_stats ? (void *)s->mean : c->in[3]->data,
+                      s->batch_stats ? (void *)s->var : c->in[4]->data, c->in[1]->data, c->in[2]->data};
+    static const int fmem[5] = {0, 2, 3, 4, 5},
+                     farg[5] = {DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT};
+    dnnl_exec_arg_t args[10];
+    for (int i = 0; i < 5; i++) {
         dnnl_memory_set_data_handle(s->m[fmem[i]], fdata[i]);
         args[i] = (dnnl_exec_arg_t){farg[i], s->m[fmem[i]]};
-        dnnl_memory_set_data_handle(s->bm[i], data[i]);
-        args[4 + i] = (dnnl_exec_arg_t){barg[i], s->bm[i]};
     }
-    run(c, s->bwd, s->bm[4], args, 8);
+    for (int i = 0; i < 4; i++) {
+        dnnl_memory_set_data_handle(s->bm[i], data[i]);
+        args[5 + i] = (dnnl_exec_arg_t){barg[i], s->bm[i]};
+    }
+    run(c, s->bwd, s->bm[4], args, 9);
     for (int i = 3; i < 5; i++)
         if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
 }
@@ -648,15 +652,16 @@ static void ln_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
     int has_b = c->nin > 2 && c->in[2];
     char *tmp = (char *)c->scratch + s->tmp_off;
     size_t cb = align64((size_t)s->cols * sizeof(float));
-    static const int arg[8] = {DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_DIFF_DST,
-                               DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT};
-    dnnl_memory_t mem[8] = {s->m[0], s->m[4], s->m[5], s->m[2], s->bm[0], s->bm[1], s->bm[2], s->bm[3]};
-    void *data[8] = {c->in[0]->data, s->mean, s->var, c->in[1]->data, dout[0]->data,
+    /* SHIFT: oneDNN 2.6 counts it among backward's inputs when use_shift is set (unread) */
+    static const int arg[9] = {DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_DIFF_DST,
+                               DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SHIFT};
+    dnnl_memory_t mem[9] = {s->m[0], s->m[4], s->m[5], s->m[2], s->bm[0], s->bm[1], s->bm[2], s->bm[3], s->m[3]};
+    void *data[9] = {c->in[0]->data, s->mean, s->var, c->in[1]->data, dout[0]->data,
                      din[0] ? din[0]->data : tmp, din[1] ? din[1]->data : tmp + s->dsrc_bytes,
-                     has_b && din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb};
-    dnnl_exec_arg_t args[9];
+                     has_b && din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb, has_b ? c->in[2]->data : NULL};
+    dnnl_exec_arg_t args[10];
     int n = 0;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 9; i++)
         if (mem[i]) {
             dnnl_memory_set_data_handle(mem[i], data[i]);
             args[n++] = (dnnl_exec_arg_t){arg[i], mem[i]};
