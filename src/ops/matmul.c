@@ -14,7 +14,14 @@
  * Kernels: a plain C reference kernel for every dtype (float32, float64, int32, int64; int8/
  * uint8 for MatMulInteger), and for float32 oneDNN: MatMul runs a oneDNN matmul primitive made
  * once in prepare (when B has no batch dimensions A's batch is folded into M: one big GEMM), or
- * dnnl_sgemm per batch matrix if oneDNN refuses the primitive; Gemm runs dnnl_sgemm. */
+ * dnnl_sgemm per batch matrix if oneDNN refuses the primitive; Gemm runs dnnl_sgemm.
+ *
+ * Backward (float inputs): MatMul dA = dY B^T, dB = A^T dY per batch matrix, summed over the
+ * batch matrices an input was broadcast to (a 1-D operand is the (1, K) / (K, 1) matrix it was
+ * promoted to, so its gradient has its own shape). Gemm dA' = alpha dY B'^T, dB' = alpha A'^T dY
+ * (stored transposed when transA / transB), dC = beta * dY summed over the axes C was broadcast
+ * along. float32 runs dnnl_sgemm (one call for the common case of B without batch dims); the
+ * reference kernels accumulate in double. */
 #include "dnnl_util.h"
 
 #include <string.h>
@@ -230,6 +237,8 @@ static int matmul_prepare(gr_opctx *c)
     if (!s) return GRAFT_E_NOMEM;
     s->kind = MM_MATMUL;
     s->dtype = c->in[0]->dtype;
+    if (c->need_grad && s->dtype != GR_F32 && s->dtype != GR_F64)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "no gradient for inputs of type %s", gr_dtype_name(s->dtype));
     if ((st = matmul_geometry(c, &s->g, s->dtype))) return st;
     const mm_geom *g = &s->g;
     c->flops = 2 * g->batch * g->M * g->N * g->K;
@@ -348,6 +357,8 @@ static int gemm_prepare(gr_opctx *c)
     if (!s) return GRAFT_E_NOMEM;
     s->kind = MM_GEMM;
     s->dtype = a->dtype;
+    if (c->need_grad && s->dtype != GR_F32 && s->dtype != GR_F64)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "no gradient for inputs of type %s", gr_dtype_name(s->dtype));
     int64_t ta = gr_attr_int(c, "transA", 0), tb = gr_attr_int(c, "transB", 0);
     if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1))
         return gr_op_err(c, GRAFT_E_FORMAT, "attributes 'transA' and 'transB' must be 0 or 1, got %lld and %lld",
@@ -383,6 +394,159 @@ static void gemm_forward(gr_opctx *c)
     }
     dnnl_sgemm(s->ta ? 'T' : 'N', s->tb ? 'T' : 'N', M, N, K, s->alpha, c->in[0]->data, s->ta ? M : K,
                c->in[1]->data, s->tb ? K : N, cc ? 1.0f : 0.0f, y, N);
+}
+
+
+/* ---- MatMul backward ---- */
+
+/* Reference: dA and/or dB for any float dtype, accumulated over broadcast batch matrices in
+ * double. Batches run in order; rows of one batch matrix in parallel (they are disjoint). */
+static void matmul_backward_ref(const mm_state *s, gr_tensor *da, gr_tensor *db, const gr_tensor *a,
+                                const gr_tensor *b, const gr_tensor *dy)
+{
+    const mm_geom *g = &s->g;
+    const int64_t M = g->M, N = g->N, K = g->K;
+    const int dt = s->dtype;
+    if (da) memset(da->data, 0, gr_tensor_bytes(da));
+    if (db) memset(db->data, 0, gr_tensor_bytes(db));
+    for (int64_t bi = 0; bi < g->batch; bi++) {
+        int64_t oa, ob;
+        batch_offsets(g, bi, &oa, &ob);
+        const int64_t oy = bi * M * N;
+        if (da) {
+#pragma omp parallel for schedule(static)
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t k = 0; k < K; k++) {
+                    double acc = 0;
+                    for (int64_t n = 0; n < N; n++) acc += ld(dy->data, dt, oy + m * N + n) * ld(b->data, dt, ob + k * N + n);
+                    int64_t i = oa + m * K + k;
+                    st_(da->data, dt, i, ld(da->data, dt, i) + acc);
+                }
+        }
+        if (db) {
+#pragma omp parallel for schedule(static)
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t n = 0; n < N; n++) {
+                    double acc = 0;
+                    for (int64_t m = 0; m < M; m++) acc += ld(a->data, dt, oa + m * K + k) * ld(dy->data, dt, oy + m * N + n);
+                    int64_t i = ob + k * N + n;
+                    st_(db->data, dt, i, ld(db->data, dt, i) + acc);
+                }
+        }
+    }
+}
+
+static void matmul_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const mm_state *s = c->params;
+    const mm_geom *g = &s->g;
+    gr_tensor *da = din[0], *db = din[1];
+    if (!dout[0] || g->batch * g->M * g->N * g->K == 0) {
+        if (da) memset(da->data, 0, gr_tensor_bytes(da));
+        if (db) memset(db->data, 0, gr_tensor_bytes(db));
+        return;
+    }
+    if (!s->prim && !s->sgemm) {
+        matmul_backward_ref(s, da, db, c->in[0], c->in[1], dout[0]);
+        return;
+    }
+    const int64_t M = g->M, N = g->N, K = g->K;
+    const float *a = c->in[0]->data, *b = c->in[1]->data, *dy = dout[0]->data;
+    if (c->in[1]->shape.rank <= 2) {  /* B has no batch dims: A's batch folds into the rows */
+        const int64_t rows = g->batch * M;
+        if (da) dnnl_sgemm('N', 'T', rows, K, N, 1.0f, dy, N, b, N, 0.0f, da->data, K);
+        if (db) dnnl_sgemm('T', 'N', K, N, rows, 1.0f, a, K, dy, N, 0.0f, db->data, N);
+        return;
+    }
+    /* Broadcast batch matrices accumulate (beta 1) into zeroed gradients. */
+    if (da) memset(da->data, 0, gr_tensor_bytes(da));
+    if (db) memset(db->data, 0, gr_tensor_bytes(db));
+    for (int64_t i = 0; i < g->batch; i++) {
+        int64_t oa, ob;
+        batch_offsets(g, i, &oa, &ob);
+        const float *dyi = dy + i * M * N;
+        if (da) dnnl_sgemm('N', 'T', M, K, N, 1.0f, dyi, N, b + ob, N, 1.0f, (float *)da->data + oa, K);
+        if (db) dnnl_sgemm('T', 'N', K, N, M, 1.0f, a + oa, K, dyi, N, 1.0f, (float *)db->data + ob, N);
+    }
+}
+
+/* ---- Gemm backward ---- */
+
+/* dC (cm, cn) = beta * dY (M, N) summed over the broadcast axes. */
+static void gemm_backward_c(const mm_state *s, gr_tensor *dc, const gr_tensor *dy)
+{
+    const int64_t M = s->g.M, N = s->g.N;
+    memset(dc->data, 0, gr_tensor_bytes(dc));
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            int64_t i = (s->cm == 1 ? 0 : m) * s->cn + (s->cn == 1 ? 0 : n);
+            st_(dc->data, s->dtype, i, ld(dc->data, s->dtype, i) + (double)s->beta * ld(dy->data, s->dtype, m * N + n));
+        }
+}
+
+/* Reference: A' (m, k) lives at m*asm_ + k*ask of A, B' (k, n) at k*bsk + n*bsn of B. */
+static void gemm_backward_ref(const mm_state *s, gr_tensor *da, gr_tensor *db, const gr_tensor *a,
+                              const gr_tensor *b, const gr_tensor *dy)
+{
+    const int64_t M = s->g.M, N = s->g.N, K = s->g.K;
+    const int64_t ask = s->ta ? M : 1, asm_ = s->ta ? 1 : K, bsk = s->tb ? 1 : N, bsn = s->tb ? K : 1;
+    const int dt = s->dtype;
+    if (da) {
+#pragma omp parallel for schedule(static)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t k = 0; k < K; k++) {
+                double acc = 0;
+                for (int64_t n = 0; n < N; n++) acc += ld(dy->data, dt, m * N + n) * ld(b->data, dt, k * bsk + n * bsn);
+                st_(da->data, dt, m * asm_ + k * ask, (double)s->alpha * acc);
+            }
+    }
+    if (db) {
+#pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t n = 0; n < N; n++) {
+                double acc = 0;
+                for (int64_t m = 0; m < M; m++) acc += ld(a->data, dt, m * asm_ + k * ask) * ld(dy->data, dt, m * N + n);
+                st_(db->data, dt, k * bsk + n * bsn, (double)s->alpha * acc);
+            }
+    }
+}
+
+static void gemm_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const mm_state *s = c->params;
+    gr_tensor *da = din[0], *db = din[1], *dc = c->nin > 2 ? din[2] : NULL;
+    const int64_t M = s->g.M, N = s->g.N, K = s->g.K;
+    const gr_tensor *dy = dout[0];
+    if (!dy) {
+        for (int i = 0; i < c->nin; i++)
+            if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+        return;
+    }
+    if (dc) gemm_backward_c(s, dc, dy);
+    if (!s->sgemm) {
+        if (M * N * K == 0) {  /* an empty product: A' B' contributes nothing */
+            if (da) memset(da->data, 0, gr_tensor_bytes(da));
+            if (db) memset(db->data, 0, gr_tensor_bytes(db));
+            return;
+        }
+        gemm_backward_ref(s, da, db, c->in[0], c->in[1], dy);
+        return;
+    }
+    const float *a = c->in[0]->data, *b = c->in[1]->data, *g = dy->data;
+    const float al = s->alpha;
+    const int64_t lda = s->ta ? M : K, ldb = s->tb ? K : N;
+    if (da) {
+        if (!s->ta)  /* dA (M, K) = alpha dY B'^T */
+            dnnl_sgemm('N', s->tb ? 'N' : 'T', M, K, N, al, g, N, b, ldb, 0.0f, da->data, K);
+        else         /* dA (K, M) = alpha B' dY^T */
+            dnnl_sgemm(s->tb ? 'T' : 'N', 'T', K, M, N, al, b, ldb, g, N, 0.0f, da->data, M);
+    }
+    if (db) {
+        if (!s->tb)  /* dB (K, N) = alpha A'^T dY */
+            dnnl_sgemm(s->ta ? 'N' : 'T', 'N', K, N, M, al, a, lda, g, N, 0.0f, db->data, N);
+        else         /* dB (N, K) = alpha dY^T A' */
+            dnnl_sgemm('T', s->ta ? 'T' : 'N', N, K, M, al, g, N, a, lda, 0.0f, db->data, K);
+    }
 }
 
 /* ---- MatMulInteger ---- */
@@ -457,8 +621,8 @@ static void mmint_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_matmul[] = {
-    {"MatMul", matmul_prepare, matmul_forward, mm_release, 0, NULL},
-    {"Gemm", gemm_prepare, gemm_forward, mm_release, 0, NULL},
+    {"MatMul", matmul_prepare, matmul_forward, mm_release, 0, matmul_backward},
+    {"Gemm", gemm_prepare, gemm_forward, mm_release, 0, gemm_backward},
     {"MatMulInteger", mmint_prepare, mmint_forward, mm_release, 0, NULL},
     {0},
 };

@@ -1,5 +1,5 @@
-/* norm.c — normalisation: BatchNormalization (inference, and training mode in the reference
- * kernel), LayerNormalization, InstanceNormalization, LRN and LpNormalization. Depends on core
+/* norm.c — normalisation: BatchNormalization (inference and training), LayerNormalization,
+ * InstanceNormalization, LRN and LpNormalization; backward for the first three. Depends on core
  * and oneDNN.
  *
  * Every op has a plain reference kernel that accumulates in double. oneDNN runs float32
@@ -66,44 +66,137 @@ static int check_vectors(const gr_opctx *c, int from, int to, int64_t n, const c
     return GRAFT_OK;
 }
 
+/* A backward primitive for bwd_desc, with the forward primitive descriptor of fwd_desc as its
+ * hint and a user scratchpad (sized into c->scratch_bytes, at c->scratch like forward's: the
+ * two never run at once). *prim NULL (GRAFT_OK) if oneDNN declines. */
+static int make_bwd(gr_opctx *c, const void *fwd_desc, const void *bwd_desc, dnnl_primitive_t *prim,
+                    dnnl_memory_t *spad)
+{
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    *prim = NULL;
+    *spad = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, fwd_desc, attr, c->dnnl->engine, NULL);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, bwd_desc, attr, c->dnnl->engine, hint);
+    dnnl_primitive_attr_destroy(attr);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (st != dnnl_success) return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (bytes) {
+        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
+        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
+    }
+    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) *prim = NULL;
+    return gr_dnnl_check(c, st, "primitive");
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static void zero_grads(gr_opctx *c, gr_tensor *const *din)
+{
+    for (int i = 0; i < c->nin; i++)
+        if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+}
+
 /* ---- BatchNormalization ----
  * Inference: Y = (X - input_mean) / sqrt(input_var + epsilon) * scale + B, per channel.
- * Training (opset 14+, training_mode=1): the statistics are the batch's (mean and population
- * variance over N and the spatial axes) and running_mean = input_mean * momentum +
- * current_mean * (1 - momentum), likewise running_var (BatchNormalization-15). */
+ * The batch's statistics (mean and population variance over N and the spatial axes) replace
+ * the inputs in two cases:
+ *  - the engine trains (c->training; the node's training_mode is ignored): PyTorch's rule. The
+ *    running stats (inputs 3, 4) are updated IN PLACE, running = momentum * running +
+ *    (1 - momentum) * batch, with the UNBIASED batch variance (n / (n - 1)) for running_var;
+ *    outputs 1, 2, when declared, get the new values.
+ *  - the engine does not train but the node says training_mode = 1 (opset 14+): ONNX's rule
+ *    (BatchNormalization-15), inputs untouched, outputs 1, 2 = input * momentum + batch *
+ *    (1 - momentum) with the population variance.
+ * Backward, with xhat = (x - mean) * istd and per-channel sums over N and the spatial axes (n
+ * values): dScale = sum dY xhat, dB = sum dY; dX = scale * istd * (dY - sum dY / n - xhat *
+ * dScale / n) with batch statistics, dX = scale * istd * dY with fixed ones (a frozen BatchNorm).
+ * oneDNN (float32) runs forward (inference with use_global_stats, or forward_training) and
+ * backward (prop backward: diff scale and shift too). When the engine trains or needs gradients
+ * it reads X in the layout a convolution left (nChw16c) and writes Y and dX in it; pure
+ * inference keeps asking for plain X, as before. */
 
 typedef struct bn_state {
     dnnl_primitive_t prim;     /* first: NULL when the reference kernel runs */
     dnnl_memory_t m[7];        /* src, dst, mean, variance, scale, shift, scratchpad */
-    int training;
+    dnnl_primitive_t bwd;      /* backward, or NULL: the reference backward (plain X only) */
+    dnnl_memory_t bm[5];       /* diff_dst, diff_src, diff_scale, diff_shift, scratchpad */
+    int batch_stats;           /* normalise with the batch's statistics */
+    int update;                /* the engine trains: update the running stats in place */
     double eps, momentum;
     int64_t N, C, S;           /* X viewed as (N, C, S) */
+    float *mean, *var;         /* batch statistics kept for backward and the running update */
+    size_t tmp_off, dsrc_bytes;/* backward temporaries in scratch: diff_src (if dX is not
+                                  wanted), diff scale and shift (if not wanted) */
+    dnnl_memory_desc_t xmd;    /* X's (and Y's) memory descriptor */
 } bn_state;
 
 static void bn_release(void *params)
 {
     bn_state *s = params;
     if (s->prim) dnnl_primitive_destroy(s->prim);
+    if (s->bwd) dnnl_primitive_destroy(s->bwd);
     destroy_mems(s->m, 7);
+    destroy_mems(s->bm, 5);
+    s->prim = s->bwd = NULL;
+    memset(s->m, 0, sizeof s->m);
+    memset(s->bm, 0, sizeof s->bm);
 }
 
+/* The oneDNN primitives. X in a oneDNN layout is read in it when gradients or training are
+ * asked for; otherwise, or when oneDNN declines, GR_RETRY_PLAIN asks for plain X. */
 static int bn_dnnl_prepare(gr_opctx *c, bn_state *s)
 {
+    int blocked = c->in[0]->layout != NULL, grad = c->training || c->need_grad, st;
+    int decline = blocked ? GR_RETRY_PLAIN : GRAFT_OK;
     for (int i = 0; i < 5; i++)
-        if (c->in[i]->dtype != GR_F32) return GRAFT_OK;
-    if (c->use_ref || s->training || s->N * s->C * s->S == 0) return GRAFT_OK;
+        if (c->in[i]->dtype != GR_F32) return decline;
+    if (c->use_ref || (s->batch_stats && !c->training) || s->N * s->C * s->S == 0 || (blocked && !grad))
+        return decline;
     gr_shape xs = c->in[0]->shape, cs = {1, {s->C}};
-    if (xs.rank > 5) xs = (gr_shape){3, {s->N, s->C, s->S}};
-    dnnl_memory_desc_t md;
-    dnnl_batch_normalization_desc_t desc;
-    int st;
-    if ((st = gr_dnnl_plain_md(&md, &xs))) return st;
-    unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift;
-    if (dnnl_batch_normalization_forward_desc_init(&desc, dnnl_forward_inference, &md, (float)s->eps, flags) !=
-        dnnl_success)
-        return GRAFT_OK;
-    if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->m[6])) || !s->prim) return st;
-    for (int i = 0; i < 6 && !st; i++) st = plain_mem(c, &s->m[i], i < 2 ? &xs : &cs);
+    if (blocked) s->xmd = *(const dnnl_memory_desc_t *)c->in[0]->layout;
+    else {
+        if (xs.rank > 5) xs = (gr_shape){3, {s->N, s->C, s->S}};
+        if ((st = gr_dnnl_plain_md(&s->xmd, &xs))) return st;
+    }
+    dnnl_batch_normalization_desc_t desc, hint, bdesc;
+    unsigned flags = dnnl_use_scale | dnnl_use_shift | (s->batch_stats ? 0 : dnnl_use_global_stats);
+    dnnl_prop_kind_t prop = c->training ? dnnl_forward_training : dnnl_forward_inference;
+    if (dnnl_batch_normalization_forward_desc_init(&desc, prop, &s->xmd, (float)s->eps, flags) != dnnl_success)
+        return decline;
+    if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->m[6]))) return st;
+    if (!s->prim) return decline;
+    for (int i = 0; i < 6 && !st; i++) {
+        dnnl_memory_desc_t md;
+        if (i >= 2 && (st = gr_dnnl_plain_md(&md, &cs))) return st;
+        st = gr_dnnl_check(c, dnnl_memory_create(&s->m[i], i < 2 ? &s->xmd : &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+                           "memory");
+    }
+    if (st) return st;
+    if (blocked) gr_dnnl_set_layout(c->out[0], &s->xmd);
+    if (!c->need_grad) return GRAFT_OK;
+    if (dnnl_batch_normalization_forward_desc_init(&hint, dnnl_forward_training, &s->xmd, (float)s->eps, flags) !=
+            dnnl_success ||
+        dnnl_batch_normalization_backward_desc_init(&bdesc, dnnl_backward, &s->xmd, &s->xmd, (float)s->eps, flags) !=
+            dnnl_success)
+        return decline;
+    if ((st = make_bwd(c, &hint, &bdesc, &s->bwd, &s->bm[4]))) return st;
+    if (!s->bwd) return decline;
+    for (int i = 0; i < 4 && !st; i++) {
+        dnnl_memory_desc_t md;
+        if (i >= 2 && (st = gr_dnnl_plain_md(&md, &cs))) return st;
+        st = gr_dnnl_check(c, dnnl_memory_create(&s->bm[i], i < 2 ? &s->xmd : &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+                           "memory");
+    }
+    s->tmp_off = align64(c->scratch_bytes);
+    s->dsrc_bytes = c->need_grad & 1 ? 0 : align64(dnnl_memory_desc_get_size(&s->xmd));
+    c->scratch_bytes = s->tmp_off + s->dsrc_bytes + 2 * align64((size_t)s->C * sizeof(float));
     return st;
 }
 
@@ -129,20 +222,32 @@ static int bn_prepare(gr_opctx *c)
     int64_t tm = gr_attr_int(c, "training_mode", 0);
     if (tm != 0 && tm != 1)
         return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'training_mode' must be 0 or 1, got %lld", (long long)tm);
-    s->training = (int)tm;
+    s->batch_stats = tm || c->training;
+    s->update = c->training;
     if (c->opset < 14 && c->nout > 1)
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "training outputs (mean, var, saved_mean, saved_var) of "
                          "BatchNormalization-%d are not supported; export the model in inference mode",
                          c->opset < 9 ? 7 : 9);
-    if (!s->training && c->nout > 1)
+    if (!s->batch_stats && c->nout > 1)
         return gr_op_err(c, GRAFT_E_FORMAT, "has %d outputs, but running_mean and running_var only exist "
                          "with attribute 'training_mode' = 1", c->nout);
+    if (c->training && s->N * s->S == 1)
+        return gr_op_err(c, GRAFT_E_SHAPE, "training needs more than 1 value per channel for the batch "
+                         "statistics, got X of %lld values over %lld channels",
+                         (long long)gr_numel(&x->shape), (long long)s->C);
     if ((st = check_vectors(c, 1, 5, s->C, "C, the channels of X"))) return st;
     if ((st = gr_op_set_out(c, 0, x->dtype, &x->shape))) return st;
     for (int i = 1; i < c->nout && !st; i++) st = gr_op_set_out(c, i, c->in[2 + i]->dtype, &c->in[2 + i]->shape);
     if (st) return st;
+    if (s->batch_stats && (c->training || c->need_grad)) {
+        s->mean = gr_arena_alloc(c->arena, (size_t)(s->C ? s->C : 1) * sizeof(float));
+        s->var = gr_arena_alloc(c->arena, (size_t)(s->C ? s->C : 1) * sizeof(float));
+        if (!s->mean || !s->var) return GRAFT_E_NOMEM;
+    }
     c->scratch_bytes = (size_t)s->C * 4 * sizeof(double);
-    return bn_dnnl_prepare(c, s);
+    st = bn_dnnl_prepare(c, s);
+    if (st == GR_RETRY_PLAIN) bn_release(s);
+    return st;
 }
 
 /* Per-channel mean and population variance of x: (N, C, S). */
@@ -161,17 +266,33 @@ static void bn_batch_stats(double *mean, double *var, const gr_tensor *x, int64_
     }
 }
 
+/* The running statistics of channel ch after a batch with mean and population variance var
+ * (see the rules above); kept for backward when asked. */
+static void bn_running(gr_opctx *c, const bn_state *s, int64_t ch, double mean, double var)
+{
+    const double m = s->momentum;
+    if (s->mean) s->mean[ch] = (float)mean, s->var[ch] = (float)var;
+    if (s->update) {
+        double n = (double)(s->N * s->S);
+        double rm = load(c->in[3], ch) * m + mean * (1 - m), rv = load(c->in[4], ch) * m + var * n / (n - 1) * (1 - m);
+        store(c->in[3], ch, rm);
+        store(c->in[4], ch, rv);
+        if (c->nout > 1) store(c->out[1], ch, rm);
+        if (c->nout > 2) store(c->out[2], ch, rv);
+        return;
+    }
+    if (c->nout > 1) store(c->out[1], ch, load(c->in[3], ch) * m + mean * (1 - m));
+    if (c->nout > 2) store(c->out[2], ch, load(c->in[4], ch) * m + var * (1 - m));
+}
+
 /* y = x * a[c] + b[c] with a = scale / sqrt(var + eps), b = B - mean * a. */
 static void bn_forward_ref(gr_opctx *c, const bn_state *s)
 {
     const gr_tensor *x = c->in[0], *scale = c->in[1], *bias = c->in[2], *in_mean = c->in[3], *in_var = c->in[4];
     double *a = c->scratch, *b = a + s->C, *mean = b + s->C, *var = mean + s->C;
-    if (s->training) {
+    if (s->batch_stats) {
         bn_batch_stats(mean, var, x, s->N, s->C, s->S);
-        for (int64_t ch = 0; ch < s->C; ch++) {
-            if (c->nout > 1) store(c->out[1], ch, load(in_mean, ch) * s->momentum + mean[ch] * (1 - s->momentum));
-            if (c->nout > 2) store(c->out[2], ch, load(in_var, ch) * s->momentum + var[ch] * (1 - s->momentum));
-        }
+        for (int64_t ch = 0; ch < s->C; ch++) bn_running(c, s, ch, mean[ch], var[ch]);
     } else
         for (int64_t ch = 0; ch < s->C; ch++) mean[ch] = load(in_mean, ch), var[ch] = load(in_var, ch);
     for (int64_t ch = 0; ch < s->C; ch++) {
@@ -201,18 +322,92 @@ static void bn_forward(gr_opctx *c)
     static const int arg[6] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,
                                DNNL_ARG_SHIFT};
     void *data[6] = {c->in[0]->data, c->out[0]->data, c->in[3]->data, c->in[4]->data, c->in[1]->data, c->in[2]->data};
+    if (s->batch_stats) data[2] = s->mean, data[3] = s->var;  /* forward_training writes them */
     dnnl_exec_arg_t args[7];
     for (int i = 0; i < 6; i++) {
         dnnl_memory_set_data_handle(s->m[i], data[i]);
         args[i] = (dnnl_exec_arg_t){arg[i], s->m[i]};
     }
     run(c, s->prim, s->m[6], args, 6);
+    if (s->batch_stats)
+        for (int64_t ch = 0; ch < s->C; ch++) bn_running(c, s, ch, s->mean[ch], s->var[ch]);
+}
+
+/* Plain X, any float type; per channel in parallel (each channel's sums are its own). */
+static void bn_backward_ref(gr_opctx *c, const bn_state *s, const gr_tensor *dy, gr_tensor *dx, gr_tensor *dsc,
+                            gr_tensor *dsh)
+{
+    const gr_tensor *x = c->in[0], *scale = c->in[1];
+    const int64_t N = s->N, C = s->C, S = s->S;
+    const double n = (double)(N * S);
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C; ch++) {
+        double mean = s->batch_stats ? s->mean[ch] : load(c->in[3], ch);
+        double istd = 1 / sqrt((s->batch_stats ? s->var[ch] : load(c->in[4], ch)) + s->eps);
+        double sdy = 0, sdyx = 0;
+        for (int64_t b = 0; b < N && dy; b++)
+            for (int64_t i = (b * C + ch) * S; i < (b * C + ch + 1) * S; i++) {
+                double d = load(dy, i);
+                sdy += d;
+                sdyx += d * (load(x, i) - mean) * istd;
+            }
+        if (dsc) store(dsc, ch, sdyx);
+        if (dsh) store(dsh, ch, sdy);
+        if (!dx) continue;
+        double k = load(scale, ch) * istd;
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t i = (b * C + ch) * S; i < (b * C + ch + 1) * S; i++) {
+                double d = dy ? load(dy, i) : 0;
+                store(dx, i, s->batch_stats ? k * (d - sdy / n - (load(x, i) - mean) * istd * sdyx / n) : k * d);
+            }
+    }
+}
+
+static void bn_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    bn_state *s = c->params;
+    if (!dout[0]) {
+        zero_grads(c, din);
+        return;
+    }
+    if (!s->bwd) {
+        bn_backward_ref(c, s, dout[0], din[0], din[1], din[2]);
+        for (int i = 3; i < 5; i++)  /* the statistics inputs get no gradient (PyTorch's buffers) */
+            if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+        return;
+    }
+    char *tmp = (char *)c->scratch + s->tmp_off;
+    size_t cb = align64((size_t)s->C * sizeof(float));
+    void *data[4] = {dout[0]->data, din[0] ? din[0]->data : tmp, din[1] ? din[1]->data : tmp + s->dsrc_bytes,
+                     din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb};
+    static const int barg[4] = {DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT};
+    /* oneDNN 2.6 counts SHIFT among backward's inputs when use_shift is set (it is unread) */
+    void *fdata[5] = {c->in[0]->data, s->batch_stats ? (void *)s->mean : c->in[3]->data,
+                      s->batch_stats ? (void *)s->var : c->in[4]->data, c->in[1]->data, c->in[2]->data};
+    static const int fmem[5] = {0, 2, 3, 4, 5},
+                     farg[5] = {DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT};
+    dnnl_exec_arg_t args[10];
+    for (int i = 0; i < 5; i++) {
+        dnnl_memory_set_data_handle(s->m[fmem[i]], fdata[i]);
+        args[i] = (dnnl_exec_arg_t){farg[i], s->m[fmem[i]]};
+    }
+    for (int i = 0; i < 4; i++) {
+        dnnl_memory_set_data_handle(s->bm[i], data[i]);
+        args[5 + i] = (dnnl_exec_arg_t){barg[i], s->bm[i]};
+    }
+    run(c, s->bwd, s->bm[4], args, 9);
+    for (int i = 3; i < 5; i++)
+        if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
 }
 
 /* ---- LayerNormalization (opset 17) ----
  * Per row of the (rows, cols) view: Y = (X - mean) / sqrt(var + epsilon) * Scale + B, with the
  * optional outputs Mean and InvStdDev of shape (d[0], ..., d[axis-1], 1, ..., 1). Scale and B
- * broadcast to X[axis:]. */
+ * broadcast to X[axis:].
+ * Backward per row, g = dY * Scale, xhat = (X - mean) * inv: dX = inv * (g - mean(g) - xhat *
+ * mean(g xhat)), plus what reaches Mean (dMean / cols) and InvStdDev (-dInv inv^2 xhat / cols);
+ * dScale = sum over rows of dY xhat, dB = sum of dY (summed onto broadcast elements). oneDNN
+ * layer normalization backward for float32 when it ran forward; else the reference. */
 
 typedef struct ln_state {
     dnnl_primitive_t prim;     /* first: NULL when the reference kernel runs */
@@ -221,13 +416,19 @@ typedef struct ln_state {
     double eps;
     const int64_t *map[2];     /* Scale / B element for each of the cols positions; NULL: itself */
     size_t var_off;            /* oneDNN path: scratch offset of the variance (rows floats) */
+    dnnl_primitive_t bwd;      /* oneDNN backward, or NULL: the reference backward */
+    dnnl_memory_t bm[5];       /* diff_dst, diff_src, diff_scale, diff_shift, scratchpad */
+    float *mean, *var;         /* need_grad with oneDNN: forward's statistics per row */
+    size_t tmp_off, dsrc_bytes;/* backward temporaries in scratch, as for BatchNormalization */
 } ln_state;
 
 static void ln_release(void *params)
 {
     ln_state *s = params;
     if (s->prim) dnnl_primitive_destroy(s->prim);
+    if (s->bwd) dnnl_primitive_destroy(s->bwd);
     destroy_mems(s->m, 7);
+    destroy_mems(s->bm, 5);
 }
 
 /* Checks that input i broadcasts to X[axis:] (numpy rules, leading dims 1) and, unless it holds
@@ -273,7 +474,7 @@ static int ln_dnnl_prepare(gr_opctx *c, ln_state *s)
     gr_shape xs = {2, {s->rows, s->cols}}, cs = {1, {s->cols}}, rs = {1, {s->rows}};
     dnnl_memory_desc_t md;
     dnnl_layer_normalization_desc_t desc;
-    int st, training = c->nout > 1;
+    int st, training = c->nout > 1 || c->need_grad;
     unsigned flags = dnnl_use_scale | (has_b ? dnnl_use_shift : 0);
     if ((st = gr_dnnl_plain_md(&md, &xs))) return st;
     if (dnnl_layer_normalization_forward_desc_init(&desc, training ? dnnl_forward_training : dnnl_forward_inference,
@@ -284,6 +485,20 @@ static int ln_dnnl_prepare(gr_opctx *c, ln_state *s)
         if ((i != 3 || has_b) && (i < 4 || training)) st = plain_mem(c, &s->m[i], i < 2 ? &xs : i < 4 ? &cs : &rs);
     s->var_off = (c->scratch_bytes + 63) & ~(size_t)63;
     if (training) c->scratch_bytes = s->var_off + (size_t)s->rows * sizeof(float);
+    if (st || !c->need_grad) return st;
+    s->mean = gr_arena_alloc(c->arena, (size_t)s->rows * sizeof(float));
+    s->var = gr_arena_alloc(c->arena, (size_t)s->rows * sizeof(float));
+    if (!s->mean || !s->var) return GRAFT_E_NOMEM;
+    dnnl_layer_normalization_desc_t bdesc;
+    if (dnnl_layer_normalization_backward_desc_init(&bdesc, dnnl_backward, &md, &md, NULL, (float)s->eps, flags) !=
+        dnnl_success)
+        return GRAFT_OK;
+    if ((st = make_bwd(c, &desc, &bdesc, &s->bwd, &s->bm[4])) || !s->bwd) return st;
+    for (int i = 0; i < 4 && !st; i++)
+        if (i != 3 || has_b) st = plain_mem(c, &s->bm[i], i < 2 ? &xs : &cs);
+    s->tmp_off = align64(c->scratch_bytes);
+    s->dsrc_bytes = c->need_grad & 1 ? 0 : align64((size_t)(s->rows * s->cols) * sizeof(float));
+    c->scratch_bytes = s->tmp_off + s->dsrc_bytes + 2 * align64((size_t)s->cols * sizeof(float));
     return st;
 }
 
@@ -317,7 +532,12 @@ static int ln_prepare(gr_opctx *c)
         if (c->in[i]) st = ln_broadcast(c, s, i, axis, &s->map[i - 1]);
     if (st || (st = gr_op_set_out(c, 0, x->dtype, &x->shape))) return st;
     for (int i = 1; i < c->nout && !st; i++) st = gr_op_set_out(c, i, GR_F32, &ms);
-    return st ? st : ln_dnnl_prepare(c, s);
+    if (st) return st;
+    if (c->need_grad) {  /* the reference backward's row statistics */
+        size_t b = (size_t)s->rows * 2 * sizeof(double);
+        if (b > c->scratch_bytes) c->scratch_bytes = b;
+    }
+    return ln_dnnl_prepare(c, s);
 }
 
 /* y: (rows, cols), mean/inv: (rows) or NULL, x: (rows, cols), w/b: broadcast per column. */
@@ -355,6 +575,9 @@ static void ln_forward(gr_opctx *c)
                                DNNL_ARG_VARIANCE};
     void *data[6] = {c->in[0]->data, c->out[0]->data, c->in[1]->data, c->nin > 2 && c->in[2] ? c->in[2]->data : NULL,
                      c->nout > 1 ? c->out[1]->data : NULL, var};
+    if (s->mean) {  /* need_grad: backward reads the statistics from the op state */
+        data[4] = s->mean, data[5] = var = s->var;
+    }
     dnnl_exec_arg_t args[7];
     int n = 0;
     for (int i = 0; i < 6; i++)
@@ -363,15 +586,105 @@ static void ln_forward(gr_opctx *c)
             args[n++] = (dnnl_exec_arg_t){arg[i], s->m[i]};
         }
     run(c, s->prim, s->m[6], args, n);
+    if (s->mean && c->nout > 1) memcpy(c->out[1]->data, s->mean, (size_t)s->rows * sizeof(float));
     if (c->nout > 2) {
         float *inv = c->out[2]->data;
         for (int64_t r = 0; r < s->rows; r++) inv[r] = (float)(1 / sqrt((double)var[r] + s->eps));
     }
 }
 
+/* Reference backward, any float type. Row statistics go to scratch (pass 1, rows in parallel,
+ * with dX); dScale and dB are summed over rows in pass 2 (serially: broadcast Scale / B
+ * elements collect several columns). */
+static void ln_backward_ref(gr_opctx *c, const ln_state *s, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const gr_tensor *x = c->in[0], *w = c->in[1], *dy = dout[0];
+    const float *dmean = c->nout > 1 && dout[1] ? dout[1]->data : NULL;
+    const float *dinv = c->nout > 2 && dout[2] ? dout[2]->data : NULL;
+    gr_tensor *dx = din[0], *dw = din[1], *db = c->nin > 2 ? din[2] : NULL;
+    const int64_t cols = s->cols;
+    double *mu = c->scratch, *iv = mu + s->rows;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < s->rows; r++) {
+        const int64_t o = r * cols;
+        double sum = 0, sq = 0;
+        for (int64_t j = 0; j < cols; j++) sum += load(x, o + j);
+        double mean = sum / (double)cols;
+        for (int64_t j = 0; j < cols; j++) sq += (load(x, o + j) - mean) * (load(x, o + j) - mean);
+        double inv = 1 / sqrt(sq / (double)cols + s->eps);
+        mu[r] = mean, iv[r] = inv;
+        if (!dx) continue;
+        double sg = 0, sgx = 0;
+        for (int64_t j = 0; j < cols && dy; j++) {
+            double g = load(dy, o + j) * load(w, s->map[0] ? s->map[0][j] : j);
+            sg += g;
+            sgx += g * (load(x, o + j) - mean) * inv;
+        }
+        double dm = dmean ? dmean[r] : 0, di = dinv ? dinv[r] : 0;
+        for (int64_t j = 0; j < cols; j++) {
+            double xh = (load(x, o + j) - mean) * inv;
+            double g = dy ? load(dy, o + j) * load(w, s->map[0] ? s->map[0][j] : j) : 0;
+            store(dx, o + j, inv * (g - sg / (double)cols - xh * sgx / (double)cols) + dm / (double)cols -
+                                 di * inv * inv * xh / (double)cols);
+        }
+    }
+    gr_tensor *dp[2] = {dw, db};
+    for (int k = 0; k < 2; k++) {
+        if (!dp[k]) continue;
+        memset(dp[k]->data, 0, gr_tensor_bytes(dp[k]));
+        if (!dy) continue;
+        for (int64_t r = 0; r < s->rows; r++)
+            for (int64_t j = 0; j < cols; j++) {
+                int64_t e = s->map[k] ? s->map[k][j] : j;
+                double d = load(dy, r * cols + j) * (k == 0 ? (load(x, r * cols + j) - mu[r]) * iv[r] : 1);
+                store(dp[k], e, load(dp[k], e) + d);
+            }
+    }
+}
+
+static void ln_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    ln_state *s = c->params;
+    if (!s->bwd || !dout[0]) {
+        ln_backward_ref(c, s, dout, din);
+        return;
+    }
+    int has_b = c->nin > 2 && c->in[2];
+    char *tmp = (char *)c->scratch + s->tmp_off;
+    size_t cb = align64((size_t)s->cols * sizeof(float));
+    /* SHIFT: oneDNN 2.6 counts it among backward's inputs when use_shift is set (unread) */
+    static const int arg[9] = {DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_DIFF_DST,
+                               DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SHIFT};
+    dnnl_memory_t mem[9] = {s->m[0], s->m[4], s->m[5], s->m[2], s->bm[0], s->bm[1], s->bm[2], s->bm[3], s->m[3]};
+    void *data[9] = {c->in[0]->data, s->mean, s->var, c->in[1]->data, dout[0]->data,
+                     din[0] ? din[0]->data : tmp, din[1] ? din[1]->data : tmp + s->dsrc_bytes,
+                     has_b && din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb, has_b ? c->in[2]->data : NULL};
+    dnnl_exec_arg_t args[10];
+    int n = 0;
+    for (int i = 0; i < 9; i++)
+        if (mem[i]) {
+            dnnl_memory_set_data_handle(mem[i], data[i]);
+            args[n++] = (dnnl_exec_arg_t){arg[i], mem[i]};
+        }
+    run(c, s->bwd, s->bm[4], args, n);
+    const float *dmean = c->nout > 1 && dout[1] ? dout[1]->data : NULL;
+    const float *dinv = c->nout > 2 && dout[2] ? dout[2]->data : NULL;
+    if (!din[0] || (!dmean && !dinv)) return;
+    const float *x = c->in[0]->data;
+    float *dx = din[0]->data;
+    const int64_t cols = s->cols;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < s->rows; r++) {
+        double inv = 1 / sqrt((double)s->var[r] + s->eps), dm = dmean ? dmean[r] : 0, di = dinv ? dinv[r] : 0;
+        for (int64_t j = 0; j < cols; j++)
+            dx[r * cols + j] += (float)((dm - di * inv * inv * inv * (x[r * cols + j] - s->mean[r])) / (double)cols);
+    }
+}
+
 /* ---- InstanceNormalization (opset 6) ----
  * y = scale[c] * (x - mean) / sqrt(var + epsilon) + B[c], statistics per (n, c) over the spatial
- * axes (population variance). */
+ * axes (population variance). Backward (reference only): BatchNormalization's batch-statistics
+ * formula per (n, c), the statistics recomputed from X; dScale and dB summed over n. */
 
 typedef struct inorm_state { double eps; int64_t NC, C, S; } inorm_state;
 
@@ -409,6 +722,40 @@ static void inorm_forward(gr_opctx *c)
         double a = load(w, nc % s->C) / sqrt((S ? sq / (double)S : 0) + s->eps);
         double bc = load(b, nc % s->C) - mean * a;
         for (int64_t i = nc * S; i < (nc + 1) * S; i++) store(c->out[0], i, load(x, i) * a + bc);
+    }
+}
+
+/* Channels in parallel: each (n, c) instance of a channel is handled by one thread. */
+static void inorm_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const inorm_state *s = c->params;
+    const gr_tensor *x = c->in[0], *w = c->in[1], *dy = dout[0];
+    gr_tensor *dx = din[0], *dsc = din[1], *dsh = din[2];
+    const int64_t S = s->S, C = s->C, N = C ? s->NC / C : 0;
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < C; ch++) {
+        double tsc = 0, tsh = 0;
+        for (int64_t b = 0; b < N; b++) {
+            const int64_t o = (b * C + ch) * S;
+            double sum = 0, sq = 0, sdy = 0, sdyx = 0;
+            for (int64_t i = o; i < o + S; i++) sum += load(x, i);
+            double mean = S ? sum / (double)S : 0;
+            for (int64_t i = o; i < o + S; i++) sq += (load(x, i) - mean) * (load(x, i) - mean);
+            double istd = 1 / sqrt((S ? sq / (double)S : 0) + s->eps);
+            for (int64_t i = o; i < o + S && dy; i++) {
+                sdy += load(dy, i);
+                sdyx += load(dy, i) * (load(x, i) - mean) * istd;
+            }
+            tsc += sdyx, tsh += sdy;
+            if (!dx) continue;
+            double k = load(w, ch) * istd;
+            for (int64_t i = o; i < o + S; i++) {
+                double d = dy ? load(dy, i) : 0;
+                store(dx, i, k * (d - sdy / (double)S - (load(x, i) - mean) * istd * sdyx / (double)S));
+            }
+        }
+        if (dsc) store(dsc, ch, tsc);
+        if (dsh) store(dsh, ch, tsh);
     }
 }
 
@@ -508,9 +855,9 @@ static void lpn_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_norm[] = {
-    {"BatchNormalization", bn_prepare, bn_forward, bn_release, 0, NULL},
-    {"LayerNormalization", ln_prepare, ln_forward, ln_release, 0, NULL},
-    {"InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0, NULL},
+    {"BatchNormalization", bn_prepare, bn_forward, bn_release, GR_OPF_LAYOUT, bn_backward},
+    {"LayerNormalization", ln_prepare, ln_forward, ln_release, 0, ln_backward},
+    {"InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0, inorm_backward},
     {"LRN", lrn_prepare, lrn_forward, NULL, 0, NULL},
     {"LpNormalization", lpn_prepare, lpn_forward, NULL, 0, NULL},
     {0},

@@ -16,7 +16,13 @@
  * inner = 1 for the old semantics.
  *
  * Kernels: plain C with OpenMP (double accumulation for floats, wrapping 64-bit integers for
- * exact integer sums); oneDNN softmax_v2 (accurate / log) runs float32 Softmax and LogSoftmax. */
+ * exact integer sums); oneDNN softmax_v2 (accurate / log) runs float32 Softmax and LogSoftmax.
+ *
+ * Backward (float inputs): ReduceSum/ReduceMean spread dY over the reduced elements (divided by
+ * their count for the mean); ReduceMax/ReduceMin send dY to the arg-extremum and split it
+ * equally among ties (as torch.amax/amin do; a NaN extremum takes it alone). Softmax: dX =
+ * Y * (dY - sum(dY * Y)); LogSoftmax: dX = dY - exp(Y) * sum(dY), per row of the same
+ * (outer, N, inner) view as forward; oneDNN softmax_v2 backward for float32. */
 #include "dnnl_util.h"
 
 #include <math.h>
@@ -248,6 +254,46 @@ static void reduce_forward(gr_opctx *c)
     }
 }
 
+/* dX for Sum/Mean/Max/Min: each input element belongs to exactly one output, so the outputs
+ * are independent (parallel) and every element of dX is written. */
+static void reduce_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const red_geom *g = c->params;
+    gr_tensor *dx = din[0];
+    if (!dx) return;
+    const gr_tensor *x = c->in[0], *y = c->out[0], *dy = dout[0];
+    const int dt = g->dtype;
+    if (g->noop) {
+        if (dy) memcpy(dx->data, dy->data, gr_tensor_bytes(dx));
+        else memset(dx->data, 0, gr_tensor_bytes(dx));
+        return;
+    }
+    if (!dy || g->R == 0) {
+        memset(dx->data, 0, gr_tensor_bytes(dx));
+        return;
+    }
+#pragma omp parallel for schedule(static) if (g->nout > 1)
+    for (int64_t o = 0; o < g->nout; o++) {
+        int64_t base = red_base(g, o);
+        double d = ldf(dy->data, dt, o);
+        if (g->kind == R_SUM || g->kind == R_MEAN) {
+            double v = g->kind == R_MEAN ? d / (double)g->R : d;
+#define B_SET(i) stf(dx->data, dt, i, v)
+            FOR_REDUCED(g, base, B_SET);
+            continue;
+        }
+        /* Max/Min: y holds the extremum itself (one of the x values, or NaN). */
+        double e = ldf(y->data, dt, o);
+        int64_t ties = 0;
+#define B_HIT(i) (isnan(e) ? isnan(ldf(x->data, dt, i)) : ldf(x->data, dt, i) == e)
+#define B_COUNT(i) ties += B_HIT(i)
+        FOR_REDUCED(g, base, B_COUNT);
+        double share = ties ? d / (double)ties : 0;
+#define B_SHARE(i) stf(dx->data, dt, i, B_HIT(i) ? share : 0)
+        FOR_REDUCED(g, base, B_SHARE);
+    }
+}
+
 /* Reads the axes (attribute or input, by opset) into red[]; sets *noop. */
 static int reduce_axes(gr_opctx *c, int kind, int *red, int *noop)
 {
@@ -297,6 +343,8 @@ static int reduce_prepare(gr_opctx *c, int kind)
     int red[GR_MAXDIM];
     if ((st = reduce_axes(c, kind, red, &g->noop))) return st;
     g->kind = kind, g->dtype = x->dtype;
+    if ((c->need_grad & 1) && is_int(g->dtype))
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "no gradient for an input of type %s", gr_dtype_name(g->dtype));
     red_layout(g, &x->shape, red);
     gr_shape ys = {0, {0}};
     for (int i = 0; i < x->shape.rank; i++)
@@ -410,15 +458,47 @@ typedef struct softmax_state {
     dnnl_primitive_t prim;    /* oneDNN softmax_v2, or NULL: the reference kernel */
     dnnl_memory_t src, dst, spad;
     axis_geom g;
+    dnnl_primitive_t bwd;     /* backward (need_grad), or NULL: the reference backward */
+    dnnl_memory_t ddst, dsrc, bspad;
 } softmax_state;
 
 static void softmax_release(void *params)
 {
     softmax_state *s = params;
     if (s->prim) dnnl_primitive_destroy(s->prim);
-    if (s->src) dnnl_memory_destroy(s->src);
-    if (s->dst) dnnl_memory_destroy(s->dst);
-    if (s->spad) dnnl_memory_destroy(s->spad);
+    if (s->bwd) dnnl_primitive_destroy(s->bwd);
+    dnnl_memory_t m[6] = {s->src, s->dst, s->spad, s->ddst, s->dsrc, s->bspad};
+    for (int i = 0; i < 6; i++)
+        if (m[i]) dnnl_memory_destroy(m[i]);
+}
+
+/* A backward primitive for bwd_desc, with the forward primitive descriptor of fwd_desc as its
+ * hint and a user scratchpad (sized into c->scratch_bytes, at c->scratch like forward's: the
+ * two never run at once). *prim NULL (GRAFT_OK) if oneDNN declines. */
+static int make_bwd(gr_opctx *c, const void *fwd_desc, const void *bwd_desc, dnnl_primitive_t *prim,
+                    dnnl_memory_t *spad)
+{
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    *prim = NULL;
+    *spad = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, fwd_desc, attr, c->dnnl->engine, NULL);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, bwd_desc, attr, c->dnnl->engine, hint);
+    dnnl_primitive_attr_destroy(attr);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (st != dnnl_success) return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (bytes) {
+        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
+        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
+    }
+    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) *prim = NULL;
+    return gr_dnnl_check(c, st, "primitive");
 }
 
 /* y, x: (outer, N, inner), float32 or float64; each of the outer*inner rows of N normalised:
@@ -462,11 +542,17 @@ static int softmax_dnnl_prepare(gr_opctx *c, softmax_state *s)
     int st;
     if ((st = gr_dnnl_plain_md(&md, &v))) return st;
     dnnl_alg_kind_t alg = g->kind == S_SOFTMAX ? dnnl_softmax_accurate : dnnl_softmax_log;
-    if (dnnl_softmax_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &md, &md, 1) != dnnl_success)
-        return GRAFT_OK;
+    dnnl_prop_kind_t prop = c->need_grad ? dnnl_forward_training : dnnl_forward_inference;
+    if (dnnl_softmax_v2_forward_desc_init(&desc, prop, alg, &md, &md, 1) != dnnl_success) return GRAFT_OK;
     if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
     st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
     if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    if (st || !(c->need_grad & 1)) return st;
+    dnnl_softmax_v2_desc_t bdesc;
+    if (dnnl_softmax_v2_backward_desc_init(&bdesc, alg, &md, &md, &md, 1) != dnnl_success) return GRAFT_OK;
+    if ((st = make_bwd(c, &desc, &bdesc, &s->bwd, &s->bspad)) || !s->bwd) return st;
+    st = gr_dnnl_check(c, dnnl_memory_create(&s->ddst, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dsrc, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
     return st;
 }
 
@@ -509,11 +595,54 @@ static void softmax_forward(gr_opctx *c)
     dnnl_stream_wait(c->dnnl->stream);
 }
 
+/* dx, dy, y: (outer, N, inner). Softmax: dx = y (dy - <dy, y>); LogSoftmax: dx = dy - e^y sum(dy). */
+static void softmax_backward_ref(const axis_geom *g, gr_tensor *dx, const gr_tensor *dy, const gr_tensor *y)
+{
+    const int64_t N = g->N, in = g->inner;
+    const int dt = g->dtype;
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < g->outer * in; o++) {
+        int64_t base = (o / in) * N * in + o % in;
+        double dot = 0;
+        for (int64_t j = 0; j < N; j++) {
+            int64_t i = base + j * in;
+            dot += ldf(dy->data, dt, i) * (g->kind == S_SOFTMAX ? ldf(y->data, dt, i) : 1);
+        }
+        for (int64_t j = 0; j < N; j++) {
+            int64_t i = base + j * in;
+            double d = ldf(dy->data, dt, i), v = ldf(y->data, dt, i);
+            stf(dx->data, dt, i, g->kind == S_SOFTMAX ? v * (d - dot) : d - exp(v) * dot);
+        }
+    }
+}
+
+static void softmax_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const softmax_state *s = c->params;
+    if (!din[0]) return;
+    if (!dout[0]) {
+        memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+        return;
+    }
+    if (!s->bwd) {
+        softmax_backward_ref(&s->g, din[0], dout[0], c->out[0]);
+        return;
+    }
+    dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
+    dnnl_memory_set_data_handle(s->ddst, dout[0]->data);
+    dnnl_memory_set_data_handle(s->dsrc, din[0]->data);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_DST, s->dst}, {DNNL_ARG_DIFF_DST, s->ddst}, {DNNL_ARG_DIFF_SRC, s->dsrc},
+                               {DNNL_ARG_SCRATCHPAD, s->bspad}};
+    if (s->bspad) dnnl_memory_set_data_handle(s->bspad, c->scratch);
+    dnnl_primitive_execute(s->bwd, c->dnnl->stream, s->bspad ? 4 : 3, args);
+    dnnl_stream_wait(c->dnnl->stream);
+}
+
 const gr_opdef gr_ops_reduce[] = {
-    {"ReduceSum", rsum_prepare, reduce_forward, NULL, 0, NULL},
-    {"ReduceMean", rmean_prepare, reduce_forward, NULL, 0, NULL},
-    {"ReduceMax", rmax_prepare, reduce_forward, NULL, 0, NULL},
-    {"ReduceMin", rmin_prepare, reduce_forward, NULL, 0, NULL},
+    {"ReduceSum", rsum_prepare, reduce_forward, NULL, 0, reduce_backward},
+    {"ReduceMean", rmean_prepare, reduce_forward, NULL, 0, reduce_backward},
+    {"ReduceMax", rmax_prepare, reduce_forward, NULL, 0, reduce_backward},
+    {"ReduceMin", rmin_prepare, reduce_forward, NULL, 0, reduce_backward},
     {"ReduceProd", rprod_prepare, reduce_forward, NULL, 0, NULL},
     {"ReduceL1", rl1_prepare, reduce_forward, NULL, 0, NULL},
     {"ReduceL2", rl2_prepare, reduce_forward, NULL, 0, NULL},
@@ -522,8 +651,8 @@ const gr_opdef gr_ops_reduce[] = {
     {"ReduceLogSumExp", rlse_prepare, reduce_forward, NULL, 0, NULL},
     {"ArgMax", argmax_prepare, arg_forward, NULL, 0, NULL},
     {"ArgMin", argmin_prepare, arg_forward, NULL, 0, NULL},
-    {"Softmax", softmax_prep, softmax_forward, softmax_release, 0, NULL},
-    {"LogSoftmax", logsoftmax_prep, softmax_forward, softmax_release, 0, NULL},
+    {"Softmax", softmax_prep, softmax_forward, softmax_release, 0, softmax_backward},
+    {"LogSoftmax", logsoftmax_prep, softmax_forward, softmax_release, 0, softmax_backward},
     {"Hardmax", hardmax_prep, softmax_forward, softmax_release, 0, NULL},
     {0},
 };
