@@ -112,10 +112,10 @@ static void test_binary(void)
 static void test_big_broadcast(void)
 {
     struct { gr_shape a, b; const char *what; } pats[] = {
-        {S(64, 33, 40), S(33, 1), "(64,33,40)+(33,1): kept dims split"},
-        {S(64, 33, 40), S(40), "(64,33,40)+(40,): partial sums"},
-        {S(64, 33, 40), S0, "(64,33,40)+scalar"},
-        {S(8, 16, 24, 24), S(1, 16, 1, 1), "bias of a (8,16,24,24) map"},
+        {S(40, 33, 30), S(33, 1), "(40,33,30)+(33,1): kept dims split"},
+        {S(40, 33, 30), S(30), "(40,33,30)+(30,): partial sums"},
+        {S(40, 33, 30), S0, "(40,33,30)+scalar"},
+        {S(4, 16, 24, 24), S(1, 16, 1, 1), "bias of a (4,16,24,24) map"},
     };
     for (size_t p = 0; p < sizeof pats / sizeof *pats; p++) {
         const char *ops[] = {"Add", "Mul", "Sub"};
@@ -204,10 +204,10 @@ static void test_unary(void)
     /* threaded, with the fast kernels */
     const char *big[] = {"Relu", "Sigmoid", "Tanh", "Erf", "Exp"};
     for (int o = 0; o < 5; o++) {
-        gr_tensor x = grid(S(300, 301), 25, 0.05f, 200 + (uint64_t)o);
+        gr_tensor x = grid(S(190, 190), 25, 0.05f, 200 + (uint64_t)o);
         gc_case k = {.op = big[o], .opset = 13, .nin = 1, .ins = &x, .nout = 1, .need = 1};
         char what[64];
-        snprintf(what, sizeof what, "%s on 90300 elements", big[o]);
+        snprintf(what, sizeof what, "%s on 36100 elements", big[o]);
         gc_check(&k, what);
     }
     uint8_t b[4] = {0, 1, 0, 1};
