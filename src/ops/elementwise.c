@@ -15,6 +15,7 @@
 #include "ops.h"
 
 #include <float.h>
+#include <omp.h>
 #include <string.h>
 #include <tgmath.h>  /* exp, tanh... pick the float or double function from the argument type */
 
@@ -90,7 +91,15 @@ struct ew_state {
     int mean;             /* Mean: divide by the number of inputs at the end */
     bplan *plan;
     _Alignas(8) unsigned char lo[8], hi[8];  /* Clip's default bounds, in the input's type */
+    /* backward (set in prepare when need_grad != 0) */
+    struct ginput *gin;   /* broadcast ops: one per input */
+    void (*gk)(float *dx, const float *g, const float *x, const float *y, int64_t n, const ew_args *a);
+    flat_fn bkern;        /* Cast: dout back to the input's type */
 };
+
+/* Backward set-up of the broadcast ops (defined with the backward kernels below). */
+static int binop_grad_prepare(gr_opctx *c, ew_state *s, const gr_shape *out);
+static int where_grad_prepare(gr_opctx *c, ew_state *s, const gr_shape *out);
 
 /* ---- the two drivers ---- */
 
@@ -454,6 +463,7 @@ static int binop_prepare(gr_opctx *c)
             bplan_init(&s->plan[k], &out, step, 2);
         }
     }
+    if (c->need_grad && (st = binop_grad_prepare(c, s, &out))) return st;
     return gr_op_set_out(c, 0, dto, &out);
 }
 
@@ -523,6 +533,7 @@ static int where_prepare(gr_opctx *c)
     s->ein[0] = 1, s->ein[1] = s->ein[2] = s->eo;
     const gr_shape *in[3] = {&c->in[0]->shape, &c->in[1]->shape, &c->in[2]->shape};
     bplan_init(s->plan, &out, in, 3);
+    if (c->need_grad && (st = where_grad_prepare(c, s, &out))) return st;
     return gr_op_set_out(c, 0, dt, &out);
 }
 
@@ -689,6 +700,484 @@ static void erf_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
     }
 }
 
+
+/* ==================================== backward ====================================
+ * The vector-Jacobian products, float32 only (prepare refuses other types when need_grad).
+ *   - unary ops: dx = dout * f'(x), computed from the output y where that is cheaper (Relu,
+ *     Sigmoid, Tanh, Exp, Elu, Sqrt...), a flat loop in chunks like the forward;
+ *   - broadcast ops: the term of each input (dout times the partial derivative w.r.t. it) is
+ *     computed with the forward's row walker, straight into din when the input has the
+ *     output's shape, else into scratch, and then summed over the input's broadcast dims by a
+ *     reduction plan (rplan) built from the same merged dimensions. Add, Sub, Sum and Mean need
+ *     no term: dout itself is reduced (scaled by -1 or 1/n).
+ * Nothing allocates in backward: plans live in the op state, terms and partial sums in scratch. */
+
+/* One row of a term: o[i] = EXPR of dout g[i], output y[i] and up to two inputs read with
+ * strides 0 or 1 (p = the first walked input, q = the second). */
+typedef struct gseg {
+    float *o;
+    const float *g, *y;
+    const char *in[2];
+    int64_t st[2];
+} gseg;
+typedef void (*gseg_fn)(const gseg *s, int64_t n);
+typedef void (*gflat_fn)(float *dx, const float *g, const float *x, const float *y, int64_t n, const ew_args *a);
+
+/* The sum of an output-shaped term over the dims where an input is broadcast. The merged dims
+ * of the walk are reordered: the input's kept dims first, then the reduced ones, the innermost
+ * dim last (kept: a vector add; reduced: a row sum). */
+typedef struct rplan {
+    int rank, nkept;
+    int64_t d[GR_MAXDIM], tst[GR_MAXDIM], ist[GR_MAXDIM];  /* extents; strides in the term and in din */
+    int64_t kept, red, nelem;  /* products of the kept and reduced outer dims; din's elements */
+    int nth;                   /* threads (partial sums need nth * nelem floats of scratch) */
+} rplan;
+
+/* The backward of one input of a broadcast op. */
+typedef struct ginput {
+    gseg_fn term;       /* NULL: the term is scale * dout */
+    float scale;
+    int nwalk, walk[2]; /* the op inputs the term reads, in order */
+    size_t wein[2];
+    bplan plan;         /* the walk over the output */
+    int reduce;         /* the input is broadcast: reduce the term with red */
+    rplan red;
+} ginput;
+
+#define GTERM2(NAME, EXPR)                                                                    \
+    static void NAME(const gseg *s, int64_t n)                                                \
+    {                                                                                         \
+        const float *p = (const float *)s->in[0], *q = (const float *)s->in[1];               \
+        const float *g = s->g, *y = s->y;                                                     \
+        float *o = s->o;                                                                      \
+        int64_t sp = s->st[0], sq = s->st[1];                                                 \
+        (void)y;                                                                              \
+        if (sp == 1 && sq == 1) {                                                             \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
+                float x = p[i], w = q[i], gi = g[i], yi = y[i];                               \
+                (void)x, (void)w, (void)yi;                                                  \
+                o[i] = (EXPR);                                                                \
+            }                                                                                 \
+        } else if (sp == 1 && sq == 0) {                                                      \
+            const float w = q[0];                                                             \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
+                float x = p[i], gi = g[i], yi = y[i];                                         \
+                (void)x, (void)w, (void)yi;                                                  \
+                o[i] = (EXPR);                                                                \
+            }                                                                                 \
+        } else if (sp == 0 && sq == 1) {                                                      \
+            const float x = p[0];                                                             \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
+                float w = q[i], gi = g[i], yi = y[i];                                         \
+                (void)x, (void)w, (void)yi;                                                  \
+                o[i] = (EXPR);                                                                \
+            }                                                                                 \
+        } else {                                                                              \
+            for (int64_t i = 0; i < n; i++) {                                                 \
+                float x = p[i * sp], w = q[i * sq], gi = g[i], yi = y[i];                     \
+                (void)x, (void)w, (void)yi;                                                  \
+                o[i] = (EXPR);                                                                \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* One walked input of type TP. */
+#define GTERM1(NAME, TP, EXPR)                                                                \
+    static void NAME(const gseg *s, int64_t n)                                                \
+    {                                                                                         \
+        const TP *p = (const TP *)s->in[0];                                                   \
+        const float *g = s->g, *y = s->y;                                                     \
+        float *o = s->o;                                                                      \
+        if (s->st[0] == 1) {                                                                  \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
+                TP x = p[i];                                                                  \
+                float gi = g[i], yi = y[i];                                                   \
+                (void)yi;                                                                     \
+                o[i] = (EXPR);                                                                \
+            }                                                                                 \
+        } else {                                                                              \
+            const TP x = p[0];                                                                \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
+                float gi = g[i], yi = y[i];                                                   \
+                (void)yi;                                                                     \
+                o[i] = (EXPR);                                                                \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* x = input 0, w = input 1, gi = dout, yi = the output. Max and Min mirror the forward's
+ * choice (x when NaN or strictly larger/smaller, else w), so a tie sends dout to one side. */
+GTERM2(mul_d0, gi * w)
+GTERM2(mul_d1, gi * x)
+GTERM2(div_d0, gi / w)
+GTERM2(div_d1, -gi * yi / w)
+GTERM2(prelu_d0, x < 0 ? gi * w : gi)
+GTERM2(prelu_d1, x < 0 ? gi * x : 0.0f)
+GTERM2(max_d0, isnan(x) || x > w ? gi : 0.0f)
+GTERM2(max_d1, isnan(x) || x > w ? 0.0f : gi)
+GTERM2(min_d0, isnan(x) || x < w ? gi : 0.0f)
+GTERM2(min_d1, isnan(x) || x < w ? 0.0f : gi)
+/* Max/Min of three or more inputs: each input equal to the output gets dout (ties: each). */
+GTERM1(eq_mask, float, x == yi ? gi : 0.0f)
+GTERM1(where_d1, uint8_t, x ? gi : 0.0f)
+GTERM1(where_d2, uint8_t, x ? 0.0f : gi)
+#undef LOOP_HINT
+#define LOOP_HINT /* libm calls */
+/* d/dx x^w = w x^(w-1); d/dw x^w = x^w log x, taken as 0 where x <= 0 (PyTorch's choice at 0). */
+GTERM2(pow_d0, gi * w * pow(x, w - 1.0f))
+GTERM2(pow_d1, x > 0 ? gi * yi * log(x) : 0.0f)
+#undef LOOP_HINT
+#define LOOP_HINT _Pragma("omp simd")
+
+/* The forward's walker with a dout and an output at the term's offsets. */
+static void run_gplan(const bplan *p, gseg_fn f, float *o, const float *g, const float *y, const void *const *in,
+                      const size_t *ein, int nin)
+{
+    if (p->numel == 0) return;
+    int r = p->rank;
+    int64_t inner = p->d[r - 1], rows = p->numel / inner;
+    int64_t nchunk = (inner + EW_CHUNK - 1) / EW_CHUNK, tasks = rows * nchunk;
+#pragma omp parallel for schedule(static) if (p->numel > EW_PAR_MIN)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t row = t / nchunk, j0 = t % nchunk * EW_CHUNK;
+        int64_t len = inner - j0 < EW_CHUNK ? inner - j0 : EW_CHUNK;
+        int64_t off[2] = {0, 0}, at = row * inner + j0;
+        for (int64_t d = r - 2, rem = row; d >= 0; d--) {
+            int64_t k = rem % p->d[d];
+            rem /= p->d[d];
+            for (int i = 0; i < nin; i++) off[i] += k * p->st[i][d];
+        }
+        gseg s = {.o = o + at, .g = g + at, .y = y + at};
+        for (int i = 0; i < nin; i++) {
+            s.st[i] = p->st[i][r - 1];
+            s.in[i] = (const char *)in[i] + (off[i] + j0 * s.st[i]) * (int64_t)ein[i];
+        }
+        f(&s, len);
+    }
+}
+
+static void rplan_init(rplan *r, const gr_shape *out, const gr_shape *in)
+{
+    bplan b;
+    const gr_shape *one[1] = {in};
+    bplan_init(&b, out, one, 1);
+    int n = b.rank, k = 0;
+    int64_t tst[GR_MAXDIM];
+    tst[n - 1] = 1;
+    for (int d = n - 2; d >= 0; d--) tst[d] = tst[d + 1] * b.d[d + 1];
+    memset(r, 0, sizeof *r);
+    r->rank = n, r->kept = r->red = 1, r->nelem = gr_numel(in);
+    r->nth = omp_get_max_threads();
+    for (int pass = 0; pass < 2; pass++)
+        for (int d = 0; d < n - 1; d++) {
+            if ((b.st[0][d] != 0) != (pass == 0)) continue;
+            r->d[k] = b.d[d], r->tst[k] = tst[d], r->ist[k] = b.st[0][d];
+            if (pass == 0) r->nkept++, r->kept *= b.d[d];
+            else r->red *= b.d[d];
+            k++;
+        }
+    r->d[n - 1] = b.d[n - 1], r->tst[n - 1] = 1, r->ist[n - 1] = b.st[0][n - 1];
+}
+
+/* Floats of scratch a reduction needs for its per-thread partial sums. */
+static int64_t rplan_scratch(const rplan *r)
+{
+    return r->nth > 1 && r->kept < r->nth ? r->nth * ((r->nelem + 15) & ~(int64_t)15) : 0;
+}
+
+static void rplan_offsets(const rplan *r, int d0, int d1, int64_t q, int64_t *to, int64_t *io)
+{
+    for (int d = d1 - 1; d >= d0; d--) {
+        int64_t k = q % r->d[d];
+        q /= r->d[d];
+        *to += k * r->tst[d];
+        *io += k * r->ist[d];
+    }
+}
+
+/* dst += the rows of t for kept outer indices [q0, q1) and reduced ones [z0, z1). */
+static void reduce_rows(const rplan *r, float *dst, const float *t, int64_t q0, int64_t q1, int64_t z0, int64_t z1)
+{
+    int n = r->rank;
+    int64_t inner = r->d[n - 1];
+    int kept_inner = r->ist[n - 1] != 0;
+    for (int64_t q = q0; q < q1; q++) {
+        int64_t to = 0, io = 0;
+        rplan_offsets(r, 0, r->nkept, q, &to, &io);
+        for (int64_t z = z0; z < z1; z++) {
+            int64_t t2 = to, i2 = io;
+            rplan_offsets(r, r->nkept, n - 1, z, &t2, &i2);
+            const float *src = t + t2;
+            float *o = dst + i2;
+            if (kept_inner) {
+                LOOP_HINT for (int64_t j = 0; j < inner; j++) o[j] += src[j];
+            } else {
+                float acc = 0;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t j = 0; j < inner; j++) acc += src[j];
+                o[0] += acc;
+            }
+        }
+    }
+}
+
+/* dst (the input's shape) = scale * the sum of t (the output's shape) over the broadcast dims.
+ * Threads split the kept dims when there are enough of them, else the reduced ones, each thread
+ * summing into its own partial buffer (part) first. */
+static void reduce_to(const rplan *r, float *dst, const float *t, float scale, float *part)
+{
+    int64_t total = r->kept * r->red * r->d[r->rank - 1], m = r->nelem;
+    memset(dst, 0, (size_t)m * sizeof(float));
+    int nth = total > EW_PAR_MIN ? r->nth : 1;
+    if (nth > 1 && r->kept >= nth) {
+#pragma omp parallel for num_threads(nth) schedule(static)
+        for (int th = 0; th < nth; th++) reduce_rows(r, dst, t, r->kept * th / nth, r->kept * (th + 1) / nth, 0, r->red);
+    } else if (nth > 1 && r->red >= nth) {
+        int64_t stride = (m + 15) & ~(int64_t)15;
+#pragma omp parallel for num_threads(nth) schedule(static)
+        for (int th = 0; th < nth; th++) {
+            float *p = part + th * stride;
+            memset(p, 0, (size_t)m * sizeof(float));
+            reduce_rows(r, p, t, 0, r->kept, r->red * th / nth, r->red * (th + 1) / nth);
+        }
+        for (int th = 0; th < nth; th++) {
+            const float *p = part + th * stride;
+            LOOP_HINT for (int64_t j = 0; j < m; j++) dst[j] += p[j];
+        }
+    } else {
+        reduce_rows(r, dst, t, 0, r->kept, 0, r->red);
+    }
+    if (scale != 1.0f) LOOP_HINT for (int64_t j = 0; j < m; j++) dst[j] *= scale;
+}
+
+/* dx = scale * g over n elements, in chunks. */
+static void scale_copy(float *dx, const float *g, float scale, int64_t n)
+{
+    int64_t nchunk = (n + EW_CHUNK - 1) / EW_CHUNK;
+#pragma omp parallel for schedule(static) if (n > EW_PAR_MIN)
+    for (int64_t t = 0; t < nchunk; t++) {
+        int64_t i0 = t * EW_CHUNK, len = n - i0 < EW_CHUNK ? n - i0 : EW_CHUNK;
+        LOOP_HINT for (int64_t i = i0; i < i0 + len; i++) dx[i] = scale * g[i];
+    }
+}
+
+static int need_f32(gr_opctx *c, int i)
+{
+    if (c->in[i]->dtype != GR_F32)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "backward is implemented for float32 only; input %d is %s", i,
+                         gr_dtype_name(c->in[i]->dtype));
+    return GRAFT_OK;
+}
+
+/* Fills gin[i] for an input that needs a gradient; the caller sets term, scale and walk. Returns
+ * the floats of scratch it needs. */
+static int64_t ginput_finish(gr_opctx *c, ginput *g, int i, const gr_shape *out)
+{
+    const gr_shape *w[2];
+    for (int k = 0; k < g->nwalk; k++) {
+        w[k] = &c->in[g->walk[k]]->shape;
+        g->wein[k] = gr_dtype_size(c->in[g->walk[k]]->dtype);
+    }
+    if (g->nwalk) bplan_init(&g->plan, out, w, g->nwalk);
+    g->reduce = !gr_shape_eq(&c->in[i]->shape, out);
+    if (!g->reduce) return 0;
+    rplan_init(&g->red, out, &c->in[i]->shape);
+    return (g->term ? (gr_numel(out) + 15) & ~(int64_t)15 : 0) + rplan_scratch(&g->red);
+}
+
+static void set_scratch(gr_opctx *c, int64_t floats)
+{
+    size_t b = (size_t)floats * sizeof(float) + 64;
+    if (floats && b > c->scratch_bytes) c->scratch_bytes = b;
+}
+
+static int binop_grad_prepare(gr_opctx *c, ew_state *s, const gr_shape *out)
+{
+    static const char *const diff[] = {"Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Max", "Min", "Sum", "Mean", NULL};
+    int ok = 0, st;
+    for (int k = 0; diff[k] && !ok; k++) ok = !strcmp(diff[k], c->op_type);
+    if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no gradient", c->op_type);
+    for (int i = 0; i < c->nin; i++)
+        if ((c->need_grad >> i & 1) && (st = need_f32(c, i))) return st;
+    if (!strcmp(c->op_type, "Pow") && ((st = need_f32(c, 0)) || (st = need_f32(c, 1))))
+        return st; /* each term reads both as float32 */
+    if (!(s->gin = gr_arena_alloc(c->arena, (size_t)c->nin * sizeof *s->gin))) return GRAFT_E_NOMEM;
+    memset(s->gin, 0, (size_t)c->nin * sizeof *s->gin);
+    const char *op = c->op_type;
+    int64_t most = 0;
+    for (int i = 0; i < c->nin; i++) {
+        if (!(c->need_grad >> i & 1)) continue;
+        ginput *g = &s->gin[i];
+        g->scale = 1;
+        if (c->nin == 2 && strcmp(op, "Add") && strcmp(op, "Sub") && strcmp(op, "Sum") && strcmp(op, "Mean")) {
+            static const struct { const char *op; gseg_fn k[2]; } terms[] = {
+                {"Mul", {mul_d0, mul_d1}}, {"Div", {div_d0, div_d1}}, {"Pow", {pow_d0, pow_d1}},
+                {"PRelu", {prelu_d0, prelu_d1}}, {"Max", {max_d0, max_d1}}, {"Min", {min_d0, min_d1}}};
+            for (size_t k = 0; k < sizeof terms / sizeof *terms; k++)
+                if (!strcmp(terms[k].op, op)) g->term = terms[k].k[i];
+            g->nwalk = 2, g->walk[0] = 0, g->walk[1] = 1;
+        } else if (c->nin > 2 && (!strcmp(op, "Max") || !strcmp(op, "Min"))) {
+            g->term = eq_mask, g->nwalk = 1, g->walk[0] = i;
+        } else {
+            g->scale = !strcmp(op, "Sub") && i == 1 ? -1.0f : !strcmp(op, "Mean") ? 1.0f / (float)c->nin : 1.0f;
+        }
+        int64_t need = ginput_finish(c, g, i, out);
+        if (need > most) most = need;
+    }
+    set_scratch(c, most);
+    return GRAFT_OK;
+}
+
+static int where_grad_prepare(gr_opctx *c, ew_state *s, const gr_shape *out)
+{
+    int st;
+    if (c->need_grad & 1) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "the condition (bool) has no gradient");
+    if (!(s->gin = gr_arena_alloc(c->arena, 3 * sizeof *s->gin))) return GRAFT_E_NOMEM;
+    memset(s->gin, 0, 3 * sizeof *s->gin);
+    int64_t most = 0;
+    for (int i = 1; i < 3; i++) {
+        if (!(c->need_grad >> i & 1)) continue;
+        if ((st = need_f32(c, i))) return st;
+        ginput *g = &s->gin[i];
+        g->term = i == 1 ? where_d1 : where_d2, g->scale = 1, g->nwalk = 1, g->walk[0] = 0;
+        int64_t need = ginput_finish(c, g, i, out);
+        if (need > most) most = need;
+    }
+    set_scratch(c, most);
+    return GRAFT_OK;
+}
+
+/* Backward of the binary, variadic and Where ops. */
+static void bcast_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const ew_state *s = c->params;
+    const gr_tensor *y = c->out[0];
+    int64_t m = gr_numel(&y->shape);
+    for (int i = 0; i < c->nin; i++) {
+        if (!din[i]) continue;
+        const ginput *g = &s->gin[i];
+        float *dx = din[i]->data;
+        if (!dout[0] || m == 0) {
+            memset(dx, 0, gr_tensor_bytes(din[i]));
+            continue;
+        }
+        const float *gd = dout[0]->data, *src = gd;
+        if (g->term) {
+            float *t = g->reduce ? (float *)c->scratch : dx;
+            const void *in[2] = {NULL, NULL};
+            for (int k = 0; k < g->nwalk; k++) in[k] = c->in[g->walk[k]]->data;
+            run_gplan(&g->plan, g->term, t, gd, y->data, in, g->wein, g->nwalk);
+            src = t;
+        }
+        if (g->reduce) {
+            float *part = (float *)c->scratch + (g->term ? (m + 15) & ~(int64_t)15 : 0);
+            reduce_to(&g->red, dx, src, g->scale, part);
+        } else if (!g->term) {
+            scale_copy(dx, gd, g->scale, m);
+        }
+    }
+}
+
+
+/* ---- unary backward: dx = dout * f'(x); v = x[i], u = y[i] (the output), gi = dout[i] ---- */
+
+#define UN_GRAD(NAME, EXPR)                                                                   \
+    static void NAME##_grad(float *dx, const float *g, const float *x, const float *y, int64_t n, \
+                            const ew_args *p)                                                 \
+    {                                                                                         \
+        const float alpha = p->alpha, beta = p->beta, gamma = p->gamma;                       \
+        (void)alpha, (void)beta, (void)gamma, (void)x, (void)y;                               \
+        LOOP_HINT for (int64_t i = 0; i < n; i++) {                                           \
+            float v = x[i], u = y[i], gi = g[i];                                              \
+            (void)v, (void)u, (void)gi;                                                       \
+            dx[i] = (EXPR);                                                                   \
+        }                                                                                     \
+    }
+
+UN_GRAD(relu, u > 0 ? gi : 0.0f)
+UN_GRAD(leakyrelu, v < 0 ? alpha * gi : gi)
+UN_GRAD(thresholdedrelu, v > alpha ? gi : 0.0f)
+UN_GRAD(elu, v < 0 ? gi * (u + alpha) : gi)                   /* alpha e^v = y + alpha */
+UN_GRAD(selu, v <= 0 ? gi * (u + gamma * alpha) : gi * gamma)
+UN_GRAD(celu, v < 0 ? gi * (u / alpha + 1.0f) : gi)          /* e^(v/alpha) = y/alpha + 1 */
+UN_GRAD(shrink, v < -alpha || v > alpha ? gi : 0.0f)
+UN_GRAD(sigmoid, gi * u * (1.0f - u))
+UN_GRAD(hardsigmoid, alpha * v + beta > 0 && alpha * v + beta < 1 ? gi * alpha : 0.0f)
+UN_GRAD(hardswish, v < -3.0f ? 0.0f : v > 3.0f ? gi : gi * (v / 3.0f + 0.5f))
+UN_GRAD(softplus, gi / (1.0f + fast_expf(-v)))                /* the logistic function of x */
+UN_GRAD(softsign, gi / ((1.0f + fabsf(v)) * (1.0f + fabsf(v))))
+UN_GRAD(tanh, gi * (1.0f - u * u))
+UN_GRAD(erf, gi * 1.12837916709551257f * fast_expf(-v * v))   /* 2/sqrt(pi) e^(-x^2) */
+UN_GRAD(sqrt, gi * 0.5f / u)
+UN_GRAD(exp, gi * u)
+UN_GRAD(log, gi / v)
+UN_GRAD(reciprocal, -gi * u * u)
+UN_GRAD(zero, 0.0f)                                            /* Floor, Ceil, Round, Sign */
+UN_GRAD(tan, gi * (1.0f + u * u))
+UN_GRAD(asin, gi / sqrtf(1.0f - v * v))
+UN_GRAD(acos, -gi / sqrtf(1.0f - v * v))
+UN_GRAD(atan, gi / (1.0f + v * v))
+UN_GRAD(asinh, gi / sqrtf(v * v + 1.0f))
+UN_GRAD(acosh, gi / sqrtf(v * v - 1.0f))
+UN_GRAD(atanh, gi / (1.0f - v * v))
+UN_GRAD(neg, -gi)
+UN_GRAD(abs, v > 0 ? gi : v < 0 ? -gi : 0.0f)
+#undef LOOP_HINT
+#define LOOP_HINT /* libm calls */
+UN_GRAD(sin, gi * cosf(v))
+UN_GRAD(cos, -gi * sinf(v))
+UN_GRAD(sinh, gi * coshf(v))
+UN_GRAD(cosh, gi * sinhf(v))
+#undef LOOP_HINT
+#define LOOP_HINT _Pragma("omp simd")
+
+static const struct { const char *name; gflat_fn k; } unop_grads[] = {
+    {"Relu", relu_grad}, {"LeakyRelu", leakyrelu_grad}, {"ThresholdedRelu", thresholdedrelu_grad},
+    {"Elu", elu_grad}, {"Selu", selu_grad}, {"Celu", celu_grad}, {"Shrink", shrink_grad},
+    {"Sigmoid", sigmoid_grad}, {"HardSigmoid", hardsigmoid_grad}, {"HardSwish", hardswish_grad},
+    {"Softplus", softplus_grad}, {"Softsign", softsign_grad}, {"Tanh", tanh_grad}, {"Erf", erf_grad},
+    {"Sqrt", sqrt_grad}, {"Exp", exp_grad}, {"Log", log_grad}, {"Reciprocal", reciprocal_grad},
+    {"Floor", zero_grad}, {"Ceil", zero_grad}, {"Round", zero_grad}, {"Sign", zero_grad},
+    {"Sin", sin_grad}, {"Cos", cos_grad}, {"Tan", tan_grad}, {"Asin", asin_grad}, {"Acos", acos_grad},
+    {"Atan", atan_grad}, {"Sinh", sinh_grad}, {"Cosh", cosh_grad}, {"Asinh", asinh_grad},
+    {"Acosh", acosh_grad}, {"Atanh", atanh_grad}, {"Neg", neg_grad}, {"Abs", abs_grad},
+};
+
+/* Clip: dout passes where the forward kept x (lo <= x <= hi, as PyTorch's clamp). */
+static void clip_grad(float *dx, const float *g, const float *x, const float *y, int64_t n, const ew_args *p)
+{
+    const float lo = *(const float *)p->lo, hi = *(const float *)p->hi;
+    (void)y;
+    LOOP_HINT for (int64_t i = 0; i < n; i++) {
+        float v = x[i] < lo ? lo : x[i];
+        dx[i] = x[i] >= lo && !(v > hi) ? g[i] : 0.0f;
+    }
+}
+
+/* dx = f(g, x, y) in chunks, threaded on big tensors like run_flat. */
+static void run_gflat(gflat_fn f, const ew_args *a, float *dx, const float *g, const float *x, const float *y,
+                      int64_t n)
+{
+    int64_t nchunk = (n + EW_CHUNK - 1) / EW_CHUNK;
+#pragma omp parallel for schedule(static) if (n > EW_PAR_MIN)
+    for (int64_t t = 0; t < nchunk; t++) {
+        int64_t i0 = t * EW_CHUNK, len = n - i0 < EW_CHUNK ? n - i0 : EW_CHUNK;
+        f(dx + i0, g + i0, x + i0, y + i0, len, a);
+    }
+}
+
+static void unop_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const ew_state *s = c->params;
+    int64_t n = gr_numel(&c->in[0]->shape);
+    if (!din[0]) return;
+    if (!dout[0]) {
+        memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+        return;
+    }
+    run_gflat(s->gk, &s->args, din[0]->data, dout[0]->data, c->in[0]->data, c->out[0]->data, n);
+}
+
 typedef struct unop {
     const char *name;
     const char *attr[3];  /* the attributes that set alpha, beta, gamma (NULL: none) */
@@ -765,6 +1254,12 @@ static int unop_prepare(gr_opctx *c)
     for (int a = 0; a < 3; a++)
         if (op->attr[a]) *arg[a] = gr_attr_float(c, op->attr[a], op->def[a]);
     s->ein[0] = s->eo = gr_dtype_size(x->dtype);
+    if (c->need_grad) {
+        if ((st = need_f32(c, 0))) return st;
+        for (size_t i = 0; i < sizeof unop_grads / sizeof *unop_grads && !s->gk; i++)
+            if (!strcmp(unop_grads[i].name, op->name)) s->gk = unop_grads[i].k;
+        if (!s->gk) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no gradient", op->name);
+    }
     return gr_op_set_out(c, 0, x->dtype, &x->shape);
 }
 
@@ -843,16 +1338,49 @@ static int clip_prepare(gr_opctx *c)
             return gr_op_err(c, GRAFT_E_SHAPE, "%s must be a scalar, it has %lld elements", i == 1 ? "min" : "max",
                              (long long)gr_numel(&b->shape));
     }
+    for (int i = 0; i < c->nin; i++)
+        if ((c->need_grad >> i & 1) && (st = need_f32(c, i))) return st;
     return gr_op_set_out(c, 0, x->dtype, &x->shape);
 }
 
-static void clip_forward(gr_opctx *c)
+static ew_args clip_args(const gr_opctx *c)
 {
     const ew_state *s = c->params;
     ew_args a = s->args;
     a.lo = c->nin > 1 && c->in[1] ? c->in[1]->data : s->lo;
     a.hi = c->nin > 2 && c->in[2] ? c->in[2]->data : s->hi;
+    return a;
+}
+
+static void clip_forward(gr_opctx *c)
+{
+    const ew_state *s = c->params;
+    ew_args a = clip_args(c);
     run_flat(s->fkern, &a, c->out[0]->data, s->eo, c->in[0]->data, s->ein[0], gr_numel(&c->out[0]->shape));
+}
+
+/* dx where x was kept; d min = the sum of dout where the forward chose min, d max likewise
+ * (min > max chooses max everywhere, as the forward does). */
+static void clip_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    ew_args a = clip_args(c);
+    int64_t n = gr_numel(&c->in[0]->shape);
+    for (int i = 0; i < c->nin && i < 3; i++)
+        if (din[i] && !dout[0]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+    if (!dout[0]) return;
+    const float *g = dout[0]->data, *x = c->in[0]->data;
+    if (din[0]) run_gflat(clip_grad, &a, din[0]->data, g, x, c->out[0]->data, n);
+    const float lo = *(const float *)a.lo, hi = *(const float *)a.hi;
+    for (int b = 1; b <= 2; b++) {
+        if (b >= c->nin || !din[b]) continue;
+        double acc = 0;
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i] < lo ? lo : x[i];
+            int chose_hi = v > hi, chose_lo = !chose_hi && x[i] < lo;
+            if (b == 1 ? chose_lo : chose_hi) acc += g[i];
+        }
+        *(float *)din[b]->data = (float)acc;
+    }
 }
 
 /* ---- Cast ---- */
@@ -909,17 +1437,35 @@ static int cast_prepare(gr_opctx *c)
     s->fkern = cast_kernels[sfrom][sto];
     s->ein[0] = gr_dtype_size(from);
     s->eo = gr_dtype_size(to);
+    if (c->need_grad & 1) {
+        if ((from != GR_F32 && from != GR_F64) || (to != GR_F32 && to != GR_F64))
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "backward of a cast from %s to %s (only between float types)",
+                             gr_dtype_name(from), onnx_type_name(to));
+        s->bkern = cast_kernels[sto][sfrom];
+    }
     return gr_op_set_out(c, 0, to, &c->in[0]->shape);
 }
 
+/* Between float types the gradient is dout cast back. */
+static void cast_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const ew_state *s = c->params;
+    if (!din[0]) return;
+    if (!dout[0]) {
+        memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+        return;
+    }
+    run_flat(s->bkern, NULL, din[0]->data, s->ein[0], dout[0]->data, s->eo, gr_numel(&c->in[0]->shape));
+}
+
 const gr_opdef gr_ops_elementwise[] = {
-    {"Add", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Sub", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Mul", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Div", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Pow", binop_prepare, binop_forward, NULL, 0, NULL},
+    {"Add", binop_prepare, binop_forward, NULL, 0, bcast_backward},
+    {"Sub", binop_prepare, binop_forward, NULL, 0, bcast_backward},
+    {"Mul", binop_prepare, binop_forward, NULL, 0, bcast_backward},
+    {"Div", binop_prepare, binop_forward, NULL, 0, bcast_backward},
+    {"Pow", binop_prepare, binop_forward, NULL, 0, bcast_backward},
     {"Mod", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"PRelu", binop_prepare, binop_forward, NULL, 0, NULL},
+    {"PRelu", binop_prepare, binop_forward, NULL, 0, bcast_backward},
     {"Equal", binop_prepare, binop_forward, NULL, 0, NULL},
     {"Less", binop_prepare, binop_forward, NULL, 0, NULL},
     {"Greater", binop_prepare, binop_forward, NULL, 0, NULL},
@@ -929,49 +1475,49 @@ const gr_opdef gr_ops_elementwise[] = {
     {"Or", binop_prepare, binop_forward, NULL, 0, NULL},
     {"Xor", binop_prepare, binop_forward, NULL, 0, NULL},
     {"BitShift", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Max", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Min", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Sum", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Mean", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Where", where_prepare, where_forward, NULL, 0, NULL},
-    {"Relu", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"LeakyRelu", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"ThresholdedRelu", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Elu", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Selu", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Celu", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Shrink", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Sigmoid", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"HardSigmoid", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"HardSwish", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Softplus", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Softsign", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Tanh", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Erf", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Sqrt", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Exp", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Log", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Reciprocal", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Floor", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Ceil", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Round", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Sin", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Cos", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Tan", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Asin", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Acos", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Atan", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Sinh", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Cosh", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Asinh", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Acosh", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Atanh", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Neg", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Abs", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Sign", unop_prepare, flat_forward, NULL, 0, NULL},
+    {"Max", binop_prepare, binop_forward, NULL, 0, bcast_backward},
+    {"Min", binop_prepare, binop_forward, NULL, 0, bcast_backward},
+    {"Sum", binop_prepare, binop_forward, NULL, 0, bcast_backward},
+    {"Mean", binop_prepare, binop_forward, NULL, 0, bcast_backward},
+    {"Where", where_prepare, where_forward, NULL, 0, bcast_backward},
+    {"Relu", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"LeakyRelu", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"ThresholdedRelu", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Elu", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Selu", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Celu", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Shrink", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Sigmoid", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"HardSigmoid", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"HardSwish", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Softplus", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Softsign", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Tanh", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Erf", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Sqrt", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Exp", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Log", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Reciprocal", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Floor", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Ceil", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Round", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Sin", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Cos", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Tan", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Asin", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Acos", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Atan", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Sinh", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Cosh", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Asinh", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Acosh", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Atanh", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Neg", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Abs", unop_prepare, flat_forward, NULL, 0, unop_backward},
+    {"Sign", unop_prepare, flat_forward, NULL, 0, unop_backward},
     {"Not", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Clip", clip_prepare, clip_forward, NULL, 0, NULL},
-    {"Cast", cast_prepare, flat_forward, NULL, 0, NULL},
+    {"Clip", clip_prepare, clip_forward, NULL, 0, clip_backward},
+    {"Cast", cast_prepare, flat_forward, NULL, 0, cast_backward},
     {"CastLike", cast_prepare, flat_forward, NULL, 0, NULL},
     {0},
 };

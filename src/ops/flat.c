@@ -6,7 +6,12 @@
  * saving two reorders per op. This wrapper does that for the family's own kernels: it shows the
  * wrapped op 1-D views of the storage (scalars stay scalars) and marks the output with the
  * input's layout. Blocked layouts pad channels with zeros, and the op runs on the padding too,
- * so only ops that keep zeros finite are wrapped (no Div, Log, Sqrt, Pow, Reciprocal). */
+ * so only ops that keep zeros finite are wrapped (no Div, Log, Sqrt, Pow, Reciprocal).
+ *
+ * Backward delegates the same way: dout and din have the layouts of the output and the inputs,
+ * so the wrapped op's backward runs on 1-D views of them (padding included; a term of the form
+ * dout * f'(x) stays 0 there when dout's padding is 0). An input that is broadcast (a scalar)
+ * and needs a gradient would sum over the padding too: such a node asks for plain inputs. */
 #include "ops.h"
 
 #include <string.h>
@@ -21,6 +26,8 @@ typedef struct flat_state {
     void *inner_params;
     gr_tensor *views;        /* one per input, then one per output */
     gr_tensor **in, **out;
+    gr_tensor *gviews;       /* backward: din views (one per input), then dout views */
+    gr_tensor **din, **dout;
     int blocked;             /* 0: the inputs are plain and the inner op runs as it is */
 } flat_state;
 
@@ -47,6 +54,8 @@ static int flat_prepare(gr_opctx *c)
     if (!s) return GRAFT_E_NOMEM;
     s->inner = gr_op_find_unwrapped(c->op_type);  /* the registry handed out the wrapper */
     GR_ASSERT(s->inner);
+    if (c->need_grad && !s->inner->backward)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no backward", c->op_type);
     const gr_tensor *lead = NULL;
     for (int i = 0; i < c->nin; i++)
         if (c->in[i] && c->in[i]->layout) lead = c->in[i];
@@ -65,6 +74,8 @@ static int flat_prepare(gr_opctx *c)
             return GR_RETRY_PLAIN;  /* mixed layouts or real broadcasting: plain it is */
     }
     if (lead->dtype != GR_F32) return GR_RETRY_PLAIN;
+    for (int i = 0; i < c->nin; i++)
+        if ((c->need_grad >> i & 1) && c->in[i] && !c->in[i]->layout) return GR_RETRY_PLAIN;
     s->blocked = 1;
     s->views = gr_arena_alloc(c->arena, (size_t)(c->nin + c->nout) * sizeof *s->views);
     s->in = gr_arena_alloc(c->arena, (size_t)(c->nin + 1) * sizeof *s->in);
@@ -78,6 +89,12 @@ static int flat_prepare(gr_opctx *c)
         s->in[i] = &s->views[i];
     }
     for (int i = 0; i < c->nout; i++) s->out[i] = &s->views[c->nin + i];
+    if (c->need_grad) {
+        s->gviews = gr_arena_alloc(c->arena, (size_t)(c->nin + c->nout) * sizeof *s->gviews);
+        s->din = gr_arena_alloc(c->arena, (size_t)(c->nin + 1) * sizeof *s->din);
+        s->dout = gr_arena_alloc(c->arena, (size_t)(c->nout + 1) * sizeof *s->dout);
+        if (!s->gviews || !s->din || !s->dout) return GRAFT_E_NOMEM;
+    }
     gr_opctx k = shadow(c, s);
     int st = s->inner->prepare(&k);
     s->inner_params = k.params;
@@ -109,10 +126,42 @@ static void flat_forward(gr_opctx *c)
     s->inner->forward(&k);
 }
 
+/* The wrapped op's backward, on views of dout and din shaped like the forward's views. */
+static void flat_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    flat_state *s = c->params;
+    gr_opctx k = *c;
+    k.params = s->inner_params;
+    if (!s->blocked) {
+        s->inner->backward(&k, dout, din);
+        return;
+    }
+    for (int i = 0; i < c->nin; i++)
+        if (c->in[i]) s->views[i].data = c->in[i]->data;
+    for (int i = 0; i < c->nout; i++) s->views[c->nin + i].data = c->out[i]->data;
+    for (int i = 0; i < c->nin; i++) {
+        s->din[i] = NULL;
+        if (!din[i]) continue;
+        s->gviews[i] = s->views[i];
+        s->gviews[i].data = din[i]->data;
+        s->din[i] = &s->gviews[i];
+    }
+    for (int i = 0; i < c->nout; i++) {
+        s->dout[i] = NULL;
+        if (!dout[i]) continue;
+        s->gviews[c->nin + i] = s->views[c->nin + i];
+        s->gviews[c->nin + i].data = dout[i]->data;
+        s->dout[i] = &s->gviews[c->nin + i];
+    }
+    k.in = s->in;
+    k.out = s->out;
+    s->inner->backward(&k, s->dout, s->din);
+}
+
 static void flat_release(void *params)
 {
     flat_state *s = params;
     if (s->inner && s->inner->release && s->inner_params) s->inner->release(s->inner_params);
 }
 
-const gr_opdef gr_op_flat = {"(flat)", flat_prepare, flat_forward, flat_release, GR_OPF_LAYOUT, NULL};
+const gr_opdef gr_op_flat = {"(flat)", flat_prepare, flat_forward, flat_release, GR_OPF_LAYOUT, flat_backward};

@@ -377,10 +377,18 @@ static int resize_common(gr_opctx *c, int legacy)
         if ((st = axis_build(c, &g, &rs->ax[d], scale[d], roi + 2 * d))) return st;
         rs->any_outside |= rs->ax[d].outside != NULL;
     }
-    if (g.mode != NEAREST) {
+    if (c->need_grad) {
+        if (c->need_grad & ~1u)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "only the data input (0) has a gradient");
+        if ((st = gr_op_check_dtype(c, 0, (const int[]){GR_F32, 0}))) return st;
+        if (rs->any_outside)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "backward of tf_crop_and_resize is not supported");
+    }
+    if (g.mode != NEAREST || c->need_grad) {  /* backward runs nearest as passes too */
         plan_passes(rs, xs);
         c->scratch_bytes = 2 * rs->buf_bytes;
-        for (int p = 0; p < rs->npass; p++) c->flops += 2 * (int64_t)rs->ax[rs->order[p]].taps * gr_numel(&s);
+        if (g.mode != NEAREST)
+            for (int p = 0; p < rs->npass; p++) c->flops += 2 * (int64_t)rs->ax[rs->order[p]].taps * gr_numel(&s);
     }
     return GRAFT_OK;
 }
@@ -498,6 +506,63 @@ static void resize_forward(gr_opctx *c)
     if (rs->any_outside) resize_extrapolate(rs, y);
 }
 
+/* The transpose of one pass: dx (outer, in, inner) = the taps' weights times dy (outer, out,
+ * inner) summed into the inputs they read. Threads split the outer slices, each owning its
+ * part of dx. */
+static void pass_back_f32(const axis_map *m, int64_t outer, int64_t inner, const float *dy, float *dx)
+{
+    int64_t out = m->out, in = m->in;
+    int taps = m->taps;
+    int nth = outer > 1 ? nthreads_for(outer * out * inner * taps) : 1;
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t b = 0; b < outer; b++) {
+        float *xb = dx + b * in * inner;
+        const float *yb = dy + b * out * inner;
+        memset(xb, 0, (size_t)(in * inner) * sizeof(float));
+        for (int64_t o = 0; o < out; o++) {
+            const int64_t *ix = m->idx + o * taps;
+            const double *wt = m->w + o * taps;
+            const float *yr = yb + o * inner;
+            for (int t = 0; t < taps; t++) {
+                float wk = (float)wt[t], *xr = xb + ix[t] * inner;
+                if (wk == 0) continue;
+#pragma omp simd
+                for (int64_t j = 0; j < inner; j++) xr[j] += wk * yr[j];
+            }
+        }
+    }
+}
+
+/* Backward of Resize and Upsample (float32, every mode but tf_crop_and_resize): the forward's
+ * separable passes transposed, last pass first, through the same two scratch buffers (their
+ * shapes are the forward's intermediates). Nearest is a pass with one tap of weight 1. */
+static void resize_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const resize_state *rs = c->params;
+    if (!din[0]) return;
+    size_t bytes = gr_tensor_bytes(din[0]);
+    if (!dout[0] || gr_numel(&c->out[0]->shape) == 0) {
+        memset(din[0]->data, 0, bytes);
+        return;
+    }
+    if (rs->npass == 0) {
+        memcpy(din[0]->data, dout[0]->data, bytes);
+        return;
+    }
+    gr_shape cur = c->out[0]->shape;
+    const float *src = dout[0]->data;
+    for (int p = rs->npass - 1; p >= 0; p--) {
+        int d = rs->order[p];
+        int64_t outer = 1, inner = 1;
+        for (int k = 0; k < d; k++) outer *= cur.d[k];
+        for (int k = d + 1; k < cur.rank; k++) inner *= cur.d[k];
+        float *dst = p == 0 ? din[0]->data : (float *)((char *)c->scratch + (p % 2) * rs->buf_bytes);
+        pass_back_f32(&rs->ax[d], outer, inner, src, dst);
+        cur.d[d] = rs->ax[d].in;
+        src = dst;
+    }
+}
+
 /* ONNX Resize-10 (X, scales) and Resize-11/13/18 (X, roi, scales, sizes). */
 static int resize_prepare(gr_opctx *c) { return resize_common(c, c->opset < 11); }
 
@@ -520,6 +585,7 @@ typedef struct pad_state {
     size_t esz;
     int64_t *map[GR_MAXDIM];  /* (out_d) input index along axis d, or -1: the constant */
     int64_t lo, hi, shift;    /* last axis: positions [lo, hi) read input j - shift */
+    int mode;
     unsigned char value[8];   /* the constant (attribute, before opset 11; else 0) */
 } pad_state;
 
@@ -588,7 +654,12 @@ static int pad_prepare(gr_opctx *c)
     if ((st = pad_amounts(c, pb, pe))) return st;
     pad_state *ps = gr_op_params(c, sizeof *ps);
     if (!ps) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
-    ps->rank = x->shape.rank, ps->esz = gr_dtype_size(x->dtype);
+    ps->rank = x->shape.rank, ps->esz = gr_dtype_size(x->dtype), ps->mode = mode;
+    if (c->need_grad) {
+        if (c->need_grad & ~1u)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "only the data input (0) has a gradient");
+        if ((st = gr_op_check_dtype(c, 0, (const int[]){GR_F32, 0}))) return st;
+    }
     gr_tensor v = {.dtype = x->dtype, .data = ps->value};
     gr_set_f64(&v, 0, c->opset < 11 ? gr_attr_float(c, "value", 0) : 0);
     gr_shape s = x->shape;
@@ -656,9 +727,49 @@ static void pad_forward(gr_opctx *c)
     }
 }
 
+/* Each output that read an input element adds its dout there (nothing for the constant). In
+ * constant mode each input element is read at most once, so rows run in parallel; reflect,
+ * edge and wrap read some many times and run serially. */
+static void pad_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const pad_state *ps = c->params;
+    if (!din[0]) return;
+    memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+    const gr_tensor *y = c->out[0];
+    int r = ps->rank;
+    int64_t n = gr_numel(&y->shape), xst[GR_MAXDIM];
+    if (!dout[0] || n == 0) return;
+    const float *dy = dout[0]->data;
+    float *dx = din[0]->data;
+    if (r == 0) {
+        dx[0] = dy[0];
+        return;
+    }
+    strides_of(&c->in[0]->shape, xst);
+    int64_t inner = y->shape.d[r - 1], rows = n / inner;
+    const int64_t *ml = ps->map[r - 1];
+    int nth = ps->mode == PAD_CONSTANT ? nthreads_for(n) : 1;
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t off = 0, q = row;
+        int fill = 0;
+        for (int d = r - 2; d >= 0; d--) {
+            int64_t o = q % y->shape.d[d], k = ps->map[d][o];
+            q /= y->shape.d[d];
+            fill |= k < 0;
+            off += k * xst[d];
+        }
+        if (fill) continue;
+        float *xr = dx + off;
+        const float *yr = dy + row * inner;
+        for (int64_t j = 0; j < inner; j++)
+            if (ml[j] >= 0) xr[ml[j]] += yr[j];
+    }
+}
+
 const gr_opdef gr_ops_resize[] = {
-    {"Resize", resize_prepare, resize_forward, NULL, 0, NULL},
-    {"Upsample", upsample_prepare, resize_forward, NULL, 0, NULL},
-    {"Pad", pad_prepare, pad_forward, NULL, 0, NULL},
+    {"Resize", resize_prepare, resize_forward, NULL, 0, resize_backward},
+    {"Upsample", upsample_prepare, resize_forward, NULL, 0, resize_backward},
+    {"Pad", pad_prepare, pad_forward, NULL, 0, pad_backward},
     {0},
 };

@@ -210,9 +210,10 @@ static void strided_permute(strided *s, int rank, const int64_t *dims, const int
     strided_simplify(s);
 }
 
+/* s[0] is the forward copy; s[1] the backward one where that is another permutation. */
 static strided *strided_new(gr_opctx *c)
 {
-    strided *s = gr_op_params(c, sizeof *s);
+    strided *s = gr_op_params(c, 2 * sizeof *s);
     if (!s) gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     return s;
 }
@@ -222,12 +223,109 @@ static void strided_forward(gr_opctx *c)
     strided_run(c->params, c->out[0]->data, c->in[0]->data);
 }
 
+/* The reverse of the forward copy: each element of the contiguous dout goes back to the input
+ * position it was read from. add = 0 stores (Slice: each position is read at most once; din is
+ * zeroed first); add = 1 accumulates float32 (Expand, Tile read positions many times), serially. */
+static void strided_back(const strided *s, void *in, const void *out, int add)
+{
+    int r = s->rank;
+    for (int i = 0; i < r; i++)
+        if (s->n[i] == 0) return;
+    int64_t inner = s->n[r - 1], ist = s->st[r - 1], rows = 1;
+    for (int i = 0; i < r - 1; i++) rows *= s->n[i];
+    size_t esz = s->esz;
+    int nth = add ? 1 : nthreads_for(rows * inner);
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int t = 0; t < nth; t++) {
+        int64_t r0 = rows * t / nth, r1 = rows * (t + 1) / nth, idx[SMAX], off = s->off, q = r0;
+        for (int i = r - 2; i >= 0; i--) {
+            idx[i] = q % s->n[i];
+            q /= s->n[i];
+            off += idx[i] * s->st[i];
+        }
+        for (int64_t row = r0; row < r1; row++) {
+            char *x = (char *)in + off * (int64_t)esz;
+            const char *o = (const char *)out + row * inner * (int64_t)esz;
+            if (add && ist == 0) {
+                const float *of = (const float *)o;
+                float acc = 0;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t j = 0; j < inner; j++) acc += of[j];
+                *(float *)x += acc;
+            } else if (add) {
+                float *xf = (float *)x;
+                const float *of = (const float *)o;
+                for (int64_t j = 0; j < inner; j++) xf[j * ist] += of[j];
+            } else if (ist == 1) {
+                memcpy(x, o, (size_t)inner * esz);
+            } else {
+                for (int64_t j = 0; j < inner; j++) memcpy(x + j * ist * (int64_t)esz, o + j * (int64_t)esz, esz);
+            }
+            for (int i = r - 2; i >= 0; i--) {
+                off += s->st[i];
+                if (++idx[i] < s->n[i]) break;
+                off -= s->st[i] * s->n[i];
+                idx[i] = 0;
+            }
+        }
+    }
+}
+
+/* Transpose, DepthToSpace, SpaceToDepth: the inverse permutation, prepared as params[1]. */
+static void permute_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const strided *s = c->params;
+    if (!din[0]) return;
+    if (!dout[0]) memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+    else strided_run(&s[1], din[0]->data, dout[0]->data);
+}
+
+/* Slice: dout back to its positions, zeros elsewhere. */
+static void slice_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    if (!din[0]) return;
+    memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+    if (dout[0]) strided_back(c->params, din[0]->data, dout[0]->data, 0);
+}
+
+/* Expand, Tile: the sum of dout over every output position that read an input element. */
+static void sum_back_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    if (!din[0]) return;
+    memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+    if (dout[0]) strided_back(c->params, din[0]->data, dout[0]->data, 1);
+}
+
+/* The inverse of a permutation of `rank` axes. */
+static void invert_perm(int rank, const int *perm, int *inv)
+{
+    for (int i = 0; i < rank; i++) inv[perm[i]] = i;
+}
+
 /* ---- plain copies: Reshape, Flatten, Squeeze, Unsqueeze, Identity ---- */
 
 static void copy_forward(gr_opctx *c)
 {
     size_t n = gr_tensor_bytes(c->in[0]);
     if (n && c->out[0]->data != c->in[0]->data) memcpy(c->out[0]->data, c->in[0]->data, n);
+}
+
+/* The gradient of a copy is dout copied back (din has the input's shape, the same bytes). */
+static void copy_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    (void)c;
+    if (!din[0]) return;
+    if (dout[0]) memcpy(din[0]->data, dout[0]->data, gr_tensor_bytes(din[0]));
+    else memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+}
+
+/* Gradients that accumulate (Expand, Tile, Gather...) are implemented for float32. */
+static int grad_f32(const gr_opctx *c)
+{
+    if ((c->need_grad & 1) && c->in[0]->dtype != GR_F32)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "backward is implemented for float32 only; input 0 is %s",
+                         gr_dtype_name(c->in[0]->dtype));
+    return GRAFT_OK;
 }
 
 /* ONNX Reshape-5/13/14 (and Reshape-1's shape attribute): 0 copies the input dim (unless
@@ -380,9 +478,20 @@ static int identity_prepare(gr_opctx *c)
     return gr_op_set_out(c, 0, c->in[0]->dtype, &c->in[0]->shape);
 }
 
-/* ONNX Dropout in inference: output = input, mask all true (bool from opset 10, the input's
- * type before). Opset 12 made ratio and training_mode inputs; training mode is supported only
- * with a constant ratio of 0 (which drops nothing), since graft has no training RNG here. */
+/* ONNX Dropout. In inference: output = input, mask all true (bool from opset 10, the input's
+ * type before); opset 12 made ratio and training_mode inputs, and a model asking for training
+ * mode there is refused unless its ratio is a constant 0, since graft cannot reproduce another
+ * framework's random masks. When the engine trains (c->training) the model's training_mode and
+ * is_test are ignored: each forward draws a keep-mask from c->rng (keep with probability
+ * 1 - ratio), scales kept values by 1 / (1 - ratio), writes the optional mask output, and
+ * backward applies the same mask. */
+typedef struct dropout_state {
+    int training;
+    float ratio;       /* attribute, or input 1's value when known at plan time (-1: read it in forward) */
+    uint8_t *mask;     /* training: the last forward's keep-mask */
+    float scale;       /* training: the last forward's 1 / (1 - ratio) */
+} dropout_state;
+
 static int dropout_prepare(gr_opctx *c)
 {
     static const char *const known[] = {"ratio", "seed", "is_test", NULL};
@@ -392,35 +501,102 @@ static int dropout_prepare(gr_opctx *c)
         (st = reject_attr(c, "is_test", c->opset >= 7)) ||
         (st = gr_op_check_arity(c, 1, c->opset >= 12 ? 3 : 1, 1, 2)) || (st = gr_op_check_dtype(c, 0, ft)))
         return st;
-    if (c->opset < 7 && gr_attr_int(c, "is_test", 0) == 0)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "is_test=0 (training dropout) is not supported");
-    if (has_input(c, 2)) {
-        const gr_tensor *t = c->in[2];
-        if (!t->data)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED,
-                             "input 2 (training_mode) must be a constant when the model is planned");
-        if (gr_numel(&t->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "training_mode must be a scalar");
-        /* training with ratio 0 drops nothing: the same as inference */
-        const gr_tensor *r = has_input(c, 1) ? c->in[1] : NULL;
-        int zero_ratio = r && r->data && gr_numel(&r->shape) == 1 && gr_get_f64(r, 0) == 0;
-        if (gr_get_f64(t, 0) != 0 && !zero_ratio)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED,
-                             "training_mode=true (training dropout) is not supported unless ratio is a constant 0");
-    }
     if (has_input(c, 1) && (st = gr_op_check_dtype(c, 1, ft))) return st;
+    if (has_input(c, 1) && gr_numel(&c->in[1]->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "ratio must be a scalar");
+    dropout_state *d = gr_op_params(c, sizeof *d);
+    if (!d) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
+    d->training = c->training;
+    d->ratio = c->opset < 12 ? gr_attr_float(c, "ratio", 0.5f) : !has_input(c, 1) ? 0.5f : -1;
+    if (d->ratio < 0 && c->in[1]->data) d->ratio = (float)gr_get_f64(c->in[1], 0);
+    if (c->training) {
+        if (d->ratio != -1 && !(d->ratio >= 0 && d->ratio <= 1))
+            return gr_op_err(c, GRAFT_E_FORMAT, "ratio %g is outside [0, 1]", d->ratio);
+        if (!(d->mask = gr_arena_alloc(c->arena, (size_t)gr_numel(&c->in[0]->shape) + 1)))
+            return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
+    } else {
+        if (c->opset < 7 && gr_attr_int(c, "is_test", 0) == 0)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "is_test=0 (training dropout) is not supported");
+        if (has_input(c, 2)) {
+            const gr_tensor *t = c->in[2];
+            if (!t->data)
+                return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                                 "input 2 (training_mode) must be a constant when the model is planned");
+            if (gr_numel(&t->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "training_mode must be a scalar");
+            /* training with ratio 0 drops nothing: the same as inference */
+            if (gr_get_f64(t, 0) != 0 && d->ratio != 0)
+                return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                                 "training_mode=true (training dropout) is not supported unless ratio is a constant 0");
+        }
+    }
     if ((st = gr_op_set_out(c, 0, c->in[0]->dtype, &c->in[0]->shape))) return st;
     return gr_op_set_out(c, 1, c->opset >= 10 ? GR_BOOL : c->in[0]->dtype, &c->in[0]->shape);
 }
 
+/* Training: mask from c->rng (sequential, so a seed and the tensor size fix it), then y = x * m * scale. */
+static void dropout_train(gr_opctx *c, dropout_state *d)
+{
+    float ratio = d->ratio >= 0 ? d->ratio : (float)gr_get_f64(c->in[1], 0);
+    ratio = ratio < 0 ? 0 : ratio > 1 ? 1 : ratio;
+    d->scale = ratio < 1 ? 1.0f / (1.0f - ratio) : 0.0f;
+    int64_t n = gr_numel(&c->in[0]->shape);
+    uint8_t *m = d->mask;
+    for (int64_t i = 0; i < n; i++) m[i] = gr_rng_uniform(c->rng) >= ratio;
+    const float sc = d->scale;
+    if (c->in[0]->dtype == GR_F32) {
+        const float *x = c->in[0]->data;
+        float *y = c->out[0]->data;
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) y[i] = m[i] ? x[i] * sc : 0.0f;
+    } else {
+        const double *x = c->in[0]->data;
+        double *y = c->out[0]->data;
+        for (int64_t i = 0; i < n; i++) y[i] = m[i] ? x[i] * (double)sc : 0.0;
+    }
+    if (c->nout < 2 || !c->out[1]) return;
+    gr_tensor *mo = c->out[1];
+    if (mo->dtype == GR_BOOL) memcpy(mo->data, m, (size_t)n);
+    else
+        for (int64_t i = 0; i < n; i++) gr_set_f64(mo, i, m[i]);
+}
+
 static void dropout_forward(gr_opctx *c)
 {
+    dropout_state *d = c->params;
+    if (d->training) {
+        dropout_train(c, d);
+        return;
+    }
     copy_forward(c);
-    if (c->nout < 2) return;
+    if (c->nout < 2 || !c->out[1]) return;
     gr_tensor *m = c->out[1];
     int64_t n = gr_numel(&m->shape);
     if (m->dtype == GR_BOOL) memset(m->data, 1, (size_t)n);
     else
         for (int64_t i = 0; i < n; i++) gr_set_f64(m, i, 1.0);
+}
+
+/* din = dout * mask * scale with forward's mask (the identity in inference). */
+static void dropout_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const dropout_state *d = c->params;
+    if (!din[0]) return;
+    if (!d->training || !dout[0]) {
+        copy_backward(c, dout, din);
+        return;
+    }
+    int64_t n = gr_numel(&c->in[0]->shape);
+    const uint8_t *m = d->mask;
+    const float sc = d->scale;
+    if (c->in[0]->dtype == GR_F32) {
+        const float *g = dout[0]->data;
+        float *dx = din[0]->data;
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dx[i] = m[i] ? g[i] * sc : 0.0f;
+    } else {
+        const double *g = dout[0]->data;
+        double *dx = din[0]->data;
+        for (int64_t i = 0; i < n; i++) dx[i] = m[i] ? g[i] * (double)sc : 0.0;
+    }
 }
 
 /* ---- Transpose, DepthToSpace, SpaceToDepth ---- */
@@ -451,6 +627,9 @@ static int transpose_prepare(gr_opctx *c)
     strided *sp = strided_new(c);
     if (!sp) return GRAFT_E_NOMEM;
     strided_permute(sp, r, xs->d, perm, gr_dtype_size(c->in[0]->dtype));
+    int inv[GR_MAXDIM];
+    invert_perm(r, perm, inv);
+    strided_permute(&sp[1], r, s.d, inv, gr_dtype_size(c->in[0]->dtype));
     return GRAFT_OK;
 }
 
@@ -500,6 +679,11 @@ static int space_depth_prepare(gr_opctx *c, int to_space)
     strided *sp = strided_new(c);
     if (!sp) return GRAFT_E_NOMEM;
     strided_permute(sp, 6, v, perm, gr_dtype_size(c->in[0]->dtype));
+    int inv[6];
+    int64_t w[6];
+    for (int i = 0; i < 6; i++) w[i] = v[perm[i]];  /* the output as the 6-D permuted view */
+    invert_perm(6, perm, inv);
+    strided_permute(&sp[1], 6, w, inv, gr_dtype_size(c->in[0]->dtype));
     return GRAFT_OK;
 }
 
@@ -560,7 +744,7 @@ static int concat_prepare(gr_opctx *c)
 }
 
 /* Copies between the whole (outer, total, inner) and its parts (outer, len[i], inner). */
-static void concat_split(const concat_state *cs, int nparts, gr_tensor **parts, gr_tensor *whole, int to_whole)
+static void concat_split(const concat_state *cs, int nparts, gr_tensor *const *parts, gr_tensor *whole, int to_whole)
 {
     size_t esz = gr_dtype_size(whole->dtype);
     int64_t row = cs->total * cs->inner * (int64_t)esz;
@@ -570,8 +754,11 @@ static void concat_split(const concat_state *cs, int nparts, gr_tensor **parts, 
         int64_t at = 0;
         for (int i = 0; i < nparts; i++) {
             int64_t n = cs->len[i] * cs->inner * (int64_t)esz;
-            char *w = (char *)whole->data + o * row + at, *p = (char *)parts[i]->data + o * n;
-            if (n) {
+            char *w = (char *)whole->data + o * row + at;
+            if (n && !parts[i]) {  /* backward: a part without a gradient */
+                if (to_whole) memset(w, 0, (size_t)n);
+            } else if (n) {
+                char *p = (char *)parts[i]->data + o * n;
                 if (to_whole) memcpy(w, p, (size_t)n);
                 else memcpy(p, w, (size_t)n);
             }
@@ -582,6 +769,23 @@ static void concat_split(const concat_state *cs, int nparts, gr_tensor **parts, 
 
 static void concat_forward(gr_opctx *c) { concat_split(c->params, c->nin, c->in, c->out[0], 1); }
 static void split_forward(gr_opctx *c) { concat_split(c->params, c->nout, c->out, c->in[0], 0); }
+
+/* Concat's gradient is dout split into the inputs; Split's is its douts concatenated (zeros for
+ * an output without a gradient). */
+static void concat_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    if (dout[0]) {
+        concat_split(c->params, c->nin, din, dout[0], 0);
+        return;
+    }
+    for (int i = 0; i < c->nin; i++)
+        if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+}
+
+static void split_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    if (din[0]) concat_split(c->params, c->nout, dout, din[0], 1);
+}
 
 /* ONNX Split: sizes from the 'split' attribute (before 13) or input 1 (from 13); else equal
  * parts, one per output (opset 18: num_outputs, the last part may be smaller). */
@@ -737,7 +941,9 @@ static int expand_prepare(gr_opctx *c)
     gr_shape ws = gr_shape_make(n, want), s;
     for (int i = 0; i < n; i++)
         if (want[i] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "shape[%d] is negative", i);
-    if ((st = gr_broadcast_shape(c, xs, &ws, &s)) || (st = gr_op_set_out(c, 0, c->in[0]->dtype, &s))) return st;
+    if ((st = gr_broadcast_shape(c, xs, &ws, &s)) || (st = gr_op_set_out(c, 0, c->in[0]->dtype, &s)) ||
+        (st = grad_f32(c)))
+        return st;
     strided *sp = strided_new(c);
     if (!sp) return GRAFT_E_NOMEM;
     int64_t xst[GR_MAXDIM];
@@ -765,6 +971,7 @@ static int tile_prepare(gr_opctx *c)
     if (n < 0) return -n;
     if (n != xs->rank)
         return gr_op_err(c, GRAFT_E_SHAPE, "repeats has %d entries for an input of rank %d", n, xs->rank);
+    if ((st = grad_f32(c))) return st;
     gr_shape s = *xs;
     for (int d = 0; d < n; d++) {
         if (rep[d] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "repeats[%d] is negative", d);
@@ -825,7 +1032,7 @@ static int gather_prepare(gr_opctx *c)
     if ((st = gr_op_axis(c, gr_attr_int(c, "axis", 0), xs->rank, &axis))) return st;
     if (xs->rank - 1 + is->rank > GR_MAXDIM)
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "output rank exceeds %d", GR_MAXDIM);
-    if ((st = check_indices(c, c->in[1], xs->d[axis]))) return st;
+    if ((st = check_indices(c, c->in[1], xs->d[axis])) || (st = grad_f32(c))) return st;
     gather_state *g = gr_op_params(c, sizeof *g);
     if (!g) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     gr_shape s = {0, {0}};
@@ -853,6 +1060,33 @@ static void gather_forward(gr_opctx *c)
     }
 }
 
+/* Scatter-add of dout's rows into din. Indices may repeat within one outer slice, so threads
+ * split the outer slices (each owns its part of din); out-of-range indices (zeros in forward)
+ * get nothing. */
+static void gather_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    const gather_state *g = c->params;
+    if (!din[0]) return;
+    memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+    if (!dout[0]) return;
+    const gr_tensor *idx = c->in[1];
+    const float *dy = dout[0]->data;
+    float *dx = din[0]->data;
+    int64_t inner = g->inner;
+    int nth = g->outer > 1 ? nthreads_for(g->outer * g->nidx * inner) : 1;
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t o = 0; o < g->outer; o++)
+        for (int64_t w = 0; w < g->nidx; w++) {
+            int64_t k = index_at(idx, w);
+            if (k < 0) k += g->dim;
+            if (k < 0 || k >= g->dim) continue;
+            float *xr = dx + (o * g->dim + k) * inner;
+            const float *yr = dy + (o * g->nidx + w) * inner;
+#pragma omp simd
+            for (int64_t j = 0; j < inner; j++) xr[j] += yr[j];
+        }
+}
+
 /* ONNX GatherElements: out[i] = data[i with i[axis] replaced by indices[i]]; indices have the
  * data's rank and the output their shape. */
 static int gather_elements_prepare(gr_opctx *c)
@@ -871,7 +1105,7 @@ static int gather_elements_prepare(gr_opctx *c)
         if (d != axis && is->d[d] > xs->d[d])
             return gr_op_err(c, GRAFT_E_SHAPE, "indices dim %d (%" PRId64 ") exceeds the data's (%" PRId64 ")", d,
                              is->d[d], xs->d[d]);
-    if ((st = check_indices(c, c->in[1], xs->d[axis]))) return st;
+    if ((st = check_indices(c, c->in[1], xs->d[axis])) || (st = grad_f32(c))) return st;
     int *ax = gr_op_params(c, sizeof *ax);
     if (!ax) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     *ax = axis;
@@ -904,6 +1138,38 @@ static void gather_elements_forward(gr_opctx *c)
             char *o = (char *)c->out[0]->data + i * (int64_t)esz;
             if (k < 0 || k >= dim) memset(o, 0, esz);
             else memcpy(o, (const char *)x->data + off * (int64_t)esz, esz);
+        }
+    }
+}
+
+/* The same walk as forward, adding dout into the element each output read (serial: indices
+ * repeat). */
+static void gather_elements_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *din)
+{
+    if (!din[0]) return;
+    memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
+    if (!dout[0]) return;
+    int axis = *(const int *)c->params;
+    const gr_tensor *x = c->in[0], *idx = c->in[1];
+    const gr_shape *is = &idx->shape;
+    int r = is->rank;
+    int64_t xst[GR_MAXDIM], n = gr_numel(is), inner = r ? is->d[r - 1] : 1, dim = x->shape.d[axis];
+    strides_of(&x->shape, xst);
+    const float *dy = dout[0]->data;
+    float *dx = din[0]->data;
+    int64_t rows = inner ? n / inner : 0;
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t base = 0, q = row;
+        for (int d = r - 2; d >= 0; d--) {
+            int64_t id = q % is->d[d];
+            q /= is->d[d];
+            if (d != axis) base += id * xst[d];
+        }
+        for (int64_t j = 0; j < inner; j++) {
+            int64_t i = row * inner + j, k = index_at(idx, i);
+            if (k < 0) k += dim;
+            if (k < 0 || k >= dim) continue;
+            dx[base + k * xst[axis] + (axis == r - 1 ? 0 : j * xst[r - 1])] += dy[i];
         }
     }
 }
@@ -1096,22 +1362,22 @@ static void range_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_shape[] = {
-    {"Reshape", reshape_prepare, copy_forward, NULL, 0, NULL},
-    {"Flatten", flatten_prepare, copy_forward, NULL, 0, NULL},
-    {"Squeeze", squeeze_prepare, copy_forward, NULL, 0, NULL},
-    {"Unsqueeze", unsqueeze_prepare, copy_forward, NULL, 0, NULL},
-    {"Identity", identity_prepare, copy_forward, NULL, 0, NULL},
-    {"Dropout", dropout_prepare, dropout_forward, NULL, 0, NULL},
-    {"Transpose", transpose_prepare, strided_forward, NULL, 0, NULL},
-    {"DepthToSpace", depth_to_space_prepare, strided_forward, NULL, 0, NULL},
-    {"SpaceToDepth", space_to_depth_prepare, strided_forward, NULL, 0, NULL},
-    {"Concat", concat_prepare, concat_forward, NULL, 0, NULL},
-    {"Split", split_prepare, split_forward, NULL, 0, NULL},
-    {"Slice", slice_prepare, strided_forward, NULL, 0, NULL},
-    {"Expand", expand_prepare, strided_forward, NULL, 0, NULL},
-    {"Tile", tile_prepare, strided_forward, NULL, 0, NULL},
-    {"Gather", gather_prepare, gather_forward, NULL, 0, NULL},
-    {"GatherElements", gather_elements_prepare, gather_elements_forward, NULL, 0, NULL},
+    {"Reshape", reshape_prepare, copy_forward, NULL, 0, copy_backward},
+    {"Flatten", flatten_prepare, copy_forward, NULL, 0, copy_backward},
+    {"Squeeze", squeeze_prepare, copy_forward, NULL, 0, copy_backward},
+    {"Unsqueeze", unsqueeze_prepare, copy_forward, NULL, 0, copy_backward},
+    {"Identity", identity_prepare, copy_forward, NULL, 0, copy_backward},
+    {"Dropout", dropout_prepare, dropout_forward, NULL, 0, dropout_backward},
+    {"Transpose", transpose_prepare, strided_forward, NULL, 0, permute_backward},
+    {"DepthToSpace", depth_to_space_prepare, strided_forward, NULL, 0, permute_backward},
+    {"SpaceToDepth", space_to_depth_prepare, strided_forward, NULL, 0, permute_backward},
+    {"Concat", concat_prepare, concat_forward, NULL, 0, concat_backward},
+    {"Split", split_prepare, split_forward, NULL, 0, split_backward},
+    {"Slice", slice_prepare, strided_forward, NULL, 0, slice_backward},
+    {"Expand", expand_prepare, strided_forward, NULL, 0, sum_back_backward},
+    {"Tile", tile_prepare, strided_forward, NULL, 0, sum_back_backward},
+    {"Gather", gather_prepare, gather_forward, NULL, 0, gather_backward},
+    {"GatherElements", gather_elements_prepare, gather_elements_forward, NULL, 0, gather_elements_backward},
     {"Shape", shape_prepare, shape_forward, NULL, GR_OPF_SHAPE_ONLY, NULL},
     {"Size", size_prepare, size_forward, NULL, GR_OPF_SHAPE_ONLY, NULL},
     {"ConstantOfShape", constant_of_shape_prepare, fill_forward, NULL, 0, NULL},
