@@ -30,3 +30,6 @@ graft_test(test_io_export "export"
   ${CMAKE_BINARY_DIR}/ocr /usr/bin/python3)
 set_tests_properties(test_io_export PROPERTIES TIMEOUT 900
   FIXTURES_REQUIRED "torchvision_resnet18;torchvision_mobilenet_v2;ppocr")
+# Checkpoints: safetensors against an independent python reader/writer (json + numpy).
+graft_test(test_io_safetensors "resume"
+  ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/io_safetensors /usr/bin/python3)
