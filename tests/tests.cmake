@@ -22,3 +22,14 @@ add_test(NAME test_tiny_model
 set_tests_properties(test_tiny_model PROPERTIES FIXTURES_REQUIRED testmodels LABELS "model")
 graft_test(test_core "unit")
 graft_test(test_graph "unit")
+
+# io writers. test_io_export round-trips the model fixtures of tests/models.cmake through
+# gr_onnx_save and checks the files with graft, onnxruntime-node and python3-onnx.
+graft_test(test_io_export "export"
+  ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/io_export ${CMAKE_BINARY_DIR}/models
+  ${CMAKE_BINARY_DIR}/ocr /usr/bin/python3)
+set_tests_properties(test_io_export PROPERTIES TIMEOUT 900
+  FIXTURES_REQUIRED "torchvision_resnet18;torchvision_mobilenet_v2;ppocr")
+# Checkpoints: safetensors against an independent python reader/writer (json + numpy).
+graft_test(test_io_safetensors "resume"
+  ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/io_safetensors /usr/bin/python3)

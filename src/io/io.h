@@ -21,4 +21,51 @@ int gr_npy_save(const char *path, const gr_tensor *t);
 /* Reads a whole file into memory (malloc); errors name the path. */
 int gr_read_file(const char *path, unsigned char **data, size_t *size);
 
+/* ---- writing files atomically (atomic.c) ----
+ * Data goes to "<path>.tmp.<pid>"; commit flushes and fsyncs it, renames it over path and fsyncs
+ * the folder, so a reader sees the old file or the new one, never a part. Any failure (including
+ * a full disk, found at fwrite, fflush, fsync or close) removes the temp file and returns an
+ * error naming path and strerror. */
+typedef struct gr_wfile {
+    FILE *f;
+    const char *path;
+    char *tmp;
+    int err;          /* errno of the first failed write, 0 if none */
+} gr_wfile;
+int gr_wfile_open(gr_wfile *w, const char *path);
+/* Writes n bytes; after a failure further writes do nothing and commit reports it. */
+void gr_wfile_write(gr_wfile *w, const void *data, size_t n);
+int gr_wfile_commit(gr_wfile *w);
+void gr_wfile_abort(gr_wfile *w);
+
+/* ---- ONNX export (onnx_save.c) ----
+ * Writes g as an ONNX ModelProto (IR version 8, producer "graft"): nodes with every attribute
+ * type the loader reads, initializers as little-endian raw_data, declared input/output types
+ * (a symbolic dim becomes a dim_param), the default-domain opset, g->meta as metadata_props.
+ * Atomic (see gr_wfile). Models of 2 GB or more (the protobuf limit) are refused. */
+int gr_onnx_save(const gr_graph *g, const char *path);
+
+/* ---- safetensors (safetensors.c) ----
+ * The Hugging Face format: 8-byte little-endian header length, a JSON header
+ * {"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {string: string}}, then the data. graft pads the header with spaces to a
+ * multiple of 8 and stores the CRC-32 of the data section as __metadata__["graft_crc32"]
+ * (decimal); the loader verifies it when present. */
+typedef struct gr_st_entry {
+    const char *name;
+    int dtype;        /* gr_dtype */
+    gr_shape shape;
+    void *data;
+    size_t bytes;     /* numel(shape) * dtype size */
+} gr_st_entry;
+/* Writes the entries in order (data contiguous), and meta ("graft_crc32" is reserved). */
+int gr_st_save(const char *path, const gr_st_entry *entries, int n, const gr_meta *meta, int nmeta);
+/* Reads and validates a file: entries (in data order) and metadata (without graft_crc32) are
+ * allocated from arena, data 64-byte aligned. Errors name the file and the tensor at fault; a
+ * truncated or corrupt file is always an error, never a partial result. */
+int gr_st_load(const char *path, gr_arena *arena, gr_st_entry **entries, int *n, gr_meta **meta,
+               int *nmeta);
+/* CRC-32 as zlib's crc32() (polynomial 0xEDB88320): crc = gr_crc32(crc, data, n), start at 0. */
+uint32_t gr_crc32(uint32_t crc, const void *data, size_t n);
+
 #endif
