@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXBUF 256
+#define MAXBUF 4096
 static void *bufs[MAXBUF];
 static int nbufs;
 
