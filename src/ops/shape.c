@@ -516,6 +516,7 @@ static int dropout_prepare(gr_opctx *c)
     d->ratio = c->opset < 12 ? gr_attr_float(c, "ratio", 0.5f) : !has_input(c, 1) ? 0.5f : -1;
     if (d->ratio < 0 && c->in[1]->data) d->ratio = (float)gr_get_f64(c->in[1], 0);
     if (c->training) {
+        if (!c->rng) return gr_op_err(c, GRAFT_E_INTERNAL, "training needs the engine's random generator");
         if (d->ratio != -1 && !(d->ratio >= 0 && d->ratio <= 1))
             return gr_op_err(c, GRAFT_E_FORMAT, "ratio %g is outside [0, 1]", d->ratio);
         if (!(d->mask = gr_arena_alloc(c->arena, (size_t)gr_numel(&c->in[0]->shape) + 1)))
