@@ -91,6 +91,11 @@ def make_images(d):
     save("gray_199x301.pgm", Image.fromarray(pattern(199, 301, 1, 12)[:, :, 0], "L"))
     save("rgb_301x199.ppm", Image.fromarray(pattern(301, 199, 3, 13)))
     save("rgb_223x224.png", Image.fromarray(pattern(223, 224, 3, 14)))
+    # 64 levels (0..255) of each channel in every combination: the colour adjustments' corners
+    lv = np.round(np.linspace(0, 255, 64)).astype(np.uint8)
+    idx = np.arange(512 * 512)
+    cube = np.stack([lv[idx % 64], lv[(idx // 64) % 64], lv[idx // 4096]], 1).reshape(512, 512, 3)
+    save("colors_512x512.png", Image.fromarray(cube))
     # a large real photograph for scaled decoding: Grace Hopper enlarged 4x, JPEG 4:2:0
     save("hopper_2048x2400.jpg", load(REAL[0]).resize((2048, 2400), Image.LANCZOS), quality=90)
     with open(os.path.join(d, "images.txt"), "w") as f:

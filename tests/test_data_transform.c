@@ -67,7 +67,7 @@ static int load_list(void)
     if (rc || !f) return 0;
     while (nimg < MAXIMG && fscanf(f, "%63s %511s", img_name[nimg], img_path[nimg]) == 2) nimg++;
     fclose(f);
-    CHECK(nimg >= 17, "only %d test images", nimg);
+    CHECK(nimg >= 18, "only %d test images", nimg);
     return nimg > 0;
 }
 

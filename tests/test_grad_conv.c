@@ -4,7 +4,8 @@
  * backward against oneDNN's on bigger shapes (N=2, C=32, 28x28), and oneDNN in blocked layouts
  * (c.layouts = 1, the input itself in nChw16c as a previous convolution leaves it) against the
  * plain path. Also: need_grad subsets (no input gradient for a first layer, bias only), a missing
- * dout, and the kernel oneDNN picks for a depthwise layer (jit, not ref). */
+ * dout, the reference fallback where oneDNN declines, and the kernel oneDNN picks for a depthwise
+ * layer in blocked layouts (jit_dw, not ref or gemm). */
 #include "gradcheck.h"
 
 #include <stdlib.h>
@@ -197,7 +198,8 @@ static void convert(const gr_shape *s, const void *from, const void *src, const 
 
 /* Prepares, runs forward and backward with dout = r, and returns (plain) y and the gradients.
  * layouts 1: c.layouts set and the input handed over in nChw16c (x_blocked). */
-static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r, float **y, float **g, int *used_layout)
+static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r, float **y, float **g, int *used_layout,
+                    char *impl)
 {
     gc_node n;
     memset(&n, 0, sizeof n);
@@ -232,6 +234,12 @@ static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r
     for (int i = 0; i < k->nin; i++) n.in[i].data = k->ins[i].data;
     if (x_blocked) n.in[0].data = xbuf;
     *used_layout = n.out[0].layout != NULL;
+    dnnl_primitive_t prim = *(dnnl_primitive_t *)n.c.params;  /* the state starts with it */
+    const_dnnl_primitive_desc_t pd;
+    const char *name = "none";
+    if (prim && dnnl_primitive_get_primitive_desc(prim, &pd) == dnnl_success)
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
+    snprintf(impl, 64, "%s", name);
     n.out[0].data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
     n.scratch = n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
     n.c.scratch = n.scratch;
@@ -279,9 +287,12 @@ static void layout_case(const spec *p, int x_blocked)
     gc_fill(r, m, 91, -1.f, 1.f);
     float *y[2] = {0}, *g[2][3] = {{0}};
     int used[2] = {0};
-    char w[256];
-    if (!run_node(&b.k, 0, 0, r, &y[0], g[0], &used[0]) && !run_node(&b.k, 1, x_blocked, r, &y[1], g[1], &used[1])) {
+    char w[256], impl[2][64];
+    if (!run_node(&b.k, 0, 0, r, &y[0], g[0], &used[0], impl[0]) &&
+        !run_node(&b.k, 1, x_blocked, r, &y[1], g[1], &used[1], impl[1])) {
         CHECK(used[1], "%s: oneDNN kept a plain output with layouts allowed", p->what);
+        if (p->G > 1 && p->G == p->C && p->G == p->M)  /* depthwise: a jit kernel, not ref or gemm */
+            CHECK(!strncmp(impl[1], "jit_dw", 6), "%s: oneDNN runs %s", p->what, impl[1]);
         snprintf(w, sizeof w, "%s: forward, blocked vs plain", p->what);
         th_close(y[1], y[0], (long)m, 1e-4, 1e-4, w);
         for (int i = 0; i < b.k.nin; i++) {
@@ -355,11 +366,43 @@ static void test_null_dout(void)
     built_free(&b);
 }
 
+/* ConvTranspose with an output_shape past the full output (an end pad of -2): oneDNN declines it,
+ * so training runs the reference kernels; with the input in a oneDNN layout prepare asks for a
+ * plain one (GR_RETRY_PLAIN). */
+static void test_reference_fallback(void)
+{
+    static const spec p = {"convT output_shape past the end", 1, 2, 2, 3, 2, 1, {3, 3}, {3, 3}, {2, 2}, {0}, {0},
+                           {0}, 1, 0, NULL};
+    static const int64_t os[2] = {9, 8};
+    built b;
+    build(&b, &p, 21);
+    b.a[b.na++] = ints("output_shape", 2, os);
+    b.k.nattr = b.na;
+    gc_check(&b.k, p.what);
+    gc_node n;
+    if (gc_prepare(&n, &b.k, b.ins) == GRAFT_OK) {
+        CHECK(n.out[0].shape.d[2] == 9 && n.out[0].shape.d[3] == 8, "%s: output shape", p.what);
+        CHECK(*(dnnl_primitive_t *)n.c.params == NULL, "%s: expected the reference kernels", p.what);
+    }
+    gc_free(&n);
+    dnnl_memory_desc_t xmd = blocked_md(&b.ins[0].shape);
+    gr_tensor ins[3] = {b.ins[0], b.ins[1], b.ins[2]};
+    ins[0].layout = &xmd;
+    ins[0].bytes = dnnl_memory_desc_get_size(&xmd);
+    gc_case k = b.k;
+    k.ins = ins;
+    int st = gc_prepare(&n, &k, ins);
+    CHECK(st == GR_RETRY_PLAIN, "%s: blocked input: prepare gave %d, expected GR_RETRY_PLAIN", p.what, st);
+    gc_free(&n);
+    built_free(&b);
+}
+
 int main(void)
 {
     test_finite_differences();
     test_kernels_agree();
     test_layouts();
     test_null_dout();
+    test_reference_fallback();
     return th_finish();
 }

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXBUF 256
+#define MAXBUF 4096
 static void *bufs[MAXBUF];
 static int nbufs;
 

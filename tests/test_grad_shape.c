@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXBUF 256
+#define MAXBUF 4096
 static void *bufs[MAXBUF];
 static int nbufs;
 
@@ -134,6 +134,8 @@ static void test_slice(void)
         {I64(-100), I64(100), I64(1), I64(3), "clamped, step 3"},
         {I64(2, 1, 0), I64(3, 6, 7), I64(0, 1, 2), I64(1, 1, 1), "one row"},
     };
+    gr_tensor big[5] = {uni(S(70, 80, 30), 31), I64(1), I64(80), I64(1), I64(2)};
+    one("Slice", 13, NULL, 0, 5, big, 1, "Slice (70,80,30) every other row of axis 1, threaded");
     for (int i = 0; i < 4; i++) {
         gr_tensor in[5] = {x, c[i].st, c[i].en, c[i].ax, c[i].sp};
         char what[96];
@@ -171,8 +173,10 @@ static void test_gather(void)
     idx.shape = S(2, 2);
     gr_tensor g1[2] = {uni(S(2, 5, 3), 51), idx};
     one("Gather", 13, &ax1, 1, 2, g1, 1, "Gather axis 1, (2,2) indices");
-    gr_tensor big[2] = {uni(S(8, 300, 40), 52), I64(299, 0, 0, 7, -300, 150)};
-    one("Gather", 13, &ax1, 1, 2, big, 1, "Gather axis 1 on (8,300,40), threaded");
+    int64_t many[120];
+    for (int i = 0; i < 120; i++) many[i] = (i * 37) % 300 - (i % 3 == 0 ? 300 : 0);  /* repeats, negatives */
+    gr_tensor big[2] = {uni(S(8, 300, 40), 52), i64(120, many)};
+    one("Gather", 13, &ax1, 1, 2, big, 1, "Gather axis 1 on (8,300,40) with 120 indices, threaded");
     gr_tensor ge = I64(3, 0, 0, 1, 1, 2, 2, 2, 0, 3, -1, 1, -4, 0, 0);
     ge.shape = S(3, 5);
     gr_tensor e1[2] = {uni(S(3, 4), 53), ge};
@@ -201,6 +205,9 @@ static void test_pad(void)
         snprintf(what, sizeof what, "Pad %s", c[i].what);
         one("Pad", c[i].opset, &m, 1, 2, in, 1, what);
     }
+    gr_attr mc = sval("mode", "constant");
+    gr_tensor bigp[2] = {uni(S(4, 16, 30, 30), 61), I64(0, 0, 1, 1, 0, 0, 1, 1)};
+    one("Pad", 13, &mc, 1, 2, bigp, 1, "Pad constant on (4,16,30,30), threaded");
     int64_t p2[6] = {0, 1, 2, 1, 0, 1};
     gr_attr a2[2] = {ints("pads", 6, p2), sval("mode", "reflect")};
     one("Pad", 2, a2, 2, 1, &x, 1, "Pad-2 reflect (pads attribute)");

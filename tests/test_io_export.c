@@ -296,6 +296,14 @@ int main(int argc, char **argv)
         int st = gr_onnx_load(path, &g);
         CHECK(st == GRAFT_OK, "%s", graft_last_error());
         if (!st) test_disk_full(g);
+        /* an optimized graph carries graft-only fused attributes: refused, not written wrong */
+        if (!st && gr_graph_optimize(g) == GRAFT_OK) {
+            snprintf(path, sizeof path, "%s/optimized.onnx", out_dir);
+            st = gr_onnx_save(g, path);
+            CHECK(st == GRAFT_E_ARG && strstr(graft_last_error(), path) && strstr(graft_last_error(), "_fused_act"),
+                  "optimized graph: status %d, %s", st, graft_last_error());
+            CHECK(count_prefix(out_dir, "optimized.onnx") == 0, "optimized graph: a file was written");
+        }
         gr_graph_free(g);
     }
     test_model(models_dir, "resnet18_op13", "resnet18", 1);

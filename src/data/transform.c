@@ -388,7 +388,8 @@ static int mean_luma(const gr_image *img)
     return (int)((double)sum / (double)n + 0.5);
 }
 
-/* libImaging/Convert.c rgb2hsv_row, float and double exactly where PIL has them. */
+/* libImaging/Convert.c rgb2hsv_row, float and double exactly where PIL has them. Only the
+ * differences the branch needs are divided, and fmod(x, 1) of x in (0, 2) is x or x - 1 (exact). */
 static void rgb2hsv(const uint8_t *in, uint8_t *out)
 {
     int r = in[0], g = in[1], b = in[2];
@@ -396,29 +397,43 @@ static void rgb2hsv(const uint8_t *in, uint8_t *out)
     out[2] = (uint8_t)maxc;
     if (minc == maxc) { out[0] = out[1] = 0; return; }
     float cr = (float)(maxc - minc), s = cr / (float)maxc, h;
-    float rc = (float)(maxc - r) / cr, gc = (float)(maxc - g) / cr, bc = (float)(maxc - b) / cr;
-    if (r == maxc) h = bc - gc;
-    else if (g == maxc) h = (float)(2.0 + rc - bc);
-    else h = (float)(4.0 + gc - rc);
-    h = (float)fmod(h / 6.0 + 1.0, 1.0);
+    if (r == maxc) h = (float)(maxc - b) / cr - (float)(maxc - g) / cr;
+    else if (g == maxc) h = (float)(2.0 + (float)(maxc - r) / cr - (float)(maxc - b) / cr);
+    else h = (float)(4.0 + (float)(maxc - g) / cr - (float)(maxc - r) / cr);
+    double x = h / 6.0 + 1.0;
+    h = (float)(x >= 1.0 ? x - 1.0 : x);
     int uh = (int)(h * 255.0), us = (int)(s * 255.0);
     out[0] = (uint8_t)(uh < 0 ? 0 : uh > 255 ? 255 : uh);
     out[1] = (uint8_t)(us < 0 ? 0 : us > 255 ? 255 : us);
 }
 
+/* C's round() of v in [0, 255] (half away from zero) without the libm call: truncating v + 0.5
+ * is wrong only when that sum rounds up to the next integer, which the check undoes. */
 static uint8_t clip_round(double v)
 {
-    int r = (int)round(v);
+    int r = (int)(v + 0.5);
+    if (v < (double)r - 0.5) r--;
     return (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);
 }
 
-/* libImaging/Convert.c hsv2rgb. */
-static void hsv2rgb(const uint8_t *in, uint8_t *out)
+/* libImaging/Convert.c hsv2rgb's per-hue and per-saturation terms, computed once per image. */
+typedef struct hsv_tabs { int i[256]; float f[256], fs[256]; } hsv_tabs;
+
+static void hsv_tabs_init(hsv_tabs *t)
+{
+    for (int v = 0; v < 256; v++) {
+        t->i[v] = (int)floor((float)v * 6.0 / 255.0);
+        t->f[v] = (float)((float)v * 6.0 / 255.0 - (float)t->i[v]);
+        t->fs[v] = (float)((float)v / 255.0);
+    }
+}
+
+static void hsv2rgb(const hsv_tabs *tab, const uint8_t *in, uint8_t *out)
 {
     int h = in[0], s = in[1], v = in[2];
     if (s == 0) { out[0] = out[1] = out[2] = (uint8_t)v; return; }
-    int i = (int)floor((float)h * 6.0 / 255.0);
-    float f = (float)((float)h * 6.0 / 255.0 - (float)i), fs = (float)((float)s / 255.0);
+    int i = tab->i[h];
+    float f = tab->f[h], fs = tab->fs[s];
     uint8_t p = clip_round((float)v * (1.0 - fs)), q = clip_round((float)v * (1.0 - fs * f)),
             t = clip_round((float)v * (1.0 - fs * (1.0 - f))), V = (uint8_t)v;
     uint8_t r, g, b;
@@ -439,12 +454,14 @@ static void hsv2rgb(const uint8_t *in, uint8_t *out)
 static void adjust_hue(gr_image *img, float factor)
 {
     uint8_t shift = (uint8_t)(int)(factor * 255.0);
+    hsv_tabs tab;
+    hsv_tabs_init(&tab);
     size_t n = (size_t)img->w * img->h;
     for (size_t i = 0; i < n; i++) {
         uint8_t hsv[3], *p = img->rgb + 3 * i;
         rgb2hsv(p, hsv);
         hsv[0] = (uint8_t)(hsv[0] + shift);
-        hsv2rgb(hsv, p);
+        hsv2rgb(&tab, hsv, p);
     }
 }
 
@@ -454,13 +471,17 @@ void gr_image_adjust(gr_image *img, int which, float factor)
     if (which == GR_JIT_HUE) { adjust_hue(img, factor); return; }
     if (which == GR_JIT_SATURATION) { /* blend with the image's own "L" */
         size_t n = (size_t)img->w * img->h;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t *p = img->rgb + 3 * i;
-            int l = luma(p);
-            p[0] = blend(l, p[0], factor);
-            p[1] = blend(l, p[1], factor);
-            p[2] = blend(l, p[2], factor);
-        }
+        uint8_t *p = img->rgb;
+        if (factor >= 0 && factor <= 1) /* blend's two cases as two loops, so each vectorises */
+            for (size_t i = 0; i < n; i++, p += 3) {
+                float l = (float)luma(p);
+                for (int c = 0; c < 3; c++) p[c] = (uint8_t)(l + factor * (float)(p[c] - (int)l));
+            }
+        else
+            for (size_t i = 0; i < n; i++, p += 3) {
+                int l = luma(p);
+                for (int c = 0; c < 3; c++) p[c] = blend(l, p[c], factor);
+            }
         return;
     }
     int base = which == GR_JIT_CONTRAST ? mean_luma(img) : 0; /* brightness: black */

@@ -64,6 +64,12 @@ static ProtobufCBinaryData bin(const char *s)
 
 static Onnx__AttributeProto *attr_proto(ctx *c, const gr_attr *at, const gr_node *n)
 {
+    /* "_fused_act" and the like are graft's inference rewrites (graph/optimize.c): no ONNX
+     * reader knows them, and dropping them would drop the fused activation. */
+    if (at->name && at->name[0] == '_')
+        return c->st = gr_err(GRAFT_E_ARG, "%s: node '%s' has graft's internal attribute '%s' (an inference "
+                              "rewrite): export the graph as loaded, without gr_graph_optimize", c->path,
+                              n->name, at->name), NULL;
     Onnx__AttributeProto *ap = NEW(c, Onnx__AttributeProto, ONNX__ATTRIBUTE_PROTO__INIT);
     if (!ap) return NULL;
     ap->name = str(at->name);

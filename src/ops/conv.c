@@ -20,7 +20,19 @@
  * the full output, i.e. an end pad below -1), the reference kernel runs instead.
  *
  * Fusion: the graph optimizer may add "_fused_act" ("relu", or "clip" with "_fused_min" and
- * "_fused_max") to apply an activation to the output; oneDNN does it as an eltwise post-op. */
+ * "_fused_max") to apply an activation to the output; oneDNN does it as an eltwise post-op.
+ *
+ * Training (need_grad != 0; inference plans are untouched): the forward primitive is made with
+ * forward_training and, from its descriptor as a hint, backward_data (need_grad bit 0 only: never
+ * for a first layer fed the image) and backward_weights (bits 1, 2; the bias gradient comes with
+ * it). With c->layouts every activation and gradient stays in the layout oneDNN picked (nChw16c);
+ * reorders, made in prepare, run only where two layouts differ: the weights into backward_data's
+ * layout, the weight gradient back to the plain ONNX layout, and dout/din/the input when a
+ * backward primitive reads another layout than the tensor has. Run-time weights are reordered into
+ * op state, not scratch, so backward_data reuses forward's copy. If oneDNN lacks a backward
+ * primitive the node runs the reference kernels (on plain inputs: GR_RETRY_PLAIN). The reference
+ * backward computes dX of a Conv as a ConvTranspose of dY (and the reverse), dW by one
+ * correlation kernel, dB by a sum; a fused activation masks dY by its derivative first. */
 #include "dnnl_util.h"
 
 #include <math.h>

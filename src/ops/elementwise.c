@@ -11,7 +11,9 @@
  *     (1,C,1,1) is N*C rows of H*W with a scalar per row.
  * Element types: float32, float64, int64, int32, int8, uint8, bool, as each ONNX op allows.
  * Every kernel is plain C. Sigmoid, Tanh and Erf on float32 also have vectorisable polynomial
- * kernels used when c->use_ref == 0; the libm ones stay the reference. */
+ * kernels used when c->use_ref == 0; the libm ones stay the reference.
+ * Backward (float32) is described at its section below: flat loops for the unary ops, the same
+ * row walker plus a reduction over broadcast dims for the others. */
 #include "ops.h"
 
 #include <float.h>

@@ -12,7 +12,13 @@
  * expressed as extra right padding (pe' so that the floor formula gives the ceil output). With
  * count_include_pad=1 oneDNN divides by the whole kernel, while ONNX/PyTorch count only the
  * positions inside the explicitly padded input; the two differ only when the ceil extension is
- * used, so that case (and LpPool, and the Indices output) runs the reference kernel. */
+ * used, so that case (and LpPool, and the Indices output) runs the reference kernel.
+ *
+ * Training (need_grad != 0): oneDNN forward_training and a pooling backward made with it as the
+ * hint, reading dout and writing din in the output's and the input's layouts; max pooling's
+ * workspace lives in the op state. The reference backward routes dY to the window's maximum
+ * (found again from the input, as forward finds it) or spreads dY / divisor over the window.
+ * LpPool and GlobalLpPool have no backward. */
 #include "dnnl_util.h"
 
 #include <math.h>

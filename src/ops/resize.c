@@ -22,7 +22,11 @@
  * and float64), through two scratch buffers.
  *
  * Pad maps each output position of each axis to an input index (or -1: the constant), after
- * cropping negative pads, for modes constant, reflect, edge and wrap. */
+ * cropping negative pads, for modes constant, reflect, edge and wrap.
+ *
+ * Backward (float32, w.r.t. the data input only): Resize runs the transposes of its separable
+ * passes in reverse order (nearest as one-tap passes); Pad adds each dout element into the input
+ * element it read. tf_crop_and_resize has no backward. */
 #include "ops.h"
 
 #include <inttypes.h>
@@ -581,11 +585,10 @@ static int upsample_prepare(gr_opctx *c)
 enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
 
 typedef struct pad_state {
-    int rank;
+    int rank, mode;
     size_t esz;
     int64_t *map[GR_MAXDIM];  /* (out_d) input index along axis d, or -1: the constant */
     int64_t lo, hi, shift;    /* last axis: positions [lo, hi) read input j - shift */
-    int mode;
     unsigned char value[8];   /* the constant (attribute, before opset 11; else 0) */
 } pad_state;
 

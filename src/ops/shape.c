@@ -1,5 +1,5 @@
 /* shape.c — ops that move or make data without arithmetic: Reshape, Flatten, Squeeze, Unsqueeze,
- * Identity, Dropout (inference), Transpose, Concat, Split, Slice, Gather, GatherElements, Expand,
+ * Identity, Dropout, Transpose, Concat, Split, Slice, Gather, GatherElements, Expand,
  * Tile, DepthToSpace, SpaceToDepth, Shape, Size, ConstantOfShape, Constant and Range.
  * Depends on core only. Elements are copied by their size, so every dtype graft knows works.
  *
@@ -12,7 +12,14 @@
  * axis reads it contiguously (a transpose), 32x32 tiles so both sides touch whole cache lines.
  *
  * Values that set shapes (Reshape's shape, Slice's starts, Tile's repeats...) must be known when
- * the model is planned: gr_input_ints() says so clearly when they are not. */
+ * the model is planned: gr_input_ints() says so clearly when they are not.
+ *
+ * Backward (w.r.t. input 0 and Concat's inputs; indices and shapes get none): the copies copy
+ * dout back; Transpose and DepthToSpace/SpaceToDepth run the inverse permutation (a second
+ * strided plan made in prepare); Slice scatters dout into zeros; Expand and Tile sum dout over
+ * the positions that read each element (the strided plan walked backwards, accumulating);
+ * Concat and Split swap roles; Gather and GatherElements scatter-add. Dropout in training keeps
+ * its mask in the op state for backward. Accumulating backwards are float32 only. */
 #include "ops.h"
 
 #include <inttypes.h>
@@ -509,6 +516,7 @@ static int dropout_prepare(gr_opctx *c)
     d->ratio = c->opset < 12 ? gr_attr_float(c, "ratio", 0.5f) : !has_input(c, 1) ? 0.5f : -1;
     if (d->ratio < 0 && c->in[1]->data) d->ratio = (float)gr_get_f64(c->in[1], 0);
     if (c->training) {
+        if (!c->rng) return gr_op_err(c, GRAFT_E_INTERNAL, "training needs the engine's random generator");
         if (d->ratio != -1 && !(d->ratio >= 0 && d->ratio <= 1))
             return gr_op_err(c, GRAFT_E_FORMAT, "ratio %g is outside [0, 1]", d->ratio);
         if (!(d->mask = gr_arena_alloc(c->arena, (size_t)gr_numel(&c->in[0]->shape) + 1)))
