@@ -15,6 +15,7 @@ if [ ! -d "$jpegs" ]; then
   /usr/bin/python3 bench/make_jpegs.py "$jpegs" 3000 10
 fi
 n=$(find "$jpegs" -name '*.jpg' | wc -l)
+load=$(cut -d' ' -f1 /proc/loadavg)
 # The machine is shared: run both ${BENCH_ROUNDS:-3} times, interleaved, and keep each one's best
 # round (the one least disturbed by other load).
 best() { sort -k2,2 -g | tail -1; }
@@ -30,7 +31,8 @@ ti=$(echo "$t" | awk '{print $2}'); tm=$(echo "$t" | awk '{print $5}'); tw=$(ech
 tc=$(echo "$t" | awk '{print $11}')
 echo "rounds (img/s): graft $(printf '%s' "$g_all" | awk '{printf "%s ", $2}')| torchvision $(printf '%s' "$t_all" | awk '{printf "%s ", $2}')"
 r=$(awk -v a="$gi" -v b="$ti" 'BEGIN{printf "%.2f", a/b}')
-echo "$n JPEGs, batch $batch, $workers workers; graft decodes the JPEGs at $gd size (TurboJPEG, no DCT scaling)"
+echo "$n JPEGs, batch $batch, $workers workers; graft decodes the JPEGs at $gd size (TurboJPEG; IDCT scaling only for images >= 2x the 256 needed)"
+echo "load average $load before the runs on $(nproc) cores; img/s moves with other load, cpu ms/img (all threads or processes, per image) much less"
 printf '%-12s %10s %12s %10s %s\n' loader "img/s" "cpu ms/img" "peak MB" ""
 printf '%-12s %10s %12s %10s %s\n' graft "$gi" "$gc" "$gm" "(one process, $workers threads)"
 printf '%-12s %10s %12s %10s %s\n' torchvision "$ti" "$tc" "$tm" "(main process; each of $workers workers up to $tw MB more)"

@@ -2,7 +2,8 @@
  * worker count, every sample once per epoch, drop_last, subsets, the bad-sample policies, free
  * mid-epoch, and each sample equal to gr_transform_apply run directly on a separately decoded
  * copy of the file with the per-sample seed data.h documents (recomputed here). The images are
- * PPM files of varied sizes and random pixels written by this test. */
+ * PPM files of varied sizes and random pixels written by this test (never decoded at a reduced
+ * scale: that is JPEG only, checked on a photo); in-memory samples come from Fashion-MNIST. */
 #define _POSIX_C_SOURCE 200809L
 #include "data/data.h"
 #include "harness.h"
@@ -331,6 +332,119 @@ static void test_bad(const gr_dataset *bds, int64_t bad_i)
     }
 }
 
+/* In-memory samples (Fashion-MNIST's IDX test set, 28x28 gray): no crop needed, since they all
+ * have one size; x must be ToTensor + Normalize of the raw pixels, computed here. */
+static void test_in_memory(void)
+{
+    const char *fm = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+    gr_dataset *ds;
+    if (gr_dataset_open(fm, NULL, 0, &ds)) {
+        CHECK(0, "open %s: %s", fm, graft_last_error());
+        return;
+    }
+    CHECK(ds->n == 10000 && ds->w == 28 && ds->h == 28 && ds->pixels, "fashion-mnist: %lld samples of %dx%d",
+          (long long)ds->n, ds->w, ds->h);
+    gr_transform t;
+    gr_transform_default(&t);
+    t.resize = t.crop = 0;
+    int64_t idx[] = {9999, 0, 1234, 5, 42, 777, 3141};
+    gr_loader_opts o = opts(2, 11);
+    o.batch = 3;
+    o.shuffle = 0;
+    gr_loader *l;
+    if (gr_loader_new(ds, idx, 7, &t, &o, &l)) {
+        CHECK(0, "in-memory loader: %s", graft_last_error());
+        gr_dataset_free(ds);
+        return;
+    }
+    gr_loader_start(l, 0);
+    gr_batch b;
+    int k = 0, st;
+    float want[3 * 28 * 28];
+    while ((st = gr_loader_next(l, &b)) == 1) {
+        CHECK(b.h == 28 && b.w == 28, "in-memory batch of %dx%d", b.w, b.h);
+        for (int i = 0; i < b.n && k < 7; i++, k++) {
+            CHECK(b.index[i] == idx[k] && b.y[i] == ds->labels[idx[k]], "in-memory sample %d: index %lld", k,
+                  (long long)b.index[i]);
+            const uint8_t *px = ds->pixels + idx[k] * 28 * 28;
+            for (int c = 0; c < 3; c++)
+                for (int j = 0; j < 28 * 28; j++) want[c * 784 + j] = ((float)px[j] / 255.0f - t.mean[c]) / t.std[c];
+            th_close(b.x + (size_t)i * 3 * 784, want, 3 * 784, 1e-6, 1e-6, "in-memory ToTensor + Normalize");
+        }
+    }
+    CHECK(st == 0 && k == 7, "in-memory: %d samples, status %d", k, st);
+    gr_loader_free(l);
+    gr_dataset_free(ds);
+}
+
+/* A 512x600 photo under Resize 64 + CenterCrop 56: the loader decodes the JPEG at a reduced IDCT
+ * scale (the image is more than twice the 64 needed), exactly as gr_image_decode_scaled with the
+ * transform's gr_transform_decode_min does, and the result stays close to a full decode. */
+static void test_scaled_decode(void)
+{
+    const char *photo = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
+    FILE *in = fopen(photo, "rb");
+    if (!in) {
+        CHECK(0, "%s is missing (python3-matplotlib)", photo);
+        return;
+    }
+    static unsigned char data[1 << 20];
+    size_t n = fread(data, 1, sizeof data, in);
+    fclose(in);
+    char dir[300], p[400];
+    snprintf(dir, sizeof dir, "%s/photos", root);
+    mkdir(dir, 0755);
+    for (int c = 0; c < 2; c++) {
+        snprintf(p, sizeof p, "%s/k%d", dir, c);
+        mkdir(p, 0755);
+        snprintf(p, sizeof p, "%s/k%d/photo.jpg", dir, c);
+        FILE *f = fopen(p, "wb");
+        fwrite(data, 1, n, f);
+        fclose(f);
+    }
+    gr_dataset *ds;
+    if (gr_dataset_open(dir, NULL, 0, &ds)) {
+        CHECK(0, "%s", graft_last_error());
+        return;
+    }
+    gr_transform t;
+    gr_transform_default(&t);
+    t.resize = 64;
+    t.crop = 56;
+    int mw, mh;
+    gr_transform_decode_min(&t, &mw, &mh);
+    gr_loader_opts o = opts(2, 1);
+    gr_loader *l;
+    gr_batch b;
+    if (gr_loader_new(ds, NULL, 0, &t, &o, &l) || gr_loader_start(l, 0) || gr_loader_next(l, &b) != 1) {
+        CHECK(0, "photo loader: %s", graft_last_error());
+        gr_dataset_free(ds);
+        return;
+    }
+    size_t len = (size_t)3 * 56 * 56;
+    float *scaled = malloc(len * sizeof(float)), *full = malloc(len * sizeof(float));
+    gr_image s_img, f_img;
+    gr_rng rng;
+    CHECK(b.n == 2 && gr_image_decode_scaled(photo, mw, mh, &s_img) == 0 && gr_image_decode(photo, &f_img) == 0,
+          "decode the photo: %s", graft_last_error());
+    CHECK(s_img.w < f_img.w && s_img.w >= 2 * mw && s_img.h >= 2 * mh, "scaled decode %dx%d of %dx%d (min %dx%d)",
+          s_img.w, s_img.h, f_img.w, f_img.h, mw, mh);
+    gr_transform_apply(&t, &s_img, &rng, scaled); /* no random steps: rng unused */
+    gr_transform_apply(&t, &f_img, &rng, full);
+    for (int i = 0; i < b.n; i++)
+        CHECK(!memcmp(b.x + i * len, scaled, len * sizeof(float)), "photo %d: loader differs from the scaled decode", i);
+    double mad = 0;
+    for (size_t i = 0; i < len; i++) mad += fabs((double)scaled[i] - full[i]) / (double)len;
+    /* 0.03 in normalised units is about 1.7/255 of pixel value */
+    CHECK(mad > 0 && mad < 0.03, "scaled vs full decode: mean |diff| %.4f", mad);
+    gr_image_free(&s_img);
+    gr_image_free(&f_img);
+    free(scaled);
+    free(full);
+    gr_loader_free(l);
+    gr_dataset_free(ds);
+}
+
 static void test_free_and_errors(const gr_dataset *ds)
 {
     gr_transform t;
@@ -390,6 +504,8 @@ int main(void)
     if (bad_i >= 0) test_bad(bds, bad_i);
     else CHECK(0, "bad.jpg not in the dataset");
     test_free_and_errors(ds);
+    test_in_memory();
+    test_scaled_decode();
     gr_dataset_free(ds);
     gr_dataset_free(bds);
     char cmd[400];

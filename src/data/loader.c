@@ -35,6 +35,7 @@ struct gr_loader {
     gr_loader_opts o;
     int64_t *idx, n;   /* the samples to iterate (dataset indices) */
     int oh, ow;
+    int min_w, min_h;  /* the decode size the transform needs (0: decode in full) */
     size_t sample_len; /* floats per sample */
     uint8_t *bad;      /* [n] found bad under GR_BAD_SKIP: reported once, never read again */
     int64_t skipped;
@@ -99,11 +100,20 @@ static void sample_name(const gr_loader *l, int64_t di, char *buf, size_t n)
     else snprintf(buf, n, "%s[%lld]", l->ds->source ? l->ds->source : "dataset", (long long)di);
 }
 
+/* Image files are decoded at a reduced JPEG (IDCT) scale when the image is at least twice the
+ * size the transform needs, which gr_image_decode_scaled decides; anything else in full. */
+static int decode(const gr_loader *l, int64_t di, gr_image *img)
+{
+    if (l->ds->paths && l->ds->paths[di] && (l->min_w > 0 || l->min_h > 0))
+        return gr_image_decode_scaled(l->ds->paths[di], l->min_w, l->min_h, img);
+    return gr_dataset_image(l->ds, di, img);
+}
+
 /* Decode, check the size, transform into x. Errors name the sample (in this thread's message). */
 static int load_sample(const gr_loader *l, int epoch, int64_t di, float *x)
 {
     gr_image img = {0};
-    int st = gr_dataset_image(l->ds, di, &img);
+    int st = decode(l, di, &img);
     if (!st) {
         int oh, ow;
         gr_transform_out_size(&l->t, img.w, img.h, &oh, &ow);
@@ -257,6 +267,7 @@ int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const 
     l->n = idx ? nidx : ds->n;
     l->oh = oh;
     l->ow = ow;
+    gr_transform_decode_min(t, &l->min_w, &l->min_h);
     l->sample_len = sample_len;
     l->nth = o->workers;
     /* the caller holds one batch while `prefetch` more are made */
