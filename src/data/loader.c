@@ -374,8 +374,12 @@ int gr_loader_next(gr_loader *l, gr_batch *b)
         int64_t bi = l->next_out;
         slot *s = &l->slots[bi % l->nslot];
         while (s->batch != bi || s->pending > 0) {
-            if (l->nth == 0) run_sample(l, claim_next(l)); /* claims are in order: this is batch bi's */
-            else pthread_cond_wait(&l->done, &l->mu);
+            if (l->nth == 0) { /* claims are in order: the next one is batch bi's */
+                GR_ASSERT(claimable(l));
+                run_sample(l, claim_next(l));
+            } else {
+                pthread_cond_wait(&l->done, &l->mu);
+            }
         }
         if (s->err) { /* workers stop; the message goes to the caller's thread */
             l->fatal = s->err;
