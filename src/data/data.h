@@ -192,9 +192,12 @@ int gr_transform_apply(const gr_transform *t, const gr_image *in, gr_rng *rng, f
  * sample j's augmentation uses an rng seeded from (seed, epoch, sample index), exactly
  *   gr_rng_seed(&rng, splitmix64(splitmix64(splitmix64(seed) ^ epoch) ^ j))
  * (splitmix64(x): x += 0x9E3779B97F4A7C15, then the usual two xor-shift-multiply rounds), then
- * gr_transform_apply(t, image, &rng, out), so one sample can be reproduced on its own. Workers
- * decode and transform ahead (prefetch batches), writing straight into the batch buffers, which
- * are allocated once in gr_loader_new (prefetch + 1 of them: the caller holds one).
+ * gr_transform_apply(t, image, &rng, out), so one sample can be reproduced on its own. The image
+ * is gr_image_decode_scaled(path, min_w, min_h) with gr_transform_decode_min(t) for image files
+ * (a JPEG at least twice that size is decoded at a reduced IDCT scale, the rest in full) and
+ * gr_dataset_image for in-memory samples. Workers decode and transform ahead (prefetch
+ * batches), writing straight into the batch buffers, which are allocated once in gr_loader_new
+ * (prefetch + 1 of them: the caller holds one).
  * Bad samples under GR_BAD_SKIP are reported and counted once (the first time they fail) and not
  * read again in later epochs; batch b still holds order[b*B ..] minus its bad samples, compacted
  * (a batch left empty is not returned). drop_last counts samples before skipping. Under
