@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 export GRAFT_CACHE ?= $(HOME)/.cache/graft
 
-.PHONY: all setup build test test-fast asan demo bench-infer clean
+.PHONY: all setup build test test-fast asan demo bench-infer bench-data clean
 
 all: build
 
@@ -37,6 +37,9 @@ demo: setup build
 
 bench-infer: setup build
 	@bash bench/infer.sh $(BUILD)
+
+bench-data: setup build
+	@bash bench/data.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

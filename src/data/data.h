@@ -253,14 +253,26 @@ int gr_transform_apply(const gr_transform *t, const gr_image *in, gr_rng *rng, f
 /* ---- loader ----
  * Batches of (B, 3, H, W) float32 in a fixed order for a given seed and epoch, whatever the
  * number of workers: the order is a permutation drawn from (seed, epoch) when shuffling, and
- * sample j's augmentation uses an rng seeded from (seed, epoch, sample index). Workers decode
- * and transform ahead (prefetch batches), writing straight into the batch buffers. */
+ * sample j's augmentation uses an rng seeded from (seed, epoch, sample index), exactly
+ *   gr_rng_seed(&rng, splitmix64(splitmix64(splitmix64(seed) ^ epoch) ^ j))
+ * (splitmix64(x): x += 0x9E3779B97F4A7C15, then the usual two xor-shift-multiply rounds), then
+ * gr_transform_apply(t, image, &rng, out), so one sample can be reproduced on its own. The image
+ * is gr_image_decode_scaled(path, min_w, min_h) with gr_transform_decode_min(t) for image files
+ * (a JPEG at least twice that size is decoded at a reduced IDCT scale, the rest in full) and
+ * gr_dataset_image for in-memory samples. Workers decode and transform ahead (prefetch
+ * batches), writing straight into the batch buffers, which are allocated once in gr_loader_new
+ * (prefetch + 1 of them: the caller holds one).
+ * Bad samples under GR_BAD_SKIP are reported and counted once (the first time they fail) and not
+ * read again in later epochs; batch b still holds order[b*B ..] minus its bad samples, compacted
+ * (a batch left empty is not returned). drop_last counts samples before skipping. Under
+ * GR_BAD_FATAL the batches before the one holding the bad sample are returned, then the error
+ * (the first bad sample of that batch), and again on every call until the next gr_loader_start. */
 typedef struct gr_loader gr_loader;
 
 typedef struct gr_loader_opts {
     int batch;             /* samples per batch (> 0) */
     int workers;           /* threads (0: decode on the caller's thread) */
-    int prefetch;          /* batches ready ahead (0: 2 * workers) */
+    int prefetch;          /* batches made ahead (0: 2 * workers; none with workers 0) */
     int shuffle;           /* permute each epoch */
     int drop_last;         /* drop a final short batch */
     int bad;               /* GR_BAD_FATAL or GR_BAD_SKIP */
@@ -282,10 +294,11 @@ int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const 
 /* Starts epoch e (any order of epochs; restarting one gives the same batches). */
 int gr_loader_start(gr_loader *l, int epoch);
 /* Next batch of the epoch: 1 with *b filled, 0 at the end, or -status on a fatal bad sample
- * (message names the file). */
+ * (message names the file, in the caller's thread) or when no epoch was started. */
 int gr_loader_next(gr_loader *l, gr_batch *b);
 /* Samples skipped as bad so far (GR_BAD_SKIP). */
 int64_t gr_loader_skipped(const gr_loader *l);
+/* Joins the workers (after the samples in flight, never waiting for the epoch) and frees. */
 void gr_loader_free(gr_loader *l);
 
 #endif
