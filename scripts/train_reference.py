@@ -5,9 +5,10 @@
 
 MODEL: a torchvision architecture (resnet18, mobilenet_v2); MODE: "all" (every parameter
 trains) or "last" (everything frozen but the last block, plus a new 5-class head); OPT: "sgd"
-(momentum 0.9, weight decay 1e-4) or "adamw" (weight decay 0.01). Weight decay is off for 1-D
-parameters (biases, BatchNorm), graft's default. Random weights with random BatchNorm
-statistics, a fixed input (4, 3, 64, 64) and labels, three steps.
+(lr 0.002 for resnet18, 0.0002 for mobilenet_v2, momentum 0.9, weight decay 1e-4) or "adamw"
+(lr 1e-4, weight decay 0.01): fine-tuning rates, written to optim.txt for the test. Weight decay is off for 1-D parameters (biases, BatchNorm), graft's default. Random
+weights with random BatchNorm statistics; a batch (resnet18: 4x3x64x64, mobilenet_v2: 2x3x96x96)
+and labels drawn until the problem is stable in float32 (see below); three steps.
 
 Writes into OUTDIR:
   model.onnx          the model (eval-mode export that keeps every BatchNormalization node,
@@ -18,6 +19,8 @@ Writes into OUTDIR:
   grad/<name>.npy     every trainable parameter's gradient at step 1
   stats1/<name>.npy   running mean/var of every BatchNorm after step 1
   after/<name>.npy    every parameter and running statistic after 3 steps
+  the same in float64 (loss64.npy, grad64/, stats164/, after64/): PyTorch's answer without
+  float32 rounding.
 Frozen BatchNorms run in eval mode (graft's default); Dropout is off (eval), as the exported
 graph has none. Skips the work when OUTDIR/done exists and is newer than this script."""
 import os
@@ -31,8 +34,7 @@ out, name, mode, opt_name = sys.argv[1:5]
 stamp = os.path.join(out, "done")
 if os.path.exists(stamp) and os.path.getmtime(stamp) > os.path.getmtime(__file__):
     sys.exit(0)
-for sub in ("grad", "stats1", "after"):
-    os.makedirs(os.path.join(out, sub), exist_ok=True)
+os.makedirs(out, exist_ok=True)
 
 torch.manual_seed(7)
 gen = torch.Generator().manual_seed(7)
@@ -59,63 +61,119 @@ elif name == "mobilenet_v2":
 else:
     raise SystemExit(f"unknown model {name}")
 
-x = torch.randn(4, 3, 64, 64, generator=gen)
+n, size = (4, 64) if name == "resnet18" else (2, 96)
+# SGD's rate: a fine-tuning rate that keeps 3 steps out of the chaotic regime. torchvision's
+# mobilenet_v2 depthwise weights move 9 % per step at 0.002 (resnet18's at most 4 %), after which
+# float32 and float64 runs of PyTorch itself part by 20 % within 3 steps.
+SGD_LR = 0.002 if name == "resnet18" else 0.0002
 nclass = 5 if mode == "last" else 10
-y = torch.randint(0, nclass, (4,), generator=gen)
 
+if mode == "all":
+    trainable = dict(model.named_parameters())
+else:
+    keep = {id(p) for p in list(last_block.parameters()) + list(head.parameters())}
+    trainable = {n_: p for n_, p in model.named_parameters() if id(p) in keep}
+
+import copy
+
+start = copy.deepcopy(model)
+
+
+def train(x, y, dtype, channels_last=False):
+    """Three steps on a copy of the start model in `dtype`; returns {"<sub>/<name>": array}."""
+    res = {}
+    net = copy.deepcopy(start).to(dtype)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    params = {k: p for k, p in net.named_parameters() if k in trainable}
+    for k, p in net.named_parameters():
+        p.requires_grad_(k in trainable)
+    decay = [p for k, p in params.items() if p.dim() > 1]
+    no_decay = [p for k, p in params.items() if p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": 1e-4 if opt_name == "sgd" else 0.01},
+              {"params": no_decay, "weight_decay": 0.0}]
+    opt = (torch.optim.SGD(groups, lr=SGD_LR, momentum=0.9) if opt_name == "sgd"
+           else torch.optim.AdamW(groups, lr=1e-4))
+    losses = []
+    for step in range(3):
+        net.eval()  # BatchNorms train when their own parameters do; Dropout stays off
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d) and m.weight.requires_grad:
+                m.train()
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(x.to(dtype)), y)
+        loss.backward()
+        losses.append(loss.item())
+        if step == 0:
+            for k, p in params.items():
+                res["grad/" + k] = p.grad.contiguous().numpy().copy()
+            for k, b in net.named_buffers():
+                if k.endswith("running_mean") or k.endswith("running_var"):
+                    res["stats1/" + k] = b.numpy().copy()
+        opt.step()
+    res["loss"] = np.array(losses, dtype=np.float64)
+    for k, p in net.named_parameters():
+        res["after/" + k] = p.detach().contiguous().numpy().copy()
+    for k, b in net.named_buffers():
+        if k.endswith("running_mean") or k.endswith("running_var"):
+            res["after/" + k] = b.numpy().copy()
+    return res
+
+
+def worst_rel(a, b):
+    """max over tensors of max|a-b|/max|b|, skipping tensors that are zero in exact arithmetic
+    (a bias followed by a training BatchNorm: its gradient is rounding noise)."""
+    top = max(np.abs(v).max() for v in b.values())
+    w = 0.0
+    for k in b:
+        scale = np.abs(b[k]).max()
+        if scale <= 1e-9 * top:
+            continue
+        w = max(w, float(np.abs(a[k].astype(np.float64) - b[k]).max() / scale))
+    return w
+
+
+# A training step is continuous except at activation kinks (ReLU at 0, ReLU6 at 0 and 6): an
+# input within rounding distance of one can land on either side in two float32 implementations,
+# and then a gradient differs by a whole term (a 2-8 % change of an early BatchNorm's bias
+# gradient, measured). Such a batch tests luck, not arithmetic. So the batch is drawn until
+# PyTorch itself is stable on it: float32 with another memory layout (channels_last: other
+# kernels, other summation orders) within 2e-5 of float64 everywhere.
+best = None
+for attempt in range(12):
+    g = torch.Generator().manual_seed(1000 + attempt)
+    x = torch.randn(n, 3, size, size, generator=g)
+    y = torch.randint(0, nclass, (n,), generator=g)
+    r32 = train(x, y, torch.float32)
+    r64 = train(x, y, torch.float64)
+    rcl = train(x, y, torch.float32, channels_last=True)
+    spread = max(worst_rel(r32, r64), worst_rel(rcl, r64))
+    print(f"{name} {mode} {opt_name}: batch seed {1000 + attempt}: float32 vs float64 {spread:.2e}", file=sys.stderr)
+    if best is None or spread < best[0]:
+        best = (spread, x, y, r32, r64)
+    if spread <= 2e-5:
+        break
+# When no draw is stable (mobilenet_v2 with every BatchNorm training on 2 images: its float32
+# runs part from float64 by 1e-2 in 3 steps whatever the batch), the least unstable one is used
+# and the test holds graft to PyTorch float32's own distance from float64.
+spread, x, y, r32, r64 = best
 model.eval()
 torch.onnx.export(model, x, os.path.join(out, "model.onnx"), opset_version=13,
                   training=torch.onnx.TrainingMode.PRESERVE, input_names=["input"], output_names=["output"],
                   dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, do_constant_folding=False)
 np.save(os.path.join(out, "x.npy"), x.numpy())
 np.save(os.path.join(out, "y.npy"), y.numpy().astype(np.int32))
-
-if mode == "all":
-    trainable = dict(model.named_parameters())
-else:
-    keep = {id(p) for p in list(last_block.parameters()) + list(head.parameters())}
-    trainable = {n: p for n, p in model.named_parameters() if id(p) in keep}
-for n, p in model.named_parameters():
-    p.requires_grad_(n in trainable)
+with open(os.path.join(out, "optim.txt"), "w") as f:  # kind lr momentum weight_decay
+    f.write(f"sgd {SGD_LR} 0.9 1e-4\n" if opt_name == "sgd" else "adamw 1e-4 0 0.01\n")
 with open(os.path.join(out, "trainable.txt"), "w") as f:
-    f.write("".join(n + "\n" for n in trainable))
-
-decay = [p for n, p in trainable.items() if p.dim() > 1]
-no_decay = [p for n, p in trainable.items() if p.dim() <= 1]
-if opt_name == "sgd":
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}],
-                          lr=0.01, momentum=0.9)
-else:
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-3)
-
-
-def set_modes():
-    """BatchNorms train when their own parameters do; everything else (Dropout) is in eval."""
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d) and m.weight.requires_grad:
-            m.train()
-
-
-losses = []
-for step in range(3):
-    set_modes()
-    opt.zero_grad()
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    losses.append(loss.item())
-    if step == 0:
-        for n, p in trainable.items():
-            np.save(os.path.join(out, "grad", n + ".npy"), p.grad.numpy())
-        for n, b in model.named_buffers():
-            if n.endswith("running_mean") or n.endswith("running_var"):
-                np.save(os.path.join(out, "stats1", n + ".npy"), b.numpy())
-    opt.step()
-np.save(os.path.join(out, "loss.npy"), np.array(losses, dtype=np.float64))
-for n, p in model.named_parameters():
-    np.save(os.path.join(out, "after", n + ".npy"), p.detach().numpy())
-for n, b in model.named_buffers():
-    if n.endswith("running_mean") or n.endswith("running_var"):
-        np.save(os.path.join(out, "after", n + ".npy"), b.numpy())
+    f.write("".join(k + "\n" for k in trainable))
+for res, suffix in ((r32, ""), (r64, "64")):
+    for key, a in res.items():
+        if key == "loss":
+            np.save(os.path.join(out, "loss" + suffix + ".npy"), a)
+            continue
+        sub, k = key.split("/", 1)
+        os.makedirs(os.path.join(out, sub + suffix), exist_ok=True)
+        np.save(os.path.join(out, sub + suffix, k + ".npy"), a)
 open(stamp, "w").close()
