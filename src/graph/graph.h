@@ -49,6 +49,9 @@ int gr_graph_sort(gr_graph *g);
 
 /* Inference rewrites (BatchNorm folded into Conv, Relu/Clip fused into Conv); see optimize.c. */
 int gr_graph_optimize(gr_graph *g);
+/* For training: folds BatchNorm into Conv only where no input of either is in keep[nvalues]
+ * (the trainable values); no activation fusion. Node indices change; value indices do not. */
+int gr_graph_fold_frozen(gr_graph *g, const unsigned char *keep);
 
 /* ---- plans: the graph specialised to concrete input shapes ---- */
 

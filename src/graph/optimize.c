@@ -3,7 +3,11 @@
  *    (W' = W * g / sqrt(v + eps) per output channel, b' = (b - m) * g / sqrt(v + eps) + beta);
  *  - Relu, or Clip with constant bounds, after a Conv becomes the Conv's fused activation
  *    (the "_fused_act" attribute the conv kernels read; oneDNN applies it as a post-op).
- * Both need the Conv's output to have no other reader. Training keeps the graph as it is. */
+ * Both need the Conv's output to have no other reader.
+ * For training, gr_graph_fold_frozen folds only BatchNorms whose Conv and own parameters are all
+ * frozen (a frozen BatchNorm runs in inference mode, an affine map, so folding changes neither
+ * the outputs nor any gradient) and fuses no activation, so the graph still exports as plain
+ * ONNX. Value indices of existing values never change; new values are appended. */
 #include "graph.h"
 
 #include <math.h>
@@ -148,7 +152,16 @@ static void constants_to_initializers(gr_graph *g, unsigned char *dead)
     }
 }
 
-int gr_graph_optimize(gr_graph *g)
+/* Whether a rewrite may touch node n: none of its inputs is in `keep` (trainable values). */
+static int frozen(const gr_node *n, const unsigned char *keep)
+{
+    if (!keep) return 1;
+    for (int i = 1; i < n->nin; i++)
+        if (n->in[i] >= 0 && keep[n->in[i]]) return 0;
+    return 1;
+}
+
+static int optimize(gr_graph *g, const unsigned char *keep, int fuse)
 {
     /* room for two new values (folded weight and bias) per Conv */
     int nconv = 0;
@@ -163,7 +176,7 @@ int gr_graph_optimize(gr_graph *g)
     constants_to_initializers(g, dead);
     for (int k = 0; k < g->nnodes; k++) {
         gr_node *c = &g->nodes[k];
-        if (dead[k] || strcmp(c->op_type, "Conv") || c->nout != 1) continue;
+        if (dead[k] || strcmp(c->op_type, "Conv") || c->nout != 1 || !frozen(c, keep)) continue;
         for (int pass = 0; pass < 2; pass++) {
             int v = c->out[0];
             if (readers[v] != 1) break;
@@ -171,9 +184,10 @@ int gr_graph_optimize(gr_graph *g)
             if (r < 0) break;
             gr_node *n = &g->nodes[r];
             int st = 1;
-            if (!strcmp(n->op_type, "BatchNormalization") && n->nout == 1 && n->in[0] == v && !has_fused(c))
+            if (!strcmp(n->op_type, "BatchNormalization") && n->nout == 1 && n->in[0] == v && !has_fused(c) &&
+                frozen(n, keep))
                 st = fold_bn(g, c, n);
-            else if ((!strcmp(n->op_type, "Relu") || !strcmp(n->op_type, "Clip")) && !has_fused(c))
+            else if (fuse && (!strcmp(n->op_type, "Relu") || !strcmp(n->op_type, "Clip")) && !has_fused(c))
                 st = fuse_act(g, c, n);
             if (st == GRAFT_E_NOMEM) { free(dead); free(readers); return gr_err(st, "out of memory"); }
             if (st) break;
@@ -188,3 +202,7 @@ int gr_graph_optimize(gr_graph *g)
     free(readers);
     return gr_graph_sort(g);
 }
+
+int gr_graph_optimize(gr_graph *g) { return optimize(g, NULL, 1); }
+
+int gr_graph_fold_frozen(gr_graph *g, const unsigned char *keep) { return optimize(g, keep, 0); }

@@ -97,6 +97,7 @@ typedef struct gr_trainer_cfg {
     uint64_t seed;              /* Dropout */
     int use_ref;                /* reference kernels (tests) */
     const signed char *node_mode; /* [g->nnodes] or NULL, see gr_plan_opts */
+    int no_fold;                /* keep frozen BatchNorms as nodes (default: folded into Conv) */
 } gr_trainer_cfg;
 
 /* A training session over a graph it does not own. Trainable initializers move into one
@@ -126,7 +127,9 @@ typedef struct gr_trainer {
     double last_loss, last_norm;
 } gr_trainer;
 
-/* trainable[v] selects float initializers of g (a copy is kept). */
+/* trainable[v] selects float initializers of g (a copy is kept). Unless cfg->no_fold or
+ * cfg->node_mode, frozen BatchNorms after frozen Convs are folded into them first
+ * (gr_graph_fold_frozen): g changes (its values keep their indices, new ones are appended). */
 int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer_cfg *cfg, gr_trainer **out);
 void gr_trainer_free(gr_trainer *t);
 /* One step on a batch: forward in training mode, loss on output 0 against target (int32

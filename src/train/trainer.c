@@ -101,6 +101,22 @@ static int make_blocks(gr_trainer *t)
     return GRAFT_OK;
 }
 
+/* Frozen Conv + BatchNorm pairs become one Conv (inference mode is an affine map), so the frozen
+ * part runs as an inference network does. The graph grows by the folded weights. */
+static int fold_frozen(gr_trainer *t)
+{
+    if (t->cfg.node_mode || t->cfg.no_fold) return GRAFT_OK;  /* node indices must stay */
+    int before = t->g->nvalues;
+    int st = gr_graph_fold_frozen(t->g, t->trainable);
+    if (st || t->g->nvalues == before) return st;
+    unsigned char *m = gr_calloc((size_t)t->g->nvalues + 1, 1);
+    if (!m) return GRAFT_E_NOMEM;
+    memcpy(m, t->trainable, (size_t)before);
+    free(t->trainable);
+    t->trainable = m;
+    return GRAFT_OK;
+}
+
 int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer_cfg *cfg, gr_trainer **out)
 {
     gr_trainer *t = gr_calloc(1, sizeof *t);
@@ -111,8 +127,9 @@ int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer
     int st = t->trainable ? GRAFT_OK : GRAFT_E_NOMEM;
     if (!st) {
         memcpy(t->trainable, trainable, (size_t)g->nvalues);
-        st = make_blocks(t);
+        st = fold_frozen(t);
     }
+    if (!st) st = make_blocks(t);
     if (!st && cfg->layer_decay > 0 && cfg->layer_decay < 1) layer_scales(t);
     if (!st) st = gr_optim_init(&t->opt, &cfg->opt, t->params, t->nparam, t->total, t->w);
     if (!st) st = gr_dnnl_new(&t->dnnl);
