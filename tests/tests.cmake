@@ -33,3 +33,6 @@ set_tests_properties(test_io_export PROPERTIES TIMEOUT 900
 # Checkpoints: safetensors against an independent python reader/writer (json + numpy).
 graft_test(test_io_safetensors "resume"
   ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/io_safetensors /usr/bin/python3)
+
+add_test(NAME test_cli_data COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_data.sh $<TARGET_FILE:graft_cli>)
+set_tests_properties(test_cli_data PROPERTIES LABELS "cli;data;badinput")

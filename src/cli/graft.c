@@ -32,6 +32,8 @@ static const char *HELP =
     "  info MODEL [--json] [--batch N]     inputs, outputs, ops, parameters, FLOPs, cut points\n"
     "  run MODEL (--input X.npy | --image PHOTO) [--output Y.npy] [--json]\n"
     "                                      run the model on a tensor or an image\n"
+    "  data DATA [--check] [--json]        a dataset's kind, size and classes; --check decodes\n"
+    "                                      every image and lists the unreadable ones\n"
     "  version                             print the version\n"
     "\n"
     "common flags: --threads N (default: all cores), --help\n"
@@ -55,6 +57,16 @@ static const char *RUN_HELP =
     "ImageNet mean and std (change the sizes with --resize/--crop). Writes the first output to\n"
     "--output as .npy; prints its shape, a summary and the top-5 entries of a vector output.\n"
     "--reference uses the plain C kernels instead of oneDNN.\n";
+
+static const char *DATA_HELP =
+    "usage: graft data DATA [--labels Y.npy] [--check] [--json] [--threads N]\n"
+    "\n"
+    "Describes a dataset: a folder with one subfolder per class, a CSV/TSV list (path,label[,...]),\n"
+    "an IDX image file such as Fashion-MNIST's train-images-idx3-ubyte.gz (labels from the\n"
+    "matching labels file), or a .npy array (labels from --labels). Prints the kind, the number\n"
+    "of samples and each class with its id and count, in the order graft assigns ids (sorted\n"
+    "names; integer labels keep their values). --check decodes every image (all cores, or\n"
+    "--threads) and lists each unreadable one with its reason; the exit code is then 1.\n";
 
 /* ---- info ---- */
 
@@ -235,6 +247,86 @@ static int cmd_run(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
+/* ---- data ---- */
+
+typedef struct bad_list { cJSON *arr; int json; } bad_list;
+
+static void report_bad(void *ctx, int64_t i, const char *path, const char *msg)
+{
+    bad_list *b = ctx;
+    if (b->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "index", (double)i);
+        cJSON_AddStringToObject(o, "path", path);
+        cJSON_AddStringToObject(o, "error", msg);
+        cJSON_AddItemToArray(b->arr, o);
+    } else
+        printf("  bad: %s\n", msg);
+}
+
+static int cmd_data(int argc, char **argv)
+{
+    const char *path = NULL, *labels = NULL;
+    int json = 0, check = 0, threads = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) { fputs(DATA_HELP, stdout); return 0; }
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--check")) check = 1;
+        else if (!strcmp(argv[i], "--labels") && i + 1 < argc) labels = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (argv[i][0] == '-') return usage_error("data", "unknown flag or missing value");
+        else if (!path) path = argv[i];
+        else return usage_error("data", "more than one dataset given");
+    }
+    if (!path) return usage_error("data", "no dataset given");
+    graft_dataset *d;
+    graft_status st = graft_dataset_open(path, labels, &d);
+    if (st) return fail(st);
+    int64_t n = graft_dataset_size(d), unlabelled = 0;
+    int k = graft_dataset_num_classes(d);
+    int64_t *count = calloc((size_t)k + 1, sizeof *count);
+    if (!count) { graft_dataset_free(d); return fail(GRAFT_E_NOMEM); }
+    for (int64_t i = 0; i < n; i++) {
+        int c = graft_dataset_label(d, i);
+        if (c >= 0 && c < k) count[c]++;
+        else unlabelled++;
+    }
+    cJSON *o = cJSON_CreateObject(), *classes = cJSON_AddArrayToObject(o, "classes");
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddStringToObject(o, "kind", graft_dataset_kind(d));
+    cJSON_AddNumberToObject(o, "samples", (double)n);
+    cJSON_AddNumberToObject(o, "unlabelled", (double)unlabelled);
+    for (int c = 0; c < k; c++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "id", c);
+        cJSON_AddStringToObject(e, "name", graft_dataset_class_name(d, c));
+        cJSON_AddNumberToObject(e, "count", (double)count[c]);
+        cJSON_AddItemToArray(classes, e);
+    }
+    if (!json) {
+        printf("%s: %s dataset, %lld samples, %d classes%s\n", path, graft_dataset_kind(d), (long long)n, k,
+               unlabelled ? " (some unlabelled)" : "");
+        for (int c = 0; c < k; c++) printf("  %3d  %-24s %lld\n", c, graft_dataset_class_name(d, c), (long long)count[c]);
+    }
+    int64_t nbad = 0;
+    if (check && !st) {
+        bad_list b = {cJSON_AddArrayToObject(o, "bad"), json};
+        st = graft_dataset_check(d, threads > 0 ? threads : graft_threads(), report_bad, &b, &nbad);
+        cJSON_AddNumberToObject(o, "nbad", (double)nbad);
+        if (!json && !st) printf("checked %lld images: %lld unreadable\n", (long long)n, (long long)nbad);
+    }
+    if (json) {
+        char *text = cJSON_Print(o);
+        puts(text);
+        free(text);
+    }
+    cJSON_Delete(o);
+    free(count);
+    graft_dataset_free(d);
+    if (st) return fail(st);
+    return nbad ? EXIT_INPUT : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -244,6 +336,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("graft %s\n", graft_version());
         return 0;
