@@ -27,6 +27,7 @@ typedef struct step {
     int kind;
     gr_tensor **dout, **din; /* ST_BWD: gradients of the outputs (read) and inputs (written) */
     gr_tensor *acc, *add;    /* ST_ADD: acc += add (a second gradient contribution) */
+    int bwd_flags;           /* ST_BWD: GR_OPF_BWD_NO_X / _NO_Y of the op */
 } step;
 
 struct gr_plan {
@@ -308,12 +309,15 @@ static int step_access(const gr_plan *p, int s, access *a)
         PUSH(st->add, 0);
         return n;
     }
-    for (int i = 0; i < c->nin; i++) PUSH(c->in[i], 0);
     if (st->kind == ST_FWD) {
+        for (int i = 0; i < c->nin; i++) PUSH(c->in[i], 0);
         for (int j = 0; j < c->nout; j++) PUSH(c->out[j], 1);
         return n;
     }
-    for (int j = 0; j < c->nout; j++) PUSH(c->out[j], 0);
+    if (!(st->bwd_flags & GR_OPF_BWD_NO_X))
+        for (int i = 0; i < c->nin; i++) PUSH(c->in[i], 0);
+    if (!(st->bwd_flags & GR_OPF_BWD_NO_Y))
+        for (int j = 0; j < c->nout; j++) PUSH(c->out[j], 0);
     for (int j = 0; j < c->nout; j++) PUSH(st->dout[j], 0);
     for (int i = 0; i < c->nin; i++) PUSH(st->din[i], 1);
 #undef PUSH
@@ -478,7 +482,12 @@ static int plan_backward(gr_plan *p)
                 tmp_v[nadd++] = tmp;
             }
         }
-        st = push_step(p, (step){.ctx = c, .op = f.op, .node = f.node, .kind = ST_BWD, .dout = dout, .din = din});
+        /* what backward reads of the forward: the flags of the op itself (not of the flat.c
+         * wrapper); a layout conversion reads nothing */
+        const gr_opdef *own = f.node >= 0 ? gr_op_find_unwrapped(g->nodes[f.node].op_type) : NULL;
+        int flags = own ? own->flags : GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y;
+        st = push_step(p, (step){.ctx = c, .op = f.op, .node = f.node, .kind = ST_BWD, .dout = dout, .din = din,
+                                 .bwd_flags = flags});
         for (int a = 0; !st && a < nadd; a++)
             st = push_step(p, (step){.ctx = c, .op = f.op, .node = f.node, .kind = ST_ADD,
                                      .acc = &p->vals[acc_v[a]], .add = &p->vals[tmp_v[a]]});

@@ -621,8 +621,8 @@ static void mmint_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_matmul[] = {
-    {"MatMul", matmul_prepare, matmul_forward, mm_release, 0, matmul_backward},
-    {"Gemm", gemm_prepare, gemm_forward, mm_release, 0, gemm_backward},
+    {"MatMul", matmul_prepare, matmul_forward, mm_release, GR_OPF_BWD_NO_Y, matmul_backward},
+    {"Gemm", gemm_prepare, gemm_forward, mm_release, GR_OPF_BWD_NO_Y, gemm_backward},
     {"MatMulInteger", mmint_prepare, mmint_forward, mm_release, 0, NULL},
     {0},
 };

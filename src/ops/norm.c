@@ -855,7 +855,7 @@ static void lpn_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_norm[] = {
-    {"BatchNormalization", bn_prepare, bn_forward, bn_release, GR_OPF_LAYOUT, bn_backward},
+    {"BatchNormalization", bn_prepare, bn_forward, bn_release, GR_OPF_LAYOUT | GR_OPF_BWD_NO_Y, bn_backward},
     {"LayerNormalization", ln_prepare, ln_forward, ln_release, 0, ln_backward},
     {"InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0, inorm_backward},
     {"LRN", lrn_prepare, lrn_forward, NULL, 0, NULL},

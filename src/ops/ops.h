@@ -80,7 +80,11 @@ typedef struct gr_opctx {
 
 enum {
     GR_OPF_SHAPE_ONLY = 1, /* forward reads only input shapes: foldable once shapes are known */
-    GR_OPF_LAYOUT = 2      /* prepare accepts inputs in a oneDNN layout (in[i]->layout != NULL) */
+    GR_OPF_LAYOUT = 2,     /* prepare accepts inputs in a oneDNN layout (in[i]->layout != NULL) */
+    /* What backward reads of the forward (memory: the planner frees what is not read). Without
+     * these flags backward may read the data of every input and output. */
+    GR_OPF_BWD_NO_X = 4,   /* backward reads no input data (shapes only) */
+    GR_OPF_BWD_NO_Y = 8    /* backward reads no output data */
 };
 
 /* An op flagged GR_OPF_LAYOUT returns this from prepare when it cannot read one of its inputs

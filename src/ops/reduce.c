@@ -651,8 +651,8 @@ const gr_opdef gr_ops_reduce[] = {
     {"ReduceLogSumExp", rlse_prepare, reduce_forward, NULL, 0, NULL},
     {"ArgMax", argmax_prepare, arg_forward, NULL, 0, NULL},
     {"ArgMin", argmin_prepare, arg_forward, NULL, 0, NULL},
-    {"Softmax", softmax_prep, softmax_forward, softmax_release, 0, softmax_backward},
-    {"LogSoftmax", logsoftmax_prep, softmax_forward, softmax_release, 0, softmax_backward},
+    {"Softmax", softmax_prep, softmax_forward, softmax_release, GR_OPF_BWD_NO_X, softmax_backward},
+    {"LogSoftmax", logsoftmax_prep, softmax_forward, softmax_release, GR_OPF_BWD_NO_X, softmax_backward},
     {"Hardmax", hardmax_prep, softmax_forward, softmax_release, 0, NULL},
     {0},
 };
