@@ -98,6 +98,8 @@ typedef struct gr_trainer_cfg {
     int use_ref;                /* reference kernels (tests) */
     const signed char *node_mode; /* [g->nnodes] or NULL, see gr_plan_opts */
     int no_fold;                /* keep frozen BatchNorms as nodes (default: folded into Conv) */
+    const unsigned char *fresh; /* [g->nvalues] or NULL: new parameters (a new head), which
+                                   L2-SP decays towards 0 (l2sp_beta) instead of their start */
 } gr_trainer_cfg;
 
 /* A training session over a graph it does not own. Trainable initializers move into one
@@ -106,6 +108,7 @@ typedef struct gr_trainer_cfg {
  * into one buffer block. */
 typedef struct gr_trainer {
     gr_graph *g;
+    int nvalues_given;          /* g->nvalues when the session began */
     gr_dnnl *dnnl;
     gr_trainer_cfg cfg;
     unsigned char *trainable;   /* [g->nvalues] */

@@ -78,7 +78,7 @@ static int make_blocks(gr_trainer *t)
         return gr_err(GRAFT_E_NOMEM, "out of memory for %lld parameters", (long long)t->total);
     }
     int64_t off = 0, boff = 0;
-    int p = 0, b = 0;
+    int p = 0, b = 0, nfresh = t->nvalues_given;
     for (int v = 0; v < g->nvalues; v++) {
         gr_value *x = &g->values[v];
         int64_t n = gr_numel(&x->t.shape);
@@ -88,7 +88,7 @@ static int make_blocks(gr_trainer *t)
             t->grad_of[v] = t->grad + off;
             /* torch convention: no decay on 1-D parameters (biases, normalisation scales) */
             t->params[p++] = (gr_param){.name = x->name, .off = off, .n = n, .lr_scale = 1, .decay = x->t.shape.rank > 1,
-                                        .pretrained = 1};
+                                        .pretrained = !(t->cfg.fresh && v < nfresh && t->cfg.fresh[v])};
             off += n;
         } else if (in_buf[v]) {
             memcpy(t->buf + boff, x->t.data, (size_t)n * sizeof(float));
@@ -122,6 +122,7 @@ int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer
     gr_trainer *t = gr_calloc(1, sizeof *t);
     if (!t) return GRAFT_E_NOMEM;
     t->g = g;
+    t->nvalues_given = g->nvalues;  /* masks from the caller cover these (folding appends values) */
     t->cfg = *cfg;
     t->trainable = gr_calloc((size_t)g->nvalues + 1, 1);
     int st = t->trainable ? GRAFT_OK : GRAFT_E_NOMEM;
