@@ -373,6 +373,17 @@ static void test_heads(void)
           gr_graph_find_value(g, "cls.w") < 0 && gr_graph_find_node(g, "flatten") >= 0, "replace kept the old classifier");
     int64_t n4;
     CHECK(init_data(g, "head.fc.weight", &n4) && n4 == 4 * C, "head.fc.weight has %lld elements", (long long)n4);
+    /* replacing it again with the same prefix: the old head's names are free once it goes */
+    gr_head_spec s5 = {.nclass = 2, .hidden = 5};
+    CHECK(gr_graph_replace_classifier(g, &s5, &rng) == GRAFT_OK, "second replace: %s", graft_last_error());
+    CHECK(init_data(g, "head.fc1.weight", &n4) && n4 == 5 * C && !init_data(g, "head.fc.weight", NULL) &&
+          gr_graph_find_node(g, "flatten") >= 0 && g->nmeta == 1, "second replace: fc1 %lld, %d metadata entries",
+          (long long)n4, g->nmeta);
+    /* a prefix taken by a value the cut keeps is refused before anything changes */
+    int nv5 = g->nvalues;
+    gr_head_spec s6 = {.nclass = 2, .prefix = "conv"};
+    CHECK(gr_graph_replace_classifier(g, &s6, &rng) == GRAFT_E_ARG && msg_has("conv.") && g->nvalues == nv5,
+          "prefix taken by the trunk: %s", graft_last_error());
     gr_graph_free(g);
 }
 

@@ -360,7 +360,9 @@ int gr_graph_cut(gr_graph *g, const char *const *names, int n)
 
 static const char *prefix_of(const gr_head_spec *s) { return s->prefix && s->prefix[0] ? s->prefix : "head"; }
 
-static int check_spec(const gr_graph *g, const gr_head_spec *s)
+/* vgone/ngone (may be NULL): values and nodes a cut made before the head will remove, whose
+ * names are therefore free. */
+static int check_spec(const gr_graph *g, const gr_head_spec *s, const unsigned char *vgone, const unsigned char *ngone)
 {
     const char *p = prefix_of(s);
     if (s->nclass < 1) return gr_err(GRAFT_E_ARG, "head '%s': %d classes", p, s->nclass);
@@ -371,9 +373,9 @@ static int check_spec(const gr_graph *g, const gr_head_spec *s)
         return gr_err(GRAFT_E_ARG, "head '%s': unknown pool '%s' (avg or grid2)", p, s->pool);
     if (strlen(p) > 200) return gr_err(GRAFT_E_ARG, "head prefix '%.40s...' is too long", p);
     for (int v = 0; v < g->nvalues; v++)
-        if (has_prefix(g->values[v].name, p)) return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: value '%s' exists", p, g->values[v].name);
+        if ((!vgone || !vgone[v]) && has_prefix(g->values[v].name, p)) return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: value '%s' exists", p, g->values[v].name);
     for (int k = 0; k < g->nnodes; k++)
-        if (has_prefix(g->nodes[k].name, p)) return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: node '%s' exists", p, g->nodes[k].name);
+        if ((!ngone || !ngone[k]) && has_prefix(g->nodes[k].name, p)) return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: node '%s' exists", p, g->nodes[k].name);
     return GRAFT_OK;
 }
 
@@ -469,7 +471,7 @@ static int record_head(gr_graph *g, const char *prefix)
 
 int gr_graph_add_head(gr_graph *g, int from, const gr_head_spec *spec, gr_rng *rng, int *out_value)
 {
-    int st = check_spec(g, spec);
+    int st = check_spec(g, spec, NULL, NULL);
     if (st) return st;
     if (from < 0 || from >= g->nvalues) return gr_err(GRAFT_E_ARG, "head: value %d is not in the graph", from);
     if (g->values[from].is_init || !available(g, from))
@@ -572,10 +574,44 @@ int gr_graph_find_classifier(const gr_graph *g, int *feature, int *first_node)
     return GRAFT_OK;
 }
 
+/* What a cut keeping only value f would remove (the rule of gr_graph_prune). */
+static void cut_leftovers(const gr_graph *g, int f, unsigned char *vgone, unsigned char *ngone)
+{
+    unsigned char *needed = vgone;  /* first: values f needs; then: values nothing references */
+    memset(needed, 0, (size_t)g->nvalues);
+    needed[f] = 1;
+    for (int k = g->nnodes - 1; k >= 0; k--) {
+        const gr_node *n = &g->nodes[k];
+        int keep = 0;
+        for (int j = 0; j < n->nout; j++) keep |= n->out[j] >= 0 && needed[n->out[j]];
+        ngone[k] = !keep;
+        for (int i = 0; keep && i < n->nin; i++)
+            if (n->in[i] >= 0) needed[n->in[i]] = 1;
+    }
+    memset(vgone, 1, (size_t)g->nvalues);
+    vgone[f] = 0;
+    for (int i = 0; i < g->ninputs; i++) vgone[g->inputs[i]] = 0;
+    for (int k = 0; k < g->nnodes; k++) {
+        const gr_node *n = &g->nodes[k];
+        for (int i = 0; !ngone[k] && i < n->nin; i++)
+            if (n->in[i] >= 0) vgone[n->in[i]] = 0;
+        for (int j = 0; !ngone[k] && j < n->nout; j++)
+            if (n->out[j] >= 0) vgone[n->out[j]] = 0;
+    }
+}
+
 int gr_graph_replace_classifier(gr_graph *g, const gr_head_spec *spec, gr_rng *rng)
 {
-    int f, first, st = check_spec(g, spec);
-    if (st || (st = gr_graph_find_classifier(g, &f, &first))) return st;
+    int f, first, st = gr_graph_find_classifier(g, &f, &first);
+    if (st) return st;
+    unsigned char *vgone = gr_calloc((size_t)g->nvalues + 1, 1), *ngone = gr_calloc((size_t)g->nnodes + 1, 1);
+    if (!vgone || !ngone) st = oom();
+    if (!st) {
+        cut_leftovers(g, f, vgone, ngone);
+        st = check_spec(g, spec, vgone, ngone);  /* the old head's names are free again */
+    }
+    free(vgone), free(ngone);
+    if (st) return st;
     const char *fname = g->values[f].name;  /* arena string: survives the renumbering */
     if ((st = cut_values(g, &f, 1))) return st;
     gr_head_spec s = *spec;
