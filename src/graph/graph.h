@@ -101,4 +101,63 @@ int gr_plan_backward_steps(const gr_plan *p);
  * in execution order; returns their count (at most max) or a negative status. */
 int gr_plan_cut_points(const gr_plan *p, int *values, int max);
 
+/* ---- surgery (surgery.c): editing, cutting, new heads, freezing ----
+ * Every edit leaves g valid and topologically sorted (gr_graph_sort succeeds). g->values and
+ * g->nodes may move and prune renumbers values and nodes: re-read indices after an edit. A plan
+ * or trainer built on g must be rebuilt after an edit (their per-value arrays are stale). */
+
+/* Appends a value. data != NULL makes it an initializer whose dtype/shape bytes are copied into
+ * g->arena; otherwise a plain value (shape may be NULL: undeclared; dtype 0: unknown). Names
+ * must be new. *out (may be NULL) gets its index. */
+int gr_graph_add_value(gr_graph *g, const char *name, int dtype, const gr_shape *shape, const void *data, int *out);
+/* Appends a default-domain node (attributes deep-copied). Every input (-1: absent) must already
+ * be available (graph input, initializer or produced by a node), so the order stays
+ * topological; outputs must be new plain values nothing produces yet. name NULL: "#<index>";
+ * node names must be unique. Fails for an op graft does not support. */
+int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const int *in, int nin, const int *out,
+                      int nout, const gr_attr *attrs, int nattr, int *index);
+/* Drops the nodes no graph output needs, then every value nothing references (graph inputs are
+ * always kept: they are the calling convention). Renumbers values consistently everywhere. */
+int gr_graph_prune(gr_graph *g);
+int gr_graph_find_node(const gr_graph *g, const char *name);
+/* The named values (a node name stands for its first output) become the graph's only outputs,
+ * in that order, then prune. Fails naming a name that is neither, or a value that is not
+ * float32 activation data. */
+int gr_graph_cut(gr_graph *g, const char *const *names, int n);
+/* Shape and type of value v when the inputs have the given shapes (input_shapes[g->ninputs];
+ * NULL: the declared shapes with a symbolic batch dim = 1 and other symbolic dims = 224, as
+ * `graft info`). Built from a reference-kernel inference plan; nothing is run. */
+int gr_graph_value_shape(const gr_graph *g, int v, const gr_shape *input_shapes, gr_shape *shape, int *dtype);
+
+/* A new classification head (see surgery.c for the exact graph). */
+typedef struct gr_head_spec {
+    int nclass;
+    int hidden;            /* 0: linear head (Gemm); > 0: MLP Gemm → Relu → [Dropout] → Gemm */
+    float dropout;         /* MLP: Dropout(p) between Relu and fc2; linear: Dropout(p) before fc
+                              (timm's drop_rate). 0: no Dropout node */
+    const char *pool;      /* rank-4 features: NULL or "avg" = GlobalAveragePool; "grid2" = mean
+                              over a 2x2 grid (adaptive_avg_pool2d(x, 2)); then Flatten */
+    const char *prefix;    /* name prefix; NULL: "head" */
+    int replace;           /* 1: the logits replace every graph output; 0: appended (multi-task) */
+    const gr_shape *input_shapes; /* for the feature's shape, see gr_graph_value_shape; NULL ok */
+} gr_head_spec;
+/* Adds a head reading value `from` (rank 2 (N, C) or rank 4 (N, C, H, W) float32). Weights and
+ * biases follow torch.nn.Linear's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from
+ * rng (weight row-major, then bias). Values "<prefix>.logits", "<prefix>.fc.weight/bias" (MLP:
+ * fc1, fc2); records the prefix as metadata "graft.head". *out_value gets the logits. */
+int gr_graph_add_head(gr_graph *g, int from, const gr_head_spec *spec, gr_rng *rng, int *out_value);
+/* The classifier of output 0: the last Gemm, or MatMul [+ Add], with constant weights on its
+ * path, optionally followed by Softmax/LogSoftmax/Sigmoid/Identity/Flatten and preceded by
+ * Dropout/Identity (whole heads added by gr_graph_add_head count as one classifier). *feature
+ * gets its input value, *first_node its first node. Fails explaining what output 0 ends with. */
+int gr_graph_find_classifier(const gr_graph *g, int *feature, int *first_node);
+/* find + cut at the feature value + add_head(spec) with replace. */
+int gr_graph_replace_classifier(gr_graph *g, const gr_head_spec *spec, gr_rng *rng);
+/* Fills is_param[g->nvalues]: the float32 initializers that are weights (see surgery.c). */
+void gr_graph_params(const gr_graph *g, unsigned char *is_param);
+/* Which parameters train, from a spec of comma-separated terms applied left to right, starting
+ * from none: all | none | head | pattern:GLOB | after:NODE | last:N, each but all/none optionally
+ * prefixed by '-' to clear instead of set (details in surgery.c). Fills trainable[g->nvalues]. */
+int gr_freeze_select(const gr_graph *g, const char *spec, unsigned char *trainable);
+
 #endif
