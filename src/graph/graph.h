@@ -82,8 +82,10 @@ int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts
 void gr_plan_free(gr_plan *p);
 /* Runs the plan. Input shapes must equal those it was built for. Cannot fail. */
 void gr_plan_run(gr_plan *p, const gr_tensor *inputs);
-/* The tensor of graph value v after a run (data valid until the next run; may be in a oneDNN
- * layout unless it is an output). gr_plan_output gives graph output i, always plain. */
+/* The tensor of graph value v (shape, dtype, layout). Its data after a run is meaningful only
+ * for graph outputs and values alive at the end: the memory plan reuses an intermediate's bytes
+ * after its last reader (to read one, make it an output). gr_plan_output gives graph output i,
+ * always plain. */
 const gr_tensor *gr_plan_value(const gr_plan *p, int v);
 const gr_tensor *gr_plan_output(const gr_plan *p, int i);
 int gr_plan_matches(const gr_plan *p, const gr_tensor *inputs);
