@@ -36,3 +36,14 @@ graft_test(test_io_safetensors "resume"
 
 add_test(NAME test_cli_data COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_data.sh $<TARGET_FILE:graft_cli>)
 set_tests_properties(test_cli_data PROPERTIES LABELS "cli;data;badinput")
+
+# Feature extraction against PyTorch, and its cache (a fixture writes the reference).
+add_test(NAME extract_reference
+  COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/scripts/extract_reference.py ${CMAKE_BINARY_DIR}/extract_ref)
+set_tests_properties(extract_reference PROPERTIES FIXTURES_SETUP extract_ref LABELS "transfer")
+add_executable(check_extract ${CMAKE_CURRENT_SOURCE_DIR}/check_extract.c)
+target_include_directories(check_extract PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(check_extract PRIVATE graft)
+add_test(NAME check_extract COMMAND ${CMAKE_COMMAND} -E env
+  sh -c "rm -rf '${CMAKE_BINARY_DIR}/extract_cache' && exec '$<TARGET_FILE:check_extract>' '${CMAKE_BINARY_DIR}/extract_ref' '${CMAKE_BINARY_DIR}/extract_cache'")
+set_tests_properties(check_extract PROPERTIES FIXTURES_REQUIRED extract_ref LABELS "transfer")

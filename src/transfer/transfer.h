@@ -7,6 +7,47 @@
 #define GR_TRANSFER_H
 
 #include "core/core.h"
+#include "data/data.h"
+
+/* ==== feature extraction with a cache (extract.c) ========================================= */
+
+enum { GR_POOL_MEAN = 0, GR_POOL_GRID2 = 1, GR_POOL_NONE = 2 };
+
+typedef struct gr_extract_opts {
+    const char *layer;       /* a value or node name (graft info lists cut points); NULL: the
+                                classifier's input (the node before the head) */
+    int pool;                /* rank-4 maps: global mean, mean over a 2x2 grid (PyTorch's
+                                adaptive_avg_pool2d(x, 2), 4 values per channel), or flatten */
+    gr_transform t;          /* the preprocessing */
+    int batch, workers;      /* 0: 32 and 2 */
+    int bad;                 /* GR_BAD_FATAL or GR_BAD_SKIP */
+    const char *cache_dir;   /* NULL: no cache */
+    int use_ref;             /* reference kernels (tests) */
+    int quiet;               /* no progress on stderr */
+} gr_extract_opts;
+
+/* Features of some samples of a dataset: rows in the order of idx (skipped bad samples are
+ * left out; index[] tells which sample each row is). */
+typedef struct gr_features {
+    int64_t n;
+    int dim;
+    float *X;                /* (n, dim) */
+    int32_t *y;              /* [n] */
+    int64_t *index;          /* [n] dataset indices */
+    int cached;              /* read from the cache (nothing computed) */
+    char key[17];            /* the cache key (hex), "" without a cache */
+    char layer[256];         /* the value the features come from */
+    double seconds;
+} gr_features;
+
+/* Runs the model, cut at the layer, on the samples idx[0..nidx) (NULL: all) and pools. With a
+ * cache folder, the result is stored under a key made of the model's content, the layer, the
+ * pooling, the preprocessing and the samples (files with their sizes and modification times,
+ * or the in-memory source and its indices), and an unchanged request is read back instead of
+ * recomputed. */
+int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+               const gr_extract_opts *o, gr_features *out);
+void gr_features_free(gr_features *f);
 
 /* ==== heads on features (fit.c) ============================================================ */
 

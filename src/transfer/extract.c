@@ -1,0 +1,321 @@
+/* extract.c — features from a frozen trunk, computed once and cached.
+ *
+ * The model is cut at the layer (graph/surgery.c), given the inference rewrites, and run over
+ * the samples in batches from the data loader; a spatial map (N, C, H, W) is pooled per row
+ * (global mean, or PyTorch's adaptive_avg_pool2d(x, 2) flattened in (c, i, j) order), tokens
+ * (N, T, C) are averaged over T, anything else is flattened.
+ *
+ * The cache key is a 64-bit FNV-1a hash over: the model file's CRC-32 (two seeds) and size, the
+ * layer, the pooling, the canonical text of the transform, and the samples (for files: path,
+ * size and modification time of each; for in-memory datasets: the source file's size and
+ * modification time) in order. A changed input gives another key; the file is
+ * <cache>/<key>.safetensors with "features", "labels" and "index". */
+#define _POSIX_C_SOURCE 200809L
+#include "transfer.h"
+
+#include "graph/graph.h"
+#include "io/io.h"
+#include "ops/dnnl_util.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void gr_features_free(gr_features *f)
+{
+    free(f->X);
+    free(f->y);
+    free(f->index);
+    memset(f, 0, sizeof *f);
+}
+
+/* ---- the cache key ---- */
+
+typedef struct fnv { uint64_t h; } fnv;
+
+static void fnv_add(fnv *f, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) f->h = (f->h ^ p[i]) * 0x100000001b3ull;
+}
+static void fnv_str(fnv *f, const char *s) { fnv_add(f, s ? s : "", strlen(s ? s : "") + 1); }
+static void fnv_i64(fnv *f, int64_t v) { fnv_add(f, &v, sizeof v); }
+
+static void fnv_file_stat(fnv *f, const char *path)
+{
+    struct stat st;
+    fnv_str(f, path);
+    if (stat(path, &st) == 0) {
+        fnv_i64(f, (int64_t)st.st_size);
+        fnv_i64(f, (int64_t)st.st_mtime);
+    } else
+        fnv_i64(f, -1);
+}
+
+static int cache_key(const char *model_path, const char *layer, const gr_extract_opts *o, const gr_dataset *ds,
+                     const int64_t *idx, int64_t n, char key[17])
+{
+    unsigned char *bytes;
+    size_t size;
+    int st = gr_read_file(model_path, &bytes, &size);
+    if (st) return st;
+    fnv f = {0xcbf29ce484222325ull};
+    uint32_t c1 = gr_crc32(0, bytes, size), c2 = gr_crc32(0x9e3779b9u, bytes, size);
+    free(bytes);
+    fnv_add(&f, &c1, sizeof c1);
+    fnv_add(&f, &c2, sizeof c2);
+    fnv_i64(&f, (int64_t)size);
+    fnv_str(&f, layer);
+    fnv_i64(&f, o->pool);
+    char t[512];
+    gr_transform_format(&o->t, t, sizeof t);
+    fnv_str(&f, t);
+    fnv_i64(&f, ds->kind);
+    fnv_file_stat(&f, ds->source);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t s = idx ? idx[i] : i;
+        fnv_i64(&f, s);
+        fnv_i64(&f, ds->labels[s]);
+        if (ds->paths) fnv_file_stat(&f, ds->paths[s]);
+    }
+    snprintf(key, 17, "%016llx", (unsigned long long)f.h);
+    return GRAFT_OK;
+}
+
+static void cache_path(const char *dir, const char *key, char *path, size_t n)
+{
+    snprintf(path, n, "%s/%s.safetensors", dir, key);
+}
+
+/* Reads a cached result; 1 when there was a usable one. A damaged cache file is ignored
+ * (recomputed and overwritten), with a note on stderr. */
+static int cache_read(const char *path, gr_features *out, int quiet)
+{
+    if (access(path, R_OK) != 0) return 0;
+    gr_arena *a = gr_arena_new(1 << 16);
+    gr_st_entry *e;
+    gr_meta *meta;
+    int ne, nmeta, ok = 0;
+    if (a && gr_st_load(path, a, &e, &ne, &meta, &nmeta) == GRAFT_OK && ne == 3) {
+        const gr_st_entry *X = NULL, *Y = NULL, *I = NULL;
+        for (int i = 0; i < ne; i++) {
+            if (!strcmp(e[i].name, "features")) X = &e[i];
+            if (!strcmp(e[i].name, "labels")) Y = &e[i];
+            if (!strcmp(e[i].name, "index")) I = &e[i];
+        }
+        if (X && Y && I && X->dtype == GR_F32 && X->shape.rank == 2 && Y->dtype == GR_I32 && I->dtype == GR_I64 &&
+            gr_numel(&Y->shape) == X->shape.d[0] && gr_numel(&I->shape) == X->shape.d[0]) {
+            out->n = X->shape.d[0];
+            out->dim = (int)X->shape.d[1];
+            out->X = malloc(X->bytes + 1);
+            out->y = malloc(Y->bytes + 1);
+            out->index = malloc(I->bytes + 1);
+            if (out->X && out->y && out->index) {
+                memcpy(out->X, X->data, X->bytes);
+                memcpy(out->y, Y->data, Y->bytes);
+                memcpy(out->index, I->data, I->bytes);
+                ok = 1;
+                for (int m = 0; m < nmeta; m++)
+                    if (!strcmp(meta[m].key, "layer")) snprintf(out->layer, sizeof out->layer, "%s", meta[m].value);
+            } else
+                gr_features_free(out);
+        }
+    }
+    if (!ok && !quiet) fprintf(stderr, "extract: ignoring the damaged cache file %s: %s\n", path, graft_last_error());
+    gr_arena_free(a);
+    return ok;
+}
+
+static int cache_write(const char *dir, const char *path, const gr_features *f, const char *model_path,
+                       const gr_extract_opts *o)
+{
+    if (mkdir(dir, 0777) != 0 && access(dir, W_OK) != 0)
+        return gr_err(GRAFT_E_IO, "cannot create the feature cache folder %s", dir);
+    int64_t dx[2] = {f->n, f->dim}, dn[1] = {f->n};
+    gr_st_entry e[3] = {
+        {"features", GR_F32, gr_shape_make(2, dx), f->X, (size_t)f->n * f->dim * sizeof(float)},
+        {"labels", GR_I32, gr_shape_make(1, dn), f->y, (size_t)f->n * sizeof(int32_t)},
+        {"index", GR_I64, gr_shape_make(1, dn), f->index, (size_t)f->n * sizeof(int64_t)},
+    };
+    char t[512], pool[8];
+    gr_transform_format(&o->t, t, sizeof t);
+    snprintf(pool, sizeof pool, "%d", o->pool);
+    gr_meta meta[4] = {{"model", (char *)model_path}, {"layer", (char *)f->layer}, {"transform", t}, {"pool", pool}};
+    return gr_st_save(path, e, 3, meta, 4);
+}
+
+/* ---- pooling ---- */
+
+static int pooled_dim(const gr_shape *s, int pool)
+{
+    if (s->rank == 4 && pool != GR_POOL_NONE) return (int)(s->d[1] * (pool == GR_POOL_GRID2 ? 4 : 1));
+    if (s->rank == 3) return (int)s->d[2];
+    int64_t d = 1;
+    for (int i = 1; i < s->rank; i++) d *= s->d[i];
+    return (int)d;
+}
+
+/* One row of features from sample r of the output y (plain float). */
+static void pool_row(const gr_tensor *y, int64_t r, int pool, float *row)
+{
+    const gr_shape *s = &y->shape;
+    const float *x = y->data;
+    if (s->rank == 4 && pool != GR_POOL_NONE) {
+        int64_t C = s->d[1], H = s->d[2], W = s->d[3];
+        const float *base = x + r * C * H * W;
+        for (int64_t c = 0; c < C; c++) {
+            const float *p = base + c * H * W;
+            if (pool == GR_POOL_MEAN) {
+                double acc = 0;
+                for (int64_t i = 0; i < H * W; i++) acc += p[i];
+                row[c] = (float)(acc / (double)(H * W));
+                continue;
+            }
+            for (int gi = 0; gi < 2; gi++)
+                for (int gj = 0; gj < 2; gj++) {  /* adaptive_avg_pool2d: [floor(i*H/2), ceil((i+1)*H/2)) */
+                    int64_t h0 = gi * H / 2, h1 = ((gi + 1) * H + 1) / 2, w0 = gj * W / 2, w1 = ((gj + 1) * W + 1) / 2;
+                    double acc = 0;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++) acc += p[h * W + w];
+                    row[c * 4 + gi * 2 + gj] = (float)(acc / (double)((h1 - h0) * (w1 - w0)));
+                }
+        }
+        return;
+    }
+    if (s->rank == 3) {
+        int64_t T = s->d[1], C = s->d[2];
+        for (int64_t c = 0; c < C; c++) {
+            double acc = 0;
+            for (int64_t t = 0; t < T; t++) acc += x[(r * T + t) * C + c];
+            row[c] = (float)(acc / (double)T);
+        }
+        return;
+    }
+    int64_t d = gr_numel(s) / (s->d[0] ? s->d[0] : 1);
+    memcpy(row, x + r * d, (size_t)d * sizeof(float));
+}
+
+/* ---- the run ---- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void progress(const gr_extract_opts *o, int64_t done, int64_t total, double t0, int final)
+{
+    if (o->quiet || !isatty(2)) return;
+    double el = now() - t0, rate = el > 0 ? done / el : 0;
+    fprintf(stderr, "\rextract: %lld/%lld images, %.0f img/s, ETA %.0f s   ", (long long)done, (long long)total, rate,
+            rate > 0 ? (total - done) / rate : 0.0);
+    if (final) fputc('\n', stderr);
+}
+
+/* The cut, rewritten graph of the model, and the name of its output. */
+static int load_trunk(const char *model_path, const char *layer, gr_graph **out, char *name, size_t nname)
+{
+    gr_graph *g;
+    int st = gr_onnx_load(model_path, &g);
+    if (st) return st;
+    if ((st = gr_graph_check_ops(g))) goto fail;
+    if (layer) snprintf(name, nname, "%s", layer);
+    else {
+        int feat, first;
+        if ((st = gr_graph_find_classifier(g, &feat, &first))) goto fail;
+        snprintf(name, nname, "%s", g->values[feat].name);
+    }
+    const char *names[1] = {name};
+    if ((st = gr_graph_cut(g, names, 1)) || (st = gr_graph_optimize(g))) goto fail;
+    snprintf(name, nname, "%s", g->values[g->outputs[0]].name);
+    *out = g;
+    return GRAFT_OK;
+fail:
+    gr_graph_free(g);
+    return gr_err_prefix(st, "%s", model_path);
+}
+
+static int run_batches(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n, const gr_extract_opts *o,
+                       gr_features *f)
+{
+    gr_dnnl *dnnl = NULL;
+    gr_loader *l = NULL;
+    gr_plan *plan = NULL;
+    int64_t decl = g->values[g->inputs[0]].t.shape.rank ? g->values[g->inputs[0]].t.shape.d[0] : -1;
+    gr_loader_opts lo = {.batch = decl > 0 ? (int)decl : (o->batch > 0 ? o->batch : 32),
+                         .workers = o->workers > 0 ? o->workers : 2, .bad = o->bad};
+    int st = gr_dnnl_new(&dnnl);
+    if (!st) st = gr_loader_new(ds, idx, n, &o->t, &lo, &l);
+    if (!st) st = gr_loader_start(l, 0);
+    f->X = NULL;
+    f->y = malloc((size_t)(n + 1) * sizeof *f->y);
+    f->index = malloc((size_t)(n + 1) * sizeof *f->index);
+    if (!st && (!f->y || !f->index)) st = GRAFT_E_NOMEM;
+    double t0 = now();
+    gr_batch b;
+    int r;
+    while (!st && (r = gr_loader_next(l, &b)) > 0) {
+        gr_tensor x = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){b.n, 3, b.h, b.w}), .data = b.x};
+        if (!plan || !gr_plan_matches(plan, &x)) {
+            gr_plan_free(plan);
+            plan = NULL;
+            gr_plan_opts po = {.use_ref = o->use_ref, .dnnl = dnnl};
+            if ((st = gr_plan_build(g, &x, &po, &plan))) break;
+        }
+        gr_plan_run(plan, &x);
+        const gr_tensor *y = gr_plan_output(plan, 0);
+        if (!f->X) {
+            f->dim = pooled_dim(&y->shape, o->pool);
+            f->X = malloc((size_t)(n + 1) * f->dim * sizeof(float));
+            if (!f->X) { st = GRAFT_E_NOMEM; break; }
+        }
+        for (int i = 0; i < b.n; i++, f->n++) {
+            pool_row(y, i, o->pool, f->X + f->n * f->dim);
+            f->y[f->n] = b.y[i];
+            f->index[f->n] = b.index[i];
+        }
+        progress(o, f->n, n, t0, 0);
+    }
+    if (!st && r < 0) st = -r;
+    if (!st) progress(o, f->n, n, t0, 1);
+    gr_plan_free(plan);
+    gr_loader_free(l);
+    gr_dnnl_free(dnnl);
+    return st;
+}
+
+int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+               const gr_extract_opts *o, gr_features *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t n = idx ? nidx : ds->n;
+    if (n <= 0) return gr_err(GRAFT_E_ARG, "extract: no samples");
+    double t0 = now();
+    gr_graph *g = NULL;
+    char layer[256], path[1024];
+    int st = load_trunk(model_path, o->layer, &g, layer, sizeof layer);
+    if (st) return st;
+    gr_features f = {0};
+    snprintf(f.layer, sizeof f.layer, "%s", layer);
+    if (o->cache_dir) {
+        if ((st = cache_key(model_path, layer, o, ds, idx, n, f.key))) goto done;
+        cache_path(o->cache_dir, f.key, path, sizeof path);
+        if (cache_read(path, &f, o->quiet)) {
+            f.cached = 1;
+            goto done;
+        }
+    }
+    st = run_batches(g, ds, idx, n, o, &f);
+    if (!st && o->cache_dir) st = cache_write(o->cache_dir, path, &f, model_path, o);
+done:
+    gr_graph_free(g);
+    if (st) {
+        gr_features_free(&f);
+        return st;
+    }
+    f.seconds = now() - t0;
+    *out = f;
+    return GRAFT_OK;
+}
