@@ -136,6 +136,26 @@ graft_status graft_dataset_check(const graft_dataset *d, int threads,
                                  void (*bad)(void *ctx, int64_t i, const char *path, const char *msg), void *ctx,
                                  int64_t *nbad);
 
+/* ---- feature extraction ------------------------------------------------------------------
+ * Runs a model cut at a layer over a dataset and pools each sample's map into one row. */
+typedef struct graft_extract_opts {
+    const char *layer;      /* a value or node name (`graft info` lists cut points); NULL: the
+                               input of the model's classifier */
+    const char *pool;       /* "mean" (global average; default), "grid2" (mean over a 2x2 grid,
+                               PyTorch's adaptive_avg_pool2d(x, 2): 4 values per channel), "none" */
+    const char *transform;  /* text form (see graft_dataset_load); NULL: ImageNet's default */
+    int batch, workers;     /* 0: 32 and 2 */
+    const char *cache_dir;  /* NULL: no cache. Keyed by the model's content, the layer, the
+                               pooling, the preprocessing and the samples' files */
+    int skip_bad;           /* leave unreadable images out (reported on stderr) instead of failing */
+    int quiet;              /* no progress line on stderr */
+} graft_extract_opts;
+
+/* features (n, dim) float32, labels (n) int32, index (n) int64 (the dataset sample of each row);
+ * any output pointer may be NULL. *cached (may be NULL) says whether the cache answered. */
+graft_status graft_extract(const char *model_path, const graft_dataset *d, const graft_extract_opts *o,
+                           graft_tensor **features, graft_tensor **labels, graft_tensor **index, int *cached);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@
 #include "graft.h"
 #include "graph/graph.h"
 #include "io/io.h"
+#include "data/data.h"
 
 struct graft_model {
     gr_graph *g;
@@ -15,6 +16,10 @@ struct graft_model {
     int nops;        /* op histogram of the model as loaded, before inference rewrites */
     struct { const char *op; int count; } ops[128];
     int nnodes;
+};
+
+struct graft_dataset {
+    gr_dataset *ds;
 };
 
 /* Views a public tensor as an internal one (no copy). */

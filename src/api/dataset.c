@@ -6,10 +6,6 @@
 #include <pthread.h>
 #include <string.h>
 
-struct graft_dataset {
-    gr_dataset *ds;
-};
-
 graft_status graft_dataset_open(const char *path, const char *labels_npy, graft_dataset **out)
 {
     if (!path || !out) return gr_err(GRAFT_E_ARG, "graft_dataset_open: path and out must not be NULL");
