@@ -34,6 +34,7 @@ CLASS_NAMES = ['<b>&"x"', "cat", "dog & co", "l'oiseau", "a > b", "zebra",
                "very long class name number six", "ünïcode ✓", "8", "nine"]
 GROUP_NAMES = ["north & south", "<east>", "west", "centre \"c\""]
 CURVE_NAMES = ["train loss", "val <accuracy>"]
+TITLE = 'graft <report> & "test"'
 RECIPE = 'linear probe\nC = 0.5 & lr < 1e-3\nfeatures: "layer4" \'pooled\''
 NBINS_DEFAULT = 15
 
@@ -201,7 +202,7 @@ def gen(d):
         lines.append(f"{name} {p.shape[1]} {nbins} {ngroup if group is not None else 0}\n")
     with open(os.path.join(d, "cases.txt"), "w") as f:
         f.writelines(lines)
-    for fname, items in (("class_names.txt", CLASS_NAMES), ("group_names.txt", GROUP_NAMES),
+    for fname, items in (("title.txt", [TITLE]), ("class_names.txt", CLASS_NAMES), ("group_names.txt", GROUP_NAMES),
                          ("curve_names.txt", CURVE_NAMES)):
         with open(os.path.join(d, fname), "w", encoding="utf-8") as f:
             f.write("".join(s + "\n" for s in items))
@@ -300,6 +301,7 @@ def check(d, case, html_path, seconds, peak):
     if group is not None:
         expect("<east>" not in raw and "&lt;east&gt;" in raw, "the group name <east> is not escaped")
     expect(page.text_by_id.get("recipe") == recipe, "the recipe is not shown verbatim")
+    expect(page.text_by_id.get("title") == TITLE and "<report>" not in raw, "the title is not escaped")
 
     # svg blocks are well-formed XML
     svgs = re.findall(r"<svg\b.*?</svg>", raw, re.S)

@@ -228,7 +228,7 @@ static void curves(ctx *c)
     }
     const double L = 60, T = 15, PW = 560, PH = 280, LEGW = 220;
     axis ax = nice_axis(x0, x1, L, L + PW), ay = nice_axis(y0, y1, T + PH, T);
-    double H = T + PH + 45, W = L + PW + LEGW;
+    double H = fmax(T + PH + 45, T + 20 * r->ncurves + 10), W = L + PW + LEGW;
     pf(b, "<svg id=\"curves\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n", W, H, W, H);
     draw_ticks(b, &ax, 1, T + PH, T);
     draw_ticks(b, &ay, 0, L, L + PW);
@@ -262,7 +262,7 @@ static void heat_cell(ctx *c, int t, int p, double x, double y, double cell)
     int64_t cnt = m->confusion[(size_t)t * m->nclass + p], sup = m->support[t];
     double f = sup ? (double)cnt / (double)sup : 0;
     pf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"", x, y, cell, cell);
-    heat_color(b, f);
+    heat_color(b, sqrt(f)); /* square root: a few stray rows still show */
     puts_(b, "\"><title>true ");
     esc(b, class_name(c, t));
     puts_(b, ", predicted ");
@@ -270,7 +270,7 @@ static void heat_cell(ctx *c, int t, int p, double x, double y, double cell)
     pf(b, ": %lld (%.1f%% of the true class)</title></rect>", (long long)cnt, 100 * f);
     if (cell >= 24 && cnt > 0)
         pf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" fill=\"%s\">%lld</text>",
-           x + cell / 2, y + cell / 2 + 3.5, f > 0.5 ? "#fff" : "#000", (long long)cnt);
+           x + cell / 2, y + cell / 2 + 3.5, f > 0.3 ? "#fff" : "#000", (long long)cnt);
     puts_(b, "\n");
 }
 
@@ -289,7 +289,9 @@ static void heatmap(ctx *c)
     if (longest > maxch + 1) longest = maxch + 1;
     double cell = fmax(12, fmin(40, floor(600.0 / K))), font = fmin(12, cell - 2);
     double labw = (double)longest * font * 0.6 + 8;
-    double L = labw + 24, T = 10, G = cell * K, B = labw * 0.75 + 36;
+    /* column labels at -45 degrees while they fit under a cell, upright (-90) when dense */
+    int steep = cell < 20;
+    double L = labw + 24, T = 10, G = cell * K, B = labw * (steep ? 1 : 0.75) + 36;
     double W = L + G + 10, H = T + G + B;
     pf(b, "<svg id=\"confusion\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n", W, H, W, H);
     for (int t = 0; t < K; t++)
@@ -299,17 +301,18 @@ static void heatmap(ctx *c)
         double mid = k * cell + cell / 2;
         pf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" text-anchor=\"end\">", L - 4, T + mid + font / 3, font);
         esc_n(b, class_name(c, k), maxch);
-        pf(b, "</text><text font-size=\"%.0f\" text-anchor=\"end\" transform=\"translate(%.1f,%.1f) rotate(-45)\">",
-           font, L + mid + font / 3, T + G + 6);
+        pf(b, "</text><text font-size=\"%.0f\" text-anchor=\"end\" transform=\"translate(%.1f,%.1f) rotate(%d)\">",
+           font, L + mid + font / 3, T + G + 6, steep ? -90 : -45);
         esc_n(b, class_name(c, k), maxch);
         puts_(b, "</text>\n");
     }
-    pf(b, "<text font-size=\"12\" text-anchor=\"middle\" transform=\"translate(12,%.1f) rotate(-90)\">true class</text>\n",
+    pf(b, "<text font-size=\"12\" text-anchor=\"middle\" transform=\"translate(12,%.1f) rotate(-90)\">"
+          "true class</text>\n",
        T + G / 2);
     pf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">predicted class</text>\n", L + G / 2,
        H - 6);
     puts_(b, "</svg>\n<p class=\"note\">Rows: true class; columns: predicted class; colour: share of the true "
-             "class's rows (hover a cell for its count).</p>\n");
+             "class's rows, square-root scale (hover a cell for its count).</p>\n");
 }
 
 static void top_confusions(ctx *c)
@@ -369,13 +372,17 @@ static void reliability(ctx *c)
     pf(b, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#444\"/>\n", L, T, S, S);
     pf(b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\">confidence</text>\n", L + S / 2,
        T + S + 38);
-    pf(b, "<text font-size=\"12\" text-anchor=\"middle\" transform=\"translate(14,%.0f) rotate(-90)\">accuracy</text>\n",
+    pf(b, "<text font-size=\"12\" text-anchor=\"middle\" transform=\"translate(14,%.0f) rotate(-90)\">"
+          "accuracy</text>\n",
        T + S / 2);
     puts_(b, "</svg>\n<details><summary>bins</summary>\n<table id=\"bins\">\n<tr><th>confidence</th><th>rows</th>"
              "<th>accuracy</th><th>mean confidence</th></tr>\n");
-    for (int k = 0; k < B; k++)
-        pf(b, "<tr><td>(%.3f, %.3f]</td><td>%lld</td><td>%.3f</td><td>%.3f</td></tr>\n", (double)k / B,
-           (double)(k + 1) / B, (long long)m->bin_count[k], m->bin_acc[k], m->bin_conf[k]);
+    for (int k = 0; k < B; k++) {
+        pf(b, "<tr><td>%c%.3f, %.3f]</td><td>%lld</td>", k ? '(' : '[', (double)k / B, (double)(k + 1) / B,
+           (long long)m->bin_count[k]);
+        if (m->bin_count[k]) pf(b, "<td>%.3f</td><td>%.3f</td></tr>\n", m->bin_acc[k], m->bin_conf[k]);
+        else puts_(b, "<td>n/a</td><td>n/a</td></tr>\n");
+    }
     puts_(b, "</table>\n</details>\n");
 }
 
@@ -412,7 +419,8 @@ static void per_group(ctx *c)
     for (int g = 0; g < m->ngroup; g++) {
         puts_(b, g == m->worst_group ? "<tr class=\"worst\"><td>" : "<tr><td>");
         esc(b, group_name(c, g));
-        if (m->group_n[g]) pf(b, "</td><td>%.2f%%</td><td>%lld</td></tr>\n", 100 * m->group_acc[g], (long long)m->group_n[g]);
+        if (m->group_n[g])
+            pf(b, "</td><td>%.2f%%</td><td>%lld</td></tr>\n", 100 * m->group_acc[g], (long long)m->group_n[g]);
         else puts_(b, "</td><td>n/a</td><td>0</td></tr>\n");
     }
     puts_(b, "</table>\n");
@@ -427,7 +435,7 @@ static void page(ctx *c)
     esc(b, title);
     puts_(b, "</title>\n<style>");
     puts_(b, css);
-    puts_(b, "</style>\n</head>\n<body>\n<h1>");
+    puts_(b, "</style>\n</head>\n<body>\n<h1 id=\"title\">");
     esc(b, title);
     puts_(b, "</h1>\n");
     headline(c);
