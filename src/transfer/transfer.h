@@ -101,46 +101,72 @@ void gr_head_free(gr_head *h);
 
 /* ==== evaluation (metrics.c) =============================================================== */
 
+/* The prediction of a row is its argmax (ties: the lowest class id, as numpy.argmax). */
 typedef struct gr_metrics {
     int64_t n;
     int nclass;
-    double accuracy, top5;                 /* top5: top-min(5, nclass) */
+    double accuracy, top5;                 /* top5: top-k with k = min(5, nclass) */
+    int topk;                              /* that k */
     double *precision, *recall, *f1;       /* [nclass] (0 where undefined, as scikit-learn's
                                               zero_division=0) */
-    int64_t *support;                      /* [nclass] */
-    double macro_f1;
+    int64_t *support;                      /* [nclass]: rows whose true class it is */
+    double macro_f1;                       /* mean F1 over the classes present in y or in the
+                                              predictions (scikit-learn's f1_score default) */
+    int nclass_present;                    /* how many classes that mean is over */
     int64_t *confusion;                    /* (nclass, nclass): row = true class, col = predicted */
-    /* calibration: equal-width confidence bins over [0, 1] of the top probability */
+    /* calibration (Guo et al. 2017): nbins equal-width bins over the top-class confidence c,
+     * bin b = (b/nbins, (b+1)/nbins], c = 0 in bin 0 (c outside [0, 1] is clamped into the
+     * first or last bin). Empty bins have acc = conf = 0 and add nothing to the ECE. */
     int nbins;
     double ece;                            /* sum over bins of |acc - conf| * count / n */
-    double *bin_acc, *bin_conf;
-    int64_t *bin_count;
+    double *bin_acc, *bin_conf;            /* [nbins]: mean correctness and mean confidence */
+    int64_t *bin_count;                    /* [nbins] */
     /* per group (when groups are given) */
     int ngroup;
-    double *group_acc;
-    int64_t *group_n;
-    int worst_group;                       /* index of the lowest accuracy, -1 without groups */
+    double *group_acc;                     /* [ngroup] (0 for an empty group) */
+    int64_t *group_n;                      /* [ngroup] */
+    int worst_group;                       /* lowest accuracy among non-empty groups (ties: lowest
+                                              index), -1 without groups */
 } gr_metrics;
 
-/* prob (n, nclass); y true ids; group ids in [0, ngroup) or NULL; nbins (0: 15). */
+/* prob (n, nclass), finite; y true ids in [0, nclass); group ids in [0, ngroup) or NULL;
+ * nbins (0: 15). n >= 1, nclass >= 2. Top-k counts row i as a hit when fewer than k classes
+ * rank above its true class, ranking by probability and, among equals, by lower id (so top-1
+ * equals the accuracy; scikit-learn's top_k_accuracy_score breaks ties the other way). On
+ * failure *m is left zeroed and nothing is allocated. */
 int gr_metrics_compute(const float *prob, const int32_t *y, int64_t n, int nclass, const int32_t *group, int ngroup,
                        int nbins, gr_metrics *m);
 void gr_metrics_free(gr_metrics *m);
 
+/* The k largest off-diagonal cells of the confusion matrix (count > 0), by count, then true
+ * class, then predicted class. Returns how many were written to out (<= k). */
+typedef struct gr_confusion_cell {
+    int truth, pred;
+    int64_t count;
+} gr_confusion_cell;
+int gr_metrics_top_confusions(const gr_metrics *m, int k, gr_confusion_cell *out);
+
 /* ==== report (report.c) ==================================================================== */
 
-/* A self-contained HTML page (inline SVG, no script, no external resource). */
+/* A self-contained HTML page: inline CSS and SVG, no script, no external resource or URL.
+ * Every text from data (title, recipe, class, group and curve names) is escaped; extra_html is
+ * inserted as is. Numbers are written as: accuracy, top-k, group accuracies as percentages
+ * "%.2f%%"; macro F1, precision, recall, F1 "%.3f"; ECE "%.4f"; time "%.1f s"; peak memory
+ * "%.1f MB". The confusion matrix is a heat map up to GR_REPORT_MAX_HEATMAP classes, else a
+ * table of the GR_REPORT_TOP_CONFUSIONS largest confusions. */
+enum { GR_REPORT_MAX_HEATMAP = 50, GR_REPORT_TOP_CONFUSIONS = 20 };
+
 typedef struct gr_curve {
     const char *name;                      /* e.g. "train loss", "val accuracy" */
-    const double *x, *y;
+    const double *x, *y;                   /* [n]; non-finite points are skipped */
     int n;
 } gr_curve;
 
 typedef struct gr_report {
     const char *title;
     const char *recipe;                    /* free text (the settings used), shown verbatim */
-    const char *const *class_names;        /* [nclass] */
-    const char *const *group_names;        /* [ngroup] or NULL */
+    const char *const *class_names;        /* [nclass] or NULL ("class 0", ...) */
+    const char *const *group_names;        /* [ngroup] or NULL ("group 0", ...) */
     const gr_metrics *m;
     const gr_curve *curves;                /* learning curves (may be 0) */
     int ncurves;
@@ -148,7 +174,7 @@ typedef struct gr_report {
     const char *extra_html;                /* an optional section (e.g. a results table), trusted */
 } gr_report;
 
-/* Writes the page atomically; errors name the path. */
+/* Writes the page atomically (gr_wfile); errors name the path. */
 int gr_report_write(const char *path, const gr_report *r);
 
 #endif
