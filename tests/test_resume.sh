@@ -8,7 +8,9 @@
 #      file is unusable and that the previous one is used, redoes the lost steps -> identical
 #   4. with a checkpoint whose 'conv2.weight' has another shape (rewritten by python from the
 #      format's description, CRC recomputed): a clear error naming the tensor; with both files
-#      unusable, an error naming both; with no checkpoint, an error saying so.
+#      unusable, an error naming both; with no checkpoint, an error saying so;
+#   5. with SGD (momentum, L2-SP, clipping), stopped after step 40 and resumed -> identical;
+#   6. in the states a crash inside gr_ckpt_write can leave -> resumes, identical.
 # The checkpoint's contents are also read by an independent reader (json + numpy): every
 # parameter, opt.m./opt.v. state, buf. running statistic, the rng and the metadata.
 #   test_resume.sh TRAIN_DRIVER MODEL.onnx WORKDIR PYTHON
@@ -139,7 +141,7 @@ check 'grep -q "misfit/ckpt.safetensors: tensor .conv2.weight. is float32 (16, 8
     "the error does not name the misfit tensor and both shapes"
 check 'grep -q "no previous checkpoint" misfit.err' "the error does not say there is no previous checkpoint"
 
-# both files unusable: the error names both
+# both files unusable (the previous one is the truncated file of 3.): the error names both
 cp run/ckpt.safetensors misfit/ckpt.prev.safetensors
 "$driver" "$model" --dir misfit --resume >/dev/null 2>both.err
 status=$?
@@ -153,6 +155,49 @@ mkdir -p empty
 status=$?
 cat empty.err
 check '[ "$status" -ne 0 ] && grep -q "no checkpoint to resume from" empty.err' "resuming from an empty folder"
+
+# 5. SGD (Nesterov momentum, L2-SP starting values, clipping, step schedule): stopped after step
+#    40, resumed from the step-35 checkpoint -> identical; its file holds opt.m. and opt.w0.
+"$driver" "$model" --opt sgd --out sa.bin 2>sa.err || { cat sa.err >&2; bad "SGD run failed"; }
+"$driver" "$model" --opt sgd --dir sgd --every 7 --stop-after 40 >/dev/null 2>sgd.err
+status=$?
+check '[ "$status" -eq 3 ]' "the SGD run did not stop after step 40 (status $status)"
+"$py" - sgd/ckpt.safetensors <<'EOF2' || bad "independent reading of sgd/ckpt.safetensors"
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+h = json.loads(raw[8:8 + n]); meta = h.pop("__metadata__")
+names = set(h)
+assert meta["optimizer"] == "sgd" and meta["step"] == "35", meta
+assert "opt.m.conv1.weight" in names and "opt.w0.fc.bias" in names, names
+assert not any(k.startswith("opt.v.") for k in names), names
+print(f"SGD checkpoint: {len(names)} tensors, step {meta['step']}")
+EOF2
+"$driver" "$model" --opt sgd --dir sgd --every 7 --resume --out sb.bin >/dev/null 2>sgdr.err ||
+    { cat sgdr.err >&2; bad "SGD resume failed"; }
+check 'grep -q "resumed after step 35 " sgdr.err' "the SGD run did not resume after step 35"
+check 'cmp sa.bin sb.bin' "SGD: weights after stop + resume differ from the uninterrupted run"
+"$driver" "$model" --dir sgd --resume >/dev/null 2>kind.err
+status=$?
+cat kind.err
+check '[ "$status" -ne 0 ] && grep -q "written by a sgd optimizer, this session uses adamw" kind.err' \
+    "an SGD checkpoint loaded into an AdamW session"
+
+# 6. what a crash inside gr_ckpt_write leaves behind (see src/train/checkpoint.c):
+#    (a) during the write of the new file: a partial temp file next to intact checkpoints;
+mkdir -p crash_a crash_b
+cp run/ckpt.prev.safetensors crash_a/ckpt.safetensors
+head -c 1000 run/ckpt.prev.safetensors >crash_a/ckpt.next.safetensors.tmp.99999
+"$driver" "$model" --dir crash_a --resume --out ca.bin >/dev/null 2>ca.err || { cat ca.err >&2; bad "crash state (a)"; }
+check '! grep -q unusable ca.err && grep -q "resumed after step 90 " ca.err && cmp a.bin ca.bin' \
+    "crash state (a): not resumed silently from the intact checkpoint, or weights differ"
+#    (b) where hard links are unavailable, between renaming the newest to the previous and the
+#        new one into place: only ckpt.prev.safetensors and ckpt.next.safetensors exist.
+cp run/ckpt.prev.safetensors crash_b/ckpt.prev.safetensors
+cp run/ckpt.prev.safetensors crash_b/ckpt.next.safetensors
+"$driver" "$model" --dir crash_b --resume --out cb.bin >/dev/null 2>cb.err || { cat cb.err >&2; bad "crash state (b)"; }
+check 'grep -q "crash_b/ckpt.safetensors: missing" cb.err && grep -q "resumed after step 90 " cb.err && cmp a.bin cb.bin' \
+    "crash state (b): the previous checkpoint was not used, or weights differ"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -9,7 +9,9 @@
  * --resume            gr_ckpt_resume(D) first, then continue from the saved data position
  * --out F             at the end, the parameter block then the buffer block, raw float32
  * --print-steps       "step N loss L" after each step (and after its checkpoint), flushed
- * --step-delay MS     sleep MS milliseconds after each step (so a test can kill it mid-epoch) */
+ * --step-delay MS     sleep MS milliseconds after each step (so a test can kill it mid-epoch)
+ * --stop-after N      exit (status 3) after step N, as an interruption without a kill
+ * --opt sgd           SGD instead: Nesterov momentum, L2-SP, gradient clipping, step schedule */
 #define _POSIX_C_SOURCE 200809L
 #include "data/data.h"
 #include "io/io.h"
@@ -29,7 +31,7 @@
 
 typedef struct opts {
     const char *model, *data, *dir, *out;
-    int epochs, every, resume, print, delay_ms;
+    int epochs, every, resume, print, delay_ms, stop_after, sgd;
 } opts;
 
 static int die(const char *what)
@@ -51,12 +53,15 @@ static int parse(int argc, char **argv, opts *o)
         else if (strcmp(a, "--every") == 0 && v) o->every = atoi(argv[++i]);
         else if (strcmp(a, "--epochs") == 0 && v) o->epochs = atoi(argv[++i]);
         else if (strcmp(a, "--step-delay") == 0 && v) o->delay_ms = atoi(argv[++i]);
+        else if (strcmp(a, "--stop-after") == 0 && v) o->stop_after = atoi(argv[++i]);
+        else if (strcmp(a, "--opt") == 0 && v && (strcmp(v, "sgd") == 0 || strcmp(v, "adamw") == 0))
+            o->sgd = strcmp(argv[++i], "sgd") == 0;
         else if (a[0] != '-' && !o->model) o->model = a;
         else return fprintf(stderr, "train_driver: bad argument '%s'\n", a), 2;
     }
     if (!o->model || o->epochs < 1 || o->every < 0 || ((o->every || o->resume) && !o->dir)) {
         fprintf(stderr, "usage: train_driver MODEL.onnx [--data IDX] [--epochs N] [--dir D] [--every K] [--resume] "
-                        "[--out weights.bin] [--print-steps] [--step-delay MS]\n");
+                        "[--out weights.bin] [--print-steps] [--step-delay MS] [--stop-after N] [--opt sgd|adamw]\n");
         return 2;
     }
     return 0;
@@ -106,6 +111,7 @@ static int train(const opts *o, gr_trainer *t, gr_loader *l, gr_train_pos pos)
                 printf("step %lld loss %.9g\n", (long long)t->step, loss);
                 fflush(stdout);
             }
+            if (o->stop_after && t->step == o->stop_after) return 3;
             if (o->delay_ms > 0)
                 nanosleep(&(struct timespec){o->delay_ms / 1000, (long)(o->delay_ms % 1000) * 1000000}, NULL);
         }
@@ -137,6 +143,10 @@ int main(int argc, char **argv)
     gr_trainer_cfg cfg = {.loss = GR_LOSS_CE, .seed = 7,
                           .opt = {.kind = GR_ADAMW, .lr = 3e-3, .weight_decay = 0.01, .sched = GR_SCHED_COSINE,
                                   .warmup = 10, .total = steps, .min_lr = 1e-5}};
+    if (o.sgd)
+        cfg.opt = (gr_optim_cfg){.kind = GR_SGD, .lr = 0.05, .momentum = 0.9, .nesterov = 1, .weight_decay = 1e-4,
+                                 .clip_norm = 1.0, .sched = GR_SCHED_STEP, .step_size = 20, .gamma = 0.5,
+                                 .l2sp_alpha = 0.01};
     gr_loader_opts lo = {.batch = BATCH, .workers = 2, .shuffle = 1, .seed = SEED};
     gr_train_pos pos = {.seed = SEED};
     rc = 1;
