@@ -144,4 +144,37 @@ int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, doubl
  * and parity tests, with the gradients left in t->grad when want_grad. */
 int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad, double *loss);
 
+/* ---- checkpoints (checkpoint.c) ----
+ * One safetensors file holds a training session: every trainable parameter under its
+ * initializer name, the optimizer state ("opt.m.<name>": SGD momentum (momentum > 0) or Adam's
+ * first moment; "opt.v.<name>": Adam's second moment; "opt.w0.<name>": L2-SP starting values),
+ * the running statistics of training BatchNorms ("buf.<name>"), the Dropout rng ("rng", int64
+ * (4)), and as __metadata__ strings: "format", "graft_version", "optimizer" (sgd|adamw),
+ * "optimizer_cfg" (the settings as JSON), "step" (updates done, the schedule's position), and the
+ * caller's data position "epoch", "batch", "loader_seed". Loading restores all of it, so the
+ * steps after a load compute bit for bit what an uninterrupted run computes. */
+
+/* Where the data stands: the next batch is batch `batch` (0-based) of epoch `epoch` of a loader
+ * seeded with `seed`. */
+typedef struct gr_train_pos {
+    int64_t epoch, batch;
+    uint64_t seed;
+} gr_train_pos;
+
+/* Writes t (and pos, which may be NULL) to path atomically (see gr_wfile). */
+int gr_trainer_save(gr_trainer *t, const char *path, const gr_train_pos *pos);
+/* Restores t from path, and *pos when pos != NULL. Every tensor of the file must be one of the
+ * session's with the same dtype and shape, and every one of the session's must be there, and
+ * the optimizer kind must match; errors name the file and the tensor, and leave t unchanged.
+ * Hyper-parameters come from t's configuration, not from the file (they may change on resume). */
+int gr_trainer_load(gr_trainer *t, const char *path, gr_train_pos *pos);
+/* Rotation in folder dir (which must exist): the new checkpoint becomes dir/ckpt.safetensors
+ * and the one it replaces dir/ckpt.prev.safetensors, through fsync'd renames ordered so that a
+ * crash at any instant leaves at least one complete checkpoint (see checkpoint.c). */
+int gr_ckpt_write(const char *dir, gr_trainer *t, const gr_train_pos *pos);
+/* Loads dir/ckpt.safetensors; if it is missing, truncated, corrupt or does not fit, says so on
+ * stderr (file and reason) and loads dir/ckpt.prev.safetensors instead. Fails, naming both
+ * files and why, when neither is usable. */
+int gr_ckpt_resume(const char *dir, gr_trainer *t, gr_train_pos *pos);
+
 #endif
