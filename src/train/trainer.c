@@ -235,13 +235,16 @@ int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int w
 int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, double *loss)
 {
     double L;
+    gr_rng rng_before = t->rng;  /* a failed step leaves no trace, Dropout's draws included */
     int st = gr_trainer_grad(t, x, target, 1, &L);
     if (st) {
         restore_buffers(t);
+        t->rng = rng_before;
         return st;
     }
     if (!isfinite(L) || !all_finite(t->grad, t->total)) {
         restore_buffers(t);
+        t->rng = rng_before;
         return gr_err(GRAFT_E_NUMERIC, "step %lld: the %s is %s; the weights and running statistics are unchanged "
                       "(lower the learning rate or enable gradient clipping)", (long long)t->step + 1,
                       isfinite(L) ? "gradient" : "loss", isfinite(L) ? "not finite" : (isnan(L) ? "NaN" : "infinite"));
