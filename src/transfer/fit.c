@@ -649,7 +649,7 @@ static void adamw_step(mlp_param *P, int np, double lr, double wd, int64_t t)
     double bc1 = 1 - pow(b1, (double)t), bc2 = 1 - pow(b2, (double)t);
     for (int k = 0; k < np; k++) {
         mlp_param *p = &P[k];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p->n >= (1 << 16))
         for (int64_t i = 0; i < p->n; i++) {
             double w = p->w[i], g = p->g[i];
             if (p->decay) w *= 1 - lr * wd;
@@ -729,7 +729,7 @@ static int mlp_fit(const float *X, const int32_t *y, int64_t n, const gr_fit_opt
                 A[i] = a * D[i];
             }
             if (sgemm('N', 'T', m, K, H, A, H, P[2].w, H, 0.0f, Z, K)) { st = sgemm_err(); goto done; }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * K >= (1 << 17))
             for (int64_t i = 0; i < m; i++) rl[i] = softmax_ce_row(Z + i * K, P[3].w, K, yb[i], 1.0f / (float)m);
             for (int64_t i = 0; i < m; i++) eloss += rl[i];
             /* backward */

@@ -37,6 +37,9 @@ typedef struct gr_fit_opts {
     int threads;
 } gr_fit_opts;
 
+/* Defaults: norm L2 for KNN and NCM, else STANDARDIZE; C 1, ncs 10, folds 5, max_iter 1000,
+ * tol 1e-4; hidden 256, dropout 0.1, epochs 50, lr 1e-3, weight_decay 1e-2, batch 128; k 10;
+ * seed 0; threads 0 (graft's setting). */
 void gr_fit_defaults(gr_fit_opts *o, int kind);
 
 typedef struct gr_head {
