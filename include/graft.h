@@ -130,6 +130,11 @@ const char *graft_dataset_path(const graft_dataset *d, int64_t i);
  * for augmentation, drawn from `seed`): a new (1, 3, H, W) float tensor. */
 graft_status graft_dataset_load(const graft_dataset *d, int64_t i, const char *transform, uint64_t seed,
                                 graft_tensor **out);
+/* A stratified split by seed: each class's samples are shuffled and divided by the fractions
+ * (train, val, test; summing to 1; val or test may be 0). Each output is an int64 tensor of
+ * sample indices in ascending order (NULL to skip one). */
+graft_status graft_dataset_split(const graft_dataset *d, const double frac[3], uint64_t seed, graft_tensor **train,
+                                 graft_tensor **val, graft_tensor **test);
 /* Decodes every image of the dataset with `threads` threads and reports each unreadable one
  * through bad(ctx, index, path, message); *nbad is their count. Fails only on bad arguments. */
 graft_status graft_dataset_check(const graft_dataset *d, int threads,
@@ -155,6 +160,43 @@ typedef struct graft_extract_opts {
  * any output pointer may be NULL. *cached (may be NULL) says whether the cache answered. */
 graft_status graft_extract(const char *model_path, const graft_dataset *d, const graft_extract_opts *o,
                            graft_tensor **features, graft_tensor **labels, graft_tensor **index, int *cached);
+
+/* ---- heads on features --------------------------------------------------------------------
+ * A classifier fitted on feature rows (from graft_extract): multinomial logistic regression
+ * (scikit-learn's LogisticRegression objective, L-BFGS; C chosen by 5-fold stratified
+ * cross-validation over logspace(-4, 4) when C <= 0), an MLP, kNN (cosine) or the nearest class
+ * mean. The feature normalisation is part of the head. */
+typedef struct graft_head graft_head;
+
+typedef struct graft_fit_opts {
+    const char *kind;   /* "logreg" (default), "mlp", "knn", "ncm" */
+    const char *norm;   /* "standardize" (default for logreg and mlp), "l2" (default for knn and
+                           ncm), "none" */
+    double C;           /* logreg: inverse L2 strength; <= 0: cross-validated */
+    int hidden;         /* mlp: hidden units (0: 256) */
+    int epochs;         /* mlp (0: its default) */
+    int k;              /* knn (0: its default) */
+    uint64_t seed;
+} graft_fit_opts;
+
+/* X (n, dim) float32, y (n) int32 ids in [0, nclass). */
+graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nclass, const graft_fit_opts *o,
+                            graft_head **out);
+/* Class probabilities (n, nclass). */
+graft_status graft_head_predict(const graft_head *h, const graft_tensor *X, graft_tensor **prob);
+graft_status graft_head_save(const graft_head *h, const char *path);
+graft_status graft_head_load(const char *path, graft_head **out);
+void graft_head_free(graft_head *h);
+/* logreg: the C used and, when it was cross-validated, the best mean fold accuracy (else -1). */
+double graft_head_C(const graft_head *h);
+double graft_head_cv_accuracy(const graft_head *h);
+
+/* ---- evaluation ----------------------------------------------------------------------------
+ * Accuracy, top-5, per-class precision/recall/F1, confusion matrix and expected calibration
+ * error (15 bins) of probabilities against labels, as JSON (the caller frees it); with group
+ * ids, per-group accuracy and the worst group. class_names / group_names may be NULL. */
+graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
+                                 const char *const *class_names, const char *const *group_names, char **json);
 
 #ifdef __cplusplus
 }

@@ -135,3 +135,24 @@ graft_status graft_dataset_check(const graft_dataset *d, int threads,
     *nbad = j.nbad;
     return GRAFT_OK;
 }
+
+graft_status graft_dataset_split(const graft_dataset *d, const double frac[3], uint64_t seed, graft_tensor **train,
+                                 graft_tensor **val, graft_tensor **test)
+{
+    if (!d || !frac) return gr_err(GRAFT_E_ARG, "graft_dataset_split: dataset and fractions must not be NULL");
+    int64_t *idx[3] = {NULL, NULL, NULL}, cnt[3];
+    int st = gr_split_stratified(d->ds, frac, seed, idx, cnt);
+    graft_tensor **outs[3] = {train, val, test}, *made[3] = {NULL, NULL, NULL};
+    for (int p = 0; !st && p < 3; p++) {
+        if (!outs[p]) continue;
+        int64_t dims[1] = {cnt[p]};
+        st = graft_tensor_new(GRAFT_INT64, 1, dims, &made[p]);
+        if (!st && cnt[p]) memcpy(made[p]->data, idx[p], (size_t)cnt[p] * sizeof(int64_t));
+    }
+    for (int p = 0; p < 3; p++) {
+        free(idx[p]);
+        if (st) graft_tensor_free(made[p]);
+        else if (outs[p]) *outs[p] = made[p];
+    }
+    return (graft_status)st;
+}

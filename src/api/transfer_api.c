@@ -3,6 +3,8 @@
 
 #include "transfer/transfer.h"
 
+#include <cjson/cJSON.h>
+
 #include <string.h>
 
 static int pool_of(const char *s, int *out)
@@ -54,4 +56,179 @@ graft_status graft_extract(const char *model_path, const graft_dataset *d, const
     }
     gr_features_free(&f);
     return (graft_status)st;
+}
+
+/* ---- heads ---- */
+
+struct graft_head {
+    gr_head h;
+};
+
+static int kind_of(const char *s, int *out)
+{
+    if (!s || !strcmp(s, "logreg")) *out = GR_HEAD_LOGREG;
+    else if (!strcmp(s, "mlp")) *out = GR_HEAD_MLP;
+    else if (!strcmp(s, "knn")) *out = GR_HEAD_KNN;
+    else if (!strcmp(s, "ncm")) *out = GR_HEAD_NCM;
+    else return gr_err(GRAFT_E_ARG, "unknown head '%s' (logreg, mlp, knn or ncm)", s);
+    return GRAFT_OK;
+}
+
+static int norm_of(const char *s, int kind, int *out)
+{
+    if (!s) *out = kind == GR_HEAD_KNN || kind == GR_HEAD_NCM ? GR_FEAT_L2 : GR_FEAT_STANDARDIZE;
+    else if (!strcmp(s, "standardize")) *out = GR_FEAT_STANDARDIZE;
+    else if (!strcmp(s, "l2")) *out = GR_FEAT_L2;
+    else if (!strcmp(s, "none")) *out = GR_FEAT_NONE;
+    else return gr_err(GRAFT_E_ARG, "unknown feature normalisation '%s' (standardize, l2 or none)", s);
+    return GRAFT_OK;
+}
+
+static int check_rows(const graft_tensor *X, const graft_tensor *y)
+{
+    if (!X || X->dtype != GRAFT_FLOAT || X->rank != 2)
+        return gr_err(GRAFT_E_SHAPE, "features must be a float32 (n, dim) tensor");
+    if (y && (y->dtype != GRAFT_INT32 || y->rank != 1 || y->dims[0] != X->dims[0]))
+        return gr_err(GRAFT_E_SHAPE, "labels must be int32 (n) with n = %lld rows", (long long)X->dims[0]);
+    return GRAFT_OK;
+}
+
+graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nclass, const graft_fit_opts *o,
+                            graft_head **out)
+{
+    int st = check_rows(X, y);
+    if (st) return (graft_status)st;
+    if (!y || !out || nclass < 2) return gr_err(GRAFT_E_ARG, "graft_head_fit: labels, out and nclass >= 2 are needed");
+    graft_fit_opts def = {0};
+    if (!o) o = &def;
+    int kind = GR_HEAD_LOGREG;
+    if ((st = kind_of(o->kind, &kind))) return (graft_status)st;
+    gr_fit_opts fo;
+    gr_fit_defaults(&fo, kind);
+    if ((st = norm_of(o->norm, kind, &fo.norm))) return (graft_status)st;
+    fo.C = o->C;
+    if (o->hidden > 0) fo.hidden = o->hidden;
+    if (o->epochs > 0) fo.epochs = o->epochs;
+    if (o->k > 0) fo.k = o->k;
+    fo.seed = o->seed;
+    graft_head *h = gr_calloc(1, sizeof *h);
+    if (!h) return GRAFT_E_NOMEM;
+    st = gr_head_fit(X->data, y->data, X->dims[0], (int)X->dims[1], nclass, &fo, &h->h);
+    if (st) {
+        free(h);
+        return (graft_status)st;
+    }
+    *out = h;
+    return GRAFT_OK;
+}
+
+graft_status graft_head_predict(const graft_head *h, const graft_tensor *X, graft_tensor **prob)
+{
+    int st = check_rows(X, NULL);
+    if (st) return (graft_status)st;
+    if (X->dims[1] != h->h.dim)
+        return gr_err(GRAFT_E_SHAPE, "the head takes %d features, got %lld", h->h.dim, (long long)X->dims[1]);
+    int64_t dims[2] = {X->dims[0], h->h.nclass};
+    if ((st = graft_tensor_new(GRAFT_FLOAT, 2, dims, prob))) return (graft_status)st;
+    if ((st = gr_head_predict(&h->h, X->data, X->dims[0], (*prob)->data))) {
+        graft_tensor_free(*prob);
+        *prob = NULL;
+    }
+    return (graft_status)st;
+}
+
+graft_status graft_head_save(const graft_head *h, const char *path) { return (graft_status)gr_head_save(&h->h, path); }
+
+graft_status graft_head_load(const char *path, graft_head **out)
+{
+    graft_head *h = gr_calloc(1, sizeof *h);
+    if (!h) return GRAFT_E_NOMEM;
+    int st = gr_head_load(path, &h->h);
+    if (st) {
+        free(h);
+        return (graft_status)st;
+    }
+    *out = h;
+    return GRAFT_OK;
+}
+
+void graft_head_free(graft_head *h)
+{
+    if (!h) return;
+    gr_head_free(&h->h);
+    free(h);
+}
+
+double graft_head_C(const graft_head *h) { return h->h.C; }
+double graft_head_cv_accuracy(const graft_head *h) { return h->h.cv_scores ? h->h.cv_acc : -1; }
+
+/* ---- evaluation ---- */
+
+graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
+                                 const char *const *class_names, const char *const *group_names, char **json)
+{
+    int st = check_rows(prob, y);
+    if (st) return (graft_status)st;
+    if (!y || !json) return gr_err(GRAFT_E_ARG, "graft_evaluate_json: labels and json are needed");
+    int nclass = (int)prob->dims[1], ngroup = 0;
+    if (group) {
+        if (group->dtype != GRAFT_INT32 || group->rank != 1 || group->dims[0] != prob->dims[0])
+            return gr_err(GRAFT_E_SHAPE, "group ids must be int32 (n)");
+        const int32_t *g = group->data;
+        for (int64_t i = 0; i < group->dims[0]; i++) ngroup = g[i] + 1 > ngroup ? g[i] + 1 : ngroup;
+    }
+    gr_metrics m;
+    if ((st = gr_metrics_compute(prob->data, y->data, prob->dims[0], nclass, group ? group->data : NULL, ngroup, 0, &m)))
+        return (graft_status)st;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "samples", (double)m.n);
+    cJSON_AddNumberToObject(o, "accuracy", m.accuracy);
+    cJSON_AddNumberToObject(o, "top5", m.top5);
+    cJSON_AddNumberToObject(o, "topk", m.topk);
+    cJSON_AddNumberToObject(o, "macro_f1", m.macro_f1);
+    cJSON_AddNumberToObject(o, "ece", m.ece);
+    cJSON *cls = cJSON_AddArrayToObject(o, "classes");
+    for (int c = 0; c < nclass; c++) {
+        cJSON *e = cJSON_CreateObject();
+        char id[16];
+        snprintf(id, sizeof id, "%d", c);
+        cJSON_AddStringToObject(e, "name", class_names && class_names[c] ? class_names[c] : id);
+        cJSON_AddNumberToObject(e, "precision", m.precision[c]);
+        cJSON_AddNumberToObject(e, "recall", m.recall[c]);
+        cJSON_AddNumberToObject(e, "f1", m.f1[c]);
+        cJSON_AddNumberToObject(e, "support", (double)m.support[c]);
+        cJSON *row = cJSON_AddArrayToObject(e, "confusion");
+        for (int k = 0; k < nclass; k++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)m.confusion[(int64_t)c * nclass + k]));
+        cJSON_AddItemToArray(cls, e);
+    }
+    cJSON *bins = cJSON_AddArrayToObject(o, "calibration");
+    for (int b = 0; b < m.nbins; b++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "accuracy", m.bin_acc[b]);
+        cJSON_AddNumberToObject(e, "confidence", m.bin_conf[b]);
+        cJSON_AddNumberToObject(e, "count", (double)m.bin_count[b]);
+        cJSON_AddItemToArray(bins, e);
+    }
+    if (ngroup) {
+        cJSON *gs = cJSON_AddArrayToObject(o, "groups");
+        for (int k = 0; k < ngroup; k++) {
+            cJSON *e = cJSON_CreateObject();
+            char id[16];
+            snprintf(id, sizeof id, "%d", k);
+            cJSON_AddStringToObject(e, "name", group_names && group_names[k] ? group_names[k] : id);
+            cJSON_AddNumberToObject(e, "accuracy", m.group_acc[k]);
+            cJSON_AddNumberToObject(e, "samples", (double)m.group_n[k]);
+            cJSON_AddItemToArray(gs, e);
+        }
+        if (m.worst_group >= 0) {
+            char id[16];
+            snprintf(id, sizeof id, "%d", m.worst_group);
+            cJSON_AddStringToObject(o, "worst_group",
+                                    group_names && group_names[m.worst_group] ? group_names[m.worst_group] : id);
+        }
+    }
+    gr_metrics_free(&m);
+    *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return *json ? GRAFT_OK : gr_err(GRAFT_E_NOMEM, "out of memory");
 }
