@@ -489,6 +489,10 @@ static int cmd_fit(int argc, char **argv)
     }
     if (!model || !data) return usage_error("fit", "give a model and a dataset");
     if (!(val >= 0 && val < 1)) return usage_error("fit", "--val must be in [0, 1)");
+    if (fo.kind && strcmp(fo.kind, "logreg") && strcmp(fo.kind, "mlp") && strcmp(fo.kind, "knn") && strcmp(fo.kind, "ncm"))
+        return usage_error("fit", "--head must be logreg, mlp, knn or ncm");
+    if (fo.norm && strcmp(fo.norm, "standardize") && strcmp(fo.norm, "l2") && strcmp(fo.norm, "none"))
+        return usage_error("fit", "--norm must be standardize, l2 or none");
     char cache_buf[1024];
     if (!cache && !nocache) {
         default_cache(cache_buf, sizeof cache_buf, "features");

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# test_cli_transfer.sh GRAFT REFDIR — `graft extract` and `graft fit` end to end on the resnet18
+# and image folder of scripts/extract_reference.py: features equal PyTorch's (numpy compares the
+# .npy graft writes with the reference), the second request is answered by the cache, `fit`
+# gives a stratified split and a head file, and bad requests exit 1 or 2 with a message.
+set -u
+GRAFT=$1 REF=$2
+pass=0 fail=0
+check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $1" >&2; fi; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+T="--transform resize=72,crop=64,normalize=imagenet"
+
+"$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" $T --pool grid2 --layer /layer3/layer3.1/relu_1/Relu_output_0 \
+  --cache "$tmp/c" -o "$tmp/x.npy" --labels-output "$tmp/y.npy" > "$tmp/e1.out" 2>&1
+check "extract exit 0" "[ $? -eq 0 ]"
+check "extract prints the shape" "grep -q '7 samples x 1024 features' '$tmp/e1.out'"
+/usr/bin/python3 -c "
+import numpy as np, sys
+x = np.load('$tmp/x.npy'); w = np.load('$REF/grid2.npy'); y = np.load('$tmp/y.npy'); wy = np.load('$REF/labels.npy')
+r = np.abs(x - w).max() / np.abs(w).max()
+print('rel %.2e' % r)
+sys.exit(0 if r < 1e-4 and (y == wy).all() else 1)" > "$tmp/cmp.out" 2>&1
+check "features equal PyTorch's ($(cat "$tmp/cmp.out"))" "[ $? -eq 0 ]"
+"$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" $T --pool grid2 --layer /layer3/layer3.1/relu_1/Relu_output_0 \
+  --cache "$tmp/c" --json > "$tmp/e2.out" 2>&1
+check "second extract from the cache" "grep -q '\"cached\": true' '$tmp/e2.out'"
+
+"$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --val 0.3 --C 1 -o "$tmp/head.st" --json > "$tmp/f.out" 2>&1
+check "fit exit 0" "[ $? -eq 0 ]"
+/usr/bin/python3 -c "
+import json, sys
+o = json.load(open('$tmp/f.out'))
+sys.exit(0 if o['train'] + o['val'] == 7 and o['val'] >= 2 and o['C'] == 1 and 0 <= o['val_metrics']['accuracy'] <= 1 else 1)"
+check "fit reports a stratified split and metrics" "[ $? -eq 0 ]"
+check "fit saved the head" "[ -s '$tmp/head.st' ]"
+
+"$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" --layer no_such_node --no-cache > "$tmp/b1.out" 2>&1
+check "unknown layer: exit 1 naming it" "[ $? -eq 1 ] && grep -q no_such_node '$tmp/b1.out'"
+"$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" --head forest --no-cache > "$tmp/b2.out" 2>&1
+check "unknown head: usage exit 2" "[ $? -eq 2 ] && grep -q 'logreg, mlp, knn or ncm' '$tmp/b2.out'"
+"$GRAFT" fit "$REF/resnet18.onnx" > /dev/null 2>&1
+check "fit without data: usage exit 2" "[ $? -eq 2 ]"
+"$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" --pool cube --no-cache > "$tmp/b3.out" 2>&1
+check "unknown pooling: exit 1 naming it" "[ $? -eq 1 ] && grep -q cube '$tmp/b3.out'"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
