@@ -1,0 +1,129 @@
+/* bench_train.c — training speed and memory of one model in one mode (bench/train.sh).
+ *   bench_train MODEL TRAINABLE_LIST BATCH THREADS WARMUP WINDOWS STEPS
+ * TRAINABLE_LIST names the parameters that train, one a line (bench/torch_train.py export writes
+ * it with the same rule as the PyTorch side). SGD with momentum, cross-entropy on random images
+ * and labels; WARMUP steps, then WINDOWS timed windows of STEPS steps each.
+ * Prints: graft <median img/s> img/s peak_rss <MB> MB step_ms <median ms> backward_steps <n>
+ *         arena <MB> MB windows <img/s,...> */
+#define _POSIX_C_SOURCE 200809L
+#include "io/io.h"
+#include "train/train.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#define NCLASS 10
+#define MAXWIN 32
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "bench_train: %s: %s\n", what, graft_last_error());
+    return 1;
+}
+
+/* Marks the values named in path; returns their count, or -1 when the file or a name is bad. */
+static int read_trainable(const gr_graph *g, const char *path, unsigned char *mask)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "bench_train: cannot open %s\n", path);
+        return -1;
+    }
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0]) continue;
+        int v = gr_graph_find_value(g, line);
+        if (v < 0) {
+            fprintf(stderr, "bench_train: %s: '%s' is not a value of the model\n", path, line);
+            fclose(f);
+            return -1;
+        }
+        mask[v] = 1;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *x, int n)
+{
+    double s[MAXWIN];
+    memcpy(s, x, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 8) {
+        fprintf(stderr, "usage: bench_train MODEL TRAINABLE_LIST BATCH THREADS WARMUP WINDOWS STEPS\n");
+        return 2;
+    }
+    int batch = atoi(argv[3]), warmup = atoi(argv[5]), windows = atoi(argv[6]), steps = atoi(argv[7]);
+    if (batch < 1 || warmup < 1 || windows < 1 || windows > MAXWIN || steps < 1) {
+        fprintf(stderr, "bench_train: bad BATCH/WARMUP/WINDOWS/STEPS\n");
+        return 2;
+    }
+    gr_set_threads(atoi(argv[4]));
+    gr_graph *g;
+    if (gr_onnx_load(argv[1], &g) || gr_graph_check_ops(g)) return fail(argv[1]);
+    unsigned char *mask = calloc((size_t)g->nvalues + 1, 1);
+    if (!mask || read_trainable(g, argv[2], mask) <= 0) return 1;
+    gr_trainer_cfg cfg = {.loss = GR_LOSS_CE, .opt = {.kind = GR_SGD, .lr = 0.01, .momentum = 0.9}};
+    gr_trainer *t;
+    if (gr_trainer_new(g, mask, &cfg, &t)) return fail("trainer");
+
+    gr_tensor x = {.dtype = GR_F32, .shape = {.rank = 4, .d = {batch, 3, 224, 224}}};
+    int64_t n = gr_numel(&x.shape);
+    float *xf = malloc((size_t)n * sizeof *xf);
+    int32_t *y = malloc((size_t)batch * sizeof *y);
+    if (!xf || !y) return 1;
+    srand(1);
+    for (int64_t i = 0; i < n; i++) xf[i] = 2.0f * (float)rand() / (float)RAND_MAX - 1.0f;
+    for (int i = 0; i < batch; i++) y[i] = rand() % NCLASS;
+    x.data = xf;
+
+    double loss;
+    for (int i = 0; i < warmup; i++)  /* the first builds the plan and the oneDNN primitives */
+        if (gr_trainer_step(t, &x, y, &loss)) return fail("step");
+    double rate[MAXWIN], ms[MAXWIN];
+    for (int w = 0; w < windows; w++) {
+        double t0 = now();
+        for (int i = 0; i < steps; i++)
+            if (gr_trainer_step(t, &x, y, &loss)) return fail("step");
+        double dt = now() - t0;
+        rate[w] = batch * steps / dt;
+        ms[w] = 1000.0 * dt / steps;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("graft %.2f img/s peak_rss %.0f MB step_ms %.0f backward_steps %d arena %.0f MB windows ",
+           median(rate, windows), ru.ru_maxrss / 1024.0, median(ms, windows), gr_plan_backward_steps(t->plan),
+           gr_plan_arena_bytes(t->plan) / 1048576.0);
+    for (int w = 0; w < windows; w++) printf("%s%.2f", w ? "," : "", rate[w]);
+    printf(" loss %.4f\n", loss);
+    gr_trainer_free(t);
+    gr_graph_free(g);
+    free(mask);
+    free(xf);
+    free(y);
+    return 0;
+}
