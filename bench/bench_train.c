@@ -4,9 +4,11 @@
  * it with the same rule as the PyTorch side). SGD with momentum, cross-entropy on random images
  * and labels; WARMUP steps, then WINDOWS timed windows of about SECONDS each (a whole number of
  * steps, at least one, from the last warm-up step's time).
- * Prints: graft <best img/s> img/s median <img/s> peak_rss <MB> MB step_ms <best ms> backward_steps <n>
- *         arena <MB> MB windows <img/s,...> loss <last loss>
- * The best window is the one least disturbed by other load on the machine (load only slows). */
+ * Prints: graft <best img/s> img/s median <img/s> peak_rss <MB> MB step_ms <best ms> cpu_ms <ms>
+ *         backward_steps <n> arena <MB> MB windows <img/s,...> steps <per window> loss <last loss>
+ * The best window is the one least disturbed by other load on the machine (load only slows).
+ * cpu_ms is the least process CPU time (all threads) per step over the windows: a cross-check
+ * that other load disturbs less (it still counts OpenMP threads spinning at barriers). */
 #define _POSIX_C_SOURCE 200809L
 #include "io/io.h"
 #include "train/train.h"
@@ -20,12 +22,14 @@
 #define NCLASS 10
 #define MAXWIN 32
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
 static int fail(const char *what)
 {
@@ -114,19 +118,22 @@ int main(int argc, char **argv)
         last = now() - t0;
     }
     int steps = last >= seconds ? 1 : (int)(seconds / last + 0.5);
-    double rate[MAXWIN];
+    double rate[MAXWIN], cpu = 1e30;
     for (int w = 0; w < windows; w++) {
-        double t0 = now();
+        double t0 = now(), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         for (int i = 0; i < steps; i++)
             if (gr_trainer_step(t, &x, y, &loss)) return fail("step");
         double dt = now() - t0;
         rate[w] = batch * steps / dt;
+        double c = (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) / steps;
+        if (c < cpu) cpu = c;
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double best = pick(rate, windows, 1);
-    printf("graft %.2f img/s median %.2f peak_rss %.0f MB step_ms %.0f backward_steps %d arena %.0f MB windows ",
-           best, pick(rate, windows, 0.5), ru.ru_maxrss / 1024.0, 1000.0 * batch / best, gr_plan_backward_steps(t->plan),
+    printf("graft %.2f img/s median %.2f peak_rss %.0f MB step_ms %.0f cpu_ms %.0f backward_steps %d arena %.0f MB "
+           "windows ", best, pick(rate, windows, 0.5), ru.ru_maxrss / 1024.0, 1000.0 * batch / best, 1000.0 * cpu,
+           gr_plan_backward_steps(t->plan),
            gr_plan_arena_bytes(t->plan) / 1048576.0);
     for (int w = 0; w < windows; w++) printf("%s%.2f", w ? "," : "", rate[w]);
     printf(" steps %d loss %.4f\n", steps, loss);

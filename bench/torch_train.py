@@ -8,7 +8,7 @@
       OUTDIR/<model>_<mode>.txt     the names of the parameters mode trains (all, last, head), one a line
   torch_train.py run MODEL MODE BATCH THREADS WARMUP WINDOWS SECONDS [nograd]
       trains MODEL in MODE and prints one line like bench_train's:
-      torch <best img/s> img/s median <img/s> peak_rss <MB> MB step_ms <best ms> windows <img/s,...>
+      torch <best img/s> img/s median <img/s> peak_rss <MB> MB step_ms <best ms> cpu_ms <ms> windows <img/s,...>
       steps <per window> loss <l>   (windows of about SECONDS, as bench_train.c)
 
 The training loop is the ordinary fine-tuning code: frozen parameters requires_grad_(False),
@@ -158,16 +158,17 @@ def run(name, mode, batch, threads, warmup, windows, seconds, nograd):
         step()
         last = time.perf_counter() - t0
     steps = 1 if last >= seconds else int(seconds / last + 0.5)
-    rates = []
+    rates, cpu = [], 1e30
     for _ in range(windows):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             loss = step()
         rates.append(batch * steps / (time.perf_counter() - t0))
+        cpu = min(cpu, (time.process_time() - c0) / steps)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     best = max(rates)
     print(f"torch {best:.2f} img/s median {statistics.median(rates):.2f} peak_rss {peak:.0f} MB step_ms "
-          f"{1000 * batch / best:.0f} windows {','.join(f'{r:.2f}' for r in rates)} steps {steps} loss {loss:.4f}")
+          f"{1000 * batch / best:.0f} cpu_ms {1000 * cpu:.0f} windows {','.join(f'{r:.2f}' for r in rates)} steps {steps} loss {loss:.4f}")
 
 
 def main():
