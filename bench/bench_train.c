@@ -92,29 +92,32 @@ int main(int argc, char **argv)
         return 2;
     }
     gr_set_threads(atoi(argv[4]));
-    gr_graph *g;
-    if (gr_onnx_load(argv[1], &g) || gr_graph_check_ops(g)) return fail(argv[1]);
-    unsigned char *mask = calloc((size_t)g->nvalues + 1, 1);
-    if (!mask || read_trainable(g, argv[2], mask) <= 0) return 1;
+    gr_graph *g = NULL;
+    gr_trainer *t = NULL;
+    unsigned char *mask = NULL;
+    float *xf = NULL;
+    int32_t *y = NULL;
+    int rc = 1;
+    if (gr_onnx_load(argv[1], &g) || gr_graph_check_ops(g)) { fail(argv[1]); goto done; }
+    mask = calloc((size_t)g->nvalues + 1, 1);
+    if (!mask || read_trainable(g, argv[2], mask) <= 0) goto done;
     gr_trainer_cfg cfg = {.loss = GR_LOSS_CE, .opt = {.kind = GR_SGD, .lr = 0.001, .momentum = 0.9}};
-    gr_trainer *t;
-    if (gr_trainer_new(g, mask, &cfg, &t)) return fail("trainer");
+    if (gr_trainer_new(g, mask, &cfg, &t)) { fail("trainer"); goto done; }
 
     gr_tensor x = {.dtype = GR_F32, .shape = {.rank = 4, .d = {batch, 3, 224, 224}}};
     int64_t n = gr_numel(&x.shape);
-    float *xf = malloc((size_t)n * sizeof *xf);
-    int32_t *y = malloc((size_t)batch * sizeof *y);
-    if (!xf || !y) return 1;
+    xf = malloc((size_t)n * sizeof *xf);
+    y = malloc((size_t)batch * sizeof *y);
+    if (!xf || !y) goto done;
     srand(1);
     for (int64_t i = 0; i < n; i++) xf[i] = 2.0f * (float)rand() / (float)RAND_MAX - 1.0f;
     for (int i = 0; i < batch; i++) y[i] = rand() % NCLASS;
     x.data = xf;
 
-    double loss;
-    double last = 0;
+    double loss = 0, last = 0;
     for (int i = 0; i < warmup; i++) {  /* the first builds the plan and the oneDNN primitives */
         double t0 = now();
-        if (gr_trainer_step(t, &x, y, &loss)) return fail("step");
+        if (gr_trainer_step(t, &x, y, &loss)) { fail("step"); goto done; }
         last = now() - t0;
     }
     int steps = last >= seconds ? 1 : (int)(seconds / last + 0.5);
@@ -122,7 +125,7 @@ int main(int argc, char **argv)
     for (int w = 0; w < windows; w++) {
         double t0 = now(), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         for (int i = 0; i < steps; i++)
-            if (gr_trainer_step(t, &x, y, &loss)) return fail("step");
+            if (gr_trainer_step(t, &x, y, &loss)) { fail("step"); goto done; }
         double dt = now() - t0;
         rate[w] = batch * steps / dt;
         double c = (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) / steps;
@@ -133,14 +136,15 @@ int main(int argc, char **argv)
     double best = pick(rate, windows, 1);
     printf("graft %.2f img/s median %.2f peak_rss %.0f MB step_ms %.0f cpu_ms %.0f backward_steps %d arena %.0f MB "
            "windows ", best, pick(rate, windows, 0.5), ru.ru_maxrss / 1024.0, 1000.0 * batch / best, 1000.0 * cpu,
-           gr_plan_backward_steps(t->plan),
-           gr_plan_arena_bytes(t->plan) / 1048576.0);
+           gr_plan_backward_steps(t->plan), gr_plan_arena_bytes(t->plan) / 1048576.0);
     for (int w = 0; w < windows; w++) printf("%s%.2f", w ? "," : "", rate[w]);
     printf(" steps %d loss %.4f\n", steps, loss);
+    rc = 0;
+done:
     gr_trainer_free(t);
     gr_graph_free(g);
     free(mask);
     free(xf);
     free(y);
-    return 0;
+    return rc;
 }
