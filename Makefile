@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 export GRAFT_CACHE ?= $(HOME)/.cache/graft
 
-.PHONY: all setup build test test-fast asan demo bench-infer bench-data clean
+.PHONY: all setup build test test-fast asan demo bench-infer bench-data bench-train clean
 
 all: build
 
@@ -40,6 +40,9 @@ bench-infer: setup build
 
 bench-data: setup build
 	@bash bench/data.sh $(BUILD)
+
+bench-train: setup build
+	@bash bench/train.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
