@@ -1146,14 +1146,13 @@ static const struct { const char *name; gflat_fn k; } unop_grads[] = {
 };
 
 /* Clip: dout passes where the forward kept x (lo <= x <= hi, as PyTorch's clamp). */
+/* From the output, as PyTorch's hardtanh (ReLU6): the gradient passes where lo < y < hi, so the
+ * input need not be kept for backward; at a bound it goes to that bound's input instead. */
 static void clip_grad(float *dx, const float *g, const float *x, const float *y, int64_t n, const ew_args *p)
 {
     const float lo = *(const float *)p->lo, hi = *(const float *)p->hi;
-    (void)y;
-    LOOP_HINT for (int64_t i = 0; i < n; i++) {
-        float v = x[i] < lo ? lo : x[i];
-        dx[i] = x[i] >= lo && !(v > hi) ? g[i] : 0.0f;
-    }
+    (void)x;
+    LOOP_HINT for (int64_t i = 0; i < n; i++) dx[i] = y[i] > lo && y[i] < hi ? g[i] : 0.0f;
 }
 
 /* dx = f(g, x, y) in chunks, threaded on big tensors like run_flat. */
@@ -1370,16 +1369,15 @@ static void clip_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
     for (int i = 0; i < c->nin && i < 3; i++)
         if (din[i] && !dout[0]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
     if (!dout[0]) return;
-    const float *g = dout[0]->data, *x = c->in[0]->data;
-    if (din[0]) run_gflat(clip_grad, &a, din[0]->data, g, x, c->out[0]->data, n);
+    const float *g = dout[0]->data, *y = c->out[0]->data;
+    if (din[0]) run_gflat(clip_grad, &a, din[0]->data, g, y, y, n);
     const float lo = *(const float *)a.lo, hi = *(const float *)a.hi;
-    for (int b = 1; b <= 2; b++) {
+    for (int b = 1; b <= 2; b++) {  /* the bounds get what the input did not: y at a bound */
         if (b >= c->nin || !din[b]) continue;
         double acc = 0;
         for (int64_t i = 0; i < n; i++) {
-            float v = x[i] < lo ? lo : x[i];
-            int chose_hi = v > hi, chose_lo = !chose_hi && x[i] < lo;
-            if (b == 1 ? chose_lo : chose_hi) acc += g[i];
+            int at_lo = y[i] <= lo, at_hi = !at_lo && y[i] >= hi;
+            if (b == 1 ? at_lo : at_hi) acc += g[i];
         }
         *(float *)din[b]->data = (float)acc;
     }
@@ -1518,7 +1516,7 @@ const gr_opdef gr_ops_elementwise[] = {
     {"Abs", unop_prepare, flat_forward, NULL, 0, unop_backward},
     {"Sign", unop_prepare, flat_forward, NULL, 0, unop_backward},
     {"Not", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Clip", clip_prepare, clip_forward, NULL, GR_OPF_BWD_NO_Y, clip_backward},
+    {"Clip", clip_prepare, clip_forward, NULL, GR_OPF_BWD_NO_X, clip_backward},
     {"Cast", cast_prepare, flat_forward, NULL, 0, cast_backward},
     {"CastLike", cast_prepare, flat_forward, NULL, 0, NULL},
     {0},
