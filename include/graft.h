@@ -116,6 +116,8 @@ typedef struct graft_dataset graft_dataset;
 /* labels_npy: for a .npy dataset only (else NULL). */
 graft_status graft_dataset_open(const char *path, const char *labels_npy, graft_dataset **out);
 void graft_dataset_free(graft_dataset *d);
+/* An unlabelled dataset of image files (for prediction), in the order given. */
+graft_status graft_dataset_from_files(const char *const *paths, int64_t n, graft_dataset **out);
 int64_t graft_dataset_size(const graft_dataset *d);
 int graft_dataset_num_classes(const graft_dataset *d);
 const char *graft_dataset_class_name(const graft_dataset *d, int c);
@@ -189,6 +191,10 @@ graft_status graft_head_load(const char *path, graft_head **out);
 void graft_head_free(graft_head *h);
 /* logreg: the C used and, when it was cross-validated, the best mean fold accuracy (else -1). */
 double graft_head_C(const graft_head *h);
+/* Where the head's features come from, as a JSON object string the caller defines (graft's CLI
+ * stores model, layer, pool, transform and classes); saved with the head. NULL: none. */
+graft_status graft_head_set_origin(graft_head *h, const char *json);
+const char *graft_head_origin(const graft_head *h);
 double graft_head_cv_accuracy(const graft_head *h);
 
 /* ---- evaluation ----------------------------------------------------------------------------
@@ -197,6 +203,11 @@ double graft_head_cv_accuracy(const graft_head *h);
  * ids, per-group accuracy and the worst group. class_names / group_names may be NULL. */
 graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
                                  const char *const *class_names, const char *const *group_names, char **json);
+/* The same evaluation as one self-contained HTML page (inline SVG: confusion matrix,
+ * reliability diagram, per-class and per-group tables), written atomically to path. */
+graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
+                                   const char *const *class_names, const char *const *group_names, const char *title,
+                                   const char *recipe, double seconds, const char *path);
 
 #ifdef __cplusplus
 }

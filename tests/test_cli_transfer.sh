@@ -35,6 +35,23 @@ sys.exit(0 if o['train'] + o['val'] == 7 and o['val'] >= 2 and o['C'] == 1 and 0
 check "fit reports a stratified split and metrics" "[ $? -eq 0 ]"
 check "fit saved the head" "[ -s '$tmp/head.st' ]"
 
+"$GRAFT" predict "$tmp/head.st" "$REF/data/ants/img0.png" "$REF/data/bees" --top 2 --json > "$tmp/p.out" 2>&1
+check "predict exit 0" "[ $? -eq 0 ]"
+/usr/bin/python3 -c "
+import json, sys
+rows = json.load(open('$tmp/p.out'))
+ok = len(rows) == 4 and rows[0]['input'].endswith('ants/img0.png') and all(len(r['top']) == 2 for r in rows)
+ok = ok and all(abs(sum(t['probability'] for t in r['top']) - 1) < 1e-5 for r in rows)
+ok = ok and {t['label'] for r in rows for t in r['top']} == {'ants', 'bees'}
+sys.exit(0 if ok else 1)"
+check "predict: 4 inputs (a file and a folder), top-2 labels by name, probabilities sum to 1" "[ $? -eq 0 ]"
+"$GRAFT" eval "$tmp/head.st" "$REF/data" --cache "$tmp/c" --report "$tmp/r.html" > "$tmp/ev.out" 2>&1
+check "eval exit 0" "[ $? -eq 0 ]"
+check "eval prints accuracy and the class table" "grep -q '7 samples, accuracy' '$tmp/ev.out' && grep -q '  ants ' '$tmp/ev.out'"
+check "eval report: inline SVG, no script" "grep -q '<svg' '$tmp/r.html' && ! grep -qi '<script' '$tmp/r.html'"
+"$GRAFT" predict "$tmp/head.st" "$tmp/nothing.jpg" > "$tmp/b4.out" 2>&1
+check "predict on a missing image: exit 1 naming it" "[ $? -eq 1 ] && grep -q nothing.jpg '$tmp/b4.out'"
+
 "$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" --layer no_such_node --no-cache > "$tmp/b1.out" 2>&1
 check "unknown layer: exit 1 naming it" "[ $? -eq 1 ] && grep -q no_such_node '$tmp/b1.out'"
 "$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" --head forest --no-cache > "$tmp/b2.out" 2>&1

@@ -156,3 +156,17 @@ graft_status graft_dataset_split(const graft_dataset *d, const double frac[3], u
     }
     return (graft_status)st;
 }
+
+graft_status graft_dataset_from_files(const char *const *paths, int64_t n, graft_dataset **out)
+{
+    if (!paths || !out) return gr_err(GRAFT_E_ARG, "graft_dataset_from_files: paths and out must not be NULL");
+    graft_dataset *d = gr_calloc(1, sizeof *d);
+    if (!d) return GRAFT_E_NOMEM;
+    int st = gr_dataset_from_files(paths, n, &d->ds);
+    if (st) {
+        free(d);
+        return (graft_status)st;
+    }
+    *out = d;
+    return GRAFT_OK;
+}

@@ -232,3 +232,47 @@ graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y
     cJSON_Delete(o);
     return *json ? GRAFT_OK : gr_err(GRAFT_E_NOMEM, "out of memory");
 }
+
+graft_status graft_head_set_origin(graft_head *h, const char *json)
+{
+    char *copy = json ? gr_strdup(json) : NULL;
+    if (json && !copy) return GRAFT_E_NOMEM;
+    free(h->h.origin);
+    h->h.origin = copy;
+    return GRAFT_OK;
+}
+
+const char *graft_head_origin(const graft_head *h) { return h->h.origin; }
+
+graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
+                                   const char *const *class_names, const char *const *group_names, const char *title,
+                                   const char *recipe, double seconds, const char *path)
+{
+    int st = check_rows(prob, y);
+    if (st) return (graft_status)st;
+    if (!y || !path) return gr_err(GRAFT_E_ARG, "graft_evaluate_report: labels and path are needed");
+    int nclass = (int)prob->dims[1], ngroup = 0;
+    if (group) {
+        if (group->dtype != GRAFT_INT32 || group->rank != 1 || group->dims[0] != prob->dims[0])
+            return gr_err(GRAFT_E_SHAPE, "group ids must be int32 (n)");
+        const int32_t *g = group->data;
+        for (int64_t i = 0; i < group->dims[0]; i++) ngroup = g[i] + 1 > ngroup ? g[i] + 1 : ngroup;
+    }
+    gr_metrics m;
+    if ((st = gr_metrics_compute(prob->data, y->data, prob->dims[0], nclass, group ? group->data : NULL, ngroup, 0, &m)))
+        return (graft_status)st;
+    char **names = gr_calloc((size_t)nclass + 1, sizeof *names);
+    for (int c = 0; names && c < nclass; c++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", c);
+        names[c] = gr_strdup(class_names && class_names[c] ? class_names[c] : id);
+    }
+    gr_report r = {.title = title ? title : "graft evaluation", .recipe = recipe ? recipe : "",
+                   .class_names = (const char *const *)names, .group_names = group_names, .m = &m, .seconds = seconds,
+                   .peak_mb = (double)gr_peak_rss() / (1 << 20)};
+    st = names ? gr_report_write(path, &r) : GRAFT_E_NOMEM;
+    for (int c = 0; names && c < nclass; c++) free(names[c]);
+    free(names);
+    gr_metrics_free(&m);
+    return (graft_status)st;
+}

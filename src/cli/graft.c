@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE
 /* graft.c — the `graft` command. A thin layer over include/graft.h: parse flags, call the
  * API, print results (text or --json) on stdout and errors on stderr.
  * Exit codes: 0 success, 1 bad input (a file, model or data problem), 2 bad usage,
@@ -5,9 +6,13 @@
 #include "graft.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
@@ -38,6 +43,8 @@ static const char *HELP =
     "                                      features of a dataset from a cut model (cached)\n"
     "  fit MODEL DATA [--head logreg|mlp|knn|ncm] [-o HEAD]\n"
     "                                      a new head on the cached features, validated\n"
+    "  predict HEAD INPUT... [--top K]     labels for images or folders, with probabilities\n"
+    "  eval HEAD DATA [--report R.html]    accuracy, per-class, calibration; an HTML report\n"
     "  version                             print the version\n"
     "\n"
     "common flags: --threads N (default: all cores), --help\n"
@@ -100,6 +107,22 @@ static const char *FIT_HELP =
     "with dropout), knn (cosine), ncm (nearest class mean). Features are standardised for\n"
     "logreg and mlp and L2-normalised for knn and ncm unless --norm says otherwise. Prints the\n"
     "validation accuracy, macro F1 and calibration error; --output saves the head.\n";
+
+static const char *PREDICT_HELP =
+    "usage: graft predict HEAD INPUT... [--top K] [--json] [--model MODEL] [--threads N]\n"
+    "\n"
+    "Top-K labels (default 5) with probabilities for each image (JPEG, PNG, PGM/PPM) or each image\n"
+    "file in a folder, from a head saved by `graft fit -o HEAD`: the head remembers the model,\n"
+    "layer, pooling, preprocessing and class names it was fitted with (--model points elsewhere\n"
+    "if the model moved).\n";
+
+static const char *EVAL_HELP =
+    "usage: graft eval HEAD DATA [--report REPORT.html] [--json] [--model MODEL] [--cache DIR |\n"
+    "                  --no-cache] [--skip-bad] [--threads N]\n"
+    "\n"
+    "Evaluates a head saved by `graft fit -o HEAD` on a labelled dataset: accuracy, top-5, macro F1,\n"
+    "expected calibration error (15 bins) and per-class precision/recall/F1. --report writes one\n"
+    "self-contained HTML page with the confusion matrix, the reliability diagram and the tables.\n";
 
 /* ---- info ---- */
 
@@ -521,7 +544,20 @@ static int cmd_fit(int argc, char **argv)
         st = graft_evaluate_json(prob, yv, NULL, names, NULL, &metrics);
         free(names);
     }
-    if (!st && out) st = graft_head_save(h, out);
+    if (!st && out) {
+        cJSON *o = cJSON_CreateObject(), *cls = cJSON_AddArrayToObject(o, "classes");
+        char full[4096];
+        cJSON_AddStringToObject(o, "model", realpath(model, full) ? full : model);
+        if (eo.layer) cJSON_AddStringToObject(o, "layer", eo.layer);
+        cJSON_AddStringToObject(o, "pool", eo.pool ? eo.pool : "mean");
+        if (eo.transform) cJSON_AddStringToObject(o, "transform", eo.transform);
+        for (int c = 0; c < nclass; c++) cJSON_AddItemToArray(cls, cJSON_CreateString(graft_dataset_class_name(d, c)));
+        char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        st = text ? graft_head_set_origin(h, text) : GRAFT_E_NOMEM;
+        free(text);
+        if (!st) st = graft_head_save(h, out);
+    }
     if (!st) {
         if (json) {
             printf("{\"train\": %lld, \"val\": %lld, \"features\": %lld, \"cached\": %s, \"C\": %g, \"cv_accuracy\": %g, "
@@ -549,6 +585,263 @@ static int cmd_fit(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
+/* ---- predict and eval: a saved head and where its features come from ---- */
+
+typedef struct origin {
+    cJSON *o;
+    const char *model, *layer, *pool, *transform;
+    cJSON *classes;
+} origin;
+
+static int load_head(const char *path, const char *model_override, graft_head **h, origin *org)
+{
+    graft_status st = graft_head_load(path, h);
+    if (st) return fail(st);
+    memset(org, 0, sizeof *org);
+    const char *text = graft_head_origin(*h);
+    org->o = text ? cJSON_Parse(text) : NULL;
+    const cJSON *m = cJSON_GetObjectItem(org->o, "model");
+    org->model = model_override ? model_override : cJSON_IsString(m) ? m->valuestring : NULL;
+    const cJSON *l = cJSON_GetObjectItem(org->o, "layer"), *p = cJSON_GetObjectItem(org->o, "pool"),
+                *t = cJSON_GetObjectItem(org->o, "transform");
+    org->layer = cJSON_IsString(l) ? l->valuestring : NULL;
+    org->pool = cJSON_IsString(p) ? p->valuestring : NULL;
+    org->transform = cJSON_IsString(t) ? t->valuestring : NULL;
+    org->classes = cJSON_GetObjectItem(org->o, "classes");
+    if (!org->model) {
+        fprintf(stderr, "graft: %s does not say which model it belongs to; give --model\n", path);
+        graft_head_free(*h);
+        cJSON_Delete(org->o);
+        return EXIT_INPUT;
+    }
+    return 0;
+}
+
+static const char *class_name(const origin *org, int c, char *buf, size_t n)
+{
+    const cJSON *e = cJSON_GetArrayItem(org->classes, c);
+    if (cJSON_IsString(e)) return e->valuestring;
+    snprintf(buf, n, "%d", c);
+    return buf;
+}
+
+static int image_file(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pnm", NULL};
+    for (int i = 0; dot && ext[i]; i++)
+        if (!strcasecmp(dot, ext[i])) return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Files given, and the image files of folders given (sorted), into a malloc'd list. */
+static int collect_inputs(char **args, int n, char ***list, int64_t *count)
+{
+    int64_t cap = 64, k = 0;
+    char **l = malloc((size_t)cap * sizeof *l);
+    for (int i = 0; l && i < n; i++) {
+        struct stat st;
+        if (stat(args[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            DIR *d = opendir(args[i]);
+            struct dirent *e;
+            int64_t first = k;
+            while (d && (e = readdir(d))) {
+                if (e->d_name[0] == '.' || !image_file(e->d_name)) continue;
+                if (k == cap) l = realloc(l, (size_t)(cap *= 2) * sizeof *l);
+                if (!l) break;
+                size_t len = strlen(args[i]) + strlen(e->d_name) + 2;
+                l[k] = malloc(len);
+                if (l[k]) snprintf(l[k], len, "%s/%s", args[i], e->d_name), k++;
+            }
+            if (d) closedir(d);
+            if (l) qsort(l + first, (size_t)(k - first), sizeof *l, cmp_str);
+        } else {
+            if (k == cap) l = realloc(l, (size_t)(cap *= 2) * sizeof *l);
+            if (l) l[k++] = strdup(args[i]);
+        }
+    }
+    if (!l) return fail(GRAFT_E_NOMEM);
+    *list = l;
+    *count = k;
+    return 0;
+}
+
+static int cmd_predict(int argc, char **argv)
+{
+    const char *head = NULL, *model = NULL;
+    int json = 0, top = 5, ninputs = 0;
+    char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
+    for (int i = 0; inputs && i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help")) { fputs(PREDICT_HELP, stdout); free(inputs); return 0; }
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--top") && more) top = atoi(argv[++i]);
+        else if (!strcmp(a, "--model") && more) model = argv[++i];
+        else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++i]));
+        else if (a[0] == '-') { free(inputs); return usage_error("predict", "unknown flag or missing value"); }
+        else if (!head) head = a;
+        else inputs[ninputs++] = argv[i];
+    }
+    if (!head || !ninputs) { free(inputs); return usage_error("predict", "give a head and at least one image"); }
+    if (top < 1) { free(inputs); return usage_error("predict", "--top must be positive"); }
+    graft_head *h;
+    origin org;
+    int rc = load_head(head, model, &h, &org);
+    if (rc) { free(inputs); return rc; }
+    char **files = NULL;
+    int64_t nfiles = 0;
+    rc = collect_inputs(inputs, ninputs, &files, &nfiles);
+    free(inputs);
+    graft_dataset *d = NULL;
+    graft_tensor *X = NULL, *prob = NULL;
+    graft_status st = rc ? GRAFT_E_ARG : graft_dataset_from_files((const char *const *)files, nfiles, &d);
+    if (!rc && !st) {
+        graft_extract_opts eo = {.layer = org.layer, .pool = org.pool, .transform = org.transform, .quiet = 1};
+        st = graft_extract(org.model, d, &eo, &X, NULL, NULL, NULL);
+    }
+    if (!rc && !st) st = graft_head_predict(h, X, &prob);
+    if (!rc && !st) {
+        int64_t k = prob->dims[1];
+        if (top > k) top = (int)k;
+        cJSON *arr = cJSON_CreateArray();
+        for (int64_t i = 0; i < prob->dims[0]; i++) {
+            const float *p = (const float *)prob->data + i * k;
+            cJSON *row = cJSON_CreateObject(), *tops = NULL;
+            cJSON_AddStringToObject(row, "input", files[i]);
+            tops = cJSON_AddArrayToObject(row, "top");
+            if (!json) printf("%s\n", files[i]);
+            unsigned char *used = calloc((size_t)k, 1);
+            for (int t = 0; used && t < top; t++) {
+                int best = -1;
+                for (int64_t c = 0; c < k; c++)
+                    if (!used[c] && (best < 0 || p[c] > p[best])) best = (int)c;
+                used[best] = 1;
+                char buf[16];
+                const char *name = class_name(&org, best, buf, sizeof buf);
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddStringToObject(e, "label", name);
+                cJSON_AddNumberToObject(e, "id", best);
+                cJSON_AddNumberToObject(e, "probability", p[best]);
+                cJSON_AddItemToArray(tops, e);
+                if (!json) printf("  %6.2f%%  %s\n", 100.0 * p[best], name);
+            }
+            free(used);
+            cJSON_AddItemToArray(arr, row);
+        }
+        if (json) {
+            char *text = cJSON_Print(arr);
+            puts(text);
+            free(text);
+        }
+        cJSON_Delete(arr);
+    }
+    for (int64_t i = 0; files && i < nfiles; i++) free(files[i]);
+    free(files);
+    graft_tensor_free(X);
+    graft_tensor_free(prob);
+    graft_dataset_free(d);
+    graft_head_free(h);
+    cJSON_Delete(org.o);
+    if (rc) return rc;
+    return st ? fail(st) : 0;
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+    const char *head = NULL, *data = NULL, *model = NULL, *report = NULL, *cache = NULL;
+    int json = 0, nocache = 0, skip_bad = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help")) { fputs(EVAL_HELP, stdout); return 0; }
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--no-cache")) nocache = 1;
+        else if (!strcmp(a, "--skip-bad")) skip_bad = 1;
+        else if (!strcmp(a, "--report") && more) report = argv[++i];
+        else if (!strcmp(a, "--model") && more) model = argv[++i];
+        else if (!strcmp(a, "--cache") && more) cache = argv[++i];
+        else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++i]));
+        else if (a[0] == '-') return usage_error("eval", "unknown flag or missing value");
+        else if (!head) head = a;
+        else if (!data) data = a;
+        else return usage_error("eval", "more than a head and a dataset given");
+    }
+    if (!head || !data) return usage_error("eval", "give a head and a dataset");
+    graft_head *h;
+    origin org;
+    int rc = load_head(head, model, &h, &org);
+    if (rc) return rc;
+    char cache_buf[1024];
+    if (!cache && !nocache) {
+        default_cache(cache_buf, sizeof cache_buf, "features");
+        cache = cache_buf;
+    }
+    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    graft_dataset *d = NULL;
+    graft_tensor *X = NULL, *y = NULL, *prob = NULL;
+    char *metrics = NULL;
+    graft_status st = graft_dataset_open(data, NULL, &d);
+    int nclass = 0;
+    const char **names = NULL;
+    if (!st) {
+        graft_extract_opts eo = {.layer = org.layer, .pool = org.pool, .transform = org.transform, .quiet = json,
+                                 .cache_dir = nocache ? NULL : cache, .skip_bad = skip_bad};
+        st = graft_extract(org.model, d, &eo, &X, &y, NULL, NULL);
+    }
+    if (!st) st = graft_head_predict(h, X, &prob);
+    if (!st) {
+        nclass = (int)prob->dims[1];
+        names = calloc((size_t)nclass + 1, sizeof *names);
+        for (int c = 0; names && c < nclass; c++) {
+            char buf[16];
+            names[c] = strdup(class_name(&org, c, buf, sizeof buf));
+        }
+        if (graft_dataset_num_classes(d) != nclass)
+            fprintf(stderr, "graft: note: the dataset has %d classes, the head %d; ids are compared as they are\n",
+                    graft_dataset_num_classes(d), nclass);
+        st = graft_evaluate_json(prob, y, NULL, names, NULL, &metrics);
+    }
+    if (!st && report) {
+        char recipe[2048];
+        snprintf(recipe, sizeof recipe, "head %s\nmodel %s\nlayer %s, pooling %s\ntransform %s\ndata %s", head,
+                 org.model, org.layer ? org.layer : "(the classifier's input)", org.pool ? org.pool : "mean",
+                 org.transform ? org.transform : "resize=256,crop=224,normalize=imagenet", data);
+        st = graft_evaluate_report(prob, y, NULL, names, NULL, "graft eval", recipe,
+                                   (double)clock() / CLOCKS_PER_SEC - t0, report);
+    }
+    if (!st) {
+        if (json) puts(metrics);
+        else {
+            cJSON *m = cJSON_Parse(metrics);
+            printf("%s: %lld samples, accuracy %.4f, top-%d %.4f, macro F1 %.4f, ECE %.4f\n", data,
+                   (long long)prob->dims[0], cJSON_GetObjectItem(m, "accuracy")->valuedouble,
+                   cJSON_GetObjectItem(m, "topk")->valueint, cJSON_GetObjectItem(m, "top5")->valuedouble,
+                   cJSON_GetObjectItem(m, "macro_f1")->valuedouble, cJSON_GetObjectItem(m, "ece")->valuedouble);
+            printf("  %-24s %9s %9s %9s %8s\n", "class", "precision", "recall", "F1", "support");
+            const cJSON *c;
+            cJSON_ArrayForEach(c, cJSON_GetObjectItem(m, "classes"))
+                printf("  %-24s %9.4f %9.4f %9.4f %8d\n", cJSON_GetObjectItem(c, "name")->valuestring,
+                       cJSON_GetObjectItem(c, "precision")->valuedouble, cJSON_GetObjectItem(c, "recall")->valuedouble,
+                       cJSON_GetObjectItem(c, "f1")->valuedouble, cJSON_GetObjectItem(c, "support")->valueint);
+            cJSON_Delete(m);
+            if (report) printf("report written to %s\n", report);
+        }
+    }
+    for (int c = 0; names && c < nclass; c++) free((char *)names[c]);
+    free(names);
+    free(metrics);
+    graft_tensor_free(X);
+    graft_tensor_free(y);
+    graft_tensor_free(prob);
+    graft_dataset_free(d);
+    graft_head_free(h);
+    cJSON_Delete(org.o);
+    return st ? fail(st) : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -561,6 +854,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
     if (!strcmp(cmd, "extract")) return cmd_extract(argc - 2, argv + 2);
     if (!strcmp(cmd, "fit")) return cmd_fit(argc - 2, argv + 2);
+    if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("graft %s\n", graft_version());
         return 0;

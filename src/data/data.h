@@ -149,6 +149,8 @@ typedef struct gr_dataset {
  * classes, IDX counts that disagree with the file size or with each other. */
 int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_class, gr_dataset **out);
 void gr_dataset_free(gr_dataset *ds);
+/* An unlabelled dataset (labels -1, no classes) of the given image files, in that order. */
+int gr_dataset_from_files(const char *const *paths, int64_t n, gr_dataset **out);
 
 /* Sample i as an RGB8 image (gray copied to 3 channels), decoded from its file or copied from
  * memory. Errors name the file (or "<source>[i]"). */

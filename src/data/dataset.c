@@ -1186,3 +1186,27 @@ void gr_class_weights(const gr_dataset *ds, const int64_t *idx, int64_t nidx, fl
         w[c] = cnt[c] ? (float)((double)total / ((double)ds->nclass * (double)cnt[c])) : 0.0f;
     free(cnt);
 }
+
+/* ---- an unlabelled list of image files (prediction) ---- */
+
+int gr_dataset_from_files(const char *const *paths, int64_t n, gr_dataset **out)
+{
+    if (n <= 0) return gr_err(GRAFT_E_ARG, "no image files given");
+    gr_dataset *ds = ds_new(GR_DS_CSV, "(files)");
+    if (!ds) return GRAFT_E_NOMEM;
+    ds->paths = gr_calloc((size_t)n, sizeof *ds->paths);
+    ds->labels = gr_calloc((size_t)n, sizeof *ds->labels);
+    int st = ds->paths && ds->labels ? GRAFT_OK : GRAFT_E_NOMEM;
+    for (int64_t i = 0; !st && i < n; i++) {
+        ds->paths[i] = gr_strdup(paths[i]);
+        ds->labels[i] = -1;
+        ds->n = i + 1;
+        if (!ds->paths[i]) st = GRAFT_E_NOMEM;
+    }
+    if (st) {
+        gr_dataset_free(ds);
+        return st;
+    }
+    *out = ds;
+    return GRAFT_OK;
+}

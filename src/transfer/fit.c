@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* fit.c — heads on cached features: multinomial logistic regression (L-BFGS, optional
  * stratified cross-validation of C), a one-hidden-layer MLP (AdamW), cosine kNN and nearest
  * class mean, with the feature normalisation they carry, and their safetensors files.
@@ -923,7 +924,7 @@ void gr_head_free(gr_head *h)
 {
     if (!h) return;
     free(h->mu), free(h->sd), free(h->W), free(h->b), free(h->W2), free(h->b2), free(h->X), free(h->y);
-    free(h->cv_scores), free(h->cv_Cs), free(h->train_loss);
+    free(h->cv_scores), free(h->cv_Cs), free(h->train_loss), free(h->origin);
     memset(h, 0, sizeof *h);
 }
 
@@ -975,9 +976,11 @@ int gr_head_save(const gr_head *h, const char *path)
     snprintf(v[7], sizeof v[7], "%.17g", h->C);
     snprintf(v[8], sizeof v[8], "%.17g", h->cv_acc);
     static const char *const keys[9] = {"graft_head", "norm", "nclass", "dim", "hidden", "k", "n", "C", "cv_acc"};
-    gr_meta m[9];
+    gr_meta m[10];
     for (int i = 0; i < 9; i++) m[i].key = (char *)keys[i], m[i].value = v[i];
-    return gr_st_save(path, e, ne, m, 9);
+    int nm = 9;
+    if (h->origin) m[nm++] = (gr_meta){"graft_origin", h->origin};
+    return gr_st_save(path, e, ne, m, nm);
 }
 
 static const char *meta_get(const gr_meta *m, int nm, const char *key)
@@ -1049,7 +1052,8 @@ int gr_head_load(const char *path, gr_head *h)
     if (!st) st = meta_int(path, m, nm, "n", h->kind == GR_HEAD_KNN ? 1 : 0, INT64_MAX, &n);
     if (st) goto done;
     h->nclass = (int)nclass, h->dim = (int)dim, h->hidden = (int)hidden, h->k = (int)k, h->n = n;
-    const char *c = meta_get(m, nm, "C"), *cv = meta_get(m, nm, "cv_acc");
+    const char *c = meta_get(m, nm, "C"), *cv = meta_get(m, nm, "cv_acc"), *origin = meta_get(m, nm, "graft_origin");
+    if (origin && !(h->origin = strdup(origin))) st = GRAFT_E_NOMEM;
     h->C = c ? strtod(c, NULL) : 0;
     h->cv_acc = cv ? strtod(cv, NULL) : 0;
     if (h->norm == GR_FEAT_STANDARDIZE) {

@@ -95,6 +95,8 @@ typedef struct gr_head {
     int k;
     double C;              /* LOGREG: the C used (chosen by CV when asked) */
     double cv_acc;         /* LOGREG with CV: the best mean fold accuracy */
+    char *origin;          /* malloc'd JSON saying where the features come from (model, layer,
+                              pooling, transform, class names), saved as "graft_origin"; or NULL */
     /* what the fit did (not saved): LOGREG: L-BFGS iterations of the final fit, and with CV
      * the fold accuracies (folds, ncs) row-major and the Cs tried; MLP: mean training loss per
      * epoch [epochs] */
