@@ -634,6 +634,13 @@ static int image_file(const char *name)
     return 0;
 }
 
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Files given, and the image files of folders given (sorted), into a malloc'd list. */
@@ -779,7 +786,7 @@ static int cmd_eval(int argc, char **argv)
         default_cache(cache_buf, sizeof cache_buf, "features");
         cache = cache_buf;
     }
-    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    double t0 = wall_seconds();
     graft_dataset *d = NULL;
     graft_tensor *X = NULL, *y = NULL, *prob = NULL;
     char *metrics = NULL;
@@ -810,7 +817,7 @@ static int cmd_eval(int argc, char **argv)
                  org.model, org.layer ? org.layer : "(the classifier's input)", org.pool ? org.pool : "mean",
                  org.transform ? org.transform : "resize=256,crop=224,normalize=imagenet", data);
         st = graft_evaluate_report(prob, y, NULL, names, NULL, "graft eval", recipe,
-                                   (double)clock() / CLOCKS_PER_SEC - t0, report);
+                                   wall_seconds() - t0, report);
     }
     if (!st) {
         if (json) puts(metrics);
