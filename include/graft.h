@@ -190,6 +190,11 @@ graft_status graft_head_save(const graft_head *h, const char *path);
 graft_status graft_head_load(const char *path, graft_head **out);
 void graft_head_free(graft_head *h);
 /* logreg: the C used and, when it was cross-validated, the best mean fold accuracy (else -1). */
+/* The model (model_path NULL: the one recorded in the head's origin) cut at the head's layer,
+ * with its pooling, normalisation, the head and a Softmax, as one ONNX file whose output is
+ * "probabilities"; class names, layer, pooling and preprocessing are in its metadata. The head
+ * needs an origin (graft fit records it). kNN heads cannot be exported. */
+graft_status graft_head_export(const graft_head *h, const char *model_path, const char *out_path);
 double graft_head_C(const graft_head *h);
 /* Where the head's features come from, as a JSON object string the caller defines (graft's CLI
  * stores model, layer, pool, transform and classes); saved with the head. NULL: none. */

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# test_cli_transfer.sh GRAFT REFDIR — `graft extract` and `graft fit` end to end on the resnet18
+# test_cli_transfer.sh GRAFT REFDIR SRCDIR — `graft extract`, `fit`, `predict`, `eval` and `export` end to end on the resnet18
 # and image folder of scripts/extract_reference.py: features equal PyTorch's (numpy compares the
 # .npy graft writes with the reference), the second request is answered by the cache, `fit`
 # gives a stratified split and a head file, and bad requests exit 1 or 2 with a message.
 set -u
-GRAFT=$1 REF=$2
+GRAFT=$1 REF=$2 SRC=$3
 pass=0 fail=0
 check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $1" >&2; fi; }
 tmp=$(mktemp -d)
@@ -51,6 +51,41 @@ check "eval prints accuracy and the class table" "grep -q '7 samples, accuracy' 
 check "eval report: inline SVG, no script" "grep -q '<svg' '$tmp/r.html' && ! grep -qi '<script' '$tmp/r.html'"
 "$GRAFT" predict "$tmp/head.st" "$tmp/nothing.jpg" > "$tmp/b4.out" 2>&1
 check "predict on a missing image: exit 1 naming it" "[ $? -eq 1 ] && grep -q nothing.jpg '$tmp/b4.out'"
+
+# export: the ONNX file of model + head gives predict's probabilities in graft and onnxruntime,
+# for a linear head on the mean and an MLP on the 2x2 grid of another layer
+"$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --val 0 --head mlp --pool grid2 \
+  --layer /layer3/layer3.1/relu_1/Relu_output_0 -o "$tmp/mlp.st" > /dev/null 2>&1
+check "fit mlp exit 0" "[ $? -eq 0 ]"
+/usr/bin/python3 -c "
+import numpy as np
+from PIL import Image
+from torchvision import transforms
+t = transforms.Compose([transforms.Resize(72), transforms.CenterCrop(64), transforms.ToTensor(),
+                        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+np.save('$tmp/x.npy', t(Image.open('$REF/data/ants/img0.png').convert('RGB')).unsqueeze(0).numpy())"
+for h in head mlp; do
+  "$GRAFT" export "$tmp/$h.st" -o "$tmp/$h.onnx" > "$tmp/x_$h.out" 2>&1
+  check "export $h exit 0" "[ $? -eq 0 ]"
+  "$GRAFT" run "$tmp/$h.onnx" --input "$tmp/x.npy" --output "$tmp/g_$h.npy" > /dev/null 2>&1
+  check "graft runs the exported $h model" "[ $? -eq 0 ]"
+  node "$SRC/scripts/ort_run.js" "$tmp/$h.onnx" "$tmp/x.npy" "$tmp/o_$h.npy" > /dev/null 2>&1
+  check "onnxruntime runs the exported $h model" "[ $? -eq 0 ]"
+  "$GRAFT" predict "$tmp/$h.st" "$REF/data/ants/img0.png" --top 2 --json > "$tmp/p_$h.json" 2>&1
+  /usr/bin/python3 -c "
+import json, sys
+import numpy as np
+g = np.load('$tmp/g_$h.npy')[0]; o = np.load('$tmp/o_$h.npy')[0]
+p = {t['id']: t['probability'] for t in json.load(open('$tmp/p_$h.json'))[0]['top']}
+want = np.array([p[0], p[1]])
+r1, r2 = np.abs(g - o).max(), np.abs(g - want).max()
+print('graft vs onnxruntime %.1e, vs predict %.1e' % (r1, r2))
+sys.exit(0 if r1 < 1e-5 and r2 < 1e-4 else 1)" > "$tmp/cmp_$h.out" 2>&1
+  check "$h: exported model = onnxruntime = predict ($(cat "$tmp/cmp_$h.out"))" "[ $? -eq 0 ]"
+done
+"$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --val 0 --head knn -o "$tmp/knn.st" > /dev/null 2>&1
+"$GRAFT" export "$tmp/knn.st" -o "$tmp/knn.onnx" > "$tmp/b5.out" 2>&1
+check "export of a kNN head: exit 1 with the reason" "[ $? -eq 1 ] && grep -q 'kNN head' '$tmp/b5.out' && [ ! -e '$tmp/knn.onnx' ]"
 
 "$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" --layer no_such_node --no-cache > "$tmp/b1.out" 2>&1
 check "unknown layer: exit 1 naming it" "[ $? -eq 1 ] && grep -q no_such_node '$tmp/b1.out'"

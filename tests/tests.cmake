@@ -48,5 +48,6 @@ add_test(NAME check_extract COMMAND ${CMAKE_COMMAND} -E env
   sh -c "rm -rf '${CMAKE_BINARY_DIR}/extract_cache' && exec '$<TARGET_FILE:check_extract>' '${CMAKE_BINARY_DIR}/extract_ref' '${CMAKE_BINARY_DIR}/extract_cache'")
 set_tests_properties(check_extract PROPERTIES FIXTURES_REQUIRED extract_ref LABELS "transfer")
 add_test(NAME test_cli_transfer
-  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_transfer.sh $<TARGET_FILE:graft_cli> ${CMAKE_BINARY_DIR}/extract_ref)
-set_tests_properties(test_cli_transfer PROPERTIES FIXTURES_REQUIRED extract_ref LABELS "cli;transfer;badinput")
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_transfer.sh $<TARGET_FILE:graft_cli> ${CMAKE_BINARY_DIR}/extract_ref
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cli_transfer PROPERTIES FIXTURES_REQUIRED extract_ref LABELS "cli;transfer;badinput;export")

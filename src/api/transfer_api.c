@@ -276,3 +276,24 @@ graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor 
     gr_metrics_free(&m);
     return (graft_status)st;
 }
+
+graft_status graft_head_export(const graft_head *h, const char *model_path, const char *out_path)
+{
+    if (!h || !out_path) return gr_err(GRAFT_E_ARG, "graft_head_export: head and output path must not be NULL");
+    cJSON *o = h->h.origin ? cJSON_Parse(h->h.origin) : NULL;
+    const cJSON *m = cJSON_GetObjectItem(o, "model"), *l = cJSON_GetObjectItem(o, "layer"),
+                *p = cJSON_GetObjectItem(o, "pool"), *t = cJSON_GetObjectItem(o, "transform"),
+                *c = cJSON_GetObjectItem(o, "classes");
+    if (!model_path) model_path = cJSON_IsString(m) ? m->valuestring : NULL;
+    int st = model_path ? GRAFT_OK : gr_err(GRAFT_E_ARG, "the head does not record its model; give one");
+    int pool = GR_POOL_MEAN;
+    if (!st) st = pool_of(cJSON_IsString(p) ? p->valuestring : NULL, &pool);
+    gr_transform tf;
+    if (!st && cJSON_IsString(t)) st = gr_transform_parse(t->valuestring, &tf);
+    else if (!st) gr_transform_default(&tf);
+    char *classes = c ? cJSON_PrintUnformatted(c) : NULL;
+    if (!st) st = gr_export_head(model_path, &h->h, cJSON_IsString(l) ? l->valuestring : NULL, pool, &tf, classes, out_path);
+    free(classes);
+    cJSON_Delete(o);
+    return (graft_status)st;
+}

@@ -45,6 +45,7 @@ static const char *HELP =
     "                                      a new head on the cached features, validated\n"
     "  predict HEAD INPUT... [--top K]     labels for images or folders, with probabilities\n"
     "  eval HEAD DATA [--report R.html]    accuracy, per-class, calibration; an HTML report\n"
+    "  export HEAD -o MODEL.onnx           the model and a fitted head as one ONNX file\n"
     "  version                             print the version\n"
     "\n"
     "common flags: --threads N (default: all cores), --help\n"
@@ -123,6 +124,15 @@ static const char *EVAL_HELP =
     "Evaluates a head saved by `graft fit -o HEAD` on a labelled dataset: accuracy, top-5, macro F1,\n"
     "expected calibration error (15 bins) and per-class precision/recall/F1. --report writes one\n"
     "self-contained HTML page with the confusion matrix, the reliability diagram and the tables.\n";
+
+static const char *EXPORT_HELP =
+    "usage: graft export HEAD --output MODEL.onnx [--model SOURCE.onnx]\n"
+    "\n"
+    "Writes the model a head was fitted on (`graft fit -o HEAD`), cut at the head's layer, with the\n"
+    "pooling, the feature normalisation, the head and a Softmax, as one ONNX file that onnxruntime\n"
+    "runs: input as the source model's, output \"probabilities\" (N, classes). The class names and\n"
+    "the preprocessing are in its metadata (graft.classes, graft.transform). kNN heads keep their\n"
+    "training rows and cannot be exported.\n";
 
 /* ---- info ---- */
 
@@ -849,6 +859,32 @@ static int cmd_eval(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
+/* ---- export ---- */
+
+static int cmd_export(int argc, char **argv)
+{
+    const char *head = NULL, *out = NULL, *model = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help")) { fputs(EXPORT_HELP, stdout); return 0; }
+        else if ((!strcmp(a, "--output") || !strcmp(a, "-o")) && more) out = argv[++i];
+        else if (!strcmp(a, "--model") && more) model = argv[++i];
+        else if (a[0] == '-') return usage_error("export", "unknown flag or missing value");
+        else if (!head) head = a;
+        else return usage_error("export", "more than one head given");
+    }
+    if (!head || !out) return usage_error("export", "give a head and --output");
+    graft_head *h;
+    graft_status st = graft_head_load(head, &h);
+    if (st) return fail(st);
+    st = graft_head_export(h, model, out);
+    graft_head_free(h);
+    if (st) return fail(st);
+    printf("wrote %s\n", out);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -863,6 +899,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "fit")) return cmd_fit(argc - 2, argv + 2);
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("graft %s\n", graft_version());
         return 0;

@@ -147,6 +147,15 @@ int gr_head_load(const char *path, gr_head *h);
  * from dealing the class-sorted labels round-robin. fold[i] in [0, folds). */
 int gr_stratified_folds(const int32_t *y, int64_t n, int folds, int32_t *fold);
 
+/* ==== export (export.c) =================================================================== */
+
+/* The model cut at `layer` (NULL: the classifier's input), the pooling, the head's feature
+ * normalisation, the head and a Softmax, as one ONNX file with output "probabilities"; the
+ * class names (a JSON array, may be NULL), layer, pooling and transform go into its metadata.
+ * kNN heads are refused. Atomic. */
+int gr_export_head(const char *model_path, const gr_head *h, const char *layer, int pool, const gr_transform *t,
+                   const char *classes_json, const char *out_path);
+
 /* ==== evaluation (metrics.c) =============================================================== */
 
 /* The prediction of a row is its argmax (ties: the lowest class id, as numpy.argmax). */

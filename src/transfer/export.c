@@ -1,0 +1,179 @@
+/* export.c — a model cut at a layer plus a head fitted on its features, as one ONNX file:
+ *
+ *   input → trunk (cut at the layer) → pooling → Flatten → normalisation → head → Softmax
+ *
+ * pooling: GlobalAveragePool (mean), AveragePool with kernel ceil(H/2) and stride floor(H/2)
+ * (grid2, which is PyTorch's adaptive_avg_pool2d(x, 2) and extract.c's pooling), or nothing;
+ * tokens (N, T, C) are averaged over T with ReduceMean. normalisation: Sub/Div by the saved
+ * mean and std (standardize) or LpNormalization (l2). head: Gemm (logistic regression; nearest
+ * class mean as the equivalent affine map), or Gemm → Relu → Gemm (MLP). kNN stores its
+ * training rows and has no such form: refused. The output is "probabilities" (N, nclass); the
+ * class names, layer, pooling and preprocessing go into the metadata ("graft.classes" as JSON,
+ * "graft.layer", "graft.pool", "graft.transform"). */
+#include "transfer.h"
+
+#include "graph/graph.h"
+#include "io/io.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct builder {
+    gr_graph *g;
+    int x;          /* the current value */
+    int n;          /* names made so far */
+} builder;
+
+static int value(builder *b, const char *stem, int dtype, const gr_shape *s, const void *data, int *out)
+{
+    char name[128];
+    snprintf(name, sizeof name, "graft_export/%s_%d", stem, b->n++);
+    return gr_graph_add_value(b->g, name, dtype, s, data, out);
+}
+
+/* Appends node op(x, extra inputs...) with attributes; b->x becomes its output. */
+static int node(builder *b, const char *op, const int *more, int nmore, const gr_attr *attrs, int nattr)
+{
+    int in[4] = {b->x, -1, -1, -1}, out, st = value(b, op, 0, NULL, NULL, &out);
+    for (int i = 0; i < nmore; i++) in[1 + i] = more[i];
+    if (!st) st = gr_graph_add_node(b->g, NULL, op, in, 1 + nmore, &out, 1, attrs, nattr, NULL);
+    if (!st) b->x = out;
+    return st;
+}
+
+static int add_pool(builder *b, int pool, const gr_shape *fs)
+{
+    if (fs->rank == 3) {
+        int64_t axes[1] = {1};
+        gr_attr a[2] = {{.name = "axes", .type = GR_AT_INTS, .n = 1, .ints = axes},
+                        {.name = "keepdims", .type = GR_AT_INT, .i = 0}};
+        return node(b, "ReduceMean", NULL, 0, a, 2);
+    }
+    int st = GRAFT_OK;
+    if (fs->rank == 4 && pool == GR_POOL_MEAN) st = node(b, "GlobalAveragePool", NULL, 0, NULL, 0);
+    else if (fs->rank == 4 && pool == GR_POOL_GRID2) {
+        int64_t H = fs->d[2], W = fs->d[3];
+        if (H < 2 || W < 2) return gr_err(GRAFT_E_SHAPE, "grid2 pooling needs a map of at least 2x2, got %lldx%lld",
+                                          (long long)H, (long long)W);
+        int64_t k[2] = {(H + 1) / 2, (W + 1) / 2}, s[2] = {H / 2, W / 2};
+        gr_attr a[2] = {{.name = "kernel_shape", .type = GR_AT_INTS, .n = 2, .ints = k},
+                        {.name = "strides", .type = GR_AT_INTS, .n = 2, .ints = s}};
+        st = node(b, "AveragePool", NULL, 0, a, 2);
+    }
+    gr_attr f = {.name = "axis", .type = GR_AT_INT, .i = 1};
+    return st ? st : node(b, "Flatten", NULL, 0, &f, 1);
+}
+
+static int add_norm(builder *b, const gr_head *h)
+{
+    if (h->norm == GR_FEAT_L2) {
+        gr_attr a[2] = {{.name = "axis", .type = GR_AT_INT, .i = 1}, {.name = "p", .type = GR_AT_INT, .i = 2}};
+        return node(b, "LpNormalization", NULL, 0, a, 2);
+    }
+    if (h->norm != GR_FEAT_STANDARDIZE) return GRAFT_OK;
+    int64_t d[1] = {h->dim};
+    gr_shape s = gr_shape_make(1, d);
+    int mu, sd, st = value(b, "mean", GR_F32, &s, h->mu, &mu);
+    if (!st) st = value(b, "std", GR_F32, &s, h->sd, &sd);
+    if (!st) st = node(b, "Sub", &mu, 1, NULL, 0);
+    return st ? st : node(b, "Div", &sd, 1, NULL, 0);
+}
+
+/* Gemm with weight (rows, cols) row-major, transB = 1, as PyTorch exports Linear. */
+static int add_gemm(builder *b, const float *w, const float *bias, int64_t rows, int64_t cols)
+{
+    int64_t dw[2] = {rows, cols}, db[1] = {rows};
+    gr_shape sw = gr_shape_make(2, dw), sb = gr_shape_make(1, db);
+    int in[2], st = value(b, "weight", GR_F32, &sw, w, &in[0]);
+    if (!st) st = value(b, "bias", GR_F32, &sb, bias, &in[1]);
+    gr_attr t = {.name = "transB", .type = GR_AT_INT, .i = 1};
+    return st ? st : node(b, "Gemm", in, 2, &t, 1);
+}
+
+static int add_head(builder *b, const gr_head *h)
+{
+    int K = h->nclass, st;
+    if (h->kind == GR_HEAD_MLP) {
+        if ((st = add_gemm(b, h->W, h->b, h->hidden, h->dim)) || (st = node(b, "Relu", NULL, 0, NULL, 0))) return st;
+        return add_gemm(b, h->W2, h->b2, K, h->hidden);
+    }
+    if (h->kind == GR_HEAD_LOGREG || (h->kind == GR_HEAD_NCM && h->norm == GR_FEAT_L2))
+        return add_gemm(b, h->W, h->b, K, h->dim);
+    if (h->kind == GR_HEAD_NCM) {  /* -|x - m|^2 + b = 2 x.m - |m|^2 + b - |x|^2, the last term common */
+        float *w = malloc((size_t)K * h->dim * sizeof *w + 4), *bias = malloc((size_t)K * sizeof *bias + 4);
+        if (!w || !bias) { free(w); free(bias); return GRAFT_E_NOMEM; }
+        for (int c = 0; c < K; c++) {
+            double mm = 0;
+            for (int j = 0; j < h->dim; j++) {
+                float m = h->W[(int64_t)c * h->dim + j];
+                w[(int64_t)c * h->dim + j] = 2 * m;
+                mm += (double)m * m;
+            }
+            bias[c] = (float)((h->b ? h->b[c] : 0) - mm);
+        }
+        st = add_gemm(b, w, bias, K, h->dim);
+        free(w);
+        free(bias);
+        return st;
+    }
+    return gr_err(GRAFT_E_UNSUPPORTED, "a kNN head keeps its training rows and cannot be exported as ONNX; fit a "
+                  "logreg, mlp or ncm head to export");
+}
+
+static int set_meta(gr_graph *g, const char *const *kv, int n)
+{
+    gr_meta *m = gr_arena_alloc(g->arena, (size_t)(g->nmeta + n + 1) * sizeof *m);
+    if (!m) return GRAFT_E_NOMEM;
+    if (g->nmeta) memcpy(m, g->meta, (size_t)g->nmeta * sizeof *m);
+    for (int i = 0; i < n; i++)
+        m[g->nmeta + i] = (gr_meta){gr_arena_strdup(g->arena, kv[2 * i]), gr_arena_strdup(g->arena, kv[2 * i + 1] ? kv[2 * i + 1] : "")};
+    g->meta = m;
+    g->nmeta += n;
+    return GRAFT_OK;
+}
+
+int gr_export_head(const char *model_path, const gr_head *h, const char *layer, int pool, const gr_transform *t,
+                   const char *classes_json, const char *out_path)
+{
+    gr_graph *g;
+    int st = gr_onnx_load(model_path, &g);
+    if (st) return st;
+    char name[512];
+    if (!(st = gr_graph_check_ops(g))) {
+        if (layer) snprintf(name, sizeof name, "%s", layer);
+        else {
+            int feat, first;
+            if (!(st = gr_graph_find_classifier(g, &feat, &first))) snprintf(name, sizeof name, "%s", g->values[feat].name);
+        }
+    }
+    const char *names[1] = {name};
+    if (!st) st = gr_graph_cut(g, names, 1);
+    gr_shape fs;
+    int dtype, oh, ow;
+    gr_transform_out_size(t, 224, 224, &oh, &ow);
+    gr_shape in = gr_shape_make(4, (int64_t[]){1, 3, oh, ow});
+    if (!st) st = gr_graph_value_shape(g, g->outputs[0], g->ninputs == 1 ? &in : NULL, &fs, &dtype);
+    builder b = {g, g->outputs[0], 0};
+    if (!st) st = add_pool(&b, pool, &fs);
+    if (!st) st = add_norm(&b, h);
+    if (!st) st = add_head(&b, h);
+    gr_attr ax = {.name = "axis", .type = GR_AT_INT, .i = 1};
+    if (!st) st = node(&b, "Softmax", NULL, 0, &ax, 1);
+    if (!st) {
+        gr_value *pv = &g->values[b.x];
+        pv->name = gr_arena_strdup(g->arena, "probabilities");
+        pv->t.dtype = GR_F32;  /* declared for the file: (batch, nclass) */
+        pv->t.shape = gr_shape_make(2, (int64_t[]){-1, h->nclass});
+        pv->has_shape = 1;
+        g->outputs[0] = b.x;
+        char tf[512], pl[8];
+        gr_transform_format(t, tf, sizeof tf);
+        snprintf(pl, sizeof pl, "%s", pool == GR_POOL_GRID2 ? "grid2" : pool == GR_POOL_NONE ? "none" : "mean");
+        const char *kv[8] = {"graft.classes", classes_json, "graft.layer", name, "graft.pool", pl, "graft.transform", tf};
+        st = set_meta(g, kv, 4);
+    }
+    if (!st) st = gr_graph_prune(g);
+    if (!st) st = gr_onnx_save(g, out_path);
+    gr_graph_free(g);
+    return st;
+}
