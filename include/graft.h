@@ -202,6 +202,22 @@ graft_status graft_head_set_origin(graft_head *h, const char *json);
 const char *graft_head_origin(const graft_head *h);
 double graft_head_cv_accuracy(const graft_head *h);
 
+/* ---- few-shot learning ---------------------------------------------------------------------
+ * Episodic evaluation on feature rows: each of `episodes` episodes draws `way` classes, `shot`
+ * labelled and `query` test rows per class, classifies the queries from the labelled rows alone
+ * and scores them. Methods: "simpleshot" (centre on the support mean, L2-normalise, nearest
+ * class mean; default), "knn" (cosine nearest neighbour), "imprint" (normalised class means as
+ * the weights of a cosine classifier). *mean and *ci95 are the mean accuracy and its 95 %
+ * interval half-width. */
+typedef struct graft_fewshot_opts {
+    const char *method;
+    int way, shot, query, episodes;  /* 0: 5, 1, 15, 600 */
+    uint64_t seed;
+} graft_fewshot_opts;
+
+graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, int nclass, const graft_fewshot_opts *o,
+                                double *mean, double *ci95);
+
 /* ---- evaluation ----------------------------------------------------------------------------
  * Accuracy, top-5, per-class precision/recall/F1, confusion matrix and expected calibration
  * error (15 bins) of probabilities against labels, as JSON (the caller frees it); with group

@@ -87,6 +87,16 @@ done
 "$GRAFT" export "$tmp/knn.st" -o "$tmp/knn.onnx" > "$tmp/b5.out" 2>&1
 check "export of a kNN head: exit 1 with the reason" "[ $? -eq 1 ] && grep -q 'kNN head' '$tmp/b5.out' && [ ! -e '$tmp/knn.onnx' ]"
 
+"$GRAFT" fewshot "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --way 2 --shot 1,2 --query 1 --episodes 50 --json > "$tmp/fs.out" 2>&1
+check "fewshot exit 0" "[ $? -eq 0 ]"
+/usr/bin/python3 -c "
+import json, sys
+r = json.load(open('$tmp/fs.out'))
+sys.exit(0 if [x['shot'] for x in r] == [1, 2] and all(0 <= x['accuracy'] <= 1 and x['ci95'] >= 0 for x in r) else 1)"
+check "fewshot: one result per shot, accuracy and interval" "[ $? -eq 0 ]"
+"$GRAFT" fewshot "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --way 2 --shot 5 > "$tmp/b6.out" 2>&1
+check "fewshot with too few examples: exit 1 saying so" "[ $? -eq 1 ] && grep -q 'only 0 classes have' '$tmp/b6.out'"
+
 "$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" --layer no_such_node --no-cache > "$tmp/b1.out" 2>&1
 check "unknown layer: exit 1 naming it" "[ $? -eq 1 ] && grep -q no_such_node '$tmp/b1.out'"
 "$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" --head forest --no-cache > "$tmp/b2.out" 2>&1

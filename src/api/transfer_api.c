@@ -297,3 +297,25 @@ graft_status graft_head_export(const graft_head *h, const char *model_path, cons
     cJSON_Delete(o);
     return (graft_status)st;
 }
+
+graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, int nclass, const graft_fewshot_opts *o,
+                                double *mean, double *ci95)
+{
+    int st = check_rows(X, y);
+    if (st) return (graft_status)st;
+    if (!y || !mean) return gr_err(GRAFT_E_ARG, "graft_fewshot_eval: labels and mean are needed");
+    graft_fewshot_opts def = {0};
+    if (!o) o = &def;
+    gr_fewshot_opts fo = {.way = o->way ? o->way : 5, .shot = o->shot ? o->shot : 1, .query = o->query ? o->query : 15,
+                          .episodes = o->episodes ? o->episodes : 600, .seed = o->seed};
+    if (!o->method || !strcmp(o->method, "simpleshot")) fo.method = GR_FS_SIMPLESHOT;
+    else if (!strcmp(o->method, "knn")) fo.method = GR_FS_KNN;
+    else if (!strcmp(o->method, "imprint")) fo.method = GR_FS_IMPRINT;
+    else return gr_err(GRAFT_E_ARG, "unknown few-shot method '%s' (simpleshot, knn or imprint)", o->method);
+    gr_fewshot_result r;
+    if ((st = gr_fewshot_eval(X->data, y->data, X->dims[0], (int)X->dims[1], nclass, &fo, &r))) return (graft_status)st;
+    *mean = r.mean;
+    if (ci95) *ci95 = r.ci95;
+    gr_fewshot_free(&r);
+    return GRAFT_OK;
+}

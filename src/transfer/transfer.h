@@ -147,6 +147,38 @@ int gr_head_load(const char *path, gr_head *h);
  * from dealing the class-sorted labels round-robin. fold[i] in [0, folds). */
 int gr_stratified_folds(const int32_t *y, int64_t n, int folds, int32_t *fold);
 
+/* ==== few-shot learning (fewshot.c) ======================================================= */
+
+enum { GR_FS_SIMPLESHOT = 0, GR_FS_KNN = 1, GR_FS_IMPRINT = 2 };
+
+/* Episodic evaluation: each episode draws `way` classes (among those with at least
+ * shot + query rows), `shot` support and `query` query rows per class, classifies the queries
+ * from the support alone and scores their accuracy. Methods:
+ *   simpleshot  subtract the support mean, L2-normalise, nearest class prototype (Wang et al.
+ *               2019, with the episode's support standing in for the base-class mean);
+ *   knn         cosine nearest neighbour (k = 1) among the support rows;
+ *   imprint     weights = L2-normalised class means of the L2-normalised rows (Qi et al. 2018),
+ *               prediction = the largest cosine (no centring).
+ * Ties go to the lower class. */
+typedef struct gr_fewshot_opts {
+    int method, way, shot, query, episodes;
+    uint64_t seed;
+} gr_fewshot_opts;
+
+typedef struct gr_fewshot_result {
+    double mean, ci95;      /* mean accuracy over episodes and 1.96 * std / sqrt(episodes) */
+    int episodes;
+    double *acc;            /* [episodes], malloc'd (gr_fewshot_free) */
+} gr_fewshot_result;
+
+int gr_fewshot_eval(const float *X, const int32_t *y, int64_t n, int dim, int nclass, const gr_fewshot_opts *o,
+                    gr_fewshot_result *r);
+/* One episode with given rows: support[way * shot] (grouped by episode class), query[way *
+ * query]; writes the predicted episode class of each query. For tests and custom protocols. */
+int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const int64_t *query, int way, int shot,
+                       int nquery, int method, int32_t *pred);
+void gr_fewshot_free(gr_fewshot_result *r);
+
 /* ==== export (export.c) =================================================================== */
 
 /* The model cut at `layer` (NULL: the classifier's input), the pooling, the head's feature
