@@ -36,7 +36,9 @@ static int node(builder *b, const char *op, const int *more, int nmore, const gr
 {
     int in[4] = {b->x, -1, -1, -1}, out, st = value(b, op, 0, NULL, NULL, &out);
     for (int i = 0; i < nmore; i++) in[1 + i] = more[i];
-    if (!st) st = gr_graph_add_node(b->g, NULL, op, in, 1 + nmore, &out, 1, attrs, nattr, NULL);
+    char name[128];  /* explicit: "#<index>" names of unnamed nodes can already be taken */
+    snprintf(name, sizeof name, "graft_export/%s_node_%d", op, b->n++);
+    if (!st) st = gr_graph_add_node(b->g, name, op, in, 1 + nmore, &out, 1, attrs, nattr, NULL);
     if (!st) b->x = out;
     return st;
 }
