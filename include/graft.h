@@ -158,6 +158,15 @@ typedef struct graft_extract_opts {
     int quiet;              /* no progress line on stderr */
 } graft_extract_opts;
 
+/* Which layer and pooling to extract from, measured: every candidate map (the cut points and
+ * the maps inside feature pyramids, at most max_candidates, 0: 16) pooled by its mean and over
+ * a 2x2 grid, scored by the cross-validated accuracy of a linear probe on the samples `subset`
+ * (int64 indices; NULL: all). *ranking (JSON array, best first; caller frees) lists layer,
+ * pool, dim and accuracy; *layer and *pool (caller frees) are the best. */
+graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, const graft_tensor *subset,
+                              const graft_extract_opts *o, int max_candidates, char **ranking, char **layer,
+                              char **pool);
+
 /* features (n, dim) float32, labels (n) int32, index (n) int64 (the dataset sample of each row);
  * any output pointer may be NULL. *cached (may be NULL) says whether the cache answered. */
 graft_status graft_extract(const char *model_path, const graft_dataset *d, const graft_extract_opts *o,

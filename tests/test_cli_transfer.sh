@@ -97,6 +97,10 @@ check "fewshot: one result per shot, accuracy and interval" "[ $? -eq 0 ]"
 "$GRAFT" fewshot "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --way 2 --shot 5 > "$tmp/b6.out" 2>&1
 check "fewshot with too few examples: exit 1 saying so" "[ $? -eq 1 ] && grep -q 'only 0 classes have' '$tmp/b6.out'"
 
+"$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --no-cache --val 0 --C 1 --layer auto > "$tmp/auto.out" 2>&1
+check "fit --layer auto exit 0" "[ $? -eq 0 ]"
+check "layer auto prints its ranking and the choice" "grep -q 'layer auto: cross-validated linear-probe accuracy' '$tmp/auto.out' && grep -q '^using .* pooling' '$tmp/auto.out'"
+
 "$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" --layer no_such_node --no-cache > "$tmp/b1.out" 2>&1
 check "unknown layer: exit 1 naming it" "[ $? -eq 1 ] && grep -q no_such_node '$tmp/b1.out'"
 "$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" --head forest --no-cache > "$tmp/b2.out" 2>&1

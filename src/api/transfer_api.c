@@ -319,3 +319,43 @@ graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, in
     gr_fewshot_free(&r);
     return GRAFT_OK;
 }
+
+graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, const graft_tensor *subset,
+                              const graft_extract_opts *o, int max_candidates, char **ranking, char **layer, char **pool)
+{
+    if (!model_path || !d || !ranking || !layer || !pool) return gr_err(GRAFT_E_ARG, "graft_layer_auto: NULL argument");
+    if (subset && (subset->dtype != GRAFT_INT64 || subset->rank != 1))
+        return gr_err(GRAFT_E_ARG, "graft_layer_auto: the subset must be int64 indices");
+    graft_extract_opts def = {0};
+    if (!o) o = &def;
+    gr_extract_opts eo = {.batch = o->batch, .workers = o->workers, .bad = o->skip_bad ? GR_BAD_SKIP : GR_BAD_FATAL,
+                          .quiet = o->quiet};
+    int st = GRAFT_OK;
+    if (o->transform) st = gr_transform_parse(o->transform, &eo.t);
+    else gr_transform_default(&eo.t);
+    if (st) return (graft_status)st;
+    gr_layer_score *s;
+    int n;
+    if ((st = gr_layer_auto(model_path, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0, &eo,
+                            max_candidates, &s, &n)))
+        return (graft_status)st;
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "layer", s[i].layer);
+        cJSON_AddStringToObject(e, "pool", s[i].pool == GR_POOL_GRID2 ? "grid2" : "mean");
+        cJSON_AddNumberToObject(e, "dim", s[i].dim);
+        cJSON_AddNumberToObject(e, "accuracy", s[i].cv_acc);
+        cJSON_AddItemToArray(arr, e);
+    }
+    *ranking = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    *layer = n ? gr_strdup(s[0].layer) : NULL;
+    *pool = n ? gr_strdup(s[0].pool == GR_POOL_GRID2 ? "grid2" : "mean") : NULL;
+    free(s);
+    if (!*ranking || !*layer || !*pool) {
+        free(*ranking), free(*layer), free(*pool);
+        return gr_err(GRAFT_E_NOMEM, "out of memory");
+    }
+    return GRAFT_OK;
+}

@@ -104,7 +104,8 @@ static const char *FIT_HELP =
     "                  --batch N --workers N --skip-bad --threads N]\n"
     "\n"
     "Fits a new classifier on MODEL's features of DATA (computed once and cached, see `graft\n"
-    "extract --help`), holding out a stratified validation fraction F (default 0.2; 0 trains on\n"
+    "extract --help`; --layer auto ranks the candidate maps with both poolings by a cross-validated\n"
+    "linear probe on the training part and takes the best), holding out a stratified validation fraction F (default 0.2; 0 trains on\n"
     "everything). Heads: logreg (multinomial logistic regression as scikit-learn's, L-BFGS, the\n"
     "L2 strength C chosen by 5-fold cross-validation unless --C is given), mlp (one hidden layer\n"
     "with dropout), knn (cosine), ncm (nearest class mean). Features are standardised for\n"
@@ -475,6 +476,37 @@ static int cmd_extract(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
+/* --layer auto: rank the candidate layers on `subset` (NULL: all), print the ranking, and set
+ * eo->layer / eo->pool to the best (the strings stay allocated until exit). */
+static graft_status resolve_auto(const char *model, const graft_dataset *d, const graft_tensor *subset,
+                                 graft_extract_opts *eo, int json)
+{
+    if (!eo->layer || strcmp(eo->layer, "auto")) return GRAFT_OK;
+    char *ranking, *layer, *pool;
+    graft_extract_opts q = *eo;
+    q.quiet = 1;
+    graft_status st = graft_layer_auto(model, d, subset, &q, 0, &ranking, &layer, &pool);
+    if (st) return st;
+    cJSON *arr = cJSON_Parse(ranking);
+    FILE *out = json ? stderr : stdout;
+    fprintf(out, "layer auto: cross-validated linear-probe accuracy of %d candidates (layer, pooling):\n",
+            cJSON_GetArraySize(arr));
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        if (i++ == 10) { fprintf(out, "  ...\n"); break; }
+        fprintf(out, "  %.4f  %-40s %-5s (%d features)\n", cJSON_GetObjectItem(e, "accuracy")->valuedouble,
+                cJSON_GetObjectItem(e, "layer")->valuestring, cJSON_GetObjectItem(e, "pool")->valuestring,
+                cJSON_GetObjectItem(e, "dim")->valueint);
+    }
+    fprintf(out, "using %s with %s pooling\n", layer, pool);
+    cJSON_Delete(arr);
+    free(ranking);
+    eo->layer = layer;  /* kept for the rest of the command */
+    eo->pool = pool;
+    return GRAFT_OK;
+}
+
 /* ---- fit ---- */
 
 /* The rows of X (and y) whose sample index is in `keep` (sorted int64 indices). */
@@ -557,8 +589,9 @@ static int cmd_fit(int argc, char **argv)
     char *metrics = NULL;
     int nclass = graft_dataset_num_classes(d), cached = 0;
     double frac[3] = {1 - val, val, 0};
-    st = graft_extract(model, d, &eo, &X, &y, &index, &cached);
-    if (!st) st = graft_dataset_split(d, frac, fo.seed, &tr, val > 0 ? &va : NULL, NULL);
+    st = graft_dataset_split(d, frac, fo.seed, &tr, val > 0 ? &va : NULL, NULL);
+    if (!st) st = resolve_auto(model, d, tr, &eo, json);  /* chosen on the training part only */
+    if (!st) st = graft_extract(model, d, &eo, &X, &y, &index, &cached);
     if (!st) st = select_rows(X, y, index, tr, &Xt, &yt);
     if (!st && va) st = select_rows(X, y, index, va, &Xv, &yv);
     if (!st) st = graft_head_fit(Xt, yt, nclass, &fo, &h);
@@ -948,7 +981,8 @@ static int cmd_fewshot(int argc, char **argv)
     graft_status st = graft_dataset_open(data, NULL, &d);
     if (st) return fail(st);
     graft_tensor *X = NULL, *y = NULL;
-    st = graft_extract(model, d, &eo, &X, &y, NULL, NULL);
+    st = resolve_auto(model, d, NULL, &eo, json);
+    if (!st) st = graft_extract(model, d, &eo, &X, &y, NULL, NULL);
     int nclass = graft_dataset_num_classes(d);
     graft_dataset_free(d);
     if (json && !st) printf("[");

@@ -214,6 +214,21 @@ static void progress(const gr_extract_opts *o, int64_t done, int64_t total, doub
     if (final) fputc('\n', stderr);
 }
 
+/* The model cut at several values (their outputs in that order), rewritten for inference. */
+static int load_multi(const char *model_path, const char *const *layers, int n, gr_graph **out)
+{
+    gr_graph *g = NULL;
+    int st = gr_onnx_load(model_path, &g);
+    if (st) return st;
+    if (!(st = gr_graph_check_ops(g)) && !(st = gr_graph_cut(g, layers, n))) st = gr_graph_optimize(g);
+    if (st) {
+        gr_graph_free(g);
+        return gr_err_prefix(st, "%s", model_path);
+    }
+    *out = g;
+    return GRAFT_OK;
+}
+
 /* The cut, rewritten graph of the model, and the name of its output. */
 static int load_trunk(const char *model_path, const char *layer, gr_graph **out, char *name, size_t nname)
 {
@@ -237,8 +252,18 @@ fail:
     return gr_err_prefix(st, "%s", model_path);
 }
 
+/* Runs the cut graph over the samples; output k pooled into f[k] (pool[k]). */
+static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n, const gr_extract_opts *o,
+                     const int *pool, int nout, gr_features *f);
+
 static int run_batches(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n, const gr_extract_opts *o,
                        gr_features *f)
+{
+    return run_multi(g, ds, idx, n, o, &o->pool, 1, f);
+}
+
+static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n, const gr_extract_opts *o,
+                     const int *pool, int nout, gr_features *fs)
 {
     gr_dnnl *dnnl = NULL;
     gr_loader *l = NULL;
@@ -249,13 +274,15 @@ static int run_batches(gr_graph *g, const gr_dataset *ds, const int64_t *idx, in
     int st = gr_dnnl_new(&dnnl);
     if (!st) st = gr_loader_new(ds, idx, n, &o->t, &lo, &l);
     if (!st) st = gr_loader_start(l, 0);
-    f->X = NULL;
-    f->y = malloc((size_t)(n + 1) * sizeof *f->y);
-    f->index = malloc((size_t)(n + 1) * sizeof *f->index);
-    if (!st && (!f->y || !f->index)) st = GRAFT_E_NOMEM;
+    for (int k = 0; k < nout; k++) {
+        fs[k].X = NULL;
+        fs[k].y = malloc((size_t)(n + 1) * sizeof *fs[k].y);
+        fs[k].index = malloc((size_t)(n + 1) * sizeof *fs[k].index);
+        if (!st && (!fs[k].y || !fs[k].index)) st = GRAFT_E_NOMEM;
+    }
     double t0 = now();
     gr_batch b;
-    int r;
+    int r = 0;
     while (!st && (r = gr_loader_next(l, &b)) > 0) {
         gr_tensor x = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){b.n, 3, b.h, b.w}), .data = b.x};
         if (!plan || !gr_plan_matches(plan, &x)) {
@@ -265,21 +292,24 @@ static int run_batches(gr_graph *g, const gr_dataset *ds, const int64_t *idx, in
             if ((st = gr_plan_build(g, &x, &po, &plan))) break;
         }
         gr_plan_run(plan, &x);
-        const gr_tensor *y = gr_plan_output(plan, 0);
-        if (!f->X) {
-            f->dim = pooled_dim(&y->shape, o->pool);
-            f->X = malloc((size_t)(n + 1) * f->dim * sizeof(float));
-            if (!f->X) { st = GRAFT_E_NOMEM; break; }
+        for (int k = 0; k < nout && !st; k++) {
+            gr_features *f = &fs[k];
+            const gr_tensor *y = gr_plan_output(plan, k);
+            if (!f->X) {
+                f->dim = pooled_dim(&y->shape, pool[k]);
+                f->X = malloc((size_t)(n + 1) * f->dim * sizeof(float));
+                if (!f->X) { st = GRAFT_E_NOMEM; break; }
+            }
+            for (int i = 0; i < b.n; i++, f->n++) {
+                pool_row(y, i, pool[k], f->X + f->n * f->dim);
+                f->y[f->n] = b.y[i];
+                f->index[f->n] = b.index[i];
+            }
         }
-        for (int i = 0; i < b.n; i++, f->n++) {
-            pool_row(y, i, o->pool, f->X + f->n * f->dim);
-            f->y[f->n] = b.y[i];
-            f->index[f->n] = b.index[i];
-        }
-        progress(o, f->n, n, t0, 0);
+        progress(o, fs[0].n, n, t0, 0);
     }
     if (!st && r < 0) st = -r;
-    if (!st) progress(o, f->n, n, t0, 1);
+    if (!st) progress(o, fs[0].n, n, t0, 1);
     gr_plan_free(plan);
     gr_loader_free(l);
     gr_dnnl_free(dnnl);
@@ -318,4 +348,77 @@ done:
     f.seconds = now() - t0;
     *out = f;
     return GRAFT_OK;
+}
+
+/* ---- several layers at once, and the automatic choice ---- */
+
+int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+                      const char *const *layers, const int *pool, int n, const gr_extract_opts *o, gr_features *out)
+{
+    memset(out, 0, (size_t)n * sizeof *out);
+    gr_graph *g = NULL;
+    int st = load_multi(model_path, layers, n, &g);
+    if (st) return st;
+    for (int k = 0; k < n; k++) snprintf(out[k].layer, sizeof out[k].layer, "%s", layers[k]);
+    st = run_multi(g, ds, idx, idx ? nidx : ds->n, o, pool, n, out);
+    gr_graph_free(g);
+    if (st)
+        for (int k = 0; k < n; k++) gr_features_free(&out[k]);
+    return st;
+}
+
+static int is_merge(const char *op) { return !strcmp(op, "Add") || !strcmp(op, "Concat") || !strcmp(op, "Sum"); }
+
+int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names, int *count)
+{
+    gr_graph *g;
+    int st = gr_onnx_load(model_path, &g);
+    if (st) return st;
+    if ((st = gr_graph_check_ops(g))) { gr_graph_free(g); return st; }
+    int oh, ow;
+    gr_transform_out_size(t, 224, 224, &oh, &ow);
+    gr_tensor in = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){1, 3, oh, ow})};
+    gr_plan *p = NULL;
+    gr_plan_opts po = {.use_ref = 1};
+    if (g->ninputs != 1) st = gr_err(GRAFT_E_UNSUPPORTED, "%s: automatic layer choice needs a model with one input", model_path);
+    if (!st) st = gr_plan_build(g, &in, &po, &p);
+    int *cand = st ? NULL : malloc((size_t)(g->nvalues + 1) * sizeof *cand), nc = 0;
+    unsigned char *take = st ? NULL : calloc((size_t)g->nvalues + 1, 1);
+    if (!st && (!cand || !take)) st = GRAFT_E_NOMEM;
+    if (!st) {
+        /* cut points, and the outputs of merges (FPN sums, concatenations) inside multi-branch
+         * models, which "one activation alive" misses; all rank-4 float maps of at least 2x2 */
+        int nk = gr_plan_cut_points(p, cand, g->nvalues);
+        for (int i = 0; i < nk; i++) take[cand[i]] = 1;
+        for (int k = 0; k < g->nnodes; k++)
+            if (is_merge(g->nodes[k].op_type) && g->nodes[k].nout == 1 && g->nodes[k].out[0] >= 0) take[g->nodes[k].out[0]] = 1;
+        for (int k = 0; k < g->nnodes; k++)
+            for (int j = 0; j < g->nodes[k].nout; j++) {
+                int v = g->nodes[k].out[j];
+                if (v < 0 || !take[v]) continue;
+                const gr_tensor *x = gr_plan_value(p, v);
+                if (x->dtype == GR_F32 && x->shape.rank == 4 && x->shape.d[2] >= 2 && x->shape.d[3] >= 2) cand[nc++] = v;
+                take[v] = 0;
+            }
+        if (nc == 0) st = gr_err(GRAFT_E_UNSUPPORTED, "%s: no feature map to choose from", model_path);
+    }
+    int keep = nc < max ? nc : max;
+    char **out = st ? NULL : calloc((size_t)keep + 1, sizeof *out);
+    if (!st && !out) st = GRAFT_E_NOMEM;
+    for (int i = 0; !st && i < keep; i++) {  /* evenly spaced in execution order, the last kept */
+        int at = keep == 1 ? nc - 1 : (int)((int64_t)i * (nc - 1) / (keep - 1));
+        if (!(out[i] = gr_strdup(g->values[cand[at]].name))) st = GRAFT_E_NOMEM;
+    }
+    if (st && out) {
+        for (int i = 0; i < keep; i++) free(out[i]);
+        free(out);
+    } else if (!st) {
+        *names = out;
+        *count = keep;
+    }
+    free(cand);
+    free(take);
+    gr_plan_free(p);
+    gr_graph_free(g);
+    return st;
 }

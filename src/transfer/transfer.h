@@ -49,6 +49,15 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
                const gr_extract_opts *o, gr_features *out);
 void gr_features_free(gr_features *f);
 
+/* Features of several layers in one pass over the samples (no cache): out[k] from layers[k]
+ * pooled by pool[k]. */
+int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+                      const char *const *layers, const int *pool, int n, const gr_extract_opts *o, gr_features *out);
+/* The layers worth trying as features: the cut points and the outputs of merges (Add, Concat,
+ * Sum: the maps inside feature pyramids), rank-4 float maps of at least 2x2 for the transform's
+ * input size, thinned to at most max evenly spaced in execution order. *names malloc'd. */
+int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names, int *count);
+
 /* ==== heads on features (fit.c) ============================================================ */
 
 enum { GR_HEAD_LOGREG = 0, GR_HEAD_MLP = 1, GR_HEAD_KNN = 2, GR_HEAD_NCM = 3 };
@@ -146,6 +155,21 @@ int gr_head_load(const char *path, gr_head *h);
  * appearance; class k's rows, in data order, go to fold 0, 1, ... in blocks whose sizes come
  * from dealing the class-sorted labels round-robin. fold[i] in [0, folds). */
 int gr_stratified_folds(const int32_t *y, int64_t n, int folds, int32_t *fold);
+
+/* ==== automatic layer choice (layer_auto.c) =============================================== */
+
+typedef struct gr_layer_score {
+    char layer[256];
+    int pool;            /* GR_POOL_MEAN or GR_POOL_GRID2 */
+    int dim;
+    double cv_acc;       /* cross-validated linear-probe accuracy */
+    int order;           /* the candidate's place in execution order */
+} gr_layer_score;
+
+/* Scores every candidate layer (gr_layer_candidates, at most max_candidates; 0: 16) with both
+ * poolings on the samples idx (NULL: all), best first (ties: the earlier layer). */
+int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+                  const gr_extract_opts *o, int max_candidates, gr_layer_score **scores, int *count);
 
 /* ==== few-shot learning (fewshot.c) ======================================================= */
 
