@@ -88,7 +88,8 @@ static const char *EXTRACT_HELP =
     "                     [--batch N] [--workers N] [--skip-bad] [--json] [--threads N]\n"
     "\n"
     "Runs MODEL cut at NODE (a name `graft info` lists; default: the input of the model's\n"
-    "classifier) over every image of DATA (see `graft data --help`) and pools each map into one\n"
+    "classifier; auto: the candidate map and pooling with the best cross-validated linear probe)\n"
+    "over every image of DATA (see `graft data --help`) and pools each map into one\n"
     "row: mean (global average, default), grid2 (mean over a 2x2 grid, 4 values per channel) or\n"
     "none. SPEC is the preprocessing (default resize=256,crop=224,normalize=imagenet). The\n"
     "result is cached in DIR (default $GRAFT_CACHE/features, i.e. ~/.cache/graft/features), keyed\n"
@@ -411,6 +412,9 @@ static int cmd_data(int argc, char **argv)
 
 /* ---- extract ---- */
 
+static graft_status resolve_auto(const char *model, const graft_dataset *d, const graft_tensor *subset,
+                                 graft_extract_opts *eo, int json);
+
 static void default_cache(char *buf, size_t n, const char *sub)
 {
     const char *c = getenv("GRAFT_CACHE"), *home = getenv("HOME");
@@ -458,7 +462,8 @@ static int cmd_extract(int argc, char **argv)
     if (st) return fail(st);
     graft_tensor *x = NULL, *y = NULL;
     int cached = 0;
-    st = graft_extract(model, d, &o, &x, &y, NULL, &cached);
+    st = resolve_auto(model, d, NULL, &o, json);
+    if (!st) st = graft_extract(model, d, &o, &x, &y, NULL, &cached);
     graft_dataset_free(d);
     if (!st && out) st = graft_npy_save(out, x);
     if (!st && lout) st = graft_npy_save(lout, y);
