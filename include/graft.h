@@ -137,6 +137,9 @@ graft_status graft_dataset_load(const graft_dataset *d, int64_t i, const char *t
  * sample indices in ascending order (NULL to skip one). */
 graft_status graft_dataset_split(const graft_dataset *d, const double frac[3], uint64_t seed, graft_tensor **train,
                                  graft_tensor **val, graft_tensor **test);
+/* k samples of every class, chosen by seed (the few-shot setting): an int64 tensor of indices,
+ * grouped by class. Fails naming a class with fewer than k samples. */
+graft_status graft_dataset_kshot(const graft_dataset *d, int k, uint64_t seed, graft_tensor **out);
 /* Decodes every image of the dataset with `threads` threads and reports each unreadable one
  * through bad(ctx, index, path, message); *nbad is their count. Fails only on bad arguments. */
 graft_status graft_dataset_check(const graft_dataset *d, int threads,

@@ -101,6 +101,13 @@ check "fewshot with too few examples: exit 1 saying so" "[ $? -eq 1 ] && grep -q
 check "fit --layer auto exit 0" "[ $? -eq 0 ]"
 check "layer auto prints its ranking and the choice" "grep -q 'layer auto: cross-validated linear-probe accuracy' '$tmp/auto.out' && grep -q '^using .* pooling' '$tmp/auto.out'"
 
+"$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --shots 2 --test "$REF/data" --C 1 > "$tmp/shots.out" 2>&1
+check "fit --shots 2 --test: trains on 4, tests on 7" "[ $? -eq 0 ] && grep -q 'head fitted on 4 samples' '$tmp/shots.out' && grep -q '^test (7 samples)' '$tmp/shots.out'"
+mkdir -p "$tmp/other/wasps" "$tmp/other/ants"
+cp "$REF/data/ants/img0.png" "$tmp/other/wasps/a.png"; cp "$REF/data/ants/img0.png" "$tmp/other/ants/b.png"
+"$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --no-cache --test "$tmp/other" --C 1 > "$tmp/b7.out" 2>&1
+check "fit --test with another class: exit 1 naming it" "[ $? -eq 1 ] && grep -q \"class 'wasps'\" '$tmp/b7.out'"
+
 "$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" --layer no_such_node --no-cache > "$tmp/b1.out" 2>&1
 check "unknown layer: exit 1 naming it" "[ $? -eq 1 ] && grep -q no_such_node '$tmp/b1.out'"
 "$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" --head forest --no-cache > "$tmp/b2.out" 2>&1

@@ -170,3 +170,15 @@ graft_status graft_dataset_from_files(const char *const *paths, int64_t n, graft
     *out = d;
     return GRAFT_OK;
 }
+
+graft_status graft_dataset_kshot(const graft_dataset *d, int k, uint64_t seed, graft_tensor **out)
+{
+    if (!d || !out || k < 1) return gr_err(GRAFT_E_ARG, "graft_dataset_kshot: dataset, out and k >= 1 are needed");
+    int64_t *idx;
+    int st = gr_sample_kshot(d->ds, NULL, 0, k, seed, &idx);
+    if (st) return (graft_status)st;
+    int64_t dims[1] = {(int64_t)d->ds->nclass * k};
+    if (!(st = graft_tensor_new(GRAFT_INT64, 1, dims, out))) memcpy((*out)->data, idx, (size_t)dims[0] * sizeof(int64_t));
+    free(idx);
+    return (graft_status)st;
+}

@@ -16,9 +16,11 @@
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
+static char cli_error[512];  /* a bad-input message of the CLI's own, printed by fail() */
+
 static int fail(graft_status st)
 {
-    fprintf(stderr, "graft: %s\n", graft_last_error());
+    fprintf(stderr, "graft: %s\n", cli_error[0] ? cli_error : graft_last_error());
     return st == GRAFT_E_INTERNAL || st == GRAFT_E_NOMEM ? EXIT_INTERNAL : EXIT_INPUT;
 }
 
@@ -100,7 +102,8 @@ static const char *EXTRACT_HELP =
 
 static const char *FIT_HELP =
     "usage: graft fit MODEL DATA [--head logreg|mlp|knn|ncm] [--norm standardize|l2|none] [--C X]\n"
-    "                 [--val F] [--seed N] [--output HEAD.safetensors] [--json]\n"
+    "                 [--val F | --test TESTDATA] [--shots K] [--seed N] [--output HEAD.safetensors]\n"
+    "                 [--json]\n"
     "                 [extract flags: --layer NODE --pool P --transform SPEC --cache DIR --no-cache\n"
     "                  --batch N --workers N --skip-bad --threads N]\n"
     "\n"
@@ -111,7 +114,9 @@ static const char *FIT_HELP =
     "L2 strength C chosen by 5-fold cross-validation unless --C is given), mlp (one hidden layer\n"
     "with dropout), knn (cosine), ncm (nearest class mean). Features are standardised for\n"
     "logreg and mlp and L2-normalised for knn and ncm unless --norm says otherwise. Prints the\n"
-    "validation accuracy, macro F1 and calibration error; --output saves the head.\n";
+    "validation accuracy, macro F1 and calibration error; --output saves the head. --shots K trains\n"
+    "on K examples per class drawn by --seed (the few-shot setting); --test evaluates on another\n"
+    "dataset with the same classes instead of a validation split.\n";
 
 static const char *PREDICT_HELP =
     "usage: graft predict HEAD INPUT... [--top K] [--json] [--model MODEL] [--threads N]\n"
@@ -540,10 +545,34 @@ static int select_rows(const graft_tensor *X, const graft_tensor *y, const graft
     return GRAFT_OK;
 }
 
+/* Test labels renumbered to the training dataset's ids, matching classes by name (ids are per
+ * dataset: a folder sorts its names, an IDX file has its own order). */
+static graft_status map_classes(const graft_dataset *train, const graft_dataset *test, graft_tensor *y, const char *path)
+{
+    int kt = graft_dataset_num_classes(test), k = graft_dataset_num_classes(train);
+    int *map = malloc((size_t)(kt + 1) * sizeof *map);
+    if (!map) return GRAFT_E_NOMEM;
+    for (int c = 0; c < kt; c++) {
+        map[c] = -1;
+        for (int j = 0; j < k; j++)
+            if (!strcmp(graft_dataset_class_name(test, c), graft_dataset_class_name(train, j))) map[c] = j;
+        if (map[c] < 0) {
+            snprintf(cli_error, sizeof cli_error, "class '%s' of %s is not among the training classes",
+                     graft_dataset_class_name(test, c), path);
+            free(map);
+            return GRAFT_E_ARG;
+        }
+    }
+    int32_t *l = y->data;
+    for (int64_t i = 0; i < y->dims[0]; i++) l[i] = l[i] >= 0 && l[i] < kt ? map[l[i]] : -1;
+    free(map);
+    return GRAFT_OK;
+}
+
 static int cmd_fit(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *out = NULL, *cache = NULL;
-    int json = 0, nocache = 0;
+    const char *model = NULL, *data = NULL, *out = NULL, *cache = NULL, *test = NULL;
+    int json = 0, nocache = 0, shots = 0;
     double val = 0.2;
     graft_extract_opts eo = {0};
     graft_fit_opts fo = {0};
@@ -566,6 +595,8 @@ static int cmd_fit(int argc, char **argv)
         else if (!strcmp(a, "--C") && more) fo.C = atof(argv[++i]);
         else if (!strcmp(a, "--seed") && more) fo.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--val") && more) val = atof(argv[++i]);
+        else if (!strcmp(a, "--shots") && more) shots = atoi(argv[++i]);
+        else if (!strcmp(a, "--test") && more) test = argv[++i];
         else if ((!strcmp(a, "--output") || !strcmp(a, "-o")) && more) out = argv[++i];
         else if (a[0] == '-') return usage_error("fit", "unknown flag or missing value");
         else if (!model) model = a;
@@ -574,6 +605,8 @@ static int cmd_fit(int argc, char **argv)
     }
     if (!model || !data) return usage_error("fit", "give a model and a dataset");
     if (!(val >= 0 && val < 1)) return usage_error("fit", "--val must be in [0, 1)");
+    if (shots < 0) return usage_error("fit", "--shots must be positive");
+    if (test) val = 0;  /* the test set is the held-out data */
     if (fo.kind && strcmp(fo.kind, "logreg") && strcmp(fo.kind, "mlp") && strcmp(fo.kind, "knn") && strcmp(fo.kind, "ncm"))
         return usage_error("fit", "--head must be logreg, mlp, knn or ncm");
     if (fo.norm && strcmp(fo.norm, "standardize") && strcmp(fo.norm, "l2") && strcmp(fo.norm, "none"))
@@ -594,14 +627,22 @@ static int cmd_fit(int argc, char **argv)
     char *metrics = NULL;
     int nclass = graft_dataset_num_classes(d), cached = 0;
     double frac[3] = {1 - val, val, 0};
-    st = graft_dataset_split(d, frac, fo.seed, &tr, val > 0 ? &va : NULL, NULL);
+    graft_dataset *td = NULL;
+    st = shots ? graft_dataset_kshot(d, shots, fo.seed, &tr)
+               : graft_dataset_split(d, frac, fo.seed, &tr, val > 0 ? &va : NULL, NULL);
     if (!st) st = resolve_auto(model, d, tr, &eo, json);  /* chosen on the training part only */
     if (!st) st = graft_extract(model, d, &eo, &X, &y, &index, &cached);
     if (!st) st = select_rows(X, y, index, tr, &Xt, &yt);
     if (!st && va) st = select_rows(X, y, index, va, &Xv, &yv);
+    if (!st && test) {  /* another dataset holds the evaluation samples */
+        st = graft_dataset_open(test, NULL, &td);
+        if (!st) st = graft_extract(model, td, &eo, &Xv, &yv, NULL, NULL);
+        if (!st) st = map_classes(d, td, yv, test);
+        if (!st) va = Xv;  /* marks "evaluate" below; freed as Xv */
+    }
     if (!st) st = graft_head_fit(Xt, yt, nclass, &fo, &h);
-    if (!st && va) st = graft_head_predict(h, Xv, &prob);
-    if (!st && va) {
+    if (!st && Xv) st = graft_head_predict(h, Xv, &prob);
+    if (!st && Xv) {
         const char **names = malloc((size_t)nclass * sizeof *names);
         for (int c = 0; names && c < nclass; c++) names[c] = graft_dataset_class_name(d, c);
         st = graft_evaluate_json(prob, yv, NULL, names, NULL, &metrics);
@@ -634,7 +675,8 @@ static int cmd_fit(int argc, char **argv)
             printf("\n");
             if (metrics) {
                 char *acc = strstr(metrics, "\"accuracy\":"), *f1 = strstr(metrics, "\"macro_f1\":"), *ece = strstr(metrics, "\"ece\":");
-                printf("validation (%lld samples): accuracy %.4f, macro F1 %.4f, ECE %.4f\n", (long long)Xv->dims[0],
+                printf("%s (%lld samples): accuracy %.4f, macro F1 %.4f, ECE %.4f\n", test ? "test" : "validation",
+                       (long long)Xv->dims[0],
                        acc ? atof(acc + 11) : 0, f1 ? atof(f1 + 11) : 0, ece ? atof(ece + 6) : 0);
             }
             if (out) printf("head saved to %s\n", out);
@@ -642,8 +684,10 @@ static int cmd_fit(int argc, char **argv)
     }
     free(metrics);
     graft_head_free(h);
+    if (test) va = NULL;  /* it pointed at Xv */
     graft_tensor *all[] = {X, y, index, tr, va, Xt, yt, Xv, yv, prob};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) graft_tensor_free(all[i]);
+    graft_dataset_free(td);
     graft_dataset_free(d);
     return st ? fail(st) : 0;
 }
