@@ -1016,6 +1016,12 @@ static int cmd_fewshot(int argc, char **argv)
         else return usage_error("fewshot", "more than a model and a dataset given");
     }
     if (!model || !data) return usage_error("fewshot", "give a model and a dataset");
+    for (const char *p = shots; *p;) {  /* the list is checked before any work */
+        char *end;
+        long k = strtol(p, &end, 10);
+        if (end == p || k < 1 || (*end && *end != ',')) return usage_error("fewshot", "--shot takes numbers such as 1,5");
+        p = *end == ',' ? end + 1 : end;
+    }
     if (fo.way < 0 || fo.query < 0 || fo.episodes < 0) return usage_error("fewshot", "counts must be positive");
     if (fo.method && strcmp(fo.method, "simpleshot") && strcmp(fo.method, "knn") && strcmp(fo.method, "imprint"))
         return usage_error("fewshot", "--method must be simpleshot, knn or imprint");
@@ -1035,27 +1041,27 @@ static int cmd_fewshot(int argc, char **argv)
     int nclass = graft_dataset_num_classes(d);
     graft_dataset_free(d);
     if (json && !st) printf("[");
+    int first = 1;
     for (const char *p = shots; !st && *p;) {
         char *end;
         long k = strtol(p, &end, 10);
-        if (end == p || k < 1) { st = GRAFT_E_ARG; fprintf(stderr, "graft fewshot: bad --shot list '%s'\n", shots); break; }
         fo.shot = (int)k;
         double mean, ci;
         st = graft_fewshot_eval(X, y, nclass, &fo, &mean, &ci);
         if (!st && json)
             printf("%s{\"way\": %d, \"shot\": %d, \"query\": %d, \"episodes\": %d, \"accuracy\": %.6f, \"ci95\": %.6f}",
-                   p == shots ? "" : ", ", fo.way ? fo.way : 5, fo.shot, fo.query ? fo.query : 15,
+                   first ? "" : ", ", fo.way ? fo.way : 5, fo.shot, fo.query ? fo.query : 15,
                    fo.episodes ? fo.episodes : 600, mean, ci);
         else if (!st)
             printf("%d-way %d-shot (%s, %d episodes of %d queries per class): accuracy %.2f%% +- %.2f%%\n",
                    fo.way ? fo.way : 5, fo.shot, fo.method ? fo.method : "simpleshot", fo.episodes ? fo.episodes : 600,
                    fo.query ? fo.query : 15, 100 * mean, 100 * ci);
+        first = 0;
         p = *end == ',' ? end + 1 : end;
     }
-    if (json && !st) printf("]\n");
+    if (json && X) printf("]\n");  /* a well-formed array even when a later shot failed */
     graft_tensor_free(X);
     graft_tensor_free(y);
-    if (st == GRAFT_E_ARG && !graft_last_error()[0]) return EXIT_USAGE;
     return st ? fail(st) : 0;
 }
 

@@ -56,7 +56,6 @@ struct gr_plan {
     unsigned char *reach;   /* [g->nvalues] value influences a graph output */
     int *grad_of;           /* value → the value holding its gradient, or -1 */
     int *out_grad;          /* graph output i → its gradient value (bound at backward), or -1 */
-    void **out_zero;        /* a zero gradient for an output the caller gives none */
     int *unwritten;         /* trainable values no backward step writes (zeroed each step) */
     int nunwritten;
 };
@@ -182,6 +181,20 @@ static uint32_t node_need_grad(const gr_plan *p, int k)
     return need;
 }
 
+/* need_grad is a 32-bit mask: a gradient for input 32 or later cannot be asked for. */
+static int check_wide(const gr_plan *p, int k)
+{
+    const gr_node *n = &p->g->nodes[k];
+    if (!p->training || n->nin <= 32) return GRAFT_OK;
+    int reaches = 0;
+    for (int j = 0; j < n->nout; j++) reaches |= n->out[j] >= 0 && p->reach[n->out[j]];
+    for (int i = 32; reaches && i < n->nin; i++)
+        if (n->in[i] >= 0 && p->rg[n->in[i]])
+            return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' (%s): graft cannot train through input %d (at most 32 inputs "
+                          "carry gradients); freeze the layers before it", n->name, n->op_type, i);
+    return GRAFT_OK;
+}
+
 /* See graph.h: BatchNorm trains with its own parameters, other nodes with the gradient path. */
 static int node_training(const gr_plan *p, int k, uint32_t need)
 {
@@ -218,6 +231,8 @@ static int plan_node(gr_plan *p, int k)
         return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
                       n->name, n->domain, n->domain[0] ? "." : "", n->op_type, g->opset);
     uint32_t need = node_need_grad(p, k);
+    int wide = check_wide(p, k);
+    if (wide) return wide;
     *c = (gr_opctx){.name = n->name, .op_type = n->op_type, .opset = g->opset, .attrs = n->attrs,
                     .nattr = n->nattr, .nin = n->nin, .nout = n->nout, .arena = p->arena,
                     .use_ref = p->opts.use_ref, .layouts = !p->opts.use_ref, .dnnl = p->opts.dnnl,
@@ -451,11 +466,13 @@ static int plan_backward(gr_plan *p)
     for (int i = 0; i < g->noutputs; i++) {
         int o = p->outputs[i];
         if (!p->rg[o] || p->grad_of[o] >= 0) continue;
+        /* a buffer of the plan's own: add steps may accumulate into it when the output is also
+         * read inside the graph, so the caller's gradient is copied in, never written */
         int w = value_like(p, o);
         p->ext[w] = 1;
         p->grad_of[o] = p->out_grad[i] = w;
-        p->out_zero[i] = gr_arena_alloc(p->arena, gr_tensor_bytes(&p->vals[w]) + 64);
-        if (!p->out_zero[i]) { st = GRAFT_E_NOMEM; goto done; }
+        p->vals[w].data = gr_arena_alloc(p->arena, gr_tensor_bytes(&p->vals[w]) + 64);
+        if (!p->vals[w].data) { st = GRAFT_E_NOMEM; goto done; }
     }
     for (int s = p->nfwd - 1; s >= 0 && !st; s--) {
         step f = p->steps[s];
@@ -524,9 +541,8 @@ static int alloc_training(gr_plan *p)
     p->reach = gr_arena_alloc(p->arena, (size_t)g->nvalues + 1);
     p->grad_of = gr_arena_alloc(p->arena, (size_t)(p->capvals + 1) * sizeof *p->grad_of);
     p->out_grad = gr_arena_alloc(p->arena, (size_t)(g->noutputs + 1) * sizeof *p->out_grad);
-    p->out_zero = gr_arena_alloc(p->arena, (size_t)(g->noutputs + 1) * sizeof *p->out_zero);
     p->unwritten = gr_arena_alloc(p->arena, (size_t)(g->nvalues + 1) * sizeof *p->unwritten);
-    if (!p->ext || !p->rg || !p->reach || !p->grad_of || !p->out_grad || !p->out_zero || !p->unwritten)
+    if (!p->ext || !p->rg || !p->reach || !p->grad_of || !p->out_grad || !p->unwritten)
         return GRAFT_E_NOMEM;
     for (int v = 0; v < p->capvals; v++) p->grad_of[v] = -1;
     for (int i = 0; i < g->noutputs; i++) p->out_grad[i] = -1;
@@ -638,9 +654,12 @@ void gr_plan_run(gr_plan *p, const gr_tensor *inputs)
 void gr_plan_backward(gr_plan *p, const gr_tensor *const *doutputs)
 {
     if (!p->training) return;
-    for (int i = 0; i < p->g->noutputs; i++)
-        if (p->out_grad[i] >= 0)
-            p->vals[p->out_grad[i]].data = doutputs && doutputs[i] ? doutputs[i]->data : p->out_zero[i];
+    for (int i = 0; i < p->g->noutputs; i++) {
+        if (p->out_grad[i] < 0) continue;
+        gr_tensor *gt = &p->vals[p->out_grad[i]];
+        if (doutputs && doutputs[i]) memcpy(gt->data, doutputs[i]->data, gr_tensor_bytes(gt));
+        else memset(gt->data, 0, gr_tensor_bytes(gt));
+    }
     for (int u = 0; u < p->nunwritten; u++) {
         int v = p->unwritten[u];
         memset(p->opts.grads[v], 0, gr_numel(&p->g->values[v].t.shape) * sizeof(float));

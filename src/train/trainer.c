@@ -143,9 +143,28 @@ int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer
     return GRAFT_OK;
 }
 
+/* The graph's trainable values and running statistics point into the blocks freed below: give
+ * them copies in the graph's arena, so the graph (trained weights included) outlives the
+ * session, e.g. for an export. */
+static void give_back(gr_trainer *t)
+{
+    gr_graph *g = t->g;
+    for (int v = 0; t->trainable && v < t->nvalues_given && v < g->nvalues; v++) {
+        gr_value *x = &g->values[v];
+        int in_block = t->w && (float *)x->t.data >= t->w && (float *)x->t.data < t->w + t->total;
+        int in_buf = t->buf && (float *)x->t.data >= t->buf && (float *)x->t.data < t->buf + t->nbuf;
+        if (!x->is_init || !(in_block || in_buf)) continue;
+        size_t n = gr_tensor_bytes(&x->t);
+        void *copy = gr_arena_alloc(g->arena, n);
+        if (copy) memcpy(copy, x->t.data, n);
+        x->t.data = copy;  /* NULL only if the arena is out of memory */
+    }
+}
+
 void gr_trainer_free(gr_trainer *t)
 {
     if (!t) return;
+    give_back(t);
     gr_plan_free(t->plan);
     gr_optim_free(&t->opt);
     gr_dnnl_free(t->dnnl);
@@ -172,14 +191,18 @@ static int ensure_plan(gr_trainer *t, const gr_tensor *x)
     if (st) return st;
     const gr_tensor *y = gr_plan_output(t->plan, 0);
     size_t need = (size_t)gr_numel(&y->shape);
-    if (y->dtype != GR_F32) return gr_err(GRAFT_E_SHAPE, "the model's first output is %s, not float32", gr_dtype_name(y->dtype));
-    if (need > t->dout_cap) {
+    if (y->dtype != GR_F32) st = gr_err(GRAFT_E_SHAPE, "the model's first output is %s, not float32", gr_dtype_name(y->dtype));
+    if (!st && need > t->dout_cap) {
         free(t->dout);
         t->dout = malloc(need * sizeof(float) + 64);
-        if (!t->dout) return GRAFT_E_NOMEM;
-        t->dout_cap = need;
+        t->dout_cap = t->dout ? need : 0;
+        if (!t->dout) st = GRAFT_E_NOMEM;
     }
-    return GRAFT_OK;
+    if (st) {  /* no half-checked plan stays for the next call */
+        gr_plan_free(t->plan);
+        t->plan = NULL;
+    }
+    return st;
 }
 
 /* Loss of output 0 and its gradient into t->dout. */
@@ -216,7 +239,8 @@ static int all_finite(const float *x, int64_t n)
 
 static void restore_buffers(gr_trainer *t) { memcpy(t->buf, t->buf_saved, (size_t)t->nbuf * sizeof(float)); }
 
-int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad, double *loss)
+/* Forward, loss and backward; the running statistics are left as the forward made them. */
+static int forward_backward(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad, double *loss)
 {
     int st = ensure_plan(t, x);
     if (st) return st;
@@ -232,11 +256,18 @@ int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int w
     return st;
 }
 
+int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad, double *loss)
+{
+    int st = forward_backward(t, x, target, want_grad, loss);
+    restore_buffers(t);  /* as documented: the statistics do not change */
+    return st;
+}
+
 int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, double *loss)
 {
     double L;
     gr_rng rng_before = t->rng;  /* a failed step leaves no trace, Dropout's draws included */
-    int st = gr_trainer_grad(t, x, target, 1, &L);
+    int st = forward_backward(t, x, target, 1, &L);
     if (st) {
         restore_buffers(t);
         t->rng = rng_before;

@@ -152,9 +152,18 @@ int gr_export_head(const char *model_path, const gr_head *h, const char *layer, 
     if (!st) st = gr_graph_cut(g, names, 1);
     gr_shape fs;
     int dtype, oh, ow;
+    if (!t->crop && !t->rrc && !t->size_w)
+        st = st ? st : gr_err(GRAFT_E_ARG, "export needs a transform with a fixed input size (crop, rrc or size)");
     gr_transform_out_size(t, 224, 224, &oh, &ow);
     gr_shape in = gr_shape_make(4, (int64_t[]){1, 3, oh, ow});
     if (!st) st = gr_graph_value_shape(g, g->outputs[0], g->ninputs == 1 ? &in : NULL, &fs, &dtype);
+    if (!st) {  /* the pooled size must be what the head was fitted on */
+        int64_t dim = fs.rank == 4 && pool != GR_POOL_NONE ? fs.d[1] * (pool == GR_POOL_GRID2 ? 4 : 1)
+                      : fs.rank == 3 ? fs.d[2] : gr_numel(&fs) / (fs.rank && fs.d[0] ? fs.d[0] : 1);
+        if (dim != h->dim)
+            st = gr_err(GRAFT_E_SHAPE, "%s cut at '%s' gives %lld features, the head takes %d: not the model or layer it "
+                        "was fitted on", model_path, name, (long long)dim, h->dim);
+    }
     builder b = {g, g->outputs[0], 0};
     if (!st) st = add_pool(&b, pool, &fs);
     if (!st) st = add_norm(&b, h);

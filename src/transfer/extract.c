@@ -111,27 +111,44 @@ static int cache_read(const char *path, gr_features *out, int quiet)
             out->X = malloc(X->bytes + 1);
             out->y = malloc(Y->bytes + 1);
             out->index = malloc(I->bytes + 1);
-            if (out->X && out->y && out->index) {
+            if (out->X && out->y && out->index) {  /* (else the frees below, keeping key and layer) */
                 memcpy(out->X, X->data, X->bytes);
                 memcpy(out->y, Y->data, Y->bytes);
                 memcpy(out->index, I->data, I->bytes);
                 ok = 1;
                 for (int m = 0; m < nmeta; m++)
                     if (!strcmp(meta[m].key, "layer")) snprintf(out->layer, sizeof out->layer, "%s", meta[m].value);
-            } else
-                gr_features_free(out);
-        }
+            } else {
+                free(out->X), free(out->y), free(out->index);
+                out->X = NULL, out->y = NULL, out->index = NULL;
+            }
+        } else
+            gr_err(GRAFT_E_FORMAT, "not graft's features/labels/index");
     }
     if (!ok && !quiet) fprintf(stderr, "extract: ignoring the damaged cache file %s: %s\n", path, graft_last_error());
     gr_arena_free(a);
     return ok;
 }
 
+/* mkdir -p */
+static int make_dirs(const char *dir)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = 0;
+            mkdir(p, 0777);
+            *c = '/';
+        }
+    mkdir(p, 0777);
+    return access(p, W_OK) == 0 ? GRAFT_OK : gr_err(GRAFT_E_IO, "cannot create the feature cache folder %s", dir);
+}
+
 static int cache_write(const char *dir, const char *path, const gr_features *f, const char *model_path,
                        const gr_extract_opts *o)
 {
-    if (mkdir(dir, 0777) != 0 && access(dir, W_OK) != 0)
-        return gr_err(GRAFT_E_IO, "cannot create the feature cache folder %s", dir);
+    if (make_dirs(dir)) return GRAFT_E_IO;
     int64_t dx[2] = {f->n, f->dim}, dn[1] = {f->n};
     gr_st_entry e[3] = {
         {"features", GR_F32, gr_shape_make(2, dx), f->X, (size_t)f->n * f->dim * sizeof(float)},
@@ -338,7 +355,8 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
         }
     }
     st = run_batches(g, ds, idx, n, o, &f);
-    if (!st && o->cache_dir) st = cache_write(o->cache_dir, path, &f, model_path, o);
+    if (!st && o->cache_dir && cache_write(o->cache_dir, path, &f, model_path, o) && !o->quiet)
+        fprintf(stderr, "extract: the features are not cached: %s\n", graft_last_error());  /* still good */
 done:
     gr_graph_free(g);
     if (st) {
@@ -376,6 +394,10 @@ int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, 
     if (st) return st;
     if ((st = gr_graph_check_ops(g))) { gr_graph_free(g); return st; }
     int oh, ow;
+    if (!t->crop && !t->rrc && !t->size_w) {
+        gr_graph_free(g);
+        return gr_err(GRAFT_E_ARG, "choosing a layer needs a transform with a fixed size (crop, rrc or size)");
+    }
     gr_transform_out_size(t, 224, 224, &oh, &ow);
     gr_tensor in = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){1, 3, oh, ow})};
     gr_plan *p = NULL;

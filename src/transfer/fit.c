@@ -837,6 +837,7 @@ int gr_head_fit(const float *X, const int32_t *y, int64_t n, int dim, int nclass
     free(Xn);
     if (o->threads > 0) gr_set_threads(saved);
     if (st == GRAFT_E_NOMEM) gr_err(st, "fit: out of memory (%lld rows of %d features)", (long long)n, dim);
+    if (st) gr_head_free(h);  /* nothing half-made is left to the caller */
     return st;
 }
 

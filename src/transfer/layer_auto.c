@@ -12,7 +12,8 @@
 static int by_score(const void *a, const void *b)
 {
     const gr_layer_score *x = a, *y = b;
-    return x->cv_acc < y->cv_acc ? 1 : x->cv_acc > y->cv_acc ? -1 : x->order - y->order;
+    if (x->cv_acc != y->cv_acc) return x->cv_acc < y->cv_acc ? 1 : -1;
+    return x->order != y->order ? x->order - y->order : x->pool - y->pool;
 }
 
 int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
