@@ -486,6 +486,13 @@ static int cmd_extract(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
+static char *auto_choice[2];
+static void free_auto_choice(void)
+{
+    free(auto_choice[0]);
+    free(auto_choice[1]);
+}
+
 /* --layer auto: rank the candidate layers on `subset` (NULL: all), print the ranking, and set
  * eo->layer / eo->pool to the best (the strings stay allocated until exit). */
 static graft_status resolve_auto(const char *model, const graft_dataset *d, const graft_tensor *subset,
@@ -512,7 +519,10 @@ static graft_status resolve_auto(const char *model, const graft_dataset *d, cons
     fprintf(out, "using %s with %s pooling\n", layer, pool);
     cJSON_Delete(arr);
     free(ranking);
-    eo->layer = layer;  /* kept for the rest of the command */
+    auto_choice[0] = layer;  /* kept for the rest of the command, freed at exit */
+    auto_choice[1] = pool;
+    atexit(free_auto_choice);
+    eo->layer = layer;
     eo->pool = pool;
     return GRAFT_OK;
 }
