@@ -473,10 +473,18 @@ static int cmd_extract(int argc, char **argv)
     if (!st && out) st = graft_npy_save(out, x);
     if (!st && lout) st = graft_npy_save(lout, y);
     if (!st) {
-        if (json)
-            printf("{\"samples\": %lld, \"dim\": %lld, \"cached\": %s, \"features\": \"%s\", \"labels\": \"%s\"}\n",
-                   (long long)x->dims[0], (long long)x->dims[1], cached ? "true" : "false", out ? out : "",
-                   lout ? lout : "");
+        if (json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "samples", (double)x->dims[0]);
+            cJSON_AddNumberToObject(j, "dim", (double)x->dims[1]);
+            cJSON_AddBoolToObject(j, "cached", cached);
+            cJSON_AddStringToObject(j, "features", out ? out : "");
+            cJSON_AddStringToObject(j, "labels", lout ? lout : "");
+            char *text = cJSON_PrintUnformatted(j);
+            if (text) puts(text);
+            free(text);
+            cJSON_Delete(j);
+        }
         else
             printf("%lld samples x %lld features%s%s%s\n", (long long)x->dims[0], (long long)x->dims[1],
                    cached ? " (from the cache)" : "", out ? " -> " : "", out ? out : "");
@@ -760,6 +768,19 @@ static double wall_seconds(void)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* Doubles the list; on failure frees it (and its k strings) and returns NULL. */
+static char **grow_list(char **l, int64_t k, int64_t *cap)
+{
+    char **m = realloc(l, (size_t)(*cap * 2) * sizeof *l);
+    if (m) {
+        *cap *= 2;
+        return m;
+    }
+    for (int64_t i = 0; i < k; i++) free(l[i]);
+    free(l);
+    return NULL;
+}
+
 /* Files given, and the image files of folders given (sorted), into a malloc'd list. */
 static int collect_inputs(char **args, int n, char ***list, int64_t *count)
 {
@@ -773,8 +794,7 @@ static int collect_inputs(char **args, int n, char ***list, int64_t *count)
             int64_t first = k;
             while (d && (e = readdir(d))) {
                 if (e->d_name[0] == '.' || !image_file(e->d_name)) continue;
-                if (k == cap) l = realloc(l, (size_t)(cap *= 2) * sizeof *l);
-                if (!l) break;
+                if (k == cap && !(l = grow_list(l, k, &cap))) break;
                 size_t len = strlen(args[i]) + strlen(e->d_name) + 2;
                 l[k] = malloc(len);
                 if (l[k]) snprintf(l[k], len, "%s/%s", args[i], e->d_name), k++;
@@ -782,8 +802,8 @@ static int collect_inputs(char **args, int n, char ***list, int64_t *count)
             if (d) closedir(d);
             if (l) qsort(l + first, (size_t)(k - first), sizeof *l, cmp_str);
         } else {
-            if (k == cap) l = realloc(l, (size_t)(cap *= 2) * sizeof *l);
-            if (l) l[k++] = strdup(args[i]);
+            if (k == cap && !(l = grow_list(l, k, &cap))) break;
+            l[k++] = strdup(args[i]);
         }
     }
     if (!l) return fail(GRAFT_E_NOMEM);
