@@ -222,13 +222,18 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void progress(const gr_extract_opts *o, int64_t done, int64_t total, double t0, int final)
+/* A line updated in place on a terminal; on a pipe or file, one plain line per quarter of the
+ * work and one at the end (*next: the next quarter to report). */
+static void progress(const gr_extract_opts *o, int64_t done, int64_t total, double t0, int final, int *next)
 {
-    if (o->quiet || !isatty(2)) return;
+    if (o->quiet) return;
     double el = now() - t0, rate = el > 0 ? done / el : 0;
-    fprintf(stderr, "\rextract: %lld/%lld images, %.0f img/s, ETA %.0f s   ", (long long)done, (long long)total, rate,
-            rate > 0 ? (total - done) / rate : 0.0);
-    if (final) fputc('\n', stderr);
+    int tty = isatty(2);
+    if (!tty && !final && done * 4 < (int64_t)*next * total) return;
+    if (!tty && final && *next > 4) return;  /* the last quarter's line said it already */
+    if (!tty) *next = (int)(done * 4 / (total ? total : 1)) + 1;
+    fprintf(stderr, "%sextract: %lld/%lld images, %.0f img/s, ETA %.0f s%s", tty ? "\r" : "", (long long)done,
+            (long long)total, rate, rate > 0 ? (total - done) / rate : 0.0, tty && !final ? "   " : "\n");
 }
 
 /* The model cut at several values (their outputs in that order), rewritten for inference. */
@@ -298,6 +303,7 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
         if (!st && (!fs[k].y || !fs[k].index)) st = GRAFT_E_NOMEM;
     }
     double t0 = now();
+    int next_report = 1;
     gr_batch b;
     int r = 0;
     while (!st && (r = gr_loader_next(l, &b)) > 0) {
@@ -323,10 +329,10 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
                 f->index[f->n] = b.index[i];
             }
         }
-        progress(o, fs[0].n, n, t0, 0);
+        progress(o, fs[0].n, n, t0, 0, &next_report);
     }
     if (!st && r < 0) st = -r;
-    if (!st) progress(o, fs[0].n, n, t0, 1);
+    if (!st) progress(o, fs[0].n, n, t0, 1, &next_report);
     gr_plan_free(plan);
     gr_loader_free(l);
     gr_dnnl_free(dnnl);
