@@ -164,22 +164,30 @@ double graft_head_cv_accuracy(const graft_head *h) { return h->h.cv_scores ? h->
 
 /* ---- evaluation ---- */
 
+/* Metrics of probabilities against labels, with group ids when given (their count in *ngroup). */
+static int metrics_of(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group, int *ngroup,
+                      gr_metrics *m)
+{
+    *ngroup = 0;
+    if (group) {
+        if (group->dtype != GRAFT_INT32 || group->rank != 1 || group->dims[0] != prob->dims[0])
+            return gr_err(GRAFT_E_SHAPE, "group ids must be int32 (n)");
+        const int32_t *g = group->data;
+        for (int64_t i = 0; i < group->dims[0]; i++) *ngroup = g[i] + 1 > *ngroup ? g[i] + 1 : *ngroup;
+    }
+    return gr_metrics_compute(prob->data, y->data, prob->dims[0], (int)prob->dims[1], group ? group->data : NULL, *ngroup,
+                              0, m);
+}
+
 graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
                                  const char *const *class_names, const char *const *group_names, char **json)
 {
     int st = check_rows(prob, y);
     if (st) return (graft_status)st;
     if (!y || !json) return gr_err(GRAFT_E_ARG, "graft_evaluate_json: labels and json are needed");
-    int nclass = (int)prob->dims[1], ngroup = 0;
-    if (group) {
-        if (group->dtype != GRAFT_INT32 || group->rank != 1 || group->dims[0] != prob->dims[0])
-            return gr_err(GRAFT_E_SHAPE, "group ids must be int32 (n)");
-        const int32_t *g = group->data;
-        for (int64_t i = 0; i < group->dims[0]; i++) ngroup = g[i] + 1 > ngroup ? g[i] + 1 : ngroup;
-    }
+    int nclass = (int)prob->dims[1], ngroup;
     gr_metrics m;
-    if ((st = gr_metrics_compute(prob->data, y->data, prob->dims[0], nclass, group ? group->data : NULL, ngroup, 0, &m)))
-        return (graft_status)st;
+    if ((st = metrics_of(prob, y, group, &ngroup, &m))) return (graft_status)st;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "samples", (double)m.n);
     cJSON_AddNumberToObject(o, "accuracy", m.accuracy);
@@ -251,16 +259,9 @@ graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor 
     int st = check_rows(prob, y);
     if (st) return (graft_status)st;
     if (!y || !path) return gr_err(GRAFT_E_ARG, "graft_evaluate_report: labels and path are needed");
-    int nclass = (int)prob->dims[1], ngroup = 0;
-    if (group) {
-        if (group->dtype != GRAFT_INT32 || group->rank != 1 || group->dims[0] != prob->dims[0])
-            return gr_err(GRAFT_E_SHAPE, "group ids must be int32 (n)");
-        const int32_t *g = group->data;
-        for (int64_t i = 0; i < group->dims[0]; i++) ngroup = g[i] + 1 > ngroup ? g[i] + 1 : ngroup;
-    }
+    int nclass = (int)prob->dims[1], ngroup;
     gr_metrics m;
-    if ((st = gr_metrics_compute(prob->data, y->data, prob->dims[0], nclass, group ? group->data : NULL, ngroup, 0, &m)))
-        return (graft_status)st;
+    if ((st = metrics_of(prob, y, group, &ngroup, &m))) return (graft_status)st;
     char **names = gr_calloc((size_t)nclass + 1, sizeof *names);
     for (int c = 0; names && c < nclass; c++) {
         char id[16];
