@@ -427,40 +427,63 @@ static void default_cache(char *buf, size_t n, const char *sub)
     else snprintf(buf, n, "%s/.cache/graft/%s", home ? home : ".", sub);
 }
 
+/* --cache DIR / --no-cache / the default folder, as the cache_dir of graft_extract_opts. */
+static const char *cache_dir(const char *cache, int nocache, char *buf, size_t n)
+{
+    if (nocache) return NULL;
+    if (cache) return cache;
+    default_cache(buf, n, "features");
+    return buf;
+}
+
+/* The flags of every command that extracts features (extract, fit, fewshot). */
+typedef struct extract_flags {
+    graft_extract_opts o;
+    const char *cache;
+    int nocache;
+} extract_flags;
+
+/* Takes argv[*i] (and its value, advancing *i) when it is one of those flags: 1 if it was. */
+static int extract_flag(int argc, char **argv, int *i, extract_flags *f)
+{
+    const char *a = argv[*i];
+    int more = *i + 1 < argc;
+    if (!strcmp(a, "--no-cache")) f->nocache = 1;
+    else if (!strcmp(a, "--skip-bad")) f->o.skip_bad = 1;
+    else if (!strcmp(a, "--layer") && more) f->o.layer = argv[++*i];
+    else if (!strcmp(a, "--pool") && more) f->o.pool = argv[++*i];
+    else if (!strcmp(a, "--transform") && more) f->o.transform = argv[++*i];
+    else if (!strcmp(a, "--cache") && more) f->cache = argv[++*i];
+    else if (!strcmp(a, "--batch") && more) f->o.batch = atoi(argv[++*i]);
+    else if (!strcmp(a, "--workers") && more) f->o.workers = atoi(argv[++*i]);
+    else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++*i]));
+    else return 0;
+    return 1;
+}
+
 static int cmd_extract(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *out = NULL, *lout = NULL, *cache = NULL;
-    int json = 0, nocache = 0;
-    graft_extract_opts o = {0};
+    const char *model = NULL, *data = NULL, *out = NULL, *lout = NULL;
+    int json = 0;
+    extract_flags f = {0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help")) { fputs(EXTRACT_HELP, stdout); return 0; }
         else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--no-cache")) nocache = 1;
-        else if (!strcmp(a, "--skip-bad")) o.skip_bad = 1;
-        else if (!strcmp(a, "--layer") && more) o.layer = argv[++i];
-        else if (!strcmp(a, "--pool") && more) o.pool = argv[++i];
-        else if (!strcmp(a, "--transform") && more) o.transform = argv[++i];
+        else if (extract_flag(argc, argv, &i, &f)) continue;
         else if ((!strcmp(a, "--output") || !strcmp(a, "-o")) && more) out = argv[++i];
         else if (!strcmp(a, "--labels-output") && more) lout = argv[++i];
-        else if (!strcmp(a, "--cache") && more) cache = argv[++i];
-        else if (!strcmp(a, "--batch") && more) o.batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--workers") && more) o.workers = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++i]));
         else if (a[0] == '-') return usage_error("extract", "unknown flag or missing value");
         else if (!model) model = a;
         else if (!data) data = a;
         else return usage_error("extract", "more than a model and a dataset given");
     }
     if (!model || !data) return usage_error("extract", "give a model and a dataset");
+    graft_extract_opts o = f.o;
     if (o.batch < 0 || o.workers < 0) return usage_error("extract", "--batch and --workers must be positive");
     char cache_buf[1024];
-    if (!cache && !nocache) {
-        default_cache(cache_buf, sizeof cache_buf, "features");
-        cache = cache_buf;
-    }
-    o.cache_dir = nocache ? NULL : cache;
+    o.cache_dir = cache_dir(f.cache, f.nocache, cache_buf, sizeof cache_buf);
     o.quiet = json;
     graft_dataset *d;
     graft_status st = graft_dataset_open(data, NULL, &d);
@@ -589,25 +612,17 @@ static graft_status map_classes(const graft_dataset *train, const graft_dataset 
 
 static int cmd_fit(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *out = NULL, *cache = NULL, *test = NULL;
-    int json = 0, nocache = 0, shots = 0;
+    const char *model = NULL, *data = NULL, *out = NULL, *test = NULL;
+    int json = 0, shots = 0;
     double val = 0.2;
-    graft_extract_opts eo = {0};
+    extract_flags f = {0};
     graft_fit_opts fo = {0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help")) { fputs(FIT_HELP, stdout); return 0; }
         else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--no-cache")) nocache = 1;
-        else if (!strcmp(a, "--skip-bad")) eo.skip_bad = 1;
-        else if (!strcmp(a, "--layer") && more) eo.layer = argv[++i];
-        else if (!strcmp(a, "--pool") && more) eo.pool = argv[++i];
-        else if (!strcmp(a, "--transform") && more) eo.transform = argv[++i];
-        else if (!strcmp(a, "--cache") && more) cache = argv[++i];
-        else if (!strcmp(a, "--batch") && more) eo.batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--workers") && more) eo.workers = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++i]));
+        else if (extract_flag(argc, argv, &i, &f)) continue;
         else if (!strcmp(a, "--head") && more) fo.kind = argv[++i];
         else if (!strcmp(a, "--norm") && more) fo.norm = argv[++i];
         else if (!strcmp(a, "--C") && more) fo.C = atof(argv[++i]);
@@ -629,12 +644,9 @@ static int cmd_fit(int argc, char **argv)
         return usage_error("fit", "--head must be logreg, mlp, knn or ncm");
     if (fo.norm && strcmp(fo.norm, "standardize") && strcmp(fo.norm, "l2") && strcmp(fo.norm, "none"))
         return usage_error("fit", "--norm must be standardize, l2 or none");
+    graft_extract_opts eo = f.o;
     char cache_buf[1024];
-    if (!cache && !nocache) {
-        default_cache(cache_buf, sizeof cache_buf, "features");
-        cache = cache_buf;
-    }
-    eo.cache_dir = nocache ? NULL : cache;
+    eo.cache_dir = cache_dir(f.cache, f.nocache, cache_buf, sizeof cache_buf);
     eo.quiet = json;
     graft_dataset *d;
     graft_status st = graft_dataset_open(data, NULL, &d);
@@ -919,10 +931,7 @@ static int cmd_eval(int argc, char **argv)
     int rc = load_head(head, model, &h, &org);
     if (rc) return rc;
     char cache_buf[1024];
-    if (!cache && !nocache) {
-        default_cache(cache_buf, sizeof cache_buf, "features");
-        cache = cache_buf;
-    }
+    const char *cdir = cache_dir(cache, nocache, cache_buf, sizeof cache_buf);
     double t0 = wall_seconds();
     graft_dataset *d = NULL;
     graft_tensor *X = NULL, *y = NULL, *prob = NULL;
@@ -932,7 +941,7 @@ static int cmd_eval(int argc, char **argv)
     const char **names = NULL;
     if (!st) {
         graft_extract_opts eo = {.layer = org.layer, .pool = org.pool, .transform = org.transform, .quiet = json,
-                                 .cache_dir = nocache ? NULL : cache, .skip_bad = skip_bad};
+                                 .cache_dir = cdir, .skip_bad = skip_bad};
         st = graft_extract(org.model, d, &eo, &X, &y, NULL, NULL);
     }
     if (!st) st = graft_head_predict(h, X, &prob);
@@ -1016,24 +1025,16 @@ static int cmd_export(int argc, char **argv)
 
 static int cmd_fewshot(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *cache = NULL, *shots = "1";
-    int json = 0, nocache = 0;
-    graft_extract_opts eo = {0};
+    const char *model = NULL, *data = NULL, *shots = "1";
+    int json = 0;
+    extract_flags f = {0};
     graft_fewshot_opts fo = {0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help")) { fputs(FEWSHOT_HELP, stdout); return 0; }
         else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--no-cache")) nocache = 1;
-        else if (!strcmp(a, "--skip-bad")) eo.skip_bad = 1;
-        else if (!strcmp(a, "--layer") && more) eo.layer = argv[++i];
-        else if (!strcmp(a, "--pool") && more) eo.pool = argv[++i];
-        else if (!strcmp(a, "--transform") && more) eo.transform = argv[++i];
-        else if (!strcmp(a, "--cache") && more) cache = argv[++i];
-        else if (!strcmp(a, "--batch") && more) eo.batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--workers") && more) eo.workers = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++i]));
+        else if (extract_flag(argc, argv, &i, &f)) continue;
         else if (!strcmp(a, "--method") && more) fo.method = argv[++i];
         else if (!strcmp(a, "--way") && more) fo.way = atoi(argv[++i]);
         else if (!strcmp(a, "--shot") && more) shots = argv[++i];
@@ -1055,12 +1056,9 @@ static int cmd_fewshot(int argc, char **argv)
     if (fo.way < 0 || fo.query < 0 || fo.episodes < 0) return usage_error("fewshot", "counts must be positive");
     if (fo.method && strcmp(fo.method, "simpleshot") && strcmp(fo.method, "knn") && strcmp(fo.method, "imprint"))
         return usage_error("fewshot", "--method must be simpleshot, knn or imprint");
+    graft_extract_opts eo = f.o;
     char cache_buf[1024];
-    if (!cache && !nocache) {
-        default_cache(cache_buf, sizeof cache_buf, "features");
-        cache = cache_buf;
-    }
-    eo.cache_dir = nocache ? NULL : cache;
+    eo.cache_dir = cache_dir(f.cache, f.nocache, cache_buf, sizeof cache_buf);
     eo.quiet = json;
     graft_dataset *d;
     graft_status st = graft_dataset_open(data, NULL, &d);
