@@ -80,6 +80,10 @@ int graft_model_input_shape(const graft_model *m, int i, int64_t dims[GRAFT_MAX_
 graft_status graft_model_run(graft_model *m, const graft_tensor *const *inputs, int ninputs,
                              graft_tensor **outputs, int noutputs);
 
+/* The model's metadata_props value for key (graft writes graft.classes, graft.transform, ...),
+ * or NULL. Owned by the model. */
+const char *graft_model_metadata(const graft_model *m, const char *key);
+
 /* Bytes of activation memory the last plan needs (its liveness-based arena). */
 size_t graft_model_peak_bytes(const graft_model *m);
 
@@ -230,17 +234,66 @@ typedef struct graft_fewshot_opts {
 graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, int nclass, const graft_fewshot_opts *o,
                                 double *mean, double *ci95);
 
+/* ---- fine-tuning -----------------------------------------------------------------------------
+ * The recipe of timm and the Keras transfer guide in one call: the classifier is replaced by a
+ * new linear head for the dataset's classes (or the model is cut at `layer` and the head reads
+ * that map, pooled); phase 1 trains the head on the frozen trunk, phase 2 unfreezes `freeze` at
+ * lr * lr_ratio; AdamW or SGD with warm-up + cosine, label smoothing, augmentation, early
+ * stopping on a stratified validation split with the best weights kept, BatchNorms of frozen
+ * layers in inference mode. Zero means "chosen from the dataset's size" (the summary's recipe
+ * says what was chosen). The result is one ONNX file with output "probabilities" and the class
+ * names, preprocessing, recipe and learning curves in its metadata, which graft predict/eval
+ * and onnxruntime read. */
+typedef struct graft_finetune_opts {
+    const char *layer;      /* NULL: replace the classifier; a name: cut there, new head */
+    const char *pool;       /* for a cut map: "mean" (default) or "grid2" */
+    const char *head_init;  /* "probe" (default): phase 1 fits a logistic regression on the frozen
+                               features (cross-validated C, as graft fit) and starts the head
+                               from it (LP-FT); "random": torch's Linear init, then head epochs */
+    const char *cache_dir;  /* the probe's feature cache (NULL: none) */
+    const char *freeze;     /* what phase 2 trains besides the head: "all", "last:N" (blocks),
+                               "after:NODE", "pattern:GLOB", ... (see graft finetune --help);
+                               "head": no phase 2 */
+    int head_epochs, epochs;/* phase 1 and phase 2 epochs; < 0 skips the phase */
+    const char *optimizer;  /* "adamw" (default) or "sgd" */
+    double lr;              /* phase 1 learning rate (1e-3 AdamW, 0.01 SGD) */
+    double lr_ratio;        /* phase 2 rate = lr * lr_ratio (0.1) */
+    double layer_decay;     /* phase 2: rate * decay^(depth from the top); 0: none */
+    double weight_decay;    /* 0.01 AdamW, 1e-4 SGD; < 0: none */
+    double label_smoothing; /* 0.1; < 0: none */
+    double dropout;         /* before the new head (0: none) */
+    double val_frac;        /* validation fraction; < 0: no split (no early stopping) */
+    int patience;           /* epochs without improvement before a phase stops (5); < 0: never */
+    int batch, workers;     /* 32, 2 */
+    const char *transform;  /* evaluation preprocessing, text form (default ImageNet's) */
+    const char *augment;    /* training transform; NULL: the preprocessing with a random resized
+                               crop instead of resize + crop, and a horizontal flip */
+    const char *checkpoint_dir; /* NULL: none; else a checkpoint after every epoch */
+    int resume;             /* continue from checkpoint_dir */
+    uint64_t seed;
+    int quiet;              /* no progress lines on stderr */
+    int stop_after_epochs;  /* > 0: stop with an error after that many epochs (tests) */
+} graft_finetune_opts;
+
+/* Fine-tunes on the samples `subset` (int64 indices; NULL: all) and writes the model to
+ * out_path. *summary (may be NULL; caller frees) is JSON: recipe, train, val, best_epoch,
+ * best_val_accuracy, seconds and history (per-epoch arrays phase, epoch, train_loss, train_acc,
+ * val_loss, val_acc, lr, seconds). */
+graft_status graft_finetune(const char *model_path, const graft_dataset *d, const graft_tensor *subset,
+                            const graft_finetune_opts *o, const char *out_path, char **summary);
+
 /* ---- evaluation ----------------------------------------------------------------------------
  * Accuracy, top-5, per-class precision/recall/F1, confusion matrix and expected calibration
  * error (15 bins) of probabilities against labels, as JSON (the caller frees it); with group
  * ids, per-group accuracy and the worst group. class_names / group_names may be NULL. */
 graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
                                  const char *const *class_names, const char *const *group_names, char **json);
-/* The same evaluation as one self-contained HTML page (inline SVG: confusion matrix,
- * reliability diagram, per-class and per-group tables), written atomically to path. */
+/* The same evaluation as one self-contained HTML page (inline SVG: learning curves, confusion
+ * matrix, reliability diagram, per-class and per-group tables), written atomically to path.
+ * history (may be NULL): the learning curves as graft_finetune's summary "history" object. */
 graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
                                    const char *const *class_names, const char *const *group_names, const char *title,
-                                   const char *recipe, double seconds, const char *path);
+                                   const char *recipe, const char *history, double seconds, const char *path);
 
 #ifdef __cplusplus
 }

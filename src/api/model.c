@@ -180,3 +180,10 @@ graft_status graft_model_run(graft_model *m, const graft_tensor *const *inputs, 
 }
 
 size_t graft_model_peak_bytes(const graft_model *m) { return m->plan ? gr_plan_arena_bytes(m->plan) : 0; }
+
+const char *graft_model_metadata(const graft_model *m, const char *key)
+{
+    for (int i = 0; m && key && i < m->g->nmeta; i++)
+        if (!strcmp(m->g->meta[i].key, key)) return m->g->meta[i].value;
+    return NULL;
+}

@@ -1,10 +1,12 @@
 /* transfer_api.c — the public transfer API (include/graft.h) over transfer/. */
 #include "api.h"
 
+#include "train/train.h"
 #include "transfer/transfer.h"
 
 #include <cjson/cJSON.h>
 
+#include <math.h>
 #include <string.h>
 
 static int pool_of(const char *s, int *out)
@@ -252,9 +254,46 @@ graft_status graft_head_set_origin(graft_head *h, const char *json)
 
 const char *graft_head_origin(const graft_head *h) { return h->h.origin; }
 
+/* Learning curves from a fine-tuning history (see graft_finetune): losses and accuracies
+ * against the epoch counted over both phases. */
+typedef struct curves {
+    gr_curve c[4];
+    int n;
+    double *buf;
+} curves;
+
+static int curves_of(const char *history, curves *cv)
+{
+    static const char *const keys[4] = {"train_loss", "val_loss", "train_acc", "val_acc"};
+    static const char *const names[4] = {"train loss", "val loss", "train accuracy", "val accuracy"};
+    cJSON *o = cJSON_Parse(history);
+    int n = cJSON_GetArraySize(cJSON_GetObjectItem(o, keys[0]));
+    if (!o || n <= 0) {
+        cJSON_Delete(o);
+        return gr_err(GRAFT_E_FORMAT, "the learning-curve history is not graft's JSON");
+    }
+    cv->buf = malloc((size_t)n * 5 * sizeof *cv->buf);
+    if (!cv->buf) { cJSON_Delete(o); return GRAFT_E_NOMEM; }
+    double *x = cv->buf;
+    for (int i = 0; i < n; i++) x[i] = i + 1;
+    for (int k = 0; k < 4; k++) {
+        double *y = cv->buf + (size_t)(k + 1) * n;
+        const cJSON *a = cJSON_GetObjectItem(o, keys[k]);
+        int any = 0;
+        for (int i = 0; i < n; i++) {
+            const cJSON *e = cJSON_GetArrayItem(a, i);
+            y[i] = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+            any |= isfinite(y[i]);
+        }
+        if (any) cv->c[cv->n++] = (gr_curve){.name = names[k], .x = x, .y = y, .n = n};
+    }
+    cJSON_Delete(o);
+    return GRAFT_OK;
+}
+
 graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
                                    const char *const *class_names, const char *const *group_names, const char *title,
-                                   const char *recipe, double seconds, const char *path)
+                                   const char *recipe, const char *history, double seconds, const char *path)
 {
     int st = check_rows(prob, y);
     if (st) return (graft_status)st;
@@ -271,7 +310,11 @@ graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor 
     gr_report r = {.title = title ? title : "graft evaluation", .recipe = recipe ? recipe : "",
                    .class_names = (const char *const *)names, .group_names = group_names, .m = &m, .seconds = seconds,
                    .peak_mb = (double)gr_peak_rss() / (1 << 20)};
-    st = names ? gr_report_write(path, &r) : GRAFT_E_NOMEM;
+    curves cv = {0};
+    if (!st && history) st = curves_of(history, &cv);
+    r.curves = cv.c, r.ncurves = cv.n;
+    if (!st) st = names ? gr_report_write(path, &r) : GRAFT_E_NOMEM;
+    free(cv.buf);
     for (int c = 0; names && c < nclass; c++) free(names[c]);
     free(names);
     gr_metrics_free(&m);
@@ -359,4 +402,85 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, co
         return gr_err(GRAFT_E_NOMEM, "out of memory");
     }
     return GRAFT_OK;
+}
+
+/* ---- fine-tuning ---- */
+
+static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
+{
+    gr_ft_defaults(r);
+    r->layer = o->layer, r->freeze = o->freeze, r->cache_dir = o->cache_dir;
+    if (!o->head_init || !strcmp(o->head_init, "probe")) r->head_init = GR_HEAD_INIT_PROBE;
+    else if (!strcmp(o->head_init, "random")) r->head_init = GR_HEAD_INIT_RANDOM;
+    else return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe or random)", o->head_init);
+    int st = GRAFT_OK;
+    if (o->pool && !strcmp(o->pool, "none")) return gr_err(GRAFT_E_ARG, "fine-tuning pools a cut map: mean or grid2");
+    if ((st = pool_of(o->pool, &r->pool))) return st;
+    if (o->head_epochs) r->head_epochs = o->head_epochs < 0 ? 0 : o->head_epochs;
+    if (o->epochs) r->epochs = o->epochs < 0 ? 0 : o->epochs;
+    if (!o->optimizer || !strcmp(o->optimizer, "adamw")) r->opt = GR_ADAMW;
+    else if (!strcmp(o->optimizer, "sgd")) r->opt = GR_SGD;
+    else return gr_err(GRAFT_E_ARG, "unknown optimizer '%s' (adamw or sgd)", o->optimizer);
+    if (o->lr < 0 || o->lr_ratio < 0 || o->layer_decay < 0 || o->layer_decay >= 1 || o->dropout < 0 || o->dropout >= 1 ||
+        o->val_frac >= 1 || o->batch < 0 || o->workers < 0 || o->label_smoothing >= 1)
+        return gr_err(GRAFT_E_ARG, "fine-tuning options out of range (lr, ratio >= 0; layer decay, dropout, "
+                      "validation fraction and label smoothing below 1; batch, workers >= 0)");
+    if (o->lr) r->lr = o->lr;
+    if (o->lr_ratio) r->lr_ratio = o->lr_ratio;
+    r->layer_decay = o->layer_decay;
+    if (o->weight_decay) r->weight_decay = o->weight_decay < 0 ? 0 : o->weight_decay;
+    if (o->label_smoothing) r->label_smoothing = o->label_smoothing < 0 ? 0 : (float)o->label_smoothing;
+    r->dropout = (float)o->dropout;
+    if (o->val_frac) r->val_frac = o->val_frac < 0 ? 0 : o->val_frac;
+    if (o->patience) r->patience = o->patience < 0 ? 0 : o->patience;
+    if (o->batch) r->batch = o->batch;
+    if (o->workers) r->workers = o->workers;
+    if (o->transform && (st = gr_transform_parse(o->transform, &r->eval_t))) return gr_err_prefix(st, "--transform");
+    if (o->augment) {
+        if ((st = gr_transform_parse(o->augment, &r->train_t))) return gr_err_prefix(st, "--augment");
+        r->has_train_t = 1;
+    }
+    r->ckpt_dir = o->checkpoint_dir, r->resume = o->resume, r->seed = o->seed, r->quiet = o->quiet;
+    r->stop_after_epochs = o->stop_after_epochs;
+    if (o->resume && !o->checkpoint_dir) return gr_err(GRAFT_E_ARG, "resume needs a checkpoint folder");
+    return GRAFT_OK;
+}
+
+static char *finetune_summary(const gr_ft_result *r)
+{
+    char *hist = gr_ft_history_json(r);
+    cJSON *o = cJSON_CreateObject(), *h = hist ? cJSON_Parse(hist) : NULL;
+    free(hist);
+    if (!h) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "recipe", r->recipe);
+    cJSON_AddNumberToObject(o, "train", (double)r->ntrain);
+    cJSON_AddNumberToObject(o, "val", (double)r->nval);
+    cJSON_AddNumberToObject(o, "best_epoch", r->best);
+    if (isfinite(r->best_val)) cJSON_AddNumberToObject(o, "best_val_accuracy", r->best_val);
+    else cJSON_AddNullToObject(o, "best_val_accuracy");
+    cJSON_AddNumberToObject(o, "seconds", r->seconds);
+    cJSON_AddItemToObject(o, "history", h);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+graft_status graft_finetune(const char *model_path, const graft_dataset *d, const graft_tensor *subset,
+                            const graft_finetune_opts *o, const char *out_path, char **summary)
+{
+    if (!model_path || !d || !out_path) return gr_err(GRAFT_E_ARG, "graft_finetune: model, dataset and output must not be NULL");
+    graft_finetune_opts def = {0};
+    gr_ft_opts r;
+    int st = finetune_opts(o ? o : &def, &r);
+    if (st) return (graft_status)st;
+    if (subset && (subset->dtype != GRAFT_INT64 || subset->rank != 1))
+        return gr_err(GRAFT_E_ARG, "graft_finetune: the subset must be a 1-D int64 tensor of sample indices");
+    gr_ft_result res;
+    st = gr_finetune(model_path, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0, &r, out_path, &res);
+    if (!st && summary && !(*summary = finetune_summary(&res))) st = gr_err(GRAFT_E_NOMEM, "out of memory");
+    gr_ft_result_free(&res);
+    return (graft_status)st;
 }

@@ -45,6 +45,8 @@ static const char *HELP =
     "                                      features of a dataset from a cut model (cached)\n"
     "  fit MODEL DATA [--head logreg|mlp|knn|ncm] [-o HEAD]\n"
     "                                      a new head on the cached features, validated\n"
+    "  finetune MODEL DATA -o OUT.onnx [--freeze SPEC] [--epochs N] [--checkpoint DIR [--resume]]\n"
+    "                                      new head, train it, unfreeze, train more: one ONNX\n"
     "  predict HEAD INPUT... [--top K]     labels for images or folders, with probabilities\n"
     "  eval HEAD DATA [--report R.html]    accuracy, per-class, calibration; an HTML report\n"
     "  export HEAD -o MODEL.onnx           the model and a fitted head as one ONNX file\n"
@@ -118,21 +120,55 @@ static const char *FIT_HELP =
     "on K examples per class drawn by --seed (the few-shot setting); --test evaluates on another\n"
     "dataset with the same classes instead of a validation split.\n";
 
+static const char *FINETUNE_HELP =
+    "usage: graft finetune MODEL DATA --output OUT.onnx [--json] [--threads N]\n"
+    "         [--layer NODE|auto] [--pool mean|grid2] [--head-init probe|random] [--freeze SPEC]\n"
+    "         [--head-epochs N] [--epochs N] [--cache DIR | --no-cache]\n"
+    "         [--optimizer adamw|sgd] [--lr X] [--lr-ratio X] [--layer-decay X] [--weight-decay X]\n"
+    "         [--label-smoothing X] [--dropout X] [--val F] [--patience N] [--batch N] [--workers N]\n"
+    "         [--transform SPEC] [--augment SPEC] [--checkpoint DIR] [--resume] [--seed N]\n"
+    "         [--shots K] [--test TESTDATA] [--report REPORT.html]\n"
+    "\n"
+    "Fine-tunes MODEL on the labelled images of DATA, the recipe of timm and the Keras transfer\n"
+    "guide: the classifier is replaced by a new linear head for DATA's classes (--layer cuts the\n"
+    "model at a map instead, pooled by --pool; auto picks it as `graft fit --layer auto`);\n"
+    "phase 1 trains the head on the frozen model: by default a logistic regression fitted on\n"
+    "the frozen features (cross-validated C, features cached as in graft extract) becomes the\n"
+    "head (LP-FT), with --head-init random it starts at random and trains for --head-epochs;\n"
+    "phase 2 unfreezes --freeze at lr x --lr-ratio (--epochs). Freeze specs, comma-separated and applied left to right: all,\n"
+    "none, head, last:N (the last N blocks), after:NODE (everything after a node),\n"
+    "pattern:GLOB (parameter names), each but all/none with '-' to exclude; phase 2 always\n"
+    "trains the head too, and --freeze head skips it. BatchNorms of frozen layers stay in\n"
+    "inference mode. AdamW (or SGD with momentum 0.9), linear warm-up then cosine, label\n"
+    "smoothing, layer-wise rate decay (--layer-decay 0.8: each layer down gets 0.8x), dropout\n"
+    "before the head. A stratified validation split (--val) scores every epoch; each phase keeps\n"
+    "its best weights and stops after --patience epochs without improvement. Training images\n"
+    "are augmented (--augment; default: the preprocessing with a random resized crop and a\n"
+    "horizontal flip). Left out, every setting is chosen from the dataset's size and printed.\n"
+    "--checkpoint DIR writes the session after every epoch; --resume continues an interrupted run\n"
+    "from it, with the same result. --shots K trains on K images per class (by --seed); --test\n"
+    "evaluates the result on another dataset with the same class names, and --report writes the\n"
+    "HTML report of that evaluation with the learning curves. The output is one ONNX file\n"
+    "(output \"probabilities\"; class names, preprocessing, recipe and curves in its metadata)\n"
+    "that graft predict, graft eval and onnxruntime take.\n";
+
 static const char *PREDICT_HELP =
     "usage: graft predict HEAD INPUT... [--top K] [--json] [--model MODEL] [--threads N]\n"
     "\n"
     "Top-K labels (default 5) with probabilities for each image (JPEG, PNG, PGM/PPM) or each image\n"
     "file in a folder, from a head saved by `graft fit -o HEAD`: the head remembers the model,\n"
     "layer, pooling, preprocessing and class names it was fitted with (--model points elsewhere\n"
-    "if the model moved).\n";
+    "if the model moved). HEAD may also be a model.onnx made by graft finetune or graft export.\n";
 
 static const char *EVAL_HELP =
     "usage: graft eval HEAD DATA [--report REPORT.html] [--json] [--model MODEL] [--cache DIR |\n"
     "                  --no-cache] [--skip-bad] [--threads N]\n"
     "\n"
-    "Evaluates a head saved by `graft fit -o HEAD` on a labelled dataset: accuracy, top-5, macro F1,\n"
+    "Evaluates a head saved by `graft fit -o HEAD`, or a model.onnx made by graft finetune or\n"
+    "graft export, on a labelled dataset: accuracy, top-5, macro F1,\n"
     "expected calibration error (15 bins) and per-class precision/recall/F1. --report writes one\n"
-    "self-contained HTML page with the confusion matrix, the reliability diagram and the tables.\n";
+    "self-contained HTML page with the confusion matrix, the reliability diagram and the tables\n"
+    "(and the learning curves of a fine-tuned model).\n";
 
 static const char *EXPORT_HELP =
     "usage: graft export HEAD --output MODEL.onnx [--model SOURCE.onnx]\n"
@@ -728,13 +764,66 @@ typedef struct origin {
     cJSON *o;
     const char *model, *layer, *pool, *transform;
     cJSON *classes;
+    char *history;      /* a fine-tuned model's learning curves (graft.history), or NULL */
+    char *recipe;       /* and its recipe (graft.recipe), or NULL */
 } origin;
 
+static int is_onnx(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 5 && !strcasecmp(path + n - 5, ".onnx");
+}
+
+/* A fine-tuned or exported model (ONNX with output "probabilities"): its own features are the
+ * probabilities, so the "head" is the identity (*h = NULL). */
+static int load_model_origin(const char *path, origin *org)
+{
+    graft_model *m;
+    graft_status st = graft_model_load(path, &m);
+    if (st) return fail(st);
+    const char *classes = graft_model_metadata(m, "graft.classes"), *tf = graft_model_metadata(m, "graft.transform"),
+               *hist = graft_model_metadata(m, "graft.history"), *recipe = graft_model_metadata(m, "graft.recipe");
+    int ok = 0;
+    for (int i = 0; i < graft_model_num_outputs(m); i++) ok |= !strcmp(graft_model_output_name(m, i), "probabilities");
+    if (!ok) {
+        fprintf(stderr, "graft: %s has no output 'probabilities': give a model made by graft finetune or graft export, "
+                        "or a head saved by graft fit\n", path);
+        graft_model_free(m);
+        return EXIT_INPUT;
+    }
+    org->o = cJSON_CreateObject();
+    cJSON_AddStringToObject(org->o, "model", path);
+    cJSON_AddStringToObject(org->o, "layer", "probabilities");
+    cJSON_AddStringToObject(org->o, "pool", "none");
+    if (tf) cJSON_AddStringToObject(org->o, "transform", tf);
+    cJSON *c = classes ? cJSON_Parse(classes) : NULL;
+    if (c) cJSON_AddItemToObject(org->o, "classes", c);
+    org->model = path;
+    org->layer = "probabilities";
+    org->pool = "none";
+    org->transform = cJSON_GetStringValue(cJSON_GetObjectItem(org->o, "transform"));
+    org->classes = c;
+    org->history = hist ? strdup(hist) : NULL;
+    org->recipe = recipe ? strdup(recipe) : NULL;
+    graft_model_free(m);
+    return 0;
+}
+
+static void free_origin(origin *org)
+{
+    cJSON_Delete(org->o);
+    free(org->history);
+    free(org->recipe);
+}
+
+/* A head saved by graft fit, or a whole model (.onnx) made by finetune or export. */
 static int load_head(const char *path, const char *model_override, graft_head **h, origin *org)
 {
+    memset(org, 0, sizeof *org);
+    *h = NULL;
+    if (is_onnx(path)) return load_model_origin(path, org);
     graft_status st = graft_head_load(path, h);
     if (st) return fail(st);
-    memset(org, 0, sizeof *org);
     const char *text = graft_head_origin(*h);
     org->o = text ? cJSON_Parse(text) : NULL;
     const cJSON *m = cJSON_GetObjectItem(org->o, "model");
@@ -752,6 +841,16 @@ static int load_head(const char *path, const char *model_override, graft_head **
         return EXIT_INPUT;
     }
     return 0;
+}
+
+/* Probabilities from the features: the head's, or the features themselves for a whole model
+ * (which then owns nothing new: *prob takes X). */
+static graft_status head_predict(const graft_head *h, graft_tensor **X, graft_tensor **prob)
+{
+    if (h) return graft_head_predict(h, *X, prob);
+    *prob = *X;
+    *X = NULL;
+    return GRAFT_OK;
 }
 
 static const char *class_name(const origin *org, int c, char *buf, size_t n)
@@ -858,7 +957,7 @@ static int cmd_predict(int argc, char **argv)
         graft_extract_opts eo = {.layer = org.layer, .pool = org.pool, .transform = org.transform, .quiet = 1};
         st = graft_extract(org.model, d, &eo, &X, NULL, NULL, NULL);
     }
-    if (!rc && !st) st = graft_head_predict(h, X, &prob);
+    if (!rc && !st) st = head_predict(h, &X, &prob);
     if (!rc && !st) {
         int64_t k = prob->dims[1];
         if (top > k) top = (int)k;
@@ -900,7 +999,7 @@ static int cmd_predict(int argc, char **argv)
     graft_tensor_free(prob);
     graft_dataset_free(d);
     graft_head_free(h);
-    cJSON_Delete(org.o);
+    free_origin(&org);
     if (rc) return rc;
     return st ? fail(st) : 0;
 }
@@ -944,7 +1043,7 @@ static int cmd_eval(int argc, char **argv)
                                  .cache_dir = cdir, .skip_bad = skip_bad};
         st = graft_extract(org.model, d, &eo, &X, &y, NULL, NULL);
     }
-    if (!st) st = graft_head_predict(h, X, &prob);
+    if (!st) st = head_predict(h, &X, &prob);
     if (!st) {
         nclass = (int)prob->dims[1];
         names = calloc((size_t)nclass + 1, sizeof *names);
@@ -958,11 +1057,12 @@ static int cmd_eval(int argc, char **argv)
         st = graft_evaluate_json(prob, y, NULL, names, NULL, &metrics);
     }
     if (!st && report) {
-        char recipe[2048];
-        snprintf(recipe, sizeof recipe, "head %s\nmodel %s\nlayer %s, pooling %s\ntransform %s\ndata %s", head,
+        char recipe[4096];
+        if (org.recipe) snprintf(recipe, sizeof recipe, "model %s (fine-tuned)\ndata %s\n\n%s", head, data, org.recipe);
+        else snprintf(recipe, sizeof recipe, "head %s\nmodel %s\nlayer %s, pooling %s\ntransform %s\ndata %s", head,
                  org.model, org.layer ? org.layer : "(the classifier's input)", org.pool ? org.pool : "mean",
                  org.transform ? org.transform : "resize=256,crop=224,normalize=imagenet", data);
-        st = graft_evaluate_report(prob, y, NULL, names, NULL, "graft eval", recipe,
+        st = graft_evaluate_report(prob, y, NULL, names, NULL, "graft eval", recipe, org.history,
                                    wall_seconds() - t0, report);
     }
     if (!st) {
@@ -991,7 +1091,7 @@ static int cmd_eval(int argc, char **argv)
     graft_tensor_free(prob);
     graft_dataset_free(d);
     graft_head_free(h);
-    cJSON_Delete(org.o);
+    free_origin(&org);
     return st ? fail(st) : 0;
 }
 
@@ -1019,6 +1119,134 @@ static int cmd_export(int argc, char **argv)
     if (st) return fail(st);
     printf("wrote %s\n", out);
     return 0;
+}
+
+/* ---- finetune ---- */
+
+/* Probabilities of a graft-made model (output "probabilities") on every sample of d. */
+static graft_status model_probs(const char *model, const graft_dataset *d, const char *transform, int quiet,
+                                graft_tensor **prob, graft_tensor **y)
+{
+    graft_extract_opts eo = {.layer = "probabilities", .pool = "none", .transform = transform, .quiet = quiet};
+    return graft_extract(model, d, &eo, prob, y, NULL, NULL);
+}
+
+static int cmd_finetune(int argc, char **argv)
+{
+    const char *model = NULL, *data = NULL, *out = NULL, *test = NULL, *report = NULL, *cache = NULL;
+    int json = 0, shots = 0, nocache = 0;
+    graft_finetune_opts o = {0};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help")) { fputs(FINETUNE_HELP, stdout); return 0; }
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--resume")) o.resume = 1;
+        else if ((!strcmp(a, "--output") || !strcmp(a, "-o")) && more) out = argv[++i];
+        else if (!strcmp(a, "--layer") && more) o.layer = argv[++i];
+        else if (!strcmp(a, "--pool") && more) o.pool = argv[++i];
+        else if (!strcmp(a, "--freeze") && more) o.freeze = argv[++i];
+        else if (!strcmp(a, "--head-init") && more) o.head_init = argv[++i];
+        else if (!strcmp(a, "--cache") && more) cache = argv[++i];
+        else if (!strcmp(a, "--no-cache")) nocache = 1;
+        else if (!strcmp(a, "--head-epochs") && more) o.head_epochs = atoi(argv[++i]);
+        else if (!strcmp(a, "--epochs") && more) o.epochs = atoi(argv[++i]);
+        else if (!strcmp(a, "--optimizer") && more) o.optimizer = argv[++i];
+        else if (!strcmp(a, "--lr") && more) o.lr = atof(argv[++i]);
+        else if (!strcmp(a, "--lr-ratio") && more) o.lr_ratio = atof(argv[++i]);
+        else if (!strcmp(a, "--layer-decay") && more) o.layer_decay = atof(argv[++i]);
+        else if (!strcmp(a, "--weight-decay") && more) o.weight_decay = atof(argv[++i]);
+        else if (!strcmp(a, "--label-smoothing") && more) o.label_smoothing = atof(argv[++i]);
+        else if (!strcmp(a, "--dropout") && more) o.dropout = atof(argv[++i]);
+        else if (!strcmp(a, "--val") && more) o.val_frac = atof(argv[++i]);
+        else if (!strcmp(a, "--patience") && more) o.patience = atoi(argv[++i]);
+        else if (!strcmp(a, "--batch") && more) o.batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--workers") && more) o.workers = atoi(argv[++i]);
+        else if (!strcmp(a, "--transform") && more) o.transform = argv[++i];
+        else if (!strcmp(a, "--augment") && more) o.augment = argv[++i];
+        else if (!strcmp(a, "--checkpoint") && more) o.checkpoint_dir = argv[++i];
+        else if (!strcmp(a, "--seed") && more) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--shots") && more) shots = atoi(argv[++i]);
+        else if (!strcmp(a, "--test") && more) test = argv[++i];
+        else if (!strcmp(a, "--report") && more) report = argv[++i];
+        else if (!strcmp(a, "--stop-after-epochs") && more) o.stop_after_epochs = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++i]));
+        else if (a[0] == '-') return usage_error("finetune", "unknown flag or missing value");
+        else if (!model) model = a;
+        else if (!data) data = a;
+        else return usage_error("finetune", "more than a model and a dataset given");
+    }
+    if (!model || !data || !out) return usage_error("finetune", "give a model, a dataset and --output");
+    if (shots < 0) return usage_error("finetune", "--shots must be positive");
+    if (report && !test) return usage_error("finetune", "--report evaluates on --test data; give both");
+    if (o.resume && !o.checkpoint_dir) return usage_error("finetune", "--resume needs --checkpoint DIR");
+    o.quiet = json;
+    char cache_buf[1024];
+    o.cache_dir = cache_dir(cache, nocache, cache_buf, sizeof cache_buf);
+    graft_dataset *d = NULL, *td = NULL;
+    graft_tensor *sub = NULL, *prob = NULL, *y = NULL;
+    char *summary = NULL, *metrics = NULL;
+    double t0 = wall_seconds();
+    graft_status st = graft_dataset_open(data, NULL, &d);
+    if (!st && shots) st = graft_dataset_kshot(d, shots, o.seed, &sub);
+    graft_extract_opts eo = {.layer = o.layer, .pool = o.pool, .transform = o.transform};
+    if (!st) st = resolve_auto(model, d, sub, &eo, json);
+    o.layer = eo.layer, o.pool = eo.pool;
+    if (!st) st = graft_finetune(model, d, sub, &o, out, &summary);
+    cJSON *sj = summary ? cJSON_Parse(summary) : NULL;
+    if (!st && test) {  /* the fine-tuned model on another dataset, classes matched by name */
+        st = graft_dataset_open(test, NULL, &td);
+        if (!st) st = model_probs(out, td, o.transform, json, &prob, &y);
+        if (!st) st = map_classes(d, td, y, test);
+        int nclass = graft_dataset_num_classes(d);
+        const char **names = st ? NULL : malloc((size_t)nclass * sizeof *names);
+        for (int c = 0; names && c < nclass; c++) names[c] = graft_dataset_class_name(d, c);
+        if (!st) st = names ? graft_evaluate_json(prob, y, NULL, names, NULL, &metrics) : GRAFT_E_NOMEM;
+        if (!st && report) {
+            char *hist = cJSON_PrintUnformatted(cJSON_GetObjectItem(sj, "history"));
+            st = graft_evaluate_report(prob, y, NULL, names, NULL, "graft finetune",
+                                       cJSON_GetStringValue(cJSON_GetObjectItem(sj, "recipe")), hist,
+                                       wall_seconds() - t0, report);
+            free(hist);
+        }
+        free(names);
+    }
+    if (!st && json) {
+        cJSON *m = metrics ? cJSON_Parse(metrics) : cJSON_CreateNull();
+        cJSON_AddItemToObject(sj, "test_metrics", m);
+        cJSON_AddStringToObject(sj, "output", out);
+        char *text = cJSON_PrintUnformatted(sj);
+        if (text) puts(text);
+        free(text);
+    } else if (!st) {
+        const cJSON *bv = cJSON_GetObjectItem(sj, "best_val_accuracy");
+        int best = cJSON_GetObjectItem(sj, "best_epoch")->valueint;
+        const cJSON *h = cJSON_GetObjectItem(sj, "history");
+        printf("fine-tuned on %d images in %.1f s", cJSON_GetObjectItem(sj, "train")->valueint,
+               cJSON_GetObjectItem(sj, "seconds")->valuedouble);
+        if (cJSON_IsNumber(bv) && best >= 0)
+            printf("; best validation accuracy %.4f (phase %d epoch %d, kept)",
+                   bv->valuedouble, cJSON_GetArrayItem(cJSON_GetObjectItem(h, "phase"), best)->valueint,
+                   cJSON_GetArrayItem(cJSON_GetObjectItem(h, "epoch"), best)->valueint);
+        printf("\n");
+        if (metrics) {
+            cJSON *m = cJSON_Parse(metrics);
+            printf("test (%s, %lld images): accuracy %.4f, macro F1 %.4f, ECE %.4f\n", test, (long long)prob->dims[0],
+                   cJSON_GetObjectItem(m, "accuracy")->valuedouble, cJSON_GetObjectItem(m, "macro_f1")->valuedouble,
+                   cJSON_GetObjectItem(m, "ece")->valuedouble);
+            cJSON_Delete(m);
+        }
+        printf("model written to %s%s%s\n", out, report ? ", report to " : "", report ? report : "");
+    }
+    cJSON_Delete(sj);
+    free(summary);
+    free(metrics);
+    graft_tensor_free(sub);
+    graft_tensor_free(prob);
+    graft_tensor_free(y);
+    graft_dataset_free(td);
+    graft_dataset_free(d);
+    return st ? fail(st) : 0;
 }
 
 /* ---- fewshot ---- */
@@ -1105,6 +1333,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
     if (!strcmp(cmd, "extract")) return cmd_extract(argc - 2, argv + 2);
     if (!strcmp(cmd, "fit")) return cmd_fit(argc - 2, argv + 2);
+    if (!strcmp(cmd, "finetune")) return cmd_finetune(argc - 2, argv + 2);
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);

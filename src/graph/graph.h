@@ -121,6 +121,10 @@ int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const 
 /* Drops the nodes no graph output needs, then every value nothing references (graph inputs are
  * always kept: they are the calling convention). Renumbers values consistently everywhere. */
 int gr_graph_prune(gr_graph *g);
+/* Constant nodes holding a tensor become initializers of that value (some exporters, e.g.
+ * Paddle2ONNX, store every weight as a Constant node; as initializers they are parameters that
+ * can train), then prune. *count (may be NULL) gets how many. */
+int gr_graph_inline_constants(gr_graph *g, int *count);
 int gr_graph_find_node(const gr_graph *g, const char *name);
 /* The named values (a node name stands for its first output) become the graph's only outputs,
  * in that order, then prune. Fails naming a name that is neither, or a value that is not

@@ -184,6 +184,27 @@ static void drop_stale_heads(gr_graph *g)
     g->nmeta = m;
 }
 
+int gr_graph_inline_constants(gr_graph *g, int *count)
+{
+    int n = 0;
+    for (int k = 0; k < g->nnodes; k++) {
+        gr_node *nd = &g->nodes[k];
+        if (strcmp(nd->op_type, "Constant") || nd->domain[0] || nd->nin || nd->nout != 1 || nd->out[0] < 0 ||
+            nd->nattr != 1 || strcmp(nd->attrs[0].name, "value") || nd->attrs[0].type != GR_AT_TENSOR ||
+            !nd->attrs[0].t.data)
+            continue;
+        gr_value *v = &g->values[nd->out[0]];
+        v->t = nd->attrs[0].t;
+        v->is_init = 1;
+        v->has_shape = 1;
+        v->producer = -1;
+        nd->out[0] = -1;  /* produces nothing now: prune drops it */
+        n++;
+    }
+    if (count) *count = n;
+    return n ? gr_graph_prune(g) : GRAFT_OK;
+}
+
 int gr_graph_prune(gr_graph *g)
 {
     unsigned char *live = gr_calloc((size_t)g->nvalues + 1, 1), *ref = gr_calloc((size_t)g->nvalues + 1, 1);

@@ -123,6 +123,7 @@ static int make_meta(const gr_trainer *t, const gr_train_pos *pos, gr_arena *a, 
     if (!st) st = add_meta(a, m, n, "epoch", num[1]);
     if (!st) st = add_meta(a, m, n, "batch", num[2]);
     if (!st) st = add_meta(a, m, n, "loader_seed", num[3]);
+    if (!st && pos && pos->note) st = add_meta(a, m, n, "note", pos->note);
     return st;
 }
 
@@ -164,7 +165,7 @@ int gr_trainer_save(gr_trainer *t, const char *path, const gr_train_pos *pos)
     if (!a) return gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     slot *s;
     int n, nmeta;
-    gr_meta meta[8];
+    gr_meta meta[12];
     int st = make_slots(t, a, &s, &n);
     gr_st_entry *e = st ? NULL : gr_arena_alloc(a, (size_t)n * sizeof *e);
     if (!st && !e) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
@@ -228,6 +229,8 @@ int gr_trainer_load(gr_trainer *t, const char *path, gr_train_pos *pos)
     int *which = st ? NULL : gr_arena_alloc(a, (size_t)(ne + 1) * sizeof *which);
     if (!st && !which) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     if (!st) st = match(path, s, n, e, ne, which);
+    const char *note = st ? NULL : find_meta(meta, nmeta, "note");
+    if (pos && note && !(p.note = strdup(note))) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     if (!st) {
         for (int i = 0; i < ne; i++) memcpy(s[which[i]].data, e[i].data, e[i].bytes);
         t->step = t->opt.step = step;

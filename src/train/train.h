@@ -159,6 +159,9 @@ int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int w
 typedef struct gr_train_pos {
     int64_t epoch, batch;
     uint64_t seed;
+    char *note;            /* the caller's own state as text (e.g. JSON), metadata "note":
+                              saved when non-NULL; on load a malloc'd copy (caller frees) or
+                              NULL when the file has none */
 } gr_train_pos;
 
 /* Writes t (and pos, which may be NULL) to path atomically (see gr_wfile). */

@@ -134,6 +134,32 @@ static int set_meta(gr_graph *g, const char *const *kv, int n)
     return GRAFT_OK;
 }
 
+int gr_export_finish(gr_graph *g, int logits, int nclass, const char *const *kv, int nkv, const char *out_path)
+{
+    char name[64];
+    int n = 0;
+    do snprintf(name, sizeof name, "graft_export/Softmax_node_%d", n++);
+    while (gr_graph_find_node(g, name) >= 0 || gr_graph_find_value(g, name) >= 0);
+    int out, st = gr_graph_add_value(g, name, 0, NULL, NULL, &out);
+    gr_attr ax = {.name = "axis", .type = GR_AT_INT, .i = 1};
+    if (!st) st = gr_graph_add_node(g, name, "Softmax", &logits, 1, &out, 1, &ax, 1, NULL);
+    if (!st && gr_graph_find_value(g, "probabilities") >= 0)
+        st = gr_err(GRAFT_E_ARG, "the model already has a value named 'probabilities'");
+    if (!st) {
+        gr_value *pv = &g->values[out];
+        pv->name = gr_arena_strdup(g->arena, "probabilities");
+        pv->t.dtype = GR_F32;  /* declared for the file: (batch, nclass) */
+        pv->t.shape = gr_shape_make(2, (int64_t[]){-1, nclass});
+        pv->has_shape = 1;
+        g->outputs[0] = out;
+        g->noutputs = 1;
+        st = set_meta(g, kv, nkv);
+    }
+    if (!st) st = gr_graph_prune(g);
+    if (!st) st = gr_onnx_save(g, out_path);
+    return st;
+}
+
 int gr_export_head(const char *model_path, const gr_head *h, const char *layer, int pool, const gr_transform *t,
                    const char *classes_json, const char *out_path)
 {
@@ -168,23 +194,11 @@ int gr_export_head(const char *model_path, const gr_head *h, const char *layer, 
     if (!st) st = add_pool(&b, pool, &fs);
     if (!st) st = add_norm(&b, h);
     if (!st) st = add_head(&b, h);
-    gr_attr ax = {.name = "axis", .type = GR_AT_INT, .i = 1};
-    if (!st) st = node(&b, "Softmax", NULL, 0, &ax, 1);
-    if (!st) {
-        gr_value *pv = &g->values[b.x];
-        pv->name = gr_arena_strdup(g->arena, "probabilities");
-        pv->t.dtype = GR_F32;  /* declared for the file: (batch, nclass) */
-        pv->t.shape = gr_shape_make(2, (int64_t[]){-1, h->nclass});
-        pv->has_shape = 1;
-        g->outputs[0] = b.x;
-        char tf[512], pl[8];
-        gr_transform_format(t, tf, sizeof tf);
-        snprintf(pl, sizeof pl, "%s", pool == GR_POOL_GRID2 ? "grid2" : pool == GR_POOL_NONE ? "none" : "mean");
-        const char *kv[8] = {"graft.classes", classes_json, "graft.layer", name, "graft.pool", pl, "graft.transform", tf};
-        st = set_meta(g, kv, 4);
-    }
-    if (!st) st = gr_graph_prune(g);
-    if (!st) st = gr_onnx_save(g, out_path);
+    char tf[512], pl[8];
+    gr_transform_format(t, tf, sizeof tf);
+    snprintf(pl, sizeof pl, "%s", pool == GR_POOL_GRID2 ? "grid2" : pool == GR_POOL_NONE ? "none" : "mean");
+    const char *kv[8] = {"graft.classes", classes_json, "graft.layer", name, "graft.pool", pl, "graft.transform", tf};
+    if (!st) st = gr_export_finish(g, b.x, h->nclass, kv, 4, out_path);
     gr_graph_free(g);
     return st;
 }

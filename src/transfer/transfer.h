@@ -9,6 +9,8 @@
 #include "core/core.h"
 #include "data/data.h"
 
+struct gr_graph;
+
 /* ==== feature extraction with a cache (extract.c) ========================================= */
 
 enum { GR_POOL_MEAN = 0, GR_POOL_GRID2 = 1, GR_POOL_NONE = 2 };
@@ -203,12 +205,82 @@ int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const in
                        int nquery, int method, int32_t *pred);
 void gr_fewshot_free(gr_fewshot_result *r);
 
+/* ==== fine-tuning (finetune.c) ============================================================= */
+
+/* The recipe (see finetune.c): new head, phase 1 on the head alone, phase 2 with more unfrozen.
+ * Negative numbers (and NULL freeze) mean "chosen from the dataset's size" (gr_ft_defaults
+ * sets them; the result's recipe says what was chosen): with s samples per class,
+ *   validation fraction  0 (s < 20), 0.2 (s < 200), 0.1;
+ *   phase 2 unfreezes    last:1 (s < 20), last:2 (s < 200), all;
+ *   epochs               about 300 updates in phase 2, 5 to 30 epochs; phase 1: none after the
+ *                        probe, else about 200 updates, 5 to 30 epochs;
+ *   lr 1e-3 (AdamW) or 0.01 (SGD, momentum 0.9), phase 2 at 0.1 x; weight decay 0.01 (AdamW)
+ *   or 1e-4; label smoothing 0.1; patience 5 epochs; augmentation: the preprocessing with a
+ *   random resized crop (scale 0.25..1) in place of resize + crop, and a horizontal flip. */
+enum { GR_HEAD_INIT_PROBE = 0, GR_HEAD_INIT_RANDOM = 1 };
+
+typedef struct gr_ft_opts {
+    int head_init;              /* GR_HEAD_INIT_PROBE: phase 1 starts with a linear probe fitted on
+                                   the frozen features (LP-FT); RANDOM: torch's Linear init */
+    const char *cache_dir;      /* feature cache for the probe (NULL: none) */
+    const char *layer;          /* NULL: replace the model's classifier; else cut here, new head */
+    int pool;                   /* for a cut rank-4 map: GR_POOL_MEAN or GR_POOL_GRID2 */
+    const char *freeze;         /* what phase 2 trains besides the head (gr_freeze_select spec);
+                                   "head": no phase 2 */
+    int head_epochs, epochs;    /* phase 1, phase 2 (0 skips the phase) */
+    int opt;                    /* GR_ADAMW or GR_SGD */
+    double lr, lr_ratio, layer_decay, weight_decay;
+    float label_smoothing, dropout;
+    double val_frac;
+    int patience;               /* 0: no early stop (the best weights are still kept) */
+    int batch, workers;
+    gr_transform eval_t, train_t;
+    int has_train_t;            /* train_t given (else derived from eval_t) */
+    const char *ckpt_dir;       /* NULL: no checkpoints */
+    int resume;
+    uint64_t seed;
+    int quiet;                  /* no progress lines on stderr */
+    int use_ref;
+    int stop_after_epochs;      /* > 0: fail after that many epochs in all (tests of --resume) */
+} gr_ft_opts;
+
+void gr_ft_defaults(gr_ft_opts *o);
+
+typedef struct gr_ft_epoch {
+    int phase, epoch;           /* epoch counts from 1 in each phase */
+    double train_loss, train_acc, val_loss, val_acc, lr, seconds;  /* val: NaN without a split */
+} gr_ft_epoch;
+
+typedef struct gr_ft_result {
+    gr_ft_epoch *hist;
+    int nhist, caphist;
+    int best;                   /* the epoch (index into hist) whose weights were kept, -1: none */
+    double best_val;
+    int64_t ntrain, nval;
+    double seconds;
+    char recipe[2048];          /* the settings used, as text */
+} gr_ft_result;
+
+/* Fine-tunes the model on the samples idx[0..nidx) (NULL: all) of ds and writes the adapted
+ * model to out_path (ONNX, output "probabilities", metadata graft.classes, graft.transform,
+ * graft.recipe, graft.history). res is filled also on failure (free with gr_ft_result_free). */
+int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx, const gr_ft_opts *o,
+                const char *out_path, gr_ft_result *res);
+void gr_ft_result_free(gr_ft_result *r);
+/* The learning curves as JSON: per-epoch arrays phase, epoch, train_loss, train_acc, val_loss,
+ * val_acc (null without a split), lr, seconds, and "best" (malloc'd; NULL when out of memory). */
+char *gr_ft_history_json(const gr_ft_result *r);
+
 /* ==== export (export.c) =================================================================== */
 
 /* The model cut at `layer` (NULL: the classifier's input), the pooling, the head's feature
  * normalisation, the head and a Softmax, as one ONNX file with output "probabilities"; the
  * class names (a JSON array, may be NULL), layer, pooling and transform go into its metadata.
  * kNN heads are refused. Atomic. */
+/* The last step of both exports: Softmax(axis 1) of value `logits` becomes the only output,
+ * "probabilities" (N, nclass); the pairs kv[2i] = kv[2i + 1] join the metadata; then prune
+ * and save atomically. */
+int gr_export_finish(struct gr_graph *g, int logits, int nclass, const char *const *kv, int nkv, const char *out_path);
 int gr_export_head(const char *model_path, const gr_head *h, const char *layer, int pool, const gr_transform *t,
                    const char *classes_json, const char *out_path);
 

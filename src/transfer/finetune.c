@@ -1,0 +1,650 @@
+/* finetune.c — the fine-tuning recipe users know from timm and the Keras transfer guide:
+ *
+ *   1. the model's classifier is replaced by a new linear head for the dataset's classes (or the
+ *      model is cut at a layer and the head reads that map, pooled);
+ *   2. phase 1 trains the head alone on the frozen trunk (frozen BatchNorms stay in inference
+ *      mode);
+ *   3. phase 2 unfreezes more (a gr_freeze_select spec: last:N blocks, after:NODE, all, ...) at a
+ *      fraction of phase 1's rate, optionally with layer-wise rate decay; BatchNorms of unfrozen
+ *      blocks train (batch statistics, running statistics updated), frozen ones are folded;
+ *   4. each phase: AdamW or SGD, linear warm-up then cosine, label smoothing, augmentation;
+ *      after each epoch the validation split is scored and the best weights (accuracy, then
+ *      loss) are kept; a phase stops after `patience` epochs without improvement; phase 2 starts
+ *      from phase 1's best and keeps it unless it beats it;
+ *   5. the result is one ONNX file: the adapted model + Softmax ("probabilities"), with the class
+ *      names, the preprocessing, the recipe and the learning curves in its metadata.
+ *
+ * Checkpoints: with a folder, the session is written after every epoch (gr_ckpt_write in
+ * DIR/phase1 or DIR/phase2; the best weights of the phase in DIR/phaseN/best.safetensors), with
+ * the early-stopping state and the curves in the checkpoint's "note"; --resume continues from
+ * the newest one and computes what the uninterrupted run computes. */
+#define _GNU_SOURCE
+#include "transfer.h"
+
+#include "graph/graph.h"
+#include "io/io.h"
+#include "ops/dnnl_util.h"
+#include "train/train.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void gr_ft_defaults(gr_ft_opts *o)
+{
+    *o = (gr_ft_opts){.pool = GR_POOL_MEAN, .head_epochs = -1, .epochs = -1, .opt = GR_ADAMW, .lr = -1,
+                      .lr_ratio = -1, .layer_decay = -1, .weight_decay = -1, .label_smoothing = -1, .val_frac = -1,
+                      .patience = -1, .batch = 32, .workers = 2};
+    gr_transform_default(&o->eval_t);
+}
+
+/* ---- the session ---- */
+
+typedef struct ft {
+    const gr_ft_opts *o;
+    gr_ft_opts r;               /* the resolved settings */
+    const gr_dataset *ds;
+    gr_graph *g;
+    int64_t *tr, *va;           /* training and validation samples */
+    int64_t ntr, nva;
+    int nclass;
+    gr_loader *ltr, *lva;
+    gr_ft_result *res;
+    /* the best state of the current phase */
+    double best_acc, best_loss;
+    int best_hist;              /* index into res->hist, -1: the phase's start */
+    float *best_w, *best_buf;
+    int bad;                    /* epochs since the last improvement */
+    char dir[4200];             /* the phase's checkpoint folder, "" without one */
+} ft;
+
+static int exists(const char *path)
+{
+    struct stat s;
+    return stat(path, &s) == 0;
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0777) == 0 || errno == EEXIST) return GRAFT_OK;
+    return gr_err(GRAFT_E_IO, "%s: cannot create the checkpoint folder: %s", path, strerror(errno));
+}
+
+/* A stratified split of the given samples: from each class, round(frac * count) samples (at
+ * least one, never all) drawn by seed go to validation; classes with one sample stay in
+ * training. Both lists keep the input order. */
+static int split(ft *f, const int64_t *idx, int64_t n, double frac)
+{
+    f->tr = malloc((size_t)(n + 1) * sizeof *f->tr);
+    f->va = malloc((size_t)(n + 1) * sizeof *f->va);
+    unsigned char *to_val = calloc((size_t)n + 1, 1);
+    int64_t *mine = malloc((size_t)(n + 1) * sizeof *mine);
+    if (!f->tr || !f->va || !to_val || !mine) {
+        free(to_val), free(mine);
+        return GRAFT_E_NOMEM;
+    }
+    gr_rng rng;
+    gr_rng_seed(&rng, f->r.seed ^ 0x5eedf00dull);
+    for (int c = 0; frac > 0 && c < f->nclass; c++) {
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (f->ds->labels[idx[i]] == c) mine[m++] = i;
+        int64_t k = (int64_t)llround(frac * (double)m);
+        if (k < 1) k = 1;
+        if (k > m - 1) k = m - 1;
+        for (int64_t j = 0; j < k; j++) {  /* a partial Fisher-Yates shuffle */
+            int64_t r = j + (int64_t)gr_rng_below(&rng, (uint64_t)(m - j));
+            int64_t tmp = mine[j];
+            mine[j] = mine[r], mine[r] = tmp;
+            to_val[mine[j]] = 1;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (to_val[i]) f->va[f->nva++] = idx[i];
+        else f->tr[f->ntr++] = idx[i];
+    }
+    free(to_val), free(mine);
+    return GRAFT_OK;
+}
+
+/* Defaults from the size of the task: samples per class s (before the validation split). */
+static void resolve(ft *f, int64_t n)
+{
+    gr_ft_opts *r = &f->r;
+    double s = (double)n / f->nclass;
+    if (r->val_frac < 0) r->val_frac = s < 20 ? 0 : s < 200 ? 0.2 : 0.1;
+    if (!r->freeze) r->freeze = s < 20 ? "last:1" : s < 200 ? "last:2" : "all";
+    if (r->lr <= 0) r->lr = r->opt == GR_SGD ? 0.01 : 1e-3;
+    if (r->lr_ratio <= 0) r->lr_ratio = 0.1;
+    if (r->layer_decay < 0) r->layer_decay = 0;
+    if (r->weight_decay < 0) r->weight_decay = r->opt == GR_SGD ? 1e-4 : 0.01;
+    if (r->label_smoothing < 0) r->label_smoothing = 0.1f;
+    if (r->patience < 0) r->patience = 5;
+    if (r->batch <= 0) r->batch = 32;
+    int64_t ntr = n - (int64_t)llround(r->val_frac * (double)n);
+    if (r->batch > ntr) r->batch = (int)(ntr > 0 ? ntr : 1);
+    int64_t spe = ntr / r->batch > 0 ? ntr / r->batch : 1;  /* steps per epoch (drop_last) */
+    /* about 200 updates for the head and 300 for phase 2, 5 to 30 epochs */
+    int64_t e1 = (200 + spe - 1) / spe, e2 = (300 + spe - 1) / spe;
+    if (r->head_epochs < 0) r->head_epochs = r->head_init == GR_HEAD_INIT_PROBE ? 0 : (int)(e1 < 5 ? 5 : e1 > 30 ? 30 : e1);
+    if (r->epochs < 0) r->epochs = (int)(e2 < 5 ? 5 : e2 > 30 ? 30 : e2);
+    if (!strcmp(r->freeze, "head")) r->epochs = 0;
+    if (!r->has_train_t) {  /* timm-like: a random crop and a flip where there is a crop, else a flip */
+        r->train_t = r->eval_t;
+        if (r->eval_t.crop) {
+            r->train_t.resize = 0, r->train_t.crop = 0, r->train_t.rrc = r->eval_t.crop;
+            r->train_t.rrc_scale[0] = 0.25f, r->train_t.rrc_scale[1] = 1;
+            r->train_t.rrc_ratio[0] = 3.f / 4, r->train_t.rrc_ratio[1] = 4.f / 3;
+        }
+        r->train_t.hflip = 0.5f;
+    }
+}
+
+static void recipe_text(ft *f, const char *model_path)
+{
+    const gr_ft_opts *r = &f->r;
+    char et[256], tt[256], stop[128], cut[600] = "", decay[64] = "";
+    gr_transform_format(&r->eval_t, et, sizeof et);
+    gr_transform_format(&r->train_t, tt, sizeof tt);
+    if (!f->nva) snprintf(stop, sizeof stop, "none (no validation split: the last weights are kept)");
+    else if (r->patience) snprintf(stop, sizeof stop, "best validation accuracy kept, patience %d epochs", r->patience);
+    else snprintf(stop, sizeof stop, "best validation accuracy kept");
+    if (r->layer)
+        snprintf(cut, sizeof cut, ", cut at %s (%s pooling)", r->layer, r->pool == GR_POOL_GRID2 ? "2x2 grid" : "global mean");
+    if (r->layer_decay > 0 && r->layer_decay < 1) snprintf(decay, sizeof decay, ", layer decay %g", r->layer_decay);
+    snprintf(f->res->recipe, sizeof f->res->recipe,
+             "model %s%s\n%lld training and %lld validation samples, %d classes, batch %d\n"
+             "phase 1: the new head, %s%d epochs at lr %g\n"
+             "phase 2: %s, %d epochs at lr %g%s\n"
+             "%s, weight decay %g, warm-up + cosine, label smoothing %g, dropout %g\n"
+             "early stopping: %s\naugmentation %s\npreprocessing %s\nseed %llu",
+             model_path, cut, (long long)f->ntr, (long long)f->nva, f->nclass, r->batch,
+             r->head_init == GR_HEAD_INIT_PROBE ? "a linear probe (logistic regression, CV) on the frozen features, then " : "",
+             r->head_epochs, r->lr,
+             r->freeze, r->epochs, r->lr * r->lr_ratio, decay, r->opt == GR_SGD ? "SGD (momentum 0.9)" : "AdamW",
+             r->weight_decay, r->label_smoothing, r->dropout, stop, tt, et, (unsigned long long)r->seed);
+}
+
+/* ---- the model: new head, input shape ---- */
+
+static int build_model(ft *f, const char *model_path)
+{
+    int st = gr_onnx_load(model_path, &f->g);
+    if (!st) st = gr_graph_check_ops(f->g);
+    if (!st) st = gr_graph_inline_constants(f->g, NULL);
+    if (st) return st;
+    gr_graph *g = f->g;
+    if (g->ninputs != 1) return gr_err(GRAFT_E_UNSUPPORTED, "%s has %d inputs; fine-tuning takes models with one image input", model_path, g->ninputs);
+    const gr_transform *t = &f->r.eval_t;
+    if (!t->crop && !t->size_w) return gr_err(GRAFT_E_ARG, "fine-tuning needs a preprocessing with a fixed size (crop=N or size=N)");
+    int oh, ow, th, tw;
+    gr_transform_out_size(t, 224, 224, &oh, &ow);
+    gr_transform_out_size(&f->r.train_t, 224, 224, &th, &tw);
+    if (oh != th || ow != tw)
+        return gr_err(GRAFT_E_ARG, "the augmentation makes %dx%d images, the preprocessing %dx%d: they must agree", tw, th, ow, oh);
+    gr_shape in = gr_shape_make(4, (int64_t[]){1, 3, oh, ow});
+    /* The input size is fixed from here on (a grid pooling's kernel depends on it): declare it,
+     * so that shape queries (freeze specs) and the exported model agree with training. */
+    gr_value *x = &g->values[g->inputs[0]];
+    if (x->t.shape.rank != 4) return gr_err(GRAFT_E_UNSUPPORTED, "%s: input '%s' is not an image batch (N, 3, H, W)", model_path, x->name);
+    for (int i = 1; i < 4; i++)
+        if (x->t.shape.d[i] > 0 && x->t.shape.d[i] != in.d[i])
+            return gr_err(GRAFT_E_SHAPE, "%s: input '%s' takes %lldx%lld images, the preprocessing makes %dx%d", model_path,
+                          x->name, (long long)x->t.shape.d[3], (long long)x->t.shape.d[2], ow, oh);
+    x->t.shape = gr_shape_make(4, (int64_t[]){-1, 3, oh, ow});
+    x->has_shape = 1;
+    gr_rng rng;
+    gr_rng_seed(&rng, f->r.seed);
+    gr_head_spec spec = {.nclass = f->nclass, .dropout = f->r.dropout, .replace = 1, .input_shapes = &in,
+                         .pool = f->r.pool == GR_POOL_GRID2 ? "grid2" : NULL};
+    if (!f->r.layer) {
+        st = gr_graph_replace_classifier(g, &spec, &rng);
+        if (st) return gr_err_prefix(st, "%s: no classifier to replace (cut the model with --layer)", model_path);
+        return GRAFT_OK;
+    }
+    const char *names[1] = {f->r.layer};
+    if ((st = gr_graph_cut(g, names, 1))) return st;
+    int logits;
+    return gr_graph_add_head(g, g->outputs[0], &spec, &rng, &logits);
+}
+
+/* ---- validation: an inference plan over the session's current weights ---- */
+
+static int argmax(const float *p, int k)
+{
+    int b = 0;
+    for (int c = 1; c < k; c++)
+        if (p[c] > p[b]) b = c;
+    return b;
+}
+
+/* Built afresh for each evaluation: an inference plan reorders constant weights once, at build
+ * time, and the weights have changed since the last one. */
+static int evaluate(ft *f, gr_dnnl *dnnl, double *loss, double *acc)
+{
+    gr_plan *plans[2] = {NULL, NULL};
+    double sum = 0;
+    int64_t right = 0, seen = 0;
+    int st = gr_loader_start(f->lva, 0), r;
+    gr_batch b;
+    while (!st && (r = gr_loader_next(f->lva, &b)) > 0) {
+        gr_tensor x = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){b.n, 3, b.h, b.w}), .data = b.x};
+        int which = plans[0] && !gr_plan_matches(plans[0], &x);
+        if (!plans[which] || !gr_plan_matches(plans[which], &x)) {
+            gr_plan_free(plans[which]);
+            plans[which] = NULL;
+            gr_plan_opts po = {.use_ref = f->r.use_ref, .dnnl = dnnl};
+            if ((st = gr_plan_build(f->g, &x, &po, &plans[which]))) break;
+        }
+        gr_plan_run(plans[which], &x);
+        const gr_tensor *y = gr_plan_output(plans[which], 0);
+        const float *logits = y->data;
+        sum += gr_loss_softmax_ce(logits, b.y, b.n, f->nclass, NULL, 0, NULL) * b.n;
+        for (int i = 0; i < b.n; i++) right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
+        seen += b.n;
+    }
+    if (!st && r < 0) st = -r;
+    gr_plan_free(plans[0]);
+    gr_plan_free(plans[1]);
+    *loss = seen ? sum / seen : NAN;
+    *acc = seen ? (double)right / seen : NAN;
+    return st;
+}
+
+/* ---- the early-stopping state and curves, as the checkpoint's note ---- */
+
+static char *note_json(const ft *f, int phase)
+{
+    cJSON *o = cJSON_CreateObject(), *h = cJSON_AddArrayToObject(o, "history");
+    cJSON_AddNumberToObject(o, "phase", phase);
+    cJSON_AddNumberToObject(o, "best_acc", f->best_acc);
+    cJSON_AddNumberToObject(o, "best_loss", isfinite(f->best_loss) ? f->best_loss : 1e300);
+    cJSON_AddNumberToObject(o, "best_hist", f->best_hist);
+    cJSON_AddNumberToObject(o, "bad", f->bad);
+    for (int i = 0; i < f->res->nhist; i++) {
+        const gr_ft_epoch *e = &f->res->hist[i];
+        double v[8] = {e->phase, e->epoch, e->train_loss, e->train_acc, e->val_loss, e->val_acc, e->lr, e->seconds};
+        cJSON_AddItemToArray(h, cJSON_CreateDoubleArray(v, 8));
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int push_epoch(gr_ft_result *r, const gr_ft_epoch *e)
+{
+    if (r->nhist == r->caphist) {
+        int cap = r->caphist ? 2 * r->caphist : 32;
+        gr_ft_epoch *h = realloc(r->hist, (size_t)cap * sizeof *h);
+        if (!h) return GRAFT_E_NOMEM;
+        r->hist = h, r->caphist = cap;
+    }
+    r->hist[r->nhist++] = *e;
+    return GRAFT_OK;
+}
+
+static int read_note(ft *f, const char *note, const char *path)
+{
+    cJSON *o = cJSON_Parse(note);
+    const cJSON *h = cJSON_GetObjectItem(o, "history"), *e;
+    int st = o && cJSON_IsArray(h) ? GRAFT_OK : gr_err(GRAFT_E_FORMAT, "%s: the checkpoint's note is not graft's", path);
+    f->res->nhist = 0;
+    cJSON_ArrayForEach(e, h) {
+        double v[8] = {0};
+        for (int i = 0; i < 8; i++) v[i] = cJSON_GetArrayItem(e, i) ? cJSON_GetArrayItem(e, i)->valuedouble : 0;
+        gr_ft_epoch ep = {(int)v[0], (int)v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+        if (!st) st = push_epoch(f->res, &ep);
+    }
+    if (!st) {
+        f->best_acc = cJSON_GetObjectItem(o, "best_acc") ? cJSON_GetObjectItem(o, "best_acc")->valuedouble : -1;
+        f->best_loss = cJSON_GetObjectItem(o, "best_loss") ? cJSON_GetObjectItem(o, "best_loss")->valuedouble : 1e300;
+        f->best_hist = cJSON_GetObjectItem(o, "best_hist") ? cJSON_GetObjectItem(o, "best_hist")->valueint : -1;
+        f->bad = cJSON_GetObjectItem(o, "bad") ? cJSON_GetObjectItem(o, "bad")->valueint : 0;
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
+/* ---- phase 1 by a linear probe (LP-FT, Kumar et al. 2022) ----
+ * The head starts as the logistic regression fitted on the frozen features (computed once,
+ * through the feature cache): what `graft fit` finds with L-BFGS and a cross-validated C, far
+ * better than a few epochs of SGD from a random head, and fine-tuning from a good head distorts
+ * the pretrained features less. The standardisation is folded into the head's weights. */
+
+static int probe_head(ft *f, const char *model_path)
+{
+    gr_extract_opts eo = {.layer = f->r.layer, .pool = f->r.pool, .t = f->r.eval_t, .batch = f->r.batch,
+                          .workers = f->r.workers, .cache_dir = f->r.cache_dir, .use_ref = f->r.use_ref, .quiet = 1};
+    gr_features fe;
+    int st = gr_extract(model_path, f->ds, f->tr, f->ntr, &eo, &fe);
+    if (st) return st;
+    gr_fit_opts fo;
+    gr_fit_defaults(&fo, GR_HEAD_LOGREG);
+    fo.C = 0;  /* cross-validated */
+    fo.seed = f->r.seed;
+    gr_head h;
+    st = gr_head_fit(fe.X, fe.y, fe.n, fe.dim, f->nclass, &fo, &h);
+    int wv = gr_graph_find_value(f->g, "head.fc.weight"), bv = gr_graph_find_value(f->g, "head.fc.bias");
+    if (!st && (wv < 0 || bv < 0 || gr_numel(&f->g->values[wv].t.shape) != (int64_t)f->nclass * fe.dim))
+        st = gr_err(GRAFT_E_INTERNAL, "the new head does not take the %d probe features", fe.dim);
+    if (!st) {
+        float *W = f->g->values[wv].t.data, *b = f->g->values[bv].t.data;
+        for (int c = 0; c < f->nclass; c++) {
+            double bias = h.b[c];
+            for (int j = 0; j < fe.dim; j++) {
+                double w = h.W[(int64_t)c * fe.dim + j], sd = h.norm == GR_FEAT_STANDARDIZE ? h.sd[j] : 1,
+                       mu = h.norm == GR_FEAT_STANDARDIZE ? h.mu[j] : 0;
+                W[(int64_t)c * fe.dim + j] = (float)(w / sd);
+                bias -= w * mu / sd;
+            }
+            b[c] = (float)bias;
+        }
+        if (!f->r.quiet)
+            fprintf(stderr, "finetune: phase 1: the head is a linear probe on %lld frozen feature rows%s (C = %g, CV "
+                    "accuracy %.4f)\n", (long long)fe.n, fe.cached ? " from the cache" : "", h.C, h.cv_acc);
+    }
+    gr_head_free(&h);
+    gr_features_free(&fe);
+    return st;
+}
+
+/* Scores the probe head on the validation split: phase 1's one "epoch", the best so far. */
+static int probe_epoch(ft *f)
+{
+    gr_ft_epoch ep = {.phase = 1, .epoch = 0, .train_loss = NAN, .train_acc = NAN, .val_loss = NAN, .val_acc = NAN};
+    gr_dnnl *dnnl;
+    double t0 = gr_now();
+    int st = gr_dnnl_new(&dnnl);
+    if (!st && f->nva) st = evaluate(f, dnnl, &ep.val_loss, &ep.val_acc);
+    gr_dnnl_free(dnnl);
+    ep.seconds = gr_now() - t0;
+    if (!st) st = push_epoch(f->res, &ep);
+    if (!st && f->nva) {
+        f->best_acc = ep.val_acc, f->best_loss = ep.val_loss, f->best_hist = f->res->nhist - 1;
+        if (!f->r.quiet) fprintf(stderr, "phase 1 probe: val loss %.4f acc %.2f%%\n", ep.val_loss, 100 * ep.val_acc);
+    }
+    return st;
+}
+
+/* ---- one phase ---- */
+
+static void keep_best(ft *f, const gr_trainer *t)
+{
+    memcpy(f->best_w, t->w, (size_t)t->total * sizeof(float));
+    if (t->nbuf) memcpy(f->best_buf, t->buf, (size_t)t->nbuf * sizeof(float));
+}
+
+static int save_best(ft *f, gr_trainer *t)
+{
+    keep_best(f, t);
+    if (!f->dir[0]) return GRAFT_OK;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/best.safetensors", f->dir);
+    return gr_trainer_save(t, path, NULL);
+}
+
+/* Loads the phase's checkpoint and the best weights it refers to; *epoch is the next epoch. */
+static int resume_phase(ft *f, gr_trainer *t, int64_t *epoch)
+{
+    gr_train_pos pos = {0};
+    int st = gr_ckpt_resume(f->dir, t, &pos);
+    if (!st && !pos.note) st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint has no fine-tuning state", f->dir);
+    if (!st) st = read_note(f, pos.note, f->dir);
+    free(pos.note);
+    if (st) return st;
+    *epoch = pos.epoch;
+    /* the best weights: from best.safetensors, then the checkpoint again on top */
+    char path[4300];
+    snprintf(path, sizeof path, "%s/best.safetensors", f->dir);
+    if (exists(path)) {
+        if ((st = gr_trainer_load(t, path, NULL))) return st;
+        keep_best(f, t);
+        pos = (gr_train_pos){0};
+        st = gr_ckpt_resume(f->dir, t, &pos);
+        free(pos.note);
+    } else
+        keep_best(f, t);
+    if (!st && !f->r.quiet)
+        fprintf(stderr, "finetune: resumed %s after epoch %lld (step %lld)\n", f->dir, (long long)*epoch, (long long)t->step);
+    return st;
+}
+
+static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, gr_ft_epoch *out)
+{
+    double sum = 0, t0 = gr_now();
+    int64_t right = 0, seen = 0;
+    int st = gr_loader_start(f->ltr, (int)(phase * 1000 + e)), r;
+    gr_batch b;
+    out->lr = gr_sched_lr(&t->opt.cfg, t->step);
+    while (!st && (r = gr_loader_next(f->ltr, &b)) > 0) {
+        gr_tensor x = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){b.n, 3, b.h, b.w}), .data = b.x};
+        double loss;
+        if ((st = gr_trainer_step(t, &x, b.y, &loss))) break;
+        const float *logits = gr_plan_output(t->plan, 0)->data;  /* this step's forward */
+        for (int i = 0; i < b.n; i++) right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
+        sum += loss * b.n;
+        seen += b.n;
+    }
+    if (!st && r < 0) st = -r;
+    out->train_loss = seen ? sum / seen : NAN;
+    out->train_acc = seen ? (double)right / seen : NAN;
+    out->val_loss = out->val_acc = NAN;
+    if (!st && f->nva) st = evaluate(f, t->dnnl, &out->val_loss, &out->val_acc);
+    out->seconds = gr_now() - t0;
+    return st;
+}
+
+static void print_epoch(const ft *f, const gr_ft_epoch *e, int epochs, int improved)
+{
+    if (f->r.quiet) return;
+    fprintf(stderr, "phase %d epoch %2d/%d: train loss %.4f acc %.2f%%", e->phase, e->epoch, epochs, e->train_loss,
+            100 * e->train_acc);
+    if (isfinite(e->val_acc)) fprintf(stderr, ", val loss %.4f acc %.2f%%%s", e->val_loss, 100 * e->val_acc, improved ? " *" : "");
+    fprintf(stderr, ", lr %.2e, %.1f s (%.0f img/s)\n", e->lr, e->seconds,
+            e->seconds > 0 ? (double)(f->ntr / f->r.batch * f->r.batch) / e->seconds : 0.0);
+}
+
+/* Runs phase `phase` (1: head, 2: unfrozen) on trainable[] for `epochs` epochs at rate lr. */
+static int run_phase(ft *f, int phase, const unsigned char *trainable, int epochs, double lr, int resume)
+{
+    const gr_ft_opts *r = &f->r;
+    int64_t spe = f->ntr / r->batch > 0 ? f->ntr / r->batch : 1, total = spe * epochs;
+    gr_trainer_cfg cfg = {
+        .loss = GR_LOSS_CE, .label_smoothing = r->label_smoothing, .seed = r->seed + (uint64_t)phase,
+        .use_ref = r->use_ref, .layer_decay = phase == 2 ? r->layer_decay : 0,
+        /* phase 1 keeps BatchNorms unfolded when phase 2 may train them */
+        .no_fold = phase == 1 && r->epochs > 0,
+        .opt = {.kind = r->opt, .lr = lr, .momentum = r->opt == GR_SGD ? 0.9 : 0, .weight_decay = r->weight_decay,
+                .sched = GR_SCHED_COSINE, .warmup = total >= 20 ? (spe < total / 10 ? spe : total / 10) : 0,
+                .total = total, .min_lr = lr * 0.01}};
+    gr_trainer *t = NULL;
+    int st = gr_trainer_new(f->g, trainable, &cfg, &t);
+    if (st) return st;
+    if (!(f->best_w = malloc((size_t)(t->total + 1) * sizeof(float))) ||
+        !(f->best_buf = malloc((size_t)(t->nbuf + 1) * sizeof(float))))
+        st = GRAFT_E_NOMEM;
+    int64_t e0 = 0;
+    if (f->dir[0] && !st) st = make_dir(f->dir);
+    if (!st && resume) st = resume_phase(f, t, &e0);
+    else if (!st) {  /* the phase starts from the best so far (phase 1: nothing yet) */
+        f->bad = 0;
+        if (phase == 1 && f->r.head_init != GR_HEAD_INIT_PROBE) f->best_acc = -1, f->best_loss = INFINITY, f->best_hist = -1;
+        st = save_best(f, t);
+    }
+    if (!st && !r->quiet)
+        fprintf(stderr, "finetune: phase %d: %s, %lld parameters train, %d epochs of %lld steps\n", phase,
+                phase == 1 ? "the new head" : r->freeze, (long long)t->total, epochs, (long long)spe);
+    for (int64_t e = e0; !st && e < epochs; e++) {
+        if (r->patience && f->nva && f->bad >= r->patience) break;
+        gr_ft_epoch ep = {.phase = phase, .epoch = (int)e + 1};
+        if ((st = train_epoch(f, t, phase, e, &ep))) break;
+        int improved = f->nva && (ep.val_acc > f->best_acc || (ep.val_acc == f->best_acc && ep.val_loss < f->best_loss));
+        if ((st = push_epoch(f->res, &ep))) break;
+        if (improved) {
+            f->best_acc = ep.val_acc, f->best_loss = ep.val_loss, f->best_hist = f->res->nhist - 1, f->bad = 0;
+            st = save_best(f, t);
+        } else
+            f->bad++;
+        print_epoch(f, &ep, epochs, improved);
+        if (!st && f->dir[0]) {
+            char *note = note_json(f, phase);
+            gr_train_pos pos = {.epoch = e + 1, .batch = 0, .seed = r->seed, .note = note};
+            st = note ? gr_ckpt_write(f->dir, t, &pos) : GRAFT_E_NOMEM;
+            free(note);
+        }
+        if (!st && r->stop_after_epochs && f->res->nhist >= r->stop_after_epochs)
+            st = gr_err(GRAFT_E_ARG, "stopped after epoch %d as asked (stop_after_epochs; resume from the checkpoint)", f->res->nhist);
+        if (!st && !r->quiet && r->patience && f->nva && f->bad >= r->patience && e + 1 < epochs)
+            fprintf(stderr, "finetune: phase %d stops early: no better validation accuracy for %d epochs\n", phase, f->bad);
+    }
+    if (!st && f->nva) {  /* the phase ends with its best weights */
+        memcpy(t->w, f->best_w, (size_t)t->total * sizeof(float));
+        if (t->nbuf) memcpy(t->buf, f->best_buf, (size_t)t->nbuf * sizeof(float));
+    }
+    gr_trainer_free(t);  /* the graph gets the weights */
+    free(f->best_w), free(f->best_buf);
+    f->best_w = f->best_buf = NULL;
+    return st;
+}
+
+/* ---- the whole recipe ---- */
+
+static int open_loaders(ft *f)
+{
+    gr_loader_opts lt = {.batch = f->r.batch, .workers = f->r.workers, .shuffle = 1, .drop_last = f->ntr > f->r.batch,
+                         .seed = f->r.seed};
+    gr_loader_opts lv = {.batch = f->r.batch, .workers = f->r.workers, .seed = f->r.seed};
+    int st = gr_loader_new(f->ds, f->tr, f->ntr, &f->r.train_t, &lt, &f->ltr);
+    if (!st && f->nva) st = gr_loader_new(f->ds, f->va, f->nva, &f->r.eval_t, &lv, &f->lva);
+    return st;
+}
+
+char *gr_ft_history_json(const gr_ft_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    const char *keys[] = {"phase", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"};
+    for (int k = 0; k < 8; k++) {
+        cJSON *a = cJSON_AddArrayToObject(o, keys[k]);
+        for (int i = 0; i < r->nhist; i++) {
+            const gr_ft_epoch *e = &r->hist[i];
+            double v[8] = {e->phase, e->epoch, e->train_loss, e->train_acc, e->val_loss, e->val_acc, e->lr, e->seconds};
+            cJSON_AddItemToArray(a, isfinite(v[k]) ? cJSON_CreateNumber(v[k]) : cJSON_CreateNull());
+        }
+    }
+    cJSON_AddNumberToObject(o, "best", r->best);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int write_model(ft *f, const char *out_path)
+{
+    char tf[512];
+    gr_transform_format(&f->r.eval_t, tf, sizeof tf);
+    char *classes = gr_dataset_class_json(f->ds), *hist = gr_ft_history_json(f->res);
+    const char *kv[10] = {"graft.classes", classes, "graft.transform", tf, "graft.recipe", f->res->recipe,
+                          "graft.history", hist, "graft.layer", "probabilities"};
+    int st = classes && hist ? gr_export_finish(f->g, f->g->outputs[0], f->nclass, kv, 5, out_path) : GRAFT_E_NOMEM;
+    free(classes), free(hist);
+    return st;
+}
+
+int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx, const gr_ft_opts *o,
+                const char *out_path, gr_ft_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->best = -1;
+    double t0 = gr_now();
+    ft f = {.o = o, .r = *o, .ds = ds, .res = res, .nclass = ds->nclass, .best_acc = -1, .best_loss = INFINITY,
+            .best_hist = -1};
+    int64_t *all = NULL;
+    if (!idx) {
+        if (!(all = malloc((size_t)(ds->n + 1) * sizeof *all))) return GRAFT_E_NOMEM;
+        for (int64_t i = 0; i < ds->n; i++) all[i] = i;
+        idx = all, nidx = ds->n;
+    }
+    int st = GRAFT_OK;
+    for (int64_t i = 0; i < nidx && !st; i++)
+        if (idx[i] < 0 || idx[i] >= ds->n || ds->labels[idx[i]] < 0)
+            st = gr_err(GRAFT_E_ARG, "%s: sample %lld is unlabelled; fine-tuning needs labels", ds->source, (long long)idx[i]);
+    if (!st && ds->nclass < 2) st = gr_err(GRAFT_E_ARG, "%s: fine-tuning needs at least two classes", ds->source);
+    if (!st && ds->features) st = gr_err(GRAFT_E_ARG, "%s holds feature vectors, not images: fit a head on them instead", ds->source);
+    if (!st) {
+        resolve(&f, nidx);
+        st = split(&f, idx, nidx, f.r.val_frac);
+    }
+    int64_t *have = st ? NULL : calloc((size_t)f.nclass + 1, sizeof *have);
+    for (int64_t i = 0; have && i < f.ntr; i++) have[ds->labels[f.tr[i]]]++;
+    for (int c = 0; have && !st && c < f.nclass; c++)
+        if (!have[c]) st = gr_err(GRAFT_E_ARG, "%s: class '%s' has no training sample", ds->source, ds->class_names[c]);
+    free(have);
+    if (!st && !have) st = GRAFT_E_NOMEM;
+    if (!st) {
+        recipe_text(&f, model_path);
+        res->ntrain = f.ntr, res->nval = f.nva;
+        if (!f.r.quiet) fprintf(stderr, "finetune: %s\n", res->recipe);
+    }
+    if (!st) st = build_model(&f, model_path);
+    if (!st) st = open_loaders(&f);
+    /* where to resume: phase 2's checkpoint means phase 1 is done */
+    char d1[4096] = "", d2[4096] = "";
+    int resume1 = 0, resume2 = 0;
+    if (!st && o->ckpt_dir && strlen(o->ckpt_dir) > 4000)
+        st = gr_err(GRAFT_E_ARG, "%.100s...: checkpoint folder name too long", o->ckpt_dir);
+    if (!st && o->ckpt_dir) {
+        snprintf(d1, sizeof d1, "%s/phase1", o->ckpt_dir);
+        snprintf(d2, sizeof d2, "%s/phase2", o->ckpt_dir);
+        st = make_dir(o->ckpt_dir);
+        if (!st && o->resume) {
+            char c2[4300], c2p[4300], c1[4300], c1p[4300];
+            snprintf(c2, sizeof c2, "%s/ckpt.safetensors", d2), snprintf(c2p, sizeof c2p, "%s/ckpt.prev.safetensors", d2);
+            snprintf(c1, sizeof c1, "%s/ckpt.safetensors", d1), snprintf(c1p, sizeof c1p, "%s/ckpt.prev.safetensors", d1);
+            resume2 = exists(c2) || exists(c2p);
+            resume1 = !resume2 && (exists(c1) || exists(c1p));
+            if (!resume1 && !resume2)
+                st = gr_err(GRAFT_E_IO, "%s: no checkpoint to resume from (phase1/ or phase2/ with ckpt.safetensors)", o->ckpt_dir);
+        }
+    }
+    unsigned char *tr = NULL;
+    if (!st && !(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = GRAFT_E_NOMEM;
+    if (!st && !resume2 && f.r.head_init == GR_HEAD_INIT_PROBE && !resume1) {
+        st = probe_head(&f, model_path);
+        if (!st) st = probe_epoch(&f);
+    }
+    if (!st && !resume2 && f.r.head_epochs > 0) {
+        snprintf(f.dir, sizeof f.dir, "%s", d1);
+        st = gr_freeze_select(f.g, "head", tr);
+        if (!st) st = run_phase(&f, 1, tr, f.r.head_epochs, f.r.lr, resume1);
+    }
+    if (!st && f.r.epochs > 0) {
+        free(tr);
+        char spec[1200];
+        snprintf(spec, sizeof spec, "%s,head", f.r.freeze);
+        snprintf(f.dir, sizeof f.dir, "%s", d2);
+        if (!(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = GRAFT_E_NOMEM;
+        if (!st) st = gr_freeze_select(f.g, spec, tr);
+        if (!st) st = run_phase(&f, 2, tr, f.r.epochs, f.r.lr * f.r.lr_ratio, resume2);
+    }
+    free(tr);
+    if (!st) {
+        res->best = f.nva ? f.best_hist : res->nhist - 1;
+        res->best_val = f.nva ? f.best_acc : NAN;
+        st = write_model(&f, out_path);
+    }
+    res->seconds = gr_now() - t0;
+    gr_loader_free(f.ltr);
+    gr_loader_free(f.lva);
+    gr_graph_free(f.g);
+    free(f.tr), free(f.va), free(all);
+    return st;
+}
+
+void gr_ft_result_free(gr_ft_result *r)
+{
+    free(r->hist);
+    memset(r, 0, sizeof *r);
+    r->best = -1;
+}

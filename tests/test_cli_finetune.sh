@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# test_cli_finetune.sh GRAFT TINY_CNN SRCDIR — `graft finetune` end to end on a generated image
+# folder: four classes of 28x28 PNGs (noisy red, green, blue and gray squares), 40 per class to
+# train on and 25 per class to test (100 test images). The model is the tiny CNN of
+# scripts/make_tiny_cnn.py (Conv-BN-Relu x2, GAP, Gemm to 10 classes).
+#   - the classifier is replaced for 4 classes, the recipe runs (probe head, then phase 2) and the
+#     result reaches 95 % on the test images (a broken pipeline cannot: chance is 25 %);
+#   - the ONNX it writes runs in onnxruntime-node with the probabilities graft computes on the
+#     100 test images (max abs difference printed, <= 1e-4), and `graft predict` / `graft eval`
+#     take it (class names from its metadata);
+#   - an interrupted run (--stop-after-epochs) resumes from its checkpoint (--resume) and gives
+#     exactly the uninterrupted run's probabilities;
+#   - bad input: an output folder that does not exist, an empty class, --resume without a
+#     checkpoint, a layer that does not exist: exit 1 with a message naming it.
+set -u
+GRAFT=$1 CNN=$2 SRC=$3
+pass=0 fail=0
+check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $1" >&2; fi; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+/usr/bin/python3 - "$tmp" <<'PY'
+import os, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1]
+rng = np.random.default_rng(7)
+colors = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200), "gray": (128, 128, 128)}
+x = []
+for split, n in (("train", 40), ("test", 25)):
+    for name, c in colors.items():
+        os.makedirs(f"{root}/{split}/{name}", exist_ok=True)
+        for i in range(n):
+            img = np.clip(np.array(c) + rng.normal(0, 30, (28, 28, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(f"{root}/{split}/{name}/{i:03d}.png")
+# the test images as graft's loader sees them (size=28 keeps 28x28, normalize=none), in its
+# order: classes sorted, files sorted
+for name in sorted(colors):
+    for i in range(25):
+        a = np.asarray(Image.open(f"{root}/test/{name}/{i:03d}.png").convert("RGB"), dtype=np.float32) / 255
+        x.append(a.transpose(2, 0, 1))
+np.save(f"{root}/x.npy", np.stack(x))
+PY
+T="--transform size=28,normalize=none --workers 1"
+
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --seed 3 -o "$tmp/m.onnx" --test "$tmp/test" --report "$tmp/r.html" \
+  --json > "$tmp/ft.json" 2> "$tmp/ft.err"
+check "finetune exit 0 ($(tail -1 "$tmp/ft.err"))" "[ $? -eq 0 ]"
+/usr/bin/python3 -c "
+import json, sys
+o = json.load(open('$tmp/ft.json'))
+h = o['history']
+acc = o['test_metrics']['accuracy']
+print('test accuracy %.3f, %d epochs, val %d' % (acc, len(h['epoch']), o['val']))
+ok = acc >= 0.95 and o['train'] + o['val'] == 160 and o['val'] > 0 and 2 in h['phase'] and 'phase 2' in o['recipe']
+sys.exit(0 if ok else 1)" > "$tmp/acc.out" 2>&1
+check "finetune reaches 95 % on the test images with a validation split and two phases ($(cat "$tmp/acc.out"))" "[ $? -eq 0 ]"
+check "the recipe is in the summary" "grep -q 'early stopping: best validation accuracy kept' '$tmp/ft.json'"
+check "report with learning curves, no script" "grep -q 'id=\"curves\"' '$tmp/r.html' && ! grep -qi '<script' '$tmp/r.html'"
+
+# the model in graft (extract of its probabilities) and in onnxruntime
+"$GRAFT" extract "$tmp/m.onnx" "$tmp/test" $T --layer probabilities --pool none --no-cache -o "$tmp/g.npy" > /dev/null 2>&1
+check "graft runs the fine-tuned model" "[ $? -eq 0 ]"
+node "$SRC/scripts/ort_run.js" "$tmp/m.onnx" "$tmp/x.npy" "$tmp/o.npy" > /dev/null 2>&1
+check "onnxruntime runs the fine-tuned model" "[ $? -eq 0 ]"
+/usr/bin/python3 -c "
+import sys
+import numpy as np
+g = np.load('$tmp/g.npy'); o = np.load('$tmp/o.npy')
+d = np.abs(g - o).max()
+print('%d images, max abs difference of the probabilities %.2e' % (len(g), d))
+sys.exit(0 if g.shape == (100, 4) and d <= 1e-4 else 1)" > "$tmp/ort.out" 2>&1
+check "export round trip: graft = onnxruntime ($(cat "$tmp/ort.out"))" "[ $? -eq 0 ]"
+echo "export round trip: $(cat "$tmp/ort.out")"
+
+"$GRAFT" predict "$tmp/m.onnx" "$tmp/test/red/000.png" --top 1 --json > "$tmp/p.json" 2>&1
+check "predict takes the fine-tuned model and names the class" "grep -Eq '\"label\":[[:space:]]*\"red\"' '$tmp/p.json'"
+"$GRAFT" eval "$tmp/m.onnx" "$tmp/test" --no-cache --report "$tmp/e.html" > "$tmp/ev.out" 2>&1
+check "eval takes the fine-tuned model" "[ $? -eq 0 ] && grep -q '100 samples, accuracy' '$tmp/ev.out' && grep -q 'id=\"curves\"' '$tmp/e.html'"
+
+# interrupted after 3 epochs, then resumed: the same model as without the interruption
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --seed 3 -o "$tmp/a.onnx" --checkpoint "$tmp/ck" > /dev/null 2>&1
+check "finetune with checkpoints exit 0" "[ $? -eq 0 ]"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --seed 3 -o "$tmp/b.onnx" --checkpoint "$tmp/ck2" --stop-after-epochs 3 \
+  > /dev/null 2> "$tmp/stop.err"
+check "an interrupted run exits 1 and writes no model" "[ $? -eq 1 ] && [ ! -e '$tmp/b.onnx' ] && [ -s '$tmp/ck2/phase2/ckpt.safetensors' ]"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --seed 3 -o "$tmp/b.onnx" --checkpoint "$tmp/ck2" --resume > /dev/null 2> "$tmp/res.err"
+check "resume exit 0 and says so" "[ $? -eq 0 ] && grep -q 'resumed' '$tmp/res.err'"
+for m in a b; do "$GRAFT" extract "$tmp/$m.onnx" "$tmp/test" $T --layer probabilities --pool none --no-cache -o "$tmp/$m.npy" > /dev/null 2>&1; done
+/usr/bin/python3 -c "
+import sys
+import numpy as np
+d = np.abs(np.load('$tmp/a.npy') - np.load('$tmp/b.npy')).max()
+print('max difference %.1e' % d)
+sys.exit(0 if d == 0 else 1)" > "$tmp/res.out" 2>&1
+check "interrupted + resumed = uninterrupted ($(cat "$tmp/res.out"))" "[ $? -eq 0 ]"
+
+# bad input
+"$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/no/such/dir/m.onnx" > "$tmp/b1.out" 2>&1
+check "an output folder that does not exist: exit 1 naming the path" "[ $? -eq 1 ] && grep -q 'no/such/dir/m.onnx' '$tmp/b1.out'"
+mkdir -p "$tmp/bad/a" "$tmp/bad/b" && cp "$tmp/train/red/000.png" "$tmp/bad/a/"
+"$GRAFT" finetune "$CNN" "$tmp/bad" $T -o "$tmp/x.onnx" > "$tmp/b2.out" 2>&1
+check "an empty class: exit 1 naming the folder" "[ $? -eq 1 ] && grep -q 'bad/b' '$tmp/b2.out'"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/x.onnx" --checkpoint "$tmp/none" --resume > "$tmp/b3.out" 2>&1
+check "resume without a checkpoint: exit 1 saying so" "[ $? -eq 1 ] && grep -q 'no checkpoint' '$tmp/b3.out'"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/x.onnx" --layer nosuch > "$tmp/b4.out" 2>&1
+check "a layer that does not exist: exit 1 naming it" "[ $? -eq 1 ] && grep -q 'nosuch' '$tmp/b4.out'"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/x.onnx" --freeze last:x > "$tmp/b5.out" 2>&1
+check "a bad freeze spec: exit 1 naming the term" "[ $? -eq 1 ] && grep -q 'last:x' '$tmp/b5.out'"
+
+echo "test_cli_finetune: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
