@@ -1194,6 +1194,7 @@ static int cmd_finetune(int argc, char **argv)
     o.layer = eo.layer, o.pool = eo.pool;
     if (!st) st = graft_finetune(model, d, sub, &o, out, &summary);
     cJSON *sj = summary ? cJSON_Parse(summary) : NULL;
+    if (!st && !sj) st = GRAFT_E_NOMEM;
     if (!st && test) {  /* the fine-tuned model on another dataset, classes matched by name */
         st = graft_dataset_open(test, NULL, &td);
         if (!st) st = model_probs(out, td, o.transform, json, &prob, &y);

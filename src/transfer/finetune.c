@@ -577,11 +577,11 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
         st = split(&f, idx, nidx, f.r.val_frac);
     }
     int64_t *have = st ? NULL : calloc((size_t)f.nclass + 1, sizeof *have);
+    if (!st && !have) st = GRAFT_E_NOMEM;
     for (int64_t i = 0; have && i < f.ntr; i++) have[ds->labels[f.tr[i]]]++;
     for (int c = 0; have && !st && c < f.nclass; c++)
         if (!have[c]) st = gr_err(GRAFT_E_ARG, "%s: class '%s' has no training sample", ds->source, ds->class_names[c]);
     free(have);
-    if (!st && !have) st = GRAFT_E_NOMEM;
     if (!st) {
         recipe_text(&f, model_path);
         res->ntrain = f.ntr, res->nval = f.nva;
