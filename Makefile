@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 export GRAFT_CACHE ?= $(HOME)/.cache/graft
 
-.PHONY: all setup build test test-fast asan demo bench-infer bench-data bench-train clean
+.PHONY: all setup build test test-fast asan demo bench-infer bench-data bench-train bench-transfer clean
 
 all: build
 
@@ -43,6 +43,9 @@ bench-data: setup build
 
 bench-train: setup build
 	@bash bench/train.sh $(BUILD)
+
+bench-transfer: setup build
+	@bash bench/transfer.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -251,6 +251,11 @@ typedef struct graft_finetune_opts {
                                features (cross-validated C, as graft fit) and starts the head
                                from it (LP-FT); "random": torch's Linear init, then head epochs */
     const char *cache_dir;  /* the probe's feature cache (NULL: none) */
+    double probe_C;         /* the probe's inverse L2 strength; 0: cross-validated */
+    const char *bn;         /* "train": BatchNorms that train use batch statistics (timm);
+                               "frozen": all stay in inference mode, scale and shift still
+                               train (the Keras guide); NULL: frozen below 20 images per class
+                               unless freeze is "all", else train */
     const char *freeze;     /* what phase 2 trains besides the head: "all", "last:N" (blocks),
                                "after:NODE", "pattern:GLOB", ... (see graft finetune --help);
                                "head": no phase 2 */

@@ -9,6 +9,8 @@
 // onnxruntime-node comes from the npm cache the setup fills: found through NODE_PATH, or else
 // in $GRAFT_CACHE/node_modules (default ~/.cache/graft). The .npy reader/writer below handles
 // little-endian float32 and int64 in C order, which is all the tests need.
+// Environment: ORT_THREADS (intra-op threads, default 1); ORT_BATCH (run a single-input model on
+// slices of that many rows of the first dimension and concatenate the outputs; default: at once).
 'use strict';
 
 const fs = require('fs');
@@ -93,7 +95,7 @@ async function main() {
   const ort = loadOrt();
   const session = await ort.InferenceSession.create(modelPath, {
     executionProviders: ['cpu'],
-    intraOpNumThreads: 1,
+    intraOpNumThreads: +(process.env.ORT_THREADS || 1),
     interOpNumThreads: 1,
     executionMode: 'sequential',
   });
@@ -106,10 +108,29 @@ async function main() {
     feeds[session.inputNames[i]] = new ort.Tensor(DTYPES[a.dtype].ort, a.data, a.shape);
   });
   const t0 = process.hrtime.bigint();
-  const results = await session.run(feeds);
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const name = session.outputNames[0];
-  const out = results[name];
+  const batch = +(process.env.ORT_BATCH || 0);
+  let out;
+  if (batch > 0 && inPaths.length === 1) {  // slices of the first dimension, outputs concatenated
+    const x = feeds[session.inputNames[0]], n = x.dims[0], row = x.data.length / Math.max(n, 1);
+    const parts = [];
+    let dims = null;
+    for (let i = 0; i < n; i += batch) {
+      const m = Math.min(batch, n - i);
+      const t = new ort.Tensor(x.type, x.data.subarray(i * row, (i + m) * row), [m, ...x.dims.slice(1)]);
+      const r = (await session.run({ [session.inputNames[0]]: t }))[name];
+      parts.push(r);
+      dims = r.dims;
+    }
+    const total = parts.reduce((a, r) => a + r.data.length, 0);
+    const data = new parts[0].data.constructor(total);
+    let at = 0;
+    for (const r of parts) { data.set(r.data, at); at += r.data.length; }
+    out = { type: parts[0].type, dims: [n, ...dims.slice(1)], data };
+  } else {
+    out = (await session.run(feeds))[name];
+  }
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const dtype = Object.keys(DTYPES).find((k) => DTYPES[k].ort === out.type);
   if (!dtype) fail(`output '${name}' has type ${out.type}; only float32 and int64 can be written`);
   npyWrite(outPath, dtype, out.dims, out.data);

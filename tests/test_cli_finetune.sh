@@ -55,7 +55,7 @@ print('test accuracy %.3f, %d epochs, val %d' % (acc, len(h['epoch']), o['val'])
 ok = acc >= 0.95 and o['train'] + o['val'] == 160 and o['val'] > 0 and 2 in h['phase'] and 'phase 2' in o['recipe']
 sys.exit(0 if ok else 1)" > "$tmp/acc.out" 2>&1
 check "finetune reaches 95 % on the test images with a validation split and two phases ($(cat "$tmp/acc.out"))" "[ $? -eq 0 ]"
-check "the recipe is in the summary" "grep -q 'early stopping: best validation accuracy kept' '$tmp/ft.json'"
+check "the recipe is in the summary" "grep -q 'early stopping: lowest validation loss kept' '$tmp/ft.json'"
 check "report with learning curves, no script" "grep -q 'id=\"curves\"' '$tmp/r.html' && ! grep -qi '<script' '$tmp/r.html'"
 
 # the model in graft (extract of its probabilities) and in onnxruntime

@@ -409,10 +409,14 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, co
 static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
 {
     gr_ft_defaults(r);
-    r->layer = o->layer, r->freeze = o->freeze, r->cache_dir = o->cache_dir;
+    r->layer = o->layer, r->freeze = o->freeze, r->cache_dir = o->cache_dir, r->probe_C = o->probe_C;
     if (!o->head_init || !strcmp(o->head_init, "probe")) r->head_init = GR_HEAD_INIT_PROBE;
     else if (!strcmp(o->head_init, "random")) r->head_init = GR_HEAD_INIT_RANDOM;
     else return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe or random)", o->head_init);
+    if (!o->bn) r->bn = GR_BN_AUTO;
+    else if (!strcmp(o->bn, "train")) r->bn = GR_BN_TRAIN;
+    else if (!strcmp(o->bn, "frozen")) r->bn = GR_BN_FROZEN;
+    else return gr_err(GRAFT_E_ARG, "unknown BatchNorm mode '%s' (train or frozen)", o->bn);
     int st = GRAFT_OK;
     if (o->pool && !strcmp(o->pool, "none")) return gr_err(GRAFT_E_ARG, "fine-tuning pools a cut map: mean or grid2");
     if ((st = pool_of(o->pool, &r->pool))) return st;

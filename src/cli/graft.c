@@ -122,8 +122,9 @@ static const char *FIT_HELP =
 
 static const char *FINETUNE_HELP =
     "usage: graft finetune MODEL DATA --output OUT.onnx [--json] [--threads N]\n"
-    "         [--layer NODE|auto] [--pool mean|grid2] [--head-init probe|random] [--freeze SPEC]\n"
-    "         [--head-epochs N] [--epochs N] [--cache DIR | --no-cache]\n"
+    "         [--layer NODE|auto] [--pool mean|grid2] [--head-init probe|random] [--probe-C X]\n"
+    "         [--freeze SPEC] [--head-epochs N] [--epochs N] [--bn train|frozen]\n"
+    "         [--cache DIR | --no-cache]\n"
     "         [--optimizer adamw|sgd] [--lr X] [--lr-ratio X] [--layer-decay X] [--weight-decay X]\n"
     "         [--label-smoothing X] [--dropout X] [--val F] [--patience N] [--batch N] [--workers N]\n"
     "         [--transform SPEC] [--augment SPEC] [--checkpoint DIR] [--resume] [--seed N]\n"
@@ -133,16 +134,19 @@ static const char *FINETUNE_HELP =
     "guide: the classifier is replaced by a new linear head for DATA's classes (--layer cuts the\n"
     "model at a map instead, pooled by --pool; auto picks it as `graft fit --layer auto`);\n"
     "phase 1 trains the head on the frozen model: by default a logistic regression fitted on\n"
-    "the frozen features (cross-validated C, features cached as in graft extract) becomes the\n"
-    "head (LP-FT), with --head-init random it starts at random and trains for --head-epochs;\n"
-    "phase 2 unfreezes --freeze at lr x --lr-ratio (--epochs). Freeze specs, comma-separated and applied left to right: all,\n"
+    "the frozen features (C cross-validated or --probe-C; features cached as in graft extract)\n"
+    "becomes the head (LP-FT); with --head-init random it starts at random and trains for\n"
+    "--head-epochs. Phase 2 unfreezes --freeze at lr x --lr-ratio (--epochs). Freeze specs,\n"
+    "comma-separated and applied left to right: all,\n"
     "none, head, last:N (the last N blocks), after:NODE (everything after a node),\n"
     "pattern:GLOB (parameter names), each but all/none with '-' to exclude; phase 2 always\n"
     "trains the head too, and --freeze head skips it. BatchNorms of frozen layers stay in\n"
-    "inference mode. AdamW (or SGD with momentum 0.9), linear warm-up then cosine, label\n"
-    "smoothing, layer-wise rate decay (--layer-decay 0.8: each layer down gets 0.8x), dropout\n"
-    "before the head. A stratified validation split (--val) scores every epoch; each phase keeps\n"
-    "its best weights and stops after --patience epochs without improvement. Training images\n"
+    "inference mode; with --bn frozen (the default below 20 images per class unless --freeze\n"
+    "is all: there batch statistics are noise) all do, their scale and shift still training.\n"
+    "AdamW (or SGD with momentum 0.9), linear warm-up then cosine, label smoothing, layer-wise rate decay\n"
+    "(--layer-decay 0.8: each layer down gets 0.8x), dropout before the head. A stratified\n"
+    "validation split (--val) scores every epoch; each phase keeps its best weights and stops\n"
+    "after --patience epochs without improvement. Training images\n"
     "are augmented (--augment; default: the preprocessing with a random resized crop and a\n"
     "horizontal flip). Left out, every setting is chosen from the dataset's size and printed.\n"
     "--checkpoint DIR writes the session after every epoch; --resume continues an interrupted run\n"
@@ -1147,6 +1151,8 @@ static int cmd_finetune(int argc, char **argv)
         else if (!strcmp(a, "--pool") && more) o.pool = argv[++i];
         else if (!strcmp(a, "--freeze") && more) o.freeze = argv[++i];
         else if (!strcmp(a, "--head-init") && more) o.head_init = argv[++i];
+        else if (!strcmp(a, "--probe-C") && more) o.probe_C = atof(argv[++i]);
+        else if (!strcmp(a, "--bn") && more) o.bn = argv[++i];
         else if (!strcmp(a, "--cache") && more) cache = argv[++i];
         else if (!strcmp(a, "--no-cache")) nocache = 1;
         else if (!strcmp(a, "--head-epochs") && more) o.head_epochs = atoi(argv[++i]);
@@ -1226,9 +1232,10 @@ static int cmd_finetune(int argc, char **argv)
         printf("fine-tuned on %d images in %.1f s", cJSON_GetObjectItem(sj, "train")->valueint,
                cJSON_GetObjectItem(sj, "seconds")->valuedouble);
         if (cJSON_IsNumber(bv) && best >= 0)
-            printf("; best validation accuracy %.4f (phase %d epoch %d, kept)",
-                   bv->valuedouble, cJSON_GetArrayItem(cJSON_GetObjectItem(h, "phase"), best)->valueint,
-                   cJSON_GetArrayItem(cJSON_GetObjectItem(h, "epoch"), best)->valueint);
+            printf("; kept phase %d epoch %d (validation loss %.4f, accuracy %.4f)",
+                   cJSON_GetArrayItem(cJSON_GetObjectItem(h, "phase"), best)->valueint,
+                   cJSON_GetArrayItem(cJSON_GetObjectItem(h, "epoch"), best)->valueint,
+                   cJSON_GetArrayItem(cJSON_GetObjectItem(h, "val_loss"), best)->valuedouble, bv->valuedouble);
         printf("\n");
         if (metrics) {
             cJSON *m = cJSON_Parse(metrics);

@@ -8,9 +8,9 @@
  *      fraction of phase 1's rate, optionally with layer-wise rate decay; BatchNorms of unfrozen
  *      blocks train (batch statistics, running statistics updated), frozen ones are folded;
  *   4. each phase: AdamW or SGD, linear warm-up then cosine, label smoothing, augmentation;
- *      after each epoch the validation split is scored and the best weights (accuracy, then
- *      loss) are kept; a phase stops after `patience` epochs without improvement; phase 2 starts
- *      from phase 1's best and keeps it unless it beats it;
+ *      after each epoch the validation split is scored and the weights with the lowest
+ *      validation loss are kept; a phase stops after `patience` epochs without a lower loss;
+ *      phase 2 starts from phase 1's best and keeps it unless it beats it;
  *   5. the result is one ONNX file: the adapted model + Softmax ("probabilities"), with the class
  *      names, the preprocessing, the recipe and the learning curves in its metadata.
  *
@@ -123,6 +123,9 @@ static void resolve(ft *f, int64_t n)
     if (r->weight_decay < 0) r->weight_decay = r->opt == GR_SGD ? 1e-4 : 0.01;
     if (r->label_smoothing < 0) r->label_smoothing = 0.1f;
     if (r->patience < 0) r->patience = 5;
+    /* below 20 per class, batch statistics are noise to a pretrained network: keep its running
+     * statistics (Keras' advice), unless everything trains anyway (training from scratch) */
+    if (r->bn == GR_BN_AUTO) r->bn = s < 20 && strcmp(r->freeze, "all") ? GR_BN_FROZEN : GR_BN_TRAIN;
     if (r->batch <= 0) r->batch = 32;
     int64_t ntr = n - (int64_t)llround(r->val_frac * (double)n);
     if (r->batch > ntr) r->batch = (int)(ntr > 0 ? ntr : 1);
@@ -150,8 +153,8 @@ static void recipe_text(ft *f, const char *model_path)
     gr_transform_format(&r->eval_t, et, sizeof et);
     gr_transform_format(&r->train_t, tt, sizeof tt);
     if (!f->nva) snprintf(stop, sizeof stop, "none (no validation split: the last weights are kept)");
-    else if (r->patience) snprintf(stop, sizeof stop, "best validation accuracy kept, patience %d epochs", r->patience);
-    else snprintf(stop, sizeof stop, "best validation accuracy kept");
+    else if (r->patience) snprintf(stop, sizeof stop, "lowest validation loss kept, patience %d epochs", r->patience);
+    else snprintf(stop, sizeof stop, "lowest validation loss kept");
     if (r->layer)
         snprintf(cut, sizeof cut, ", cut at %s (%s pooling)", r->layer, r->pool == GR_POOL_GRID2 ? "2x2 grid" : "global mean");
     if (r->layer_decay > 0 && r->layer_decay < 1) snprintf(decay, sizeof decay, ", layer decay %g", r->layer_decay);
@@ -160,12 +163,16 @@ static void recipe_text(ft *f, const char *model_path)
              "phase 1: the new head, %s%d epochs at lr %g\n"
              "phase 2: %s, %d epochs at lr %g%s\n"
              "%s, weight decay %g, warm-up + cosine, label smoothing %g, dropout %g\n"
+             "BatchNorms: %s\n"
              "early stopping: %s\naugmentation %s\npreprocessing %s\nseed %llu",
              model_path, cut, (long long)f->ntr, (long long)f->nva, f->nclass, r->batch,
              r->head_init == GR_HEAD_INIT_PROBE ? "a linear probe (logistic regression, CV) on the frozen features, then " : "",
              r->head_epochs, r->lr,
              r->freeze, r->epochs, r->lr * r->lr_ratio, decay, r->opt == GR_SGD ? "SGD (momentum 0.9)" : "AdamW",
-             r->weight_decay, r->label_smoothing, r->dropout, stop, tt, et, (unsigned long long)r->seed);
+             r->weight_decay, r->label_smoothing, r->dropout,
+             r->bn == GR_BN_FROZEN ? "inference mode throughout (running statistics fixed)"
+                                   : "batch statistics where they train, inference mode where frozen",
+             stop, tt, et, (unsigned long long)r->seed);
 }
 
 /* ---- the model: new head, input shape ---- */
@@ -323,7 +330,7 @@ static int probe_head(ft *f, const char *model_path)
     if (st) return st;
     gr_fit_opts fo;
     gr_fit_defaults(&fo, GR_HEAD_LOGREG);
-    fo.C = 0;  /* cross-validated */
+    fo.C = f->r.probe_C > 0 ? f->r.probe_C : 0;  /* 0: cross-validated */
     fo.seed = f->r.seed;
     gr_head h;
     st = gr_head_fit(fe.X, fe.y, fe.n, fe.dim, f->nclass, &fo, &h);
@@ -343,8 +350,8 @@ static int probe_head(ft *f, const char *model_path)
             b[c] = (float)bias;
         }
         if (!f->r.quiet)
-            fprintf(stderr, "finetune: phase 1: the head is a linear probe on %lld frozen feature rows%s (C = %g, CV "
-                    "accuracy %.4f)\n", (long long)fe.n, fe.cached ? " from the cache" : "", h.C, h.cv_acc);
+            fprintf(stderr, "finetune: phase 1: the head is a linear probe on %lld frozen feature rows%s (C = %g%s)\n",
+                    (long long)fe.n, fe.cached ? " from the cache" : "", h.C, h.cv_acc >= 0 ? " by cross-validation" : "");
     }
     gr_head_free(&h);
     gr_features_free(&fe);
@@ -460,9 +467,19 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
         .opt = {.kind = r->opt, .lr = lr, .momentum = r->opt == GR_SGD ? 0.9 : 0, .weight_decay = r->weight_decay,
                 .sched = GR_SCHED_COSINE, .warmup = total >= 20 ? (spe < total / 10 ? spe : total / 10) : 0,
                 .total = total, .min_lr = lr * 0.01}};
+    signed char *mode = NULL;  /* GR_BN_FROZEN: every BatchNorm in inference mode */
+    if (r->bn == GR_BN_FROZEN) {
+        if (!(mode = malloc((size_t)f->g->nnodes + 1))) return GRAFT_E_NOMEM;
+        for (int k = 0; k < f->g->nnodes; k++)
+            mode[k] = strcmp(f->g->nodes[k].op_type, "BatchNormalization") ? -1 : 0;
+        cfg.node_mode = mode;
+    }
     gr_trainer *t = NULL;
     int st = gr_trainer_new(f->g, trainable, &cfg, &t);
-    if (st) return st;
+    if (st) {
+        free(mode);
+        return st;
+    }
     if (!(f->best_w = malloc((size_t)(t->total + 1) * sizeof(float))) ||
         !(f->best_buf = malloc((size_t)(t->nbuf + 1) * sizeof(float))))
         st = GRAFT_E_NOMEM;
@@ -481,7 +498,9 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
         if (r->patience && f->nva && f->bad >= r->patience) break;
         gr_ft_epoch ep = {.phase = phase, .epoch = (int)e + 1};
         if ((st = train_epoch(f, t, phase, e, &ep))) break;
-        int improved = f->nva && (ep.val_acc > f->best_acc || (ep.val_acc == f->best_acc && ep.val_loss < f->best_loss));
+        /* the validation loss decides (Keras' default monitor): on a small split the accuracy
+         * moves in coarse steps and stops a run that is still improving */
+        int improved = f->nva && ep.val_loss < f->best_loss;
         if ((st = push_epoch(f->res, &ep))) break;
         if (improved) {
             f->best_acc = ep.val_acc, f->best_loss = ep.val_loss, f->best_hist = f->res->nhist - 1, f->bad = 0;
@@ -498,13 +517,14 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
         if (!st && r->stop_after_epochs && f->res->nhist >= r->stop_after_epochs)
             st = gr_err(GRAFT_E_ARG, "stopped after epoch %d as asked (stop_after_epochs; resume from the checkpoint)", f->res->nhist);
         if (!st && !r->quiet && r->patience && f->nva && f->bad >= r->patience && e + 1 < epochs)
-            fprintf(stderr, "finetune: phase %d stops early: no better validation accuracy for %d epochs\n", phase, f->bad);
+            fprintf(stderr, "finetune: phase %d stops early: no lower validation loss for %d epochs\n", phase, f->bad);
     }
     if (!st && f->nva) {  /* the phase ends with its best weights */
         memcpy(t->w, f->best_w, (size_t)t->total * sizeof(float));
         if (t->nbuf) memcpy(t->buf, f->best_buf, (size_t)t->nbuf * sizeof(float));
     }
     gr_trainer_free(t);  /* the graph gets the weights */
+    free(mode);
     free(f->best_w), free(f->best_buf);
     f->best_w = f->best_buf = NULL;
     return st;

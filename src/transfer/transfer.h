@@ -218,11 +218,18 @@ void gr_fewshot_free(gr_fewshot_result *r);
  *   or 1e-4; label smoothing 0.1; patience 5 epochs; augmentation: the preprocessing with a
  *   random resized crop (scale 0.25..1) in place of resize + crop, and a horizontal flip. */
 enum { GR_HEAD_INIT_PROBE = 0, GR_HEAD_INIT_RANDOM = 1 };
+enum { GR_BN_AUTO = 0, GR_BN_TRAIN = 1, GR_BN_FROZEN = 2 };
 
 typedef struct gr_ft_opts {
     int head_init;              /* GR_HEAD_INIT_PROBE: phase 1 starts with a linear probe fitted on
                                    the frozen features (LP-FT); RANDOM: torch's Linear init */
     const char *cache_dir;      /* feature cache for the probe (NULL: none) */
+    double probe_C;             /* the probe's C; <= 0: cross-validated (as graft fit) */
+    int bn;                     /* GR_BN_TRAIN: BatchNorms whose parameters train use batch
+                                   statistics (timm); GR_BN_FROZEN: every BatchNorm stays in
+                                   inference mode, its scale and shift still train (the Keras
+                                   guide); AUTO: frozen below 20 samples per class unless
+                                   phase 2 trains "all", else train */
     const char *layer;          /* NULL: replace the model's classifier; else cut here, new head */
     int pool;                   /* for a cut rank-4 map: GR_POOL_MEAN or GR_POOL_GRID2 */
     const char *freeze;         /* what phase 2 trains besides the head (gr_freeze_select spec);
