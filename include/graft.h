@@ -166,7 +166,7 @@ typedef struct graft_extract_opts {
 } graft_extract_opts;
 
 /* Which layer and pooling to extract from, measured: every candidate map (the cut points and
- * the maps inside feature pyramids, at most max_candidates, 0: 16) pooled by its mean and over
+ * the maps inside feature pyramids, at most max_candidates, 0: 32) pooled by its mean and over
  * a 2x2 grid, scored by the cross-validated accuracy of a linear probe on the samples `subset`
  * (int64 indices; NULL: all). *ranking (JSON array, best first; caller frees) lists layer,
  * pool, dim and accuracy; *layer and *pool (caller frees) are the best. */
@@ -182,7 +182,7 @@ graft_status graft_extract(const char *model_path, const graft_dataset *d, const
 /* ---- heads on features --------------------------------------------------------------------
  * A classifier fitted on feature rows (from graft_extract): multinomial logistic regression
  * (scikit-learn's LogisticRegression objective, L-BFGS; C chosen by 5-fold stratified
- * cross-validation over logspace(-4, 4) when C <= 0), an MLP, kNN (cosine) or the nearest class
+ * cross-validation over logspace(-4, 4) when C <= 0; C = 1 when a class has fewer than 5 rows), an MLP, kNN (cosine) or the nearest class
  * mean. The feature normalisation is part of the head. */
 typedef struct graft_head graft_head;
 

@@ -44,8 +44,8 @@ PY
 # The from-scratch baseline: a small randomly initialised CNN (PyTorch init, exported to ONNX).
 /usr/bin/python3 "$(dirname "$0")/make_tiny_cnn.py" "$work" > /dev/null
 
-echo "== PP-OCRv4 text detector -> Fashion-MNIST: which layer transfers? (graft fit --layer auto, 50 images per class)"
-"$graft" fit "$det" "$train" --transform "$T" --layer auto --shots 50 --test "$test" --json \
+echo "== PP-OCRv4 text detector -> Fashion-MNIST: which layer transfers? (graft fit --layer auto, 100 images per class)"
+"$graft" fit "$det" "$train" --transform "$T" --layer auto --shots 100 --test "$test" --json \
   > "$work/auto.json" 2> "$work/auto.txt"
 sed -n '1,8p' "$work/auto.txt"
 layer=$(sed -n 's/^using \(.*\) with \(.*\) pooling$/\1/p' "$work/auto.txt")

@@ -20,7 +20,7 @@ int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *i
                   const gr_extract_opts *o, int max_candidates, gr_layer_score **scores, int *count)
 {
     char **names = NULL;
-    int n = 0, st = gr_layer_candidates(model_path, &o->t, max_candidates > 0 ? max_candidates : 16, &names, &n);
+    int n = 0, st = gr_layer_candidates(model_path, &o->t, max_candidates > 0 ? max_candidates : 32, &names, &n);
     if (st) return st;
     gr_layer_score *s = gr_calloc((size_t)2 * n + 1, sizeof *s);
     gr_features *f = gr_calloc((size_t)n + 1, sizeof *f);

@@ -72,7 +72,8 @@ typedef struct gr_fit_opts {
      * LogisticRegression(solver="lbfgs")): minimise 0.5 |W|^2 + C * sum of cross-entropies,
      * intercept not penalised. C <= 0: chosen by stratified k-fold cross-validation over
      * ncs values logspace(-4, 4), best mean accuracy, then refit on all data
-     * (LogisticRegressionCV's defaults: ncs 10, folds 5). */
+     * (LogisticRegressionCV's defaults: ncs 10, folds 5); when a class has fewer rows than
+     * folds, C = 1 instead (LogisticRegression's default; cv_acc stays -1). */
     double C;
     int ncs, folds;
     int max_iter;          /* L-BFGS iterations (0: 1000) */
@@ -168,7 +169,7 @@ typedef struct gr_layer_score {
     int order;           /* the candidate's place in execution order */
 } gr_layer_score;
 
-/* Scores every candidate layer (gr_layer_candidates, at most max_candidates; 0: 16) with both
+/* Scores every candidate layer (gr_layer_candidates, at most max_candidates; 0: 32) with both
  * poolings on the samples idx (NULL: all), best first (ties: the earlier layer). */
 int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                   const gr_extract_opts *o, int max_candidates, gr_layer_score **scores, int *count);
