@@ -13,7 +13,7 @@ DEBIAN_PACKAGES=(
   libdnnl-dev protobuf-c-compiler libprotobuf-c-dev libcjson-dev
   libturbojpeg0-dev libspng-dev zlib1g-dev libcmocka-dev
   libonnx-testdata dataset-fashion-mnist python3-matplotlib python3-sklearn python3-onnx python3-numpy python3-torch python3-torchvision python3-pil
-  nodejs
+  nodejs chromium
 )
 # npm packages: name@version and the sha1 `npm pack` reports for the tarball.
 NPM_PACKAGES=(

@@ -10,6 +10,8 @@
 #     take it (class names from its metadata);
 #   - an interrupted run (--stop-after-epochs) resumes from its checkpoint (--resume) and gives
 #     exactly the uninterrupted run's probabilities;
+#   - the --report page opens in headless Chromium with its plots drawn and no network request
+#     (tests/report_browser_check.py);
 #   - bad input: an output folder that does not exist, an empty class, --resume without a
 #     checkpoint, a layer that does not exist: exit 1 with a message naming it.
 set -u
@@ -57,6 +59,9 @@ sys.exit(0 if ok else 1)" > "$tmp/acc.out" 2>&1
 check "finetune reaches 95 % on the test images with a validation split and two phases ($(cat "$tmp/acc.out"))" "[ $? -eq 0 ]"
 check "the recipe is in the summary" "grep -q 'early stopping: lowest validation loss kept' '$tmp/ft.json'"
 check "report with learning curves, no script" "grep -q 'id=\"curves\"' '$tmp/r.html' && ! grep -qi '<script' '$tmp/r.html'"
+# the report in headless Chromium: its plots rendered with the run's counts, no network request
+/usr/bin/python3 "$SRC/tests/report_browser_check.py" "$tmp/r.html" "$tmp/ft.json" "$tmp/browser" > "$tmp/browser.out" 2>&1
+check "the report renders in headless Chromium ($(grep -c '^ok' "$tmp/browser.out") checks; $(grep '^FAIL' "$tmp/browser.out" | head -2 | tr '\n' ' '))" "[ $? -eq 0 ]"
 
 # the model in graft (extract of its probabilities) and in onnxruntime
 "$GRAFT" extract "$tmp/m.onnx" "$tmp/test" $T --layer probabilities --pool none --no-cache -o "$tmp/g.npy" > /dev/null 2>&1
