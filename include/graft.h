@@ -131,6 +131,10 @@ int graft_dataset_label(const graft_dataset *d, int64_t i);
 const char *graft_dataset_kind(const graft_dataset *d);
 /* Sample i's image file, or NULL for in-memory samples. */
 const char *graft_dataset_path(const graft_dataset *d, int64_t i);
+/* A CSV dataset's extra columns (after path and label), e.g. "group" for per-group metrics:
+ * the index of the named column or -1, and sample i's text in column c (NULL when out of range). */
+int graft_dataset_column(const graft_dataset *d, const char *name);
+const char *graft_dataset_value(const graft_dataset *d, int c, int64_t i);
 /* Sample i through a transform given in its text form (e.g. "resize=256,crop=224,
  * normalize=imagenet"; NULL: that ImageNet default; "rrc=224,flip=0.5,jitter=0.4:0.4:0.4:0.1"
  * for augmentation, drawn from `seed`): a new (1, 3, H, W) float tensor. */
@@ -249,7 +253,10 @@ typedef struct graft_finetune_opts {
     const char *pool;       /* for a cut map: "mean" (default) or "grid2" */
     const char *head_init;  /* "probe" (default): phase 1 fits a logistic regression on the frozen
                                features (cross-validated C, as graft fit) and starts the head
-                               from it (LP-FT); "random": torch's Linear init, then head epochs */
+                               from it (LP-FT); "imprint": the weights are the normalised class
+                               means of the normalised features (weight imprinting; with
+                               epochs < 0 the few-shot classifier as it is); "random": torch's
+                               Linear init, then head epochs */
     const char *cache_dir;  /* the probe's feature cache (NULL: none) */
     double probe_C;         /* the probe's inverse L2 strength; 0: cross-validated */
     const char *bn;         /* "train": BatchNorms that train use batch statistics (timm);

@@ -10,6 +10,7 @@
 #     take it (class names from its metadata);
 #   - an interrupted run (--stop-after-epochs) resumes from its checkpoint (--resume) and gives
 #     exactly the uninterrupted run's probabilities;
+#   - weight imprinting (--head-init imprint) predicts as numpy's cosine class means;
 #   - the --report page opens in headless Chromium with its plots drawn and no network request
 #     (tests/report_browser_check.py);
 #   - bad input: an output folder that does not exist, an empty class, --resume without a
@@ -42,6 +43,18 @@ for name in sorted(colors):
         a = np.asarray(Image.open(f"{root}/test/{name}/{i:03d}.png").convert("RGB"), dtype=np.float32) / 255
         x.append(a.transpose(2, 0, 1))
 np.save(f"{root}/x.npy", np.stack(x))
+# a CSV of the test images with a group column, plus a "dim" group: the same colours at a
+# quarter of the brightness, which the model has not seen
+rows = []
+for name, c in colors.items():
+    for i in range(25):
+        rows.append((f"test/{name}/{i:03d}.png", name, "bright"))
+        img = np.clip(np.array(c) / 4 + rng.normal(0, 30, (28, 28, 3)), 0, 255).astype(np.uint8)
+        os.makedirs(f"{root}/dim/{name}", exist_ok=True)
+        Image.fromarray(img).save(f"{root}/dim/{name}/{i:03d}.png")
+        rows.append((f"dim/{name}/{i:03d}.png", name, "dim"))
+with open(f"{root}/groups.csv", "w") as f:
+    f.write("path,label,group\n" + "".join(",".join(r) + "\n" for r in rows))
 PY
 T="--transform size=28,normalize=none --workers 1"
 
@@ -83,6 +96,50 @@ check "predict takes the fine-tuned model and names the class" "grep -Eq '\"labe
 "$GRAFT" eval "$tmp/m.onnx" "$tmp/test" --no-cache --report "$tmp/e.html" > "$tmp/ev.out" 2>&1
 check "eval takes the fine-tuned model" "[ $? -eq 0 ] && grep -q '100 samples, accuracy' '$tmp/ev.out' && grep -q 'id=\"curves\"' '$tmp/e.html'"
 
+# weight imprinting without fine-tuning is the cosine nearest-class-mean classifier of the frozen
+# features: the same predictions as numpy's on graft's extracted features
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --head-init imprint --epochs -1 --val -1 -o "$tmp/imp.onnx" --test "$tmp/test" \
+  --no-cache --json > "$tmp/imp.json" 2>&1
+check "finetune --head-init imprint exit 0" "[ $? -eq 0 ]"
+"$GRAFT" extract "$CNN" "$tmp/train" $T --layer /Flatten_output_0 --pool none --no-cache -o "$tmp/ftr.npy" \
+  --labels-output "$tmp/ytr.npy" > /dev/null 2>&1
+"$GRAFT" extract "$CNN" "$tmp/test" $T --layer /Flatten_output_0 --pool none --no-cache -o "$tmp/fte.npy" > /dev/null 2>&1
+"$GRAFT" extract "$tmp/imp.onnx" "$tmp/test" $T --layer probabilities --pool none --no-cache -o "$tmp/pimp.npy" > /dev/null 2>&1
+/usr/bin/python3 -c "
+import json, sys
+import numpy as np
+n = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
+X, y, T = n(np.load('$tmp/ftr.npy')), np.load('$tmp/ytr.npy'), n(np.load('$tmp/fte.npy'))
+M = n(np.stack([X[y == c].mean(0) for c in range(4)]))
+want, got = (T @ M.T).argmax(1), np.load('$tmp/pimp.npy').argmax(1)
+acc = json.load(open('$tmp/imp.json'))['test_metrics']['accuracy']
+print('%d of %d predictions equal numpy\'s cosine class means, test accuracy %.3f' % ((want == got).sum(), len(got), acc))
+sys.exit(0 if (want == got).all() and acc >= 0.95 else 1)" > "$tmp/imp.out" 2>&1
+check "imprinted head = cosine class means ($(cat "$tmp/imp.out"))" "[ $? -eq 0 ]"
+
+# per-group accuracy from the CSV's group column, against numpy on graft's own probabilities
+"$GRAFT" eval "$tmp/m.onnx" "$tmp/groups.csv" --no-cache --json > "$tmp/g.json" 2> "$tmp/g.err"
+check "eval with a group column exit 0" "[ $? -eq 0 ]"
+"$GRAFT" extract "$tmp/m.onnx" "$tmp/groups.csv" $T --layer probabilities --pool none --no-cache -o "$tmp/gp.npy" \
+  --labels-output "$tmp/gy.npy" > /dev/null 2>&1
+/usr/bin/python3 -c "
+import csv, json, sys
+import numpy as np
+o = json.load(open('$tmp/g.json'))
+p, y = np.load('$tmp/gp.npy'), np.load('$tmp/gy.npy')
+g = np.array([r['group'] for r in csv.DictReader(open('$tmp/groups.csv'))])
+want = {k: float((p[g == k].argmax(1) == y[g == k]).mean()) for k in sorted(set(g))}
+got = {e['name']: e['accuracy'] for e in o['groups']}
+worst = min(want, key=lambda k: (want[k], k))
+print('groups %s, worst %s' % (' '.join('%s %.3f' % kv for kv in got.items()), o.get('worst_group')))
+ok = set(got) == set(want) and all(abs(got[k] - want[k]) < 1e-12 for k in want) and o['worst_group'] == worst
+sys.exit(0 if ok else 1)" > "$tmp/groups.out" 2>&1
+check "per-group accuracy = numpy's, worst group named ($(cat "$tmp/groups.out"))" "[ $? -eq 0 ]"
+"$GRAFT" eval "$tmp/m.onnx" "$tmp/groups.csv" --no-cache > "$tmp/gt.out" 2>&1
+check "eval prints the groups and the worst" "grep -q '^worst group: ' '$tmp/gt.out' && grep -q '  dim ' '$tmp/gt.out'"
+"$GRAFT" eval "$tmp/m.onnx" "$tmp/groups.csv" --no-cache --group nosuch > "$tmp/b6.out" 2>&1
+check "--group naming a missing column: exit 1 naming it" "[ $? -eq 1 ] && grep -q nosuch '$tmp/b6.out'"
+
 # interrupted after 3 epochs, then resumed: the same model as without the interruption
 "$GRAFT" finetune "$CNN" "$tmp/train" $T --seed 3 -o "$tmp/a.onnx" --checkpoint "$tmp/ck" > /dev/null 2>&1
 check "finetune with checkpoints exit 0" "[ $? -eq 0 ]"
@@ -100,6 +157,13 @@ print('max difference %.1e' % d)
 sys.exit(0 if d == 0 else 1)" > "$tmp/res.out" 2>&1
 check "interrupted + resumed = uninterrupted ($(cat "$tmp/res.out"))" "[ $? -eq 0 ]"
 
+# every subcommand documents itself and has --json (graft --help lists them all)
+for c in info run data extract fit finetune predict eval export fewshot; do
+  "$GRAFT" "$c" --help > "$tmp/h_$c.out" 2>&1
+  check "graft $c --help: exit 0, usage and --json" "[ $? -eq 0 ] && grep -q '^usage: graft $c' '$tmp/h_$c.out' && grep -q -- '--json' '$tmp/h_$c.out' && \
+    \"$GRAFT\" --help | grep -q '^  $c '"
+done
+
 # bad input
 "$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/no/such/dir/m.onnx" > "$tmp/b1.out" 2>&1
 check "an output folder that does not exist: exit 1 naming the path" "[ $? -eq 1 ] && grep -q 'no/such/dir/m.onnx' '$tmp/b1.out'"
@@ -109,7 +173,20 @@ check "an empty class: exit 1 naming the folder" "[ $? -eq 1 ] && grep -q 'bad/b
 "$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/x.onnx" --checkpoint "$tmp/none" --resume > "$tmp/b3.out" 2>&1
 check "resume without a checkpoint: exit 1 saying so" "[ $? -eq 1 ] && grep -q 'no checkpoint' '$tmp/b3.out'"
 "$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/x.onnx" --layer nosuch > "$tmp/b4.out" 2>&1
-check "a layer that does not exist: exit 1 naming it" "[ $? -eq 1 ] && grep -q 'nosuch' '$tmp/b4.out'"
+check "a layer that does not exist: exit 1 naming it and listing valid ones" \
+  "[ $? -eq 1 ] && grep -q \"'nosuch'.*valid cut points: .*/gap/GlobalAveragePool_output_0\" '$tmp/b4.out'"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T -o /proc/graft-test.onnx > "$tmp/b7.out" 2>&1
+check "a read-only output folder (/proc): exit 1 naming the file" "[ $? -eq 1 ] && grep -q '/proc/graft-test' '$tmp/b7.out'"
+# a damaged feature-cache file: detected (named on stderr), recomputed, and rebuilt
+"$GRAFT" extract "$CNN" "$tmp/train" $T --cache "$tmp/fc" --json > /dev/null 2>&1
+f=$(ls "$tmp"/fc/*.safetensors | head -1)
+sz=$(stat -c %s "$f")
+printf '\177\177\177\177' | dd of="$f" bs=1 seek=$((sz - 64)) conv=notrunc 2>/dev/null
+"$GRAFT" extract "$CNN" "$tmp/train" $T --cache "$tmp/fc" --json > "$tmp/c2.json" 2> "$tmp/c2.err"
+check "a damaged cache file: exit 0, named as damaged, features recomputed" \
+  "[ $? -eq 0 ] && grep -q \"damaged cache file .*$(basename "$f")\" '$tmp/c2.err' && grep -Eq '\"cached\": ?false' '$tmp/c2.json'"
+"$GRAFT" extract "$CNN" "$tmp/train" $T --cache "$tmp/fc" --json > "$tmp/c3.json" 2>&1
+check "the cache entry is rebuilt: the next request is answered by it" "grep -Eq '\"cached\": ?true' '$tmp/c3.json'"
 "$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/x.onnx" --freeze last:x > "$tmp/b5.out" 2>&1
 check "a bad freeze spec: exit 1 naming the term" "[ $? -eq 1 ] && grep -q 'last:x' '$tmp/b5.out'"
 

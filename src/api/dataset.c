@@ -56,6 +56,17 @@ const char *graft_dataset_path(const graft_dataset *d, int64_t i)
     return d->ds->paths && i >= 0 && i < d->ds->n ? d->ds->paths[i] : NULL;
 }
 
+int graft_dataset_column(const graft_dataset *d, const char *name)
+{
+    return d && name ? gr_dataset_col(d->ds, name) : -1;
+}
+
+const char *graft_dataset_value(const graft_dataset *d, int c, int64_t i)
+{
+    if (!d || c < 0 || c >= d->ds->ncol || i < 0 || i >= d->ds->n) return NULL;
+    return d->ds->cols[c][i];
+}
+
 graft_status graft_dataset_load(const graft_dataset *d, int64_t i, const char *transform, uint64_t seed,
                                 graft_tensor **out)
 {

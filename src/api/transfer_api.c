@@ -412,7 +412,8 @@ static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
     r->layer = o->layer, r->freeze = o->freeze, r->cache_dir = o->cache_dir, r->probe_C = o->probe_C;
     if (!o->head_init || !strcmp(o->head_init, "probe")) r->head_init = GR_HEAD_INIT_PROBE;
     else if (!strcmp(o->head_init, "random")) r->head_init = GR_HEAD_INIT_RANDOM;
-    else return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe or random)", o->head_init);
+    else if (!strcmp(o->head_init, "imprint")) r->head_init = GR_HEAD_INIT_IMPRINT;
+    else return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe, imprint or random)", o->head_init);
     if (!o->bn) r->bn = GR_BN_AUTO;
     else if (!strcmp(o->bn, "train")) r->bn = GR_BN_TRAIN;
     else if (!strcmp(o->bn, "frozen")) r->bn = GR_BN_FROZEN;

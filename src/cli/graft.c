@@ -52,9 +52,9 @@ static const char *HELP =
     "  export HEAD -o MODEL.onnx           the model and a fitted head as one ONNX file\n"
     "  fewshot MODEL DATA [--way N --shot K[,K...] --query Q --episodes E]\n"
     "                                      episodic N-way K-shot accuracy with a 95 % interval\n"
-    "  version                             print the version\n"
+    "  version [--json]                    print the version\n"
     "\n"
-    "common flags: --threads N (default: all cores), --help\n"
+    "common flags: --json (machine-readable output), --threads N (default: all cores), --help\n"
     "exit codes: 0 ok, 1 bad input, 2 bad usage, 3 internal error\n";
 
 static const char *INFO_HELP =
@@ -122,7 +122,7 @@ static const char *FIT_HELP =
 
 static const char *FINETUNE_HELP =
     "usage: graft finetune MODEL DATA --output OUT.onnx [--json] [--threads N]\n"
-    "         [--layer NODE|auto] [--pool mean|grid2] [--head-init probe|random] [--probe-C X]\n"
+    "         [--layer NODE|auto] [--pool mean|grid2] [--head-init probe|imprint|random] [--probe-C X]\n"
     "         [--freeze SPEC] [--head-epochs N] [--epochs N] [--bn train|frozen]\n"
     "         [--cache DIR | --no-cache]\n"
     "         [--optimizer adamw|sgd] [--lr X] [--lr-ratio X] [--layer-decay X] [--weight-decay X]\n"
@@ -135,8 +135,9 @@ static const char *FINETUNE_HELP =
     "model at a map instead, pooled by --pool; auto picks it as `graft fit --layer auto`);\n"
     "phase 1 trains the head on the frozen model: by default a logistic regression fitted on\n"
     "the frozen features (C cross-validated or --probe-C; features cached as in graft extract)\n"
-    "becomes the head (LP-FT); with --head-init random it starts at random and trains for\n"
-    "--head-epochs. Phase 2 unfreezes --freeze at lr x --lr-ratio (--epochs). Freeze specs,\n"
+    "becomes the head (LP-FT); --head-init imprint sets it to the normalised class means of the\n"
+    "normalised features (weight imprinting; --epochs -1 keeps it as it is); random starts it at\n"
+    "random and trains it for --head-epochs. Phase 2 unfreezes --freeze at lr x --lr-ratio (--epochs). Freeze specs,\n"
     "comma-separated and applied left to right: all,\n"
     "none, head, last:N (the last N blocks), after:NODE (everything after a node),\n"
     "pattern:GLOB (parameter names), each but all/none with '-' to exclude; phase 2 always\n"
@@ -165,17 +166,19 @@ static const char *PREDICT_HELP =
     "if the model moved). HEAD may also be a model.onnx made by graft finetune or graft export.\n";
 
 static const char *EVAL_HELP =
-    "usage: graft eval HEAD DATA [--report REPORT.html] [--json] [--model MODEL] [--cache DIR |\n"
-    "                  --no-cache] [--skip-bad] [--threads N]\n"
+    "usage: graft eval HEAD DATA [--report REPORT.html] [--json] [--model MODEL] [--group COLUMN]\n"
+    "                  [--cache DIR | --no-cache] [--skip-bad] [--threads N]\n"
     "\n"
     "Evaluates a head saved by `graft fit -o HEAD`, or a model.onnx made by graft finetune or\n"
     "graft export, on a labelled dataset: accuracy, top-5, macro F1,\n"
     "expected calibration error (15 bins) and per-class precision/recall/F1. --report writes one\n"
     "self-contained HTML page with the confusion matrix, the reliability diagram and the tables\n"
-    "(and the learning curves of a fine-tuned model).\n";
+    "(and the learning curves of a fine-tuned model). When DATA is a CSV list with a column named\n"
+    "group (or the one --group names), the accuracy of each group is reported and the worst\n"
+    "group named: the check for a model that fails one part of the population.\n";
 
 static const char *EXPORT_HELP =
-    "usage: graft export HEAD --output MODEL.onnx [--model SOURCE.onnx]\n"
+    "usage: graft export HEAD --output MODEL.onnx [--model SOURCE.onnx] [--json]\n"
     "\n"
     "Writes the model a head was fitted on (`graft fit -o HEAD`), cut at the head's layer, with the\n"
     "pooling, the feature normalisation, the head and a Softmax, as one ONNX file that onnxruntime\n"
@@ -1008,14 +1011,56 @@ static int cmd_predict(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* Group ids of the rows (sample index[r]) from a CSV column: the distinct values sorted, as
+ * int32 ids, and their names (malloc'd; free each and the array). */
+static graft_status group_ids(const graft_dataset *d, int col, const graft_tensor *index, graft_tensor **ids,
+                              char ***names, int *ngroup)
+{
+    int64_t n = index->dims[0], nd = 0;
+    const int64_t *ix = index->data;
+    const char **vals = malloc((size_t)(n + 1) * sizeof *vals);
+    if (!vals) return GRAFT_E_NOMEM;
+    for (int64_t r = 0; r < n; r++) {
+        const char *v = graft_dataset_value(d, col, ix[r]);
+        vals[r] = v ? v : "";
+    }
+    const char **sorted = malloc((size_t)(n + 1) * sizeof *sorted);
+    if (!sorted) { free(vals); return GRAFT_E_NOMEM; }
+    memcpy(sorted, vals, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_cstr);
+    for (int64_t r = 0; r < n; r++)
+        if (r == 0 || strcmp(sorted[r], sorted[nd - 1])) sorted[nd++] = sorted[r];
+    graft_status st = graft_tensor_new(GRAFT_INT32, 1, (int64_t[]){n}, ids);
+    char **nm = st ? NULL : calloc((size_t)nd + 1, sizeof *nm);
+    if (!st && !nm) st = GRAFT_E_NOMEM;
+    for (int64_t g = 0; !st && g < nd; g++)
+        if (!(nm[g] = strdup(sorted[g]))) st = GRAFT_E_NOMEM;
+    for (int64_t r = 0; !st && r < n; r++) {
+        const char **hit = bsearch(&vals[r], sorted, (size_t)nd, sizeof *sorted, cmp_cstr);
+        ((int32_t *)(*ids)->data)[r] = (int32_t)(hit - sorted);
+    }
+    free(vals), free(sorted);
+    if (st) {
+        for (int64_t g = 0; nm && g < nd; g++) free(nm[g]);
+        free(nm);
+        return st;
+    }
+    *names = nm;
+    *ngroup = (int)nd;
+    return GRAFT_OK;
+}
+
 static int cmd_eval(int argc, char **argv)
 {
-    const char *head = NULL, *data = NULL, *model = NULL, *report = NULL, *cache = NULL;
+    const char *head = NULL, *data = NULL, *model = NULL, *report = NULL, *cache = NULL, *group = NULL;
     int json = 0, nocache = 0, skip_bad = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help")) { fputs(EVAL_HELP, stdout); return 0; }
+        else if (!strcmp(a, "--group") && more) group = argv[++i];
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--no-cache")) nocache = 1;
         else if (!strcmp(a, "--skip-bad")) skip_bad = 1;
@@ -1037,16 +1082,24 @@ static int cmd_eval(int argc, char **argv)
     const char *cdir = cache_dir(cache, nocache, cache_buf, sizeof cache_buf);
     double t0 = wall_seconds();
     graft_dataset *d = NULL;
-    graft_tensor *X = NULL, *y = NULL, *prob = NULL;
-    char *metrics = NULL;
+    graft_tensor *X = NULL, *y = NULL, *prob = NULL, *index = NULL, *gids = NULL;
+    char *metrics = NULL, **gnames = NULL;
     graft_status st = graft_dataset_open(data, NULL, &d);
-    int nclass = 0;
+    int nclass = 0, ngroup = 0, gcol = -1;
     const char **names = NULL;
+    if (!st) {  /* per-group accuracy: --group COL, or a CSV column named "group" */
+        gcol = graft_dataset_column(d, group ? group : "group");
+        if (group && gcol < 0) {
+            snprintf(cli_error, sizeof cli_error, "%s has no column '%s' for --group", data, group);
+            st = GRAFT_E_ARG;
+        }
+    }
     if (!st) {
         graft_extract_opts eo = {.layer = org.layer, .pool = org.pool, .transform = org.transform, .quiet = json,
                                  .cache_dir = cdir, .skip_bad = skip_bad};
-        st = graft_extract(org.model, d, &eo, &X, &y, NULL, NULL);
+        st = graft_extract(org.model, d, &eo, &X, &y, &index, NULL);
     }
+    if (!st && gcol >= 0) st = group_ids(d, gcol, index, &gids, &gnames, &ngroup);
     if (!st) st = head_predict(h, &X, &prob);
     if (!st) {
         nclass = (int)prob->dims[1];
@@ -1058,7 +1111,7 @@ static int cmd_eval(int argc, char **argv)
         if (graft_dataset_num_classes(d) != nclass)
             fprintf(stderr, "graft: note: the dataset has %d classes, the head %d; ids are compared as they are\n",
                     graft_dataset_num_classes(d), nclass);
-        st = graft_evaluate_json(prob, y, NULL, names, NULL, &metrics);
+        st = graft_evaluate_json(prob, y, gids, names, (const char *const *)gnames, &metrics);
     }
     if (!st && report) {
         char recipe[4096];
@@ -1066,7 +1119,7 @@ static int cmd_eval(int argc, char **argv)
         else snprintf(recipe, sizeof recipe, "head %s\nmodel %s\nlayer %s, pooling %s\ntransform %s\ndata %s", head,
                  org.model, org.layer ? org.layer : "(the classifier's input)", org.pool ? org.pool : "mean",
                  org.transform ? org.transform : "resize=256,crop=224,normalize=imagenet", data);
-        st = graft_evaluate_report(prob, y, NULL, names, NULL, "graft eval", recipe, org.history,
+        st = graft_evaluate_report(prob, y, gids, names, (const char *const *)gnames, "graft eval", recipe, org.history,
                                    wall_seconds() - t0, report);
     }
     if (!st) {
@@ -1083,12 +1136,24 @@ static int cmd_eval(int argc, char **argv)
                 printf("  %-24s %9.4f %9.4f %9.4f %8d\n", cJSON_GetObjectItem(c, "name")->valuestring,
                        cJSON_GetObjectItem(c, "precision")->valuedouble, cJSON_GetObjectItem(c, "recall")->valuedouble,
                        cJSON_GetObjectItem(c, "f1")->valuedouble, cJSON_GetObjectItem(c, "support")->valueint);
+            if (cJSON_GetObjectItem(m, "groups")) {
+                printf("  %-24s %9s %8s\n", "group", "accuracy", "samples");
+                cJSON_ArrayForEach(c, cJSON_GetObjectItem(m, "groups"))
+                    printf("  %-24s %9.4f %8d\n", cJSON_GetObjectItem(c, "name")->valuestring,
+                           cJSON_GetObjectItem(c, "accuracy")->valuedouble, cJSON_GetObjectItem(c, "samples")->valueint);
+                const cJSON *w = cJSON_GetObjectItem(m, "worst_group");
+                if (cJSON_IsString(w)) printf("worst group: %s\n", w->valuestring);
+            }
             cJSON_Delete(m);
             if (report) printf("report written to %s\n", report);
         }
     }
     for (int c = 0; names && c < nclass; c++) free((char *)names[c]);
     free(names);
+    for (int g = 0; gnames && g < ngroup; g++) free(gnames[g]);
+    free(gnames);
+    graft_tensor_free(index);
+    graft_tensor_free(gids);
     free(metrics);
     graft_tensor_free(X);
     graft_tensor_free(y);
@@ -1104,10 +1169,12 @@ static int cmd_eval(int argc, char **argv)
 static int cmd_export(int argc, char **argv)
 {
     const char *head = NULL, *out = NULL, *model = NULL;
+    int json = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help")) { fputs(EXPORT_HELP, stdout); return 0; }
+        else if (!strcmp(a, "--json")) json = 1;
         else if ((!strcmp(a, "--output") || !strcmp(a, "-o")) && more) out = argv[++i];
         else if (!strcmp(a, "--model") && more) model = argv[++i];
         else if (a[0] == '-') return usage_error("export", "unknown flag or missing value");
@@ -1121,7 +1188,16 @@ static int cmd_export(int argc, char **argv)
     st = graft_head_export(h, model, out);
     graft_head_free(h);
     if (st) return fail(st);
-    printf("wrote %s\n", out);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "output", out);
+        cJSON_AddStringToObject(o, "head", head);
+        char *text = cJSON_PrintUnformatted(o);
+        if (text) puts(text);
+        free(text);
+        cJSON_Delete(o);
+    } else
+        printf("wrote %s\n", out);
     return 0;
 }
 
@@ -1347,7 +1423,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "fewshot")) return cmd_fewshot(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("graft %s\n", graft_version());
+        if (argc > 2 && !strcmp(argv[2], "--json")) printf("{\"version\": \"%s\"}\n", graft_version());
+        else printf("graft %s\n", graft_version());
         return 0;
     }
     fprintf(stderr, "graft: unknown command '%s'\n\n%s", cmd, HELP);

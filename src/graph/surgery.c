@@ -344,6 +344,29 @@ static int cut_values(gr_graph *g, const int *vals, int n)
     return gr_graph_prune(g);
 }
 
+/* "; valid cut points: a, b, ..., z" for an error about an unknown layer: the first four and the
+ * last four cut points at the declared input shapes (empty when they cannot be computed). */
+static void cut_point_hint(const gr_graph *g, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    gr_plan *p;
+    if (probe_plan(g, NULL, &p)) return;
+    int max = gr_plan_steps(p) + 1, *cuts = gr_malloc((size_t)max * sizeof *cuts);
+    int nc = cuts ? gr_plan_cut_points(p, cuts, max) : -1;
+    gr_plan_free(p);
+    size_t k = 0;
+    for (int i = 0; i < nc && k < cap; i++) {
+        if (nc > 8 && i == 4) {
+            k += (size_t)snprintf(buf + k, cap - k, ", ...");
+            i = nc - 5;
+            continue;
+        }
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? ", " : "; valid cut points: ", g->values[cuts[i]].name);
+    }
+    if (nc > 0 && k < cap) snprintf(buf + k, cap - k, " (`graft info` lists all %d)", nc);
+    free(cuts);
+}
+
 int gr_graph_cut(gr_graph *g, const char *const *names, int n)
 {
     if (n < 1) return gr_err(GRAFT_E_ARG, "cut: no value named");
@@ -352,7 +375,11 @@ int gr_graph_cut(gr_graph *g, const char *const *names, int n)
     int st = GRAFT_OK;
     for (int i = 0; i < n && !st; i++) {
         vals[i] = resolve(g, names[i]);
-        if (vals[i] < 0) st = gr_err(GRAFT_E_ARG, "cut: '%s' is neither a value nor a node of the graph", names[i]);
+        if (vals[i] < 0) {
+            char hint[1024];
+            cut_point_hint(g, hint, sizeof hint);
+            st = gr_err(GRAFT_E_ARG, "cut: '%s' is neither a value nor a node of the graph%s", names[i], hint);
+        }
         else if (g->values[vals[i]].is_init)
             st = gr_err(GRAFT_E_ARG, "cut: '%s' is an initializer (a constant), not an activation", names[i]);
         for (int q = 0; q < i && !st; q++)

@@ -90,7 +90,7 @@ static void cache_path(const char *dir, const char *key, char *path, size_t n)
 
 /* Reads a cached result; 1 when there was a usable one. A damaged cache file is ignored
  * (recomputed and overwritten), with a note on stderr. */
-static int cache_read(const char *path, gr_features *out, int quiet)
+static int cache_read(const char *path, gr_features *out)
 {
     if (access(path, R_OK) != 0) return 0;
     gr_arena *a = gr_arena_new(1 << 16);
@@ -125,7 +125,8 @@ static int cache_read(const char *path, gr_features *out, int quiet)
         } else
             gr_err(GRAFT_E_FORMAT, "not graft's features/labels/index");
     }
-    if (!ok && !quiet) fprintf(stderr, "extract: ignoring the damaged cache file %s: %s\n", path, graft_last_error());
+    /* always said, also when quiet: a damaged file is a problem report, not progress */
+    if (!ok) fprintf(stderr, "extract: ignoring the damaged cache file %s: %s\n", path, graft_last_error());
     gr_arena_free(a);
     return ok;
 }
@@ -355,7 +356,7 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
     if (o->cache_dir) {
         if ((st = cache_key(model_path, layer, o, ds, idx, n, f.key))) goto done;
         cache_path(o->cache_dir, f.key, path, sizeof path);
-        if (cache_read(path, &f, o->quiet)) {
+        if (cache_read(path, &f)) {
             f.cached = 1;
             goto done;
         }

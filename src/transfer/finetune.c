@@ -132,7 +132,7 @@ static void resolve(ft *f, int64_t n)
     int64_t spe = ntr / r->batch > 0 ? ntr / r->batch : 1;  /* steps per epoch (drop_last) */
     /* about 200 updates for the head and 300 for phase 2, 5 to 30 epochs */
     int64_t e1 = (200 + spe - 1) / spe, e2 = (300 + spe - 1) / spe;
-    if (r->head_epochs < 0) r->head_epochs = r->head_init == GR_HEAD_INIT_PROBE ? 0 : (int)(e1 < 5 ? 5 : e1 > 30 ? 30 : e1);
+    if (r->head_epochs < 0) r->head_epochs = r->head_init != GR_HEAD_INIT_RANDOM ? 0 : (int)(e1 < 5 ? 5 : e1 > 30 ? 30 : e1);
     if (r->epochs < 0) r->epochs = (int)(e2 < 5 ? 5 : e2 > 30 ? 30 : e2);
     if (!strcmp(r->freeze, "head")) r->epochs = 0;
     if (!r->has_train_t) {  /* timm-like: a random crop and a flip where there is a crop, else a flip */
@@ -166,7 +166,9 @@ static void recipe_text(ft *f, const char *model_path)
              "BatchNorms: %s\n"
              "early stopping: %s\naugmentation %s\npreprocessing %s\nseed %llu",
              model_path, cut, (long long)f->ntr, (long long)f->nva, f->nclass, r->batch,
-             r->head_init == GR_HEAD_INIT_PROBE ? "a linear probe (logistic regression, CV) on the frozen features, then " : "",
+             r->head_init == GR_HEAD_INIT_PROBE     ? "a linear probe (logistic regression, CV) on the frozen features, then "
+             : r->head_init == GR_HEAD_INIT_IMPRINT ? "imprinted from the class means of the frozen features, then "
+                                                    : "",
              r->head_epochs, r->lr,
              r->freeze, r->epochs, r->lr * r->lr_ratio, decay, r->opt == GR_SGD ? "SGD (momentum 0.9)" : "AdamW",
              r->weight_decay, r->label_smoothing, r->dropout,
@@ -235,7 +237,7 @@ static int evaluate(ft *f, gr_dnnl *dnnl, double *loss, double *acc)
     gr_plan *plans[2] = {NULL, NULL};
     double sum = 0;
     int64_t right = 0, seen = 0;
-    int st = gr_loader_start(f->lva, 0), r;
+    int st = gr_loader_start(f->lva, 0), r = 0;
     gr_batch b;
     while (!st && (r = gr_loader_next(f->lva, &b)) > 0) {
         gr_tensor x = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){b.n, 3, b.h, b.w}), .data = b.x};
@@ -321,6 +323,34 @@ static int read_note(ft *f, const char *note, const char *path)
  * better than a few epochs of SGD from a random head, and fine-tuning from a good head distorts
  * the pretrained features less. The standardisation is folded into the head's weights. */
 
+/* Weight imprinting (Qi et al. 2018): each class's weight is the normalised mean of its
+ * L2-normalised feature rows, so the logits are |x| times the cosine to each class mean: the
+ * cosine classifier's ranking (|x| is common to all classes), scaled so that a typical row's
+ * logits span about +-10. Bias 0. */
+static void imprint(const gr_features *fe, int nclass, float *W, float *b)
+{
+    int d = fe->dim;
+    double *mean = gr_calloc((size_t)nclass * d + 1, sizeof *mean), norm_sum = 0;
+    if (!mean) return;
+    for (int64_t i = 0; i < fe->n; i++) {
+        const float *x = fe->X + i * d;
+        double nx = 0;
+        for (int j = 0; j < d; j++) nx += (double)x[j] * x[j];
+        nx = sqrt(nx);
+        norm_sum += nx;
+        for (int j = 0; j < d && nx > 0; j++) mean[(int64_t)fe->y[i] * d + j] += x[j] / nx;
+    }
+    double scale = norm_sum > 0 ? 10.0 * (double)fe->n / norm_sum : 1;
+    for (int c = 0; c < nclass; c++) {
+        double nm = 0;
+        for (int j = 0; j < d; j++) nm += mean[(int64_t)c * d + j] * mean[(int64_t)c * d + j];
+        nm = sqrt(nm);
+        for (int j = 0; j < d; j++) W[(int64_t)c * d + j] = nm > 0 ? (float)(scale * mean[(int64_t)c * d + j] / nm) : 0;
+        b[c] = 0;
+    }
+    free(mean);
+}
+
 static int probe_head(ft *f, const char *model_path)
 {
     gr_extract_opts eo = {.layer = f->r.layer, .pool = f->r.pool, .t = f->r.eval_t, .batch = f->r.batch,
@@ -328,15 +358,23 @@ static int probe_head(ft *f, const char *model_path)
     gr_features fe;
     int st = gr_extract(model_path, f->ds, f->tr, f->ntr, &eo, &fe);
     if (st) return st;
+    int wv = gr_graph_find_value(f->g, "head.fc.weight"), bv = gr_graph_find_value(f->g, "head.fc.bias");
+    if (wv < 0 || bv < 0 || gr_numel(&f->g->values[wv].t.shape) != (int64_t)f->nclass * fe.dim)
+        st = gr_err(GRAFT_E_INTERNAL, "the new head does not take the %d probe features", fe.dim);
+    if (!st && f->r.head_init == GR_HEAD_INIT_IMPRINT) {
+        imprint(&fe, f->nclass, f->g->values[wv].t.data, f->g->values[bv].t.data);
+        if (!f->r.quiet)
+            fprintf(stderr, "finetune: phase 1: the head is imprinted from the class means of %lld frozen feature rows\n",
+                    (long long)fe.n);
+        gr_features_free(&fe);
+        return GRAFT_OK;
+    }
     gr_fit_opts fo;
     gr_fit_defaults(&fo, GR_HEAD_LOGREG);
     fo.C = f->r.probe_C > 0 ? f->r.probe_C : 0;  /* 0: cross-validated */
     fo.seed = f->r.seed;
-    gr_head h;
-    st = gr_head_fit(fe.X, fe.y, fe.n, fe.dim, f->nclass, &fo, &h);
-    int wv = gr_graph_find_value(f->g, "head.fc.weight"), bv = gr_graph_find_value(f->g, "head.fc.bias");
-    if (!st && (wv < 0 || bv < 0 || gr_numel(&f->g->values[wv].t.shape) != (int64_t)f->nclass * fe.dim))
-        st = gr_err(GRAFT_E_INTERNAL, "the new head does not take the %d probe features", fe.dim);
+    gr_head h = {0};
+    if (!st) st = gr_head_fit(fe.X, fe.y, fe.n, fe.dim, f->nclass, &fo, &h);
     if (!st) {
         float *W = f->g->values[wv].t.data, *b = f->g->values[bv].t.data;
         for (int c = 0; c < f->nclass; c++) {
@@ -419,11 +457,12 @@ static int resume_phase(ft *f, gr_trainer *t, int64_t *epoch)
     return st;
 }
 
-static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, gr_ft_epoch *out)
+static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, gr_ft_epoch *out)
 {
-    double sum = 0, t0 = gr_now();
-    int64_t right = 0, seen = 0;
-    int st = gr_loader_start(f->ltr, (int)(phase * 1000 + e)), r;
+    double sum = 0, t0 = gr_now(), shown = t0;
+    int64_t right = 0, seen = 0, per_epoch = f->ntr / f->r.batch * f->r.batch;
+    int bar = !f->r.quiet && isatty(2);  /* a progress line on a terminal, rewritten in place */
+    int st = gr_loader_start(f->ltr, (int)(phase * 1000 + e)), r = 0;
     gr_batch b;
     out->lr = gr_sched_lr(&t->opt.cfg, t->step);
     while (!st && (r = gr_loader_next(f->ltr, &b)) > 0) {
@@ -434,7 +473,16 @@ static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, gr_ft_epoch *
         for (int i = 0; i < b.n; i++) right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
         sum += loss * b.n;
         seen += b.n;
+        double now = gr_now();
+        if (bar && now - shown > 0.25) {
+            double rate = seen / (now - t0);
+            fprintf(stderr, "\rphase %d epoch %d/%d: %lld/%lld images, %.0f img/s, ETA %.0f s, loss %.4f   ", phase,
+                    (int)e + 1, epochs, (long long)seen, (long long)per_epoch, rate,
+                    rate > 0 ? (double)(per_epoch - seen) / rate : 0.0, sum / seen);
+            shown = now;
+        }
     }
+    if (bar && shown > t0) fprintf(stderr, "\r%80s\r", "");
     if (!st && r < 0) st = -r;
     out->train_loss = seen ? sum / seen : NAN;
     out->train_acc = seen ? (double)right / seen : NAN;
@@ -488,7 +536,7 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
     if (!st && resume) st = resume_phase(f, t, &e0);
     else if (!st) {  /* the phase starts from the best so far (phase 1: nothing yet) */
         f->bad = 0;
-        if (phase == 1 && f->r.head_init != GR_HEAD_INIT_PROBE) f->best_acc = -1, f->best_loss = INFINITY, f->best_hist = -1;
+        if (phase == 1 && f->r.head_init == GR_HEAD_INIT_RANDOM) f->best_acc = -1, f->best_loss = INFINITY, f->best_hist = -1;
         st = save_best(f, t);
     }
     if (!st && !r->quiet)
@@ -497,7 +545,7 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
     for (int64_t e = e0; !st && e < epochs; e++) {
         if (r->patience && f->nva && f->bad >= r->patience) break;
         gr_ft_epoch ep = {.phase = phase, .epoch = (int)e + 1};
-        if ((st = train_epoch(f, t, phase, e, &ep))) break;
+        if ((st = train_epoch(f, t, phase, e, epochs, &ep))) break;
         /* the validation loss decides (Keras' default monitor): on a small split the accuracy
          * moves in coarse steps and stops a run that is still improving */
         int improved = f->nva && ep.val_loss < f->best_loss;
@@ -630,7 +678,7 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
     }
     unsigned char *tr = NULL;
     if (!st && !(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = GRAFT_E_NOMEM;
-    if (!st && !resume2 && f.r.head_init == GR_HEAD_INIT_PROBE && !resume1) {
+    if (!st && !resume2 && f.r.head_init != GR_HEAD_INIT_RANDOM && !resume1) {
         st = probe_head(&f, model_path);
         if (!st) st = probe_epoch(&f);
     }

@@ -218,12 +218,13 @@ void gr_fewshot_free(gr_fewshot_result *r);
  *   lr 1e-3 (AdamW) or 0.01 (SGD, momentum 0.9), phase 2 at 0.1 x; weight decay 0.01 (AdamW)
  *   or 1e-4; label smoothing 0.1; patience 5 epochs; augmentation: the preprocessing with a
  *   random resized crop (scale 0.25..1) in place of resize + crop, and a horizontal flip. */
-enum { GR_HEAD_INIT_PROBE = 0, GR_HEAD_INIT_RANDOM = 1 };
+enum { GR_HEAD_INIT_PROBE = 0, GR_HEAD_INIT_RANDOM = 1, GR_HEAD_INIT_IMPRINT = 2 };
 enum { GR_BN_AUTO = 0, GR_BN_TRAIN = 1, GR_BN_FROZEN = 2 };
 
 typedef struct gr_ft_opts {
     int head_init;              /* GR_HEAD_INIT_PROBE: phase 1 starts with a linear probe fitted on
-                                   the frozen features (LP-FT); RANDOM: torch's Linear init */
+                                   the frozen features (LP-FT); RANDOM: torch's Linear init;
+                                   IMPRINT: normalised class means of the normalised features */
     const char *cache_dir;      /* feature cache for the probe (NULL: none) */
     double probe_C;             /* the probe's C; <= 0: cross-validated (as graft fit) */
     int bn;                     /* GR_BN_TRAIN: BatchNorms whose parameters train use batch
