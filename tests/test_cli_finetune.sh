@@ -90,6 +90,16 @@ print('%d images, max abs difference of the probabilities %.2e' % (len(g), d))
 sys.exit(0 if g.shape == (100, 4) and d <= 1e-4 else 1)" > "$tmp/ort.out" 2>&1
 check "export round trip: graft = onnxruntime ($(cat "$tmp/ort.out"))" "[ $? -eq 0 ]"
 echo "export round trip: $(cat "$tmp/ort.out")"
+/usr/bin/python3 -c "
+import json, sys
+import onnx
+m = onnx.load('$tmp/m.onnx')
+onnx.checker.check_model(m, full_check=True)
+meta = {p.key: p.value for p in m.metadata_props}
+ok = json.loads(meta['graft.classes']) == ['blue', 'gray', 'green', 'red'] and meta['graft.transform'].startswith('size=28')
+ok = ok and 'graft.recipe' in meta and json.loads(meta['graft.history'])['epoch']
+sys.exit(0 if ok else 1)" > "$tmp/onnxcheck.out" 2>&1
+check "the fine-tuned model passes onnx.checker (full check) with classes, preprocessing, recipe and curves in its metadata ($(tail -1 "$tmp/onnxcheck.out"))" "[ $? -eq 0 ]"
 
 "$GRAFT" predict "$tmp/m.onnx" "$tmp/test/red/000.png" --top 1 --json > "$tmp/p.json" 2>&1
 check "predict takes the fine-tuned model and names the class" "grep -Eq '\"label\":[[:space:]]*\"red\"' '$tmp/p.json'"
