@@ -8,8 +8,9 @@
 #           feature cache; reference: onnxruntime-node features + scikit-learn, one process.
 #   task B  the second task: the tiny CNN of scripts/make_tiny_cnn.py pretrained by graft on
 #           Fashion-MNIST classes 0-4 (5,000 images), moved to classes 5-9 (300-image pool,
-#           1,000 test images): linear probe, fine-tuning (graft finetune's default recipe, LP-FT,
-#           probe C = 1) and the same CNN from scratch. Reference: Debian's PyTorch running the
+#           1,000 test images): linear probe, fine-tuning (graft finetune's recipe, LP-FT, probe
+#           C = 1, phase 2 on last:1 below 20 images per class, where graft's default skips it,
+#           else last:2) and the same CNN from scratch. Reference: Debian's PyTorch running the
 #           same recipe from the same pretrained weights (bench/transfer_ref.py second).
 # Prints each table side by side (mean accuracy over the seeds and its standard error), the wall
 # time of each side, warnings where transfer does not beat training from scratch, and last:
@@ -85,8 +86,11 @@ for k in 1 5 10 50; do
     a=$(now)
     echo "probe $k $s $("$graft" fit pre.onnx "b_k${k}_s${s}.csv" $T --val 0 --C 1 --test b_test --cache gcache 2>/dev/null | acc)" >> b_graft.txt
     b=$(now)
-    echo "finetune $k $s $("$graft" finetune pre.onnx "b_k${k}_s${s}.csv" $T --probe-C 1 --seed "$s" --test b_test \
-      --cache gcache -o ft.onnx 2>/dev/null | acc)" >> b_graft.txt
+    # explicit phase 2 also below 20 per class (where graft's default is the probe alone), so
+    # that the fine-tuning itself is compared: last:1 there (BatchNorms frozen), else last:2
+    freeze=last:2; [ "$k" -lt 20 ] && freeze=last:1
+    echo "finetune $k $s $("$graft" finetune pre.onnx "b_k${k}_s${s}.csv" $T --probe-C 1 --freeze "$freeze" --seed "$s" \
+      --test b_test --cache gcache -o ft.onnx 2>/dev/null | acc)" >> b_graft.txt
     c=$(now)
     echo "scratch $k $s $("$graft" finetune tiny_cnn.onnx "b_k${k}_s${s}.csv" $T --head-init random --head-epochs -1 \
       --freeze all --lr 3e-3 --lr-ratio 1 --epochs 50 --seed "$s" --test b_test -o sc.onnx 2>/dev/null | acc)" >> b_graft.txt

@@ -279,7 +279,8 @@ typedef struct graft_finetune_opts {
     int batch, workers;     /* 32, 2 */
     const char *transform;  /* evaluation preprocessing, text form (default ImageNet's) */
     const char *augment;    /* training transform; NULL: the preprocessing with a random resized
-                               crop instead of resize + crop, and a horizontal flip */
+                               crop instead of resize + crop, and a horizontal flip (none for a
+                               head on a 2x2 grid) */
     const char *checkpoint_dir; /* NULL: none; else a checkpoint after every epoch */
     int resume;             /* continue from checkpoint_dir */
     uint64_t seed;

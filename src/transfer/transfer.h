@@ -212,12 +212,13 @@ void gr_fewshot_free(gr_fewshot_result *r);
  * Negative numbers (and NULL freeze) mean "chosen from the dataset's size" (gr_ft_defaults
  * sets them; the result's recipe says what was chosen): with s samples per class,
  *   validation fraction  0 (s < 20), 0.2 (s < 200), 0.1;
- *   phase 2 unfreezes    last:1 (s < 20), last:2 (s < 200), all;
+ *   phase 2 unfreezes    nothing (s < 20: the probe alone), last:2 (s < 200), all;
  *   epochs               about 300 updates in phase 2, 5 to 30 epochs; phase 1: none after the
  *                        probe, else about 200 updates, 5 to 30 epochs;
  *   lr 1e-3 (AdamW) or 0.01 (SGD, momentum 0.9), phase 2 at 0.1 x; weight decay 0.01 (AdamW)
  *   or 1e-4; label smoothing 0.1; patience 5 epochs; augmentation: the preprocessing with a
- *   random resized crop (scale 0.25..1) in place of resize + crop, and a horizontal flip. */
+ *   random resized crop (scale 0.25..1) in place of resize + crop, and a horizontal flip
+ *   (none when the head reads a 2x2 grid, whose cells a flip would swap). */
 enum { GR_HEAD_INIT_PROBE = 0, GR_HEAD_INIT_RANDOM = 1, GR_HEAD_INIT_IMPRINT = 2 };
 enum { GR_BN_AUTO = 0, GR_BN_TRAIN = 1, GR_BN_FROZEN = 2 };
 
