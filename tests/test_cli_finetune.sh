@@ -180,6 +180,9 @@ check "an output folder that does not exist: exit 1 naming the path" "[ $? -eq 1
 mkdir -p "$tmp/bad/a" "$tmp/bad/b" && cp "$tmp/train/red/000.png" "$tmp/bad/a/"
 "$GRAFT" finetune "$CNN" "$tmp/bad" $T -o "$tmp/x.onnx" > "$tmp/b2.out" 2>&1
 check "an empty class: exit 1 naming the folder" "[ $? -eq 1 ] && grep -q 'bad/b' '$tmp/b2.out'"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --seed 3 -o "$tmp/x.onnx" --checkpoint "$tmp/ck" > "$tmp/b8.out" 2>&1
+check "a fresh run into a folder with an earlier run's checkpoints: exit 1, nothing overwritten" \
+  "[ $? -eq 1 ] && grep -q 'earlier run: add --resume' '$tmp/b8.out' && [ ! -e '$tmp/x.onnx' ]"
 "$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/x.onnx" --checkpoint "$tmp/none" --resume > "$tmp/b3.out" 2>&1
 check "resume without a checkpoint: exit 1 saying so" "[ $? -eq 1 ] && grep -q 'no checkpoint' '$tmp/b3.out'"
 "$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/x.onnx" --layer nosuch > "$tmp/b4.out" 2>&1

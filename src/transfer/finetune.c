@@ -671,15 +671,19 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
         snprintf(d1, sizeof d1, "%s/phase1", o->ckpt_dir);
         snprintf(d2, sizeof d2, "%s/phase2", o->ckpt_dir);
         st = make_dir(o->ckpt_dir);
+        char c2[4300], c2p[4300], c1[4300], c1p[4300];
+        snprintf(c2, sizeof c2, "%s/ckpt.safetensors", d2), snprintf(c2p, sizeof c2p, "%s/ckpt.prev.safetensors", d2);
+        snprintf(c1, sizeof c1, "%s/ckpt.safetensors", d1), snprintf(c1p, sizeof c1p, "%s/ckpt.prev.safetensors", d1);
         if (!st && o->resume) {
-            char c2[4300], c2p[4300], c1[4300], c1p[4300];
-            snprintf(c2, sizeof c2, "%s/ckpt.safetensors", d2), snprintf(c2p, sizeof c2p, "%s/ckpt.prev.safetensors", d2);
-            snprintf(c1, sizeof c1, "%s/ckpt.safetensors", d1), snprintf(c1p, sizeof c1p, "%s/ckpt.prev.safetensors", d1);
             resume2 = exists(c2) || exists(c2p);
             resume1 = !resume2 && (exists(c1) || exists(c1p));
             if (!resume1 && !resume2)
                 st = gr_err(GRAFT_E_IO, "%s: no checkpoint to resume from (phase1/ or phase2/ with ckpt.safetensors)", o->ckpt_dir);
-        }
+        } else if (!st && (exists(c1) || exists(c1p) || exists(c2) || exists(c2p)))
+            /* a fresh run would mix its checkpoints with an earlier run's (and a later --resume
+             * could pick the wrong one); overwriting them would lose that run: refuse */
+            st = gr_err(GRAFT_E_ARG, "%s holds the checkpoints of an earlier run: add --resume to continue it, or "
+                        "give another folder", o->ckpt_dir);
     }
     unsigned char *tr = NULL;
     if (!st && !(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = GRAFT_E_NOMEM;
