@@ -343,8 +343,8 @@ def second(work, pre, tiny):
             acc[f"probe/{k}/{s}"] = float((clf.predict(sc.transform(fte)) == yte).mean())
             secs["probe"] += time.time() - t0
             # fine-tuning (LP-FT): the probe (fitted on the training part) as the head, then the
-            # last blocks (last:1 below 20 images per class: conv2 + bn2, BatchNorms in inference
-            # mode; else all) at 1e-4
+            # last blocks (last:1 below 20 images per class: conv2 + bn2; else all) at 1e-4, the
+            # BatchNorms in inference mode (graft's rule after a probe head)
             t0 = time.time()
             tr, _ = split_val(y, frac, s)
             sc = StandardScaler().fit(f[tr])
@@ -355,7 +355,7 @@ def second(work, pre, tiny):
                 m.fc.bias.copy_(torch.from_numpy(clf.intercept_ - W @ sc.mean_).float())
             trainable = {n for n, _ in m.named_parameters() if per >= 20 or not n.startswith(("conv1.", "bn1."))}
             epochs = min(max(-(-300 // spe), 5), 30)
-            train_recipe(m, x, y, trainable, 1e-4, epochs, s, frac, bn_frozen=per < 20)
+            train_recipe(m, x, y, trainable, 1e-4, epochs, s, frac, bn_frozen=True)
             acc[f"finetune/{k}/{s}"] = accuracy(m, xte, yte)
             secs["finetune"] += time.time() - t0
             # scratch: every parameter, AdamW 3e-3, 50 epochs

@@ -261,8 +261,9 @@ typedef struct graft_finetune_opts {
     double probe_C;         /* the probe's inverse L2 strength; 0: cross-validated */
     const char *bn;         /* "train": BatchNorms that train use batch statistics (timm);
                                "frozen": all stay in inference mode, scale and shift still
-                               train (the Keras guide); NULL: frozen below 20 images per class
-                               unless freeze is "all", else train */
+                               train (the Keras guide); NULL: train when freeze is "all" and the
+                               head starts at random or there are 200+ images per class, else
+                               frozen (a probe head was fitted on the running statistics) */
     const char *freeze;     /* what phase 2 trains besides the head: "all", "last:N" (blocks),
                                "after:NODE", "pattern:GLOB", ... (see graft finetune --help);
                                "head": no phase 2 */

@@ -166,6 +166,19 @@ d = np.abs(np.load('$tmp/a.npy') - np.load('$tmp/b.npy')).max()
 print('max difference %.1e' % d)
 sys.exit(0 if d == 0 else 1)" > "$tmp/res.out" 2>&1
 check "interrupted + resumed = uninterrupted ($(cat "$tmp/res.out"))" "[ $? -eq 0 ]"
+/usr/bin/python3 -c "
+import json, math, sys
+import onnx
+h = [json.loads({p.key: p.value for p in onnx.load(f).metadata_props}['graft.history']) for f in ('$tmp/a.onnx', '$tmp/b.onnx')]
+same = lambda u, v: (u is None and v is None) or (u is not None and v is not None and u == v)
+keys = [k for k in h[0] if k not in ('seconds',)]
+ok = all(len(h[0][k]) == len(h[1][k]) and all(same(u, v) for u, v in zip(h[0][k], h[1][k])) for k in keys if k != 'best')
+sys.exit(0 if ok and h[0]['best'] == h[1]['best'] and h[0]['train_loss'][0] is None else 1)" > "$tmp/hist.out" 2>&1
+check "the resumed run's learning curves equal the uninterrupted run's (empty values stay empty)" "[ $? -eq 0 ]"
+rm -rf "$tmp/ck3"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --seed 3 -o "$tmp/c.onnx" --checkpoint "$tmp/ck3" --stop-after-epochs 2 > /dev/null 2>&1
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --seed 4 -o "$tmp/c.onnx" --checkpoint "$tmp/ck3" --resume > "$tmp/b9.out" 2>&1
+check "resume with other settings (--seed): exit 1 showing the difference" "[ $? -eq 1 ] && grep -q 'other settings.*seed 3.*seed 4' '$tmp/b9.out'"
 
 # every subcommand documents itself and has --json (graft --help lists them all)
 for c in info run data extract fit finetune predict eval export fewshot; do

@@ -267,10 +267,14 @@ static int curves_of(const char *history, curves *cv)
     static const char *const keys[4] = {"train_loss", "val_loss", "train_acc", "val_acc"};
     static const char *const names[4] = {"train loss", "val loss", "train accuracy", "val accuracy"};
     cJSON *o = cJSON_Parse(history);
-    int n = cJSON_GetArraySize(cJSON_GetObjectItem(o, keys[0]));
-    if (!o || n <= 0) {
+    if (!o || !cJSON_IsArray(cJSON_GetObjectItem(o, keys[0]))) {
         cJSON_Delete(o);
         return gr_err(GRAFT_E_FORMAT, "the learning-curve history is not graft's JSON");
+    }
+    int n = cJSON_GetArraySize(cJSON_GetObjectItem(o, keys[0]));
+    if (n == 0) {  /* no epoch was trained: no curves */
+        cJSON_Delete(o);
+        return GRAFT_OK;
     }
     cv->buf = malloc((size_t)n * 5 * sizeof *cv->buf);
     if (!cv->buf) { cJSON_Delete(o); return GRAFT_E_NOMEM; }

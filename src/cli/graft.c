@@ -153,7 +153,9 @@ static const char *FINETUNE_HELP =
     "\n"
     "Left out, every setting is chosen from the dataset's size and printed first: below 20\n"
     "images per class the probe alone (no validation split could stop phase 2, which measured\n"
-    "worse), below 200 the last 2 blocks, else all; BatchNorms frozen below 20 per class.\n"
+    "worse), below 200 the last 2 blocks, else all; BatchNorms in inference mode unless all\n"
+    "train from a random head or with 200+ images per class (a probe head is fitted on the\n"
+    "running statistics).\n"
     "\n"
     "--checkpoint DIR writes the session after every epoch; --resume continues an interrupted run\n"
     "from it, with the same result. --shots K trains on K images per class (by --seed); --test\n"
@@ -1281,7 +1283,10 @@ static int cmd_finetune(int argc, char **argv)
     o.layer = eo.layer, o.pool = eo.pool;
     if (!st) st = graft_finetune(model, d, sub, &o, out, &summary);
     cJSON *sj = summary ? cJSON_Parse(summary) : NULL;
-    if (!st && !sj) st = GRAFT_E_NOMEM;
+    if (!st && !sj) {
+        snprintf(cli_error, sizeof cli_error, "out of memory reading the fine-tuning summary");
+        st = GRAFT_E_NOMEM;
+    }
     if (!st && test) {  /* the fine-tuned model on another dataset, classes matched by name */
         st = graft_dataset_open(test, NULL, &td);
         if (!st) st = model_probs(out, td, o.transform, json, &prob, &y);
@@ -1312,7 +1317,7 @@ static int cmd_finetune(int argc, char **argv)
         const cJSON *h = cJSON_GetObjectItem(sj, "history");
         printf("fine-tuned on %d images in %.1f s", cJSON_GetObjectItem(sj, "train")->valueint,
                cJSON_GetObjectItem(sj, "seconds")->valuedouble);
-        if (cJSON_IsNumber(bv) && best >= 0)
+        if (cJSON_IsNumber(bv) && best >= 0 && best < cJSON_GetArraySize(cJSON_GetObjectItem(h, "epoch")))
             printf("; kept phase %d epoch %d (validation loss %.4f, accuracy %.4f)",
                    cJSON_GetArrayItem(cJSON_GetObjectItem(h, "phase"), best)->valueint,
                    cJSON_GetArrayItem(cJSON_GetObjectItem(h, "epoch"), best)->valueint,

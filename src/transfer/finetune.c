@@ -84,7 +84,7 @@ static int split(ft *f, const int64_t *idx, int64_t n, double frac)
     int64_t *mine = malloc((size_t)(n + 1) * sizeof *mine);
     if (!f->tr || !f->va || !to_val || !mine) {
         free(to_val), free(mine);
-        return GRAFT_E_NOMEM;
+        return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     }
     gr_rng rng;
     gr_rng_seed(&rng, f->r.seed ^ 0x5eedf00dull);
@@ -119,16 +119,20 @@ static void resolve(ft *f, int64_t n)
     /* Below 20 per class there is no validation split to stop phase 2, and measured it only
      * lost to the probe it starts from (PP-OCR -> Fashion-MNIST at 10 per class: 73.0 % against
      * 76.2 %; the second task of bench-transfer: level), so the default is the probe alone. */
-    if (!r->freeze) r->freeze = s < 20 ? "head" : s < 200 ? "last:2" : "all";
+    if (!r->freeze) r->freeze = s < 20 ? (r->epochs > 0 ? "last:1" : "head") : s < 200 ? "last:2" : "all";
     if (r->lr <= 0) r->lr = r->opt == GR_SGD ? 0.01 : 1e-3;
     if (r->lr_ratio <= 0) r->lr_ratio = 0.1;
     if (r->layer_decay < 0) r->layer_decay = 0;
     if (r->weight_decay < 0) r->weight_decay = r->opt == GR_SGD ? 1e-4 : 0.01;
     if (r->label_smoothing < 0) r->label_smoothing = 0.1f;
     if (r->patience < 0) r->patience = 5;
-    /* below 20 per class, batch statistics are noise to a pretrained network: keep its running
-     * statistics (Keras' advice), unless everything trains anyway (training from scratch) */
-    if (r->bn == GR_BN_AUTO) r->bn = s < 20 && strcmp(r->freeze, "all") ? GR_BN_FROZEN : GR_BN_TRAIN;
+    /* The probe (or imprinted) head is fitted on features made with the running statistics;
+     * batch statistics change those features under it (measured: train loss 600 where the
+     * model's running statistics do not fit the data), and below 20 per class they are noise
+     * anyway: keep the running statistics (Keras' advice), unless everything trains from a
+     * random head (from scratch) or there is plenty of data (s >= 200, timm's practice). */
+    if (r->bn == GR_BN_AUTO)
+        r->bn = !strcmp(r->freeze, "all") && (r->head_init == GR_HEAD_INIT_RANDOM || s >= 200) ? GR_BN_TRAIN : GR_BN_FROZEN;
     if (r->batch <= 0) r->batch = 32;
     int64_t ntr = n - (int64_t)llround(r->val_frac * (double)n);
     if (r->batch > ntr) r->batch = (int)(ntr > 0 ? ntr : 1);
@@ -187,7 +191,7 @@ static void recipe_text(ft *f, const char *model_path)
 static int build_model(ft *f, const char *model_path)
 {
     int st = gr_onnx_load(model_path, &f->g);
-    if (!st) st = gr_graph_check_ops(f->g);
+    if (!st && (st = gr_graph_check_ops(f->g))) st = gr_err_prefix(st, "%s", model_path);
     if (!st) st = gr_graph_inline_constants(f->g, NULL);
     if (st) return st;
     gr_graph *g = f->g;
@@ -206,8 +210,9 @@ static int build_model(ft *f, const char *model_path)
     if (x->t.shape.rank != 4) return gr_err(GRAFT_E_UNSUPPORTED, "%s: input '%s' is not an image batch (N, 3, H, W)", model_path, x->name);
     for (int i = 1; i < 4; i++)
         if (x->t.shape.d[i] > 0 && x->t.shape.d[i] != in.d[i])
-            return gr_err(GRAFT_E_SHAPE, "%s: input '%s' takes %lldx%lld images, the preprocessing makes %dx%d", model_path,
-                          x->name, (long long)x->t.shape.d[3], (long long)x->t.shape.d[2], ow, oh);
+            return gr_err(GRAFT_E_SHAPE, "%s: input '%s' takes %lldx%lldx%lld images (channels x height x width), the "
+                          "preprocessing makes 3x%dx%d", model_path, x->name, (long long)x->t.shape.d[1],
+                          (long long)x->t.shape.d[2], (long long)x->t.shape.d[3], oh, ow);
     x->t.shape = gr_shape_make(4, (int64_t[]){-1, 3, oh, ow});
     x->has_shape = 1;
     gr_rng rng;
@@ -220,7 +225,7 @@ static int build_model(ft *f, const char *model_path)
         return GRAFT_OK;
     }
     const char *names[1] = {f->r.layer};
-    if ((st = gr_graph_cut(g, names, 1))) return st;
+    if ((st = gr_graph_cut(g, names, 1))) return gr_err_prefix(st, "%s", model_path);
     int logits;
     return gr_graph_add_head(g, g->outputs[0], &spec, &rng, &logits);
 }
@@ -278,6 +283,7 @@ static char *note_json(const ft *f, int phase)
     cJSON_AddNumberToObject(o, "best_loss", isfinite(f->best_loss) ? f->best_loss : 1e300);
     cJSON_AddNumberToObject(o, "best_hist", f->best_hist);
     cJSON_AddNumberToObject(o, "bad", f->bad);
+    cJSON_AddStringToObject(o, "recipe", f->res->recipe);
     for (int i = 0; i < f->res->nhist; i++) {
         const gr_ft_epoch *e = &f->res->hist[i];
         double v[8] = {e->phase, e->epoch, e->train_loss, e->train_acc, e->val_loss, e->val_acc, e->lr, e->seconds};
@@ -293,7 +299,7 @@ static int push_epoch(gr_ft_result *r, const gr_ft_epoch *e)
     if (r->nhist == r->caphist) {
         int cap = r->caphist ? 2 * r->caphist : 32;
         gr_ft_epoch *h = realloc(r->hist, (size_t)cap * sizeof *h);
-        if (!h) return GRAFT_E_NOMEM;
+        if (!h) return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
         r->hist = h, r->caphist = cap;
     }
     r->hist[r->nhist++] = *e;
@@ -308,7 +314,10 @@ static int read_note(ft *f, const char *note, const char *path)
     f->res->nhist = 0;
     cJSON_ArrayForEach(e, h) {
         double v[8] = {0};
-        for (int i = 0; i < 8; i++) v[i] = cJSON_GetArrayItem(e, i) ? cJSON_GetArrayItem(e, i)->valuedouble : 0;
+        for (int i = 0; i < 8; i++) {  /* null is a NaN (no value: the probe's training loss, no split) */
+            const cJSON *x = cJSON_GetArrayItem(e, i);
+            v[i] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+        }
         gr_ft_epoch ep = {(int)v[0], (int)v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
         if (!st) st = push_epoch(f->res, &ep);
     }
@@ -317,6 +326,16 @@ static int read_note(ft *f, const char *note, const char *path)
         f->best_loss = cJSON_GetObjectItem(o, "best_loss") ? cJSON_GetObjectItem(o, "best_loss")->valuedouble : 1e300;
         f->best_hist = cJSON_GetObjectItem(o, "best_hist") ? cJSON_GetObjectItem(o, "best_hist")->valueint : -1;
         f->bad = cJSON_GetObjectItem(o, "bad") ? cJSON_GetObjectItem(o, "bad")->valueint : 0;
+        const char *was = cJSON_GetStringValue(cJSON_GetObjectItem(o, "recipe")), *now = f->res->recipe;
+        if (was && strcmp(was, now)) {  /* another split, schedule or seed would not continue the run */
+            while (*was && *was == *now) was++, now++;
+            while (was > cJSON_GetStringValue(cJSON_GetObjectItem(o, "recipe")) && was[-1] != '\n') was--, now--;
+            st = gr_err(GRAFT_E_ARG, "%s: the checkpoint was written with other settings (it has \"%.*s\", this run "
+                        "\"%.*s\"): resume with the same command", path, (int)strcspn(was, "\n"), was,
+                        (int)strcspn(now, "\n"), now);
+        } else if (f->best_hist < -1 || f->best_hist >= f->res->nhist || f->bad < 0)
+            st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint's fine-tuning state is inconsistent (best epoch %d of %d, %d bad)",
+                        path, f->best_hist, f->res->nhist, f->bad);
     }
     cJSON_Delete(o);
     return st;
@@ -332,11 +351,11 @@ static int read_note(ft *f, const char *note, const char *path)
  * L2-normalised feature rows, so the logits are |x| times the cosine to each class mean: the
  * cosine classifier's ranking (|x| is common to all classes), scaled so that a typical row's
  * logits span about +-10. Bias 0. */
-static void imprint(const gr_features *fe, int nclass, float *W, float *b)
+static int imprint(const gr_features *fe, int nclass, float *W, float *b)
 {
     int d = fe->dim;
     double *mean = gr_calloc((size_t)nclass * d + 1, sizeof *mean), norm_sum = 0;
-    if (!mean) return;
+    if (!mean) return gr_err(GRAFT_E_NOMEM, "out of memory for the class means");
     for (int64_t i = 0; i < fe->n; i++) {
         const float *x = fe->X + i * d;
         double nx = 0;
@@ -354,6 +373,7 @@ static void imprint(const gr_features *fe, int nclass, float *W, float *b)
         b[c] = 0;
     }
     free(mean);
+    return GRAFT_OK;
 }
 
 static int probe_head(ft *f, const char *model_path)
@@ -367,12 +387,12 @@ static int probe_head(ft *f, const char *model_path)
     if (wv < 0 || bv < 0 || gr_numel(&f->g->values[wv].t.shape) != (int64_t)f->nclass * fe.dim)
         st = gr_err(GRAFT_E_INTERNAL, "the new head does not take the %d probe features", fe.dim);
     if (!st && f->r.head_init == GR_HEAD_INIT_IMPRINT) {
-        imprint(&fe, f->nclass, f->g->values[wv].t.data, f->g->values[bv].t.data);
-        if (!f->r.quiet)
+        st = imprint(&fe, f->nclass, f->g->values[wv].t.data, f->g->values[bv].t.data);
+        if (!st && !f->r.quiet)
             fprintf(stderr, "finetune: phase 1: the head is imprinted from the class means of %lld frozen feature rows\n",
                     (long long)fe.n);
         gr_features_free(&fe);
-        return GRAFT_OK;
+        return st;
     }
     gr_fit_opts fo;
     gr_fit_defaults(&fo, GR_HEAD_LOGREG);
@@ -405,7 +425,7 @@ static int probe_head(ft *f, const char *model_path)
 static int probe_epoch(ft *f)
 {
     gr_ft_epoch ep = {.phase = 1, .epoch = 0, .train_loss = NAN, .train_acc = NAN, .val_loss = NAN, .val_acc = NAN};
-    gr_dnnl *dnnl;
+    gr_dnnl *dnnl = NULL;
     double t0 = gr_now();
     int st = gr_dnnl_new(&dnnl);
     if (!st && f->nva) st = evaluate(f, dnnl, &ep.val_loss, &ep.val_acc);
@@ -522,7 +542,7 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
                 .total = total, .min_lr = lr * 0.01}};
     signed char *mode = NULL;  /* GR_BN_FROZEN: every BatchNorm in inference mode */
     if (r->bn == GR_BN_FROZEN) {
-        if (!(mode = malloc((size_t)f->g->nnodes + 1))) return GRAFT_E_NOMEM;
+        if (!(mode = malloc((size_t)f->g->nnodes + 1))) return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
         for (int k = 0; k < f->g->nnodes; k++)
             mode[k] = strcmp(f->g->nodes[k].op_type, "BatchNormalization") ? -1 : 0;
         cfg.node_mode = mode;
@@ -535,7 +555,7 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
     }
     if (!(f->best_w = malloc((size_t)(t->total + 1) * sizeof(float))) ||
         !(f->best_buf = malloc((size_t)(t->nbuf + 1) * sizeof(float))))
-        st = GRAFT_E_NOMEM;
+        st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     int64_t e0 = 0;
     if (f->dir[0] && !st) st = make_dir(f->dir);
     if (!st && resume) st = resume_phase(f, t, &e0);
@@ -564,11 +584,14 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
         if (!st && f->dir[0]) {
             char *note = note_json(f, phase);
             gr_train_pos pos = {.epoch = e + 1, .batch = 0, .seed = r->seed, .note = note};
-            st = note ? gr_ckpt_write(f->dir, t, &pos) : GRAFT_E_NOMEM;
+            st = note ? gr_ckpt_write(f->dir, t, &pos) : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
             free(note);
         }
-        if (!st && r->stop_after_epochs && f->res->nhist >= r->stop_after_epochs)
-            st = gr_err(GRAFT_E_ARG, "stopped after epoch %d as asked (stop_after_epochs; resume from the checkpoint)", f->res->nhist);
+        int trained = 0;  /* training epochs so far, over both phases (the probe is not one) */
+        for (int i = 0; i < f->res->nhist; i++) trained += f->res->hist[i].epoch > 0;
+        if (!st && r->stop_after_epochs && trained >= r->stop_after_epochs)
+            st = gr_err(GRAFT_E_ARG, "stopped after %d training epochs as asked (stop_after_epochs; resume from the "
+                        "checkpoint)", trained);
         if (!st && !r->quiet && r->patience && f->nva && f->bad >= r->patience && e + 1 < epochs)
             fprintf(stderr, "finetune: phase %d stops early: no lower validation loss for %d epochs\n", phase, f->bad);
     }
@@ -620,7 +643,8 @@ static int write_model(ft *f, const char *out_path)
     char *classes = gr_dataset_class_json(f->ds), *hist = gr_ft_history_json(f->res);
     const char *kv[10] = {"graft.classes", classes, "graft.transform", tf, "graft.recipe", f->res->recipe,
                           "graft.history", hist, "graft.layer", "probabilities"};
-    int st = classes && hist ? gr_export_finish(f->g, f->g->outputs[0], f->nclass, kv, 5, out_path) : GRAFT_E_NOMEM;
+    int st = classes && hist ? gr_export_finish(f->g, f->g->outputs[0], f->nclass, kv, 5, out_path)
+                             : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     free(classes), free(hist);
     return st;
 }
@@ -635,7 +659,7 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
             .best_hist = -1};
     int64_t *all = NULL;
     if (!idx) {
-        if (!(all = malloc((size_t)(ds->n + 1) * sizeof *all))) return GRAFT_E_NOMEM;
+        if (!(all = malloc((size_t)(ds->n + 1) * sizeof *all))) return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
         for (int64_t i = 0; i < ds->n; i++) all[i] = i;
         idx = all, nidx = ds->n;
     }
@@ -650,7 +674,7 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
         st = split(&f, idx, nidx, f.r.val_frac);
     }
     int64_t *have = st ? NULL : calloc((size_t)f.nclass + 1, sizeof *have);
-    if (!st && !have) st = GRAFT_E_NOMEM;
+    if (!st && !have) st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     for (int64_t i = 0; have && i < f.ntr; i++) have[ds->labels[f.tr[i]]]++;
     for (int c = 0; have && !st && c < f.nclass; c++)
         if (!have[c]) st = gr_err(GRAFT_E_ARG, "%s: class '%s' has no training sample", ds->source, ds->class_names[c]);
@@ -686,7 +710,7 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
                         "give another folder", o->ckpt_dir);
     }
     unsigned char *tr = NULL;
-    if (!st && !(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = GRAFT_E_NOMEM;
+    if (!st && !(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     if (!st && !resume2 && f.r.head_init != GR_HEAD_INIT_RANDOM && !resume1) {
         st = probe_head(&f, model_path);
         if (!st) st = probe_epoch(&f);
@@ -701,7 +725,7 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
         char spec[1200];
         snprintf(spec, sizeof spec, "%s,head", f.r.freeze);
         snprintf(f.dir, sizeof f.dir, "%s", d2);
-        if (!(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = GRAFT_E_NOMEM;
+        if (!(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
         if (!st) st = gr_freeze_select(f.g, spec, tr);
         if (!st) st = run_phase(&f, 2, tr, f.r.epochs, f.r.lr * f.r.lr_ratio, resume2);
     }

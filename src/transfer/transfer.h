@@ -231,8 +231,8 @@ typedef struct gr_ft_opts {
     int bn;                     /* GR_BN_TRAIN: BatchNorms whose parameters train use batch
                                    statistics (timm); GR_BN_FROZEN: every BatchNorm stays in
                                    inference mode, its scale and shift still train (the Keras
-                                   guide); AUTO: frozen below 20 samples per class unless
-                                   phase 2 trains "all", else train */
+                                   guide); AUTO: train when phase 2 trains "all" from a random
+                                   head or with 200+ samples per class, else frozen */
     const char *layer;          /* NULL: replace the model's classifier; else cut here, new head */
     int pool;                   /* for a cut rank-4 map: GR_POOL_MEAN or GR_POOL_GRID2 */
     const char *freeze;         /* what phase 2 trains besides the head (gr_freeze_select spec);
