@@ -171,9 +171,10 @@ typedef struct graft_extract_opts {
 
 /* Which layer and pooling to extract from, measured: every candidate map (the cut points and
  * the maps inside feature pyramids, at most max_candidates, 0: 32) pooled by its mean and over
- * a 2x2 grid, scored by the cross-validated accuracy of a linear probe on the samples `subset`
- * (int64 indices; NULL: all). *ranking (JSON array, best first; caller frees) lists layer,
- * pool, dim and accuracy; *layer and *pool (caller frees) are the best. */
+ * a 2x2 grid, scored by a 3-fold cross-validated linear probe (C = 1) on the samples `subset`
+ * (int64 indices; NULL: all) and ranked by its held-out log-loss. *ranking (JSON array, best
+ * first; caller frees) lists layer, pool, dim, log_loss and accuracy; *layer and *pool (caller
+ * frees) are the best. */
 graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, const graft_tensor *subset,
                               const graft_extract_opts *o, int max_candidates, char **ranking, char **layer,
                               char **pool);

@@ -6,7 +6,7 @@
 #
 #   1. graft chooses the layer: every candidate map of the detector, pooled two ways, ranked by a
 #      cross-validated linear probe on 50 images per class (`graft fit --layer auto`);
-#   2. for each k and 3 seeds: a logistic-regression probe and nearest class means on that
+#   2. for each k and 5 seeds: a logistic-regression probe and nearest class means on that
 #      layer's features (`graft fit --shots k --test`), fine-tuning of the detector's upper
 #      blocks from that probe (`graft finetune`, LP-FT), and two baselines on the same images:
 #      logistic regression on the raw pixels and a small CNN trained from scratch (the tiny CNN
@@ -75,10 +75,10 @@ print((o.get("val_metrics") or o.get("test_metrics"))["accuracy"])'
 }
 FM="0.2860:0.2860:0.2860:0.3530:0.3530:0.3530"   # Fashion-MNIST mean and std on each channel
 
-echo "== accuracy on the 10,000 test images (mean of 3 seeds)"
+echo "== accuracy on the 10,000 test images (mean of 5 seeds)"
 for k in 1 5 10 50; do
   for m in probe means finetune pixels scratch; do
-    for s in 1 2 3; do echo "$k $m $s $(run $m $k $s)"; done
+    for s in 1 2 3 4 5; do echo "$k $m $s $(run $m $k $s)"; done
   done
 done > "$work/results.txt" 2> "$work/runs.err" || { cat "$work/runs.err" >&2; exit 1; }
 /usr/bin/python3 - "$work/results.txt" <<'PY'

@@ -394,6 +394,7 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, co
         cJSON_AddStringToObject(e, "pool", s[i].pool == GR_POOL_GRID2 ? "grid2" : "mean");
         cJSON_AddNumberToObject(e, "dim", s[i].dim);
         cJSON_AddNumberToObject(e, "accuracy", s[i].cv_acc);
+        cJSON_AddNumberToObject(e, "log_loss", s[i].cv_logloss);
         cJSON_AddItemToArray(arr, e);
     }
     *ranking = cJSON_PrintUnformatted(arr);

@@ -587,13 +587,14 @@ static graft_status resolve_auto(const char *model, const graft_dataset *d, cons
     if (st) return st;
     cJSON *arr = cJSON_Parse(ranking);
     FILE *out = json ? stderr : stdout;
-    fprintf(out, "layer auto: cross-validated linear-probe accuracy of %d candidates (layer, pooling):\n",
-            cJSON_GetArraySize(arr));
+    fprintf(out, "layer auto: %d candidates (layer, pooling) ranked by the held-out log-loss of a 3-fold "
+                 "cross-validated linear probe:\n  log-loss  accuracy\n", cJSON_GetArraySize(arr));
     int i = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, arr) {
         if (i++ == 10) { fprintf(out, "  ...\n"); break; }
-        fprintf(out, "  %.4f  %-40s %-5s (%d features)\n", cJSON_GetObjectItem(e, "accuracy")->valuedouble,
+        fprintf(out, "  %8.4f  %8.4f  %-40s %-5s (%d features)\n", cJSON_GetObjectItem(e, "log_loss")->valuedouble,
+                cJSON_GetObjectItem(e, "accuracy")->valuedouble,
                 cJSON_GetObjectItem(e, "layer")->valuestring, cJSON_GetObjectItem(e, "pool")->valuestring,
                 cJSON_GetObjectItem(e, "dim")->valueint);
     }

@@ -166,11 +166,14 @@ typedef struct gr_layer_score {
     int pool;            /* GR_POOL_MEAN or GR_POOL_GRID2 */
     int dim;
     double cv_acc;       /* cross-validated linear-probe accuracy */
+    double cv_logloss;   /* its mean held-out log-loss: the ranking */
     int order;           /* the candidate's place in execution order */
 } gr_layer_score;
 
-/* Scores every candidate layer (gr_layer_candidates, at most max_candidates; 0: 32) with both
- * poolings on the samples idx (NULL: all), best first (ties: the earlier layer). */
+/* Scores candidate layers (gr_layer_candidates: max_candidates evenly spaced ones (0: 32), then
+ * up to as many more next to the best three) with both poolings on the samples idx (NULL: all)
+ * by a 3-fold CV probe (C = 1), best first: lowest held-out log-loss (ties: the earlier layer).
+ * See layer_auto.c for why the log-loss. */
 int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                   const gr_extract_opts *o, int max_candidates, gr_layer_score **scores, int *count);
 
