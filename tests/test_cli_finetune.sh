@@ -60,7 +60,8 @@ T="--transform size=28,normalize=none --workers 1"
 
 "$GRAFT" finetune "$CNN" "$tmp/train" $T --seed 3 -o "$tmp/m.onnx" --test "$tmp/test" --report "$tmp/r.html" \
   --json > "$tmp/ft.json" 2> "$tmp/ft.err"
-check "finetune exit 0 ($(tail -1 "$tmp/ft.err"))" "[ $? -eq 0 ]"
+rc=$?  # before the message's command substitutions, which reset $?
+check "finetune exit 0 ($(tail -1 "$tmp/ft.err"))" "[ $rc -eq 0 ]"
 /usr/bin/python3 -c "
 import json, sys
 o = json.load(open('$tmp/ft.json'))
@@ -69,12 +70,14 @@ acc = o['test_metrics']['accuracy']
 print('test accuracy %.3f, %d epochs, val %d' % (acc, len(h['epoch']), o['val']))
 ok = acc >= 0.95 and o['train'] + o['val'] == 160 and o['val'] > 0 and 2 in h['phase'] and 'phase 2' in o['recipe']
 sys.exit(0 if ok else 1)" > "$tmp/acc.out" 2>&1
-check "finetune reaches 95 % on the test images with a validation split and two phases ($(cat "$tmp/acc.out"))" "[ $? -eq 0 ]"
+rc=$?  # before the message's command substitutions, which reset $?
+check "finetune reaches 95 % on the test images with a validation split and two phases ($(cat "$tmp/acc.out"))" "[ $rc -eq 0 ]"
 check "the recipe is in the summary" "grep -q 'early stopping: lowest validation loss kept' '$tmp/ft.json'"
 check "report with learning curves, no script" "grep -q 'id=\"curves\"' '$tmp/r.html' && ! grep -qi '<script' '$tmp/r.html'"
 # the report in headless Chromium: its plots rendered with the run's counts, no network request
 /usr/bin/python3 "$SRC/tests/report_browser_check.py" "$tmp/r.html" "$tmp/ft.json" "$tmp/browser" > "$tmp/browser.out" 2>&1
-check "the report renders in headless Chromium ($(grep -c '^ok' "$tmp/browser.out") checks; $(grep '^FAIL' "$tmp/browser.out" | head -2 | tr '\n' ' '))" "[ $? -eq 0 ]"
+rc=$?  # before the message's command substitutions, which reset $?
+check "the report renders in headless Chromium ($(grep -c '^ok' "$tmp/browser.out") checks; $(grep '^FAIL' "$tmp/browser.out" | head -2 | tr '\n' ' '))" "[ $rc -eq 0 ]"
 
 # the model in graft (extract of its probabilities) and in onnxruntime
 "$GRAFT" extract "$tmp/m.onnx" "$tmp/test" $T --layer probabilities --pool none --no-cache -o "$tmp/g.npy" > /dev/null 2>&1
@@ -88,7 +91,8 @@ g = np.load('$tmp/g.npy'); o = np.load('$tmp/o.npy')
 d = np.abs(g - o).max()
 print('%d images, max abs difference of the probabilities %.2e' % (len(g), d))
 sys.exit(0 if g.shape == (100, 4) and d <= 1e-4 else 1)" > "$tmp/ort.out" 2>&1
-check "export round trip: graft = onnxruntime ($(cat "$tmp/ort.out"))" "[ $? -eq 0 ]"
+rc=$?  # before the message's command substitutions, which reset $?
+check "export round trip: graft = onnxruntime ($(cat "$tmp/ort.out"))" "[ $rc -eq 0 ]"
 echo "export round trip: $(cat "$tmp/ort.out")"
 /usr/bin/python3 -c "
 import json, sys
@@ -99,7 +103,8 @@ meta = {p.key: p.value for p in m.metadata_props}
 ok = json.loads(meta['graft.classes']) == ['blue', 'gray', 'green', 'red'] and meta['graft.transform'].startswith('size=28')
 ok = ok and 'graft.recipe' in meta and json.loads(meta['graft.history'])['epoch']
 sys.exit(0 if ok else 1)" > "$tmp/onnxcheck.out" 2>&1
-check "the fine-tuned model passes onnx.checker (full check) with classes, preprocessing, recipe and curves in its metadata ($(tail -1 "$tmp/onnxcheck.out"))" "[ $? -eq 0 ]"
+rc=$?  # before the message's command substitutions, which reset $?
+check "the fine-tuned model passes onnx.checker (full check) with classes, preprocessing, recipe and curves in its metadata ($(tail -1 "$tmp/onnxcheck.out"))" "[ $rc -eq 0 ]"
 
 "$GRAFT" predict "$tmp/m.onnx" "$tmp/test/red/000.png" --top 1 --json > "$tmp/p.json" 2>&1
 check "predict takes the fine-tuned model and names the class" "grep -Eq '\"label\":[[:space:]]*\"red\"' '$tmp/p.json'"
@@ -125,7 +130,8 @@ want, got = (T @ M.T).argmax(1), np.load('$tmp/pimp.npy').argmax(1)
 acc = json.load(open('$tmp/imp.json'))['test_metrics']['accuracy']
 print('%d of %d predictions equal numpy\'s cosine class means, test accuracy %.3f' % ((want == got).sum(), len(got), acc))
 sys.exit(0 if (want == got).all() and acc >= 0.95 else 1)" > "$tmp/imp.out" 2>&1
-check "imprinted head = cosine class means ($(cat "$tmp/imp.out"))" "[ $? -eq 0 ]"
+rc=$?  # before the message's command substitutions, which reset $?
+check "imprinted head = cosine class means ($(cat "$tmp/imp.out"))" "[ $rc -eq 0 ]"
 
 # per-group accuracy from the CSV's group column, against numpy on graft's own probabilities
 "$GRAFT" eval "$tmp/m.onnx" "$tmp/groups.csv" --no-cache --json > "$tmp/g.json" 2> "$tmp/g.err"
@@ -144,7 +150,8 @@ worst = min(want, key=lambda k: (want[k], k))
 print('groups %s, worst %s' % (' '.join('%s %.3f' % kv for kv in got.items()), o.get('worst_group')))
 ok = set(got) == set(want) and all(abs(got[k] - want[k]) < 1e-12 for k in want) and o['worst_group'] == worst
 sys.exit(0 if ok else 1)" > "$tmp/groups.out" 2>&1
-check "per-group accuracy = numpy's, worst group named ($(cat "$tmp/groups.out"))" "[ $? -eq 0 ]"
+rc=$?  # before the message's command substitutions, which reset $?
+check "per-group accuracy = numpy's, worst group named ($(cat "$tmp/groups.out"))" "[ $rc -eq 0 ]"
 "$GRAFT" eval "$tmp/m.onnx" "$tmp/groups.csv" --no-cache > "$tmp/gt.out" 2>&1
 check "eval prints the groups and the worst" "grep -q '^worst group: ' '$tmp/gt.out' && grep -q '  dim ' '$tmp/gt.out'"
 "$GRAFT" eval "$tmp/m.onnx" "$tmp/groups.csv" --no-cache --group nosuch > "$tmp/b6.out" 2>&1
@@ -165,7 +172,8 @@ import numpy as np
 d = np.abs(np.load('$tmp/a.npy') - np.load('$tmp/b.npy')).max()
 print('max difference %.1e' % d)
 sys.exit(0 if d == 0 else 1)" > "$tmp/res.out" 2>&1
-check "interrupted + resumed = uninterrupted ($(cat "$tmp/res.out"))" "[ $? -eq 0 ]"
+rc=$?  # before the message's command substitutions, which reset $?
+check "interrupted + resumed = uninterrupted ($(cat "$tmp/res.out"))" "[ $rc -eq 0 ]"
 /usr/bin/python3 -c "
 import json, math, sys
 import onnx

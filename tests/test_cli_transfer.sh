@@ -21,7 +21,8 @@ x = np.load('$tmp/x.npy'); w = np.load('$REF/grid2.npy'); y = np.load('$tmp/y.np
 r = np.abs(x - w).max() / np.abs(w).max()
 print('rel %.2e' % r)
 sys.exit(0 if r < 1e-4 and (y == wy).all() else 1)" > "$tmp/cmp.out" 2>&1
-check "features equal PyTorch's ($(cat "$tmp/cmp.out"))" "[ $? -eq 0 ]"
+rc=$?  # before the message's command substitutions, which reset $?
+check "features equal PyTorch's ($(cat "$tmp/cmp.out"))" "[ $rc -eq 0 ]"
 "$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" $T --pool grid2 --layer /layer3/layer3.1/relu_1/Relu_output_0 \
   --cache "$tmp/c" --json > "$tmp/e2.out" 2>&1
 check "second extract from the cache" "grep -Eq '\"cached\": ?true' '$tmp/e2.out'"
@@ -81,7 +82,8 @@ want = np.array([p[0], p[1]])
 r1, r2 = np.abs(g - o).max(), np.abs(g - want).max()
 print('graft vs onnxruntime %.1e, vs predict %.1e' % (r1, r2))
 sys.exit(0 if r1 < 1e-5 and r2 < 1e-4 else 1)" > "$tmp/cmp_$h.out" 2>&1
-  check "$h: exported model = onnxruntime = predict ($(cat "$tmp/cmp_$h.out"))" "[ $? -eq 0 ]"
+  rc=$?  # before the message's command substitutions, which reset $?
+  check "$h: exported model = onnxruntime = predict ($(cat "$tmp/cmp_$h.out"))" "[ $rc -eq 0 ]"
 done
 "$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --val 0 --head knn -o "$tmp/knn.st" > /dev/null 2>&1
 "$GRAFT" export "$tmp/knn.st" -o "$tmp/knn.onnx" > "$tmp/b5.out" 2>&1
@@ -100,6 +102,32 @@ check "fewshot with too few examples: exit 1 saying so" "[ $? -eq 1 ] && grep -q
 "$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --no-cache --val 0 --C 1 --layer auto > "$tmp/auto.out" 2>&1
 check "fit --layer auto exit 0" "[ $? -eq 0 ]"
 check "layer auto prints its ranking and the choice" "grep -q 'layer auto: .* ranked by the held-out log-loss' '$tmp/auto.out' && grep -q '^using .* pooling' '$tmp/auto.out'"
+# the best candidate's score against scikit-learn: StratifiedKFold(3), StandardScaler +
+# LogisticRegression(C=1, multinomial as graft's) fitted per fold, log-loss and accuracy over all held-out rows
+read -r ll acc layer pool <<EOF2
+$(awk '/^ +[0-9.]+ +[0-9.]+ +[^ ]+ +(mean|grid2) /{print $1, $2, $3, $4; exit}' "$tmp/auto.out")
+EOF2
+"$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" $T --no-cache --layer "$layer" --pool "$pool" -o "$tmp/af.npy" \
+  --labels-output "$tmp/ay.npy" > /dev/null 2>&1
+/usr/bin/python3 -c "
+import sys, warnings
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+warnings.filterwarnings('ignore')
+X, y = np.load('$tmp/af.npy'), np.load('$tmp/ay.npy')
+ll = right = 0.0
+for tr, te in StratifiedKFold(3).split(X, y):
+    sc = StandardScaler().fit(X[tr])
+    p = LogisticRegression(C=1.0, max_iter=1000, multi_class='multinomial').fit(sc.transform(X[tr]), y[tr]).predict_proba(sc.transform(X[te]))
+    ll -= np.log(np.clip(p[np.arange(len(te)), y[te]], 1e-15, 1)).sum()
+    right += (p.argmax(1) == y[te]).sum()
+ll, acc = ll / len(y), right / len(y)
+print('$layer $pool: graft log-loss $ll accuracy $acc, scikit-learn %.4f %.4f' % (ll, acc))
+sys.exit(0 if abs(ll - $ll) < 2e-4 and abs(acc - $acc) < 1e-4 else 1)  # printed to 4 decimals" > "$tmp/autock.out" 2>&1
+rc=$?  # before the message's command substitutions, which reset $?
+check "layer auto's best score = scikit-learn's CV log-loss and accuracy ($(tail -1 "$tmp/autock.out"))" "[ $rc -eq 0 ]"
 
 "$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --shots 2 --test "$REF/data" --C 1 > "$tmp/shots.out" 2>&1
 check "fit --shots 2 --test: trains on 4, tests on 7" "[ $? -eq 0 ] && grep -q 'head fitted on 4 samples' '$tmp/shots.out' && grep -q '^test (7 samples)' '$tmp/shots.out'"
