@@ -275,6 +275,14 @@ static int evaluate(ft *f, gr_dnnl *dnnl, double *loss, double *acc)
 
 /* ---- the early-stopping state and curves, as the checkpoint's note ---- */
 
+/* An epoch's record as the 8 numbers the note and the history store, in this order. */
+enum { EPOCH_FIELDS = 8 };
+static void epoch_values(const gr_ft_epoch *e, double v[EPOCH_FIELDS])
+{
+    double x[EPOCH_FIELDS] = {e->phase, e->epoch, e->train_loss, e->train_acc, e->val_loss, e->val_acc, e->lr, e->seconds};
+    memcpy(v, x, sizeof x);
+}
+
 static char *note_json(const ft *f, int phase)
 {
     cJSON *o = cJSON_CreateObject(), *h = cJSON_AddArrayToObject(o, "history");
@@ -285,9 +293,9 @@ static char *note_json(const ft *f, int phase)
     cJSON_AddNumberToObject(o, "bad", f->bad);
     cJSON_AddStringToObject(o, "recipe", f->res->recipe);
     for (int i = 0; i < f->res->nhist; i++) {
-        const gr_ft_epoch *e = &f->res->hist[i];
-        double v[8] = {e->phase, e->epoch, e->train_loss, e->train_acc, e->val_loss, e->val_acc, e->lr, e->seconds};
-        cJSON_AddItemToArray(h, cJSON_CreateDoubleArray(v, 8));
+        double v[EPOCH_FIELDS];
+        epoch_values(&f->res->hist[i], v);
+        cJSON_AddItemToArray(h, cJSON_CreateDoubleArray(v, EPOCH_FIELDS));
     }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -313,8 +321,8 @@ static int read_note(ft *f, const char *note, const char *path)
     int st = o && cJSON_IsArray(h) ? GRAFT_OK : gr_err(GRAFT_E_FORMAT, "%s: the checkpoint's note is not graft's", path);
     f->res->nhist = 0;
     cJSON_ArrayForEach(e, h) {
-        double v[8] = {0};
-        for (int i = 0; i < 8; i++) {  /* null is a NaN (no value: the probe's training loss, no split) */
+        double v[EPOCH_FIELDS] = {0};
+        for (int i = 0; i < EPOCH_FIELDS; i++) {  /* null is a NaN (no value: the probe's training loss, no split) */
             const cJSON *x = cJSON_GetArrayItem(e, i);
             v[i] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
         }
@@ -622,11 +630,11 @@ char *gr_ft_history_json(const gr_ft_result *r)
 {
     cJSON *o = cJSON_CreateObject();
     const char *keys[] = {"phase", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"};
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < EPOCH_FIELDS; k++) {
         cJSON *a = cJSON_AddArrayToObject(o, keys[k]);
         for (int i = 0; i < r->nhist; i++) {
-            const gr_ft_epoch *e = &r->hist[i];
-            double v[8] = {e->phase, e->epoch, e->train_loss, e->train_acc, e->val_loss, e->val_acc, e->lr, e->seconds};
+            double v[EPOCH_FIELDS];
+            epoch_values(&r->hist[i], v);
             cJSON_AddItemToArray(a, isfinite(v[k]) ? cJSON_CreateNumber(v[k]) : cJSON_CreateNull());
         }
     }
