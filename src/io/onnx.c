@@ -298,43 +298,205 @@ static int declared_type(const Onnx__ValueInfoProto *vi, gr_value *v)
     return GRAFT_OK;
 }
 
-static int convert_nodes(gr_graph *g, const Onnx__GraphProto *gp, names *nm, const char *dir)
+/* ---- nodes, with If lowered ----
+ * An If node's branches are inlined into the graph and each output becomes
+ * Where(cond, then_output, else_output): both branches run and the condition picks. That is
+ * exact when the two branches give outputs of one shape and neither can fail on inputs it
+ * would not have seen (the case of exporters' ifs: openWakeWord's heads run a verifier model
+ * only when the first score passes a threshold), and it keeps plans static: graft builds one
+ * plan per input shape, and a data-dependent branch would break that. Names local to a branch
+ * get the prefix "<If node>/then/" or "/else/"; other names refer to the enclosing scopes. */
+
+typedef struct scope {
+    const Onnx__GraphProto *gp;
+    const char *prefix;            /* "" for the main graph */
+    const struct scope *parent;
+} scope;
+
+static int is_if(const Onnx__NodeProto *np)
 {
-    g->nnodes = (int)gp->n_node;
-    g->nodes = gr_arena_alloc(g->arena, (gp->n_node + 1) * sizeof(gr_node));
-    if (!g->nodes) return GRAFT_E_NOMEM;
+    return np->op_type && strcmp(np->op_type, "If") == 0 && (!np->domain || !np->domain[0] ||
+                                                            strcmp(np->domain, "ai.onnx") == 0);
+}
+
+static const Onnx__GraphProto *branch(const Onnx__NodeProto *np, const char *which)
+{
+    for (size_t i = 0; i < np->n_attribute; i++)
+        if (np->attribute[i]->name && strcmp(np->attribute[i]->name, which) == 0) return np->attribute[i]->g;
+    return NULL;
+}
+
+/* Nodes and value references the flattened graph needs (an upper bound for the values). */
+static void count_graph(const Onnx__GraphProto *gp, size_t *nodes, size_t *refs)
+{
+    *refs += gp->n_initializer + gp->n_input + gp->n_output;
     for (size_t k = 0; k < gp->n_node; k++) {
         const Onnx__NodeProto *np = gp->node[k];
-        gr_node *n = &g->nodes[k];
-        char fallback[32];
-        snprintf(fallback, sizeof fallback, "#%zu", k);
-        n->name = gr_arena_strdup(g->arena, np->name && np->name[0] ? np->name : fallback);
-        n->op_type = gr_arena_strdup(g->arena, np->op_type ? np->op_type : "");
-        n->domain = gr_arena_strdup(g->arena, np->domain ? np->domain : "");
-        n->op = gr_op_find(n->op_type, n->domain);
-        n->nin = (int)np->n_input;
-        n->nout = (int)np->n_output;
-        n->in = gr_arena_alloc(g->arena, (np->n_input + 1) * sizeof(int));
-        n->out = gr_arena_alloc(g->arena, (np->n_output + 1) * sizeof(int));
-        n->nattr = (int)np->n_attribute;
-        n->attrs = gr_arena_alloc(g->arena, (np->n_attribute + 1) * sizeof(gr_attr));
-        if (!n->name || !n->op_type || !n->in || !n->out || !n->attrs) return GRAFT_E_NOMEM;
-        for (size_t i = 0; i < np->n_input; i++)
-            n->in[i] = np->input[i][0] ? value_of(nm, np->input[i]) : -1;
-        for (size_t i = 0; i < np->n_output; i++)
-            n->out[i] = np->output[i][0] ? value_of(nm, np->output[i]) : -1;
-        for (size_t i = 0; i < np->n_attribute; i++) {
-            int st = attr_from_proto(np->attribute[i], dir, g->arena, &n->attrs[i], n->name);
-            if (st) return st;
+        const Onnx__GraphProto *t = is_if(np) ? branch(np, "then_branch") : NULL;
+        const Onnx__GraphProto *e = is_if(np) ? branch(np, "else_branch") : NULL;
+        if (t && e) {
+            count_graph(t, nodes, refs);
+            count_graph(e, nodes, refs);
+            *nodes += np->n_output;
+            *refs += 4 * np->n_output + 1;
+        } else {
+            *nodes += 1;
+            *refs += np->n_input + np->n_output;
         }
+    }
+}
+
+static int is_local(const Onnx__GraphProto *gp, const char *name)
+{
+    for (size_t i = 0; i < gp->n_initializer; i++)
+        if (gp->initializer[i]->name && strcmp(gp->initializer[i]->name, name) == 0) return 1;
+    for (size_t i = 0; i < gp->n_input; i++)
+        if (gp->input[i]->name && strcmp(gp->input[i]->name, name) == 0) return 1;
+    for (size_t k = 0; k < gp->n_node; k++)
+        for (size_t i = 0; i < gp->node[k]->n_output; i++)
+            if (strcmp(gp->node[k]->output[i], name) == 0) return 1;
+    return 0;
+}
+
+/* The flattened graph's name for `name` as seen from scope sc. */
+static void scoped_name(const scope *sc, const char *name, char *out, size_t n)
+{
+    while (sc->parent && !is_local(sc->gp, name)) sc = sc->parent;
+    snprintf(out, n, "%s%s", sc->prefix, name);
+}
+
+typedef struct flat {
+    gr_graph *g;
+    names *nm;
+    const char *dir;
+    size_t index;  /* the next node's position in the ONNX file (for "#k" names) */
+} flat;
+
+static int scoped_value(flat *f, const scope *sc, const char *name, int *v)
+{
+    if (!name[0]) { *v = -1; return GRAFT_OK; }
+    char buf[1024];
+    scoped_name(sc, name, buf, sizeof buf);
+    *v = value_of(f->nm, buf);
+    return *v < 0 ? GRAFT_E_NOMEM : GRAFT_OK;
+}
+
+static gr_node *new_node(flat *f, const scope *sc, const char *name, const char *op_type, const char *domain,
+                         int nin, int nout, int nattr)
+{
+    gr_graph *g = f->g;
+    gr_node *n = &g->nodes[g->nnodes++];
+    char full[1024];
+    snprintf(full, sizeof full, "%s%s", sc->prefix, name);
+    n->name = gr_arena_strdup(g->arena, full);
+    n->op_type = gr_arena_strdup(g->arena, op_type);
+    n->domain = gr_arena_strdup(g->arena, domain);
+    n->op = gr_op_find(n->op_type, n->domain);
+    n->nin = nin;
+    n->nout = nout;
+    n->in = gr_arena_alloc(g->arena, ((size_t)nin + 1) * sizeof(int));
+    n->out = gr_arena_alloc(g->arena, ((size_t)nout + 1) * sizeof(int));
+    n->nattr = nattr;
+    n->attrs = gr_arena_alloc(g->arena, ((size_t)nattr + 1) * sizeof(gr_attr));
+    return n->name && n->op_type && n->domain && n->in && n->out && n->attrs ? n : NULL;
+}
+
+static int emit_graph(flat *f, const scope *sc);
+
+static int emit_if(flat *f, const scope *sc, const Onnx__NodeProto *np, const char *name)
+{
+    const Onnx__GraphProto *br[2] = {branch(np, "then_branch"), branch(np, "else_branch")};
+    const char *which[2] = {"then", "else"};
+    char prefix[2][1024];
+    scope sub[2];
+    for (int b = 0; b < 2; b++) {
+        if (br[b]->n_output != np->n_output)
+            return gr_err(GRAFT_E_FORMAT, "node '%s%s' (If): the %s branch has %zu outputs, the node %zu",
+                          sc->prefix, name, which[b], br[b]->n_output, np->n_output);
+        snprintf(prefix[b], sizeof prefix[b], "%s%s/%s/", sc->prefix, name, which[b]);
+        sub[b] = (scope){br[b], prefix[b], sc};
+        int st = emit_graph(f, &sub[b]);
+        if (st) return st;
+    }
+    if (np->n_input != 1 || !np->input[0][0])
+        return gr_err(GRAFT_E_FORMAT, "node '%s%s' (If) needs one input, the condition", sc->prefix, name);
+    for (size_t i = 0; i < np->n_output; i++) {
+        char wname[1100];
+        snprintf(wname, sizeof wname, "%s/select%zu", name, i);
+        gr_node *n = new_node(f, sc, wname, "Where", "", 3, 1, 0);
+        if (!n) return GRAFT_E_NOMEM;
+        int st = scoped_value(f, sc, np->input[0], &n->in[0]);
+        if (!st) st = scoped_value(f, &sub[0], br[0]->output[i]->name, &n->in[1]);
+        if (!st) st = scoped_value(f, &sub[1], br[1]->output[i]->name, &n->in[2]);
+        if (!st) st = scoped_value(f, sc, np->output[i], &n->out[0]);
+        if (st) return st;
     }
     return GRAFT_OK;
 }
 
+static int emit_node(flat *f, const scope *sc, const Onnx__NodeProto *np, const char *name)
+{
+    gr_node *n = new_node(f, sc, name, np->op_type ? np->op_type : "", np->domain ? np->domain : "",
+                          (int)np->n_input, (int)np->n_output, (int)np->n_attribute);
+    if (!n) return GRAFT_E_NOMEM;
+    int st = GRAFT_OK;
+    for (size_t i = 0; i < np->n_input && !st; i++) st = scoped_value(f, sc, np->input[i], &n->in[i]);
+    for (size_t i = 0; i < np->n_output && !st; i++) st = scoped_value(f, sc, np->output[i], &n->out[i]);
+    for (size_t i = 0; i < np->n_attribute && !st; i++)
+        st = attr_from_proto(np->attribute[i], f->dir, f->g->arena, &n->attrs[i], n->name);
+    return st;
+}
+
+/* A branch's own initializers become (renamed) initializers of the flattened graph. */
+static int emit_initializers(flat *f, const scope *sc)
+{
+    for (size_t i = 0; i < sc->gp->n_initializer; i++) {
+        const Onnx__TensorProto *tp = sc->gp->initializer[i];
+        int v;
+        int st = scoped_value(f, sc, tp->name ? tp->name : "", &v);
+        if (st) return st;
+        char what[1100];
+        snprintf(what, sizeof what, "initializer '%s'", f->g->values[v].name);
+        if (f->g->values[v].is_init) return gr_err(GRAFT_E_FORMAT, "%s is defined twice", what);
+        f->g->values[v].is_init = 1;
+        st = tensor_from_proto(tp, f->dir, f->g->arena, &f->g->values[v].t, what);
+        if (st) return st;
+    }
+    return GRAFT_OK;
+}
+
+static int emit_graph(flat *f, const scope *sc)
+{
+    int st = sc->parent ? emit_initializers(f, sc) : GRAFT_OK;
+    for (size_t k = 0; k < sc->gp->n_node && !st; k++) {
+        const Onnx__NodeProto *np = sc->gp->node[k];
+        char fallback[32];
+        snprintf(fallback, sizeof fallback, "#%zu", f->index++);
+        const char *name = np->name && np->name[0] ? np->name : fallback;
+        if (is_if(np) && branch(np, "then_branch") && branch(np, "else_branch"))
+            st = emit_if(f, sc, np, name);
+        else
+            st = emit_node(f, sc, np, name);
+    }
+    return st;
+}
+
+static int convert_nodes(gr_graph *g, const Onnx__GraphProto *gp, names *nm, const char *dir, size_t cap_nodes)
+{
+    g->nnodes = 0;
+    g->nodes = gr_arena_alloc(g->arena, (cap_nodes + 1) * sizeof(gr_node));
+    if (!g->nodes) return GRAFT_E_NOMEM;
+    flat f = {g, nm, dir, 0};
+    scope top = {gp, "", NULL};
+    int st = emit_graph(&f, &top);
+    GR_ASSERT(st || (size_t)g->nnodes <= cap_nodes);
+    return st;
+}
+
 static int convert_graph(gr_graph *g, const Onnx__GraphProto *gp, const char *dir)
 {
-    size_t cap_values = gp->n_initializer + gp->n_input + gp->n_output;
-    for (size_t k = 0; k < gp->n_node; k++) cap_values += gp->node[k]->n_input + gp->node[k]->n_output;
+    size_t cap_nodes = 0, cap_values = 0;
+    count_graph(gp, &cap_nodes, &cap_values);
     names nm = {NULL, 16, g, (int)cap_values + 1};
     while (nm.cap < 2 * cap_values + 2) nm.cap *= 2;
     nm.slot = malloc(nm.cap * sizeof(int));
@@ -371,7 +533,7 @@ static int convert_graph(gr_graph *g, const Onnx__GraphProto *gp, const char *di
         }
         g->outputs[g->noutputs++] = v;
     }
-    if (!st) st = convert_nodes(g, gp, &nm, dir);
+    if (!st) st = convert_nodes(g, gp, &nm, dir, cap_nodes);
     free(nm.slot);
     return st;
 }
