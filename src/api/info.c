@@ -4,7 +4,6 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
-#define DEFAULT_DIM 224  /* stands for symbolic dims other than the batch when counting FLOPs */
 
 static cJSON *shape_json(const gr_shape *s, int known)
 {
@@ -44,7 +43,7 @@ static int64_t parameter_count(const gr_graph *g)
     return n;
 }
 
-/* Builds a plan for one input of the given batch (symbolic dims: batch first, else 224) with
+/* Builds a plan for one input of the given batch (symbolic dims: batch first, else gr_symbolic_dim) with
  * no input data, to count FLOPs and find the cut points. */
 static int plan_for_info(graft_model *m, int batch, gr_plan **out)
 {
@@ -56,7 +55,7 @@ static int plan_for_info(graft_model *m, int batch, gr_plan **out)
         in[i].dtype = v->t.dtype ? v->t.dtype : GR_F32;
         in[i].shape = v->t.shape;
         for (int d = 0; d < in[i].shape.rank; d++)
-            if (in[i].shape.d[d] < 0) in[i].shape.d[d] = d == 0 ? batch : DEFAULT_DIM;
+            if (in[i].shape.d[d] < 0) in[i].shape.d[d] = d == 0 ? batch : gr_symbolic_dim(in[i].shape.rank);
         in[i].data = NULL;
     }
     gr_plan_opts opts = {.use_ref = m->use_ref, .dnnl = m->dnnl};

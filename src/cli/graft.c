@@ -14,17 +14,17 @@
 #include <sys/stat.h>
 #include <time.h>
 
-enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+#include "cli.h"
 
-static char cli_error[512];  /* a bad-input message of the CLI's own, printed by fail() */
+char cli_error[512];  /* a bad-input message of the CLI's own, printed by fail() */
 
-static int fail(graft_status st)
+int fail(graft_status st)
 {
     fprintf(stderr, "graft: %s\n", cli_error[0] ? cli_error : graft_last_error());
     return st == GRAFT_E_INTERNAL || st == GRAFT_E_NOMEM ? EXIT_INTERNAL : EXIT_INPUT;
 }
 
-static int usage_error(const char *cmd, const char *msg)
+int usage_error(const char *cmd, const char *msg)
 {
     fprintf(stderr, "graft %s: %s (see graft %s --help)\n", cmd, msg, cmd);
     return EXIT_USAGE;
@@ -52,6 +52,7 @@ static const char *HELP =
     "  export HEAD -o MODEL.onnx           the model and a fitted head as one ONNX file\n"
     "  fewshot MODEL DATA [--way N --shot K[,K...] --query Q --episodes E]\n"
     "                                      episodic N-way K-shot accuracy with a 95 % interval\n"
+    "  keyword embed AUDIO.wav -o EMB.npy   openWakeWord's speech embeddings of a recording\n"
     "  version [--json]                    print the version\n"
     "\n"
     "common flags: --json (machine-readable output), --threads N (default: all cores), --help\n"
@@ -62,7 +63,8 @@ static const char *INFO_HELP =
     "\n"
     "Describes an ONNX model: its inputs and outputs with shapes ('?' is a symbolic dim), op\n"
     "counts, parameter count, FLOPs for one input of batch N (default 1; other symbolic dims\n"
-    "count as 224), activation memory, and the cut points: values after which only one\n"
+    "count as 224, or 16000 for the samples of a (batch, samples) signal), activation memory,\n"
+    "and the cut points: values after which only one\n"
     "activation is alive, where the model can be cut for feature extraction (pass the name to\n"
     "--layer in later commands).\n";
 
@@ -470,7 +472,7 @@ static int cmd_data(int argc, char **argv)
 static graft_status resolve_auto(const char *model, const graft_dataset *d, const graft_tensor *subset,
                                  graft_extract_opts *eo, int json);
 
-static void default_cache(char *buf, size_t n, const char *sub)
+void default_cache(char *buf, size_t n, const char *sub)
 {
     const char *c = getenv("GRAFT_CACHE"), *home = getenv("HOME");
     if (c && *c) snprintf(buf, n, "%s/%s", c, sub);
@@ -1433,6 +1435,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "fewshot")) return cmd_fewshot(argc - 2, argv + 2);
+    if (!strcmp(cmd, "keyword")) return cmd_keyword(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         if (argc > 2 && !strcmp(argv[2], "--json")) printf("{\"version\": \"%s\"}\n", graft_version());
         else printf("graft %s\n", graft_version());

@@ -303,4 +303,25 @@ int64_t gr_loader_skipped(const gr_loader *l);
 /* Joins the workers (after the samples in flight, never waiting for the epoch) and frees. */
 void gr_loader_free(gr_loader *l);
 
+/* ---- audio (audio.c): WAV files and resampling for the speech front end ---- */
+
+/* Mono audio as float samples in [-1, 1); owned by its holder (gr_audio_free). */
+typedef struct gr_audio {
+    float *samples;
+    int64_t n;
+    int rate;           /* Hz */
+    int channels, bits; /* as the file had them (before the mix-down) */
+} gr_audio;
+
+void gr_audio_free(gr_audio *a);
+/* Decodes a WAV file: PCM 8/16/24/32-bit, float 32/64-bit, plain or WAVE_FORMAT_EXTENSIBLE, any
+ * channel count (mixed down to mono) and rate. Errors name the file and what is wrong. */
+int gr_wav_read(const char *path, gr_audio *out);
+int gr_wav_decode_mem(const char *name, const uint8_t *data, size_t n, gr_audio *out);
+/* Writes 16-bit mono PCM (samples clipped to [-1, 1)). */
+int gr_wav_write(const char *path, const float *samples, int64_t n, int rate);
+/* Band-limited resampling to `rate` (Kaiser-windowed sinc, polyphase, exact rational ratio);
+ * a copy when the rates are equal. out gets new samples. */
+int gr_audio_resample(const gr_audio *in, int rate, gr_audio *out);
+
 #endif

@@ -134,6 +134,10 @@ int gr_graph_cut(gr_graph *g, const char *const *names, int n);
  * NULL: the declared shapes with a symbolic batch dim = 1 and other symbolic dims = 224, as
  * `graft info`). Built from a reference-kernel inference plan; nothing is run. */
 int gr_graph_value_shape(const gr_graph *g, int v, const gr_shape *input_shapes, gr_shape *shape, int *dtype);
+/* What a symbolic dim d (> 0) of a rank-`rank` input stands for when nothing says: 224 (an image
+ * side, a sequence length), or 16000 for the samples of a (batch, samples) signal: one second of
+ * 16 kHz audio (an STFT's 512-sample kernel does not fit in 224). */
+static inline int64_t gr_symbolic_dim(int rank) { return rank == 2 ? 16000 : 224; }
 
 /* A new classification head (see surgery.c for the exact graph). */
 typedef struct gr_head_spec {

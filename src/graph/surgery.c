@@ -8,7 +8,8 @@
  *  - The graph stays topologically sorted: a new node may only read values that exist already.
  *  - Prune keeps every graph input even when nothing reads it (the caller's inputs do not move).
  *  - Shapes come from a reference-kernel inference plan (nothing runs): for shapes the caller
- *    does not give, a symbolic batch dim is 1 and other symbolic dims 224, as `graft info`.
+ *    does not give, a symbolic batch dim is 1 and other symbolic dims 224 (16000 for a signal's
+ *    samples: gr_symbolic_dim), as `graft info`.
  *  - Heads are named "<prefix>.<part>" and recorded in the metadata entry "graft.head" =
  *    prefix, so "head" in a freeze spec and gr_graph_find_classifier know a whole added head
  *    (an MLP head is more than its last Gemm), also after an ONNX export and reload. */
@@ -280,7 +281,7 @@ static int probe_plan(const gr_graph *g, const gr_shape *shapes, gr_plan **p)
         }
         in[i].shape = v->t.shape;
         for (int d = 0; d < in[i].shape.rank; d++)
-            if (in[i].shape.d[d] < 0) in[i].shape.d[d] = d == 0 ? 1 : 224;
+            if (in[i].shape.d[d] < 0) in[i].shape.d[d] = d == 0 ? 1 : gr_symbolic_dim(in[i].shape.rank);
     }
     gr_plan_opts o = {.use_ref = 1};
     int st = gr_plan_build(g, in, &o, p);

