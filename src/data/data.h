@@ -324,4 +324,20 @@ int gr_wav_write(const char *path, const float *samples, int64_t n, int rate);
  * a copy when the rates are equal. out gets new samples. */
 int gr_audio_resample(const gr_audio *in, int rate, gr_audio *out);
 
+/* ---- speech clips made offline (speech_synth.c): espeak-ng piped into sox ---- */
+
+typedef struct gr_speak_job {
+    const char *voice;   /* espeak-ng voice, e.g. "en-us+m3" (accent + variant) */
+    int speed, pitch;    /* words per minute (80..450), pitch 0..99 */
+    const char *text;
+    const char *out;     /* the WAV to write: 16-bit, 16 kHz, mono */
+    char effects[512];   /* sox effects applied on the way, space-separated ("tempo 1.1 gain -3") */
+} gr_speak_job;
+
+/* Makes every clip, `parallel` at a time; stops at the first failure, naming the voice and text
+ * or the sox effects. progress (may be NULL) is called after each wave. */
+int gr_speak(const gr_speak_job *jobs, int n, int parallel, void (*progress)(int done, int total, void *), void *ctx);
+/* Runs a program (found on PATH) with argv, output discarded; fails naming it on a non-zero exit. */
+int gr_run_tool(char *const argv[]);
+
 #endif

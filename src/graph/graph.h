@@ -108,6 +108,11 @@ int gr_plan_cut_points(const gr_plan *p, int *values, int max);
  * g->nodes may move and prune renumbers values and nodes: re-read indices after an edit. A plan
  * or trainer built on g must be rebuilt after an edit (their per-value arrays are stale). */
 
+/* An empty graph (default-domain opset `opset`) to build with the calls below. */
+int gr_graph_new(int opset, gr_graph **out);
+/* Appends a graph input (a plain value; -1 dims are symbolic), resp. makes v an output. */
+int gr_graph_add_input(gr_graph *g, const char *name, int dtype, const gr_shape *shape, int *out);
+int gr_graph_add_output(gr_graph *g, int v);
 /* Appends a value. data != NULL makes it an initializer whose dtype/shape bytes are copied into
  * g->arena; otherwise a plain value (shape may be NULL: undeclared; dtype 0: unknown). Names
  * must be new. *out (may be NULL) gets its index. */

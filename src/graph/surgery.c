@@ -85,6 +85,54 @@ int gr_graph_add_value(gr_graph *g, const char *name, int dtype, const gr_shape 
     return GRAFT_OK;
 }
 
+int gr_graph_new(int opset, gr_graph **out)
+{
+    gr_graph *g = gr_calloc(1, sizeof *g);
+    if (g) g->arena = gr_arena_new(1 << 16);
+    if (!g || !g->arena) {
+        free(g);
+        return oom();
+    }
+    g->opset = opset;
+    g->ir_version = 8;
+    g->producer = gr_arena_strdup(g->arena, "graft");
+    g->producer_version = gr_arena_strdup(g->arena, "");
+    g->graph_name = gr_arena_strdup(g->arena, "graft");
+    g->path = gr_arena_strdup(g->arena, "");
+    if (!g->producer || !g->producer_version || !g->graph_name || !g->path) {
+        gr_graph_free(g);
+        return oom();
+    }
+    *out = g;
+    return GRAFT_OK;
+}
+
+/* Appends v to an arena array of n ints (copied: the arrays live at their exact size). */
+static int append_index(gr_graph *g, int **arr, int *n, int v)
+{
+    int *a = gr_arena_alloc(g->arena, (size_t)(*n + 1) * sizeof *a);
+    if (!a) return oom();
+    if (*n) memcpy(a, *arr, (size_t)*n * sizeof *a);
+    a[(*n)++] = v;
+    *arr = a;
+    return GRAFT_OK;
+}
+
+int gr_graph_add_input(gr_graph *g, const char *name, int dtype, const gr_shape *shape, int *out)
+{
+    int v;
+    int st = gr_graph_add_value(g, name, dtype, shape, NULL, &v);
+    if (!st) st = append_index(g, &g->inputs, &g->ninputs, v);
+    if (!st && out) *out = v;
+    return st;
+}
+
+int gr_graph_add_output(gr_graph *g, int v)
+{
+    if (v < 0 || v >= g->nvalues) return gr_err(GRAFT_E_ARG, "value %d is not in the graph", v);
+    return append_index(g, &g->outputs, &g->noutputs, v);
+}
+
 static int copy_attr(gr_arena *a, const gr_attr *src, gr_attr *dst)
 {
     *dst = *src;

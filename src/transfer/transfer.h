@@ -428,4 +428,45 @@ void gr_kw_stream_free(gr_kw_stream *s);
 int64_t gr_kw_stream_push(gr_kw_stream *s, const float *x, int64_t n, float *scores);
 int64_t gr_kw_stream_flush(gr_kw_stream *s, float *scores);
 
+/* ==== keyword detectors from synthetic speech (keyword_train.c; the recipe is described there) */
+
+typedef struct gr_kw_train_opts {
+    const char *keyword;
+    const char *models_dir;     /* melspectrogram.onnx and embedding_model.onnx */
+    const char *work_dir;       /* synthesised clips, noise beds and the feature cache */
+    int positives;              /* synthetic clips of the keyword to train on (500) */
+    int negatives;              /* synthetic clips of other phrases and near misses (1000) */
+    const char *recordings;     /* a folder of the user's WAV recordings of the keyword, or NULL */
+    int test_positives;         /* held-out voices saying the keyword (100) */
+    double test_hours;          /* negative audio of held-out voices for false accepts (0.25) */
+    double target_fa;           /* false accepts per hour the threshold aims at on validation (0.5) */
+    int hidden;                 /* the head's width (128, openWakeWord's) */
+    int epochs, patience;       /* 30, 8 */
+    double lr;                  /* 1e-3 */
+    int scratch;                /* the baseline: the same head on mel frames, no embedding network */
+    int parallel;               /* clips synthesised at once (4) */
+    uint64_t seed;
+    int quiet;
+} gr_kw_train_opts;
+
+typedef struct gr_kw_train_result {
+    int train_pos_clips, train_neg_clips, user_clips;
+    int64_t pos_windows, neg_windows;
+    int epochs, best_epoch;
+    double val_loss;
+    double threshold;               /* chosen on validation (never below 0.5) */
+    int test_pos_clips;
+    double test_recall, test_hours, test_fa_per_hour;   /* at the threshold */
+    int64_t test_fa;
+    double recall_at_1fa, threshold_at_1fa;             /* threshold set on the test negatives */
+    double seconds_synthesis, seconds_features, seconds_training;
+} gr_kw_train_result;
+
+/* Makes the data, trains a head and writes it to out_path (ONNX: (1, 16, 96) embeddings ->
+ * (1, 1) probability, metadata graft.keyword / graft.threshold / graft.recipe), then evaluates it
+ * on the held-out voices. */
+int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_result *res);
+/* Evaluates a head file (openWakeWord's or graft's) on the same held-out test data. */
+int gr_kw_eval(const char *head_path, const gr_kw_train_opts *o, gr_kw_train_result *res);
+
 #endif
