@@ -194,6 +194,7 @@ static gr_kw_train_opts internal_opts(const graft_keyword_train_opts *o)
                               .positives = o->positives, .negatives = o->negatives, .recordings = o->recordings,
                               .test_positives = o->test_positives, .test_hours = o->test_hours, .target_fa = o->target_fa,
                               .hidden = o->hidden, .epochs = o->epochs, .lr = o->lr, .scratch = o->scratch,
+                              .hard_frac = o->hard_frac > 0 ? o->hard_frac : o->hard_frac < 0 ? 0 : -1,
                               .parallel = o->parallel, .seed = o->seed, .quiet = o->quiet};
 }
 

@@ -281,6 +281,7 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         else if (!strcmp(a, "--hidden") && more) o.hidden = atoi(argv[++i]);
         else if (!strcmp(a, "--epochs") && more) o.epochs = atoi(argv[++i]);
         else if (!strcmp(a, "--lr") && more) o.lr = atof(argv[++i]);
+        else if (!strcmp(a, "--hard-negatives") && more) { double h = atof(argv[++i]); o.hard_frac = h > 0 ? h : -1; }
         else if (!strcmp(a, "--seed") && more) o.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--parallel") && more) o.parallel = atoi(argv[++i]);
         else if (!strcmp(a, "--work") && more) work = argv[++i];

@@ -698,7 +698,7 @@ static int train_head(train_state *ts, gr_kw_train_result *res)
     if (!st) {
         gr_graph_params(ts->g, trainable);
         gr_trainer_cfg cfg = {.loss = GR_LOSS_BCE, .seed = o->seed,
-                              .opt = {.kind = GR_ADAMW, .lr = o->lr > 0 ? o->lr : 1e-3, .weight_decay = 1e-2,
+                              .opt = {.kind = GR_ADAMW, .lr = o->lr > 0 ? o->lr : 1e-4, .weight_decay = 1e-2,
                                       .sched = GR_SCHED_COSINE, .warmup = steps_per_epoch, .total = steps_per_epoch * epochs}};
         st = gr_trainer_new(ts->g, trainable, &cfg, &t);
     }
@@ -707,13 +707,14 @@ static int train_head(train_state *ts, gr_kw_train_result *res)
     gr_rng_seed(&r, o->seed ^ 0x6b6579776f7264ULL);
     double best_loss = INFINITY, t0 = gr_now();
     int since = 0, patience = o->patience > 0 ? o->patience : 8;
+    int hard_n = (int)(HALF * (o->hard_frac >= 0 ? o->hard_frac : 0.25) + 0.5);
     for (int ep = 0; ep < epochs && !st; ep++) {
         double sum = 0;
         for (int64_t s = 0; s < steps_per_epoch && !st; s++) {
             for (int k = 0; k < B; k++) {
                 const example *e;
                 if (k < HALF) e = &ts->pos.e[gr_rng_below(&r, (uint64_t)ts->pos.n)];
-                else if (nhard && k >= HALF + HALF / 2) e = &ts->neg.e[hard[gr_rng_below(&r, (uint64_t)nhard)]];
+                else if (nhard && k >= B - hard_n) e = &ts->neg.e[hard[gr_rng_below(&r, (uint64_t)nhard)]];
                 else e = &ts->neg.e[gr_rng_below(&r, (uint64_t)ts->neg.n)];
                 fill_input(e, ts->mel, in + (size_t)k * d);
                 target[k] = k < HALF ? 1.0f : 0.0f;
@@ -1054,6 +1055,9 @@ static int export_head(gr_graph *g, const gr_kw_train_opts *o, double thr, const
     if (st) return st;
     g->outputs[0] = p;
     g->values[g->inputs[0]].t.shape.d[0] = 1;
+    g->values[p].t.dtype = GR_F32;  /* a graph output declares its type: (1, 1) as openWakeWord's heads */
+    g->values[p].t.shape = gr_shape_make(2, (int64_t[]){1, 1});
+    g->values[p].has_shape = 1;
     char thr_s[32], recipe[512];
     snprintf(thr_s, sizeof thr_s, "%.6f", thr);
     snprintf(recipe, sizeof recipe,
@@ -1061,7 +1065,7 @@ static int export_head(gr_graph *g, const gr_kw_train_opts *o, double thr, const
              "%d of other phrases (espeak-ng + sox); AdamW lr %g, cosine, balanced batches of 256, hard negatives; seed %llu",
              o->scratch ? "from scratch:" : "transfer:", o->hidden > 0 ? o->hidden : 128, o->hidden > 0 ? o->hidden : 128,
              o->scratch ? "mel frames" : "openWakeWord's speech embeddings", o->positives > 0 ? o->positives : 500,
-             o->negatives > 0 ? o->negatives : 1000, o->lr > 0 ? o->lr : 1e-3, (unsigned long long)o->seed);
+             o->negatives > 0 ? o->negatives : 1000, o->lr > 0 ? o->lr : 1e-4, (unsigned long long)o->seed);
     gr_meta *m = gr_arena_alloc(g->arena, 4 * sizeof *m);
     if (!m) return gr_err(GRAFT_E_NOMEM, "out of memory");
     const char *kv[4][2] = {{"graft.keyword", o->keyword}, {"graft.threshold", thr_s}, {"graft.recipe", recipe},
@@ -1105,7 +1109,9 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     if (!st) st = build_head(o->scratch, o->hidden > 0 ? o->hidden : 128, &r, &ts.g);
     if (!st) st = gr_dnnl_new(&ts.dnnl);
     if (!st) st = train_head(&ts, res);
-    /* the threshold: validation negatives (every 10th negative clip) at the target rate */
+    /* the threshold: the validation clips of everyday phrases at the target rate (near misses
+     * train the head to reject them, but a threshold set on them would price in adversarial
+     * speech a user rarely says) */
     if (!st) st = score_set(&neg, NULL, ts.g, ts.dnnl, ts.mel, &vn);
     if (!st) {
         /* keep only the validation items' scores */
@@ -1113,7 +1119,7 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
         double secs = 0;
         int64_t w = 0;
         for (int i = 0; i < neg.nitem; i++) {
-            if (i % 10 != 9) continue;
+            if (i % 10 != 9 || i % 3 == 2) continue;  /* validation clips of everyday phrases (no near misses) */
             int64_t n = vn.off[i + 1] - vn.off[i];
             memmove(vn.p + w, vn.p + vn.off[i], (size_t)n * sizeof(float));
             vn.off[k] = w;

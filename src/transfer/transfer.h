@@ -442,7 +442,8 @@ typedef struct gr_kw_train_opts {
     double target_fa;           /* false accepts per hour the threshold aims at on validation (0.5) */
     int hidden;                 /* the head's width (128, openWakeWord's) */
     int epochs, patience;       /* 30, 8 */
-    double lr;                  /* 1e-3 */
+    double lr;                  /* 1e-4 */
+    double hard_frac;           /* share of the negatives per batch drawn from the hardest 10 % (0.25; < 0: default) */
     int scratch;                /* the baseline: the same head on mel frames, no embedding network */
     int parallel;               /* clips synthesised at once (4) */
     uint64_t seed;
