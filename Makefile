@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 export GRAFT_CACHE ?= $(HOME)/.cache/graft
 
-.PHONY: all setup build test test-fast asan demo bench-infer bench-data bench-train bench-transfer clean
+.PHONY: all setup build test test-fast asan demo bench-infer bench-data bench-train bench-transfer bench-keyword clean
 
 all: build
 
@@ -46,6 +46,9 @@ bench-train: setup build
 
 bench-transfer: setup build
 	@bash bench/transfer.sh $(BUILD)
+
+bench-keyword: setup build
+	@bash bench/keyword.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
