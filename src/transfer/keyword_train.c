@@ -5,8 +5,10 @@
  * Data, made offline (speech_synth.c): the keyword spoken by espeak-ng voices (8 English accents x
  * its ~100 voice variants, speeds 110-190 wpm, pitches 20-80), each clip through sox (level
  * normalised to -12..-1 dBFS, tempo 0.85-1.15, a room-like EQ of bass/treble +-6 dB, reverb on
- * half of them, 2 s of lead-in and 0.8 s of tail), then mixed in C with sox-made noise (white,
- * pink, brown) at 5-25 dB SNR (4 clips in 5). Negatives: everyday phrases, near-homophones of
+ * half of them, 2 s of lead-in and 0.8 s of tail), every other one followed, 50-300 ms after the
+ * keyword, by the same voice saying an everyday phrase (as in "hey jarvis, what time is it":
+ * without these a head learns that the keyword ends in silence and misses it in running speech),
+ * then mixed in C with sox-made noise (white, pink, brown) at 5-25 dB SNR (4 clips in 5). Negatives: everyday phrases, near-homophones of
  * the keyword (each word with its first consonant changed) and its words alone, through the same
  * voices and effects. Voices are split: the accents en-029 and en-us-nyc and every 4th variant
  * are held out for testing and never trained on.
@@ -204,6 +206,22 @@ static void synth_clip(clip *c, const voices *v, int test, const char *text, int
     snprintf(c->path, sizeof c->path, "%s/clips/%016llx.wav", dir, (unsigned long long)h);
 }
 
+/* The same voice going on after the keyword ("hey jarvis, what time is it"): a clip of another
+ * phrase with the keyword clip's voice and effects but no lead-in, joined after the keyword when
+ * the features are computed, so that positives also show the keyword followed by speech. */
+static void continuation(const clip *kw, const char *text, const char *dir, clip *c)
+{
+    *c = *kw;
+    snprintf(c->text, sizeof c->text, "%s", text);
+    char *pad = strstr(c->effects, " pad 2.0 0.8");
+    if (pad) snprintf(pad, sizeof c->effects - (size_t)(pad - c->effects), " pad 0 0.8");
+    c->positive = 0;
+    char sp[32];
+    snprintf(sp, sizeof sp, "%d %d", c->speed, c->pitch);
+    uint64_t h = fnv_str(fnv_str(fnv_str(fnv_str(1469598103934665603ULL, c->voice), sp), c->text), c->effects);
+    snprintf(c->path, sizeof c->path, "%s/clips/%016llx.wav", dir, (unsigned long long)h);
+}
+
 static int make_dirs(const char *dir)
 {
     char p[1024];
@@ -292,6 +310,16 @@ static void speech_stats(const float *x, int64_t n, double *end, double *power)
         if (fabsf(x[i]) > 0.05f * peak) last = i, loud++, sum += (double)x[i] * x[i];
     *end = (double)(last + 1) / GR_KW_RATE;
     *power = loud ? sum / loud : 0;
+}
+
+/* The first sample of speech (above 5 % of the peak), less 20 ms. */
+static int64_t speech_start(const float *x, int64_t n)
+{
+    float peak = 0;
+    for (int64_t i = 0; i < n; i++) peak = fabsf(x[i]) > peak ? fabsf(x[i]) : peak;
+    for (int64_t i = 0; i < n; i++)
+        if (fabsf(x[i]) > 0.05f * peak) return i > GR_KW_RATE / 50 ? i - GR_KW_RATE / 50 : 0;
+    return 0;
 }
 
 /* Adds noise at the clip's SNR, in place. */
@@ -441,6 +469,34 @@ static int load_clip(const clip *c, gr_audio *out)
     return GRAFT_OK;
 }
 
+/* A keyword clip cut 50-300 ms after the keyword ends, then its continuation from where its
+ * speech starts, with the keyword clip's noise over both. */
+static int join_continuation(const clip *kw, const clip *cont, const noise_beds *nb, float **x, int64_t *n, float *end)
+{
+    gr_audio a, b;
+    int st = load_clip(kw, &a);
+    if (st) return st;
+    if ((st = load_clip(cont, &b))) { gr_audio_free(&a); return st; }
+    double e, power;
+    speech_stats(a.samples, a.n, &e, &power);
+    int64_t cut = (int64_t)((e + 0.05 + 0.25 * (double)(kw->noise_at % 1000) / 1000) * GR_KW_RATE);
+    if (cut > a.n) cut = a.n;
+    int64_t from = speech_start(b.samples, b.n);
+    float *y = malloc((size_t)(cut + b.n - from + 1) * sizeof(float));
+    if (!y) st = gr_err(GRAFT_E_NOMEM, "out of memory");
+    else {
+        memcpy(y, a.samples, (size_t)cut * sizeof(float));
+        memcpy(y + cut, b.samples + from, (size_t)(b.n - from) * sizeof(float));
+        *n = cut + b.n - from;
+        mix_noise(kw, nb, y, *n, power);
+        *x = y;
+        *end = (float)e;
+    }
+    gr_audio_free(&a);
+    gr_audio_free(&b);
+    return st;
+}
+
 /* Embeddings (and mel frames) of every item, from the cache or computed and cached. */
 static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb, const char *dir, const char *models_dir,
                             const char *what, int quiet)
@@ -464,7 +520,12 @@ static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb
         float *x = NULL;
         int64_t n = 0;
         s->end[i] = -1;
-        for (int k = 0; k < s->count[i] && !st; k++) {
+        const clip *c0 = &s->c[s->first[i]];
+        if (c0->positive && s->count[i] == 2) {
+            st = join_continuation(c0, c0 + 1, nb, &x, &n, &s->end[i]);
+            s->seconds += (double)n / GR_KW_RATE;
+        }
+        for (int k = 0; k < s->count[i] && !st && !(c0->positive && s->count[i] == 2); k++) {
             const clip *c = &s->c[s->first[i] + k];
             gr_audio a;
             if ((st = load_clip(c, &a))) break;
@@ -483,7 +544,7 @@ static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb
         int64_t nf = 0, ne = 0;
         if (!st) st = gr_kw_embed(fe, x, n, &mel, &nf, &emb, &ne);
         free(x);
-        s->seconds += (double)n / GR_KW_RATE;
+        if (!(c0->positive && s->count[i] == 2)) s->seconds += (double)n / GR_KW_RATE;
         if (!st && s->emb_off[i] + ne > cap_e) {
             cap_e = (s->emb_off[i] + ne) * 2;
             float *p = realloc(s->emb, (size_t)cap_e * GR_KW_DIM * sizeof(float));
@@ -898,6 +959,25 @@ static const char *negative_text(int i, char (*near)[96], int nnear)
     return PHRASES[(i - i / 3) % NPHRASES];
 }
 
+/* n clips of the keyword as items, every other one followed by the same voice saying an everyday
+ * phrase (a continuation, from its own random stream so that the keyword clips stay the same). */
+static void add_keyword_clips(clipset *pos, const voices *v, int test, const gr_kw_train_opts *o, int n, gr_rng *r)
+{
+    gr_rng rc;
+    gr_rng_seed(&rc, o->seed * 7919 + 5 + (uint64_t)test);
+    for (int i = 0; i < n; i++) {
+        pos->first[pos->nitem] = pos->nclip;
+        synth_clip(&pos->c[pos->nclip++], v, test, o->keyword, 1, r, o->work_dir);
+        pos->count[pos->nitem] = 1;
+        if (i % 2 == 1) {
+            continuation(&pos->c[pos->nclip - 1], PHRASES[gr_rng_below(&rc, NPHRASES)], o->work_dir, &pos->c[pos->nclip]);
+            pos->nclip++;
+            pos->count[pos->nitem] = 2;
+        }
+        pos->nitem++;
+    }
+}
+
 /* The training sets: the keyword's clips (synthetic, then the user's) and the negatives. */
 static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *pos, clipset *neg, int *nuser)
 {
@@ -905,13 +985,14 @@ static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *
     int nrec = 0;
     int st = list_wavs(o->recordings, &rec, &nrec);
     int npos = o->positives > 0 ? o->positives : 500, nneg = o->negatives > 0 ? o->negatives : 1000;
-    if (!st) st = clipset_alloc(pos, npos + nrec);
+    if (!st) st = clipset_alloc(pos, 2 * npos + nrec);
     if (!st) st = clipset_alloc(neg, nneg);
     char near[64][96];
     int nnear = near_misses(o->keyword, near, 64);
     gr_rng r;
     gr_rng_seed(&r, o->seed * 7919 + 1);
-    for (int i = 0; !st && i < npos; i++) synth_clip(&pos->c[pos->nclip++], v, 0, o->keyword, 1, &r, o->work_dir);
+    if (!st) add_keyword_clips(pos, v, 0, o, npos, &r);
+    int rec0 = pos->nclip;
     for (int i = 0; !st && i < nrec; i++) {
         clip *c = &pos->c[pos->nclip++];
         memset(c, 0, sizeof *c);
@@ -924,7 +1005,10 @@ static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *
         synth_clip(&neg->c[neg->nclip++], v, 0, negative_text(i, near, nnear), 0, &r, o->work_dir);
     for (int i = 0; i < nrec; i++) free(rec[i]);
     free(rec);
-    if (!st) one_item_per_clip(pos), one_item_per_clip(neg);
+    if (!st) {
+        for (int i = rec0; i < pos->nclip; i++) pos->first[pos->nitem] = i, pos->count[pos->nitem++] = 1;
+        one_item_per_clip(neg);
+    }
     *nuser = nrec;
     return st;
 }
@@ -937,16 +1021,15 @@ static int make_test_sets(const gr_kw_train_opts *o, const voices *v, clipset *p
     int npos = o->test_positives > 0 ? o->test_positives : 100;
     double hours = o->test_hours > 0 ? o->test_hours : 0.25;
     int nneg = (int)ceil(hours * 3600 / 4.0);
-    int st = clipset_alloc(pos, npos);
+    int st = clipset_alloc(pos, 2 * npos);
     if (!st) st = clipset_alloc(neg, nneg);
     gr_rng r;
     gr_rng_seed(&r, o->seed * 7919 + 3);
-    for (int i = 0; !st && i < npos; i++) synth_clip(&pos->c[pos->nclip++], v, 1, o->keyword, 1, &r, o->work_dir);
+    if (!st) add_keyword_clips(pos, v, 1, o, npos, &r);
     gr_rng_seed(&r, o->seed * 7919 + 4);
     for (int i = 0; !st && i < nneg; i++)  /* everyday speech: the false accepts a user meets */
         synth_clip(&neg->c[neg->nclip++], v, 1, PHRASES[i % NPHRASES], 0, &r, o->work_dir);
     if (st) return st;
-    one_item_per_clip(pos);
     neg->nitem = 0;
     for (int i = 0; i < nneg; i += 75) {
         neg->first[neg->nitem] = i;
@@ -987,7 +1070,7 @@ static int materialise(const gr_kw_train_opts *o, clipset *s, gr_kw_frontend *fe
 static int check_spoken(const clipset *pos, const char *kw)
 {
     for (int i = 0; i < pos->nclip && i < 3; i++) {
-        if (pos->c[i].user) continue;
+        if (pos->c[i].user || !pos->c[i].positive) continue;
         gr_audio a;
         if (gr_wav_read(pos->c[i].path, &a)) return GRAFT_E_IO;
         double end, power;
@@ -1102,7 +1185,7 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     if (!st && (ts.pos.n == 0 || ts.neg.n == 0 || ts.vpos.n == 0 || ts.vneg.n == 0))
         st = gr_err(GRAFT_E_ARG, "too few examples to train and validate (%lld positive, %lld negative windows): give at "
                     "least 10 keyword clips and 20 negatives", (long long)ts.pos.n, (long long)ts.neg.n);
-    res->train_pos_clips = pos.nclip - nuser, res->user_clips = nuser, res->train_neg_clips = neg.nclip;
+    res->train_pos_clips = pos.nitem - nuser, res->user_clips = nuser, res->train_neg_clips = neg.nclip;
     res->pos_windows = ts.pos.n, res->neg_windows = ts.neg.n;
     gr_rng r;
     gr_rng_seed(&r, o->seed + 17);
