@@ -26,8 +26,8 @@
  * positives), AdamW, cosine schedule, with hard-negative mining: after each epoch every training
  * negative is scored and half of the next epoch's negatives come from the top 10 %. 10 % of the
  * clips (training voices) are held out for early stopping (balanced validation loss, best weights
- * kept) and for the threshold: the lowest one at which the validation negatives give at most
- * target_fa false accepts per hour.
+ * kept); the threshold is the lowest at which a quarter of an hour of everyday phrases by training
+ * voices (never trained on) gives at most target_fa false accepts per hour, and never below 0.5.
  *
  * Test: held-out voices. Recall = the share of positive clips with a detection; false accepts
  * per hour = detections (1 s apart at least) on the negative clips joined into one stream; and
@@ -1013,22 +1013,33 @@ static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *
     return st;
 }
 
+static int make_phrase_stream(const gr_kw_train_opts *o, const voices *v, int test, double hours, uint64_t stream,
+                              clipset *neg);
+
 /* The test sets, from held-out voices only: clips of the keyword, and everyday phrases (no near
  * misses: the rate of false accepts a user meets) joined into recordings of up to 5 minutes until
  * test_hours of audio (a clip is ~4 s). */
 static int make_test_sets(const gr_kw_train_opts *o, const voices *v, clipset *pos, clipset *neg)
 {
     int npos = o->test_positives > 0 ? o->test_positives : 100;
-    double hours = o->test_hours > 0 ? o->test_hours : 0.25;
-    int nneg = (int)ceil(hours * 3600 / 4.0);
     int st = clipset_alloc(pos, 2 * npos);
-    if (!st) st = clipset_alloc(neg, nneg);
     gr_rng r;
     gr_rng_seed(&r, o->seed * 7919 + 3);
     if (!st) add_keyword_clips(pos, v, 1, o, npos, &r);
-    gr_rng_seed(&r, o->seed * 7919 + 4);
+    return st ? st : make_phrase_stream(o, v, 1, o->test_hours > 0 ? o->test_hours : 0.25, 4, neg);
+}
+
+/* Everyday phrases by training voices joined into 5-minute recordings, `hours` of them: the
+ * stream the threshold is set on (clips of 4 s, as the test's). */
+static int make_phrase_stream(const gr_kw_train_opts *o, const voices *v, int test, double hours, uint64_t stream,
+                              clipset *neg)
+{
+    int nneg = (int)ceil(hours * 3600 / 4.0);
+    int st = clipset_alloc(neg, nneg);
+    gr_rng r;
+    gr_rng_seed(&r, o->seed * 7919 + stream);
     for (int i = 0; !st && i < nneg; i++)  /* everyday speech: the false accepts a user meets */
-        synth_clip(&neg->c[neg->nclip++], v, 1, PHRASES[i % NPHRASES], 0, &r, o->work_dir);
+        synth_clip(&neg->c[neg->nclip++], v, test, PHRASES[i % NPHRASES], 0, &r, o->work_dir);
     if (st) return st;
     neg->nitem = 0;
     for (int i = 0; i < nneg; i += 75) {
@@ -1169,7 +1180,7 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     voices v;
     gr_kw_frontend *fe = NULL;
     noise_beds nb = {0};
-    clipset pos = {0}, neg = {0}, tp = {0}, tn = {0};
+    clipset pos = {0}, neg = {0}, tp = {0}, tn = {0}, vneg = {0};
     scores vn = {0}, sp = {0}, sn = {0};
     train_state ts = {.o = o, .mel = o->scratch};
     gr_kw_head *head = NULL;
@@ -1192,30 +1203,16 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     if (!st) st = build_head(o->scratch, o->hidden > 0 ? o->hidden : 128, &r, &ts.g);
     if (!st) st = gr_dnnl_new(&ts.dnnl);
     if (!st) st = train_head(&ts, res);
-    /* the threshold: the validation clips of everyday phrases at the target rate (near misses
-     * train the head to reject them, but a threshold set on them would price in adversarial
-     * speech a user rarely says) */
-    if (!st) st = score_set(&neg, NULL, ts.g, ts.dnnl, ts.mel, &vn);
+    /* the threshold: a quarter of an hour of everyday phrases by training voices (not trained
+     * on), at the target rate of false accepts (near misses train the head to reject them, but a
+     * threshold set on them would price in adversarial speech a user rarely says) */
+    if (!st) st = make_phrase_stream(o, &v, 0, 0.25, 6, &vneg);
+    if (!st) st = materialise(o, &vneg, fe, &nb, "validation negative audio", res);
+    if (!st) st = score_set(&vneg, NULL, ts.g, ts.dnnl, ts.mel, &vn);
     if (!st) {
-        /* keep only the validation items' scores */
-        int k = 0;
-        double secs = 0;
-        int64_t w = 0;
-        for (int i = 0; i < neg.nitem; i++) {
-            if (i % 10 != 9 || i % 3 == 2) continue;  /* validation clips of everyday phrases (no near misses) */
-            int64_t n = vn.off[i + 1] - vn.off[i];
-            memmove(vn.p + w, vn.p + vn.off[i], (size_t)n * sizeof(float));
-            vn.off[k] = w;
-            w += n;
-            k++;
-            secs += (double)(neg.mel_off[i + 1] - neg.mel_off[i]) * 160 / GR_KW_RATE;
-        }
-        vn.off[k] = w;
-        vn.n = k;
-        vn.seconds = secs;
         double target = o->target_fa > 0 ? o->target_fa : 0.5;
-        double thr = threshold_for(&vn, (int64_t)floor(target * secs / 3600));
-        res->threshold = thr < 0.5 ? 0.5 : thr;
+        double t = threshold_for(&vn, (int64_t)floor(target * vn.seconds / 3600 + 1e-9));
+        res->threshold = t < 0.5 ? 0.5 : t;
     }
     double thr = res->threshold;
     if (!st && !o->scratch) st = export_head(ts.g, o, thr, out_path);
@@ -1227,7 +1224,7 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     if (!st && o->scratch) st = export_head(ts.g, o, thr, out_path);
     scores_free(&vn), scores_free(&sp), scores_free(&sn);
     free(ts.pos.e), free(ts.neg.e), free(ts.vpos.e), free(ts.vneg.e);
-    clipset_free(&pos), clipset_free(&neg), clipset_free(&tp), clipset_free(&tn);
+    clipset_free(&pos), clipset_free(&neg), clipset_free(&tp), clipset_free(&tn), clipset_free(&vneg);
     gr_kw_head_free(head);
     gr_graph_free(ts.g);
     gr_dnnl_free(ts.dnnl);
