@@ -86,6 +86,12 @@ for w in dict.fromkeys(k[0] for k in r):
             print(f"warning: {w}, {n} clips: transfer ({100 * t[0]:.1f}%) does not beat scratch ({100 * s[0]:.1f}%)")
 print(f"(recall on 100 clips of held-out voices with the threshold at 1 false accept per hour of other speech, {rows[0][5]} h)")
 PY
+$py - "$work/oww.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["test"]
+print(f"openWakeWord hey_jarvis at its threshold 0.5: recall {100 * t['recall']:.1f}%, "
+      f"{t['false_accepts_per_hour']:.1f} false accepts per hour ({t['false_accepts']:.0f} in {t['negative_hours']:.2f} h)")
+PY
 t=$(awk -F'\t' '$1 == "hey jarvis" && $2 == 500 && $3 == "transfer" { print $4 }' "$work/results.txt")
 s=$(awk -F'\t' '$1 == "hey jarvis" && $2 == 500 && $3 == "scratch" { print $4 }' "$work/results.txt")
 echo

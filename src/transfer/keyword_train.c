@@ -8,9 +8,10 @@
  * half of them, 2 s of lead-in and 0.8 s of tail), every other one followed, 50-300 ms after the
  * keyword, by the same voice saying an everyday phrase (as in "hey jarvis, what time is it":
  * without these a head learns that the keyword ends in silence and misses it in running speech),
- * then mixed in C with sox-made noise (white, pink, brown) at 5-25 dB SNR (4 clips in 5). Negatives: everyday phrases, near-homophones of
- * the keyword (each word with its first consonant changed) and its words alone, through the same
- * voices and effects. Voices are split: the accents en-029 and en-us-nyc and every 4th variant
+ * then mixed in C with sox-made noise (white, pink, brown) at 5-25 dB SNR (4 clips in 5).
+ * Negatives: everyday phrases, near-homophones of the keyword (each word with its first consonant
+ * changed) and its words alone, through the same voices and effects, and 1 in 20 without speech
+ * (silence, or noise at -45..-15 dBFS). Voices are split: the accents en-029 and en-us-nyc and every 4th variant
  * are held out for testing and never trained on.
  *
  * Features: every clip through the speech front end (keyword.c) once; the embeddings (and mel
@@ -172,6 +173,8 @@ typedef struct clip {
     uint64_t noise_at;      /* where in the noise bed the mix starts */
     char path[1024];        /* the clean WAV (a user's recording: that file) */
     int user;               /* a user's recording: no synthesis, no noise */
+    int silent;             /* no speech: 4 s of silence, or of noise at level_db dBFS */
+    float level_db;
 } clip;
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -222,6 +225,18 @@ static void continuation(const clip *kw, const char *text, const char *dir, clip
     snprintf(c->path, sizeof c->path, "%s/clips/%016llx.wav", dir, (unsigned long long)h);
 }
 
+/* A negative without speech: silence (1 in 3) or noise at -45..-15 dBFS. */
+static void silent_clip(clip *c, gr_rng *r)
+{
+    memset(c, 0, sizeof *c);
+    c->silent = 1;
+    c->noise = gr_rng_below(r, 3) ? (int)gr_rng_below(r, 3) : -1;
+    c->level_db = (float)(-45 + 30 * gr_rng_uniform(r));
+    c->noise_at = gr_rng_u64(r) >> 1;
+    snprintf(c->voice, sizeof c->voice, "none");
+    snprintf(c->text, sizeof c->text, "(silence)");
+}
+
 static int make_dirs(const char *dir)
 {
     char p[1024];
@@ -260,7 +275,7 @@ static int synthesise(clip *c, int n, int parallel, const char *what, int quiet)
     if (!jobs) return gr_err(GRAFT_E_NOMEM, "out of memory");
     int m = 0;
     for (int i = 0; i < n; i++) {
-        if (c[i].user || exists(c[i].path)) continue;
+        if (c[i].user || c[i].silent || exists(c[i].path)) continue;
         jobs[m] = (gr_speak_job){.voice = c[i].voice, .speed = c[i].speed, .pitch = c[i].pitch, .text = c[i].text,
                                  .out = c[i].path};
         snprintf(jobs[m].effects, sizeof jobs[m].effects, "%s", c[i].effects);
@@ -325,13 +340,13 @@ static int64_t speech_start(const float *x, int64_t n)
 /* Adds noise at the clip's SNR, in place. */
 static void mix_noise(const clip *c, const noise_beds *nb, float *x, int64_t n, double power)
 {
-    if (c->noise < 0 || power <= 0) return;
+    if (c->noise < 0 || (power <= 0 && !c->silent)) return;
     const gr_audio *b = &nb->bed[c->noise];
     if (b->n < 2) return;
     double pn = 0;
     for (int64_t i = 0; i < b->n; i++) pn += (double)b->samples[i] * b->samples[i];
     pn /= (double)b->n;
-    double g = sqrt(power / (pn * pow(10.0, c->snr_db / 10.0)));
+    double g = c->silent ? sqrt(pow(10.0, c->level_db / 10.0) / pn) : sqrt(power / (pn * pow(10.0, c->snr_db / 10.0)));
     for (int64_t i = 0; i < n; i++) x[i] += (float)(g * b->samples[(int64_t)((c->noise_at + (uint64_t)i) % (uint64_t)b->n)]);
 }
 
@@ -385,8 +400,8 @@ static uint64_t clipset_key(const clipset *s, const char *models_dir)
     for (int i = 0; i < s->nclip; i++) {
         const clip *c = &s->c[i];
         char num[96];
-        snprintf(num, sizeof num, "%d %d %d %d %.4f %llu", c->speed, c->pitch, c->positive, c->noise, c->snr_db,
-                 (unsigned long long)c->noise_at);
+        snprintf(num, sizeof num, "%d %d %d %d %.4f %llu %d %.3f", c->speed, c->pitch, c->positive, c->noise, c->snr_db,
+                 (unsigned long long)c->noise_at, c->silent, c->level_db);
         h = fnv_str(fnv_str(fnv_str(fnv_str(fnv_str(h, c->voice), c->text), c->effects), num), c->path);
         struct stat st;
         if (c->user && stat(c->path, &st) == 0) h = fnv(fnv(h, &st.st_size, sizeof st.st_size), &st.st_mtime, sizeof st.st_mtime);
@@ -448,6 +463,12 @@ static int cache_save(const clipset *s, const char *path)
 static int load_clip(const clip *c, gr_audio *out)
 {
     gr_audio a = {0}, r = {0};
+    if (c->silent) {
+        a.n = 4 * GR_KW_RATE, a.rate = GR_KW_RATE, a.channels = 1, a.bits = 16;
+        if (!(a.samples = calloc((size_t)a.n, sizeof(float)))) return gr_err(GRAFT_E_NOMEM, "out of memory");
+        *out = a;
+        return GRAFT_OK;
+    }
     int st = gr_wav_read(c->path, &a);
     if (st) return st;
     if (!c->user) {
@@ -1002,7 +1023,8 @@ static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *
     }
     gr_rng_seed(&r, o->seed * 7919 + 2);
     for (int i = 0; !st && i < nneg; i++)
-        synth_clip(&neg->c[neg->nclip++], v, 0, negative_text(i, near, nnear), 0, &r, o->work_dir);
+        if (i % 20 == 19) silent_clip(&neg->c[neg->nclip++], &r);  /* 1 in 20: silence or noise alone */
+        else synth_clip(&neg->c[neg->nclip++], v, 0, negative_text(i, near, nnear), 0, &r, o->work_dir);
     for (int i = 0; i < nrec; i++) free(rec[i]);
     free(rec);
     if (!st) {
