@@ -22,14 +22,14 @@ fails=0
 check() { if [ "$1" = 0 ]; then echo "ok   $2"; else echo "FAIL $2"; fails=$((fails + 1)); fi; }
 [ -f "$HJ" ] || { echo "FAIL $HJ is missing: run bash scripts/setup.sh"; exit 1; }
 speak() {  # speak VOICE TEXT OUT.wav: 16-bit 16 kHz with 1 s of silence on each side
-  espeak-ng -v "$1" -s 150 "$2" -w "$work/t.wav" && sox -V1 "$work/t.wav" -r 16000 -b 16 "$3" pad 1 1
+  espeak-ng -v "$1" -s 150 "$2" -w "$work/t.wav" && sox -V1 -D "$work/t.wav" -r 16000 -b 16 "$3" pad 1 1
 }
 
 # 1. parity: three voices saying the keyword and a sentence, with a little noise
 for v in en-us en-gb+f3 en-gb-scotland+m3; do speak "$v" "hey jarvis" "$work/p_$v.wav"; done
 speak en-us "the weather is nice today" "$work/n.wav"
 sox -V1 "$work"/p_*.wav "$work/n.wav" "$work/speech.wav"
-sox -V1 -n -r 16000 -b 16 "$work/noise.wav" synth "$(soxi -D "$work/speech.wav")" whitenoise vol 0.01
+sox -V1 -R -n -r 16000 -b 16 "$work/noise.wav" synth "$(soxi -D "$work/speech.wav")" whitenoise vol 0.01
 sox -V1 -m "$work/speech.wav" "$work/noise.wav" -b 16 "$work/clip.wav"
 "$graft" keyword embed "$work/clip.wav" -o "$work/emb.npy" --mel-output "$work/mel.npy" > /dev/null
 check $? "keyword embed writes mel frames and embeddings"

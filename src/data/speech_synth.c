@@ -27,7 +27,7 @@ typedef struct running {
 static int sox_argv(const gr_speak_job *j, char *buf, size_t nbuf, char **argv)
 {
     int n = 0;
-    const char *fixed[] = {"sox", "-V1", "-t", "wav", "-", "-r", "16000", "-b", "16", "-c", "1", j->out};
+    const char *fixed[] = {"sox", "-V1", "-D", "-R", "-t", "wav", "-", "-r", "16000", "-b", "16", "-c", "1", j->out};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) argv[n++] = (char *)fixed[i];
     snprintf(buf, nbuf, "%s", j->effects);
     for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && n < MAX_ARGS - 1; t = strtok_r(NULL, " ", &save))

@@ -3,7 +3,7 @@
  * `graft keyword train` and `graft keyword eval`.
  *
  * Data, made offline (speech_synth.c): the keyword spoken by espeak-ng voices (8 English accents x
- * its ~100 voice variants, speeds 110-190 wpm, pitches 20-80), each clip through sox (level
+ * its ~100 voice variants, speeds 110-190 wpm, pitches 20-80), each clip through sox (no dither, repeatable; level
  * normalised to -12..-1 dBFS, tempo 0.85-1.15, a room-like EQ of bass/treble +-6 dB, reverb on
  * half of them, 2 s of lead-in and 0.8 s of tail), every other one followed, 50-300 ms after the
  * keyword, by the same voice saying an everyday phrase (as in "hey jarvis, what time is it":
@@ -301,7 +301,7 @@ static int load_noise(const char *dir, noise_beds *nb)
         char path[1200];
         snprintf(path, sizeof path, "%s/%s.wav", nd, kind[k]);
         if (!exists(path)) {
-            char *argv[] = {"sox", "-n", "-r", "16000", "-b", "16", "-c", "1", path, "synth", "30", (char *)kind[k], "vol", "0.3", NULL};
+            char *argv[] = {"sox", "-R", "-n", "-r", "16000", "-b", "16", "-c", "1", path, "synth", "30", (char *)kind[k], "vol", "0.3", NULL};
             if ((st = gr_run_tool(argv))) return gr_err_prefix(st, "making the noise bed %s", path);
         }
         st = gr_wav_read(path, &nb->bed[k]);
