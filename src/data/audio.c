@@ -94,7 +94,9 @@ int gr_wav_decode_mem(const char *name, const uint8_t *d, size_t n, gr_audio *ou
         } else if (!memcmp(d + pos, "data", 4)) {
             if (!have_fmt) return gr_err(GRAFT_E_FORMAT, "%s: the data chunk comes before any fmt chunk", name);
             size_t bytes = size;
-            if (size == 0 || size == 0xFFFFFFFFu) bytes = left;  /* a streaming writer's placeholder */
+            uint32_t riff = le32(d + 4);
+            /* a streaming writer's placeholders: 0xFFFFFFFF, or 0 when the RIFF size is one too */
+            if (size == 0xFFFFFFFFu || (size == 0 && (riff == 0 || riff == 0xFFFFFFFFu))) bytes = left;
             else if (bytes > left)
                 return gr_err(GRAFT_E_FORMAT, "%s: truncated: the data chunk declares %u bytes, the file holds %zu",
                               name, size, left);
@@ -143,6 +145,8 @@ int gr_wav_read(const char *path, gr_audio *out)
 
 int gr_wav_write(const char *path, const float *s, int64_t n, int rate)
 {
+    if (n < 0 || n > (int64_t)(0xFFFFFFFFu - 36) / 2)
+        return gr_err(GRAFT_E_ARG, "%s: %lld samples do not fit in a WAV file", path, (long long)n);
     FILE *fp = fopen(path, "wb");
     if (!fp) return gr_err(GRAFT_E_IO, "%s: cannot create: %s", path, strerror(errno));
     uint32_t bytes = (uint32_t)(n * 2);
@@ -163,8 +167,9 @@ int gr_wav_write(const char *path, const float *s, int64_t n, int rate)
         int16_t q = (int16_t)(x >= 32767 ? 32767 : x <= -32768 ? -32768 : lrintf(x));
         ok = fwrite(&q, 2, 1, fp) == 1;
     }
-    ok = fclose(fp) == 0 && ok;
-    return ok ? GRAFT_OK : gr_err(GRAFT_E_IO, "%s: write error: %s", path, strerror(errno));
+    int err = ok ? 0 : errno;
+    if (fclose(fp) != 0 && ok) ok = 0, err = errno;
+    return ok ? GRAFT_OK : gr_err(GRAFT_E_IO, "%s: write error: %s", path, strerror(err));
 }
 
 /* ---- resampling ---- */

@@ -21,13 +21,14 @@ typedef struct running {
     pid_t speak, sox;
     int speak_rc, sox_rc;
     const gr_speak_job *job;
+    char tmp[1100];    /* sox writes here; renamed to job->out once both programs succeeded */
 } running;
 
 /* sox's arguments: the conversion, then the job's effects split at spaces. */
-static int sox_argv(const gr_speak_job *j, char *buf, size_t nbuf, char **argv)
+static int sox_argv(const gr_speak_job *j, const char *out, char *buf, size_t nbuf, char **argv)
 {
     int n = 0;
-    const char *fixed[] = {"sox", "-V1", "-D", "-R", "-t", "wav", "-", "-r", "16000", "-b", "16", "-c", "1", j->out};
+    const char *fixed[] = {"sox", "-V1", "-D", "-R", "-t", "wav", "-", "-t", "wav", "-r", "16000", "-b", "16", "-c", "1", out};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) argv[n++] = (char *)fixed[i];
     snprintf(buf, nbuf, "%s", j->effects);
     for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && n < MAX_ARGS - 1; t = strtok_r(NULL, " ", &save))
@@ -46,7 +47,12 @@ static int start(const gr_speak_job *j, running *r)
     char *speak_argv[] = {"espeak-ng", "-v", (char *)j->voice, "-s", speed, "-p", pitch, "--stdout", "--",
                           (char *)j->text, NULL};
     char *sox[MAX_ARGS];
-    sox_argv(j, effects, sizeof effects, sox);
+    if (snprintf(r->tmp, sizeof r->tmp, "%s.tmp.%d", j->out, (int)getpid()) >= (int)sizeof r->tmp) {
+        close(fd[0]);
+        close(fd[1]);
+        return gr_err(GRAFT_E_ARG, "%s: path too long", j->out);
+    }
+    sox_argv(j, r->tmp, effects, sizeof effects, sox);
     posix_spawn_file_actions_t a, b;
     posix_spawn_file_actions_init(&a);
     posix_spawn_file_actions_adddup2(&a, fd[1], 1);
@@ -74,19 +80,32 @@ static int start(const gr_speak_job *j, running *r)
     return GRAFT_OK;
 }
 
+static int wait_for(pid_t pid, int *status)
+{
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR) return -1;
+    return 0;
+}
+
+/* Both programs done: the clip is renamed into place only when both succeeded, so an
+ * interrupted or failed run never leaves a partial WAV under the final name. sox is checked
+ * first: when it fails, espeak-ng dies of the broken pipe and would take the blame. */
 static int finish(running *r)
 {
     int s1 = 0, s2 = 0;
-    waitpid(r->speak, &s1, 0);
-    waitpid(r->sox, &s2, 0);
+    int w1 = wait_for(r->speak, &s1), w2 = wait_for(r->sox, &s2);
     const gr_speak_job *j = r->job;
-    if (!WIFEXITED(s1) || WEXITSTATUS(s1))
-        return gr_err(GRAFT_E_IO, "espeak-ng failed (exit %d) for voice '%s' saying \"%s\"", WIFEXITED(s1) ? WEXITSTATUS(s1) : -1,
-                      j->voice, j->text);
-    if (!WIFEXITED(s2) || WEXITSTATUS(s2))
-        return gr_err(GRAFT_E_IO, "sox failed (exit %d) writing %s with effects \"%s\"", WIFEXITED(s2) ? WEXITSTATUS(s2) : -1,
-                      j->out, j->effects);
-    return GRAFT_OK;
+    int st = GRAFT_OK;
+    if (w2 || !WIFEXITED(s2) || WEXITSTATUS(s2))
+        st = gr_err(GRAFT_E_IO, "sox failed (exit %d) writing %s with effects \"%s\"",
+                    !w2 && WIFEXITED(s2) ? WEXITSTATUS(s2) : -1, j->out, j->effects);
+    else if (w1 || !WIFEXITED(s1) || WEXITSTATUS(s1))
+        st = gr_err(GRAFT_E_IO, "espeak-ng failed (exit %d) for voice '%s' saying \"%s\"",
+                    !w1 && WIFEXITED(s1) ? WEXITSTATUS(s1) : -1, j->voice, j->text);
+    else if (rename(r->tmp, j->out) != 0)
+        st = gr_err(GRAFT_E_IO, "%s: cannot move the clip into place: %s", j->out, strerror(errno));
+    if (st) unlink(r->tmp);
+    return st;
 }
 
 int gr_speak(const gr_speak_job *jobs, int n, int parallel, void (*progress)(int done, int total, void *), void *ctx)

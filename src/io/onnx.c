@@ -358,11 +358,11 @@ static int is_local(const Onnx__GraphProto *gp, const char *name)
     return 0;
 }
 
-/* The flattened graph's name for `name` as seen from scope sc. */
-static void scoped_name(const scope *sc, const char *name, char *out, size_t n)
+/* The flattened graph's name for `name` as seen from scope sc; -1 if it does not fit in n. */
+static int scoped_name(const scope *sc, const char *name, char *out, size_t n)
 {
     while (sc->parent && !is_local(sc->gp, name)) sc = sc->parent;
-    snprintf(out, n, "%s%s", sc->prefix, name);
+    return snprintf(out, n, "%s%s", sc->prefix, name) < (int)n ? 0 : -1;
 }
 
 typedef struct flat {
@@ -375,8 +375,9 @@ typedef struct flat {
 static int scoped_value(flat *f, const scope *sc, const char *name, int *v)
 {
     if (!name[0]) { *v = -1; return GRAFT_OK; }
-    char buf[1024];
-    scoped_name(sc, name, buf, sizeof buf);
+    char buf[2048];
+    if (scoped_name(sc, name, buf, sizeof buf))
+        return gr_err(GRAFT_E_FORMAT, "value '%.64s...': its name inside an If branch is longer than 2 KB", name);
     *v = value_of(f->nm, buf);
     return *v < 0 ? GRAFT_E_NOMEM : GRAFT_OK;
 }
@@ -405,6 +406,7 @@ static int emit_graph(flat *f, const scope *sc);
 
 static int emit_if(flat *f, const scope *sc, const Onnx__NodeProto *np, const char *name)
 {
+    size_t self = f->index - 1;  /* this node's position (emit_graph counted it) */
     const Onnx__GraphProto *br[2] = {branch(np, "then_branch"), branch(np, "else_branch")};
     const char *which[2] = {"then", "else"};
     char prefix[2][1024];
@@ -413,7 +415,14 @@ static int emit_if(flat *f, const scope *sc, const Onnx__NodeProto *np, const ch
         if (br[b]->n_output != np->n_output)
             return gr_err(GRAFT_E_FORMAT, "node '%s%s' (If): the %s branch has %zu outputs, the node %zu",
                           sc->prefix, name, which[b], br[b]->n_output, np->n_output);
-        snprintf(prefix[b], sizeof prefix[b], "%s%s/%s/", sc->prefix, name, which[b]);
+        /* the node's position makes the prefix unique even when names repeat */
+        if (snprintf(prefix[b], sizeof prefix[b], "%s%s#%zu/%s/", sc->prefix, name, self, which[b]) >=
+            (int)sizeof prefix[b])
+            return gr_err(GRAFT_E_FORMAT, "node '%s' (If): nested too deep (names longer than 1 KB)", name);
+        for (size_t i = 0; i < br[b]->n_output; i++)
+            if (!br[b]->output[i]->name || !br[b]->output[i]->name[0])
+                return gr_err(GRAFT_E_FORMAT, "node '%s%s' (If): output %zu of the %s branch has no name", sc->prefix,
+                              name, i, which[b]);
         sub[b] = (scope){br[b], prefix[b], sc};
         int st = emit_graph(f, &sub[b]);
         if (st) return st;

@@ -272,13 +272,18 @@ int gr_kw_head_load(const char *path, int batch, int use_ref, gr_kw_head **out)
     if (!h) return gr_err(GRAFT_E_NOMEM, "out of memory");
     h->batch = batch > 0 ? batch : 64;
     int st = gr_onnx_load(path, &h->g);
-    if (!st) st = gr_graph_check_ops(h->g);
+    if (st) {  /* the loader's message names the file already */
+        free(h);
+        return st;
+    }
+    st = gr_graph_check_ops(h->g);
     if (!st && (h->g->ninputs != 1 || h->g->noutputs < 1))
-        st = gr_err(GRAFT_E_SHAPE, "a keyword head has one input (embeddings) and a score output; this has %d inputs",
-                    h->g->ninputs);
+        st = gr_err(GRAFT_E_SHAPE, "a keyword head has one input (embeddings) and a score output; this has %d inputs "
+                    "and %d outputs", h->g->ninputs, h->g->noutputs);
     gr_value *in = st ? NULL : &h->g->values[h->g->inputs[0]];
-    if (in && (!in->has_shape || in->t.shape.rank != 3 || in->t.shape.d[1] < 1 || in->t.shape.d[2] != GR_KW_DIM))
-        st = gr_err(GRAFT_E_SHAPE, "input '%s' must be (batch, window, 96) speech embeddings", in->name);
+    if (in && (!in->has_shape || in->t.shape.rank != 3 || in->t.shape.d[1] < 1 || in->t.shape.d[1] > 1024 ||
+               in->t.shape.d[2] != GR_KW_DIM))
+        st = gr_err(GRAFT_E_SHAPE, "input '%s' must be (batch, window, 96) speech embeddings, window 1..1024", in->name);
     if (!st) {
         in->t.shape.d[0] = -1;
         h->window = (int)in->t.shape.d[1];
@@ -290,6 +295,9 @@ int gr_kw_head_load(const char *path, int batch, int use_ref, gr_kw_head **out)
         gr_tensor x = {.dtype = GR_F32, .shape = gr_shape_make(3, (int64_t[]){h->batch, h->window, GR_KW_DIM})};
         gr_plan_opts po = {.use_ref = use_ref, .dnnl = h->dnnl};
         st = h->in ? gr_plan_build(h->g, &x, &po, &h->plan) : gr_err(GRAFT_E_NOMEM, "out of memory");
+        if (st && h->batch > 1)
+            st = gr_err_prefix(st, "the head does not run on %d windows at once (a batch of 1 is hard-coded in it?)",
+                               h->batch);
     }
     if (!st) {
         const gr_tensor *y = gr_plan_output(h->plan, 0);
@@ -332,6 +340,7 @@ struct gr_kw_stream {
     float mel[GR_KW_CHUNKS_PER_EMB * GR_KW_FRAMES_PER_HOP * GR_KW_MELS]; /* the last 10 chunks' frames */
     float *emb;             /* the last `window` embeddings */
     int64_t nemb;
+    int ended;              /* flushed: the grid and its context are gone */
 };
 
 int gr_kw_stream_new(gr_kw_frontend *fe, gr_kw_head *head, gr_kw_stream **out)
@@ -381,6 +390,7 @@ static int stream_chunk(gr_kw_stream *s, float *score)
 
 int64_t gr_kw_stream_push(gr_kw_stream *s, const float *x, int64_t n, float *scores)
 {
+    if (s->ended) return -1;
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) {
         s->audio[s->have++] = x[i];
@@ -394,6 +404,7 @@ int64_t gr_kw_stream_flush(gr_kw_stream *s, float *scores)
 {
     int64_t k = 0;
     while (s->chunks * GR_KW_HOP < s->pushed) k += stream_chunk(s, scores + k);
+    s->ended = 1;
     return k;
 }
 

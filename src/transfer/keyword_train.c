@@ -40,6 +40,7 @@
 #include "ops/dnnl_util.h"
 #include "train/train.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -135,8 +136,10 @@ static int near_misses(const char *kw, char out[][96], int max)
 {
     char words[8][48];
     int nw = 0;
-    char buf[256];
+    char buf[256], lower[256];
     snprintf(buf, sizeof buf, "%s", kw);
+    for (char *p = buf; *p; p++) *p = (char)tolower((unsigned char)*p);
+    snprintf(lower, sizeof lower, "%s", buf);
     for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && nw < 8; t = strtok_r(NULL, " ", &save))
         snprintf(words[nw++], sizeof words[0], "%s", t);
     int n = 0;
@@ -155,7 +158,7 @@ static int near_misses(const char *kw, char out[][96], int max)
                 size_t l = strlen(out[n]);
                 snprintf(out[n] + l, 96 - l, "%s%s", j ? " " : "", j == i ? w : words[j]);
             }
-            n++;
+            if (strcmp(w, words[i]) && strcmp(out[n], lower)) n++;  /* never the keyword itself */
         }
     return n;
 }
@@ -300,9 +303,15 @@ static int load_noise(const char *dir, noise_beds *nb)
     for (int k = 0; k < 3 && !st; k++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s.wav", nd, kind[k]);
-        if (!exists(path)) {
-            char *argv[] = {"sox", "-R", "-n", "-r", "16000", "-b", "16", "-c", "1", path, "synth", "30", (char *)kind[k], "vol", "0.3", NULL};
-            if ((st = gr_run_tool(argv))) return gr_err_prefix(st, "making the noise bed %s", path);
+        if (!exists(path)) {  /* written aside and renamed, so a crash never leaves half a file */
+            char tmp[1300];
+            snprintf(tmp, sizeof tmp, "%s.tmp.%d.wav", path, (int)getpid());
+            char *argv[] = {"sox", "-R", "-n", "-r", "16000", "-b", "16", "-c", "1", tmp, "synth", "30", (char *)kind[k], "vol", "0.3", NULL};
+            if ((st = gr_run_tool(argv)) || rename(tmp, path) != 0) {
+                unlink(tmp);
+                return st ? gr_err_prefix(st, "making the noise bed %s", path)
+                          : gr_err(GRAFT_E_IO, "%s: cannot move the noise bed into place: %s", path, strerror(errno));
+            }
         }
         st = gr_wav_read(path, &nb->bed[k]);
     }
@@ -393,26 +402,43 @@ static void one_item_per_clip(clipset *s)
     s->nitem = s->nclip;
 }
 
-/* The cache key: every clip's recipe, the items, the front end's model files. */
-static uint64_t clipset_key(const clipset *s, const char *models_dir)
+/* Bump when the recipe's code changes what features a clip set gives (cuts, mixing, padding). */
+#define KEYWORD_RECIPE "graft keyword features v2"
+
+/* A file's size and modification time (ns) into the hash; nothing for a missing file. */
+static uint64_t file_id(uint64_t h, const char *path)
 {
-    uint64_t h = fnv_str(1469598103934665603ULL, "graft keyword features v1");
+    struct stat st;
+    if (!path[0] || stat(path, &st) != 0) return h;
+    h = fnv(h, &st.st_size, sizeof st.st_size);
+    h = fnv(h, &st.st_mtim.tv_sec, sizeof st.st_mtim.tv_sec);
+    return fnv(h, &st.st_mtim.tv_nsec, sizeof st.st_mtim.tv_nsec);
+}
+
+/* The cache key: every clip's recipe and file, the items, the noise beds, the front end's models. */
+static uint64_t clipset_key(const clipset *s, const char *models_dir, const char *work_dir)
+{
+    uint64_t h = fnv_str(1469598103934665603ULL, KEYWORD_RECIPE);
     for (int i = 0; i < s->nclip; i++) {
         const clip *c = &s->c[i];
         char num[96];
         snprintf(num, sizeof num, "%d %d %d %d %.4f %llu %d %.3f", c->speed, c->pitch, c->positive, c->noise, c->snr_db,
                  (unsigned long long)c->noise_at, c->silent, c->level_db);
         h = fnv_str(fnv_str(fnv_str(fnv_str(fnv_str(h, c->voice), c->text), c->effects), num), c->path);
-        struct stat st;
-        if (c->user && stat(c->path, &st) == 0) h = fnv(fnv(h, &st.st_size, sizeof st.st_size), &st.st_mtime, sizeof st.st_mtime);
+        h = file_id(h, c->path);  /* the WAV as it is now, synthetic or the user's */
+    }
+    static const char *beds[] = {"whitenoise", "pinknoise", "brownnoise"};
+    for (int k = 0; k < 3; k++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/noise/%s.wav", work_dir, beds[k]);
+        h = file_id(h, p);
     }
     for (int i = 0; i < s->nitem; i++) h = fnv(fnv(h, &s->first[i], sizeof(int)), &s->count[i], sizeof(int));
     const char *files[] = {"melspectrogram.onnx", "embedding_model.onnx"};
     for (int k = 0; k < 2; k++) {
         char p[4200];
         snprintf(p, sizeof p, "%s/%s", models_dir, files[k]);
-        struct stat st;
-        if (stat(p, &st) == 0) h = fnv(fnv(h, &st.st_size, sizeof st.st_size), &st.st_mtime, sizeof st.st_mtime);
+        h = file_id(h, p);
     }
     return h;
 }
@@ -433,7 +459,15 @@ static int cache_load(clipset *s, const char *path)
         if (strcmp(e[k].name, names[k])) { gr_arena_free(a); return -1; }
         p[k] = e[k].data;
     }
-    if (e[2].shape.d[0] != s->nitem + 1 || e[4].shape.d[0] != s->nitem) { gr_arena_free(a); return -1; }
+    const int dt[5] = {GR_F32, GR_F32, GR_I64, GR_I64, GR_F32};
+    int ok = e[2].shape.rank == 1 && e[2].shape.d[0] == s->nitem + 1 && e[3].shape.rank == 1 &&
+             e[3].shape.d[0] == s->nitem + 1 && e[4].shape.rank == 1 && e[4].shape.d[0] == s->nitem &&
+             e[0].shape.rank == 2 && e[0].shape.d[1] == GR_KW_DIM && e[1].shape.rank == 2 && e[1].shape.d[1] == GR_KW_MELS;
+    for (int k = 0; k < 5 && ok; k++) ok = e[k].dtype == dt[k];
+    const int64_t *eo = p[2], *mo = p[3];
+    for (int i = 0; i < s->nitem && ok; i++) ok = eo[i] <= eo[i + 1] && mo[i] <= mo[i + 1];
+    ok = ok && eo[0] == 0 && mo[0] == 0 && eo[s->nitem] == e[0].shape.d[0] && mo[s->nitem] == e[1].shape.d[0];
+    if (!ok) { gr_arena_free(a); return -1; }
     s->emb = p[0], s->mel = p[1], s->emb_off = p[2], s->mel_off = p[3], s->end = p[4];
     s->seconds = 0;
     for (int k = 0; k < nmeta; k++)
@@ -523,7 +557,7 @@ static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb
                             const char *what, int quiet)
 {
     char path[1200];
-    snprintf(path, sizeof path, "%s/features/%016llx.safetensors", dir, (unsigned long long)clipset_key(s, models_dir));
+    snprintf(path, sizeof path, "%s/features/%016llx.safetensors", dir, (unsigned long long)clipset_key(s, models_dir, dir));
     if (exists(path) && cache_load(s, path) == 0) {
         if (!quiet) fprintf(stderr, "%s: %d recordings, %.0f s of audio: features from the cache\n", what, s->nitem, s->seconds);
         return GRAFT_OK;
@@ -646,12 +680,12 @@ static int push(exlist *l, const clipset *s, int item, int win)
 }
 
 /* Positive windows end 0-0.4 s after the keyword; every window of a negative item is negative.
- * Items with index % 10 == 9 go to validation. */
+ * Items with (index / 2) % 10 == 9 go to validation (both kinds of keyword item). */
 static int collect(const clipset *s, exlist *pos, exlist *neg, exlist *vpos, exlist *vneg)
 {
     int st = GRAFT_OK;
     for (int i = 0; i < s->nitem && !st; i++) {
-        int val = i % 10 == 9;
+        int val = (i / 2) % 10 == 9;  /* pairs: keyword items alternate alone / going on into a sentence */
         for (int w = 0; w < item_windows(s, i) && !st; w++) {
             if (s->end[i] >= 0) {
                 double d = window_end(w) - s->end[i];
@@ -832,6 +866,7 @@ static int train_head(train_state *ts, gr_kw_train_result *res)
         } else if (++since >= patience)
             break;
     }
+    if (!st && res->best_epoch == 0) st = gr_err(GRAFT_E_NUMERIC, "the validation loss was never finite: no epoch to keep");
     if (!st && best) memcpy(t->w, best, (size_t)t->total * sizeof(float));
     res->val_loss = best_loss;
     res->seconds_training = gr_now() - t0;
@@ -862,33 +897,48 @@ static int64_t total_detections(const scores *s, double thr)
     return k;
 }
 
-/* The lowest threshold (among the scores themselves) at which the negatives give at most
- * `allowed` detections. */
-static double threshold_for(const scores *neg, int64_t allowed)
+/* The lowest threshold (just above one of the scores) at which the negatives give at most
+ * `allowed` detections; detections only grow as the threshold falls. *met = 0 when even the cap
+ * of 0.9999 gives more. */
+static double threshold_for(const scores *neg, int64_t allowed, int *met)
 {
     int64_t n = neg->off[neg->n];
+    *met = 1;
     float *v = malloc((size_t)(n + 1) * sizeof(float));
-    if (!v) return 0.999;
+    if (!v || n == 0) {
+        free(v);
+        return 0.5;
+    }
     memcpy(v, neg->p, (size_t)n * sizeof(float));
     qsort(v, (size_t)n, sizeof(float), cmp_desc);
-    int64_t lo = 0, hi = n;  /* the answer is just above v[i] for the smallest i where it works */
-    double thr = n ? nextafterf(v[0], 2.0f) : 0.5;
+    /* candidate i: just above v[i] (descending), so a larger i is a lower threshold; i = 0
+     * gives no detection at all. Find the largest i that stays within `allowed`. */
+    int64_t lo = 0, hi = n - 1;
     while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        double t = nextafterf(v[mid], 2.0f);
-        if (total_detections(neg, t) <= allowed) thr = t, hi = mid;
-        else lo = mid + 1;
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (total_detections(neg, nextafterf(v[mid], 2.0f)) <= allowed) lo = mid;
+        else hi = mid - 1;
     }
+    double thr = nextafterf(v[lo], 2.0f);
     free(v);
-    return thr > 0.9999 ? 0.9999 : thr;
+    if (thr > 0.9999) {
+        *met = total_detections(neg, 0.9999) <= allowed;
+        thr = 0.9999;
+    }
+    return thr;
 }
 
-static double recall_at(const scores *pos, double thr)
+/* The share of positive items with a detection from 0.3 s before the keyword's end (the end is
+ * measured on the clean clip, reverb tail included) to 1 s after it; a detection elsewhere in
+ * the recording (the lead-in, the sentence after) is not a hit. */
+static double recall_at(const scores *pos, const float *end, double thr)
 {
     int hit = 0;
     for (int i = 0; i < pos->n; i++)
-        for (int64_t k = pos->off[i]; k < pos->off[i + 1]; k++)
-            if (pos->p[k] >= thr) { hit++; break; }
+        for (int64_t k = pos->off[i]; k < pos->off[i + 1]; k++) {
+            double t = window_end((int)(k - pos->off[i]));
+            if (pos->p[k] >= thr && t >= end[i] - 0.3 && t <= end[i] + 1.0) { hit++; break; }
+        }
     return pos->n ? (double)hit / pos->n : 0;
 }
 
@@ -1073,6 +1123,8 @@ static int make_phrase_stream(const gr_kw_train_opts *o, const voices *v, int te
 
 static int prepare(const gr_kw_train_opts *o, voices *v, gr_kw_frontend **fe, noise_beds *nb)
 {
+    if (strlen(o->work_dir) > 900 || strlen(o->models_dir) > 3000)
+        return gr_err(GRAFT_E_ARG, "the work folder's path is too long (at most 900 characters)");
     int st = check_keyword(o->keyword);
     if (!st) st = list_variants(v);
     char clips[1100];
@@ -1116,16 +1168,18 @@ static int check_spoken(const clipset *pos, const char *kw)
     return GRAFT_OK;
 }
 
-static void evaluate(const scores *tp, const scores *tn, double thr, gr_kw_train_result *res)
+static void evaluate(const scores *tp, const float *end, const scores *tn, double thr, gr_kw_train_result *res)
 {
     res->threshold = thr;
     res->test_pos_clips = tp->n;
     res->test_hours = tn->seconds / 3600;
-    res->test_recall = recall_at(tp, thr);
+    res->test_recall = recall_at(tp, end, thr);
     res->test_fa = total_detections(tn, thr);
     res->test_fa_per_hour = res->test_hours > 0 ? res->test_fa / res->test_hours : 0;
-    res->threshold_at_1fa = threshold_for(tn, (int64_t)floor(res->test_hours + 1e-9));
-    res->recall_at_1fa = recall_at(tp, res->threshold_at_1fa);
+    /* 1 per hour of the stream, rounded to the nearest whole false accept */
+    int met;
+    res->threshold_at_1fa = threshold_for(tn, (int64_t)floor(res->test_hours + 0.5), &met);
+    res->recall_at_1fa = recall_at(tp, end, res->threshold_at_1fa);
 }
 
 static int test_sets(const gr_kw_train_opts *o, const voices *v, gr_kw_frontend *fe, const noise_beds *nb, clipset *tp,
@@ -1153,7 +1207,7 @@ int gr_kw_eval(const char *head_path, const gr_kw_train_opts *o, gr_kw_train_res
     if (!st) st = test_sets(o, &v, fe, &nb, &tp, &tn, res);
     if (!st) st = score_set(&tp, head, NULL, NULL, 0, &sp);
     if (!st) st = score_set(&tn, head, NULL, NULL, 0, &sn);
-    if (!st) evaluate(&sp, &sn, 0.5, res);  /* openWakeWord's default threshold */
+    if (!st) evaluate(&sp, tp.end, &sn, 0.5, res);  /* openWakeWord's default threshold */
     scores_free(&sp), scores_free(&sn);
     clipset_free(&tp), clipset_free(&tn);
     gr_kw_head_free(head);
@@ -1216,8 +1270,9 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     if (!st) st = collect(&pos, &ts.pos, &ts.neg, &ts.vpos, &ts.vneg);
     if (!st) st = collect(&neg, &ts.pos, &ts.neg, &ts.vpos, &ts.vneg);
     if (!st && (ts.pos.n == 0 || ts.neg.n == 0 || ts.vpos.n == 0 || ts.vneg.n == 0))
-        st = gr_err(GRAFT_E_ARG, "too few examples to train and validate (%lld positive, %lld negative windows): give at "
-                    "least 10 keyword clips and 20 negatives", (long long)ts.pos.n, (long long)ts.neg.n);
+        st = gr_err(GRAFT_E_ARG, "too few examples to train and validate (training %lld positive and %lld negative "
+                    "windows, validation %lld and %lld): give at least 20 keyword clips and 20 negatives",
+                    (long long)ts.pos.n, (long long)ts.neg.n, (long long)ts.vpos.n, (long long)ts.vneg.n);
     res->train_pos_clips = pos.nitem - nuser, res->user_clips = nuser, res->train_neg_clips = neg.nclip;
     res->pos_windows = ts.pos.n, res->neg_windows = ts.neg.n;
     gr_rng r;
@@ -1233,7 +1288,11 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     if (!st) st = score_set(&vneg, NULL, ts.g, ts.dnnl, ts.mel, &vn);
     if (!st) {
         double target = o->target_fa > 0 ? o->target_fa : 0.5;
-        double t = threshold_for(&vn, (int64_t)floor(target * vn.seconds / 3600 + 1e-9));
+        int met;
+        double t = threshold_for(&vn, (int64_t)floor(target * vn.seconds / 3600 + 1e-9), &met);
+        if (!met && !o->quiet)
+            fprintf(stderr, "warning: even a threshold of 0.9999 gives more than %g false accepts per hour on the "
+                    "validation speech\n", target);
         res->threshold = t < 0.5 ? 0.5 : t;
     }
     double thr = res->threshold;
@@ -1242,7 +1301,7 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     if (!st && !o->scratch) st = gr_kw_head_load(out_path, 64, 0, &head);  /* the test reads the file written */
     if (!st) st = score_set(&tp, head, ts.g, ts.dnnl, ts.mel, &sp);
     if (!st) st = score_set(&tn, head, ts.g, ts.dnnl, ts.mel, &sn);
-    if (!st) evaluate(&sp, &sn, thr, res);
+    if (!st) evaluate(&sp, tp.end, &sn, thr, res);
     if (!st && o->scratch) st = export_head(ts.g, o, thr, out_path);
     scores_free(&vn), scores_free(&sp), scores_free(&sn);
     free(ts.pos.e), free(ts.neg.e), free(ts.vpos.e), free(ts.vneg.e);

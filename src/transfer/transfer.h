@@ -421,7 +421,8 @@ void gr_kw_head_score(gr_kw_head *h, const float *emb, int64_t nemb, float *scor
 /* The live path: samples in pieces of any size; a score per 80 ms step once a head window is
  * full, equal to the batch path on the same audio. push/flush write the new scores (at most
  * n / 1280 + 1, resp. 2) and return their count; flush zero-pads the last chunk as the batch
- * path does. fe and head (batch 1, stream plans) stay the caller's. */
+ * path does and ends the stream (a push after it returns -1). fe and head (batch 1, stream
+ * plans) stay the caller's. */
 typedef struct gr_kw_stream gr_kw_stream;
 int gr_kw_stream_new(gr_kw_frontend *fe, gr_kw_head *head, gr_kw_stream **out);
 void gr_kw_stream_free(gr_kw_stream *s);
