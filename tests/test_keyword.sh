@@ -83,6 +83,9 @@ read -r tr sr trec tfa <<< "$cmp"
 echo "trained on 50 clips: recall at 1 FA/h transfer $tr, scratch $sr (transfer at its threshold: recall $trec, $tfa FA/h)"
 /usr/bin/python3 -c "import sys; t, s = map(float, sys.argv[1:]); sys.exit(0 if t >= 0.6 and t >= s + 0.2 else 1)" "$tr" "$sr"
 check $? "transfer beats scratch by 20+ points of recall at 1 FA/h ($tr vs $sr) and reaches 60 %"
+"$graft" keyword train "hey jarvis" "${kw[@]}" --positives 10 -o "$work/hj10.onnx" --json > "$work/t10.json" 2> "$work/t10.err"
+rc=$?
+check $rc "keyword train from 10 clips (recall at 1 FA/h $(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["test"]["recall_at_1fa_per_hour"])' "$work/t10.json" 2>/dev/null))"
 /usr/bin/python3 -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$work/hj.onnx"
 check $? "the trained head passes onnx.checker's full check"
 "$graft" keyword listen "$work/hj.onnx" "$work/clip.wav" --scores --json > "$work/batch.json" &&

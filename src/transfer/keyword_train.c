@@ -680,12 +680,16 @@ static int push(exlist *l, const clipset *s, int item, int win)
 }
 
 /* Positive windows end 0-0.4 s after the keyword; every window of a negative item is negative.
- * Items with (index / 2) % 10 == 9 go to validation (both kinds of keyword item). */
+ * Every 10th pair of items goes to validation (both kinds of keyword item), or the last pair of
+ * a set of fewer than 20. */
 static int collect(const clipset *s, exlist *pos, exlist *neg, exlist *vpos, exlist *vneg)
 {
     int st = GRAFT_OK;
     for (int i = 0; i < s->nitem && !st; i++) {
-        int val = (i / 2) % 10 == 9;  /* pairs: keyword items alternate alone / going on into a sentence */
+        /* pairs, since keyword items alternate alone / going on into a sentence; the last pair
+         * when there are fewer than ten */
+        int npairs = (s->nitem + 1) / 2, pair = i / 2;
+        int val = npairs < 10 ? pair == npairs - 1 : pair % 10 == 9;
         for (int w = 0; w < item_windows(s, i) && !st; w++) {
             if (s->end[i] >= 0) {
                 double d = window_end(w) - s->end[i];
