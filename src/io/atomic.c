@@ -9,6 +9,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int gr_wfile_open(gr_wfile *w, const char *path)
@@ -84,4 +85,18 @@ int gr_wfile_commit(gr_wfile *w)
     e = sync_dir(w->path);
     if (e) return gr_err(GRAFT_E_IO, "%s: written, but cannot fsync its folder: %s", w->path, strerror(e));
     return GRAFT_OK;
+}
+
+int gr_make_dirs(const char *dir)
+{
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return gr_err(GRAFT_E_ARG, "%.64s...: path too long", dir);
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = 0;
+            mkdir(p, 0777);
+            *c = '/';
+        }
+    mkdir(p, 0777);
+    return access(p, W_OK) == 0 ? GRAFT_OK : gr_err(GRAFT_E_IO, "cannot create the folder %s: %s", dir, strerror(errno));
 }

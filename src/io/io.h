@@ -36,6 +36,8 @@ int gr_wfile_open(gr_wfile *w, const char *path);
 /* Writes n bytes; after a failure further writes do nothing and commit reports it. */
 void gr_wfile_write(gr_wfile *w, const void *data, size_t n);
 int gr_wfile_commit(gr_wfile *w);
+/* mkdir -p: creates dir and its missing parents; fails (naming dir) unless it ends up writable. */
+int gr_make_dirs(const char *dir);
 void gr_wfile_abort(gr_wfile *w);
 
 /* ---- ONNX export (onnx_save.c) ----

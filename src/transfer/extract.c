@@ -131,25 +131,10 @@ static int cache_read(const char *path, gr_features *out)
     return ok;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *dir)
-{
-    char p[1024];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *c = p + 1; *c; c++)
-        if (*c == '/') {
-            *c = 0;
-            mkdir(p, 0777);
-            *c = '/';
-        }
-    mkdir(p, 0777);
-    return access(p, W_OK) == 0 ? GRAFT_OK : gr_err(GRAFT_E_IO, "cannot create the feature cache folder %s", dir);
-}
-
 static int cache_write(const char *dir, const char *path, const gr_features *f, const char *model_path,
                        const gr_extract_opts *o)
 {
-    if (make_dirs(dir)) return GRAFT_E_IO;
+    if (gr_make_dirs(dir)) return gr_err(GRAFT_E_IO, "cannot create the feature cache folder %s", dir);
     int64_t dx[2] = {f->n, f->dim}, dn[1] = {f->n};
     gr_st_entry e[3] = {
         {"features", GR_F32, gr_shape_make(2, dx), f->X, (size_t)f->n * f->dim * sizeof(float)},

@@ -188,6 +188,15 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 }
 static uint64_t fnv_str(uint64_t h, const char *s) { return fnv(h, s, strlen(s) + 1); }
 
+/* A synthetic clip's file: named by the hash of what makes it (voice, speed, pitch, text, effects). */
+static void clip_path(clip *c, const char *dir)
+{
+    char sp[32];
+    snprintf(sp, sizeof sp, "%d %d", c->speed, c->pitch);
+    uint64_t h = fnv_str(fnv_str(fnv_str(fnv_str(1469598103934665603ULL, c->voice), sp), c->text), c->effects);
+    snprintf(c->path, sizeof c->path, "%s/clips/%016llx.wav", dir, (unsigned long long)h);
+}
+
 static void synth_clip(clip *c, const voices *v, int test, const char *text, int positive, gr_rng *r, const char *dir)
 {
     memset(c, 0, sizeof *c);
@@ -206,10 +215,7 @@ static void synth_clip(clip *c, const voices *v, int test, const char *text, int
     c->noise = gr_rng_uniform(r) < 0.8 ? (int)gr_rng_below(r, 3) : -1;
     c->snr_db = (float)(5 + 20 * gr_rng_uniform(r));
     c->noise_at = gr_rng_u64(r) >> 1;
-    char sp[32];
-    snprintf(sp, sizeof sp, "%d %d", c->speed, c->pitch);
-    uint64_t h = fnv_str(fnv_str(fnv_str(fnv_str(1469598103934665603ULL, c->voice), sp), c->text), c->effects);
-    snprintf(c->path, sizeof c->path, "%s/clips/%016llx.wav", dir, (unsigned long long)h);
+    clip_path(c, dir);
 }
 
 /* The same voice going on after the keyword ("hey jarvis, what time is it"): a clip of another
@@ -222,10 +228,7 @@ static void continuation(const clip *kw, const char *text, const char *dir, clip
     char *pad = strstr(c->effects, " pad 2.0 0.8");
     if (pad) snprintf(pad, sizeof c->effects - (size_t)(pad - c->effects), " pad 0 0.8");
     c->positive = 0;
-    char sp[32];
-    snprintf(sp, sizeof sp, "%d %d", c->speed, c->pitch);
-    uint64_t h = fnv_str(fnv_str(fnv_str(fnv_str(1469598103934665603ULL, c->voice), sp), c->text), c->effects);
-    snprintf(c->path, sizeof c->path, "%s/clips/%016llx.wav", dir, (unsigned long long)h);
+    clip_path(c, dir);
 }
 
 /* A negative without speech: silence (1 in 3) or noise at -45..-15 dBFS. */
@@ -238,20 +241,6 @@ static void silent_clip(clip *c, gr_rng *r)
     c->noise_at = gr_rng_u64(r) >> 1;
     snprintf(c->voice, sizeof c->voice, "none");
     snprintf(c->text, sizeof c->text, "(silence)");
-}
-
-static int make_dirs(const char *dir)
-{
-    char p[1024];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *c = p + 1; *c; c++)
-        if (*c == '/') {
-            *c = 0;
-            mkdir(p, 0777);
-            *c = '/';
-        }
-    mkdir(p, 0777);
-    return access(p, W_OK) == 0 ? GRAFT_OK : gr_err(GRAFT_E_IO, "cannot create the folder %s", dir);
 }
 
 static int exists(const char *path)
@@ -292,14 +281,17 @@ static int synthesise(clip *c, int n, int parallel, const char *what, int quiet)
 
 /* ---- noise beds (sox) and mixing ---- */
 
-typedef struct noise_beds { gr_audio bed[3]; } noise_beds;
+typedef struct noise_beds {
+    gr_audio bed[3];
+    double power[3];   /* mean square of each bed, computed once */
+} noise_beds;
 
 static int load_noise(const char *dir, noise_beds *nb)
 {
     static const char *kind[3] = {"whitenoise", "pinknoise", "brownnoise"};
     char nd[1100];
     snprintf(nd, sizeof nd, "%s/noise", dir);
-    int st = make_dirs(nd);
+    int st = gr_make_dirs(nd);
     for (int k = 0; k < 3 && !st; k++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s.wav", nd, kind[k]);
@@ -314,6 +306,9 @@ static int load_noise(const char *dir, noise_beds *nb)
             }
         }
         st = gr_wav_read(path, &nb->bed[k]);
+        double pn = 0;
+        for (int64_t i = 0; !st && i < nb->bed[k].n; i++) pn += (double)nb->bed[k].samples[i] * nb->bed[k].samples[i];
+        if (!st) nb->power[k] = nb->bed[k].n ? pn / (double)nb->bed[k].n : 0;
     }
     return st;
 }
@@ -351,10 +346,8 @@ static void mix_noise(const clip *c, const noise_beds *nb, float *x, int64_t n, 
 {
     if (c->noise < 0 || (power <= 0 && !c->silent)) return;
     const gr_audio *b = &nb->bed[c->noise];
-    if (b->n < 2) return;
-    double pn = 0;
-    for (int64_t i = 0; i < b->n; i++) pn += (double)b->samples[i] * b->samples[i];
-    pn /= (double)b->n;
+    double pn = nb->power[c->noise];
+    if (b->n < 2 || pn <= 0) return;
     double g = c->silent ? sqrt(pow(10.0, c->level_db / 10.0) / pn) : sqrt(power / (pn * pow(10.0, c->snr_db / 10.0)));
     for (int64_t i = 0; i < n; i++) x[i] += (float)(g * b->samples[(int64_t)((c->noise_at + (uint64_t)i) % (uint64_t)b->n)]);
 }
@@ -629,7 +622,7 @@ static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb
     if (!st) {
         char fd[1100];
         snprintf(fd, sizeof fd, "%s/features", dir);
-        if (make_dirs(fd) || cache_save(s, path))
+        if (gr_make_dirs(fd) || cache_save(s, path))
             fprintf(stderr, "%s: warning: cannot write the feature cache %s: %s\n", what, path, graft_last_error());
     }
     return st;
@@ -1133,7 +1126,7 @@ static int prepare(const gr_kw_train_opts *o, voices *v, gr_kw_frontend **fe, no
     if (!st) st = list_variants(v);
     char clips[1100];
     snprintf(clips, sizeof clips, "%s/clips", o->work_dir);
-    if (!st) st = make_dirs(clips);
+    if (!st) st = gr_make_dirs(clips);
     if (!st) st = load_noise(o->work_dir, nb);
     char mel[4200], emb[4200];
     snprintf(mel, sizeof mel, "%s/melspectrogram.onnx", o->models_dir);
