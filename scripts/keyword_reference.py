@@ -2,7 +2,7 @@
 """keyword_reference.py — openWakeWord's front end and a keyword head in onnxruntime-node, on the
 same audio graft ran, as the reference for graft's numbers (tests/test_keyword.sh).
 
-    keyword_reference.py WORK MODELS HEAD
+    keyword_reference.py WORK MODELS HEAD [FULL]
 
 WORK holds clip.wav (16-bit 16 kHz mono) and graft's results: mel.npy and emb.npy (graft keyword
 embed --mel-output), batch.json, stream.json and stdin.json (graft keyword listen --scores --json
@@ -11,6 +11,8 @@ chunk / per window, as openWakeWord's streaming loop does (openwakeword/utils.py
 _streaming_features), scales mel frames with x / 10 + 2 and takes each embedding from the 76
 frames ending with a chunk. Prints the max differences relative to the largest reference value
 and exits 1 if one exceeds 1e-4 (1e-5 between graft's own batch and live paths).
+FULL, the whole detector as one model (graft keyword export), runs in onnxruntime on every
+32480-sample window of the clip (samples / 32768) and must give graft's scores step by step.
 """
 import json
 import os
@@ -21,6 +23,7 @@ import wave
 import numpy as np
 
 work, models, head = sys.argv[1:4]
+full = sys.argv[4] if len(sys.argv) > 4 else None
 here = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -63,6 +66,11 @@ checks = [
     ("live path vs batch path", rel(scores["stream"], scores["batch"]), 1e-5),
     ("stdin vs batch path", rel(scores["stdin"], scores["batch"]), 1e-5),
 ]
+if full:  # step s reads samples [1280 s, 1280 s + 32480): the windows that lie inside the clip
+    nfull = (len(x) - 32480) // 1280 + 1
+    wins = np.stack([x[1280 * s:1280 * s + 32480] for s in range(nfull)]) / 32768
+    full_scores = ort(full, wins, 16).ravel()
+    checks.append(("one-model export vs graft's scores", rel(scores["batch"][:nfull], full_scores), 1e-4))
 ok = True
 print(f"{len(mel)} mel frames, {len(emb)} embeddings, {len(end_to_end)} scores "
       f"(max reference score {end_to_end.max():.3f})")

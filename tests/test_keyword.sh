@@ -2,12 +2,13 @@
 # test_keyword.sh GRAFT SRC — openWakeWord's models run by graft (ctest label "keyword"):
 #   1. parity with onnxruntime-node on the same audio (scripts/keyword_reference.py): mel frames,
 #      embeddings, the shipped hey_jarvis head's scores, end to end; the live path (80 ms at a
-#      time, and raw PCM on stdin) equals the batch path;
+#      time, and raw PCM on stdin) equals the batch path; the whole detector exported as one
+#      model (keyword export) gives graft's scores in onnxruntime;
 #   2. the shipped hey_jarvis head on graft's embeddings fires on espeak-ng clips of "hey jarvis"
 #      (recall printed and bounded: a wrong front end scores ~0) and stays silent on other
 #      phrases (false accepts printed);
 #   3. a head trained by graft on 50 synthetic clips beats the same head from scratch, passes
-#      onnx.checker and scores as in onnxruntime-node;
+#      onnx.checker and scores as in onnxruntime-node, also as one model (train --full);
 #   4. bad input: a bad WAV header, an empty file, truncated data, a missing npm cache, a keyword
 #      espeak-ng cannot speak, an empty recordings folder.
 set -uo pipefail
@@ -37,8 +38,10 @@ check $? "keyword embed writes mel frames and embeddings"
   "$graft" keyword listen "$HJ" "$work/clip.wav" --scores --json --stream > "$work/stream.json" &&
   sox -V1 "$work/clip.wav" -t raw - | "$graft" keyword listen "$HJ" - --scores --json > "$work/stdin.json"
 check $? "keyword listen: batch, live and stdin"
-/usr/bin/python3 "$src/scripts/keyword_reference.py" "$work" "$M" "$HJ"
-check $? "graft = onnxruntime-node: mel frames, embeddings, head scores (<= 1e-4 relative); live = batch"
+"$graft" keyword export "$HJ" -o "$work/shipped_full.onnx"
+check $? "keyword export joins the front end and the shipped head in one model"
+/usr/bin/python3 "$src/scripts/keyword_reference.py" "$work" "$M" "$HJ" "$work/shipped_full.onnx"
+check $? "graft = onnxruntime-node: mel frames, embeddings, head scores, one-model export (<= 1e-4 relative); live = batch"
 
 # 2. the shipped head on espeak-ng voices: 8 accents x 3 variants say "hey jarvis"; 24 other phrases
 n=0 hit=0
@@ -68,8 +71,8 @@ check $? "the shipped head stays (nearly) silent on other phrases (${fa% *} fals
 #    of held-out voices): transfer beats the same head trained from scratch on mel frames, the file
 #    passes onnx.checker and onnxruntime gives graft's scores
 kw=(--positives 50 --negatives 200 --test-positives 40 --test-hours 0.05 --work "$work/kw")
-"$graft" keyword train "hey jarvis" "${kw[@]}" -o "$work/hj.onnx" --json > "$work/train.json" 2> "$work/train.err"
-check $? "keyword train writes a head"
+"$graft" keyword train "hey jarvis" "${kw[@]}" -o "$work/hj.onnx" --full --json > "$work/train.json" 2> "$work/train.err"
+check $? "keyword train writes a head, and with --full the whole detector"
 "$graft" keyword train "hey jarvis" "${kw[@]}" -o "$work/hj_scratch.onnx" --scratch --json > "$work/scratch.json" 2> "$work/scratch.err"
 check $? "keyword train --scratch (the baseline on mel frames)"
 cmp=$(/usr/bin/python3 - "$work" <<'PY'
@@ -86,15 +89,16 @@ check $? "transfer beats scratch by 20+ points of recall at 1 FA/h ($tr vs $sr) 
 "$graft" keyword train "hey jarvis" "${kw[@]}" --positives 10 -o "$work/hj10.onnx" --json > "$work/t10.json" 2> "$work/t10.err"
 rc=$?
 check $rc "keyword train from 10 clips (recall at 1 FA/h $(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["test"]["recall_at_1fa_per_hour"])' "$work/t10.json" 2>/dev/null))"
-/usr/bin/python3 -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$work/hj.onnx"
-check $? "the trained head passes onnx.checker's full check"
+/usr/bin/python3 -c "import onnx, sys; [onnx.checker.check_model(onnx.load(f), full_check=True) for f in sys.argv[1:]]" \
+  "$work/hj.onnx" "$work/hj_full.onnx"
+check $? "the trained head and the whole detector pass onnx.checker's full check"
 "$graft" keyword listen "$work/hj.onnx" "$work/clip.wav" --scores --json > "$work/batch.json" &&
   "$graft" keyword listen "$work/hj.onnx" "$work/clip.wav" --scores --json --stream > "$work/stream.json" &&
   sox -V1 "$work/clip.wav" -t raw - | "$graft" keyword listen "$work/hj.onnx" - --scores --json > "$work/stdin.json"
-/usr/bin/python3 "$src/scripts/keyword_reference.py" "$work" "$M" "$work/hj.onnx" > "$work/ref2.txt"
+/usr/bin/python3 "$src/scripts/keyword_reference.py" "$work" "$M" "$work/hj.onnx" "$work/hj_full.onnx" > "$work/ref2.txt"
 rc=$?
-sed -n '4,5p' "$work/ref2.txt"
-check $rc "the trained head in onnxruntime-node gives graft's scores (<= 1e-4 relative)"
+sed -n '4,5p;8p' "$work/ref2.txt"
+check $rc "the trained head, alone and as one model, in onnxruntime-node gives graft's scores (<= 1e-4 relative)"
 msg=$("$graft" keyword train "☃☃" "${kw[@]}" -o "$work/x.onnx" 2>&1); rc=$?
 check $([ $rc = 1 ] && [[ $msg == *"has no letters espeak-ng"* ]]; echo $?) "a keyword espeak-ng cannot speak: $msg"
 mkdir -p "$work/empty_rec"
@@ -117,6 +121,11 @@ sox -V1 "$work/k.wav" -b 24 -c 2 -r 44100 "$work/k24.wav"
 a=$("$graft" keyword listen "$HJ" "$work/k.wav" --json | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["detections_count"])')
 b=$("$graft" keyword listen "$HJ" "$work/k24.wav" --json | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["detections_count"])')
 check $([ "$a" = "$b" ]; echo $?) "24-bit stereo 44.1 kHz is converted (same detections: $a and $b)"
+msg=$("$graft" keyword export "$M/melspectrogram.onnx" -o "$work/x_full.onnx" 2>&1); rc=$?
+check $([ $rc = 1 ] && [[ $msg == *"melspectrogram.onnx: a keyword head has one input"* ]] && [ ! -e "$work/x_full.onnx" ]; echo $?) \
+  "export of a model that is not a keyword head: $msg"
+msg=$("$graft" keyword export "$HJ" -o "$work/no/such/dir/full.onnx" 2>&1); rc=$?
+check $([ $rc = 1 ] && [[ $msg == *"no/such/dir/full.onnx"* ]]; echo $?) "export to a folder that does not exist: $msg"
 
 echo "$fails failed"
 [ $fails = 0 ]

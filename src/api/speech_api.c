@@ -268,3 +268,17 @@ graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train
     if (summary && !(*summary = summary_json(o, &r, 0))) return GRAFT_E_NOMEM;
     return GRAFT_OK;
 }
+
+graft_status graft_keyword_export_full(const char *head_path, const char *models_dir, const char *out_path,
+                                       double *max_diff)
+{
+    if (!head_path || !models_dir || !out_path)
+        return gr_err(GRAFT_E_ARG, "graft_keyword_export_full: head, models_dir and out_path are needed");
+    char mel[4096], emb[4096];
+    int st = model_file(models_dir, "melspectrogram.onnx", mel, sizeof mel);
+    if (!st) st = model_file(models_dir, "embedding_model.onnx", emb, sizeof emb);
+    double d = 0;
+    if (!st) st = gr_kw_export_full(mel, emb, head_path, out_path, &d);
+    if (!st && max_diff) *max_diff = d;
+    return st;
+}

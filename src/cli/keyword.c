@@ -11,7 +11,8 @@
 static const char *KEYWORD_HELP =
     "usage: graft keyword train \"KEYWORD\" [-o HEAD.onnx] [--positives N] [--negatives N] [--recordings DIR]\n"
     "                            [--test-hours H] [--target-fa F] [--hidden N] [--epochs N] [--scratch]\n"
-    "                            [--seed N] [--work DIR] [--models DIR] [--json] [--threads N]\n"
+    "                            [--seed N] [--work DIR] [--models DIR] [--full] [--json] [--threads N]\n"
+    "       graft keyword export HEAD.onnx [-o FULL.onnx] [--models DIR] [--json]\n"
     "       graft keyword eval HEAD.onnx \"KEYWORD\" [--test-hours H] [--json] ...\n"
     "       graft keyword embed AUDIO.wav [-o EMB.npy] [--mel-output MEL.npy] [--models DIR] [--json]\n"
     "       graft keyword listen HEAD.onnx [AUDIO.wav | -] [--threshold T] [--refractory S] [--scores]\n"
@@ -31,7 +32,14 @@ static const char *KEYWORD_HELP =
     "accept per hour. -o (default: the keyword as a file name, e.g. hey_jarvis.onnx) is the head\n"
     "as ONNX for `graft keyword listen` and onnxruntime. --scratch trains the same head on mel\n"
     "frames instead (the no-transfer baseline). The weights of openWakeWord's models are CC\n"
-    "BY-NC-SA 4.0; a head trained on their embeddings inherits that.\n"
+    "BY-NC-SA 4.0; a head trained on their embeddings inherits that. --full also writes the whole\n"
+    "detector as one model, as `export` does (HEAD_full.onnx).\n"
+    "\n"
+    "export: the whole detector as one ONNX model (default HEAD_full.onnx): input 'audio', a batch of\n"
+    "32480 float samples (16 kHz, in [-1, 1): the last 2.03 s), output the score of the last 80 ms\n"
+    "step; openWakeWord's mel and embedding models and the head joined in one graph, for runtimes\n"
+    "that take one model (onnxruntime, onnxruntime-web, a device). Run it every 1280 samples.\n"
+    "graft then runs the file and prints its largest difference from `listen --scores`.\n"
     "\n"
     "eval: the same test for a head file, e.g. openWakeWord's models/hey_jarvis_v0.1.onnx.\n"
     "\n"
@@ -278,17 +286,84 @@ static void print_table(const char *json_text, const char *out)
     cJSON_Delete(j);
 }
 
+/* HEAD.onnx -> HEAD_full.onnx */
+static void full_output(const char *head, char *out, size_t n)
+{
+    size_t k = strlen(head);
+    if (k > 5 && !strcmp(head + k - 5, ".onnx")) k -= 5;
+    snprintf(out, n, "%.*s_full.onnx", (int)k, head);
+}
+
+/* Writes the joined model; adds {"full": {"path", "max_abs_diff"}} to *summary (JSON) or prints a line. */
+static graft_status export_full(const char *head, const char *models, const char *out, int json, char **summary)
+{
+    double diff = 0;
+    graft_status st = graft_keyword_export_full(head, models, out, &diff);
+    if (st) return st;
+    if (!json) {
+        printf("whole detector: %s (audio (batch, 32480) -> score; graft runs it with max abs difference %.2g from the "
+               "front end + head)\n", out, diff);
+        return GRAFT_OK;
+    }
+    cJSON *j = *summary ? cJSON_Parse(*summary) : cJSON_CreateObject(), *f = cJSON_CreateObject();
+    if (!j || !f) {
+        cJSON_Delete(j), cJSON_Delete(f);
+        return GRAFT_E_NOMEM;
+    }
+    cJSON_AddStringToObject(f, "path", out);
+    cJSON_AddNumberToObject(f, "samples", 32480);
+    cJSON_AddNumberToObject(f, "max_abs_diff", diff);
+    cJSON_AddItemToObject(j, "full", f);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!text) return GRAFT_E_NOMEM;
+    free(*summary);
+    *summary = text;
+    return GRAFT_OK;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    const char *head = NULL, *out = NULL, *models = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help")) { fputs(KEYWORD_HELP, stdout); return 0; }
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) out = argv[++i];
+        else if (!strcmp(a, "--models") && more) models = argv[++i];
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (a[0] == '-' && a[1]) return usage_error("keyword export", "unknown flag or missing value");
+        else if (!head) head = a;
+        else return usage_error("keyword export", "one HEAD.onnx");
+    }
+    if (!head) return usage_error("keyword export", "needs HEAD.onnx");
+    char dir[4096], outbuf[4096];
+    models_dir(models, dir, sizeof dir);
+    if (!out) {
+        full_output(head, outbuf, sizeof outbuf);
+        out = outbuf;
+    }
+    char *summary = NULL;
+    graft_status st = export_full(head, dir, out, json, &summary);
+    if (st) return fail(st);
+    if (json) printf("%s\n", summary);
+    free(summary);
+    return 0;
+}
+
 static int cmd_train_eval(int argc, char **argv, int eval)
 {
     const char *cmd = eval ? "keyword eval" : "keyword train";
     graft_keyword_train_opts o = {0};
     const char *out = NULL, *head = NULL, *models = NULL, *work = NULL;
-    int json = 0, threads = 0;
+    int json = 0, threads = 0, full = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help")) { fputs(KEYWORD_HELP, stdout); return 0; }
         else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more && !eval) out = argv[++i];
+        else if (!strcmp(a, "--full") && !eval) full = 1;
         else if (!strcmp(a, "--positives") && more) o.positives = atoi(argv[++i]);
         else if (!strcmp(a, "--negatives") && more) o.negatives = atoi(argv[++i]);
         else if (!strcmp(a, "--recordings") && more) o.recordings = argv[++i];
@@ -311,6 +386,7 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         else if (!o.keyword) o.keyword = a;
         else return usage_error(cmd, eval ? "needs HEAD.onnx and one KEYWORD (quote a phrase)" : "one KEYWORD (quote a phrase)");
     }
+    if (full && o.scratch) return usage_error(cmd, "--full joins a head to the embedding network; a --scratch head reads mel frames");
     if (!o.keyword || (eval && !head)) return usage_error(cmd, eval ? "needs HEAD.onnx and \"KEYWORD\"" : "needs \"KEYWORD\"");
     if (o.positives < 0 || o.negatives < 0 || o.test_hours < 0 || o.target_fa < 0 || o.hidden < 0 || o.epochs < 0 ||
         o.test_positives < 0)
@@ -334,8 +410,16 @@ static int cmd_train_eval(int argc, char **argv, int eval)
     char *summary = NULL;
     graft_status st = eval ? graft_keyword_eval(head, &o, &summary) : graft_keyword_train(&o, out, &summary);
     if (st) return fail(st);
+    if (!json) print_table(summary, eval ? head : out);
+    if (full) {
+        char fbuf[4096];
+        full_output(out, fbuf, sizeof fbuf);
+        if ((st = export_full(out, dir, fbuf, json, &summary))) {
+            free(summary);
+            return fail(st);
+        }
+    }
     if (json) printf("%s\n", summary);
-    else print_table(summary, eval ? head : out);
     free(summary);
     return 0;
 }
@@ -350,5 +434,6 @@ int cmd_keyword(int argc, char **argv)
     if (!strcmp(argv[0], "listen")) return cmd_listen(argc - 1, argv + 1);
     if (!strcmp(argv[0], "train")) return cmd_train_eval(argc - 1, argv + 1, 0);
     if (!strcmp(argv[0], "eval")) return cmd_train_eval(argc - 1, argv + 1, 1);
-    return usage_error("keyword", "unknown subcommand (train, eval, listen, embed)");
+    if (!strcmp(argv[0], "export")) return cmd_export(argc - 1, argv + 1);
+    return usage_error("keyword", "unknown subcommand (train, eval, listen, embed, export)");
 }

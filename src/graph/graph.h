@@ -126,6 +126,12 @@ int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const 
 /* Drops the nodes no graph output needs, then every value nothing references (graph inputs are
  * always kept: they are the calling convention). Renumbers values consistently everywhere. */
 int gr_graph_prune(gr_graph *g);
+/* Copies src's nodes and initializers into g (names prefixed with `prefix`), src's graph input i
+ * reading g's value in_map[i] (which must be available in g). out_map[src->noutputs] gets the
+ * values of src's outputs in g. src must use g's default-domain opset (an op's meaning can change
+ * between opsets) and default-domain nodes only. Plain values keep their dtype, not their declared
+ * shape (a shape declared for one batch size would be wrong in the new graph). */
+int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const int *in_map, int *out_map);
 /* Constant nodes holding a tensor become initializers of that value (some exporters, e.g.
  * Paddle2ONNX, store every weight as a Constant node; as initializers they are parameters that
  * can train), then prune. *count (may be NULL) gets how many. */

@@ -254,6 +254,72 @@ int gr_graph_inline_constants(gr_graph *g, int *count)
     return n ? gr_graph_prune(g) : GRAFT_OK;
 }
 
+/* "<prefix><name>" in g's arena (names of appended values and nodes). */
+static const char *prefixed(gr_graph *g, const char *prefix, const char *name)
+{
+    size_t n = strlen(prefix) + strlen(name) + 1;
+    char *s = gr_arena_alloc(g->arena, n);
+    if (s) snprintf(s, n, "%s%s", prefix, name);
+    return s;
+}
+
+int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const int *in_map, int *out_map)
+{
+    if (src->opset != g->opset)
+        return gr_err(GRAFT_E_UNSUPPORTED, "cannot append graph '%s' (opset %d) to one of opset %d: ops may mean "
+                      "different things", src->path ? src->path : "", src->opset, g->opset);
+    int maxio = 1;
+    for (int k = 0; k < src->nnodes; k++) {
+        if (src->nodes[k].nin > maxio) maxio = src->nodes[k].nin;
+        if (src->nodes[k].nout > maxio) maxio = src->nodes[k].nout;
+    }
+    int *map = malloc((size_t)(src->nvalues + 2 * maxio + 1) * sizeof *map);
+    if (!map) return oom();
+    int *in = map + src->nvalues, *out = in + maxio;
+    for (int v = 0; v < src->nvalues; v++) map[v] = -1;
+    int st = GRAFT_OK;
+    for (int i = 0; !st && i < src->ninputs; i++) {
+        int v = in_map[i];
+        if (v < 0 || v >= g->nvalues || !available(g, v))
+            st = gr_err(GRAFT_E_ARG, "input '%s' of the appended graph is mapped to value %d, which is not available",
+                        src->values[src->inputs[i]].name, v);
+        map[src->inputs[i]] = v;
+    }
+    for (int v = 0; !st && v < src->nvalues; v++) {
+        const gr_value *sv = &src->values[v];
+        if (!sv->is_init || map[v] >= 0) continue;
+        const char *nm = prefixed(g, prefix, sv->name);
+        st = nm ? gr_graph_add_value(g, nm, sv->t.dtype, &sv->t.shape, sv->t.data, &map[v]) : oom();
+    }
+    for (int k = 0; !st && k < src->nnodes; k++) {
+        const gr_node *nd = &src->nodes[k];
+        if (nd->domain && nd->domain[0]) {
+            st = gr_err(GRAFT_E_UNSUPPORTED, "node '%s' is in domain '%s'; only default-domain nodes can be appended",
+                        nd->name, nd->domain);
+            break;
+        }
+        for (int i = 0; i < nd->nin; i++) {
+            in[i] = nd->in[i] < 0 ? -1 : map[nd->in[i]];
+            if (nd->in[i] >= 0 && in[i] < 0)
+                st = gr_err(GRAFT_E_ARG, "node '%s' reads '%s' before anything produces it", nd->name,
+                            src->values[nd->in[i]].name);
+        }
+        for (int j = 0; !st && j < nd->nout; j++) {
+            out[j] = -1;
+            if (nd->out[j] < 0) continue;
+            const char *nm = prefixed(g, prefix, src->values[nd->out[j]].name);
+            st = nm ? gr_graph_add_value(g, nm, src->values[nd->out[j]].t.dtype, NULL, NULL, &out[j]) : oom();
+            map[nd->out[j]] = out[j];
+        }
+        const char *nm = st ? NULL : prefixed(g, prefix, nd->name);
+        if (!st) st = nm ? gr_graph_add_node(g, nm, nd->op_type, in, nd->nin, out, nd->nout, nd->attrs, nd->nattr, NULL)
+                         : oom();
+    }
+    for (int i = 0; !st && i < src->noutputs; i++) out_map[i] = map[src->outputs[i]];
+    free(map);
+    return st;
+}
+
 int gr_graph_prune(gr_graph *g)
 {
     unsigned char *live = gr_calloc((size_t)g->nvalues + 1, 1), *ref = gr_calloc((size_t)g->nvalues + 1, 1);

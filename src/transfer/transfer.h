@@ -429,6 +429,16 @@ void gr_kw_stream_free(gr_kw_stream *s);
 int64_t gr_kw_stream_push(gr_kw_stream *s, const float *x, int64_t n, float *scores);
 int64_t gr_kw_stream_flush(gr_kw_stream *s, float *scores);
 
+/* The whole detector as one ONNX model: 'audio' (batch, gr_kw_full_samples(window)) float 16 kHz
+ * samples in [-1, 1) -> the head's score for the last 80 ms step (32480 samples for a head of 16
+ * embeddings). The two front-end models and the head are joined with Gather-based framing (see
+ * keyword.c); the head's metadata is kept and graft.pipeline describes the input. After writing,
+ * graft runs the file on 4 windows at once and *max_diff gets the largest difference from the
+ * front end + head path (the export's self-check). */
+int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *head_path, const char *out_path,
+                      double *max_diff);
+int64_t gr_kw_full_samples(int window);
+
 /* ==== keyword detectors from synthetic speech (keyword_train.c; the recipe is described there) */
 
 typedef struct gr_kw_train_opts {
