@@ -249,6 +249,39 @@ static void test_primitives(void)
     gr_graph_free(g);
 }
 
+/* Appending one graph to another: a -> b equals running b on a's output; errors name the reason. */
+static void test_graph_append(void)
+{
+    gr_rng rng;
+    gr_rng_seed(&rng, 11);
+    gr_graph *a = synth(3, 2, 2, &rng), *b = synth(3, 2, 2, &rng);
+    float *buf;
+    gr_tensor x = random_input(2, 2, 2, &rng, &buf);
+    gr_shape sa, sb;
+    float *ya = run_value(a, &x, 1, -1, 0, &sa);
+    gr_tensor xa = {.dtype = GR_F32, .shape = sa, .data = ya};
+    float *yb = run_value(b, &xa, 1, -1, 0, &sb);
+    int r = a->outputs[0], out = -1, bad = -7;
+    b->opset = 17;
+    CHECK(gr_graph_append(a, b, "b/", &r, &out) == GRAFT_E_UNSUPPORTED && msg_has("opset 17"), "opset: %s", graft_last_error());
+    b->opset = 13;
+    CHECK(gr_graph_append(a, b, "b/", &bad, &out) == GRAFT_E_ARG && msg_has("'x'"), "bad input map: %s", graft_last_error());
+    CHECK(gr_graph_append(a, b, "b/", &r, &out) == GRAFT_OK, "append: %s", graft_last_error());
+    CHECK(out >= 0 && !strcmp(a->values[out].name, "b/r") && gr_graph_find_value(a, "b/conv.weight") >= 0 &&
+          gr_graph_find_node(a, "b/conv") >= 0, "appended names carry the prefix");
+    CHECK(gr_graph_append(a, b, "b/", &r, &out) == GRAFT_E_ARG && msg_has("b/conv.weight"), "same prefix twice: %s",
+          graft_last_error());
+    a->outputs[0] = out;
+    CHECK(gr_graph_prune(a) == GRAFT_OK && gr_graph_sort(a) == GRAFT_OK, "%s", graft_last_error());
+    check_consistent(a, "after append");
+    gr_shape sab;
+    float *yab = run_value(a, &x, 1, -1, 0, &sab);
+    CHECK(yab && gr_shape_eq(&sab, &sb), "appended graph's output shape");
+    if (yab && yb && gr_shape_eq(&sab, &sb)) th_close(yab, yb, (long)gr_numel(&sb), 0, 0, "a then b in one graph = b(a(x))");
+    free(ya), free(yb), free(yab), free(buf);
+    gr_graph_free(a), gr_graph_free(b);
+}
+
 /* mean of x[c, r0:r1, c0:c1] for a (C, H, W) plane stack */
 static double cell_mean(const float *x, int W, int r0, int r1, int c0, int c1)
 {
@@ -713,6 +746,7 @@ int main(int argc, char **argv)
     ref_dir = argv[1], src_dir = argv[2], out_dir = argv[3];
     mkdir(out_dir, 0777);
     test_primitives();
+    test_graph_append();
     test_heads();
     test_init_stats();
     x_ref = load_npy(ref_dir, "x.npy");

@@ -42,6 +42,9 @@ check $? "keyword listen: batch, live and stdin"
 check $? "keyword export joins the front end and the shipped head in one model"
 /usr/bin/python3 "$src/scripts/keyword_reference.py" "$work" "$M" "$HJ" "$work/shipped_full.onnx"
 check $? "graft = onnxruntime-node: mel frames, embeddings, head scores, one-model export (<= 1e-4 relative); live = batch"
+a=$("$graft" keyword listen "$HJ" "$work/clip.wav" | awk '/^detected/ { print $3 }' | tr '\n' ' ')
+b=$(node "$src/scripts/listen_full.js" "$work/shipped_full.onnx" "$work/clip.wav" | awk '/^detected/ { print $3 }' | tr '\n' ' ')
+check $([ -n "$a" ] && [ "$a" = "$b" ]; echo $?) "scripts/listen_full.js (onnxruntime-node, one model) detects at graft's times: $b"
 
 # 2. the shipped head on espeak-ng voices: 8 accents x 3 variants say "hey jarvis"; 24 other phrases
 n=0 hit=0

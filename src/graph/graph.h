@@ -130,7 +130,8 @@ int gr_graph_prune(gr_graph *g);
  * reading g's value in_map[i] (which must be available in g). out_map[src->noutputs] gets the
  * values of src's outputs in g. src must use g's default-domain opset (an op's meaning can change
  * between opsets) and default-domain nodes only. Plain values keep their dtype, not their declared
- * shape (a shape declared for one batch size would be wrong in the new graph). */
+ * shape (a shape declared for one batch size would be wrong in the new graph). A failure after
+ * the checks of opset and inputs may leave part of src in g: discard g then. */
 int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const int *in_map, int *out_map);
 /* Constant nodes holding a tensor become initializers of that value (some exporters, e.g.
  * Paddle2ONNX, store every weight as a Constant node; as initializers they are parameters that
