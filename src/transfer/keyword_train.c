@@ -46,6 +46,7 @@
 #include <math.h>
 #include <string.h>
 #include <strings.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,6 +130,115 @@ static const char *const PHRASES[] = {
     "harvest moon", "jars of honey", "service please", "nervous system", "travel plans", "hey darling",
 };
 enum { NPHRASES = sizeof PHRASES / sizeof *PHRASES };
+
+/* ---- everyday sentences, made up: negatives for training, validation and test ----
+ * A small grammar (statements, people addressing each other by name, questions, requests,
+ * counts, reported speech) over a few hundred words: ~10^7 sentences, so the test's sentences are
+ * (nearly all) ones the head never heard, as in use. Names include near rhymes of common keyword
+ * words ("harvey", "travis", "marcus"): people say them. */
+#define PICK(list) list[gr_rng_below(r, sizeof list / sizeof *list)]
+static const char *const S_SUBJ[] = {"I", "we", "you", "they", "my brother", "my sister", "the teacher", "our neighbour",
+    "the doctor", "my friend", "the children", "the manager", "nobody", "everyone", "the driver", "his mother",
+    "her father", "the old man", "the girl next door", "my boss", "the new student", "our team"};
+static const char *const S_VERB[] = {"bought", "found", "lost", "painted", "forgot", "opened", "borrowed", "cleaned",
+    "carried", "ordered", "fixed", "sold", "wanted", "needs", "likes", "hates", "will bring", "has seen", "is reading",
+    "was cooking", "dropped", "remembered", "packed", "returned", "moved", "checked"};
+static const char *const S_OBJ[] = {"a new car", "the red umbrella", "some fresh bread", "the kitchen table",
+    "an old guitar", "three tickets", "the front gate", "a cup of tea", "the blue notebook", "a birthday present",
+    "the garden hose", "my glasses", "the last train", "a large box", "the winter coat", "two bottles of milk",
+    "the broken chair", "a small dog", "the wooden boat", "the paper map", "the grocery list", "a bag of apples",
+    "the spare key", "the morning paper", "a pair of shoes", "the laptop charger"};
+static const char *const S_WHEN[] = {"yesterday", "this morning", "after lunch", "on friday", "last summer",
+    "at the market", "in the evening", "before the storm", "near the station", "at the office", "every weekend",
+    "in the kitchen", "after school", "on the way home", "last night", "for the party", "again", "by mistake"};
+/* names: every third one in training, the next in the validation stream, the next only in the
+ * test (a user's household has names the head never heard; the threshold is set on names it never
+ * trained on, as the test's and a user's are) */
+static const char *const S_NAME[] = {"john", "mary", "peter", "sarah", "david", "emma", "marcus", "julia", "thomas",
+    "anna", "harvey", "travis", "carlos", "jasmine", "arthur", "nora", "lucas", "olivia", "george", "sophie", "mike",
+    "linda", "kevin", "grace", "frank", "helen", "oscar", "lily", "victor", "chloe", "daniel", "rachel", "martin",
+    "alice", "patrick", "zoe"};
+enum { NNAMES = sizeof S_NAME / sizeof *S_NAME };
+
+enum { NAMES_TRAIN, NAMES_VALIDATION, NAMES_TEST };
+static const char *pick_name(gr_rng *r, int set) { return S_NAME[3 * gr_rng_below(r, NNAMES / 3) + (uint64_t)set]; }
+static const char *const S_CALL[] = {"hey", "hi", "excuse me", "listen", "look", "hello", "okay", "sorry"};
+static const char *const S_ASK[] = {"did you see", "where did you put", "who took", "have you found", "can you bring",
+    "do we still need", "what happened to", "why did they move", "is anyone using", "could you check"};
+static const char *const S_DO[] = {"bring", "check", "clean", "open", "find", "move", "wrap", "return", "pack", "fix"};
+static const char *const S_NUM[] = {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve",
+    "twenty", "a hundred"};
+static const char *const S_MANY[] = {"apples", "chairs", "boxes", "people", "cars", "books", "birds", "cups",
+    "letters", "windows", "minutes left", "messages"};
+static const char *const S_WHERE[] = {"in the kitchen", "on the table", "outside", "in the car", "upstairs",
+    "at the door", "in my bag", "on the shelf", "in the garden", "at the station"};
+
+static void make_sentence(gr_rng *r, int names, char *out, size_t n)
+{
+    switch (gr_rng_below(r, 6)) {
+    case 0: snprintf(out, n, "%s %s %s %s", PICK(S_SUBJ), PICK(S_VERB), PICK(S_OBJ), PICK(S_WHEN)); break;
+    case 1: snprintf(out, n, "%s %s, %s %s %s", PICK(S_CALL), pick_name(r, names), PICK(S_SUBJ), PICK(S_VERB), PICK(S_OBJ)); break;
+    case 2: snprintf(out, n, "%s %s %s", PICK(S_ASK), PICK(S_OBJ), PICK(S_WHEN)); break;
+    case 3: snprintf(out, n, "please %s %s, %s", PICK(S_DO), PICK(S_OBJ), pick_name(r, names)); break;
+    case 4: snprintf(out, n, "there are %s %s %s", PICK(S_NUM), PICK(S_MANY), PICK(S_WHERE)); break;
+    default: snprintf(out, n, "%s said %s %s %s", PICK(S_SUBJ), PICK(S_SUBJ), PICK(S_VERB), PICK(S_OBJ)); break;
+    }
+}
+
+/* Does text contain the keyword as whole words (case-blind)? A negative must not. */
+static int says_keyword(const char *text, const char *kw)
+{
+    size_t k = strlen(kw);
+    for (const char *p = text; *p; p++)
+        if ((p == text || !isalpha((unsigned char)p[-1])) && strncasecmp(p, kw, k) == 0 && !isalpha((unsigned char)p[k]))
+            return 1;
+    return 0;
+}
+
+/* Sentence i of stream `stream` (a fixed function of both; names from set `names`) without the
+ * keyword (a keyword of common words may need a few draws; 1000 never happen). */
+static void sentence(uint64_t stream, int64_t i, int names, const char *kw, char *out, size_t n)
+{
+    gr_rng r;
+    gr_rng_seed(&r, stream * 1000003ULL + (uint64_t)i);
+    for (int tries = 0; tries < 1000; tries++) {
+        make_sentence(&r, names, out, n);
+        if (!says_keyword(out, kw)) return;
+    }
+}
+
+/* The keyword with one word swapped for a (training) name, "hey jarvis" -> "hey george", half
+ * the time going on into a sentence: people call each other as they would call the device, and
+ * a head that learned "hey + anything + speech" fires on them. */
+static void swapped_word(const char *kw, uint64_t stream, int64_t i, char *out, size_t n)
+{
+    char buf[256], *words[8];
+    int nw = 0;
+    snprintf(buf, sizeof buf, "%s", kw);
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && nw < 8; t = strtok_r(NULL, " ", &save)) words[nw++] = t;
+    gr_rng r;
+    gr_rng_seed(&r, stream * 1000003ULL + (uint64_t)i);
+    for (int tries = 0; tries < 100; tries++) {
+        int j = nw ? (int)gr_rng_below(&r, (uint64_t)nw) : 0;
+        const char *name = pick_name(&r, NAMES_TRAIN);
+        out[0] = 0;
+        for (int k = 0; k < nw || (nw == 0 && k == 0); k++) {
+            size_t l = strlen(out);
+            snprintf(out + l, n - l, "%s%s", k ? " " : "", k == j ? name : words[k]);
+        }
+        if (gr_rng_uniform(&r) < 0.5) {
+            char tail[128];
+            make_sentence(&r, NAMES_TRAIN, tail, sizeof tail);
+            size_t l = strlen(out);
+            if (l + 3 < n) {  /* ", " + as much of the sentence as fits */
+                memcpy(out + l, ", ", 3);
+                strncat(out, tail, n - l - 3);
+            }
+        }
+        if (!says_keyword(out, kw)) return;
+    }
+}
+#undef PICK
 
 /* The keyword's near misses: each word alone (for two or more words) and the keyword with one
  * word's first consonant changed ("hey jarvis" -> "hey barvis", "hey darvis", ...). */
@@ -1020,25 +1130,30 @@ static int list_wavs(const char *dir, char ***paths, int *count)
     return GRAFT_OK;
 }
 
-/* Negative texts: everyday phrases, and every third one a near miss of the keyword. */
-static const char *negative_text(int i, char (*near)[96], int nnear)
+/* Negative text i: a third near misses of the keyword (every other one the keyword's words alone
+ * or with a consonant changed, the others a word swapped for a name), a third the everyday
+ * phrases above (short commands, greetings, hard cases such as "hey there"), a third made-up
+ * sentences. */
+static void negative_text(int i, char (*near)[96], int nnear, const gr_kw_train_opts *o, char *out, size_t n)
 {
-    if (nnear && i % 3 == 2) return near[(i / 3) % nnear];
-    return PHRASES[(i - i / 3) % NPHRASES];
+    if (i % 3 == 2 && nnear && (i / 3) % 2 == 0) snprintf(out, n, "%s", near[(i / 6) % nnear]);
+    else if (i % 3 == 2) swapped_word(o->keyword, o->seed * 131 + 12, i, out, n);
+    else if (i % 3 == 1) sentence(o->seed * 131 + 11, i, NAMES_TRAIN, o->keyword, out, n);
+    else snprintf(out, n, "%s", PHRASES[(i / 3) % NPHRASES]);
 }
 
-/* n clips of the keyword as items, every other one followed by the same voice saying an everyday
- * phrase (a continuation, from its own random stream so that the keyword clips stay the same). */
+/* n clips of the keyword as items, every other one followed by the same voice saying a made-up
+ * sentence (a continuation; its own sentence stream, so that the keyword clips stay the same). */
 static void add_keyword_clips(clipset *pos, const voices *v, int test, const gr_kw_train_opts *o, int n, gr_rng *r)
 {
-    gr_rng rc;
-    gr_rng_seed(&rc, o->seed * 7919 + 5 + (uint64_t)test);
     for (int i = 0; i < n; i++) {
         pos->first[pos->nitem] = pos->nclip;
         synth_clip(&pos->c[pos->nclip++], v, test, o->keyword, 1, r, o->work_dir);
         pos->count[pos->nitem] = 1;
         if (i % 2 == 1) {
-            continuation(&pos->c[pos->nclip - 1], PHRASES[gr_rng_below(&rc, NPHRASES)], o->work_dir, &pos->c[pos->nclip]);
+            char text[128];
+            sentence(o->seed * 131 + 13 + (uint64_t)test, i, test ? NAMES_TEST : NAMES_TRAIN, o->keyword, text, sizeof text);
+            continuation(&pos->c[pos->nclip - 1], text, o->work_dir, &pos->c[pos->nclip]);
             pos->nclip++;
             pos->count[pos->nitem] = 2;
         }
@@ -1052,7 +1167,7 @@ static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *
     char **rec = NULL;
     int nrec = 0;
     int st = list_wavs(o->recordings, &rec, &nrec);
-    int npos = o->positives > 0 ? o->positives : 500, nneg = o->negatives > 0 ? o->negatives : 1000;
+    int npos = o->positives > 0 ? o->positives : 500, nneg = o->negatives > 0 ? o->negatives : 3000;
     if (!st) st = clipset_alloc(pos, 2 * npos + nrec);
     if (!st) st = clipset_alloc(neg, nneg);
     char near[64][96];
@@ -1071,7 +1186,11 @@ static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *
     gr_rng_seed(&r, o->seed * 7919 + 2);
     for (int i = 0; !st && i < nneg; i++)
         if (i % 20 == 19) silent_clip(&neg->c[neg->nclip++], &r);  /* 1 in 20: silence or noise alone */
-        else synth_clip(&neg->c[neg->nclip++], v, 0, negative_text(i, near, nnear), 0, &r, o->work_dir);
+        else {
+            char text[128];
+            negative_text(i, near, nnear, o, text, sizeof text);
+            synth_clip(&neg->c[neg->nclip++], v, 0, text, 0, &r, o->work_dir);
+        }
     for (int i = 0; i < nrec; i++) free(rec[i]);
     free(rec);
     if (!st) {
@@ -1085,9 +1204,9 @@ static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *
 static int make_phrase_stream(const gr_kw_train_opts *o, const voices *v, int test, double hours, uint64_t stream,
                               clipset *neg);
 
-/* The test sets, from held-out voices only: clips of the keyword, and everyday phrases (no near
- * misses: the rate of false accepts a user meets) joined into recordings of up to 5 minutes until
- * test_hours of audio (a clip is ~4 s). */
+/* The test sets, from held-out voices only: clips of the keyword, and made-up everyday sentences
+ * of their own stream (no near misses: the rate of false accepts a user meets) joined into
+ * recordings of up to 75 clips until test_hours of audio (a clip is ~5 s). */
 static int make_test_sets(const gr_kw_train_opts *o, const voices *v, clipset *pos, clipset *neg)
 {
     int npos = o->test_positives > 0 ? o->test_positives : 100;
@@ -1098,17 +1217,21 @@ static int make_test_sets(const gr_kw_train_opts *o, const voices *v, clipset *p
     return st ? st : make_phrase_stream(o, v, 1, o->test_hours > 0 ? o->test_hours : 0.25, 4, neg);
 }
 
-/* Everyday phrases by training voices joined into 5-minute recordings, `hours` of them: the
- * stream the threshold is set on (clips of 4 s, as the test's). */
+/* Made-up everyday sentences (sentence stream `stream`) joined into recordings of 75 clips,
+ * `hours` of them: with training voices the stream the threshold is set on, with held-out voices
+ * the test's. */
 static int make_phrase_stream(const gr_kw_train_opts *o, const voices *v, int test, double hours, uint64_t stream,
                               clipset *neg)
 {
-    int nneg = (int)ceil(hours * 3600 / 4.0);
+    int nneg = (int)ceil(hours * 3600 / 5.0);
     int st = clipset_alloc(neg, nneg);
     gr_rng r;
     gr_rng_seed(&r, o->seed * 7919 + stream);
-    for (int i = 0; !st && i < nneg; i++)  /* everyday speech: the false accepts a user meets */
-        synth_clip(&neg->c[neg->nclip++], v, test, PHRASES[i % NPHRASES], 0, &r, o->work_dir);
+    for (int i = 0; !st && i < nneg; i++) {  /* everyday speech: the false accepts a user meets */
+        char text[128];
+        sentence(o->seed * 131 + stream, i, test ? NAMES_TEST : NAMES_VALIDATION, o->keyword, text, sizeof text);
+        synth_clip(&neg->c[neg->nclip++], v, test, text, 0, &r, o->work_dir);
+    }
     if (st) return st;
     neg->nitem = 0;
     for (int i = 0; i < nneg; i += 75) {
@@ -1232,7 +1355,7 @@ static int export_head(gr_graph *g, const gr_kw_train_opts *o, double thr, const
              "%d of other phrases (espeak-ng + sox); AdamW lr %g, cosine, balanced batches of 256, hard negatives; seed %llu",
              o->scratch ? "from scratch:" : "transfer:", o->hidden > 0 ? o->hidden : 128, o->hidden > 0 ? o->hidden : 128,
              o->scratch ? "mel frames" : "openWakeWord's speech embeddings", o->positives > 0 ? o->positives : 500,
-             o->negatives > 0 ? o->negatives : 1000, o->lr > 0 ? o->lr : 1e-4, (unsigned long long)o->seed);
+             o->negatives > 0 ? o->negatives : 3000, o->lr > 0 ? o->lr : 1e-4, (unsigned long long)o->seed);
     gr_meta *m = gr_arena_alloc(g->arena, 4 * sizeof *m);
     if (!m) return gr_err(GRAFT_E_NOMEM, "out of memory");
     const char *kv[4][2] = {{"graft.keyword", o->keyword}, {"graft.threshold", thr_s}, {"graft.recipe", recipe},

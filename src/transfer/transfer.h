@@ -446,7 +446,7 @@ typedef struct gr_kw_train_opts {
     const char *models_dir;     /* melspectrogram.onnx and embedding_model.onnx */
     const char *work_dir;       /* synthesised clips, noise beds and the feature cache */
     int positives;              /* synthetic clips of the keyword to train on (500) */
-    int negatives;              /* synthetic clips of other phrases and near misses (1000) */
+    int negatives;              /* synthetic clips of other phrases and near misses (3000) */
     const char *recordings;     /* a folder of the user's WAV recordings of the keyword, or NULL */
     int test_positives;         /* held-out voices saying the keyword (100) */
     double test_hours;          /* negative audio of held-out voices for false accepts (0.25) */
