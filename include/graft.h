@@ -376,13 +376,14 @@ typedef struct graft_keyword_train_opts {
 graft_status graft_keyword_train(const graft_keyword_train_opts *o, const char *out_path, char **summary);
 /* The same test for an existing head (openWakeWord's or graft's). */
 graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train_opts *o, char **summary);
-/* The whole detector as one ONNX model at out_path: input 'audio' (batch, 32480) 16 kHz float
- * samples in [-1, 1) (2.03 s: the 25 steps of 80 ms a head of 16 embeddings reads), output the
- * head's score for its last step; openWakeWord's two front-end models from models_dir and the head
- * joined in one graph (the head's metadata kept). graft then runs the file on 4 windows and
- * *max_diff (may be NULL) gets the largest difference from graft_keyword_scores on the same audio. */
+/* The whole detector as one ONNX model at out_path: input 'audio' (batch, *samples) 16 kHz float
+ * samples in [-1, 1) (32480 = 2.03 s, the 25 steps of 80 ms a head of 16 embeddings reads), output
+ * the head's score for its last step; openWakeWord's two front-end models from models_dir and the
+ * head joined in one graph (the head's metadata kept). The file is checked before it replaces
+ * out_path: graft runs it on 4 windows against graft_keyword_scores' path; *max_diff gets the
+ * largest difference. samples and max_diff may be NULL. */
 graft_status graft_keyword_export_full(const char *head_path, const char *models_dir, const char *out_path,
-                                       double *max_diff);
+                                       int64_t *samples, double *max_diff);
 
 #ifdef __cplusplus
 }

@@ -68,6 +68,7 @@ checks = [
 ]
 if full:  # step s reads samples [1280 s, 1280 s + 32480): the windows that lie inside the clip
     nfull = (len(x) - 32480) // 1280 + 1
+    assert nfull > 0, f"the clip has {len(x)} samples; the one-model check needs at least 32480"
     wins = np.stack([x[1280 * s:1280 * s + 32480] for s in range(nfull)]) / 32768
     full_scores = ort(full, wins, 16).ravel()
     checks.append(("one-model export vs graft's scores", rel(scores["batch"][:nfull], full_scores), 1e-4))

@@ -4,6 +4,9 @@
 //
 //   node scripts/listen_full.js DETECTOR_full.onnx RECORDING.wav [THRESHOLD (0.5)]
 //
+// THRESHOLD: the head's, which `graft keyword export` prints (a head graft trained stores it as
+// the metadata graft.threshold, which onnxruntime-node does not expose); openWakeWord's heads use
+// 0.5.
 // RECORDING: 16 kHz mono 16-bit PCM WAV (convert others with sox IN -r 16000 -c 1 -b 16 OUT.wav).
 // The model reads the last 32480 samples (2.03 s) and scores the 80 ms step ending with them;
 // every 1280 samples is one step. A detection is a score >= THRESHOLD at least 1 s after the

@@ -127,6 +127,10 @@ check $([ "$a" = "$b" ]; echo $?) "24-bit stereo 44.1 kHz is converted (same det
 msg=$("$graft" keyword export "$M/melspectrogram.onnx" -o "$work/x_full.onnx" 2>&1); rc=$?
 check $([ $rc = 1 ] && [[ $msg == *"melspectrogram.onnx: not a keyword head"* ]] && [ ! -e "$work/x_full.onnx" ]; echo $?) \
   "export of a model that is not a keyword head: $msg"
+cp "$HJ" "$work/head_copy.onnx"
+msg=$("$graft" keyword export "$work/head_copy.onnx" -o "$work/./head_copy.onnx" 2>&1); rc=$?
+check $([ $rc = 1 ] && [[ $msg == *"would replace an input"* ]] && cmp -s "$HJ" "$work/head_copy.onnx"; echo $?) \
+  "export over its own head is refused, the head untouched: $msg"
 msg=$("$graft" keyword export "$HJ" -o "$work/no/such/dir/full.onnx" 2>&1); rc=$?
 check $([ $rc = 1 ] && [[ $msg == *"no/such/dir/full.onnx"* ]]; echo $?) "export to a folder that does not exist: $msg"
 

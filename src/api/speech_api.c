@@ -270,15 +270,12 @@ graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train
 }
 
 graft_status graft_keyword_export_full(const char *head_path, const char *models_dir, const char *out_path,
-                                       double *max_diff)
+                                       int64_t *samples, double *max_diff)
 {
     if (!head_path || !models_dir || !out_path)
         return gr_err(GRAFT_E_ARG, "graft_keyword_export_full: head, models_dir and out_path are needed");
     char mel[4096], emb[4096];
     int st = model_file(models_dir, "melspectrogram.onnx", mel, sizeof mel);
     if (!st) st = model_file(models_dir, "embedding_model.onnx", emb, sizeof emb);
-    double d = 0;
-    if (!st) st = gr_kw_export_full(mel, emb, head_path, out_path, &d);
-    if (!st && max_diff) *max_diff = d;
-    return st;
+    return st ? st : gr_kw_export_full(mel, emb, head_path, out_path, samples, max_diff);
 }

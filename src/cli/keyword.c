@@ -38,10 +38,11 @@ static const char *KEYWORD_HELP =
     "on their embeddings inherits that.\n"
     "\n"
     "export: the whole detector as one ONNX model (default HEAD_full.onnx): input 'audio', a batch of\n"
-    "32480 float samples (16 kHz, in [-1, 1): the last 2.03 s), output the score of the last 80 ms\n"
-    "step; openWakeWord's mel and embedding models and the head joined in one graph, for runtimes\n"
-    "that take one model (onnxruntime, onnxruntime-web, a device). Run it every 1280 samples.\n"
-    "graft then runs the file and prints its largest difference from `listen --scores`.\n"
+    "32480 float samples (16 kHz, in [-1, 1): the last 2.03 s, for a head of 16 embeddings), output\n"
+    "the score of the last 80 ms step; openWakeWord's mel and embedding models and the head joined\n"
+    "in one graph, for runtimes that take one model (onnxruntime, onnxruntime-web, a device). Run\n"
+    "it every 1280 samples and compare with the threshold printed (the head's). The file is\n"
+    "written aside and replaces FULL.onnx only after graft ran it and got its own scores.\n"
     "\n"
     "eval: the same test for a head file, e.g. openWakeWord's models/hey_jarvis_v0.1.onnx.\n"
     "\n"
@@ -296,15 +297,30 @@ static void full_output(const char *head, char *out, size_t n)
     snprintf(out, n, "%.*s_full.onnx", (int)k, head);
 }
 
-/* Writes the joined model; adds {"full": {"path", "max_abs_diff"}} to *summary (JSON) or prints a line. */
+/* The head's graft.threshold metadata, else openWakeWord's 0.5. */
+static double head_threshold(const char *head)
+{
+    graft_model *m = NULL;
+    double t = 0.5;
+    if (graft_model_load(head, &m) == GRAFT_OK) {
+        const char *v = graft_model_metadata(m, "graft.threshold");
+        if (v && atof(v) > 0 && atof(v) < 1) t = atof(v);
+    }
+    graft_model_free(m);
+    return t;
+}
+
+/* Writes the joined model; adds {"full": {"path", "samples", "threshold", "max_abs_diff"}} to
+ * *summary (JSON) or prints a line. */
 static graft_status export_full(const char *head, const char *models, const char *out, int json, char **summary)
 {
-    double diff = 0;
-    graft_status st = graft_keyword_export_full(head, models, out, &diff);
+    double diff = 0, thr = head_threshold(head);
+    int64_t samples = 0;
+    graft_status st = graft_keyword_export_full(head, models, out, &samples, &diff);
     if (st) return st;
     if (!json) {
-        printf("whole detector: %s (audio (batch, 32480) -> score; graft runs it with max abs difference %.2g from the "
-               "front end + head)\n", out, diff);
+        printf("whole detector: %s (audio (batch, %lld) -> score, threshold %.3f; graft runs it with max abs "
+               "difference %.2g from the front end + head)\n", out, (long long)samples, thr, diff);
         return GRAFT_OK;
     }
     cJSON *j = *summary ? cJSON_Parse(*summary) : cJSON_CreateObject(), *f = cJSON_CreateObject();
@@ -313,7 +329,8 @@ static graft_status export_full(const char *head, const char *models, const char
         return GRAFT_E_NOMEM;
     }
     cJSON_AddStringToObject(f, "path", out);
-    cJSON_AddNumberToObject(f, "samples", 32480);
+    cJSON_AddNumberToObject(f, "samples", (double)samples);
+    cJSON_AddNumberToObject(f, "threshold", thr);
     cJSON_AddNumberToObject(f, "max_abs_diff", diff);
     cJSON_AddItemToObject(j, "full", f);
     char *text = cJSON_PrintUnformatted(j);
@@ -417,6 +434,7 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         char fbuf[4096];
         full_output(out, fbuf, sizeof fbuf);
         if ((st = export_full(out, dir, fbuf, json, &summary))) {
+            if (json) printf("%s\n", summary);  /* the head was trained and written: keep its figures */
             free(summary);
             return fail(st);
         }

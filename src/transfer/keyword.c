@@ -28,8 +28,11 @@
 #include "io/io.h"
 #include "ops/dnnl_util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct gr_kw_frontend {
     gr_graph *mel, *emb;
@@ -455,8 +458,8 @@ static int reshape(gr_graph *g, int x, const char *name, int rank, const int64_t
     return st ? st : node1(g, "Reshape", (int[]){x, s}, 2, name, NULL, 0, out);
 }
 
-/* Gather along axis 1 with an int64 index table of `rank` dims: rows of consecutive positions,
- * row r starting at start + stride * r. */
+/* Gather along axis 1 with a (rows, len) int64 index table: row r holds the `len` consecutive
+ * positions from start + stride * r. */
 static int gather_rows(gr_graph *g, int x, const char *name, int64_t rows, int64_t len, int64_t start, int64_t stride,
                        int *out)
 {
@@ -493,9 +496,16 @@ static int build_full(gr_graph *g, gr_graph *mel, int floor_db, gr_graph *emb, g
     if (!st) st = reshape(g, chunks, "frontend/chunk_rows", 2, (int64_t[]){-1, GR_KW_CHUNK}, &rows);
     if (!st) st = gr_graph_append(g, mel, "mel/", &rows, &m);
     if (!st && floor_db) {  /* max(x, max over the chunk - 80), as scale_chunk */
-        gr_attr ax[2] = {{.name = "axes", .type = GR_AT_INTS, .n = 3, .ints = (int64_t[]){1, 2, 3}},
-                         {.name = "keepdims", .type = GR_AT_INT, .i = 1}};
-        st = node1(g, "ReduceMax", &m, 1, "frontend/chunk_max", ax, 2, &t);
+        int64_t axes[3] = {1, 2, 3};
+        gr_attr ax[2] = {{.name = "keepdims", .type = GR_AT_INT, .i = 1},
+                         {.name = "axes", .type = GR_AT_INTS, .n = 3, .ints = axes}};
+        if (g->opset < 18) {
+            st = node1(g, "ReduceMax", &m, 1, "frontend/chunk_max", ax, 2, &t);
+        } else {  /* opset 18 made the axes an input */
+            int va;
+            st = const_i64(g, "frontend/chunk_axes", 1, (int64_t[]){3}, axes, &va);
+            if (!st) st = node1(g, "ReduceMax", (int[]){m, va}, 2, "frontend/chunk_max", ax, 1, &t);
+        }
         if (!st) st = const_f32(g, "frontend/80db", 80.0f, &c80);
         if (!st) st = node1(g, "Sub", (int[]){t, c80}, 2, "frontend/floor", NULL, 0, &lo);
         if (!st) st = node1(g, "Max", (int[]){m, lo}, 2, "frontend/floored", NULL, 0, &m);
@@ -596,13 +606,24 @@ static int self_check(const char *mel_path, const char *emb_path, const char *he
         if (!st) {
             gr_plan_run(plan, &x);
             const float *e = gr_plan_output(plan, 0)->data, *y = gr_plan_output(plan, 1)->data;
-            double d = 0;
+            double d = 0, de = 0, big = 1;  /* NaN fails every comparison below: no fmax, it drops NaN */
+            int ok = 1;
             for (int s = 0; s < STEPS; s++) {
-                for (int64_t i = 0; i < (int64_t)window * GR_KW_DIM; i++)
-                    d = fmax(d, fabs((double)e[(s * window) * GR_KW_DIM + i] - emb[s * GR_KW_DIM + i]));
-                d = fmax(d, fabs((double)y[s] - ref[s]));
+                for (int64_t i = 0; i < (int64_t)window * GR_KW_DIM; i++) {
+                    double a = e[(s * window) * GR_KW_DIM + i], b = emb[s * GR_KW_DIM + i], diff = fabs(a - b);
+                    ok &= diff == diff;
+                    de = diff > de ? diff : de;
+                    big = fabs(b) > big ? fabs(b) : big;
+                }
+                double ds = fabs((double)y[s] - ref[s]);
+                ok &= ds <= 1e-4;  /* scores are probabilities */
+                d = ds > d ? ds : d;
             }
-            *max_diff = d;
+            ok &= de <= 1e-4 * big;
+            *max_diff = de > d ? de : d;
+            if (!ok)
+                st = gr_err(GRAFT_E_INTERNAL, "the joined model differs from graft's front end + head: embeddings by "
+                            "%.3g (largest %.3g), scores by %.3g", de, big, d);
         }
     }
     if (st) st = gr_err_prefix(st, "checking %s", out_path);
@@ -617,11 +638,34 @@ static int self_check(const char *mel_path, const char *emb_path, const char *he
     return st;
 }
 
+/* The front-end models feed one value into the next: one input and one output each. */
+static int one_in_one_out(const gr_graph *g, const char *path)
+{
+    if (g->ninputs == 1 && g->noutputs == 1) return GRAFT_OK;
+    return gr_err(GRAFT_E_SHAPE, "%s: %d inputs and %d outputs; openWakeWord's front-end models have one of each",
+                  path, g->ninputs, g->noutputs);
+}
+
+/* Is b the file a names (both exist)? */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *head_path, const char *out_path,
-                      double *max_diff)
+                      int64_t *samples, double *max_diff)
 {
     gr_graph *mel = NULL, *emb = NULL, *head = NULL, *g = NULL;
     int floor_db = 0, window = 0, *outs = NULL;
+    const char *inputs[3] = {head_path, mel_path, emb_path};
+    for (int i = 0; i < 3; i++)
+        if (same_file(inputs[i], out_path))
+            return gr_err(GRAFT_E_ARG, "%s: the output would replace an input (%s); give another file name", out_path,
+                          inputs[i]);
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", out_path, (int)getpid()) >= (int)sizeof tmp)
+        return gr_err(GRAFT_E_ARG, "%s: the path is too long", out_path);
     int st = load_for_export(mel_path, &mel);
     for (int k = 0; !st && k < mel->nnodes; k++)
         if (!strcmp(mel->nodes[k].op_type, "ReduceMax") && mel->nodes[k].nin >= 1) {
@@ -630,7 +674,9 @@ int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *he
             floor_db = 1;
             break;
         }
+    if (!st) st = one_in_one_out(mel, mel_path);
     if (!st) st = load_for_export(emb_path, &emb);
+    if (!st) st = one_in_one_out(emb, emb_path);
     if (!st) st = load_for_export(head_path, &head);
     if (!st) {
         const gr_value *in = head->ninputs == 1 ? &head->values[head->inputs[0]] : NULL;
@@ -656,13 +702,24 @@ int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *he
     }
     if (!st) st = full_metadata(g, head, gr_kw_full_samples(window));
     if (!st) st = gr_graph_sort(g);
-    if (!st) st = gr_onnx_save(g, out_path);
+    /* written aside, checked, then renamed: out_path may be one of the inputs (the check reads
+     * them), and a file that fails the check never replaces anything */
+    if (!st) st = gr_onnx_save(g, tmp);
     free(outs);
     gr_graph_free(mel);
     gr_graph_free(emb);
     gr_graph_free(head);
     gr_graph_free(g);
-    if (!st && (st = self_check(mel_path, emb_path, head_path, out_path, window, max_diff)))
-        remove(out_path);  /* a file graft cannot run as it should is not left behind as a deliverable */
-    return st;
+    if (st) return st;
+    double d = 0;
+    st = self_check(mel_path, emb_path, head_path, tmp, window, &d);
+    if (!st && rename(tmp, out_path) != 0)
+        st = gr_err(GRAFT_E_IO, "%s: cannot write the file: %s", out_path, strerror(errno));
+    if (st) {
+        remove(tmp);
+        return st;
+    }
+    if (samples) *samples = gr_kw_full_samples(window);
+    if (max_diff) *max_diff = d;
+    return GRAFT_OK;
 }

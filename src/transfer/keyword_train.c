@@ -6,13 +6,15 @@
  * its ~100 voice variants, speeds 110-190 wpm, pitches 20-80), each clip through sox (no dither, repeatable; level
  * normalised to -12..-1 dBFS, tempo 0.85-1.15, a room-like EQ of bass/treble +-6 dB, reverb on
  * half of them, 2 s of lead-in and 0.8 s of tail), every other one followed, 50-300 ms after the
- * keyword, by the same voice saying an everyday phrase (as in "hey jarvis, what time is it":
+ * keyword, by the same voice saying a made-up sentence (as in "hey jarvis, what time is it":
  * without these a head learns that the keyword ends in silence and misses it in running speech),
  * then mixed in C with sox-made noise (white, pink, brown) at 5-25 dB SNR (4 clips in 5).
- * Negatives: everyday phrases, near-homophones of the keyword (each word with its first consonant
- * changed) and its words alone, through the same voices and effects, and 1 in 20 without speech
- * (silence, or noise at -45..-15 dBFS). Voices are split: the accents en-029 and en-us-nyc and every 4th variant
- * are held out for testing and never trained on.
+ * Negatives: everyday phrases, made-up sentences (a small grammar, see make_sentence) and near
+ * misses of the keyword (its words alone, a first consonant changed, a word swapped for a name),
+ * through the same voices and effects, and 1 in 20 without speech (silence, or noise at
+ * -45..-15 dBFS). Voices are split: the accents en-029 and en-us-nyc and every 4th variant are
+ * held out for testing and never trained on; the grammar's names are split three ways (training,
+ * validation stream, test), and every stream of sentences has its own seed.
  *
  * Features: every clip through the speech front end (keyword.c) once; the embeddings (and mel
  * frames, for the from-scratch baseline) of a clip set are cached in WORK/features keyed by the
@@ -25,13 +27,15 @@
  * Head: openWakeWord's shape, Flatten -> Gemm(H) -> Relu -> Gemm(H) -> Relu -> Gemm(1) (-> Sigmoid
  * in the exported model), trained with binary cross-entropy on class-balanced batches (half
  * positives), AdamW, cosine schedule, with hard-negative mining: after each epoch every training
- * negative is scored and half of the next epoch's negatives come from the top 10 %. 10 % of the
- * clips (training voices) are held out for early stopping (balanced validation loss, best weights
- * kept); the threshold is the lowest at which a quarter of an hour of everyday phrases by training
- * voices (never trained on) gives at most target_fa false accepts per hour, and never below 0.5.
+ * negative is scored and a quarter of the next epoch's negatives come from the top 10 %. 10 % of
+ * the clips (training voices) are held out for early stopping (balanced validation loss, best
+ * weights kept); the threshold is the lowest at which a quarter of an hour of made-up sentences by
+ * training voices (never trained on, validation names) gives at most target_fa false accepts per
+ * hour, and never below 0.5.
  *
  * Test: held-out voices. Recall = the share of positive clips with a detection; false accepts
- * per hour = detections (1 s apart at least) on the negative clips joined into one stream; and
+ * per hour = detections (1 s apart at least) on made-up sentences (their own stream, test names)
+ * joined into recordings; and
  * recall at 1 false accept per hour, with the threshold set on that stream. */
 #include "transfer.h"
 
@@ -45,7 +49,6 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <strings.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -195,6 +198,12 @@ static int says_keyword(const char *text, const char *kw)
     return 0;
 }
 
+/* Something to say that is not the keyword, when every draw was. */
+static void clean_fallback(const char *kw, char *out, size_t n)
+{
+    snprintf(out, n, "%s", says_keyword("mm hmm", kw) ? "okay then" : "mm hmm");
+}
+
 /* Sentence i of stream `stream` (a fixed function of both; names from set `names`) without the
  * keyword (a keyword of common words may need a few draws; 1000 never happen). */
 static void sentence(uint64_t stream, int64_t i, int names, const char *kw, char *out, size_t n)
@@ -205,6 +214,7 @@ static void sentence(uint64_t stream, int64_t i, int names, const char *kw, char
         make_sentence(&r, names, out, n);
         if (!says_keyword(out, kw)) return;
     }
+    clean_fallback(kw, out, n);
 }
 
 /* The keyword with one word swapped for a (training) name, "hey jarvis" -> "hey george", half
@@ -237,6 +247,7 @@ static void swapped_word(const char *kw, uint64_t stream, int64_t i, char *out, 
         }
         if (!says_keyword(out, kw)) return;
     }
+    clean_fallback(kw, out, n);
 }
 #undef PICK
 
@@ -655,23 +666,33 @@ static int join_continuation(const clip *kw, const clip *cont, const noise_beds 
     return st;
 }
 
-/* Embeddings (and mel frames) of every item, from the cache or computed and cached. */
-static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb, const char *dir, const char *models_dir,
-                            const char *what, int quiet)
+/* Progress of a set's features over its blocks. */
+typedef struct progress {
+    const char *what;
+    int quiet;
+    int done, total, cached;   /* items */
+    int final;                 /* the line for the last item is out */
+    double seconds, t0;        /* audio computed so far, and when computing started */
+} progress;
+
+/* Embeddings (and mel frames) of a block of items, from the cache or computed and cached. */
+static int block_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb, const char *dir, const char *models_dir,
+                          progress *pr)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/features/%016llx.safetensors", dir, (unsigned long long)clipset_key(s, models_dir, dir));
     if (exists(path) && cache_load(s, path) == 0) {
-        if (!quiet) fprintf(stderr, "%s: %d recordings, %.0f s of audio: features from the cache\n", what, s->nitem, s->seconds);
+        pr->done += s->nitem, pr->cached += s->nitem;
         return GRAFT_OK;
     }
+    const char *what = pr->what;
     s->owns = 1;
     s->emb_off = calloc((size_t)s->nitem + 1, sizeof(int64_t));
     s->mel_off = calloc((size_t)s->nitem + 1, sizeof(int64_t));
     s->end = calloc((size_t)s->nitem + 1, sizeof(float));
     if (!s->emb_off || !s->mel_off || !s->end) return gr_err(GRAFT_E_NOMEM, "out of memory");
     int64_t cap_e = 0, cap_m = 0;
-    double t0 = gr_now();
+    if (pr->t0 == 0) pr->t0 = gr_now();
     int st = GRAFT_OK;
     for (int i = 0; i < s->nitem && !st; i++) {
         /* the item's audio: its clips one after the other, each mixed with its noise */
@@ -721,12 +742,15 @@ static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb
         }
         free(mel);
         free(emb);
-        if (!quiet && !st) {
-            int tty = isatty(2), done = i + 1;
-            double el = gr_now() - t0;
-            if (tty || done == s->nitem || done * 4 / s->nitem != (done - 1) * 4 / s->nitem)
-                fprintf(stderr, "%s%s: features %d/%d recordings, %.0f s of audio at %.0fx real time%s", tty ? "\r" : "", what,
-                        done, s->nitem, s->seconds, el > 0 ? s->seconds / el : 0.0, tty && done < s->nitem ? "   " : "\n");
+        if (!st) pr->seconds += (double)n / GR_KW_RATE, pr->done++;
+        if (!pr->quiet && !st) {
+            int tty = isatty(2), done = pr->done, total = pr->total;
+            double el = gr_now() - pr->t0;
+            pr->final |= done == total;
+            if (tty || done == total || done * 4 / total != (done - 1) * 4 / total)
+                fprintf(stderr, "%s%s: features %d/%d recordings (%d from the cache), %.0f s of audio computed at %.0fx "
+                        "real time%s", tty ? "\r" : "", what, done, total, pr->cached, pr->seconds,
+                        el > 0 ? pr->seconds / el : 0.0, tty && done < total ? "   " : "\n");
         }
     }
     if (!st) {
@@ -735,6 +759,75 @@ static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb
         if (gr_make_dirs(fd) || cache_save(s, path))
             fprintf(stderr, "%s: warning: cannot write the feature cache %s: %s\n", what, path, graft_last_error());
     }
+    return st;
+}
+
+enum { CACHE_BLOCK = 25 };  /* items per cache file: a change to one clip recomputes its block only */
+
+/* Items [a, b) of s as a set of their own over s's clips (first[] rebased; c and count point
+ * into s: free the view with view_free). */
+static int block_view(const clipset *s, int a, int b, clipset *v)
+{
+    memset(v, 0, sizeof *v);
+    int c0 = s->first[a], c1 = s->first[b - 1] + s->count[b - 1];
+    v->first = malloc((size_t)(b - a) * sizeof *v->first);
+    if (!v->first) return gr_err(GRAFT_E_NOMEM, "out of memory");
+    for (int i = a; i < b; i++) v->first[i - a] = s->first[i] - c0;
+    v->c = s->c + c0, v->nclip = c1 - c0, v->count = s->count + a, v->nitem = b - a;
+    return GRAFT_OK;
+}
+
+static void view_free(clipset *v)
+{
+    v->c = NULL, v->count = NULL;  /* s's */
+    clipset_free(v);
+}
+
+/* Embeddings (and mel frames) of every item: blocks of CACHE_BLOCK items, each from the cache or
+ * computed and cached (the negatives of two keywords differ in a few clips: the rest is reused). */
+static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb, const char *dir, const char *models_dir,
+                            const char *what, int quiet)
+{
+    progress pr = {.what = what, .quiet = quiet, .total = s->nitem};
+    int nb_blocks = (s->nitem + CACHE_BLOCK - 1) / CACHE_BLOCK, st = GRAFT_OK;
+    clipset *views = calloc((size_t)nb_blocks + 1, sizeof *views);
+    if (!views) return gr_err(GRAFT_E_NOMEM, "out of memory");
+    for (int k = 0; k < nb_blocks && !st; k++) {
+        int a = k * CACHE_BLOCK, b = a + CACHE_BLOCK < s->nitem ? a + CACHE_BLOCK : s->nitem;
+        st = block_view(s, a, b, &views[k]);
+        if (!st) st = block_features(&views[k], fe, nb, dir, models_dir, &pr);
+    }
+    int64_t ne = 0, nm = 0;
+    for (int k = 0; k < nb_blocks && !st; k++) ne += views[k].emb_off[views[k].nitem], nm += views[k].mel_off[views[k].nitem];
+    if (!st) {
+        s->owns = 1;
+        s->emb = malloc((size_t)(ne + 1) * GR_KW_DIM * sizeof(float));
+        s->mel = malloc((size_t)(nm + 1) * GR_KW_MELS * sizeof(float));
+        s->emb_off = calloc((size_t)s->nitem + 1, sizeof(int64_t));
+        s->mel_off = calloc((size_t)s->nitem + 1, sizeof(int64_t));
+        s->end = calloc((size_t)s->nitem + 1, sizeof(float));
+        if (!s->emb || !s->mel || !s->emb_off || !s->mel_off || !s->end) st = gr_err(GRAFT_E_NOMEM, "out of memory");
+    }
+    s->seconds = 0;
+    for (int k = 0, i = 0; k < nb_blocks && !st; k++) {
+        const clipset *v = &views[k];
+        int64_t e0 = s->emb_off[i], m0 = s->mel_off[i];
+        memcpy(s->emb + e0 * GR_KW_DIM, v->emb, (size_t)v->emb_off[v->nitem] * GR_KW_DIM * sizeof(float));
+        memcpy(s->mel + m0 * GR_KW_MELS, v->mel, (size_t)v->mel_off[v->nitem] * GR_KW_MELS * sizeof(float));
+        for (int j = 0; j < v->nitem; j++, i++) {
+            s->emb_off[i + 1] = e0 + v->emb_off[j + 1];
+            s->mel_off[i + 1] = m0 + v->mel_off[j + 1];
+            s->end[i] = v->end[j];
+        }
+        s->seconds += v->seconds;
+    }
+    for (int k = 0; k < nb_blocks; k++) view_free(&views[k]);
+    free(views);
+    if (!st && !quiet && pr.cached == s->nitem)
+        fprintf(stderr, "%s: %d recordings, %.0f s of audio: features from the cache\n", what, s->nitem, s->seconds);
+    else if (!st && !quiet && !pr.final)  /* the last blocks came from the cache */
+        fprintf(stderr, "%s%s: features %d/%d recordings (%d from the cache), %.0f s of audio computed\n",
+                isatty(2) ? "\r" : "", what, s->nitem, s->nitem, pr.cached, pr.seconds);
     return st;
 }
 
@@ -1139,7 +1232,8 @@ static void negative_text(int i, char (*near)[96], int nnear, const gr_kw_train_
     if (i % 3 == 2 && nnear && (i / 3) % 2 == 0) snprintf(out, n, "%s", near[(i / 6) % nnear]);
     else if (i % 3 == 2) swapped_word(o->keyword, o->seed * 131 + 12, i, out, n);
     else if (i % 3 == 1) sentence(o->seed * 131 + 11, i, NAMES_TRAIN, o->keyword, out, n);
-    else snprintf(out, n, "%s", PHRASES[(i / 3) % NPHRASES]);
+    else if (!says_keyword(PHRASES[(i / 3) % NPHRASES], o->keyword)) snprintf(out, n, "%s", PHRASES[(i / 3) % NPHRASES]);
+    else sentence(o->seed * 131 + 10, i, NAMES_TRAIN, o->keyword, out, n);  /* the keyword is one of them */
 }
 
 /* n clips of the keyword as items, every other one followed by the same voice saying a made-up
@@ -1162,7 +1256,8 @@ static void add_keyword_clips(clipset *pos, const voices *v, int test, const gr_
 }
 
 /* The training sets: the keyword's clips (synthetic, then the user's) and the negatives. */
-static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *pos, clipset *neg, int *nuser)
+static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *pos, clipset *neg, clipset *near_set,
+                           int *nuser)
 {
     char **rec = NULL;
     int nrec = 0;
@@ -1170,6 +1265,7 @@ static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *
     int npos = o->positives > 0 ? o->positives : 500, nneg = o->negatives > 0 ? o->negatives : 3000;
     if (!st) st = clipset_alloc(pos, 2 * npos + nrec);
     if (!st) st = clipset_alloc(neg, nneg);
+    if (!st) st = clipset_alloc(near_set, nneg / 3 + 1);
     char near[64][96];
     int nnear = near_misses(o->keyword, near, 64);
     gr_rng r;
@@ -1184,18 +1280,23 @@ static int make_train_sets(const gr_kw_train_opts *o, const voices *v, clipset *
         c->user = 1, c->positive = 1, c->noise = -1;
     }
     gr_rng_seed(&r, o->seed * 7919 + 2);
+    /* the near misses go in a set of their own: the others depend on the keyword only where a text
+     * would have contained it, so their features (the bulk) usually come from the cache when a
+     * second keyword is trained */
     for (int i = 0; !st && i < nneg; i++)
         if (i % 20 == 19) silent_clip(&neg->c[neg->nclip++], &r);  /* 1 in 20: silence or noise alone */
         else {
             char text[128];
             negative_text(i, near, nnear, o, text, sizeof text);
-            synth_clip(&neg->c[neg->nclip++], v, 0, text, 0, &r, o->work_dir);
+            clipset *to = i % 3 == 2 ? near_set : neg;
+            synth_clip(&to->c[to->nclip++], v, 0, text, 0, &r, o->work_dir);
         }
     for (int i = 0; i < nrec; i++) free(rec[i]);
     free(rec);
     if (!st) {
         for (int i = rec0; i < pos->nclip; i++) pos->first[pos->nitem] = i, pos->count[pos->nitem++] = 1;
         one_item_per_clip(neg);
+        one_item_per_clip(near_set);
     }
     *nuser = nrec;
     return st;
@@ -1376,32 +1477,34 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     voices v;
     gr_kw_frontend *fe = NULL;
     noise_beds nb = {0};
-    clipset pos = {0}, neg = {0}, tp = {0}, tn = {0}, vneg = {0};
+    clipset pos = {0}, neg = {0}, nearm = {0}, tp = {0}, tn = {0}, vneg = {0};
     scores vn = {0}, sp = {0}, sn = {0};
     train_state ts = {.o = o, .mel = o->scratch};
     gr_kw_head *head = NULL;
     int nuser = 0;
     int st = prepare(o, &v, &fe, &nb);
-    if (!st) st = make_train_sets(o, &v, &pos, &neg, &nuser);
+    if (!st) st = make_train_sets(o, &v, &pos, &neg, &nearm, &nuser);
     if (!st) st = synthesise(pos.c, pos.nclip < 3 ? pos.nclip : 3, 3, "keyword", 1);
     if (!st) st = check_spoken(&pos, o->keyword);
     if (!st) st = materialise(o, &pos, fe, &nb, "keyword clips", res);
     if (!st) st = materialise(o, &neg, fe, &nb, "negative clips", res);
+    if (!st) st = materialise(o, &nearm, fe, &nb, "near misses", res);
     if (!st) st = collect(&pos, &ts.pos, &ts.neg, &ts.vpos, &ts.vneg);
     if (!st) st = collect(&neg, &ts.pos, &ts.neg, &ts.vpos, &ts.vneg);
+    if (!st) st = collect(&nearm, &ts.pos, &ts.neg, &ts.vpos, &ts.vneg);
     if (!st && (ts.pos.n == 0 || ts.neg.n == 0 || ts.vpos.n == 0 || ts.vneg.n == 0))
         st = gr_err(GRAFT_E_ARG, "too few examples to train and validate (training %lld positive and %lld negative "
                     "windows, validation %lld and %lld): give at least 20 keyword clips and 20 negatives",
                     (long long)ts.pos.n, (long long)ts.neg.n, (long long)ts.vpos.n, (long long)ts.vneg.n);
-    res->train_pos_clips = pos.nitem - nuser, res->user_clips = nuser, res->train_neg_clips = neg.nclip;
+    res->train_pos_clips = pos.nitem - nuser, res->user_clips = nuser, res->train_neg_clips = neg.nclip + nearm.nclip;
     res->pos_windows = ts.pos.n, res->neg_windows = ts.neg.n;
     gr_rng r;
     gr_rng_seed(&r, o->seed + 17);
     if (!st) st = build_head(o->scratch, o->hidden > 0 ? o->hidden : 128, &r, &ts.g);
     if (!st) st = gr_dnnl_new(&ts.dnnl);
     if (!st) st = train_head(&ts, res);
-    /* the threshold: a quarter of an hour of everyday phrases by training voices (not trained
-     * on), at the target rate of false accepts (near misses train the head to reject them, but a
+    /* the threshold: a quarter of an hour of made-up sentences by training voices (not trained
+     * on; names neither trained on nor in the test), at the target rate of false accepts (near misses train the head to reject them, but a
      * threshold set on them would price in adversarial speech a user rarely says) */
     if (!st) st = make_phrase_stream(o, &v, 0, 0.25, 6, &vneg);
     if (!st) st = materialise(o, &vneg, fe, &nb, "validation negative audio", res);
@@ -1425,7 +1528,7 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     if (!st && o->scratch) st = export_head(ts.g, o, thr, out_path);
     scores_free(&vn), scores_free(&sp), scores_free(&sn);
     free(ts.pos.e), free(ts.neg.e), free(ts.vpos.e), free(ts.vneg.e);
-    clipset_free(&pos), clipset_free(&neg), clipset_free(&tp), clipset_free(&tn), clipset_free(&vneg);
+    clipset_free(&pos), clipset_free(&neg), clipset_free(&nearm), clipset_free(&tp), clipset_free(&tn), clipset_free(&vneg);
     gr_kw_head_free(head);
     gr_graph_free(ts.g);
     gr_dnnl_free(ts.dnnl);

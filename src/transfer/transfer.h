@@ -432,11 +432,13 @@ int64_t gr_kw_stream_flush(gr_kw_stream *s, float *scores);
 /* The whole detector as one ONNX model: 'audio' (batch, gr_kw_full_samples(window)) float 16 kHz
  * samples in [-1, 1) -> the head's score for the last 80 ms step (32480 samples for a head of 16
  * embeddings). The two front-end models and the head are joined with Gather-based framing (see
- * keyword.c); the head's metadata is kept and graft.pipeline describes the input. After writing,
- * graft runs the file on 4 windows at once and *max_diff gets the largest difference from the
- * front end + head path (the export's self-check). */
+ * keyword.c); the head's metadata is kept and graft.pipeline describes the input. The file is
+ * written aside, run by graft on 4 windows at once against the front end + head path (the
+ * export's self-check: embeddings within 1e-4 of the largest, scores within 1e-4, no NaN), and
+ * only then renamed to out_path. *samples and *max_diff (each may be NULL) get the input length
+ * and the largest difference the check saw. */
 int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *head_path, const char *out_path,
-                      double *max_diff);
+                      int64_t *samples, double *max_diff);
 int64_t gr_kw_full_samples(int window);
 
 /* ==== keyword detectors from synthetic speech (keyword_train.c; the recipe is described there) */
