@@ -1001,7 +1001,9 @@ static int train_head(train_state *ts, gr_kw_train_result *res)
     const gr_kw_train_opts *o = ts->o;
     enum { B = 256, HALF = B / 2 };
     int d = input_size(ts->mel);
-    int64_t steps_per_epoch = ts->neg.n / HALF > 20 ? ts->neg.n / HALF : 20;
+    /* an epoch: a pass over the negatives, at most 400 steps (validation, hard negatives and early
+     * stopping come that often; with 3000 negative clips a full pass is ~800 steps) */
+    int64_t steps_per_epoch = ts->neg.n / HALF > 400 ? 400 : ts->neg.n / HALF > 20 ? ts->neg.n / HALF : 20;
     int epochs = o->epochs > 0 ? o->epochs : 30;
     unsigned char *trainable = calloc((size_t)ts->g->nvalues, 1);
     float *in = calloc((size_t)B * d, sizeof(float)), target[B];
