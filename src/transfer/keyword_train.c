@@ -17,8 +17,9 @@
  * validation stream, test), and every stream of sentences has its own seed.
  *
  * Features: every clip through the speech front end (keyword.c) once; the embeddings (and mel
- * frames, for the from-scratch baseline) of a clip set are cached in WORK/features keyed by the
- * clip specs and the front-end models.
+ * frames, for the from-scratch baseline) are cached in WORK/features in blocks of 25 items, each
+ * keyed by its clips' specs and files and the front-end models (the negatives of a second
+ * keyword differ from the first's in its near misses and a few filtered texts only).
  *
  * Examples: a window of 16 embeddings is positive when it ends 0-0.4 s after the keyword does
  * (the end found on the clean clip: its last sample above 5 % of the peak); every window of a
