@@ -612,12 +612,12 @@ static int self_check(const char *mel_path, const char *emb_path, const char *he
                 for (int64_t i = 0; i < (int64_t)window * GR_KW_DIM; i++) {
                     double a = e[(s * window) * GR_KW_DIM + i], b = emb[s * GR_KW_DIM + i], diff = fabs(a - b);
                     ok &= diff == diff;
-                    de = diff > de ? diff : de;
+                    de = diff > de || diff != diff ? diff : de;
                     big = fabs(b) > big ? fabs(b) : big;
                 }
                 double ds = fabs((double)y[s] - ref[s]);
-                ok &= ds <= 1e-4;  /* scores are probabilities */
-                d = ds > d ? ds : d;
+                ok &= ds <= 1e-4 * fmax(1, fabs(ref[s]));  /* probabilities, or logits for some heads */
+                d = ds > d || ds != ds ? ds : d;            /* a NaN is kept and reported */
             }
             ok &= de <= 1e-4 * big;
             *max_diff = de > d ? de : d;
@@ -702,9 +702,8 @@ int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *he
     }
     if (!st) st = full_metadata(g, head, gr_kw_full_samples(window));
     if (!st) st = gr_graph_sort(g);
-    /* written aside, checked, then renamed: out_path may be one of the inputs (the check reads
-     * them), and a file that fails the check never replaces anything */
-    if (!st) st = gr_onnx_save(g, tmp);
+    /* written aside, checked, then renamed: a file that fails the check never replaces anything */
+    if (!st && (st = gr_onnx_save(g, tmp))) remove(tmp);  /* (its commit can fail after its rename) */
     free(outs);
     gr_graph_free(mel);
     gr_graph_free(emb);

@@ -824,7 +824,7 @@ static int clipset_features(clipset *s, gr_kw_frontend *fe, const noise_beds *nb
     }
     for (int k = 0; k < nb_blocks; k++) view_free(&views[k]);
     free(views);
-    if (!st && !quiet && pr.cached == s->nitem)
+    if (!st && !quiet && s->nitem > 0 && pr.cached == s->nitem)
         fprintf(stderr, "%s: %d recordings, %.0f s of audio: features from the cache\n", what, s->nitem, s->seconds);
     else if (!st && !quiet && !pr.final)  /* the last blocks came from the cache */
         fprintf(stderr, "%s%s: features %d/%d recordings (%d from the cache), %.0f s of audio computed\n",
@@ -1002,8 +1002,9 @@ static int train_head(train_state *ts, gr_kw_train_result *res)
     const gr_kw_train_opts *o = ts->o;
     enum { B = 256, HALF = B / 2 };
     int d = input_size(ts->mel);
-    /* an epoch: a pass over the negatives, at most 400 steps (validation, hard negatives and early
-     * stopping come that often; with 3000 negative clips a full pass is ~800 steps) */
+    /* an epoch: as many batches as a pass over the negatives would take (drawn with replacement),
+     * at most 400 (validation, hard negatives and early stopping come that often; 3000 negative
+     * clips would make it ~800) */
     int64_t steps_per_epoch = ts->neg.n / HALF > 400 ? 400 : ts->neg.n / HALF > 20 ? ts->neg.n / HALF : 20;
     int epochs = o->epochs > 0 ? o->epochs : 30;
     unsigned char *trainable = calloc((size_t)ts->g->nvalues, 1);
