@@ -340,6 +340,8 @@ void graft_keyword_free(graft_keyword *k);
 /* The head's detection threshold: its metadata "graft.threshold" when graft trained it, else 0.5
  * (openWakeWord's default). */
 double graft_keyword_threshold(const graft_keyword *k);
+/* The same for a head file without opening it: its "graft.threshold" metadata, else 0.5. */
+double graft_keyword_head_threshold(const char *head_path);
 double graft_keyword_step_time(const graft_keyword *k, int64_t i);
 /* Scores of 16 kHz audio, a (steps,) float tensor. */
 graft_status graft_keyword_scores(graft_keyword *k, const graft_tensor *audio, graft_tensor **scores);

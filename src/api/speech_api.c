@@ -118,8 +118,7 @@ void graft_keyword_free(graft_keyword *k)
     free(k);
 }
 
-/* The head's "graft.threshold" metadata, read from its ONNX file. */
-static double head_threshold(const char *path)
+double graft_keyword_head_threshold(const char *path)
 {
     graft_model *m;
     double t = 0.5;
@@ -150,7 +149,7 @@ graft_status graft_keyword_open(const char *head_path, const char *models_dir, i
         graft_keyword_free(k);
         return st;
     }
-    k->threshold = head_threshold(head_path);
+    k->threshold = graft_keyword_head_threshold(head_path);
     *out = k;
     return GRAFT_OK;
 }

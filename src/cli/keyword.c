@@ -297,24 +297,11 @@ static void full_output(const char *head, char *out, size_t n)
     snprintf(out, n, "%.*s_full.onnx", (int)k, head);
 }
 
-/* The head's graft.threshold metadata, else openWakeWord's 0.5. */
-static double head_threshold(const char *head)
-{
-    graft_model *m = NULL;
-    double t = 0.5;
-    if (graft_model_load(head, &m) == GRAFT_OK) {
-        const char *v = graft_model_metadata(m, "graft.threshold");
-        if (v && atof(v) > 0 && atof(v) < 1) t = atof(v);
-    }
-    graft_model_free(m);
-    return t;
-}
-
 /* Writes the joined model; adds {"full": {"path", "samples", "threshold", "max_abs_diff"}} to
  * *summary (JSON) or prints a line. */
 static graft_status export_full(const char *head, const char *models, const char *out, int json, char **summary)
 {
-    double diff = 0, thr = head_threshold(head);
+    double diff = 0, thr = graft_keyword_head_threshold(head);
     int64_t samples = 0;
     graft_status st = graft_keyword_export_full(head, models, out, &samples, &diff);
     if (st) return st;

@@ -57,21 +57,41 @@ void gr_kw_frontend_free(gr_kw_frontend *fe)
     free(fe);
 }
 
-/* The mel model, cut at the input of its ReduceMax when it has one (see the top). */
+/* Cuts the mel model at the input of its ReduceMax when it has one (see the top); *floor_db
+ * says whether it did. */
+static int cut_before_floor(gr_graph *g, int *floor_db)
+{
+    *floor_db = 0;
+    for (int k = 0; k < g->nnodes; k++)
+        if (!strcmp(g->nodes[k].op_type, "ReduceMax") && g->nodes[k].nin >= 1) {
+            const char *name = g->values[g->nodes[k].in[0]].name;
+            *floor_db = 1;
+            return gr_graph_cut(g, &name, 1);
+        }
+    return GRAFT_OK;
+}
+
+/* A keyword head's input: (batch, window, 96) embeddings, window 1..1024; *window gets it. */
+static int check_head_input(const gr_graph *g, int *window)
+{
+    const gr_value *in = g->ninputs == 1 ? &g->values[g->inputs[0]] : NULL;
+    if (!in || g->noutputs < 1)
+        return gr_err(GRAFT_E_SHAPE, "a keyword head has one input (embeddings) and a score output; this has %d inputs "
+                      "and %d outputs", g->ninputs, g->noutputs);
+    if (!in->has_shape || in->t.shape.rank != 3 || in->t.shape.d[1] < 1 || in->t.shape.d[1] > 1024 ||
+        in->t.shape.d[2] != GR_KW_DIM)
+        return gr_err(GRAFT_E_SHAPE, "input '%s' must be (batch, window, 96) speech embeddings, window 1..1024", in->name);
+    *window = (int)in->t.shape.d[1];
+    return GRAFT_OK;
+}
+
+/* The mel model, cut before its dB floor. */
 static int load_mel(const char *path, gr_graph **out, int *floor_db)
 {
     gr_graph *g;
     int st = gr_onnx_load(path, &g);
     if (st) return st;
-    if ((st = gr_graph_check_ops(g))) goto fail;
-    *floor_db = 0;
-    for (int k = 0; k < g->nnodes; k++)
-        if (!strcmp(g->nodes[k].op_type, "ReduceMax") && g->nodes[k].nin >= 1) {
-            const char *name = g->values[g->nodes[k].in[0]].name;
-            if ((st = gr_graph_cut(g, &name, 1))) goto fail;
-            *floor_db = 1;
-            break;
-        }
+    if ((st = gr_graph_check_ops(g)) || (st = cut_before_floor(g, floor_db))) goto fail;
     if ((st = gr_graph_optimize(g))) goto fail;
     *out = g;
     return GRAFT_OK;
@@ -280,16 +300,9 @@ int gr_kw_head_load(const char *path, int batch, int use_ref, gr_kw_head **out)
         return st;
     }
     st = gr_graph_check_ops(h->g);
-    if (!st && (h->g->ninputs != 1 || h->g->noutputs < 1))
-        st = gr_err(GRAFT_E_SHAPE, "a keyword head has one input (embeddings) and a score output; this has %d inputs "
-                    "and %d outputs", h->g->ninputs, h->g->noutputs);
-    gr_value *in = st ? NULL : &h->g->values[h->g->inputs[0]];
-    if (in && (!in->has_shape || in->t.shape.rank != 3 || in->t.shape.d[1] < 1 || in->t.shape.d[1] > 1024 ||
-               in->t.shape.d[2] != GR_KW_DIM))
-        st = gr_err(GRAFT_E_SHAPE, "input '%s' must be (batch, window, 96) speech embeddings, window 1..1024", in->name);
+    if (!st) st = check_head_input(h->g, &h->window);
     if (!st) {
-        in->t.shape.d[0] = -1;
-        h->window = (int)in->t.shape.d[1];
+        h->g->values[h->g->inputs[0]].t.shape.d[0] = -1;
         st = gr_graph_optimize(h->g);
     }
     if (!st) st = gr_dnnl_new(&h->dnnl);
@@ -667,26 +680,12 @@ int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *he
     if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", out_path, (int)getpid()) >= (int)sizeof tmp)
         return gr_err(GRAFT_E_ARG, "%s: the path is too long", out_path);
     int st = load_for_export(mel_path, &mel);
-    for (int k = 0; !st && k < mel->nnodes; k++)
-        if (!strcmp(mel->nodes[k].op_type, "ReduceMax") && mel->nodes[k].nin >= 1) {
-            const char *name = mel->values[mel->nodes[k].in[0]].name;
-            if ((st = gr_graph_cut(mel, &name, 1))) st = gr_err_prefix(st, "%s", mel_path);
-            floor_db = 1;
-            break;
-        }
+    if (!st && (st = cut_before_floor(mel, &floor_db))) st = gr_err_prefix(st, "%s", mel_path);
     if (!st) st = one_in_one_out(mel, mel_path);
     if (!st) st = load_for_export(emb_path, &emb);
     if (!st) st = one_in_one_out(emb, emb_path);
     if (!st) st = load_for_export(head_path, &head);
-    if (!st) {
-        const gr_value *in = head->ninputs == 1 ? &head->values[head->inputs[0]] : NULL;
-        if (!in || !in->has_shape || in->t.shape.rank != 3 || in->t.shape.d[1] < 1 || in->t.shape.d[1] > 1024 ||
-            in->t.shape.d[2] != GR_KW_DIM || head->noutputs < 1)
-            st = gr_err(GRAFT_E_SHAPE, "%s: not a keyword head: a keyword head has one input, (batch, window, 96) "
-                        "speech embeddings, and a score output", head_path);
-        else
-            window = (int)in->t.shape.d[1];
-    }
+    if (!st && (st = check_head_input(head, &window))) st = gr_err_prefix(st, "%s: not a keyword head", head_path);
     if (!st) st = gr_graph_new(mel->opset, &g);
     if (!st) st = (outs = malloc((size_t)head->noutputs * sizeof *outs)) ? GRAFT_OK : gr_err(GRAFT_E_NOMEM, "out of memory");
     if (!st) st = build_full(g, mel, floor_db, emb, head, window, outs);
