@@ -18,6 +18,11 @@
       onnxruntime-node (2 threads, batches of 64), PyTorch's adaptive_avg_pool2d(x, 2), then for
       every list StandardScaler + LogisticRegression(C=1) fitted on the k-shot rows and scored on
       the test rows. Prints one JSON object: {"acc": {"k/seed": accuracy}, "seconds": wall time}.
+  transfer_ref.py second WORK PRETRAINED.onnx TINY.onnx [K,K.. [SEED,SEED..]]
+      Task B with Debian's PyTorch from the same weights (the tiny CNN pretrained by graft,
+      and its random init): probe, fine-tuning (LP-FT) and the CNN from scratch, each recipe as
+      graft's (see the comments in second()); all k and seeds unless given. Prints
+      {"acc": {"method/k/seed": accuracy}, "seconds": {method: wall time}}.
 """
 import csv
 import json
@@ -319,7 +324,7 @@ def accuracy(m, x, y):
         return float((m(x).argmax(1).numpy() == y).mean())
 
 
-def second(work, pre, tiny):
+def second(work, pre, tiny, ks=None, seeds=None):
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -328,8 +333,8 @@ def second(work, pre, tiny):
     names = sorted({lab for _, lab in test})
     xte, yte = load_images(test), np.array([names.index(lab) for _, lab in test])
     acc, secs = {}, {"probe": 0.0, "finetune": 0.0, "scratch": 0.0}
-    for k in KS:
-        for s in SEEDS:
+    for k in ks or KS:
+        for s in seeds or SEEDS:
             rows = read_list(work, f"b_k{k}_s{s}.csv")
             x, y = load_images(rows), np.array([names.index(lab) for _, lab in rows])
             frac, per, spe = size_rules(len(y), len(names))
@@ -358,12 +363,14 @@ def second(work, pre, tiny):
             train_recipe(m, x, y, trainable, 1e-4, epochs, s, frac, bn_frozen=True)
             acc[f"finetune/{k}/{s}"] = accuracy(m, xte, yte)
             secs["finetune"] += time.time() - t0
-            # scratch: every parameter, AdamW 3e-3, 50 epochs
+            # scratch: every parameter, AdamW 1e-2, 500 updates in whole epochs on every image, no
+            # validation split (graft --steps 500 --val 0)
             t0 = time.time()
             m = tiny_cnn(len(names))
             torch.manual_seed(s)  # a new head per seed, as graft draws one per --seed
             m.fc.reset_parameters()
-            train_recipe(m, x, y, {n for n, _ in m.named_parameters()}, 3e-3, 50, s, frac)
+            spe_all = max(1, len(y) // min(32, len(y)))
+            train_recipe(m, x, y, {n for n, _ in m.named_parameters()}, 1e-2, -(-500 // spe_all), s, 0)
             acc[f"scratch/{k}/{s}"] = accuracy(m, xte, yte)
             secs["scratch"] += time.time() - t0
     print(json.dumps({"acc": acc, "seconds": secs}))
@@ -456,6 +463,7 @@ if __name__ == "__main__":
     elif cmd == "table":
         table(*sys.argv[2:10])
     elif cmd == "second":
-        second(sys.argv[2], sys.argv[3], sys.argv[4])
+        ints = lambda i: [int(v) for v in sys.argv[i].split(",")] if len(sys.argv) > i else None
+        second(sys.argv[2], sys.argv[3], sys.argv[4], ints(5), ints(6))
     else:
         sys.exit(f"unknown command {cmd}")

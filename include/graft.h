@@ -269,6 +269,9 @@ typedef struct graft_finetune_opts {
                                "after:NODE", "pattern:GLOB", ... (see graft finetune --help);
                                "head": no phase 2 */
     int head_epochs, epochs;/* phase 1 and phase 2 epochs; < 0 skips the phase */
+    int steps;              /* > 0: phase 2 runs this many optimizer updates (rounded up to whole
+                               epochs) whatever the dataset's size, instead of epochs: the
+                               budget of a model trained from scratch on a few images */
     const char *optimizer;  /* "adamw" (default) or "sgd" */
     double lr;              /* phase 1 learning rate (1e-3 AdamW, 0.01 SGD) */
     double lr_ratio;        /* phase 2 rate = lr * lr_ratio (0.1) */

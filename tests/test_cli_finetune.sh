@@ -231,5 +231,22 @@ check "the cache entry is rebuilt: the next request is answered by it" "grep -Eq
 "$GRAFT" finetune "$CNN" "$tmp/train" $T -o "$tmp/x.onnx" --freeze last:x > "$tmp/b5.out" 2>&1
 check "a bad freeze spec: exit 1 naming the term" "[ $? -eq 1 ] && grep -q 'last:x' '$tmp/b5.out'"
 
+# --steps: an update budget in whole epochs (160 images, batch 32: 5 updates an epoch, so 12
+# updates are 3 epochs); --val 0 means no validation split
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --head-init random --head-epochs -1 --freeze all --steps 12 --val 0 --seed 1 -o "$tmp/s.onnx" \
+  --json > "$tmp/s.json" 2> /dev/null
+rc=$?
+/usr/bin/python3 -c "
+import json, sys
+o = json.load(open('$tmp/s.json'))
+h = o['history']
+print('%d training, %d validation samples, phase-2 epochs %s' % (o['train'], o['val'], h['epoch']))
+ok = o['train'] == 160 and o['val'] == 0 and h['phase'] == [2, 2, 2] and h['epoch'] == [1, 2, 3]
+sys.exit(0 if ok and 'phase 2: all, 3 epochs at lr 0.0001 (15 updates)' in o['recipe'] else 1)" > "$tmp/steps.out" 2>&1
+rc2=$?
+check "--steps 12 on 5 updates an epoch trains 3 epochs on all 160 images with --val 0 ($(cat "$tmp/steps.out"))" "[ $rc -eq 0 ] && [ $rc2 -eq 0 ]"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --steps 12 --epochs 2 -o "$tmp/x.onnx" > "$tmp/b10.out" 2>&1
+check "--steps with --epochs: exit 1 saying to give one" "[ $? -eq 1 ] && grep -q 'either epochs or steps' '$tmp/b10.out'"
+
 echo "test_cli_finetune: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -428,6 +428,9 @@ static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
     if ((st = pool_of(o->pool, &r->pool))) return st;
     if (o->head_epochs) r->head_epochs = o->head_epochs < 0 ? 0 : o->head_epochs;
     if (o->epochs) r->epochs = o->epochs < 0 ? 0 : o->epochs;
+    if (o->steps < 0) return gr_err(GRAFT_E_ARG, "steps must be positive (got %d)", o->steps);
+    if (o->steps && o->epochs) return gr_err(GRAFT_E_ARG, "give phase 2 either epochs or steps, not both");
+    r->steps = o->steps;
     if (!o->optimizer || !strcmp(o->optimizer, "adamw")) r->opt = GR_ADAMW;
     else if (!strcmp(o->optimizer, "sgd")) r->opt = GR_SGD;
     else return gr_err(GRAFT_E_ARG, "unknown optimizer '%s' (adamw or sgd)", o->optimizer);

@@ -125,7 +125,7 @@ static const char *FIT_HELP =
 static const char *FINETUNE_HELP =
     "usage: graft finetune MODEL DATA --output OUT.onnx [--json] [--threads N]\n"
     "         [--layer NODE|auto] [--pool mean|grid2] [--head-init probe|imprint|random]\n"
-    "         [--probe-C X] [--freeze SPEC] [--head-epochs N] [--epochs N] [--bn train|frozen]\n"
+    "         [--probe-C X] [--freeze SPEC] [--head-epochs N] [--epochs N | --steps N] [--bn train|frozen]\n"
     "         [--optimizer adamw|sgd] [--lr X] [--lr-ratio X] [--layer-decay X] [--weight-decay X]\n"
     "         [--label-smoothing X] [--dropout X] [--val F] [--patience N] [--batch N] [--workers N]\n"
     "         [--transform SPEC] [--augment SPEC] [--checkpoint DIR] [--resume] [--seed N]\n"
@@ -141,7 +141,9 @@ static const char *FINETUNE_HELP =
     "normalised features (weight imprinting); random starts it at random and trains it for\n"
     "--head-epochs.\n"
     "\n"
-    "Phase 2 trains --freeze and the head at lr x --lr-ratio for --epochs (< 0: no phase 2).\n"
+    "Phase 2 trains --freeze and the head at lr x --lr-ratio for --epochs (< 0: no phase 2),\n"
+    "or for --steps optimizer updates rounded up to whole epochs (a budget that does not shrink\n"
+    "with the dataset: 500 updates are 500 epochs of 10 images, 20 of 800).\n"
     "Freeze specs, comma-separated, applied left to right: all, none, head, last:N (the last N\n"
     "blocks), after:NODE (everything after a node), pattern:GLOB (parameter names), each but\n"
     "all/none with '-' to exclude. BatchNorms of frozen layers stay in inference mode; with\n"
@@ -1243,6 +1245,7 @@ static int cmd_finetune(int argc, char **argv)
         else if (!strcmp(a, "--no-cache")) nocache = 1;
         else if (!strcmp(a, "--head-epochs") && more) o.head_epochs = atoi(argv[++i]);
         else if (!strcmp(a, "--epochs") && more) o.epochs = atoi(argv[++i]);
+        else if (!strcmp(a, "--steps") && more) o.steps = atoi(argv[++i]);
         else if (!strcmp(a, "--optimizer") && more) o.optimizer = argv[++i];
         else if (!strcmp(a, "--lr") && more) o.lr = atof(argv[++i]);
         else if (!strcmp(a, "--lr-ratio") && more) o.lr_ratio = atof(argv[++i]);
@@ -1250,7 +1253,7 @@ static int cmd_finetune(int argc, char **argv)
         else if (!strcmp(a, "--weight-decay") && more) o.weight_decay = atof(argv[++i]);
         else if (!strcmp(a, "--label-smoothing") && more) o.label_smoothing = atof(argv[++i]);
         else if (!strcmp(a, "--dropout") && more) o.dropout = atof(argv[++i]);
-        else if (!strcmp(a, "--val") && more) o.val_frac = atof(argv[++i]);
+        else if (!strcmp(a, "--val") && more) o.val_frac = atof(argv[++i]) == 0 ? -1 : atof(argv[i]);  /* 0: no split */
         else if (!strcmp(a, "--patience") && more) o.patience = atoi(argv[++i]);
         else if (!strcmp(a, "--batch") && more) o.batch = atoi(argv[++i]);
         else if (!strcmp(a, "--workers") && more) o.workers = atoi(argv[++i]);

@@ -119,7 +119,7 @@ static void resolve(ft *f, int64_t n)
     /* Below 20 per class there is no validation split to stop phase 2, and measured it only
      * lost to the probe it starts from (PP-OCR -> Fashion-MNIST at 10 per class: 73.0 % against
      * 76.2 %; the second task of bench-transfer: level), so the default is the probe alone. */
-    if (!r->freeze) r->freeze = s < 20 ? (r->epochs > 0 ? "last:1" : "head") : s < 200 ? "last:2" : "all";
+    if (!r->freeze) r->freeze = s < 20 ? (r->epochs > 0 || r->steps > 0 ? "last:1" : "head") : s < 200 ? "last:2" : "all";
     if (r->lr <= 0) r->lr = r->opt == GR_SGD ? 0.01 : 1e-3;
     if (r->lr_ratio <= 0) r->lr_ratio = 0.1;
     if (r->layer_decay < 0) r->layer_decay = 0;
@@ -140,7 +140,7 @@ static void resolve(ft *f, int64_t n)
     /* about 200 updates for the head and 300 for phase 2, 5 to 30 epochs */
     int64_t e1 = (200 + spe - 1) / spe, e2 = (300 + spe - 1) / spe;
     if (r->head_epochs < 0) r->head_epochs = r->head_init != GR_HEAD_INIT_RANDOM ? 0 : (int)(e1 < 5 ? 5 : e1 > 30 ? 30 : e1);
-    if (r->epochs < 0) r->epochs = (int)(e2 < 5 ? 5 : e2 > 30 ? 30 : e2);
+    if (r->epochs < 0) r->epochs = (int)(e2 < 5 ? 5 : e2 > 30 ? 30 : e2);  /* --steps: after the split */
     if (!strcmp(r->freeze, "head")) r->epochs = 0;
     if (!r->has_train_t) {  /* timm-like: a random crop where there is a crop, and a flip */
         r->train_t = r->eval_t;
@@ -155,10 +155,16 @@ static void resolve(ft *f, int64_t n)
     }
 }
 
+/* Updates per epoch: the loader drops the last partial batch. */
+static int64_t spe_of(const ft *f)
+{
+    return f->ntr / f->r.batch > 0 ? f->ntr / f->r.batch : 1;
+}
+
 static void recipe_text(ft *f, const char *model_path)
 {
     const gr_ft_opts *r = &f->r;
-    char et[256], tt[256], stop[128], cut[600] = "", decay[64] = "";
+    char et[256], tt[256], stop[128], cut[600] = "", decay[64] = "", steps[64] = "";
     gr_transform_format(&r->eval_t, et, sizeof et);
     gr_transform_format(&r->train_t, tt, sizeof tt);
     if (!f->nva) snprintf(stop, sizeof stop, "none (no validation split: the last weights are kept)");
@@ -166,11 +172,12 @@ static void recipe_text(ft *f, const char *model_path)
     else snprintf(stop, sizeof stop, "lowest validation loss kept");
     if (r->layer)
         snprintf(cut, sizeof cut, ", cut at %s (%s pooling)", r->layer, r->pool == GR_POOL_GRID2 ? "2x2 grid" : "global mean");
+    if (r->steps > 0) snprintf(steps, sizeof steps, " (%lld updates)", (long long)r->epochs * spe_of(f));
     if (r->layer_decay > 0 && r->layer_decay < 1) snprintf(decay, sizeof decay, ", layer decay %g", r->layer_decay);
     snprintf(f->res->recipe, sizeof f->res->recipe,
              "model %s%s\n%lld training and %lld validation samples, %d classes, batch %d\n"
              "phase 1: the new head, %s%d epochs at lr %g\n"
-             "phase 2: %s, %d epochs at lr %g%s\n"
+             "phase 2: %s, %d epochs at lr %g%s%s\n"
              "%s, weight decay %g, warm-up + cosine, label smoothing %g, dropout %g\n"
              "BatchNorms: %s\n"
              "early stopping: %s\naugmentation %s\npreprocessing %s\nseed %llu",
@@ -179,7 +186,7 @@ static void recipe_text(ft *f, const char *model_path)
              : r->head_init == GR_HEAD_INIT_IMPRINT ? "imprinted from the class means of the frozen features, then "
                                                     : "",
              r->head_epochs, r->lr,
-             r->freeze, r->epochs, r->lr * r->lr_ratio, decay, r->opt == GR_SGD ? "SGD (momentum 0.9)" : "AdamW",
+             r->freeze, r->epochs, r->lr * r->lr_ratio, decay, steps, r->opt == GR_SGD ? "SGD (momentum 0.9)" : "AdamW",
              r->weight_decay, r->label_smoothing, r->dropout,
              r->bn == GR_BN_FROZEN ? "inference mode throughout (running statistics fixed)"
                                    : "batch statistics where they train, inference mode where frozen",
@@ -539,7 +546,7 @@ static void print_epoch(const ft *f, const gr_ft_epoch *e, int epochs, int impro
 static int run_phase(ft *f, int phase, const unsigned char *trainable, int epochs, double lr, int resume)
 {
     const gr_ft_opts *r = &f->r;
-    int64_t spe = f->ntr / r->batch > 0 ? f->ntr / r->batch : 1, total = spe * epochs;
+    int64_t spe = spe_of(f), total = spe * epochs;
     gr_trainer_cfg cfg = {
         .loss = GR_LOSS_CE, .label_smoothing = r->label_smoothing, .seed = r->seed + (uint64_t)phase,
         .use_ref = r->use_ref, .layer_decay = phase == 2 ? r->layer_decay : 0,
@@ -680,6 +687,8 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
     if (!st) {
         resolve(&f, nidx);
         st = split(&f, idx, nidx, f.r.val_frac);
+        if (!st && f.r.steps > 0 && strcmp(f.r.freeze, "head"))
+            f.r.epochs = (int)((f.r.steps + spe_of(&f) - 1) / spe_of(&f));
     }
     int64_t *have = st ? NULL : calloc((size_t)f.nclass + 1, sizeof *have);
     if (!st && !have) st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");

@@ -241,6 +241,8 @@ typedef struct gr_ft_opts {
     const char *freeze;         /* what phase 2 trains besides the head (gr_freeze_select spec);
                                    "head": no phase 2 */
     int head_epochs, epochs;    /* phase 1, phase 2 (0 skips the phase) */
+    int steps;                  /* > 0: phase 2 takes this many updates, rounded up to whole
+                                   epochs (epochs then follows from the batches per epoch) */
     int opt;                    /* GR_ADAMW or GR_SGD */
     double lr, lr_ratio, layer_decay, weight_decay;
     float label_smoothing, dropout;
