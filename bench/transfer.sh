@@ -3,9 +3,11 @@
 # seeds (bench/transfer_ref.py makes the splits: PNG files and CSV lists, 5 seeds, k = 1/5/10/50
 # images per class; 2 threads everywhere):
 #   task A  PaddleOCR's PP-OCRv4 detector -> Fashion-MNIST (3,000-image pool, 2,000 test images,
-#           64x64, map p2o.Add.71 pooled on a 2x2 grid): linear probe = standardised features +
-#           logistic regression with C = 1. graft: `graft fit LIST --test` per list, from a cold
-#           feature cache; reference: onnxruntime-node features + scikit-learn, one process.
+#           64x64, map p2o.Add.71 pooled on a 2x2 grid, the issue's reference recipe; and
+#           p2o.Add.75 on a 4x4 grid, the demo's layer auto choice): linear probe = standardised
+#           features + logistic regression with C = 1. graft: `graft fit LIST --test` per list,
+#           from a cold feature cache; reference: onnxruntime-node features + scikit-learn, one
+#           process.
 #   task B  the second task: the tiny CNN of scripts/make_tiny_cnn.py pretrained by graft on
 #           Fashion-MNIST classes 0-4 (5,000 images), moved to classes 5-9 (300-image pool,
 #           1,000 test images): linear probe, fine-tuning (graft finetune's recipe, LP-FT, probe
@@ -56,12 +58,22 @@ for k in 1 5 10 50; do
 done
 t1=$(now)
 for k in 1 5 10 50; do for s in 1 2 3 4 5; do echo "probe $k $s $(acc < "a_g_${k}_${s}.json")"; done; done > a_graft.txt
+# the demo's choice (graft fit --layer auto): p2o.Add.75 on a 4x4 grid
+t4=$(now)
+for k in 1 5 10 50; do
+  for s in 1 2 3 4 5; do
+    echo "grid4 $k $s $("$graft" fit "$det" "a_k${k}_s${s}.csv" --layer p2o.Add.75 --pool grid4 \
+      --transform size=64,normalize=imagenet --val 0 --C 1 --test a_test --cache gcache --threads 2 --json 2>/dev/null | acc)"
+  done
+done >> a_graft.txt
+t5=$(now)
 t2=$(now)
 "$graft" fit "$det" a_k50_s1.csv --layer p2o.Add.71 --pool grid2 --transform size=64,normalize=imagenet \
   --val 0 --C 1 --test a_test --cache gcache --threads 2 > /dev/null 2>&1
 t3=$(now)
 echo "== task A: onnxruntime-node + scikit-learn" >&2
-$py "$here/transfer_ref.py" probe "$work" "$det" p2o.Add.71 > a_ref.json
+$py "$here/transfer_ref.py" probe "$work" "$det" p2o.Add.71 2 > a_ref.json
+$py "$here/transfer_ref.py" probe "$work" "$det" p2o.Add.75 4 > a_ref4.json
 echo "== one probe end to end, cold, best of 3 (k = 50, seed 1)" >&2
 one_graft=1e9 one_ref=1e9
 for i in 1 2 3; do
@@ -71,7 +83,7 @@ for i in 1 2 3; do
     --val 0 --C 1 --test a_test --cache gcache1 --threads 2 > /dev/null 2>&1
   b=$(now)
   one_graft=$(awk -v m="$one_graft" -v d="$(add 0 "$b" "$a")" 'BEGIN { print (d < m ? d : m) }')
-  r=$($py "$here/transfer_ref.py" probe "$work" "$det" p2o.Add.71 a_k50_s1.csv | $py -c 'import json, sys; print(json.load(sys.stdin)["seconds"])')
+  r=$($py "$here/transfer_ref.py" probe "$work" "$det" p2o.Add.71 2 a_k50_s1.csv | $py -c 'import json, sys; print(json.load(sys.stdin)["seconds"])')
   c=$(now)
   one_ref=$(awk -v m="$one_ref" -v d="$(add 0 "$c" "$b")" 'BEGIN { print (d < m ? d : m) }')
 done
@@ -106,5 +118,5 @@ done
 echo "== task B: PyTorch" >&2
 $py "$here/transfer_ref.py" second "$work" pre.onnx tiny_cnn.onnx > b_ref.json
 
-$py "$here/transfer_ref.py" table "$work" "$(add 0 "$t1" "$t0")" "$(add 0 "$t3" "$t2")" \
+$py "$here/transfer_ref.py" table "$work" "$(add 0 "$t1" "$t0")" "$(add 0 "$t5" "$t4")" "$(add 0 "$t3" "$t2")" \
   "${secs[probe]}" "${secs[finetune]}" "${secs[scratch]}" "$one_graft" "$one_ref"

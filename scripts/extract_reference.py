@@ -10,6 +10,7 @@ Writes into OUTDIR:
   grid2.npy           (7, 1024): model.layer3's output pooled by adaptive_avg_pool2d(x, 2) and
                       flattened, for each image in ImageFolder order, after Resize(72),
                       CenterCrop(64), ToTensor, Normalize(ImageNet)
+  grid4.npy           (7, 2048): model.layer2's output (8x8) pooled by adaptive_avg_pool2d(x, 4)
   head.npy            (7, 512): the classifier's input (avgpool + flatten)
   labels.npy          (7,) ImageFolder's class ids
 Skips the work when OUTDIR/done is newer than this script."""
@@ -60,10 +61,13 @@ ds = torchvision.datasets.ImageFolder(os.path.join(out, "data"), transform=trans
 x = torch.stack([ds[i][0] for i in range(len(ds))])
 with torch.no_grad():
     h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
-    l3 = model.layer3(model.layer2(model.layer1(h)))
+    l2 = model.layer2(model.layer1(h))
+    l3 = model.layer3(l2)
     grid = torch.nn.functional.adaptive_avg_pool2d(l3, 2).flatten(1)
+    grid4 = torch.nn.functional.adaptive_avg_pool2d(l2, 4).flatten(1)
     head = torch.flatten(model.avgpool(model.layer4(l3)), 1)
 np.save(os.path.join(out, "grid2.npy"), grid.numpy())
+np.save(os.path.join(out, "grid4.npy"), grid4.numpy())
 np.save(os.path.join(out, "head.npy"), head.numpy())
 np.save(os.path.join(out, "labels.npy"), np.array([ds[i][1] for i in range(len(ds))], dtype=np.int32))
 open(stamp, "w").close()

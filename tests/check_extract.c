@@ -85,9 +85,17 @@ int main(int argc, char **argv)
     CHECK(utime(img, &ut) == 0, "cannot touch %s", img);
     CHECK(extract("/layer3/layer3.1/relu_1/Relu_output_0", GR_POOL_GRID2, cache, &d) == GRAFT_OK, "%s", graft_last_error());
     CHECK(!d.cached && strcmp(d.key, a.key), "a touched image must change the key");
-    gr_features e;
+    gr_features e, g4;
     CHECK(extract("no_such_value", GR_POOL_MEAN, NULL, &e) != GRAFT_OK && strstr(graft_last_error(), "no_such_value"),
           "an unknown layer must be an error naming it: %s", graft_last_error());
+    CHECK(extract("/layer2/layer2.1/relu_1/Relu_output_0", GR_POOL_GRID4, NULL, &g4) == GRAFT_OK, "%s", graft_last_error());
+    compare(&g4, "grid4.npy", "layer2, 4x4 grid");
+    gr_features_free(&g4);
+    /* layer4 is 2x2 here: no 4x4 grid of equal cells */
+    CHECK(extract("/layer4/layer4.1/relu_1/Relu_output_0", GR_POOL_GRID4, NULL, &e) != GRAFT_OK &&
+              strstr(graft_last_error(), "layer4.1") && strstr(graft_last_error(), "multiples of 4") &&
+              strstr(graft_last_error(), "2x2"),
+          "grid4 on a 2x2 map must be an error naming the layer and the size: %s", graft_last_error());
     gr_features_free(&a);
     gr_features_free(&b);
     gr_features_free(&c);

@@ -54,10 +54,14 @@ check "eval report: inline SVG, no script" "grep -q '<svg' '$tmp/r.html' && ! gr
 check "predict on a missing image: exit 1 naming it" "[ $? -eq 1 ] && grep -q nothing.jpg '$tmp/b4.out'"
 
 # export: the ONNX file of model + head gives predict's probabilities in graft and onnxruntime,
-# for a linear head on the mean and an MLP on the 2x2 grid of another layer
+# for a linear head on the mean, an MLP on the 2x2 grid of another layer and a linear head on
+# the 4x4 grid of layer2 (8x8 here)
 "$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --val 0 --head mlp --pool grid2 \
   --layer /layer3/layer3.1/relu_1/Relu_output_0 -o "$tmp/mlp.st" > /dev/null 2>&1
 check "fit mlp exit 0" "[ $? -eq 0 ]"
+"$GRAFT" fit "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --val 0 --pool grid4 \
+  --layer /layer2/layer2.1/relu_1/Relu_output_0 -o "$tmp/g4.st" > /dev/null 2>&1
+check "fit on a 4x4 grid exit 0" "[ $? -eq 0 ]"
 /usr/bin/python3 -c "
 import numpy as np
 from PIL import Image
@@ -65,7 +69,7 @@ from torchvision import transforms
 t = transforms.Compose([transforms.Resize(72), transforms.CenterCrop(64), transforms.ToTensor(),
                         transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
 np.save('$tmp/x.npy', t(Image.open('$REF/data/ants/img0.png').convert('RGB')).unsqueeze(0).numpy())"
-for h in head mlp; do
+for h in head mlp g4; do
   "$GRAFT" export "$tmp/$h.st" -o "$tmp/$h.onnx" > "$tmp/x_$h.out" 2>&1
   check "export $h exit 0" "[ $? -eq 0 ]"
   "$GRAFT" run "$tmp/$h.onnx" --input "$tmp/x.npy" --output "$tmp/g_$h.npy" > /dev/null 2>&1
@@ -105,7 +109,7 @@ check "layer auto prints its ranking and the choice" "grep -q 'layer auto: .* ra
 # the best candidate's score against scikit-learn: StratifiedKFold(3), StandardScaler +
 # LogisticRegression(C=1, multinomial as graft's) fitted per fold, log-loss and accuracy over all held-out rows
 read -r ll acc layer pool <<EOF2
-$(awk '/^ +[0-9.]+ +[0-9.]+ +[^ ]+ +(mean|grid2) /{print $1, $2, $3, $4; exit}' "$tmp/auto.out")
+$(awk '/^ +[0-9.]+ +[0-9.]+ +[^ ]+ +(mean|grid2|grid4) /{print $1, $2, $3, $4; exit}' "$tmp/auto.out")
 EOF2
 "$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" $T --no-cache --layer "$layer" --pool "$pool" -o "$tmp/af.npy" \
   --labels-output "$tmp/ay.npy" > /dev/null 2>&1

@@ -291,6 +291,37 @@ static double cell_mean(const float *x, int W, int r0, int r1, int c0, int c1)
     return s / ((r1 - r0) * (c1 - c0));
 }
 
+/* grid4 = adaptive_avg_pool2d(x, 4) on a map whose sides are multiples of 4: equal cells. */
+static void test_grid4_head(void)
+{
+    gr_rng rng;
+    gr_rng_seed(&rng, 5);
+    const int C = 3, H = 8, W = 12, N = 2;
+    gr_graph *g = synth(C, H, W, &rng);
+    int r = gr_graph_find_value(g, "r"), lg;
+    gr_head_spec s = {.nclass = 2, .pool = "grid4", .prefix = "g4"};
+    CHECK(gr_graph_add_head(g, r, &s, &rng, &lg) == GRAFT_OK, "grid4 head: %s", graft_last_error());
+    CHECK(gr_graph_prune(g) == GRAFT_OK && gr_graph_sort(g) == GRAFT_OK, "%s", graft_last_error());
+    int po = add_output(g, gr_graph_find_value(g, "g4.pooled"));
+    float *xb;
+    gr_tensor x = random_input(N, H, W, &rng, &xb);
+    gr_shape s0, sp;
+    float *feat = run_value(g, &x, 1, -1, 0, &s0), *pooled = run_value(g, &x, 1, -1, po, &sp);
+    CHECK(shape_is(&sp, 4, N, C, 4, 4), "grid4 pooled shape");
+    float want[2 * 3 * 16];
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    want[((n * C + c) * 4 + i) * 4 + j] = (float)cell_mean(feat + (n * C + c) * H * W, W, i * H / 4,
+                                                                           (i + 1) * H / 4, j * W / 4, (j + 1) * W / 4);
+    th_close(pooled, want, N * C * 16, 1e-5, 1e-6, "grid4 pooling vs the 4x4 cell means");
+    int64_t nw;
+    CHECK(init_data(g, "g4.fc.weight", &nw) && nw == 2 * 16 * C, "g4.fc.weight: %lld elements", (long long)nw);
+    free(feat), free(pooled), free(xb);
+    gr_graph_free(g);
+}
+
 static void test_heads(void)
 {
     gr_rng rng;
@@ -370,7 +401,12 @@ static void test_heads(void)
     gr_head_spec s3 = {.nclass = 2, .prefix = "bad"};
     ok = gr_graph_add_head(g, shp, &s3, &rng, NULL) == GRAFT_E_SHAPE && msg_has("'shp'");
     CHECK(ok, "head on int64: %s", graft_last_error());
+    /* a 4x4 grid needs equal cells: this 7x5 map has none */
+    gr_head_spec s_g4 = {.nclass = 2, .pool = "grid4", .prefix = "g4"};
+    ok = gr_graph_add_head(g, r, &s_g4, &rng, NULL) == GRAFT_E_SHAPE && msg_has("multiples of 4") && msg_has("'r'");
+    CHECK(ok, "grid4 head on a 7x5 map: %s", graft_last_error());
     gr_graph_free(g);
+    test_grid4_head();
 
     /* classifier search: GAP → Flatten → Dropout → MatMul → Add → Softmax */
     g = synth(C, H, W, &rng);

@@ -13,8 +13,9 @@ static int pool_of(const char *s, int *out)
 {
     if (!s || !strcmp(s, "mean")) *out = GR_POOL_MEAN;
     else if (!strcmp(s, "grid2")) *out = GR_POOL_GRID2;
+    else if (!strcmp(s, "grid4")) *out = GR_POOL_GRID4;
     else if (!strcmp(s, "none")) *out = GR_POOL_NONE;
-    else return gr_err(GRAFT_E_ARG, "unknown pooling '%s' (mean, grid2 or none)", s);
+    else return gr_err(GRAFT_E_ARG, "unknown pooling '%s' (mean, grid2, grid4 or none)", s);
     return GRAFT_OK;
 }
 
@@ -391,7 +392,7 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, co
     for (int i = 0; i < n; i++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "layer", s[i].layer);
-        cJSON_AddStringToObject(e, "pool", s[i].pool == GR_POOL_GRID2 ? "grid2" : "mean");
+        cJSON_AddStringToObject(e, "pool", gr_pool_name(s[i].pool));
         cJSON_AddNumberToObject(e, "dim", s[i].dim);
         cJSON_AddNumberToObject(e, "accuracy", s[i].cv_acc);
         cJSON_AddNumberToObject(e, "log_loss", s[i].cv_logloss);
@@ -400,7 +401,7 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, co
     *ranking = cJSON_PrintUnformatted(arr);
     cJSON_Delete(arr);
     *layer = n ? gr_strdup(s[0].layer) : NULL;
-    *pool = n ? gr_strdup(s[0].pool == GR_POOL_GRID2 ? "grid2" : "mean") : NULL;
+    *pool = n ? gr_strdup(gr_pool_name(s[0].pool)) : NULL;
     free(s);
     if (!*ranking || !*layer || !*pool) {
         free(*ranking), free(*layer), free(*pool);
@@ -424,7 +425,7 @@ static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
     else if (!strcmp(o->bn, "frozen")) r->bn = GR_BN_FROZEN;
     else return gr_err(GRAFT_E_ARG, "unknown BatchNorm mode '%s' (train or frozen)", o->bn);
     int st = GRAFT_OK;
-    if (o->pool && !strcmp(o->pool, "none")) return gr_err(GRAFT_E_ARG, "fine-tuning pools a cut map: mean or grid2");
+    if (o->pool && !strcmp(o->pool, "none")) return gr_err(GRAFT_E_ARG, "fine-tuning pools a cut map: mean, grid2 or grid4");
     if ((st = pool_of(o->pool, &r->pool))) return st;
     if (o->head_epochs) r->head_epochs = o->head_epochs < 0 ? 0 : o->head_epochs;
     if (o->epochs) r->epochs = o->epochs < 0 ? 0 : o->epochs;

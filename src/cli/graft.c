@@ -41,7 +41,7 @@ static const char *HELP =
     "                                      run the model on a tensor or an image\n"
     "  data DATA [--check] [--json]        a dataset's kind, size and classes; --check decodes\n"
     "                                      every image and lists the unreadable ones\n"
-    "  extract MODEL DATA [--layer NODE] [--pool mean|grid2|none] [-o X.npy]\n"
+    "  extract MODEL DATA [--layer NODE] [--pool mean|grid2|grid4|none] [-o X.npy]\n"
     "                                      features of a dataset from a cut model (cached)\n"
     "  fit MODEL DATA [--head logreg|mlp|knn|ncm] [-o HEAD]\n"
     "                                      a new head on the cached features, validated\n"
@@ -89,18 +89,19 @@ static const char *DATA_HELP =
     "--threads) and lists each unreadable one with its reason; the exit code is then 1.\n";
 
 static const char *EXTRACT_HELP =
-    "usage: graft extract MODEL DATA [--layer NODE] [--pool mean|grid2|none] [--transform SPEC]\n"
+    "usage: graft extract MODEL DATA [--layer NODE] [--pool mean|grid2|grid4|none] [--transform SPEC]\n"
     "                     [--output X.npy] [--labels-output Y.npy] [--cache DIR | --no-cache]\n"
     "                     [--batch N] [--workers N] [--skip-bad] [--json] [--threads N]\n"
     "\n"
     "Runs MODEL cut at NODE (a name `graft info` lists; default: the input of the model's\n"
     "classifier; auto: the candidate map and pooling with the best cross-validated linear probe)\n"
     "over every image of DATA (see `graft data --help`) and pools each map into one\n"
-    "row: mean (global average, default), grid2 (mean over a 2x2 grid, 4 values per channel) or\n"
-    "none. SPEC is the preprocessing (default resize=256,crop=224,normalize=imagenet). The\n"
-    "result is cached in DIR (default $GRAFT_CACHE/features, i.e. ~/.cache/graft/features), keyed\n"
-    "by the model's content, the layer, the pooling, the preprocessing and the image files, so an\n"
-    "unchanged request is read back and a changed input recomputed. --output writes the features\n"
+    "row: mean (global average, default), grid2 (mean over a 2x2 grid, 4 values per channel),\n"
+    "grid4 (4x4, 16 values; the map's sides must be multiples of 4) or none. SPEC is the\n"
+    "preprocessing (default resize=256,crop=224,normalize=imagenet). The result is cached in\n"
+    "DIR (default $GRAFT_CACHE/features, i.e. ~/.cache/graft/features), keyed by the model's\n"
+    "content, the layer, the pooling, the preprocessing and the image files, so an unchanged\n"
+    "request is read back and a changed input recomputed. --output writes the features\n"
     "(n, dim) and --labels-output the class ids as .npy. Unreadable images stop the run, or with\n"
     "--skip-bad are left out and reported.\n";
 
@@ -112,8 +113,9 @@ static const char *FIT_HELP =
     "                  --batch N --workers N --skip-bad --threads N]\n"
     "\n"
     "Fits a new classifier on MODEL's features of DATA (computed once and cached, see `graft\n"
-    "extract --help`; --layer auto ranks the candidate maps with both poolings by a cross-validated\n"
-    "linear probe on the training part and takes the best), holding out a stratified validation fraction F (default 0.2; 0 trains on\n"
+    "extract --help`; --layer auto ranks the candidate maps pooled by their mean and a 2x2 grid,\n"
+    "the best eight also on a 4x4 grid, by a cross-validated linear probe on the training part\n"
+    "and takes the best), holding out a stratified validation fraction F (default 0.2; 0 trains on\n"
     "everything). Heads: logreg (multinomial logistic regression as scikit-learn's, L-BFGS, the\n"
     "L2 strength C chosen by 5-fold cross-validation unless --C is given), mlp (one hidden layer\n"
     "with dropout), knn (cosine), ncm (nearest class mean). Features are standardised for\n"
@@ -124,7 +126,7 @@ static const char *FIT_HELP =
 
 static const char *FINETUNE_HELP =
     "usage: graft finetune MODEL DATA --output OUT.onnx [--json] [--threads N]\n"
-    "         [--layer NODE|auto] [--pool mean|grid2] [--head-init probe|imprint|random]\n"
+    "         [--layer NODE|auto] [--pool mean|grid2|grid4] [--head-init probe|imprint|random]\n"
     "         [--probe-C X] [--freeze SPEC] [--head-epochs N] [--epochs N | --steps N] [--bn train|frozen]\n"
     "         [--optimizer adamw|sgd] [--lr X] [--lr-ratio X] [--layer-decay X] [--weight-decay X]\n"
     "         [--label-smoothing X] [--dropout X] [--val F] [--patience N] [--batch N] [--workers N]\n"

@@ -514,7 +514,8 @@ int gr_graph_cut(gr_graph *g, const char *const *names, int n)
  *                per axis (overlapping by the middle row/column when H or W is odd): exactly
  *                PyTorch's adaptive_avg_pool2d(F, 2). Needs H, W >= 2; the kernel is fixed by
  *                the shapes the head is built for.
- *   <p>.flatten = Flatten(axis 1)                                          (N, C) or (N, 4C)
+ *   pool "grid4" the same with 4x4 cells (H and W multiples of 4: equal cells)  (N, C, 4, 4)
+ *   <p>.flatten = Flatten(axis 1)                                          (N, C), (N, 4C), (N, 16C)
  * From a feature of shape (N, C) the head starts here. Then, linear:
  *   [<p>.dropout = Dropout(p)]  <p>.fc = Gemm(x, <p>.fc.weight (nclass, fan_in), <p>.fc.bias, transB=1)
  * or MLP:
@@ -522,6 +523,12 @@ int gr_graph_cut(gr_graph *g, const char *const *names, int n)
  * Dropout's ratio is an initializer "<p>.dropout.ratio" from opset 12 (the attribute before). */
 
 static const char *prefix_of(const gr_head_spec *s) { return s->prefix && s->prefix[0] ? s->prefix : "head"; }
+
+/* Cells per side of a grid pool ("grid2", "grid4"); 0 otherwise. */
+static int grid_side(const char *pool)
+{
+    return !pool ? 0 : !strcmp(pool, "grid2") ? 2 : !strcmp(pool, "grid4") ? 4 : 0;
+}
 
 /* vgone/ngone (may be NULL): values and nodes a cut made before the head will remove, whose
  * names are therefore free. */
@@ -532,8 +539,8 @@ static int check_spec(const gr_graph *g, const gr_head_spec *s, const unsigned c
     if (s->hidden < 0) return gr_err(GRAFT_E_ARG, "head '%s': hidden size %d", p, s->hidden);
     if (!(s->dropout >= 0 && s->dropout < 1)) return gr_err(GRAFT_E_ARG, "head '%s': dropout %g is outside [0, 1)", p, s->dropout);
     if (s->dropout > 0 && g->opset < 7) return gr_err(GRAFT_E_UNSUPPORTED, "head '%s': Dropout needs opset 7 or later (the model has %d)", p, g->opset);
-    if (s->pool && strcmp(s->pool, "avg") && strcmp(s->pool, "grid2"))
-        return gr_err(GRAFT_E_ARG, "head '%s': unknown pool '%s' (avg or grid2)", p, s->pool);
+    if (s->pool && strcmp(s->pool, "avg") && !grid_side(s->pool))
+        return gr_err(GRAFT_E_ARG, "head '%s': unknown pool '%s' (avg, grid2 or grid4)", p, s->pool);
     if (strlen(p) > 200) return gr_err(GRAFT_E_ARG, "head prefix '%.40s...' is too long", p);
     for (int v = 0; v < g->nvalues; v++)
         if ((!vgone || !vgone[v]) && has_prefix(g->values[v].name, p)) return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: value '%s' exists", p, g->values[v].name);
@@ -603,13 +610,14 @@ static int pool(builder *b, const gr_head_spec *s, const gr_shape *fs, int *x, i
 {
     int pooled, flat, st;
     if ((st = act(b, "pooled", &pooled)) || (st = act(b, "features", &flat))) return st;
-    if (s->pool && !strcmp(s->pool, "grid2")) {
+    int G = grid_side(s->pool);
+    if (G > 1) {
         int64_t H = fs->d[2], W = fs->d[3];
-        int64_t k[2] = {(H + 1) / 2, (W + 1) / 2}, str[2] = {H / 2, W / 2};
+        int64_t k[2] = {(H + G - 1) / G, (W + G - 1) / G}, str[2] = {H / G, W / G};
         gr_attr a[2] = {{.name = "kernel_shape", .type = GR_AT_INTS, .n = 2, .ints = k},
                         {.name = "strides", .type = GR_AT_INTS, .n = 2, .ints = str}};
         st = node(b, "pool", "AveragePool", x, 1, pooled, a, 2);
-        *fan_in = 4 * fs->d[1];
+        *fan_in = G * G * fs->d[1];
     } else {
         st = node(b, "pool", "GlobalAveragePool", x, 1, pooled, NULL, 0);
         *fan_in = fs->d[1];
@@ -646,9 +654,13 @@ int gr_graph_add_head(gr_graph *g, int from, const gr_head_spec *spec, gr_rng *r
     if (dt != GR_F32 || (fs.rank != 2 && fs.rank != 4))
         return gr_err(GRAFT_E_SHAPE, "head '%s': feature '%s' is %s %s; a head needs float32 (N, C) or (N, C, H, W)",
                       prefix_of(spec), g->values[from].name, gr_dtype_name(dt), gr_shape_str(&fs, sb, sizeof sb));
-    if (fs.rank == 4 && spec->pool && !strcmp(spec->pool, "grid2") && (fs.d[2] < 2 || fs.d[3] < 2))
+    int G = grid_side(spec->pool);
+    if (fs.rank == 4 && G == 2 && (fs.d[2] < 2 || fs.d[3] < 2))
         return gr_err(GRAFT_E_SHAPE, "head '%s': grid2 pooling needs H, W >= 2, feature '%s' is %s", prefix_of(spec),
                       g->values[from].name, gr_shape_str(&fs, sb, sizeof sb));
+    if (fs.rank == 4 && G == 4 && (fs.d[2] < 4 || fs.d[3] < 4 || fs.d[2] % 4 || fs.d[3] % 4))
+        return gr_err(GRAFT_E_SHAPE, "head '%s': grid4 pooling needs H and W multiples of 4, feature '%s' is %s",
+                      prefix_of(spec), g->values[from].name, gr_shape_str(&fs, sb, sizeof sb));
     builder b = {.g = g, .prefix = prefix_of(spec), .rng = rng};
     int x = from, logits;
     int64_t fan_in = fs.d[1];

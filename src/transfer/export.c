@@ -2,8 +2,8 @@
  *
  *   input → trunk (cut at the layer) → pooling → Flatten → normalisation → head → Softmax
  *
- * pooling: GlobalAveragePool (mean), AveragePool with kernel ceil(H/2) and stride floor(H/2)
- * (grid2, which is PyTorch's adaptive_avg_pool2d(x, 2) and extract.c's pooling), or nothing;
+ * pooling: GlobalAveragePool (mean), AveragePool with kernel ceil(H/G) and stride floor(H/G)
+ * (grid2 / grid4, PyTorch's adaptive_avg_pool2d(x, 2 or 4) as extract.c pools), or nothing;
  * tokens (N, T, C) are averaged over T with ReduceMean. normalisation: Sub/Div by the saved
  * mean and std (standardize) or LpNormalization (l2). head: Gemm (logistic regression; nearest
  * class mean as the equivalent affine map), or Gemm → Relu → Gemm (MLP). kNN stores its
@@ -53,11 +53,12 @@ static int add_pool(builder *b, int pool, const gr_shape *fs)
     }
     int st = GRAFT_OK;
     if (fs->rank == 4 && pool == GR_POOL_MEAN) st = node(b, "GlobalAveragePool", NULL, 0, NULL, 0);
-    else if (fs->rank == 4 && pool == GR_POOL_GRID2) {
-        int64_t H = fs->d[2], W = fs->d[3];
-        if (H < 2 || W < 2) return gr_err(GRAFT_E_SHAPE, "grid2 pooling needs a map of at least 2x2, got %lldx%lld",
-                                          (long long)H, (long long)W);
-        int64_t k[2] = {(H + 1) / 2, (W + 1) / 2}, s[2] = {H / 2, W / 2};
+    else if (fs->rank == 4 && (pool == GR_POOL_GRID2 || pool == GR_POOL_GRID4)) {
+        int64_t H = fs->d[2], W = fs->d[3], G = gr_pool_side(pool);
+        if ((st = gr_pool_check(H, W, pool, "export"))) return st;
+        /* grid2: kernel ceil(H/2), stride floor(H/2) is adaptive_avg_pool2d(x, 2) also for odd
+         * sides (the cells share the middle row); grid4 has equal cells */
+        int64_t k[2] = {(H + G - 1) / G, (W + G - 1) / G}, s[2] = {H / G, W / G};
         gr_attr a[2] = {{.name = "kernel_shape", .type = GR_AT_INTS, .n = 2, .ints = k},
                         {.name = "strides", .type = GR_AT_INTS, .n = 2, .ints = s}};
         st = node(b, "AveragePool", NULL, 0, a, 2);
@@ -184,7 +185,7 @@ int gr_export_head(const char *model_path, const gr_head *h, const char *layer, 
     gr_shape in = gr_shape_make(4, (int64_t[]){1, 3, oh, ow});
     if (!st) st = gr_graph_value_shape(g, g->outputs[0], g->ninputs == 1 ? &in : NULL, &fs, &dtype);
     if (!st) {  /* the pooled size must be what the head was fitted on */
-        int64_t dim = fs.rank == 4 && pool != GR_POOL_NONE ? fs.d[1] * (pool == GR_POOL_GRID2 ? 4 : 1)
+        int64_t dim = fs.rank == 4 && pool != GR_POOL_NONE ? fs.d[1] * gr_pool_side(pool) * gr_pool_side(pool)
                       : fs.rank == 3 ? fs.d[2] : gr_numel(&fs) / (fs.rank && fs.d[0] ? fs.d[0] : 1);
         if (dim != h->dim)
             st = gr_err(GRAFT_E_SHAPE, "%s cut at '%s' gives %lld features, the head takes %d: not the model or layer it "
@@ -196,7 +197,7 @@ int gr_export_head(const char *model_path, const gr_head *h, const char *layer, 
     if (!st) st = add_head(&b, h);
     char tf[512], pl[8];
     gr_transform_format(t, tf, sizeof tf);
-    snprintf(pl, sizeof pl, "%s", pool == GR_POOL_GRID2 ? "grid2" : pool == GR_POOL_NONE ? "none" : "mean");
+    snprintf(pl, sizeof pl, "%s", gr_pool_name(pool));
     const char *kv[8] = {"graft.classes", classes_json, "graft.layer", name, "graft.pool", pl, "graft.transform", tf};
     if (!st) st = gr_export_finish(g, b.x, h->nclass, kv, 4, out_path);
     gr_graph_free(g);

@@ -150,38 +150,56 @@ static int cache_write(const char *dir, const char *path, const gr_features *f, 
 
 /* ---- pooling ---- */
 
+int gr_pool_side(int pool)
+{
+    return pool == GR_POOL_GRID2 ? 2 : pool == GR_POOL_GRID4 ? 4 : pool == GR_POOL_NONE ? 0 : 1;
+}
+
+const char *gr_pool_name(int pool)
+{
+    return pool == GR_POOL_GRID2 ? "grid2" : pool == GR_POOL_GRID4 ? "grid4" : pool == GR_POOL_NONE ? "none" : "mean";
+}
+
+int gr_pool_check(int64_t H, int64_t W, int pool, const char *what)
+{
+    if (pool == GR_POOL_GRID2 && (H < 2 || W < 2))
+        return gr_err(GRAFT_E_SHAPE, "%s: 2x2-grid pooling needs a map of at least 2x2, it is %lldx%lld", what,
+                      (long long)H, (long long)W);
+    if (pool == GR_POOL_GRID4 && (H < 4 || W < 4 || H % 4 || W % 4))
+        return gr_err(GRAFT_E_SHAPE, "%s: 4x4-grid pooling needs a map whose sides are multiples of 4, it is "
+                      "%lldx%lld (use grid2 or mean)", what, (long long)H, (long long)W);
+    return GRAFT_OK;
+}
+
 static int pooled_dim(const gr_shape *s, int pool)
 {
-    if (s->rank == 4 && pool != GR_POOL_NONE) return (int)(s->d[1] * (pool == GR_POOL_GRID2 ? 4 : 1));
+    int side = gr_pool_side(pool);
+    if (s->rank == 4 && side) return (int)(s->d[1] * side * side);
     if (s->rank == 3) return (int)s->d[2];
     int64_t d = 1;
     for (int i = 1; i < s->rank; i++) d *= s->d[i];
     return (int)d;
 }
 
-/* One row of features from sample r of the output y (plain float). */
+/* One row of features from sample r of the output y (plain float). A grid of G x G cells is
+ * adaptive_avg_pool2d(x, G): cell i spans [floor(i*H/G), ceil((i+1)*H/G)) on each axis. */
 static void pool_row(const gr_tensor *y, int64_t r, int pool, float *row)
 {
     const gr_shape *s = &y->shape;
     const float *x = y->data;
-    if (s->rank == 4 && pool != GR_POOL_NONE) {
+    int G = gr_pool_side(pool);
+    if (s->rank == 4 && G) {
         int64_t C = s->d[1], H = s->d[2], W = s->d[3];
         const float *base = x + r * C * H * W;
         for (int64_t c = 0; c < C; c++) {
             const float *p = base + c * H * W;
-            if (pool == GR_POOL_MEAN) {
-                double acc = 0;
-                for (int64_t i = 0; i < H * W; i++) acc += p[i];
-                row[c] = (float)(acc / (double)(H * W));
-                continue;
-            }
-            for (int gi = 0; gi < 2; gi++)
-                for (int gj = 0; gj < 2; gj++) {  /* adaptive_avg_pool2d: [floor(i*H/2), ceil((i+1)*H/2)) */
-                    int64_t h0 = gi * H / 2, h1 = ((gi + 1) * H + 1) / 2, w0 = gj * W / 2, w1 = ((gj + 1) * W + 1) / 2;
+            for (int gi = 0; gi < G; gi++)
+                for (int gj = 0; gj < G; gj++) {
+                    int64_t h0 = gi * H / G, h1 = ((gi + 1) * H + G - 1) / G, w0 = gj * W / G, w1 = ((gj + 1) * W + G - 1) / G;
                     double acc = 0;
                     for (int64_t h = h0; h < h1; h++)
                         for (int64_t w = w0; w < w1; w++) acc += p[h * W + w];
-                    row[c * 4 + gi * 2 + gj] = (float)(acc / (double)((h1 - h0) * (w1 - w0)));
+                    row[(c * G + gi) * G + gj] = (float)(acc / (double)((h1 - h0) * (w1 - w0)));
                 }
         }
         return;
@@ -305,6 +323,7 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
             gr_features *f = &fs[k];
             const gr_tensor *y = gr_plan_output(plan, k);
             if (!f->X) {
+                if (y->shape.rank == 4 && (st = gr_pool_check(y->shape.d[2], y->shape.d[3], pool[k], f->layer))) break;
                 f->dim = pooled_dim(&y->shape, pool[k]);
                 f->X = malloc((size_t)(n + 1) * f->dim * sizeof(float));
                 if (!f->X) { st = GRAFT_E_NOMEM; break; }
@@ -379,7 +398,8 @@ int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_
 
 static int is_merge(const char *op) { return !strcmp(op, "Add") || !strcmp(op, "Concat") || !strcmp(op, "Sum"); }
 
-int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names, int *count)
+int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names, int64_t **sides,
+                        int *count)
 {
     gr_graph *g;
     int st = gr_onnx_load(model_path, &g);
@@ -418,9 +438,12 @@ int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, 
     }
     int keep = nc < max ? nc : max;
     char **out = st ? NULL : calloc((size_t)keep + 1, sizeof *out);
-    if (!st && !out) st = GRAFT_E_NOMEM;
+    int64_t *hw = st ? NULL : malloc((size_t)(2 * keep + 1) * sizeof *hw);
+    if (!st && (!out || !hw)) st = GRAFT_E_NOMEM;
     for (int i = 0; !st && i < keep; i++) {  /* evenly spaced in execution order, the last kept */
         int at = keep == 1 ? nc - 1 : (int)((int64_t)i * (nc - 1) / (keep - 1));
+        const gr_tensor *x = gr_plan_value(p, cand[at]);
+        hw[2 * i] = x->shape.d[2], hw[2 * i + 1] = x->shape.d[3];
         if (!(out[i] = gr_strdup(g->values[cand[at]].name))) st = GRAFT_E_NOMEM;
     }
     if (st && out) {
@@ -430,6 +453,8 @@ int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, 
         *names = out;
         *count = keep;
     }
+    if (!st && sides) *sides = hw;
+    else free(hw);
     free(cand);
     free(take);
     gr_plan_free(p);

@@ -149,9 +149,9 @@ static void resolve(ft *f, int64_t n)
             r->train_t.rrc_scale[0] = 0.25f, r->train_t.rrc_scale[1] = 1;
             r->train_t.rrc_ratio[0] = 3.f / 4, r->train_t.rrc_ratio[1] = 4.f / 3;
         }
-        /* a head on a 2x2 grid tells left from right: a flip swaps its cells (measured: -3 points
+        /* a head on a grid tells left from right: a flip swaps its cells (measured: -3 points
          * at 10 per class, -0.7 at 50 on PP-OCR -> Fashion-MNIST), so no flip there */
-        r->train_t.hflip = r->layer && r->pool == GR_POOL_GRID2 ? 0 : 0.5f;
+        r->train_t.hflip = r->layer && gr_pool_side(r->pool) > 1 ? 0 : 0.5f;
     }
 }
 
@@ -171,7 +171,8 @@ static void recipe_text(ft *f, const char *model_path)
     else if (r->patience) snprintf(stop, sizeof stop, "lowest validation loss kept, patience %d epochs", r->patience);
     else snprintf(stop, sizeof stop, "lowest validation loss kept");
     if (r->layer)
-        snprintf(cut, sizeof cut, ", cut at %s (%s pooling)", r->layer, r->pool == GR_POOL_GRID2 ? "2x2 grid" : "global mean");
+        snprintf(cut, sizeof cut, ", cut at %s (%s pooling)", r->layer,
+                 r->pool == GR_POOL_GRID2 ? "2x2 grid" : r->pool == GR_POOL_GRID4 ? "4x4 grid" : "global mean");
     if (r->steps > 0) snprintf(steps, sizeof steps, " (%lld updates)", (long long)r->epochs * spe_of(f));
     if (r->layer_decay > 0 && r->layer_decay < 1) snprintf(decay, sizeof decay, ", layer decay %g", r->layer_decay);
     snprintf(f->res->recipe, sizeof f->res->recipe,
@@ -225,7 +226,7 @@ static int build_model(ft *f, const char *model_path)
     gr_rng rng;
     gr_rng_seed(&rng, f->r.seed);
     gr_head_spec spec = {.nclass = f->nclass, .dropout = f->r.dropout, .replace = 1, .input_shapes = &in,
-                         .pool = f->r.pool == GR_POOL_GRID2 ? "grid2" : NULL};
+                         .pool = gr_pool_side(f->r.pool) > 1 ? gr_pool_name(f->r.pool) : NULL};
     if (!f->r.layer) {
         st = gr_graph_replace_classifier(g, &spec, &rng);
         if (st) return gr_err_prefix(st, "%s: no classifier to replace (cut the model with --layer)", model_path);

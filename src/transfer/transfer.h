@@ -13,7 +13,14 @@ struct gr_graph;
 
 /* ==== feature extraction with a cache (extract.c) ========================================= */
 
-enum { GR_POOL_MEAN = 0, GR_POOL_GRID2 = 1, GR_POOL_NONE = 2 };
+enum { GR_POOL_MEAN = 0, GR_POOL_GRID2 = 1, GR_POOL_NONE = 2, GR_POOL_GRID4 = 3 };
+/* Cells per side of a pooling of a rank-4 map: 1 (mean), 2, 4 (grids); 0 for none. */
+int gr_pool_side(int pool);
+const char *gr_pool_name(int pool);  /* "mean", "grid2", "grid4", "none" */
+/* Whether an H x W map can be pooled so: grid2 needs H, W >= 2; grid4 needs H and W multiples
+ * of 4 (equal cells, so that ONNX's AveragePool in exported heads computes exactly what the
+ * extraction does: PyTorch's adaptive_avg_pool2d(x, 4)). Errors name `what`. */
+int gr_pool_check(int64_t H, int64_t W, int pool, const char *what);
 
 typedef struct gr_extract_opts {
     const char *layer;       /* a value or node name (graft info lists cut points); NULL: the
@@ -57,8 +64,10 @@ int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_
                       const char *const *layers, const int *pool, int n, const gr_extract_opts *o, gr_features *out);
 /* The layers worth trying as features: the cut points and the outputs of merges (Add, Concat,
  * Sum: the maps inside feature pyramids), rank-4 float maps of at least 2x2 for the transform's
- * input size, thinned to at most max evenly spaced in execution order. *names malloc'd. */
-int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names, int *count);
+ * input size, thinned to at most max evenly spaced in execution order. *names malloc'd; with
+ * sides, *sides (malloc'd) holds each map's H and W: (*sides)[2i], (*sides)[2i + 1]. */
+int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names, int64_t **sides,
+                        int *count);
 
 /* ==== heads on features (fit.c) ============================================================ */
 
@@ -163,7 +172,7 @@ int gr_stratified_folds(const int32_t *y, int64_t n, int folds, int32_t *fold);
 
 typedef struct gr_layer_score {
     char layer[256];
-    int pool;            /* GR_POOL_MEAN or GR_POOL_GRID2 */
+    int pool;            /* GR_POOL_MEAN, GR_POOL_GRID2 or GR_POOL_GRID4 */
     int dim;
     double cv_acc;       /* cross-validated linear-probe accuracy */
     double cv_logloss;   /* its mean held-out log-loss: the ranking */
@@ -171,7 +180,8 @@ typedef struct gr_layer_score {
 } gr_layer_score;
 
 /* Scores candidate layers (gr_layer_candidates: max_candidates evenly spaced ones (0: 32), then
- * up to as many more next to the best three) with both poolings on the samples idx (NULL: all)
+ * up to as many more next to the best three) with each pooling (mean, grid2, and grid4 where
+ * the map's sides are multiples of 4) on the samples idx (NULL: all)
  * by a 3-fold CV probe (C = 1), best first: lowest held-out log-loss (ties: the earlier layer).
  * See layer_auto.c for why the log-loss. */
 int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
@@ -237,7 +247,7 @@ typedef struct gr_ft_opts {
                                    guide); AUTO: train when phase 2 trains "all" from a random
                                    head or with 200+ samples per class, else frozen */
     const char *layer;          /* NULL: replace the model's classifier; else cut here, new head */
-    int pool;                   /* for a cut rank-4 map: GR_POOL_MEAN or GR_POOL_GRID2 */
+    int pool;                   /* for a cut rank-4 map: GR_POOL_MEAN, GR_POOL_GRID2 or GR_POOL_GRID4 */
     const char *freeze;         /* what phase 2 trains besides the head (gr_freeze_select spec);
                                    "head": no phase 2 */
     int head_epochs, epochs;    /* phase 1, phase 2 (0 skips the phase) */
