@@ -160,7 +160,8 @@ typedef struct graft_extract_opts {
     const char *layer;      /* a value or node name (`graft info` lists cut points); NULL: the
                                input of the model's classifier */
     const char *pool;       /* "mean" (global average; default), "grid2" (mean over a 2x2 grid,
-                               PyTorch's adaptive_avg_pool2d(x, 2): 4 values per channel), "none" */
+                               PyTorch's adaptive_avg_pool2d(x, 2): 4 values per channel),
+                               "grid4" (4x4, 16 values; the map's sides multiples of 4), "none" */
     const char *transform;  /* text form (see graft_dataset_load); NULL: ImageNet's default */
     int batch, workers;     /* 0: 32 and 2 */
     const char *cache_dir;  /* NULL: no cache. Keyed by the model's content, the layer, the
@@ -251,7 +252,7 @@ graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, in
  * and onnxruntime read. */
 typedef struct graft_finetune_opts {
     const char *layer;      /* NULL: replace the classifier; a name: cut there, new head */
-    const char *pool;       /* for a cut map: "mean" (default) or "grid2" */
+    const char *pool;       /* for a cut map: "mean" (default), "grid2" or "grid4" */
     const char *head_init;  /* "probe" (default): phase 1 fits a logistic regression on the frozen
                                features (cross-validated C, as graft fit) and starts the head
                                from it (LP-FT); "imprint": the weights are the normalised class
@@ -269,9 +270,6 @@ typedef struct graft_finetune_opts {
                                "after:NODE", "pattern:GLOB", ... (see graft finetune --help);
                                "head": no phase 2 */
     int head_epochs, epochs;/* phase 1 and phase 2 epochs; < 0 skips the phase */
-    int steps;              /* > 0: phase 2 runs this many optimizer updates (rounded up to whole
-                               epochs) whatever the dataset's size, instead of epochs: the
-                               budget of a model trained from scratch on a few images */
     const char *optimizer;  /* "adamw" (default) or "sgd" */
     double lr;              /* phase 1 learning rate (1e-3 AdamW, 0.01 SGD) */
     double lr_ratio;        /* phase 2 rate = lr * lr_ratio (0.1) */
@@ -291,6 +289,10 @@ typedef struct graft_finetune_opts {
     uint64_t seed;
     int quiet;              /* no progress lines on stderr */
     int stop_after_epochs;  /* > 0: stop with an error after that many epochs (tests) */
+    int steps;              /* > 0: phase 2 gets a budget of this many optimizer updates (rounded
+                               up to whole epochs) whatever the dataset's size, instead of
+                               epochs: what a model trained from scratch on a few images needs.
+                               Early stopping still applies when there is a validation split. */
 } graft_finetune_opts;
 
 /* Fine-tunes on the samples `subset` (int64 indices; NULL: all) and writes the model to

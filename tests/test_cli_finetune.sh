@@ -247,6 +247,8 @@ rc2=$?
 check "--steps 12 on 5 updates an epoch trains 3 epochs on all 160 images with --val 0 ($(cat "$tmp/steps.out"))" "[ $rc -eq 0 ] && [ $rc2 -eq 0 ]"
 "$GRAFT" finetune "$CNN" "$tmp/train" $T --steps 12 --epochs 2 -o "$tmp/x.onnx" > "$tmp/b10.out" 2>&1
 check "--steps with --epochs: exit 1 saying to give one" "[ $? -eq 1 ] && grep -q 'either epochs or steps' '$tmp/b10.out'"
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --steps 12 --freeze head -o "$tmp/x.onnx" > "$tmp/b11.out" 2>&1
+check "--steps with --freeze head: exit 1 saying there is no phase 2" "[ $? -eq 1 ] && grep -q 'no phase 2' '$tmp/b11.out'"
 
 echo "test_cli_finetune: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -13,7 +13,7 @@
 #     prints its negative-transfer warning for graft's results at k = 50;
 #   - the same table does not warn where transfer wins (a control from the same runs: the probe
 #     against a CNN trained on a tenth of the update budget).
-# Needs Debian's python3-torch (as the other reference checks); ~1-2 minutes on 2 cores.
+# Needs Debian's python3-torch (as the other reference checks); about 30 seconds on 2 cores.
 set -u
 GRAFT=$1 SRC=$2
 py=/usr/bin/python3

@@ -2,7 +2,7 @@
  *
  * The model is cut at the layer (graph/surgery.c), given the inference rewrites, and run over
  * the samples in batches from the data loader; a spatial map (N, C, H, W) is pooled per row
- * (global mean, or PyTorch's adaptive_avg_pool2d(x, 2) flattened in (c, i, j) order), tokens
+ * (global mean, or PyTorch's adaptive_avg_pool2d(x, 2 or 4) flattened in (c, i, j) order), tokens
  * (N, T, C) are averaged over T, anything else is flattened.
  *
  * The cache key is a 64-bit FNV-1a hash over: the model file's CRC-32 (two seeds) and size, the
@@ -322,8 +322,9 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
         for (int k = 0; k < nout && !st; k++) {
             gr_features *f = &fs[k];
             const gr_tensor *y = gr_plan_output(plan, k);
+            /* every batch: without a fixed input size the maps' sides can change */
+            if (y->shape.rank == 4 && (st = gr_pool_check(y->shape.d[2], y->shape.d[3], pool[k], f->layer))) break;
             if (!f->X) {
-                if (y->shape.rank == 4 && (st = gr_pool_check(y->shape.d[2], y->shape.d[3], pool[k], f->layer))) break;
                 f->dim = pooled_dim(&y->shape, pool[k]);
                 f->X = malloc((size_t)(n + 1) * f->dim * sizeof(float));
                 if (!f->X) { st = GRAFT_E_NOMEM; break; }

@@ -688,8 +688,9 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
     if (!st) {
         resolve(&f, nidx);
         st = split(&f, idx, nidx, f.r.val_frac);
-        if (!st && f.r.steps > 0 && strcmp(f.r.freeze, "head"))
-            f.r.epochs = (int)((f.r.steps + spe_of(&f) - 1) / spe_of(&f));
+        if (!st && f.r.steps > 0 && !strcmp(f.r.freeze, "head"))
+            st = gr_err(GRAFT_E_ARG, "steps: freeze \"head\" has no phase 2 to give them to");
+        if (!st && f.r.steps > 0) f.r.epochs = (int)((f.r.steps + spe_of(&f) - 1) / spe_of(&f));
     }
     int64_t *have = st ? NULL : calloc((size_t)f.nclass + 1, sizeof *have);
     if (!st && !have) st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");

@@ -25,8 +25,9 @@ int gr_pool_check(int64_t H, int64_t W, int pool, const char *what);
 typedef struct gr_extract_opts {
     const char *layer;       /* a value or node name (graft info lists cut points); NULL: the
                                 classifier's input (the node before the head) */
-    int pool;                /* rank-4 maps: global mean, mean over a 2x2 grid (PyTorch's
-                                adaptive_avg_pool2d(x, 2), 4 values per channel), or flatten */
+    int pool;                /* rank-4 maps: global mean, mean over a 2x2 or 4x4 grid (PyTorch's
+                                adaptive_avg_pool2d(x, 2 or 4), 4 or 16 values per channel), or
+                                flatten */
     gr_transform t;          /* the preprocessing */
     int batch, workers;      /* 0: 32 and 2 */
     int bad;                 /* GR_BAD_FATAL or GR_BAD_SKIP */
@@ -180,8 +181,9 @@ typedef struct gr_layer_score {
 } gr_layer_score;
 
 /* Scores candidate layers (gr_layer_candidates: max_candidates evenly spaced ones (0: 32), then
- * up to as many more next to the best three) with each pooling (mean, grid2, and grid4 where
- * the map's sides are multiples of 4) on the samples idx (NULL: all)
+ * up to as many more next to the best three) pooled by their mean and a 2x2 grid, and the
+ * best eight also on a 4x4 grid (where their sides are multiples of 4), on the samples idx
+ * (NULL: all)
  * by a 3-fold CV probe (C = 1), best first: lowest held-out log-loss (ties: the earlier layer).
  * See layer_auto.c for why the log-loss. */
 int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
@@ -231,7 +233,7 @@ void gr_fewshot_free(gr_fewshot_result *r);
  *   lr 1e-3 (AdamW) or 0.01 (SGD, momentum 0.9), phase 2 at 0.1 x; weight decay 0.01 (AdamW)
  *   or 1e-4; label smoothing 0.1; patience 5 epochs; augmentation: the preprocessing with a
  *   random resized crop (scale 0.25..1) in place of resize + crop, and a horizontal flip
- *   (none when the head reads a 2x2 grid, whose cells a flip would swap). */
+ *   (none when the head reads a grid, whose cells a flip would swap). */
 enum { GR_HEAD_INIT_PROBE = 0, GR_HEAD_INIT_RANDOM = 1, GR_HEAD_INIT_IMPRINT = 2 };
 enum { GR_BN_AUTO = 0, GR_BN_TRAIN = 1, GR_BN_FROZEN = 2 };
 
