@@ -92,7 +92,7 @@ static int score_layers(const char *model_path, const gr_dataset *ds, const int6
     for (int p = 0; !st && p < npools; p++) {
         int m = 0;
         for (int k = 0; k < n; k++)
-            if (pools[p] != GR_POOL_GRID4 || (hw[2 * k] % 4 == 0 && hw[2 * k + 1] % 4 == 0))  /* gr_pool_check's rule */
+            if (gr_pool_fits(hw[2 * k], hw[2 * k + 1], pools[p]))
                 use[m] = names[k], ord[m] = order[k], pool[m++] = pools[p];
         if (!m) continue;
         if ((st = gr_extract_layers(model_path, ds, idx, nidx, (const char *const *)use, pool, m, o, f))) break;

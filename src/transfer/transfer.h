@@ -21,6 +21,7 @@ const char *gr_pool_name(int pool);  /* "mean", "grid2", "grid4", "none" */
  * of 4 (equal cells, so that ONNX's AveragePool in exported heads computes exactly what the
  * extraction does: PyTorch's adaptive_avg_pool2d(x, 4)). Errors name `what`. */
 int gr_pool_check(int64_t H, int64_t W, int pool, const char *what);
+int gr_pool_fits(int64_t H, int64_t W, int pool);  /* the same rule, without the error */
 
 typedef struct gr_extract_opts {
     const char *layer;       /* a value or node name (graft info lists cut points); NULL: the
