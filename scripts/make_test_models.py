@@ -141,6 +141,68 @@ def main(out):
     m2, _ = tiny_graph()
     m2.graph.initializer[0].CopyFrom(numpy_helper.from_array(w.reshape(5, 27), "w"))
     save(m2, os.path.join(bad, "conv_weight_rank.onnx"))
+    hardening_models(bad)
+
+
+def small_model(nodes, inputs, outputs, inits=(), opset=13):
+    g = helper.make_graph(nodes, "hardening", inputs, outputs, list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="graft-tests")
+    m.ir_version = 8
+    return m
+
+
+def hardening_models(bad):
+    """The shapes of the defects a fuzzer found (issue 'Hardening'): each must be refused at load
+    with a message, never crash, hang, abort or allocate what the file does not hold."""
+    f = TensorProto.FLOAT
+    vi = helper.make_tensor_value_info
+    # a node writing a graph input (ONNX graphs are single-assignment)
+    m = small_model([helper.make_node("Add", ["x", "x"], ["x"], name="add_into_input")],
+                    [vi("x", f, [4])], [vi("x", f, [4])])
+    save(m, os.path.join(bad, "output_is_input.onnx"))
+    # the same through a name that differs only after an embedded NUL byte: written with a
+    # placeholder of the same length, then patched in the serialized bytes
+    m = small_model([helper.make_node("Add", ["x", "x"], ["xQy"], name="add_nul"),
+                     helper.make_node("Relu", ["xQy"], ["y"], name="relu")],
+                    [vi("x", f, [4])], [vi("y", f, [4])])
+    data = m.SerializeToString()
+    assert data.count(b"xQy") == 2
+    with open(os.path.join(bad, "output_nul_name.onnx"), "wb") as fh:
+        fh.write(data.replace(b"xQy", b"x\0y"))
+    # element types graft's ops do not implement
+    for name, dt in (("uint16", TensorProto.UINT16), ("float16", TensorProto.FLOAT16)):
+        m = small_model([helper.make_node("Add", ["a", "b"], ["c"], name="add_" + name)],
+                        [vi("a", dt, [3]), vi("b", dt, [3])], [vi("c", dt, [3])])
+        save(m, os.path.join(bad, f"input_{name}.onnx"))
+    # a dead first node: its output is unused, the graph input is the only live value
+    m = small_model([helper.make_node("Relu", ["x"], ["dead"], name="dead_relu"),
+                     helper.make_node("Neg", ["x"], ["y"], name="neg")],
+                    [vi("x", f, [2, 3])], [vi("y", f, [2, 3])])
+    save(m, os.path.join(bad, "dead_first_node.onnx"))
+    np.save(os.path.join(bad, "dead_first_node_input.npy"), rng.standard_normal((2, 3)).astype(np.float32))
+    # a zero-size input dimension (valid: must run and give an empty output)
+    m = small_model([helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                     helper.make_node("Neg", ["r"], ["y"], name="neg")],
+                    [vi("x", f, [0, 3])], [vi("y", f, [0, 3])])
+    save(m, os.path.join(bad, "zero_dim.onnx"))
+    np.save(os.path.join(bad, "zero_dim_input.npy"), np.zeros((0, 3), np.float32))
+    # an initializer claiming 1 GiB (256 x 1024 x 1024 float32) with 4 bytes of raw data
+    t = TensorProto()
+    t.name, t.data_type = "w", TensorProto.FLOAT
+    t.dims.extend([256, 1024, 1024])
+    t.raw_data = b"\0\0\0\0"
+    m = small_model([helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+                    [vi("x", f, [1])], [vi("y", f, [1])], [t])
+    save(m, os.path.join(bad, "claims_1gb.onnx"))
+    # the same attribute twice (onnxruntime refuses the node)
+    node = helper.make_node("Flatten", ["x"], ["y"], name="flat2", axis=1)
+    node.attribute.extend([helper.make_attribute("axis", 0)])
+    m = small_model([node], [vi("x", f, [2, 3])], [vi("y", f, None)])
+    save(m, os.path.join(bad, "duplicate_attribute.onnx"))
+    # a graph input declared twice
+    m = small_model([helper.make_node("Relu", ["x"], ["y"], name="relu")],
+                    [vi("x", f, [2]), vi("x", f, [2])], [vi("y", f, [2])])
+    save(m, os.path.join(bad, "input_twice.onnx"))
 
 
 if __name__ == "__main__":

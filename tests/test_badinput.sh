@@ -47,6 +47,39 @@ expect "input 'x': expected shape"                "$graft" run "$dir/tiny.onnx" 
 expect "input 'x': expected shape"                "$graft" run "$dir/tiny.onnx" --input "$dir/tiny_wrong_rank.npy"
 expect "no-such-model.onnx: cannot open"          "$graft" info "$dir/no-such-model.onnx"
 expect "tiny.onnx: not a .npy file"               "$graft" run "$dir/tiny.onnx" --input "$dir/tiny.onnx"
+# the shapes of the defects the fuzzer found (issue "Hardening"); scripts/make_test_models.py
+expect "node 'add_into_input' (Add) writes 'x', which is a graph input" "$graft" info "$b/output_is_input.onnx"
+expect "NodeProto.output holds a string with a NUL byte"  "$graft" info "$b/output_nul_name.onnx"
+expect "node 'add_uint16' (Add) reads graph input 'a' of element type uint16" "$graft" info "$b/input_uint16.onnx"
+expect "node 'add_float16' (Add) reads graph input 'a' of element type float16" "$graft" info "$b/input_float16.onnx"
+expect "raw_data has 4 bytes but dims (256, 1024, 1024)" "$graft" info "$b/claims_1gb.onnx"
+expect "node 'flat2' (Flatten) has attribute 'axis' twice" "$graft" info "$b/duplicate_attribute.onnx"
+expect "graph input 'x' is declared twice"       "$graft" info "$b/input_twice.onnx"
+for m in test_mod_uint16 test_bitshift_left_uint16; do   # Debian's own conformance models
+  expect "of element type uint16"                "$graft" info "/usr/share/libonnx-testdata/data/node/$m/model.onnx"
+done
+expect "above the limit tensor-bytes = 1000 (raise it with --limit tensor-bytes=N" \
+  "$graft" info "$dir/tiny.onnx" --limit tensor-bytes=1000
+# refusing the 1 GiB claim allocates nothing of it: peak RSS of the process under 100 MB
+rss=$(/usr/bin/python3 -c '
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)' "$graft" info "$b/claims_1gb.onnx")
+if [ "$rss" -lt 100 ]; then pass=$((pass + 1)); else
+  fail=$((fail + 1)); echo "FAIL: refusing claims_1gb.onnx peaked at $rss MB"; fi
+# valid models of the same shapes run: a dead first node (the only live value before it is a
+# graph input: no cut point there) and a zero-size dimension
+if "$graft" info "$b/dead_first_node.onnx" >/dev/null && "$graft" run "$b/dead_first_node.onnx" \
+     --input "$b/dead_first_node_input.npy" >/dev/null; then pass=$((pass + 1)); else
+  fail=$((fail + 1)); echo "FAIL: dead_first_node.onnx did not run"; fi
+out=$("$graft" run "$b/zero_dim.onnx" --input "$b/zero_dim_input.npy" 2>&1)
+if [[ "$out" == *"output shape (0, 3)"* ]]; then pass=$((pass + 1)); else
+  fail=$((fail + 1)); echo "FAIL: zero_dim.onnx: $out"; fi
+# --limit itself: a bad name or value is a usage error (exit 2)
+"$graft" info "$dir/tiny.onnx" --limit bogus=1 2>/dev/null; code=$?
+"$graft" info "$dir/tiny.onnx" --limit tensor-bytes=ten 2>/dev/null; code2=$?
+if [ $code -eq 2 ] && [ $code2 -eq 2 ]; then pass=$((pass + 1)); else
+  fail=$((fail + 1)); echo "FAIL: --limit bogus=1 / tensor-bytes=ten -> exit $code / $code2, wanted 2"; fi
 # the good external-data model loads and runs
 if "$graft" run "$e/good_external.onnx" --input "$x" >/dev/null; then pass=$((pass + 1)); else
   fail=$((fail + 1)); echo "FAIL: good_external.onnx did not run"; fi

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,9 @@ static const char *HELP =
     "  keyword embed AUDIO.wav -o EMB.npy   openWakeWord's speech embeddings of a recording\n"
     "  version [--json]                    print the version\n"
     "\n"
-    "common flags: --json (machine-readable output), --threads N (default: all cores), --help\n"
+    "common flags: --json (machine-readable output), --threads N (default: all cores), --help,\n"
+    "  --limit NAME=VALUE (what a file may make graft allocate: tensor-bytes, image-pixels, audio-rate,\n"
+    "  audio-seconds, decompressed-bytes, classes, k; see docs/ARCHITECTURE.md)\n"
     "exit codes: 0 ok, 1 bad input, 2 bad usage, 3 internal error\n";
 
 static const char *INFO_HELP =
@@ -1425,8 +1428,61 @@ static int cmd_fewshot(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
+/* "16G", "178956970", "2.5M": a positive count with an optional binary suffix K, M, G, T. */
+static int parse_size(const char *s, int64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    double mult = 1;
+    if (*end && !end[1]) {
+        const char *units = "KMGT", *u = strchr(units, *end);
+        if (!u) return -1;
+        for (const char *q = units; q <= u; q++) mult *= 1024;
+        end++;
+    }
+    if (end == s || *end || !(v > 0) || v * mult >= 9.2e18) return -1;
+    *out = (int64_t)(v * mult);
+    return *out > 0 ? 0 : -1;
+}
+
+/* --limit NAME=VALUE, anywhere on the command line and repeatable, for every command: sets the
+ * limit and removes the pair from argv. Returns 0, or the exit code of a usage error. */
+static int take_limits(int *argc, char **argv)
+{
+    int w = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--limit")) { argv[w++] = argv[i]; continue; }
+        const char *spec = i + 1 < *argc ? argv[++i] : "";
+        const char *eq = strchr(spec, '=');
+        char name[64];
+        int64_t v;
+        int which = -1;
+        if (eq && eq - spec < (int)sizeof name) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
+            which = graft_limit_find(name);
+        }
+        if (which < 0 || parse_size(eq + 1, &v)) {
+            fprintf(stderr, "graft: --limit '%s': expected NAME=VALUE with NAME one of", spec);
+            for (int k = 0; k < GRAFT_LIMIT_COUNT; k++) fprintf(stderr, " %s", graft_limit_name((graft_limit)k));
+            fprintf(stderr, " and VALUE a positive number (suffix K, M, G or T for powers of 1024)\n");
+            return EXIT_USAGE;
+        }
+        graft_set_limit((graft_limit)which, v);
+    }
+    argv[w] = NULL;
+    *argc = w;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    /* A file-size limit (ulimit -f, RLIMIT_FSIZE) kills a writer with SIGXFSZ by default, before
+     * it can clean up or say what happened; ignored, the write fails with EFBIG instead and the
+     * atomic writer removes its temp file and names the file ("File too large"), as for a full
+     * disk. (Ignoring is inherited by the espeak-ng and sox children: they fail the same way.) */
+    signal(SIGXFSZ, SIG_IGN);
+    int lim = take_limits(&argc, argv);
+    if (lim) return lim;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         fputs(HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;

@@ -20,11 +20,55 @@ const char *graft_last_error(void) { return last_error; }
 const char *graft_status_name(graft_status s)
 {
     static const char *names[] = {"ok", "bad argument", "i/o error", "bad format", "unsupported",
-                                  "shape mismatch", "out of memory", "internal error", "numeric failure"};
+                                  "shape mismatch", "out of memory", "internal error", "numeric failure",
+                                  "over a limit"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown status";
 }
 
 const char *graft_version(void) { return "0.1.0"; }
+
+/* ---- limits ---- */
+
+static const char *const limit_names[GRAFT_LIMIT_COUNT] = {
+    "tensor-bytes", "image-pixels", "audio-rate", "audio-seconds", "decompressed-bytes", "classes", "k"};
+static int64_t limits[GRAFT_LIMIT_COUNT] = {
+    (int64_t)16 << 30, 178956970, 384000, 86400, (int64_t)4 << 30, 1000000, 10000};
+
+graft_status graft_set_limit(graft_limit which, int64_t value)
+{
+    if ((unsigned)which >= GRAFT_LIMIT_COUNT) return gr_err(GRAFT_E_ARG, "unknown limit %d", (int)which);
+    if (value <= 0)
+        return gr_err(GRAFT_E_ARG, "limit %s must be positive, got %" PRId64, limit_names[which], value);
+    limits[which] = value;
+    return GRAFT_OK;
+}
+
+int64_t graft_get_limit(graft_limit which) { return (unsigned)which < GRAFT_LIMIT_COUNT ? limits[which] : 0; }
+int64_t gr_limit(graft_limit which) { return graft_get_limit(which); }
+
+const char *graft_limit_name(graft_limit which)
+{
+    return (unsigned)which < GRAFT_LIMIT_COUNT ? limit_names[which] : NULL;
+}
+
+int graft_limit_find(const char *name)
+{
+    for (int i = 0; i < GRAFT_LIMIT_COUNT; i++)
+        if (name && !strcmp(name, limit_names[i])) return i;
+    return -1;
+}
+
+int gr_limit_check(graft_limit which, int64_t value, const char *fmt, ...)
+{
+    if (value <= limits[which]) return GRAFT_OK;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return gr_err(GRAFT_E_LIMIT, "%s, above the limit %s = %" PRId64 " (raise it with --limit %s=N or graft_set_limit)",
+                  what, limit_names[which], limits[which], limit_names[which]);
+}
 
 int gr_err(int status, const char *fmt, ...)
 {
@@ -180,6 +224,10 @@ gr_arena *gr_arena_new(size_t chunk_size)
 
 void *gr_arena_alloc(gr_arena *a, size_t n)
 {
+    if (n > SIZE_MAX / 2) {
+        gr_err(GRAFT_E_NOMEM, "out of memory allocating %zu bytes", n);
+        return NULL;
+    }
     n = (n + 63) & ~(size_t)63;
     if (!a->head || a->head->size - a->head->used < n) {
         size_t size = n > a->chunk_size ? n : a->chunk_size;

@@ -53,6 +53,13 @@ int gr_err(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Prefix the current message ("context: old message"), return status unchanged. */
 int gr_err_prefix(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Limits (graft_set_limit). gr_limit_check: GRAFT_OK when value <= the limit, else sets the
+ * message "<fmt...>, above the limit <name> = <limit> (raise it with --limit <name>=N or
+ * graft_set_limit)" and returns GRAFT_E_LIMIT. fmt says what was asked for, e.g.
+ * "initializer 'w' needs 1073741824 bytes". */
+int64_t gr_limit(graft_limit which);
+int gr_limit_check(graft_limit which, int64_t value, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Always-on assertion for internal invariants (bugs in graft, never input errors). */
 #define GR_ASSERT(c) \
     do { if (!(c)) gr_assert_fail(#c, __FILE__, __LINE__); } while (0)

@@ -221,6 +221,20 @@ static void unprepare(gr_opctx *c, const gr_opdef *op)
     c->flops = 0;
 }
 
+/* Every value an op reads has a type graft knows (the loader refuses other graph inputs; this
+ * keeps the ops' own type switches free of unknown types whatever a graph holds). */
+static int check_input_types(const gr_plan *p, int k)
+{
+    const gr_node *n = &p->g->nodes[k];
+    for (int i = 0; i < n->nin; i++) {
+        int v = n->in[i];
+        if (v >= 0 && !gr_dtype_size(p->vals[v].dtype))
+            return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' (%s): input %d '%s' has element type %d, which graft "
+                          "does not support", n->name, n->op_type, i, p->g->values[v].name, (int)p->vals[v].dtype);
+    }
+    return GRAFT_OK;
+}
+
 /* Wires node k's context, prepares it, and either folds it or makes it a step. */
 static int plan_node(gr_plan *p, int k)
 {
@@ -240,7 +254,8 @@ static int plan_node(gr_plan *p, int k)
     c->in = gr_arena_alloc(p->arena, (size_t)(n->nin + 1) * sizeof(gr_tensor *));
     c->out = gr_arena_alloc(p->arena, (size_t)(n->nout + 1) * sizeof(gr_tensor *));
     if (!c->in || !c->out) return GRAFT_E_NOMEM;
-    int all_known = 1, st;
+    int all_known = 1, st = check_input_types(p, k);
+    if (st) return st;
     /* An absent optional output still gets a tensor to write into; it is never read. */
     for (int i = 0; i < n->nout; i++)
         c->out[i] = n->out[i] >= 0 ? &p->vals[n->out[i]] : gr_arena_alloc(p->arena, sizeof(gr_tensor));
@@ -280,9 +295,18 @@ static int plan_node(gr_plan *p, int k)
                       "layers before it or cut the model after it", n->name, n->op_type);
     for (int j = 0; p->training && j < n->nout; j++)
         if (n->out[j] >= 0) p->rg[n->out[j]] = c->need_grad && p->reach[n->out[j]] && c->out[j]->dtype == GR_F32;
-    for (int i = 0; i < n->nout; i++)
+    for (int i = 0; i < n->nout; i++) {
         if (!gr_dtype_size(c->out[i]->dtype))
             return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s): output %d has no type after prepare", n->name, n->op_type, i);
+        int64_t bytes = c->out[i]->layout ? (int64_t)c->out[i]->bytes
+                                          : gr_numel_checked(&c->out[i]->shape, gr_dtype_size(c->out[i]->dtype));
+        if (bytes < 0)
+            return gr_err(GRAFT_E_SHAPE, "node '%s' (%s): output %d has a shape whose size overflows", n->name,
+                          n->op_type, i);
+        if ((st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, bytes, "node '%s' (%s): output %d needs %" PRId64 " bytes",
+                                 n->name, n->op_type, i, bytes)))
+            return st;
+    }
     p->flops += c->flops;
     if (all_known || (n->op->flags & GR_OPF_SHAPE_ONLY)) return fold(p, c, n->op);
     return add_step(p, c, n->op, k);
@@ -398,8 +422,12 @@ static int plan_memory(gr_plan *p)
         }
     }
     p->act_bytes = peak;
-    p->act = peak ? aligned_alloc(64, peak) : NULL;
-    if (peak && !p->act) { st = gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", peak); goto done; }
+    st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)peak, "the model's activations need %zu bytes", peak);
+    if (st) goto done;
+    /* never NULL, even when every activation is empty (a zero-size dim): pointer arithmetic on
+     * NULL is undefined */
+    p->act = aligned_alloc(64, peak ? peak : 64);
+    if (!p->act) { st = gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", peak); goto done; }
     for (int v = 0; v < p->nvals; v++)
         if (first[v] == -2) p->vals[v].data = p->act + off[v];
     if (p->scratch_bytes) {
@@ -718,7 +746,8 @@ int gr_plan_cut_points(const gr_plan *p, int *values, int max)
         }
         for (int i = 0; i < g->ninputs; i++)
             if (last[g->inputs[i]] > s) alive++;
-        if (alive == 1 && only < g->nvalues && p->vals[only].dtype == GR_F32 && count < max)
+        /* only < 0: the one live value is a graph input, which is no cut point */
+        if (alive == 1 && only >= 0 && only < g->nvalues && p->vals[only].dtype == GR_F32 && count < max)
             values[count++] = only;
     }
     free(last);

@@ -33,10 +33,17 @@ int gr_graph_sort(gr_graph *g)
         ready[v] = g->values[v].is_init;
     }
     for (int i = 0; i < g->ninputs; i++) ready[g->inputs[i]] = 1;
+    /* single assignment: a value has one producer, and a graph input or an initializer none
+     * (a node writing one would write into the caller's buffer or the weights) */
     for (int k = 0; k < n; k++)
         for (int j = 0; j < g->nodes[k].nout; j++) {
             int v = g->nodes[k].out[j];
             if (v < 0) continue;
+            if (ready[v] && !g->values[v].is_init) {
+                status = gr_err(GRAFT_E_FORMAT, "node '%s' (%s) writes '%s', which is a graph input",
+                                g->nodes[k].name, g->nodes[k].op_type, g->values[v].name);
+                goto done;
+            }
             if (g->values[v].producer >= 0 || g->values[v].is_init) {
                 status = gr_err(GRAFT_E_FORMAT, "value '%s' is produced twice (node '%s')",
                                 g->values[v].name, g->nodes[k].name);

@@ -42,6 +42,70 @@ int gr_read_file(const char *path, unsigned char **data, size_t *size)
     return GRAFT_OK;
 }
 
+/* ---- a look at the wire format before unpacking ----
+ * protobuf-c keeps strings as NUL-terminated C strings, so "x\0y" would become "x" and two
+ * different names could meet in one value (a node writing a graph input through such a name made
+ * the kernels write into the caller's buffer). graft compares names as C strings; a string
+ * field holding a NUL byte is refused here, before anything is unpacked, which makes C-string
+ * comparison the same as comparing the full bytes. Nesting (If branches in If branches) is
+ * bounded too, since both protobuf-c and the graph flattening recurse. */
+
+#define MAX_NESTING 64
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return 0;
+    }
+    return -1;
+}
+
+/* Skips a field's value of wire type wt; -1 on bytes that are not the wire format. */
+static int skip_value(const uint8_t **p, const uint8_t *end, unsigned wt, uint64_t *len)
+{
+    uint64_t v;
+    *len = 0;
+    switch (wt) {
+    case 0: return read_varint(p, end, &v);
+    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
+    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
+    case 2:
+        if (read_varint(p, end, len) || *len > (uint64_t)(end - *p)) return -1;
+        *p += *len;
+        return 0;
+    default: return -1; /* groups: not in onnx.proto */
+    }
+}
+
+static int wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth)
+{
+    if (depth > MAX_NESTING)
+        return gr_err(GRAFT_E_FORMAT, "messages nested more than %d deep (If branches inside If branches?)",
+                      MAX_NESTING);
+    while (p < end) {
+        uint64_t key, len;
+        if (read_varint(&p, end, &key) || skip_value(&p, end, (unsigned)(key & 7), &len))
+            return gr_err(GRAFT_E_FORMAT, "not a valid ONNX model (the protobuf is truncated or corrupt)");
+        const ProtobufCFieldDescriptor *f =
+            (key >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+        if (!f || (key & 7) != 2) continue;
+        const uint8_t *val = p - len;
+        if (f->type == PROTOBUF_C_TYPE_STRING && memchr(val, 0, len))
+            return gr_err(GRAFT_E_FORMAT, "%s.%s holds a string with a NUL byte ('%.*s\\0...'); graft refuses "
+                          "names that are not plain C strings", d->short_name, f->name,
+                          (int)(strnlen((const char *)val, len) < 64 ? strnlen((const char *)val, len) : 64),
+                          (const char *)val);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            int st = wire_check(f->descriptor, val, p, depth + 1);
+            if (st) return st;
+        }
+    }
+    return GRAFT_OK;
+}
+
 /* ---- names → value indices (open addressing; the graph owns the strings) ---- */
 
 typedef struct names {
@@ -133,89 +197,59 @@ static int parse_i64(const char *s, int64_t *v)
     return 0;
 }
 
-static int read_external(const Onnx__TensorProto *tp, const char *dir, void *dst, size_t bytes,
-                         const char *what)
+/* The external data of tp: its file resolved inside dir, and checked to hold `bytes` bytes at
+ * the tensor's offset (before anything is allocated for them). */
+static int external_source(const Onnx__TensorProto *tp, const char *dir, size_t bytes, const char *what,
+                           char path[PATH_MAX], int64_t *offset)
 {
     const char *loc = NULL;
-    int64_t offset = 0, length = -1;
+    int64_t length = -1;
+    *offset = 0;
     for (size_t i = 0; i < tp->n_external_data; i++) {
         const char *k = tp->external_data[i]->key, *v = tp->external_data[i]->value;
         if (!k || !v) continue;
         if (strcmp(k, "location") == 0) loc = v;
-        else if (strcmp(k, "offset") == 0 && parse_i64(v, &offset))
+        else if (strcmp(k, "offset") == 0 && parse_i64(v, offset))
             return gr_err(GRAFT_E_FORMAT, "%s: bad external data offset '%s'", what, v);
         else if (strcmp(k, "length") == 0 && parse_i64(v, &length))
             return gr_err(GRAFT_E_FORMAT, "%s: bad external data length '%s'", what, v);
     }
-    char path[PATH_MAX];
-    int st = external_path(dir, loc, path, sizeof path, what);
+    int st = external_path(dir, loc, path, PATH_MAX, what);
     if (st) return st;
     if (length >= 0 && (size_t)length != bytes)
         return gr_err(GRAFT_E_FORMAT, "%s: external data length %" PRId64 " but the dims need %zu bytes",
                       what, length, bytes);
-    FILE *f = fopen(path, "rb");
-    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open '%s': %s", what, path, strerror(errno));
     struct stat sb;
-    int ok = fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode);
-    if (!ok || offset > (int64_t)sb.st_size || (int64_t)bytes > (int64_t)sb.st_size - offset) {
-        fclose(f);
+    int ok = stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+    if (!ok || *offset > (int64_t)sb.st_size || (int64_t)bytes > (int64_t)sb.st_size - *offset)
         return gr_err(GRAFT_E_FORMAT, "%s: external data in '%s' needs bytes %" PRId64 "..%" PRId64
-                      " but the file has %lld", what, path, offset, offset + (int64_t)bytes,
+                      " but the file has %lld", what, path, *offset, *offset + (int64_t)bytes,
                       (long long)(ok ? sb.st_size : -1));
-    }
-    ok = fseeko(f, offset, SEEK_SET) == 0 && fread(dst, 1, bytes, f) == bytes;
-    fclose(f);
-    return ok ? GRAFT_OK : gr_err(GRAFT_E_IO, "%s: read error in '%s'", what, path);
+    return GRAFT_OK;
 }
 
-/* Converts a TensorProto; data is copied into the arena. `dir` is the model's folder (for
- * external data), `what` names the tensor in messages. */
-static int tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, gr_arena *a,
-                             gr_tensor *out, const char *what)
+static int read_external(const char *path, int64_t offset, void *dst, size_t bytes, const char *what)
 {
-    int dt = tp->has_data_type ? tp->data_type : 0;
-    if (!dtype_supported(dt))
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: element type %s (%d) is not supported", what,
-                      onnx_dtype_name(dt), dt);
-    if (tp->n_dims > GR_MAXDIM)
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: rank %zu exceeds graft's maximum of %d", what,
-                      tp->n_dims, GR_MAXDIM);
-    gr_shape s = {(int)tp->n_dims, {0}};
-    for (size_t i = 0; i < tp->n_dims; i++) {
-        if (tp->dims[i] < 0) return gr_err(GRAFT_E_FORMAT, "%s: negative dimension %" PRId64, what, tp->dims[i]);
-        s.d[i] = tp->dims[i];
-    }
-    size_t es = gr_dtype_size(dt);
-    int64_t n = gr_numel_checked(&s, es);
-    if (n < 0 || (uint64_t)n * es > (uint64_t)SIZE_MAX / 2)
-        return gr_err(GRAFT_E_FORMAT, "%s: dims whose product overflows", what);
-    size_t bytes = (size_t)n * es;
-    void *data = gr_arena_alloc(a, bytes);
-    if (!data) return gr_err_prefix(GRAFT_E_NOMEM, "%s", what);
-    out->dtype = (gr_dtype)dt;
-    out->shape = s;
-    out->data = data;
+    FILE *f = fopen(path, "rb");
+    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open '%s': %s", what, path, strerror(errno));
+    int ok = fseeko(f, offset, SEEK_SET) == 0 && fread(dst, 1, bytes, f) == bytes;
+    fclose(f);
+    return ok ? GRAFT_OK : gr_err(GRAFT_E_IO, "%s: read error in '%s' (did it shrink?)", what, path);
+}
 
-    if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-        return read_external(tp, dir, data, bytes, what);
-    if (tp->has_raw_data) {
-        if (tp->raw_data.len != bytes)
-            return gr_err(GRAFT_E_FORMAT, "%s: raw_data has %zu bytes but dims %s of %s need %zu",
-                          what, tp->raw_data.len, gr_shape_str(&s, (char[128]){0}, 128),
-                          gr_dtype_name(dt), bytes);
-        if (bytes) memcpy(data, tp->raw_data.data, bytes);
-        return GRAFT_OK;
-    }
-    size_t have;
+/* Values stored in tp's typed field for element type dt (int32_data holds the small types). */
+static size_t typed_count(const Onnx__TensorProto *tp, int dt)
+{
     switch (dt) {
-    case GR_F32: have = tp->n_float_data; break;
-    case GR_F64: have = tp->n_double_data; break;
-    case GR_I64: have = tp->n_int64_data; break;
-    default: have = tp->n_int32_data; break;
+    case GR_F32: return tp->n_float_data;
+    case GR_F64: return tp->n_double_data;
+    case GR_I64: return tp->n_int64_data;
+    default: return tp->n_int32_data;
     }
-    if (have != (size_t)n)
-        return gr_err(GRAFT_E_FORMAT, "%s: has %zu values but dims %s need %" PRId64, what, have,
-                      gr_shape_str(&s, (char[128]){0}, 128), n);
+}
+
+static void copy_typed(const Onnx__TensorProto *tp, int dt, void *data, int64_t n)
+{
     for (int64_t i = 0; i < n; i++) {
         switch (dt) {
         case GR_F32: ((float *)data)[i] = tp->float_data[i]; break;
@@ -226,6 +260,61 @@ static int tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, gr_ar
         default: ((uint8_t *)data)[i] = (uint8_t)tp->int32_data[i]; break;
         }
     }
+}
+
+/* Type and dims of tp, and its size in bytes, checked against GRAFT_LIMIT_TENSOR_BYTES. */
+static int proto_shape(const Onnx__TensorProto *tp, gr_shape *s, size_t *bytes, const char *what)
+{
+    int dt = tp->has_data_type ? tp->data_type : 0;
+    if (!dtype_supported(dt))
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: element type %s (%d) is not supported", what,
+                      onnx_dtype_name(dt), dt);
+    if (tp->n_dims > GR_MAXDIM)
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: rank %zu exceeds graft's maximum of %d", what,
+                      tp->n_dims, GR_MAXDIM);
+    *s = (gr_shape){(int)tp->n_dims, {0}};
+    for (size_t i = 0; i < tp->n_dims; i++) {
+        if (tp->dims[i] < 0) return gr_err(GRAFT_E_FORMAT, "%s: negative dimension %" PRId64, what, tp->dims[i]);
+        s->d[i] = tp->dims[i];
+    }
+    size_t es = gr_dtype_size(dt);
+    int64_t n = gr_numel_checked(s, es);
+    if (n < 0 || (uint64_t)n * es > (uint64_t)SIZE_MAX / 2)
+        return gr_err(GRAFT_E_FORMAT, "%s: dims whose product overflows", what);
+    *bytes = (size_t)n * es;
+    return gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)*bytes, "%s: dims %s of %s need %zu bytes", what,
+                          gr_shape_str(s, (char[128]){0}, 128), gr_dtype_name(dt), *bytes);
+}
+
+/* Converts a TensorProto; data is copied into the arena. `dir` is the model's folder (for
+ * external data), `what` names the tensor in messages. Every size is checked against the bytes
+ * the file (or its external data file) holds before the tensor is allocated: a small file
+ * cannot make graft allocate much. */
+static int tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, gr_arena *a,
+                             gr_tensor *out, const char *what)
+{
+    gr_shape s;
+    size_t bytes;
+    int st = proto_shape(tp, &s, &bytes, what);
+    if (st) return st;
+    int dt = tp->data_type;
+    int64_t n = gr_numel(&s), offset = 0;
+    char path[PATH_MAX];
+    int external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    if (external) st = external_source(tp, dir, bytes, what, path, &offset);
+    else if (tp->has_raw_data && tp->raw_data.len != bytes)
+        st = gr_err(GRAFT_E_FORMAT, "%s: raw_data has %zu bytes but dims %s of %s need %zu", what,
+                    tp->raw_data.len, gr_shape_str(&s, (char[128]){0}, 128), gr_dtype_name(dt), bytes);
+    else if (!tp->has_raw_data && typed_count(tp, dt) != (size_t)n)
+        st = gr_err(GRAFT_E_FORMAT, "%s: has %zu values but dims %s need %" PRId64, what, typed_count(tp, dt),
+                    gr_shape_str(&s, (char[128]){0}, 128), n);
+    if (st) return st;
+    void *data = gr_arena_alloc(a, bytes);
+    if (!data) return gr_err(GRAFT_E_NOMEM, "%s: out of memory for %zu bytes", what, bytes);
+    *out = (gr_tensor){.dtype = (gr_dtype)dt, .shape = s, .data = data};
+    if (external) return read_external(path, offset, data, bytes, what);
+    if (tp->has_raw_data && bytes) memcpy(data, tp->raw_data.data, bytes);
+    else if (!tp->has_raw_data) copy_typed(tp, dt, data, n);
     return GRAFT_OK;
 }
 
@@ -242,27 +331,29 @@ static int attr_from_proto(const Onnx__AttributeProto *ap, const char *dir, gr_a
                            gr_attr *out, const char *node)
 {
     out->name = gr_arena_strdup(a, ap->name ? ap->name : "");
+    if (!out->name) return GRAFT_E_NOMEM;
     out->type = ap->has_type ? (int)ap->type : 0;
     out->i = ap->i;
     out->f = ap->f;
+    const void *got = out;  /* what this type allocated (NULL: out of memory) */
     switch (out->type) {
     case GR_AT_STRING:
-        out->s = bytes_str(a, ap->s);
+        got = out->s = bytes_str(a, ap->s);
         break;
     case GR_AT_INTS:
         out->n = (int)ap->n_ints;
-        out->ints = gr_arena_alloc(a, ap->n_ints * sizeof(int64_t));
-        if (ap->n_ints) memcpy(out->ints, ap->ints, ap->n_ints * sizeof(int64_t));
+        got = out->ints = gr_arena_alloc(a, ap->n_ints * sizeof(int64_t));
+        if (got && ap->n_ints) memcpy(out->ints, ap->ints, ap->n_ints * sizeof(int64_t));
         break;
     case GR_AT_FLOATS:
         out->n = (int)ap->n_floats;
-        out->floats = gr_arena_alloc(a, ap->n_floats * sizeof(float));
-        if (ap->n_floats) memcpy(out->floats, ap->floats, ap->n_floats * sizeof(float));
+        got = out->floats = gr_arena_alloc(a, ap->n_floats * sizeof(float));
+        if (got && ap->n_floats) memcpy(out->floats, ap->floats, ap->n_floats * sizeof(float));
         break;
     case GR_AT_STRINGS:
         out->n = (int)ap->n_strings;
-        out->strings = gr_arena_alloc(a, ap->n_strings * sizeof(char *));
-        for (size_t i = 0; i < ap->n_strings; i++) out->strings[i] = bytes_str(a, ap->strings[i]);
+        got = out->strings = gr_arena_alloc(a, ap->n_strings * sizeof(char *));
+        for (size_t i = 0; got && i < ap->n_strings; i++) got = out->strings[i] = bytes_str(a, ap->strings[i]);
         break;
     case GR_AT_TENSOR: {
         if (!ap->t) return gr_err(GRAFT_E_FORMAT, "node '%s': attribute '%s' has no tensor", node, out->name);
@@ -273,7 +364,7 @@ static int attr_from_proto(const Onnx__AttributeProto *ap, const char *dir, gr_a
     default:
         break;  /* graphs, sparse tensors: kept as a type tag; ops that need them are unsupported */
     }
-    return GRAFT_OK;
+    return got ? GRAFT_OK : GRAFT_E_NOMEM;
 }
 
 /* ---- model ---- */
@@ -291,8 +382,11 @@ static int declared_type(const Onnx__ValueInfoProto *vi, gr_value *v)
         v->t.shape.rank = (int)tt->shape->n_dim;
         for (size_t i = 0; i < tt->shape->n_dim; i++) {
             const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
-            v->t.shape.d[i] = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
-                                  ? d->dim_value : -1;
+            int known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            if (known && d->dim_value < 0)
+                return gr_err(GRAFT_E_FORMAT, "'%s': dimension %zu is negative (%" PRId64 ")", vi->name, i,
+                              d->dim_value);
+            v->t.shape.d[i] = known ? d->dim_value : -1;
         }
     }
     return GRAFT_OK;
@@ -443,6 +537,25 @@ static int emit_if(flat *f, const scope *sc, const Onnx__NodeProto *np, const ch
     return GRAFT_OK;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* ONNX allows each attribute once per node (onnxruntime refuses a repeat); graft would silently
+ * take the first, so a repeat is an error. Sorted, so a node with many attributes stays cheap. */
+static int check_attrs_unique(const gr_node *n)
+{
+    if (n->nattr < 2) return GRAFT_OK;
+    const char **names_ = malloc((size_t)n->nattr * sizeof *names_);
+    if (!names_) return gr_err(GRAFT_E_NOMEM, "out of memory");
+    for (int i = 0; i < n->nattr; i++) names_[i] = n->attrs[i].name;
+    qsort(names_, (size_t)n->nattr, sizeof *names_, cmp_str);
+    int st = GRAFT_OK;
+    for (int i = 1; i < n->nattr && !st; i++)
+        if (!strcmp(names_[i - 1], names_[i]))
+            st = gr_err(GRAFT_E_FORMAT, "node '%s' (%s) has attribute '%s' twice", n->name, n->op_type, names_[i]);
+    free((void *)names_);
+    return st;
+}
+
 static int emit_node(flat *f, const scope *sc, const Onnx__NodeProto *np, const char *name)
 {
     gr_node *n = new_node(f, sc, name, np->op_type ? np->op_type : "", np->domain ? np->domain : "",
@@ -453,7 +566,7 @@ static int emit_node(flat *f, const scope *sc, const Onnx__NodeProto *np, const 
     for (size_t i = 0; i < np->n_output && !st; i++) st = scoped_value(f, sc, np->output[i], &n->out[i]);
     for (size_t i = 0; i < np->n_attribute && !st; i++)
         st = attr_from_proto(np->attribute[i], f->dir, f->g->arena, &n->attrs[i], n->name);
-    return st;
+    return st ? st : check_attrs_unique(n);
 }
 
 /* A branch's own initializers become (renamed) initializers of the flattened graph. */
@@ -502,6 +615,68 @@ static int convert_nodes(gr_graph *g, const Onnx__GraphProto *gp, names *nm, con
     return st;
 }
 
+/* Graph inputs: named, each once; initializers listed as inputs too (old exporters) stay
+ * initializers. */
+static int convert_inputs(gr_graph *g, const Onnx__GraphProto *gp, names *nm)
+{
+    g->inputs = gr_arena_alloc(g->arena, (gp->n_input + 1) * sizeof(int));
+    if (!g->inputs) return GRAFT_E_NOMEM;
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const char *name = gp->input[i]->name ? gp->input[i]->name : "";
+        if (!name[0]) return gr_err(GRAFT_E_FORMAT, "graph input %zu has no name", i);
+        int v = value_of(nm, name);
+        if (v < 0) return GRAFT_E_NOMEM;
+        if (g->values[v].is_init) continue;
+        for (int j = 0; j < g->ninputs; j++)
+            if (g->inputs[j] == v) return gr_err(GRAFT_E_FORMAT, "graph input '%s' is declared twice", name);
+        int st = declared_type(gp->input[i], &g->values[v]);
+        if (st) return st;
+        g->inputs[g->ninputs++] = v;
+    }
+    return GRAFT_OK;
+}
+
+/* Graph outputs; their declared types are kept when they are tensors. */
+static int convert_outputs(gr_graph *g, const Onnx__GraphProto *gp, names *nm)
+{
+    g->outputs = gr_arena_alloc(g->arena, (gp->n_output + 1) * sizeof(int));
+    if (!g->outputs) return GRAFT_E_NOMEM;
+    for (size_t i = 0; i < gp->n_output; i++) {
+        const char *name = gp->output[i]->name ? gp->output[i]->name : "";
+        if (!name[0]) return gr_err(GRAFT_E_FORMAT, "graph output %zu has no name", i);
+        int v = value_of(nm, name);
+        if (v < 0) return GRAFT_E_NOMEM;
+        gr_value tmp = g->values[v];
+        if (declared_type(gp->output[i], &tmp) == GRAFT_OK && !g->values[v].is_init) {
+            g->values[v].has_shape = tmp.has_shape;
+            g->values[v].t.shape = tmp.t.shape;
+            g->values[v].t.dtype = tmp.t.dtype;
+        }
+        g->outputs[g->noutputs++] = v;
+    }
+    return GRAFT_OK;
+}
+
+/* A graph input of an element type graft has no kernels for (uint16, float16, ...) is refused
+ * at load, naming the node that would read it: no op ever sees a type it does not know. */
+static int check_input_types(const gr_graph *g)
+{
+    for (int i = 0; i < g->ninputs; i++) {
+        const gr_value *v = &g->values[g->inputs[i]];
+        int dt = v->t.dtype;
+        if (!dt || dtype_supported(dt)) continue;
+        for (int k = 0; k < g->nnodes; k++)
+            for (int j = 0; j < g->nodes[k].nin; j++)
+                if (g->nodes[k].in[j] == g->inputs[i])
+                    return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' (%s) reads graph input '%s' of element type %s (%d), "
+                                  "which graft does not support", g->nodes[k].name, g->nodes[k].op_type, v->name,
+                                  onnx_dtype_name(dt), dt);
+        return gr_err(GRAFT_E_UNSUPPORTED, "graph input '%s' has element type %s (%d), which graft does not support",
+                      v->name, onnx_dtype_name(dt), dt);
+    }
+    return GRAFT_OK;
+}
+
 static int convert_graph(gr_graph *g, const Onnx__GraphProto *gp, const char *dir)
 {
     size_t cap_nodes = 0, cap_values = 0;
@@ -524,25 +699,10 @@ static int convert_graph(gr_graph *g, const Onnx__GraphProto *gp, const char *di
         g->values[v].is_init = 1;
         st = tensor_from_proto(tp, dir, g->arena, &g->values[v].t, what);
     }
-    g->inputs = gr_arena_alloc(g->arena, (gp->n_input + 1) * sizeof(int));
-    g->outputs = gr_arena_alloc(g->arena, (gp->n_output + 1) * sizeof(int));
-    for (size_t i = 0; i < gp->n_input && !st; i++) {
-        int v = value_of(&nm, gp->input[i]->name ? gp->input[i]->name : "");
-        if (g->values[v].is_init) continue;  /* old exporters list initializers as inputs too */
-        st = declared_type(gp->input[i], &g->values[v]);
-        g->inputs[g->ninputs++] = v;
-    }
-    for (size_t i = 0; i < gp->n_output && !st; i++) {
-        int v = value_of(&nm, gp->output[i]->name ? gp->output[i]->name : "");
-        gr_value tmp = g->values[v];
-        if (declared_type(gp->output[i], &tmp) == GRAFT_OK && !g->values[v].is_init) {
-            g->values[v].has_shape = tmp.has_shape;
-            g->values[v].t.shape = tmp.t.shape;
-            g->values[v].t.dtype = tmp.t.dtype;
-        }
-        g->outputs[g->noutputs++] = v;
-    }
+    if (!st) st = convert_inputs(g, gp, &nm);
+    if (!st) st = convert_outputs(g, gp, &nm);
     if (!st) st = convert_nodes(g, gp, &nm, dir, cap_nodes);
+    if (!st) st = check_input_types(g);
     free(nm.slot);
     return st;
 }
@@ -582,6 +742,11 @@ int gr_onnx_load(const char *path, gr_graph **out)
     if (n == 0) {
         free(buf);
         return gr_err(GRAFT_E_FORMAT, "%s: the file is empty, not an ONNX model", path);
+    }
+    st = wire_check(&onnx__model_proto__descriptor, buf, buf + n, 0);
+    if (st) {
+        free(buf);
+        return gr_err_prefix(st, "%s", path);
     }
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, n, buf);
     free(buf);
@@ -624,8 +789,10 @@ int gr_onnx_read_tensor(const char *path, gr_arena *arena, gr_tensor *out, char 
     size_t n;
     int st = gr_read_file(path, &buf, &n);
     if (st) return st;
-    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, n, buf);
+    st = wire_check(&onnx__tensor_proto__descriptor, buf, buf + n, 0);
+    Onnx__TensorProto *tp = st ? NULL : onnx__tensor_proto__unpack(NULL, n, buf);
     free(buf);
+    if (st) return gr_err_prefix(st, "%s", path);
     if (!tp) return gr_err(GRAFT_E_FORMAT, "%s: not a valid TensorProto", path);
     char dirbuf[PATH_MAX];
     snprintf(dirbuf, sizeof dirbuf, "%s", path);
