@@ -62,12 +62,17 @@ static int plan_for_info(graft_model *m, int batch, gr_plan **out)
     return gr_plan_build(g, in, &opts, out);
 }
 
+/* NULL when out of memory. */
 static cJSON *cut_points_json(const gr_graph *g, gr_plan *p)
 {
-    cJSON *arr = cJSON_CreateArray();
     int max = gr_plan_steps(p) + 1;
     int *vals = malloc((size_t)max * sizeof *vals);
-    int n = vals ? gr_plan_cut_points(p, vals, max) : 0;
+    int n = vals ? gr_plan_cut_points(p, vals, max) : -GRAFT_E_NOMEM;
+    cJSON *arr = n < 0 ? NULL : cJSON_CreateArray();
+    if (!arr) {
+        free(vals);
+        return NULL;
+    }
     for (int i = 0; i < n; i++) {
         const gr_value *v = &g->values[vals[i]];
         const gr_tensor *t = gr_plan_value(p, vals[i]);
@@ -111,8 +116,13 @@ graft_status graft_model_info_json(graft_model *m, int batch, char **json)
     cJSON_AddNumberToObject(o, "batch", batch);
     cJSON_AddNumberToObject(o, "flops", (double)gr_plan_flops(p));
     cJSON_AddNumberToObject(o, "activation_bytes", (double)gr_plan_arena_bytes(p));
-    cJSON_AddItemToObject(o, "cut_points", cut_points_json(g, p));
+    cJSON *cuts = cut_points_json(g, p);
     gr_plan_free(p);
+    if (!cuts) {
+        cJSON_Delete(o);
+        return gr_err(GRAFT_E_NOMEM, "%s: out of memory", g->path);
+    }
+    cJSON_AddItemToObject(o, "cut_points", cuts);
     *json = cJSON_Print(o);
     cJSON_Delete(o);
     return *json ? GRAFT_OK : gr_err(GRAFT_E_NOMEM, "out of memory");

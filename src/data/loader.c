@@ -296,10 +296,11 @@ int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const 
         }
     *out = l;
     return GRAFT_OK;
-nomem:
+nomem:;
+    int nslot = l->nslot;  /* read before l is freed */
     l->nth = 0;
     gr_loader_free(l);
-    return gr_err(GRAFT_E_NOMEM, "loader: out of memory for %d batches of %d images of %dx%d", l->nslot, o->batch,
+    return gr_err(GRAFT_E_NOMEM, "loader: out of memory for %d batches of %d images of %dx%d", nslot, o->batch,
                   ow, oh);
 }
 

@@ -730,7 +730,7 @@ int gr_plan_steps(const gr_plan *p) { return p->nfwd; }
 int gr_plan_cut_points(const gr_plan *p, int *values, int max)
 {
     int *last = last_uses(p), count = 0;
-    if (!last) return gr_err(GRAFT_E_NOMEM, "out of memory");
+    if (!last) return -gr_err(GRAFT_E_NOMEM, "out of memory");
     const gr_graph *g = p->g;
     for (int i = 0; i < g->ninputs; i++)
         if (last[g->inputs[i]] < 0) last[g->inputs[i]] = -2;  /* unread input */

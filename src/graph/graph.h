@@ -100,7 +100,7 @@ void gr_plan_backward(gr_plan *p, const gr_tensor *const *doutputs);
 /* Backward steps (op backward calls) per training step, and the nodes run in training mode. */
 int gr_plan_backward_steps(const gr_plan *p);
 /* Values after which only one activation is alive (where the model can be cut for features),
- * in execution order; returns their count (at most max) or a negative status. */
+ * in execution order; returns their count (at most max) or minus a status (-GRAFT_E_NOMEM). */
 int gr_plan_cut_points(const gr_plan *p, int *values, int max);
 
 /* ---- surgery (surgery.c): editing, cutting, new heads, freezing ----

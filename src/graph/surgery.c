@@ -947,7 +947,7 @@ static int node_blocks(const gr_graph *g, const unsigned char *is_param, int *bl
     gr_plan_free(p);
     if (!cuts || !ends || !strong || !seg || nc < 0) {
         free(cuts), free(ends), free(strong), free(seg);
-        return nc < 0 && cuts ? nc : oom();
+        return nc < 0 && cuts ? -nc : oom();
     }
     for (int c = 0; c < nc; c++)
         if (g->values[cuts[c]].producer >= 0) ends[g->values[cuts[c]].producer] = 1;

@@ -733,6 +733,21 @@ static int convert_model(gr_graph *g, const Onnx__ModelProto *mp, const char *di
     return st ? st : gr_graph_sort(g);
 }
 
+/* protobuf-c's allocations through graft's malloc, so that running out of memory is told
+ * apart from a corrupt file (protobuf-c returns NULL for both). */
+static void *pb_alloc(void *oom, size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) *(int *)oom = 1;
+    return p;
+}
+
+static void pb_free(void *oom, void *p)
+{
+    (void)oom;
+    free(p);
+}
+
 int gr_onnx_load(const char *path, gr_graph **out)
 {
     unsigned char *buf;
@@ -748,21 +763,24 @@ int gr_onnx_load(const char *path, gr_graph **out)
         free(buf);
         return gr_err_prefix(st, "%s", path);
     }
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, n, buf);
+    int oom = 0;
+    ProtobufCAllocator pa = {pb_alloc, pb_free, &oom};
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(&pa, n, buf);
     free(buf);
+    if (!mp && oom) return gr_err(GRAFT_E_NOMEM, "%s: out of memory unpacking the model", path);
     if (!mp)
         return gr_err(GRAFT_E_FORMAT, "%s: not a valid ONNX model (the protobuf is truncated or corrupt)", path);
     gr_graph *g = gr_calloc(1, sizeof *g);
     if (g) g->arena = gr_arena_new(1 << 20);
     if (!g || !g->arena) {
         free(g);
-        onnx__model_proto__free_unpacked(mp, NULL);
+        onnx__model_proto__free_unpacked(mp, &pa);
         return GRAFT_E_NOMEM;
     }
     char dirbuf[PATH_MAX];
     snprintf(dirbuf, sizeof dirbuf, "%s", path);
     st = convert_model(g, mp, dirname(dirbuf));
-    onnx__model_proto__free_unpacked(mp, NULL);
+    onnx__model_proto__free_unpacked(mp, &pa);
     if (st) {
         gr_graph_free(g);
         return gr_err_prefix(st, "%s", path);
@@ -790,14 +808,17 @@ int gr_onnx_read_tensor(const char *path, gr_arena *arena, gr_tensor *out, char 
     int st = gr_read_file(path, &buf, &n);
     if (st) return st;
     st = wire_check(&onnx__tensor_proto__descriptor, buf, buf + n, 0);
-    Onnx__TensorProto *tp = st ? NULL : onnx__tensor_proto__unpack(NULL, n, buf);
+    int oom = 0;
+    ProtobufCAllocator pa = {pb_alloc, pb_free, &oom};
+    Onnx__TensorProto *tp = st ? NULL : onnx__tensor_proto__unpack(&pa, n, buf);
     free(buf);
     if (st) return gr_err_prefix(st, "%s", path);
+    if (!tp && oom) return gr_err(GRAFT_E_NOMEM, "%s: out of memory unpacking the tensor", path);
     if (!tp) return gr_err(GRAFT_E_FORMAT, "%s: not a valid TensorProto", path);
     char dirbuf[PATH_MAX];
     snprintf(dirbuf, sizeof dirbuf, "%s", path);
     st = tensor_from_proto(tp, dirname(dirbuf), arena, out, path);
     if (!st && name) *name = gr_arena_strdup(arena, tp->name ? tp->name : "");
-    onnx__tensor_proto__free_unpacked(tp, NULL);
+    onnx__tensor_proto__free_unpacked(tp, &pa);
     return st;
 }

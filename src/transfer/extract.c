@@ -88,16 +88,23 @@ static void cache_path(const char *dir, const char *key, char *path, size_t n)
     snprintf(path, n, "%s/%s.safetensors", dir, key);
 }
 
-/* Reads a cached result; 1 when there was a usable one. A damaged cache file is ignored
+/* Reads a cached result; 1 when there was a usable one, 0 when there is none, or minus
+ * GRAFT_E_NOMEM: running out of memory is not a damaged file. A damaged cache file is ignored
  * (recomputed and overwritten), with a note on stderr. */
 static int cache_read(const char *path, gr_features *out)
 {
     if (access(path, R_OK) != 0) return 0;
     gr_arena *a = gr_arena_new(1 << 16);
+    if (!a) return -GRAFT_E_NOMEM;
     gr_st_entry *e;
     gr_meta *meta;
     int ne, nmeta, ok = 0;
-    if (a && gr_st_load(path, a, &e, &ne, &meta, &nmeta) == GRAFT_OK && ne == 3) {
+    int st = gr_st_load(path, a, &e, &ne, &meta, &nmeta);
+    if (st == GRAFT_E_NOMEM) {
+        gr_arena_free(a);
+        return -st;
+    }
+    if (st == GRAFT_OK && ne == 3) {
         const gr_st_entry *X = NULL, *Y = NULL, *I = NULL;
         for (int i = 0; i < ne; i++) {
             if (!strcmp(e[i].name, "features")) X = &e[i];
@@ -121,6 +128,9 @@ static int cache_read(const char *path, gr_features *out)
             } else {
                 free(out->X), free(out->y), free(out->index);
                 out->X = NULL, out->y = NULL, out->index = NULL;
+                out->n = 0, out->dim = 0;
+                gr_arena_free(a);
+                return -gr_err(GRAFT_E_NOMEM, "%s: out of memory reading the cached features", path);
             }
         } else
             gr_err(GRAFT_E_FORMAT, "not graft's features/labels/index");
@@ -367,7 +377,12 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
     if (o->cache_dir) {
         if ((st = cache_key(model_path, layer, o, ds, idx, n, f.key))) goto done;
         cache_path(o->cache_dir, f.key, path, sizeof path);
-        if (cache_read(path, &f)) {
+        int hit = cache_read(path, &f);
+        if (hit < 0) {
+            st = -hit;
+            goto done;
+        }
+        if (hit) {
             f.cached = 1;
             goto done;
         }
@@ -430,6 +445,7 @@ int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, 
         /* cut points, and the outputs of merges (FPN sums, concatenations) inside multi-branch
          * models, which "one activation alive" misses; all rank-4 float maps of at least 2x2 */
         int nk = gr_plan_cut_points(p, cand, g->nvalues);
+        if (nk < 0) st = -nk;
         for (int i = 0; i < nk; i++) take[cand[i]] = 1;
         for (int k = 0; k < g->nnodes; k++)
             if (is_merge(g->nodes[k].op_type) && g->nodes[k].nout == 1 && g->nodes[k].out[0] >= 0) take[g->nodes[k].out[0]] = 1;
