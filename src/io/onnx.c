@@ -294,7 +294,7 @@ static int tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, gr_ar
                              gr_tensor *out, const char *what)
 {
     gr_shape s;
-    size_t bytes;
+    size_t bytes = 0;
     int st = proto_shape(tp, &s, &bytes, what);
     if (st) return st;
     int dt = tp->data_type;
