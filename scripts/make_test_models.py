@@ -203,6 +203,11 @@ def hardening_models(bad):
     m = small_model([helper.make_node("Relu", ["x"], ["y"], name="relu")],
                     [vi("x", f, [2]), vi("x", f, [2])], [vi("y", f, [2])])
     save(m, os.path.join(bad, "input_twice.onnx"))
+    # 40,000 nodes listed in reverse order (0.9 MB): sorting and cut points must stay near-linear
+    n = 40000
+    nodes = [helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"], name=f"r{i}") for i in range(n)][::-1]
+    m = small_model(nodes, [vi("v0", f, [2])], [vi(f"v{n}", f, [2])])
+    save(m, os.path.join(bad, "chain_reversed.onnx"))
 
 
 if __name__ == "__main__":

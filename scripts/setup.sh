@@ -14,6 +14,8 @@ DEBIAN_PACKAGES=(
   libturbojpeg0-dev libspng-dev zlib1g-dev libcmocka-dev
   libonnx-testdata dataset-fashion-mnist python3-matplotlib python3-sklearn python3-onnx python3-numpy python3-torch python3-torchvision python3-pil
   nodejs chromium espeak-ng sox
+  clang libclang-rt-14-dev libomp-dev
+  # ^ fuzzing: clang's libFuzzer (scripts/fuzz.sh, make fuzz)
 )
 # npm packages: name@version and the sha1 `npm pack` reports for the tarball.
 NPM_PACKAGES=(

@@ -729,27 +729,40 @@ int gr_plan_steps(const gr_plan *p) { return p->nfwd; }
  * used as features. The model's outputs are not cut points. */
 int gr_plan_cut_points(const gr_plan *p, int *values, int max)
 {
-    int *last = last_uses(p), count = 0;
-    if (!last) return -gr_err(GRAFT_E_NOMEM, "out of memory");
+    /* Activations alive after step s are those made by a step t <= s and read after s: each
+     * adds 1 to the count (and its index to a sum) from t to last[v] - 1, a difference array
+     * over the steps, so the scan is linear. With one activation alive the sum is its index. */
+    int *last = last_uses(p), count = 0, n = p->nfwd;
+    int64_t *dcount = calloc((size_t)n + 2, sizeof *dcount), *dsum = calloc((size_t)n + 2, sizeof *dsum);
+    if (!last || !dcount || !dsum) {
+        free(last), free(dcount), free(dsum);
+        return -gr_err(GRAFT_E_NOMEM, "out of memory");
+    }
     const gr_graph *g = p->g;
-    for (int i = 0; i < g->ninputs; i++)
-        if (last[g->inputs[i]] < 0) last[g->inputs[i]] = -2;  /* unread input */
-    for (int s = 0; s + 1 < p->nfwd; s++) {
-        if (p->steps[s].node < 0) continue;
-        int alive = 0, only = -1;
-        for (int t = 0; t <= s; t++) {
-            const gr_opctx *c = p->steps[t].ctx;
-            for (int j = 0; j < c->nout; j++) {
-                int v = value_index(p, c->out[j]);
-                if (v >= 0 && last[v] > s && !(p->steps[t].node < 0)) { alive++; only = v; }
-            }
+    for (int i = 0; i < g->ninputs; i++) {  /* a graph input alive: no single activation */
+        int v = g->inputs[i];
+        if (last[v] > 0) dcount[0] += (int64_t)n + 1, dcount[last[v]] -= (int64_t)n + 1;
+    }
+    for (int t = 0; t < n; t++) {
+        if (p->steps[t].node < 0) continue;
+        const gr_opctx *c = p->steps[t].ctx;
+        for (int j = 0; j < c->nout; j++) {
+            int v = value_index(p, c->out[j]);
+            if (v < 0 || last[v] <= t) continue;
+            dcount[t]++, dcount[last[v]]--;
+            dsum[t] += v, dsum[last[v]] -= v;
         }
-        for (int i = 0; i < g->ninputs; i++)
-            if (last[g->inputs[i]] > s) alive++;
-        /* only < 0: the one live value is a graph input, which is no cut point */
-        if (alive == 1 && only >= 0 && only < g->nvalues && p->vals[only].dtype == GR_F32 && count < max)
-            values[count++] = only;
+    }
+    int64_t alive = 0, sum = 0;
+    for (int s = 0; s + 1 < n; s++) {
+        alive += dcount[s];
+        sum += dsum[s];
+        if (p->steps[s].node < 0 || alive != 1) continue;
+        int only = (int)sum;
+        if (only < g->nvalues && p->vals[only].dtype == GR_F32 && count < max) values[count++] = only;
     }
     free(last);
+    free(dcount);
+    free(dsum);
     return count;
 }
