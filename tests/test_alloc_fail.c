@@ -304,7 +304,7 @@ static void make_datasets(void)
             snprintf(p, sizeof p, "%s/class%d/img%d.pgm", folder, c, i);
             write_pgm(p, c * 3 + i);
             size_t k = strlen(text);
-            snprintf(text + k, sizeof text - k, "%s,%s\n", p, c ? "cat" : "dog");
+            snprintf(text + k, sizeof text - k, "%.1000s,%s\n", p, c ? "cat" : "dog");
         }
     }
     snprintf(csv, sizeof csv, "%s/list.csv", work);

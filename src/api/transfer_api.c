@@ -127,6 +127,7 @@ graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nc
 
 graft_status graft_head_predict(const graft_head *h, const graft_tensor *X, graft_tensor **prob)
 {
+    if (!h || !prob) return gr_err(GRAFT_E_ARG, "graft_head_predict: head and prob must not be NULL");
     int st = check_rows(X, NULL);
     if (st) return (graft_status)st;
     if (X->dims[1] != h->h.dim)
@@ -140,10 +141,17 @@ graft_status graft_head_predict(const graft_head *h, const graft_tensor *X, graf
     return (graft_status)st;
 }
 
-graft_status graft_head_save(const graft_head *h, const char *path) { return (graft_status)gr_head_save(&h->h, path); }
+graft_status graft_head_save(const graft_head *h, const char *path)
+{
+    if (!h) return gr_err(GRAFT_E_ARG, "graft_head_save: no head");
+    return (graft_status)gr_head_save(&h->h, path);
+}
 
+/* Everything the file states (classes, k, shapes, labels, class names) is checked by
+ * gr_head_load before it is trusted, so a loaded head predicts in bounded memory. */
 graft_status graft_head_load(const char *path, graft_head **out)
 {
+    if (!path || !out) return gr_err(GRAFT_E_ARG, "graft_head_load: path and out must not be NULL");
     graft_head *h = gr_calloc(1, sizeof *h);
     if (!h) return GRAFT_E_NOMEM;
     int st = gr_head_load(path, &h->h);
@@ -246,6 +254,7 @@ graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y
 
 graft_status graft_head_set_origin(graft_head *h, const char *json)
 {
+    if (!h) return gr_err(GRAFT_E_ARG, "graft_head_set_origin: no head");
     char *copy = json ? gr_strdup(json) : NULL;
     if (json && !copy) return GRAFT_E_NOMEM;
     free(h->h.origin);

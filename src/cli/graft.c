@@ -1474,13 +1474,18 @@ static int take_limits(int *argc, char **argv)
     return 0;
 }
 
+/* SIGXFSZ, see main: caught, not ignored, so that the programs graft runs keep the default. */
+static void on_xfsz(int sig) { (void)sig; }
+
 int main(int argc, char **argv)
 {
     /* A file-size limit (ulimit -f, RLIMIT_FSIZE) kills a writer with SIGXFSZ by default, before
-     * it can clean up or say what happened; ignored, the write fails with EFBIG instead and the
-     * atomic writer removes its temp file and names the file ("File too large"), as for a full
-     * disk. (Ignoring is inherited by the espeak-ng and sox children: they fail the same way.) */
-    signal(SIGXFSZ, SIG_IGN);
+     * it can remove its temp file or say what happened; caught, the write fails with EFBIG and
+     * the atomic writer names the file and "File too large", as for a full disk. A handler
+     * rather than SIG_IGN, which sox would inherit: sox exits 0 after a failed write (a
+     * truncated clip taken for a good one), while killed by the signal it is seen to fail. */
+    struct sigaction xfsz = {.sa_handler = on_xfsz, .sa_flags = SA_RESTART};
+    sigaction(SIGXFSZ, &xfsz, NULL);
     int lim = take_limits(&argc, argv);
     if (lim) return lim;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {

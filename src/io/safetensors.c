@@ -17,6 +17,12 @@
 #endif
 
 #define MAX_HEADER 100000000   /* as the reference implementation: 100 MB */
+/* cJSON takes about 100 bytes per JSON value (node and key), so a 100 MB header of tiny entries
+ * would take 1.8 GB (measured): the values are counted before parsing and at most 1M are
+ * parsed (about 100 MB). A tensor takes about 10 (graft's checkpoints: 4 tensors per
+ * parameter), so that is 100k tensors, far above any real file; long strings (a head's class
+ * names) cost nothing extra. */
+#define MAX_JSON_VALUES 1000000
 #define CRC_KEY "graft_crc32"
 #define META_KEY "__metadata__"
 
@@ -208,11 +214,14 @@ static int parse_entry(const char *path, const cJSON *j, parsed *p)
                       "0 <= begin <= end", path, name);
     size_t es = gr_dtype_size(p->e.dtype);
     int64_t n = gr_numel_checked(&p->e.shape, es);
-    if (n < 0 || (uint64_t)n * es != p->end - p->begin)
+    if (n < 0)
+        return gr_err(GRAFT_E_FORMAT, "%s: tensor '%s': shape %s of %s: its size overflows 64 bits", path, name,
+                      gr_shape_str(&p->e.shape, (char[160]){0}, 160), dt->valuestring);
+    if ((uint64_t)n * es != p->end - p->begin)
         return gr_err(GRAFT_E_FORMAT, "%s: tensor '%s': shape %s of %s needs %" PRId64 " bytes but "
                       "data_offsets [%" PRIu64 ", %" PRIu64 "] hold %" PRIu64, path, name,
                       gr_shape_str(&p->e.shape, (char[160]){0}, 160), dt->valuestring,
-                      n < 0 ? (int64_t)-1 : n * (int64_t)es, p->begin, p->end, p->end - p->begin);
+                      n * (int64_t)es, p->begin, p->end, p->end - p->begin);
     p->e.bytes = (size_t)(p->end - p->begin);
     return GRAFT_OK;
 }
@@ -273,6 +282,12 @@ static int check_layout(const char *path, parsed *p, int n, uint64_t data_size)
     if (at != data_size)
         return gr_err(GRAFT_E_FORMAT, "%s: %" PRIu64 " bytes after the last tensor's data (the data section "
                       "has %" PRIu64 ", the tensors cover %" PRIu64 ")", path, data_size - at, data_size, at);
+    /* after the layout: a tensor cut short is a truncated file, whatever its size */
+    for (int i = 0; i < n; i++) {
+        int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)p[i].e.bytes, "%s: tensor '%s' needs %zu bytes",
+                                path, p[i].e.name, p[i].e.bytes);
+        if (st) return st;
+    }
     if (n < 2) return GRAFT_OK;
     parsed **order = malloc((size_t)n * sizeof *order);
     if (!order) return gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
@@ -286,6 +301,25 @@ static int check_layout(const char *path, parsed *p, int n, uint64_t data_size)
     return st;
 }
 
+/* JSON values in the header text, over-estimated: one plus every ',', '[' and '{' outside
+ * strings. */
+static size_t json_values(const char *h, size_t n)
+{
+    size_t count = 1;
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in_str) {
+            if (h[i] == '\\') i++;
+            else if (h[i] == '"') in_str = 0;
+        } else if (h[i] == '"') {
+            in_str = 1;
+        } else {
+            count += h[i] == ',' || h[i] == '[' || h[i] == '{';
+        }
+    }
+    return count;
+}
+
 /* Parses the header text into entries (names in the arena) and metadata. */
 static int parse_header(const char *path, const char *h, size_t hlen, uint64_t data_size, gr_arena *a,
                         parsed **out, int *n, gr_meta **meta, int *nmeta, const char **crc_text,
@@ -293,12 +327,16 @@ static int parse_header(const char *path, const char *h, size_t hlen, uint64_t d
 {
     if (hlen == 0 || h[0] != '{')
         return gr_err(GRAFT_E_FORMAT, "%s: the header does not start with '{': not a safetensors file", path);
+    size_t values = json_values(h, hlen);
+    if (values > MAX_JSON_VALUES)
+        return gr_err(GRAFT_E_FORMAT, "%s: the header holds about %zu JSON values, above the %d graft parses "
+                      "(damaged?)", path, values, MAX_JSON_VALUES);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(h, hlen, &end, 0);
     if (!root) {
         size_t at = end && end >= h ? (size_t)(end - h) : 0;
-        return gr_err(GRAFT_E_FORMAT, "%s: the header is not valid JSON (error near byte %zu of %zu)", path,
-                      8 + at, hlen);
+        return gr_err(GRAFT_E_FORMAT, "%s: the header is not valid JSON (error near byte %zu of the file; the "
+                      "header is bytes 8 to %zu)", path, 8 + at, 8 + hlen);
     }
     *root_out = root;
     for (const char *q = end; q < h + hlen; q++)
@@ -354,7 +392,44 @@ static int read_data(const char *path, FILE *f, gr_arena *a, parsed *p, int n, c
     return GRAFT_OK;
 }
 
-int gr_st_load(const char *path, gr_arena *arena, gr_st_entry **entries, int *n, gr_meta **meta, int *nmeta)
+/* The 8-byte length and the header text (at most MAX_HEADER bytes and never more than the file
+ * holds, checked before the header is allocated); *hlen gets its length. */
+static int read_header_text(const char *path, FILE *f, uint64_t size, char **text, uint64_t *hlen)
+{
+    unsigned char len8[8];
+    if (size < 8 || fread(len8, 1, 8, f) != 8)
+        return gr_err(GRAFT_E_FORMAT, "%s: %" PRIu64 " bytes, too short for a safetensors file (truncated?)", path, size);
+    uint64_t n = 0;
+    for (int k = 0; k < 8; k++) n |= (uint64_t)len8[k] << (8 * k);
+    if (n > size - 8)
+        return gr_err(GRAFT_E_FORMAT, "%s: the header length %" PRIu64 " exceeds the %" PRIu64 " bytes after it: "
+                      "the file is truncated or not a safetensors file", path, n, size - 8);
+    if (n > MAX_HEADER)
+        return gr_err(GRAFT_E_FORMAT, "%s: header of %" PRIu64 " bytes (the limit is %d)", path, n, MAX_HEADER);
+    char *h = malloc(n + 1);
+    if (!h) return gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
+    if (fread(h, 1, n, f) != n) {
+        free(h);
+        return gr_err(GRAFT_E_IO, "%s: read error", path);
+    }
+    h[n] = 0;
+    *text = h;
+    *hlen = n;
+    return GRAFT_OK;
+}
+
+/* The entries without their data, for the caller's check, then with it. */
+static int entries_of(const char *path, gr_arena *arena, const parsed *p, int cnt, gr_st_entry **out)
+{
+    gr_st_entry *e = gr_arena_alloc(arena, (size_t)(cnt + 1) * sizeof *e);
+    if (!e) return gr_err_prefix(GRAFT_E_NOMEM, "%s", path);
+    for (int i = 0; i < cnt; i++) e[i] = p[i].e;
+    *out = e;
+    return GRAFT_OK;
+}
+
+int gr_st_load_checked(const char *path, gr_arena *arena, gr_st_check_fn check, void *ctx, gr_st_entry **entries,
+                       int *n, gr_meta **meta, int *nmeta)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -364,43 +439,29 @@ int gr_st_load(const char *path, gr_arena *arena, gr_st_entry **entries, int *n,
         return gr_err(GRAFT_E_IO, "%s: not a regular file", path);
     }
     uint64_t size = (uint64_t)sb.st_size, hlen = 0;
-    unsigned char len8[8];
     char *h = NULL;
     parsed *p = NULL;
     cJSON *root = NULL;
     const char *crc_text = NULL;
-    int cnt = 0, st = GRAFT_OK;
-    if (size < 8 || fread(len8, 1, 8, f) != 8) {
-        st = gr_err(GRAFT_E_FORMAT, "%s: %" PRIu64 " bytes, too short for a safetensors file (truncated?)", path, size);
-        goto done;
-    }
-    for (int k = 0; k < 8; k++) hlen |= (uint64_t)len8[k] << (8 * k);
-    if (hlen > size - 8) {
-        st = gr_err(GRAFT_E_FORMAT, "%s: the header length %" PRIu64 " exceeds the %" PRIu64 " bytes after it: "
-                    "the file is truncated or not a safetensors file", path, hlen, size - 8);
-        goto done;
-    }
-    if (hlen > MAX_HEADER) {
-        st = gr_err(GRAFT_E_FORMAT, "%s: header of %" PRIu64 " bytes (the limit is %d)", path, hlen, MAX_HEADER);
-        goto done;
-    }
-    h = malloc(hlen + 1);
-    if (!h) { st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path); goto done; }
-    if (fread(h, 1, hlen, f) != hlen) { st = gr_err(GRAFT_E_IO, "%s: read error", path); goto done; }
-    h[hlen] = 0;
-    st = parse_header(path, h, hlen, size - 8 - hlen, arena, &p, &cnt, meta, nmeta, &crc_text, &root);
+    gr_st_entry *e = NULL;
+    int cnt = 0, st = read_header_text(path, f, size, &h, &hlen);
+    if (!st) st = parse_header(path, h, hlen, size - 8 - hlen, arena, &p, &cnt, meta, nmeta, &crc_text, &root);
+    if (!st) st = entries_of(path, arena, p, cnt, &e);
+    if (!st && check) st = check(ctx, e, cnt, *meta, *nmeta);
     if (!st) st = read_data(path, f, arena, p, cnt, crc_text);
     if (!st) {
-        gr_st_entry *e = gr_arena_alloc(arena, (size_t)(cnt + 1) * sizeof *e);
-        if (!e) st = gr_err_prefix(GRAFT_E_NOMEM, "%s", path);
-        for (int i = 0; e && i < cnt; i++) e[i] = p[i].e;
+        for (int i = 0; i < cnt; i++) e[i] = p[i].e;
         *entries = e;
         *n = cnt;
     }
-done:
     cJSON_Delete(root);
     free(p);
     free(h);
     fclose(f);
     return st;
+}
+
+int gr_st_load(const char *path, gr_arena *arena, gr_st_entry **entries, int *n, gr_meta **meta, int *nmeta)
+{
+    return gr_st_load_checked(path, arena, NULL, NULL, entries, n, meta, nmeta);
 }

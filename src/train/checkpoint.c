@@ -201,40 +201,58 @@ static int match(const char *path, slot *s, int n, const gr_st_entry *e, int ne,
     return GRAFT_OK;
 }
 
+/* What the header check hands to the copy: the trainer's slots and which slot each entry fills. */
+typedef struct load_ctx {
+    const char *path;
+    gr_trainer *t;
+    gr_arena *a;
+    slot *s;
+    int n;
+    int *which;
+    int64_t step;
+    gr_train_pos p;
+} load_ctx;
+
+/* Everything the file says, checked against this session from the header alone, before a byte
+ * of tensor data is allocated: a checkpoint of another (maybe far larger) model is refused
+ * without being read. */
+static int check_header(void *ctx, const gr_st_entry *e, int ne, const gr_meta *meta, int nmeta)
+{
+    load_ctx *c = ctx;
+    const char *path = c->path, *f = find_meta(meta, nmeta, "format"), *kind = find_meta(meta, nmeta, "optimizer");
+    if (!f || strcmp(f, CKPT_FORMAT) != 0)
+        return gr_err(GRAFT_E_FORMAT, "%s: not a graft trainer checkpoint (metadata \"format\" is %s%s%s, expected "
+                      "\"%s\")", path, f ? "\"" : "", f ? f : "missing", f ? "\"" : "", CKPT_FORMAT);
+    if (!kind || strcmp(kind, kind_name(c->t->opt.cfg.kind)) != 0)
+        return gr_err(GRAFT_E_ARG, "%s: the checkpoint was written by a %s optimizer, this session uses %s", path,
+                      kind ? kind : "(missing)", kind_name(c->t->opt.cfg.kind));
+    int st = meta_int(path, meta, nmeta, "step", 0, &c->step);
+    if (!st) st = meta_int(path, meta, nmeta, "epoch", 0, &c->p.epoch);
+    if (!st) st = meta_int(path, meta, nmeta, "batch", 0, &c->p.batch);
+    if (!st) st = meta_int(path, meta, nmeta, "loader_seed", 1, &c->p.seed);
+    if (!st) st = make_slots(c->t, c->a, &c->s, &c->n);
+    c->which = st ? NULL : gr_arena_alloc(c->a, (size_t)(ne + 1) * sizeof *c->which);
+    if (!st && !c->which) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
+    if (!st) st = match(path, c->s, c->n, e, ne, c->which);
+    const char *note = st ? NULL : find_meta(meta, nmeta, "note");
+    if (note && !(c->p.note = gr_arena_strdup(c->a, note))) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
+    return st;
+}
+
 int gr_trainer_load(gr_trainer *t, const char *path, gr_train_pos *pos)
 {
     gr_arena *a = gr_arena_new(1 << 20);
     if (!a) return gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     gr_st_entry *e;
     gr_meta *meta;
-    slot *s;
-    int ne, nmeta, n;
-    int64_t step = 0;
-    gr_train_pos p = {0};
-    int st = gr_st_load(path, a, &e, &ne, &meta, &nmeta);
+    int ne, nmeta;
+    load_ctx c = {.path = path, .t = t, .a = a};
+    int st = gr_st_load_checked(path, a, check_header, &c, &e, &ne, &meta, &nmeta);
+    if (!st && pos && c.p.note && !(c.p.note = strdup(c.p.note))) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     if (!st) {
-        const char *f = find_meta(meta, nmeta, "format"), *kind = find_meta(meta, nmeta, "optimizer");
-        if (!f || strcmp(f, CKPT_FORMAT) != 0)
-            st = gr_err(GRAFT_E_FORMAT, "%s: not a graft trainer checkpoint (metadata \"format\" is %s%s%s, expected "
-                        "\"%s\")", path, f ? "\"" : "", f ? f : "missing", f ? "\"" : "", CKPT_FORMAT);
-        else if (!kind || strcmp(kind, kind_name(t->opt.cfg.kind)) != 0)
-            st = gr_err(GRAFT_E_ARG, "%s: the checkpoint was written by a %s optimizer, this session uses %s", path,
-                        kind ? kind : "(missing)", kind_name(t->opt.cfg.kind));
-    }
-    if (!st) st = meta_int(path, meta, nmeta, "step", 0, &step);
-    if (!st) st = meta_int(path, meta, nmeta, "epoch", 0, &p.epoch);
-    if (!st) st = meta_int(path, meta, nmeta, "batch", 0, &p.batch);
-    if (!st) st = meta_int(path, meta, nmeta, "loader_seed", 1, &p.seed);
-    if (!st) st = make_slots(t, a, &s, &n);
-    int *which = st ? NULL : gr_arena_alloc(a, (size_t)(ne + 1) * sizeof *which);
-    if (!st && !which) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
-    if (!st) st = match(path, s, n, e, ne, which);
-    const char *note = st ? NULL : find_meta(meta, nmeta, "note");
-    if (pos && note && !(p.note = strdup(note))) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
-    if (!st) {
-        for (int i = 0; i < ne; i++) memcpy(s[which[i]].data, e[i].data, e[i].bytes);
-        t->step = t->opt.step = step;
-        if (pos) *pos = p;
+        for (int i = 0; i < ne; i++) memcpy(c.s[c.which[i]].data, e[i].data, e[i].bytes);
+        t->step = t->opt.step = c.step;
+        if (pos) *pos = c.p;
     }
     gr_arena_free(a);
     return st;

@@ -388,8 +388,10 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
         }
     }
     st = run_batches(g, ds, idx, n, o, &f);
-    if (!st && o->cache_dir && cache_write(o->cache_dir, path, &f, model_path, o) && !o->quiet)
-        fprintf(stderr, "extract: the features are not cached: %s\n", graft_last_error());  /* still good */
+    /* the features are still good, so no error; but said also when quiet, like a damaged cache
+     * file: a full disk is a problem report, not progress */
+    if (!st && o->cache_dir && cache_write(o->cache_dir, path, &f, model_path, o))
+        fprintf(stderr, "extract: the features are not cached: %s\n", graft_last_error());
 done:
     gr_graph_free(g);
     if (st) {

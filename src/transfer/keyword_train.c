@@ -52,6 +52,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- voices ---- */
@@ -382,6 +384,39 @@ static void synth_progress(int done, int total, void *ctx)
     fprintf(stderr, "%s%s: %d/%d clips%s", tty ? "\r" : "", p->what, done, total, tty && done < total ? "   " : "\n");
 }
 
+/* The folder of a clip, and whether its disk is full (no block left for this user). */
+static int folder_full(const char *file, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, n, ".");
+    struct statvfs v;
+    return statvfs(dir, &v) == 0 && v.f_bavail == 0;
+}
+
+/* sox exits 0 when it cannot write its output (a full disk, measured with sox 14.4), and
+ * espeak-ng does when it had said everything into the pipe before: the clip is then renamed
+ * into place truncated, and would count as made for good. Each new clip is read back and a
+ * damaged one removed. This catches a data chunk shorter than its header says; a clip cut
+ * short whose header sox could still fix reads as a good one (the fix belongs in gr_speak:
+ * sox writing to a pipe and graft the file, as make_noise does). */
+static int check_made(const gr_speak_job *jobs, int m)
+{
+    int first = GRAFT_OK;
+    char why[1400] = "";  /* the first damage (later reads overwrite the thread's message) */
+    for (int i = 0; i < m; i++) {
+        gr_audio a = {0};
+        if (access(jobs[i].out, F_OK)) continue;  /* not made (the batch failed first) */
+        int st = gr_wav_read(jobs[i].out, &a);
+        gr_audio_free(&a);
+        if (!st) continue;
+        unlink(jobs[i].out);
+        if (!first) first = st, snprintf(why, sizeof why, "%s", graft_last_error());
+    }
+    return first ? gr_err(first, "sox wrote a damaged clip, removed: %s", why) : GRAFT_OK;
+}
+
 /* Synthesises the clips whose WAV is not there yet. */
 static int synthesise(clip *c, int n, int parallel, const char *what, int quiet)
 {
@@ -397,6 +432,12 @@ static int synthesise(clip *c, int n, int parallel, const char *what, int quiet)
     }
     progress_ctx p = {what, quiet};
     int st = m ? gr_speak(jobs, m, parallel, synth_progress, &p) : GRAFT_OK;
+    int ck = check_made(jobs, m);  /* also after a failure: the batch's other clips are in place */
+    if (ck) st = ck;                /* (its message, more to the point than "espeak-ng failed") */
+    /* the tools' own messages are lost with their exit status ("espeak-ng failed" when sox
+     * stopped reading): a full disk is the cause seen, so say so when it is full */
+    char dir[1100];
+    if (st && m && folder_full(jobs[0].out, dir, sizeof dir)) st = gr_err_prefix(st, "%s: %s", dir, strerror(ENOSPC));
     free(jobs);
     return st;
 }
@@ -408,6 +449,64 @@ typedef struct noise_beds {
     double power[3];   /* mean square of each bed, computed once */
 } noise_beds;
 
+static void put_le(unsigned char *p, uint32_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> 8 * i);
+}
+
+/* The 44-byte header of a 16-bit mono PCM WAV of n samples, as sox writes it. */
+static void wav_header(unsigned char h[44], uint32_t n, uint32_t rate)
+{
+    memcpy(h, "RIFF", 4);
+    put_le(h + 4, 36 + 2 * n, 4);
+    memcpy(h + 8, "WAVEfmt ", 8);
+    put_le(h + 16, 16, 4);        /* fmt chunk size */
+    put_le(h + 20, 1, 2);         /* PCM */
+    put_le(h + 22, 1, 2);         /* mono */
+    put_le(h + 24, rate, 4);
+    put_le(h + 28, 2 * rate, 4);  /* bytes per second */
+    put_le(h + 32, 2, 2);         /* bytes per frame */
+    put_le(h + 34, 16, 2);        /* bits per sample */
+    memcpy(h + 36, "data", 4);
+    put_le(h + 40, 2 * n, 4);
+}
+
+/* Makes a noise bed: 30 s of sox's noise of that kind at 16 kHz. sox writes the samples to a
+ * pipe and graft writes the file (gr_wfile): sox exits 0 when it cannot write its output (a
+ * full disk, measured with sox 14.4), which would put a truncated bed in place for good; through
+ * gr_wfile the file is whole or absent, and a failure names it and why. The file is byte for
+ * byte the one sox wrote itself before. */
+static int make_noise(const char *path, const char *kind)
+{
+    enum { N = 30 * GR_KW_RATE };
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "sox -R -n -r %d -b 16 -c 1 -e signed-integer -L -t raw - synth 30 %s vol 0.3 2>/dev/null",
+             (int)GR_KW_RATE, kind);
+    unsigned char *pcm = malloc(2 * (size_t)N + 1);
+    if (!pcm) return gr_err(GRAFT_E_NOMEM, "out of memory");
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        free(pcm);
+        return gr_err(GRAFT_E_IO, "making the noise bed %s: cannot run sox: %s", path, strerror(errno));
+    }
+    size_t got = fread(pcm, 1, 2 * (size_t)N + 1, p);  /* one byte more than expected: too long is wrong too */
+    int rc = pclose(p), st = GRAFT_OK;
+    if (rc != 0 || got != 2 * (size_t)N)
+        st = gr_err(GRAFT_E_IO, "making the noise bed %s: sox failed (exit %d, %zu of %d bytes; is Debian's sox "
+                    "installed? bash scripts/setup.sh)", path, rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, got,
+                    2 * (int)N);
+    gr_wfile w;
+    if (!st && !(st = gr_wfile_open(&w, path))) {
+        unsigned char h[44];
+        wav_header(h, N, GR_KW_RATE);
+        gr_wfile_write(&w, h, sizeof h);
+        gr_wfile_write(&w, pcm, 2 * (size_t)N);
+        st = gr_wfile_commit(&w);
+    }
+    free(pcm);
+    return st;
+}
+
 static int load_noise(const char *dir, noise_beds *nb)
 {
     static const char *kind[3] = {"whitenoise", "pinknoise", "brownnoise"};
@@ -417,16 +516,7 @@ static int load_noise(const char *dir, noise_beds *nb)
     for (int k = 0; k < 3 && !st; k++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s.wav", nd, kind[k]);
-        if (!exists(path)) {  /* written aside and renamed, so a crash never leaves half a file */
-            char tmp[1300];
-            snprintf(tmp, sizeof tmp, "%s.tmp.%d.wav", path, (int)getpid());
-            char *argv[] = {"sox", "-R", "-n", "-r", "16000", "-b", "16", "-c", "1", tmp, "synth", "30", (char *)kind[k], "vol", "0.3", NULL};
-            if ((st = gr_run_tool(argv)) || rename(tmp, path) != 0) {
-                unlink(tmp);
-                return st ? gr_err_prefix(st, "making the noise bed %s", path)
-                          : gr_err(GRAFT_E_IO, "%s: cannot move the noise bed into place: %s", path, strerror(errno));
-            }
-        }
+        if (!exists(path) && (st = make_noise(path, kind[k]))) return st;
         st = gr_wav_read(path, &nb->bed[k]);
         double pn = 0;
         for (int64_t i = 0; !st && i < nb->bed[k].n; i++) pn += (double)nb->bed[k].samples[i] * nb->bed[k].samples[i];
@@ -1346,6 +1436,16 @@ static int make_phrase_stream(const gr_kw_train_opts *o, const voices *v, int te
     return GRAFT_OK;
 }
 
+/* A synthetic clip's name: 16 hex digits and ".wav" (clip_path). */
+static int is_clip_name(void *ctx, const char *name, size_t len)
+{
+    (void)ctx;
+    if (len != 20 || memcmp(name + 16, ".wav", 4)) return 0;
+    for (int i = 0; i < 16; i++)
+        if (!isxdigit((unsigned char)name[i])) return 0;
+    return 1;
+}
+
 static int prepare(const gr_kw_train_opts *o, voices *v, gr_kw_frontend **fe, noise_beds *nb)
 {
     if (strlen(o->work_dir) > 900 || strlen(o->models_dir) > 3000)
@@ -1355,6 +1455,9 @@ static int prepare(const gr_kw_train_opts *o, voices *v, gr_kw_frontend **fe, no
     char clips[1100];
     snprintf(clips, sizeof clips, "%s/clips", o->work_dir);
     if (!st) st = gr_make_dirs(clips);
+    /* gr_speak writes each clip as "<clip>.tmp.<pid>" and renames it; a killed run leaves some
+     * behind, which no later write of that clip would see (clips are only made when missing) */
+    if (!st) gr_wfile_clean_dir(clips, is_clip_name, NULL);
     if (!st) st = load_noise(o->work_dir, nb);
     char mel[4200], emb[4200];
     snprintf(mel, sizeof mel, "%s/melspectrogram.onnx", o->models_dir);
