@@ -45,7 +45,8 @@ typedef enum graft_limit {
     GRAFT_LIMIT_IMAGE_PIXELS,       /* width x height of one image: 178,956,970 (PIL's error level) */
     GRAFT_LIMIT_AUDIO_RATE,         /* sample rate of an audio file, Hz: 384,000 */
     GRAFT_LIMIT_AUDIO_SECONDS,      /* length of one audio file: 86,400 (a day) */
-    GRAFT_LIMIT_DECOMPRESSED_BYTES, /* what one compressed file (gzip IDX) may expand to: 4 GiB */
+    GRAFT_LIMIT_DECOMPRESSED_BYTES, /* what one compressed file (gzip IDX) may expand to: 1 GiB
+                                       (EMNIST, the largest IDX set, is 0.55 GB) */
     GRAFT_LIMIT_CLASSES,            /* classes of a dataset or a head: 1,000,000 */
     GRAFT_LIMIT_K,                  /* neighbours of a kNN head: 10,000 */
     GRAFT_LIMIT_COUNT

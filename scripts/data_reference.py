@@ -12,6 +12,9 @@ folders, PIL for images); graft's C code is never consulted. Modes:
   mknpy DIR                 feats32/feats64/img3/img4 .npy and int32/int64 labels (closed forms)
   pixsum PATH...            "sum w h" of each image decoded by PIL and converted to RGB
   badfiles DIR              valid and corrupt JPEG/PNG files for the bad-input test
+  verdict LIST OUT          PIL's verdict on each image named in LIST (one path a line), to OUT
+                            one line each: "ok W H" when Image.open, ImageOps.exif_transpose and
+                            convert("RGB") succeed (W x H upright), else "error TYPE: MESSAGE"
 """
 import csv
 import gzip
@@ -158,6 +161,25 @@ def pixsum(paths):
         print(int(im.sum()), im.shape[1], im.shape[0])
 
 
+def verdict(listfile, out):
+    import warnings
+    from PIL import Image, ImageOps
+    warnings.simplefilter("ignore")  # DecompressionBombWarning is a warning, not a refusal
+    lines = []
+    with open(listfile) as f:
+        for path in (line.rstrip("\n") for line in f):
+            if not path:
+                continue
+            try:
+                with Image.open(path) as im:
+                    img = ImageOps.exif_transpose(im).convert("RGB")
+                lines.append(f"ok {img.width} {img.height}")
+            except Exception as e:  # whatever PIL raises is its refusal
+                lines.append(f"error {type(e).__name__}: {e}".replace("\n", " "))
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def png_chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -200,4 +222,4 @@ if __name__ == "__main__":
     {"idx": lambda: idx(*args), "gunzip": lambda: gunzip(*args), "gzip": lambda: gzip_file(*args), "mkfolder": lambda: mkfolder(*args),
      "imagefolder": lambda: imagefolder(*args), "mkcsv": lambda: mkcsv(*args),
      "csvrows": lambda: csvrows(*args), "mknpy": lambda: mknpy(*args), "pixsum": lambda: pixsum(args),
-     "badfiles": lambda: badfiles(*args)}[mode]()
+     "badfiles": lambda: badfiles(*args), "verdict": lambda: verdict(*args)}[mode]()

@@ -32,7 +32,7 @@ const char *graft_version(void) { return "0.1.0"; }
 static const char *const limit_names[GRAFT_LIMIT_COUNT] = {
     "tensor-bytes", "image-pixels", "audio-rate", "audio-seconds", "decompressed-bytes", "classes", "k"};
 static int64_t limits[GRAFT_LIMIT_COUNT] = {
-    (int64_t)16 << 30, 178956970, 384000, 86400, (int64_t)4 << 30, 1000000, 10000};
+    (int64_t)16 << 30, 178956970, 384000, 86400, (int64_t)1 << 30, 1000000, 10000};
 
 graft_status graft_set_limit(graft_limit which, int64_t value)
 {

@@ -18,15 +18,21 @@
  *
  * Known divergences from PIL (on purpose): PIL opens 16-bit grayscale PNG/PGM as mode "I" and
  * its convert("RGB") clips values above 255 to white; graft scales them to 8 bits. PIL also reads
- * an orientation from a PNG's XMP text; graft reads only Exif. */
+ * an orientation from a PNG's XMP text; graft reads only Exif. A JPEG is accepted when PIL
+ * accepts it as far as its markers and its end go (see gr_image_decode), with two exceptions:
+ * graft refuses a progressive JPEG of more than 500 scans (a guard on decoding time), and a
+ * single-scan JPEG whose data ends before its end-of-image marker even where libjpeg could
+ * finish the last row without it (PIL then decodes it). */
 #ifndef GR_DATA_H
 #define GR_DATA_H
 
 #include "core/core.h"
 
-/* Images larger than this are refused from their header, before any pixel memory is allocated. */
+/* Images are refused from their header, before any pixel memory is allocated, when a side is
+ * above GR_IMAGE_MAX_SIDE (GRAFT_E_UNSUPPORTED: graft's sizes are ints) or width x height is above
+ * the limit GRAFT_LIMIT_IMAGE_PIXELS (GRAFT_E_LIMIT). Sizes that transforms make (resize, crop)
+ * are held to the same limit. */
 #define GR_IMAGE_MAX_SIDE 65535
-#define GR_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
 
 /* An 8-bit RGB image, rows top to bottom, owned by whoever holds it (gr_image_free). */
 typedef struct gr_image {
@@ -36,8 +42,17 @@ typedef struct gr_image {
 
 void gr_image_free(gr_image *img);
 
+/* GRAFT_OK when a w x h image is a size graft makes: GRAFT_E_ARG (w or h <= 0) or GRAFT_E_LIMIT
+ * (w * h above the image-pixels limit) otherwise, the message starting with `what`. */
+int gr_image_size_check(const char *what, int64_t w, int64_t h);
+
 /* Decodes a JPEG, PNG or binary PGM/PPM file to RGB8, upright per its Exif orientation.
- * Errors name the path and the reason; *out is untouched on failure. */
+ * Errors name the path and the reason; *out is untouched on failure. A JPEG is refused as PIL
+ * refuses it: when the marker walk of PIL's JpegImagePlugin fails (no marker right after SOI,
+ * 0xFF01..0xFFBF before the first scan, a segment past the end, a frame header PIL cannot read),
+ * when its data ends before libjpeg reaches the end-of-image marker ("truncated JPEG"), and when
+ * libjpeg fails. libjpeg's warnings (garbage before a marker, a short or corrupt data segment)
+ * are not errors, as in PIL: the image is what libjpeg decoded, gray where data is missing. */
 int gr_image_decode(const char *path, gr_image *out);
 /* The same from memory; `name` is used in error messages (a path, or "archive.tar:img1.jpg"). */
 int gr_image_decode_mem(const char *name, const uint8_t *data, size_t n, gr_image *out);
@@ -135,18 +150,26 @@ typedef struct gr_dataset {
  *                             samples (-1). Relative paths are relative to the CSV's folder;
  *                             quotes as RFC 4180; blank lines skipped; comma for .csv, tab for
  *                             .tsv, either (sniffed from the header line) for .txt. A label that
- *                             is empty, holds control characters, or is an integer id of 65536
- *                             or more is refused with its line.
+ *                             is empty or holds control characters is refused with its line, an
+ *                             integer id at or above the classes limit too (GRAFT_E_LIMIT: ids
+ *                             keep their values, so id v makes v + 1 classes). At most 1024
+ *                             columns; a row with another field count than the header is
+ *                             refused as it is read.
  *   *-images-idx3-ubyte[.gz]  IDX: the labels come from the matching *-labels-idx1-ubyte[.gz]
  *                             next to it (required; with or without .gz); gzip is detected from
- *                             the bytes. Fashion-MNIST names when the file is train-/t10k-images
+ *                             the bytes. The header's counts are checked before the payload is
+ *                             allocated: against the file's size (raw) and the tensor-bytes
+ *                             limit, or (gzip) against the decompressed-bytes limit and what the
+ *                             compressed bytes can hold, the stream inflated no further than one
+ *                             byte past the header's size. Fashion-MNIST names when the file is train-/t10k-images
  *                             in a folder whose name contains "fashion".
  *   *.npy                     NPY: features (n, dim) float32/float64 or images (n, h, w[, c])
  *                             uint8; labels from `labels_npy` (an int array of n), required.
  * labels_npy is used only for NPY (NULL otherwise). Errors name the path, and for CSV the line.
  * Refused with a clear error: no samples, an empty class folder, fewer than two classes (unless
  * allow_one_class), a CSV row whose file is missing (line and path named), a label outside the
- * classes, IDX counts that disagree with the file size or with each other. */
+ * classes, IDX counts that disagree with the file size or with each other. More classes than
+ * the classes limit (class folders, distinct labels, integer ids) is GRAFT_E_LIMIT. */
 int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_class, gr_dataset **out);
 void gr_dataset_free(gr_dataset *ds);
 /* An unlabelled dataset (labels -1, no classes) of the given image files, in that order. */
@@ -191,8 +214,10 @@ void gr_class_weights(const gr_dataset *ds, const int64_t *idx, int64_t nidx, fl
  *   or size=WxH (width x height, torchvision's Resize((H, W)))
  * Numbers may be fractions (rrc=224:0.08:1:3/4:4/3); spaces around items are ignored; an empty
  * text is no step at all (ToTensor only). Unknown keys, a key given twice, bad numbers, values
- * out of range (flip outside 0..1, hue above 0.5, scale not 0 < min <= max <= 1, std 0) and
- * rrc together with resize/size/crop are errors naming the key; *t is untouched on error.
+ * out of range (sides outside 1..65535, flip outside 0..1, hue above 0.5, scale not 0 < min <=
+ * max <= 1, ratio outside 1e-4..1e4, std 0, a value that is not a finite float) and rrc together
+ * with resize/size/crop are errors naming the key (GRAFT_E_ARG); a size whose pixels are above
+ * the image-pixels limit (resize=N counts N x N) is GRAFT_E_LIMIT; *t is untouched on error.
  * gr_transform_format writes the shortest text that parses back to the same struct. */
 typedef struct gr_transform {
     int resize;            /* shorter side (0: none) */
@@ -314,14 +339,17 @@ typedef struct gr_audio {
 } gr_audio;
 
 void gr_audio_free(gr_audio *a);
-/* Decodes a WAV file: PCM 8/16/24/32-bit, float 32/64-bit, plain or WAVE_FORMAT_EXTENSIBLE, any
- * channel count (mixed down to mono) and rate. Errors name the file and what is wrong. */
+/* Decodes a WAV file: PCM 8/16/24/32-bit, float 32/64-bit, plain or WAVE_FORMAT_EXTENSIBLE, up to
+ * 64 channels (mixed down to mono), a rate from 1000 Hz to the audio-rate limit and a length up to
+ * the audio-seconds limit (both GRAFT_E_LIMIT beyond, checked from the header). Errors name the
+ * file and what is wrong. */
 int gr_wav_read(const char *path, gr_audio *out);
 int gr_wav_decode_mem(const char *name, const uint8_t *data, size_t n, gr_audio *out);
 /* Writes 16-bit mono PCM (samples clipped to [-1, 1)). */
 int gr_wav_write(const char *path, const float *samples, int64_t n, int rate);
 /* Band-limited resampling to `rate` (Kaiser-windowed sinc, polyphase, exact rational ratio);
- * a copy when the rates are equal. out gets new samples. */
+ * a copy when the rates are equal. out gets new samples. Rates from 1000 Hz (GRAFT_E_ARG
+ * otherwise); the cost is bounded by the output's length whatever the rate pair. */
 int gr_audio_resample(const gr_audio *in, int rate, gr_audio *out);
 
 /* ---- speech clips made offline (speech_synth.c): espeak-ng piped into sox ---- */

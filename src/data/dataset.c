@@ -10,14 +10,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
-#define MAX_CLASSES 65536            /* integer labels above this are refused, not allocated */
+/* Class counts are held to the limit GRAFT_LIMIT_CLASSES (integer labels keep their values, so
+ * a label v makes v + 1 classes: it is refused before anything is allocated for them); ids are
+ * int32 whatever the limit. */
 #define MAX_DEPTH 64                 /* folder nesting inside a class (guards symlink loops) */
 #define MAX_FILE_BYTES ((size_t)1 << 34)
+#define CSV_MAX_COLUMNS 1024         /* a header with more is refused before any row is stored */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -76,7 +80,8 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int read_all(const char *path, uint8_t **data, size_t *size)
+/* Opens a regular file of at most MAX_FILE_BYTES; *size is its length. */
+static int open_regular(const char *path, FILE **fp, size_t *size)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -90,14 +95,27 @@ static int read_all(const char *path, uint8_t **data, size_t *size)
         fclose(f);
         return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file has %zu bytes, more than graft reads", path, n);
     }
+    *fp = f;
+    *size = n;
+    return GRAFT_OK;
+}
+
+static int read_bytes(const char *path, FILE *f, uint8_t *dst, size_t n)
+{
+    return fread(dst, 1, n, f) == n ? GRAFT_OK : gr_err(GRAFT_E_IO, "%s: read error", path);
+}
+
+static int read_all(const char *path, uint8_t **data, size_t *size)
+{
+    FILE *f = NULL;
+    size_t n = 0;
+    int st = open_regular(path, &f, &n);
+    if (st) return st;
     uint8_t *buf = gr_malloc(n + 1);
-    if (!buf) { fclose(f); return GRAFT_E_NOMEM; }
-    if (fread(buf, 1, n, f) != n) {
-        free(buf);
-        fclose(f);
-        return gr_err(GRAFT_E_IO, "%s: read error", path);
-    }
+    if (!buf) st = GRAFT_E_NOMEM;
+    if (!st) st = read_bytes(path, f, buf, n);
     fclose(f);
+    if (st) { free(buf); return st; }
     buf[n] = 0; /* lets the CSV parser treat the text as a string */
     *data = buf;
     *size = n;
@@ -135,9 +153,25 @@ void gr_dataset_free(gr_dataset *ds)
     free(ds);
 }
 
+/* GRAFT_OK when k classes are within the classes limit; the message (fmt...) says where they
+ * come from. Ids are int32, so k >= 2^31 - 1 counts as above any limit. */
+static int class_count_check(int64_t k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int class_count_check(int64_t k, const char *fmt, ...)
+{
+    if (k <= gr_limit(GRAFT_LIMIT_CLASSES) && k < INT32_MAX) return GRAFT_OK;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return gr_limit_check(GRAFT_LIMIT_CLASSES, k < INT32_MAX ? k : INT64_MAX, "%s", what);
+}
+
 /* Names "0".."k-1" for integer labels. */
 static int numeric_names(gr_dataset *ds, int k)
 {
+    int st = class_count_check(k, "%s: its labels make %d classes", ds->source, k);
+    if (st) return st;
     ds->class_names = gr_calloc((size_t)(k ? k : 1), sizeof(char *));
     if (!ds->class_names) return GRAFT_E_NOMEM;
     ds->nclass = k;
@@ -297,7 +331,7 @@ static int open_folder(const char *path, int allow_one_class, gr_dataset **out)
     if (!st) classes.n = k;
     if (!st && classes.n == 0)
         st = gr_err(GRAFT_E_FORMAT, "%s: no class folders (expected %s/<class>/<image>)", path, path);
-    if (!st && classes.n > MAX_CLASSES) st = gr_err(GRAFT_E_UNSUPPORTED, "%s: more than %d class folders", path, MAX_CLASSES);
+    if (!st) st = class_count_check((int64_t)classes.n, "%s: %zu class folders", path, classes.n);
     for (size_t c = 0; !st && c < classes.n; c++) {
         char *cdir = join_path(path, classes.v[c]);
         st = cdir ? add_class(cdir, (int)c, &paths, &labels) : GRAFT_E_NOMEM;
@@ -331,11 +365,14 @@ static int open_folder(const char *path, int allow_one_class, gr_dataset **out)
 
 typedef struct csv_row { vec fields; int line; } csv_row;
 
-/* Parses one record starting at *pos; fields are malloc'd strings. *line is advanced over the
- * record's newlines (quoted fields may hold some). Returns 1 when a record was read, 0 at the
- * end, or -status. */
-static int csv_record(const char *name, const char *s, size_t n, size_t *pos, char delim, int *line, vec *fields)
+/* Parses one record starting at *pos; fields are malloc'd strings, the first `maxf` of them
+ * kept, all of them counted in *nf (so a row wider than the header costs no allocation). *line
+ * is advanced over the record's newlines (quoted fields may hold some). Returns 1 when a record
+ * was read, 0 at the end, or -status. */
+static int csv_record(const char *name, const char *s, size_t n, size_t *pos, char delim, int *line, vec *fields,
+                      size_t maxf, size_t *nf)
 {
+    *nf = 0;
     size_t i = *pos;
     if (i >= n) return 0;
     int start_line = *line;
@@ -372,15 +409,12 @@ static int csv_record(const char *name, const char *s, size_t n, size_t *pos, ch
             free(buf);
             return -gr_err(GRAFT_E_FORMAT, "%s:%d: text after a closing quote", name, *line);
         }
-        char *f;
-        if (quoted) {
-            f = gr_malloc(len + 1);
-            if (f) { if (len) memcpy(f, buf, len); f[len] = 0; }
-        } else {
-            f = gr_malloc(i - from + 1);
-            if (f) { memcpy(f, s + from, i - from); f[i - from] = 0; }
+        if ((*nf)++ < maxf) {
+            size_t k = quoted ? len : i - from;
+            char *f = gr_malloc(k + 1);
+            if (f) { if (k) memcpy(f, quoted ? buf : s + from, k); f[k] = 0; }
+            if (!f || vec_push(fields, f)) { free(f); free(buf); return -GRAFT_E_NOMEM; }
         }
-        if (!f || vec_push(fields, f)) { free(f); free(buf); return -GRAFT_E_NOMEM; }
         if (i < n && s[i] == delim) { i++; continue; }
         if (i < n && s[i] == '\r') i++;
         if (i < n && s[i] == '\n') i++;
@@ -398,12 +432,14 @@ static void free_rows(csv_row *rows, size_t n)
     free(rows);
 }
 
-/* All records except blank lines (one empty unquoted field). */
+/* All records except blank lines (one empty unquoted field). The header may have up to
+ * CSV_MAX_COLUMNS fields and every row must have as many as the header, checked as each row is
+ * read: the cells kept are at most the file's bytes, whatever its shape. */
 static int csv_parse(const char *name, const char *s, size_t n, char delim, csv_row **rows_out, size_t *nrows)
 {
     csv_row *rows = NULL;
-    size_t cnt = 0, cap = 0, pos = 0;
-    int line = 1;
+    size_t cnt = 0, cap = 0, pos = 0, ncol = CSV_MAX_COLUMNS, nf = 0;
+    int line = 1, st = GRAFT_OK;
     if (n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) pos = 3; /* UTF-8 byte order mark */
     for (;;) {
         if (cnt == cap) {
@@ -414,12 +450,21 @@ static int csv_parse(const char *name, const char *s, size_t n, char delim, csv_
         }
         memset(&rows[cnt], 0, sizeof rows[cnt]);
         rows[cnt].line = line;
+        /* a row's fields in one allocation of the header's width (vec_push would reserve 64) */
+        if (cnt > 0 && !(rows[cnt].fields.v = gr_malloc(ncol * sizeof(void *)))) st = GRAFT_E_NOMEM;
+        rows[cnt].fields.cap = cnt > 0 ? ncol : 0;
         int blank = pos < n && (s[pos] == '\n' || (s[pos] == '\r' && pos + 1 < n && s[pos + 1] == '\n'));
-        int r = csv_record(name, s, n, &pos, delim, &line, &rows[cnt].fields);
-        if (r < 0) { free_rows(rows, cnt + 1); return -r; }
+        int r = st ? -st : csv_record(name, s, n, &pos, delim, &line, &rows[cnt].fields, ncol, &nf);
+        if (r > 0 && blank) { vec_free_all(&rows[cnt].fields); continue; }
+        if (r > 0 && cnt == 0 && nf > CSV_MAX_COLUMNS)
+            r = -gr_err(GRAFT_E_UNSUPPORTED, "%s:%d: the header has %zu columns, graft reads at most %d", name,
+                        rows[cnt].line, nf, CSV_MAX_COLUMNS);
+        if (r > 0 && cnt > 0 && nf != ncol)
+            r = -gr_err(GRAFT_E_FORMAT, "%s:%d: %zu fields, the header has %zu", name, rows[cnt].line, nf, ncol);
+        if (r <= 0) vec_free_all(&rows[cnt].fields);
+        if (r < 0) { free_rows(rows, cnt); return -r; }
         if (r == 0) break;
-        if (blank) { vec_free_all(&rows[cnt].fields); continue; }
-        cnt++;
+        if (cnt++ == 0) ncol = nf;
     }
     *rows_out = rows;
     *nrows = cnt;
@@ -460,14 +505,17 @@ static int csv_classes(gr_dataset *ds, csv_row *rows, size_t nrows, int lcol)
     int numeric = 1;
     for (size_t r = 1; r < nrows && numeric; r++) numeric = all_digits(rows[r].fields.v[lcol]);
     if (numeric) {
-        long maxv = -1;
+        /* integer ids keep their values: label v makes v + 1 classes, refused above the limit
+         * before the names are made (digits only, so strtoll saturates rather than wraps) */
+        long long maxv = -1;
         for (size_t r = 1; r < nrows; r++) {
             const char *s = rows[r].fields.v[lcol];
-            errno = 0;
-            long v = strtol(s, NULL, 10);
-            if (errno || v >= MAX_CLASSES)
-                return gr_err(GRAFT_E_FORMAT, "%s:%d: bad label \"%s\": integer class ids must be below %d",
-                              ds->source, rows[r].line, s, MAX_CLASSES);
+            long long v = strtoll(s, NULL, 10);
+            int st = class_count_check(v < INT64_MAX ? v + 1 : v,
+                                       "%s:%d: bad label \"%.40s\": integer class ids keep their values, so it makes %s%lld classes",
+                                       ds->source, rows[r].line, s, v < INT64_MAX ? "" : "more than ",
+                                       v < INT64_MAX ? v + 1 : v);
+            if (st) return st;
             ds->labels[r - 1] = (int32_t)v;
             if (v > maxv) maxv = v;
         }
@@ -481,7 +529,7 @@ static int csv_classes(gr_dataset *ds, csv_row *rows, size_t nrows, int lcol)
     for (size_t i = 0; i < nrows - 1; i++)
         if (k == 0 || strcmp(sorted[k - 1], sorted[i])) sorted[k++] = sorted[i];
     int st = GRAFT_OK;
-    if (k > MAX_CLASSES) st = gr_err(GRAFT_E_UNSUPPORTED, "%s: more than %d distinct labels", ds->source, MAX_CLASSES);
+    st = class_count_check((int64_t)k, "%s: %zu distinct labels", ds->source, k);
     if (!st && !(ds->class_names = gr_calloc(k ? k : 1, sizeof(char *)))) st = GRAFT_E_NOMEM;
     if (!st) ds->nclass = (int)k;
     for (size_t c = 0; !st && c < k; c++)
@@ -498,11 +546,8 @@ static int csv_classes(gr_dataset *ds, csv_row *rows, size_t nrows, int lcol)
 /* The rows → samples: paths (resolved, must exist), labels, extra columns. */
 static int csv_samples(gr_dataset *ds, csv_row *rows, size_t nrows, int pcol, int lcol, const char *dir)
 {
-    size_t ncol = rows[0].fields.n;
+    size_t ncol = rows[0].fields.n; /* every row has as many fields (csv_parse) */
     for (size_t r = 1; r < nrows; r++) {
-        if (rows[r].fields.n != ncol)
-            return gr_err(GRAFT_E_FORMAT, "%s:%d: %zu fields, the header has %zu", ds->source, rows[r].line,
-                          rows[r].fields.n, ncol);
         const char *p = rows[r].fields.v[pcol];
         if (!*p) return gr_err(GRAFT_E_FORMAT, "%s:%d: empty path", ds->source, rows[r].line);
         char *full = p[0] == '/' ? gr_strdup(p) : join_path(dir, p);
@@ -653,9 +698,14 @@ static int gz_read(gz *g, const char *name, const uint8_t *src, size_t n, uint8_
 
 /* ---- IDX (the MNIST format) -------------------------------------------------------------- */
 
-/* An IDX file's dims and payload; gzip is detected from the bytes. The payload size follows
- * from the header and is checked against the data before the payload is allocated. */
+/* An IDX file's dims and payload; gzip is detected from the bytes. The header is validated before
+ * the payload is allocated: a raw file's counts must need exactly the bytes after the header
+ * (and at most the tensor-bytes limit); a gzip file's must need at most the decompressed-bytes
+ * limit and at most what its compressed bytes can hold, and its stream is inflated into a buffer
+ * that grows as data comes out, stopping one byte past what the header declares. */
 typedef struct idx_file { int64_t dims[3]; int ndim; uint8_t *data; size_t bytes; } idx_file;
+
+#define IDX_ABSURD ((uint64_t)1 << 62) /* a payload past this is reported as "more than" it */
 
 static int idx_header(const char *path, const uint8_t *h, int ndim, uint32_t magic, idx_file *f)
 {
@@ -669,12 +719,44 @@ static int idx_header(const char *path, const uint8_t *h, int ndim, uint32_t mag
         const uint8_t *p = h + 4 + 4 * d;
         f->dims[d] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
         if (f->dims[d] > 0x7FFFFFFF) return gr_err(GRAFT_E_FORMAT, "%s: dimension %d is %lld", path, d, (long long)f->dims[d]);
-        total *= (uint64_t)f->dims[d]; /* three 31-bit factors cannot overflow 2^93... */
-        if (total > MAX_FILE_BYTES)     /* ...so stop as soon as it is absurd */
-            return gr_err(GRAFT_E_UNSUPPORTED, "%s: the header's counts need more than %zu bytes", path, MAX_FILE_BYTES);
+        total *= (uint64_t)f->dims[d]; /* 31-bit factors: the product stays below 2^93... */
+        if (total > IDX_ABSURD) total = IDX_ABSURD + 1; /* ...so saturate it as soon as it is absurd */
     }
     f->bytes = (size_t)total;
     return GRAFT_OK;
+}
+
+/* "N" or "more than 2^62" for a payload size from idx_header. */
+static const char *idx_need(const idx_file *f, char *buf, size_t n)
+{
+    if (f->bytes > IDX_ABSURD) snprintf(buf, n, "more than %llu", (unsigned long long)IDX_ABSURD);
+    else snprintf(buf, n, "%zu", f->bytes);
+    return buf;
+}
+
+/* Inflates the payload: at most f->bytes + 1 bytes ever come out (the extra one tells a stream
+ * longer than its header), into a buffer grown by doubling from 1 MB. */
+static int idx_inflate(gz *g, const char *path, const uint8_t *raw, size_t n, idx_file *f)
+{
+    size_t cap = f->bytes < ((size_t)1 << 20) ? f->bytes : (size_t)1 << 20, done = 0, got = 0, more = 0;
+    uint8_t *buf = gr_malloc(cap ? cap : 1), extra;
+    int st = buf ? GRAFT_OK : GRAFT_E_NOMEM;
+    while (!st && !(st = gz_read(g, path, raw, n, buf + done, cap - done, &got))) {
+        done += got;
+        if (done < cap || cap == f->bytes) break; /* the stream ended, or the payload is whole */
+        size_t grow = cap > f->bytes / 2 ? f->bytes : 2 * cap;
+        uint8_t *nb = realloc(buf, grow);
+        if (!nb) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory for %zu bytes", path, grow);
+        else buf = nb, cap = grow;
+    }
+    if (!st && done == f->bytes) st = gz_read(g, path, raw, n, &extra, 1, &more);
+    char need[48];
+    if (!st && (done != f->bytes || more))
+        st = gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %s data bytes, the file holds %s%zu", path,
+                    idx_need(f, need, sizeof need), more ? "more than " : "", more ? f->bytes : done);
+    if (st) free(buf);
+    else f->data = buf;
+    return st;
 }
 
 static int idx_gz(const char *path, const uint8_t *raw, size_t n, int ndim, uint32_t magic, idx_file *f)
@@ -684,46 +766,62 @@ static int idx_gz(const char *path, const uint8_t *raw, size_t n, int ndim, uint
     if (st) return st;
     uint8_t h[16];
     size_t hl = 4 + 4 * (size_t)ndim, got;
+    char need[48];
     st = gz_read(&g, path, raw, n, h, hl, &got);
     if (!st && got < hl) st = gr_err(GRAFT_E_FORMAT, "%s: truncated IDX header", path);
     if (!st) st = idx_header(path, h, ndim, magic, f);
     /* deflate expands at most 1032:1, so a header asking for more is refused unallocated */
     if (!st && f->bytes / 1032 > n)
-        st = gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %zu bytes, more than %zu compressed bytes can hold",
-                    path, f->bytes, n);
-    if (!st && !(f->data = gr_malloc(f->bytes ? f->bytes : 1))) st = GRAFT_E_NOMEM;
-    if (!st) st = gz_read(&g, path, raw, n, f->data, f->bytes, &got);
-    uint8_t extra;
-    size_t more = 0;
-    if (!st && got == f->bytes) st = gz_read(&g, path, raw, n, &extra, 1, &more);
-    if (!st && (got != f->bytes || more))
-        st = gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %zu data bytes, the file holds %s%zu", path, f->bytes,
-                    more ? "more than " : "", more ? f->bytes : got);
+        st = gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %s bytes, more than %zu compressed bytes can hold",
+                    path, idx_need(f, need, sizeof need), n);
+    /* the header and the payload its counts need (below 1032 x 16 GiB after the check above) */
+    if (!st)
+        st = gr_limit_check(GRAFT_LIMIT_DECOMPRESSED_BYTES, (int64_t)(f->bytes + hl),
+                            "%s: the header's counts make %zu bytes decompressed", path, f->bytes + hl);
+    if (!st) st = idx_inflate(&g, path, raw, n, f);
     gz_close(&g);
-    if (st) { free(f->data); f->data = NULL; }
+    return st;
+}
+
+/* A raw IDX file: the header read on its own and checked against the file's size, then the
+ * payload read straight into its buffer. */
+static int idx_raw(const char *path, FILE *fp, size_t n, int ndim, uint32_t magic, idx_file *f)
+{
+    uint8_t h[16];
+    size_t hl = 4 + 4 * (size_t)ndim;
+    char need[48];
+    if (n < hl) return gr_err(GRAFT_E_FORMAT, "%s: truncated IDX header (%zu bytes)", path, n);
+    int st = read_bytes(path, fp, h, hl);
+    if (!st) st = idx_header(path, h, ndim, magic, f);
+    if (!st && f->bytes != n - hl)
+        st = gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %s data bytes, the file holds %zu", path,
+                    idx_need(f, need, sizeof need), n - hl);
+    if (!st)
+        st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)f->bytes, "%s: the IDX data is %zu bytes", path, f->bytes);
+    if (!st && !(f->data = gr_malloc(f->bytes ? f->bytes : 1))) st = GRAFT_E_NOMEM;
+    if (!st) st = read_bytes(path, fp, f->data, f->bytes);
     return st;
 }
 
 static int idx_load(const char *path, int ndim, uint32_t magic, idx_file *f)
 {
-    uint8_t *raw;
-    size_t n;
     memset(f, 0, sizeof *f);
-    int st = read_all(path, &raw, &n);
+    FILE *fp = NULL;
+    size_t n = 0;
+    uint8_t magic2[2] = {0, 0};
+    int st = open_regular(path, &fp, &n);
     if (st) return st;
-    size_t hl = 4 + 4 * (size_t)ndim;
-    if (n >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) st = idx_gz(path, raw, n, ndim, magic, f);
-    else if (n < hl) st = gr_err(GRAFT_E_FORMAT, "%s: truncated IDX header (%zu bytes)", path, n);
-    else if (!(st = idx_header(path, raw, ndim, magic, f)) && f->bytes != n - hl)
-        st = gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %zu data bytes, the file holds %zu", path, f->bytes,
-                    n - hl);
-    else if (!st) {
-        /* the payload is the file after its header: move it down rather than copy */
-        memmove(raw, raw + hl, f->bytes);
-        f->data = raw;
-        raw = NULL;
+    int gzipped = n >= 2 && fread(magic2, 1, 2, fp) == 2 && magic2[0] == 0x1f && magic2[1] == 0x8b;
+    rewind(fp);
+    if (!gzipped) st = idx_raw(path, fp, n, ndim, magic, f);
+    else { /* the compressed bytes, read whole: their size is the file's */
+        uint8_t *raw = gr_malloc(n);
+        st = raw ? read_bytes(path, fp, raw, n) : GRAFT_E_NOMEM;
+        if (!st) st = idx_gz(path, raw, n, ndim, magic, f);
+        free(raw);
     }
-    free(raw);
+    fclose(fp);
+    if (st) { free(f->data); f->data = NULL; }
     return st;
 }
 
@@ -936,9 +1034,11 @@ static int npy_fill_labels(gr_dataset *ds, const char *lpath, const npy *l)
         int64_t v;
         if (l->descr[2] == '4') { int32_t t; memcpy(&t, l->data + 4 * i, 4); v = t; }
         else memcpy(&v, l->data + 8 * i, 8);
-        if (v < 0 || v >= MAX_CLASSES)
-            return gr_err(GRAFT_E_FORMAT, "%s: label %lld of sample %lld is outside 0..%d", lpath, (long long)v,
-                          (long long)i, MAX_CLASSES - 1);
+        if (v < 0)
+            return gr_err(GRAFT_E_FORMAT, "%s: label %lld of sample %lld is negative", lpath, (long long)v, (long long)i);
+        int st = class_count_check(v < INT64_MAX ? v + 1 : v, "%s: label %lld of sample %lld makes %lld classes", lpath,
+                                   (long long)v, (long long)i, (long long)(v < INT64_MAX ? v + 1 : v));
+        if (st) return st;
         ds->labels[i] = (int32_t)v;
         if (v > maxv) maxv = v;
     }

@@ -22,15 +22,23 @@ void gr_image_free(gr_image *img)
     img->w = img->h = 0;
 }
 
-/* Refuses a size from a header before anything is allocated for it. */
+int gr_image_size_check(const char *what, int64_t w, int64_t h)
+{
+    if (w <= 0 || h <= 0) return gr_err(GRAFT_E_ARG, "%s: %lldx%lld pixels is not a size", what, (long long)w, (long long)h);
+    return gr_limit_check(GRAFT_LIMIT_IMAGE_PIXELS, w * h, "%s: %lldx%lld is %lld pixels", what, (long long)w,
+                          (long long)h, (long long)(w * h));
+}
+
+/* Refuses a size from a header before anything is allocated for it: a side beyond graft's
+ * int-sized buffers is unsupported, a pixel count beyond the image-pixels limit is GRAFT_E_LIMIT. */
 static int check_size(const char *name, int64_t w, int64_t h)
 {
     if (w <= 0 || h <= 0) return gr_err(GRAFT_E_FORMAT, "%s: image is %lldx%lld pixels", name, (long long)w, (long long)h);
-    if (w > GR_IMAGE_MAX_SIDE || h > GR_IMAGE_MAX_SIDE || w * h > GR_IMAGE_MAX_PIXELS)
-        return gr_err(GRAFT_E_UNSUPPORTED,
-                      "%s: image is %lldx%lld pixels, larger than graft's limit (%d per side, %lld in all)",
-                      name, (long long)w, (long long)h, GR_IMAGE_MAX_SIDE, (long long)GR_IMAGE_MAX_PIXELS);
-    return GRAFT_OK;
+    if (w > GR_IMAGE_MAX_SIDE || h > GR_IMAGE_MAX_SIDE)
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: image is %lldx%lld pixels, larger than graft's limit of %d per side",
+                      name, (long long)w, (long long)h, GR_IMAGE_MAX_SIDE);
+    return gr_limit_check(GRAFT_LIMIT_IMAGE_PIXELS, w * h, "%s: image is %lldx%lld pixels (%lld)", name, (long long)w,
+                          (long long)h, (long long)(w * h));
 }
 
 /* A w x h RGB buffer; sizes are already within the limits (or come from resize/crop). */
@@ -75,25 +83,6 @@ static int tiff_orientation(const uint8_t *t, size_t n)
     return 1;
 }
 
-/* The first APP1 "Exif\0\0" segment before the scan, as PIL's JpegImagePlugin keeps it. */
-static int jpeg_orientation(const uint8_t *b, size_t n)
-{
-    size_t i = 2;
-    while (i + 4 <= n) {
-        if (b[i] != 0xFF) return 1;
-        unsigned m = b[i + 1];
-        if (m == 0xFF) { i++; continue; } /* fill byte */
-        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; } /* no length */
-        if (m == 0xDA || m == 0xD9) return 1; /* scan or end: no Exif */
-        size_t len = (size_t)b[i + 2] << 8 | b[i + 3];
-        if (len < 2 || len > n - i - 2) return 1;
-        if (m == 0xE1 && len >= 8 && !memcmp(b + i + 4, "Exif\0\0", 6))
-            return tiff_orientation(b + i + 10, len - 8);
-        i += 2 + len;
-    }
-    return 1;
-}
-
 /* PIL's Image.transpose for each Exif orientation, as a linear map from an output pixel
  * (x', y') to the source pixel index base + x' * sx + y' * sy (in pixels of the input). */
 int gr_image_orient(gr_image *img, int orientation)
@@ -123,37 +112,192 @@ int gr_image_orient(gr_image *img, int orientation)
 
 /* ---- JPEG (TurboJPEG) -------------------------------------------------------------------- */
 
-/* libjpeg reports recoverable corruption as warnings, which TurboJPEG turns into a -1 return.
- * Data that ends early is fatal for graft (PIL refuses truncated files too: the rest of the
- * image would be gray); other warnings, such as stray bytes before a marker, are not. */
-static int jpeg_failed(tjhandle tj)
+/* graft accepts a JPEG exactly when PIL's Image.open(...).convert("RGB") does, as far as the
+ * file's markers and its end go (PIL decodes with libjpeg too, so the pixels then agree):
+ *  (a) jpeg_pil_markers: PIL's JpegImagePlugin._open walks the markers from SOI to the first
+ *      SOS before libjpeg sees the data, and refuses what that walk refuses (a byte other than
+ *      0xFF right after SOI, 0xFF01..0xFFBF, a segment running past the end, the few fields
+ *      its handlers read). libjpeg alone would accept some of these with a warning.
+ *  (b) jpeg_reaches_eoi: data that ends before libjpeg reaches the end-of-image marker is
+ *      truncated (PIL: "image file is truncated"; libjpeg: the warning JWRN_JPEG_EOF, then
+ *      gray). Decided from the bytes before decoding, because TurboJPEG reports only libjpeg's
+ *      first warning, and so that a cut file costs nothing to refuse.
+ *  (c) libjpeg's other warnings (garbage before a marker, a corrupt or short data segment, a
+ *      bad Huffman code) are not errors: PIL ignores them and keeps what libjpeg decoded (gray
+ *      where data is missing), and so does graft. libjpeg's errors are errors.
+ * As with PIL, a few hundred bytes may declare an image of up to the image-pixels limit whose
+ * data segment ends at once: libjpeg fills it with gray, and that limit is what bounds the work.
+ * TJFLAG_LIMITSCANS refuses progressive files with more than 500 scans, which PIL decodes: a
+ * guard against cheap input making expensive work (each scan is a pass over the whole image).
+ * Known divergences: PIL decodes a single-scan file that lacks its end-of-image marker when
+ * libjpeg could finish the last row without reading past the end (padding after the data);
+ * graft refuses every file whose data ends before EOI. PIL's parsing of Exif, ICC, Photoshop
+ * and MPF contents can refuse a file that graft reads. */
+#define JPEG_FLAGS TJFLAG_LIMITSCANS
+
+/* What the marker walk found: where the first scan's data starts, and PIL's Exif segment (the
+ * first APP1 that starts "Exif\0"). */
+typedef struct jpeg_walk {
+    size_t scan, exif, exif_len;
+    int has_exif;
+} jpeg_walk;
+
+static const char *jpeg_marker_name(unsigned m, char buf[8])
 {
-    const char *why = tjGetErrorStr2(tj);
-    return tjGetErrorCode(tj) == TJERR_FATAL || strstr(why, "remature end");
+    static const char *const named[0x3F] = {[0x04] = "DHT", [0x08] = "JPG", [0x0C] = "DAC", [0x18] = "SOI",
+                                            [0x19] = "EOI", [0x1A] = "SOS", [0x1B] = "DQT", [0x1C] = "DNL",
+                                            [0x1D] = "DRI", [0x1E] = "DHP", [0x1F] = "EXP", [0x3E] = "COM"};
+    if (m >= 0xC0 && m <= 0xFE && named[m - 0xC0]) return named[m - 0xC0];
+    if (m >= 0xC0 && m <= 0xCF) snprintf(buf, 8, "SOF%u", m - 0xC0);
+    else if (m >= 0xD0 && m <= 0xD7) snprintf(buf, 8, "RST%u", m - 0xD0);
+    else if (m >= 0xE0 && m <= 0xEF) snprintf(buf, 8, "APP%u", m - 0xE0);
+    else if (m >= 0xF0 && m <= 0xFD) snprintf(buf, 8, "JPG%u", m - 0xF0);
+    else snprintf(buf, 8, "0xFF%02X", m & 0xFF);
+    return buf;
 }
 
-static int jpeg_error(const char *name, tjhandle tj)
+/* PIL's MARKER table is every 0xFFC0..0xFFFE. These have no handler there, so PIL reads no
+ * length after them: JPG, RST0-7, SOI, EOI, JPG0-13. */
+static int pil_marker_bare(unsigned m)
 {
-    const char *why = tjGetErrorStr2(tj);
-    if (strstr(why, "remature end")) return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (%s)", name, why);
-    return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: %s", name, why);
+    return m == 0xC8 || (m >= 0xD0 && m <= 0xD9) || (m >= 0xF0 && m <= 0xFD);
 }
 
-/* Whether an EOI marker follows the first scan. libjpeg reports only its first warning, so a
- * file with stray bytes and a missing end would otherwise pass as whole. */
-static int jpeg_has_end(const uint8_t *b, size_t n)
+/* The markers PIL's SOF handler reads: SOF0-15 (not DHT, JPG, DAC) and DHP. */
+static int pil_marker_sof(unsigned m)
 {
+    return (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xDE;
+}
+
+/* The fields PIL's handlers read from a segment's `len` bytes at s (marker m at offset at),
+ * refused as PIL refuses them; records the Exif segment. */
+static int pil_segment(const char *name, unsigned m, size_t at, const uint8_t *s, size_t len, jpeg_walk *w)
+{
+    char nb[8];
+    const char *mn = jpeg_marker_name(m, nb);
+    if (pil_marker_sof(m)) { /* size at 1..4, precision at 0, components at 5 */
+        if (len < 6)
+            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: the %s segment at offset %zu holds %zu bytes, too few for a frame header",
+                          name, mn, at, len);
+        if (s[0] != 8)
+            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: %s at offset %zu declares %u-bit samples (PIL reads 8-bit JPEGs only)",
+                          name, mn, at, s[0]);
+        if (s[5] != 1 && s[5] != 3 && s[5] != 4)
+            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: %s at offset %zu declares %u components (PIL reads 1, 3 or 4)", name,
+                          mn, at, s[5]);
+    } else if (m == 0xDB) { /* tables of 64 one-byte (high nibble 0) or two-byte values */
+        for (size_t k = 0; k < len;) {
+            size_t need = 1 + 64 * (s[k] >> 4 ? 2 : 1);
+            if (len - k < need)
+                return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: the DQT segment at offset %zu ends inside a table (%zu of %zu bytes)",
+                              name, at, len - k, need);
+            k += need;
+        }
+    } else if ((m == 0xE0 && len >= 4 && !memcmp(s, "JFIF", 4)) || (m == 0xEE && len >= 5 && !memcmp(s, "Adobe", 5))) {
+        if (len < 7) /* PIL reads a 16-bit version at 5 */
+            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: the %s segment at offset %zu holds %zu bytes, too few for its %s header",
+                          name, mn, at, len, m == 0xE0 ? "JFIF" : "Adobe");
+    } else if (m == 0xE1 && len >= 5 && !memcmp(s, "Exif\0", 5) && !w->has_exif) {
+        w->has_exif = 1;
+        w->exif = at + 4;
+        w->exif_len = len;
+    }
+    return GRAFT_OK;
+}
+
+/* (a) PIL's walk from SOI to the first SOS: a non-0xFF byte is skipped, as are 0xFF00 and fill
+ * bytes (0xFFFF); a marker of its table consumes its segment (length-prefixed unless bare); any
+ * other 0xFFxx is refused ("no marker found"), and so is data that ends first. No allocation;
+ * every step moves forward. */
+static int jpeg_pil_markers(const char *name, const uint8_t *b, size_t n, jpeg_walk *w)
+{
+    memset(w, 0, sizeof *w);
+    if (n < 3) return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the data ends after the start-of-image marker)", name);
+    if (b[2] != 0xFF) /* PIL's _accept: SOI and the 0xFF of a marker */
+        return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: byte 2 is 0x%02X, not the start of a marker after SOI (PIL: not a JPEG file)",
+                      name, b[2]);
+    char nb[8];
     size_t i = 2;
-    while (i + 4 <= n && b[i] == 0xFF) { /* marker segments up to the first SOS */
+    for (;;) {
+        if (i >= n || (b[i] == 0xFF && i + 1 >= n))
+            return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the data ends at offset %zu, before the start of scan)", name, n);
+        if (b[i] != 0xFF) { i++; continue; }
         unsigned m = b[i + 1];
         if (m == 0xFF) { i++; continue; }
-        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; }
-        if (m == 0xDA) break;
-        i += 2 + ((size_t)b[i + 2] << 8 | b[i + 3]);
+        if (m == 0x00) { i += 2; continue; }
+        if (m < 0xC0)
+            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: 0xFF%02X at offset %zu is not a JPEG marker (PIL: no marker found)",
+                          name, m, i);
+        if (pil_marker_bare(m)) { i += 2; continue; }
+        if (n - i < 4)
+            return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the data ends in the length of the %s segment at offset %zu)",
+                          name, jpeg_marker_name(m, nb), i);
+        size_t len = (size_t)b[i + 2] << 8 | b[i + 3], body = len > 2 ? len - 2 : 0;
+        if (body > n - i - 4)
+            return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the %s segment at offset %zu needs %zu bytes, %zu are left)",
+                          name, jpeg_marker_name(m, nb), i, body, n - i - 4);
+        int st = pil_segment(name, m, i, b + i + 4, body, w);
+        if (st) return st;
+        i += 4 + body;
+        if (m == 0xDA) {
+            w->scan = i;
+            return GRAFT_OK;
+        }
     }
-    for (; i + 1 < n; i++)
-        if (b[i] == 0xFF && b[i + 1] == 0xD9) return 1;
+}
+
+/* The markers libjpeg reads a length after (to parse or skip the segment): SOF0-15 but JPG,
+ * DHT, DAC, SOS, DQT, DNL, DRI, APP0-15, COM. */
+static int libjpeg_has_length(unsigned m)
+{
+    return (m >= 0xC0 && m <= 0xCF && m != 0xC8) || (m >= 0xDA && m <= 0xDD) || (m >= 0xE0 && m <= 0xEF) || m == 0xFE;
+}
+
+/* (b) Whether libjpeg, reading on from the first scan's data at i, meets EOI before the data
+ * ends. As libjpeg: in and between scans, bytes up to a 0xFF, fill bytes and stuffed zeros are
+ * data or garbage, RSTn and markers it cannot use do not end anything (it refuses the latter
+ * itself), and a segment is skipped by its length (SOS's header, tables between scans). */
+static int jpeg_reaches_eoi(const uint8_t *b, size_t n, size_t i)
+{
+    while (i < n) {
+        if (b[i++] != 0xFF) continue;
+        while (i < n && b[i] == 0xFF) i++;
+        if (i >= n) break;
+        unsigned m = b[i++];
+        if (m == 0xD9) return 1;
+        if (!libjpeg_has_length(m)) continue;
+        if (n - i < 2) break;
+        size_t len = (size_t)b[i] << 8 | b[i + 1];
+        if (len > n - i) break;
+        i += len < 2 ? 2 : len;
+    }
     return 0;
+}
+
+/* libjpeg's warnings (the JWRN_ texts of jerror.h). */
+static int libjpeg_warning(const char *why)
+{
+    static const char *const warn[] = {"Corrupt JPEG data: ", "Premature end of JPEG file",
+                                       "Inconsistent progression sequence for component",
+                                       "Invalid SOS parameters for sequential JPEG", "Unknown Adobe color transform code",
+                                       "Warning: unknown JFIF revision number", "Application transferred too many scanlines"};
+    for (size_t k = 0; k < sizeof warn / sizeof *warn; k++)
+        if (!strncmp(why, warn[k], strlen(warn[k]))) return 1;
+    return 0;
+}
+
+/* (c) A TurboJPEG call returned -1: GRAFT_OK when libjpeg only warned (the output is complete),
+ * else the error. TurboJPEG keeps the first warning's text and answers TJERR_WARNING once any
+ * warning happened, even when an error came after it; an error's text always replaces the
+ * warning's, so a warning is TJERR_WARNING with one of libjpeg's warning texts. The end of the
+ * data (JWRN_JPEG_EOF) is refused as truncated, though jpeg_reaches_eoi refuses it first. */
+static int jpeg_status(const char *name, tjhandle tj)
+{
+    const char *why = tjGetErrorStr2(tj);
+    if (tjGetErrorCode(tj) != TJERR_WARNING || !libjpeg_warning(why))
+        return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: %s", name, why);
+    if (!strncmp(why, "Premature end of JPEG file", 26)) return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (%s)", name, why);
+    return GRAFT_OK;
 }
 
 /* PIL reads CMYK JPEGs with Adobe's inverted polarity ("CMYK;I") and converts them with
@@ -190,22 +334,28 @@ static void jpeg_scaled_size(int w, int h, int min_w, int min_h, int *sw, int *s
 
 static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, int min_w, int min_h, gr_image *out)
 {
+    jpeg_walk walk;
+    int st = jpeg_pil_markers(name, buf, n, &walk);
+    if (st) return st;
+    if (!jpeg_reaches_eoi(buf, n, walk.scan))
+        return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the data ends at offset %zu, before the end-of-image marker)",
+                      name, n);
     tjhandle tj = tjInitDecompress();
     if (!tj) return gr_err(GRAFT_E_NOMEM, "%s: cannot start the JPEG decoder", name);
-    int w = 0, h = 0, subsamp, cs = TJCS_RGB, st;
+    int w = 0, h = 0, subsamp, cs = TJCS_RGB;
     uint8_t *px = NULL;
-    if (tjDecompressHeader3(tj, buf, (unsigned long)n, &w, &h, &subsamp, &cs) != 0 && jpeg_failed(tj)) {
-        st = jpeg_error(name, tj);
+    /* -1 after a warning too, the header read in full */
+    if (tjDecompressHeader3(tj, buf, (unsigned long)n, &w, &h, &subsamp, &cs) != 0 && (st = jpeg_status(name, tj)))
         goto done;
-    }
-    /* TurboJPEG returns success without a size when the data ends before the frame header */
-    if (w <= 0 || h <= 0 || !jpeg_has_end(buf, n)) {
-        st = gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (%s)", name,
-                    w <= 0 || h <= 0 ? "the data ends before the frame header" : "no end-of-image marker after the scan");
+    /* TurboJPEG reads a tables-only datastream (EOI before any frame) as success without a size */
+    if (w <= 0 || h <= 0) {
+        st = gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: no frame header before the end-of-image marker", name);
         goto done;
     }
     if ((st = check_size(name, w, h))) goto done;
-    int orient = jpeg_orientation(buf, n);
+    /* PIL's Exif: its first APP1 "Exif\0" segment, a TIFF block after "Exif\0\0" */
+    const uint8_t *exif = buf + walk.exif;
+    int orient = walk.has_exif && walk.exif_len >= 6 && exif[5] == 0 ? tiff_orientation(exif + 6, walk.exif_len - 6) : 1;
     if (min_w > 0 || min_h > 0) { /* the minimum is for the upright image */
         int mw = orient >= 5 ? min_h : min_w, mh = orient >= 5 ? min_w : min_h;
         jpeg_scaled_size(w, h, mw, mh, &w, &h);
@@ -214,11 +364,10 @@ static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, int min_w
     int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
     size_t npix = (size_t)w * (size_t)h;
     if (!(px = gr_malloc(npix * (size_t)tjPixelSize[pf]))) { st = GRAFT_E_NOMEM; goto done; }
-    /* Flags 0: accurate integer DCT and fancy upsampling, libjpeg's defaults, which PIL uses. */
-    if (tjDecompress2(tj, buf, (unsigned long)n, px, w, 0, h, pf, 0) != 0 && jpeg_failed(tj)) {
-        st = jpeg_error(name, tj);
+    /* Accurate integer DCT and fancy upsampling, libjpeg's defaults, which PIL uses; -1 after
+     * libjpeg's warnings too, the image decoded in full (jpeg_status tells them apart) */
+    if (tjDecompress2(tj, buf, (unsigned long)n, px, w, 0, h, pf, JPEG_FLAGS) != 0 && (st = jpeg_status(name, tj)))
         goto done;
-    }
     if (cmyk) {
         cmyk_to_rgb(px, npix);
         uint8_t *p = realloc(px, npix * 3);
@@ -252,18 +401,30 @@ static int png_orientation(spng_ctx *ctx)
     return tiff_orientation((const uint8_t *)exif.data, exif.length);
 }
 
+/* spng refused IHDR's size against its limits: the width and height (big-endian at bytes 16 and
+ * 20, after the signature and IHDR's length and type) for check_size's message. */
+static int png_ihdr_size(const char *name, const uint8_t *b, size_t n)
+{
+    if (n < 24) return gr_err(GRAFT_E_FORMAT, "%s: truncated PNG header", name);
+    int64_t w = (int64_t)rd32(b + 16, 1), h = (int64_t)rd32(b + 20, 1);
+    int st = check_size(name, w, h);
+    return st ? st : gr_err(GRAFT_E_FORMAT, "%s: bad PNG: image size refused", name);
+}
+
 static int decode_png(const char *name, const uint8_t *buf, size_t n, gr_image *out)
 {
     spng_ctx *ctx = spng_ctx_new(0);
     if (!ctx) return gr_err(GRAFT_E_NOMEM, "%s: cannot start the PNG decoder", name);
-    /* Metadata chunks (text, ICC profiles) cannot make spng hold more than these. */
+    /* Metadata chunks (text, ICC profiles) cannot make spng hold more than these; sides beyond
+     * graft's are refused by spng itself when it reads IHDR (and named by check_size here). */
     spng_set_chunk_limits(ctx, 1u << 26, (size_t)1 << 28);
+    spng_set_image_limits(ctx, GR_IMAGE_MAX_SIDE, GR_IMAGE_MAX_SIDE);
     struct spng_ihdr ih;
     size_t size;
     gr_image img = {0};
     int e, st;
     if ((e = spng_set_png_buffer(ctx, buf, n)) || (e = spng_get_ihdr(ctx, &ih))) {
-        st = png_error(name, e);
+        st = e == SPNG_EUSER_WIDTH || e == SPNG_EUSER_HEIGHT ? png_ihdr_size(name, buf, n) : png_error(name, e);
         goto done;
     }
     if ((st = check_size(name, ih.width, ih.height))) goto done;
@@ -525,11 +686,9 @@ int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, i
     if (bw <= 0 || bh <= 0 || bx < 0 || by < 0 || bx > in->w - bw || by > in->h - bh)
         return gr_err(GRAFT_E_ARG, "image resize: box %dx%d at (%d, %d) is not inside the %dx%d image", bw, bh, bx, by,
                       in->w, in->h);
-    if (fw <= 0 || fh <= 0 || (int64_t)fw * fh > GR_IMAGE_MAX_PIXELS)
-        return gr_err(GRAFT_E_ARG, "image resize: %dx%d is not a size graft can produce", fw, fh);
-    if (cw <= 0 || ch <= 0 || (int64_t)cw * ch > GR_IMAGE_MAX_PIXELS)
-        return gr_err(GRAFT_E_ARG, "image crop: %dx%d is not a size graft can produce", cw, ch);
-    int need_h = fw != bw, need_v = fh != bh, st = GRAFT_OK;
+    int st = gr_image_size_check("image resize", fw, fh);
+    if (st || (st = gr_image_size_check("image crop", cw, ch))) return st;
+    int need_h = fw != bw, need_v = fh != bh;
     /* the part of the window inside the resized image; the rest stays 0 */
     int x0 = cx > 0 ? cx : 0, x1 = (int64_t)cx + cw < fw ? cx + cw : fw;
     int y0 = cy > 0 ? cy : 0, y1 = (int64_t)cy + ch < fh ? cy + ch : fh;
@@ -581,8 +740,8 @@ done:
 
 int gr_image_resize(const gr_image *in, int w, int h, gr_image *out)
 {
-    if (w <= 0 || h <= 0 || (int64_t)w * h > GR_IMAGE_MAX_PIXELS)
-        return gr_err(GRAFT_E_ARG, "image resize: %dx%d is not a size graft can produce", w, h);
+    int st = gr_image_size_check("image resize", w, h);
+    if (st) return st;
     return gr_image_resize_window(in, 0, 0, in->w, in->h, w, h, 0, 0, w, h, out);
 }
 
@@ -600,8 +759,8 @@ void gr_image_resized_size(int w, int h, int size, int *ow, int *oh)
 
 int gr_image_crop(const gr_image *in, int x, int y, int w, int h, gr_image *out)
 {
-    if (w <= 0 || h <= 0 || (int64_t)w * h > GR_IMAGE_MAX_PIXELS)
-        return gr_err(GRAFT_E_ARG, "image crop: %dx%d is not a size graft can produce", w, h);
+    int st = gr_image_size_check("image crop", w, h);
+    if (st) return st;
     gr_image res;
     if (image_alloc(&res, w, h)) return GRAFT_E_NOMEM;
     memset(res.rgb, 0, (size_t)w * h * 3);

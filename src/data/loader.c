@@ -253,11 +253,11 @@ int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const 
     if (!fixed_size(ds, t, &oh, &ow))
         return gr_err(GRAFT_E_ARG, "%s: images may differ in size, so the transform needs a fixed output size "
                       "(crop, rrc or size) to make batches", ds->source ? ds->source : "dataset");
-    if (oh <= 0 || ow <= 0 || (int64_t)oh * ow > GR_IMAGE_MAX_PIXELS)
-        return gr_err(GRAFT_E_ARG, "loader: the transform's output %dx%d is not a size graft can batch", ow, oh);
+    if ((st = gr_image_size_check("loader: the transform's output", ow, oh))) return st;
     size_t sample_len = (size_t)3 * (size_t)oh * (size_t)ow;
+    /* oh * ow is within the image-pixels limit, so only an absurd batch overflows */
     if (sample_len > SIZE_MAX / sizeof(float) / (size_t)o->batch)
-        return gr_err(GRAFT_E_NOMEM, "loader: a batch of %d images of %dx%d is too large", o->batch, ow, oh);
+        return gr_err(GRAFT_E_ARG, "loader: a batch of %d images of %dx%d is too large to address", o->batch, ow, oh);
 
     gr_loader *l = gr_calloc(1, sizeof *l);
     if (!l) return GRAFT_E_NOMEM;

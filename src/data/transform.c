@@ -21,6 +21,10 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
+/* RandomResizedCrop's aspect ratios are kept within [RATIO_MIN, 1 / RATIO_MIN]: beyond, a crop
+ * side overflows an int before the image bounds refuse it. */
+#define RATIO_MIN 1e-4
+
 static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f}, imagenet_std[3] = {0.229f, 0.224f, 0.225f};
 
 /* ---- defaults, text form ------------------------------------------------------------------ */
@@ -62,6 +66,16 @@ static int parse_number(const char *key, const char *s, double *v)
     return GRAFT_OK;
 }
 
+/* The value as the float the transform keeps, which must be finite ("jitter=1e39" is finite as a
+ * double, inf as a float). */
+static int to_float(const char *key, double v, float *out)
+{
+    float f = (float)v;
+    if (!isfinite(f)) return gr_err(GRAFT_E_ARG, "transform: %s: %g is out of range", key, v);
+    *out = f;
+    return GRAFT_OK;
+}
+
 /* Splits `val` at ':' into 1..max numbers; `count` says how many there were. */
 static int parse_list(const char *key, char *val, double *v, int max, int *count)
 {
@@ -81,7 +95,7 @@ static int parse_list(const char *key, char *val, double *v, int max, int *count
 
 static int parse_side(const char *key, const char *s, int *out)
 {
-    double v;
+    double v = 0;
     int st = parse_number(key, s, &v);
     if (st) return st;
     if (v != floor(v) || v < 1 || v > GR_IMAGE_MAX_SIDE)
@@ -95,6 +109,31 @@ static int want_count(const char *key, const char *val, int got, int a, int b, i
 {
     if (got == a || got == b || got == c) return GRAFT_OK;
     return gr_err(GRAFT_E_ARG, "transform: %s: %d value%s in \"%s\"", key, got, got == 1 ? "" : "s", val);
+}
+
+/* rrc=N[:smin:smax[:rmin:rmax]]: `shown` is the value as given, for messages. */
+static int parse_rrc(gr_transform *t, const char *key, char *val, const char *shown)
+{
+    double v[4];
+    int n = 0, st;
+    char *colon = strchr(val, ':');
+    if (colon) *colon = 0;
+    if ((st = parse_side(key, val, &t->rrc))) return st;
+    if (!colon) return GRAFT_OK;
+    if ((st = parse_list(key, colon + 1, v, 4, &n)) || (st = want_count(key, shown, n + 1, 3, 5, 3))) return st;
+    /* checked as the floats kept: 1e-50 is 0 as a float, and log(0) would poison the draws */
+    if (!((float)v[0] > 0 && v[0] <= v[1] && v[1] <= 1))
+        return gr_err(GRAFT_E_ARG, "transform: rrc: scale %g:%g must satisfy 0 < min <= max <= 1", v[0], v[1]);
+    t->rrc_scale[0] = (float)v[0];
+    t->rrc_scale[1] = (float)v[1];
+    if (n == 4) {
+        if (!(v[2] >= RATIO_MIN && v[2] <= v[3] && v[3] <= 1 / RATIO_MIN))
+            return gr_err(GRAFT_E_ARG, "transform: rrc: ratio %g:%g must satisfy %g <= min <= max <= %g", v[2], v[3],
+                          RATIO_MIN, 1 / RATIO_MIN);
+        t->rrc_ratio[0] = (float)v[2];
+        t->rrc_ratio[1] = (float)v[3];
+    }
+    return GRAFT_OK;
 }
 
 static int parse_item(gr_transform *t, const char *key, char *val)
@@ -122,31 +161,15 @@ static int parse_item(gr_transform *t, const char *key, char *val)
         t->hflip = (float)v[0];
         return GRAFT_OK;
     }
-    if (!strcmp(key, "rrc")) {
-        char *colon = strchr(val, ':');
-        if (colon) *colon = 0;
-        if ((st = parse_side(key, val, &t->rrc))) return st;
-        if (!colon) return GRAFT_OK;
-        if ((st = parse_list(key, colon + 1, v, 4, &n)) || (st = want_count(key, shown, n + 1, 3, 5, 3))) return st;
-        if (!(v[0] > 0 && v[0] <= v[1] && v[1] <= 1))
-            return gr_err(GRAFT_E_ARG, "transform: rrc: scale %g:%g must satisfy 0 < min <= max <= 1", v[0], v[1]);
-        t->rrc_scale[0] = (float)v[0];
-        t->rrc_scale[1] = (float)v[1];
-        if (n == 4) {
-            if (!(v[2] > 0 && v[2] <= v[3]))
-                return gr_err(GRAFT_E_ARG, "transform: rrc: ratio %g:%g must satisfy 0 < min <= max", v[2], v[3]);
-            t->rrc_ratio[0] = (float)v[2];
-            t->rrc_ratio[1] = (float)v[3];
-        }
-        return GRAFT_OK;
-    }
+    if (!strcmp(key, "rrc")) return parse_rrc(t, key, val, shown);
     if (!strcmp(key, "jitter")) {
         if ((st = parse_list(key, val, v, 4, &n)) || (st = want_count(key, shown, n, 4, 4, 4))) return st;
         for (int k = 0; k < 4; k++)
             if (!(v[k] >= 0) || (k == 3 && v[k] > 0.5))
                 return gr_err(GRAFT_E_ARG, "transform: jitter: %s %g must be in %s", (const char *[]){"brightness", "contrast", "saturation", "hue"}[k], v[k],
                               k == 3 ? "0..0.5" : "0.. (non-negative)");
-        for (int k = 0; k < 4; k++) t->jitter[k] = (float)v[k];
+        for (int k = 0; k < 4; k++)
+            if ((st = to_float(key, v[k], &t->jitter[k]))) return st;
         return GRAFT_OK;
     }
     if (!strcmp(key, "normalize")) {
@@ -161,14 +184,31 @@ static int parse_item(gr_transform *t, const char *key, char *val)
         }
         if ((st = parse_list(key, val, v, 6, &n)) || (st = want_count(key, shown, n, 6, 6, 6))) return st;
         for (int c = 0; c < 3; c++) {
-            if (!(v[3 + c] != 0)) return gr_err(GRAFT_E_ARG, "transform: normalize: std of channel %d is 0", c);
-            t->mean[c] = (float)v[c];
-            t->std[c] = (float)v[3 + c];
+            if (!((float)v[3 + c] != 0)) return gr_err(GRAFT_E_ARG, "transform: normalize: std of channel %d is 0", c);
+            if ((st = to_float(key, v[c], &t->mean[c])) || (st = to_float(key, v[3 + c], &t->std[c]))) return st;
         }
         return GRAFT_OK;
     }
     return gr_err(GRAFT_E_ARG,
                   "transform: unknown key \"%s\" (known: resize, crop, size, rrc, flip, jitter, normalize)", key);
+}
+
+/* Each size the transform makes is held to the image-pixels limit when it is parsed, before a
+ * loader allocates batches of it: resize=N makes at least N x N (the shorter side is N). */
+static int area_check(const char *key, int w, int h)
+{
+    if (w <= 0 || h <= 0) return GRAFT_OK;
+    return gr_limit_check(GRAFT_LIMIT_IMAGE_PIXELS, (int64_t)w * h, "transform: %s makes images of %dx%d pixels%s", key,
+                          w, h, strcmp(key, "resize") ? "" : " or more");
+}
+
+static int check_pixels(const gr_transform *t)
+{
+    int st = area_check("resize", t->resize, t->resize);
+    if (!st) st = area_check("size", t->size_w, t->size_h);
+    if (!st) st = area_check("crop", t->crop, t->crop);
+    if (!st) st = area_check("rrc", t->rrc, t->rrc);
+    return st;
 }
 
 int gr_transform_parse(const char *spec, gr_transform *out)
@@ -207,6 +247,7 @@ int gr_transform_parse(const char *spec, gr_transform *out)
     if (t.resize && t.size_w) return gr_err(GRAFT_E_ARG, "transform: resize and size exclude each other");
     if (t.rrc && (t.resize || t.size_w || t.crop))
         return gr_err(GRAFT_E_ARG, "transform: rrc replaces resize, size and crop; give one or the other");
+    if ((st = check_pixels(&t))) return st;
     *out = t;
     return GRAFT_OK;
 }
@@ -296,16 +337,22 @@ void gr_transform_decode_min(const gr_transform *t, int *min_w, int *min_h)
         /* the smallest crop is sqrt(smin * rmin) of the width and sqrt(smin / rmax) of the height
          * of a square-ish image; decode_scaled doubles the minimum, hence the 2 */
         double cw = sqrt((double)t->rrc_scale[0] * t->rrc_ratio[0]), ch = sqrt((double)t->rrc_scale[0] / t->rrc_ratio[1]);
-        *min_w = (int)ceil(t->rrc / cw / 2);
-        *min_h = (int)ceil(t->rrc / ch / 2);
+        /* a tiny scale asks for more than any image has: no side is above GR_IMAGE_MAX_SIDE */
+        *min_w = (int)fmin(ceil(t->rrc / cw / 2), GR_IMAGE_MAX_SIDE);
+        *min_h = (int)fmin(ceil(t->rrc / ch / 2), GR_IMAGE_MAX_SIDE);
     } else if (t->size_w) {
         *min_w = t->size_w;
         *min_h = t->size_h;
     } else if (t->resize) *min_w = *min_h = t->resize;
 }
 
-/* Python's round(): half to even, which rint does in the default rounding mode. */
-static int round_even(double v) { return (int)rint(v); }
+/* Python's round(): half to even, which rint does in the default rounding mode; clamped to an
+ * int (a side that large is refused by the image bounds anyway). */
+static int round_even(double v)
+{
+    double r = rint(v);
+    return !(r > 0) ? 0 : r >= INT32_MAX ? INT32_MAX : (int)r;
+}
 
 void gr_rrc_params(int iw, int ih, const float scale[2], const float ratio[2], gr_rng *rng, int *x, int *y, int *w,
                    int *h)
