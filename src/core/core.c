@@ -5,7 +5,9 @@
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -26,6 +28,22 @@ const char *graft_status_name(graft_status s)
 }
 
 const char *graft_version(void) { return "0.1.0"; }
+
+/* ---- files ---- */
+
+int gr_open_regular(const char *path, FILE **fp, uint64_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return gr_err(GRAFT_E_IO, "%s: not a regular file", path);
+    }
+    *fp = f;
+    *size = (uint64_t)sb.st_size;
+    return GRAFT_OK;
+}
 
 /* ---- limits ---- */
 

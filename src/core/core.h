@@ -65,6 +65,10 @@ int gr_limit_check(graft_limit which, int64_t value, const char *fmt, ...) __att
     do { if (!(c)) gr_assert_fail(#c, __FILE__, __LINE__); } while (0)
 void gr_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
 
+/* Opens path for reading if it is a regular file (not a folder, pipe or device, which would
+ * block or never end); *size gets its length. Errors name the file. */
+int gr_open_regular(const char *path, FILE **f, uint64_t *size);
+
 /* Checked allocation helpers: set GRAFT_E_NOMEM on failure. */
 void *gr_malloc(size_t n);
 void *gr_calloc(size_t count, size_t size);

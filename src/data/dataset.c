@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <inttypes.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -83,20 +84,16 @@ static int cmp_i64(const void *a, const void *b)
 /* Opens a regular file of at most MAX_FILE_BYTES; *size is its length. */
 static int open_regular(const char *path, FILE **fp, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return gr_err(GRAFT_E_IO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)sb.st_size;
+    FILE *f;
+    uint64_t n;
+    int st = gr_open_regular(path, &f, &n);
+    if (st) return st;
     if (n > MAX_FILE_BYTES) {
         fclose(f);
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file has %zu bytes, more than graft reads", path, n);
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file has %" PRIu64 " bytes, more than graft reads", path, n);
     }
     *fp = f;
-    *size = n;
+    *size = (size_t)n;
     return GRAFT_OK;
 }
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <spng.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
@@ -496,18 +497,16 @@ static int decode_pnm(const char *name, const uint8_t *b, size_t n, gr_image *ou
 
 static int read_file(const char *path, uint8_t **data, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    FILE *f;
+    uint64_t size64;
+    int st = gr_open_regular(path, &f, &size64);
+    if (st) return st;
+    if (size64 > MAX_FILE_BYTES) {
         fclose(f);
-        return gr_err(GRAFT_E_IO, "%s: not a regular file", path);
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file has %" PRIu64 " bytes, larger than graft's image limit", path,
+                      size64);
     }
-    size_t n = (size_t)sb.st_size;
-    if (n > MAX_FILE_BYTES) {
-        fclose(f);
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file has %zu bytes, larger than graft's image limit", path, n);
-    }
+    size_t n = (size_t)size64;
     uint8_t *buf = gr_malloc(n);
     if (!buf) { fclose(f); return GRAFT_E_NOMEM; }
     if (fread(buf, 1, n, f) != n) {

@@ -252,14 +252,10 @@ static int check_array(const char *path, const npy_head *h, uint64_t present, gr
 
 int gr_npy_load(const char *path, gr_tensor *out)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return gr_err(GRAFT_E_IO, "%s: not a regular file", path);
-    }
-    uint64_t size = (uint64_t)sb.st_size, off = 0;
+    FILE *f;
+    uint64_t size, off = 0;
+    int ost = gr_open_regular(path, &f, &size);
+    if (ost) return ost;
     npy_head h;
     gr_tensor t = {0};
     int st = read_header(path, f, size, &h, &off);

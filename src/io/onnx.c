@@ -18,14 +18,15 @@
 
 int gr_read_file(const char *path, unsigned char **data, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    FILE *f;
+    uint64_t length;
+    int ost = gr_open_regular(path, &f, &length);
+    if (ost) return ost;
+    if (length >= SIZE_MAX / 2) {
         fclose(f);
-        return gr_err(GRAFT_E_IO, "%s: not a regular file", path);
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file is too large to read", path);
     }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)length;
     unsigned char *buf = malloc(n ? n : 1);
     if (!buf) {
         fclose(f);
