@@ -77,8 +77,9 @@ static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b 
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* Reads an INTS attribute of exactly n values (each >= lo), or fills def when absent.
- * out has room for 6 values. */
+/* Reads an INTS attribute of exactly n values (each >= lo and at most 2^24: no real kernel,
+ * stride, dilation or pad comes near, and the shape arithmetic cannot overflow below it), or
+ * fills def when absent. out has room for 6 values. */
 static int ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, int64_t lo, int64_t *out)
 {
     int got = gr_attr_ints(c, name, out, 2 * 3);
@@ -88,8 +89,8 @@ static int ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, in
     }
     if (got != n) return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has %d values, expected %d", name, got, n);
     for (int i = 0; i < n; i++)
-        if (out[i] < lo)
-            return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has value %lld, must be >= %lld", name,
+        if (out[i] < lo || out[i] > (int64_t)1 << 24)
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has value %lld, must be in [%lld, 16777216]", name,
                              (long long)out[i], (long long)lo);
     return GRAFT_OK;
 }
@@ -218,8 +219,8 @@ static int conv_geometry(gr_opctx *c, int kind, int ydtype, conv_geom *g)
     if (nos >= 0 && nos != nsp && nos != nsp + 2)
         return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'output_shape' has %d values, expected %d", nos, nsp);
     for (int i = 0; i < nos && i < 8; i++)
-        if (os[i] < 1)
-            return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'output_shape' has value %lld, must be >= 1",
+        if (os[i] < 1 || os[i] > (int64_t)1 << 32)
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'output_shape' has value %lld, must be in [1, 2^32]",
                              (long long)os[i]);
     const char *auto_pad = gr_attr_str(c, "auto_pad", "NOTSET");
     if (strcmp(auto_pad, "NOTSET") && strcmp(auto_pad, "VALID") && !is_same(auto_pad))

@@ -130,8 +130,13 @@ int gr_op_set_out(gr_opctx *c, int i, int dtype, const gr_shape *s)
     if (i >= c->nout) return GRAFT_OK;
     for (int k = 0; k < s->rank; k++)
         if (s->d[k] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "output %d would have a negative dimension", i);
-    if (gr_numel_checked(s, gr_dtype_size(dtype)) < 0)
-        return gr_op_err(c, GRAFT_E_NOMEM, "output %d would be too large (its size overflows)", i);
+    int64_t n = gr_numel_checked(s, gr_dtype_size(dtype));
+    if (n < 0) return gr_op_err(c, GRAFT_E_SHAPE, "output %d would be too large (its size overflows)", i);
+    /* here, before a prepare builds tables sized by its output (Resize's index maps...) */
+    int64_t bytes = n * (int64_t)gr_dtype_size(dtype);
+    int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, bytes, "node '%s' (%s): output %d needs %lld bytes", c->name,
+                            c->op_type, i, (long long)bytes);
+    if (st) return st;
     c->out[i]->dtype = (gr_dtype)dtype;
     c->out[i]->shape = *s;
     c->out[i]->layout = NULL;

@@ -85,8 +85,9 @@ static double lowest(int dtype)
 
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
-/* Reads an INTS attribute of exactly n values (each >= lo), or fills def when absent.
- * out has room for 6 values. */
+/* Reads an INTS attribute of exactly n values (each >= lo and at most 2^24: no real kernel,
+ * stride, dilation or pad comes near, and the shape arithmetic cannot overflow below it), or
+ * fills def when absent. out has room for 6 values. */
 static int ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, int64_t lo, int64_t *out)
 {
     int got = gr_attr_ints(c, name, out, 2 * 3);
@@ -96,8 +97,8 @@ static int ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, in
     }
     if (got != n) return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has %d values, expected %d", name, got, n);
     for (int i = 0; i < n; i++)
-        if (out[i] < lo)
-            return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has value %lld, must be >= %lld", name,
+        if (out[i] < lo || out[i] > (int64_t)1 << 24)
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has value %lld, must be in [%lld, 16777216]", name,
                              (long long)out[i], (long long)lo);
     return GRAFT_OK;
 }

@@ -630,6 +630,9 @@ static int pad_amounts(gr_opctx *c, int64_t *pb, int64_t *pe)
         }
     }
     if (n != 2 * na) return gr_op_err(c, GRAFT_E_SHAPE, "pads has %d entries, expected %d", n, 2 * na);
+    for (int i = 0; i < 2 * na; i++)  /* beyond 2^40 no output fits; below, the sums cannot overflow */
+        if (p[i] > (int64_t)1 << 40 || p[i] < -((int64_t)1 << 40))
+            return gr_op_err(c, GRAFT_E_SHAPE, "pad %lld is out of range", (long long)p[i]);
     for (int i = 0; i < na; i++) pb[axes[i]] = p[i], pe[axes[i]] = p[na + i];
     return GRAFT_OK;
 }
@@ -673,7 +676,15 @@ static int pad_prepare(gr_opctx *c)
         if (n < 0 || s.d[d] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "pads crop more than axis %d holds", d);
         if (mode != PAD_CONSTANT && n == 0 && s.d[d] > 0)
             return gr_op_err(c, GRAFT_E_SHAPE, "mode '%s' cannot pad an empty axis %d", modes[mode], d);
-        if (gr_numel_checked(&s, ps->esz) < 0) return gr_op_err(c, GRAFT_E_NOMEM, "output too large");
+        int64_t numel = gr_numel_checked(&s, ps->esz);
+        if (numel < 0) return gr_op_err(c, GRAFT_E_SHAPE, "the padded output's size overflows");
+        /* the output and this axis's index map (pads are within 2^40, so no overflow), checked
+         * before the map is allocated */
+        int64_t out_bytes = numel * (int64_t)ps->esz, map_bytes = s.d[d] * (int64_t)sizeof(int64_t);
+        if ((st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, out_bytes > map_bytes ? out_bytes : map_bytes,
+                                 "node '%s' (Pad): the padded output needs %lld bytes and its index map %lld",
+                                 c->name, (long long)out_bytes, (long long)map_bytes)))
+            return st;
         if (!(ps->map[d] = gr_arena_alloc(c->arena, (size_t)s.d[d] * sizeof(int64_t) + 8)))
             return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
         for (int64_t o = 0; o < s.d[d]; o++) {

@@ -926,9 +926,10 @@ static int slice_prepare(gr_opctx *c)
     sp->rank = r, sp->off = 0, sp->esz = gr_dtype_size(c->in[0]->dtype);
     for (int d = 0; d < r; d++) {
         sp->n[d] = s.d[d];
-        sp->st[d] = step[d] * xst[d];
+        /* with two or more elements taken, |step| < the axis, so the product fits; with one, a
+         * clamped step (INT64_MAX) may not be the real one and is not used */
+        sp->st[d] = s.d[d] > 1 ? step[d] * xst[d] : xst[d];
         if (s.d[d]) sp->off += first[d] * xst[d];
-        if (s.d[d] <= 1) sp->st[d] = xst[d];  /* a clamped step may not be the real one */
     }
     strided_simplify(sp);
     return GRAFT_OK;
@@ -1343,11 +1344,17 @@ static int range_prepare(gr_opctx *c)
         if (d == 0 || !(k < 1e15)) return gr_op_err(c, GRAFT_E_SHAPE, "delta is 0 or the range is not finite");
         n = k > 0 ? (int64_t)k : 0;
     } else {
-        int64_t a = int_at(c->in[0]), b = int_at(c->in[1]), d = int_at(c->in[2]);
+        int64_t a = int_at(c->in[0]), b = int_at(c->in[1]), d = int_at(c->in[2]), diff;
         if (d == 0) return gr_op_err(c, GRAFT_E_SHAPE, "delta is 0");
         double span = ((double)b - (double)a) / (double)d;
-        if (span > 1e15) return gr_op_err(c, GRAFT_E_NOMEM, "range too long");
-        n = d > 0 ? (b > a ? (b - a + d - 1) / d : 0) : (a > b ? (a - b - d - 1) / -d : 0);
+        if (span > 1e15) return gr_op_err(c, GRAFT_E_SHAPE, "range too long");
+        /* the count is ceil((b - a) / d), computed without overflow (limit - start can exceed
+         * int64 when the delta is large) */
+        if (span <= 0) n = 0;
+        else if (!__builtin_sub_overflow(b, a, &diff) && d != INT64_MIN)
+            n = diff / d + (diff % d != 0);
+        else
+            n = (int64_t)ceil(span);
     }
     gr_shape s = {1, {n}};
     return gr_op_set_out(c, 0, dt, &s);
