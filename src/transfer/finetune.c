@@ -334,7 +334,11 @@ static int read_note(ft *f, const char *note, const char *path)
             const cJSON *x = cJSON_GetArrayItem(e, i);
             v[i] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
         }
-        gr_ft_epoch ep = {(int)v[0], (int)v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+        /* phase and epoch are small whole numbers in graft's notes: anything else (1e300) is
+         * not graft's, and converting it to int would be undefined */
+        if (!st && !(v[0] >= 0 && v[0] <= 1e6 && v[1] >= 0 && v[1] <= 1e9))
+            st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint's note has an epoch entry out of range", path);
+        gr_ft_epoch ep = {st ? 0 : (int)v[0], st ? 0 : (int)v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
         if (!st) st = push_epoch(f->res, &ep);
     }
     if (!st) {
