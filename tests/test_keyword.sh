@@ -11,6 +11,13 @@
 #      onnx.checker and scores as in onnxruntime-node, also as one model (train --full);
 #   4. bad input: a bad WAV header, an empty file, truncated data, a missing npm cache, a keyword
 #      espeak-ng cannot speak, an empty recordings folder.
+# GRAFT_TEST_SMALL=1 (set by ctest in the ASan/UBSan build, tests/CMakeLists.txt): reduced sizes,
+# the same code paths. 1 and 4 as above; 2 on 8 keyword clips (each accent once, the three
+# variants in turn; still 3/4 of them to fire); 3 on 20 keyword clips and 20 negatives (test 10
+# clips and 0.01 h), still all three trainings, onnx.checker and onnxruntime, but without the
+# check that transfer beats scratch and reaches 60 %: that needs the full sizes, and the full run
+# checks it in the first pass of `make test` (./build, label "keyword"). (The threshold's quarter
+# hour of validation speech is fixed in keyword train: it is most of the small mode's time.)
 set -uo pipefail
 graft=$1
 src=$2
@@ -20,12 +27,16 @@ HJ="$M/hey_jarvis_v0.1.onnx"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fails=0
+small=${GRAFT_TEST_SMALL:-0}
+[ "$small" = 1 ] && echo "GRAFT_TEST_SMALL=1: reduced sizes"
+section() { echo "-- $1 (${SECONDS} s)"; }
 check() { if [ "$1" = 0 ]; then echo "ok   $2"; else echo "FAIL $2"; fails=$((fails + 1)); fi; }
 [ -f "$HJ" ] || { echo "FAIL $HJ is missing: run bash scripts/setup.sh"; exit 1; }
 speak() {  # speak VOICE TEXT OUT.wav: 16-bit 16 kHz with 1 s of silence on each side
   espeak-ng -v "$1" -s 150 "$2" -w "$work/t.wav" && sox -V1 -D "$work/t.wav" -r 16000 -b 16 "$3" pad 1 1
 }
 
+section "1. parity with onnxruntime-node"
 # 1. parity: three voices saying the keyword and a sentence, with a little noise
 for v in en-us en-gb+f3 en-gb-scotland+m3; do speak "$v" "hey jarvis" "$work/p_$v.wav"; done
 speak en-us "the weather is nice today" "$work/n.wav"
@@ -46,10 +57,15 @@ a=$("$graft" keyword listen "$HJ" "$work/clip.wav" | awk '/^detected/ { print $3
 b=$(node "$src/scripts/listen_full.js" "$work/shipped_full.onnx" "$work/clip.wav" | awk '/^detected/ { print $3 }' | tr '\n' ' ')
 check $([ -n "$a" ] && [ "$a" = "$b" ]; echo $?) "scripts/listen_full.js (onnxruntime-node, one model) detects at graft's times: $b"
 
-# 2. the shipped head on espeak-ng voices: 8 accents x 3 variants say "hey jarvis"; 24 other phrases
-n=0 hit=0
+# 2. the shipped head on espeak-ng voices: 8 accents x 3 variants say "hey jarvis" (small: each
+#    accent once, the variants in turn); 24 other phrases
+section "2. the shipped head on espeak-ng clips"
+n=0 hit=0 a=0
 for acc in en-us en-gb en-gb-scotland en-gb-x-gbclan en-gb-x-rp en-gb-x-gbcwmd en-029 en-us-nyc; do
-  for var in m2 f2 Alex; do
+  vars=(m2 f2 Alex)
+  [ "$small" = 1 ] && vars=("${vars[a % 3]}")
+  a=$((a + 1))
+  for var in "${vars[@]}"; do
     n=$((n + 1))
     speak "$acc+$var" "hey jarvis" "$work/k.wav"
     c=$("$graft" keyword listen "$HJ" "$work/k.wav" --json | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["detections_count"])')
@@ -70,10 +86,12 @@ check $? "the shipped head fires on at least 3/4 of the keyword clips ($hit/$n)"
 [ "${fa% *}" -le 1 ]
 check $? "the shipped head stays (nearly) silent on other phrases (${fa% *} false accepts)"
 
-# 3. a detector trained by graft (small: 50 keyword clips, 200 negatives; test 40 clips and 3 min
-#    of held-out voices): transfer beats the same head trained from scratch on mel frames, the file
+# 3. a detector trained by graft (50 keyword clips, 200 negatives; test 40 clips and 3 min of
+#    held-out voices; fewer with GRAFT_TEST_SMALL): transfer beats the same head trained from scratch on mel frames, the file
 #    passes onnx.checker and onnxruntime gives graft's scores
+section "3. detectors trained by graft"
 kw=(--positives 50 --negatives 200 --test-positives 40 --test-hours 0.05 --work "$work/kw")
+[ "$small" = 1 ] && kw=(--positives 20 --negatives 20 --test-positives 10 --test-hours 0.01 --work "$work/kw")
 "$graft" keyword train "hey jarvis" "${kw[@]}" -o "$work/hj.onnx" --full --json > "$work/train.json" 2> "$work/train.err"
 check $? "keyword train writes a head, and with --full the whole detector"
 "$graft" keyword train "hey jarvis" "${kw[@]}" -o "$work/hj_scratch.onnx" --scratch --json > "$work/scratch.json" 2> "$work/scratch.err"
@@ -86,9 +104,14 @@ print(f"{t['recall_at_1fa_per_hour']:.3f} {s['recall_at_1fa_per_hour']:.3f} {t['
 PY
 )
 read -r tr sr trec tfa <<< "$cmp"
-echo "trained on 50 clips: recall at 1 FA/h transfer $tr, scratch $sr (transfer at its threshold: recall $trec, $tfa FA/h)"
-/usr/bin/python3 -c "import sys; t, s = map(float, sys.argv[1:]); sys.exit(0 if t >= 0.6 and t >= s + 0.2 else 1)" "$tr" "$sr"
-check $? "transfer beats scratch by 20+ points of recall at 1 FA/h ($tr vs $sr) and reaches 60 %"
+echo "trained on ${kw[1]} clips: recall at 1 FA/h transfer $tr, scratch $sr (transfer at its threshold: recall $trec, $tfa FA/h)"
+if [ "$small" = 1 ]; then  # too few clips to compare: the full run (./build) checks it
+  /usr/bin/python3 -c "import sys; sys.exit(0 if all(0 <= float(a) <= 1 for a in sys.argv[1:]) else 1)" "$tr" "$sr" "$trec"
+  check $? "small: both tests report recalls in [0, 1] (transfer against scratch is checked at full size)"
+else
+  /usr/bin/python3 -c "import sys; t, s = map(float, sys.argv[1:]); sys.exit(0 if t >= 0.6 and t >= s + 0.2 else 1)" "$tr" "$sr"
+  check $? "transfer beats scratch by 20+ points of recall at 1 FA/h ($tr vs $sr) and reaches 60 %"
+fi
 "$graft" keyword train "hey jarvis" "${kw[@]}" --positives 10 -o "$work/hj10.onnx" --json > "$work/t10.json" 2> "$work/t10.err"
 rc=$?
 check $rc "keyword train from 10 clips (recall at 1 FA/h $(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["test"]["recall_at_1fa_per_hour"])' "$work/t10.json" 2>/dev/null))"
@@ -109,6 +132,7 @@ msg=$("$graft" keyword train "hey jarvis" "${kw[@]}" --recordings "$work/empty_r
 check $([ $rc = 1 ] && [[ $msg == *"no .wav recordings"* ]]; echo $?) "an empty recordings folder: $msg"
 
 # 4. bad input
+section "4. bad input"
 printf 'RIFF\x24\x00\x00\x00WAVEjunk' > "$work/bad.wav"
 msg=$("$graft" keyword listen "$HJ" "$work/bad.wav" 2>&1); rc=$?
 check $([ $rc = 1 ] && [[ $msg == *"bad.wav: no fmt chunk"* ]]; echo $?) "a WAV without a fmt chunk: $msg"
@@ -134,5 +158,5 @@ check $([ $rc = 1 ] && [[ $msg == *"would replace an input"* ]] && cmp -s "$HJ" 
 msg=$("$graft" keyword export "$HJ" -o "$work/no/such/dir/full.onnx" 2>&1); rc=$?
 check $([ $rc = 1 ] && [[ $msg == *"no/such/dir/full.onnx"* ]]; echo $?) "export to a folder that does not exist: $msg"
 
-echo "$fails failed"
+echo "$fails failed (${SECONDS} s)"
 [ $fails = 0 ]

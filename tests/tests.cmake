@@ -28,7 +28,7 @@ graft_test(test_graph "unit")
 graft_test(test_io_export "export"
   ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/io_export ${CMAKE_BINARY_DIR}/models
   ${CMAKE_BINARY_DIR}/ocr /usr/bin/python3)
-set_tests_properties(test_io_export PROPERTIES TIMEOUT 900
+set_tests_properties(test_io_export PROPERTIES
   FIXTURES_REQUIRED "torchvision_resnet18;torchvision_mobilenet_v2;ppocr")
 # Checkpoints: safetensors against an independent python reader/writer (json + numpy).
 graft_test(test_io_safetensors "resume"

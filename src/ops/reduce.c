@@ -306,7 +306,7 @@ static int reduce_axes(gr_opctx *c, int kind, int *red, int *noop)
         if (t && t->shape.rank != 1)
             return gr_op_err(c, GRAFT_E_SHAPE, "input 'axes' must be 1-D, got rank %d", t->shape.rank);
         if (t && gr_numel(&t->shape) == 0) n = 0;  /* empty: known from the shape alone */
-        else if (t && (n = gr_input_ints(c, 1, axes, GR_MAXDIM * 2)) < 0) return n;
+        else if (t && (n = gr_input_ints(c, 1, axes, GR_MAXDIM * 2)) < 0) return -n;  /* minus a status */
     } else {
         if (c->nin > 1) return gr_op_err(c, GRAFT_E_FORMAT, "has %d inputs; 'axes' is an attribute before opset %d",
                                          c->nin, kind == R_SUM ? 13 : 18);

@@ -90,13 +90,15 @@ typedef struct strided {
 static void strided_simplify(strided *s)
 {
     int r = 0;
-    for (int i = 0; i < s->rank; i++) {
+    for (int i = 0; i < s->rank; i++)  /* an empty view first: its other extents may be huge */
         if (s->n[i] == 0) {
             s->rank = 1, s->n[0] = 0, s->st[0] = 1;
             return;
         }
+    for (int i = 0; i < s->rank; i++) {
         if (s->n[i] == 1) continue;
-        if (r > 0 && s->st[r - 1] == s->st[i] * s->n[i]) {
+        int64_t span;
+        if (r > 0 && !__builtin_mul_overflow(s->st[i], s->n[i], &span) && s->st[r - 1] == span) {
             s->n[r - 1] *= s->n[i];
             s->st[r - 1] = s->st[i];
             continue;
