@@ -177,6 +177,12 @@ static int axis_build(gr_opctx *c, const resize_geom *g, axis_map *m, double sca
     int first, T = taps_for(g, scale, &first);
     if (T > 4096) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "antialias with a scale of %g needs too many taps", scale);
     m->taps = T;
+    /* the tables hold T taps per output position: with antialias up to 4096, far more than the
+     * output itself, so they are checked against tensor-bytes before they are allocated */
+    int64_t table = m->out * T * (int64_t)(sizeof *m->idx + sizeof *m->w);
+    int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, table, "node '%s' (%s): its resampling tables need %lld bytes",
+                            c->name, c->op_type, (long long)table);
+    if (st) return st;
     m->idx = gr_arena_alloc(c->arena, (size_t)(m->out * T) * sizeof *m->idx + 8);
     m->w = gr_arena_alloc(c->arena, (size_t)(m->out * T) * sizeof *m->w + 8);
     if (g->ctm == CT_TF_CROP) m->outside = gr_arena_alloc(c->arena, (size_t)m->out + 8);

@@ -1369,8 +1369,11 @@ static void range_forward(gr_opctx *c)
     if (y->dtype == GR_I64 || y->dtype == GR_I32) {
         int64_t a = int_at(c->in[0]), d = int_at(c->in[2]);
         for (int64_t i = 0; i < n; i++) {
-            if (y->dtype == GR_I64) ((int64_t *)y->data)[i] = a + i * d;
-            else ((int32_t *)y->data)[i] = (int32_t)(a + i * d);
+            /* wrapping arithmetic: a range that overflows (a file may ask for one) wraps, as
+             * onnxruntime's does, instead of being undefined */
+            int64_t v = (int64_t)((uint64_t)a + (uint64_t)i * (uint64_t)d);
+            if (y->dtype == GR_I64) ((int64_t *)y->data)[i] = v;
+            else ((int32_t *)y->data)[i] = (int32_t)v;
         }
     } else {
         double a = gr_get_f64(c->in[0], 0), d = gr_get_f64(c->in[2], 0);
