@@ -124,6 +124,11 @@ static int fold(gr_plan *p, gr_opctx *c, const gr_opdef *op)
         int v = value_index(p, c->out[i]);
         if (v >= 0) p->known[v] = 1;
     }
+    int st = c->scratch_bytes > (size_t)INT64_MAX / 2
+                 ? gr_err(GRAFT_E_SHAPE, "node '%s': its scratch size overflows", c->name)
+                 : gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)c->scratch_bytes,
+                                  "node '%s' needs %zu bytes of scratch", c->name, c->scratch_bytes);
+    if (st) return st;
     void *scratch = c->scratch_bytes ? aligned_alloc(64, (c->scratch_bytes + 63) & ~(size_t)63) : NULL;
     if (c->scratch_bytes && !scratch) return gr_err(GRAFT_E_NOMEM, "out of memory for scratch");
     c->scratch = scratch;
@@ -430,6 +435,12 @@ static int plan_memory(gr_plan *p)
     if (!p->act) { st = gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", peak); goto done; }
     for (int v = 0; v < p->nvals; v++)
         if (first[v] == -2) p->vals[v].data = p->act + off[v];
+    if (p->scratch_bytes > (size_t)INT64_MAX / 2 ||
+        (st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)p->scratch_bytes,
+                             "the model's largest op needs %zu bytes of scratch", p->scratch_bytes))) {
+        if (!st) st = gr_err(GRAFT_E_SHAPE, "the model's scratch size overflows");
+        goto done;
+    }
     if (p->scratch_bytes) {
         p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) & ~(size_t)63);
         if (!p->scratch) st = gr_err(GRAFT_E_NOMEM, "out of memory for %zu bytes of scratch", p->scratch_bytes);
