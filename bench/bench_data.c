@@ -14,8 +14,8 @@ static double cpu_seconds(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
-           1e-6 * (double)ru.ru_stime.tv_usec;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 int main(int argc, char **argv)
@@ -28,7 +28,11 @@ int main(int argc, char **argv)
     gr_loader *l;
     gr_transform t;
     gr_transform_default(&t);
-    gr_loader_opts o = {.batch = atoi(argv[3]), .workers = atoi(argv[2]), .shuffle = 1, .bad = GR_BAD_FATAL, .seed = 1};
+    gr_loader_opts o = { .batch = atoi(argv[3]),
+                         .workers = atoi(argv[2]),
+                         .shuffle = 1,
+                         .bad = GR_BAD_FATAL,
+                         .seed = 1 };
     if (gr_dataset_open(argv[1], NULL, 0, &ds) || gr_loader_new(ds, NULL, 0, &t, &o, &l)) {
         fprintf(stderr, "bench_data: %s\n", graft_last_error());
         return 1;
@@ -38,7 +42,8 @@ int main(int argc, char **argv)
     int mw, mh;
     gr_transform_decode_min(&t, &mw, &mh);
     gr_image full, scaled;
-    if (gr_image_decode(ds->paths[0], &full) || gr_image_decode_scaled(ds->paths[0], mw, mh, &scaled)) {
+    if (gr_image_decode(ds->paths[0], &full) ||
+        gr_image_decode_scaled(ds->paths[0], mw, mh, &scaled)) {
         fprintf(stderr, "bench_data: %s\n", graft_last_error());
         return 1;
     }
@@ -63,9 +68,8 @@ int main(int argc, char **argv)
         }
     }
     double dt = gr_now() - t0, cpu = cpu_seconds() - c0;
-    printf("graft %.1f img/s peak_rss %.0f MB decode %s cpu %.2f ms/img\n", (double)n / dt, gr_peak_rss() / 1048576.0,
-           policy,
-           1e3 * cpu / (double)n);
+    printf("graft %.1f img/s peak_rss %.0f MB decode %s cpu %.2f ms/img\n", (double)n / dt,
+           gr_peak_rss() / 1048576.0, policy, 1e3 * cpu / (double)n);
     if (sum != sum) printf("nan\n");
     gr_loader_free(l);
     gr_dataset_free(ds);

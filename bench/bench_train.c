@@ -82,7 +82,8 @@ static double pick(const double *x, int n, double which)
 int main(int argc, char **argv)
 {
     if (argc != 8) {
-        fprintf(stderr, "usage: bench_train MODEL TRAINABLE_LIST BATCH THREADS WARMUP WINDOWS SECONDS\n");
+        fprintf(stderr,
+                "usage: bench_train MODEL TRAINABLE_LIST BATCH THREADS WARMUP WINDOWS SECONDS\n");
         return 2;
     }
     int batch = atoi(argv[3]), warmup = atoi(argv[5]), windows = atoi(argv[6]);
@@ -98,13 +99,20 @@ int main(int argc, char **argv)
     float *xf = NULL;
     int32_t *y = NULL;
     int rc = 1;
-    if (gr_onnx_load(argv[1], &g) || gr_graph_check_ops(g)) { fail(argv[1]); goto done; }
+    if (gr_onnx_load(argv[1], &g) || gr_graph_check_ops(g)) {
+        fail(argv[1]);
+        goto done;
+    }
     mask = calloc((size_t)g->nvalues + 1, 1);
     if (!mask || read_trainable(g, argv[2], mask) <= 0) goto done;
-    gr_trainer_cfg cfg = {.loss = GR_LOSS_CE, .opt = {.kind = GR_SGD, .lr = 0.001, .momentum = 0.9}};
-    if (gr_trainer_new(g, mask, &cfg, &t)) { fail("trainer"); goto done; }
+    gr_trainer_cfg cfg = { .loss = GR_LOSS_CE,
+                           .opt = { .kind = GR_SGD, .lr = 0.001, .momentum = 0.9 } };
+    if (gr_trainer_new(g, mask, &cfg, &t)) {
+        fail("trainer");
+        goto done;
+    }
 
-    gr_tensor x = {.dtype = GR_F32, .shape = {.rank = 4, .d = {batch, 3, 224, 224}}};
+    gr_tensor x = { .dtype = GR_F32, .shape = { .rank = 4, .d = { batch, 3, 224, 224 } } };
     int64_t n = gr_numel(&x.shape);
     xf = malloc((size_t)n * sizeof *xf);
     y = malloc((size_t)batch * sizeof *y);
@@ -115,9 +123,12 @@ int main(int argc, char **argv)
     x.data = xf;
 
     double loss = 0, last = 0;
-    for (int i = 0; i < warmup; i++) {  /* the first builds the plan and the oneDNN primitives */
+    for (int i = 0; i < warmup; i++) { /* the first builds the plan and the oneDNN primitives */
         double t0 = now();
-        if (gr_trainer_step(t, &x, y, &loss)) { fail("step"); goto done; }
+        if (gr_trainer_step(t, &x, y, &loss)) {
+            fail("step");
+            goto done;
+        }
         last = now() - t0;
     }
     int steps = last >= seconds ? 1 : (int)(seconds / last + 0.5);
@@ -125,7 +136,10 @@ int main(int argc, char **argv)
     for (int w = 0; w < windows; w++) {
         double t0 = now(), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         for (int i = 0; i < steps; i++)
-            if (gr_trainer_step(t, &x, y, &loss)) { fail("step"); goto done; }
+            if (gr_trainer_step(t, &x, y, &loss)) {
+                fail("step");
+                goto done;
+            }
         double dt = now() - t0;
         rate[w] = batch * steps / dt;
         double c = (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) / steps;
@@ -134,9 +148,11 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double best = pick(rate, windows, 1);
-    printf("graft %.2f img/s median %.2f peak_rss %.0f MB step_ms %.0f cpu_ms %.0f backward_steps %d arena %.0f MB "
-           "windows ", best, pick(rate, windows, 0.5), ru.ru_maxrss / 1024.0, 1000.0 * batch / best, 1000.0 * cpu,
-           gr_plan_backward_steps(t->plan), gr_plan_arena_bytes(t->plan) / 1048576.0);
+    printf("graft %.2f img/s median %.2f peak_rss %.0f MB step_ms %.0f cpu_ms %.0f backward_steps "
+           "%d arena %.0f MB "
+           "windows ",
+           best, pick(rate, windows, 0.5), ru.ru_maxrss / 1024.0, 1000.0 * batch / best,
+           1000.0 * cpu, gr_plan_backward_steps(t->plan), gr_plan_arena_bytes(t->plan) / 1048576.0);
     for (int w = 0; w < windows; w++) printf("%s%.2f", w ? "," : "", rate[w]);
     printf(" steps %d loss %.4f\n", steps, loss);
     rc = 0;

@@ -28,10 +28,12 @@ static graft_dataset *ds;
 static char model[1024];
 
 /* A .npy file of uint8 images (n, h, w) or int64 labels (n). */
-static int write_npy(const char *name, const char *descr, const char *shape, const void *data, size_t bytes)
+static int write_npy(const char *name, const char *descr, const char *shape, const void *data,
+                     size_t bytes)
 {
     char h[128], path[1024];
-    int n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
+    int n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr,
+                     shape);
     int total = 10 + n + 1, pad = (64 - total % 64) % 64;
     size_t hl = (size_t)n + (size_t)pad + 1;
     unsigned char *buf = malloc(10 + hl + bytes);
@@ -57,10 +59,11 @@ static int setup(void)
     snprintf(model, sizeof model, "%s/tiny_cnn.onnx", dir ? dir : GRAFT_FUZZ_DATA);
     unsigned char px[4 * 8 * 8];
     for (size_t i = 0; i < sizeof px; i++) px[i] = (unsigned char)(i * 37 + (i / 64) * 101);
-    int64_t y[4] = {0, 1, 0, 1};
+    int64_t y[4] = { 0, 1, 0, 1 };
     char xp[1024], yp[1024];
-    if (write_npy("x.npy", "|u1", "(4, 8, 8)", px, sizeof px) || write_npy("y.npy", "<i8", "(4,)", y, sizeof y) ||
-        fz_path("x.npy", xp, sizeof xp) || fz_path("y.npy", yp, sizeof yp) || graft_dataset_open(xp, yp, &ds) != GRAFT_OK) {
+    if (write_npy("x.npy", "|u1", "(4, 8, 8)", px, sizeof px) ||
+        write_npy("y.npy", "<i8", "(4,)", y, sizeof y) || fz_path("x.npy", xp, sizeof xp) ||
+        fz_path("y.npy", yp, sizeof yp) || graft_dataset_open(xp, yp, &ds) != GRAFT_OK) {
         fprintf(stderr, "fuzz_checkpoint: cannot set up the session: %s\n", graft_last_error());
         return 0;
     }
@@ -71,10 +74,22 @@ static graft_status finetune(int resume)
 {
     char ck[1024], out[1024];
     if (fz_path("ck", ck, sizeof ck) || fz_path("out.onnx", out, sizeof out)) return GRAFT_E_IO;
-    graft_finetune_opts o = {
-        .head_init = "random", .freeze = "head", .head_epochs = 1, .epochs = -1, .optimizer = "sgd", .lr = 0.01,
-        .val_frac = -1, .patience = -1, .batch = 2, .workers = 1, .transform = "size=8,normalize=none",
-        .augment = "size=8,normalize=none", .checkpoint_dir = ck, .resume = resume, .seed = 1, .quiet = 1};
+    graft_finetune_opts o = { .head_init = "random",
+                              .freeze = "head",
+                              .head_epochs = 1,
+                              .epochs = -1,
+                              .optimizer = "sgd",
+                              .lr = 0.01,
+                              .val_frac = -1,
+                              .patience = -1,
+                              .batch = 2,
+                              .workers = 1,
+                              .transform = "size=8,normalize=none",
+                              .augment = "size=8,normalize=none",
+                              .checkpoint_dir = ck,
+                              .resume = resume,
+                              .seed = 1,
+                              .quiet = 1 };
     char *summary = NULL;
     graft_status st = graft_finetune(model, ds, NULL, &o, out, &summary);
     free(summary);
@@ -111,7 +126,8 @@ static void write_seed(const char *to)
     long n = file_size("ck/phase1/ckpt.safetensors");
     FILE *f = fopen(to, "wb");
     if (n < 0 || !f) exit(1);
-    unsigned char len[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16), (unsigned char)(n >> 24)};
+    unsigned char len[4] = { (unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
+                             (unsigned char)(n >> 24) };
     fwrite(len, 1, 4, f);
     append_file(f, "ck/phase1/ckpt.safetensors");
     append_file(f, "ck/phase1/best.safetensors");
@@ -132,9 +148,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (len > size - off) len = size - off;
     char path[1024];
     fz_remove("ck");
-    if (fz_mkdir("ck") || fz_mkdir("ck/phase1") || fz_write("ck/phase1/ckpt.safetensors", data + off, len, path, sizeof path))
+    if (fz_mkdir("ck") || fz_mkdir("ck/phase1") ||
+        fz_write("ck/phase1/ckpt.safetensors", data + off, len, path, sizeof path))
         return 0;
-    if (off + len < size && fz_write("ck/phase1/best.safetensors", data + off + len, size - off - len, path, sizeof path))
+    if (off + len < size && fz_write("ck/phase1/best.safetensors", data + off + len,
+                                     size - off - len, path, sizeof path))
         return 0;
     fz_note("graft_finetune(resume)", finetune(1));
     return 0;

@@ -40,9 +40,12 @@ static void remove_stale(const char *parent)
     for (struct dirent *e; (e = readdir(d));) {
         long pid;
         char tail[8], path[1024]; /* mkdtemp's six characters, and nothing after them */
-        if (sscanf(e->d_name, "graft-fuzz-%ld-%7s", &pid, tail) != 2 || strlen(tail) != 6 || pid <= 0) continue;
+        if (sscanf(e->d_name, "graft-fuzz-%ld-%7s", &pid, tail) != 2 || strlen(tail) != 6 ||
+            pid <= 0)
+            continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        if (snprintf(path, sizeof path, "%s/%s", parent, e->d_name) < (int)sizeof path) remove_tree(path);
+        if (snprintf(path, sizeof path, "%s/%s", parent, e->d_name) < (int)sizeof path)
+            remove_tree(path);
     }
     closedir(d);
 }
@@ -56,17 +59,19 @@ static int writable_dir(const char *d)
 const char *fz_dir(void)
 {
     if (scratch[0] || scratch_failed) return scratch[0] ? scratch : NULL;
-    const char *cand[4] = {getenv("GRAFT_FUZZ_TMP"), "/dev/shm", getenv("TMPDIR"), "/tmp"};
+    const char *cand[4] = { getenv("GRAFT_FUZZ_TMP"), "/dev/shm", getenv("TMPDIR"), "/tmp" };
     for (int i = 0; i < 4 && !scratch[0]; i++) {
         if (!writable_dir(cand[i])) continue;
         remove_stale(cand[i]);
-        if (snprintf(scratch, sizeof scratch, "%s/graft-fuzz-%ld-XXXXXX", cand[i], (long)getpid()) >= (int)sizeof scratch ||
+        if (snprintf(scratch, sizeof scratch, "%s/graft-fuzz-%ld-XXXXXX", cand[i],
+                     (long)getpid()) >= (int)sizeof scratch ||
             !mkdtemp(scratch))
             scratch[0] = 0;
     }
     if (!scratch[0]) {
         scratch_failed = 1;
-        fprintf(stderr, "fuzz: no scratch folder (tried $GRAFT_FUZZ_TMP, /dev/shm, $TMPDIR, /tmp)\n");
+        fprintf(stderr,
+                "fuzz: no scratch folder (tried $GRAFT_FUZZ_TMP, /dev/shm, $TMPDIR, /tmp)\n");
         return NULL;
     }
     atexit(remove_scratch);
@@ -89,7 +94,10 @@ int fz_write(const char *name, const void *data, size_t size, char *path, size_t
     while (size > 0) {
         ssize_t w = write(fd, p, size);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) { close(fd); return -1; }
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
         p += w, size -= (size_t)w;
     }
     return close(fd) ? -1 : 0;
@@ -112,20 +120,27 @@ int fz_note(const char *what, int st)
 {
     static int verbose = -1;
     if (verbose < 0) verbose = getenv("GRAFT_FUZZ_VERBOSE") != NULL;
-    if (verbose) fprintf(stderr, "  %s: %s%s%s\n", what, graft_status_name((graft_status)st), st ? ": " : "", st ? graft_last_error() : "");
+    if (verbose)
+        fprintf(stderr, "  %s: %s%s%s\n", what, graft_status_name((graft_status)st), st ? ": " : "",
+                st ? graft_last_error() : "");
     /* the API's contract, checked on every call: a status of the enum, and a message on failure */
     if (st < GRAFT_OK || st > GRAFT_E_LIMIT) {
-        fprintf(stderr, "fuzz: %s returned %d, not a graft_status (message: %s)\n", what, st, graft_last_error());
+        fprintf(stderr, "fuzz: %s returned %d, not a graft_status (message: %s)\n", what, st,
+                graft_last_error());
         abort();
     }
     if (st && !*graft_last_error()) {
-        fprintf(stderr, "fuzz: %s failed (%s) with an empty graft_last_error()\n", what, graft_status_name((graft_status)st));
+        fprintf(stderr, "fuzz: %s failed (%s) with an empty graft_last_error()\n", what,
+                graft_status_name((graft_status)st));
         abort();
     }
     return st;
 }
 
-uint32_t fz_le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+uint32_t fz_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
 unsigned fz_touch(const void *p, size_t n)
 {
@@ -138,9 +153,13 @@ unsigned fz_touch(const void *p, size_t n)
 size_t fz_dtype_size(int dtype)
 {
     switch (dtype) {
-    case GRAFT_FLOAT: case GRAFT_INT32: return 4;
-    case GRAFT_UINT8: case GRAFT_INT8: case GRAFT_BOOL: return 1;
-    case GRAFT_INT64: case GRAFT_DOUBLE: return 8;
+    case GRAFT_FLOAT:
+    case GRAFT_INT32: return 4;
+    case GRAFT_UINT8:
+    case GRAFT_INT8:
+    case GRAFT_BOOL: return 1;
+    case GRAFT_INT64:
+    case GRAFT_DOUBLE: return 8;
     default: return 0;
     }
 }

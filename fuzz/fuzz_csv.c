@@ -51,21 +51,22 @@ static void explore(graft_dataset *d)
         if (v) fz_touch(v, strlen(v));
     }
     graft_tensor *tr = NULL, *va = NULL, *te = NULL, *k = NULL, *img = NULL;
-    const double frac[3] = {0.5, 0.25, 0.25};
+    const double frac[3] = { 0.5, 0.25, 0.25 };
     if (graft_dataset_split(d, frac, 3, &tr, &va, &te) == GRAFT_OK) {
         graft_tensor_free(tr);
         graft_tensor_free(va);
         graft_tensor_free(te);
     }
     if (graft_dataset_kshot(d, 1, 5, &k) == GRAFT_OK) graft_tensor_free(k);
-    if (n > 0 && own_file(graft_dataset_path(d, 0)) && !fz_note("graft_dataset_load", graft_dataset_load(d, 0, "size=4", 0, &img)))
+    if (n > 0 && own_file(graft_dataset_path(d, 0)) &&
+        !fz_note("graft_dataset_load", graft_dataset_load(d, 0, "size=4", 0, &img)))
         graft_tensor_free(img);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!setup()) return 0;
-    static const char *const names[3] = {"list.csv", "list.tsv", "list.txt"};
+    static const char *const names[3] = { "list.csv", "list.tsv", "list.txt" };
     for (int i = 0; i < 3; i++) {
         char path[1024];
         graft_dataset *d = NULL;

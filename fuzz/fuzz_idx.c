@@ -15,12 +15,15 @@
 static void explore(graft_dataset *d)
 {
     int64_t n = graft_dataset_size(d);
-    for (int c = 0; c < graft_dataset_num_classes(d) && c < 16; c++) fz_touch(graft_dataset_class_name(d, c), 1);
-    const int64_t pick[3] = {0, n / 2, n - 1};
+    for (int c = 0; c < graft_dataset_num_classes(d) && c < 16; c++)
+        fz_touch(graft_dataset_class_name(d, c), 1);
+    const int64_t pick[3] = { 0, n / 2, n - 1 };
     for (int k = 0; k < 3 && n > 0; k++) {
         graft_tensor *t = NULL;
         (void)graft_dataset_label(d, pick[k]);
-        if (!fz_note("graft_dataset_load", graft_dataset_load(d, pick[k], k == 1 ? "rrc=6,flip=1" : "resize=10,crop=8", (uint64_t)k, &t)))
+        if (!fz_note("graft_dataset_load",
+                     graft_dataset_load(d, pick[k], k == 1 ? "rrc=6,flip=1" : "resize=10,crop=8",
+                                        (uint64_t)k, &t)))
             graft_tensor_free(t);
     }
     graft_tensor *s = NULL;
@@ -40,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char iname[64], lname[64], ipath[1024], lpath[1024];
     snprintf(iname, sizeof iname, "%s/%s-images-idx3-ubyte%s", dir, stem, flags & 1 ? ".gz" : "");
     snprintf(lname, sizeof lname, "%s/%s-labels-idx1-ubyte%s", dir, stem, flags & 2 ? ".gz" : "");
-    if (fz_write(iname, data + 5, len, ipath, sizeof ipath) || fz_write(lname, data + 5 + len, rest - len, lpath, sizeof lpath))
+    if (fz_write(iname, data + 5, len, ipath, sizeof ipath) ||
+        fz_write(lname, data + 5 + len, rest - len, lpath, sizeof lpath))
         return 0;
     graft_dataset *d = NULL;
     if (!fz_note("graft_dataset_open", graft_dataset_open(ipath, NULL, &d))) {

@@ -28,12 +28,13 @@ static void bad_image(void *ctx, int64_t i, const char *path, const char *msg)
 static void as_dataset(const char *path)
 {
     graft_dataset *d = NULL;
-    const char *paths[1] = {path};
+    const char *paths[1] = { path };
     if (graft_dataset_from_files(paths, 1, &d) != GRAFT_OK) return;
     int64_t nbad = 0;
     graft_tensor *t = NULL;
     if (graft_dataset_check(d, 1, bad_image, NULL, &nbad) == GRAFT_OK && nbad == 0 &&
-        !fz_note("graft_dataset_load", graft_dataset_load(d, 0, "rrc=12,flip=0.5,jitter=0.4:0.4:0.4:0.1", 7, &t)))
+        !fz_note("graft_dataset_load",
+                 graft_dataset_load(d, 0, "rrc=12,flip=0.5,jitter=0.4:0.4:0.4:0.1", 7, &t)))
         graft_tensor_free(t);
     graft_dataset_free(d);
 }

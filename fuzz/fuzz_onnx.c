@@ -20,9 +20,12 @@
 
 static int dtype_of(const char *name)
 {
-    static const struct { const char *name; int dtype; } map[] = {
-        {"float32", GRAFT_FLOAT}, {"uint8", GRAFT_UINT8}, {"int8", GRAFT_INT8}, {"int32", GRAFT_INT32},
-        {"int64", GRAFT_INT64}, {"bool", GRAFT_BOOL}, {"float64", GRAFT_DOUBLE}};
+    static const struct {
+        const char *name;
+        int dtype;
+    } map[] = { { "float32", GRAFT_FLOAT }, { "uint8", GRAFT_UINT8 }, { "int8", GRAFT_INT8 },
+                { "int32", GRAFT_INT32 },   { "int64", GRAFT_INT64 }, { "bool", GRAFT_BOOL },
+                { "float64", GRAFT_DOUBLE } };
     for (size_t i = 0; name && i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(name, map[i].name)) return map[i].dtype;
     return 0;
@@ -38,7 +41,8 @@ static void fill(graft_tensor *t)
         case GRAFT_DOUBLE: ((double *)t->data)[k] = (double)((k * 7) % 11 - 5) * 0.25; break;
         case GRAFT_INT64: ((int64_t *)t->data)[k] = k % 3; break;
         case GRAFT_INT32: ((int32_t *)t->data)[k] = (int32_t)(k % 3); break;
-        case GRAFT_UINT8: case GRAFT_INT8: ((uint8_t *)t->data)[k] = (uint8_t)(k % 3); break;
+        case GRAFT_UINT8:
+        case GRAFT_INT8: ((uint8_t *)t->data)[k] = (uint8_t)(k % 3); break;
         case GRAFT_BOOL: ((uint8_t *)t->data)[k] = (uint8_t)(k & 1); break;
         }
     }
@@ -61,9 +65,11 @@ static graft_tensor *make_input(const graft_model *m, int i, const cJSON *inputs
     *budget -= n;
     /* info failed: no types known, try float (graft refuses a wrong type with an error) */
     const cJSON *in = cJSON_GetArrayItem(inputs, i);
-    int dtype = inputs ? dtype_of(cJSON_GetStringValue(cJSON_GetObjectItem(in, "dtype"))) : GRAFT_FLOAT;
+    int dtype =
+        inputs ? dtype_of(cJSON_GetStringValue(cJSON_GetObjectItem(in, "dtype"))) : GRAFT_FLOAT;
     graft_tensor *t = NULL;
-    if (!fz_dtype_size(dtype) || graft_tensor_new((graft_dtype)dtype, rank, dims, &t) != GRAFT_OK) return NULL;
+    if (!fz_dtype_size(dtype) || graft_tensor_new((graft_dtype)dtype, rank, dims, &t) != GRAFT_OK)
+        return NULL;
     fill(t);
     return t;
 }
@@ -72,12 +78,14 @@ static void run_once(graft_model *m, const cJSON *inputs)
 {
     int nin = graft_model_num_inputs(m), nout = graft_model_num_outputs(m);
     if (nin < 0 || nout < 0 || nin > 64) return;
-    graft_tensor **in = calloc((size_t)nin + 1, sizeof *in), **out = calloc((size_t)nout + 1, sizeof *out);
+    graft_tensor **in = calloc((size_t)nin + 1, sizeof *in),
+                 **out = calloc((size_t)nout + 1, sizeof *out);
     int64_t budget = MAX_ELEMENTS;
     int ok = in && out;
     for (int i = 0; ok && i < nin; i++) ok = (in[i] = make_input(m, i, inputs, &budget)) != NULL;
     if (!ok) fz_note("inputs skipped", 0);
-    if (ok && !fz_note("graft_model_run", graft_model_run(m, (const graft_tensor *const *)in, nin, out, nout))) {
+    if (ok && !fz_note("graft_model_run",
+                       graft_model_run(m, (const graft_tensor *const *)in, nin, out, nout))) {
         for (int i = 0; i < nout; i++) {
             size_t es = fz_dtype_size(out[i]->dtype);
             fz_touch(out[i]->data, (size_t)graft_tensor_numel(out[i]) * es);
@@ -97,8 +105,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     graft_model *m = NULL;
     if (fz_note("graft_model_load", graft_model_load(path, &m))) return 0;
     int nin = graft_model_num_inputs(m), nout = graft_model_num_outputs(m);
-    for (int i = 0; i < nin; i++) fz_touch(graft_model_input_name(m, i), strlen(graft_model_input_name(m, i)));
-    for (int i = 0; i < nout; i++) fz_touch(graft_model_output_name(m, i), strlen(graft_model_output_name(m, i)));
+    for (int i = 0; i < nin; i++)
+        fz_touch(graft_model_input_name(m, i), strlen(graft_model_input_name(m, i)));
+    for (int i = 0; i < nout; i++)
+        fz_touch(graft_model_output_name(m, i), strlen(graft_model_output_name(m, i)));
     const char *classes = graft_model_metadata(m, "graft.classes");
     if (classes) fz_touch(classes, strlen(classes));
     if (size > 0 && data[size / 2] & 1) graft_model_use_reference(m, 1);

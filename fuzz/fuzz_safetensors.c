@@ -25,7 +25,8 @@ static long head_dim(const uint8_t *data, size_t size)
         while (j < size && (data[j] == ' ' || data[j] == ':' || data[j] == '"')) j++;
         long v = 0;
         int digits = 0;
-        for (; j < size && data[j] >= '0' && data[j] <= '9' && digits < 9; j++, digits++) v = v * 10 + (data[j] - '0');
+        for (; j < size && data[j] >= '0' && data[j] <= '9' && digits < 9; j++, digits++)
+            v = v * 10 + (data[j] - '0');
         if (digits) return v;
     }
     return 4;
@@ -35,14 +36,13 @@ static long head_dim(const uint8_t *data, size_t size)
 static graft_tensor *predict(const graft_head *h, int64_t n, int64_t dim)
 {
     graft_tensor *x = NULL, *p = NULL;
-    int64_t dims[2] = {n, dim};
+    int64_t dims[2] = { n, dim };
     if (graft_tensor_new(GRAFT_FLOAT, 2, dims, &x) != GRAFT_OK) return NULL;
     float *v = x->data;
     for (int64_t k = 0; k < n * dim; k++) v[k] = (float)((k * 13) % 17 - 8) * 0.125f;
     if (!fz_note("graft_head_predict", graft_head_predict(h, x, &p)))
         fz_touch(p->data, (size_t)graft_tensor_numel(p) * sizeof(float));
-    else
-        p = NULL;
+    else p = NULL;
     graft_tensor_free(x);
     return p;
 }
@@ -52,9 +52,11 @@ static void round_trip(const graft_head *h, int64_t dim, const graft_tensor *p)
 {
     char path[1024];
     graft_head *h2 = NULL;
-    if (fz_path("copy.safetensors", path, sizeof path) || graft_head_save(h, path) != GRAFT_OK) return;
+    if (fz_path("copy.safetensors", path, sizeof path) || graft_head_save(h, path) != GRAFT_OK)
+        return;
     if (graft_head_load(path, &h2) != GRAFT_OK) {
-        fprintf(stderr, "fuzz_safetensors: a saved head does not load back: %s\n", graft_last_error());
+        fprintf(stderr, "fuzz_safetensors: a saved head does not load back: %s\n",
+                graft_last_error());
         abort();
     }
     graft_tensor *p2 = predict(h2, p->dims[0], dim);

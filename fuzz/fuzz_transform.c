@@ -23,7 +23,8 @@
 static graft_dataset *ds[3];
 
 /* A .npy file whose header is padded so that the data starts at byte 128, as numpy writes it. */
-static int write_npy(const char *name, const char *shape, const unsigned char *px, size_t n, char *path)
+static int write_npy(const char *name, const char *shape, const unsigned char *px, size_t n,
+                     char *path)
 {
     unsigned char buf[128 + 256];
     char dict[118];
@@ -46,14 +47,16 @@ static int setup(void)
     done = 1;
     unsigned char px[2 * 4 * 9 * 3];
     for (size_t i = 0; i < sizeof px; i++) px[i] = (unsigned char)(i * 7 + i / 13);
-    static const unsigned char y[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
-    static const char *const shapes[3] = {"(2, 5, 7)", "(2, 4, 9, 3)", "(2, 1, 1)"};
-    static const size_t bytes[3] = {2 * 5 * 7, 2 * 4 * 9 * 3, 2};
+    static const unsigned char y[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+    static const char *const shapes[3] = { "(2, 5, 7)", "(2, 4, 9, 3)", "(2, 1, 1)" };
+    static const size_t bytes[3] = { 2 * 5 * 7, 2 * 4 * 9 * 3, 2 };
     char labels[1024], images[1024];
     ok = !write_npy("labels.npy", "(2,)", y, sizeof y, labels);
     for (int k = 0; ok && k < 3; k++)
-        ok = !write_npy("images.npy", shapes[k], px, bytes[k], images) && graft_dataset_open(images, labels, &ds[k]) == GRAFT_OK;
-    if (!ok) fprintf(stderr, "fuzz_transform: cannot set up the datasets: %s\n", graft_last_error());
+        ok = !write_npy("images.npy", shapes[k], px, bytes[k], images) &&
+             graft_dataset_open(images, labels, &ds[k]) == GRAFT_OK;
+    if (!ok)
+        fprintf(stderr, "fuzz_transform: cannot set up the datasets: %s\n", graft_last_error());
     return ok;
 }
 
@@ -67,11 +70,17 @@ static int small_numbers(const char *s, size_t n)
     for (const char *p = buf; *p;) {
         char *end;
         double v = strtod(p, &end);
-        if (end == p) { p++; continue; }
+        if (end == p) {
+            p++;
+            continue;
+        }
         if (*end == '/') {
             char *e2;
             double d = strtod(end + 1, &e2);
-            if (e2 != end + 1) { v = d != 0 ? v / d : 0; end = e2; }
+            if (e2 != end + 1) {
+                v = d != 0 ? v / d : 0;
+                end = e2;
+            }
         }
         if (isfinite(v) && fabs(v) > MAX_NUMBER) return 0;
         p = end;
@@ -84,7 +93,7 @@ static int small_numbers(const char *s, size_t n)
  * are left to graft, however large. */
 static int small_sizes(const char *s)
 {
-    static const char *const keys[] = {"resize", "crop", "size", "rrc"};
+    static const char *const keys[] = { "resize", "crop", "size", "rrc" };
     for (const char *item = s; item;) {
         const char *comma = strchr(item, ','), *end = comma ? comma : item + strlen(item);
         const char *eq = memchr(item, '=', (size_t)(end - item));
@@ -93,7 +102,8 @@ static int small_sizes(const char *s)
             while (k < ke && isspace((unsigned char)*k)) k++;
             while (ke > k && isspace((unsigned char)ke[-1])) ke--;
             for (int i = 0; i < 4; i++) {
-                if ((size_t)(ke - k) != strlen(keys[i]) || strncmp(k, keys[i], (size_t)(ke - k))) continue;
+                if ((size_t)(ke - k) != strlen(keys[i]) || strncmp(k, keys[i], (size_t)(ke - k)))
+                    continue;
                 const char *colon = memchr(eq, ':', (size_t)(end - eq)), *ve = colon ? colon : end;
                 if (!small_numbers(eq + 1, (size_t)(ve - eq - 1))) return 0;
             }
@@ -113,7 +123,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (small_sizes(s)) {
         for (int k = 0; k < 6; k++) {
             graft_tensor *t = NULL;
-            if (!fz_note("graft_dataset_load", graft_dataset_load(ds[k >> 1], k & 1, s, (uint64_t)k, &t))) {
+            if (!fz_note("graft_dataset_load",
+                         graft_dataset_load(ds[k >> 1], k & 1, s, (uint64_t)k, &t))) {
                 fz_touch(t->data, (size_t)graft_tensor_numel(t) * sizeof(float));
                 graft_tensor_free(t);
             }

@@ -7,11 +7,12 @@
 static void load(const char *path, int rate)
 {
     graft_tensor *s = NULL;
-    int info[3] = {0, 0, 0};
+    int info[3] = { 0, 0, 0 };
     if (fz_note("graft_audio_load", graft_audio_load(path, rate, &s, info))) return;
     fz_touch(s->data, (size_t)graft_tensor_numel(s) * sizeof(float));
     char out[1024];
-    if (!fz_path("out.wav", out, sizeof out)) (void)graft_audio_save(out, s, info[0] > 0 && rate == 0 ? info[0] : 16000);
+    if (!fz_path("out.wav", out, sizeof out))
+        (void)graft_audio_save(out, s, info[0] > 0 && rate == 0 ? info[0] : 16000);
     graft_tensor_free(s);
 }
 

@@ -30,16 +30,24 @@ static int read_file(const char *path, uint8_t **out, size_t *size)
         if (got == 0) break;
         if (n == cap) {
             uint8_t *b = realloc(buf, cap *= 2);
-            if (!b) { free(buf); buf = NULL; }
-            else buf = b;
+            if (!b) {
+                free(buf);
+                buf = NULL;
+            } else buf = b;
         }
     }
     int bad = !buf || ferror(f);
     fclose(f);
-    if (bad) { free(buf); return -1; }
+    if (bad) {
+        free(buf);
+        return -1;
+    }
     /* an exact copy: the slack of the growing buffer would hide overreads from ASan */
     uint8_t *exact = malloc(n ? n : 1);
-    if (!exact) { free(buf); return -1; }
+    if (!exact) {
+        free(buf);
+        return -1;
+    }
     memcpy(exact, buf, n);
     free(buf);
     *out = exact;
@@ -61,7 +69,10 @@ static int run_file(const char *path)
     return 0;
 }
 
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Runs every regular file of folder dir in name order; the count in *count. */
 static int run_dir(const char *dir, long *count)
@@ -78,10 +89,16 @@ static int run_dir(const char *dir, long *count)
         if (e->d_name[0] == '.') continue;
         if (n == cap) {
             char **b = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *names);
-            if (!b) { st = -1; break; }
+            if (!b) {
+                st = -1;
+                break;
+            }
             names = b;
         }
-        if (!(names[n] = malloc(strlen(dir) + strlen(e->d_name) + 2))) { st = -1; break; }
+        if (!(names[n] = malloc(strlen(dir) + strlen(e->d_name) + 2))) {
+            st = -1;
+            break;
+        }
         sprintf(names[n++], "%s/%s", dir, e->d_name);
     }
     closedir(d);
@@ -101,7 +118,8 @@ static int run_dir(const char *dir, long *count)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s FILE|FOLDER...  (runs the fuzz target once on each input)\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE|FOLDER...  (runs the fuzz target once on each input)\n",
+                argv[0]);
         return 2;
     }
     LLVMFuzzerInitialize(&argc, &argv);

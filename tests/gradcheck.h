@@ -28,8 +28,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define GC_MAX_IN 8
-#define GC_MAX_OUT 4
+#define GC_MAX_IN     8
+#define GC_MAX_OUT    4
 #define GC_MAX_PROBES 96
 
 typedef struct gc_case {
@@ -38,14 +38,14 @@ typedef struct gc_case {
     const gr_attr *attrs;
     int nattr;
     int nin;
-    const gr_tensor *ins;  /* dtype 0: an absent optional input */
-    int nout;              /* outputs the node declares (optional ones included) */
-    uint32_t need;         /* bit i: check dL/d in[i] */
-    int use_ref;           /* 1: the plain C reference kernels */
-    int training;          /* forward in training mode (BatchNorm batch statistics) */
-    double h;              /* finite-difference step (0: 1e-2) */
-    double rtol, atol;     /* 0: 1e-2 and 1e-3 */
-    uint32_t out_mask;     /* outputs that get a gradient (0: all float ones) */
+    const gr_tensor *ins; /* dtype 0: an absent optional input */
+    int nout;             /* outputs the node declares (optional ones included) */
+    uint32_t need;        /* bit i: check dL/d in[i] */
+    int use_ref;          /* 1: the plain C reference kernels */
+    int training;         /* forward in training mode (BatchNorm batch statistics) */
+    double h;             /* finite-difference step (0: 1e-2) */
+    double rtol, atol;    /* 0: 1e-2 and 1e-3 */
+    uint32_t out_mask;    /* outputs that get a gradient (0: all float ones) */
 } gc_case;
 
 typedef struct gc_node {
@@ -85,15 +85,27 @@ static inline int gc_prepare(gc_node *n, const gc_case *k, const gr_tensor *ins)
         if (k->need >> i & 1) n->in[i].data = NULL;
     }
     for (int o = 0; o < k->nout; o++) n->pout[o] = &n->out[o];
-    n->c = (gr_opctx){.name = "gc", .op_type = k->op, .opset = k->opset, .attrs = k->attrs, .nattr = k->nattr,
-                      .nin = k->nin, .nout = k->nout, .in = n->pin, .out = n->pout, .arena = n->arena,
-                      .use_ref = k->use_ref, .dnnl = gc_dnnl_handle(), .training = k->training,
-                      .need_grad = k->need, .rng = &n->rng};
+    n->c = (gr_opctx){ .name = "gc",
+                       .op_type = k->op,
+                       .opset = k->opset,
+                       .attrs = k->attrs,
+                       .nattr = k->nattr,
+                       .nin = k->nin,
+                       .nout = k->nout,
+                       .in = n->pin,
+                       .out = n->pout,
+                       .arena = n->arena,
+                       .use_ref = k->use_ref,
+                       .dnnl = gc_dnnl_handle(),
+                       .training = k->training,
+                       .need_grad = k->need,
+                       .rng = &n->rng };
     int st = n->op->prepare(&n->c);
     if (st) return st;
     for (int i = 0; i < k->nin; i++) n->in[i].data = ins[i].data;
     for (int o = 0; o < k->nout; o++) n->out[o].data = calloc(1, gr_tensor_bytes(&n->out[o]) + 1);
-    n->scratch = n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
+    n->scratch =
+        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
     n->c.scratch = n->scratch;
     return GRAFT_OK;
 }
@@ -124,7 +136,7 @@ static inline int gc_out_has_grad(const gc_case *k, const gc_node *n, int o)
  * by the caller, who passes copies. */
 static inline double gc_loss(gc_node *n, const gc_case *k, float *const *r)
 {
-    gr_rng_seed(&n->rng, 1234);  /* the same dropout mask on every forward */
+    gr_rng_seed(&n->rng, 1234); /* the same dropout mask on every forward */
     n->op->forward(&n->c);
     double L = 0;
     for (int o = 0; o < k->nout; o++) {
@@ -165,10 +177,11 @@ static inline void gc_saved_free(gc_saved *s)
 /* Runs the check; returns 1 when every comparison held. Reports through CHECK. */
 static inline int gc_check(const gc_case *k, const char *what)
 {
-    double h = k->h > 0 ? k->h : 1e-2, rtol = k->rtol > 0 ? k->rtol : 1e-2, atol = k->atol > 0 ? k->atol : 1e-3;
+    double h = k->h > 0 ? k->h : 1e-2, rtol = k->rtol > 0 ? k->rtol : 1e-2,
+           atol = k->atol > 0 ? k->atol : 1e-3;
     /* Inputs are copied so the checker may perturb them. */
     gr_tensor ins[GC_MAX_IN];
-    void *own[GC_MAX_IN] = {0};
+    void *own[GC_MAX_IN] = { 0 };
     for (int i = 0; i < k->nin; i++) {
         ins[i] = k->ins[i];
         if (!ins[i].dtype) continue;
@@ -194,8 +207,8 @@ static inline int gc_check(const gc_case *k, const char *what)
     gc_saved saved;
     gc_save(&saved, &n, k->nin);
 
-    float *r[GC_MAX_OUT] = {0};
-    gr_tensor dout_t[GC_MAX_OUT], *dout[GC_MAX_OUT] = {0};
+    float *r[GC_MAX_OUT] = { 0 };
+    gr_tensor dout_t[GC_MAX_OUT], *dout[GC_MAX_OUT] = { 0 };
     for (int o = 0; o < k->nout; o++) {
         if (!gc_out_has_grad(k, &n, o)) continue;
         int64_t m = gr_numel(&n.out[o].shape);
@@ -205,13 +218,14 @@ static inline int gc_check(const gc_case *k, const char *what)
         dout_t[o].data = r[o];
         dout[o] = &dout_t[o];
     }
-    gr_tensor din_t[GC_MAX_IN], *din[GC_MAX_IN] = {0};
+    gr_tensor din_t[GC_MAX_IN], *din[GC_MAX_IN] = { 0 };
     for (int i = 0; i < k->nin; i++) {
         if (!(k->need >> i & 1)) continue;
         din_t[i] = n.in[i];
         din_t[i].data = calloc(1, gr_tensor_bytes(&n.in[i]) + 4);
         /* Poison: backward must overwrite, not accumulate. */
-        for (int64_t j = 0, m = gr_numel(&n.in[i].shape); j < m; j++) ((float *)din_t[i].data)[j] = 1e6f;
+        for (int64_t j = 0, m = gr_numel(&n.in[i].shape); j < m; j++)
+            ((float *)din_t[i].data)[j] = 1e6f;
         din[i] = &din_t[i];
     }
     gc_loss(&n, k, r);
@@ -245,9 +259,10 @@ static inline int gc_check(const gc_case *k, const char *what)
             }
         }
         char w[256];
-        snprintf(w, sizeof w, "%s: d/d input %d (%s)", what, i, k->use_ref ? "reference" : "oneDNN");
-        CHECK(worst_j < 0, "%s: element %lld: backward %.6g, finite difference %.6g", w, (long long)worst_j, worst_a,
-              worst_num);
+        snprintf(w, sizeof w, "%s: d/d input %d (%s)", what, i,
+                 k->use_ref ? "reference" : "oneDNN");
+        CHECK(worst_j < 0, "%s: element %lld: backward %.6g, finite difference %.6g", w,
+              (long long)worst_j, worst_a, worst_num);
         if (worst_j >= 0) ok = 0;
 
         /* Directional derivative along a random v over every element. */
@@ -268,8 +283,8 @@ static inline int gc_check(const gc_case *k, const char *what)
         memcpy(x, x0, (size_t)m * sizeof(float));
         double num = (Lp - Lm) / (2 * hv);
         double scale = fmax(fabs(dir), fabs(num));
-        CHECK(fabs(dir - num) <= 10 * atol + rtol * scale, "%s: directional derivative %.6g, finite difference %.6g", w,
-              dir, num);
+        CHECK(fabs(dir - num) <= 10 * atol + rtol * scale,
+              "%s: directional derivative %.6g, finite difference %.6g", w, dir, num);
         if (!(fabs(dir - num) <= 10 * atol + rtol * scale)) ok = 0;
         free(v);
         free(x0);
@@ -289,13 +304,13 @@ static inline int gc_check(const gc_case *k, const char *what)
  * (for shapes too big for finite differences). Returns 1 when they agree. */
 static inline int gc_compare_kernels(const gc_case *k, double rtol, double atol, const char *what)
 {
-    float *g[2][GC_MAX_IN] = {{0}};
-    int64_t m[GC_MAX_IN] = {0};
+    float *g[2][GC_MAX_IN] = { { 0 } };
+    int64_t m[GC_MAX_IN] = { 0 };
     for (int ref = 0; ref <= 1; ref++) {
         gc_case kk = *k;
         kk.use_ref = ref;
         gr_tensor ins[GC_MAX_IN];
-        void *own[GC_MAX_IN] = {0};
+        void *own[GC_MAX_IN] = { 0 };
         for (int i = 0; i < k->nin; i++) {
             ins[i] = k->ins[i];
             if (!ins[i].dtype) continue;
@@ -312,8 +327,9 @@ static inline int gc_compare_kernels(const gc_case *k, double rtol, double atol,
             for (int i = 0; i < k->nin; i++) free(own[i]);
             return 0;
         }
-        float *r[GC_MAX_OUT] = {0};
-        gr_tensor dout_t[GC_MAX_OUT], *dout[GC_MAX_OUT] = {0}, din_t[GC_MAX_IN], *din[GC_MAX_IN] = {0};
+        float *r[GC_MAX_OUT] = { 0 };
+        gr_tensor dout_t[GC_MAX_OUT], *dout[GC_MAX_OUT] = { 0 }, din_t[GC_MAX_IN],
+                                      *din[GC_MAX_IN] = { 0 };
         for (int o = 0; o < k->nout; o++) {
             if (!gc_out_has_grad(k, &n, o)) continue;
             int64_t mo = gr_numel(&n.out[o].shape);

@@ -9,15 +9,15 @@
 
 static int th_pass, th_fail;
 
-#define CHECK(cond, ...)                                                              \
-    do {                                                                              \
-        if (cond) th_pass++;                                                          \
-        else {                                                                        \
-            th_fail++;                                                                \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fputc('\n', stderr);                                                      \
-        }                                                                             \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) th_pass++;                                                                       \
+        else {                                                                                     \
+            th_fail++;                                                                             \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 /* Max |a-b| must be <= atol + rtol*|b| elementwise; reports the worst element. */
@@ -30,12 +30,15 @@ static inline int th_close(const float *a, const float *b, long n, double rtol, 
         double d = fabs((double)a[i] - (double)b[i]);
         if (d > maxabs || isnan(d)) maxabs = d;
         double excess = d - (atol + rtol * fabs((double)b[i]));
-        if (excess > worst_excess || isnan(d)) { worst_excess = isnan(d) ? INFINITY : excess; worst = i; }
+        if (excess > worst_excess || isnan(d)) {
+            worst_excess = isnan(d) ? INFINITY : excess;
+            worst = i;
+        }
     }
     if (worst >= 0) {
         th_fail++;
-        fprintf(stderr, "FAIL %s: element %ld: got %.9g, expected %.9g (max abs diff %.3g)\n",
-                what, worst, a[worst], b[worst], maxabs);
+        fprintf(stderr, "FAIL %s: element %ld: got %.9g, expected %.9g (max abs diff %.3g)\n", what,
+                worst, a[worst], b[worst], maxabs);
         return 0;
     }
     th_pass++;

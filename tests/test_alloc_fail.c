@@ -51,15 +51,24 @@ char *__real_strdup(const char *s);
 char *__real_strndup(const char *s, size_t n);
 
 void *__wrap_malloc(size_t n) { return af_should_fail() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t size) { return af_should_fail() ? NULL : __real_calloc(n, size); }
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return af_should_fail() ? NULL : __real_calloc(n, size);
+}
 void *__wrap_realloc(void *p, size_t n) { return af_should_fail() ? NULL : __real_realloc(p, n); }
-void *__wrap_aligned_alloc(size_t align, size_t n) { return af_should_fail() ? NULL : __real_aligned_alloc(align, n); }
+void *__wrap_aligned_alloc(size_t align, size_t n)
+{
+    return af_should_fail() ? NULL : __real_aligned_alloc(align, n);
+}
 int __wrap_posix_memalign(void **p, size_t align, size_t n)
 {
     return af_should_fail() ? ENOMEM : __real_posix_memalign(p, align, n);
 }
 char *__wrap_strdup(const char *s) { return af_should_fail() ? NULL : __real_strdup(s); }
-char *__wrap_strndup(const char *s, size_t n) { return af_should_fail() ? NULL : __real_strndup(s, n); }
+char *__wrap_strndup(const char *s, size_t n)
+{
+    return af_should_fail() ? NULL : __real_strndup(s, n);
+}
 
 /* An operation arms the allocator around the part under test only (fixtures are built
  * without failures), returns its status and, on success, a fingerprint of its result. */
@@ -78,7 +87,9 @@ static uint64_t fnv(uint64_t h, const void *data, size_t n)
 static uint64_t fnv_tensor(uint64_t h, const graft_tensor *t)
 {
     h = fnv(h, t->dims, (size_t)t->rank * sizeof t->dims[0]);
-    size_t es = t->dtype == GRAFT_FLOAT || t->dtype == GRAFT_INT32 ? 4 : t->dtype == GRAFT_INT64 ? 8 : 1;
+    size_t es = t->dtype == GRAFT_FLOAT || t->dtype == GRAFT_INT32 ? 4
+                : t->dtype == GRAFT_INT64                          ? 8
+                                                                   : 1;
     return fnv(h, t->data, (size_t)graft_tensor_numel(t) * es);
 }
 
@@ -101,15 +112,19 @@ static void sweep(const char *name, op_fn op)
         st = op(&got);
         int failed = atomic_load(&af_failed);
         if (st == GRAFT_E_NOMEM && failed && graft_last_error()[0]) nomem++;
-        else if (st == GRAFT_OK && got == want) ok++;  /* the failure was handled (e.g. a retry) */
+        else if (st == GRAFT_OK && got == want) ok++; /* the failure was handled (e.g. a retry) */
         else if (bad++ < 5)
-            CHECK(0, "%s: allocation %ld of %ld failing gave status %d (%s), result %s: %s", name, n, total, st,
-                  graft_status_name(st), st ? "-" : got == want ? "same" : "DIFFERENT", graft_last_error());
+            CHECK(0, "%s: allocation %ld of %ld failing gave status %d (%s), result %s: %s", name,
+                  n, total, st, graft_status_name(st),
+                  st            ? "-"
+                  : got == want ? "same"
+                                : "DIFFERENT",
+                  graft_last_error());
     }
     atomic_store(&af_fail_at, 0);
     CHECK(bad == 0, "%s: %ld of %ld failing allocations mishandled", name, bad, total);
-    printf("%-22s %5ld allocations: %5ld failures reported as out of memory, %5ld recovered\n", name, total, nomem,
-           ok);
+    printf("%-22s %5ld allocations: %5ld failures reported as out of memory, %5ld recovered\n",
+           name, total, nomem, ok);
 }
 
 /* ---- the operations ---- */
@@ -171,7 +186,9 @@ static int open_and_load(const char *path, uint64_t *fp)
     int st = graft_dataset_open(path, NULL, &d);
     if (!st) st = graft_dataset_load(d, graft_dataset_size(d) - 1, "size=8", 0, &x);
     disarm();
-    if (!st) *fp = fnv_tensor((uint64_t)graft_dataset_size(d) * 131 + (uint64_t)graft_dataset_num_classes(d), x);
+    if (!st)
+        *fp = fnv_tensor(
+            (uint64_t)graft_dataset_size(d) * 131 + (uint64_t)graft_dataset_num_classes(d), x);
     graft_tensor_free(x);
     graft_dataset_free(d);
     return st;
@@ -197,8 +214,13 @@ static int extract(int cold, uint64_t *fp)
     graft_tensor *X = NULL, *y = NULL;
     if (graft_dataset_open(folder, NULL, &d)) return GRAFT_E_INTERNAL;
     if (cold) remove_tree(cache);
-    graft_extract_opts o = {.layer = "r", .pool = "mean", .transform = "size=8", .batch = 2, .workers = 1,
-                            .cache_dir = cache, .quiet = 1};
+    graft_extract_opts o = { .layer = "r",
+                             .pool = "mean",
+                             .transform = "size=8",
+                             .batch = 2,
+                             .workers = 1,
+                             .cache_dir = cache,
+                             .quiet = 1 };
     int cached = 0;
     arm();
     int st = graft_extract(tiny, d, &o, &X, &y, NULL, &cached);
@@ -231,10 +253,10 @@ static int op_checkpoint(uint64_t *fp)
     if (gr_onnx_load(tiny, &g)) return GRAFT_E_INTERNAL;
     unsigned char *trainable = calloc((size_t)g->nvalues + 1, 1);
     gr_graph_params(g, trainable);
-    gr_trainer_cfg cfg = {.opt = {.kind = GR_ADAMW, .lr = 1e-3}};
+    gr_trainer_cfg cfg = { .opt = { .kind = GR_ADAMW, .lr = 1e-3 } };
     int st = gr_trainer_new(g, trainable, &cfg, &t);
     if (st) return GRAFT_E_INTERNAL;
-    gr_train_pos pos = {.epoch = 1, .batch = 2, .seed = 3, .note = "{\"k\": 1}"};
+    gr_train_pos pos = { .epoch = 1, .batch = 2, .seed = 3, .note = "{\"k\": 1}" };
     remove(ckpt);
     arm();
     st = gr_trainer_save(t, ckpt, &pos);
@@ -249,14 +271,16 @@ static int op_checkpoint(uint64_t *fp)
 /* A logistic-regression head on 24 points in 4 dimensions: fitted, saved, loaded, applied. */
 static int op_head(uint64_t *fp)
 {
-    int64_t xd[2] = {24, 4}, yd[1] = {24};
+    int64_t xd[2] = { 24, 4 }, yd[1] = { 24 };
     graft_tensor *X, *y, *prob = NULL;
-    if (graft_tensor_new(GRAFT_FLOAT, 2, xd, &X) || graft_tensor_new(GRAFT_INT32, 1, yd, &y)) return GRAFT_E_INTERNAL;
+    if (graft_tensor_new(GRAFT_FLOAT, 2, xd, &X) || graft_tensor_new(GRAFT_INT32, 1, yd, &y))
+        return GRAFT_E_INTERNAL;
     for (int i = 0; i < 24; i++) {
         ((int32_t *)y->data)[i] = i % 3;
-        for (int j = 0; j < 4; j++) ((float *)X->data)[i * 4 + j] = (float)((i % 3) == j) + 0.1f * (float)((i * 7 + j) % 5);
+        for (int j = 0; j < 4; j++)
+            ((float *)X->data)[i * 4 + j] = (float)((i % 3) == j) + 0.1f * (float)((i * 7 + j) % 5);
     }
-    graft_fit_opts o = {.kind = "logreg", .C = 1.0, .seed = 1};
+    graft_fit_opts o = { .kind = "logreg", .C = 1.0, .seed = 1 };
     graft_head *h = NULL, *h2 = NULL;
     remove(head_path);
     arm();
@@ -279,7 +303,10 @@ static int op_head(uint64_t *fp)
 static void write_file(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(2); }
+    if (!f || fwrite(data, 1, n, f) != n) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
     fclose(f);
 }
 
@@ -310,9 +337,9 @@ static void make_datasets(void)
     snprintf(csv, sizeof csv, "%s/list.csv", work);
     write_file(csv, text, strlen(text));
     /* IDX: 4 images of 3x3 and their labels (big-endian counts) */
-    unsigned char img[16 + 36] = {0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 3};
+    unsigned char img[16 + 36] = { 0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 3 };
     for (int i = 0; i < 36; i++) img[16 + i] = (unsigned char)(i * 7);
-    unsigned char lab[8 + 4] = {0, 0, 8, 1, 0, 0, 0, 4, 0, 1, 2, 1};
+    unsigned char lab[8 + 4] = { 0, 0, 8, 1, 0, 0, 0, 4, 0, 1, 2, 1 };
     snprintf(idx, sizeof idx, "%s/toy-images-idx3-ubyte", work);
     write_file(idx, img, sizeof img);
     snprintf(p, sizeof p, "%s/toy-labels-idx1-ubyte", work);
@@ -334,7 +361,7 @@ int main(int argc, char **argv)
     mkdir(work, 0777);
     snprintf(tiny, sizeof tiny, "%s/tiny.onnx", models);
     snprintf(tiny_in, sizeof tiny_in, "%s/tiny_input.npy", models);
-    setvbuf(stdout, NULL, _IOLBF, 0);  /* each sweep's line survives a crash in the next */
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each sweep's line survives a crash in the next */
     graft_set_threads(1);
     make_datasets();
     sweep("model load", op_model_load);

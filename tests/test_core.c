@@ -3,8 +3,8 @@
  * header rules), error messages. */
 #define _GNU_SOURCE
 #include "core/core.h"
-#include "io/io.h"
 #include "harness.h"
+#include "io/io.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -12,13 +12,13 @@
 
 static void test_shapes(void)
 {
-    gr_shape s = {4, {2, 3, 5, 7}};
+    gr_shape s = { 4, { 2, 3, 5, 7 } };
     CHECK(gr_numel(&s) == 210, "numel %lld", (long long)gr_numel(&s));
-    gr_shape big = {3, {1LL << 40, 1LL << 40, 4}};
+    gr_shape big = { 3, { 1LL << 40, 1LL << 40, 4 } };
     CHECK(gr_numel_checked(&big, 4) == -1, "overflow not detected");
-    gr_shape bytes = {1, {INT64_MAX / 2}};
+    gr_shape bytes = { 1, { INT64_MAX / 2 } };
     CHECK(gr_numel_checked(&bytes, 4) == -1, "byte overflow not detected");
-    gr_shape neg = {1, {-3}};
+    gr_shape neg = { 1, { -3 } };
     CHECK(gr_numel_checked(&neg, 4) == -1, "negative dim accepted");
     char buf[64];
     CHECK(strcmp(gr_shape_str(&s, buf, sizeof buf), "(2, 3, 5, 7)") == 0, "got %s", buf);
@@ -56,16 +56,20 @@ static void test_rng(void)
     double s = 0, s2 = 0, z = 0, z2 = 0;
     for (int i = 0; i < n; i++) {
         double u = gr_rng_uniform(&a), g = gr_rng_normal(&a);
-        s += u; s2 += u * u; z += g; z2 += g * g;
+        s += u;
+        s2 += u * u;
+        z += g;
+        z2 += g * g;
     }
     double mean = s / n, var = s2 / n - mean * mean;
     CHECK(fabs(mean - 0.5) < 5 * sqrt(1.0 / 12 / n), "uniform mean %g", mean);
     CHECK(fabs(var - 1.0 / 12) < 0.002, "uniform variance %g", var);
     CHECK(fabs(z / n) < 5 / sqrt(n), "normal mean %g", z / n);
     CHECK(fabs(z2 / n - 1) < 0.02, "normal variance %g", z2 / n);
-    int hist[7] = {0};
+    int hist[7] = { 0 };
     for (int i = 0; i < 70000; i++) hist[gr_rng_below(&a, 7)]++;
-    for (int k = 0; k < 7; k++) CHECK(abs(hist[k] - 10000) < 500, "below(7) bucket %d has %d", k, hist[k]);
+    for (int k = 0; k < 7; k++)
+        CHECK(abs(hist[k] - 10000) < 500, "below(7) bucket %d has %d", k, hist[k]);
 }
 
 static void test_npy(void)
@@ -73,11 +77,12 @@ static void test_npy(void)
     char path[] = "/tmp/graft_test_npyXXXXXX";
     int fd = mkstemp(path);
     close(fd);
-    float data[6] = {1, -2, 3.5f, 4, 5, 6};
-    gr_tensor t = {.dtype = GR_F32, .shape = {2, {2, 3}}, .data = data}, u;
+    float data[6] = { 1, -2, 3.5f, 4, 5, 6 };
+    gr_tensor t = { .dtype = GR_F32, .shape = { 2, { 2, 3 } }, .data = data }, u;
     CHECK(gr_npy_save(path, &t) == GRAFT_OK, "%s", graft_last_error());
     CHECK(gr_npy_load(path, &u) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(u.dtype == GR_F32 && gr_shape_eq(&u.shape, &t.shape) && !memcmp(u.data, data, sizeof data),
+    CHECK(u.dtype == GR_F32 && gr_shape_eq(&u.shape, &t.shape) &&
+              !memcmp(u.data, data, sizeof data),
           "round trip differs");
     free(u.data);
     /* the header is padded so that data starts at a multiple of 64 (numpy's rule) */
@@ -87,22 +92,24 @@ static void test_npy(void)
     fclose(f);
     CHECK((size - (long)sizeof data) % 64 == 0, "header length %ld", size - (long)sizeof data);
     int64_t scalar = 7;
-    gr_tensor s0 = {.dtype = GR_I64, .shape = {0, {0}}, .data = &scalar};
-    CHECK(gr_npy_save(path, &s0) == GRAFT_OK && gr_npy_load(path, &u) == GRAFT_OK && u.shape.rank == 0 &&
-          *(int64_t *)u.data == 7, "scalar round trip");
+    gr_tensor s0 = { .dtype = GR_I64, .shape = { 0, { 0 } }, .data = &scalar };
+    CHECK(gr_npy_save(path, &s0) == GRAFT_OK && gr_npy_load(path, &u) == GRAFT_OK &&
+              u.shape.rank == 0 && *(int64_t *)u.data == 7,
+          "scalar round trip");
     free(u.data);
     /* truncated data is an error naming the file */
     gr_npy_save(path, &t);
     CHECK(truncate(path, size - 3) == 0, "truncate");
-    CHECK(gr_npy_load(path, &u) == GRAFT_E_FORMAT && strstr(graft_last_error(), path), "truncated: %s",
-          graft_last_error());
+    CHECK(gr_npy_load(path, &u) == GRAFT_E_FORMAT && strstr(graft_last_error(), path),
+          "truncated: %s", graft_last_error());
     unlink(path);
 }
 
 static void test_errors(void)
 {
     int st = gr_err(GRAFT_E_SHAPE, "node '%s': bad", "x");
-    CHECK(st == GRAFT_E_SHAPE && !strcmp(graft_last_error(), "node 'x': bad"), "%s", graft_last_error());
+    CHECK(st == GRAFT_E_SHAPE && !strcmp(graft_last_error(), "node 'x': bad"), "%s",
+          graft_last_error());
     gr_err_prefix(st, "model.onnx");
     CHECK(!strcmp(graft_last_error(), "model.onnx: node 'x': bad"), "%s", graft_last_error());
 }

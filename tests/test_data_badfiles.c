@@ -18,8 +18,12 @@ static void py(const char *args)
 {
     const char *src = getenv("GRAFT_SOURCE_DIR");
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/data_reference.py %s", src ? src : "..", args);
-    if (system(cmd) != 0) { fprintf(stderr, "reference failed: %s\n", cmd); exit(2); }
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/data_reference.py %s", src ? src : "..",
+             args);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "reference failed: %s\n", cmd);
+        exit(2);
+    }
 }
 
 static char *pathf(char *buf, size_t n, const char *fmt, ...)
@@ -34,7 +38,10 @@ static char *pathf(char *buf, size_t n, const char *fmt, ...)
 static void write_file(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(2); }
+    if (!f || fwrite(data, 1, n, f) != n) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
     fclose(f);
 }
 
@@ -80,24 +87,29 @@ static void test_images(void)
     py(cmd);
     snprintf(cmd, sizeof cmd, "badfiles '%s'", b);
     py(cmd);
-    static const struct { const char *name; int status; const char *reason; } cases[] = {
-        {"good.jpg", GRAFT_OK, NULL},
-        {"good.png", GRAFT_OK, NULL},
-        {"idatcrc.png", GRAFT_OK, NULL}, /* as PIL: the last IDAT's CRC is not checked */
-        {"empty.jpg", GRAFT_E_FORMAT, "empty"},
-        {"truncated.jpg", GRAFT_E_FORMAT, "truncated JPEG"},
-        {"text.jpg", GRAFT_E_FORMAT, "not a JPEG"},
-        {"badcrc.png", GRAFT_E_FORMAT, "checksum"},
-        {"huge.png", GRAFT_E_UNSUPPORTED, "100000x100000"},
-        {"badidat.png", GRAFT_E_FORMAT, "bad PNG"},
-        {"huge.jpg", GRAFT_E_LIMIT, "60000x60000"},
-        {"huger.jpg", GRAFT_E_FORMAT, "65500"}, /* libjpeg's own limit, also from the header */
+    static const struct {
+        const char *name;
+        int status;
+        const char *reason;
+    } cases[] = {
+        { "good.jpg", GRAFT_OK, NULL },
+        { "good.png", GRAFT_OK, NULL },
+        { "idatcrc.png", GRAFT_OK, NULL }, /* as PIL: the last IDAT's CRC is not checked */
+        { "empty.jpg", GRAFT_E_FORMAT, "empty" },
+        { "truncated.jpg", GRAFT_E_FORMAT, "truncated JPEG" },
+        { "text.jpg", GRAFT_E_FORMAT, "not a JPEG" },
+        { "badcrc.png", GRAFT_E_FORMAT, "checksum" },
+        { "huge.png", GRAFT_E_UNSUPPORTED, "100000x100000" },
+        { "badidat.png", GRAFT_E_FORMAT, "bad PNG" },
+        { "huge.jpg", GRAFT_E_LIMIT, "60000x60000" },
+        { "huger.jpg", GRAFT_E_FORMAT, "65500" }, /* libjpeg's own limit, also from the header */
     };
     gr_dataset *ds = NULL;
     int st = gr_dataset_open(root, NULL, 0, &ds);
     CHECK(st == GRAFT_OK, "open %s: %s", root, graft_last_error());
     if (st) return;
-    CHECK(ds->n == 22 && ds->nclass == 2, "22 files in 2 classes (got %lld, %d)", (long long)ds->n, ds->nclass);
+    CHECK(ds->n == 22 && ds->nclass == 2, "22 files in 2 classes (got %lld, %d)", (long long)ds->n,
+          ds->nclass);
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         char want[500];
         pathf(want, sizeof want, "%s/%s", a, cases[c].name);
@@ -106,7 +118,7 @@ static void test_images(void)
             if (!strcmp(ds->paths[j], want)) i = j;
         CHECK(i >= 0, "%s is a sample", want);
         if (i < 0) continue;
-        gr_image im = {0};
+        gr_image im = { 0 };
         size_t rss0 = gr_peak_rss();
         st = gr_dataset_image(ds, i, &im);
         if (cases[c].status == GRAFT_OK) {
@@ -114,11 +126,13 @@ static void test_images(void)
             gr_image_free(&im);
             continue;
         }
-        CHECK(st == cases[c].status, "%s: status %d, expected %d (%s)", want, st, cases[c].status, graft_last_error());
+        CHECK(st == cases[c].status, "%s: status %d, expected %d (%s)", want, st, cases[c].status,
+              graft_last_error());
         expect_error(st, cases[c].name, want, cases[c].reason, NULL);
         CHECK(im.rgb == NULL, "%s: output untouched", want);
         /* refused from the header: the peak memory did not grow by anything like the image */
-        CHECK(gr_peak_rss() - rss0 < ((size_t)64 << 20), "%s: peak RSS grew by %zu bytes", want, gr_peak_rss() - rss0);
+        CHECK(gr_peak_rss() - rss0 < ((size_t)64 << 20), "%s: peak RSS grew by %zu bytes", want,
+              gr_peak_rss() - rss0);
     }
     /* an index outside the dataset */
     gr_image im;
@@ -138,10 +152,12 @@ static void test_folders(void)
     write_file(pathf(p, sizeof p, "%s/empty/full/x.pgm", tmp), pgm, sizeof pgm - 1);
     mkdir(pathf(p, sizeof p, "%s/empty/hollow", tmp), 0700);
     pathf(q, sizeof q, "%s/empty/hollow", tmp);
-    expect_open_error(pathf(p, sizeof p, "%s/empty", tmp), "empty class folder", q, "empty class", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/empty", tmp), "empty class folder", q, "empty class",
+                      NULL);
     /* a class folder with only non-images counts as empty too */
     write_text(pathf(p, sizeof p, "%s/empty/hollow/notes.txt", tmp), "no images here\n");
-    expect_open_error(pathf(p, sizeof p, "%s/empty", tmp), "class folder without images", q, "empty class", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/empty", tmp), "class folder without images", q,
+                      "empty class", NULL);
     /* one class */
     mkdir(pathf(p, sizeof p, "%s/single", tmp), 0700);
     mkdir(pathf(p, sizeof p, "%s/single/only", tmp), 0700);
@@ -151,7 +167,8 @@ static void test_folders(void)
     mkdir(pathf(p, sizeof p, "%s/none", tmp), 0700);
     write_file(pathf(q, sizeof q, "%s/none/loose.pgm", tmp), pgm, sizeof pgm - 1);
     expect_open_error(p, "no class folders", p, "no class folders", NULL);
-    expect_open_error(pathf(p, sizeof p, "%s/missing", tmp), "missing path", p, "No such file", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/missing", tmp), "missing path", p, "No such file",
+                      NULL);
     write_text(pathf(p, sizeof p, "%s/what.bin", tmp), "x");
     expect_open_error(p, "unknown kind", p, "cannot tell", NULL);
 }
@@ -171,18 +188,22 @@ static void test_csv(void)
     pathf(miss, sizeof miss, "%s/not-there.pgm", dir);
     expect_open_error(p, "missing file", "missing.csv:4:", miss, "No such file", NULL);
 
-    static const struct { const char *name, *text, *want1, *want2; } cases[] = {
-        {"emptylabel.csv", "path,label\nok.pgm,cat\nok.pgm,\nok.pgm,dog\n", "emptylabel.csv:3:", "bad label"},
-        {"ctrl.csv", "path,label\nok.pgm,cat\nok.pgm,\"d\tog\"\n", "ctrl.csv:3:", "bad label"},
-        {"bigint.csv", "path,label\nok.pgm,1\nok.pgm,99999999999\n", "bigint.csv:3:", "bad label"},
-        {"fields.csv", "path,label\nok.pgm,cat\nok.pgm,dog,extra\n", "fields.csv:3:", "3 fields"},
-        {"quote.csv", "path,label\nok.pgm,cat\nok.pgm,\"dog\n", "quote.csv:3:", "not closed"},
-        {"after.csv", "path,label\nok.pgm,\"cat\"x\n", "after.csv:2:", "after a closing quote"},
-        {"header.csv", "path,label\n", "header.csv", "no samples"},
-        {"blank.csv", "", "blank.csv", "empty file"},
-        {"onecls.csv", "path,label\nok.pgm,cat\nok.pgm,cat\n", "onecls.csv", "only one class"},
-        {"emptypath.csv", "path,label\nok.pgm,cat\n,dog\n", "emptypath.csv:3:", "empty path"},
-        {"binary.csv", "path,label\nok.pgm,c\0at\n", "binary.csv", "NUL"},
+    static const struct {
+        const char *name, *text, *want1, *want2;
+    } cases[] = {
+        { "emptylabel.csv", "path,label\nok.pgm,cat\nok.pgm,\nok.pgm,dog\n",
+          "emptylabel.csv:3:", "bad label" },
+        { "ctrl.csv", "path,label\nok.pgm,cat\nok.pgm,\"d\tog\"\n", "ctrl.csv:3:", "bad label" },
+        { "bigint.csv", "path,label\nok.pgm,1\nok.pgm,99999999999\n",
+          "bigint.csv:3:", "bad label" },
+        { "fields.csv", "path,label\nok.pgm,cat\nok.pgm,dog,extra\n", "fields.csv:3:", "3 fields" },
+        { "quote.csv", "path,label\nok.pgm,cat\nok.pgm,\"dog\n", "quote.csv:3:", "not closed" },
+        { "after.csv", "path,label\nok.pgm,\"cat\"x\n", "after.csv:2:", "after a closing quote" },
+        { "header.csv", "path,label\n", "header.csv", "no samples" },
+        { "blank.csv", "", "blank.csv", "empty file" },
+        { "onecls.csv", "path,label\nok.pgm,cat\nok.pgm,cat\n", "onecls.csv", "only one class" },
+        { "emptypath.csv", "path,label\nok.pgm,cat\n,dog\n", "emptypath.csv:3:", "empty path" },
+        { "binary.csv", "path,label\nok.pgm,c\0at\n", "binary.csv", "NUL" },
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         pathf(p, sizeof p, "%s/%s", dir, cases[c].name);
@@ -204,8 +225,8 @@ static void be32(uint8_t *p, uint32_t v)
 }
 
 /* images file: magic, count n_hdr, 28x28, then n_data images; labels: magic, count, data */
-static void write_idx(const char *dir, const char *stem, uint32_t magic, uint32_t n_hdr, int n_data, uint32_t nlab_hdr,
-                      int nlab_data)
+static void write_idx(const char *dir, const char *stem, uint32_t magic, uint32_t n_hdr, int n_data,
+                      uint32_t nlab_hdr, int nlab_data)
 {
     char p[400];
     size_t isz = 16 + (size_t)n_data * 784, lsz = 8 + (size_t)nlab_data;
@@ -231,32 +252,38 @@ static void test_idx(void)
     write_idx(dir, "good", 0x803, 10, 10, 10, 10);
     gr_dataset *ds = NULL;
     int st = gr_dataset_open(pathf(p, sizeof p, "%s/good-images-idx3-ubyte", dir), NULL, 0, &ds);
-    CHECK(st == GRAFT_OK && ds->n == 10 && ds->nclass == 2, "a valid small IDX pair: %s", graft_last_error());
+    CHECK(st == GRAFT_OK && ds->n == 10 && ds->nclass == 2, "a valid small IDX pair: %s",
+          graft_last_error());
     gr_dataset_free(ds);
 
     write_idx(dir, "short", 0x803, 1000, 10, 10, 10);
-    expect_open_error(pathf(p, sizeof p, "%s/short-images-idx3-ubyte", dir), "IDX count above the data", p,
-                      "counts need 784000", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/short-images-idx3-ubyte", dir),
+                      "IDX count above the data", p, "counts need 784000", NULL);
     write_idx(dir, "long", 0x803, 5, 10, 10, 10);
-    expect_open_error(pathf(p, sizeof p, "%s/long-images-idx3-ubyte", dir), "IDX count below the data", p, "counts", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/long-images-idx3-ubyte", dir),
+                      "IDX count below the data", p, "counts", NULL);
     write_idx(dir, "absurd", 0x803, 0x7FFFFFFF, 1, 1, 1);
-    expect_open_error(pathf(p, sizeof p, "%s/absurd-images-idx3-ubyte", dir), "IDX count absurd", p, "counts need", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/absurd-images-idx3-ubyte", dir), "IDX count absurd", p,
+                      "counts need", NULL);
     write_idx(dir, "disagree", 0x803, 10, 10, 12, 12);
-    expect_open_error(pathf(p, sizeof p, "%s/disagree-images-idx3-ubyte", dir), "images vs labels", p,
-                      "10 images but 12 labels", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/disagree-images-idx3-ubyte", dir), "images vs labels",
+                      p, "10 images but 12 labels", NULL);
     write_idx(dir, "labshort", 0x803, 10, 10, 10, 9);
     pathf(cmd, sizeof cmd, "%s/labshort-labels-idx1-ubyte", dir);
-    expect_open_error(pathf(p, sizeof p, "%s/labshort-images-idx3-ubyte", dir), "labels file short", cmd, "counts", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/labshort-images-idx3-ubyte", dir), "labels file short",
+                      cmd, "counts", NULL);
     write_idx(dir, "magic", 0x802, 10, 10, 10, 10);
-    expect_open_error(pathf(p, sizeof p, "%s/magic-images-idx3-ubyte", dir), "bad magic", p, "magic 0x00000802", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/magic-images-idx3-ubyte", dir), "bad magic", p,
+                      "magic 0x00000802", NULL);
     write_idx(dir, "nolab", 0x803, 10, 10, 10, 10);
     pathf(cmd, sizeof cmd, "%s/nolab-labels-idx1-ubyte", dir);
     remove(cmd);
-    expect_open_error(pathf(p, sizeof p, "%s/nolab-images-idx3-ubyte", dir), "labels file missing", cmd, "cannot open", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/nolab-images-idx3-ubyte", dir), "labels file missing",
+                      cmd, "cannot open", NULL);
 
     /* gzip: a header asking 2^31 images (refused from the header, before any allocation), a
      * truncated stream, and counts that disagree with the inflated size */
-    const char *gzcases[3] = {"absurd", "short", "trunc"};
+    const char *gzcases[3] = { "absurd", "short", "trunc" };
     write_idx(dir, "trunc", 0x803, 10, 10, 10, 10);
     for (int k = 0; k < 3; k++) {
         char src[400], dst[400];
@@ -272,11 +299,14 @@ static void test_idx(void)
     struct stat sb;
     if (stat(p, &sb) != 0 || truncate(p, sb.st_size / 2) != 0) perror(p);
     size_t rss0 = gr_peak_rss();
-    expect_open_error(pathf(p, sizeof p, "%s/gzabsurd-images-idx3-ubyte.gz", dir), "gz absurd count", p, "counts need", NULL);
-    CHECK(gr_peak_rss() - rss0 < ((size_t)64 << 20), "absurd gz header: peak RSS grew by %zu bytes", gr_peak_rss() - rss0);
-    expect_open_error(pathf(p, sizeof p, "%s/gzshort-images-idx3-ubyte.gz", dir), "gz count above the data", p,
-                      "counts need 784000", NULL);
-    expect_open_error(pathf(p, sizeof p, "%s/gztrunc-images-idx3-ubyte.gz", dir), "gz truncated", p, "truncated", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/gzabsurd-images-idx3-ubyte.gz", dir),
+                      "gz absurd count", p, "counts need", NULL);
+    CHECK(gr_peak_rss() - rss0 < ((size_t)64 << 20), "absurd gz header: peak RSS grew by %zu bytes",
+          gr_peak_rss() - rss0);
+    expect_open_error(pathf(p, sizeof p, "%s/gzshort-images-idx3-ubyte.gz", dir),
+                      "gz count above the data", p, "counts need 784000", NULL);
+    expect_open_error(pathf(p, sizeof p, "%s/gztrunc-images-idx3-ubyte.gz", dir), "gz truncated", p,
+                      "truncated", NULL);
 }
 
 /* ---- NPY ---- */
@@ -297,7 +327,7 @@ static size_t npy_header(uint8_t *buf, const char *dict)
 static void test_npy(void)
 {
     char p[400], l[400];
-    uint8_t buf[200] = {0};
+    uint8_t buf[200] = { 0 };
     size_t n = npy_header(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2), }");
     write_file(pathf(p, sizeof p, "%s/short.npy", tmp), buf, n + 4 * 7); /* 7 of 8 floats */
     n = npy_header(buf, "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }");
@@ -315,7 +345,10 @@ static void test_npy(void)
 int main(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/graft_bad_XXXXXX");
-    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 2;
+    }
     test_images();
     test_folders();
     test_csv();

@@ -31,7 +31,10 @@ static char *pathf(char *buf, size_t n, const char *fmt, ...)
 static void write_file(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(2); }
+    if (!f || fwrite(data, 1, n, f) != n) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
     fclose(f);
 }
 
@@ -65,10 +68,26 @@ static int decode_file(const char *path, gr_image *im)
     return gr_image_decode(path, im);
 }
 
-static void be16(uint8_t *p, unsigned v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void be32(uint8_t *p, uint32_t v) { be16(p, v >> 16); be16(p + 2, v & 0xFFFF); }
-static void le16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void le32(uint8_t *p, uint32_t v) { le16(p, v & 0xFFFF); le16(p + 2, v >> 16); }
+static void be16(uint8_t *p, unsigned v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static void be32(uint8_t *p, uint32_t v)
+{
+    be16(p, v >> 16);
+    be16(p + 2, v & 0xFFFF);
+}
+static void le16(uint8_t *p, unsigned v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static void le32(uint8_t *p, uint32_t v)
+{
+    le16(p, v & 0xFFFF);
+    le16(p + 2, v >> 16);
+}
 
 /* ---- JPEG ---------------------------------------------------------------------------------- */
 
@@ -102,12 +121,18 @@ static size_t sof_at(const uint8_t *b, size_t n) { return marker_at(b, n, 0xC0);
 
 /* graft's verdict on each JPEG file of test_jpeg, for pil_agrees: decoded (1) or refused (0),
  * and whether PIL's verdict differs on purpose. */
-static struct { char path[400]; int ok, differs; } verdicts[16];
+static struct {
+    char path[400];
+    int ok, differs;
+} verdicts[16];
 static int nverdicts;
 
 static void verdict(const char *path, int st, int differs)
 {
-    if (nverdicts == 16) { fprintf(stderr, "too many verdicts\n"); exit(2); }
+    if (nverdicts == 16) {
+        fprintf(stderr, "too many verdicts\n");
+        exit(2);
+    }
     snprintf(verdicts[nverdicts].path, sizeof verdicts[nverdicts].path, "%s", path);
     verdicts[nverdicts].ok = st == GRAFT_OK;
     verdicts[nverdicts++].differs = differs;
@@ -131,14 +156,17 @@ static void pil_agrees(void)
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' verdict '%s' '%s'", script, list,
              pathf(out, sizeof out, "%s/verdicts.out", tmp));
     int rc = system(cmd);
-    CHECK(rc == 0 && (f = fopen(out, "r")) != NULL, "%s failed (PIL's verdicts need /usr/bin/python3 with PIL)", cmd);
+    CHECK(rc == 0 && (f = fopen(out, "r")) != NULL,
+          "%s failed (PIL's verdicts need /usr/bin/python3 with PIL)", cmd);
     if (rc || !f) return;
     int k = 0;
     for (; k < nverdicts && fgets(line, sizeof line, f); k++) {
         int pil_ok = !strncmp(line, "ok ", 3);
         line[strcspn(line, "\n")] = 0;
-        CHECK(verdicts[k].ok == (pil_ok != verdicts[k].differs), "%s: PIL says \"%s\", graft %s it%s", verdicts[k].path,
-              line, verdicts[k].ok ? "decodes" : "refuses", verdicts[k].differs ? " (a divergence on purpose)" : "");
+        CHECK(verdicts[k].ok == (pil_ok != verdicts[k].differs),
+              "%s: PIL says \"%s\", graft %s it%s", verdicts[k].path, line,
+              verdicts[k].ok ? "decodes" : "refuses",
+              verdicts[k].differs ? " (a divergence on purpose)" : "");
     }
     fclose(f);
     CHECK(k == nverdicts, "PIL gave %d verdicts for %d files", k, nverdicts);
@@ -165,7 +193,8 @@ static void test_jpeg(void)
     write_file(pathf(p, sizeof p, "%s/tall.jpg", tmp), b, n);
     size_t rss0 = gr_peak_rss();
     st = decode_file(p, &im);
-    expect_refused(st, GRAFT_E_FORMAT, "16 x 62987 JPEG", p, "byte 2 is 0x00", "PIL: not a JPEG file", NULL);
+    expect_refused(st, GRAFT_E_FORMAT, "16 x 62987 JPEG", p, "byte 2 is 0x00",
+                   "PIL: not a JPEG file", NULL);
     expect_small(rss0, 16, "16 x 62987 JPEG");
     CHECK(im.rgb == NULL, "tall JPEG: output untouched");
     verdict(p, st, 0);
@@ -174,7 +203,8 @@ static void test_jpeg(void)
     b[3] = 0x12;
     write_file(pathf(p, sizeof p, "%s/tall_ff12.jpg", tmp), b, n);
     st = decode_file(p, &im);
-    expect_refused(st, GRAFT_E_FORMAT, "16 x 62987 JPEG, marker 0xFF12", p, "0xFF12 at offset 2 is not a JPEG marker", NULL);
+    expect_refused(st, GRAFT_E_FORMAT, "16 x 62987 JPEG, marker 0xFF12", p,
+                   "0xFF12 at offset 2 is not a JPEG marker", NULL);
     verdict(p, st, 0);
     /* the same size with intact markers: the data segment ends early, a warning to libjpeg, which
      * decodes the rest as gray; PIL keeps that image, and so does graft (3 MB) */
@@ -182,10 +212,11 @@ static void test_jpeg(void)
     be16(b + sof + 5, 62987);
     write_file(pathf(p, sizeof p, "%s/short.jpg", tmp), b, n);
     st = decode_file(p, &im);
-    CHECK(st == GRAFT_OK && im.w == 16 && im.h == 62987, "16 x 62987 JPEG with its markers intact: %s",
-          graft_last_error());
+    CHECK(st == GRAFT_OK && im.w == 16 && im.h == 62987,
+          "16 x 62987 JPEG with its markers intact: %s", graft_last_error());
     if (st == GRAFT_OK) {
-        CHECK(!memcmp(im.rgb, good.rgb, 16 * 8 * 3), "16 x 62987 JPEG: its first 8 rows are the 16 x 16 image's");
+        CHECK(!memcmp(im.rgb, good.rgb, 16 * 8 * 3),
+              "16 x 62987 JPEG: its first 8 rows are the 16 x 16 image's");
         CHECK(im.rgb[(size_t)16 * 62987 * 3 - 1] == 128, "16 x 62987 JPEG: gray at the end (%d)",
               im.rgb[(size_t)16 * 62987 * 3 - 1]);
         gr_image_free(&im);
@@ -209,7 +240,8 @@ static void test_jpeg(void)
     be16(b + sof + 7, 1700);
     write_file(pathf(p, sizeof p, "%s/wide1700.jpg", tmp), b, n);
     st = decode_file(p, &im);
-    CHECK(st == GRAFT_OK && im.w == 1700 && im.h == 1000, "1700 x 1000 JPEG of %lu bytes: %s", n, graft_last_error());
+    CHECK(st == GRAFT_OK && im.w == 1700 && im.h == 1000, "1700 x 1000 JPEG of %lu bytes: %s", n,
+          graft_last_error());
     gr_image_free(&im);
     verdict(p, st, 0);
     /* only the second marker corrupt: PIL refuses it, graft too */
@@ -220,13 +252,15 @@ static void test_jpeg(void)
     expect_refused(st, GRAFT_E_FORMAT, "corrupt second marker", p, "byte 2 is 0x00", NULL);
     verdict(p, st, 0);
     /* cut inside the SOS header, an end-of-image marker put after it: truncated for both */
-    size_t sos = marker_at(jpg, n, 0xDA), data = sos + 2 + ((size_t)jpg[sos + 2] << 8 | jpg[sos + 3]);
+    size_t sos = marker_at(jpg, n, 0xDA),
+           data = sos + 2 + ((size_t)jpg[sos + 2] << 8 | jpg[sos + 3]);
     memcpy(b, jpg, sos + 6);
     b[sos + 6] = 0xFF;
     b[sos + 7] = 0xD9;
     write_file(pathf(p, sizeof p, "%s/cut_sos.jpg", tmp), b, sos + 8);
     st = decode_file(p, &im);
-    expect_refused(st, GRAFT_E_FORMAT, "JPEG cut in its SOS header", p, "truncated JPEG (the SOS segment at offset", NULL);
+    expect_refused(st, GRAFT_E_FORMAT, "JPEG cut in its SOS header", p,
+                   "truncated JPEG (the SOS segment at offset", NULL);
     verdict(p, st, 0);
     /* cut in the middle of the data segment (of its one MCU), the end-of-image marker put back:
      * libjpeg warns and decodes zeros for the rest; PIL decodes it, graft too */
@@ -237,7 +271,8 @@ static void test_jpeg(void)
     b[cut + 1] = 0xD9;
     write_file(pathf(p, sizeof p, "%s/cut_data.jpg", tmp), b, cut + 2);
     st = decode_file(p, &im);
-    CHECK(st == GRAFT_OK && im.w == 16 && im.h == 16, "JPEG cut in its data: %s", graft_last_error());
+    CHECK(st == GRAFT_OK && im.w == 16 && im.h == 16, "JPEG cut in its data: %s",
+          graft_last_error());
     gr_image_free(&im);
     verdict(p, st, 0);
     free(b);
@@ -270,13 +305,15 @@ static void limit_round(const char *path, const char *what)
 {
     gr_image im;
     int64_t saved = graft_get_limit(GRAFT_LIMIT_IMAGE_PIXELS);
-    CHECK(decode_file(path, &im) == GRAFT_OK, "%s at the default limit: %s", what, graft_last_error());
+    CHECK(decode_file(path, &im) == GRAFT_OK, "%s at the default limit: %s", what,
+          graft_last_error());
     gr_image_free(&im);
     graft_set_limit(GRAFT_LIMIT_IMAGE_PIXELS, 199);
-    expect_refused(decode_file(path, &im), GRAFT_E_LIMIT, what, path, "20x10", "image-pixels = 199", NULL);
+    expect_refused(decode_file(path, &im), GRAFT_E_LIMIT, what, path, "20x10", "image-pixels = 199",
+                   NULL);
     graft_set_limit(GRAFT_LIMIT_IMAGE_PIXELS, 200);
-    CHECK(decode_file(path, &im) == GRAFT_OK && im.w == 20 && im.h == 10, "%s at a limit of 200: %s", what,
-          graft_last_error());
+    CHECK(decode_file(path, &im) == GRAFT_OK && im.w == 20 && im.h == 10,
+          "%s at a limit of 200: %s", what, graft_last_error());
     gr_image_free(&im);
     graft_set_limit(GRAFT_LIMIT_IMAGE_PIXELS, saved);
 }
@@ -284,9 +321,9 @@ static void limit_round(const char *path, const char *what)
 /* A PNG (8-bit gray, filter 0 rows) whose IHDR says w x h, with the pixels of `rows` rows. */
 static size_t make_png(uint8_t *out, uint32_t w, uint32_t h, uint32_t rows)
 {
-    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n' };
     size_t raw_n = (size_t)rows * (w + 1), n = 8;
-    uint8_t *raw = calloc(raw_n + 1, 1), ihdr[13] = {0};
+    uint8_t *raw = calloc(raw_n + 1, 1), ihdr[13] = { 0 };
     for (size_t i = 0; i < raw_n; i++) raw[i] = i % (w + 1) ? (uint8_t)(i * 7) : 0;
     be32(ihdr, w);
     be32(ihdr + 4, h);
@@ -295,8 +332,11 @@ static size_t make_png(uint8_t *out, uint32_t w, uint32_t h, uint32_t rows)
     uLongf zn = compressBound(raw_n);
     uint8_t *z = malloc(zn);
     compress(z, &zn, raw, raw_n);
-    const struct { const char *type; const uint8_t *data; size_t len; } chunks[3] = {
-        {"IHDR", ihdr, 13}, {"IDAT", z, zn}, {"IEND", NULL, 0}};
+    const struct {
+        const char *type;
+        const uint8_t *data;
+        size_t len;
+    } chunks[3] = { { "IHDR", ihdr, 13 }, { "IDAT", z, zn }, { "IEND", NULL, 0 } };
     for (int c = 0; c < 3; c++) {
         be32(out + n, (uint32_t)chunks[c].len);
         memcpy(out + n + 4, chunks[c].type, 4);
@@ -327,25 +367,28 @@ static void test_image_limits(void)
     gr_image im;
     size_t rss0 = gr_peak_rss();
     write_file(pathf(p, sizeof p, "%s/big.png", tmp), png, make_png(png, 20000, 10000, 1));
-    expect_refused(decode_file(p, &im), GRAFT_E_LIMIT, "PNG 20000x10000", p, "20000x10000", "image-pixels", NULL);
+    expect_refused(decode_file(p, &im), GRAFT_E_LIMIT, "PNG 20000x10000", p, "20000x10000",
+                   "image-pixels", NULL);
     write_text(pathf(p, sizeof p, "%s/big.pgm", tmp), "P5 20000 10000 255\n\x01\x02");
-    expect_refused(decode_file(p, &im), GRAFT_E_LIMIT, "PGM 20000x10000", p, "20000x10000", "image-pixels", NULL);
+    expect_refused(decode_file(p, &im), GRAFT_E_LIMIT, "PGM 20000x10000", p, "20000x10000",
+                   "image-pixels", NULL);
     jpg = make_jpeg(16, 16, &n);
     be16(jpg + sof_at(jpg, n) + 5, 10000);
     be16(jpg + sof_at(jpg, n) + 7, 20000);
     write_file(pathf(p, sizeof p, "%s/big.jpg", tmp), jpg, n);
     tjFree(jpg);
-    expect_refused(decode_file(p, &im), GRAFT_E_LIMIT, "JPEG 20000x10000", p, "20000x10000", "image-pixels", NULL);
+    expect_refused(decode_file(p, &im), GRAFT_E_LIMIT, "JPEG 20000x10000", p, "20000x10000",
+                   "image-pixels", NULL);
     expect_small(rss0, 64, "200-megapixel headers");
     /* a side beyond graft's ints stays unsupported (spng's own limit, named as graft names it) */
     write_file(pathf(p, sizeof p, "%s/wide.png", tmp), png, make_png(png, 70000, 1, 1));
     expect_refused(decode_file(p, &im), GRAFT_E_UNSUPPORTED, "PNG 70000 wide", p, "70000x1", NULL);
     /* sizes made by resizing and cropping are held to the same limit */
-    gr_image one = {2, 1, (uint8_t[6]){0}}, out;
-    expect_refused(gr_image_resize(&one, 20000, 20000, &out), GRAFT_E_LIMIT, "resize to 20000x20000", "image resize",
-                   "image-pixels", NULL);
-    expect_refused(gr_image_crop(&one, 0, 0, 20000, 20000, &out), GRAFT_E_LIMIT, "crop to 20000x20000", "image crop",
-                   "image-pixels", NULL);
+    gr_image one = { 2, 1, (uint8_t[6]){ 0 } }, out;
+    expect_refused(gr_image_resize(&one, 20000, 20000, &out), GRAFT_E_LIMIT,
+                   "resize to 20000x20000", "image resize", "image-pixels", NULL);
+    expect_refused(gr_image_crop(&one, 0, 0, 20000, 20000, &out), GRAFT_E_LIMIT,
+                   "crop to 20000x20000", "image crop", "image-pixels", NULL);
 }
 
 /* ---- WAV ----------------------------------------------------------------------------------- */
@@ -374,19 +417,20 @@ static void test_wav(void)
 {
     static uint8_t b[44 + 2 * 16001];
     char p[400];
-    gr_audio a = {0}, r = {0};
+    gr_audio a = { 0 }, r = { 0 };
     /* the reproducer: 46 bytes declaring 767,999 Hz; its resampling table was 100 MB */
     write_file(pathf(p, sizeof p, "%s/fast.wav", tmp), b, make_wav(b, 767999, 2, 2));
-    expect_refused(gr_wav_read(p, &a), GRAFT_E_LIMIT, "767999 Hz", p, "767999 Hz", "audio-rate = 384000", NULL);
+    expect_refused(gr_wav_read(p, &a), GRAFT_E_LIMIT, "767999 Hz", p, "767999 Hz",
+                   "audio-rate = 384000", NULL);
     CHECK(a.samples == NULL, "767999 Hz: output untouched");
     int64_t saved = graft_get_limit(GRAFT_LIMIT_AUDIO_RATE);
     graft_set_limit(GRAFT_LIMIT_AUDIO_RATE, 768000);
     size_t rss0 = gr_peak_rss();
     double t0 = gr_now();
-    CHECK(gr_wav_read(p, &a) == GRAFT_OK && a.n == 1 && a.rate == 767999, "767999 Hz with the limit raised: %s",
-          graft_last_error());
-    CHECK(a.samples && gr_audio_resample(&a, 16000, &r) == GRAFT_OK && r.n == 1, "767999 -> 16000 Hz: %s",
-          graft_last_error());
+    CHECK(gr_wav_read(p, &a) == GRAFT_OK && a.n == 1 && a.rate == 767999,
+          "767999 Hz with the limit raised: %s", graft_last_error());
+    CHECK(a.samples && gr_audio_resample(&a, 16000, &r) == GRAFT_OK && r.n == 1,
+          "767999 -> 16000 Hz: %s", graft_last_error());
     printf("46-byte WAV at 767999 Hz read and resampled in %.3f s\n", gr_now() - t0);
     expect_small(rss0, 32, "resampling one sample from 767999 Hz");
     gr_audio_free(&a);
@@ -400,20 +444,25 @@ static void test_wav(void)
     CHECK(gr_wav_read(p, &a) == GRAFT_OK && a.rate == 1000, "1000 Hz: %s", graft_last_error());
     gr_audio_free(&a);
     write_file(p, b, make_wav(b, 999, 2, 2));
-    expect_refused(gr_wav_read(p, &a), GRAFT_E_FORMAT, "999 Hz", p, "999 Hz", "at least 1000", NULL);
+    expect_refused(gr_wav_read(p, &a), GRAFT_E_FORMAT, "999 Hz", p, "999 Hz", "at least 1000",
+                   NULL);
     /* a data chunk declaring more than the file holds */
     write_file(p, b, make_wav(b, 16000, 2, 0x7FFFFFF0u));
-    expect_refused(gr_wav_read(p, &a), GRAFT_E_FORMAT, "declared 2 GB", p, "declares 2147483632 bytes", NULL);
+    expect_refused(gr_wav_read(p, &a), GRAFT_E_FORMAT, "declared 2 GB", p,
+                   "declares 2147483632 bytes", NULL);
     /* the length: 1 s at 16 kHz passes a 1-second limit, one sample more does not */
     saved = graft_get_limit(GRAFT_LIMIT_AUDIO_SECONDS);
     graft_set_limit(GRAFT_LIMIT_AUDIO_SECONDS, 1);
     write_file(p, b, make_wav(b, 16000, 32000, 32000));
-    CHECK(gr_wav_read(p, &a) == GRAFT_OK && a.n == 16000, "1 s with a 1 s limit: %s", graft_last_error());
+    CHECK(gr_wav_read(p, &a) == GRAFT_OK && a.n == 16000, "1 s with a 1 s limit: %s",
+          graft_last_error());
     gr_audio_free(&a);
     write_file(p, b, make_wav(b, 16000, 32002, 32002));
-    expect_refused(gr_wav_read(p, &a), GRAFT_E_LIMIT, "16001 samples", p, "16001 samples", "audio-seconds = 1", NULL);
+    expect_refused(gr_wav_read(p, &a), GRAFT_E_LIMIT, "16001 samples", p, "16001 samples",
+                   "audio-seconds = 1", NULL);
     graft_set_limit(GRAFT_LIMIT_AUDIO_SECONDS, 2);
-    CHECK(gr_wav_read(p, &a) == GRAFT_OK && a.n == 16001, "16001 samples with a 2 s limit: %s", graft_last_error());
+    CHECK(gr_wav_read(p, &a) == GRAFT_OK && a.n == 16001, "16001 samples with a 2 s limit: %s",
+          graft_last_error());
     gr_audio_free(&a);
     graft_set_limit(GRAFT_LIMIT_AUDIO_SECONDS, saved);
 }
@@ -424,24 +473,28 @@ static void test_wav(void)
 static void test_resample_cost(void)
 {
     const int from = 383999;
-    gr_audio s = {.n = from / 10, .rate = from, .channels = 1, .bits = 16}, l = s, rs = {0}, rl = {0};
+    gr_audio s = { .n = from / 10, .rate = from, .channels = 1, .bits = 16 }, l = s, rs = { 0 },
+             rl = { 0 };
     l.n = from * 11 / 10;
     l.samples = malloc((size_t)l.n * sizeof(float));
-    for (int64_t i = 0; i < l.n; i++) l.samples[i] = (float)(0.3 * sin(2 * 3.14159265358979 * 440.0 * i / from));
+    for (int64_t i = 0; i < l.n; i++)
+        l.samples[i] = (float)(0.3 * sin(2 * 3.14159265358979 * 440.0 * i / from));
     s.samples = l.samples;
     size_t rss0 = gr_peak_rss();
     double t0 = gr_now();
-    CHECK(gr_audio_resample(&s, 16000, &rs) == GRAFT_OK && rs.n == 1600, "0.1 s at 383999 Hz: %s (n %lld)",
-          graft_last_error(), (long long)rs.n);
+    CHECK(gr_audio_resample(&s, 16000, &rs) == GRAFT_OK && rs.n == 1600,
+          "0.1 s at 383999 Hz: %s (n %lld)", graft_last_error(), (long long)rs.n);
     printf("0.1 s at 383999 Hz resampled in %.3f s\n", gr_now() - t0);
     expect_small(rss0, 32, "resampling 0.1 s from 383999 Hz");
-    CHECK(gr_audio_resample(&l, 16000, &rl) == GRAFT_OK && rl.n == 17600, "1.1 s at 383999 Hz: %s", graft_last_error());
+    CHECK(gr_audio_resample(&l, 16000, &rl) == GRAFT_OK && rl.n == 17600, "1.1 s at 383999 Hz: %s",
+          graft_last_error());
     int same = rs.samples && rl.samples;
     for (int64_t j = 0; same && j < rs.n - 64; j++) same = rs.samples[j] == rl.samples[j];
     CHECK(same, "per-sample taps and the table give the same samples");
     double worst = 0;
     for (int64_t j = 64; rs.samples && j < rs.n - 64; j++)
-        worst = fmax(worst, fabs(rs.samples[j] - 0.3 * sin(2 * 3.14159265358979 * 440.0 * j / 16000)));
+        worst =
+            fmax(worst, fabs(rs.samples[j] - 0.3 * sin(2 * 3.14159265358979 * 440.0 * j / 16000)));
     CHECK(worst < 1e-4, "383999 -> 16000 Hz: max error %.3g against the sine", worst);
     free(l.samples);
     gr_audio_free(&rs);
@@ -453,7 +506,7 @@ static void test_resample_cost(void)
 /* gzip (one member) of data[0..n) followed by `zeros` zero bytes, into path; returns its size. */
 static size_t write_gz(const char *path, const uint8_t *data, size_t n, size_t zeros, size_t pad)
 {
-    z_stream z = {0};
+    z_stream z = { 0 };
     deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
     size_t cap = deflateBound(&z, n + zeros) + pad, out_n;
     uint8_t *out = calloc(cap, 1), *zero = calloc(MB, 1);
@@ -494,7 +547,8 @@ static void write_idx_gz(const char *stem, uint32_t count, uint32_t have, size_t
     be32(lb, 0x801);
     be32(lb + 4, count);
     for (int i = 0; i < 16; i++) lb[8 + i] = (uint8_t)(i % 2);
-    write_file(pathf(p, sizeof p, "%s/%s-labels-idx1-ubyte", tmp, stem), lb, 8 + (count < 16 ? count : 16));
+    write_file(pathf(p, sizeof p, "%s/%s-labels-idx1-ubyte", tmp, stem), lb,
+               8 + (count < 16 ? count : 16));
     free(im);
 }
 
@@ -521,7 +575,8 @@ static void test_idx(void)
     expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "gz one byte over", p, "2368 bytes decompressed",
                    "decompressed-bytes = 2367", NULL);
     graft_set_limit(GRAFT_LIMIT_DECOMPRESSED_BYTES, 2368);
-    CHECK(open_ds(p, &ds) == GRAFT_OK && ds->n == 3, "3 gz images at a limit of 2368: %s", graft_last_error());
+    CHECK(open_ds(p, &ds) == GRAFT_OK && ds->n == 3, "3 gz images at a limit of 2368: %s",
+          graft_last_error());
     gr_dataset_free(ds);
     graft_set_limit(GRAFT_LIMIT_DECOMPRESSED_BYTES, saved);
     /* the issue's gzip bomb: a header asking 2,740,000 images (2.1 GB, over the 1 GiB default)
@@ -530,35 +585,36 @@ static void test_idx(void)
     write_idx_gz("bomb", 2740000, 1, 0, 5 * MB);
     pathf(p, sizeof p, "%s/bomb-images-idx3-ubyte.gz", tmp);
     size_t rss0 = gr_peak_rss();
-    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "2.1 GB declared", p, "2148160016 bytes decompressed",
-                   "decompressed-bytes", NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "2.1 GB declared", p,
+                   "2148160016 bytes decompressed", "decompressed-bytes", NULL);
     expect_small(rss0, 32, "2.1 GB declared");
     /* a stream that expands beyond its header (3 images declared, 64 MB of zeros after them):
      * inflating stops one byte past the header's size */
     write_idx_gz("long", 3, 3, 64 * MB, 0);
     pathf(p, sizeof p, "%s/long-images-idx3-ubyte.gz", tmp);
     rss0 = gr_peak_rss();
-    expect_refused(open_ds(p, &ds), GRAFT_E_FORMAT, "gz longer than its header", p, "need 2352 data bytes",
-                   "holds more than 2352", NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_FORMAT, "gz longer than its header", p,
+                   "need 2352 data bytes", "holds more than 2352", NULL);
     expect_small(rss0, 32, "gz longer than its header");
     /* a stream shorter than its header (1000 declared, 3 there; noise, so the ratio allows it) */
     write_idx_gz("shortgz", 1000, 3, 0, 0);
     pathf(p, sizeof p, "%s/shortgz-images-idx3-ubyte.gz", tmp);
-    expect_refused(open_ds(p, &ds), GRAFT_E_FORMAT, "gz shorter than its header", p, "need 784000 data bytes",
-                   "holds 2352", NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_FORMAT, "gz shorter than its header", p,
+                   "need 784000 data bytes", "holds 2352", NULL);
     /* raw: the payload is held to the tensor-bytes limit (2352 bytes here) */
     char q[400];
-    uint8_t raw[16 + 2352] = {0}, lb[8 + 3] = {0};
+    uint8_t raw[16 + 2352] = { 0 }, lb[8 + 3] = { 0 };
     be32(raw, 0x803), be32(raw + 4, 3), be32(raw + 8, 28), be32(raw + 12, 28);
     be32(lb, 0x801), be32(lb + 4, 3), lb[9] = 1;
     write_file(pathf(p, sizeof p, "%s/raw-images-idx3-ubyte", tmp), raw, sizeof raw);
     write_file(pathf(q, sizeof q, "%s/raw-labels-idx1-ubyte", tmp), lb, sizeof lb);
     saved = graft_get_limit(GRAFT_LIMIT_TENSOR_BYTES);
     graft_set_limit(GRAFT_LIMIT_TENSOR_BYTES, 2351);
-    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "raw IDX over tensor-bytes", p, "2352 bytes", "tensor-bytes = 2351",
-                   NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "raw IDX over tensor-bytes", p, "2352 bytes",
+                   "tensor-bytes = 2351", NULL);
     graft_set_limit(GRAFT_LIMIT_TENSOR_BYTES, 2352);
-    CHECK(open_ds(p, &ds) == GRAFT_OK && ds->n == 3, "raw IDX at a limit of 2352: %s", graft_last_error());
+    CHECK(open_ds(p, &ds) == GRAFT_OK && ds->n == 3, "raw IDX at a limit of 2352: %s",
+          graft_last_error());
     gr_dataset_free(ds);
     graft_set_limit(GRAFT_LIMIT_TENSOR_BYTES, saved);
 }
@@ -582,29 +638,34 @@ static void test_classes(void)
     /* integer ids keep their values: 2^31 - 1 would be 2^31 classes, whatever the limit */
     write_csv(p, sizeof p, "int31.csv", "0", "2147483647");
     size_t rss0 = gr_peak_rss();
-    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "label 2^31 - 1", "int31.csv:3:", "bad label \"2147483647\"",
-                   "classes = 1000000", NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "label 2^31 - 1",
+                   "int31.csv:3:", "bad label \"2147483647\"", "classes = 1000000", NULL);
     int64_t saved = graft_get_limit(GRAFT_LIMIT_CLASSES);
     graft_set_limit(GRAFT_LIMIT_CLASSES, (int64_t)1 << 40);
-    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "label 2^31 - 1, limit 2^40", "int31.csv:3:", "classes", NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "label 2^31 - 1, limit 2^40",
+                   "int31.csv:3:", "classes", NULL);
     expect_small(rss0, 32, "label 2^31 - 1");
     write_csv(p, sizeof p, "int64.csv", "0", "99999999999999999999999");
-    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "label past int64", "int64.csv:3:", "more than", NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "label past int64", "int64.csv:3:", "more than",
+                   NULL);
     /* the limit itself, at 10: label 9 makes 10 classes, label 10 eleven */
     graft_set_limit(GRAFT_LIMIT_CLASSES, 10);
     write_csv(p, sizeof p, "nine.csv", "0", "9");
-    CHECK(open_ds(p, &ds) == GRAFT_OK && ds->nclass == 10, "label 9 with 10 classes allowed: %s", graft_last_error());
+    CHECK(open_ds(p, &ds) == GRAFT_OK && ds->nclass == 10, "label 9 with 10 classes allowed: %s",
+          graft_last_error());
     gr_dataset_free(ds);
     write_csv(p, sizeof p, "ten.csv", "0", "10");
-    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "label 10, limit 10", "ten.csv:3:", "makes 11 classes",
-                   "classes = 10", NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "label 10, limit 10",
+                   "ten.csv:3:", "makes 11 classes", "classes = 10", NULL);
     graft_set_limit(GRAFT_LIMIT_CLASSES, 11);
-    CHECK(open_ds(p, &ds) == GRAFT_OK && ds->nclass == 11, "label 10 with the limit raised: %s", graft_last_error());
+    CHECK(open_ds(p, &ds) == GRAFT_OK && ds->nclass == 11, "label 10 with the limit raised: %s",
+          graft_last_error());
     gr_dataset_free(ds);
     /* text labels, class folders and NPY labels count against it too */
     graft_set_limit(GRAFT_LIMIT_CLASSES, 1);
     write_csv(p, sizeof p, "text.csv", "cat", "dog");
-    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "2 text labels, limit 1", p, "2 distinct labels", "classes = 1", NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_LIMIT, "2 text labels, limit 1", p, "2 distinct labels",
+                   "classes = 1", NULL);
     char d[400];
     for (int c = 0; c < 2; c++) {
         mkdir(pathf(d, sizeof d, "%s/folder", tmp), 0700);
@@ -612,9 +673,11 @@ static void test_classes(void)
         write_file(pathf(d, sizeof d, "%s/folder/c%d/x.pgm", tmp, c), "P5 1 1 255\n\x7f", 12);
     }
     pathf(d, sizeof d, "%s/folder", tmp);
-    expect_refused(open_ds(d, &ds), GRAFT_E_LIMIT, "2 class folders, limit 1", d, "2 class folders", NULL);
+    expect_refused(open_ds(d, &ds), GRAFT_E_LIMIT, "2 class folders, limit 1", d, "2 class folders",
+                   NULL);
     graft_set_limit(GRAFT_LIMIT_CLASSES, 2);
-    CHECK(open_ds(d, &ds) == GRAFT_OK && ds->nclass == 2, "2 class folders, limit 2: %s", graft_last_error());
+    CHECK(open_ds(d, &ds) == GRAFT_OK && ds->nclass == 2, "2 class folders, limit 2: %s",
+          graft_last_error());
     gr_dataset_free(ds);
     graft_set_limit(GRAFT_LIMIT_CLASSES, saved);
 }
@@ -623,7 +686,7 @@ static void test_classes(void)
 static void test_npy_classes(void)
 {
     char f[400], l[400];
-    uint8_t buf[256] = {0};
+    uint8_t buf[256] = { 0 };
     const char *fd = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }";
     const char *ld = "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }";
     memcpy(buf, "\x93NUMPY\x01\x00", 8);
@@ -639,10 +702,11 @@ static void test_npy_classes(void)
     gr_dataset *ds = NULL;
     int64_t saved = graft_get_limit(GRAFT_LIMIT_CLASSES);
     graft_set_limit(GRAFT_LIMIT_CLASSES, 5);
-    expect_refused(gr_dataset_open(f, l, 0, &ds), GRAFT_E_LIMIT, "NPY label 5, limit 5", l, "makes 6 classes",
-                   "classes = 5", NULL);
+    expect_refused(gr_dataset_open(f, l, 0, &ds), GRAFT_E_LIMIT, "NPY label 5, limit 5", l,
+                   "makes 6 classes", "classes = 5", NULL);
     graft_set_limit(GRAFT_LIMIT_CLASSES, 6);
-    CHECK(gr_dataset_open(f, l, 0, &ds) == GRAFT_OK && ds->nclass == 6, "NPY label 5, limit 6: %s", graft_last_error());
+    CHECK(gr_dataset_open(f, l, 0, &ds) == GRAFT_OK && ds->nclass == 6, "NPY label 5, limit 6: %s",
+          graft_last_error());
     gr_dataset_free(ds);
     graft_set_limit(GRAFT_LIMIT_CLASSES, saved);
 }
@@ -663,12 +727,14 @@ static void test_csv_shape(void)
     text[k + n] = '\n';
     write_file(pathf(p, sizeof p, "%s/wide.csv", tmp), text, (size_t)k + n + 1);
     size_t rss0 = gr_peak_rss();
-    expect_refused(open_ds(p, &ds), GRAFT_E_FORMAT, "4M fields", "wide.csv:3:", "4194306 fields, the header has 2", NULL);
+    expect_refused(open_ds(p, &ds), GRAFT_E_FORMAT, "4M fields",
+                   "wide.csv:3:", "4194306 fields, the header has 2", NULL);
     expect_small(rss0, 64, "a row of 4M fields");
     /* the header: 1024 columns are read, 1025 are not */
     for (int cols = 1024; cols <= 1025; cols++) {
         size_t len = 0;
-        for (int c = 0; c < cols; c++) len += (size_t)snprintf(text + len, 16, c ? ",c%d" : "path", c);
+        for (int c = 0; c < cols; c++)
+            len += (size_t)snprintf(text + len, 16, c ? ",c%d" : "path", c);
         len += (size_t)snprintf(text + len, 16, "\n");
         for (int r = 0; r < 2; r++) {
             len += (size_t)snprintf(text + len, 16, "one.pgm");
@@ -678,10 +744,12 @@ static void test_csv_shape(void)
         }
         write_file(pathf(p, sizeof p, "%s/cols%d.csv", tmp, cols), text, len);
         if (cols == 1024) {
-            CHECK(open_ds(p, &ds) == GRAFT_OK && ds->ncol == 1023, "1024 columns: %s", graft_last_error());
+            CHECK(open_ds(p, &ds) == GRAFT_OK && ds->ncol == 1023, "1024 columns: %s",
+                  graft_last_error());
             gr_dataset_free(ds);
         } else {
-            expect_refused(open_ds(p, &ds), GRAFT_E_UNSUPPORTED, "1025 columns", p, "1025 columns", "at most 1024", NULL);
+            expect_refused(open_ds(p, &ds), GRAFT_E_UNSUPPORTED, "1025 columns", p, "1025 columns",
+                           "at most 1024", NULL);
         }
     }
     free(text);
@@ -691,49 +759,66 @@ static void test_csv_shape(void)
 
 static void test_transform(void)
 {
-    static const struct { const char *spec, *key; int status; } bad[] = {
-        {"resize=99999999", "resize", GRAFT_E_ARG},      {"crop=0", "crop", GRAFT_E_ARG},
-        {"crop=-5", "crop", GRAFT_E_ARG},                {"resize=nan", "resize", GRAFT_E_ARG},
-        {"size=1e309", "size", GRAFT_E_ARG},             {"size=100x2.5", "size", GRAFT_E_ARG},
-        {"jitter=1e39:0:0:0", "jitter", GRAFT_E_ARG},    {"normalize=1e39:0:0:1:1:1", "normalize", GRAFT_E_ARG},
-        {"normalize=0:0:0:1e-50:1:1", "normalize", GRAFT_E_ARG},
-        {"rrc=224:1e-50:1", "rrc", GRAFT_E_ARG},         {"rrc=224:0.08:1:1e-9:1", "rrc", GRAFT_E_ARG},
-        {"rrc=224:0.08:1:1:1e9", "rrc", GRAFT_E_ARG},    {"size=20000x10000", "size", GRAFT_E_LIMIT},
-        {"resize=14000", "resize", GRAFT_E_LIMIT},       {"crop=14000", "crop", GRAFT_E_LIMIT},
-        {"rrc=14000", "rrc", GRAFT_E_LIMIT},
+    static const struct {
+        const char *spec, *key;
+        int status;
+    } bad[] = {
+        { "resize=99999999", "resize", GRAFT_E_ARG },
+        { "crop=0", "crop", GRAFT_E_ARG },
+        { "crop=-5", "crop", GRAFT_E_ARG },
+        { "resize=nan", "resize", GRAFT_E_ARG },
+        { "size=1e309", "size", GRAFT_E_ARG },
+        { "size=100x2.5", "size", GRAFT_E_ARG },
+        { "jitter=1e39:0:0:0", "jitter", GRAFT_E_ARG },
+        { "normalize=1e39:0:0:1:1:1", "normalize", GRAFT_E_ARG },
+        { "normalize=0:0:0:1e-50:1:1", "normalize", GRAFT_E_ARG },
+        { "rrc=224:1e-50:1", "rrc", GRAFT_E_ARG },
+        { "rrc=224:0.08:1:1e-9:1", "rrc", GRAFT_E_ARG },
+        { "rrc=224:0.08:1:1:1e9", "rrc", GRAFT_E_ARG },
+        { "size=20000x10000", "size", GRAFT_E_LIMIT },
+        { "resize=14000", "resize", GRAFT_E_LIMIT },
+        { "crop=14000", "crop", GRAFT_E_LIMIT },
+        { "rrc=14000", "rrc", GRAFT_E_LIMIT },
     };
     gr_transform t, untouched;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         gr_transform_default(&t);
         untouched = t;
-        expect_refused(gr_transform_parse(bad[i].spec, &t), bad[i].status, bad[i].spec, bad[i].key, NULL);
+        expect_refused(gr_transform_parse(bad[i].spec, &t), bad[i].status, bad[i].spec, bad[i].key,
+                       NULL);
         CHECK(!memcmp(&t, &untouched, sizeof t), "%s: the transform is untouched", bad[i].spec);
         if (bad[i].status == GRAFT_E_LIMIT)
-            CHECK(strstr(graft_last_error(), "image-pixels") != NULL, "%s names the limit", bad[i].spec);
+            CHECK(strstr(graft_last_error(), "image-pixels") != NULL, "%s names the limit",
+                  bad[i].spec);
     }
     /* the boundary: 13000 x 13000 = 169 M pixels is within the default; a limit raised to
      * 200 M lets 20000 x 10000 through */
     CHECK(gr_transform_parse("size=13000", &t) == GRAFT_OK, "size=13000: %s", graft_last_error());
     int64_t saved = graft_get_limit(GRAFT_LIMIT_IMAGE_PIXELS);
     graft_set_limit(GRAFT_LIMIT_IMAGE_PIXELS, 200000000);
-    CHECK(gr_transform_parse("size=20000x10000", &t) == GRAFT_OK, "size=20000x10000 raised: %s", graft_last_error());
+    CHECK(gr_transform_parse("size=20000x10000", &t) == GRAFT_OK, "size=20000x10000 raised: %s",
+          graft_last_error());
     graft_set_limit(GRAFT_LIMIT_IMAGE_PIXELS, saved);
     /* extreme but valid RandomResizedCrop parameters stay within ints */
-    CHECK(gr_transform_parse("rrc=224:1e-30:1:1e-4:1e4", &t) == GRAFT_OK, "extreme rrc: %s", graft_last_error());
+    CHECK(gr_transform_parse("rrc=224:1e-30:1:1e-4:1e4", &t) == GRAFT_OK, "extreme rrc: %s",
+          graft_last_error());
     int mw, mh;
     gr_transform_decode_min(&t, &mw, &mh);
-    CHECK(mw > 0 && mw <= GR_IMAGE_MAX_SIDE && mh > 0 && mh <= GR_IMAGE_MAX_SIDE, "decode minimum %dx%d", mw, mh);
+    CHECK(mw > 0 && mw <= GR_IMAGE_MAX_SIDE && mh > 0 && mh <= GR_IMAGE_MAX_SIDE,
+          "decode minimum %dx%d", mw, mh);
     gr_rng rng;
     gr_rng_seed(&rng, 7);
-    uint8_t px[64 * 48 * 3] = {0};
-    gr_image img = {64, 48, px};
+    uint8_t px[64 * 48 * 3] = { 0 };
+    gr_image img = { 64, 48, px };
     float *out = malloc(sizeof(float) * 3 * 224 * 224);
     for (int k = 0; k < 20; k++)
-        CHECK(gr_transform_apply(&t, &img, &rng, out) == GRAFT_OK, "extreme rrc draw %d: %s", k, graft_last_error());
+        CHECK(gr_transform_apply(&t, &img, &rng, out) == GRAFT_OK, "extreme rrc draw %d: %s", k,
+              graft_last_error());
     free(out);
 }
 
-/* The loader refuses a transform (built by hand, past the parser) whose output is over the limit. */
+/* The loader refuses a transform (built by hand, past the parser) whose output is over the limit.
+ */
 static void test_loader(void)
 {
     char p[400];
@@ -743,10 +828,10 @@ static void test_loader(void)
     gr_transform t;
     gr_transform_default(&t);
     t.crop = 15000;
-    gr_loader_opts o = {.batch = 2};
+    gr_loader_opts o = { .batch = 2 };
     gr_loader *l = NULL;
-    expect_refused(gr_loader_new(ds, NULL, 0, &t, &o, &l), GRAFT_E_LIMIT, "loader crop 15000", "loader", "image-pixels",
-                   NULL);
+    expect_refused(gr_loader_new(ds, NULL, 0, &t, &o, &l), GRAFT_E_LIMIT, "loader crop 15000",
+                   "loader", "image-pixels", NULL);
     CHECK(l == NULL, "loader: nothing made");
     gr_loader_free(l);
     gr_dataset_free(ds);
@@ -755,7 +840,10 @@ static void test_loader(void)
 int main(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/graft_limits_XXXXXX");
-    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 2;
+    }
     test_jpeg();
     test_image_limits();
     test_wav();

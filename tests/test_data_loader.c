@@ -14,11 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NCLASS 3
+#define NCLASS    3
 #define PER_CLASS 7
-#define NSAMPLES (NCLASS * PER_CLASS)
-#define BATCH 5
-#define OUT 24
+#define NSAMPLES  (NCLASS * PER_CLASS)
+#define BATCH     5
+#define OUT       24
 
 static char root[256];
 
@@ -27,7 +27,10 @@ static void write_ppm(const char *path, int w, int h, uint64_t seed)
     gr_rng r;
     gr_rng_seed(&r, seed);
     FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); exit(1); }
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
     fprintf(f, "P6\n%d %d\n255\n", w, h);
     for (int i = 0; i < w * h * 3; i++) fputc((int)gr_rng_below(&r, 256), f);
     fclose(f);
@@ -43,13 +46,15 @@ static void make_folder(const char *dir, int bad)
         mkdir(p, 0755);
         for (int i = 0; i < PER_CLASS; i++) {
             snprintf(p, sizeof p, "%s/c%d/img%d.ppm", dir, c, i);
-            write_ppm(p, 30 + (i * 7 + c * 5) % 41, 30 + (i * 11 + c * 3) % 41, (uint64_t)(c * 100 + i));
+            write_ppm(p, 30 + (i * 7 + c * 5) % 41, 30 + (i * 11 + c * 3) % 41,
+                      (uint64_t)(c * 100 + i));
         }
     }
     if (bad) {
         snprintf(p, sizeof p, "%s/c0/bad.jpg", dir);
         FILE *f = fopen(p, "wb");
-        const unsigned char junk[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0, 1, 2, 3, 4, 5, 6, 7};
+        const unsigned char junk[] = { 0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I',
+                                       'F',  0,    1,    2,    3,    4,    5,   6,   7 };
         fwrite(junk, 1, sizeof junk, f);
         fclose(f);
     }
@@ -69,8 +74,13 @@ static void augment(gr_transform *t)
 
 static gr_loader_opts opts(int workers, uint64_t seed)
 {
-    return (gr_loader_opts){.batch = BATCH, .workers = workers, .prefetch = 0, .shuffle = 1, .drop_last = 0,
-                            .bad = GR_BAD_FATAL, .seed = seed};
+    return (gr_loader_opts){ .batch = BATCH,
+                             .workers = workers,
+                             .prefetch = 0,
+                             .shuffle = 1,
+                             .drop_last = 0,
+                             .bad = GR_BAD_FATAL,
+                             .seed = seed };
 }
 
 /* One epoch, all batches concatenated. */
@@ -105,7 +115,8 @@ static int epoch(gr_loader *l, int e, run *r)
 static int same(const run *a, const run *b)
 {
     return a->nbatch == b->nbatch && a->n == b->n && !memcmp(a->bn, b->bn, sizeof a->bn) &&
-           !memcmp(a->y, b->y, (size_t)a->n * sizeof *a->y) && !memcmp(a->index, b->index, (size_t)a->n * sizeof *a->index) &&
+           !memcmp(a->y, b->y, (size_t)a->n * sizeof *a->y) &&
+           !memcmp(a->index, b->index, (size_t)a->n * sizeof *a->index) &&
            !memcmp(a->x, b->x, (size_t)a->n * sample_len() * sizeof(float));
 }
 
@@ -122,7 +133,8 @@ static int load_run(const gr_dataset *ds, const gr_transform *t, gr_loader_opts 
     return st;
 }
 
-/* data.h: sample i of epoch e uses gr_rng_seed(splitmix64(splitmix64(splitmix64(seed) ^ e) ^ i)). */
+/* data.h: sample i of epoch e uses gr_rng_seed(splitmix64(splitmix64(splitmix64(seed) ^ e) ^ i)).
+ */
 static uint64_t splitmix64(uint64_t x)
 {
     x += 0x9E3779B97F4A7C15ull;
@@ -136,14 +148,17 @@ static void test_determinism(const gr_dataset *ds)
     gr_transform t;
     augment(&t);
     run ref[2], r;
-    for (int e = 0; e < 2; e++) CHECK(load_run(ds, &t, opts(0, 7), e, &ref[e]) == 0, "epoch %d: %s", e, graft_last_error());
-    CHECK(ref[0].nbatch == (NSAMPLES + BATCH - 1) / BATCH && ref[0].bn[ref[0].nbatch - 1] == NSAMPLES % BATCH,
+    for (int e = 0; e < 2; e++)
+        CHECK(load_run(ds, &t, opts(0, 7), e, &ref[e]) == 0, "epoch %d: %s", e, graft_last_error());
+    CHECK(ref[0].nbatch == (NSAMPLES + BATCH - 1) / BATCH &&
+              ref[0].bn[ref[0].nbatch - 1] == NSAMPLES % BATCH,
           "%d batches, last %d", ref[0].nbatch, ref[0].bn[ref[0].nbatch - 1]);
-    int workers[] = {1, 4};
+    int workers[] = { 1, 4 };
     for (int w = 0; w < 2; w++)
         for (int e = 0; e < 2; e++) {
             load_run(ds, &t, opts(workers[w], 7), e, &r);
-            CHECK(same(&r, &ref[e]), "%d workers, epoch %d: batches differ from 0 workers", workers[w], e);
+            CHECK(same(&r, &ref[e]), "%d workers, epoch %d: batches differ from 0 workers",
+                  workers[w], e);
             free(r.x);
         }
     /* one loader, epochs in any order and restarted mid-epoch */
@@ -164,7 +179,7 @@ static void test_determinism(const gr_dataset *ds)
 
     /* every sample once per epoch, labels follow the index, epochs and seeds differ */
     for (int e = 0; e < 2; e++) {
-        int seen[NSAMPLES] = {0}, labels_ok = 1;
+        int seen[NSAMPLES] = { 0 }, labels_ok = 1;
         for (int i = 0; i < ref[e].n; i++) {
             if (ref[e].index[i] >= 0 && ref[e].index[i] < NSAMPLES) seen[ref[e].index[i]]++;
             labels_ok &= ref[e].y[i] == ds->labels[ref[e].index[i]];
@@ -174,7 +189,8 @@ static void test_determinism(const gr_dataset *ds)
         CHECK(once, "epoch %d: every sample exactly once (%d samples)", e, ref[e].n);
         CHECK(labels_ok, "epoch %d: y is the label of index", e);
     }
-    CHECK(memcmp(ref[0].index, ref[1].index, sizeof ref[0].index) != 0, "epochs 0 and 1 have the same order");
+    CHECK(memcmp(ref[0].index, ref[1].index, sizeof ref[0].index) != 0,
+          "epochs 0 and 1 have the same order");
     load_run(ds, &t, opts(1, 8), 0, &r);
     CHECK(memcmp(r.index, ref[0].index, sizeof r.index) != 0, "seeds 7 and 8 give the same order");
     free(r.x);
@@ -188,7 +204,8 @@ static void test_determinism(const gr_dataset *ds)
         for (int i = 0; i < u[e].n; i++) ident &= u[e].index[i] == i;
         CHECK(ident, "shuffle off, epoch %d: dataset order", e);
     }
-    CHECK(memcmp(u[0].x, u[1].x, NSAMPLES * sample_len() * sizeof(float)) != 0, "epochs 0 and 1 augment alike");
+    CHECK(memcmp(u[0].x, u[1].x, NSAMPLES * sample_len() * sizeof(float)) != 0,
+          "epochs 0 and 1 augment alike");
 
     /* each sample equals the transform applied directly, with the documented seed */
     for (int e = 0; e < 2; e++) {
@@ -197,7 +214,10 @@ static void test_determinism(const gr_dataset *ds)
         for (int i = 0; i < ref[e].n; i++) {
             int64_t di = ref[e].index[i];
             gr_image img;
-            if (gr_image_decode(ds->paths[di], &img)) { bad++; continue; }
+            if (gr_image_decode(ds->paths[di], &img)) {
+                bad++;
+                continue;
+            }
             gr_rng rng;
             gr_rng_seed(&rng, splitmix64(splitmix64(splitmix64(7) ^ (uint64_t)e) ^ (uint64_t)di));
             if (gr_transform_apply(&t, &img, &rng, x) ||
@@ -205,7 +225,9 @@ static void test_determinism(const gr_dataset *ds)
                 bad++;
             gr_image_free(&img);
         }
-        CHECK(bad == 0, "epoch %d: %d samples differ from gr_transform_apply with the per-sample seed", e, bad);
+        CHECK(bad == 0,
+              "epoch %d: %d samples differ from gr_transform_apply with the per-sample seed", e,
+              bad);
         free(x);
     }
     for (int e = 0; e < 2; e++) free(ref[e].x), free(u[e].x);
@@ -221,13 +243,14 @@ static void test_drop_last_and_subset(const gr_dataset *ds)
     CHECK(load_run(ds, &t, o, 0, &r) == 0, "%s", graft_last_error());
     int full = r.nbatch == NSAMPLES / BATCH;
     for (int i = 0; i < r.nbatch; i++) full &= r.bn[i] == BATCH;
-    CHECK(full && r.n == NSAMPLES / BATCH * BATCH, "drop_last: %d batches, %d samples", r.nbatch, r.n);
-    int seen[NSAMPLES] = {0}, twice = 0;
+    CHECK(full && r.n == NSAMPLES / BATCH * BATCH, "drop_last: %d batches, %d samples", r.nbatch,
+          r.n);
+    int seen[NSAMPLES] = { 0 }, twice = 0;
     for (int i = 0; i < r.n; i++) twice |= seen[r.index[i]]++;
     CHECK(!twice, "drop_last: a sample repeated");
     free(r.x);
 
-    int64_t idx[] = {20, 3, 5, 11, 0, 17, 9};
+    int64_t idx[] = { 20, 3, 5, 11, 0, 17, 9 };
     gr_loader *l;
     o = opts(3, 3);
     CHECK(gr_loader_new(ds, idx, 7, &t, &o, &l) == 0, "%s", graft_last_error());
@@ -241,12 +264,14 @@ static void test_drop_last_and_subset(const gr_dataset *ds)
         in &= found;
         sum += r.index[i];
     }
-    CHECK(in && sum == 20 + 3 + 5 + 11 + 0 + 17 + 9 && r.nbatch == 2, "subset: %d samples, %d batches", r.n, r.nbatch);
+    CHECK(in && sum == 20 + 3 + 5 + 11 + 0 + 17 + 9 && r.nbatch == 2,
+          "subset: %d samples, %d batches", r.n, r.nbatch);
     free(r.x);
 }
 
 /* Runs f with stderr in a file; returns what was written (malloc'd). */
-static char *capture_stderr(int (*f)(const gr_dataset *, run *), const gr_dataset *ds, run *r, int *ret)
+static char *capture_stderr(int (*f)(const gr_dataset *, run *), const gr_dataset *ds, run *r,
+                            int *ret)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/stderr.txt", root);
@@ -306,26 +331,32 @@ static void test_bad(const gr_dataset *bds, int64_t bad_i)
         for (int b = 0; b < r[e].nbatch; b++) shorter += BATCH - r[e].bn[b];
         /* 22 samples: 4 full batches and one of 2, one of them a sample short */
         CHECK(!has_bad && r[e].n == NSAMPLES && r[e].nbatch == 5 && shorter == 5 * BATCH - NSAMPLES,
-              "skip epoch %d: %d samples in %d batches, bad one present %d", e, r[e].n, r[e].nbatch, has_bad);
+              "skip epoch %d: %d samples in %d batches, bad one present %d", e, r[e].n, r[e].nbatch,
+              has_bad);
         free(r[e].x);
     }
 
     /* fatal: the batches before the bad sample arrive, then the error naming it, then it stays */
     gr_transform t;
     augment(&t);
-    int workers[] = {0, 2, 4};
+    int workers[] = { 0, 2, 4 };
     for (int w = 0; w < 3; w++) {
         gr_loader *l;
         gr_loader_opts o = opts(workers[w], 5);
-        if (gr_loader_new(bds, NULL, 0, &t, &o, &l)) { CHECK(0, "%s", graft_last_error()); continue; }
+        if (gr_loader_new(bds, NULL, 0, &t, &o, &l)) {
+            CHECK(0, "%s", graft_last_error());
+            continue;
+        }
         gr_loader_start(l, 0);
         gr_batch b;
         int st, got = 0;
         while ((st = gr_loader_next(l, &b)) == 1) got += b.n;
-        CHECK(st < 0 && strstr(graft_last_error(), bad_path), "fatal, %d workers: returned %d, message: %s", workers[w],
-              st, graft_last_error());
-        CHECK(got == bad_batch * BATCH, "fatal, %d workers: %d samples before the error (want the %d whole batches before it)",
-              workers[w], got, bad_batch);
+        CHECK(st < 0 && strstr(graft_last_error(), bad_path),
+              "fatal, %d workers: returned %d, message: %s", workers[w], st, graft_last_error());
+        CHECK(
+            got == bad_batch * BATCH,
+            "fatal, %d workers: %d samples before the error (want the %d whole batches before it)",
+            workers[w], got, bad_batch);
         CHECK(gr_loader_next(l, &b) == st, "fatal: the error stays");
         CHECK(gr_loader_start(l, 0) == 0 && gr_loader_next(l, &b) == 1, "a new start clears it");
         gr_loader_free(l);
@@ -342,12 +373,12 @@ static void test_in_memory(void)
         CHECK(0, "open %s: %s", fm, graft_last_error());
         return;
     }
-    CHECK(ds->n == 10000 && ds->w == 28 && ds->h == 28 && ds->pixels, "fashion-mnist: %lld samples of %dx%d",
-          (long long)ds->n, ds->w, ds->h);
+    CHECK(ds->n == 10000 && ds->w == 28 && ds->h == 28 && ds->pixels,
+          "fashion-mnist: %lld samples of %dx%d", (long long)ds->n, ds->w, ds->h);
     gr_transform t;
     gr_transform_default(&t);
     t.resize = t.crop = 0;
-    int64_t idx[] = {9999, 0, 1234, 5, 42, 777, 3141};
+    int64_t idx[] = { 9999, 0, 1234, 5, 42, 777, 3141 };
     gr_loader_opts o = opts(2, 11);
     o.batch = 3;
     o.shuffle = 0;
@@ -364,12 +395,14 @@ static void test_in_memory(void)
     while ((st = gr_loader_next(l, &b)) == 1) {
         CHECK(b.h == 28 && b.w == 28, "in-memory batch of %dx%d", b.w, b.h);
         for (int i = 0; i < b.n && k < 7; i++, k++) {
-            CHECK(b.index[i] == idx[k] && b.y[i] == ds->labels[idx[k]], "in-memory sample %d: index %lld", k,
-                  (long long)b.index[i]);
+            CHECK(b.index[i] == idx[k] && b.y[i] == ds->labels[idx[k]],
+                  "in-memory sample %d: index %lld", k, (long long)b.index[i]);
             const uint8_t *px = ds->pixels + idx[k] * 28 * 28;
             for (int c = 0; c < 3; c++)
-                for (int j = 0; j < 28 * 28; j++) want[c * 784 + j] = ((float)px[j] / 255.0f - t.mean[c]) / t.std[c];
-            th_close(b.x + (size_t)i * 3 * 784, want, 3 * 784, 1e-6, 1e-6, "in-memory ToTensor + Normalize");
+                for (int j = 0; j < 28 * 28; j++)
+                    want[c * 784 + j] = ((float)px[j] / 255.0f - t.mean[c]) / t.std[c];
+            th_close(b.x + (size_t)i * 3 * 784, want, 3 * 784, 1e-6, 1e-6,
+                     "in-memory ToTensor + Normalize");
         }
     }
     CHECK(st == 0 && k == 7, "in-memory: %d samples, status %d", k, st);
@@ -416,7 +449,8 @@ static void test_scaled_decode(void)
     gr_loader_opts o = opts(2, 1);
     gr_loader *l;
     gr_batch b;
-    if (gr_loader_new(ds, NULL, 0, &t, &o, &l) || gr_loader_start(l, 0) || gr_loader_next(l, &b) != 1) {
+    if (gr_loader_new(ds, NULL, 0, &t, &o, &l) || gr_loader_start(l, 0) ||
+        gr_loader_next(l, &b) != 1) {
         CHECK(0, "photo loader: %s", graft_last_error());
         gr_dataset_free(ds);
         return;
@@ -425,14 +459,16 @@ static void test_scaled_decode(void)
     float *scaled = malloc(len * sizeof(float)), *full = malloc(len * sizeof(float));
     gr_image s_img, f_img;
     gr_rng rng;
-    CHECK(b.n == 2 && gr_image_decode_scaled(photo, mw, mh, &s_img) == 0 && gr_image_decode(photo, &f_img) == 0,
+    CHECK(b.n == 2 && gr_image_decode_scaled(photo, mw, mh, &s_img) == 0 &&
+              gr_image_decode(photo, &f_img) == 0,
           "decode the photo: %s", graft_last_error());
-    CHECK(s_img.w < f_img.w && s_img.w >= 2 * mw && s_img.h >= 2 * mh, "scaled decode %dx%d of %dx%d (min %dx%d)",
-          s_img.w, s_img.h, f_img.w, f_img.h, mw, mh);
+    CHECK(s_img.w < f_img.w && s_img.w >= 2 * mw && s_img.h >= 2 * mh,
+          "scaled decode %dx%d of %dx%d (min %dx%d)", s_img.w, s_img.h, f_img.w, f_img.h, mw, mh);
     gr_transform_apply(&t, &s_img, &rng, scaled); /* no random steps: rng unused */
     gr_transform_apply(&t, &f_img, &rng, full);
     for (int i = 0; i < b.n; i++)
-        CHECK(!memcmp(b.x + i * len, scaled, len * sizeof(float)), "photo %d: loader differs from the scaled decode", i);
+        CHECK(!memcmp(b.x + i * len, scaled, len * sizeof(float)),
+              "photo %d: loader differs from the scaled decode", i);
     double mad = 0;
     for (size_t i = 0; i < len; i++) mad += fabs((double)scaled[i] - full[i]) / (double)len;
     /* 0.03 in normalised units is about 1.7/255 of pixel value */
@@ -469,12 +505,13 @@ static void test_free_and_errors(const gr_dataset *ds)
     gr_transform v;
     gr_transform_default(&v);
     v.crop = 0;
-    CHECK(gr_loader_new(ds, NULL, 0, &v, &o, &l) == GRAFT_E_ARG && strstr(graft_last_error(), "fixed"),
+    CHECK(gr_loader_new(ds, NULL, 0, &v, &o, &l) == GRAFT_E_ARG &&
+              strstr(graft_last_error(), "fixed"),
           "resize only: %s", graft_last_error());
     o.batch = 0;
     CHECK(gr_loader_new(ds, NULL, 0, &t, &o, &l) == GRAFT_E_ARG, "batch 0");
     o = opts(1, 1);
-    int64_t out_of_range[] = {0, NSAMPLES};
+    int64_t out_of_range[] = { 0, NSAMPLES };
     CHECK(gr_loader_new(ds, out_of_range, 2, &t, &o, &l) == GRAFT_E_ARG, "index out of range");
     CHECK(gr_loader_new(ds, NULL, 0, &t, &o, &l) == 0, "%s", graft_last_error());
     CHECK(gr_loader_next(l, &b) < 0, "next before start");
@@ -484,7 +521,10 @@ static void test_free_and_errors(const gr_dataset *ds)
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/graft_loader_XXXXXX");
-    if (!mkdtemp(root)) { perror("mkdtemp"); return 1; }
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        return 1;
+    }
     char good[300], bad[300];
     snprintf(good, sizeof good, "%s/good", root);
     snprintf(bad, sizeof bad, "%s/bad", root);
@@ -495,7 +535,8 @@ int main(void)
         fprintf(stderr, "open: %s\n", graft_last_error());
         return 1;
     }
-    CHECK(ds->n == NSAMPLES && bds->n == NSAMPLES + 1, "%lld and %lld samples", (long long)ds->n, (long long)bds->n);
+    CHECK(ds->n == NSAMPLES && bds->n == NSAMPLES + 1, "%lld and %lld samples", (long long)ds->n,
+          (long long)bds->n);
     int64_t bad_i = -1;
     for (int64_t i = 0; i < bds->n; i++)
         if (strstr(bds->paths[i], "bad.jpg")) bad_i = i;

@@ -34,7 +34,10 @@ static const char *tpath(const char *name)
 static float *read_floats(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) { *n = 0; return NULL; }
+    if (!f) {
+        *n = 0;
+        return NULL;
+    }
     fseek(f, 0, SEEK_END);
     long len = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -60,7 +63,8 @@ static int nimg;
 static int load_list(void)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' images '%s' > '%s' 2>&1", script, tmpdir, tpath("images.log"));
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' images '%s' > '%s' 2>&1", script, tmpdir,
+             tpath("images.log"));
     int rc = system(cmd);
     CHECK(rc == 0, "%s failed (see %s)", cmd, tpath("images.log"));
     FILE *f = fopen(tpath("images.txt"), "r");
@@ -75,9 +79,9 @@ static int load_list(void)
 enum { J_PIPE, J_RRC, J_ADJ, J_CHAIN };
 typedef struct job {
     int kind, img;
-    gr_transform t;        /* J_PIPE, J_CHAIN */
-    gr_transform_draws d;  /* J_RRC (box), J_CHAIN */
-    int adj;               /* J_ADJ */
+    gr_transform t;       /* J_PIPE, J_CHAIN */
+    gr_transform_draws d; /* J_RRC (box), J_CHAIN */
+    int adj;              /* J_ADJ */
     float factor;
     double tol;
     char what[160];
@@ -86,11 +90,14 @@ typedef struct job {
 #define MAXJOBS 600
 static job jobs[MAXJOBS];
 static int njobs;
-static const char *adj_names[4] = {"brightness", "contrast", "saturation", "hue"};
+static const char *adj_names[4] = { "brightness", "contrast", "saturation", "hue" };
 
 static job *add(int kind, int img, double tol)
 {
-    if (njobs >= MAXJOBS) { fprintf(stderr, "too many jobs\n"); exit(2); }
+    if (njobs >= MAXJOBS) {
+        fprintf(stderr, "too many jobs\n");
+        exit(2);
+    }
     job *j = &jobs[njobs++];
     memset(j, 0, sizeof *j);
     j->kind = kind;
@@ -101,7 +108,8 @@ static job *add(int kind, int img, double tol)
 
 static int find_img(const char *name)
 {
-    for (int i = 0; i < nimg; i++) if (!strcmp(img_name[i], name)) return i;
+    for (int i = 0; i < nimg; i++)
+        if (!strcmp(img_name[i], name)) return i;
     CHECK(0, "test image %s missing", name);
     return -1;
 }
@@ -115,19 +123,24 @@ static void write_job(FILE *f, int k)
     const char *img = img_path[j->img], *o = tpath(out);
     switch (j->kind) {
     case J_PIPE:
-        fprintf(f, "pipe %s %s %d %d %d %.9g %.9g %.9g %.9g %.9g %.9g\n", img, o, t->resize, t->crop, t->size_w,
-                t->mean[0], t->mean[1], t->mean[2], t->std[0], t->std[1], t->std[2]);
+        fprintf(f, "pipe %s %s %d %d %d %.9g %.9g %.9g %.9g %.9g %.9g\n", img, o, t->resize,
+                t->crop, t->size_w, t->mean[0], t->mean[1], t->mean[2], t->std[0], t->std[1],
+                t->std[2]);
         break;
     case J_RRC:
-        fprintf(f, "rrc %s %s %d %d %d %d %d\n", img, o, j->d.crop_y, j->d.crop_x, j->d.crop_h, j->d.crop_w, t->rrc);
+        fprintf(f, "rrc %s %s %d %d %d %d %d\n", img, o, j->d.crop_y, j->d.crop_x, j->d.crop_h,
+                j->d.crop_w, t->rrc);
         break;
     case J_ADJ: fprintf(f, "adj %s %s %s %.9g\n", img, o, adj_names[j->adj], j->factor); break;
     default:
-        fprintf(f, "chain %s %s %d %d %d %d %d %d %d %d %d %d %.9g %.9g %.9g %.9g %d %d %d %d %.9g %.9g %.9g %.9g %.9g %.9g\n",
-                img, o, j->d.crop_y, j->d.crop_x, j->d.crop_h, j->d.crop_w, t->rrc, j->d.flip, j->d.order[0],
-                j->d.order[1], j->d.order[2], j->d.order[3], j->d.factor[0], j->d.factor[1], j->d.factor[2],
-                j->d.factor[3], t->jitter[0] > 0, t->jitter[1] > 0, t->jitter[2] > 0, t->jitter[3] > 0, t->mean[0],
-                t->mean[1], t->mean[2], t->std[0], t->std[1], t->std[2]);
+        fprintf(f,
+                "chain %s %s %d %d %d %d %d %d %d %d %d %d %.9g %.9g %.9g %.9g %d %d %d %d %.9g "
+                "%.9g %.9g %.9g %.9g %.9g\n",
+                img, o, j->d.crop_y, j->d.crop_x, j->d.crop_h, j->d.crop_w, t->rrc, j->d.flip,
+                j->d.order[0], j->d.order[1], j->d.order[2], j->d.order[3], j->d.factor[0],
+                j->d.factor[1], j->d.factor[2], j->d.factor[3], t->jitter[0] > 0, t->jitter[1] > 0,
+                t->jitter[2] > 0, t->jitter[3] > 0, t->mean[0], t->mean[1], t->mean[2], t->std[0],
+                t->std[1], t->std[2]);
     }
 }
 
@@ -137,12 +150,12 @@ static float *run_graft(const job *j, const gr_image *img, int *h, int *w)
     float *out = NULL;
     int st = GRAFT_OK;
     if (j->kind == J_ADJ) {
-        gr_image c = {img->w, img->h, malloc((size_t)img->w * img->h * 3)};
+        gr_image c = { img->w, img->h, malloc((size_t)img->w * img->h * 3) };
         memcpy(c.rgb, img->rgb, (size_t)img->w * img->h * 3);
         gr_image_adjust(&c, j->adj, j->factor);
         *h = c.h, *w = c.w;
         out = malloc((size_t)c.w * c.h * 3 * sizeof *out);
-        float m[3] = {0, 0, 0}, s[3] = {1, 1, 1};
+        float m[3] = { 0, 0, 0 }, s[3] = { 1, 1, 1 };
         gr_image_to_chw(out, &c, m, s);
         gr_image_free(&c);
         return out;
@@ -157,7 +170,10 @@ static float *run_graft(const job *j, const gr_image *img, int *h, int *w)
     }
     st = gr_transform_apply_draws(&j->t, img, &d, out);
     CHECK(st == GRAFT_OK, "%s: %s", j->what, graft_last_error());
-    if (st) { free(out); return NULL; }
+    if (st) {
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -167,7 +183,8 @@ static void run_jobs(void)
     for (int k = 0; k < njobs; k++) write_job(f, k);
     fclose(f);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' batch '%s' > '%s' 2>&1", script, tpath("jobs.txt"), tpath("ref.log"));
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' batch '%s' > '%s' 2>&1", script,
+             tpath("jobs.txt"), tpath("ref.log"));
     double t0 = now();
     int rc = system(cmd);
     printf("reference: %d jobs in %.1f s\n", njobs, now() - t0);
@@ -177,9 +194,9 @@ static void run_jobs(void)
         if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
         return;
     }
-    gr_image imgs[MAXIMG] = {{0}};
-    double worst_kind[4] = {0}, worst_adj[4] = {0};
-    long differ_adj[4] = {0}, total_adj[4] = {0};
+    gr_image imgs[MAXIMG] = { { 0 } };
+    double worst_kind[4] = { 0 }, worst_adj[4] = { 0 };
+    long differ_adj[4] = { 0 }, total_adj[4] = { 0 };
     for (int k = 0; k < njobs; k++) {
         const job *j = &jobs[k];
         if (!imgs[j->img].rgb && gr_image_decode(img_path[j->img], &imgs[j->img])) {
@@ -192,7 +209,8 @@ static void run_jobs(void)
         snprintf(out, sizeof out, "ref_%d.raw", k);
         size_t n;
         float *ref = read_floats(tpath(out), &n);
-        CHECK(g && ref && n == (size_t)3 * h * w, "%s: torchvision gave %zu floats, graft 3x%dx%d", j->what, n, h, w);
+        CHECK(g && ref && n == (size_t)3 * h * w, "%s: torchvision gave %zu floats, graft 3x%dx%d",
+              j->what, n, h, w);
         if (g && ref && n == (size_t)3 * h * w) {
             double worst = 0;
             long differ = 0;
@@ -208,22 +226,25 @@ static void run_jobs(void)
                 total_adj[j->adj] += (long)n;
             }
             if (j->kind == J_PIPE && j->t.std[0] == 1)
-                printf("  %-40s -> %4dx%-4d max |graft - torchvision| = %.3g/255\n", j->what, w, h, worst * 255);
+                printf("  %-40s -> %4dx%-4d max |graft - torchvision| = %.3g/255\n", j->what, w, h,
+                       worst * 255);
             th_close(g, ref, (long)n, 0, j->tol, j->what);
         }
         free(g);
         free(ref);
     }
     for (int i = 0; i < MAXIMG; i++) gr_image_free(&imgs[i]);
-    printf("max |graft - torchvision|: resize+crop %.3g/255, resized_crop %.3g/255, chain (normalized) %.3g\n",
+    printf("max |graft - torchvision|: resize+crop %.3g/255, resized_crop %.3g/255, chain "
+           "(normalized) %.3g\n",
            worst_kind[J_PIPE] * 255, worst_kind[J_RRC] * 255, worst_kind[J_CHAIN]);
     for (int a = 0; a < 4; a++)
-        printf("  %-10s max diff %.3g/255, %ld of %ld samples differ\n", adj_names[a], worst_adj[a] * 255,
-               differ_adj[a], total_adj[a]);
+        printf("  %-10s max diff %.3g/255, %ld of %ld samples differ\n", adj_names[a],
+               worst_adj[a] * 255, differ_adj[a], total_adj[a]);
 }
 
 #define TOL (1.0 / 255 + 1e-6)
-#define TOL_NORM (1.0 / 255 / 0.224 + 1e-5) /* 1/255 before normalisation, divided by the smallest std */
+#define TOL_NORM                                                                                   \
+    (1.0 / 255 / 0.224 + 1e-5) /* 1/255 before normalisation, divided by the smallest std */
 
 static void plan_jobs(void)
 {
@@ -231,7 +252,10 @@ static void plan_jobs(void)
     gr_rng_seed(&rng, 1234);
     for (int i = 0; i < nimg; i++) {
         gr_image img;
-        if (gr_image_decode(img_path[i], &img)) { CHECK(0, "%s: %s", img_path[i], graft_last_error()); continue; }
+        if (gr_image_decode(img_path[i], &img)) {
+            CHECK(0, "%s: %s", img_path[i], graft_last_error());
+            continue;
+        }
         int big = img.w * img.h > 1000000;
         /* test 1: resize 256, center crop 224, before and after normalisation */
         job *j = add(J_PIPE, i, TOL);
@@ -255,18 +279,21 @@ static void plan_jobs(void)
             j = add(J_RRC, i, TOL);
             j->t = rt;
             gr_transform_draw(&rt, img.w, img.h, &rng, &j->d);
-            snprintf(j->what, sizeof j->what, "%s resized_crop box %dx%d at (%d, %d)", img_name[i], j->d.crop_w,
-                     j->d.crop_h, j->d.crop_x, j->d.crop_y);
+            snprintf(j->what, sizeof j->what, "%s resized_crop box %dx%d at (%d, %d)", img_name[i],
+                     j->d.crop_w, j->d.crop_h, j->d.crop_x, j->d.crop_y);
         }
         /* each adjustment with explicit factors, on the decoded image */
-        static const float fac[4][5] = {{0, 0.37f, 1, 1.29f, 2.5f}, {0, 0.5f, 1, 1.6f, 3},
-                                        {0, 0.41f, 1, 1.8f, 2.2f}, {-0.5f, -0.27f, 0.003f, 0.1f, 0.5f}};
+        static const float fac[4][5] = { { 0, 0.37f, 1, 1.29f, 2.5f },
+                                         { 0, 0.5f, 1, 1.6f, 3 },
+                                         { 0, 0.41f, 1, 1.8f, 2.2f },
+                                         { -0.5f, -0.27f, 0.003f, 0.1f, 0.5f } };
         for (int a = 0; a < 4 && !big; a++)
             for (int f = 0; f < 5; f++) {
                 j = add(J_ADJ, i, TOL);
                 j->adj = a;
                 j->factor = fac[a][f];
-                snprintf(j->what, sizeof j->what, "%s adjust_%s(%g)", img_name[i], adj_names[a], fac[a][f]);
+                snprintf(j->what, sizeof j->what, "%s adjust_%s(%g)", img_name[i], adj_names[a],
+                         fac[a][f]);
             }
         /* the whole chain with drawn choices */
         gr_transform ct;
@@ -275,8 +302,8 @@ static void plan_jobs(void)
             j = add(J_CHAIN, i, TOL_NORM);
             j->t = ct;
             gr_transform_draw(&ct, img.w, img.h, &rng, &j->d);
-            snprintf(j->what, sizeof j->what, "%s chain flip %d order %d%d%d%d", img_name[i], j->d.flip,
-                     j->d.order[0], j->d.order[1], j->d.order[2], j->d.order[3]);
+            snprintf(j->what, sizeof j->what, "%s chain flip %d order %d%d%d%d", img_name[i],
+                     j->d.flip, j->d.order[0], j->d.order[1], j->d.order[2], j->d.order[3]);
         }
         gr_image_free(&img);
     }
@@ -291,8 +318,8 @@ static void plan_jobs(void)
                 job *j = add(J_CHAIN, g, 1.0 / 255 / 0.2 + 1e-5);
                 j->t = ct;
                 gr_transform_draw(&ct, img.w, img.h, &rng, &j->d);
-                snprintf(j->what, sizeof j->what, "grace_hopper contrast+hue only, order %d%d%d%d", j->d.order[0],
-                         j->d.order[1], j->d.order[2], j->d.order[3]);
+                snprintf(j->what, sizeof j->what, "grace_hopper contrast+hue only, order %d%d%d%d",
+                         j->d.order[0], j->d.order[1], j->d.order[2], j->d.order[3]);
             }
             gr_image_free(&img);
         }
@@ -301,12 +328,14 @@ static void plan_jobs(void)
 
 /* ---- RandomResizedCrop parameters --------------------------------------------------------- */
 
-typedef struct stats { double area, logar, x, y, mode_frac; } stats;
+typedef struct stats {
+    double area, logar, x, y, mode_frac;
+} stats;
 
 /* Summary of n boxes (i, j, h, w as torchvision writes them); mode = the box counted. */
 static stats box_stats(const int32_t *b, int n, int W, int H, const int32_t *mode)
 {
-    stats s = {0};
+    stats s = { 0 };
     for (int k = 0; k < n; k++) {
         const int32_t *p = b + 4 * k;
         s.area += (double)p[2] * p[3] / ((double)W * H);
@@ -321,23 +350,31 @@ static stats box_stats(const int32_t *b, int n, int W, int H, const int32_t *mod
 
 static void test_rrc_params(void)
 {
-    static const struct { int w, h; float scale[2], ratio[2]; } cases[] = {
-        {500, 375, {0.08f, 1}, {3.0f / 4, 4.0f / 3}}, {7, 300, {0.08f, 1}, {3.0f / 4, 4.0f / 3}},
-        {1000, 10, {0.08f, 1}, {3.0f / 4, 4.0f / 3}}, {224, 224, {0.5f, 0.9f}, {0.5f, 2}},
-        {1000, 10, {0.9f, 1}, {3.0f / 4, 4.0f / 3}}, {10, 1000, {0.9f, 1}, {3.0f / 4, 4.0f / 3}},
-        {64, 48, {1, 1}, {1, 1}},
+    static const struct {
+        int w, h;
+        float scale[2], ratio[2];
+    } cases[] = {
+        { 500, 375, { 0.08f, 1 }, { 3.0f / 4, 4.0f / 3 } },
+        { 7, 300, { 0.08f, 1 }, { 3.0f / 4, 4.0f / 3 } },
+        { 1000, 10, { 0.08f, 1 }, { 3.0f / 4, 4.0f / 3 } },
+        { 224, 224, { 0.5f, 0.9f }, { 0.5f, 2 } },
+        { 1000, 10, { 0.9f, 1 }, { 3.0f / 4, 4.0f / 3 } },
+        { 10, 1000, { 0.9f, 1 }, { 3.0f / 4, 4.0f / 3 } },
+        { 64, 48, { 1, 1 }, { 1, 1 } },
     };
     enum { N = 4000, NC = sizeof cases / sizeof *cases };
     FILE *f = fopen(tpath("params.txt"), "w");
     for (int c = 0; c < NC; c++) {
         char out[32];
         snprintf(out, sizeof out, "params_%d.raw", c);
-        fprintf(f, "params %d %d %.9g %.9g %.9g %.9g %d %d %s\n", cases[c].w, cases[c].h, cases[c].scale[0],
-                cases[c].scale[1], cases[c].ratio[0], cases[c].ratio[1], N, 7 + c, tpath(out));
+        fprintf(f, "params %d %d %.9g %.9g %.9g %.9g %d %d %s\n", cases[c].w, cases[c].h,
+                cases[c].scale[0], cases[c].scale[1], cases[c].ratio[0], cases[c].ratio[1], N,
+                7 + c, tpath(out));
     }
     fclose(f);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' batch '%s' > '%s' 2>&1", script, tpath("params.txt"), tpath("params.log"));
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' batch '%s' > '%s' 2>&1", script,
+             tpath("params.txt"), tpath("params.log"));
     int rc = system(cmd);
     CHECK(rc == 0, "%s failed (see %s)", cmd, tpath("params.log"));
     if (rc) return;
@@ -351,7 +388,10 @@ static void test_rrc_params(void)
         size_t n;
         int32_t *ref = (int32_t *)read_floats(tpath(out), &n);
         CHECK(ref && n == N * 4, "params case %d: %zu values", c, n);
-        if (!ref || n != N * 4) { free(ref); continue; }
+        if (!ref || n != N * 4) {
+            free(ref);
+            continue;
+        }
         int inside = 1, shape_ok = 1;
         for (int k = 0; k < N; k++) {
             int x, y, w, h;
@@ -365,8 +405,10 @@ static void test_rrc_params(void)
             if (!fallback) {
                 double A = (double)W * H, s0 = cases[c].scale[0], s1 = cases[c].scale[1];
                 double r0 = cases[c].ratio[0], r1 = cases[c].ratio[1];
-                shape_ok &= (w - 0.5) * (h - 0.5) <= s1 * A * 1.0001 && (w + 0.5) * (h + 0.5) >= s0 * A * 0.9999
-                            && (w + 0.5) / (h - 0.5) >= r0 * 0.9999 && (w - 0.5) / (h + 0.5) <= r1 * 1.0001;
+                shape_ok &= (w - 0.5) * (h - 0.5) <= s1 * A * 1.0001 &&
+                            (w + 0.5) * (h + 0.5) >= s0 * A * 0.9999 &&
+                            (w + 0.5) / (h - 0.5) >= r0 * 0.9999 &&
+                            (w - 0.5) / (h + 0.5) <= r1 * 1.0001;
             }
         }
         CHECK(inside, "case %d (%dx%d): a box outside the image", c, W, H);
@@ -378,23 +420,29 @@ static void test_rrc_params(void)
             for (int m = 0; m < N; m++) cnt += !memcmp(ref + 4 * k, ref + 4 * m, 16);
             if (cnt > best_n) best_n = cnt, best = k;
         }
-        stats a = box_stats(mine, N, W, H, ref + 4 * best), b = box_stats(ref, N, W, H, ref + 4 * best);
+        stats a = box_stats(mine, N, W, H, ref + 4 * best),
+              b = box_stats(ref, N, W, H, ref + 4 * best);
         /* standard errors are at most 0.5/sqrt(N) for fractions in [0, 1]; log-aspect spans
          * log(r1/r0) <= 1.4 */
         double se = 0.5 / sqrt(N), lr = log((double)cases[c].ratio[1] / cases[c].ratio[0]) + 1e-9;
         printf("  rrc %4dx%-4d scale %.2g:%.2g: area %.4f vs %.4f, log-aspect %+.4f vs %+.4f, "
                "x %.3f vs %.3f, y %.3f vs %.3f, mode box %.3f vs %.3f\n",
-               W, H, cases[c].scale[0], cases[c].scale[1], a.area, b.area, a.logar, b.logar, a.x, b.x, a.y, b.y,
-               a.mode_frac, b.mode_frac);
-        CHECK(fabs(a.area - b.area) < 5 * se, "case %d: mean area %.4f vs torchvision %.4f", c, a.area, b.area);
-        CHECK(fabs(a.logar - b.logar) < 5 * se * lr + 1e-9, "case %d: mean log aspect %.4f vs %.4f", c, a.logar, b.logar);
-        CHECK(fabs(a.x - b.x) < 5 * se && fabs(a.y - b.y) < 5 * se, "case %d: mean position (%.3f, %.3f) vs (%.3f, %.3f)",
-              c, a.x, a.y, b.x, b.y);
-        CHECK(fabs(a.mode_frac - b.mode_frac) < 5 * se, "case %d: fallback/most common box %.3f of draws vs %.3f", c,
-              a.mode_frac, b.mode_frac);
-        if (b.mode_frac == 1.0) /* deterministic (fallback always taken, or scale and ratio fixed 1) */
-            CHECK(!memcmp(mine, ref, 16) && a.mode_frac == 1.0, "case %d: box (%d %d %d %d) vs torchvision (%d %d %d %d)",
-                  c, mine[0], mine[1], mine[2], mine[3], ref[0], ref[1], ref[2], ref[3]);
+               W, H, cases[c].scale[0], cases[c].scale[1], a.area, b.area, a.logar, b.logar, a.x,
+               b.x, a.y, b.y, a.mode_frac, b.mode_frac);
+        CHECK(fabs(a.area - b.area) < 5 * se, "case %d: mean area %.4f vs torchvision %.4f", c,
+              a.area, b.area);
+        CHECK(fabs(a.logar - b.logar) < 5 * se * lr + 1e-9, "case %d: mean log aspect %.4f vs %.4f",
+              c, a.logar, b.logar);
+        CHECK(fabs(a.x - b.x) < 5 * se && fabs(a.y - b.y) < 5 * se,
+              "case %d: mean position (%.3f, %.3f) vs (%.3f, %.3f)", c, a.x, a.y, b.x, b.y);
+        CHECK(fabs(a.mode_frac - b.mode_frac) < 5 * se,
+              "case %d: fallback/most common box %.3f of draws vs %.3f", c, a.mode_frac,
+              b.mode_frac);
+        if (b.mode_frac ==
+            1.0) /* deterministic (fallback always taken, or scale and ratio fixed 1) */
+            CHECK(!memcmp(mine, ref, 16) && a.mode_frac == 1.0,
+                  "case %d: box (%d %d %d %d) vs torchvision (%d %d %d %d)", c, mine[0], mine[1],
+                  mine[2], mine[3], ref[0], ref[1], ref[2], ref[3]);
         free(ref);
     }
     free(mine);
@@ -405,8 +453,9 @@ static void test_rrc_params(void)
 static void test_draws(void)
 {
     gr_transform t;
-    CHECK(gr_transform_parse("rrc=32,flip=0.5,jitter=0.4:0.3:0.2:0.1", &t) == GRAFT_OK, "%s", graft_last_error());
-    int flips = 0, perm_seen[24] = {0}, fac_ok = 1;
+    CHECK(gr_transform_parse("rrc=32,flip=0.5,jitter=0.4:0.3:0.2:0.1", &t) == GRAFT_OK, "%s",
+          graft_last_error());
+    int flips = 0, perm_seen[24] = { 0 }, fac_ok = 1;
     gr_rng rng;
     gr_rng_seed(&rng, 5);
     enum { N = 4000 };
@@ -421,20 +470,27 @@ static void test_draws(void)
             code = code * (4 - i) + less;
             used |= 1 << d.order[i];
         }
-        CHECK(used == 15, "order %d%d%d%d is not a permutation", d.order[0], d.order[1], d.order[2], d.order[3]);
+        CHECK(used == 15, "order %d%d%d%d is not a permutation", d.order[0], d.order[1], d.order[2],
+              d.order[3]);
         perm_seen[code]++;
-        for (int a = 0; a < 3; a++) fac_ok &= d.factor[a] >= 1 - t.jitter[a] && d.factor[a] <= 1 + t.jitter[a];
+        for (int a = 0; a < 3; a++)
+            fac_ok &= d.factor[a] >= 1 - t.jitter[a] && d.factor[a] <= 1 + t.jitter[a];
         fac_ok &= fabsf(d.factor[3]) <= t.jitter[3];
     }
     int min_seen = N;
     for (int i = 0; i < 24; i++) min_seen = perm_seen[i] < min_seen ? perm_seen[i] : min_seen;
-    CHECK(fabs(flips / (double)N - 0.5) < 5 * 0.5 / sqrt(N), "flip rate %.3f for p = 0.5", flips / (double)N);
-    CHECK(min_seen > N / 24 / 2, "jitter orders not uniform: one of the 24 seen %d times in %d", min_seen, N);
+    CHECK(fabs(flips / (double)N - 0.5) < 5 * 0.5 / sqrt(N), "flip rate %.3f for p = 0.5",
+          flips / (double)N);
+    CHECK(min_seen > N / 24 / 2, "jitter orders not uniform: one of the 24 seen %d times in %d",
+          min_seen, N);
     CHECK(fac_ok, "a jitter factor outside its range");
 
     /* gr_transform_apply = draw + apply_draws with the same rng; repeatable */
     gr_image img;
-    if (gr_image_decode(img_path[0], &img)) { CHECK(0, "%s", graft_last_error()); return; }
+    if (gr_image_decode(img_path[0], &img)) {
+        CHECK(0, "%s", graft_last_error());
+        return;
+    }
     float *a = malloc(3 * 32 * 32 * sizeof *a), *b = malloc(3 * 32 * 32 * sizeof *b);
     gr_rng r1, r2;
     gr_rng_seed(&r1, 77);
@@ -448,16 +504,21 @@ static void test_draws(void)
     /* hflip: flip folded into the final pass equals flipping the pixels first */
     gr_transform nt;
     gr_transform_parse("normalize=none", &nt);
-    float *fa = malloc((size_t)img.w * img.h * 3 * sizeof *fa), *fb = malloc((size_t)img.w * img.h * 3 * sizeof *fb);
+    float *fa = malloc((size_t)img.w * img.h * 3 * sizeof *fa),
+          *fb = malloc((size_t)img.w * img.h * 3 * sizeof *fb);
     gr_transform_draw(&nt, img.w, img.h, &r1, &d);
     d.flip = 1;
     gr_transform_apply_draws(&nt, &img, &d, fa);
     gr_image_hflip(&img);
     int ok = 1;
     for (int c = 0; c < 3; c++)
-        for (int i = 0; i < img.w * img.h; i++) ok &= fa[c * img.w * img.h + i] == img.rgb[3 * i + c] / 255.0f;
+        for (int i = 0; i < img.w * img.h; i++)
+            ok &= fa[c * img.w * img.h + i] == img.rgb[3 * i + c] / 255.0f;
     CHECK(ok, "flip in the final pass differs from flipped pixels");
-    free(fa); free(fb); free(a); free(b);
+    free(fa);
+    free(fb);
+    free(a);
+    free(b);
     gr_image_free(&img);
 }
 
@@ -470,13 +531,21 @@ static void test_text(void)
     gr_transform_default(&def);
     gr_transform_format(&def, buf, sizeof buf);
     CHECK(!strcmp(buf, "resize=256,crop=224,normalize=imagenet"), "default formats as \"%s\"", buf);
-    CHECK(gr_transform_parse("resize=256,crop=224,normalize=imagenet", &t) == GRAFT_OK && !memcmp(&t, &def, sizeof t),
+    CHECK(gr_transform_parse("resize=256,crop=224,normalize=imagenet", &t) == GRAFT_OK &&
+              !memcmp(&t, &def, sizeof t),
           "default text does not parse to the default");
     static const char *good[] = {
         "rrc=224,flip=0.5,jitter=0.4:0.4:0.4:0.1,normalize=imagenet",
-        "rrc=224:0.25:1", "rrc=224:0.08:1:3/4:4/3", "rrc=96:0.5:0.5:1:2,flip=1",
-        "size=224", "size=320x240,normalize=0.5:0.5:0.5:0.25:0.25:0.25", " resize = 300 , crop=200", "",
-        "crop=7,normalize=none", "jitter=0:0:0:0.5", "flip=0",
+        "rrc=224:0.25:1",
+        "rrc=224:0.08:1:3/4:4/3",
+        "rrc=96:0.5:0.5:1:2,flip=1",
+        "size=224",
+        "size=320x240,normalize=0.5:0.5:0.5:0.25:0.25:0.25",
+        " resize = 300 , crop=200",
+        "",
+        "crop=7,normalize=none",
+        "jitter=0:0:0:0.5",
+        "flip=0",
     };
     for (size_t k = 0; k < sizeof good / sizeof *good; k++) {
         int st = gr_transform_parse(good[k], &t);
@@ -484,41 +553,65 @@ static void test_text(void)
         if (st) continue;
         gr_transform_format(&t, buf, sizeof buf);
         st = gr_transform_parse(buf, &u);
-        CHECK(st == GRAFT_OK && !memcmp(&t, &u, sizeof t), "\"%s\" → \"%s\" does not read back the same", good[k], buf);
+        CHECK(st == GRAFT_OK && !memcmp(&t, &u, sizeof t),
+              "\"%s\" → \"%s\" does not read back the same", good[k], buf);
         char buf2[512];
         gr_transform_format(&u, buf2, sizeof buf2);
         CHECK(!strcmp(buf, buf2), "format not canonical: \"%s\" vs \"%s\"", buf, buf2);
     }
     gr_transform_parse("rrc=224:0.08:1:3/4:4/3", &t);
-    CHECK(t.rrc == 224 && t.rrc_ratio[0] == 0.75f && t.rrc_ratio[1] == 4.0f / 3.0f, "fractions in rrc");
+    CHECK(t.rrc == 224 && t.rrc_ratio[0] == 0.75f && t.rrc_ratio[1] == 4.0f / 3.0f,
+          "fractions in rrc");
     gr_transform_parse(" resize = 300 , crop=200", &t);
     gr_transform_format(&t, buf, sizeof buf);
     CHECK(!strcmp(buf, "resize=300,crop=200,normalize=none"), "formatted \"%s\"", buf);
     gr_transform_parse("size=320x240", &t);
     CHECK(t.size_w == 320 && t.size_h == 240, "size=320x240 read as %dx%d", t.size_w, t.size_h);
     /* errors: the message names the key (or the item) */
-    static const struct { const char *spec, *must; } bad[] = {
-        {"resize=abc", "resize"}, {"resize=-3", "resize"}, {"resize=2.5", "resize"}, {"crop=", "crop"},
-        {"crop=10x", "crop"}, {"flip=1.5", "flip"}, {"flip=nan", "flip"}, {"jitter=0.4:0.4:0.4", "jitter"},
-        {"jitter=0.4:0.4:0.4:0.6", "hue"}, {"jitter=-1:0:0:0", "brightness"}, {"rrc=224:0.5", "rrc"},
-        {"rrc=224:0.9:0.1", "scale"}, {"rrc=224:0.1:1:2:1", "ratio"}, {"rrc=0", "rrc"},
-        {"normalize=imagenot", "normalize"}, {"normalize=1:2:3:0:1:1", "std"}, {"normalize=1:2", "normalize"},
-        {"resise=256", "resise"}, {"resize", "resize"}, {"resize=256,resize=224", "twice"},
-        {"resize=256,size=224", "size"}, {"rrc=224,crop=224", "rrc"}, {"size=0x5", "size"}, {"flip=1/0", "flip"},
-        {"resize=1e400", "resize"}, {"resize=99999999", "resize"},
+    static const struct {
+        const char *spec, *must;
+    } bad[] = {
+        { "resize=abc", "resize" },
+        { "resize=-3", "resize" },
+        { "resize=2.5", "resize" },
+        { "crop=", "crop" },
+        { "crop=10x", "crop" },
+        { "flip=1.5", "flip" },
+        { "flip=nan", "flip" },
+        { "jitter=0.4:0.4:0.4", "jitter" },
+        { "jitter=0.4:0.4:0.4:0.6", "hue" },
+        { "jitter=-1:0:0:0", "brightness" },
+        { "rrc=224:0.5", "rrc" },
+        { "rrc=224:0.9:0.1", "scale" },
+        { "rrc=224:0.1:1:2:1", "ratio" },
+        { "rrc=0", "rrc" },
+        { "normalize=imagenot", "normalize" },
+        { "normalize=1:2:3:0:1:1", "std" },
+        { "normalize=1:2", "normalize" },
+        { "resise=256", "resise" },
+        { "resize", "resize" },
+        { "resize=256,resize=224", "twice" },
+        { "resize=256,size=224", "size" },
+        { "rrc=224,crop=224", "rrc" },
+        { "size=0x5", "size" },
+        { "flip=1/0", "flip" },
+        { "resize=1e400", "resize" },
+        { "resize=99999999", "resize" },
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         t = def;
         int st = gr_transform_parse(bad[k].spec, &t);
         const char *msg = graft_last_error();
-        CHECK(st == GRAFT_E_ARG && strstr(msg, bad[k].must) && !memcmp(&t, &def, sizeof t),
-              "\"%s\": status %d, message \"%s\" (should name \"%s\", leave the transform untouched)", bad[k].spec, st,
-              msg, bad[k].must);
+        CHECK(
+            st == GRAFT_E_ARG && strstr(msg, bad[k].must) && !memcmp(&t, &def, sizeof t),
+            "\"%s\": status %d, message \"%s\" (should name \"%s\", leave the transform untouched)",
+            bad[k].spec, st, msg, bad[k].must);
     }
     gr_transform_parse("rrc=224:0.08:1:0.75:1.3333", &t);
     gr_transform_format(&t, buf, sizeof buf);
     CHECK(!strcmp(buf, "rrc=224:0.08:1:0.75:1.3333,normalize=none"), "formatted \"%s\"", buf);
-    printf("  e.g. \"rrc=224,crop=1\" → %s\n", (gr_transform_parse("rrc=224,crop=1", &t), graft_last_error()));
+    printf("  e.g. \"rrc=224,crop=1\" → %s\n",
+           (gr_transform_parse("rrc=224,crop=1", &t), graft_last_error()));
 
     /* output sizes */
     int oh, ow;
@@ -552,10 +645,15 @@ static void expect_scale(int w, int h, int mw, int mh, int *ew, int *eh)
 
 static void test_scaled_decode(void)
 {
-    static const struct { const char *name; int mw, mh; } cases[] = {
-        {"hopper_2048x2400.jpg", 256, 256}, {"hopper_2048x2400.jpg", 112, 112}, {"hopper_2048x2400.jpg", 300, 20},
-        {"grace_hopper.jpg", 112, 112},     {"grace_hopper.jpg", 256, 256},     {"rgb_500x375.jpg", 64, 64},
-        {"gray_333x250.jpg", 40, 40},       {"cmyk_120x90.jpg", 16, 16},        {"rgb_301x257.png", 16, 16},
+    static const struct {
+        const char *name;
+        int mw, mh;
+    } cases[] = {
+        { "hopper_2048x2400.jpg", 256, 256 }, { "hopper_2048x2400.jpg", 112, 112 },
+        { "hopper_2048x2400.jpg", 300, 20 },  { "grace_hopper.jpg", 112, 112 },
+        { "grace_hopper.jpg", 256, 256 },     { "rgb_500x375.jpg", 64, 64 },
+        { "gray_333x250.jpg", 40, 40 },       { "cmyk_120x90.jpg", 16, 16 },
+        { "rgb_301x257.png", 16, 16 },
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         int i = find_img(cases[c].name);
@@ -564,14 +662,16 @@ static void test_scaled_decode(void)
          * differ), then a center crop of 7/8 */
         gr_transform t;
         char spec[96];
-        if (cases[c].mw == cases[c].mh) snprintf(spec, sizeof spec, "resize=%d,crop=%d", cases[c].mw, cases[c].mw * 7 / 8);
+        if (cases[c].mw == cases[c].mh)
+            snprintf(spec, sizeof spec, "resize=%d,crop=%d", cases[c].mw, cases[c].mw * 7 / 8);
         else snprintf(spec, sizeof spec, "size=%dx%d", cases[c].mw, cases[c].mh);
         CHECK(gr_transform_parse(spec, &t) == GRAFT_OK, "%s: %s", spec, graft_last_error());
         int mw, mh;
         gr_transform_decode_min(&t, &mw, &mh);
         CHECK(mw == cases[c].mw && mh == cases[c].mh, "decode_min of %s: %dx%d", spec, mw, mh);
         gr_image full, sc;
-        if (gr_image_decode(img_path[i], &full) || gr_image_decode_scaled(img_path[i], mw, mh, &sc)) {
+        if (gr_image_decode(img_path[i], &full) ||
+            gr_image_decode_scaled(img_path[i], mw, mh, &sc)) {
             CHECK(0, "%s: %s", img_path[i], graft_last_error());
             continue;
         }
@@ -579,12 +679,13 @@ static void test_scaled_decode(void)
         int jpeg = strstr(cases[c].name, ".jpg") != NULL;
         if (jpeg) expect_scale(full.w, full.h, cases[c].mw, cases[c].mh, &ew, &eh);
         else ew = full.w, eh = full.h;
-        CHECK(sc.w == ew && sc.h == eh, "%s min %dx%d: decoded %dx%d, expected %dx%d", cases[c].name, cases[c].mw,
-              cases[c].mh, sc.w, sc.h, ew, eh);
+        CHECK(sc.w == ew && sc.h == eh, "%s min %dx%d: decoded %dx%d, expected %dx%d",
+              cases[c].name, cases[c].mw, cases[c].mh, sc.w, sc.h, ew, eh);
         /* the pipeline's output from the scaled decode vs the exact path */
         int oh, ow;
         gr_transform_out_size(&t, full.w, full.h, &oh, &ow);
-        float *a = malloc((size_t)oh * ow * 3 * sizeof *a), *b = malloc((size_t)oh * ow * 3 * sizeof *b);
+        float *a = malloc((size_t)oh * ow * 3 * sizeof *a),
+              *b = malloc((size_t)oh * ow * 3 * sizeof *b);
         gr_transform_draws d;
         gr_rng r;
         gr_rng_seed(&r, 1);
@@ -598,20 +699,26 @@ static void test_scaled_decode(void)
             sum += e;
         }
         double mean = sum / ((double)oh * ow * 3);
-        printf("  scaled decode %-22s min %3dx%-3d: %4dx%-4d of %4dx%-4d; after %-20s max diff %3.0f/255, mean %.3g/255\n",
-               cases[c].name, cases[c].mw, cases[c].mh, sc.w, sc.h, full.w, full.h, spec, worst * 255, mean * 255);
-        if (sc.w == full.w) CHECK(worst == 0, "%s: unscaled decode differs from the exact path", cases[c].name);
+        printf("  scaled decode %-22s min %3dx%-3d: %4dx%-4d of %4dx%-4d; after %-20s max diff "
+               "%3.0f/255, mean %.3g/255\n",
+               cases[c].name, cases[c].mw, cases[c].mh, sc.w, sc.h, full.w, full.h, spec,
+               worst * 255, mean * 255);
+        if (sc.w == full.w)
+            CHECK(worst == 0, "%s: unscaled decode differs from the exact path", cases[c].name);
         /* photographs: under 1/255 on average. The generated images are pixel noise on a hard
          * checkerboard, the worst case for IDCT scaling (it drops what lies above the scaled
          * Nyquist frequency, where PIL's triangle filter keeps some): a looser bound. */
         double bound = strstr(cases[c].name, "hopper") ? 1.0 : 6.0;
-        CHECK(mean < bound / 255, "%s: mean diff %.3g/255 (bound %g/255)", cases[c].name, mean * 255, bound);
-        free(a); free(b);
+        CHECK(mean < bound / 255, "%s: mean diff %.3g/255 (bound %g/255)", cases[c].name,
+              mean * 255, bound);
+        free(a);
+        free(b);
         gr_image_free(&full);
         gr_image_free(&sc);
     }
     gr_image x;
-    CHECK(gr_image_decode_scaled(tpath("nonexistent.jpg"), 10, 10, &x) == GRAFT_E_IO, "missing file");
+    CHECK(gr_image_decode_scaled(tpath("nonexistent.jpg"), 10, 10, &x) == GRAFT_E_IO,
+          "missing file");
 }
 
 /* ---- speed ---------------------------------------------------------------------------------- */
@@ -662,9 +769,11 @@ static void test_speed(void)
         if (!strncmp(line, "time ", 5) && s) tv = atof(s + 1);
     }
     if (p) pclose(p);
-    printf("speed on grace_hopper.jpg (512x600), one thread, decode included: graft default %.2f ms, "
-           "rrc+flip+jitter %.2f ms, default from decode_scaled(112) %.2f ms; torchvision default %.2f ms\n",
-           (t1 - t0) / N * 1e3, (t2 - t1) / N * 1e3, (t3 - t2) / N * 1e3, tv * 1e3);
+    printf(
+        "speed on grace_hopper.jpg (512x600), one thread, decode included: graft default %.2f ms, "
+        "rrc+flip+jitter %.2f ms, default from decode_scaled(112) %.2f ms; torchvision default "
+        "%.2f ms\n",
+        (t1 - t0) / N * 1e3, (t2 - t1) / N * 1e3, (t3 - t2) / N * 1e3, tv * 1e3);
     CHECK(tv > 0, "torchvision timing not read");
     free(out);
 }
@@ -680,9 +789,14 @@ int main(void)
     }
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/graft_transform_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
-    int have = access(script, R_OK) == 0 && system("/usr/bin/python3 -c 'import torchvision, PIL' >/dev/null 2>&1") == 0;
-    CHECK(have, "needs %s and /usr/bin/python3 with torchvision and PIL (run scripts/setup.sh)", script);
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    int have = access(script, R_OK) == 0 &&
+               system("/usr/bin/python3 -c 'import torchvision, PIL' >/dev/null 2>&1") == 0;
+    CHECK(have, "needs %s and /usr/bin/python3 with torchvision and PIL (run scripts/setup.sh)",
+          script);
     test_text();
     if (have && load_list()) {
         plan_jobs();

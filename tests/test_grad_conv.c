@@ -13,9 +13,12 @@
 
 static gr_attr ints(const char *name, int n, const int64_t *v)
 {
-    return (gr_attr){.name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v};
+    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
 }
-static gr_attr ival(const char *name, int64_t v) { return (gr_attr){.name = name, .type = GR_AT_INT, .i = v}; }
+static gr_attr ival(const char *name, int64_t v)
+{
+    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
+}
 
 /* One convolution case: input (N, C, in...), M output channels. */
 typedef struct spec {
@@ -24,8 +27,8 @@ typedef struct spec {
     int64_t N, C, M, G;
     int64_t in[3], k[3], s[3], d[3], pads[6], opad[3];
     int bias;
-    uint32_t need;       /* 0: every input */
-    const char *act;     /* "_fused_act" or NULL */
+    uint32_t need;   /* 0: every input */
+    const char *act; /* "_fused_act" or NULL */
 } spec;
 
 /* The node's attributes and inputs, built from a spec (owned, freed by built_free). */
@@ -54,21 +57,29 @@ static void build(built *b, const spec *p, uint64_t seed)
     b->a[b->na++] = ints("pads", 2 * n, b->pp);
     b->a[b->na++] = ival("group", p->G ? p->G : 1);
     if (p->convt) b->a[b->na++] = ints("output_padding", n, b->op);
-    if (p->act) b->a[b->na++] = (gr_attr){.name = "_fused_act", .type = GR_AT_STRING, .s = p->act};
+    if (p->act)
+        b->a[b->na++] = (gr_attr){ .name = "_fused_act", .type = GR_AT_STRING, .s = p->act };
     int64_t G = p->G ? p->G : 1;
-    gr_shape xs = {2 + n, {p->N, p->C}}, ws = {2 + n, {p->convt ? p->C : p->M, p->convt ? p->M / G : p->C / G}};
+    gr_shape xs = { 2 + n, { p->N, p->C } },
+             ws = { 2 + n, { p->convt ? p->C : p->M, p->convt ? p->M / G : p->C / G } };
     for (int i = 0; i < n; i++) xs.d[2 + i] = p->in[i], ws.d[2 + i] = p->k[i];
-    gr_shape bs = {1, {p->M}};
-    gr_shape shapes[3] = {xs, ws, bs};
+    gr_shape bs = { 1, { p->M } };
+    gr_shape shapes[3] = { xs, ws, bs };
     int nin = p->bias ? 3 : 2;
     for (int i = 0; i < nin; i++) {
         int64_t m = gr_numel(&shapes[i]);
         float *d = malloc((size_t)m * sizeof(float) + 4);
         gc_fill(d, m, seed + (uint64_t)i, i ? -0.5f : -1.f, i ? 0.5f : 1.f);
-        b->ins[i] = (gr_tensor){.dtype = GR_F32, .shape = shapes[i], .data = d};
+        b->ins[i] = (gr_tensor){ .dtype = GR_F32, .shape = shapes[i], .data = d };
     }
-    b->k = (gc_case){.op = p->convt ? "ConvTranspose" : "Conv", .opset = 17, .attrs = b->a, .nattr = b->na,
-                     .nin = nin, .ins = b->ins, .nout = 1, .need = p->need ? p->need : (1u << nin) - 1};
+    b->k = (gc_case){ .op = p->convt ? "ConvTranspose" : "Conv",
+                      .opset = 17,
+                      .attrs = b->a,
+                      .nattr = b->na,
+                      .nin = nin,
+                      .ins = b->ins,
+                      .nout = 1,
+                      .need = p->need ? p->need : (1u << nin) - 1 };
 }
 
 static void built_free(built *b)
@@ -91,7 +102,8 @@ static void fd_case(const spec *p)
     gc_node n;
     b.k.use_ref = 0;
     if (gc_prepare(&n, &b.k, b.ins) == GRAFT_OK)
-        CHECK(*(dnnl_primitive_t *)n.c.params != NULL, "%s: oneDNN declined the training primitives", p->what);
+        CHECK(*(dnnl_primitive_t *)n.c.params != NULL,
+              "%s: oneDNN declined the training primitives", p->what);
     gc_free(&n);
     built_free(&b);
 }
@@ -107,34 +119,296 @@ static void compare_case(const spec *p)
 static void test_finite_differences(void)
 {
     static const spec cases[] = {
-        {"conv 2-D 3x3 C=3 7x5", 0, 2, 2, 3, 4, 1, {7, 5}, {3, 3}, {0}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"conv 2-D no bias", 0, 2, 1, 3, 2, 1, {7, 5}, {3, 3}, {0}, {0}, {1, 1, 1, 1}, {0}, 0, 0, NULL},
-        {"conv stride 2, asymmetric pads", 0, 2, 2, 3, 4, 1, {7, 5}, {3, 2}, {2, 2}, {0}, {0, 1, 2, 1}, {0}, 1, 0,
-         NULL},
-        {"conv stride (2,1) dilation (2,1)", 0, 2, 1, 3, 4, 1, {7, 5}, {3, 3}, {2, 1}, {2, 1}, {2, 0, 1, 1}, {0}, 1, 0,
-         NULL},
-        {"conv groups 2", 0, 2, 2, 4, 6, 2, {7, 5}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"conv depthwise", 0, 2, 2, 5, 5, 5, {7, 5}, {3, 3}, {2, 1}, {0}, {1, 0, 1, 1}, {0}, 1, 0, NULL},
-        {"conv depthwise multiplier 2", 0, 2, 1, 3, 6, 3, {7, 5}, {3, 3}, {1, 1}, {1, 2}, {1, 2, 1, 2}, {0}, 0, 0,
-         NULL},
-        {"conv 1x1 stride 2", 0, 2, 2, 3, 5, 1, {7, 5}, {1, 1}, {2, 2}, {0}, {0}, {0}, 1, 0, NULL},
-        {"conv 1-D", 0, 1, 2, 3, 4, 1, {11}, {3}, {2}, {2}, {2, 1}, {0}, 1, 0, NULL},
-        {"conv 3-D", 0, 3, 1, 3, 2, 1, {4, 5, 3}, {2, 3, 2}, {1, 2, 1}, {1, 1, 2}, {1, 1, 0, 0, 1, 1}, {0}, 1, 0,
-         NULL},
-        {"conv fused relu", 0, 2, 1, 3, 4, 1, {7, 5}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0, "relu"},
-        {"conv first layer (no input gradient)", 0, 2, 2, 3, 4, 1, {7, 5}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}, {0}, 1,
-         0x6, NULL},
-        {"conv frozen weights (input gradient only)", 0, 2, 2, 3, 4, 1, {7, 5}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1},
-         {0}, 1, 0x1, NULL},
-        {"conv bias gradient only", 0, 2, 2, 3, 4, 1, {7, 5}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0x4, NULL},
-        {"convT 2-D stride 2", 1, 2, 2, 3, 4, 1, {4, 3}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"convT output_padding, asymmetric pads", 1, 2, 1, 3, 2, 1, {4, 3}, {3, 2}, {2, 3}, {0}, {0, 1, 1, 0},
-         {1, 2}, 1, 0, NULL},
-        {"convT groups, dilation", 1, 2, 2, 4, 6, 2, {4, 3}, {3, 3}, {2, 1}, {1, 2}, {1, 0, 0, 1}, {1, 0}, 1, 0, NULL},
-        {"convT depthwise no bias", 1, 2, 1, 4, 4, 4, {5, 4}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}, {1, 1}, 0, 0, NULL},
-        {"convT 1-D", 1, 1, 2, 3, 2, 1, {6}, {4}, {3}, {0}, {1, 2}, {2}, 1, 0, NULL},
-        {"convT 3-D", 1, 3, 1, 2, 3, 1, {3, 3, 2}, {2, 2, 3}, {2, 1, 2}, {0}, {0, 1, 1, 1, 0, 0}, {1, 0, 0}, 1, 0,
-         NULL},
+        { "conv 2-D 3x3 C=3 7x5",
+          0,
+          2,
+          2,
+          3,
+          4,
+          1,
+          { 7, 5 },
+          { 3, 3 },
+          { 0 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "conv 2-D no bias",
+          0,
+          2,
+          1,
+          3,
+          2,
+          1,
+          { 7, 5 },
+          { 3, 3 },
+          { 0 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          0,
+          0,
+          NULL },
+        { "conv stride 2, asymmetric pads",
+          0,
+          2,
+          2,
+          3,
+          4,
+          1,
+          { 7, 5 },
+          { 3, 2 },
+          { 2, 2 },
+          { 0 },
+          { 0, 1, 2, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "conv stride (2,1) dilation (2,1)",
+          0,
+          2,
+          1,
+          3,
+          4,
+          1,
+          { 7, 5 },
+          { 3, 3 },
+          { 2, 1 },
+          { 2, 1 },
+          { 2, 0, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "conv groups 2",
+          0,
+          2,
+          2,
+          4,
+          6,
+          2,
+          { 7, 5 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "conv depthwise",
+          0,
+          2,
+          2,
+          5,
+          5,
+          5,
+          { 7, 5 },
+          { 3, 3 },
+          { 2, 1 },
+          { 0 },
+          { 1, 0, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "conv depthwise multiplier 2",
+          0,
+          2,
+          1,
+          3,
+          6,
+          3,
+          { 7, 5 },
+          { 3, 3 },
+          { 1, 1 },
+          { 1, 2 },
+          { 1, 2, 1, 2 },
+          { 0 },
+          0,
+          0,
+          NULL },
+        { "conv 1x1 stride 2",
+          0,
+          2,
+          2,
+          3,
+          5,
+          1,
+          { 7, 5 },
+          { 1, 1 },
+          { 2, 2 },
+          { 0 },
+          { 0 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "conv 1-D", 0, 1, 2, 3, 4, 1, { 11 }, { 3 }, { 2 }, { 2 }, { 2, 1 }, { 0 }, 1, 0, NULL },
+        { "conv 3-D",
+          0,
+          3,
+          1,
+          3,
+          2,
+          1,
+          { 4, 5, 3 },
+          { 2, 3, 2 },
+          { 1, 2, 1 },
+          { 1, 1, 2 },
+          { 1, 1, 0, 0, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "conv fused relu",
+          0,
+          2,
+          1,
+          3,
+          4,
+          1,
+          { 7, 5 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          "relu" },
+        { "conv first layer (no input gradient)",
+          0,
+          2,
+          2,
+          3,
+          4,
+          1,
+          { 7, 5 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0x6,
+          NULL },
+        { "conv frozen weights (input gradient only)",
+          0,
+          2,
+          2,
+          3,
+          4,
+          1,
+          { 7, 5 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0x1,
+          NULL },
+        { "conv bias gradient only",
+          0,
+          2,
+          2,
+          3,
+          4,
+          1,
+          { 7, 5 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0x4,
+          NULL },
+        { "convT 2-D stride 2",
+          1,
+          2,
+          2,
+          3,
+          4,
+          1,
+          { 4, 3 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "convT output_padding, asymmetric pads",
+          1,
+          2,
+          1,
+          3,
+          2,
+          1,
+          { 4, 3 },
+          { 3, 2 },
+          { 2, 3 },
+          { 0 },
+          { 0, 1, 1, 0 },
+          { 1, 2 },
+          1,
+          0,
+          NULL },
+        { "convT groups, dilation",
+          1,
+          2,
+          2,
+          4,
+          6,
+          2,
+          { 4, 3 },
+          { 3, 3 },
+          { 2, 1 },
+          { 1, 2 },
+          { 1, 0, 0, 1 },
+          { 1, 0 },
+          1,
+          0,
+          NULL },
+        { "convT depthwise no bias",
+          1,
+          2,
+          1,
+          4,
+          4,
+          4,
+          { 5, 4 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 1, 1 },
+          0,
+          0,
+          NULL },
+        { "convT 1-D", 1, 1, 2, 3, 2, 1, { 6 }, { 4 }, { 3 }, { 0 }, { 1, 2 }, { 2 }, 1, 0, NULL },
+        { "convT 3-D",
+          1,
+          3,
+          1,
+          2,
+          3,
+          1,
+          { 3, 3, 2 },
+          { 2, 2, 3 },
+          { 2, 1, 2 },
+          { 0 },
+          { 0, 1, 1, 1, 0, 0 },
+          { 1, 0, 0 },
+          1,
+          0,
+          NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) fd_case(&cases[i]);
 }
@@ -142,20 +416,182 @@ static void test_finite_differences(void)
 static void test_kernels_agree(void)
 {
     static const spec cases[] = {
-        {"big conv 3x3", 0, 2, 2, 32, 32, 1, {28, 28}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"big conv 3x3 stride 2 odd", 0, 2, 2, 32, 48, 1, {27, 29}, {3, 3}, {2, 2}, {0}, {1, 0, 1, 1}, {0}, 1, 0, NULL},
-        {"big conv 1x1", 0, 2, 2, 32, 64, 1, {28, 28}, {1, 1}, {1, 1}, {0}, {0}, {0}, 0, 0, NULL},
-        {"big depthwise 3x3", 0, 2, 2, 32, 32, 32, {28, 28}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"big depthwise 3x3 stride 2", 0, 2, 2, 32, 32, 32, {28, 28}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}, {0}, 0, 0,
-         NULL},
-        {"big groups 4 dilation 2", 0, 2, 2, 32, 32, 4, {28, 28}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, {0}, 1, 0, NULL},
-        {"big first layer C=3 7x7 stride 2", 0, 2, 2, 3, 32, 1, {28, 28}, {7, 7}, {2, 2}, {0}, {3, 3, 3, 3}, {0}, 0,
-         0x2, NULL},
-        {"big conv fused relu", 0, 2, 2, 32, 32, 1, {28, 28}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0, "relu"},
-        {"big convT stride 2", 1, 2, 2, 32, 16, 1, {14, 14}, {4, 4}, {2, 2}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"big conv 1-D", 0, 1, 2, 32, 32, 1, {100}, {5}, {1}, {0}, {2, 2}, {0}, 1, 0, NULL},
-        {"big conv 3-D", 0, 3, 2, 16, 16, 1, {8, 10, 10}, {3, 3, 3}, {1, 1, 1}, {0}, {1, 1, 1, 1, 1, 1}, {0}, 1, 0,
-         NULL},
+        { "big conv 3x3",
+          0,
+          2,
+          2,
+          32,
+          32,
+          1,
+          { 28, 28 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "big conv 3x3 stride 2 odd",
+          0,
+          2,
+          2,
+          32,
+          48,
+          1,
+          { 27, 29 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 0, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "big conv 1x1",
+          0,
+          2,
+          2,
+          32,
+          64,
+          1,
+          { 28, 28 },
+          { 1, 1 },
+          { 1, 1 },
+          { 0 },
+          { 0 },
+          { 0 },
+          0,
+          0,
+          NULL },
+        { "big depthwise 3x3",
+          0,
+          2,
+          2,
+          32,
+          32,
+          32,
+          { 28, 28 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "big depthwise 3x3 stride 2",
+          0,
+          2,
+          2,
+          32,
+          32,
+          32,
+          { 28, 28 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          0,
+          0,
+          NULL },
+        { "big groups 4 dilation 2",
+          0,
+          2,
+          2,
+          32,
+          32,
+          4,
+          { 28, 28 },
+          { 3, 3 },
+          { 1, 1 },
+          { 2, 2 },
+          { 2, 2, 2, 2 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "big first layer C=3 7x7 stride 2",
+          0,
+          2,
+          2,
+          3,
+          32,
+          1,
+          { 28, 28 },
+          { 7, 7 },
+          { 2, 2 },
+          { 0 },
+          { 3, 3, 3, 3 },
+          { 0 },
+          0,
+          0x2,
+          NULL },
+        { "big conv fused relu",
+          0,
+          2,
+          2,
+          32,
+          32,
+          1,
+          { 28, 28 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          "relu" },
+        { "big convT stride 2",
+          1,
+          2,
+          2,
+          32,
+          16,
+          1,
+          { 14, 14 },
+          { 4, 4 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "big conv 1-D",
+          0,
+          1,
+          2,
+          32,
+          32,
+          1,
+          { 100 },
+          { 5 },
+          { 1 },
+          { 0 },
+          { 2, 2 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "big conv 3-D",
+          0,
+          3,
+          2,
+          16,
+          16,
+          1,
+          { 8, 10, 10 },
+          { 3, 3, 3 },
+          { 1, 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) compare_case(&cases[i]);
 }
@@ -167,7 +603,9 @@ static dnnl_memory_desc_t blocked_md(const gr_shape *s)
     dnnl_memory_desc_t md;
     dnnl_dims_t dims;
     for (int i = 0; i < s->rank; i++) dims[i] = s->d[i];
-    dnnl_format_tag_t tag = s->rank == 3 ? dnnl_nCw16c : s->rank == 4 ? dnnl_nChw16c : dnnl_nCdhw16c;
+    dnnl_format_tag_t tag = s->rank == 3   ? dnnl_nCw16c
+                            : s->rank == 4 ? dnnl_nChw16c
+                                           : dnnl_nCdhw16c;
     dnnl_memory_desc_init_by_tag(&md, s->rank, dims, dnnl_f32, tag);
     return md;
 }
@@ -177,7 +615,8 @@ static void convert(const gr_shape *s, const void *from, const void *src, const 
 {
     gr_dnnl *d = gc_dnnl_handle();
     dnnl_memory_desc_t a, b;
-    gr_tensor ta = {.dtype = GR_F32, .shape = *s, .layout = from}, tb = {.dtype = GR_F32, .shape = *s, .layout = to};
+    gr_tensor ta = { .dtype = GR_F32, .shape = *s, .layout = from },
+              tb = { .dtype = GR_F32, .shape = *s, .layout = to };
     gr_dnnl_md_of(&ta, &a);
     gr_dnnl_md_of(&tb, &b);
     dnnl_memory_t ma, mb;
@@ -187,7 +626,7 @@ static void convert(const gr_shape *s, const void *from, const void *src, const 
     dnnl_memory_create(&mb, &b, d->engine, dst);
     dnnl_reorder_primitive_desc_create(&pd, &a, d->engine, &b, d->engine, NULL);
     dnnl_primitive_create(&r, pd);
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ma}, {DNNL_ARG_TO, mb}};
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, ma }, { DNNL_ARG_TO, mb } };
     dnnl_primitive_execute(r, d->stream, 2, args);
     dnnl_stream_wait(d->stream);
     dnnl_primitive_destroy(r);
@@ -198,8 +637,8 @@ static void convert(const gr_shape *s, const void *from, const void *src, const 
 
 /* Prepares, runs forward and backward with dout = r, and returns (plain) y and the gradients.
  * layouts 1: c.layouts set and the input handed over in nChw16c (x_blocked). */
-static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r, float **y, float **g, int *used_layout,
-                    char *impl)
+static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r, float **y,
+                    float **g, int *used_layout, char *impl)
 {
     gc_node n;
     memset(&n, 0, sizeof n);
@@ -221,9 +660,21 @@ static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r
         n.in[0].data = k->need & 1 ? NULL : xbuf;
     }
     n.pout[0] = &n.out[0];
-    n.c = (gr_opctx){.name = "lt", .op_type = k->op, .opset = k->opset, .attrs = k->attrs, .nattr = k->nattr,
-                     .nin = k->nin, .nout = 1, .in = n.pin, .out = n.pout, .arena = n.arena, .dnnl = gc_dnnl_handle(),
-                     .layouts = layouts, .training = 1, .need_grad = k->need, .rng = &n.rng};
+    n.c = (gr_opctx){ .name = "lt",
+                      .op_type = k->op,
+                      .opset = k->opset,
+                      .attrs = k->attrs,
+                      .nattr = k->nattr,
+                      .nin = k->nin,
+                      .nout = 1,
+                      .in = n.pin,
+                      .out = n.pout,
+                      .arena = n.arena,
+                      .dnnl = gc_dnnl_handle(),
+                      .layouts = layouts,
+                      .training = 1,
+                      .need_grad = k->need,
+                      .rng = &n.rng };
     int st = n.op->prepare(&n.c);
     CHECK(st == GRAFT_OK, "layout run prepare: %s", graft_last_error());
     if (st) {
@@ -234,23 +685,24 @@ static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r
     for (int i = 0; i < k->nin; i++) n.in[i].data = k->ins[i].data;
     if (x_blocked) n.in[0].data = xbuf;
     *used_layout = n.out[0].layout != NULL;
-    dnnl_primitive_t prim = *(dnnl_primitive_t *)n.c.params;  /* the state starts with it */
+    dnnl_primitive_t prim = *(dnnl_primitive_t *)n.c.params; /* the state starts with it */
     const_dnnl_primitive_desc_t pd;
     const char *name = "none";
     if (prim && dnnl_primitive_get_primitive_desc(prim, &pd) == dnnl_success)
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
     snprintf(impl, 64, "%s", name);
     n.out[0].data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
-    n.scratch = n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
+    n.scratch =
+        n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
     n.c.scratch = n.scratch;
-    gr_tensor dy = n.out[0], dx[3], *dout[1] = {&dy}, *din[3] = {0};
+    gr_tensor dy = n.out[0], dx[3], *dout[1] = { &dy }, *din[3] = { 0 };
     dy.data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
     convert(&n.out[0].shape, NULL, r, n.out[0].layout, dy.data);
     for (int i = 0; i < k->nin; i++) {
         if (!(k->need >> i & 1)) continue;
         dx[i] = n.in[i];
         dx[i].data = malloc(gr_tensor_bytes(&n.in[i]) + 4);
-        memset(dx[i].data, 0x7f, gr_tensor_bytes(&n.in[i]));  /* poison: backward must overwrite */
+        memset(dx[i].data, 0x7f, gr_tensor_bytes(&n.in[i])); /* poison: backward must overwrite */
         din[i] = &dx[i];
     }
     n.op->forward(&n.c);
@@ -285,13 +737,13 @@ static void layout_case(const spec *p, int x_blocked)
     gc_free(&n);
     float *r = malloc((size_t)m * 4 + 4);
     gc_fill(r, m, 91, -1.f, 1.f);
-    float *y[2] = {0}, *g[2][3] = {{0}};
-    int used[2] = {0};
+    float *y[2] = { 0 }, *g[2][3] = { { 0 } };
+    int used[2] = { 0 };
     char w[256], impl[2][64];
     if (!run_node(&b.k, 0, 0, r, &y[0], g[0], &used[0], impl[0]) &&
         !run_node(&b.k, 1, x_blocked, r, &y[1], g[1], &used[1], impl[1])) {
         CHECK(used[1], "%s: oneDNN kept a plain output with layouts allowed", p->what);
-        if (p->G > 1 && p->G == p->C && p->G == p->M)  /* depthwise: a jit kernel, not ref or gemm */
+        if (p->G > 1 && p->G == p->C && p->G == p->M) /* depthwise: a jit kernel, not ref or gemm */
             CHECK(!strncmp(impl[1], "jit_dw", 6), "%s: oneDNN runs %s", p->what, impl[1]);
         snprintf(w, sizeof w, "%s: forward, blocked vs plain", p->what);
         th_close(y[1], y[0], (long)m, 1e-4, 1e-4, w);
@@ -312,32 +764,183 @@ static void layout_case(const spec *p, int x_blocked)
 static void test_layouts(void)
 {
     static const spec cases[] = {
-        {"layouts conv 3x3", 0, 2, 2, 32, 32, 1, {14, 14}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"layouts conv odd C stride 2", 0, 2, 2, 24, 40, 1, {13, 11}, {3, 3}, {2, 2}, {0}, {1, 0, 1, 1}, {0}, 1, 0,
-         NULL},
-        {"layouts depthwise", 0, 2, 2, 32, 32, 32, {14, 14}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"layouts depthwise stride 2", 0, 2, 2, 48, 48, 48, {15, 15}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}, {0}, 0, 0,
-         NULL},
-        {"layouts 1x1 weights only", 0, 2, 2, 32, 64, 1, {14, 14}, {1, 1}, {1, 1}, {0}, {0}, {0}, 1, 0x6, NULL},
-        {"layouts frozen weights", 0, 2, 2, 32, 16, 1, {14, 14}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0x1, NULL},
-        {"layouts groups", 0, 2, 2, 32, 32, 2, {14, 14}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"layouts convT", 1, 2, 2, 32, 16, 1, {7, 7}, {4, 4}, {2, 2}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL},
-        {"layouts conv 1-D", 0, 1, 2, 32, 32, 1, {40}, {3}, {1}, {0}, {1, 1}, {0}, 1, 0, NULL},
-        {"layouts conv 3-D", 0, 3, 2, 16, 32, 1, {6, 8, 8}, {3, 3, 3}, {1, 1, 1}, {0}, {1, 1, 1, 1, 1, 1}, {0}, 1, 0,
-         NULL},
+        { "layouts conv 3x3",
+          0,
+          2,
+          2,
+          32,
+          32,
+          1,
+          { 14, 14 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "layouts conv odd C stride 2",
+          0,
+          2,
+          2,
+          24,
+          40,
+          1,
+          { 13, 11 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 0, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "layouts depthwise",
+          0,
+          2,
+          2,
+          32,
+          32,
+          32,
+          { 14, 14 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "layouts depthwise stride 2",
+          0,
+          2,
+          2,
+          48,
+          48,
+          48,
+          { 15, 15 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          0,
+          0,
+          NULL },
+        { "layouts 1x1 weights only",
+          0,
+          2,
+          2,
+          32,
+          64,
+          1,
+          { 14, 14 },
+          { 1, 1 },
+          { 1, 1 },
+          { 0 },
+          { 0 },
+          { 0 },
+          1,
+          0x6,
+          NULL },
+        { "layouts frozen weights",
+          0,
+          2,
+          2,
+          32,
+          16,
+          1,
+          { 14, 14 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0x1,
+          NULL },
+        { "layouts groups",
+          0,
+          2,
+          2,
+          32,
+          32,
+          2,
+          { 14, 14 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "layouts convT",
+          1,
+          2,
+          2,
+          32,
+          16,
+          1,
+          { 7, 7 },
+          { 4, 4 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "layouts conv 1-D",
+          0,
+          1,
+          2,
+          32,
+          32,
+          1,
+          { 40 },
+          { 3 },
+          { 1 },
+          { 0 },
+          { 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
+        { "layouts conv 3-D",
+          0,
+          3,
+          2,
+          16,
+          32,
+          1,
+          { 6, 8, 8 },
+          { 3, 3, 3 },
+          { 1, 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1, 1, 1 },
+          { 0 },
+          1,
+          0,
+          NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int xb = 0; xb <= 1; xb++) layout_case(&cases[i], xb);
     /* a first layer: the image plain, C = 3, no input gradient */
-    static const spec first = {"layouts first layer", 0, 2, 2, 3, 32, 1, {28, 28}, {7, 7}, {2, 2}, {0}, {3, 3, 3, 3},
-                               {0}, 0, 0x2, NULL};
+    static const spec first = {
+        "layouts first layer", 0,     2, 2,   3,   32, 1, { 28, 28 }, { 7, 7 }, { 2, 2 }, { 0 },
+        { 3, 3, 3, 3 },        { 0 }, 0, 0x2, NULL
+    };
     layout_case(&first, 0);
 }
 
 /* No gradient reaches the output: the input gradients are zero (not left as they were). */
 static void test_null_dout(void)
 {
-    static const spec p = {"null dout", 0, 2, 1, 3, 4, 1, {7, 5}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, {0}, 1, 0, NULL};
+    static const spec p = { "null dout", 0,        2,        1,        3,     4,
+                            1,           { 7, 5 }, { 3, 3 }, { 1, 1 }, { 0 }, { 1, 1, 1, 1 },
+                            { 0 },       1,        0,        NULL };
     built b;
     build(&b, &p, 1);
     for (int ref = 0; ref <= 1; ref++) {
@@ -346,7 +949,7 @@ static void test_null_dout(void)
         int st = gc_prepare(&n, &b.k, b.ins);
         CHECK(st == GRAFT_OK, "null dout prepare: %s", graft_last_error());
         if (st) break;
-        gr_tensor dx[3], *din[3], *dout[1] = {NULL};
+        gr_tensor dx[3], *din[3], *dout[1] = { NULL };
         for (int i = 0; i < 3; i++) {
             dx[i] = n.in[i];
             dx[i].data = malloc(gr_tensor_bytes(&n.in[i]));
@@ -357,7 +960,8 @@ static void test_null_dout(void)
         n.op->backward(&n.c, dout, din);
         int zero = 1;
         for (int i = 0; i < 3; i++) {
-            for (int64_t j = 0; j < gr_numel(&n.in[i].shape); j++) zero &= ((float *)dx[i].data)[j] == 0;
+            for (int64_t j = 0; j < gr_numel(&n.in[i].shape); j++)
+                zero &= ((float *)dx[i].data)[j] == 0;
             free(dx[i].data);
         }
         CHECK(zero, "null dout (%s): input gradients must be zero", ref ? "reference" : "oneDNN");
@@ -371,9 +975,23 @@ static void test_null_dout(void)
  * plain one (GR_RETRY_PLAIN). */
 static void test_reference_fallback(void)
 {
-    static const spec p = {"convT output_shape past the end", 1, 2, 2, 3, 2, 1, {3, 3}, {3, 3}, {2, 2}, {0}, {0},
-                           {0}, 1, 0, NULL};
-    static const int64_t os[2] = {9, 8};
+    static const spec p = { "convT output_shape past the end",
+                            1,
+                            2,
+                            2,
+                            3,
+                            2,
+                            1,
+                            { 3, 3 },
+                            { 3, 3 },
+                            { 2, 2 },
+                            { 0 },
+                            { 0 },
+                            { 0 },
+                            1,
+                            0,
+                            NULL };
+    static const int64_t os[2] = { 9, 8 };
     built b;
     build(&b, &p, 21);
     b.a[b.na++] = ints("output_shape", 2, os);
@@ -382,17 +1000,19 @@ static void test_reference_fallback(void)
     gc_node n;
     if (gc_prepare(&n, &b.k, b.ins) == GRAFT_OK) {
         CHECK(n.out[0].shape.d[2] == 9 && n.out[0].shape.d[3] == 8, "%s: output shape", p.what);
-        CHECK(*(dnnl_primitive_t *)n.c.params == NULL, "%s: expected the reference kernels", p.what);
+        CHECK(*(dnnl_primitive_t *)n.c.params == NULL, "%s: expected the reference kernels",
+              p.what);
     }
     gc_free(&n);
     dnnl_memory_desc_t xmd = blocked_md(&b.ins[0].shape);
-    gr_tensor ins[3] = {b.ins[0], b.ins[1], b.ins[2]};
+    gr_tensor ins[3] = { b.ins[0], b.ins[1], b.ins[2] };
     ins[0].layout = &xmd;
     ins[0].bytes = dnnl_memory_desc_get_size(&xmd);
     gc_case k = b.k;
     k.ins = ins;
     int st = gc_prepare(&n, &k, ins);
-    CHECK(st == GR_RETRY_PLAIN, "%s: blocked input: prepare gave %d, expected GR_RETRY_PLAIN", p.what, st);
+    CHECK(st == GR_RETRY_PLAIN, "%s: blocked input: prepare gave %d, expected GR_RETRY_PLAIN",
+          p.what, st);
     gc_free(&n);
     built_free(&b);
 }

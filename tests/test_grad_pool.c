@@ -15,18 +15,21 @@
 
 static gr_attr ints(const char *name, int n, const int64_t *v)
 {
-    return (gr_attr){.name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v};
+    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
 }
-static gr_attr ival(const char *name, int64_t v) { return (gr_attr){.name = name, .type = GR_AT_INT, .i = v}; }
+static gr_attr ival(const char *name, int64_t v)
+{
+    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
+}
 
 typedef struct spec {
     const char *what;
-    const char *op;      /* MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool */
+    const char *op; /* MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool */
     int nsp;
     int64_t N, C;
     int64_t in[3], k[3], s[3], d[3], pads[6];
-    int ceil, cip;       /* ceil_mode, count_include_pad */
-    int indices;         /* MaxPool's second output */
+    int ceil, cip; /* ceil_mode, count_include_pad */
+    int indices;   /* MaxPool's second output */
 } spec;
 
 typedef struct built {
@@ -70,16 +73,24 @@ static void build(built *b, const spec *p, uint64_t seed)
         b->a[b->na++] = ival("ceil_mode", p->ceil);
         if (!strcmp(p->op, "AveragePool")) b->a[b->na++] = ival("count_include_pad", p->cip);
     }
-    gr_shape xs = {2 + n, {p->N, p->C}};
+    gr_shape xs = { 2 + n, { p->N, p->C } };
     for (int i = 0; i < n; i++) xs.d[2 + i] = p->in[i];
     int64_t m = gr_numel(&xs);
     float *d = malloc((size_t)m * sizeof(float) + 4);
     fill_distinct(d, m, seed);
-    b->x = (gr_tensor){.dtype = GR_F32, .shape = xs, .data = d};
-    b->k = (gc_case){.op = p->op, .opset = 19, .attrs = b->a, .nattr = b->na, .nin = 1, .ins = &b->x,
-                     .nout = p->indices ? 2 : 1, .need = 1, .out_mask = 1};
-    if (strstr(p->op, "Max")) b->k.h = 0.25 / (double)m;  /* below half the spacing of the values */
-    b->k.rtol = 1e-3, b->k.atol = 1e-4;  /* pooling is piecewise linear: the differences are exact but for rounding */
+    b->x = (gr_tensor){ .dtype = GR_F32, .shape = xs, .data = d };
+    b->k = (gc_case){ .op = p->op,
+                      .opset = 19,
+                      .attrs = b->a,
+                      .nattr = b->na,
+                      .nin = 1,
+                      .ins = &b->x,
+                      .nout = p->indices ? 2 : 1,
+                      .need = 1,
+                      .out_mask = 1 };
+    if (strstr(p->op, "Max")) b->k.h = 0.25 / (double)m; /* below half the spacing of the values */
+    b->k.rtol = 1e-3,
+    b->k.atol = 1e-4; /* pooling is piecewise linear: the differences are exact but for rounding */
 }
 
 /* The state of every pool starts with its forward primitive (NULL: the reference kernel). */
@@ -96,33 +107,187 @@ static void fd_case(const spec *p, int want_dnnl)
     gc_node n;
     b.k.use_ref = 0;
     if (gc_prepare(&n, &b.k, &b.x) == GRAFT_OK)
-        CHECK(uses_dnnl(&n) == want_dnnl, "%s: expected the %s kernel", p->what, want_dnnl ? "oneDNN" : "reference");
+        CHECK(uses_dnnl(&n) == want_dnnl, "%s: expected the %s kernel", p->what,
+              want_dnnl ? "oneDNN" : "reference");
     gc_free(&n);
     free(b.x.data);
 }
 
 static void test_finite_differences(void)
 {
-    static const struct { spec p; int dnnl; } cases[] = {
-        {{"max 3x3 stride 2 pads 1 (overlapping)", "MaxPool", 2, 2, 3, {7, 5}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}}, 1},
-        {{"max 2x2 stride 1 asymmetric pads", "MaxPool", 2, 2, 3, {7, 5}, {2, 3}, {1, 1}, {0}, {1, 0, 0, 2}}, 1},
-        {{"max dilation 2", "MaxPool", 2, 1, 3, {7, 5}, {2, 2}, {1, 2}, {2, 2}, {0, 1, 1, 0}}, 1},
-        {{"max ceil_mode", "MaxPool", 2, 2, 3, {7, 5}, {3, 2}, {2, 2}, {0}, {0}, 1}, 1},
-        {{"max with Indices", "MaxPool", 2, 1, 3, {7, 5}, {3, 3}, {2, 1}, {0}, {1, 1, 1, 1}, 0, 0, 1}, 0},
-        {{"max 1-D", "MaxPool", 1, 2, 3, {11}, {3}, {2}, {0}, {1, 1}}, 1},
-        {{"max 3-D", "MaxPool", 3, 1, 3, {4, 5, 3}, {2, 3, 2}, {2, 1, 1}, {0}, {0, 1, 1, 1, 0, 0}}, 1},
-        {{"avg exclude pad", "AveragePool", 2, 2, 3, {7, 5}, {3, 3}, {2, 2}, {0}, {1, 0, 1, 2}, 0, 0}, 1},
-        {{"avg include pad", "AveragePool", 2, 2, 3, {7, 5}, {3, 3}, {2, 2}, {0}, {1, 0, 1, 2}, 0, 1}, 1},
-        {{"avg ceil_mode exclude pad", "AveragePool", 2, 2, 3, {7, 5}, {3, 2}, {2, 2}, {0}, {1, 1, 0, 0}, 1, 0}, 1},
-        {{"avg ceil_mode include pad", "AveragePool", 2, 2, 3, {7, 5}, {3, 2}, {2, 2}, {0}, {1, 1, 0, 0}, 1, 1}, 0},
-        {{"avg overlapping 3x3 stride 1", "AveragePool", 2, 1, 3, {7, 5}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, 0, 1}, 1},
-        {{"avg dilation 2", "AveragePool", 2, 1, 3, {7, 5}, {2, 2}, {1, 1}, {2, 1}, {0}, 0, 0}, 1},
-        {{"avg 1-D include pad", "AveragePool", 1, 2, 3, {11}, {4}, {3}, {0}, {2, 1}, 0, 1}, 1},
-        {{"avg 3-D", "AveragePool", 3, 1, 3, {4, 5, 3}, {2, 2, 2}, {2, 2, 1}, {0}, {1, 0, 0, 0, 1, 1}, 0, 0}, 1},
-        {{"global avg", "GlobalAveragePool", 2, 2, 3, {7, 5}}, 0},
-        {{"global max", "GlobalMaxPool", 2, 2, 3, {7, 5}}, 0},
-        {{"global avg 1-D", "GlobalAveragePool", 1, 2, 3, {9}}, 0},
-        {{"global max 3-D", "GlobalMaxPool", 3, 1, 3, {3, 4, 5}}, 0},
+    static const struct {
+        spec p;
+        int dnnl;
+    } cases[] = {
+        { { "max 3x3 stride 2 pads 1 (overlapping)",
+            "MaxPool",
+            2,
+            2,
+            3,
+            { 7, 5 },
+            { 3, 3 },
+            { 2, 2 },
+            { 0 },
+            { 1, 1, 1, 1 } },
+          1 },
+        { { "max 2x2 stride 1 asymmetric pads",
+            "MaxPool",
+            2,
+            2,
+            3,
+            { 7, 5 },
+            { 2, 3 },
+            { 1, 1 },
+            { 0 },
+            { 1, 0, 0, 2 } },
+          1 },
+        { { "max dilation 2",
+            "MaxPool",
+            2,
+            1,
+            3,
+            { 7, 5 },
+            { 2, 2 },
+            { 1, 2 },
+            { 2, 2 },
+            { 0, 1, 1, 0 } },
+          1 },
+        { { "max ceil_mode", "MaxPool", 2, 2, 3, { 7, 5 }, { 3, 2 }, { 2, 2 }, { 0 }, { 0 }, 1 },
+          1 },
+        { { "max with Indices",
+            "MaxPool",
+            2,
+            1,
+            3,
+            { 7, 5 },
+            { 3, 3 },
+            { 2, 1 },
+            { 0 },
+            { 1, 1, 1, 1 },
+            0,
+            0,
+            1 },
+          0 },
+        { { "max 1-D", "MaxPool", 1, 2, 3, { 11 }, { 3 }, { 2 }, { 0 }, { 1, 1 } }, 1 },
+        { { "max 3-D",
+            "MaxPool",
+            3,
+            1,
+            3,
+            { 4, 5, 3 },
+            { 2, 3, 2 },
+            { 2, 1, 1 },
+            { 0 },
+            { 0, 1, 1, 1, 0, 0 } },
+          1 },
+        { { "avg exclude pad",
+            "AveragePool",
+            2,
+            2,
+            3,
+            { 7, 5 },
+            { 3, 3 },
+            { 2, 2 },
+            { 0 },
+            { 1, 0, 1, 2 },
+            0,
+            0 },
+          1 },
+        { { "avg include pad",
+            "AveragePool",
+            2,
+            2,
+            3,
+            { 7, 5 },
+            { 3, 3 },
+            { 2, 2 },
+            { 0 },
+            { 1, 0, 1, 2 },
+            0,
+            1 },
+          1 },
+        { { "avg ceil_mode exclude pad",
+            "AveragePool",
+            2,
+            2,
+            3,
+            { 7, 5 },
+            { 3, 2 },
+            { 2, 2 },
+            { 0 },
+            { 1, 1, 0, 0 },
+            1,
+            0 },
+          1 },
+        { { "avg ceil_mode include pad",
+            "AveragePool",
+            2,
+            2,
+            3,
+            { 7, 5 },
+            { 3, 2 },
+            { 2, 2 },
+            { 0 },
+            { 1, 1, 0, 0 },
+            1,
+            1 },
+          0 },
+        { { "avg overlapping 3x3 stride 1",
+            "AveragePool",
+            2,
+            1,
+            3,
+            { 7, 5 },
+            { 3, 3 },
+            { 1, 1 },
+            { 0 },
+            { 1, 1, 1, 1 },
+            0,
+            1 },
+          1 },
+        { { "avg dilation 2",
+            "AveragePool",
+            2,
+            1,
+            3,
+            { 7, 5 },
+            { 2, 2 },
+            { 1, 1 },
+            { 2, 1 },
+            { 0 },
+            0,
+            0 },
+          1 },
+        { { "avg 1-D include pad",
+            "AveragePool",
+            1,
+            2,
+            3,
+            { 11 },
+            { 4 },
+            { 3 },
+            { 0 },
+            { 2, 1 },
+            0,
+            1 },
+          1 },
+        { { "avg 3-D",
+            "AveragePool",
+            3,
+            1,
+            3,
+            { 4, 5, 3 },
+            { 2, 2, 2 },
+            { 2, 2, 1 },
+            { 0 },
+            { 1, 0, 0, 0, 1, 1 },
+            0,
+            0 },
+          1 },
+        { { "global avg", "GlobalAveragePool", 2, 2, 3, { 7, 5 } }, 0 },
+        { { "global max", "GlobalMaxPool", 2, 2, 3, { 7, 5 } }, 0 },
+        { { "global avg 1-D", "GlobalAveragePool", 1, 2, 3, { 9 } }, 0 },
+        { { "global max 3-D", "GlobalMaxPool", 3, 1, 3, { 3, 4, 5 } }, 0 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) fd_case(&cases[i].p, cases[i].dnnl);
 }
@@ -130,13 +295,65 @@ static void test_finite_differences(void)
 static void test_kernels_agree(void)
 {
     static const spec cases[] = {
-        {"big max 3x3 stride 2 pads 1", "MaxPool", 2, 2, 32, {28, 28}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}},
-        {"big max 2x2 stride 2", "MaxPool", 2, 2, 32, {28, 28}, {2, 2}, {2, 2}},
-        {"big max ceil_mode odd", "MaxPool", 2, 2, 32, {27, 29}, {3, 3}, {2, 2}, {0}, {0}, 1},
-        {"big avg 3x3 stride 1 include pad", "AveragePool", 2, 2, 32, {28, 28}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, 0, 1},
-        {"big avg 3x3 stride 2 exclude pad", "AveragePool", 2, 2, 32, {28, 28}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}, 0, 0},
-        {"big avg ceil_mode", "AveragePool", 2, 2, 32, {27, 27}, {2, 2}, {2, 2}, {0}, {0}, 1, 0},
-        {"big max 3-D", "MaxPool", 3, 2, 16, {8, 10, 10}, {2, 2, 2}, {2, 2, 2}},
+        { "big max 3x3 stride 2 pads 1",
+          "MaxPool",
+          2,
+          2,
+          32,
+          { 28, 28 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 } },
+        { "big max 2x2 stride 2", "MaxPool", 2, 2, 32, { 28, 28 }, { 2, 2 }, { 2, 2 } },
+        { "big max ceil_mode odd",
+          "MaxPool",
+          2,
+          2,
+          32,
+          { 27, 29 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 0 },
+          1 },
+        { "big avg 3x3 stride 1 include pad",
+          "AveragePool",
+          2,
+          2,
+          32,
+          { 28, 28 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          0,
+          1 },
+        { "big avg 3x3 stride 2 exclude pad",
+          "AveragePool",
+          2,
+          2,
+          32,
+          { 28, 28 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          0,
+          0 },
+        { "big avg ceil_mode",
+          "AveragePool",
+          2,
+          2,
+          32,
+          { 27, 27 },
+          { 2, 2 },
+          { 2, 2 },
+          { 0 },
+          { 0 },
+          1,
+          0 },
+        { "big max 3-D", "MaxPool", 3, 2, 16, { 8, 10, 10 }, { 2, 2, 2 }, { 2, 2, 2 } },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         built b;
@@ -153,7 +370,9 @@ static dnnl_memory_desc_t blocked_md(const gr_shape *s)
     dnnl_memory_desc_t md;
     dnnl_dims_t dims;
     for (int i = 0; i < s->rank; i++) dims[i] = s->d[i];
-    dnnl_format_tag_t tag = s->rank == 3 ? dnnl_nCw16c : s->rank == 4 ? dnnl_nChw16c : dnnl_nCdhw16c;
+    dnnl_format_tag_t tag = s->rank == 3   ? dnnl_nCw16c
+                            : s->rank == 4 ? dnnl_nChw16c
+                                           : dnnl_nCdhw16c;
     dnnl_memory_desc_init_by_tag(&md, s->rank, dims, dnnl_f32, tag);
     return md;
 }
@@ -163,7 +382,8 @@ static void convert(const gr_shape *s, const void *from, const void *src, const 
 {
     gr_dnnl *d = gc_dnnl_handle();
     dnnl_memory_desc_t a, b;
-    gr_tensor ta = {.dtype = GR_F32, .shape = *s, .layout = from}, tb = {.dtype = GR_F32, .shape = *s, .layout = to};
+    gr_tensor ta = { .dtype = GR_F32, .shape = *s, .layout = from },
+              tb = { .dtype = GR_F32, .shape = *s, .layout = to };
     gr_dnnl_md_of(&ta, &a);
     gr_dnnl_md_of(&tb, &b);
     dnnl_memory_t ma, mb;
@@ -173,7 +393,7 @@ static void convert(const gr_shape *s, const void *from, const void *src, const 
     dnnl_memory_create(&mb, &b, d->engine, dst);
     dnnl_reorder_primitive_desc_create(&pd, &a, d->engine, &b, d->engine, NULL);
     dnnl_primitive_create(&r, pd);
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ma}, {DNNL_ARG_TO, mb}};
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, ma }, { DNNL_ARG_TO, mb } };
     dnnl_primitive_execute(r, d->stream, 2, args);
     dnnl_stream_wait(d->stream);
     dnnl_primitive_destroy(r);
@@ -202,9 +422,20 @@ static int run_node(const gc_case *k, int blocked, const float *r, float **y, fl
         n.in[0].bytes = dnnl_memory_desc_get_size(&xmd);
     }
     for (int o = 0; o < k->nout; o++) n.pout[o] = &n.out[o];
-    n.c = (gr_opctx){.name = "lt", .op_type = k->op, .opset = k->opset, .attrs = k->attrs, .nattr = k->nattr,
-                     .nin = 1, .nout = k->nout, .in = n.pin, .out = n.pout, .arena = n.arena, .dnnl = gc_dnnl_handle(),
-                     .layouts = blocked, .training = 1, .need_grad = 1};
+    n.c = (gr_opctx){ .name = "lt",
+                      .op_type = k->op,
+                      .opset = k->opset,
+                      .attrs = k->attrs,
+                      .nattr = k->nattr,
+                      .nin = 1,
+                      .nout = k->nout,
+                      .in = n.pin,
+                      .out = n.pout,
+                      .arena = n.arena,
+                      .dnnl = gc_dnnl_handle(),
+                      .layouts = blocked,
+                      .training = 1,
+                      .need_grad = 1 };
     int st = n.op->prepare(&n.c);
     CHECK(st == GRAFT_OK, "layout run prepare: %s", graft_last_error());
     if (st) {
@@ -215,13 +446,14 @@ static int run_node(const gc_case *k, int blocked, const float *r, float **y, fl
     n.in[0].data = blocked ? xbuf : k->ins[0].data;
     *laid = n.out[0].layout != NULL;
     for (int o = 0; o < k->nout; o++) n.out[o].data = calloc(1, gr_tensor_bytes(&n.out[o]) + 1);
-    n.scratch = n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
+    n.scratch =
+        n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
     n.c.scratch = n.scratch;
-    gr_tensor dy = n.out[0], g = n.in[0], *dout[2] = {&dy, NULL}, *din[1] = {&g};
+    gr_tensor dy = n.out[0], g = n.in[0], *dout[2] = { &dy, NULL }, *din[1] = { &g };
     dy.data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
     convert(&n.out[0].shape, NULL, r, n.out[0].layout, dy.data);
     g.data = malloc(gr_tensor_bytes(&n.in[0]) + 4);
-    memset(g.data, 0x7f, gr_tensor_bytes(&n.in[0]));  /* poison: backward must overwrite */
+    memset(g.data, 0x7f, gr_tensor_bytes(&n.in[0])); /* poison: backward must overwrite */
     n.op->forward(&n.c);
     n.op->backward(&n.c, dout, din);
     *y = malloc((size_t)gr_numel(&n.out[0].shape) * 4 + 4);
@@ -247,11 +479,12 @@ static void layout_case(const spec *p)
     }
     int64_t m = gr_numel(&n.out[0].shape);
     gc_free(&n);
-    float *r = malloc((size_t)m * 4 + 4), *y[2] = {0}, *g[2] = {0};
+    float *r = malloc((size_t)m * 4 + 4), *y[2] = { 0 }, *g[2] = { 0 };
     gc_fill(r, m, 91, -1.f, 1.f);
-    int laid[2] = {0};
+    int laid[2] = { 0 };
     char w[256];
-    if (!run_node(&b.k, 0, r, &y[0], &g[0], &laid[0]) && !run_node(&b.k, 1, r, &y[1], &g[1], &laid[1])) {
+    if (!run_node(&b.k, 0, r, &y[0], &g[0], &laid[0]) &&
+        !run_node(&b.k, 1, r, &y[1], &g[1], &laid[1])) {
         CHECK(laid[1], "%s: a blocked input should give a blocked output", p->what);
         snprintf(w, sizeof w, "%s: forward, blocked vs plain", p->what);
         th_close(y[1], y[0], (long)m, 1e-5, 1e-6, w);
@@ -266,14 +499,66 @@ static void layout_case(const spec *p)
 static void test_layouts(void)
 {
     static const spec cases[] = {
-        {"layouts max 3x3 stride 2 pads 1", "MaxPool", 2, 2, 32, {28, 28}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}},
-        {"layouts max C=24 ceil_mode", "MaxPool", 2, 2, 24, {13, 11}, {3, 3}, {2, 2}, {0}, {0}, 1},
-        {"layouts avg include pad", "AveragePool", 2, 2, 32, {14, 14}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, 0, 1},
-        {"layouts avg 2x2 stride 2", "AveragePool", 2, 2, 40, {14, 14}, {2, 2}, {2, 2}, {0}, {0}, 0, 0},
-        {"layouts max 1-D", "MaxPool", 1, 2, 32, {30}, {3}, {2}, {0}, {1, 1}},
-        {"layouts avg 3-D", "AveragePool", 3, 2, 16, {6, 8, 8}, {2, 2, 2}, {2, 2, 2}, {0}, {0}, 0, 0},
-        {"layouts global avg", "GlobalAveragePool", 2, 2, 48, {7, 7}},
-        {"layouts global max", "GlobalMaxPool", 2, 2, 48, {7, 7}},
+        { "layouts max 3x3 stride 2 pads 1",
+          "MaxPool",
+          2,
+          2,
+          32,
+          { 28, 28 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 } },
+        { "layouts max C=24 ceil_mode",
+          "MaxPool",
+          2,
+          2,
+          24,
+          { 13, 11 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 0 },
+          1 },
+        { "layouts avg include pad",
+          "AveragePool",
+          2,
+          2,
+          32,
+          { 14, 14 },
+          { 3, 3 },
+          { 1, 1 },
+          { 0 },
+          { 1, 1, 1, 1 },
+          0,
+          1 },
+        { "layouts avg 2x2 stride 2",
+          "AveragePool",
+          2,
+          2,
+          40,
+          { 14, 14 },
+          { 2, 2 },
+          { 2, 2 },
+          { 0 },
+          { 0 },
+          0,
+          0 },
+        { "layouts max 1-D", "MaxPool", 1, 2, 32, { 30 }, { 3 }, { 2 }, { 0 }, { 1, 1 } },
+        { "layouts avg 3-D",
+          "AveragePool",
+          3,
+          2,
+          16,
+          { 6, 8, 8 },
+          { 2, 2, 2 },
+          { 2, 2, 2 },
+          { 0 },
+          { 0 },
+          0,
+          0 },
+        { "layouts global avg", "GlobalAveragePool", 2, 2, 48, { 7, 7 } },
+        { "layouts global max", "GlobalMaxPool", 2, 2, 48, { 7, 7 } },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) layout_case(&cases[i]);
 }
@@ -282,8 +567,17 @@ static void test_layouts(void)
 static void test_null_dout(void)
 {
     static const spec cases[] = {
-        {"null dout max", "MaxPool", 2, 1, 3, {7, 5}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}},
-        {"null dout global avg", "GlobalAveragePool", 2, 1, 3, {7, 5}},
+        { "null dout max",
+          "MaxPool",
+          2,
+          1,
+          3,
+          { 7, 5 },
+          { 3, 3 },
+          { 2, 2 },
+          { 0 },
+          { 1, 1, 1, 1 } },
+        { "null dout global avg", "GlobalAveragePool", 2, 1, 3, { 7, 5 } },
     };
     for (size_t c = 0; c < 2; c++)
         for (int ref = 0; ref <= 1; ref++) {
@@ -294,7 +588,7 @@ static void test_null_dout(void)
             int st = gc_prepare(&n, &b.k, &b.x);
             CHECK(st == GRAFT_OK, "%s prepare: %s", cases[c].what, graft_last_error());
             if (!st) {
-                gr_tensor g = n.in[0], *din[1] = {&g}, *dout[1] = {NULL};
+                gr_tensor g = n.in[0], *din[1] = { &g }, *dout[1] = { NULL };
                 int64_t m = gr_numel(&g.shape);
                 g.data = malloc((size_t)m * 4);
                 memset(g.data, 0x7f, (size_t)m * 4);
@@ -302,7 +596,8 @@ static void test_null_dout(void)
                 n.op->backward(&n.c, dout, din);
                 int zero = 1;
                 for (int64_t j = 0; j < m; j++) zero &= ((float *)g.data)[j] == 0;
-                CHECK(zero, "%s (%s): dx must be zero", cases[c].what, ref ? "reference" : "oneDNN");
+                CHECK(zero, "%s (%s): dx must be zero", cases[c].what,
+                      ref ? "reference" : "oneDNN");
                 free(g.data);
             }
             gc_free(&n);
@@ -313,15 +608,22 @@ static void test_null_dout(void)
 /* An 8-bit MaxPool has no gradient: asking for one is an error at prepare. */
 static void test_errors(void)
 {
-    int64_t k[2] = {2, 2};
-    gr_attr a[1] = {ints("kernel_shape", 2, k)};
-    uint8_t x[16] = {0};
-    gr_tensor in = {.dtype = GR_U8, .shape = {4, {1, 1, 4, 4}}, .data = x};
-    gc_case kc = {.op = "MaxPool", .opset = 12, .attrs = a, .nattr = 1, .nin = 1, .ins = &in, .nout = 1, .need = 1};
+    int64_t k[2] = { 2, 2 };
+    gr_attr a[1] = { ints("kernel_shape", 2, k) };
+    uint8_t x[16] = { 0 };
+    gr_tensor in = { .dtype = GR_U8, .shape = { 4, { 1, 1, 4, 4 } }, .data = x };
+    gc_case kc = { .op = "MaxPool",
+                   .opset = 12,
+                   .attrs = a,
+                   .nattr = 1,
+                   .nin = 1,
+                   .ins = &in,
+                   .nout = 1,
+                   .need = 1 };
     gc_node n;
     int st = gc_prepare(&n, &kc, &in);
-    CHECK(st != GRAFT_OK && strstr(graft_last_error(), "gradient"), "uint8 MaxPool with need_grad: status %d, '%s'",
-          st, graft_last_error());
+    CHECK(st != GRAFT_OK && strstr(graft_last_error(), "gradient"),
+          "uint8 MaxPool with need_grad: status %d, '%s'", st, graft_last_error());
     gc_free(&n);
 }
 

@@ -69,10 +69,11 @@ static gr_tensor load_npy(const char *dir, const char *name)
 }
 
 /* A malloc'd copy of value v (or output i when v < 0) after one run of an inference plan. */
-static float *run_value(const gr_graph *g, const gr_tensor *x, int use_ref, int v, int out_i, gr_shape *shape)
+static float *run_value(const gr_graph *g, const gr_tensor *x, int use_ref, int v, int out_i,
+                        gr_shape *shape)
 {
     gr_plan *p;
-    gr_plan_opts o = {.use_ref = use_ref};
+    gr_plan_opts o = { .use_ref = use_ref };
     gr_dnnl *d = NULL;
     if (!use_ref && gr_dnnl_new(&d)) return NULL;
     o.dnnl = d;
@@ -103,7 +104,7 @@ static int add_output(gr_graph *g, int v)
 
 static int shape_is(const gr_shape *s, int rank, int64_t a, int64_t b, int64_t c, int64_t d)
 {
-    int64_t w[4] = {a, b, c, d};
+    int64_t w[4] = { a, b, c, d };
     if (s->rank != rank) return 0;
     for (int i = 0; i < rank; i++)
         if (s->d[i] != w[i]) return 0;
@@ -150,20 +151,25 @@ static gr_graph *synth(int C, int H, int W, gr_rng *rng)
     g->arena = gr_arena_new(1 << 16);
     g->opset = 13;
     g->ir_version = 8;
-    gr_shape xs = {4, {-1, 3, H, W}}, ws = {4, {C, 3, 1, 1}}, bs = {1, {C}}, js = {1, {3}};
-    float *w = malloc((size_t)C * 3 * sizeof *w), *b = malloc((size_t)C * sizeof *b), junk[3] = {1, 2, 3};
+    gr_shape xs = { 4, { -1, 3, H, W } }, ws = { 4, { C, 3, 1, 1 } }, bs = { 1, { C } },
+             js = { 1, { 3 } };
+    float *w = malloc((size_t)C * 3 * sizeof *w), *b = malloc((size_t)C * sizeof *b),
+          junk[3] = { 1, 2, 3 };
     for (int i = 0; i < C * 3; i++) w[i] = (float)(gr_rng_uniform(rng) * 2 - 1);
     for (int i = 0; i < C; i++) b[i] = (float)(gr_rng_uniform(rng) - 0.3);
     int x, vw, vb, y, r, vj;
-    int st = gr_graph_add_value(g, "x", GR_F32, &xs, NULL, &x) || gr_graph_add_value(g, "conv.weight", GR_F32, &ws, w, &vw) ||
-             gr_graph_add_value(g, "conv.bias", GR_F32, &bs, b, &vb) || gr_graph_add_value(g, "junk", GR_F32, &js, junk, &vj) ||
-             gr_graph_add_value(g, "y", 0, NULL, NULL, &y) || gr_graph_add_value(g, "r", 0, NULL, NULL, &r);
+    int st = gr_graph_add_value(g, "x", GR_F32, &xs, NULL, &x) ||
+             gr_graph_add_value(g, "conv.weight", GR_F32, &ws, w, &vw) ||
+             gr_graph_add_value(g, "conv.bias", GR_F32, &bs, b, &vb) ||
+             gr_graph_add_value(g, "junk", GR_F32, &js, junk, &vj) ||
+             gr_graph_add_value(g, "y", 0, NULL, NULL, &y) ||
+             gr_graph_add_value(g, "r", 0, NULL, NULL, &r);
     free(w);
     free(b);
     g->inputs = gr_arena_alloc(g->arena, sizeof(int));
     g->inputs[0] = x;
     g->ninputs = 1;
-    int in[3] = {x, vw, vb};
+    int in[3] = { x, vw, vb };
     st = st || gr_graph_add_node(g, "conv", "Conv", in, 3, &y, 1, NULL, 0, NULL) ||
          gr_graph_add_node(g, "relu", "Relu", &y, 1, &r, 1, NULL, 0, NULL);
     g->outputs = gr_arena_alloc(g->arena, sizeof(int));
@@ -180,7 +186,7 @@ static gr_tensor random_input(int n, int H, int W, gr_rng *rng, float **buf)
 {
     *buf = malloc((size_t)n * 3 * H * W * sizeof(float));
     for (int i = 0; i < n * 3 * H * W; i++) (*buf)[i] = (float)gr_rng_normal(rng);
-    return (gr_tensor){.dtype = GR_F32, .shape = {4, {n, 3, H, W}}, .data = *buf};
+    return (gr_tensor){ .dtype = GR_F32, .shape = { 4, { n, 3, H, W } }, .data = *buf };
 }
 
 static int msg_has(const char *s) { return strstr(graft_last_error(), s) != NULL; }
@@ -191,39 +197,51 @@ static void test_primitives(void)
     gr_rng_seed(&rng, 1);
     gr_graph *g = synth(4, 3, 3, &rng);
     int nv = g->nvalues, nn = g->nnodes, v;
-    CHECK(gr_graph_add_value(g, "y", GR_F32, NULL, NULL, &v) == GRAFT_E_ARG && msg_has("'y'"), "dup value: %s", graft_last_error());
+    CHECK(gr_graph_add_value(g, "y", GR_F32, NULL, NULL, &v) == GRAFT_E_ARG && msg_has("'y'"),
+          "dup value: %s", graft_last_error());
     int later;
     gr_graph_add_value(g, "later", GR_F32, NULL, NULL, &later);
     int r = gr_graph_find_value(g, "r"), o1, o2;
     gr_graph_add_value(g, "o1", 0, NULL, NULL, &o1);
     gr_graph_add_value(g, "o2", 0, NULL, NULL, &o2);
-    int in2[2] = {r, later};
-    CHECK(gr_graph_add_node(g, "bad", "Add", in2, 2, &o1, 1, NULL, 0, NULL) == GRAFT_E_ARG && msg_has("'later'"),
+    int in2[2] = { r, later };
+    CHECK(gr_graph_add_node(g, "bad", "Add", in2, 2, &o1, 1, NULL, 0, NULL) == GRAFT_E_ARG &&
+              msg_has("'later'"),
           "unavailable input: %s", graft_last_error());
     int w = gr_graph_find_value(g, "conv.weight");
-    CHECK(gr_graph_add_node(g, "bad", "Relu", &r, 1, &w, 1, NULL, 0, NULL) == GRAFT_E_ARG && msg_has("conv.weight"),
+    CHECK(gr_graph_add_node(g, "bad", "Relu", &r, 1, &w, 1, NULL, 0, NULL) == GRAFT_E_ARG &&
+              msg_has("conv.weight"),
           "output is an initializer: %s", graft_last_error());
-    CHECK(gr_graph_add_node(g, "bad", "NoSuchOp", &r, 1, &o1, 1, NULL, 0, NULL) == GRAFT_E_UNSUPPORTED && msg_has("NoSuchOp"),
+    CHECK(gr_graph_add_node(g, "bad", "NoSuchOp", &r, 1, &o1, 1, NULL, 0, NULL) ==
+                  GRAFT_E_UNSUPPORTED &&
+              msg_has("NoSuchOp"),
           "unknown op: %s", graft_last_error());
-    CHECK(gr_graph_add_node(g, "relu", "Relu", &r, 1, &o1, 1, NULL, 0, NULL) == GRAFT_E_ARG && msg_has("'relu'"),
+    CHECK(gr_graph_add_node(g, "relu", "Relu", &r, 1, &o1, 1, NULL, 0, NULL) == GRAFT_E_ARG &&
+              msg_has("'relu'"),
           "dup node: %s", graft_last_error());
     CHECK(g->nnodes == nn, "failed adds changed the node count: %d, was %d", g->nnodes, nn);
     /* an attribute is copied: the caller's array may go away */
-    int64_t perm[4] = {0, 2, 3, 1};
-    gr_attr a = {.name = "perm", .type = GR_AT_INTS, .n = 4, .ints = perm};
-    CHECK(gr_graph_add_node(g, "tr", "Transpose", &r, 1, &o1, 1, &a, 1, NULL) == GRAFT_OK, "%s", graft_last_error());
+    int64_t perm[4] = { 0, 2, 3, 1 };
+    gr_attr a = { .name = "perm", .type = GR_AT_INTS, .n = 4, .ints = perm };
+    CHECK(gr_graph_add_node(g, "tr", "Transpose", &r, 1, &o1, 1, &a, 1, NULL) == GRAFT_OK, "%s",
+          graft_last_error());
     perm[1] = 99;
-    CHECK(g->nodes[g->nnodes - 1].attrs[0].ints[1] == 2 && g->nodes[g->nnodes - 1].attrs[0].ints != perm, "attribute not copied");
-    CHECK(gr_graph_add_node(g, "shape", "Shape", &r, 1, &o2, 1, NULL, 0, NULL) == GRAFT_OK, "%s", graft_last_error());
+    CHECK(g->nodes[g->nnodes - 1].attrs[0].ints[1] == 2 &&
+              g->nodes[g->nnodes - 1].attrs[0].ints != perm,
+          "attribute not copied");
+    CHECK(gr_graph_add_node(g, "shape", "Shape", &r, 1, &o2, 1, NULL, 0, NULL) == GRAFT_OK, "%s",
+          graft_last_error());
     CHECK(gr_graph_sort(g) == GRAFT_OK, "sort after adds: %s", graft_last_error());
 
     /* prune: 'junk', 'later' and the two dead nodes (outputs nobody needs) go */
     CHECK(gr_graph_prune(g) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(g->nvalues == nv - 1 && g->nnodes == nn, "after prune %d values (want %d), %d nodes (want %d)", g->nvalues, nv - 1,
-          g->nnodes, nn);
-    CHECK(gr_graph_find_value(g, "junk") < 0 && gr_graph_find_value(g, "later") < 0 && gr_graph_find_node(g, "tr") < 0,
+    CHECK(g->nvalues == nv - 1 && g->nnodes == nn,
+          "after prune %d values (want %d), %d nodes (want %d)", g->nvalues, nv - 1, g->nnodes, nn);
+    CHECK(gr_graph_find_value(g, "junk") < 0 && gr_graph_find_value(g, "later") < 0 &&
+              gr_graph_find_node(g, "tr") < 0,
           "prune kept unused things");
-    CHECK(!strcmp(g->values[g->inputs[0]].name, "x") && !strcmp(g->values[g->outputs[0]].name, "r"), "inputs/outputs renumbered wrong");
+    CHECK(!strcmp(g->values[g->inputs[0]].name, "x") && !strcmp(g->values[g->outputs[0]].name, "r"),
+          "inputs/outputs renumbered wrong");
     CHECK(gr_graph_sort(g) == GRAFT_OK, "sort after prune: %s", graft_last_error());
     check_consistent(g, "synthetic after prune");
 
@@ -232,19 +250,26 @@ static void test_primitives(void)
     gr_graph_add_value(g, "shp", 0, NULL, NULL, &o2);
     gr_graph_add_node(g, "shape", "Shape", &r, 1, &o2, 1, NULL, 0, NULL);
     nv = g->nvalues;
-    const char *c1[] = {"shape"}, *c2[] = {"nope"}, *c3[] = {"conv.weight"};
-    CHECK(gr_graph_cut(g, c1, 1) == GRAFT_E_ARG && msg_has("'shp'") && msg_has("int64"), "non-float cut: %s", graft_last_error());
-    CHECK(gr_graph_cut(g, c2, 1) == GRAFT_E_ARG && msg_has("'nope'"), "unknown cut: %s", graft_last_error());
-    CHECK(gr_graph_cut(g, c3, 1) == GRAFT_E_ARG && msg_has("initializer"), "initializer cut: %s", graft_last_error());
+    const char *c1[] = { "shape" }, *c2[] = { "nope" }, *c3[] = { "conv.weight" };
+    CHECK(gr_graph_cut(g, c1, 1) == GRAFT_E_ARG && msg_has("'shp'") && msg_has("int64"),
+          "non-float cut: %s", graft_last_error());
+    CHECK(gr_graph_cut(g, c2, 1) == GRAFT_E_ARG && msg_has("'nope'"), "unknown cut: %s",
+          graft_last_error());
+    CHECK(gr_graph_cut(g, c3, 1) == GRAFT_E_ARG && msg_has("initializer"), "initializer cut: %s",
+          graft_last_error());
     CHECK(g->nvalues == nv && g->noutputs == 1, "a failed cut changed the graph");
-    const char *c4[] = {"conv"};  /* a node name: its first output */
-    CHECK(gr_graph_cut(g, c4, 1) == GRAFT_OK && g->noutputs == 1 && !strcmp(g->values[g->outputs[0]].name, "y") &&
-          gr_graph_find_node(g, "relu") < 0 && gr_graph_find_value(g, "shp") < 0, "cut at node 'conv': %s", graft_last_error());
+    const char *c4[] = { "conv" }; /* a node name: its first output */
+    CHECK(gr_graph_cut(g, c4, 1) == GRAFT_OK && g->noutputs == 1 &&
+              !strcmp(g->values[g->outputs[0]].name, "y") && gr_graph_find_node(g, "relu") < 0 &&
+              gr_graph_find_value(g, "shp") < 0,
+          "cut at node 'conv': %s", graft_last_error());
     int f, first;
-    CHECK(gr_graph_find_classifier(g, &f, &first) == GRAFT_E_ARG && msg_has("no classifier") && msg_has("'conv' (Conv)"),
+    CHECK(gr_graph_find_classifier(g, &f, &first) == GRAFT_E_ARG && msg_has("no classifier") &&
+              msg_has("'conv' (Conv)"),
           "no classifier: %s", graft_last_error());
     unsigned char tr[64];
-    CHECK(gr_freeze_select(g, "head", tr) == GRAFT_E_ARG && msg_has("'head'") && msg_has("no classifier"),
+    CHECK(gr_freeze_select(g, "head", tr) == GRAFT_E_ARG && msg_has("'head'") &&
+              msg_has("no classifier"),
           "head without classifier: %s", graft_last_error());
     gr_graph_free(g);
 }
@@ -259,25 +284,29 @@ static void test_graph_append(void)
     gr_tensor x = random_input(2, 2, 2, &rng, &buf);
     gr_shape sa, sb;
     float *ya = run_value(a, &x, 1, -1, 0, &sa);
-    gr_tensor xa = {.dtype = GR_F32, .shape = sa, .data = ya};
+    gr_tensor xa = { .dtype = GR_F32, .shape = sa, .data = ya };
     float *yb = run_value(b, &xa, 1, -1, 0, &sb);
     int r = a->outputs[0], out = -1, bad = -7;
     b->opset = 17;
-    CHECK(gr_graph_append(a, b, "b/", &r, &out) == GRAFT_E_UNSUPPORTED && msg_has("opset 17"), "opset: %s", graft_last_error());
+    CHECK(gr_graph_append(a, b, "b/", &r, &out) == GRAFT_E_UNSUPPORTED && msg_has("opset 17"),
+          "opset: %s", graft_last_error());
     b->opset = 13;
-    CHECK(gr_graph_append(a, b, "b/", &bad, &out) == GRAFT_E_ARG && msg_has("'x'"), "bad input map: %s", graft_last_error());
+    CHECK(gr_graph_append(a, b, "b/", &bad, &out) == GRAFT_E_ARG && msg_has("'x'"),
+          "bad input map: %s", graft_last_error());
     CHECK(gr_graph_append(a, b, "b/", &r, &out) == GRAFT_OK, "append: %s", graft_last_error());
-    CHECK(out >= 0 && !strcmp(a->values[out].name, "b/r") && gr_graph_find_value(a, "b/conv.weight") >= 0 &&
-          gr_graph_find_node(a, "b/conv") >= 0, "appended names carry the prefix");
-    CHECK(gr_graph_append(a, b, "b/", &r, &out) == GRAFT_E_ARG && msg_has("b/conv.weight"), "same prefix twice: %s",
-          graft_last_error());
+    CHECK(out >= 0 && !strcmp(a->values[out].name, "b/r") &&
+              gr_graph_find_value(a, "b/conv.weight") >= 0 && gr_graph_find_node(a, "b/conv") >= 0,
+          "appended names carry the prefix");
+    CHECK(gr_graph_append(a, b, "b/", &r, &out) == GRAFT_E_ARG && msg_has("b/conv.weight"),
+          "same prefix twice: %s", graft_last_error());
     a->outputs[0] = out;
     CHECK(gr_graph_prune(a) == GRAFT_OK && gr_graph_sort(a) == GRAFT_OK, "%s", graft_last_error());
     check_consistent(a, "after append");
     gr_shape sab;
     float *yab = run_value(a, &x, 1, -1, 0, &sab);
     CHECK(yab && gr_shape_eq(&sab, &sb), "appended graph's output shape");
-    if (yab && yb && gr_shape_eq(&sab, &sb)) th_close(yab, yb, (long)gr_numel(&sb), 0, 0, "a then b in one graph = b(a(x))");
+    if (yab && yb && gr_shape_eq(&sab, &sb))
+        th_close(yab, yb, (long)gr_numel(&sb), 0, 0, "a then b in one graph = b(a(x))");
     free(ya), free(yb), free(yab), free(buf);
     gr_graph_free(a), gr_graph_free(b);
 }
@@ -299,7 +328,7 @@ static void test_grid4_head(void)
     const int C = 3, H = 8, W = 12, N = 2;
     gr_graph *g = synth(C, H, W, &rng);
     int r = gr_graph_find_value(g, "r"), lg;
-    gr_head_spec s = {.nclass = 2, .pool = "grid4", .prefix = "g4"};
+    gr_head_spec s = { .nclass = 2, .pool = "grid4", .prefix = "g4" };
     CHECK(gr_graph_add_head(g, r, &s, &rng, &lg) == GRAFT_OK, "grid4 head: %s", graft_last_error());
     CHECK(gr_graph_prune(g) == GRAFT_OK && gr_graph_sort(g) == GRAFT_OK, "%s", graft_last_error());
     int po = add_output(g, gr_graph_find_value(g, "g4.pooled"));
@@ -313,11 +342,13 @@ static void test_grid4_head(void)
         for (int c = 0; c < C; c++)
             for (int i = 0; i < 4; i++)
                 for (int j = 0; j < 4; j++)
-                    want[((n * C + c) * 4 + i) * 4 + j] = (float)cell_mean(feat + (n * C + c) * H * W, W, i * H / 4,
-                                                                           (i + 1) * H / 4, j * W / 4, (j + 1) * W / 4);
+                    want[((n * C + c) * 4 + i) * 4 + j] =
+                        (float)cell_mean(feat + (n * C + c) * H * W, W, i * H / 4, (i + 1) * H / 4,
+                                         j * W / 4, (j + 1) * W / 4);
     th_close(pooled, want, N * C * 16, 1e-5, 1e-6, "grid4 pooling vs the 4x4 cell means");
     int64_t nw;
-    CHECK(init_data(g, "g4.fc.weight", &nw) && nw == 2 * 16 * C, "g4.fc.weight: %lld elements", (long long)nw);
+    CHECK(init_data(g, "g4.fc.weight", &nw) && nw == 2 * 16 * C, "g4.fc.weight: %lld elements",
+          (long long)nw);
     free(feat), free(pooled), free(xb);
     gr_graph_free(g);
 }
@@ -329,33 +360,41 @@ static void test_heads(void)
     const int C = 6, H = 7, W = 5, N = 2;
     gr_graph *g = synth(C, H, W, &rng);
     int r = gr_graph_find_value(g, "r"), lg, lm;
-    gr_head_spec s1 = {.nclass = 3, .pool = "grid2", .prefix = "g2"};
-    CHECK(gr_graph_add_head(g, r, &s1, &rng, &lg) == GRAFT_OK, "grid2 head: %s", graft_last_error());
+    gr_head_spec s1 = { .nclass = 3, .pool = "grid2", .prefix = "g2" };
+    CHECK(gr_graph_add_head(g, r, &s1, &rng, &lg) == GRAFT_OK, "grid2 head: %s",
+          graft_last_error());
     r = gr_graph_find_value(g, "r");
-    gr_head_spec s2 = {.nclass = 3, .hidden = 4, .dropout = 0.3f, .prefix = "mlp"};
+    gr_head_spec s2 = { .nclass = 3, .hidden = 4, .dropout = 0.3f, .prefix = "mlp" };
     CHECK(gr_graph_add_head(g, r, &s2, &rng, &lm) == GRAFT_OK, "mlp head: %s", graft_last_error());
-    CHECK(gr_graph_add_head(g, r, &s2, &rng, &lm) == GRAFT_E_ARG && msg_has("'mlp'"), "prefix taken: %s", graft_last_error());
-    gr_head_spec bad = {.nclass = 3, .pool = "max"};
-    CHECK(gr_graph_add_head(g, r, &bad, &rng, NULL) == GRAFT_E_ARG && msg_has("'max'"), "bad pool: %s", graft_last_error());
+    CHECK(gr_graph_add_head(g, r, &s2, &rng, &lm) == GRAFT_E_ARG && msg_has("'mlp'"),
+          "prefix taken: %s", graft_last_error());
+    gr_head_spec bad = { .nclass = 3, .pool = "max" };
+    CHECK(gr_graph_add_head(g, r, &bad, &rng, NULL) == GRAFT_E_ARG && msg_has("'max'"),
+          "bad pool: %s", graft_last_error());
     CHECK(g->noutputs == 3, "appended heads: %d outputs, want 3", g->noutputs);
-    CHECK(gr_graph_prune(g) == GRAFT_OK && gr_graph_sort(g) == GRAFT_OK && g->noutputs == 3, "%s", graft_last_error());
+    CHECK(gr_graph_prune(g) == GRAFT_OK && gr_graph_sort(g) == GRAFT_OK && g->noutputs == 3, "%s",
+          graft_last_error());
     check_consistent(g, "synthetic with heads");
     int po = add_output(g, gr_graph_find_value(g, "g2.pooled"));
     float *xb;
     gr_tensor x = random_input(N, H, W, &rng, &xb);
     gr_shape s0, sg, sm, sp;
-    float *feat = run_value(g, &x, 1, -1, 0, &s0), *yg = run_value(g, &x, 1, -1, 1, &sg), *ym = run_value(g, &x, 1, -1, 2, &sm);
+    float *feat = run_value(g, &x, 1, -1, 0, &s0), *yg = run_value(g, &x, 1, -1, 1, &sg),
+          *ym = run_value(g, &x, 1, -1, 2, &sm);
     float *pooled = run_value(g, &x, 1, -1, po, &sp);
-    CHECK(shape_is(&sg, 2, N, 3, 0, 0) && shape_is(&sm, 2, N, 3, 0, 0) && shape_is(&sp, 4, N, C, 2, 2), "head shapes");
+    CHECK(shape_is(&sg, 2, N, 3, 0, 0) && shape_is(&sm, 2, N, 3, 0, 0) &&
+              shape_is(&sp, 4, N, C, 2, 2),
+          "head shapes");
     /* grid2 = adaptive_avg_pool2d(x, 2): cells [0, ceil(H/2)) and [floor(H/2), H) per axis */
     float want[2 * 6 * 4];
-    int rs[2][2] = {{0, (H + 1) / 2}, {H / 2, H}}, cs[2][2] = {{0, (W + 1) / 2}, {W / 2, W}};
+    int rs[2][2] = { { 0, (H + 1) / 2 }, { H / 2, H } },
+        cs[2][2] = { { 0, (W + 1) / 2 }, { W / 2, W } };
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
             for (int i = 0; i < 2; i++)
                 for (int j = 0; j < 2; j++)
-                    want[((n * C + c) * 2 + i) * 2 + j] =
-                        (float)cell_mean(feat + (n * C + c) * H * W, W, rs[i][0], rs[i][1], cs[j][0], cs[j][1]);
+                    want[((n * C + c) * 2 + i) * 2 + j] = (float)cell_mean(
+                        feat + (n * C + c) * H * W, W, rs[i][0], rs[i][1], cs[j][0], cs[j][1]);
     th_close(pooled, want, N * C * 4, 1e-5, 1e-6, "grid2 pooling vs the 2x2 cell means");
     /* logits = flatten(pooled) W^T + b with the head's own weights */
     int64_t nw;
@@ -371,13 +410,16 @@ static void test_heads(void)
     th_close(yg, lw, N * 3, 1e-5, 1e-5, "grid2 head logits vs Gemm by hand");
     /* MLP: relu(GAP(r) W1^T + b1) W2^T + b2 (Dropout is the identity in inference) */
     const float *w1 = init_data(g, "mlp.fc1.weight", &nw), *b1 = init_data(g, "mlp.fc1.bias", NULL);
-    const float *w2 = init_data(g, "mlp.fc2.weight", NULL), *b2 = init_data(g, "mlp.fc2.bias", NULL);
-    CHECK(w1 && b1 && w2 && b2 && nw == 4 * C && init_data(g, "mlp.dropout.ratio", NULL), "mlp parameters");
+    const float *w2 = init_data(g, "mlp.fc2.weight", NULL),
+                *b2 = init_data(g, "mlp.fc2.bias", NULL);
+    CHECK(w1 && b1 && w2 && b2 && nw == 4 * C && init_data(g, "mlp.dropout.ratio", NULL),
+          "mlp parameters");
     for (int n = 0; w1 && b1 && w2 && b2 && n < N; n++) {
         double h[4];
         for (int j = 0; j < 4; j++) {
             double acc = b1[j];
-            for (int c = 0; c < C; c++) acc += w1[j * C + c] * cell_mean(feat + (n * C + c) * H * W, W, 0, H, 0, W);
+            for (int c = 0; c < C; c++)
+                acc += w1[j * C + c] * cell_mean(feat + (n * C + c) * H * W, W, 0, H, 0, W);
             h[j] = acc > 0 ? acc : 0;
         }
         for (int k = 0; k < 3; k++) {
@@ -398,12 +440,13 @@ static void test_heads(void)
     gr_graph_add_value(g, "shp", 0, NULL, NULL, &shp);
     r = gr_graph_find_value(g, "r");
     gr_graph_add_node(g, "shape", "Shape", &r, 1, &shp, 1, NULL, 0, NULL);
-    gr_head_spec s3 = {.nclass = 2, .prefix = "bad"};
+    gr_head_spec s3 = { .nclass = 2, .prefix = "bad" };
     ok = gr_graph_add_head(g, shp, &s3, &rng, NULL) == GRAFT_E_SHAPE && msg_has("'shp'");
     CHECK(ok, "head on int64: %s", graft_last_error());
     /* a 4x4 grid needs equal cells: this 7x5 map has none */
-    gr_head_spec s_g4 = {.nclass = 2, .pool = "grid4", .prefix = "g4"};
-    ok = gr_graph_add_head(g, r, &s_g4, &rng, NULL) == GRAFT_E_SHAPE && msg_has("multiples of 4") && msg_has("'r'");
+    gr_head_spec s_g4 = { .nclass = 2, .pool = "grid4", .prefix = "g4" };
+    ok = gr_graph_add_head(g, r, &s_g4, &rng, NULL) == GRAFT_E_SHAPE && msg_has("multiples of 4") &&
+         msg_has("'r'");
     CHECK(ok, "grid4 head on a 7x5 map: %s", graft_last_error());
     gr_graph_free(g);
     test_grid4_head();
@@ -412,16 +455,20 @@ static void test_heads(void)
     g = synth(C, H, W, &rng);
     r = gr_graph_find_value(g, "r");
     int p, fl, d, m, a, sm2, vw, vb, dr;
-    gr_shape ws = {2, {C, 3}}, bs = {1, {3}}, rs0 = {0, {0}};
-    float wv[18], bv[3] = {0.1f, -0.2f, 0.3f}, ratio = 0.5f;
+    gr_shape ws = { 2, { C, 3 } }, bs = { 1, { 3 } }, rs0 = { 0, { 0 } };
+    float wv[18], bv[3] = { 0.1f, -0.2f, 0.3f }, ratio = 0.5f;
     for (int i = 0; i < 18; i++) wv[i] = (float)i / 18;
-    gr_attr soft = {.name = "axis", .type = GR_AT_INT, .i = 1};
-    int st = gr_graph_add_value(g, "p", 0, NULL, NULL, &p) || gr_graph_add_value(g, "fl", 0, NULL, NULL, &fl) ||
-             gr_graph_add_value(g, "d", 0, NULL, NULL, &d) || gr_graph_add_value(g, "m", 0, NULL, NULL, &m) ||
-             gr_graph_add_value(g, "a", 0, NULL, NULL, &a) || gr_graph_add_value(g, "prob", 0, NULL, NULL, &sm2) ||
-             gr_graph_add_value(g, "cls.w", GR_F32, &ws, wv, &vw) || gr_graph_add_value(g, "cls.b", GR_F32, &bs, bv, &vb) ||
+    gr_attr soft = { .name = "axis", .type = GR_AT_INT, .i = 1 };
+    int st = gr_graph_add_value(g, "p", 0, NULL, NULL, &p) ||
+             gr_graph_add_value(g, "fl", 0, NULL, NULL, &fl) ||
+             gr_graph_add_value(g, "d", 0, NULL, NULL, &d) ||
+             gr_graph_add_value(g, "m", 0, NULL, NULL, &m) ||
+             gr_graph_add_value(g, "a", 0, NULL, NULL, &a) ||
+             gr_graph_add_value(g, "prob", 0, NULL, NULL, &sm2) ||
+             gr_graph_add_value(g, "cls.w", GR_F32, &ws, wv, &vw) ||
+             gr_graph_add_value(g, "cls.b", GR_F32, &bs, bv, &vb) ||
              gr_graph_add_value(g, "ratio", GR_F32, &rs0, &ratio, &dr);
-    int din[2] = {fl, dr}, min[2] = {d, vw}, ain[2] = {vb, m};
+    int din[2] = { fl, dr }, min[2] = { d, vw }, ain[2] = { vb, m };
     st = st || gr_graph_add_node(g, "gap", "GlobalAveragePool", &r, 1, &p, 1, NULL, 0, NULL) ||
          gr_graph_add_node(g, "flatten", "Flatten", &p, 1, &fl, 1, NULL, 0, NULL) ||
          gr_graph_add_node(g, "drop", "Dropout", din, 2, &d, 1, NULL, 0, NULL) ||
@@ -431,27 +478,35 @@ static void test_heads(void)
     CHECK(!st, "building the classifier graph: %s", graft_last_error());
     g->outputs[0] = sm2;
     int f = -1, first = -1;
-    CHECK(gr_graph_find_classifier(g, &f, &first) == GRAFT_OK && f == fl && first == gr_graph_find_node(g, "drop"),
+    CHECK(gr_graph_find_classifier(g, &f, &first) == GRAFT_OK && f == fl &&
+              first == gr_graph_find_node(g, "drop"),
           "find_classifier: feature %s, first node %s (%s)", f >= 0 ? g->values[f].name : "-",
           first >= 0 ? g->nodes[first].name : "-", graft_last_error());
-    CHECK(gr_freeze_select(g, "head", tr) == GRAFT_OK && tr[vw] && tr[vb] && !tr[gr_graph_find_value(g, "conv.weight")],
+    CHECK(gr_freeze_select(g, "head", tr) == GRAFT_OK && tr[vw] && tr[vb] &&
+              !tr[gr_graph_find_value(g, "conv.weight")],
           "head = MatMul weight + Add bias: %s", graft_last_error());
-    gr_head_spec s4 = {.nclass = 4};
+    gr_head_spec s4 = { .nclass = 4 };
     CHECK(gr_graph_replace_classifier(g, &s4, &rng) == GRAFT_OK, "replace: %s", graft_last_error());
-    CHECK(gr_graph_find_node(g, "drop") < 0 && gr_graph_find_node(g, "mm") < 0 && gr_graph_find_node(g, "softmax") < 0 &&
-          gr_graph_find_value(g, "cls.w") < 0 && gr_graph_find_node(g, "flatten") >= 0, "replace kept the old classifier");
+    CHECK(gr_graph_find_node(g, "drop") < 0 && gr_graph_find_node(g, "mm") < 0 &&
+              gr_graph_find_node(g, "softmax") < 0 && gr_graph_find_value(g, "cls.w") < 0 &&
+              gr_graph_find_node(g, "flatten") >= 0,
+          "replace kept the old classifier");
     int64_t n4;
-    CHECK(init_data(g, "head.fc.weight", &n4) && n4 == 4 * C, "head.fc.weight has %lld elements", (long long)n4);
+    CHECK(init_data(g, "head.fc.weight", &n4) && n4 == 4 * C, "head.fc.weight has %lld elements",
+          (long long)n4);
     /* replacing it again with the same prefix: the old head's names are free once it goes */
-    gr_head_spec s5 = {.nclass = 2, .hidden = 5};
-    CHECK(gr_graph_replace_classifier(g, &s5, &rng) == GRAFT_OK, "second replace: %s", graft_last_error());
-    CHECK(init_data(g, "head.fc1.weight", &n4) && n4 == 5 * C && !init_data(g, "head.fc.weight", NULL) &&
-          gr_graph_find_node(g, "flatten") >= 0 && g->nmeta == 1, "second replace: fc1 %lld, %d metadata entries",
-          (long long)n4, g->nmeta);
+    gr_head_spec s5 = { .nclass = 2, .hidden = 5 };
+    CHECK(gr_graph_replace_classifier(g, &s5, &rng) == GRAFT_OK, "second replace: %s",
+          graft_last_error());
+    CHECK(init_data(g, "head.fc1.weight", &n4) && n4 == 5 * C &&
+              !init_data(g, "head.fc.weight", NULL) && gr_graph_find_node(g, "flatten") >= 0 &&
+              g->nmeta == 1,
+          "second replace: fc1 %lld, %d metadata entries", (long long)n4, g->nmeta);
     /* a prefix taken by a value the cut keeps is refused before anything changes */
     int nv5 = g->nvalues;
-    gr_head_spec s6 = {.nclass = 2, .prefix = "conv"};
-    CHECK(gr_graph_replace_classifier(g, &s6, &rng) == GRAFT_E_ARG && msg_has("conv.") && g->nvalues == nv5,
+    gr_head_spec s6 = { .nclass = 2, .prefix = "conv" };
+    CHECK(gr_graph_replace_classifier(g, &s6, &rng) == GRAFT_E_ARG && msg_has("conv.") &&
+              g->nvalues == nv5,
           "prefix taken by the trunk: %s", graft_last_error());
     gr_graph_free(g);
 }
@@ -463,9 +518,10 @@ static void test_init_stats(void)
     gr_rng_seed(&rng, 3);
     const int C = 256, K = 100;
     gr_graph *g = synth(C, 2, 2, &rng);
-    gr_head_spec s = {.nclass = K, .replace = 1};
-    CHECK(gr_graph_add_head(g, gr_graph_find_value(g, "r"), &s, &rng, NULL) == GRAFT_OK, "%s", graft_last_error());
-    const char *names[2] = {"head.fc.weight", "head.fc.bias"};
+    gr_head_spec s = { .nclass = K, .replace = 1 };
+    CHECK(gr_graph_add_head(g, gr_graph_find_value(g, "r"), &s, &rng, NULL) == GRAFT_OK, "%s",
+          graft_last_error());
+    const char *names[2] = { "head.fc.weight", "head.fc.bias" };
     double bound = 1.0 / sqrt(C);
     for (int t = 0; t < 2; t++) {
         int64_t n = 0;
@@ -478,13 +534,19 @@ static void test_init_stats(void)
             lo = fmin(lo, w[i]), hi = fmax(hi, w[i]);
         }
         double mean = sum / n, var = sq / n - mean * mean, b2 = bound * bound;
-        CHECK(lo >= -bound * (1 + 1e-7) && hi <= bound * (1 + 1e-7), "%s: range [%g, %g], bound %g", names[t], lo, hi, bound);
-        CHECK(fabs(mean) <= 4 * bound / sqrt(3.0 * n), "%s: mean %g, 4 sigma %g", names[t], mean, 4 * bound / sqrt(3.0 * n));
+        CHECK(lo >= -bound * (1 + 1e-7) && hi <= bound * (1 + 1e-7), "%s: range [%g, %g], bound %g",
+              names[t], lo, hi, bound);
+        CHECK(fabs(mean) <= 4 * bound / sqrt(3.0 * n), "%s: mean %g, 4 sigma %g", names[t], mean,
+              4 * bound / sqrt(3.0 * n));
         /* Var of U(-b, b) is b^2/3; the sample variance's sd is b^2 sqrt(4/45/n) */
-        CHECK(fabs(var - b2 / 3) <= 5 * b2 * sqrt(4.0 / 45 / n), "%s: variance %g, want %g", names[t], var, b2 / 3);
-        if (!t) CHECK(lo < -0.999 * bound && hi > 0.999 * bound, "weight range [%g, %g] does not reach +-%g", lo, hi, bound);
-        printf("init %s: %lld values in [%.5f, %.5f], bound %.5f, mean %.2e, var %.3e (b^2/3 = %.3e)\n", names[t],
-               (long long)n, lo, hi, bound, mean, var, b2 / 3);
+        CHECK(fabs(var - b2 / 3) <= 5 * b2 * sqrt(4.0 / 45 / n), "%s: variance %g, want %g",
+              names[t], var, b2 / 3);
+        if (!t)
+            CHECK(lo < -0.999 * bound && hi > 0.999 * bound,
+                  "weight range [%g, %g] does not reach +-%g", lo, hi, bound);
+        printf("init %s: %lld values in [%.5f, %.5f], bound %.5f, mean %.2e, var %.3e (b^2/3 = "
+               "%.3e)\n",
+               names[t], (long long)n, lo, hi, bound, mean, var, b2 / 3);
     }
     gr_graph_free(g);
 }
@@ -503,27 +565,33 @@ static void test_cut_resnet18(void)
     gr_shape sf, sc;
     float *want = run_value(full, &x_ref, 1, -1, add_output(full, full->nodes[k].out[0]), &sf);
     int nv = g->nvalues, nn = g->nnodes;
-    const char *names[] = {node};
+    const char *names[] = { node };
     CHECK(gr_graph_cut(g, names, 1) == GRAFT_OK, "cut: %s", graft_last_error());
-    printf("resnet18 cut at %s: %d -> %d values, %d -> %d nodes\n", node, nv, g->nvalues, nn, g->nnodes);
+    printf("resnet18 cut at %s: %d -> %d values, %d -> %d nodes\n", node, nv, g->nvalues, nn,
+           g->nnodes);
     CHECK(gr_graph_sort(g) == GRAFT_OK, "sort after cut: %s", graft_last_error());
     check_consistent(g, "resnet18 cut");
-    CHECK(gr_graph_find_value(g, "fc.weight") < 0 && gr_graph_find_value(g, "layer4.0.conv1.weight") < 0 &&
-          gr_graph_find_value(g, "layer4.1.bn2.running_var") < 0, "the cut kept layer4/fc initializers");
-    CHECK(gr_graph_find_value(g, "layer3.1.conv2.weight") >= 0 && gr_graph_find_value(g, "conv1.weight") >= 0,
+    CHECK(gr_graph_find_value(g, "fc.weight") < 0 &&
+              gr_graph_find_value(g, "layer4.0.conv1.weight") < 0 &&
+              gr_graph_find_value(g, "layer4.1.bn2.running_var") < 0,
+          "the cut kept layer4/fc initializers");
+    CHECK(gr_graph_find_value(g, "layer3.1.conv2.weight") >= 0 &&
+              gr_graph_find_value(g, "conv1.weight") >= 0,
           "the cut dropped needed initializers");
     float *got = run_value(g, &x_ref, 1, -1, 0, &sc);
     CHECK(shape_is(&sc, 4, 2, 256, 4, 4) && gr_shape_eq(&sc, &sf), "cut output shape");
     if (got && want && gr_shape_eq(&sc, &sf)) {
         long n = (long)gr_numel(&sc);
-        th_close(got, want, n, 0, 0, "cut output vs the full model's intermediate value (bit-identical)");
+        th_close(got, want, n, 0, 0,
+                 "cut output vs the full model's intermediate value (bit-identical)");
         gr_tensor t = load_npy(ref_dir, "resnet18_layer3.npy");
         double maxd = 0, maxr = 0;
         for (long i = 0; i < n; i++) {
             maxd = fmax(maxd, fabs((double)got[i] - ((float *)t.data)[i]));
             maxr = fmax(maxr, fabs(((float *)t.data)[i]));
         }
-        CHECK(gr_numel(&t.shape) == n && maxd <= 1e-4 * maxr, "cut vs PyTorch model.layer3: max diff %g (max %g)", maxd, maxr);
+        CHECK(gr_numel(&t.shape) == n && maxd <= 1e-4 * maxr,
+              "cut vs PyTorch model.layer3: max diff %g (max %g)", maxd, maxr);
         printf("resnet18 cut vs PyTorch layer3: rel diff %.2e\n", maxd / maxr);
         free(t.data);
     }
@@ -536,20 +604,26 @@ static void test_replace(const char *model, int64_t feat)
     gr_rng rng;
     gr_rng_seed(&rng, 4);
     gr_graph *g = load(model);
-    gr_head_spec s = {.nclass = 7};
-    CHECK(gr_graph_replace_classifier(g, &s, &rng) == GRAFT_OK, "%s: %s", model, graft_last_error());
-    CHECK(g->noutputs == 1 && !strcmp(g->values[g->outputs[0]].name, "head.logits"), "%s: output", model);
+    gr_head_spec s = { .nclass = 7 };
+    CHECK(gr_graph_replace_classifier(g, &s, &rng) == GRAFT_OK, "%s: %s", model,
+          graft_last_error());
+    CHECK(g->noutputs == 1 && !strcmp(g->values[g->outputs[0]].name, "head.logits"), "%s: output",
+          model);
     CHECK(gr_graph_sort(g) == GRAFT_OK, "%s", graft_last_error());
     check_consistent(g, model);
     int64_t n;
-    CHECK(init_data(g, "head.fc.weight", &n) && n == 7 * feat, "%s: head.fc.weight %lld elements, want %lld", model, (long long)n,
+    CHECK(init_data(g, "head.fc.weight", &n) && n == 7 * feat,
+          "%s: head.fc.weight %lld elements, want %lld", model, (long long)n,
           (long long)(7 * feat));
-    CHECK(gr_graph_find_value(g, "fc.weight") < 0 && gr_graph_find_value(g, "classifier.1.weight") < 0, "%s: old fc kept", model);
+    CHECK(gr_graph_find_value(g, "fc.weight") < 0 &&
+              gr_graph_find_value(g, "classifier.1.weight") < 0,
+          "%s: old fc kept", model);
     gr_shape so;
     float *y = run_value(g, &x_ref, 0, -1, 0, &so);
-    CHECK(shape_is(&so, 2, 2, 7, 0, 0), "%s: new output shape rank %d (%lld, %lld)", model, so.rank, (long long)so.d[0],
-          (long long)so.d[1]);
-    printf("%s: replace_classifier -> (%lld, %lld), %lld features\n", model, (long long)so.d[0], (long long)so.d[1], (long long)feat);
+    CHECK(shape_is(&so, 2, 2, 7, 0, 0), "%s: new output shape rank %d (%lld, %lld)", model, so.rank,
+          (long long)so.d[0], (long long)so.d[1]);
+    printf("%s: replace_classifier -> (%lld, %lld), %lld features\n", model, (long long)so.d[0],
+           (long long)so.d[1], (long long)feat);
     free(y);
     gr_graph_free(g);
 }
@@ -560,8 +634,13 @@ static void test_export(void)
     gr_rng rng;
     gr_rng_seed(&rng, 5);
     gr_graph *g = load("resnet18");
-    const char *names[] = {"/layer3/layer3.1/relu_1/Relu"};
-    gr_head_spec s = {.nclass = 10, .hidden = 16, .dropout = 0.25f, .pool = "grid2", .prefix = "head0", .replace = 1};
+    const char *names[] = { "/layer3/layer3.1/relu_1/Relu" };
+    gr_head_spec s = { .nclass = 10,
+                       .hidden = 16,
+                       .dropout = 0.25f,
+                       .pool = "grid2",
+                       .prefix = "head0",
+                       .replace = 1 };
     int st = gr_graph_cut(g, names, 1);
     if (!st) st = gr_graph_add_head(g, g->outputs[0], &s, &rng, NULL);
     CHECK(st == GRAFT_OK, "cut + head: %s", graft_last_error());
@@ -574,10 +653,11 @@ static void test_export(void)
     snprintf(script, sizeof script, "%s/scripts/ort_run.js", src_dir);
     CHECK(gr_onnx_save(g, path) == GRAFT_OK, "save: %s", graft_last_error());
     gr_graph_free(g);
-    char *argv[] = {"node", script, path, xpath, opath, NULL};
+    char *argv[] = { "node", script, path, xpath, opath, NULL };
     CHECK(run(argv) == 0, "onnxruntime failed on %s", path);
     gr_tensor r = load_npy(out_dir, "resnet18_head0_ort.npy");
-    CHECK(y && shape_is(&so, 2, 2, 10, 0, 0) && gr_shape_eq(&r.shape, &so), "exported head: output shapes differ");
+    CHECK(y && shape_is(&so, 2, 2, 10, 0, 0) && gr_shape_eq(&r.shape, &so),
+          "exported head: output shapes differ");
     if (y && gr_shape_eq(&r.shape, &so)) {
         double maxd = 0, maxr = 0;
         for (int64_t i = 0; i < gr_numel(&so); i++) {
@@ -598,12 +678,16 @@ static void test_export(void)
     CHECK(gr_freeze_select(h, "head", tr) == GRAFT_OK, "%s", graft_last_error());
     for (int v = 0; v < h->nvalues; v++) {
         nsel += tr[v];
-        nhead += tr[v] && (!strncmp(h->values[v].name, "head0.fc1.", 10) || !strncmp(h->values[v].name, "head0.fc2.", 10));
+        nhead += tr[v] && (!strncmp(h->values[v].name, "head0.fc1.", 10) ||
+                           !strncmp(h->values[v].name, "head0.fc2.", 10));
     }
-    CHECK(nsel == 4 && nhead == 4, "reloaded head: %d selected, %d of them head0.fc1/fc2", nsel, nhead);
+    CHECK(nsel == 4 && nhead == 4, "reloaded head: %d selected, %d of them head0.fc1/fc2", nsel,
+          nhead);
     int f, first;
-    CHECK(gr_graph_find_classifier(h, &f, &first) == GRAFT_OK && !strcmp(h->values[f].name, "/layer3/layer3.1/relu_1/Relu_output_0") &&
-          !strcmp(h->nodes[first].name, "head0.pool"), "reloaded head's feature: %s", graft_last_error());
+    CHECK(gr_graph_find_classifier(h, &f, &first) == GRAFT_OK &&
+              !strcmp(h->values[f].name, "/layer3/layer3.1/relu_1/Relu_output_0") &&
+              !strcmp(h->nodes[first].name, "head0.pool"),
+          "reloaded head's feature: %s", graft_last_error());
     free(tr);
     gr_graph_free(h);
 }
@@ -614,14 +698,19 @@ static void test_append(void)
     gr_rng rng;
     gr_rng_seed(&rng, 6);
     gr_graph *full = load("resnet18"), *g = load("resnet18");
-    gr_head_spec s = {.nclass = 3, .prefix = "aux"};
+    gr_head_spec s = { .nclass = 3, .prefix = "aux" };
     int lv = -1;
-    CHECK(gr_graph_add_head(g, gr_graph_find_value(g, "/Flatten_output_0"), &s, &rng, &lv) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(g->noutputs == 2 && lv == g->outputs[1] && !strcmp(g->values[lv].name, "aux.logits"), "appended head output");
+    CHECK(gr_graph_add_head(g, gr_graph_find_value(g, "/Flatten_output_0"), &s, &rng, &lv) ==
+              GRAFT_OK,
+          "%s", graft_last_error());
+    CHECK(g->noutputs == 2 && lv == g->outputs[1] && !strcmp(g->values[lv].name, "aux.logits"),
+          "appended head output");
     gr_shape s0, s1, sf;
-    float *a = run_value(full, &x_ref, 1, -1, 0, &sf), *b = run_value(g, &x_ref, 1, -1, 0, &s0), *c = run_value(g, &x_ref, 1, -1, 1, &s1);
+    float *a = run_value(full, &x_ref, 1, -1, 0, &sf), *b = run_value(g, &x_ref, 1, -1, 0, &s0),
+          *c = run_value(g, &x_ref, 1, -1, 1, &s1);
     CHECK(gr_shape_eq(&s0, &sf) && shape_is(&s1, 2, 2, 3, 0, 0), "multi-task output shapes");
-    if (a && b && gr_shape_eq(&s0, &sf)) th_close(b, a, (long)gr_numel(&sf), 0, 0, "output 0 unchanged by an appended head");
+    if (a && b && gr_shape_eq(&s0, &sf))
+        th_close(b, a, (long)gr_numel(&sf), 0, 0, "output 0 unchanged by an appended head");
     free(a), free(b), free(c);
     gr_graph_free(full), gr_graph_free(g);
 }
@@ -649,27 +738,41 @@ static int read_names(const char *file, char names[][96], int max)
 static char want_names[512][96], minus_names[512][96];
 
 /* spec selects exactly the names of file `plus` minus those of `minus` (may be NULL). */
-static void check_select(const gr_graph *g, const char *model, const char *spec, const char *plus, const char *minus)
+static void check_select(const gr_graph *g, const char *model, const char *spec, const char *plus,
+                         const char *minus)
 {
-    int np = read_names(plus, want_names, 512), nm = minus ? read_names(minus, minus_names, 512) : 0;
-    unsigned char *tr = calloc((size_t)g->nvalues + 1, 1), *want = calloc((size_t)g->nvalues + 1, 1);
+    int np = read_names(plus, want_names, 512),
+        nm = minus ? read_names(minus, minus_names, 512) : 0;
+    unsigned char *tr = calloc((size_t)g->nvalues + 1, 1),
+                  *want = calloc((size_t)g->nvalues + 1, 1);
     int st = gr_freeze_select(g, spec, tr);
     CHECK(st == GRAFT_OK, "%s '%s': %s", model, spec, graft_last_error());
     int missing = 0, extra = 0, count = 0;
     for (int i = 0; i < np; i++) {
         int v = gr_graph_find_value(g, want_names[i]), keep = 1;
         for (int j = 0; j < nm; j++) keep &= strcmp(minus_names[j], want_names[i]) != 0;
-        if (v < 0) { fprintf(stderr, "  '%s' is not in the graph\n", want_names[i]); missing++; continue; }
+        if (v < 0) {
+            fprintf(stderr, "  '%s' is not in the graph\n", want_names[i]);
+            missing++;
+            continue;
+        }
         if (keep) want[v] = 1;
     }
     for (int v = 0; v < g->nvalues; v++) {
         count += tr[v];
-        if (want[v] && !tr[v]) { if (missing < 3) fprintf(stderr, "  '%s' not selected\n", g->values[v].name); missing++; }
-        if (!want[v] && tr[v]) { if (extra < 3) fprintf(stderr, "  '%s' selected\n", g->values[v].name); extra++; }
+        if (want[v] && !tr[v]) {
+            if (missing < 3) fprintf(stderr, "  '%s' not selected\n", g->values[v].name);
+            missing++;
+        }
+        if (!want[v] && tr[v]) {
+            if (extra < 3) fprintf(stderr, "  '%s' selected\n", g->values[v].name);
+            extra++;
+        }
     }
-    CHECK(!st && missing == 0 && extra == 0, "%s '%s' vs PyTorch's %s%s%s: %d missing, %d extra", model, spec, plus,
-          minus ? " minus " : "", minus ? minus : "", missing, extra);
-    printf("%s freeze '%s': %d trainable tensors (PyTorch: %s%s%s)\n", model, spec, count, plus, minus ? " - " : "", minus ? minus : "");
+    CHECK(!st && missing == 0 && extra == 0, "%s '%s' vs PyTorch's %s%s%s: %d missing, %d extra",
+          model, spec, plus, minus ? " minus " : "", minus ? minus : "", missing, extra);
+    printf("%s freeze '%s': %d trainable tensors (PyTorch: %s%s%s)\n", model, spec, count, plus,
+           minus ? " - " : "", minus ? minus : "");
     free(tr), free(want);
 }
 
@@ -677,8 +780,9 @@ static void check_error(const gr_graph *g, const char *spec, const char *needle)
 {
     unsigned char *tr = calloc((size_t)g->nvalues + 1, 1);
     int st = gr_freeze_select(g, spec, tr);
-    CHECK(st == GRAFT_E_ARG && msg_has(needle), "spec '%s': status %d, message '%s' (want it to name %s)", spec, st,
-          graft_last_error(), needle);
+    CHECK(st == GRAFT_E_ARG && msg_has(needle),
+          "spec '%s': status %d, message '%s' (want it to name %s)", spec, st, graft_last_error(),
+          needle);
     free(tr);
 }
 
@@ -691,9 +795,11 @@ static void test_freeze(void)
     check_select(g, "resnet18", "after:/layer3/layer3.1/relu_1/Relu", "resnet18_layer4", NULL);
     check_select(g, "resnet18", "head", "resnet18_fc", NULL);
     check_select(g, "resnet18", "pattern:layer1.*", "resnet18_layer1", NULL);
-    check_select(g, "resnet18", "all,-pattern:*bn*,-pattern:*downsample.1.*", "resnet18_all", "resnet18_bn");
+    check_select(g, "resnet18", "all,-pattern:*bn*,-pattern:*downsample.1.*", "resnet18_all",
+                 "resnet18_bn");
     check_select(g, "resnet18", "last:1,-head,head", "resnet18_last1", NULL);
-    check_select(g, "resnet18", "all,-after:/layer4/layer4.0/relu_1/Relu,-head", "resnet18_all", "resnet18_last1");
+    check_select(g, "resnet18", "all,-after:/layer4/layer4.0/relu_1/Relu,-head", "resnet18_all",
+                 "resnet18_last1");
     unsigned char *tr = calloc((size_t)g->nvalues + 1, 1);
     int any = 0;
     CHECK(gr_freeze_select(g, "all,none", tr) == GRAFT_OK, "%s", graft_last_error());
@@ -724,12 +830,15 @@ static void test_frozen_is_free(void)
     gr_rng rng;
     gr_rng_seed(&rng, 7);
     gr_graph *g = load("resnet18"), *full = load("resnet18");
-    gr_head_spec s = {.nclass = 5, .prefix = "new"};
+    gr_head_spec s = { .nclass = 5, .prefix = "new" };
     CHECK(gr_graph_replace_classifier(g, &s, &rng) == GRAFT_OK, "%s", graft_last_error());
-    unsigned char *tr = calloc((size_t)g->nvalues + 1, 1), *trf = calloc((size_t)full->nvalues + 1, 1);
-    CHECK(gr_freeze_select(g, "head", tr) == GRAFT_OK && gr_freeze_select(full, "all", trf) == GRAFT_OK, "%s", graft_last_error());
+    unsigned char *tr = calloc((size_t)g->nvalues + 1, 1),
+                  *trf = calloc((size_t)full->nvalues + 1, 1);
+    CHECK(gr_freeze_select(g, "head", tr) == GRAFT_OK &&
+              gr_freeze_select(full, "all", trf) == GRAFT_OK,
+          "%s", graft_last_error());
     /* copies of every frozen initializer (trunk weights and running statistics) */
-    int nv = g->nvalues;  /* the trainer folds frozen BatchNorms: the graph grows */
+    int nv = g->nvalues; /* the trainer folds frozen BatchNorms: the graph grows */
     void **copy = calloc((size_t)nv, sizeof *copy);
     for (int v = 0; v < nv; v++)
         if (g->values[v].is_init && !tr[v]) {
@@ -737,12 +846,14 @@ static void test_frozen_is_free(void)
             copy[v] = malloc(n + 1);
             memcpy(copy[v], g->values[v].t.data, n);
         }
-    gr_trainer_cfg cfg = {.opt = {.kind = GR_SGD, .lr = 0.002}, .loss = GR_LOSS_CE};
+    gr_trainer_cfg cfg = { .opt = { .kind = GR_SGD, .lr = 0.002 }, .loss = GR_LOSS_CE };
     gr_trainer *t = NULL, *tf = NULL;
-    CHECK(gr_trainer_new(g, tr, &cfg, &t) == GRAFT_OK && gr_trainer_new(full, trf, &cfg, &tf) == GRAFT_OK, "%s", graft_last_error());
+    CHECK(gr_trainer_new(g, tr, &cfg, &t) == GRAFT_OK &&
+              gr_trainer_new(full, trf, &cfg, &tf) == GRAFT_OK,
+          "%s", graft_last_error());
     if (!t || !tf) return;
-    int32_t y[2] = {1, 3};
-    int32_t yf[2] = {1, 3};
+    int32_t y[2] = { 1, 3 };
+    int32_t yf[2] = { 1, 3 };
     double loss[5], lf;
     int ok = 1;
     for (int i = 0; i < 5 && ok; i++) {
@@ -751,12 +862,16 @@ static void test_frozen_is_free(void)
     }
     CHECK(gr_trainer_step(tf, &x_ref, yf, &lf) == GRAFT_OK, "full step: %s", graft_last_error());
     int bh = gr_plan_backward_steps(t->plan), bf = gr_plan_backward_steps(tf->plan);
-    printf("backward steps: head only %d, whole model %d; head-only losses %.5f %.5f %.5f %.5f %.5f\n", bh, bf, loss[0], loss[1],
-           loss[2], loss[3], loss[4]);
+    printf(
+        "backward steps: head only %d, whole model %d; head-only losses %.5f %.5f %.5f %.5f %.5f\n",
+        bh, bf, loss[0], loss[1], loss[2], loss[3], loss[4]);
     CHECK(bh >= 1 && bh <= 3, "head-only training has %d backward steps", bh);
     CHECK(bf > 40, "full training has only %d backward steps", bf);
-    CHECK(t->nparam == 2 && t->total == 5 * 512 + 5, "head-only trainer: %d tensors, %lld parameters", t->nparam, (long long)t->total);
-    for (int i = 1; ok && i < 5; i++) CHECK(loss[i] < loss[i - 1], "loss went up at step %d: %.6f -> %.6f", i + 1, loss[i - 1], loss[i]);
+    CHECK(t->nparam == 2 && t->total == 5 * 512 + 5,
+          "head-only trainer: %d tensors, %lld parameters", t->nparam, (long long)t->total);
+    for (int i = 1; ok && i < 5; i++)
+        CHECK(loss[i] < loss[i - 1], "loss went up at step %d: %.6f -> %.6f", i + 1, loss[i - 1],
+              loss[i]);
     int changed = 0, frozen = 0;
     for (int v = 0; v < nv; v++)
         if (copy[v]) {

@@ -56,7 +56,7 @@ static int count_prefix(const char *dir, const char *prefix)
 
 static int file_equals(const char *path, const char *text)
 {
-    char buf[256] = {0};
+    char buf[256] = { 0 };
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -71,8 +71,11 @@ static int py_check(const char *orig, const char *saved, const char *meta1, cons
 {
     char script[1024];
     snprintf(script, sizeof script, "%s/scripts/onnx_export_check.py", src_dir);
-    char *argv[] = {(char *)python, script, "check", (char *)orig, (char *)saved,
-                    meta1 ? "--meta" : NULL, (char *)meta1, meta2 ? "--meta" : NULL, (char *)meta2, NULL};
+    char *argv[] = { (char *)python, script,
+                     "check",        (char *)orig,
+                     (char *)saved,  meta1 ? "--meta" : NULL,
+                     (char *)meta1,  meta2 ? "--meta" : NULL,
+                     (char *)meta2,  NULL };
     return run(argv);
 }
 
@@ -100,7 +103,8 @@ static void test_unwritable(const gr_graph *g)
     }
     int status = -1;
     waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "unwritable folder: child status %d", status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "unwritable folder: child status %d",
+          status);
     CHECK(count_prefix(dir, "model.onnx") == 0, "unwritable folder: a file was left in %s", dir);
     rmdir(dir);
 }
@@ -129,7 +133,7 @@ static void test_disk_full(const gr_graph *g)
     CHECK(f && fputs("previous version", f) >= 0 && fclose(f) == 0, "cannot write %s", path);
     pid_t pid = fork();
     if (pid == 0) {
-        struct rlimit rl = {64 << 10, 64 << 10};
+        struct rlimit rl = { 64 << 10, 64 << 10 };
         signal(SIGXFSZ, SIG_IGN);
         if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(3);
         int st = gr_onnx_save(g, path);
@@ -154,7 +158,7 @@ static void test_attrs(void)
     snprintf(orig, sizeof orig, "%s/attrs.onnx", out_dir);
     snprintf(saved, sizeof saved, "%s/attrs_saved.onnx", out_dir);
     snprintf(script, sizeof script, "%s/scripts/onnx_export_check.py", src_dir);
-    char *argv[] = {(char *)python, script, "make-attrs", orig, NULL};
+    char *argv[] = { (char *)python, script, "make-attrs", orig, NULL };
     CHECK(run(argv) == 0, "make-attrs failed");
     gr_graph *g = NULL;
     int st = gr_onnx_load(orig, &g);
@@ -200,7 +204,9 @@ static graft_tensor **run_graft(const char *path, const graft_tensor *x, int *n)
 
 static size_t tensor_bytes(const graft_tensor *t)
 {
-    size_t es = t->dtype == GRAFT_FLOAT || t->dtype == GRAFT_INT32 ? 4 : t->dtype == GRAFT_INT64 || t->dtype == GRAFT_DOUBLE ? 8 : 1;
+    size_t es = t->dtype == GRAFT_FLOAT || t->dtype == GRAFT_INT32    ? 4
+                : t->dtype == GRAFT_INT64 || t->dtype == GRAFT_DOUBLE ? 8
+                                                                      : 1;
     return (size_t)graft_tensor_numel(t) * es;
 }
 
@@ -224,11 +230,11 @@ static void test_model(const char *dir, const char *name, const char *stem, int 
     int st = gr_onnx_load(orig, &g);
     CHECK(st == GRAFT_OK, "%s", graft_last_error());
     if (st) return;
-    if (add_meta) {  /* what training adds: metadata_props must come out as given */
+    if (add_meta) { /* what training adds: metadata_props must come out as given */
         gr_meta *m = gr_arena_alloc(g->arena, (size_t)(g->nmeta + 2) * sizeof *m);
         memcpy(m, g->meta, (size_t)g->nmeta * sizeof *m);
-        m[g->nmeta++] = (gr_meta){"graft.recipe", "finetune"};
-        m[g->nmeta++] = (gr_meta){"graft.note", "\"quoted\", \xc3\xa9"};
+        m[g->nmeta++] = (gr_meta){ "graft.recipe", "finetune" };
+        m[g->nmeta++] = (gr_meta){ "graft.note", "\"quoted\", \xc3\xa9" };
         g->meta = m;
     }
     double t0 = seconds();
@@ -238,7 +244,8 @@ static void test_model(const char *dir, const char *name, const char *stem, int 
     CHECK(st == GRAFT_OK, "%s", graft_last_error());
     if (st) return;
     CHECK(py_check(orig, saved, add_meta ? "graft.recipe=finetune" : NULL,
-                   add_meta ? "graft.note=\"quoted\", \xc3\xa9" : NULL) == 0, "python check of %s", saved);
+                   add_meta ? "graft.note=\"quoted\", \xc3\xa9" : NULL) == 0,
+          "python check of %s", saved);
 
     graft_tensor *x = load_npy(input);
     if (!x) return;
@@ -252,11 +259,12 @@ static void test_model(const char *dir, const char *name, const char *stem, int 
         CHECK(same, "%s: output %d differs after the round trip", name, i);
     }
 
-    char *argv[] = {"node", script, saved, input, ort_out, NULL};
+    char *argv[] = { "node", script, saved, input, ort_out, NULL };
     CHECK(run(argv) == 0, "onnxruntime failed on %s", saved);
     graft_tensor *r = load_npy(ort_out);
     if (r && a && a[0]) {
-        int shape_ok = r->rank == a[0]->rank && r->dtype == GRAFT_FLOAT && a[0]->dtype == GRAFT_FLOAT &&
+        int shape_ok = r->rank == a[0]->rank && r->dtype == GRAFT_FLOAT &&
+                       a[0]->dtype == GRAFT_FLOAT &&
                        memcmp(r->dims, a[0]->dims, (size_t)r->rank * sizeof r->dims[0]) == 0;
         CHECK(shape_ok, "%s: onnxruntime's output shape or type differs from graft's", name);
         if (shape_ok) {
@@ -264,12 +272,14 @@ static void test_model(const char *dir, const char *name, const char *stem, int 
             double maxd = 0, maxr = 0;
             for (int64_t i = 0; i < graft_tensor_numel(r); i++) {
                 double d = fabs((double)p[i] - q[i]);
-                if (!(d <= maxd)) maxd = d;  /* NaN propagates */
+                if (!(d <= maxd)) maxd = d; /* NaN propagates */
                 if (fabs(q[i]) > maxr) maxr = fabs(q[i]);
             }
             double rel = maxd / (maxr > 1e-6 ? maxr : 1e-6);
-            CHECK(rel <= 1e-4, "%s: graft vs onnxruntime on the saved file: rel diff %.3g", name, rel);
-            printf("%s: saved in %.2f s; graft before/after bit-identical; onnxruntime rel diff %.3g\n",
+            CHECK(rel <= 1e-4, "%s: graft vs onnxruntime on the saved file: rel diff %.3g", name,
+                  rel);
+            printf("%s: saved in %.2f s; graft before/after bit-identical; onnxruntime rel diff "
+                   "%.3g\n",
                    name, t_save, rel);
         }
     }
@@ -300,9 +310,11 @@ int main(int argc, char **argv)
         if (!st && gr_graph_optimize(g) == GRAFT_OK) {
             snprintf(path, sizeof path, "%s/optimized.onnx", out_dir);
             st = gr_onnx_save(g, path);
-            CHECK(st == GRAFT_E_ARG && strstr(graft_last_error(), path) && strstr(graft_last_error(), "_fused_act"),
+            CHECK(st == GRAFT_E_ARG && strstr(graft_last_error(), path) &&
+                      strstr(graft_last_error(), "_fused_act"),
                   "optimized graph: status %d, %s", st, graft_last_error());
-            CHECK(count_prefix(out_dir, "optimized.onnx") == 0, "optimized graph: a file was written");
+            CHECK(count_prefix(out_dir, "optimized.onnx") == 0,
+                  "optimized graph: a file was written");
         }
         gr_graph_free(g);
     }
@@ -310,7 +322,8 @@ int main(int argc, char **argv)
     test_model(models_dir, "resnet18_op17", "resnet18", 0);
     test_model(models_dir, "mobilenet_v2_op13", "mobilenet_v2", 0);
     test_model(models_dir, "mobilenet_v2_op17", "mobilenet_v2", 0);
-    static const char *ocr[] = {"ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer", "ch_ppocr_mobile_v2.0_cls_infer"};
+    static const char *ocr[] = { "ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer",
+                                 "ch_ppocr_mobile_v2.0_cls_infer" };
     for (int i = 0; i < 3; i++) test_model(ocr_dir, ocr[i], ocr[i], 0);
     return th_finish();
 }

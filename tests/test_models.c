@@ -29,7 +29,7 @@
  * (a = graft, b = reference): the largest error measured against the output's own scale.
  * Element-wise relative error would be meaningless for logits near zero. */
 #define DEFAULT_TOL 1e-4
-#define MAX_INPUTS 8
+#define MAX_INPUTS  8
 
 typedef struct {
     double max_abs, max_ref, rel;
@@ -37,15 +37,17 @@ typedef struct {
     int nonfinite; /* graft produced NaN or Inf */
 } diff;
 
-static double now_s(void) {
+static double now_s(void)
+{
     struct timespec ts;
     timespec_get(&ts, TIME_UTC);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Compares n floats of a (graft) with b (reference). */
-static diff compare(const float *a, const float *b, int64_t n) {
-    diff d = {0, 0, 0, n, 0};
+static diff compare(const float *a, const float *b, int64_t n)
+{
+    diff d = { 0, 0, 0, n, 0 };
     for (int64_t i = 0; i < n; i++) {
         if (!isfinite(a[i])) d.nonfinite = 1;
         double e = fabs((double)a[i] - (double)b[i]);
@@ -56,14 +58,16 @@ static diff compare(const float *a, const float *b, int64_t n) {
     return d;
 }
 
-static void shape_str(const graft_tensor *t, char *buf, size_t size) {
+static void shape_str(const graft_tensor *t, char *buf, size_t size)
+{
     size_t k = 0;
     buf[0] = 0;
     for (int i = 0; i < t->rank && k < size; i++)
         k += (size_t)snprintf(buf + k, size - k, i ? "x%lld" : "%lld", (long long)t->dims[i]);
 }
 
-static int same_shape(const graft_tensor *a, const graft_tensor *b) {
+static int same_shape(const graft_tensor *a, const graft_tensor *b)
+{
     if (a->rank != b->rank) return 0;
     for (int i = 0; i < a->rank; i++)
         if (a->dims[i] != b->dims[i]) return 0;
@@ -73,11 +77,15 @@ static int same_shape(const graft_tensor *a, const graft_tensor *b) {
 /* Runs m on inputs and compares its first output with `expected`; on failure prints why
  * (prefixed by name and what) and returns 0. */
 static int run_and_compare(graft_model *m, const char *name, const char *what,
-                           const graft_tensor *const *inputs, int nin,
-                           const graft_tensor *expected, double tol, diff *out, double *secs) {
+                           const graft_tensor *const *inputs, int nin, const graft_tensor *expected,
+                           double tol, diff *out, double *secs)
+{
     int nout = graft_model_num_outputs(m);
     graft_tensor **outs = calloc((size_t)(nout > 0 ? nout : 1), sizeof *outs);
-    if (!outs) { printf("%s: FAIL out of memory\n", name); return 0; }
+    if (!outs) {
+        printf("%s: FAIL out of memory\n", name);
+        return 0;
+    }
     double t0 = now_s();
     graft_status s = graft_model_run(m, inputs, nin, outs, nout);
     *secs = now_s() - t0;
@@ -95,13 +103,11 @@ static int run_and_compare(graft_model *m, const char *name, const char *what,
         printf("%s: FAIL %s: output shape %s, expected %s\n", name, what, gs, es);
     } else {
         *out = compare(outs[0]->data, expected->data, graft_tensor_numel(expected));
-        if (out->nonfinite)
-            printf("%s: FAIL %s: output has NaN or Inf\n", name, what);
+        if (out->nonfinite) printf("%s: FAIL %s: output has NaN or Inf\n", name, what);
         else if (!(out->rel <= tol))
             printf("%s: FAIL %s: max abs diff %.3g, max rel diff %.3g > %.1g (max |ref| %.3g)\n",
                    name, what, out->max_abs, out->rel, tol, out->max_ref);
-        else
-            ok = 1;
+        else ok = 1;
     }
     for (int i = 0; i < nout; i++) graft_tensor_free(outs[i]);
     free(outs);
@@ -109,13 +115,15 @@ static int run_and_compare(graft_model *m, const char *name, const char *what,
 }
 
 /* A view of the first sample of t (batch dim 0), sharing its data. */
-static graft_tensor first_sample(const graft_tensor *t) {
+static graft_tensor first_sample(const graft_tensor *t)
+{
     graft_tensor v = *t;
     v.dims[0] = 1;
     return v;
 }
 
-static int load_npy(const char *name, const char *path, graft_tensor **t) {
+static int load_npy(const char *name, const char *path, graft_tensor **t)
+{
     graft_status s = graft_npy_load(path, t);
     if (s != GRAFT_OK) {
         printf("%s: FAIL %s: %s\n", name, graft_status_name(s), graft_last_error());
@@ -124,7 +132,8 @@ static int load_npy(const char *name, const char *path, graft_tensor **t) {
     return 1;
 }
 
-static int test_model(const char *dir, const char *arg, double tol, int reference) {
+static int test_model(const char *dir, const char *arg, double tol, int reference)
+{
     char path[4096], base[1024], stem[1024], file[4096];
     const char *slash = strrchr(arg, '/');
     size_t len = strlen(arg);
@@ -141,7 +150,7 @@ static int test_model(const char *dir, const char *arg, double tol, int referenc
     const char *name = base;
 
     graft_model *m = NULL;
-    graft_tensor *in[MAX_INPUTS] = {0}, *expected = NULL;
+    graft_tensor *in[MAX_INPUTS] = { 0 }, *expected = NULL;
     int nin = 0, ok = 0;
     double t0 = now_s();
     graft_status s = graft_model_load(path, &m);
@@ -169,7 +178,7 @@ static int test_model(const char *dir, const char *arg, double tol, int referenc
         goto done;
     }
 
-    diff d1, d2, d3 = {0, 0, 0, 0, 0};
+    diff d1, d2, d3 = { 0, 0, 0, 0, 0 };
     double t_run1, t_run2, t_run3 = 0;
     const graft_tensor *const *inputs = (const graft_tensor *const *)in;
     if (!run_and_compare(m, name, "run 1", inputs, nin, expected, tol, &d1, &t_run1)) goto done;
@@ -206,18 +215,21 @@ done:
     return ok;
 }
 
-static int usage(void) {
+static int usage(void)
+{
     fprintf(stderr, "usage: test_models [--tol X] [--threads N] [--reference] DIR NAME...\n"
                     "  NAME: a model DIR/NAME.onnx, or a path to an .onnx file\n");
     return 2;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     double tol = DEFAULT_TOL;
     int reference = 0, i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--tol") == 0 && i + 1 < argc) tol = atof(argv[++i]);
-        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) graft_set_threads(atoi(argv[++i]));
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            graft_set_threads(atoi(argv[++i]));
         else if (strcmp(argv[i], "--reference") == 0) reference = 1;
         else return usage();
     }

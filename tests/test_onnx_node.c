@@ -18,10 +18,12 @@
 #define SUITE "/usr/share/libonnx-testdata/data/node"
 
 /* Cases of supported ops that are known not to pass, each with its reason. */
-static const struct { const char *name, *reason; } exceptions[] = {
+static const struct {
+    const char *name, *reason;
+} exceptions[] = {
     /* (none today; test_training_dropout* are reported unsupported: random masks drawn with
      * numpy's generator cannot be reproduced, and graft refuses training-mode Dropout) */
-    {NULL, NULL},
+    { NULL, NULL },
 };
 
 static const char *exception_reason(const char *name)
@@ -38,7 +40,10 @@ static int unsupported_count[512], nunsupported;
 static void note_unsupported(const char *what)
 {
     for (int i = 0; i < nunsupported; i++)
-        if (strcmp(unsupported[i], what) == 0) { unsupported_count[i]++; return; }
+        if (strcmp(unsupported[i], what) == 0) {
+            unsupported_count[i]++;
+            return;
+        }
     if (nunsupported < 512) {
         snprintf(unsupported[nunsupported], sizeof unsupported[0], "%s", what);
         unsupported_count[nunsupported++] = 1;
@@ -57,7 +62,8 @@ static int compare(const gr_tensor *got, const gr_tensor *want, char *msg, size_
 {
     char a[160], b[160];
     if (got->dtype != want->dtype) {
-        snprintf(msg, n, "dtype %s, expected %s", gr_dtype_name(got->dtype), gr_dtype_name(want->dtype));
+        snprintf(msg, n, "dtype %s, expected %s", gr_dtype_name(got->dtype),
+                 gr_dtype_name(want->dtype));
         return 0;
     }
     /* A scalar and a 1-element rank-1 tensor differ in ONNX; require the exact shape. */
@@ -75,7 +81,9 @@ static int compare(const gr_tensor *got, const gr_tensor *want, char *msg, size_
             if (isnan(y) && isnan(x)) continue;
             if (isinf(y) && x == y) continue;
             double d = fabs(x - y);
-            if (!(d <= 1e-7 + 1e-3 * fabs(y))) { if (bad < 0) bad = i; }
+            if (!(d <= 1e-7 + 1e-3 * fabs(y))) {
+                if (bad < 0) bad = i;
+            }
             if (d > maxdiff || isnan(d)) maxdiff = d;
         } else if (x != y) {
             if (bad < 0) bad = i;
@@ -83,8 +91,8 @@ static int compare(const gr_tensor *got, const gr_tensor *want, char *msg, size_
         }
     }
     if (bad >= 0) {
-        snprintf(msg, n, "element %lld: got %.9g, expected %.9g (max abs diff %.3g)", (long long)bad,
-                 gr_get_f64(got, bad), gr_get_f64(want, bad), maxdiff);
+        snprintf(msg, n, "element %lld: got %.9g, expected %.9g (max abs diff %.3g)",
+                 (long long)bad, gr_get_f64(got, bad), gr_get_f64(want, bad), maxdiff);
         return 0;
     }
     return 1;
@@ -103,15 +111,17 @@ static int count_files(const char *dir, const char *prefix)
 
 /* Runs one data set with one kernel choice. Returns 1 on pass, 0 on failure, -1 when graft
  * reports the case unsupported (GRAFT_E_UNSUPPORTED: a dtype it lacks); msg says why. */
-static int run_set(const gr_graph *g, const char *set, int use_ref, gr_dnnl *dnnl, char *msg, size_t n)
+static int run_set(const gr_graph *g, const char *set, int use_ref, gr_dnnl *dnnl, char *msg,
+                   size_t n)
 {
     int nin = count_files(set, "input"), nout = count_files(set, "output");
     if (nin != g->ninputs || nout != g->noutputs) {
-        snprintf(msg, n, "data set has %d inputs/%d outputs, model %d/%d", nin, nout, g->ninputs, g->noutputs);
+        snprintf(msg, n, "data set has %d inputs/%d outputs, model %d/%d", nin, nout, g->ninputs,
+                 g->noutputs);
         return 0;
     }
     gr_arena *a = gr_arena_new(1 << 20);
-    gr_tensor in[16] = {{0}}, want;
+    gr_tensor in[16] = { { 0 } }, want;
     char path[4600];
     int ok = 1;
     int st = 0;
@@ -123,9 +133,9 @@ static int run_set(const gr_graph *g, const char *set, int use_ref, gr_dnnl *dnn
         }
     }
     gr_plan *p = NULL;
-    gr_plan_opts opts = {.use_ref = use_ref, .dnnl = dnnl};
+    gr_plan_opts opts = { .use_ref = use_ref, .dnnl = dnnl };
     if (ok && gr_plan_build(g, in, &opts, &p)) {
-        opts.inputs_const = 1;  /* inputs that set shapes (Reshape's shape...) must be constants */
+        opts.inputs_const = 1; /* inputs that set shapes (Reshape's shape...) must be constants */
         if ((st = gr_plan_build(g, in, &opts, &p))) {
             snprintf(msg, n, "%s", graft_last_error());
             ok = 0;
@@ -166,9 +176,10 @@ static int run_case(const char *name, gr_dnnl *dnnl)
     if (lst) {
         const char *e = graft_last_error();
         if (lst == GRAFT_E_UNSUPPORTED) {
-            const char *why = strstr(e, "element type") ? "a dtype graft lacks" :
-                              strstr(e, "sequences") ? "sequence/map values" :
-                              strstr(e, "opset") ? "an opset outside 7-18" : "unsupported input";
+            const char *why = strstr(e, "element type") ? "a dtype graft lacks"
+                              : strstr(e, "sequences")  ? "sequence/map values"
+                              : strstr(e, "opset")      ? "an opset outside 7-18"
+                                                        : "unsupported input";
             note_unsupported(why);
             return -1;
         }
@@ -191,10 +202,11 @@ static int run_case(const char *name, gr_dnnl *dnnl)
         if (stat(sdir, &st) != 0) break;
         for (int use_ref = 0; use_ref <= 1 && ok == 1; use_ref++) {
             int r = run_set(g, sdir, use_ref, dnnl, msg, sizeof msg);
-            if (r < 0) {  /* e.g. a float16 input: report the reason among the unsupported */
-                const char *why = strstr(msg, "element type") ? "a dtype graft lacks" :
-                                  strstr(msg, "cast to type") ? "a cast to a dtype graft lacks" :
-                                  strstr(msg, "type") ? "an input type graft lacks" : "an unsupported attribute or mode";
+            if (r < 0) { /* e.g. a float16 input: report the reason among the unsupported */
+                const char *why = strstr(msg, "element type")   ? "a dtype graft lacks"
+                                  : strstr(msg, "cast to type") ? "a cast to a dtype graft lacks"
+                                  : strstr(msg, "type")         ? "an input type graft lacks"
+                                                        : "an unsupported attribute or mode";
                 note_unsupported(why);
                 ok = -1;
             } else if (!r) {
@@ -208,7 +220,8 @@ static int run_case(const char *name, gr_dnnl *dnnl)
     gr_graph_free(g);
     if (ok < 0) return -1;
     if (reason) {
-        if (ok) fprintf(stderr, "NOTE %s passes but is listed as an exception (%s)\n", name, reason);
+        if (ok)
+            fprintf(stderr, "NOTE %s passes but is listed as an exception (%s)\n", name, reason);
         return -2;
     }
     return ok;

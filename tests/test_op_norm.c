@@ -23,12 +23,16 @@ typedef struct node {
     const gr_opdef *op;
 } node;
 
-typedef struct tin { int dtype; gr_shape s; const void *data; } tin;
+typedef struct tin {
+    int dtype;
+    gr_shape s;
+    const void *data;
+} tin;
 
 /* Prepares op (opset) on the inputs (NULL data: absent) with attrs; on success allocates the
  * outputs and runs it. */
-static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr, const tin *in, int nin,
-                    int nout, int use_ref)
+static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr,
+                    const tin *in, int nin, int nout, int use_ref)
 {
     memset(n, 0, sizeof *n);
     n->op = gr_op_find(op, "");
@@ -38,13 +42,23 @@ static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, in
     }
     n->arena = gr_arena_new(1 << 16);
     for (int i = 0; i < nin; i++) {
-        n->in[i] = (gr_tensor){.dtype = in[i].dtype, .shape = in[i].s, .data = (void *)in[i].data};
+        n->in[i] =
+            (gr_tensor){ .dtype = in[i].dtype, .shape = in[i].s, .data = (void *)in[i].data };
         n->pin[i] = in[i].data ? &n->in[i] : NULL;
     }
     for (int i = 0; i < nout; i++) n->pout[i] = &n->out[i];
-    n->c = (gr_opctx){.name = "t", .op_type = op, .opset = opset, .attrs = attrs, .nattr = nattr, .nin = nin,
-                      .nout = nout, .in = n->pin, .out = n->pout, .arena = n->arena, .use_ref = use_ref,
-                      .dnnl = dnnl};
+    n->c = (gr_opctx){ .name = "t",
+                       .op_type = op,
+                       .opset = opset,
+                       .attrs = attrs,
+                       .nattr = nattr,
+                       .nin = nin,
+                       .nout = nout,
+                       .in = n->pin,
+                       .out = n->pout,
+                       .arena = n->arena,
+                       .use_ref = use_ref,
+                       .dnnl = dnnl };
     int st = n->op->prepare(&n->c);
     if (st) {
         if (n->op->release && n->c.params) n->op->release(n->c.params);
@@ -52,7 +66,8 @@ static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, in
         return st;
     }
     for (int i = 0; i < nout; i++) n->out[i].data = calloc(1, gr_tensor_bytes(&n->out[i]) + 1);
-    n->scratch = n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
+    n->scratch =
+        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
     n->c.scratch = n->scratch;
     n->op->forward(&n->c);
     return GRAFT_OK;
@@ -67,10 +82,19 @@ static void node_free(node *n)
 }
 
 /* The state of BatchNormalization and LayerNormalization starts with its primitive. */
-static int used_dnnl(const node *n) { return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL; }
+static int used_dnnl(const node *n)
+{
+    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
+}
 
-static gr_attr ival(const char *name, int64_t v) { return (gr_attr){.name = name, .type = GR_AT_INT, .i = v}; }
-static gr_attr fval(const char *name, float v) { return (gr_attr){.name = name, .type = GR_AT_FLOAT, .f = v}; }
+static gr_attr ival(const char *name, int64_t v)
+{
+    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
+}
+static gr_attr fval(const char *name, float v)
+{
+    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
+}
 
 static float *rnd(int64_t n, unsigned seed, float lo, float hi)
 {
@@ -85,7 +109,7 @@ static float *rnd(int64_t n, unsigned seed, float lo, float hi)
 
 static tin tf(const float *d, int rank, const int64_t *dims)
 {
-    tin t = {GR_F32, {rank, {0}}, d};
+    tin t = { GR_F32, { rank, { 0 } }, d };
     for (int i = 0; i < rank; i++) t.s.d[i] = dims[i];
     return t;
 }
@@ -95,34 +119,44 @@ static tin tf(const float *d, int rank, const int64_t *dims)
 static void test_batchnorm(void)
 {
     /* (N, C, ...) shapes of rank 2 to 6, C = 3 */
-    static const int64_t shapes[][7] = {{2, 2, 3}, {3, 2, 3, 7}, {4, 2, 3, 7, 5}, {5, 1, 3, 2, 3, 2}, {6, 2, 3, 2, 1, 3, 2}};
+    static const int64_t shapes[][7] = { { 2, 2, 3 },
+                                         { 3, 2, 3, 7 },
+                                         { 4, 2, 3, 7, 5 },
+                                         { 5, 1, 3, 2, 3, 2 },
+                                         { 6, 2, 3, 2, 1, 3, 2 } };
     float eps = 1e-2f;
-    gr_attr attrs[1] = {fval("epsilon", eps)};
-    float scale[3] = {0.5f, -2, 1.25f}, bias[3] = {0.1f, 0, -3}, mean[3] = {1, -0.5f, 0.25f}, var[3] = {0.5f, 2, 0.01f};
-    int64_t c3[1] = {3};
+    gr_attr attrs[1] = { fval("epsilon", eps) };
+    float scale[3] = { 0.5f, -2, 1.25f }, bias[3] = { 0.1f, 0, -3 }, mean[3] = { 1, -0.5f, 0.25f },
+          var[3] = { 0.5f, 2, 0.01f };
+    int64_t c3[1] = { 3 };
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
         int rank = (int)shapes[k][0];
-        gr_shape xs = {rank, {0}};
+        gr_shape xs = { rank, { 0 } };
         for (int i = 0; i < rank; i++) xs.d[i] = shapes[k][1 + i];
         int64_t count = gr_numel(&xs), S = count / (xs.d[0] * 3);
         float *x = rnd(count, (unsigned)k, -3, 3), *want = malloc((size_t)count * sizeof *want);
         for (int64_t i = 0; i < count; i++) {
             int ch = (int)(i / S % 3);
-            want[i] = (float)((x[i] - mean[ch]) / sqrt((double)var[ch] + eps) * scale[ch] + bias[ch]);
+            want[i] =
+                (float)((x[i] - mean[ch]) / sqrt((double)var[ch] + eps) * scale[ch] + bias[ch]);
         }
-        tin in[5] = {tf(x, rank, xs.d), tf(scale, 1, c3), tf(bias, 1, c3), tf(mean, 1, c3), tf(var, 1, c3)};
+        tin in[5] = { tf(x, rank, xs.d), tf(scale, 1, c3), tf(bias, 1, c3), tf(mean, 1, c3),
+                      tf(var, 1, c3) };
         for (int ref = 0; ref <= 1; ref++) {
             node n;
             char what[64];
-            snprintf(what, sizeof what, "batchnorm rank %d (%s)", rank, ref ? "reference" : "oneDNN");
-            CHECK(node_run(&n, "BatchNormalization", 15, attrs, 1, in, 5, 1, ref) == GRAFT_OK, "%s", graft_last_error());
+            snprintf(what, sizeof what, "batchnorm rank %d (%s)", rank,
+                     ref ? "reference" : "oneDNN");
+            CHECK(node_run(&n, "BatchNormalization", 15, attrs, 1, in, 5, 1, ref) == GRAFT_OK, "%s",
+                  graft_last_error());
             th_close(n.out[0].data, want, count, 1e-5, 1e-5, what);
             CHECK(used_dnnl(&n) == !ref, "%s: oneDNN used %d", what, used_dnnl(&n));
             node_free(&n);
         }
         /* opset 9 has no training_mode: the same values */
         node n;
-        CHECK(node_run(&n, "BatchNormalization", 9, attrs, 1, in, 5, 1, 0) == GRAFT_OK, "%s", graft_last_error());
+        CHECK(node_run(&n, "BatchNormalization", 9, attrs, 1, in, 5, 1, 0) == GRAFT_OK, "%s",
+              graft_last_error());
         th_close(n.out[0].data, want, count, 1e-5, 1e-5, "batchnorm opset 9");
         node_free(&n);
         free(x);
@@ -131,14 +165,16 @@ static void test_batchnorm(void)
 
     /* Training mode (reference kernel): per channel, Y has mean B and variance
      * scale^2 * v / (v + eps) with v the batch's population variance; running stats mix. */
-    int64_t xd[4] = {2, 3, 7, 5};
+    int64_t xd[4] = { 2, 3, 7, 5 };
     float *x = rnd(2 * 3 * 35, 5, -1, 4);
-    for (int i = 35; i < 70; i++) x[i] = x[i] * 3 + 1;  /* channel 1 of sample 0 differs */
-    tin in[5] = {tf(x, 4, xd), tf(scale, 1, c3), tf(bias, 1, c3), tf(mean, 1, c3), tf(var, 1, c3)};
-    gr_attr ta[3] = {fval("epsilon", eps), ival("training_mode", 1), fval("momentum", 0.75f)};
+    for (int i = 35; i < 70; i++) x[i] = x[i] * 3 + 1; /* channel 1 of sample 0 differs */
+    tin in[5] = { tf(x, 4, xd), tf(scale, 1, c3), tf(bias, 1, c3), tf(mean, 1, c3),
+                  tf(var, 1, c3) };
+    gr_attr ta[3] = { fval("epsilon", eps), ival("training_mode", 1), fval("momentum", 0.75f) };
     for (int ref = 0; ref <= 1; ref++) {
         node n;
-        CHECK(node_run(&n, "BatchNormalization", 15, ta, 3, in, 5, 3, ref) == GRAFT_OK, "%s", graft_last_error());
+        CHECK(node_run(&n, "BatchNormalization", 15, ta, 3, in, 5, 3, ref) == GRAFT_OK, "%s",
+              graft_last_error());
         CHECK(!used_dnnl(&n), "training mode runs the reference kernel");
         const float *y = n.out[0].data, *rm = n.out[1].data, *rv = n.out[2].data;
         for (int ch = 0; ch < 3; ch++) {
@@ -149,12 +185,15 @@ static void test_batchnorm(void)
                     sx += v, sxx += v * v, sy += w, syy += w * w;
                 }
             double m = sx / 70, v = sxx / 70 - m * m, my = sy / 70, vy = syy / 70 - my * my;
-            CHECK(fabs(my - bias[ch]) < 1e-4, "training channel %d: mean of Y %g, want %g", ch, my, bias[ch]);
+            CHECK(fabs(my - bias[ch]) < 1e-4, "training channel %d: mean of Y %g, want %g", ch, my,
+                  bias[ch]);
             double want_vy = scale[ch] * scale[ch] * v / (v + eps);
-            CHECK(fabs(vy - want_vy) < 1e-4 * (1 + want_vy), "training channel %d: var of Y %g, want %g", ch, vy, want_vy);
-            CHECK(fabs(rm[ch] - (mean[ch] * 0.75 + m * 0.25)) < 1e-5, "running_mean[%d] %g", ch, rm[ch]);
-            CHECK(fabs(rv[ch] - (var[ch] * 0.75 + v * 0.25)) < 1e-4, "running_var[%d] %g, want %g", ch, rv[ch],
-                  var[ch] * 0.75 + v * 0.25);
+            CHECK(fabs(vy - want_vy) < 1e-4 * (1 + want_vy),
+                  "training channel %d: var of Y %g, want %g", ch, vy, want_vy);
+            CHECK(fabs(rm[ch] - (mean[ch] * 0.75 + m * 0.25)) < 1e-5, "running_mean[%d] %g", ch,
+                  rm[ch]);
+            CHECK(fabs(rv[ch] - (var[ch] * 0.75 + v * 0.25)) < 1e-4, "running_var[%d] %g, want %g",
+                  ch, rv[ch], var[ch] * 0.75 + v * 0.25);
         }
         node_free(&n);
     }
@@ -162,19 +201,22 @@ static void test_batchnorm(void)
     /* errors */
     node n;
     CHECK(node_run(&n, "BatchNormalization", 15, attrs, 1, in, 5, 3, 0) == GRAFT_E_FORMAT &&
-              strstr(graft_last_error(), "training_mode"), "extra outputs without training_mode: %s", graft_last_error());
+              strstr(graft_last_error(), "training_mode"),
+          "extra outputs without training_mode: %s", graft_last_error());
     CHECK(node_run(&n, "BatchNormalization", 9, attrs, 1, in, 5, 5, 0) == GRAFT_E_UNSUPPORTED,
           "opset 9 training outputs: %s", graft_last_error());
-    gr_attr bad[1] = {ival("training_mode", 2)};
+    gr_attr bad[1] = { ival("training_mode", 2) };
     CHECK(node_run(&n, "BatchNormalization", 15, bad, 1, in, 5, 1, 0) != GRAFT_OK &&
-              strstr(graft_last_error(), "training_mode"), "training_mode 2: %s", graft_last_error());
-    int64_t c2[1] = {2};
-    tin in2[5] = {in[0], tf(scale, 1, c2), in[2], in[3], in[4]};
-    CHECK(node_run(&n, "BatchNormalization", 15, attrs, 1, in2, 5, 1, 0) == GRAFT_E_SHAPE, "scale of 2: %s",
-          graft_last_error());
-    gr_attr sp[1] = {ival("spatial", 0)};
+              strstr(graft_last_error(), "training_mode"),
+          "training_mode 2: %s", graft_last_error());
+    int64_t c2[1] = { 2 };
+    tin in2[5] = { in[0], tf(scale, 1, c2), in[2], in[3], in[4] };
+    CHECK(node_run(&n, "BatchNormalization", 15, attrs, 1, in2, 5, 1, 0) == GRAFT_E_SHAPE,
+          "scale of 2: %s", graft_last_error());
+    gr_attr sp[1] = { ival("spatial", 0) };
     CHECK(node_run(&n, "BatchNormalization", 9, sp, 1, in, 5, 1, 0) == GRAFT_E_UNSUPPORTED &&
-              strstr(graft_last_error(), "spatial"), "spatial 0: %s", graft_last_error());
+              strstr(graft_last_error(), "spatial"),
+          "spatial 0: %s", graft_last_error());
     free(x);
 }
 
@@ -185,24 +227,28 @@ static void test_batchnorm(void)
  * the reference kernel with random Scale and B (absent when with_b is 0). */
 static void layernorm_case(int axis, int with_b, int nout)
 {
-    int64_t xd[4] = {2, 3, 7, 5};
+    int64_t xd[4] = { 2, 3, 7, 5 };
     int a = axis < 0 ? axis + 4 : axis;
     int64_t rows = 1, cols = 1;
     for (int k = 0; k < 4; k++) *(k < a ? &rows : &cols) *= xd[k];
-    float *x = rnd(rows * cols, (unsigned)(a + 3 * with_b), -2, 5), *one = malloc((size_t)cols * sizeof *one);
-    float *zero = calloc((size_t)cols, sizeof *zero), *w = rnd(cols, 9, -2, 2), *b = rnd(cols, 10, -1, 1);
-    for (int64_t j = 0; j < cols; j++) one[j] = 1, x[j] += 100;  /* a large offset in row 0 */
+    float *x = rnd(rows * cols, (unsigned)(a + 3 * with_b), -2, 5),
+          *one = malloc((size_t)cols * sizeof *one);
+    float *zero = calloc((size_t)cols, sizeof *zero), *w = rnd(cols, 9, -2, 2),
+          *b = rnd(cols, 10, -1, 1);
+    for (int64_t j = 0; j < cols; j++) one[j] = 1, x[j] += 100; /* a large offset in row 0 */
     float eps = 1e-3f;
-    gr_attr at[2] = {ival("axis", axis), fval("epsilon", eps)};
+    gr_attr at[2] = { ival("axis", axis), fval("epsilon", eps) };
     char what[96];
     for (int ref = 0; ref <= 1; ref++) {
-        tin in[3] = {tf(x, 4, xd), tf(one, 4 - a, xd + a), tf(zero, 4 - a, xd + a)};
+        tin in[3] = { tf(x, 4, xd), tf(one, 4 - a, xd + a), tf(zero, 4 - a, xd + a) };
         node n;
         snprintf(what, sizeof what, "layernorm axis %d (%s)", axis, ref ? "reference" : "oneDNN");
-        CHECK(node_run(&n, "LayerNormalization", 17, at, 2, in, 3, 3, ref) == GRAFT_OK, "%s", graft_last_error());
+        CHECK(node_run(&n, "LayerNormalization", 17, at, 2, in, 3, 3, ref) == GRAFT_OK, "%s",
+              graft_last_error());
         CHECK(used_dnnl(&n) == !ref, "%s: oneDNN used %d", what, used_dnnl(&n));
         const float *y = n.out[0].data, *mean = n.out[1].data, *inv = n.out[2].data;
-        CHECK(n.out[1].shape.rank == 4 && gr_numel(&n.out[1].shape) == rows && n.out[1].shape.d[3] == 1,
+        CHECK(n.out[1].shape.rank == 4 && gr_numel(&n.out[1].shape) == rows &&
+                  n.out[1].shape.d[3] == 1,
               "%s: Mean has %lld values", what, (long long)gr_numel(&n.out[1].shape));
         for (int64_t r = 0; r < rows; r++) {
             double sx = 0, sy = 0, syy = 0;
@@ -215,21 +261,28 @@ static void layernorm_case(int axis, int with_b, int nout)
             v /= (double)cols;
             double my = sy / (double)cols, vy = syy / (double)cols - my * my;
             CHECK(fabs(my) < 1e-5, "%s row %lld: mean %g", what, (long long)r, my);
-            CHECK(fabs(vy - v / (v + eps)) < 1e-4, "%s row %lld: var %g, want %g", what, (long long)r, vy, v / (v + eps));
-            CHECK(fabs(mean[r] - m) < 1e-5 * (1 + fabs(m)), "%s row %lld: Mean %g, want %g", what, (long long)r, mean[r], m);
-            CHECK(fabs(inv[r] - 1 / sqrt(v + eps)) < 1e-4 / sqrt(v + eps), "%s row %lld: InvStdDev %g, want %g", what,
-                  (long long)r, inv[r], 1 / sqrt(v + eps));
+            CHECK(fabs(vy - v / (v + eps)) < 1e-4, "%s row %lld: var %g, want %g", what,
+                  (long long)r, vy, v / (v + eps));
+            CHECK(fabs(mean[r] - m) < 1e-5 * (1 + fabs(m)), "%s row %lld: Mean %g, want %g", what,
+                  (long long)r, mean[r], m);
+            CHECK(fabs(inv[r] - 1 / sqrt(v + eps)) < 1e-4 / sqrt(v + eps),
+                  "%s row %lld: InvStdDev %g, want %g", what, (long long)r, inv[r],
+                  1 / sqrt(v + eps));
         }
         node_free(&n);
     }
     /* oneDNN against the reference kernel, random Scale and B */
-    tin in[3] = {tf(x, 4, xd), tf(w, 4 - a, xd + a), tf(with_b ? b : NULL, 4 - a, xd + a)};
+    tin in[3] = { tf(x, 4, xd), tf(w, 4 - a, xd + a), tf(with_b ? b : NULL, 4 - a, xd + a) };
     node r, o;
-    snprintf(what, sizeof what, "layernorm axis %d B %d outputs %d: oneDNN vs reference", axis, with_b, nout);
-    CHECK(node_run(&r, "LayerNormalization", 17, at, 2, in, 3, nout, 1) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(node_run(&o, "LayerNormalization", 17, at, 2, in, 3, nout, 0) == GRAFT_OK, "%s", graft_last_error());
+    snprintf(what, sizeof what, "layernorm axis %d B %d outputs %d: oneDNN vs reference", axis,
+             with_b, nout);
+    CHECK(node_run(&r, "LayerNormalization", 17, at, 2, in, 3, nout, 1) == GRAFT_OK, "%s",
+          graft_last_error());
+    CHECK(node_run(&o, "LayerNormalization", 17, at, 2, in, 3, nout, 0) == GRAFT_OK, "%s",
+          graft_last_error());
     CHECK(used_dnnl(&o), "%s: oneDNN not used", what);
-    for (int i = 0; i < nout; i++) th_close(o.out[i].data, r.out[i].data, gr_numel(&r.out[i].shape), 1e-4, 1e-5, what);
+    for (int i = 0; i < nout; i++)
+        th_close(o.out[i].data, r.out[i].data, gr_numel(&r.out[i].shape), 1e-4, 1e-5, what);
     node_free(&r);
     node_free(&o);
     free(x), free(one), free(zero), free(w), free(b);
@@ -246,14 +299,16 @@ static void test_layernorm(void)
 
     /* Scale (5) broadcast over X[2:] = (7, 5) runs the reference kernel; it must equal the
      * result with Scale expanded to (7, 5). */
-    int64_t xd[4] = {2, 3, 7, 5}, wd[2] = {7, 5};
+    int64_t xd[4] = { 2, 3, 7, 5 }, wd[2] = { 7, 5 };
     float *x = rnd(210, 21, -1, 1), *w5 = rnd(5, 22, -2, 2), *w35 = malloc(35 * sizeof *w35);
     for (int i = 0; i < 35; i++) w35[i] = w5[i % 5];
-    gr_attr at[1] = {ival("axis", 2)};
-    tin small[2] = {tf(x, 4, xd), tf(w5, 1, xd + 3)}, full[2] = {tf(x, 4, xd), tf(w35, 2, wd)};
+    gr_attr at[1] = { ival("axis", 2) };
+    tin small[2] = { tf(x, 4, xd), tf(w5, 1, xd + 3) }, full[2] = { tf(x, 4, xd), tf(w35, 2, wd) };
     node a, b;
-    CHECK(node_run(&a, "LayerNormalization", 17, at, 1, small, 2, 1, 0) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(node_run(&b, "LayerNormalization", 17, at, 1, full, 2, 1, 0) == GRAFT_OK, "%s", graft_last_error());
+    CHECK(node_run(&a, "LayerNormalization", 17, at, 1, small, 2, 1, 0) == GRAFT_OK, "%s",
+          graft_last_error());
+    CHECK(node_run(&b, "LayerNormalization", 17, at, 1, full, 2, 1, 0) == GRAFT_OK, "%s",
+          graft_last_error());
     CHECK(!used_dnnl(&a), "broadcast Scale must run the reference kernel");
     th_close(a.out[0].data, b.out[0].data, 210, 1e-5, 1e-6, "layernorm broadcast Scale");
     node_free(&a);
@@ -261,13 +316,16 @@ static void test_layernorm(void)
 
     /* errors */
     node n;
-    tin bad[2] = {tf(x, 4, xd), tf(w5, 1, xd + 2)};  /* Scale (7) does not fit (7, 5) */
-    CHECK(node_run(&n, "LayerNormalization", 17, at, 1, bad, 2, 1, 0) == GRAFT_E_SHAPE, "bad Scale: %s", graft_last_error());
-    gr_attr st[1] = {ival("stash_type", 11)};
+    tin bad[2] = { tf(x, 4, xd), tf(w5, 1, xd + 2) }; /* Scale (7) does not fit (7, 5) */
+    CHECK(node_run(&n, "LayerNormalization", 17, at, 1, bad, 2, 1, 0) == GRAFT_E_SHAPE,
+          "bad Scale: %s", graft_last_error());
+    gr_attr st[1] = { ival("stash_type", 11) };
     CHECK(node_run(&n, "LayerNormalization", 17, st, 1, full, 2, 1, 0) == GRAFT_E_UNSUPPORTED &&
-              strstr(graft_last_error(), "stash_type"), "stash_type: %s", graft_last_error());
-    gr_attr ax[1] = {ival("axis", 4)};
-    CHECK(node_run(&n, "LayerNormalization", 17, ax, 1, full, 2, 1, 0) == GRAFT_E_SHAPE, "axis 4: %s", graft_last_error());
+              strstr(graft_last_error(), "stash_type"),
+          "stash_type: %s", graft_last_error());
+    gr_attr ax[1] = { ival("axis", 4) };
+    CHECK(node_run(&n, "LayerNormalization", 17, ax, 1, full, 2, 1, 0) == GRAFT_E_SHAPE,
+          "axis 4: %s", graft_last_error());
     free(x), free(w5), free(w35);
 }
 
@@ -275,13 +333,14 @@ static void test_layernorm(void)
 
 static void test_others(void)
 {
-    int64_t xd[4] = {2, 3, 7, 5}, c3[1] = {3};
-    float *x = rnd(210, 31, -2, 3), scale[3] = {1, -0.5f, 2}, bias[3] = {0.5f, 1, -1};
+    int64_t xd[4] = { 2, 3, 7, 5 }, c3[1] = { 3 };
+    float *x = rnd(210, 31, -2, 3), scale[3] = { 1, -0.5f, 2 }, bias[3] = { 0.5f, 1, -1 };
     float eps = 1e-2f;
-    gr_attr ie[1] = {fval("epsilon", eps)};
-    tin in[3] = {tf(x, 4, xd), tf(scale, 1, c3), tf(bias, 1, c3)};
+    gr_attr ie[1] = { fval("epsilon", eps) };
+    tin in[3] = { tf(x, 4, xd), tf(scale, 1, c3), tf(bias, 1, c3) };
     node n;
-    CHECK(node_run(&n, "InstanceNormalization", 6, ie, 1, in, 3, 1, 0) == GRAFT_OK, "%s", graft_last_error());
+    CHECK(node_run(&n, "InstanceNormalization", 6, ie, 1, in, 3, 1, 0) == GRAFT_OK, "%s",
+          graft_last_error());
     const float *y = n.out[0].data;
     for (int p = 0; p < 6; p++) {
         double sx = 0, sxx = 0, sy = 0, syy = 0;
@@ -297,7 +356,8 @@ static void test_others(void)
     node_free(&n);
 
     /* LRN, size 4 (window c-1 .. c+2), against the formula written out. */
-    gr_attr la[4] = {ival("size", 4), fval("alpha", 0.1f), fval("beta", 0.6f), fval("bias", 1.5f)};
+    gr_attr la[4] = { ival("size", 4), fval("alpha", 0.1f), fval("beta", 0.6f),
+                      fval("bias", 1.5f) };
     CHECK(node_run(&n, "LRN", 13, la, 4, in, 1, 1, 0) == GRAFT_OK, "%s", graft_last_error());
     float *want = malloc(210 * sizeof *want);
     for (int b = 0; b < 2; b++)
@@ -305,18 +365,23 @@ static void test_others(void)
             for (int i = 0; i < 35; i++) {
                 double sq = 0;
                 for (int k = ch - 1; k <= ch + 2; k++)
-                    if (k >= 0 && k < 3) sq += (double)x[(b * 3 + k) * 35 + i] * x[(b * 3 + k) * 35 + i];
-                want[(b * 3 + ch) * 35 + i] = (float)(x[(b * 3 + ch) * 35 + i] / pow(1.5 + 0.1 / 4 * sq, 0.6));
+                    if (k >= 0 && k < 3)
+                        sq += (double)x[(b * 3 + k) * 35 + i] * x[(b * 3 + k) * 35 + i];
+                want[(b * 3 + ch) * 35 + i] =
+                    (float)(x[(b * 3 + ch) * 35 + i] / pow(1.5 + 0.1 / 4 * sq, 0.6));
             }
     th_close(n.out[0].data, want, 210, 1e-5, 1e-6, "LRN");
     node_free(&n);
-    gr_attr l0[1] = {ival("size", 0)};
-    CHECK(node_run(&n, "LRN", 13, l0, 1, in, 1, 1, 0) != GRAFT_OK && strstr(graft_last_error(), "size"), "LRN size 0");
+    gr_attr l0[1] = { ival("size", 0) };
+    CHECK(node_run(&n, "LRN", 13, l0, 1, in, 1, 1, 0) != GRAFT_OK &&
+              strstr(graft_last_error(), "size"),
+          "LRN size 0");
 
     /* LpNormalization along axis 1 (C = 3): every (n, h, w) column gets unit norm. */
     for (int p = 1; p <= 2; p++) {
-        gr_attr pa[2] = {ival("axis", 1), ival("p", p)};
-        CHECK(node_run(&n, "LpNormalization", 1, pa, 2, in, 1, 1, 0) == GRAFT_OK, "%s", graft_last_error());
+        gr_attr pa[2] = { ival("axis", 1), ival("p", p) };
+        CHECK(node_run(&n, "LpNormalization", 1, pa, 2, in, 1, 1, 0) == GRAFT_OK, "%s",
+              graft_last_error());
         const float *z = n.out[0].data;
         for (int b = 0; b < 2; b++)
             for (int i = 0; i < 35; i++) {
@@ -325,13 +390,16 @@ static void test_others(void)
                     double u = z[(b * 3 + ch) * 35 + i];
                     norm += p == 1 ? fabs(u) : u * u;
                 }
-                ratio = z[b * 105 + i] / x[b * 105 + i];  /* y = x / ||x||: a positive common factor */
-                CHECK(fabs(norm - 1) < 1e-5 && ratio > 0, "LpNormalization p=%d at %d,%d: norm %g", p, b, i, norm);
+                ratio =
+                    z[b * 105 + i] / x[b * 105 + i]; /* y = x / ||x||: a positive common factor */
+                CHECK(fabs(norm - 1) < 1e-5 && ratio > 0, "LpNormalization p=%d at %d,%d: norm %g",
+                      p, b, i, norm);
             }
         node_free(&n);
     }
-    gr_attr p3[1] = {ival("p", 3)};
-    CHECK(node_run(&n, "LpNormalization", 1, p3, 1, in, 1, 1, 0) == GRAFT_E_UNSUPPORTED, "p=3: %s", graft_last_error());
+    gr_attr p3[1] = { ival("p", 3) };
+    CHECK(node_run(&n, "LpNormalization", 1, p3, 1, in, 1, 1, 0) == GRAFT_E_UNSUPPORTED, "p=3: %s",
+          graft_last_error());
     free(x);
     free(want);
 }
@@ -344,7 +412,8 @@ static void suite_case(const char *name, float eps)
     gr_arena *a = gr_arena_new(1 << 16);
     gr_tensor t[4];
     for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "/usr/share/libonnx-testdata/data/node/%s/test_data_set_0/%s_%d.pb", name,
+        snprintf(path, sizeof path,
+                 "/usr/share/libonnx-testdata/data/node/%s/test_data_set_0/%s_%d.pb", name,
                  i < 3 ? "input" : "output", i < 3 ? i : 0);
         if (gr_onnx_read_tensor(path, a, &t[i], NULL)) {
             printf("SKIP %s: %s\n", name, graft_last_error());
@@ -353,10 +422,11 @@ static void suite_case(const char *name, float eps)
         }
     }
     tin in[3];
-    for (int i = 0; i < 3; i++) in[i] = (tin){t[i].dtype, t[i].shape, t[i].data};
-    gr_attr at[1] = {fval("epsilon", eps)};
+    for (int i = 0; i < 3; i++) in[i] = (tin){ t[i].dtype, t[i].shape, t[i].data };
+    gr_attr at[1] = { fval("epsilon", eps) };
     node n;
-    CHECK(node_run(&n, "InstanceNormalization", 6, at, 1, in, 3, 1, 0) == GRAFT_OK, "%s", graft_last_error());
+    CHECK(node_run(&n, "InstanceNormalization", 6, at, 1, in, 3, 1, 0) == GRAFT_OK, "%s",
+          graft_last_error());
     CHECK(gr_shape_eq(&n.out[0].shape, &t[3].shape), "%s: output shape", name);
     th_close(n.out[0].data, t[3].data, gr_numel(&t[3].shape), 1e-3, 1e-7, name);
     node_free(&n);

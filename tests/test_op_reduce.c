@@ -36,24 +36,34 @@ static const gr_opdef *find(const char *name)
 
 /* Prepares op on x (and an int64 axes input when axes != NULL) with attrs; on success
  * allocates the output and runs it. */
-static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr, int dtype, const void *x,
-                    const gr_shape *xs, const int64_t *axes, int naxes, int use_ref)
+static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr, int dtype,
+                    const void *x, const gr_shape *xs, const int64_t *axes, int naxes, int use_ref)
 {
     memset(n, 0, sizeof *n);
     n->op = find(op);
     n->arena = gr_arena_new(1 << 16);
-    n->in[0] = (gr_tensor){.dtype = dtype, .shape = *xs, .data = (void *)x};
-    n->in[1] = (gr_tensor){.dtype = GR_I64, .shape = {1, {naxes}}, .data = (void *)axes};
+    n->in[0] = (gr_tensor){ .dtype = dtype, .shape = *xs, .data = (void *)x };
+    n->in[1] = (gr_tensor){ .dtype = GR_I64, .shape = { 1, { naxes } }, .data = (void *)axes };
     n->pin[0] = &n->in[0];
     n->pin[1] = &n->in[1];
     n->pout[0] = &n->out[0];
-    n->c = (gr_opctx){.name = "t", .op_type = op, .opset = opset, .attrs = attrs, .nattr = nattr,
-                      .nin = axes ? 2 : 1, .nout = 1, .in = n->pin, .out = n->pout, .arena = n->arena,
-                      .use_ref = use_ref, .dnnl = dnnl};
+    n->c = (gr_opctx){ .name = "t",
+                       .op_type = op,
+                       .opset = opset,
+                       .attrs = attrs,
+                       .nattr = nattr,
+                       .nin = axes ? 2 : 1,
+                       .nout = 1,
+                       .in = n->pin,
+                       .out = n->pout,
+                       .arena = n->arena,
+                       .use_ref = use_ref,
+                       .dnnl = dnnl };
     int st = n->op->prepare(&n->c);
     if (st) return st;
     n->out[0].data = calloc(1, gr_tensor_bytes(&n->out[0]) + 8);
-    n->scratch = n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
+    n->scratch =
+        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
     n->c.scratch = n->scratch;
     n->op->forward(&n->c);
     return GRAFT_OK;
@@ -68,13 +78,19 @@ static void node_free(node *n)
 }
 
 /* The softmax state starts with its primitive (NULL: the reference kernel). */
-static int used_dnnl(const node *n) { return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL; }
+static int used_dnnl(const node *n)
+{
+    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
+}
 
 static gr_attr ints(const char *name, int n, const int64_t *v)
 {
-    return (gr_attr){.name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v};
+    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
 }
-static gr_attr ival(const char *name, int64_t v) { return (gr_attr){.name = name, .type = GR_AT_INT, .i = v}; }
+static gr_attr ival(const char *name, int64_t v)
+{
+    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
+}
 
 static void fill(float *x, int64_t n, unsigned seed, float lo, float hi)
 {
@@ -95,9 +111,10 @@ static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
 
 /* ---- Reduce*: an independent double loop over every input element ---- */
 
-static const char *const reduce_names[] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
-                                           "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum",
-                                           "ReduceLogSumExp"};
+static const char *const reduce_names[] = { "ReduceSum",      "ReduceMean",      "ReduceMax",
+                                            "ReduceMin",      "ReduceProd",      "ReduceL1",
+                                            "ReduceL2",       "ReduceSumSquare", "ReduceLogSum",
+                                            "ReduceLogSumExp" };
 enum { K_SUM, K_MEAN, K_MAX, K_MIN, K_PROD, K_L1, K_L2, K_SUMSQ, K_LOGSUM, K_LSE, K_COUNT };
 
 /* y[o] for the reduction `kind` of x (shape xs) over the axes with red[a] set; returns the
@@ -109,12 +126,13 @@ static int64_t reduce_naive(double *y, int kind, const float *x, const gr_shape 
         if (red[a]) cnt *= xs->d[a];
         else nout *= xs->d[a];
     }
-    double *acc = calloc((size_t)nout + 1, sizeof(double)), *mx = calloc((size_t)nout + 1, sizeof(double));
+    double *acc = calloc((size_t)nout + 1, sizeof(double)),
+           *mx = calloc((size_t)nout + 1, sizeof(double));
     for (int64_t o = 0; o < nout; o++) {
         acc[o] = kind == K_PROD ? 1 : kind == K_MAX ? -INFINITY : kind == K_MIN ? INFINITY : 0;
         mx[o] = -INFINITY;
     }
-    for (int pass = 0; pass < 2; pass++)  /* LogSumExp: the max first, then the sum */
+    for (int pass = 0; pass < 2; pass++) /* LogSumExp: the max first, then the sum */
         for (int64_t i = 0; i < gr_numel(xs); i++) {
             int64_t rem = i, o = 0, mul = 1;
             for (int a = xs->rank - 1; a >= 0; a--) {
@@ -127,33 +145,40 @@ static int64_t reduce_naive(double *y, int kind, const float *x, const gr_shape 
             if (kind == K_LSE && pass == 1) acc[o] += exp(v - mx[o]);
             if (kind == K_LSE || pass == 1) continue;
             switch (kind) {
-            case K_SUM: case K_MEAN: case K_LOGSUM: acc[o] += v; break;
+            case K_SUM:
+            case K_MEAN:
+            case K_LOGSUM: acc[o] += v; break;
             case K_MAX: acc[o] = fmax(acc[o], v); break;
             case K_MIN: acc[o] = fmin(acc[o], v); break;
             case K_PROD: acc[o] *= v; break;
             case K_L1: acc[o] += fabs(v); break;
-            case K_L2: case K_SUMSQ: acc[o] += v * v; break;
+            case K_L2:
+            case K_SUMSQ: acc[o] += v * v; break;
             }
         }
     for (int64_t o = 0; o < nout; o++)
-        y[o] = kind == K_MEAN ? acc[o] / (double)cnt : kind == K_L2 ? sqrt(acc[o]) : kind == K_LOGSUM ? log(acc[o])
-             : kind == K_LSE ? mx[o] + log(acc[o]) : acc[o];
+        y[o] = kind == K_MEAN     ? acc[o] / (double)cnt
+               : kind == K_L2     ? sqrt(acc[o])
+               : kind == K_LOGSUM ? log(acc[o])
+               : kind == K_LSE    ? mx[o] + log(acc[o])
+                                  : acc[o];
     free(acc), free(mx);
     return nout;
 }
 
-static void check_reduce(int kind, int opset, const float *x, const gr_shape *xs, const int *red, int keep)
+static void check_reduce(int kind, int opset, const float *x, const gr_shape *xs, const int *red,
+                         int keep)
 {
     int64_t axes[8];
     int naxes = 0;
     for (int a = 0; a < xs->rank; a++)
-        if (red[a]) axes[naxes++] = a - (a % 2 ? xs->rank : 0);  /* mix negative axes in */
+        if (red[a]) axes[naxes++] = a - (a % 2 ? xs->rank : 0); /* mix negative axes in */
     double want[512];
     int64_t nout = reduce_naive(want, kind, x, xs, red);
     float wantf[512];
     for (int64_t o = 0; o < nout; o++) wantf[o] = (float)want[o];
     int axes_input = opset >= 18 || (kind == K_SUM && opset >= 13);
-    gr_attr at[2] = {ival("keepdims", keep), ints("axes", naxes, axes)};
+    gr_attr at[2] = { ival("keepdims", keep), ints("axes", naxes, axes) };
     node n;
     char what[160];
     snprintf(what, sizeof what, "%s-%d axes", reduce_names[kind], opset);
@@ -169,12 +194,13 @@ static void check_reduce(int kind, int opset, const float *x, const gr_shape *xs
         node_free(&n);
         return;
     }
-    gr_shape ys = {0, {0}};
+    gr_shape ys = { 0, { 0 } };
     for (int a = 0; a < xs->rank; a++)
         if (!red[a]) ys.d[ys.rank++] = xs->d[a];
         else if (keep) ys.d[ys.rank++] = 1;
     char s1[64];
-    CHECK(gr_shape_eq(&n.out[0].shape, &ys), "%s: shape %s", what, gr_shape_str(&n.out[0].shape, s1, sizeof s1));
+    CHECK(gr_shape_eq(&n.out[0].shape, &ys), "%s: shape %s", what,
+          gr_shape_str(&n.out[0].shape, s1, sizeof s1));
     th_close(n.out[0].data, wantf, nout, 1e-5, 1e-6, what);
     node_free(&n);
 }
@@ -182,18 +208,18 @@ static void check_reduce(int kind, int opset, const float *x, const gr_shape *xs
 static void test_reduce_all_axes(void)
 {
     /* (3, 4, 1, 5): size-1 axis and every subset of axes; values > 0 so LogSum is defined */
-    gr_shape xs = {4, {3, 4, 1, 5}};
+    gr_shape xs = { 4, { 3, 4, 1, 5 } };
     float x[60];
     fill(x, 60, 3, 0.2f, 1.6f);
     for (int kind = 0; kind < K_COUNT; kind++)
         for (int mask = 1; mask < 16; mask++)
             for (int keep = 0; keep <= 1; keep++) {
-                int red[4] = {mask & 1, (mask >> 1) & 1, (mask >> 2) & 1, (mask >> 3) & 1};
+                int red[4] = { mask & 1, (mask >> 1) & 1, (mask >> 2) & 1, (mask >> 3) & 1 };
                 check_reduce(kind, 13, x, &xs, red, keep);
                 if (mask % 3 == 0) check_reduce(kind, 18, x, &xs, red, keep);
             }
     /* rank 5: every axis subset, so that up to three separate runs of reduced axes occur */
-    gr_shape r5 = {5, {2, 3, 2, 3, 3}};
+    gr_shape r5 = { 5, { 2, 3, 2, 3, 3 } };
     float x5[108];
     fill(x5, 108, 7, 0.5f, 1.5f);
     for (int kind = 0; kind < K_COUNT; kind++)
@@ -203,10 +229,12 @@ static void test_reduce_all_axes(void)
             check_reduce(kind, 13, x5, &r5, red, mask % 2);
         }
     /* a larger odd shape on a few axis sets, with negative values */
-    gr_shape big = {3, {7, 9, 5}};
+    gr_shape big = { 3, { 7, 9, 5 } };
     float xb[315];
     fill(xb, 315, 5, -2.0f, 2.0f);
-    static const int sets[][3] = {{0, 0, 1}, {1, 0, 1}, {0, 1, 0}, {1, 1, 1}, {1, 0, 0}};
+    static const int sets[][3] = {
+        { 0, 0, 1 }, { 1, 0, 1 }, { 0, 1, 0 }, { 1, 1, 1 }, { 1, 0, 0 }
+    };
     for (int kind = 0; kind < K_COUNT; kind++)
         if (kind != K_LOGSUM && kind != K_PROD)
             for (int s = 0; s < 5; s++) check_reduce(kind, 13, xb, &big, sets[s], s % 2);
@@ -215,69 +243,89 @@ static void test_reduce_all_axes(void)
 static void test_reduce_special(void)
 {
     node n;
-    float x[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    gr_shape xs = {3, {3, 2, 2}};
+    float x[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+    gr_shape xs = { 3, { 3, 2, 2 } };
     /* noop_with_empty_axes = 1 and no axes: identity (ReduceSum-13, input axes) */
-    gr_attr noop[2] = {ival("noop_with_empty_axes", 1), ival("keepdims", 1)};
-    int64_t none[1] = {0};
-    CHECK(node_run(&n, "ReduceSum", 13, noop, 2, GR_F32, x, &xs, none, 0, 1) == GRAFT_OK, "%s", graft_last_error());
+    gr_attr noop[2] = { ival("noop_with_empty_axes", 1), ival("keepdims", 1) };
+    int64_t none[1] = { 0 };
+    CHECK(node_run(&n, "ReduceSum", 13, noop, 2, GR_F32, x, &xs, none, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
     CHECK(gr_shape_eq(&n.out[0].shape, &xs), "noop keeps the shape");
     th_close(n.out[0].data, x, 12, 0, 0, "noop_with_empty_axes is an identity");
     node_free(&n);
     /* ... and with noop 0, empty axes reduce everything */
-    CHECK(node_run(&n, "ReduceMean", 18, noop + 1, 1, GR_F32, x, &xs, none, 0, 1) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(shape_is(&n.out[0], 3, (int64_t[]){1, 1, 1}), "empty axes, keepdims: (1, 1, 1)");
-    th_close(n.out[0].data, (float[]){6.5f}, 1, 0, 0, "mean of 1..12");
+    CHECK(node_run(&n, "ReduceMean", 18, noop + 1, 1, GR_F32, x, &xs, none, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
+    CHECK(shape_is(&n.out[0], 3, (int64_t[]){ 1, 1, 1 }), "empty axes, keepdims: (1, 1, 1)");
+    th_close(n.out[0].data, (float[]){ 6.5f }, 1, 0, 0, "mean of 1..12");
     node_free(&n);
     /* keepdims 0 over everything: a scalar */
     gr_attr k0 = ival("keepdims", 0);
-    CHECK(node_run(&n, "ReduceMax", 13, &k0, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(n.out[0].shape.rank == 0 && ((float *)n.out[0].data)[0] == 12, "max of all, keepdims 0: a scalar 12");
+    CHECK(node_run(&n, "ReduceMax", 13, &k0, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
+    CHECK(n.out[0].shape.rank == 0 && ((float *)n.out[0].data)[0] == 12,
+          "max of all, keepdims 0: a scalar 12");
     node_free(&n);
     /* empty reductions: identities of each operation */
-    gr_shape es = {2, {2, 0}};
-    int64_t ax1[1] = {1};
-    gr_attr ea[2] = {ints("axes", 1, ax1), k0};
-    const struct { const char *op; float want; } empties[] = {
-        {"ReduceSum", 0}, {"ReduceProd", 1}, {"ReduceMax", -INFINITY}, {"ReduceMin", INFINITY},
-        {"ReduceL2", 0}, {"ReduceLogSumExp", -INFINITY}, {"ReduceLogSum", -INFINITY}};
+    gr_shape es = { 2, { 2, 0 } };
+    int64_t ax1[1] = { 1 };
+    gr_attr ea[2] = { ints("axes", 1, ax1), k0 };
+    const struct {
+        const char *op;
+        float want;
+    } empties[] = {
+        { "ReduceSum", 0 },           { "ReduceProd", 1 }, { "ReduceMax", -INFINITY },
+        { "ReduceMin", INFINITY },    { "ReduceL2", 0 },   { "ReduceLogSumExp", -INFINITY },
+        { "ReduceLogSum", -INFINITY }
+    };
     for (int i = 0; i < 7; i++) {
         int st = node_run(&n, empties[i].op, 11, ea, 2, GR_F32, x, &es, NULL, 0, 1);
         CHECK(st == GRAFT_OK, "%s", graft_last_error());
-        const float *y = st ? (const float[2]){0} : n.out[0].data;
-        CHECK(shape_is(&n.out[0], 1, (int64_t[]){2}) && y[0] == empties[i].want && y[1] == empties[i].want,
+        const float *y = st ? (const float[2]){ 0 } : n.out[0].data;
+        CHECK(shape_is(&n.out[0], 1, (int64_t[]){ 2 }) && y[0] == empties[i].want &&
+                  y[1] == empties[i].want,
               "%s over an empty axis: got %g, want %g", empties[i].op, y[0], empties[i].want);
         node_free(&n);
     }
-    CHECK(node_run(&n, "ReduceMean", 13, ea, 2, GR_F32, x, &es, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
+    CHECK(node_run(&n, "ReduceMean", 13, ea, 2, GR_F32, x, &es, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
     CHECK(isnan(((float *)n.out[0].data)[0]), "mean over an empty axis is NaN");
     node_free(&n);
     /* int64 sums are exact beyond 2^53; int32 max/min; float64 */
-    int64_t big[3] = {((int64_t)1 << 60) + 1, 2, -((int64_t)1 << 60)};
-    gr_shape s3 = {1, {3}};
-    CHECK(node_run(&n, "ReduceSum", 11, &k0, 1, GR_I64, big, &s3, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(((int64_t *)n.out[0].data)[0] == 3, "int64 sum: %lld", (long long)((int64_t *)n.out[0].data)[0]);
+    int64_t big[3] = { ((int64_t)1 << 60) + 1, 2, -((int64_t)1 << 60) };
+    gr_shape s3 = { 1, { 3 } };
+    CHECK(node_run(&n, "ReduceSum", 11, &k0, 1, GR_I64, big, &s3, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
+    CHECK(((int64_t *)n.out[0].data)[0] == 3, "int64 sum: %lld",
+          (long long)((int64_t *)n.out[0].data)[0]);
     node_free(&n);
-    int32_t i32[3] = {-5, 7, 2};
-    CHECK(node_run(&n, "ReduceMin", 13, &k0, 1, GR_I32, i32, &s3, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
+    int32_t i32[3] = { -5, 7, 2 };
+    CHECK(node_run(&n, "ReduceMin", 13, &k0, 1, GR_I32, i32, &s3, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
     CHECK(((int32_t *)n.out[0].data)[0] == -5 && n.out[0].dtype == GR_I32, "int32 min");
     node_free(&n);
-    uint8_t u8[3] = {200, 7, 255};
-    CHECK(node_run(&n, "ReduceMax", 13, &k0, 1, GR_U8, u8, &s3, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
+    uint8_t u8[3] = { 200, 7, 255 };
+    CHECK(node_run(&n, "ReduceMax", 13, &k0, 1, GR_U8, u8, &s3, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
     CHECK(((uint8_t *)n.out[0].data)[0] == 255, "uint8 max");
     node_free(&n);
-    double d[3] = {1e-300, 1e300, 3};
-    CHECK(node_run(&n, "ReduceProd", 13, &k0, 1, GR_F64, d, &s3, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(fabs(((double *)n.out[0].data)[0] - 3) < 1e-12, "float64 prod: %g", ((double *)n.out[0].data)[0]);
+    double d[3] = { 1e-300, 1e300, 3 };
+    CHECK(node_run(&n, "ReduceProd", 13, &k0, 1, GR_F64, d, &s3, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
+    CHECK(fabs(((double *)n.out[0].data)[0] - 3) < 1e-12, "float64 prod: %g",
+          ((double *)n.out[0].data)[0]);
     node_free(&n);
     /* LogSumExp stays finite on large inputs */
-    float large[3] = {1000, 1000, 999};
-    CHECK(node_run(&n, "ReduceLogSumExp", 13, &k0, 1, GR_F32, large, &s3, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
-    th_close(n.out[0].data, (float[]){(float)(1000 + log(2 + exp(-1.0)))}, 1, 1e-6, 0, "logsumexp of large values");
+    float large[3] = { 1000, 1000, 999 };
+    CHECK(node_run(&n, "ReduceLogSumExp", 13, &k0, 1, GR_F32, large, &s3, NULL, 0, 1) == GRAFT_OK,
+          "%s", graft_last_error());
+    th_close(n.out[0].data, (float[]){ (float)(1000 + log(2 + exp(-1.0))) }, 1, 1e-6, 0,
+             "logsumexp of large values");
     node_free(&n);
     /* NaN propagates through max */
-    float nanx[3] = {1, NAN, 3};
-    CHECK(node_run(&n, "ReduceMax", 13, &k0, 1, GR_F32, nanx, &s3, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
+    float nanx[3] = { 1, NAN, 3 };
+    CHECK(node_run(&n, "ReduceMax", 13, &k0, 1, GR_F32, nanx, &s3, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
     CHECK(isnan(((float *)n.out[0].data)[0]), "max with a NaN is NaN");
     node_free(&n);
 }
@@ -285,35 +333,44 @@ static void test_reduce_special(void)
 static void test_reduce_errors(void)
 {
     node n;
-    float x[12] = {0};
-    gr_shape xs = {3, {3, 2, 2}};
-    int64_t dup[2] = {1, -2}, out_of_range[1] = {3}, ax[1] = {1};
-    gr_attr a_dup = ints("axes", 2, dup), a_oor = ints("axes", 1, out_of_range), a_ok = ints("axes", 1, ax);
-    CHECK(node_run(&n, "ReduceMean", 13, &a_dup, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_E_FORMAT, "duplicate axes");
+    float x[12] = { 0 };
+    gr_shape xs = { 3, { 3, 2, 2 } };
+    int64_t dup[2] = { 1, -2 }, out_of_range[1] = { 3 }, ax[1] = { 1 };
+    gr_attr a_dup = ints("axes", 2, dup), a_oor = ints("axes", 1, out_of_range),
+            a_ok = ints("axes", 1, ax);
+    CHECK(node_run(&n, "ReduceMean", 13, &a_dup, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_E_FORMAT,
+          "duplicate axes");
     node_free(&n);
-    CHECK(node_run(&n, "ReduceMean", 13, &a_oor, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_E_SHAPE, "axis 3 of rank 3");
+    CHECK(node_run(&n, "ReduceMean", 13, &a_oor, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_E_SHAPE,
+          "axis 3 of rank 3");
     node_free(&n);
-    CHECK(node_run(&n, "ReduceMean", 18, &a_ok, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_E_UNSUPPORTED,
+    CHECK(node_run(&n, "ReduceMean", 18, &a_ok, 1, GR_F32, x, &xs, NULL, 0, 1) ==
+              GRAFT_E_UNSUPPORTED,
           "the axes attribute at opset 18");
     CHECK(strstr(graft_last_error(), "axes") != NULL, "message: %s", graft_last_error());
     node_free(&n);
-    CHECK(node_run(&n, "ReduceSum", 13, &a_ok, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_E_UNSUPPORTED,
+    CHECK(node_run(&n, "ReduceSum", 13, &a_ok, 1, GR_F32, x, &xs, NULL, 0, 1) ==
+              GRAFT_E_UNSUPPORTED,
           "the axes attribute on ReduceSum-13");
     node_free(&n);
     CHECK(node_run(&n, "ReduceMean", 13, NULL, 0, GR_F32, x, &xs, ax, 1, 1) == GRAFT_E_FORMAT,
           "an axes input on ReduceMean-13");
     node_free(&n);
     gr_attr noop = ival("noop_with_empty_axes", 1);
-    CHECK(node_run(&n, "ReduceMax", 13, &noop, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_E_UNSUPPORTED,
+    CHECK(node_run(&n, "ReduceMax", 13, &noop, 1, GR_F32, x, &xs, NULL, 0, 1) ==
+              GRAFT_E_UNSUPPORTED,
           "noop_with_empty_axes before opset 18");
     node_free(&n);
     gr_attr k2 = ival("keepdims", 2);
-    CHECK(node_run(&n, "ReduceL1", 13, &k2, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_E_FORMAT, "keepdims 2");
+    CHECK(node_run(&n, "ReduceL1", 13, &k2, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_E_FORMAT,
+          "keepdims 2");
     node_free(&n);
-    CHECK(node_run(&n, "ReduceSum", 13, NULL, 0, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_OK, "no axes input is fine");
+    CHECK(node_run(&n, "ReduceSum", 13, NULL, 0, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_OK,
+          "no axes input is fine");
     node_free(&n);
-    uint8_t u[12] = {0};
-    CHECK(node_run(&n, "ReduceSum", 13, NULL, 0, GR_U8, u, &xs, NULL, 0, 1) == GRAFT_E_UNSUPPORTED, "uint8 sum");
+    uint8_t u[12] = { 0 };
+    CHECK(node_run(&n, "ReduceSum", 13, NULL, 0, GR_U8, u, &xs, NULL, 0, 1) == GRAFT_E_UNSUPPORTED,
+          "uint8 sum");
     node_free(&n);
     CHECK(node_run(&n, "ReduceMax", 11, NULL, 0, GR_U8, u, &xs, NULL, 0, 1) == GRAFT_E_UNSUPPORTED,
           "uint8 max before opset 12");
@@ -326,60 +383,75 @@ static void test_arg(void)
 {
     node n;
     /* (2, 4) with ties: row 0 max 5 at 1 and 3, min 1 at 0 and 2 */
-    float x[8] = {1, 5, 1, 5, 3, -2, 7, 7};
-    gr_shape xs = {2, {2, 4}};
-    const struct { const char *op; int last; int64_t want[2]; } cases[] = {
-        {"ArgMax", 0, {1, 2}}, {"ArgMax", 1, {3, 3}}, {"ArgMin", 0, {0, 1}}, {"ArgMin", 1, {2, 1}}};
+    float x[8] = { 1, 5, 1, 5, 3, -2, 7, 7 };
+    gr_shape xs = { 2, { 2, 4 } };
+    const struct {
+        const char *op;
+        int last;
+        int64_t want[2];
+    } cases[] = { { "ArgMax", 0, { 1, 2 } },
+                  { "ArgMax", 1, { 3, 3 } },
+                  { "ArgMin", 0, { 0, 1 } },
+                  { "ArgMin", 1, { 2, 1 } } };
     for (int i = 0; i < 4; i++)
         for (int keep = 0; keep <= 1; keep++) {
-            gr_attr at[3] = {ival("axis", -1), ival("keepdims", keep), ival("select_last_index", cases[i].last)};
-            CHECK(node_run(&n, cases[i].op, 13, at, 3, GR_F32, x, &xs, NULL, 0, 0) == GRAFT_OK, "%s", graft_last_error());
+            gr_attr at[3] = { ival("axis", -1), ival("keepdims", keep),
+                              ival("select_last_index", cases[i].last) };
+            CHECK(node_run(&n, cases[i].op, 13, at, 3, GR_F32, x, &xs, NULL, 0, 0) == GRAFT_OK,
+                  "%s", graft_last_error());
             const int64_t *y = n.out[0].data;
-            CHECK(n.out[0].dtype == GR_I64 && (keep ? shape_is(&n.out[0], 2, (int64_t[]){2, 1})
-                                                     : shape_is(&n.out[0], 1, (int64_t[]){2})),
+            CHECK(n.out[0].dtype == GR_I64 && (keep ? shape_is(&n.out[0], 2, (int64_t[]){ 2, 1 })
+                                                    : shape_is(&n.out[0], 1, (int64_t[]){ 2 })),
                   "%s keepdims %d shape", cases[i].op, keep);
-            CHECK(y[0] == cases[i].want[0] && y[1] == cases[i].want[1], "%s last=%d: got %lld %lld, want %lld %lld",
-                  cases[i].op, cases[i].last, (long long)y[0], (long long)y[1], (long long)cases[i].want[0],
+            CHECK(y[0] == cases[i].want[0] && y[1] == cases[i].want[1],
+                  "%s last=%d: got %lld %lld, want %lld %lld", cases[i].op, cases[i].last,
+                  (long long)y[0], (long long)y[1], (long long)cases[i].want[0],
                   (long long)cases[i].want[1]);
             node_free(&n);
         }
     /* default axis 0 on a (3, 2, 2) int64 tensor against a loop */
-    int64_t xi[12] = {4, -1, 9, 0, 4, 8, -3, 0, 2, 8, 9, 1};
-    gr_shape s3 = {3, {3, 2, 2}};
+    int64_t xi[12] = { 4, -1, 9, 0, 4, 8, -3, 0, 2, 8, 9, 1 };
+    gr_shape s3 = { 3, { 3, 2, 2 } };
     for (int max = 0; max <= 1; max++) {
-        CHECK(node_run(&n, max ? "ArgMax" : "ArgMin", 11, NULL, 0, GR_I64, xi, &s3, NULL, 0, 0) == GRAFT_OK, "%s",
-              graft_last_error());
-        CHECK(shape_is(&n.out[0], 3, (int64_t[]){1, 2, 2}), "default axis 0, keepdims 1");
+        CHECK(node_run(&n, max ? "ArgMax" : "ArgMin", 11, NULL, 0, GR_I64, xi, &s3, NULL, 0, 0) ==
+                  GRAFT_OK,
+              "%s", graft_last_error());
+        CHECK(shape_is(&n.out[0], 3, (int64_t[]){ 1, 2, 2 }), "default axis 0, keepdims 1");
         const int64_t *y = n.out[0].data;
         for (int j = 0; j < 4; j++) {
             int best = 0;
             for (int k = 1; k < 3; k++)
-                if (max ? xi[k * 4 + j] > xi[best * 4 + j] : xi[k * 4 + j] < xi[best * 4 + j]) best = k;
-            CHECK(y[j] == best, "%s axis 0 column %d: got %lld, want %d", max ? "ArgMax" : "ArgMin", j,
-                  (long long)y[j], best);
+                if (max ? xi[k * 4 + j] > xi[best * 4 + j] : xi[k * 4 + j] < xi[best * 4 + j])
+                    best = k;
+            CHECK(y[j] == best, "%s axis 0 column %d: got %lld, want %d", max ? "ArgMax" : "ArgMin",
+                  j, (long long)y[j], best);
         }
         node_free(&n);
     }
     /* NaN wins (numpy) */
-    float xn[4] = {1, NAN, 3, NAN};
-    gr_shape s4 = {1, {4}};
+    float xn[4] = { 1, NAN, 3, NAN };
+    gr_shape s4 = { 1, { 4 } };
     gr_attr k0 = ival("keepdims", 0);
-    CHECK(node_run(&n, "ArgMax", 13, &k0, 1, GR_F32, xn, &s4, NULL, 0, 0) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(n.out[0].shape.rank == 0 && ((int64_t *)n.out[0].data)[0] == 1, "argmax with NaN is the first NaN");
+    CHECK(node_run(&n, "ArgMax", 13, &k0, 1, GR_F32, xn, &s4, NULL, 0, 0) == GRAFT_OK, "%s",
+          graft_last_error());
+    CHECK(n.out[0].shape.rank == 0 && ((int64_t *)n.out[0].data)[0] == 1,
+          "argmax with NaN is the first NaN");
     node_free(&n);
     gr_attr sl = ival("select_last_index", 1);
     CHECK(node_run(&n, "ArgMax", 11, &sl, 1, GR_F32, x, &xs, NULL, 0, 0) == GRAFT_E_UNSUPPORTED,
           "select_last_index before opset 12");
     node_free(&n);
     gr_attr ax = ival("axis", 2);
-    CHECK(node_run(&n, "ArgMin", 13, &ax, 1, GR_F32, x, &xs, NULL, 0, 0) == GRAFT_E_SHAPE, "axis 2 of rank 2");
+    CHECK(node_run(&n, "ArgMin", 13, &ax, 1, GR_F32, x, &xs, NULL, 0, 0) == GRAFT_E_SHAPE,
+          "axis 2 of rank 2");
     node_free(&n);
 }
 
 /* ---- Softmax / LogSoftmax / Hardmax ---- */
 
 /* y: softmax of x over rows of N elements spaced `inner` apart, (outer, N, inner), in double. */
-static void softmax_naive(double *y, const float *x, int64_t outer, int64_t N, int64_t inner, int kind)
+static void softmax_naive(double *y, const float *x, int64_t outer, int64_t N, int64_t inner,
+                          int kind)
 {
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
@@ -390,7 +462,9 @@ static void softmax_naive(double *y, const float *x, int64_t outer, int64_t N, i
                 if (r[j * inner] > mx) mx = r[j * inner], arg = j;
             for (int64_t j = 0; j < N; j++) sum += exp(r[j * inner] - mx);
             for (int64_t j = 0; j < N; j++) {
-                double v = kind == 0 ? exp(r[j * inner] - mx) / sum : kind == 1 ? r[j * inner] - mx - log(sum) : j == arg;
+                double v = kind == 0   ? exp(r[j * inner] - mx) / sum
+                           : kind == 1 ? r[j * inner] - mx - log(sum)
+                                       : j == arg;
                 y[o * N * inner + j * inner + i] = v;
             }
         }
@@ -398,11 +472,11 @@ static void softmax_naive(double *y, const float *x, int64_t outer, int64_t N, i
 
 static void test_softmax(void)
 {
-    static const char *const ops[] = {"Softmax", "LogSoftmax", "Hardmax"};
-    gr_shape xs = {3, {3, 5, 7}};
+    static const char *const ops[] = { "Softmax", "LogSoftmax", "Hardmax" };
+    gr_shape xs = { 3, { 3, 5, 7 } };
     float x[105];
     fill(x, 105, 9, -4, 4);
-    x[7] = x[14];  /* a tie for Hardmax along axis 1 */
+    x[7] = x[14]; /* a tie for Hardmax along axis 1 */
     double want[105];
     float wantf[105];
     for (int kind = 0; kind < 3; kind++)
@@ -412,7 +486,7 @@ static void test_softmax(void)
                 int64_t outer = 1, N = 1, inner = 1;
                 for (int i = 0; i < 3; i++) {
                     if (i < a) outer *= xs.d[i];
-                    else if (i == a || opset < 13) N *= xs.d[i];  /* opset 11: the 2-D view */
+                    else if (i == a || opset < 13) N *= xs.d[i]; /* opset 11: the 2-D view */
                     else inner *= xs.d[i];
                 }
                 softmax_naive(want, x, outer, N, inner, kind);
@@ -420,20 +494,23 @@ static void test_softmax(void)
                 for (int ref = 0; ref <= 1; ref++) {
                     node n;
                     char what[96];
-                    snprintf(what, sizeof what, "%s-%d axis %d (%s)", ops[kind], opset, axis, ref ? "ref" : "oneDNN");
+                    snprintf(what, sizeof what, "%s-%d axis %d (%s)", ops[kind], opset, axis,
+                             ref ? "ref" : "oneDNN");
                     gr_attr at = ival("axis", axis);
-                    CHECK(node_run(&n, ops[kind], opset, &at, 1, GR_F32, x, &xs, NULL, 0, ref) == GRAFT_OK, "%s: %s",
-                          what, graft_last_error());
+                    CHECK(node_run(&n, ops[kind], opset, &at, 1, GR_F32, x, &xs, NULL, 0, ref) ==
+                              GRAFT_OK,
+                          "%s: %s", what, graft_last_error());
                     CHECK(gr_shape_eq(&n.out[0].shape, &xs), "%s: shape", what);
                     /* oneDNN's vectorised exp/log: log-softmax off by ~4e-6 absolute */
                     th_close(n.out[0].data, wantf, 105, 1e-5, ref ? 1e-6 : 2e-5, what);
                     CHECK(used_dnnl(&n) == (!ref && kind != 2), "%s: wrong kernel", what);
-                    if (kind == 0) {  /* rows sum to 1 */
+                    if (kind == 0) { /* rows sum to 1 */
                         const float *y = n.out[0].data;
                         double worst = 0;
                         for (int64_t o = 0; o < outer * inner; o++) {
                             double s = 0;
-                            for (int64_t j = 0; j < N; j++) s += y[(o / inner) * N * inner + j * inner + o % inner];
+                            for (int64_t j = 0; j < N; j++)
+                                s += y[(o / inner) * N * inner + j * inner + o % inner];
                             worst = fmax(worst, fabs(s - 1));
                         }
                         CHECK(worst < 1e-5, "%s: a row sums to 1 +- %g", what, worst);
@@ -444,42 +521,52 @@ static void test_softmax(void)
     /* the two semantics differ: axis 1 of (3, 5, 7) normalises 35 values (opset 11) or 5 */
     node a, b;
     gr_attr at = ival("axis", 1);
-    CHECK(node_run(&a, "Softmax", 11, &at, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(node_run(&b, "Softmax", 13, &at, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(fabs(((float *)a.out[0].data)[0] - ((float *)b.out[0].data)[0]) > 1e-3, "opset 11 and 13 must differ");
+    CHECK(node_run(&a, "Softmax", 11, &at, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
+    CHECK(node_run(&b, "Softmax", 13, &at, 1, GR_F32, x, &xs, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
+    CHECK(fabs(((float *)a.out[0].data)[0] - ((float *)b.out[0].data)[0]) > 1e-3,
+          "opset 11 and 13 must differ");
     node_free(&a), node_free(&b);
     /* defaults: axis 1 before opset 13, -1 after; on (2, 3, 4) they differ */
-    gr_shape s234 = {3, {2, 3, 4}};
-    CHECK(node_run(&a, "LogSoftmax", 11, NULL, 0, GR_F32, x, &s234, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
+    gr_shape s234 = { 3, { 2, 3, 4 } };
+    CHECK(node_run(&a, "LogSoftmax", 11, NULL, 0, GR_F32, x, &s234, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
     softmax_naive(want, x, 2, 12, 1, 1);
     for (int i = 0; i < 24; i++) wantf[i] = (float)want[i];
     th_close(a.out[0].data, wantf, 24, 1e-5, 1e-6, "LogSoftmax-11 default axis 1");
     node_free(&a);
-    CHECK(node_run(&a, "LogSoftmax", 13, NULL, 0, GR_F32, x, &s234, NULL, 0, 1) == GRAFT_OK, "%s", graft_last_error());
+    CHECK(node_run(&a, "LogSoftmax", 13, NULL, 0, GR_F32, x, &s234, NULL, 0, 1) == GRAFT_OK, "%s",
+          graft_last_error());
     softmax_naive(want, x, 6, 4, 1, 1);
     for (int i = 0; i < 24; i++) wantf[i] = (float)want[i];
     th_close(a.out[0].data, wantf, 24, 1e-5, 1e-6, "LogSoftmax-13 default axis -1");
     node_free(&a);
     /* large values stay finite; float64 */
-    float big[4] = {10000, 10001, 10002, 10003};
-    gr_shape s4 = {2, {1, 4}};
+    float big[4] = { 10000, 10001, 10002, 10003 };
+    gr_shape s4 = { 2, { 1, 4 } };
     for (int ref = 0; ref <= 1; ref++) {
-        CHECK(node_run(&a, "Softmax", 13, NULL, 0, GR_F32, big, &s4, NULL, 0, ref) == GRAFT_OK, "%s", graft_last_error());
-        th_close(a.out[0].data, (float[]){0.0320586f, 0.08714432f, 0.23688282f, 0.64391426f}, 4, 1e-5, 0,
-                 "softmax of large values");
+        CHECK(node_run(&a, "Softmax", 13, NULL, 0, GR_F32, big, &s4, NULL, 0, ref) == GRAFT_OK,
+              "%s", graft_last_error());
+        th_close(a.out[0].data, (float[]){ 0.0320586f, 0.08714432f, 0.23688282f, 0.64391426f }, 4,
+                 1e-5, 0, "softmax of large values");
         node_free(&a);
     }
-    double xd[3] = {0, 1, 2};
-    gr_shape s3 = {1, {3}};
-    CHECK(node_run(&a, "LogSoftmax", 13, NULL, 0, GR_F64, xd, &s3, NULL, 0, 0) == GRAFT_OK, "%s", graft_last_error());
+    double xd[3] = { 0, 1, 2 };
+    gr_shape s3 = { 1, { 3 } };
+    CHECK(node_run(&a, "LogSoftmax", 13, NULL, 0, GR_F64, xd, &s3, NULL, 0, 0) == GRAFT_OK, "%s",
+          graft_last_error());
     double l = log(1 + exp(1.0) + exp(2.0));
-    CHECK(fabs(((double *)a.out[0].data)[2] - (2 - l)) < 1e-14 && a.out[0].dtype == GR_F64, "float64 logsoftmax");
+    CHECK(fabs(((double *)a.out[0].data)[2] - (2 - l)) < 1e-14 && a.out[0].dtype == GR_F64,
+          "float64 logsoftmax");
     node_free(&a);
-    int32_t xi[3] = {0};
-    CHECK(node_run(&a, "Softmax", 13, NULL, 0, GR_I32, xi, &s3, NULL, 0, 0) == GRAFT_E_UNSUPPORTED, "int32 softmax");
+    int32_t xi[3] = { 0 };
+    CHECK(node_run(&a, "Softmax", 13, NULL, 0, GR_I32, xi, &s3, NULL, 0, 0) == GRAFT_E_UNSUPPORTED,
+          "int32 softmax");
     node_free(&a);
     gr_attr bad = ival("axis", 1);
-    CHECK(node_run(&a, "Hardmax", 13, &bad, 1, GR_F32, big, &s3, NULL, 0, 0) == GRAFT_E_SHAPE, "axis 1 of rank 1");
+    CHECK(node_run(&a, "Hardmax", 13, &bad, 1, GR_F32, big, &s3, NULL, 0, 0) == GRAFT_E_SHAPE,
+          "axis 1 of rank 1");
     node_free(&a);
 }
 

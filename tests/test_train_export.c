@@ -22,10 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define B 32
-#define NEVAL 16
-#define PIX (3 * 28 * 28)
-#define STEPS 6
+#define B       32
+#define NEVAL   16
+#define PIX     (3 * 28 * 28)
+#define STEPS   6
 #define FASHION "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 static void die(const char *what)
@@ -37,7 +37,8 @@ static void die(const char *what)
 static unsigned char *pick_trainable(const gr_graph *g)
 {
     unsigned char *tr = calloc((size_t)g->nvalues + 1, 1);
-    for (int v = 0; tr && v < g->nvalues; v++) tr[v] = g->values[v].is_init && g->values[v].t.dtype == GR_F32;
+    for (int v = 0; tr && v < g->nvalues; v++)
+        tr[v] = g->values[v].is_init && g->values[v].t.dtype == GR_F32;
     for (int k = 0; tr && k < g->nnodes; k++)
         if (strcmp(g->nodes[k].op_type, "BatchNormalization") == 0)
             for (int i = 3; i < g->nodes[k].nin; i++)
@@ -66,12 +67,13 @@ static float *infer(const char *path, graft_tensor *x)
 {
     graft_model *m;
     graft_tensor *y = NULL;
-    const graft_tensor *in[1] = {x};
+    const graft_tensor *in[1] = { x };
     if (graft_model_load(path, &m) || graft_model_run(m, in, 1, &y, 1)) die(path);
     float *out = NULL;
     if (graft_tensor_numel(y) == NEVAL * 10 && (out = malloc(NEVAL * 10 * sizeof *out)))
         memcpy(out, y->data, NEVAL * 10 * sizeof *out);
-    CHECK(out != NULL, "%s: output has %lld elements, expected %d", path, (long long)graft_tensor_numel(y), NEVAL * 10);
+    CHECK(out != NULL, "%s: output has %lld elements, expected %d", path,
+          (long long)graft_tensor_numel(y), NEVAL * 10);
     graft_tensor_free(y);
     graft_model_free(m);
     return out;
@@ -102,7 +104,8 @@ static void check_initializers(const char *saved, const gr_graph *trained, const
         if (!x->is_init || x->t.dtype != GR_F32) continue;
         int vs = gr_graph_find_value(s, x->name), vo = gr_graph_find_value(o, x->name);
         size_t bytes = (size_t)gr_numel(&x->t.shape) * sizeof(float);
-        int eq = vs >= 0 && s->values[vs].is_init && gr_shape_eq(&s->values[vs].t.shape, &x->t.shape) &&
+        int eq = vs >= 0 && s->values[vs].is_init &&
+                 gr_shape_eq(&s->values[vs].t.shape, &x->t.shape) &&
                  memcmp(s->values[vs].t.data, x->t.data, bytes) == 0;
         int mv = vo >= 0 && memcmp(o->values[vo].t.data, x->t.data, bytes) != 0;
         CHECK(eq, "%s: initializer '%s' is not the trained value", saved, x->name);
@@ -111,7 +114,8 @@ static void check_initializers(const char *saved, const gr_graph *trained, const
         equal += eq;
         moved += mv;
     }
-    printf("exported initializers: %d of %d equal to the session's, %d changed by training\n", equal, n, moved);
+    printf("exported initializers: %d of %d equal to the session's, %d changed by training\n",
+           equal, n, moved);
     CHECK(n == 14, "%d float initializers, expected 14 (10 parameters, 4 running statistics)", n);
     gr_graph_free(s);
     gr_graph_free(o);
@@ -122,7 +126,8 @@ int main(int argc, char **argv)
     const char *model = argc > 1 ? argv[1] : getenv("GRAFT_TINY_CNN");
     const char *out = argc > 2 ? argv[2] : getenv("GRAFT_EXPORT_DIR");
     if (!model || !out) {
-        fprintf(stderr, "usage: test_train_export MODEL.onnx OUT_DIR (or set GRAFT_TINY_CNN, GRAFT_EXPORT_DIR)\n");
+        fprintf(stderr, "usage: test_train_export MODEL.onnx OUT_DIR (or set GRAFT_TINY_CNN, "
+                        "GRAFT_EXPORT_DIR)\n");
         return 2;
     }
     mkdir(out, 0777);
@@ -131,7 +136,7 @@ int main(int argc, char **argv)
     int total = 2 * B + NEVAL;
     float *x = malloc((size_t)total * PIX * sizeof *x);
     int32_t *y = malloc((size_t)total * sizeof *y);
-    const float mean[3] = {0.286f, 0.286f, 0.286f}, sd[3] = {0.353f, 0.353f, 0.353f};
+    const float mean[3] = { 0.286f, 0.286f, 0.286f }, sd[3] = { 0.353f, 0.353f, 0.353f };
     for (int i = 0; i < total; i++) {
         gr_image img;
         if (gr_dataset_image(ds, i, &img)) die("image");
@@ -144,10 +149,13 @@ int main(int argc, char **argv)
     gr_trainer *t;
     unsigned char *tr;
     if (gr_onnx_load(model, &g) || gr_graph_check_ops(g) || !(tr = pick_trainable(g))) die(model);
-    gr_trainer_cfg cfg = {.loss = GR_LOSS_CE, .opt = {.kind = GR_ADAMW, .lr = 3e-3, .weight_decay = 0.01}};
+    gr_trainer_cfg cfg = { .loss = GR_LOSS_CE,
+                           .opt = { .kind = GR_ADAMW, .lr = 3e-3, .weight_decay = 0.01 } };
     if (gr_trainer_new(g, tr, &cfg, &t)) die("trainer");
     for (int s = 0; s < STEPS; s++) {
-        gr_tensor xt = {.dtype = GR_F32, .shape = {4, {B, 3, 28, 28}}, .data = x + (size_t)(s % 2) * B * PIX};
+        gr_tensor xt = { .dtype = GR_F32,
+                         .shape = { 4, { B, 3, 28, 28 } },
+                         .data = x + (size_t)(s % 2) * B * PIX };
         double loss;
         int st = gr_trainer_step(t, &xt, y + (s % 2) * B, &loss);
         CHECK(st == GRAFT_OK, "step %d: %s", s + 1, graft_last_error());
@@ -163,11 +171,11 @@ int main(int argc, char **argv)
     check_initializers(saved, g, model);
 
     graft_tensor *xe;
-    int64_t dims[4] = {NEVAL, 3, 28, 28};
+    int64_t dims[4] = { NEVAL, 3, 28, 28 };
     if (graft_tensor_new(GRAFT_FLOAT, 4, dims, &xe)) die("tensor");
     memcpy(xe->data, x + (size_t)2 * B * PIX, (size_t)NEVAL * PIX * sizeof(float));
     if (graft_npy_save(xpath, xe)) die(xpath);
-    char *ort_argv[] = {"node", script, saved, xpath, opath, NULL};
+    char *ort_argv[] = { "node", script, saved, xpath, opath, NULL };
     int rc = run(ort_argv);
     CHECK(rc == 0, "onnxruntime-node on %s exited with %d", saved, rc);
     graft_tensor *ort = NULL;
@@ -177,9 +185,11 @@ int main(int argc, char **argv)
     if (ort && mine && before && graft_tensor_numel(ort) == NEVAL * 10) {
         double r = rel(mine, ort->data, NEVAL * 10), moved = rel(before, ort->data, NEVAL * 10);
         printf("exported model on %d held-out images: graft vs onnxruntime max rel diff %.2e; "
-               "untrained vs trained %.2e\n", NEVAL, r, moved);
+               "untrained vs trained %.2e\n",
+               NEVAL, r, moved);
         CHECK(r <= 1e-4, "graft and onnxruntime differ by %.3g relative on the exported model", r);
-        CHECK(moved > 1e-2, "the trained model's output is too close to the untrained one's (%.3g)", moved);
+        CHECK(moved > 1e-2, "the trained model's output is too close to the untrained one's (%.3g)",
+              moved);
     } else {
         CHECK(0, "no output to compare (onnxruntime %p, graft %p)", (void *)ort, (void *)mine);
     }

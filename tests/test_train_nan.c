@@ -17,8 +17,8 @@
 
 #include <string.h>
 
-#define B 32
-#define PIX (3 * 28 * 28)
+#define B       32
+#define PIX     (3 * 28 * 28)
 #define FASHION "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 static const char *model;
@@ -27,7 +27,8 @@ static const char *model;
 static unsigned char *pick_trainable(const gr_graph *g)
 {
     unsigned char *tr = calloc((size_t)g->nvalues + 1, 1);
-    for (int v = 0; tr && v < g->nvalues; v++) tr[v] = g->values[v].is_init && g->values[v].t.dtype == GR_F32;
+    for (int v = 0; tr && v < g->nvalues; v++)
+        tr[v] = g->values[v].is_init && g->values[v].t.dtype == GR_F32;
     for (int k = 0; tr && k < g->nnodes; k++)
         if (strcmp(g->nodes[k].op_type, "BatchNormalization") == 0)
             for (int i = 3; i < g->nodes[k].nin; i++)
@@ -47,8 +48,10 @@ static void open_session(session *s, double lr)
         fprintf(stderr, "%s\n", graft_last_error());
         exit(2);
     }
-    gr_trainer_cfg cfg = {.loss = GR_LOSS_CE, .seed = 3,
-                          .opt = {.kind = GR_ADAMW, .lr = lr, .weight_decay = lr < 1 ? 0.01 : 0}};
+    gr_trainer_cfg cfg = { .loss = GR_LOSS_CE,
+                           .seed = 3,
+                           .opt = {
+                               .kind = GR_ADAMW, .lr = lr, .weight_decay = lr < 1 ? 0.01 : 0 } };
     if (gr_trainer_new(s->g, s->tr, &cfg, &s->t)) {
         fprintf(stderr, "%s\n", graft_last_error());
         exit(2);
@@ -78,8 +81,13 @@ static float *dup(const float *x, int64_t n)
 
 static snap take(const gr_trainer *t)
 {
-    return (snap){dup(t->w, t->total), dup(t->opt.m, t->total), dup(t->opt.v, t->total), dup(t->buf, t->nbuf),
-                  t->step, t->opt.step, t->rng};
+    return (snap){ dup(t->w, t->total),
+                   dup(t->opt.m, t->total),
+                   dup(t->opt.v, t->total),
+                   dup(t->buf, t->nbuf),
+                   t->step,
+                   t->opt.step,
+                   t->rng };
 }
 
 static void drop(snap *s)
@@ -94,20 +102,24 @@ static void drop(snap *s)
 static int same(const gr_trainer *t, const snap *s, const char *what)
 {
     size_t nb = (size_t)t->total * sizeof(float);
-    int w = memcmp(t->w, s->w, nb) == 0, m = memcmp(t->opt.m, s->m, nb) == 0, v = memcmp(t->opt.v, s->v, nb) == 0;
+    int w = memcmp(t->w, s->w, nb) == 0, m = memcmp(t->opt.m, s->m, nb) == 0,
+        v = memcmp(t->opt.v, s->v, nb) == 0;
     int b = memcmp(t->buf, s->buf, (size_t)t->nbuf * sizeof(float)) == 0;
-    int st = t->step == s->step && t->opt.step == s->opt_step, r = memcmp(&t->rng, &s->rng, sizeof s->rng) == 0;
+    int st = t->step == s->step && t->opt.step == s->opt_step,
+        r = memcmp(&t->rng, &s->rng, sizeof s->rng) == 0;
     CHECK(w, "%s: the parameter block changed", what);
-    CHECK(m && v, "%s: the optimizer state changed (m %s, v %s)", what, m ? "same" : "changed", v ? "same" : "changed");
+    CHECK(m && v, "%s: the optimizer state changed (m %s, v %s)", what, m ? "same" : "changed",
+          v ? "same" : "changed");
     CHECK(b, "%s: the BatchNorm running statistics changed", what);
-    CHECK(st, "%s: the step count changed (%lld, was %lld)", what, (long long)t->step, (long long)s->step);
+    CHECK(st, "%s: the step count changed (%lld, was %lld)", what, (long long)t->step,
+          (long long)s->step);
     CHECK(r, "%s: the rng changed", what);
     return w && m && v && b && st && r;
 }
 
 static int step(gr_trainer *t, float *x, const int32_t *y, double *loss)
 {
-    gr_tensor xt = {.dtype = GR_F32, .shape = {4, {B, 3, 28, 28}}, .data = x};
+    gr_tensor xt = { .dtype = GR_F32, .shape = { 4, { B, 3, 28, 28 } }, .data = x };
     return gr_trainer_step(t, &xt, y, loss);
 }
 
@@ -122,7 +134,7 @@ static void test_nan_pixel(float *x, const int32_t *y)
     CHECK(step(s.t, x, y, &l1) == GRAFT_OK, "step 1: %s", graft_last_error());
     CHECK(step(ref.t, x, y, &r1) == GRAFT_OK, "reference step 1: %s", graft_last_error());
     float *bad = dup(x + B * PIX, B * PIX);
-    bad[5 * PIX + 3 * 28 + 14] = NAN;  /* one pixel of sample 5, channel 0 */
+    bad[5 * PIX + 3 * 28 + 14] = NAN; /* one pixel of sample 5, channel 0 */
     snap before = take(s.t);
     double lb = 0;
     int st = step(s.t, bad, y + B, &lb);
@@ -130,17 +142,22 @@ static void test_nan_pixel(float *x, const int32_t *y)
     printf("NaN pixel: status %s: %s\n", graft_status_name(st), msg);
     CHECK(st == GRAFT_E_NUMERIC, "NaN pixel: status %d, expected GRAFT_E_NUMERIC", st);
     CHECK(strstr(msg, "step 2:") != NULL, "NaN pixel: the message does not name step 2: %s", msg);
-    CHECK(strstr(msg, "NaN") != NULL, "NaN pixel: the message does not say the loss is NaN: %s", msg);
+    CHECK(strstr(msg, "NaN") != NULL, "NaN pixel: the message does not say the loss is NaN: %s",
+          msg);
     same(s.t, &before, "NaN pixel");
-    CHECK(step(s.t, x + B * PIX, y + B, &l2) == GRAFT_OK, "clean step after the NaN one: %s", graft_last_error());
-    CHECK(step(ref.t, x + B * PIX, y + B, &r2) == GRAFT_OK, "reference step 2: %s", graft_last_error());
-    printf("NaN pixel: losses %.7f %.7f after the failed step, %.7f %.7f without it\n", l1, l2, r1, r2);
-    CHECK(isfinite(l2) && l2 == r2 && s.t->step == 2, "clean step: loss %.9g (reference %.9g), step %lld", l2, r2,
-          (long long)s.t->step);
+    CHECK(step(s.t, x + B * PIX, y + B, &l2) == GRAFT_OK, "clean step after the NaN one: %s",
+          graft_last_error());
+    CHECK(step(ref.t, x + B * PIX, y + B, &r2) == GRAFT_OK, "reference step 2: %s",
+          graft_last_error());
+    printf("NaN pixel: losses %.7f %.7f after the failed step, %.7f %.7f without it\n", l1, l2, r1,
+           r2);
+    CHECK(isfinite(l2) && l2 == r2 && s.t->step == 2,
+          "clean step: loss %.9g (reference %.9g), step %lld", l2, r2, (long long)s.t->step);
     snap want = take(ref.t);
     if (!same(s.t, &want, "after the clean step, against a session that never saw the NaN batch"))
         fprintf(stderr, "  the failed step left a trace in the session\n");
-    CHECK(memcmp(s.t->w, before.w, (size_t)s.t->total * sizeof(float)) != 0, "the clean step did not update");
+    CHECK(memcmp(s.t->w, before.w, (size_t)s.t->total * sizeof(float)) != 0,
+          "the clean step did not update");
     drop(&before);
     drop(&want);
     free(bad);
@@ -166,7 +183,8 @@ static void test_overflow(float *x, const int32_t *y)
             char want[32];
             snprintf(want, sizeof want, "step %d:", k + 1);
             printf("lr 1e30: status %s: %s\n", graft_status_name(st), msg);
-            CHECK(st == GRAFT_E_NUMERIC, "lr 1e30: status %d at step %d, expected GRAFT_E_NUMERIC", st, k + 1);
+            CHECK(st == GRAFT_E_NUMERIC, "lr 1e30: status %d at step %d, expected GRAFT_E_NUMERIC",
+                  st, k + 1);
             CHECK(strstr(msg, want) != NULL, "lr 1e30: the message does not name %s %s", want, msg);
             CHECK(strstr(msg, "infinite") || strstr(msg, "NaN") || strstr(msg, "not finite"),
                   "lr 1e30: the message does not say what overflowed: %s", msg);
@@ -193,7 +211,7 @@ int main(int argc, char **argv)
     }
     float *x = malloc((size_t)2 * B * PIX * sizeof *x);
     int32_t y[2 * B];
-    const float mean[3] = {0.286f, 0.286f, 0.286f}, sd[3] = {0.353f, 0.353f, 0.353f};
+    const float mean[3] = { 0.286f, 0.286f, 0.286f }, sd[3] = { 0.353f, 0.353f, 0.353f };
     for (int i = 0; i < 2 * B; i++) {
         gr_image img;
         if (gr_dataset_image(ds, i, &img)) {

@@ -21,7 +21,7 @@ static float *load(const char *name, int64_t *n)
         exit(2);
     }
     if (n) *n = gr_numel(&t.shape);
-    if (t.dtype == GR_F64) {  /* losses are saved in double */
+    if (t.dtype == GR_F64) { /* losses are saved in double */
         int64_t m = gr_numel(&t.shape);
         float *f = malloc((size_t)m * sizeof *f + 4);
         for (int64_t i = 0; i < m; i++) f[i] = (float)((double *)t.data)[i];
@@ -33,7 +33,7 @@ static float *load(const char *name, int64_t *n)
 
 static void test_ce(void)
 {
-    static const char *tags[] = {"plain", "weighted", "smooth", "both"};
+    static const char *tags[] = { "plain", "weighted", "smooth", "both" };
     float *z = load("ce_logits", NULL), *w = load("ce_weight", NULL);
     int32_t *y = (int32_t *)load("ce_target", NULL);
     for (int c = 0; c < 4; c++) {
@@ -44,7 +44,8 @@ static void test_ce(void)
         double L = gr_loss_softmax_ce(z, y, 8, 5, cw, eps, dz);
         snprintf(name, sizeof name, "ce_%s_loss", tags[c]);
         float *want = load(name, NULL);
-        CHECK(fabs(L - want[0]) <= 1e-5 * fabs(want[0]), "CE %s: loss %.8g, torch %.8g", tags[c], L, want[0]);
+        CHECK(fabs(L - want[0]) <= 1e-5 * fabs(want[0]), "CE %s: loss %.8g, torch %.8g", tags[c], L,
+              want[0]);
         free(want);
         snprintf(name, sizeof name, "ce_%s_grad", tags[c]);
         want = load(name, NULL);
@@ -58,7 +59,8 @@ static void test_ce(void)
 
 static void test_bce_mse(void)
 {
-    float *z = load("bce_logits", NULL), *t = load("bce_target", NULL), *pw = load("bce_pos_weight", NULL);
+    float *z = load("bce_logits", NULL), *t = load("bce_target", NULL),
+          *pw = load("bce_pos_weight", NULL);
     float *want = load("bce_loss", NULL), *wg = load("bce_grad", NULL), dz[24];
     double L = gr_loss_bce_logits(z, t, 24, 4, pw, dz);
     CHECK(fabs(L - want[0]) <= 1e-5 * fabs(want[0]), "BCE: loss %.8g, torch %.8g", L, want[0]);
@@ -75,25 +77,39 @@ static void test_bce_mse(void)
 
 static void test_optim(void)
 {
-    static const struct { const char *name; int kind, nesterov; double b1, b2, eps, clip; } cases[] = {
-        {"sgd", GR_SGD, 0, 0, 0, 0, 0},
-        {"nesterov", GR_SGD, 1, 0, 0, 0, 0.5},
-        {"adamw", GR_ADAMW, 0, 0, 0, 0, 0},
-        {"adamw_clip", GR_ADAMW, 0, 0.8, 0.99, 1e-6, 0.5},
+    static const struct {
+        const char *name;
+        int kind, nesterov;
+        double b1, b2, eps, clip;
+    } cases[] = {
+        { "sgd", GR_SGD, 0, 0, 0, 0, 0 },
+        { "nesterov", GR_SGD, 1, 0, 0, 0, 0.5 },
+        { "adamw", GR_ADAMW, 0, 0, 0, 0, 0 },
+        { "adamw_clip", GR_ADAMW, 0, 0.8, 0.99, 1e-6, 0.5 },
     };
-    float *w0 = load("opt_w0", NULL), *b0 = load("opt_b0", NULL), *gw = load("opt_gw", NULL), *gb = load("opt_gb", NULL);
+    float *w0 = load("opt_w0", NULL), *b0 = load("opt_b0", NULL), *gw = load("opt_gw", NULL),
+          *gb = load("opt_gb", NULL);
     for (int c = 0; c < 4; c++) {
-        gr_optim_cfg cfg = {.kind = cases[c].kind, .lr = 0.1, .momentum = cases[c].kind == GR_SGD ? 0.9 : 0,
-                            .nesterov = cases[c].nesterov, .beta1 = cases[c].b1, .beta2 = cases[c].b2,
-                            .eps = cases[c].eps, .weight_decay = 0.05, .clip_norm = cases[c].clip,
-                            .sched = GR_SCHED_COSINE, .warmup = 2, .total = 6};
-        gr_param params[2] = {{.name = "w", .off = 0, .n = 12, .lr_scale = 1, .decay = 1},
-                              {.name = "b", .off = 12, .n = 4, .lr_scale = 0.5f, .decay = 0}};
+        gr_optim_cfg cfg = { .kind = cases[c].kind,
+                             .lr = 0.1,
+                             .momentum = cases[c].kind == GR_SGD ? 0.9 : 0,
+                             .nesterov = cases[c].nesterov,
+                             .beta1 = cases[c].b1,
+                             .beta2 = cases[c].b2,
+                             .eps = cases[c].eps,
+                             .weight_decay = 0.05,
+                             .clip_norm = cases[c].clip,
+                             .sched = GR_SCHED_COSINE,
+                             .warmup = 2,
+                             .total = 6 };
+        gr_param params[2] = { { .name = "w", .off = 0, .n = 12, .lr_scale = 1, .decay = 1 },
+                               { .name = "b", .off = 12, .n = 4, .lr_scale = 0.5f, .decay = 0 } };
         float w[16], g[16];
         memcpy(w, w0, 12 * sizeof(float));
         memcpy(w + 12, b0, 4 * sizeof(float));
         gr_optim o;
-        CHECK(gr_optim_init(&o, &cfg, params, 2, 16, w) == GRAFT_OK, "init: %s", graft_last_error());
+        CHECK(gr_optim_init(&o, &cfg, params, 2, 16, w) == GRAFT_OK, "init: %s",
+              graft_last_error());
         for (int s = 0; s < 6; s++) {
             memcpy(g, gw + 12 * s, 12 * sizeof(float));
             memcpy(g + 12, gb + 4 * s, 4 * sizeof(float));
@@ -117,10 +133,10 @@ static void test_optim(void)
  * w <- w - lr * (g + beta w) for new ones, the closed form of one step, iterated. */
 static void test_l2sp(void)
 {
-    gr_optim_cfg cfg = {.kind = GR_SGD, .lr = 0.05, .l2sp_alpha = 0.3, .l2sp_beta = 0.02};
-    gr_param params[2] = {{.name = "trunk", .off = 0, .n = 3, .lr_scale = 1, .pretrained = 1},
-                          {.name = "head", .off = 3, .n = 2, .lr_scale = 1, .pretrained = 0}};
-    float w[5] = {1, -2, 0.5f, 3, -1}, start[5], g[5];
+    gr_optim_cfg cfg = { .kind = GR_SGD, .lr = 0.05, .l2sp_alpha = 0.3, .l2sp_beta = 0.02 };
+    gr_param params[2] = { { .name = "trunk", .off = 0, .n = 3, .lr_scale = 1, .pretrained = 1 },
+                           { .name = "head", .off = 3, .n = 2, .lr_scale = 1, .pretrained = 0 } };
+    float w[5] = { 1, -2, 0.5f, 3, -1 }, start[5], g[5];
     double ref[5];
     memcpy(start, w, sizeof w);
     for (int i = 0; i < 5; i++) ref[i] = w[i];
@@ -144,7 +160,8 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/graft_optim_XXXXXX", tmp);
     if (!mkdtemp(dir)) return 2;
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/optim_reference.py %s >/dev/null", GRAFT_SOURCE_DIR, dir);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/optim_reference.py %s >/dev/null",
+             GRAFT_SOURCE_DIR, dir);
     if (system(cmd) != 0) {
         fprintf(stderr, "the PyTorch reference failed: %s\n", cmd);
         return 2;

@@ -62,7 +62,8 @@ static void compare_all(const gr_trainer *t, const char *sub, int grads, const c
         if (!x->is_init || x->t.dtype != GR_F32) continue;
         const float *data = grads ? t->grad_of[v] : x->t.data;
         int64_t n = gr_numel(&x->t.shape);
-        double *b32 = data ? load_ref(sub, x->name, n) : NULL, *b64 = data ? load_ref(sub64, x->name, n) : NULL;
+        double *b32 = data ? load_ref(sub, x->name, n) : NULL,
+               *b64 = data ? load_ref(sub64, x->name, n) : NULL;
         double *a = malloc((size_t)n * sizeof *a + 8);
         if (b32 && b64 && a) {
             for (int64_t i = 0; i < n; i++) a[i] = data[i];
@@ -72,19 +73,28 @@ static void compare_all(const gr_trainer *t, const char *sub, int grads, const c
             illcond += torch_err > TOL;
             bad += !ok;
             if (getenv("GRAFT_PARITY_VERBOSE"))
-                printf("    %-40s vs torch32 %.2e  vs torch64 %.2e  (torch32 vs torch64 %.2e)%s\n", x->name, r32, r64,
-                       torch_err, ok ? "" : "  FAIL");
-            if (!ok && (r64 > worst || isnan(r64))) { worst = r64; worst_torch = torch_err; worst_name = x->name; }
-            if (torch_err <= TOL && r32 > worst && !bad) { worst = r32; worst_name = x->name; }
+                printf("    %-40s vs torch32 %.2e  vs torch64 %.2e  (torch32 vs torch64 %.2e)%s\n",
+                       x->name, r32, r64, torch_err, ok ? "" : "  FAIL");
+            if (!ok && (r64 > worst || isnan(r64))) {
+                worst = r64;
+                worst_torch = torch_err;
+                worst_name = x->name;
+            }
+            if (torch_err <= TOL && r32 > worst && !bad) {
+                worst = r32;
+                worst_name = x->name;
+            }
         }
         free(a);
         free(b32);
         free(b64);
     }
-    printf("  %-28s %3d tensors, worst rel diff %.2e (%s); %d ill-conditioned in PyTorch\n", what, count, worst,
-           worst_name, illcond);
+    printf("  %-28s %3d tensors, worst rel diff %.2e (%s); %d ill-conditioned in PyTorch\n", what,
+           count, worst, worst_name, illcond);
     CHECK(count > 0, "%s: no reference tensors found in %s/%s", what, dir, sub);
-    CHECK(bad == 0, "%s: %d tensors differ from PyTorch, worst '%s' by %.3g relative to float64 (PyTorch float32: %.3g)",
+    CHECK(bad == 0,
+          "%s: %d tensors differ from PyTorch, worst '%s' by %.3g relative to float64 (PyTorch "
+          "float32: %.3g)",
           what, bad, worst_name, worst, worst_torch);
 }
 
@@ -102,7 +112,8 @@ static void *load_npy(const char *name, gr_tensor *t)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: test_train_parity DIR sgd|adamw (the settings come from DIR/optim.txt)\n");
+        fprintf(stderr,
+                "usage: test_train_parity DIR sgd|adamw (the settings come from DIR/optim.txt)\n");
         return 2;
     }
     dir = argv[1];
@@ -125,7 +136,7 @@ int main(int argc, char **argv)
         if (v >= 0) trainable[v] = 1, ntrain++;
     }
     if (f) fclose(f);
-    gr_trainer_cfg cfg = {.loss = GR_LOSS_CE, .use_ref = getenv("GRAFT_PARITY_REF") != NULL};
+    gr_trainer_cfg cfg = { .loss = GR_LOSS_CE, .use_ref = getenv("GRAFT_PARITY_REF") != NULL };
     char kind[16] = "";
     double lr = 0, momentum = 0, wd = 0;
     snprintf(path, sizeof path, "%s/optim.txt", dir);
@@ -135,8 +146,10 @@ int main(int argc, char **argv)
         return 2;
     }
     fclose(f);
-    cfg.opt = (gr_optim_cfg){.kind = strcmp(kind, "adamw") == 0 ? GR_ADAMW : GR_SGD, .lr = lr, .momentum = momentum,
-                             .weight_decay = wd};
+    cfg.opt = (gr_optim_cfg){ .kind = strcmp(kind, "adamw") == 0 ? GR_ADAMW : GR_SGD,
+                              .lr = lr,
+                              .momentum = momentum,
+                              .weight_decay = wd };
     gr_trainer *t;
     if (gr_trainer_new(g, trainable, &cfg, &t)) {
         fprintf(stderr, "%s\n", graft_last_error());
@@ -146,19 +159,23 @@ int main(int argc, char **argv)
     load_npy("x.npy", &x);
     load_npy("y.npy", &y);
     const double *want_loss = load_npy("loss.npy", &lt), *loss64 = load_npy("loss64.npy", &lt64);
-    printf("%s (%s, %d trainable tensors, %lld parameters)\n", dir, argv[2], ntrain, (long long)t->total);
+    printf("%s (%s, %d trainable tensors, %lld parameters)\n", dir, argv[2], ntrain,
+           (long long)t->total);
     for (int s = 0; s < 3; s++) {
         double loss;
         int st = gr_trainer_step(t, &x, y.data, &loss);
         CHECK(st == GRAFT_OK, "step %d: %s", s + 1, graft_last_error());
         if (st) break;
         double r = fabs(loss - want_loss[s]) / fabs(want_loss[s]);
-        double torch_err = fabs(want_loss[s] - loss64[s]) / fabs(loss64[s]), r64 = fabs(loss - loss64[s]) / fabs(loss64[s]);
-        printf("  step %d loss %.7f (PyTorch %.7f, rel diff %.2e; PyTorch float64 %.7f)\n", s + 1, loss, want_loss[s], r,
-               loss64[s]);
-        CHECK(r <= TOL || r64 <= 4 * torch_err + TOL, "step %d: loss %.8g, PyTorch %.8g (float64 %.8g)", s + 1, loss,
-              want_loss[s], loss64[s]);
-        if (s == 1 && getenv("GRAFT_PARITY_TWICE")) compare_all(t, "grad2", 1, "gradients of step 2");
+        double torch_err = fabs(want_loss[s] - loss64[s]) / fabs(loss64[s]),
+               r64 = fabs(loss - loss64[s]) / fabs(loss64[s]);
+        printf("  step %d loss %.7f (PyTorch %.7f, rel diff %.2e; PyTorch float64 %.7f)\n", s + 1,
+               loss, want_loss[s], r, loss64[s]);
+        CHECK(r <= TOL || r64 <= 4 * torch_err + TOL,
+              "step %d: loss %.8g, PyTorch %.8g (float64 %.8g)", s + 1, loss, want_loss[s],
+              loss64[s]);
+        if (s == 1 && getenv("GRAFT_PARITY_TWICE"))
+            compare_all(t, "grad2", 1, "gradients of step 2");
         if (s == 0) {
             compare_all(t, "grad", 1, "gradients after step 1");
             compare_all(t, "stats1", 0, "running stats after step 1");

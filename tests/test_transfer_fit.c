@@ -73,8 +73,9 @@ static int argmax(const float *p, int K)
 
 /* scikit-learn's objective, sum of cross-entropies + |W|^2 / (2C), in double; W (K, dim) and b
  * as float (Wf, bf) or double (Wd, bd) */
-static double objective(const float *X, const int32_t *y, int64_t n, int dim, int K, double C, const float *Wf,
-                        const float *bf, const double *Wd, const double *bd, const float *mu, const float *sd)
+static double objective(const float *X, const int32_t *y, int64_t n, int dim, int K, double C,
+                        const float *Wf, const float *bf, const double *Wd, const double *bd,
+                        const float *mu, const float *sd)
 {
     double f = 0, z[16];
     for (int i = 0; i < K * dim; i++) f += 0.5 / C * pow(Wf ? Wf[i] : Wd[i], 2);
@@ -144,13 +145,16 @@ static void test_logreg(void)
         gr_fit_opts o;
         gr_fit_defaults(&o, GR_HEAD_LOGREG);
         o.C = C;
-        o.tol = 1e-6;  /* scikit-learn ran with 1e-10; float32 products limit graft's gradient */
+        o.tol = 1e-6; /* scikit-learn ran with 1e-10; float32 products limit graft's gradient */
         o.max_iter = 20000;
         gr_head h;
         int st = gr_head_fit(X, y, n, dim, K, &o, &h);
         CHECK(st == GRAFT_OK, "K %d C %g: %s", K, C, graft_last_error());
-        if (st) { gr_head_free(&h); continue; }
-        if (ci == 0) {  /* StandardScaler's parameters */
+        if (st) {
+            gr_head_free(&h);
+            continue;
+        }
+        if (ci == 0) { /* StandardScaler's parameters */
             snprintf(name, sizeof name, "logreg_k%d_mean", K);
             float *mu = load_f(name, NULL);
             snprintf(name, sizeof name, "logreg_k%d_scale", K);
@@ -169,20 +173,24 @@ static void test_logreg(void)
         for (int i = 0; i < K * dim; i++) dw = fmax(dw, fabs(h.W[i] - W[i]));
         for (int i = 0; i < K; i++) db = fmax(db, fabs(h.b[i] - b[i]));
         CHECK(dw <= 1e-3 * scale && db <= 1e-3 * scale,
-              "K %d C %g: max |W - sklearn| %.3g, |b - sklearn| %.3g, coefficient scale %.3g (%d iterations)", K, C,
-              dw, db, scale, h.iters);
+              "K %d C %g: max |W - sklearn| %.3g, |b - sklearn| %.3g, coefficient scale %.3g (%d "
+              "iterations)",
+              K, C, dw, db, scale, h.iters);
         double fo = objective(X, y, n, dim, K, C, h.W, h.b, NULL, NULL, h.mu, h.sd);
         double fs = objective(X, y, n, dim, K, C, NULL, NULL, W, b, h.mu, h.sd);
-        printf("logreg K %d C %-5g: %4d iterations, max |W - sklearn| %.2e, |b - sklearn| %.2e (scale %.3g), "
-               "objective %.10g, sklearn's %.10g\n", K, C, h.iters, dw, db, scale, fo, fs);
+        printf("logreg K %d C %-5g: %4d iterations, max |W - sklearn| %.2e, |b - sklearn| %.2e "
+               "(scale %.3g), "
+               "objective %.10g, sklearn's %.10g\n",
+               K, C, h.iters, dw, db, scale, fo, fs);
         /* both stop on scipy's relative-decrease test; the minimum reached must be the same */
-        CHECK(fabs(fo - fs) <= 1e-6 * fs, "K %d C %g: objective %.10g, scikit-learn's %.10g", K, C, fo, fs);
+        CHECK(fabs(fo - fs) <= 1e-6 * fs, "K %d C %g: objective %.10g, scikit-learn's %.10g", K, C,
+              fo, fs);
         float *P = malloc((size_t)nt * K * sizeof *P);
         CHECK(gr_head_predict(&h, Xt, nt, P) == GRAFT_OK, "%s", graft_last_error());
         snprintf(name, sizeof name, "logreg_k%d_c%d_prob", K, ci);
         float *Pw = load_f(name, NULL);
         snprintf(name, sizeof name, "K %d C %g predict_proba", K, C);
-        th_close(P, Pw, nt * K, 0, 2e-3, name);  /* as loose as the coefficients' 1e-3 */
+        th_close(P, Pw, nt * K, 0, 2e-3, name); /* as loose as the coefficients' 1e-3 */
         free(P), free(Pw), free(W), free(b), free(X), free(y), free(Xt);
         gr_head_free(&h);
     }
@@ -216,7 +224,8 @@ static void test_cv(void)
     for (int i = 0; i < 50; i++) differ += fabs(h.cv_scores[i] - scores[i]) > 1e-12;
     CHECK(differ == 0, "%d of 50 fold accuracies differ from LogisticRegressionCV's", differ);
     for (int j = 0; j < 10; j++)
-        CHECK(fabs(h.cv_Cs[j] / pow(10, -4 + 8.0 * j / 9) - 1) < 1e-12, "C %d is %g", j, h.cv_Cs[j]);
+        CHECK(fabs(h.cv_Cs[j] / pow(10, -4 + 8.0 * j / 9) - 1) < 1e-12, "C %d is %g", j,
+              h.cv_Cs[j]);
     CHECK(fabs(h.C / Cw[0] - 1) < 1e-12, "chosen C %g, LogisticRegressionCV %g", h.C, Cw[0]);
     double scale = maxabs_d(W, (int64_t)K * dim), dw = 0;
     for (int i = 0; i < K * dim; i++) dw = fmax(dw, fabs(h.W[i] - W[i]));
@@ -227,7 +236,8 @@ static void test_cv(void)
     double fo = objective(X, y, n, dim, K, h.C, h.W, h.b, NULL, NULL, NULL, NULL);
     double fs = objective(X, y, n, dim, K, h.C, NULL, NULL, W, b, NULL, NULL);
     CHECK(fabs(fo - fs) <= 1e-7 * fs, "refit objective %.10g, scikit-learn's %.10g", fo, fs);
-    printf("CV refit: max |coef - sklearn| %.2e (scale %.3g), objective %.10g, sklearn's %.10g\n", dw, scale, fo, fs);
+    printf("CV refit: max |coef - sklearn| %.2e (scale %.3g), objective %.10g, sklearn's %.10g\n",
+           dw, scale, fo, fs);
     printf("CV: chosen C %g (sklearn %g), mean accuracy %.4f, %.3f s\n", h.C, Cw[0], h.cv_acc, t);
 out:
     gr_head_free(&h);
@@ -245,31 +255,33 @@ static void test_knn(void)
     gr_fit_opts o;
     gr_fit_defaults(&o, GR_HEAD_KNN);
     o.k = 7;
-    for (int norm = GR_FEAT_NONE; norm <= GR_FEAT_L2; norm += GR_FEAT_L2) {  /* cosine ignores L2 */
+    for (int norm = GR_FEAT_NONE; norm <= GR_FEAT_L2; norm += GR_FEAT_L2) { /* cosine ignores L2 */
         o.norm = norm;
         gr_head h;
         CHECK(gr_head_fit(X, y, n, dim, K, &o, &h) == GRAFT_OK, "%s", graft_last_error());
         float *P = malloc((size_t)nq * K * sizeof *P);
         CHECK(gr_head_predict(&h, Q, nq, P) == GRAFT_OK, "%s", graft_last_error());
-        th_close(P, Pw, nq * K, 0, 2e-5, norm ? "kNN (L2) vs KNeighborsClassifier" : "kNN vs KNeighborsClassifier");
+        th_close(P, Pw, nq * K, 0, 2e-5,
+                 norm ? "kNN (L2) vs KNeighborsClassifier" : "kNN vs KNeighborsClassifier");
         free(P);
         gr_head_free(&h);
     }
     /* closed forms: equal rows tie and the earlier row wins; negative similarities get no vote */
-    float Xs[4 * 2] = {1, 0, 1, 0, 0, 1, -1, 0.1f}, q[2] = {1, 0.2f}, p[3];
-    int32_t ys[4] = {2, 0, 1, 1};
+    float Xs[4 * 2] = { 1, 0, 1, 0, 0, 1, -1, 0.1f }, q[2] = { 1, 0.2f }, p[3];
+    int32_t ys[4] = { 2, 0, 1, 1 };
     o.norm = GR_FEAT_NONE;
     o.k = 1;
     gr_head h;
     CHECK(gr_head_fit(Xs, ys, 4, 2, 3, &o, &h) == GRAFT_OK, "%s", graft_last_error());
     gr_head_predict(&h, q, 1, p);
-    CHECK(p[2] == 1 && p[0] == 0 && p[1] == 0, "k 1 tie: (%g %g %g), want row 0's class 2", p[0], p[1], p[2]);
+    CHECK(p[2] == 1 && p[0] == 0 && p[1] == 0, "k 1 tie: (%g %g %g), want row 0's class 2", p[0],
+          p[1], p[2]);
     gr_head_free(&h);
     o.k = 4;
     CHECK(gr_head_fit(Xs, ys, 4, 2, 3, &o, &h) == GRAFT_OK, "%s", graft_last_error());
     gr_head_predict(&h, q, 1, p);
-    double s1 = 1 / sqrt(1.04), s3 = 0.2 / sqrt(1.04), tot = 2 * s1 + s3;  /* row 3 similarity < 0 */
-    float want[3] = {(float)(s1 / tot), (float)(s3 / tot), (float)(s1 / tot)};
+    double s1 = 1 / sqrt(1.04), s3 = 0.2 / sqrt(1.04), tot = 2 * s1 + s3; /* row 3 similarity < 0 */
+    float want[3] = { (float)(s1 / tot), (float)(s3 / tot), (float)(s1 / tot) };
     th_close(p, want, 3, 1e-6, 1e-7, "kNN weights: similarities, negatives dropped");
     gr_head_free(&h);
     free(X), free(Q), free(Pw), free(y);
@@ -279,7 +291,8 @@ static void test_knn(void)
 static void test_ncm(void)
 {
     int64_t nX, nQ;
-    float *X = load_f("ncm_X", &nX), *Q = load_f("ncm_Q", &nQ), *cent = load_f("ncm_centroids", NULL);
+    float *X = load_f("ncm_X", &nX), *Q = load_f("ncm_Q", &nQ),
+          *cent = load_f("ncm_centroids", NULL);
     int32_t *y = load_i("ncm_y", NULL), *pred = load_i("ncm_pred", NULL);
     int dim = 12, K = 5;
     int64_t n = nX / dim, nq = nQ / dim;
@@ -322,7 +335,8 @@ static void test_ncm(void)
         }
         for (int c = 0; c < K; c++) Pw[i * K + c] = (float)(exp(cs[c]) / z);
     }
-    th_close(P, Pw, nq * K, 1e-5, 1e-6, "cosine NCM: softmax of cosine similarities to the unit means");
+    th_close(P, Pw, nq * K, 1e-5, 1e-6,
+             "cosine NCM: softmax of cosine similarities to the unit means");
     gr_head_free(&h);
     /* a class without training rows gets probability 0 */
     CHECK(gr_head_fit(X, y, n, dim, K + 1, &o, &h) == GRAFT_OK, "%s", graft_last_error());
@@ -340,7 +354,8 @@ static void test_fashion(void)
 {
     int64_t nX, nT;
     float *X = load_f("fm_X", &nX), *Xt = load_f("fm_Xtest", &nT);
-    int32_t *y = load_i("fm_y", NULL), *yt = load_i("fm_ytest", NULL), *pred = load_i("fm_pred", NULL);
+    int32_t *y = load_i("fm_y", NULL), *yt = load_i("fm_ytest", NULL),
+            *pred = load_i("fm_pred", NULL);
     double *res = load_d("fm_result", NULL);
     int dim = 784, K = 10;
     int64_t n = nX / dim, nt = nT / dim;
@@ -362,11 +377,13 @@ static void test_fashion(void)
         same += a == pred[i];
     }
     double acc = (double)right / (double)nt;
-    printf("Fashion-MNIST raw pixels, 3000 train / 2000 test, C=0.01: graft %.4f in %.3f s (%d iterations), "
+    printf("Fashion-MNIST raw pixels, 3000 train / 2000 test, C=0.01: graft %.4f in %.3f s (%d "
+           "iterations), "
            "scikit-learn %.4f in %.3f s (%d iterations); %lld of %lld predictions equal\n",
            acc, t, h.iters, res[0], res[1], (int)res[2], (long long)same, (long long)nt);
     CHECK(fabs(acc - res[0]) <= 0.0015, "accuracy %.4f, scikit-learn %.4f", acc, res[0]);
-    CHECK(same >= nt - 10, "only %lld of %lld predictions agree with scikit-learn", (long long)same, (long long)nt);
+    CHECK(same >= nt - 10, "only %lld of %lld predictions agree with scikit-learn", (long long)same,
+          (long long)nt);
     gr_head_free(&h);
     free(P), free(X), free(Xt), free(y), free(yt), free(pred), free(res);
 }
@@ -377,7 +394,8 @@ static void blobs(gr_rng *r, float *X, int32_t *y, int64_t n, int dim, int K)
     for (int64_t i = 0; i < n; i++) {
         y[i] = (int32_t)(i % K);
         for (int j = 0; j < dim; j++)
-            X[i * dim + j] = (float)(gr_rng_normal(r) + (j % K == y[i] ? 3.0 : 0.0) + (j == dim - 1 ? 5.0 : 0.0));
+            X[i * dim + j] = (float)(gr_rng_normal(r) + (j % K == y[i] ? 3.0 : 0.0) +
+                                     (j == dim - 1 ? 5.0 : 0.0));
     }
 }
 
@@ -400,7 +418,8 @@ static void test_mlp(void)
     gr_head h, h2, h3;
     CHECK(gr_head_fit(X, y, N, D, K, &o, &h) == GRAFT_OK, "%s", graft_last_error());
     CHECK(h.epochs == 30, "%d epochs recorded", h.epochs);
-    CHECK(h.train_loss[29] < 0.25 * h.train_loss[0], "loss %g -> %g", h.train_loss[0], h.train_loss[29]);
+    CHECK(h.train_loss[29] < 0.25 * h.train_loss[0], "loss %g -> %g", h.train_loss[0],
+          h.train_loss[29]);
     int decreasing = 0;
     for (int e = 1; e < 30; e++) decreasing += h.train_loss[e] < h.train_loss[e - 1];
     CHECK(decreasing >= 20, "loss went down in only %d of 29 epochs", decreasing);
@@ -409,9 +428,11 @@ static void test_mlp(void)
     int right = 0;
     for (int i = 0; i < NT; i++) right += argmax(P + i * K, K) == yt[i];
     CHECK(right >= NT * 97 / 100, "MLP test accuracy %d / %d", right, NT);
-    printf("MLP: loss %.4f -> %.4f, test accuracy %.3f\n", h.train_loss[0], h.train_loss[29], (double)right / NT);
+    printf("MLP: loss %.4f -> %.4f, test accuracy %.3f\n", h.train_loss[0], h.train_loss[29],
+           (double)right / NT);
     CHECK(gr_head_fit(X, y, N, D, K, &o, &h2) == GRAFT_OK, "%s", graft_last_error());
-    CHECK(memcmp(h.W, h2.W, sizeof(float) * 32 * D) == 0 && memcmp(h.W2, h2.W2, sizeof(float) * K * 32) == 0 &&
+    CHECK(memcmp(h.W, h2.W, sizeof(float) * 32 * D) == 0 &&
+              memcmp(h.W2, h2.W2, sizeof(float) * K * 32) == 0 &&
               memcmp(h.train_loss, h2.train_loss, sizeof(double) * 30) == 0,
           "two fits with seed 11 differ");
     o.seed = 12;
@@ -426,7 +447,8 @@ static void test_mlp(void)
     CHECK(gr_head_predict(&h3, Xt, NT, P2) == GRAFT_OK, "%s", graft_last_error());
     right = 0;
     for (int i = 0; i < NT; i++) right += argmax(P2 + i * K, K) == yt[i];
-    CHECK(right >= NT * 95 / 100 && h3.train_loss[29] < h3.train_loss[0], "full batch: accuracy %d / %d", right, NT);
+    CHECK(right >= NT * 95 / 100 && h3.train_loss[29] < h3.train_loss[0],
+          "full batch: accuracy %d / %d", right, NT);
     gr_head_free(&h), gr_head_free(&h2), gr_head_free(&h3);
 }
 
@@ -441,7 +463,7 @@ static void test_save_load(void)
     blobs(&r, X, y, N, D, K);
     char path[512];
     snprintf(path, sizeof path, "%s/head.safetensors", dir);
-    static const char *kinds[] = {"logreg", "mlp", "knn", "ncm"};
+    static const char *kinds[] = { "logreg", "mlp", "knn", "ncm" };
     for (int kind = GR_HEAD_LOGREG; kind <= GR_HEAD_NCM; kind++)
         for (int norm = GR_FEAT_NONE; norm <= GR_FEAT_L2; norm++) {
             gr_fit_opts o;
@@ -460,14 +482,17 @@ static void test_save_load(void)
                 CHECK(g.kind == kind && g.norm == norm && g.nclass == K && g.dim == D && g.C == h.C,
                       "%s: metadata changed", kinds[kind]);
                 CHECK(gr_head_predict(&g, X, N, P2) == GRAFT_OK, "%s", graft_last_error());
-                CHECK(memcmp(P, P2, sizeof P) == 0, "%s norm %d: predictions changed by save/load", kinds[kind], norm);
+                CHECK(memcmp(P, P2, sizeof P) == 0, "%s norm %d: predictions changed by save/load",
+                      kinds[kind], norm);
             }
             gr_head_free(&h), gr_head_free(&g);
         }
     /* a file whose tensor does not fit its metadata */
-    float w[4] = {0};
-    gr_st_entry e = {"W", GR_F32, gr_shape_make(2, (int64_t[]){2, 2}), w, sizeof w};
-    gr_meta m[4] = {{"graft_head", "logreg"}, {"norm", "none"}, {"nclass", "3"}, {"dim", "2"}};
+    float w[4] = { 0 };
+    gr_st_entry e = { "W", GR_F32, gr_shape_make(2, (int64_t[]){ 2, 2 }), w, sizeof w };
+    gr_meta m[4] = {
+        { "graft_head", "logreg" }, { "norm", "none" }, { "nclass", "3" }, { "dim", "2" }
+    };
     CHECK(gr_st_save(path, &e, 1, m, 4) == GRAFT_OK, "%s", graft_last_error());
     gr_head g;
     CHECK(gr_head_load(path, &g) == GRAFT_E_FORMAT && strstr(graft_last_error(), "'W'") &&
@@ -481,14 +506,16 @@ static void test_save_load(void)
 
 static void test_bad_args(void)
 {
-    float X[6] = {1, 2, 3, 4, 5, NAN};
-    int32_t y[3] = {0, 2, 1};
+    float X[6] = { 1, 2, 3, 4, 5, NAN };
+    int32_t y[3] = { 0, 2, 1 };
     gr_fit_opts o;
     gr_fit_defaults(&o, GR_HEAD_LOGREG);
     gr_head h;
-    CHECK(gr_head_fit(X, y, 2, 2, 2, &o, &h) == GRAFT_E_ARG && strstr(graft_last_error(), "label 2 of row 1"),
+    CHECK(gr_head_fit(X, y, 2, 2, 2, &o, &h) == GRAFT_E_ARG &&
+              strstr(graft_last_error(), "label 2 of row 1"),
           "label out of range: %s", graft_last_error());
-    CHECK(gr_head_fit(X, y, 3, 2, 3, &o, &h) == GRAFT_E_ARG && strstr(graft_last_error(), "not finite"),
+    CHECK(gr_head_fit(X, y, 3, 2, 3, &o, &h) == GRAFT_E_ARG &&
+              strstr(graft_last_error(), "not finite"),
           "NaN feature: %s", graft_last_error());
     gr_head_free(&h);
 }
@@ -499,7 +526,8 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/graft_fit_XXXXXX", tmp);
     if (!mkdtemp(dir)) return 2;
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/fit_reference.py %s", GRAFT_SOURCE_DIR, dir);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/fit_reference.py %s", GRAFT_SOURCE_DIR,
+             dir);
     if (system(cmd) != 0) {
         fprintf(stderr, "the scikit-learn reference failed: %s\n", cmd);
         return 2;

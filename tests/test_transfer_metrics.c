@@ -62,13 +62,16 @@ static void check_case(const char *cs, int nclass, int nbins, int ngroup, gr_met
     CHECK(st == GRAFT_OK, "%s: %s", cs, graft_last_error());
     if (st) goto out;
     int B = nbins ? nbins : 15;
-    CHECK(close_to(m->accuracy, sc[0]), "%s: accuracy %.17g, sklearn %.17g", cs, m->accuracy, sc[0]);
-    CHECK(close_to(m->top5, sc[1]) && m->topk == (int)sc[6], "%s: top-%d %.17g, sklearn top-%d %.17g", cs, m->topk,
-          m->top5, (int)sc[6], sc[1]);
+    CHECK(close_to(m->accuracy, sc[0]), "%s: accuracy %.17g, sklearn %.17g", cs, m->accuracy,
+          sc[0]);
+    CHECK(close_to(m->top5, sc[1]) && m->topk == (int)sc[6],
+          "%s: top-%d %.17g, sklearn top-%d %.17g", cs, m->topk, m->top5, (int)sc[6], sc[1]);
     CHECK(close_to(m->macro_f1, sc[2]) && m->nclass_present == (int)sc[5],
-          "%s: macro F1 %.17g over %d, sklearn %.17g over %d", cs, m->macro_f1, m->nclass_present, sc[2], (int)sc[5]);
+          "%s: macro F1 %.17g over %d, sklearn %.17g over %d", cs, m->macro_f1, m->nclass_present,
+          sc[2], (int)sc[5]);
     CHECK(close_to(m->ece, sc[3]), "%s: ECE %.17g, numpy %.17g", cs, m->ece, sc[3]);
-    CHECK(m->worst_group == (int)sc[4], "%s: worst group %d, expected %d", cs, m->worst_group, (int)sc[4]);
+    CHECK(m->worst_group == (int)sc[4], "%s: worst group %d, expected %d", cs, m->worst_group,
+          (int)sc[4]);
     int bad = 0;
     for (int k = 0; k < nclass; k++)
         bad += !close_to(m->precision[k], prf[k]) || !close_to(m->recall[k], prf[nclass + k]) ||
@@ -101,15 +104,14 @@ static int temp_files_left(void)
     DIR *d = opendir(dir);
     struct dirent *e;
     int n = 0;
-    while (d && (e = readdir(d)))
-        n += strstr(e->d_name, ".tmp.") != NULL;
+    while (d && (e = readdir(d))) n += strstr(e->d_name, ".tmp.") != NULL;
     if (d) closedir(d);
     return n;
 }
 
 static void check_report(const char *cs, const gr_metrics *m)
 {
-    char *names[64] = {0}, *gnames[8] = {0}, *cnames[4] = {0}, *title[1] = {0}, buf[64][16];
+    char *names[64] = { 0 }, *gnames[8] = { 0 }, *cnames[4] = { 0 }, *title[1] = { 0 }, buf[64][16];
     if (m->nclass > 64 || m->ngroup > 8) {
         CHECK(0, "%s: %d classes, %d groups: more than this test holds", cs, m->nclass, m->ngroup);
         return;
@@ -133,19 +135,27 @@ static void check_report(const char *cs, const gr_metrics *m)
     }
     /* a falling loss with one NaN (a gap in the line) and a rising accuracy */
     double x[20], loss[20], acc[20];
-    for (int i = 0; i < 20; i++) x[i] = i + 1, loss[i] = 2.3 * exp(-0.15 * i), acc[i] = 0.9 - 0.6 * exp(-0.2 * i);
+    for (int i = 0; i < 20; i++)
+        x[i] = i + 1, loss[i] = 2.3 * exp(-0.15 * i), acc[i] = 0.9 - 0.6 * exp(-0.2 * i);
     loss[7] = NAN;
-    gr_curve curves[2] = {{cnames[0], x, loss, 20}, {cnames[1], x, acc, 20}};
-    gr_report r = {.title = title[0], .recipe = recipe_text, .class_names = cls,
-                   .group_names = m->ngroup ? grp : NULL, .m = m, .curves = curves, .ncurves = nc < 2 ? nc : 2,
-                   .seconds = 12.345, .peak_mb = 678.94,
-                   .extra_html = "<p id=\"extra-p\">extra &amp; trusted</p>"};
+    gr_curve curves[2] = { { cnames[0], x, loss, 20 }, { cnames[1], x, acc, 20 } };
+    gr_report r = { .title = title[0],
+                    .recipe = recipe_text,
+                    .class_names = cls,
+                    .group_names = m->ngroup ? grp : NULL,
+                    .m = m,
+                    .curves = curves,
+                    .ncurves = nc < 2 ? nc : 2,
+                    .seconds = 12.345,
+                    .peak_mb = 678.94,
+                    .extra_html = "<p id=\"extra-p\">extra &amp; trusted</p>" };
     snprintf(path, sizeof path, "%s/%s.html", dir, cs);
     int st = gr_report_write(path, &r);
     CHECK(st == GRAFT_OK, "%s: %s", path, graft_last_error());
     CHECK(temp_files_left() == 0, "%s: a temp file is left", dir);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/metrics_reference.py check %s %s %s %.3f %.2f",
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/scripts/metrics_reference.py check %s %s %s %.3f %.2f",
              GRAFT_SOURCE_DIR, dir, cs, path, r.seconds, r.peak_mb);
     CHECK(st == GRAFT_OK && system(cmd) == 0, "report %s: the Python checks failed (%s)", cs, cmd);
     for (int k = 0; k < 64; k++) free(names[k]);
@@ -156,7 +166,7 @@ static void check_report(const char *cs, const gr_metrics *m)
 
 static void test_cases(void)
 {
-    char *lines[32] = {0};
+    char *lines[32] = { 0 };
     int n = read_lines("cases.txt", lines, 32);
     CHECK(n == 7, "%d cases in cases.txt, expected 7", n);
     for (int i = 0; i < n; i++) {
@@ -177,8 +187,8 @@ static void test_cases(void)
 /* Bad input: an error naming the row or the path, nothing allocated. */
 static void test_errors(void)
 {
-    float p[6] = {0.2f, 0.8f, 0.6f, 0.4f, 0.5f, 0.5f};
-    int32_t y[3] = {1, 0, 2}, g[3] = {0, 1, 3};
+    float p[6] = { 0.2f, 0.8f, 0.6f, 0.4f, 0.5f, 0.5f };
+    int32_t y[3] = { 1, 0, 2 }, g[3] = { 0, 1, 3 };
     gr_metrics m;
     int st = gr_metrics_compute(p, y, 3, 2, NULL, 0, 0, &m);
     CHECK(st == GRAFT_E_ARG && strstr(graft_last_error(), "row 2"), "label out of range: %d %s", st,
@@ -186,11 +196,12 @@ static void test_errors(void)
     CHECK(m.precision == NULL && m.confusion == NULL, "allocations after a failure");
     y[2] = 1;
     st = gr_metrics_compute(p, y, 3, 2, g, 2, 0, &m);
-    CHECK(st == GRAFT_E_ARG && strstr(graft_last_error(), "group 3"), "group out of range: %d %s", st,
-          graft_last_error());
+    CHECK(st == GRAFT_E_ARG && strstr(graft_last_error(), "group 3"), "group out of range: %d %s",
+          st, graft_last_error());
     p[3] = NAN;
     st = gr_metrics_compute(p, y, 3, 2, NULL, 0, 0, &m);
-    CHECK(st == GRAFT_E_ARG && strstr(graft_last_error(), "row 1"), "NaN: %d %s", st, graft_last_error());
+    CHECK(st == GRAFT_E_ARG && strstr(graft_last_error(), "row 1"), "NaN: %d %s", st,
+          graft_last_error());
     p[3] = 0.4f;
     CHECK(gr_metrics_compute(p, y, 0, 2, NULL, 0, 0, &m) == GRAFT_E_ARG, "no rows accepted");
     CHECK(gr_metrics_compute(p, y, 3, 1, NULL, 0, 0, &m) == GRAFT_E_ARG, "one class accepted");
@@ -198,9 +209,10 @@ static void test_errors(void)
     CHECK(gr_metrics_compute(p, y, 3, 2, NULL, 0, 4, &m) == GRAFT_OK, "%s", graft_last_error());
     char path[512];
     snprintf(path, sizeof path, "%s/no/such/folder/report.html", dir);
-    gr_report r = {.title = "t", .m = &m};
+    gr_report r = { .title = "t", .m = &m };
     st = gr_report_write(path, &r);
-    CHECK(st == GRAFT_E_IO && strstr(graft_last_error(), path), "unwritable path: %d %s", st, graft_last_error());
+    CHECK(st == GRAFT_E_IO && strstr(graft_last_error(), path), "unwritable path: %d %s", st,
+          graft_last_error());
     gr_metrics_free(&m);
 }
 
@@ -210,7 +222,8 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/graft_metrics_XXXXXX", tmp);
     if (!mkdtemp(dir)) return 2;
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/metrics_reference.py gen %s", GRAFT_SOURCE_DIR, dir);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/metrics_reference.py gen %s",
+             GRAFT_SOURCE_DIR, dir);
     if (system(cmd) != 0) {
         fprintf(stderr, "the scikit-learn reference failed: %s\n", cmd);
         return 2;

@@ -22,10 +22,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define NSAMPLES 1024
-#define BATCH 32
-#define SEED 20240601ull
-#define FASHION "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+#define NSAMPLES  1024
+#define BATCH     32
+#define SEED      20240601ull
+#define FASHION   "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 /* Fashion-MNIST's pixel mean and std, on each of the three (equal) channels. */
 #define TRANSFORM "size=28,normalize=0.2860:0.2860:0.2860:0.3530:0.3530:0.3530"
 
@@ -42,7 +42,7 @@ static int die(const char *what)
 
 static int parse(int argc, char **argv, opts *o)
 {
-    *o = (opts){.data = FASHION, .epochs = 3};
+    *o = (opts){ .data = FASHION, .epochs = 3 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--resume") == 0) o->resume = 1;
@@ -60,8 +60,10 @@ static int parse(int argc, char **argv, opts *o)
         else return fprintf(stderr, "train_driver: bad argument '%s'\n", a), 2;
     }
     if (!o->model || o->epochs < 1 || o->every < 0 || ((o->every || o->resume) && !o->dir)) {
-        fprintf(stderr, "usage: train_driver MODEL.onnx [--data IDX] [--epochs N] [--dir D] [--every K] [--resume] "
-                        "[--out weights.bin] [--print-steps] [--step-delay MS] [--stop-after N] [--opt sgd|adamw]\n");
+        fprintf(stderr, "usage: train_driver MODEL.onnx [--data IDX] [--epochs N] [--dir D] "
+                        "[--every K] [--resume] "
+                        "[--out weights.bin] [--print-steps] [--step-delay MS] [--stop-after N] "
+                        "[--opt sgd|adamw]\n");
         return 2;
     }
     return 0;
@@ -72,7 +74,8 @@ static unsigned char *pick_trainable(const gr_graph *g)
 {
     unsigned char *tr = calloc((size_t)g->nvalues + 1, 1);
     if (!tr) return NULL;
-    for (int v = 0; v < g->nvalues; v++) tr[v] = g->values[v].is_init && g->values[v].t.dtype == GR_F32;
+    for (int v = 0; v < g->nvalues; v++)
+        tr[v] = g->values[v].is_init && g->values[v].t.dtype == GR_F32;
     for (int k = 0; k < g->nnodes; k++)
         if (strcmp(g->nodes[k].op_type, "BatchNormalization") == 0)
             for (int i = 3; i < g->nodes[k].nin; i++)
@@ -101,11 +104,12 @@ static int train(const opts *o, gr_trainer *t, gr_loader *l, gr_train_pos pos)
         int64_t skip = e == pos.epoch ? pos.batch : 0;
         for (int64_t i = 0; (r = gr_loader_next(l, &b)) > 0; i++) {
             if (i < skip) continue;
-            gr_tensor x = {.dtype = GR_F32, .shape = {4, {b.n, 3, b.h, b.w}}, .data = b.x};
+            gr_tensor x = { .dtype = GR_F32, .shape = { 4, { b.n, 3, b.h, b.w } }, .data = b.x };
             double loss;
             if (gr_trainer_step(t, &x, b.y, &loss)) return die("step");
             if (o->every && t->step % o->every == 0 &&
-                gr_ckpt_write(o->dir, t, &(gr_train_pos){.epoch = e, .batch = i + 1, .seed = SEED}))
+                gr_ckpt_write(o->dir, t,
+                              &(gr_train_pos){ .epoch = e, .batch = i + 1, .seed = SEED }))
                 return die("checkpoint");
             if (o->print) {
                 printf("step %lld loss %.9g\n", (long long)t->step, loss);
@@ -113,7 +117,9 @@ static int train(const opts *o, gr_trainer *t, gr_loader *l, gr_train_pos pos)
             }
             if (o->stop_after && t->step == o->stop_after) return 3;
             if (o->delay_ms > 0)
-                nanosleep(&(struct timespec){o->delay_ms / 1000, (long)(o->delay_ms % 1000) * 1000000}, NULL);
+                nanosleep(
+                    &(struct timespec){ o->delay_ms / 1000, (long)(o->delay_ms % 1000) * 1000000 },
+                    NULL);
         }
         if (r < 0) return die("loader");
     }
@@ -140,30 +146,46 @@ int main(int argc, char **argv)
     if (gr_onnx_load(o.model, &g) || gr_graph_check_ops(g)) return die("model");
     if (!(tr = pick_trainable(g))) return die("trainable");
     int64_t steps = (int64_t)o.epochs * (NSAMPLES / BATCH);
-    gr_trainer_cfg cfg = {.loss = GR_LOSS_CE, .seed = 7,
-                          .opt = {.kind = GR_ADAMW, .lr = 3e-3, .weight_decay = 0.01, .sched = GR_SCHED_COSINE,
-                                  .warmup = 10, .total = steps, .min_lr = 1e-5}};
+    gr_trainer_cfg cfg = { .loss = GR_LOSS_CE,
+                           .seed = 7,
+                           .opt = { .kind = GR_ADAMW,
+                                    .lr = 3e-3,
+                                    .weight_decay = 0.01,
+                                    .sched = GR_SCHED_COSINE,
+                                    .warmup = 10,
+                                    .total = steps,
+                                    .min_lr = 1e-5 } };
     if (o.sgd)
-        cfg.opt = (gr_optim_cfg){.kind = GR_SGD, .lr = 0.05, .momentum = 0.9, .nesterov = 1, .weight_decay = 1e-4,
-                                 .clip_norm = 1.0, .sched = GR_SCHED_STEP, .step_size = 20, .gamma = 0.5,
-                                 .l2sp_alpha = 0.01};
-    gr_loader_opts lo = {.batch = BATCH, .workers = 2, .shuffle = 1, .seed = SEED};
-    gr_train_pos pos = {.seed = SEED};
+        cfg.opt = (gr_optim_cfg){ .kind = GR_SGD,
+                                  .lr = 0.05,
+                                  .momentum = 0.9,
+                                  .nesterov = 1,
+                                  .weight_decay = 1e-4,
+                                  .clip_norm = 1.0,
+                                  .sched = GR_SCHED_STEP,
+                                  .step_size = 20,
+                                  .gamma = 0.5,
+                                  .l2sp_alpha = 0.01 };
+    gr_loader_opts lo = { .batch = BATCH, .workers = 2, .shuffle = 1, .seed = SEED };
+    gr_train_pos pos = { .seed = SEED };
     rc = 1;
     if (gr_trainer_new(g, tr, &cfg, &t)) die("trainer");
     else if (gr_dataset_open(o.data, NULL, 0, &ds)) die("dataset");
-    else if (gr_transform_parse(TRANSFORM, &tf) || gr_loader_new(ds, idx, NSAMPLES, &tf, &lo, &l)) die("loader");
+    else if (gr_transform_parse(TRANSFORM, &tf) || gr_loader_new(ds, idx, NSAMPLES, &tf, &lo, &l))
+        die("loader");
     else if (o.resume && gr_ckpt_resume(o.dir, t, &pos)) die("resume");
     else if (pos.seed != SEED)
         fprintf(stderr, "train_driver: the checkpoint's loader seed %llu is not this run's %llu\n",
                 (unsigned long long)pos.seed, SEED);
     else {
         if (o.resume)
-            fprintf(stderr, "train_driver: resumed after step %lld (epoch %lld, batch %lld)\n", (long long)t->step,
-                    (long long)pos.epoch, (long long)pos.batch);
+            fprintf(stderr, "train_driver: resumed after step %lld (epoch %lld, batch %lld)\n",
+                    (long long)t->step, (long long)pos.epoch, (long long)pos.batch);
         rc = train(&o, t, l, pos);
         if (!rc && o.out) rc = write_out(o.out, t);
-        if (!rc) fprintf(stderr, "train_driver: %lld steps, last loss %.6f\n", (long long)t->step, t->last_loss);
+        if (!rc)
+            fprintf(stderr, "train_driver: %lld steps, last loss %.6f\n", (long long)t->step,
+                    t->last_loss);
     }
     gr_loader_free(l);
     gr_dataset_free(ds);

@@ -3,18 +3,21 @@
 #ifndef GR_API_H
 #define GR_API_H
 
+#include "data/data.h"
 #include "graft.h"
 #include "graph/graph.h"
 #include "io/io.h"
-#include "data/data.h"
 
 struct graft_model {
     gr_graph *g;
     gr_dnnl *dnnl;
-    gr_plan *plan;   /* specialised to the last input shapes */
+    gr_plan *plan; /* specialised to the last input shapes */
     int use_ref;
-    int nops;        /* op histogram of the model as loaded, before inference rewrites */
-    struct { const char *op; int count; } ops[128];
+    int nops; /* op histogram of the model as loaded, before inference rewrites */
+    struct {
+        const char *op;
+        int count;
+    } ops[128];
     int nnodes;
 };
 

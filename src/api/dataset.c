@@ -8,7 +8,8 @@
 
 graft_status graft_dataset_open(const char *path, const char *labels_npy, graft_dataset **out)
 {
-    if (!path || !out) return gr_err(GRAFT_E_ARG, "graft_dataset_open: path and out must not be NULL");
+    if (!path || !out)
+        return gr_err(GRAFT_E_ARG, "graft_dataset_open: path and out must not be NULL");
     graft_dataset *d = gr_calloc(1, sizeof *d);
     if (!d) return GRAFT_E_NOMEM;
     int st = gr_dataset_open(path, labels_npy, 0, &d->ds);
@@ -67,12 +68,14 @@ const char *graft_dataset_value(const graft_dataset *d, int c, int64_t i)
     return d->ds->cols[c][i];
 }
 
-graft_status graft_dataset_load(const graft_dataset *d, int64_t i, const char *transform, uint64_t seed,
-                                graft_tensor **out)
+graft_status graft_dataset_load(const graft_dataset *d, int64_t i, const char *transform,
+                                uint64_t seed, graft_tensor **out)
 {
-    if (!d || !out) return gr_err(GRAFT_E_ARG, "graft_dataset_load: dataset and out must not be NULL");
+    if (!d || !out)
+        return gr_err(GRAFT_E_ARG, "graft_dataset_load: dataset and out must not be NULL");
     if (i < 0 || i >= d->ds->n)
-        return gr_err(GRAFT_E_ARG, "sample %lld is outside the dataset (%lld samples)", (long long)i, (long long)d->ds->n);
+        return gr_err(GRAFT_E_ARG, "sample %lld is outside the dataset (%lld samples)",
+                      (long long)i, (long long)d->ds->n);
     gr_transform t;
     int st = transform ? gr_transform_parse(transform, &t) : (gr_transform_default(&t), GRAFT_OK);
     if (st) return (graft_status)st;
@@ -81,7 +84,7 @@ graft_status graft_dataset_load(const graft_dataset *d, int64_t i, const char *t
     int oh, ow;
     gr_transform_out_size(&t, img.w, img.h, &oh, &ow);
     graft_tensor *x;
-    int64_t dims[4] = {1, 3, oh, ow};
+    int64_t dims[4] = { 1, 3, oh, ow };
     st = graft_tensor_new(GRAFT_FLOAT, 4, dims, &x);
     if (!st) {
         gr_rng rng;
@@ -118,7 +121,7 @@ static void *check_worker(void *arg)
             continue;
         }
         char msg[1024];
-        snprintf(msg, sizeof msg, "%s", graft_last_error());  /* errors are per thread */
+        snprintf(msg, sizeof msg, "%s", graft_last_error()); /* errors are per thread */
         pthread_mutex_lock(&j->mu);
         j->nbad++;
         if (j->bad) j->bad(j->ctx, i, j->ds->paths ? j->ds->paths[i] : j->ds->source, msg);
@@ -127,14 +130,17 @@ static void *check_worker(void *arg)
 }
 
 graft_status graft_dataset_check(const graft_dataset *d, int threads,
-                                 void (*bad)(void *ctx, int64_t i, const char *path, const char *msg), void *ctx,
-                                 int64_t *nbad)
+                                 void (*bad)(void *ctx, int64_t i, const char *path,
+                                             const char *msg),
+                                 void *ctx, int64_t *nbad)
 {
-    if (!d || !nbad) return gr_err(GRAFT_E_ARG, "graft_dataset_check: dataset and nbad must not be NULL");
-    if (d->ds->features) return gr_err(GRAFT_E_ARG, "%s holds feature vectors, not images", d->ds->source);
+    if (!d || !nbad)
+        return gr_err(GRAFT_E_ARG, "graft_dataset_check: dataset and nbad must not be NULL");
+    if (d->ds->features)
+        return gr_err(GRAFT_E_ARG, "%s holds feature vectors, not images", d->ds->source);
     if (threads < 1) threads = 1;
     if (threads > 64) threads = 64;
-    check_job j = {.ds = d->ds, .bad = bad, .ctx = ctx};
+    check_job j = { .ds = d->ds, .bad = bad, .ctx = ctx };
     pthread_mutex_init(&j.mu, NULL);
     pthread_t tid[64];
     int started = 0;
@@ -147,16 +153,17 @@ graft_status graft_dataset_check(const graft_dataset *d, int threads,
     return GRAFT_OK;
 }
 
-graft_status graft_dataset_split(const graft_dataset *d, const double frac[3], uint64_t seed, graft_tensor **train,
-                                 graft_tensor **val, graft_tensor **test)
+graft_status graft_dataset_split(const graft_dataset *d, const double frac[3], uint64_t seed,
+                                 graft_tensor **train, graft_tensor **val, graft_tensor **test)
 {
-    if (!d || !frac) return gr_err(GRAFT_E_ARG, "graft_dataset_split: dataset and fractions must not be NULL");
-    int64_t *idx[3] = {NULL, NULL, NULL}, cnt[3];
+    if (!d || !frac)
+        return gr_err(GRAFT_E_ARG, "graft_dataset_split: dataset and fractions must not be NULL");
+    int64_t *idx[3] = { NULL, NULL, NULL }, cnt[3];
     int st = gr_split_stratified(d->ds, frac, seed, idx, cnt);
-    graft_tensor **outs[3] = {train, val, test}, *made[3] = {NULL, NULL, NULL};
+    graft_tensor **outs[3] = { train, val, test }, *made[3] = { NULL, NULL, NULL };
     for (int p = 0; !st && p < 3; p++) {
         if (!outs[p]) continue;
-        int64_t dims[1] = {cnt[p]};
+        int64_t dims[1] = { cnt[p] };
         st = graft_tensor_new(GRAFT_INT64, 1, dims, &made[p]);
         if (!st && cnt[p]) memcpy(made[p]->data, idx[p], (size_t)cnt[p] * sizeof(int64_t));
     }
@@ -170,7 +177,8 @@ graft_status graft_dataset_split(const graft_dataset *d, const double frac[3], u
 
 graft_status graft_dataset_from_files(const char *const *paths, int64_t n, graft_dataset **out)
 {
-    if (!paths || !out) return gr_err(GRAFT_E_ARG, "graft_dataset_from_files: paths and out must not be NULL");
+    if (!paths || !out)
+        return gr_err(GRAFT_E_ARG, "graft_dataset_from_files: paths and out must not be NULL");
     graft_dataset *d = gr_calloc(1, sizeof *d);
     if (!d) return GRAFT_E_NOMEM;
     int st = gr_dataset_from_files(paths, n, &d->ds);
@@ -184,12 +192,14 @@ graft_status graft_dataset_from_files(const char *const *paths, int64_t n, graft
 
 graft_status graft_dataset_kshot(const graft_dataset *d, int k, uint64_t seed, graft_tensor **out)
 {
-    if (!d || !out || k < 1) return gr_err(GRAFT_E_ARG, "graft_dataset_kshot: dataset, out and k >= 1 are needed");
+    if (!d || !out || k < 1)
+        return gr_err(GRAFT_E_ARG, "graft_dataset_kshot: dataset, out and k >= 1 are needed");
     int64_t *idx;
     int st = gr_sample_kshot(d->ds, NULL, 0, k, seed, &idx);
     if (st) return (graft_status)st;
-    int64_t dims[1] = {(int64_t)d->ds->nclass * k};
-    if (!(st = graft_tensor_new(GRAFT_INT64, 1, dims, out))) memcpy((*out)->data, idx, (size_t)dims[0] * sizeof(int64_t));
+    int64_t dims[1] = { (int64_t)d->ds->nclass * k };
+    if (!(st = graft_tensor_new(GRAFT_INT64, 1, dims, out)))
+        memcpy((*out)->data, idx, (size_t)dims[0] * sizeof(int64_t));
     free(idx);
     return (graft_status)st;
 }

@@ -4,12 +4,12 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
-
 static cJSON *shape_json(const gr_shape *s, int known)
 {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; known && i < s->rank; i++)
-        cJSON_AddItemToArray(a, s->d[i] < 0 ? cJSON_CreateString("?") : cJSON_CreateNumber((double)s->d[i]));
+        cJSON_AddItemToArray(a, s->d[i] < 0 ? cJSON_CreateString("?")
+                                            : cJSON_CreateNumber((double)s->d[i]));
     return a;
 }
 
@@ -38,13 +38,14 @@ static int64_t parameter_count(const gr_graph *g)
 {
     int64_t n = 0;
     for (int v = 0; v < g->nvalues; v++)
-        if (g->values[v].is_init && (g->values[v].t.dtype == GR_F32 || g->values[v].t.dtype == GR_F64))
+        if (g->values[v].is_init &&
+            (g->values[v].t.dtype == GR_F32 || g->values[v].t.dtype == GR_F64))
             n += gr_numel(&g->values[v].t.shape);
     return n;
 }
 
-/* Builds a plan for one input of the given batch (symbolic dims: batch first, else gr_symbolic_dim) with
- * no input data, to count FLOPs and find the cut points. */
+/* Builds a plan for one input of the given batch (symbolic dims: batch first, else gr_symbolic_dim)
+ * with no input data, to count FLOPs and find the cut points. */
 static int plan_for_info(graft_model *m, int batch, gr_plan **out)
 {
     const gr_graph *g = m->g;
@@ -55,10 +56,11 @@ static int plan_for_info(graft_model *m, int batch, gr_plan **out)
         in[i].dtype = v->t.dtype ? v->t.dtype : GR_F32;
         in[i].shape = v->t.shape;
         for (int d = 0; d < in[i].shape.rank; d++)
-            if (in[i].shape.d[d] < 0) in[i].shape.d[d] = d == 0 ? batch : gr_symbolic_dim(in[i].shape.rank);
+            if (in[i].shape.d[d] < 0)
+                in[i].shape.d[d] = d == 0 ? batch : gr_symbolic_dim(in[i].shape.rank);
         in[i].data = NULL;
     }
-    gr_plan_opts opts = {.use_ref = m->use_ref, .dnnl = m->dnnl};
+    gr_plan_opts opts = { .use_ref = m->use_ref, .dnnl = m->dnnl };
     return gr_plan_build(g, in, &opts, out);
 }
 
@@ -104,7 +106,8 @@ graft_status graft_model_info_json(graft_model *m, int batch, char **json)
     cJSON_AddItemToObject(o, "op_counts", op_counts_json(m));
     cJSON_AddNumberToObject(o, "parameters", (double)parameter_count(g));
     cJSON *meta = cJSON_CreateObject();
-    for (int i = 0; i < g->nmeta; i++) cJSON_AddStringToObject(meta, g->meta[i].key, g->meta[i].value);
+    for (int i = 0; i < g->nmeta; i++)
+        cJSON_AddStringToObject(meta, g->meta[i].key, g->meta[i].value);
     cJSON_AddItemToObject(o, "metadata", meta);
 
     gr_plan *p = NULL;

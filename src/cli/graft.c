@@ -17,7 +17,7 @@
 
 #include "cli.h"
 
-char cli_error[512];  /* a bad-input message of the CLI's own, printed by fail() */
+char cli_error[512]; /* a bad-input message of the CLI's own, printed by fail() */
 
 int fail(graft_status st)
 {
@@ -57,7 +57,8 @@ static const char *HELP =
     "  version [--json]                    print the version\n"
     "\n"
     "common flags: --json (machine-readable output), --threads N (default: all cores), --help,\n"
-    "  --limit NAME=VALUE (what a file may make graft allocate: tensor-bytes, image-pixels, audio-rate,\n"
+    "  --limit NAME=VALUE (what a file may make graft allocate: tensor-bytes, image-pixels, "
+    "audio-rate,\n"
     "  audio-seconds, decompressed-bytes, classes, k; see docs/ARCHITECTURE.md)\n"
     "exit codes: 0 ok, 1 bad input, 2 bad usage, 3 internal error\n";
 
@@ -84,7 +85,8 @@ static const char *RUN_HELP =
 static const char *DATA_HELP =
     "usage: graft data DATA [--labels Y.npy] [--check] [--json] [--threads N]\n"
     "\n"
-    "Describes a dataset: a folder with one subfolder per class, a CSV/TSV list (path,label[,...]),\n"
+    "Describes a dataset: a folder with one subfolder per class, a CSV/TSV list "
+    "(path,label[,...]),\n"
     "an IDX image file such as Fashion-MNIST's train-images-idx3-ubyte.gz (labels from the\n"
     "matching labels file), or a .npy array (labels from --labels). Prints the kind, the number\n"
     "of samples and each class with its id and count, in the order graft assigns ids (sorted\n"
@@ -92,7 +94,8 @@ static const char *DATA_HELP =
     "--threads) and lists each unreadable one with its reason; the exit code is then 1.\n";
 
 static const char *EXTRACT_HELP =
-    "usage: graft extract MODEL DATA [--layer NODE] [--pool mean|grid2|grid4|none] [--transform SPEC]\n"
+    "usage: graft extract MODEL DATA [--layer NODE] [--pool mean|grid2|grid4|none] [--transform "
+    "SPEC]\n"
     "                     [--output X.npy] [--labels-output Y.npy] [--cache DIR | --no-cache]\n"
     "                     [--batch N] [--workers N] [--skip-bad] [--json] [--threads N]\n"
     "\n"
@@ -110,29 +113,36 @@ static const char *EXTRACT_HELP =
 
 static const char *FIT_HELP =
     "usage: graft fit MODEL DATA [--head logreg|mlp|knn|ncm] [--norm standardize|l2|none] [--C X]\n"
-    "                 [--val F | --test TESTDATA] [--shots K] [--seed N] [--output HEAD.safetensors]\n"
+    "                 [--val F | --test TESTDATA] [--shots K] [--seed N] [--output "
+    "HEAD.safetensors]\n"
     "                 [--json]\n"
-    "                 [extract flags: --layer NODE --pool P --transform SPEC --cache DIR --no-cache\n"
+    "                 [extract flags: --layer NODE --pool P --transform SPEC --cache DIR "
+    "--no-cache\n"
     "                  --batch N --workers N --skip-bad --threads N]\n"
     "\n"
     "Fits a new classifier on MODEL's features of DATA (computed once and cached, see `graft\n"
     "extract --help`; --layer auto ranks the candidate maps pooled by their mean and a 2x2 grid,\n"
     "the best eight also on a 4x4 grid, by a cross-validated linear probe on the training part\n"
-    "and takes the best), holding out a stratified validation fraction F (default 0.2; 0 trains on\n"
+    "and takes the best), holding out a stratified validation fraction F (default 0.2; 0 trains "
+    "on\n"
     "everything). Heads: logreg (multinomial logistic regression as scikit-learn's, L-BFGS, the\n"
     "L2 strength C chosen by 5-fold cross-validation unless --C is given), mlp (one hidden layer\n"
     "with dropout), knn (cosine), ncm (nearest class mean). Features are standardised for\n"
     "logreg and mlp and L2-normalised for knn and ncm unless --norm says otherwise. Prints the\n"
-    "validation accuracy, macro F1 and calibration error; --output saves the head. --shots K trains\n"
+    "validation accuracy, macro F1 and calibration error; --output saves the head. --shots K "
+    "trains\n"
     "on K examples per class drawn by --seed (the few-shot setting); --test evaluates on another\n"
     "dataset with the same classes instead of a validation split.\n";
 
 static const char *FINETUNE_HELP =
     "usage: graft finetune MODEL DATA --output OUT.onnx [--json] [--threads N]\n"
     "         [--layer NODE|auto] [--pool mean|grid2|grid4] [--head-init probe|imprint|random]\n"
-    "         [--probe-C X] [--freeze SPEC] [--head-epochs N] [--epochs N | --steps N] [--bn train|frozen]\n"
-    "         [--optimizer adamw|sgd] [--lr X] [--lr-ratio X] [--layer-decay X] [--weight-decay X]\n"
-    "         [--label-smoothing X] [--dropout X] [--val F] [--patience N] [--batch N] [--workers N]\n"
+    "         [--probe-C X] [--freeze SPEC] [--head-epochs N] [--epochs N | --steps N] [--bn "
+    "train|frozen]\n"
+    "         [--optimizer adamw|sgd] [--lr X] [--lr-ratio X] [--layer-decay X] [--weight-decay "
+    "X]\n"
+    "         [--label-smoothing X] [--dropout X] [--val F] [--patience N] [--batch N] [--workers "
+    "N]\n"
     "         [--transform SPEC] [--augment SPEC] [--checkpoint DIR] [--resume] [--seed N]\n"
     "         [--cache DIR | --no-cache] [--shots K] [--test TESTDATA] [--report REPORT.html]\n"
     "\n"
@@ -178,7 +188,8 @@ static const char *FINETUNE_HELP =
 static const char *PREDICT_HELP =
     "usage: graft predict HEAD INPUT... [--top K] [--json] [--model MODEL] [--threads N]\n"
     "\n"
-    "Top-K labels (default 5) with probabilities for each image (JPEG, PNG, PGM/PPM) or each image\n"
+    "Top-K labels (default 5) with probabilities for each image (JPEG, PNG, PGM/PPM) or each "
+    "image\n"
     "file in a folder, from a head saved by `graft fit -o HEAD`: the head remembers the model,\n"
     "layer, pooling, preprocessing and class names it was fitted with (--model points elsewhere\n"
     "if the model moved). HEAD may also be a model.onnx made by graft finetune or graft export.\n";
@@ -198,18 +209,23 @@ static const char *EVAL_HELP =
 static const char *EXPORT_HELP =
     "usage: graft export HEAD --output MODEL.onnx [--model SOURCE.onnx] [--json]\n"
     "\n"
-    "Writes the model a head was fitted on (`graft fit -o HEAD`), cut at the head's layer, with the\n"
-    "pooling, the feature normalisation, the head and a Softmax, as one ONNX file that onnxruntime\n"
-    "runs: input as the source model's, output \"probabilities\" (N, classes). The class names and\n"
+    "Writes the model a head was fitted on (`graft fit -o HEAD`), cut at the head's layer, with "
+    "the\n"
+    "pooling, the feature normalisation, the head and a Softmax, as one ONNX file that "
+    "onnxruntime\n"
+    "runs: input as the source model's, output \"probabilities\" (N, classes). The class names "
+    "and\n"
     "the preprocessing are in its metadata (graft.classes, graft.transform). kNN heads keep their\n"
     "training rows and cannot be exported.\n";
 
 static const char *FEWSHOT_HELP =
-    "usage: graft fewshot MODEL DATA [--method simpleshot|knn|imprint] [--way N] [--shot K[,K...]]\n"
+    "usage: graft fewshot MODEL DATA [--method simpleshot|knn|imprint] [--way N] [--shot "
+    "K[,K...]]\n"
     "                     [--query Q] [--episodes E] [--seed S] [--json]\n"
     "                     [extract flags: --layer NODE --pool P --transform SPEC --cache DIR ...]\n"
     "\n"
-    "Few-shot learning on MODEL's features of DATA (cached, see `graft extract --help`), evaluated\n"
+    "Few-shot learning on MODEL's features of DATA (cached, see `graft extract --help`), "
+    "evaluated\n"
     "over E episodes (default 600): each draws N classes (default 5), K labelled examples per\n"
     "class (default 1; a list such as 1,5 runs each) and Q queries per class (default 15), and\n"
     "classifies the queries from the K examples alone. simpleshot (default) centres the features\n"
@@ -223,12 +239,14 @@ static void print_values(const char *title, cJSON *arr)
 {
     printf("%s:\n", title);
     cJSON *v;
-    cJSON_ArrayForEach(v, arr) {
+    cJSON_ArrayForEach(v, arr)
+    {
         printf("  %-24s %-8s (", cJSON_GetObjectItem(v, "name")->valuestring,
                cJSON_GetObjectItem(v, "dtype")->valuestring);
         cJSON *d;
         int first = 1;
-        cJSON_ArrayForEach(d, cJSON_GetObjectItem(v, "shape")) {
+        cJSON_ArrayForEach(d, cJSON_GetObjectItem(v, "shape"))
+        {
             if (cJSON_IsString(d)) printf("%s%s", first ? "" : ", ", d->valuestring);
             else printf("%s%.0f", first ? "" : ", ", d->valuedouble);
             first = 0;
@@ -242,32 +260,39 @@ static void print_info_text(cJSON *o)
     printf("model      %s\n", cJSON_GetObjectItem(o, "path")->valuestring);
     const char *producer = cJSON_GetObjectItem(o, "producer")->valuestring;
     printf("producer   %s %s, opset %.0f\n", producer[0] ? producer : "(not recorded)",
-           cJSON_GetObjectItem(o, "producer_version")->valuestring, cJSON_GetObjectItem(o, "opset")->valuedouble);
+           cJSON_GetObjectItem(o, "producer_version")->valuestring,
+           cJSON_GetObjectItem(o, "opset")->valuedouble);
     print_values("inputs", cJSON_GetObjectItem(o, "inputs"));
     print_values("outputs", cJSON_GetObjectItem(o, "outputs"));
     printf("nodes      %.0f\nops       ", cJSON_GetObjectItem(o, "nodes")->valuedouble);
     cJSON *c;
     int col = 11;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "op_counts")) {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "op_counts"))
+    {
         char item[96];
         int n = snprintf(item, sizeof item, "%s %.0f  ", c->string, c->valuedouble);
-        if (col + n > 100) { printf("\n           "); col = 11; }
+        if (col + n > 100) {
+            printf("\n           ");
+            col = 11;
+        }
         printf("%s", item);
         col += n;
     }
-    printf("\nparameters %.0f (%.1f MB as float32)\n", cJSON_GetObjectItem(o, "parameters")->valuedouble,
+    printf("\nparameters %.0f (%.1f MB as float32)\n",
+           cJSON_GetObjectItem(o, "parameters")->valuedouble,
            cJSON_GetObjectItem(o, "parameters")->valuedouble * 4 / 1e6);
     printf("FLOPs      %.3f G for batch %.0f\n", cJSON_GetObjectItem(o, "flops")->valuedouble / 1e9,
            cJSON_GetObjectItem(o, "batch")->valuedouble);
     printf("activations %.1f MB (liveness-planned arena)\n",
            cJSON_GetObjectItem(o, "activation_bytes")->valuedouble / 1e6);
     printf("cut points (for --layer):\n");
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "cut_points")) {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "cut_points"))
+    {
         char shape[128] = "";
         int k = 0;
         cJSON *d;
-        cJSON_ArrayForEach(d, cJSON_GetObjectItem(c, "shape"))
-            k += snprintf(shape + k, sizeof shape - (size_t)k, "%s%.0f", k ? "x" : "", d->valuedouble);
+        cJSON_ArrayForEach(d, cJSON_GetObjectItem(c, "shape")) k +=
+            snprintf(shape + k, sizeof shape - (size_t)k, "%s%.0f", k ? "x" : "", d->valuedouble);
         printf("  %-32s %-20s %s\n", cJSON_GetObjectItem(c, "name")->valuestring,
                cJSON_GetObjectItem(c, "op")->valuestring, shape);
     }
@@ -278,8 +303,10 @@ static int cmd_info(int argc, char **argv)
     const char *path = NULL;
     int json = 0, batch = 1;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) { fputs(INFO_HELP, stdout); return 0; }
-        else if (!strcmp(argv[i], "--json")) json = 1;
+        if (!strcmp(argv[i], "--help")) {
+            fputs(INFO_HELP, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) graft_set_threads(atoi(argv[++i]));
         else if (argv[i][0] == '-') return usage_error("info", "unknown flag");
@@ -334,7 +361,8 @@ static void print_output(const graft_tensor *t, int json)
         printf("{\"shape\": [");
         for (int i = 0; i < t->rank; i++) printf("%s%lld", i ? ", " : "", (long long)t->dims[i]);
         printf("], \"sum\": %.9g, \"min\": %.9g, \"max\": %.9g, \"top\": [", sum, mn, mx);
-        for (int j = 0; j < ntop; j++) printf("%s{\"index\": %d, \"value\": %.9g}", j ? ", " : "", top[j], f[top[j]]);
+        for (int j = 0; j < ntop; j++)
+            printf("%s{\"index\": %d, \"value\": %.9g}", j ? ", " : "", top[j], f[top[j]]);
         printf("]}\n");
         return;
     }
@@ -355,8 +383,10 @@ static int cmd_run(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(RUN_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--json")) json = 1;
+        if (!strcmp(a, "--help")) {
+            fputs(RUN_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--reference")) reference = 1;
         else if (!strcmp(a, "--input") && has) input = argv[++i];
         else if (!strcmp(a, "--image") && has) image = argv[++i];
@@ -375,7 +405,8 @@ static int cmd_run(int argc, char **argv)
     graft_status st = input ? graft_npy_load(input, &x) : graft_image_load(image, &prep, &x);
     if (!st) st = graft_model_load(path, &m);
     if (!st && graft_model_num_inputs(m) != 1) {
-        fprintf(stderr, "graft: %s has %d inputs; graft run feeds one\n", path, graft_model_num_inputs(m));
+        fprintf(stderr, "graft: %s has %d inputs; graft run feeds one\n", path,
+                graft_model_num_inputs(m));
         graft_model_free(m);
         graft_tensor_free(x);
         return EXIT_INPUT;
@@ -398,7 +429,10 @@ static int cmd_run(int argc, char **argv)
 
 /* ---- data ---- */
 
-typedef struct bad_list { cJSON *arr; int json; } bad_list;
+typedef struct bad_list {
+    cJSON *arr;
+    int json;
+} bad_list;
 
 static void report_bad(void *ctx, int64_t i, const char *path, const char *msg)
 {
@@ -409,8 +443,7 @@ static void report_bad(void *ctx, int64_t i, const char *path, const char *msg)
         cJSON_AddStringToObject(o, "path", path);
         cJSON_AddStringToObject(o, "error", msg);
         cJSON_AddItemToArray(b->arr, o);
-    } else
-        printf("  bad: %s\n", msg);
+    } else printf("  bad: %s\n", msg);
 }
 
 static int cmd_data(int argc, char **argv)
@@ -418,8 +451,10 @@ static int cmd_data(int argc, char **argv)
     const char *path = NULL, *labels = NULL;
     int json = 0, check = 0, threads = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) { fputs(DATA_HELP, stdout); return 0; }
-        else if (!strcmp(argv[i], "--json")) json = 1;
+        if (!strcmp(argv[i], "--help")) {
+            fputs(DATA_HELP, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--check")) check = 1;
         else if (!strcmp(argv[i], "--labels") && i + 1 < argc) labels = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
@@ -434,7 +469,10 @@ static int cmd_data(int argc, char **argv)
     int64_t n = graft_dataset_size(d), unlabelled = 0;
     int k = graft_dataset_num_classes(d);
     int64_t *count = calloc((size_t)k + 1, sizeof *count);
-    if (!count) { graft_dataset_free(d); return fail(GRAFT_E_NOMEM); }
+    if (!count) {
+        graft_dataset_free(d);
+        return fail(GRAFT_E_NOMEM);
+    }
     for (int64_t i = 0; i < n; i++) {
         int c = graft_dataset_label(d, i);
         if (c >= 0 && c < k) count[c]++;
@@ -453,16 +491,18 @@ static int cmd_data(int argc, char **argv)
         cJSON_AddItemToArray(classes, e);
     }
     if (!json) {
-        printf("%s: %s dataset, %lld samples, %d classes%s\n", path, graft_dataset_kind(d), (long long)n, k,
-               unlabelled ? " (some unlabelled)" : "");
-        for (int c = 0; c < k; c++) printf("  %3d  %-24s %lld\n", c, graft_dataset_class_name(d, c), (long long)count[c]);
+        printf("%s: %s dataset, %lld samples, %d classes%s\n", path, graft_dataset_kind(d),
+               (long long)n, k, unlabelled ? " (some unlabelled)" : "");
+        for (int c = 0; c < k; c++)
+            printf("  %3d  %-24s %lld\n", c, graft_dataset_class_name(d, c), (long long)count[c]);
     }
     int64_t nbad = 0;
     if (check && !st) {
-        bad_list b = {cJSON_AddArrayToObject(o, "bad"), json};
+        bad_list b = { cJSON_AddArrayToObject(o, "bad"), json };
         st = graft_dataset_check(d, threads > 0 ? threads : graft_threads(), report_bad, &b, &nbad);
         cJSON_AddNumberToObject(o, "nbad", (double)nbad);
-        if (!json && !st) printf("checked %lld images: %lld unreadable\n", (long long)n, (long long)nbad);
+        if (!json && !st)
+            printf("checked %lld images: %lld unreadable\n", (long long)n, (long long)nbad);
     }
     if (json) {
         char *text = cJSON_Print(o);
@@ -478,8 +518,8 @@ static int cmd_data(int argc, char **argv)
 
 /* ---- extract ---- */
 
-static graft_status resolve_auto(const char *model, const graft_dataset *d, const graft_tensor *subset,
-                                 graft_extract_opts *eo, int json);
+static graft_status resolve_auto(const char *model, const graft_dataset *d,
+                                 const graft_tensor *subset, graft_extract_opts *eo, int json);
 
 void default_cache(char *buf, size_t n, const char *sub)
 {
@@ -526,12 +566,14 @@ static int cmd_extract(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *out = NULL, *lout = NULL;
     int json = 0;
-    extract_flags f = {0};
+    extract_flags f = { 0 };
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(EXTRACT_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--json")) json = 1;
+        if (!strcmp(a, "--help")) {
+            fputs(EXTRACT_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) json = 1;
         else if (extract_flag(argc, argv, &i, &f)) continue;
         else if ((!strcmp(a, "--output") || !strcmp(a, "-o")) && more) out = argv[++i];
         else if (!strcmp(a, "--labels-output") && more) lout = argv[++i];
@@ -542,7 +584,8 @@ static int cmd_extract(int argc, char **argv)
     }
     if (!model || !data) return usage_error("extract", "give a model and a dataset");
     graft_extract_opts o = f.o;
-    if (o.batch < 0 || o.workers < 0) return usage_error("extract", "--batch and --workers must be positive");
+    if (o.batch < 0 || o.workers < 0)
+        return usage_error("extract", "--batch and --workers must be positive");
     char cache_buf[1024];
     o.cache_dir = cache_dir(f.cache, f.nocache, cache_buf, sizeof cache_buf);
     o.quiet = json;
@@ -568,10 +611,10 @@ static int cmd_extract(int argc, char **argv)
             if (text) puts(text);
             free(text);
             cJSON_Delete(j);
-        }
-        else
-            printf("%lld samples x %lld features%s%s%s\n", (long long)x->dims[0], (long long)x->dims[1],
-                   cached ? " (from the cache)" : "", out ? " -> " : "", out ? out : "");
+        } else
+            printf("%lld samples x %lld features%s%s%s\n", (long long)x->dims[0],
+                   (long long)x->dims[1], cached ? " (from the cache)" : "", out ? " -> " : "",
+                   out ? out : "");
     }
     graft_tensor_free(x);
     graft_tensor_free(y);
@@ -587,8 +630,8 @@ static void free_auto_choice(void)
 
 /* --layer auto: rank the candidate layers on `subset` (NULL: all), print the ranking, and set
  * eo->layer / eo->pool to the best (the strings stay allocated until exit). */
-static graft_status resolve_auto(const char *model, const graft_dataset *d, const graft_tensor *subset,
-                                 graft_extract_opts *eo, int json)
+static graft_status resolve_auto(const char *model, const graft_dataset *d,
+                                 const graft_tensor *subset, graft_extract_opts *eo, int json)
 {
     if (!eo->layer || strcmp(eo->layer, "auto")) return GRAFT_OK;
     char *ranking, *layer, *pool;
@@ -598,21 +641,30 @@ static graft_status resolve_auto(const char *model, const graft_dataset *d, cons
     if (st) return st;
     cJSON *arr = cJSON_Parse(ranking);
     FILE *out = json ? stderr : stdout;
-    fprintf(out, "layer auto: %d candidates (layer, pooling) ranked by the held-out log-loss of a 3-fold "
-                 "cross-validated linear probe:\n  log-loss  accuracy\n", cJSON_GetArraySize(arr));
+    fprintf(
+        out,
+        "layer auto: %d candidates (layer, pooling) ranked by the held-out log-loss of a 3-fold "
+        "cross-validated linear probe:\n  log-loss  accuracy\n",
+        cJSON_GetArraySize(arr));
     int i = 0;
     const cJSON *e;
-    cJSON_ArrayForEach(e, arr) {
-        if (i++ == 10) { fprintf(out, "  ...\n"); break; }
-        fprintf(out, "  %8.4f  %8.4f  %-40s %-5s (%d features)\n", cJSON_GetObjectItem(e, "log_loss")->valuedouble,
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (i++ == 10) {
+            fprintf(out, "  ...\n");
+            break;
+        }
+        fprintf(out, "  %8.4f  %8.4f  %-40s %-5s (%d features)\n",
+                cJSON_GetObjectItem(e, "log_loss")->valuedouble,
                 cJSON_GetObjectItem(e, "accuracy")->valuedouble,
-                cJSON_GetObjectItem(e, "layer")->valuestring, cJSON_GetObjectItem(e, "pool")->valuestring,
+                cJSON_GetObjectItem(e, "layer")->valuestring,
+                cJSON_GetObjectItem(e, "pool")->valuestring,
                 cJSON_GetObjectItem(e, "dim")->valueint);
     }
     fprintf(out, "using %s with %s pooling\n", layer, pool);
     cJSON_Delete(arr);
     free(ranking);
-    auto_choice[0] = layer;  /* kept for the rest of the command, freed at exit */
+    auto_choice[0] = layer; /* kept for the rest of the command, freed at exit */
     auto_choice[1] = pool;
     atexit(free_auto_choice);
     eo->layer = layer;
@@ -623,8 +675,8 @@ static graft_status resolve_auto(const char *model, const graft_dataset *d, cons
 /* ---- fit ---- */
 
 /* The rows of X (and y) whose sample index is in `keep` (sorted int64 indices). */
-static int select_rows(const graft_tensor *X, const graft_tensor *y, const graft_tensor *index, const graft_tensor *keep,
-                       graft_tensor **xs, graft_tensor **ys)
+static int select_rows(const graft_tensor *X, const graft_tensor *y, const graft_tensor *index,
+                       const graft_tensor *keep, graft_tensor **xs, graft_tensor **ys)
 {
     const int64_t *ix = index->data, *k = keep->data;
     int64_t n = X->dims[0], dim = X->dims[1], nk = keep->dims[0], m = 0;
@@ -635,13 +687,17 @@ static int select_rows(const graft_tensor *X, const graft_tensor *y, const graft
     for (int64_t j = 0; j < nk; j++)
         if (k[j] <= maxi) in[k[j]] = 1;
     for (int64_t i = 0; i < n; i++) m += in[ix[i]];
-    int64_t dx[2] = {m, dim}, dy[1] = {m};
+    int64_t dx[2] = { m, dim }, dy[1] = { m };
     graft_status st = graft_tensor_new(GRAFT_FLOAT, 2, dx, xs);
     if (!st) st = graft_tensor_new(GRAFT_INT32, 1, dy, ys);
-    if (st) { free(in); return st; }
+    if (st) {
+        free(in);
+        return st;
+    }
     for (int64_t i = 0, r = 0; i < n; i++)
         if (in[ix[i]]) {
-            memcpy((float *)(*xs)->data + r * dim, (const float *)X->data + i * dim, (size_t)dim * sizeof(float));
+            memcpy((float *)(*xs)->data + r * dim, (const float *)X->data + i * dim,
+                   (size_t)dim * sizeof(float));
             ((int32_t *)(*ys)->data)[r++] = ((const int32_t *)y->data)[i];
         }
     free(in);
@@ -650,7 +706,8 @@ static int select_rows(const graft_tensor *X, const graft_tensor *y, const graft
 
 /* Test labels renumbered to the training dataset's ids, matching classes by name (ids are per
  * dataset: a folder sorts its names, an IDX file has its own order). */
-static graft_status map_classes(const graft_dataset *train, const graft_dataset *test, graft_tensor *y, const char *path)
+static graft_status map_classes(const graft_dataset *train, const graft_dataset *test,
+                                graft_tensor *y, const char *path)
 {
     int kt = graft_dataset_num_classes(test), k = graft_dataset_num_classes(train);
     int *map = malloc((size_t)(kt + 1) * sizeof *map);
@@ -658,9 +715,11 @@ static graft_status map_classes(const graft_dataset *train, const graft_dataset 
     for (int c = 0; c < kt; c++) {
         map[c] = -1;
         for (int j = 0; j < k; j++)
-            if (!strcmp(graft_dataset_class_name(test, c), graft_dataset_class_name(train, j))) map[c] = j;
+            if (!strcmp(graft_dataset_class_name(test, c), graft_dataset_class_name(train, j)))
+                map[c] = j;
         if (map[c] < 0) {
-            snprintf(cli_error, sizeof cli_error, "class '%s' of %s is not among the training classes",
+            snprintf(cli_error, sizeof cli_error,
+                     "class '%s' of %s is not among the training classes",
                      graft_dataset_class_name(test, c), path);
             free(map);
             return GRAFT_E_ARG;
@@ -677,13 +736,15 @@ static int cmd_fit(int argc, char **argv)
     const char *model = NULL, *data = NULL, *out = NULL, *test = NULL;
     int json = 0, shots = 0;
     double val = 0.2;
-    extract_flags f = {0};
-    graft_fit_opts fo = {0};
+    extract_flags f = { 0 };
+    graft_fit_opts fo = { 0 };
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(FIT_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--json")) json = 1;
+        if (!strcmp(a, "--help")) {
+            fputs(FIT_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) json = 1;
         else if (extract_flag(argc, argv, &i, &f)) continue;
         else if (!strcmp(a, "--head") && more) fo.kind = argv[++i];
         else if (!strcmp(a, "--norm") && more) fo.norm = argv[++i];
@@ -701,10 +762,12 @@ static int cmd_fit(int argc, char **argv)
     if (!model || !data) return usage_error("fit", "give a model and a dataset");
     if (!(val >= 0 && val < 1)) return usage_error("fit", "--val must be in [0, 1)");
     if (shots < 0) return usage_error("fit", "--shots must be positive");
-    if (test) val = 0;  /* the test set is the held-out data */
-    if (fo.kind && strcmp(fo.kind, "logreg") && strcmp(fo.kind, "mlp") && strcmp(fo.kind, "knn") && strcmp(fo.kind, "ncm"))
+    if (test) val = 0; /* the test set is the held-out data */
+    if (fo.kind && strcmp(fo.kind, "logreg") && strcmp(fo.kind, "mlp") && strcmp(fo.kind, "knn") &&
+        strcmp(fo.kind, "ncm"))
         return usage_error("fit", "--head must be logreg, mlp, knn or ncm");
-    if (fo.norm && strcmp(fo.norm, "standardize") && strcmp(fo.norm, "l2") && strcmp(fo.norm, "none"))
+    if (fo.norm && strcmp(fo.norm, "standardize") && strcmp(fo.norm, "l2") &&
+        strcmp(fo.norm, "none"))
         return usage_error("fit", "--norm must be standardize, l2 or none");
     graft_extract_opts eo = f.o;
     char cache_buf[1024];
@@ -713,24 +776,24 @@ static int cmd_fit(int argc, char **argv)
     graft_dataset *d;
     graft_status st = graft_dataset_open(data, NULL, &d);
     if (st) return fail(st);
-    graft_tensor *X = NULL, *y = NULL, *index = NULL, *tr = NULL, *va = NULL, *Xt = NULL, *yt = NULL, *Xv = NULL,
-                 *yv = NULL, *prob = NULL;
+    graft_tensor *X = NULL, *y = NULL, *index = NULL, *tr = NULL, *va = NULL, *Xt = NULL,
+                 *yt = NULL, *Xv = NULL, *yv = NULL, *prob = NULL;
     graft_head *h = NULL;
     char *metrics = NULL;
     int nclass = graft_dataset_num_classes(d), cached = 0;
-    double frac[3] = {1 - val, val, 0};
+    double frac[3] = { 1 - val, val, 0 };
     graft_dataset *td = NULL;
     st = shots ? graft_dataset_kshot(d, shots, fo.seed, &tr)
                : graft_dataset_split(d, frac, fo.seed, &tr, val > 0 ? &va : NULL, NULL);
-    if (!st) st = resolve_auto(model, d, tr, &eo, json);  /* chosen on the training part only */
+    if (!st) st = resolve_auto(model, d, tr, &eo, json); /* chosen on the training part only */
     if (!st) st = graft_extract(model, d, &eo, &X, &y, &index, &cached);
     if (!st) st = select_rows(X, y, index, tr, &Xt, &yt);
     if (!st && va) st = select_rows(X, y, index, va, &Xv, &yv);
-    if (!st && test) {  /* another dataset holds the evaluation samples */
+    if (!st && test) { /* another dataset holds the evaluation samples */
         st = graft_dataset_open(test, NULL, &td);
         if (!st) st = graft_extract(model, td, &eo, &Xv, &yv, NULL, NULL);
         if (!st) st = map_classes(d, td, yv, test);
-        if (!st) va = Xv;  /* marks "evaluate" below; freed as Xv */
+        if (!st) va = Xv; /* marks "evaluate" below; freed as Xv */
     }
     if (!st) st = graft_head_fit(Xt, yt, nclass, &fo, &h);
     if (!st && Xv) st = graft_head_predict(h, Xv, &prob);
@@ -747,7 +810,8 @@ static int cmd_fit(int argc, char **argv)
         if (eo.layer) cJSON_AddStringToObject(o, "layer", eo.layer);
         cJSON_AddStringToObject(o, "pool", eo.pool ? eo.pool : "mean");
         if (eo.transform) cJSON_AddStringToObject(o, "transform", eo.transform);
-        for (int c = 0; c < nclass; c++) cJSON_AddItemToArray(cls, cJSON_CreateString(graft_dataset_class_name(d, c)));
+        for (int c = 0; c < nclass; c++)
+            cJSON_AddItemToArray(cls, cJSON_CreateString(graft_dataset_class_name(d, c)));
         char *text = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         st = text ? graft_head_set_origin(h, text) : GRAFT_E_NOMEM;
@@ -756,19 +820,25 @@ static int cmd_fit(int argc, char **argv)
     }
     if (!st) {
         if (json) {
-            printf("{\"train\": %lld, \"val\": %lld, \"features\": %lld, \"cached\": %s, \"C\": %g, \"cv_accuracy\": %g, "
-                   "\"val_metrics\": %s}\n", (long long)Xt->dims[0], (long long)(Xv ? Xv->dims[0] : 0), (long long)X->dims[1],
-                   cached ? "true" : "false", graft_head_C(h), graft_head_cv_accuracy(h), metrics ? metrics : "null");
+            printf("{\"train\": %lld, \"val\": %lld, \"features\": %lld, \"cached\": %s, \"C\": "
+                   "%g, \"cv_accuracy\": %g, "
+                   "\"val_metrics\": %s}\n",
+                   (long long)Xt->dims[0], (long long)(Xv ? Xv->dims[0] : 0), (long long)X->dims[1],
+                   cached ? "true" : "false", graft_head_C(h), graft_head_cv_accuracy(h),
+                   metrics ? metrics : "null");
         } else {
-            printf("features %lld x %lld%s; head fitted on %lld samples", (long long)X->dims[0], (long long)X->dims[1],
-                   cached ? " (from the cache)" : "", (long long)Xt->dims[0]);
-            if (graft_head_cv_accuracy(h) >= 0) printf(" (C = %g by cross-validation, CV accuracy %.4f)", graft_head_C(h),
-                                                       graft_head_cv_accuracy(h));
+            printf("features %lld x %lld%s; head fitted on %lld samples", (long long)X->dims[0],
+                   (long long)X->dims[1], cached ? " (from the cache)" : "",
+                   (long long)Xt->dims[0]);
+            if (graft_head_cv_accuracy(h) >= 0)
+                printf(" (C = %g by cross-validation, CV accuracy %.4f)", graft_head_C(h),
+                       graft_head_cv_accuracy(h));
             printf("\n");
             if (metrics) {
-                char *acc = strstr(metrics, "\"accuracy\":"), *f1 = strstr(metrics, "\"macro_f1\":"), *ece = strstr(metrics, "\"ece\":");
-                printf("%s (%lld samples): accuracy %.4f, macro F1 %.4f, ECE %.4f\n", test ? "test" : "validation",
-                       (long long)Xv->dims[0],
+                char *acc = strstr(metrics, "\"accuracy\":"),
+                     *f1 = strstr(metrics, "\"macro_f1\":"), *ece = strstr(metrics, "\"ece\":");
+                printf("%s (%lld samples): accuracy %.4f, macro F1 %.4f, ECE %.4f\n",
+                       test ? "test" : "validation", (long long)Xv->dims[0],
                        acc ? atof(acc + 11) : 0, f1 ? atof(f1 + 11) : 0, ece ? atof(ece + 6) : 0);
             }
             if (out) printf("head saved to %s\n", out);
@@ -776,8 +846,8 @@ static int cmd_fit(int argc, char **argv)
     }
     free(metrics);
     graft_head_free(h);
-    if (test) va = NULL;  /* it pointed at Xv */
-    graft_tensor *all[] = {X, y, index, tr, va, Xt, yt, Xv, yv, prob};
+    if (test) va = NULL; /* it pointed at Xv */
+    graft_tensor *all[] = { X, y, index, tr, va, Xt, yt, Xv, yv, prob };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) graft_tensor_free(all[i]);
     graft_dataset_free(td);
     graft_dataset_free(d);
@@ -790,8 +860,8 @@ typedef struct origin {
     cJSON *o;
     const char *model, *layer, *pool, *transform;
     cJSON *classes;
-    char *history;      /* a fine-tuned model's learning curves (graft.history), or NULL */
-    char *recipe;       /* and its recipe (graft.recipe), or NULL */
+    char *history; /* a fine-tuned model's learning curves (graft.history), or NULL */
+    char *recipe;  /* and its recipe (graft.recipe), or NULL */
 } origin;
 
 static int is_onnx(const char *path)
@@ -807,13 +877,19 @@ static int load_model_origin(const char *path, origin *org)
     graft_model *m;
     graft_status st = graft_model_load(path, &m);
     if (st) return fail(st);
-    const char *classes = graft_model_metadata(m, "graft.classes"), *tf = graft_model_metadata(m, "graft.transform"),
-               *hist = graft_model_metadata(m, "graft.history"), *recipe = graft_model_metadata(m, "graft.recipe");
+    const char *classes = graft_model_metadata(m, "graft.classes"),
+               *tf = graft_model_metadata(m, "graft.transform"),
+               *hist = graft_model_metadata(m, "graft.history"),
+               *recipe = graft_model_metadata(m, "graft.recipe");
     int ok = 0;
-    for (int i = 0; i < graft_model_num_outputs(m); i++) ok |= !strcmp(graft_model_output_name(m, i), "probabilities");
+    for (int i = 0; i < graft_model_num_outputs(m); i++)
+        ok |= !strcmp(graft_model_output_name(m, i), "probabilities");
     if (!ok) {
-        fprintf(stderr, "graft: %s has no output 'probabilities': give a model made by graft finetune or graft export, "
-                        "or a head saved by graft fit\n", path);
+        fprintf(stderr,
+                "graft: %s has no output 'probabilities': give a model made by graft finetune or "
+                "graft export, "
+                "or a head saved by graft fit\n",
+                path);
         graft_model_free(m);
         return EXIT_INPUT;
     }
@@ -890,7 +966,7 @@ static const char *class_name(const origin *org, int c, char *buf, size_t n)
 static int image_file(const char *name)
 {
     const char *dot = strrchr(name, '.');
-    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pnm", NULL};
+    static const char *const ext[] = { ".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pnm", NULL };
     for (int i = 0; dot && ext[i]; i++)
         if (!strcasecmp(dot, ext[i])) return 1;
     return 0;
@@ -903,7 +979,10 @@ static double wall_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Doubles the list; on failure frees it (and its k strings) and returns NULL. */
 static char **grow_list(char **l, int64_t k, int64_t *cap)
@@ -957,30 +1036,47 @@ static int cmd_predict(int argc, char **argv)
     for (int i = 0; inputs && i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(PREDICT_HELP, stdout); free(inputs); return 0; }
-        else if (!strcmp(a, "--json")) json = 1;
+        if (!strcmp(a, "--help")) {
+            fputs(PREDICT_HELP, stdout);
+            free(inputs);
+            return 0;
+        } else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--top") && more) top = atoi(argv[++i]);
         else if (!strcmp(a, "--model") && more) model = argv[++i];
         else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++i]));
-        else if (a[0] == '-') { free(inputs); return usage_error("predict", "unknown flag or missing value"); }
-        else if (!head) head = a;
+        else if (a[0] == '-') {
+            free(inputs);
+            return usage_error("predict", "unknown flag or missing value");
+        } else if (!head) head = a;
         else inputs[ninputs++] = argv[i];
     }
-    if (!head || !ninputs) { free(inputs); return usage_error("predict", "give a head and at least one image"); }
-    if (top < 1) { free(inputs); return usage_error("predict", "--top must be positive"); }
+    if (!head || !ninputs) {
+        free(inputs);
+        return usage_error("predict", "give a head and at least one image");
+    }
+    if (top < 1) {
+        free(inputs);
+        return usage_error("predict", "--top must be positive");
+    }
     graft_head *h;
     origin org;
     int rc = load_head(head, model, &h, &org);
-    if (rc) { free(inputs); return rc; }
+    if (rc) {
+        free(inputs);
+        return rc;
+    }
     char **files = NULL;
     int64_t nfiles = 0;
     rc = collect_inputs(inputs, ninputs, &files, &nfiles);
     free(inputs);
     graft_dataset *d = NULL;
     graft_tensor *X = NULL, *prob = NULL;
-    graft_status st = rc ? GRAFT_E_ARG : graft_dataset_from_files((const char *const *)files, nfiles, &d);
+    graft_status st =
+        rc ? GRAFT_E_ARG : graft_dataset_from_files((const char *const *)files, nfiles, &d);
     if (!rc && !st) {
-        graft_extract_opts eo = {.layer = org.layer, .pool = org.pool, .transform = org.transform, .quiet = 1};
+        graft_extract_opts eo = {
+            .layer = org.layer, .pool = org.pool, .transform = org.transform, .quiet = 1
+        };
         st = graft_extract(org.model, d, &eo, &X, NULL, NULL, NULL);
     }
     if (!rc && !st) st = head_predict(h, &X, &prob);
@@ -1030,12 +1126,15 @@ static int cmd_predict(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 /* Group ids of the rows (sample index[r]) from a CSV column: the distinct values sorted, as
  * int32 ids, and their names (malloc'd; free each and the array). */
-static graft_status group_ids(const graft_dataset *d, int col, const graft_tensor *index, graft_tensor **ids,
-                              char ***names, int *ngroup)
+static graft_status group_ids(const graft_dataset *d, int col, const graft_tensor *index,
+                              graft_tensor **ids, char ***names, int *ngroup)
 {
     int64_t n = index->dims[0], nd = 0;
     const int64_t *ix = index->data;
@@ -1046,12 +1145,15 @@ static graft_status group_ids(const graft_dataset *d, int col, const graft_tenso
         vals[r] = v ? v : "";
     }
     const char **sorted = malloc((size_t)(n + 1) * sizeof *sorted);
-    if (!sorted) { free(vals); return GRAFT_E_NOMEM; }
+    if (!sorted) {
+        free(vals);
+        return GRAFT_E_NOMEM;
+    }
     memcpy(sorted, vals, (size_t)n * sizeof *sorted);
     qsort(sorted, (size_t)n, sizeof *sorted, cmp_cstr);
     for (int64_t r = 0; r < n; r++)
         if (r == 0 || strcmp(sorted[r], sorted[nd - 1])) sorted[nd++] = sorted[r];
-    graft_status st = graft_tensor_new(GRAFT_INT32, 1, (int64_t[]){n}, ids);
+    graft_status st = graft_tensor_new(GRAFT_INT32, 1, (int64_t[]){ n }, ids);
     char **nm = st ? NULL : calloc((size_t)nd + 1, sizeof *nm);
     if (!st && !nm) st = GRAFT_E_NOMEM;
     for (int64_t g = 0; !st && g < nd; g++)
@@ -1073,13 +1175,16 @@ static graft_status group_ids(const graft_dataset *d, int col, const graft_tenso
 
 static int cmd_eval(int argc, char **argv)
 {
-    const char *head = NULL, *data = NULL, *model = NULL, *report = NULL, *cache = NULL, *group = NULL;
+    const char *head = NULL, *data = NULL, *model = NULL, *report = NULL, *cache = NULL,
+               *group = NULL;
     int json = 0, nocache = 0, skip_bad = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(EVAL_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--group") && more) group = argv[++i];
+        if (!strcmp(a, "--help")) {
+            fputs(EVAL_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--group") && more) group = argv[++i];
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--no-cache")) nocache = 1;
         else if (!strcmp(a, "--skip-bad")) skip_bad = 1;
@@ -1106,7 +1211,7 @@ static int cmd_eval(int argc, char **argv)
     graft_status st = graft_dataset_open(data, NULL, &d);
     int nclass = 0, ngroup = 0, gcol = -1;
     const char **names = NULL;
-    if (!st) {  /* per-group accuracy: --group COL, or a CSV column named "group" */
+    if (!st) { /* per-group accuracy: --group COL, or a CSV column named "group" */
         gcol = graft_dataset_column(d, group ? group : "group");
         if (group && gcol < 0) {
             snprintf(cli_error, sizeof cli_error, "%s has no column '%s' for --group", data, group);
@@ -1114,8 +1219,12 @@ static int cmd_eval(int argc, char **argv)
         }
     }
     if (!st) {
-        graft_extract_opts eo = {.layer = org.layer, .pool = org.pool, .transform = org.transform, .quiet = json,
-                                 .cache_dir = cdir, .skip_bad = skip_bad};
+        graft_extract_opts eo = { .layer = org.layer,
+                                  .pool = org.pool,
+                                  .transform = org.transform,
+                                  .quiet = json,
+                                  .cache_dir = cdir,
+                                  .skip_bad = skip_bad };
         st = graft_extract(org.model, d, &eo, &X, &y, &index, NULL);
     }
     if (!st && gcol >= 0) st = group_ids(d, gcol, index, &gids, &gnames, &ngroup);
@@ -1128,18 +1237,25 @@ static int cmd_eval(int argc, char **argv)
             names[c] = strdup(class_name(&org, c, buf, sizeof buf));
         }
         if (graft_dataset_num_classes(d) != nclass)
-            fprintf(stderr, "graft: note: the dataset has %d classes, the head %d; ids are compared as they are\n",
+            fprintf(stderr,
+                    "graft: note: the dataset has %d classes, the head %d; ids are compared as "
+                    "they are\n",
                     graft_dataset_num_classes(d), nclass);
         st = graft_evaluate_json(prob, y, gids, names, (const char *const *)gnames, &metrics);
     }
     if (!st && report) {
         char recipe[4096];
-        if (org.recipe) snprintf(recipe, sizeof recipe, "model %s (fine-tuned)\ndata %s\n\n%s", head, data, org.recipe);
-        else snprintf(recipe, sizeof recipe, "head %s\nmodel %s\nlayer %s, pooling %s\ntransform %s\ndata %s", head,
-                 org.model, org.layer ? org.layer : "(the classifier's input)", org.pool ? org.pool : "mean",
-                 org.transform ? org.transform : "resize=256,crop=224,normalize=imagenet", data);
-        st = graft_evaluate_report(prob, y, gids, names, (const char *const *)gnames, "graft eval", recipe, org.history,
-                                   wall_seconds() - t0, report);
+        if (org.recipe)
+            snprintf(recipe, sizeof recipe, "model %s (fine-tuned)\ndata %s\n\n%s", head, data,
+                     org.recipe);
+        else
+            snprintf(
+                recipe, sizeof recipe,
+                "head %s\nmodel %s\nlayer %s, pooling %s\ntransform %s\ndata %s", head, org.model,
+                org.layer ? org.layer : "(the classifier's input)", org.pool ? org.pool : "mean",
+                org.transform ? org.transform : "resize=256,crop=224,normalize=imagenet", data);
+        st = graft_evaluate_report(prob, y, gids, names, (const char *const *)gnames, "graft eval",
+                                   recipe, org.history, wall_seconds() - t0, report);
     }
     if (!st) {
         if (json) puts(metrics);
@@ -1147,19 +1263,24 @@ static int cmd_eval(int argc, char **argv)
             cJSON *m = cJSON_Parse(metrics);
             printf("%s: %lld samples, accuracy %.4f, top-%d %.4f, macro F1 %.4f, ECE %.4f\n", data,
                    (long long)prob->dims[0], cJSON_GetObjectItem(m, "accuracy")->valuedouble,
-                   cJSON_GetObjectItem(m, "topk")->valueint, cJSON_GetObjectItem(m, "top5")->valuedouble,
-                   cJSON_GetObjectItem(m, "macro_f1")->valuedouble, cJSON_GetObjectItem(m, "ece")->valuedouble);
+                   cJSON_GetObjectItem(m, "topk")->valueint,
+                   cJSON_GetObjectItem(m, "top5")->valuedouble,
+                   cJSON_GetObjectItem(m, "macro_f1")->valuedouble,
+                   cJSON_GetObjectItem(m, "ece")->valuedouble);
             printf("  %-24s %9s %9s %9s %8s\n", "class", "precision", "recall", "F1", "support");
             const cJSON *c;
-            cJSON_ArrayForEach(c, cJSON_GetObjectItem(m, "classes"))
-                printf("  %-24s %9.4f %9.4f %9.4f %8d\n", cJSON_GetObjectItem(c, "name")->valuestring,
-                       cJSON_GetObjectItem(c, "precision")->valuedouble, cJSON_GetObjectItem(c, "recall")->valuedouble,
-                       cJSON_GetObjectItem(c, "f1")->valuedouble, cJSON_GetObjectItem(c, "support")->valueint);
+            cJSON_ArrayForEach(c, cJSON_GetObjectItem(m, "classes")) printf(
+                "  %-24s %9.4f %9.4f %9.4f %8d\n", cJSON_GetObjectItem(c, "name")->valuestring,
+                cJSON_GetObjectItem(c, "precision")->valuedouble,
+                cJSON_GetObjectItem(c, "recall")->valuedouble,
+                cJSON_GetObjectItem(c, "f1")->valuedouble,
+                cJSON_GetObjectItem(c, "support")->valueint);
             if (cJSON_GetObjectItem(m, "groups")) {
                 printf("  %-24s %9s %8s\n", "group", "accuracy", "samples");
                 cJSON_ArrayForEach(c, cJSON_GetObjectItem(m, "groups"))
                     printf("  %-24s %9.4f %8d\n", cJSON_GetObjectItem(c, "name")->valuestring,
-                           cJSON_GetObjectItem(c, "accuracy")->valuedouble, cJSON_GetObjectItem(c, "samples")->valueint);
+                           cJSON_GetObjectItem(c, "accuracy")->valuedouble,
+                           cJSON_GetObjectItem(c, "samples")->valueint);
                 const cJSON *w = cJSON_GetObjectItem(m, "worst_group");
                 if (cJSON_IsString(w)) printf("worst group: %s\n", w->valuestring);
             }
@@ -1192,8 +1313,10 @@ static int cmd_export(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(EXPORT_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--json")) json = 1;
+        if (!strcmp(a, "--help")) {
+            fputs(EXPORT_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) json = 1;
         else if ((!strcmp(a, "--output") || !strcmp(a, "-o")) && more) out = argv[++i];
         else if (!strcmp(a, "--model") && more) model = argv[++i];
         else if (a[0] == '-') return usage_error("export", "unknown flag or missing value");
@@ -1215,31 +1338,35 @@ static int cmd_export(int argc, char **argv)
         if (text) puts(text);
         free(text);
         cJSON_Delete(o);
-    } else
-        printf("wrote %s\n", out);
+    } else printf("wrote %s\n", out);
     return 0;
 }
 
 /* ---- finetune ---- */
 
 /* Probabilities of a graft-made model (output "probabilities") on every sample of d. */
-static graft_status model_probs(const char *model, const graft_dataset *d, const char *transform, int quiet,
-                                graft_tensor **prob, graft_tensor **y)
+static graft_status model_probs(const char *model, const graft_dataset *d, const char *transform,
+                                int quiet, graft_tensor **prob, graft_tensor **y)
 {
-    graft_extract_opts eo = {.layer = "probabilities", .pool = "none", .transform = transform, .quiet = quiet};
+    graft_extract_opts eo = {
+        .layer = "probabilities", .pool = "none", .transform = transform, .quiet = quiet
+    };
     return graft_extract(model, d, &eo, prob, y, NULL, NULL);
 }
 
 static int cmd_finetune(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *out = NULL, *test = NULL, *report = NULL, *cache = NULL;
+    const char *model = NULL, *data = NULL, *out = NULL, *test = NULL, *report = NULL,
+               *cache = NULL;
     int json = 0, shots = 0, nocache = 0;
-    graft_finetune_opts o = {0};
+    graft_finetune_opts o = { 0 };
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(FINETUNE_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--json")) json = 1;
+        if (!strcmp(a, "--help")) {
+            fputs(FINETUNE_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if ((!strcmp(a, "--output") || !strcmp(a, "-o")) && more) out = argv[++i];
         else if (!strcmp(a, "--layer") && more) o.layer = argv[++i];
@@ -1260,7 +1387,8 @@ static int cmd_finetune(int argc, char **argv)
         else if (!strcmp(a, "--weight-decay") && more) o.weight_decay = atof(argv[++i]);
         else if (!strcmp(a, "--label-smoothing") && more) o.label_smoothing = atof(argv[++i]);
         else if (!strcmp(a, "--dropout") && more) o.dropout = atof(argv[++i]);
-        else if (!strcmp(a, "--val") && more) o.val_frac = atof(argv[++i]) == 0 ? -1 : atof(argv[i]);  /* 0: no split */
+        else if (!strcmp(a, "--val") && more)
+            o.val_frac = atof(argv[++i]) == 0 ? -1 : atof(argv[i]); /* 0: no split */
         else if (!strcmp(a, "--patience") && more) o.patience = atoi(argv[++i]);
         else if (!strcmp(a, "--batch") && more) o.batch = atoi(argv[++i]);
         else if (!strcmp(a, "--workers") && more) o.workers = atoi(argv[++i]);
@@ -1278,10 +1406,13 @@ static int cmd_finetune(int argc, char **argv)
         else if (!data) data = a;
         else return usage_error("finetune", "more than a model and a dataset given");
     }
-    if (!model || !data || !out) return usage_error("finetune", "give a model, a dataset and --output");
+    if (!model || !data || !out)
+        return usage_error("finetune", "give a model, a dataset and --output");
     if (shots < 0) return usage_error("finetune", "--shots must be positive");
-    if (report && !test) return usage_error("finetune", "--report evaluates on --test data; give both");
-    if (o.resume && !o.checkpoint_dir) return usage_error("finetune", "--resume needs --checkpoint DIR");
+    if (report && !test)
+        return usage_error("finetune", "--report evaluates on --test data; give both");
+    if (o.resume && !o.checkpoint_dir)
+        return usage_error("finetune", "--resume needs --checkpoint DIR");
     o.quiet = json;
     char cache_buf[1024];
     o.cache_dir = cache_dir(cache, nocache, cache_buf, sizeof cache_buf);
@@ -1291,7 +1422,7 @@ static int cmd_finetune(int argc, char **argv)
     double t0 = wall_seconds();
     graft_status st = graft_dataset_open(data, NULL, &d);
     if (!st && shots) st = graft_dataset_kshot(d, shots, o.seed, &sub);
-    graft_extract_opts eo = {.layer = o.layer, .pool = o.pool, .transform = o.transform};
+    graft_extract_opts eo = { .layer = o.layer, .pool = o.pool, .transform = o.transform };
     if (!st) st = resolve_auto(model, d, sub, &eo, json);
     o.layer = eo.layer, o.pool = eo.pool;
     if (!st) st = graft_finetune(model, d, sub, &o, out, &summary);
@@ -1300,19 +1431,20 @@ static int cmd_finetune(int argc, char **argv)
         snprintf(cli_error, sizeof cli_error, "out of memory reading the fine-tuning summary");
         st = GRAFT_E_NOMEM;
     }
-    if (!st && test) {  /* the fine-tuned model on another dataset, classes matched by name */
+    if (!st && test) { /* the fine-tuned model on another dataset, classes matched by name */
         st = graft_dataset_open(test, NULL, &td);
         if (!st) st = model_probs(out, td, o.transform, json, &prob, &y);
         if (!st) st = map_classes(d, td, y, test);
         int nclass = graft_dataset_num_classes(d);
         const char **names = st ? NULL : malloc((size_t)nclass * sizeof *names);
         for (int c = 0; names && c < nclass; c++) names[c] = graft_dataset_class_name(d, c);
-        if (!st) st = names ? graft_evaluate_json(prob, y, NULL, names, NULL, &metrics) : GRAFT_E_NOMEM;
+        if (!st)
+            st = names ? graft_evaluate_json(prob, y, NULL, names, NULL, &metrics) : GRAFT_E_NOMEM;
         if (!st && report) {
             char *hist = cJSON_PrintUnformatted(cJSON_GetObjectItem(sj, "history"));
             st = graft_evaluate_report(prob, y, NULL, names, NULL, "graft finetune",
-                                       cJSON_GetStringValue(cJSON_GetObjectItem(sj, "recipe")), hist,
-                                       wall_seconds() - t0, report);
+                                       cJSON_GetStringValue(cJSON_GetObjectItem(sj, "recipe")),
+                                       hist, wall_seconds() - t0, report);
             free(hist);
         }
         free(names);
@@ -1330,20 +1462,24 @@ static int cmd_finetune(int argc, char **argv)
         const cJSON *h = cJSON_GetObjectItem(sj, "history");
         printf("fine-tuned on %d images in %.1f s", cJSON_GetObjectItem(sj, "train")->valueint,
                cJSON_GetObjectItem(sj, "seconds")->valuedouble);
-        if (cJSON_IsNumber(bv) && best >= 0 && best < cJSON_GetArraySize(cJSON_GetObjectItem(h, "epoch")))
+        if (cJSON_IsNumber(bv) && best >= 0 &&
+            best < cJSON_GetArraySize(cJSON_GetObjectItem(h, "epoch")))
             printf("; kept phase %d epoch %d (validation loss %.4f, accuracy %.4f)",
                    cJSON_GetArrayItem(cJSON_GetObjectItem(h, "phase"), best)->valueint,
                    cJSON_GetArrayItem(cJSON_GetObjectItem(h, "epoch"), best)->valueint,
-                   cJSON_GetArrayItem(cJSON_GetObjectItem(h, "val_loss"), best)->valuedouble, bv->valuedouble);
+                   cJSON_GetArrayItem(cJSON_GetObjectItem(h, "val_loss"), best)->valuedouble,
+                   bv->valuedouble);
         printf("\n");
         if (metrics) {
             cJSON *m = cJSON_Parse(metrics);
-            printf("test (%s, %lld images): accuracy %.4f, macro F1 %.4f, ECE %.4f\n", test, (long long)prob->dims[0],
-                   cJSON_GetObjectItem(m, "accuracy")->valuedouble, cJSON_GetObjectItem(m, "macro_f1")->valuedouble,
+            printf("test (%s, %lld images): accuracy %.4f, macro F1 %.4f, ECE %.4f\n", test,
+                   (long long)prob->dims[0], cJSON_GetObjectItem(m, "accuracy")->valuedouble,
+                   cJSON_GetObjectItem(m, "macro_f1")->valuedouble,
                    cJSON_GetObjectItem(m, "ece")->valuedouble);
             cJSON_Delete(m);
         }
-        printf("model written to %s%s%s\n", out, report ? ", report to " : "", report ? report : "");
+        printf("model written to %s%s%s\n", out, report ? ", report to " : "",
+               report ? report : "");
     }
     cJSON_Delete(sj);
     free(summary);
@@ -1362,13 +1498,15 @@ static int cmd_fewshot(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *shots = "1";
     int json = 0;
-    extract_flags f = {0};
-    graft_fewshot_opts fo = {0};
+    extract_flags f = { 0 };
+    graft_fewshot_opts fo = { 0 };
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(FEWSHOT_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--json")) json = 1;
+        if (!strcmp(a, "--help")) {
+            fputs(FEWSHOT_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) json = 1;
         else if (extract_flag(argc, argv, &i, &f)) continue;
         else if (!strcmp(a, "--method") && more) fo.method = argv[++i];
         else if (!strcmp(a, "--way") && more) fo.way = atoi(argv[++i]);
@@ -1382,14 +1520,17 @@ static int cmd_fewshot(int argc, char **argv)
         else return usage_error("fewshot", "more than a model and a dataset given");
     }
     if (!model || !data) return usage_error("fewshot", "give a model and a dataset");
-    for (const char *p = shots; *p;) {  /* the list is checked before any work */
+    for (const char *p = shots; *p;) { /* the list is checked before any work */
         char *end;
         long k = strtol(p, &end, 10);
-        if (end == p || k < 1 || (*end && *end != ',')) return usage_error("fewshot", "--shot takes numbers such as 1,5");
+        if (end == p || k < 1 || (*end && *end != ','))
+            return usage_error("fewshot", "--shot takes numbers such as 1,5");
         p = *end == ',' ? end + 1 : end;
     }
-    if (fo.way < 0 || fo.query < 0 || fo.episodes < 0) return usage_error("fewshot", "counts must be positive");
-    if (fo.method && strcmp(fo.method, "simpleshot") && strcmp(fo.method, "knn") && strcmp(fo.method, "imprint"))
+    if (fo.way < 0 || fo.query < 0 || fo.episodes < 0)
+        return usage_error("fewshot", "counts must be positive");
+    if (fo.method && strcmp(fo.method, "simpleshot") && strcmp(fo.method, "knn") &&
+        strcmp(fo.method, "imprint"))
         return usage_error("fewshot", "--method must be simpleshot, knn or imprint");
     graft_extract_opts eo = f.o;
     char cache_buf[1024];
@@ -1412,17 +1553,19 @@ static int cmd_fewshot(int argc, char **argv)
         double mean, ci;
         st = graft_fewshot_eval(X, y, nclass, &fo, &mean, &ci);
         if (!st && json)
-            printf("%s{\"way\": %d, \"shot\": %d, \"query\": %d, \"episodes\": %d, \"accuracy\": %.6f, \"ci95\": %.6f}",
+            printf("%s{\"way\": %d, \"shot\": %d, \"query\": %d, \"episodes\": %d, \"accuracy\": "
+                   "%.6f, \"ci95\": %.6f}",
                    first ? "" : ", ", fo.way ? fo.way : 5, fo.shot, fo.query ? fo.query : 15,
                    fo.episodes ? fo.episodes : 600, mean, ci);
         else if (!st)
-            printf("%d-way %d-shot (%s, %d episodes of %d queries per class): accuracy %.2f%% +- %.2f%%\n",
-                   fo.way ? fo.way : 5, fo.shot, fo.method ? fo.method : "simpleshot", fo.episodes ? fo.episodes : 600,
-                   fo.query ? fo.query : 15, 100 * mean, 100 * ci);
+            printf("%d-way %d-shot (%s, %d episodes of %d queries per class): accuracy %.2f%% +- "
+                   "%.2f%%\n",
+                   fo.way ? fo.way : 5, fo.shot, fo.method ? fo.method : "simpleshot",
+                   fo.episodes ? fo.episodes : 600, fo.query ? fo.query : 15, 100 * mean, 100 * ci);
         first = 0;
         p = *end == ',' ? end + 1 : end;
     }
-    if (json && X) printf("]\n");  /* a well-formed array even when a later shot failed */
+    if (json && X) printf("]\n"); /* a well-formed array even when a later shot failed */
     graft_tensor_free(X);
     graft_tensor_free(y);
     return st ? fail(st) : 0;
@@ -1451,7 +1594,10 @@ static int take_limits(int *argc, char **argv)
 {
     int w = 0;
     for (int i = 0; i < *argc; i++) {
-        if (strcmp(argv[i], "--limit")) { argv[w++] = argv[i]; continue; }
+        if (strcmp(argv[i], "--limit")) {
+            argv[w++] = argv[i];
+            continue;
+        }
         const char *spec = i + 1 < *argc ? argv[++i] : "";
         const char *eq = strchr(spec, '=');
         char name[64];
@@ -1463,8 +1609,10 @@ static int take_limits(int *argc, char **argv)
         }
         if (which < 0 || parse_size(eq + 1, &v)) {
             fprintf(stderr, "graft: --limit '%s': expected NAME=VALUE with NAME one of", spec);
-            for (int k = 0; k < GRAFT_LIMIT_COUNT; k++) fprintf(stderr, " %s", graft_limit_name((graft_limit)k));
-            fprintf(stderr, " and VALUE a positive number (suffix K, M, G or T for powers of 1024)\n");
+            for (int k = 0; k < GRAFT_LIMIT_COUNT; k++)
+                fprintf(stderr, " %s", graft_limit_name((graft_limit)k));
+            fprintf(stderr,
+                    " and VALUE a positive number (suffix K, M, G or T for powers of 1024)\n");
             return EXIT_USAGE;
         }
         graft_set_limit((graft_limit)which, v);
@@ -1484,7 +1632,7 @@ int main(int argc, char **argv)
      * the atomic writer names the file and "File too large", as for a full disk. A handler
      * rather than SIG_IGN, which sox would inherit: sox exits 0 after a failed write (a
      * truncated clip taken for a good one), while killed by the signal it is seen to fail. */
-    struct sigaction xfsz = {.sa_handler = on_xfsz, .sa_flags = SA_RESTART};
+    struct sigaction xfsz = { .sa_handler = on_xfsz, .sa_flags = SA_RESTART };
     sigaction(SIGXFSZ, &xfsz, NULL);
     int lim = take_limits(&argc, argv);
     if (lim) return lim;
@@ -1505,7 +1653,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "fewshot")) return cmd_fewshot(argc - 2, argv + 2);
     if (!strcmp(cmd, "keyword")) return cmd_keyword(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        if (argc > 2 && !strcmp(argv[2], "--json")) printf("{\"version\": \"%s\"}\n", graft_version());
+        if (argc > 2 && !strcmp(argv[2], "--json"))
+            printf("{\"version\": \"%s\"}\n", graft_version());
         else printf("graft %s\n", graft_version());
         return 0;
     }

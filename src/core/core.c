@@ -2,10 +2,10 @@
 #define _GNU_SOURCE
 #include "core.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
-#include <errno.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -21,9 +21,16 @@ const char *graft_last_error(void) { return last_error; }
 
 const char *graft_status_name(graft_status s)
 {
-    static const char *names[] = {"ok", "bad argument", "i/o error", "bad format", "unsupported",
-                                  "shape mismatch", "out of memory", "internal error", "numeric failure",
-                                  "over a limit"};
+    static const char *names[] = { "ok",
+                                   "bad argument",
+                                   "i/o error",
+                                   "bad format",
+                                   "unsupported",
+                                   "shape mismatch",
+                                   "out of memory",
+                                   "internal error",
+                                   "numeric failure",
+                                   "over a limit" };
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown status";
 }
 
@@ -48,20 +55,27 @@ int gr_open_regular(const char *path, FILE **fp, uint64_t *size)
 /* ---- limits ---- */
 
 static const char *const limit_names[GRAFT_LIMIT_COUNT] = {
-    "tensor-bytes", "image-pixels", "audio-rate", "audio-seconds", "decompressed-bytes", "classes", "k"};
-static int64_t limits[GRAFT_LIMIT_COUNT] = {
-    (int64_t)16 << 30, 178956970, 384000, 86400, (int64_t)1 << 30, 1000000, 10000};
+    "tensor-bytes",       "image-pixels", "audio-rate", "audio-seconds",
+    "decompressed-bytes", "classes",      "k"
+};
+static int64_t limits[GRAFT_LIMIT_COUNT] = { (int64_t)16 << 30, 178956970, 384000, 86400,
+                                             (int64_t)1 << 30,  1000000,   10000 };
 
 graft_status graft_set_limit(graft_limit which, int64_t value)
 {
-    if ((unsigned)which >= GRAFT_LIMIT_COUNT) return gr_err(GRAFT_E_ARG, "unknown limit %d", (int)which);
+    if ((unsigned)which >= GRAFT_LIMIT_COUNT)
+        return gr_err(GRAFT_E_ARG, "unknown limit %d", (int)which);
     if (value <= 0)
-        return gr_err(GRAFT_E_ARG, "limit %s must be positive, got %" PRId64, limit_names[which], value);
+        return gr_err(GRAFT_E_ARG, "limit %s must be positive, got %" PRId64, limit_names[which],
+                      value);
     limits[which] = value;
     return GRAFT_OK;
 }
 
-int64_t graft_get_limit(graft_limit which) { return (unsigned)which < GRAFT_LIMIT_COUNT ? limits[which] : 0; }
+int64_t graft_get_limit(graft_limit which)
+{
+    return (unsigned)which < GRAFT_LIMIT_COUNT ? limits[which] : 0;
+}
 int64_t gr_limit(graft_limit which) { return graft_get_limit(which); }
 
 const char *graft_limit_name(graft_limit which)
@@ -84,7 +98,9 @@ int gr_limit_check(graft_limit which, int64_t value, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return gr_err(GRAFT_E_LIMIT, "%s, above the limit %s = %" PRId64 " (raise it with --limit %s=N or graft_set_limit)",
+    return gr_err(GRAFT_E_LIMIT,
+                  "%s, above the limit %s = %" PRId64
+                  " (raise it with --limit %s=N or graft_set_limit)",
                   what, limit_names[which], limits[which], limit_names[which]);
 }
 
@@ -127,9 +143,13 @@ void gr_assert_fail(const char *cond, const char *file, int line)
 size_t gr_dtype_size(int dtype)
 {
     switch (dtype) {
-    case GR_F32: case GR_I32: return 4;
-    case GR_U8: case GR_I8: case GR_BOOL: return 1;
-    case GR_I64: case GR_F64: return 8;
+    case GR_F32:
+    case GR_I32: return 4;
+    case GR_U8:
+    case GR_I8:
+    case GR_BOOL: return 1;
+    case GR_I64:
+    case GR_F64: return 8;
     default: return 0;
     }
 }
@@ -191,7 +211,7 @@ size_t gr_tensor_bytes(const gr_tensor *t)
 
 gr_shape gr_shape_make(int rank, const int64_t *d)
 {
-    gr_shape s = {rank, {0}};
+    gr_shape s = { rank, { 0 } };
     for (int i = 0; i < rank; i++) s.d[i] = d[i];
     return s;
 }
@@ -334,7 +354,8 @@ uint64_t gr_rng_below(gr_rng *r, uint64_t n)
 {
     /* Lemire's rejection keeps the draw unbiased. */
     uint64_t threshold = (0 - n) % n, x;
-    do x = gr_rng_u64(r); while (x < threshold);
+    do x = gr_rng_u64(r);
+    while (x < threshold);
     return x % n;
 }
 

@@ -13,8 +13,13 @@
 
 /* Element types: ONNX TensorProto.DataType numbers. */
 typedef enum gr_dtype {
-    GR_F32 = GRAFT_FLOAT, GR_U8 = GRAFT_UINT8, GR_I8 = GRAFT_INT8, GR_I32 = GRAFT_INT32,
-    GR_I64 = GRAFT_INT64, GR_BOOL = GRAFT_BOOL, GR_F64 = GRAFT_DOUBLE
+    GR_F32 = GRAFT_FLOAT,
+    GR_U8 = GRAFT_UINT8,
+    GR_I8 = GRAFT_INT8,
+    GR_I32 = GRAFT_INT32,
+    GR_I64 = GRAFT_INT64,
+    GR_BOOL = GRAFT_BOOL,
+    GR_F64 = GRAFT_DOUBLE
 } gr_dtype;
 
 typedef struct gr_shape {
@@ -38,7 +43,7 @@ typedef struct gr_tensor {
 /* Storage size in bytes (plain, or the layout's size). */
 size_t gr_tensor_bytes(const gr_tensor *t);
 
-size_t gr_dtype_size(int dtype);          /* 0 for a type graft does not know */
+size_t gr_dtype_size(int dtype); /* 0 for a type graft does not know */
 const char *gr_dtype_name(int dtype);
 int64_t gr_numel(const gr_shape *s);
 /* numel with overflow detection: -1 if the product of dims (or bytes) overflows int64. */
@@ -58,11 +63,14 @@ int gr_err_prefix(int status, const char *fmt, ...) __attribute__((format(printf
  * graft_set_limit)" and returns GRAFT_E_LIMIT. fmt says what was asked for, e.g.
  * "initializer 'w' needs 1073741824 bytes". */
 int64_t gr_limit(graft_limit which);
-int gr_limit_check(graft_limit which, int64_t value, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int gr_limit_check(graft_limit which, int64_t value, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Always-on assertion for internal invariants (bugs in graft, never input errors). */
-#define GR_ASSERT(c) \
-    do { if (!(c)) gr_assert_fail(#c, __FILE__, __LINE__); } while (0)
+#define GR_ASSERT(c)                                                                               \
+    do {                                                                                           \
+        if (!(c)) gr_assert_fail(#c, __FILE__, __LINE__);                                          \
+    } while (0)
 void gr_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
 
 /* Opens path for reading if it is a regular file (not a folder, pipe or device, which would
@@ -77,19 +85,21 @@ char *gr_strdup(const char *s);
 /* Arena: a bump allocator in growing chunks; everything freed at once. */
 typedef struct gr_arena gr_arena;
 gr_arena *gr_arena_new(size_t chunk);
-void *gr_arena_alloc(gr_arena *a, size_t n);    /* 64-byte aligned, zeroed; NULL on OOM */
+void *gr_arena_alloc(gr_arena *a, size_t n); /* 64-byte aligned, zeroed; NULL on OOM */
 char *gr_arena_strdup(gr_arena *a, const char *s);
 void gr_arena_reset(gr_arena *a);
 void gr_arena_free(gr_arena *a);
 size_t gr_arena_used(const gr_arena *a);
 
 /* RNG: xoshiro256**, seeded with splitmix64. State is plain data so it can be checkpointed. */
-typedef struct gr_rng { uint64_t s[4]; } gr_rng;
+typedef struct gr_rng {
+    uint64_t s[4];
+} gr_rng;
 void gr_rng_seed(gr_rng *r, uint64_t seed);
 uint64_t gr_rng_u64(gr_rng *r);
-double gr_rng_uniform(gr_rng *r);              /* [0, 1) */
+double gr_rng_uniform(gr_rng *r); /* [0, 1) */
 double gr_rng_normal(gr_rng *r);
-uint64_t gr_rng_below(gr_rng *r, uint64_t n);  /* uniform in [0, n) */
+uint64_t gr_rng_below(gr_rng *r, uint64_t n); /* uniform in [0, n) */
 
 /* Threads */
 void gr_set_threads(int n);

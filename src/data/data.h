@@ -70,8 +70,8 @@ void gr_image_resized_size(int w, int h, int size, int *ow, int *oh);
  * (fw, fh) as PIL's Image.resize(BILINEAR) does, and keeps the (cw, ch) window at (cx, cy) of the
  * result (0 outside it). Equal to crop → resize → crop, as torchvision's resized_crop and
  * Resize + CenterCrop do, without computing the pixels the last crop drops. */
-int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, int fw, int fh, int cx, int cy,
-                           int cw, int ch, gr_image *out);
+int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, int fw, int fh,
+                           int cx, int cy, int cw, int ch, gr_image *out);
 
 /* gr_image_decode, but a JPEG is decoded at the smallest of TurboJPEG's IDCT scales (7/8 .. 1/8)
  * that keeps both sides of the upright image >= 2 * min_w and 2 * min_h (min 0: no constraint
@@ -103,8 +103,10 @@ int gr_image_prepare(const char *path, const graft_image_prep *p, gr_image *out)
  * Threads: the loader's workers are pthreads (not OpenMP, which the kernels own). */
 
 /* What happens to a sample that cannot be read (corrupt, truncated, missing): */
-enum { GR_BAD_FATAL = 0, /* the loader stops with the error (path and reason) */
-       GR_BAD_SKIP = 1   /* reported once on stderr with path and reason, counted, left out */ };
+enum {
+    GR_BAD_FATAL = 0, /* the loader stops with the error (path and reason) */
+    GR_BAD_SKIP = 1   /* reported once on stderr with path and reason, counted, left out */
+};
 
 enum { GR_DS_FOLDER = 1, GR_DS_CSV, GR_DS_IDX, GR_DS_NPY };
 
@@ -119,17 +121,17 @@ enum { GR_DS_FOLDER = 1, GR_DS_CSV, GR_DS_IDX, GR_DS_NPY };
  * file is one of Fashion-MNIST's). The names are saved with a model (gr_dataset_class_json). */
 typedef struct gr_dataset {
     int kind;
-    char *source;          /* the path it was opened from, for messages */
-    int64_t n;             /* samples */
+    char *source; /* the path it was opened from, for messages */
+    int64_t n;    /* samples */
     int nclass;
-    char **class_names;    /* [nclass] */
-    int32_t *labels;       /* [n] class id of each sample; -1 = unlabelled (CSV without labels) */
-    char **paths;          /* [n] image file of each sample (FOLDER, CSV); NULL otherwise */
+    char **class_names; /* [nclass] */
+    int32_t *labels;    /* [n] class id of each sample; -1 = unlabelled (CSV without labels) */
+    char **paths;       /* [n] image file of each sample (FOLDER, CSV); NULL otherwise */
     /* CSV extra columns (after path,label), kept as text: e.g. "group" for per-group metrics or
      * further label columns for multi-task use. */
     int ncol;
-    char **col_names;      /* [ncol] */
-    char ***cols;          /* [ncol][n] */
+    char **col_names; /* [ncol] */
+    char ***cols;     /* [ncol][n] */
     /* In-memory samples (IDX, NPY). Images: uint8 (n, h, w, c) with c = 1 or 3 (IDX: c = 1).
      * Features: float32 (n, dim), h = w = c = 0. */
     uint8_t *pixels;
@@ -161,8 +163,8 @@ typedef struct gr_dataset {
  *                             allocated: against the file's size (raw) and the tensor-bytes
  *                             limit, or (gzip) against the decompressed-bytes limit and what the
  *                             compressed bytes can hold, the stream inflated no further than one
- *                             byte past the header's size. Fashion-MNIST names when the file is train-/t10k-images
- *                             in a folder whose name contains "fashion".
+ *                             byte past the header's size. Fashion-MNIST names when the file is
+ * train-/t10k-images in a folder whose name contains "fashion".
  *   *.npy                     NPY: features (n, dim) float32/float64 or images (n, h, w[, c])
  *                             uint8; labels from `labels_npy` (an int array of n), required.
  * labels_npy is used only for NPY (NULL otherwise). Errors name the path, and for CSV the line.
@@ -170,7 +172,8 @@ typedef struct gr_dataset {
  * allow_one_class), a CSV row whose file is missing (line and path named), a label outside the
  * classes, IDX counts that disagree with the file size or with each other. More classes than
  * the classes limit (class folders, distinct labels, integer ids) is GRAFT_E_LIMIT. */
-int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_class, gr_dataset **out);
+int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_class,
+                    gr_dataset **out);
 void gr_dataset_free(gr_dataset *ds);
 /* An unlabelled dataset (labels -1, no classes) of the given image files, in that order. */
 int gr_dataset_from_files(const char *const *paths, int64_t n, gr_dataset **out);
@@ -195,11 +198,13 @@ int gr_split_stratified(const gr_dataset *ds, const double frac[3], uint64_t see
 /* k labelled examples per class, chosen by seed from `pool` (npool indices; NULL = all): the
  * few-shot support set. Fails naming the class when a class has fewer than k. *out (malloc'd)
  * has nclass * k indices, grouped by class id, ascending inside a class. */
-int gr_sample_kshot(const gr_dataset *ds, const int64_t *pool, int64_t npool, int k, uint64_t seed, int64_t **out);
+int gr_sample_kshot(const gr_dataset *ds, const int64_t *pool, int64_t npool, int k, uint64_t seed,
+                    int64_t **out);
 
 /* Class weights for imbalanced data, scikit-learn's "balanced": w_c = n / (nclass * n_c) over
  * the labelled samples of `idx` (NULL = all). A class absent from idx gets weight 0. */
-void gr_class_weights(const gr_dataset *ds, const int64_t *idx, int64_t nidx, float *w /* [nclass] */);
+void gr_class_weights(const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+                      float *w /* [nclass] */);
 
 /* ---- transforms (torchvision semantics, on PIL-exact uint8 images) ----
  * The pipeline is fixed in this order, each step optional:
@@ -220,17 +225,17 @@ void gr_class_weights(const gr_dataset *ds, const int64_t *idx, int64_t nidx, fl
  * the image-pixels limit (resize=N counts N x N) is GRAFT_E_LIMIT; *t is untouched on error.
  * gr_transform_format writes the shortest text that parses back to the same struct. */
 typedef struct gr_transform {
-    int resize;            /* shorter side (0: none) */
-    int size_w, size_h;    /* resize to exactly this (0: none); excludes resize */
-    int crop;              /* center crop (0: none) */
-    int rrc;               /* RandomResizedCrop output size (0: off; replaces resize/crop) */
+    int resize;         /* shorter side (0: none) */
+    int size_w, size_h; /* resize to exactly this (0: none); excludes resize */
+    int crop;           /* center crop (0: none) */
+    int rrc;            /* RandomResizedCrop output size (0: off; replaces resize/crop) */
     float rrc_scale[2], rrc_ratio[2];
     float hflip;           /* probability */
     float jitter[4];       /* brightness, contrast, saturation, hue (0: off) */
     float mean[3], std[3]; /* Normalize; mean 0 std 1 = none */
 } gr_transform;
 
-void gr_transform_default(gr_transform *t);  /* resize=256,crop=224,normalize=imagenet */
+void gr_transform_default(gr_transform *t); /* resize=256,crop=224,normalize=imagenet */
 int gr_transform_parse(const char *spec, gr_transform *t);
 /* The canonical text form (for cache keys and model metadata), into buf. */
 void gr_transform_format(const gr_transform *t, char *buf, size_t n);
@@ -252,13 +257,14 @@ typedef struct gr_transform_draws {
  * an area fraction uniform in scale and a log-aspect uniform in log(ratio) (float32, as torch),
  * sides rounded half to even, accepted when inside the image (then a uniform position); else
  * the central crop of the image clamped to the ratio range. */
-void gr_rrc_params(int iw, int ih, const float scale[2], const float ratio[2], gr_rng *rng, int *x, int *y, int *w,
-                   int *h);
+void gr_rrc_params(int iw, int ih, const float scale[2], const float ratio[2], gr_rng *rng, int *x,
+                   int *y, int *w, int *h);
 /* Draws in torchvision's order: crop box (rrc), flip (uniform < hflip), jitter permutation,
  * then the factors of the active adjustments (uniform in [max(0, 1 - v), 1 + v], hue [-v, v]). */
 void gr_transform_draw(const gr_transform *t, int iw, int ih, gr_rng *rng, gr_transform_draws *d);
 /* gr_transform_apply with the random choices given. */
-int gr_transform_apply_draws(const gr_transform *t, const gr_image *in, const gr_transform_draws *d, float *out);
+int gr_transform_apply_draws(const gr_transform *t, const gr_image *in, const gr_transform_draws *d,
+                             float *out);
 
 /* The four ColorJitter adjustments on an RGB8 image, in place, as torchvision's functional ones
  * on PIL images: brightness, contrast and saturation are PIL's ImageEnhance (Image.blend with
@@ -297,21 +303,21 @@ int gr_transform_apply(const gr_transform *t, const gr_image *in, gr_rng *rng, f
 typedef struct gr_loader gr_loader;
 
 typedef struct gr_loader_opts {
-    int batch;             /* samples per batch (> 0) */
-    int workers;           /* threads (0: decode on the caller's thread) */
-    int prefetch;          /* batches made ahead (0: 2 * workers; none with workers 0) */
-    int shuffle;           /* permute each epoch */
-    int drop_last;         /* drop a final short batch */
-    int bad;               /* GR_BAD_FATAL or GR_BAD_SKIP */
+    int batch;     /* samples per batch (> 0) */
+    int workers;   /* threads (0: decode on the caller's thread) */
+    int prefetch;  /* batches made ahead (0: 2 * workers; none with workers 0) */
+    int shuffle;   /* permute each epoch */
+    int drop_last; /* drop a final short batch */
+    int bad;       /* GR_BAD_FATAL or GR_BAD_SKIP */
     uint64_t seed;
 } gr_loader_opts;
 
 typedef struct gr_batch {
-    int n;                 /* samples in this batch (fewer than batch at the end or after skips) */
+    int n; /* samples in this batch (fewer than batch at the end or after skips) */
     int h, w;
-    float *x;              /* (n, 3, h, w), owned by the loader, valid until the next call */
-    int32_t *y;            /* [n] labels */
-    int64_t *index;        /* [n] dataset indices */
+    float *x;       /* (n, 3, h, w), owned by the loader, valid until the next call */
+    int32_t *y;     /* [n] labels */
+    int64_t *index; /* [n] dataset indices */
 } gr_batch;
 
 /* idx/nidx: the samples to iterate (NULL = all of ds); copied. The transform must produce a
@@ -355,17 +361,19 @@ int gr_audio_resample(const gr_audio *in, int rate, gr_audio *out);
 /* ---- speech clips made offline (speech_synth.c): espeak-ng piped into sox ---- */
 
 typedef struct gr_speak_job {
-    const char *voice;   /* espeak-ng voice, e.g. "en-us+m3" (accent + variant) */
-    int speed, pitch;    /* words per minute (80..450), pitch 0..99 */
+    const char *voice; /* espeak-ng voice, e.g. "en-us+m3" (accent + variant) */
+    int speed, pitch;  /* words per minute (80..450), pitch 0..99 */
     const char *text;
-    const char *out;     /* the WAV to write: 16-bit, 16 kHz, mono */
-    char effects[512];   /* sox effects applied on the way, space-separated ("tempo 1.1 gain -3") */
+    const char *out;   /* the WAV to write: 16-bit, 16 kHz, mono */
+    char effects[512]; /* sox effects applied on the way, space-separated ("tempo 1.1 gain -3") */
 } gr_speak_job;
 
 /* Makes every clip, `parallel` at a time; stops at the first failure, naming the voice and text
  * or the sox effects. progress (may be NULL) is called after each wave. */
-int gr_speak(const gr_speak_job *jobs, int n, int parallel, void (*progress)(int done, int total, void *), void *ctx);
-/* Runs a program (found on PATH) with argv, output discarded; fails naming it on a non-zero exit. */
+int gr_speak(const gr_speak_job *jobs, int n, int parallel,
+             void (*progress)(int done, int total, void *), void *ctx);
+/* Runs a program (found on PATH) with argv, output discarded; fails naming it on a non-zero exit.
+ */
 int gr_run_tool(char *const argv[]);
 
 #endif

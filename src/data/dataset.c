@@ -9,9 +9,9 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
-#include <inttypes.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -20,9 +20,9 @@
 /* Class counts are held to the limit GRAFT_LIMIT_CLASSES (integer labels keep their values, so
  * a label v makes v + 1 classes: it is refused before anything is allocated for them); ids are
  * int32 whatever the limit. */
-#define MAX_DEPTH 64                 /* folder nesting inside a class (guards symlink loops) */
-#define MAX_FILE_BYTES ((size_t)1 << 34)
-#define CSV_MAX_COLUMNS 1024         /* a header with more is refused before any row is stored */
+#define MAX_DEPTH       64 /* folder nesting inside a class (guards symlink loops) */
+#define MAX_FILE_BYTES  ((size_t)1 << 34)
+#define CSV_MAX_COLUMNS 1024 /* a header with more is refused before any row is stored */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -51,7 +51,10 @@ static const char *base_name(const char *path)
 }
 
 /* A growable array of pointers. */
-typedef struct vec { void **v; size_t n, cap; } vec;
+typedef struct vec {
+    void **v;
+    size_t n, cap;
+} vec;
 
 static int vec_push(vec *a, void *p)
 {
@@ -74,7 +77,10 @@ static void vec_free_all(vec *a)
     a->n = a->cap = 0;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -90,7 +96,8 @@ static int open_regular(const char *path, FILE **fp, size_t *size)
     if (st) return st;
     if (n > MAX_FILE_BYTES) {
         fclose(f);
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file has %" PRIu64 " bytes, more than graft reads", path, n);
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s: the file has %" PRIu64 " bytes, more than graft reads", path, n);
     }
     *fp = f;
     *size = (size_t)n;
@@ -112,7 +119,10 @@ static int read_all(const char *path, uint8_t **data, size_t *size)
     if (!buf) st = GRAFT_E_NOMEM;
     if (!st) st = read_bytes(path, f, buf, n);
     fclose(f);
-    if (st) { free(buf); return st; }
+    if (st) {
+        free(buf);
+        return st;
+    }
     buf[n] = 0; /* lets the CSV parser treat the text as a string */
     *data = buf;
     *size = n;
@@ -125,7 +135,10 @@ static gr_dataset *ds_new(int kind, const char *path)
     if (!ds) return NULL;
     ds->kind = kind;
     ds->source = gr_strdup(path);
-    if (!ds->source) { free(ds); return NULL; }
+    if (!ds->source) {
+        free(ds);
+        return NULL;
+    }
     return ds;
 }
 
@@ -194,16 +207,18 @@ static int check_labels(const gr_dataset *ds, int allow_one_class)
         labelled = 1;
         if (y < 0 || y >= ds->nclass) {
             free(seen);
-            return gr_err(GRAFT_E_FORMAT, "%s: sample %lld has label %d, outside the %d classes", ds->source,
-                          (long long)i, y, ds->nclass);
+            return gr_err(GRAFT_E_FORMAT, "%s: sample %lld has label %d, outside the %d classes",
+                          ds->source, (long long)i, y, ds->nclass);
         }
         present += !seen[y];
         seen[y] = 1;
     }
     free(seen);
     if (labelled && present < 2 && !allow_one_class)
-        return gr_err(GRAFT_E_FORMAT, "%s: the dataset has only one class (%s); classification needs at least two",
-                      ds->source, ds->nclass ? ds->class_names[ds->labels[0] >= 0 ? ds->labels[0] : 0] : "?");
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: the dataset has only one class (%s); classification needs at least two",
+                      ds->source,
+                      ds->nclass ? ds->class_names[ds->labels[0] >= 0 ? ds->labels[0] : 0] : "?");
     return GRAFT_OK;
 }
 
@@ -211,7 +226,7 @@ static int check_labels(const gr_dataset *ds, int allow_one_class)
 
 static int is_image_name(const char *name)
 {
-    static const char *ext[] = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pnm"};
+    static const char *ext[] = { ".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pnm" };
     for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
         if (ends_with_ci(name, ext[i])) return 1;
     return 0;
@@ -238,27 +253,43 @@ static int list_dir(const char *dir, vec *out)
 static int is_dir(const char *path)
 {
     struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode); /* follows symlinks, as os.walk(followlinks) */
+    return stat(path, &sb) == 0 &&
+           S_ISDIR(sb.st_mode); /* follows symlinks, as os.walk(followlinks) */
 }
 
 /* Appends the image files under dir in torchvision's order: sorted(os.walk(dir)) visits folders
  * sorted by their whole path string, and the files inside one folder sorted by name. So each
  * folder contributes a block; blocks are ordered by folder path. `files` gets (path) strings
  * and `dirs` the folder order; we collect per folder, then sort folders. */
-typedef struct folder_block { char *dir; vec files; } folder_block;
+typedef struct folder_block {
+    char *dir;
+    vec files;
+} folder_block;
 
 static int walk(const char *dir, int depth, vec *blocks)
 {
-    if (depth > MAX_DEPTH) return gr_err(GRAFT_E_FORMAT, "%s: folders nested deeper than %d (a symlink loop?)", dir, MAX_DEPTH);
-    vec names = {0};
+    if (depth > MAX_DEPTH)
+        return gr_err(GRAFT_E_FORMAT, "%s: folders nested deeper than %d (a symlink loop?)", dir,
+                      MAX_DEPTH);
+    vec names = { 0 };
     int st = list_dir(dir, &names);
     folder_block *b = st ? NULL : gr_calloc(1, sizeof *b);
     if (!st && !b) st = GRAFT_E_NOMEM;
-    if (!st && !(b->dir = gr_strdup(dir))) { free(b); b = NULL; st = GRAFT_E_NOMEM; }
-    if (!st && (st = vec_push(blocks, b)) != GRAFT_OK) { free(b->dir); free(b); }
+    if (!st && !(b->dir = gr_strdup(dir))) {
+        free(b);
+        b = NULL;
+        st = GRAFT_E_NOMEM;
+    }
+    if (!st && (st = vec_push(blocks, b)) != GRAFT_OK) {
+        free(b->dir);
+        free(b);
+    }
     for (size_t i = 0; !st && i < names.n; i++) {
         char *p = join_path(dir, names.v[i]);
-        if (!p) { st = GRAFT_E_NOMEM; break; }
+        if (!p) {
+            st = GRAFT_E_NOMEM;
+            break;
+        }
         if (is_dir(p)) {
             st = walk(p, depth + 1, blocks);
             free(p);
@@ -294,7 +325,7 @@ static void free_blocks(vec *blocks)
 /* Moves the files of one class folder, in torchvision's order, onto paths/labels. */
 static int add_class(const char *cdir, int cls, vec *paths, vec *labels_v)
 {
-    vec blocks = {0};
+    vec blocks = { 0 };
     int st = walk(cdir, 0, &blocks);
     if (!st) qsort(blocks.v, blocks.n, sizeof *blocks.v, cmp_block);
     size_t added = 0;
@@ -302,32 +333,41 @@ static int add_class(const char *cdir, int cls, vec *paths, vec *labels_v)
         folder_block *b = blocks.v[i];
         for (size_t j = 0; !st && j < b->files.n; j++) {
             st = vec_push(paths, b->files.v[j]);
-            if (!st) { b->files.v[j] = NULL; added++; }
+            if (!st) {
+                b->files.v[j] = NULL;
+                added++;
+            }
             if (!st) st = vec_push(labels_v, (void *)(intptr_t)cls);
         }
     }
     free_blocks(&blocks);
     if (!st && added == 0)
-        st = gr_err(GRAFT_E_FORMAT, "%s: empty class folder: no image files (.jpg .jpeg .png .pgm .ppm .pnm)", cdir);
+        st =
+            gr_err(GRAFT_E_FORMAT,
+                   "%s: empty class folder: no image files (.jpg .jpeg .png .pgm .ppm .pnm)", cdir);
     return st;
 }
 
 static int open_folder(const char *path, int allow_one_class, gr_dataset **out)
 {
-    vec classes = {0}, paths = {0}, labels = {0};
+    vec classes = { 0 }, paths = { 0 }, labels = { 0 };
     int st = list_dir(path, &classes);
     /* keep only folders: classes are the subfolders, loose files at the top are ignored */
     size_t k = 0;
     for (size_t i = 0; !st && i < classes.n; i++) {
         char *p = join_path(path, classes.v[i]);
-        if (!p) { st = GRAFT_E_NOMEM; break; }
+        if (!p) {
+            st = GRAFT_E_NOMEM;
+            break;
+        }
         if (is_dir(p)) classes.v[k++] = classes.v[i];
         else free(classes.v[i]);
         free(p);
     }
     if (!st) classes.n = k;
     if (!st && classes.n == 0)
-        st = gr_err(GRAFT_E_FORMAT, "%s: no class folders (expected %s/<class>/<image>)", path, path);
+        st = gr_err(GRAFT_E_FORMAT, "%s: no class folders (expected %s/<class>/<image>)", path,
+                    path);
     if (!st) st = class_count_check((int64_t)classes.n, "%s: %zu class folders", path, classes.n);
     for (size_t c = 0; !st && c < classes.n; c++) {
         char *cdir = join_path(path, classes.v[c]);
@@ -360,14 +400,17 @@ static int open_folder(const char *path, int allow_one_class, gr_dataset **out)
 
 /* ---- CSV / TSV (RFC 4180) ----------------------------------------------------------------- */
 
-typedef struct csv_row { vec fields; int line; } csv_row;
+typedef struct csv_row {
+    vec fields;
+    int line;
+} csv_row;
 
 /* Parses one record starting at *pos; fields are malloc'd strings, the first `maxf` of them
  * kept, all of them counted in *nf (so a row wider than the header costs no allocation). *line
  * is advanced over the record's newlines (quoted fields may hold some). Returns 1 when a record
  * was read, 0 at the end, or -status. */
-static int csv_record(const char *name, const char *s, size_t n, size_t *pos, char delim, int *line, vec *fields,
-                      size_t maxf, size_t *nf)
+static int csv_record(const char *name, const char *s, size_t n, size_t *pos, char delim, int *line,
+                      vec *fields, size_t maxf, size_t *nf)
 {
     *nf = 0;
     size_t i = *pos;
@@ -384,24 +427,33 @@ static int csv_record(const char *name, const char *s, size_t n, size_t *pos, ch
             for (;;) {
                 if (i >= n) {
                     free(buf);
-                    return -gr_err(GRAFT_E_FORMAT, "%s:%d: a quoted field is not closed", name, start_line);
+                    return -gr_err(GRAFT_E_FORMAT, "%s:%d: a quoted field is not closed", name,
+                                   start_line);
                 }
                 if (s[i] == '"') {
                     if (i + 1 < n && s[i + 1] == '"') i++; /* "" is one quote */
-                    else { i++; break; }
+                    else {
+                        i++;
+                        break;
+                    }
                 }
                 if (s[i] == '\n') (*line)++;
                 if (len + 1 >= cap) {
                     cap = cap ? 2 * cap : 64;
                     char *nb = realloc(buf, cap);
-                    if (!nb) { free(buf); return -gr_err(GRAFT_E_NOMEM, "out of memory"); }
+                    if (!nb) {
+                        free(buf);
+                        return -gr_err(GRAFT_E_NOMEM, "out of memory");
+                    }
                     buf = nb;
                 }
                 buf[len++] = s[i++];
             }
         }
         size_t from = i;
-        while (i < n && s[i] != delim && s[i] != '\n' && !(s[i] == '\r' && (i + 1 == n || s[i + 1] == '\n'))) i++;
+        while (i < n && s[i] != delim && s[i] != '\n' &&
+               !(s[i] == '\r' && (i + 1 == n || s[i + 1] == '\n')))
+            i++;
         if (quoted && i > from) {
             free(buf);
             return -gr_err(GRAFT_E_FORMAT, "%s:%d: text after a closing quote", name, *line);
@@ -409,10 +461,20 @@ static int csv_record(const char *name, const char *s, size_t n, size_t *pos, ch
         if ((*nf)++ < maxf) {
             size_t k = quoted ? len : i - from;
             char *f = gr_malloc(k + 1);
-            if (f) { if (k) memcpy(f, quoted ? buf : s + from, k); f[k] = 0; }
-            if (!f || vec_push(fields, f)) { free(f); free(buf); return -GRAFT_E_NOMEM; }
+            if (f) {
+                if (k) memcpy(f, quoted ? buf : s + from, k);
+                f[k] = 0;
+            }
+            if (!f || vec_push(fields, f)) {
+                free(f);
+                free(buf);
+                return -GRAFT_E_NOMEM;
+            }
         }
-        if (i < n && s[i] == delim) { i++; continue; }
+        if (i < n && s[i] == delim) {
+            i++;
+            continue;
+        }
         if (i < n && s[i] == '\r') i++;
         if (i < n && s[i] == '\n') i++;
         (*line)++;
@@ -432,7 +494,8 @@ static void free_rows(csv_row *rows, size_t n)
 /* All records except blank lines (one empty unquoted field). The header may have up to
  * CSV_MAX_COLUMNS fields and every row must have as many as the header, checked as each row is
  * read: the cells kept are at most the file's bytes, whatever its shape. */
-static int csv_parse(const char *name, const char *s, size_t n, char delim, csv_row **rows_out, size_t *nrows)
+static int csv_parse(const char *name, const char *s, size_t n, char delim, csv_row **rows_out,
+                     size_t *nrows)
 {
     csv_row *rows = NULL;
     size_t cnt = 0, cap = 0, pos = 0, ncol = CSV_MAX_COLUMNS, nf = 0;
@@ -442,7 +505,10 @@ static int csv_parse(const char *name, const char *s, size_t n, char delim, csv_
         if (cnt == cap) {
             cap = cap ? 2 * cap : 256;
             csv_row *nr = realloc(rows, cap * sizeof *nr);
-            if (!nr) { free_rows(rows, cnt); return gr_err(GRAFT_E_NOMEM, "out of memory"); }
+            if (!nr) {
+                free_rows(rows, cnt);
+                return gr_err(GRAFT_E_NOMEM, "out of memory");
+            }
             rows = nr;
         }
         memset(&rows[cnt], 0, sizeof rows[cnt]);
@@ -450,16 +516,25 @@ static int csv_parse(const char *name, const char *s, size_t n, char delim, csv_
         /* a row's fields in one allocation of the header's width (vec_push would reserve 64) */
         if (cnt > 0 && !(rows[cnt].fields.v = gr_malloc(ncol * sizeof(void *)))) st = GRAFT_E_NOMEM;
         rows[cnt].fields.cap = cnt > 0 ? ncol : 0;
-        int blank = pos < n && (s[pos] == '\n' || (s[pos] == '\r' && pos + 1 < n && s[pos + 1] == '\n'));
+        int blank =
+            pos < n && (s[pos] == '\n' || (s[pos] == '\r' && pos + 1 < n && s[pos + 1] == '\n'));
         int r = st ? -st : csv_record(name, s, n, &pos, delim, &line, &rows[cnt].fields, ncol, &nf);
-        if (r > 0 && blank) { vec_free_all(&rows[cnt].fields); continue; }
+        if (r > 0 && blank) {
+            vec_free_all(&rows[cnt].fields);
+            continue;
+        }
         if (r > 0 && cnt == 0 && nf > CSV_MAX_COLUMNS)
-            r = -gr_err(GRAFT_E_UNSUPPORTED, "%s:%d: the header has %zu columns, graft reads at most %d", name,
+            r = -gr_err(GRAFT_E_UNSUPPORTED,
+                        "%s:%d: the header has %zu columns, graft reads at most %d", name,
                         rows[cnt].line, nf, CSV_MAX_COLUMNS);
         if (r > 0 && cnt > 0 && nf != ncol)
-            r = -gr_err(GRAFT_E_FORMAT, "%s:%d: %zu fields, the header has %zu", name, rows[cnt].line, nf, ncol);
+            r = -gr_err(GRAFT_E_FORMAT, "%s:%d: %zu fields, the header has %zu", name,
+                        rows[cnt].line, nf, ncol);
         if (r <= 0) vec_free_all(&rows[cnt].fields);
-        if (r < 0) { free_rows(rows, cnt); return -r; }
+        if (r < 0) {
+            free_rows(rows, cnt);
+            return -r;
+        }
         if (r == 0) break;
         if (cnt++ == 0) ncol = nf;
     }
@@ -492,7 +567,8 @@ static int label_ok(const char *s)
 static int all_digits(const char *s)
 {
     if (!*s) return 0;
-    for (; *s; s++) if (!isdigit((unsigned char)*s)) return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s)) return 0;
     return 1;
 }
 
@@ -508,10 +584,12 @@ static int csv_classes(gr_dataset *ds, csv_row *rows, size_t nrows, int lcol)
         for (size_t r = 1; r < nrows; r++) {
             const char *s = rows[r].fields.v[lcol];
             long long v = strtoll(s, NULL, 10);
-            int st = class_count_check(v < INT64_MAX ? v + 1 : v,
-                                       "%s:%d: bad label \"%.40s\": integer class ids keep their values, so it makes %s%lld classes",
-                                       ds->source, rows[r].line, s, v < INT64_MAX ? "" : "more than ",
-                                       v < INT64_MAX ? v + 1 : v);
+            int st =
+                class_count_check(v < INT64_MAX ? v + 1 : v,
+                                  "%s:%d: bad label \"%.40s\": integer class ids keep their "
+                                  "values, so it makes %s%lld classes",
+                                  ds->source, rows[r].line, s, v < INT64_MAX ? "" : "more than ",
+                                  v < INT64_MAX ? v + 1 : v);
             if (st) return st;
             ds->labels[r - 1] = (int32_t)v;
             if (v > maxv) maxv = v;
@@ -541,7 +619,8 @@ static int csv_classes(gr_dataset *ds, csv_row *rows, size_t nrows, int lcol)
 }
 
 /* The rows → samples: paths (resolved, must exist), labels, extra columns. */
-static int csv_samples(gr_dataset *ds, csv_row *rows, size_t nrows, int pcol, int lcol, const char *dir)
+static int csv_samples(gr_dataset *ds, csv_row *rows, size_t nrows, int pcol, int lcol,
+                       const char *dir)
 {
     size_t ncol = rows[0].fields.n; /* every row has as many fields (csv_parse) */
     for (size_t r = 1; r < nrows; r++) {
@@ -552,12 +631,15 @@ static int csv_samples(gr_dataset *ds, csv_row *rows, size_t nrows, int pcol, in
         ds->paths[r - 1] = full;
         struct stat sb;
         if (stat(full, &sb) != 0)
-            return gr_err(GRAFT_E_IO, "%s:%d: image file %s: %s", ds->source, rows[r].line, full, strerror(errno));
+            return gr_err(GRAFT_E_IO, "%s:%d: image file %s: %s", ds->source, rows[r].line, full,
+                          strerror(errno));
         if (!S_ISREG(sb.st_mode))
-            return gr_err(GRAFT_E_IO, "%s:%d: image file %s is not a regular file", ds->source, rows[r].line, full);
+            return gr_err(GRAFT_E_IO, "%s:%d: image file %s is not a regular file", ds->source,
+                          rows[r].line, full);
         if (lcol >= 0 && !label_ok(rows[r].fields.v[lcol]))
             return gr_err(GRAFT_E_FORMAT, "%s:%d: bad label \"%s\" (%s)", ds->source, rows[r].line,
-                          (char *)rows[r].fields.v[lcol], *(char *)rows[r].fields.v[lcol] ? "control characters" : "empty");
+                          (char *)rows[r].fields.v[lcol],
+                          *(char *)rows[r].fields.v[lcol] ? "control characters" : "empty");
     }
     int j = 0;
     for (size_t c = 0; c < ncol; c++) {
@@ -578,14 +660,20 @@ static int csv_build(gr_dataset *ds, csv_row *rows, size_t nrows)
     int pcol = find_col(hdr, "path"), lcol = find_col(hdr, "label");
     /* no "path"/"label" names: the first two columns (or one column: unlabelled). A named
      * "path" without a "label" column means unlabelled. */
-    if (pcol < 0 && lcol < 0) { pcol = 0; lcol = hdr->n >= 2 ? 1 : -1; }
-    else if (pcol < 0) pcol = lcol == 0 ? 1 : 0;
-    if (pcol >= (int)hdr->n) return gr_err(GRAFT_E_FORMAT, "%s:1: the header has no path column", ds->source);
+    if (pcol < 0 && lcol < 0) {
+        pcol = 0;
+        lcol = hdr->n >= 2 ? 1 : -1;
+    } else if (pcol < 0) pcol = lcol == 0 ? 1 : 0;
+    if (pcol >= (int)hdr->n)
+        return gr_err(GRAFT_E_FORMAT, "%s:1: the header has no path column", ds->source);
     ds->n = (int64_t)nrows - 1;
-    if (ds->n == 0) return gr_err(GRAFT_E_FORMAT, "%s: the dataset has no samples (only a header line)", ds->source);
+    if (ds->n == 0)
+        return gr_err(GRAFT_E_FORMAT, "%s: the dataset has no samples (only a header line)",
+                      ds->source);
     size_t n = (size_t)ds->n;
     ds->ncol = (int)hdr->n - 1 - (lcol >= 0);
-    if (!(ds->paths = gr_calloc(n, sizeof(char *))) || !(ds->labels = gr_malloc(n * sizeof(int32_t))) ||
+    if (!(ds->paths = gr_calloc(n, sizeof(char *))) ||
+        !(ds->labels = gr_malloc(n * sizeof(int32_t))) ||
         !(ds->col_names = gr_calloc((size_t)ds->ncol + 1, sizeof(char *))) ||
         !(ds->cols = gr_calloc((size_t)ds->ncol + 1, sizeof(char **))))
         return GRAFT_E_NOMEM;
@@ -651,7 +739,8 @@ static int gz_open(gz *g, const char *name, const uint8_t *src, size_t n)
     memset(g, 0, sizeof *g);
     g->z.next_in = (Bytef *)src;
     g->z.avail_in = 0;
-    if (inflateInit2(&g->z, 15 + 16) != Z_OK) return gr_err(GRAFT_E_NOMEM, "%s: zlib init failed", name);
+    if (inflateInit2(&g->z, 15 + 16) != Z_OK)
+        return gr_err(GRAFT_E_NOMEM, "%s: zlib init failed", name);
     g->open = 1;
     (void)n;
     return GRAFT_OK;
@@ -665,7 +754,8 @@ static void gz_close(gz *g)
 
 /* Inflates up to `len` bytes into dst from the gzip data src[0..n) (members concatenated, as
  * gzip allows); *got is how many came out (less than len only at the end). */
-static int gz_read(gz *g, const char *name, const uint8_t *src, size_t n, uint8_t *dst, size_t len, size_t *got)
+static int gz_read(gz *g, const char *name, const uint8_t *src, size_t n, uint8_t *dst, size_t len,
+                   size_t *got)
 {
     size_t done = 0;
     while (done < len && !g->eof) {
@@ -682,11 +772,13 @@ static int gz_read(gz *g, const char *name, const uint8_t *src, size_t n, uint8_
         if (r == Z_STREAM_END) {
             used = (size_t)(g->z.next_in - (const Bytef *)src);
             if (n - used >= 2 && src[used] == 0x1f && src[used + 1] == 0x8b) inflateReset(&g->z);
-            else g->eof = 1; /* trailing bytes after the last member are ignored, as gzip -d warns */
+            else
+                g->eof = 1; /* trailing bytes after the last member are ignored, as gzip -d warns */
         } else if (r != Z_OK) {
             if (r == Z_BUF_ERROR && g->z.avail_in == 0)
                 return gr_err(GRAFT_E_FORMAT, "%s: truncated gzip data", name);
-            return gr_err(GRAFT_E_FORMAT, "%s: corrupt gzip data (%s)", name, g->z.msg ? g->z.msg : "inflate error");
+            return gr_err(GRAFT_E_FORMAT, "%s: corrupt gzip data (%s)", name,
+                          g->z.msg ? g->z.msg : "inflate error");
         }
     }
     *got = done;
@@ -700,7 +792,12 @@ static int gz_read(gz *g, const char *name, const uint8_t *src, size_t n, uint8_
  * (and at most the tensor-bytes limit); a gzip file's must need at most the decompressed-bytes
  * limit and at most what its compressed bytes can hold, and its stream is inflated into a buffer
  * that grows as data comes out, stopping one byte past what the header declares. */
-typedef struct idx_file { int64_t dims[3]; int ndim; uint8_t *data; size_t bytes; } idx_file;
+typedef struct idx_file {
+    int64_t dims[3];
+    int ndim;
+    uint8_t *data;
+    size_t bytes;
+} idx_file;
 
 #define IDX_ABSURD ((uint64_t)1 << 62) /* a payload past this is reported as "more than" it */
 
@@ -708,16 +805,20 @@ static int idx_header(const char *path, const uint8_t *h, int ndim, uint32_t mag
 {
     uint32_t m = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
     if (m != magic)
-        return gr_err(GRAFT_E_FORMAT, "%s: not an IDX %s file (magic 0x%08x, expected 0x%08x)", path,
-                      ndim == 3 ? "images" : "labels", m, magic);
+        return gr_err(GRAFT_E_FORMAT, "%s: not an IDX %s file (magic 0x%08x, expected 0x%08x)",
+                      path, ndim == 3 ? "images" : "labels", m, magic);
     f->ndim = ndim;
     uint64_t total = 1;
     for (int d = 0; d < ndim; d++) {
         const uint8_t *p = h + 4 + 4 * d;
-        f->dims[d] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
-        if (f->dims[d] > 0x7FFFFFFF) return gr_err(GRAFT_E_FORMAT, "%s: dimension %d is %lld", path, d, (long long)f->dims[d]);
+        f->dims[d] =
+            (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+        if (f->dims[d] > 0x7FFFFFFF)
+            return gr_err(GRAFT_E_FORMAT, "%s: dimension %d is %lld", path, d,
+                          (long long)f->dims[d]);
         total *= (uint64_t)f->dims[d]; /* 31-bit factors: the product stays below 2^93... */
-        if (total > IDX_ABSURD) total = IDX_ABSURD + 1; /* ...so saturate it as soon as it is absurd */
+        if (total > IDX_ABSURD)
+            total = IDX_ABSURD + 1; /* ...so saturate it as soon as it is absurd */
     }
     f->bytes = (size_t)total;
     return GRAFT_OK;
@@ -735,7 +836,8 @@ static const char *idx_need(const idx_file *f, char *buf, size_t n)
  * longer than its header), into a buffer grown by doubling from 1 MB. */
 static int idx_inflate(gz *g, const char *path, const uint8_t *raw, size_t n, idx_file *f)
 {
-    size_t cap = f->bytes < ((size_t)1 << 20) ? f->bytes : (size_t)1 << 20, done = 0, got = 0, more = 0;
+    size_t cap = f->bytes < ((size_t)1 << 20) ? f->bytes : (size_t)1 << 20, done = 0, got = 0,
+           more = 0;
     uint8_t *buf = gr_malloc(cap ? cap : 1), extra;
     int st = buf ? GRAFT_OK : GRAFT_E_NOMEM;
     while (!st && !(st = gz_read(g, path, raw, n, buf + done, cap - done, &got))) {
@@ -749,14 +851,16 @@ static int idx_inflate(gz *g, const char *path, const uint8_t *raw, size_t n, id
     if (!st && done == f->bytes) st = gz_read(g, path, raw, n, &extra, 1, &more);
     char need[48];
     if (!st && (done != f->bytes || more))
-        st = gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %s data bytes, the file holds %s%zu", path,
-                    idx_need(f, need, sizeof need), more ? "more than " : "", more ? f->bytes : done);
+        st = gr_err(
+            GRAFT_E_FORMAT, "%s: the header's counts need %s data bytes, the file holds %s%zu",
+            path, idx_need(f, need, sizeof need), more ? "more than " : "", more ? f->bytes : done);
     if (st) free(buf);
     else f->data = buf;
     return st;
 }
 
-static int idx_gz(const char *path, const uint8_t *raw, size_t n, int ndim, uint32_t magic, idx_file *f)
+static int idx_gz(const char *path, const uint8_t *raw, size_t n, int ndim, uint32_t magic,
+                  idx_file *f)
 {
     gz g;
     int st = gz_open(&g, path, raw, n);
@@ -769,12 +873,15 @@ static int idx_gz(const char *path, const uint8_t *raw, size_t n, int ndim, uint
     if (!st) st = idx_header(path, h, ndim, magic, f);
     /* deflate expands at most 1032:1, so a header asking for more is refused unallocated */
     if (!st && f->bytes / 1032 > n)
-        st = gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %s bytes, more than %zu compressed bytes can hold",
-                    path, idx_need(f, need, sizeof need), n);
+        st =
+            gr_err(GRAFT_E_FORMAT,
+                   "%s: the header's counts need %s bytes, more than %zu compressed bytes can hold",
+                   path, idx_need(f, need, sizeof need), n);
     /* the header and the payload its counts need (below 1032 x 16 GiB after the check above) */
     if (!st)
         st = gr_limit_check(GRAFT_LIMIT_DECOMPRESSED_BYTES, (int64_t)(f->bytes + hl),
-                            "%s: the header's counts make %zu bytes decompressed", path, f->bytes + hl);
+                            "%s: the header's counts make %zu bytes decompressed", path,
+                            f->bytes + hl);
     if (!st) st = idx_inflate(&g, path, raw, n, f);
     gz_close(&g);
     return st;
@@ -791,10 +898,12 @@ static int idx_raw(const char *path, FILE *fp, size_t n, int ndim, uint32_t magi
     int st = read_bytes(path, fp, h, hl);
     if (!st) st = idx_header(path, h, ndim, magic, f);
     if (!st && f->bytes != n - hl)
-        st = gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %s data bytes, the file holds %zu", path,
-                    idx_need(f, need, sizeof need), n - hl);
+        st =
+            gr_err(GRAFT_E_FORMAT, "%s: the header's counts need %s data bytes, the file holds %zu",
+                   path, idx_need(f, need, sizeof need), n - hl);
     if (!st)
-        st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)f->bytes, "%s: the IDX data is %zu bytes", path, f->bytes);
+        st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)f->bytes,
+                            "%s: the IDX data is %zu bytes", path, f->bytes);
     if (!st && !(f->data = gr_malloc(f->bytes ? f->bytes : 1))) st = GRAFT_E_NOMEM;
     if (!st) st = read_bytes(path, fp, f->data, f->bytes);
     return st;
@@ -805,7 +914,7 @@ static int idx_load(const char *path, int ndim, uint32_t magic, idx_file *f)
     memset(f, 0, sizeof *f);
     FILE *fp = NULL;
     size_t n = 0;
-    uint8_t magic2[2] = {0, 0};
+    uint8_t magic2[2] = { 0, 0 };
     int st = open_regular(path, &fp, &n);
     if (st) return st;
     int gzipped = n >= 2 && fread(magic2, 1, 2, fp) == 2 && magic2[0] == 0x1f && magic2[1] == 0x8b;
@@ -818,15 +927,18 @@ static int idx_load(const char *path, int ndim, uint32_t magic, idx_file *f)
         free(raw);
     }
     fclose(fp);
-    if (st) { free(f->data); f->data = NULL; }
+    if (st) {
+        free(f->data);
+        f->data = NULL;
+    }
     return st;
 }
 
 static int is_fashion(const char *path)
 {
     const char *b = base_name(path);
-    static const char *files[] = {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte",
-                                  "t10k-images-idx3-ubyte.gz"};
+    static const char *files[] = { "train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
+                                   "t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz" };
     int known = 0;
     for (size_t i = 0; i < 4; i++) known |= strcmp(b, files[i]) == 0;
     if (!known || b == path) return 0;
@@ -848,7 +960,7 @@ static char *idx_labels_path(const char *path)
     const char *tail = m + strlen("images-idx3-ubyte");
     char *p = gr_malloc(strlen(path) + 8);
     if (!p) return NULL;
-    const char *tails[2] = {tail, *tail ? "" : ".gz"};
+    const char *tails[2] = { tail, *tail ? "" : ".gz" };
     for (int t = 0; t < 2; t++) {
         snprintf(p, strlen(path) + 8, "%.*slabels-idx1-ubyte%s", (int)pre, path, tails[t]);
         struct stat sb;
@@ -860,21 +972,25 @@ static char *idx_labels_path(const char *path)
 
 static int idx_fill(gr_dataset *ds, idx_file *im, idx_file *lb)
 {
-    static const char *fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+    static const char *fashion[10] = {
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"
+    };
     if (im->dims[0] != lb->dims[0])
-        return gr_err(GRAFT_E_FORMAT, "%s: %lld images but %lld labels in its labels file", ds->source,
-                      (long long)im->dims[0], (long long)lb->dims[0]);
-    if (im->dims[1] <= 0 || im->dims[2] <= 0 || im->dims[1] > GR_IMAGE_MAX_SIDE || im->dims[2] > GR_IMAGE_MAX_SIDE)
-        return gr_err(GRAFT_E_FORMAT, "%s: images of %lldx%lld pixels", ds->source, (long long)im->dims[2],
-                      (long long)im->dims[1]);
+        return gr_err(GRAFT_E_FORMAT, "%s: %lld images but %lld labels in its labels file",
+                      ds->source, (long long)im->dims[0], (long long)lb->dims[0]);
+    if (im->dims[1] <= 0 || im->dims[2] <= 0 || im->dims[1] > GR_IMAGE_MAX_SIDE ||
+        im->dims[2] > GR_IMAGE_MAX_SIDE)
+        return gr_err(GRAFT_E_FORMAT, "%s: images of %lldx%lld pixels", ds->source,
+                      (long long)im->dims[2], (long long)im->dims[1]);
     ds->n = im->dims[0];
     ds->h = (int)im->dims[1];
     ds->w = (int)im->dims[2];
     ds->c = 1;
     ds->pixels = im->data;
     im->data = NULL;
-    if (!(ds->labels = gr_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *ds->labels))) return GRAFT_E_NOMEM;
+    if (!(ds->labels = gr_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *ds->labels)))
+        return GRAFT_E_NOMEM;
     int maxv = -1;
     for (int64_t i = 0; i < ds->n; i++) {
         ds->labels[i] = lb->data[i];
@@ -892,11 +1008,12 @@ static int open_idx(const char *path, int allow_one_class, gr_dataset **out)
 {
     char *lpath = idx_labels_path(path);
     if (!lpath) return GRAFT_E_NOMEM;
-    idx_file im = {0}, lb = {0};
+    idx_file im = { 0 }, lb = { 0 };
     gr_dataset *ds = NULL;
     int st = idx_load(path, 3, 0x00000803, &im);
     if (!st) st = idx_load(lpath, 1, 0x00000801, &lb);
-    if (st && im.data) st = gr_err_prefix(st, "%s: its labels file", path); /* images ok, labels not */
+    if (st && im.data)
+        st = gr_err_prefix(st, "%s: its labels file", path); /* images ok, labels not */
     if (!st && !(ds = ds_new(GR_DS_IDX, path))) st = GRAFT_E_NOMEM;
     if (!st) st = idx_fill(ds, &im, &lb);
     if (!st) st = check_labels(ds, allow_one_class);
@@ -910,7 +1027,14 @@ static int open_idx(const char *path, int allow_one_class, gr_dataset **out)
 
 /* ---- NPY (a private reader: data must not depend on io) ---------------------------------- */
 
-typedef struct npy { char descr[8]; int rank; int64_t d[8]; uint8_t *buf; const uint8_t *data; size_t bytes; } npy;
+typedef struct npy {
+    char descr[8];
+    int rank;
+    int64_t d[8];
+    uint8_t *buf;
+    const uint8_t *data;
+    size_t bytes;
+} npy;
 
 static size_t npy_elem(const char *descr)
 {
@@ -924,16 +1048,24 @@ static size_t npy_elem(const char *descr)
 static int npy_dict(const char *path, const char *h, npy *a)
 {
     const char *p = strstr(h, "'descr'");
-    if (!p || !(p = strchr(p + 7, '\''))) return gr_err(GRAFT_E_FORMAT, "%s: .npy header has no descr", path);
-    if (sscanf(p, "'%7[^']'", a->descr) != 1) return gr_err(GRAFT_E_FORMAT, "%s: bad .npy descr", path);
+    if (!p || !(p = strchr(p + 7, '\'')))
+        return gr_err(GRAFT_E_FORMAT, "%s: .npy header has no descr", path);
+    if (sscanf(p, "'%7[^']'", a->descr) != 1)
+        return gr_err(GRAFT_E_FORMAT, "%s: bad .npy descr", path);
     if (!npy_elem(a->descr))
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: .npy element type '%s' (graft reads <f4 <f8 |u1 <i4 <i8)", path, a->descr);
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s: .npy element type '%s' (graft reads <f4 <f8 |u1 <i4 <i8)", path,
+                      a->descr);
     p = strstr(h, "'fortran_order'");
-    if (!p || !(p = strchr(p, ':'))) return gr_err(GRAFT_E_FORMAT, "%s: .npy header has no fortran_order", path);
+    if (!p || !(p = strchr(p, ':')))
+        return gr_err(GRAFT_E_FORMAT, "%s: .npy header has no fortran_order", path);
     for (p++; *p == ' '; p++) {}
-    if (strncmp(p, "False", 5)) return gr_err(GRAFT_E_UNSUPPORTED, "%s: Fortran-ordered .npy arrays are not supported", path);
+    if (strncmp(p, "False", 5))
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: Fortran-ordered .npy arrays are not supported",
+                      path);
     p = strstr(h, "'shape'");
-    if (!p || !(p = strchr(p, '('))) return gr_err(GRAFT_E_FORMAT, "%s: .npy header has no shape", path);
+    if (!p || !(p = strchr(p, '(')))
+        return gr_err(GRAFT_E_FORMAT, "%s: .npy header has no shape", path);
     for (p++;;) {
         while (*p == ' ' || *p == ',') p++;
         if (*p == ')') break;
@@ -955,9 +1087,12 @@ static int npy_load(const char *path, npy *a)
     int st = read_all(path, &a->buf, &n);
     if (st) return st;
     const uint8_t *b = a->buf;
-    if (n < 10 || memcmp(b, "\x93NUMPY", 6)) st = gr_err(GRAFT_E_FORMAT, "%s: not a .npy file (bad magic)", path);
-    else if (b[6] == 1) { hl = b[8] | (size_t)b[9] << 8; off = 10; }
-    else if ((b[6] == 2 || b[6] == 3) && n >= 12) {
+    if (n < 10 || memcmp(b, "\x93NUMPY", 6))
+        st = gr_err(GRAFT_E_FORMAT, "%s: not a .npy file (bad magic)", path);
+    else if (b[6] == 1) {
+        hl = b[8] | (size_t)b[9] << 8;
+        off = 10;
+    } else if ((b[6] == 2 || b[6] == 3) && n >= 12) {
         hl = b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
         off = 12;
     } else st = gr_err(GRAFT_E_UNSUPPORTED, "%s: .npy format version %d", path, b[6]);
@@ -975,15 +1110,21 @@ static int npy_load(const char *path, npy *a)
     if (!st) {
         uint64_t total = npy_elem(a->descr);
         for (int d = 0; d < a->rank && total <= MAX_FILE_BYTES; d++)
-            total = a->d[d] && total > MAX_FILE_BYTES / (uint64_t)a->d[d] ? MAX_FILE_BYTES + 1 : total * (uint64_t)a->d[d];
+            total = a->d[d] && total > MAX_FILE_BYTES / (uint64_t)a->d[d]
+                        ? MAX_FILE_BYTES + 1
+                        : total * (uint64_t)a->d[d];
         if (total != n - off - hl)
-            st = gr_err(GRAFT_E_FORMAT, "%s: .npy data has %zu bytes, the header's shape needs %s%llu", path,
+            st = gr_err(GRAFT_E_FORMAT,
+                        "%s: .npy data has %zu bytes, the header's shape needs %s%llu", path,
                         n - off - hl, total > MAX_FILE_BYTES ? "more than " : "",
                         (unsigned long long)(total > MAX_FILE_BYTES ? MAX_FILE_BYTES : total));
         a->data = b + off + hl;
         a->bytes = (size_t)total;
     }
-    if (st) { free(a->buf); a->buf = NULL; }
+    if (st) {
+        free(a->buf);
+        a->buf = NULL;
+    }
     return st;
 }
 
@@ -997,13 +1138,20 @@ static int npy_fill_samples(gr_dataset *ds, const npy *a)
         if (!(ds->features = gr_malloc((cnt ? cnt : 1) * sizeof(float)))) return GRAFT_E_NOMEM;
         for (size_t i = 0; i < cnt; i++) {
             if (a->descr[2] == '4') memcpy(&ds->features[i], a->data + 4 * i, 4);
-            else { double v; memcpy(&v, a->data + 8 * i, 8); ds->features[i] = (float)v; }
+            else {
+                double v;
+                memcpy(&v, a->data + 8 * i, 8);
+                ds->features[i] = (float)v;
+            }
         }
         return GRAFT_OK;
     }
-    if (npy_elem(a->descr) == 1 && (a->rank == 3 || (a->rank == 4 && (a->d[3] == 1 || a->d[3] == 3)))) {
-        if (a->d[1] < 1 || a->d[2] < 1 || a->d[1] > GR_IMAGE_MAX_SIDE || a->d[2] > GR_IMAGE_MAX_SIDE)
-            return gr_err(GRAFT_E_FORMAT, "%s: images of %lldx%lld pixels", ds->source, (long long)a->d[2], (long long)a->d[1]);
+    if (npy_elem(a->descr) == 1 &&
+        (a->rank == 3 || (a->rank == 4 && (a->d[3] == 1 || a->d[3] == 3)))) {
+        if (a->d[1] < 1 || a->d[2] < 1 || a->d[1] > GR_IMAGE_MAX_SIDE ||
+            a->d[2] > GR_IMAGE_MAX_SIDE)
+            return gr_err(GRAFT_E_FORMAT, "%s: images of %lldx%lld pixels", ds->source,
+                          (long long)a->d[2], (long long)a->d[1]);
         ds->n = a->d[0];
         ds->h = (int)a->d[1];
         ds->w = (int)a->d[2];
@@ -1013,28 +1161,36 @@ static int npy_fill_samples(gr_dataset *ds, const npy *a)
         return GRAFT_OK;
     }
     return gr_err(GRAFT_E_UNSUPPORTED,
-                  "%s: a %d-d '%s' array is neither features (n, dim) float32/float64 nor images (n, h, w[, 1|3]) uint8",
+                  "%s: a %d-d '%s' array is neither features (n, dim) float32/float64 nor images "
+                  "(n, h, w[, 1|3]) uint8",
                   ds->source, a->rank, a->descr);
 }
 
 static int npy_fill_labels(gr_dataset *ds, const char *lpath, const npy *l)
 {
     if ((strcmp(l->descr, "<i4") && strcmp(l->descr, "<i8")) || l->rank != 1)
-        return gr_err(GRAFT_E_FORMAT, "%s: labels must be a 1-d int32 or int64 array (this is %d-d '%s')", lpath,
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: labels must be a 1-d int32 or int64 array (this is %d-d '%s')", lpath,
                       l->rank, l->descr);
     if (l->d[0] != ds->n)
-        return gr_err(GRAFT_E_FORMAT, "%s: %lld labels for the %lld samples of %s", lpath, (long long)l->d[0],
-                      (long long)ds->n, ds->source);
-    if (!(ds->labels = gr_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *ds->labels))) return GRAFT_E_NOMEM;
+        return gr_err(GRAFT_E_FORMAT, "%s: %lld labels for the %lld samples of %s", lpath,
+                      (long long)l->d[0], (long long)ds->n, ds->source);
+    if (!(ds->labels = gr_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *ds->labels)))
+        return GRAFT_E_NOMEM;
     int64_t maxv = -1;
     for (int64_t i = 0; i < ds->n; i++) {
         int64_t v;
-        if (l->descr[2] == '4') { int32_t t; memcpy(&t, l->data + 4 * i, 4); v = t; }
-        else memcpy(&v, l->data + 8 * i, 8);
+        if (l->descr[2] == '4') {
+            int32_t t;
+            memcpy(&t, l->data + 4 * i, 4);
+            v = t;
+        } else memcpy(&v, l->data + 8 * i, 8);
         if (v < 0)
-            return gr_err(GRAFT_E_FORMAT, "%s: label %lld of sample %lld is negative", lpath, (long long)v, (long long)i);
-        int st = class_count_check(v < INT64_MAX ? v + 1 : v, "%s: label %lld of sample %lld makes %lld classes", lpath,
-                                   (long long)v, (long long)i, (long long)(v < INT64_MAX ? v + 1 : v));
+            return gr_err(GRAFT_E_FORMAT, "%s: label %lld of sample %lld is negative", lpath,
+                          (long long)v, (long long)i);
+        int st = class_count_check(
+            v < INT64_MAX ? v + 1 : v, "%s: label %lld of sample %lld makes %lld classes", lpath,
+            (long long)v, (long long)i, (long long)(v < INT64_MAX ? v + 1 : v));
         if (st) return st;
         ds->labels[i] = (int32_t)v;
         if (v > maxv) maxv = v;
@@ -1045,8 +1201,10 @@ static int npy_fill_labels(gr_dataset *ds, const char *lpath, const npy *l)
 static int open_npy(const char *path, const char *labels_npy, int allow_one_class, gr_dataset **out)
 {
     if (!labels_npy)
-        return gr_err(GRAFT_E_ARG, "%s: a .npy dataset needs its labels (an int array of n) as a second .npy", path);
-    npy a, l = {0};
+        return gr_err(GRAFT_E_ARG,
+                      "%s: a .npy dataset needs its labels (an int array of n) as a second .npy",
+                      path);
+    npy a, l = { 0 };
     gr_dataset *ds = NULL;
     int st = npy_load(path, &a);
     if (st) return st;
@@ -1068,7 +1226,8 @@ int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_clas
 {
     if (!path || !out) return gr_err(GRAFT_E_ARG, "gr_dataset_open: NULL argument");
     struct stat sb;
-    if (stat(path, &sb) != 0) return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (stat(path, &sb) != 0)
+        return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) return open_folder(path, allow_one_class, out);
     const char *b = base_name(path);
     if (ends_with_ci(b, ".csv") || ends_with_ci(b, ".tsv") || ends_with_ci(b, ".txt"))
@@ -1076,17 +1235,25 @@ int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_clas
     if (ends_with_ci(b, ".npy")) return open_npy(path, labels_npy, allow_one_class, out);
     if (strstr(b, "-images-idx3-ubyte")) return open_idx(path, allow_one_class, out);
     if (strstr(b, "-labels-idx1-ubyte"))
-        return gr_err(GRAFT_E_ARG, "%s: open the matching *-images-idx3-ubyte file; its labels are found next to it", path);
+        return gr_err(
+            GRAFT_E_ARG,
+            "%s: open the matching *-images-idx3-ubyte file; its labels are found next to it",
+            path);
     return gr_err(GRAFT_E_ARG,
-                  "%s: cannot tell the dataset kind (expected a folder, .csv/.tsv/.txt, *-images-idx3-ubyte[.gz] or .npy)", path);
+                  "%s: cannot tell the dataset kind (expected a folder, .csv/.tsv/.txt, "
+                  "*-images-idx3-ubyte[.gz] or .npy)",
+                  path);
 }
 
 int gr_dataset_image(const gr_dataset *ds, int64_t i, gr_image *out)
 {
     if (i < 0 || i >= ds->n)
-        return gr_err(GRAFT_E_ARG, "%s: sample %lld is outside 0..%lld", ds->source, (long long)i, (long long)ds->n - 1);
+        return gr_err(GRAFT_E_ARG, "%s: sample %lld is outside 0..%lld", ds->source, (long long)i,
+                      (long long)ds->n - 1);
     if (ds->paths) return gr_image_decode(ds->paths[i], out);
-    if (!ds->pixels) return gr_err(GRAFT_E_ARG, "%s[%lld]: dataset holds features, not images", ds->source, (long long)i);
+    if (!ds->pixels)
+        return gr_err(GRAFT_E_ARG, "%s[%lld]: dataset holds features, not images", ds->source,
+                      (long long)i);
     size_t np = (size_t)ds->w * (size_t)ds->h;
     uint8_t *rgb = gr_malloc(np * 3);
     if (!rgb) return GRAFT_E_NOMEM;
@@ -1105,7 +1272,11 @@ char *gr_dataset_class_json(const gr_dataset *ds)
     cJSON *a = cJSON_CreateArray();
     for (int c = 0; a && c < ds->nclass; c++) {
         cJSON *s = cJSON_CreateString(ds->class_names[c]);
-        if (!s) { cJSON_Delete(a); a = NULL; break; }
+        if (!s) {
+            cJSON_Delete(a);
+            a = NULL;
+            break;
+        }
         cJSON_AddItemToArray(a, s);
     }
     char *txt = a ? cJSON_PrintUnformatted(a) : NULL;
@@ -1139,19 +1310,28 @@ static void shuffle(int64_t *a, int64_t n, gr_rng *rng)
 /* Sample indices grouped by class (counting sort): members of class c are
  * order[start[c] .. start[c+1]) ascending. Only the listed samples (idx, or all) count;
  * unlabelled ones are left out. */
-static int by_class(const gr_dataset *ds, const int64_t *idx, int64_t nidx, int64_t **order, int64_t **start)
+static int by_class(const gr_dataset *ds, const int64_t *idx, int64_t nidx, int64_t **order,
+                    int64_t **start)
 {
     int K = ds->nclass;
     int64_t *st = gr_calloc((size_t)K + 2, sizeof *st);
     int64_t *ord = gr_malloc((size_t)(nidx ? nidx : 1) * sizeof *ord);
-    if (!st || !ord) { free(st); free(ord); return GRAFT_E_NOMEM; }
+    if (!st || !ord) {
+        free(st);
+        free(ord);
+        return GRAFT_E_NOMEM;
+    }
     for (int64_t j = 0; j < nidx; j++) {
         int32_t y = ds->labels[idx ? idx[j] : j];
         if (y >= 0 && y < K) st[y + 1]++;
     }
     for (int c = 0; c < K; c++) st[c + 1] += st[c];
     int64_t *fill = gr_malloc(((size_t)K + 1) * sizeof *fill);
-    if (!fill) { free(st); free(ord); return GRAFT_E_NOMEM; }
+    if (!fill) {
+        free(st);
+        free(ord);
+        return GRAFT_E_NOMEM;
+    }
     memcpy(fill, st, ((size_t)K + 1) * sizeof *fill);
     for (int64_t j = 0; j < nidx; j++) {
         int64_t i = idx ? idx[j] : j;
@@ -1159,7 +1339,8 @@ static int by_class(const gr_dataset *ds, const int64_t *idx, int64_t nidx, int6
         if (y >= 0 && y < K) ord[fill[y]++] = i;
     }
     free(fill);
-    for (int c = 0; c < K; c++) qsort(ord + st[c], (size_t)(st[c + 1] - st[c]), sizeof *ord, cmp_i64);
+    for (int c = 0; c < K; c++)
+        qsort(ord + st[c], (size_t)(st[c + 1] - st[c]), sizeof *ord, cmp_i64);
     *order = ord;
     *start = st;
     return GRAFT_OK;
@@ -1177,25 +1358,30 @@ static void part_sizes(int64_t m, const double frac[3], int64_t sz[3])
     for (int p = 0; p < 3; p++) {
         if (frac[p] <= 0 || sz[p] > 0) continue;
         int big = 0;
-        for (int q = 1; q < 3; q++) if (sz[q] > sz[big]) big = q;
+        for (int q = 1; q < 3; q++)
+            if (sz[q] > sz[big]) big = q;
         sz[big]--;
         sz[p]++;
     }
 }
 
-int gr_split_stratified(const gr_dataset *ds, const double frac[3], uint64_t seed, int64_t *idx[3], int64_t cnt[3])
+int gr_split_stratified(const gr_dataset *ds, const double frac[3], uint64_t seed, int64_t *idx[3],
+                        int64_t cnt[3])
 {
     double sum = 0;
     for (int p = 0; p < 3; p++) {
-        if (!(frac[p] >= 0 && frac[p] <= 1)) return gr_err(GRAFT_E_ARG, "split fractions must be in [0, 1] (got %g)", frac[p]);
+        if (!(frac[p] >= 0 && frac[p] <= 1))
+            return gr_err(GRAFT_E_ARG, "split fractions must be in [0, 1] (got %g)", frac[p]);
         sum += frac[p];
     }
     if (fabs(sum - 1) > 1e-6 || frac[0] <= 0)
-        return gr_err(GRAFT_E_ARG, "split fractions %g/%g/%g must sum to 1 with a non-zero train part", frac[0], frac[1], frac[2]);
+        return gr_err(GRAFT_E_ARG,
+                      "split fractions %g/%g/%g must sum to 1 with a non-zero train part", frac[0],
+                      frac[1], frac[2]);
     int64_t *ord, *start;
     if (by_class(ds, NULL, ds->n, &ord, &start)) return GRAFT_E_NOMEM;
     int64_t *out[3];
-    int64_t k[3] = {0, 0, 0};
+    int64_t k[3] = { 0, 0, 0 };
     for (int p = 0; p < 3; p++) out[p] = gr_malloc((size_t)(ds->n ? ds->n : 1) * sizeof(int64_t));
     if (!out[0] || !out[1] || !out[2]) {
         for (int p = 0; p < 3; p++) free(out[p]);
@@ -1213,7 +1399,8 @@ int gr_split_stratified(const gr_dataset *ds, const double frac[3], uint64_t see
             for (int64_t t = 0; t < sz[p]; t++) out[p][k[p]++] = a[j++];
     }
     for (int64_t i = 0; i < ds->n; i++)
-        if (ds->labels[i] < 0) out[0][k[0]++] = i; /* unlabelled samples train (semi-supervised use) */
+        if (ds->labels[i] < 0)
+            out[0][k[0]++] = i; /* unlabelled samples train (semi-supervised use) */
     for (int p = 0; p < 3; p++) {
         qsort(out[p], (size_t)k[p], sizeof(int64_t), cmp_i64);
         idx[p] = out[p];
@@ -1224,7 +1411,8 @@ int gr_split_stratified(const gr_dataset *ds, const double frac[3], uint64_t see
     return GRAFT_OK;
 }
 
-int gr_sample_kshot(const gr_dataset *ds, const int64_t *pool, int64_t npool, int k, uint64_t seed, int64_t **out)
+int gr_sample_kshot(const gr_dataset *ds, const int64_t *pool, int64_t npool, int k, uint64_t seed,
+                    int64_t **out)
 {
     if (k < 1) return gr_err(GRAFT_E_ARG, "k-shot: k must be at least 1 (got %d)", k);
     if (!pool) npool = ds->n;
@@ -1234,7 +1422,8 @@ int gr_sample_kshot(const gr_dataset *ds, const int64_t *pool, int64_t npool, in
         if (pool[j] < 0 || pool[j] >= ds->n || seen[pool[j]]) {
             int64_t bad = pool[j];
             free(seen);
-            return gr_err(GRAFT_E_ARG, "k-shot: pool entry %lld (sample %lld) is %s", (long long)j, (long long)bad,
+            return gr_err(GRAFT_E_ARG, "k-shot: pool entry %lld (sample %lld) is %s", (long long)j,
+                          (long long)bad,
                           bad < 0 || bad >= ds->n ? "outside the dataset" : "listed twice");
         }
         seen[pool[j]] = 1;
@@ -1245,8 +1434,10 @@ int gr_sample_kshot(const gr_dataset *ds, const int64_t *pool, int64_t npool, in
     int st = GRAFT_OK;
     for (int c = 0; !st && c < ds->nclass; c++)
         if (start[c + 1] - start[c] < k)
-            st = gr_err(GRAFT_E_ARG, "%s: class %d (%s) has %lld labelled examples in the pool, fewer than k = %d", ds->source,
-                        c, ds->class_names[c], (long long)(start[c + 1] - start[c]), k);
+            st = gr_err(
+                GRAFT_E_ARG,
+                "%s: class %d (%s) has %lld labelled examples in the pool, fewer than k = %d",
+                ds->source, c, ds->class_names[c], (long long)(start[c + 1] - start[c]), k);
     int64_t *res = st ? NULL : gr_malloc((size_t)ds->nclass * (size_t)k * sizeof *res + 1);
     if (!st && !res) st = GRAFT_E_NOMEM;
     gr_rng rng;
@@ -1273,11 +1464,17 @@ void gr_class_weights(const gr_dataset *ds, const int64_t *idx, int64_t nidx, fl
 {
     int64_t total = 0;
     int64_t *cnt = gr_calloc((size_t)ds->nclass + 1, sizeof *cnt);
-    if (!cnt) { for (int c = 0; c < ds->nclass; c++) w[c] = 1; return; }
+    if (!cnt) {
+        for (int c = 0; c < ds->nclass; c++) w[c] = 1;
+        return;
+    }
     if (!idx) nidx = ds->n;
     for (int64_t j = 0; j < nidx; j++) {
         int32_t y = ds->labels[idx ? idx[j] : j];
-        if (y >= 0 && y < ds->nclass) { cnt[y]++; total++; }
+        if (y >= 0 && y < ds->nclass) {
+            cnt[y]++;
+            total++;
+        }
     }
     for (int c = 0; c < ds->nclass; c++)
         w[c] = cnt[c] ? (float)((double)total / ((double)ds->nclass * (double)cnt[c])) : 0.0f;

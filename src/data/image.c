@@ -6,9 +6,9 @@
 #include "data.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <spng.h>
-#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
@@ -25,21 +25,27 @@ void gr_image_free(gr_image *img)
 
 int gr_image_size_check(const char *what, int64_t w, int64_t h)
 {
-    if (w <= 0 || h <= 0) return gr_err(GRAFT_E_ARG, "%s: %lldx%lld pixels is not a size", what, (long long)w, (long long)h);
-    return gr_limit_check(GRAFT_LIMIT_IMAGE_PIXELS, w * h, "%s: %lldx%lld is %lld pixels", what, (long long)w,
-                          (long long)h, (long long)(w * h));
+    if (w <= 0 || h <= 0)
+        return gr_err(GRAFT_E_ARG, "%s: %lldx%lld pixels is not a size", what, (long long)w,
+                      (long long)h);
+    return gr_limit_check(GRAFT_LIMIT_IMAGE_PIXELS, w * h, "%s: %lldx%lld is %lld pixels", what,
+                          (long long)w, (long long)h, (long long)(w * h));
 }
 
 /* Refuses a size from a header before anything is allocated for it: a side beyond graft's
- * int-sized buffers is unsupported, a pixel count beyond the image-pixels limit is GRAFT_E_LIMIT. */
+ * int-sized buffers is unsupported, a pixel count beyond the image-pixels limit is GRAFT_E_LIMIT.
+ */
 static int check_size(const char *name, int64_t w, int64_t h)
 {
-    if (w <= 0 || h <= 0) return gr_err(GRAFT_E_FORMAT, "%s: image is %lldx%lld pixels", name, (long long)w, (long long)h);
+    if (w <= 0 || h <= 0)
+        return gr_err(GRAFT_E_FORMAT, "%s: image is %lldx%lld pixels", name, (long long)w,
+                      (long long)h);
     if (w > GR_IMAGE_MAX_SIDE || h > GR_IMAGE_MAX_SIDE)
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: image is %lldx%lld pixels, larger than graft's limit of %d per side",
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s: image is %lldx%lld pixels, larger than graft's limit of %d per side",
                       name, (long long)w, (long long)h, GR_IMAGE_MAX_SIDE);
-    return gr_limit_check(GRAFT_LIMIT_IMAGE_PIXELS, w * h, "%s: image is %lldx%lld pixels (%lld)", name, (long long)w,
-                          (long long)h, (long long)(w * h));
+    return gr_limit_check(GRAFT_LIMIT_IMAGE_PIXELS, w * h, "%s: image is %lldx%lld pixels (%lld)",
+                          name, (long long)w, (long long)h, (long long)(w * h));
 }
 
 /* A w x h RGB buffer; sizes are already within the limits (or come from resize/crop). */
@@ -54,7 +60,10 @@ static int image_alloc(gr_image *img, int w, int h)
 
 /* ---- Exif orientation -------------------------------------------------------------------- */
 
-static unsigned rd16(const uint8_t *p, int be) { return be ? (unsigned)p[0] << 8 | p[1] : (unsigned)p[1] << 8 | p[0]; }
+static unsigned rd16(const uint8_t *p, int be)
+{
+    return be ? (unsigned)p[0] << 8 | p[1] : (unsigned)p[1] << 8 | p[0];
+}
 static uint32_t rd32(const uint8_t *p, int be)
 {
     return be ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
@@ -91,20 +100,49 @@ int gr_image_orient(gr_image *img, int orientation)
     if (orientation < 2 || orientation > 8) return GRAFT_OK;
     int64_t W = img->w, H = img->h, base, sx, sy;
     switch (orientation) {
-    case 2: base = W - 1; sx = -1; sy = W; break;                    /* FLIP_LEFT_RIGHT */
-    case 3: base = (H - 1) * W + W - 1; sx = -1; sy = -W; break;     /* ROTATE_180 */
-    case 4: base = (H - 1) * W; sx = 1; sy = -W; break;              /* FLIP_TOP_BOTTOM */
-    case 5: base = 0; sx = W; sy = 1; break;                         /* TRANSPOSE */
-    case 6: base = (H - 1) * W; sx = -W; sy = 1; break;              /* ROTATE_270 (clockwise) */
-    case 7: base = (H - 1) * W + W - 1; sx = -W; sy = -1; break;     /* TRANSVERSE */
-    default: base = W - 1; sx = W; sy = -1; break;                   /* 8: ROTATE_90 */
+    case 2:
+        base = W - 1;
+        sx = -1;
+        sy = W;
+        break; /* FLIP_LEFT_RIGHT */
+    case 3:
+        base = (H - 1) * W + W - 1;
+        sx = -1;
+        sy = -W;
+        break; /* ROTATE_180 */
+    case 4:
+        base = (H - 1) * W;
+        sx = 1;
+        sy = -W;
+        break; /* FLIP_TOP_BOTTOM */
+    case 5:
+        base = 0;
+        sx = W;
+        sy = 1;
+        break; /* TRANSPOSE */
+    case 6:
+        base = (H - 1) * W;
+        sx = -W;
+        sy = 1;
+        break; /* ROTATE_270 (clockwise) */
+    case 7:
+        base = (H - 1) * W + W - 1;
+        sx = -W;
+        sy = -1;
+        break; /* TRANSVERSE */
+    default:
+        base = W - 1;
+        sx = W;
+        sy = -1;
+        break; /* 8: ROTATE_90 */
     }
     int ow = orientation >= 5 ? img->h : img->w, oh = orientation >= 5 ? img->w : img->h;
     gr_image out;
     if (image_alloc(&out, ow, oh)) return GRAFT_E_NOMEM;
     for (int64_t y = 0; y < oh; y++) {
         uint8_t *d = out.rgb + y * ow * 3;
-        for (int64_t x = 0; x < ow; x++) memcpy(d + 3 * x, img->rgb + 3 * (base + x * sx + y * sy), 3);
+        for (int64_t x = 0; x < ow; x++)
+            memcpy(d + 3 * x, img->rgb + 3 * (base + x * sx + y * sy), 3);
     }
     gr_image_free(img);
     *img = out;
@@ -145,9 +183,11 @@ typedef struct jpeg_walk {
 
 static const char *jpeg_marker_name(unsigned m, char buf[8])
 {
-    static const char *const named[0x3F] = {[0x04] = "DHT", [0x08] = "JPG", [0x0C] = "DAC", [0x18] = "SOI",
-                                            [0x19] = "EOI", [0x1A] = "SOS", [0x1B] = "DQT", [0x1C] = "DNL",
-                                            [0x1D] = "DRI", [0x1E] = "DHP", [0x1F] = "EXP", [0x3E] = "COM"};
+    static const char *const named[0x3F] = {
+        [0x04] = "DHT", [0x08] = "JPG", [0x0C] = "DAC", [0x18] = "SOI",
+        [0x19] = "EOI", [0x1A] = "SOS", [0x1B] = "DQT", [0x1C] = "DNL",
+        [0x1D] = "DRI", [0x1E] = "DHP", [0x1F] = "EXP", [0x3E] = "COM"
+    };
     if (m >= 0xC0 && m <= 0xFE && named[m - 0xC0]) return named[m - 0xC0];
     if (m >= 0xC0 && m <= 0xCF) snprintf(buf, 8, "SOF%u", m - 0xC0);
     else if (m >= 0xD0 && m <= 0xD7) snprintf(buf, 8, "RST%u", m - 0xD0);
@@ -172,31 +212,43 @@ static int pil_marker_sof(unsigned m)
 
 /* The fields PIL's handlers read from a segment's `len` bytes at s (marker m at offset at),
  * refused as PIL refuses them; records the Exif segment. */
-static int pil_segment(const char *name, unsigned m, size_t at, const uint8_t *s, size_t len, jpeg_walk *w)
+static int pil_segment(const char *name, unsigned m, size_t at, const uint8_t *s, size_t len,
+                       jpeg_walk *w)
 {
     char nb[8];
     const char *mn = jpeg_marker_name(m, nb);
     if (pil_marker_sof(m)) { /* size at 1..4, precision at 0, components at 5 */
         if (len < 6)
-            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: the %s segment at offset %zu holds %zu bytes, too few for a frame header",
+            return gr_err(GRAFT_E_FORMAT,
+                          "%s: bad JPEG: the %s segment at offset %zu holds %zu bytes, too few for "
+                          "a frame header",
                           name, mn, at, len);
         if (s[0] != 8)
-            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: %s at offset %zu declares %u-bit samples (PIL reads 8-bit JPEGs only)",
+            return gr_err(GRAFT_E_FORMAT,
+                          "%s: bad JPEG: %s at offset %zu declares %u-bit samples (PIL reads 8-bit "
+                          "JPEGs only)",
                           name, mn, at, s[0]);
         if (s[5] != 1 && s[5] != 3 && s[5] != 4)
-            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: %s at offset %zu declares %u components (PIL reads 1, 3 or 4)", name,
-                          mn, at, s[5]);
+            return gr_err(
+                GRAFT_E_FORMAT,
+                "%s: bad JPEG: %s at offset %zu declares %u components (PIL reads 1, 3 or 4)", name,
+                mn, at, s[5]);
     } else if (m == 0xDB) { /* tables of 64 one-byte (high nibble 0) or two-byte values */
         for (size_t k = 0; k < len;) {
             size_t need = 1 + 64 * (s[k] >> 4 ? 2 : 1);
             if (len - k < need)
-                return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: the DQT segment at offset %zu ends inside a table (%zu of %zu bytes)",
+                return gr_err(GRAFT_E_FORMAT,
+                              "%s: bad JPEG: the DQT segment at offset %zu ends inside a table "
+                              "(%zu of %zu bytes)",
                               name, at, len - k, need);
             k += need;
         }
-    } else if ((m == 0xE0 && len >= 4 && !memcmp(s, "JFIF", 4)) || (m == 0xEE && len >= 5 && !memcmp(s, "Adobe", 5))) {
+    } else if ((m == 0xE0 && len >= 4 && !memcmp(s, "JFIF", 4)) ||
+               (m == 0xEE && len >= 5 && !memcmp(s, "Adobe", 5))) {
         if (len < 7) /* PIL reads a 16-bit version at 5 */
-            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: the %s segment at offset %zu holds %zu bytes, too few for its %s header",
+            return gr_err(GRAFT_E_FORMAT,
+                          "%s: bad JPEG: the %s segment at offset %zu holds %zu bytes, too few for "
+                          "its %s header",
                           name, mn, at, len, m == 0xE0 ? "JFIF" : "Adobe");
     } else if (m == 0xE1 && len >= 5 && !memcmp(s, "Exif\0", 5) && !w->has_exif) {
         w->has_exif = 1;
@@ -213,30 +265,55 @@ static int pil_segment(const char *name, unsigned m, size_t at, const uint8_t *s
 static int jpeg_pil_markers(const char *name, const uint8_t *b, size_t n, jpeg_walk *w)
 {
     memset(w, 0, sizeof *w);
-    if (n < 3) return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the data ends after the start-of-image marker)", name);
+    if (n < 3)
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: truncated JPEG (the data ends after the start-of-image marker)", name);
     if (b[2] != 0xFF) /* PIL's _accept: SOI and the 0xFF of a marker */
-        return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: byte 2 is 0x%02X, not the start of a marker after SOI (PIL: not a JPEG file)",
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: bad JPEG: byte 2 is 0x%02X, not the start of a marker after SOI (PIL: "
+                      "not a JPEG file)",
                       name, b[2]);
     char nb[8];
     size_t i = 2;
     for (;;) {
         if (i >= n || (b[i] == 0xFF && i + 1 >= n))
-            return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the data ends at offset %zu, before the start of scan)", name, n);
-        if (b[i] != 0xFF) { i++; continue; }
+            return gr_err(
+                GRAFT_E_FORMAT,
+                "%s: truncated JPEG (the data ends at offset %zu, before the start of scan)", name,
+                n);
+        if (b[i] != 0xFF) {
+            i++;
+            continue;
+        }
         unsigned m = b[i + 1];
-        if (m == 0xFF) { i++; continue; }
-        if (m == 0x00) { i += 2; continue; }
+        if (m == 0xFF) {
+            i++;
+            continue;
+        }
+        if (m == 0x00) {
+            i += 2;
+            continue;
+        }
         if (m < 0xC0)
-            return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: 0xFF%02X at offset %zu is not a JPEG marker (PIL: no marker found)",
-                          name, m, i);
-        if (pil_marker_bare(m)) { i += 2; continue; }
+            return gr_err(
+                GRAFT_E_FORMAT,
+                "%s: bad JPEG: 0xFF%02X at offset %zu is not a JPEG marker (PIL: no marker found)",
+                name, m, i);
+        if (pil_marker_bare(m)) {
+            i += 2;
+            continue;
+        }
         if (n - i < 4)
-            return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the data ends in the length of the %s segment at offset %zu)",
-                          name, jpeg_marker_name(m, nb), i);
+            return gr_err(
+                GRAFT_E_FORMAT,
+                "%s: truncated JPEG (the data ends in the length of the %s segment at offset %zu)",
+                name, jpeg_marker_name(m, nb), i);
         size_t len = (size_t)b[i + 2] << 8 | b[i + 3], body = len > 2 ? len - 2 : 0;
         if (body > n - i - 4)
-            return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the %s segment at offset %zu needs %zu bytes, %zu are left)",
-                          name, jpeg_marker_name(m, nb), i, body, n - i - 4);
+            return gr_err(
+                GRAFT_E_FORMAT,
+                "%s: truncated JPEG (the %s segment at offset %zu needs %zu bytes, %zu are left)",
+                name, jpeg_marker_name(m, nb), i, body, n - i - 4);
         int st = pil_segment(name, m, i, b + i + 4, body, w);
         if (st) return st;
         i += 4 + body;
@@ -251,7 +328,8 @@ static int jpeg_pil_markers(const char *name, const uint8_t *b, size_t n, jpeg_w
  * DHT, DAC, SOS, DQT, DNL, DRI, APP0-15, COM. */
 static int libjpeg_has_length(unsigned m)
 {
-    return (m >= 0xC0 && m <= 0xCF && m != 0xC8) || (m >= 0xDA && m <= 0xDD) || (m >= 0xE0 && m <= 0xEF) || m == 0xFE;
+    return (m >= 0xC0 && m <= 0xCF && m != 0xC8) || (m >= 0xDA && m <= 0xDD) ||
+           (m >= 0xE0 && m <= 0xEF) || m == 0xFE;
 }
 
 /* (b) Whether libjpeg, reading on from the first scan's data at i, meets EOI before the data
@@ -278,10 +356,13 @@ static int jpeg_reaches_eoi(const uint8_t *b, size_t n, size_t i)
 /* libjpeg's warnings (the JWRN_ texts of jerror.h). */
 static int libjpeg_warning(const char *why)
 {
-    static const char *const warn[] = {"Corrupt JPEG data: ", "Premature end of JPEG file",
-                                       "Inconsistent progression sequence for component",
-                                       "Invalid SOS parameters for sequential JPEG", "Unknown Adobe color transform code",
-                                       "Warning: unknown JFIF revision number", "Application transferred too many scanlines"};
+    static const char *const warn[] = { "Corrupt JPEG data: ",
+                                        "Premature end of JPEG file",
+                                        "Inconsistent progression sequence for component",
+                                        "Invalid SOS parameters for sequential JPEG",
+                                        "Unknown Adobe color transform code",
+                                        "Warning: unknown JFIF revision number",
+                                        "Application transferred too many scanlines" };
     for (size_t k = 0; k < sizeof warn / sizeof *warn; k++)
         if (!strncmp(why, warn[k], strlen(warn[k]))) return 1;
     return 0;
@@ -297,7 +378,8 @@ static int jpeg_status(const char *name, tjhandle tj)
     const char *why = tjGetErrorStr2(tj);
     if (tjGetErrorCode(tj) != TJERR_WARNING || !libjpeg_warning(why))
         return gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: %s", name, why);
-    if (!strncmp(why, "Premature end of JPEG file", 26)) return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (%s)", name, why);
+    if (!strncmp(why, "Premature end of JPEG file", 26))
+        return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (%s)", name, why);
     return GRAFT_OK;
 }
 
@@ -329,34 +411,44 @@ static void jpeg_scaled_size(int w, int h, int min_w, int min_h, int *sw, int *s
     for (int i = 0; sf && i < nsf; i++) {
         if (sf[i].num >= sf[i].denom) continue; /* only shrinking */
         int tw = TJSCALED(w, sf[i]), th = TJSCALED(h, sf[i]);
-        if (tw >= min_w && th >= min_h && (int64_t)tw * th < (int64_t)*sw * *sh) { *sw = tw; *sh = th; }
+        if (tw >= min_w && th >= min_h && (int64_t)tw * th < (int64_t)*sw * *sh) {
+            *sw = tw;
+            *sh = th;
+        }
     }
 }
 
-static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, int min_w, int min_h, gr_image *out)
+static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, int min_w, int min_h,
+                       gr_image *out)
 {
     jpeg_walk walk;
     int st = jpeg_pil_markers(name, buf, n, &walk);
     if (st) return st;
     if (!jpeg_reaches_eoi(buf, n, walk.scan))
-        return gr_err(GRAFT_E_FORMAT, "%s: truncated JPEG (the data ends at offset %zu, before the end-of-image marker)",
-                      name, n);
+        return gr_err(
+            GRAFT_E_FORMAT,
+            "%s: truncated JPEG (the data ends at offset %zu, before the end-of-image marker)",
+            name, n);
     tjhandle tj = tjInitDecompress();
     if (!tj) return gr_err(GRAFT_E_NOMEM, "%s: cannot start the JPEG decoder", name);
     int w = 0, h = 0, subsamp, cs = TJCS_RGB;
     uint8_t *px = NULL;
     /* -1 after a warning too, the header read in full */
-    if (tjDecompressHeader3(tj, buf, (unsigned long)n, &w, &h, &subsamp, &cs) != 0 && (st = jpeg_status(name, tj)))
+    if (tjDecompressHeader3(tj, buf, (unsigned long)n, &w, &h, &subsamp, &cs) != 0 &&
+        (st = jpeg_status(name, tj)))
         goto done;
     /* TurboJPEG reads a tables-only datastream (EOI before any frame) as success without a size */
     if (w <= 0 || h <= 0) {
-        st = gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: no frame header before the end-of-image marker", name);
+        st = gr_err(GRAFT_E_FORMAT, "%s: bad JPEG: no frame header before the end-of-image marker",
+                    name);
         goto done;
     }
     if ((st = check_size(name, w, h))) goto done;
     /* PIL's Exif: its first APP1 "Exif\0" segment, a TIFF block after "Exif\0\0" */
     const uint8_t *exif = buf + walk.exif;
-    int orient = walk.has_exif && walk.exif_len >= 6 && exif[5] == 0 ? tiff_orientation(exif + 6, walk.exif_len - 6) : 1;
+    int orient = walk.has_exif && walk.exif_len >= 6 && exif[5] == 0
+                     ? tiff_orientation(exif + 6, walk.exif_len - 6)
+                     : 1;
     if (min_w > 0 || min_h > 0) { /* the minimum is for the upright image */
         int mw = orient >= 5 ? min_h : min_w, mh = orient >= 5 ? min_w : min_h;
         jpeg_scaled_size(w, h, mw, mh, &w, &h);
@@ -364,17 +456,21 @@ static int decode_jpeg(const char *name, const uint8_t *buf, size_t n, int min_w
     int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
     int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
     size_t npix = (size_t)w * (size_t)h;
-    if (!(px = gr_malloc(npix * (size_t)tjPixelSize[pf]))) { st = GRAFT_E_NOMEM; goto done; }
+    if (!(px = gr_malloc(npix * (size_t)tjPixelSize[pf]))) {
+        st = GRAFT_E_NOMEM;
+        goto done;
+    }
     /* Accurate integer DCT and fancy upsampling, libjpeg's defaults, which PIL uses; -1 after
      * libjpeg's warnings too, the image decoded in full (jpeg_status tells them apart) */
-    if (tjDecompress2(tj, buf, (unsigned long)n, px, w, 0, h, pf, JPEG_FLAGS) != 0 && (st = jpeg_status(name, tj)))
+    if (tjDecompress2(tj, buf, (unsigned long)n, px, w, 0, h, pf, JPEG_FLAGS) != 0 &&
+        (st = jpeg_status(name, tj)))
         goto done;
     if (cmyk) {
         cmyk_to_rgb(px, npix);
         uint8_t *p = realloc(px, npix * 3);
         if (p) px = p;
     }
-    gr_image img = {w, h, px};
+    gr_image img = { w, h, px };
     px = NULL;
     st = gr_image_orient(&img, orient);
     if (st) gr_image_free(&img);
@@ -422,19 +518,26 @@ static int decode_png(const char *name, const uint8_t *buf, size_t n, gr_image *
     spng_set_image_limits(ctx, GR_IMAGE_MAX_SIDE, GR_IMAGE_MAX_SIDE);
     struct spng_ihdr ih;
     size_t size;
-    gr_image img = {0};
+    gr_image img = { 0 };
     int e, st;
     if ((e = spng_set_png_buffer(ctx, buf, n)) || (e = spng_get_ihdr(ctx, &ih))) {
-        st = e == SPNG_EUSER_WIDTH || e == SPNG_EUSER_HEIGHT ? png_ihdr_size(name, buf, n) : png_error(name, e);
+        st = e == SPNG_EUSER_WIDTH || e == SPNG_EUSER_HEIGHT ? png_ihdr_size(name, buf, n)
+                                                             : png_error(name, e);
         goto done;
     }
     if ((st = check_size(name, ih.width, ih.height))) goto done;
     /* RGB8 for every color type and depth: palettes expanded, gray replicated, alpha and tRNS
      * dropped, 16-bit samples shifted to their high byte, low depths bit-replicated (as PIL). */
-    if ((e = spng_decoded_image_size(ctx, SPNG_FMT_RGB8, &size))) { st = png_error(name, e); goto done; }
+    if ((e = spng_decoded_image_size(ctx, SPNG_FMT_RGB8, &size))) {
+        st = png_error(name, e);
+        goto done;
+    }
     if ((st = image_alloc(&img, (int)ih.width, (int)ih.height))) goto done;
     GR_ASSERT(size == (size_t)img.w * (size_t)img.h * 3);
-    if ((e = spng_decode_image(ctx, img.rgb, size, SPNG_FMT_RGB8, 0))) { st = png_error(name, e); goto done; }
+    if ((e = spng_decode_image(ctx, img.rgb, size, SPNG_FMT_RGB8, 0))) {
+        st = png_error(name, e);
+        goto done;
+    }
     if ((st = gr_image_orient(&img, png_orientation(ctx)))) goto done;
     *out = img;
     img.rgb = NULL;
@@ -450,13 +553,18 @@ done:
 static int pnm_token(const uint8_t *b, size_t n, size_t *i, long *v)
 {
     while (*i < n) {
-        if (b[*i] == '#') { while (*i < n && b[*i] != '\n' && b[*i] != '\r') (*i)++; }
-        else if (strchr(" \t\n\v\f\r", b[*i]) && b[*i]) (*i)++;
+        if (b[*i] == '#') {
+            while (*i < n && b[*i] != '\n' && b[*i] != '\r') (*i)++;
+        } else if (strchr(" \t\n\v\f\r", b[*i]) && b[*i]) (*i)++;
         else break;
     }
     int digits = 0;
     *v = 0;
-    while (*i < n && b[*i] >= '0' && b[*i] <= '9' && digits < 10) { *v = *v * 10 + (b[*i] - '0'); (*i)++; digits++; }
+    while (*i < n && b[*i] >= '0' && b[*i] <= '9' && digits < 10) {
+        *v = *v * 10 + (b[*i] - '0');
+        (*i)++;
+        digits++;
+    }
     /* exactly one whitespace byte ends the maxval and starts the pixels */
     if (!digits || *i >= n || !strchr(" \t\n\v\f\r", b[*i]) || !b[*i]) return -1;
     (*i)++;
@@ -477,15 +585,16 @@ static int decode_pnm(const char *name, const uint8_t *b, size_t n, gr_image *ou
     int bps = maxval > 255 ? 2 : 1;
     size_t nsamp = (size_t)w * (size_t)h * (size_t)ch;
     if (n - i < nsamp * (size_t)bps)
-        return gr_err(GRAFT_E_FORMAT, "%s: truncated P%c: %zu bytes of pixels, %zu needed", name, b[1], n - i,
-                      nsamp * (size_t)bps);
+        return gr_err(GRAFT_E_FORMAT, "%s: truncated P%c: %zu bytes of pixels, %zu needed", name,
+                      b[1], n - i, nsamp * (size_t)bps);
     gr_image img;
     if (image_alloc(&img, (int)w, (int)h)) return GRAFT_E_NOMEM;
     const uint8_t *p = b + i;
     for (size_t k = 0; k < nsamp; k++) {
         unsigned v = bps == 2 ? (unsigned)p[2 * k] << 8 | p[2 * k + 1] : p[k];
         /* PIL: min(255, round(v / maxval * 255)), round half to even (rint) */
-        if (maxval != 255) v = v >= (unsigned)maxval ? 255 : (unsigned)rint((double)v / (double)maxval * 255.0);
+        if (maxval != 255)
+            v = v >= (unsigned)maxval ? 255 : (unsigned)rint((double)v / (double)maxval * 255.0);
         if (ch == 3) img.rgb[k] = (uint8_t)v;
         else memset(img.rgb + 3 * k, (int)v, 3);
     }
@@ -503,12 +612,16 @@ static int read_file(const char *path, uint8_t **data, size_t *size)
     if (st) return st;
     if (size64 > MAX_FILE_BYTES) {
         fclose(f);
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file has %" PRIu64 " bytes, larger than graft's image limit", path,
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s: the file has %" PRIu64 " bytes, larger than graft's image limit", path,
                       size64);
     }
     size_t n = (size_t)size64;
     uint8_t *buf = gr_malloc(n);
-    if (!buf) { fclose(f); return GRAFT_E_NOMEM; }
+    if (!buf) {
+        fclose(f);
+        return GRAFT_E_NOMEM;
+    }
     if (fread(buf, 1, n, f) != n) {
         free(buf);
         fclose(f);
@@ -534,14 +647,15 @@ static const char *other_format(const uint8_t *b, size_t n)
 
 int gr_image_decode_mem(const char *name, const uint8_t *b, size_t n, gr_image *out)
 {
-    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    static const uint8_t png_sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n' };
     if (n == 0) return gr_err(GRAFT_E_FORMAT, "%s: the file is empty", name);
     if (n >= 2 && b[0] == 0xFF && b[1] == 0xD8) return decode_jpeg(name, b, n, 0, 0, out);
     if (n >= 4 && !memcmp(b, png_sig, n < 8 ? n : 8)) return decode_png(name, b, n, out);
     if (n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return decode_pnm(name, b, n, out);
     const char *other = other_format(b, n);
     if (other)
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: %s images are not supported (graft reads JPEG, PNG, binary PGM/PPM)",
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s: %s images are not supported (graft reads JPEG, PNG, binary PGM/PPM)",
                       name, other);
     char hex[3 * 8 + 1] = "", text[8 + 1] = "";
     int printable = 1;
@@ -550,8 +664,10 @@ int gr_image_decode_mem(const char *name, const uint8_t *b, size_t n, gr_image *
         text[i] = (char)b[i];
         printable &= b[i] >= 0x20 && b[i] < 0x7F;
     }
-    return gr_err(GRAFT_E_FORMAT, "%s: not a JPEG, PNG or binary PGM/PPM image (it starts with bytes %s%s%s%s)", name,
-                  hex, printable ? ", text \"" : "", printable ? text : "", printable ? "\"" : "");
+    return gr_err(GRAFT_E_FORMAT,
+                  "%s: not a JPEG, PNG or binary PGM/PPM image (it starts with bytes %s%s%s%s)",
+                  name, hex, printable ? ", text \"" : "", printable ? text : "",
+                  printable ? "\"" : "");
 }
 
 int gr_image_decode(const char *path, gr_image *out)
@@ -595,13 +711,19 @@ static double bilinear_filter(double x)
 static int precompute_coeffs(int in_size, int out_size, int **boundsp, int32_t **kkp)
 {
     const double support1 = 1.0; /* bilinear */
-    double scale = (double)((float)in_size - 0.0f) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double scale = (double)((float)in_size - 0.0f) / out_size,
+           filterscale = scale < 1.0 ? 1.0 : scale;
     double support = support1 * filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
     double *k = gr_malloc((size_t)ksize * sizeof *k);
     int32_t *kk = gr_malloc((size_t)out_size * (size_t)ksize * sizeof *kk);
     int *bounds = gr_malloc((size_t)out_size * 2 * sizeof *bounds);
-    if (!k || !kk || !bounds) { free(k); free(kk); free(bounds); return 0; }
+    if (!k || !kk || !bounds) {
+        free(k);
+        free(kk);
+        free(bounds);
+        return 0;
+    }
     for (int xx = 0; xx < out_size; xx++) {
         double center = 0.0 + (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
@@ -613,7 +735,8 @@ static int precompute_coeffs(int in_size, int out_size, int **boundsp, int32_t *
             k[x] = bilinear_filter((x + xmin - center + 0.5) * ss);
             ww += k[x];
         }
-        for (x = 0; x < xmax; x++) if (ww != 0.0) k[x] /= ww;
+        for (x = 0; x < xmax; x++)
+            if (ww != 0.0) k[x] /= ww;
         for (; x < ksize; x++) k[x] = 0;
         for (x = 0; x < ksize; x++) /* normalize_coeffs_8bpc */
             kk[xx * ksize + x] = (int32_t)(k[x] < 0 ? -0.5 + k[x] * (1 << PRECISION_BITS)
@@ -637,8 +760,8 @@ static uint8_t clip8(int32_t ss)
  * pixel xx is the sum over t < bounds[2xx+1] of input pixel bounds[2xx] + t times kk[xx][t],
  * plus half for rounding, shifted back and clipped to 8 bits. INT32 sums, as PIL (bilinear
  * weights are non-negative and sum to 2^22, so 255 times them fits). */
-static void resample_h(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride, int rows, int x0,
-                       int x1, int ksize, const int *bounds, const int32_t *kk)
+static void resample_h(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride,
+                       int rows, int x0, int x1, int ksize, const int *bounds, const int32_t *kk)
 {
     for (int64_t y = 0; y < rows; y++) {
         const uint8_t *s0 = src + y * src_stride;
@@ -661,8 +784,9 @@ static void resample_h(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int
 
 /* The vertical pass (ImagingResampleVertical_8bpc) for output rows [y0, y1), `len` bytes per
  * row; src row 0 is input row `first`. Row by row into `acc` so the inner loop is contiguous. */
-static void resample_v(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride, int first, int y0,
-                       int y1, int64_t len, int ksize, const int *bounds, const int32_t *kk, int32_t *acc)
+static void resample_v(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride,
+                       int first, int y0, int y1, int64_t len, int ksize, const int *bounds,
+                       const int32_t *kk, int32_t *acc)
 {
     for (int yy = y0; yy < y1; yy++, dst += dst_stride) {
         const int32_t *k = kk + (int64_t)yy * ksize;
@@ -679,12 +803,13 @@ static void resample_v(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int
 /* ImagingResampleInner on the box: horizontal pass first (only over the rows the vertical pass
  * reads and the columns the window keeps), then vertical; each pass rounds to 8 bits, as PIL.
  * A pass whose size does not change is skipped, as PIL does. */
-int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, int fw, int fh, int cx, int cy,
-                           int cw, int ch, gr_image *out)
+int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, int fw, int fh,
+                           int cx, int cy, int cw, int ch, gr_image *out)
 {
     if (bw <= 0 || bh <= 0 || bx < 0 || by < 0 || bx > in->w - bw || by > in->h - bh)
-        return gr_err(GRAFT_E_ARG, "image resize: box %dx%d at (%d, %d) is not inside the %dx%d image", bw, bh, bx, by,
-                      in->w, in->h);
+        return gr_err(GRAFT_E_ARG,
+                      "image resize: box %dx%d at (%d, %d) is not inside the %dx%d image", bw, bh,
+                      bx, by, in->w, in->h);
     int st = gr_image_size_check("image resize", fw, fh);
     if (st || (st = gr_image_size_check("image crop", cw, ch))) return st;
     int need_h = fw != bw, need_v = fh != bh;
@@ -694,15 +819,22 @@ int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, i
     int *bh_ = NULL, *bv = NULL;
     int32_t *kh = NULL, *kv = NULL;
     uint8_t *tmp = NULL;
-    gr_image res = {0};
+    gr_image res = { 0 };
     if ((st = image_alloc(&res, cw, ch))) return st;
     if (x1 <= x0 || y1 <= y0 || x0 != cx || y0 != cy || x1 != cx + cw || y1 != cy + ch)
         memset(res.rgb, 0, (size_t)cw * ch * 3);
-    if (x1 <= x0 || y1 <= y0) { *out = res; return GRAFT_OK; }
+    if (x1 <= x0 || y1 <= y0) {
+        *out = res;
+        return GRAFT_OK;
+    }
     int ksh = need_h ? precompute_coeffs(bw, fw, &bh_, &kh) : 1;
     int ksv = need_v ? precompute_coeffs(bh, fh, &bv, &kv) : 1;
-    if (!ksh || !ksv) { st = GRAFT_E_NOMEM; goto done; }
-    int64_t in_stride = (int64_t)in->w * 3, out_stride = (int64_t)cw * 3, len = (int64_t)(x1 - x0) * 3;
+    if (!ksh || !ksv) {
+        st = GRAFT_E_NOMEM;
+        goto done;
+    }
+    int64_t in_stride = (int64_t)in->w * 3, out_stride = (int64_t)cw * 3,
+            len = (int64_t)(x1 - x0) * 3;
     const uint8_t *box = in->rgb + by * in_stride + (int64_t)bx * 3;
     uint8_t *dst = res.rgb + (int64_t)(y0 - cy) * out_stride + (int64_t)(x0 - cx) * 3;
     /* the input rows the kept output rows read */
@@ -710,11 +842,17 @@ int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, i
     if (need_v) {
         first = bv[2 * y0];
         last = 0;
-        for (int yy = y0; yy < y1; yy++) if (bv[2 * yy] + bv[2 * yy + 1] > last) last = bv[2 * yy] + bv[2 * yy + 1];
+        for (int yy = y0; yy < y1; yy++)
+            if (bv[2 * yy] + bv[2 * yy + 1] > last) last = bv[2 * yy] + bv[2 * yy + 1];
     }
     if (!need_v) {
-        if (need_h) resample_h(dst, out_stride, box + (int64_t)y0 * in_stride, in_stride, y1 - y0, x0, x1, ksh, bh_, kh);
-        else for (int y = y0; y < y1; y++) memcpy(dst + (int64_t)(y - y0) * out_stride, box + y * in_stride + (int64_t)x0 * 3, (size_t)len);
+        if (need_h)
+            resample_h(dst, out_stride, box + (int64_t)y0 * in_stride, in_stride, y1 - y0, x0, x1,
+                       ksh, bh_, kh);
+        else
+            for (int y = y0; y < y1; y++)
+                memcpy(dst + (int64_t)(y - y0) * out_stride, box + y * in_stride + (int64_t)x0 * 3,
+                       (size_t)len);
         goto done;
     }
     const uint8_t *vsrc = box + (int64_t)first * in_stride + (int64_t)x0 * 3;
@@ -722,16 +860,24 @@ int gr_image_resize_window(const gr_image *in, int bx, int by, int bw, int bh, i
     /* one block: the horizontally resampled rows, then the vertical pass's accumulators */
     size_t tmp_bytes = need_h ? (size_t)(last - first) * (size_t)len : 0;
     tmp_bytes = (tmp_bytes + 15) & ~(size_t)15;
-    if (!(tmp = gr_malloc(tmp_bytes + (size_t)len * sizeof(int32_t)))) { st = GRAFT_E_NOMEM; goto done; }
+    if (!(tmp = gr_malloc(tmp_bytes + (size_t)len * sizeof(int32_t)))) {
+        st = GRAFT_E_NOMEM;
+        goto done;
+    }
     if (need_h) {
-        resample_h(tmp, len, box + (int64_t)first * in_stride, in_stride, last - first, x0, x1, ksh, bh_, kh);
+        resample_h(tmp, len, box + (int64_t)first * in_stride, in_stride, last - first, x0, x1, ksh,
+                   bh_, kh);
         vsrc = tmp;
         vstride = len;
     }
-    resample_v(dst, out_stride, vsrc, vstride, first, y0, y1, len, ksv, bv, kv, (int32_t *)(void *)(tmp + tmp_bytes));
+    resample_v(dst, out_stride, vsrc, vstride, first, y0, y1, len, ksv, bv, kv,
+               (int32_t *)(void *)(tmp + tmp_bytes));
 done:
     free(tmp);
-    free(bh_); free(bv); free(kh); free(kv);
+    free(bh_);
+    free(bv);
+    free(kh);
+    free(kv);
     if (st) gr_image_free(&res);
     else *out = res;
     return st;
@@ -767,7 +913,8 @@ int gr_image_crop(const gr_image *in, int x, int y, int w, int h, gr_image *out)
     for (int64_t r = 0; r < h; r++) {
         int64_t sy = y + r;
         if (sy < 0 || sy >= in->h || x1 <= x0) continue;
-        memcpy(res.rgb + (r * w + x0) * 3, in->rgb + (sy * in->w + x + x0) * 3, (size_t)(x1 - x0) * 3);
+        memcpy(res.rgb + (r * w + x0) * 3, in->rgb + (sy * in->w + x + x0) * 3,
+               (size_t)(x1 - x0) * 3);
     }
     *out = res;
     return GRAFT_OK;
@@ -792,7 +939,8 @@ void gr_image_to_chw(float *out, const gr_image *in, const float mean[3], const 
 {
     int64_t hw = (int64_t)in->w * in->h;
     for (int c = 0; c < 3; c++)
-        for (int64_t i = 0; i < hw; i++) /* torchvision: x.float().div(255), then sub_(mean).div_(std) */
+        for (int64_t i = 0; i < hw;
+             i++) /* torchvision: x.float().div(255), then sub_(mean).div_(std) */
             out[c * hw + i] = ((float)in->rgb[3 * i + c] / 255.0f - mean[c]) / std[c];
 }
 
@@ -800,13 +948,16 @@ void gr_image_to_chw(float *out, const gr_image *in, const float mean[3], const 
 
 void graft_image_prep_imagenet(graft_image_prep *p)
 {
-    *p = (graft_image_prep){256, 224, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
+    *p = (graft_image_prep){ 256, 224, { 0.485f, 0.456f, 0.406f }, { 0.229f, 0.224f, 0.225f } };
 }
 
 int gr_image_prepare(const char *path, const graft_image_prep *p, gr_image *out)
 {
     graft_image_prep def;
-    if (!p) { graft_image_prep_imagenet(&def); p = &def; }
+    if (!p) {
+        graft_image_prep_imagenet(&def);
+        p = &def;
+    }
     gr_image img, tmp;
     int st = gr_image_decode(path, &img);
     if (st) return st;
@@ -833,16 +984,21 @@ int gr_image_prepare(const char *path, const graft_image_prep *p, gr_image *out)
 graft_status graft_image_load(const char *path, const graft_image_prep *p, graft_tensor **out)
 {
     graft_image_prep def;
-    if (!path || !out) return gr_err(GRAFT_E_ARG, "graft_image_load: path and out must not be NULL");
-    if (!p) { graft_image_prep_imagenet(&def); p = &def; }
+    if (!path || !out)
+        return gr_err(GRAFT_E_ARG, "graft_image_load: path and out must not be NULL");
+    if (!p) {
+        graft_image_prep_imagenet(&def);
+        p = &def;
+    }
     for (int c = 0; c < 3; c++)
         if (!(p->std[c] != 0.0f) || !isfinite(p->std[c]) || !isfinite(p->mean[c]))
-            return gr_err(GRAFT_E_ARG, "graft_image_load: mean/std channel %d is %g/%g", c, p->mean[c], p->std[c]);
+            return gr_err(GRAFT_E_ARG, "graft_image_load: mean/std channel %d is %g/%g", c,
+                          p->mean[c], p->std[c]);
     gr_image img;
     int st = gr_image_prepare(path, p, &img);
     if (st) return (graft_status)st;
     graft_tensor *t;
-    int64_t dims[4] = {1, 3, img.h, img.w};
+    int64_t dims[4] = { 1, 3, img.h, img.w };
     st = graft_tensor_new(GRAFT_FLOAT, 4, dims, &t);
     if (!st) {
         gr_image_to_chw(t->data, &img, p->mean, p->std);

@@ -19,21 +19,21 @@
 #define MAX_WORKERS 256
 
 typedef struct slot {
-    float *x;          /* (B, 3, h, w) */
-    int32_t *y;        /* [B] */
-    int64_t *index;    /* [B] */
-    uint8_t *ok;       /* [B] 1 = the sample is there, 0 = skipped or failed */
-    int64_t batch;     /* the batch of the epoch it holds (-1: none) */
-    int pending;       /* samples of that batch not finished yet */
-    int err, err_at;   /* the first fatal failure in the batch (status, place), err 0 = none */
-    char *msg;         /* its message, copied out of the worker's thread */
+    float *x;        /* (B, 3, h, w) */
+    int32_t *y;      /* [B] */
+    int64_t *index;  /* [B] */
+    uint8_t *ok;     /* [B] 1 = the sample is there, 0 = skipped or failed */
+    int64_t batch;   /* the batch of the epoch it holds (-1: none) */
+    int pending;     /* samples of that batch not finished yet */
+    int err, err_at; /* the first fatal failure in the batch (status, place), err 0 = none */
+    char *msg;       /* its message, copied out of the worker's thread */
 } slot;
 
 struct gr_loader {
     const gr_dataset *ds;
     gr_transform t;
     gr_loader_opts o;
-    int64_t *idx, n;   /* the samples to iterate (dataset indices) */
+    int64_t *idx, n; /* the samples to iterate (dataset indices) */
     int oh, ow;
     int min_w, min_h;  /* the decode size the transform needs (0: decode in full) */
     size_t sample_len; /* floats per sample */
@@ -42,15 +42,15 @@ struct gr_loader {
 
     /* the current epoch; all of this is guarded by mu */
     int started, epoch;
-    int64_t *order;    /* [n] positions into idx */
-    int64_t used;      /* samples taken this epoch (n, or whole batches only with drop_last) */
+    int64_t *order; /* [n] positions into idx */
+    int64_t used;   /* samples taken this epoch (n, or whole batches only with drop_last) */
     int64_t nbatch;
-    int64_t claim;     /* next epoch position to hand out */
-    int64_t limit;     /* positions from here on are not handed out (after a fatal failure) */
-    int64_t released;  /* batches the caller is done with */
-    int64_t next_out;  /* next batch for the caller */
-    int busy;          /* samples being worked on right now */
-    int fatal;         /* a fatal failure was returned: sticky until the next start */
+    int64_t claim;    /* next epoch position to hand out */
+    int64_t limit;    /* positions from here on are not handed out (after a fatal failure) */
+    int64_t released; /* batches the caller is done with */
+    int64_t next_out; /* next batch for the caller */
+    int busy;         /* samples being worked on right now */
+    int fatal;        /* a fatal failure was returned: sticky until the next start */
     char *fatal_msg;
     int stop;
 
@@ -84,7 +84,8 @@ static void epoch_order(gr_loader *l)
     for (int64_t i = 0; i < l->n; i++) l->order[i] = i;
     if (!l->o.shuffle) return;
     gr_rng r;
-    gr_rng_seed(&r, splitmix64(splitmix64(l->o.seed ^ 0x5348554646u /* "SHUFF" */) ^ (uint64_t)(int64_t)l->epoch));
+    gr_rng_seed(&r, splitmix64(splitmix64(l->o.seed ^ 0x5348554646u /* "SHUFF" */) ^
+                               (uint64_t)(int64_t)l->epoch));
     for (int64_t i = l->n - 1; i > 0; i--) {
         int64_t j = (int64_t)gr_rng_below(&r, (uint64_t)i + 1), t = l->order[i];
         l->order[i] = l->order[j];
@@ -112,13 +113,14 @@ static int decode(const gr_loader *l, int64_t di, gr_image *img)
 /* Decode, check the size, transform into x. Errors name the sample (in this thread's message). */
 static int load_sample(const gr_loader *l, int epoch, int64_t di, float *x)
 {
-    gr_image img = {0};
+    gr_image img = { 0 };
     int st = decode(l, di, &img);
     if (!st) {
         int oh, ow;
         gr_transform_out_size(&l->t, img.w, img.h, &oh, &ow);
         if (oh != l->oh || ow != l->ow) {
-            st = gr_err(GRAFT_E_SHAPE, "the transform makes %dx%d (w x h) of this %dx%d image, the batch is %dx%d",
+            st = gr_err(GRAFT_E_SHAPE,
+                        "the transform makes %dx%d (w x h) of this %dx%d image, the batch is %dx%d",
                         ow, oh, img.w, img.h, l->ow, l->oh);
         } else {
             gr_rng rng;
@@ -226,20 +228,27 @@ static int fixed_size(const gr_dataset *ds, const gr_transform *t, int *oh, int 
 static int check_args(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const gr_transform *t,
                       const gr_loader_opts *o)
 {
-    if (!ds || !t || !o) return gr_err(GRAFT_E_ARG, "loader: dataset, transform and options must not be NULL");
+    if (!ds || !t || !o)
+        return gr_err(GRAFT_E_ARG, "loader: dataset, transform and options must not be NULL");
     const char *src = ds->source ? ds->source : "dataset";
     if (ds->features)
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the loader batches images; this dataset holds feature vectors", src);
-    if (o->batch <= 0 || o->workers < 0 || o->workers > MAX_WORKERS || o->prefetch < 0 || o->prefetch > 4096)
-        return gr_err(GRAFT_E_ARG, "loader: batch %d, workers %d, prefetch %d: need batch > 0, 0 <= workers <= %d, 0 <= prefetch <= 4096",
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s: the loader batches images; this dataset holds feature vectors", src);
+    if (o->batch <= 0 || o->workers < 0 || o->workers > MAX_WORKERS || o->prefetch < 0 ||
+        o->prefetch > 4096)
+        return gr_err(GRAFT_E_ARG,
+                      "loader: batch %d, workers %d, prefetch %d: need batch > 0, 0 <= workers <= "
+                      "%d, 0 <= prefetch <= 4096",
                       o->batch, o->workers, o->prefetch, MAX_WORKERS);
     if (o->bad != GR_BAD_FATAL && o->bad != GR_BAD_SKIP)
-        return gr_err(GRAFT_E_ARG, "loader: bad-sample policy %d is neither GR_BAD_FATAL nor GR_BAD_SKIP", o->bad);
+        return gr_err(GRAFT_E_ARG,
+                      "loader: bad-sample policy %d is neither GR_BAD_FATAL nor GR_BAD_SKIP",
+                      o->bad);
     if (idx && nidx < 0) return gr_err(GRAFT_E_ARG, "loader: %lld samples", (long long)nidx);
     for (int64_t i = 0; idx && i < nidx; i++)
         if (idx[i] < 0 || idx[i] >= ds->n)
-            return gr_err(GRAFT_E_ARG, "%s: sample index %lld (entry %lld) is outside 0..%lld", src, (long long)idx[i],
-                          (long long)i, (long long)ds->n - 1);
+            return gr_err(GRAFT_E_ARG, "%s: sample index %lld (entry %lld) is outside 0..%lld", src,
+                          (long long)idx[i], (long long)i, (long long)ds->n - 1);
     if ((idx ? nidx : ds->n) <= 0) return gr_err(GRAFT_E_ARG, "%s: no samples to load", src);
     return GRAFT_OK;
 }
@@ -251,13 +260,16 @@ int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const 
     if (st) return st;
     int oh, ow;
     if (!fixed_size(ds, t, &oh, &ow))
-        return gr_err(GRAFT_E_ARG, "%s: images may differ in size, so the transform needs a fixed output size "
-                      "(crop, rrc or size) to make batches", ds->source ? ds->source : "dataset");
+        return gr_err(GRAFT_E_ARG,
+                      "%s: images may differ in size, so the transform needs a fixed output size "
+                      "(crop, rrc or size) to make batches",
+                      ds->source ? ds->source : "dataset");
     if ((st = gr_image_size_check("loader: the transform's output", ow, oh))) return st;
     size_t sample_len = (size_t)3 * (size_t)oh * (size_t)ow;
     /* oh * ow is within the image-pixels limit, so only an absurd batch overflows */
     if (sample_len > SIZE_MAX / sizeof(float) / (size_t)o->batch)
-        return gr_err(GRAFT_E_ARG, "loader: a batch of %d images of %dx%d is too large to address", o->batch, ow, oh);
+        return gr_err(GRAFT_E_ARG, "loader: a batch of %d images of %dx%d is too large to address",
+                      o->batch, ow, oh);
 
     gr_loader *l = gr_calloc(1, sizeof *l);
     if (!l) return GRAFT_E_NOMEM;
@@ -275,8 +287,10 @@ int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const 
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->work, NULL);
     pthread_cond_init(&l->done, NULL);
-    if (!(l->idx = gr_malloc((size_t)l->n * sizeof *l->idx)) || !(l->order = gr_malloc((size_t)l->n * sizeof *l->order)) ||
-        !(l->bad = gr_calloc((size_t)l->n, 1)) || !(l->slots = gr_calloc((size_t)l->nslot, sizeof *l->slots)) ||
+    if (!(l->idx = gr_malloc((size_t)l->n * sizeof *l->idx)) ||
+        !(l->order = gr_malloc((size_t)l->n * sizeof *l->order)) ||
+        !(l->bad = gr_calloc((size_t)l->n, 1)) ||
+        !(l->slots = gr_calloc((size_t)l->nslot, sizeof *l->slots)) ||
         !(l->th = gr_calloc((size_t)(l->nth ? l->nth : 1), sizeof *l->th)))
         goto nomem;
     for (int64_t i = 0; i < l->n; i++) l->idx[i] = idx ? idx[i] : i;
@@ -284,7 +298,8 @@ int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const 
         slot *s = &l->slots[i];
         s->batch = -1;
         size_t b = (size_t)o->batch;
-        if (!(s->x = gr_malloc(b * sample_len * sizeof(float))) || !(s->y = gr_malloc(b * sizeof *s->y)) ||
+        if (!(s->x = gr_malloc(b * sample_len * sizeof(float))) ||
+            !(s->y = gr_malloc(b * sizeof *s->y)) ||
             !(s->index = gr_malloc(b * sizeof *s->index)) || !(s->ok = gr_malloc(b)))
             goto nomem;
     }
@@ -292,16 +307,17 @@ int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const 
         if (pthread_create(&l->th[i], NULL, worker, l)) {
             l->nth = i; /* free joins the ones that started */
             gr_loader_free(l);
-            return gr_err(GRAFT_E_NOMEM, "loader: cannot start worker thread %d of %d", i + 1, o->workers);
+            return gr_err(GRAFT_E_NOMEM, "loader: cannot start worker thread %d of %d", i + 1,
+                          o->workers);
         }
     *out = l;
     return GRAFT_OK;
 nomem:;
-    int nslot = l->nslot;  /* read before l is freed */
+    int nslot = l->nslot; /* read before l is freed */
     l->nth = 0;
     gr_loader_free(l);
-    return gr_err(GRAFT_E_NOMEM, "loader: out of memory for %d batches of %d images of %dx%d", nslot, o->batch,
-                  ow, oh);
+    return gr_err(GRAFT_E_NOMEM, "loader: out of memory for %d batches of %d images of %dx%d",
+                  nslot, o->batch, ow, oh);
 }
 
 /* Stops handing out work and waits for samples in flight (mu held). */
@@ -342,7 +358,8 @@ static int compact(const gr_loader *l, slot *s, int n)
     for (int j = 0; j < n; j++) {
         if (!s->ok[j]) continue;
         if (k != j) {
-            memcpy(s->x + (size_t)k * l->sample_len, s->x + (size_t)j * l->sample_len, l->sample_len * sizeof(float));
+            memcpy(s->x + (size_t)k * l->sample_len, s->x + (size_t)j * l->sample_len,
+                   l->sample_len * sizeof(float));
             s->y[k] = s->y[j];
             s->index[k] = s->index[j];
         }
@@ -389,7 +406,8 @@ int gr_loader_next(gr_loader *l, gr_batch *b)
             l->limit = l->claim;
             continue;
         }
-        int n = (int)(l->used - bi * l->o.batch < l->o.batch ? l->used - bi * l->o.batch : l->o.batch);
+        int n =
+            (int)(l->used - bi * l->o.batch < l->o.batch ? l->used - bi * l->o.batch : l->o.batch);
         l->next_out++;
         pthread_mutex_unlock(&l->mu);
         /* only this thread touches the slot until the next call */
@@ -398,7 +416,7 @@ int gr_loader_next(gr_loader *l, gr_batch *b)
             pthread_mutex_lock(&l->mu);
             continue;
         }
-        *b = (gr_batch){k, l->oh, l->ow, s->x, s->y, s->index};
+        *b = (gr_batch){ k, l->oh, l->ow, s->x, s->y, s->index };
         return 1;
     }
 }

@@ -21,17 +21,19 @@ typedef struct running {
     pid_t speak, sox;
     int speak_rc, sox_rc;
     const gr_speak_job *job;
-    char tmp[1100];    /* sox writes here; renamed to job->out once both programs succeeded */
+    char tmp[1100]; /* sox writes here; renamed to job->out once both programs succeeded */
 } running;
 
 /* sox's arguments: the conversion, then the job's effects split at spaces. */
 static int sox_argv(const gr_speak_job *j, const char *out, char *buf, size_t nbuf, char **argv)
 {
     int n = 0;
-    const char *fixed[] = {"sox", "-V1", "-D", "-R", "-t", "wav", "-", "-t", "wav", "-r", "16000", "-b", "16", "-c", "1", out};
+    const char *fixed[] = { "sox", "-V1", "-D",    "-R", "-t", "wav", "-", "-t",
+                            "wav", "-r",  "16000", "-b", "16", "-c",  "1", out };
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) argv[n++] = (char *)fixed[i];
     snprintf(buf, nbuf, "%s", j->effects);
-    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && n < MAX_ARGS - 1; t = strtok_r(NULL, " ", &save))
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && n < MAX_ARGS - 1;
+         t = strtok_r(NULL, " ", &save))
         argv[n++] = t;
     argv[n] = NULL;
     return n;
@@ -44,8 +46,8 @@ static int start(const gr_speak_job *j, running *r)
     char speed[16], pitch[16], effects[sizeof j->effects];
     snprintf(speed, sizeof speed, "%d", j->speed);
     snprintf(pitch, sizeof pitch, "%d", j->pitch);
-    char *speak_argv[] = {"espeak-ng", "-v", (char *)j->voice, "-s", speed, "-p", pitch, "--stdout", "--",
-                          (char *)j->text, NULL};
+    char *speak_argv[] = { "espeak-ng", "-v", (char *)j->voice, "-s", speed, "-p", pitch,
+                           "--stdout",  "--", (char *)j->text,  NULL };
     char *sox[MAX_ARGS];
     if (snprintf(r->tmp, sizeof r->tmp, "%s.tmp.%d", j->out, (int)getpid()) >= (int)sizeof r->tmp) {
         close(fd[0]);
@@ -72,8 +74,10 @@ static int start(const gr_speak_job *j, running *r)
     close(fd[1]);
     if (e1 || e2) {
         if (!e1) waitpid(r->speak, NULL, 0);
-        return gr_err(GRAFT_E_IO, "cannot run %s: %s (install Debian's espeak-ng and sox: bash scripts/setup.sh)",
-                      e1 ? "espeak-ng" : "sox", strerror(e1 ? e1 : e2));
+        return gr_err(
+            GRAFT_E_IO,
+            "cannot run %s: %s (install Debian's espeak-ng and sox: bash scripts/setup.sh)",
+            e1 ? "espeak-ng" : "sox", strerror(e1 ? e1 : e2));
     }
     r->job = j;
     r->speak_rc = r->sox_rc = -1;
@@ -108,7 +112,8 @@ static int finish(running *r)
     return st;
 }
 
-int gr_speak(const gr_speak_job *jobs, int n, int parallel, void (*progress)(int done, int total, void *), void *ctx)
+int gr_speak(const gr_speak_job *jobs, int n, int parallel,
+             void (*progress)(int done, int total, void *), void *ctx)
 {
     if (parallel < 1) parallel = 1;
     if (parallel > 32) parallel = 32;
@@ -139,6 +144,8 @@ int gr_run_tool(char *const argv[])
     if (e) return gr_err(GRAFT_E_IO, "cannot run %s: %s", argv[0], strerror(e));
     int s = 0;
     waitpid(pid, &s, 0);
-    if (!WIFEXITED(s) || WEXITSTATUS(s)) return gr_err(GRAFT_E_IO, "%s failed (exit %d)", argv[0], WIFEXITED(s) ? WEXITSTATUS(s) : -1);
+    if (!WIFEXITED(s) || WEXITSTATUS(s))
+        return gr_err(GRAFT_E_IO, "%s failed (exit %d)", argv[0],
+                      WIFEXITED(s) ? WEXITSTATUS(s) : -1);
     return GRAFT_OK;
 }

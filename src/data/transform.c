@@ -25,7 +25,8 @@
  * side overflows an int before the image bounds refuse it. */
 #define RATIO_MIN 1e-4
 
-static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f}, imagenet_std[3] = {0.229f, 0.224f, 0.225f};
+static const float imagenet_mean[3] = { 0.485f, 0.456f, 0.406f },
+                   imagenet_std[3] = { 0.229f, 0.224f, 0.225f };
 
 /* ---- defaults, text form ------------------------------------------------------------------ */
 
@@ -57,7 +58,8 @@ static int parse_number(const char *key, const char *s, double *v)
     if (end != s && *end == '/') {
         const char *d = end + 1;
         double b = strtod(d, &end);
-        if (end == d || b == 0) return gr_err(GRAFT_E_ARG, "transform: %s: bad number \"%s\"", key, s);
+        if (end == d || b == 0)
+            return gr_err(GRAFT_E_ARG, "transform: %s: bad number \"%s\"", key, s);
         a /= b;
     }
     if (end == s || *end || errno == ERANGE || !isfinite(a) || isspace((unsigned char)*s))
@@ -99,8 +101,8 @@ static int parse_side(const char *key, const char *s, int *out)
     int st = parse_number(key, s, &v);
     if (st) return st;
     if (v != floor(v) || v < 1 || v > GR_IMAGE_MAX_SIDE)
-        return gr_err(GRAFT_E_ARG, "transform: %s: \"%s\" is not a whole number of pixels in 1..%d", key, s,
-                      GR_IMAGE_MAX_SIDE);
+        return gr_err(GRAFT_E_ARG, "transform: %s: \"%s\" is not a whole number of pixels in 1..%d",
+                      key, s, GR_IMAGE_MAX_SIDE);
     *out = (int)v;
     return GRAFT_OK;
 }
@@ -108,7 +110,8 @@ static int parse_side(const char *key, const char *s, int *out)
 static int want_count(const char *key, const char *val, int got, int a, int b, int c)
 {
     if (got == a || got == b || got == c) return GRAFT_OK;
-    return gr_err(GRAFT_E_ARG, "transform: %s: %d value%s in \"%s\"", key, got, got == 1 ? "" : "s", val);
+    return gr_err(GRAFT_E_ARG, "transform: %s: %d value%s in \"%s\"", key, got, got == 1 ? "" : "s",
+                  val);
 }
 
 /* rrc=N[:smin:smax[:rmin:rmax]]: `shown` is the value as given, for messages. */
@@ -120,16 +123,20 @@ static int parse_rrc(gr_transform *t, const char *key, char *val, const char *sh
     if (colon) *colon = 0;
     if ((st = parse_side(key, val, &t->rrc))) return st;
     if (!colon) return GRAFT_OK;
-    if ((st = parse_list(key, colon + 1, v, 4, &n)) || (st = want_count(key, shown, n + 1, 3, 5, 3))) return st;
+    if ((st = parse_list(key, colon + 1, v, 4, &n)) ||
+        (st = want_count(key, shown, n + 1, 3, 5, 3)))
+        return st;
     /* checked as the floats kept: 1e-50 is 0 as a float, and log(0) would poison the draws */
     if (!((float)v[0] > 0 && v[0] <= v[1] && v[1] <= 1))
-        return gr_err(GRAFT_E_ARG, "transform: rrc: scale %g:%g must satisfy 0 < min <= max <= 1", v[0], v[1]);
+        return gr_err(GRAFT_E_ARG, "transform: rrc: scale %g:%g must satisfy 0 < min <= max <= 1",
+                      v[0], v[1]);
     t->rrc_scale[0] = (float)v[0];
     t->rrc_scale[1] = (float)v[1];
     if (n == 4) {
         if (!(v[2] >= RATIO_MIN && v[2] <= v[3] && v[3] <= 1 / RATIO_MIN))
-            return gr_err(GRAFT_E_ARG, "transform: rrc: ratio %g:%g must satisfy %g <= min <= max <= %g", v[2], v[3],
-                          RATIO_MIN, 1 / RATIO_MIN);
+            return gr_err(GRAFT_E_ARG,
+                          "transform: rrc: ratio %g:%g must satisfy %g <= min <= max <= %g", v[2],
+                          v[3], RATIO_MIN, 1 / RATIO_MIN);
         t->rrc_ratio[0] = (float)v[2];
         t->rrc_ratio[1] = (float)v[3];
     }
@@ -157,17 +164,20 @@ static int parse_item(gr_transform *t, const char *key, char *val)
     }
     if (!strcmp(key, "flip")) {
         if ((st = parse_number(key, val, v))) return st;
-        if (!(v[0] >= 0 && v[0] <= 1)) return gr_err(GRAFT_E_ARG, "transform: flip: probability %s is outside 0..1", shown);
+        if (!(v[0] >= 0 && v[0] <= 1))
+            return gr_err(GRAFT_E_ARG, "transform: flip: probability %s is outside 0..1", shown);
         t->hflip = (float)v[0];
         return GRAFT_OK;
     }
     if (!strcmp(key, "rrc")) return parse_rrc(t, key, val, shown);
     if (!strcmp(key, "jitter")) {
-        if ((st = parse_list(key, val, v, 4, &n)) || (st = want_count(key, shown, n, 4, 4, 4))) return st;
+        if ((st = parse_list(key, val, v, 4, &n)) || (st = want_count(key, shown, n, 4, 4, 4)))
+            return st;
         for (int k = 0; k < 4; k++)
             if (!(v[k] >= 0) || (k == 3 && v[k] > 0.5))
-                return gr_err(GRAFT_E_ARG, "transform: jitter: %s %g must be in %s", (const char *[]){"brightness", "contrast", "saturation", "hue"}[k], v[k],
-                              k == 3 ? "0..0.5" : "0.. (non-negative)");
+                return gr_err(GRAFT_E_ARG, "transform: jitter: %s %g must be in %s",
+                              (const char *[]){ "brightness", "contrast", "saturation", "hue" }[k],
+                              v[k], k == 3 ? "0..0.5" : "0.. (non-negative)");
         for (int k = 0; k < 4; k++)
             if ((st = to_float(key, v[k], &t->jitter[k]))) return st;
         return GRAFT_OK;
@@ -182,15 +192,21 @@ static int parse_item(gr_transform *t, const char *key, char *val)
             for (int c = 0; c < 3; c++) t->mean[c] = 0, t->std[c] = 1;
             return GRAFT_OK;
         }
-        if ((st = parse_list(key, val, v, 6, &n)) || (st = want_count(key, shown, n, 6, 6, 6))) return st;
+        if ((st = parse_list(key, val, v, 6, &n)) || (st = want_count(key, shown, n, 6, 6, 6)))
+            return st;
         for (int c = 0; c < 3; c++) {
-            if (!((float)v[3 + c] != 0)) return gr_err(GRAFT_E_ARG, "transform: normalize: std of channel %d is 0", c);
-            if ((st = to_float(key, v[c], &t->mean[c])) || (st = to_float(key, v[3 + c], &t->std[c]))) return st;
+            if (!((float)v[3 + c] != 0))
+                return gr_err(GRAFT_E_ARG, "transform: normalize: std of channel %d is 0", c);
+            if ((st = to_float(key, v[c], &t->mean[c])) ||
+                (st = to_float(key, v[3 + c], &t->std[c])))
+                return st;
         }
         return GRAFT_OK;
     }
-    return gr_err(GRAFT_E_ARG,
-                  "transform: unknown key \"%s\" (known: resize, crop, size, rrc, flip, jitter, normalize)", key);
+    return gr_err(
+        GRAFT_E_ARG,
+        "transform: unknown key \"%s\" (known: resize, crop, size, rrc, flip, jitter, normalize)",
+        key);
 }
 
 /* Each size the transform makes is held to the image-pixels limit when it is parsed, before a
@@ -198,8 +214,9 @@ static int parse_item(gr_transform *t, const char *key, char *val)
 static int area_check(const char *key, int w, int h)
 {
     if (w <= 0 || h <= 0) return GRAFT_OK;
-    return gr_limit_check(GRAFT_LIMIT_IMAGE_PIXELS, (int64_t)w * h, "transform: %s makes images of %dx%d pixels%s", key,
-                          w, h, strcmp(key, "resize") ? "" : " or more");
+    return gr_limit_check(GRAFT_LIMIT_IMAGE_PIXELS, (int64_t)w * h,
+                          "transform: %s makes images of %dx%d pixels%s", key, w, h,
+                          strcmp(key, "resize") ? "" : " or more");
 }
 
 static int check_pixels(const gr_transform *t)
@@ -221,7 +238,8 @@ int gr_transform_parse(const char *spec, gr_transform *out)
     strcpy(copy, spec);
     int st = GRAFT_OK;
     unsigned seen = 0;
-    static const char *const keys[] = {"resize", "crop", "size", "rrc", "flip", "jitter", "normalize"};
+    static const char *const keys[] = { "resize", "crop",   "size",     "rrc",
+                                        "flip",   "jitter", "normalize" };
     for (char *item = copy; item && !st;) {
         char *comma = strchr(item, ',');
         if (comma) *comma = 0;
@@ -229,7 +247,10 @@ int gr_transform_parse(const char *spec, gr_transform *out)
         for (char *e = item + strlen(item); e > item && isspace((unsigned char)e[-1]);) *--e = 0;
         if (*item) {
             char *eq = strchr(item, '=');
-            if (!eq) { st = gr_err(GRAFT_E_ARG, "transform: \"%s\" is not key=value", item); break; }
+            if (!eq) {
+                st = gr_err(GRAFT_E_ARG, "transform: \"%s\" is not key=value", item);
+                break;
+            }
             char *val = eq + 1;
             for (*eq = 0; eq > item && isspace((unsigned char)eq[-1]);) *--eq = 0;
             while (isspace((unsigned char)*val)) val++;
@@ -244,9 +265,11 @@ int gr_transform_parse(const char *spec, gr_transform *out)
     }
     free(copy);
     if (st) return st;
-    if (t.resize && t.size_w) return gr_err(GRAFT_E_ARG, "transform: resize and size exclude each other");
+    if (t.resize && t.size_w)
+        return gr_err(GRAFT_E_ARG, "transform: resize and size exclude each other");
     if (t.rrc && (t.resize || t.size_w || t.crop))
-        return gr_err(GRAFT_E_ARG, "transform: rrc replaces resize, size and crop; give one or the other");
+        return gr_err(GRAFT_E_ARG,
+                      "transform: rrc replaces resize, size and crop; give one or the other");
     if ((st = check_pixels(&t))) return st;
     *out = t;
     return GRAFT_OK;
@@ -261,7 +284,10 @@ static void fmt_float(char *buf, size_t n, float v)
     }
 }
 
-typedef struct sbuf { char *p; size_t n, len; } sbuf;
+typedef struct sbuf {
+    char *p;
+    size_t n, len;
+} sbuf;
 
 static void put(sbuf *b, const char *s)
 {
@@ -283,7 +309,7 @@ static void put_floats(sbuf *b, const char *prefix, const float *v, int n)
 
 void gr_transform_format(const gr_transform *t, char *buf, size_t n)
 {
-    sbuf b = {buf, n, 0};
+    sbuf b = { buf, n, 0 };
     char tmp[64];
     if (n) buf[0] = 0;
     if (t->size_w) {
@@ -291,8 +317,14 @@ void gr_transform_format(const gr_transform *t, char *buf, size_t n)
         else snprintf(tmp, sizeof tmp, "size=%dx%d,", t->size_w, t->size_h);
         put(&b, tmp);
     }
-    if (t->resize) { snprintf(tmp, sizeof tmp, "resize=%d,", t->resize); put(&b, tmp); }
-    if (t->crop) { snprintf(tmp, sizeof tmp, "crop=%d,", t->crop); put(&b, tmp); }
+    if (t->resize) {
+        snprintf(tmp, sizeof tmp, "resize=%d,", t->resize);
+        put(&b, tmp);
+    }
+    if (t->crop) {
+        snprintf(tmp, sizeof tmp, "crop=%d,", t->crop);
+        put(&b, tmp);
+    }
     if (t->rrc) {
         snprintf(tmp, sizeof tmp, "rrc=%d", t->rrc);
         put(&b, tmp);
@@ -305,12 +337,14 @@ void gr_transform_format(const gr_transform *t, char *buf, size_t n)
     if (t->hflip > 0) put_floats(&b, "flip=", &t->hflip, 1), put(&b, ",");
     if (t->jitter[0] > 0 || t->jitter[1] > 0 || t->jitter[2] > 0 || t->jitter[3] > 0)
         put_floats(&b, "jitter=", t->jitter, 4), put(&b, ",");
-    if (!memcmp(t->mean, imagenet_mean, sizeof t->mean) && !memcmp(t->std, imagenet_std, sizeof t->std))
+    if (!memcmp(t->mean, imagenet_mean, sizeof t->mean) &&
+        !memcmp(t->std, imagenet_std, sizeof t->std))
         put(&b, "normalize=imagenet");
-    else if (t->mean[0] == 0 && t->mean[1] == 0 && t->mean[2] == 0 && t->std[0] == 1 && t->std[1] == 1 && t->std[2] == 1)
+    else if (t->mean[0] == 0 && t->mean[1] == 0 && t->mean[2] == 0 && t->std[0] == 1 &&
+             t->std[1] == 1 && t->std[2] == 1)
         put(&b, "normalize=none");
     else {
-        float v[6] = {t->mean[0], t->mean[1], t->mean[2], t->std[0], t->std[1], t->std[2]};
+        float v[6] = { t->mean[0], t->mean[1], t->mean[2], t->std[0], t->std[1], t->std[2] };
         put_floats(&b, "normalize=", v, 6);
     }
 }
@@ -336,7 +370,8 @@ void gr_transform_decode_min(const gr_transform *t, int *min_w, int *min_h)
     if (t->rrc) {
         /* the smallest crop is sqrt(smin * rmin) of the width and sqrt(smin / rmax) of the height
          * of a square-ish image; decode_scaled doubles the minimum, hence the 2 */
-        double cw = sqrt((double)t->rrc_scale[0] * t->rrc_ratio[0]), ch = sqrt((double)t->rrc_scale[0] / t->rrc_ratio[1]);
+        double cw = sqrt((double)t->rrc_scale[0] * t->rrc_ratio[0]),
+               ch = sqrt((double)t->rrc_scale[0] / t->rrc_ratio[1]);
         /* a tiny scale asks for more than any image has: no side is above GR_IMAGE_MAX_SIDE */
         *min_w = (int)fmin(ceil(t->rrc / cw / 2), GR_IMAGE_MAX_SIDE);
         *min_h = (int)fmin(ceil(t->rrc / ch / 2), GR_IMAGE_MAX_SIDE);
@@ -354,8 +389,8 @@ static int round_even(double v)
     return !(r > 0) ? 0 : r >= INT32_MAX ? INT32_MAX : (int)r;
 }
 
-void gr_rrc_params(int iw, int ih, const float scale[2], const float ratio[2], gr_rng *rng, int *x, int *y, int *w,
-                   int *h)
+void gr_rrc_params(int iw, int ih, const float scale[2], const float ratio[2], gr_rng *rng, int *x,
+                   int *y, int *w, int *h)
 {
     double area = (double)iw * ih;
     float lr0 = logf(ratio[0]), lr1 = logf(ratio[1]);
@@ -373,7 +408,8 @@ void gr_rrc_params(int iw, int ih, const float scale[2], const float ratio[2], g
             return;
         }
     }
-    double in_ratio = (double)iw / ih, rmin = fminf(ratio[0], ratio[1]), rmax = fmaxf(ratio[0], ratio[1]);
+    double in_ratio = (double)iw / ih, rmin = fminf(ratio[0], ratio[1]),
+           rmax = fmaxf(ratio[0], ratio[1]);
     int cw = iw, ch = ih;
     if (in_ratio < rmin) ch = round_even(cw / rmin);
     else if (in_ratio > rmax) cw = round_even(ch * rmax);
@@ -388,7 +424,9 @@ void gr_transform_draw(const gr_transform *t, int iw, int ih, gr_rng *rng, gr_tr
     memset(d, 0, sizeof *d);
     d->crop_w = iw;
     d->crop_h = ih;
-    if (t->rrc) gr_rrc_params(iw, ih, t->rrc_scale, t->rrc_ratio, rng, &d->crop_x, &d->crop_y, &d->crop_w, &d->crop_h);
+    if (t->rrc)
+        gr_rrc_params(iw, ih, t->rrc_scale, t->rrc_ratio, rng, &d->crop_x, &d->crop_y, &d->crop_w,
+                      &d->crop_h);
     if (t->hflip > 0) d->flip = gr_rng_uniform(rng) < t->hflip;
     for (int k = 0; k < 4; k++) d->order[k] = k;
     d->factor[0] = d->factor[1] = d->factor[2] = 1;
@@ -418,7 +456,10 @@ static uint8_t blend(int a, int b, float alpha)
 }
 
 /* libImaging/Convert.c rgb2l: ITU-R 601-2 luma in 16-bit fixed point. */
-static inline int luma(const uint8_t *p) { return (p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16; }
+static inline int luma(const uint8_t *p)
+{
+    return (p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16;
+}
 
 static void apply_lut(gr_image *img, const uint8_t lut[256])
 {
@@ -440,9 +481,13 @@ static int mean_luma(const gr_image *img)
 static void rgb2hsv(const uint8_t *in, uint8_t *out)
 {
     int r = in[0], g = in[1], b = in[2];
-    int maxc = r > g ? (r > b ? r : b) : (g > b ? g : b), minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    int maxc = r > g ? (r > b ? r : b) : (g > b ? g : b),
+        minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
     out[2] = (uint8_t)maxc;
-    if (minc == maxc) { out[0] = out[1] = 0; return; }
+    if (minc == maxc) {
+        out[0] = out[1] = 0;
+        return;
+    }
     float cr = (float)(maxc - minc), s = cr / (float)maxc, h;
     if (r == maxc) h = (float)(maxc - b) / cr - (float)(maxc - g) / cr;
     else if (g == maxc) h = (float)(2.0 + (float)(maxc - r) / cr - (float)(maxc - b) / cr);
@@ -464,7 +509,10 @@ static uint8_t clip_round(double v)
 }
 
 /* libImaging/Convert.c hsv2rgb's per-hue and per-saturation terms, computed once per image. */
-typedef struct hsv_tabs { int i[256]; float f[256], fs[256]; } hsv_tabs;
+typedef struct hsv_tabs {
+    int i[256];
+    float f[256], fs[256];
+} hsv_tabs;
 
 static void hsv_tabs_init(hsv_tabs *t)
 {
@@ -478,19 +526,46 @@ static void hsv_tabs_init(hsv_tabs *t)
 static void hsv2rgb(const hsv_tabs *tab, const uint8_t *in, uint8_t *out)
 {
     int h = in[0], s = in[1], v = in[2];
-    if (s == 0) { out[0] = out[1] = out[2] = (uint8_t)v; return; }
+    if (s == 0) {
+        out[0] = out[1] = out[2] = (uint8_t)v;
+        return;
+    }
     int i = tab->i[h];
     float f = tab->f[h], fs = tab->fs[s];
     uint8_t p = clip_round((float)v * (1.0 - fs)), q = clip_round((float)v * (1.0 - fs * f)),
             t = clip_round((float)v * (1.0 - fs * (1.0 - f))), V = (uint8_t)v;
     uint8_t r, g, b;
     switch (i % 6) {
-    case 0: r = V; g = t; b = p; break;
-    case 1: r = q; g = V; b = p; break;
-    case 2: r = p; g = V; b = t; break;
-    case 3: r = p; g = q; b = V; break;
-    case 4: r = t; g = p; b = V; break;
-    default: r = V; g = p; b = q; break;
+    case 0:
+        r = V;
+        g = t;
+        b = p;
+        break;
+    case 1:
+        r = q;
+        g = V;
+        b = p;
+        break;
+    case 2:
+        r = p;
+        g = V;
+        b = t;
+        break;
+    case 3:
+        r = p;
+        g = q;
+        b = V;
+        break;
+    case 4:
+        r = t;
+        g = p;
+        b = V;
+        break;
+    default:
+        r = V;
+        g = p;
+        b = q;
+        break;
     }
     out[0] = r;
     out[1] = g;
@@ -515,7 +590,10 @@ static void adjust_hue(gr_image *img, float factor)
 void gr_image_adjust(gr_image *img, int which, float factor)
 {
     uint8_t lut[256];
-    if (which == GR_JIT_HUE) { adjust_hue(img, factor); return; }
+    if (which == GR_JIT_HUE) {
+        adjust_hue(img, factor);
+        return;
+    }
     if (which == GR_JIT_SATURATION) { /* blend with the image's own "L" */
         size_t n = (size_t)img->w * img->h;
         uint8_t *p = img->rgb;
@@ -541,7 +619,11 @@ void gr_image_hflip(gr_image *img)
     for (int64_t y = 0; y < img->h; y++) {
         uint8_t *a = img->rgb + y * img->w * 3, *b = a + (int64_t)(img->w - 1) * 3;
         for (; a < b; a += 3, b -= 3)
-            for (int c = 0; c < 3; c++) { uint8_t t = a[c]; a[c] = b[c]; b[c] = t; }
+            for (int c = 0; c < 3; c++) {
+                uint8_t t = a[c];
+                a[c] = b[c];
+                b[c] = t;
+            }
     }
 }
 
@@ -549,7 +631,8 @@ void gr_image_hflip(gr_image *img)
 
 /* ToTensor + Normalize with the flip folded in: each channel's 256 possible outputs computed
  * as torchvision computes them ((v / 255 - mean) / std in float32), then one gather pass. */
-static void to_tensor(float *out, const gr_image *img, int flip, const float mean[3], const float std[3])
+static void to_tensor(float *out, const gr_image *img, int flip, const float mean[3],
+                      const float std[3])
 {
     float lut[3][256];
     for (int c = 0; c < 3; c++)
@@ -571,7 +654,8 @@ static void to_tensor(float *out, const gr_image *img, int flip, const float mea
     }
 }
 
-int gr_transform_apply_draws(const gr_transform *t, const gr_image *in, const gr_transform_draws *d, float *out)
+int gr_transform_apply_draws(const gr_transform *t, const gr_image *in, const gr_transform_draws *d,
+                             float *out)
 {
     /* the source box, the size it is resized to, and the window of that kept */
     int bx = 0, by = 0, bw = in->w, bh = in->h, fw, fh, cx = 0, cy = 0, cw, ch;
@@ -587,8 +671,8 @@ int gr_transform_apply_draws(const gr_transform *t, const gr_image *in, const gr
         gr_image_center_offset(fw, fh, cw, ch, &cx, &cy);
     }
     int jitter = t->jitter[0] > 0 || t->jitter[1] > 0 || t->jitter[2] > 0 || t->jitter[3] > 0;
-    int identity = bx == 0 && by == 0 && bw == in->w && bh == in->h && fw == bw && fh == bh && cx == 0 && cy == 0
-                   && cw == fw && ch == fh;
+    int identity = bx == 0 && by == 0 && bw == in->w && bh == in->h && fw == bw && fh == bh &&
+                   cx == 0 && cy == 0 && cw == fw && ch == fh;
     if (identity && !jitter) { /* nothing to change in uint8: straight to float */
         to_tensor(out, in, d->flip, t->mean, t->std);
         return GRAFT_OK;

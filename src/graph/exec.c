@@ -23,7 +23,7 @@ enum { ST_FWD, ST_BWD, ST_ADD };
 typedef struct step {
     gr_opctx *ctx;
     const gr_opdef *op;
-    int node;               /* graph node, or -1 for an inserted conversion */
+    int node; /* graph node, or -1 for an inserted conversion */
     int kind;
     gr_tensor **dout, **din; /* ST_BWD: gradients of the outputs (read) and inputs (written) */
     gr_tensor *acc, *add;    /* ST_ADD: acc += add (a second gradient contribution) */
@@ -33,30 +33,30 @@ typedef struct step {
 struct gr_plan {
     const gr_graph *g;
     gr_plan_opts opts;
-    gr_arena *arena;        /* op state, folded constants, bookkeeping */
-    gr_tensor *vals;        /* graph values, then values the plan adds (conversions) */
+    gr_arena *arena; /* op state, folded constants, bookkeeping */
+    gr_tensor *vals; /* graph values, then values the plan adds (conversions) */
     int nvals, capvals;
-    unsigned char *known;   /* value known at plan time */
-    int *plain_of;          /* value → its plain conversion, or -1 */
-    gr_opctx *ctx;          /* one per graph node */
+    unsigned char *known; /* value known at plan time */
+    int *plain_of;        /* value → its plain conversion, or -1 */
+    gr_opctx *ctx;        /* one per graph node */
     step *steps;
     int nsteps, capsteps;
-    int *outputs;           /* plan value of each graph output (plain) */
+    int *outputs; /* plan value of each graph output (plain) */
     gr_shape *in_shapes;
-    unsigned char *act;     /* activation block */
+    unsigned char *act; /* activation block */
     size_t act_bytes;
     void *scratch;
     size_t scratch_bytes;
     int64_t flops;
     /* training */
-    int training;           /* opts.trainable != NULL */
-    int nfwd, nbwd;         /* forward steps come first; then backward and add steps */
-    unsigned char *ext;     /* value whose data is bound outside the activation block */
-    unsigned char *rg;      /* value carries a gradient back to trainable values */
-    unsigned char *reach;   /* [g->nvalues] value influences a graph output */
-    int *grad_of;           /* value → the value holding its gradient, or -1 */
-    int *out_grad;          /* graph output i → its gradient value (bound at backward), or -1 */
-    int *unwritten;         /* trainable values no backward step writes (zeroed each step) */
+    int training;         /* opts.trainable != NULL */
+    int nfwd, nbwd;       /* forward steps come first; then backward and add steps */
+    unsigned char *ext;   /* value whose data is bound outside the activation block */
+    unsigned char *rg;    /* value carries a gradient back to trainable values */
+    unsigned char *reach; /* [g->nvalues] value influences a graph output */
+    int *grad_of;         /* value → the value holding its gradient, or -1 */
+    int *out_grad;        /* graph output i → its gradient value (bound at backward), or -1 */
+    int *unwritten;       /* trainable values no backward step writes (zeroed each step) */
     int nunwritten;
 };
 
@@ -80,15 +80,16 @@ static int bind_inputs(gr_plan *p, const gr_tensor *inputs)
             for (int d = 0; ok && d < x->shape.rank; d++)
                 ok = v->t.shape.d[d] < 0 || v->t.shape.d[d] == x->shape.d[d];
             if (!ok)
-                return gr_err(GRAFT_E_SHAPE, "input '%s': expected shape %s (-1: any), got %s", v->name,
-                              gr_shape_str(&v->t.shape, a, sizeof a), gr_shape_str(&x->shape, b, sizeof b));
+                return gr_err(GRAFT_E_SHAPE, "input '%s': expected shape %s (-1: any), got %s",
+                              v->name, gr_shape_str(&v->t.shape, a, sizeof a),
+                              gr_shape_str(&x->shape, b, sizeof b));
         }
         if (gr_numel_checked(&x->shape, gr_dtype_size(x->dtype)) < 0)
             return gr_err(GRAFT_E_SHAPE, "input '%s': shape %s is too large", v->name,
                           gr_shape_str(&x->shape, a, sizeof a));
         p->in_shapes[i] = x->shape;
         gr_tensor *t = &p->vals[g->inputs[i]];
-        *t = (gr_tensor){.dtype = x->dtype, .shape = x->shape};
+        *t = (gr_tensor){ .dtype = x->dtype, .shape = x->shape };
         if (p->opts.inputs_const) {
             size_t n = gr_tensor_bytes(x);
             t->data = gr_arena_alloc(p->arena, n);
@@ -110,7 +111,7 @@ static int add_step(gr_plan *p, gr_opctx *c, const gr_opdef *op, int node)
         p->steps = s;
         p->capsteps = cap;
     }
-    p->steps[p->nsteps++] = (step){.ctx = c, .op = op, .node = node, .kind = ST_FWD};
+    p->steps[p->nsteps++] = (step){ .ctx = c, .op = op, .node = node, .kind = ST_FWD };
     if (c->scratch_bytes > p->scratch_bytes) p->scratch_bytes = c->scratch_bytes;
     return GRAFT_OK;
 }
@@ -124,12 +125,14 @@ static int fold(gr_plan *p, gr_opctx *c, const gr_opdef *op)
         int v = value_index(p, c->out[i]);
         if (v >= 0) p->known[v] = 1;
     }
-    int st = c->scratch_bytes > (size_t)INT64_MAX / 2
-                 ? gr_err(GRAFT_E_SHAPE, "node '%s': its scratch size overflows", c->name)
-                 : gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)c->scratch_bytes,
-                                  "node '%s' needs %zu bytes of scratch", c->name, c->scratch_bytes);
+    int st =
+        c->scratch_bytes > (size_t)INT64_MAX / 2
+            ? gr_err(GRAFT_E_SHAPE, "node '%s': its scratch size overflows", c->name)
+            : gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)c->scratch_bytes,
+                             "node '%s' needs %zu bytes of scratch", c->name, c->scratch_bytes);
     if (st) return st;
-    void *scratch = c->scratch_bytes ? aligned_alloc(64, (c->scratch_bytes + 63) & ~(size_t)63) : NULL;
+    void *scratch =
+        c->scratch_bytes ? aligned_alloc(64, (c->scratch_bytes + 63) & ~(size_t)63) : NULL;
     if (c->scratch_bytes && !scratch) return gr_err(GRAFT_E_NOMEM, "out of memory for scratch");
     c->scratch = scratch;
     op->forward(c);
@@ -141,8 +144,14 @@ static int fold(gr_plan *p, gr_opctx *c, const gr_opdef *op)
 /* Returns the plan value holding v in plain layout, inserting a ToPlain step if needed. */
 static int plain_value(gr_plan *p, int v, int *out)
 {
-    if (!p->vals[v].layout) { *out = v; return GRAFT_OK; }
-    if (p->plain_of[v] >= 0) { *out = p->plain_of[v]; return GRAFT_OK; }
+    if (!p->vals[v].layout) {
+        *out = v;
+        return GRAFT_OK;
+    }
+    if (p->plain_of[v] >= 0) {
+        *out = p->plain_of[v];
+        return GRAFT_OK;
+    }
     GR_ASSERT(p->nvals < p->capvals);
     int w = p->nvals++;
     gr_opctx *c = gr_arena_alloc(p->arena, sizeof *c);
@@ -168,9 +177,15 @@ static int plain_value(gr_plan *p, int v, int *out)
     return GRAFT_OK;
 }
 
-static int is_bn(const gr_node *n) { return strcmp(n->op_type, "BatchNormalization") == 0 && !n->domain[0]; }
+static int is_bn(const gr_node *n)
+{
+    return strcmp(n->op_type, "BatchNormalization") == 0 && !n->domain[0];
+}
 
-static int trainable(const gr_plan *p, int v) { return p->training && v >= 0 && p->opts.trainable[v]; }
+static int trainable(const gr_plan *p, int v)
+{
+    return p->training && v >= 0 && p->opts.trainable[v];
+}
 
 /* Which inputs of node k get gradients (before prepare): those carrying one, when an output of
  * the node influences the graph's outputs. */
@@ -195,8 +210,10 @@ static int check_wide(const gr_plan *p, int k)
     for (int j = 0; j < n->nout; j++) reaches |= n->out[j] >= 0 && p->reach[n->out[j]];
     for (int i = 32; reaches && i < n->nin; i++)
         if (n->in[i] >= 0 && p->rg[n->in[i]])
-            return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' (%s): graft cannot train through input %d (at most 32 inputs "
-                          "carry gradients); freeze the layers before it", n->name, n->op_type, i);
+            return gr_err(GRAFT_E_UNSUPPORTED,
+                          "node '%s' (%s): graft cannot train through input %d (at most 32 inputs "
+                          "carry gradients); freeze the layers before it",
+                          n->name, n->op_type, i);
     return GRAFT_OK;
 }
 
@@ -234,8 +251,10 @@ static int check_input_types(const gr_plan *p, int k)
     for (int i = 0; i < n->nin; i++) {
         int v = n->in[i];
         if (v >= 0 && !gr_dtype_size(p->vals[v].dtype))
-            return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' (%s): input %d '%s' has element type %d, which graft "
-                          "does not support", n->name, n->op_type, i, p->g->values[v].name, (int)p->vals[v].dtype);
+            return gr_err(GRAFT_E_UNSUPPORTED,
+                          "node '%s' (%s): input %d '%s' has element type %d, which graft "
+                          "does not support",
+                          n->name, n->op_type, i, p->g->values[v].name, (int)p->vals[v].dtype);
     }
     return GRAFT_OK;
 }
@@ -247,15 +266,26 @@ static int plan_node(gr_plan *p, int k)
     const gr_node *n = &g->nodes[k];
     gr_opctx *c = &p->ctx[k];
     if (!n->op)
-        return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
                       n->name, n->domain, n->domain[0] ? "." : "", n->op_type, g->opset);
     uint32_t need = node_need_grad(p, k);
     int wide = check_wide(p, k);
     if (wide) return wide;
-    *c = (gr_opctx){.name = n->name, .op_type = n->op_type, .opset = g->opset, .attrs = n->attrs,
-                    .nattr = n->nattr, .nin = n->nin, .nout = n->nout, .arena = p->arena,
-                    .use_ref = p->opts.use_ref, .layouts = !p->opts.use_ref, .dnnl = p->opts.dnnl,
-                    .training = node_training(p, k, need), .need_grad = need, .rng = p->opts.rng};
+    *c = (gr_opctx){ .name = n->name,
+                     .op_type = n->op_type,
+                     .opset = g->opset,
+                     .attrs = n->attrs,
+                     .nattr = n->nattr,
+                     .nin = n->nin,
+                     .nout = n->nout,
+                     .arena = p->arena,
+                     .use_ref = p->opts.use_ref,
+                     .layouts = !p->opts.use_ref,
+                     .dnnl = p->opts.dnnl,
+                     .training = node_training(p, k, need),
+                     .need_grad = need,
+                     .rng = p->opts.rng };
     c->in = gr_arena_alloc(p->arena, (size_t)(n->nin + 1) * sizeof(gr_tensor *));
     c->out = gr_arena_alloc(p->arena, (size_t)(n->nout + 1) * sizeof(gr_tensor *));
     if (!c->in || !c->out) return GRAFT_E_NOMEM;
@@ -263,7 +293,8 @@ static int plan_node(gr_plan *p, int k)
     if (st) return st;
     /* An absent optional output still gets a tensor to write into; it is never read. */
     for (int i = 0; i < n->nout; i++)
-        c->out[i] = n->out[i] >= 0 ? &p->vals[n->out[i]] : gr_arena_alloc(p->arena, sizeof(gr_tensor));
+        c->out[i] =
+            n->out[i] >= 0 ? &p->vals[n->out[i]] : gr_arena_alloc(p->arena, sizeof(gr_tensor));
     for (int plain = !(n->op->flags & GR_OPF_LAYOUT);; plain = 1) {
         for (int i = 0; i < n->nin; i++) {
             int v = n->in[i];
@@ -272,7 +303,7 @@ static int plan_node(gr_plan *p, int k)
             c->in[i] = &p->vals[v];
             if (!p->known[v]) {
                 all_known = 0;
-                p->vals[v].data = NULL;  /* prepare must not rely on activation data */
+                p->vals[v].data = NULL; /* prepare must not rely on activation data */
             }
         }
         st = n->op->prepare(c);
@@ -291,25 +322,33 @@ static int plan_node(gr_plan *p, int k)
     if (st == GR_RETRY_PLAIN)
         return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s) refused plain inputs", n->name, n->op_type);
     if (st) return st;
-    for (int i = 0; p->training && i < n->nin; i++)  /* bound values (trainable, running statistics) keep their data */
+    for (int i = 0; p->training && i < n->nin;
+         i++) /* bound values (trainable, running statistics) keep their data */
         if (c->in[i] && value_index(p, c->in[i]) >= 0 && p->ext[value_index(p, c->in[i])])
             c->in[i]->data = g->values[value_index(p, c->in[i])].t.data;
     if (c->need_grad && !n->op->backward)
-        return gr_err(GRAFT_E_UNSUPPORTED,
-                      "node '%s' (%s): graft cannot train through this op (it has no backward); freeze the "
-                      "layers before it or cut the model after it", n->name, n->op_type);
+        return gr_err(
+            GRAFT_E_UNSUPPORTED,
+            "node '%s' (%s): graft cannot train through this op (it has no backward); freeze the "
+            "layers before it or cut the model after it",
+            n->name, n->op_type);
     for (int j = 0; p->training && j < n->nout; j++)
-        if (n->out[j] >= 0) p->rg[n->out[j]] = c->need_grad && p->reach[n->out[j]] && c->out[j]->dtype == GR_F32;
+        if (n->out[j] >= 0)
+            p->rg[n->out[j]] = c->need_grad && p->reach[n->out[j]] && c->out[j]->dtype == GR_F32;
     for (int i = 0; i < n->nout; i++) {
         if (!gr_dtype_size(c->out[i]->dtype))
-            return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s): output %d has no type after prepare", n->name, n->op_type, i);
-        int64_t bytes = c->out[i]->layout ? (int64_t)c->out[i]->bytes
-                                          : gr_numel_checked(&c->out[i]->shape, gr_dtype_size(c->out[i]->dtype));
+            return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s): output %d has no type after prepare",
+                          n->name, n->op_type, i);
+        int64_t bytes = c->out[i]->layout
+                            ? (int64_t)c->out[i]->bytes
+                            : gr_numel_checked(&c->out[i]->shape, gr_dtype_size(c->out[i]->dtype));
         if (bytes < 0)
-            return gr_err(GRAFT_E_SHAPE, "node '%s' (%s): output %d has a shape whose size overflows", n->name,
+            return gr_err(GRAFT_E_SHAPE,
+                          "node '%s' (%s): output %d has a shape whose size overflows", n->name,
                           n->op_type, i);
-        if ((st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, bytes, "node '%s' (%s): output %d needs %" PRId64 " bytes",
-                                 n->name, n->op_type, i, bytes)))
+        if ((st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, bytes,
+                                 "node '%s' (%s): output %d needs %" PRId64 " bytes", n->name,
+                                 n->op_type, i, bytes)))
             return st;
     }
     p->flops += c->flops;
@@ -319,7 +358,10 @@ static int plan_node(gr_plan *p, int k)
 
 /* ---- liveness memory plan ---- */
 
-typedef struct block { size_t off, size; int value; } block;
+typedef struct block {
+    size_t off, size;
+    int value;
+} block;
 
 /* last[v]: index of the last forward step reading plan value v (nfwd for graph outputs). */
 static int *last_uses(const gr_plan *p)
@@ -340,14 +382,20 @@ static int *last_uses(const gr_plan *p)
 
 /* The plan values step s reads (write 0) and writes (write 1). A backward step reads its
  * node's forward inputs and outputs as well as the output gradients. */
-typedef struct access { int v, write; } access;
+typedef struct access {
+    int v, write;
+} access;
 
 static int step_access(const gr_plan *p, int s, access *a)
 {
     const step *st = &p->steps[s];
     const gr_opctx *c = st->ctx;
     int n = 0;
-#define PUSH(t, w) do { int v_ = (t) ? value_index(p, (t)) : -1; if (v_ >= 0) a[n++] = (access){v_, (w)}; } while (0)
+#define PUSH(t, w)                                                                                 \
+    do {                                                                                           \
+        int v_ = (t) ? value_index(p, (t)) : -1;                                                   \
+        if (v_ >= 0) a[n++] = (access){ v_, (w) };                                                 \
+    } while (0)
     if (st->kind == ST_ADD) {
         PUSH(st->acc, 0);
         PUSH(st->add, 0);
@@ -377,11 +425,15 @@ static int plan_memory(gr_plan *p)
         int m = 2 * (p->steps[s].ctx ? p->steps[s].ctx->nin + p->steps[s].ctx->nout : 0) + 4;
         if (m > maxacc) maxacc = m;
     }
-    int *first = malloc((size_t)(p->nvals + 1) * sizeof *first), *last = malloc((size_t)(p->nvals + 1) * sizeof *last);
+    int *first = malloc((size_t)(p->nvals + 1) * sizeof *first),
+        *last = malloc((size_t)(p->nvals + 1) * sizeof *last);
     size_t *off = calloc((size_t)p->nvals + 1, sizeof *off);
     block *live = malloc((size_t)(p->nvals + 1) * sizeof *live);
     access *acc = malloc((size_t)maxacc * sizeof *acc);
-    if (!first || !last || !off || !live || !acc) { st = gr_err(GRAFT_E_NOMEM, "out of memory planning"); goto done; }
+    if (!first || !last || !off || !live || !acc) {
+        st = gr_err(GRAFT_E_NOMEM, "out of memory planning");
+        goto done;
+    }
     for (int v = 0; v < p->nvals; v++) first[v] = last[v] = -1;
     for (int s = 0; s < p->nsteps; s++) {
         int n = step_access(p, s, acc);
@@ -399,22 +451,26 @@ static int plan_memory(gr_plan *p)
             for (int j = 0; j < c->nout; j++) {
                 if (value_index(p, c->out[j]) >= 0) continue;
                 /* an absent optional output: private bytes */
-                c->out[j]->data = gr_arena_alloc(p->arena, (gr_tensor_bytes(c->out[j]) + 63) & ~(size_t)63);
-                if (!c->out[j]->data) { st = GRAFT_E_NOMEM; goto done; }
+                c->out[j]->data =
+                    gr_arena_alloc(p->arena, (gr_tensor_bytes(c->out[j]) + 63) & ~(size_t)63);
+                if (!c->out[j]->data) {
+                    st = GRAFT_E_NOMEM;
+                    goto done;
+                }
             }
         int n = step_access(p, s, acc);
         for (int a = 0; a < n; a++) {
             int v = acc[a].v;
             if (!acc[a].write || first[v] != s || (p->ext && p->ext[v])) continue;
-            first[v] = -2;  /* placed */
+            first[v] = -2; /* placed */
             size_t need = (gr_tensor_bytes(&p->vals[v]) + 63) & ~(size_t)63, at = 0;
             int pos = 0;
-            for (; pos < nlive; pos++) {  /* first fit between live blocks sorted by offset */
+            for (; pos < nlive; pos++) { /* first fit between live blocks sorted by offset */
                 if (live[pos].off - at >= need) break;
                 at = live[pos].off + live[pos].size;
             }
             memmove(&live[pos + 1], &live[pos], (size_t)(nlive - pos) * sizeof *live);
-            live[pos] = (block){at, need, v};
+            live[pos] = (block){ at, need, v };
             nlive++;
             off[v] = at;
             if (at + need > peak) peak = at + need;
@@ -427,23 +483,29 @@ static int plan_memory(gr_plan *p)
         }
     }
     p->act_bytes = peak;
-    st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)peak, "the model's activations need %zu bytes", peak);
+    st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)peak,
+                        "the model's activations need %zu bytes", peak);
     if (st) goto done;
     /* never NULL, even when every activation is empty (a zero-size dim): pointer arithmetic on
      * NULL is undefined */
     p->act = aligned_alloc(64, peak ? peak : 64);
-    if (!p->act) { st = gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", peak); goto done; }
+    if (!p->act) {
+        st = gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", peak);
+        goto done;
+    }
     for (int v = 0; v < p->nvals; v++)
         if (first[v] == -2) p->vals[v].data = p->act + off[v];
     if (p->scratch_bytes > (size_t)INT64_MAX / 2 ||
         (st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)p->scratch_bytes,
-                             "the model's largest op needs %zu bytes of scratch", p->scratch_bytes))) {
+                             "the model's largest op needs %zu bytes of scratch",
+                             p->scratch_bytes))) {
         if (!st) st = gr_err(GRAFT_E_SHAPE, "the model's scratch size overflows");
         goto done;
     }
     if (p->scratch_bytes) {
         p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) & ~(size_t)63);
-        if (!p->scratch) st = gr_err(GRAFT_E_NOMEM, "out of memory for %zu bytes of scratch", p->scratch_bytes);
+        if (!p->scratch)
+            st = gr_err(GRAFT_E_NOMEM, "out of memory for %zu bytes of scratch", p->scratch_bytes);
     }
 done:
     free(first);
@@ -511,7 +573,10 @@ static int plan_backward(gr_plan *p)
         p->ext[w] = 1;
         p->grad_of[o] = p->out_grad[i] = w;
         p->vals[w].data = gr_arena_alloc(p->arena, gr_tensor_bytes(&p->vals[w]) + 64);
-        if (!p->vals[w].data) { st = GRAFT_E_NOMEM; goto done; }
+        if (!p->vals[w].data) {
+            st = GRAFT_E_NOMEM;
+            goto done;
+        }
     }
     for (int s = p->nfwd - 1; s >= 0 && !st; s--) {
         step f = p->steps[s];
@@ -519,13 +584,19 @@ static int plan_backward(gr_plan *p)
         if (!c->need_grad) continue;
         gr_tensor **dout = gr_arena_alloc(p->arena, (size_t)(c->nout + 1) * sizeof *dout);
         gr_tensor **din = gr_arena_alloc(p->arena, (size_t)(c->nin + 1) * sizeof *din);
-        if (!dout || !din) { st = GRAFT_E_NOMEM; break; }
+        if (!dout || !din) {
+            st = GRAFT_E_NOMEM;
+            break;
+        }
         int any = 0;
         for (int j = 0; j < c->nout; j++) {
             int v = value_index(p, c->out[j]);
-            if (v >= 0 && p->grad_of[v] >= 0) { dout[j] = &p->vals[p->grad_of[v]]; any = 1; }
+            if (v >= 0 && p->grad_of[v] >= 0) {
+                dout[j] = &p->vals[p->grad_of[v]];
+                any = 1;
+            }
         }
-        if (!any) continue;  /* no gradient reaches this step */
+        if (!any) continue; /* no gradient reaches this step */
         int nadd = 0, acc_v[32], tmp_v[32];
         for (int i = 0; i < c->nin && i < 32; i++) {
             if (!(c->need_grad >> i & 1)) continue;
@@ -542,11 +613,20 @@ static int plan_backward(gr_plan *p)
          * wrapper); a layout conversion reads nothing */
         const gr_opdef *own = f.node >= 0 ? gr_op_find_unwrapped(g->nodes[f.node].op_type) : NULL;
         int flags = own ? own->flags : GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y;
-        st = push_step(p, (step){.ctx = c, .op = f.op, .node = f.node, .kind = ST_BWD, .dout = dout, .din = din,
-                                 .bwd_flags = flags});
+        st = push_step(p, (step){ .ctx = c,
+                                  .op = f.op,
+                                  .node = f.node,
+                                  .kind = ST_BWD,
+                                  .dout = dout,
+                                  .din = din,
+                                  .bwd_flags = flags });
         for (int a = 0; !st && a < nadd; a++)
-            st = push_step(p, (step){.ctx = c, .op = f.op, .node = f.node, .kind = ST_ADD,
-                                     .acc = &p->vals[acc_v[a]], .add = &p->vals[tmp_v[a]]});
+            st = push_step(p, (step){ .ctx = c,
+                                      .op = f.op,
+                                      .node = f.node,
+                                      .kind = ST_ADD,
+                                      .acc = &p->vals[acc_v[a]],
+                                      .add = &p->vals[tmp_v[a]] });
         p->nbwd++;
     }
     for (int v = 0; v < g->nvalues; v++)
@@ -590,8 +670,10 @@ static int alloc_training(gr_plan *p)
         if (!p->opts.trainable[v]) continue;
         const gr_value *x = &g->values[v];
         if (!x->is_init || x->t.dtype != GR_F32 || !p->opts.grads || !p->opts.grads[v])
-            return gr_err(GRAFT_E_ARG, "'%s' cannot be trained: only float32 initializers with a gradient buffer can",
-                          x->name);
+            return gr_err(
+                GRAFT_E_ARG,
+                "'%s' cannot be trained: only float32 initializers with a gradient buffer can",
+                x->name);
         p->known[v] = 0;
         p->ext[v] = 1;
         p->rg[v] = 1;
@@ -602,8 +684,10 @@ static int alloc_training(gr_plan *p)
         for (int i = 3; i < 5; i++) {
             int v = n->in[i];
             if (v < 0 || !g->values[v].is_init)
-                return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' (BatchNormalization): its running statistics "
-                              "must be initializers to train it", n->name);
+                return gr_err(GRAFT_E_UNSUPPORTED,
+                              "node '%s' (BatchNormalization): its running statistics "
+                              "must be initializers to train it",
+                              n->name);
             p->known[v] = 0;
             p->ext[v] = 1;
         }
@@ -638,7 +722,8 @@ static int alloc_plan(gr_plan *p)
     return p->training ? alloc_training(p) : GRAFT_OK;
 }
 
-int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts *opts, gr_plan **out)
+int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts *opts,
+                  gr_plan **out)
 {
     gr_plan *p = gr_calloc(1, sizeof *p);
     if (!p) return GRAFT_E_NOMEM;
@@ -664,13 +749,14 @@ int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts
 void gr_plan_free(gr_plan *p)
 {
     if (!p) return;
-    if (p->ctx)  /* folded nodes keep state too: release every prepared node */
+    if (p->ctx) /* folded nodes keep state too: release every prepared node */
         for (int k = 0; k < p->g->nnodes; k++) {
             const gr_opdef *op = p->g->nodes[k].op;
             if (op && op->release && p->ctx[k].params) op->release(p->ctx[k].params);
         }
     for (int s = 0; s < p->nsteps; s++)
-        if (p->steps[s].kind == ST_FWD && p->steps[s].node < 0 && p->steps[s].op->release && p->steps[s].ctx->params)
+        if (p->steps[s].kind == ST_FWD && p->steps[s].node < 0 && p->steps[s].op->release &&
+            p->steps[s].ctx->params)
             p->steps[s].op->release(p->steps[s].ctx->params);
     free(p->act);
     free(p->scratch);
@@ -744,13 +830,14 @@ int gr_plan_cut_points(const gr_plan *p, int *values, int max)
      * adds 1 to the count (and its index to a sum) from t to last[v] - 1, a difference array
      * over the steps, so the scan is linear. With one activation alive the sum is its index. */
     int *last = last_uses(p), count = 0, n = p->nfwd;
-    int64_t *dcount = calloc((size_t)n + 2, sizeof *dcount), *dsum = calloc((size_t)n + 2, sizeof *dsum);
+    int64_t *dcount = calloc((size_t)n + 2, sizeof *dcount),
+            *dsum = calloc((size_t)n + 2, sizeof *dsum);
     if (!last || !dcount || !dsum) {
         free(last), free(dcount), free(dsum);
         return -gr_err(GRAFT_E_NOMEM, "out of memory");
     }
     const gr_graph *g = p->g;
-    for (int i = 0; i < g->ninputs; i++) {  /* a graph input alive: no single activation */
+    for (int i = 0; i < g->ninputs; i++) { /* a graph input alive: no single activation */
         int v = g->inputs[i];
         if (last[v] > 0) dcount[0] += (int64_t)n + 1, dcount[last[v]] -= (int64_t)n + 1;
     }
@@ -770,7 +857,8 @@ int gr_plan_cut_points(const gr_plan *p, int *values, int max)
         sum += dsum[s];
         if (p->steps[s].node < 0 || alive != 1) continue;
         int only = (int)sum;
-        if (only < g->nvalues && p->vals[only].dtype == GR_F32 && count < max) values[count++] = only;
+        if (only < g->nvalues && p->vals[only].dtype == GR_F32 && count < max)
+            values[count++] = only;
     }
     free(last);
     free(dcount);

@@ -18,7 +18,9 @@ int gr_graph_find_value(const gr_graph *g, const char *name)
 }
 
 /* A binary min-heap of node indices: the ready node first in the file goes first. */
-typedef struct heap { int *a, n; } heap;
+typedef struct heap {
+    int *a, n;
+} heap;
 
 static void heap_push(heap *h, int k)
 {
@@ -52,8 +54,8 @@ static int find_producers(gr_graph *g, const unsigned char *ready)
                 return gr_err(GRAFT_E_FORMAT, "node '%s' (%s) writes '%s', which is a graph input",
                               g->nodes[k].name, g->nodes[k].op_type, g->values[v].name);
             if (g->values[v].producer >= 0 || g->values[v].is_init)
-                return gr_err(GRAFT_E_FORMAT, "value '%s' is produced twice (node '%s')", g->values[v].name,
-                              g->nodes[k].name);
+                return gr_err(GRAFT_E_FORMAT, "value '%s' is produced twice (node '%s')",
+                              g->values[v].name, g->nodes[k].name);
             g->values[v].producer = k;
         }
     return GRAFT_OK;
@@ -61,7 +63,8 @@ static int find_producers(gr_graph *g, const unsigned char *ready)
 
 /* pending[k]: inputs of node k not yet available (each use counted); the readers of every
  * value as lists (first[v] .. first[v + 1] in users). Fails naming an input nothing makes. */
-static int count_pending(const gr_graph *g, const unsigned char *ready, int *pending, int *first, int *users)
+static int count_pending(const gr_graph *g, const unsigned char *ready, int *pending, int *first,
+                         int *users)
 {
     for (int k = 0; k < g->nnodes; k++)
         for (int j = 0; j < g->nodes[k].nin; j++) {
@@ -92,21 +95,26 @@ int gr_graph_sort(gr_graph *g)
 {
     int n = g->nnodes, status = GRAFT_OK, uses = 0;
     for (int k = 0; k < n; k++) uses += g->nodes[k].nin;
-    int *pending = gr_calloc((size_t)n + 1, sizeof *pending);   /* unmet inputs per node */
+    int *pending = gr_calloc((size_t)n + 1, sizeof *pending); /* unmet inputs per node */
     int *order = gr_calloc((size_t)n + 1, sizeof *order);
     unsigned char *ready = gr_calloc((size_t)g->nvalues + 1, 1);
     gr_node *sorted = gr_calloc((size_t)n + 1, sizeof *sorted);
     int *first = gr_calloc((size_t)g->nvalues + 2, sizeof *first);
     int *users = gr_calloc((size_t)uses + (size_t)g->nvalues + 1, sizeof *users);
-    heap h = {gr_calloc((size_t)n + 1, sizeof(int)), 0};
-    if (!pending || !order || !ready || !sorted || !first || !users || !h.a) { status = GRAFT_E_NOMEM; goto done; }
+    heap h = { gr_calloc((size_t)n + 1, sizeof(int)), 0 };
+    if (!pending || !order || !ready || !sorted || !first || !users || !h.a) {
+        status = GRAFT_E_NOMEM;
+        goto done;
+    }
 
     for (int v = 0; v < g->nvalues; v++) {
         g->values[v].producer = -1;
         ready[v] = g->values[v].is_init;
     }
     for (int i = 0; i < g->ninputs; i++) ready[g->inputs[i]] = 1;
-    if ((status = find_producers(g, ready)) || (status = count_pending(g, ready, pending, first, users))) goto done;
+    if ((status = find_producers(g, ready)) ||
+        (status = count_pending(g, ready, pending, first, users)))
+        goto done;
 
     int done_count = 0;
     for (int k = 0; k < n; k++)

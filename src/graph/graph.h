@@ -8,33 +8,35 @@
 
 typedef struct gr_value {
     char *name;
-    gr_tensor t;       /* dtype; shape (declared, for inputs: -1 = symbolic); data for initializers */
-    int has_shape;     /* the model declares a shape for it */
-    int is_init;       /* an initializer: t.data holds its value */
-    int producer;      /* node index, or -1 */
+    gr_tensor t;   /* dtype; shape (declared, for inputs: -1 = symbolic); data for initializers */
+    int has_shape; /* the model declares a shape for it */
+    int is_init;   /* an initializer: t.data holds its value */
+    int producer;  /* node index, or -1 */
 } gr_value;
 
 typedef struct gr_node {
-    char *name;        /* never NULL: "#<index>" when the model gives none */
+    char *name; /* never NULL: "#<index>" when the model gives none */
     char *op_type;
     char *domain;
     const gr_opdef *op;
     int nin, nout;
-    int *in, *out;     /* value indices; -1 for an absent optional input/output */
+    int *in, *out; /* value indices; -1 for an absent optional input/output */
     int nattr;
     gr_attr *attrs;
 } gr_node;
 
-typedef struct gr_meta { char *key, *value; } gr_meta;
+typedef struct gr_meta {
+    char *key, *value;
+} gr_meta;
 
 typedef struct gr_graph {
-    gr_arena *arena;         /* names, attributes, index arrays, initializer data */
+    gr_arena *arena; /* names, attributes, index arrays, initializer data */
     int nvalues, nnodes;
     gr_value *values;
-    gr_node *nodes;          /* in topological order after gr_graph_sort */
+    gr_node *nodes; /* in topological order after gr_graph_sort */
     int ninputs, noutputs;
-    int *inputs, *outputs;   /* value indices; inputs exclude initializers */
-    int opset;               /* default-domain opset */
+    int *inputs, *outputs; /* value indices; inputs exclude initializers */
+    int opset;             /* default-domain opset */
     int64_t ir_version;
     char *producer, *producer_version, *graph_name, *path;
     int nmeta;
@@ -58,8 +60,8 @@ int gr_graph_fold_frozen(gr_graph *g, const unsigned char *keep);
 typedef struct gr_plan gr_plan;
 
 typedef struct gr_plan_opts {
-    int use_ref;          /* reference kernels instead of oneDNN */
-    int inputs_const;     /* treat input data as constants (fold everything): for tests */
+    int use_ref;      /* reference kernels instead of oneDNN */
+    int inputs_const; /* treat input data as constants (fold everything): for tests */
     gr_dnnl *dnnl;
     /* Training. trainable == NULL makes an inference plan. Otherwise the plan also has
      * backward steps (gr_plan_backward) for the part of the graph between the trainable
@@ -78,7 +80,8 @@ typedef struct gr_plan_opts {
 
 /* Builds a plan for inputs of the given shapes (inputs[i].data may be NULL unless
  * inputs_const). Fails with a message naming the node on any unsupported op or bad shape. */
-int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts *opts, gr_plan **out);
+int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts *opts,
+                  gr_plan **out);
 void gr_plan_free(gr_plan *p);
 /* Runs the plan. Input shapes must equal those it was built for. Cannot fail. */
 void gr_plan_run(gr_plan *p, const gr_tensor *inputs);
@@ -116,13 +119,14 @@ int gr_graph_add_output(gr_graph *g, int v);
 /* Appends a value. data != NULL makes it an initializer whose dtype/shape bytes are copied into
  * g->arena; otherwise a plain value (shape may be NULL: undeclared; dtype 0: unknown). Names
  * must be new. *out (may be NULL) gets its index. */
-int gr_graph_add_value(gr_graph *g, const char *name, int dtype, const gr_shape *shape, const void *data, int *out);
+int gr_graph_add_value(gr_graph *g, const char *name, int dtype, const gr_shape *shape,
+                       const void *data, int *out);
 /* Appends a default-domain node (attributes deep-copied). Every input (-1: absent) must already
  * be available (graph input, initializer or produced by a node), so the order stays
  * topological; outputs must be new plain values nothing produces yet. name NULL: "#<index>";
  * node names must be unique. Fails for an op graft does not support. */
-int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const int *in, int nin, const int *out,
-                      int nout, const gr_attr *attrs, int nattr, int *index);
+int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const int *in, int nin,
+                      const int *out, int nout, const gr_attr *attrs, int nattr, int *index);
 /* Drops the nodes no graph output needs, then every value nothing references (graph inputs are
  * always kept: they are the calling convention). Renumbers values consistently everywhere. */
 int gr_graph_prune(gr_graph *g);
@@ -132,7 +136,8 @@ int gr_graph_prune(gr_graph *g);
  * between opsets) and default-domain nodes only. Plain values keep their dtype, not their declared
  * shape (a shape declared for one batch size would be wrong in the new graph). A failure after
  * the checks of opset and inputs may leave part of src in g: discard g then. */
-int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const int *in_map, int *out_map);
+int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const int *in_map,
+                    int *out_map);
 /* Constant nodes holding a tensor become initializers of that value (some exporters, e.g.
  * Paddle2ONNX, store every weight as a Constant node; as initializers they are parameters that
  * can train), then prune. *count (may be NULL) gets how many. */
@@ -145,7 +150,8 @@ int gr_graph_cut(gr_graph *g, const char *const *names, int n);
 /* Shape and type of value v when the inputs have the given shapes (input_shapes[g->ninputs];
  * NULL: the declared shapes with a symbolic batch dim = 1 and other symbolic dims = 224, as
  * `graft info`). Built from a reference-kernel inference plan; nothing is run. */
-int gr_graph_value_shape(const gr_graph *g, int v, const gr_shape *input_shapes, gr_shape *shape, int *dtype);
+int gr_graph_value_shape(const gr_graph *g, int v, const gr_shape *input_shapes, gr_shape *shape,
+                         int *dtype);
 /* What a symbolic dim d (> 0) of a rank-`rank` input stands for when nothing says: 224 (an image
  * side, a sequence length), or 16000 for the samples of a (batch, samples) signal: one second of
  * 16 kHz audio (an STFT's 512-sample kernel does not fit in 224). */
@@ -154,14 +160,14 @@ static inline int64_t gr_symbolic_dim(int rank) { return rank == 2 ? 16000 : 224
 /* A new classification head (see surgery.c for the exact graph). */
 typedef struct gr_head_spec {
     int nclass;
-    int hidden;            /* 0: linear head (Gemm); > 0: MLP Gemm → Relu → [Dropout] → Gemm */
-    float dropout;         /* MLP: Dropout(p) between Relu and fc2; linear: Dropout(p) before fc
-                              (timm's drop_rate). 0: no Dropout node */
-    const char *pool;      /* rank-4 features: NULL or "avg" = GlobalAveragePool; "grid2" = mean
-                              over a 2x2 grid (adaptive_avg_pool2d(x, 2)); "grid4" over 4x4
-                              (H, W multiples of 4); then Flatten */
-    const char *prefix;    /* name prefix; NULL: "head" */
-    int replace;           /* 1: the logits replace every graph output; 0: appended (multi-task) */
+    int hidden;         /* 0: linear head (Gemm); > 0: MLP Gemm → Relu → [Dropout] → Gemm */
+    float dropout;      /* MLP: Dropout(p) between Relu and fc2; linear: Dropout(p) before fc
+                           (timm's drop_rate). 0: no Dropout node */
+    const char *pool;   /* rank-4 features: NULL or "avg" = GlobalAveragePool; "grid2" = mean
+                           over a 2x2 grid (adaptive_avg_pool2d(x, 2)); "grid4" over 4x4
+                           (H, W multiples of 4); then Flatten */
+    const char *prefix; /* name prefix; NULL: "head" */
+    int replace;        /* 1: the logits replace every graph output; 0: appended (multi-task) */
     const gr_shape *input_shapes; /* for the feature's shape, see gr_graph_value_shape; NULL ok */
 } gr_head_spec;
 /* Adds a head reading value `from` (rank 2 (N, C) or rank 4 (N, C, H, W) float32). Weights and

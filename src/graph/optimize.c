@@ -34,14 +34,16 @@ static const gr_value *init_f32(const gr_graph *g, const gr_node *n, int i)
 static float node_float(const gr_node *n, const char *name, float def)
 {
     for (int i = 0; i < n->nattr; i++)
-        if (!strcmp(n->attrs[i].name, name) && n->attrs[i].type == GR_AT_FLOAT) return n->attrs[i].f;
+        if (!strcmp(n->attrs[i].name, name) && n->attrs[i].type == GR_AT_FLOAT)
+            return n->attrs[i].f;
     return def;
 }
 
 static int node_int(const gr_node *n, const char *name, int64_t def)
 {
     for (int i = 0; i < n->nattr; i++)
-        if (!strcmp(n->attrs[i].name, name) && n->attrs[i].type == GR_AT_INT) return (int)n->attrs[i].i;
+        if (!strcmp(n->attrs[i].name, name) && n->attrs[i].type == GR_AT_INT)
+            return (int)n->attrs[i].i;
     return (int)def;
 }
 
@@ -68,7 +70,8 @@ static int add_attr(gr_graph *g, gr_node *n, gr_attr a)
 static int fold_bn(gr_graph *g, gr_node *c, const gr_node *b)
 {
     const gr_value *w = init_f32(g, c, 1), *cb = init_f32(g, c, 2);
-    const gr_value *sc = init_f32(g, b, 1), *bi = init_f32(g, b, 2), *mu = init_f32(g, b, 3), *va = init_f32(g, b, 4);
+    const gr_value *sc = init_f32(g, b, 1), *bi = init_f32(g, b, 2), *mu = init_f32(g, b, 3),
+                   *va = init_f32(g, b, 4);
     if (!w || (c->nin > 2 && c->in[2] >= 0 && !cb) || !sc || !bi || !mu || !va) return 1;
     int64_t oc = w->t.shape.d[0];
     if (w->t.shape.rank < 3 || gr_numel(&sc->t.shape) != oc || gr_numel(&bi->t.shape) != oc ||
@@ -91,9 +94,17 @@ static int fold_bn(gr_graph *g, gr_node *c, const gr_node *b)
     }
     char name[600];
     snprintf(name, sizeof name, "%s/folded_weight", c->name);
-    g->values[vw] = (gr_value){gr_arena_strdup(g->arena, name), {.dtype = GR_F32, .shape = w->t.shape, .data = nw}, 1, 1, -1};
+    g->values[vw] = (gr_value){ gr_arena_strdup(g->arena, name),
+                                { .dtype = GR_F32, .shape = w->t.shape, .data = nw },
+                                1,
+                                1,
+                                -1 };
     snprintf(name, sizeof name, "%s/folded_bias", c->name);
-    g->values[vb] = (gr_value){gr_arena_strdup(g->arena, name), {.dtype = GR_F32, .shape = {1, {oc}}, .data = nb}, 1, 1, -1};
+    g->values[vb] = (gr_value){ gr_arena_strdup(g->arena, name),
+                                { .dtype = GR_F32, .shape = { 1, { oc } }, .data = nb },
+                                1,
+                                1,
+                                -1 };
     g->nvalues += 2;
     int *in = gr_arena_alloc(g->arena, 3 * sizeof(int));
     if (!in) return GRAFT_E_NOMEM;
@@ -109,7 +120,8 @@ static int fold_bn(gr_graph *g, gr_node *c, const gr_node *b)
 static int fuse_act(gr_graph *g, gr_node *c, const gr_node *a)
 {
     if (!strcmp(a->op_type, "Relu")) {
-        if (add_attr(g, c, (gr_attr){.name = "_fused_act", .type = GR_AT_STRING, .s = "relu"})) return GRAFT_E_NOMEM;
+        if (add_attr(g, c, (gr_attr){ .name = "_fused_act", .type = GR_AT_STRING, .s = "relu" }))
+            return GRAFT_E_NOMEM;
     } else {
         float lo = node_float(a, "min", -INFINITY), hi = node_float(a, "max", INFINITY);
         for (int i = 1; i < a->nin && i < 3; i++) {
@@ -119,9 +131,9 @@ static int fuse_act(gr_graph *g, gr_node *c, const gr_node *a)
             if (i == 1) lo = *(const float *)v->t.data;
             else hi = *(const float *)v->t.data;
         }
-        if (add_attr(g, c, (gr_attr){.name = "_fused_act", .type = GR_AT_STRING, .s = "clip"}) ||
-            add_attr(g, c, (gr_attr){.name = "_fused_min", .type = GR_AT_FLOAT, .f = lo}) ||
-            add_attr(g, c, (gr_attr){.name = "_fused_max", .type = GR_AT_FLOAT, .f = hi}))
+        if (add_attr(g, c, (gr_attr){ .name = "_fused_act", .type = GR_AT_STRING, .s = "clip" }) ||
+            add_attr(g, c, (gr_attr){ .name = "_fused_min", .type = GR_AT_FLOAT, .f = lo }) ||
+            add_attr(g, c, (gr_attr){ .name = "_fused_max", .type = GR_AT_FLOAT, .f = hi }))
             return GRAFT_E_NOMEM;
     }
     c->out[0] = a->out[0];
@@ -141,11 +153,12 @@ static void constants_to_initializers(gr_graph *g, unsigned char *dead)
 {
     for (int k = 0; k < g->nnodes; k++) {
         gr_node *n = &g->nodes[k];
-        if (strcmp(n->op_type, "Constant") || n->nout != 1 || n->out[0] < 0 || n->nattr != 1) continue;
+        if (strcmp(n->op_type, "Constant") || n->nout != 1 || n->out[0] < 0 || n->nattr != 1)
+            continue;
         const gr_attr *a = &n->attrs[0];
         gr_value *v = &g->values[n->out[0]];
         if (!strcmp(a->name, "value") && a->type == GR_AT_TENSOR) v->t = a->t;
-        else continue;  /* value_float(s), value_int(s)...: the Constant op handles them */
+        else continue; /* value_float(s), value_int(s)...: the Constant op handles them */
         v->is_init = 1;
         v->producer = -1;
         dead[k] = 1;
@@ -166,13 +179,18 @@ static int optimize(gr_graph *g, const unsigned char *keep, int fuse)
     /* room for two new values (folded weight and bias) per Conv */
     int nconv = 0;
     for (int k = 0; k < g->nnodes; k++) nconv += !strcmp(g->nodes[k].op_type, "Conv");
-    gr_value *values = gr_arena_alloc(g->arena, (size_t)(g->nvalues + 2 * nconv + 1) * sizeof *values);
+    gr_value *values =
+        gr_arena_alloc(g->arena, (size_t)(g->nvalues + 2 * nconv + 1) * sizeof *values);
     if (!values) return GRAFT_E_NOMEM;
     memcpy(values, g->values, (size_t)g->nvalues * sizeof *values);
     g->values = values;
     unsigned char *dead = calloc((size_t)g->nnodes + 1, 1);
     int *readers = reader_counts(g);
-    if (!dead || !readers) { free(dead); free(readers); return gr_err(GRAFT_E_NOMEM, "out of memory"); }
+    if (!dead || !readers) {
+        free(dead);
+        free(readers);
+        return gr_err(GRAFT_E_NOMEM, "out of memory");
+    }
     constants_to_initializers(g, dead);
     for (int k = 0; k < g->nnodes; k++) {
         gr_node *c = &g->nodes[k];
@@ -184,12 +202,17 @@ static int optimize(gr_graph *g, const unsigned char *keep, int fuse)
             if (r < 0) break;
             gr_node *n = &g->nodes[r];
             int st = 1;
-            if (!strcmp(n->op_type, "BatchNormalization") && n->nout == 1 && n->in[0] == v && !has_fused(c) &&
-                frozen(n, keep))
+            if (!strcmp(n->op_type, "BatchNormalization") && n->nout == 1 && n->in[0] == v &&
+                !has_fused(c) && frozen(n, keep))
                 st = fold_bn(g, c, n);
-            else if (fuse && (!strcmp(n->op_type, "Relu") || !strcmp(n->op_type, "Clip")) && !has_fused(c))
+            else if (fuse && (!strcmp(n->op_type, "Relu") || !strcmp(n->op_type, "Clip")) &&
+                     !has_fused(c))
                 st = fuse_act(g, c, n);
-            if (st == GRAFT_E_NOMEM) { free(dead); free(readers); return gr_err(st, "out of memory"); }
+            if (st == GRAFT_E_NOMEM) {
+                free(dead);
+                free(readers);
+                return gr_err(st, "out of memory");
+            }
             if (st) break;
             dead[r] = 1;
         }

@@ -56,23 +56,29 @@ static int grow_values(gr_graph *g)
     return GRAFT_OK;
 }
 
-int gr_graph_add_value(gr_graph *g, const char *name, int dtype, const gr_shape *shape, const void *data, int *out)
+int gr_graph_add_value(gr_graph *g, const char *name, int dtype, const gr_shape *shape,
+                       const void *data, int *out)
 {
     if (!name || !name[0]) return gr_err(GRAFT_E_ARG, "a new value needs a name");
-    if (gr_graph_find_value(g, name) >= 0) return gr_err(GRAFT_E_ARG, "a value named '%s' already exists", name);
+    if (gr_graph_find_value(g, name) >= 0)
+        return gr_err(GRAFT_E_ARG, "a value named '%s' already exists", name);
     if (shape && (shape->rank < 0 || shape->rank > GR_MAXDIM))
-        return gr_err(GRAFT_E_ARG, "value '%s': rank %d is outside [0, %d]", name, shape->rank, GR_MAXDIM);
-    gr_value nv = {.producer = -1};
+        return gr_err(GRAFT_E_ARG, "value '%s': rank %d is outside [0, %d]", name, shape->rank,
+                      GR_MAXDIM);
+    gr_value nv = { .producer = -1 };
     nv.t.dtype = (gr_dtype)dtype;
     if (shape) {
         nv.t.shape = *shape;
         nv.has_shape = 1;
     }
     if (data) {
-        int64_t n = shape && gr_dtype_size(dtype) ? gr_numel_checked(shape, gr_dtype_size(dtype)) : -1;
+        int64_t n =
+            shape && gr_dtype_size(dtype) ? gr_numel_checked(shape, gr_dtype_size(dtype)) : -1;
         for (int d = 0; shape && d < shape->rank; d++)
             if (shape->d[d] < 0) n = -1;
-        if (n < 0) return gr_err(GRAFT_E_ARG, "initializer '%s' needs a known dtype and a concrete shape", name);
+        if (n < 0)
+            return gr_err(GRAFT_E_ARG, "initializer '%s' needs a known dtype and a concrete shape",
+                          name);
         size_t bytes = (size_t)n * gr_dtype_size(dtype);
         if (!(nv.t.data = gr_arena_alloc(g->arena, bytes + 1))) return oom();
         if (bytes) memcpy(nv.t.data, data, bytes);
@@ -137,7 +143,9 @@ static int copy_attr(gr_arena *a, const gr_attr *src, gr_attr *dst)
 {
     *dst = *src;
     if (src->type == GR_AT_GRAPH || (src->type == GR_AT_TENSOR && src->t.layout))
-        return gr_err(GRAFT_E_UNSUPPORTED, "attribute '%s': graph-valued or laid-out tensors cannot be copied", src->name);
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "attribute '%s': graph-valued or laid-out tensors cannot be copied",
+                      src->name);
     if (!(dst->name = gr_arena_strdup(a, src->name))) return oom();
     if (src->s && !(dst->s = gr_arena_strdup(a, src->s))) return oom();
     int n = src->n > 0 ? src->n : 0;
@@ -164,32 +172,46 @@ static int copy_attr(gr_arena *a, const gr_attr *src, gr_attr *dst)
     return GRAFT_OK;
 }
 
-int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const int *in, int nin, const int *out,
-                      int nout, const gr_attr *attrs, int nattr, int *index)
+int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const int *in, int nin,
+                      const int *out, int nout, const gr_attr *attrs, int nattr, int *index)
 {
     char fallback[32];
     snprintf(fallback, sizeof fallback, "#%d", g->nnodes);
     const char *nm = name && name[0] ? name : fallback;
     const gr_opdef *op = op_type ? gr_op_find(op_type, "") : NULL;
-    if (!op) return gr_err(GRAFT_E_UNSUPPORTED, "cannot add node '%s': graft does not support op '%s'", nm, op_type ? op_type : "(null)");
-    if (nin < 0 || nout < 1 || nattr < 0) return gr_err(GRAFT_E_ARG, "node '%s': %d inputs, %d outputs", nm, nin, nout);
-    if (gr_graph_find_node(g, nm) >= 0) return gr_err(GRAFT_E_ARG, "a node named '%s' already exists", nm);
+    if (!op)
+        return gr_err(GRAFT_E_UNSUPPORTED, "cannot add node '%s': graft does not support op '%s'",
+                      nm, op_type ? op_type : "(null)");
+    if (nin < 0 || nout < 1 || nattr < 0)
+        return gr_err(GRAFT_E_ARG, "node '%s': %d inputs, %d outputs", nm, nin, nout);
+    if (gr_graph_find_node(g, nm) >= 0)
+        return gr_err(GRAFT_E_ARG, "a node named '%s' already exists", nm);
     for (int i = 0; i < nin; i++) {
-        if (in[i] < -1 || in[i] >= g->nvalues) return gr_err(GRAFT_E_ARG, "node '%s': input %d is value %d, not in the graph", nm, i, in[i]);
+        if (in[i] < -1 || in[i] >= g->nvalues)
+            return gr_err(GRAFT_E_ARG, "node '%s': input %d is value %d, not in the graph", nm, i,
+                          in[i]);
         if (in[i] >= 0 && !available(g, in[i]))
-            return gr_err(GRAFT_E_ARG, "node '%s': input %d '%s' is not available yet (neither a graph input, an "
-                          "initializer nor an output of an existing node)", nm, i, g->values[in[i]].name);
+            return gr_err(
+                GRAFT_E_ARG,
+                "node '%s': input %d '%s' is not available yet (neither a graph input, an "
+                "initializer nor an output of an existing node)",
+                nm, i, g->values[in[i]].name);
     }
     for (int j = 0; j < nout; j++) {
         int v = out[j];
-        if (v < -1 || v >= g->nvalues) return gr_err(GRAFT_E_ARG, "node '%s': output %d is value %d, not in the graph", nm, j, v);
+        if (v < -1 || v >= g->nvalues)
+            return gr_err(GRAFT_E_ARG, "node '%s': output %d is value %d, not in the graph", nm, j,
+                          v);
         if (v < 0) continue;
         if (g->values[v].is_init || g->values[v].producer >= 0 || is_graph_input(g, v))
-            return gr_err(GRAFT_E_ARG, "node '%s': output '%s' is already defined", nm, g->values[v].name);
+            return gr_err(GRAFT_E_ARG, "node '%s': output '%s' is already defined", nm,
+                          g->values[v].name);
         for (int q = 0; q < j; q++)
-            if (out[q] == v) return gr_err(GRAFT_E_ARG, "node '%s': output '%s' is listed twice", nm, g->values[v].name);
+            if (out[q] == v)
+                return gr_err(GRAFT_E_ARG, "node '%s': output '%s' is listed twice", nm,
+                              g->values[v].name);
     }
-    gr_node n = {.op = op, .nin = nin, .nout = nout, .nattr = nattr};
+    gr_node n = { .op = op, .nin = nin, .nout = nout, .nattr = nattr };
     n.name = gr_arena_strdup(g->arena, nm);
     n.op_type = gr_arena_strdup(g->arena, op_type);
     n.domain = gr_arena_strdup(g->arena, "");
@@ -227,7 +249,8 @@ static void drop_stale_heads(gr_graph *g)
     int m = 0;
     for (int i = 0; i < g->nmeta; i++) {
         int live = strcmp(g->meta[i].key, HEAD_META) != 0;
-        for (int k = 0; !live && k < g->nnodes; k++) live = has_prefix(g->nodes[k].name, g->meta[i].value);
+        for (int k = 0; !live && k < g->nnodes; k++)
+            live = has_prefix(g->nodes[k].name, g->meta[i].value);
         if (live) g->meta[m++] = g->meta[i];
     }
     g->nmeta = m;
@@ -238,16 +261,16 @@ int gr_graph_inline_constants(gr_graph *g, int *count)
     int n = 0;
     for (int k = 0; k < g->nnodes; k++) {
         gr_node *nd = &g->nodes[k];
-        if (strcmp(nd->op_type, "Constant") || nd->domain[0] || nd->nin || nd->nout != 1 || nd->out[0] < 0 ||
-            nd->nattr != 1 || strcmp(nd->attrs[0].name, "value") || nd->attrs[0].type != GR_AT_TENSOR ||
-            !nd->attrs[0].t.data)
+        if (strcmp(nd->op_type, "Constant") || nd->domain[0] || nd->nin || nd->nout != 1 ||
+            nd->out[0] < 0 || nd->nattr != 1 || strcmp(nd->attrs[0].name, "value") ||
+            nd->attrs[0].type != GR_AT_TENSOR || !nd->attrs[0].t.data)
             continue;
         gr_value *v = &g->values[nd->out[0]];
         v->t = nd->attrs[0].t;
         v->is_init = 1;
         v->has_shape = 1;
         v->producer = -1;
-        nd->out[0] = -1;  /* produces nothing now: prune drops it */
+        nd->out[0] = -1; /* produces nothing now: prune drops it */
         n++;
     }
     if (count) *count = n;
@@ -263,11 +286,14 @@ static const char *prefixed(gr_graph *g, const char *prefix, const char *name)
     return s;
 }
 
-int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const int *in_map, int *out_map)
+int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const int *in_map,
+                    int *out_map)
 {
     if (src->opset != g->opset)
-        return gr_err(GRAFT_E_UNSUPPORTED, "cannot append graph '%s' (opset %d) to one of opset %d: ops may mean "
-                      "different things", src->path ? src->path : "", src->opset, g->opset);
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "cannot append graph '%s' (opset %d) to one of opset %d: ops may mean "
+                      "different things",
+                      src->path ? src->path : "", src->opset, g->opset);
     int maxio = 1;
     for (int k = 0; k < src->nnodes; k++) {
         if (src->nodes[k].nin > maxio) maxio = src->nodes[k].nin;
@@ -281,8 +307,10 @@ int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const 
     for (int i = 0; !st && i < src->ninputs; i++) {
         int v = in_map[i];
         if (v < 0 || v >= g->nvalues || !available(g, v))
-            st = gr_err(GRAFT_E_ARG, "input '%s' of the appended graph is mapped to value %d, which is not available",
-                        src->values[src->inputs[i]].name, v);
+            st = gr_err(
+                GRAFT_E_ARG,
+                "input '%s' of the appended graph is mapped to value %d, which is not available",
+                src->values[src->inputs[i]].name, v);
         map[src->inputs[i]] = v;
     }
     for (int v = 0; !st && v < src->nvalues; v++) {
@@ -294,26 +322,31 @@ int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const 
     for (int k = 0; !st && k < src->nnodes; k++) {
         const gr_node *nd = &src->nodes[k];
         if (nd->domain && nd->domain[0]) {
-            st = gr_err(GRAFT_E_UNSUPPORTED, "node '%s' is in domain '%s'; only default-domain nodes can be appended",
+            st = gr_err(GRAFT_E_UNSUPPORTED,
+                        "node '%s' is in domain '%s'; only default-domain nodes can be appended",
                         nd->name, nd->domain);
             break;
         }
         for (int i = 0; i < nd->nin; i++) {
             in[i] = nd->in[i] < 0 ? -1 : map[nd->in[i]];
             if (nd->in[i] >= 0 && in[i] < 0)
-                st = gr_err(GRAFT_E_ARG, "node '%s' reads '%s' before anything produces it", nd->name,
-                            src->values[nd->in[i]].name);
+                st = gr_err(GRAFT_E_ARG, "node '%s' reads '%s' before anything produces it",
+                            nd->name, src->values[nd->in[i]].name);
         }
         for (int j = 0; !st && j < nd->nout; j++) {
             out[j] = -1;
             if (nd->out[j] < 0) continue;
             const char *nm = prefixed(g, prefix, src->values[nd->out[j]].name);
-            st = nm ? gr_graph_add_value(g, nm, src->values[nd->out[j]].t.dtype, NULL, NULL, &out[j]) : oom();
+            st =
+                nm ? gr_graph_add_value(g, nm, src->values[nd->out[j]].t.dtype, NULL, NULL, &out[j])
+                   : oom();
             map[nd->out[j]] = out[j];
         }
         const char *nm = st ? NULL : prefixed(g, prefix, nd->name);
-        if (!st) st = nm ? gr_graph_add_node(g, nm, nd->op_type, in, nd->nin, out, nd->nout, nd->attrs, nd->nattr, NULL)
-                         : oom();
+        if (!st)
+            st = nm ? gr_graph_add_node(g, nm, nd->op_type, in, nd->nin, out, nd->nout, nd->attrs,
+                                        nd->nattr, NULL)
+                    : oom();
     }
     for (int i = 0; !st && i < src->noutputs; i++) out_map[i] = map[src->outputs[i]];
     free(map);
@@ -322,7 +355,8 @@ int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const 
 
 int gr_graph_prune(gr_graph *g)
 {
-    unsigned char *live = gr_calloc((size_t)g->nvalues + 1, 1), *ref = gr_calloc((size_t)g->nvalues + 1, 1);
+    unsigned char *live = gr_calloc((size_t)g->nvalues + 1, 1),
+                  *ref = gr_calloc((size_t)g->nvalues + 1, 1);
     unsigned char *keep = gr_calloc((size_t)g->nnodes + 1, 1);
     int *map = gr_calloc((size_t)g->nvalues + 1, sizeof *map);
     if (!live || !ref || !keep || !map) {
@@ -330,7 +364,7 @@ int gr_graph_prune(gr_graph *g)
         return oom();
     }
     for (int i = 0; i < g->noutputs; i++) live[g->outputs[i]] = 1;
-    for (int k = g->nnodes - 1; k >= 0; k--) {  /* topological order: readers come later */
+    for (int k = g->nnodes - 1; k >= 0; k--) { /* topological order: readers come later */
         const gr_node *n = &g->nodes[k];
         for (int j = 0; j < n->nout && !keep[k]; j++) keep[k] = n->out[j] >= 0 && live[n->out[j]];
         for (int i = 0; keep[k] && i < n->nin; i++)
@@ -391,19 +425,22 @@ static int probe_plan(const gr_graph *g, const gr_shape *shapes, gr_plan **p)
         }
         if (!v->has_shape) {
             free(in);
-            return gr_err(GRAFT_E_ARG, "input '%s' declares no shape: give the input shapes", v->name);
+            return gr_err(GRAFT_E_ARG, "input '%s' declares no shape: give the input shapes",
+                          v->name);
         }
         in[i].shape = v->t.shape;
         for (int d = 0; d < in[i].shape.rank; d++)
-            if (in[i].shape.d[d] < 0) in[i].shape.d[d] = d == 0 ? 1 : gr_symbolic_dim(in[i].shape.rank);
+            if (in[i].shape.d[d] < 0)
+                in[i].shape.d[d] = d == 0 ? 1 : gr_symbolic_dim(in[i].shape.rank);
     }
-    gr_plan_opts o = {.use_ref = 1};
+    gr_plan_opts o = { .use_ref = 1 };
     int st = gr_plan_build(g, in, &o, p);
     free(in);
     return st;
 }
 
-int gr_graph_value_shape(const gr_graph *g, int v, const gr_shape *input_shapes, gr_shape *shape, int *dtype)
+int gr_graph_value_shape(const gr_graph *g, int v, const gr_shape *input_shapes, gr_shape *shape,
+                         int *dtype)
 {
     if (v < 0 || v >= g->nvalues) return gr_err(GRAFT_E_ARG, "value %d is not in the graph", v);
     gr_plan *p;
@@ -440,11 +477,13 @@ static int cut_values(gr_graph *g, const int *vals, int n)
         int dt = p ? (int)gr_plan_value(p, vals[i])->dtype : (int)x->t.dtype;
         if (!dt) {
             gr_plan_free(p);
-            return gr_err(pst ? pst : GRAFT_E_INTERNAL, "cut: cannot tell the type of '%s': %s", x->name, why);
+            return gr_err(pst ? pst : GRAFT_E_INTERNAL, "cut: cannot tell the type of '%s': %s",
+                          x->name, why);
         }
         if (dt != GR_F32) {
             gr_plan_free(p);
-            return gr_err(GRAFT_E_ARG, "cut: '%s' is %s, not float32 features", x->name, gr_dtype_name(dt));
+            return gr_err(GRAFT_E_ARG, "cut: '%s' is %s, not float32 features", x->name,
+                          gr_dtype_name(dt));
         }
     }
     gr_plan_free(p);
@@ -452,7 +491,7 @@ static int cut_values(gr_graph *g, const int *vals, int n)
     if (!outs) return oom();
     for (int i = 0; i < n; i++) {
         outs[i] = vals[i];
-        if (!g->values[vals[i]].t.dtype) g->values[vals[i]].t.dtype = GR_F32;  /* for an export */
+        if (!g->values[vals[i]].t.dtype) g->values[vals[i]].t.dtype = GR_F32; /* for an export */
     }
     g->outputs = outs;
     g->noutputs = n;
@@ -476,7 +515,8 @@ static void cut_point_hint(const gr_graph *g, char *buf, size_t cap)
             i = nc - 5;
             continue;
         }
-        k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? ", " : "; valid cut points: ", g->values[cuts[i]].name);
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s",
+                              i ? ", " : "; valid cut points: ", g->values[cuts[i]].name);
     }
     if (nc > 0 && k < cap) snprintf(buf + k, cap - k, " (`graft info` lists all %d)", nc);
     free(cuts);
@@ -493,12 +533,14 @@ int gr_graph_cut(gr_graph *g, const char *const *names, int n)
         if (vals[i] < 0) {
             char hint[1024];
             cut_point_hint(g, hint, sizeof hint);
-            st = gr_err(GRAFT_E_ARG, "cut: '%s' is neither a value nor a node of the graph%s", names[i], hint);
-        }
-        else if (g->values[vals[i]].is_init)
-            st = gr_err(GRAFT_E_ARG, "cut: '%s' is an initializer (a constant), not an activation", names[i]);
+            st = gr_err(GRAFT_E_ARG, "cut: '%s' is neither a value nor a node of the graph%s",
+                        names[i], hint);
+        } else if (g->values[vals[i]].is_init)
+            st = gr_err(GRAFT_E_ARG, "cut: '%s' is an initializer (a constant), not an activation",
+                        names[i]);
         for (int q = 0; q < i && !st; q++)
-            if (vals[q] == vals[i]) st = gr_err(GRAFT_E_ARG, "cut: '%s' is named twice", g->values[vals[i]].name);
+            if (vals[q] == vals[i])
+                st = gr_err(GRAFT_E_ARG, "cut: '%s' is named twice", g->values[vals[i]].name);
     }
     if (!st) st = cut_values(g, vals, n);
     free(vals);
@@ -515,14 +557,17 @@ int gr_graph_cut(gr_graph *g, const char *const *names, int n)
  *                PyTorch's adaptive_avg_pool2d(F, 2). Needs H, W >= 2; the kernel is fixed by
  *                the shapes the head is built for.
  *   pool "grid4" the same with 4x4 cells (H and W multiples of 4: equal cells)  (N, C, 4, 4)
- *   <p>.flatten = Flatten(axis 1)                                          (N, C), (N, 4C), (N, 16C)
- * From a feature of shape (N, C) the head starts here. Then, linear:
- *   [<p>.dropout = Dropout(p)]  <p>.fc = Gemm(x, <p>.fc.weight (nclass, fan_in), <p>.fc.bias, transB=1)
- * or MLP:
- *   <p>.fc1 = Gemm (hidden) → <p>.relu = Relu → [<p>.dropout = Dropout(p)] → <p>.fc2 = Gemm (nclass)
- * Dropout's ratio is an initializer "<p>.dropout.ratio" from opset 12 (the attribute before). */
+ *   <p>.flatten = Flatten(axis 1)                                          (N, C), (N, 4C), (N,
+ * 16C) From a feature of shape (N, C) the head starts here. Then, linear:
+ *   [<p>.dropout = Dropout(p)]  <p>.fc = Gemm(x, <p>.fc.weight (nclass, fan_in), <p>.fc.bias,
+ * transB=1) or MLP: <p>.fc1 = Gemm (hidden) → <p>.relu = Relu → [<p>.dropout = Dropout(p)] →
+ * <p>.fc2 = Gemm (nclass) Dropout's ratio is an initializer "<p>.dropout.ratio" from opset 12 (the
+ * attribute before). */
 
-static const char *prefix_of(const gr_head_spec *s) { return s->prefix && s->prefix[0] ? s->prefix : "head"; }
+static const char *prefix_of(const gr_head_spec *s)
+{
+    return s->prefix && s->prefix[0] ? s->prefix : "head";
+}
 
 /* Cells per side of a grid pool ("grid2", "grid4"); 0 otherwise. */
 static int grid_side(const char *pool)
@@ -532,20 +577,29 @@ static int grid_side(const char *pool)
 
 /* vgone/ngone (may be NULL): values and nodes a cut made before the head will remove, whose
  * names are therefore free. */
-static int check_spec(const gr_graph *g, const gr_head_spec *s, const unsigned char *vgone, const unsigned char *ngone)
+static int check_spec(const gr_graph *g, const gr_head_spec *s, const unsigned char *vgone,
+                      const unsigned char *ngone)
 {
     const char *p = prefix_of(s);
     if (s->nclass < 1) return gr_err(GRAFT_E_ARG, "head '%s': %d classes", p, s->nclass);
     if (s->hidden < 0) return gr_err(GRAFT_E_ARG, "head '%s': hidden size %d", p, s->hidden);
-    if (!(s->dropout >= 0 && s->dropout < 1)) return gr_err(GRAFT_E_ARG, "head '%s': dropout %g is outside [0, 1)", p, s->dropout);
-    if (s->dropout > 0 && g->opset < 7) return gr_err(GRAFT_E_UNSUPPORTED, "head '%s': Dropout needs opset 7 or later (the model has %d)", p, g->opset);
+    if (!(s->dropout >= 0 && s->dropout < 1))
+        return gr_err(GRAFT_E_ARG, "head '%s': dropout %g is outside [0, 1)", p, s->dropout);
+    if (s->dropout > 0 && g->opset < 7)
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "head '%s': Dropout needs opset 7 or later (the model has %d)", p, g->opset);
     if (s->pool && strcmp(s->pool, "avg") && !grid_side(s->pool))
-        return gr_err(GRAFT_E_ARG, "head '%s': unknown pool '%s' (avg, grid2 or grid4)", p, s->pool);
+        return gr_err(GRAFT_E_ARG, "head '%s': unknown pool '%s' (avg, grid2 or grid4)", p,
+                      s->pool);
     if (strlen(p) > 200) return gr_err(GRAFT_E_ARG, "head prefix '%.40s...' is too long", p);
     for (int v = 0; v < g->nvalues; v++)
-        if ((!vgone || !vgone[v]) && has_prefix(g->values[v].name, p)) return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: value '%s' exists", p, g->values[v].name);
+        if ((!vgone || !vgone[v]) && has_prefix(g->values[v].name, p))
+            return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: value '%s' exists", p,
+                          g->values[v].name);
     for (int k = 0; k < g->nnodes; k++)
-        if ((!ngone || !ngone[k]) && has_prefix(g->nodes[k].name, p)) return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: node '%s' exists", p, g->nodes[k].name);
+        if ((!ngone || !ngone[k]) && has_prefix(g->nodes[k].name, p))
+            return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: node '%s' exists", p,
+                          g->nodes[k].name);
     return GRAFT_OK;
 }
 
@@ -563,9 +617,13 @@ static const char *nm(builder *b, const char *part)
 }
 
 /* A new plain float value "<prefix>.<part>". */
-static int act(builder *b, const char *part, int *v) { return gr_graph_add_value(b->g, nm(b, part), GR_F32, NULL, NULL, v); }
+static int act(builder *b, const char *part, int *v)
+{
+    return gr_graph_add_value(b->g, nm(b, part), GR_F32, NULL, NULL, v);
+}
 
-static int node(builder *b, const char *part, const char *op, const int *in, int nin, int out, const gr_attr *a, int na)
+static int node(builder *b, const char *part, const char *op, const int *in, int nin, int out,
+                const gr_attr *a, int na)
 {
     return gr_graph_add_node(b->g, nm(b, part), op, in, nin, &out, 1, a, na, NULL);
 }
@@ -577,10 +635,11 @@ static int linear(builder *b, const char *part, int x, int64_t fan_in, int64_t n
     float *w = malloc((size_t)(nout * fan_in + nout) * sizeof *w);
     if (!w) return oom();
     double bound = 1.0 / sqrt((double)fan_in);
-    for (int64_t i = 0; i < nout * fan_in + nout; i++) w[i] = (float)(-bound + 2 * bound * gr_rng_uniform(b->rng));
+    for (int64_t i = 0; i < nout * fan_in + nout; i++)
+        w[i] = (float)(-bound + 2 * bound * gr_rng_uniform(b->rng));
     char base[240];
     snprintf(base, sizeof base, "%s", part);
-    gr_shape ws = {2, {nout, fan_in}}, bs = {1, {nout}};
+    gr_shape ws = { 2, { nout, fan_in } }, bs = { 1, { nout } };
     int vw, vb, st;
     snprintf(b->name, sizeof b->name, "%s.%s.weight", b->prefix, base);
     st = gr_graph_add_value(b->g, b->name, GR_F32, &ws, w, &vw);
@@ -588,19 +647,19 @@ static int linear(builder *b, const char *part, int x, int64_t fan_in, int64_t n
     if (!st) st = gr_graph_add_value(b->g, b->name, GR_F32, &bs, w + nout * fan_in, &vb);
     free(w);
     if (st) return st;
-    gr_attr tb = {.name = "transB", .type = GR_AT_INT, .i = 1};
-    int in[3] = {x, vw, vb};
+    gr_attr tb = { .name = "transB", .type = GR_AT_INT, .i = 1 };
+    int in[3] = { x, vw, vb };
     return node(b, base, "Gemm", in, 3, y, &tb, 1);
 }
 
 static int dropout(builder *b, int x, float ratio, int y)
 {
     if (b->g->opset < 12) {
-        gr_attr a = {.name = "ratio", .type = GR_AT_FLOAT, .f = ratio};
+        gr_attr a = { .name = "ratio", .type = GR_AT_FLOAT, .f = ratio };
         return node(b, "dropout", "Dropout", &x, 1, y, &a, 1);
     }
-    gr_shape scalar = {0, {0}};
-    int in[2] = {x, -1};
+    gr_shape scalar = { 0, { 0 } };
+    int in[2] = { x, -1 };
     int st = gr_graph_add_value(b->g, nm(b, "dropout.ratio"), GR_F32, &scalar, &ratio, &in[1]);
     return st ? st : node(b, "dropout", "Dropout", in, 2, y, NULL, 0);
 }
@@ -613,16 +672,16 @@ static int pool(builder *b, const gr_head_spec *s, const gr_shape *fs, int *x, i
     int G = grid_side(s->pool);
     if (G > 1) {
         int64_t H = fs->d[2], W = fs->d[3];
-        int64_t k[2] = {(H + G - 1) / G, (W + G - 1) / G}, str[2] = {H / G, W / G};
-        gr_attr a[2] = {{.name = "kernel_shape", .type = GR_AT_INTS, .n = 2, .ints = k},
-                        {.name = "strides", .type = GR_AT_INTS, .n = 2, .ints = str}};
+        int64_t k[2] = { (H + G - 1) / G, (W + G - 1) / G }, str[2] = { H / G, W / G };
+        gr_attr a[2] = { { .name = "kernel_shape", .type = GR_AT_INTS, .n = 2, .ints = k },
+                         { .name = "strides", .type = GR_AT_INTS, .n = 2, .ints = str } };
         st = node(b, "pool", "AveragePool", x, 1, pooled, a, 2);
         *fan_in = G * G * fs->d[1];
     } else {
         st = node(b, "pool", "GlobalAveragePool", x, 1, pooled, NULL, 0);
         *fan_in = fs->d[1];
     }
-    gr_attr axis = {.name = "axis", .type = GR_AT_INT, .i = 1};
+    gr_attr axis = { .name = "axis", .type = GR_AT_INT, .i = 1 };
     if (!st) st = node(b, "flatten", "Flatten", &pooled, 1, flat, &axis, 1);
     *x = flat;
     return st;
@@ -633,7 +692,8 @@ static int record_head(gr_graph *g, const char *prefix)
     gr_meta *m = gr_arena_alloc(g->arena, (size_t)(g->nmeta + 2) * sizeof *m);
     if (!m) return oom();
     if (g->nmeta) memcpy(m, g->meta, (size_t)g->nmeta * sizeof *m);
-    m[g->nmeta] = (gr_meta){gr_arena_strdup(g->arena, HEAD_META), gr_arena_strdup(g->arena, prefix)};
+    m[g->nmeta] =
+        (gr_meta){ gr_arena_strdup(g->arena, HEAD_META), gr_arena_strdup(g->arena, prefix) };
     if (!m[g->nmeta].key || !m[g->nmeta].value) return oom();
     g->meta = m;
     g->nmeta++;
@@ -644,34 +704,44 @@ int gr_graph_add_head(gr_graph *g, int from, const gr_head_spec *spec, gr_rng *r
 {
     int st = check_spec(g, spec, NULL, NULL);
     if (st) return st;
-    if (from < 0 || from >= g->nvalues) return gr_err(GRAFT_E_ARG, "head: value %d is not in the graph", from);
+    if (from < 0 || from >= g->nvalues)
+        return gr_err(GRAFT_E_ARG, "head: value %d is not in the graph", from);
     if (g->values[from].is_init || !available(g, from))
-        return gr_err(GRAFT_E_ARG, "head: '%s' is not an activation of the graph", g->values[from].name);
+        return gr_err(GRAFT_E_ARG, "head: '%s' is not an activation of the graph",
+                      g->values[from].name);
     gr_shape fs;
     int dt;
-    if ((st = gr_graph_value_shape(g, from, spec->input_shapes, &fs, &dt))) return gr_err_prefix(st, "head '%s'", prefix_of(spec));
+    if ((st = gr_graph_value_shape(g, from, spec->input_shapes, &fs, &dt)))
+        return gr_err_prefix(st, "head '%s'", prefix_of(spec));
     char sb[128];
     if (dt != GR_F32 || (fs.rank != 2 && fs.rank != 4))
-        return gr_err(GRAFT_E_SHAPE, "head '%s': feature '%s' is %s %s; a head needs float32 (N, C) or (N, C, H, W)",
-                      prefix_of(spec), g->values[from].name, gr_dtype_name(dt), gr_shape_str(&fs, sb, sizeof sb));
+        return gr_err(
+            GRAFT_E_SHAPE,
+            "head '%s': feature '%s' is %s %s; a head needs float32 (N, C) or (N, C, H, W)",
+            prefix_of(spec), g->values[from].name, gr_dtype_name(dt),
+            gr_shape_str(&fs, sb, sizeof sb));
     int G = grid_side(spec->pool);
     if (fs.rank == 4 && G == 2 && (fs.d[2] < 2 || fs.d[3] < 2))
-        return gr_err(GRAFT_E_SHAPE, "head '%s': grid2 pooling needs H, W >= 2, feature '%s' is %s", prefix_of(spec),
-                      g->values[from].name, gr_shape_str(&fs, sb, sizeof sb));
-    if (fs.rank == 4 && G == 4 && (fs.d[2] < 4 || fs.d[3] < 4 || fs.d[2] % 4 || fs.d[3] % 4))
-        return gr_err(GRAFT_E_SHAPE, "head '%s': grid4 pooling needs H and W multiples of 4, feature '%s' is %s",
+        return gr_err(GRAFT_E_SHAPE, "head '%s': grid2 pooling needs H, W >= 2, feature '%s' is %s",
                       prefix_of(spec), g->values[from].name, gr_shape_str(&fs, sb, sizeof sb));
-    builder b = {.g = g, .prefix = prefix_of(spec), .rng = rng};
+    if (fs.rank == 4 && G == 4 && (fs.d[2] < 4 || fs.d[3] < 4 || fs.d[2] % 4 || fs.d[3] % 4))
+        return gr_err(GRAFT_E_SHAPE,
+                      "head '%s': grid4 pooling needs H and W multiples of 4, feature '%s' is %s",
+                      prefix_of(spec), g->values[from].name, gr_shape_str(&fs, sb, sizeof sb));
+    builder b = { .g = g, .prefix = prefix_of(spec), .rng = rng };
     int x = from, logits;
     int64_t fan_in = fs.d[1];
     if (fs.rank == 4 && (st = pool(&b, spec, &fs, &x, &fan_in))) return st;
-    if (fan_in < 1) return gr_err(GRAFT_E_SHAPE, "head '%s': %lld input features", b.prefix, (long long)fan_in);
+    if (fan_in < 1)
+        return gr_err(GRAFT_E_SHAPE, "head '%s': %lld input features", b.prefix, (long long)fan_in);
     if ((st = act(&b, "logits", &logits))) return st;
     g->values[logits].has_shape = 1;
-    g->values[logits].t.shape = (gr_shape){2, {-1, spec->nclass}};
+    g->values[logits].t.shape = (gr_shape){ 2, { -1, spec->nclass } };
     if (spec->hidden == 0) {
         int d = x;
-        if (spec->dropout > 0 && ((st = act(&b, "dropout.out", &d)) || (st = dropout(&b, x, spec->dropout, d)))) return st;
+        if (spec->dropout > 0 &&
+            ((st = act(&b, "dropout.out", &d)) || (st = dropout(&b, x, spec->dropout, d))))
+            return st;
         st = linear(&b, "fc", d, fan_in, spec->nclass, logits);
     } else {
         int h, r, d;
@@ -679,7 +749,9 @@ int gr_graph_add_head(gr_graph *g, int from, const gr_head_spec *spec, gr_rng *r
             (st = act(&b, "relu.out", &r)) || (st = node(&b, "relu", "Relu", &h, 1, r, NULL, 0)))
             return st;
         d = r;
-        if (spec->dropout > 0 && ((st = act(&b, "dropout.out", &d)) || (st = dropout(&b, r, spec->dropout, d)))) return st;
+        if (spec->dropout > 0 &&
+            ((st = act(&b, "dropout.out", &d)) || (st = dropout(&b, r, spec->dropout, d))))
+            return st;
         st = linear(&b, "fc2", d, spec->hidden, spec->nclass, logits);
     }
     if (st || (st = record_head(g, b.prefix))) return st;
@@ -698,11 +770,15 @@ int gr_graph_add_head(gr_graph *g, int from, const gr_head_spec *spec, gr_rng *r
 
 /* ---- the classifier ---- */
 
-static int is_op(const gr_node *n, const char *op) { return strcmp(n->op_type, op) == 0 && !n->domain[0]; }
+static int is_op(const gr_node *n, const char *op)
+{
+    return strcmp(n->op_type, op) == 0 && !n->domain[0];
+}
 
 static int const_matrix(const gr_graph *g, int v)
 {
-    return v >= 0 && g->values[v].is_init && g->values[v].t.dtype == GR_F32 && g->values[v].t.shape.rank == 2;
+    return v >= 0 && g->values[v].is_init && g->values[v].t.dtype == GR_F32 &&
+           g->values[v].t.shape.rank == 2;
 }
 
 static int producer(const gr_graph *g, int v) { return v >= 0 ? g->values[v].producer : -1; }
@@ -711,7 +787,8 @@ static int producer(const gr_graph *g, int v) { return v >= 0 ? g->values[v].pro
 static const char *head_of(const gr_graph *g, int k)
 {
     for (int i = 0; i < g->nmeta; i++)
-        if (!strcmp(g->meta[i].key, HEAD_META) && has_prefix(g->nodes[k].name, g->meta[i].value)) return g->meta[i].value;
+        if (!strcmp(g->meta[i].key, HEAD_META) && has_prefix(g->nodes[k].name, g->meta[i].value))
+            return g->meta[i].value;
     return NULL;
 }
 
@@ -720,30 +797,41 @@ int gr_graph_find_classifier(const gr_graph *g, int *feature, int *first_node)
     if (g->noutputs < 1) return gr_err(GRAFT_E_ARG, "the graph has no output, hence no classifier");
     int v = g->outputs[0], k = producer(g, v), cls = -1;
     while (k >= 0 && g->nodes[k].nin >= 1 &&
-           (is_op(&g->nodes[k], "Softmax") || is_op(&g->nodes[k], "LogSoftmax") || is_op(&g->nodes[k], "Sigmoid") ||
-            is_op(&g->nodes[k], "Identity") || is_op(&g->nodes[k], "Flatten")))
+           (is_op(&g->nodes[k], "Softmax") || is_op(&g->nodes[k], "LogSoftmax") ||
+            is_op(&g->nodes[k], "Sigmoid") || is_op(&g->nodes[k], "Identity") ||
+            is_op(&g->nodes[k], "Flatten")))
         k = producer(g, v = g->nodes[k].in[0]);
     if (k >= 0) {
         const gr_node *n = &g->nodes[k];
-        if ((is_op(n, "Gemm") || is_op(n, "MatMul")) && n->nin >= 2 && const_matrix(g, n->in[1])) cls = k;
+        if ((is_op(n, "Gemm") || is_op(n, "MatMul")) && n->nin >= 2 && const_matrix(g, n->in[1]))
+            cls = k;
         for (int i = 0; cls < 0 && is_op(n, "Add") && n->nin == 2 && i < 2; i++) {
             int m = producer(g, n->in[1 - i]);
-            if (g->values[n->in[i]].is_init && m >= 0 && is_op(&g->nodes[m], "MatMul") && const_matrix(g, g->nodes[m].in[1]))
+            if (g->values[n->in[i]].is_init && m >= 0 && is_op(&g->nodes[m], "MatMul") &&
+                const_matrix(g, g->nodes[m].in[1]))
                 cls = m;
         }
     }
     if (cls < 0) {
         const char *out = g->values[g->outputs[0]].name;
-        if (k < 0) return gr_err(GRAFT_E_ARG, "no classifier: output 0 '%s' is not computed by a node", out);
-        return gr_err(GRAFT_E_ARG, "no classifier: output 0 '%s' ends with node '%s' (%s), not a Gemm or MatMul [+ Add] "
-                      "with constant weights (optionally followed by Softmax, LogSoftmax, Sigmoid, Identity or Flatten); "
-                      "cut the model at its features (gr_graph_cut) and add a head", out, g->nodes[k].name, g->nodes[k].op_type);
+        if (k < 0)
+            return gr_err(GRAFT_E_ARG, "no classifier: output 0 '%s' is not computed by a node",
+                          out);
+        return gr_err(
+            GRAFT_E_ARG,
+            "no classifier: output 0 '%s' ends with node '%s' (%s), not a Gemm or MatMul [+ Add] "
+            "with constant weights (optionally followed by Softmax, LogSoftmax, Sigmoid, Identity "
+            "or Flatten); "
+            "cut the model at its features (gr_graph_cut) and add a head",
+            out, g->nodes[k].name, g->nodes[k].op_type);
     }
     int first = cls, x = g->nodes[cls].in[0];
-    while ((k = producer(g, x)) >= 0 && (is_op(&g->nodes[k], "Dropout") || is_op(&g->nodes[k], "Identity")))
+    while ((k = producer(g, x)) >= 0 &&
+           (is_op(&g->nodes[k], "Dropout") || is_op(&g->nodes[k], "Identity")))
         first = k, x = g->nodes[k].in[0];
-    const char *hp = head_of(g, cls);  /* an added head (MLP, pooling) is one classifier */
-    while (hp && (k = producer(g, x)) >= 0 && has_prefix(g->nodes[k].name, hp)) first = k, x = g->nodes[k].in[0];
+    const char *hp = head_of(g, cls); /* an added head (MLP, pooling) is one classifier */
+    while (hp && (k = producer(g, x)) >= 0 && has_prefix(g->nodes[k].name, hp))
+        first = k, x = g->nodes[k].in[0];
     if (feature) *feature = x;
     if (first_node) *first_node = first;
     return GRAFT_OK;
@@ -752,7 +840,7 @@ int gr_graph_find_classifier(const gr_graph *g, int *feature, int *first_node)
 /* What a cut keeping only value f would remove (the rule of gr_graph_prune). */
 static void cut_leftovers(const gr_graph *g, int f, unsigned char *vgone, unsigned char *ngone)
 {
-    unsigned char *needed = vgone;  /* first: values f needs; then: values nothing references */
+    unsigned char *needed = vgone; /* first: values f needs; then: values nothing references */
     memset(needed, 0, (size_t)g->nvalues);
     needed[f] = 1;
     for (int k = g->nnodes - 1; k >= 0; k--) {
@@ -779,15 +867,16 @@ int gr_graph_replace_classifier(gr_graph *g, const gr_head_spec *spec, gr_rng *r
 {
     int f, first, st = gr_graph_find_classifier(g, &f, &first);
     if (st) return st;
-    unsigned char *vgone = gr_calloc((size_t)g->nvalues + 1, 1), *ngone = gr_calloc((size_t)g->nnodes + 1, 1);
+    unsigned char *vgone = gr_calloc((size_t)g->nvalues + 1, 1),
+                  *ngone = gr_calloc((size_t)g->nnodes + 1, 1);
     if (!vgone || !ngone) st = oom();
     if (!st) {
         cut_leftovers(g, f, vgone, ngone);
-        st = check_spec(g, spec, vgone, ngone);  /* the old head's names are free again */
+        st = check_spec(g, spec, vgone, ngone); /* the old head's names are free again */
     }
     free(vgone), free(ngone);
     if (st) return st;
-    const char *fname = g->values[f].name;  /* arena string: survives the renumbering */
+    const char *fname = g->values[f].name; /* arena string: survives the renumbering */
     if ((st = cut_values(g, &f, 1))) return st;
     gr_head_spec s = *spec;
     s.replace = 1;
@@ -825,12 +914,13 @@ void gr_graph_params(const gr_graph *g, unsigned char *is_param)
     memset(is_param, 0, (size_t)g->nvalues);
     for (int k = 0; k < g->nnodes; k++) {
         const gr_node *n = &g->nodes[k];
-        int lo = 1, hi = 2;  /* the weight inputs, inclusive */
+        int lo = 1, hi = 2; /* the weight inputs, inclusive */
         int any_big = is_op(n, "Add") || is_op(n, "Mul") || is_op(n, "Concat");
         if (is_op(n, "MatMul")) lo = 0, hi = 1;
         else if (is_op(n, "PRelu")) hi = 1;
         else if (!any_big && !is_op(n, "Conv") && !is_op(n, "ConvTranspose") && !is_op(n, "Gemm") &&
-                 !is_op(n, "BatchNormalization") && !is_op(n, "LayerNormalization") && !is_op(n, "InstanceNormalization"))
+                 !is_op(n, "BatchNormalization") && !is_op(n, "LayerNormalization") &&
+                 !is_op(n, "InstanceNormalization"))
             continue;
         for (int i = 0; i < n->nin; i++) {
             int v = n->in[i];
@@ -849,7 +939,8 @@ static int head_nodes(const gr_graph *g, unsigned char *in_head)
         if (head_of(g, k)) in_head[k] = 1, count++;
     if (gr_graph_find_classifier(g, &f, &first)) return count;
     /* nodes downstream of the feature and upstream of output 0 */
-    unsigned char *down = gr_calloc((size_t)g->nvalues + 1, 1), *up = gr_calloc((size_t)g->nvalues + 1, 1);
+    unsigned char *down = gr_calloc((size_t)g->nvalues + 1, 1),
+                  *up = gr_calloc((size_t)g->nvalues + 1, 1);
     if (!down || !up) {
         free(down), free(up);
         return -1;
@@ -863,7 +954,8 @@ static int head_nodes(const gr_graph *g, unsigned char *in_head)
     }
     for (int k = 0; k < g->nnodes; k++) {
         const gr_node *n = &g->nodes[k];
-        for (int i = 0; i < n->nin && !is_down[k]; i++) is_down[k] = n->in[i] >= 0 && down[n->in[i]];
+        for (int i = 0; i < n->nin && !is_down[k]; i++)
+            is_down[k] = n->in[i] >= 0 && down[n->in[i]];
         for (int j = 0; is_down[k] && j < n->nout; j++)
             if (n->out[j] >= 0) down[n->out[j]] = 1;
     }
@@ -881,11 +973,13 @@ static int head_nodes(const gr_graph *g, unsigned char *in_head)
 }
 
 /* sel[v] = the parameters the head's nodes read. */
-static int select_head(const gr_graph *g, const unsigned char *is_param, unsigned char *sel, const char *term, int required)
+static int select_head(const gr_graph *g, const unsigned char *is_param, unsigned char *sel,
+                       const char *term, int required)
 {
     char why[512];
     int f, first;
-    snprintf(why, sizeof why, "%s", gr_graph_find_classifier(g, &f, &first) ? graft_last_error() : "");
+    snprintf(why, sizeof why, "%s",
+             gr_graph_find_classifier(g, &f, &first) ? graft_last_error() : "");
     unsigned char *in_head = gr_calloc((size_t)g->nnodes + 1, 1);
     if (!in_head || head_nodes(g, in_head) < 0) {
         free(in_head);
@@ -899,8 +993,8 @@ static int select_head(const gr_graph *g, const unsigned char *is_param, unsigne
         }
     free(in_head);
     if (!any && required)
-        return gr_err(GRAFT_E_ARG, "freeze term '%s': the model has no head with parameters (%s)", term,
-                      why[0] ? why : "its classifier has none");
+        return gr_err(GRAFT_E_ARG, "freeze term '%s': the model has no head with parameters (%s)",
+                      term, why[0] ? why : "its classifier has none");
     return GRAFT_OK;
 }
 
@@ -916,10 +1010,13 @@ static int *first_readers(const gr_graph *g)
     return r;
 }
 
-static int select_after(const gr_graph *g, const unsigned char *is_param, unsigned char *sel, const char *term, const char *node_name)
+static int select_after(const gr_graph *g, const unsigned char *is_param, unsigned char *sel,
+                        const char *term, const char *node_name)
 {
     int idx = gr_graph_find_node(g, node_name);
-    if (idx < 0) return gr_err(GRAFT_E_ARG, "freeze term '%s': the graph has no node named '%s'", term, node_name);
+    if (idx < 0)
+        return gr_err(GRAFT_E_ARG, "freeze term '%s': the graph has no node named '%s'", term,
+                      node_name);
     int *first = first_readers(g);
     if (!first) return oom();
     for (int v = 0; v < g->nvalues; v++)
@@ -930,7 +1027,8 @@ static int select_after(const gr_graph *g, const unsigned char *is_param, unsign
 
 static int is_norm(const gr_node *n)
 {
-    return is_op(n, "BatchNormalization") || is_op(n, "LayerNormalization") || is_op(n, "InstanceNormalization");
+    return is_op(n, "BatchNormalization") || is_op(n, "LayerNormalization") ||
+           is_op(n, "InstanceNormalization");
 }
 
 /* block[k] of every node, see the comment above; returns GRAFT_OK or an error. */
@@ -941,7 +1039,8 @@ static int node_blocks(const gr_graph *g, const unsigned char *is_param, int *bl
     if (st) return st;
     int max = gr_plan_steps(p) + 1;
     int *cuts = gr_malloc((size_t)max * sizeof *cuts);
-    unsigned char *ends = gr_calloc((size_t)g->nnodes + 1, 1), *strong = gr_calloc((size_t)g->nnodes + 2, 1);
+    unsigned char *ends = gr_calloc((size_t)g->nnodes + 1, 1),
+                  *strong = gr_calloc((size_t)g->nnodes + 2, 1);
     int *seg = gr_malloc((size_t)(g->nnodes + 1) * sizeof *seg);
     int nc = cuts ? gr_plan_cut_points(p, cuts, max) : -1;
     gr_plan_free(p);
@@ -952,23 +1051,24 @@ static int node_blocks(const gr_graph *g, const unsigned char *is_param, int *bl
     for (int c = 0; c < nc; c++)
         if (g->values[cuts[c]].producer >= 0) ends[g->values[cuts[c]].producer] = 1;
     int s = 0;
-    for (int k = 0; k < g->nnodes; k++) {  /* a node producing a cut point ends its segment */
+    for (int k = 0; k < g->nnodes; k++) { /* a node producing a cut point ends its segment */
         seg[k] = s;
         s += ends[k];
     }
-    for (int k = 0; k < g->nnodes; k++)    /* segments with a parameter outside normalisation */
+    for (int k = 0; k < g->nnodes; k++) /* segments with a parameter outside normalisation */
         for (int i = 0; i < g->nodes[k].nin && !is_norm(&g->nodes[k]); i++)
             if (g->nodes[k].in[i] >= 0 && is_param[g->nodes[k].in[i]]) strong[seg[k]] = 1;
     int b = 0, last_seg = 0;
     for (int k = 0; k < g->nnodes; k++) {
-        for (; last_seg < seg[k]; ) b += strong[++last_seg];
+        for (; last_seg < seg[k];) b += strong[++last_seg];
         block[k] = b;
     }
     free(cuts), free(ends), free(strong), free(seg);
     return GRAFT_OK;
 }
 
-static int select_last(const gr_graph *g, const unsigned char *is_param, unsigned char *sel, const char *term, const char *arg)
+static int select_last(const gr_graph *g, const unsigned char *is_param, unsigned char *sel,
+                       const char *term, const char *arg)
 {
     char *end;
     long n = strtol(arg, &end, 10);
@@ -979,10 +1079,11 @@ static int select_last(const gr_graph *g, const unsigned char *is_param, unsigne
     int *pblock = gr_malloc((size_t)(g->nvalues + 1) * sizeof *pblock);
     int st = head && block && pblock ? GRAFT_OK : oom();
     if (!st) st = select_head(g, is_param, head, term, 0);
-    if (!st && (st = node_blocks(g, is_param, block))) st = gr_err_prefix(st, "freeze term '%s'", term);
+    if (!st && (st = node_blocks(g, is_param, block)))
+        st = gr_err_prefix(st, "freeze term '%s'", term);
     if (!st) {
         for (int v = 0; v < g->nvalues; v++) pblock[v] = -1;
-        for (int k = 0; k < g->nnodes; k++)  /* a parameter's block: that of its first reader */
+        for (int k = 0; k < g->nnodes; k++) /* a parameter's block: that of its first reader */
             for (int i = 0; i < g->nodes[k].nin; i++) {
                 int v = g->nodes[k].in[i];
                 if (v >= 0 && is_param[v] && !head[v] && pblock[v] < 0) pblock[v] = block[k];
@@ -1004,17 +1105,20 @@ static int select_last(const gr_graph *g, const unsigned char *is_param, unsigne
     return st;
 }
 
-static int select_pattern(const gr_graph *g, const unsigned char *is_param, unsigned char *sel, const char *term, const char *glob)
+static int select_pattern(const gr_graph *g, const unsigned char *is_param, unsigned char *sel,
+                          const char *term, const char *glob)
 {
     int any = 0;
     for (int v = 0; v < g->nvalues; v++)
         if (is_param[v] && fnmatch(glob, g->values[v].name, 0) == 0) sel[v] = 1, any = 1;
-    if (!any) return gr_err(GRAFT_E_ARG, "freeze term '%s': '%s' matches no parameter of the model", term, glob);
+    if (!any)
+        return gr_err(GRAFT_E_ARG, "freeze term '%s': '%s' matches no parameter of the model", term,
+                      glob);
     return GRAFT_OK;
 }
 
-static int apply_term(const gr_graph *g, const unsigned char *is_param, const char *term, unsigned char *trainable,
-                      unsigned char *sel)
+static int apply_term(const gr_graph *g, const unsigned char *is_param, const char *term,
+                      unsigned char *trainable, unsigned char *sel)
 {
     int clear = term[0] == '-';
     const char *t = term + clear;
@@ -1033,8 +1137,11 @@ static int apply_term(const gr_graph *g, const unsigned char *is_param, const ch
     else if (!strncmp(t, "after:", 6)) st = select_after(g, is_param, sel, term, t + 6);
     else if (!strncmp(t, "last:", 5)) st = select_last(g, is_param, sel, term, t + 5);
     else
-        return gr_err(GRAFT_E_ARG, "freeze spec: unknown term '%s' (all, none, head, pattern:GLOB, after:NODE, last:N; "
-                      "'-' before head/pattern/after/last clears)", term);
+        return gr_err(
+            GRAFT_E_ARG,
+            "freeze spec: unknown term '%s' (all, none, head, pattern:GLOB, after:NODE, last:N; "
+            "'-' before head/pattern/after/last clears)",
+            term);
     for (int v = 0; !st && v < g->nvalues; v++)
         if (sel[v]) trainable[v] = !clear;
     return st;
@@ -1043,7 +1150,8 @@ static int apply_term(const gr_graph *g, const unsigned char *is_param, const ch
 int gr_freeze_select(const gr_graph *g, const char *spec, unsigned char *trainable)
 {
     if (!spec) return gr_err(GRAFT_E_ARG, "freeze spec: none given (use \"all\" or \"none\")");
-    unsigned char *is_param = gr_calloc((size_t)g->nvalues + 1, 1), *sel = gr_calloc((size_t)g->nvalues + 1, 1);
+    unsigned char *is_param = gr_calloc((size_t)g->nvalues + 1, 1),
+                  *sel = gr_calloc((size_t)g->nvalues + 1, 1);
     char *copy = gr_strdup(spec);
     if (!is_param || !sel || !copy) {
         free(is_param), free(sel), free(copy);
@@ -1056,7 +1164,8 @@ int gr_freeze_select(const gr_graph *g, const char *spec, unsigned char *trainab
         char *comma = strchr(term, ',');
         if (comma) *comma = 0;
         while (*term == ' ' || *term == '\t') term++;
-        for (size_t n = strlen(term); n && (term[n - 1] == ' ' || term[n - 1] == '\t');) term[--n] = 0;
+        for (size_t n = strlen(term); n && (term[n - 1] == ' ' || term[n - 1] == '\t');)
+            term[--n] = 0;
         if (!term[0]) st = gr_err(GRAFT_E_ARG, "freeze spec '%s': empty term", spec);
         else st = apply_term(g, is_param, term, trainable, sel);
         if (!comma) break;

@@ -36,7 +36,8 @@ static long stale_pid(const char *name, gr_tmp_target_fn is_target, void *ctx)
 {
     size_t n = strlen(name), k = n;
     while (k > 0 && name[k - 1] >= '0' && name[k - 1] <= '9') k--;
-    if (k == n || n - k > 10 || name[k] == '0' || k < 6 || memcmp(name + k - 5, ".tmp.", 5)) return 0;
+    if (k == n || n - k > 10 || name[k] == '0' || k < 6 || memcmp(name + k - 5, ".tmp.", 5))
+        return 0;
     long pid = strtol(name + k, NULL, 10);
     if (pid <= 0 || pid > INT_MAX || !is_target(ctx, name, k - 5)) return 0;
     return pid;
@@ -55,8 +56,9 @@ static void remove_unlocked(int dfd, const char *name)
     if (fstatat(dfd, name, &a, AT_SYMLINK_NOFOLLOW) || !S_ISREG(a.st_mode)) return;
     int fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return;
-    if (fstat(fd, &b) == 0 && b.st_dev == a.st_dev && b.st_ino == a.st_ino && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-        fstatat(dfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    if (fstat(fd, &b) == 0 && b.st_dev == a.st_dev && b.st_ino == a.st_ino &&
+        flock(fd, LOCK_EX | LOCK_NB) == 0 && fstatat(dfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         unlinkat(dfd, name, 0);
     close(fd);
 }
@@ -96,7 +98,8 @@ void gr_wfile_clean(const char *path)
 static int open_stream(gr_wfile *w, const char *path)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return gr_err(GRAFT_E_IO, "%s: cannot open it for writing: %s", path, strerror(errno));
+    if (fd < 0)
+        return gr_err(GRAFT_E_IO, "%s: cannot open it for writing: %s", path, strerror(errno));
     if (!(w->f = fdopen(fd, "wb"))) {
         int e = errno;
         close(fd);
@@ -113,7 +116,8 @@ int gr_wfile_open(gr_wfile *w, const char *path)
     w->lockfd = -1;
     struct stat sb;
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
-        return S_ISDIR(sb.st_mode) ? gr_err(GRAFT_E_IO, "%s: is a folder, not a file", path) : open_stream(w, path);
+        return S_ISDIR(sb.st_mode) ? gr_err(GRAFT_E_IO, "%s: is a folder, not a file", path)
+                                   : open_stream(w, path);
     gr_wfile_clean(path);
     size_t n = strlen(path) + 32;
     w->tmp = gr_malloc(n);
@@ -181,11 +185,20 @@ int gr_wfile_commit(gr_wfile *w)
     int e = w->err;
     const char *step = "write";
     if (!e && fflush(w->f)) e = errno;
-    if (!e && !w->stream && fsync(fileno(w->f))) { e = errno; step = "fsync"; }
+    if (!e && !w->stream && fsync(fileno(w->f))) {
+        e = errno;
+        step = "fsync";
+    }
     FILE *f = w->f;
     w->f = NULL;
-    if (fclose(f) && !e) { e = errno; step = "close"; }
-    if (!e && !w->stream && rename(w->tmp, w->path)) { e = errno; step = "rename the temp file over"; }
+    if (fclose(f) && !e) {
+        e = errno;
+        step = "close";
+    }
+    if (!e && !w->stream && rename(w->tmp, w->path)) {
+        e = errno;
+        step = "rename the temp file over";
+    }
     if (e) {
         gr_wfile_abort(w);
         return gr_err(GRAFT_E_IO, "%s: cannot %s the file: %s", w->path, step, strerror(e));
@@ -195,14 +208,17 @@ int gr_wfile_commit(gr_wfile *w)
     free(w->tmp);
     w->tmp = NULL;
     e = sync_dir(w->path);
-    if (e) return gr_err(GRAFT_E_IO, "%s: written, but cannot fsync its folder: %s", w->path, strerror(e));
+    if (e)
+        return gr_err(GRAFT_E_IO, "%s: written, but cannot fsync its folder: %s", w->path,
+                      strerror(e));
     return GRAFT_OK;
 }
 
 int gr_make_dirs(const char *dir)
 {
     char p[PATH_MAX];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return gr_err(GRAFT_E_ARG, "%.64s...: path too long", dir);
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return gr_err(GRAFT_E_ARG, "%.64s...: path too long", dir);
     for (char *c = p + 1; *c; c++)
         if (*c == '/') {
             *c = 0;
@@ -210,5 +226,7 @@ int gr_make_dirs(const char *dir)
             *c = '/';
         }
     mkdir(p, 0777);
-    return access(p, W_OK) == 0 ? GRAFT_OK : gr_err(GRAFT_E_IO, "cannot create the folder %s: %s", dir, strerror(errno));
+    return access(p, W_OK) == 0
+               ? GRAFT_OK
+               : gr_err(GRAFT_E_IO, "cannot create the folder %s: %s", dir, strerror(errno));
 }

@@ -36,9 +36,9 @@ typedef struct gr_wfile {
     FILE *f;
     const char *path;
     char *tmp;
-    int err;          /* errno of the first failed write, 0 if none */
-    int lockfd;       /* holds the flock on the temp file until the rename is done; -1 if none */
-    int stream;       /* path is a device or FIFO (/dev/stdout): written in place, no temp file */
+    int err;    /* errno of the first failed write, 0 if none */
+    int lockfd; /* holds the flock on the temp file until the rename is done; -1 if none */
+    int stream; /* path is a device or FIFO (/dev/stdout): written in place, no temp file */
 } gr_wfile;
 int gr_wfile_open(gr_wfile *w, const char *path);
 /* Writes n bytes; after a failure further writes do nothing and commit reports it. */
@@ -73,10 +73,10 @@ int gr_onnx_save(const gr_graph *g, const char *path);
  * (decimal); the loader verifies it when present. */
 typedef struct gr_st_entry {
     const char *name;
-    int dtype;        /* gr_dtype */
+    int dtype; /* gr_dtype */
     gr_shape shape;
     void *data;
-    size_t bytes;     /* numel(shape) * dtype size */
+    size_t bytes; /* numel(shape) * dtype size */
 } gr_st_entry;
 /* Writes the entries in order (data contiguous), and meta ("graft_crc32" is reserved). */
 int gr_st_save(const char *path, const gr_st_entry *entries, int n, const gr_meta *meta, int nmeta);
@@ -90,9 +90,10 @@ int gr_st_load(const char *path, gr_arena *arena, gr_st_entry **entries, int *n,
  * nmeta) sees the entries in data order with data NULL, and returns GRAFT_OK or an error (its
  * message set), which is returned unchanged. Every tensor is also checked against
  * GRAFT_LIMIT_TENSOR_BYTES (GRAFT_E_LIMIT) before its data is read, with or without check. */
-typedef int (*gr_st_check_fn)(void *ctx, const gr_st_entry *entries, int n, const gr_meta *meta, int nmeta);
-int gr_st_load_checked(const char *path, gr_arena *arena, gr_st_check_fn check, void *ctx, gr_st_entry **entries,
-                       int *n, gr_meta **meta, int *nmeta);
+typedef int (*gr_st_check_fn)(void *ctx, const gr_st_entry *entries, int n, const gr_meta *meta,
+                              int nmeta);
+int gr_st_load_checked(const char *path, gr_arena *arena, gr_st_check_fn check, void *ctx,
+                       gr_st_entry **entries, int *n, gr_meta **meta, int *nmeta);
 /* CRC-32 as zlib's crc32() (polynomial 0xEDB88320): crc = gr_crc32(crc, data, n), start at 0. */
 uint32_t gr_crc32(uint32_t crc, const void *data, size_t n);
 

@@ -71,8 +71,14 @@ static int skip_value(const uint8_t **p, const uint8_t *end, unsigned wt, uint64
     *len = 0;
     switch (wt) {
     case 0: return read_varint(p, end, &v);
-    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
-    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
+    case 1:
+        if (end - *p < 8) return -1;
+        *p += 8;
+        return 0;
+    case 5:
+        if (end - *p < 4) return -1;
+        *p += 4;
+        return 0;
     case 2:
         if (read_varint(p, end, len) || *len > (uint64_t)(end - *p)) return -1;
         *p += *len;
@@ -81,24 +87,32 @@ static int skip_value(const uint8_t **p, const uint8_t *end, unsigned wt, uint64
     }
 }
 
-static int wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth)
+static int wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
+                      int depth)
 {
     if (depth > MAX_NESTING)
-        return gr_err(GRAFT_E_FORMAT, "messages nested more than %d deep (If branches inside If branches?)",
+        return gr_err(GRAFT_E_FORMAT,
+                      "messages nested more than %d deep (If branches inside If branches?)",
                       MAX_NESTING);
     while (p < end) {
         uint64_t key, len;
         if (read_varint(&p, end, &key) || skip_value(&p, end, (unsigned)(key & 7), &len))
-            return gr_err(GRAFT_E_FORMAT, "not a valid ONNX model (the protobuf is truncated or corrupt)");
+            return gr_err(GRAFT_E_FORMAT,
+                          "not a valid ONNX model (the protobuf is truncated or corrupt)");
         const ProtobufCFieldDescriptor *f =
-            (key >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+            (key >> 3) <= UINT32_MAX
+                ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
+                : NULL;
         if (!f || (key & 7) != 2) continue;
         const uint8_t *val = p - len;
         if (f->type == PROTOBUF_C_TYPE_STRING && memchr(val, 0, len))
-            return gr_err(GRAFT_E_FORMAT, "%s.%s holds a string with a NUL byte ('%.*s\\0...'); graft refuses "
-                          "names that are not plain C strings", d->short_name, f->name,
-                          (int)(strnlen((const char *)val, len) < 64 ? strnlen((const char *)val, len) : 64),
-                          (const char *)val);
+            return gr_err(
+                GRAFT_E_FORMAT,
+                "%s.%s holds a string with a NUL byte ('%.*s\\0...'); graft refuses "
+                "names that are not plain C strings",
+                d->short_name, f->name,
+                (int)(strnlen((const char *)val, len) < 64 ? strnlen((const char *)val, len) : 64),
+                (const char *)val);
         if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
             int st = wire_check(f->descriptor, val, p, depth + 1);
             if (st) return st;
@@ -110,7 +124,7 @@ static int wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, con
 /* ---- names → value indices (open addressing; the graph owns the strings) ---- */
 
 typedef struct names {
-    int *slot;      /* value index or -1 */
+    int *slot; /* value index or -1 */
     size_t cap;
     gr_graph *g;
     int cap_values;
@@ -159,9 +173,10 @@ static int dtype_supported(int dt) { return gr_dtype_size(dt) != 0; }
 
 static const char *onnx_dtype_name(int dt)
 {
-    static const char *names_[] = {"undefined", "float", "uint8", "int8", "uint16", "int16",
-                                   "int32", "int64", "string", "bool", "float16", "double",
-                                   "uint32", "uint64", "complex64", "complex128", "bfloat16"};
+    static const char *names_[] = { "undefined",  "float",   "uint8",  "int8",   "uint16",
+                                    "int16",      "int32",   "int64",  "string", "bool",
+                                    "float16",    "double",  "uint32", "uint64", "complex64",
+                                    "complex128", "bfloat16" };
     return dt >= 0 && dt < (int)(sizeof names_ / sizeof *names_) ? names_[dt] : "unknown";
 }
 
@@ -176,14 +191,17 @@ static int external_path(const char *dir, const char *loc, char *out, size_t n, 
     char joined[PATH_MAX], real_dir[PATH_MAX];
     if (snprintf(joined, sizeof joined, "%s/%s", dir, loc) >= (int)sizeof joined)
         return gr_err(GRAFT_E_FORMAT, "%s: external data path too long", what);
-    if (!realpath(dir, real_dir)) return gr_err(GRAFT_E_IO, "%s: cannot resolve folder '%s'", what, dir);
+    if (!realpath(dir, real_dir))
+        return gr_err(GRAFT_E_IO, "%s: cannot resolve folder '%s'", what, dir);
     if (!realpath(joined, out))
         return gr_err(GRAFT_E_IO, "%s: external data file '%s' cannot be opened: %s", what, joined,
                       strerror(errno));
     size_t k = strlen(real_dir);
     if (strncmp(out, real_dir, k) != 0 || out[k] != '/')
-        return gr_err(GRAFT_E_FORMAT, "%s: external data location '%s' resolves to '%s', outside the "
-                      "model's folder", what, loc, out);
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: external data location '%s' resolves to '%s', outside the "
+                      "model's folder",
+                      what, loc, out);
     (void)n;
     return GRAFT_OK;
 }
@@ -200,8 +218,8 @@ static int parse_i64(const char *s, int64_t *v)
 
 /* The external data of tp: its file resolved inside dir, and checked to hold `bytes` bytes at
  * the tensor's offset (before anything is allocated for them). */
-static int external_source(const Onnx__TensorProto *tp, const char *dir, size_t bytes, const char *what,
-                           char path[PATH_MAX], int64_t *offset)
+static int external_source(const Onnx__TensorProto *tp, const char *dir, size_t bytes,
+                           const char *what, char path[PATH_MAX], int64_t *offset)
 {
     const char *loc = NULL;
     int64_t length = -1;
@@ -218,24 +236,28 @@ static int external_source(const Onnx__TensorProto *tp, const char *dir, size_t 
     int st = external_path(dir, loc, path, PATH_MAX, what);
     if (st) return st;
     if (length >= 0 && (size_t)length != bytes)
-        return gr_err(GRAFT_E_FORMAT, "%s: external data length %" PRId64 " but the dims need %zu bytes",
-                      what, length, bytes);
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: external data length %" PRId64 " but the dims need %zu bytes", what,
+                      length, bytes);
     struct stat sb;
     int ok = stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
     if (!ok || *offset > (int64_t)sb.st_size || (int64_t)bytes > (int64_t)sb.st_size - *offset)
-        return gr_err(GRAFT_E_FORMAT, "%s: external data in '%s' needs bytes %" PRId64 "..%" PRId64
-                      " but the file has %lld", what, path, *offset, *offset + (int64_t)bytes,
-                      (long long)(ok ? sb.st_size : -1));
+        return gr_err(
+            GRAFT_E_FORMAT,
+            "%s: external data in '%s' needs bytes %" PRId64 "..%" PRId64 " but the file has %lld",
+            what, path, *offset, *offset + (int64_t)bytes, (long long)(ok ? sb.st_size : -1));
     return GRAFT_OK;
 }
 
-static int read_external(const char *path, int64_t offset, void *dst, size_t bytes, const char *what)
+static int read_external(const char *path, int64_t offset, void *dst, size_t bytes,
+                         const char *what)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return gr_err(GRAFT_E_IO, "%s: cannot open '%s': %s", what, path, strerror(errno));
     int ok = fseeko(f, offset, SEEK_SET) == 0 && fread(dst, 1, bytes, f) == bytes;
     fclose(f);
-    return ok ? GRAFT_OK : gr_err(GRAFT_E_IO, "%s: read error in '%s' (did it shrink?)", what, path);
+    return ok ? GRAFT_OK
+              : gr_err(GRAFT_E_IO, "%s: read error in '%s' (did it shrink?)", what, path);
 }
 
 /* Values stored in tp's typed field for element type dt (int32_data holds the small types). */
@@ -273,9 +295,10 @@ static int proto_shape(const Onnx__TensorProto *tp, gr_shape *s, size_t *bytes, 
     if (tp->n_dims > GR_MAXDIM)
         return gr_err(GRAFT_E_UNSUPPORTED, "%s: rank %zu exceeds graft's maximum of %d", what,
                       tp->n_dims, GR_MAXDIM);
-    *s = (gr_shape){(int)tp->n_dims, {0}};
+    *s = (gr_shape){ (int)tp->n_dims, { 0 } };
     for (size_t i = 0; i < tp->n_dims; i++) {
-        if (tp->dims[i] < 0) return gr_err(GRAFT_E_FORMAT, "%s: negative dimension %" PRId64, what, tp->dims[i]);
+        if (tp->dims[i] < 0)
+            return gr_err(GRAFT_E_FORMAT, "%s: negative dimension %" PRId64, what, tp->dims[i]);
         s->d[i] = tp->dims[i];
     }
     size_t es = gr_dtype_size(dt);
@@ -283,8 +306,9 @@ static int proto_shape(const Onnx__TensorProto *tp, gr_shape *s, size_t *bytes, 
     if (n < 0 || (uint64_t)n * es > (uint64_t)SIZE_MAX / 2)
         return gr_err(GRAFT_E_FORMAT, "%s: dims whose product overflows", what);
     *bytes = (size_t)n * es;
-    return gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)*bytes, "%s: dims %s of %s need %zu bytes", what,
-                          gr_shape_str(s, (char[128]){0}, 128), gr_dtype_name(dt), *bytes);
+    return gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)*bytes,
+                          "%s: dims %s of %s need %zu bytes", what,
+                          gr_shape_str(s, (char[128]){ 0 }, 128), gr_dtype_name(dt), *bytes);
 }
 
 /* Converts a TensorProto; data is copied into the arena. `dir` is the model's folder (for
@@ -301,18 +325,20 @@ static int tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, gr_ar
     int dt = tp->data_type;
     int64_t n = gr_numel(&s), offset = 0;
     char path[PATH_MAX];
-    int external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    int external =
+        tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     if (external) st = external_source(tp, dir, bytes, what, path, &offset);
     else if (tp->has_raw_data && tp->raw_data.len != bytes)
         st = gr_err(GRAFT_E_FORMAT, "%s: raw_data has %zu bytes but dims %s of %s need %zu", what,
-                    tp->raw_data.len, gr_shape_str(&s, (char[128]){0}, 128), gr_dtype_name(dt), bytes);
+                    tp->raw_data.len, gr_shape_str(&s, (char[128]){ 0 }, 128), gr_dtype_name(dt),
+                    bytes);
     else if (!tp->has_raw_data && typed_count(tp, dt) != (size_t)n)
-        st = gr_err(GRAFT_E_FORMAT, "%s: has %zu values but dims %s need %" PRId64, what, typed_count(tp, dt),
-                    gr_shape_str(&s, (char[128]){0}, 128), n);
+        st = gr_err(GRAFT_E_FORMAT, "%s: has %zu values but dims %s need %" PRId64, what,
+                    typed_count(tp, dt), gr_shape_str(&s, (char[128]){ 0 }, 128), n);
     if (st) return st;
     void *data = gr_arena_alloc(a, bytes);
     if (!data) return gr_err(GRAFT_E_NOMEM, "%s: out of memory for %zu bytes", what, bytes);
-    *out = (gr_tensor){.dtype = (gr_dtype)dt, .shape = s, .data = data};
+    *out = (gr_tensor){ .dtype = (gr_dtype)dt, .shape = s, .data = data };
     if (external) return read_external(path, offset, data, bytes, what);
     if (tp->has_raw_data && bytes) memcpy(data, tp->raw_data.data, bytes);
     else if (!tp->has_raw_data) copy_typed(tp, dt, data, n);
@@ -336,11 +362,9 @@ static int attr_from_proto(const Onnx__AttributeProto *ap, const char *dir, gr_a
     out->type = ap->has_type ? (int)ap->type : 0;
     out->i = ap->i;
     out->f = ap->f;
-    const void *got = out;  /* what this type allocated (NULL: out of memory) */
+    const void *got = out; /* what this type allocated (NULL: out of memory) */
     switch (out->type) {
-    case GR_AT_STRING:
-        got = out->s = bytes_str(a, ap->s);
-        break;
+    case GR_AT_STRING: got = out->s = bytes_str(a, ap->s); break;
     case GR_AT_INTS:
         out->n = (int)ap->n_ints;
         got = out->ints = gr_arena_alloc(a, ap->n_ints * sizeof(int64_t));
@@ -354,16 +378,19 @@ static int attr_from_proto(const Onnx__AttributeProto *ap, const char *dir, gr_a
     case GR_AT_STRINGS:
         out->n = (int)ap->n_strings;
         got = out->strings = gr_arena_alloc(a, ap->n_strings * sizeof(char *));
-        for (size_t i = 0; got && i < ap->n_strings; i++) got = out->strings[i] = bytes_str(a, ap->strings[i]);
+        for (size_t i = 0; got && i < ap->n_strings; i++)
+            got = out->strings[i] = bytes_str(a, ap->strings[i]);
         break;
     case GR_AT_TENSOR: {
-        if (!ap->t) return gr_err(GRAFT_E_FORMAT, "node '%s': attribute '%s' has no tensor", node, out->name);
+        if (!ap->t)
+            return gr_err(GRAFT_E_FORMAT, "node '%s': attribute '%s' has no tensor", node,
+                          out->name);
         char what[512];
         snprintf(what, sizeof what, "node '%s' attribute '%s'", node, out->name);
         return tensor_from_proto(ap->t, dir, a, &out->t, what);
     }
     default:
-        break;  /* graphs, sparse tensors: kept as a type tag; ops that need them are unsupported */
+        break; /* graphs, sparse tensors: kept as a type tag; ops that need them are unsupported */
     }
     return got ? GRAFT_OK : GRAFT_E_NOMEM;
 }
@@ -372,21 +399,26 @@ static int attr_from_proto(const Onnx__AttributeProto *ap, const char *dir, gr_a
 
 static int declared_type(const Onnx__ValueInfoProto *vi, gr_value *v)
 {
-    if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !vi->type->tensor_type)
-        return gr_err(GRAFT_E_UNSUPPORTED, "graph input/output '%s' is not a tensor (sequences and maps are not supported)", vi->name);
+    if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+        !vi->type->tensor_type)
+        return gr_err(
+            GRAFT_E_UNSUPPORTED,
+            "graph input/output '%s' is not a tensor (sequences and maps are not supported)",
+            vi->name);
     const Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
     v->t.dtype = tt->has_elem_type ? (gr_dtype)tt->elem_type : 0;
     if (tt->shape) {
         if (tt->shape->n_dim > GR_MAXDIM)
-            return gr_err(GRAFT_E_UNSUPPORTED, "'%s': rank %zu exceeds %d", vi->name, tt->shape->n_dim, GR_MAXDIM);
+            return gr_err(GRAFT_E_UNSUPPORTED, "'%s': rank %zu exceeds %d", vi->name,
+                          tt->shape->n_dim, GR_MAXDIM);
         v->has_shape = 1;
         v->t.shape.rank = (int)tt->shape->n_dim;
         for (size_t i = 0; i < tt->shape->n_dim; i++) {
             const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
             int known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
             if (known && d->dim_value < 0)
-                return gr_err(GRAFT_E_FORMAT, "'%s': dimension %zu is negative (%" PRId64 ")", vi->name, i,
-                              d->dim_value);
+                return gr_err(GRAFT_E_FORMAT, "'%s': dimension %zu is negative (%" PRId64 ")",
+                              vi->name, i, d->dim_value);
             v->t.shape.d[i] = known ? d->dim_value : -1;
         }
     }
@@ -404,20 +436,21 @@ static int declared_type(const Onnx__ValueInfoProto *vi, gr_value *v)
 
 typedef struct scope {
     const Onnx__GraphProto *gp;
-    const char *prefix;            /* "" for the main graph */
+    const char *prefix; /* "" for the main graph */
     const struct scope *parent;
 } scope;
 
 static int is_if(const Onnx__NodeProto *np)
 {
-    return np->op_type && strcmp(np->op_type, "If") == 0 && (!np->domain || !np->domain[0] ||
-                                                            strcmp(np->domain, "ai.onnx") == 0);
+    return np->op_type && strcmp(np->op_type, "If") == 0 &&
+           (!np->domain || !np->domain[0] || strcmp(np->domain, "ai.onnx") == 0);
 }
 
 static const Onnx__GraphProto *branch(const Onnx__NodeProto *np, const char *which)
 {
     for (size_t i = 0; i < np->n_attribute; i++)
-        if (np->attribute[i]->name && strcmp(np->attribute[i]->name, which) == 0) return np->attribute[i]->g;
+        if (np->attribute[i]->name && strcmp(np->attribute[i]->name, which) == 0)
+            return np->attribute[i]->g;
     return NULL;
 }
 
@@ -464,21 +497,25 @@ typedef struct flat {
     gr_graph *g;
     names *nm;
     const char *dir;
-    size_t index;  /* the next node's position in the ONNX file (for "#k" names) */
+    size_t index; /* the next node's position in the ONNX file (for "#k" names) */
 } flat;
 
 static int scoped_value(flat *f, const scope *sc, const char *name, int *v)
 {
-    if (!name[0]) { *v = -1; return GRAFT_OK; }
+    if (!name[0]) {
+        *v = -1;
+        return GRAFT_OK;
+    }
     char buf[2048];
     if (scoped_name(sc, name, buf, sizeof buf))
-        return gr_err(GRAFT_E_FORMAT, "value '%.64s...': its name inside an If branch is longer than 2 KB", name);
+        return gr_err(GRAFT_E_FORMAT,
+                      "value '%.64s...': its name inside an If branch is longer than 2 KB", name);
     *v = value_of(f->nm, buf);
     return *v < 0 ? GRAFT_E_NOMEM : GRAFT_OK;
 }
 
-static gr_node *new_node(flat *f, const scope *sc, const char *name, const char *op_type, const char *domain,
-                         int nin, int nout, int nattr)
+static gr_node *new_node(flat *f, const scope *sc, const char *name, const char *op_type,
+                         const char *domain, int nin, int nout, int nattr)
 {
     gr_graph *g = f->g;
     gr_node *n = &g->nodes[g->nnodes++];
@@ -501,29 +538,33 @@ static int emit_graph(flat *f, const scope *sc);
 
 static int emit_if(flat *f, const scope *sc, const Onnx__NodeProto *np, const char *name)
 {
-    size_t self = f->index - 1;  /* this node's position (emit_graph counted it) */
-    const Onnx__GraphProto *br[2] = {branch(np, "then_branch"), branch(np, "else_branch")};
-    const char *which[2] = {"then", "else"};
+    size_t self = f->index - 1; /* this node's position (emit_graph counted it) */
+    const Onnx__GraphProto *br[2] = { branch(np, "then_branch"), branch(np, "else_branch") };
+    const char *which[2] = { "then", "else" };
     char prefix[2][1024];
     scope sub[2];
     for (int b = 0; b < 2; b++) {
         if (br[b]->n_output != np->n_output)
-            return gr_err(GRAFT_E_FORMAT, "node '%s%s' (If): the %s branch has %zu outputs, the node %zu",
+            return gr_err(GRAFT_E_FORMAT,
+                          "node '%s%s' (If): the %s branch has %zu outputs, the node %zu",
                           sc->prefix, name, which[b], br[b]->n_output, np->n_output);
         /* the node's position makes the prefix unique even when names repeat */
-        if (snprintf(prefix[b], sizeof prefix[b], "%s%s#%zu/%s/", sc->prefix, name, self, which[b]) >=
-            (int)sizeof prefix[b])
-            return gr_err(GRAFT_E_FORMAT, "node '%s' (If): nested too deep (names longer than 1 KB)", name);
+        if (snprintf(prefix[b], sizeof prefix[b], "%s%s#%zu/%s/", sc->prefix, name, self,
+                     which[b]) >= (int)sizeof prefix[b])
+            return gr_err(GRAFT_E_FORMAT,
+                          "node '%s' (If): nested too deep (names longer than 1 KB)", name);
         for (size_t i = 0; i < br[b]->n_output; i++)
             if (!br[b]->output[i]->name || !br[b]->output[i]->name[0])
-                return gr_err(GRAFT_E_FORMAT, "node '%s%s' (If): output %zu of the %s branch has no name", sc->prefix,
-                              name, i, which[b]);
-        sub[b] = (scope){br[b], prefix[b], sc};
+                return gr_err(GRAFT_E_FORMAT,
+                              "node '%s%s' (If): output %zu of the %s branch has no name",
+                              sc->prefix, name, i, which[b]);
+        sub[b] = (scope){ br[b], prefix[b], sc };
         int st = emit_graph(f, &sub[b]);
         if (st) return st;
     }
     if (np->n_input != 1 || !np->input[0][0])
-        return gr_err(GRAFT_E_FORMAT, "node '%s%s' (If) needs one input, the condition", sc->prefix, name);
+        return gr_err(GRAFT_E_FORMAT, "node '%s%s' (If) needs one input, the condition", sc->prefix,
+                      name);
     for (size_t i = 0; i < np->n_output; i++) {
         char wname[1100];
         snprintf(wname, sizeof wname, "%s/select%zu", name, i);
@@ -538,7 +579,10 @@ static int emit_if(flat *f, const scope *sc, const Onnx__NodeProto *np, const ch
     return GRAFT_OK;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 /* ONNX allows each attribute once per node (onnxruntime refuses a repeat); graft would silently
  * take the first, so a repeat is an error. Sorted, so a node with many attributes stays cheap. */
@@ -552,7 +596,8 @@ static int check_attrs_unique(const gr_node *n)
     int st = GRAFT_OK;
     for (int i = 1; i < n->nattr && !st; i++)
         if (!strcmp(names_[i - 1], names_[i]))
-            st = gr_err(GRAFT_E_FORMAT, "node '%s' (%s) has attribute '%s' twice", n->name, n->op_type, names_[i]);
+            st = gr_err(GRAFT_E_FORMAT, "node '%s' (%s) has attribute '%s' twice", n->name,
+                        n->op_type, names_[i]);
     free((void *)names_);
     return st;
 }
@@ -563,8 +608,10 @@ static int emit_node(flat *f, const scope *sc, const Onnx__NodeProto *np, const 
                           (int)np->n_input, (int)np->n_output, (int)np->n_attribute);
     if (!n) return GRAFT_E_NOMEM;
     int st = GRAFT_OK;
-    for (size_t i = 0; i < np->n_input && !st; i++) st = scoped_value(f, sc, np->input[i], &n->in[i]);
-    for (size_t i = 0; i < np->n_output && !st; i++) st = scoped_value(f, sc, np->output[i], &n->out[i]);
+    for (size_t i = 0; i < np->n_input && !st; i++)
+        st = scoped_value(f, sc, np->input[i], &n->in[i]);
+    for (size_t i = 0; i < np->n_output && !st; i++)
+        st = scoped_value(f, sc, np->output[i], &n->out[i]);
     for (size_t i = 0; i < np->n_attribute && !st; i++)
         st = attr_from_proto(np->attribute[i], f->dir, f->g->arena, &n->attrs[i], n->name);
     return st ? st : check_attrs_unique(n);
@@ -598,19 +645,19 @@ static int emit_graph(flat *f, const scope *sc)
         const char *name = np->name && np->name[0] ? np->name : fallback;
         if (is_if(np) && branch(np, "then_branch") && branch(np, "else_branch"))
             st = emit_if(f, sc, np, name);
-        else
-            st = emit_node(f, sc, np, name);
+        else st = emit_node(f, sc, np, name);
     }
     return st;
 }
 
-static int convert_nodes(gr_graph *g, const Onnx__GraphProto *gp, names *nm, const char *dir, size_t cap_nodes)
+static int convert_nodes(gr_graph *g, const Onnx__GraphProto *gp, names *nm, const char *dir,
+                         size_t cap_nodes)
 {
     g->nnodes = 0;
     g->nodes = gr_arena_alloc(g->arena, (cap_nodes + 1) * sizeof(gr_node));
     if (!g->nodes) return GRAFT_E_NOMEM;
-    flat f = {g, nm, dir, 0};
-    scope top = {gp, "", NULL};
+    flat f = { g, nm, dir, 0 };
+    scope top = { gp, "", NULL };
     int st = emit_graph(&f, &top);
     GR_ASSERT(st || (size_t)g->nnodes <= cap_nodes);
     return st;
@@ -629,7 +676,8 @@ static int convert_inputs(gr_graph *g, const Onnx__GraphProto *gp, names *nm)
         if (v < 0) return GRAFT_E_NOMEM;
         if (g->values[v].is_init) continue;
         for (int j = 0; j < g->ninputs; j++)
-            if (g->inputs[j] == v) return gr_err(GRAFT_E_FORMAT, "graph input '%s' is declared twice", name);
+            if (g->inputs[j] == v)
+                return gr_err(GRAFT_E_FORMAT, "graph input '%s' is declared twice", name);
         int st = declared_type(gp->input[i], &g->values[v]);
         if (st) return st;
         g->inputs[g->ninputs++] = v;
@@ -669,10 +717,13 @@ static int check_input_types(const gr_graph *g)
         for (int k = 0; k < g->nnodes; k++)
             for (int j = 0; j < g->nodes[k].nin; j++)
                 if (g->nodes[k].in[j] == g->inputs[i])
-                    return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' (%s) reads graph input '%s' of element type %s (%d), "
-                                  "which graft does not support", g->nodes[k].name, g->nodes[k].op_type, v->name,
+                    return gr_err(GRAFT_E_UNSUPPORTED,
+                                  "node '%s' (%s) reads graph input '%s' of element type %s (%d), "
+                                  "which graft does not support",
+                                  g->nodes[k].name, g->nodes[k].op_type, v->name,
                                   onnx_dtype_name(dt), dt);
-        return gr_err(GRAFT_E_UNSUPPORTED, "graph input '%s' has element type %s (%d), which graft does not support",
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "graph input '%s' has element type %s (%d), which graft does not support",
                       v->name, onnx_dtype_name(dt), dt);
     }
     return GRAFT_OK;
@@ -682,11 +733,14 @@ static int convert_graph(gr_graph *g, const Onnx__GraphProto *gp, const char *di
 {
     size_t cap_nodes = 0, cap_values = 0;
     count_graph(gp, &cap_nodes, &cap_values);
-    names nm = {NULL, 16, g, (int)cap_values + 1};
+    names nm = { NULL, 16, g, (int)cap_values + 1 };
     while (nm.cap < 2 * cap_values + 2) nm.cap *= 2;
     nm.slot = malloc(nm.cap * sizeof(int));
     g->values = gr_arena_alloc(g->arena, (cap_values + 1) * sizeof(gr_value));
-    if (!nm.slot || !g->values) { free(nm.slot); return gr_err(GRAFT_E_NOMEM, "out of memory"); }
+    if (!nm.slot || !g->values) {
+        free(nm.slot);
+        return gr_err(GRAFT_E_NOMEM, "out of memory");
+    }
     memset(nm.slot, 0xff, nm.cap * sizeof(int));
     int st = GRAFT_OK;
 
@@ -695,8 +749,14 @@ static int convert_graph(gr_graph *g, const Onnx__GraphProto *gp, const char *di
         char what[512];
         snprintf(what, sizeof what, "initializer '%s'", tp->name ? tp->name : "");
         int v = value_of(&nm, tp->name ? tp->name : "");
-        if (v < 0) { st = GRAFT_E_NOMEM; break; }
-        if (g->values[v].is_init) { st = gr_err(GRAFT_E_FORMAT, "%s is defined twice", what); break; }
+        if (v < 0) {
+            st = GRAFT_E_NOMEM;
+            break;
+        }
+        if (g->values[v].is_init) {
+            st = gr_err(GRAFT_E_FORMAT, "%s is defined twice", what);
+            break;
+        }
         g->values[v].is_init = 1;
         st = tensor_from_proto(tp, dir, g->arena, &g->values[v].t, what);
     }
@@ -715,20 +775,25 @@ static int convert_model(gr_graph *g, const Onnx__ModelProto *mp, const char *di
     g->opset = 0;
     for (size_t i = 0; i < mp->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
-        if (!o->domain || !o->domain[0] || strcmp(o->domain, "ai.onnx") == 0) g->opset = (int)o->version;
+        if (!o->domain || !o->domain[0] || strcmp(o->domain, "ai.onnx") == 0)
+            g->opset = (int)o->version;
     }
-    if (g->opset == 0 && mp->n_opset_import == 0) g->opset = 1;  /* IR < 3 models have none */
+    if (g->opset == 0 && mp->n_opset_import == 0) g->opset = 1; /* IR < 3 models have none */
     if (g->opset < MIN_OPSET || g->opset > MAX_OPSET)
-        return gr_err(GRAFT_E_UNSUPPORTED, "the model uses ONNX opset %d; graft supports opsets %d to %d",
-                      g->opset, MIN_OPSET, MAX_OPSET);
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "the model uses ONNX opset %d; graft supports opsets %d to %d", g->opset,
+                      MIN_OPSET, MAX_OPSET);
     g->producer = gr_arena_strdup(g->arena, mp->producer_name ? mp->producer_name : "");
-    g->producer_version = gr_arena_strdup(g->arena, mp->producer_version ? mp->producer_version : "");
+    g->producer_version =
+        gr_arena_strdup(g->arena, mp->producer_version ? mp->producer_version : "");
     g->graph_name = gr_arena_strdup(g->arena, mp->graph->name ? mp->graph->name : "");
     g->nmeta = (int)mp->n_metadata_props;
     g->meta = gr_arena_alloc(g->arena, (mp->n_metadata_props + 1) * sizeof(gr_meta));
     for (size_t i = 0; i < mp->n_metadata_props; i++) {
-        g->meta[i].key = gr_arena_strdup(g->arena, mp->metadata_props[i]->key ? mp->metadata_props[i]->key : "");
-        g->meta[i].value = gr_arena_strdup(g->arena, mp->metadata_props[i]->value ? mp->metadata_props[i]->value : "");
+        g->meta[i].key =
+            gr_arena_strdup(g->arena, mp->metadata_props[i]->key ? mp->metadata_props[i]->key : "");
+        g->meta[i].value = gr_arena_strdup(
+            g->arena, mp->metadata_props[i]->value ? mp->metadata_props[i]->value : "");
     }
     int st = convert_graph(g, mp->graph, dir);
     return st ? st : gr_graph_sort(g);
@@ -765,12 +830,13 @@ int gr_onnx_load(const char *path, gr_graph **out)
         return gr_err_prefix(st, "%s", path);
     }
     int oom = 0;
-    ProtobufCAllocator pa = {pb_alloc, pb_free, &oom};
+    ProtobufCAllocator pa = { pb_alloc, pb_free, &oom };
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pa, n, buf);
     free(buf);
     if (!mp && oom) return gr_err(GRAFT_E_NOMEM, "%s: out of memory unpacking the model", path);
     if (!mp)
-        return gr_err(GRAFT_E_FORMAT, "%s: not a valid ONNX model (the protobuf is truncated or corrupt)", path);
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: not a valid ONNX model (the protobuf is truncated or corrupt)", path);
     gr_graph *g = gr_calloc(1, sizeof *g);
     if (g) g->arena = gr_arena_new(1 << 20);
     if (!g || !g->arena) {
@@ -796,8 +862,10 @@ int gr_graph_check_ops(const gr_graph *g)
     for (int k = 0; k < g->nnodes; k++) {
         const gr_node *n = &g->nodes[k];
         if (!n->op)
-            return gr_err(GRAFT_E_UNSUPPORTED, "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
-                          n->name, n->domain[0] ? n->domain : "", n->domain[0] ? "." : "", n->op_type, g->opset);
+            return gr_err(GRAFT_E_UNSUPPORTED,
+                          "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
+                          n->name, n->domain[0] ? n->domain : "", n->domain[0] ? "." : "",
+                          n->op_type, g->opset);
     }
     return GRAFT_OK;
 }
@@ -810,7 +878,7 @@ int gr_onnx_read_tensor(const char *path, gr_arena *arena, gr_tensor *out, char 
     if (st) return st;
     st = wire_check(&onnx__tensor_proto__descriptor, buf, buf + n, 0);
     int oom = 0;
-    ProtobufCAllocator pa = {pb_alloc, pb_free, &oom};
+    ProtobufCAllocator pa = { pb_alloc, pb_free, &oom };
     Onnx__TensorProto *tp = st ? NULL : onnx__tensor_proto__unpack(&pa, n, buf);
     free(buf);
     if (st) return gr_err_prefix(st, "%s", path);

@@ -17,14 +17,14 @@
 #error "onnx_save.c writes tensors' memory as raw_data, which ONNX defines as little-endian"
 #endif
 
-#define IR_VERSION 8          /* ONNX 1.12 (Debian) and onnxruntime 1.30 read it */
+#define IR_VERSION      8 /* ONNX 1.12 (Debian) and onnxruntime 1.30 read it */
 #define MAX_PROTO_BYTES 2147483647u
 
 typedef struct ctx {
     gr_arena *a;
     const gr_graph *g;
     const char *path;
-    int st;           /* set by a builder that fails for a reason other than memory */
+    int st; /* set by a builder that fails for a reason other than memory */
 } ctx;
 
 /* Arena allocation of one message, initialised with its protobuf-c INIT value. */
@@ -40,10 +40,13 @@ static void *arr(ctx *c, size_t n, size_t size) { return gr_arena_alloc(c->a, (n
 
 static char *str(const char *s) { return (char *)(s ? s : ""); }
 
-static Onnx__TensorProto *tensor_proto(ctx *c, const gr_tensor *t, const char *name, const char *what)
+static Onnx__TensorProto *tensor_proto(ctx *c, const gr_tensor *t, const char *name,
+                                       const char *what)
 {
     if (!gr_dtype_size(t->dtype) || t->layout)
-        return c->st = gr_err(GRAFT_E_INTERNAL, "%s: %s is not a plain tensor of a known type", c->path, what), NULL;
+        return c->st = gr_err(GRAFT_E_INTERNAL, "%s: %s is not a plain tensor of a known type",
+                              c->path, what),
+               NULL;
     Onnx__TensorProto *tp = NEW(c, Onnx__TensorProto, ONNX__TENSOR_PROTO__INIT);
     if (!tp || !(tp->dims = arr(c, (size_t)t->shape.rank, sizeof(int64_t)))) return NULL;
     tp->n_dims = (size_t)t->shape.rank;
@@ -59,7 +62,7 @@ static Onnx__TensorProto *tensor_proto(ctx *c, const gr_tensor *t, const char *n
 
 static ProtobufCBinaryData bin(const char *s)
 {
-    return (ProtobufCBinaryData){s ? strlen(s) : 0, (uint8_t *)str(s)};
+    return (ProtobufCBinaryData){ s ? strlen(s) : 0, (uint8_t *)str(s) };
 }
 
 static Onnx__AttributeProto *attr_proto(ctx *c, const gr_attr *at, const gr_node *n)
@@ -67,20 +70,37 @@ static Onnx__AttributeProto *attr_proto(ctx *c, const gr_attr *at, const gr_node
     /* "_fused_act" and the like are graft's inference rewrites (graph/optimize.c): no ONNX
      * reader knows them, and dropping them would drop the fused activation. */
     if (at->name && at->name[0] == '_')
-        return c->st = gr_err(GRAFT_E_ARG, "%s: node '%s' has graft's internal attribute '%s' (an inference "
-                              "rewrite): export the graph as loaded, without gr_graph_optimize", c->path,
-                              n->name, at->name), NULL;
+        return c->st = gr_err(GRAFT_E_ARG,
+                              "%s: node '%s' has graft's internal attribute '%s' (an inference "
+                              "rewrite): export the graph as loaded, without gr_graph_optimize",
+                              c->path, n->name, at->name),
+               NULL;
     Onnx__AttributeProto *ap = NEW(c, Onnx__AttributeProto, ONNX__ATTRIBUTE_PROTO__INIT);
     if (!ap) return NULL;
     ap->name = str(at->name);
     ap->has_type = 1;
     ap->type = (Onnx__AttributeProto__AttributeType)at->type;
     switch (at->type) {
-    case GR_AT_FLOAT: ap->has_f = 1; ap->f = at->f; break;
-    case GR_AT_INT: ap->has_i = 1; ap->i = at->i; break;
-    case GR_AT_STRING: ap->has_s = 1; ap->s = bin(at->s); break;
-    case GR_AT_FLOATS: ap->n_floats = (size_t)at->n; ap->floats = at->floats; break;
-    case GR_AT_INTS: ap->n_ints = (size_t)at->n; ap->ints = at->ints; break;
+    case GR_AT_FLOAT:
+        ap->has_f = 1;
+        ap->f = at->f;
+        break;
+    case GR_AT_INT:
+        ap->has_i = 1;
+        ap->i = at->i;
+        break;
+    case GR_AT_STRING:
+        ap->has_s = 1;
+        ap->s = bin(at->s);
+        break;
+    case GR_AT_FLOATS:
+        ap->n_floats = (size_t)at->n;
+        ap->floats = at->floats;
+        break;
+    case GR_AT_INTS:
+        ap->n_ints = (size_t)at->n;
+        ap->ints = at->ints;
+        break;
     case GR_AT_STRINGS:
         ap->n_strings = (size_t)at->n;
         if (!(ap->strings = arr(c, (size_t)at->n, sizeof *ap->strings))) return NULL;
@@ -93,9 +113,11 @@ static Onnx__AttributeProto *attr_proto(ctx *c, const gr_attr *at, const gr_node
         break;
     }
     default:
-        return c->st = gr_err(GRAFT_E_UNSUPPORTED, "%s: node '%s' attribute '%s' is of ONNX attribute type %d "
-                      "(graph, sparse tensor or type), which graft cannot write", c->path, n->name,
-                      at->name, at->type), NULL;
+        return c->st = gr_err(GRAFT_E_UNSUPPORTED,
+                              "%s: node '%s' attribute '%s' is of ONNX attribute type %d "
+                              "(graph, sparse tensor or type), which graft cannot write",
+                              c->path, n->name, at->name, at->type),
+               NULL;
     }
     return ap;
 }
@@ -122,7 +144,8 @@ static Onnx__NodeProto *node_proto(ctx *c, const gr_node *n)
     np->attribute = arr(c, (size_t)n->nattr, sizeof(void *));
     if (!np->input || !np->output || !np->attribute) return NULL;
     for (int i = 0; i < n->nin; i++) np->input[i] = n->in[i] >= 0 ? g->values[n->in[i]].name : "";
-    for (int i = 0; i < n->nout; i++) np->output[i] = n->out[i] >= 0 ? g->values[n->out[i]].name : "";
+    for (int i = 0; i < n->nout; i++)
+        np->output[i] = n->out[i] >= 0 ? g->values[n->out[i]].name : "";
     for (int i = 0; i < n->nattr; i++)
         if (!(np->attribute[i] = attr_proto(c, &n->attrs[i], n))) return NULL;
     return np;
@@ -191,7 +214,8 @@ static Onnx__GraphProto *graph_proto(ctx *c)
         if (!g->values[v].is_init) continue;
         char what[512];
         snprintf(what, sizeof what, "initializer '%s'", g->values[v].name);
-        if (!(gp->initializer[gp->n_initializer++] = tensor_proto(c, &g->values[v].t, g->values[v].name, what)))
+        if (!(gp->initializer[gp->n_initializer++] =
+                  tensor_proto(c, &g->values[v].t, g->values[v].name, what)))
             return NULL;
     }
     for (int i = 0; i < g->ninputs; i++)
@@ -213,7 +237,8 @@ static int opsets(ctx *c, Onnx__ModelProto *mp)
         size_t j = 0;
         while (j < mp->n_opset_import && strcmp(mp->opset_import[j]->domain, dom)) j++;
         if (j < mp->n_opset_import) continue;
-        Onnx__OperatorSetIdProto *o = NEW(c, Onnx__OperatorSetIdProto, ONNX__OPERATOR_SET_ID_PROTO__INIT);
+        Onnx__OperatorSetIdProto *o =
+            NEW(c, Onnx__OperatorSetIdProto, ONNX__OPERATOR_SET_ID_PROTO__INIT);
         if (!o) return GRAFT_E_NOMEM;
         o->domain = (char *)dom;
         o->has_version = 1;
@@ -236,7 +261,8 @@ static Onnx__ModelProto *model_proto(ctx *c)
     mp->metadata_props = arr(c, (size_t)g->nmeta, sizeof(void *));
     if (!mp->metadata_props) return NULL;
     for (int i = 0; i < g->nmeta; i++) {
-        Onnx__StringStringEntryProto *e = NEW(c, Onnx__StringStringEntryProto, ONNX__STRING_STRING_ENTRY_PROTO__INIT);
+        Onnx__StringStringEntryProto *e =
+            NEW(c, Onnx__StringStringEntryProto, ONNX__STRING_STRING_ENTRY_PROTO__INIT);
         if (!e) return NULL;
         e->key = str(g->meta[i].key);
         e->value = str(g->meta[i].value);
@@ -259,7 +285,7 @@ static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 
 int gr_onnx_save(const gr_graph *g, const char *path)
 {
-    ctx c = {gr_arena_new(1 << 16), g, path, GRAFT_OK};
+    ctx c = { gr_arena_new(1 << 16), g, path, GRAFT_OK };
     if (!c.a) return gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     Onnx__ModelProto *mp = model_proto(&c);
     if (!mp) {
@@ -269,13 +295,15 @@ int gr_onnx_save(const gr_graph *g, const char *path)
     size_t size = onnx__model_proto__get_packed_size(mp);
     if (size > MAX_PROTO_BYTES) {
         gr_arena_free(c.a);
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the model needs %zu bytes; ONNX files of 2 GB or more "
-                      "(external data) are not supported", path, size);
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s: the model needs %zu bytes; ONNX files of 2 GB or more "
+                      "(external data) are not supported",
+                      path, size);
     }
     gr_wfile w;
     int st = gr_wfile_open(&w, path);
     if (!st) {
-        file_sink sink = {{sink_append}, &w};
+        file_sink sink = { { sink_append }, &w };
         size_t wrote = onnx__model_proto__pack_to_buffer(mp, &sink.base);
         if (wrote != size && !w.err) w.err = EIO;
         st = gr_wfile_commit(&w);

@@ -34,7 +34,8 @@ int gr_dnnl_plain_md(dnnl_memory_desc_t *md, const gr_shape *s)
         stride *= s->d[i];
     }
     return dnnl_memory_desc_init_by_strides(md, s->rank, dims, dnnl_f32, strides) == dnnl_success
-               ? GRAFT_OK : gr_err(GRAFT_E_INTERNAL, "oneDNN: bad memory descriptor");
+               ? GRAFT_OK
+               : gr_err(GRAFT_E_INTERNAL, "oneDNN: bad memory descriptor");
 }
 
 int gr_dnnl_check(const gr_opctx *c, dnnl_status_t st, const char *what)
@@ -47,7 +48,7 @@ int gr_dnnl_check(const gr_opctx *c, dnnl_status_t st, const char *what)
 /* ---- to_plain: a reorder from a oneDNN layout to plain row-major ---- */
 
 typedef struct to_plain_state {
-    dnnl_primitive_t reorder, back;  /* back: plain gradient → the layout (training) */
+    dnnl_primitive_t reorder, back; /* back: plain gradient → the layout (training) */
     dnnl_memory_t src, dst;
 } to_plain_state;
 
@@ -71,33 +72,41 @@ static int to_plain_prepare(gr_opctx *c)
     dnnl_primitive_desc_t pd;
     if ((st = gr_dnnl_plain_md(&plain, &x->shape))) return st;
     const dnnl_memory_desc_t *src = x->layout;
-    if ((st = gr_dnnl_check(c, dnnl_reorder_primitive_desc_create(&pd, src, c->dnnl->engine, &plain,
-                                                                 c->dnnl->engine, NULL), "reorder")))
+    if ((st = gr_dnnl_check(c,
+                            dnnl_reorder_primitive_desc_create(&pd, src, c->dnnl->engine, &plain,
+                                                               c->dnnl->engine, NULL),
+                            "reorder")))
         return st;
     st = gr_dnnl_check(c, dnnl_primitive_create(&s->reorder, pd), "reorder");
     dnnl_primitive_desc_destroy(pd);
     if (!st && c->need_grad) {
-        st = gr_dnnl_check(c, dnnl_reorder_primitive_desc_create(&pd, &plain, c->dnnl->engine, src, c->dnnl->engine,
-                                                                 NULL), "reorder");
+        st = gr_dnnl_check(c,
+                           dnnl_reorder_primitive_desc_create(&pd, &plain, c->dnnl->engine, src,
+                                                              c->dnnl->engine, NULL),
+                           "reorder");
         if (st) return st;
         st = gr_dnnl_check(c, dnnl_primitive_create(&s->back, pd), "reorder");
         dnnl_primitive_desc_destroy(pd);
     }
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->src, src, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &plain, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    if (!st)
+        st = gr_dnnl_check(c, dnnl_memory_create(&s->src, src, c->dnnl->engine, DNNL_MEMORY_NONE),
+                           "memory");
+    if (!st)
+        st = gr_dnnl_check(
+            c, dnnl_memory_create(&s->dst, &plain, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
     return st;
 }
 
 static void to_plain_forward(gr_opctx *c)
 {
     to_plain_state *s = c->params;
-    if (!s) {  /* already plain: a copy */
+    if (!s) { /* already plain: a copy */
         memcpy(c->out[0]->data, c->in[0]->data, gr_tensor_bytes(c->in[0]));
         return;
     }
     dnnl_memory_set_data_handle(s->src, c->in[0]->data);
     dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, s->src}, {DNNL_ARG_TO, s->dst}};
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, s->src }, { DNNL_ARG_TO, s->dst } };
     dnnl_primitive_execute(s->reorder, c->dnnl->stream, 2, args);
     dnnl_stream_wait(c->dnnl->stream);
 }
@@ -116,13 +125,13 @@ static void to_plain_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *co
     }
     dnnl_memory_set_data_handle(s->dst, dout[0]->data);
     dnnl_memory_set_data_handle(s->src, din[0]->data);
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, s->dst}, {DNNL_ARG_TO, s->src}};
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, s->dst }, { DNNL_ARG_TO, s->src } };
     dnnl_primitive_execute(s->back, c->dnnl->stream, 2, args);
     dnnl_stream_wait(c->dnnl->stream);
 }
 
-const gr_opdef gr_op_to_plain = {"ToPlain", to_plain_prepare, to_plain_forward, to_plain_release, GR_OPF_LAYOUT,
-                                 to_plain_backward};
+const gr_opdef gr_op_to_plain = { "ToPlain",        to_plain_prepare, to_plain_forward,
+                                  to_plain_release, GR_OPF_LAYOUT,    to_plain_backward };
 
 int gr_dnnl_md_of(const gr_tensor *t, dnnl_memory_desc_t *md)
 {
@@ -143,7 +152,7 @@ void gr_dnnl_set_layout(gr_tensor *t, const dnnl_memory_desc_t *md)
 {
     dnnl_memory_desc_t plain;
     if (gr_dnnl_plain_md(&plain, &t->shape) == GRAFT_OK && dnnl_memory_desc_equal(&plain, md)) {
-        t->layout = NULL;  /* oneDNN chose the plain layout itself */
+        t->layout = NULL; /* oneDNN chose the plain layout itself */
         t->bytes = 0;
         return;
     }
@@ -160,9 +169,11 @@ int gr_dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_
     dnnl_primitive_desc_t pd = NULL;
     *prim = NULL;
     *spad = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
     dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, c->dnnl->engine, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, op_desc, attr, c->dnnl->engine, NULL);
     dnnl_primitive_attr_destroy(attr);
     if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
     if (st != dnnl_success) return GRAFT_OK;

@@ -19,11 +19,11 @@
 #include <float.h>
 #include <omp.h>
 #include <string.h>
-#include <tgmath.h>  /* exp, tanh... pick the float or double function from the argument type */
+#include <tgmath.h> /* exp, tanh... pick the float or double function from the argument type */
 
 /* Work splitting: threads only for tensors big enough to pay for them. */
 #define EW_PAR_MIN 32768
-#define EW_CHUNK 8192
+#define EW_CHUNK   8192
 
 /* ---- element types ---- */
 
@@ -46,18 +46,20 @@ static int slot_of(int dt)
 /* ONNX TensorProto.DataType names, for messages about types graft lacks. */
 static const char *onnx_type_name(int dt)
 {
-    static const char *const names[] = {"undefined", "float32", "uint8", "int8", "uint16", "int16", "int32",
-                                        "int64", "string", "bool", "float16", "float64", "uint32", "uint64",
-                                        "complex64", "complex128", "bfloat16", "float8e4m3fn",
-                                        "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz"};
+    static const char *const names[] = {
+        "undefined",      "float32",    "uint8",         "int8",       "uint16",   "int16",
+        "int32",          "int64",      "string",        "bool",       "float16",  "float64",
+        "uint32",         "uint64",     "complex64",     "complex128", "bfloat16", "float8e4m3fn",
+        "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz"
+    };
     return dt >= 0 && dt < (int)(sizeof names / sizeof *names) ? names[dt] : "unknown";
 }
 
 /* ---- op state and kernel signatures ---- */
 
 typedef struct ew_args {
-    float alpha, beta, gamma;  /* activation attributes */
-    const void *lo, *hi;       /* Clip bounds, in the input's type */
+    float alpha, beta, gamma; /* activation attributes */
+    const void *lo, *hi;      /* Clip bounds, in the input's type */
 } ew_args;
 
 typedef struct bplan bplan;
@@ -77,26 +79,27 @@ typedef void (*flat_fn)(void *y, const void *x, int64_t n, const ew_args *a);
 /* A broadcast walk: the output shape with size-1 dims dropped and adjacent dims merged where
  * every input's strides allow, so that the innermost dim is as long as possible. */
 struct bplan {
-    int rank;                  /* >= 1 */
+    int rank; /* >= 1 */
     int64_t numel;
-    int64_t d[GR_MAXDIM];      /* merged output dims */
-    int64_t st[3][GR_MAXDIM];  /* element strides of each input on them, 0 where broadcast */
+    int64_t d[GR_MAXDIM];     /* merged output dims */
+    int64_t st[3][GR_MAXDIM]; /* element strides of each input on them, 0 where broadcast */
 };
 
 struct ew_state {
-    seg_fn kern;          /* broadcast ops */
-    flat_fn fkern;        /* unary ops, Clip, Cast */
+    seg_fn kern;   /* broadcast ops */
+    flat_fn fkern; /* unary ops, Clip, Cast */
     ew_args args;
-    size_t ein[3], eo;    /* element sizes of the inputs and of the output */
-    int dt[2], dto;       /* dtypes, for the mixed-type Pow kernel */
-    int nplan;            /* number of inputs - 1: a plan for each step of the fold */
-    int mean;             /* Mean: divide by the number of inputs at the end */
+    size_t ein[3], eo; /* element sizes of the inputs and of the output */
+    int dt[2], dto;    /* dtypes, for the mixed-type Pow kernel */
+    int nplan;         /* number of inputs - 1: a plan for each step of the fold */
+    int mean;          /* Mean: divide by the number of inputs at the end */
     bplan *plan;
-    _Alignas(8) unsigned char lo[8], hi[8];  /* Clip's default bounds, in the input's type */
+    _Alignas(8) unsigned char lo[8], hi[8]; /* Clip's default bounds, in the input's type */
     /* backward (set in prepare when need_grad != 0) */
-    struct ginput *gin;   /* broadcast ops: one per input */
-    void (*gk)(float *dx, const float *g, const float *x, const float *y, int64_t n, const ew_args *a);
-    flat_fn bkern;        /* Cast: dout back to the input's type */
+    struct ginput *gin; /* broadcast ops: one per input */
+    void (*gk)(float *dx, const float *g, const float *x, const float *y, int64_t n,
+               const ew_args *a);
+    flat_fn bkern; /* Cast: dout back to the input's type */
 };
 
 /* Backward set-up of the broadcast ops (defined with the backward kernels below). */
@@ -131,7 +134,7 @@ static void bplan_init(bplan *p, const gr_shape *out, const gr_shape *const *in,
         }
         for (int i = 0; i < nin; i++) p->st[i][p->rank - 1] = full[i][d];
     }
-    if (!p->rank) p->rank = 1, p->d[0] = 1;  /* a single element: strides stay 0 */
+    if (!p->rank) p->rank = 1, p->d[0] = 1; /* a single element: strides stay 0 */
 }
 
 /* Runs f over the plan: rows of the innermost dim, cut in chunks so that threads share
@@ -147,13 +150,13 @@ static void run_plan(const bplan *p, seg_fn f, const ew_state *s, void *out, siz
     for (int64_t t = 0; t < tasks; t++) {
         int64_t row = t / nchunk, j0 = t % nchunk * EW_CHUNK;
         int64_t len = inner - j0 < EW_CHUNK ? inner - j0 : EW_CHUNK;
-        int64_t off[3] = {0, 0, 0};
+        int64_t off[3] = { 0, 0, 0 };
         for (int64_t d = r - 2, rem = row; d >= 0; d--) {
             int64_t k = rem % p->d[d];
             rem /= p->d[d];
             for (int i = 0; i < nin; i++) off[i] += k * p->st[i][d];
         }
-        seg g = {.o = (char *)out + (row * inner + j0) * (int64_t)eo, .s = s};
+        seg g = { .o = (char *)out + (row * inner + j0) * (int64_t)eo, .s = s };
         for (int i = 0; i < nin; i++) {
             g.st[i] = p->st[i][r - 1];
             g.in[i] = (const char *)in[i] + (off[i] + j0 * g.st[i]) * (int64_t)ein[i];
@@ -163,7 +166,8 @@ static void run_plan(const bplan *p, seg_fn f, const ew_state *s, void *out, siz
 }
 
 /* y[i] = f(x[i]) for n elements, in chunks. */
-static void run_flat(flat_fn f, const ew_args *a, void *y, size_t eo, const void *x, size_t ei, int64_t n)
+static void run_flat(flat_fn f, const ew_args *a, void *y, size_t eo, const void *x, size_t ei,
+                     int64_t n)
 {
     int64_t nchunk = (n + EW_CHUNK - 1) / EW_CHUNK;
 #pragma omp parallel for schedule(static) if (n > EW_PAR_MIN)
@@ -182,55 +186,58 @@ static void run_flat(flat_fn f, const ew_args *a, void *y, size_t eo, const void
 
 /* o[i] = EXPR with x = a[i*sa], y = b[i*sb]; the stride patterns get their own loops so that
  * the compiler vectorises each. o may be a (in place, same index), so no restrict. */
-#define BIN_KERNEL(NAME, TA, TB, TO, EXPR)                                                    \
-    static void NAME(const seg *g, int64_t n)                                                 \
-    {                                                                                         \
-        const TA *a = (const TA *)g->in[0];                                                   \
-        const TB *b = (const TB *)g->in[1];                                                   \
-        TO *o = (TO *)g->o;                                                                   \
-        int64_t sa = g->st[0], sb = g->st[1];                                                 \
-        if (sa == 1 && sb == 1) {                                                             \
-            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
-                TA x = a[i];                                                                  \
-                TB y = b[i];                                                                  \
-                o[i] = (TO)(EXPR);                                                            \
-            }                                                                                 \
-        } else if (sa == 1 && sb == 0) {                                                      \
-            TB y = b[0];                                                                      \
-            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
-                TA x = a[i];                                                                  \
-                o[i] = (TO)(EXPR);                                                            \
-            }                                                                                 \
-        } else if (sa == 0 && sb == 1) {                                                      \
-            TA x = a[0];                                                                      \
-            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
-                TB y = b[i];                                                                  \
-                o[i] = (TO)(EXPR);                                                            \
-            }                                                                                 \
-        } else {                                                                              \
-            for (int64_t i = 0; i < n; i++) {                                                 \
-                TA x = a[i * sa];                                                             \
-                TB y = b[i * sb];                                                             \
-                o[i] = (TO)(EXPR);                                                            \
-            }                                                                                 \
-        }                                                                                     \
+#define BIN_KERNEL(NAME, TA, TB, TO, EXPR)                                                         \
+    static void NAME(const seg *g, int64_t n)                                                      \
+    {                                                                                              \
+        const TA *a = (const TA *)g->in[0];                                                        \
+        const TB *b = (const TB *)g->in[1];                                                        \
+        TO *o = (TO *)g->o;                                                                        \
+        int64_t sa = g->st[0], sb = g->st[1];                                                      \
+        if (sa == 1 && sb == 1) {                                                                  \
+            LOOP_HINT for (int64_t i = 0; i < n; i++)                                              \
+            {                                                                                      \
+                TA x = a[i];                                                                       \
+                TB y = b[i];                                                                       \
+                o[i] = (TO)(EXPR);                                                                 \
+            }                                                                                      \
+        } else if (sa == 1 && sb == 0) {                                                           \
+            TB y = b[0];                                                                           \
+            LOOP_HINT for (int64_t i = 0; i < n; i++)                                              \
+            {                                                                                      \
+                TA x = a[i];                                                                       \
+                o[i] = (TO)(EXPR);                                                                 \
+            }                                                                                      \
+        } else if (sa == 0 && sb == 1) {                                                           \
+            TA x = a[0];                                                                           \
+            LOOP_HINT for (int64_t i = 0; i < n; i++)                                              \
+            {                                                                                      \
+                TB y = b[i];                                                                       \
+                o[i] = (TO)(EXPR);                                                                 \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                TA x = a[i * sa];                                                                  \
+                TB y = b[i * sb];                                                                  \
+                o[i] = (TO)(EXPR);                                                                 \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 /* Same-type kernels: floats, signed ints, all ints; OUT is the output type or the input's. */
-#define BIN_FLOAT(NAME, OUT_F32, OUT_F64, EXPR)                                               \
-    BIN_KERNEL(NAME##_f32, float, float, OUT_F32, EXPR)                                       \
+#define BIN_FLOAT(NAME, OUT_F32, OUT_F64, EXPR)                                                    \
+    BIN_KERNEL(NAME##_f32, float, float, OUT_F32, EXPR)                                            \
     BIN_KERNEL(NAME##_f64, double, double, OUT_F64, EXPR)
-#define BIN_SINT(NAME, O64, O32, O8, EXPR)                                                    \
-    BIN_KERNEL(NAME##_i64, int64_t, int64_t, O64, EXPR)                                       \
-    BIN_KERNEL(NAME##_i32, int32_t, int32_t, O32, EXPR)                                       \
+#define BIN_SINT(NAME, O64, O32, O8, EXPR)                                                         \
+    BIN_KERNEL(NAME##_i64, int64_t, int64_t, O64, EXPR)                                            \
+    BIN_KERNEL(NAME##_i32, int32_t, int32_t, O32, EXPR)                                            \
     BIN_KERNEL(NAME##_i8, int8_t, int8_t, O8, EXPR)
-#define BIN_ARITH(NAME, FEXPR, IEXPR)                                                         \
-    BIN_FLOAT(NAME, float, double, FEXPR)                                                     \
-    BIN_SINT(NAME, int64_t, int32_t, int8_t, IEXPR)                                           \
+#define BIN_ARITH(NAME, FEXPR, IEXPR)                                                              \
+    BIN_FLOAT(NAME, float, double, FEXPR)                                                          \
+    BIN_SINT(NAME, int64_t, int32_t, int8_t, IEXPR)                                                \
     BIN_KERNEL(NAME##_u8, uint8_t, uint8_t, uint8_t, IEXPR)
-#define BIN_CMP(NAME, EXPR)                                                                   \
-    BIN_FLOAT(NAME, uint8_t, uint8_t, EXPR)                                                   \
-    BIN_SINT(NAME, uint8_t, uint8_t, uint8_t, EXPR)                                           \
+#define BIN_CMP(NAME, EXPR)                                                                        \
+    BIN_FLOAT(NAME, uint8_t, uint8_t, EXPR)                                                        \
+    BIN_SINT(NAME, uint8_t, uint8_t, uint8_t, EXPR)                                                \
     BIN_KERNEL(NAME##_u8, uint8_t, uint8_t, uint8_t, EXPR)
 
 /* Integer division and remainder: C truncation as ONNX Runtime and numpy's astype do; a zero
@@ -250,7 +257,7 @@ static inline int64_t spymod(int64_t x, int64_t y)
 /* Integer + - * wrap around (computed unsigned: signed overflow is undefined in C). */
 BIN_ARITH(add, x + y, (uint64_t)x + (uint64_t)y)
 BIN_ARITH(sub, x - y, (uint64_t)x - (uint64_t)y)
-BIN_ARITH(mul, x * y, (uint64_t)x * (uint64_t)y)
+BIN_ARITH(mul, x *y, (uint64_t)x *(uint64_t)y)
 BIN_FLOAT(div, float, double, x / y)
 /* Max and Min propagate NaN, as numpy's maximum and minimum do. */
 BIN_FLOAT(max, float, double, isnan(x) || x > y ? x : y)
@@ -289,13 +296,13 @@ BIN_FLOAT(pow, float, double, pow(x, y))
 #define LOOP_HINT _Pragma("omp simd")
 
 /* Pow(x, 2) with a constant exponent, as exporters write for variances: x * x. */
-#define SQUARE_KERNEL(NAME, T)                                                                \
-    static void NAME(const seg *g, int64_t n)                                                 \
-    {                                                                                         \
-        const T *a = (const T *)g->in[0];                                                     \
-        T *o = (T *)g->o;                                                                     \
-        int64_t sa = g->st[0];                                                                \
-        for (int64_t i = 0; i < n; i++) o[i] = a[i * sa] * a[i * sa];                         \
+#define SQUARE_KERNEL(NAME, T)                                                                     \
+    static void NAME(const seg *g, int64_t n)                                                      \
+    {                                                                                              \
+        const T *a = (const T *)g->in[0];                                                          \
+        T *o = (T *)g->o;                                                                          \
+        int64_t sa = g->st[0];                                                                     \
+        for (int64_t i = 0; i < n; i++) o[i] = a[i * sa] * a[i * sa];                              \
     }
 SQUARE_KERNEL(square_f32, float)
 SQUARE_KERNEL(square_f64, double)
@@ -325,7 +332,8 @@ static void pow_mixed(const seg *g, int64_t n)
 {
     const ew_state *s = g->s;
     for (int64_t i = 0; i < n; i++) {
-        double v = pow(load_f64(g->in[0], s->dt[0], i * g->st[0]), load_f64(g->in[1], s->dt[1], i * g->st[1]));
+        double v = pow(load_f64(g->in[0], s->dt[0], i * g->st[0]),
+                       load_f64(g->in[1], s->dt[1], i * g->st[1]));
         switch (s->dto) {
         case GR_F32: ((float *)g->o)[i] = (float)v; break;
         case GR_F64: ((double *)g->o)[i] = v; break;
@@ -339,37 +347,44 @@ static void pow_mixed(const seg *g, int64_t n)
 
 typedef struct binop {
     const char *name;
-    int out_bool;       /* comparisons and logic give bool */
-    int variadic;       /* Max, Min, Sum, Mean: 1 to N inputs */
-    seg_fn k[NSLOT];    /* by the inputs' type; NULL where ONNX does not allow it */
+    int out_bool;    /* comparisons and logic give bool */
+    int variadic;    /* Max, Min, Sum, Mean: 1 to N inputs */
+    seg_fn k[NSLOT]; /* by the inputs' type; NULL where ONNX does not allow it */
 } binop;
 
-#define K_NUM(P) {P##_f32, P##_f64, P##_i64, P##_i32, P##_i8, P##_u8, NULL}
-#define K_FLOAT(P) {P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL}
+#define K_NUM(P)                                                                                   \
+    {                                                                                              \
+        P##_f32, P##_f64, P##_i64, P##_i32, P##_i8, P##_u8, NULL                                   \
+    }
+#define K_FLOAT(P)                                                                                 \
+    {                                                                                              \
+        P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL                                             \
+    }
 
 static const binop binops[] = {
-    {"Add", 0, 0, K_NUM(add)},
-    {"Sub", 0, 0, K_NUM(sub)},
-    {"Mul", 0, 0, K_NUM(mul)},
-    {"Div", 0, 0, K_NUM(div)},
-    {"Pow", 0, 0, K_FLOAT(pow)},  /* other type pairs: pow_mixed */
-    {"Mod", 0, 0, {NULL, NULL, pymod_i64, pymod_i32, pymod_i8, mod_u8, NULL}},
-    {"PRelu", 0, 0, {prelu_f32, prelu_f64, prelu_i64, prelu_i32, NULL, NULL, NULL}},
-    {"Equal", 1, 0, {eq_f32, eq_f64, eq_i64, eq_i32, eq_i8, eq_u8, eq_u8}},
-    {"Less", 1, 0, K_NUM(lt)},
-    {"Greater", 1, 0, K_NUM(gt)},
-    {"LessOrEqual", 1, 0, K_NUM(le)},
-    {"GreaterOrEqual", 1, 0, K_NUM(ge)},
-    {"And", 1, 0, {NULL, NULL, NULL, NULL, NULL, NULL, and_b}},
-    {"Or", 1, 0, {NULL, NULL, NULL, NULL, NULL, NULL, or_b}},
-    {"Xor", 1, 0, {NULL, NULL, NULL, NULL, NULL, NULL, xor_b}},
-    {"BitShift", 0, 0, {NULL, NULL, NULL, NULL, NULL, shl_u8, NULL}},  /* or shr_u8 */
-    {"Max", 0, 1, K_NUM(max)},
-    {"Min", 0, 1, K_NUM(min)},
-    {"Sum", 0, 1, K_FLOAT(add)},
-    {"Mean", 0, 1, K_FLOAT(add)},
+    { "Add", 0, 0, K_NUM(add) },
+    { "Sub", 0, 0, K_NUM(sub) },
+    { "Mul", 0, 0, K_NUM(mul) },
+    { "Div", 0, 0, K_NUM(div) },
+    { "Pow", 0, 0, K_FLOAT(pow) }, /* other type pairs: pow_mixed */
+    { "Mod", 0, 0, { NULL, NULL, pymod_i64, pymod_i32, pymod_i8, mod_u8, NULL } },
+    { "PRelu", 0, 0, { prelu_f32, prelu_f64, prelu_i64, prelu_i32, NULL, NULL, NULL } },
+    { "Equal", 1, 0, { eq_f32, eq_f64, eq_i64, eq_i32, eq_i8, eq_u8, eq_u8 } },
+    { "Less", 1, 0, K_NUM(lt) },
+    { "Greater", 1, 0, K_NUM(gt) },
+    { "LessOrEqual", 1, 0, K_NUM(le) },
+    { "GreaterOrEqual", 1, 0, K_NUM(ge) },
+    { "And", 1, 0, { NULL, NULL, NULL, NULL, NULL, NULL, and_b } },
+    { "Or", 1, 0, { NULL, NULL, NULL, NULL, NULL, NULL, or_b } },
+    { "Xor", 1, 0, { NULL, NULL, NULL, NULL, NULL, NULL, xor_b } },
+    { "BitShift", 0, 0, { NULL, NULL, NULL, NULL, NULL, shl_u8, NULL } }, /* or shr_u8 */
+    { "Max", 0, 1, K_NUM(max) },
+    { "Min", 0, 1, K_NUM(min) },
+    { "Sum", 0, 1, K_FLOAT(add) },
+    { "Mean", 0, 1, K_FLOAT(add) },
 };
-static const seg_fn fmod_kernels[NSLOT] = {fmod_f32, fmod_f64, cmod_i64, cmod_i32, cmod_i8, mod_u8, NULL};
+static const seg_fn fmod_kernels[NSLOT] = { fmod_f32, fmod_f64, cmod_i64, cmod_i32,
+                                            cmod_i8,  mod_u8,   NULL };
 
 static const binop *find_binop(const char *name)
 {
@@ -388,29 +403,35 @@ static int binop_kernel(gr_opctx *c, const binop *op, ew_state *s)
 {
     const gr_tensor *a = c->in[0], *b = c->nin > 1 ? c->in[1] : NULL;
     int sl = slot_of(a->dtype);
-    GR_ASSERT(sl >= 0);  /* the loader admits graft's types only */
+    GR_ASSERT(sl >= 0); /* the loader admits graft's types only */
     s->kern = op->k[sl];
     if (!strcmp(op->name, "Mod")) {
         int64_t fm = gr_attr_int(c, "fmod", 0);
         if (fm != 0 && fm != 1)
-            return gr_op_err(c, GRAFT_E_FORMAT, "attribute fmod must be 0 or 1, got %lld", (long long)fm);
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute fmod must be 0 or 1, got %lld",
+                             (long long)fm);
         if (fm == 0 && (sl == S_F32 || sl == S_F64))
-            return gr_op_err(c, GRAFT_E_FORMAT, "Mod of %s inputs needs fmod=1 (ONNX requires it for floating point)",
+            return gr_op_err(c, GRAFT_E_FORMAT,
+                             "Mod of %s inputs needs fmod=1 (ONNX requires it for floating point)",
                              gr_dtype_name(a->dtype));
         if (fm) s->kern = fmod_kernels[sl];
     }
     if (!strcmp(op->name, "BitShift")) {
         const char *dir = gr_attr_str(c, "direction", "");
         if (strcmp(dir, "LEFT") && strcmp(dir, "RIGHT"))
-            return gr_op_err(c, GRAFT_E_FORMAT, "attribute direction must be LEFT or RIGHT, got '%s'", dir);
+            return gr_op_err(c, GRAFT_E_FORMAT,
+                             "attribute direction must be LEFT or RIGHT, got '%s'", dir);
         if (!strcmp(dir, "RIGHT") && s->kern) s->kern = shr_u8;
     }
     if (!strcmp(op->name, "Pow")) {
         if (sl != S_F32 && sl != S_F64 && sl != S_I64 && sl != S_I32)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "base of type %s is not supported", gr_dtype_name(a->dtype));
-        if (b->dtype == GR_BOOL) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "exponent of type bool is not supported");
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "base of type %s is not supported",
+                             gr_dtype_name(a->dtype));
+        if (b->dtype == GR_BOOL)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "exponent of type bool is not supported");
         if (b->dtype != a->dtype || !s->kern) s->kern = pow_mixed;
-        if ((sl == S_F32 || sl == S_F64) && is_const_two(b)) s->kern = sl == S_F32 ? square_f32 : square_f64;
+        if ((sl == S_F32 || sl == S_F64) && is_const_two(b))
+            s->kern = sl == S_F32 ? square_f32 : square_f64;
         s->dt[0] = a->dtype, s->dt[1] = b->dtype, s->dto = a->dtype;
         return GRAFT_OK;
     }
@@ -419,7 +440,8 @@ static int binop_kernel(gr_opctx *c, const binop *op, ew_state *s)
             return gr_op_err(c, GRAFT_E_FORMAT, "input %d has type %s but input 0 has %s", i,
                              gr_dtype_name(c->in[i]->dtype), gr_dtype_name(a->dtype));
     if (!s->kern)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "inputs of type %s are not supported", gr_dtype_name(a->dtype));
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "inputs of type %s are not supported",
+                         gr_dtype_name(a->dtype));
     return GRAFT_OK;
 }
 
@@ -428,8 +450,8 @@ static int binop_prepare(gr_opctx *c)
 {
     const binop *op = find_binop(c->op_type);
     GR_ASSERT(op);
-    static const char *const no_attrs[] = {NULL}, *const mod_attrs[] = {"fmod", NULL},
-                             *const shift_attrs[] = {"direction", NULL};
+    static const char *const no_attrs[] = { NULL }, *const mod_attrs[] = { "fmod", NULL },
+                             *const shift_attrs[] = { "direction", NULL };
     int st = gr_op_check_attrs(c, !strcmp(op->name, "Mod")        ? mod_attrs
                                   : !strcmp(op->name, "BitShift") ? shift_attrs
                                                                   : no_attrs);
@@ -447,7 +469,8 @@ static int binop_prepare(gr_opctx *c)
     if (!strcmp(op->name, "PRelu") && !gr_shape_eq(&out, &c->in[0]->shape)) {
         char sx[128], ss[128];
         return gr_op_err(c, GRAFT_E_SHAPE, "slope of shape %s does not broadcast to X of shape %s",
-                         gr_shape_str(&c->in[1]->shape, ss, sizeof ss), gr_shape_str(&c->in[0]->shape, sx, sizeof sx));
+                         gr_shape_str(&c->in[1]->shape, ss, sizeof ss),
+                         gr_shape_str(&c->in[0]->shape, sx, sizeof sx));
     }
     int dto = op->out_bool ? GR_BOOL : c->in[0]->dtype;
     s->nplan = c->nin - 1;
@@ -458,10 +481,10 @@ static int binop_prepare(gr_opctx *c)
     if (s->nplan > 0) {
         s->plan = gr_arena_alloc(c->arena, (size_t)s->nplan * sizeof *s->plan);
         if (!s->plan) return GRAFT_E_NOMEM;
-        const gr_shape *first[2] = {&c->in[0]->shape, &c->in[1]->shape};
+        const gr_shape *first[2] = { &c->in[0]->shape, &c->in[1]->shape };
         bplan_init(&s->plan[0], &out, first, 2);
         for (int k = 1; k < s->nplan; k++) {
-            const gr_shape *step[2] = {&out, &c->in[k + 1]->shape};
+            const gr_shape *step[2] = { &out, &c->in[k + 1]->shape };
             bplan_init(&s->plan[k], &out, step, 2);
         }
     }
@@ -473,15 +496,15 @@ static void binop_forward(gr_opctx *c)
 {
     const ew_state *s = c->params;
     gr_tensor *y = c->out[0];
-    if (c->nin == 1) {  /* Max/Min/Sum/Mean of one input */
+    if (c->nin == 1) { /* Max/Min/Sum/Mean of one input */
         memcpy(y->data, c->in[0]->data, gr_tensor_bytes(y));
         return;
     }
-    const void *in[2] = {c->in[0]->data, c->in[1]->data};
+    const void *in[2] = { c->in[0]->data, c->in[1]->data };
     run_plan(&s->plan[0], s->kern, s, y->data, s->eo, in, s->ein, 2);
-    size_t fold_sizes[2] = {s->eo, s->ein[0]};
+    size_t fold_sizes[2] = { s->eo, s->ein[0] };
     for (int k = 1; k < s->nplan; k++) {
-        const void *step[2] = {y->data, c->in[k + 1]->data};
+        const void *step[2] = { y->data, c->in[k + 1]->data };
         run_plan(&s->plan[k], s->kern, s, y->data, s->eo, step, fold_sizes, 2);
     }
     if (s->mean) {
@@ -495,18 +518,18 @@ static void binop_forward(gr_opctx *c)
 
 /* ---- Where ---- */
 
-#define WHERE_KERNEL(NAME, T)                                                                 \
-    static void NAME(const seg *g, int64_t n)                                                 \
-    {                                                                                         \
-        const uint8_t *cond = (const uint8_t *)g->in[0];                                      \
-        const T *x = (const T *)g->in[1], *y = (const T *)g->in[2];                           \
-        T *o = (T *)g->o;                                                                     \
-        int64_t sc = g->st[0], sx = g->st[1], sy = g->st[2];                                  \
-        if (sc == 1 && sx == 1 && sy == 1) {                                                  \
-            LOOP_HINT for (int64_t i = 0; i < n; i++) o[i] = cond[i] ? x[i] : y[i];           \
-        } else {                                                                              \
-            for (int64_t i = 0; i < n; i++) o[i] = cond[i * sc] ? x[i * sx] : y[i * sy];     \
-        }                                                                                     \
+#define WHERE_KERNEL(NAME, T)                                                                      \
+    static void NAME(const seg *g, int64_t n)                                                      \
+    {                                                                                              \
+        const uint8_t *cond = (const uint8_t *)g->in[0];                                           \
+        const T *x = (const T *)g->in[1], *y = (const T *)g->in[2];                                \
+        T *o = (T *)g->o;                                                                          \
+        int64_t sc = g->st[0], sx = g->st[1], sy = g->st[2];                                       \
+        if (sc == 1 && sx == 1 && sy == 1) {                                                       \
+            LOOP_HINT for (int64_t i = 0; i < n; i++) o[i] = cond[i] ? x[i] : y[i];                \
+        } else {                                                                                   \
+            for (int64_t i = 0; i < n; i++) o[i] = cond[i * sc] ? x[i * sx] : y[i * sy];           \
+        }                                                                                          \
     }
 WHERE_KERNEL(where_1, uint8_t)
 WHERE_KERNEL(where_4, uint32_t)
@@ -514,12 +537,13 @@ WHERE_KERNEL(where_8, uint64_t)
 
 static int where_prepare(gr_opctx *c)
 {
-    static const char *const no_attrs[] = {NULL};
+    static const char *const no_attrs[] = { NULL };
     int st = gr_op_check_attrs(c, no_attrs);
     if (!st) st = gr_op_check_arity(c, 3, 3, 1, 1);
     if (st) return st;
     if (c->in[0]->dtype != GR_BOOL)
-        return gr_op_err(c, GRAFT_E_FORMAT, "condition has type %s, expected bool", gr_dtype_name(c->in[0]->dtype));
+        return gr_op_err(c, GRAFT_E_FORMAT, "condition has type %s, expected bool",
+                         gr_dtype_name(c->in[0]->dtype));
     int dt = c->in[1]->dtype;
     if (c->in[2]->dtype != (gr_dtype)dt)
         return gr_op_err(c, GRAFT_E_FORMAT, "X has type %s but Y has %s", gr_dtype_name(dt),
@@ -533,7 +557,7 @@ static int where_prepare(gr_opctx *c)
     s->eo = gr_dtype_size(dt);
     s->kern = s->eo == 1 ? where_1 : s->eo == 4 ? where_4 : where_8;
     s->ein[0] = 1, s->ein[1] = s->ein[2] = s->eo;
-    const gr_shape *in[3] = {&c->in[0]->shape, &c->in[1]->shape, &c->in[2]->shape};
+    const gr_shape *in[3] = { &c->in[0]->shape, &c->in[1]->shape, &c->in[2]->shape };
     bplan_init(s->plan, &out, in, 3);
     if (c->need_grad && (st = where_grad_prepare(c, s, &out))) return st;
     return gr_op_set_out(c, 0, dt, &out);
@@ -542,7 +566,7 @@ static int where_prepare(gr_opctx *c)
 static void where_forward(gr_opctx *c)
 {
     const ew_state *s = c->params;
-    const void *in[3] = {c->in[0]->data, c->in[1]->data, c->in[2]->data};
+    const void *in[3] = { c->in[0]->data, c->in[1]->data, c->in[2]->data };
     run_plan(s->plan, s->kern, s, c->out[0]->data, s->eo, in, s->ein, 3);
 }
 
@@ -550,53 +574,55 @@ static void where_forward(gr_opctx *c)
 
 /* y[i] = EXPR of v = x[i]; alpha, beta, gamma are the op's attributes in the type T.
  * Constants are written as float literals so that float kernels stay in float. */
-#define UN_KERNEL(NAME, T, EXPR)                                                              \
-    static void NAME(void *yv, const void *xv, int64_t n, const ew_args *p)                   \
-    {                                                                                         \
-        const T *x = xv;                                                                      \
-        T *y = yv;                                                                            \
-        const T alpha = (T)p->alpha, beta = (T)p->beta, gamma = (T)p->gamma;                  \
-        (void)alpha, (void)beta, (void)gamma;                                                 \
-        LOOP_HINT for (int64_t i = 0; i < n; i++) {                                           \
-            T v = x[i];                                                                       \
-            y[i] = (T)(EXPR);                                                                 \
-        }                                                                                     \
+#define UN_KERNEL(NAME, T, EXPR)                                                                   \
+    static void NAME(void *yv, const void *xv, int64_t n, const ew_args *p)                        \
+    {                                                                                              \
+        const T *x = xv;                                                                           \
+        T *y = yv;                                                                                 \
+        const T alpha = (T)p->alpha, beta = (T)p->beta, gamma = (T)p->gamma;                       \
+        (void)alpha, (void)beta, (void)gamma;                                                      \
+        LOOP_HINT for (int64_t i = 0; i < n; i++)                                                  \
+        {                                                                                          \
+            T v = x[i];                                                                            \
+            y[i] = (T)(EXPR);                                                                      \
+        }                                                                                          \
     }
 #define UN_FLOAT(NAME, EXPR) UN_KERNEL(NAME##_f32, float, EXPR) UN_KERNEL(NAME##_f64, double, EXPR)
 
 /* Integer kernels (no attributes); unsigned arithmetic so that -INT_MIN wraps. */
-#define UN_IKERNEL(NAME, T, EXPR)                                                             \
-    static void NAME(void *yv, const void *xv, int64_t n, const ew_args *p)                   \
-    {                                                                                         \
-        const T *x = xv;                                                                      \
-        T *y = yv;                                                                            \
-        (void)p;                                                                              \
-        LOOP_HINT for (int64_t i = 0; i < n; i++) {                                           \
-            T v = x[i];                                                                       \
-            y[i] = (T)(EXPR);                                                                 \
-        }                                                                                     \
+#define UN_IKERNEL(NAME, T, EXPR)                                                                  \
+    static void NAME(void *yv, const void *xv, int64_t n, const ew_args *p)                        \
+    {                                                                                              \
+        const T *x = xv;                                                                           \
+        T *y = yv;                                                                                 \
+        (void)p;                                                                                   \
+        LOOP_HINT for (int64_t i = 0; i < n; i++)                                                  \
+        {                                                                                          \
+            T v = x[i];                                                                            \
+            y[i] = (T)(EXPR);                                                                      \
+        }                                                                                          \
     }
-#define UN_SINT(NAME, EXPR)                                                                   \
-    UN_IKERNEL(NAME##_i64, int64_t, EXPR) UN_IKERNEL(NAME##_i32, int32_t, EXPR)               \
-    UN_IKERNEL(NAME##_i8, int8_t, EXPR)
+#define UN_SINT(NAME, EXPR)                                                                        \
+    UN_IKERNEL(NAME##_i64, int64_t, EXPR)                                                          \
+    UN_IKERNEL(NAME##_i32, int32_t, EXPR) UN_IKERNEL(NAME##_i8, int8_t, EXPR)
 
-#define CLAMP01(t) ((t) < 0 ? 0 : (t) > 1 ? 1 : (t))  /* NaN stays NaN, as with np.clip */
+#define CLAMP01(t) ((t) < 0 ? 0 : (t) > 1 ? 1 : (t)) /* NaN stays NaN, as with np.clip */
 
 /* Relu and the like keep NaN (numpy's maximum does): compare so that NaN takes the x branch. */
 UN_FLOAT(relu, v < 0 ? 0 : v)
 UN_FLOAT(leakyrelu, v < 0 ? alpha * v : v)
 UN_FLOAT(thresholdedrelu, v > alpha ? v : 0)
-UN_FLOAT(shrink, v < -alpha ? v + beta : v > alpha ? v - beta : 0)  /* alpha = lambd, beta = bias */
-UN_FLOAT(hardsigmoid, CLAMP01(alpha * v + beta))
-UN_FLOAT(hardswish, v * CLAMP01(v / 6.0f + 0.5f))
+UN_FLOAT(shrink, v<-alpha ? v + beta : v> alpha ? v - beta : 0) /* alpha = lambd, beta = bias */
+UN_FLOAT(hardsigmoid, CLAMP01(alpha *v + beta))
+UN_FLOAT(hardswish, v *CLAMP01(v / 6.0f + 0.5f))
 UN_FLOAT(softsign, v / (1.0f + fabs(v)))
 UN_FLOAT(reciprocal, 1.0f / v)
 UN_FLOAT(floor, floor(v))
 UN_FLOAT(ceil, ceil(v))
-UN_FLOAT(round, nearbyint(v))  /* the default rounding mode: half to even */
+UN_FLOAT(round, nearbyint(v)) /* the default rounding mode: half to even */
 UN_FLOAT(neg, -v)
 UN_FLOAT(abs, fabs(v))
-UN_FLOAT(sign, v > 0 ? 1 : v < 0 ? -1 : v)  /* 0 and NaN map to themselves */
+UN_FLOAT(sign, v > 0 ? 1 : v < 0 ? -1 : v) /* 0 and NaN map to themselves */
 UN_SINT(neg, 0 - (uint64_t)v)
 UN_SINT(abs, v < 0 ? 0 - (uint64_t)v : (uint64_t)v)
 UN_SINT(sign, (v > 0) - (v < 0))
@@ -643,8 +669,8 @@ static inline float fast_expf(float x)
 {
     float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     xc = x != x ? 0.0f : xc;
-    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round to nearest */
-    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;                /* ln2 in two parts */
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;              /* ln2 in two parts */
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -652,7 +678,10 @@ static inline float fast_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float e = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23};
+    union {
+        int32_t i;
+        float f;
+    } scale = { .i = ((int32_t)n + 127) << 23 };
     return x != x ? x : e * scale.f;
 }
 
@@ -675,7 +704,11 @@ static void tanh_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i], a = fabsf(v), z = v * v;
         float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
-                        1.33314422036e-1f) * z - 3.33332819422e-1f) * z * v + v;
+                        1.33314422036e-1f) *
+                           z -
+                       3.33332819422e-1f) *
+                          z * v +
+                      v;
         float big = 1.0f - 2.0f / (fast_expf(2.0f * a) + 1.0f);
         y[i] = a < 0.625f ? small : copysignf(big, v);
     }
@@ -691,17 +724,22 @@ static void erf_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
         float v = x[i], a = fabsf(v), z = v * v;
-        float small = v * (1.12837916709551257f + z * (-0.376126389031837524f + z * (0.112837916709551257f +
-                      z * (-0.0268661706451312518f + z * (0.00522397762544218784f + z * (-0.000854832702345085283f +
-                      z * 0.000120553329817896643f))))));
+        float small =
+            v *
+            (1.12837916709551257f +
+             z * (-0.376126389031837524f +
+                  z * (0.112837916709551257f +
+                       z * (-0.0268661706451312518f +
+                            z * (0.00522397762544218784f + z * (-0.000854832702345085283f +
+                                                                z * 0.000120553329817896643f))))));
         float t = 1.0f / (1.0f + 0.3275911f * a);
-        float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f +
-                     t * 1.061405429f))));
+        float poly =
+            t * (0.254829592f +
+                 t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
         float big = 1.0f - poly * fast_expf(-z);
         y[i] = a < 0.5f ? small : copysignf(big, v);
     }
 }
-
 
 /* ==================================== backward ====================================
  * The vector-Jacobian products, float32 only (prepare refuses other types when need_grad).
@@ -723,96 +761,103 @@ typedef struct gseg {
     int64_t st[2];
 } gseg;
 typedef void (*gseg_fn)(const gseg *s, int64_t n);
-typedef void (*gflat_fn)(float *dx, const float *g, const float *x, const float *y, int64_t n, const ew_args *a);
+typedef void (*gflat_fn)(float *dx, const float *g, const float *x, const float *y, int64_t n,
+                         const ew_args *a);
 
 /* The sum of an output-shaped term over the dims where an input is broadcast. The merged dims
  * of the walk are reordered: the input's kept dims first, then the reduced ones, the innermost
  * dim last (kept: a vector add; reduced: a row sum). */
 typedef struct rplan {
     int rank, nkept;
-    int64_t d[GR_MAXDIM], tst[GR_MAXDIM], ist[GR_MAXDIM];  /* extents; strides in the term and in din */
-    int64_t kept, red, nelem;  /* products of the kept and reduced outer dims; din's elements */
-    int nth;                   /* threads (partial sums need nth * nelem floats of scratch) */
+    int64_t d[GR_MAXDIM], tst[GR_MAXDIM],
+        ist[GR_MAXDIM];       /* extents; strides in the term and in din */
+    int64_t kept, red, nelem; /* products of the kept and reduced outer dims; din's elements */
+    int nth;                  /* threads (partial sums need nth * nelem floats of scratch) */
 } rplan;
 
 /* The backward of one input of a broadcast op. */
 typedef struct ginput {
-    gseg_fn term;       /* NULL: the term is scale * dout */
+    gseg_fn term; /* NULL: the term is scale * dout */
     float scale;
     int nwalk, walk[2]; /* the op inputs the term reads, in order */
     size_t wein[2];
-    bplan plan;         /* the walk over the output */
-    int reduce;         /* the input is broadcast: reduce the term with red */
+    bplan plan; /* the walk over the output */
+    int reduce; /* the input is broadcast: reduce the term with red */
     rplan red;
 } ginput;
 
-#define GTERM2(NAME, EXPR)                                                                    \
-    static void NAME(const gseg *s, int64_t n)                                                \
-    {                                                                                         \
-        const float *p = (const float *)s->in[0], *q = (const float *)s->in[1];               \
-        const float *g = s->g, *y = s->y;                                                     \
-        float *o = s->o;                                                                      \
-        int64_t sp = s->st[0], sq = s->st[1];                                                 \
-        (void)y;                                                                              \
-        if (sp == 1 && sq == 1) {                                                             \
-            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
-                float x = p[i], w = q[i], gi = g[i], yi = y[i];                               \
-                (void)x, (void)w, (void)yi;                                                  \
-                o[i] = (EXPR);                                                                \
-            }                                                                                 \
-        } else if (sp == 1 && sq == 0) {                                                      \
-            const float w = q[0];                                                             \
-            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
-                float x = p[i], gi = g[i], yi = y[i];                                         \
-                (void)x, (void)w, (void)yi;                                                  \
-                o[i] = (EXPR);                                                                \
-            }                                                                                 \
-        } else if (sp == 0 && sq == 1) {                                                      \
-            const float x = p[0];                                                             \
-            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
-                float w = q[i], gi = g[i], yi = y[i];                                         \
-                (void)x, (void)w, (void)yi;                                                  \
-                o[i] = (EXPR);                                                                \
-            }                                                                                 \
-        } else {                                                                              \
-            for (int64_t i = 0; i < n; i++) {                                                 \
-                float x = p[i * sp], w = q[i * sq], gi = g[i], yi = y[i];                     \
-                (void)x, (void)w, (void)yi;                                                  \
-                o[i] = (EXPR);                                                                \
-            }                                                                                 \
-        }                                                                                     \
+#define GTERM2(NAME, EXPR)                                                                         \
+    static void NAME(const gseg *s, int64_t n)                                                     \
+    {                                                                                              \
+        const float *p = (const float *)s->in[0], *q = (const float *)s->in[1];                    \
+        const float *g = s->g, *y = s->y;                                                          \
+        float *o = s->o;                                                                           \
+        int64_t sp = s->st[0], sq = s->st[1];                                                      \
+        (void)y;                                                                                   \
+        if (sp == 1 && sq == 1) {                                                                  \
+            LOOP_HINT for (int64_t i = 0; i < n; i++)                                              \
+            {                                                                                      \
+                float x = p[i], w = q[i], gi = g[i], yi = y[i];                                    \
+                (void)x, (void)w, (void)yi;                                                        \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else if (sp == 1 && sq == 0) {                                                           \
+            const float w = q[0];                                                                  \
+            LOOP_HINT for (int64_t i = 0; i < n; i++)                                              \
+            {                                                                                      \
+                float x = p[i], gi = g[i], yi = y[i];                                              \
+                (void)x, (void)w, (void)yi;                                                        \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else if (sp == 0 && sq == 1) {                                                           \
+            const float x = p[0];                                                                  \
+            LOOP_HINT for (int64_t i = 0; i < n; i++)                                              \
+            {                                                                                      \
+                float w = q[i], gi = g[i], yi = y[i];                                              \
+                (void)x, (void)w, (void)yi;                                                        \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float x = p[i * sp], w = q[i * sq], gi = g[i], yi = y[i];                          \
+                (void)x, (void)w, (void)yi;                                                        \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 /* One walked input of type TP. */
-#define GTERM1(NAME, TP, EXPR)                                                                \
-    static void NAME(const gseg *s, int64_t n)                                                \
-    {                                                                                         \
-        const TP *p = (const TP *)s->in[0];                                                   \
-        const float *g = s->g, *y = s->y;                                                     \
-        float *o = s->o;                                                                      \
-        if (s->st[0] == 1) {                                                                  \
-            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
-                TP x = p[i];                                                                  \
-                float gi = g[i], yi = y[i];                                                   \
-                (void)yi;                                                                     \
-                o[i] = (EXPR);                                                                \
-            }                                                                                 \
-        } else {                                                                              \
-            const TP x = p[0];                                                                \
-            LOOP_HINT for (int64_t i = 0; i < n; i++) {                                       \
-                float gi = g[i], yi = y[i];                                                   \
-                (void)yi;                                                                     \
-                o[i] = (EXPR);                                                                \
-            }                                                                                 \
-        }                                                                                     \
+#define GTERM1(NAME, TP, EXPR)                                                                     \
+    static void NAME(const gseg *s, int64_t n)                                                     \
+    {                                                                                              \
+        const TP *p = (const TP *)s->in[0];                                                        \
+        const float *g = s->g, *y = s->y;                                                          \
+        float *o = s->o;                                                                           \
+        if (s->st[0] == 1) {                                                                       \
+            LOOP_HINT for (int64_t i = 0; i < n; i++)                                              \
+            {                                                                                      \
+                TP x = p[i];                                                                       \
+                float gi = g[i], yi = y[i];                                                        \
+                (void)yi;                                                                          \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else {                                                                                   \
+            const TP x = p[0];                                                                     \
+            LOOP_HINT for (int64_t i = 0; i < n; i++)                                              \
+            {                                                                                      \
+                float gi = g[i], yi = y[i];                                                        \
+                (void)yi;                                                                          \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 /* x = input 0, w = input 1, gi = dout, yi = the output. Max and Min mirror the forward's
  * choice (x when NaN or strictly larger/smaller, else w), so a tie sends dout to one side. */
-GTERM2(mul_d0, gi * w)
-GTERM2(mul_d1, gi * x)
+GTERM2(mul_d0, gi *w)
+GTERM2(mul_d1, gi *x)
 GTERM2(div_d0, gi / w)
-GTERM2(div_d1, -gi * yi / w)
+GTERM2(div_d1, -gi *yi / w)
 GTERM2(prelu_d0, x < 0 ? gi * w : gi)
 GTERM2(prelu_d1, x < 0 ? gi * x : 0.0f)
 GTERM2(max_d0, isnan(x) || x > w ? gi : 0.0f)
@@ -826,14 +871,14 @@ GTERM1(where_d2, uint8_t, x ? 0.0f : gi)
 #undef LOOP_HINT
 #define LOOP_HINT /* libm calls */
 /* d/dx x^w = w x^(w-1); d/dw x^w = x^w log x, taken as 0 where x <= 0 (PyTorch's choice at 0). */
-GTERM2(pow_d0, gi * w * pow(x, w - 1.0f))
+GTERM2(pow_d0, gi *w *pow(x, w - 1.0f))
 GTERM2(pow_d1, x > 0 ? gi * yi * log(x) : 0.0f)
 #undef LOOP_HINT
 #define LOOP_HINT _Pragma("omp simd")
 
 /* The forward's walker with a dout and an output at the term's offsets. */
-static void run_gplan(const bplan *p, gseg_fn f, float *o, const float *g, const float *y, const void *const *in,
-                      const size_t *ein, int nin)
+static void run_gplan(const bplan *p, gseg_fn f, float *o, const float *g, const float *y,
+                      const void *const *in, const size_t *ein, int nin)
 {
     if (p->numel == 0) return;
     int r = p->rank;
@@ -843,13 +888,13 @@ static void run_gplan(const bplan *p, gseg_fn f, float *o, const float *g, const
     for (int64_t t = 0; t < tasks; t++) {
         int64_t row = t / nchunk, j0 = t % nchunk * EW_CHUNK;
         int64_t len = inner - j0 < EW_CHUNK ? inner - j0 : EW_CHUNK;
-        int64_t off[2] = {0, 0}, at = row * inner + j0;
+        int64_t off[2] = { 0, 0 }, at = row * inner + j0;
         for (int64_t d = r - 2, rem = row; d >= 0; d--) {
             int64_t k = rem % p->d[d];
             rem /= p->d[d];
             for (int i = 0; i < nin; i++) off[i] += k * p->st[i][d];
         }
-        gseg s = {.o = o + at, .g = g + at, .y = y + at};
+        gseg s = { .o = o + at, .g = g + at, .y = y + at };
         for (int i = 0; i < nin; i++) {
             s.st[i] = p->st[i][r - 1];
             s.in[i] = (const char *)in[i] + (off[i] + j0 * s.st[i]) * (int64_t)ein[i];
@@ -861,7 +906,7 @@ static void run_gplan(const bplan *p, gseg_fn f, float *o, const float *g, const
 static void rplan_init(rplan *r, const gr_shape *out, const gr_shape *in)
 {
     bplan b;
-    const gr_shape *one[1] = {in};
+    const gr_shape *one[1] = { in };
     bplan_init(&b, out, one, 1);
     int n = b.rank, k = 0;
     int64_t tst[GR_MAXDIM];
@@ -898,7 +943,8 @@ static void rplan_offsets(const rplan *r, int d0, int d1, int64_t q, int64_t *to
 }
 
 /* dst += the rows of t for kept outer indices [q0, q1) and reduced ones [z0, z1). */
-static void reduce_rows(const rplan *r, float *dst, const float *t, int64_t q0, int64_t q1, int64_t z0, int64_t z1)
+static void reduce_rows(const rplan *r, float *dst, const float *t, int64_t q0, int64_t q1,
+                        int64_t z0, int64_t z1)
 {
     int n = r->rank;
     int64_t inner = r->d[n - 1];
@@ -933,7 +979,8 @@ static void reduce_to(const rplan *r, float *dst, const float *t, float scale, f
     int nth = total > EW_PAR_MIN ? r->nth : 1;
     if (nth > 1 && r->kept >= nth) {
 #pragma omp parallel for num_threads(nth) schedule(static)
-        for (int th = 0; th < nth; th++) reduce_rows(r, dst, t, r->kept * th / nth, r->kept * (th + 1) / nth, 0, r->red);
+        for (int th = 0; th < nth; th++)
+            reduce_rows(r, dst, t, r->kept * th / nth, r->kept * (th + 1) / nth, 0, r->red);
     } else if (nth > 1 && r->red >= nth) {
         int64_t stride = (m + 15) & ~(int64_t)15;
 #pragma omp parallel for num_threads(nth) schedule(static)
@@ -966,7 +1013,8 @@ static void scale_copy(float *dx, const float *g, float scale, int64_t n)
 static int need_f32(gr_opctx *c, int i)
 {
     if (c->in[i]->dtype != GR_F32)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "backward is implemented for float32 only; input %d is %s", i,
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                         "backward is implemented for float32 only; input %d is %s", i,
                          gr_dtype_name(c->in[i]->dtype));
     return GRAFT_OK;
 }
@@ -995,7 +1043,8 @@ static void set_scratch(gr_opctx *c, int64_t floats)
 
 static int binop_grad_prepare(gr_opctx *c, ew_state *s, const gr_shape *out)
 {
-    static const char *const diff[] = {"Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Max", "Min", "Sum", "Mean", NULL};
+    static const char *const diff[] = { "Add", "Sub", "Mul", "Div",  "Pow", "PRelu",
+                                        "Max", "Min", "Sum", "Mean", NULL };
     int ok = 0, st;
     for (int k = 0; diff[k] && !ok; k++) ok = !strcmp(diff[k], c->op_type);
     if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no gradient", c->op_type);
@@ -1011,17 +1060,23 @@ static int binop_grad_prepare(gr_opctx *c, ew_state *s, const gr_shape *out)
         if (!(c->need_grad >> i & 1)) continue;
         ginput *g = &s->gin[i];
         g->scale = 1;
-        if (c->nin == 2 && strcmp(op, "Add") && strcmp(op, "Sub") && strcmp(op, "Sum") && strcmp(op, "Mean")) {
-            static const struct { const char *op; gseg_fn k[2]; } terms[] = {
-                {"Mul", {mul_d0, mul_d1}}, {"Div", {div_d0, div_d1}}, {"Pow", {pow_d0, pow_d1}},
-                {"PRelu", {prelu_d0, prelu_d1}}, {"Max", {max_d0, max_d1}}, {"Min", {min_d0, min_d1}}};
+        if (c->nin == 2 && strcmp(op, "Add") && strcmp(op, "Sub") && strcmp(op, "Sum") &&
+            strcmp(op, "Mean")) {
+            static const struct {
+                const char *op;
+                gseg_fn k[2];
+            } terms[] = { { "Mul", { mul_d0, mul_d1 } }, { "Div", { div_d0, div_d1 } },
+                          { "Pow", { pow_d0, pow_d1 } }, { "PRelu", { prelu_d0, prelu_d1 } },
+                          { "Max", { max_d0, max_d1 } }, { "Min", { min_d0, min_d1 } } };
             for (size_t k = 0; k < sizeof terms / sizeof *terms; k++)
                 if (!strcmp(terms[k].op, op)) g->term = terms[k].k[i];
             g->nwalk = 2, g->walk[0] = 0, g->walk[1] = 1;
         } else if (c->nin > 2 && (!strcmp(op, "Max") || !strcmp(op, "Min"))) {
             g->term = eq_mask, g->nwalk = 1, g->walk[0] = i;
         } else {
-            g->scale = !strcmp(op, "Sub") && i == 1 ? -1.0f : !strcmp(op, "Mean") ? 1.0f / (float)c->nin : 1.0f;
+            g->scale = !strcmp(op, "Sub") && i == 1 ? -1.0f
+                       : !strcmp(op, "Mean")        ? 1.0f / (float)c->nin
+                                                    : 1.0f;
         }
         int64_t need = ginput_finish(c, g, i, out);
         if (need > most) most = need;
@@ -1033,7 +1088,8 @@ static int binop_grad_prepare(gr_opctx *c, ew_state *s, const gr_shape *out)
 static int where_grad_prepare(gr_opctx *c, ew_state *s, const gr_shape *out)
 {
     int st;
-    if (c->need_grad & 1) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "the condition (bool) has no gradient");
+    if (c->need_grad & 1)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "the condition (bool) has no gradient");
     if (!(s->gin = gr_arena_alloc(c->arena, 3 * sizeof *s->gin))) return GRAFT_E_NOMEM;
     memset(s->gin, 0, 3 * sizeof *s->gin);
     int64_t most = 0;
@@ -1066,7 +1122,7 @@ static void bcast_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const
         const float *gd = dout[0]->data, *src = gd;
         if (g->term) {
             float *t = g->reduce ? (float *)c->scratch : dx;
-            const void *in[2] = {NULL, NULL};
+            const void *in[2] = { NULL, NULL };
             for (int k = 0; k < g->nwalk; k++) in[k] = c->in[g->walk[k]]->data;
             run_gplan(&g->plan, g->term, t, gd, y->data, in, g->wein, g->nwalk);
             src = t;
@@ -1080,42 +1136,42 @@ static void bcast_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const
     }
 }
 
-
 /* ---- unary backward: dx = dout * f'(x); v = x[i], u = y[i] (the output), gi = dout[i] ---- */
 
-#define UN_GRAD(NAME, EXPR)                                                                   \
-    static void NAME##_grad(float *dx, const float *g, const float *x, const float *y, int64_t n, \
-                            const ew_args *p)                                                 \
-    {                                                                                         \
-        const float alpha = p->alpha, beta = p->beta, gamma = p->gamma;                       \
-        (void)alpha, (void)beta, (void)gamma, (void)x, (void)y;                               \
-        LOOP_HINT for (int64_t i = 0; i < n; i++) {                                           \
-            float v = x[i], u = y[i], gi = g[i];                                              \
-            (void)v, (void)u, (void)gi;                                                       \
-            dx[i] = (EXPR);                                                                   \
-        }                                                                                     \
+#define UN_GRAD(NAME, EXPR)                                                                        \
+    static void NAME##_grad(float *dx, const float *g, const float *x, const float *y, int64_t n,  \
+                            const ew_args *p)                                                      \
+    {                                                                                              \
+        const float alpha = p->alpha, beta = p->beta, gamma = p->gamma;                            \
+        (void)alpha, (void)beta, (void)gamma, (void)x, (void)y;                                    \
+        LOOP_HINT for (int64_t i = 0; i < n; i++)                                                  \
+        {                                                                                          \
+            float v = x[i], u = y[i], gi = g[i];                                                   \
+            (void)v, (void)u, (void)gi;                                                            \
+            dx[i] = (EXPR);                                                                        \
+        }                                                                                          \
     }
 
 UN_GRAD(relu, u > 0 ? gi : 0.0f)
 UN_GRAD(leakyrelu, v < 0 ? alpha * gi : gi)
 UN_GRAD(thresholdedrelu, v > alpha ? gi : 0.0f)
-UN_GRAD(elu, v < 0 ? gi * (u + alpha) : gi)                   /* alpha e^v = y + alpha */
+UN_GRAD(elu, v < 0 ? gi * (u + alpha) : gi) /* alpha e^v = y + alpha */
 UN_GRAD(selu, v <= 0 ? gi * (u + gamma * alpha) : gi * gamma)
-UN_GRAD(celu, v < 0 ? gi * (u / alpha + 1.0f) : gi)          /* e^(v/alpha) = y/alpha + 1 */
-UN_GRAD(shrink, v < -alpha || v > alpha ? gi : 0.0f)
-UN_GRAD(sigmoid, gi * u * (1.0f - u))
-UN_GRAD(hardsigmoid, alpha * v + beta > 0 && alpha * v + beta < 1 ? gi * alpha : 0.0f)
-UN_GRAD(hardswish, v < -3.0f ? 0.0f : v > 3.0f ? gi : gi * (v / 3.0f + 0.5f))
-UN_GRAD(softplus, gi / (1.0f + fast_expf(-v)))                /* the logistic function of x */
+UN_GRAD(celu, v < 0 ? gi * (u / alpha + 1.0f) : gi) /* e^(v/alpha) = y/alpha + 1 */
+UN_GRAD(shrink, v<-alpha || v> alpha ? gi : 0.0f)
+UN_GRAD(sigmoid, gi *u *(1.0f - u))
+UN_GRAD(hardsigmoid, alpha *v + beta > 0 && alpha * v + beta < 1 ? gi * alpha : 0.0f)
+UN_GRAD(hardswish, v<-3.0f ? 0.0f : v> 3.0f ? gi : gi *(v / 3.0f + 0.5f))
+UN_GRAD(softplus, gi / (1.0f + fast_expf(-v))) /* the logistic function of x */
 UN_GRAD(softsign, gi / ((1.0f + fabsf(v)) * (1.0f + fabsf(v))))
-UN_GRAD(tanh, gi * (1.0f - u * u))
-UN_GRAD(erf, gi * 1.12837916709551257f * fast_expf(-v * v))   /* 2/sqrt(pi) e^(-x^2) */
+UN_GRAD(tanh, gi *(1.0f - u * u))
+UN_GRAD(erf, gi * 1.12837916709551257f * fast_expf(-v * v)) /* 2/sqrt(pi) e^(-x^2) */
 UN_GRAD(sqrt, gi * 0.5f / u)
-UN_GRAD(exp, gi * u)
+UN_GRAD(exp, gi *u)
 UN_GRAD(log, gi / v)
-UN_GRAD(reciprocal, -gi * u * u)
-UN_GRAD(zero, 0.0f)                                            /* Floor, Ceil, Round, Sign */
-UN_GRAD(tan, gi * (1.0f + u * u))
+UN_GRAD(reciprocal, -gi *u *u)
+UN_GRAD(zero, 0.0f) /* Floor, Ceil, Round, Sign */
+UN_GRAD(tan, gi *(1.0f + u * u))
 UN_GRAD(asin, gi / sqrtf(1.0f - v * v))
 UN_GRAD(acos, -gi / sqrtf(1.0f - v * v))
 UN_GRAD(atan, gi / (1.0f + v * v))
@@ -1126,29 +1182,59 @@ UN_GRAD(neg, -gi)
 UN_GRAD(abs, v > 0 ? gi : v < 0 ? -gi : 0.0f)
 #undef LOOP_HINT
 #define LOOP_HINT /* libm calls */
-UN_GRAD(sin, gi * cosf(v))
-UN_GRAD(cos, -gi * sinf(v))
-UN_GRAD(sinh, gi * coshf(v))
-UN_GRAD(cosh, gi * sinhf(v))
+UN_GRAD(sin, gi *cosf(v))
+UN_GRAD(cos, -gi *sinf(v))
+UN_GRAD(sinh, gi *coshf(v))
+UN_GRAD(cosh, gi *sinhf(v))
 #undef LOOP_HINT
 #define LOOP_HINT _Pragma("omp simd")
 
-static const struct { const char *name; gflat_fn k; } unop_grads[] = {
-    {"Relu", relu_grad}, {"LeakyRelu", leakyrelu_grad}, {"ThresholdedRelu", thresholdedrelu_grad},
-    {"Elu", elu_grad}, {"Selu", selu_grad}, {"Celu", celu_grad}, {"Shrink", shrink_grad},
-    {"Sigmoid", sigmoid_grad}, {"HardSigmoid", hardsigmoid_grad}, {"HardSwish", hardswish_grad},
-    {"Softplus", softplus_grad}, {"Softsign", softsign_grad}, {"Tanh", tanh_grad}, {"Erf", erf_grad},
-    {"Sqrt", sqrt_grad}, {"Exp", exp_grad}, {"Log", log_grad}, {"Reciprocal", reciprocal_grad},
-    {"Floor", zero_grad}, {"Ceil", zero_grad}, {"Round", zero_grad}, {"Sign", zero_grad},
-    {"Sin", sin_grad}, {"Cos", cos_grad}, {"Tan", tan_grad}, {"Asin", asin_grad}, {"Acos", acos_grad},
-    {"Atan", atan_grad}, {"Sinh", sinh_grad}, {"Cosh", cosh_grad}, {"Asinh", asinh_grad},
-    {"Acosh", acosh_grad}, {"Atanh", atanh_grad}, {"Neg", neg_grad}, {"Abs", abs_grad},
+static const struct {
+    const char *name;
+    gflat_fn k;
+} unop_grads[] = {
+    { "Relu", relu_grad },
+    { "LeakyRelu", leakyrelu_grad },
+    { "ThresholdedRelu", thresholdedrelu_grad },
+    { "Elu", elu_grad },
+    { "Selu", selu_grad },
+    { "Celu", celu_grad },
+    { "Shrink", shrink_grad },
+    { "Sigmoid", sigmoid_grad },
+    { "HardSigmoid", hardsigmoid_grad },
+    { "HardSwish", hardswish_grad },
+    { "Softplus", softplus_grad },
+    { "Softsign", softsign_grad },
+    { "Tanh", tanh_grad },
+    { "Erf", erf_grad },
+    { "Sqrt", sqrt_grad },
+    { "Exp", exp_grad },
+    { "Log", log_grad },
+    { "Reciprocal", reciprocal_grad },
+    { "Floor", zero_grad },
+    { "Ceil", zero_grad },
+    { "Round", zero_grad },
+    { "Sign", zero_grad },
+    { "Sin", sin_grad },
+    { "Cos", cos_grad },
+    { "Tan", tan_grad },
+    { "Asin", asin_grad },
+    { "Acos", acos_grad },
+    { "Atan", atan_grad },
+    { "Sinh", sinh_grad },
+    { "Cosh", cosh_grad },
+    { "Asinh", asinh_grad },
+    { "Acosh", acosh_grad },
+    { "Atanh", atanh_grad },
+    { "Neg", neg_grad },
+    { "Abs", abs_grad },
 };
 
 /* Clip: dout passes where the forward kept x (lo <= x <= hi, as PyTorch's clamp). */
 /* From the output, as PyTorch's hardtanh (ReLU6): the gradient passes where lo < y < hi, so the
  * input need not be kept for backward; at a bound it goes to that bound's input instead. */
-static void clip_grad(float *dx, const float *g, const float *x, const float *y, int64_t n, const ew_args *p)
+static void clip_grad(float *dx, const float *g, const float *x, const float *y, int64_t n,
+                      const ew_args *p)
 {
     const float lo = *(const float *)p->lo, hi = *(const float *)p->hi;
     (void)x;
@@ -1156,8 +1242,8 @@ static void clip_grad(float *dx, const float *g, const float *x, const float *y,
 }
 
 /* dx = f(g, x, y) in chunks, threaded on big tensors like run_flat. */
-static void run_gflat(gflat_fn f, const ew_args *a, float *dx, const float *g, const float *x, const float *y,
-                      int64_t n)
+static void run_gflat(gflat_fn f, const ew_args *a, float *dx, const float *g, const float *x,
+                      const float *y, int64_t n)
 {
     int64_t nchunk = (n + EW_CHUNK - 1) / EW_CHUNK;
 #pragma omp parallel for schedule(static) if (n > EW_PAR_MIN)
@@ -1181,54 +1267,61 @@ static void unop_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
 
 typedef struct unop {
     const char *name;
-    const char *attr[3];  /* the attributes that set alpha, beta, gamma (NULL: none) */
-    float def[3];         /* and their defaults */
+    const char *attr[3]; /* the attributes that set alpha, beta, gamma (NULL: none) */
+    float def[3];        /* and their defaults */
     flat_fn k[NSLOT];
-    flat_fn fast_f32;     /* optional vectorised float32 kernel, used when use_ref == 0 */
+    flat_fn fast_f32; /* optional vectorised float32 kernel, used when use_ref == 0 */
 } unop;
 
 /* kernels by type, then the fast float32 kernel if any */
-#define U_FLOAT(P) {P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL}, NULL
-#define U_FLOAT_FAST(P) {P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL}, P##_fast
-#define U_SIGNED(P) {P##_f32, P##_f64, P##_i64, P##_i32, P##_i8, NULL, NULL}, NULL
+#define U_FLOAT(P)      { P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL }, NULL
+#define U_FLOAT_FAST(P) { P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL }, P##_fast
+#define U_SIGNED(P)     { P##_f32, P##_f64, P##_i64, P##_i32, P##_i8, NULL, NULL }, NULL
 
 static const unop unops[] = {
-    {"Relu", {0}, {0}, U_SIGNED(relu)},
-    {"LeakyRelu", {"alpha"}, {0.01f}, U_FLOAT(leakyrelu)},
-    {"ThresholdedRelu", {"alpha"}, {1.0f}, U_FLOAT(thresholdedrelu)},
-    {"Elu", {"alpha"}, {1.0f}, U_FLOAT(elu)},
-    {"Selu", {"alpha", NULL, "gamma"}, {1.67326319217681884765625f, 0, 1.05070102214813232421875f}, U_FLOAT(selu)},
-    {"Celu", {"alpha"}, {1.0f}, U_FLOAT(celu)},
-    {"Shrink", {"lambd", "bias"}, {0.5f, 0.0f}, U_FLOAT(shrink)},
-    {"Sigmoid", {0}, {0}, U_FLOAT_FAST(sigmoid)},
-    {"HardSigmoid", {"alpha", "beta"}, {0.2f, 0.5f}, U_FLOAT(hardsigmoid)},
-    {"HardSwish", {0}, {0}, U_FLOAT(hardswish)},
-    {"Softplus", {0}, {0}, U_FLOAT(softplus)},
-    {"Softsign", {0}, {0}, U_FLOAT(softsign)},
-    {"Tanh", {0}, {0}, U_FLOAT_FAST(tanh)},
-    {"Erf", {0}, {0}, U_FLOAT_FAST(erf)},
-    {"Sqrt", {0}, {0}, U_FLOAT(sqrt)},
-    {"Exp", {0}, {0}, U_FLOAT(exp)},
-    {"Log", {0}, {0}, U_FLOAT(log)},
-    {"Reciprocal", {0}, {0}, U_FLOAT(reciprocal)},
-    {"Floor", {0}, {0}, U_FLOAT(floor)},
-    {"Ceil", {0}, {0}, U_FLOAT(ceil)},
-    {"Round", {0}, {0}, U_FLOAT(round)},
-    {"Sin", {0}, {0}, U_FLOAT(sin)},
-    {"Cos", {0}, {0}, U_FLOAT(cos)},
-    {"Tan", {0}, {0}, U_FLOAT(tan)},
-    {"Asin", {0}, {0}, U_FLOAT(asin)},
-    {"Acos", {0}, {0}, U_FLOAT(acos)},
-    {"Atan", {0}, {0}, U_FLOAT(atan)},
-    {"Sinh", {0}, {0}, U_FLOAT(sinh)},
-    {"Cosh", {0}, {0}, U_FLOAT(cosh)},
-    {"Asinh", {0}, {0}, U_FLOAT(asinh)},
-    {"Acosh", {0}, {0}, U_FLOAT(acosh)},
-    {"Atanh", {0}, {0}, U_FLOAT(atanh)},
-    {"Neg", {0}, {0}, U_SIGNED(neg)},
-    {"Abs", {0}, {0}, {abs_f32, abs_f64, abs_i64, abs_i32, abs_i8, abs_u8, NULL}, NULL},
-    {"Sign", {0}, {0}, {sign_f32, sign_f64, sign_i64, sign_i32, sign_i8, sign_u8, NULL}, NULL},
-    {"Not", {0}, {0}, {NULL, NULL, NULL, NULL, NULL, NULL, not_b}, NULL},
+    { "Relu", { 0 }, { 0 }, U_SIGNED(relu) },
+    { "LeakyRelu", { "alpha" }, { 0.01f }, U_FLOAT(leakyrelu) },
+    { "ThresholdedRelu", { "alpha" }, { 1.0f }, U_FLOAT(thresholdedrelu) },
+    { "Elu", { "alpha" }, { 1.0f }, U_FLOAT(elu) },
+    { "Selu",
+      { "alpha", NULL, "gamma" },
+      { 1.67326319217681884765625f, 0, 1.05070102214813232421875f },
+      U_FLOAT(selu) },
+    { "Celu", { "alpha" }, { 1.0f }, U_FLOAT(celu) },
+    { "Shrink", { "lambd", "bias" }, { 0.5f, 0.0f }, U_FLOAT(shrink) },
+    { "Sigmoid", { 0 }, { 0 }, U_FLOAT_FAST(sigmoid) },
+    { "HardSigmoid", { "alpha", "beta" }, { 0.2f, 0.5f }, U_FLOAT(hardsigmoid) },
+    { "HardSwish", { 0 }, { 0 }, U_FLOAT(hardswish) },
+    { "Softplus", { 0 }, { 0 }, U_FLOAT(softplus) },
+    { "Softsign", { 0 }, { 0 }, U_FLOAT(softsign) },
+    { "Tanh", { 0 }, { 0 }, U_FLOAT_FAST(tanh) },
+    { "Erf", { 0 }, { 0 }, U_FLOAT_FAST(erf) },
+    { "Sqrt", { 0 }, { 0 }, U_FLOAT(sqrt) },
+    { "Exp", { 0 }, { 0 }, U_FLOAT(exp) },
+    { "Log", { 0 }, { 0 }, U_FLOAT(log) },
+    { "Reciprocal", { 0 }, { 0 }, U_FLOAT(reciprocal) },
+    { "Floor", { 0 }, { 0 }, U_FLOAT(floor) },
+    { "Ceil", { 0 }, { 0 }, U_FLOAT(ceil) },
+    { "Round", { 0 }, { 0 }, U_FLOAT(round) },
+    { "Sin", { 0 }, { 0 }, U_FLOAT(sin) },
+    { "Cos", { 0 }, { 0 }, U_FLOAT(cos) },
+    { "Tan", { 0 }, { 0 }, U_FLOAT(tan) },
+    { "Asin", { 0 }, { 0 }, U_FLOAT(asin) },
+    { "Acos", { 0 }, { 0 }, U_FLOAT(acos) },
+    { "Atan", { 0 }, { 0 }, U_FLOAT(atan) },
+    { "Sinh", { 0 }, { 0 }, U_FLOAT(sinh) },
+    { "Cosh", { 0 }, { 0 }, U_FLOAT(cosh) },
+    { "Asinh", { 0 }, { 0 }, U_FLOAT(asinh) },
+    { "Acosh", { 0 }, { 0 }, U_FLOAT(acosh) },
+    { "Atanh", { 0 }, { 0 }, U_FLOAT(atanh) },
+    { "Neg", { 0 }, { 0 }, U_SIGNED(neg) },
+    { "Abs", { 0 }, { 0 }, { abs_f32, abs_f64, abs_i64, abs_i32, abs_i8, abs_u8, NULL }, NULL },
+    { "Sign",
+      { 0 },
+      { 0 },
+      { sign_f32, sign_f64, sign_i64, sign_i32, sign_i8, sign_u8, NULL },
+      NULL },
+    { "Not", { 0 }, { 0 }, { NULL, NULL, NULL, NULL, NULL, NULL, not_b }, NULL },
 };
 
 static int unop_prepare(gr_opctx *c)
@@ -1237,7 +1330,7 @@ static int unop_prepare(gr_opctx *c)
     for (size_t i = 0; i < sizeof unops / sizeof *unops && !op; i++)
         if (!strcmp(unops[i].name, c->op_type)) op = &unops[i];
     GR_ASSERT(op);
-    const char *known[4] = {NULL};
+    const char *known[4] = { NULL };
     for (int a = 0, n = 0; a < 3; a++)
         if (op->attr[a]) known[n++] = op->attr[a];
     int st = gr_op_check_attrs(c, known);
@@ -1247,11 +1340,13 @@ static int unop_prepare(gr_opctx *c)
     int sl = slot_of(x->dtype);
     GR_ASSERT(sl >= 0);
     flat_fn k = op->k[sl];
-    if (!k) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input of type %s is not supported", gr_dtype_name(x->dtype));
+    if (!k)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input of type %s is not supported",
+                         gr_dtype_name(x->dtype));
     ew_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
     s->fkern = sl == S_F32 && op->fast_f32 && !c->use_ref ? op->fast_f32 : k;
-    float *arg[3] = {&s->args.alpha, &s->args.beta, &s->args.gamma};
+    float *arg[3] = { &s->args.alpha, &s->args.beta, &s->args.gamma };
     for (int a = 0; a < 3; a++)
         if (op->attr[a]) *arg[a] = gr_attr_float(c, op->attr[a], op->def[a]);
     s->ein[0] = s->eo = gr_dtype_size(x->dtype);
@@ -1268,21 +1363,23 @@ static int unop_prepare(gr_opctx *c)
 static void flat_forward(gr_opctx *c)
 {
     const ew_state *s = c->params;
-    run_flat(s->fkern, &s->args, c->out[0]->data, s->eo, c->in[0]->data, s->ein[0], gr_numel(&c->out[0]->shape));
+    run_flat(s->fkern, &s->args, c->out[0]->data, s->eo, c->in[0]->data, s->ein[0],
+             gr_numel(&c->out[0]->shape));
 }
 
 /* ---- Clip ---- */
 
-#define CLIP_KERNEL(NAME, T)                                                                  \
-    static void NAME(void *yv, const void *xv, int64_t n, const ew_args *p)                   \
-    {                                                                                         \
-        const T *x = xv;                                                                      \
-        T *y = yv;                                                                            \
-        const T lo = *(const T *)p->lo, hi = *(const T *)p->hi;                               \
-        LOOP_HINT for (int64_t i = 0; i < n; i++) {                                           \
-            T v = x[i] < lo ? lo : x[i];                                                      \
-            y[i] = v > hi ? hi : v; /* min > max gives max, as np.clip does */                \
-        }                                                                                     \
+#define CLIP_KERNEL(NAME, T)                                                                       \
+    static void NAME(void *yv, const void *xv, int64_t n, const ew_args *p)                        \
+    {                                                                                              \
+        const T *x = xv;                                                                           \
+        T *y = yv;                                                                                 \
+        const T lo = *(const T *)p->lo, hi = *(const T *)p->hi;                                    \
+        LOOP_HINT for (int64_t i = 0; i < n; i++)                                                  \
+        {                                                                                          \
+            T v = x[i] < lo ? lo : x[i];                                                           \
+            y[i] = v > hi ? hi : v; /* min > max gives max, as np.clip does */                     \
+        }                                                                                          \
     }
 CLIP_KERNEL(clip_f32, float)
 CLIP_KERNEL(clip_f64, double)
@@ -1290,7 +1387,8 @@ CLIP_KERNEL(clip_i64, int64_t)
 CLIP_KERNEL(clip_i32, int32_t)
 CLIP_KERNEL(clip_i8, int8_t)
 CLIP_KERNEL(clip_u8, uint8_t)
-static const flat_fn clip_kernels[NSLOT] = {clip_f32, clip_f64, clip_i64, clip_i32, clip_i8, clip_u8, NULL};
+static const flat_fn clip_kernels[NSLOT] = { clip_f32, clip_f64, clip_i64, clip_i32,
+                                             clip_i8,  clip_u8,  NULL };
 
 /* Writes the type's lowest and highest values (numeric_limits, ONNX Runtime's defaults). */
 static void type_limits(int dt, void *lo, void *hi)
@@ -1309,7 +1407,7 @@ static void type_limits(int dt, void *lo, void *hi)
  * of the input's type, which may be computed at run time. */
 static int clip_prepare(gr_opctx *c)
 {
-    static const char *const attrs6[] = {"min", "max", NULL}, *const attrs11[] = {NULL};
+    static const char *const attrs6[] = { "min", "max", NULL }, *const attrs11[] = { NULL };
     int old = c->opset < 11;
     int st = gr_op_check_attrs(c, old ? attrs6 : attrs11);
     if (!st) st = gr_op_check_arity(c, 1, old ? 1 : 3, 1, 1);
@@ -1318,14 +1416,16 @@ static int clip_prepare(gr_opctx *c)
     int sl = slot_of(x->dtype);
     GR_ASSERT(sl >= 0);
     if (!clip_kernels[sl] || (old && sl != S_F32 && sl != S_F64))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input of type %s is not supported", gr_dtype_name(x->dtype));
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input of type %s is not supported",
+                         gr_dtype_name(x->dtype));
     ew_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
     s->fkern = clip_kernels[sl];
     s->ein[0] = s->eo = gr_dtype_size(x->dtype);
     type_limits(x->dtype, s->lo, s->hi);
     if (old) {
-        gr_tensor lo = {.dtype = x->dtype, .data = s->lo}, hi = {.dtype = x->dtype, .data = s->hi};
+        gr_tensor lo = { .dtype = x->dtype, .data = s->lo },
+                  hi = { .dtype = x->dtype, .data = s->hi };
         if (gr_attr_get(c, "min")) gr_set_f64(&lo, 0, gr_attr_float(c, "min", 0));
         if (gr_attr_get(c, "max")) gr_set_f64(&hi, 0, gr_attr_float(c, "max", 0));
     }
@@ -1333,11 +1433,12 @@ static int clip_prepare(gr_opctx *c)
         const gr_tensor *b = c->in[i];
         if (!b) continue;
         if (b->dtype != x->dtype)
-            return gr_op_err(c, GRAFT_E_FORMAT, "%s has type %s but input has %s", i == 1 ? "min" : "max",
-                             gr_dtype_name(b->dtype), gr_dtype_name(x->dtype));
+            return gr_op_err(c, GRAFT_E_FORMAT, "%s has type %s but input has %s",
+                             i == 1 ? "min" : "max", gr_dtype_name(b->dtype),
+                             gr_dtype_name(x->dtype));
         if (gr_numel(&b->shape) != 1)
-            return gr_op_err(c, GRAFT_E_SHAPE, "%s must be a scalar, it has %lld elements", i == 1 ? "min" : "max",
-                             (long long)gr_numel(&b->shape));
+            return gr_op_err(c, GRAFT_E_SHAPE, "%s must be a scalar, it has %lld elements",
+                             i == 1 ? "min" : "max", (long long)gr_numel(&b->shape));
     }
     for (int i = 0; i < c->nin; i++)
         if ((c->need_grad >> i & 1) && (st = need_f32(c, i))) return st;
@@ -1357,7 +1458,8 @@ static void clip_forward(gr_opctx *c)
 {
     const ew_state *s = c->params;
     ew_args a = clip_args(c);
-    run_flat(s->fkern, &a, c->out[0]->data, s->eo, c->in[0]->data, s->ein[0], gr_numel(&c->out[0]->shape));
+    run_flat(s->fkern, &a, c->out[0]->data, s->eo, c->in[0]->data, s->ein[0],
+             gr_numel(&c->out[0]->shape));
 }
 
 /* dx where x was kept; d min = the sum of dout where the forward chose min, d max likewise
@@ -1372,7 +1474,7 @@ static void clip_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
     const float *g = dout[0]->data, *y = c->out[0]->data;
     if (din[0]) run_gflat(clip_grad, &a, din[0]->data, g, y, y, n);
     const float lo = *(const float *)a.lo, hi = *(const float *)a.hi;
-    for (int b = 1; b <= 2; b++) {  /* the bounds get what the input did not: y at a bound */
+    for (int b = 1; b <= 2; b++) { /* the bounds get what the input did not: y at a bound */
         if (b >= c->nin || !din[b]) continue;
         double acc = 0;
         for (int64_t i = 0; i < n; i++) {
@@ -1388,21 +1490,27 @@ static void clip_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
 /* Conversions: to bool is "!= 0" (NaN is true, as in numpy); float to integer truncates
  * toward zero (f2i); everything else is C's conversion (integers wrap). */
 #define CV_PLAIN(DT, v) ((DT)(v))
-#define CV_F2I(DT, v) ((DT)f2i((double)(v)))
-#define CV_BOOL(DT, v) ((DT)((v) != 0))
-#define CAST_KERNEL(SN, ST, DN, DT, CV)                                                       \
-    static void cast_##SN##_##DN(void *yv, const void *xv, int64_t n, const ew_args *p)       \
-    {                                                                                         \
-        const ST *x = xv;                                                                     \
-        DT *y = yv;                                                                           \
-        (void)p;                                                                              \
-        LOOP_HINT for (int64_t i = 0; i < n; i++) y[i] = CV(DT, x[i]);                        \
+#define CV_F2I(DT, v)   ((DT)f2i((double)(v)))
+#define CV_BOOL(DT, v)  ((DT)((v) != 0))
+#define CAST_KERNEL(SN, ST, DN, DT, CV)                                                            \
+    static void cast_##SN##_##DN(void *yv, const void *xv, int64_t n, const ew_args *p)            \
+    {                                                                                              \
+        const ST *x = xv;                                                                          \
+        DT *y = yv;                                                                                \
+        (void)p;                                                                                   \
+        LOOP_HINT for (int64_t i = 0; i < n; i++) y[i] = CV(DT, x[i]);                             \
     }
-#define CAST_FROM(SN, ST, TO_INT)                                                             \
-    CAST_KERNEL(SN, ST, f32, float, CV_PLAIN) CAST_KERNEL(SN, ST, f64, double, CV_PLAIN)      \
-    CAST_KERNEL(SN, ST, i64, int64_t, TO_INT) CAST_KERNEL(SN, ST, i32, int32_t, TO_INT)       \
-    CAST_KERNEL(SN, ST, i8, int8_t, TO_INT) CAST_KERNEL(SN, ST, u8, uint8_t, TO_INT)          \
+/* One kernel a line (clang-format 14 chains macro calls into a staircase). */
+/* clang-format off */
+#define CAST_FROM(SN, ST, TO_INT)                  \
+    CAST_KERNEL(SN, ST, f32, float, CV_PLAIN)      \
+    CAST_KERNEL(SN, ST, f64, double, CV_PLAIN)     \
+    CAST_KERNEL(SN, ST, i64, int64_t, TO_INT)      \
+    CAST_KERNEL(SN, ST, i32, int32_t, TO_INT)      \
+    CAST_KERNEL(SN, ST, i8, int8_t, TO_INT)        \
+    CAST_KERNEL(SN, ST, u8, uint8_t, TO_INT)       \
     CAST_KERNEL(SN, ST, b, uint8_t, CV_BOOL)
+/* clang-format on */
 CAST_FROM(f32, float, CV_F2I)
 CAST_FROM(f64, double, CV_F2I)
 CAST_FROM(i64, int64_t, CV_PLAIN)
@@ -1411,26 +1519,32 @@ CAST_FROM(i8, int8_t, CV_PLAIN)
 CAST_FROM(u8, uint8_t, CV_PLAIN)
 CAST_FROM(b, uint8_t, CV_PLAIN)
 
-#define CAST_ROW(SN)                                                                          \
-    {cast_##SN##_f32, cast_##SN##_f64, cast_##SN##_i64, cast_##SN##_i32, cast_##SN##_i8,      \
-     cast_##SN##_u8, cast_##SN##_b}
-static const flat_fn cast_kernels[NSLOT][NSLOT] = {  /* [from][to] */
-    CAST_ROW(f32), CAST_ROW(f64), CAST_ROW(i64), CAST_ROW(i32), CAST_ROW(i8), CAST_ROW(u8), CAST_ROW(b),
+#define CAST_ROW(SN)                                                                               \
+    {                                                                                              \
+        cast_##SN##_f32, cast_##SN##_f64, cast_##SN##_i64, cast_##SN##_i32, cast_##SN##_i8,        \
+            cast_##SN##_u8, cast_##SN##_b                                                          \
+    }
+static const flat_fn cast_kernels[NSLOT][NSLOT] = {
+    /* [from][to] */
+    CAST_ROW(f32), CAST_ROW(f64), CAST_ROW(i64), CAST_ROW(i32),
+    CAST_ROW(i8),  CAST_ROW(u8),  CAST_ROW(b),
 };
 
 /* Cast (attribute to) and CastLike (the type of input 1, opset 15). */
 static int cast_prepare(gr_opctx *c)
 {
     int like = !strcmp(c->op_type, "CastLike");
-    static const char *const cast_attrs[] = {"to", NULL}, *const like_attrs[] = {NULL};
+    static const char *const cast_attrs[] = { "to", NULL }, *const like_attrs[] = { NULL };
     int st = gr_op_check_attrs(c, like ? like_attrs : cast_attrs);
     if (!st) st = gr_op_check_arity(c, like ? 2 : 1, like ? 2 : 1, 1, 1);
     if (st) return st;
-    if (!like && !gr_attr_get(c, "to")) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'to' is missing");
+    if (!like && !gr_attr_get(c, "to"))
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'to' is missing");
     int to = like ? (int)c->in[1]->dtype : (int)gr_attr_int(c, "to", 0);
     int from = c->in[0]->dtype, sto = slot_of(to), sfrom = slot_of(from);
     if (sto < 0)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "cast to type %s (%d) is not supported", onnx_type_name(to), to);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "cast to type %s (%d) is not supported",
+                         onnx_type_name(to), to);
     GR_ASSERT(sfrom >= 0);
     ew_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
@@ -1439,7 +1553,8 @@ static int cast_prepare(gr_opctx *c)
     s->eo = gr_dtype_size(to);
     if (c->need_grad & 1) {
         if ((from != GR_F32 && from != GR_F64) || (to != GR_F32 && to != GR_F64))
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "backward of a cast from %s to %s (only between float types)",
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                             "backward of a cast from %s to %s (only between float types)",
                              gr_dtype_name(from), onnx_type_name(to));
         s->bkern = cast_kernels[sto][sfrom];
     }
@@ -1455,69 +1570,72 @@ static void cast_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
         memset(din[0]->data, 0, gr_tensor_bytes(din[0]));
         return;
     }
-    run_flat(s->bkern, NULL, din[0]->data, s->ein[0], dout[0]->data, s->eo, gr_numel(&c->in[0]->shape));
+    run_flat(s->bkern, NULL, din[0]->data, s->ein[0], dout[0]->data, s->eo,
+             gr_numel(&c->in[0]->shape));
 }
 
 const gr_opdef gr_ops_elementwise[] = {
-    {"Add", binop_prepare, binop_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, bcast_backward},
-    {"Sub", binop_prepare, binop_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, bcast_backward},
-    {"Mul", binop_prepare, binop_forward, NULL, 0, bcast_backward},
-    {"Div", binop_prepare, binop_forward, NULL, 0, bcast_backward},
-    {"Pow", binop_prepare, binop_forward, NULL, 0, bcast_backward},
-    {"Mod", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"PRelu", binop_prepare, binop_forward, NULL, 0, bcast_backward},
-    {"Equal", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Less", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Greater", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"LessOrEqual", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"GreaterOrEqual", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"And", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Or", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Xor", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"BitShift", binop_prepare, binop_forward, NULL, 0, NULL},
-    {"Max", binop_prepare, binop_forward, NULL, 0, bcast_backward},
-    {"Min", binop_prepare, binop_forward, NULL, 0, bcast_backward},
-    {"Sum", binop_prepare, binop_forward, NULL, 0, bcast_backward},
-    {"Mean", binop_prepare, binop_forward, NULL, 0, bcast_backward},
-    {"Where", where_prepare, where_forward, NULL, 0, bcast_backward},
-    {"Relu", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward},
-    {"LeakyRelu", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"ThresholdedRelu", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Elu", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Selu", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Celu", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Shrink", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Sigmoid", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward},
-    {"HardSigmoid", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"HardSwish", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Softplus", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Softsign", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Tanh", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward},
-    {"Erf", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Sqrt", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward},
-    {"Exp", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward},
-    {"Log", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Reciprocal", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward},
-    {"Floor", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Ceil", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Round", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Sin", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Cos", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Tan", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Asin", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Acos", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Atan", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Sinh", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Cosh", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Asinh", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Acosh", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Atanh", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Neg", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Abs", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Sign", unop_prepare, flat_forward, NULL, 0, unop_backward},
-    {"Not", unop_prepare, flat_forward, NULL, 0, NULL},
-    {"Clip", clip_prepare, clip_forward, NULL, GR_OPF_BWD_NO_X, clip_backward},
-    {"Cast", cast_prepare, flat_forward, NULL, 0, cast_backward},
-    {"CastLike", cast_prepare, flat_forward, NULL, 0, NULL},
-    {0},
+    { "Add", binop_prepare, binop_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      bcast_backward },
+    { "Sub", binop_prepare, binop_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      bcast_backward },
+    { "Mul", binop_prepare, binop_forward, NULL, 0, bcast_backward },
+    { "Div", binop_prepare, binop_forward, NULL, 0, bcast_backward },
+    { "Pow", binop_prepare, binop_forward, NULL, 0, bcast_backward },
+    { "Mod", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "PRelu", binop_prepare, binop_forward, NULL, 0, bcast_backward },
+    { "Equal", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "Less", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "Greater", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "LessOrEqual", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "GreaterOrEqual", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "And", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "Or", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "Xor", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "BitShift", binop_prepare, binop_forward, NULL, 0, NULL },
+    { "Max", binop_prepare, binop_forward, NULL, 0, bcast_backward },
+    { "Min", binop_prepare, binop_forward, NULL, 0, bcast_backward },
+    { "Sum", binop_prepare, binop_forward, NULL, 0, bcast_backward },
+    { "Mean", binop_prepare, binop_forward, NULL, 0, bcast_backward },
+    { "Where", where_prepare, where_forward, NULL, 0, bcast_backward },
+    { "Relu", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
+    { "LeakyRelu", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "ThresholdedRelu", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Elu", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Selu", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Celu", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Shrink", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Sigmoid", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
+    { "HardSigmoid", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "HardSwish", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Softplus", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Softsign", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Tanh", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
+    { "Erf", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Sqrt", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
+    { "Exp", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
+    { "Log", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Reciprocal", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
+    { "Floor", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Ceil", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Round", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Sin", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Cos", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Tan", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Asin", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Acos", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Atan", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Sinh", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Cosh", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Asinh", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Acosh", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Atanh", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Neg", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Abs", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Sign", unop_prepare, flat_forward, NULL, 0, unop_backward },
+    { "Not", unop_prepare, flat_forward, NULL, 0, NULL },
+    { "Clip", clip_prepare, clip_forward, NULL, GR_OPF_BWD_NO_X, clip_backward },
+    { "Cast", cast_prepare, flat_forward, NULL, 0, cast_backward },
+    { "CastLike", cast_prepare, flat_forward, NULL, 0, NULL },
+    { 0 },
 };

@@ -17,18 +17,19 @@
 #include <string.h>
 
 static const char *const flat_ops[] = {
-    "Add", "Sub", "Mul", "Max", "Min", "Sum", "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid",
-    "HardSwish", "Tanh", "Erf", "Neg", "Abs", "Exp", "Elu", "Selu", "Softplus", "Identity", NULL,
+    "Add",  "Sub",     "Mul",         "Max",       "Min",      "Sum", "Relu", "LeakyRelu",
+    "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",     "Erf", "Neg",  "Abs",
+    "Exp",  "Elu",     "Selu",        "Softplus",  "Identity", NULL,
 };
 
 typedef struct flat_state {
     const gr_opdef *inner;
     void *inner_params;
-    gr_tensor *views;        /* one per input, then one per output */
+    gr_tensor *views; /* one per input, then one per output */
     gr_tensor **in, **out;
-    gr_tensor *gviews;       /* backward: din views (one per input), then dout views */
+    gr_tensor *gviews; /* backward: din views (one per input), then dout views */
     gr_tensor **din, **dout;
-    int blocked;             /* 0: the inputs are plain and the inner op runs as it is */
+    int blocked; /* 0: the inputs are plain and the inner op runs as it is */
 } flat_state;
 
 int gr_op_is_flat(const char *op_type)
@@ -37,7 +38,6 @@ int gr_op_is_flat(const char *op_type)
         if (!strcmp(flat_ops[i], op_type)) return 1;
     return 0;
 }
-
 
 static gr_opctx shadow(const gr_opctx *c, flat_state *s)
 {
@@ -52,14 +52,14 @@ static int flat_prepare(gr_opctx *c)
 {
     flat_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
-    s->inner = gr_op_find_unwrapped(c->op_type);  /* the registry handed out the wrapper */
+    s->inner = gr_op_find_unwrapped(c->op_type); /* the registry handed out the wrapper */
     GR_ASSERT(s->inner);
     if (c->need_grad && !s->inner->backward)
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no backward", c->op_type);
     const gr_tensor *lead = NULL;
     for (int i = 0; i < c->nin; i++)
         if (c->in[i] && c->in[i]->layout) lead = c->in[i];
-    if (!lead) {  /* plain inputs: the op as it is */
+    if (!lead) { /* plain inputs: the op as it is */
         c->params = NULL;
         int st = s->inner->prepare(c);
         s->inner_params = c->params;
@@ -68,10 +68,11 @@ static int flat_prepare(gr_opctx *c)
     }
     for (int i = 0; i < c->nin; i++) {
         const gr_tensor *t = c->in[i];
-        if (t && t != lead && !(t->layout ? gr_shape_eq(&t->shape, &lead->shape) && t->bytes == lead->bytes &&
-                                                 t->layout == lead->layout
-                                          : gr_numel(&t->shape) == 1))
-            return GR_RETRY_PLAIN;  /* mixed layouts or real broadcasting: plain it is */
+        if (t && t != lead &&
+            !(t->layout ? gr_shape_eq(&t->shape, &lead->shape) && t->bytes == lead->bytes &&
+                              t->layout == lead->layout
+                        : gr_numel(&t->shape) == 1))
+            return GR_RETRY_PLAIN; /* mixed layouts or real broadcasting: plain it is */
     }
     if (lead->dtype != GR_F32) return GR_RETRY_PLAIN;
     for (int i = 0; i < c->nin; i++)
@@ -81,11 +82,12 @@ static int flat_prepare(gr_opctx *c)
     s->in = gr_arena_alloc(c->arena, (size_t)(c->nin + 1) * sizeof *s->in);
     s->out = gr_arena_alloc(c->arena, (size_t)(c->nout + 1) * sizeof *s->out);
     if (!s->views || !s->in || !s->out) return GRAFT_E_NOMEM;
-    gr_shape flat = {1, {(int64_t)(lead->bytes / sizeof(float))}};
+    gr_shape flat = { 1, { (int64_t)(lead->bytes / sizeof(float)) } };
     for (int i = 0; i < c->nin; i++) {
         if (!c->in[i]) continue;
         s->views[i] = *c->in[i];
-        if (c->in[i]->layout) s->views[i] = (gr_tensor){.dtype = GR_F32, .shape = flat, .data = c->in[i]->data};
+        if (c->in[i]->layout)
+            s->views[i] = (gr_tensor){ .dtype = GR_F32, .shape = flat, .data = c->in[i]->data };
         s->in[i] = &s->views[i];
     }
     for (int i = 0; i < c->nout; i++) s->out[i] = &s->views[c->nin + i];
@@ -164,4 +166,5 @@ static void flat_release(void *params)
     if (s->inner && s->inner->release && s->inner_params) s->inner->release(s->inner_params);
 }
 
-const gr_opdef gr_op_flat = {"(flat)", flat_prepare, flat_forward, flat_release, GR_OPF_LAYOUT, flat_backward};
+const gr_opdef gr_op_flat = { "(flat)",     flat_prepare,  flat_forward,
+                              flat_release, GR_OPF_LAYOUT, flat_backward };

@@ -31,22 +31,22 @@ enum { MM_MATMUL, MM_GEMM, MM_INTEGER };
 /* Batched geometry: Y is (batch, M, N) with batch the product of the broadcast batch dims. */
 typedef struct mm_geom {
     int64_t batch, M, N, K;
-    int nb;                          /* number of broadcast batch dims */
-    int64_t bd[GR_MAXDIM];           /* broadcast batch dims of Y */
+    int nb;                               /* number of broadcast batch dims */
+    int64_t bd[GR_MAXDIM];                /* broadcast batch dims of Y */
     int64_t as[GR_MAXDIM], bs[GR_MAXDIM]; /* element stride of A / B per batch dim; 0: broadcast */
 } mm_geom;
 
 /* The primitive comes first: tests read it to know which kernel a case runs. */
 typedef struct mm_state {
-    dnnl_primitive_t prim;           /* oneDNN matmul primitive, or NULL */
+    dnnl_primitive_t prim; /* oneDNN matmul primitive, or NULL */
     dnnl_memory_t src, wei, dst, spad;
-    int sgemm;                       /* float32 without a primitive: dnnl_sgemm */
+    int sgemm; /* float32 without a primitive: dnnl_sgemm */
     int kind, dtype;
     mm_geom g;
     /* Gemm */
     int ta, tb;
     float alpha, beta;
-    int64_t cm, cn;                  /* C viewed as (cm, cn), cm in {1, M}, cn in {1, N}; 0: no C */
+    int64_t cm, cn; /* C viewed as (cm, cn), cm in {1, M}, cn in {1, N}; 0: no C */
     /* MatMulInteger: zero points per tensor (n == 1), per row of A / column of B (n == M or N,
      * for every batch matrix) or per batch matrix and row / column (n == batch * M or N) */
     int64_t azn, bzn;
@@ -62,7 +62,9 @@ static int plain_mem(gr_opctx *c, dnnl_memory_t *m, const gr_shape *s)
 {
     dnnl_memory_desc_t md;
     int st = gr_dnnl_plain_md(&md, s);
-    return st ? st : gr_dnnl_check(c, dnnl_memory_create(m, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    return st ? st
+              : gr_dnnl_check(c, dnnl_memory_create(m, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+                              "memory");
 }
 
 static void mm_release(void *params)
@@ -102,15 +104,15 @@ static int matmul_geometry(gr_opctx *c, mm_geom *g, int ydt)
     int64_t Kb = rb == 1 ? b->d[0] : b->d[rb - 2], N = rb == 1 ? 1 : b->d[rb - 1];
     if (K != Kb)
         return gr_op_err(c, GRAFT_E_SHAPE, "A %s and B %s: inner dimensions %lld and %lld differ",
-                         gr_shape_str(a, sa, sizeof sa), gr_shape_str(b, sb, sizeof sb), (long long)K,
-                         (long long)Kb);
-    gr_shape ab = {ra > 2 ? ra - 2 : 0, {0}}, bb = {rb > 2 ? rb - 2 : 0, {0}}, ob;
+                         gr_shape_str(a, sa, sizeof sa), gr_shape_str(b, sb, sizeof sb),
+                         (long long)K, (long long)Kb);
+    gr_shape ab = { ra > 2 ? ra - 2 : 0, { 0 } }, bb = { rb > 2 ? rb - 2 : 0, { 0 } }, ob;
     memcpy(ab.d, a->d, sizeof(int64_t) * (size_t)ab.rank);
     memcpy(bb.d, b->d, sizeof(int64_t) * (size_t)bb.rank);
     int st = gr_broadcast_shape(c, &ab, &bb, &ob);
     if (st) return st;
-    *g = (mm_geom){.batch = 1, .M = M, .N = N, .K = K, .nb = ob.rank};
-    int64_t sa_ = M * K, sb_ = K * N;  /* strides of the innermost batch dim */
+    *g = (mm_geom){ .batch = 1, .M = M, .N = N, .K = K, .nb = ob.rank };
+    int64_t sa_ = M * K, sb_ = K * N; /* strides of the innermost batch dim */
     for (int i = ob.rank - 1; i >= 0; i--) {
         int ia = i - (ob.rank - ab.rank), ib = i - (ob.rank - bb.rank);
         int64_t da = ia >= 0 ? ab.d[ia] : 1, db = ib >= 0 ? bb.d[ib] : 1;
@@ -130,42 +132,43 @@ static int matmul_geometry(gr_opctx *c, mm_geom *g, int ydt)
 
 /* y: (batch, M, N), a, b: batch matrices (M, K), (K, N) at the broadcast offsets. Rows are
  * accumulated in the dtype (i-k-j order, vectorisable); integers in wrapping unsigned 64-bit. */
-#define MATMUL_REF_FLOAT(T)                                                                   \
-    static void matmul_ref_##T(const mm_geom *g, T *y, const T *a, const T *b)                \
-    {                                                                                         \
-        const int64_t M = g->M, N = g->N, K = g->K;                                           \
-        _Pragma("omp parallel for schedule(static)")                                          \
-        for (int64_t r = 0; r < g->batch * M; r++) {                                          \
-            int64_t oa, ob, m = r % M;                                                        \
-            batch_offsets(g, r / M, &oa, &ob);                                                \
-            const T *ar = a + oa + m * K, *bm = b + ob;                                       \
-            T *yr = y + r * N;                                                                \
-            for (int64_t n = 0; n < N; n++) yr[n] = 0;                                        \
-            for (int64_t k = 0; k < K; k++) {                                                 \
-                T av = ar[k];                                                                 \
-                const T *br = bm + k * N;                                                     \
-                for (int64_t n = 0; n < N; n++) yr[n] += av * br[n];                          \
-            }                                                                                 \
-        }                                                                                     \
+#define MATMUL_REF_FLOAT(T)                                                                        \
+    static void matmul_ref_##T(const mm_geom *g, T *y, const T *a, const T *b)                     \
+    {                                                                                              \
+        const int64_t M = g->M, N = g->N, K = g->K;                                                \
+        _Pragma("omp parallel for schedule(static)") for (int64_t r = 0; r < g->batch * M; r++)    \
+        {                                                                                          \
+            int64_t oa, ob, m = r % M;                                                             \
+            batch_offsets(g, r / M, &oa, &ob);                                                     \
+            const T *ar = a + oa + m * K, *bm = b + ob;                                            \
+            T *yr = y + r * N;                                                                     \
+            for (int64_t n = 0; n < N; n++) yr[n] = 0;                                             \
+            for (int64_t k = 0; k < K; k++) {                                                      \
+                T av = ar[k];                                                                      \
+                const T *br = bm + k * N;                                                          \
+                for (int64_t n = 0; n < N; n++) yr[n] += av * br[n];                               \
+            }                                                                                      \
+        }                                                                                          \
     }
 MATMUL_REF_FLOAT(float)
 MATMUL_REF_FLOAT(double)
 
-#define MATMUL_REF_INT(T)                                                                     \
-    static void matmul_ref_##T(const mm_geom *g, T *y, const T *a, const T *b)                \
-    {                                                                                         \
-        const int64_t M = g->M, N = g->N, K = g->K;                                           \
-        _Pragma("omp parallel for schedule(static)")                                          \
-        for (int64_t r = 0; r < g->batch * M; r++) {                                          \
-            int64_t oa, ob, m = r % M;                                                        \
-            batch_offsets(g, r / M, &oa, &ob);                                                \
-            for (int64_t n = 0; n < N; n++) {                                                 \
-                uint64_t acc = 0;                                                             \
-                for (int64_t k = 0; k < K; k++)                                               \
-                    acc += (uint64_t)(int64_t)a[oa + m * K + k] * (uint64_t)(int64_t)b[ob + k * N + n]; \
-                y[r * N + n] = (T)acc;                                                        \
-            }                                                                                 \
-        }                                                                                     \
+#define MATMUL_REF_INT(T)                                                                          \
+    static void matmul_ref_##T(const mm_geom *g, T *y, const T *a, const T *b)                     \
+    {                                                                                              \
+        const int64_t M = g->M, N = g->N, K = g->K;                                                \
+        _Pragma("omp parallel for schedule(static)") for (int64_t r = 0; r < g->batch * M; r++)    \
+        {                                                                                          \
+            int64_t oa, ob, m = r % M;                                                             \
+            batch_offsets(g, r / M, &oa, &ob);                                                     \
+            for (int64_t n = 0; n < N; n++) {                                                      \
+                uint64_t acc = 0;                                                                  \
+                for (int64_t k = 0; k < K; k++)                                                    \
+                    acc += (uint64_t)(int64_t)a[oa + m * K + k] *                                  \
+                           (uint64_t)(int64_t)b[ob + k * N + n];                                   \
+                y[r * N + n] = (T)acc;                                                             \
+            }                                                                                      \
+        }                                                                                          \
     }
 MATMUL_REF_INT(int32_t)
 MATMUL_REF_INT(int64_t)
@@ -183,7 +186,7 @@ static void matmul_ref(const mm_state *s, gr_tensor *y, const gr_tensor *a, cons
 
 /* ---- MatMul ---- */
 
-static const int matmul_types[] = {GR_F32, GR_F64, GR_I32, GR_I64, 0};
+static const int matmul_types[] = { GR_F32, GR_F64, GR_I32, GR_I64, 0 };
 
 /* The oneDNN matmul primitive for float32: src (.., M, K), weights (.., K, N), dst (.., M, N),
  * batch dims of size 1 broadcast. Leaves s->prim NULL if oneDNN refuses the case. */
@@ -192,11 +195,11 @@ static int matmul_dnnl_prepare(gr_opctx *c, mm_state *s)
     const mm_geom *g = &s->g;
     const gr_shape *a = &c->in[0]->shape, *b = &c->in[1]->shape;
     gr_shape ss, ws, ds;
-    if (b->rank <= 2) {  /* no batch in B: fold A's batch into the rows, one GEMM */
+    if (b->rank <= 2) { /* no batch in B: fold A's batch into the rows, one GEMM */
         int64_t rows = g->batch * g->M;
-        ss = (gr_shape){2, {rows, g->K}};
-        ws = (gr_shape){2, {g->K, g->N}};
-        ds = (gr_shape){2, {rows, g->N}};
+        ss = (gr_shape){ 2, { rows, g->K } };
+        ws = (gr_shape){ 2, { g->K, g->N } };
+        ds = (gr_shape){ 2, { rows, g->N } };
     } else {
         int nd = g->nb + 2;
         ss.rank = ws.rank = ds.rank = nd;
@@ -218,14 +221,15 @@ static int matmul_dnnl_prepare(gr_opctx *c, mm_state *s)
         return st;
     if (dnnl_matmul_desc_init(&desc, &smd, &wmd, NULL, &dmd) != dnnl_success) return GRAFT_OK;
     if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
-    if ((st = plain_mem(c, &s->src, &ss)) || (st = plain_mem(c, &s->wei, &ws)) || (st = plain_mem(c, &s->dst, &ds)))
+    if ((st = plain_mem(c, &s->src, &ss)) || (st = plain_mem(c, &s->wei, &ws)) ||
+        (st = plain_mem(c, &s->dst, &ds)))
         return st;
     return GRAFT_OK;
 }
 
 static int matmul_prepare(gr_opctx *c)
 {
-    static const char *const no_attrs[] = {NULL};
+    static const char *const no_attrs[] = { NULL };
     int st;
     if ((st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = gr_op_check_attrs(c, no_attrs)) ||
         (st = gr_op_check_dtype(c, 0, matmul_types)))
@@ -238,7 +242,8 @@ static int matmul_prepare(gr_opctx *c)
     s->kind = MM_MATMUL;
     s->dtype = c->in[0]->dtype;
     if (c->need_grad && s->dtype != GR_F32 && s->dtype != GR_F64)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "no gradient for inputs of type %s", gr_dtype_name(s->dtype));
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "no gradient for inputs of type %s",
+                         gr_dtype_name(s->dtype));
     if ((st = matmul_geometry(c, &s->g, s->dtype))) return st;
     const mm_geom *g = &s->g;
     c->flops = 2 * g->batch * g->M * g->N * g->K;
@@ -256,8 +261,10 @@ static void matmul_forward(gr_opctx *c)
         dnnl_memory_set_data_handle(s->src, c->in[0]->data);
         dnnl_memory_set_data_handle(s->wei, c->in[1]->data);
         dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_WEIGHTS, s->wei}, {DNNL_ARG_DST, s->dst},
-                                   {DNNL_ARG_SCRATCHPAD, s->spad}};
+        dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, s->src },
+                                    { DNNL_ARG_WEIGHTS, s->wei },
+                                    { DNNL_ARG_DST, s->dst },
+                                    { DNNL_ARG_SCRATCHPAD, s->spad } };
         if (s->spad) dnnl_memory_set_data_handle(s->spad, c->scratch);
         dnnl_primitive_execute(s->prim, c->dnnl->stream, s->spad ? 4 : 3, args);
         dnnl_stream_wait(c->dnnl->stream);
@@ -270,8 +277,7 @@ static void matmul_forward(gr_opctx *c)
             dnnl_sgemm('N', 'N', g->M, g->N, g->K, 1.0f, a + oa, g->K, b + ob, g->N, 0.0f,
                        y + i * g->M * g->N, g->N);
         }
-    } else
-        matmul_ref(s, c->out[0], c->in[0], c->in[1]);
+    } else matmul_ref(s, c->out[0], c->in[0], c->in[1]);
 }
 
 /* ---- Gemm ---- */
@@ -305,17 +311,19 @@ static double gemm_bias(const mm_state *s, const gr_tensor *cc, int64_t m, int64
 }
 
 /* y: (M, N) = alpha * A' B' + beta * C; a: (M, K) or (K, M) with transA, b: (K, N) or (N, K). */
-static void gemm_ref(const mm_state *s, gr_tensor *y, const gr_tensor *a, const gr_tensor *b, const gr_tensor *cc)
+static void gemm_ref(const mm_state *s, gr_tensor *y, const gr_tensor *a, const gr_tensor *b,
+                     const gr_tensor *cc)
 {
     const int64_t M = s->g.M, N = s->g.N, K = s->g.K;
-    const int64_t ask = s->ta ? M : 1, asm_ = s->ta ? 1 : K;  /* A' (m, k) at m*asm_ + k*ask */
-    const int64_t bsk = s->tb ? 1 : N, bsn = s->tb ? K : 1;   /* B' (k, n) at k*bsk + n*bsn */
+    const int64_t ask = s->ta ? M : 1, asm_ = s->ta ? 1 : K; /* A' (m, k) at m*asm_ + k*ask */
+    const int64_t bsk = s->tb ? 1 : N, bsn = s->tb ? K : 1;  /* B' (k, n) at k*bsk + n*bsn */
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
             double acc = 0;
             for (int64_t k = 0; k < K; k++)
-                acc += ld(a->data, s->dtype, m * asm_ + k * ask) * ld(b->data, s->dtype, k * bsk + n * bsn);
+                acc += ld(a->data, s->dtype, m * asm_ + k * ask) *
+                       ld(b->data, s->dtype, k * bsk + n * bsn);
             st_(y->data, s->dtype, m * N + n, (double)s->alpha * acc + gemm_bias(s, cc, m, n));
         }
 }
@@ -332,8 +340,8 @@ static int gemm_c_view(gr_opctx *c, mm_state *s)
     int64_t cm = cs->rank == 2 ? cs->d[0] : 1, cn = cs->rank >= 1 ? cs->d[cs->rank - 1] : 1;
     if (cs->rank > 2 || (cm != 1 && cm != s->g.M) || (cn != 1 && cn != s->g.N)) {
         char b[128];
-        return gr_op_err(c, GRAFT_E_SHAPE, "C %s cannot be broadcast to (%lld, %lld)", gr_shape_str(cs, b, sizeof b),
-                         (long long)s->g.M, (long long)s->g.N);
+        return gr_op_err(c, GRAFT_E_SHAPE, "C %s cannot be broadcast to (%lld, %lld)",
+                         gr_shape_str(cs, b, sizeof b), (long long)s->g.M, (long long)s->g.N);
     }
     s->cm = cm, s->cn = cn;
     return GRAFT_OK;
@@ -341,40 +349,44 @@ static int gemm_c_view(gr_opctx *c, mm_state *s)
 
 static int gemm_prepare(gr_opctx *c)
 {
-    static const char *const attrs[] = {"alpha", "beta", "transA", "transB", NULL};
+    static const char *const attrs[] = { "alpha", "beta", "transA", "transB", NULL };
     int st;
     /* C became optional in Gemm-11 */
-    if ((st = gr_op_check_arity(c, c->opset < 11 ? 3 : 2, 3, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
-        (st = gr_op_check_dtype(c, 0, matmul_types)))
+    if ((st = gr_op_check_arity(c, c->opset < 11 ? 3 : 2, 3, 1, 1)) ||
+        (st = gr_op_check_attrs(c, attrs)) || (st = gr_op_check_dtype(c, 0, matmul_types)))
         return st;
     const gr_tensor *a = c->in[0], *b = c->in[1];
     if (b->dtype != a->dtype)
-        return gr_op_err(c, GRAFT_E_FORMAT, "inputs have different types %s and %s", gr_dtype_name(a->dtype),
-                         gr_dtype_name(b->dtype));
+        return gr_op_err(c, GRAFT_E_FORMAT, "inputs have different types %s and %s",
+                         gr_dtype_name(a->dtype), gr_dtype_name(b->dtype));
     if (a->shape.rank != 2 || b->shape.rank != 2)
-        return gr_op_err(c, GRAFT_E_SHAPE, "A and B must be 2-D, got ranks %d and %d", a->shape.rank, b->shape.rank);
+        return gr_op_err(c, GRAFT_E_SHAPE, "A and B must be 2-D, got ranks %d and %d",
+                         a->shape.rank, b->shape.rank);
     mm_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
     s->kind = MM_GEMM;
     s->dtype = a->dtype;
     if (c->need_grad && s->dtype != GR_F32 && s->dtype != GR_F64)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "no gradient for inputs of type %s", gr_dtype_name(s->dtype));
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "no gradient for inputs of type %s",
+                         gr_dtype_name(s->dtype));
     int64_t ta = gr_attr_int(c, "transA", 0), tb = gr_attr_int(c, "transB", 0);
     if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1))
-        return gr_op_err(c, GRAFT_E_FORMAT, "attributes 'transA' and 'transB' must be 0 or 1, got %lld and %lld",
+        return gr_op_err(c, GRAFT_E_FORMAT,
+                         "attributes 'transA' and 'transB' must be 0 or 1, got %lld and %lld",
                          (long long)ta, (long long)tb);
     s->ta = (int)ta, s->tb = (int)tb;
     s->alpha = gr_attr_float(c, "alpha", 1.0f);
     s->beta = gr_attr_float(c, "beta", 1.0f);
     int64_t M = a->shape.d[ta], K = a->shape.d[1 - ta], Kb = b->shape.d[tb], N = b->shape.d[1 - tb];
     if (K != Kb)
-        return gr_op_err(c, GRAFT_E_SHAPE, "A' is (%lld, %lld) and B' is (%lld, %lld): inner dimensions differ",
+        return gr_op_err(c, GRAFT_E_SHAPE,
+                         "A' is (%lld, %lld) and B' is (%lld, %lld): inner dimensions differ",
                          (long long)M, (long long)K, (long long)Kb, (long long)N);
-    s->g = (mm_geom){.batch = 1, .M = M, .N = N, .K = K};
+    s->g = (mm_geom){ .batch = 1, .M = M, .N = N, .K = K };
     if ((st = gemm_c_view(c, s))) return st;
     c->flops = 2 * M * N * K;
     s->sgemm = !c->use_ref && s->dtype == GR_F32 && M * N * K > 0;
-    return gr_op_set_out(c, 0, s->dtype, &(gr_shape){2, {M, N}});
+    return gr_op_set_out(c, 0, s->dtype, &(gr_shape){ 2, { M, N } });
 }
 
 static void gemm_forward(gr_opctx *c)
@@ -392,10 +404,9 @@ static void gemm_forward(gr_opctx *c)
         for (int64_t m = 0; m < M; m++)
             for (int64_t n = 0; n < N; n++) y[m * N + n] = (float)gemm_bias(s, cc, m, n);
     }
-    dnnl_sgemm(s->ta ? 'T' : 'N', s->tb ? 'T' : 'N', M, N, K, s->alpha, c->in[0]->data, s->ta ? M : K,
-               c->in[1]->data, s->tb ? K : N, cc ? 1.0f : 0.0f, y, N);
+    dnnl_sgemm(s->ta ? 'T' : 'N', s->tb ? 'T' : 'N', M, N, K, s->alpha, c->in[0]->data,
+               s->ta ? M : K, c->in[1]->data, s->tb ? K : N, cc ? 1.0f : 0.0f, y, N);
 }
-
 
 /* ---- MatMul backward ---- */
 
@@ -418,7 +429,8 @@ static void matmul_backward_ref(const mm_state *s, gr_tensor *da, gr_tensor *db,
             for (int64_t m = 0; m < M; m++)
                 for (int64_t k = 0; k < K; k++) {
                     double acc = 0;
-                    for (int64_t n = 0; n < N; n++) acc += ld(dy->data, dt, oy + m * N + n) * ld(b->data, dt, ob + k * N + n);
+                    for (int64_t n = 0; n < N; n++)
+                        acc += ld(dy->data, dt, oy + m * N + n) * ld(b->data, dt, ob + k * N + n);
                     int64_t i = oa + m * K + k;
                     st_(da->data, dt, i, ld(da->data, dt, i) + acc);
                 }
@@ -428,7 +440,8 @@ static void matmul_backward_ref(const mm_state *s, gr_tensor *da, gr_tensor *db,
             for (int64_t k = 0; k < K; k++)
                 for (int64_t n = 0; n < N; n++) {
                     double acc = 0;
-                    for (int64_t m = 0; m < M; m++) acc += ld(a->data, dt, oa + m * K + k) * ld(dy->data, dt, oy + m * N + n);
+                    for (int64_t m = 0; m < M; m++)
+                        acc += ld(a->data, dt, oa + m * K + k) * ld(dy->data, dt, oy + m * N + n);
                     int64_t i = ob + k * N + n;
                     st_(db->data, dt, i, ld(db->data, dt, i) + acc);
                 }
@@ -452,7 +465,7 @@ static void matmul_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
     }
     const int64_t M = g->M, N = g->N, K = g->K;
     const float *a = c->in[0]->data, *b = c->in[1]->data, *dy = dout[0]->data;
-    if (c->in[1]->shape.rank <= 2) {  /* B has no batch dims: A's batch folds into the rows */
+    if (c->in[1]->shape.rank <= 2) { /* B has no batch dims: A's batch folds into the rows */
         const int64_t rows = g->batch * M;
         if (da) dnnl_sgemm('N', 'T', rows, K, N, 1.0f, dy, N, b, N, 0.0f, da->data, K);
         if (db) dnnl_sgemm('T', 'N', K, N, rows, 1.0f, a, K, dy, N, 0.0f, db->data, N);
@@ -465,8 +478,10 @@ static void matmul_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
         int64_t oa, ob;
         batch_offsets(g, i, &oa, &ob);
         const float *dyi = dy + i * M * N;
-        if (da) dnnl_sgemm('N', 'T', M, K, N, 1.0f, dyi, N, b + ob, N, 1.0f, (float *)da->data + oa, K);
-        if (db) dnnl_sgemm('T', 'N', K, N, M, 1.0f, a + oa, K, dyi, N, 1.0f, (float *)db->data + ob, N);
+        if (da)
+            dnnl_sgemm('N', 'T', M, K, N, 1.0f, dyi, N, b + ob, N, 1.0f, (float *)da->data + oa, K);
+        if (db)
+            dnnl_sgemm('T', 'N', K, N, M, 1.0f, a + oa, K, dyi, N, 1.0f, (float *)db->data + ob, N);
     }
 }
 
@@ -480,7 +495,8 @@ static void gemm_backward_c(const mm_state *s, gr_tensor *dc, const gr_tensor *d
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
             int64_t i = (s->cm == 1 ? 0 : m) * s->cn + (s->cn == 1 ? 0 : n);
-            st_(dc->data, s->dtype, i, ld(dc->data, s->dtype, i) + (double)s->beta * ld(dy->data, s->dtype, m * N + n));
+            st_(dc->data, s->dtype, i,
+                ld(dc->data, s->dtype, i) + (double)s->beta * ld(dy->data, s->dtype, m * N + n));
         }
 }
 
@@ -489,14 +505,16 @@ static void gemm_backward_ref(const mm_state *s, gr_tensor *da, gr_tensor *db, c
                               const gr_tensor *b, const gr_tensor *dy)
 {
     const int64_t M = s->g.M, N = s->g.N, K = s->g.K;
-    const int64_t ask = s->ta ? M : 1, asm_ = s->ta ? 1 : K, bsk = s->tb ? 1 : N, bsn = s->tb ? K : 1;
+    const int64_t ask = s->ta ? M : 1, asm_ = s->ta ? 1 : K, bsk = s->tb ? 1 : N,
+                  bsn = s->tb ? K : 1;
     const int dt = s->dtype;
     if (da) {
 #pragma omp parallel for schedule(static)
         for (int64_t m = 0; m < M; m++)
             for (int64_t k = 0; k < K; k++) {
                 double acc = 0;
-                for (int64_t n = 0; n < N; n++) acc += ld(dy->data, dt, m * N + n) * ld(b->data, dt, k * bsk + n * bsn);
+                for (int64_t n = 0; n < N; n++)
+                    acc += ld(dy->data, dt, m * N + n) * ld(b->data, dt, k * bsk + n * bsn);
                 st_(da->data, dt, m * asm_ + k * ask, (double)s->alpha * acc);
             }
     }
@@ -505,7 +523,8 @@ static void gemm_backward_ref(const mm_state *s, gr_tensor *da, gr_tensor *db, c
         for (int64_t k = 0; k < K; k++)
             for (int64_t n = 0; n < N; n++) {
                 double acc = 0;
-                for (int64_t m = 0; m < M; m++) acc += ld(a->data, dt, m * asm_ + k * ask) * ld(dy->data, dt, m * N + n);
+                for (int64_t m = 0; m < M; m++)
+                    acc += ld(a->data, dt, m * asm_ + k * ask) * ld(dy->data, dt, m * N + n);
                 st_(db->data, dt, k * bsk + n * bsn, (double)s->alpha * acc);
             }
     }
@@ -524,7 +543,7 @@ static void gemm_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
     }
     if (dc) gemm_backward_c(s, dc, dy);
     if (!s->sgemm) {
-        if (M * N * K == 0) {  /* an empty product: A' B' contributes nothing */
+        if (M * N * K == 0) { /* an empty product: A' B' contributes nothing */
             if (da) memset(da->data, 0, gr_tensor_bytes(da));
             if (db) memset(db->data, 0, gr_tensor_bytes(db));
             return;
@@ -536,15 +555,15 @@ static void gemm_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
     const float al = s->alpha;
     const int64_t lda = s->ta ? M : K, ldb = s->tb ? K : N;
     if (da) {
-        if (!s->ta)  /* dA (M, K) = alpha dY B'^T */
+        if (!s->ta) /* dA (M, K) = alpha dY B'^T */
             dnnl_sgemm('N', s->tb ? 'N' : 'T', M, K, N, al, g, N, b, ldb, 0.0f, da->data, K);
-        else         /* dA (K, M) = alpha B' dY^T */
+        else /* dA (K, M) = alpha B' dY^T */
             dnnl_sgemm(s->tb ? 'T' : 'N', 'T', K, M, N, al, b, ldb, g, N, 0.0f, da->data, M);
     }
     if (db) {
-        if (!s->tb)  /* dB (K, N) = alpha A'^T dY */
+        if (!s->tb) /* dB (K, N) = alpha A'^T dY */
             dnnl_sgemm(s->ta ? 'N' : 'T', 'N', K, N, M, al, a, lda, g, N, 0.0f, db->data, N);
-        else         /* dB (N, K) = alpha dY^T A' */
+        else /* dB (N, K) = alpha dY^T A' */
             dnnl_sgemm('T', s->ta ? 'T' : 'N', N, K, M, al, g, N, a, lda, 0.0f, db->data, K);
     }
 }
@@ -564,22 +583,24 @@ static int zero_point_count(gr_opctx *c, int i, int64_t len, int64_t mats, int64
     *n = 0;
     if (!z) return GRAFT_OK;
     if (z->dtype != c->in[i - 2]->dtype)
-        return gr_op_err(c, GRAFT_E_FORMAT, "input %d (zero point) has type %s, its input has %s", i,
-                         gr_dtype_name(z->dtype), gr_dtype_name(c->in[i - 2]->dtype));
+        return gr_op_err(c, GRAFT_E_FORMAT, "input %d (zero point) has type %s, its input has %s",
+                         i, gr_dtype_name(z->dtype), gr_dtype_name(c->in[i - 2]->dtype));
     int64_t k = gr_numel(&z->shape);
     if (k == 1 || (k == len && z->shape.rank == 1) || (k == len * mats && z->shape.rank >= 2)) {
         *n = k;
         return GRAFT_OK;
     }
     char b[128];
-    return gr_op_err(c, GRAFT_E_SHAPE, "zero point input %d has shape %s; expected a scalar, %lld values or "
-                     "one per batch matrix row/column", i, gr_shape_str(&z->shape, b, sizeof b), (long long)len);
+    return gr_op_err(c, GRAFT_E_SHAPE,
+                     "zero point input %d has shape %s; expected a scalar, %lld values or "
+                     "one per batch matrix row/column",
+                     i, gr_shape_str(&z->shape, b, sizeof b), (long long)len);
 }
 
 static int mmint_prepare(gr_opctx *c)
 {
-    static const char *const no_attrs[] = {NULL};
-    static const int int8_types[] = {GR_U8, GR_I8, 0};
+    static const char *const no_attrs[] = { NULL };
+    static const int int8_types[] = { GR_U8, GR_I8, 0 };
     int st;
     if ((st = gr_op_check_arity(c, 2, 4, 1, 1)) || (st = gr_op_check_attrs(c, no_attrs)) ||
         (st = gr_op_check_dtype(c, 0, int8_types)) || (st = gr_op_check_dtype(c, 1, int8_types)))
@@ -591,7 +612,8 @@ static int mmint_prepare(gr_opctx *c)
     const gr_shape *a = &c->in[0]->shape, *b = &c->in[1]->shape;
     int64_t MK = s->g.M * s->g.K, KN = s->g.K * s->g.N;
     int64_t amats = MK > 0 ? gr_numel(a) / MK : 0, bmats = KN > 0 ? gr_numel(b) / KN : 0;
-    if ((st = zero_point_count(c, 2, s->g.M, amats, &s->azn)) || (st = zero_point_count(c, 3, s->g.N, bmats, &s->bzn)))
+    if ((st = zero_point_count(c, 2, s->g.M, amats, &s->azn)) ||
+        (st = zero_point_count(c, 3, s->g.N, bmats, &s->bzn)))
         return st;
     c->flops = 2 * s->g.batch * s->g.M * s->g.N * s->g.K;
     return GRAFT_OK;
@@ -602,27 +624,30 @@ static void mmint_forward(gr_opctx *c)
 {
     const mm_state *s = c->params;
     const mm_geom *g = &s->g;
-    const gr_tensor *a = c->in[0], *b = c->in[1], *az = s->azn ? c->in[2] : NULL, *bz = s->bzn ? c->in[3] : NULL;
+    const gr_tensor *a = c->in[0], *b = c->in[1], *az = s->azn ? c->in[2] : NULL,
+                    *bz = s->bzn ? c->in[3] : NULL;
     int32_t *y = c->out[0]->data;
-    const int64_t M = g->M, N = g->N, K = g->K, MK = M * K > 0 ? M * K : 1, KN = K * N > 0 ? K * N : 1;
+    const int64_t M = g->M, N = g->N, K = g->K, MK = M * K > 0 ? M * K : 1,
+                  KN = K * N > 0 ? K * N : 1;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < g->batch * M; r++) {
         int64_t oa, ob, m = r % M;
-        batch_offsets(g, r / M, &oa, &ob);  /* oa / MK: A's own matrix index */
+        batch_offsets(g, r / M, &oa, &ob); /* oa / MK: A's own matrix index */
         int64_t za = !az ? 0 : ld_int(az, s->azn == 1 ? 0 : s->azn == M ? m : oa / MK * M + m);
         for (int64_t n = 0; n < N; n++) {
             int64_t zb = !bz ? 0 : ld_int(bz, s->bzn == 1 ? 0 : s->bzn == N ? n : ob / KN * N + n);
-            uint32_t acc = 0;  /* the spec lets the 32-bit accumulation wrap */
+            uint32_t acc = 0; /* the spec lets the 32-bit accumulation wrap */
             for (int64_t k = 0; k < K; k++)
-                acc += (uint32_t)((ld_int(a, oa + m * K + k) - za) * (ld_int(b, ob + k * N + n) - zb));
+                acc +=
+                    (uint32_t)((ld_int(a, oa + m * K + k) - za) * (ld_int(b, ob + k * N + n) - zb));
             y[r * N + n] = (int32_t)acc;
         }
     }
 }
 
 const gr_opdef gr_ops_matmul[] = {
-    {"MatMul", matmul_prepare, matmul_forward, mm_release, GR_OPF_BWD_NO_Y, matmul_backward},
-    {"Gemm", gemm_prepare, gemm_forward, mm_release, GR_OPF_BWD_NO_Y, gemm_backward},
-    {"MatMulInteger", mmint_prepare, mmint_forward, mm_release, 0, NULL},
-    {0},
+    { "MatMul", matmul_prepare, matmul_forward, mm_release, GR_OPF_BWD_NO_Y, matmul_backward },
+    { "Gemm", gemm_prepare, gemm_forward, mm_release, GR_OPF_BWD_NO_Y, gemm_backward },
+    { "MatMulInteger", mmint_prepare, mmint_forward, mm_release, 0, NULL },
+    { 0 },
 };

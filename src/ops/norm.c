@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-static const int float_types[] = {GR_F32, GR_F64, 0};
+static const int float_types[] = { GR_F32, GR_F64, 0 };
 
 /* ---- small shared helpers (static: each family file keeps its own) ---- */
 
@@ -34,14 +34,17 @@ static int plain_mem(gr_opctx *c, dnnl_memory_t *m, const gr_shape *s)
 {
     dnnl_memory_desc_t md;
     int st = gr_dnnl_plain_md(&md, s);
-    return st ? st : gr_dnnl_check(c, dnnl_memory_create(m, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    return st ? st
+              : gr_dnnl_check(c, dnnl_memory_create(m, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+                              "memory");
 }
 
-static void run(gr_opctx *c, dnnl_primitive_t prim, dnnl_memory_t spad, dnnl_exec_arg_t *args, int n)
+static void run(gr_opctx *c, dnnl_primitive_t prim, dnnl_memory_t spad, dnnl_exec_arg_t *args,
+                int n)
 {
     if (spad) {
         dnnl_memory_set_data_handle(spad, c->scratch);
-        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, spad};
+        args[n++] = (dnnl_exec_arg_t){ DNNL_ARG_SCRATCHPAD, spad };
     }
     dnnl_primitive_execute(prim, c->dnnl->stream, n, args);
     dnnl_stream_wait(c->dnnl->stream);
@@ -60,7 +63,8 @@ static int check_vectors(const gr_opctx *c, int from, int to, int64_t n, const c
     for (int i = from; i < to; i++) {
         if ((st = gr_op_check_dtype(c, i, float_types))) return st;
         if (gr_numel(&c->in[i]->shape) != n || c->in[i]->shape.rank != 1)
-            return gr_op_err(c, GRAFT_E_SHAPE, "input %d must have shape (%lld) (%s), got %lld values", i,
+            return gr_op_err(c, GRAFT_E_SHAPE,
+                             "input %d must have shape (%lld) (%s), got %lld values", i,
                              (long long)n, what, (long long)gr_numel(&c->in[i]->shape));
     }
     return GRAFT_OK;
@@ -76,13 +80,17 @@ static int make_bwd(gr_opctx *c, const void *fwd_desc, const void *bwd_desc, dnn
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     *prim = NULL;
     *spad = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
     dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, fwd_desc, attr, c->dnnl->engine, NULL);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, bwd_desc, attr, c->dnnl->engine, hint);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&hint, fwd_desc, attr, c->dnnl->engine, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, bwd_desc, attr, c->dnnl->engine, hint);
     dnnl_primitive_attr_destroy(attr);
     if (hint) dnnl_primitive_desc_destroy(hint);
-    if (st != dnnl_success) return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
+    if (st != dnnl_success)
+        return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
     if (bytes) {
@@ -123,18 +131,18 @@ static void zero_grads(gr_opctx *c, gr_tensor *const *din)
  * inference keeps asking for plain X, as before. */
 
 typedef struct bn_state {
-    dnnl_primitive_t prim;     /* first: NULL when the reference kernel runs */
-    dnnl_memory_t m[7];        /* src, dst, mean, variance, scale, shift, scratchpad */
-    dnnl_primitive_t bwd;      /* backward, or NULL: the reference backward (plain X only) */
-    dnnl_memory_t bm[5];       /* diff_dst, diff_src, diff_scale, diff_shift, scratchpad */
-    int batch_stats;           /* normalise with the batch's statistics */
-    int update;                /* the engine trains: update the running stats in place */
+    dnnl_primitive_t prim; /* first: NULL when the reference kernel runs */
+    dnnl_memory_t m[7];    /* src, dst, mean, variance, scale, shift, scratchpad */
+    dnnl_primitive_t bwd;  /* backward, or NULL: the reference backward (plain X only) */
+    dnnl_memory_t bm[5];   /* diff_dst, diff_src, diff_scale, diff_shift, scratchpad */
+    int batch_stats;       /* normalise with the batch's statistics */
+    int update;            /* the engine trains: update the running stats in place */
     double eps, momentum;
-    int64_t N, C, S;           /* X viewed as (N, C, S) */
-    float *mean, *var;         /* batch statistics kept for backward and the running update */
-    size_t tmp_off, dsrc_bytes;/* backward temporaries in scratch: diff_src (if dX is not
-                                  wanted), diff scale and shift (if not wanted) */
-    dnnl_memory_desc_t xmd;    /* X's (and Y's) memory descriptor */
+    int64_t N, C, S;            /* X viewed as (N, C, S) */
+    float *mean, *var;          /* batch statistics kept for backward and the running update */
+    size_t tmp_off, dsrc_bytes; /* backward temporaries in scratch: diff_src (if dX is not
+                                   wanted), diff scale and shift (if not wanted) */
+    dnnl_memory_desc_t xmd;     /* X's (and Y's) memory descriptor */
 } bn_state;
 
 static void bn_release(void *params)
@@ -157,42 +165,48 @@ static int bn_dnnl_prepare(gr_opctx *c, bn_state *s)
     int decline = blocked ? GR_RETRY_PLAIN : GRAFT_OK;
     for (int i = 0; i < 5; i++)
         if (c->in[i]->dtype != GR_F32) return decline;
-    if (c->use_ref || (s->batch_stats && !c->training) || s->N * s->C * s->S == 0 || (blocked && !grad))
+    if (c->use_ref || (s->batch_stats && !c->training) || s->N * s->C * s->S == 0 ||
+        (blocked && !grad))
         return decline;
-    gr_shape xs = c->in[0]->shape, cs = {1, {s->C}};
+    gr_shape xs = c->in[0]->shape, cs = { 1, { s->C } };
     if (blocked) s->xmd = *(const dnnl_memory_desc_t *)c->in[0]->layout;
     else {
-        if (xs.rank > 5) xs = (gr_shape){3, {s->N, s->C, s->S}};
+        if (xs.rank > 5) xs = (gr_shape){ 3, { s->N, s->C, s->S } };
         if ((st = gr_dnnl_plain_md(&s->xmd, &xs))) return st;
     }
     dnnl_batch_normalization_desc_t desc, hint, bdesc;
     unsigned flags = dnnl_use_scale | dnnl_use_shift | (s->batch_stats ? 0 : dnnl_use_global_stats);
     dnnl_prop_kind_t prop = c->training ? dnnl_forward_training : dnnl_forward_inference;
-    if (dnnl_batch_normalization_forward_desc_init(&desc, prop, &s->xmd, (float)s->eps, flags) != dnnl_success)
+    if (dnnl_batch_normalization_forward_desc_init(&desc, prop, &s->xmd, (float)s->eps, flags) !=
+        dnnl_success)
         return decline;
     if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->m[6]))) return st;
     if (!s->prim) return decline;
     for (int i = 0; i < 6 && !st; i++) {
         dnnl_memory_desc_t md;
         if (i >= 2 && (st = gr_dnnl_plain_md(&md, &cs))) return st;
-        st = gr_dnnl_check(c, dnnl_memory_create(&s->m[i], i < 2 ? &s->xmd : &md, c->dnnl->engine, DNNL_MEMORY_NONE),
-                           "memory");
+        st = gr_dnnl_check(
+            c,
+            dnnl_memory_create(&s->m[i], i < 2 ? &s->xmd : &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+            "memory");
     }
     if (st) return st;
     if (blocked) gr_dnnl_set_layout(c->out[0], &s->xmd);
     if (!c->need_grad) return GRAFT_OK;
-    if (dnnl_batch_normalization_forward_desc_init(&hint, dnnl_forward_training, &s->xmd, (float)s->eps, flags) !=
-            dnnl_success ||
-        dnnl_batch_normalization_backward_desc_init(&bdesc, dnnl_backward, &s->xmd, &s->xmd, (float)s->eps, flags) !=
-            dnnl_success)
+    if (dnnl_batch_normalization_forward_desc_init(&hint, dnnl_forward_training, &s->xmd,
+                                                   (float)s->eps, flags) != dnnl_success ||
+        dnnl_batch_normalization_backward_desc_init(&bdesc, dnnl_backward, &s->xmd, &s->xmd,
+                                                    (float)s->eps, flags) != dnnl_success)
         return decline;
     if ((st = make_bwd(c, &hint, &bdesc, &s->bwd, &s->bm[4]))) return st;
     if (!s->bwd) return decline;
     for (int i = 0; i < 4 && !st; i++) {
         dnnl_memory_desc_t md;
         if (i >= 2 && (st = gr_dnnl_plain_md(&md, &cs))) return st;
-        st = gr_dnnl_check(c, dnnl_memory_create(&s->bm[i], i < 2 ? &s->xmd : &md, c->dnnl->engine, DNNL_MEMORY_NONE),
-                           "memory");
+        st = gr_dnnl_check(
+            c,
+            dnnl_memory_create(&s->bm[i], i < 2 ? &s->xmd : &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+            "memory");
     }
     s->tmp_off = align64(c->scratch_bytes);
     s->dsrc_bytes = c->need_grad & 1 ? 0 : align64(dnnl_memory_desc_get_size(&s->xmd));
@@ -202,16 +216,18 @@ static int bn_dnnl_prepare(gr_opctx *c, bn_state *s)
 
 static int bn_prepare(gr_opctx *c)
 {
-    static const char *const attrs[] = {"epsilon", "momentum", "training_mode", "spatial", NULL};
+    static const char *const attrs[] = { "epsilon", "momentum", "training_mode", "spatial", NULL };
     const gr_tensor *x = c->in[0];
     int st, maxout = c->opset >= 14 ? 3 : 5;
     if ((st = gr_op_check_arity(c, 5, 5, 1, maxout)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)))
         return st;
     if (x->shape.rank < 2)
-        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)", x->shape.rank);
+        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)",
+                         x->shape.rank);
     if (gr_attr_int(c, "spatial", 1) != 1)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute 'spatial' = 0 (per-element statistics of opset 7-8) "
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                         "attribute 'spatial' = 0 (per-element statistics of opset 7-8) "
                          "is not supported");
     bn_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
@@ -221,23 +237,30 @@ static int bn_prepare(gr_opctx *c)
     s->momentum = gr_attr_float(c, "momentum", 0.9f);
     int64_t tm = gr_attr_int(c, "training_mode", 0);
     if (tm != 0 && tm != 1)
-        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'training_mode' must be 0 or 1, got %lld", (long long)tm);
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'training_mode' must be 0 or 1, got %lld",
+                         (long long)tm);
     s->batch_stats = tm || c->training;
     s->update = c->training;
     if (c->opset < 14 && c->nout > 1)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "training outputs (mean, var, saved_mean, saved_var) of "
-                         "BatchNormalization-%d are not supported; export the model in inference mode",
-                         c->opset < 9 ? 7 : 9);
+        return gr_op_err(
+            c, GRAFT_E_UNSUPPORTED,
+            "training outputs (mean, var, saved_mean, saved_var) of "
+            "BatchNormalization-%d are not supported; export the model in inference mode",
+            c->opset < 9 ? 7 : 9);
     if (!s->batch_stats && c->nout > 1)
-        return gr_op_err(c, GRAFT_E_FORMAT, "has %d outputs, but running_mean and running_var only exist "
-                         "with attribute 'training_mode' = 1", c->nout);
+        return gr_op_err(c, GRAFT_E_FORMAT,
+                         "has %d outputs, but running_mean and running_var only exist "
+                         "with attribute 'training_mode' = 1",
+                         c->nout);
     if (c->training && s->N * s->S == 1)
-        return gr_op_err(c, GRAFT_E_SHAPE, "training needs more than 1 value per channel for the batch "
+        return gr_op_err(c, GRAFT_E_SHAPE,
+                         "training needs more than 1 value per channel for the batch "
                          "statistics, got X of %lld values over %lld channels",
                          (long long)gr_numel(&x->shape), (long long)s->C);
     if ((st = check_vectors(c, 1, 5, s->C, "C, the channels of X"))) return st;
     if ((st = gr_op_set_out(c, 0, x->dtype, &x->shape))) return st;
-    for (int i = 1; i < c->nout && !st; i++) st = gr_op_set_out(c, i, c->in[2 + i]->dtype, &c->in[2 + i]->shape);
+    for (int i = 1; i < c->nout && !st; i++)
+        st = gr_op_set_out(c, i, c->in[2 + i]->dtype, &c->in[2 + i]->shape);
     if (st) return st;
     if (s->batch_stats && (c->training || c->need_grad)) {
         s->mean = gr_arena_alloc(c->arena, (size_t)(s->C ? s->C : 1) * sizeof(float));
@@ -251,7 +274,8 @@ static int bn_prepare(gr_opctx *c)
 }
 
 /* Per-channel mean and population variance of x: (N, C, S). */
-static void bn_batch_stats(double *mean, double *var, const gr_tensor *x, int64_t N, int64_t C, int64_t S)
+static void bn_batch_stats(double *mean, double *var, const gr_tensor *x, int64_t N, int64_t C,
+                           int64_t S)
 {
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < C; ch++) {
@@ -260,7 +284,8 @@ static void bn_batch_stats(double *mean, double *var, const gr_tensor *x, int64_
             for (int64_t i = (n * C + ch) * S; i < (n * C + ch + 1) * S; i++) sum += load(x, i);
         double m = N * S != 0 ? sum / (double)(N * S) : 0;
         for (int64_t n = 0; n < N; n++)
-            for (int64_t i = (n * C + ch) * S; i < (n * C + ch + 1) * S; i++) sq += (load(x, i) - m) * (load(x, i) - m);
+            for (int64_t i = (n * C + ch) * S; i < (n * C + ch + 1) * S; i++)
+                sq += (load(x, i) - m) * (load(x, i) - m);
         mean[ch] = m;
         var[ch] = N * S != 0 ? sq / (double)(N * S) : 0;
     }
@@ -274,7 +299,8 @@ static void bn_running(gr_opctx *c, const bn_state *s, int64_t ch, double mean, 
     if (s->mean) s->mean[ch] = (float)mean, s->var[ch] = (float)var;
     if (s->update) {
         double n = (double)(s->N * s->S);
-        double rm = load(c->in[3], ch) * m + mean * (1 - m), rv = load(c->in[4], ch) * m + var * n / (n - 1) * (1 - m);
+        double rm = load(c->in[3], ch) * m + mean * (1 - m),
+               rv = load(c->in[4], ch) * m + var * n / (n - 1) * (1 - m);
         store(c->in[3], ch, rm);
         store(c->in[4], ch, rv);
         if (c->nout > 1) store(c->out[1], ch, rm);
@@ -288,13 +314,15 @@ static void bn_running(gr_opctx *c, const bn_state *s, int64_t ch, double mean, 
 /* y = x * a[c] + b[c] with a = scale / sqrt(var + eps), b = B - mean * a. */
 static void bn_forward_ref(gr_opctx *c, const bn_state *s)
 {
-    const gr_tensor *x = c->in[0], *scale = c->in[1], *bias = c->in[2], *in_mean = c->in[3], *in_var = c->in[4];
+    const gr_tensor *x = c->in[0], *scale = c->in[1], *bias = c->in[2], *in_mean = c->in[3],
+                    *in_var = c->in[4];
     double *a = c->scratch, *b = a + s->C, *mean = b + s->C, *var = mean + s->C;
     if (s->batch_stats) {
         bn_batch_stats(mean, var, x, s->N, s->C, s->S);
         for (int64_t ch = 0; ch < s->C; ch++) bn_running(c, s, ch, mean[ch], var[ch]);
     } else
-        for (int64_t ch = 0; ch < s->C; ch++) mean[ch] = load(in_mean, ch), var[ch] = load(in_var, ch);
+        for (int64_t ch = 0; ch < s->C; ch++)
+            mean[ch] = load(in_mean, ch), var[ch] = load(in_var, ch);
     for (int64_t ch = 0; ch < s->C; ch++) {
         a[ch] = load(scale, ch) / sqrt(var[ch] + s->eps);
         b[ch] = load(bias, ch) - mean[ch] * a[ch];
@@ -319,14 +347,15 @@ static void bn_forward(gr_opctx *c)
         bn_forward_ref(c, s);
         return;
     }
-    static const int arg[6] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,
-                               DNNL_ARG_SHIFT};
-    void *data[6] = {c->in[0]->data, c->out[0]->data, c->in[3]->data, c->in[4]->data, c->in[1]->data, c->in[2]->data};
-    if (s->batch_stats) data[2] = s->mean, data[3] = s->var;  /* forward_training writes them */
+    static const int arg[6] = { DNNL_ARG_SRC,      DNNL_ARG_DST,   DNNL_ARG_MEAN,
+                                DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT };
+    void *data[6] = { c->in[0]->data, c->out[0]->data, c->in[3]->data,
+                      c->in[4]->data, c->in[1]->data,  c->in[2]->data };
+    if (s->batch_stats) data[2] = s->mean, data[3] = s->var; /* forward_training writes them */
     dnnl_exec_arg_t args[7];
     for (int i = 0; i < 6; i++) {
         dnnl_memory_set_data_handle(s->m[i], data[i]);
-        args[i] = (dnnl_exec_arg_t){arg[i], s->m[i]};
+        args[i] = (dnnl_exec_arg_t){ arg[i], s->m[i] };
     }
     run(c, s->prim, s->m[6], args, 6);
     if (s->batch_stats)
@@ -334,8 +363,8 @@ static void bn_forward(gr_opctx *c)
 }
 
 /* Plain X, any float type; per channel in parallel (each channel's sums are its own). */
-static void bn_backward_ref(gr_opctx *c, const bn_state *s, const gr_tensor *dy, gr_tensor *dx, gr_tensor *dsc,
-                            gr_tensor *dsh)
+static void bn_backward_ref(gr_opctx *c, const bn_state *s, const gr_tensor *dy, gr_tensor *dx,
+                            gr_tensor *dsc, gr_tensor *dsh)
 {
     const gr_tensor *x = c->in[0], *scale = c->in[1];
     const int64_t N = s->N, C = s->C, S = s->S;
@@ -358,7 +387,9 @@ static void bn_backward_ref(gr_opctx *c, const bn_state *s, const gr_tensor *dy,
         for (int64_t b = 0; b < N; b++)
             for (int64_t i = (b * C + ch) * S; i < (b * C + ch + 1) * S; i++) {
                 double d = dy ? load(dy, i) : 0;
-                store(dx, i, s->batch_stats ? k * (d - sdy / n - (load(x, i) - mean) * istd * sdyx / n) : k * d);
+                store(dx, i,
+                      s->batch_stats ? k * (d - sdy / n - (load(x, i) - mean) * istd * sdyx / n)
+                                     : k * d);
             }
     }
 }
@@ -372,28 +403,32 @@ static void bn_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
     }
     if (!s->bwd) {
         bn_backward_ref(c, s, dout[0], din[0], din[1], din[2]);
-        for (int i = 3; i < 5; i++)  /* the statistics inputs get no gradient (PyTorch's buffers) */
+        for (int i = 3; i < 5; i++) /* the statistics inputs get no gradient (PyTorch's buffers) */
             if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
         return;
     }
     char *tmp = (char *)c->scratch + s->tmp_off;
     size_t cb = align64((size_t)s->C * sizeof(float));
-    void *data[4] = {dout[0]->data, din[0] ? din[0]->data : tmp, din[1] ? din[1]->data : tmp + s->dsrc_bytes,
-                     din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb};
-    static const int barg[4] = {DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT};
+    void *data[4] = { dout[0]->data, din[0] ? din[0]->data : tmp,
+                      din[1] ? din[1]->data : tmp + s->dsrc_bytes,
+                      din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb };
+    static const int barg[4] = { DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE,
+                                 DNNL_ARG_DIFF_SHIFT };
     /* oneDNN 2.6 counts SHIFT among backward's inputs when use_shift is set (it is unread) */
-    void *fdata[5] = {c->in[0]->data, s->batch_stats ? (void *)s->mean : c->in[3]->data,
-                      s->batch_stats ? (void *)s->var : c->in[4]->data, c->in[1]->data, c->in[2]->data};
-    static const int fmem[5] = {0, 2, 3, 4, 5},
-                     farg[5] = {DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT};
+    void *fdata[5] = { c->in[0]->data, s->batch_stats ? (void *)s->mean : c->in[3]->data,
+                       s->batch_stats ? (void *)s->var : c->in[4]->data, c->in[1]->data,
+                       c->in[2]->data };
+    static const int fmem[5] = { 0, 2, 3, 4, 5 },
+                     farg[5] = { DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,
+                                 DNNL_ARG_SHIFT };
     dnnl_exec_arg_t args[10];
     for (int i = 0; i < 5; i++) {
         dnnl_memory_set_data_handle(s->m[fmem[i]], fdata[i]);
-        args[i] = (dnnl_exec_arg_t){farg[i], s->m[fmem[i]]};
+        args[i] = (dnnl_exec_arg_t){ farg[i], s->m[fmem[i]] };
     }
     for (int i = 0; i < 4; i++) {
         dnnl_memory_set_data_handle(s->bm[i], data[i]);
-        args[5 + i] = (dnnl_exec_arg_t){barg[i], s->bm[i]};
+        args[5 + i] = (dnnl_exec_arg_t){ barg[i], s->bm[i] };
     }
     run(c, s->bwd, s->bm[4], args, 9);
     for (int i = 3; i < 5; i++)
@@ -410,16 +445,16 @@ static void bn_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
  * layer normalization backward for float32 when it ran forward; else the reference. */
 
 typedef struct ln_state {
-    dnnl_primitive_t prim;     /* first: NULL when the reference kernel runs */
-    dnnl_memory_t m[7];        /* src, dst, scale, shift, mean, variance, scratchpad */
+    dnnl_primitive_t prim; /* first: NULL when the reference kernel runs */
+    dnnl_memory_t m[7];    /* src, dst, scale, shift, mean, variance, scratchpad */
     int64_t rows, cols;
     double eps;
-    const int64_t *map[2];     /* Scale / B element for each of the cols positions; NULL: itself */
-    size_t var_off;            /* oneDNN path: scratch offset of the variance (rows floats) */
-    dnnl_primitive_t bwd;      /* oneDNN backward, or NULL: the reference backward */
-    dnnl_memory_t bm[5];       /* diff_dst, diff_src, diff_scale, diff_shift, scratchpad */
-    float *mean, *var;         /* need_grad with oneDNN: forward's statistics per row */
-    size_t tmp_off, dsrc_bytes;/* backward temporaries in scratch, as for BatchNormalization */
+    const int64_t *map[2];      /* Scale / B element for each of the cols positions; NULL: itself */
+    size_t var_off;             /* oneDNN path: scratch offset of the variance (rows floats) */
+    dnnl_primitive_t bwd;       /* oneDNN backward, or NULL: the reference backward */
+    dnnl_memory_t bm[5];        /* diff_dst, diff_src, diff_scale, diff_shift, scratchpad */
+    float *mean, *var;          /* need_grad with oneDNN: forward's statistics per row */
+    size_t tmp_off, dsrc_bytes; /* backward temporaries in scratch, as for BatchNormalization */
 } ln_state;
 
 static void ln_release(void *params)
@@ -442,8 +477,10 @@ static int ln_broadcast(gr_opctx *c, ln_state *s, int i, int axis, const int64_t
         ok = ws->d[k] == 1 || (k + off >= axis && ws->d[k] == xs->d[k + off]);
     if (!ok) {
         char a[160], b[160];
-        return gr_op_err(c, GRAFT_E_SHAPE, "input %d of shape %s does not broadcast to the normalised axes of "
-                         "X %s from axis %d", i, gr_shape_str(ws, a, sizeof a), gr_shape_str(xs, b, sizeof b), axis);
+        return gr_op_err(c, GRAFT_E_SHAPE,
+                         "input %d of shape %s does not broadcast to the normalised axes of "
+                         "X %s from axis %d",
+                         i, gr_shape_str(ws, a, sizeof a), gr_shape_str(xs, b, sizeof b), axis);
     }
     *map = NULL;
     if (gr_numel(ws) == s->cols) return GRAFT_OK;
@@ -471,18 +508,20 @@ static int ln_dnnl_prepare(gr_opctx *c, ln_state *s)
     int has_b = c->nin > 2 && c->in[2];
     if (c->use_ref || s->rows * s->cols == 0 || s->map[0] || s->map[1] || c->in[0]->dtype != GR_F32)
         return GRAFT_OK;
-    gr_shape xs = {2, {s->rows, s->cols}}, cs = {1, {s->cols}}, rs = {1, {s->rows}};
+    gr_shape xs = { 2, { s->rows, s->cols } }, cs = { 1, { s->cols } }, rs = { 1, { s->rows } };
     dnnl_memory_desc_t md;
     dnnl_layer_normalization_desc_t desc;
     int st, training = c->nout > 1 || c->need_grad;
     unsigned flags = dnnl_use_scale | (has_b ? dnnl_use_shift : 0);
     if ((st = gr_dnnl_plain_md(&md, &xs))) return st;
-    if (dnnl_layer_normalization_forward_desc_init(&desc, training ? dnnl_forward_training : dnnl_forward_inference,
-                                                   &md, NULL, (float)s->eps, flags) != dnnl_success)
+    if (dnnl_layer_normalization_forward_desc_init(
+            &desc, training ? dnnl_forward_training : dnnl_forward_inference, &md, NULL,
+            (float)s->eps, flags) != dnnl_success)
         return GRAFT_OK;
     if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->m[6])) || !s->prim) return st;
     for (int i = 0; i < 6 && !st; i++)
-        if ((i != 3 || has_b) && (i < 4 || training)) st = plain_mem(c, &s->m[i], i < 2 ? &xs : i < 4 ? &cs : &rs);
+        if ((i != 3 || has_b) && (i < 4 || training))
+            st = plain_mem(c, &s->m[i], i < 2 ? &xs : i < 4 ? &cs : &rs);
     s->var_off = (c->scratch_bytes + 63) & ~(size_t)63;
     if (training) c->scratch_bytes = s->var_off + (size_t)s->rows * sizeof(float);
     if (st || !c->need_grad) return st;
@@ -490,8 +529,8 @@ static int ln_dnnl_prepare(gr_opctx *c, ln_state *s)
     s->var = gr_arena_alloc(c->arena, (size_t)s->rows * sizeof(float));
     if (!s->mean || !s->var) return GRAFT_E_NOMEM;
     dnnl_layer_normalization_desc_t bdesc;
-    if (dnnl_layer_normalization_backward_desc_init(&bdesc, dnnl_backward, &md, &md, NULL, (float)s->eps, flags) !=
-        dnnl_success)
+    if (dnnl_layer_normalization_backward_desc_init(&bdesc, dnnl_backward, &md, &md, NULL,
+                                                    (float)s->eps, flags) != dnnl_success)
         return GRAFT_OK;
     if ((st = make_bwd(c, &desc, &bdesc, &s->bwd, &s->bm[4])) || !s->bwd) return st;
     for (int i = 0; i < 4 && !st; i++)
@@ -504,7 +543,7 @@ static int ln_dnnl_prepare(gr_opctx *c, ln_state *s)
 
 static int ln_prepare(gr_opctx *c)
 {
-    static const char *const attrs[] = {"axis", "epsilon", "stash_type", NULL};
+    static const char *const attrs[] = { "axis", "epsilon", "stash_type", NULL };
     const gr_tensor *x = c->in[0];
     int st, axis;
     if ((st = gr_op_check_arity(c, 2, 3, 1, 3)) || (st = gr_op_check_attrs(c, attrs)) ||
@@ -513,12 +552,13 @@ static int ln_prepare(gr_opctx *c)
         return st;
     int64_t stash = gr_attr_int(c, "stash_type", 1);
     if (stash != 1)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute 'stash_type' = %lld is not supported (only 1, float)",
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                         "attribute 'stash_type' = %lld is not supported (only 1, float)",
                          (long long)stash);
     for (int i = 1; i < c->nin; i++)
         if (c->in[i] && c->in[i]->dtype != x->dtype)
-            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has type %s, X has %s", i, gr_dtype_name(c->in[i]->dtype),
-                             gr_dtype_name(x->dtype));
+            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has type %s, X has %s", i,
+                             gr_dtype_name(c->in[i]->dtype), gr_dtype_name(x->dtype));
     ln_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
     s->eps = gr_attr_float(c, "epsilon", 1e-5f);
@@ -533,7 +573,7 @@ static int ln_prepare(gr_opctx *c)
     if (st || (st = gr_op_set_out(c, 0, x->dtype, &x->shape))) return st;
     for (int i = 1; i < c->nout && !st; i++) st = gr_op_set_out(c, i, GR_F32, &ms);
     if (st) return st;
-    if (c->need_grad) {  /* the reference backward's row statistics */
+    if (c->need_grad) { /* the reference backward's row statistics */
         size_t b = (size_t)s->rows * 2 * sizeof(double);
         if (b > c->scratch_bytes) c->scratch_bytes = b;
     }
@@ -551,7 +591,8 @@ static void ln_forward_ref(gr_opctx *c, const ln_state *s)
         double sum = 0, sq = 0;
         for (int64_t j = 0; j < cols; j++) sum += load(x, r * cols + j);
         double mean = sum / (double)cols;
-        for (int64_t j = 0; j < cols; j++) sq += (load(x, r * cols + j) - mean) * (load(x, r * cols + j) - mean);
+        for (int64_t j = 0; j < cols; j++)
+            sq += (load(x, r * cols + j) - mean) * (load(x, r * cols + j) - mean);
         double inv = 1 / sqrt(sq / (double)cols + s->eps);
         for (int64_t j = 0; j < cols; j++) {
             double v = (load(x, r * cols + j) - mean) * inv * load(w, s->map[0] ? s->map[0][j] : j);
@@ -571,11 +612,15 @@ static void ln_forward(gr_opctx *c)
         return;
     }
     float *var = (float *)((char *)c->scratch + s->var_off);
-    static const int arg[6] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN,
-                               DNNL_ARG_VARIANCE};
-    void *data[6] = {c->in[0]->data, c->out[0]->data, c->in[1]->data, c->nin > 2 && c->in[2] ? c->in[2]->data : NULL,
-                     c->nout > 1 ? c->out[1]->data : NULL, var};
-    if (s->mean) {  /* need_grad: backward reads the statistics from the op state */
+    static const int arg[6] = { DNNL_ARG_SRC,   DNNL_ARG_DST,  DNNL_ARG_SCALE,
+                                DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE };
+    void *data[6] = { c->in[0]->data,
+                      c->out[0]->data,
+                      c->in[1]->data,
+                      c->nin > 2 && c->in[2] ? c->in[2]->data : NULL,
+                      c->nout > 1 ? c->out[1]->data : NULL,
+                      var };
+    if (s->mean) { /* need_grad: backward reads the statistics from the op state */
         data[4] = s->mean, data[5] = var = s->var;
     }
     dnnl_exec_arg_t args[7];
@@ -583,7 +628,7 @@ static void ln_forward(gr_opctx *c)
     for (int i = 0; i < 6; i++)
         if (s->m[i]) {
             dnnl_memory_set_data_handle(s->m[i], data[i]);
-            args[n++] = (dnnl_exec_arg_t){arg[i], s->m[i]};
+            args[n++] = (dnnl_exec_arg_t){ arg[i], s->m[i] };
         }
     run(c, s->prim, s->m[6], args, n);
     if (s->mean && c->nout > 1) memcpy(c->out[1]->data, s->mean, (size_t)s->rows * sizeof(float));
@@ -596,7 +641,8 @@ static void ln_forward(gr_opctx *c)
 /* Reference backward, any float type. Row statistics go to scratch (pass 1, rows in parallel,
  * with dX); dScale and dB are summed over rows in pass 2 (serially: broadcast Scale / B
  * elements collect several columns). */
-static void ln_backward_ref(gr_opctx *c, const ln_state *s, gr_tensor *const *dout, gr_tensor *const *din)
+static void ln_backward_ref(gr_opctx *c, const ln_state *s, gr_tensor *const *dout,
+                            gr_tensor *const *din)
 {
     const gr_tensor *x = c->in[0], *w = c->in[1], *dy = dout[0];
     const float *dmean = c->nout > 1 && dout[1] ? dout[1]->data : NULL;
@@ -624,11 +670,12 @@ static void ln_backward_ref(gr_opctx *c, const ln_state *s, gr_tensor *const *do
         for (int64_t j = 0; j < cols; j++) {
             double xh = (load(x, o + j) - mean) * inv;
             double g = dy ? load(dy, o + j) * load(w, s->map[0] ? s->map[0][j] : j) : 0;
-            store(dx, o + j, inv * (g - sg / (double)cols - xh * sgx / (double)cols) + dm / (double)cols -
-                                 di * inv * inv * xh / (double)cols);
+            store(dx, o + j,
+                  inv * (g - sg / (double)cols - xh * sgx / (double)cols) + dm / (double)cols -
+                      di * inv * inv * xh / (double)cols);
         }
     }
-    gr_tensor *dp[2] = {dw, db};
+    gr_tensor *dp[2] = { dw, db };
     for (int k = 0; k < 2; k++) {
         if (!dp[k]) continue;
         memset(dp[k]->data, 0, gr_tensor_bytes(dp[k]));
@@ -636,7 +683,8 @@ static void ln_backward_ref(gr_opctx *c, const ln_state *s, gr_tensor *const *do
         for (int64_t r = 0; r < s->rows; r++)
             for (int64_t j = 0; j < cols; j++) {
                 int64_t e = s->map[k] ? s->map[k][j] : j;
-                double d = load(dy, r * cols + j) * (k == 0 ? (load(x, r * cols + j) - mu[r]) * iv[r] : 1);
+                double d =
+                    load(dy, r * cols + j) * (k == 0 ? (load(x, r * cols + j) - mu[r]) * iv[r] : 1);
                 store(dp[k], e, load(dp[k], e) + d);
             }
     }
@@ -653,18 +701,26 @@ static void ln_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
     char *tmp = (char *)c->scratch + s->tmp_off;
     size_t cb = align64((size_t)s->cols * sizeof(float));
     /* SHIFT: oneDNN 2.6 counts it among backward's inputs when use_shift is set (unread) */
-    static const int arg[9] = {DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_DIFF_DST,
-                               DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SHIFT};
-    dnnl_memory_t mem[9] = {s->m[0], s->m[4], s->m[5], s->m[2], s->bm[0], s->bm[1], s->bm[2], s->bm[3], s->m[3]};
-    void *data[9] = {c->in[0]->data, s->mean, s->var, c->in[1]->data, dout[0]->data,
-                     din[0] ? din[0]->data : tmp, din[1] ? din[1]->data : tmp + s->dsrc_bytes,
-                     has_b && din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb, has_b ? c->in[2]->data : NULL};
+    static const int arg[9] = { DNNL_ARG_SRC,        DNNL_ARG_MEAN,       DNNL_ARG_VARIANCE,
+                                DNNL_ARG_SCALE,      DNNL_ARG_DIFF_DST,   DNNL_ARG_DIFF_SRC,
+                                DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SHIFT };
+    dnnl_memory_t mem[9] = { s->m[0],  s->m[4],  s->m[5],  s->m[2], s->bm[0],
+                             s->bm[1], s->bm[2], s->bm[3], s->m[3] };
+    void *data[9] = { c->in[0]->data,
+                      s->mean,
+                      s->var,
+                      c->in[1]->data,
+                      dout[0]->data,
+                      din[0] ? din[0]->data : tmp,
+                      din[1] ? din[1]->data : tmp + s->dsrc_bytes,
+                      has_b && din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb,
+                      has_b ? c->in[2]->data : NULL };
     dnnl_exec_arg_t args[10];
     int n = 0;
     for (int i = 0; i < 9; i++)
         if (mem[i]) {
             dnnl_memory_set_data_handle(mem[i], data[i]);
-            args[n++] = (dnnl_exec_arg_t){arg[i], mem[i]};
+            args[n++] = (dnnl_exec_arg_t){ arg[i], mem[i] };
         }
     run(c, s->bwd, s->bm[4], args, n);
     const float *dmean = c->nout > 1 && dout[1] ? dout[1]->data : NULL;
@@ -675,9 +731,12 @@ static void ln_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
     const int64_t cols = s->cols;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < s->rows; r++) {
-        double inv = 1 / sqrt((double)s->var[r] + s->eps), dm = dmean ? dmean[r] : 0, di = dinv ? dinv[r] : 0;
+        double inv = 1 / sqrt((double)s->var[r] + s->eps), dm = dmean ? dmean[r] : 0,
+               di = dinv ? dinv[r] : 0;
         for (int64_t j = 0; j < cols; j++)
-            dx[r * cols + j] += (float)((dm - di * inv * inv * inv * (x[r * cols + j] - s->mean[r])) / (double)cols);
+            dx[r * cols + j] +=
+                (float)((dm - di * inv * inv * inv * (x[r * cols + j] - s->mean[r])) /
+                        (double)cols);
     }
 }
 
@@ -686,18 +745,22 @@ static void ln_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
  * axes (population variance). Backward (reference only): BatchNormalization's batch-statistics
  * formula per (n, c), the statistics recomputed from X; dScale and dB summed over n. */
 
-typedef struct inorm_state { double eps; int64_t NC, C, S; } inorm_state;
+typedef struct inorm_state {
+    double eps;
+    int64_t NC, C, S;
+} inorm_state;
 
 static int inorm_prepare(gr_opctx *c)
 {
-    static const char *const attrs[] = {"epsilon", NULL};
+    static const char *const attrs[] = { "epsilon", NULL };
     const gr_tensor *x = c->in[0];
     int st;
     if ((st = gr_op_check_arity(c, 3, 3, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)))
         return st;
     if (x->shape.rank < 3)
-        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)", x->shape.rank);
+        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)",
+                         x->shape.rank);
     inorm_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
     s->eps = gr_attr_float(c, "epsilon", 1e-5f);
@@ -718,7 +781,8 @@ static void inorm_forward(gr_opctx *c)
         double sum = 0, sq = 0;
         for (int64_t i = nc * S; i < (nc + 1) * S; i++) sum += load(x, i);
         double mean = S ? sum / (double)S : 0;
-        for (int64_t i = nc * S; i < (nc + 1) * S; i++) sq += (load(x, i) - mean) * (load(x, i) - mean);
+        for (int64_t i = nc * S; i < (nc + 1) * S; i++)
+            sq += (load(x, i) - mean) * (load(x, i) - mean);
         double a = load(w, nc % s->C) / sqrt((S ? sq / (double)S : 0) + s->eps);
         double bc = load(b, nc % s->C) - mean * a;
         for (int64_t i = nc * S; i < (nc + 1) * S; i++) store(c->out[0], i, load(x, i) * a + bc);
@@ -751,7 +815,8 @@ static void inorm_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const
             double k = load(w, ch) * istd;
             for (int64_t i = o; i < o + S; i++) {
                 double d = dy ? load(dy, i) : 0;
-                store(dx, i, k * (d - sdy / (double)S - (load(x, i) - mean) * istd * sdyx / (double)S));
+                store(dx, i,
+                      k * (d - sdy / (double)S - (load(x, i) - mean) * istd * sdyx / (double)S));
             }
         }
         if (dsc) store(dsc, ch, tsc);
@@ -763,22 +828,27 @@ static void inorm_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const
  * y = x / (bias + alpha / size * sum of x^2 over channels [c - floor((size-1)/2),
  * c + ceil((size-1)/2)]) ^ beta. */
 
-typedef struct lrn_state { double alpha, beta, bias; int64_t size, N, C, S; } lrn_state;
+typedef struct lrn_state {
+    double alpha, beta, bias;
+    int64_t size, N, C, S;
+} lrn_state;
 
 static int lrn_prepare(gr_opctx *c)
 {
-    static const char *const attrs[] = {"alpha", "beta", "bias", "size", NULL};
+    static const char *const attrs[] = { "alpha", "beta", "bias", "size", NULL };
     const gr_tensor *x = c->in[0];
     int st;
     if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)))
         return st;
     if (x->shape.rank < 2)
-        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)", x->shape.rank);
+        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)",
+                         x->shape.rank);
     lrn_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
     s->size = gr_attr_int(c, "size", 0);
-    if (s->size < 1) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'size' is required and must be >= 1");
+    if (s->size < 1)
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'size' is required and must be >= 1");
     s->alpha = gr_attr_float(c, "alpha", 1e-4f);
     s->beta = gr_attr_float(c, "beta", 0.75f);
     s->bias = gr_attr_float(c, "bias", 1.0f);
@@ -795,14 +865,16 @@ static void lrn_forward(gr_opctx *c)
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < s->N * C; nc++) {
         int64_t n = nc / C, ch = nc % C;
-        int64_t lo = ch - before < 0 ? 0 : ch - before, hi = ch + after > C - 1 ? C - 1 : ch + after;
+        int64_t lo = ch - before < 0 ? 0 : ch - before,
+                hi = ch + after > C - 1 ? C - 1 : ch + after;
         for (int64_t i = 0; i < S; i++) {
             double sq = 0;
             for (int64_t k = lo; k <= hi; k++) {
                 double v = load(x, (n * C + k) * S + i);
                 sq += v * v;
             }
-            store(c->out[0], nc * S + i, load(x, nc * S + i) / pow(s->bias + s->alpha / (double)s->size * sq, s->beta));
+            store(c->out[0], nc * S + i,
+                  load(x, nc * S + i) / pow(s->bias + s->alpha / (double)s->size * sq, s->beta));
         }
     }
 }
@@ -810,11 +882,14 @@ static void lrn_forward(gr_opctx *c)
 /* ---- LpNormalization (opset 1) ----
  * y = x / ||x||_p along one axis (p = 1 or 2); a zero norm gives 0 rather than NaN. */
 
-typedef struct lpn_state { int p; int64_t outer, A, inner; } lpn_state;
+typedef struct lpn_state {
+    int p;
+    int64_t outer, A, inner;
+} lpn_state;
 
 static int lpn_prepare(gr_opctx *c)
 {
-    static const char *const attrs[] = {"axis", "p", NULL};
+    static const char *const attrs[] = { "axis", "p", NULL };
     const gr_tensor *x = c->in[0];
     int st, axis;
     if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
@@ -825,7 +900,8 @@ static int lpn_prepare(gr_opctx *c)
     if (!s) return GRAFT_E_NOMEM;
     int64_t p = gr_attr_int(c, "p", 2);
     if (p != 1 && p != 2)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute 'p' = %lld; only 1 and 2 are defined", (long long)p);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute 'p' = %lld; only 1 and 2 are defined",
+                         (long long)p);
     s->p = (int)p;
     s->outer = 1, s->inner = 1, s->A = x->shape.d[axis];
     for (int k = 0; k < x->shape.rank; k++) {
@@ -850,15 +926,17 @@ static void lpn_forward(gr_opctx *c)
             }
             if (s->p == 2) norm = sqrt(norm);
             for (int64_t a = 0; a < s->A; a++)
-                store(c->out[0], base + a * s->inner, norm ? load(x, base + a * s->inner) / norm : 0);
+                store(c->out[0], base + a * s->inner,
+                      norm ? load(x, base + a * s->inner) / norm : 0);
         }
 }
 
 const gr_opdef gr_ops_norm[] = {
-    {"BatchNormalization", bn_prepare, bn_forward, bn_release, GR_OPF_LAYOUT | GR_OPF_BWD_NO_Y, bn_backward},
-    {"LayerNormalization", ln_prepare, ln_forward, ln_release, 0, ln_backward},
-    {"InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0, inorm_backward},
-    {"LRN", lrn_prepare, lrn_forward, NULL, 0, NULL},
-    {"LpNormalization", lpn_prepare, lpn_forward, NULL, 0, NULL},
-    {0},
+    { "BatchNormalization", bn_prepare, bn_forward, bn_release, GR_OPF_LAYOUT | GR_OPF_BWD_NO_Y,
+      bn_backward },
+    { "LayerNormalization", ln_prepare, ln_forward, ln_release, 0, ln_backward },
+    { "InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0, inorm_backward },
+    { "LRN", lrn_prepare, lrn_forward, NULL, 0, NULL },
+    { "LpNormalization", lpn_prepare, lpn_forward, NULL, 0, NULL },
+    { 0 },
 };

@@ -53,11 +53,13 @@ int gr_attr_ints(const gr_opctx *c, const char *name, int64_t *out, int max)
 int gr_op_check_arity(const gr_opctx *c, int min_in, int max_in, int min_out, int max_out)
 {
     int nin = c->nin;
-    while (nin > 0 && !c->in[nin - 1]) nin--;  /* trailing absent optionals do not count */
+    while (nin > 0 && !c->in[nin - 1]) nin--; /* trailing absent optionals do not count */
     if (nin < min_in || c->nin > max_in)
-        return gr_op_err(c, GRAFT_E_FORMAT, "has %d inputs, expected %d to %d", c->nin, min_in, max_in);
+        return gr_op_err(c, GRAFT_E_FORMAT, "has %d inputs, expected %d to %d", c->nin, min_in,
+                         max_in);
     if (c->nout < min_out || c->nout > max_out)
-        return gr_op_err(c, GRAFT_E_FORMAT, "has %d outputs, expected %d to %d", c->nout, min_out, max_out);
+        return gr_op_err(c, GRAFT_E_FORMAT, "has %d outputs, expected %d to %d", c->nout, min_out,
+                         max_out);
     for (int i = 0; i < min_in; i++)
         if (!c->in[i]) return gr_op_err(c, GRAFT_E_FORMAT, "required input %d is missing", i);
     return GRAFT_OK;
@@ -77,13 +79,18 @@ int gr_input_ints(const gr_opctx *c, int i, int64_t *out, int max)
     const gr_tensor *t = i < c->nin ? c->in[i] : NULL;
     if (!t) return -gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
     if (!t->data)
-        return -gr_op_err(c, GRAFT_E_UNSUPPORTED,
-                         "input %d must be known when the model is planned (a constant or computed "
-                         "from shapes); graft does not support data-dependent shapes here", i);
+        return -gr_op_err(
+            c, GRAFT_E_UNSUPPORTED,
+            "input %d must be known when the model is planned (a constant or computed "
+            "from shapes); graft does not support data-dependent shapes here",
+            i);
     if (t->dtype != GR_I64 && t->dtype != GR_I32)
-        return -gr_op_err(c, GRAFT_E_FORMAT, "input %d must be int64, got %s", i, gr_dtype_name(t->dtype));
+        return -gr_op_err(c, GRAFT_E_FORMAT, "input %d must be int64, got %s", i,
+                          gr_dtype_name(t->dtype));
     int64_t n = gr_numel(&t->shape);
-    if (n > max) return -gr_op_err(c, GRAFT_E_SHAPE, "input %d has %" PRId64 " elements, at most %d allowed", i, n, max);
+    if (n > max)
+        return -gr_op_err(c, GRAFT_E_SHAPE, "input %d has %" PRId64 " elements, at most %d allowed",
+                          i, n, max);
     for (int64_t k = 0; k < n; k++)
         out[k] = t->dtype == GR_I64 ? ((const int64_t *)t->data)[k] : ((const int32_t *)t->data)[k];
     return (int)n;
@@ -94,7 +101,8 @@ int gr_input_scalar(const gr_opctx *c, int i, double *out)
     const gr_tensor *t = i < c->nin ? c->in[i] : NULL;
     if (!t) return gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
     if (!t->data) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input %d must be a constant", i);
-    if (gr_numel(&t->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "input %d must be a scalar", i);
+    if (gr_numel(&t->shape) != 1)
+        return gr_op_err(c, GRAFT_E_SHAPE, "input %d must be a scalar", i);
     *out = gr_get_f64(t, 0);
     return GRAFT_OK;
 }
@@ -102,7 +110,8 @@ int gr_input_scalar(const gr_opctx *c, int i, double *out)
 int gr_op_axis(const gr_opctx *c, int64_t axis, int rank, int *out)
 {
     if (axis < -rank || axis >= (rank ? rank : 1))
-        return gr_op_err(c, GRAFT_E_SHAPE, "axis %" PRId64 " is out of range for rank %d", axis, rank);
+        return gr_op_err(c, GRAFT_E_SHAPE, "axis %" PRId64 " is out of range for rank %d", axis,
+                         rank);
     *out = (int)(axis < 0 ? axis + rank : axis);
     return GRAFT_OK;
 }
@@ -110,7 +119,7 @@ int gr_op_axis(const gr_opctx *c, int64_t axis, int rank, int *out)
 int gr_broadcast_shape(const gr_opctx *c, const gr_shape *a, const gr_shape *b, gr_shape *out)
 {
     int r = a->rank > b->rank ? a->rank : b->rank;
-    gr_shape s = {r, {0}};
+    gr_shape s = { r, { 0 } };
     for (int i = 0; i < r; i++) {
         int64_t da = i < r - a->rank ? 1 : a->d[i - (r - a->rank)];
         int64_t db = i < r - b->rank ? 1 : b->d[i - (r - b->rank)];
@@ -129,13 +138,16 @@ int gr_op_set_out(gr_opctx *c, int i, int dtype, const gr_shape *s)
 {
     if (i >= c->nout) return GRAFT_OK;
     for (int k = 0; k < s->rank; k++)
-        if (s->d[k] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "output %d would have a negative dimension", i);
+        if (s->d[k] < 0)
+            return gr_op_err(c, GRAFT_E_SHAPE, "output %d would have a negative dimension", i);
     int64_t n = gr_numel_checked(s, gr_dtype_size(dtype));
-    if (n < 0) return gr_op_err(c, GRAFT_E_SHAPE, "output %d would be too large (its size overflows)", i);
+    if (n < 0)
+        return gr_op_err(c, GRAFT_E_SHAPE, "output %d would be too large (its size overflows)", i);
     /* here, before a prepare builds tables sized by its output (Resize's index maps...) */
     int64_t bytes = n * (int64_t)gr_dtype_size(dtype);
-    int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, bytes, "node '%s' (%s): output %d needs %lld bytes", c->name,
-                            c->op_type, i, (long long)bytes);
+    int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, bytes,
+                            "node '%s' (%s): output %d needs %lld bytes", c->name, c->op_type, i,
+                            (long long)bytes);
     if (st) return st;
     c->out[i]->dtype = (gr_dtype)dtype;
     c->out[i]->shape = *s;
@@ -158,7 +170,8 @@ double gr_get_f64(const gr_tensor *t, int64_t i)
     case GR_I64: return (double)((const int64_t *)t->data)[i];
     case GR_I32: return ((const int32_t *)t->data)[i];
     case GR_I8: return ((const int8_t *)t->data)[i];
-    case GR_U8: case GR_BOOL: return ((const uint8_t *)t->data)[i];
+    case GR_U8:
+    case GR_BOOL: return ((const uint8_t *)t->data)[i];
     }
     return 0;
 }
@@ -182,7 +195,8 @@ int gr_op_check_attrs(const gr_opctx *c, const char *const *known)
         int ok = 0;
         for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, c->attrs[i].name) == 0;
         if (!ok)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)", c->attrs[i].name, c->opset);
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s' (opset %d)",
+                             c->attrs[i].name, c->opset);
     }
     return GRAFT_OK;
 }

@@ -38,8 +38,16 @@
 #include "core/core.h"
 
 /* ONNX AttributeProto.AttributeType numbers. */
-enum { GR_AT_FLOAT = 1, GR_AT_INT = 2, GR_AT_STRING = 3, GR_AT_TENSOR = 4, GR_AT_GRAPH = 5,
-       GR_AT_FLOATS = 6, GR_AT_INTS = 7, GR_AT_STRINGS = 8 };
+enum {
+    GR_AT_FLOAT = 1,
+    GR_AT_INT = 2,
+    GR_AT_STRING = 3,
+    GR_AT_TENSOR = 4,
+    GR_AT_GRAPH = 5,
+    GR_AT_FLOATS = 6,
+    GR_AT_INTS = 7,
+    GR_AT_STRINGS = 8
+};
 
 typedef struct gr_attr {
     const char *name;
@@ -47,35 +55,35 @@ typedef struct gr_attr {
     int64_t i;
     float f;
     const char *s;
-    int n;                /* length of ints / floats / strings */
+    int n; /* length of ints / floats / strings */
     int64_t *ints;
     float *floats;
     const char **strings;
-    gr_tensor t;          /* GR_AT_TENSOR */
+    gr_tensor t; /* GR_AT_TENSOR */
 } gr_attr;
 
-typedef struct gr_dnnl gr_dnnl;  /* oneDNN engine + stream, see dnnl_util.h */
+typedef struct gr_dnnl gr_dnnl; /* oneDNN engine + stream, see dnnl_util.h */
 
 typedef struct gr_opctx {
-    const char *name;      /* node name (or "#<index>" when the model has none) */
+    const char *name; /* node name (or "#<index>" when the model has none) */
     const char *op_type;
-    int opset;             /* opset of the node's domain */
+    int opset; /* opset of the node's domain */
     const gr_attr *attrs;
     int nattr;
     int nin, nout;
-    gr_tensor **in;        /* in[i] is NULL for an absent optional input */
+    gr_tensor **in; /* in[i] is NULL for an absent optional input */
     gr_tensor **out;
-    void *params;          /* op state, set by prepare */
-    gr_arena *arena;       /* plan lifetime */
-    size_t scratch_bytes;  /* prepare: bytes of scratch forward needs */
-    void *scratch;         /* forward: 64-byte aligned scratch of scratch_bytes */
-    int64_t flops;         /* prepare: multiply-adds x 2 for one run (0 for cheap ops) */
-    int use_ref;           /* use the plain C reference kernel, not oneDNN */
-    int layouts;           /* an op flagged GR_OPF_LAYOUT may leave outputs in a oneDNN layout */
+    void *params;         /* op state, set by prepare */
+    gr_arena *arena;      /* plan lifetime */
+    size_t scratch_bytes; /* prepare: bytes of scratch forward needs */
+    void *scratch;        /* forward: 64-byte aligned scratch of scratch_bytes */
+    int64_t flops;        /* prepare: multiply-adds x 2 for one run (0 for cheap ops) */
+    int use_ref;          /* use the plain C reference kernel, not oneDNN */
+    int layouts;          /* an op flagged GR_OPF_LAYOUT may leave outputs in a oneDNN layout */
     gr_dnnl *dnnl;
-    int training;          /* forward in training mode (BatchNorm batch statistics, Dropout) */
-    uint32_t need_grad;    /* bit i: backward must produce dL/d in[i]; 0: no backward */
-    gr_rng *rng;           /* training randomness (Dropout); owned by the engine */
+    int training;       /* forward in training mode (BatchNorm batch statistics, Dropout) */
+    uint32_t need_grad; /* bit i: backward must produce dL/d in[i]; 0: no backward */
+    gr_rng *rng;        /* training randomness (Dropout); owned by the engine */
 } gr_opctx;
 
 enum {
@@ -83,8 +91,8 @@ enum {
     GR_OPF_LAYOUT = 2,     /* prepare accepts inputs in a oneDNN layout (in[i]->layout != NULL) */
     /* What backward reads of the forward (memory: the planner frees what is not read). Without
      * these flags backward may read the data of every input and output. */
-    GR_OPF_BWD_NO_X = 4,   /* backward reads no input data (shapes only) */
-    GR_OPF_BWD_NO_Y = 8    /* backward reads no output data */
+    GR_OPF_BWD_NO_X = 4, /* backward reads no input data (shapes only) */
+    GR_OPF_BWD_NO_Y = 8  /* backward reads no output data */
 };
 
 /* An op flagged GR_OPF_LAYOUT returns this from prepare when it cannot read one of its inputs
@@ -93,7 +101,7 @@ enum {
 #define GR_RETRY_PLAIN 100
 
 typedef struct gr_opdef {
-    const char *name;      /* ONNX op type, default domain */
+    const char *name; /* ONNX op type, default domain */
     int (*prepare)(gr_opctx *c);
     void (*forward)(gr_opctx *c);
     void (*release)(void *params);
@@ -124,7 +132,8 @@ extern const gr_opdef gr_op_to_plain;
 /* ---- helpers for op implementations (opctx.c) ---- */
 
 /* Error naming the node: "node 'conv1' (Conv): <message>". Returns status. */
-int gr_op_err(const gr_opctx *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int gr_op_err(const gr_opctx *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 const gr_attr *gr_attr_get(const gr_opctx *c, const char *name);
 int64_t gr_attr_int(const gr_opctx *c, const char *name, int64_t def);

@@ -28,19 +28,19 @@ enum { POOL_MAX, POOL_AVG, POOL_LP };
 
 /* Geometry with the spatial axes normalised to three (missing leading axes have size 1). */
 typedef struct pool_geom {
-    int kind, nsp;                  /* POOL_*, number of spatial axes (1..3) */
+    int kind, nsp; /* POOL_*, number of spatial axes (1..3) */
     int64_t N, C;
-    int64_t in[3], out[3];          /* (D, H, W) of input and output */
-    int64_t k[3], s[3], d[3];       /* kernel, stride, dilation */
-    int64_t pb[3], pe[3];           /* begin and end pads (as ONNX gives them) */
+    int64_t in[3], out[3];    /* (D, H, W) of input and output */
+    int64_t k[3], s[3], d[3]; /* kernel, stride, dilation */
+    int64_t pb[3], pe[3];     /* begin and end pads (as ONNX gives them) */
     int count_include_pad, storage_order;
-    double p;                       /* LpPool norm order */
+    double p; /* LpPool norm order */
 } pool_geom;
 
 /* The primitive comes first: tests read it to know which kernel a case runs. */
 typedef struct pool_state {
-    dnnl_primitive_t prim;          /* NULL: the reference kernel runs */
-    dnnl_memory_t src, dst, spad;   /* spad NULL if the primitive needs no scratchpad */
+    dnnl_primitive_t prim;        /* NULL: the reference kernel runs */
+    dnnl_memory_t src, dst, spad; /* spad NULL if the primitive needs no scratchpad */
     dnnl_memory_desc_t src_md, dst_md;
     pool_geom g;
     /* training with oneDNN (need_grad != 0): the backward primitive, reading dout and writing din
@@ -73,10 +73,7 @@ static void store(gr_tensor *t, int64_t i, double v)
 }
 
 /* The value MaxPool writes for a window that holds no input element (only padding). */
-static double lowest(int dtype)
-{
-    return dtype == GR_U8 ? 0 : dtype == GR_I8 ? -128 : -INFINITY;
-}
+static double lowest(int dtype) { return dtype == GR_U8 ? 0 : dtype == GR_I8 ? -128 : -INFINITY; }
 
 /* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
  * c->scratch_bytes). Returns GRAFT_OK with *prim == NULL when oneDNN cannot run this case, so
@@ -88,24 +85,28 @@ static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b 
 /* Reads an INTS attribute of exactly n values (each >= lo and at most 2^24: no real kernel,
  * stride, dilation or pad comes near, and the shape arithmetic cannot overflow below it), or
  * fills def when absent. out has room for 6 values. */
-static int ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, int64_t lo, int64_t *out)
+static int ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, int64_t lo,
+                     int64_t *out)
 {
     int got = gr_attr_ints(c, name, out, 2 * 3);
     if (got < 0) {
         for (int i = 0; i < n; i++) out[i] = def;
         return GRAFT_OK;
     }
-    if (got != n) return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has %d values, expected %d", name, got, n);
+    if (got != n)
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has %d values, expected %d", name, got,
+                         n);
     for (int i = 0; i < n; i++)
         if (out[i] < lo || out[i] > (int64_t)1 << 24)
-            return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has value %lld, must be in [%lld, 16777216]", name,
+            return gr_op_err(c, GRAFT_E_FORMAT,
+                             "attribute '%s' has value %lld, must be in [%lld, 16777216]", name,
                              (long long)out[i], (long long)lo);
     return GRAFT_OK;
 }
 
 /* Output extent and pads of one spatial axis from auto_pad / pads / ceil_mode. */
-static int axis_geometry(const gr_opctx *c, const char *auto_pad, int ceil_mode, int64_t in, int64_t k,
-                         int64_t s, int64_t d, int64_t *pb, int64_t *pe, int64_t *out)
+static int axis_geometry(const gr_opctx *c, const char *auto_pad, int ceil_mode, int64_t in,
+                         int64_t k, int64_t s, int64_t d, int64_t *pb, int64_t *pe, int64_t *out)
 {
     int64_t ek = (k - 1) * d + 1;
     if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
@@ -117,16 +118,19 @@ static int axis_geometry(const gr_opctx *c, const char *auto_pad, int ceil_mode,
         *pe = total - *pb;
         return GRAFT_OK;
     }
-    if (strcmp(auto_pad, "VALID") == 0) *pb = *pe = 0, ceil_mode = 0;  /* the spec's VALID formula */
+    if (strcmp(auto_pad, "VALID") == 0) *pb = *pe = 0, ceil_mode = 0; /* the spec's VALID formula */
     else if (strcmp(auto_pad, "NOTSET") != 0)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "auto_pad '%s' is not supported (NOTSET, SAME_UPPER, "
-                         "SAME_LOWER or VALID)", auto_pad);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                         "auto_pad '%s' is not supported (NOTSET, SAME_UPPER, "
+                         "SAME_LOWER or VALID)",
+                         auto_pad);
     int64_t span = in + *pb + *pe - ek;
     if (span < 0)
-        return gr_op_err(c, GRAFT_E_SHAPE, "kernel extent %lld is larger than the padded input %lld",
-                         (long long)ek, (long long)(in + *pb + *pe));
+        return gr_op_err(c, GRAFT_E_SHAPE,
+                         "kernel extent %lld is larger than the padded input %lld", (long long)ek,
+                         (long long)(in + *pb + *pe));
     *out = (ceil_mode ? ceil_div(span, s) : span / s) + 1;
-    if (ceil_mode && (*out - 1) * s >= in + *pb) (*out)--;  /* window starting in the end pad */
+    if (ceil_mode && (*out - 1) * s >= in + *pb) (*out)--; /* window starting in the end pad */
     return GRAFT_OK;
 }
 
@@ -136,28 +140,35 @@ static int pool_geometry(gr_opctx *c, int kind, pool_geom *g)
     const gr_tensor *x = c->in[0];
     int rank = x->shape.rank, nsp = rank - 2;
     if (nsp < 1)
-        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...) of rank >= 3", rank);
+        return gr_op_err(c, GRAFT_E_SHAPE,
+                         "input has rank %d, expected (N, C, D1, ...) of rank >= 3", rank);
     if (nsp > 3)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "pooling over %d spatial axes; graft supports 1 to 3", nsp);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                         "pooling over %d spatial axes; graft supports 1 to 3", nsp);
     int64_t k[6], s[6], d[6], pads[6];
-    if (!gr_attr_get(c, "kernel_shape")) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'kernel_shape' is required");
+    if (!gr_attr_get(c, "kernel_shape"))
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'kernel_shape' is required");
     int st;
-    if ((st = ints_attr(c, "kernel_shape", nsp, 1, 1, k)) || (st = ints_attr(c, "strides", nsp, 1, 1, s)) ||
-        (st = ints_attr(c, "dilations", nsp, 1, 1, d)) || (st = ints_attr(c, "pads", 2 * nsp, 0, 0, pads)))
+    if ((st = ints_attr(c, "kernel_shape", nsp, 1, 1, k)) ||
+        (st = ints_attr(c, "strides", nsp, 1, 1, s)) ||
+        (st = ints_attr(c, "dilations", nsp, 1, 1, d)) ||
+        (st = ints_attr(c, "pads", 2 * nsp, 0, 0, pads)))
         return st;
     const char *auto_pad = gr_attr_str(c, "auto_pad", "NOTSET");
     int64_t ceil_mode = gr_attr_int(c, "ceil_mode", 0);
     if (ceil_mode != 0 && ceil_mode != 1)
-        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'ceil_mode' must be 0 or 1, got %lld", (long long)ceil_mode);
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'ceil_mode' must be 0 or 1, got %lld",
+                         (long long)ceil_mode);
     if (strcmp(auto_pad, "NOTSET") != 0)
         for (int i = 0; i < 2 * nsp; i++)
             if (pads[i])
-                return gr_op_err(c, GRAFT_E_FORMAT, "attributes 'pads' and 'auto_pad' %s cannot be used together",
+                return gr_op_err(c, GRAFT_E_FORMAT,
+                                 "attributes 'pads' and 'auto_pad' %s cannot be used together",
                                  auto_pad);
-    *g = (pool_geom){.kind = kind, .nsp = nsp, .N = x->shape.d[0], .C = x->shape.d[1]};
+    *g = (pool_geom){ .kind = kind, .nsp = nsp, .N = x->shape.d[0], .C = x->shape.d[1] };
     gr_shape ys = x->shape;
     for (int a = 0; a < 3; a++) {
-        int i = a - (3 - nsp);  /* index among the node's spatial axes, < 0 for the padding ones */
+        int i = a - (3 - nsp); /* index among the node's spatial axes, < 0 for the padding ones */
         g->in[a] = g->out[a] = g->k[a] = g->s[a] = g->d[a] = 1;
         if (i < 0) continue;
         g->in[a] = x->shape.d[2 + i];
@@ -193,7 +204,8 @@ static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, con
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < g->N * g->C; nc++)
         for (int64_t o = 0; o < oplane; o++) {
-            int64_t oi[3] = {o / (g->out[1] * g->out[2]), o / g->out[2] % g->out[1], o % g->out[2]};
+            int64_t oi[3] = { o / (g->out[1] * g->out[2]), o / g->out[2] % g->out[1],
+                              o % g->out[2] };
             int64_t start[3], lo[3], hi[3], padded = 1;
             for (int a = 0; a < 3; a++) {
                 start[a] = oi[a] * g->s[a] - g->pb[a];
@@ -203,7 +215,7 @@ static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, con
                 padded *= phi < g->k[a] ? phi : g->k[a];
             }
             double acc = g->kind == POOL_MAX ? empty : 0;
-            int64_t n = 0, best[3] = {-1, -1, -1};
+            int64_t n = 0, best[3] = { -1, -1, -1 };
             for (int64_t j0 = lo[0]; j0 < hi[0]; j0++)
                 for (int64_t j1 = lo[1]; j1 < hi[1]; j1++)
                     for (int64_t j2 = lo[2]; j2 < hi[2]; j2++) {
@@ -211,7 +223,8 @@ static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, con
                                 i2 = start[2] + j2 * g->d[2];
                         double v = load(x, nc * plane + (i0 * IH + i1) * IW + i2);
                         if (g->kind == POOL_MAX) {
-                            if (n == 0 || v > acc) acc = v, best[0] = i0, best[1] = i1, best[2] = i2;
+                            if (n == 0 || v > acc)
+                                acc = v, best[0] = i0, best[1] = i1, best[2] = i2;
                         } else if (g->kind == POOL_AVG) acc += v;
                         else acc += g->p == 1 ? fabs(v) : g->p == 2 ? v * v : pow(fabs(v), g->p);
                         n++;
@@ -223,9 +236,11 @@ static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, con
                 acc = g->p == 1 ? acc : g->p == 2 ? sqrt(acc) : pow(acc, 1.0 / g->p);
             store(y, nc * oplane + o, acc);
             if (ind)
-                ind[nc * oplane + o] = best[0] < 0 ? -1 : nc * plane +
-                    (g->storage_order ? best[0] + ID * (best[1] + IH * best[2])
-                                      : (best[0] * IH + best[1]) * IW + best[2]);
+                ind[nc * oplane + o] =
+                    best[0] < 0
+                        ? -1
+                        : nc * plane + (g->storage_order ? best[0] + ID * (best[1] + IH * best[2])
+                                                         : (best[0] * IH + best[1]) * IW + best[2]);
         }
 }
 
@@ -233,7 +248,8 @@ static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, con
  * forward's input. MaxPool routes each dy to the window's maximum, found again as forward found
  * it (the first of equal values); AveragePool spreads dy / divisor over the window's taps inside
  * the input. Each (n, c) plane is written by one thread. */
-static void pool_backward_ref(gr_tensor *dx, const gr_tensor *dy, const gr_tensor *x, const pool_geom *g)
+static void pool_backward_ref(gr_tensor *dx, const gr_tensor *dy, const gr_tensor *x,
+                              const pool_geom *g)
 {
     const int64_t IH = g->in[1], IW = g->in[2];
     const int64_t plane = g->in[0] * IH * IW, oplane = g->out[0] * g->out[1] * g->out[2];
@@ -241,7 +257,8 @@ static void pool_backward_ref(gr_tensor *dx, const gr_tensor *dy, const gr_tenso
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
         for (int64_t i = 0; i < plane; i++) store(dx, nc * plane + i, 0);
         for (int64_t o = 0; o < oplane; o++) {
-            int64_t oi[3] = {o / (g->out[1] * g->out[2]), o / g->out[2] % g->out[1], o % g->out[2]};
+            int64_t oi[3] = { o / (g->out[1] * g->out[2]), o / g->out[2] % g->out[1],
+                              o % g->out[2] };
             int64_t start[3], lo[3], hi[3], padded = 1, n = (int64_t)1, best = -1;
             for (int a = 0; a < 3; a++) {
                 start[a] = oi[a] * g->s[a] - g->pb[a];
@@ -251,12 +268,15 @@ static void pool_backward_ref(gr_tensor *dx, const gr_tensor *dy, const gr_tenso
                 n *= hi[a] - lo[a];
             }
             double gy = load(dy, nc * oplane + o), acc = 0;
-            double share = g->count_include_pad ? (padded ? gy / (double)padded : 0) : (n ? gy / (double)n : 0);
+            double share = g->count_include_pad ? (padded ? gy / (double)padded : 0)
+                                                : (n ? gy / (double)n : 0);
             for (int64_t j0 = lo[0]; j0 < hi[0]; j0++)
                 for (int64_t j1 = lo[1]; j1 < hi[1]; j1++)
                     for (int64_t j2 = lo[2]; j2 < hi[2]; j2++) {
-                        int64_t i = nc * plane + ((start[0] + j0 * g->d[0]) * IH + start[1] + j1 * g->d[1]) * IW +
-                                    start[2] + j2 * g->d[2];
+                        int64_t i =
+                            nc * plane +
+                            ((start[0] + j0 * g->d[0]) * IH + start[1] + j1 * g->d[1]) * IW +
+                            start[2] + j2 * g->d[2];
                         if (g->kind == POOL_AVG) {
                             store(dx, i, load(dx, i) + share);
                             continue;
@@ -276,7 +296,7 @@ static void pool_release(void *params)
     pool_state *s = params;
     if (s->prim) dnnl_primitive_destroy(s->prim);
     if (s->bwd) dnnl_primitive_destroy(s->bwd);
-    dnnl_memory_t mems[] = {s->src, s->dst, s->spad, s->ws, s->ddst, s->dsrc, s->bspad};
+    dnnl_memory_t mems[] = { s->src, s->dst, s->spad, s->ws, s->ddst, s->dsrc, s->bspad };
     for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
 }
@@ -306,13 +326,17 @@ static int pool_train_make(gr_opctx *c, pool_state *s, const dnnl_pooling_v2_des
     size_t wbytes = wmd ? dnnl_memory_desc_get_size(wmd) : 0;
     if (wbytes) {
         void *buf = gr_arena_alloc(c->arena, wbytes);
-        if (!buf) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory for a %zu-byte pooling workspace", wbytes);
+        if (!buf)
+            return gr_op_err(c, GRAFT_E_NOMEM, "out of memory for a %zu-byte pooling workspace",
+                             wbytes);
         if ((st = gr_dnnl_check(c, dnnl_memory_create(&s->ws, wmd, eng, buf), "memory"))) return st;
     }
-    if (dnnl_pooling_v2_backward_desc_init(&d, fwd->alg_kind, &s->src_md, &s->dst_md, fwd->strides, fwd->kernel,
-                                           fwd->dilation, fwd->padding[0], fwd->padding[1]) != dnnl_success)
+    if (dnnl_pooling_v2_backward_desc_init(&d, fwd->alg_kind, &s->src_md, &s->dst_md, fwd->strides,
+                                           fwd->kernel, fwd->dilation, fwd->padding[0],
+                                           fwd->padding[1]) != dnnl_success)
         return GRAFT_OK;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
     dnnl_status_t ds = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &d, attr, eng, fpd);
     dnnl_primitive_attr_destroy(attr);
@@ -325,8 +349,12 @@ static int pool_train_make(gr_opctx *c, pool_state *s, const dnnl_pooling_v2_des
         st = gr_dnnl_check(c, dnnl_memory_create(&s->bspad, smd, eng, DNNL_MEMORY_NONE), "memory");
         if (sbytes > c->scratch_bytes) c->scratch_bytes = sbytes;
     }
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->ddst, &s->dst_md, eng, DNNL_MEMORY_NONE), "memory");
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dsrc, &s->src_md, eng, DNNL_MEMORY_NONE), "memory");
+    if (!st)
+        st = gr_dnnl_check(c, dnnl_memory_create(&s->ddst, &s->dst_md, eng, DNNL_MEMORY_NONE),
+                           "memory");
+    if (!st)
+        st = gr_dnnl_check(c, dnnl_memory_create(&s->dsrc, &s->src_md, eng, DNNL_MEMORY_NONE),
+                           "memory");
     if (!st) st = gr_dnnl_check(c, dnnl_primitive_create(&s->bwd, pd), "primitive");
     dnnl_primitive_desc_destroy(pd);
     *made = !st;
@@ -336,21 +364,22 @@ static int pool_train_make(gr_opctx *c, pool_state *s, const dnnl_pooling_v2_des
 /* Creates the pooling primitive for desc-making function `init`'s parameters, reading the input
  * in the layout it comes in and writing the layout oneDNN prefers when the plan allows layouts.
  * Returns GR_RETRY_PLAIN when the input is in a oneDNN layout but oneDNN declined. */
-static int pool_dnnl_make(gr_opctx *c, pool_state *s, dnnl_alg_kind_t alg, const dnnl_dims_t strides,
-                          const dnnl_dims_t kernel, const dnnl_dims_t dil, const dnnl_dims_t pl,
-                          const dnnl_dims_t pr)
+static int pool_dnnl_make(gr_opctx *c, pool_state *s, dnnl_alg_kind_t alg,
+                          const dnnl_dims_t strides, const dnnl_dims_t kernel,
+                          const dnnl_dims_t dil, const dnnl_dims_t pl, const dnnl_dims_t pr)
 {
     dnnl_pooling_v2_desc_t desc;
     int st;
-    if ((st = gr_dnnl_md_of(c->in[0], &s->src_md)) || (st = gr_dnnl_plain_md(&s->dst_md, &c->out[0]->shape)))
+    if ((st = gr_dnnl_md_of(c->in[0], &s->src_md)) ||
+        (st = gr_dnnl_plain_md(&s->dst_md, &c->out[0]->shape)))
         return st;
     if (c->layouts && c->in[0]->layout &&
         dnnl_memory_desc_init_by_tag(&s->dst_md, s->dst_md.ndims, s->dst_md.dims, dnnl_f32,
                                      dnnl_format_tag_any) != dnnl_success)
         return gr_op_err(c, GRAFT_E_INTERNAL, "oneDNN: bad memory descriptor");
     dnnl_prop_kind_t prop = c->need_grad ? dnnl_forward_training : dnnl_forward_inference;
-    if (dnnl_pooling_v2_forward_desc_init(&desc, prop, alg, &s->src_md, &s->dst_md, strides,
-                                          kernel, dil, pl, pr) != dnnl_success)
+    if (dnnl_pooling_v2_forward_desc_init(&desc, prop, alg, &s->src_md, &s->dst_md, strides, kernel,
+                                          dil, pl, pr) != dnnl_success)
         return c->in[0]->layout ? GR_RETRY_PLAIN : GRAFT_OK;
     if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->spad))) return st;
     if (!s->prim) return c->in[0]->layout ? GR_RETRY_PLAIN : GRAFT_OK;
@@ -358,12 +387,16 @@ static int pool_dnnl_make(gr_opctx *c, pool_state *s, dnnl_alg_kind_t alg, const
     dnnl_primitive_get_primitive_desc(s->prim, &pd);
     s->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     gr_dnnl_set_layout(c->out[0], &s->dst_md);
-    st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &s->src_md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &s->dst_md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    st = gr_dnnl_check(
+        c, dnnl_memory_create(&s->src, &s->src_md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    if (!st)
+        st = gr_dnnl_check(
+            c, dnnl_memory_create(&s->dst, &s->dst_md, c->dnnl->engine, DNNL_MEMORY_NONE),
+            "memory");
     int made = 1;
     if (!st && c->need_grad) st = pool_train_make(c, s, &desc, pd, &made);
     if (st || made) return st;
-    pool_drop(s);  /* no oneDNN backward: the reference kernels run, on plain tensors */
+    pool_drop(s); /* no oneDNN backward: the reference kernels run, on plain tensors */
     gr_op_set_out(c, 0, c->in[0]->dtype, &c->out[0]->shape);
     return c->in[0]->layout ? GR_RETRY_PLAIN : GRAFT_OK;
 }
@@ -381,16 +414,18 @@ static int pool_dnnl_prepare(gr_opctx *c, pool_state *s)
     for (int i = 0; i < g->nsp; i++) {
         int a = 3 - g->nsp + i;
         int64_t ek = (g->k[a] - 1) * g->d[a] + 1;
-        int64_t need = (g->out[a] - 1) * g->s[a] + ek - g->in[a] - g->pb[a];  /* right pad for ceil */
-        strides[i] = g->s[a], kernel[i] = g->k[a], dil[i] = g->d[a] - 1;  /* oneDNN: 0 = dense */
+        int64_t need =
+            (g->out[a] - 1) * g->s[a] + ek - g->in[a] - g->pb[a];        /* right pad for ceil */
+        strides[i] = g->s[a], kernel[i] = g->k[a], dil[i] = g->d[a] - 1; /* oneDNN: 0 = dense */
         pl[i] = g->pb[a];
         pr[i] = need > g->pe[a] ? need : g->pe[a];
         ceil_ext |= need > g->pe[a];
     }
-    dnnl_alg_kind_t alg = g->kind == POOL_MAX ? dnnl_pooling_max
-                        : g->count_include_pad ? dnnl_pooling_avg_include_padding
-                                               : dnnl_pooling_avg_exclude_padding;
-    if (alg == dnnl_pooling_avg_include_padding && ceil_ext) return blocked ? GR_RETRY_PLAIN : GRAFT_OK;
+    dnnl_alg_kind_t alg = g->kind == POOL_MAX    ? dnnl_pooling_max
+                          : g->count_include_pad ? dnnl_pooling_avg_include_padding
+                                                 : dnnl_pooling_avg_exclude_padding;
+    if (alg == dnnl_pooling_avg_include_padding && ceil_ext)
+        return blocked ? GR_RETRY_PLAIN : GRAFT_OK;
     int st = pool_dnnl_make(c, s, alg, strides, kernel, dil, pl, pr);
     if (st == GR_RETRY_PLAIN) pool_release(s);
     return st;
@@ -400,13 +435,13 @@ static void pool_forward_dnnl(gr_opctx *c, pool_state *s)
 {
     dnnl_memory_set_data_handle(s->src, c->in[0]->data);
     dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_DST, s->dst}};
+    dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, s->src }, { DNNL_ARG_DST, s->dst } };
     int n = 2;
     if (s->spad) {
         dnnl_memory_set_data_handle(s->spad, c->scratch);
-        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, s->spad};
+        args[n++] = (dnnl_exec_arg_t){ DNNL_ARG_SCRATCHPAD, s->spad };
     }
-    if (s->ws) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, s->ws};
+    if (s->ws) args[n++] = (dnnl_exec_arg_t){ DNNL_ARG_WORKSPACE, s->ws };
     dnnl_primitive_execute(s->prim, c->dnnl->stream, n, args);
     dnnl_stream_wait(c->dnnl->stream);
 }
@@ -415,13 +450,13 @@ static void pool_backward_dnnl(gr_opctx *c, pool_state *s, const gr_tensor *dy, 
 {
     dnnl_memory_set_data_handle(s->ddst, dy->data);
     dnnl_memory_set_data_handle(s->dsrc, dx->data);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, s->ddst}, {DNNL_ARG_DIFF_SRC, s->dsrc}};
+    dnnl_exec_arg_t args[4] = { { DNNL_ARG_DIFF_DST, s->ddst }, { DNNL_ARG_DIFF_SRC, s->dsrc } };
     int n = 2;
     if (s->bspad) {
         dnnl_memory_set_data_handle(s->bspad, c->scratch);
-        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, s->bspad};
+        args[n++] = (dnnl_exec_arg_t){ DNNL_ARG_SCRATCHPAD, s->bspad };
     }
-    if (s->ws) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, s->ws};
+    if (s->ws) args[n++] = (dnnl_exec_arg_t){ DNNL_ARG_WORKSPACE, s->ws };
     dnnl_primitive_execute(s->bwd, c->dnnl->stream, n, args);
     dnnl_stream_wait(c->dnnl->stream);
 }
@@ -436,20 +471,25 @@ static int check_grad_dtype(gr_opctx *c)
                      gr_dtype_name(c->in[0]->dtype));
 }
 
-static const int float_types[] = {GR_F32, GR_F64, 0};
-static const int max_types[] = {GR_F32, GR_F64, GR_U8, GR_I8, 0};
+static const int float_types[] = { GR_F32, GR_F64, 0 };
+static const int max_types[] = { GR_F32, GR_F64, GR_U8, GR_I8, 0 };
 
 static int pool_prepare(gr_opctx *c, int kind)
 {
-    static const char *const max_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
-                                            "storage_order", "strides", NULL};
-    static const char *const avg_attrs[] = {"auto_pad", "ceil_mode", "count_include_pad", "dilations",
-                                            "kernel_shape", "pads", "strides", NULL};
-    static const char *const lp_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "p", "pads",
-                                           "strides", NULL};
+    static const char *const max_attrs[] = { "auto_pad",     "ceil_mode", "dilations",
+                                             "kernel_shape", "pads",      "storage_order",
+                                             "strides",      NULL };
+    static const char *const avg_attrs[] = { "auto_pad",          "ceil_mode",
+                                             "count_include_pad", "dilations",
+                                             "kernel_shape",      "pads",
+                                             "strides",           NULL };
+    static const char *const lp_attrs[] = { "auto_pad", "ceil_mode", "dilations", "kernel_shape",
+                                            "p",        "pads",      "strides",   NULL };
     int st;
     if ((st = gr_op_check_arity(c, 1, 1, 1, kind == POOL_MAX ? 2 : 1)) ||
-        (st = gr_op_check_attrs(c, kind == POOL_MAX ? max_attrs : kind == POOL_AVG ? avg_attrs : lp_attrs)) ||
+        (st = gr_op_check_attrs(c, kind == POOL_MAX   ? max_attrs
+                                   : kind == POOL_AVG ? avg_attrs
+                                                      : lp_attrs)) ||
         (st = gr_op_check_dtype(c, 0, kind == POOL_MAX ? max_types : float_types)))
         return st;
     pool_state *s = gr_op_params(c, sizeof *s);
@@ -463,7 +503,8 @@ static int pool_prepare(gr_opctx *c, int kind)
     if (kind == POOL_AVG) s->g.count_include_pad = (int)v;
     if (kind == POOL_LP) {
         s->g.p = gr_attr_float(c, "p", 2);
-        if (!(s->g.p > 0)) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'p' must be positive, got %g", s->g.p);
+        if (!(s->g.p > 0))
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'p' must be positive, got %g", s->g.p);
     }
     if ((st = check_grad_dtype(c))) return st;
     return pool_dnnl_prepare(c, s);
@@ -499,26 +540,29 @@ static void pool_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
 /* ---- global pools: one value per (n, c) over all spatial positions ---- */
 
 typedef struct global_state {
-    pool_state pool;                /* first: a oneDNN pooling over the whole map, or prim NULL */
+    pool_state pool; /* first: a oneDNN pooling over the whole map, or prim NULL */
     int kind;
     double p;
 } global_state;
 
 static int global_prepare(gr_opctx *c, int kind)
 {
-    static const char *const no_attrs[] = {NULL}, *const lp_attrs[] = {"p", NULL};
+    static const char *const no_attrs[] = { NULL }, *const lp_attrs[] = { "p", NULL };
     const gr_tensor *x = c->in[0];
     int st;
-    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, kind == POOL_LP ? lp_attrs : no_attrs)) ||
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) ||
+        (st = gr_op_check_attrs(c, kind == POOL_LP ? lp_attrs : no_attrs)) ||
         (st = gr_op_check_dtype(c, 0, float_types)))
         return st;
     if (x->shape.rank < 2)
-        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)", x->shape.rank);
+        return gr_op_err(c, GRAFT_E_SHAPE, "input has rank %d, expected (N, C, D1, ...)",
+                         x->shape.rank);
     global_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
     s->kind = kind;
     s->p = gr_attr_float(c, "p", 2);
-    if (!(s->p > 0)) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'p' must be positive, got %g", s->p);
+    if (!(s->p > 0))
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'p' must be positive, got %g", s->p);
     gr_shape ys = x->shape;
     for (int i = 2; i < ys.rank; i++) ys.d[i] = 1;
     if ((st = gr_op_set_out(c, 0, x->dtype, &ys)) || (st = check_grad_dtype(c))) return st;
@@ -528,7 +572,8 @@ static int global_prepare(gr_opctx *c, int kind)
     dnnl_dims_t strides, kernel, dil, pads;
     for (int i = 2; i < x->shape.rank; i++)
         strides[i - 2] = 1, kernel[i - 2] = x->shape.d[i], dil[i - 2] = 0, pads[i - 2] = 0;
-    st = pool_dnnl_make(c, &s->pool, kind == POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding,
+    st = pool_dnnl_make(c, &s->pool,
+                        kind == POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding,
                         strides, kernel, dil, pads, pads);
     if (st == GR_RETRY_PLAIN) pool_release(&s->pool);
     return st;
@@ -593,11 +638,12 @@ static void global_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
 }
 
 const gr_opdef gr_ops_pool[] = {
-    {"MaxPool", maxpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward},
-    {"AveragePool", avgpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward},
-    {"LpPool", lppool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL},
-    {"GlobalAveragePool", gap_prepare, global_forward, pool_release, GR_OPF_LAYOUT, global_backward},
-    {"GlobalMaxPool", gmp_prepare, global_forward, pool_release, GR_OPF_LAYOUT, global_backward},
-    {"GlobalLpPool", glp_prepare, global_forward, NULL, 0, NULL},
-    {0},
+    { "MaxPool", maxpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward },
+    { "AveragePool", avgpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward },
+    { "LpPool", lppool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL },
+    { "GlobalAveragePool", gap_prepare, global_forward, pool_release, GR_OPF_LAYOUT,
+      global_backward },
+    { "GlobalMaxPool", gmp_prepare, global_forward, pool_release, GR_OPF_LAYOUT, global_backward },
+    { "GlobalLpPool", glp_prepare, global_forward, NULL, 0, NULL },
+    { 0 },
 };

@@ -34,7 +34,8 @@ static int bool_attr(const gr_opctx *c, const char *name, int def, int *out)
 {
     int64_t v = gr_attr_int(c, name, def);
     if (v != 0 && v != 1)
-        return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' must be 0 or 1, got %lld", name, (long long)v);
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' must be 0 or 1, got %lld", name,
+                         (long long)v);
     *out = (int)v;
     return GRAFT_OK;
 }
@@ -97,16 +98,16 @@ enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_L1, R_L2, R_SUMSQ, R_LOGSUM, R_LOG
 typedef struct red_geom {
     int kind, dtype, noop;
     int nk, nr;
-    int64_t kd[GR_MAXDIM], ks[GR_MAXDIM];  /* kept dims, strides */
-    int64_t rd[GR_MAXDIM], rs[GR_MAXDIM];  /* reduced dims, strides */
-    int64_t nout, R;                       /* output elements, reduced elements per output */
+    int64_t kd[GR_MAXDIM], ks[GR_MAXDIM]; /* kept dims, strides */
+    int64_t rd[GR_MAXDIM], rs[GR_MAXDIM]; /* reduced dims, strides */
+    int64_t nout, R;                      /* output elements, reduced elements per output */
 } red_geom;
 
 /* Splits the input dims into merged kept / reduced runs. red[i]: dim i is reduced. */
 static void red_layout(red_geom *g, const gr_shape *x, const int *red)
 {
     int64_t stride = 1;
-    int last = -1;  /* kind of the previous (inner) non-trivial dim */
+    int last = -1; /* kind of the previous (inner) non-trivial dim */
     g->nk = g->nr = 0;
     g->nout = g->R = 1;
     for (int i = x->rank - 1; i >= 0; i--) {
@@ -116,7 +117,7 @@ static void red_layout(red_geom *g, const gr_shape *x, const int *red)
         if (d != 1) {
             int64_t *dims = red[i] ? g->rd : g->kd, *str = red[i] ? g->rs : g->ks;
             int *n = red[i] ? &g->nr : &g->nk;
-            if (last == red[i]) dims[0] *= d;  /* merge with the inner neighbour */
+            if (last == red[i]) dims[0] *= d; /* merge with the inner neighbour */
             else {
                 memmove(dims + 1, dims, sizeof(int64_t) * (size_t)*n);
                 memmove(str + 1, str, sizeof(int64_t) * (size_t)*n);
@@ -140,23 +141,23 @@ static int64_t red_base(const red_geom *g, int64_t o)
 }
 
 /* Calls BODY(offset) for every reduced element of the output at base `base`. */
-#define FOR_REDUCED(g, base, BODY)                                                          \
-    do {                                                                                    \
-        int64_t cnt_[GR_MAXDIM] = {0}, off_ = (base);                                       \
-        const int nr_ = (g)->nr;                                                            \
-        const int64_t in_n_ = nr_ ? (g)->rd[nr_ - 1] : 1, in_s_ = nr_ ? (g)->rs[nr_ - 1] : 0; \
-        if ((g)->R == 0) break;                                                             \
-        for (;;) {                                                                          \
-            for (int64_t j_ = 0; j_ < in_n_; j_++) { BODY(off_ + j_ * in_s_); }             \
-            int a_ = nr_ - 2;                                                               \
-            for (; a_ >= 0; a_--) {                                                         \
-                off_ += (g)->rs[a_];                                                        \
-                if (++cnt_[a_] < (g)->rd[a_]) break;                                        \
-                off_ -= cnt_[a_] * (g)->rs[a_];                                             \
-                cnt_[a_] = 0;                                                               \
-            }                                                                               \
-            if (a_ < 0) break;                                                              \
-        }                                                                                   \
+#define FOR_REDUCED(g, base, BODY)                                                                 \
+    do {                                                                                           \
+        int64_t cnt_[GR_MAXDIM] = { 0 }, off_ = (base);                                            \
+        const int nr_ = (g)->nr;                                                                   \
+        const int64_t in_n_ = nr_ ? (g)->rd[nr_ - 1] : 1, in_s_ = nr_ ? (g)->rs[nr_ - 1] : 0;      \
+        if ((g)->R == 0) break;                                                                    \
+        for (;;) {                                                                                 \
+            for (int64_t j_ = 0; j_ < in_n_; j_++) { BODY(off_ + j_ * in_s_); }                    \
+            int a_ = nr_ - 2;                                                                      \
+            for (; a_ >= 0; a_--) {                                                                \
+                off_ += (g)->rs[a_];                                                               \
+                if (++cnt_[a_] < (g)->rd[a_]) break;                                               \
+                off_ -= cnt_[a_] * (g)->rs[a_];                                                    \
+                cnt_[a_] = 0;                                                                      \
+            }                                                                                      \
+            if (a_ < 0) break;                                                                     \
+        }                                                                                          \
     } while (0)
 
 /* One output in double precision (floats, and integer kinds that are not exact sums). */
@@ -172,22 +173,41 @@ static double reduce_one_f(const red_geom *g, const void *x, int64_t base)
     }
 #define R_ADD(i) acc += ldf(x, dt, i)
 #define R_ABS(i) acc += fabs(ldf(x, dt, i))
-#define R_SQ(i) do { double v_ = ldf(x, dt, i); acc += v_ * v_; } while (0)
+#define R_SQ(i)                                                                                    \
+    do {                                                                                           \
+        double v_ = ldf(x, dt, i);                                                                 \
+        acc += v_ * v_;                                                                            \
+    } while (0)
 #define R_MUL(i) acc *= ldf(x, dt, i)
-#define R_MX(i) do { double v_ = ldf(x, dt, i); if (v_ > acc || isnan(v_)) acc = isnan(acc) ? acc : v_; } while (0)
-#define R_MN(i) do { double v_ = ldf(x, dt, i); if (v_ < acc || isnan(v_)) acc = isnan(acc) ? acc : v_; } while (0)
-#define R_MAXV(i) do { double v_ = ldf(x, dt, i); if (v_ > mx) mx = v_; } while (0)
+#define R_MX(i)                                                                                    \
+    do {                                                                                           \
+        double v_ = ldf(x, dt, i);                                                                 \
+        if (v_ > acc || isnan(v_)) acc = isnan(acc) ? acc : v_;                                    \
+    } while (0)
+#define R_MN(i)                                                                                    \
+    do {                                                                                           \
+        double v_ = ldf(x, dt, i);                                                                 \
+        if (v_ < acc || isnan(v_)) acc = isnan(acc) ? acc : v_;                                    \
+    } while (0)
+#define R_MAXV(i)                                                                                  \
+    do {                                                                                           \
+        double v_ = ldf(x, dt, i);                                                                 \
+        if (v_ > mx) mx = v_;                                                                      \
+    } while (0)
 #define R_EXP(i) acc += exp(ldf(x, dt, i) - mx)
     switch (g->kind) {
-    case R_SUM: case R_MEAN: case R_LOGSUM: FOR_REDUCED(g, base, R_ADD); break;
+    case R_SUM:
+    case R_MEAN:
+    case R_LOGSUM: FOR_REDUCED(g, base, R_ADD); break;
     case R_L1: FOR_REDUCED(g, base, R_ABS); break;
-    case R_L2: case R_SUMSQ: FOR_REDUCED(g, base, R_SQ); break;
+    case R_L2:
+    case R_SUMSQ: FOR_REDUCED(g, base, R_SQ); break;
     case R_PROD: FOR_REDUCED(g, base, R_MUL); break;
     case R_MAX: FOR_REDUCED(g, base, R_MX); break;
     case R_MIN: FOR_REDUCED(g, base, R_MN); break;
     case R_LOGSUMEXP:
         FOR_REDUCED(g, base, R_MAXV);
-        if (isinf(mx)) return mx;  /* +inf, or all -inf (or empty): -inf */
+        if (isinf(mx)) return mx; /* +inf, or all -inf (or empty): -inf */
         FOR_REDUCED(g, base, R_EXP);
         return mx + log(acc);
     }
@@ -207,20 +227,37 @@ static int64_t reduce_one_i(const red_geom *g, const void *x, int64_t base)
     int64_t best = 0;
     int first = 1;
 #define I_ADD(i) acc += (uint64_t)ldi(x, dt, i)
-#define I_ABS(i) do { int64_t v_ = ldi(x, dt, i); acc += (uint64_t)(v_ < 0 ? -(uint64_t)v_ : (uint64_t)v_); } while (0)
-#define I_SQ(i) do { uint64_t v_ = (uint64_t)ldi(x, dt, i); acc += v_ * v_; } while (0)
+#define I_ABS(i)                                                                                   \
+    do {                                                                                           \
+        int64_t v_ = ldi(x, dt, i);                                                                \
+        acc += (uint64_t)(v_ < 0 ? -(uint64_t)v_ : (uint64_t)v_);                                  \
+    } while (0)
+#define I_SQ(i)                                                                                    \
+    do {                                                                                           \
+        uint64_t v_ = (uint64_t)ldi(x, dt, i);                                                     \
+        acc += v_ * v_;                                                                            \
+    } while (0)
 #define I_MUL(i) acc *= (uint64_t)ldi(x, dt, i)
-#define I_MX(i) do { int64_t v_ = ldi(x, dt, i); if (first || v_ > best) best = v_, first = 0; } while (0)
-#define I_MN(i) do { int64_t v_ = ldi(x, dt, i); if (first || v_ < best) best = v_, first = 0; } while (0)
+#define I_MX(i)                                                                                    \
+    do {                                                                                           \
+        int64_t v_ = ldi(x, dt, i);                                                                \
+        if (first || v_ > best) best = v_, first = 0;                                              \
+    } while (0)
+#define I_MN(i)                                                                                    \
+    do {                                                                                           \
+        int64_t v_ = ldi(x, dt, i);                                                                \
+        if (first || v_ < best) best = v_, first = 0;                                              \
+    } while (0)
     switch (g->kind) {
     case R_SUM: FOR_REDUCED(g, base, I_ADD); break;
     case R_L1: FOR_REDUCED(g, base, I_ABS); break;
     case R_SUMSQ: FOR_REDUCED(g, base, I_SQ); break;
     case R_PROD: FOR_REDUCED(g, base, I_MUL); break;
-    case R_MAX: case R_MIN:
+    case R_MAX:
+    case R_MIN:
         if (g->kind == R_MAX) FOR_REDUCED(g, base, I_MX);
         else FOR_REDUCED(g, base, I_MN);
-        if (first) {  /* empty: the lowest / highest value of the type */
+        if (first) { /* empty: the lowest / highest value of the type */
             int lo = g->kind == R_MAX;
             switch (dt) {
             case GR_I32: return lo ? INT32_MIN : INT32_MAX;
@@ -285,7 +322,7 @@ static void reduce_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
         /* Max/Min: y holds the extremum itself (one of the x values, or NaN). */
         double e = ldf(y->data, dt, o);
         int64_t ties = 0;
-#define B_HIT(i) (isnan(e) ? isnan(ldf(x->data, dt, i)) : ldf(x->data, dt, i) == e)
+#define B_HIT(i)   (isnan(e) ? isnan(ldf(x->data, dt, i)) : ldf(x->data, dt, i) == e)
 #define B_COUNT(i) ties += B_HIT(i)
         FOR_REDUCED(g, base, B_COUNT);
         double share = ties ? d / (double)ties : 0;
@@ -297,28 +334,36 @@ static void reduce_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
 /* Reads the axes (attribute or input, by opset) into red[]; sets *noop. */
 static int reduce_axes(gr_opctx *c, int kind, int *red, int *noop)
 {
-    int rank = c->in[0]->shape.rank, axes_input = c->opset >= 18 || (kind == R_SUM && c->opset >= 13);
+    int rank = c->in[0]->shape.rank,
+        axes_input = c->opset >= 18 || (kind == R_SUM && c->opset >= 13);
     int64_t axes[GR_MAXDIM * 2];
     int n = -1, st, noop_attr = 0;
     if (axes_input) {
         if ((st = bool_attr(c, "noop_with_empty_axes", 0, &noop_attr))) return st;
         const gr_tensor *t = c->nin > 1 ? c->in[1] : NULL;
         if (t && t->shape.rank != 1)
-            return gr_op_err(c, GRAFT_E_SHAPE, "input 'axes' must be 1-D, got rank %d", t->shape.rank);
-        if (t && gr_numel(&t->shape) == 0) n = 0;  /* empty: known from the shape alone */
-        else if (t && (n = gr_input_ints(c, 1, axes, GR_MAXDIM * 2)) < 0) return -n;  /* minus a status */
+            return gr_op_err(c, GRAFT_E_SHAPE, "input 'axes' must be 1-D, got rank %d",
+                             t->shape.rank);
+        if (t && gr_numel(&t->shape) == 0) n = 0; /* empty: known from the shape alone */
+        else if (t && (n = gr_input_ints(c, 1, axes, GR_MAXDIM * 2)) < 0)
+            return -n; /* minus a status */
     } else {
-        if (c->nin > 1) return gr_op_err(c, GRAFT_E_FORMAT, "has %d inputs; 'axes' is an attribute before opset %d",
-                                         c->nin, kind == R_SUM ? 13 : 18);
+        if (c->nin > 1)
+            return gr_op_err(c, GRAFT_E_FORMAT,
+                             "has %d inputs; 'axes' is an attribute before opset %d", c->nin,
+                             kind == R_SUM ? 13 : 18);
         n = gr_attr_ints(c, "axes", axes, GR_MAXDIM * 2);
-        if (n > GR_MAXDIM * 2) return gr_op_err(c, GRAFT_E_SHAPE, "attribute 'axes' has %d values", n);
+        if (n > GR_MAXDIM * 2)
+            return gr_op_err(c, GRAFT_E_SHAPE, "attribute 'axes' has %d values", n);
     }
     *noop = n <= 0 && noop_attr;
-    for (int i = 0; i < rank; i++) red[i] = n <= 0 && !noop_attr;  /* no axes: all, or none */
+    for (int i = 0; i < rank; i++) red[i] = n <= 0 && !noop_attr; /* no axes: all, or none */
     for (int i = 0; i < n; i++) {
         int a;
         if ((st = gr_op_axis(c, axes[i], rank, &a))) return st;
-        if (red[a]) return gr_op_err(c, GRAFT_E_FORMAT, "axis %lld appears twice in 'axes'", (long long)axes[i]);
+        if (red[a])
+            return gr_op_err(c, GRAFT_E_FORMAT, "axis %lld appears twice in 'axes'",
+                             (long long)axes[i]);
         red[a] = 1;
     }
     return GRAFT_OK;
@@ -326,16 +371,16 @@ static int reduce_axes(gr_opctx *c, int kind, int *red, int *noop)
 
 static int reduce_prepare(gr_opctx *c, int kind)
 {
-    static const int types[] = {GR_F32, GR_F64, GR_I32, GR_I64, 0};
-    static const int minmax_types[] = {GR_F32, GR_F64, GR_I32, GR_I64, GR_I8, GR_U8, 0};
-    static const char *const attr_axes[] = {"axes", "keepdims", NULL};
-    static const char *const input_axes[] = {"keepdims", "noop_with_empty_axes", NULL};
+    static const int types[] = { GR_F32, GR_F64, GR_I32, GR_I64, 0 };
+    static const int minmax_types[] = { GR_F32, GR_F64, GR_I32, GR_I64, GR_I8, GR_U8, 0 };
+    static const char *const attr_axes[] = { "axes", "keepdims", NULL };
+    static const char *const input_axes[] = { "keepdims", "noop_with_empty_axes", NULL };
     int axes_input = c->opset >= 18 || (kind == R_SUM && c->opset >= 13), st, keep = 1;
     /* int8/uint8 ReduceMax/Min came with opset 12 */
     const int *dt = (kind == R_MAX || kind == R_MIN) && c->opset >= 12 ? minmax_types : types;
     if ((st = gr_op_check_arity(c, 1, axes_input ? 2 : 1, 1, 1)) ||
-        (st = gr_op_check_attrs(c, axes_input ? input_axes : attr_axes)) || (st = gr_op_check_dtype(c, 0, dt)) ||
-        (st = bool_attr(c, "keepdims", 1, &keep)))
+        (st = gr_op_check_attrs(c, axes_input ? input_axes : attr_axes)) ||
+        (st = gr_op_check_dtype(c, 0, dt)) || (st = bool_attr(c, "keepdims", 1, &keep)))
         return st;
     const gr_tensor *x = c->in[0];
     red_geom *g = gr_op_params(c, sizeof *g);
@@ -344,16 +389,18 @@ static int reduce_prepare(gr_opctx *c, int kind)
     if ((st = reduce_axes(c, kind, red, &g->noop))) return st;
     g->kind = kind, g->dtype = x->dtype;
     if ((c->need_grad & 1) && is_int(g->dtype))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "no gradient for an input of type %s", gr_dtype_name(g->dtype));
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "no gradient for an input of type %s",
+                         gr_dtype_name(g->dtype));
     red_layout(g, &x->shape, red);
-    gr_shape ys = {0, {0}};
+    gr_shape ys = { 0, { 0 } };
     for (int i = 0; i < x->shape.rank; i++)
         if (!red[i]) ys.d[ys.rank++] = x->shape.d[i];
         else if (keep) ys.d[ys.rank++] = 1;
     return gr_op_set_out(c, 0, x->dtype, &ys);
 }
 
-#define REDUCE_OP(fn, kind) static int fn(gr_opctx *c) { return reduce_prepare(c, kind); }
+#define REDUCE_OP(fn, kind)                                                                        \
+    static int fn(gr_opctx *c) { return reduce_prepare(c, kind); }
 REDUCE_OP(rsum_prepare, R_SUM)
 REDUCE_OP(rmean_prepare, R_MEAN)
 REDUCE_OP(rmax_prepare, R_MAX)
@@ -370,8 +417,8 @@ REDUCE_OP(rlse_prepare, R_LOGSUMEXP)
 /* The input as (outer, N, inner) around one axis. */
 typedef struct axis_geom {
     int64_t outer, N, inner;
-    int kind;                 /* ArgMax: 1, ArgMin: 0; Softmax family: S_* */
-    int last;                 /* select_last_index */
+    int kind; /* ArgMax: 1, ArgMin: 0; Softmax family: S_* */
+    int last; /* select_last_index */
     int dtype;
 } axis_geom;
 
@@ -422,11 +469,12 @@ static void split_at(const gr_shape *s, int a, int coerce_2d, axis_geom *g)
 
 static int arg_prepare(gr_opctx *c, int max)
 {
-    static const int types[] = {GR_F32, GR_F64, GR_I32, GR_I64, GR_I8, GR_U8, 0};
-    static const char *const attrs11[] = {"axis", "keepdims", NULL};
-    static const char *const attrs12[] = {"axis", "keepdims", "select_last_index", NULL};
+    static const int types[] = { GR_F32, GR_F64, GR_I32, GR_I64, GR_I8, GR_U8, 0 };
+    static const char *const attrs11[] = { "axis", "keepdims", NULL };
+    static const char *const attrs12[] = { "axis", "keepdims", "select_last_index", NULL };
     int st, keep = 1, last = 0, a;
-    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, c->opset >= 12 ? attrs12 : attrs11)) ||
+    if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) ||
+        (st = gr_op_check_attrs(c, c->opset >= 12 ? attrs12 : attrs11)) ||
         (st = gr_op_check_dtype(c, 0, types)) || (st = bool_attr(c, "keepdims", 1, &keep)) ||
         (st = bool_attr(c, "select_last_index", 0, &last)))
         return st;
@@ -439,7 +487,7 @@ static int arg_prepare(gr_opctx *c, int max)
     if (!g) return GRAFT_E_NOMEM;
     split_at(xs, a, 0, g);
     g->kind = max, g->last = last, g->dtype = c->in[0]->dtype;
-    gr_shape ys = {0, {0}};
+    gr_shape ys = { 0, { 0 } };
     for (int i = 0; i < xs->rank; i++)
         if (i != a) ys.d[ys.rank++] = xs->d[i];
         else if (keep) ys.d[ys.rank++] = 1;
@@ -455,10 +503,10 @@ enum { S_SOFTMAX, S_LOGSOFTMAX, S_HARDMAX };
 
 /* The primitive comes first: tests read it to know which kernel a case runs. */
 typedef struct softmax_state {
-    dnnl_primitive_t prim;    /* oneDNN softmax_v2, or NULL: the reference kernel */
+    dnnl_primitive_t prim; /* oneDNN softmax_v2, or NULL: the reference kernel */
     dnnl_memory_t src, dst, spad;
     axis_geom g;
-    dnnl_primitive_t bwd;     /* backward (need_grad), or NULL: the reference backward */
+    dnnl_primitive_t bwd; /* backward (need_grad), or NULL: the reference backward */
     dnnl_memory_t ddst, dsrc, bspad;
 } softmax_state;
 
@@ -467,7 +515,7 @@ static void softmax_release(void *params)
     softmax_state *s = params;
     if (s->prim) dnnl_primitive_destroy(s->prim);
     if (s->bwd) dnnl_primitive_destroy(s->bwd);
-    dnnl_memory_t m[6] = {s->src, s->dst, s->spad, s->ddst, s->dsrc, s->bspad};
+    dnnl_memory_t m[6] = { s->src, s->dst, s->spad, s->ddst, s->dsrc, s->bspad };
     for (int i = 0; i < 6; i++)
         if (m[i]) dnnl_memory_destroy(m[i]);
 }
@@ -482,13 +530,17 @@ static int make_bwd(gr_opctx *c, const void *fwd_desc, const void *bwd_desc, dnn
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     *prim = NULL;
     *spad = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
     dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, fwd_desc, attr, c->dnnl->engine, NULL);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, bwd_desc, attr, c->dnnl->engine, hint);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&hint, fwd_desc, attr, c->dnnl->engine, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, bwd_desc, attr, c->dnnl->engine, hint);
     dnnl_primitive_attr_destroy(attr);
     if (hint) dnnl_primitive_desc_destroy(hint);
-    if (st != dnnl_success) return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
+    if (st != dnnl_success)
+        return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
     if (bytes) {
@@ -536,36 +588,44 @@ static int softmax_dnnl_prepare(gr_opctx *c, softmax_state *s)
     const axis_geom *g = &s->g;
     if (c->use_ref || g->dtype != GR_F32 || g->kind == S_HARDMAX || g->outer * g->N * g->inner == 0)
         return GRAFT_OK;
-    gr_shape v = {3, {g->outer, g->N, g->inner}};
+    gr_shape v = { 3, { g->outer, g->N, g->inner } };
     dnnl_memory_desc_t md;
     dnnl_softmax_v2_desc_t desc;
     int st;
     if ((st = gr_dnnl_plain_md(&md, &v))) return st;
     dnnl_alg_kind_t alg = g->kind == S_SOFTMAX ? dnnl_softmax_accurate : dnnl_softmax_log;
     dnnl_prop_kind_t prop = c->need_grad ? dnnl_forward_training : dnnl_forward_inference;
-    if (dnnl_softmax_v2_forward_desc_init(&desc, prop, alg, &md, &md, 1) != dnnl_success) return GRAFT_OK;
+    if (dnnl_softmax_v2_forward_desc_init(&desc, prop, alg, &md, &md, 1) != dnnl_success)
+        return GRAFT_OK;
     if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
-    st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    st = gr_dnnl_check(c, dnnl_memory_create(&s->src, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+                       "memory");
+    if (!st)
+        st = gr_dnnl_check(c, dnnl_memory_create(&s->dst, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+                           "memory");
     if (st || !(c->need_grad & 1)) return st;
     dnnl_softmax_v2_desc_t bdesc;
-    if (dnnl_softmax_v2_backward_desc_init(&bdesc, alg, &md, &md, &md, 1) != dnnl_success) return GRAFT_OK;
+    if (dnnl_softmax_v2_backward_desc_init(&bdesc, alg, &md, &md, &md, 1) != dnnl_success)
+        return GRAFT_OK;
     if ((st = make_bwd(c, &desc, &bdesc, &s->bwd, &s->bspad)) || !s->bwd) return st;
-    st = gr_dnnl_check(c, dnnl_memory_create(&s->ddst, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
-    if (!st) st = gr_dnnl_check(c, dnnl_memory_create(&s->dsrc, &md, c->dnnl->engine, DNNL_MEMORY_NONE), "memory");
+    st = gr_dnnl_check(c, dnnl_memory_create(&s->ddst, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+                       "memory");
+    if (!st)
+        st = gr_dnnl_check(c, dnnl_memory_create(&s->dsrc, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+                           "memory");
     return st;
 }
 
 static int softmax_prepare(gr_opctx *c, int kind)
 {
-    static const int types[] = {GR_F32, GR_F64, 0};
-    static const char *const attrs[] = {"axis", NULL};
+    static const int types[] = { GR_F32, GR_F64, 0 };
+    static const char *const attrs[] = { "axis", NULL };
     int st, a;
     if ((st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = gr_op_check_attrs(c, attrs)) ||
         (st = gr_op_check_dtype(c, 0, types)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;
-    int coerce_2d = c->opset < 13;  /* Softmax-1/11: rows of the 2-D view at axis (default 1) */
+    int coerce_2d = c->opset < 13; /* Softmax-1/11: rows of the 2-D view at axis (default 1) */
     if (xs->rank < 1) return gr_op_err(c, GRAFT_E_SHAPE, "input must have rank >= 1");
     if ((st = gr_op_axis(c, gr_attr_int(c, "axis", coerce_2d ? 1 : -1), xs->rank, &a))) return st;
     softmax_state *s = gr_op_params(c, sizeof *s);
@@ -589,14 +649,18 @@ static void softmax_forward(gr_opctx *c)
     }
     dnnl_memory_set_data_handle(s->src, c->in[0]->data);
     dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_DST, s->dst}, {DNNL_ARG_SCRATCHPAD, s->spad}};
+    dnnl_exec_arg_t args[3] = { { DNNL_ARG_SRC, s->src },
+                                { DNNL_ARG_DST, s->dst },
+                                { DNNL_ARG_SCRATCHPAD, s->spad } };
     if (s->spad) dnnl_memory_set_data_handle(s->spad, c->scratch);
     dnnl_primitive_execute(s->prim, c->dnnl->stream, s->spad ? 3 : 2, args);
     dnnl_stream_wait(c->dnnl->stream);
 }
 
-/* dx, dy, y: (outer, N, inner). Softmax: dx = y (dy - <dy, y>); LogSoftmax: dx = dy - e^y sum(dy). */
-static void softmax_backward_ref(const axis_geom *g, gr_tensor *dx, const gr_tensor *dy, const gr_tensor *y)
+/* dx, dy, y: (outer, N, inner). Softmax: dx = y (dy - <dy, y>); LogSoftmax: dx = dy - e^y sum(dy).
+ */
+static void softmax_backward_ref(const axis_geom *g, gr_tensor *dx, const gr_tensor *dy,
+                                 const gr_tensor *y)
 {
     const int64_t N = g->N, in = g->inner;
     const int dt = g->dtype;
@@ -631,28 +695,32 @@ static void softmax_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *con
     dnnl_memory_set_data_handle(s->dst, c->out[0]->data);
     dnnl_memory_set_data_handle(s->ddst, dout[0]->data);
     dnnl_memory_set_data_handle(s->dsrc, din[0]->data);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_DST, s->dst}, {DNNL_ARG_DIFF_DST, s->ddst}, {DNNL_ARG_DIFF_SRC, s->dsrc},
-                               {DNNL_ARG_SCRATCHPAD, s->bspad}};
+    dnnl_exec_arg_t args[4] = { { DNNL_ARG_DST, s->dst },
+                                { DNNL_ARG_DIFF_DST, s->ddst },
+                                { DNNL_ARG_DIFF_SRC, s->dsrc },
+                                { DNNL_ARG_SCRATCHPAD, s->bspad } };
     if (s->bspad) dnnl_memory_set_data_handle(s->bspad, c->scratch);
     dnnl_primitive_execute(s->bwd, c->dnnl->stream, s->bspad ? 4 : 3, args);
     dnnl_stream_wait(c->dnnl->stream);
 }
 
 const gr_opdef gr_ops_reduce[] = {
-    {"ReduceSum", rsum_prepare, reduce_forward, NULL, 0, reduce_backward},
-    {"ReduceMean", rmean_prepare, reduce_forward, NULL, 0, reduce_backward},
-    {"ReduceMax", rmax_prepare, reduce_forward, NULL, 0, reduce_backward},
-    {"ReduceMin", rmin_prepare, reduce_forward, NULL, 0, reduce_backward},
-    {"ReduceProd", rprod_prepare, reduce_forward, NULL, 0, NULL},
-    {"ReduceL1", rl1_prepare, reduce_forward, NULL, 0, NULL},
-    {"ReduceL2", rl2_prepare, reduce_forward, NULL, 0, NULL},
-    {"ReduceSumSquare", rsumsq_prepare, reduce_forward, NULL, 0, NULL},
-    {"ReduceLogSum", rlogsum_prepare, reduce_forward, NULL, 0, NULL},
-    {"ReduceLogSumExp", rlse_prepare, reduce_forward, NULL, 0, NULL},
-    {"ArgMax", argmax_prepare, arg_forward, NULL, 0, NULL},
-    {"ArgMin", argmin_prepare, arg_forward, NULL, 0, NULL},
-    {"Softmax", softmax_prep, softmax_forward, softmax_release, GR_OPF_BWD_NO_X, softmax_backward},
-    {"LogSoftmax", logsoftmax_prep, softmax_forward, softmax_release, GR_OPF_BWD_NO_X, softmax_backward},
-    {"Hardmax", hardmax_prep, softmax_forward, softmax_release, 0, NULL},
-    {0},
+    { "ReduceSum", rsum_prepare, reduce_forward, NULL, 0, reduce_backward },
+    { "ReduceMean", rmean_prepare, reduce_forward, NULL, 0, reduce_backward },
+    { "ReduceMax", rmax_prepare, reduce_forward, NULL, 0, reduce_backward },
+    { "ReduceMin", rmin_prepare, reduce_forward, NULL, 0, reduce_backward },
+    { "ReduceProd", rprod_prepare, reduce_forward, NULL, 0, NULL },
+    { "ReduceL1", rl1_prepare, reduce_forward, NULL, 0, NULL },
+    { "ReduceL2", rl2_prepare, reduce_forward, NULL, 0, NULL },
+    { "ReduceSumSquare", rsumsq_prepare, reduce_forward, NULL, 0, NULL },
+    { "ReduceLogSum", rlogsum_prepare, reduce_forward, NULL, 0, NULL },
+    { "ReduceLogSumExp", rlse_prepare, reduce_forward, NULL, 0, NULL },
+    { "ArgMax", argmax_prepare, arg_forward, NULL, 0, NULL },
+    { "ArgMin", argmin_prepare, arg_forward, NULL, 0, NULL },
+    { "Softmax", softmax_prep, softmax_forward, softmax_release, GR_OPF_BWD_NO_X,
+      softmax_backward },
+    { "LogSoftmax", logsoftmax_prep, softmax_forward, softmax_release, GR_OPF_BWD_NO_X,
+      softmax_backward },
+    { "Hardmax", hardmax_prep, softmax_forward, softmax_release, 0, NULL },
+    { 0 },
 };

@@ -4,8 +4,8 @@
 #include <string.h>
 
 static const gr_opdef *const families[] = {
-    gr_ops_elementwise, gr_ops_conv, gr_ops_pool, gr_ops_norm,
-    gr_ops_matmul, gr_ops_shape, gr_ops_reduce, gr_ops_resize,
+    gr_ops_elementwise, gr_ops_conv,  gr_ops_pool,   gr_ops_norm,
+    gr_ops_matmul,      gr_ops_shape, gr_ops_reduce, gr_ops_resize,
 };
 #define NFAMILIES (int)(sizeof families / sizeof *families)
 

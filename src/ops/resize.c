@@ -42,8 +42,8 @@ static int has_input(const gr_opctx *c, int i) { return i < c->nin && c->in[i] !
 static int reject_attr(const gr_opctx *c, const char *name, int cond)
 {
     if (cond && gr_attr_get(c, name))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d", name, c->op_type,
-                         c->opset);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d",
+                         name, c->op_type, c->opset);
     return GRAFT_OK;
 }
 
@@ -69,12 +69,16 @@ static int input_floats(const gr_opctx *c, int i, double *out, int max, const ch
 {
     const gr_tensor *t = c->in[i];
     if (t->dtype != GR_F32 && t->dtype != GR_F64)
-        return -gr_op_err(c, GRAFT_E_FORMAT, "%s must be float, got %s", what, gr_dtype_name(t->dtype));
+        return -gr_op_err(c, GRAFT_E_FORMAT, "%s must be float, got %s", what,
+                          gr_dtype_name(t->dtype));
     int64_t n = gr_numel(&t->shape);
     if (n == 0) return 0;
     if (!t->data)
-        return -gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s (input %d) must be known when the model is planned", what, i);
-    if (n > max) return -gr_op_err(c, GRAFT_E_SHAPE, "%s has %" PRId64 " elements, at most %d allowed", what, n, max);
+        return -gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                          "%s (input %d) must be known when the model is planned", what, i);
+    if (n > max)
+        return -gr_op_err(c, GRAFT_E_SHAPE, "%s has %" PRId64 " elements, at most %d allowed", what,
+                          n, max);
     for (int64_t k = 0; k < n; k++) out[k] = gr_get_f64(t, k);
     return (int)n;
 }
@@ -92,7 +96,14 @@ static void strides_of(const gr_shape *s, int64_t *st)
 /* ================================ Resize ================================ */
 
 enum { NEAREST, LINEAR, CUBIC };
-enum { CT_HALF_PIXEL, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC, CT_TF_HALF_PIXEL_NN, CT_TF_CROP };
+enum {
+    CT_HALF_PIXEL,
+    CT_PYTORCH_HALF_PIXEL,
+    CT_ALIGN_CORNERS,
+    CT_ASYMMETRIC,
+    CT_TF_HALF_PIXEL_NN,
+    CT_TF_CROP
+};
 enum { NM_ROUND_PREFER_FLOOR, NM_ROUND_PREFER_CEIL, NM_FLOOR, NM_CEIL };
 
 typedef struct resize_geom {
@@ -104,21 +115,21 @@ typedef struct resize_geom {
 typedef struct axis_map {
     int64_t in, out;
     int taps;
-    int identity;            /* output position o reads input o with weight 1 */
-    int64_t *idx;            /* (out, taps) */
-    double *w;               /* (out, taps) */
-    unsigned char *outside;  /* (out) tf_crop_and_resize: the extrapolation value, or NULL */
+    int identity;           /* output position o reads input o with weight 1 */
+    int64_t *idx;           /* (out, taps) */
+    double *w;              /* (out, taps) */
+    unsigned char *outside; /* (out) tf_crop_and_resize: the extrapolation value, or NULL */
 } axis_map;
 
 typedef struct resize_state {
     int rank, mode;
     size_t esz;
     axis_map ax[GR_MAXDIM];
-    int order[GR_MAXDIM], npass;    /* linear/cubic: the axes resized, in pass order */
+    int order[GR_MAXDIM], npass; /* linear/cubic: the axes resized, in pass order */
     int any_outside;
-    unsigned char extra[8];         /* extrapolation value in the output's dtype */
+    unsigned char extra[8]; /* extrapolation value in the output's dtype */
     double extrapolation;
-    size_t buf_bytes;               /* each of the two scratch buffers */
+    size_t buf_bytes; /* each of the two scratch buffers */
 } resize_state;
 
 static double cubic_weight(double x, double A)
@@ -130,7 +141,8 @@ static double cubic_weight(double x, double A)
 }
 
 /* The input coordinate of output position x; *outside for tf_crop_and_resize out of range. */
-static double to_input(const resize_geom *g, double x, double scale, int64_t in, const double *roi, int *outside)
+static double to_input(const resize_geom *g, double x, double scale, int64_t in, const double *roi,
+                       int *outside)
 {
     double out = scale * (double)in; /* the reference uses scale * in, not the rounded size */
     *outside = 0;
@@ -172,21 +184,26 @@ static int taps_for(const resize_geom *g, double scale, int *first)
 }
 
 /* Fills one axis's table. */
-static int axis_build(gr_opctx *c, const resize_geom *g, axis_map *m, double scale, const double *roi)
+static int axis_build(gr_opctx *c, const resize_geom *g, axis_map *m, double scale,
+                      const double *roi)
 {
     int first, T = taps_for(g, scale, &first);
-    if (T > 4096) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "antialias with a scale of %g needs too many taps", scale);
+    if (T > 4096)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "antialias with a scale of %g needs too many taps",
+                         scale);
     m->taps = T;
     /* the tables hold T taps per output position: with antialias up to 4096, far more than the
      * output itself, so they are checked against tensor-bytes before they are allocated */
     int64_t table = m->out * T * (int64_t)(sizeof *m->idx + sizeof *m->w);
-    int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, table, "node '%s' (%s): its resampling tables need %lld bytes",
-                            c->name, c->op_type, (long long)table);
+    int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, table,
+                            "node '%s' (%s): its resampling tables need %lld bytes", c->name,
+                            c->op_type, (long long)table);
     if (st) return st;
     m->idx = gr_arena_alloc(c->arena, (size_t)(m->out * T) * sizeof *m->idx + 8);
     m->w = gr_arena_alloc(c->arena, (size_t)(m->out * T) * sizeof *m->w + 8);
     if (g->ctm == CT_TF_CROP) m->outside = gr_arena_alloc(c->arena, (size_t)m->out + 8);
-    if (!m->idx || !m->w || (g->ctm == CT_TF_CROP && !m->outside)) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
+    if (!m->idx || !m->w || (g->ctm == CT_TF_CROP && !m->outside))
+        return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     double s = g->antialias && scale < 1 ? scale : 1;
     m->identity = m->in == m->out;
     for (int64_t o = 0; o < m->out; o++) {
@@ -226,7 +243,8 @@ static int axis_build(gr_opctx *c, const resize_geom *g, axis_map *m, double sca
     return GRAFT_OK;
 }
 
-static int parse_enum(const gr_opctx *c, const char *attr, const char *def, const char *const *names, int *out)
+static int parse_enum(const gr_opctx *c, const char *attr, const char *def,
+                      const char *const *names, int *out)
 {
     const char *v = gr_attr_str(c, attr, def);
     for (int i = 0; names[i]; i++)
@@ -234,24 +252,35 @@ static int parse_enum(const gr_opctx *c, const char *attr, const char *def, cons
             *out = i;
             return GRAFT_OK;
         }
-    return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s '%s' is not supported (opset %d)", attr, v, c->opset);
+    return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s '%s' is not supported (opset %d)", attr, v,
+                     c->opset);
 }
 
 /* The attributes of Resize-11+; Resize-10 and Upsample have only 'mode'. */
 static int resize_attrs(gr_opctx *c, int legacy, resize_geom *g)
 {
-    static const char *const modes[] = {"nearest", "linear", "cubic", NULL};
-    static const char *const ctms[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
-                                       "tf_half_pixel_for_nn", "tf_crop_and_resize", NULL};
-    static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil", NULL};
-    static const char *const known11[] = {"mode", "coordinate_transformation_mode", "cubic_coeff_a", "exclude_outside",
-                                          "extrapolation_value", "nearest_mode", "antialias", "axes",
-                                          "keep_aspect_ratio_policy", NULL};
-    static const char *const known_legacy[] = {"mode", "scales", NULL};
+    static const char *const modes[] = { "nearest", "linear", "cubic", NULL };
+    static const char *const ctms[] = { "half_pixel", "pytorch_half_pixel",   "align_corners",
+                                        "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize",
+                                        NULL };
+    static const char *const nms[] = { "round_prefer_floor", "round_prefer_ceil", "floor", "ceil",
+                                       NULL };
+    static const char *const known11[] = { "mode",
+                                           "coordinate_transformation_mode",
+                                           "cubic_coeff_a",
+                                           "exclude_outside",
+                                           "extrapolation_value",
+                                           "nearest_mode",
+                                           "antialias",
+                                           "axes",
+                                           "keep_aspect_ratio_policy",
+                                           NULL };
+    static const char *const known_legacy[] = { "mode", "scales", NULL };
     int st = gr_op_check_attrs(c, legacy ? known_legacy : known11);
     if (st || (st = parse_enum(c, "mode", "nearest", modes, &g->mode))) return st;
     if (legacy) {
-        if (g->mode == CUBIC) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "mode 'cubic' needs Resize-11 or later");
+        if (g->mode == CUBIC)
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "mode 'cubic' needs Resize-11 or later");
         g->ctm = CT_ASYMMETRIC, g->nearest_mode = NM_FLOOR, g->cubic_a = -0.75;
         return GRAFT_OK;
     }
@@ -264,48 +293,57 @@ static int resize_attrs(gr_opctx *c, int legacy, resize_geom *g)
     g->exclude_outside = gr_attr_int(c, "exclude_outside", 0) != 0;
     g->extrapolation = gr_attr_float(c, "extrapolation_value", 0.0f);
     g->antialias = gr_attr_int(c, "antialias", 0) != 0;
-    if (c->opset < 18 &&
-        (gr_attr_get(c, "antialias") || gr_attr_get(c, "axes") || gr_attr_get(c, "keep_aspect_ratio_policy")))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
-                         "antialias/axes/keep_aspect_ratio_policy need Resize-18, the model has opset %d", c->opset);
+    if (c->opset < 18 && (gr_attr_get(c, "antialias") || gr_attr_get(c, "axes") ||
+                          gr_attr_get(c, "keep_aspect_ratio_policy")))
+        return gr_op_err(
+            c, GRAFT_E_UNSUPPORTED,
+            "antialias/axes/keep_aspect_ratio_policy need Resize-18, the model has opset %d",
+            c->opset);
     return GRAFT_OK;
 }
 
 /* Output sizes and per-axis scales from scales or sizes (Resize-11+: roi, axes, policy). */
-static int resize_sizes(gr_opctx *c, int legacy, const resize_geom *g, int64_t *out, double *scale, double *roi)
+static int resize_sizes(gr_opctx *c, int legacy, const resize_geom *g, int64_t *out, double *scale,
+                        double *roi)
 {
     const gr_shape *xs = &c->in[0]->shape;
     int r = xs->rank, st, axes[GR_MAXDIM], na = r;
     double sc[GR_MAXDIM], rv[2 * GR_MAXDIM];
     int64_t sz[GR_MAXDIM], ax64[GR_MAXDIM];
-    for (int i = 0; i < r; i++) axes[i] = i, out[i] = xs->d[i], scale[i] = 1, roi[2 * i] = 0, roi[2 * i + 1] = 1;
+    for (int i = 0; i < r; i++)
+        axes[i] = i, out[i] = xs->d[i], scale[i] = 1, roi[2 * i] = 0, roi[2 * i + 1] = 1;
     if (!legacy && c->opset >= 18 && gr_attr_get(c, "axes")) {
-        int seen[GR_MAXDIM] = {0};
+        int seen[GR_MAXDIM] = { 0 };
         na = gr_attr_ints(c, "axes", ax64, GR_MAXDIM);
-        if (na > r) return gr_op_err(c, GRAFT_E_SHAPE, "'axes' has more entries than the input's rank");
+        if (na > r)
+            return gr_op_err(c, GRAFT_E_SHAPE, "'axes' has more entries than the input's rank");
         for (int i = 0; i < na; i++) {
             if ((st = gr_op_axis(c, ax64[i], r, &axes[i]))) return st;
-            if (seen[axes[i]]++) return gr_op_err(c, GRAFT_E_SHAPE, "axis %d appears twice in 'axes'", axes[i]);
+            if (seen[axes[i]]++)
+                return gr_op_err(c, GRAFT_E_SHAPE, "axis %d appears twice in 'axes'", axes[i]);
         }
     }
     int iscale = legacy ? 1 : 2, isize = 3, nsc = -1, nsz = -1;
     if (legacy && c->opset < 9 && !strcmp(c->op_type, "Upsample")) {
         const gr_attr *a = gr_attr_get(c, "scales");
-        if (!a || a->type != GR_AT_FLOATS) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'scales' is required");
+        if (!a || a->type != GR_AT_FLOATS)
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'scales' is required");
         nsc = a->n > GR_MAXDIM ? GR_MAXDIM + 1 : a->n;
         for (int i = 0; i < nsc && i < GR_MAXDIM; i++) sc[i] = a->floats[i];
     } else {
-        if (has_input(c, iscale) && (nsc = input_floats(c, iscale, sc, GR_MAXDIM, "scales")) < 0) return -nsc;
+        if (has_input(c, iscale) && (nsc = input_floats(c, iscale, sc, GR_MAXDIM, "scales")) < 0)
+            return -nsc;
         if (!legacy && has_input(c, isize) && gr_numel(&c->in[isize]->shape) > 0 &&
             (nsz = input_ints(c, isize, sz, GR_MAXDIM)) < 0)
             return -nsz;
     }
     if (nsc == 0) nsc = -1;
     if (nsz == 0) nsz = -1;
-    if ((nsc < 0) == (nsz < 0)) return gr_op_err(c, GRAFT_E_FORMAT, "exactly one of scales and sizes must be given");
+    if ((nsc < 0) == (nsz < 0))
+        return gr_op_err(c, GRAFT_E_FORMAT, "exactly one of scales and sizes must be given");
     if ((nsc >= 0 ? nsc : nsz) != na)
-        return gr_op_err(c, GRAFT_E_SHAPE, "%s has %d entries, expected %d", nsc >= 0 ? "scales" : "sizes",
-                         nsc >= 0 ? nsc : nsz, na);
+        return gr_op_err(c, GRAFT_E_SHAPE, "%s has %d entries, expected %d",
+                         nsc >= 0 ? "scales" : "sizes", nsc >= 0 ? nsc : nsz, na);
     if (nsc >= 0) {
         for (int i = 0; i < na; i++) {
             if (!(sc[i] > 0 && sc[i] < 1e9))
@@ -317,7 +355,8 @@ static int resize_sizes(gr_opctx *c, int legacy, const resize_geom *g, int64_t *
         const char *pol = gr_attr_str(c, "keep_aspect_ratio_policy", "stretch");
         int stretch = !strcmp(pol, "stretch"), not_larger = !strcmp(pol, "not_larger");
         if (!stretch && !not_larger && strcmp(pol, "not_smaller"))
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "keep_aspect_ratio_policy '%s' is not supported", pol);
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                             "keep_aspect_ratio_policy '%s' is not supported", pol);
         double keep = not_larger ? INFINITY : 0;
         for (int i = 0; i < na; i++) {
             if (sz[i] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "sizes[%d] is negative", i);
@@ -334,13 +373,16 @@ static int resize_sizes(gr_opctx *c, int legacy, const resize_geom *g, int64_t *
     }
     if (!legacy && g->ctm == CT_TF_CROP) {
         int n;
-        if (!has_input(c, 1)) return gr_op_err(c, GRAFT_E_FORMAT, "tf_crop_and_resize needs the roi input");
+        if (!has_input(c, 1))
+            return gr_op_err(c, GRAFT_E_FORMAT, "tf_crop_and_resize needs the roi input");
         if ((n = input_floats(c, 1, rv, 2 * GR_MAXDIM, "roi")) < 0) return -n;
-        if (n != 2 * na) return gr_op_err(c, GRAFT_E_SHAPE, "roi has %d entries, expected %d", n, 2 * na);
+        if (n != 2 * na)
+            return gr_op_err(c, GRAFT_E_SHAPE, "roi has %d entries, expected %d", n, 2 * na);
         for (int i = 0; i < na; i++) roi[2 * axes[i]] = rv[i], roi[2 * axes[i] + 1] = rv[na + i];
     }
     for (int i = 0; i < r; i++)
-        if (xs->d[i] == 0 && out[i] != 0) return gr_op_err(c, GRAFT_E_SHAPE, "cannot resize an empty axis %d", i);
+        if (xs->d[i] == 0 && out[i] != 0)
+            return gr_op_err(c, GRAFT_E_SHAPE, "cannot resize an empty axis %d", i);
     return GRAFT_OK;
 }
 
@@ -362,12 +404,12 @@ static void plan_passes(resize_state *rs, const gr_shape *xs)
 
 static int resize_common(gr_opctx *c, int legacy)
 {
-    static const int ft[] = {GR_F32, GR_F64, 0};
+    static const int ft[] = { GR_F32, GR_F64, 0 };
     int st = gr_op_check_arity(c, 1, legacy ? 2 : 4, 1, 1);
     if (st) return st;
     if (!gr_dtype_size(c->in[0]->dtype))
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input 0 has a dtype graft does not support");
-    resize_geom g = {0};
+    resize_geom g = { 0 };
     if ((st = resize_attrs(c, legacy, &g))) return st;
     if (g.mode != NEAREST && (st = gr_op_check_dtype(c, 0, ft))) return st;
     const gr_shape *xs = &c->in[0]->shape;
@@ -380,7 +422,7 @@ static int resize_common(gr_opctx *c, int legacy)
     if (!rs) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     rs->rank = xs->rank, rs->mode = g.mode, rs->esz = gr_dtype_size(c->in[0]->dtype);
     rs->extrapolation = g.extrapolation;
-    gr_tensor ex = {.dtype = c->in[0]->dtype, .data = rs->extra};
+    gr_tensor ex = { .dtype = c->in[0]->dtype, .data = rs->extra };
     gr_set_f64(&ex, 0, g.extrapolation);
     for (int d = 0; d < xs->rank; d++) {
         rs->ax[d].in = xs->d[d], rs->ax[d].out = out[d];
@@ -390,15 +432,17 @@ static int resize_common(gr_opctx *c, int legacy)
     if (c->need_grad) {
         if (c->need_grad & ~1u)
             return gr_op_err(c, GRAFT_E_UNSUPPORTED, "only the data input (0) has a gradient");
-        if ((st = gr_op_check_dtype(c, 0, (const int[]){GR_F32, 0}))) return st;
+        if ((st = gr_op_check_dtype(c, 0, (const int[]){ GR_F32, 0 }))) return st;
         if (rs->any_outside)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "backward of tf_crop_and_resize is not supported");
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                             "backward of tf_crop_and_resize is not supported");
     }
-    if (g.mode != NEAREST || c->need_grad) {  /* backward runs nearest as passes too */
+    if (g.mode != NEAREST || c->need_grad) { /* backward runs nearest as passes too */
         plan_passes(rs, xs);
         c->scratch_bytes = 2 * rs->buf_bytes;
         if (g.mode != NEAREST)
-            for (int p = 0; p < rs->npass; p++) c->flops += 2 * (int64_t)rs->ax[rs->order[p]].taps * gr_numel(&s);
+            for (int p = 0; p < rs->npass; p++)
+                c->flops += 2 * (int64_t)rs->ax[rs->order[p]].taps * gr_numel(&s);
     }
     return GRAFT_OK;
 }
@@ -441,33 +485,34 @@ static void resize_nearest(const resize_state *rs, const gr_tensor *x, gr_tensor
 }
 
 /* One linear/cubic pass along an axis: x (outer, in, inner) → y (outer, out, inner). */
-#define DEFINE_PASS(T, NAME)                                                                        \
+#define DEFINE_PASS(T, NAME)                                                                       \
     static void NAME(const axis_map *m, int64_t outer, int64_t inner, const T *x, T *y)            \
-    {                                                                                               \
-        int64_t out = m->out, in = m->in;                                                           \
-        int taps = m->taps;                                                                         \
-        int nth = nthreads_for(outer * out * inner * taps);                                         \
-        _Pragma("omp parallel for num_threads(nth) schedule(static)")                               \
-        for (int64_t w = 0; w < outer * out; w++) {                                                 \
-            int64_t b = w / out, o = w % out;                                                       \
-            const int64_t *ix = m->idx + o * taps;                                                  \
-            const double *wt = m->w + o * taps;                                                     \
-            T *yr = y + w * inner;                                                                  \
-            const T *xb = x + b * in * inner;                                                       \
-            if (inner == 1) {                                                                       \
-                double acc = 0;                                                                     \
-                for (int t = 0; t < taps; t++) acc += wt[t] * (double)xb[ix[t]];                    \
-                yr[0] = (T)acc;                                                                     \
-                continue;                                                                           \
-            }                                                                                       \
-            for (int64_t j = 0; j < inner; j++) yr[j] = 0;                                          \
-            for (int t = 0; t < taps; t++) {                                                        \
-                const T *xr = xb + ix[t] * inner;                                                   \
-                T wk = (T)wt[t];                                                                    \
-                if (wk == 0) continue;                                                              \
-                for (int64_t j = 0; j < inner; j++) yr[j] += wk * xr[j];                            \
-            }                                                                                       \
-        }                                                                                           \
+    {                                                                                              \
+        int64_t out = m->out, in = m->in;                                                          \
+        int taps = m->taps;                                                                        \
+        int nth = nthreads_for(outer * out * inner * taps);                                        \
+        _Pragma("omp parallel for num_threads(nth) schedule(static)") for (int64_t w = 0;          \
+                                                                           w < outer * out; w++)   \
+        {                                                                                          \
+            int64_t b = w / out, o = w % out;                                                      \
+            const int64_t *ix = m->idx + o * taps;                                                 \
+            const double *wt = m->w + o * taps;                                                    \
+            T *yr = y + w * inner;                                                                 \
+            const T *xb = x + b * in * inner;                                                      \
+            if (inner == 1) {                                                                      \
+                double acc = 0;                                                                    \
+                for (int t = 0; t < taps; t++) acc += wt[t] * (double)xb[ix[t]];                   \
+                yr[0] = (T)acc;                                                                    \
+                continue;                                                                          \
+            }                                                                                      \
+            for (int64_t j = 0; j < inner; j++) yr[j] = 0;                                         \
+            for (int t = 0; t < taps; t++) {                                                       \
+                const T *xr = xb + ix[t] * inner;                                                  \
+                T wk = (T)wt[t];                                                                   \
+                if (wk == 0) continue;                                                             \
+                for (int64_t j = 0; j < inner; j++) yr[j] += wk * xr[j];                           \
+            }                                                                                      \
+        }                                                                                          \
     }
 DEFINE_PASS(float, pass_f32)
 DEFINE_PASS(double, pass_f64)
@@ -519,7 +564,8 @@ static void resize_forward(gr_opctx *c)
 /* The transpose of one pass: dx (outer, in, inner) = the taps' weights times dy (outer, out,
  * inner) summed into the inputs they read. Threads split the outer slices, each owning its
  * part of dx. */
-static void pass_back_f32(const axis_map *m, int64_t outer, int64_t inner, const float *dy, float *dx)
+static void pass_back_f32(const axis_map *m, int64_t outer, int64_t inner, const float *dy,
+                          float *dx)
 {
     int64_t out = m->out, in = m->in;
     int taps = m->taps;
@@ -566,7 +612,8 @@ static void resize_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
         int64_t outer = 1, inner = 1;
         for (int k = 0; k < d; k++) outer *= cur.d[k];
         for (int k = d + 1; k < cur.rank; k++) inner *= cur.d[k];
-        float *dst = p == 0 ? din[0]->data : (float *)((char *)c->scratch + (p % 2) * rs->buf_bytes);
+        float *dst =
+            p == 0 ? din[0]->data : (float *)((char *)c->scratch + (p % 2) * rs->buf_bytes);
         pass_back_f32(&rs->ax[d], outer, inner, src, dst);
         cur.d[d] = rs->ax[d].in;
         src = dst;
@@ -579,10 +626,13 @@ static int resize_prepare(gr_opctx *c) { return resize_common(c, c->opset < 11);
 /* ONNX Upsample-7 (scales attribute) and -9/-10 (scales input): nearest or linear. */
 static int upsample_prepare(gr_opctx *c)
 {
-    if (c->opset >= 9 && !has_input(c, 1)) return gr_op_err(c, GRAFT_E_FORMAT, "input 1 (scales) is required");
-    if (c->opset < 9 && c->nin > 1) return gr_op_err(c, GRAFT_E_FORMAT, "Upsample-7 takes scales as an attribute");
+    if (c->opset >= 9 && !has_input(c, 1))
+        return gr_op_err(c, GRAFT_E_FORMAT, "input 1 (scales) is required");
+    if (c->opset < 9 && c->nin > 1)
+        return gr_op_err(c, GRAFT_E_FORMAT, "Upsample-7 takes scales as an attribute");
     if (c->opset >= 9 && gr_attr_get(c, "scales"))
-        return gr_op_err(c, GRAFT_E_FORMAT, "Upsample-9 takes scales as an input, not an attribute");
+        return gr_op_err(c, GRAFT_E_FORMAT,
+                         "Upsample-9 takes scales as an input, not an attribute");
     return resize_common(c, 1);
 }
 
@@ -593,9 +643,9 @@ enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
 typedef struct pad_state {
     int rank, mode;
     size_t esz;
-    int64_t *map[GR_MAXDIM];  /* (out_d) input index along axis d, or -1: the constant */
-    int64_t lo, hi, shift;    /* last axis: positions [lo, hi) read input j - shift */
-    unsigned char value[8];   /* the constant (attribute, before opset 11; else 0) */
+    int64_t *map[GR_MAXDIM]; /* (out_d) input index along axis d, or -1: the constant */
+    int64_t lo, hi, shift;   /* last axis: positions [lo, hi) read input j - shift */
+    unsigned char value[8];  /* the constant (attribute, before opset 11; else 0) */
 } pad_state;
 
 /* Input index of position i (may be outside [0, n)) of a cropped axis of length n. */
@@ -627,16 +677,19 @@ static int pad_amounts(gr_opctx *c, int64_t *pb, int64_t *pe)
         return -n;
     }
     if (has_input(c, 3)) {
-        int seen[GR_MAXDIM] = {0};
+        int seen[GR_MAXDIM] = { 0 };
         if (c->opset < 18) return gr_op_err(c, GRAFT_E_FORMAT, "the axes input needs Pad-18");
         if ((na = input_ints(c, 3, ax64, GR_MAXDIM)) < 0) return -na;
         for (int i = 0; i < na; i++) {
             if ((st = gr_op_axis(c, ax64[i], r, &axes[i]))) return st;
-            if (seen[axes[i]]++) return gr_op_err(c, GRAFT_E_SHAPE, "axis %d appears twice in axes", axes[i]);
+            if (seen[axes[i]]++)
+                return gr_op_err(c, GRAFT_E_SHAPE, "axis %d appears twice in axes", axes[i]);
         }
     }
-    if (n != 2 * na) return gr_op_err(c, GRAFT_E_SHAPE, "pads has %d entries, expected %d", n, 2 * na);
-    for (int i = 0; i < 2 * na; i++)  /* beyond 2^40 no output fits; below, the sums cannot overflow */
+    if (n != 2 * na)
+        return gr_op_err(c, GRAFT_E_SHAPE, "pads has %d entries, expected %d", n, 2 * na);
+    for (int i = 0; i < 2 * na;
+         i++) /* beyond 2^40 no output fits; below, the sums cannot overflow */
         if (p[i] > (int64_t)1 << 40 || p[i] < -((int64_t)1 << 40))
             return gr_op_err(c, GRAFT_E_SHAPE, "pad %lld is out of range", (long long)p[i]);
     for (int i = 0; i < na; i++) pb[axes[i]] = p[i], pe[axes[i]] = p[na + i];
@@ -647,10 +700,11 @@ static int pad_amounts(gr_opctx *c, int64_t *pb, int64_t *pe)
  * cropped tensor, as the reference (crop, then numpy.pad) does. */
 static int pad_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"mode", "pads", "value", NULL};
-    static const char *const modes[] = {"constant", "reflect", "edge", "wrap", NULL};
+    static const char *const known[] = { "mode", "pads", "value", NULL };
+    static const char *const modes[] = { "constant", "reflect", "edge", "wrap", NULL };
     int st = gr_op_check_attrs(c, known), mode;
-    if (st || (st = reject_attr(c, "pads", c->opset >= 11)) || (st = reject_attr(c, "value", c->opset >= 11)) ||
+    if (st || (st = reject_attr(c, "pads", c->opset >= 11)) ||
+        (st = reject_attr(c, "value", c->opset >= 11)) ||
         (st = gr_op_check_arity(c, c->opset < 11 ? 1 : 2, c->opset < 11 ? 1 : 4, 1, 1)))
         return st;
     if ((st = parse_enum(c, "mode", "constant", modes, &mode))) return st;
@@ -660,7 +714,8 @@ static int pad_prepare(gr_opctx *c)
     if (has_input(c, 2)) {
         if (c->in[2]->dtype != x->dtype)
             return gr_op_err(c, GRAFT_E_SHAPE, "constant_value must have the input's type");
-        if (gr_numel(&c->in[2]->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "constant_value must be a scalar");
+        if (gr_numel(&c->in[2]->shape) != 1)
+            return gr_op_err(c, GRAFT_E_SHAPE, "constant_value must be a scalar");
     }
     int64_t pb[GR_MAXDIM], pe[GR_MAXDIM];
     if ((st = pad_amounts(c, pb, pe))) return st;
@@ -670,26 +725,30 @@ static int pad_prepare(gr_opctx *c)
     if (c->need_grad) {
         if (c->need_grad & ~1u)
             return gr_op_err(c, GRAFT_E_UNSUPPORTED, "only the data input (0) has a gradient");
-        if ((st = gr_op_check_dtype(c, 0, (const int[]){GR_F32, 0}))) return st;
+        if ((st = gr_op_check_dtype(c, 0, (const int[]){ GR_F32, 0 }))) return st;
     }
-    gr_tensor v = {.dtype = x->dtype, .data = ps->value};
+    gr_tensor v = { .dtype = x->dtype, .data = ps->value };
     gr_set_f64(&v, 0, c->opset < 11 ? gr_attr_float(c, "value", 0) : 0);
     gr_shape s = x->shape;
     for (int d = 0; d < s.rank; d++) {
-        int64_t in = x->shape.d[d], c0 = pb[d] < 0 ? -pb[d] : 0, n = in - c0 - (pe[d] < 0 ? -pe[d] : 0);
+        int64_t in = x->shape.d[d], c0 = pb[d] < 0 ? -pb[d] : 0,
+                n = in - c0 - (pe[d] < 0 ? -pe[d] : 0);
         int64_t b = pb[d] > 0 ? pb[d] : 0;
         s.d[d] = in + pb[d] + pe[d];
-        if (n < 0 || s.d[d] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "pads crop more than axis %d holds", d);
+        if (n < 0 || s.d[d] < 0)
+            return gr_op_err(c, GRAFT_E_SHAPE, "pads crop more than axis %d holds", d);
         if (mode != PAD_CONSTANT && n == 0 && s.d[d] > 0)
-            return gr_op_err(c, GRAFT_E_SHAPE, "mode '%s' cannot pad an empty axis %d", modes[mode], d);
+            return gr_op_err(c, GRAFT_E_SHAPE, "mode '%s' cannot pad an empty axis %d", modes[mode],
+                             d);
         int64_t numel = gr_numel_checked(&s, ps->esz);
         if (numel < 0) return gr_op_err(c, GRAFT_E_SHAPE, "the padded output's size overflows");
         /* the output and this axis's index map (pads are within 2^40, so no overflow), checked
          * before the map is allocated */
         int64_t out_bytes = numel * (int64_t)ps->esz, map_bytes = s.d[d] * (int64_t)sizeof(int64_t);
-        if ((st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, out_bytes > map_bytes ? out_bytes : map_bytes,
-                                 "node '%s' (Pad): the padded output needs %lld bytes and its index map %lld",
-                                 c->name, (long long)out_bytes, (long long)map_bytes)))
+        if ((st = gr_limit_check(
+                 GRAFT_LIMIT_TENSOR_BYTES, out_bytes > map_bytes ? out_bytes : map_bytes,
+                 "node '%s' (Pad): the padded output needs %lld bytes and its index map %lld",
+                 c->name, (long long)out_bytes, (long long)map_bytes)))
             return st;
         if (!(ps->map[d] = gr_arena_alloc(c->arena, (size_t)s.d[d] * sizeof(int64_t) + 8)))
             return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
@@ -697,7 +756,7 @@ static int pad_prepare(gr_opctx *c)
             int64_t k = pad_index(mode, o - b, n);
             ps->map[d][o] = k < 0 ? -1 : k + c0;
         }
-        if (d == s.rank - 1) {  /* the run that reads the input in order */
+        if (d == s.rank - 1) { /* the run that reads the input in order */
             ps->shift = b - c0;
             ps->lo = b, ps->hi = b + n;
         }
@@ -736,8 +795,9 @@ static void pad_forward(gr_opctx *c)
         char *yr = (char *)y->data + row * inner * (int64_t)esz;
         const char *xr = (const char *)x->data + off * (int64_t)esz;
         for (int64_t j = 0; j < inner; j++) {
-            if (!fill && j == ps->lo && ps->hi > ps->lo) {  /* the in-order run */
-                memcpy(yr + j * (int64_t)esz, xr + (j - ps->shift) * (int64_t)esz, (size_t)(ps->hi - ps->lo) * esz);
+            if (!fill && j == ps->lo && ps->hi > ps->lo) { /* the in-order run */
+                memcpy(yr + j * (int64_t)esz, xr + (j - ps->shift) * (int64_t)esz,
+                       (size_t)(ps->hi - ps->lo) * esz);
                 j = ps->hi - 1;
                 continue;
             }
@@ -788,8 +848,8 @@ static void pad_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *
 }
 
 const gr_opdef gr_ops_resize[] = {
-    {"Resize", resize_prepare, resize_forward, NULL, 0, resize_backward},
-    {"Upsample", upsample_prepare, resize_forward, NULL, 0, resize_backward},
-    {"Pad", pad_prepare, pad_forward, NULL, 0, pad_backward},
-    {0},
+    { "Resize", resize_prepare, resize_forward, NULL, 0, resize_backward },
+    { "Upsample", upsample_prepare, resize_forward, NULL, 0, resize_backward },
+    { "Pad", pad_prepare, pad_forward, NULL, 0, pad_backward },
+    { 0 },
 };

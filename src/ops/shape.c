@@ -35,8 +35,8 @@ static int has_input(const gr_opctx *c, int i) { return i < c->nin && c->in[i] !
 static int reject_attr(const gr_opctx *c, const char *name, int cond)
 {
     if (cond && gr_attr_get(c, name))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d", name, c->op_type,
-                         c->opset);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d",
+                         name, c->op_type, c->opset);
     return GRAFT_OK;
 }
 
@@ -90,7 +90,7 @@ typedef struct strided {
 static void strided_simplify(strided *s)
 {
     int r = 0;
-    for (int i = 0; i < s->rank; i++)  /* an empty view first: its other extents may be huge */
+    for (int i = 0; i < s->rank; i++) /* an empty view first: its other extents may be huge */
         if (s->n[i] == 0) {
             s->rank = 1, s->n[0] = 0, s->st[0] = 1;
             return;
@@ -116,11 +116,19 @@ static void copy_row(char *o, const char *x, int64_t n, int64_t st, size_t esz)
         memcpy(o, x, (size_t)n * esz);
         return;
     }
-    switch (esz) {  /* constant sizes let the compiler turn memcpy into one load and store */
-    case 1: for (int64_t j = 0; j < n; j++) o[j] = x[j * st]; break;
-    case 4: for (int64_t j = 0; j < n; j++) memcpy(o + j * 4, x + j * st * 4, 4); break;
-    case 8: for (int64_t j = 0; j < n; j++) memcpy(o + j * 8, x + j * st * 8, 8); break;
-    default: for (int64_t j = 0; j < n; j++) memcpy(o + j * esz, x + j * st * (int64_t)esz, esz); break;
+    switch (esz) { /* constant sizes let the compiler turn memcpy into one load and store */
+    case 1:
+        for (int64_t j = 0; j < n; j++) o[j] = x[j * st];
+        break;
+    case 4:
+        for (int64_t j = 0; j < n; j++) memcpy(o + j * 4, x + j * st * 4, 4);
+        break;
+    case 8:
+        for (int64_t j = 0; j < n; j++) memcpy(o + j * 8, x + j * st * 8, 8);
+        break;
+    default:
+        for (int64_t j = 0; j < n; j++) memcpy(o + j * esz, x + j * st * (int64_t)esz, esz);
+        break;
     }
 }
 
@@ -187,7 +195,8 @@ static void strided_tiled(const strided *s, int j, char *out, const char *in)
                 if (esz == 4)
                     for (int64_t b = b0; b < b1; b++) memcpy(o + b * 4, x + b * ist * 4, 4);
                 else
-                    for (int64_t b = b0; b < b1; b++) memcpy(o + b * esz, x + b * ist * esz, (size_t)esz);
+                    for (int64_t b = b0; b < b1; b++)
+                        memcpy(o + b * esz, x + b * ist * esz, (size_t)esz);
             }
         }
     }
@@ -268,7 +277,8 @@ static void strided_back(const strided *s, void *in, const void *out, int add)
             } else if (ist == 1) {
                 memcpy(x, o, (size_t)inner * esz);
             } else {
-                for (int64_t j = 0; j < inner; j++) memcpy(x + j * ist * (int64_t)esz, o + j * (int64_t)esz, esz);
+                for (int64_t j = 0; j < inner; j++)
+                    memcpy(x + j * ist * (int64_t)esz, o + j * (int64_t)esz, esz);
             }
             for (int i = r - 2; i >= 0; i--) {
                 off += s->st[i];
@@ -332,7 +342,8 @@ static void copy_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
 static int grad_f32(const gr_opctx *c)
 {
     if ((c->need_grad & 1) && c->in[0]->dtype != GR_F32)
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "backward is implemented for float32 only; input 0 is %s",
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                         "backward is implemented for float32 only; input 0 is %s",
                          gr_dtype_name(c->in[0]->dtype));
     return GRAFT_OK;
 }
@@ -341,30 +352,35 @@ static int grad_f32(const gr_opctx *c)
  * allowzero=1, opset 14, where 0 is a real zero), one -1 is inferred. */
 static int reshape_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"allowzero", "shape", NULL};
+    static const char *const known[] = { "allowzero", "shape", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "shape", c->opset >= 5)) || (st = reject_attr(c, "allowzero", c->opset < 14)) ||
-        (st = gr_op_check_arity(c, c->opset < 5 ? 1 : 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)))
+    if (st || (st = reject_attr(c, "shape", c->opset >= 5)) ||
+        (st = reject_attr(c, "allowzero", c->opset < 14)) ||
+        (st = gr_op_check_arity(c, c->opset < 5 ? 1 : 2, 2, 1, 1)) ||
+        (st = check_known_dtype(c, 0)))
         return st;
     int64_t want[GR_MAXDIM];
     int n;
     if (c->opset < 5) {
         n = gr_attr_ints(c, "shape", want, GR_MAXDIM);
-        if (n < 0) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'shape' is required before opset 5");
+        if (n < 0)
+            return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'shape' is required before opset 5");
         if (n > GR_MAXDIM)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "shape has %d dims, at most %d supported", n, GR_MAXDIM);
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "shape has %d dims, at most %d supported", n,
+                             GR_MAXDIM);
     } else if ((n = input_ints(c, 1, want, GR_MAXDIM)) < 0) {
         return -n;
     }
     int allowzero = c->opset >= 14 && gr_attr_int(c, "allowzero", 0) != 0;
     const gr_shape *xs = &c->in[0]->shape;
-    gr_shape s = {n, {0}};
+    gr_shape s = { n, { 0 } };
     int infer = -1, zero = 0;
     for (int i = 0; i < n; i++) {
         int64_t v = want[i];
         if (v == 0 && !allowzero) {
             if (i >= xs->rank)
-                return gr_op_err(c, GRAFT_E_SHAPE, "shape[%d] is 0 (copy the input dim) but the input has rank %d", i,
+                return gr_op_err(c, GRAFT_E_SHAPE,
+                                 "shape[%d] is 0 (copy the input dim) but the input has rank %d", i,
                                  xs->rank);
             v = xs->d[i];
         }
@@ -373,13 +389,15 @@ static int reshape_prepare(gr_opctx *c)
             infer = i;
             v = 1;
         } else if (v < -1) {
-            return gr_op_err(c, GRAFT_E_SHAPE, "shape[%d] is %" PRId64 ", dims must be >= -1", i, v);
+            return gr_op_err(c, GRAFT_E_SHAPE, "shape[%d] is %" PRId64 ", dims must be >= -1", i,
+                             v);
         }
         zero |= v == 0;
         s.d[i] = v;
     }
     if (allowzero && zero && infer >= 0)
-        return gr_op_err(c, GRAFT_E_SHAPE, "allowzero=1 with both a 0 and a -1 in shape is invalid");
+        return gr_op_err(c, GRAFT_E_SHAPE,
+                         "allowzero=1 with both a 0 and a -1 in shape is invalid");
     if (gr_numel_checked(&s, 1) < 0) return gr_op_err(c, GRAFT_E_SHAPE, "shape overflows");
     int64_t total = gr_numel(xs), have = gr_numel(&s);
     char a[160], b[160];
@@ -398,15 +416,16 @@ static int reshape_prepare(gr_opctx *c)
 /* ONNX Flatten: (prod(d[:axis]), prod(d[axis:])), axis in [-r, r]. */
 static int flatten_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"axis", NULL};
+    static const char *const known[] = { "axis", NULL };
     int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_known_dtype(c, 0))) return st;
     const gr_shape *xs = &c->in[0]->shape;
     int64_t axis = gr_attr_int(c, "axis", 1);
     if (axis < -xs->rank || axis > xs->rank)
-        return gr_op_err(c, GRAFT_E_SHAPE, "axis %" PRId64 " is out of range for rank %d", axis, xs->rank);
+        return gr_op_err(c, GRAFT_E_SHAPE, "axis %" PRId64 " is out of range for rank %d", axis,
+                         xs->rank);
     if (axis < 0) axis += xs->rank;
-    gr_shape s = {2, {1, 1}};
+    gr_shape s = { 2, { 1, 1 } };
     for (int i = 0; i < xs->rank; i++) s.d[i >= axis] *= xs->d[i];
     return gr_op_set_out(c, 0, c->in[0]->dtype, &s);
 }
@@ -418,7 +437,8 @@ static int read_axes(gr_opctx *c, int input_since, int64_t *axes, int max, int *
     *err = GRAFT_OK;
     if (c->opset < input_since) {
         int n = gr_attr_ints(c, "axes", axes, max);
-        if (n > max) *err = gr_op_err(c, GRAFT_E_SHAPE, "'axes' has %d entries, at most %d allowed", n, max);
+        if (n > max)
+            *err = gr_op_err(c, GRAFT_E_SHAPE, "'axes' has %d entries, at most %d allowed", n, max);
         return n;
     }
     if (!has_input(c, 1)) return -1;
@@ -430,24 +450,25 @@ static int read_axes(gr_opctx *c, int input_since, int64_t *axes, int max, int *
 /* ONNX Squeeze: axes attribute before opset 13, input from 13; no axes: every dim of size 1. */
 static int squeeze_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"axes", NULL};
+    static const char *const known[] = { "axes", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "axes", c->opset >= 13)) || (st = gr_op_check_arity(c, 1, 2, 1, 1)) ||
-        (st = check_known_dtype(c, 0)))
+    if (st || (st = reject_attr(c, "axes", c->opset >= 13)) ||
+        (st = gr_op_check_arity(c, 1, 2, 1, 1)) || (st = check_known_dtype(c, 0)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;
     int64_t axes[GR_MAXDIM];
-    int n = read_axes(c, 13, axes, GR_MAXDIM, &st), drop[GR_MAXDIM] = {0};
+    int n = read_axes(c, 13, axes, GR_MAXDIM, &st), drop[GR_MAXDIM] = { 0 };
     if (st) return st;
     for (int i = 0; i < n; i++) {
         int a;
         if ((st = gr_op_axis(c, axes[i], xs->rank, &a))) return st;
         if (drop[a]) return gr_op_err(c, GRAFT_E_SHAPE, "axis %d appears twice in 'axes'", a);
         if (xs->d[a] != 1)
-            return gr_op_err(c, GRAFT_E_SHAPE, "cannot squeeze axis %d of size %" PRId64, a, xs->d[a]);
+            return gr_op_err(c, GRAFT_E_SHAPE, "cannot squeeze axis %d of size %" PRId64, a,
+                             xs->d[a]);
         drop[a] = 1;
     }
-    gr_shape s = {0, {0}};
+    gr_shape s = { 0, { 0 } };
     for (int i = 0; i < xs->rank; i++)
         if (n < 0 ? xs->d[i] != 1 : !drop[i]) s.d[s.rank++] = xs->d[i];
     return gr_op_set_out(c, 0, c->in[0]->dtype, &s);
@@ -456,25 +477,27 @@ static int squeeze_prepare(gr_opctx *c)
 /* ONNX Unsqueeze: axes (attribute before 13, input from 13) index the output. */
 static int unsqueeze_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"axes", NULL};
+    static const char *const known[] = { "axes", NULL };
     int st = gr_op_check_attrs(c, known);
     if (st || (st = reject_attr(c, "axes", c->opset >= 13)) ||
-        (st = gr_op_check_arity(c, c->opset < 13 ? 1 : 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)))
+        (st = gr_op_check_arity(c, c->opset < 13 ? 1 : 2, 2, 1, 1)) ||
+        (st = check_known_dtype(c, 0)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;
     int64_t axes[GR_MAXDIM];
-    int n = read_axes(c, 13, axes, GR_MAXDIM, &st), add[GR_MAXDIM] = {0};
+    int n = read_axes(c, 13, axes, GR_MAXDIM, &st), add[GR_MAXDIM] = { 0 };
     if (st) return st;
     if (n < 0) return gr_op_err(c, GRAFT_E_FORMAT, "'axes' is required");
     int r = xs->rank + n;
-    if (r > GR_MAXDIM) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "output rank %d exceeds %d", r, GR_MAXDIM);
+    if (r > GR_MAXDIM)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "output rank %d exceeds %d", r, GR_MAXDIM);
     for (int i = 0; i < n; i++) {
         int a;
         if ((st = gr_op_axis(c, axes[i], r, &a))) return st;
         if (add[a]) return gr_op_err(c, GRAFT_E_SHAPE, "axis %d appears twice in 'axes'", a);
         add[a] = 1;
     }
-    gr_shape s = {r, {0}};
+    gr_shape s = { r, { 0 } };
     for (int i = 0, k = 0; i < r; i++) s.d[i] = add[i] ? 1 : xs->d[k++];
     return gr_op_set_out(c, 0, c->in[0]->dtype, &s);
 }
@@ -483,7 +506,8 @@ static int identity_prepare(gr_opctx *c)
 {
     int st = gr_op_check_arity(c, 1, 1, 1, 1);
     if (st || (st = check_known_dtype(c, 0))) return st;
-    if (c->nattr) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
+    if (c->nattr)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
     return gr_op_set_out(c, 0, c->in[0]->dtype, &c->in[0]->shape);
 }
 
@@ -496,53 +520,63 @@ static int identity_prepare(gr_opctx *c)
  * backward applies the same mask. */
 typedef struct dropout_state {
     int training;
-    float ratio;       /* attribute, or input 1's value when known at plan time (-1: read it in forward) */
-    uint8_t *mask;     /* training: the last forward's keep-mask */
-    float scale;       /* training: the last forward's 1 / (1 - ratio) */
+    float
+        ratio; /* attribute, or input 1's value when known at plan time (-1: read it in forward) */
+    uint8_t *mask; /* training: the last forward's keep-mask */
+    float scale;   /* training: the last forward's 1 / (1 - ratio) */
 } dropout_state;
 
 static int dropout_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"ratio", "seed", "is_test", NULL};
-    static const int ft[] = {GR_F32, GR_F64, 0};
+    static const char *const known[] = { "ratio", "seed", "is_test", NULL };
+    static const int ft[] = { GR_F32, GR_F64, 0 };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "ratio", c->opset >= 12)) || (st = reject_attr(c, "seed", c->opset < 12)) ||
+    if (st || (st = reject_attr(c, "ratio", c->opset >= 12)) ||
+        (st = reject_attr(c, "seed", c->opset < 12)) ||
         (st = reject_attr(c, "is_test", c->opset >= 7)) ||
-        (st = gr_op_check_arity(c, 1, c->opset >= 12 ? 3 : 1, 1, 2)) || (st = gr_op_check_dtype(c, 0, ft)))
+        (st = gr_op_check_arity(c, 1, c->opset >= 12 ? 3 : 1, 1, 2)) ||
+        (st = gr_op_check_dtype(c, 0, ft)))
         return st;
     if (has_input(c, 1) && (st = gr_op_check_dtype(c, 1, ft))) return st;
-    if (has_input(c, 1) && gr_numel(&c->in[1]->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "ratio must be a scalar");
+    if (has_input(c, 1) && gr_numel(&c->in[1]->shape) != 1)
+        return gr_op_err(c, GRAFT_E_SHAPE, "ratio must be a scalar");
     dropout_state *d = gr_op_params(c, sizeof *d);
     if (!d) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     d->training = c->training;
     d->ratio = c->opset < 12 ? gr_attr_float(c, "ratio", 0.5f) : !has_input(c, 1) ? 0.5f : -1;
     if (d->ratio < 0 && c->in[1]->data) d->ratio = (float)gr_get_f64(c->in[1], 0);
     if (c->training) {
-        if (!c->rng) return gr_op_err(c, GRAFT_E_INTERNAL, "training needs the engine's random generator");
+        if (!c->rng)
+            return gr_op_err(c, GRAFT_E_INTERNAL, "training needs the engine's random generator");
         if (d->ratio != -1 && !(d->ratio >= 0 && d->ratio <= 1))
             return gr_op_err(c, GRAFT_E_FORMAT, "ratio %g is outside [0, 1]", d->ratio);
         if (!(d->mask = gr_arena_alloc(c->arena, (size_t)gr_numel(&c->in[0]->shape) + 1)))
             return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     } else {
         if (c->opset < 7 && gr_attr_int(c, "is_test", 0) == 0)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED, "is_test=0 (training dropout) is not supported");
+            return gr_op_err(c, GRAFT_E_UNSUPPORTED,
+                             "is_test=0 (training dropout) is not supported");
         if (has_input(c, 2)) {
             const gr_tensor *t = c->in[2];
             if (!t->data)
-                return gr_op_err(c, GRAFT_E_UNSUPPORTED,
-                                 "input 2 (training_mode) must be a constant when the model is planned");
-            if (gr_numel(&t->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "training_mode must be a scalar");
+                return gr_op_err(
+                    c, GRAFT_E_UNSUPPORTED,
+                    "input 2 (training_mode) must be a constant when the model is planned");
+            if (gr_numel(&t->shape) != 1)
+                return gr_op_err(c, GRAFT_E_SHAPE, "training_mode must be a scalar");
             /* training with ratio 0 drops nothing: the same as inference */
             if (gr_get_f64(t, 0) != 0 && d->ratio != 0)
                 return gr_op_err(c, GRAFT_E_UNSUPPORTED,
-                                 "training_mode=true (training dropout) is not supported unless ratio is a constant 0");
+                                 "training_mode=true (training dropout) is not supported unless "
+                                 "ratio is a constant 0");
         }
     }
     if ((st = gr_op_set_out(c, 0, c->in[0]->dtype, &c->in[0]->shape))) return st;
     return gr_op_set_out(c, 1, c->opset >= 10 ? GR_BOOL : c->in[0]->dtype, &c->in[0]->shape);
 }
 
-/* Training: mask from c->rng (sequential, so a seed and the tensor size fix it), then y = x * m * scale. */
+/* Training: mask from c->rng (sequential, so a seed and the tensor size fix it), then y = x * m *
+ * scale. */
 static void dropout_train(gr_opctx *c, dropout_state *d)
 {
     float ratio = d->ratio >= 0 ? d->ratio : (float)gr_get_f64(c->in[1], 0);
@@ -614,18 +648,18 @@ static void dropout_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *con
 /* ONNX Transpose: out dim i = in dim perm[i]; perm defaults to the reversed axes. */
 static int transpose_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"perm", NULL};
+    static const char *const known[] = { "perm", NULL };
     int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_known_dtype(c, 0))) return st;
     const gr_shape *xs = &c->in[0]->shape;
-    int r = xs->rank, perm[GR_MAXDIM], seen[GR_MAXDIM] = {0};
+    int r = xs->rank, perm[GR_MAXDIM], seen[GR_MAXDIM] = { 0 };
     int64_t p[GR_MAXDIM];
     int n = gr_attr_ints(c, "perm", p, GR_MAXDIM);
     if (n < 0)
         for (int i = 0; i < r; i++) p[i] = r - 1 - i;
     else if (n != r)
         return gr_op_err(c, GRAFT_E_SHAPE, "perm has %d entries for an input of rank %d", n, r);
-    gr_shape s = {r, {0}};
+    gr_shape s = { r, { 0 } };
     for (int i = 0; i < r; i++) {
         if (p[i] < 0 || p[i] >= r || seen[p[i]])
             return gr_op_err(c, GRAFT_E_SHAPE, "perm is not a permutation of 0..%d", r - 1);
@@ -649,19 +683,22 @@ static int transpose_prepare(gr_opctx *c)
  *   SpaceToDepth: (N, C, H', b, W', b) → (N, b, b, C, H', W')                          */
 static int space_depth_prepare(gr_opctx *c, int to_space)
 {
-    static const char *const known[] = {"blocksize", "mode", NULL};
+    static const char *const known[] = { "blocksize", "mode", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "mode", c->opset < 11)) || (st = gr_op_check_arity(c, 1, 1, 1, 1)) ||
-        (st = check_known_dtype(c, 0)))
+    if (st || (st = reject_attr(c, "mode", c->opset < 11)) ||
+        (st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_known_dtype(c, 0)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;
-    if (xs->rank != 4) return gr_op_err(c, GRAFT_E_SHAPE, "input must have rank 4 (N, C, H, W), got %d", xs->rank);
-    int64_t b = gr_attr_int(c, "blocksize", 0), N = xs->d[0], C = xs->d[1], H = xs->d[2], W = xs->d[3];
+    if (xs->rank != 4)
+        return gr_op_err(c, GRAFT_E_SHAPE, "input must have rank 4 (N, C, H, W), got %d", xs->rank);
+    int64_t b = gr_attr_int(c, "blocksize", 0), N = xs->d[0], C = xs->d[1], H = xs->d[2],
+            W = xs->d[3];
     if (b <= 0 || b > (1 << 20))
         return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'blocksize' must be given and positive");
     const char *mode = gr_attr_str(c, "mode", "DCR");
     int crd = strcmp(mode, "CRD") == 0;
-    if (!to_space && gr_attr_get(c, "mode")) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "SpaceToDepth has no 'mode'");
+    if (!to_space && gr_attr_get(c, "mode"))
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "SpaceToDepth has no 'mode'");
     if (to_space && !crd && strcmp(mode, "DCR") != 0)
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "mode '%s' is not supported (DCR or CRD)", mode);
     gr_shape s = *xs;
@@ -669,21 +706,24 @@ static int space_depth_prepare(gr_opctx *c, int to_space)
     int perm[6];
     if (to_space) {
         if (C % (b * b))
-            return gr_op_err(c, GRAFT_E_SHAPE, "channels %" PRId64 " are not a multiple of blocksize^2", C);
+            return gr_op_err(c, GRAFT_E_SHAPE,
+                             "channels %" PRId64 " are not a multiple of blocksize^2", C);
         int64_t Cq = C / (b * b);
         s.d[1] = Cq, s.d[2] = H * b, s.d[3] = W * b;
         if (crd) {
-            memcpy(v, (int64_t[]){N, Cq, b, b, H, W}, sizeof v);
-            memcpy(perm, (int[]){0, 1, 4, 2, 5, 3}, sizeof perm);
+            memcpy(v, (int64_t[]){ N, Cq, b, b, H, W }, sizeof v);
+            memcpy(perm, (int[]){ 0, 1, 4, 2, 5, 3 }, sizeof perm);
         } else {
-            memcpy(v, (int64_t[]){N, b, b, Cq, H, W}, sizeof v);
-            memcpy(perm, (int[]){0, 3, 4, 1, 5, 2}, sizeof perm);
+            memcpy(v, (int64_t[]){ N, b, b, Cq, H, W }, sizeof v);
+            memcpy(perm, (int[]){ 0, 3, 4, 1, 5, 2 }, sizeof perm);
         }
     } else {
-        if (H % b || W % b) return gr_op_err(c, GRAFT_E_SHAPE, "H and W must be multiples of blocksize %" PRId64, b);
+        if (H % b || W % b)
+            return gr_op_err(c, GRAFT_E_SHAPE, "H and W must be multiples of blocksize %" PRId64,
+                             b);
         s.d[1] = C * b * b, s.d[2] = H / b, s.d[3] = W / b;
-        memcpy(v, (int64_t[]){N, C, H / b, b, W / b, b}, sizeof v);
-        memcpy(perm, (int[]){0, 3, 5, 1, 2, 4}, sizeof perm);
+        memcpy(v, (int64_t[]){ N, C, H / b, b, W / b, b }, sizeof v);
+        memcpy(perm, (int[]){ 0, 3, 5, 1, 2, 4 }, sizeof perm);
     }
     if ((st = gr_op_set_out(c, 0, c->in[0]->dtype, &s))) return st;
     strided *sp = strided_new(c);
@@ -691,7 +731,7 @@ static int space_depth_prepare(gr_opctx *c, int to_space)
     strided_permute(sp, 6, v, perm, gr_dtype_size(c->in[0]->dtype));
     int inv[6];
     int64_t w[6];
-    for (int i = 0; i < 6; i++) w[i] = v[perm[i]];  /* the output as the 6-D permuted view */
+    for (int i = 0; i < 6; i++) w[i] = v[perm[i]]; /* the output as the 6-D permuted view */
     invert_perm(6, perm, inv);
     strided_permute(&sp[1], 6, w, inv, gr_dtype_size(c->in[0]->dtype));
     return GRAFT_OK;
@@ -712,10 +752,11 @@ typedef struct concat_state {
 /* ONNX Concat: all inputs have the same rank, dtype and dims except along axis. */
 static int concat_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"axis", NULL};
+    static const char *const known[] = { "axis", NULL };
     int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1 << 20, 1, 1))) return st;
-    if (!gr_attr_get(c, "axis")) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'axis' is required");
+    if (!gr_attr_get(c, "axis"))
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'axis' is required");
     for (int i = 0; i < c->nin; i++)
         if (!c->in[i]) return gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
     const gr_tensor *x0 = c->in[0];
@@ -731,14 +772,16 @@ static int concat_prepare(gr_opctx *c)
     for (int i = 0; i < c->nin; i++) {
         const gr_tensor *x = c->in[i];
         if (x->dtype != x0->dtype)
-            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has type %s, input 0 has %s", i, gr_dtype_name(x->dtype),
-                             gr_dtype_name(x0->dtype));
+            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has type %s, input 0 has %s", i,
+                             gr_dtype_name(x->dtype), gr_dtype_name(x0->dtype));
         int ok = x->shape.rank == s.rank;
         for (int d = 0; ok && d < s.rank; d++) ok = d == axis || x->shape.d[d] == s.d[d];
         if (!ok) {
             char a[160], b[160];
-            return gr_op_err(c, GRAFT_E_SHAPE, "input %d has shape %s, which does not fit input 0's %s along axis %d",
-                             i, gr_shape_str(&x->shape, a, sizeof a), gr_shape_str(&x0->shape, b, sizeof b), axis);
+            return gr_op_err(c, GRAFT_E_SHAPE,
+                             "input %d has shape %s, which does not fit input 0's %s along axis %d",
+                             i, gr_shape_str(&x->shape, a, sizeof a),
+                             gr_shape_str(&x0->shape, b, sizeof b), axis);
         }
         cs->len[i] = x->shape.d[axis];
         s.d[axis] += x->shape.d[axis];
@@ -754,7 +797,8 @@ static int concat_prepare(gr_opctx *c)
 }
 
 /* Copies between the whole (outer, total, inner) and its parts (outer, len[i], inner). */
-static void concat_split(const concat_state *cs, int nparts, gr_tensor *const *parts, gr_tensor *whole, int to_whole)
+static void concat_split(const concat_state *cs, int nparts, gr_tensor *const *parts,
+                         gr_tensor *whole, int to_whole)
 {
     size_t esz = gr_dtype_size(whole->dtype);
     int64_t row = cs->total * cs->inner * (int64_t)esz;
@@ -765,7 +809,7 @@ static void concat_split(const concat_state *cs, int nparts, gr_tensor *const *p
         for (int i = 0; i < nparts; i++) {
             int64_t n = cs->len[i] * cs->inner * (int64_t)esz;
             char *w = (char *)whole->data + o * row + at;
-            if (n && !parts[i]) {  /* backward: a part without a gradient */
+            if (n && !parts[i]) { /* backward: a part without a gradient */
                 if (to_whole) memset(w, 0, (size_t)n);
             } else if (n) {
                 char *p = (char *)parts[i]->data + o * n;
@@ -801,10 +845,12 @@ static void split_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const
  * parts, one per output (opset 18: num_outputs, the last part may be smaller). */
 static int split_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"axis", "split", "num_outputs", NULL};
+    static const char *const known[] = { "axis", "split", "num_outputs", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "split", c->opset >= 13)) || (st = reject_attr(c, "num_outputs", c->opset < 18)) ||
-        (st = gr_op_check_arity(c, 1, c->opset >= 13 ? 2 : 1, 1, 1 << 20)) || (st = check_known_dtype(c, 0)))
+    if (st || (st = reject_attr(c, "split", c->opset >= 13)) ||
+        (st = reject_attr(c, "num_outputs", c->opset < 18)) ||
+        (st = gr_op_check_arity(c, 1, c->opset >= 13 ? 2 : 1, 1, 1 << 20)) ||
+        (st = check_known_dtype(c, 0)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;
     int axis;
@@ -821,26 +867,32 @@ static int split_prepare(gr_opctx *c)
     if (n >= 0 && c->opset >= 18 && gr_attr_get(c, "num_outputs"))
         return gr_op_err(c, GRAFT_E_FORMAT, "'split' and 'num_outputs' cannot both be given");
     if (n >= 0) {
-        if (n != c->nout) return gr_op_err(c, GRAFT_E_SHAPE, "'split' has %d entries for %d outputs", n, c->nout);
+        if (n != c->nout)
+            return gr_op_err(c, GRAFT_E_SHAPE, "'split' has %d entries for %d outputs", n, c->nout);
         int64_t sum = 0;
         for (int i = 0; i < n; i++) {
             if (cs->len[i] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "split[%d] is negative", i);
             sum += cs->len[i];
         }
         if (sum != D)
-            return gr_op_err(c, GRAFT_E_SHAPE, "'split' sums to %" PRId64 ", axis %d has %" PRId64, sum, axis, D);
+            return gr_op_err(c, GRAFT_E_SHAPE, "'split' sums to %" PRId64 ", axis %d has %" PRId64,
+                             sum, axis, D);
     } else {
         int64_t parts = c->opset >= 18 ? gr_attr_int(c, "num_outputs", c->nout) : c->nout;
         if (parts != c->nout)
-            return gr_op_err(c, GRAFT_E_SHAPE, "num_outputs %" PRId64 " but the node has %d outputs", parts, c->nout);
+            return gr_op_err(c, GRAFT_E_SHAPE,
+                             "num_outputs %" PRId64 " but the node has %d outputs", parts, c->nout);
         int64_t chunk = (D + parts - 1) / parts;
         if (c->opset < 18 && D % parts)
-            return gr_op_err(c, GRAFT_E_SHAPE, "axis %d of size %" PRId64 " does not split into %d equal parts", axis,
+            return gr_op_err(c, GRAFT_E_SHAPE,
+                             "axis %d of size %" PRId64 " does not split into %d equal parts", axis,
                              D, c->nout);
         if (D % parts && chunk * (parts - 1) > D) /* the last part would be negative */
-            return gr_op_err(c, GRAFT_E_SHAPE, "axis %d of size %" PRId64 " cannot split into %d parts", axis, D,
+            return gr_op_err(c, GRAFT_E_SHAPE,
+                             "axis %d of size %" PRId64 " cannot split into %d parts", axis, D,
                              c->nout);
-        for (int i = 0; i < c->nout; i++) cs->len[i] = i < c->nout - 1 ? chunk : D - chunk * (parts - 1);
+        for (int i = 0; i < c->nout; i++)
+            cs->len[i] = i < c->nout - 1 ? chunk : D - chunk * (parts - 1);
     }
     cs->axis = axis;
     cs->outer = cs->inner = 1;
@@ -884,9 +936,10 @@ static int64_t slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step,
  * [0, dim-1] and [-1, dim-1] for negative ones). */
 static int slice_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"starts", "ends", "axes", NULL};
+    static const char *const known[] = { "starts", "ends", "axes", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "starts", c->opset >= 10)) || (st = reject_attr(c, "ends", c->opset >= 10)) ||
+    if (st || (st = reject_attr(c, "starts", c->opset >= 10)) ||
+        (st = reject_attr(c, "ends", c->opset >= 10)) ||
         (st = reject_attr(c, "axes", c->opset >= 10)) ||
         (st = gr_op_check_arity(c, c->opset < 10 ? 1 : 3, c->opset < 10 ? 1 : 5, 1, 1)) ||
         (st = check_known_dtype(c, 0)))
@@ -898,7 +951,8 @@ static int slice_prepare(gr_opctx *c)
         ns = gr_attr_ints(c, "starts", starts, GR_MAXDIM);
         ne = gr_attr_ints(c, "ends", ends, GR_MAXDIM);
         na = gr_attr_ints(c, "axes", axes, GR_MAXDIM);
-        if (ns < 0 || ne < 0) return gr_op_err(c, GRAFT_E_FORMAT, "attributes 'starts' and 'ends' are required");
+        if (ns < 0 || ne < 0)
+            return gr_op_err(c, GRAFT_E_FORMAT, "attributes 'starts' and 'ends' are required");
         if (ns > GR_MAXDIM || na > GR_MAXDIM) return gr_op_err(c, GRAFT_E_SHAPE, "too many axes");
     } else {
         if ((ns = input_ints(c, 1, starts, GR_MAXDIM)) < 0) return -ns;
@@ -907,9 +961,10 @@ static int slice_prepare(gr_opctx *c)
         if (has_input(c, 4) && (nst = input_ints(c, 4, steps, GR_MAXDIM)) < 0) return -nst;
     }
     if (ne != ns || (na >= 0 && na != ns) || (nst >= 0 && nst != ns))
-        return gr_op_err(c, GRAFT_E_SHAPE, "starts, ends, axes and steps must have the same length");
+        return gr_op_err(c, GRAFT_E_SHAPE,
+                         "starts, ends, axes and steps must have the same length");
     int64_t first[GR_MAXDIM], step[GR_MAXDIM], xst[GR_MAXDIM];
-    int seen[GR_MAXDIM] = {0};
+    int seen[GR_MAXDIM] = { 0 };
     gr_shape s = *xs;
     for (int d = 0; d < r; d++) first[d] = 0, step[d] = 1;
     for (int i = 0; i < ns; i++) {
@@ -944,7 +999,8 @@ static int expand_prepare(gr_opctx *c)
 {
     int st = gr_op_check_arity(c, 2, 2, 1, 1);
     if (st || (st = check_known_dtype(c, 0))) return st;
-    if (c->nattr) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
+    if (c->nattr)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
     int64_t want[GR_MAXDIM];
     int n = input_ints(c, 1, want, GR_MAXDIM);
     if (n < 0) return -n;
@@ -952,8 +1008,8 @@ static int expand_prepare(gr_opctx *c)
     gr_shape ws = gr_shape_make(n, want), s;
     for (int i = 0; i < n; i++)
         if (want[i] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "shape[%d] is negative", i);
-    if ((st = gr_broadcast_shape(c, xs, &ws, &s)) || (st = gr_op_set_out(c, 0, c->in[0]->dtype, &s)) ||
-        (st = grad_f32(c)))
+    if ((st = gr_broadcast_shape(c, xs, &ws, &s)) ||
+        (st = gr_op_set_out(c, 0, c->in[0]->dtype, &s)) || (st = grad_f32(c)))
         return st;
     strided *sp = strided_new(c);
     if (!sp) return GRAFT_E_NOMEM;
@@ -961,7 +1017,7 @@ static int expand_prepare(gr_opctx *c)
     strides_of(xs, xst);
     sp->rank = s.rank, sp->off = 0, sp->esz = gr_dtype_size(c->in[0]->dtype);
     for (int d = 0; d < s.rank; d++) {
-        int k = d - (s.rank - xs->rank);  /* input axis, aligned to the right */
+        int k = d - (s.rank - xs->rank); /* input axis, aligned to the right */
         sp->n[d] = s.d[d];
         sp->st[d] = k < 0 || xs->d[k] == 1 ? 0 : xst[k];
     }
@@ -975,18 +1031,21 @@ static int tile_prepare(gr_opctx *c)
 {
     int st = gr_op_check_arity(c, 2, 2, 1, 1);
     if (st || (st = check_known_dtype(c, 0))) return st;
-    if (c->nattr) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
+    if (c->nattr)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
     const gr_shape *xs = &c->in[0]->shape;
     int64_t rep[GR_MAXDIM], xst[GR_MAXDIM];
     int n = input_ints(c, 1, rep, GR_MAXDIM);
     if (n < 0) return -n;
     if (n != xs->rank)
-        return gr_op_err(c, GRAFT_E_SHAPE, "repeats has %d entries for an input of rank %d", n, xs->rank);
+        return gr_op_err(c, GRAFT_E_SHAPE, "repeats has %d entries for an input of rank %d", n,
+                         xs->rank);
     if ((st = grad_f32(c))) return st;
     gr_shape s = *xs;
     for (int d = 0; d < n; d++) {
         if (rep[d] < 0) return gr_op_err(c, GRAFT_E_SHAPE, "repeats[%d] is negative", d);
-        if (rep[d] && xs->d[d] > INT64_MAX / rep[d]) return gr_op_err(c, GRAFT_E_NOMEM, "output too large");
+        if (rep[d] && xs->d[d] > INT64_MAX / rep[d])
+            return gr_op_err(c, GRAFT_E_NOMEM, "output too large");
         s.d[d] = xs->d[d] * rep[d];
     }
     if ((st = gr_op_set_out(c, 0, c->in[0]->dtype, &s))) return st;
@@ -1022,7 +1081,8 @@ static int check_indices(const gr_opctx *c, const gr_tensor *t, int64_t dim)
     for (int64_t i = 0, n = gr_numel(&t->shape); i < n; i++) {
         int64_t k = index_at(t, i);
         if (k < -dim || k >= dim)
-            return gr_op_err(c, GRAFT_E_SHAPE, "index %" PRId64 " is out of range for an axis of size %" PRId64, k,
+            return gr_op_err(c, GRAFT_E_SHAPE,
+                             "index %" PRId64 " is out of range for an axis of size %" PRId64, k,
                              dim);
     }
     return GRAFT_OK;
@@ -1032,8 +1092,8 @@ static int check_indices(const gr_opctx *c, const gr_tensor *t, int64_t dim)
  * the end. */
 static int gather_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"axis", NULL};
-    static const int it[] = {GR_I64, GR_I32, 0};
+    static const char *const known[] = { "axis", NULL };
+    static const int it[] = { GR_I64, GR_I32, 0 };
     int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) ||
         (st = gr_op_check_dtype(c, 1, it)))
@@ -1046,7 +1106,7 @@ static int gather_prepare(gr_opctx *c)
     if ((st = check_indices(c, c->in[1], xs->d[axis])) || (st = grad_f32(c))) return st;
     gather_state *g = gr_op_params(c, sizeof *g);
     if (!g) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
-    gr_shape s = {0, {0}};
+    gr_shape s = { 0, { 0 } };
     g->axis = axis, g->outer = g->inner = 1, g->dim = xs->d[axis], g->nidx = gr_numel(is);
     for (int d = 0; d < axis; d++) s.d[s.rank++] = xs->d[d], g->outer *= xs->d[d];
     for (int d = 0; d < is->rank; d++) s.d[s.rank++] = is->d[d];
@@ -1102,8 +1162,8 @@ static void gather_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
  * data's rank and the output their shape. */
 static int gather_elements_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"axis", NULL};
-    static const int it[] = {GR_I64, GR_I32, 0};
+    static const char *const known[] = { "axis", NULL };
+    static const int it[] = { GR_I64, GR_I32, 0 };
     int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) ||
         (st = gr_op_check_dtype(c, 1, it)))
@@ -1111,10 +1171,12 @@ static int gather_elements_prepare(gr_opctx *c)
     const gr_shape *xs = &c->in[0]->shape, *is = &c->in[1]->shape;
     int axis;
     if ((st = gr_op_axis(c, gr_attr_int(c, "axis", 0), xs->rank, &axis))) return st;
-    if (is->rank != xs->rank) return gr_op_err(c, GRAFT_E_SHAPE, "indices have rank %d, data %d", is->rank, xs->rank);
+    if (is->rank != xs->rank)
+        return gr_op_err(c, GRAFT_E_SHAPE, "indices have rank %d, data %d", is->rank, xs->rank);
     for (int d = 0; d < xs->rank; d++)
         if (d != axis && is->d[d] > xs->d[d])
-            return gr_op_err(c, GRAFT_E_SHAPE, "indices dim %d (%" PRId64 ") exceeds the data's (%" PRId64 ")", d,
+            return gr_op_err(c, GRAFT_E_SHAPE,
+                             "indices dim %d (%" PRId64 ") exceeds the data's (%" PRId64 ")", d,
                              is->d[d], xs->d[d]);
     if ((st = check_indices(c, c->in[1], xs->d[axis])) || (st = grad_f32(c))) return st;
     int *ax = gr_op_params(c, sizeof *ax);
@@ -1136,7 +1198,7 @@ static void gather_elements_forward(gr_opctx *c)
     int nth = nthreads_for(n);
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
-        int64_t base = 0, q = row;  /* data offset of the row, without the axis term */
+        int64_t base = 0, q = row; /* data offset of the row, without the axis term */
         for (int d = r - 2; d >= 0; d--) {
             int64_t id = q % is->d[d];
             q /= is->d[d];
@@ -1190,7 +1252,7 @@ static void gather_elements_backward(gr_opctx *c, gr_tensor *const *dout, gr_ten
 /* ONNX Shape; opset 15 adds start/end, clamped to [0, rank] after adding rank to negatives. */
 static int shape_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"start", "end", NULL};
+    static const char *const known[] = { "start", "end", NULL };
     int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1, 1, 1))) return st;
     int r = c->in[0]->shape.rank;
@@ -1199,7 +1261,8 @@ static int shape_prepare(gr_opctx *c)
         b = gr_attr_int(c, "start", 0);
         e = gr_attr_int(c, "end", r);
     } else if (c->nattr) {
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "'start'/'end' need opset 15, the model has %d", c->opset);
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "'start'/'end' need opset 15, the model has %d",
+                         c->opset);
     }
     if (b < 0) b += r;
     if (e < 0) e += r;
@@ -1208,7 +1271,7 @@ static int shape_prepare(gr_opctx *c)
     int *start = gr_op_params(c, sizeof *start);
     if (!start) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     *start = (int)b;
-    gr_shape s = {1, {e > b ? e - b : 0}};
+    gr_shape s = { 1, { e > b ? e - b : 0 } };
     return gr_op_set_out(c, 0, GR_I64, &s);
 }
 
@@ -1223,8 +1286,9 @@ static int size_prepare(gr_opctx *c)
 {
     int st = gr_op_check_arity(c, 1, 1, 1, 1);
     if (st) return st;
-    if (c->nattr) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
-    gr_shape s = {0, {0}};
+    if (c->nattr)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
+    gr_shape s = { 0, { 0 } };
     return gr_op_set_out(c, 0, GR_I64, &s);
 }
 
@@ -1241,7 +1305,7 @@ typedef struct fill_state {
  * 'value' tensor (default float 0). An empty shape gives a scalar. */
 static int constant_of_shape_prepare(gr_opctx *c)
 {
-    static const char *const known[] = {"value", NULL};
+    static const char *const known[] = { "value", NULL };
     int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1, 1, 1))) return st;
     int64_t d[GR_MAXDIM];
@@ -1281,7 +1345,8 @@ static int constant_prepare(gr_opctx *c)
 {
     int st = gr_op_check_arity(c, 0, 0, 1, 1);
     if (st) return st;
-    if (c->nattr != 1) return gr_op_err(c, GRAFT_E_FORMAT, "needs exactly one attribute, has %d", c->nattr);
+    if (c->nattr != 1)
+        return gr_op_err(c, GRAFT_E_FORMAT, "needs exactly one attribute, has %d", c->nattr);
     const gr_attr *a = &c->attrs[0];
     gr_tensor *t = gr_op_params(c, sizeof *t);
     if (!t) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
@@ -1291,19 +1356,20 @@ static int constant_prepare(gr_opctx *c)
         *t = a->t;
     } else if (strcmp(a->name, "value_float") == 0 || strcmp(a->name, "value_int") == 0) {
         int isf = a->name[6] == 'f';
-        *t = (gr_tensor){.dtype = isf ? GR_F32 : GR_I64, .shape = {0, {0}}};
+        *t = (gr_tensor){ .dtype = isf ? GR_F32 : GR_I64, .shape = { 0, { 0 } } };
         if (!(t->data = gr_arena_alloc(c->arena, 8))) return GRAFT_E_NOMEM;
         if (isf) *(float *)t->data = a->type == GR_AT_FLOAT ? a->f : (float)a->i;
         else *(int64_t *)t->data = a->i;
     } else if (strcmp(a->name, "value_floats") == 0 || strcmp(a->name, "value_ints") == 0) {
         int isf = a->name[6] == 'f';
-        *t = (gr_tensor){.dtype = isf ? GR_F32 : GR_I64, .shape = {1, {a->n}}};
+        *t = (gr_tensor){ .dtype = isf ? GR_F32 : GR_I64, .shape = { 1, { a->n } } };
         if (!(t->data = gr_arena_alloc(c->arena, (size_t)a->n * 8 + 8))) return GRAFT_E_NOMEM;
         if (isf && a->n) memcpy(t->data, a->floats, (size_t)a->n * sizeof(float));
         if (!isf && a->n) memcpy(t->data, a->ints, (size_t)a->n * sizeof(int64_t));
     } else {
         return gr_op_err(c, GRAFT_E_UNSUPPORTED,
-                         "attribute '%s' is not supported (value, value_float(s), value_int(s))", a->name);
+                         "attribute '%s' is not supported (value, value_float(s), value_int(s))",
+                         a->name);
     }
     return gr_op_set_out(c, 0, t->dtype, &t->shape);
 }
@@ -1324,26 +1390,31 @@ static int64_t int_at(const gr_tensor *t)
  * scalars must be known at plan time since they set the output's length. */
 static int range_prepare(gr_opctx *c)
 {
-    static const int types[] = {GR_F32, GR_F64, GR_I32, GR_I64, 0};
+    static const int types[] = { GR_F32, GR_F64, GR_I32, GR_I64, 0 };
     int st = gr_op_check_arity(c, 3, 3, 1, 1);
     if (st) return st;
-    if (c->nattr) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
+    if (c->nattr)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
     for (int i = 0; i < 3; i++) {
         const gr_tensor *t = c->in[i];
         if ((st = gr_op_check_dtype(c, i, types))) return st;
         if (t->dtype != c->in[0]->dtype)
             return gr_op_err(c, GRAFT_E_SHAPE, "start, limit and delta must have one type");
-        if (gr_numel(&t->shape) != 1) return gr_op_err(c, GRAFT_E_SHAPE, "input %d must be a scalar", i);
+        if (gr_numel(&t->shape) != 1)
+            return gr_op_err(c, GRAFT_E_SHAPE, "input %d must be a scalar", i);
         if (!t->data)
-            return gr_op_err(c, GRAFT_E_UNSUPPORTED,
-                             "input %d must be known when the model is planned (it sets the output length)", i);
+            return gr_op_err(
+                c, GRAFT_E_UNSUPPORTED,
+                "input %d must be known when the model is planned (it sets the output length)", i);
     }
     int64_t n;
     int dt = c->in[0]->dtype;
     if (dt == GR_F32 || dt == GR_F64) {
-        double a = gr_get_f64(c->in[0], 0), b = gr_get_f64(c->in[1], 0), d = gr_get_f64(c->in[2], 0);
+        double a = gr_get_f64(c->in[0], 0), b = gr_get_f64(c->in[1], 0),
+               d = gr_get_f64(c->in[2], 0);
         double k = ceil((b - a) / d);
-        if (d == 0 || !(k < 1e15)) return gr_op_err(c, GRAFT_E_SHAPE, "delta is 0 or the range is not finite");
+        if (d == 0 || !(k < 1e15))
+            return gr_op_err(c, GRAFT_E_SHAPE, "delta is 0 or the range is not finite");
         n = k > 0 ? (int64_t)k : 0;
     } else {
         int64_t a = int_at(c->in[0]), b = int_at(c->in[1]), d = int_at(c->in[2]), diff;
@@ -1355,10 +1426,9 @@ static int range_prepare(gr_opctx *c)
         if (span <= 0) n = 0;
         else if (!__builtin_sub_overflow(b, a, &diff) && d != INT64_MIN)
             n = diff / d + (diff % d != 0);
-        else
-            n = (int64_t)ceil(span);
+        else n = (int64_t)ceil(span);
     }
-    gr_shape s = {1, {n}};
+    gr_shape s = { 1, { n } };
     return gr_op_set_out(c, 0, dt, &s);
 }
 
@@ -1382,26 +1452,35 @@ static void range_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_shape[] = {
-    {"Reshape", reshape_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, copy_backward},
-    {"Flatten", flatten_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, copy_backward},
-    {"Squeeze", squeeze_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, copy_backward},
-    {"Unsqueeze", unsqueeze_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, copy_backward},
-    {"Identity", identity_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, copy_backward},
-    {"Dropout", dropout_prepare, dropout_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, dropout_backward},
-    {"Transpose", transpose_prepare, strided_forward, NULL, 0, permute_backward},
-    {"DepthToSpace", depth_to_space_prepare, strided_forward, NULL, 0, permute_backward},
-    {"SpaceToDepth", space_to_depth_prepare, strided_forward, NULL, 0, permute_backward},
-    {"Concat", concat_prepare, concat_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, concat_backward},
-    {"Split", split_prepare, split_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y, split_backward},
-    {"Slice", slice_prepare, strided_forward, NULL, 0, slice_backward},
-    {"Expand", expand_prepare, strided_forward, NULL, 0, sum_back_backward},
-    {"Tile", tile_prepare, strided_forward, NULL, 0, sum_back_backward},
-    {"Gather", gather_prepare, gather_forward, NULL, 0, gather_backward},
-    {"GatherElements", gather_elements_prepare, gather_elements_forward, NULL, 0, gather_elements_backward},
-    {"Shape", shape_prepare, shape_forward, NULL, GR_OPF_SHAPE_ONLY, NULL},
-    {"Size", size_prepare, size_forward, NULL, GR_OPF_SHAPE_ONLY, NULL},
-    {"ConstantOfShape", constant_of_shape_prepare, fill_forward, NULL, 0, NULL},
-    {"Constant", constant_prepare, constant_forward, NULL, 0, NULL},
-    {"Range", range_prepare, range_forward, NULL, 0, NULL},
-    {0},
+    { "Reshape", reshape_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      copy_backward },
+    { "Flatten", flatten_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      copy_backward },
+    { "Squeeze", squeeze_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      copy_backward },
+    { "Unsqueeze", unsqueeze_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      copy_backward },
+    { "Identity", identity_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      copy_backward },
+    { "Dropout", dropout_prepare, dropout_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      dropout_backward },
+    { "Transpose", transpose_prepare, strided_forward, NULL, 0, permute_backward },
+    { "DepthToSpace", depth_to_space_prepare, strided_forward, NULL, 0, permute_backward },
+    { "SpaceToDepth", space_to_depth_prepare, strided_forward, NULL, 0, permute_backward },
+    { "Concat", concat_prepare, concat_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      concat_backward },
+    { "Split", split_prepare, split_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
+      split_backward },
+    { "Slice", slice_prepare, strided_forward, NULL, 0, slice_backward },
+    { "Expand", expand_prepare, strided_forward, NULL, 0, sum_back_backward },
+    { "Tile", tile_prepare, strided_forward, NULL, 0, sum_back_backward },
+    { "Gather", gather_prepare, gather_forward, NULL, 0, gather_backward },
+    { "GatherElements", gather_elements_prepare, gather_elements_forward, NULL, 0,
+      gather_elements_backward },
+    { "Shape", shape_prepare, shape_forward, NULL, GR_OPF_SHAPE_ONLY, NULL },
+    { "Size", size_prepare, size_forward, NULL, GR_OPF_SHAPE_ONLY, NULL },
+    { "ConstantOfShape", constant_of_shape_prepare, fill_forward, NULL, 0, NULL },
+    { "Constant", constant_prepare, constant_forward, NULL, 0, NULL },
+    { "Range", range_prepare, range_forward, NULL, 0, NULL },
+    { 0 },
 };

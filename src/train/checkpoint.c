@@ -20,10 +20,10 @@
 #include <unistd.h>
 
 #define CKPT_FORMAT "graft-trainer-checkpoint-1"
-#define CKPT_NAME "ckpt.safetensors"
-#define CKPT_PREV "ckpt.prev.safetensors"
-#define CKPT_NEXT "ckpt.next.safetensors"
-#define CKPT_LINK "ckpt.prev.safetensors.link"
+#define CKPT_NAME   "ckpt.safetensors"
+#define CKPT_PREV   "ckpt.prev.safetensors"
+#define CKPT_NEXT   "ckpt.next.safetensors"
+#define CKPT_LINK   "ckpt.prev.safetensors.link"
 
 /* One tensor of a checkpoint and where it lives in the trainer. */
 typedef struct slot {
@@ -45,7 +45,10 @@ static char *fmt(gr_arena *a, const char *f, const char *s)
     return p;
 }
 
-static int has_m(const gr_optim *o) { return o->m && (o->cfg.kind == GR_ADAMW || o->cfg.momentum > 0); }
+static int has_m(const gr_optim *o)
+{
+    return o->m && (o->cfg.kind == GR_ADAMW || o->cfg.momentum > 0);
+}
 
 /* The tensors of t's checkpoint, in file order, names and the array from arena a. */
 static int make_slots(gr_trainer *t, gr_arena *a, slot **out, int *n)
@@ -55,27 +58,41 @@ static int make_slots(gr_trainer *t, gr_arena *a, slot **out, int *n)
     slot *s = gr_arena_alloc(a, (size_t)(per * t->nparam + t->nbuf_values + 1) * sizeof *s);
     if (!s) return gr_err(GRAFT_E_NOMEM, "checkpoint: out of memory");
     int k = 0;
-    struct { const char *prefix; float *block; } parts[4] = {
-        {"%s", t->w}, {"opt.m.%s", has_m(o) ? o->m : NULL}, {"opt.v.%s", o->v}, {"opt.w0.%s", o->w0}};
+    struct {
+        const char *prefix;
+        float *block;
+    } parts[4] = { { "%s", t->w },
+                   { "opt.m.%s", has_m(o) ? o->m : NULL },
+                   { "opt.v.%s", o->v },
+                   { "opt.w0.%s", o->w0 } };
     for (int part = 0; part < 4; part++) {
         if (!parts[part].block) continue;
         for (int p = 0; p < t->nparam; p++) {
             const gr_param *q = &t->params[p];
             int v = gr_graph_find_value(t->g, q->name);
             GR_ASSERT(v >= 0 && gr_numel(&t->g->values[v].t.shape) == q->n);
-            s[k] = (slot){.name = fmt(a, parts[part].prefix, q->name), .dtype = GR_F32,
-                          .shape = t->g->values[v].t.shape, .data = parts[part].block + q->off,
-                          .bytes = (size_t)q->n * sizeof(float)};
+            s[k] = (slot){ .name = fmt(a, parts[part].prefix, q->name),
+                           .dtype = GR_F32,
+                           .shape = t->g->values[v].t.shape,
+                           .data = parts[part].block + q->off,
+                           .bytes = (size_t)q->n * sizeof(float) };
             if (!s[k++].name) return gr_err(GRAFT_E_NOMEM, "checkpoint: out of memory");
         }
     }
     for (int b = 0; b < t->nbuf_values; b++) {
         gr_value *x = &t->g->values[t->buf_values[b]];
-        s[k] = (slot){.name = fmt(a, "buf.%s", x->name), .dtype = GR_F32, .shape = x->t.shape, .data = x->t.data,
-                      .bytes = (size_t)gr_numel(&x->t.shape) * sizeof(float)};
+        s[k] = (slot){ .name = fmt(a, "buf.%s", x->name),
+                       .dtype = GR_F32,
+                       .shape = x->t.shape,
+                       .data = x->t.data,
+                       .bytes = (size_t)gr_numel(&x->t.shape) * sizeof(float) };
         if (!s[k++].name) return gr_err(GRAFT_E_NOMEM, "checkpoint: out of memory");
     }
-    s[k] = (slot){.name = "rng", .dtype = GR_I64, .shape = {1, {4}}, .data = t->rng.s, .bytes = sizeof t->rng.s};
+    s[k] = (slot){ .name = "rng",
+                   .dtype = GR_I64,
+                   .shape = { 1, { 4 } },
+                   .data = t->rng.s,
+                   .bytes = sizeof t->rng.s };
     k++;
     *out = s;
     *n = k;
@@ -97,13 +114,16 @@ static int add_meta(gr_arena *a, gr_meta *m, int *n, const char *key, const char
 static void optim_json(const gr_optim_cfg *c, char *buf, size_t n)
 {
     snprintf(buf, n,
-             "{\"kind\": \"%s\", \"lr\": %.17g, \"momentum\": %.17g, \"nesterov\": %d, \"beta1\": %.17g, "
-             "\"beta2\": %.17g, \"eps\": %.17g, \"weight_decay\": %.17g, \"clip_norm\": %.17g, \"sched\": %d, "
-             "\"warmup\": %" PRId64 ", \"total\": %" PRId64 ", \"step_size\": %" PRId64 ", \"gamma\": %.17g, "
+             "{\"kind\": \"%s\", \"lr\": %.17g, \"momentum\": %.17g, \"nesterov\": %d, \"beta1\": "
+             "%.17g, "
+             "\"beta2\": %.17g, \"eps\": %.17g, \"weight_decay\": %.17g, \"clip_norm\": %.17g, "
+             "\"sched\": %d, "
+             "\"warmup\": %" PRId64 ", \"total\": %" PRId64 ", \"step_size\": %" PRId64
+             ", \"gamma\": %.17g, "
              "\"min_lr\": %.17g, \"l2sp_alpha\": %.17g, \"l2sp_beta\": %.17g}",
-             kind_name(c->kind), c->lr, c->momentum, c->nesterov, c->beta1, c->beta2, c->eps, c->weight_decay,
-             c->clip_norm, c->sched, c->warmup, c->total, c->step_size, c->gamma, c->min_lr, c->l2sp_alpha,
-             c->l2sp_beta);
+             kind_name(c->kind), c->lr, c->momentum, c->nesterov, c->beta1, c->beta2, c->eps,
+             c->weight_decay, c->clip_norm, c->sched, c->warmup, c->total, c->step_size, c->gamma,
+             c->min_lr, c->l2sp_alpha, c->l2sp_beta);
 }
 
 static int make_meta(const gr_trainer *t, const gr_train_pos *pos, gr_arena *a, gr_meta *m, int *n)
@@ -135,10 +155,13 @@ static const char *find_meta(const gr_meta *m, int n, const char *key)
 }
 
 /* A decimal metadata entry: signed (int64) or unsigned (uint64). */
-static int meta_int(const char *path, const gr_meta *m, int n, const char *key, int is_unsigned, void *out)
+static int meta_int(const char *path, const gr_meta *m, int n, const char *key, int is_unsigned,
+                    void *out)
 {
     const char *s = find_meta(m, n, key);
-    if (!s) return gr_err(GRAFT_E_FORMAT, "%s: the metadata has no \"%s\": not a graft trainer checkpoint", path, key);
+    if (!s)
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: the metadata has no \"%s\": not a graft trainer checkpoint", path, key);
     char *end;
     errno = 0;
     if (is_unsigned && s[0] != '-') {
@@ -154,7 +177,8 @@ static int meta_int(const char *path, const gr_meta *m, int n, const char *key, 
             return GRAFT_OK;
         }
     }
-    return gr_err(GRAFT_E_FORMAT, "%s: metadata \"%s\" = \"%s\" is not a non-negative integer", path, key, s);
+    return gr_err(GRAFT_E_FORMAT, "%s: metadata \"%s\" = \"%s\" is not a non-negative integer",
+                  path, key, s);
 }
 
 /* ---- save and load ---- */
@@ -170,8 +194,11 @@ int gr_trainer_save(gr_trainer *t, const char *path, const gr_train_pos *pos)
     gr_st_entry *e = st ? NULL : gr_arena_alloc(a, (size_t)n * sizeof *e);
     if (!st && !e) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     for (int i = 0; !st && i < n; i++)
-        e[i] = (gr_st_entry){.name = s[i].name, .dtype = s[i].dtype, .shape = s[i].shape, .data = s[i].data,
-                             .bytes = s[i].bytes};
+        e[i] = (gr_st_entry){ .name = s[i].name,
+                              .dtype = s[i].dtype,
+                              .shape = s[i].shape,
+                              .data = s[i].data,
+                              .bytes = s[i].bytes };
     if (!st) st = make_meta(t, pos, a, meta, &nmeta);
     if (!st) st = gr_st_save(path, e, n, meta, nmeta);
     gr_arena_free(a);
@@ -186,18 +213,23 @@ static int match(const char *path, slot *s, int n, const gr_st_entry *e, int ne,
         int k = 0;
         while (k < n && strcmp(s[k].name, e[i].name) != 0) k++;
         if (k == n)
-            return gr_err(GRAFT_E_SHAPE, "%s: tensor '%s' is not part of this training session (another model, "
-                          "other trainable parameters or another optimizer?)", path, e[i].name);
+            return gr_err(GRAFT_E_SHAPE,
+                          "%s: tensor '%s' is not part of this training session (another model, "
+                          "other trainable parameters or another optimizer?)",
+                          path, e[i].name);
         char a[96], b[96];
         if (e[i].dtype != s[k].dtype || !gr_shape_eq(&e[i].shape, &s[k].shape))
-            return gr_err(GRAFT_E_SHAPE, "%s: tensor '%s' is %s %s in the checkpoint but %s %s in the model", path,
-                          e[i].name, gr_dtype_name(e[i].dtype), gr_shape_str(&e[i].shape, a, sizeof a),
-                          gr_dtype_name(s[k].dtype), gr_shape_str(&s[k].shape, b, sizeof b));
+            return gr_err(
+                GRAFT_E_SHAPE, "%s: tensor '%s' is %s %s in the checkpoint but %s %s in the model",
+                path, e[i].name, gr_dtype_name(e[i].dtype), gr_shape_str(&e[i].shape, a, sizeof a),
+                gr_dtype_name(s[k].dtype), gr_shape_str(&s[k].shape, b, sizeof b));
         s[k].seen = 1;
         which[i] = k;
     }
     for (int k = 0; k < n; k++)
-        if (!s[k].seen) return gr_err(GRAFT_E_SHAPE, "%s: tensor '%s' is missing from the checkpoint", path, s[k].name);
+        if (!s[k].seen)
+            return gr_err(GRAFT_E_SHAPE, "%s: tensor '%s' is missing from the checkpoint", path,
+                          s[k].name);
     return GRAFT_OK;
 }
 
@@ -219,13 +251,17 @@ typedef struct load_ctx {
 static int check_header(void *ctx, const gr_st_entry *e, int ne, const gr_meta *meta, int nmeta)
 {
     load_ctx *c = ctx;
-    const char *path = c->path, *f = find_meta(meta, nmeta, "format"), *kind = find_meta(meta, nmeta, "optimizer");
+    const char *path = c->path, *f = find_meta(meta, nmeta, "format"),
+               *kind = find_meta(meta, nmeta, "optimizer");
     if (!f || strcmp(f, CKPT_FORMAT) != 0)
-        return gr_err(GRAFT_E_FORMAT, "%s: not a graft trainer checkpoint (metadata \"format\" is %s%s%s, expected "
-                      "\"%s\")", path, f ? "\"" : "", f ? f : "missing", f ? "\"" : "", CKPT_FORMAT);
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: not a graft trainer checkpoint (metadata \"format\" is %s%s%s, expected "
+                      "\"%s\")",
+                      path, f ? "\"" : "", f ? f : "missing", f ? "\"" : "", CKPT_FORMAT);
     if (!kind || strcmp(kind, kind_name(c->t->opt.cfg.kind)) != 0)
-        return gr_err(GRAFT_E_ARG, "%s: the checkpoint was written by a %s optimizer, this session uses %s", path,
-                      kind ? kind : "(missing)", kind_name(c->t->opt.cfg.kind));
+        return gr_err(GRAFT_E_ARG,
+                      "%s: the checkpoint was written by a %s optimizer, this session uses %s",
+                      path, kind ? kind : "(missing)", kind_name(c->t->opt.cfg.kind));
     int st = meta_int(path, meta, nmeta, "step", 0, &c->step);
     if (!st) st = meta_int(path, meta, nmeta, "epoch", 0, &c->p.epoch);
     if (!st) st = meta_int(path, meta, nmeta, "batch", 0, &c->p.batch);
@@ -235,7 +271,8 @@ static int check_header(void *ctx, const gr_st_entry *e, int ne, const gr_meta *
     if (!st && !c->which) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     if (!st) st = match(path, c->s, c->n, e, ne, c->which);
     const char *note = st ? NULL : find_meta(meta, nmeta, "note");
-    if (note && !(c->p.note = gr_arena_strdup(c->a, note))) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
+    if (note && !(c->p.note = gr_arena_strdup(c->a, note)))
+        st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     return st;
 }
 
@@ -246,9 +283,10 @@ int gr_trainer_load(gr_trainer *t, const char *path, gr_train_pos *pos)
     gr_st_entry *e;
     gr_meta *meta;
     int ne, nmeta;
-    load_ctx c = {.path = path, .t = t, .a = a};
+    load_ctx c = { .path = path, .t = t, .a = a };
     int st = gr_st_load_checked(path, a, check_header, &c, &e, &ne, &meta, &nmeta);
-    if (!st && pos && c.p.note && !(c.p.note = strdup(c.p.note))) st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
+    if (!st && pos && c.p.note && !(c.p.note = strdup(c.p.note)))
+        st = gr_err(GRAFT_E_NOMEM, "%s: out of memory", path);
     if (!st) {
         for (int i = 0; i < ne; i++) memcpy(c.s[c.which[i]].data, e[i].data, e[i].bytes);
         t->step = t->opt.step = c.step;
@@ -282,7 +320,9 @@ static int join(char *buf, size_t n, const char *dir, const char *name)
 static int sync_folder(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return gr_err(GRAFT_E_IO, "%s: cannot open the checkpoint folder: %s", dir, strerror(errno));
+    if (fd < 0)
+        return gr_err(GRAFT_E_IO, "%s: cannot open the checkpoint folder: %s", dir,
+                      strerror(errno));
     int e = fsync(fd) ? errno : 0;
     close(fd);
     if (e && e != EINVAL && e != EROFS)
@@ -321,7 +361,8 @@ int gr_ckpt_write(const char *dir, gr_trainer *t, const gr_train_pos *pos)
     if (!st) st = join(next, sizeof next, dir, CKPT_NEXT);
     if (!st) st = gr_trainer_save(t, next, pos);
     if (!st) st = keep_previous(dir, cur, prev);
-    if (!st && rename(next, cur)) st = gr_err(GRAFT_E_IO, "%s: cannot rename %s over it: %s", cur, next, strerror(errno));
+    if (!st && rename(next, cur))
+        st = gr_err(GRAFT_E_IO, "%s: cannot rename %s over it: %s", cur, next, strerror(errno));
     if (!st) st = sync_folder(dir);
     return st;
 }
@@ -334,8 +375,8 @@ int gr_ckpt_resume(const char *dir, gr_trainer *t, gr_train_pos *pos)
     if (st) return st;
     int have_cur = exists(cur), have_prev = exists(prev);
     if (!have_cur && !have_prev)
-        return gr_err(GRAFT_E_IO, "%s: no checkpoint to resume from (neither %s nor %s exists)", dir, CKPT_NAME,
-                      CKPT_PREV);
+        return gr_err(GRAFT_E_IO, "%s: no checkpoint to resume from (neither %s nor %s exists)",
+                      dir, CKPT_NAME, CKPT_PREV);
     if (have_cur) {
         st = gr_trainer_load(t, cur, pos);
         if (!st) return GRAFT_OK;
@@ -344,10 +385,13 @@ int gr_ckpt_resume(const char *dir, gr_trainer *t, gr_train_pos *pos)
         snprintf(why, sizeof why, "%s: missing", cur);
     }
     if (!have_prev)
-        return gr_err(st ? st : GRAFT_E_IO, "%s: no usable checkpoint: %s; and no previous checkpoint %s", dir, why,
+        return gr_err(st ? st : GRAFT_E_IO,
+                      "%s: no usable checkpoint: %s; and no previous checkpoint %s", dir, why,
                       prev);
-    fprintf(stderr, "graft: the newest checkpoint is unusable (%s); resuming from the previous checkpoint %s\n", why,
-            prev);
+    fprintf(
+        stderr,
+        "graft: the newest checkpoint is unusable (%s); resuming from the previous checkpoint %s\n",
+        why, prev);
     int st2 = gr_trainer_load(t, prev, pos);
     if (!st2) return GRAFT_OK;
     char why2[4200];

@@ -3,8 +3,8 @@
 
 #include <math.h>
 
-double gr_loss_softmax_ce(const float *logits, const int32_t *target, int n, int k, const float *class_weight,
-                          float eps, float *dlogits)
+double gr_loss_softmax_ce(const float *logits, const int32_t *target, int n, int k,
+                          const float *class_weight, float eps, float *dlogits)
 {
     /* torch: loss = (1 - eps) * sum_i w[y_i] * nll_i / W + eps / k * sum_i sum_c w[c] * nll_ic / W,
      * W = sum_i w[y_i] over the counted samples. */
@@ -27,7 +27,8 @@ double gr_loss_softmax_ce(const float *logits, const int32_t *target, int n, int
         double a = (1.0 - eps) * (class_weight ? class_weight[target[i]] : 1.0) / W;
         double b = eps / k / W;
         loss += a * (lse - z[target[i]]);
-        for (int c = 0; c < k; c++) loss += b * (class_weight ? class_weight[c] : 1.0) * (lse - z[c]);
+        for (int c = 0; c < k; c++)
+            loss += b * (class_weight ? class_weight[c] : 1.0) * (lse - z[c]);
         if (!dz) continue;
         /* d/dz_j of a*nll_y + sum_c b_c*nll_c = p_j * (a + sum_c b_c) - a*[j == y] - b_j */
         for (int c = 0; c < k; c++) {
@@ -38,15 +39,15 @@ double gr_loss_softmax_ce(const float *logits, const int32_t *target, int n, int
     return loss;
 }
 
-double gr_loss_bce_logits(const float *logits, const float *target, int64_t n, int ncol, const float *pos_weight,
-                          float *dlogits)
+double gr_loss_bce_logits(const float *logits, const float *target, int64_t n, int ncol,
+                          const float *pos_weight, float *dlogits)
 {
     /* torch: l = -[pw * y * log s(z) + (1 - y) * log(1 - s(z))], stable through softplus. */
     double loss = 0;
     for (int64_t i = 0; i < n; i++) {
         double z = logits[i], y = target[i], pw = pos_weight ? pos_weight[i % ncol] : 1.0;
-        double sp_neg = z > 0 ? log1p(exp(-z)) : -z + log1p(exp(z));  /* -log s(z) */
-        double sp_pos = sp_neg + z;                                   /* -log(1 - s(z)) */
+        double sp_neg = z > 0 ? log1p(exp(-z)) : -z + log1p(exp(z)); /* -log s(z) */
+        double sp_pos = sp_neg + z;                                  /* -log(1 - s(z)) */
         loss += pw * y * sp_neg + (1 - y) * sp_pos;
         if (dlogits) {
             double s = 1.0 / (1.0 + exp(-z));

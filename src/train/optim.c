@@ -18,13 +18,12 @@ double gr_sched_lr(const gr_optim_cfg *c, int64_t t)
         if (f > 1) f = 1;
         return c->min_lr + (c->lr - c->min_lr) * 0.5 * (1 + cos(3.14159265358979323846 * f));
     }
-    default:
-        return c->lr;
+    default: return c->lr;
     }
 }
 
-int gr_optim_init(gr_optim *o, const gr_optim_cfg *cfg, const gr_param *params, int nparam, int64_t total,
-                  const float *w)
+int gr_optim_init(gr_optim *o, const gr_optim_cfg *cfg, const gr_param *params, int nparam,
+                  int64_t total, const float *w)
 {
     memset(o, 0, sizeof *o);
     o->cfg = *cfg;
@@ -32,14 +31,18 @@ int gr_optim_init(gr_optim *o, const gr_optim_cfg *cfg, const gr_param *params, 
     if (o->cfg.beta2 == 0) o->cfg.beta2 = 0.999;
     if (o->cfg.eps == 0) o->cfg.eps = 1e-8;
     if (!(cfg->lr >= 0) || !(cfg->weight_decay >= 0) || !(cfg->momentum >= 0 && cfg->momentum < 1))
-        return gr_err(GRAFT_E_ARG, "optimizer: learning rate, weight decay and momentum must be >= 0 (momentum < 1)");
+        return gr_err(
+            GRAFT_E_ARG,
+            "optimizer: learning rate, weight decay and momentum must be >= 0 (momentum < 1)");
     o->params = gr_calloc((size_t)nparam + 1, sizeof *o->params);
     o->m = gr_calloc((size_t)total + 1, sizeof(float));
     if (cfg->kind == GR_ADAMW) o->v = gr_calloc((size_t)total + 1, sizeof(float));
     if (cfg->l2sp_alpha > 0) o->w0 = gr_calloc((size_t)total + 1, sizeof(float));
-    if (!o->params || !o->m || (cfg->kind == GR_ADAMW && !o->v) || (cfg->l2sp_alpha > 0 && !o->w0)) {
+    if (!o->params || !o->m || (cfg->kind == GR_ADAMW && !o->v) ||
+        (cfg->l2sp_alpha > 0 && !o->w0)) {
         gr_optim_free(o);
-        return gr_err(GRAFT_E_NOMEM, "optimizer: out of memory for the state of %lld parameters", (long long)total);
+        return gr_err(GRAFT_E_NOMEM, "optimizer: out of memory for the state of %lld parameters",
+                      (long long)total);
     }
     memcpy(o->params, params, (size_t)nparam * sizeof *params);
     o->nparam = nparam;
@@ -64,7 +67,8 @@ double gr_grad_norm(const float *g, int64_t n)
     return sqrt(s);
 }
 
-static void sgd_span(const gr_optim *o, float *w, const float *g, float *m, int64_t n, double lr, double wd)
+static void sgd_span(const gr_optim *o, float *w, const float *g, float *m, int64_t n, double lr,
+                     double wd)
 {
     const double mu = o->cfg.momentum;
     const int first = o->step == 0;
@@ -78,12 +82,13 @@ static void sgd_span(const gr_optim *o, float *w, const float *g, float *m, int6
     }
 }
 
-static void adamw_span(const gr_optim *o, float *w, const float *g, float *m, float *v, int64_t n, double lr,
-                       double wd)
+static void adamw_span(const gr_optim *o, float *w, const float *g, float *m, float *v, int64_t n,
+                       double lr, double wd)
 {
     const double t = (double)(o->step + 1), b1 = o->cfg.beta1, b2 = o->cfg.beta2;
     const float step = (float)(lr / (1 - pow(b1, t))), bc2 = (float)sqrt(1 - pow(b2, t));
-    const float decay = (float)(1 - lr * wd), eps = (float)o->cfg.eps, fb1 = (float)b1, fb2 = (float)b2;
+    const float decay = (float)(1 - lr * wd), eps = (float)o->cfg.eps, fb1 = (float)b1,
+                fb2 = (float)b2;
     for (int64_t i = 0; i < n; i++) {
         w[i] *= decay;
         m[i] = fb1 * m[i] + (1 - fb1) * g[i];
@@ -111,7 +116,8 @@ double gr_optim_step(gr_optim *o, float *w, float *g)
     for (int p = 0; p < o->nparam; p++) {
         const gr_param *q = &o->params[p];
         double plr = lr * q->lr_scale, wd = q->decay ? c->weight_decay : 0;
-        if (c->kind == GR_ADAMW) adamw_span(o, w + q->off, g + q->off, o->m + q->off, o->v + q->off, q->n, plr, wd);
+        if (c->kind == GR_ADAMW)
+            adamw_span(o, w + q->off, g + q->off, o->m + q->off, o->v + q->off, q->n, plr, wd);
         else sgd_span(o, w + q->off, g + q->off, o->m + q->off, q->n, plr, wd);
     }
     o->step++;

@@ -20,12 +20,12 @@
  * ignored, as torch's ignore_index). class_weight (k) may be NULL; label smoothing eps spreads
  * eps over all k classes. Mean over samples, weighted by the target's class weight (torch's
  * rule). Returns the loss; writes dlogits (n, k) when non-NULL. */
-double gr_loss_softmax_ce(const float *logits, const int32_t *target, int n, int k, const float *class_weight,
-                          float eps, float *dlogits);
+double gr_loss_softmax_ce(const float *logits, const int32_t *target, int n, int k,
+                          const float *class_weight, float eps, float *dlogits);
 /* Binary cross-entropy with logits (multi-label), mean over all n elements; pos_weight (per
  * column, ncol) may be NULL. Targets in [0, 1]. */
-double gr_loss_bce_logits(const float *logits, const float *target, int64_t n, int ncol, const float *pos_weight,
-                          float *dlogits);
+double gr_loss_bce_logits(const float *logits, const float *target, int64_t n, int ncol,
+                          const float *pos_weight, float *dlogits);
 /* Mean squared error over n elements. */
 double gr_loss_mse(const float *pred, const float *target, int64_t n, float *dpred);
 
@@ -35,30 +35,30 @@ enum { GR_SGD = 0, GR_ADAMW = 1 };
 enum { GR_SCHED_CONSTANT = 0, GR_SCHED_STEP = 1, GR_SCHED_COSINE = 2 };
 
 typedef struct gr_optim_cfg {
-    int kind;              /* GR_SGD or GR_ADAMW */
+    int kind; /* GR_SGD or GR_ADAMW */
     double lr;
-    double momentum;       /* SGD */
-    int nesterov;          /* SGD */
+    double momentum;          /* SGD */
+    int nesterov;             /* SGD */
     double beta1, beta2, eps; /* AdamW (0: 0.9, 0.999, 1e-8) */
-    double weight_decay;   /* applied to parameters with decay on (see gr_param) */
-    double clip_norm;      /* > 0: clip the global gradient norm to this */
-    int sched;             /* GR_SCHED_* */
-    int64_t warmup;        /* steps of linear warm-up (cosine) */
-    int64_t total;         /* steps in all (cosine) */
-    int64_t step_size;     /* GR_SCHED_STEP: multiply by gamma every step_size steps */
+    double weight_decay;      /* applied to parameters with decay on (see gr_param) */
+    double clip_norm;         /* > 0: clip the global gradient norm to this */
+    int sched;                /* GR_SCHED_* */
+    int64_t warmup;           /* steps of linear warm-up (cosine) */
+    int64_t total;            /* steps in all (cosine) */
+    int64_t step_size;        /* GR_SCHED_STEP: multiply by gamma every step_size steps */
     double gamma;
-    double min_lr;         /* cosine floor */
-    double l2sp_alpha;     /* L2-SP: pull of pretrained parameters towards their start */
-    double l2sp_beta;      /* L2-SP: plain L2 on new parameters (no pretrained value) */
+    double min_lr;     /* cosine floor */
+    double l2sp_alpha; /* L2-SP: pull of pretrained parameters towards their start */
+    double l2sp_beta;  /* L2-SP: plain L2 on new parameters (no pretrained value) */
 } gr_optim_cfg;
 
 /* One trainable parameter: a span of the parameter block. */
 typedef struct gr_param {
     const char *name;
-    int64_t off, n;        /* in floats */
-    float lr_scale;        /* parameter group's learning rate = lr * lr_scale */
-    int decay;             /* weight decay on (off by default for biases and normalisation) */
-    int pretrained;        /* L2-SP pulls it towards its starting value */
+    int64_t off, n; /* in floats */
+    float lr_scale; /* parameter group's learning rate = lr * lr_scale */
+    int decay;      /* weight decay on (off by default for biases and normalisation) */
+    int pretrained; /* L2-SP pulls it towards its starting value */
 } gr_param;
 
 /* Learning rate of step t (0-based) before any group scale. */
@@ -70,13 +70,13 @@ typedef struct gr_optim {
     gr_optim_cfg cfg;
     int nparam;
     gr_param *params;
-    int64_t total;         /* floats in the parameter block */
+    int64_t total; /* floats in the parameter block */
     float *m, *v, *w0;
-    int64_t step;          /* updates done */
+    int64_t step; /* updates done */
 } gr_optim;
 
-int gr_optim_init(gr_optim *o, const gr_optim_cfg *cfg, const gr_param *params, int nparam, int64_t total,
-                  const float *w);
+int gr_optim_init(gr_optim *o, const gr_optim_cfg *cfg, const gr_param *params, int nparam,
+                  int64_t total, const float *w);
 void gr_optim_free(gr_optim *o);
 /* Global L2 norm of the gradient block. */
 double gr_grad_norm(const float *g, int64_t n);
@@ -90,16 +90,16 @@ enum { GR_LOSS_CE = 0, GR_LOSS_BCE = 1, GR_LOSS_MSE = 2 };
 
 typedef struct gr_trainer_cfg {
     gr_optim_cfg opt;
-    int loss;                   /* GR_LOSS_*, applied to graph output 0 */
-    float label_smoothing;      /* CE */
-    const float *class_weight;  /* CE: [number of classes] or NULL; the caller keeps it alive */
-    double layer_decay;         /* in (0, 1): learning rate * decay^(depth from the top layer) */
-    uint64_t seed;              /* Dropout */
-    int use_ref;                /* reference kernels (tests) */
+    int loss;                     /* GR_LOSS_*, applied to graph output 0 */
+    float label_smoothing;        /* CE */
+    const float *class_weight;    /* CE: [number of classes] or NULL; the caller keeps it alive */
+    double layer_decay;           /* in (0, 1): learning rate * decay^(depth from the top layer) */
+    uint64_t seed;                /* Dropout */
+    int use_ref;                  /* reference kernels (tests) */
     const signed char *node_mode; /* [g->nnodes] or NULL, see gr_plan_opts */
-    int no_fold;                /* keep frozen BatchNorms as nodes (default: folded into Conv) */
-    const unsigned char *fresh; /* [g->nvalues] or NULL: new parameters (a new head), which
-                                   L2-SP decays towards 0 (l2sp_beta) instead of their start */
+    int no_fold;                  /* keep frozen BatchNorms as nodes (default: folded into Conv) */
+    const unsigned char *fresh;   /* [g->nvalues] or NULL: new parameters (a new head), which
+                                     L2-SP decays towards 0 (l2sp_beta) instead of their start */
 } gr_trainer_cfg;
 
 /* A training session over a graph it does not own. Trainable initializers move into one
@@ -108,32 +108,33 @@ typedef struct gr_trainer_cfg {
  * into one buffer block. */
 typedef struct gr_trainer {
     gr_graph *g;
-    int nvalues_given;          /* g->nvalues when the session began */
+    int nvalues_given; /* g->nvalues when the session began */
     gr_dnnl *dnnl;
     gr_trainer_cfg cfg;
-    unsigned char *trainable;   /* [g->nvalues] */
-    float **grad_of;            /* [g->nvalues] */
-    float *w, *grad;            /* [total] */
+    unsigned char *trainable; /* [g->nvalues] */
+    float **grad_of;          /* [g->nvalues] */
+    float *w, *grad;          /* [total] */
     int64_t total;
     gr_param *params;
     int nparam;
-    float *buf, *buf_saved;     /* running statistics, and their copy before a step */
+    float *buf, *buf_saved; /* running statistics, and their copy before a step */
     int64_t nbuf;
-    int *buf_values;            /* graph values in the buffer block */
+    int *buf_values; /* graph values in the buffer block */
     int nbuf_values;
     gr_optim opt;
     gr_plan *plan;
     gr_rng rng;
-    float *dout;                /* gradient of output 0 */
+    float *dout; /* gradient of output 0 */
     size_t dout_cap;
-    int64_t step;               /* completed updates */
+    int64_t step; /* completed updates */
     double last_loss, last_norm;
 } gr_trainer;
 
 /* trainable[v] selects float initializers of g (a copy is kept). Unless cfg->no_fold or
  * cfg->node_mode, frozen BatchNorms after frozen Convs are folded into them first
  * (gr_graph_fold_frozen): g changes (its values keep their indices, new ones are appended). */
-int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer_cfg *cfg, gr_trainer **out);
+int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer_cfg *cfg,
+                   gr_trainer **out);
 void gr_trainer_free(gr_trainer *t);
 /* One step on a batch: forward in training mode, loss on output 0 against target (int32
  * class ids for CE, float for BCE/MSE, shaped like the output), backward, update. A NaN or Inf
@@ -142,7 +143,8 @@ void gr_trainer_free(gr_trainer *t);
 int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, double *loss);
 /* Forward and loss only (no update, training-mode statistics unchanged): for gradient checks
  * and parity tests, with the gradients left in t->grad when want_grad. */
-int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad, double *loss);
+int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad,
+                    double *loss);
 
 /* ---- checkpoints (checkpoint.c) ----
  * One safetensors file holds a training session: every trainable parameter under its
@@ -159,9 +161,9 @@ int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int w
 typedef struct gr_train_pos {
     int64_t epoch, batch;
     uint64_t seed;
-    char *note;            /* the caller's own state as text (e.g. JSON), metadata "note":
-                              saved when non-NULL; on load a malloc'd copy (caller frees) or
-                              NULL when the file has none */
+    char *note; /* the caller's own state as text (e.g. JSON), metadata "note":
+                   saved when non-NULL; on load a malloc'd copy (caller frees) or
+                   NULL when the file has none */
 } gr_train_pos;
 
 /* Writes t (and pos, which may be NULL) to path atomically (see gr_wfile). */

@@ -7,14 +7,18 @@
 #include <math.h>
 #include <string.h>
 
-static int is_bn(const gr_node *n) { return strcmp(n->op_type, "BatchNormalization") == 0 && !n->domain[0]; }
+static int is_bn(const gr_node *n)
+{
+    return strcmp(n->op_type, "BatchNormalization") == 0 && !n->domain[0];
+}
 
 /* Same rule as the plan's (graph.h): a BatchNorm trains with its own parameters. */
 static int bn_trains(const gr_trainer *t, int k)
 {
     const gr_node *n = &t->g->nodes[k];
     if (t->cfg.node_mode && t->cfg.node_mode[k] >= 0) return t->cfg.node_mode[k];
-    return n->nin > 2 && ((n->in[1] >= 0 && t->trainable[n->in[1]]) || (n->in[2] >= 0 && t->trainable[n->in[2]]));
+    return n->nin > 2 &&
+           ((n->in[1] >= 0 && t->trainable[n->in[1]]) || (n->in[2] >= 0 && t->trainable[n->in[2]]));
 }
 
 /* Layer index of each trainable value: the order of the first node reading it among the nodes
@@ -23,13 +27,16 @@ static void layer_scales(gr_trainer *t)
 {
     const gr_graph *g = t->g;
     int *layer = malloc((size_t)(g->nvalues + 1) * sizeof *layer), nlayers = 0;
-    if (!layer) return;  /* scales stay 1 */
+    if (!layer) return; /* scales stay 1 */
     for (int v = 0; v < g->nvalues; v++) layer[v] = -1;
     for (int k = 0; k < g->nnodes; k++) {
         int used = 0;
         for (int i = 0; i < g->nodes[k].nin; i++) {
             int v = g->nodes[k].in[i];
-            if (v >= 0 && t->trainable[v] && layer[v] < 0) { layer[v] = nlayers; used = 1; }
+            if (v >= 0 && t->trainable[v] && layer[v] < 0) {
+                layer[v] = nlayers;
+                used = 1;
+            }
         }
         nlayers += used;
     }
@@ -50,7 +57,8 @@ static int make_blocks(gr_trainer *t)
         if (!t->trainable[v]) continue;
         const gr_value *x = &g->values[v];
         if (!x->is_init || x->t.dtype != GR_F32)
-            return gr_err(GRAFT_E_ARG, "'%s' cannot be trained: it is not a float32 initializer", x->name);
+            return gr_err(GRAFT_E_ARG, "'%s' cannot be trained: it is not a float32 initializer",
+                          x->name);
         t->total += gr_numel(&x->t.shape);
         t->nparam++;
     }
@@ -60,7 +68,8 @@ static int make_blocks(gr_trainer *t)
         if (is_bn(&g->nodes[k]) && g->nodes[k].nin >= 5 && bn_trains(t, k))
             for (int i = 3; i < 5; i++) {
                 int v = g->nodes[k].in[i];
-                if (v >= 0 && g->values[v].is_init && g->values[v].t.dtype == GR_F32 && !in_buf[v]) {
+                if (v >= 0 && g->values[v].is_init && g->values[v].t.dtype == GR_F32 &&
+                    !in_buf[v]) {
                     in_buf[v] = 1;
                     t->nbuf += gr_numel(&g->values[v].t.shape);
                     t->nbuf_values++;
@@ -73,7 +82,8 @@ static int make_blocks(gr_trainer *t)
     t->buf = gr_calloc((size_t)t->nbuf + 1, sizeof(float));
     t->buf_saved = gr_calloc((size_t)t->nbuf + 1, sizeof(float));
     t->buf_values = gr_calloc((size_t)t->nbuf_values + 1, sizeof(int));
-    if (!t->w || !t->grad || !t->params || !t->grad_of || !t->buf || !t->buf_saved || !t->buf_values) {
+    if (!t->w || !t->grad || !t->params || !t->grad_of || !t->buf || !t->buf_saved ||
+        !t->buf_values) {
         free(in_buf);
         return gr_err(GRAFT_E_NOMEM, "out of memory for %lld parameters", (long long)t->total);
     }
@@ -87,8 +97,13 @@ static int make_blocks(gr_trainer *t)
             x->t.data = t->w + off;
             t->grad_of[v] = t->grad + off;
             /* torch convention: no decay on 1-D parameters (biases, normalisation scales) */
-            t->params[p++] = (gr_param){.name = x->name, .off = off, .n = n, .lr_scale = 1, .decay = x->t.shape.rank > 1,
-                                        .pretrained = !(t->cfg.fresh && v < nfresh && t->cfg.fresh[v])};
+            t->params[p++] =
+                (gr_param){ .name = x->name,
+                            .off = off,
+                            .n = n,
+                            .lr_scale = 1,
+                            .decay = x->t.shape.rank > 1,
+                            .pretrained = !(t->cfg.fresh && v < nfresh && t->cfg.fresh[v]) };
             off += n;
         } else if (in_buf[v]) {
             memcpy(t->buf + boff, x->t.data, (size_t)n * sizeof(float));
@@ -105,7 +120,7 @@ static int make_blocks(gr_trainer *t)
  * part runs as an inference network does. The graph grows by the folded weights. */
 static int fold_frozen(gr_trainer *t)
 {
-    if (t->cfg.node_mode || t->cfg.no_fold) return GRAFT_OK;  /* node indices must stay */
+    if (t->cfg.node_mode || t->cfg.no_fold) return GRAFT_OK; /* node indices must stay */
     int before = t->g->nvalues;
     int st = gr_graph_fold_frozen(t->g, t->trainable);
     if (st || t->g->nvalues == before) return st;
@@ -117,12 +132,13 @@ static int fold_frozen(gr_trainer *t)
     return GRAFT_OK;
 }
 
-int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer_cfg *cfg, gr_trainer **out)
+int gr_trainer_new(gr_graph *g, const unsigned char *trainable, const gr_trainer_cfg *cfg,
+                   gr_trainer **out)
 {
     gr_trainer *t = gr_calloc(1, sizeof *t);
     if (!t) return GRAFT_E_NOMEM;
     t->g = g;
-    t->nvalues_given = g->nvalues;  /* masks from the caller cover these (folding appends values) */
+    t->nvalues_given = g->nvalues; /* masks from the caller cover these (folding appends values) */
     t->cfg = *cfg;
     t->trainable = gr_calloc((size_t)g->nvalues + 1, 1);
     int st = t->trainable ? GRAFT_OK : GRAFT_E_NOMEM;
@@ -152,12 +168,13 @@ static void give_back(gr_trainer *t)
     for (int v = 0; t->trainable && v < t->nvalues_given && v < g->nvalues; v++) {
         gr_value *x = &g->values[v];
         int in_block = t->w && (float *)x->t.data >= t->w && (float *)x->t.data < t->w + t->total;
-        int in_buf = t->buf && (float *)x->t.data >= t->buf && (float *)x->t.data < t->buf + t->nbuf;
+        int in_buf =
+            t->buf && (float *)x->t.data >= t->buf && (float *)x->t.data < t->buf + t->nbuf;
         if (!x->is_init || !(in_block || in_buf)) continue;
         size_t n = gr_tensor_bytes(&x->t);
         void *copy = gr_arena_alloc(g->arena, n);
         if (copy) memcpy(copy, x->t.data, n);
-        x->t.data = copy;  /* NULL only if the arena is out of memory */
+        x->t.data = copy; /* NULL only if the arena is out of memory */
     }
 }
 
@@ -185,20 +202,26 @@ static int ensure_plan(gr_trainer *t, const gr_tensor *x)
     if (t->plan && gr_plan_matches(t->plan, x)) return GRAFT_OK;
     gr_plan_free(t->plan);
     t->plan = NULL;
-    gr_plan_opts o = {.use_ref = t->cfg.use_ref, .dnnl = t->dnnl, .trainable = t->trainable, .grads = t->grad_of,
-                      .node_mode = t->cfg.node_mode, .rng = &t->rng};
+    gr_plan_opts o = { .use_ref = t->cfg.use_ref,
+                       .dnnl = t->dnnl,
+                       .trainable = t->trainable,
+                       .grads = t->grad_of,
+                       .node_mode = t->cfg.node_mode,
+                       .rng = &t->rng };
     int st = gr_plan_build(t->g, x, &o, &t->plan);
     if (st) return st;
     const gr_tensor *y = gr_plan_output(t->plan, 0);
     size_t need = (size_t)gr_numel(&y->shape);
-    if (y->dtype != GR_F32) st = gr_err(GRAFT_E_SHAPE, "the model's first output is %s, not float32", gr_dtype_name(y->dtype));
+    if (y->dtype != GR_F32)
+        st = gr_err(GRAFT_E_SHAPE, "the model's first output is %s, not float32",
+                    gr_dtype_name(y->dtype));
     if (!st && need > t->dout_cap) {
         free(t->dout);
         t->dout = malloc(need * sizeof(float) + 64);
         t->dout_cap = t->dout ? need : 0;
         if (!t->dout) st = GRAFT_E_NOMEM;
     }
-    if (st) {  /* no half-checked plan stays for the next call */
+    if (st) { /* no half-checked plan stays for the next call */
         gr_plan_free(t->plan);
         t->plan = NULL;
     }
@@ -212,20 +235,25 @@ static int compute_loss(gr_trainer *t, const void *target, double *loss)
     int64_t n = gr_numel(&y->shape);
     switch (t->cfg.loss) {
     case GR_LOSS_CE: {
-        if (y->shape.rank != 2) return gr_err(GRAFT_E_SHAPE, "cross-entropy needs (batch, classes) logits, got rank %d", y->shape.rank);
+        if (y->shape.rank != 2)
+            return gr_err(GRAFT_E_SHAPE, "cross-entropy needs (batch, classes) logits, got rank %d",
+                          y->shape.rank);
         int rows = (int)y->shape.d[0], k = (int)y->shape.d[1];
         const int32_t *lab = target;
         for (int i = 0; i < rows; i++)
-            if (lab[i] >= k) return gr_err(GRAFT_E_ARG, "label %d of sample %d is not below the %d classes", lab[i], i, k);
-        *loss = gr_loss_softmax_ce(y->data, lab, rows, k, t->cfg.class_weight, t->cfg.label_smoothing, t->dout);
+            if (lab[i] >= k)
+                return gr_err(GRAFT_E_ARG, "label %d of sample %d is not below the %d classes",
+                              lab[i], i, k);
+        *loss = gr_loss_softmax_ce(y->data, lab, rows, k, t->cfg.class_weight,
+                                   t->cfg.label_smoothing, t->dout);
         return GRAFT_OK;
     }
     case GR_LOSS_BCE:
-        *loss = gr_loss_bce_logits(y->data, target, n, y->shape.rank ? (int)y->shape.d[y->shape.rank - 1] : 1, NULL, t->dout);
+        *loss = gr_loss_bce_logits(y->data, target, n,
+                                   y->shape.rank ? (int)y->shape.d[y->shape.rank - 1] : 1, NULL,
+                                   t->dout);
         return GRAFT_OK;
-    case GR_LOSS_MSE:
-        *loss = gr_loss_mse(y->data, target, n, t->dout);
-        return GRAFT_OK;
+    case GR_LOSS_MSE: *loss = gr_loss_mse(y->data, target, n, t->dout); return GRAFT_OK;
     }
     return gr_err(GRAFT_E_ARG, "unknown loss %d", t->cfg.loss);
 }
@@ -233,14 +261,18 @@ static int compute_loss(gr_trainer *t, const void *target, double *loss)
 static int all_finite(const float *x, int64_t n)
 {
     float s = 0;
-    for (int64_t i = 0; i < n; i++) s += x[i] * 0.0f;  /* NaN or Inf makes s NaN */
+    for (int64_t i = 0; i < n; i++) s += x[i] * 0.0f; /* NaN or Inf makes s NaN */
     return s == 0;
 }
 
-static void restore_buffers(gr_trainer *t) { memcpy(t->buf, t->buf_saved, (size_t)t->nbuf * sizeof(float)); }
+static void restore_buffers(gr_trainer *t)
+{
+    memcpy(t->buf, t->buf_saved, (size_t)t->nbuf * sizeof(float));
+}
 
 /* Forward, loss and backward; the running statistics are left as the forward made them. */
-static int forward_backward(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad, double *loss)
+static int forward_backward(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad,
+                            double *loss)
 {
     int st = ensure_plan(t, x);
     if (st) return st;
@@ -256,17 +288,18 @@ static int forward_backward(gr_trainer *t, const gr_tensor *x, const void *targe
     return st;
 }
 
-int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad, double *loss)
+int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad,
+                    double *loss)
 {
     int st = forward_backward(t, x, target, want_grad, loss);
-    restore_buffers(t);  /* as documented: the statistics do not change */
+    restore_buffers(t); /* as documented: the statistics do not change */
     return st;
 }
 
 int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, double *loss)
 {
     double L;
-    gr_rng rng_before = t->rng;  /* a failed step leaves no trace, Dropout's draws included */
+    gr_rng rng_before = t->rng; /* a failed step leaves no trace, Dropout's draws included */
     int st = forward_backward(t, x, target, 1, &L);
     if (st) {
         restore_buffers(t);
@@ -276,9 +309,11 @@ int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, doubl
     if (!isfinite(L) || !all_finite(t->grad, t->total)) {
         restore_buffers(t);
         t->rng = rng_before;
-        return gr_err(GRAFT_E_NUMERIC, "step %lld: the %s is %s; the weights and running statistics are unchanged "
-                      "(lower the learning rate or enable gradient clipping)", (long long)t->step + 1,
-                      isfinite(L) ? "gradient" : "loss", isfinite(L) ? "not finite" : (isnan(L) ? "NaN" : "infinite"));
+        return gr_err(GRAFT_E_NUMERIC,
+                      "step %lld: the %s is %s; the weights and running statistics are unchanged "
+                      "(lower the learning rate or enable gradient clipping)",
+                      (long long)t->step + 1, isfinite(L) ? "gradient" : "loss",
+                      isfinite(L) ? "not finite" : (isnan(L) ? "NaN" : "infinite"));
     }
     t->last_norm = gr_optim_step(&t->opt, t->w, t->grad);
     t->last_loss = L;

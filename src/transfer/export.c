@@ -20,11 +20,12 @@
 
 typedef struct builder {
     gr_graph *g;
-    int x;          /* the current value */
-    int n;          /* names made so far */
+    int x; /* the current value */
+    int n; /* names made so far */
 } builder;
 
-static int value(builder *b, const char *stem, int dtype, const gr_shape *s, const void *data, int *out)
+static int value(builder *b, const char *stem, int dtype, const gr_shape *s, const void *data,
+                 int *out)
 {
     char name[128];
     snprintf(name, sizeof name, "graft_export/%s_%d", stem, b->n++);
@@ -32,11 +33,12 @@ static int value(builder *b, const char *stem, int dtype, const gr_shape *s, con
 }
 
 /* Appends node op(x, extra inputs...) with attributes; b->x becomes its output. */
-static int node(builder *b, const char *op, const int *more, int nmore, const gr_attr *attrs, int nattr)
+static int node(builder *b, const char *op, const int *more, int nmore, const gr_attr *attrs,
+                int nattr)
 {
-    int in[4] = {b->x, -1, -1, -1}, out, st = value(b, op, 0, NULL, NULL, &out);
+    int in[4] = { b->x, -1, -1, -1 }, out, st = value(b, op, 0, NULL, NULL, &out);
     for (int i = 0; i < nmore; i++) in[1 + i] = more[i];
-    char name[128];  /* explicit: "#<index>" names of unnamed nodes can already be taken */
+    char name[128]; /* explicit: "#<index>" names of unnamed nodes can already be taken */
     snprintf(name, sizeof name, "graft_export/%s_node_%d", op, b->n++);
     if (!st) st = gr_graph_add_node(b->g, name, op, in, 1 + nmore, &out, 1, attrs, nattr, NULL);
     if (!st) b->x = out;
@@ -46,9 +48,9 @@ static int node(builder *b, const char *op, const int *more, int nmore, const gr
 static int add_pool(builder *b, int pool, const gr_shape *fs)
 {
     if (fs->rank == 3) {
-        int64_t axes[1] = {1};
-        gr_attr a[2] = {{.name = "axes", .type = GR_AT_INTS, .n = 1, .ints = axes},
-                        {.name = "keepdims", .type = GR_AT_INT, .i = 0}};
+        int64_t axes[1] = { 1 };
+        gr_attr a[2] = { { .name = "axes", .type = GR_AT_INTS, .n = 1, .ints = axes },
+                         { .name = "keepdims", .type = GR_AT_INT, .i = 0 } };
         return node(b, "ReduceMean", NULL, 0, a, 2);
     }
     int st = GRAFT_OK;
@@ -58,23 +60,24 @@ static int add_pool(builder *b, int pool, const gr_shape *fs)
         if ((st = gr_pool_check(H, W, pool, "export"))) return st;
         /* grid2: kernel ceil(H/2), stride floor(H/2) is adaptive_avg_pool2d(x, 2) also for odd
          * sides (the cells share the middle row); grid4 has equal cells */
-        int64_t k[2] = {(H + G - 1) / G, (W + G - 1) / G}, s[2] = {H / G, W / G};
-        gr_attr a[2] = {{.name = "kernel_shape", .type = GR_AT_INTS, .n = 2, .ints = k},
-                        {.name = "strides", .type = GR_AT_INTS, .n = 2, .ints = s}};
+        int64_t k[2] = { (H + G - 1) / G, (W + G - 1) / G }, s[2] = { H / G, W / G };
+        gr_attr a[2] = { { .name = "kernel_shape", .type = GR_AT_INTS, .n = 2, .ints = k },
+                         { .name = "strides", .type = GR_AT_INTS, .n = 2, .ints = s } };
         st = node(b, "AveragePool", NULL, 0, a, 2);
     }
-    gr_attr f = {.name = "axis", .type = GR_AT_INT, .i = 1};
+    gr_attr f = { .name = "axis", .type = GR_AT_INT, .i = 1 };
     return st ? st : node(b, "Flatten", NULL, 0, &f, 1);
 }
 
 static int add_norm(builder *b, const gr_head *h)
 {
     if (h->norm == GR_FEAT_L2) {
-        gr_attr a[2] = {{.name = "axis", .type = GR_AT_INT, .i = 1}, {.name = "p", .type = GR_AT_INT, .i = 2}};
+        gr_attr a[2] = { { .name = "axis", .type = GR_AT_INT, .i = 1 },
+                         { .name = "p", .type = GR_AT_INT, .i = 2 } };
         return node(b, "LpNormalization", NULL, 0, a, 2);
     }
     if (h->norm != GR_FEAT_STANDARDIZE) return GRAFT_OK;
-    int64_t d[1] = {h->dim};
+    int64_t d[1] = { h->dim };
     gr_shape s = gr_shape_make(1, d);
     int mu, sd, st = value(b, "mean", GR_F32, &s, h->mu, &mu);
     if (!st) st = value(b, "std", GR_F32, &s, h->sd, &sd);
@@ -85,11 +88,11 @@ static int add_norm(builder *b, const gr_head *h)
 /* Gemm with weight (rows, cols) row-major, transB = 1, as PyTorch exports Linear. */
 static int add_gemm(builder *b, const float *w, const float *bias, int64_t rows, int64_t cols)
 {
-    int64_t dw[2] = {rows, cols}, db[1] = {rows};
+    int64_t dw[2] = { rows, cols }, db[1] = { rows };
     gr_shape sw = gr_shape_make(2, dw), sb = gr_shape_make(1, db);
     int in[2], st = value(b, "weight", GR_F32, &sw, w, &in[0]);
     if (!st) st = value(b, "bias", GR_F32, &sb, bias, &in[1]);
-    gr_attr t = {.name = "transB", .type = GR_AT_INT, .i = 1};
+    gr_attr t = { .name = "transB", .type = GR_AT_INT, .i = 1 };
     return st ? st : node(b, "Gemm", in, 2, &t, 1);
 }
 
@@ -97,14 +100,22 @@ static int add_head(builder *b, const gr_head *h)
 {
     int K = h->nclass, st;
     if (h->kind == GR_HEAD_MLP) {
-        if ((st = add_gemm(b, h->W, h->b, h->hidden, h->dim)) || (st = node(b, "Relu", NULL, 0, NULL, 0))) return st;
+        if ((st = add_gemm(b, h->W, h->b, h->hidden, h->dim)) ||
+            (st = node(b, "Relu", NULL, 0, NULL, 0)))
+            return st;
         return add_gemm(b, h->W2, h->b2, K, h->hidden);
     }
     if (h->kind == GR_HEAD_LOGREG || (h->kind == GR_HEAD_NCM && h->norm == GR_FEAT_L2))
         return add_gemm(b, h->W, h->b, K, h->dim);
-    if (h->kind == GR_HEAD_NCM) {  /* -|x - m|^2 + b = 2 x.m - |m|^2 + b - |x|^2, the last term common */
-        float *w = malloc((size_t)K * h->dim * sizeof *w + 4), *bias = malloc((size_t)K * sizeof *bias + 4);
-        if (!w || !bias) { free(w); free(bias); return GRAFT_E_NOMEM; }
+    if (h->kind ==
+        GR_HEAD_NCM) { /* -|x - m|^2 + b = 2 x.m - |m|^2 + b - |x|^2, the last term common */
+        float *w = malloc((size_t)K * h->dim * sizeof *w + 4),
+              *bias = malloc((size_t)K * sizeof *bias + 4);
+        if (!w || !bias) {
+            free(w);
+            free(bias);
+            return GRAFT_E_NOMEM;
+        }
         for (int c = 0; c < K; c++) {
             double mm = 0;
             for (int j = 0; j < h->dim; j++) {
@@ -119,7 +130,8 @@ static int add_head(builder *b, const gr_head *h)
         free(bias);
         return st;
     }
-    return gr_err(GRAFT_E_UNSUPPORTED, "a kNN head keeps its training rows and cannot be exported as ONNX; fit a "
+    return gr_err(GRAFT_E_UNSUPPORTED,
+                  "a kNN head keeps its training rows and cannot be exported as ONNX; fit a "
                   "logreg, mlp or ncm head to export");
 }
 
@@ -129,28 +141,31 @@ static int set_meta(gr_graph *g, const char *const *kv, int n)
     if (!m) return GRAFT_E_NOMEM;
     if (g->nmeta) memcpy(m, g->meta, (size_t)g->nmeta * sizeof *m);
     for (int i = 0; i < n; i++)
-        m[g->nmeta + i] = (gr_meta){gr_arena_strdup(g->arena, kv[2 * i]), gr_arena_strdup(g->arena, kv[2 * i + 1] ? kv[2 * i + 1] : "")};
+        m[g->nmeta + i] =
+            (gr_meta){ gr_arena_strdup(g->arena, kv[2 * i]),
+                       gr_arena_strdup(g->arena, kv[2 * i + 1] ? kv[2 * i + 1] : "") };
     g->meta = m;
     g->nmeta += n;
     return GRAFT_OK;
 }
 
-int gr_export_finish(gr_graph *g, int logits, int nclass, const char *const *kv, int nkv, const char *out_path)
+int gr_export_finish(gr_graph *g, int logits, int nclass, const char *const *kv, int nkv,
+                     const char *out_path)
 {
     char name[64];
     int n = 0;
     do snprintf(name, sizeof name, "graft_export/Softmax_node_%d", n++);
     while (gr_graph_find_node(g, name) >= 0 || gr_graph_find_value(g, name) >= 0);
     int out, st = gr_graph_add_value(g, name, 0, NULL, NULL, &out);
-    gr_attr ax = {.name = "axis", .type = GR_AT_INT, .i = 1};
+    gr_attr ax = { .name = "axis", .type = GR_AT_INT, .i = 1 };
     if (!st) st = gr_graph_add_node(g, name, "Softmax", &logits, 1, &out, 1, &ax, 1, NULL);
     if (!st && gr_graph_find_value(g, "probabilities") >= 0)
         st = gr_err(GRAFT_E_ARG, "the model already has a value named 'probabilities'");
     if (!st) {
         gr_value *pv = &g->values[out];
         pv->name = gr_arena_strdup(g->arena, "probabilities");
-        pv->t.dtype = GR_F32;  /* declared for the file: (batch, nclass) */
-        pv->t.shape = gr_shape_make(2, (int64_t[]){-1, nclass});
+        pv->t.dtype = GR_F32; /* declared for the file: (batch, nclass) */
+        pv->t.shape = gr_shape_make(2, (int64_t[]){ -1, nclass });
         pv->has_shape = 1;
         g->outputs[0] = out;
         g->noutputs = 1;
@@ -161,8 +176,8 @@ int gr_export_finish(gr_graph *g, int logits, int nclass, const char *const *kv,
     return st;
 }
 
-int gr_export_head(const char *model_path, const gr_head *h, const char *layer, int pool, const gr_transform *t,
-                   const char *classes_json, const char *out_path)
+int gr_export_head(const char *model_path, const gr_head *h, const char *layer, int pool,
+                   const gr_transform *t, const char *classes_json, const char *out_path)
 {
     gr_graph *g;
     int st = gr_onnx_load(model_path, &g);
@@ -172,33 +187,42 @@ int gr_export_head(const char *model_path, const gr_head *h, const char *layer, 
         if (layer) snprintf(name, sizeof name, "%s", layer);
         else {
             int feat, first;
-            if (!(st = gr_graph_find_classifier(g, &feat, &first))) snprintf(name, sizeof name, "%s", g->values[feat].name);
+            if (!(st = gr_graph_find_classifier(g, &feat, &first)))
+                snprintf(name, sizeof name, "%s", g->values[feat].name);
         }
     }
-    const char *names[1] = {name};
+    const char *names[1] = { name };
     if (!st) st = gr_graph_cut(g, names, 1);
     gr_shape fs;
     int dtype, oh, ow;
     if (!t->crop && !t->rrc && !t->size_w)
-        st = st ? st : gr_err(GRAFT_E_ARG, "export needs a transform with a fixed input size (crop, rrc or size)");
+        st = st ? st
+                : gr_err(GRAFT_E_ARG,
+                         "export needs a transform with a fixed input size (crop, rrc or size)");
     gr_transform_out_size(t, 224, 224, &oh, &ow);
-    gr_shape in = gr_shape_make(4, (int64_t[]){1, 3, oh, ow});
+    gr_shape in = gr_shape_make(4, (int64_t[]){ 1, 3, oh, ow });
     if (!st) st = gr_graph_value_shape(g, g->outputs[0], g->ninputs == 1 ? &in : NULL, &fs, &dtype);
-    if (!st) {  /* the pooled size must be what the head was fitted on */
-        int64_t dim = fs.rank == 4 && pool != GR_POOL_NONE ? fs.d[1] * gr_pool_side(pool) * gr_pool_side(pool)
-                      : fs.rank == 3 ? fs.d[2] : gr_numel(&fs) / (fs.rank && fs.d[0] ? fs.d[0] : 1);
+    if (!st) { /* the pooled size must be what the head was fitted on */
+        int64_t dim = fs.rank == 4 && pool != GR_POOL_NONE
+                          ? fs.d[1] * gr_pool_side(pool) * gr_pool_side(pool)
+                      : fs.rank == 3 ? fs.d[2]
+                                     : gr_numel(&fs) / (fs.rank && fs.d[0] ? fs.d[0] : 1);
         if (dim != h->dim)
-            st = gr_err(GRAFT_E_SHAPE, "%s cut at '%s' gives %lld features, the head takes %d: not the model or layer it "
-                        "was fitted on", model_path, name, (long long)dim, h->dim);
+            st = gr_err(
+                GRAFT_E_SHAPE,
+                "%s cut at '%s' gives %lld features, the head takes %d: not the model or layer it "
+                "was fitted on",
+                model_path, name, (long long)dim, h->dim);
     }
-    builder b = {g, g->outputs[0], 0};
+    builder b = { g, g->outputs[0], 0 };
     if (!st) st = add_pool(&b, pool, &fs);
     if (!st) st = add_norm(&b, h);
     if (!st) st = add_head(&b, h);
     char tf[512], pl[8];
     gr_transform_format(t, tf, sizeof tf);
     snprintf(pl, sizeof pl, "%s", gr_pool_name(pool));
-    const char *kv[8] = {"graft.classes", classes_json, "graft.layer", name, "graft.pool", pl, "graft.transform", tf};
+    const char *kv[8] = { "graft.classes", classes_json, "graft.layer",     name,
+                          "graft.pool",    pl,           "graft.transform", tf };
     if (!st) st = gr_export_finish(g, b.x, h->nclass, kv, 4, out_path);
     gr_graph_free(g);
     return st;

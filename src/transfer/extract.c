@@ -32,7 +32,9 @@ void gr_features_free(gr_features *f)
 
 /* ---- the cache key ---- */
 
-typedef struct fnv { uint64_t h; } fnv;
+typedef struct fnv {
+    uint64_t h;
+} fnv;
 
 static void fnv_add(fnv *f, const void *data, size_t n)
 {
@@ -49,18 +51,17 @@ static void fnv_file_stat(fnv *f, const char *path)
     if (stat(path, &st) == 0) {
         fnv_i64(f, (int64_t)st.st_size);
         fnv_i64(f, (int64_t)st.st_mtime);
-    } else
-        fnv_i64(f, -1);
+    } else fnv_i64(f, -1);
 }
 
-static int cache_key(const char *model_path, const char *layer, const gr_extract_opts *o, const gr_dataset *ds,
-                     const int64_t *idx, int64_t n, char key[17])
+static int cache_key(const char *model_path, const char *layer, const gr_extract_opts *o,
+                     const gr_dataset *ds, const int64_t *idx, int64_t n, char key[17])
 {
     unsigned char *bytes;
     size_t size;
     int st = gr_read_file(model_path, &bytes, &size);
     if (st) return st;
-    fnv f = {0xcbf29ce484222325ull};
+    fnv f = { 0xcbf29ce484222325ull };
     uint32_t c1 = gr_crc32(0, bytes, size), c2 = gr_crc32(0x9e3779b9u, bytes, size);
     free(bytes);
     fnv_add(&f, &c1, sizeof c1);
@@ -111,50 +112,59 @@ static int cache_read(const char *path, gr_features *out)
             if (!strcmp(e[i].name, "labels")) Y = &e[i];
             if (!strcmp(e[i].name, "index")) I = &e[i];
         }
-        if (X && Y && I && X->dtype == GR_F32 && X->shape.rank == 2 && Y->dtype == GR_I32 && I->dtype == GR_I64 &&
-            gr_numel(&Y->shape) == X->shape.d[0] && gr_numel(&I->shape) == X->shape.d[0]) {
+        if (X && Y && I && X->dtype == GR_F32 && X->shape.rank == 2 && Y->dtype == GR_I32 &&
+            I->dtype == GR_I64 && gr_numel(&Y->shape) == X->shape.d[0] &&
+            gr_numel(&I->shape) == X->shape.d[0]) {
             out->n = X->shape.d[0];
             out->dim = (int)X->shape.d[1];
             out->X = malloc(X->bytes + 1);
             out->y = malloc(Y->bytes + 1);
             out->index = malloc(I->bytes + 1);
-            if (out->X && out->y && out->index) {  /* (else the frees below, keeping key and layer) */
+            if (out->X && out->y &&
+                out->index) { /* (else the frees below, keeping key and layer) */
                 memcpy(out->X, X->data, X->bytes);
                 memcpy(out->y, Y->data, Y->bytes);
                 memcpy(out->index, I->data, I->bytes);
                 ok = 1;
                 for (int m = 0; m < nmeta; m++)
-                    if (!strcmp(meta[m].key, "layer")) snprintf(out->layer, sizeof out->layer, "%s", meta[m].value);
+                    if (!strcmp(meta[m].key, "layer"))
+                        snprintf(out->layer, sizeof out->layer, "%s", meta[m].value);
             } else {
                 free(out->X), free(out->y), free(out->index);
                 out->X = NULL, out->y = NULL, out->index = NULL;
                 out->n = 0, out->dim = 0;
                 gr_arena_free(a);
-                return -gr_err(GRAFT_E_NOMEM, "%s: out of memory reading the cached features", path);
+                return -gr_err(GRAFT_E_NOMEM, "%s: out of memory reading the cached features",
+                               path);
             }
-        } else
-            gr_err(GRAFT_E_FORMAT, "not graft's features/labels/index");
+        } else gr_err(GRAFT_E_FORMAT, "not graft's features/labels/index");
     }
     /* always said, also when quiet: a damaged file is a problem report, not progress */
-    if (!ok) fprintf(stderr, "extract: ignoring the damaged cache file %s: %s\n", path, graft_last_error());
+    if (!ok)
+        fprintf(stderr, "extract: ignoring the damaged cache file %s: %s\n", path,
+                graft_last_error());
     gr_arena_free(a);
     return ok;
 }
 
-static int cache_write(const char *dir, const char *path, const gr_features *f, const char *model_path,
-                       const gr_extract_opts *o)
+static int cache_write(const char *dir, const char *path, const gr_features *f,
+                       const char *model_path, const gr_extract_opts *o)
 {
-    if (gr_make_dirs(dir)) return gr_err(GRAFT_E_IO, "cannot create the feature cache folder %s", dir);
-    int64_t dx[2] = {f->n, f->dim}, dn[1] = {f->n};
+    if (gr_make_dirs(dir))
+        return gr_err(GRAFT_E_IO, "cannot create the feature cache folder %s", dir);
+    int64_t dx[2] = { f->n, f->dim }, dn[1] = { f->n };
     gr_st_entry e[3] = {
-        {"features", GR_F32, gr_shape_make(2, dx), f->X, (size_t)f->n * f->dim * sizeof(float)},
-        {"labels", GR_I32, gr_shape_make(1, dn), f->y, (size_t)f->n * sizeof(int32_t)},
-        {"index", GR_I64, gr_shape_make(1, dn), f->index, (size_t)f->n * sizeof(int64_t)},
+        { "features", GR_F32, gr_shape_make(2, dx), f->X, (size_t)f->n * f->dim * sizeof(float) },
+        { "labels", GR_I32, gr_shape_make(1, dn), f->y, (size_t)f->n * sizeof(int32_t) },
+        { "index", GR_I64, gr_shape_make(1, dn), f->index, (size_t)f->n * sizeof(int64_t) },
     };
     char t[512], pool[8];
     gr_transform_format(&o->t, t, sizeof t);
     snprintf(pool, sizeof pool, "%d", o->pool);
-    gr_meta meta[4] = {{"model", (char *)model_path}, {"layer", (char *)f->layer}, {"transform", t}, {"pool", pool}};
+    gr_meta meta[4] = { { "model", (char *)model_path },
+                        { "layer", (char *)f->layer },
+                        { "transform", t },
+                        { "pool", pool } };
     return gr_st_save(path, e, 3, meta, 4);
 }
 
@@ -167,7 +177,10 @@ int gr_pool_side(int pool)
 
 const char *gr_pool_name(int pool)
 {
-    return pool == GR_POOL_GRID2 ? "grid2" : pool == GR_POOL_GRID4 ? "grid4" : pool == GR_POOL_NONE ? "none" : "mean";
+    return pool == GR_POOL_GRID2   ? "grid2"
+           : pool == GR_POOL_GRID4 ? "grid4"
+           : pool == GR_POOL_NONE  ? "none"
+                                   : "mean";
 }
 
 int gr_pool_fits(int64_t H, int64_t W, int pool)
@@ -181,10 +194,13 @@ int gr_pool_check(int64_t H, int64_t W, int pool, const char *what)
 {
     if (gr_pool_fits(H, W, pool)) return GRAFT_OK;
     if (pool == GR_POOL_GRID2)
-        return gr_err(GRAFT_E_SHAPE, "%s: 2x2-grid pooling needs a map of at least 2x2, it is %lldx%lld", what,
+        return gr_err(GRAFT_E_SHAPE,
+                      "%s: 2x2-grid pooling needs a map of at least 2x2, it is %lldx%lld", what,
                       (long long)H, (long long)W);
-    return gr_err(GRAFT_E_SHAPE, "%s: 4x4-grid pooling needs a map whose sides are multiples of 4, it is "
-                  "%lldx%lld (use grid2 or mean)", what, (long long)H, (long long)W);
+    return gr_err(GRAFT_E_SHAPE,
+                  "%s: 4x4-grid pooling needs a map whose sides are multiples of 4, it is "
+                  "%lldx%lld (use grid2 or mean)",
+                  what, (long long)H, (long long)W);
 }
 
 static int pooled_dim(const gr_shape *s, int pool)
@@ -211,7 +227,8 @@ static void pool_row(const gr_tensor *y, int64_t r, int pool, float *row)
             const float *p = base + c * H * W;
             for (int gi = 0; gi < G; gi++)
                 for (int gj = 0; gj < G; gj++) {
-                    int64_t h0 = gi * H / G, h1 = ((gi + 1) * H + G - 1) / G, w0 = gj * W / G, w1 = ((gj + 1) * W + G - 1) / G;
+                    int64_t h0 = gi * H / G, h1 = ((gi + 1) * H + G - 1) / G, w0 = gj * W / G,
+                            w1 = ((gj + 1) * W + G - 1) / G;
                     double acc = 0;
                     for (int64_t h = h0; h < h1; h++)
                         for (int64_t w = w0; w < w1; w++) acc += p[h * W + w];
@@ -244,16 +261,18 @@ static double now(void)
 
 /* A line updated in place on a terminal; on a pipe or file, one plain line per quarter of the
  * work and one at the end (*next: the next quarter to report). */
-static void progress(const gr_extract_opts *o, int64_t done, int64_t total, double t0, int final, int *next)
+static void progress(const gr_extract_opts *o, int64_t done, int64_t total, double t0, int final,
+                     int *next)
 {
     if (o->quiet) return;
     double el = now() - t0, rate = el > 0 ? done / el : 0;
     int tty = isatty(2);
     if (!tty && !final && done * 4 < (int64_t)*next * total) return;
-    if (!tty && final && *next > 4) return;  /* the last quarter's line said it already */
+    if (!tty && final && *next > 4) return; /* the last quarter's line said it already */
     if (!tty) *next = (int)(done * 4 / (total ? total : 1)) + 1;
-    fprintf(stderr, "%sextract: %lld/%lld images, %.0f img/s, ETA %.0f s%s", tty ? "\r" : "", (long long)done,
-            (long long)total, rate, rate > 0 ? (total - done) / rate : 0.0, tty && !final ? "   " : "\n");
+    fprintf(stderr, "%sextract: %lld/%lld images, %.0f img/s, ETA %.0f s%s", tty ? "\r" : "",
+            (long long)done, (long long)total, rate, rate > 0 ? (total - done) / rate : 0.0,
+            tty && !final ? "   " : "\n");
 }
 
 /* The model cut at several values (their outputs in that order), rewritten for inference. */
@@ -262,7 +281,8 @@ static int load_multi(const char *model_path, const char *const *layers, int n, 
     gr_graph *g = NULL;
     int st = gr_onnx_load(model_path, &g);
     if (st) return st;
-    if (!(st = gr_graph_check_ops(g)) && !(st = gr_graph_cut(g, layers, n))) st = gr_graph_optimize(g);
+    if (!(st = gr_graph_check_ops(g)) && !(st = gr_graph_cut(g, layers, n)))
+        st = gr_graph_optimize(g);
     if (st) {
         gr_graph_free(g);
         return gr_err_prefix(st, "%s", model_path);
@@ -272,7 +292,8 @@ static int load_multi(const char *model_path, const char *const *layers, int n, 
 }
 
 /* The cut, rewritten graph of the model, and the name of its output. */
-static int load_trunk(const char *model_path, const char *layer, gr_graph **out, char *name, size_t nname)
+static int load_trunk(const char *model_path, const char *layer, gr_graph **out, char *name,
+                      size_t nname)
 {
     gr_graph *g;
     int st = gr_onnx_load(model_path, &g);
@@ -284,7 +305,7 @@ static int load_trunk(const char *model_path, const char *layer, gr_graph **out,
         if ((st = gr_graph_find_classifier(g, &feat, &first))) goto fail;
         snprintf(name, nname, "%s", g->values[feat].name);
     }
-    const char *names[1] = {name};
+    const char *names[1] = { name };
     if ((st = gr_graph_cut(g, names, 1)) || (st = gr_graph_optimize(g))) goto fail;
     snprintf(name, nname, "%s", g->values[g->outputs[0]].name);
     *out = g;
@@ -295,24 +316,25 @@ fail:
 }
 
 /* Runs the cut graph over the samples; output k pooled into f[k] (pool[k]). */
-static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n, const gr_extract_opts *o,
-                     const int *pool, int nout, gr_features *f);
+static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n,
+                     const gr_extract_opts *o, const int *pool, int nout, gr_features *f);
 
-static int run_batches(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n, const gr_extract_opts *o,
-                       gr_features *f)
+static int run_batches(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n,
+                       const gr_extract_opts *o, gr_features *f)
 {
     return run_multi(g, ds, idx, n, o, &o->pool, 1, f);
 }
 
-static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n, const gr_extract_opts *o,
-                     const int *pool, int nout, gr_features *fs)
+static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int64_t n,
+                     const gr_extract_opts *o, const int *pool, int nout, gr_features *fs)
 {
     gr_dnnl *dnnl = NULL;
     gr_loader *l = NULL;
     gr_plan *plan = NULL;
     int64_t decl = g->values[g->inputs[0]].t.shape.rank ? g->values[g->inputs[0]].t.shape.d[0] : -1;
-    gr_loader_opts lo = {.batch = decl > 0 ? (int)decl : (o->batch > 0 ? o->batch : 32),
-                         .workers = o->workers > 0 ? o->workers : 2, .bad = o->bad};
+    gr_loader_opts lo = { .batch = decl > 0 ? (int)decl : (o->batch > 0 ? o->batch : 32),
+                          .workers = o->workers > 0 ? o->workers : 2,
+                          .bad = o->bad };
     int st = gr_dnnl_new(&dnnl);
     if (!st) st = gr_loader_new(ds, idx, n, &o->t, &lo, &l);
     if (!st) st = gr_loader_start(l, 0);
@@ -327,11 +349,13 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
     gr_batch b;
     int r = 0;
     while (!st && (r = gr_loader_next(l, &b)) > 0) {
-        gr_tensor x = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){b.n, 3, b.h, b.w}), .data = b.x};
+        gr_tensor x = { .dtype = GR_F32,
+                        .shape = gr_shape_make(4, (int64_t[]){ b.n, 3, b.h, b.w }),
+                        .data = b.x };
         if (!plan || !gr_plan_matches(plan, &x)) {
             gr_plan_free(plan);
             plan = NULL;
-            gr_plan_opts po = {.use_ref = o->use_ref, .dnnl = dnnl};
+            gr_plan_opts po = { .use_ref = o->use_ref, .dnnl = dnnl };
             if ((st = gr_plan_build(g, &x, &po, &plan))) break;
         }
         gr_plan_run(plan, &x);
@@ -339,11 +363,16 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
             gr_features *f = &fs[k];
             const gr_tensor *y = gr_plan_output(plan, k);
             /* every batch: without a fixed input size the maps' sides can change */
-            if (y->shape.rank == 4 && (st = gr_pool_check(y->shape.d[2], y->shape.d[3], pool[k], f->layer))) break;
+            if (y->shape.rank == 4 &&
+                (st = gr_pool_check(y->shape.d[2], y->shape.d[3], pool[k], f->layer)))
+                break;
             if (!f->X) {
                 f->dim = pooled_dim(&y->shape, pool[k]);
                 f->X = malloc((size_t)(n + 1) * f->dim * sizeof(float));
-                if (!f->X) { st = GRAFT_E_NOMEM; break; }
+                if (!f->X) {
+                    st = GRAFT_E_NOMEM;
+                    break;
+                }
             }
             for (int i = 0; i < b.n; i++, f->n++) {
                 pool_row(y, i, pool[k], f->X + f->n * f->dim);
@@ -372,7 +401,7 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
     char layer[256], path[1024];
     int st = load_trunk(model_path, o->layer, &g, layer, sizeof layer);
     if (st) return st;
-    gr_features f = {0};
+    gr_features f = { 0 };
     snprintf(f.layer, sizeof f.layer, "%s", layer);
     if (o->cache_dir) {
         if ((st = cache_key(model_path, layer, o, ds, idx, n, f.key))) goto done;
@@ -405,8 +434,9 @@ done:
 
 /* ---- several layers at once, and the automatic choice ---- */
 
-int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
-                      const char *const *layers, const int *pool, int n, const gr_extract_opts *o, gr_features *out)
+int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx,
+                      int64_t nidx, const char *const *layers, const int *pool, int n,
+                      const gr_extract_opts *o, gr_features *out)
 {
     memset(out, 0, (size_t)n * sizeof *out);
     gr_graph *g = NULL;
@@ -420,25 +450,34 @@ int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_
     return st;
 }
 
-static int is_merge(const char *op) { return !strcmp(op, "Add") || !strcmp(op, "Concat") || !strcmp(op, "Sum"); }
+static int is_merge(const char *op)
+{
+    return !strcmp(op, "Add") || !strcmp(op, "Concat") || !strcmp(op, "Sum");
+}
 
-int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names, int64_t **sides,
-                        int *count)
+int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names,
+                        int64_t **sides, int *count)
 {
     gr_graph *g;
     int st = gr_onnx_load(model_path, &g);
     if (st) return st;
-    if ((st = gr_graph_check_ops(g))) { gr_graph_free(g); return st; }
+    if ((st = gr_graph_check_ops(g))) {
+        gr_graph_free(g);
+        return st;
+    }
     int oh, ow;
     if (!t->crop && !t->rrc && !t->size_w) {
         gr_graph_free(g);
-        return gr_err(GRAFT_E_ARG, "choosing a layer needs a transform with a fixed size (crop, rrc or size)");
+        return gr_err(GRAFT_E_ARG,
+                      "choosing a layer needs a transform with a fixed size (crop, rrc or size)");
     }
     gr_transform_out_size(t, 224, 224, &oh, &ow);
-    gr_tensor in = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){1, 3, oh, ow})};
+    gr_tensor in = { .dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){ 1, 3, oh, ow }) };
     gr_plan *p = NULL;
-    gr_plan_opts po = {.use_ref = 1};
-    if (g->ninputs != 1) st = gr_err(GRAFT_E_UNSUPPORTED, "%s: automatic layer choice needs a model with one input", model_path);
+    gr_plan_opts po = { .use_ref = 1 };
+    if (g->ninputs != 1)
+        st = gr_err(GRAFT_E_UNSUPPORTED, "%s: automatic layer choice needs a model with one input",
+                    model_path);
     if (!st) st = gr_plan_build(g, &in, &po, &p);
     int *cand = st ? NULL : malloc((size_t)(g->nvalues + 1) * sizeof *cand), nc = 0;
     unsigned char *take = st ? NULL : calloc((size_t)g->nvalues + 1, 1);
@@ -450,22 +489,26 @@ int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, 
         if (nk < 0) st = -nk;
         for (int i = 0; i < nk; i++) take[cand[i]] = 1;
         for (int k = 0; k < g->nnodes; k++)
-            if (is_merge(g->nodes[k].op_type) && g->nodes[k].nout == 1 && g->nodes[k].out[0] >= 0) take[g->nodes[k].out[0]] = 1;
+            if (is_merge(g->nodes[k].op_type) && g->nodes[k].nout == 1 && g->nodes[k].out[0] >= 0)
+                take[g->nodes[k].out[0]] = 1;
         for (int k = 0; k < g->nnodes; k++)
             for (int j = 0; j < g->nodes[k].nout; j++) {
                 int v = g->nodes[k].out[j];
                 if (v < 0 || !take[v]) continue;
                 const gr_tensor *x = gr_plan_value(p, v);
-                if (x->dtype == GR_F32 && x->shape.rank == 4 && x->shape.d[2] >= 2 && x->shape.d[3] >= 2) cand[nc++] = v;
+                if (x->dtype == GR_F32 && x->shape.rank == 4 && x->shape.d[2] >= 2 &&
+                    x->shape.d[3] >= 2)
+                    cand[nc++] = v;
                 take[v] = 0;
             }
-        if (nc == 0) st = gr_err(GRAFT_E_UNSUPPORTED, "%s: no feature map to choose from", model_path);
+        if (nc == 0)
+            st = gr_err(GRAFT_E_UNSUPPORTED, "%s: no feature map to choose from", model_path);
     }
     int keep = nc < max ? nc : max;
     char **out = st ? NULL : calloc((size_t)keep + 1, sizeof *out);
     int64_t *hw = st ? NULL : malloc((size_t)(2 * keep + 1) * sizeof *hw);
     if (!st && (!out || !hw)) st = GRAFT_E_NOMEM;
-    for (int i = 0; !st && i < keep; i++) {  /* evenly spaced in execution order, the last kept */
+    for (int i = 0; !st && i < keep; i++) { /* evenly spaced in execution order, the last kept */
         int at = keep == 1 ? nc - 1 : (int)((int64_t)i * (nc - 1) / (keep - 1));
         const gr_tensor *x = gr_plan_value(p, cand[at]);
         hw[2 * i] = x->shape.d[2], hw[2 * i + 1] = x->shape.d[3];

@@ -21,12 +21,13 @@ static void prepared_row(const float *X, int dim, int64_t r, const double *centr
     l2_normalise(out, dim);
 }
 
-int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const int64_t *query, int way, int shot,
-                       int nquery, int method, int32_t *pred)
+int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const int64_t *query,
+                       int way, int shot, int nquery, int method, int32_t *pred)
 {
     int ns = way * shot;
     double *centre = method == GR_FS_SIMPLESHOT ? calloc((size_t)dim, sizeof(double)) : NULL;
-    double *S = malloc((size_t)ns * dim * sizeof(double)), *P = calloc((size_t)way * dim, sizeof(double));
+    double *S = malloc((size_t)ns * dim * sizeof(double)),
+           *P = calloc((size_t)way * dim, sizeof(double));
     double *q = malloc((size_t)dim * sizeof(double));
     if (!S || !P || !q || (method == GR_FS_SIMPLESHOT && !centre)) {
         free(centre), free(S), free(P), free(q);
@@ -38,7 +39,7 @@ int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const in
         for (int j = 0; j < dim; j++) centre[j] /= ns;
     }
     for (int i = 0; i < ns; i++) prepared_row(X, dim, support[i], centre, S + (int64_t)i * dim);
-    for (int c = 0; c < way; c++) {  /* prototypes: class means of the prepared rows */
+    for (int c = 0; c < way; c++) { /* prototypes: class means of the prepared rows */
         double *p = P + (int64_t)c * dim;
         for (int s = 0; s < shot; s++)
             for (int j = 0; j < dim; j++) p[j] += S[((int64_t)c * shot + s) * dim + j] / shot;
@@ -60,7 +61,7 @@ int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const in
                 double v = 0;
                 if (method == GR_FS_IMPRINT)
                     for (int j = 0; j < dim; j++) v += q[j] * p[j];
-                else  /* nearest prototype: the smallest squared distance */
+                else /* nearest prototype: the smallest squared distance */
                     for (int j = 0; j < dim; j++) v -= (q[j] - p[j]) * (q[j] - p[j]);
                 if (v > best_v) best_v = v, best = c;
             }
@@ -76,22 +77,28 @@ void gr_fewshot_free(gr_fewshot_result *r)
     memset(r, 0, sizeof *r);
 }
 
-int gr_fewshot_eval(const float *X, const int32_t *y, int64_t n, int dim, int nclass, const gr_fewshot_opts *o,
-                    gr_fewshot_result *r)
+int gr_fewshot_eval(const float *X, const int32_t *y, int64_t n, int dim, int nclass,
+                    const gr_fewshot_opts *o, gr_fewshot_result *r)
 {
     memset(r, 0, sizeof *r);
     if (o->way < 2 || o->shot < 1 || o->query < 1 || o->episodes < 1)
-        return gr_err(GRAFT_E_ARG, "few-shot: way >= 2, shot >= 1, query >= 1 and episodes >= 1 are needed");
-    if (o->method < GR_FS_SIMPLESHOT || o->method > GR_FS_IMPRINT) return gr_err(GRAFT_E_ARG, "few-shot: unknown method");
+        return gr_err(GRAFT_E_ARG,
+                      "few-shot: way >= 2, shot >= 1, query >= 1 and episodes >= 1 are needed");
+    if (o->method < GR_FS_SIMPLESHOT || o->method > GR_FS_IMPRINT)
+        return gr_err(GRAFT_E_ARG, "few-shot: unknown method");
     /* rows of each class */
-    int64_t *count = calloc((size_t)nclass + 1, sizeof *count), *start = calloc((size_t)nclass + 2, sizeof *start);
+    int64_t *count = calloc((size_t)nclass + 1, sizeof *count),
+            *start = calloc((size_t)nclass + 2, sizeof *start);
     int64_t *rows = malloc((size_t)(n + 1) * sizeof *rows);
     int *eligible = malloc((size_t)(nclass + 1) * sizeof *eligible);
-    int64_t *sup = malloc((size_t)o->way * o->shot * sizeof *sup), *qry = malloc((size_t)o->way * o->query * sizeof *qry);
+    int64_t *sup = malloc((size_t)o->way * o->shot * sizeof *sup),
+            *qry = malloc((size_t)o->way * o->query * sizeof *qry);
     int32_t *pred = malloc((size_t)o->way * o->query * sizeof *pred);
     int64_t *pick = malloc((size_t)(n + 1) * sizeof *pick);
     r->acc = malloc((size_t)o->episodes * sizeof *r->acc);
-    int st = count && start && rows && eligible && sup && qry && pred && pick && r->acc ? GRAFT_OK : GRAFT_E_NOMEM;
+    int st = count && start && rows && eligible && sup && qry && pred && pick && r->acc
+                 ? GRAFT_OK
+                 : GRAFT_E_NOMEM;
     int ne = 0;
     for (int64_t i = 0; !st && i < n; i++)
         if (y[i] >= 0 && y[i] < nclass) count[y[i]]++;
@@ -104,13 +111,15 @@ int gr_fewshot_eval(const float *X, const int32_t *y, int64_t n, int dim, int nc
     for (int c = 0; !st && c < nclass; c++)
         if (count[c] >= o->shot + o->query) eligible[ne++] = c;
     if (!st && ne < o->way)
-        st = gr_err(GRAFT_E_ARG, "few-shot: only %d classes have %d examples (shot %d + query %d); %d-way needs %d",
-                    ne, o->shot + o->query, o->shot, o->query, o->way, o->way);
+        st = gr_err(
+            GRAFT_E_ARG,
+            "few-shot: only %d classes have %d examples (shot %d + query %d); %d-way needs %d", ne,
+            o->shot + o->query, o->shot, o->query, o->way, o->way);
     gr_rng rng;
     gr_rng_seed(&rng, o->seed);
     double sum = 0, sum2 = 0;
     for (int e = 0; !st && e < o->episodes; e++) {
-        for (int c = 0; c < o->way; c++) {  /* partial Fisher-Yates over the eligible classes */
+        for (int c = 0; c < o->way; c++) { /* partial Fisher-Yates over the eligible classes */
             int j = c + (int)gr_rng_below(&rng, (uint64_t)(ne - c)), t = eligible[c];
             eligible[c] = eligible[j], eligible[j] = t;
         }
@@ -138,7 +147,8 @@ int gr_fewshot_eval(const float *X, const int32_t *y, int64_t n, int dim, int nc
         double var = o->episodes > 1 ? (sum2 - sum * sum / o->episodes) / (o->episodes - 1) : 0;
         r->ci95 = 1.96 * sqrt(var > 0 ? var : 0) / sqrt((double)o->episodes);
     }
-    free(count), free(start), free(rows), free(eligible), free(sup), free(qry), free(pred), free(pick);
+    free(count), free(start), free(rows), free(eligible), free(sup), free(qry), free(pred),
+        free(pick);
     if (st) gr_fewshot_free(r);
     return st;
 }

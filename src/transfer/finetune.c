@@ -35,9 +35,19 @@
 
 void gr_ft_defaults(gr_ft_opts *o)
 {
-    *o = (gr_ft_opts){.pool = GR_POOL_MEAN, .head_epochs = -1, .epochs = -1, .opt = GR_ADAMW, .lr = -1,
-                      .lr_ratio = -1, .layer_decay = -1, .weight_decay = -1, .label_smoothing = -1, .val_frac = -1,
-                      .patience = -1, .batch = 32, .workers = 2};
+    *o = (gr_ft_opts){ .pool = GR_POOL_MEAN,
+                       .head_epochs = -1,
+                       .epochs = -1,
+                       .opt = GR_ADAMW,
+                       .lr = -1,
+                       .lr_ratio = -1,
+                       .layer_decay = -1,
+                       .weight_decay = -1,
+                       .label_smoothing = -1,
+                       .val_frac = -1,
+                       .patience = -1,
+                       .batch = 32,
+                       .workers = 2 };
     gr_transform_default(&o->eval_t);
 }
 
@@ -45,20 +55,20 @@ void gr_ft_defaults(gr_ft_opts *o)
 
 typedef struct ft {
     const gr_ft_opts *o;
-    gr_ft_opts r;               /* the resolved settings */
+    gr_ft_opts r; /* the resolved settings */
     const gr_dataset *ds;
     gr_graph *g;
-    int64_t *tr, *va;           /* training and validation samples */
+    int64_t *tr, *va; /* training and validation samples */
     int64_t ntr, nva;
     int nclass;
     gr_loader *ltr, *lva;
     gr_ft_result *res;
     /* the best state of the current phase */
     double best_acc, best_loss;
-    int best_hist;              /* index into res->hist, -1: the phase's start */
+    int best_hist; /* index into res->hist, -1: the phase's start */
     float *best_w, *best_buf;
-    int bad;                    /* epochs since the last improvement */
-    char dir[4200];             /* the phase's checkpoint folder, "" without one */
+    int bad;        /* epochs since the last improvement */
+    char dir[4200]; /* the phase's checkpoint folder, "" without one */
 } ft;
 
 static int exists(const char *path)
@@ -95,7 +105,7 @@ static int split(ft *f, const int64_t *idx, int64_t n, double frac)
         int64_t k = (int64_t)llround(frac * (double)m);
         if (k < 1) k = 1;
         if (k > m - 1) k = m - 1;
-        for (int64_t j = 0; j < k; j++) {  /* a partial Fisher-Yates shuffle */
+        for (int64_t j = 0; j < k; j++) { /* a partial Fisher-Yates shuffle */
             int64_t r = j + (int64_t)gr_rng_below(&rng, (uint64_t)(m - j));
             int64_t tmp = mine[j];
             mine[j] = mine[r], mine[r] = tmp;
@@ -119,7 +129,10 @@ static void resolve(ft *f, int64_t n)
     /* Below 20 per class there is no validation split to stop phase 2, and measured it only
      * lost to the probe it starts from (PP-OCR -> Fashion-MNIST at 10 per class: 73.0 % against
      * 76.2 %; the second task of bench-transfer: level), so the default is the probe alone. */
-    if (!r->freeze) r->freeze = s < 20 ? (r->epochs > 0 || r->steps > 0 ? "last:1" : "head") : s < 200 ? "last:2" : "all";
+    if (!r->freeze)
+        r->freeze = s < 20    ? (r->epochs > 0 || r->steps > 0 ? "last:1" : "head")
+                    : s < 200 ? "last:2"
+                              : "all";
     if (r->lr <= 0) r->lr = r->opt == GR_SGD ? 0.01 : 1e-3;
     if (r->lr_ratio <= 0) r->lr_ratio = 0.1;
     if (r->layer_decay < 0) r->layer_decay = 0;
@@ -132,17 +145,24 @@ static void resolve(ft *f, int64_t n)
      * anyway: keep the running statistics (Keras' advice), unless everything trains from a
      * random head (from scratch) or there is plenty of data (s >= 200, timm's practice). */
     if (r->bn == GR_BN_AUTO)
-        r->bn = !strcmp(r->freeze, "all") && (r->head_init == GR_HEAD_INIT_RANDOM || s >= 200) ? GR_BN_TRAIN : GR_BN_FROZEN;
+        r->bn = !strcmp(r->freeze, "all") && (r->head_init == GR_HEAD_INIT_RANDOM || s >= 200)
+                    ? GR_BN_TRAIN
+                    : GR_BN_FROZEN;
     if (r->batch <= 0) r->batch = 32;
     int64_t ntr = n - (int64_t)llround(r->val_frac * (double)n);
     if (r->batch > ntr) r->batch = (int)(ntr > 0 ? ntr : 1);
-    int64_t spe = ntr / r->batch > 0 ? ntr / r->batch : 1;  /* steps per epoch (drop_last) */
+    int64_t spe = ntr / r->batch > 0 ? ntr / r->batch : 1; /* steps per epoch (drop_last) */
     /* about 200 updates for the head and 300 for phase 2, 5 to 30 epochs */
     int64_t e1 = (200 + spe - 1) / spe, e2 = (300 + spe - 1) / spe;
-    if (r->head_epochs < 0) r->head_epochs = r->head_init != GR_HEAD_INIT_RANDOM ? 0 : (int)(e1 < 5 ? 5 : e1 > 30 ? 30 : e1);
-    if (r->epochs < 0) r->epochs = (int)(e2 < 5 ? 5 : e2 > 30 ? 30 : e2);  /* --steps: after the split */
+    if (r->head_epochs < 0)
+        r->head_epochs = r->head_init != GR_HEAD_INIT_RANDOM ? 0
+                                                             : (int)(e1 < 5    ? 5
+                                                                     : e1 > 30 ? 30
+                                                                               : e1);
+    if (r->epochs < 0)
+        r->epochs = (int)(e2 < 5 ? 5 : e2 > 30 ? 30 : e2); /* --steps: after the split */
     if (!strcmp(r->freeze, "head")) r->epochs = 0;
-    if (!r->has_train_t) {  /* timm-like: a random crop where there is a crop, and a flip */
+    if (!r->has_train_t) { /* timm-like: a random crop where there is a crop, and a flip */
         r->train_t = r->eval_t;
         if (r->eval_t.crop) {
             r->train_t.resize = 0, r->train_t.crop = 0, r->train_t.rrc = r->eval_t.crop;
@@ -156,10 +176,7 @@ static void resolve(ft *f, int64_t n)
 }
 
 /* Updates per epoch: the loader drops the last partial batch. */
-static int64_t spe_of(const ft *f)
-{
-    return f->ntr / f->r.batch > 0 ? f->ntr / f->r.batch : 1;
-}
+static int64_t spe_of(const ft *f) { return f->ntr / f->r.batch > 0 ? f->ntr / f->r.batch : 1; }
 
 static void recipe_text(ft *f, const char *model_path)
 {
@@ -167,14 +184,20 @@ static void recipe_text(ft *f, const char *model_path)
     char et[256], tt[256], stop[128], cut[600] = "", decay[64] = "", steps[64] = "";
     gr_transform_format(&r->eval_t, et, sizeof et);
     gr_transform_format(&r->train_t, tt, sizeof tt);
-    if (!f->nva) snprintf(stop, sizeof stop, "none (no validation split: the last weights are kept)");
-    else if (r->patience) snprintf(stop, sizeof stop, "lowest validation loss kept, patience %d epochs", r->patience);
+    if (!f->nva)
+        snprintf(stop, sizeof stop, "none (no validation split: the last weights are kept)");
+    else if (r->patience)
+        snprintf(stop, sizeof stop, "lowest validation loss kept, patience %d epochs", r->patience);
     else snprintf(stop, sizeof stop, "lowest validation loss kept");
     if (r->layer)
         snprintf(cut, sizeof cut, ", cut at %s (%s pooling)", r->layer,
-                 r->pool == GR_POOL_GRID2 ? "2x2 grid" : r->pool == GR_POOL_GRID4 ? "4x4 grid" : "global mean");
-    if (r->steps > 0) snprintf(steps, sizeof steps, " (%lld updates)", (long long)r->epochs * spe_of(f));
-    if (r->layer_decay > 0 && r->layer_decay < 1) snprintf(decay, sizeof decay, ", layer decay %g", r->layer_decay);
+                 r->pool == GR_POOL_GRID2   ? "2x2 grid"
+                 : r->pool == GR_POOL_GRID4 ? "4x4 grid"
+                                            : "global mean");
+    if (r->steps > 0)
+        snprintf(steps, sizeof steps, " (%lld updates)", (long long)r->epochs * spe_of(f));
+    if (r->layer_decay > 0 && r->layer_decay < 1)
+        snprintf(decay, sizeof decay, ", layer decay %g", r->layer_decay);
     snprintf(f->res->recipe, sizeof f->res->recipe,
              "model %s%s\n%lld training and %lld validation samples, %d classes, batch %d\n"
              "phase 1: the new head, %s%d epochs at lr %g\n"
@@ -183,14 +206,17 @@ static void recipe_text(ft *f, const char *model_path)
              "BatchNorms: %s\n"
              "early stopping: %s\naugmentation %s\npreprocessing %s\nseed %llu",
              model_path, cut, (long long)f->ntr, (long long)f->nva, f->nclass, r->batch,
-             r->head_init == GR_HEAD_INIT_PROBE     ? "a linear probe (logistic regression, CV) on the frozen features, then "
-             : r->head_init == GR_HEAD_INIT_IMPRINT ? "imprinted from the class means of the frozen features, then "
-                                                    : "",
-             r->head_epochs, r->lr,
-             r->freeze, r->epochs, r->lr * r->lr_ratio, decay, steps, r->opt == GR_SGD ? "SGD (momentum 0.9)" : "AdamW",
-             r->weight_decay, r->label_smoothing, r->dropout,
-             r->bn == GR_BN_FROZEN ? "inference mode throughout (running statistics fixed)"
-                                   : "batch statistics where they train, inference mode where frozen",
+             r->head_init == GR_HEAD_INIT_PROBE
+                 ? "a linear probe (logistic regression, CV) on the frozen features, then "
+             : r->head_init == GR_HEAD_INIT_IMPRINT
+                 ? "imprinted from the class means of the frozen features, then "
+                 : "",
+             r->head_epochs, r->lr, r->freeze, r->epochs, r->lr * r->lr_ratio, decay, steps,
+             r->opt == GR_SGD ? "SGD (momentum 0.9)" : "AdamW", r->weight_decay, r->label_smoothing,
+             r->dropout,
+             r->bn == GR_BN_FROZEN
+                 ? "inference mode throughout (running statistics fixed)"
+                 : "batch statistics where they train, inference mode where frozen",
              stop, tt, et, (unsigned long long)r->seed);
 }
 
@@ -203,36 +229,54 @@ static int build_model(ft *f, const char *model_path)
     if (!st) st = gr_graph_inline_constants(f->g, NULL);
     if (st) return st;
     gr_graph *g = f->g;
-    if (g->ninputs != 1) return gr_err(GRAFT_E_UNSUPPORTED, "%s has %d inputs; fine-tuning takes models with one image input", model_path, g->ninputs);
+    if (g->ninputs != 1)
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s has %d inputs; fine-tuning takes models with one image input", model_path,
+                      g->ninputs);
     const gr_transform *t = &f->r.eval_t;
-    if (!t->crop && !t->size_w) return gr_err(GRAFT_E_ARG, "fine-tuning needs a preprocessing with a fixed size (crop=N or size=N)");
+    if (!t->crop && !t->size_w)
+        return gr_err(GRAFT_E_ARG,
+                      "fine-tuning needs a preprocessing with a fixed size (crop=N or size=N)");
     int oh, ow, th, tw;
     gr_transform_out_size(t, 224, 224, &oh, &ow);
     gr_transform_out_size(&f->r.train_t, 224, 224, &th, &tw);
     if (oh != th || ow != tw)
-        return gr_err(GRAFT_E_ARG, "the augmentation makes %dx%d images, the preprocessing %dx%d: they must agree", tw, th, ow, oh);
-    gr_shape in = gr_shape_make(4, (int64_t[]){1, 3, oh, ow});
+        return gr_err(
+            GRAFT_E_ARG,
+            "the augmentation makes %dx%d images, the preprocessing %dx%d: they must agree", tw, th,
+            ow, oh);
+    gr_shape in = gr_shape_make(4, (int64_t[]){ 1, 3, oh, ow });
     /* The input size is fixed from here on (a grid pooling's kernel depends on it): declare it,
      * so that shape queries (freeze specs) and the exported model agree with training. */
     gr_value *x = &g->values[g->inputs[0]];
-    if (x->t.shape.rank != 4) return gr_err(GRAFT_E_UNSUPPORTED, "%s: input '%s' is not an image batch (N, 3, H, W)", model_path, x->name);
+    if (x->t.shape.rank != 4)
+        return gr_err(GRAFT_E_UNSUPPORTED, "%s: input '%s' is not an image batch (N, 3, H, W)",
+                      model_path, x->name);
     for (int i = 1; i < 4; i++)
         if (x->t.shape.d[i] > 0 && x->t.shape.d[i] != in.d[i])
-            return gr_err(GRAFT_E_SHAPE, "%s: input '%s' takes %lldx%lldx%lld images (channels x height x width), the "
-                          "preprocessing makes 3x%dx%d", model_path, x->name, (long long)x->t.shape.d[1],
-                          (long long)x->t.shape.d[2], (long long)x->t.shape.d[3], oh, ow);
-    x->t.shape = gr_shape_make(4, (int64_t[]){-1, 3, oh, ow});
+            return gr_err(
+                GRAFT_E_SHAPE,
+                "%s: input '%s' takes %lldx%lldx%lld images (channels x height x width), the "
+                "preprocessing makes 3x%dx%d",
+                model_path, x->name, (long long)x->t.shape.d[1], (long long)x->t.shape.d[2],
+                (long long)x->t.shape.d[3], oh, ow);
+    x->t.shape = gr_shape_make(4, (int64_t[]){ -1, 3, oh, ow });
     x->has_shape = 1;
     gr_rng rng;
     gr_rng_seed(&rng, f->r.seed);
-    gr_head_spec spec = {.nclass = f->nclass, .dropout = f->r.dropout, .replace = 1, .input_shapes = &in,
-                         .pool = gr_pool_side(f->r.pool) > 1 ? gr_pool_name(f->r.pool) : NULL};
+    gr_head_spec spec = { .nclass = f->nclass,
+                          .dropout = f->r.dropout,
+                          .replace = 1,
+                          .input_shapes = &in,
+                          .pool = gr_pool_side(f->r.pool) > 1 ? gr_pool_name(f->r.pool) : NULL };
     if (!f->r.layer) {
         st = gr_graph_replace_classifier(g, &spec, &rng);
-        if (st) return gr_err_prefix(st, "%s: no classifier to replace (cut the model with --layer)", model_path);
+        if (st)
+            return gr_err_prefix(st, "%s: no classifier to replace (cut the model with --layer)",
+                                 model_path);
         return GRAFT_OK;
     }
-    const char *names[1] = {f->r.layer};
+    const char *names[1] = { f->r.layer };
     if ((st = gr_graph_cut(g, names, 1))) return gr_err_prefix(st, "%s", model_path);
     int logits;
     return gr_graph_add_head(g, g->outputs[0], &spec, &rng, &logits);
@@ -252,25 +296,28 @@ static int argmax(const float *p, int k)
  * time, and the weights have changed since the last one. */
 static int evaluate(ft *f, gr_dnnl *dnnl, double *loss, double *acc)
 {
-    gr_plan *plans[2] = {NULL, NULL};
+    gr_plan *plans[2] = { NULL, NULL };
     double sum = 0;
     int64_t right = 0, seen = 0;
     int st = gr_loader_start(f->lva, 0), r = 0;
     gr_batch b;
     while (!st && (r = gr_loader_next(f->lva, &b)) > 0) {
-        gr_tensor x = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){b.n, 3, b.h, b.w}), .data = b.x};
+        gr_tensor x = { .dtype = GR_F32,
+                        .shape = gr_shape_make(4, (int64_t[]){ b.n, 3, b.h, b.w }),
+                        .data = b.x };
         int which = plans[0] && !gr_plan_matches(plans[0], &x);
         if (!plans[which] || !gr_plan_matches(plans[which], &x)) {
             gr_plan_free(plans[which]);
             plans[which] = NULL;
-            gr_plan_opts po = {.use_ref = f->r.use_ref, .dnnl = dnnl};
+            gr_plan_opts po = { .use_ref = f->r.use_ref, .dnnl = dnnl };
             if ((st = gr_plan_build(f->g, &x, &po, &plans[which]))) break;
         }
         gr_plan_run(plans[which], &x);
         const gr_tensor *y = gr_plan_output(plans[which], 0);
         const float *logits = y->data;
         sum += gr_loss_softmax_ce(logits, b.y, b.n, f->nclass, NULL, 0, NULL) * b.n;
-        for (int i = 0; i < b.n; i++) right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
+        for (int i = 0; i < b.n; i++)
+            right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
         seen += b.n;
     }
     if (!st && r < 0) st = -r;
@@ -287,7 +334,8 @@ static int evaluate(ft *f, gr_dnnl *dnnl, double *loss, double *acc)
 enum { EPOCH_FIELDS = 8 };
 static void epoch_values(const gr_ft_epoch *e, double v[EPOCH_FIELDS])
 {
-    double x[EPOCH_FIELDS] = {e->phase, e->epoch, e->train_loss, e->train_acc, e->val_loss, e->val_acc, e->lr, e->seconds};
+    double x[EPOCH_FIELDS] = { e->phase,    e->epoch,   e->train_loss, e->train_acc,
+                               e->val_loss, e->val_acc, e->lr,         e->seconds };
     memcpy(v, x, sizeof x);
 }
 
@@ -326,35 +374,55 @@ static int read_note(ft *f, const char *note, const char *path)
 {
     cJSON *o = cJSON_Parse(note);
     const cJSON *h = cJSON_GetObjectItem(o, "history"), *e;
-    int st = o && cJSON_IsArray(h) ? GRAFT_OK : gr_err(GRAFT_E_FORMAT, "%s: the checkpoint's note is not graft's", path);
+    int st = o && cJSON_IsArray(h)
+                 ? GRAFT_OK
+                 : gr_err(GRAFT_E_FORMAT, "%s: the checkpoint's note is not graft's", path);
     f->res->nhist = 0;
-    cJSON_ArrayForEach(e, h) {
-        double v[EPOCH_FIELDS] = {0};
-        for (int i = 0; i < EPOCH_FIELDS; i++) {  /* null is a NaN (no value: the probe's training loss, no split) */
+    cJSON_ArrayForEach(e, h)
+    {
+        double v[EPOCH_FIELDS] = { 0 };
+        for (int i = 0; i < EPOCH_FIELDS;
+             i++) { /* null is a NaN (no value: the probe's training loss, no split) */
             const cJSON *x = cJSON_GetArrayItem(e, i);
             v[i] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
         }
         /* phase and epoch are small whole numbers in graft's notes: anything else (1e300) is
          * not graft's, and converting it to int would be undefined */
         if (!st && !(v[0] >= 0 && v[0] <= 1e6 && v[1] >= 0 && v[1] <= 1e9))
-            st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint's note has an epoch entry out of range", path);
-        gr_ft_epoch ep = {st ? 0 : (int)v[0], st ? 0 : (int)v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+            st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint's note has an epoch entry out of range",
+                        path);
+        gr_ft_epoch ep = {
+            st ? 0 : (int)v[0], st ? 0 : (int)v[1], v[2], v[3], v[4], v[5], v[6], v[7]
+        };
         if (!st) st = push_epoch(f->res, &ep);
     }
     if (!st) {
-        f->best_acc = cJSON_GetObjectItem(o, "best_acc") ? cJSON_GetObjectItem(o, "best_acc")->valuedouble : -1;
-        f->best_loss = cJSON_GetObjectItem(o, "best_loss") ? cJSON_GetObjectItem(o, "best_loss")->valuedouble : 1e300;
-        f->best_hist = cJSON_GetObjectItem(o, "best_hist") ? cJSON_GetObjectItem(o, "best_hist")->valueint : -1;
+        f->best_acc = cJSON_GetObjectItem(o, "best_acc")
+                          ? cJSON_GetObjectItem(o, "best_acc")->valuedouble
+                          : -1;
+        f->best_loss = cJSON_GetObjectItem(o, "best_loss")
+                           ? cJSON_GetObjectItem(o, "best_loss")->valuedouble
+                           : 1e300;
+        f->best_hist = cJSON_GetObjectItem(o, "best_hist")
+                           ? cJSON_GetObjectItem(o, "best_hist")->valueint
+                           : -1;
         f->bad = cJSON_GetObjectItem(o, "bad") ? cJSON_GetObjectItem(o, "bad")->valueint : 0;
-        const char *was = cJSON_GetStringValue(cJSON_GetObjectItem(o, "recipe")), *now = f->res->recipe;
-        if (was && strcmp(was, now)) {  /* another split, schedule or seed would not continue the run */
+        const char *was = cJSON_GetStringValue(cJSON_GetObjectItem(o, "recipe")),
+                   *now = f->res->recipe;
+        if (was &&
+            strcmp(was, now)) { /* another split, schedule or seed would not continue the run */
             while (*was && *was == *now) was++, now++;
-            while (was > cJSON_GetStringValue(cJSON_GetObjectItem(o, "recipe")) && was[-1] != '\n') was--, now--;
-            st = gr_err(GRAFT_E_ARG, "%s: the checkpoint was written with other settings (it has \"%.*s\", this run "
-                        "\"%.*s\"): resume with the same command", path, (int)strcspn(was, "\n"), was,
-                        (int)strcspn(now, "\n"), now);
+            while (was > cJSON_GetStringValue(cJSON_GetObjectItem(o, "recipe")) && was[-1] != '\n')
+                was--, now--;
+            st = gr_err(
+                GRAFT_E_ARG,
+                "%s: the checkpoint was written with other settings (it has \"%.*s\", this run "
+                "\"%.*s\"): resume with the same command",
+                path, (int)strcspn(was, "\n"), was, (int)strcspn(now, "\n"), now);
         } else if (f->best_hist < -1 || f->best_hist >= f->res->nhist || f->bad < 0)
-            st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint's fine-tuning state is inconsistent (best epoch %d of %d, %d bad)",
+            st = gr_err(GRAFT_E_FORMAT,
+                        "%s: the checkpoint's fine-tuning state is inconsistent (best epoch %d of "
+                        "%d, %d bad)",
                         path, f->best_hist, f->res->nhist, f->bad);
     }
     cJSON_Delete(o);
@@ -389,7 +457,8 @@ static int imprint(const gr_features *fe, int nclass, float *W, float *b)
         double nm = 0;
         for (int j = 0; j < d; j++) nm += mean[(int64_t)c * d + j] * mean[(int64_t)c * d + j];
         nm = sqrt(nm);
-        for (int j = 0; j < d; j++) W[(int64_t)c * d + j] = nm > 0 ? (float)(scale * mean[(int64_t)c * d + j] / nm) : 0;
+        for (int j = 0; j < d; j++)
+            W[(int64_t)c * d + j] = nm > 0 ? (float)(scale * mean[(int64_t)c * d + j] / nm) : 0;
         b[c] = 0;
     }
     free(mean);
@@ -398,34 +467,44 @@ static int imprint(const gr_features *fe, int nclass, float *W, float *b)
 
 static int probe_head(ft *f, const char *model_path)
 {
-    gr_extract_opts eo = {.layer = f->r.layer, .pool = f->r.pool, .t = f->r.eval_t, .batch = f->r.batch,
-                          .workers = f->r.workers, .cache_dir = f->r.cache_dir, .use_ref = f->r.use_ref, .quiet = 1};
+    gr_extract_opts eo = { .layer = f->r.layer,
+                           .pool = f->r.pool,
+                           .t = f->r.eval_t,
+                           .batch = f->r.batch,
+                           .workers = f->r.workers,
+                           .cache_dir = f->r.cache_dir,
+                           .use_ref = f->r.use_ref,
+                           .quiet = 1 };
     gr_features fe;
     int st = gr_extract(model_path, f->ds, f->tr, f->ntr, &eo, &fe);
     if (st) return st;
-    int wv = gr_graph_find_value(f->g, "head.fc.weight"), bv = gr_graph_find_value(f->g, "head.fc.bias");
+    int wv = gr_graph_find_value(f->g, "head.fc.weight"),
+        bv = gr_graph_find_value(f->g, "head.fc.bias");
     if (wv < 0 || bv < 0 || gr_numel(&f->g->values[wv].t.shape) != (int64_t)f->nclass * fe.dim)
         st = gr_err(GRAFT_E_INTERNAL, "the new head does not take the %d probe features", fe.dim);
     if (!st && f->r.head_init == GR_HEAD_INIT_IMPRINT) {
         st = imprint(&fe, f->nclass, f->g->values[wv].t.data, f->g->values[bv].t.data);
         if (!st && !f->r.quiet)
-            fprintf(stderr, "finetune: phase 1: the head is imprinted from the class means of %lld frozen feature rows\n",
+            fprintf(stderr,
+                    "finetune: phase 1: the head is imprinted from the class means of %lld frozen "
+                    "feature rows\n",
                     (long long)fe.n);
         gr_features_free(&fe);
         return st;
     }
     gr_fit_opts fo;
     gr_fit_defaults(&fo, GR_HEAD_LOGREG);
-    fo.C = f->r.probe_C > 0 ? f->r.probe_C : 0;  /* 0: cross-validated */
+    fo.C = f->r.probe_C > 0 ? f->r.probe_C : 0; /* 0: cross-validated */
     fo.seed = f->r.seed;
-    gr_head h = {0};
+    gr_head h = { 0 };
     if (!st) st = gr_head_fit(fe.X, fe.y, fe.n, fe.dim, f->nclass, &fo, &h);
     if (!st) {
         float *W = f->g->values[wv].t.data, *b = f->g->values[bv].t.data;
         for (int c = 0; c < f->nclass; c++) {
             double bias = h.b[c];
             for (int j = 0; j < fe.dim; j++) {
-                double w = h.W[(int64_t)c * fe.dim + j], sd = h.norm == GR_FEAT_STANDARDIZE ? h.sd[j] : 1,
+                double w = h.W[(int64_t)c * fe.dim + j],
+                       sd = h.norm == GR_FEAT_STANDARDIZE ? h.sd[j] : 1,
                        mu = h.norm == GR_FEAT_STANDARDIZE ? h.mu[j] : 0;
                 W[(int64_t)c * fe.dim + j] = (float)(w / sd);
                 bias -= w * mu / sd;
@@ -433,8 +512,11 @@ static int probe_head(ft *f, const char *model_path)
             b[c] = (float)bias;
         }
         if (!f->r.quiet)
-            fprintf(stderr, "finetune: phase 1: the head is a linear probe on %lld frozen feature rows%s (C = %g%s)\n",
-                    (long long)fe.n, fe.cached ? " from the cache" : "", h.C, h.cv_acc >= 0 ? " by cross-validation" : "");
+            fprintf(stderr,
+                    "finetune: phase 1: the head is a linear probe on %lld frozen feature rows%s "
+                    "(C = %g%s)\n",
+                    (long long)fe.n, fe.cached ? " from the cache" : "", h.C,
+                    h.cv_acc >= 0 ? " by cross-validation" : "");
     }
     gr_head_free(&h);
     gr_features_free(&fe);
@@ -444,7 +526,9 @@ static int probe_head(ft *f, const char *model_path)
 /* Scores the probe head on the validation split: phase 1's one "epoch", the best so far. */
 static int probe_epoch(ft *f)
 {
-    gr_ft_epoch ep = {.phase = 1, .epoch = 0, .train_loss = NAN, .train_acc = NAN, .val_loss = NAN, .val_acc = NAN};
+    gr_ft_epoch ep = {
+        .phase = 1, .epoch = 0, .train_loss = NAN, .train_acc = NAN, .val_loss = NAN, .val_acc = NAN
+    };
     gr_dnnl *dnnl = NULL;
     double t0 = gr_now();
     int st = gr_dnnl_new(&dnnl);
@@ -454,7 +538,9 @@ static int probe_epoch(ft *f)
     if (!st) st = push_epoch(f->res, &ep);
     if (!st && f->nva) {
         f->best_acc = ep.val_acc, f->best_loss = ep.val_loss, f->best_hist = f->res->nhist - 1;
-        if (!f->r.quiet) fprintf(stderr, "phase 1 probe: val loss %.4f acc %.2f%%\n", ep.val_loss, 100 * ep.val_acc);
+        if (!f->r.quiet)
+            fprintf(stderr, "phase 1 probe: val loss %.4f acc %.2f%%\n", ep.val_loss,
+                    100 * ep.val_acc);
     }
     return st;
 }
@@ -479,9 +565,10 @@ static int save_best(ft *f, gr_trainer *t)
 /* Loads the phase's checkpoint and the best weights it refers to; *epoch is the next epoch. */
 static int resume_phase(ft *f, gr_trainer *t, int64_t *epoch)
 {
-    gr_train_pos pos = {0};
+    gr_train_pos pos = { 0 };
     int st = gr_ckpt_resume(f->dir, t, &pos);
-    if (!st && !pos.note) st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint has no fine-tuning state", f->dir);
+    if (!st && !pos.note)
+        st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint has no fine-tuning state", f->dir);
     if (!st) st = read_note(f, pos.note, f->dir);
     free(pos.note);
     if (st) return st;
@@ -492,13 +579,13 @@ static int resume_phase(ft *f, gr_trainer *t, int64_t *epoch)
     if (exists(path)) {
         if ((st = gr_trainer_load(t, path, NULL))) return st;
         keep_best(f, t);
-        pos = (gr_train_pos){0};
+        pos = (gr_train_pos){ 0 };
         st = gr_ckpt_resume(f->dir, t, &pos);
         free(pos.note);
-    } else
-        keep_best(f, t);
+    } else keep_best(f, t);
     if (!st && !f->r.quiet)
-        fprintf(stderr, "finetune: resumed %s after epoch %lld (step %lld)\n", f->dir, (long long)*epoch, (long long)t->step);
+        fprintf(stderr, "finetune: resumed %s after epoch %lld (step %lld)\n", f->dir,
+                (long long)*epoch, (long long)t->step);
     return st;
 }
 
@@ -506,24 +593,29 @@ static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, g
 {
     double sum = 0, t0 = gr_now(), shown = t0;
     int64_t right = 0, seen = 0, per_epoch = f->ntr / f->r.batch * f->r.batch;
-    int bar = !f->r.quiet && isatty(2);  /* a progress line on a terminal, rewritten in place */
+    int bar = !f->r.quiet && isatty(2); /* a progress line on a terminal, rewritten in place */
     int st = gr_loader_start(f->ltr, (int)(phase * 1000 + e)), r = 0;
     gr_batch b;
     out->lr = gr_sched_lr(&t->opt.cfg, t->step);
     while (!st && (r = gr_loader_next(f->ltr, &b)) > 0) {
-        gr_tensor x = {.dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){b.n, 3, b.h, b.w}), .data = b.x};
+        gr_tensor x = { .dtype = GR_F32,
+                        .shape = gr_shape_make(4, (int64_t[]){ b.n, 3, b.h, b.w }),
+                        .data = b.x };
         double loss;
         if ((st = gr_trainer_step(t, &x, b.y, &loss))) break;
-        const float *logits = gr_plan_output(t->plan, 0)->data;  /* this step's forward */
-        for (int i = 0; i < b.n; i++) right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
+        const float *logits = gr_plan_output(t->plan, 0)->data; /* this step's forward */
+        for (int i = 0; i < b.n; i++)
+            right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
         sum += loss * b.n;
         seen += b.n;
         double now = gr_now();
         if (bar && now - shown > 0.25) {
             double rate = seen / (now - t0);
-            fprintf(stderr, "\rphase %d epoch %d/%d: %lld/%lld images, %.0f img/s, ETA %.0f s, loss %.4f   ", phase,
-                    (int)e + 1, epochs, (long long)seen, (long long)per_epoch, rate,
-                    rate > 0 ? (double)(per_epoch - seen) / rate : 0.0, sum / seen);
+            fprintf(
+                stderr,
+                "\rphase %d epoch %d/%d: %lld/%lld images, %.0f img/s, ETA %.0f s, loss %.4f   ",
+                phase, (int)e + 1, epochs, (long long)seen, (long long)per_epoch, rate,
+                rate > 0 ? (double)(per_epoch - seen) / rate : 0.0, sum / seen);
             shown = now;
         }
     }
@@ -540,29 +632,41 @@ static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, g
 static void print_epoch(const ft *f, const gr_ft_epoch *e, int epochs, int improved)
 {
     if (f->r.quiet) return;
-    fprintf(stderr, "phase %d epoch %2d/%d: train loss %.4f acc %.2f%%", e->phase, e->epoch, epochs, e->train_loss,
-            100 * e->train_acc);
-    if (isfinite(e->val_acc)) fprintf(stderr, ", val loss %.4f acc %.2f%%%s", e->val_loss, 100 * e->val_acc, improved ? " *" : "");
+    fprintf(stderr, "phase %d epoch %2d/%d: train loss %.4f acc %.2f%%", e->phase, e->epoch, epochs,
+            e->train_loss, 100 * e->train_acc);
+    if (isfinite(e->val_acc))
+        fprintf(stderr, ", val loss %.4f acc %.2f%%%s", e->val_loss, 100 * e->val_acc,
+                improved ? " *" : "");
     fprintf(stderr, ", lr %.2e, %.1f s (%.0f img/s)\n", e->lr, e->seconds,
             e->seconds > 0 ? (double)(f->ntr / f->r.batch * f->r.batch) / e->seconds : 0.0);
 }
 
 /* Runs phase `phase` (1: head, 2: unfrozen) on trainable[] for `epochs` epochs at rate lr. */
-static int run_phase(ft *f, int phase, const unsigned char *trainable, int epochs, double lr, int resume)
+static int run_phase(ft *f, int phase, const unsigned char *trainable, int epochs, double lr,
+                     int resume)
 {
     const gr_ft_opts *r = &f->r;
     int64_t spe = spe_of(f), total = spe * epochs;
-    gr_trainer_cfg cfg = {
-        .loss = GR_LOSS_CE, .label_smoothing = r->label_smoothing, .seed = r->seed + (uint64_t)phase,
-        .use_ref = r->use_ref, .layer_decay = phase == 2 ? r->layer_decay : 0,
-        /* phase 1 keeps BatchNorms unfolded when phase 2 may train them */
-        .no_fold = phase == 1 && r->epochs > 0,
-        .opt = {.kind = r->opt, .lr = lr, .momentum = r->opt == GR_SGD ? 0.9 : 0, .weight_decay = r->weight_decay,
-                .sched = GR_SCHED_COSINE, .warmup = total >= 20 ? (spe < total / 10 ? spe : total / 10) : 0,
-                .total = total, .min_lr = lr * 0.01}};
-    signed char *mode = NULL;  /* GR_BN_FROZEN: every BatchNorm in inference mode */
+    gr_trainer_cfg cfg = { .loss = GR_LOSS_CE,
+                           .label_smoothing = r->label_smoothing,
+                           .seed = r->seed + (uint64_t)phase,
+                           .use_ref = r->use_ref,
+                           .layer_decay = phase == 2 ? r->layer_decay : 0,
+                           /* phase 1 keeps BatchNorms unfolded when phase 2 may train them */
+                           .no_fold = phase == 1 && r->epochs > 0,
+                           .opt = { .kind = r->opt,
+                                    .lr = lr,
+                                    .momentum = r->opt == GR_SGD ? 0.9 : 0,
+                                    .weight_decay = r->weight_decay,
+                                    .sched = GR_SCHED_COSINE,
+                                    .warmup =
+                                        total >= 20 ? (spe < total / 10 ? spe : total / 10) : 0,
+                                    .total = total,
+                                    .min_lr = lr * 0.01 } };
+    signed char *mode = NULL; /* GR_BN_FROZEN: every BatchNorm in inference mode */
     if (r->bn == GR_BN_FROZEN) {
-        if (!(mode = malloc((size_t)f->g->nnodes + 1))) return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+        if (!(mode = malloc((size_t)f->g->nnodes + 1)))
+            return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
         for (int k = 0; k < f->g->nnodes; k++)
             mode[k] = strcmp(f->g->nodes[k].op_type, "BatchNormalization") ? -1 : 0;
         cfg.node_mode = mode;
@@ -579,47 +683,54 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
     int64_t e0 = 0;
     if (f->dir[0] && !st) st = make_dir(f->dir);
     if (!st && resume) st = resume_phase(f, t, &e0);
-    else if (!st) {  /* the phase starts from the best so far (phase 1: nothing yet) */
-        f->bad = 0;
-        if (phase == 1 && f->r.head_init == GR_HEAD_INIT_RANDOM) f->best_acc = -1, f->best_loss = INFINITY, f->best_hist = -1;
+    else if (!st) { /* the phase starts from the best so far (phase 1: nothing yet) */ f->bad = 0;
+        if (phase == 1 && f->r.head_init == GR_HEAD_INIT_RANDOM)
+            f->best_acc = -1, f->best_loss = INFINITY, f->best_hist = -1;
         st = save_best(f, t);
     }
     if (!st && !r->quiet)
-        fprintf(stderr, "finetune: phase %d: %s, %lld parameters train, %d epochs of %lld steps\n", phase,
-                phase == 1 ? "the new head" : r->freeze, (long long)t->total, epochs, (long long)spe);
+        fprintf(stderr, "finetune: phase %d: %s, %lld parameters train, %d epochs of %lld steps\n",
+                phase, phase == 1 ? "the new head" : r->freeze, (long long)t->total, epochs,
+                (long long)spe);
     for (int64_t e = e0; !st && e < epochs; e++) {
         if (r->patience && f->nva && f->bad >= r->patience) break;
-        gr_ft_epoch ep = {.phase = phase, .epoch = (int)e + 1};
+        gr_ft_epoch ep = { .phase = phase, .epoch = (int)e + 1 };
         if ((st = train_epoch(f, t, phase, e, epochs, &ep))) break;
         /* the validation loss decides (Keras' default monitor): on a small split the accuracy
          * moves in coarse steps and stops a run that is still improving */
         int improved = f->nva && ep.val_loss < f->best_loss;
         if ((st = push_epoch(f->res, &ep))) break;
         if (improved) {
-            f->best_acc = ep.val_acc, f->best_loss = ep.val_loss, f->best_hist = f->res->nhist - 1, f->bad = 0;
+            f->best_acc = ep.val_acc, f->best_loss = ep.val_loss, f->best_hist = f->res->nhist - 1,
+            f->bad = 0;
             st = save_best(f, t);
-        } else
-            f->bad++;
+        } else f->bad++;
         print_epoch(f, &ep, epochs, improved);
         if (!st && f->dir[0]) {
             char *note = note_json(f, phase);
-            gr_train_pos pos = {.epoch = e + 1, .batch = 0, .seed = r->seed, .note = note};
-            st = note ? gr_ckpt_write(f->dir, t, &pos) : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+            gr_train_pos pos = { .epoch = e + 1, .batch = 0, .seed = r->seed, .note = note };
+            st = note ? gr_ckpt_write(f->dir, t, &pos)
+                      : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
             free(note);
         }
-        int trained = 0;  /* training epochs so far, over both phases (the probe is not one) */
+        int trained = 0; /* training epochs so far, over both phases (the probe is not one) */
         for (int i = 0; i < f->res->nhist; i++) trained += f->res->hist[i].epoch > 0;
         if (!st && r->stop_after_epochs && trained >= r->stop_after_epochs)
-            st = gr_err(GRAFT_E_ARG, "stopped after %d training epochs as asked (stop_after_epochs; resume from the "
-                        "checkpoint)", trained);
+            st = gr_err(
+                GRAFT_E_ARG,
+                "stopped after %d training epochs as asked (stop_after_epochs; resume from the "
+                "checkpoint)",
+                trained);
         if (!st && !r->quiet && r->patience && f->nva && f->bad >= r->patience && e + 1 < epochs)
-            fprintf(stderr, "finetune: phase %d stops early: no lower validation loss for %d epochs\n", phase, f->bad);
+            fprintf(stderr,
+                    "finetune: phase %d stops early: no lower validation loss for %d epochs\n",
+                    phase, f->bad);
     }
-    if (!st && f->nva) {  /* the phase ends with its best weights */
+    if (!st && f->nva) { /* the phase ends with its best weights */
         memcpy(t->w, f->best_w, (size_t)t->total * sizeof(float));
         if (t->nbuf) memcpy(t->buf, f->best_buf, (size_t)t->nbuf * sizeof(float));
     }
-    gr_trainer_free(t);  /* the graph gets the weights */
+    gr_trainer_free(t); /* the graph gets the weights */
     free(mode);
     free(f->best_w), free(f->best_buf);
     f->best_w = f->best_buf = NULL;
@@ -630,9 +741,12 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
 
 static int open_loaders(ft *f)
 {
-    gr_loader_opts lt = {.batch = f->r.batch, .workers = f->r.workers, .shuffle = 1, .drop_last = f->ntr > f->r.batch,
-                         .seed = f->r.seed};
-    gr_loader_opts lv = {.batch = f->r.batch, .workers = f->r.workers, .seed = f->r.seed};
+    gr_loader_opts lt = { .batch = f->r.batch,
+                          .workers = f->r.workers,
+                          .shuffle = 1,
+                          .drop_last = f->ntr > f->r.batch,
+                          .seed = f->r.seed };
+    gr_loader_opts lv = { .batch = f->r.batch, .workers = f->r.workers, .seed = f->r.seed };
     int st = gr_loader_new(f->ds, f->tr, f->ntr, &f->r.train_t, &lt, &f->ltr);
     if (!st && f->nva) st = gr_loader_new(f->ds, f->va, f->nva, &f->r.eval_t, &lv, &f->lva);
     return st;
@@ -641,7 +755,8 @@ static int open_loaders(ft *f)
 char *gr_ft_history_json(const gr_ft_result *r)
 {
     cJSON *o = cJSON_CreateObject();
-    const char *keys[] = {"phase", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"};
+    const char *keys[] = { "phase",    "epoch",   "train_loss", "train_acc",
+                           "val_loss", "val_acc", "lr",         "seconds" };
     for (int k = 0; k < EPOCH_FIELDS; k++) {
         cJSON *a = cJSON_AddArrayToObject(o, keys[k]);
         for (int i = 0; i < r->nhist; i++) {
@@ -661,34 +776,46 @@ static int write_model(ft *f, const char *out_path)
     char tf[512];
     gr_transform_format(&f->r.eval_t, tf, sizeof tf);
     char *classes = gr_dataset_class_json(f->ds), *hist = gr_ft_history_json(f->res);
-    const char *kv[10] = {"graft.classes", classes, "graft.transform", tf, "graft.recipe", f->res->recipe,
-                          "graft.history", hist, "graft.layer", "probabilities"};
+    const char *kv[10] = { "graft.classes", classes,        "graft.transform", tf,
+                           "graft.recipe",  f->res->recipe, "graft.history",   hist,
+                           "graft.layer",   "probabilities" };
     int st = classes && hist ? gr_export_finish(f->g, f->g->outputs[0], f->nclass, kv, 5, out_path)
                              : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     free(classes), free(hist);
     return st;
 }
 
-int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx, const gr_ft_opts *o,
-                const char *out_path, gr_ft_result *res)
+int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+                const gr_ft_opts *o, const char *out_path, gr_ft_result *res)
 {
     memset(res, 0, sizeof *res);
     res->best = -1;
     double t0 = gr_now();
-    ft f = {.o = o, .r = *o, .ds = ds, .res = res, .nclass = ds->nclass, .best_acc = -1, .best_loss = INFINITY,
-            .best_hist = -1};
+    ft f = { .o = o,
+             .r = *o,
+             .ds = ds,
+             .res = res,
+             .nclass = ds->nclass,
+             .best_acc = -1,
+             .best_loss = INFINITY,
+             .best_hist = -1 };
     int64_t *all = NULL;
     if (!idx) {
-        if (!(all = malloc((size_t)(ds->n + 1) * sizeof *all))) return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+        if (!(all = malloc((size_t)(ds->n + 1) * sizeof *all)))
+            return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
         for (int64_t i = 0; i < ds->n; i++) all[i] = i;
         idx = all, nidx = ds->n;
     }
     int st = GRAFT_OK;
     for (int64_t i = 0; i < nidx && !st; i++)
         if (idx[i] < 0 || idx[i] >= ds->n || ds->labels[idx[i]] < 0)
-            st = gr_err(GRAFT_E_ARG, "%s: sample %lld is unlabelled; fine-tuning needs labels", ds->source, (long long)idx[i]);
-    if (!st && ds->nclass < 2) st = gr_err(GRAFT_E_ARG, "%s: fine-tuning needs at least two classes", ds->source);
-    if (!st && ds->features) st = gr_err(GRAFT_E_ARG, "%s holds feature vectors, not images: fit a head on them instead", ds->source);
+            st = gr_err(GRAFT_E_ARG, "%s: sample %lld is unlabelled; fine-tuning needs labels",
+                        ds->source, (long long)idx[i]);
+    if (!st && ds->nclass < 2)
+        st = gr_err(GRAFT_E_ARG, "%s: fine-tuning needs at least two classes", ds->source);
+    if (!st && ds->features)
+        st = gr_err(GRAFT_E_ARG, "%s holds feature vectors, not images: fit a head on them instead",
+                    ds->source);
     if (!st) {
         resolve(&f, nidx);
         st = split(&f, idx, nidx, f.r.val_frac);
@@ -700,7 +827,9 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
     if (!st && !have) st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     for (int64_t i = 0; have && i < f.ntr; i++) have[ds->labels[f.tr[i]]]++;
     for (int c = 0; have && !st && c < f.nclass; c++)
-        if (!have[c]) st = gr_err(GRAFT_E_ARG, "%s: class '%s' has no training sample", ds->source, ds->class_names[c]);
+        if (!have[c])
+            st = gr_err(GRAFT_E_ARG, "%s: class '%s' has no training sample", ds->source,
+                        ds->class_names[c]);
     free(have);
     if (!st) {
         recipe_text(&f, model_path);
@@ -719,21 +848,30 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
         snprintf(d2, sizeof d2, "%s/phase2", o->ckpt_dir);
         st = make_dir(o->ckpt_dir);
         char c2[4300], c2p[4300], c1[4300], c1p[4300];
-        snprintf(c2, sizeof c2, "%s/ckpt.safetensors", d2), snprintf(c2p, sizeof c2p, "%s/ckpt.prev.safetensors", d2);
-        snprintf(c1, sizeof c1, "%s/ckpt.safetensors", d1), snprintf(c1p, sizeof c1p, "%s/ckpt.prev.safetensors", d1);
+        snprintf(c2, sizeof c2, "%s/ckpt.safetensors", d2),
+            snprintf(c2p, sizeof c2p, "%s/ckpt.prev.safetensors", d2);
+        snprintf(c1, sizeof c1, "%s/ckpt.safetensors", d1),
+            snprintf(c1p, sizeof c1p, "%s/ckpt.prev.safetensors", d1);
         if (!st && o->resume) {
             resume2 = exists(c2) || exists(c2p);
             resume1 = !resume2 && (exists(c1) || exists(c1p));
             if (!resume1 && !resume2)
-                st = gr_err(GRAFT_E_IO, "%s: no checkpoint to resume from (phase1/ or phase2/ with ckpt.safetensors)", o->ckpt_dir);
+                st = gr_err(
+                    GRAFT_E_IO,
+                    "%s: no checkpoint to resume from (phase1/ or phase2/ with ckpt.safetensors)",
+                    o->ckpt_dir);
         } else if (!st && (exists(c1) || exists(c1p) || exists(c2) || exists(c2p)))
             /* a fresh run would mix its checkpoints with an earlier run's (and a later --resume
              * could pick the wrong one); overwriting them would lose that run: refuse */
-            st = gr_err(GRAFT_E_ARG, "%s holds the checkpoints of an earlier run: add --resume to continue it, or "
-                        "give another folder", o->ckpt_dir);
+            st = gr_err(
+                GRAFT_E_ARG,
+                "%s holds the checkpoints of an earlier run: add --resume to continue it, or "
+                "give another folder",
+                o->ckpt_dir);
     }
     unsigned char *tr = NULL;
-    if (!st && !(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+    if (!st && !(tr = calloc((size_t)f.g->nvalues + 1, 1)))
+        st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     if (!st && !resume2 && f.r.head_init != GR_HEAD_INIT_RANDOM && !resume1) {
         st = probe_head(&f, model_path);
         if (!st) st = probe_epoch(&f);
@@ -748,7 +886,8 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
         char spec[1200];
         snprintf(spec, sizeof spec, "%s,head", f.r.freeze);
         snprintf(f.dir, sizeof f.dir, "%s", d2);
-        if (!(tr = calloc((size_t)f.g->nvalues + 1, 1))) st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+        if (!(tr = calloc((size_t)f.g->nvalues + 1, 1)))
+            st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
         if (!st) st = gr_freeze_select(f.g, spec, tr);
         if (!st) st = run_phase(&f, 2, tr, f.r.epochs, f.r.lr * f.r.lr_ratio, resume2);
     }

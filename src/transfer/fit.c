@@ -9,8 +9,8 @@
  * rules as scipy's L-BFGS-B on an unconstrained problem, same fold assignment, same Cs, same
  * warm starts; see transfer.h for the exact rules. Parameters and the optimiser run in double;
  * the products with the features run in float32 (sgemm). */
-#include "transfer/transfer.h"
 #include "io/io.h"
+#include "transfer/transfer.h"
 
 #include <cjson/cJSON.h>
 #include <dnnl.h>
@@ -41,8 +41,8 @@ void gr_fit_defaults(gr_fit_opts *o, int kind)
 }
 
 /* C = op(A) op(B)^T... as dnnl_sgemm (row-major); its only failures are bad arguments. */
-static int sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                 int64_t ldb, float beta, float *C, int64_t ldc)
+static int sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
     return dnnl_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc) == dnnl_success ? 0 : -1;
 }
@@ -123,7 +123,8 @@ static int norm_fit(gr_head *h, const float *X, int64_t n, int dim)
         }
     const double eps = 2.220446049250313e-16;
     for (int j = 0; j < dim; j++) {
-        double v = var[j] / (double)n, bound = (double)n * eps * v + pow((double)n * mean[j] * eps, 2);
+        double v = var[j] / (double)n,
+               bound = (double)n * eps * v + pow((double)n * mean[j] * eps, 2);
         double sd = sqrt(v);
         h->mu[j] = (float)mean[j];
         h->sd[j] = (v <= bound || sd < 1e-12) ? 1.0f : (float)sd;
@@ -169,10 +170,13 @@ static void unit_rows(float *X, int64_t n, int dim)
 
 int gr_stratified_folds(const int32_t *y, int64_t n, int folds, int32_t *fold)
 {
-    if (n < 1 || folds < 2 || !y || !fold) return gr_err(GRAFT_E_ARG, "stratified folds: need n >= 1 and folds >= 2");
+    if (n < 1 || folds < 2 || !y || !fold)
+        return gr_err(GRAFT_E_ARG, "stratified folds: need n >= 1 and folds >= 2");
     int32_t maxy = 0;
     for (int64_t i = 0; i < n; i++) {
-        if (y[i] < 0) return gr_err(GRAFT_E_ARG, "stratified folds: label %d of row %lld is negative", y[i], (long long)i);
+        if (y[i] < 0)
+            return gr_err(GRAFT_E_ARG, "stratified folds: label %d of row %lld is negative", y[i],
+                          (long long)i);
         if (y[i] > maxy) maxy = y[i];
     }
     int64_t nl = (int64_t)maxy + 1;
@@ -214,16 +218,16 @@ int gr_stratified_folds(const int32_t *y, int64_t n, int folds, int32_t *fold)
  * + |W|^2 / (2C), the scaling of scikit-learn 1.2 (LinearModelLoss with l2_reg_strength 1/C). */
 
 typedef struct lr_prob {
-    const float *X;       /* (n, dim) normalised rows */
+    const float *X; /* (n, dim) normalised rows */
     const int32_t *y;
     int64_t n;
     int dim, K;
     double invC;
-    int par;              /* run the row loops on OpenMP threads */
-    float *Wf, *bf;       /* float copies of W, b */
-    float *Z;             /* (n, K) logits, then d loss / d logits */
-    float *Gf;            /* (K, dim) */
-    double *rl;           /* per-row losses [n] (summed in order: deterministic) */
+    int par;        /* run the row loops on OpenMP threads */
+    float *Wf, *bf; /* float copies of W, b */
+    float *Z;       /* (n, K) logits, then d loss / d logits */
+    float *Gf;      /* (K, dim) */
+    double *rl;     /* per-row losses [n] (summed in order: deterministic) */
 } lr_prob;
 
 static int64_t lr_nvar(const lr_prob *p) { return (int64_t)p->K * p->dim + p->K; }
@@ -236,7 +240,8 @@ static int lr_eval(lr_prob *p, const double *w, double *g, double *f)
     for (int c = 0; c < K; c++) p->bf[c] = (float)w[KD + c];
     if (sgemm('N', 'T', n, K, p->dim, p->X, p->dim, p->Wf, p->dim, 0.0f, p->Z, K)) return -1;
 #pragma omp parallel for schedule(static) if (p->par && n * K >= (1 << 17))
-    for (int64_t i = 0; i < n; i++) p->rl[i] = softmax_ce_row(p->Z + i * K, p->bf, K, p->y[i], 1.0f);
+    for (int64_t i = 0; i < n; i++)
+        p->rl[i] = softmax_ce_row(p->Z + i * K, p->bf, K, p->y[i], 1.0f);
     double loss = 0;
     for (int64_t i = 0; i < n; i++) loss += p->rl[i];
     if (sgemm('T', 'N', K, p->dim, n, p->Z, K, p->X, p->dim, 0.0f, p->Gf, p->dim)) return -1;
@@ -272,11 +277,11 @@ static void mt_start(mt_ls *s, double f, double g, double stp)
 }
 
 /* One safeguarded step of the interval update (dcstep). */
-static void mt_step(double *stx, double *fx, double *dx, double *sty, double *fy, double *dy, double *stp,
-                    double fp, double dp, int *brackt, double stpmin, double stpmax)
+static void mt_step(double *stx, double *fx, double *dx, double *sty, double *fy, double *dy,
+                    double *stp, double fp, double dp, int *brackt, double stpmin, double stpmax)
 {
     double sgnd = dp * (*dx / fabs(*dx)), stpf, stpc, stpq, theta, s, gamma, p, q, r;
-    if (fp > *fx) {                 /* higher function value: the minimum is bracketed */
+    if (fp > *fx) { /* higher function value: the minimum is bracketed */
         theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
         s = fmax(fabs(theta), fmax(fabs(*dx), fabs(dp)));
         gamma = s * sqrt((theta / s) * (theta / s) - (*dx / s) * (dp / s));
@@ -288,7 +293,7 @@ static void mt_step(double *stx, double *fx, double *dx, double *sty, double *fy
         stpq = *stx + ((*dx / ((*fx - fp) / (*stp - *stx) + *dx)) / 2.0) * (*stp - *stx);
         stpf = fabs(stpc - *stx) < fabs(stpq - *stx) ? stpc : stpc + (stpq - stpc) / 2.0;
         *brackt = 1;
-    } else if (sgnd < 0) {          /* lower value, derivatives of opposite sign */
+    } else if (sgnd < 0) { /* lower value, derivatives of opposite sign */
         theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
         s = fmax(fabs(theta), fmax(fabs(*dx), fabs(dp)));
         gamma = s * sqrt((theta / s) * (theta / s) - (*dx / s) * (dp / s));
@@ -320,7 +325,7 @@ static void mt_step(double *stx, double *fx, double *dx, double *sty, double *fy
             stpf = fabs(stpc - *stp) > fabs(stpq - *stp) ? stpc : stpq;
             stpf = fmax(stpmin, fmin(stpmax, stpf));
         }
-    } else {                        /* same sign, the magnitude does not decrease */
+    } else { /* same sign, the magnitude does not decrease */
         if (*brackt) {
             theta = 3.0 * (fp - *fy) / (*sty - *stp) + *dy + dp;
             s = fmax(fabs(theta), fmax(fabs(*dy), fabs(dp)));
@@ -349,20 +354,23 @@ static int mt_next(mt_ls *s, double f, double g, double *stp)
 {
     double ftest = s->finit + *stp * s->gtest;
     if (s->stage == 1 && f <= ftest && g >= 0) s->stage = 2;
-    if (s->brackt && (*stp <= s->stmin || *stp >= s->stmax)) return 1;         /* rounding errors */
-    if (s->brackt && s->stmax - s->stmin <= s->xtol * s->stmax) return 1;      /* xtol */
+    if (s->brackt && (*stp <= s->stmin || *stp >= s->stmax)) return 1;    /* rounding errors */
+    if (s->brackt && s->stmax - s->stmin <= s->xtol * s->stmax) return 1; /* xtol */
     if (*stp == s->stpmax && f <= ftest && g <= s->gtest) return 1;
     if (*stp == s->stpmin && (f > ftest || g >= s->gtest)) return 1;
-    if (f <= ftest && fabs(g) <= s->gtol * (-s->ginit)) return 1;               /* converged */
+    if (f <= ftest && fabs(g) <= s->gtol * (-s->ginit)) return 1; /* converged */
     if (s->stage == 1 && f <= s->fx && f > ftest) {
         /* the modified function psi(stp) = f - stp * gtest while no decrease condition holds */
-        double fm = f - *stp * s->gtest, fxm = s->fx - s->stx * s->gtest, fym = s->fy - s->sty * s->gtest;
+        double fm = f - *stp * s->gtest, fxm = s->fx - s->stx * s->gtest,
+               fym = s->fy - s->sty * s->gtest;
         double gm = g - s->gtest, gxm = s->gx - s->gtest, gym = s->gy - s->gtest;
-        mt_step(&s->stx, &fxm, &gxm, &s->sty, &fym, &gym, stp, fm, gm, &s->brackt, s->stmin, s->stmax);
+        mt_step(&s->stx, &fxm, &gxm, &s->sty, &fym, &gym, stp, fm, gm, &s->brackt, s->stmin,
+                s->stmax);
         s->fx = fxm + s->stx * s->gtest, s->fy = fym + s->sty * s->gtest;
         s->gx = gxm + s->gtest, s->gy = gym + s->gtest;
     } else {
-        mt_step(&s->stx, &s->fx, &s->gx, &s->sty, &s->fy, &s->gy, stp, f, g, &s->brackt, s->stmin, s->stmax);
+        mt_step(&s->stx, &s->fx, &s->gx, &s->sty, &s->fy, &s->gy, stp, f, g, &s->brackt, s->stmin,
+                s->stmax);
     }
     if (s->brackt) {
         if (fabs(s->sty - s->stx) >= 0.66 * s->width1) *stp = s->stx + 0.5 * (s->sty - s->stx);
@@ -374,7 +382,8 @@ static int mt_next(mt_ls *s, double f, double g, double *stp)
         s->stmax = *stp + 4.0 * (*stp - s->stx);
     }
     *stp = fmin(fmax(*stp, s->stpmin), s->stpmax);
-    if ((s->brackt && (*stp <= s->stmin || *stp >= s->stmax)) || (s->brackt && s->stmax - s->stmin <= s->xtol * s->stmax))
+    if ((s->brackt && (*stp <= s->stmin || *stp >= s->stmax)) ||
+        (s->brackt && s->stmax - s->stmin <= s->xtol * s->stmax))
         *stp = s->stx;
     return 0;
 }
@@ -441,7 +450,7 @@ static int lbfgs(lr_prob *p, lb_ws *w, double *x, int max_iter, double pgtol, in
     for (;;) {
         lb_direction(w, nv, col, head);
         double gd = dot(w->g, w->d, nv);
-        if (!(gd < 0)) {            /* not a descent direction (rounding): restart or give up */
+        if (!(gd < 0)) { /* not a descent direction (rounding): restart or give up */
             if (col == 0) break;
             col = 0, head = 0;
             continue;
@@ -458,7 +467,7 @@ static int lbfgs(lr_prob *p, lb_ws *w, double *x, int max_iter, double pgtol, in
             if (lr_eval(p, x, w->g, &f)) return -1;
             ok = mt_next(&ls, f, dot(w->g, w->d, nv), &stp);
         }
-        if (!ok || !isfinite(f)) {  /* restore the point; restart from steepest descent once */
+        if (!ok || !isfinite(f)) { /* restore the point; restart from steepest descent once */
             memcpy(x, w->xold, (size_t)nv * sizeof(double));
             memcpy(w->g, w->gold, (size_t)nv * sizeof(double));
             f = fold;
@@ -474,7 +483,7 @@ static int lbfgs(lr_prob *p, lb_ws *w, double *x, int max_iter, double pgtol, in
         double *s = w->S + (size_t)k * nv, *yv = w->Y + (size_t)k * nv;
         for (int64_t i = 0; i < nv; i++) s[i] = x[i] - w->xold[i], yv[i] = w->g[i] - w->gold[i];
         double sy = dot(s, yv, nv), yy = dot(yv, yv, nv);
-        if (sy <= eps * (-gd * stp)) continue;  /* skipped, slot reused next time */
+        if (sy <= eps * (-gd * stp)) continue; /* skipped, slot reused next time */
         w->rho[k] = 1.0 / sy, w->sy[k] = sy, w->yy[k] = yy;
         if (col < LB_M) col++;
         else head = (head + 1) % LB_M;
@@ -489,7 +498,7 @@ static int lbfgs(lr_prob *p, lb_ws *w, double *x, int max_iter, double pgtol, in
 typedef struct lr_ws {
     lr_prob p;
     lb_ws lb;
-    float *Xtr, *Xte;           /* CV folds: own copies of their rows */
+    float *Xtr, *Xte; /* CV folds: own copies of their rows */
     int32_t *ytr, *yte;
     int64_t nte;
 } lr_ws;
@@ -516,7 +525,8 @@ static void lr_ws_free(lr_ws *w)
 }
 
 /* Accuracy of w on rows X (n), argmax ties to the lower class (as numpy's argmax). */
-static int lr_accuracy(lr_prob *p, const double *w, const float *X, const int32_t *y, int64_t n, double *acc)
+static int lr_accuracy(lr_prob *p, const double *w, const float *X, const int32_t *y, int64_t n,
+                       double *acc)
 {
     int64_t KD = (int64_t)p->K * p->dim, right = 0;
     for (int64_t i = 0; i < KD; i++) p->Wf[i] = (float)w[i];
@@ -538,8 +548,8 @@ static double logspace_c(int j, int ncs)
     return pow(10.0, e);
 }
 
-static int lr_cv(const float *X, const int32_t *y, int64_t n, int dim, int K, const gr_fit_opts *o, int max_iter,
-                 double tol, int threads, gr_head *h, double *w0)
+static int lr_cv(const float *X, const int32_t *y, int64_t n, int dim, int K, const gr_fit_opts *o,
+                 int max_iter, double tol, int threads, gr_head *h, double *w0)
 {
     int F = o->folds > 0 ? o->folds : 5, ncs = o->ncs > 0 ? o->ncs : 10;
     int64_t nv = (int64_t)K * dim + K;
@@ -554,7 +564,8 @@ static int lr_cv(const float *X, const int32_t *y, int64_t n, int dim, int K, co
         int64_t nte = 0;
         for (int64_t i = 0; i < n; i++) nte += fold[i] == f;
         if (nte == 0 || nte == n) {
-            st = gr_err(GRAFT_E_ARG, "fit: cross-validation fold %d of %d is empty (%lld rows)", f, F, (long long)n);
+            st = gr_err(GRAFT_E_ARG, "fit: cross-validation fold %d of %d is empty (%lld rows)", f,
+                        F, (long long)n);
             break;
         }
         lr_ws *w = &ws[f];
@@ -563,10 +574,14 @@ static int lr_cv(const float *X, const int32_t *y, int64_t n, int dim, int K, co
         w->Xte = gr_malloc((size_t)nte * dim * sizeof(float));
         w->ytr = gr_malloc((size_t)(n - nte) * sizeof(int32_t));
         w->yte = gr_malloc((size_t)nte * sizeof(int32_t));
-        if (!w->Xtr || !w->Xte || !w->ytr || !w->yte) { st = GRAFT_E_NOMEM; break; }
+        if (!w->Xtr || !w->Xte || !w->ytr || !w->yte) {
+            st = GRAFT_E_NOMEM;
+            break;
+        }
         for (int64_t i = 0, a = 0, b = 0; i < n; i++) {
             int te = fold[i] == f;
-            memcpy(te ? w->Xte + b * dim : w->Xtr + a * dim, X + i * dim, (size_t)dim * sizeof(float));
+            memcpy(te ? w->Xte + b * dim : w->Xtr + a * dim, X + i * dim,
+                   (size_t)dim * sizeof(float));
             if (te) w->yte[b++] = y[i];
             else w->ytr[a++] = y[i];
         }
@@ -581,7 +596,7 @@ static int lr_cv(const float *X, const int32_t *y, int64_t n, int dim, int K, co
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) reduction(| : bad)
     for (int f = 0; f < F; f++) {
         lr_ws *w = &ws[f];
-        double *x = coefs + (size_t)f * ncs * nv;    /* slot j holds the result for C_j */
+        double *x = coefs + (size_t)f * ncs * nv; /* slot j holds the result for C_j */
         int it;
         w->p.par = nt <= 1;
         for (int j = 0; j < ncs && !bad; j++) {
@@ -592,7 +607,10 @@ static int lr_cv(const float *X, const int32_t *y, int64_t n, int dim, int K, co
             bad |= lr_accuracy(&w->p, xj, w->Xte, w->yte, w->nte, &h->cv_scores[f * ncs + j]) != 0;
         }
     }
-    if (bad) { st = sgemm_err(); goto done; }
+    if (bad) {
+        st = sgemm_err();
+        goto done;
+    }
     /* best summed accuracy, first of ties; refit starts from the folds' mean coefficients */
     int best = 0;
     double best_sum = -1;
@@ -629,7 +647,8 @@ static int fewer_than_folds(const int32_t *y, int64_t n, int K, int folds)
     return few;
 }
 
-static int logreg_fit(const float *X, const int32_t *y, int64_t n, const gr_fit_opts *o, int threads, gr_head *h)
+static int logreg_fit(const float *X, const int32_t *y, int64_t n, const gr_fit_opts *o,
+                      int threads, gr_head *h)
 {
     int dim = h->dim, K = h->nclass;
     int max_iter = o->max_iter > 0 ? o->max_iter : 1000;
@@ -660,7 +679,11 @@ static int logreg_fit(const float *X, const int32_t *y, int64_t n, const gr_fit_
 
 /* ==== MLP =================================================================================== */
 
-typedef struct mlp_param { float *w, *g, *m, *v; int64_t n; int decay; } mlp_param;
+typedef struct mlp_param {
+    float *w, *g, *m, *v;
+    int64_t n;
+    int decay;
+} mlp_param;
 
 static void adamw_step(mlp_param *P, int np, double lr, double wd, int64_t t)
 {
@@ -690,35 +713,43 @@ static void colsum(const float *A, int64_t rows, int cols, float *out, double *a
 
 static int mlp_fit(const float *X, const int32_t *y, int64_t n, const gr_fit_opts *o, gr_head *h)
 {
-    int dim = h->dim, K = h->nclass, H = o->hidden > 0 ? o->hidden : 256, epochs = o->epochs > 0 ? o->epochs : 50;
+    int dim = h->dim, K = h->nclass, H = o->hidden > 0 ? o->hidden : 256,
+        epochs = o->epochs > 0 ? o->epochs : 50;
     int64_t bs = (o->batch > 0 && o->batch < n) ? o->batch : n;
     float pdrop = o->dropout > 0 && o->dropout < 1 ? o->dropout : 0.0f;
     double lr = o->lr > 0 ? o->lr : 1e-3, wd = o->weight_decay >= 0 ? o->weight_decay : 0;
     h->hidden = H;
-    int64_t sz[4] = {(int64_t)H * dim, H, (int64_t)K * H, K};
+    int64_t sz[4] = { (int64_t)H * dim, H, (int64_t)K * H, K };
     mlp_param P[4];
-    float *blk[4] = {0};
+    float *blk[4] = { 0 };
     int st = GRAFT_OK;
     for (int k = 0; k < 4; k++) {
         blk[k] = gr_calloc((size_t)sz[k] * 4, sizeof(float));
         if (!blk[k]) st = GRAFT_E_NOMEM;
-        P[k] = (mlp_param){blk[k], blk[k] ? blk[k] + sz[k] : 0, blk[k] ? blk[k] + 2 * sz[k] : 0,
-                           blk[k] ? blk[k] + 3 * sz[k] : 0, sz[k], k == 0 || k == 2};
+        P[k] = (mlp_param){ blk[k],
+                            blk[k] ? blk[k] + sz[k] : 0,
+                            blk[k] ? blk[k] + 2 * sz[k] : 0,
+                            blk[k] ? blk[k] + 3 * sz[k] : 0,
+                            sz[k],
+                            k == 0 || k == 2 };
     }
     /* the head owns the parameter part of each block (the rest is its gradient and moments) */
     h->W = blk[0], h->b = blk[1], h->W2 = blk[2], h->b2 = blk[3];
-    float *Xb = gr_malloc((size_t)bs * dim * sizeof(float)), *A = gr_malloc((size_t)bs * H * sizeof(float));
-    float *D = gr_malloc((size_t)bs * H * sizeof(float)), *Z = gr_malloc((size_t)bs * K * sizeof(float));
+    float *Xb = gr_malloc((size_t)bs * dim * sizeof(float)),
+          *A = gr_malloc((size_t)bs * H * sizeof(float));
+    float *D = gr_malloc((size_t)bs * H * sizeof(float)),
+          *Z = gr_malloc((size_t)bs * K * sizeof(float));
     int32_t *yb = gr_malloc((size_t)bs * sizeof(int32_t));
     int64_t *perm = gr_malloc((size_t)n * sizeof(int64_t));
-    double *rl = gr_malloc((size_t)bs * sizeof(double)), *acc = gr_malloc((size_t)(H > K ? H : K) * sizeof(double));
+    double *rl = gr_malloc((size_t)bs * sizeof(double)),
+           *acc = gr_malloc((size_t)(H > K ? H : K) * sizeof(double));
     h->train_loss = gr_calloc((size_t)epochs, sizeof(double));
     if (!Xb || !A || !D || !Z || !yb || !perm || !rl || !acc || !h->train_loss) st = GRAFT_E_NOMEM;
     if (st) goto done;
 
     gr_rng rng;
     gr_rng_seed(&rng, o->seed);
-    for (int k = 0; k < 4; k++) {   /* PyTorch's nn.Linear: uniform(-1/sqrt(fan_in), +) */
+    for (int k = 0; k < 4; k++) { /* PyTorch's nn.Linear: uniform(-1/sqrt(fan_in), +) */
         double a = 1.0 / sqrt(k < 2 ? dim : H);
         for (int64_t i = 0; i < sz[k]; i++) P[k].w[i] = (float)((2 * gr_rng_uniform(&rng) - 1) * a);
     }
@@ -739,7 +770,10 @@ static int mlp_fit(const float *X, const int32_t *y, int64_t n, const gr_fit_opt
             }
             /* forward: A = relu(Xb W1^T + b1) * dropout mask, D its derivative w.r.t. the
              * pre-activation; Z = A W2^T */
-            if (sgemm('N', 'T', m, H, dim, Xb, dim, P[0].w, dim, 0.0f, A, H)) { st = sgemm_err(); goto done; }
+            if (sgemm('N', 'T', m, H, dim, Xb, dim, P[0].w, dim, 0.0f, A, H)) {
+                st = sgemm_err();
+                goto done;
+            }
             float keep = 1.0f / (1.0f - pdrop);
             for (int64_t i = 0; i < m * H; i++) {
                 float a = A[i] + P[1].w[i % H];
@@ -747,23 +781,37 @@ static int mlp_fit(const float *X, const int32_t *y, int64_t n, const gr_fit_opt
                 D[i] = a > 0 ? mask : 0.0f;
                 A[i] = a * D[i];
             }
-            if (sgemm('N', 'T', m, K, H, A, H, P[2].w, H, 0.0f, Z, K)) { st = sgemm_err(); goto done; }
+            if (sgemm('N', 'T', m, K, H, A, H, P[2].w, H, 0.0f, Z, K)) {
+                st = sgemm_err();
+                goto done;
+            }
 #pragma omp parallel for schedule(static) if (m * K >= (1 << 17))
-            for (int64_t i = 0; i < m; i++) rl[i] = softmax_ce_row(Z + i * K, P[3].w, K, yb[i], 1.0f / (float)m);
+            for (int64_t i = 0; i < m; i++)
+                rl[i] = softmax_ce_row(Z + i * K, P[3].w, K, yb[i], 1.0f / (float)m);
             for (int64_t i = 0; i < m; i++) eloss += rl[i];
             /* backward */
-            if (sgemm('T', 'N', K, H, m, Z, K, A, H, 0.0f, P[2].g, H)) { st = sgemm_err(); goto done; }
+            if (sgemm('T', 'N', K, H, m, Z, K, A, H, 0.0f, P[2].g, H)) {
+                st = sgemm_err();
+                goto done;
+            }
             colsum(Z, m, K, P[3].g, acc);
-            if (sgemm('N', 'N', m, H, K, Z, K, P[2].w, H, 0.0f, A, H)) { st = sgemm_err(); goto done; }
+            if (sgemm('N', 'N', m, H, K, Z, K, P[2].w, H, 0.0f, A, H)) {
+                st = sgemm_err();
+                goto done;
+            }
             for (int64_t i = 0; i < m * H; i++) A[i] *= D[i];
-            if (sgemm('T', 'N', H, dim, m, A, H, Xb, dim, 0.0f, P[0].g, dim)) { st = sgemm_err(); goto done; }
+            if (sgemm('T', 'N', H, dim, m, A, H, Xb, dim, 0.0f, P[0].g, dim)) {
+                st = sgemm_err();
+                goto done;
+            }
             colsum(A, m, H, P[1].g, acc);
             adamw_step(P, 4, lr, wd, ++t);
         }
         h->train_loss[e] = eloss / (double)n;
         h->epochs = e + 1;
         if (!isfinite(eloss)) {
-            st = gr_err(GRAFT_E_NUMERIC, "fit: MLP loss is not finite at epoch %d (lr %g too high?)", e + 1, lr);
+            st = gr_err(GRAFT_E_NUMERIC,
+                        "fit: MLP loss is not finite at epoch %d (lr %g too high?)", e + 1, lr);
             goto done;
         }
     }
@@ -801,7 +849,8 @@ static int ncm_fit(const float *X, const int32_t *y, int64_t n, gr_head *h)
     }
     for (int c = 0; c < K; c++) {
         for (int j = 0; j < dim; j++)
-            h->W[(int64_t)c * dim + j] = cnt[c] ? (float)(sum[(int64_t)c * dim + j] / (double)cnt[c]) : 0.0f;
+            h->W[(int64_t)c * dim + j] =
+                cnt[c] ? (float)(sum[(int64_t)c * dim + j] / (double)cnt[c]) : 0.0f;
         h->b[c] = cnt[c] ? 0.0f : -INFINITY;
     }
     if (h->norm == GR_FEAT_L2) unit_rows(h->W, K, dim);
@@ -811,26 +860,32 @@ static int ncm_fit(const float *X, const int32_t *y, int64_t n, gr_head *h)
 
 /* ==== fit / predict / free ================================================================== */
 
-static int check_args(const float *X, const int32_t *y, int64_t n, int dim, int nclass, const gr_fit_opts *o)
+static int check_args(const float *X, const int32_t *y, int64_t n, int dim, int nclass,
+                      const gr_fit_opts *o)
 {
     if (!X || !y || !o || n < 1 || dim < 1 || nclass < 2)
-        return gr_err(GRAFT_E_ARG, "fit: need rows, labels, n >= 1, dim >= 1 and nclass >= 2 (got n %lld, dim %d, "
-                      "nclass %d)", (long long)n, dim, nclass);
+        return gr_err(
+            GRAFT_E_ARG,
+            "fit: need rows, labels, n >= 1, dim >= 1 and nclass >= 2 (got n %lld, dim %d, "
+            "nclass %d)",
+            (long long)n, dim, nclass);
     if (o->kind < GR_HEAD_LOGREG || o->kind > GR_HEAD_NCM)
         return gr_err(GRAFT_E_ARG, "fit: unknown head kind %d", o->kind);
     if (o->norm < GR_FEAT_NONE || o->norm > GR_FEAT_L2)
         return gr_err(GRAFT_E_ARG, "fit: unknown feature normalisation %d", o->norm);
     for (int64_t i = 0; i < n; i++)
         if (y[i] < 0 || y[i] >= nclass)
-            return gr_err(GRAFT_E_ARG, "fit: label %d of row %lld is outside [0, %d)", y[i], (long long)i, nclass);
+            return gr_err(GRAFT_E_ARG, "fit: label %d of row %lld is outside [0, %d)", y[i],
+                          (long long)i, nclass);
     for (int64_t i = 0; i < n * dim; i++)
         if (!isfinite(X[i]))
-            return gr_err(GRAFT_E_ARG, "fit: feature %lld of row %lld is not finite", (long long)(i % dim),
-                          (long long)(i / dim));
+            return gr_err(GRAFT_E_ARG, "fit: feature %lld of row %lld is not finite",
+                          (long long)(i % dim), (long long)(i / dim));
     return GRAFT_OK;
 }
 
-int gr_head_fit(const float *X, const int32_t *y, int64_t n, int dim, int nclass, const gr_fit_opts *o, gr_head *h)
+int gr_head_fit(const float *X, const int32_t *y, int64_t n, int dim, int nclass,
+                const gr_fit_opts *o, gr_head *h)
 {
     if (!h) return gr_err(GRAFT_E_ARG, "fit: no head");
     memset(h, 0, sizeof *h);
@@ -854,18 +909,20 @@ int gr_head_fit(const float *X, const int32_t *y, int64_t n, int dim, int nclass
     }
     free(Xn);
     if (o->threads > 0) gr_set_threads(saved);
-    if (st == GRAFT_E_NOMEM) gr_err(st, "fit: out of memory (%lld rows of %d features)", (long long)n, dim);
-    if (st) gr_head_free(h);  /* nothing half-made is left to the caller */
+    if (st == GRAFT_E_NOMEM)
+        gr_err(st, "fit: out of memory (%lld rows of %d features)", (long long)n, dim);
+    if (st) gr_head_free(h); /* nothing half-made is left to the caller */
     return st;
 }
 
 /* kNN probabilities of the unit query rows Q (m): similarities to every stored row, the k best
  * (scratch idx, sim: m * k), their votes (scratch votes: m * nclass). */
-static int knn_predict(const gr_head *h, const float *Q, int64_t m, float *prob, float *S, int64_t *idx, float *sim,
-                       double *votes)
+static int knn_predict(const gr_head *h, const float *Q, int64_t m, float *prob, float *S,
+                       int64_t *idx, float *sim, double *votes)
 {
     int K = h->nclass, k = h->k < h->n ? h->k : (int)h->n;
-    if (sgemm('N', 'T', m, h->n, h->dim, Q, h->dim, h->X, h->dim, 0.0f, S, h->n)) return sgemm_err();
+    if (sgemm('N', 'T', m, h->n, h->dim, Q, h->dim, h->X, h->dim, 0.0f, S, h->n))
+        return sgemm_err();
 #pragma omp parallel for schedule(static)
     for (int64_t q = 0; q < m; q++) {
         const float *s = S + q * h->n;
@@ -873,7 +930,7 @@ static int knn_predict(const gr_head *h, const float *Q, int64_t m, float *prob,
         float *bs = sim + q * k;
         double *v = votes + q * K, total = 0;
         int cnt = 0;
-        for (int64_t i = 0; i < h->n; i++) {   /* insertion into the k best, earlier rows win ties */
+        for (int64_t i = 0; i < h->n; i++) { /* insertion into the k best, earlier rows win ties */
             if (cnt == k && !(s[i] > bs[k - 1])) continue;
             int p = cnt < k ? cnt++ : k - 1;
             while (p > 0 && s[i] > bs[p - 1]) bs[p] = bs[p - 1], bi[p] = bi[p - 1], p--;
@@ -900,16 +957,19 @@ int gr_head_predict(const gr_head *h, const float *X, int64_t n, float *prob)
     int64_t blk = 1 + (int64_t)(4 << 20) / (width > 0 ? width : 1);
     if (blk > 1024) blk = 1024;
     if (blk > n) blk = n;
-    int64_t kk = h->k < h->n ? h->k : h->n;  /* knn_predict uses min(k, n) neighbours */
+    int64_t kk = h->k < h->n ? h->k : h->n; /* knn_predict uses min(k, n) neighbours */
     if (kk < 1) kk = 1;
-    size_t extra = h->kind == GR_HEAD_KNN ? (size_t)blk * h->n : (size_t)blk * (K + (h->kind == GR_HEAD_MLP ? H : 0));
+    size_t extra = h->kind == GR_HEAD_KNN ? (size_t)blk * h->n
+                                          : (size_t)blk * (K + (h->kind == GR_HEAD_MLP ? H : 0));
     float *Xn = gr_malloc((size_t)blk * dim * sizeof(float)), *S = gr_malloc(extra * sizeof(float));
     int64_t *idx = h->kind == GR_HEAD_KNN ? gr_malloc((size_t)blk * kk * sizeof(int64_t)) : NULL;
     float *sim = h->kind == GR_HEAD_KNN ? gr_malloc((size_t)blk * kk * sizeof(float)) : NULL;
     double *mm = h->kind == GR_HEAD_NCM ? gr_malloc((size_t)K * sizeof(double)) : NULL;
     double *votes = h->kind == GR_HEAD_KNN ? gr_malloc((size_t)blk * K * sizeof(double)) : NULL;
-    int st = (!Xn || !S || (h->kind == GR_HEAD_KNN && (!idx || !sim || !votes)) || (h->kind == GR_HEAD_NCM && !mm))
-                 ? GRAFT_E_NOMEM : GRAFT_OK;
+    int st = (!Xn || !S || (h->kind == GR_HEAD_KNN && (!idx || !sim || !votes)) ||
+              (h->kind == GR_HEAD_NCM && !mm))
+                 ? GRAFT_E_NOMEM
+                 : GRAFT_OK;
     if (!st && h->kind == GR_HEAD_NCM)
         for (int c = 0; c < K; c++) mm[c] = sqnorm_f(h->W + (int64_t)c * dim, dim);
     for (int64_t r0 = 0; r0 < n && !st; r0 += blk) {
@@ -926,11 +986,17 @@ int gr_head_predict(const gr_head *h, const float *X, int64_t n, float *prob)
         int din = dim;
         if (h->kind == GR_HEAD_MLP) {
             float *A = S + (size_t)blk * K;
-            if (sgemm('N', 'T', m, H, dim, Xn, dim, h->W, dim, 0.0f, A, H)) { st = sgemm_err(); break; }
+            if (sgemm('N', 'T', m, H, dim, Xn, dim, h->W, dim, 0.0f, A, H)) {
+                st = sgemm_err();
+                break;
+            }
             for (int64_t i = 0; i < m * H; i++) A[i] = fmaxf(A[i] + h->b[i % H], 0.0f);
             in = A, W = h->W2, b = h->b2, din = H;
         }
-        if (sgemm('N', 'T', m, K, din, in, din, W, din, 0.0f, Z, K)) { st = sgemm_err(); break; }
+        if (sgemm('N', 'T', m, K, din, in, din, W, din, 0.0f, Z, K)) {
+            st = sgemm_err();
+            break;
+        }
         if (h->kind == GR_HEAD_NCM && h->norm != GR_FEAT_L2)
             /* -|x - m|^2 = 2 x.m - |m|^2 - |x|^2; the last term is the same for every class */
             for (int64_t i = 0; i < m; i++)
@@ -946,19 +1012,21 @@ int gr_head_predict(const gr_head *h, const float *X, int64_t n, float *prob)
 void gr_head_free(gr_head *h)
 {
     if (!h) return;
-    free(h->mu), free(h->sd), free(h->W), free(h->b), free(h->W2), free(h->b2), free(h->X), free(h->y);
+    free(h->mu), free(h->sd), free(h->W), free(h->b), free(h->W2), free(h->b2), free(h->X),
+        free(h->y);
     free(h->cv_scores), free(h->cv_Cs), free(h->train_loss), free(h->origin);
     memset(h, 0, sizeof *h);
 }
 
 /* ==== safetensors files ==================================================================== */
 
-static const char *const kind_names[] = {"logreg", "mlp", "knn", "ncm"};
-static const char *const norm_names[] = {"none", "standardize", "l2"};
+static const char *const kind_names[] = { "logreg", "mlp", "knn", "ncm" };
+static const char *const norm_names[] = { "none", "standardize", "l2" };
 
-static void st_add(gr_st_entry *e, int *ne, const char *name, void *data, int dtype, int rank, int64_t d0, int64_t d1)
+static void st_add(gr_st_entry *e, int *ne, const char *name, void *data, int dtype, int rank,
+                   int64_t d0, int64_t d1)
 {
-    int64_t d[2] = {d0, d1};
+    int64_t d[2] = { d0, d1 };
     gr_st_entry *x = &e[(*ne)++];
     x->name = name, x->dtype = dtype, x->shape = gr_shape_make(rank, d), x->data = data;
     x->bytes = (size_t)gr_numel(&x->shape) * gr_dtype_size(dtype);
@@ -975,17 +1043,22 @@ static int check_origin(const char *path, const char *origin, int nclass, int st
     int st = GRAFT_OK, n = cJSON_GetArraySize(c), strings = 0;
     cJSON_ArrayForEach(e, c) strings += cJSON_IsString(e);
     if (c && (!cJSON_IsArray(c) || strings != n))
-        st = gr_err(status, "%s: the head's origin ('graft_origin'): \"classes\" is not an array of names", path);
+        st = gr_err(status,
+                    "%s: the head's origin ('graft_origin'): \"classes\" is not an array of names",
+                    path);
     else if (c && n != nclass)
-        st = gr_err(status, "%s: the head has %d classes ('nclass') but its origin ('graft_origin') names %d", path,
-                    nclass, n);
+        st = gr_err(
+            status,
+            "%s: the head has %d classes ('nclass') but its origin ('graft_origin') names %d", path,
+            nclass, n);
     cJSON_Delete(o);
     return st;
 }
 
 int gr_head_save(const gr_head *h, const char *path)
 {
-    if (!h || !path || h->kind < GR_HEAD_LOGREG || h->kind > GR_HEAD_NCM || h->norm < 0 || h->norm > GR_FEAT_L2)
+    if (!h || !path || h->kind < GR_HEAD_LOGREG || h->kind > GR_HEAD_NCM || h->norm < 0 ||
+        h->norm > GR_FEAT_L2)
         return gr_err(GRAFT_E_ARG, "%s: not a fitted head", path ? path : "(null)");
     gr_st_entry e[8];
     int ne = 0;
@@ -1014,15 +1087,17 @@ int gr_head_save(const gr_head *h, const char *path)
     snprintf(v[3], sizeof v[3], "%d", h->dim);
     snprintf(v[4], sizeof v[4], "%d", h->hidden);
     /* kNN: the k predict uses, min(k, n), so that the file states a k its examples can meet */
-    snprintf(v[5], sizeof v[5], "%lld", (long long)(h->kind == GR_HEAD_KNN && h->k > h->n ? h->n : h->k));
+    snprintf(v[5], sizeof v[5], "%lld",
+             (long long)(h->kind == GR_HEAD_KNN && h->k > h->n ? h->n : h->k));
     snprintf(v[6], sizeof v[6], "%lld", (long long)h->n);
     snprintf(v[7], sizeof v[7], "%.17g", h->C);
     snprintf(v[8], sizeof v[8], "%.17g", h->cv_acc);
-    static const char *const keys[9] = {"graft_head", "norm", "nclass", "dim", "hidden", "k", "n", "C", "cv_acc"};
+    static const char *const keys[9] = { "graft_head", "norm", "nclass", "dim",   "hidden",
+                                         "k",          "n",    "C",      "cv_acc" };
     gr_meta m[10];
     for (int i = 0; i < 9; i++) m[i].key = (char *)keys[i], m[i].value = v[i];
     int nm = 9;
-    if (h->origin) m[nm++] = (gr_meta){"graft_origin", h->origin};
+    if (h->origin) m[nm++] = (gr_meta){ "graft_origin", h->origin };
     int st = h->origin ? check_origin(path, h->origin, h->nclass, GRAFT_E_ARG) : GRAFT_OK;
     return st ? st : gr_st_save(path, e, ne, m, nm);
 }
@@ -1037,8 +1112,8 @@ static const char *meta_get(const gr_meta *m, int nm, const char *key)
 /* An integer of the head's metadata in [lo, hi], checked against limit `lim` (-1: none) first:
  * a count beyond a limit is refused as such, whatever the type could hold. A missing entry is
  * 0 when lo <= 0 (not needed by this kind of head). */
-static int meta_int(const char *path, const gr_meta *m, int nm, const char *key, int64_t lo, int64_t hi, int lim,
-                    int64_t *out)
+static int meta_int(const char *path, const gr_meta *m, int nm, const char *key, int64_t lo,
+                    int64_t hi, int lim, int64_t *out)
 {
     const char *s = meta_get(m, nm, key);
     if (!s && lo <= 0) return *out = 0, GRAFT_OK;
@@ -1047,38 +1122,41 @@ static int meta_int(const char *path, const gr_meta *m, int nm, const char *key,
     long long v = s ? strtoll(s, &end, 10) : 0;
     int ok = s && end != s && !*end && !errno && v >= lo;
     if (ok && lim >= 0) {
-        int st = gr_limit_check((graft_limit)lim, v, "%s: head metadata '%s' is %lld", path, key, v);
+        int st =
+            gr_limit_check((graft_limit)lim, v, "%s: head metadata '%s' is %lld", path, key, v);
         if (st) return st;
     }
     if (!ok || v > hi)
-        return gr_err(GRAFT_E_FORMAT, "%s: head metadata '%s' is %s%s%s, expected an integer in [%lld, %lld]", path,
-                      key, s ? "\"" : "missing", s ? s : "", s ? "\"" : "", (long long)lo, (long long)hi);
+        return gr_err(GRAFT_E_FORMAT,
+                      "%s: head metadata '%s' is %s%s%s, expected an integer in [%lld, %lld]", path,
+                      key, s ? "\"" : "missing", s ? s : "", s ? "\"" : "", (long long)lo,
+                      (long long)hi);
     *out = v;
     return GRAFT_OK;
 }
 
-static int name_index(const char *path, const gr_meta *m, int nm, const char *key, const char *const *names, int n,
-                      int *out)
+static int name_index(const char *path, const gr_meta *m, int nm, const char *key,
+                      const char *const *names, int n, int *out)
 {
     const char *s = meta_get(m, nm, key);
     for (int i = 0; s && i < n; i++)
         if (strcmp(s, names[i]) == 0) return *out = i, GRAFT_OK;
-    return gr_err(GRAFT_E_FORMAT, "%s: head metadata '%s' is %s%s%s", path, key, s ? "unknown: \"" : "missing",
-                  s ? s : "", s ? "\"" : "");
+    return gr_err(GRAFT_E_FORMAT, "%s: head metadata '%s' is %s%s%s", path, key,
+                  s ? "unknown: \"" : "missing", s ? s : "", s ? "\"" : "");
 }
 
 /* Copies tensor `name` (dtype, shape (d0[, d1])) out of the loaded entries into malloc'd *dst. */
-static int take(const char *path, const gr_st_entry *e, int ne, const char *name, int dtype, int rank, int64_t d0,
-                int64_t d1, void **dst)
+static int take(const char *path, const gr_st_entry *e, int ne, const char *name, int dtype,
+                int rank, int64_t d0, int64_t d1, void **dst)
 {
     for (int i = 0; i < ne; i++) {
         if (strcmp(e[i].name, name)) continue;
-        gr_shape want = gr_shape_make(rank, (int64_t[]){d0, d1});
+        gr_shape want = gr_shape_make(rank, (int64_t[]){ d0, d1 });
         if (e[i].dtype != dtype || !gr_shape_eq(&e[i].shape, &want)) {
             char got[200], exp[96];
             return gr_err(GRAFT_E_FORMAT, "%s: tensor '%s' is %s %s, expected %s %s", path, name,
-                          gr_dtype_name(e[i].dtype), gr_shape_str(&e[i].shape, got, sizeof got), gr_dtype_name(dtype),
-                          gr_shape_str(&want, exp, sizeof exp));
+                          gr_dtype_name(e[i].dtype), gr_shape_str(&e[i].shape, got, sizeof got),
+                          gr_dtype_name(dtype), gr_shape_str(&want, exp, sizeof exp));
         }
         *dst = gr_malloc(e[i].bytes ? e[i].bytes : 1);
         if (!*dst) return GRAFT_E_NOMEM;
@@ -1099,7 +1177,9 @@ static int head_meta(const char *path, const gr_meta *m, int nm, gr_head *h)
     if (!st) knn = h->kind == GR_HEAD_KNN;
     if (!st) st = meta_int(path, m, nm, "nclass", 2, INT32_MAX, GRAFT_LIMIT_CLASSES, &nclass);
     if (!st) st = meta_int(path, m, nm, "dim", 1, INT32_MAX, -1, &dim);
-    if (!st) st = meta_int(path, m, nm, "hidden", h->kind == GR_HEAD_MLP ? 1 : 0, INT32_MAX, -1, &hidden);
+    if (!st)
+        st =
+            meta_int(path, m, nm, "hidden", h->kind == GR_HEAD_MLP ? 1 : 0, INT32_MAX, -1, &hidden);
     if (!st) st = meta_int(path, m, nm, "k", knn, INT32_MAX, knn ? GRAFT_LIMIT_K : -1, &k);
     if (!st) st = meta_int(path, m, nm, "n", knn, INT64_MAX, -1, &n);
     if (st) return st;
@@ -1122,8 +1202,8 @@ static int head_tensors(const char *path, const gr_st_entry *e, int ne, gr_head 
         if (!st) st = take(path, e, ne, "sd", GR_F32, 1, dim, 0, (void **)&h->sd);
         for (int64_t j = 0; !st && j < dim; j++)
             if (!(h->sd[j] > 0) || !isfinite(h->sd[j]))
-                st = gr_err(GRAFT_E_FORMAT, "%s: 'sd' of feature %lld is %g, not a positive number", path,
-                            (long long)j, h->sd[j]);
+                st = gr_err(GRAFT_E_FORMAT, "%s: 'sd' of feature %lld is %g, not a positive number",
+                            path, (long long)j, h->sd[j]);
     }
     if (st) return st;
     if (h->kind == GR_HEAD_LOGREG || h->kind == GR_HEAD_NCM) {
@@ -1139,8 +1219,10 @@ static int head_tensors(const char *path, const gr_st_entry *e, int ne, gr_head 
         if (!st) st = take(path, e, ne, "y", GR_I32, 1, n, 0, (void **)&h->y);
         for (int64_t i = 0; !st && i < n; i++)
             if (h->y[i] < 0 || h->y[i] >= K)
-                st = gr_err(GRAFT_E_FORMAT, "%s: tensor 'y': label %d of stored example %lld is outside [0, %lld) "
-                            "('nclass')", path, h->y[i], (long long)i, (long long)K);
+                st = gr_err(GRAFT_E_FORMAT,
+                            "%s: tensor 'y': label %d of stored example %lld is outside [0, %lld) "
+                            "('nclass')",
+                            path, h->y[i], (long long)i, (long long)K);
     }
     return st;
 }

@@ -34,11 +34,14 @@ static int probe_cv(const gr_features *f, int nclass, double *logloss, double *a
     enum { FOLDS = 3 };
     int64_t n = f->n;
     int d = f->dim, st;
-    int32_t *fold = gr_malloc((size_t)(n + 1) * sizeof *fold), *yt = gr_malloc((size_t)(n + 1) * sizeof *yt);
-    float *Xt = gr_malloc((size_t)(n * d + 1) * sizeof *Xt), *Xv = gr_malloc((size_t)(n * d + 1) * sizeof *Xv);
+    int32_t *fold = gr_malloc((size_t)(n + 1) * sizeof *fold),
+            *yt = gr_malloc((size_t)(n + 1) * sizeof *yt);
+    float *Xt = gr_malloc((size_t)(n * d + 1) * sizeof *Xt),
+          *Xv = gr_malloc((size_t)(n * d + 1) * sizeof *Xv);
     float *p = gr_malloc((size_t)(n * nclass + 1) * sizeof *p);
     int64_t *vi = gr_malloc((size_t)(n + 1) * sizeof *vi);
-    if (!fold || !yt || !Xt || !Xv || !p || !vi) st = gr_err(GRAFT_E_NOMEM, "layer auto: out of memory");
+    if (!fold || !yt || !Xt || !Xv || !p || !vi)
+        st = gr_err(GRAFT_E_NOMEM, "layer auto: out of memory");
     else st = gr_stratified_folds(f->y, n, FOLDS, fold);
     double ll = 0, right = 0;
     for (int k = 0; !st && k < FOLDS; k++) {
@@ -56,7 +59,9 @@ static int probe_cv(const gr_features *f, int nclass, double *logloss, double *a
         gr_fit_defaults(&fo, GR_HEAD_LOGREG);
         fo.C = 1;
         gr_head h;
-        if (!nt || !nv) st = gr_err(GRAFT_E_ARG, "layer auto: %lld samples are too few for %d folds", (long long)n, FOLDS);
+        if (!nt || !nv)
+            st = gr_err(GRAFT_E_ARG, "layer auto: %lld samples are too few for %d folds",
+                        (long long)n, FOLDS);
         if (!st) st = gr_head_fit(Xt, yt, nt, d, nclass, &fo, &h);
         if (!st) {
             st = gr_head_predict(&h, Xv, nv, p);
@@ -69,7 +74,7 @@ static int probe_cv(const gr_features *f, int nclass, double *logloss, double *a
             for (int c = 1; c < nclass; c++)
                 if (pr[c] > pr[best]) best = c;
             right += best == y;
-            ll -= log(fmax((double)pr[y], 1e-15));  /* scikit-learn's log_loss clips at 1e-15 */
+            ll -= log(fmax((double)pr[y], 1e-15)); /* scikit-learn's log_loss clips at 1e-15 */
         }
     }
     *logloss = n ? ll / (double)n : INFINITY;
@@ -81,12 +86,14 @@ static int probe_cv(const gr_features *f, int nclass, double *logloss, double *a
 /* Scores names[0..n) with the poolings pools[0..npools) into s[*ns...]; a 4x4 grid only where
  * the map's sides (hw[2k], hw[2k + 1]) are multiples of 4. order[k] is each name's place in the
  * full candidate list. */
-static int score_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
-                        const gr_extract_opts *o, char **names, const int64_t *hw, const int *order, int n,
-                        const int *pools, int npools, gr_layer_score *s, int *ns)
+static int score_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx,
+                        int64_t nidx, const gr_extract_opts *o, char **names, const int64_t *hw,
+                        const int *order, int n, const int *pools, int npools, gr_layer_score *s,
+                        int *ns)
 {
     gr_features *f = gr_calloc((size_t)n + 1, sizeof *f);
-    int *pool = gr_calloc((size_t)n + 1, sizeof *pool), *ord = gr_calloc((size_t)n + 1, sizeof *ord);
+    int *pool = gr_calloc((size_t)n + 1, sizeof *pool),
+        *ord = gr_calloc((size_t)n + 1, sizeof *ord);
     char **use = gr_calloc((size_t)n + 1, sizeof *use);
     int st = f && pool && ord && use ? GRAFT_OK : GRAFT_E_NOMEM;
     for (int p = 0; !st && p < npools; p++) {
@@ -95,7 +102,9 @@ static int score_layers(const char *model_path, const gr_dataset *ds, const int6
             if (gr_pool_fits(hw[2 * k], hw[2 * k + 1], pools[p]))
                 use[m] = names[k], ord[m] = order[k], pool[m++] = pools[p];
         if (!m) continue;
-        if ((st = gr_extract_layers(model_path, ds, idx, nidx, (const char *const *)use, pool, m, o, f))) break;
+        if ((st = gr_extract_layers(model_path, ds, idx, nidx, (const char *const *)use, pool, m, o,
+                                    f)))
+            break;
         for (int k = 0; !st && k < m; k++) {
             gr_layer_score *e = &s[*ns];
             if ((st = probe_cv(&f[k], ds->nclass, &e->cv_logloss, &e->cv_acc))) break;
@@ -112,9 +121,11 @@ static int score_layers(const char *model_path, const gr_dataset *ds, const int6
 }
 
 /* Adds candidate `at` to the picks (its name, map sides and place). */
-static void take(int at, char **all, const int64_t *sides, char **pick, int64_t *hw, int *order, int *np)
+static void take(int at, char **all, const int64_t *sides, char **pick, int64_t *hw, int *order,
+                 int *np)
 {
-    pick[*np] = all[at], hw[2 * *np] = sides[2 * at], hw[2 * *np + 1] = sides[2 * at + 1], order[*np] = at;
+    pick[*np] = all[at], hw[2 * *np] = sides[2 * at], hw[2 * *np + 1] = sides[2 * at + 1],
+    order[*np] = at;
     ++*np;
 }
 
@@ -137,28 +148,30 @@ int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *i
     hw = gr_calloc((size_t)(2 * na + 1), sizeof *hw);
     if (!s || !pick || !order || !done || !hw) st = GRAFT_E_NOMEM;
     int first = na < max ? na : max;
-    for (int i = 0; !st && i < first; i++) {  /* evenly spaced in execution order, the last kept */
+    for (int i = 0; !st && i < first; i++) { /* evenly spaced in execution order, the last kept */
         int at = first == 1 ? na - 1 : (int)((int64_t)i * (na - 1) / (first - 1));
         if (done[at]) continue;
         done[at] = 1;
         take(at, all, sides, pick, hw, order, &np);
     }
-    static const int coarse[2] = {GR_POOL_MEAN, GR_POOL_GRID2}, fine[1] = {GR_POOL_GRID4};
-    if (!st) st = score_layers(model_path, ds, idx, nidx, o, pick, hw, order, np, coarse, 2, s, &ns);
+    static const int coarse[2] = { GR_POOL_MEAN, GR_POOL_GRID2 }, fine[1] = { GR_POOL_GRID4 };
+    if (!st)
+        st = score_layers(model_path, ds, idx, nidx, o, pick, hw, order, np, coarse, 2, s, &ns);
     if (!st && first < na) {
         qsort(s, (size_t)ns, sizeof *s, by_score);
-        int step = (na - 1) / (first > 1 ? first - 1 : 1), seen[3] = {-1, -1, -1}, top = 0;
+        int step = (na - 1) / (first > 1 ? first - 1 : 1), seen[3] = { -1, -1, -1 }, top = 0;
         np = 0;
-        for (int i = 0; i < ns && top < 3; i++) {  /* the best three distinct layers */
+        for (int i = 0; i < ns && top < 3; i++) { /* the best three distinct layers */
             int at = s[i].order;
             if (at == seen[0] || at == seen[1]) continue;
             seen[top++] = at;
             for (int j = at - step; j <= at + step && np < max; j++)
-                if (j >= 0 && j < na && !done[j]) done[j] = 1, take(j, all, sides, pick, hw, order, &np);
+                if (j >= 0 && j < na && !done[j])
+                    done[j] = 1, take(j, all, sides, pick, hw, order, &np);
         }
         st = score_layers(model_path, ds, idx, nidx, o, pick, hw, order, np, coarse, 2, s, &ns);
     }
-    if (!st) {  /* the 4x4 grid for the best eight layers */
+    if (!st) { /* the 4x4 grid for the best eight layers */
         qsort(s, (size_t)ns, sizeof *s, by_score);
         memset(done, 0, (size_t)na);
         np = 0;

@@ -39,26 +39,30 @@ static int conf_bin(double c, int nbins)
     return b;
 }
 
-static int check_inputs(const float *prob, const int32_t *y, int64_t n, int nclass, const int32_t *group,
-                        int ngroup, int nbins)
+static int check_inputs(const float *prob, const int32_t *y, int64_t n, int nclass,
+                        const int32_t *group, int ngroup, int nbins)
 {
     if (!prob || !y) return gr_err(GRAFT_E_ARG, "metrics: probabilities and labels are required");
     if (n < 1) return gr_err(GRAFT_E_ARG, "metrics: no rows (n = %lld)", (long long)n);
     if (nclass < 2) return gr_err(GRAFT_E_ARG, "metrics: %d classes, need at least 2", nclass);
     if (nbins < 0) return gr_err(GRAFT_E_ARG, "metrics: %d calibration bins", nbins);
-    if (group && ngroup < 1) return gr_err(GRAFT_E_ARG, "metrics: group ids given but %d groups", ngroup);
+    if (group && ngroup < 1)
+        return gr_err(GRAFT_E_ARG, "metrics: group ids given but %d groups", ngroup);
     if ((uint64_t)nclass * (uint64_t)nclass > (uint64_t)SIZE_MAX / sizeof(int64_t))
-        return gr_err(GRAFT_E_NOMEM, "metrics: %d classes: the confusion matrix is too large", nclass);
+        return gr_err(GRAFT_E_NOMEM, "metrics: %d classes: the confusion matrix is too large",
+                      nclass);
     for (int64_t i = 0; i < n; i++) {
         if (y[i] < 0 || y[i] >= nclass)
-            return gr_err(GRAFT_E_ARG, "metrics: row %lld: label %d is not in [0, %d)", (long long)i, y[i], nclass);
+            return gr_err(GRAFT_E_ARG, "metrics: row %lld: label %d is not in [0, %d)",
+                          (long long)i, y[i], nclass);
         if (group && (group[i] < 0 || group[i] >= ngroup))
-            return gr_err(GRAFT_E_ARG, "metrics: row %lld: group %d is not in [0, %d)", (long long)i, group[i],
-                          ngroup);
+            return gr_err(GRAFT_E_ARG, "metrics: row %lld: group %d is not in [0, %d)",
+                          (long long)i, group[i], ngroup);
         for (int c = 0; c < nclass; c++)
             if (!isfinite(prob[i * nclass + c]))
-                return gr_err(GRAFT_E_ARG, "metrics: row %lld, class %d: probability %g is not finite", (long long)i,
-                              c, (double)prob[i * nclass + c]);
+                return gr_err(GRAFT_E_ARG,
+                              "metrics: row %lld, class %d: probability %g is not finite",
+                              (long long)i, c, (double)prob[i * nclass + c]);
     }
     return GRAFT_OK;
 }
@@ -74,8 +78,8 @@ static int alloc_all(gr_metrics *m, int nclass, int nbins, int ngroup)
     m->bin_acc = gr_calloc((size_t)nbins, sizeof(double));
     m->bin_conf = gr_calloc((size_t)nbins, sizeof(double));
     m->bin_count = gr_calloc((size_t)nbins, sizeof(int64_t));
-    int ok = m->precision && m->recall && m->f1 && m->support && m->confusion && m->bin_acc && m->bin_conf &&
-             m->bin_count;
+    int ok = m->precision && m->recall && m->f1 && m->support && m->confusion && m->bin_acc &&
+             m->bin_conf && m->bin_count;
     if (ngroup > 0) {
         m->group_acc = gr_calloc((size_t)ngroup, sizeof(double));
         m->group_n = gr_calloc((size_t)ngroup, sizeof(int64_t));
@@ -125,19 +129,22 @@ static void groups(gr_metrics *m, const int64_t *group_correct)
     for (int g = 0; g < m->ngroup; g++) {
         if (!m->group_n[g]) continue;
         m->group_acc[g] = (double)group_correct[g] / (double)m->group_n[g];
-        if (m->worst_group < 0 || m->group_acc[g] < m->group_acc[m->worst_group]) m->worst_group = g;
+        if (m->worst_group < 0 || m->group_acc[g] < m->group_acc[m->worst_group])
+            m->worst_group = g;
     }
 }
 
-int gr_metrics_compute(const float *prob, const int32_t *y, int64_t n, int nclass, const int32_t *group, int ngroup,
-                       int nbins, gr_metrics *m)
+int gr_metrics_compute(const float *prob, const int32_t *y, int64_t n, int nclass,
+                       const int32_t *group, int ngroup, int nbins, gr_metrics *m)
 {
     memset(m, 0, sizeof *m);
     int st = check_inputs(prob, y, n, nclass, group, ngroup, nbins);
     if (st) return st;
     if (!nbins) nbins = 15;
     if (!group) ngroup = 0;
-    gr_metrics r = {.n = n, .nclass = nclass, .nbins = nbins, .ngroup = ngroup, .worst_group = -1};
+    gr_metrics r = {
+        .n = n, .nclass = nclass, .nbins = nbins, .ngroup = ngroup, .worst_group = -1
+    };
     r.topk = nclass < 5 ? nclass : 5;
     double *sum_conf = gr_calloc((size_t)nbins, sizeof(double));
     int64_t *sum_correct = gr_calloc((size_t)nbins, sizeof(int64_t));
@@ -200,7 +207,7 @@ int gr_metrics_top_confusions(const gr_metrics *m, int k, gr_confusion_cell *out
             if (at >= k) continue;
             int last = got < k ? got : k - 1;
             for (int j = last; j > at; j--) out[j] = out[j - 1];
-            out[at] = (gr_confusion_cell){t, p, c};
+            out[at] = (gr_confusion_cell){ t, p, c };
             if (got < k) got++;
         }
     return got;

@@ -67,7 +67,8 @@ static void esc_n(sbuf *b, const char *s, size_t maxch)
         case '"': puts_(b, "&quot;"); break;
         case '\'': puts_(b, "&#39;"); break;
         default:
-            if ((*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r') || *p == 0x7F) puts_(b, "\xEF\xBF\xBD");
+            if ((*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r') || *p == 0x7F)
+                puts_(b, "\xEF\xBF\xBD");
             else put(b, (const char *)p, 1);
         }
     }
@@ -113,17 +114,19 @@ static double tick_step(double lo, double hi)
     return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
 }
 
-static const char *const palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
-                                      "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+static const char *const palette[] = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                       "#9467bd", "#8c564b", "#e377c2", "#17becf" };
 
 static const char css[] =
-    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}"
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 "
+    "1em;color:#222}"
     "h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd}"
     "pre{background:#f6f6f6;padding:.8em;white-space:pre-wrap;overflow-wrap:anywhere}"
     "table{border-collapse:collapse;margin:.5em 0}"
     "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "th:first-child,td:first-child{text-align:left}"
-    "#headline th{background:#f0f4fa;font-weight:normal}#headline td{font-size:1.3em;font-weight:bold}"
+    "#headline th{background:#f0f4fa;font-weight:normal}#headline "
+    "td{font-size:1.3em;font-weight:bold}"
     "tr.worst td{background:#fde2e1;font-weight:bold}"
     ".note{color:#555;font-size:.9em}"
     "svg{font-family:system-ui,sans-serif;display:block;margin:.5em 0}";
@@ -162,18 +165,21 @@ static int curve_range(const gr_report *r, double *x0, double *x1, double *y0, d
 
 /* One axis: ticks, grid lines and labels. horiz: x axis along the bottom. */
 typedef struct axis {
-    double lo, hi;      /* data range shown */
-    double p0, p1;      /* pixel positions of lo and hi */
+    double lo, hi; /* data range shown */
+    double p0, p1; /* pixel positions of lo and hi */
 } axis;
 
-static double ax_px(const axis *a, double v) { return a->p0 + (v - a->lo) / (a->hi - a->lo) * (a->p1 - a->p0); }
+static double ax_px(const axis *a, double v)
+{
+    return a->p0 + (v - a->lo) / (a->hi - a->lo) * (a->p1 - a->p0);
+}
 
 /* Widens [lo, hi] to whole ticks (and a degenerate range to a unit one). */
 static axis nice_axis(double lo, double hi, double p0, double p1)
 {
     if (hi - lo < 1e-12 * fmax(1, fabs(hi))) lo -= 0.5, hi += 0.5;
     double s = tick_step(lo, hi);
-    return (axis){floor(lo / s) * s, ceil(hi / s) * s, p0, p1};
+    return (axis){ floor(lo / s) * s, ceil(hi / s) * s, p0, p1 };
 }
 
 static void draw_ticks(sbuf *b, const axis *a, int horiz, double cross0, double cross1)
@@ -185,33 +191,38 @@ static void draw_ticks(sbuf *b, const axis *a, int horiz, double cross0, double 
         if (fabs(t) < s * 1e-9) t = 0; /* not "-2.7e-17" */
         p = ax_px(a, t);
         if (horiz)
-            pf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
-                  "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"middle\">%g</text>\n",
+            pf(b,
+               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+               "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"middle\">%g</text>\n",
                p, cross0, p, cross1, p, cross0 + 15, t);
         else
-            pf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
-                  "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%g</text>\n",
+            pf(b,
+               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+               "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%g</text>\n",
                cross0, p, cross1, p, cross0 - 5, p + 4, t);
     }
 }
 
 /* A polyline per run of finite points; a run of one point is a dot (a one-point polyline
  * draws nothing). */
-static void curve_path(sbuf *b, const gr_curve *cv, const axis *ax, const axis *ay, const char *color)
+static void curve_path(sbuf *b, const gr_curve *cv, const axis *ax, const axis *ay,
+                       const char *color)
 {
     int run = 0;
     double px = 0, py = 0;
     for (int i = 0; i <= cv->n; i++) {
         if (i < cv->n && isfinite(cv->x[i]) && isfinite(cv->y[i])) {
             px = ax_px(ax, cv->x[i]), py = ax_px(ay, cv->y[i]);
-            if (!run) pf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
+            if (!run)
+                pf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
             pf(b, "%s%.1f,%.1f", run ? " " : "", px, py);
             run++;
             continue;
         }
         if (!run) continue;
         puts_(b, "\"/>\n");
-        if (run == 1) pf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", px, py, color);
+        if (run == 1)
+            pf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", px, py, color);
         run = 0;
     }
 }
@@ -229,19 +240,29 @@ static void curves(ctx *c)
     const double L = 60, T = 15, PW = 560, PH = 280, LEGW = 220;
     axis ax = nice_axis(x0, x1, L, L + PW), ay = nice_axis(y0, y1, T + PH, T);
     double H = fmax(T + PH + 45, T + 20 * r->ncurves + 10), W = L + PW + LEGW;
-    pf(b, "<svg id=\"curves\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n", W, H, W, H);
+    pf(b,
+       "<svg id=\"curves\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+       "role=\"img\">\n",
+       W, H, W, H);
     draw_ticks(b, &ax, 1, T + PH, T);
     draw_ticks(b, &ay, 0, L, L + PW);
-    pf(b, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#444\"/>\n", L, T, PW, PH);
-    pf(b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\">epoch</text>\n", L + PW / 2, H - 5);
+    pf(b,
+       "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+       "stroke=\"#444\"/>\n",
+       L, T, PW, PH);
+    pf(b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\">epoch</text>\n",
+       L + PW / 2, H - 5);
     for (int k = 0; k < r->ncurves; k++) {
         const gr_curve *cv = &r->curves[k];
         const char *color = palette[k % 8];
         if (cv->n > 0 && cv->x && cv->y) curve_path(b, cv, &ax, &ay, color);
         double ly = T + 10 + 20 * k;
-        pf(b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" stroke-width=\"3\"/>", L + PW + 15,
-           ly, L + PW + 40, ly, color);
-        pf(b, "<text class=\"legend\" x=\"%.0f\" y=\"%.0f\" font-size=\"12\">", L + PW + 46, ly + 4);
+        pf(b,
+           "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" "
+           "stroke-width=\"3\"/>",
+           L + PW + 15, ly, L + PW + 40, ly, color);
+        pf(b, "<text class=\"legend\" x=\"%.0f\" y=\"%.0f\" font-size=\"12\">", L + PW + 46,
+           ly + 4);
         esc_n(b, cv->name ? cv->name : "", 28);
         puts_(b, "</text>\n");
     }
@@ -269,7 +290,9 @@ static void heat_cell(ctx *c, int t, int p, double x, double y, double cell)
     esc(b, class_name(c, p));
     pf(b, ": %lld (%.1f%% of the true class)</title></rect>", (long long)cnt, 100 * f);
     if (cell >= 24 && cnt > 0)
-        pf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" fill=\"%s\">%lld</text>",
+        pf(b,
+           "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\" "
+           "fill=\"%s\">%lld</text>",
            x + cell / 2, y + cell / 2 + 3.5, f > 0.3 ? "#fff" : "#000", (long long)cnt);
     puts_(b, "\n");
 }
@@ -293,25 +316,38 @@ static void heatmap(ctx *c)
     int steep = cell < 20;
     double L = labw + 24, T = 10, G = cell * K, B = labw * (steep ? 1 : 0.75) + 36;
     double W = L + G + 10, H = T + G + B;
-    pf(b, "<svg id=\"confusion\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n", W, H, W, H);
+    pf(b,
+       "<svg id=\"confusion\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+       "role=\"img\">\n",
+       W, H, W, H);
     for (int t = 0; t < K; t++)
         for (int p = 0; p < K; p++) heat_cell(c, t, p, L + p * cell, T + t * cell, cell);
-    pf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n", L, T, G, G);
+    pf(b,
+       "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+       "stroke=\"#444\"/>\n",
+       L, T, G, G);
     for (int k = 0; k < K; k++) {
         double mid = k * cell + cell / 2;
-        pf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" text-anchor=\"end\">", L - 4, T + mid + font / 3, font);
+        pf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" text-anchor=\"end\">", L - 4,
+           T + mid + font / 3, font);
         esc_n(b, class_name(c, k), maxch);
-        pf(b, "</text><text font-size=\"%.0f\" text-anchor=\"end\" transform=\"translate(%.1f,%.1f) rotate(%d)\">",
+        pf(b,
+           "</text><text font-size=\"%.0f\" text-anchor=\"end\" transform=\"translate(%.1f,%.1f) "
+           "rotate(%d)\">",
            font, L + mid + font / 3, T + G + 6, steep ? -90 : -45);
         esc_n(b, class_name(c, k), maxch);
         puts_(b, "</text>\n");
     }
-    pf(b, "<text font-size=\"12\" text-anchor=\"middle\" transform=\"translate(12,%.1f) rotate(-90)\">"
-          "true class</text>\n",
+    pf(b,
+       "<text font-size=\"12\" text-anchor=\"middle\" transform=\"translate(12,%.1f) rotate(-90)\">"
+       "true class</text>\n",
        T + G / 2);
-    pf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">predicted class</text>\n", L + G / 2,
-       H - 6);
-    puts_(b, "</svg>\n<p class=\"note\">Rows: true class; columns: predicted class; colour: share of the true "
+    pf(b,
+       "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">predicted "
+       "class</text>\n",
+       L + G / 2, H - 6);
+    puts_(b, "</svg>\n<p class=\"note\">Rows: true class; columns: predicted class; colour: share "
+             "of the true "
              "class's rows, square-root scale (hover a cell for its count).</p>\n");
 }
 
@@ -320,10 +356,13 @@ static void top_confusions(ctx *c)
     sbuf *b = &c->b;
     gr_confusion_cell cells[GR_REPORT_TOP_CONFUSIONS];
     int n = gr_metrics_top_confusions(c->m, GR_REPORT_TOP_CONFUSIONS, cells);
-    pf(b, "<p class=\"note\">%d classes: too many for a heat map; the %d largest confusions follow.</p>\n",
+    pf(b,
+       "<p class=\"note\">%d classes: too many for a heat map; the %d largest confusions "
+       "follow.</p>\n",
        c->m->nclass, GR_REPORT_TOP_CONFUSIONS);
-    puts_(b, "<table id=\"top-confusions\">\n<tr><th>true class</th><th>predicted as</th><th>rows</th>"
-             "<th>share of the true class</th></tr>\n");
+    puts_(b,
+          "<table id=\"top-confusions\">\n<tr><th>true class</th><th>predicted as</th><th>rows</th>"
+          "<th>share of the true class</th></tr>\n");
     for (int i = 0; i < n; i++) {
         puts_(b, "<tr><td>");
         esc(b, class_name(c, cells[i].truth));
@@ -349,38 +388,56 @@ static void reliability(ctx *c)
     sbuf *b = &c->b;
     const double L = 50, T = 30, S = 320;
     int B = m->nbins;
-    axis a = {0, 1, L, L + S}, v = {0, 1, T + S, T};
+    axis a = { 0, 1, L, L + S }, v = { 0, 1, T + S, T };
     double bw = S / B;
-    pf(b, "<h2>Calibration</h2>\n<p>Expected calibration error: <strong>%.4f</strong> (%d equal-width bins of the "
-          "top-class confidence; count of rows above each bar).</p>\n", m->ece, B);
-    pf(b, "<svg id=\"reliability\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n",
+    pf(b,
+       "<h2>Calibration</h2>\n<p>Expected calibration error: <strong>%.4f</strong> (%d equal-width "
+       "bins of the "
+       "top-class confidence; count of rows above each bar).</p>\n",
+       m->ece, B);
+    pf(b,
+       "<svg id=\"reliability\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+       "role=\"img\">\n",
        L + S + 20, T + S + 45, L + S + 20, T + S + 45);
     draw_ticks(b, &a, 1, T + S, T);
     draw_ticks(b, &v, 0, L, L + S);
     for (int k = 0; k < B; k++) {
         if (!m->bin_count[k]) continue;
         double x = L + k * bw, h = m->bin_acc[k] * S;
-        pf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7fc1\" stroke=\"#fff\">"
-              "<title>confidence (%.3f, %.3f]: %lld rows, accuracy %.3f, mean confidence %.3f</title></rect>",
-           x, T + S - h, bw, h, (double)k / B, (double)(k + 1) / B, (long long)m->bin_count[k], m->bin_acc[k],
-           m->bin_conf[k]);
-        pf(b, "<text class=\"count\" font-size=\"9\" transform=\"translate(%.1f,%.1f) rotate(-90)\">%lld</text>\n",
+        pf(b,
+           "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7fc1\" "
+           "stroke=\"#fff\">"
+           "<title>confidence (%.3f, %.3f]: %lld rows, accuracy %.3f, mean confidence "
+           "%.3f</title></rect>",
+           x, T + S - h, bw, h, (double)k / B, (double)(k + 1) / B, (long long)m->bin_count[k],
+           m->bin_acc[k], m->bin_conf[k]);
+        pf(b,
+           "<text class=\"count\" font-size=\"9\" transform=\"translate(%.1f,%.1f) "
+           "rotate(-90)\">%lld</text>\n",
            x + bw / 2 + 3, T + S - h - 3, (long long)m->bin_count[k]);
     }
-    pf(b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#d62728\" stroke-dasharray=\"5,4\"/>\n",
+    pf(b,
+       "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#d62728\" "
+       "stroke-dasharray=\"5,4\"/>\n",
        L, T + S, L + S, T);
-    pf(b, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#444\"/>\n", L, T, S, S);
-    pf(b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\">confidence</text>\n", L + S / 2,
-       T + S + 38);
-    pf(b, "<text font-size=\"12\" text-anchor=\"middle\" transform=\"translate(14,%.0f) rotate(-90)\">"
-          "accuracy</text>\n",
+    pf(b,
+       "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+       "stroke=\"#444\"/>\n",
+       L, T, S, S);
+    pf(b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\">confidence</text>\n",
+       L + S / 2, T + S + 38);
+    pf(b,
+       "<text font-size=\"12\" text-anchor=\"middle\" transform=\"translate(14,%.0f) rotate(-90)\">"
+       "accuracy</text>\n",
        T + S / 2);
-    puts_(b, "</svg>\n<details><summary>bins</summary>\n<table id=\"bins\">\n<tr><th>confidence</th><th>rows</th>"
+    puts_(b, "</svg>\n<details><summary>bins</summary>\n<table "
+             "id=\"bins\">\n<tr><th>confidence</th><th>rows</th>"
              "<th>accuracy</th><th>mean confidence</th></tr>\n");
     for (int k = 0; k < B; k++) {
-        pf(b, "<tr><td>%c%.3f, %.3f]</td><td>%lld</td>", k ? '(' : '[', (double)k / B, (double)(k + 1) / B,
-           (long long)m->bin_count[k]);
-        if (m->bin_count[k]) pf(b, "<td>%.3f</td><td>%.3f</td></tr>\n", m->bin_acc[k], m->bin_conf[k]);
+        pf(b, "<tr><td>%c%.3f, %.3f]</td><td>%lld</td>", k ? '(' : '[', (double)k / B,
+           (double)(k + 1) / B, (long long)m->bin_count[k]);
+        if (m->bin_count[k])
+            pf(b, "<td>%.3f</td><td>%.3f</td></tr>\n", m->bin_acc[k], m->bin_conf[k]);
         else puts_(b, "<td>n/a</td><td>n/a</td></tr>\n");
     }
     puts_(b, "</table>\n</details>\n");
@@ -390,15 +447,17 @@ static void per_class(ctx *c)
 {
     const gr_metrics *m = c->m;
     sbuf *b = &c->b;
-    pf(b, "<h2>Per class</h2>\n<p>Macro F1 over the %d classes present: <strong>%.3f</strong>.</p>\n",
+    pf(b,
+       "<h2>Per class</h2>\n<p>Macro F1 over the %d classes present: <strong>%.3f</strong>.</p>\n",
        m->nclass_present, m->macro_f1);
-    puts_(b, "<table id=\"per-class\">\n<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
-             "<th>support</th></tr>\n");
+    puts_(b,
+          "<table id=\"per-class\">\n<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
+          "<th>support</th></tr>\n");
     for (int k = 0; k < m->nclass; k++) {
         puts_(b, "<tr><td>");
         esc(b, class_name(c, k));
-        pf(b, "</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%lld</td></tr>\n", m->precision[k], m->recall[k],
-           m->f1[k], (long long)m->support[k]);
+        pf(b, "</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%lld</td></tr>\n", m->precision[k],
+           m->recall[k], m->f1[k], (long long)m->support[k]);
     }
     puts_(b, "</table>\n");
 }
@@ -420,7 +479,8 @@ static void per_group(ctx *c)
         puts_(b, g == m->worst_group ? "<tr class=\"worst\"><td>" : "<tr><td>");
         esc(b, group_name(c, g));
         if (m->group_n[g])
-            pf(b, "</td><td>%.2f%%</td><td>%lld</td></tr>\n", 100 * m->group_acc[g], (long long)m->group_n[g]);
+            pf(b, "</td><td>%.2f%%</td><td>%lld</td></tr>\n", 100 * m->group_acc[g],
+               (long long)m->group_n[g]);
         else puts_(b, "</td><td>n/a</td><td>0</td></tr>\n");
     }
     puts_(b, "</table>\n");
@@ -465,7 +525,7 @@ int gr_report_write(const char *path, const gr_report *r)
     for (int k = 0; k < r->ncurves; k++)
         if (r->curves[k].n > 0 && (!r->curves[k].x || !r->curves[k].y))
             return gr_err(GRAFT_E_ARG, "%s: report: curve %d has no points", path, k);
-    ctx c = {.r = r, .m = r->m};
+    ctx c = { .r = r, .m = r->m };
     page(&c);
     if (c.b.oom) {
         free(c.b.p);

@@ -16,25 +16,25 @@ struct gr_graph;
 enum { GR_POOL_MEAN = 0, GR_POOL_GRID2 = 1, GR_POOL_NONE = 2, GR_POOL_GRID4 = 3 };
 /* Cells per side of a pooling of a rank-4 map: 1 (mean), 2, 4 (grids); 0 for none. */
 int gr_pool_side(int pool);
-const char *gr_pool_name(int pool);  /* "mean", "grid2", "grid4", "none" */
+const char *gr_pool_name(int pool); /* "mean", "grid2", "grid4", "none" */
 /* Whether an H x W map can be pooled so: grid2 needs H, W >= 2; grid4 needs H and W multiples
  * of 4 (equal cells, so that ONNX's AveragePool in exported heads computes exactly what the
  * extraction does: PyTorch's adaptive_avg_pool2d(x, 4)). Errors name `what`. */
 int gr_pool_check(int64_t H, int64_t W, int pool, const char *what);
-int gr_pool_fits(int64_t H, int64_t W, int pool);  /* the same rule, without the error */
+int gr_pool_fits(int64_t H, int64_t W, int pool); /* the same rule, without the error */
 
 typedef struct gr_extract_opts {
-    const char *layer;       /* a value or node name (graft info lists cut points); NULL: the
-                                classifier's input (the node before the head) */
-    int pool;                /* rank-4 maps: global mean, mean over a 2x2 or 4x4 grid (PyTorch's
-                                adaptive_avg_pool2d(x, 2 or 4), 4 or 16 values per channel), or
-                                flatten */
-    gr_transform t;          /* the preprocessing */
-    int batch, workers;      /* 0: 32 and 2 */
-    int bad;                 /* GR_BAD_FATAL or GR_BAD_SKIP */
-    const char *cache_dir;   /* NULL: no cache */
-    int use_ref;             /* reference kernels (tests) */
-    int quiet;               /* no progress on stderr */
+    const char *layer;     /* a value or node name (graft info lists cut points); NULL: the
+                              classifier's input (the node before the head) */
+    int pool;              /* rank-4 maps: global mean, mean over a 2x2 or 4x4 grid (PyTorch's
+                              adaptive_avg_pool2d(x, 2 or 4), 4 or 16 values per channel), or
+                              flatten */
+    gr_transform t;        /* the preprocessing */
+    int batch, workers;    /* 0: 32 and 2 */
+    int bad;               /* GR_BAD_FATAL or GR_BAD_SKIP */
+    const char *cache_dir; /* NULL: no cache */
+    int use_ref;           /* reference kernels (tests) */
+    int quiet;             /* no progress on stderr */
 } gr_extract_opts;
 
 /* Features of some samples of a dataset: rows in the order of idx (skipped bad samples are
@@ -42,12 +42,12 @@ typedef struct gr_extract_opts {
 typedef struct gr_features {
     int64_t n;
     int dim;
-    float *X;                /* (n, dim) */
-    int32_t *y;              /* [n] */
-    int64_t *index;          /* [n] dataset indices */
-    int cached;              /* read from the cache (nothing computed) */
-    char key[17];            /* the cache key (hex), "" without a cache */
-    char layer[256];         /* the value the features come from */
+    float *X;        /* (n, dim) */
+    int32_t *y;      /* [n] */
+    int64_t *index;  /* [n] dataset indices */
+    int cached;      /* read from the cache (nothing computed) */
+    char key[17];    /* the cache key (hex), "" without a cache */
+    char layer[256]; /* the value the features come from */
     double seconds;
 } gr_features;
 
@@ -62,14 +62,15 @@ void gr_features_free(gr_features *f);
 
 /* Features of several layers in one pass over the samples (no cache): out[k] from layers[k]
  * pooled by pool[k]. */
-int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
-                      const char *const *layers, const int *pool, int n, const gr_extract_opts *o, gr_features *out);
+int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx,
+                      int64_t nidx, const char *const *layers, const int *pool, int n,
+                      const gr_extract_opts *o, gr_features *out);
 /* The layers worth trying as features: the cut points and the outputs of merges (Add, Concat,
  * Sum: the maps inside feature pyramids), rank-4 float maps of at least 2x2 for the transform's
  * input size, thinned to at most max evenly spaced in execution order. *names malloc'd; with
  * sides, *sides (malloc'd) holds each map's H and W: (*sides)[2i], (*sides)[2i + 1]. */
-int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names, int64_t **sides,
-                        int *count);
+int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names,
+                        int64_t **sides, int *count);
 
 /* ==== heads on features (fit.c) ============================================================ */
 
@@ -77,8 +78,8 @@ enum { GR_HEAD_LOGREG = 0, GR_HEAD_MLP = 1, GR_HEAD_KNN = 2, GR_HEAD_NCM = 3 };
 enum { GR_FEAT_NONE = 0, GR_FEAT_STANDARDIZE = 1, GR_FEAT_L2 = 2 };
 
 typedef struct gr_fit_opts {
-    int kind;              /* GR_HEAD_* */
-    int norm;              /* GR_FEAT_*: applied to features before the head, saved with it */
+    int kind; /* GR_HEAD_* */
+    int norm; /* GR_FEAT_*: applied to features before the head, saved with it */
     /* logistic regression (multinomial, L-BFGS on the full batch, as scikit-learn's
      * LogisticRegression(solver="lbfgs")): minimise 0.5 |W|^2 + C * sum of cross-entropies,
      * intercept not penalised. C <= 0: chosen by stratified k-fold cross-validation over
@@ -87,14 +88,14 @@ typedef struct gr_fit_opts {
      * folds, C = 1 instead (LogisticRegression's default; cv_acc stays -1). */
     double C;
     int ncs, folds;
-    int max_iter;          /* L-BFGS iterations (0: 1000) */
-    double tol;            /* gradient tolerance (0: 1e-4, scikit-learn's) */
+    int max_iter; /* L-BFGS iterations (0: 1000) */
+    double tol;   /* gradient tolerance (0: 1e-4, scikit-learn's) */
     /* MLP: dim -> hidden (ReLU, dropout) -> nclass, AdamW, cross-entropy */
     int hidden;
     float dropout;
     int epochs;
     double lr, weight_decay;
-    int batch;             /* MLP minibatch rows, shuffled each epoch (0: the full batch) */
+    int batch; /* MLP minibatch rows, shuffled each epoch (0: the full batch) */
     /* kNN: k neighbours by cosine similarity, vote weighted by similarity */
     int k;
     uint64_t seed;
@@ -108,18 +109,18 @@ void gr_fit_defaults(gr_fit_opts *o, int kind);
 
 typedef struct gr_head {
     int kind, nclass, dim, norm;
-    float *mu, *sd;        /* GR_FEAT_STANDARDIZE: [dim] */
-    float *W, *b;          /* LOGREG, NCM: (nclass, dim), [nclass]; MLP: first layer (hidden, dim) */
-    float *W2, *b2;        /* MLP second layer (nclass, hidden), [nclass] */
+    float *mu, *sd; /* GR_FEAT_STANDARDIZE: [dim] */
+    float *W, *b;   /* LOGREG, NCM: (nclass, dim), [nclass]; MLP: first layer (hidden, dim) */
+    float *W2, *b2; /* MLP second layer (nclass, hidden), [nclass] */
     int hidden;
-    float *X;              /* KNN: the normalised training rows (n, dim) */
+    float *X; /* KNN: the normalised training rows (n, dim) */
     int32_t *y;
     int64_t n;
     int k;
-    double C;              /* LOGREG: the C used (chosen by CV when asked) */
-    double cv_acc;         /* LOGREG with CV: the best mean fold accuracy */
-    char *origin;          /* malloc'd JSON saying where the features come from (model, layer,
-                              pooling, transform, class names), saved as "graft_origin"; or NULL */
+    double C;      /* LOGREG: the C used (chosen by CV when asked) */
+    double cv_acc; /* LOGREG with CV: the best mean fold accuracy */
+    char *origin;  /* malloc'd JSON saying where the features come from (model, layer,
+                      pooling, transform, class names), saved as "graft_origin"; or NULL */
     /* what the fit did (not saved): LOGREG: L-BFGS iterations of the final fit, and with CV
      * the fold accuracies (folds, ncs) row-major and the Cs tried; MLP: mean training loss per
      * epoch [epochs] */
@@ -153,8 +154,8 @@ typedef struct gr_head {
  * - NCM: class means of the normalised rows. Logits are -|x - mean|^2, or with L2 the cosine
  *   similarity to the mean; W holds the means (unit length with L2), b[c] is 0, or -inf for a
  *   class without training rows (probability 0). */
-int gr_head_fit(const float *X, const int32_t *y, int64_t n, int dim, int nclass, const gr_fit_opts *o,
-                gr_head *h);
+int gr_head_fit(const float *X, const int32_t *y, int64_t n, int dim, int nclass,
+                const gr_fit_opts *o, gr_head *h);
 /* Class probabilities (n, nclass) for rows X (softmax of the logits; kNN: normalised votes). */
 int gr_head_predict(const gr_head *h, const float *X, int64_t n, float *prob);
 void gr_head_free(gr_head *h);
@@ -174,11 +175,11 @@ int gr_stratified_folds(const int32_t *y, int64_t n, int folds, int32_t *fold);
 
 typedef struct gr_layer_score {
     char layer[256];
-    int pool;            /* GR_POOL_MEAN, GR_POOL_GRID2 or GR_POOL_GRID4 */
+    int pool; /* GR_POOL_MEAN, GR_POOL_GRID2 or GR_POOL_GRID4 */
     int dim;
-    double cv_acc;       /* cross-validated linear-probe accuracy */
-    double cv_logloss;   /* its mean held-out log-loss: the ranking */
-    int order;           /* the candidate's place in execution order */
+    double cv_acc;     /* cross-validated linear-probe accuracy */
+    double cv_logloss; /* its mean held-out log-loss: the ranking */
+    int order;         /* the candidate's place in execution order */
 } gr_layer_score;
 
 /* Scores candidate layers (gr_layer_candidates: max_candidates evenly spaced ones (0: 32), then
@@ -188,7 +189,8 @@ typedef struct gr_layer_score {
  * by a 3-fold CV probe (C = 1), best first: lowest held-out log-loss (ties: the earlier layer).
  * See layer_auto.c for why the log-loss. */
 int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
-                  const gr_extract_opts *o, int max_candidates, gr_layer_score **scores, int *count);
+                  const gr_extract_opts *o, int max_candidates, gr_layer_score **scores,
+                  int *count);
 
 /* ==== few-shot learning (fewshot.c) ======================================================= */
 
@@ -209,17 +211,17 @@ typedef struct gr_fewshot_opts {
 } gr_fewshot_opts;
 
 typedef struct gr_fewshot_result {
-    double mean, ci95;      /* mean accuracy over episodes and 1.96 * std / sqrt(episodes) */
+    double mean, ci95; /* mean accuracy over episodes and 1.96 * std / sqrt(episodes) */
     int episodes;
-    double *acc;            /* [episodes], malloc'd (gr_fewshot_free) */
+    double *acc; /* [episodes], malloc'd (gr_fewshot_free) */
 } gr_fewshot_result;
 
-int gr_fewshot_eval(const float *X, const int32_t *y, int64_t n, int dim, int nclass, const gr_fewshot_opts *o,
-                    gr_fewshot_result *r);
+int gr_fewshot_eval(const float *X, const int32_t *y, int64_t n, int dim, int nclass,
+                    const gr_fewshot_opts *o, gr_fewshot_result *r);
 /* One episode with given rows: support[way * shot] (grouped by episode class), query[way *
  * query]; writes the predicted episode class of each query. For tests and custom protocols. */
-int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const int64_t *query, int way, int shot,
-                       int nquery, int method, int32_t *pred);
+int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const int64_t *query,
+                       int way, int shot, int nquery, int method, int32_t *pred);
 void gr_fewshot_free(gr_fewshot_result *r);
 
 /* ==== fine-tuning (finetune.c) ============================================================= */
@@ -239,61 +241,61 @@ enum { GR_HEAD_INIT_PROBE = 0, GR_HEAD_INIT_RANDOM = 1, GR_HEAD_INIT_IMPRINT = 2
 enum { GR_BN_AUTO = 0, GR_BN_TRAIN = 1, GR_BN_FROZEN = 2 };
 
 typedef struct gr_ft_opts {
-    int head_init;              /* GR_HEAD_INIT_PROBE: phase 1 starts with a linear probe fitted on
-                                   the frozen features (LP-FT); RANDOM: torch's Linear init;
-                                   IMPRINT: normalised class means of the normalised features */
-    const char *cache_dir;      /* feature cache for the probe (NULL: none) */
-    double probe_C;             /* the probe's C; <= 0: cross-validated (as graft fit) */
-    int bn;                     /* GR_BN_TRAIN: BatchNorms whose parameters train use batch
-                                   statistics (timm); GR_BN_FROZEN: every BatchNorm stays in
-                                   inference mode, its scale and shift still train (the Keras
-                                   guide); AUTO: train when phase 2 trains "all" from a random
-                                   head or with 200+ samples per class, else frozen */
-    const char *layer;          /* NULL: replace the model's classifier; else cut here, new head */
-    int pool;                   /* for a cut rank-4 map: GR_POOL_MEAN, GR_POOL_GRID2 or GR_POOL_GRID4 */
-    const char *freeze;         /* what phase 2 trains besides the head (gr_freeze_select spec);
-                                   "head": no phase 2 */
-    int head_epochs, epochs;    /* phase 1, phase 2 (0 skips the phase) */
-    int steps;                  /* > 0: phase 2 takes this many updates, rounded up to whole
-                                   epochs (epochs then follows from the batches per epoch) */
-    int opt;                    /* GR_ADAMW or GR_SGD */
+    int head_init;         /* GR_HEAD_INIT_PROBE: phase 1 starts with a linear probe fitted on
+                              the frozen features (LP-FT); RANDOM: torch's Linear init;
+                              IMPRINT: normalised class means of the normalised features */
+    const char *cache_dir; /* feature cache for the probe (NULL: none) */
+    double probe_C;        /* the probe's C; <= 0: cross-validated (as graft fit) */
+    int bn;                /* GR_BN_TRAIN: BatchNorms whose parameters train use batch
+                              statistics (timm); GR_BN_FROZEN: every BatchNorm stays in
+                              inference mode, its scale and shift still train (the Keras
+                              guide); AUTO: train when phase 2 trains "all" from a random
+                              head or with 200+ samples per class, else frozen */
+    const char *layer;     /* NULL: replace the model's classifier; else cut here, new head */
+    int pool;              /* for a cut rank-4 map: GR_POOL_MEAN, GR_POOL_GRID2 or GR_POOL_GRID4 */
+    const char *freeze;    /* what phase 2 trains besides the head (gr_freeze_select spec);
+                              "head": no phase 2 */
+    int head_epochs, epochs; /* phase 1, phase 2 (0 skips the phase) */
+    int steps;               /* > 0: phase 2 takes this many updates, rounded up to whole
+                                epochs (epochs then follows from the batches per epoch) */
+    int opt;                 /* GR_ADAMW or GR_SGD */
     double lr, lr_ratio, layer_decay, weight_decay;
     float label_smoothing, dropout;
     double val_frac;
-    int patience;               /* 0: no early stop (the best weights are still kept) */
+    int patience; /* 0: no early stop (the best weights are still kept) */
     int batch, workers;
     gr_transform eval_t, train_t;
-    int has_train_t;            /* train_t given (else derived from eval_t) */
-    const char *ckpt_dir;       /* NULL: no checkpoints */
+    int has_train_t;      /* train_t given (else derived from eval_t) */
+    const char *ckpt_dir; /* NULL: no checkpoints */
     int resume;
     uint64_t seed;
-    int quiet;                  /* no progress lines on stderr */
+    int quiet; /* no progress lines on stderr */
     int use_ref;
-    int stop_after_epochs;      /* > 0: fail after that many epochs in all (tests of --resume) */
+    int stop_after_epochs; /* > 0: fail after that many epochs in all (tests of --resume) */
 } gr_ft_opts;
 
 void gr_ft_defaults(gr_ft_opts *o);
 
 typedef struct gr_ft_epoch {
-    int phase, epoch;           /* epoch counts from 1 in each phase */
-    double train_loss, train_acc, val_loss, val_acc, lr, seconds;  /* val: NaN without a split */
+    int phase, epoch; /* epoch counts from 1 in each phase */
+    double train_loss, train_acc, val_loss, val_acc, lr, seconds; /* val: NaN without a split */
 } gr_ft_epoch;
 
 typedef struct gr_ft_result {
     gr_ft_epoch *hist;
     int nhist, caphist;
-    int best;                   /* the epoch (index into hist) whose weights were kept, -1: none */
+    int best; /* the epoch (index into hist) whose weights were kept, -1: none */
     double best_val;
     int64_t ntrain, nval;
     double seconds;
-    char recipe[2048];          /* the settings used, as text */
+    char recipe[2048]; /* the settings used, as text */
 } gr_ft_result;
 
 /* Fine-tunes the model on the samples idx[0..nidx) (NULL: all) of ds and writes the adapted
  * model to out_path (ONNX, output "probabilities", metadata graft.classes, graft.transform,
  * graft.recipe, graft.history). res is filled also on failure (free with gr_ft_result_free). */
-int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx, const gr_ft_opts *o,
-                const char *out_path, gr_ft_result *res);
+int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+                const gr_ft_opts *o, const char *out_path, gr_ft_result *res);
 void gr_ft_result_free(gr_ft_result *r);
 /* The learning curves as JSON: per-epoch arrays phase, epoch, train_loss, train_acc, val_loss,
  * val_acc (null without a split), lr, seconds, and "best" (malloc'd; NULL when out of memory). */
@@ -308,9 +310,10 @@ char *gr_ft_history_json(const gr_ft_result *r);
 /* The last step of both exports: Softmax(axis 1) of value `logits` becomes the only output,
  * "probabilities" (N, nclass); the pairs kv[2i] = kv[2i + 1] join the metadata; then prune
  * and save atomically. */
-int gr_export_finish(struct gr_graph *g, int logits, int nclass, const char *const *kv, int nkv, const char *out_path);
-int gr_export_head(const char *model_path, const gr_head *h, const char *layer, int pool, const gr_transform *t,
-                   const char *classes_json, const char *out_path);
+int gr_export_finish(struct gr_graph *g, int logits, int nclass, const char *const *kv, int nkv,
+                     const char *out_path);
+int gr_export_head(const char *model_path, const gr_head *h, const char *layer, int pool,
+                   const gr_transform *t, const char *classes_json, const char *out_path);
 
 /* ==== evaluation (metrics.c) =============================================================== */
 
@@ -318,28 +321,28 @@ int gr_export_head(const char *model_path, const gr_head *h, const char *layer, 
 typedef struct gr_metrics {
     int64_t n;
     int nclass;
-    double accuracy, top5;                 /* top5: top-k with k = min(5, nclass) */
-    int topk;                              /* that k */
-    double *precision, *recall, *f1;       /* [nclass] (0 where undefined, as scikit-learn's
-                                              zero_division=0) */
-    int64_t *support;                      /* [nclass]: rows whose true class it is */
-    double macro_f1;                       /* mean F1 over the classes present in y or in the
-                                              predictions (scikit-learn's f1_score default) */
-    int nclass_present;                    /* how many classes that mean is over */
-    int64_t *confusion;                    /* (nclass, nclass): row = true class, col = predicted */
+    double accuracy, top5;           /* top5: top-k with k = min(5, nclass) */
+    int topk;                        /* that k */
+    double *precision, *recall, *f1; /* [nclass] (0 where undefined, as scikit-learn's
+                                        zero_division=0) */
+    int64_t *support;                /* [nclass]: rows whose true class it is */
+    double macro_f1;                 /* mean F1 over the classes present in y or in the
+                                        predictions (scikit-learn's f1_score default) */
+    int nclass_present;              /* how many classes that mean is over */
+    int64_t *confusion;              /* (nclass, nclass): row = true class, col = predicted */
     /* calibration (Guo et al. 2017): nbins equal-width bins over the top-class confidence c,
      * bin b = (b/nbins, (b+1)/nbins], c = 0 in bin 0 (c outside [0, 1] is clamped into the
      * first or last bin). Empty bins have acc = conf = 0 and add nothing to the ECE. */
     int nbins;
-    double ece;                            /* sum over bins of |acc - conf| * count / n */
-    double *bin_acc, *bin_conf;            /* [nbins]: mean correctness and mean confidence */
-    int64_t *bin_count;                    /* [nbins] */
+    double ece;                 /* sum over bins of |acc - conf| * count / n */
+    double *bin_acc, *bin_conf; /* [nbins]: mean correctness and mean confidence */
+    int64_t *bin_count;         /* [nbins] */
     /* per group (when groups are given) */
     int ngroup;
-    double *group_acc;                     /* [ngroup] (0 for an empty group) */
-    int64_t *group_n;                      /* [ngroup] */
-    int worst_group;                       /* lowest accuracy among non-empty groups (ties: lowest
-                                              index), -1 without groups */
+    double *group_acc; /* [ngroup] (0 for an empty group) */
+    int64_t *group_n;  /* [ngroup] */
+    int worst_group;   /* lowest accuracy among non-empty groups (ties: lowest
+                          index), -1 without groups */
 } gr_metrics;
 
 /* prob (n, nclass), finite; y true ids in [0, nclass); group ids in [0, ngroup) or NULL;
@@ -347,8 +350,8 @@ typedef struct gr_metrics {
  * rank above its true class, ranking by probability and, among equals, by lower id (so top-1
  * equals the accuracy; scikit-learn's top_k_accuracy_score breaks ties the other way). On
  * failure *m is left zeroed and nothing is allocated. */
-int gr_metrics_compute(const float *prob, const int32_t *y, int64_t n, int nclass, const int32_t *group, int ngroup,
-                       int nbins, gr_metrics *m);
+int gr_metrics_compute(const float *prob, const int32_t *y, int64_t n, int nclass,
+                       const int32_t *group, int ngroup, int nbins, gr_metrics *m);
 void gr_metrics_free(gr_metrics *m);
 
 /* The k largest off-diagonal cells of the confusion matrix (count > 0), by count, then true
@@ -370,21 +373,21 @@ int gr_metrics_top_confusions(const gr_metrics *m, int k, gr_confusion_cell *out
 enum { GR_REPORT_MAX_HEATMAP = 50, GR_REPORT_TOP_CONFUSIONS = 20 };
 
 typedef struct gr_curve {
-    const char *name;                      /* e.g. "train loss", "val accuracy" */
-    const double *x, *y;                   /* [n]; non-finite points are skipped */
+    const char *name;    /* e.g. "train loss", "val accuracy" */
+    const double *x, *y; /* [n]; non-finite points are skipped */
     int n;
 } gr_curve;
 
 typedef struct gr_report {
     const char *title;
-    const char *recipe;                    /* free text (the settings used), shown verbatim */
-    const char *const *class_names;        /* [nclass] or NULL ("class 0", ...) */
-    const char *const *group_names;        /* [ngroup] or NULL ("group 0", ...) */
+    const char *recipe;             /* free text (the settings used), shown verbatim */
+    const char *const *class_names; /* [nclass] or NULL ("class 0", ...) */
+    const char *const *group_names; /* [ngroup] or NULL ("group 0", ...) */
     const gr_metrics *m;
-    const gr_curve *curves;                /* learning curves (may be 0) */
+    const gr_curve *curves; /* learning curves (may be 0) */
     int ncurves;
-    double seconds, peak_mb;               /* time and memory the run took */
-    const char *extra_html;                /* an optional section (e.g. a results table), trusted */
+    double seconds, peak_mb; /* time and memory the run took */
+    const char *extra_html;  /* an optional section (e.g. a results table), trusted */
 } gr_report;
 
 /* Writes the page atomically (gr_wfile); errors name the path. */
@@ -393,22 +396,23 @@ int gr_report_write(const char *path, const gr_report *r);
 /* ==== speech front end (keyword.c): openWakeWord's melspectrogram + speech embedding ======= */
 
 enum {
-    GR_KW_RATE = 16000,         /* the models' sample rate */
-    GR_KW_HOP = 1280,           /* 80 ms: one step of the stream, 8 mel frames, one embedding */
-    GR_KW_CHUNK = 1760,         /* samples the mel model sees per step (the step + 480 context) */
+    GR_KW_RATE = 16000, /* the models' sample rate */
+    GR_KW_HOP = 1280,   /* 80 ms: one step of the stream, 8 mel frames, one embedding */
+    GR_KW_CHUNK = 1760, /* samples the mel model sees per step (the step + 480 context) */
     GR_KW_FRAMES_PER_HOP = 8,
     GR_KW_MELS = 32,
-    GR_KW_WINDOW = 76,          /* mel frames per embedding */
-    GR_KW_DIM = 96,             /* embedding size */
-    GR_KW_HEAD_WINDOW = 16,     /* embeddings per head input (1.28 s) */
-    GR_KW_CHUNKS_PER_EMB = 10   /* an embedding's 76 frames end with the 10th chunk */
+    GR_KW_WINDOW = 76,        /* mel frames per embedding */
+    GR_KW_DIM = 96,           /* embedding size */
+    GR_KW_HEAD_WINDOW = 16,   /* embeddings per head input (1.28 s) */
+    GR_KW_CHUNKS_PER_EMB = 10 /* an embedding's 76 frames end with the 10th chunk */
 };
 
 typedef struct gr_kw_frontend gr_kw_frontend;
 
 /* Loads melspectrogram.onnx and embedding_model.onnx and builds their plans once: for batches
  * of 32 chunks and 64 windows, or (stream) one of each, for the live path. */
-int gr_kw_frontend_new(const char *mel_path, const char *emb_path, int stream, int use_ref, gr_kw_frontend **out);
+int gr_kw_frontend_new(const char *mel_path, const char *emb_path, int stream, int use_ref,
+                       gr_kw_frontend **out);
 void gr_kw_frontend_free(gr_kw_frontend *fe);
 /* Mel frames for n samples (8 per started 80 ms step) and embeddings for that many frames. */
 int64_t gr_kw_num_frames(int64_t nsamples);
@@ -420,8 +424,8 @@ void gr_kw_mel(gr_kw_frontend *fe, const float *audio, int64_t n, float *mel);
 /* Mel frames -> embeddings (gr_kw_num_embeddings(nframes), 96). */
 void gr_kw_embed_frames(gr_kw_frontend *fe, const float *mel, int64_t nframes, float *emb);
 /* Both, into malloc'd arrays (mel_out may be NULL). */
-int gr_kw_embed(gr_kw_frontend *fe, const float *audio, int64_t n, float **mel_out, int64_t *nframes,
-                float **emb_out, int64_t *nemb);
+int gr_kw_embed(gr_kw_frontend *fe, const float *audio, int64_t n, float **mel_out,
+                int64_t *nframes, float **emb_out, int64_t *nemb);
 
 /* A keyword head (openWakeWord's shape: (batch, window, 96) embeddings -> (batch, 1) score),
  * planned for `batch` windows at a time (0: 64). */
@@ -452,28 +456,29 @@ int64_t gr_kw_stream_flush(gr_kw_stream *s, float *scores);
  * export's self-check: embeddings within 1e-4 of the largest, scores within 1e-4, no NaN), and
  * only then renamed to out_path. *samples and *max_diff (each may be NULL) get the input length
  * and the largest difference the check saw. */
-int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *head_path, const char *out_path,
-                      int64_t *samples, double *max_diff);
+int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *head_path,
+                      const char *out_path, int64_t *samples, double *max_diff);
 int64_t gr_kw_full_samples(int window);
 
 /* ==== keyword detectors from synthetic speech (keyword_train.c; the recipe is described there) */
 
 typedef struct gr_kw_train_opts {
     const char *keyword;
-    const char *models_dir;     /* melspectrogram.onnx and embedding_model.onnx */
-    const char *work_dir;       /* synthesised clips, noise beds and the feature cache */
-    int positives;              /* synthetic clips of the keyword to train on (500) */
-    int negatives;              /* synthetic clips of other phrases and near misses (3000) */
-    const char *recordings;     /* a folder of the user's WAV recordings of the keyword, or NULL */
-    int test_positives;         /* held-out voices saying the keyword (100) */
-    double test_hours;          /* negative audio of held-out voices for false accepts (0.25) */
-    double target_fa;           /* false accepts per hour the threshold aims at on validation (0.5) */
-    int hidden;                 /* the head's width (128, openWakeWord's) */
-    int epochs, patience;       /* 30, 8 */
-    double lr;                  /* 1e-4 */
-    double hard_frac;           /* share of the negatives per batch drawn from the hardest 10 % (0.25; < 0: default) */
-    int scratch;                /* the baseline: the same head on mel frames, no embedding network */
-    int parallel;               /* clips synthesised at once (4) */
+    const char *models_dir; /* melspectrogram.onnx and embedding_model.onnx */
+    const char *work_dir;   /* synthesised clips, noise beds and the feature cache */
+    int positives;          /* synthetic clips of the keyword to train on (500) */
+    int negatives;          /* synthetic clips of other phrases and near misses (3000) */
+    const char *recordings; /* a folder of the user's WAV recordings of the keyword, or NULL */
+    int test_positives;     /* held-out voices saying the keyword (100) */
+    double test_hours;      /* negative audio of held-out voices for false accepts (0.25) */
+    double target_fa;       /* false accepts per hour the threshold aims at on validation (0.5) */
+    int hidden;             /* the head's width (128, openWakeWord's) */
+    int epochs, patience;   /* 30, 8 */
+    double lr;              /* 1e-4 */
+    double hard_frac; /* share of the negatives per batch drawn from the hardest 10 % (0.25; < 0:
+                         default) */
+    int scratch;      /* the baseline: the same head on mel frames, no embedding network */
+    int parallel;     /* clips synthesised at once (4) */
     uint64_t seed;
     int quiet;
 } gr_kw_train_opts;
@@ -483,11 +488,11 @@ typedef struct gr_kw_train_result {
     int64_t pos_windows, neg_windows;
     int epochs, best_epoch;
     double val_loss;
-    double threshold;               /* chosen on validation (never below 0.5) */
+    double threshold; /* chosen on validation (never below 0.5) */
     int test_pos_clips;
-    double test_recall, test_hours, test_fa_per_hour;   /* at the threshold */
+    double test_recall, test_hours, test_fa_per_hour; /* at the threshold */
     int64_t test_fa;
-    double recall_at_1fa, threshold_at_1fa;             /* threshold set on the test negatives */
+    double recall_at_1fa, threshold_at_1fa; /* threshold set on the test negatives */
     double seconds_synthesis, seconds_features, seconds_training;
 } gr_kw_train_result;
 
