@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include "data/data.h"
+#include "speech/speech.h"
 
 #include <stdarg.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* speech_api.c — the public speech front end (graft.h "speech") over data/audio.c and
  * transfer/keyword.c. */
 #include "api.h"
-#include "transfer/transfer.h"
+#include "speech/speech.h"
 
 #include <cjson/cJSON.h>
 

@@ -334,46 +334,4 @@ int64_t gr_loader_skipped(const gr_loader *l);
 /* Joins the workers (after the samples in flight, never waiting for the epoch) and frees. */
 void gr_loader_free(gr_loader *l);
 
-/* ---- audio (audio.c): WAV files and resampling for the speech front end ---- */
-
-/* Mono audio as float samples in [-1, 1); owned by its holder (gr_audio_free). */
-typedef struct gr_audio {
-    float *samples;
-    int64_t n;
-    int rate;           /* Hz */
-    int channels, bits; /* as the file had them (before the mix-down) */
-} gr_audio;
-
-void gr_audio_free(gr_audio *a);
-/* Decodes a WAV file: PCM 8/16/24/32-bit, float 32/64-bit, plain or WAVE_FORMAT_EXTENSIBLE, up to
- * 64 channels (mixed down to mono), a rate from 1000 Hz to the audio-rate limit and a length up to
- * the audio-seconds limit (both GRAFT_E_LIMIT beyond, checked from the header). Errors name the
- * file and what is wrong. */
-int gr_wav_read(const char *path, gr_audio *out);
-int gr_wav_decode_mem(const char *name, const uint8_t *data, size_t n, gr_audio *out);
-/* Writes 16-bit mono PCM (samples clipped to [-1, 1)). */
-int gr_wav_write(const char *path, const float *samples, int64_t n, int rate);
-/* Band-limited resampling to `rate` (Kaiser-windowed sinc, polyphase, exact rational ratio);
- * a copy when the rates are equal. out gets new samples. Rates from 1000 Hz (GRAFT_E_ARG
- * otherwise); the cost is bounded by the output's length whatever the rate pair. */
-int gr_audio_resample(const gr_audio *in, int rate, gr_audio *out);
-
-/* ---- speech clips made offline (speech_synth.c): espeak-ng piped into sox ---- */
-
-typedef struct gr_speak_job {
-    const char *voice; /* espeak-ng voice, e.g. "en-us+m3" (accent + variant) */
-    int speed, pitch;  /* words per minute (80..450), pitch 0..99 */
-    const char *text;
-    const char *out;   /* the WAV to write: 16-bit, 16 kHz, mono */
-    char effects[512]; /* sox effects applied on the way, space-separated ("tempo 1.1 gain -3") */
-} gr_speak_job;
-
-/* Makes every clip, `parallel` at a time; stops at the first failure, naming the voice and text
- * or the sox effects. progress (may be NULL) is called after each wave. */
-int gr_speak(const gr_speak_job *jobs, int n, int parallel,
-             void (*progress)(int done, int total, void *), void *ctx);
-/* Runs a program (found on PATH) with argv, output discarded; fails naming it on a non-zero exit.
- */
-int gr_run_tool(char *const argv[]);
-
 #endif

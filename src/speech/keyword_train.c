@@ -38,7 +38,7 @@
  * per hour = detections (1 s apart at least) on made-up sentences (their own stream, test names)
  * joined into recordings; and
  * recall at 1 false accept per hour, with the threshold set on that stream. */
-#include "transfer.h"
+#include "speech.h"
 
 #include "graph/graph.h"
 #include "io/io.h"

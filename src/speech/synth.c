@@ -3,7 +3,7 @@
  * `espeak-ng -v VOICE -s SPEED -p PITCH --stdout TEXT | sox -t wav - -r 16000 -b 16 -c 1 OUT
  * EFFECTS...`, run as two processes joined by a pipe (no shell: the text and voice reach the
  * programs as single arguments), several clips at a time. */
-#include "data.h"
+#include "speech.h"
 
 #include <errno.h>
 #include <fcntl.h>

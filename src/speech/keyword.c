@@ -22,7 +22,7 @@
  * spectrogram), so a batch of chunks would share one floor. graft cuts the model at that
  * ReduceMax's input and applies the floor per chunk, which is what openWakeWord computes,
  * chunk by chunk, in a batch. */
-#include "transfer.h"
+#include "speech.h"
 
 #include "graph/graph.h"
 #include "io/io.h"

@@ -22,7 +22,7 @@
  * phases of 94 taps), and otherwise (a rate pair like 383,999 -> 16,000 Hz, whose gcd is 1, would
  * need 16,000 phases of 810 taps) each output sample's taps are computed as it is made, with the
  * same expression, so the cost is bounded by the output's length, never by the rate pair. */
-#include "data.h"
+#include "speech.h"
 
 #include <errno.h>
 #include <math.h>
