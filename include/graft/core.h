@@ -57,6 +57,35 @@ int64_t graft_get_limit(graft_limit which);
 const char *graft_limit_name(graft_limit which);
 int graft_limit_find(const char *name);
 
+/* ---- progress and notes --------------------------------------------------------------------
+ * The library never prints. A long call reports through the callback its options carry
+ * (`progress`, `progress_ctx`; NULL: nothing is reported): how far a stage is, and notes a user
+ * may want to read (a cache that could not be used, a resumed checkpoint, an epoch's figures).
+ * graft's CLI draws a bar with rate and ETA on a terminal and plain lines otherwise. */
+typedef enum graft_event {
+    GRAFT_EVENT_PROGRESS = 0, /* `done` of `total` items of `stage` (total 0: unknown) */
+    GRAFT_EVENT_NOTE = 1,     /* `message`: what happened (an epoch's figures, a stage's result) */
+    GRAFT_EVENT_WARNING = 2   /* `message`: something went wrong and was worked around */
+} graft_event;
+
+typedef struct graft_progress {
+    graft_event event;
+    const char *stage;   /* "extract", "probe", "train", "synthesize", ... */
+    int64_t done, total; /* PROGRESS: items done and in all (0: unknown) */
+    const char *message; /* NOTE, WARNING: one line, no newline; else NULL */
+} graft_progress;
+
+/* Called on the caller's thread or a worker's (never two at once for one call); the struct and
+ * its strings live until the callback returns. */
+typedef void (*graft_progress_fn)(void *ctx, const graft_progress *p);
+
+/* ---- options ------------------------------------------------------------------------------
+ * Every options struct has a graft_*_opts_init() that fills graft's defaults; set the fields you
+ * want after it. GRAFT_AUTO in a numeric field (int or double) leaves the value for graft to
+ * choose from the data (the summary says what it chose); closed sets are enums with
+ * graft_*_name() and graft_*_from_name(). */
+#define GRAFT_AUTO (-2147483647 - 1)
+
 /* ---- tensors ---------------------------------------------------------------------------- */
 
 /* Element types use ONNX's TensorProto.DataType numbers. */

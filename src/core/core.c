@@ -395,3 +395,24 @@ size_t gr_peak_rss(void)
     getrusage(RUSAGE_SELF, &ru);
     return (size_t)ru.ru_maxrss * 1024;
 }
+
+/* ---- progress ---- */
+
+void gr_progress_step(const gr_progress *p, const char *stage, int64_t done, int64_t total)
+{
+    if (!p || !p->fn) return;
+    graft_progress ev = { GRAFT_EVENT_PROGRESS, stage, done, total, NULL };
+    p->fn(p->ctx, &ev);
+}
+
+void gr_progress_note(const gr_progress *p, graft_event ev, const char *stage, const char *fmt, ...)
+{
+    if (!p || !p->fn) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    graft_progress e = { ev, stage, 0, 0, line };
+    p->fn(p->ctx, &e);
+}

@@ -109,4 +109,15 @@ int gr_threads(void);
 double gr_now(void);
 size_t gr_peak_rss(void);
 
+/* Progress and notes for the caller (graft_progress_fn, include/graft/core.h): the library's only
+ * way to tell a user anything. A NULL fn reports nothing. gr_progress_step is cheap enough for
+ * every batch; gr_progress_note formats one line (printf style, no newline). */
+typedef struct gr_progress {
+    graft_progress_fn fn;
+    void *ctx;
+} gr_progress;
+void gr_progress_step(const gr_progress *p, const char *stage, int64_t done, int64_t total);
+void gr_progress_note(const gr_progress *p, graft_event ev, const char *stage, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif
