@@ -3,8 +3,8 @@
  * mix-down, chunk walking, bad headers) and resampling (sums of sines against their closed form
  * at the new rate). */
 #include "data/data.h"
-#include "speech/speech.h"
 #include "harness.h"
+#include "speech/speech.h"
 
 #include <math.h>
 #include <string.h>
@@ -109,8 +109,7 @@ static void check_formats(void)
     for (int i = 0; i < 4 && a.samples; i++)
         CHECK(a.samples[i] == (float)want[i], "float64 sample %d", i);
     gr_audio_free(&a);
-    /* a data chunk that declares 0 bytes in a file with a real RIFF size is empty, whatever follows
-     */
+    /* a data chunk that declares 0 bytes in a file with a real RIFF size is empty, whatever follows */
     n = make_wav(buf, 1, 1, 16000, 16, s16, 8, 0, 0, 0);
     CHECK(gr_wav_decode_mem("zero", buf, n, &a) == 0 && a.n == 0,
           "declared-empty data: %lld samples", (long long)a.n);

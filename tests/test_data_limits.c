@@ -818,8 +818,7 @@ static void test_transform(void)
     free(out);
 }
 
-/* The loader refuses a transform (built by hand, past the parser) whose output is over the limit.
- */
+/* The loader refuses a transform (built by hand, past the parser) whose output is over the limit. */
 static void test_loader(void)
 {
     char p[400];

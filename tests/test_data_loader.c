@@ -133,8 +133,7 @@ static int load_run(const gr_dataset *ds, const gr_transform *t, gr_loader_opts 
     return st;
 }
 
-/* data.h: sample i of epoch e uses gr_rng_seed(splitmix64(splitmix64(splitmix64(seed) ^ e) ^ i)).
- */
+/* data.h: sample i of epoch e uses gr_rng_seed(splitmix64(splitmix64(splitmix64(seed) ^ e) ^ i)). */
 static uint64_t splitmix64(uint64_t x)
 {
     x += 0x9E3779B97F4A7C15ull;

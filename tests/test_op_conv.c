@@ -237,8 +237,7 @@ static void test_known_values(void)
                   (float[]){ 1.5f, 1.5f, 3.5f, 2.5f, 5.5f, 3.5f, 3.5f, 0.5f, 0.5f });
     dnnl_declines = 0;
 
-    /* ConvInteger: uint8 1..9 minus zero point 1, int8 2x2 of ones minus per-channel zero point 0
-     */
+    /* ConvInteger: uint8 1..9 minus zero point 1, int8 2x2 of ones minus per-channel zero point 0 */
     uint8_t xq[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 }, zx[1] = { 1 };
     int8_t wq[4] = { 1, 1, 1, 1 }, zw[1] = { 0 };
     gr_tensor qin[4] = {
@@ -264,9 +263,8 @@ typedef struct geo {
     int64_t N, C, OC, G, in[3], out[3], k[3], s[3], d[3], pb[3];
 } geo;
 
-/* Conv: y[n][oc][o] = b[oc] + sum over ic of the group and taps j of x[n][ic][o*s - pb + j*d]
- * w[oc][ic'][j]. ConvTranspose: every x[n][ic][i] adds x * w[ic][oc'][j] to y[n][oc][i*s - pb +
- * j*d]. */
+/* Conv: y[n][oc][o] = b[oc] + sum over ic of the group and taps j of x[n][ic][o*s - pb + j*d] w[oc][ic'][j].
+ * ConvTranspose: every x[n][ic][i] adds x * w[ic][oc'][j] to y[n][oc][i*s - pb + j*d]. */
 static void naive(double *y, const float *x, const float *w, const float *b, const geo *q)
 {
     const int64_t ICg = q->C / q->G, OCg = q->OC / q->G;
@@ -282,8 +280,7 @@ static void naive(double *y, const float *x, const float *w, const float *b, con
                     int64_t jj[3] = { j / (q->k[1] * q->k[2]), j / q->k[2] % q->k[1], j % q->k[2] };
                     wk = q->transpose ? w[(ic * OCg + oc % OCg) * ks + j]
                                       : w[(oc * ICg + icg) * ks + j];
-                    /* conv: walk outputs and read inputs; transpose: walk inputs and write outputs
-                     */
+                    /* conv: walk outputs and read inputs; transpose: walk inputs and write outputs */
                     const int64_t *walk = q->transpose ? q->in : q->out,
                                   *other = q->transpose ? q->out : q->in;
                     for (int64_t p = 0; p < walk[0] * walk[1] * walk[2]; p++) {
@@ -417,8 +414,7 @@ out:
 static void test_dnnl_vs_ref(void)
 {
     static const ccase cases[] = {
-        /* op, nsp, N, C, OC, G, in, k, s, d, pads, output_padding, output_shape, auto_pad, bias,
-           ks_attr, act */
+        /* op, nsp, N, C, OC, G, in, k, s, d, pads, output_padding, output_shape, auto_pad, bias, ks_attr, act */
         { "Conv",
           2,
           2,

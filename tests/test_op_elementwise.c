@@ -2,9 +2,9 @@
  * binary ops on many broadcast shape pairs (same shape, scalar, per-channel, both sides
  * broadcast, rank 0, empty, and sizes that run threaded) against naive index arithmetic in
  * double; integer semantics (truncating division, wrap-around, division by zero, Python vs C
- * Mod, BitShift); mixed-type Pow; comparisons and logic; the variadic Max/Min/Sum/Mean; Where;
- * PRelu; every unary op against its closed form in double for float32 and float64; Clip by opset;
- * Cast between all pairs of types; and the errors that bad inputs must give. */
+ * Mod, BitShift); mixed-type Pow; comparisons and logic; the variadic Max/Min/Sum/Mean; Where; PRelu;
+ * every unary op against its closed form in double for float32 and float64; Clip by opset; Cast
+ * between all pairs of types; and the errors that bad inputs must give. */
 #include "harness.h"
 
 #include "ops/ops.h"

@@ -517,8 +517,7 @@ static void test_pnm_decode(void)
         gr_image_free(&img);
     }
 
-    /* maxval 65535 (two bytes, big-endian) and 1000; maxval 100 (one byte): round(v / maxval * 255)
-     */
+    /* maxval 65535 (two bytes, big-endian) and 1000; maxval 100 (one byte): round(v / maxval * 255) */
     static const int maxvals[] = { 65535, 1000, 100 };
     for (int k = 0; k < 3; k++) {
         int w = 70, h = 50, mv = maxvals[k], bps = mv > 255 ? 2 : 1, ch = k == 2 ? 1 : 3;

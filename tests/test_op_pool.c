@@ -149,8 +149,7 @@ static void test_known_values(void)
     }
 
     /* 1-D, kernel 3, stride 2, pads 1/1, ceil_mode on 1..6: PyTorch gives
-     * max [2 4 6 6], avg include pad [1 3 5 3] (last window: (6 + pad) / 2), exclude [1.5 3 5 6].
-     */
+     * max [2 4 6 6], avg include pad [1 3 5 3] (last window: (6 + pad) / 2), exclude [1.5 3 5 6]. */
     float x6[6] = { 1, 2, 3, 4, 5, 6 };
     gr_shape s6 = { 3, { 1, 1, 6 } };
     int64_t k3[1] = { 3 }, st2[1] = { 2 }, p11[2] = { 1, 1 };
@@ -197,8 +196,7 @@ static void test_known_values(void)
         node_free(&n);
     }
 
-    /* auto_pad SAME_UPPER / SAME_LOWER, kernel 2 on length 3: total pad 1, at the end / the start.
-     */
+    /* auto_pad SAME_UPPER / SAME_LOWER, kernel 2 on length 3: total pad 1, at the end / the start. */
     gr_attr su[2] = { ints("kernel_shape", 1, k21), sval("auto_pad", "SAME_UPPER") };
     CHECK(node_run(&n, "AveragePool", su, 2, GR_F32, x3, &s3, 1, 1) == GRAFT_OK, "%s",
           graft_last_error());

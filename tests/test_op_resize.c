@@ -406,8 +406,7 @@ static void test_pad(void)
     CHECK(run(&n, "Pad", 2, a2, 2, 1, in, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, want_const, 24, 0, 0, "Pad-2");
     node_free(&n);
-    /* negative pads crop, then reflect pads the cropped tensor: numpy.pad(x[:, 1:], ((0,0),(0,2)),
-     * reflect) */
+    /* negative pads crop, then reflect pads the cropped tensor: numpy.pad(x[:, 1:], ((0,0),(0,2)), reflect) */
     gr_tensor neg[2] = { in[0], I64(0, -1, 0, 2) };
     gr_attr rf = sval("mode", "reflect");
     CHECK(run(&n, "Pad", 13, &rf, 1, 2, neg, 0) == 0, "%s", graft_last_error());

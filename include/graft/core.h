@@ -38,7 +38,7 @@ int graft_threads(void);
  * model and dataset graft has met; raise one for a file that needs it. Process-wide. */
 typedef enum graft_limit {
     GRAFT_LIMIT_TENSOR_BYTES,  /* one tensor read from a file (initializer, .npy, safetensors,
-                                  checkpoint): 16 GiB */
+                                       checkpoint): 16 GiB */
     GRAFT_LIMIT_IMAGE_PIXELS,  /* width x height of one image: 178,956,970 (PIL's error level) */
     GRAFT_LIMIT_AUDIO_RATE,    /* sample rate of an audio file, Hz: 384,000 */
     GRAFT_LIMIT_AUDIO_SECONDS, /* length of one audio file: 86,400 (a day) */

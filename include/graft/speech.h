@@ -68,7 +68,7 @@ typedef struct graft_keyword_train_opts {
     int hidden, epochs;       /* 128, 30 */
     double lr;                /* 1e-4 */
     double hard_frac;         /* share of each batch's negatives from the hardest 10 % of the
-                                 training negatives (0: the default 0.25; < 0: none) */
+                                   training negatives (0: the default 0.25; < 0: none) */
     int scratch;              /* the baseline: the same head on mel frames */
     int parallel;             /* clips synthesised at once (4) */
     uint64_t seed;

@@ -14,14 +14,14 @@ extern "C" {
  * Runs a model cut at a layer over a dataset and pools each sample's map into one row. */
 typedef struct graft_extract_opts {
     const char *layer;     /* a value or node name (`graft info` lists cut points); NULL: the
-                              input of the model's classifier */
+                               input of the model's classifier */
     const char *pool;      /* "mean" (global average; default), "grid2" (mean over a 2x2 grid,
-                              PyTorch's adaptive_avg_pool2d(x, 2): 4 values per channel),
-                              "grid4" (4x4, 16 values; the map's sides multiples of 4), "none" */
+                               PyTorch's adaptive_avg_pool2d(x, 2): 4 values per channel),
+                               "grid4" (4x4, 16 values; the map's sides multiples of 4), "none" */
     const char *transform; /* text form (see graft_dataset_load); NULL: ImageNet's default */
     int batch, workers;    /* 0: 32 and 2 */
     const char *cache_dir; /* NULL: no cache. Keyed by the model's content, the layer, the
-                              pooling, the preprocessing and the samples' files */
+                               pooling, the preprocessing and the samples' files */
     int skip_bad;          /* leave unreadable images out (reported on stderr) instead of failing */
     int quiet;             /* no progress line on stderr */
 } graft_extract_opts;
@@ -45,14 +45,14 @@ graft_status graft_extract(const char *model_path, const graft_dataset *d,
 /* ---- heads on features --------------------------------------------------------------------
  * A classifier fitted on feature rows (from graft_extract): multinomial logistic regression
  * (scikit-learn's LogisticRegression objective, L-BFGS; C chosen by 5-fold stratified
- * cross-validation over logspace(-4, 4) when C <= 0; C = 1 when a class has fewer than 5 rows), an
- * MLP, kNN (cosine) or the nearest class mean. The feature normalisation is part of the head. */
+ * cross-validation over logspace(-4, 4) when C <= 0; C = 1 when a class has fewer than 5 rows), an MLP, kNN (cosine) or the nearest class
+ * mean. The feature normalisation is part of the head. */
 typedef struct graft_head graft_head;
 
 typedef struct graft_fit_opts {
     const char *kind; /* "logreg" (default), "mlp", "knn", "ncm" */
     const char *norm; /* "standardize" (default for logreg and mlp), "l2" (default for knn and
-                         ncm), "none" */
+                           ncm), "none" */
     double C;         /* logreg: inverse L2 strength; <= 0: cross-validated */
     int hidden;       /* mlp: hidden units (0: 256) */
     int epochs;       /* mlp (0: its default) */
@@ -111,21 +111,21 @@ typedef struct graft_finetune_opts {
     const char *layer;       /* NULL: replace the classifier; a name: cut there, new head */
     const char *pool;        /* for a cut map: "mean" (default), "grid2" or "grid4" */
     const char *head_init;   /* "probe" (default): phase 1 fits a logistic regression on the frozen
-                                features (cross-validated C, as graft fit) and starts the head
-                                from it (LP-FT); "imprint": the weights are the normalised class
-                                means of the normalised features (weight imprinting; with
-                                epochs < 0 the few-shot classifier as it is); "random": torch's
-                                Linear init, then head epochs */
+                               features (cross-validated C, as graft fit) and starts the head
+                               from it (LP-FT); "imprint": the weights are the normalised class
+                               means of the normalised features (weight imprinting; with
+                               epochs < 0 the few-shot classifier as it is); "random": torch's
+                               Linear init, then head epochs */
     const char *cache_dir;   /* the probe's feature cache (NULL: none) */
     double probe_C;          /* the probe's inverse L2 strength; 0: cross-validated */
     const char *bn;          /* "train": BatchNorms that train use batch statistics (timm);
-                                "frozen": all stay in inference mode, scale and shift still
-                                train (the Keras guide); NULL: train when freeze is "all" and the
-                                head starts at random or there are 200+ images per class, else
-                                frozen (a probe head was fitted on the running statistics) */
+                               "frozen": all stay in inference mode, scale and shift still
+                               train (the Keras guide); NULL: train when freeze is "all" and the
+                               head starts at random or there are 200+ images per class, else
+                               frozen (a probe head was fitted on the running statistics) */
     const char *freeze;      /* what phase 2 trains besides the head: "all", "last:N" (blocks),
-                                "after:NODE", "pattern:GLOB", ... (see graft finetune --help);
-                                "head": no phase 2 */
+                               "after:NODE", "pattern:GLOB", ... (see graft finetune --help);
+                               "head": no phase 2 */
     int head_epochs, epochs; /* phase 1 and phase 2 epochs; < 0 skips the phase */
     const char *optimizer;   /* "adamw" (default) or "sgd" */
     double lr;               /* phase 1 learning rate (1e-3 AdamW, 0.01 SGD) */
@@ -139,17 +139,17 @@ typedef struct graft_finetune_opts {
     int batch, workers;      /* 32, 2 */
     const char *transform;   /* evaluation preprocessing, text form (default ImageNet's) */
     const char *augment;     /* training transform; NULL: the preprocessing with a random resized
-                                crop instead of resize + crop, and a horizontal flip (none for a
-                                head on a 2x2 grid) */
+                               crop instead of resize + crop, and a horizontal flip (none for a
+                               head on a 2x2 grid) */
     const char *checkpoint_dir; /* NULL: none; else a checkpoint after every epoch */
     int resume;                 /* continue from checkpoint_dir */
     uint64_t seed;
     int quiet;             /* no progress lines on stderr */
     int stop_after_epochs; /* > 0: stop with an error after that many epochs (tests) */
     int steps;             /* > 0: phase 2 gets a budget of this many optimizer updates (rounded
-                              up to whole epochs) whatever the dataset's size, instead of
-                              epochs: what a model trained from scratch on a few images needs.
-                              Early stopping still applies when there is a validation split. */
+                               up to whole epochs) whatever the dataset's size, instead of
+                               epochs: what a model trained from scratch on a few images needs.
+                               Early stopping still applies when there is a validation split. */
 } graft_finetune_opts;
 
 /* Fine-tunes on the samples `subset` (int64 indices; NULL: all) and writes the model to

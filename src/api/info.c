@@ -44,8 +44,8 @@ static int64_t parameter_count(const gr_graph *g)
     return n;
 }
 
-/* Builds a plan for one input of the given batch (symbolic dims: batch first, else gr_symbolic_dim)
- * with no input data, to count FLOPs and find the cut points. */
+/* Builds a plan for one input of the given batch (symbolic dims: batch first, else gr_symbolic_dim) with
+ * no input data, to count FLOPs and find the cut points. */
 static int plan_for_info(graft_model *m, int batch, gr_plan **out)
 {
     const gr_graph *g = m->g;

@@ -163,8 +163,8 @@ typedef struct gr_dataset {
  *                             allocated: against the file's size (raw) and the tensor-bytes
  *                             limit, or (gzip) against the decompressed-bytes limit and what the
  *                             compressed bytes can hold, the stream inflated no further than one
- *                             byte past the header's size. Fashion-MNIST names when the file is
- * train-/t10k-images in a folder whose name contains "fashion".
+ *                             byte past the header's size. Fashion-MNIST names when the file is train-/t10k-images
+ *                             in a folder whose name contains "fashion".
  *   *.npy                     NPY: features (n, dim) float32/float64 or images (n, h, w[, c])
  *                             uint8; labels from `labels_npy` (an int array of n), required.
  * labels_npy is used only for NPY (NULL otherwise). Errors name the path, and for CSV the line.

@@ -33,8 +33,7 @@ int gr_image_size_check(const char *what, int64_t w, int64_t h)
 }
 
 /* Refuses a size from a header before anything is allocated for it: a side beyond graft's
- * int-sized buffers is unsupported, a pixel count beyond the image-pixels limit is GRAFT_E_LIMIT.
- */
+ * int-sized buffers is unsupported, a pixel count beyond the image-pixels limit is GRAFT_E_LIMIT. */
 static int check_size(const char *name, int64_t w, int64_t h)
 {
     if (w <= 0 || h <= 0)

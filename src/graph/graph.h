@@ -162,10 +162,10 @@ typedef struct gr_head_spec {
     int nclass;
     int hidden;         /* 0: linear head (Gemm); > 0: MLP Gemm → Relu → [Dropout] → Gemm */
     float dropout;      /* MLP: Dropout(p) between Relu and fc2; linear: Dropout(p) before fc
-                           (timm's drop_rate). 0: no Dropout node */
+                              (timm's drop_rate). 0: no Dropout node */
     const char *pool;   /* rank-4 features: NULL or "avg" = GlobalAveragePool; "grid2" = mean
-                           over a 2x2 grid (adaptive_avg_pool2d(x, 2)); "grid4" over 4x4
-                           (H, W multiples of 4); then Flatten */
+                              over a 2x2 grid (adaptive_avg_pool2d(x, 2)); "grid4" over 4x4
+                              (H, W multiples of 4); then Flatten */
     const char *prefix; /* name prefix; NULL: "head" */
     int replace;        /* 1: the logits replace every graph output; 0: appended (multi-task) */
     const gr_shape *input_shapes; /* for the feature's shape, see gr_graph_value_shape; NULL ok */

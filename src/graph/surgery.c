@@ -557,12 +557,12 @@ int gr_graph_cut(gr_graph *g, const char *const *names, int n)
  *                PyTorch's adaptive_avg_pool2d(F, 2). Needs H, W >= 2; the kernel is fixed by
  *                the shapes the head is built for.
  *   pool "grid4" the same with 4x4 cells (H and W multiples of 4: equal cells)  (N, C, 4, 4)
- *   <p>.flatten = Flatten(axis 1)                                          (N, C), (N, 4C), (N,
- * 16C) From a feature of shape (N, C) the head starts here. Then, linear:
- *   [<p>.dropout = Dropout(p)]  <p>.fc = Gemm(x, <p>.fc.weight (nclass, fan_in), <p>.fc.bias,
- * transB=1) or MLP: <p>.fc1 = Gemm (hidden) → <p>.relu = Relu → [<p>.dropout = Dropout(p)] →
- * <p>.fc2 = Gemm (nclass) Dropout's ratio is an initializer "<p>.dropout.ratio" from opset 12 (the
- * attribute before). */
+ *   <p>.flatten = Flatten(axis 1)                                          (N, C), (N, 4C), (N, 16C)
+ * From a feature of shape (N, C) the head starts here. Then, linear:
+ *   [<p>.dropout = Dropout(p)]  <p>.fc = Gemm(x, <p>.fc.weight (nclass, fan_in), <p>.fc.bias, transB=1)
+ * or MLP:
+ *   <p>.fc1 = Gemm (hidden) → <p>.relu = Relu → [<p>.dropout = Dropout(p)] → <p>.fc2 = Gemm (nclass)
+ * Dropout's ratio is an initializer "<p>.dropout.ratio" from opset 12 (the attribute before). */
 
 static const char *prefix_of(const gr_head_spec *s)
 {

@@ -48,7 +48,7 @@ typedef struct conv_geom {
     int64_t in[3], out[3];    /* (D, H, W) of input and output */
     int64_t k[3], s[3], d[3]; /* kernel, stride, dilation */
     int64_t pb[3], pe[3];     /* begin and end pads; ConvTranspose: pe net of output_padding
-                               * (out = s*(in-1) + ek - pb - pe, oneDNN's form), may be < 0 */
+                                 * (out = s*(in-1) + ek - pb - pe, oneDNN's form), may be < 0 */
     int act;                  /* ACT_*: the fused activation */
     float lo, hi;             /* ACT_CLIP bounds */
 } conv_geom;
@@ -67,7 +67,7 @@ typedef struct conv_state {
     dnnl_memory_desc_t src_md, dst_md; /* the layouts the primitive chose */
     conv_geom g;
     void *wkeep;          /* training: run-time weights reordered here (not scratch), as
-                           * backward_data reads them again after forward */
+                                 * backward_data reads them again after forward */
     struct conv_train *t; /* training with oneDNN: the backward primitives; NULL otherwise */
 } conv_state;
 

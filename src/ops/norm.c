@@ -141,7 +141,7 @@ typedef struct bn_state {
     int64_t N, C, S;            /* X viewed as (N, C, S) */
     float *mean, *var;          /* batch statistics kept for backward and the running update */
     size_t tmp_off, dsrc_bytes; /* backward temporaries in scratch: diff_src (if dX is not
-                                   wanted), diff scale and shift (if not wanted) */
+                                  wanted), diff scale and shift (if not wanted) */
     dnnl_memory_desc_t xmd;     /* X's (and Y's) memory descriptor */
 } bn_state;
 

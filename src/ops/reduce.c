@@ -657,8 +657,7 @@ static void softmax_forward(gr_opctx *c)
     dnnl_stream_wait(c->dnnl->stream);
 }
 
-/* dx, dy, y: (outer, N, inner). Softmax: dx = y (dy - <dy, y>); LogSoftmax: dx = dy - e^y sum(dy).
- */
+/* dx, dy, y: (outer, N, inner). Softmax: dx = y (dy - <dy, y>); LogSoftmax: dx = dy - e^y sum(dy). */
 static void softmax_backward_ref(const axis_geom *g, gr_tensor *dx, const gr_tensor *dy,
                                  const gr_tensor *y)
 {

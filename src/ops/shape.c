@@ -575,8 +575,7 @@ static int dropout_prepare(gr_opctx *c)
     return gr_op_set_out(c, 1, c->opset >= 10 ? GR_BOOL : c->in[0]->dtype, &c->in[0]->shape);
 }
 
-/* Training: mask from c->rng (sequential, so a seed and the tensor size fix it), then y = x * m *
- * scale. */
+/* Training: mask from c->rng (sequential, so a seed and the tensor size fix it), then y = x * m * scale. */
 static void dropout_train(gr_opctx *c, dropout_state *d)
 {
     float ratio = d->ratio >= 0 ? d->ratio : (float)gr_get_f64(c->in[1], 0);

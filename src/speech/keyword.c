@@ -414,8 +414,7 @@ void gr_kw_stream_free(gr_kw_stream *s)
     free(s);
 }
 
-/* Chunk complete (zero-padded at the end of a stream): frames, maybe an embedding, maybe a score.
- */
+/* Chunk complete (zero-padded at the end of a stream): frames, maybe an embedding, maybe a score. */
 static int stream_chunk(gr_kw_stream *s, float *score)
 {
     gr_kw_frontend *fe = s->fe;

@@ -3,12 +3,12 @@
  * `graft keyword train` and `graft keyword eval`.
  *
  * Data, made offline (speech_synth.c): the keyword spoken by espeak-ng voices (8 English accents x
- * its ~100 voice variants, speeds 110-190 wpm, pitches 20-80), each clip through sox (no dither,
- * repeatable; level normalised to -12..-1 dBFS, tempo 0.85-1.15, a room-like EQ of bass/treble +-6
- * dB, reverb on half of them, 2 s of lead-in and 0.8 s of tail), every other one followed, 50-300
- * ms after the keyword, by the same voice saying a made-up sentence (as in "hey jarvis, what time
- * is it": without these a head learns that the keyword ends in silence and misses it in running
- * speech), then mixed in C with sox-made noise (white, pink, brown) at 5-25 dB SNR (4 clips in 5).
+ * its ~100 voice variants, speeds 110-190 wpm, pitches 20-80), each clip through sox (no dither, repeatable; level
+ * normalised to -12..-1 dBFS, tempo 0.85-1.15, a room-like EQ of bass/treble +-6 dB, reverb on
+ * half of them, 2 s of lead-in and 0.8 s of tail), every other one followed, 50-300 ms after the
+ * keyword, by the same voice saying a made-up sentence (as in "hey jarvis, what time is it":
+ * without these a head learns that the keyword ends in silence and misses it in running speech),
+ * then mixed in C with sox-made noise (white, pink, brown) at 5-25 dB SNR (4 clips in 5).
  * Negatives: everyday phrases, made-up sentences (a small grammar, see make_sentence) and near
  * misses of the keyword (its words alone, a first consonant changed, a word swapped for a name),
  * through the same voices and effects, and 1 in 20 without speech (silence, or noise at
@@ -451,8 +451,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 }
 static uint64_t fnv_str(uint64_t h, const char *s) { return fnv(h, s, strlen(s) + 1); }
 
-/* A synthetic clip's file: named by the hash of what makes it (voice, speed, pitch, text, effects).
- */
+/* A synthetic clip's file: named by the hash of what makes it (voice, speed, pitch, text, effects). */
 static void clip_path(clip *c, const char *dir)
 {
     char sp[32];
@@ -688,8 +687,7 @@ static void free_noise(noise_beds *nb)
     for (int k = 0; k < 3; k++) gr_audio_free(&nb->bed[k]);
 }
 
-/* The end of the speech (seconds) and its power (mean square over the loud part) of a clean clip.
- */
+/* The end of the speech (seconds) and its power (mean square over the loud part) of a clean clip. */
 static void speech_stats(const float *x, int64_t n, double *end, double *power)
 {
     float peak = 0;
@@ -779,8 +777,7 @@ static uint64_t file_id(uint64_t h, const char *path)
     return fnv(h, &st.st_mtim.tv_nsec, sizeof st.st_mtim.tv_nsec);
 }
 
-/* The cache key: every clip's recipe and file, the items, the noise beds, the front end's models.
- */
+/* The cache key: every clip's recipe and file, the items, the noise beds, the front end's models. */
 static uint64_t clipset_key(const clipset *s, const char *models_dir, const char *work_dir)
 {
     uint64_t h = fnv_str(1469598103934665603ULL, KEYWORD_RECIPE);
@@ -1903,9 +1900,8 @@ int gr_kw_train(const gr_kw_train_opts *o, const char *out_path, gr_kw_train_res
     if (!st) st = gr_dnnl_new(&ts.dnnl);
     if (!st) st = train_head(&ts, res);
     /* the threshold: a quarter of an hour of made-up sentences by training voices (not trained
-     * on; names neither trained on nor in the test), at the target rate of false accepts (near
-     * misses train the head to reject them, but a threshold set on them would price in adversarial
-     * speech a user rarely says) */
+     * on; names neither trained on nor in the test), at the target rate of false accepts (near misses train the head to reject them, but a
+     * threshold set on them would price in adversarial speech a user rarely says) */
     if (!st) st = make_phrase_stream(o, &v, 0, 0.25, 6, &vneg);
     if (!st) st = materialise(o, &vneg, fe, &nb, "validation negative audio", res);
     if (!st) st = score_set(&vneg, NULL, ts.g, ts.dnnl, ts.mel, &vn);

@@ -133,10 +133,10 @@ typedef struct gr_kw_train_opts {
     int hidden;             /* the head's width (128, openWakeWord's) */
     int epochs, patience;   /* 30, 8 */
     double lr;              /* 1e-4 */
-    double hard_frac; /* share of the negatives per batch drawn from the hardest 10 % (0.25; < 0:
-                         default) */
-    int scratch;      /* the baseline: the same head on mel frames, no embedding network */
-    int parallel;     /* clips synthesised at once (4) */
+    double
+        hard_frac; /* share of the negatives per batch drawn from the hardest 10 % (0.25; < 0: default) */
+    int scratch;  /* the baseline: the same head on mel frames, no embedding network */
+    int parallel; /* clips synthesised at once (4) */
     uint64_t seed;
     int quiet;
 } gr_kw_train_opts;

@@ -99,7 +99,7 @@ typedef struct gr_trainer_cfg {
     const signed char *node_mode; /* [g->nnodes] or NULL, see gr_plan_opts */
     int no_fold;                  /* keep frozen BatchNorms as nodes (default: folded into Conv) */
     const unsigned char *fresh;   /* [g->nvalues] or NULL: new parameters (a new head), which
-                                     L2-SP decays towards 0 (l2sp_beta) instead of their start */
+                                   L2-SP decays towards 0 (l2sp_beta) instead of their start */
 } gr_trainer_cfg;
 
 /* A training session over a graph it does not own. Trainable initializers move into one
@@ -162,8 +162,8 @@ typedef struct gr_train_pos {
     int64_t epoch, batch;
     uint64_t seed;
     char *note; /* the caller's own state as text (e.g. JSON), metadata "note":
-                   saved when non-NULL; on load a malloc'd copy (caller frees) or
-                   NULL when the file has none */
+                              saved when non-NULL; on load a malloc'd copy (caller frees) or
+                              NULL when the file has none */
 } gr_train_pos;
 
 /* Writes t (and pos, which may be NULL) to path atomically (see gr_wfile). */

@@ -25,10 +25,10 @@ int gr_pool_fits(int64_t H, int64_t W, int pool); /* the same rule, without the 
 
 typedef struct gr_extract_opts {
     const char *layer;     /* a value or node name (graft info lists cut points); NULL: the
-                              classifier's input (the node before the head) */
+                                classifier's input (the node before the head) */
     int pool;              /* rank-4 maps: global mean, mean over a 2x2 or 4x4 grid (PyTorch's
-                              adaptive_avg_pool2d(x, 2 or 4), 4 or 16 values per channel), or
-                              flatten */
+                                adaptive_avg_pool2d(x, 2 or 4), 4 or 16 values per channel), or
+                                flatten */
     gr_transform t;        /* the preprocessing */
     int batch, workers;    /* 0: 32 and 2 */
     int bad;               /* GR_BAD_FATAL or GR_BAD_SKIP */
@@ -120,7 +120,7 @@ typedef struct gr_head {
     double C;      /* LOGREG: the C used (chosen by CV when asked) */
     double cv_acc; /* LOGREG with CV: the best mean fold accuracy */
     char *origin;  /* malloc'd JSON saying where the features come from (model, layer,
-                      pooling, transform, class names), saved as "graft_origin"; or NULL */
+                              pooling, transform, class names), saved as "graft_origin"; or NULL */
     /* what the fit did (not saved): LOGREG: L-BFGS iterations of the final fit, and with CV
      * the fold accuracies (folds, ncs) row-major and the Cs tried; MLP: mean training loss per
      * epoch [epochs] */
@@ -242,22 +242,22 @@ enum { GR_BN_AUTO = 0, GR_BN_TRAIN = 1, GR_BN_FROZEN = 2 };
 
 typedef struct gr_ft_opts {
     int head_init;         /* GR_HEAD_INIT_PROBE: phase 1 starts with a linear probe fitted on
-                              the frozen features (LP-FT); RANDOM: torch's Linear init;
-                              IMPRINT: normalised class means of the normalised features */
+                                   the frozen features (LP-FT); RANDOM: torch's Linear init;
+                                   IMPRINT: normalised class means of the normalised features */
     const char *cache_dir; /* feature cache for the probe (NULL: none) */
     double probe_C;        /* the probe's C; <= 0: cross-validated (as graft fit) */
     int bn;                /* GR_BN_TRAIN: BatchNorms whose parameters train use batch
-                              statistics (timm); GR_BN_FROZEN: every BatchNorm stays in
-                              inference mode, its scale and shift still train (the Keras
-                              guide); AUTO: train when phase 2 trains "all" from a random
-                              head or with 200+ samples per class, else frozen */
+                                   statistics (timm); GR_BN_FROZEN: every BatchNorm stays in
+                                   inference mode, its scale and shift still train (the Keras
+                                   guide); AUTO: train when phase 2 trains "all" from a random
+                                   head or with 200+ samples per class, else frozen */
     const char *layer;     /* NULL: replace the model's classifier; else cut here, new head */
     int pool;              /* for a cut rank-4 map: GR_POOL_MEAN, GR_POOL_GRID2 or GR_POOL_GRID4 */
     const char *freeze;    /* what phase 2 trains besides the head (gr_freeze_select spec);
-                              "head": no phase 2 */
+                                   "head": no phase 2 */
     int head_epochs, epochs; /* phase 1, phase 2 (0 skips the phase) */
     int steps;               /* > 0: phase 2 takes this many updates, rounded up to whole
-                                epochs (epochs then follows from the batches per epoch) */
+                                   epochs (epochs then follows from the batches per epoch) */
     int opt;                 /* GR_ADAMW or GR_SGD */
     double lr, lr_ratio, layer_decay, weight_decay;
     float label_smoothing, dropout;
@@ -324,10 +324,10 @@ typedef struct gr_metrics {
     double accuracy, top5;           /* top5: top-k with k = min(5, nclass) */
     int topk;                        /* that k */
     double *precision, *recall, *f1; /* [nclass] (0 where undefined, as scikit-learn's
-                                        zero_division=0) */
+                                              zero_division=0) */
     int64_t *support;                /* [nclass]: rows whose true class it is */
     double macro_f1;                 /* mean F1 over the classes present in y or in the
-                                        predictions (scikit-learn's f1_score default) */
+                                              predictions (scikit-learn's f1_score default) */
     int nclass_present;              /* how many classes that mean is over */
     int64_t *confusion;              /* (nclass, nclass): row = true class, col = predicted */
     /* calibration (Guo et al. 2017): nbins equal-width bins over the top-class confidence c,
@@ -342,7 +342,7 @@ typedef struct gr_metrics {
     double *group_acc; /* [ngroup] (0 for an empty group) */
     int64_t *group_n;  /* [ngroup] */
     int worst_group;   /* lowest accuracy among non-empty groups (ties: lowest
-                          index), -1 without groups */
+                                              index), -1 without groups */
 } gr_metrics;
 
 /* prob (n, nclass), finite; y true ids in [0, nclass); group ids in [0, ngroup) or NULL;
