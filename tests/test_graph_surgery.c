@@ -328,7 +328,7 @@ static void test_grid4_head(void)
     const int C = 3, H = 8, W = 12, N = 2;
     gr_graph *g = synth(C, H, W, &rng);
     int r = gr_graph_find_value(g, "r"), lg;
-    gr_head_spec s = { .nclass = 2, .pool = "grid4", .prefix = "g4" };
+    gr_head_spec s = { .nclass = 2, .pool = GR_POOL_GRID4, .prefix = "g4" };
     CHECK(gr_graph_add_head(g, r, &s, &rng, &lg) == GRAFT_OK, "grid4 head: %s", graft_last_error());
     CHECK(gr_graph_prune(g) == GRAFT_OK && gr_graph_sort(g) == GRAFT_OK, "%s", graft_last_error());
     int po = add_output(g, gr_graph_find_value(g, "g4.pooled"));
@@ -360,7 +360,7 @@ static void test_heads(void)
     const int C = 6, H = 7, W = 5, N = 2;
     gr_graph *g = synth(C, H, W, &rng);
     int r = gr_graph_find_value(g, "r"), lg, lm;
-    gr_head_spec s1 = { .nclass = 3, .pool = "grid2", .prefix = "g2" };
+    gr_head_spec s1 = { .nclass = 3, .pool = GR_POOL_GRID2, .prefix = "g2" };
     CHECK(gr_graph_add_head(g, r, &s1, &rng, &lg) == GRAFT_OK, "grid2 head: %s",
           graft_last_error());
     r = gr_graph_find_value(g, "r");
@@ -368,8 +368,8 @@ static void test_heads(void)
     CHECK(gr_graph_add_head(g, r, &s2, &rng, &lm) == GRAFT_OK, "mlp head: %s", graft_last_error());
     CHECK(gr_graph_add_head(g, r, &s2, &rng, &lm) == GRAFT_E_ARG && msg_has("'mlp'"),
           "prefix taken: %s", graft_last_error());
-    gr_head_spec bad = { .nclass = 3, .pool = "max" };
-    CHECK(gr_graph_add_head(g, r, &bad, &rng, NULL) == GRAFT_E_ARG && msg_has("'max'"),
+    gr_head_spec bad = { .nclass = 3, .pool = 99 };
+    CHECK(gr_graph_add_head(g, r, &bad, &rng, NULL) == GRAFT_E_ARG && msg_has("pool 99"),
           "bad pool: %s", graft_last_error());
     CHECK(g->noutputs == 3, "appended heads: %d outputs, want 3", g->noutputs);
     CHECK(gr_graph_prune(g) == GRAFT_OK && gr_graph_sort(g) == GRAFT_OK && g->noutputs == 3, "%s",
@@ -444,7 +444,7 @@ static void test_heads(void)
     ok = gr_graph_add_head(g, shp, &s3, &rng, NULL) == GRAFT_E_SHAPE && msg_has("'shp'");
     CHECK(ok, "head on int64: %s", graft_last_error());
     /* a 4x4 grid needs equal cells: this 7x5 map has none */
-    gr_head_spec s_g4 = { .nclass = 2, .pool = "grid4", .prefix = "g4" };
+    gr_head_spec s_g4 = { .nclass = 2, .pool = GR_POOL_GRID4, .prefix = "g4" };
     ok = gr_graph_add_head(g, r, &s_g4, &rng, NULL) == GRAFT_E_SHAPE && msg_has("multiples of 4") &&
          msg_has("'r'");
     CHECK(ok, "grid4 head on a 7x5 map: %s", graft_last_error());
@@ -638,7 +638,7 @@ static void test_export(void)
     gr_head_spec s = { .nclass = 10,
                        .hidden = 16,
                        .dropout = 0.25f,
-                       .pool = "grid2",
+                       .pool = GR_POOL_GRID2,
                        .prefix = "head0",
                        .replace = 1 };
     int st = gr_graph_cut(g, names, 1);

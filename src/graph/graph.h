@@ -106,11 +106,19 @@ int gr_plan_backward_steps(const gr_plan *p);
  * in execution order; returns their count (at most max) or minus a status (-GRAFT_E_NOMEM). */
 int gr_plan_cut_points(const gr_plan *p, int *values, int max);
 
-/* ---- surgery (surgery.c): editing, cutting, new heads, freezing ----
+/* ---- editing (graph.c) ----
  * Every edit leaves g valid and topologically sorted (gr_graph_sort succeeds). g->values and
  * g->nodes may move and prune renumbers values and nodes: re-read indices after an edit. A plan
  * or trainer built on g must be rebuilt after an edit (their per-value arrays are stale). */
 
+/* Heads a graph builder added are named "<prefix>.<part>" and recorded in the metadata entry
+ * GR_HEAD_META = prefix (see surgery.c). */
+#define GR_HEAD_META "graft.head"
+/* Does name start with "<prefix>."? */
+int gr_name_in_head(const char *name, const char *prefix);
+/* A node appended now may read v (an initializer, a node's output or a graph input): the order
+ * stays topological. */
+int gr_graph_can_read(const gr_graph *g, int v);
 /* An empty graph (default-domain opset `opset`) to build with the calls below. */
 int gr_graph_new(int opset, gr_graph **out);
 /* Appends a graph input (a plain value; -1 dims are symbolic), resp. makes v an output. */
@@ -143,6 +151,59 @@ int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const 
  * can train), then prune. *count (may be NULL) gets how many. */
 int gr_graph_inline_constants(gr_graph *g, int *count);
 int gr_graph_find_node(const gr_graph *g, const char *name);
+/* ---- building (build.c): pooling, named values and nodes, torch's Linear, metadata ---- */
+
+/* How a (N, C, H, W) map becomes one row: the global mean, the means over a 2x2 or 4x4 grid
+ * (PyTorch's adaptive_avg_pool2d(x, G), C * G * G values), or none (the map flattened). */
+enum { GR_POOL_MEAN = 0, GR_POOL_GRID2 = 1, GR_POOL_NONE = 2, GR_POOL_GRID4 = 3 };
+/* Cells per side of a pooling of a rank-4 map: 1 (mean), 2, 4 (grids); 0 for none. */
+int gr_pool_side(int pool);
+const char *gr_pool_name(int pool); /* "mean", "grid2", "grid4", "none" */
+/* Whether an H x W map can be pooled so: grid2 needs H, W >= 2; grid4 needs H and W multiples
+ * of 4 (equal cells, so that ONNX's AveragePool in exported heads computes exactly what the
+ * extraction does: PyTorch's adaptive_avg_pool2d(x, 4)). Errors name `what`. */
+int gr_pool_check(int64_t H, int64_t W, int pool, const char *what);
+int gr_pool_fits(int64_t H, int64_t W, int pool); /* the same rule, without the error */
+
+/* A builder names what it adds "<prefix><part>" (prefix with its separator: "head.",
+ * "graft_export/"); numbered != 0 appends "_<count>" to every name, for builders whose parts
+ * repeat. rng: torch's init for gr_gb_linear without weights. act_dtype: the dtype of the
+ * activations gr_gb_op and gr_gb_linear make (0: left to inference). */
+typedef struct gr_gb {
+    gr_graph *g;
+    const char *prefix;
+    int numbered, count;
+    int act_dtype;
+    gr_rng *rng;
+    char name[256];
+} gr_gb;
+const char *gr_gb_name(gr_gb *b, const char *part); /* in b->name, until the next call */
+/* A value "<part>": an initializer when data != NULL (dtype, shape copied), else an activation
+ * (dtype 0 and shape NULL: inferred). */
+int gr_gb_value(gr_gb *b, const char *part, int dtype, const gr_shape *shape, const void *data,
+                int *v);
+/* A node "<part>" computing out = op(in...). */
+int gr_gb_node(gr_gb *b, const char *part, const char *op, const int *in, int nin, int out,
+               const gr_attr *attrs, int nattr);
+/* A new activation "<value>" and the node "<part>" computing it: *y. */
+int gr_gb_op(gr_gb *b, const char *value, const char *part, const char *op, const int *in, int nin,
+             const gr_attr *attrs, int nattr, int *y);
+/* torch.nn.Linear's reset_parameters: kaiming_uniform_(a=sqrt(5)) gives the weight
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias the same bound; n values from rng. */
+void gr_linear_init(gr_rng *rng, int64_t fan_in, int64_t n, float *w);
+/* Gemm(x, "<part>.weight" (nout, fan_in), "<part>.bias", transB=1) as the node "<part>", as
+ * PyTorch exports Linear; w NULL: torch's init from b->rng. Into *y, or a new "<part>.out"
+ * when *y < 0. */
+int gr_gb_linear(gr_gb *b, const char *part, int x, int64_t nout, int64_t fan_in, const float *w,
+                 const float *bias, int *y);
+/* Pooling of the rank-4 value x of shape fs ("pool" into "pooled") and Flatten ("flatten"
+ * into "features" = *y, (N, fan_in)). */
+int gr_gb_pool(gr_gb *b, int x, const gr_shape *fs, int pool, int *y, int64_t *fan_in);
+/* Appends the metadata entry key = value (copied). */
+int gr_graph_add_meta(gr_graph *g, const char *key, const char *value);
+
+/* ---- surgery (surgery.c): shapes, cutting, new heads, the classifier, freezing ---- */
+
 /* The named values (a node name stands for its first output) become the graph's only outputs,
  * in that order, then prune. Fails naming a name that is neither, or a value that is not
  * float32 activation data. */
@@ -163,9 +224,8 @@ typedef struct gr_head_spec {
     int hidden;         /* 0: linear head (Gemm); > 0: MLP Gemm → Relu → [Dropout] → Gemm */
     float dropout;      /* MLP: Dropout(p) between Relu and fc2; linear: Dropout(p) before fc
                               (timm's drop_rate). 0: no Dropout node */
-    const char *pool;   /* rank-4 features: NULL or "avg" = GlobalAveragePool; "grid2" = mean
-                              over a 2x2 grid (adaptive_avg_pool2d(x, 2)); "grid4" over 4x4
-                              (H, W multiples of 4); then Flatten */
+    int pool;           /* rank-4 features: GR_POOL_MEAN (0) = GlobalAveragePool, GR_POOL_GRID2
+                           or GR_POOL_GRID4 (gr_gb_pool); then Flatten */
     const char *prefix; /* name prefix; NULL: "head" */
     int replace;        /* 1: the logits replace every graph output; 0: appended (multi-task) */
     const gr_shape *input_shapes; /* for the feature's shape, see gr_graph_value_shape; NULL ok */

@@ -1,12 +1,9 @@
-/* surgery.c — editing a graph for transfer learning: adding values and nodes, pruning, cutting
- * at a feature value, new classification heads, finding a model's classifier, and choosing
- * which parameters train (freezing).
+/* surgery.c — a graph edited for transfer learning: value shapes, cutting at a feature value,
+ * new classification heads, finding a model's classifier, and choosing which parameters train
+ * (freezing). The editing primitives (adding values and nodes, pruning, appending) are in
+ * graph.c.
  *
  * Decisions (what PyTorch / timm / Keras users expect):
- *  - Edits never leave the graph half-changed on a bad argument: everything is checked before
- *    the first change (only running out of memory can stop an edit midway).
- *  - The graph stays topologically sorted: a new node may only read values that exist already.
- *  - Prune keeps every graph input even when nothing reads it (the caller's inputs do not move).
  *  - Shapes come from a reference-kernel inference plan (nothing runs): for shapes the caller
  *    does not give, a symbolic batch dim is 1 and other symbolic dims 224 (16000 for a signal's
  *    samples: gr_symbolic_dim), as `graft info`.
@@ -20,394 +17,7 @@
 #include <math.h>
 #include <string.h>
 
-#define HEAD_META "graft.head"
-
-/* ---- editing primitives ---- */
-
 static int oom(void) { return gr_err(GRAFT_E_NOMEM, "out of memory editing the graph"); }
-
-static int is_graph_input(const gr_graph *g, int v)
-{
-    for (int i = 0; i < g->ninputs; i++)
-        if (g->inputs[i] == v) return 1;
-    return 0;
-}
-
-/* A node appended now may read v: the order stays topological. */
-static int available(const gr_graph *g, int v)
-{
-    return g->values[v].is_init || g->values[v].producer >= 0 || is_graph_input(g, v);
-}
-
-int gr_graph_find_node(const gr_graph *g, const char *name)
-{
-    for (int k = 0; k < g->nnodes; k++)
-        if (strcmp(g->nodes[k].name, name) == 0) return k;
-    return -1;
-}
-
-/* The arrays live in the arena at their exact size: an append copies them (edits are few). */
-static int grow_values(gr_graph *g)
-{
-    gr_value *v = gr_arena_alloc(g->arena, (size_t)(g->nvalues + 2) * sizeof *v);
-    if (!v) return oom();
-    if (g->nvalues) memcpy(v, g->values, (size_t)g->nvalues * sizeof *v);
-    g->values = v;
-    return GRAFT_OK;
-}
-
-int gr_graph_add_value(gr_graph *g, const char *name, int dtype, const gr_shape *shape,
-                       const void *data, int *out)
-{
-    if (!name || !name[0]) return gr_err(GRAFT_E_ARG, "a new value needs a name");
-    if (gr_graph_find_value(g, name) >= 0)
-        return gr_err(GRAFT_E_ARG, "a value named '%s' already exists", name);
-    if (shape && (shape->rank < 0 || shape->rank > GR_MAXDIM))
-        return gr_err(GRAFT_E_ARG, "value '%s': rank %d is outside [0, %d]", name, shape->rank,
-                      GR_MAXDIM);
-    gr_value nv = { .producer = -1 };
-    nv.t.dtype = (gr_dtype)dtype;
-    if (shape) {
-        nv.t.shape = *shape;
-        nv.has_shape = 1;
-    }
-    if (data) {
-        int64_t n =
-            shape && gr_dtype_size(dtype) ? gr_numel_checked(shape, gr_dtype_size(dtype)) : -1;
-        for (int d = 0; shape && d < shape->rank; d++)
-            if (shape->d[d] < 0) n = -1;
-        if (n < 0)
-            return gr_err(GRAFT_E_ARG, "initializer '%s' needs a known dtype and a concrete shape",
-                          name);
-        size_t bytes = (size_t)n * gr_dtype_size(dtype);
-        if (!(nv.t.data = gr_arena_alloc(g->arena, bytes + 1))) return oom();
-        if (bytes) memcpy(nv.t.data, data, bytes);
-        nv.is_init = 1;
-    }
-    if (!(nv.name = gr_arena_strdup(g->arena, name)) || grow_values(g)) return oom();
-    g->values[g->nvalues] = nv;
-    if (out) *out = g->nvalues;
-    g->nvalues++;
-    return GRAFT_OK;
-}
-
-int gr_graph_new(int opset, gr_graph **out)
-{
-    gr_graph *g = gr_calloc(1, sizeof *g);
-    if (g) g->arena = gr_arena_new(1 << 16);
-    if (!g || !g->arena) {
-        free(g);
-        return oom();
-    }
-    g->opset = opset;
-    g->ir_version = 8;
-    g->producer = gr_arena_strdup(g->arena, "graft");
-    g->producer_version = gr_arena_strdup(g->arena, "");
-    g->graph_name = gr_arena_strdup(g->arena, "graft");
-    g->path = gr_arena_strdup(g->arena, "");
-    if (!g->producer || !g->producer_version || !g->graph_name || !g->path) {
-        gr_graph_free(g);
-        return oom();
-    }
-    *out = g;
-    return GRAFT_OK;
-}
-
-/* Appends v to an arena array of n ints (copied: the arrays live at their exact size). */
-static int append_index(gr_graph *g, int **arr, int *n, int v)
-{
-    int *a = gr_arena_alloc(g->arena, (size_t)(*n + 1) * sizeof *a);
-    if (!a) return oom();
-    if (*n) memcpy(a, *arr, (size_t)*n * sizeof *a);
-    a[(*n)++] = v;
-    *arr = a;
-    return GRAFT_OK;
-}
-
-int gr_graph_add_input(gr_graph *g, const char *name, int dtype, const gr_shape *shape, int *out)
-{
-    int v;
-    int st = gr_graph_add_value(g, name, dtype, shape, NULL, &v);
-    if (!st) st = append_index(g, &g->inputs, &g->ninputs, v);
-    if (!st && out) *out = v;
-    return st;
-}
-
-int gr_graph_add_output(gr_graph *g, int v)
-{
-    if (v < 0 || v >= g->nvalues) return gr_err(GRAFT_E_ARG, "value %d is not in the graph", v);
-    return append_index(g, &g->outputs, &g->noutputs, v);
-}
-
-static int copy_attr(gr_arena *a, const gr_attr *src, gr_attr *dst)
-{
-    *dst = *src;
-    if (src->type == GR_AT_GRAPH || (src->type == GR_AT_TENSOR && src->t.layout))
-        return gr_err(GRAFT_E_UNSUPPORTED,
-                      "attribute '%s': graph-valued or laid-out tensors cannot be copied",
-                      src->name);
-    if (!(dst->name = gr_arena_strdup(a, src->name))) return oom();
-    if (src->s && !(dst->s = gr_arena_strdup(a, src->s))) return oom();
-    int n = src->n > 0 ? src->n : 0;
-    if (src->ints) {
-        if (!(dst->ints = gr_arena_alloc(a, (size_t)n * sizeof *dst->ints + 1))) return oom();
-        if (n) memcpy(dst->ints, src->ints, (size_t)n * sizeof *dst->ints);
-    }
-    if (src->floats) {
-        if (!(dst->floats = gr_arena_alloc(a, (size_t)n * sizeof *dst->floats + 1))) return oom();
-        if (n) memcpy(dst->floats, src->floats, (size_t)n * sizeof *dst->floats);
-    }
-    if (src->strings) {
-        const char **s = gr_arena_alloc(a, (size_t)(n + 1) * sizeof *s);
-        if (!s) return oom();
-        for (int i = 0; i < n; i++)
-            if (src->strings[i] && !(s[i] = gr_arena_strdup(a, src->strings[i]))) return oom();
-        dst->strings = s;
-    }
-    if (src->type == GR_AT_TENSOR && src->t.data) {
-        size_t bytes = gr_tensor_bytes(&src->t);
-        if (!(dst->t.data = gr_arena_alloc(a, bytes + 1))) return oom();
-        memcpy(dst->t.data, src->t.data, bytes);
-    }
-    return GRAFT_OK;
-}
-
-int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const int *in, int nin,
-                      const int *out, int nout, const gr_attr *attrs, int nattr, int *index)
-{
-    char fallback[32];
-    snprintf(fallback, sizeof fallback, "#%d", g->nnodes);
-    const char *nm = name && name[0] ? name : fallback;
-    const gr_opdef *op = op_type ? gr_op_find(op_type, "") : NULL;
-    if (!op)
-        return gr_err(GRAFT_E_UNSUPPORTED, "cannot add node '%s': graft does not support op '%s'",
-                      nm, op_type ? op_type : "(null)");
-    if (nin < 0 || nout < 1 || nattr < 0)
-        return gr_err(GRAFT_E_ARG, "node '%s': %d inputs, %d outputs", nm, nin, nout);
-    if (gr_graph_find_node(g, nm) >= 0)
-        return gr_err(GRAFT_E_ARG, "a node named '%s' already exists", nm);
-    for (int i = 0; i < nin; i++) {
-        if (in[i] < -1 || in[i] >= g->nvalues)
-            return gr_err(GRAFT_E_ARG, "node '%s': input %d is value %d, not in the graph", nm, i,
-                          in[i]);
-        if (in[i] >= 0 && !available(g, in[i]))
-            return gr_err(
-                GRAFT_E_ARG,
-                "node '%s': input %d '%s' is not available yet (neither a graph input, an "
-                "initializer nor an output of an existing node)",
-                nm, i, g->values[in[i]].name);
-    }
-    for (int j = 0; j < nout; j++) {
-        int v = out[j];
-        if (v < -1 || v >= g->nvalues)
-            return gr_err(GRAFT_E_ARG, "node '%s': output %d is value %d, not in the graph", nm, j,
-                          v);
-        if (v < 0) continue;
-        if (g->values[v].is_init || g->values[v].producer >= 0 || is_graph_input(g, v))
-            return gr_err(GRAFT_E_ARG, "node '%s': output '%s' is already defined", nm,
-                          g->values[v].name);
-        for (int q = 0; q < j; q++)
-            if (out[q] == v)
-                return gr_err(GRAFT_E_ARG, "node '%s': output '%s' is listed twice", nm,
-                              g->values[v].name);
-    }
-    gr_node n = { .op = op, .nin = nin, .nout = nout, .nattr = nattr };
-    n.name = gr_arena_strdup(g->arena, nm);
-    n.op_type = gr_arena_strdup(g->arena, op_type);
-    n.domain = gr_arena_strdup(g->arena, "");
-    n.in = gr_arena_alloc(g->arena, (size_t)(nin + 1) * sizeof *n.in);
-    n.out = gr_arena_alloc(g->arena, (size_t)(nout + 1) * sizeof *n.out);
-    n.attrs = gr_arena_alloc(g->arena, (size_t)(nattr + 1) * sizeof *n.attrs);
-    gr_node *nodes = gr_arena_alloc(g->arena, (size_t)(g->nnodes + 2) * sizeof *nodes);
-    if (!n.name || !n.op_type || !n.domain || !n.in || !n.out || !n.attrs || !nodes) return oom();
-    if (nin) memcpy(n.in, in, (size_t)nin * sizeof *in);
-    memcpy(n.out, out, (size_t)nout * sizeof *out);
-    for (int a = 0; a < nattr; a++) {
-        int st = copy_attr(g->arena, &attrs[a], &n.attrs[a]);
-        if (st) return gr_err_prefix(st, "node '%s'", nm);
-    }
-    if (g->nnodes) memcpy(nodes, g->nodes, (size_t)g->nnodes * sizeof *nodes);
-    nodes[g->nnodes] = n;
-    g->nodes = nodes;
-    for (int j = 0; j < nout; j++)
-        if (out[j] >= 0) g->values[out[j]].producer = g->nnodes;
-    if (index) *index = g->nnodes;
-    g->nnodes++;
-    return GRAFT_OK;
-}
-
-/* Does name start with "<prefix>."? */
-static int has_prefix(const char *name, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return strncmp(name, prefix, n) == 0 && name[n] == '.';
-}
-
-/* Forgets recorded heads none of whose nodes is left. */
-static void drop_stale_heads(gr_graph *g)
-{
-    int m = 0;
-    for (int i = 0; i < g->nmeta; i++) {
-        int live = strcmp(g->meta[i].key, HEAD_META) != 0;
-        for (int k = 0; !live && k < g->nnodes; k++)
-            live = has_prefix(g->nodes[k].name, g->meta[i].value);
-        if (live) g->meta[m++] = g->meta[i];
-    }
-    g->nmeta = m;
-}
-
-int gr_graph_inline_constants(gr_graph *g, int *count)
-{
-    int n = 0;
-    for (int k = 0; k < g->nnodes; k++) {
-        gr_node *nd = &g->nodes[k];
-        if (strcmp(nd->op_type, "Constant") || nd->domain[0] || nd->nin || nd->nout != 1 ||
-            nd->out[0] < 0 || nd->nattr != 1 || strcmp(nd->attrs[0].name, "value") ||
-            nd->attrs[0].type != GR_AT_TENSOR || !nd->attrs[0].t.data)
-            continue;
-        gr_value *v = &g->values[nd->out[0]];
-        v->t = nd->attrs[0].t;
-        v->is_init = 1;
-        v->has_shape = 1;
-        v->producer = -1;
-        nd->out[0] = -1; /* produces nothing now: prune drops it */
-        n++;
-    }
-    if (count) *count = n;
-    return n ? gr_graph_prune(g) : GRAFT_OK;
-}
-
-/* "<prefix><name>" in g's arena (names of appended values and nodes). */
-static const char *prefixed(gr_graph *g, const char *prefix, const char *name)
-{
-    size_t n = strlen(prefix) + strlen(name) + 1;
-    char *s = gr_arena_alloc(g->arena, n);
-    if (s) snprintf(s, n, "%s%s", prefix, name);
-    return s;
-}
-
-int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const int *in_map,
-                    int *out_map)
-{
-    if (src->opset != g->opset)
-        return gr_err(GRAFT_E_UNSUPPORTED,
-                      "cannot append graph '%s' (opset %d) to one of opset %d: ops may mean "
-                      "different things",
-                      src->path ? src->path : "", src->opset, g->opset);
-    int maxio = 1;
-    for (int k = 0; k < src->nnodes; k++) {
-        if (src->nodes[k].nin > maxio) maxio = src->nodes[k].nin;
-        if (src->nodes[k].nout > maxio) maxio = src->nodes[k].nout;
-    }
-    int *map = malloc((size_t)(src->nvalues + 2 * maxio + 1) * sizeof *map);
-    if (!map) return oom();
-    int *in = map + src->nvalues, *out = in + maxio;
-    for (int v = 0; v < src->nvalues; v++) map[v] = -1;
-    int st = GRAFT_OK;
-    for (int i = 0; !st && i < src->ninputs; i++) {
-        int v = in_map[i];
-        if (v < 0 || v >= g->nvalues || !available(g, v))
-            st = gr_err(
-                GRAFT_E_ARG,
-                "input '%s' of the appended graph is mapped to value %d, which is not available",
-                src->values[src->inputs[i]].name, v);
-        map[src->inputs[i]] = v;
-    }
-    for (int v = 0; !st && v < src->nvalues; v++) {
-        const gr_value *sv = &src->values[v];
-        if (!sv->is_init || map[v] >= 0) continue;
-        const char *nm = prefixed(g, prefix, sv->name);
-        st = nm ? gr_graph_add_value(g, nm, sv->t.dtype, &sv->t.shape, sv->t.data, &map[v]) : oom();
-    }
-    for (int k = 0; !st && k < src->nnodes; k++) {
-        const gr_node *nd = &src->nodes[k];
-        if (nd->domain && nd->domain[0]) {
-            st = gr_err(GRAFT_E_UNSUPPORTED,
-                        "node '%s' is in domain '%s'; only default-domain nodes can be appended",
-                        nd->name, nd->domain);
-            break;
-        }
-        for (int i = 0; i < nd->nin; i++) {
-            in[i] = nd->in[i] < 0 ? -1 : map[nd->in[i]];
-            if (nd->in[i] >= 0 && in[i] < 0)
-                st = gr_err(GRAFT_E_ARG, "node '%s' reads '%s' before anything produces it",
-                            nd->name, src->values[nd->in[i]].name);
-        }
-        for (int j = 0; !st && j < nd->nout; j++) {
-            out[j] = -1;
-            if (nd->out[j] < 0) continue;
-            const char *nm = prefixed(g, prefix, src->values[nd->out[j]].name);
-            st =
-                nm ? gr_graph_add_value(g, nm, src->values[nd->out[j]].t.dtype, NULL, NULL, &out[j])
-                   : oom();
-            map[nd->out[j]] = out[j];
-        }
-        const char *nm = st ? NULL : prefixed(g, prefix, nd->name);
-        if (!st)
-            st = nm ? gr_graph_add_node(g, nm, nd->op_type, in, nd->nin, out, nd->nout, nd->attrs,
-                                        nd->nattr, NULL)
-                    : oom();
-    }
-    for (int i = 0; !st && i < src->noutputs; i++) out_map[i] = map[src->outputs[i]];
-    free(map);
-    return st;
-}
-
-int gr_graph_prune(gr_graph *g)
-{
-    unsigned char *live = gr_calloc((size_t)g->nvalues + 1, 1),
-                  *ref = gr_calloc((size_t)g->nvalues + 1, 1);
-    unsigned char *keep = gr_calloc((size_t)g->nnodes + 1, 1);
-    int *map = gr_calloc((size_t)g->nvalues + 1, sizeof *map);
-    if (!live || !ref || !keep || !map) {
-        free(live), free(ref), free(keep), free(map);
-        return oom();
-    }
-    for (int i = 0; i < g->noutputs; i++) live[g->outputs[i]] = 1;
-    for (int k = g->nnodes - 1; k >= 0; k--) { /* topological order: readers come later */
-        const gr_node *n = &g->nodes[k];
-        for (int j = 0; j < n->nout && !keep[k]; j++) keep[k] = n->out[j] >= 0 && live[n->out[j]];
-        for (int i = 0; keep[k] && i < n->nin; i++)
-            if (n->in[i] >= 0) live[n->in[i]] = 1;
-    }
-    for (int i = 0; i < g->ninputs; i++) ref[g->inputs[i]] = 1;
-    for (int i = 0; i < g->noutputs; i++) ref[g->outputs[i]] = 1;
-    for (int k = 0; k < g->nnodes; k++) {
-        if (!keep[k]) continue;
-        const gr_node *n = &g->nodes[k];
-        for (int i = 0; i < n->nin; i++)
-            if (n->in[i] >= 0) ref[n->in[i]] = 1;
-        for (int j = 0; j < n->nout; j++)
-            if (n->out[j] >= 0) ref[n->out[j]] = 1;
-    }
-    int m = 0;
-    for (int v = 0; v < g->nvalues; v++) {
-        map[v] = ref[v] ? m : -1;
-        if (ref[v]) g->values[m++] = g->values[v];
-    }
-    g->nvalues = m;
-    int nk = 0;
-    for (int k = 0; k < g->nnodes; k++) {
-        if (!keep[k]) continue;
-        g->nodes[nk] = g->nodes[k];
-        gr_node *n = &g->nodes[nk];
-        for (int i = 0; i < n->nin; i++)
-            if (n->in[i] >= 0) n->in[i] = map[n->in[i]];
-        for (int j = 0; j < n->nout; j++)
-            if (n->out[j] >= 0) n->out[j] = map[n->out[j]];
-        nk++;
-    }
-    g->nnodes = nk;
-    for (int i = 0; i < g->ninputs; i++) g->inputs[i] = map[g->inputs[i]];
-    for (int i = 0; i < g->noutputs; i++) g->outputs[i] = map[g->outputs[i]];
-    for (int v = 0; v < g->nvalues; v++) g->values[v].producer = -1;
-    for (int k = 0; k < g->nnodes; k++)
-        for (int j = 0; j < g->nodes[k].nout; j++)
-            if (g->nodes[k].out[j] >= 0) g->values[g->nodes[k].out[j]].producer = k;
-    drop_stale_heads(g);
-    free(live), free(ref), free(keep), free(map);
-    return GRAFT_OK;
-}
 
 /* ---- shapes ---- */
 
@@ -569,12 +179,6 @@ static const char *prefix_of(const gr_head_spec *s)
     return s->prefix && s->prefix[0] ? s->prefix : "head";
 }
 
-/* Cells per side of a grid pool ("grid2", "grid4"); 0 otherwise. */
-static int grid_side(const char *pool)
-{
-    return !pool ? 0 : !strcmp(pool, "grid2") ? 2 : !strcmp(pool, "grid4") ? 4 : 0;
-}
-
 /* vgone/ngone (may be NULL): values and nodes a cut made before the head will remove, whose
  * names are therefore free. */
 static int check_spec(const gr_graph *g, const gr_head_spec *s, const unsigned char *vgone,
@@ -588,116 +192,72 @@ static int check_spec(const gr_graph *g, const gr_head_spec *s, const unsigned c
     if (s->dropout > 0 && g->opset < 7)
         return gr_err(GRAFT_E_UNSUPPORTED,
                       "head '%s': Dropout needs opset 7 or later (the model has %d)", p, g->opset);
-    if (s->pool && strcmp(s->pool, "avg") && !grid_side(s->pool))
-        return gr_err(GRAFT_E_ARG, "head '%s': unknown pool '%s' (avg, grid2 or grid4)", p,
-                      s->pool);
+    if (s->pool != GR_POOL_MEAN && s->pool != GR_POOL_GRID2 && s->pool != GR_POOL_GRID4)
+        return gr_err(GRAFT_E_ARG, "head '%s': unknown pool %d (mean, grid2 or grid4)", p, s->pool);
     if (strlen(p) > 200) return gr_err(GRAFT_E_ARG, "head prefix '%.40s...' is too long", p);
     for (int v = 0; v < g->nvalues; v++)
-        if ((!vgone || !vgone[v]) && has_prefix(g->values[v].name, p))
+        if ((!vgone || !vgone[v]) && gr_name_in_head(g->values[v].name, p))
             return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: value '%s' exists", p,
                           g->values[v].name);
     for (int k = 0; k < g->nnodes; k++)
-        if ((!ngone || !ngone[k]) && has_prefix(g->nodes[k].name, p))
+        if ((!ngone || !ngone[k]) && gr_name_in_head(g->nodes[k].name, p))
             return gr_err(GRAFT_E_ARG, "head prefix '%s' is taken: node '%s' exists", p,
                           g->nodes[k].name);
     return GRAFT_OK;
 }
 
-typedef struct builder {
-    gr_graph *g;
-    const char *prefix;
-    gr_rng *rng;
-    char name[256];
-} builder;
-
-static const char *nm(builder *b, const char *part)
+static int dropout(gr_gb *b, int x, float ratio, int *y)
 {
-    snprintf(b->name, sizeof b->name, "%s.%s", b->prefix, part);
-    return b->name;
-}
-
-/* A new plain float value "<prefix>.<part>". */
-static int act(builder *b, const char *part, int *v)
-{
-    return gr_graph_add_value(b->g, nm(b, part), GR_F32, NULL, NULL, v);
-}
-
-static int node(builder *b, const char *part, const char *op, const int *in, int nin, int out,
-                const gr_attr *a, int na)
-{
-    return gr_graph_add_node(b->g, nm(b, part), op, in, nin, &out, 1, a, na, NULL);
-}
-
-/* torch.nn.Linear's reset_parameters: kaiming_uniform_(a=sqrt(5)) gives the weight
- * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias the same bound. */
-static int linear(builder *b, const char *part, int x, int64_t fan_in, int64_t nout, int y)
-{
-    float *w = malloc((size_t)(nout * fan_in + nout) * sizeof *w);
-    if (!w) return oom();
-    double bound = 1.0 / sqrt((double)fan_in);
-    for (int64_t i = 0; i < nout * fan_in + nout; i++)
-        w[i] = (float)(-bound + 2 * bound * gr_rng_uniform(b->rng));
-    char base[240];
-    snprintf(base, sizeof base, "%s", part);
-    gr_shape ws = { 2, { nout, fan_in } }, bs = { 1, { nout } };
-    int vw, vb, st;
-    snprintf(b->name, sizeof b->name, "%s.%s.weight", b->prefix, base);
-    st = gr_graph_add_value(b->g, b->name, GR_F32, &ws, w, &vw);
-    snprintf(b->name, sizeof b->name, "%s.%s.bias", b->prefix, base);
-    if (!st) st = gr_graph_add_value(b->g, b->name, GR_F32, &bs, w + nout * fan_in, &vb);
-    free(w);
+    int st = gr_gb_value(b, "dropout.out", GR_F32, NULL, NULL, y);
     if (st) return st;
-    gr_attr tb = { .name = "transB", .type = GR_AT_INT, .i = 1 };
-    int in[3] = { x, vw, vb };
-    return node(b, base, "Gemm", in, 3, y, &tb, 1);
-}
-
-static int dropout(builder *b, int x, float ratio, int y)
-{
     if (b->g->opset < 12) {
         gr_attr a = { .name = "ratio", .type = GR_AT_FLOAT, .f = ratio };
-        return node(b, "dropout", "Dropout", &x, 1, y, &a, 1);
+        return gr_gb_node(b, "dropout", "Dropout", &x, 1, *y, &a, 1);
     }
     gr_shape scalar = { 0, { 0 } };
     int in[2] = { x, -1 };
-    int st = gr_graph_add_value(b->g, nm(b, "dropout.ratio"), GR_F32, &scalar, &ratio, &in[1]);
-    return st ? st : node(b, "dropout", "Dropout", in, 2, y, NULL, 0);
+    st = gr_gb_value(b, "dropout.ratio", GR_F32, &scalar, &ratio, &in[1]);
+    return st ? st : gr_gb_node(b, "dropout", "Dropout", in, 2, *y, NULL, 0);
 }
 
-/* Pooling and Flatten of a rank-4 feature; *x becomes the (N, fan_in) value. */
-static int pool(builder *b, const gr_head_spec *s, const gr_shape *fs, int *x, int64_t *fan_in)
+/* The feature's shape, checked against what the head needs. */
+static int feature_shape(const gr_graph *g, int from, const gr_head_spec *spec, gr_shape *fs)
 {
-    int pooled, flat, st;
-    if ((st = act(b, "pooled", &pooled)) || (st = act(b, "features", &flat))) return st;
-    int G = grid_side(s->pool);
-    if (G > 1) {
-        int64_t H = fs->d[2], W = fs->d[3];
-        int64_t k[2] = { (H + G - 1) / G, (W + G - 1) / G }, str[2] = { H / G, W / G };
-        gr_attr a[2] = { { .name = "kernel_shape", .type = GR_AT_INTS, .n = 2, .ints = k },
-                         { .name = "strides", .type = GR_AT_INTS, .n = 2, .ints = str } };
-        st = node(b, "pool", "AveragePool", x, 1, pooled, a, 2);
-        *fan_in = G * G * fs->d[1];
-    } else {
-        st = node(b, "pool", "GlobalAveragePool", x, 1, pooled, NULL, 0);
-        *fan_in = fs->d[1];
-    }
-    gr_attr axis = { .name = "axis", .type = GR_AT_INT, .i = 1 };
-    if (!st) st = node(b, "flatten", "Flatten", &pooled, 1, flat, &axis, 1);
-    *x = flat;
-    return st;
-}
-
-static int record_head(gr_graph *g, const char *prefix)
-{
-    gr_meta *m = gr_arena_alloc(g->arena, (size_t)(g->nmeta + 2) * sizeof *m);
-    if (!m) return oom();
-    if (g->nmeta) memcpy(m, g->meta, (size_t)g->nmeta * sizeof *m);
-    m[g->nmeta] =
-        (gr_meta){ gr_arena_strdup(g->arena, HEAD_META), gr_arena_strdup(g->arena, prefix) };
-    if (!m[g->nmeta].key || !m[g->nmeta].value) return oom();
-    g->meta = m;
-    g->nmeta++;
+    const char *p = prefix_of(spec), *fname = g->values[from].name;
+    int dt, G = gr_pool_side(spec->pool),
+            st = gr_graph_value_shape(g, from, spec->input_shapes, fs, &dt);
+    if (st) return gr_err_prefix(st, "head '%s'", p);
+    char sb[128];
+    gr_shape_str(fs, sb, sizeof sb);
+    if (dt != GR_F32 || (fs->rank != 2 && fs->rank != 4))
+        return gr_err(
+            GRAFT_E_SHAPE,
+            "head '%s': feature '%s' is %s %s; a head needs float32 (N, C) or (N, C, H, W)", p,
+            fname, gr_dtype_name(dt), sb);
+    if (fs->rank == 4 && G == 2 && (fs->d[2] < 2 || fs->d[3] < 2))
+        return gr_err(GRAFT_E_SHAPE, "head '%s': grid2 pooling needs H, W >= 2, feature '%s' is %s",
+                      p, fname, sb);
+    if (fs->rank == 4 && G == 4 && (fs->d[2] < 4 || fs->d[3] < 4 || fs->d[2] % 4 || fs->d[3] % 4))
+        return gr_err(GRAFT_E_SHAPE,
+                      "head '%s': grid4 pooling needs H and W multiples of 4, feature '%s' is %s",
+                      p, fname, sb);
     return GRAFT_OK;
+}
+
+/* [Dropout] → fc, or fc1 → Relu → [Dropout] → fc2, from the (N, fan_in) value x into logits. */
+static int head_layers(gr_gb *b, const gr_head_spec *spec, int x, int64_t fan_in, int logits)
+{
+    int st;
+    if (spec->hidden > 0) {
+        int h = -1, r;
+        if ((st = gr_gb_linear(b, "fc1", x, spec->hidden, fan_in, NULL, NULL, &h)) ||
+            (st = gr_gb_op(b, "relu.out", "relu", "Relu", &h, 1, NULL, 0, &r)))
+            return st;
+        x = r, fan_in = spec->hidden;
+    }
+    if (spec->dropout > 0 && (st = dropout(b, x, spec->dropout, &x))) return st;
+    return gr_gb_linear(b, spec->hidden > 0 ? "fc2" : "fc", x, spec->nclass, fan_in, NULL, NULL,
+                        &logits);
 }
 
 int gr_graph_add_head(gr_graph *g, int from, const gr_head_spec *spec, gr_rng *rng, int *out_value)
@@ -706,55 +266,26 @@ int gr_graph_add_head(gr_graph *g, int from, const gr_head_spec *spec, gr_rng *r
     if (st) return st;
     if (from < 0 || from >= g->nvalues)
         return gr_err(GRAFT_E_ARG, "head: value %d is not in the graph", from);
-    if (g->values[from].is_init || !available(g, from))
+    if (g->values[from].is_init || !gr_graph_can_read(g, from))
         return gr_err(GRAFT_E_ARG, "head: '%s' is not an activation of the graph",
                       g->values[from].name);
     gr_shape fs;
-    int dt;
-    if ((st = gr_graph_value_shape(g, from, spec->input_shapes, &fs, &dt)))
-        return gr_err_prefix(st, "head '%s'", prefix_of(spec));
-    char sb[128];
-    if (dt != GR_F32 || (fs.rank != 2 && fs.rank != 4))
-        return gr_err(
-            GRAFT_E_SHAPE,
-            "head '%s': feature '%s' is %s %s; a head needs float32 (N, C) or (N, C, H, W)",
-            prefix_of(spec), g->values[from].name, gr_dtype_name(dt),
-            gr_shape_str(&fs, sb, sizeof sb));
-    int G = grid_side(spec->pool);
-    if (fs.rank == 4 && G == 2 && (fs.d[2] < 2 || fs.d[3] < 2))
-        return gr_err(GRAFT_E_SHAPE, "head '%s': grid2 pooling needs H, W >= 2, feature '%s' is %s",
-                      prefix_of(spec), g->values[from].name, gr_shape_str(&fs, sb, sizeof sb));
-    if (fs.rank == 4 && G == 4 && (fs.d[2] < 4 || fs.d[3] < 4 || fs.d[2] % 4 || fs.d[3] % 4))
-        return gr_err(GRAFT_E_SHAPE,
-                      "head '%s': grid4 pooling needs H and W multiples of 4, feature '%s' is %s",
-                      prefix_of(spec), g->values[from].name, gr_shape_str(&fs, sb, sizeof sb));
-    builder b = { .g = g, .prefix = prefix_of(spec), .rng = rng };
+    if ((st = feature_shape(g, from, spec, &fs))) return st;
+    char prefix[210];
+    snprintf(prefix, sizeof prefix, "%s.", prefix_of(spec));
+    gr_gb b = { .g = g, .prefix = prefix, .act_dtype = GR_F32, .rng = rng };
     int x = from, logits;
     int64_t fan_in = fs.d[1];
-    if (fs.rank == 4 && (st = pool(&b, spec, &fs, &x, &fan_in))) return st;
+    if (fs.rank == 4 && (st = gr_gb_pool(&b, x, &fs, spec->pool, &x, &fan_in))) return st;
     if (fan_in < 1)
-        return gr_err(GRAFT_E_SHAPE, "head '%s': %lld input features", b.prefix, (long long)fan_in);
-    if ((st = act(&b, "logits", &logits))) return st;
+        return gr_err(GRAFT_E_SHAPE, "head '%s': %lld input features", prefix_of(spec),
+                      (long long)fan_in);
+    if ((st = gr_gb_value(&b, "logits", GR_F32, NULL, NULL, &logits))) return st;
     g->values[logits].has_shape = 1;
     g->values[logits].t.shape = (gr_shape){ 2, { -1, spec->nclass } };
-    if (spec->hidden == 0) {
-        int d = x;
-        if (spec->dropout > 0 &&
-            ((st = act(&b, "dropout.out", &d)) || (st = dropout(&b, x, spec->dropout, d))))
-            return st;
-        st = linear(&b, "fc", d, fan_in, spec->nclass, logits);
-    } else {
-        int h, r, d;
-        if ((st = act(&b, "fc1.out", &h)) || (st = linear(&b, "fc1", x, fan_in, spec->hidden, h)) ||
-            (st = act(&b, "relu.out", &r)) || (st = node(&b, "relu", "Relu", &h, 1, r, NULL, 0)))
-            return st;
-        d = r;
-        if (spec->dropout > 0 &&
-            ((st = act(&b, "dropout.out", &d)) || (st = dropout(&b, r, spec->dropout, d))))
-            return st;
-        st = linear(&b, "fc2", d, spec->hidden, spec->nclass, logits);
-    }
-    if (st || (st = record_head(g, b.prefix))) return st;
+    if ((st = head_layers(&b, spec, x, fan_in, logits)) ||
+        (st = gr_graph_add_meta(g, GR_HEAD_META, prefix_of(spec))))
+        return st;
     char *lname = g->values[logits].name;
     int n = spec->replace ? 1 : g->noutputs + 1;
     int *outs = gr_arena_alloc(g->arena, (size_t)(n + 1) * sizeof *outs);
@@ -787,7 +318,8 @@ static int producer(const gr_graph *g, int v) { return v >= 0 ? g->values[v].pro
 static const char *head_of(const gr_graph *g, int k)
 {
     for (int i = 0; i < g->nmeta; i++)
-        if (!strcmp(g->meta[i].key, HEAD_META) && has_prefix(g->nodes[k].name, g->meta[i].value))
+        if (!strcmp(g->meta[i].key, GR_HEAD_META) &&
+            gr_name_in_head(g->nodes[k].name, g->meta[i].value))
             return g->meta[i].value;
     return NULL;
 }
@@ -830,7 +362,7 @@ int gr_graph_find_classifier(const gr_graph *g, int *feature, int *first_node)
            (is_op(&g->nodes[k], "Dropout") || is_op(&g->nodes[k], "Identity")))
         first = k, x = g->nodes[k].in[0];
     const char *hp = head_of(g, cls); /* an added head (MLP, pooling) is one classifier */
-    while (hp && (k = producer(g, x)) >= 0 && has_prefix(g->nodes[k].name, hp))
+    while (hp && (k = producer(g, x)) >= 0 && gr_name_in_head(g->nodes[k].name, hp))
         first = k, x = g->nodes[k].in[0];
     if (feature) *feature = x;
     if (first_node) *first_node = first;

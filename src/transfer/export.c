@@ -18,31 +18,28 @@
 #include <math.h>
 #include <string.h>
 
+/* The export's builder: names "graft_export/<part>_<n>" (explicit, numbered: "#<index>" names of
+ * unnamed nodes can already be taken); x is the value the chain has reached. */
 typedef struct builder {
-    gr_graph *g;
-    int x; /* the current value */
-    int n; /* names made so far */
+    gr_gb gb;
+    int x;
 } builder;
 
 static int value(builder *b, const char *stem, int dtype, const gr_shape *s, const void *data,
                  int *out)
 {
-    char name[128];
-    snprintf(name, sizeof name, "graft_export/%s_%d", stem, b->n++);
-    return gr_graph_add_value(b->g, name, dtype, s, data, out);
+    return gr_gb_value(&b->gb, stem, dtype, s, data, out);
 }
 
 /* Appends node op(x, extra inputs...) with attributes; b->x becomes its output. */
 static int node(builder *b, const char *op, const int *more, int nmore, const gr_attr *attrs,
                 int nattr)
 {
-    int in[4] = { b->x, -1, -1, -1 }, out, st = value(b, op, 0, NULL, NULL, &out);
+    int in[4] = { b->x, -1, -1, -1 };
     for (int i = 0; i < nmore; i++) in[1 + i] = more[i];
-    char name[128]; /* explicit: "#<index>" names of unnamed nodes can already be taken */
-    snprintf(name, sizeof name, "graft_export/%s_node_%d", op, b->n++);
-    if (!st) st = gr_graph_add_node(b->g, name, op, in, 1 + nmore, &out, 1, attrs, nattr, NULL);
-    if (!st) b->x = out;
-    return st;
+    char part[64];
+    snprintf(part, sizeof part, "%s_node", op);
+    return gr_gb_op(&b->gb, op, part, op, in, 1 + nmore, attrs, nattr, &b->x);
 }
 
 static int add_pool(builder *b, int pool, const gr_shape *fs)
@@ -53,20 +50,13 @@ static int add_pool(builder *b, int pool, const gr_shape *fs)
                          { .name = "keepdims", .type = GR_AT_INT, .i = 0 } };
         return node(b, "ReduceMean", NULL, 0, a, 2);
     }
-    int st = GRAFT_OK;
-    if (fs->rank == 4 && pool == GR_POOL_MEAN) st = node(b, "GlobalAveragePool", NULL, 0, NULL, 0);
-    else if (fs->rank == 4 && (pool == GR_POOL_GRID2 || pool == GR_POOL_GRID4)) {
-        int64_t H = fs->d[2], W = fs->d[3], G = gr_pool_side(pool);
-        if ((st = gr_pool_check(H, W, pool, "export"))) return st;
-        /* grid2: kernel ceil(H/2), stride floor(H/2) is adaptive_avg_pool2d(x, 2) also for odd
-         * sides (the cells share the middle row); grid4 has equal cells */
-        int64_t k[2] = { (H + G - 1) / G, (W + G - 1) / G }, s[2] = { H / G, W / G };
-        gr_attr a[2] = { { .name = "kernel_shape", .type = GR_AT_INTS, .n = 2, .ints = k },
-                         { .name = "strides", .type = GR_AT_INTS, .n = 2, .ints = s } };
-        st = node(b, "AveragePool", NULL, 0, a, 2);
+    if (fs->rank == 4 && pool != GR_POOL_NONE) {
+        int64_t fan_in;
+        int st = gr_pool_check(fs->d[2], fs->d[3], pool, "export");
+        return st ? st : gr_gb_pool(&b->gb, b->x, fs, pool, &b->x, &fan_in);
     }
     gr_attr f = { .name = "axis", .type = GR_AT_INT, .i = 1 };
-    return st ? st : node(b, "Flatten", NULL, 0, &f, 1);
+    return node(b, "Flatten", NULL, 0, &f, 1);
 }
 
 static int add_norm(builder *b, const gr_head *h)
@@ -88,12 +78,9 @@ static int add_norm(builder *b, const gr_head *h)
 /* Gemm with weight (rows, cols) row-major, transB = 1, as PyTorch exports Linear. */
 static int add_gemm(builder *b, const float *w, const float *bias, int64_t rows, int64_t cols)
 {
-    int64_t dw[2] = { rows, cols }, db[1] = { rows };
-    gr_shape sw = gr_shape_make(2, dw), sb = gr_shape_make(1, db);
-    int in[2], st = value(b, "weight", GR_F32, &sw, w, &in[0]);
-    if (!st) st = value(b, "bias", GR_F32, &sb, bias, &in[1]);
-    gr_attr t = { .name = "transB", .type = GR_AT_INT, .i = 1 };
-    return st ? st : node(b, "Gemm", in, 2, &t, 1);
+    int y = -1, st = gr_gb_linear(&b->gb, "Gemm", b->x, rows, cols, w, bias, &y);
+    if (!st) b->x = y;
+    return st;
 }
 
 static int add_head(builder *b, const gr_head *h)
@@ -137,16 +124,10 @@ static int add_head(builder *b, const gr_head *h)
 
 static int set_meta(gr_graph *g, const char *const *kv, int n)
 {
-    gr_meta *m = gr_arena_alloc(g->arena, (size_t)(g->nmeta + n + 1) * sizeof *m);
-    if (!m) return GRAFT_E_NOMEM;
-    if (g->nmeta) memcpy(m, g->meta, (size_t)g->nmeta * sizeof *m);
-    for (int i = 0; i < n; i++)
-        m[g->nmeta + i] =
-            (gr_meta){ gr_arena_strdup(g->arena, kv[2 * i]),
-                       gr_arena_strdup(g->arena, kv[2 * i + 1] ? kv[2 * i + 1] : "") };
-    g->meta = m;
-    g->nmeta += n;
-    return GRAFT_OK;
+    int st = GRAFT_OK;
+    for (int i = 0; i < n && !st; i++)
+        st = gr_graph_add_meta(g, kv[2 * i], kv[2 * i + 1] ? kv[2 * i + 1] : "");
+    return st;
 }
 
 int gr_export_finish(gr_graph *g, int logits, int nclass, const char *const *kv, int nkv,
@@ -214,7 +195,7 @@ int gr_export_head(const char *model_path, const gr_head *h, const char *layer, 
                 "was fitted on",
                 model_path, name, (long long)dim, h->dim);
     }
-    builder b = { g, g->outputs[0], 0 };
+    builder b = { .gb = { .g = g, .prefix = "graft_export/", .numbered = 1 }, .x = g->outputs[0] };
     if (!st) st = add_pool(&b, pool, &fs);
     if (!st) st = add_norm(&b, h);
     if (!st) st = add_head(&b, h);

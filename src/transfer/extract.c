@@ -168,41 +168,6 @@ static int cache_write(const char *dir, const char *path, const gr_features *f,
     return gr_st_save(path, e, 3, meta, 4);
 }
 
-/* ---- pooling ---- */
-
-int gr_pool_side(int pool)
-{
-    return pool == GR_POOL_GRID2 ? 2 : pool == GR_POOL_GRID4 ? 4 : pool == GR_POOL_NONE ? 0 : 1;
-}
-
-const char *gr_pool_name(int pool)
-{
-    return pool == GR_POOL_GRID2   ? "grid2"
-           : pool == GR_POOL_GRID4 ? "grid4"
-           : pool == GR_POOL_NONE  ? "none"
-                                   : "mean";
-}
-
-int gr_pool_fits(int64_t H, int64_t W, int pool)
-{
-    if (pool == GR_POOL_GRID2) return H >= 2 && W >= 2;
-    if (pool == GR_POOL_GRID4) return H >= 4 && W >= 4 && H % 4 == 0 && W % 4 == 0;
-    return 1;
-}
-
-int gr_pool_check(int64_t H, int64_t W, int pool, const char *what)
-{
-    if (gr_pool_fits(H, W, pool)) return GRAFT_OK;
-    if (pool == GR_POOL_GRID2)
-        return gr_err(GRAFT_E_SHAPE,
-                      "%s: 2x2-grid pooling needs a map of at least 2x2, it is %lldx%lld", what,
-                      (long long)H, (long long)W);
-    return gr_err(GRAFT_E_SHAPE,
-                  "%s: 4x4-grid pooling needs a map whose sides are multiples of 4, it is "
-                  "%lldx%lld (use grid2 or mean)",
-                  what, (long long)H, (long long)W);
-}
-
 static int pooled_dim(const gr_shape *s, int pool)
 {
     int side = gr_pool_side(pool);

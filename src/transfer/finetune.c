@@ -268,7 +268,7 @@ static int build_model(ft *f, const char *model_path)
                           .dropout = f->r.dropout,
                           .replace = 1,
                           .input_shapes = &in,
-                          .pool = gr_pool_side(f->r.pool) > 1 ? gr_pool_name(f->r.pool) : NULL };
+                          .pool = gr_pool_side(f->r.pool) > 1 ? f->r.pool : GR_POOL_MEAN };
     if (!f->r.layer) {
         st = gr_graph_replace_classifier(g, &spec, &rng);
         if (st)

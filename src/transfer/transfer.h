@@ -8,20 +8,11 @@
 
 #include "core/core.h"
 #include "data/data.h"
-
-struct gr_graph;
+#include "graph/graph.h"
 
 /* ==== feature extraction with a cache (extract.c) ========================================= */
 
-enum { GR_POOL_MEAN = 0, GR_POOL_GRID2 = 1, GR_POOL_NONE = 2, GR_POOL_GRID4 = 3 };
-/* Cells per side of a pooling of a rank-4 map: 1 (mean), 2, 4 (grids); 0 for none. */
-int gr_pool_side(int pool);
-const char *gr_pool_name(int pool); /* "mean", "grid2", "grid4", "none" */
-/* Whether an H x W map can be pooled so: grid2 needs H, W >= 2; grid4 needs H and W multiples
- * of 4 (equal cells, so that ONNX's AveragePool in exported heads computes exactly what the
- * extraction does: PyTorch's adaptive_avg_pool2d(x, 4)). Errors name `what`. */
-int gr_pool_check(int64_t H, int64_t W, int pool, const char *what);
-int gr_pool_fits(int64_t H, int64_t W, int pool); /* the same rule, without the error */
+/* Pooling (GR_POOL_*, gr_pool_side, gr_pool_check): graph/graph.h. */
 
 typedef struct gr_extract_opts {
     const char *layer;     /* a value or node name (graft info lists cut points); NULL: the
