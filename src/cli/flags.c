@@ -330,7 +330,8 @@ static void print_flag(const cli_flag *f, FILE *out)
 
 void cli_print_help(const cli_command *cmd, FILE *out)
 {
-    fprintf(out, "usage: graft %s %s [flags]\n\n%s\nflags:\n", cmd->name, cmd->args, cmd->about);
+    fprintf(out, "usage: graft %s%s%s [flags]\n\n%s\nflags:\n", cmd->name, cmd->args[0] ? " " : "",
+            cmd->args, cmd->about);
     for (const cli_flag *f = cmd->flags; f->name; f++)
         if (!(f->bits & CLI_HIDDEN)) print_flag(f, out);
     fprintf(out, "  --limit NAME=VALUE           what a file may make graft allocate (see graft "
