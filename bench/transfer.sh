@@ -91,7 +91,7 @@ done
 echo "== task B: pretraining the tiny CNN on classes 0-4 with graft" >&2
 $py "$here/../scripts/make_tiny_cnn.py" "$work" > /dev/null
 [ -f pre.onnx ] || "$graft" finetune tiny_cnn.onnx b_source.csv --transform "size=28,normalize=$FM" --head-init random \
-  --head-epochs -1 --freeze all --lr 3e-3 --lr-ratio 1 --epochs 15 --seed 0 --threads 2 -o pre.onnx --json > pre.json 2>/dev/null
+  --head-epochs none --freeze all --lr 3e-3 --lr-ratio 1 --epochs 15 --seed 0 --threads 2 -o pre.onnx --json > pre.json 2>/dev/null
 echo "== task B: graft" >&2
 : > b_graft.txt
 declare -A secs=([probe]=0 [finetune]=0 [scratch]=0)
@@ -107,7 +107,7 @@ for k in 1 5 10 50; do
     echo "finetune $k $s $("$graft" finetune pre.onnx "b_k${k}_s${s}.csv" $T --probe-C 1 --freeze "$freeze" --seed "$s" \
       --test b_test --cache gcache -o ft.onnx 2>/dev/null | acc)" >> b_graft.txt
     c=$(now)
-    echo "scratch $k $s $("$graft" finetune tiny_cnn.onnx "b_k${k}_s${s}.csv" $T --head-init random --head-epochs -1 \
+    echo "scratch $k $s $("$graft" finetune tiny_cnn.onnx "b_k${k}_s${s}.csv" $T --head-init random --head-epochs none \
       --freeze all --lr 1e-2 --lr-ratio 1 --steps 500 --val 0 --seed "$s" --test b_test -o sc.onnx 2>/dev/null | acc)" >> b_graft.txt
     d=$(now)
     secs[probe]=$(add "${secs[probe]}" "$b" "$a")

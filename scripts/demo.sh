@@ -66,7 +66,7 @@ run() {  # method k seed -> accuracy on the test images
     finetune) "$graft" finetune "$det" "$train" --transform "$T" --layer "$layer" --pool "$pool" --shots "$k" --seed "$s" \
              --freeze last:2 --test "$test" -o "$work/ft.onnx" --json ;;
     scratch) "$graft" finetune "$work/tiny_cnn.onnx" "$train" --transform "size=28,normalize=$FM" --head-init random \
-             --head-epochs -1 --freeze all --lr 1e-2 --lr-ratio 1 --steps 500 --val 0 --shots "$k" --seed "$s" \
+             --head-epochs none --freeze all --lr 1e-2 --lr-ratio 1 --steps 500 --val 0 --shots "$k" --seed "$s" \
              --test "$test" -o "$work/scratch.onnx" --json ;;
   esac | /usr/bin/python3 -c '
 import json, sys

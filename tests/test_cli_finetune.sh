@@ -113,7 +113,7 @@ check "eval takes the fine-tuned model" "[ $? -eq 0 ] && grep -q '100 samples, a
 
 # weight imprinting without fine-tuning is the cosine nearest-class-mean classifier of the frozen
 # features: the same predictions as numpy's on graft's extracted features
-"$GRAFT" finetune "$CNN" "$tmp/train" $T --head-init imprint --epochs -1 --val -1 -o "$tmp/imp.onnx" --test "$tmp/test" \
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --head-init imprint --epochs none --val 0 -o "$tmp/imp.onnx" --test "$tmp/test" \
   --no-cache --json > "$tmp/imp.json" 2>&1
 check "finetune --head-init imprint exit 0" "[ $? -eq 0 ]"
 "$GRAFT" extract "$CNN" "$tmp/train" $T --layer /Flatten_output_0 --pool none --no-cache -o "$tmp/ftr.npy" \
@@ -233,7 +233,7 @@ check "a bad freeze spec: exit 1 naming the term" "[ $? -eq 1 ] && grep -q 'last
 
 # --steps: an update budget in whole epochs (160 images, batch 32: 5 updates an epoch, so 12
 # updates are 3 epochs); --val 0 means no validation split
-"$GRAFT" finetune "$CNN" "$tmp/train" $T --head-init random --head-epochs -1 --freeze all --steps 12 --val 0 --seed 1 -o "$tmp/s.onnx" \
+"$GRAFT" finetune "$CNN" "$tmp/train" $T --head-init random --head-epochs none --freeze all --steps 12 --val 0 --seed 1 -o "$tmp/s.onnx" \
   --json > "$tmp/s.json" 2> /dev/null
 rc=$?
 /usr/bin/python3 -c "

@@ -147,6 +147,6 @@ check "unknown head: usage exit 2" "[ $? -eq 2 ] && grep -q 'logreg, mlp, knn or
 "$GRAFT" fit "$REF/resnet18.onnx" > /dev/null 2>&1
 check "fit without data: usage exit 2" "[ $? -eq 2 ]"
 "$GRAFT" extract "$REF/resnet18.onnx" "$REF/data" --pool cube --no-cache > "$tmp/b3.out" 2>&1
-check "unknown pooling: exit 1 naming it" "[ $? -eq 1 ] && grep -q cube '$tmp/b3.out'"
+check "unknown pooling: usage exit 2 naming it" "[ $? -eq 2 ] && grep -q cube '$tmp/b3.out'"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -29,7 +29,7 @@ acc() { $py -c 'import json, sys; o = json.load(sys.stdin); print((o.get("val_me
 $py "$SRC/bench/transfer_ref.py" prep "$work" > /dev/null
 check "the splits (bench/transfer_ref.py prep)" "[ $? -eq 0 ] && [ -f '$work/b_k50_s3.csv' ]"
 $py "$SRC/scripts/make_tiny_cnn.py" "$work" > /dev/null
-"$GRAFT" finetune "$work/tiny_cnn.onnx" "$work/b_source.csv" $T --head-init random --head-epochs -1 --freeze all \
+"$GRAFT" finetune "$work/tiny_cnn.onnx" "$work/b_source.csv" $T --head-init random --head-epochs none --freeze all \
   --lr 3e-3 --lr-ratio 1 --epochs 15 --seed 0 -o "$work/pre.onnx" > /dev/null 2> "$work/pre.err"
 rc=$?
 check "pretraining on classes 0-4 exit 0 ($(tail -1 "$work/pre.err"))" "[ $rc -eq 0 ]"
@@ -43,11 +43,11 @@ for k in 10 50; do
     freeze=last:2; [ "$k" -lt 20 ] && freeze=last:1
     f=$("$GRAFT" finetune "$work/pre.onnx" "$l" $T --probe-C 1 --freeze "$freeze" --seed "$s" --test "$work/b_test" \
       --no-cache -o "$work/ft.onnx" 2>> "$work/runs.err" | acc)
-    c=$("$GRAFT" finetune "$work/tiny_cnn.onnx" "$l" $T --head-init random --head-epochs -1 --freeze all --lr 1e-2 \
+    c=$("$GRAFT" finetune "$work/tiny_cnn.onnx" "$l" $T --head-init random --head-epochs none --freeze all --lr 1e-2 \
       --lr-ratio 1 --steps 500 --val 0 --seed "$s" --test "$work/b_test" -o "$work/sc.onnx" 2>> "$work/runs.err" | acc)
     printf '%s probe %s %s\n%s finetune %s %s\n%s scratch %s %s\n' "$k" "$s" "$p" "$k" "$s" "$f" "$k" "$s" "$c" >> "$work/graft.txt"
     if [ "$k" -eq 50 ]; then
-      u=$("$GRAFT" finetune "$work/tiny_cnn.onnx" "$l" $T --head-init random --head-epochs -1 --freeze all --lr 1e-2 \
+      u=$("$GRAFT" finetune "$work/tiny_cnn.onnx" "$l" $T --head-init random --head-epochs none --freeze all --lr 1e-2 \
         --lr-ratio 1 --steps 50 --val 0 --seed "$s" --test "$work/b_test" -o "$work/sc.onnx" 2>> "$work/runs.err" | acc)
       printf '%s probe %s %s\n%s short %s %s\n' "$k" "$s" "$p" "$k" "$s" "$u" >> "$work/control.txt"
     fi

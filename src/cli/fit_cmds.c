@@ -1,0 +1,445 @@
+#define _DEFAULT_SOURCE
+/* fit_cmds.c — `graft fit` (a new head on cached features), `graft fewshot` (episodic few-shot
+ * accuracy) and `graft export` (a fitted head and its model as one ONNX file). */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- fit ---- */
+
+/* The rows of X (and y) whose sample index is in `keep` (sorted int64 indices). */
+static int select_rows(const graft_tensor *X, const graft_tensor *y, const graft_tensor *index,
+                       const graft_tensor *keep, graft_tensor **xs, graft_tensor **ys)
+{
+    const int64_t *ix = index->data, *k = keep->data;
+    int64_t n = X->dims[0], dim = X->dims[1], nk = keep->dims[0], m = 0;
+    int64_t maxi = 0;
+    for (int64_t i = 0; i < n; i++) maxi = ix[i] > maxi ? ix[i] : maxi;
+    unsigned char *in = calloc((size_t)maxi + 2, 1);
+    if (!in) return GRAFT_E_NOMEM;
+    for (int64_t j = 0; j < nk; j++)
+        if (k[j] <= maxi) in[k[j]] = 1;
+    for (int64_t i = 0; i < n; i++) m += in[ix[i]];
+    int64_t dx[2] = { m, dim }, dy[1] = { m };
+    graft_status st = graft_tensor_new(GRAFT_FLOAT, 2, dx, xs);
+    if (!st) st = graft_tensor_new(GRAFT_INT32, 1, dy, ys);
+    if (st) {
+        free(in);
+        return st;
+    }
+    for (int64_t i = 0, r = 0; i < n; i++)
+        if (in[ix[i]]) {
+            memcpy((float *)(*xs)->data + r * dim, (const float *)X->data + i * dim,
+                   (size_t)dim * sizeof(float));
+            ((int32_t *)(*ys)->data)[r++] = ((const int32_t *)y->data)[i];
+        }
+    free(in);
+    return GRAFT_OK;
+}
+
+/* Test labels renumbered to the training dataset's ids, matching classes by name (ids are per
+ * dataset: a folder sorts its names, an IDX file has its own order). */
+
+typedef struct fit_args {
+    extract_flags f;
+    graft_fit_opts fo;
+    const char *out, *test;
+    int json, shots;
+    double val;
+} fit_args;
+
+static const cli_flag FIT_FLAGS[] = {
+    { .name = "head",
+      .type = CLI_CHOICE,
+      .choices = "logreg|mlp|knn|ncm",
+      .def = "logreg",
+      .help = "the classifier",
+      .off = offsetof(fit_args, fo.kind) },
+    { .name = "norm",
+      .type = CLI_CHOICE,
+      .choices = "standardize|l2|none",
+      .def = "standardize for logreg and mlp, l2 for knn and ncm",
+      .help = "feature normalisation",
+      .off = offsetof(fit_args, fo.norm) },
+    { .name = "C",
+      .type = CLI_REAL,
+      .meta = "X",
+      .lo = 0,
+      .hi = 1e12,
+      .words = cli_words_auto,
+      .def = "auto",
+      .help = "logreg's inverse L2 strength (0 or auto: 5-fold cross-validated)",
+      .off = offsetof(fit_args, fo.C) },
+    { .name = "val",
+      .type = CLI_REAL,
+      .meta = "F",
+      .lo = 0,
+      .hi = 1,
+      .bits = CLI_HI_OPEN,
+      .def = "0.2",
+      .help = "stratified validation fraction (0: train on everything)",
+      .off = offsetof(fit_args, val) },
+    { .name = "test",
+      .type = CLI_PATH,
+      .meta = "TESTDATA",
+      .help = "evaluate on this dataset (same classes) instead of a validation split",
+      .off = offsetof(fit_args, test) },
+    { .name = "shots",
+      .type = CLI_INT,
+      .meta = "K",
+      .lo = 0,
+      .hi = 1000000,
+      .def = "all",
+      .help = "train on K examples per class (0: all)",
+      .off = offsetof(fit_args, shots) },
+    CLI_ROW_SEED(fit_args, fo.seed),
+    { .name = "output",
+      .alias = 'o',
+      .type = CLI_PATH,
+      .meta = "HEAD.safetensors",
+      .help = "save the head",
+      .off = offsetof(fit_args, out) },
+    CLI_ROW_JSON(fit_args, json),
+    EXTRACT_ROWS(fit_args, f),
+    { 0 },
+};
+
+/* What one `graft fit` holds; freed by fit_free. */
+typedef struct fit_state {
+    graft_dataset *d, *td;
+    graft_tensor *X, *y, *index, *tr, *va, *Xt, *yt, *Xv, *yv, *prob;
+    graft_head *h;
+    char *metrics;
+    int nclass, cached;
+    graft_extract_opts eo;
+} fit_state;
+
+static void fit_free(fit_state *s)
+{
+    graft_tensor *all[] = {
+        s->X, s->y, s->index, s->tr, s->va, s->Xt, s->yt, s->Xv, s->yv, s->prob
+    };
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) graft_tensor_free(all[i]);
+    free(s->metrics);
+    graft_head_free(s->h);
+    graft_dataset_free(s->td);
+    graft_dataset_free(s->d);
+}
+
+/* The training rows (Xt, yt) and the evaluation rows (Xv, yv: the validation split, or --test). */
+static graft_status fit_features(const fit_args *a, const char *model, fit_state *s)
+{
+    double frac[3] = { 1 - a->val, a->val, 0 };
+    graft_status st = a->shots ? graft_dataset_kshot(s->d, a->shots, a->fo.seed, &s->tr)
+                               : graft_dataset_split(s->d, frac, a->fo.seed, &s->tr,
+                                                     a->val > 0 ? &s->va : NULL, NULL);
+    if (!st) st = resolve_auto(model, s->d, s->tr, &s->eo, a->json); /* on the training part */
+    if (!st) st = graft_extract(model, s->d, &s->eo, &s->X, &s->y, &s->index, &s->cached);
+    if (!st) st = select_rows(s->X, s->y, s->index, s->tr, &s->Xt, &s->yt);
+    if (!st && s->va) st = select_rows(s->X, s->y, s->index, s->va, &s->Xv, &s->yv);
+    if (!st && a->test) { /* another dataset holds the evaluation samples */
+        st = graft_dataset_open(a->test, NULL, &s->td);
+        if (!st) st = graft_extract(model, s->td, &s->eo, &s->Xv, &s->yv, NULL, NULL);
+        if (!st) st = map_classes(s->d, s->td, s->yv, a->test);
+    }
+    return st;
+}
+
+static graft_status fit_evaluate(fit_state *s)
+{
+    graft_status st = graft_head_predict(s->h, s->Xv, &s->prob);
+    if (st) return st;
+    const char **names = malloc((size_t)s->nclass * sizeof *names);
+    if (!names) return GRAFT_E_NOMEM;
+    for (int c = 0; c < s->nclass; c++) names[c] = graft_dataset_class_name(s->d, c);
+    st = graft_evaluate_json(s->prob, s->yv, NULL, names, NULL, &s->metrics);
+    free(names);
+    return st;
+}
+
+/* The head with its origin (model, layer, pooling, transform, classes) saved to out. */
+static graft_status fit_save(fit_state *s, const char *model, const char *out)
+{
+    cJSON *o = cJSON_CreateObject(), *cls = cJSON_AddArrayToObject(o, "classes");
+    char full[4096];
+    cJSON_AddStringToObject(o, "model", realpath(model, full) ? full : model);
+    if (s->eo.layer) cJSON_AddStringToObject(o, "layer", s->eo.layer);
+    cJSON_AddStringToObject(o, "pool", s->eo.pool ? s->eo.pool : "mean");
+    if (s->eo.transform) cJSON_AddStringToObject(o, "transform", s->eo.transform);
+    for (int c = 0; c < s->nclass; c++)
+        cJSON_AddItemToArray(cls, cJSON_CreateString(graft_dataset_class_name(s->d, c)));
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    graft_status st = text ? graft_head_set_origin(s->h, text) : GRAFT_E_NOMEM;
+    free(text);
+    return st ? st : graft_head_save(s->h, out);
+}
+
+static void fit_print(const fit_args *a, const fit_state *s)
+{
+    const graft_head *h = s->h;
+    if (a->json) {
+        printf("{\"train\": %lld, \"val\": %lld, \"features\": %lld, \"cached\": %s, \"C\": "
+               "%g, \"cv_accuracy\": %g, "
+               "\"val_metrics\": %s}\n",
+               (long long)s->Xt->dims[0], (long long)(s->Xv ? s->Xv->dims[0] : 0),
+               (long long)s->X->dims[1], s->cached ? "true" : "false", graft_head_C(h),
+               graft_head_cv_accuracy(h), s->metrics ? s->metrics : "null");
+        return;
+    }
+    printf("features %lld x %lld%s; head fitted on %lld samples", (long long)s->X->dims[0],
+           (long long)s->X->dims[1], s->cached ? " (from the cache)" : "",
+           (long long)s->Xt->dims[0]);
+    if (graft_head_cv_accuracy(h) >= 0)
+        printf(" (C = %g by cross-validation, CV accuracy %.4f)", graft_head_C(h),
+               graft_head_cv_accuracy(h));
+    printf("\n");
+    if (s->metrics) {
+        cJSON *m = cJSON_Parse(s->metrics);
+        printf("%s (%lld samples): accuracy %.4f, macro F1 %.4f, ECE %.4f\n",
+               a->test ? "test" : "validation", (long long)s->Xv->dims[0],
+               cJSON_GetNumberValue(cJSON_GetObjectItem(m, "accuracy")),
+               cJSON_GetNumberValue(cJSON_GetObjectItem(m, "macro_f1")),
+               cJSON_GetNumberValue(cJSON_GetObjectItem(m, "ece")));
+        cJSON_Delete(m);
+    }
+    if (a->out) printf("head saved to %s\n", a->out);
+}
+
+static int cmd_fit(int argc, char **argv)
+{
+    fit_args a = { .f.threads = -1, .val = 0.2 };
+    int npos, rc = cli_parse(&CMD_FIT, argc, argv, &a, &npos);
+    if (rc != CLI_GO) return rc;
+    if (npos != 2) return usage_error("fit", "give a model and a dataset");
+    apply_threads(a.f.threads);
+    if (a.test) a.val = 0; /* the test set is the held-out data */
+    const char *model = argv[0];
+    fit_state s = { 0 };
+    char cache_buf[1024];
+    s.eo = extract_opts(&a.f, a.json, cache_buf, sizeof cache_buf);
+    graft_status st = graft_dataset_open(argv[1], NULL, &s.d);
+    if (st) return fail(st);
+    s.nclass = graft_dataset_num_classes(s.d);
+    st = fit_features(&a, model, &s);
+    if (!st) st = graft_head_fit(s.Xt, s.yt, s.nclass, &a.fo, &s.h);
+    if (!st && s.Xv) st = fit_evaluate(&s);
+    if (!st && a.out) st = fit_save(&s, model, a.out);
+    if (!st) fit_print(&a, &s);
+    fit_free(&s);
+    return st ? fail(st) : 0;
+}
+
+const cli_command CMD_FIT = {
+    "fit",
+    "MODEL DATA",
+    "a new head on the cached features, validated",
+    "Fits a new classifier on MODEL's features of DATA (computed once and cached, see `graft\n"
+    "extract --help`; --layer auto ranks the candidate maps pooled by their mean and a 2x2 grid,\n"
+    "the best eight also on a 4x4 grid, by a cross-validated linear probe on the training part\n"
+    "and takes the best), holding out a stratified validation fraction F (default 0.2; 0 trains "
+    "on\n"
+    "everything). Heads: logreg (multinomial logistic regression as scikit-learn's, L-BFGS, the\n"
+    "L2 strength C chosen by 5-fold cross-validation unless --C is given), mlp (one hidden layer\n"
+    "with dropout), knn (cosine), ncm (nearest class mean). Features are standardised for\n"
+    "logreg and mlp and L2-normalised for knn and ncm unless --norm says otherwise. Prints the\n"
+    "validation accuracy, macro F1 and calibration error; --output saves the head. --shots K "
+    "trains\n"
+    "on K examples per class drawn by --seed (the few-shot setting); --test evaluates on another\n"
+    "dataset with the same classes instead of a validation split.\n",
+    FIT_FLAGS,
+    cmd_fit
+};
+
+/* ---- fewshot ---- */
+
+typedef struct fewshot_args {
+    extract_flags f;
+    graft_fewshot_opts fo;
+    const char *shots;
+    int json;
+} fewshot_args;
+
+static const cli_flag FEWSHOT_FLAGS[] = {
+    { .name = "method",
+      .type = CLI_CHOICE,
+      .choices = "simpleshot|knn|imprint",
+      .def = "simpleshot",
+      .help = "the few-shot classifier",
+      .off = offsetof(fewshot_args, fo.method) },
+    { .name = "way",
+      .type = CLI_INT,
+      .meta = "N",
+      .lo = 0,
+      .hi = 1000000,
+      .words = cli_words_auto,
+      .def = "5",
+      .help = "classes an episode",
+      .off = offsetof(fewshot_args, fo.way) },
+    { .name = "shot",
+      .type = CLI_INTS,
+      .meta = "K[,K...]",
+      .lo = 1,
+      .hi = 1000000,
+      .def = "1",
+      .help = "labelled examples per class (a list runs each)",
+      .off = offsetof(fewshot_args, shots) },
+    { .name = "query",
+      .type = CLI_INT,
+      .meta = "Q",
+      .lo = 0,
+      .hi = 1000000,
+      .words = cli_words_auto,
+      .def = "15",
+      .help = "queries per class",
+      .off = offsetof(fewshot_args, fo.query) },
+    { .name = "episodes",
+      .type = CLI_INT,
+      .meta = "E",
+      .lo = 0,
+      .hi = 10000000,
+      .words = cli_words_auto,
+      .def = "600",
+      .help = "episodes",
+      .off = offsetof(fewshot_args, fo.episodes) },
+    CLI_ROW_SEED(fewshot_args, fo.seed),
+    CLI_ROW_JSON(fewshot_args, json),
+    EXTRACT_ROWS(fewshot_args, f),
+    { 0 },
+};
+
+/* Each K of the --shot list on the features: one line of text, or one object of a JSON array. */
+static graft_status fewshot_runs(const fewshot_args *a, const graft_tensor *X,
+                                 const graft_tensor *y, int nclass)
+{
+    graft_fewshot_opts fo = a->fo;
+    int way = fo.way ? fo.way : 5, query = fo.query ? fo.query : 15,
+        episodes = fo.episodes ? fo.episodes : 600;
+    graft_status st = GRAFT_OK;
+    if (a->json) printf("[");
+    for (const char *p = a->shots; !st && *p;) {
+        char *end;
+        fo.shot = (int)strtol(p, &end, 10); /* checked by the flag's row */
+        double mean, ci;
+        st = graft_fewshot_eval(X, y, nclass, &fo, &mean, &ci);
+        if (!st && a->json)
+            printf("%s{\"way\": %d, \"shot\": %d, \"query\": %d, \"episodes\": %d, \"accuracy\": "
+                   "%.6f, \"ci95\": %.6f}",
+                   p == a->shots ? "" : ", ", way, fo.shot, query, episodes, mean, ci);
+        else if (!st)
+            printf("%d-way %d-shot (%s, %d episodes of %d queries per class): accuracy %.2f%% +- "
+                   "%.2f%%\n",
+                   way, fo.shot, fo.method ? fo.method : "simpleshot", episodes, query, 100 * mean,
+                   100 * ci);
+        p = *end == ',' ? end + 1 : end;
+    }
+    if (a->json) printf("]\n"); /* a well-formed array even when a later shot failed */
+    return st;
+}
+
+static int cmd_fewshot(int argc, char **argv)
+{
+    fewshot_args a = { .f.threads = -1, .shots = "1" };
+    int npos, rc = cli_parse(&CMD_FEWSHOT, argc, argv, &a, &npos);
+    if (rc != CLI_GO) return rc;
+    if (npos != 2) return usage_error("fewshot", "give a model and a dataset");
+    apply_threads(a.f.threads);
+    char cache_buf[1024];
+    graft_extract_opts eo = extract_opts(&a.f, a.json, cache_buf, sizeof cache_buf);
+    graft_dataset *d;
+    graft_status st = graft_dataset_open(argv[1], NULL, &d);
+    if (st) return fail(st);
+    graft_tensor *X = NULL, *y = NULL;
+    st = resolve_auto(argv[0], d, NULL, &eo, a.json);
+    if (!st) st = graft_extract(argv[0], d, &eo, &X, &y, NULL, NULL);
+    int nclass = graft_dataset_num_classes(d);
+    graft_dataset_free(d);
+    if (!st) st = fewshot_runs(&a, X, y, nclass);
+    graft_tensor_free(X);
+    graft_tensor_free(y);
+    return st ? fail(st) : 0;
+}
+
+const cli_command CMD_FEWSHOT = {
+    "fewshot",
+    "MODEL DATA",
+    "episodic N-way K-shot accuracy with a 95 % interval",
+    "Few-shot learning on MODEL's features of DATA (cached, see `graft extract --help`), "
+    "evaluated\n"
+    "over E episodes (default 600): each draws N classes (default 5), K labelled examples per\n"
+    "class (default 1; a list such as 1,5 runs each) and Q queries per class (default 15), and\n"
+    "classifies the queries from the K examples alone. simpleshot (default) centres the features\n"
+    "on the episode's examples, L2-normalises them and takes the nearest class mean; knn is the\n"
+    "cosine nearest neighbour; imprint uses the normalised class means as the weights of a\n"
+    "cosine classifier. Prints the mean accuracy and its 95 % confidence interval.\n",
+    FEWSHOT_FLAGS,
+    cmd_fewshot
+};
+
+/* ---- export ---- */
+
+typedef struct export_args {
+    const char *out, *model;
+    int json;
+} export_args;
+
+static const cli_flag EXPORT_FLAGS[] = {
+    { .name = "output",
+      .alias = 'o',
+      .type = CLI_PATH,
+      .meta = "MODEL.onnx",
+      .help = "the ONNX file to write (required)",
+      .off = offsetof(export_args, out) },
+    { .name = "model",
+      .type = CLI_PATH,
+      .meta = "SOURCE.onnx",
+      .help = "the model the head was fitted on, if it moved",
+      .off = offsetof(export_args, model) },
+    CLI_ROW_JSON(export_args, json),
+    { 0 },
+};
+
+static int cmd_export(int argc, char **argv)
+{
+    export_args a = { 0 };
+    int npos, rc = cli_parse(&CMD_EXPORT, argc, argv, &a, &npos);
+    if (rc != CLI_GO) return rc;
+    if (npos > 1) return usage_error("export", "more than one head given");
+    if (npos < 1 || !a.out) return usage_error("export", "give a head and --output");
+    const char *head = argv[0];
+    graft_head *h;
+    graft_status st = graft_head_load(head, &h);
+    if (st) return fail(st);
+    st = graft_head_export(h, a.model, a.out);
+    graft_head_free(h);
+    if (st) return fail(st);
+    if (a.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "output", a.out);
+        cJSON_AddStringToObject(o, "head", head);
+        char *text = cJSON_PrintUnformatted(o);
+        if (text) puts(text);
+        free(text);
+        cJSON_Delete(o);
+    } else printf("wrote %s\n", a.out);
+    return 0;
+}
+
+const cli_command CMD_EXPORT = {
+    "export",
+    "HEAD --output MODEL.onnx",
+    "the model and a fitted head as one ONNX file",
+    "Writes the model a head was fitted on (`graft fit -o HEAD`), cut at the head's layer, with "
+    "the\n"
+    "pooling, the feature normalisation, the head and a Softmax, as one ONNX file that "
+    "onnxruntime\n"
+    "runs: input as the source model's, output \"probabilities\" (N, classes). The class names "
+    "and\n"
+    "the preprocessing are in its metadata (graft.classes, graft.transform). kNN heads keep their\n"
+    "training rows and cannot be exported.\n",
+    EXPORT_FLAGS,
+    cmd_export
+};
