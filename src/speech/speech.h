@@ -49,8 +49,9 @@ typedef struct gr_speak_job {
 
 /* Makes every clip, `parallel` at a time; stops at the first failure, naming the voice and text
  * or the sox effects and the tool's own message (their stderr is captured, never the user's).
- * A clip is renamed into place only when both programs exited 0 and it reads back as a valid
- * WAV: sox exits 0 after failing to write it (a full disk), which is a failure naming the clip.
+ * A clip is renamed into place only when both programs exited 0, sox reported no failure and the
+ * clip reads back as a valid WAV: sox exits 0 after failing to write it (a full disk), which is a
+ * failure naming the clip.
  * progress (may be NULL) gets stage "synthesize", done/total clips, after each wave. */
 int gr_speak(const gr_speak_job *jobs, int n, int parallel, const gr_progress *progress);
 /* Runs a program (found on PATH) with argv, stdout discarded; fails naming it and the end of its
