@@ -229,8 +229,7 @@ static gr_kw_train_opts internal_opts(const graft_keyword_train_opts *o)
                                             : o->hard_frac < 0 ? 0
                                                                : -1,
                                .parallel = o->parallel,
-                               .seed = o->seed,
-                               .quiet = o->quiet };
+                               .seed = o->seed }; /* progress: none yet (silent) */
 }
 
 static char *summary_json(const graft_keyword_train_opts *o, const gr_kw_train_result *r,

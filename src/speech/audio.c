@@ -24,6 +24,8 @@
  * same expression, so the cost is bounded by the output's length, never by the rate pair. */
 #include "speech.h"
 
+#include "io/io.h"
+
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -216,8 +218,6 @@ int gr_wav_write(const char *path, const float *s, int64_t n, int rate)
 {
     if (n < 0 || n > (int64_t)(0xFFFFFFFFu - 36) / 2)
         return gr_err(GRAFT_E_ARG, "%s: %lld samples do not fit in a WAV file", path, (long long)n);
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return gr_err(GRAFT_E_IO, "%s: cannot create: %s", path, strerror(errno));
     uint32_t bytes = (uint32_t)(n * 2);
     uint8_t h[44];
     memcpy(h, "RIFF", 4);
@@ -230,15 +230,20 @@ int gr_wav_write(const char *path, const float *s, int64_t n, int rate)
     memcpy(h + 32, ba, 4);
     memcpy(h + 36, "data", 4);
     memcpy(h + 40, &bytes, 4);
-    int ok = fwrite(h, 1, 44, fp) == 44;
-    for (int64_t i = 0; i < n && ok; i++) {
-        float x = s[i] * 32768.0f;
-        int16_t q = (int16_t)(x >= 32767 ? 32767 : x <= -32768 ? -32768 : lrintf(x));
-        ok = fwrite(&q, 2, 1, fp) == 1;
+    gr_wfile w; /* atomic: a killed or failed write leaves the old file, never a part */
+    int st = gr_wfile_open(&w, path);
+    if (st) return st;
+    gr_wfile_write(&w, h, sizeof h);
+    int16_t q[4096];
+    for (int64_t i = 0; i < n; i += 4096) {
+        int k = (int)(n - i < 4096 ? n - i : 4096);
+        for (int j = 0; j < k; j++) {
+            float x = s[i + j] * 32768.0f;
+            q[j] = (int16_t)(x >= 32767 ? 32767 : x <= -32768 ? -32768 : lrintf(x));
+        }
+        gr_wfile_write(&w, q, (size_t)k * sizeof *q);
     }
-    int err = ok ? 0 : errno;
-    if (fclose(fp) != 0 && ok) ok = 0, err = errno;
-    return ok ? GRAFT_OK : gr_err(GRAFT_E_IO, "%s: write error: %s", path, strerror(err));
+    return gr_wfile_commit(&w);
 }
 
 /* ---- resampling ---- */
