@@ -239,7 +239,7 @@ static uint64_t file_fingerprint(const char *path)
 {
     unsigned char *data;
     size_t n;
-    if (gr_read_file(path, &data, &n)) return 0;
+    if (gr_read_file(path, 0, &data, &n)) return 0;
     uint64_t h = fnv(1, data, n);
     free(data);
     return h;

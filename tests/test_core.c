@@ -1,6 +1,6 @@
 /* test_core.c — core pieces against closed forms: shapes and overflow, arena alignment and
  * reuse, the RNG's moments and determinism, .npy round trips (checked against numpy's own
- * header rules), error messages. */
+ * header rules), whole-file reads, FNV-1a against its published vectors, error messages. */
 #define _GNU_SOURCE
 #include "core/core.h"
 #include "harness.h"
@@ -105,6 +105,93 @@ static void test_npy(void)
     unlink(path);
 }
 
+/* A version 1.0 .npy file with header dict `dict` and `bytes` bytes of data 0, 1, 2, ... */
+static void write_npy(const char *path, const char *dict, size_t bytes)
+{
+    unsigned char buf[512] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0 };
+    size_t hl = strlen(dict);
+    buf[8] = (unsigned char)hl;
+    memcpy(buf + 10, dict, hl);
+    for (size_t i = 0; i < bytes; i++) buf[10 + hl + i] = (unsigned char)i;
+    FILE *f = fopen(path, "wb");
+    fwrite(buf, 1, 10 + hl + bytes, f);
+    fclose(f);
+}
+
+/* The element types the one .npy reader takes (what io and the datasets each took before they
+ * shared it): uint8 with either byte-order mark, Fortran order where it equals C order. */
+static void test_npy_types(void)
+{
+    char path[] = "/tmp/graft_test_npytXXXXXX";
+    close(mkstemp(path));
+    static const struct {
+        const char *dict;
+        size_t bytes;
+        int status, dtype;
+    } cases[] = {
+        { "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }", 6, GRAFT_OK, GR_U8 },
+        { "{'descr': '<u1', 'fortran_order': False, 'shape': (2, 3), }", 6, GRAFT_OK, GR_U8 },
+        { "{'descr': '|i1', 'fortran_order': False, 'shape': (6,), }", 6, GRAFT_OK, GR_I8 },
+        { "{'descr': '<i4', 'fortran_order': True, 'shape': (1, 3), }", 12, GRAFT_OK, GR_I32 },
+        { "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 16, GRAFT_OK, GR_F64 },
+        { "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", 24, GRAFT_E_UNSUPPORTED,
+          0 },
+        { "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8, GRAFT_E_UNSUPPORTED, 0 },
+        { "{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }", 4, GRAFT_E_UNSUPPORTED, 0 },
+        { "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8,
+          GRAFT_E_FORMAT, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_npy(path, cases[i].dict, cases[i].bytes);
+        gr_tensor t = { 0 };
+        int st = gr_npy_load(path, &t);
+        CHECK(st == cases[i].status &&
+                  (st || (t.dtype == (gr_dtype)cases[i].dtype &&
+                          ((unsigned char *)t.data)[cases[i].bytes - 1] == cases[i].bytes - 1)),
+              "%s: status %d (%s)", cases[i].dict, st, graft_last_error());
+        free(t.data);
+    }
+    unlink(path);
+}
+
+/* gr_read_file: the bytes back, a 0 after them, the bound in bytes, and what is no file. */
+static void test_read_file(void)
+{
+    char path[] = "/tmp/graft_test_readXXXXXX";
+    int fd = mkstemp(path);
+    const char text[] = "a,b\n1,\0002\n"; /* 10 bytes with a NUL inside */
+    CHECK(write(fd, text, 10) == 10, "write");
+    close(fd);
+    unsigned char *d = NULL;
+    size_t n = 0;
+    CHECK(gr_read_file(path, 0, &d, &n) == GRAFT_OK && n == 10 && !memcmp(d, text, 10) &&
+              d[10] == 0,
+          "read back: %s", graft_last_error());
+    free(d);
+    CHECK(gr_read_file(path, 10, &d, &n) == GRAFT_OK && n == 10, "max = size: %s",
+          graft_last_error());
+    free(d);
+    CHECK(gr_read_file(path, 9, &d, &n) == GRAFT_E_UNSUPPORTED &&
+              strstr(graft_last_error(), path) && strstr(graft_last_error(), "10 bytes"),
+          "max = size - 1: %s", graft_last_error());
+    unlink(path);
+    CHECK(gr_read_file(path, 0, &d, &n) == GRAFT_E_IO && strstr(graft_last_error(), path),
+          "missing file: %s", graft_last_error());
+    CHECK(gr_read_file("/tmp", 0, &d, &n) == GRAFT_E_IO &&
+              strstr(graft_last_error(), "not a regular file"),
+          "folder: %s", graft_last_error());
+}
+
+/* FNV-1a 64 against the published test vectors (Fowler, Noll, Vo: fnv_test.c), and chaining. */
+static void test_fnv(void)
+{
+    CHECK(gr_fnv1a(GR_FNV1A_BASIS, "", 0) == 0xcbf29ce484222325ull, "empty");
+    CHECK(gr_fnv1a(GR_FNV1A_BASIS, "a", 1) == 0xaf63dc4c8601ec8cull, "\"a\"");
+    CHECK(gr_fnv1a(GR_FNV1A_BASIS, "foobar", 6) == 0x85944171f73967e8ull, "\"foobar\"");
+    CHECK(gr_fnv1a(gr_fnv1a(GR_FNV1A_BASIS, "foo", 3), "bar", 3) == 0x85944171f73967e8ull,
+          "chained");
+}
+
 static void test_errors(void)
 {
     int st = gr_err(GRAFT_E_SHAPE, "node '%s': bad", "x");
@@ -120,6 +207,9 @@ int main(void)
     test_arena();
     test_rng();
     test_npy();
+    test_npy_types();
+    test_read_file();
+    test_fnv();
     test_errors();
     return th_finish();
 }

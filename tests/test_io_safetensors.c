@@ -192,7 +192,7 @@ static int read_manifest(const char *dir, mline *lines, int max, char *meta_out,
         strncat(path, fld[3], sizeof path - strlen(path) - 1);
         l->data = NULL;
         l->n = 0;
-        if (gr_read_file(path, &l->data, &l->n)) l->data = NULL;
+        if (gr_read_file(path, 0, &l->data, &l->n)) l->data = NULL;
     }
     fclose(f);
     return n;
@@ -293,7 +293,7 @@ static void test_truncated(const char *good)
 {
     unsigned char *buf;
     size_t size;
-    if (gr_read_file(good, &buf, &size)) {
+    if (gr_read_file(good, 0, &buf, &size)) {
         CHECK(0, "%s", graft_last_error());
         return;
     }
@@ -335,7 +335,7 @@ static void test_corrupt(const char *good)
 {
     unsigned char *buf;
     size_t size;
-    if (gr_read_file(good, &buf, &size)) {
+    if (gr_read_file(good, 0, &buf, &size)) {
         CHECK(0, "%s", graft_last_error());
         return;
     }
@@ -481,7 +481,7 @@ static void test_write_errors(const char *good)
     /* a full disk (file-size limit): the previous checkpoint stays intact, no temp file */
     unsigned char *before;
     size_t nbefore;
-    if (gr_read_file(good, &before, &nbefore)) return;
+    if (gr_read_file(good, 0, &before, &nbefore)) return;
     pid_t pid = fork();
     if (pid == 0) {
         struct rlimit rl = { 256, 256 };
@@ -498,7 +498,7 @@ static void test_write_errors(const char *good)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "disk full: child status %d", status);
     unsigned char *after;
     size_t nafter;
-    CHECK(gr_read_file(good, &after, &nafter) == GRAFT_OK && nafter == nbefore &&
+    CHECK(gr_read_file(good, 0, &after, &nafter) == GRAFT_OK && nafter == nbefore &&
               memcmp(before, after, nafter) == 0,
           "disk full: %s changed", good);
     CHECK(count_prefix(out_dir, "graft.safetensors.tmp.") == 0, "disk full: temp file left");

@@ -52,6 +52,44 @@ int gr_open_regular(const char *path, FILE **fp, uint64_t *size)
     return GRAFT_OK;
 }
 
+int gr_read_file(const char *path, uint64_t max, unsigned char **data, size_t *size)
+{
+    FILE *f;
+    uint64_t length;
+    int st = gr_open_regular(path, &f, &length);
+    if (st) return st;
+    if (length >= SIZE_MAX / 2 || (max && length > max)) {
+        fclose(f);
+        if (!max) return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file is too large to read", path);
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "%s: the file has %" PRIu64 " bytes, more than the %" PRIu64 " graft reads",
+                      path, length, max);
+    }
+    size_t n = (size_t)length;
+    unsigned char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return gr_err(GRAFT_E_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    if (fread(buf, 1, n, f) != n) {
+        free(buf);
+        fclose(f);
+        return gr_err(GRAFT_E_IO, "%s: read error", path);
+    }
+    fclose(f);
+    buf[n] = 0;
+    *data = buf;
+    *size = n;
+    return GRAFT_OK;
+}
+
+uint64_t gr_fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
 /* ---- limits ---- */
 
 static const char *const limit_names[GRAFT_LIMIT_COUNT] = {

@@ -76,6 +76,16 @@ void gr_assert_fail(const char *cond, const char *file, int line) __attribute__(
 /* Opens path for reading if it is a regular file (not a folder, pipe or device, which would
  * block or never end); *size gets its length. Errors name the file. */
 int gr_open_regular(const char *path, FILE **f, uint64_t *size);
+/* Reads a whole regular file into *data (malloc'd, caller frees; one byte more than the file,
+ * holding a 0, so that text can be parsed as a string); *size gets its length. A file of more
+ * than max bytes (0: no bound but the address space) is refused (GRAFT_E_UNSUPPORTED) before
+ * anything is allocated. Errors name the file. */
+int gr_read_file(const char *path, uint64_t max, unsigned char **data, size_t *size);
+
+/* 64-bit FNV-1a of n bytes, continuing from h (GR_FNV1A_BASIS to start a hash): for hash tables
+ * and cache keys, not against chosen collisions. */
+#define GR_FNV1A_BASIS 0xcbf29ce484222325ull
+uint64_t gr_fnv1a(uint64_t h, const void *data, size_t n);
 
 /* Checked allocation helpers: set GRAFT_E_NOMEM on failure. */
 void *gr_malloc(size_t n);

@@ -1,5 +1,5 @@
-/* data — images and the training data pipeline. Depends on core only (and, privately in
- * image.c, on TurboJPEG and libspng).
+/* data — images and the training data pipeline. Depends on core, and on io for .npy arrays
+ * (dataset.c; privately in image.c, on TurboJPEG and libspng).
  *
  * Images follow what torchvision does with PIL images, so a model trained in PyTorch sees the
  * same numbers in graft:

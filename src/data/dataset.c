@@ -1,9 +1,10 @@
 /* dataset.c — labelled datasets (image folders, CSV lists, IDX and NPY arrays), their class
  * maps, stratified splits, k-shot support sets and class weights. See data.h for the rules.
- * Depends on core (and cJSON for the class list, zlib for .gz IDX files); never on io or graph,
- * so the .npy reader here is a small private one rather than io/npy.c. */
+ * Depends on core and io (io/npy.c reads .npy arrays), cJSON for the class list, zlib for .gz
+ * IDX files. */
 #define _POSIX_C_SOURCE 200809L
 #include "data.h"
+#include "io/io.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -107,26 +108,6 @@ static int open_regular(const char *path, FILE **fp, size_t *size)
 static int read_bytes(const char *path, FILE *f, uint8_t *dst, size_t n)
 {
     return fread(dst, 1, n, f) == n ? GRAFT_OK : gr_err(GRAFT_E_IO, "%s: read error", path);
-}
-
-static int read_all(const char *path, uint8_t **data, size_t *size)
-{
-    FILE *f = NULL;
-    size_t n = 0;
-    int st = open_regular(path, &f, &n);
-    if (st) return st;
-    uint8_t *buf = gr_malloc(n + 1);
-    if (!buf) st = GRAFT_E_NOMEM;
-    if (!st) st = read_bytes(path, f, buf, n);
-    fclose(f);
-    if (st) {
-        free(buf);
-        return st;
-    }
-    buf[n] = 0; /* lets the CSV parser treat the text as a string */
-    *data = buf;
-    *size = n;
-    return GRAFT_OK;
 }
 
 static gr_dataset *ds_new(int kind, const char *path)
@@ -698,7 +679,7 @@ static int open_csv(const char *path, int allow_one_class, gr_dataset **out)
 {
     uint8_t *text;
     size_t size;
-    int st = read_all(path, &text, &size);
+    int st = gr_read_file(path, MAX_FILE_BYTES, &text, &size);
     if (st) return st;
     char delim = ',';
     if (ends_with_ci(path, ".tsv")) delim = '\t';
@@ -1025,166 +1006,58 @@ static int open_idx(const char *path, int allow_one_class, gr_dataset **out)
     return st;
 }
 
-/* ---- NPY (a private reader: data must not depend on io) ---------------------------------- */
+/* ---- NPY (the arrays read by io/npy.c) ----------------------------------------------------- */
 
-typedef struct npy {
-    char descr[8];
-    int rank;
-    int64_t d[8];
-    uint8_t *buf;
-    const uint8_t *data;
-    size_t bytes;
-} npy;
-
-static size_t npy_elem(const char *descr)
+/* Samples from array a: features (n, dim) float32/float64, or images (n, h, w[, 1|3]) uint8.
+ * Float32 features and the pixels are taken from a (a->data is NULL afterwards). */
+static int npy_fill_samples(gr_dataset *ds, gr_tensor *a)
 {
-    if (!strcmp(descr, "<f4") || !strcmp(descr, "<i4")) return 4;
-    if (!strcmp(descr, "<f8") || !strcmp(descr, "<i8")) return 8;
-    if (!strcmp(descr, "|u1") || !strcmp(descr, "<u1")) return 1;
-    return 0;
-}
-
-/* The header dict, e.g. {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
-static int npy_dict(const char *path, const char *h, npy *a)
-{
-    const char *p = strstr(h, "'descr'");
-    if (!p || !(p = strchr(p + 7, '\'')))
-        return gr_err(GRAFT_E_FORMAT, "%s: .npy header has no descr", path);
-    if (sscanf(p, "'%7[^']'", a->descr) != 1)
-        return gr_err(GRAFT_E_FORMAT, "%s: bad .npy descr", path);
-    if (!npy_elem(a->descr))
-        return gr_err(GRAFT_E_UNSUPPORTED,
-                      "%s: .npy element type '%s' (graft reads <f4 <f8 |u1 <i4 <i8)", path,
-                      a->descr);
-    p = strstr(h, "'fortran_order'");
-    if (!p || !(p = strchr(p, ':')))
-        return gr_err(GRAFT_E_FORMAT, "%s: .npy header has no fortran_order", path);
-    for (p++; *p == ' '; p++) {}
-    if (strncmp(p, "False", 5))
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: Fortran-ordered .npy arrays are not supported",
-                      path);
-    p = strstr(h, "'shape'");
-    if (!p || !(p = strchr(p, '(')))
-        return gr_err(GRAFT_E_FORMAT, "%s: .npy header has no shape", path);
-    for (p++;;) {
-        while (*p == ' ' || *p == ',') p++;
-        if (*p == ')') break;
-        char *end;
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || errno || v < 0) return gr_err(GRAFT_E_FORMAT, "%s: bad .npy shape", path);
-        if (a->rank == 8) return gr_err(GRAFT_E_UNSUPPORTED, "%s: .npy rank above 8", path);
-        a->d[a->rank++] = v;
-        p = end;
-    }
-    return GRAFT_OK;
-}
-
-static int npy_load(const char *path, npy *a)
-{
-    memset(a, 0, sizeof *a);
-    size_t n, off = 0, hl = 0;
-    int st = read_all(path, &a->buf, &n);
-    if (st) return st;
-    const uint8_t *b = a->buf;
-    if (n < 10 || memcmp(b, "\x93NUMPY", 6))
-        st = gr_err(GRAFT_E_FORMAT, "%s: not a .npy file (bad magic)", path);
-    else if (b[6] == 1) {
-        hl = b[8] | (size_t)b[9] << 8;
-        off = 10;
-    } else if ((b[6] == 2 || b[6] == 3) && n >= 12) {
-        hl = b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
-        off = 12;
-    } else st = gr_err(GRAFT_E_UNSUPPORTED, "%s: .npy format version %d", path, b[6]);
-    if (!st && hl > n - off) st = gr_err(GRAFT_E_FORMAT, "%s: truncated .npy header", path);
-    if (!st) {
-        char *h = gr_malloc(hl + 1);
-        if (!h) st = GRAFT_E_NOMEM;
-        else {
-            memcpy(h, b + off, hl);
-            h[hl] = 0;
-            st = npy_dict(path, h, a);
-            free(h);
-        }
-    }
-    if (!st) {
-        uint64_t total = npy_elem(a->descr);
-        for (int d = 0; d < a->rank && total <= MAX_FILE_BYTES; d++)
-            total = a->d[d] && total > MAX_FILE_BYTES / (uint64_t)a->d[d]
-                        ? MAX_FILE_BYTES + 1
-                        : total * (uint64_t)a->d[d];
-        if (total != n - off - hl)
-            st = gr_err(GRAFT_E_FORMAT,
-                        "%s: .npy data has %zu bytes, the header's shape needs %s%llu", path,
-                        n - off - hl, total > MAX_FILE_BYTES ? "more than " : "",
-                        (unsigned long long)(total > MAX_FILE_BYTES ? MAX_FILE_BYTES : total));
-        a->data = b + off + hl;
-        a->bytes = (size_t)total;
-    }
-    if (st) {
-        free(a->buf);
-        a->buf = NULL;
-    }
-    return st;
-}
-
-static int npy_fill_samples(gr_dataset *ds, const npy *a)
-{
-    int isf = a->descr[1] == 'f';
-    if (isf && a->rank == 2) {
-        ds->n = a->d[0];
-        ds->dim = a->d[1];
+    const int64_t *d = a->shape.d;
+    int rank = a->shape.rank;
+    if ((a->dtype == GR_F32 || a->dtype == GR_F64) && rank == 2) {
+        ds->n = d[0];
+        ds->dim = d[1];
         size_t cnt = (size_t)(ds->n * ds->dim);
-        if (!(ds->features = gr_malloc((cnt ? cnt : 1) * sizeof(float)))) return GRAFT_E_NOMEM;
-        for (size_t i = 0; i < cnt; i++) {
-            if (a->descr[2] == '4') memcpy(&ds->features[i], a->data + 4 * i, 4);
-            else {
-                double v;
-                memcpy(&v, a->data + 8 * i, 8);
-                ds->features[i] = (float)v;
-            }
+        if (a->dtype == GR_F32) {
+            ds->features = a->data, a->data = NULL;
+            return GRAFT_OK;
         }
+        if (!(ds->features = gr_malloc((cnt ? cnt : 1) * sizeof(float)))) return GRAFT_E_NOMEM;
+        for (size_t i = 0; i < cnt; i++) ds->features[i] = (float)((const double *)a->data)[i];
         return GRAFT_OK;
     }
-    if (npy_elem(a->descr) == 1 &&
-        (a->rank == 3 || (a->rank == 4 && (a->d[3] == 1 || a->d[3] == 3)))) {
-        if (a->d[1] < 1 || a->d[2] < 1 || a->d[1] > GR_IMAGE_MAX_SIDE ||
-            a->d[2] > GR_IMAGE_MAX_SIDE)
+    if (a->dtype == GR_U8 && (rank == 3 || (rank == 4 && (d[3] == 1 || d[3] == 3)))) {
+        if (d[1] < 1 || d[2] < 1 || d[1] > GR_IMAGE_MAX_SIDE || d[2] > GR_IMAGE_MAX_SIDE)
             return gr_err(GRAFT_E_FORMAT, "%s: images of %lldx%lld pixels", ds->source,
-                          (long long)a->d[2], (long long)a->d[1]);
-        ds->n = a->d[0];
-        ds->h = (int)a->d[1];
-        ds->w = (int)a->d[2];
-        ds->c = a->rank == 4 ? (int)a->d[3] : 1;
-        if (!(ds->pixels = gr_malloc(a->bytes ? a->bytes : 1))) return GRAFT_E_NOMEM;
-        memcpy(ds->pixels, a->data, a->bytes);
+                          (long long)d[2], (long long)d[1]);
+        ds->n = d[0];
+        ds->h = (int)d[1];
+        ds->w = (int)d[2];
+        ds->c = rank == 4 ? (int)d[3] : 1;
+        ds->pixels = a->data, a->data = NULL;
         return GRAFT_OK;
     }
     return gr_err(GRAFT_E_UNSUPPORTED,
-                  "%s: a %d-d '%s' array is neither features (n, dim) float32/float64 nor images "
+                  "%s: a %d-d %s array is neither features (n, dim) float32/float64 nor images "
                   "(n, h, w[, 1|3]) uint8",
-                  ds->source, a->rank, a->descr);
+                  ds->source, rank, gr_dtype_name(a->dtype));
 }
 
-static int npy_fill_labels(gr_dataset *ds, const char *lpath, const npy *l)
+static int npy_fill_labels(gr_dataset *ds, const char *lpath, const gr_tensor *l)
 {
-    if ((strcmp(l->descr, "<i4") && strcmp(l->descr, "<i8")) || l->rank != 1)
+    if ((l->dtype != GR_I32 && l->dtype != GR_I64) || l->shape.rank != 1)
         return gr_err(GRAFT_E_FORMAT,
-                      "%s: labels must be a 1-d int32 or int64 array (this is %d-d '%s')", lpath,
-                      l->rank, l->descr);
-    if (l->d[0] != ds->n)
+                      "%s: labels must be a 1-d int32 or int64 array (this is %d-d %s)", lpath,
+                      l->shape.rank, gr_dtype_name(l->dtype));
+    if (l->shape.d[0] != ds->n)
         return gr_err(GRAFT_E_FORMAT, "%s: %lld labels for the %lld samples of %s", lpath,
-                      (long long)l->d[0], (long long)ds->n, ds->source);
+                      (long long)l->shape.d[0], (long long)ds->n, ds->source);
     if (!(ds->labels = gr_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *ds->labels)))
         return GRAFT_E_NOMEM;
     int64_t maxv = -1;
     for (int64_t i = 0; i < ds->n; i++) {
-        int64_t v;
-        if (l->descr[2] == '4') {
-            int32_t t;
-            memcpy(&t, l->data + 4 * i, 4);
-            v = t;
-        } else memcpy(&v, l->data + 8 * i, 8);
+        int64_t v =
+            l->dtype == GR_I32 ? ((const int32_t *)l->data)[i] : ((const int64_t *)l->data)[i];
         if (v < 0)
             return gr_err(GRAFT_E_FORMAT, "%s: label %lld of sample %lld is negative", lpath,
                           (long long)v, (long long)i);
@@ -1204,16 +1077,16 @@ static int open_npy(const char *path, const char *labels_npy, int allow_one_clas
         return gr_err(GRAFT_E_ARG,
                       "%s: a .npy dataset needs its labels (an int array of n) as a second .npy",
                       path);
-    npy a, l = { 0 };
+    gr_tensor a = { 0 }, l = { 0 };
     gr_dataset *ds = NULL;
-    int st = npy_load(path, &a);
+    int st = gr_npy_load(path, &a);
     if (st) return st;
     if (!(ds = ds_new(GR_DS_NPY, path))) st = GRAFT_E_NOMEM;
     if (!st) st = npy_fill_samples(ds, &a);
-    free(a.buf);
-    if (!st) st = npy_load(labels_npy, &l);
+    free(a.data);
+    if (!st) st = gr_npy_load(labels_npy, &l);
     if (!st) st = npy_fill_labels(ds, labels_npy, &l);
-    free(l.buf);
+    free(l.data);
     if (!st) st = check_labels(ds, allow_one_class);
     if (st) gr_dataset_free(ds);
     else *out = ds;

@@ -603,35 +603,6 @@ static int decode_pnm(const char *name, const uint8_t *b, size_t n, gr_image *ou
 
 /* ---- files and format detection ---------------------------------------------------------- */
 
-static int read_file(const char *path, uint8_t **data, size_t *size)
-{
-    FILE *f;
-    uint64_t size64;
-    int st = gr_open_regular(path, &f, &size64);
-    if (st) return st;
-    if (size64 > MAX_FILE_BYTES) {
-        fclose(f);
-        return gr_err(GRAFT_E_UNSUPPORTED,
-                      "%s: the file has %" PRIu64 " bytes, larger than graft's image limit", path,
-                      size64);
-    }
-    size_t n = (size_t)size64;
-    uint8_t *buf = gr_malloc(n);
-    if (!buf) {
-        fclose(f);
-        return GRAFT_E_NOMEM;
-    }
-    if (fread(buf, 1, n, f) != n) {
-        free(buf);
-        fclose(f);
-        return gr_err(GRAFT_E_IO, "%s: read error", path);
-    }
-    fclose(f);
-    *data = buf;
-    *size = n;
-    return GRAFT_OK;
-}
-
 /* Formats graft recognises but does not read, so the message can say what the file is. */
 static const char *other_format(const uint8_t *b, size_t n)
 {
@@ -673,7 +644,7 @@ int gr_image_decode(const char *path, gr_image *out)
 {
     uint8_t *buf;
     size_t n;
-    int st = read_file(path, &buf, &n);
+    int st = gr_read_file(path, MAX_FILE_BYTES, &buf, &n);
     if (st) return st;
     st = gr_image_decode_mem(path, buf, n, out);
     free(buf);
@@ -684,7 +655,7 @@ int gr_image_decode_scaled(const char *path, int min_w, int min_h, gr_image *out
 {
     uint8_t *buf;
     size_t n;
-    int st = read_file(path, &buf, &n);
+    int st = gr_read_file(path, MAX_FILE_BYTES, &buf, &n);
     if (st) return st;
     /* twice the minimum, so the antialiased resize that follows still does the real shrinking */
     if (n >= 2 && buf[0] == 0xFF && buf[1] == 0xD8)

@@ -21,9 +21,6 @@ int gr_onnx_read_tensor(const char *path, gr_arena *arena, gr_tensor *out, char 
 int gr_npy_load(const char *path, gr_tensor *out);
 int gr_npy_save(const char *path, const gr_tensor *t);
 
-/* Reads a whole file into memory (malloc); errors name the path. */
-int gr_read_file(const char *path, unsigned char **data, size_t *size);
-
 /* ---- writing files atomically (atomic.c) ----
  * Data goes to "<path>.tmp.<pid>"; commit flushes and fsyncs it, renames it over path and fsyncs
  * the folder, so a reader sees the old file or the new one, never a part. Any failure (including

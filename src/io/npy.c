@@ -214,10 +214,15 @@ static int parse_dict(hcur *c, npy_head *h)
  * data starts. Nothing is allocated for a header longer than the file or than NPY_MAX_HEADER. */
 static int read_header(const char *path, FILE *f, uint64_t size, npy_head *h, uint64_t *data_off)
 {
-    unsigned char pre[12];
-    if (size < 10 || fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
+    unsigned char pre[12] = { 0 };
+    /* a file that does not start as .npy is "bad magic" however short; a .npy cut inside its
+     * 10-byte prefix is short */
+    size_t have = size < 10 ? (size_t)size : 10, cmp = have < 6 ? have : 6;
+    if (fread(pre, 1, have, f) != have) return gr_err(GRAFT_E_IO, "%s: read error", path);
+    if (memcmp(pre, "\x93NUMPY", cmp) != 0 || have < 10)
         return gr_err(GRAFT_E_FORMAT, "%s: not a .npy file (%s)", path,
-                      size < 10 ? "shorter than its prefix" : "bad magic");
+                      have < 10 && !memcmp(pre, "\x93NUMPY", cmp) ? "shorter than its prefix"
+                                                                  : "bad magic");
     uint64_t hlen, off = pre[6] == 1 ? 10 : 12;
     if (pre[6] < 1 || pre[6] > 3)
         return gr_err(GRAFT_E_UNSUPPORTED,

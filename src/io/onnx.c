@@ -16,33 +16,6 @@
 #define MIN_OPSET 7
 #define MAX_OPSET 18
 
-int gr_read_file(const char *path, unsigned char **data, size_t *size)
-{
-    FILE *f;
-    uint64_t length;
-    int ost = gr_open_regular(path, &f, &length);
-    if (ost) return ost;
-    if (length >= SIZE_MAX / 2) {
-        fclose(f);
-        return gr_err(GRAFT_E_UNSUPPORTED, "%s: the file is too large to read", path);
-    }
-    size_t n = (size_t)length;
-    unsigned char *buf = malloc(n ? n : 1);
-    if (!buf) {
-        fclose(f);
-        return gr_err(GRAFT_E_NOMEM, "%s: out of memory reading %zu bytes", path, n);
-    }
-    if (fread(buf, 1, n, f) != n) {
-        free(buf);
-        fclose(f);
-        return gr_err(GRAFT_E_IO, "%s: read error", path);
-    }
-    fclose(f);
-    *data = buf;
-    *size = n;
-    return GRAFT_OK;
-}
-
 /* ---- a look at the wire format before unpacking ----
  * protobuf-c keeps strings as NUL-terminated C strings, so "x\0y" would become "x" and two
  * different names could meet in one value (a node writing a graph input through such a name made
@@ -130,12 +103,7 @@ typedef struct names {
     int cap_values;
 } names;
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
-}
+static uint64_t hash_str(const char *s) { return gr_fnv1a(GR_FNV1A_BASIS, s, strlen(s)); }
 
 static int names_find(const names *nm, const char *name, size_t *pos)
 {
@@ -818,7 +786,7 @@ int gr_onnx_load(const char *path, gr_graph **out)
 {
     unsigned char *buf;
     size_t n;
-    int st = gr_read_file(path, &buf, &n);
+    int st = gr_read_file(path, 0, &buf, &n);
     if (st) return st;
     if (n == 0) {
         free(buf);
@@ -874,7 +842,7 @@ int gr_onnx_read_tensor(const char *path, gr_arena *arena, gr_tensor *out, char 
 {
     unsigned char *buf;
     size_t n;
-    int st = gr_read_file(path, &buf, &n);
+    int st = gr_read_file(path, 0, &buf, &n);
     if (st) return st;
     st = wire_check(&onnx__tensor_proto__descriptor, buf, buf + n, 0);
     int oom = 0;

@@ -36,11 +36,7 @@ typedef struct fnv {
     uint64_t h;
 } fnv;
 
-static void fnv_add(fnv *f, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) f->h = (f->h ^ p[i]) * 0x100000001b3ull;
-}
+static void fnv_add(fnv *f, const void *data, size_t n) { f->h = gr_fnv1a(f->h, data, n); }
 static void fnv_str(fnv *f, const char *s) { fnv_add(f, s ? s : "", strlen(s ? s : "") + 1); }
 static void fnv_i64(fnv *f, int64_t v) { fnv_add(f, &v, sizeof v); }
 
@@ -59,9 +55,9 @@ static int cache_key(const char *model_path, const char *layer, const gr_extract
 {
     unsigned char *bytes;
     size_t size;
-    int st = gr_read_file(model_path, &bytes, &size);
+    int st = gr_read_file(model_path, 0, &bytes, &size);
     if (st) return st;
-    fnv f = { 0xcbf29ce484222325ull };
+    fnv f = { GR_FNV1A_BASIS };
     uint32_t c1 = gr_crc32(0, bytes, size), c2 = gr_crc32(0x9e3779b9u, bytes, size);
     free(bytes);
     fnv_add(&f, &c1, sizeof c1);

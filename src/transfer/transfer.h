@@ -1,6 +1,6 @@
 /* transfer — the transfer-learning recipes on top of the engine: heads fitted on cached
- * features (fit.c), few-shot learning, fine-tuning recipes, layer choice, and the evaluation
- * (metrics.c) and report (report.c) of a model. Depends on core, data, graph, io, train.
+ * features (fit.c, head_*.c), few-shot learning, fine-tuning recipes, layer choice, and the
+ * evaluation (metrics.c) and report (report.c) of a model. Depends on core, data, graph, io, train.
  *
  * Features are float32 rows (n, dim), labels int32 class ids in [0, nclass). */
 #ifndef GR_TRANSFER_H
@@ -63,7 +63,7 @@ int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_
 int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names,
                         int64_t **sides, int *count);
 
-/* ==== heads on features (fit.c) ============================================================ */
+/* ==== heads on features (fit.c; one file a kind: head_*.c, listed in heads.h) ============== */
 
 enum { GR_HEAD_LOGREG = 0, GR_HEAD_MLP = 1, GR_HEAD_KNN = 2, GR_HEAD_NCM = 3 };
 enum { GR_FEAT_NONE = 0, GR_FEAT_STANDARDIZE = 1, GR_FEAT_L2 = 2 };
@@ -124,7 +124,7 @@ typedef struct gr_head {
 
 /* Fits a head on rows X (n, dim) with labels y in [0, nclass). h is zeroed first; free it with
  * gr_head_free (also after an error).
- * Details (fit.c):
+ * Details (fit.c and the kind's head_*.c):
  * - normalisation: STANDARDIZE as scikit-learn's StandardScaler (mean, population std; a
  *   zero std counts as 1), L2 scales each row to unit length (zero rows stay zero). Computed on
  *   all of X, also when C is chosen by cross-validation.
@@ -137,8 +137,8 @@ typedef struct gr_head {
  *   started from the previous C; the refit starts from the folds' mean coefficients at the best
  *   C (as LogisticRegressionCV). Folds run in parallel.
  * - MLP: PyTorch's Linear initialisation (uniform +-1/sqrt(fan_in)) from seed, inverted
- *   dropout, AdamW (betas 0.9, 0.999, eps 1e-8; decay on the weight matrices, not the biases),
- *   mean cross-entropy per batch.
+ *   dropout, train/'s AdamW (gr_optim; betas 0.9, 0.999, eps 1e-8; decay on the weight
+ *   matrices, not the biases), mean cross-entropy per batch.
  * - KNN keeps the training rows (normalised, then scaled to unit length); a query's k most
  *   similar rows (ties: lower row index) vote with weight max(similarity, 0) (all-zero weights:
  *   one vote each); probabilities are the normalised votes.
