@@ -640,50 +640,32 @@ static void convert(const gr_shape *s, const void *from, const void *src, const 
 static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r, float **y,
                     float **g, int *used_layout, char *impl)
 {
-    gc_node n;
-    memset(&n, 0, sizeof n);
-    n.op = gr_op_find_unwrapped(k->op);
-    n.arena = gr_arena_new(1 << 16);
-    gr_rng_seed(&n.rng, 1234);
     dnnl_memory_desc_t xmd = blocked_md(&k->ins[0].shape);
     void *xbuf = NULL;
-    for (int i = 0; i < k->nin; i++) {
-        n.in[i] = k->ins[i];
-        n.pin[i] = &n.in[i];
-        if (k->need >> i & 1) n.in[i].data = NULL;
-    }
+    gr_tensor ins[GC_MAX_IN];
+    for (int i = 0; i < k->nin; i++) ins[i] = k->ins[i];
     if (x_blocked) {
         xbuf = calloc(1, dnnl_memory_desc_get_size(&xmd));
         convert(&k->ins[0].shape, NULL, k->ins[0].data, &xmd, xbuf);
-        n.in[0].layout = &xmd;
-        n.in[0].bytes = dnnl_memory_desc_get_size(&xmd);
-        n.in[0].data = k->need & 1 ? NULL : xbuf;
+        ins[0].layout = &xmd;
+        ins[0].bytes = dnnl_memory_desc_get_size(&xmd);
+        ins[0].data = xbuf;
     }
-    n.pout[0] = &n.out[0];
-    n.c = (gr_opctx){ .name = "lt",
-                      .op_type = k->op,
-                      .opset = k->opset,
-                      .attrs = k->attrs,
-                      .nattr = k->nattr,
-                      .nin = k->nin,
-                      .nout = 1,
-                      .in = n.pin,
-                      .out = n.pout,
-                      .arena = n.arena,
-                      .dnnl = gc_dnnl_handle(),
-                      .layouts = layouts,
-                      .training = 1,
-                      .need_grad = k->need,
-                      .rng = &n.rng };
-    int st = n.op->prepare(&n.c);
+    gc_node n;
+    int st = or_prepare(&n, &(or_spec){ .op = k->op,
+                                        .opset = k->opset,
+                                        .attrs = k->attrs,
+                                        .nattr = k->nattr,
+                                        .nin = k->nin,
+                                        .ins = ins,
+                                        .layouts = layouts,
+                                        .training = 1,
+                                        .need_grad = k->need });
     CHECK(st == GRAFT_OK, "layout run prepare: %s", graft_last_error());
     if (st) {
-        gc_free(&n);
         free(xbuf);
         return st;
     }
-    for (int i = 0; i < k->nin; i++) n.in[i].data = k->ins[i].data;
-    if (x_blocked) n.in[0].data = xbuf;
     *used_layout = n.out[0].layout != NULL;
     dnnl_primitive_t prim = *(dnnl_primitive_t *)n.c.params; /* the state starts with it */
     const_dnnl_primitive_desc_t pd;
@@ -691,10 +673,6 @@ static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r
     if (prim && dnnl_primitive_get_primitive_desc(prim, &pd) == dnnl_success)
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
     snprintf(impl, 64, "%s", name);
-    n.out[0].data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
-    n.scratch =
-        n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n.c.scratch = n.scratch;
     gr_tensor dy = n.out[0], dx[3], *dout[1] = { &dy }, *din[3] = { 0 };
     dy.data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
     convert(&n.out[0].shape, NULL, r, n.out[0].layout, dy.data);

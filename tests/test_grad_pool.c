@@ -406,49 +406,33 @@ static void convert(const gr_shape *s, const void *from, const void *src, const 
  * Returns y and dx plain (malloc'd), *laid whether the output came in a oneDNN layout. */
 static int run_node(const gc_case *k, int blocked, const float *r, float **y, float **dx, int *laid)
 {
-    gc_node n;
-    memset(&n, 0, sizeof n);
-    n.op = gr_op_find_unwrapped(k->op);
-    n.arena = gr_arena_new(1 << 16);
     dnnl_memory_desc_t xmd = blocked_md(&k->ins[0].shape);
     void *xbuf = NULL;
-    n.in[0] = k->ins[0];
-    n.in[0].data = NULL;
-    n.pin[0] = &n.in[0];
+    gr_tensor x = k->ins[0];
     if (blocked) {
         xbuf = calloc(1, dnnl_memory_desc_get_size(&xmd));
         convert(&k->ins[0].shape, NULL, k->ins[0].data, &xmd, xbuf);
-        n.in[0].layout = &xmd;
-        n.in[0].bytes = dnnl_memory_desc_get_size(&xmd);
+        x.layout = &xmd;
+        x.bytes = dnnl_memory_desc_get_size(&xmd);
+        x.data = xbuf;
     }
-    for (int o = 0; o < k->nout; o++) n.pout[o] = &n.out[o];
-    n.c = (gr_opctx){ .name = "lt",
-                      .op_type = k->op,
-                      .opset = k->opset,
-                      .attrs = k->attrs,
-                      .nattr = k->nattr,
-                      .nin = 1,
-                      .nout = k->nout,
-                      .in = n.pin,
-                      .out = n.pout,
-                      .arena = n.arena,
-                      .dnnl = gc_dnnl_handle(),
-                      .layouts = blocked,
-                      .training = 1,
-                      .need_grad = 1 };
-    int st = n.op->prepare(&n.c);
+    gc_node n;
+    int st = or_prepare(&n, &(or_spec){ .op = k->op,
+                                        .opset = k->opset,
+                                        .attrs = k->attrs,
+                                        .nattr = k->nattr,
+                                        .nin = 1,
+                                        .ins = &x,
+                                        .nout = k->nout,
+                                        .layouts = blocked,
+                                        .training = 1,
+                                        .need_grad = 1 });
     CHECK(st == GRAFT_OK, "layout run prepare: %s", graft_last_error());
     if (st) {
-        gc_free(&n);
         free(xbuf);
         return st;
     }
-    n.in[0].data = blocked ? xbuf : k->ins[0].data;
     *laid = n.out[0].layout != NULL;
-    for (int o = 0; o < k->nout; o++) n.out[o].data = calloc(1, gr_tensor_bytes(&n.out[o]) + 1);
-    n.scratch =
-        n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n.c.scratch = n.scratch;
     gr_tensor dy = n.out[0], g = n.in[0], *dout[2] = { &dy, NULL }, *din[1] = { &g };
     dy.data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
     convert(&n.out[0].shape, NULL, r, n.out[0].layout, dy.data);
