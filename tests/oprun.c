@@ -98,6 +98,44 @@ void or_free(or_node *n)
     memset(n, 0, sizeof *n);
 }
 
+/* ---- oneDNN layouts ---- */
+
+dnnl_memory_desc_t or_blocked_md(const gr_shape *s)
+{
+    dnnl_memory_desc_t md;
+    dnnl_dims_t dims;
+    for (int i = 0; i < s->rank; i++) dims[i] = s->d[i];
+    dnnl_format_tag_t tag = s->rank == 3   ? dnnl_nCw16c
+                            : s->rank == 4 ? dnnl_nChw16c
+                                           : dnnl_nCdhw16c;
+    dnnl_memory_desc_init_by_tag(&md, s->rank, dims, dnnl_f32, tag);
+    return md;
+}
+
+void or_convert(const gr_shape *s, const void *from, const void *src, const void *to, void *dst)
+{
+    gr_dnnl *d = or_dnnl();
+    dnnl_memory_desc_t a, b;
+    gr_tensor ta = { .dtype = GR_F32, .shape = *s, .layout = from },
+              tb = { .dtype = GR_F32, .shape = *s, .layout = to };
+    gr_dnnl_md_of(&ta, &a);
+    gr_dnnl_md_of(&tb, &b);
+    dnnl_memory_t ma, mb;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t r;
+    dnnl_memory_create(&ma, &a, d->engine, (void *)src);
+    dnnl_memory_create(&mb, &b, d->engine, dst);
+    dnnl_reorder_primitive_desc_create(&pd, &a, d->engine, &b, d->engine, NULL);
+    dnnl_primitive_create(&r, pd);
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, ma }, { DNNL_ARG_TO, mb } };
+    dnnl_primitive_execute(r, d->stream, 2, args);
+    dnnl_stream_wait(d->stream);
+    dnnl_primitive_destroy(r);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_destroy(ma);
+    dnnl_memory_destroy(mb);
+}
+
 /* ---- gradient coverage ---- */
 
 static const char *covered[256];

@@ -68,10 +68,50 @@ int or_run(or_node *n, const or_spec *s);
 void or_backward(or_node *n, gr_tensor *const *dout, gr_tensor *const *din);
 void or_free(or_node *n);
 
+/* The 16-channel blocked layout (nCw16c, nChw16c, nCdhw16c) of an f32 tensor of rank 3 to 5, as
+ * the conv and pool kernels hand their outputs on. */
+dnnl_memory_desc_t or_blocked_md(const gr_shape *s);
+/* Copies an f32 tensor of shape s from layout `from` to layout `to` (NULL: plain; else a
+ * dnnl_memory_desc_t *) with a oneDNN reorder. */
+void or_convert(const gr_shape *s, const void *from, const void *src, const void *to, void *dst);
+
 /* Gradient coverage: a gradient test calls or_cover(op) for each op whose backward it checks
  * (gradcheck.h does it in gc_check and gc_compare_kernels); or_covered says whether any did in
  * this process. */
 void or_cover(const char *op);
 int or_covered(const char *op);
+
+/* ---- small helpers the op tests share ---- */
+
+static inline gr_attr ival(const char *name, int64_t v)
+{
+    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
+}
+static inline gr_attr fval(const char *name, float v)
+{
+    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
+}
+static inline gr_attr sval(const char *name, const char *v)
+{
+    return (gr_attr){ .name = name, .type = GR_AT_STRING, .s = v };
+}
+static inline gr_attr ints(const char *name, int n, const int64_t *v)
+{
+    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
+}
+/* t has exactly this shape */
+static inline int shape_is(const gr_tensor *t, int rank, const int64_t *d)
+{
+    if (t->shape.rank != rank) return 0;
+    for (int i = 0; i < rank; i++)
+        if (t->shape.d[i] != d[i]) return 0;
+    return 1;
+}
+/* Whether the node runs a oneDNN primitive: the state of the conv, pool, norm and matmul ops
+ * starts with it (NULL: the reference kernel). */
+static inline int used_dnnl(const or_node *n)
+{
+    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
+}
 
 #endif

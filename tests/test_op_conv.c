@@ -31,29 +31,6 @@ static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, in
                                  .use_ref = use_ref });
 }
 
-/* The state of every op in conv.c starts with its primitive (NULL: the reference kernel). */
-static int used_dnnl(const node *n)
-{
-    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
-}
-
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
-static gr_attr sval(const char *name, const char *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_STRING, .s = v };
-}
-
 static gr_tensor f32(int rank, const int64_t *d, const float *data)
 {
     return (gr_tensor){ .dtype = GR_F32, .shape = gr_shape_make(rank, d), .data = (void *)data };
@@ -66,14 +43,6 @@ static void fill(float *x, int64_t n, unsigned seed)
         s = s * 1664525u + 1013904223u;
         x[i] = (float)((s >> 8) % 2001) / 1000.0f - 1.0f; /* [-1, 1] */
     }
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
 }
 
 /* Set while a case oneDNN declines (so the reference kernel runs on both paths). */

@@ -52,15 +52,6 @@ static gr_tensor ten(int dtype, const void *data, int rank, const int64_t *d)
 #define U8(...)   VEC(GR_U8, uint8_t, __VA_ARGS__)
 #define BOOL(...) VEC(GR_BOOL, uint8_t, __VA_ARGS__)
 
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
-
 static uint64_t rng_state = 12345;
 static float frand(void) /* in [-2, 2) */
 {

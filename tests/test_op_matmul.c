@@ -52,15 +52,6 @@ static int used_sgemm(const node *n)
     return n->c.params && ((const state_head *)n->c.params)->sgemm;
 }
 
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
-
 static void fill(float *x, int64_t n, unsigned seed)
 {
     uint32_t s = seed * 2654435761u + 7;
@@ -68,14 +59,6 @@ static void fill(float *x, int64_t n, unsigned seed)
         s = s * 1664525u + 1013904223u;
         x[i] = (float)((s >> 8) % 2001) / 500.0f - 2.0f; /* [-2, 2] */
     }
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
 }
 
 /* ---- an independent reference: numpy.matmul in double, element by element ---- */

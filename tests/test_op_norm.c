@@ -40,21 +40,6 @@ static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, in
                                  .use_ref = use_ref });
 }
 
-/* The state of BatchNormalization and LayerNormalization starts with its primitive. */
-static int used_dnnl(const node *n)
-{
-    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
-}
-
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
-
 static float *rnd(int64_t n, unsigned seed, float lo, float hi)
 {
     float *x = malloc((size_t)(n ? n : 1) * sizeof *x);

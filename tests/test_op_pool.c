@@ -30,25 +30,6 @@ static int node_run(node *n, const char *op, const gr_attr *attrs, int nattr, in
                                  .use_ref = use_ref });
 }
 
-/* The state of every op in pool.c starts with its primitive (NULL: the reference kernel). */
-static int used_dnnl(const node *n)
-{
-    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
-}
-
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr sval(const char *name, const char *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_STRING, .s = v };
-}
-
 static void fill(float *x, int64_t n, unsigned seed)
 {
     uint32_t s = seed * 2654435761u + 7;
@@ -57,14 +38,6 @@ static void fill(float *x, int64_t n, unsigned seed)
         x[i] = (float)((s >> 8) % 2001) / 250.0f -
                4.0f; /* [-4, 4], ties are likely: max picks the first */
     }
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
 }
 
 /* ---- values worked by hand or computed with PyTorch 1.13 ---- */

@@ -31,21 +31,6 @@ static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, in
                                  .use_ref = use_ref });
 }
 
-/* The softmax state starts with its primitive (NULL: the reference kernel). */
-static int used_dnnl(const node *n)
-{
-    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
-}
-
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-
 static void fill(float *x, int64_t n, unsigned seed, float lo, float hi)
 {
     uint32_t s = seed * 2654435761u + 7;
@@ -53,14 +38,6 @@ static void fill(float *x, int64_t n, unsigned seed, float lo, float hi)
         s = s * 1664525u + 1013904223u;
         x[i] = lo + (hi - lo) * (float)((s >> 8) % 10001) / 10000.0f;
     }
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
 }
 
 /* ---- Reduce*: an independent double loop over every input element ---- */

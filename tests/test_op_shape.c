@@ -42,27 +42,6 @@ static gr_tensor ten(int dtype, const void *data, int rank, const int64_t *d)
     ten(GR_I64, (int64_t[]){ __VA_ARGS__ }, 1,                                                     \
         (int64_t[]){ sizeof((int64_t[]){ __VA_ARGS__ }) / 8 })
 
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr sval(const char *name, const char *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_STRING, .s = v };
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
-}
-
 static void iota(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) x[i] = (float)i;

@@ -56,6 +56,10 @@ static int input_floats(const gr_opctx *c, int i, double *out, int max, const ch
 
 /* ================================ Resize ================================ */
 
+/* The `legacy` argument of the Resize helpers: 0 for Resize-11 and later (X, roi, scales,
+ * sizes), else Resize-10 (X, scales) or Upsample (Upsample-7 reads scales from an attribute). */
+enum { LEGACY_RESIZE10 = 1, LEGACY_UPSAMPLE = 2 };
+
 enum { NEAREST, LINEAR, CUBIC };
 enum {
     CT_HALF_PIXEL,
@@ -285,7 +289,7 @@ static int resize_sizes(gr_opctx *c, int legacy, const resize_geom *g, int64_t *
         }
     }
     int iscale = legacy ? 1 : 2, isize = 3, nsc = -1, nsz = -1;
-    if (legacy && c->opset < 9 && !strcmp(c->op_type, "Upsample")) {
+    if (legacy == LEGACY_UPSAMPLE && c->opset < 9) {
         const gr_attr *a = gr_attr_get(c, "scales");
         if (!a || a->type != GR_AT_FLOATS)
             return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'scales' is required");
@@ -583,7 +587,10 @@ static void resize_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
 }
 
 /* ONNX Resize-10 (X, scales) and Resize-11/13/18 (X, roi, scales, sizes). */
-static int resize_prepare(gr_opctx *c) { return resize_common(c, c->opset < 11); }
+static int resize_prepare(gr_opctx *c)
+{
+    return resize_common(c, c->opset < 11 ? LEGACY_RESIZE10 : 0);
+}
 
 /* ONNX Upsample-7 (scales attribute) and -9/-10 (scales input): nearest or linear. */
 static int upsample_prepare(gr_opctx *c)
@@ -595,7 +602,7 @@ static int upsample_prepare(gr_opctx *c)
     if (c->opset >= 9 && gr_attr_get(c, "scales"))
         return gr_op_err(c, GRAFT_E_FORMAT,
                          "Upsample-9 takes scales as an input, not an attribute");
-    return resize_common(c, 1);
+    return resize_common(c, LEGACY_UPSAMPLE);
 }
 
 /* ================================ Pad ================================ */
