@@ -968,8 +968,7 @@ static void conv_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
 {
     conv_state *s = c->params;
     if (!dout[0]) { /* no gradient reaches the output: every input gradient is zero */
-        for (int i = 0; i < c->nin && i < 3; i++)
-            if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+        gr_op_zero_grads(c, din);
         return;
     }
     if (s->t) {

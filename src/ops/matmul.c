@@ -522,8 +522,7 @@ static void gemm_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
     const int64_t M = s->g.M, N = s->g.N, K = s->g.K;
     const gr_tensor *dy = dout[0];
     if (!dy) {
-        for (int i = 0; i < c->nin; i++)
-            if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+        gr_op_zero_grads(c, din);
         return;
     }
     if (dc) gemm_backward_c(s, dc, dy);

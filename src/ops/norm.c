@@ -44,12 +44,6 @@ static int check_vectors(const gr_opctx *c, int from, int to, int64_t n, const c
     return GRAFT_OK;
 }
 
-static void zero_grads(gr_opctx *c, gr_tensor *const *din)
-{
-    for (int i = 0; i < c->nin; i++)
-        if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
-}
-
 /* ---- BatchNormalization ----
  * Inference: Y = (X - input_mean) / sqrt(input_var + epsilon) * scale + B, per channel.
  * The batch's statistics (mean and population variance over N and the spatial axes) replace
@@ -340,7 +334,7 @@ static void bn_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
 {
     bn_state *s = c->params;
     if (!dout[0]) {
-        zero_grads(c, din);
+        gr_op_zero_grads(c, din);
         return;
     }
     if (!s->bwd) {

@@ -204,3 +204,9 @@ int gr_op_ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, int
 }
 
 int gr_op_threads(int64_t work) { return work < (1 << 15) ? 1 : omp_get_max_threads(); }
+
+void gr_op_zero_grads(const gr_opctx *c, gr_tensor *const *din)
+{
+    for (int i = 0; i < c->nin; i++)
+        if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+}

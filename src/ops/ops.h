@@ -178,6 +178,9 @@ int gr_op_axis(const gr_opctx *c, int64_t axis, int rank, int *out);
 int gr_broadcast_shape(const gr_opctx *c, const gr_shape *a, const gr_shape *b, gr_shape *out);
 /* Sets output i's dtype and shape, checking the size does not overflow. */
 int gr_op_set_out(gr_opctx *c, int i, int dtype, const gr_shape *s);
+/* backward when no gradient reaches the outputs (dout[k] all NULL): every din[i] asked for is
+ * zero. */
+void gr_op_zero_grads(const gr_opctx *c, gr_tensor *const *din);
 /* Allocates zeroed op state of n bytes from the plan arena into c->params. */
 void *gr_op_params(gr_opctx *c, size_t n);
 
