@@ -1455,24 +1455,17 @@ static void cast_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
 }
 
 /* One row per op. BINOP and UNOP rows carry their family data (binop, unop) as impl. */
-#define BINOP(NAME, FLAGS, BWD, ...)                                                               \
-    {                                                                                              \
-        NAME, binop_prepare, binop_forward, NULL, FLAGS, BWD, &(const binop) { __VA_ARGS__ }       \
-    }
-#define UNOP(NAME, FLAGS, KERNELS, GRAD, ...)                                                      \
-    {                                                                                              \
-        NAME, unop_prepare, flat_forward, NULL, FLAGS, unop_backward, &(const unop)                \
-        {                                                                                          \
-            .k = KERNELS, .grad = GRAD, __VA_ARGS__                                                \
-        }                                                                                          \
-    }
+/* clang-format off */
+#define BINOP(NAME, FLAGS, BWD, ...) \
+    { NAME, binop_prepare, binop_forward, NULL, FLAGS, BWD, &(const binop){ __VA_ARGS__ } }
+#define UNOP(NAME, FLAGS, KERNELS, GRAD, ...) \
+    { NAME, unop_prepare, flat_forward, NULL, FLAGS, unop_backward, \
+      &(const unop){ .k = KERNELS, .grad = GRAD, __VA_ARGS__ } }
+#define BOOL_ONLY(K) { NULL, NULL, NULL, NULL, NULL, NULL, K }
+/* clang-format on */
 #define NO_XY (GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y)
 #define FLAT  GR_OPF_FLAT
 #define NO_X  GR_OPF_BWD_NO_X
-#define BOOL_ONLY(K)                                                                               \
-    {                                                                                              \
-        NULL, NULL, NULL, NULL, NULL, NULL, K                                                      \
-    }
 
 const gr_opdef gr_ops_elementwise[] = {
     BINOP("Add", NO_XY | FLAT, bcast_backward, .k = K_NUM(add)),
