@@ -9,7 +9,8 @@
  * catches errors in elements the probes skipped.
  *
  * Inputs and outputs are plain (c.layouts = 0). Use inputs away from kinks (Relu at 0, MaxPool
- * ties) or the finite difference itself is wrong.
+ * ties) or the finite difference itself is wrong. Nodes run through oprun.h, and every op checked
+ * here is recorded with or_cover (test_op_table reads it).
  *
  * Usage:
  *   gc_case k = {.op = "Conv", .opset = 17, .attrs = a, .nattr = 2, .nin = 3, .ins = ins,
@@ -22,14 +23,13 @@
 #define GR_GRADCHECK_H
 
 #include "harness.h"
-#include "ops/dnnl_util.h"
-#include "ops/ops.h"
+#include "oprun.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#define GC_MAX_IN     8
-#define GC_MAX_OUT    4
+#define GC_MAX_IN     OR_MAX_IN
+#define GC_MAX_OUT    OR_MAX_OUT
 #define GC_MAX_PROBES 96
 
 typedef struct gc_case {
@@ -48,76 +48,28 @@ typedef struct gc_case {
     uint32_t out_mask;    /* outputs that get a gradient (0: all float ones) */
 } gc_case;
 
-typedef struct gc_node {
-    gr_opctx c;
-    gr_tensor in[GC_MAX_IN], out[GC_MAX_OUT];
-    gr_tensor *pin[GC_MAX_IN], *pout[GC_MAX_OUT];
-    gr_arena *arena;
-    void *scratch;
-    const gr_opdef *op;
-    gr_rng rng;
-} gc_node;
+/* The node: oprun.h's (gc_node kept as the gradient tests' name for it). */
+typedef or_node gc_node;
 
-static inline gr_dnnl *gc_dnnl_handle(void)
-{
-    static gr_dnnl *d;
-    if (!d && gr_dnnl_new(&d) != GRAFT_OK) {
-        fprintf(stderr, "gradcheck: no oneDNN engine: %s\n", graft_last_error());
-        exit(2);
-    }
-    return d;
-}
+static inline gr_dnnl *gc_dnnl_handle(void) { return or_dnnl(); }
 
-/* Prepares the node (inputs copied by value; data pointers kept). Returns a status. */
+/* Prepares the node (inputs copied by value; data pointers kept; those with a need bit hidden
+ * from prepare). Returns a status; the node is freed on failure. */
 static inline int gc_prepare(gc_node *n, const gc_case *k, const gr_tensor *ins)
 {
-    memset(n, 0, sizeof *n);
-    n->op = gr_op_find_unwrapped(k->op);
-    if (!n->op) {
-        fprintf(stderr, "gradcheck: op %s is not registered\n", k->op);
-        exit(2);
-    }
-    n->arena = gr_arena_new(1 << 16);
-    gr_rng_seed(&n->rng, 1234);
-    for (int i = 0; i < k->nin; i++) {
-        n->in[i] = ins[i];
-        n->pin[i] = ins[i].dtype ? &n->in[i] : NULL;
-        if (k->need >> i & 1) n->in[i].data = NULL;
-    }
-    for (int o = 0; o < k->nout; o++) n->pout[o] = &n->out[o];
-    n->c = (gr_opctx){ .name = "gc",
-                       .op_type = k->op,
-                       .opset = k->opset,
-                       .attrs = k->attrs,
-                       .nattr = k->nattr,
-                       .nin = k->nin,
-                       .nout = k->nout,
-                       .in = n->pin,
-                       .out = n->pout,
-                       .arena = n->arena,
-                       .use_ref = k->use_ref,
-                       .dnnl = gc_dnnl_handle(),
-                       .training = k->training,
-                       .need_grad = k->need,
-                       .rng = &n->rng };
-    int st = n->op->prepare(&n->c);
-    if (st) return st;
-    for (int i = 0; i < k->nin; i++) n->in[i].data = ins[i].data;
-    for (int o = 0; o < k->nout; o++) n->out[o].data = calloc(1, gr_tensor_bytes(&n->out[o]) + 1);
-    n->scratch =
-        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n->c.scratch = n->scratch;
-    return GRAFT_OK;
+    return or_prepare(n, &(or_spec){ .op = k->op,
+                                     .opset = k->opset,
+                                     .attrs = k->attrs,
+                                     .nattr = k->nattr,
+                                     .nin = k->nin,
+                                     .ins = ins,
+                                     .nout = k->nout,
+                                     .use_ref = k->use_ref,
+                                     .training = k->training,
+                                     .need_grad = k->need });
 }
 
-static inline void gc_free(gc_node *n)
-{
-    if (n->op && n->op->release && n->c.params) n->op->release(n->c.params);
-    for (int o = 0; o < GC_MAX_OUT; o++) free(n->out[o].data);
-    free(n->scratch);
-    gr_arena_free(n->arena);
-    memset(n, 0, sizeof *n);
-}
+static inline void gc_free(gc_node *n) { or_free(n); }
 
 static inline void gc_fill(float *x, int64_t n, uint64_t seed, float lo, float hi)
 {
@@ -198,8 +150,9 @@ static inline int gc_check(const gc_case *k, const char *what)
         for (int i = 0; i < k->nin; i++) free(own[i]);
         return 0;
     }
-    CHECK(n.op->backward != NULL, "%s: %s has no backward", what, k->op);
-    if (!n.op->backward) {
+    CHECK(n.def->backward != NULL, "%s: %s has no backward", what, k->op);
+    if (n.def->backward) or_cover(k->op);
+    if (!n.def->backward) {
         gc_free(&n);
         for (int i = 0; i < k->nin; i++) free(own[i]);
         return 0;
@@ -322,11 +275,12 @@ static inline int gc_compare_kernels(const gc_case *k, double rtol, double atol,
         gc_node n;
         int st = gc_prepare(&n, &kk, ins);
         CHECK(st == GRAFT_OK, "%s: prepare: %s", what, graft_last_error());
-        if (st || !n.op->backward) {
+        if (st || !n.def->backward) {
             gc_free(&n);
             for (int i = 0; i < k->nin; i++) free(own[i]);
             return 0;
         }
+        or_cover(k->op);
         float *r[GC_MAX_OUT] = { 0 };
         gr_tensor dout_t[GC_MAX_OUT], *dout[GC_MAX_OUT] = { 0 }, din_t[GC_MAX_IN],
                                       *din[GC_MAX_IN] = { 0 };

@@ -11,15 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-
 /* One convolution case: input (N, C, in...), M output channels. */
 typedef struct spec {
     const char *what;
@@ -598,92 +589,37 @@ static void test_kernels_agree(void)
 
 /* ---- blocked layouts ---- */
 
-static dnnl_memory_desc_t blocked_md(const gr_shape *s)
-{
-    dnnl_memory_desc_t md;
-    dnnl_dims_t dims;
-    for (int i = 0; i < s->rank; i++) dims[i] = s->d[i];
-    dnnl_format_tag_t tag = s->rank == 3   ? dnnl_nCw16c
-                            : s->rank == 4 ? dnnl_nChw16c
-                                           : dnnl_nCdhw16c;
-    dnnl_memory_desc_init_by_tag(&md, s->rank, dims, dnnl_f32, tag);
-    return md;
-}
-
-/* Copies src (in layout from) into dst (in layout to); NULL layouts are plain. */
-static void convert(const gr_shape *s, const void *from, const void *src, const void *to, void *dst)
-{
-    gr_dnnl *d = gc_dnnl_handle();
-    dnnl_memory_desc_t a, b;
-    gr_tensor ta = { .dtype = GR_F32, .shape = *s, .layout = from },
-              tb = { .dtype = GR_F32, .shape = *s, .layout = to };
-    gr_dnnl_md_of(&ta, &a);
-    gr_dnnl_md_of(&tb, &b);
-    dnnl_memory_t ma, mb;
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t r;
-    dnnl_memory_create(&ma, &a, d->engine, (void *)src);
-    dnnl_memory_create(&mb, &b, d->engine, dst);
-    dnnl_reorder_primitive_desc_create(&pd, &a, d->engine, &b, d->engine, NULL);
-    dnnl_primitive_create(&r, pd);
-    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, ma }, { DNNL_ARG_TO, mb } };
-    dnnl_primitive_execute(r, d->stream, 2, args);
-    dnnl_stream_wait(d->stream);
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_memory_destroy(ma);
-    dnnl_memory_destroy(mb);
-}
-
 /* Prepares, runs forward and backward with dout = r, and returns (plain) y and the gradients.
  * layouts 1: c.layouts set and the input handed over in nChw16c (x_blocked). */
 static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r, float **y,
                     float **g, int *used_layout, char *impl)
 {
-    gc_node n;
-    memset(&n, 0, sizeof n);
-    n.op = gr_op_find_unwrapped(k->op);
-    n.arena = gr_arena_new(1 << 16);
-    gr_rng_seed(&n.rng, 1234);
-    dnnl_memory_desc_t xmd = blocked_md(&k->ins[0].shape);
+    dnnl_memory_desc_t xmd = or_blocked_md(&k->ins[0].shape);
     void *xbuf = NULL;
-    for (int i = 0; i < k->nin; i++) {
-        n.in[i] = k->ins[i];
-        n.pin[i] = &n.in[i];
-        if (k->need >> i & 1) n.in[i].data = NULL;
-    }
+    gr_tensor ins[GC_MAX_IN];
+    for (int i = 0; i < k->nin; i++) ins[i] = k->ins[i];
     if (x_blocked) {
         xbuf = calloc(1, dnnl_memory_desc_get_size(&xmd));
-        convert(&k->ins[0].shape, NULL, k->ins[0].data, &xmd, xbuf);
-        n.in[0].layout = &xmd;
-        n.in[0].bytes = dnnl_memory_desc_get_size(&xmd);
-        n.in[0].data = k->need & 1 ? NULL : xbuf;
+        or_convert(&k->ins[0].shape, NULL, k->ins[0].data, &xmd, xbuf);
+        ins[0].layout = &xmd;
+        ins[0].bytes = dnnl_memory_desc_get_size(&xmd);
+        ins[0].data = xbuf;
     }
-    n.pout[0] = &n.out[0];
-    n.c = (gr_opctx){ .name = "lt",
-                      .op_type = k->op,
-                      .opset = k->opset,
-                      .attrs = k->attrs,
-                      .nattr = k->nattr,
-                      .nin = k->nin,
-                      .nout = 1,
-                      .in = n.pin,
-                      .out = n.pout,
-                      .arena = n.arena,
-                      .dnnl = gc_dnnl_handle(),
-                      .layouts = layouts,
-                      .training = 1,
-                      .need_grad = k->need,
-                      .rng = &n.rng };
-    int st = n.op->prepare(&n.c);
+    gc_node n;
+    int st = or_prepare(&n, &(or_spec){ .op = k->op,
+                                        .opset = k->opset,
+                                        .attrs = k->attrs,
+                                        .nattr = k->nattr,
+                                        .nin = k->nin,
+                                        .ins = ins,
+                                        .layouts = layouts,
+                                        .training = 1,
+                                        .need_grad = k->need });
     CHECK(st == GRAFT_OK, "layout run prepare: %s", graft_last_error());
     if (st) {
-        gc_free(&n);
         free(xbuf);
         return st;
     }
-    for (int i = 0; i < k->nin; i++) n.in[i].data = k->ins[i].data;
-    if (x_blocked) n.in[0].data = xbuf;
     *used_layout = n.out[0].layout != NULL;
     dnnl_primitive_t prim = *(dnnl_primitive_t *)n.c.params; /* the state starts with it */
     const_dnnl_primitive_desc_t pd;
@@ -691,13 +627,9 @@ static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r
     if (prim && dnnl_primitive_get_primitive_desc(prim, &pd) == dnnl_success)
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
     snprintf(impl, 64, "%s", name);
-    n.out[0].data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
-    n.scratch =
-        n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n.c.scratch = n.scratch;
     gr_tensor dy = n.out[0], dx[3], *dout[1] = { &dy }, *din[3] = { 0 };
     dy.data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
-    convert(&n.out[0].shape, NULL, r, n.out[0].layout, dy.data);
+    or_convert(&n.out[0].shape, NULL, r, n.out[0].layout, dy.data);
     for (int i = 0; i < k->nin; i++) {
         if (!(k->need >> i & 1)) continue;
         dx[i] = n.in[i];
@@ -708,11 +640,11 @@ static int run_node(const gc_case *k, int layouts, int x_blocked, const float *r
     n.op->forward(&n.c);
     n.op->backward(&n.c, dout, din);
     *y = malloc((size_t)gr_numel(&n.out[0].shape) * 4 + 4);
-    convert(&n.out[0].shape, n.out[0].layout, n.out[0].data, NULL, *y);
+    or_convert(&n.out[0].shape, n.out[0].layout, n.out[0].data, NULL, *y);
     for (int i = 0; i < k->nin; i++) {
         if (!din[i]) continue;
         g[i] = malloc((size_t)gr_numel(&n.in[i].shape) * 4 + 4);
-        convert(&n.in[i].shape, n.in[i].layout, dx[i].data, NULL, g[i]);
+        or_convert(&n.in[i].shape, n.in[i].layout, dx[i].data, NULL, g[i]);
         free(dx[i].data);
     }
     free(dy.data);
@@ -1004,7 +936,7 @@ static void test_reference_fallback(void)
               p.what);
     }
     gc_free(&n);
-    dnnl_memory_desc_t xmd = blocked_md(&b.ins[0].shape);
+    dnnl_memory_desc_t xmd = or_blocked_md(&b.ins[0].shape);
     gr_tensor ins[3] = { b.ins[0], b.ins[1], b.ins[2] };
     ins[0].layout = &xmd;
     ins[0].bytes = dnnl_memory_desc_get_size(&xmd);

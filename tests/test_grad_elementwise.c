@@ -330,61 +330,27 @@ static void test_errors(void)
     gr_tensor xi[2] = { { .dtype = GR_I64, .shape = S(4), .data = iv },
                         { .dtype = GR_I64, .shape = S(4), .data = iv } };
     gc_case kb = { .op = "Equal", .opset = 13, .nin = 2, .ins = xi, .nout = 1, .need = 1 };
-    CHECK(gr_op_find_unwrapped("Equal")->backward == NULL, "Equal has no backward");
+    CHECK(or_find("Equal")->backward == NULL, "Equal has no backward");
     (void)kb;
 }
 
 /* ---- the flat.c wrapper on a blocked layout ---- */
-
-typedef struct fnode {
-    gr_opctx c;
-    gr_tensor in[3], out[1], *pin[3], *pout[1];
-    gr_arena *arena;
-    void *scratch;
-} fnode;
 
 /* Runs op's prepare/forward/backward through the registry (the flat wrapper) on inputs that may
  * carry a layout; returns the status of prepare. din[i] gets the gradient of input i. */
 static int run_flat_op(const char *op, int nin, const gr_tensor *ins, const float *dy, float **din,
                        uint32_t need)
 {
-    fnode n;
-    memset(&n, 0, sizeof n);
-    const gr_opdef *d = gr_op_find(op, "");
-    n.arena = gr_arena_new(1 << 16);
-    for (int i = 0; i < nin; i++) {
-        n.in[i] = ins[i];
-        n.pin[i] = &n.in[i];
-        if (need >> i & 1) n.in[i].data = NULL;
-    }
-    n.pout[0] = &n.out[0];
-    gr_rng rng;
-    gr_rng_seed(&rng, 1);
-    n.c = (gr_opctx){ .name = "flat",
-                      .op_type = op,
-                      .opset = 13,
-                      .nin = nin,
-                      .nout = 1,
-                      .in = n.pin,
-                      .out = n.pout,
-                      .arena = n.arena,
-                      .layouts = 1,
-                      .dnnl = gc_dnnl_handle(),
-                      .training = 1,
-                      .need_grad = need,
-                      .rng = &rng };
-    int st = d->prepare(&n.c);
-    if (st) {
-        if (d->release && n.c.params) d->release(n.c.params);
-        gr_arena_free(n.arena);
-        return st;
-    }
-    for (int i = 0; i < nin; i++) n.in[i].data = ins[i].data;
-    n.out[0].data = calloc(1, gr_tensor_bytes(&n.out[0]) + 4);
-    n.scratch =
-        n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n.c.scratch = n.scratch;
-    d->forward(&n.c);
+    or_node n;
+    int st = or_prepare(&n, &(or_spec){ .op = op,
+                                        .opset = 13,
+                                        .nin = nin,
+                                        .ins = ins,
+                                        .layouts = 1,
+                                        .training = 1,
+                                        .need_grad = need });
+    if (st) return st;
+    or_forward(&n);
     gr_tensor dout = n.out[0], *pdout = &dout, dins[3], *pdin[3] = { 0 };
     dout.data = (void *)dy;
     for (int i = 0; i < nin; i++)
@@ -393,11 +359,8 @@ static int run_flat_op(const char *op, int nin, const gr_tensor *ins, const floa
             dins[i].data = din[i];
             pdin[i] = &dins[i];
         }
-    d->backward(&n.c, &pdout, pdin);
-    if (d->release && n.c.params) d->release(n.c.params);
-    free(n.out[0].data);
-    free(n.scratch);
-    gr_arena_free(n.arena);
+    or_backward(&n, &pdout, pdin);
+    or_free(&n);
     return GRAFT_OK;
 }
 

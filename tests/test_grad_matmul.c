@@ -5,15 +5,6 @@
  * reference kernel on larger shapes. */
 #include "gradcheck.h"
 
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
-
 static gr_tensor ften(const gr_shape *s, float *data)
 {
     return (gr_tensor){ .dtype = GR_F32, .shape = *s, .data = data };

@@ -14,14 +14,6 @@
 
 #include <unistd.h>
 
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
 static gr_tensor ften(const gr_shape *s, float *data)
 {
     return (gr_tensor){ .dtype = GR_F32, .shape = *s, .data = data };
@@ -232,54 +224,44 @@ static int bn_run(const gr_shape *xs, float *const in[6], float eps, int use_ref
     memcpy(o->rm, in[3], (size_t)C * sizeof(float));
     memcpy(o->rv, in[4], (size_t)C * sizeof(float));
     o->dw = malloc((size_t)C * sizeof(float)), o->db = malloc((size_t)C * sizeof(float));
+    /* the running statistics (inputs 3, 4) are not known at prepare either */
     gr_tensor t[5] = { { .dtype = GR_F32,
                          .shape = *xs,
                          .layout = blocked ? &bmd : NULL,
-                         .bytes = blocked ? xbytes : 0 },
-                       ften(&cs, NULL),
-                       ften(&cs, NULL),
-                       ften(&cs, NULL),
-                       ften(&cs, NULL) };
-    gr_tensor out = { 0 }, *pin[5] = { &t[0], &t[1], &t[2], &t[3], &t[4] }, *pout[1] = { &out };
-    gr_arena *arena = gr_arena_new(1 << 16);
+                         .bytes = blocked ? xbytes : 0,
+                         .data = x },
+                       ften(&cs, in[1]),
+                       ften(&cs, in[2]),
+                       ften(&cs, o->rm),
+                       ften(&cs, o->rv) };
     gr_attr a[2] = { fval("epsilon", eps), fval("momentum", 0.9f) };
-    gr_opctx c = { .name = "bn",
-                   .op_type = "BatchNormalization",
-                   .opset = 15,
-                   .attrs = a,
-                   .nattr = 2,
-                   .nin = 5,
-                   .nout = 1,
-                   .in = pin,
-                   .out = pout,
-                   .arena = arena,
-                   .use_ref = use_ref,
-                   .layouts = blocked,
-                   .dnnl = gc_dnnl_handle(),
-                   .training = 1,
-                   .need_grad = 7 };
-    const gr_opdef *op = gr_op_find_unwrapped("BatchNormalization");
-    int st = op->prepare(&c), ok = st == GRAFT_OK;
+    or_node nd;
+    int st = or_prepare(&nd, &(or_spec){ .op = "BatchNormalization",
+                                         .opset = 15,
+                                         .attrs = a,
+                                         .nattr = 2,
+                                         .nin = 5,
+                                         .ins = t,
+                                         .hidden = 0x18,
+                                         .use_ref = use_ref,
+                                         .layouts = blocked,
+                                         .training = 1,
+                                         .need_grad = 7 }),
+        ok = st == GRAFT_OK;
     CHECK(st == GRAFT_OK, "%s: prepare: %s (status %d)", what, graft_last_error(), st);
     if (ok && blocked) {
-        ok = out.layout && dnnl_memory_desc_equal(out.layout, &bmd);
+        ok = nd.out[0].layout && dnnl_memory_desc_equal(nd.out[0].layout, &bmd);
         CHECK(ok, "%s: Y should keep X's blocked layout", what);
     }
     if (ok) {
-        void *scratch =
-            c.scratch_bytes ? aligned_alloc(64, (c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-        c.scratch = scratch;
-        t[0].data = x, t[1].data = in[1], t[2].data = in[2], t[3].data = o->rm, t[4].data = o->rv;
-        out.data = y;
-        for (int s = 0; s < steps; s++) op->forward(&c);
-        gr_tensor dyt = out, dxt = t[0], dwt = t[1], dbt = t[2];
+        for (int s = 0; s < steps; s++) or_forward(&nd);
+        memcpy(y, nd.out[0].data, xbytes);
+        gr_tensor dyt = nd.out[0], dxt = nd.in[0], dwt = nd.in[1], dbt = nd.in[2];
         dyt.data = dy, dxt.data = dx, dwt.data = o->dw, dbt.data = o->db;
         gr_tensor *dout[1] = { &dyt }, *din[5] = { &dxt, &dwt, &dbt, NULL, NULL };
-        op->backward(&c, dout, din);
-        free(scratch);
+        or_backward(&nd, dout, din);
     }
-    if (op->release && c.params) op->release(c.params);
-    gr_arena_free(arena);
+    or_free(&nd);
     o->y = malloc((size_t)n * sizeof(float)), o->dx = malloc((size_t)n * sizeof(float));
     if (blocked && ok) reorder(&bmd, y, &plain, o->y), reorder(&bmd, dx, &plain, o->dx);
     else memcpy(o->y, y, (size_t)n * sizeof(float)), memcpy(o->dx, dx, (size_t)n * sizeof(float));

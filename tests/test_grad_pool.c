@@ -13,15 +13,6 @@
 /* The case tables below leave trailing fields (ceil_mode, count_include_pad, ...) at zero. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-
 typedef struct spec {
     const char *what;
     const char *op; /* MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool */
@@ -365,101 +356,48 @@ static void test_kernels_agree(void)
 
 /* ---- blocked layouts ---- */
 
-static dnnl_memory_desc_t blocked_md(const gr_shape *s)
-{
-    dnnl_memory_desc_t md;
-    dnnl_dims_t dims;
-    for (int i = 0; i < s->rank; i++) dims[i] = s->d[i];
-    dnnl_format_tag_t tag = s->rank == 3   ? dnnl_nCw16c
-                            : s->rank == 4 ? dnnl_nChw16c
-                                           : dnnl_nCdhw16c;
-    dnnl_memory_desc_init_by_tag(&md, s->rank, dims, dnnl_f32, tag);
-    return md;
-}
-
-/* Copies src (in layout from) into dst (in layout to); NULL layouts are plain. */
-static void convert(const gr_shape *s, const void *from, const void *src, const void *to, void *dst)
-{
-    gr_dnnl *d = gc_dnnl_handle();
-    dnnl_memory_desc_t a, b;
-    gr_tensor ta = { .dtype = GR_F32, .shape = *s, .layout = from },
-              tb = { .dtype = GR_F32, .shape = *s, .layout = to };
-    gr_dnnl_md_of(&ta, &a);
-    gr_dnnl_md_of(&tb, &b);
-    dnnl_memory_t ma, mb;
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t r;
-    dnnl_memory_create(&ma, &a, d->engine, (void *)src);
-    dnnl_memory_create(&mb, &b, d->engine, dst);
-    dnnl_reorder_primitive_desc_create(&pd, &a, d->engine, &b, d->engine, NULL);
-    dnnl_primitive_create(&r, pd);
-    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, ma }, { DNNL_ARG_TO, mb } };
-    dnnl_primitive_execute(r, d->stream, 2, args);
-    dnnl_stream_wait(d->stream);
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_memory_destroy(ma);
-    dnnl_memory_destroy(mb);
-}
-
 /* Forward and backward with dout = r; blocked: c.layouts set and x handed over in nChw16c.
  * Returns y and dx plain (malloc'd), *laid whether the output came in a oneDNN layout. */
 static int run_node(const gc_case *k, int blocked, const float *r, float **y, float **dx, int *laid)
 {
-    gc_node n;
-    memset(&n, 0, sizeof n);
-    n.op = gr_op_find_unwrapped(k->op);
-    n.arena = gr_arena_new(1 << 16);
-    dnnl_memory_desc_t xmd = blocked_md(&k->ins[0].shape);
+    dnnl_memory_desc_t xmd = or_blocked_md(&k->ins[0].shape);
     void *xbuf = NULL;
-    n.in[0] = k->ins[0];
-    n.in[0].data = NULL;
-    n.pin[0] = &n.in[0];
+    gr_tensor x = k->ins[0];
     if (blocked) {
         xbuf = calloc(1, dnnl_memory_desc_get_size(&xmd));
-        convert(&k->ins[0].shape, NULL, k->ins[0].data, &xmd, xbuf);
-        n.in[0].layout = &xmd;
-        n.in[0].bytes = dnnl_memory_desc_get_size(&xmd);
+        or_convert(&k->ins[0].shape, NULL, k->ins[0].data, &xmd, xbuf);
+        x.layout = &xmd;
+        x.bytes = dnnl_memory_desc_get_size(&xmd);
+        x.data = xbuf;
     }
-    for (int o = 0; o < k->nout; o++) n.pout[o] = &n.out[o];
-    n.c = (gr_opctx){ .name = "lt",
-                      .op_type = k->op,
-                      .opset = k->opset,
-                      .attrs = k->attrs,
-                      .nattr = k->nattr,
-                      .nin = 1,
-                      .nout = k->nout,
-                      .in = n.pin,
-                      .out = n.pout,
-                      .arena = n.arena,
-                      .dnnl = gc_dnnl_handle(),
-                      .layouts = blocked,
-                      .training = 1,
-                      .need_grad = 1 };
-    int st = n.op->prepare(&n.c);
+    gc_node n;
+    int st = or_prepare(&n, &(or_spec){ .op = k->op,
+                                        .opset = k->opset,
+                                        .attrs = k->attrs,
+                                        .nattr = k->nattr,
+                                        .nin = 1,
+                                        .ins = &x,
+                                        .nout = k->nout,
+                                        .layouts = blocked,
+                                        .training = 1,
+                                        .need_grad = 1 });
     CHECK(st == GRAFT_OK, "layout run prepare: %s", graft_last_error());
     if (st) {
-        gc_free(&n);
         free(xbuf);
         return st;
     }
-    n.in[0].data = blocked ? xbuf : k->ins[0].data;
     *laid = n.out[0].layout != NULL;
-    for (int o = 0; o < k->nout; o++) n.out[o].data = calloc(1, gr_tensor_bytes(&n.out[o]) + 1);
-    n.scratch =
-        n.c.scratch_bytes ? aligned_alloc(64, (n.c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n.c.scratch = n.scratch;
     gr_tensor dy = n.out[0], g = n.in[0], *dout[2] = { &dy, NULL }, *din[1] = { &g };
     dy.data = calloc(1, gr_tensor_bytes(&n.out[0]) + 1);
-    convert(&n.out[0].shape, NULL, r, n.out[0].layout, dy.data);
+    or_convert(&n.out[0].shape, NULL, r, n.out[0].layout, dy.data);
     g.data = malloc(gr_tensor_bytes(&n.in[0]) + 4);
     memset(g.data, 0x7f, gr_tensor_bytes(&n.in[0])); /* poison: backward must overwrite */
     n.op->forward(&n.c);
     n.op->backward(&n.c, dout, din);
     *y = malloc((size_t)gr_numel(&n.out[0].shape) * 4 + 4);
-    convert(&n.out[0].shape, n.out[0].layout, n.out[0].data, NULL, *y);
+    or_convert(&n.out[0].shape, n.out[0].layout, n.out[0].data, NULL, *y);
     *dx = malloc((size_t)gr_numel(&n.in[0].shape) * 4 + 4);
-    convert(&n.in[0].shape, n.in[0].layout, g.data, NULL, *dx);
+    or_convert(&n.in[0].shape, n.in[0].layout, g.data, NULL, *dx);
     free(g.data);
     free(dy.data);
     free(xbuf);

@@ -6,15 +6,6 @@
  * tied extrema) against its closed form. */
 #include "gradcheck.h"
 
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-
 static gr_tensor ften(const gr_shape *s, float *data)
 {
     return (gr_tensor){ .dtype = GR_F32, .shape = *s, .data = data };

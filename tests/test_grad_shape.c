@@ -55,19 +55,6 @@ static gr_tensor f32v(int n, const float *v)
 #define F32V(...)                                                                                  \
     f32v((int)(sizeof((float[]){ __VA_ARGS__ }) / sizeof(float)), (float[]){ __VA_ARGS__ })
 
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr sval(const char *name, const char *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_STRING, .s = v };
-}
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-
 /* One case: input 0 gets the gradient; the others are constants. */
 static void one(const char *op, int opset, const gr_attr *a, int na, int nin, const gr_tensor *ins,
                 int nout, const char *what)

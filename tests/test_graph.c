@@ -34,9 +34,9 @@ static void sum_forward(gr_opctx *c)
     float *y = c->out[0]->data;
     for (int64_t i = 0; i < gr_numel(&c->in[0]->shape); i++) y[i] = a[i] + b[i];
 }
-static const gr_opdef op_addone = { "AddOne", unary_prepare, addone_forward, NULL, 0, NULL };
-static const gr_opdef op_twice = { "Twice", unary_prepare, twice_forward, NULL, 0, NULL };
-static const gr_opdef op_sum = { "Sum2", sum_prepare, sum_forward, NULL, 0, NULL };
+static const gr_opdef op_addone = { "AddOne", unary_prepare, addone_forward, NULL, 0, NULL, NULL };
+static const gr_opdef op_twice = { "Twice", unary_prepare, twice_forward, NULL, 0, NULL, NULL };
+static const gr_opdef op_sum = { "Sum2", sum_prepare, sum_forward, NULL, 0, NULL, NULL };
 
 typedef struct {
     const char *op, *in0, *in1, *out;

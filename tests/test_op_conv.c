@@ -6,100 +6,29 @@
  * asymmetric pads, dilations, groups, depthwise; 1-D to 3-D) with constant and run-time weights,
  * the fused activations, flops, and the errors bad nodes must give. */
 #include "harness.h"
+#include "oprun.h"
 
 #include "ops/dnnl_util.h"
 
 #include <string.h>
 
-static gr_dnnl *dnnl;
+/* ---- nodes run through oprun.h ---- */
 
-/* ---- a tiny node runner ---- */
-
-typedef struct node {
-    gr_opctx c;
-    gr_tensor in[4], out[1];
-    gr_tensor *pin[4], *pout[1];
-    gr_arena *arena;
-    void *scratch;
-    const gr_opdef *op;
-} node;
-
-static const gr_opdef *find(const char *name)
-{
-    const gr_opdef *d = gr_op_find(name, "");
-    if (!d) {
-        fprintf(stderr, "op %s is not registered\n", name);
-        exit(2);
-    }
-    return d;
-}
+typedef or_node node; /* oprun.h */
 
 /* Prepares op on ins[0..nin) (dtype 0: an absent input), allocates the output and runs it.
  * wconst 0 hides the data of inputs 1.. from prepare, as for weights computed at run time. */
 static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr,
                     const gr_tensor *ins, int nin, int wconst, int use_ref)
 {
-    memset(n, 0, sizeof *n);
-    n->op = find(op);
-    n->arena = gr_arena_new(1 << 16);
-    for (int i = 0; i < nin; i++) {
-        n->in[i] = ins[i];
-        n->pin[i] = ins[i].dtype ? &n->in[i] : NULL;
-        if (i > 0 && !wconst) n->in[i].data = NULL;
-    }
-    n->pout[0] = &n->out[0];
-    n->c = (gr_opctx){ .name = "t",
-                       .op_type = op,
-                       .opset = opset,
-                       .attrs = attrs,
-                       .nattr = nattr,
-                       .nin = nin,
-                       .nout = 1,
-                       .in = n->pin,
-                       .out = n->pout,
-                       .arena = n->arena,
-                       .use_ref = use_ref,
-                       .dnnl = dnnl };
-    int st = n->op->prepare(&n->c);
-    if (st) return st;
-    for (int i = 0; i < nin; i++) n->in[i].data = ins[i].data;
-    n->out[0].data = calloc(1, gr_tensor_bytes(&n->out[0]) + 1);
-    n->scratch =
-        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n->c.scratch = n->scratch;
-    n->op->forward(&n->c);
-    return GRAFT_OK;
-}
-
-static void node_free(node *n)
-{
-    if (n->op->release && n->c.params) n->op->release(n->c.params);
-    free(n->out[0].data);
-    free(n->scratch);
-    gr_arena_free(n->arena);
-}
-
-/* The state of every op in conv.c starts with its primitive (NULL: the reference kernel). */
-static int used_dnnl(const node *n)
-{
-    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
-}
-
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
-static gr_attr sval(const char *name, const char *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_STRING, .s = v };
+    return or_run(n, &(or_spec){ .op = op,
+                                 .opset = opset,
+                                 .attrs = attrs,
+                                 .nattr = nattr,
+                                 .nin = nin,
+                                 .ins = ins,
+                                 .hidden = wconst ? 0 : ~1u,
+                                 .use_ref = use_ref });
 }
 
 static gr_tensor f32(int rank, const int64_t *d, const float *data)
@@ -114,14 +43,6 @@ static void fill(float *x, int64_t n, unsigned seed)
         s = s * 1664525u + 1013904223u;
         x[i] = (float)((s >> 8) % 2001) / 1000.0f - 1.0f; /* [-1, 1] */
     }
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
 }
 
 /* Set while a case oneDNN declines (so the reference kernel runs on both paths). */
@@ -144,7 +65,7 @@ static void expect_values(const char *what, const char *op, int opset, const gr_
             th_close(n.out[0].data, want, gr_numel(&n.out[0].shape), 1e-6, 1e-6, w);
         else CHECK(0, "%s: wrong output shape", w);
         CHECK(used_dnnl(&n) == (!ref && !dnnl_declines), "%s: oneDNN used %d", w, used_dnnl(&n));
-        node_free(&n);
+        or_free(&n);
     }
 }
 
@@ -253,7 +174,7 @@ static void test_known_values(void)
     CHECK(n.out[0].dtype == GR_I32 && shape_is(&n.out[0], 4, (int64_t[]){ 1, 1, 2, 2 }) &&
               yq[0] == 8 && yq[1] == 12 && yq[2] == 20 && yq[3] == 24,
           "ConvInteger: %d %d %d %d", yq[0], yq[1], yq[2], yq[3]);
-    node_free(&n);
+    or_free(&n);
 }
 
 /* ---- an independent implementation: double precision, straight from the definitions ---- */
@@ -384,7 +305,7 @@ static void run_case(const ccase *p)
         CHECK(n->c.flops == r.c.flops && n->c.flops > 0, "%s: flops %lld", w2,
               (long long)n->c.flops);
         th_close(n->out[0].data, r.out[0].data, ny, 1e-4, 1e-5, w2);
-        node_free(n);
+        or_free(n);
     }
     if (!p->auto_pad && !p->oshape[0]) { /* explicit pads: the naive implementation */
         geo q = case_geo(p);
@@ -406,7 +327,7 @@ static void run_case(const ccase *p)
         if (shape_is(&r.out[0], 2 + nsp, yshape)) th_close(r.out[0].data, yf, ny, 1e-5, 1e-6, w3);
         free(yd), free(yf);
     }
-    node_free(&r);
+    or_free(&r);
 out:
     free(x), free(w), free(b);
 }
@@ -973,7 +894,7 @@ static void test_fused_and_f64(void)
         CHECK(used_dnnl(&relu) == !ref && used_dnnl(&clip) == !ref && used_dnnl(&cmax) == !ref,
               "fused cases run oneDNN");
         free(wr), free(wc), free(wm);
-        node_free(&plain), node_free(&relu), node_free(&clip), node_free(&cmax);
+        or_free(&plain), or_free(&relu), or_free(&clip), or_free(&cmax);
     }
 
     /* float64 runs the reference kernel and agrees with float32 */
@@ -996,7 +917,7 @@ static void test_fused_and_f64(void)
     for (int64_t i = 0; i < ny; i++) y64[i] = (float)((const double *)n64.out[0].data)[i];
     th_close(n32.out[0].data, y64, ny, 1e-6, 1e-6, "float64 ConvTranspose");
     free(y64);
-    node_free(&n32), node_free(&n64);
+    or_free(&n32), or_free(&n64);
 }
 
 /* ---- flops ---- */
@@ -1012,14 +933,14 @@ static void test_flops(void)
     /* 2 x N x OC x OH x OW x IC/G x KH x KW, output 4x3 */
     CHECK(node_run(&n, "Conv", 17, a, 3, in, 2, 1, 1) == GRAFT_OK, "%s", graft_last_error());
     CHECK(n.c.flops == 2LL * 2 * 4 * 4 * 3 * 3 * 9, "Conv flops %lld", (long long)n.c.flops);
-    node_free(&n);
+    or_free(&n);
     /* ConvTranspose: 2 x N x IC x IH x IW x OC/G x KH x KW; W (6, 2, 3, 3), OC = 4 */
     in[1].shape = gr_shape_make(4, (int64_t[]){ 6, 2, 3, 3 });
     CHECK(node_run(&n, "ConvTranspose", 17, a, 2, in, 2, 1, 1) == GRAFT_OK, "%s",
           graft_last_error());
     CHECK(n.c.flops == 2LL * 2 * 6 * 35 * 2 * 9, "ConvTranspose flops %lld", (long long)n.c.flops);
     CHECK(shape_is(&n.out[0], 4, (int64_t[]){ 2, 4, 7, 5 }), "ConvTranspose pads 1: 7x5");
-    node_free(&n);
+    or_free(&n);
 }
 
 /* ---- errors ---- */
@@ -1032,11 +953,7 @@ static void expect_error(const char *op, const gr_attr *a, int na, const gr_tens
     CHECK(st != GRAFT_OK && strstr(graft_last_error(), needle),
           "%s: expected an error with '%s', got %d: %s", op, needle, st,
           st ? graft_last_error() : "");
-    if (!st) node_free(&n);
-    else {
-        if (n.op->release && n.c.params) n.op->release(n.c.params);
-        gr_arena_free(n.arena);
-    }
+    or_free(&n); /* a failed run is freed already: nothing to do */
 }
 
 static void test_errors(void)
@@ -1092,15 +1009,10 @@ static void test_errors(void)
 
 int main(void)
 {
-    if (gr_dnnl_new(&dnnl)) {
-        fprintf(stderr, "cannot create the oneDNN engine: %s\n", graft_last_error());
-        return 1;
-    }
     test_known_values();
     test_dnnl_vs_ref();
     test_fused_and_f64();
     test_flops();
     test_errors();
-    gr_dnnl_free(dnnl);
     return th_finish();
 }

@@ -6,73 +6,34 @@
  * every unary op against its closed form in double for float32 and float64; Clip by opset; Cast
  * between all pairs of types; and the errors that bad inputs must give. */
 #include "harness.h"
+#include "oprun.h"
 
 #include "ops/ops.h"
 
 #include <float.h>
 #include <string.h>
 
-/* ---- a tiny node runner ---- */
+/* ---- nodes run through oprun.h ---- */
 
 #define MAXIO 8
 
 static int use_ref = 1; /* 0: the op may choose its optimised kernels */
 
-typedef struct node {
-    gr_opctx c;
-    gr_tensor in[MAXIO], out[MAXIO];
-    gr_tensor *pin[MAXIO], *pout[MAXIO];
-    gr_arena *arena;
-    const gr_opdef *op;
-} node;
+typedef or_node node; /* oprun.h */
 
-static void node_free(node *n)
-{
-    if (!n->op) return;
-    if (n->op->release && n->c.params) n->op->release(n->c.params);
-    for (int i = 0; i < MAXIO; i++) free(n->out[i].data);
-    gr_arena_free(n->arena);
-    memset(n, 0, sizeof *n);
-}
-
-/* Prepares op on the inputs (dtype 0: an absent optional input); inputs whose bit is set in
- * `hidden` are unknown at plan time. On success allocates the output and runs forward. */
+/* Prepares op (a tensor with dtype 0 is an absent optional input; inputs whose bit is set in
+ * `hidden` are unknown at plan time); on success runs forward. */
 static int run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr, int nin,
                const gr_tensor *ins, unsigned hidden)
 {
-    memset(n, 0, sizeof *n);
-    n->op = gr_op_find(op, "");
-    if (!n->op) {
-        fprintf(stderr, "op %s is not registered\n", op);
-        exit(2);
-    }
-    n->arena = gr_arena_new(1 << 16);
-    for (int i = 0; i < nin; i++) {
-        n->in[i] = ins[i];
-        n->pin[i] = ins[i].dtype ? &n->in[i] : NULL;
-        if (hidden >> i & 1) n->in[i].data = NULL;
-    }
-    n->pout[0] = &n->out[0];
-    n->c = (gr_opctx){ .name = "t",
-                       .op_type = op,
-                       .opset = opset,
-                       .attrs = attrs,
-                       .nattr = nattr,
-                       .nin = nin,
-                       .nout = 1,
-                       .in = n->pin,
-                       .out = n->pout,
-                       .arena = n->arena,
-                       .use_ref = use_ref };
-    int st = n->op->prepare(&n->c);
-    if (st) {
-        node_free(n);
-        return st;
-    }
-    for (int i = 0; i < nin; i++) n->in[i].data = ins[i].data;
-    n->out[0].data = calloc(1, gr_tensor_bytes(&n->out[0]) + 8);
-    n->op->forward(&n->c);
-    return GRAFT_OK;
+    return or_run(n, &(or_spec){ .op = op,
+                                 .opset = opset,
+                                 .attrs = attrs,
+                                 .nattr = nattr,
+                                 .nin = nin,
+                                 .ins = ins,
+                                 .hidden = hidden,
+                                 .use_ref = use_ref });
 }
 
 static gr_tensor ten(int dtype, const void *data, int rank, const int64_t *d)
@@ -90,15 +51,6 @@ static gr_tensor ten(int dtype, const void *data, int rank, const int64_t *d)
 #define I8(...)   VEC(GR_I8, int8_t, __VA_ARGS__)
 #define U8(...)   VEC(GR_U8, uint8_t, __VA_ARGS__)
 #define BOOL(...) VEC(GR_BOOL, uint8_t, __VA_ARGS__)
-
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
 
 static uint64_t rng_state = 12345;
 static float frand(void) /* in [-2, 2) */
@@ -226,7 +178,7 @@ static void test_broadcast_shapes(void)
             if (st) continue;
             CHECK(gr_shape_eq(&n.out[0].shape, &os), "%s: output shape", what);
             expect(&n, cmp ? GR_BOOL : GR_F32, no, want, 1e-6, what);
-            node_free(&n);
+            or_free(&n);
         }
         free(a), free(b), free(pa), free(want);
     }
@@ -261,7 +213,7 @@ static void test_broadcast_types(void)
             snprintf(what, sizeof what, "%s on %s", ops[oi], gr_dtype_name(dt));
             CHECK(run(&n, ops[oi], 14, NULL, 0, 2, in, 0) == 0, "%s: %s", what, graft_last_error());
             expect(&n, oi == 3 ? GR_BOOL : dt, 24, want, 0, what);
-            node_free(&n);
+            or_free(&n);
         }
     }
 }
@@ -275,31 +227,31 @@ static void test_integer_arith(void)
     CHECK(run(&n, "Div", 14, NULL, 0, 2, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I64, 6, (double[]){ 3, -3, -3, 3, 0, (double)INT64_MIN }, 0,
            "int64 Div truncates, /0 is 0, MIN/-1 wraps");
-    node_free(&n);
+    or_free(&n);
 
     gr_tensor w[2] = { I32(INT32_MAX, INT32_MIN, 100000), I32(1, -1, 100000) };
     CHECK(run(&n, "Add", 14, NULL, 0, 2, w, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I32, 3, (double[]){ INT32_MIN, INT32_MAX, 200000 }, 0, "int32 Add wraps");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Mul", 14, NULL, 0, 2, w, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I32, 3, (double[]){ INT32_MAX, INT32_MIN, 1410065408 }, 0, "int32 Mul wraps");
-    node_free(&n);
+    or_free(&n);
 
     gr_tensor u[2] = { U8(250, 3, 200, 9), U8(10, 5, 0, 2) };
     CHECK(run(&n, "Add", 14, NULL, 0, 2, u, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_U8, 4, (double[]){ 4, 8, 200, 11 }, 0, "uint8 Add wraps");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Sub", 14, NULL, 0, 2, u, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_U8, 4, (double[]){ 240, 254, 200, 7 }, 0, "uint8 Sub wraps");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Div", 14, NULL, 0, 2, u, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_U8, 4, (double[]){ 25, 0, 0, 4 }, 0, "uint8 Div");
-    node_free(&n);
+    or_free(&n);
 
     gr_tensor s8[2] = { I8(-128, 100, -7), I8(-1, 2, 2) };
     CHECK(run(&n, "Div", 14, NULL, 0, 2, s8, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I8, 3, (double[]){ -128, 50, -3 }, 0, "int8 Div");
-    node_free(&n);
+    or_free(&n);
 }
 
 static void test_mod(void)
@@ -309,17 +261,17 @@ static void test_mod(void)
     CHECK(run(&n, "Mod", 13, NULL, 0, 2, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I32, 7, (double[]){ 0, -2, 5, 0, 2, 3, 0 }, 0,
            "Mod fmod=0 takes the divisor's sign");
-    node_free(&n);
+    or_free(&n);
     gr_attr fm = ival("fmod", 1);
     CHECK(run(&n, "Mod", 13, &fm, 1, 2, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I32, 7, (double[]){ 0, 1, 5, 0, -1, 3, 0 }, 0,
            "Mod fmod=1 takes the dividend's sign");
-    node_free(&n);
+    or_free(&n);
     gr_tensor f[2] = { F32(-4.3f, 7.2f, 5.0f), F32(2.1f, -3.4f, 8.0f) };
     CHECK(run(&n, "Mod", 13, &fm, 1, 2, f, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 3, (double[]){ fmodf(-4.3f, 2.1f), fmodf(7.2f, -3.4f), 5 }, 0,
            "float Mod fmod=1");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Mod", 13, NULL, 0, 2, f, 0) == GRAFT_E_FORMAT, "float Mod needs fmod=1");
     CHECK(strstr(graft_last_error(), "fmod=1") != NULL, "message: %s", graft_last_error());
     gr_attr bad = ival("fmod", 2);
@@ -327,7 +279,7 @@ static void test_mod(void)
     gr_tensor u[2] = { U8(7, 200), U8(3, 0) };
     CHECK(run(&n, "Mod", 13, NULL, 0, 2, u, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_U8, 2, (double[]){ 1, 0 }, 0, "uint8 Mod");
-    node_free(&n);
+    or_free(&n);
 }
 
 static void test_bitshift(void)
@@ -337,11 +289,11 @@ static void test_bitshift(void)
     gr_attr left = { .name = "direction", .type = GR_AT_STRING, .s = "LEFT" };
     CHECK(run(&n, "BitShift", 11, &left, 1, 2, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_U8, 4, (double[]){ 8, 144, 0, 3 }, 0, "BitShift LEFT wraps, by 8 gives 0");
-    node_free(&n);
+    or_free(&n);
     gr_attr right = { .name = "direction", .type = GR_AT_STRING, .s = "RIGHT" };
     CHECK(run(&n, "BitShift", 11, &right, 1, 2, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_U8, 4, (double[]){ 0, 100, 0, 3 }, 0, "BitShift RIGHT");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "BitShift", 11, NULL, 0, 2, in, 0) == GRAFT_E_FORMAT,
           "BitShift without direction");
     gr_tensor s[2] = { I32(1), I32(1) };
@@ -356,22 +308,22 @@ static void test_pow(void)
     CHECK(run(&n, "Pow", 15, NULL, 0, 2, a, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I32, 3, (double[]){ 1, 32, 1 }, 0,
            "int32 ** float32 truncates (sqrt 3 = 1.73 -> 1)");
-    node_free(&n);
+    or_free(&n);
     gr_tensor b[2] = { F32(1, 2, -3), I64(4, 5, 3) };
     CHECK(run(&n, "Pow", 15, NULL, 0, 2, b, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 3, (double[]){ 1, 32, -27 }, 0, "float32 ** int64");
-    node_free(&n);
+    or_free(&n);
     gr_tensor c[2] = { I64(3, -2, 10), I64(3, 3, 15) };
     CHECK(run(&n, "Pow", 15, NULL, 0, 2, c, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I64, 3, (double[]){ 27, -8, 1e15 }, 0, "int64 ** int64");
-    node_free(&n);
+    or_free(&n);
     /* x ** 2 with a constant exponent takes the x*x path; hidden, the pow path: both exact */
     gr_tensor d[2] = { F32(-1.5f, 3, 0.25f, -0.0f), ten(GR_F32, (float[]){ 2 }, 0, NULL) };
     for (unsigned hide = 0; hide < 2; hide++) {
         CHECK(run(&n, "Pow", 15, NULL, 0, 2, d, hide << 1) == 0, "%s", graft_last_error());
         expect(&n, GR_F32, 4, (double[]){ 2.25, 9, 0.0625, 0 }, 0,
                hide ? "pow(x, 2) at run time" : "x ** constant 2");
-        node_free(&n);
+        or_free(&n);
     }
     gr_tensor e[2] = { U8(1, 2), U8(1, 2) };
     CHECK(run(&n, "Pow", 15, NULL, 0, 2, e, 0) == GRAFT_E_UNSUPPORTED,
@@ -397,12 +349,12 @@ static void test_compare_logic(void)
     for (int i = 0; i < 5; i++) {
         CHECK(run(&n, cmp[i].op, 16, NULL, 0, 2, in, 0) == 0, "%s", graft_last_error());
         expect(&n, GR_BOOL, 6, cmp[i].w, 0, cmp[i].op);
-        node_free(&n);
+        or_free(&n);
     }
     gr_tensor eb[2] = { BOOL(1, 0, 1, 0), BOOL(1, 1, 0, 0) };
     CHECK(run(&n, "Equal", 13, NULL, 0, 2, eb, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_BOOL, 4, (double[]){ 1, 0, 0, 1 }, 0, "Equal on bool");
-    node_free(&n);
+    or_free(&n);
 
     gr_tensor l[2] = { ten(GR_BOOL, (uint8_t[]){ 1, 0, 1, 0 }, DIMS(2, 2, 1)), BOOL(1, 0) };
     static const struct {
@@ -417,11 +369,11 @@ static void test_compare_logic(void)
         CHECK(run(&n, lg[i].op, 7, NULL, 0, 2, l, 0) == 0, "%s", graft_last_error());
         expect(&n, GR_BOOL, 8, lg[i].w, 0, lg[i].op);
         CHECK(n.out[0].shape.rank == 3 && n.out[0].shape.d[2] == 2, "%s broadcast shape", lg[i].op);
-        node_free(&n);
+        or_free(&n);
     }
     CHECK(run(&n, "Not", 1, NULL, 0, 1, eb, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_BOOL, 4, (double[]){ 0, 1, 0, 1 }, 0, "Not");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "And", 7, NULL, 0, 2, in, 0) == GRAFT_E_UNSUPPORTED, "And of floats");
     CHECK(run(&n, "Not", 1, NULL, 0, 1, in, 0) == GRAFT_E_UNSUPPORTED, "Not of float");
 }
@@ -445,31 +397,31 @@ static void test_variadic(void)
         }
     CHECK(run(&n, "Sum", 13, NULL, 0, 3, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 12, sum, 0, "Sum of three, broadcast");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Mean", 13, NULL, 0, 3, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 12, mean, 1e-7, "Mean of three, broadcast");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Max", 13, NULL, 0, 3, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 12, mx, 0, "Max of three");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Min", 13, NULL, 0, 3, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 12, mn, 0, "Min of three");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Mean", 13, NULL, 0, 1, in + 2, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 4, (double[]){ 100, 200, 300, 400 }, 0, "Mean of one input");
-    node_free(&n);
+    or_free(&n);
 
     gr_tensor nan[2] = { F32(NAN, 1, 2), F32(0, NAN, 1) };
     CHECK(run(&n, "Max", 13, NULL, 0, 2, nan, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 3, (double[]){ NAN, NAN, 2 }, 0, "Max propagates NaN");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Min", 13, NULL, 0, 2, nan, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 3, (double[]){ NAN, NAN, 1 }, 0, "Min propagates NaN");
-    node_free(&n);
+    or_free(&n);
     gr_tensor i8[2] = { I8(-128, 5, 127), I8(3, -3, 0) };
     CHECK(run(&n, "Max", 13, NULL, 0, 2, i8, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I8, 3, (double[]){ 3, 5, 127 }, 0, "int8 Max");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Sum", 13, NULL, 0, 2, i8, 0) == GRAFT_E_UNSUPPORTED,
           "Sum is float-only in ONNX");
     gr_tensor mixed[2] = { F32(1), F64(1) };
@@ -494,16 +446,16 @@ static void test_where(void)
     CHECK(run(&n, "Where", 16, NULL, 0, 3, in, 0) == 0, "%s", graft_last_error());
     CHECK(gr_shape_eq(&n.out[0].shape, &os), "Where three-way broadcast shape");
     expect(&n, GR_I64, 24, want, 0, "Where int64, three-way broadcast");
-    node_free(&n);
+    or_free(&n);
 
     gr_tensor b[3] = { BOOL(1, 0, 1), BOOL(0, 0, 0), BOOL(1, 1, 1) };
     CHECK(run(&n, "Where", 16, NULL, 0, 3, b, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_BOOL, 3, (double[]){ 0, 1, 0 }, 0, "Where on bool values");
-    node_free(&n);
+    or_free(&n);
     gr_tensor f[3] = { BOOL(1, 0), F32(1.5f, 2.5f), ten(GR_F32, (float[]){ -1 }, 0, NULL) };
     CHECK(run(&n, "Where", 16, NULL, 0, 3, f, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 2, (double[]){ 1.5, -1 }, 0, "Where float with a scalar");
-    node_free(&n);
+    or_free(&n);
     f[0] = F32(1, 0);
     CHECK(run(&n, "Where", 16, NULL, 0, 3, f, 0) == GRAFT_E_FORMAT, "Where condition must be bool");
     f[0] = BOOL(1, 0), f[2] = F64(1);
@@ -520,14 +472,14 @@ static void test_prelu(void)
     node n;
     CHECK(run(&n, "PRelu", 16, NULL, 0, 2, in, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 120, want, 1e-7, "PRelu per channel");
-    node_free(&n);
+    or_free(&n);
     gr_tensor bad[2] = { ten(GR_F32, x, DIMS(3, 4)), ten(GR_F32, x, DIMS(2, 3, 4)) };
     CHECK(run(&n, "PRelu", 16, NULL, 0, 2, bad, 0) == GRAFT_E_SHAPE,
           "slope must broadcast to X, not grow it");
     gr_tensor i[2] = { I64(-3, 4), I64(2) };
     CHECK(run(&n, "PRelu", 16, NULL, 0, 2, i, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I64, 2, (double[]){ -6, 4 }, 0, "int64 PRelu");
-    node_free(&n);
+    or_free(&n);
 }
 
 /* ---- unary ops against closed forms ---- */
@@ -616,7 +568,7 @@ static void test_unary_float(void)
             snprintf(what, sizeof what, "%s %s", op, dt ? "float64" : "float32");
             CHECK(run(&n, op, 13, NULL, 0, 1, &in, 0) == 0, "%s: %s", what, graft_last_error());
             expect(&n, dt ? GR_F64 : GR_F32, N, want, dt ? 1e-12 : 2e-6, what);
-            node_free(&n);
+            or_free(&n);
         }
     }
     free(xf), free(xd), free(want);
@@ -626,45 +578,45 @@ static void test_unary_float(void)
     CHECK(run(&n, "Round", 11, NULL, 0, 1, &r, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 10, (double[]){ 0, 2, 2, -0.0, -2, -2, 2, -3, NAN, INFINITY }, 0,
            "Round half to even");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Relu", 14, NULL, 0, 1, &r, 0) == 0, "%s", graft_last_error());
     CHECK(isnan(((float *)n.out[0].data)[8]), "Relu keeps NaN");
-    node_free(&n);
+    or_free(&n);
 
     /* attributes */
     gr_tensor x = F32(-2, -0.5f, 0.5f, 2);
     gr_attr la = fval("alpha", 0.1f);
     CHECK(run(&n, "LeakyRelu", 16, &la, 1, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 4, (double[]){ -0.2f, -0.05f, 0.5, 2 }, 0, "LeakyRelu alpha");
-    node_free(&n);
+    or_free(&n);
     gr_attr hs[2] = { fval("alpha", 0.5f), fval("beta", 0.25f) };
     CHECK(run(&n, "HardSigmoid", 6, hs, 2, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 4, (double[]){ 0, 0, 0.5, 1 }, 0, "HardSigmoid alpha beta");
-    node_free(&n);
+    or_free(&n);
     gr_attr ca = fval("alpha", 2.0f);
     CHECK(run(&n, "Celu", 12, &ca, 1, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 4, (double[]){ 2 * expm1(-1.0), 2 * expm1(-0.25), 0.5, 2 }, 1e-7,
            "Celu alpha");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "ThresholdedRelu", 10, &ca, 1, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 4, (double[]){ 0, 0, 0, 0 }, 0, "ThresholdedRelu alpha 2 (2 is not > 2)");
-    node_free(&n);
+    or_free(&n);
     gr_attr sa[2] = { fval("alpha", 2.0f), fval("gamma", 3.0f) };
     CHECK(run(&n, "Selu", 6, sa, 2, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 4, (double[]){ 6 * expm1(-2.0), 6 * expm1(-0.5), 1.5, 6 }, 1e-7,
            "Selu alpha gamma");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Elu", 6, &ca, 1, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 4, (double[]){ 2 * expm1(-2.0), 2 * expm1(-0.5), 0.5, 2 }, 1e-7,
            "Elu alpha");
-    node_free(&n);
+    or_free(&n);
     gr_attr sh[2] = { fval("lambd", 1.0f), fval("bias", 0.5f) };
     CHECK(run(&n, "Shrink", 9, sh, 2, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 4, (double[]){ -1.5, 0, 0, 1.5 }, 0, "Shrink lambd bias");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Shrink", 9, NULL, 0, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 4, (double[]){ -2, 0, 0, 2 }, 0, "Shrink defaults (lambd 0.5, bias 0)");
-    node_free(&n);
+    or_free(&n);
     gr_attr junk = fval("beta", 1);
     CHECK(run(&n, "LeakyRelu", 16, &junk, 1, 1, &x, 0) == GRAFT_E_UNSUPPORTED, "unknown attribute");
     CHECK(strstr(graft_last_error(), "'beta'") != NULL, "message names it: %s", graft_last_error());
@@ -676,24 +628,24 @@ static void test_unary_int(void)
     gr_tensor a = I8(-128, -5, 0, 7, 127);
     CHECK(run(&n, "Neg", 13, NULL, 0, 1, &a, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I8, 5, (double[]){ -128, 5, 0, -7, -127 }, 0, "int8 Neg wraps at -128");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Abs", 13, NULL, 0, 1, &a, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I8, 5, (double[]){ -128, 5, 0, 7, 127 }, 0, "int8 Abs");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Sign", 13, NULL, 0, 1, &a, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I8, 5, (double[]){ -1, -1, 0, 1, 1 }, 0, "int8 Sign");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Relu", 14, NULL, 0, 1, &a, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I8, 5, (double[]){ 0, 0, 0, 7, 127 }, 0, "int8 Relu");
-    node_free(&n);
+    or_free(&n);
     gr_tensor b = I64(-3, 4);
     CHECK(run(&n, "Abs", 13, NULL, 0, 1, &b, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I64, 2, (double[]){ 3, 4 }, 0, "int64 Abs");
-    node_free(&n);
+    or_free(&n);
     gr_tensor u = U8(0, 200);
     CHECK(run(&n, "Sign", 13, NULL, 0, 1, &u, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_U8, 2, (double[]){ 0, 1 }, 0, "uint8 Sign");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Neg", 13, NULL, 0, 1, &u, 0) == GRAFT_E_UNSUPPORTED, "uint8 Neg");
     CHECK(run(&n, "Sigmoid", 13, NULL, 0, 1, &b, 0) == GRAFT_E_UNSUPPORTED, "int64 Sigmoid");
     CHECK(strstr(graft_last_error(), "int64") != NULL, "message names the type: %s",
@@ -735,8 +687,8 @@ static void test_fast_activations(void)
         }
         CHECK(bad < 0, "fast %s: at x = %.9g got %.9g, libm %.9g (max abs diff %.3g)", ops[oi].op,
               bad < 0 ? 0 : x[bad], bad < 0 ? 0 : a[bad], bad < 0 ? 0 : b[bad], worst);
-        node_free(&ref);
-        node_free(&fast);
+        or_free(&ref);
+        or_free(&fast);
     }
     free(x);
 }
@@ -750,10 +702,10 @@ static void test_clip(void)
     gr_attr mm[2] = { fval("min", -1.5f), fval("max", 2) };
     CHECK(run(&n, "Clip", 6, mm, 2, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 6, (double[]){ -1.5, -1, 0, 1, 2, NAN }, 0, "Clip-6 attributes");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Clip", 6, mm + 1, 1, 1, &x, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 6, (double[]){ -3, -1, 0, 1, 2, NAN }, 0, "Clip-6 max only");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Clip", 11, mm, 2, 1, &x, 0) == GRAFT_E_UNSUPPORTED, "Clip-11 has no attributes");
 
     gr_tensor lo = ten(GR_F32, (float[]){ -2 }, 0, NULL),
@@ -763,27 +715,27 @@ static void test_clip(void)
         gr_tensor in[3] = { x, lo, hi };
         CHECK(run(&n, "Clip", 13, NULL, 0, 3, in, hide) == 0, "%s", graft_last_error());
         expect(&n, GR_F32, 6, (double[]){ -2, -1, 0, 0.5, 0.5, NAN }, 0, "Clip-13 min and max");
-        node_free(&n);
+        or_free(&n);
         gr_tensor only_max[3] = { x, { 0 }, hi };
         CHECK(run(&n, "Clip", 13, NULL, 0, 3, only_max, hide) == 0, "%s", graft_last_error());
         expect(&n, GR_F32, 6, (double[]){ -3, -1, 0, 0.5, 0.5, NAN }, 0, "Clip-13 absent min");
-        node_free(&n);
+        or_free(&n);
     }
     gr_tensor swapped[3] = { x, hi, lo };
     CHECK(run(&n, "Clip", 13, NULL, 0, 3, swapped, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F32, 6, (double[]){ -2, -2, -2, -2, -2, NAN }, 0, "Clip min > max gives max");
-    node_free(&n);
+    or_free(&n);
 
     gr_tensor i8[2] = { I8(-128, -1, 0, 5, 127), ten(GR_I8, (int8_t[]){ 0 }, 0, NULL) };
     CHECK(run(&n, "Clip", 13, NULL, 0, 2, i8, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I8, 5, (double[]){ 0, 0, 0, 5, 127 }, 0, "int8 Clip min only");
-    node_free(&n);
+    or_free(&n);
     gr_tensor i64[3] = { I64(INT64_MIN, 5, INT64_MAX),
                          { 0 },
                          ten(GR_I64, (int64_t[]){ 4 }, 0, NULL) };
     CHECK(run(&n, "Clip", 13, NULL, 0, 3, i64, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I64, 3, (double[]){ (double)INT64_MIN, 4, 4 }, 0, "int64 Clip max only");
-    node_free(&n);
+    or_free(&n);
 
     gr_tensor wrong[2] = { x, ten(GR_F64, (double[]){ 0 }, 0, NULL) };
     CHECK(run(&n, "Clip", 13, NULL, 0, 2, wrong, 0) == GRAFT_E_FORMAT,
@@ -814,7 +766,7 @@ static void test_cast(void)
                      gr_dtype_name(types[b]));
             CHECK(run(&n, "Cast", 13, &to, 1, 1, &in, 0) == 0, "%s: %s", what, graft_last_error());
             expect(&n, types[b], 6, want, 0, what);
-            node_free(&n);
+            or_free(&n);
         }
 
     node n;
@@ -823,33 +775,33 @@ static void test_cast(void)
     CHECK(run(&n, "Cast", 13, &to, 1, 1, &f, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I32, 7, (double[]){ -2, 2, 0, 300, -1, 0, -1 }, 0,
            "float to int32 truncates toward zero");
-    node_free(&n);
+    or_free(&n);
     to.i = GR_U8;
     CHECK(run(&n, "Cast", 13, &to, 1, 1, &f, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_U8, 7, (double[]){ 254, 2, 0, 44, 255, 0, 255 }, 0,
            "float to uint8 truncates then wraps");
-    node_free(&n);
+    or_free(&n);
     to.i = GR_BOOL;
     CHECK(run(&n, "Cast", 13, &to, 1, 1, &f, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_BOOL, 7, (double[]){ 1, 1, 1, 1, 1, 1, 1 }, 0,
            "float to bool: nonzero and NaN are true");
-    node_free(&n);
+    or_free(&n);
     gr_tensor big = I64(INT64_MAX, -9007199254740993LL);
     to.i = GR_F64;
     CHECK(run(&n, "Cast", 13, &to, 1, 1, &big, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_F64, 2, (double[]){ 9223372036854775807.0, -9007199254740992.0 }, 0,
            "int64 to float64 rounds");
-    node_free(&n);
+    or_free(&n);
     gr_tensor wide = I32(300, -129, 65);
     to.i = GR_I8;
     CHECK(run(&n, "Cast", 13, &to, 1, 1, &wide, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I8, 3, (double[]){ 44, 127, 65 }, 0, "int32 to int8 wraps");
-    node_free(&n);
+    or_free(&n);
 
     gr_tensor like[2] = { F32(1.5f, -1.5f), I64(0) };
     CHECK(run(&n, "CastLike", 15, NULL, 0, 2, like, 0) == 0, "%s", graft_last_error());
     expect(&n, GR_I64, 2, (double[]){ 1, -1 }, 0, "CastLike takes input 1's type");
-    node_free(&n);
+    or_free(&n);
 
     to.i = 10; /* float16 */
     CHECK(run(&n, "Cast", 13, &to, 1, 1, &f, 0) == GRAFT_E_UNSUPPORTED, "cast to float16");

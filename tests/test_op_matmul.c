@@ -4,23 +4,15 @@
  * broadcast (3,5,7)x(7,2), 1-D operands, transA/transB, alpha/beta, every C broadcast), the
  * non-float dtypes, and the errors bad shapes and attributes must give. */
 #include "harness.h"
+#include "oprun.h"
 
 #include "ops/dnnl_util.h"
 
 #include <string.h>
 
-static gr_dnnl *dnnl;
+/* ---- nodes run through oprun.h ---- */
 
-/* ---- a tiny node runner ---- */
-
-typedef struct node {
-    gr_opctx c;
-    gr_tensor in[4], out[1];
-    gr_tensor *pin[4], *pout[1];
-    gr_arena *arena;
-    void *scratch;
-    const gr_opdef *op;
-} node;
+typedef or_node node; /* oprun.h */
 
 typedef struct input {
     int dtype;
@@ -28,58 +20,20 @@ typedef struct input {
     const void *data;
 } input;
 
-static const gr_opdef *find(const char *name)
-{
-    const gr_opdef *d = gr_op_find(name, "");
-    if (!d) {
-        fprintf(stderr, "op %s is not registered\n", name);
-        exit(2);
-    }
-    return d;
-}
-
-/* Prepares op on the inputs (dtype 0: absent) with attrs; on success allocates the output and
- * runs it. */
+/* Prepares op on the inputs (dtype 0: absent) with attrs; on success runs it. */
 static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr,
                     const input *in, int nin, int use_ref)
 {
-    memset(n, 0, sizeof *n);
-    n->op = find(op);
-    n->arena = gr_arena_new(1 << 16);
-    for (int i = 0; i < nin; i++) {
-        n->in[i] =
-            (gr_tensor){ .dtype = in[i].dtype, .shape = in[i].s, .data = (void *)in[i].data };
-        n->pin[i] = in[i].dtype ? &n->in[i] : NULL;
-    }
-    n->pout[0] = &n->out[0];
-    n->c = (gr_opctx){ .name = "t",
-                       .op_type = op,
-                       .opset = opset,
-                       .attrs = attrs,
-                       .nattr = nattr,
-                       .nin = nin,
-                       .nout = 1,
-                       .in = n->pin,
-                       .out = n->pout,
-                       .arena = n->arena,
-                       .use_ref = use_ref,
-                       .dnnl = dnnl };
-    int st = n->op->prepare(&n->c);
-    if (st) return st;
-    n->out[0].data = calloc(1, gr_tensor_bytes(&n->out[0]) + 1);
-    n->scratch =
-        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n->c.scratch = n->scratch;
-    n->op->forward(&n->c);
-    return GRAFT_OK;
-}
-
-static void node_free(node *n)
-{
-    if (n->op->release && n->c.params) n->op->release(n->c.params);
-    free(n->out[0].data);
-    free(n->scratch);
-    gr_arena_free(n->arena);
+    gr_tensor t[OR_MAX_IN];
+    for (int i = 0; i < nin; i++)
+        t[i] = (gr_tensor){ .dtype = in[i].dtype, .shape = in[i].s, .data = (void *)in[i].data };
+    return or_run(n, &(or_spec){ .op = op,
+                                 .opset = opset,
+                                 .attrs = attrs,
+                                 .nattr = nattr,
+                                 .nin = nin,
+                                 .ins = t,
+                                 .use_ref = use_ref });
 }
 
 /* The state of every op in matmul.c starts with its primitive, then (after four memory
@@ -98,15 +52,6 @@ static int used_sgemm(const node *n)
     return n->c.params && ((const state_head *)n->c.params)->sgemm;
 }
 
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
-
 static void fill(float *x, int64_t n, unsigned seed)
 {
     uint32_t s = seed * 2654435761u + 7;
@@ -114,14 +59,6 @@ static void fill(float *x, int64_t n, unsigned seed)
         s = s * 1664525u + 1013904223u;
         x[i] = (float)((s >> 8) % 2001) / 500.0f - 2.0f; /* [-2, 2] */
     }
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
 }
 
 /* ---- an independent reference: numpy.matmul in double, element by element ---- */
@@ -190,7 +127,7 @@ static void test_matmul_closed_form(void)
         th_close(n.out[0].data, (float[]){ 58, 64, 139, 154 }, 4, 0, 0,
                  ref ? "matmul 2x2 (ref)" : "matmul 2x2 (fast)");
         CHECK(n.c.flops == 2 * 2 * 2 * 3, "flops %lld", (long long)n.c.flops);
-        node_free(&n);
+        or_free(&n);
     }
     /* 1-D x 1-D is a dot product with a scalar result */
     for (int ref = 0; ref <= 1; ref++) {
@@ -200,7 +137,7 @@ static void test_matmul_closed_form(void)
         CHECK(n.out[0].shape.rank == 0, "vector . vector must be a scalar, rank %d",
               n.out[0].shape.rank);
         th_close(n.out[0].data, (float[]){ 1 * 7 + 2 * 8 + 3 * 9 }, 1, 0, 0, "dot product");
-        node_free(&n);
+        or_free(&n);
     }
 }
 
@@ -248,7 +185,7 @@ static void test_matmul_shapes(void)
                 CHECK(used_prim(&n) || used_sgemm(&n), "%s: oneDNN did not run", what);
             if (!ref && work > 0 && !used_prim(&n))
                 printf("note: %s ran dnnl_sgemm, not the primitive\n", what);
-            node_free(&n);
+            or_free(&n);
         }
         free(a), free(b), free(want);
     }
@@ -272,21 +209,21 @@ static void test_matmul_dtypes(void)
             maxd = fmax(maxd, fabs(acc - y[r * 2 + j]));
         }
     CHECK(maxd < 1e-14 && n.out[0].dtype == GR_F64, "float64 matmul off by %g", maxd);
-    node_free(&n);
+    or_free(&n);
     /* int64 beyond 2^53 stays exact; int32 wraps like numpy */
     int64_t ia[2] = { (int64_t)1 << 40, 3 }, ib[2] = { (int64_t)1 << 20, 1 };
     input ii[2] = { { GR_I64, { 2, { 1, 2 } }, ia }, { GR_I64, { 2, { 2, 1 } }, ib } };
     CHECK(node_run(&n, "MatMul", 13, NULL, 0, ii, 2, 0) == GRAFT_OK, "%s", graft_last_error());
     CHECK(((int64_t *)n.out[0].data)[0] == ((int64_t)1 << 60) + 3, "int64 matmul: %lld",
           (long long)((int64_t *)n.out[0].data)[0]);
-    node_free(&n);
+    or_free(&n);
     int32_t ja[3] = { -7, 2, 5 }, jb[3] = { 3, 100000, 40000 };
     input jj[2] = { { GR_I32, { 1, { 3 } }, ja }, { GR_I32, { 1, { 3 } }, jb } };
     CHECK(node_run(&n, "MatMul", 13, NULL, 0, jj, 2, 0) == GRAFT_OK, "%s", graft_last_error());
     int32_t want32 = (int32_t)(uint32_t)(-21 + 200000 + 200000);
     CHECK(((int32_t *)n.out[0].data)[0] == want32 && n.out[0].dtype == GR_I32, "int32 matmul: %d",
           ((int32_t *)n.out[0].data)[0]);
-    node_free(&n);
+    or_free(&n);
 }
 
 static void test_matmul_errors(void)
@@ -298,24 +235,24 @@ static void test_matmul_errors(void)
           "inner dims 3 vs 4 must fail");
     CHECK(strstr(graft_last_error(), "inner dimensions") != NULL, "message: %s",
           graft_last_error());
-    node_free(&n);
+    or_free(&n);
     input batch_mismatch[2] = { { GR_F32, { 3, { 2, 2, 3 } }, x },
                                 { GR_F32, { 3, { 3, 3, 2 } }, x } };
     CHECK(node_run(&n, "MatMul", 13, NULL, 0, batch_mismatch, 2, 1) == GRAFT_E_SHAPE,
           "batch 2 vs 3 must fail");
-    node_free(&n);
+    or_free(&n);
     input mixed[2] = { { GR_F32, { 2, { 2, 3 } }, x }, { GR_F64, { 2, { 3, 2 } }, x } };
     CHECK(node_run(&n, "MatMul", 13, NULL, 0, mixed, 2, 1) == GRAFT_E_FORMAT,
           "f32 x f64 must fail");
-    node_free(&n);
+    or_free(&n);
     input u8[2] = { { GR_U8, { 2, { 2, 3 } }, x }, { GR_U8, { 2, { 3, 2 } }, x } };
     CHECK(node_run(&n, "MatMul", 13, NULL, 0, u8, 2, 1) == GRAFT_E_UNSUPPORTED,
           "uint8 MatMul must be unsupported");
-    node_free(&n);
+    or_free(&n);
     input scalar[2] = { { GR_F32, { 0, { 0 } }, x }, { GR_F32, { 2, { 1, 2 } }, x } };
     CHECK(node_run(&n, "MatMul", 13, NULL, 0, scalar, 2, 1) == GRAFT_E_SHAPE,
           "a scalar operand must fail");
-    node_free(&n);
+    or_free(&n);
 }
 
 /* ---- Gemm ---- */
@@ -374,7 +311,7 @@ static void test_gemm(void)
                     close_to_double(n.out[0].data, want, M * N, 1e-5, what);
                     CHECK(used_sgemm(&n) == !ref, "%s: wrong kernel", what);
                     CHECK(n.c.flops == 2 * M * N * K, "%s: flops", what);
-                    node_free(&n);
+                    or_free(&n);
                 }
             }
 }
@@ -386,27 +323,27 @@ static void test_gemm_errors(void)
     input no_c[2] = { { GR_F32, { 2, { 2, 3 } }, x }, { GR_F32, { 2, { 3, 4 } }, x } };
     CHECK(node_run(&n, "Gemm", 11, NULL, 0, no_c, 2, 1) == GRAFT_OK, "Gemm-11 without C: %s",
           graft_last_error());
-    node_free(&n);
+    or_free(&n);
     CHECK(node_run(&n, "Gemm", 9, NULL, 0, no_c, 2, 1) == GRAFT_E_FORMAT, "Gemm-9 requires C");
-    node_free(&n);
+    or_free(&n);
     input bad_c[3] = { { GR_F32, { 2, { 2, 3 } }, x },
                        { GR_F32, { 2, { 3, 4 } }, x },
                        { GR_F32, { 2, { 3, 4 } }, x } };
     CHECK(node_run(&n, "Gemm", 13, NULL, 0, bad_c, 3, 1) == GRAFT_E_SHAPE,
           "C (3,4) onto (2,4) must fail");
-    node_free(&n);
+    or_free(&n);
     input rank3[2] = { { GR_F32, { 3, { 1, 2, 3 } }, x }, { GR_F32, { 2, { 3, 4 } }, x } };
     CHECK(node_run(&n, "Gemm", 13, NULL, 0, rank3, 2, 1) == GRAFT_E_SHAPE, "3-D A must fail");
-    node_free(&n);
+    or_free(&n);
     gr_attr t2 = ival("transA", 2);
     CHECK(node_run(&n, "Gemm", 13, &t2, 1, no_c, 2, 1) == GRAFT_E_FORMAT, "transA=2 must fail");
-    node_free(&n);
+    or_free(&n);
     gr_attr bc = ival("broadcast", 1);
     CHECK(node_run(&n, "Gemm", 13, &bc, 1, no_c, 2, 1) == GRAFT_E_UNSUPPORTED,
           "an unknown attribute must fail");
     CHECK(strstr(graft_last_error(), "broadcast") != NULL, "message names it: %s",
           graft_last_error());
-    node_free(&n);
+    or_free(&n);
 }
 
 /* ---- MatMulInteger ---- */
@@ -428,7 +365,7 @@ static void test_matmul_integer(void)
           "MatMulInteger output type/shape");
     CHECK(memcmp(n.out[0].data, want, sizeof want) == 0, "MatMulInteger example: first %d",
           ((int32_t *)n.out[0].data)[0]);
-    node_free(&n);
+    or_free(&n);
     /* per-row zero points of int8 A (one per row, M = 2) and per-column of B */
     int8_t sa[4] = { 1, -2, 3, 4 }, sb[4] = { 5, 6, -7, 8 }, zra[2] = { 1, -1 }, zcb[2] = { 2, 0 };
     input pr[4] = { { GR_I8, { 2, { 2, 2 } }, sa },
@@ -446,22 +383,18 @@ static void test_matmul_integer(void)
             ok &= y[m * 2 + j] == acc;
         }
     CHECK(ok, "per-row / per-column zero points");
-    node_free(&n);
+    or_free(&n);
     uint8_t zbad[3] = { 0 };
     input bad[3] = { { GR_U8, { 2, { 4, 3 } }, a },
                      { GR_U8, { 2, { 3, 2 } }, b },
                      { GR_U8, { 1, { 3 } }, zbad } };
     CHECK(node_run(&n, "MatMulInteger", 13, NULL, 0, bad, 3, 0) == GRAFT_E_SHAPE,
           "a 3-vector zero point for M=4 must fail");
-    node_free(&n);
+    or_free(&n);
 }
 
 int main(void)
 {
-    if (gr_dnnl_new(&dnnl)) {
-        fprintf(stderr, "no oneDNN engine: %s\n", graft_last_error());
-        return 1;
-    }
     test_matmul_closed_form();
     test_matmul_shapes();
     test_matmul_dtypes();
@@ -469,6 +402,5 @@ int main(void)
     test_gemm();
     test_gemm_errors();
     test_matmul_integer();
-    gr_dnnl_free(dnnl);
     return th_finish();
 }

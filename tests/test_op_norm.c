@@ -4,24 +4,16 @@
  * the reference kernel on odd shapes (C=3, H=7, W=5; ranks 2 to 6; with and without B and the
  * optional outputs), which cases run oneDNN, and the errors bad nodes must give. */
 #include "harness.h"
+#include "oprun.h"
 
 #include "io/io.h"
 #include "ops/dnnl_util.h"
 
 #include <string.h>
 
-static gr_dnnl *dnnl;
+/* ---- nodes run through oprun.h ---- */
 
-/* ---- a tiny node runner ---- */
-
-typedef struct node {
-    gr_opctx c;
-    gr_tensor in[5], out[5];
-    gr_tensor *pin[5], *pout[5];
-    gr_arena *arena;
-    void *scratch;
-    const gr_opdef *op;
-} node;
+typedef or_node node; /* oprun.h */
 
 typedef struct tin {
     int dtype;
@@ -29,71 +21,23 @@ typedef struct tin {
     const void *data;
 } tin;
 
-/* Prepares op (opset) on the inputs (NULL data: absent) with attrs; on success allocates the
- * outputs and runs it. */
+/* Prepares op (opset) on the inputs (NULL data: absent) with attrs; on success runs it. */
 static int node_run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr,
                     const tin *in, int nin, int nout, int use_ref)
 {
-    memset(n, 0, sizeof *n);
-    n->op = gr_op_find(op, "");
-    if (!n->op) {
-        fprintf(stderr, "op %s is not registered\n", op);
-        exit(2);
-    }
-    n->arena = gr_arena_new(1 << 16);
-    for (int i = 0; i < nin; i++) {
-        n->in[i] =
-            (gr_tensor){ .dtype = in[i].dtype, .shape = in[i].s, .data = (void *)in[i].data };
-        n->pin[i] = in[i].data ? &n->in[i] : NULL;
-    }
-    for (int i = 0; i < nout; i++) n->pout[i] = &n->out[i];
-    n->c = (gr_opctx){ .name = "t",
-                       .op_type = op,
-                       .opset = opset,
-                       .attrs = attrs,
-                       .nattr = nattr,
-                       .nin = nin,
-                       .nout = nout,
-                       .in = n->pin,
-                       .out = n->pout,
-                       .arena = n->arena,
-                       .use_ref = use_ref,
-                       .dnnl = dnnl };
-    int st = n->op->prepare(&n->c);
-    if (st) {
-        if (n->op->release && n->c.params) n->op->release(n->c.params);
-        gr_arena_free(n->arena);
-        return st;
-    }
-    for (int i = 0; i < nout; i++) n->out[i].data = calloc(1, gr_tensor_bytes(&n->out[i]) + 1);
-    n->scratch =
-        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n->c.scratch = n->scratch;
-    n->op->forward(&n->c);
-    return GRAFT_OK;
-}
-
-static void node_free(node *n)
-{
-    if (n->op->release && n->c.params) n->op->release(n->c.params);
-    for (int i = 0; i < 5; i++) free(n->out[i].data);
-    free(n->scratch);
-    gr_arena_free(n->arena);
-}
-
-/* The state of BatchNormalization and LayerNormalization starts with its primitive. */
-static int used_dnnl(const node *n)
-{
-    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
-}
-
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
+    gr_tensor t[OR_MAX_IN];
+    for (int i = 0; i < nin; i++)
+        t[i] = (gr_tensor){ .dtype = in[i].data ? in[i].dtype : 0,
+                            .shape = in[i].s,
+                            .data = (void *)in[i].data };
+    return or_run(n, &(or_spec){ .op = op,
+                                 .opset = opset,
+                                 .attrs = attrs,
+                                 .nattr = nattr,
+                                 .nin = nin,
+                                 .ins = t,
+                                 .nout = nout,
+                                 .use_ref = use_ref });
 }
 
 static float *rnd(int64_t n, unsigned seed, float lo, float hi)
@@ -151,14 +95,14 @@ static void test_batchnorm(void)
                   graft_last_error());
             th_close(n.out[0].data, want, count, 1e-5, 1e-5, what);
             CHECK(used_dnnl(&n) == !ref, "%s: oneDNN used %d", what, used_dnnl(&n));
-            node_free(&n);
+            or_free(&n);
         }
         /* opset 9 has no training_mode: the same values */
         node n;
         CHECK(node_run(&n, "BatchNormalization", 9, attrs, 1, in, 5, 1, 0) == GRAFT_OK, "%s",
               graft_last_error());
         th_close(n.out[0].data, want, count, 1e-5, 1e-5, "batchnorm opset 9");
-        node_free(&n);
+        or_free(&n);
         free(x);
         free(want);
     }
@@ -195,7 +139,7 @@ static void test_batchnorm(void)
             CHECK(fabs(rv[ch] - (var[ch] * 0.75 + v * 0.25)) < 1e-4, "running_var[%d] %g, want %g",
                   ch, rv[ch], var[ch] * 0.75 + v * 0.25);
         }
-        node_free(&n);
+        or_free(&n);
     }
 
     /* errors */
@@ -269,7 +213,7 @@ static void layernorm_case(int axis, int with_b, int nout)
                   "%s row %lld: InvStdDev %g, want %g", what, (long long)r, inv[r],
                   1 / sqrt(v + eps));
         }
-        node_free(&n);
+        or_free(&n);
     }
     /* oneDNN against the reference kernel, random Scale and B */
     tin in[3] = { tf(x, 4, xd), tf(w, 4 - a, xd + a), tf(with_b ? b : NULL, 4 - a, xd + a) };
@@ -283,8 +227,8 @@ static void layernorm_case(int axis, int with_b, int nout)
     CHECK(used_dnnl(&o), "%s: oneDNN not used", what);
     for (int i = 0; i < nout; i++)
         th_close(o.out[i].data, r.out[i].data, gr_numel(&r.out[i].shape), 1e-4, 1e-5, what);
-    node_free(&r);
-    node_free(&o);
+    or_free(&r);
+    or_free(&o);
     free(x), free(one), free(zero), free(w), free(b);
 }
 
@@ -311,8 +255,8 @@ static void test_layernorm(void)
           graft_last_error());
     CHECK(!used_dnnl(&a), "broadcast Scale must run the reference kernel");
     th_close(a.out[0].data, b.out[0].data, 210, 1e-5, 1e-6, "layernorm broadcast Scale");
-    node_free(&a);
-    node_free(&b);
+    or_free(&a);
+    or_free(&b);
 
     /* errors */
     node n;
@@ -353,7 +297,7 @@ static void test_others(void)
         CHECK(fabs(my - bias[p % 3]) < 1e-5 && fabs(vy - want_v) < 1e-4 * (1 + want_v),
               "instancenorm plane %d: mean %g var %g, want %g %g", p, my, vy, bias[p % 3], want_v);
     }
-    node_free(&n);
+    or_free(&n);
 
     /* LRN, size 4 (window c-1 .. c+2), against the formula written out. */
     gr_attr la[4] = { ival("size", 4), fval("alpha", 0.1f), fval("beta", 0.6f),
@@ -371,7 +315,7 @@ static void test_others(void)
                     (float)(x[(b * 3 + ch) * 35 + i] / pow(1.5 + 0.1 / 4 * sq, 0.6));
             }
     th_close(n.out[0].data, want, 210, 1e-5, 1e-6, "LRN");
-    node_free(&n);
+    or_free(&n);
     gr_attr l0[1] = { ival("size", 0) };
     CHECK(node_run(&n, "LRN", 13, l0, 1, in, 1, 1, 0) != GRAFT_OK &&
               strstr(graft_last_error(), "size"),
@@ -395,7 +339,7 @@ static void test_others(void)
                 CHECK(fabs(norm - 1) < 1e-5 && ratio > 0, "LpNormalization p=%d at %d,%d: norm %g",
                       p, b, i, norm);
             }
-        node_free(&n);
+        or_free(&n);
     }
     gr_attr p3[1] = { ival("p", 3) };
     CHECK(node_run(&n, "LpNormalization", 1, p3, 1, in, 1, 1, 0) == GRAFT_E_UNSUPPORTED, "p=3: %s",
@@ -429,21 +373,16 @@ static void suite_case(const char *name, float eps)
           graft_last_error());
     CHECK(gr_shape_eq(&n.out[0].shape, &t[3].shape), "%s: output shape", name);
     th_close(n.out[0].data, t[3].data, gr_numel(&t[3].shape), 1e-3, 1e-7, name);
-    node_free(&n);
+    or_free(&n);
     gr_arena_free(a);
 }
 
 int main(void)
 {
-    if (gr_dnnl_new(&dnnl)) {
-        fprintf(stderr, "cannot create the oneDNN engine: %s\n", graft_last_error());
-        return 1;
-    }
     test_batchnorm();
     test_layernorm();
     test_others();
     suite_case("test_instancenorm_example", 1e-5f);
     suite_case("test_instancenorm_epsilon", 1e-2f);
-    gr_dnnl_free(dnnl);
     return th_finish();
 }

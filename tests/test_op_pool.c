@@ -4,92 +4,30 @@
  * reference kernel on odd shapes (C=3, H=7, W=5, strides, pads, ceil_mode, dilations; 1-D to 3-D),
  * which cases run oneDNN, and the errors bad attributes must give. */
 #include "harness.h"
+#include "oprun.h"
 
 #include "io/io.h"
 #include "ops/dnnl_util.h"
 
 #include <string.h>
 
-static gr_dnnl *dnnl;
+/* ---- nodes run through oprun.h ---- */
 
-/* ---- a tiny node runner ---- */
+typedef or_node node; /* oprun.h */
 
-typedef struct node {
-    gr_opctx c;
-    gr_tensor in[4], out[2];
-    gr_tensor *pin[4], *pout[2];
-    gr_arena *arena;
-    void *scratch;
-    const gr_opdef *op;
-} node;
-
-static const gr_opdef *find(const char *name)
-{
-    const gr_opdef *d = gr_op_find(name, "");
-    if (!d) {
-        fprintf(stderr, "op %s is not registered\n", name);
-        exit(2);
-    }
-    return d;
-}
-
-/* Prepares op on x (f32 data, shape) with attrs; on success allocates outputs and runs it. */
+/* Prepares op (opset 17) on x with attrs; on success runs it. */
 static int node_run(node *n, const char *op, const gr_attr *attrs, int nattr, int dtype,
                     const void *x, const gr_shape *xs, int nout, int use_ref)
 {
-    memset(n, 0, sizeof *n);
-    n->op = find(op);
-    n->arena = gr_arena_new(1 << 16);
-    n->in[0] = (gr_tensor){ .dtype = dtype, .shape = *xs, .data = (void *)x };
-    n->pin[0] = &n->in[0];
-    for (int i = 0; i < nout; i++) n->pout[i] = &n->out[i];
-    n->c = (gr_opctx){ .name = "t",
-                       .op_type = op,
-                       .opset = 17,
-                       .attrs = attrs,
-                       .nattr = nattr,
-                       .nin = 1,
-                       .nout = nout,
-                       .in = n->pin,
-                       .out = n->pout,
-                       .arena = n->arena,
-                       .use_ref = use_ref,
-                       .dnnl = dnnl };
-    int st = n->op->prepare(&n->c);
-    if (st) return st;
-    for (int i = 0; i < nout; i++) n->out[i].data = calloc(1, gr_tensor_bytes(&n->out[i]) + 1);
-    n->scratch =
-        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n->c.scratch = n->scratch;
-    n->op->forward(&n->c);
-    return GRAFT_OK;
-}
-
-static void node_free(node *n)
-{
-    if (n->op->release && n->c.params) n->op->release(n->c.params);
-    for (int i = 0; i < 2; i++) free(n->out[i].data);
-    free(n->scratch);
-    gr_arena_free(n->arena);
-}
-
-/* The state of every op in pool.c starts with its primitive (NULL: the reference kernel). */
-static int used_dnnl(const node *n)
-{
-    return n->c.params && *(dnnl_primitive_t *)n->c.params != NULL;
-}
-
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr sval(const char *name, const char *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_STRING, .s = v };
+    gr_tensor t = { .dtype = dtype, .shape = *xs, .data = (void *)x };
+    return or_run(n, &(or_spec){ .op = op,
+                                 .opset = 17,
+                                 .attrs = attrs,
+                                 .nattr = nattr,
+                                 .nin = 1,
+                                 .ins = &t,
+                                 .nout = nout,
+                                 .use_ref = use_ref });
 }
 
 static void fill(float *x, int64_t n, unsigned seed)
@@ -100,14 +38,6 @@ static void fill(float *x, int64_t n, unsigned seed)
         x[i] = (float)((s >> 8) % 2001) / 250.0f -
                4.0f; /* [-4, 4], ties are likely: max picks the first */
     }
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
 }
 
 /* ---- values worked by hand or computed with PyTorch 1.13 ---- */
@@ -133,7 +63,7 @@ static void test_known_values(void)
             CHECK(ind[i] == want[order][i], "storage_order %d index %d: got %lld, want %lld", order,
                   i, (long long)ind[i], (long long)want[order][i]);
         CHECK(!used_dnnl(&n), "the Indices output must run the reference kernel");
-        node_free(&n);
+        or_free(&n);
     }
     /* Dilation 2: each output is the max of x[i][j], x[i][j+2], x[i+2][j], x[i+2][j+2]. */
     int64_t d2[2] = { 2, 2 }, s1[2] = { 1, 1 };
@@ -145,7 +75,7 @@ static void test_known_values(void)
               graft_last_error());
         th_close(n.out[0].data, (float[]){ 9, 3, 6, 7 }, 4, 0, 0,
                  ref ? "dilated maxpool (ref)" : "dilated maxpool (oneDNN)");
-        node_free(&n);
+        or_free(&n);
     }
 
     /* 1-D, kernel 3, stride 2, pads 1/1, ceil_mode on 1..6: PyTorch gives
@@ -163,18 +93,18 @@ static void test_known_values(void)
               (long long)n.out[0].shape.d[2]);
         th_close(n.out[0].data, (float[]){ 2, 4, 6, 6 }, 4, 0, 0, what);
         CHECK(used_dnnl(&n) == !ref, "maxpool ceil_mode runs oneDNN: %d", used_dnnl(&n));
-        node_free(&n);
+        or_free(&n);
         CHECK(node_run(&n, "AveragePool", a, 5, GR_F32, x6, &s6, 1, ref) == GRAFT_OK, "%s",
               graft_last_error());
         th_close(n.out[0].data, (float[]){ 1, 3, 5, 3 }, 4, 1e-6, 0, what);
         CHECK(!used_dnnl(&n),
               "count_include_pad with the ceil extension must run the reference kernel");
-        node_free(&n);
+        or_free(&n);
         CHECK(node_run(&n, "AveragePool", a, 4, GR_F32, x6, &s6, 1, ref) == GRAFT_OK, "%s",
               graft_last_error());
         th_close(n.out[0].data, (float[]){ 1.5f, 3, 5, 6 }, 4, 1e-6, 0, what);
         CHECK(used_dnnl(&n) == !ref, "avgpool exclude-pad ceil_mode runs oneDNN");
-        node_free(&n);
+        or_free(&n);
     }
     /* A ceil_mode window that would start in the end padding is dropped: length 3, kernel 2,
      * stride 2, pads 1/1 gives 2 outputs (PyTorch: max [1 5], avg include pad [0.5 4]). */
@@ -189,11 +119,11 @@ static void test_known_values(void)
         CHECK(shape_is(&n.out[0], 3, (int64_t[]){ 1, 1, 2 }), "dropped window: length %lld",
               (long long)n.out[0].shape.d[2]);
         th_close(n.out[0].data, (float[]){ 1, 5 }, 2, 0, 0, "dropped window max");
-        node_free(&n);
+        or_free(&n);
         CHECK(node_run(&n, "AveragePool", a, 5, GR_F32, x3, &s3, 1, ref) == GRAFT_OK, "%s",
               graft_last_error());
         th_close(n.out[0].data, (float[]){ 0.5f, 4 }, 2, 1e-6, 0, "dropped window avg");
-        node_free(&n);
+        or_free(&n);
     }
 
     /* auto_pad SAME_UPPER / SAME_LOWER, kernel 2 on length 3: total pad 1, at the end / the start. */
@@ -201,12 +131,12 @@ static void test_known_values(void)
     CHECK(node_run(&n, "AveragePool", su, 2, GR_F32, x3, &s3, 1, 1) == GRAFT_OK, "%s",
           graft_last_error());
     th_close(n.out[0].data, (float[]){ 3, 4, 3 }, 3, 1e-6, 0, "SAME_UPPER");
-    node_free(&n);
+    or_free(&n);
     su[1] = sval("auto_pad", "SAME_LOWER");
     CHECK(node_run(&n, "AveragePool", su, 2, GR_F32, x3, &s3, 1, 1) == GRAFT_OK, "%s",
           graft_last_error());
     th_close(n.out[0].data, (float[]){ 1, 3, 4 }, 3, 1e-6, 0, "SAME_LOWER");
-    node_free(&n);
+    or_free(&n);
 
     /* LpPool p=2 (reference kernel only), kernel 2: sqrt(1+25), sqrt(25+9). */
     gr_attr lp[1] = { ints("kernel_shape", 1, k21) };
@@ -214,7 +144,7 @@ static void test_known_values(void)
           graft_last_error());
     th_close(n.out[0].data, (float[]){ sqrtf(26), sqrtf(34) }, 2, 1e-6, 0, "LpPool p=2");
     CHECK(!used_dnnl(&n), "LpPool runs the reference kernel");
-    node_free(&n);
+    or_free(&n);
 
     /* MaxPool on uint8 and int8 (reference kernel), with padding. */
     uint8_t u[4] = { 200, 3, 7, 255 };
@@ -226,7 +156,7 @@ static void test_known_values(void)
     CHECK(n.out[0].shape.d[2] == 5 && yu[0] == 200 && yu[1] == 200 && yu[2] == 7 && yu[3] == 255 &&
               yu[4] == 255,
           "uint8 maxpool: %d %d %d %d %d", yu[0], yu[1], yu[2], yu[3], yu[4]);
-    node_free(&n);
+    or_free(&n);
 
     /* Global pools over (2, 3, 2, 2) keep the rank: (2, 3, 1, 1). */
     float xg[24];
@@ -248,7 +178,7 @@ static void test_known_values(void)
               graft_last_error());
         CHECK(shape_is(&n.out[0], 4, (int64_t[]){ 2, 3, 1, 1 }), "%s shape", gops[k]);
         th_close(n.out[0].data, gwant[k], 6, 1e-6, 1e-6, gops[k]);
-        node_free(&n);
+        or_free(&n);
     }
 }
 
@@ -296,8 +226,8 @@ static void run_pair(const pcase *p)
         CHECK(!used_dnnl(&r), "%s: use_ref must run the reference kernel", what);
         th_close(o.out[0].data, r.out[0].data, gr_numel(&r.out[0].shape), 1e-5, 1e-6, what);
     }
-    if (!st1) node_free(&r);
-    if (!st2) node_free(&o);
+    if (!st1) or_free(&r);
+    if (!st2) or_free(&o);
     free(x);
 }
 
@@ -405,7 +335,7 @@ static void suite_case(const char *name, const char *op)
               graft_last_error());
         CHECK(gr_shape_eq(&n.out[0].shape, &want.shape), "%s: output shape", name);
         th_close(n.out[0].data, want.data, gr_numel(&want.shape), 1e-3, 1e-7, name);
-        node_free(&n);
+        or_free(&n);
     }
     gr_arena_free(a);
 }
@@ -429,11 +359,7 @@ static void expect_error(const char *op, const gr_attr *a, int na, int dtype, co
     CHECK(st != GRAFT_OK && strstr(graft_last_error(), needle),
           "%s: expected an error with '%s', got %d: %s", op, needle, st,
           st ? graft_last_error() : "");
-    if (!st) node_free(&n);
-    else {
-        if (n.op->release && n.c.params) n.op->release(n.c.params);
-        gr_arena_free(n.arena);
-    }
+    or_free(&n); /* a failed run is freed already: nothing to do */
 }
 
 static void test_errors(void)
@@ -462,14 +388,9 @@ static void test_errors(void)
 
 int main(void)
 {
-    if (gr_dnnl_new(&dnnl)) {
-        fprintf(stderr, "cannot create the oneDNN engine: %s\n", graft_last_error());
-        return 1;
-    }
     test_known_values();
     test_dnnl_vs_ref();
     test_suite_cases();
     test_errors();
-    gr_dnnl_free(dnnl);
     return th_finish();
 }

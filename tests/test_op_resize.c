@@ -5,83 +5,31 @@
  * against a direct 2-D bilinear sum on odd shapes large enough to run threaded, Pad's modes
  * against numpy.pad values, and the errors bad attributes must give. */
 #include "harness.h"
+#include "oprun.h"
 
 #include "ops/ops.h"
 
 #include <string.h>
 
-/* ---- a tiny node runner ---- */
+/* ---- nodes run through oprun.h ---- */
 
 #define MAXIO 5
 
-typedef struct node {
-    gr_opctx c;
-    gr_tensor in[MAXIO], out[1];
-    gr_tensor *pin[MAXIO], *pout[1];
-    gr_arena *arena;
-    void *scratch;
-    const gr_opdef *op;
-} node;
-
-static void node_free(node *n);
-
-static const gr_opdef *find(const char *name)
-{
-    const gr_opdef *d = gr_op_find(name, "");
-    if (!d) {
-        fprintf(stderr, "op %s is not registered\n", name);
-        exit(2);
-    }
-    return d;
-}
+typedef or_node node; /* oprun.h */
 
 /* Prepares op (a tensor with dtype 0 is an absent optional input; inputs whose bit is set in
- * `hidden` are unknown at plan time); on success allocates the output and runs forward. */
+ * `hidden` are unknown at plan time) with the reference kernels; on success runs forward. */
 static int run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr, int nin,
                const gr_tensor *ins, unsigned hidden)
 {
-    memset(n, 0, sizeof *n);
-    n->op = find(op);
-    n->arena = gr_arena_new(1 << 16);
-    for (int i = 0; i < nin; i++) {
-        n->in[i] = ins[i];
-        n->pin[i] = ins[i].dtype ? &n->in[i] : NULL;
-        if (hidden >> i & 1) n->in[i].data = NULL;
-    }
-    n->pout[0] = &n->out[0];
-    n->c = (gr_opctx){ .name = "t",
-                       .op_type = op,
-                       .opset = opset,
-                       .attrs = attrs,
-                       .nattr = nattr,
-                       .nin = nin,
-                       .nout = 1,
-                       .in = n->pin,
-                       .out = n->pout,
-                       .arena = n->arena,
-                       .use_ref = 1 };
-    int st = n->op->prepare(&n->c);
-    if (st) {
-        node_free(n);
-        return st;
-    }
-    for (int i = 0; i < nin; i++) n->in[i].data = ins[i].data;
-    n->out[0].data = calloc(1, gr_tensor_bytes(&n->out[0]) + 8);
-    n->scratch =
-        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n->c.scratch = n->scratch;
-    n->op->forward(&n->c);
-    return GRAFT_OK;
-}
-
-static void node_free(node *n)
-{
-    if (!n->op) return;
-    if (n->op->release && n->c.params) n->op->release(n->c.params);
-    free(n->out[0].data);
-    free(n->scratch);
-    gr_arena_free(n->arena);
-    memset(n, 0, sizeof *n); /* a second node_free (after a failed run) does nothing */
+    return or_run(n, &(or_spec){ .op = op,
+                                 .opset = opset,
+                                 .attrs = attrs,
+                                 .nattr = nattr,
+                                 .nin = nin,
+                                 .ins = ins,
+                                 .hidden = hidden,
+                                 .use_ref = 1 });
 }
 
 static gr_tensor ten(int dtype, const void *data, int rank, const int64_t *d)
@@ -96,31 +44,6 @@ static gr_tensor ten(int dtype, const void *data, int rank, const int64_t *d)
 #define F32(...)                                                                                   \
     ten(GR_F32, (float[]){ __VA_ARGS__ }, 1, (int64_t[]){ sizeof((float[]){ __VA_ARGS__ }) / 4 })
 static const gr_tensor NONE = { 0 };
-
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr fval(const char *name, float v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_FLOAT, .f = v };
-}
-static gr_attr sval(const char *name, const char *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_STRING, .s = v };
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
-}
 
 static double clampd(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
 
@@ -138,7 +61,7 @@ static void test_nearest(void)
     for (int h = 0; h < 4; h++)
         for (int w = 0; w < 6; w++) want[h * 6 + w] = x[(h / 2) * 3 + w / 2];
     th_close(n.out[0].data, want, 24, 0, 0, "nearest x2 (half_pixel, round_prefer_floor)");
-    node_free(&n);
+    or_free(&n);
     int64_t xi[6] = { 10, -20, 30, 40, 50, 1LL << 40 };
     gr_tensor ini[4] = { ten(GR_I64, xi, DIMS(1, 1, 2, 3)), NONE, F32(1, 1, 2, 2) };
     gr_attr asym[2] = { sval("coordinate_transformation_mode", "asymmetric"),
@@ -149,7 +72,7 @@ static void test_nearest(void)
         for (int w = 0; w < 6; w++)
             ok &= ((int64_t *)n.out[0].data)[h * 6 + w] == xi[(h / 2) * 3 + w / 2];
     CHECK(ok, "nearest x2 on int64 (asymmetric, floor)");
-    node_free(&n);
+    or_free(&n);
 
     /* Upsample-9 (scales input) and Upsample-7 (attribute): the ONNX example, x2 rows x3 cols */
     float u[4] = { 1, 2, 3, 4 };
@@ -157,12 +80,12 @@ static void test_nearest(void)
     float uw[24] = { 1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4 };
     CHECK(run(&n, "Upsample", 9, NULL, 0, 2, up, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, uw, 24, 0, 0, "Upsample-9 nearest");
-    node_free(&n);
+    or_free(&n);
     float sc[4] = { 1, 1, 2, 3 };
     gr_attr a7 = { .name = "scales", .type = GR_AT_FLOATS, .n = 4, .floats = sc };
     CHECK(run(&n, "Upsample", 7, &a7, 1, 1, up, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, uw, 24, 0, 0, "Upsample-7 nearest");
-    node_free(&n);
+    or_free(&n);
 
     /* nearest modes on a 1-D downsample by 0.6 with asymmetric coordinates: x_ori = o / 0.6 */
     float r[5] = { 0, 1, 2, 3, 4 };
@@ -175,7 +98,7 @@ static void test_nearest(void)
                          sval("nearest_mode", modes[m]) };
         CHECK(run(&n, "Resize", 13, a, 2, 3, rd, 0) == 0, "%s", graft_last_error());
         th_close(n.out[0].data, mw[m], 3, 0, 0, modes[m]);
-        node_free(&n);
+        or_free(&n);
     }
 }
 
@@ -197,7 +120,7 @@ static void test_linear_closed_forms(void)
         for (int j = 0; j < 9; j++)
             want[i * 9 + j] = 2.0f * (i * 3.0f / 6) + 3.0f * (j * 4.0f / 8) + 1;
     th_close(n.out[0].data, want, 63, 1e-6, 1e-5, "bilinear align_corners on a ramp");
-    node_free(&n);
+    or_free(&n);
 
     /* half_pixel linear on a ramp = the ramp at the coordinate clamped to [0, in-1] (f64) */
     double r[4] = { 0, 1, 2, 3 }, rw[7];
@@ -211,7 +134,7 @@ static void test_linear_closed_forms(void)
         ok &= fabs(((double *)n.out[0].data)[o] - rw[o]) < 1e-12;
     }
     CHECK(ok, "linear half_pixel on a float64 ramp");
-    node_free(&n);
+    or_free(&n);
 
     /* pytorch_half_pixel with an output of length 1 reads coordinate -0.5 → the first pixel */
     gr_tensor one[4] = { ten(GR_F64, r, DIMS(4)), NONE, NONE, I64(1) };
@@ -220,7 +143,7 @@ static void test_linear_closed_forms(void)
     CHECK(run(&n, "Resize", 13, pt, 2, 4, one, 0) == 0, "%s", graft_last_error());
     CHECK(((double *)n.out[0].data)[0] == 0, "pytorch_half_pixel to length 1: got %g",
           ((double *)n.out[0].data)[0]);
-    node_free(&n);
+    or_free(&n);
 
     /* tf_crop_and_resize: roi [-0.5, 1.5] of a 4-ramp to 5 → x_ori = 1.5 o - 1.5 */
     float t[4] = { 0, 1, 2, 3 };
@@ -230,11 +153,11 @@ static void test_linear_closed_forms(void)
                       fval("extrapolation_value", -7) };
     CHECK(run(&n, "Resize", 13, ta, 3, 4, tc, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ -7, 0, 1.5f, 3, -7 }, 5, 0, 1e-6, "tf_crop_and_resize");
-    node_free(&n);
+    or_free(&n);
     ta[0] = sval("mode", "nearest");
     CHECK(run(&n, "Resize", 13, ta, 3, 4, tc, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ -7, 0, 1, 3, -7 }, 5, 0, 0, "tf_crop_and_resize nearest");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Resize", 13, ta, 3, 4, tc, 2) == GRAFT_E_UNSUPPORTED,
           "roi unknown at plan time");
 }
@@ -273,7 +196,7 @@ static void test_linear_vs_direct(void)
     CHECK(n.c.flops > 0 && n.c.scratch_bytes > 0, "flops and scratch are set");
     th_close(n.out[0].data, want, N * C * OH * OW, 1e-5, 1e-5,
              "separable bilinear vs direct, 37x29 → 50x61");
-    node_free(&n);
+    or_free(&n);
     free(x);
     free(want);
 }
@@ -296,7 +219,7 @@ static void test_cubic(void)
         for (int i = 0; i < 24; i++) w[i] = 2.5f;
         th_close(n.out[0].data, w, 24, 1e-6, 1e-6,
                  ex ? "cubic exclude_outside on a constant" : "cubic on a constant");
-        node_free(&n);
+        or_free(&n);
     }
     /* asymmetric x2: even outputs sit on input pixels and reproduce them */
     float x[12];
@@ -308,7 +231,7 @@ static void test_cubic(void)
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 4; j++) got[i * 4 + j] = ((float *)n.out[0].data)[(2 * i) * 8 + 2 * j];
     th_close(got, x, 12, 1e-6, 1e-6, "cubic at whole coordinates");
-    node_free(&n);
+    or_free(&n);
 
     /* antialias (Resize-18) linear downsampling by 2 of 0..7: weights 1/8, 3/8, 3/8, 1/8 */
     float r[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
@@ -317,7 +240,7 @@ static void test_cubic(void)
     CHECK(run(&n, "Resize", 18, aa, 2, 3, rd, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ 0.625f, 2.5f, 4.5f, 6.375f }, 4, 1e-6, 1e-6,
              "antialias linear");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Resize", 13, aa, 2, 3, rd, 0) == GRAFT_E_UNSUPPORTED,
           "antialias before opset 18");
 }
@@ -340,7 +263,7 @@ static void test_resize18_and_errors(void)
         CHECK(shape_is(&n.out[0], DIMS(1, 1, want[p][0], want[p][1])),
               "policy %s: got (%lld, %lld)", pol[p], (long long)n.out[0].shape.d[2],
               (long long)n.out[0].shape.d[3]);
-        node_free(&n);
+        or_free(&n);
     }
     gr_tensor both[4] = { in[0], NONE, F32(1, 1, 2, 2), I64(1, 1, 8, 12) };
     CHECK(run(&n, "Resize", 13, NULL, 0, 4, both, 0) == GRAFT_E_FORMAT,
@@ -365,11 +288,11 @@ static void test_resize18_and_errors(void)
     gr_tensor r10[2] = { ten(GR_F32, r, DIMS(3)), F32(2) };
     CHECK(run(&n, "Resize", 10, NULL, 0, 2, r10, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ 1, 1, 2, 2, 3, 3 }, 6, 0, 0, "Resize-10 nearest");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Resize", 10, &lin, 1, 2, r10, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ 1, 1.5f, 2, 2.5f, 3, 3 }, 6, 0, 0,
              "Resize-10 linear (asymmetric)");
-    node_free(&n);
+    or_free(&n);
 }
 
 /* ---- Pad ---- */
@@ -394,32 +317,32 @@ static void test_pad(void)
         CHECK(run(&n, "Pad", 13, &a, 1, 3, in, 0) == 0, "%s", graft_last_error());
         CHECK(shape_is(&n.out[0], DIMS(3, 8)), "pad shape");
         th_close(n.out[0].data, wants[m], 24, 0, 0, modes[m]);
-        node_free(&n);
+        or_free(&n);
     }
     /* constant_value unknown at plan time is fine: forward reads it */
     CHECK(run(&n, "Pad", 13, NULL, 0, 3, in, 4) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, want_const, 24, 0, 0, "runtime constant_value");
-    node_free(&n);
+    or_free(&n);
     /* Pad-2: attributes */
     int64_t p2[4] = { 1, 2, 0, 3 };
     gr_attr a2[2] = { ints("pads", 4, p2), fval("value", 9) };
     CHECK(run(&n, "Pad", 2, a2, 2, 1, in, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, want_const, 24, 0, 0, "Pad-2");
-    node_free(&n);
+    or_free(&n);
     /* negative pads crop, then reflect pads the cropped tensor: numpy.pad(x[:, 1:], ((0,0),(0,2)), reflect) */
     gr_tensor neg[2] = { in[0], I64(0, -1, 0, 2) };
     gr_attr rf = sval("mode", "reflect");
     CHECK(run(&n, "Pad", 13, &rf, 1, 2, neg, 0) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(2, 4)), "crop and pad shape");
     th_close(n.out[0].data, (float[]){ 2, 3, 2, 3, 5, 6, 5, 6 }, 8, 0, 0, "crop then reflect");
-    node_free(&n);
+    or_free(&n);
     /* reflect wider than the axis: numpy repeats the reflection */
     float r3[3] = { 1, 2, 3 };
     gr_tensor wide[2] = { ten(GR_F32, r3, DIMS(3)), I64(7, 7) };
     CHECK(run(&n, "Pad", 13, &rf, 1, 2, wide, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ 2, 3, 2, 1, 2, 3, 2, 1, 2, 3, 2, 1, 2, 3, 2, 1, 2 }, 17, 0,
              0, "wide reflect");
-    node_free(&n);
+    or_free(&n);
     /* Pad-18 axes: pad only axis -1 of an int64 tensor */
     int64_t xi[6] = { 1, 2, 3, 4, 5, 6 }, zero = 0;
     gr_tensor ax[4] = { ten(GR_I64, xi, DIMS(2, 3)), I64(1, 1), ten(GR_I64, &zero, 0, NULL),
@@ -428,7 +351,7 @@ static void test_pad(void)
     int64_t wi[10] = { 0, 1, 2, 3, 0, 0, 4, 5, 6, 0 };
     CHECK(shape_is(&n.out[0], DIMS(2, 5)) && memcmp(n.out[0].data, wi, sizeof wi) == 0,
           "Pad-18 axes");
-    node_free(&n);
+    or_free(&n);
     /* errors */
     gr_tensor bad[2] = { in[0], I64(1, 2, 3) };
     CHECK(run(&n, "Pad", 13, NULL, 0, 2, bad, 0) == GRAFT_E_SHAPE, "pads of the wrong length");
@@ -454,7 +377,7 @@ static void test_pad(void)
     gr_tensor bi[2] = { ten(GR_F32, big, DIMS(1, C, H, W)), I64(0, 0, 1, 2, 0, 0, 2, 3) };
     CHECK(run(&n, "Pad", 13, NULL, 0, 2, bi, 0) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, bw, C * (H + 3) * (W + 5), 0, 0, "big constant pad");
-    node_free(&n);
+    or_free(&n);
     free(big);
     free(bw);
 }

@@ -4,84 +4,32 @@
  * naive index arithmetic on odd shapes and several dtypes (including the tiled transpose path
  * on shapes large enough to run threaded), and the errors that bad inputs must give. */
 #include "harness.h"
+#include "oprun.h"
 
 #include "ops/ops.h"
 
 #include <string.h>
 
-/* ---- a tiny node runner ---- */
+/* ---- nodes run through oprun.h ---- */
 
 #define MAXIO 8
 
-typedef struct node {
-    gr_opctx c;
-    gr_tensor in[MAXIO], out[MAXIO];
-    gr_tensor *pin[MAXIO], *pout[MAXIO];
-    gr_arena *arena;
-    void *scratch;
-    const gr_opdef *op;
-} node;
+typedef or_node node; /* oprun.h */
 
-static void node_free(node *n);
-
-static const gr_opdef *find(const char *name)
-{
-    const gr_opdef *d = gr_op_find(name, "");
-    if (!d) {
-        fprintf(stderr, "op %s is not registered\n", name);
-        exit(2);
-    }
-    return d;
-}
-
-/* Prepares op on the inputs (a tensor with dtype 0 is an absent optional input); inputs whose
- * bit is set in `hidden` are not known at plan time (data NULL during prepare). On success
- * allocates the outputs and runs forward. */
+/* Prepares op (a tensor with dtype 0 is an absent optional input; inputs whose bit is set in
+ * `hidden` are unknown at plan time) with the reference kernels; on success runs forward. */
 static int run(node *n, const char *op, int opset, const gr_attr *attrs, int nattr, int nin,
                const gr_tensor *ins, unsigned hidden, int nout)
 {
-    memset(n, 0, sizeof *n);
-    n->op = find(op);
-    n->arena = gr_arena_new(1 << 16);
-    for (int i = 0; i < nin; i++) {
-        n->in[i] = ins[i];
-        n->pin[i] = ins[i].dtype ? &n->in[i] : NULL;
-        if (hidden >> i & 1) n->in[i].data = NULL;
-    }
-    for (int i = 0; i < nout; i++) n->pout[i] = &n->out[i];
-    n->c = (gr_opctx){ .name = "t",
-                       .op_type = op,
-                       .opset = opset,
-                       .attrs = attrs,
-                       .nattr = nattr,
-                       .nin = nin,
-                       .nout = nout,
-                       .in = n->pin,
-                       .out = n->pout,
-                       .arena = n->arena,
-                       .use_ref = 1 };
-    int st = n->op->prepare(&n->c);
-    if (st) {
-        node_free(n);
-        return st;
-    }
-    for (int i = 0; i < nin; i++) n->in[i].data = ins[i].data;
-    for (int i = 0; i < nout; i++) n->out[i].data = calloc(1, gr_tensor_bytes(&n->out[i]) + 8);
-    n->scratch =
-        n->c.scratch_bytes ? aligned_alloc(64, (n->c.scratch_bytes + 63) & ~(size_t)63) : NULL;
-    n->c.scratch = n->scratch;
-    n->op->forward(&n->c);
-    return GRAFT_OK;
-}
-
-static void node_free(node *n)
-{
-    if (!n->op) return;
-    if (n->op->release && n->c.params) n->op->release(n->c.params);
-    for (int i = 0; i < MAXIO; i++) free(n->out[i].data);
-    free(n->scratch);
-    gr_arena_free(n->arena);
-    memset(n, 0, sizeof *n); /* a second node_free (after a failed run) does nothing */
+    return or_run(n, &(or_spec){ .op = op,
+                                 .opset = opset,
+                                 .attrs = attrs,
+                                 .nattr = nattr,
+                                 .nin = nin,
+                                 .ins = ins,
+                                 .nout = nout,
+                                 .hidden = hidden,
+                                 .use_ref = 1 });
 }
 
 static gr_tensor ten(int dtype, const void *data, int rank, const int64_t *d)
@@ -93,27 +41,6 @@ static gr_tensor ten(int dtype, const void *data, int rank, const int64_t *d)
 #define I64(...)                                                                                   \
     ten(GR_I64, (int64_t[]){ __VA_ARGS__ }, 1,                                                     \
         (int64_t[]){ sizeof((int64_t[]){ __VA_ARGS__ }) / 8 })
-
-static gr_attr ints(const char *name, int n, const int64_t *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INTS, .n = n, .ints = (int64_t *)v };
-}
-static gr_attr ival(const char *name, int64_t v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_INT, .i = v };
-}
-static gr_attr sval(const char *name, const char *v)
-{
-    return (gr_attr){ .name = name, .type = GR_AT_STRING, .s = v };
-}
-
-static int shape_is(const gr_tensor *t, int rank, const int64_t *d)
-{
-    if (t->shape.rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (t->shape.d[i] != d[i]) return 0;
-    return 1;
-}
 
 static void iota(float *x, int64_t n)
 {
@@ -138,19 +65,19 @@ static void test_reshape(void)
     CHECK(run(&n, "Reshape", 13, NULL, 0, 2, in, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(2, 12)), "0 copies dim 0, -1 infers 12");
     th_close(n.out[0].data, x, 24, 0, 0, "reshape copies the data");
-    node_free(&n);
+    or_free(&n);
 
     in[1] = I64(-1, 0, 2); /* 0 copies input dim 1 = 3 */
     CHECK(run(&n, "Reshape", 13, NULL, 0, 2, in, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(4, 3, 2)), "(-1, 0, 2) of (2, 3, 4) is (4, 3, 2)");
-    node_free(&n);
+    or_free(&n);
 
     /* allowzero=1: 0 is a real zero (opset 14) */
     gr_tensor z[2] = { ten(GR_F32, x, DIMS(0, 3)), I64(3, 0) };
     gr_attr az = ival("allowzero", 1);
     CHECK(run(&n, "Reshape", 14, &az, 1, 2, z, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(3, 0)), "allowzero keeps the 0");
-    node_free(&n);
+    or_free(&n);
     z[1] = I64(0, -1);
     CHECK(run(&n, "Reshape", 14, &az, 1, 2, z, 0, 1) == GRAFT_E_SHAPE,
           "allowzero with 0 and -1 is invalid");
@@ -171,7 +98,7 @@ static void test_reshape(void)
     gr_attr as = ints("shape", 2, sh);
     CHECK(run(&n, "Reshape", 4, &as, 1, 1, in, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(4, 6)), "Reshape-1 shape attribute");
-    node_free(&n);
+    or_free(&n);
 }
 
 static void test_flatten_squeeze(void)
@@ -188,7 +115,7 @@ static void test_flatten_squeeze(void)
         CHECK(run(&n, "Flatten", 13, &a, 1, 1, in, 0, 1) == 0, "%s", graft_last_error());
         CHECK(shape_is(&n.out[0], DIMS(fl[i].a, fl[i].b)), "flatten axis %lld",
               (long long)fl[i].axis);
-        node_free(&n);
+        or_free(&n);
     }
     gr_attr bad = ival("axis", 4);
     CHECK(run(&n, "Flatten", 13, &bad, 1, 1, in, 0, 1) == GRAFT_E_SHAPE,
@@ -200,14 +127,14 @@ static void test_flatten_squeeze(void)
     gr_attr aa = ints("axes", 1, ax);
     CHECK(run(&n, "Squeeze", 11, &aa, 1, 1, s, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(3, 1, 8)), "Squeeze-11 axes attribute");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Squeeze", 13, NULL, 0, 2, s, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(1, 3, 8)), "Squeeze-13 axes input, negative axis");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Squeeze", 13, NULL, 0, 1, s, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(3, 8)), "Squeeze without axes drops every 1");
     th_close(n.out[0].data, x, 24, 0, 0, "squeeze copies");
-    node_free(&n);
+    or_free(&n);
     s[1] = I64(1);
     CHECK(run(&n, "Squeeze", 13, NULL, 0, 2, s, 0, 1) == GRAFT_E_SHAPE, "squeezing a dim of 3");
 
@@ -215,11 +142,11 @@ static void test_flatten_squeeze(void)
     gr_tensor u[2] = { ten(GR_F32, x, DIMS(2, 3, 4)), I64(3, 0) };
     CHECK(run(&n, "Unsqueeze", 13, NULL, 0, 2, u, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(1, 2, 3, 1, 4)), "Unsqueeze [3, 0]");
-    node_free(&n);
+    or_free(&n);
     u[1] = I64(-1);
     CHECK(run(&n, "Unsqueeze", 13, NULL, 0, 2, u, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(2, 3, 4, 1)), "Unsqueeze [-1]");
-    node_free(&n);
+    or_free(&n);
     int64_t ax2[2] = { 1, 1 };
     gr_attr dup = ints("axes", 2, ax2);
     CHECK(run(&n, "Unsqueeze", 11, &dup, 1, 1, u, 0, 1) == GRAFT_E_SHAPE,
@@ -278,7 +205,7 @@ static void check_transpose(int r, const int64_t *d, const int *perm, int dtype,
     CHECK(ok && memcmp(nd.out[0].data, want, (size_t)n * esz) == 0,
           "%s: transpose (%d, %d, %d, %d...) differs", what, perm[0], perm[1], r > 2 ? perm[2] : -1,
           r > 3 ? perm[3] : -1);
-    node_free(&nd);
+    or_free(&nd);
     free(x);
     free(want);
 }
@@ -310,7 +237,7 @@ static void test_transpose(void)
     CHECK(run(&n, "Transpose", 13, NULL, 0, 1, &in, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(3, 2)), "default perm");
     th_close(n.out[0].data, (float[]){ 1, 4, 2, 5, 3, 6 }, 6, 0, 0, "default transpose");
-    node_free(&n);
+    or_free(&n);
     int64_t bad[2] = { 0, 0 };
     gr_attr ab = ints("perm", 2, bad);
     CHECK(run(&n, "Transpose", 13, &ab, 1, 1, &in, 0, 1) == GRAFT_E_SHAPE, "perm (0, 0)");
@@ -327,7 +254,7 @@ static void test_concat_split(void)
     CHECK(run(&n, "Concat", 13, &ax, 1, 2, in, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(2, 5)), "concat along -1");
     th_close(n.out[0].data, (float[]){ 1, 2, 3, 7, 8, 4, 5, 6, 9, 10 }, 10, 0, 0, "concat values");
-    node_free(&n);
+    or_free(&n);
     gr_attr ax0 = ival("axis", 0);
     CHECK(run(&n, "Concat", 13, &ax0, 1, 2, in, 0, 1) == GRAFT_E_SHAPE,
           "concat axis 0 with 3 vs 2 columns");
@@ -346,17 +273,17 @@ static void test_concat_split(void)
     th_close(n.out[0].data, (float[]){ 0, 1, 7, 8 }, 4, 0, 0, "Split-11 part 0");
     th_close(n.out[1].data, (float[]){ 2, 3, 4, 5, 6, 9, 10, 11, 12, 13 }, 10, 0, 0,
              "Split-11 part 1");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Split", 13, a11, 1, 2, s, 0, 2) == 0, "%s", graft_last_error());
     th_close(n.out[1].data, (float[]){ 2, 3, 4, 5, 6, 9, 10, 11, 12, 13 }, 10, 0, 0,
              "Split-13 part 1");
-    node_free(&n);
+    or_free(&n);
     gr_attr a18[2] = { ival("axis", 1), ival("num_outputs", 3) };
     CHECK(run(&n, "Split", 18, a18, 2, 1, s, 0, 3) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(2, 3)) && shape_is(&n.out[2], DIMS(2, 1)),
           "Split-18 7 into 3, 3, 1");
     th_close(n.out[2].data, (float[]){ 6, 13 }, 2, 0, 0, "Split-18 last part");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Split", 13, a11, 1, 1, s, 0, 3) == GRAFT_E_SHAPE,
           "7 does not split into 3 equal parts before 18");
     s[1] = I64(3, 3);
@@ -375,20 +302,20 @@ static void test_slice(void)
     CHECK(run(&n, "Slice", 13, NULL, 0, 5, in, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(4)), "8:1:-2 takes 4");
     th_close(n.out[0].data, (float[]){ 8, 6, 4, 2 }, 4, 0, 0, "slice 8:1:-2");
-    node_free(&n);
+    or_free(&n);
     /* reversal with clamped ends: start INT64_MAX → 9, end INT64_MIN → -1 */
     in[1] = I64(INT64_MAX), in[2] = I64(INT64_MIN), in[4] = I64(-1);
     CHECK(run(&n, "Slice", 13, NULL, 0, 5, in, 0, 1) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ 9, 8, 7, 6, 5, 4, 3, 2, 1, 0 }, 10, 0, 0, "full reversal");
-    node_free(&n);
+    or_free(&n);
     in[1] = I64(-3), in[2] = I64(1000), in[4] = I64(1);
     CHECK(run(&n, "Slice", 13, NULL, 0, 5, in, 0, 1) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ 7, 8, 9 }, 3, 0, 0, "-3:1000");
-    node_free(&n);
+    or_free(&n);
     in[1] = I64(5), in[2] = I64(2);
     CHECK(run(&n, "Slice", 13, NULL, 0, 5, in, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(0)), "5:2:1 is empty");
-    node_free(&n);
+    or_free(&n);
     in[4] = I64(0);
     CHECK(run(&n, "Slice", 13, NULL, 0, 5, in, 0, 1) == GRAFT_E_SHAPE, "step 0");
 
@@ -404,7 +331,7 @@ static void test_slice(void)
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) want[i * 3 + j] = y[(1 + 2 * i) * 9 + 8 - 3 * j];
     th_close(n.out[0].data, want, 9, 0, 0, "2-D slice values");
-    node_free(&n);
+    or_free(&n);
 
     /* Slice-1..9: attributes, no steps; default axes */
     int64_t st[2] = { 1, -4 }, en[2] = { 3, 100 };
@@ -412,7 +339,7 @@ static void test_slice(void)
     CHECK(run(&n, "Slice", 9, a, 2, 1, in2, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(2, 4)), "Slice-9 shape");
     th_close(n.out[0].data, (float[]){ 14, 15, 16, 17, 23, 24, 25, 26 }, 8, 0, 0, "Slice-9 values");
-    node_free(&n);
+    or_free(&n);
 }
 
 /* ---- Expand, Tile, DepthToSpace, SpaceToDepth ---- */
@@ -429,7 +356,7 @@ static void test_expand_tile(void)
         for (int i = 0; i < 3; i++)
             for (int j = 0; j < 6; j++) want[(b * 3 + i) * 6 + j] = x[i];
     th_close(n.out[0].data, want, 36, 0, 0, "expand values");
-    node_free(&n);
+    or_free(&n);
     e[1] = I64(2, 2);
     CHECK(run(&n, "Expand", 13, NULL, 0, 2, e, 0, 1) == GRAFT_E_SHAPE,
           "(3,1) cannot broadcast to (2,2)");
@@ -442,7 +369,7 @@ static void test_expand_tile(void)
     for (int i = 0; i < 6; i++)
         for (int j = 0; j < 6; j++) wi[i * 6 + j] = xi[(i % 2) * 3 + j % 3];
     CHECK(same_i64(n.out[0].data, wi, 36), "tile values");
-    node_free(&n);
+    or_free(&n);
     /* a bigger Tile that runs threaded */
     float big[37 * 29], *bw = malloc(sizeof(float) * 37 * 29 * 12);
     iota(big, 37 * 29);
@@ -452,7 +379,7 @@ static void test_expand_tile(void)
         for (int i = 0; i < 37; i++)
             for (int j = 0; j < 87; j++) bw[(r * 37 + i) * 87 + j] = big[i * 29 + j % 29];
     th_close(n.out[0].data, bw, 37 * 29 * 12, 0, 0, "big tile");
-    node_free(&n);
+    or_free(&n);
     free(bw);
 }
 
@@ -485,9 +412,9 @@ static void test_depth_space(void)
                   graft_last_error());
             CHECK(shape_is(&m.out[0], DIMS(N, C, H, W)), "SpaceToDepth shape");
             th_close(m.out[0].data, x, N * C * H * W, 0, 0, "SpaceToDepth inverts DCR");
-            node_free(&m);
+            or_free(&m);
         }
-        node_free(&n);
+        or_free(&n);
     }
     gr_attr a3 = ival("blocksize", 5);
     CHECK(run(&n, "DepthToSpace", 13, &a3, 1, 1, &in, 0, 1) == GRAFT_E_SHAPE,
@@ -510,13 +437,13 @@ static void test_gather(void)
     CHECK(shape_is(&n.out[0], DIMS(3, 2, 2)), "gather axis 1 shape");
     th_close(n.out[0].data, (float[]){ 3, 3, 0, 0, 7, 7, 4, 4, 11, 11, 8, 8 }, 12, 0, 0,
              "gather axis 1, int32, negative");
-    node_free(&n);
+    or_free(&n);
     int64_t one = -1;
     gr_tensor s[2] = { in[0], ten(GR_I64, &one, 0, NULL) };
     CHECK(run(&n, "Gather", 13, NULL, 0, 2, s, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], 1, (int64_t[]){ 4 }), "gather a scalar index drops the axis");
     th_close(n.out[0].data, (float[]){ 8, 9, 10, 11 }, 4, 0, 0, "gather row -1");
-    node_free(&n);
+    or_free(&n);
     idx[0] = 4;
     CHECK(run(&n, "Gather", 13, &a1, 1, 2, in, 0, 1) == GRAFT_E_SHAPE,
           "constant index out of range");
@@ -524,7 +451,7 @@ static void test_gather(void)
     CHECK(run(&n, "Gather", 13, &a1, 1, 2, in, 2, 1) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ 0, 3, 0, 0, 0, 7, 4, 4, 0, 11, 8, 8 }, 12, 0, 0,
              "runtime out-of-range index");
-    node_free(&n);
+    or_free(&n);
 
     /* GatherElements: the ONNX examples */
     float d[4] = { 1, 2, 3, 4 };
@@ -532,13 +459,13 @@ static void test_gather(void)
     gr_tensor ge[2] = { ten(GR_F32, d, DIMS(2, 2)), ten(GR_I64, gi, DIMS(2, 2)) };
     CHECK(run(&n, "GatherElements", 13, &a1, 1, 2, ge, 0, 1) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ 1, 1, 4, 3 }, 4, 0, 0, "GatherElements axis 1");
-    node_free(&n);
+    or_free(&n);
     float d9[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
     int32_t gi2[6] = { 1, 2, 0, 2, 0, -3 };
     gr_tensor ge2[2] = { ten(GR_F32, d9, DIMS(3, 3)), ten(GR_I32, gi2, DIMS(2, 3)) };
     CHECK(run(&n, "GatherElements", 13, NULL, 0, 2, ge2, 0, 1) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, (float[]){ 4, 8, 3, 7, 2, 3 }, 6, 0, 0, "GatherElements axis 0");
-    node_free(&n);
+    or_free(&n);
 }
 
 /* ---- Shape, Size, constants, Range, Identity, Dropout ---- */
@@ -547,12 +474,12 @@ static void test_shape_size(void)
 {
     node n;
     gr_tensor in = ten(GR_F32, NULL, DIMS(2, 3, 4, 5)); /* Shape and Size never read the data */
-    CHECK(find("Shape")->flags & GR_OPF_SHAPE_ONLY, "Shape is shape-only");
-    CHECK(find("Size")->flags & GR_OPF_SHAPE_ONLY, "Size is shape-only");
+    CHECK(or_find("Shape")->flags & GR_OPF_SHAPE_ONLY, "Shape is shape-only");
+    CHECK(or_find("Size")->flags & GR_OPF_SHAPE_ONLY, "Size is shape-only");
     CHECK(run(&n, "Shape", 13, NULL, 0, 1, &in, 1, 1) == 0, "%s", graft_last_error());
     CHECK(n.out[0].dtype == GR_I64 && same_i64(n.out[0].data, (int64_t[]){ 2, 3, 4, 5 }, 4),
           "Shape");
-    node_free(&n);
+    or_free(&n);
     struct {
         int64_t start, end;
         int has_end, n;
@@ -568,11 +495,11 @@ static void test_shape_size(void)
         CHECK(shape_is(&n.out[0], 1, (int64_t[]){ cs[i].n }) &&
                   same_i64(n.out[0].data, cs[i].v, cs[i].n),
               "Shape start %lld end %lld", (long long)cs[i].start, (long long)cs[i].end);
-        node_free(&n);
+        or_free(&n);
     }
     CHECK(run(&n, "Size", 13, NULL, 0, 1, &in, 1, 1) == 0, "%s", graft_last_error());
     CHECK(n.out[0].shape.rank == 0 && *(int64_t *)n.out[0].data == 120, "Size is a scalar 120");
-    node_free(&n);
+    or_free(&n);
 }
 
 static void test_constants(void)
@@ -583,7 +510,7 @@ static void test_constants(void)
     CHECK(run(&n, "ConstantOfShape", 9, NULL, 0, 1, &sh, 0, 1) == 0, "%s", graft_last_error());
     CHECK(n.out[0].dtype == GR_F32 && shape_is(&n.out[0], DIMS(2, 3)), "default float zeros");
     th_close(n.out[0].data, (float[6]){ 0 }, 6, 0, 0, "zeros");
-    node_free(&n);
+    or_free(&n);
     int64_t seven = 7;
     gr_attr v = { .name = "value",
                   .type = GR_AT_TENSOR,
@@ -591,11 +518,11 @@ static void test_constants(void)
     CHECK(run(&n, "ConstantOfShape", 9, &v, 1, 1, &sh, 0, 1) == 0, "%s", graft_last_error());
     CHECK(n.out[0].dtype == GR_I64 && same_i64(n.out[0].data, (int64_t[]){ 7, 7, 7, 7, 7, 7 }, 6),
           "sevens");
-    node_free(&n);
+    or_free(&n);
     gr_tensor empty = ten(GR_I64, &seven, 1, (int64_t[]){ 0 });
     CHECK(run(&n, "ConstantOfShape", 9, &v, 1, 1, &empty, 0, 1) == 0, "%s", graft_last_error());
     CHECK(n.out[0].shape.rank == 0 && *(int64_t *)n.out[0].data == 7, "empty shape gives a scalar");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "ConstantOfShape", 9, &v, 1, 1, &sh, 1, 1) == GRAFT_E_UNSUPPORTED,
           "shape unknown at plan time");
 
@@ -605,17 +532,17 @@ static void test_constants(void)
     CHECK(run(&n, "Constant", 13, &cf, 1, 0, NULL, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(3)), "value_floats shape");
     th_close(n.out[0].data, fv, 3, 0, 0, "value_floats");
-    node_free(&n);
+    or_free(&n);
     gr_attr ci = ival("value_int", -5);
     CHECK(run(&n, "Constant", 13, &ci, 1, 0, NULL, 0, 1) == 0, "%s", graft_last_error());
     CHECK(n.out[0].dtype == GR_I64 && n.out[0].shape.rank == 0 && *(int64_t *)n.out[0].data == -5,
           "value_int");
-    node_free(&n);
+    or_free(&n);
     double dv[4] = { 1, 2, 3, 4 };
     gr_attr ct = { .name = "value", .type = GR_AT_TENSOR, .t = ten(GR_F64, dv, DIMS(2, 2)) };
     CHECK(run(&n, "Constant", 13, &ct, 1, 0, NULL, 0, 1) == 0, "%s", graft_last_error());
     CHECK(n.out[0].dtype == GR_F64 && memcmp(n.out[0].data, dv, sizeof dv) == 0, "tensor value");
-    node_free(&n);
+    or_free(&n);
     gr_attr cs = sval("value_string", "x");
     CHECK(run(&n, "Constant", 13, &cs, 1, 0, NULL, 0, 1) == GRAFT_E_UNSUPPORTED,
           "string constants");
@@ -630,12 +557,12 @@ static void test_range(void)
     CHECK(run(&n, "Range", 11, NULL, 0, 3, in, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(2)), "range(3, 9, 3) has 2");
     th_close(n.out[0].data, (float[]){ 3, 6 }, 2, 0, 0, "range float");
-    node_free(&n);
+    or_free(&n);
     f[2] = 0.25f;
     f[1] = 4;
     CHECK(run(&n, "Range", 11, NULL, 0, 3, in, 0, 1) == 0, "%s", graft_last_error());
     CHECK(shape_is(&n.out[0], DIMS(4)), "range(3, 4, 0.25) has 4");
-    node_free(&n);
+    or_free(&n);
     int32_t iv[3] = { 10, 4, -3 };
     gr_tensor ii[3] = { ten(GR_I32, &iv[0], 0, NULL), ten(GR_I32, &iv[1], 0, NULL),
                         ten(GR_I32, &iv[2], 0, NULL) };
@@ -643,11 +570,11 @@ static void test_range(void)
     CHECK(shape_is(&n.out[0], DIMS(2)) && ((int32_t *)n.out[0].data)[0] == 10 &&
               ((int32_t *)n.out[0].data)[1] == 7,
           "range int32 negative delta");
-    node_free(&n);
+    or_free(&n);
     iv[1] = 20;
     CHECK(run(&n, "Range", 11, NULL, 0, 3, ii, 0, 1) == 0 && n.out[0].shape.d[0] == 0,
           "range going the wrong way is empty");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Range", 11, NULL, 0, 3, ii, 2, 1) == GRAFT_E_UNSUPPORTED,
           "limit unknown at plan time");
 }
@@ -659,7 +586,7 @@ static void test_identity_dropout(void)
     gr_tensor in[3] = { ten(GR_F32, x, DIMS(2, 3)) };
     CHECK(run(&n, "Identity", 16, NULL, 0, 1, in, 0, 1) == 0, "%s", graft_last_error());
     th_close(n.out[0].data, x, 6, 0, 0, "identity");
-    node_free(&n);
+    or_free(&n);
     float ratio = 0.3f;
     unsigned char no = 0, yes = 1;
     in[1] = ten(GR_F32, &ratio, 0, NULL);
@@ -668,7 +595,7 @@ static void test_identity_dropout(void)
     th_close(n.out[0].data, x, 6, 0, 0, "dropout in inference is the identity");
     const unsigned char *m = n.out[1].data;
     CHECK(n.out[1].dtype == GR_BOOL && m[0] == 1 && m[5] == 1, "mask is all true");
-    node_free(&n);
+    or_free(&n);
     in[2] = ten(GR_BOOL, &yes, 0, NULL);
     CHECK(run(&n, "Dropout", 13, NULL, 0, 3, in, 0, 2) == GRAFT_E_UNSUPPORTED,
           "training_mode=true");
@@ -679,14 +606,14 @@ static void test_identity_dropout(void)
     CHECK(run(&n, "Dropout", 13, NULL, 0, 3, in, 0, 2) == 0, "training with ratio 0: %s",
           graft_last_error());
     th_close(n.out[0].data, x, 6, 0, 0, "training dropout with ratio 0 is the identity");
-    node_free(&n);
+    or_free(&n);
     CHECK(run(&n, "Dropout", 13, NULL, 0, 3, in, 2, 2) == GRAFT_E_UNSUPPORTED,
           "training with an unknown ratio");
     gr_attr r = { .name = "ratio", .type = GR_AT_FLOAT, .f = 0.2f };
     CHECK(run(&n, "Dropout", 9, &r, 1, 1, in, 0, 2) == 0, "%s", graft_last_error());
     CHECK(n.out[1].dtype == GR_F32, "Dropout-9 mask has the input's type");
     th_close(n.out[1].data, (float[]){ 1, 1, 1, 1, 1, 1 }, 6, 0, 0, "Dropout-9 mask ones");
-    node_free(&n);
+    or_free(&n);
 }
 
 int main(void)

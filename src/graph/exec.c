@@ -159,6 +159,7 @@ static int plain_value(gr_plan *p, int v, int *out)
     if (!c || !io) return GRAFT_E_NOMEM;
     c->name = v < p->g->nvalues ? p->g->values[v].name : "(conversion)";
     c->op_type = gr_op_to_plain.name;
+    c->def = &gr_op_to_plain;
     c->nin = c->nout = 1;
     c->in = io;
     c->out = io + 1;
@@ -177,9 +178,10 @@ static int plain_value(gr_plan *p, int v, int *out)
     return GRAFT_OK;
 }
 
+/* BatchNormalization: training updates its running statistics (inputs 3, 4) in place. */
 static int is_bn(const gr_node *n)
 {
-    return strcmp(n->op_type, "BatchNormalization") == 0 && !n->domain[0];
+    return n->op && (n->op->flags & GR_OPF_RUNNING_STATS) && !n->domain[0];
 }
 
 static int trainable(const gr_plan *p, int v)
@@ -265,6 +267,7 @@ static int plan_node(gr_plan *p, int k)
     const gr_graph *g = p->g;
     const gr_node *n = &g->nodes[k];
     gr_opctx *c = &p->ctx[k];
+    const gr_opdef *op = gr_op_runner(n->op); /* the row, or flat.c's wrapper around it */
     if (!n->op)
         return gr_err(GRAFT_E_UNSUPPORTED,
                       "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
@@ -274,6 +277,7 @@ static int plan_node(gr_plan *p, int k)
     if (wide) return wide;
     *c = (gr_opctx){ .name = n->name,
                      .op_type = n->op_type,
+                     .def = n->op,
                      .opset = g->opset,
                      .attrs = n->attrs,
                      .nattr = n->nattr,
@@ -295,7 +299,7 @@ static int plan_node(gr_plan *p, int k)
     for (int i = 0; i < n->nout; i++)
         c->out[i] =
             n->out[i] >= 0 ? &p->vals[n->out[i]] : gr_arena_alloc(p->arena, sizeof(gr_tensor));
-    for (int plain = !(n->op->flags & GR_OPF_LAYOUT);; plain = 1) {
+    for (int plain = !(op->flags & GR_OPF_LAYOUT);; plain = 1) {
         for (int i = 0; i < n->nin; i++) {
             int v = n->in[i];
             if (v < 0) continue;
@@ -306,13 +310,13 @@ static int plan_node(gr_plan *p, int k)
                 p->vals[v].data = NULL; /* prepare must not rely on activation data */
             }
         }
-        st = n->op->prepare(c);
+        st = op->prepare(c);
         if (!st && c->need_grad && !reaching_float_output(p, c, n)) {
             /* Only integer or boolean results (ArgMax, Equal...): nothing to differentiate. */
-            unprepare(c, n->op);
+            unprepare(c, op);
             c->need_grad = 0;
             c->training = 0;
-            st = n->op->prepare(c);
+            st = op->prepare(c);
         }
         if (st != GR_RETRY_PLAIN || plain) break;
         c->params = NULL;
@@ -352,8 +356,8 @@ static int plan_node(gr_plan *p, int k)
             return st;
     }
     p->flops += c->flops;
-    if (all_known || (n->op->flags & GR_OPF_SHAPE_ONLY)) return fold(p, c, n->op);
-    return add_step(p, c, n->op, k);
+    if (all_known || (n->op->flags & GR_OPF_SHAPE_ONLY)) return fold(p, c, op);
+    return add_step(p, c, op, k);
 }
 
 /* ---- liveness memory plan ---- */
@@ -609,9 +613,9 @@ static int plan_backward(gr_plan *p)
                 tmp_v[nadd++] = tmp;
             }
         }
-        /* what backward reads of the forward: the flags of the op itself (not of the flat.c
+        /* what backward reads of the forward: the flags of the op's row (not of the flat.c
          * wrapper); a layout conversion reads nothing */
-        const gr_opdef *own = f.node >= 0 ? gr_op_find_unwrapped(g->nodes[f.node].op_type) : NULL;
+        const gr_opdef *own = f.node >= 0 ? g->nodes[f.node].op : NULL;
         int flags = own ? own->flags : GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y;
         st = push_step(p, (step){ .ctx = c,
                                   .op = f.op,

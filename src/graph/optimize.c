@@ -1,8 +1,9 @@
 /* optimize.c — inference rewrites of the graph, done once at load:
  *  - BatchNormalization after a Conv is folded into the Conv's weights and bias
  *    (W' = W * g / sqrt(v + eps) per output channel, b' = (b - m) * g / sqrt(v + eps) + beta);
- *  - Relu, or Clip with constant bounds, after a Conv becomes the Conv's fused activation
- *    (the "_fused_act" attribute the conv kernels read; oneDNN applies it as a post-op).
+ *  - an op flagged GR_OPF_FUSE_RELU (Relu), or GR_OPF_FUSE_CLIP with constant bounds (Clip),
+ *    after a Conv becomes the Conv's fused activation (the "_fused_act" attribute the conv
+ *    kernels read; oneDNN applies it as a post-op).
  * Both need the Conv's output to have no other reader.
  * For training, gr_graph_fold_frozen folds only BatchNorms whose Conv and own parameters are all
  * frozen (a frozen BatchNorm runs in inference mode, an affine map, so folding changes neither
@@ -119,7 +120,7 @@ static int fold_bn(gr_graph *g, gr_node *c, const gr_node *b)
 
 static int fuse_act(gr_graph *g, gr_node *c, const gr_node *a)
 {
-    if (!strcmp(a->op_type, "Relu")) {
+    if (a->op->flags & GR_OPF_FUSE_RELU) {
         if (add_attr(g, c, (gr_attr){ .name = "_fused_act", .type = GR_AT_STRING, .s = "relu" }))
             return GRAFT_E_NOMEM;
     } else {
@@ -205,7 +206,7 @@ static int optimize(gr_graph *g, const unsigned char *keep, int fuse)
             if (!strcmp(n->op_type, "BatchNormalization") && n->nout == 1 && n->in[0] == v &&
                 !has_fused(c) && frozen(n, keep))
                 st = fold_bn(g, c, n);
-            else if (fuse && (!strcmp(n->op_type, "Relu") || !strcmp(n->op_type, "Clip")) &&
+            else if (fuse && n->op && (n->op->flags & (GR_OPF_FUSE_RELU | GR_OPF_FUSE_CLIP)) &&
                      !has_fused(c))
                 st = fuse_act(g, c, n);
             if (st == GRAFT_E_NOMEM) {

@@ -71,34 +71,6 @@ typedef struct conv_state {
     struct conv_train *t; /* training with oneDNN: the backward primitives; NULL otherwise */
 } conv_state;
 
-/* ---- small shared helpers (static: each family file keeps its own) ---- */
-
-static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
-
-/* Reads an INTS attribute of exactly n values (each >= lo and at most 2^24: no real kernel,
- * stride, dilation or pad comes near, and the shape arithmetic cannot overflow below it), or
- * fills def when absent. out has room for 6 values. */
-static int ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, int64_t lo,
-                     int64_t *out)
-{
-    int got = gr_attr_ints(c, name, out, 2 * 3);
-    if (got < 0) {
-        for (int i = 0; i < n; i++) out[i] = def;
-        return GRAFT_OK;
-    }
-    if (got != n)
-        return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has %d values, expected %d", name, got,
-                         n);
-    for (int i = 0; i < n; i++)
-        if (out[i] < lo || out[i] > (int64_t)1 << 24)
-            return gr_op_err(c, GRAFT_E_FORMAT,
-                             "attribute '%s' has value %lld, must be in [%lld, 16777216]", name,
-                             (long long)out[i], (long long)lo);
-    return GRAFT_OK;
-}
-
 /* Bias input (OC), or NULL when absent. ConvInteger has no bias (its input 2 is a zero point). */
 static const gr_tensor *bias_of(const gr_opctx *c, const conv_geom *g)
 {
@@ -117,7 +89,7 @@ static int conv_axis(const gr_opctx *c, const char *auto_pad, int64_t in, int64_
                      int64_t *pb, int64_t *pe, int64_t *out)
 {
     if (is_same(auto_pad)) {
-        *out = ceil_div(in, s);
+        *out = gr_ceil_div(in, s);
         int64_t total = (*out - 1) * s + ek - in;
         if (total < 0) total = 0;
         *pb = auto_pad[5] == 'U' ? total / 2 : total - total / 2;
@@ -221,11 +193,11 @@ static int conv_geometry(gr_opctx *c, int kind, int ydtype, conv_geom *g)
     *g = (conv_geom){ .kind = kind, .nsp = nsp };
     if ((st = channels(c, g)) || (st = parse_act(c, g))) return st;
     int64_t k[6], s[6], d[6], pads[6], op[6], os[8];
-    if ((st = ints_attr(c, "kernel_shape", nsp, 1, 1, k)) ||
-        (st = ints_attr(c, "strides", nsp, 1, 1, s)) ||
-        (st = ints_attr(c, "dilations", nsp, 1, 1, d)) ||
-        (st = ints_attr(c, "pads", 2 * nsp, 0, 0, pads)) ||
-        (st = ints_attr(c, "output_padding", nsp, 0, 0, op)))
+    if ((st = gr_op_ints_attr(c, "kernel_shape", nsp, 1, 1, k)) ||
+        (st = gr_op_ints_attr(c, "strides", nsp, 1, 1, s)) ||
+        (st = gr_op_ints_attr(c, "dilations", nsp, 1, 1, d)) ||
+        (st = gr_op_ints_attr(c, "pads", 2 * nsp, 0, 0, pads)) ||
+        (st = gr_op_ints_attr(c, "output_padding", nsp, 0, 0, op)))
         return st;
     for (int i = 0; i < nsp; i++) /* kernel_shape is optional, but must agree with W */
         if (gr_attr_get(c, "kernel_shape") && k[i] != w->shape.d[2 + i])
@@ -615,7 +587,7 @@ static int weights_setup(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t *w
                    : gr_op_err(c, GRAFT_E_NOMEM, "out of memory for %zu bytes of weights", bytes);
     }
     if (!w->data) {
-        s->wei_off = align64(c->scratch_bytes);
+        s->wei_off = gr_align64(c->scratch_bytes);
         c->scratch_bytes = s->wei_off + bytes;
         return GRAFT_OK;
     }
@@ -675,7 +647,7 @@ static int reorder_make(const gr_opctx *c, conv_train *t, dprim *d, const dnnl_m
     static const int args[] = { DNNL_ARG_FROM, DNNL_ARG_TO, 0 };
     st = dprim_make(c, d, pd, args);
     dnnl_primitive_desc_destroy(pd);
-    *off = align64(t->top);
+    *off = gr_align64(t->top);
     t->top = *off + dnnl_memory_desc_get_size(buf);
     return st;
 }
@@ -770,7 +742,7 @@ static int train_weights(gr_opctx *c, conv_state *s, const conv_bwd_args *a,
         (st = reorder_make(c, t, &t->dyw, &s->dst_md, dy, &t->off_dyw, dy)))
         return st;
     if (!(c->need_grad & 2)) { /* only the bias gradient is wanted: the weights' go to scratch */
-        t->off_dw = align64(t->top);
+        t->off_dw = gr_align64(t->top);
         t->top = t->off_dw + dnnl_memory_desc_get_size(dw);
         return GRAFT_OK;
     }
@@ -797,7 +769,7 @@ static int train_create(gr_opctx *c, conv_state *s, const conv_bwd_args *a, int 
         *declined |= !st && !pd[1];
     }
     if (s->g.act) { /* dout times the activation's derivative */
-        t->off_act = align64(t->top);
+        t->off_act = gr_align64(t->top);
         t->top = t->off_act + dnnl_memory_desc_get_size(&s->dst_md);
     }
     size_t sp = 0;
@@ -807,7 +779,7 @@ static int train_create(gr_opctx *c, conv_state *s, const conv_bwd_args *a, int 
             sp = b > sp ? b : sp;
             dnnl_primitive_desc_destroy(pd[i]);
         }
-    t->base = align64(sp);
+    t->base = gr_align64(sp);
     return st;
 }
 
@@ -906,7 +878,7 @@ static int input_setup(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t *wan
         st = gr_dnnl_check(c, dnnl_memory_create(&s->sin, &have, eng, DNNL_MEMORY_NONE), "memory");
     if (!st && !s->src)
         st = gr_dnnl_check(c, dnnl_memory_create(&s->src, want, eng, DNNL_MEMORY_NONE), "memory");
-    s->src_off = align64(c->scratch_bytes);
+    s->src_off = gr_align64(c->scratch_bytes);
     c->scratch_bytes = s->src_off + dnnl_memory_desc_get_size(want);
     return st;
 }
@@ -996,8 +968,7 @@ static void conv_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
 {
     conv_state *s = c->params;
     if (!dout[0]) { /* no gradient reaches the output: every input gradient is zero */
-        for (int i = 0; i < c->nin && i < 3; i++)
-            if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+        gr_op_zero_grads(c, din);
         return;
     }
     if (s->t) {
@@ -1118,7 +1089,7 @@ static int convint_prepare(gr_opctx *c)
     }
     c->flops = conv_flops(&s->g);
     c->scratch_bytes =
-        align64((size_t)gr_numel(&c->in[0]->shape) * 4) + (size_t)gr_numel(&c->in[1]->shape) * 4;
+        gr_align64((size_t)gr_numel(&c->in[0]->shape) * 4) + (size_t)gr_numel(&c->in[1]->shape) * 4;
     return GRAFT_OK;
 }
 
@@ -1134,7 +1105,7 @@ static void convint_forward(gr_opctx *c)
     const gr_tensor *x = c->in[0], *w = c->in[1];
     const gr_tensor *zx = c->nin > 2 ? c->in[2] : NULL, *zw = c->nin > 3 ? c->in[3] : NULL;
     int64_t nx = gr_numel(&x->shape), nw = gr_numel(&w->shape), per = s->g.OC ? nw / s->g.OC : 0;
-    int32_t *xi = c->scratch, *wi = (int32_t *)((char *)c->scratch + align64((size_t)nx * 4));
+    int32_t *xi = c->scratch, *wi = (int32_t *)((char *)c->scratch + gr_align64((size_t)nx * 4));
     int32_t zxv = zx ? q_at(zx, 0) : 0;
     int per_channel = zw && gr_numel(&zw->shape) > 1;
     for (int64_t i = 0; i < nx; i++) xi[i] = q_at(x, i) - zxv;
@@ -1144,8 +1115,9 @@ static void convint_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_conv[] = {
-    { "Conv", conv_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, conv_backward },
-    { "ConvTranspose", convt_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, conv_backward },
-    { "ConvInteger", convint_prepare, convint_forward, conv_release, 0, NULL },
+    { "Conv", conv_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, conv_backward, NULL },
+    { "ConvTranspose", convt_op_prepare, conv_forward, conv_release, GR_OPF_LAYOUT, conv_backward,
+      NULL },
+    { "ConvInteger", convint_prepare, convint_forward, conv_release, 0, NULL, NULL },
     { 0 },
 };

@@ -130,8 +130,13 @@ static void to_plain_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *co
     dnnl_stream_wait(c->dnnl->stream);
 }
 
-const gr_opdef gr_op_to_plain = { "ToPlain",        to_plain_prepare, to_plain_forward,
-                                  to_plain_release, GR_OPF_LAYOUT,    to_plain_backward };
+const gr_opdef gr_op_to_plain = { "ToPlain",
+                                  to_plain_prepare,
+                                  to_plain_forward,
+                                  to_plain_release,
+                                  GR_OPF_LAYOUT,
+                                  to_plain_backward,
+                                  NULL };
 
 int gr_dnnl_md_of(const gr_tensor *t, dnnl_memory_desc_t *md)
 {
@@ -177,6 +182,45 @@ int gr_dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_
     dnnl_primitive_attr_destroy(attr);
     if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
     if (st != dnnl_success) return GRAFT_OK;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (bytes) {
+        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
+        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
+    }
+    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) *prim = NULL;
+    return gr_dnnl_check(c, st, "primitive");
+}
+
+int gr_dnnl_plain_mem(gr_opctx *c, dnnl_memory_t *m, const gr_shape *s)
+{
+    dnnl_memory_desc_t md;
+    int st = gr_dnnl_plain_md(&md, s);
+    return st ? st
+              : gr_dnnl_check(c, dnnl_memory_create(m, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
+                              "memory");
+}
+
+int gr_dnnl_make_bwd(gr_opctx *c, const void *fwd_desc, const void *bwd_desc,
+                     dnnl_primitive_t *prim, dnnl_memory_t *spad)
+{
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    *prim = NULL;
+    *spad = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
+    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&hint, fwd_desc, attr, c->dnnl->engine, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, bwd_desc, attr, c->dnnl->engine, hint);
+    dnnl_primitive_attr_destroy(attr);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (st != dnnl_success)
+        return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
     if (bytes) {

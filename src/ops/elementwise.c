@@ -75,6 +75,11 @@ typedef struct seg {
 
 typedef void (*seg_fn)(const seg *g, int64_t n);
 typedef void (*flat_fn)(void *y, const void *x, int64_t n, const ew_args *a);
+/* backward kernels (defined with the backward section below) */
+typedef struct gseg gseg;
+typedef void (*gseg_fn)(const gseg *s, int64_t n);
+typedef void (*gflat_fn)(float *dx, const float *g, const float *x, const float *y, int64_t n,
+                         const ew_args *a);
 
 /* A broadcast walk: the output shape with size-1 dims dropped and adjacent dims merged where
  * every input's strides allow, so that the innermost dim is as long as possible. */
@@ -97,8 +102,7 @@ struct ew_state {
     _Alignas(8) unsigned char lo[8], hi[8]; /* Clip's default bounds, in the input's type */
     /* backward (set in prepare when need_grad != 0) */
     struct ginput *gin; /* broadcast ops: one per input */
-    void (*gk)(float *dx, const float *g, const float *x, const float *y, int64_t n,
-               const ew_args *a);
+    gflat_fn gk;
     flat_fn bkern; /* Cast: dout back to the input's type */
 };
 
@@ -345,11 +349,19 @@ static void pow_mixed(const seg *g, int64_t n)
 
 /* ---- the binary ops ---- */
 
+/* What a binary op's prepare does beyond picking its kernel. */
+enum { B_PLAIN, B_SUB, B_MEAN, B_MOD, B_SHIFT, B_POW, B_PRELU };
+
+/* A binary op's part of its row (gr_opdef.impl). */
 typedef struct binop {
-    const char *name;
+    int kind;        /* B_* */
     int out_bool;    /* comparisons and logic give bool */
     int variadic;    /* Max, Min, Sum, Mean: 1 to N inputs */
     seg_fn k[NSLOT]; /* by the inputs' type; NULL where ONNX does not allow it */
+    /* backward of two inputs: the term of each (dout times the partial derivative); NULL: the
+     * term is dout itself, scaled (Add, Sub, Sum, Mean). Max and Min of more inputs pass dout
+     * where the input equals the output. */
+    gseg_fn d[2];
 } binop;
 
 #define K_NUM(P)                                                                                   \
@@ -361,37 +373,8 @@ typedef struct binop {
         P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL                                             \
     }
 
-static const binop binops[] = {
-    { "Add", 0, 0, K_NUM(add) },
-    { "Sub", 0, 0, K_NUM(sub) },
-    { "Mul", 0, 0, K_NUM(mul) },
-    { "Div", 0, 0, K_NUM(div) },
-    { "Pow", 0, 0, K_FLOAT(pow) }, /* other type pairs: pow_mixed */
-    { "Mod", 0, 0, { NULL, NULL, pymod_i64, pymod_i32, pymod_i8, mod_u8, NULL } },
-    { "PRelu", 0, 0, { prelu_f32, prelu_f64, prelu_i64, prelu_i32, NULL, NULL, NULL } },
-    { "Equal", 1, 0, { eq_f32, eq_f64, eq_i64, eq_i32, eq_i8, eq_u8, eq_u8 } },
-    { "Less", 1, 0, K_NUM(lt) },
-    { "Greater", 1, 0, K_NUM(gt) },
-    { "LessOrEqual", 1, 0, K_NUM(le) },
-    { "GreaterOrEqual", 1, 0, K_NUM(ge) },
-    { "And", 1, 0, { NULL, NULL, NULL, NULL, NULL, NULL, and_b } },
-    { "Or", 1, 0, { NULL, NULL, NULL, NULL, NULL, NULL, or_b } },
-    { "Xor", 1, 0, { NULL, NULL, NULL, NULL, NULL, NULL, xor_b } },
-    { "BitShift", 0, 0, { NULL, NULL, NULL, NULL, NULL, shl_u8, NULL } }, /* or shr_u8 */
-    { "Max", 0, 1, K_NUM(max) },
-    { "Min", 0, 1, K_NUM(min) },
-    { "Sum", 0, 1, K_FLOAT(add) },
-    { "Mean", 0, 1, K_FLOAT(add) },
-};
 static const seg_fn fmod_kernels[NSLOT] = { fmod_f32, fmod_f64, cmod_i64, cmod_i32,
                                             cmod_i8,  mod_u8,   NULL };
-
-static const binop *find_binop(const char *name)
-{
-    for (size_t i = 0; i < sizeof binops / sizeof *binops; i++)
-        if (!strcmp(binops[i].name, name)) return &binops[i];
-    return NULL;
-}
 
 static int is_const_two(const gr_tensor *t)
 {
@@ -405,7 +388,7 @@ static int binop_kernel(gr_opctx *c, const binop *op, ew_state *s)
     int sl = slot_of(a->dtype);
     GR_ASSERT(sl >= 0); /* the loader admits graft's types only */
     s->kern = op->k[sl];
-    if (!strcmp(op->name, "Mod")) {
+    if (op->kind == B_MOD) {
         int64_t fm = gr_attr_int(c, "fmod", 0);
         if (fm != 0 && fm != 1)
             return gr_op_err(c, GRAFT_E_FORMAT, "attribute fmod must be 0 or 1, got %lld",
@@ -416,14 +399,14 @@ static int binop_kernel(gr_opctx *c, const binop *op, ew_state *s)
                              gr_dtype_name(a->dtype));
         if (fm) s->kern = fmod_kernels[sl];
     }
-    if (!strcmp(op->name, "BitShift")) {
+    if (op->kind == B_SHIFT) {
         const char *dir = gr_attr_str(c, "direction", "");
         if (strcmp(dir, "LEFT") && strcmp(dir, "RIGHT"))
             return gr_op_err(c, GRAFT_E_FORMAT,
                              "attribute direction must be LEFT or RIGHT, got '%s'", dir);
         if (!strcmp(dir, "RIGHT") && s->kern) s->kern = shr_u8;
     }
-    if (!strcmp(op->name, "Pow")) {
+    if (op->kind == B_POW) {
         if (sl != S_F32 && sl != S_F64 && sl != S_I64 && sl != S_I32)
             return gr_op_err(c, GRAFT_E_UNSUPPORTED, "base of type %s is not supported",
                              gr_dtype_name(a->dtype));
@@ -448,13 +431,12 @@ static int binop_kernel(gr_opctx *c, const binop *op, ew_state *s)
 /* Binary ops, and the variadic ones folded as out = op(in0, in1), out = op(out, in2)... */
 static int binop_prepare(gr_opctx *c)
 {
-    const binop *op = find_binop(c->op_type);
-    GR_ASSERT(op);
+    const binop *op = c->def->impl;
     static const char *const no_attrs[] = { NULL }, *const mod_attrs[] = { "fmod", NULL },
                              *const shift_attrs[] = { "direction", NULL };
-    int st = gr_op_check_attrs(c, !strcmp(op->name, "Mod")        ? mod_attrs
-                                  : !strcmp(op->name, "BitShift") ? shift_attrs
-                                                                  : no_attrs);
+    int st = gr_op_check_attrs(c, op->kind == B_MOD     ? mod_attrs
+                                  : op->kind == B_SHIFT ? shift_attrs
+                                                        : no_attrs);
     if (!st) st = gr_op_check_arity(c, op->variadic ? 1 : 2, op->variadic ? 1 << 20 : 2, 1, 1);
     if (st) return st;
     for (int i = 0; i < c->nin; i++)
@@ -466,7 +448,7 @@ static int binop_prepare(gr_opctx *c)
     gr_shape out = c->in[0]->shape;
     for (int i = 1; i < c->nin; i++)
         if ((st = gr_broadcast_shape(c, &out, &c->in[i]->shape, &out))) return st;
-    if (!strcmp(op->name, "PRelu") && !gr_shape_eq(&out, &c->in[0]->shape)) {
+    if (op->kind == B_PRELU && !gr_shape_eq(&out, &c->in[0]->shape)) {
         char sx[128], ss[128];
         return gr_op_err(c, GRAFT_E_SHAPE, "slope of shape %s does not broadcast to X of shape %s",
                          gr_shape_str(&c->in[1]->shape, ss, sizeof ss),
@@ -474,7 +456,7 @@ static int binop_prepare(gr_opctx *c)
     }
     int dto = op->out_bool ? GR_BOOL : c->in[0]->dtype;
     s->nplan = c->nin - 1;
-    s->mean = !strcmp(op->name, "Mean");
+    s->mean = op->kind == B_MEAN;
     s->eo = gr_dtype_size(dto);
     s->ein[0] = gr_dtype_size(c->in[0]->dtype);
     s->ein[1] = c->nin > 1 ? gr_dtype_size(c->in[1]->dtype) : 0;
@@ -754,15 +736,12 @@ static void erf_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 
 /* One row of a term: o[i] = EXPR of dout g[i], output y[i] and up to two inputs read with
  * strides 0 or 1 (p = the first walked input, q = the second). */
-typedef struct gseg {
+struct gseg {
     float *o;
     const float *g, *y;
     const char *in[2];
     int64_t st[2];
-} gseg;
-typedef void (*gseg_fn)(const gseg *s, int64_t n);
-typedef void (*gflat_fn)(float *dx, const float *g, const float *x, const float *y, int64_t n,
-                         const ew_args *a);
+};
 
 /* The sum of an output-shaped term over the dims where an input is broadcast. The merged dims
  * of the walk are reordered: the input's kept dims first, then the reduced ones, the innermost
@@ -1043,40 +1022,30 @@ static void set_scratch(gr_opctx *c, int64_t floats)
 
 static int binop_grad_prepare(gr_opctx *c, ew_state *s, const gr_shape *out)
 {
-    static const char *const diff[] = { "Add", "Sub", "Mul", "Div",  "Pow", "PRelu",
-                                        "Max", "Min", "Sum", "Mean", NULL };
-    int ok = 0, st;
-    for (int k = 0; diff[k] && !ok; k++) ok = !strcmp(diff[k], c->op_type);
-    if (!ok) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no gradient", c->op_type);
+    const binop *op = c->def->impl;
+    int st;
+    if (!c->def->backward)
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no gradient", c->op_type);
     for (int i = 0; i < c->nin; i++)
         if ((c->need_grad >> i & 1) && (st = need_f32(c, i))) return st;
-    if (!strcmp(c->op_type, "Pow") && ((st = need_f32(c, 0)) || (st = need_f32(c, 1))))
+    if (op->kind == B_POW && ((st = need_f32(c, 0)) || (st = need_f32(c, 1))))
         return st; /* each term reads both as float32 */
     if (!(s->gin = gr_arena_alloc(c->arena, (size_t)c->nin * sizeof *s->gin))) return GRAFT_E_NOMEM;
     memset(s->gin, 0, (size_t)c->nin * sizeof *s->gin);
-    const char *op = c->op_type;
     int64_t most = 0;
     for (int i = 0; i < c->nin; i++) {
         if (!(c->need_grad >> i & 1)) continue;
         ginput *g = &s->gin[i];
         g->scale = 1;
-        if (c->nin == 2 && strcmp(op, "Add") && strcmp(op, "Sub") && strcmp(op, "Sum") &&
-            strcmp(op, "Mean")) {
-            static const struct {
-                const char *op;
-                gseg_fn k[2];
-            } terms[] = { { "Mul", { mul_d0, mul_d1 } }, { "Div", { div_d0, div_d1 } },
-                          { "Pow", { pow_d0, pow_d1 } }, { "PRelu", { prelu_d0, prelu_d1 } },
-                          { "Max", { max_d0, max_d1 } }, { "Min", { min_d0, min_d1 } } };
-            for (size_t k = 0; k < sizeof terms / sizeof *terms; k++)
-                if (!strcmp(terms[k].op, op)) g->term = terms[k].k[i];
+        if (c->nin == 2 && op->d[i]) {
+            g->term = op->d[i];
             g->nwalk = 2, g->walk[0] = 0, g->walk[1] = 1;
-        } else if (c->nin > 2 && (!strcmp(op, "Max") || !strcmp(op, "Min"))) {
+        } else if (c->nin > 2 && op->d[0]) { /* Max, Min */
             g->term = eq_mask, g->nwalk = 1, g->walk[0] = i;
         } else {
-            g->scale = !strcmp(op, "Sub") && i == 1 ? -1.0f
-                       : !strcmp(op, "Mean")        ? 1.0f / (float)c->nin
-                                                    : 1.0f;
+            g->scale = op->kind == B_SUB && i == 1 ? -1.0f
+                       : op->kind == B_MEAN        ? 1.0f / (float)c->nin
+                                                   : 1.0f;
         }
         int64_t need = ginput_finish(c, g, i, out);
         if (need > most) most = need;
@@ -1189,47 +1158,6 @@ UN_GRAD(cosh, gi *sinhf(v))
 #undef LOOP_HINT
 #define LOOP_HINT _Pragma("omp simd")
 
-static const struct {
-    const char *name;
-    gflat_fn k;
-} unop_grads[] = {
-    { "Relu", relu_grad },
-    { "LeakyRelu", leakyrelu_grad },
-    { "ThresholdedRelu", thresholdedrelu_grad },
-    { "Elu", elu_grad },
-    { "Selu", selu_grad },
-    { "Celu", celu_grad },
-    { "Shrink", shrink_grad },
-    { "Sigmoid", sigmoid_grad },
-    { "HardSigmoid", hardsigmoid_grad },
-    { "HardSwish", hardswish_grad },
-    { "Softplus", softplus_grad },
-    { "Softsign", softsign_grad },
-    { "Tanh", tanh_grad },
-    { "Erf", erf_grad },
-    { "Sqrt", sqrt_grad },
-    { "Exp", exp_grad },
-    { "Log", log_grad },
-    { "Reciprocal", reciprocal_grad },
-    { "Floor", zero_grad },
-    { "Ceil", zero_grad },
-    { "Round", zero_grad },
-    { "Sign", zero_grad },
-    { "Sin", sin_grad },
-    { "Cos", cos_grad },
-    { "Tan", tan_grad },
-    { "Asin", asin_grad },
-    { "Acos", acos_grad },
-    { "Atan", atan_grad },
-    { "Sinh", sinh_grad },
-    { "Cosh", cosh_grad },
-    { "Asinh", asinh_grad },
-    { "Acosh", acosh_grad },
-    { "Atanh", atanh_grad },
-    { "Neg", neg_grad },
-    { "Abs", abs_grad },
-};
-
 /* Clip: dout passes where the forward kept x (lo <= x <= hi, as PyTorch's clamp). */
 /* From the output, as PyTorch's hardtanh (ReLU6): the gradient passes where lo < y < hi, so the
  * input need not be kept for backward; at a bound it goes to that bound's input instead. */
@@ -1265,71 +1193,24 @@ static void unop_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
     run_gflat(s->gk, &s->args, din[0]->data, dout[0]->data, c->in[0]->data, c->out[0]->data, n);
 }
 
+/* A unary op's part of its row (gr_opdef.impl). */
 typedef struct unop {
-    const char *name;
+    flat_fn k[NSLOT];
+    flat_fn fast_f32;    /* optional vectorised float32 kernel, used when use_ref == 0 */
+    gflat_fn grad;       /* dx from dout, x and y (float32); NULL: no backward */
     const char *attr[3]; /* the attributes that set alpha, beta, gamma (NULL: none) */
     float def[3];        /* and their defaults */
-    flat_fn k[NSLOT];
-    flat_fn fast_f32; /* optional vectorised float32 kernel, used when use_ref == 0 */
 } unop;
 
 /* kernels by type, then the fast float32 kernel if any */
 #define U_FLOAT(P)      { P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL }, NULL
 #define U_FLOAT_FAST(P) { P##_f32, P##_f64, NULL, NULL, NULL, NULL, NULL }, P##_fast
 #define U_SIGNED(P)     { P##_f32, P##_f64, P##_i64, P##_i32, P##_i8, NULL, NULL }, NULL
-
-static const unop unops[] = {
-    { "Relu", { 0 }, { 0 }, U_SIGNED(relu) },
-    { "LeakyRelu", { "alpha" }, { 0.01f }, U_FLOAT(leakyrelu) },
-    { "ThresholdedRelu", { "alpha" }, { 1.0f }, U_FLOAT(thresholdedrelu) },
-    { "Elu", { "alpha" }, { 1.0f }, U_FLOAT(elu) },
-    { "Selu",
-      { "alpha", NULL, "gamma" },
-      { 1.67326319217681884765625f, 0, 1.05070102214813232421875f },
-      U_FLOAT(selu) },
-    { "Celu", { "alpha" }, { 1.0f }, U_FLOAT(celu) },
-    { "Shrink", { "lambd", "bias" }, { 0.5f, 0.0f }, U_FLOAT(shrink) },
-    { "Sigmoid", { 0 }, { 0 }, U_FLOAT_FAST(sigmoid) },
-    { "HardSigmoid", { "alpha", "beta" }, { 0.2f, 0.5f }, U_FLOAT(hardsigmoid) },
-    { "HardSwish", { 0 }, { 0 }, U_FLOAT(hardswish) },
-    { "Softplus", { 0 }, { 0 }, U_FLOAT(softplus) },
-    { "Softsign", { 0 }, { 0 }, U_FLOAT(softsign) },
-    { "Tanh", { 0 }, { 0 }, U_FLOAT_FAST(tanh) },
-    { "Erf", { 0 }, { 0 }, U_FLOAT_FAST(erf) },
-    { "Sqrt", { 0 }, { 0 }, U_FLOAT(sqrt) },
-    { "Exp", { 0 }, { 0 }, U_FLOAT(exp) },
-    { "Log", { 0 }, { 0 }, U_FLOAT(log) },
-    { "Reciprocal", { 0 }, { 0 }, U_FLOAT(reciprocal) },
-    { "Floor", { 0 }, { 0 }, U_FLOAT(floor) },
-    { "Ceil", { 0 }, { 0 }, U_FLOAT(ceil) },
-    { "Round", { 0 }, { 0 }, U_FLOAT(round) },
-    { "Sin", { 0 }, { 0 }, U_FLOAT(sin) },
-    { "Cos", { 0 }, { 0 }, U_FLOAT(cos) },
-    { "Tan", { 0 }, { 0 }, U_FLOAT(tan) },
-    { "Asin", { 0 }, { 0 }, U_FLOAT(asin) },
-    { "Acos", { 0 }, { 0 }, U_FLOAT(acos) },
-    { "Atan", { 0 }, { 0 }, U_FLOAT(atan) },
-    { "Sinh", { 0 }, { 0 }, U_FLOAT(sinh) },
-    { "Cosh", { 0 }, { 0 }, U_FLOAT(cosh) },
-    { "Asinh", { 0 }, { 0 }, U_FLOAT(asinh) },
-    { "Acosh", { 0 }, { 0 }, U_FLOAT(acosh) },
-    { "Atanh", { 0 }, { 0 }, U_FLOAT(atanh) },
-    { "Neg", { 0 }, { 0 }, U_SIGNED(neg) },
-    { "Abs", { 0 }, { 0 }, { abs_f32, abs_f64, abs_i64, abs_i32, abs_i8, abs_u8, NULL }, NULL },
-    { "Sign",
-      { 0 },
-      { 0 },
-      { sign_f32, sign_f64, sign_i64, sign_i32, sign_i8, sign_u8, NULL },
-      NULL },
-    { "Not", { 0 }, { 0 }, { NULL, NULL, NULL, NULL, NULL, NULL, not_b }, NULL },
-};
+#define U_ALL(P)        { P##_f32, P##_f64, P##_i64, P##_i32, P##_i8, P##_u8, NULL }, NULL
 
 static int unop_prepare(gr_opctx *c)
 {
-    const unop *op = NULL;
-    for (size_t i = 0; i < sizeof unops / sizeof *unops && !op; i++)
-        if (!strcmp(unops[i].name, c->op_type)) op = &unops[i];
-    GR_ASSERT(op);
+    const unop *op = c->def->impl;
     const char *known[4] = { NULL };
     for (int a = 0, n = 0; a < 3; a++)
         if (op->attr[a]) known[n++] = op->attr[a];
@@ -1352,9 +1233,8 @@ static int unop_prepare(gr_opctx *c)
     s->ein[0] = s->eo = gr_dtype_size(x->dtype);
     if (c->need_grad) {
         if ((st = need_f32(c, 0))) return st;
-        for (size_t i = 0; i < sizeof unop_grads / sizeof *unop_grads && !s->gk; i++)
-            if (!strcmp(unop_grads[i].name, op->name)) s->gk = unop_grads[i].k;
-        if (!s->gk) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no gradient", op->name);
+        s->gk = op->grad;
+        if (!s->gk) return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no gradient", c->op_type);
     }
     return gr_op_set_out(c, 0, x->dtype, &x->shape);
 }
@@ -1533,7 +1413,7 @@ static const flat_fn cast_kernels[NSLOT][NSLOT] = {
 /* Cast (attribute to) and CastLike (the type of input 1, opset 15). */
 static int cast_prepare(gr_opctx *c)
 {
-    int like = !strcmp(c->op_type, "CastLike");
+    int like = c->def->impl != NULL; /* CastLike: the target type is input 1's */
     static const char *const cast_attrs[] = { "to", NULL }, *const like_attrs[] = { NULL };
     int st = gr_op_check_attrs(c, like ? like_attrs : cast_attrs);
     if (!st) st = gr_op_check_arity(c, like ? 2 : 1, like ? 2 : 1, 1, 1);
@@ -1574,68 +1454,93 @@ static void cast_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
              gr_numel(&c->in[0]->shape));
 }
 
+/* One row per op. BINOP and UNOP rows carry their family data (binop, unop) as impl. */
+/* clang-format off */
+#define BINOP(NAME, FLAGS, BWD, ...) \
+    { NAME, binop_prepare, binop_forward, NULL, FLAGS, BWD, &(const binop){ __VA_ARGS__ } }
+#define UNOP(NAME, FLAGS, KERNELS, GRAD, ...) \
+    { NAME, unop_prepare, flat_forward, NULL, FLAGS, unop_backward, \
+      &(const unop){ .k = KERNELS, .grad = GRAD, __VA_ARGS__ } }
+#define BOOL_ONLY(K) { NULL, NULL, NULL, NULL, NULL, NULL, K }
+/* clang-format on */
+#define NO_XY (GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y)
+#define FLAT  GR_OPF_FLAT
+#define NO_X  GR_OPF_BWD_NO_X
+
 const gr_opdef gr_ops_elementwise[] = {
-    { "Add", binop_prepare, binop_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      bcast_backward },
-    { "Sub", binop_prepare, binop_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      bcast_backward },
-    { "Mul", binop_prepare, binop_forward, NULL, 0, bcast_backward },
-    { "Div", binop_prepare, binop_forward, NULL, 0, bcast_backward },
-    { "Pow", binop_prepare, binop_forward, NULL, 0, bcast_backward },
-    { "Mod", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "PRelu", binop_prepare, binop_forward, NULL, 0, bcast_backward },
-    { "Equal", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "Less", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "Greater", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "LessOrEqual", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "GreaterOrEqual", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "And", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "Or", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "Xor", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "BitShift", binop_prepare, binop_forward, NULL, 0, NULL },
-    { "Max", binop_prepare, binop_forward, NULL, 0, bcast_backward },
-    { "Min", binop_prepare, binop_forward, NULL, 0, bcast_backward },
-    { "Sum", binop_prepare, binop_forward, NULL, 0, bcast_backward },
-    { "Mean", binop_prepare, binop_forward, NULL, 0, bcast_backward },
-    { "Where", where_prepare, where_forward, NULL, 0, bcast_backward },
-    { "Relu", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
-    { "LeakyRelu", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "ThresholdedRelu", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Elu", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Selu", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Celu", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Shrink", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Sigmoid", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
-    { "HardSigmoid", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "HardSwish", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Softplus", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Softsign", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Tanh", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
-    { "Erf", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Sqrt", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
-    { "Exp", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
-    { "Log", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Reciprocal", unop_prepare, flat_forward, NULL, GR_OPF_BWD_NO_X, unop_backward },
-    { "Floor", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Ceil", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Round", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Sin", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Cos", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Tan", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Asin", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Acos", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Atan", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Sinh", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Cosh", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Asinh", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Acosh", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Atanh", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Neg", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Abs", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Sign", unop_prepare, flat_forward, NULL, 0, unop_backward },
-    { "Not", unop_prepare, flat_forward, NULL, 0, NULL },
-    { "Clip", clip_prepare, clip_forward, NULL, GR_OPF_BWD_NO_X, clip_backward },
-    { "Cast", cast_prepare, flat_forward, NULL, 0, cast_backward },
-    { "CastLike", cast_prepare, flat_forward, NULL, 0, NULL },
+    BINOP("Add", NO_XY | FLAT, bcast_backward, .k = K_NUM(add)),
+    BINOP("Sub", NO_XY | FLAT, bcast_backward, .kind = B_SUB, .k = K_NUM(sub)),
+    BINOP("Mul", FLAT, bcast_backward, .k = K_NUM(mul), .d = { mul_d0, mul_d1 }),
+    BINOP("Div", 0, bcast_backward, .k = K_NUM(div), .d = { div_d0, div_d1 }),
+    /* other type pairs: pow_mixed */
+    BINOP("Pow", 0, bcast_backward, .kind = B_POW, .k = K_FLOAT(pow), .d = { pow_d0, pow_d1 }),
+    BINOP("Mod", 0, NULL, .kind = B_MOD,
+          .k = { NULL, NULL, pymod_i64, pymod_i32, pymod_i8, mod_u8, NULL }),
+    BINOP("PRelu", 0, bcast_backward, .kind = B_PRELU,
+          .k = { prelu_f32, prelu_f64, prelu_i64, prelu_i32, NULL, NULL, NULL },
+          .d = { prelu_d0, prelu_d1 }),
+    BINOP("Equal", 0, NULL, .out_bool = 1,
+          .k = { eq_f32, eq_f64, eq_i64, eq_i32, eq_i8, eq_u8, eq_u8 }),
+    BINOP("Less", 0, NULL, .out_bool = 1, .k = K_NUM(lt)),
+    BINOP("Greater", 0, NULL, .out_bool = 1, .k = K_NUM(gt)),
+    BINOP("LessOrEqual", 0, NULL, .out_bool = 1, .k = K_NUM(le)),
+    BINOP("GreaterOrEqual", 0, NULL, .out_bool = 1, .k = K_NUM(ge)),
+    BINOP("And", 0, NULL, .out_bool = 1, .k = BOOL_ONLY(and_b)),
+    BINOP("Or", 0, NULL, .out_bool = 1, .k = BOOL_ONLY(or_b)),
+    BINOP("Xor", 0, NULL, .out_bool = 1, .k = BOOL_ONLY(xor_b)),
+    /* direction RIGHT: shr_u8 */
+    BINOP("BitShift", 0, NULL, .kind = B_SHIFT,
+          .k = { NULL, NULL, NULL, NULL, NULL, shl_u8, NULL }),
+    BINOP("Max", FLAT, bcast_backward, .variadic = 1, .k = K_NUM(max), .d = { max_d0, max_d1 }),
+    BINOP("Min", FLAT, bcast_backward, .variadic = 1, .k = K_NUM(min), .d = { min_d0, min_d1 }),
+    BINOP("Sum", FLAT, bcast_backward, .variadic = 1, .k = K_FLOAT(add)),
+    BINOP("Mean", 0, bcast_backward, .variadic = 1, .kind = B_MEAN, .k = K_FLOAT(add)),
+    { "Where", where_prepare, where_forward, NULL, 0, bcast_backward, NULL },
+    UNOP("Relu", NO_X | FLAT | GR_OPF_FUSE_RELU, U_SIGNED(relu), relu_grad),
+    UNOP("LeakyRelu", FLAT, U_FLOAT(leakyrelu), leakyrelu_grad, .attr = { "alpha" },
+         .def = { 0.01f }),
+    UNOP("ThresholdedRelu", 0, U_FLOAT(thresholdedrelu), thresholdedrelu_grad, .attr = { "alpha" },
+         .def = { 1.0f }),
+    UNOP("Elu", FLAT, U_FLOAT(elu), elu_grad, .attr = { "alpha" }, .def = { 1.0f }),
+    UNOP("Selu", FLAT, U_FLOAT(selu), selu_grad, .attr = { "alpha", NULL, "gamma" },
+         .def = { 1.67326319217681884765625f, 0, 1.05070102214813232421875f }),
+    UNOP("Celu", 0, U_FLOAT(celu), celu_grad, .attr = { "alpha" }, .def = { 1.0f }),
+    UNOP("Shrink", 0, U_FLOAT(shrink), shrink_grad, .attr = { "lambd", "bias" },
+         .def = { 0.5f, 0.0f }),
+    UNOP("Sigmoid", NO_X | FLAT, U_FLOAT_FAST(sigmoid), sigmoid_grad),
+    UNOP("HardSigmoid", FLAT, U_FLOAT(hardsigmoid), hardsigmoid_grad, .attr = { "alpha", "beta" },
+         .def = { 0.2f, 0.5f }),
+    UNOP("HardSwish", FLAT, U_FLOAT(hardswish), hardswish_grad),
+    UNOP("Softplus", FLAT, U_FLOAT(softplus), softplus_grad),
+    UNOP("Softsign", 0, U_FLOAT(softsign), softsign_grad),
+    UNOP("Tanh", NO_X | FLAT, U_FLOAT_FAST(tanh), tanh_grad),
+    UNOP("Erf", FLAT, U_FLOAT_FAST(erf), erf_grad),
+    UNOP("Sqrt", NO_X, U_FLOAT(sqrt), sqrt_grad),
+    UNOP("Exp", NO_X | FLAT, U_FLOAT(exp), exp_grad),
+    UNOP("Log", 0, U_FLOAT(log), log_grad),
+    UNOP("Reciprocal", NO_X, U_FLOAT(reciprocal), reciprocal_grad),
+    UNOP("Floor", 0, U_FLOAT(floor), zero_grad),
+    UNOP("Ceil", 0, U_FLOAT(ceil), zero_grad),
+    UNOP("Round", 0, U_FLOAT(round), zero_grad),
+    UNOP("Sin", 0, U_FLOAT(sin), sin_grad),
+    UNOP("Cos", 0, U_FLOAT(cos), cos_grad),
+    UNOP("Tan", 0, U_FLOAT(tan), tan_grad),
+    UNOP("Asin", 0, U_FLOAT(asin), asin_grad),
+    UNOP("Acos", 0, U_FLOAT(acos), acos_grad),
+    UNOP("Atan", 0, U_FLOAT(atan), atan_grad),
+    UNOP("Sinh", 0, U_FLOAT(sinh), sinh_grad),
+    UNOP("Cosh", 0, U_FLOAT(cosh), cosh_grad),
+    UNOP("Asinh", 0, U_FLOAT(asinh), asinh_grad),
+    UNOP("Acosh", 0, U_FLOAT(acosh), acosh_grad),
+    UNOP("Atanh", 0, U_FLOAT(atanh), atanh_grad),
+    UNOP("Neg", FLAT, U_SIGNED(neg), neg_grad),
+    UNOP("Abs", FLAT, U_ALL(abs), abs_grad),
+    UNOP("Sign", 0, U_ALL(sign), zero_grad),
+    /* Not: no backward */
+    { "Not", unop_prepare, flat_forward, NULL, 0, NULL, &(const unop){ .k = BOOL_ONLY(not_b) } },
+    { "Clip", clip_prepare, clip_forward, NULL, NO_X | FLAT | GR_OPF_FUSE_CLIP, clip_backward,
+      NULL },
+    { "Cast", cast_prepare, flat_forward, NULL, 0, cast_backward, NULL },
+    { "CastLike", cast_prepare, flat_forward, NULL, 0, NULL, &(const int){ 1 } },
     { 0 },
 };

@@ -6,7 +6,8 @@
  * saving two reorders per op. This wrapper does that for the family's own kernels: it shows the
  * wrapped op 1-D views of the storage (scalars stay scalars) and marks the output with the
  * input's layout. Blocked layouts pad channels with zeros, and the op runs on the padding too,
- * so only ops that keep zeros finite are wrapped (no Div, Log, Sqrt, Pow, Reciprocal).
+ * so only ops that keep zeros finite are wrapped (no Div, Log, Sqrt, Pow, Reciprocal): the rows
+ * flagged GR_OPF_FLAT, which gr_op_runner hands out wrapped.
  *
  * Backward delegates the same way: dout and din have the layouts of the output and the inputs,
  * so the wrapped op's backward runs on 1-D views of them (padding included; a term of the form
@@ -15,12 +16,6 @@
 #include "ops.h"
 
 #include <string.h>
-
-static const char *const flat_ops[] = {
-    "Add",  "Sub",     "Mul",         "Max",       "Min",      "Sum", "Relu", "LeakyRelu",
-    "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",     "Erf", "Neg",  "Abs",
-    "Exp",  "Elu",     "Selu",        "Softplus",  "Identity", NULL,
-};
 
 typedef struct flat_state {
     const gr_opdef *inner;
@@ -31,13 +26,6 @@ typedef struct flat_state {
     gr_tensor **din, **dout;
     int blocked; /* 0: the inputs are plain and the inner op runs as it is */
 } flat_state;
-
-int gr_op_is_flat(const char *op_type)
-{
-    for (int i = 0; flat_ops[i]; i++)
-        if (!strcmp(flat_ops[i], op_type)) return 1;
-    return 0;
-}
 
 static gr_opctx shadow(const gr_opctx *c, flat_state *s)
 {
@@ -52,8 +40,8 @@ static int flat_prepare(gr_opctx *c)
 {
     flat_state *s = gr_op_params(c, sizeof *s);
     if (!s) return GRAFT_E_NOMEM;
-    s->inner = gr_op_find_unwrapped(c->op_type); /* the registry handed out the wrapper */
-    GR_ASSERT(s->inner);
+    s->inner = c->def; /* the row; the executor runs this wrapper for it */
+    GR_ASSERT(s->inner && (s->inner->flags & GR_OPF_FLAT));
     if (c->need_grad && !s->inner->backward)
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "%s has no backward", c->op_type);
     const gr_tensor *lead = NULL;
@@ -166,5 +154,5 @@ static void flat_release(void *params)
     if (s->inner && s->inner->release && s->inner_params) s->inner->release(s->inner_params);
 }
 
-const gr_opdef gr_op_flat = { "(flat)",     flat_prepare,  flat_forward,
-                              flat_release, GR_OPF_LAYOUT, flat_backward };
+const gr_opdef gr_op_flat = { "(flat)",      flat_prepare,  flat_forward, flat_release,
+                              GR_OPF_LAYOUT, flat_backward, NULL };

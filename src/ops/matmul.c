@@ -52,21 +52,6 @@ typedef struct mm_state {
     int64_t azn, bzn;
 } mm_state;
 
-/* ---- small shared helpers (static: each family file keeps its own) ---- */
-
-/* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
- * c->scratch_bytes). Returns GRAFT_OK with *prim == NULL when oneDNN cannot run this case, so
- * that the caller falls back to another kernel; an error only when out of memory. */
-/* A oneDNN memory object (data set at run time) for a plain f32 tensor of the given shape. */
-static int plain_mem(gr_opctx *c, dnnl_memory_t *m, const gr_shape *s)
-{
-    dnnl_memory_desc_t md;
-    int st = gr_dnnl_plain_md(&md, s);
-    return st ? st
-              : gr_dnnl_check(c, dnnl_memory_create(m, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
-                              "memory");
-}
-
 static void mm_release(void *params)
 {
     mm_state *s = params;
@@ -221,8 +206,8 @@ static int matmul_dnnl_prepare(gr_opctx *c, mm_state *s)
         return st;
     if (dnnl_matmul_desc_init(&desc, &smd, &wmd, NULL, &dmd) != dnnl_success) return GRAFT_OK;
     if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->spad)) || !s->prim) return st;
-    if ((st = plain_mem(c, &s->src, &ss)) || (st = plain_mem(c, &s->wei, &ws)) ||
-        (st = plain_mem(c, &s->dst, &ds)))
+    if ((st = gr_dnnl_plain_mem(c, &s->src, &ss)) || (st = gr_dnnl_plain_mem(c, &s->wei, &ws)) ||
+        (st = gr_dnnl_plain_mem(c, &s->dst, &ds)))
         return st;
     return GRAFT_OK;
 }
@@ -537,8 +522,7 @@ static void gemm_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const 
     const int64_t M = s->g.M, N = s->g.N, K = s->g.K;
     const gr_tensor *dy = dout[0];
     if (!dy) {
-        for (int i = 0; i < c->nin; i++)
-            if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
+        gr_op_zero_grads(c, din);
         return;
     }
     if (dc) gemm_backward_c(s, dc, dy);
@@ -646,8 +630,9 @@ static void mmint_forward(gr_opctx *c)
 }
 
 const gr_opdef gr_ops_matmul[] = {
-    { "MatMul", matmul_prepare, matmul_forward, mm_release, GR_OPF_BWD_NO_Y, matmul_backward },
-    { "Gemm", gemm_prepare, gemm_forward, mm_release, GR_OPF_BWD_NO_Y, gemm_backward },
-    { "MatMulInteger", mmint_prepare, mmint_forward, mm_release, 0, NULL },
+    { "MatMul", matmul_prepare, matmul_forward, mm_release, GR_OPF_BWD_NO_Y, matmul_backward,
+      NULL },
+    { "Gemm", gemm_prepare, gemm_forward, mm_release, GR_OPF_BWD_NO_Y, gemm_backward, NULL },
+    { "MatMulInteger", mmint_prepare, mmint_forward, mm_release, 0, NULL, NULL },
     { 0 },
 };

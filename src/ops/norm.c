@@ -13,32 +13,6 @@
 
 static const int float_types[] = { GR_F32, GR_F64, 0 };
 
-/* ---- small shared helpers (static: each family file keeps its own) ---- */
-
-static double load(const gr_tensor *t, int64_t i)
-{
-    return t->dtype == GR_F32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
-}
-
-static void store(gr_tensor *t, int64_t i, double v)
-{
-    if (t->dtype == GR_F32) ((float *)t->data)[i] = (float)v;
-    else ((double *)t->data)[i] = v;
-}
-
-/* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
- * c->scratch_bytes). Returns GRAFT_OK with *prim == NULL when oneDNN cannot run this case, so
- * that the caller falls back to the reference kernel; an error only when out of memory. */
-/* A oneDNN memory object (data set at run time) for a plain f32 tensor of the given shape. */
-static int plain_mem(gr_opctx *c, dnnl_memory_t *m, const gr_shape *s)
-{
-    dnnl_memory_desc_t md;
-    int st = gr_dnnl_plain_md(&md, s);
-    return st ? st
-              : gr_dnnl_check(c, dnnl_memory_create(m, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
-                              "memory");
-}
-
 static void run(gr_opctx *c, dnnl_primitive_t prim, dnnl_memory_t spad, dnnl_exec_arg_t *args,
                 int n)
 {
@@ -68,47 +42,6 @@ static int check_vectors(const gr_opctx *c, int from, int to, int64_t n, const c
                              (long long)n, what, (long long)gr_numel(&c->in[i]->shape));
     }
     return GRAFT_OK;
-}
-
-/* A backward primitive for bwd_desc, with the forward primitive descriptor of fwd_desc as its
- * hint and a user scratchpad (sized into c->scratch_bytes, at c->scratch like forward's: the
- * two never run at once). *prim NULL (GRAFT_OK) if oneDNN declines. */
-static int make_bwd(gr_opctx *c, const void *fwd_desc, const void *bwd_desc, dnnl_primitive_t *prim,
-                    dnnl_memory_t *spad)
-{
-    dnnl_primitive_attr_t attr;
-    dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    *prim = NULL;
-    *spad = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
-        return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
-    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&hint, fwd_desc, attr, c->dnnl->engine, NULL);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&pd, bwd_desc, attr, c->dnnl->engine, hint);
-    dnnl_primitive_attr_destroy(attr);
-    if (hint) dnnl_primitive_desc_destroy(hint);
-    if (st != dnnl_success)
-        return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (bytes) {
-        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
-        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
-    }
-    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (st != dnnl_success) *prim = NULL;
-    return gr_dnnl_check(c, st, "primitive");
-}
-
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
-
-static void zero_grads(gr_opctx *c, gr_tensor *const *din)
-{
-    for (int i = 0; i < c->nin; i++)
-        if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
 }
 
 /* ---- BatchNormalization ----
@@ -198,7 +131,7 @@ static int bn_dnnl_prepare(gr_opctx *c, bn_state *s)
         dnnl_batch_normalization_backward_desc_init(&bdesc, dnnl_backward, &s->xmd, &s->xmd,
                                                     (float)s->eps, flags) != dnnl_success)
         return decline;
-    if ((st = make_bwd(c, &hint, &bdesc, &s->bwd, &s->bm[4]))) return st;
+    if ((st = gr_dnnl_make_bwd(c, &hint, &bdesc, &s->bwd, &s->bm[4]))) return st;
     if (!s->bwd) return decline;
     for (int i = 0; i < 4 && !st; i++) {
         dnnl_memory_desc_t md;
@@ -208,9 +141,9 @@ static int bn_dnnl_prepare(gr_opctx *c, bn_state *s)
             dnnl_memory_create(&s->bm[i], i < 2 ? &s->xmd : &md, c->dnnl->engine, DNNL_MEMORY_NONE),
             "memory");
     }
-    s->tmp_off = align64(c->scratch_bytes);
-    s->dsrc_bytes = c->need_grad & 1 ? 0 : align64(dnnl_memory_desc_get_size(&s->xmd));
-    c->scratch_bytes = s->tmp_off + s->dsrc_bytes + 2 * align64((size_t)s->C * sizeof(float));
+    s->tmp_off = gr_align64(c->scratch_bytes);
+    s->dsrc_bytes = c->need_grad & 1 ? 0 : gr_align64(dnnl_memory_desc_get_size(&s->xmd));
+    c->scratch_bytes = s->tmp_off + s->dsrc_bytes + 2 * gr_align64((size_t)s->C * sizeof(float));
     return st;
 }
 
@@ -281,11 +214,12 @@ static void bn_batch_stats(double *mean, double *var, const gr_tensor *x, int64_
     for (int64_t ch = 0; ch < C; ch++) {
         double sum = 0, sq = 0;
         for (int64_t n = 0; n < N; n++)
-            for (int64_t i = (n * C + ch) * S; i < (n * C + ch + 1) * S; i++) sum += load(x, i);
+            for (int64_t i = (n * C + ch) * S; i < (n * C + ch + 1) * S; i++)
+                sum += gr_get_f64(x, i);
         double m = N * S != 0 ? sum / (double)(N * S) : 0;
         for (int64_t n = 0; n < N; n++)
             for (int64_t i = (n * C + ch) * S; i < (n * C + ch + 1) * S; i++)
-                sq += (load(x, i) - m) * (load(x, i) - m);
+                sq += (gr_get_f64(x, i) - m) * (gr_get_f64(x, i) - m);
         mean[ch] = m;
         var[ch] = N * S != 0 ? sq / (double)(N * S) : 0;
     }
@@ -299,16 +233,16 @@ static void bn_running(gr_opctx *c, const bn_state *s, int64_t ch, double mean, 
     if (s->mean) s->mean[ch] = (float)mean, s->var[ch] = (float)var;
     if (s->update) {
         double n = (double)(s->N * s->S);
-        double rm = load(c->in[3], ch) * m + mean * (1 - m),
-               rv = load(c->in[4], ch) * m + var * n / (n - 1) * (1 - m);
-        store(c->in[3], ch, rm);
-        store(c->in[4], ch, rv);
-        if (c->nout > 1) store(c->out[1], ch, rm);
-        if (c->nout > 2) store(c->out[2], ch, rv);
+        double rm = gr_get_f64(c->in[3], ch) * m + mean * (1 - m),
+               rv = gr_get_f64(c->in[4], ch) * m + var * n / (n - 1) * (1 - m);
+        gr_set_f64(c->in[3], ch, rm);
+        gr_set_f64(c->in[4], ch, rv);
+        if (c->nout > 1) gr_set_f64(c->out[1], ch, rm);
+        if (c->nout > 2) gr_set_f64(c->out[2], ch, rv);
         return;
     }
-    if (c->nout > 1) store(c->out[1], ch, load(c->in[3], ch) * m + mean * (1 - m));
-    if (c->nout > 2) store(c->out[2], ch, load(c->in[4], ch) * m + var * (1 - m));
+    if (c->nout > 1) gr_set_f64(c->out[1], ch, gr_get_f64(c->in[3], ch) * m + mean * (1 - m));
+    if (c->nout > 2) gr_set_f64(c->out[2], ch, gr_get_f64(c->in[4], ch) * m + var * (1 - m));
 }
 
 /* y = x * a[c] + b[c] with a = scale / sqrt(var + eps), b = B - mean * a. */
@@ -322,10 +256,10 @@ static void bn_forward_ref(gr_opctx *c, const bn_state *s)
         for (int64_t ch = 0; ch < s->C; ch++) bn_running(c, s, ch, mean[ch], var[ch]);
     } else
         for (int64_t ch = 0; ch < s->C; ch++)
-            mean[ch] = load(in_mean, ch), var[ch] = load(in_var, ch);
+            mean[ch] = gr_get_f64(in_mean, ch), var[ch] = gr_get_f64(in_var, ch);
     for (int64_t ch = 0; ch < s->C; ch++) {
-        a[ch] = load(scale, ch) / sqrt(var[ch] + s->eps);
-        b[ch] = load(bias, ch) - mean[ch] * a[ch];
+        a[ch] = gr_get_f64(scale, ch) / sqrt(var[ch] + s->eps);
+        b[ch] = gr_get_f64(bias, ch) - mean[ch] * a[ch];
     }
     gr_tensor *y = c->out[0];
 #pragma omp parallel for schedule(static)
@@ -336,7 +270,8 @@ static void bn_forward_ref(gr_opctx *c, const bn_state *s)
             float *yp = (float *)y->data + nc * s->S;
             for (int64_t i = 0; i < s->S; i++) yp[i] = (float)(xp[i] * ac + bc);
         } else
-            for (int64_t i = nc * s->S; i < (nc + 1) * s->S; i++) store(y, i, load(x, i) * ac + bc);
+            for (int64_t i = nc * s->S; i < (nc + 1) * s->S; i++)
+                gr_set_f64(y, i, gr_get_f64(x, i) * ac + bc);
     }
 }
 
@@ -371,25 +306,26 @@ static void bn_backward_ref(gr_opctx *c, const bn_state *s, const gr_tensor *dy,
     const double n = (double)(N * S);
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < C; ch++) {
-        double mean = s->batch_stats ? s->mean[ch] : load(c->in[3], ch);
-        double istd = 1 / sqrt((s->batch_stats ? s->var[ch] : load(c->in[4], ch)) + s->eps);
+        double mean = s->batch_stats ? s->mean[ch] : gr_get_f64(c->in[3], ch);
+        double istd = 1 / sqrt((s->batch_stats ? s->var[ch] : gr_get_f64(c->in[4], ch)) + s->eps);
         double sdy = 0, sdyx = 0;
         for (int64_t b = 0; b < N && dy; b++)
             for (int64_t i = (b * C + ch) * S; i < (b * C + ch + 1) * S; i++) {
-                double d = load(dy, i);
+                double d = gr_get_f64(dy, i);
                 sdy += d;
-                sdyx += d * (load(x, i) - mean) * istd;
+                sdyx += d * (gr_get_f64(x, i) - mean) * istd;
             }
-        if (dsc) store(dsc, ch, sdyx);
-        if (dsh) store(dsh, ch, sdy);
+        if (dsc) gr_set_f64(dsc, ch, sdyx);
+        if (dsh) gr_set_f64(dsh, ch, sdy);
         if (!dx) continue;
-        double k = load(scale, ch) * istd;
+        double k = gr_get_f64(scale, ch) * istd;
         for (int64_t b = 0; b < N; b++)
             for (int64_t i = (b * C + ch) * S; i < (b * C + ch + 1) * S; i++) {
-                double d = dy ? load(dy, i) : 0;
-                store(dx, i,
-                      s->batch_stats ? k * (d - sdy / n - (load(x, i) - mean) * istd * sdyx / n)
-                                     : k * d);
+                double d = dy ? gr_get_f64(dy, i) : 0;
+                gr_set_f64(dx, i,
+                           s->batch_stats
+                               ? k * (d - sdy / n - (gr_get_f64(x, i) - mean) * istd * sdyx / n)
+                               : k * d);
             }
     }
 }
@@ -398,7 +334,7 @@ static void bn_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
 {
     bn_state *s = c->params;
     if (!dout[0]) {
-        zero_grads(c, din);
+        gr_op_zero_grads(c, din);
         return;
     }
     if (!s->bwd) {
@@ -408,7 +344,7 @@ static void bn_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
         return;
     }
     char *tmp = (char *)c->scratch + s->tmp_off;
-    size_t cb = align64((size_t)s->C * sizeof(float));
+    size_t cb = gr_align64((size_t)s->C * sizeof(float));
     void *data[4] = { dout[0]->data, din[0] ? din[0]->data : tmp,
                       din[1] ? din[1]->data : tmp + s->dsrc_bytes,
                       din[2] ? din[2]->data : tmp + s->dsrc_bytes + cb };
@@ -521,7 +457,7 @@ static int ln_dnnl_prepare(gr_opctx *c, ln_state *s)
     if ((st = gr_dnnl_make(c, &desc, &s->prim, &s->m[6])) || !s->prim) return st;
     for (int i = 0; i < 6 && !st; i++)
         if ((i != 3 || has_b) && (i < 4 || training))
-            st = plain_mem(c, &s->m[i], i < 2 ? &xs : i < 4 ? &cs : &rs);
+            st = gr_dnnl_plain_mem(c, &s->m[i], i < 2 ? &xs : i < 4 ? &cs : &rs);
     s->var_off = (c->scratch_bytes + 63) & ~(size_t)63;
     if (training) c->scratch_bytes = s->var_off + (size_t)s->rows * sizeof(float);
     if (st || !c->need_grad) return st;
@@ -532,12 +468,12 @@ static int ln_dnnl_prepare(gr_opctx *c, ln_state *s)
     if (dnnl_layer_normalization_backward_desc_init(&bdesc, dnnl_backward, &md, &md, NULL,
                                                     (float)s->eps, flags) != dnnl_success)
         return GRAFT_OK;
-    if ((st = make_bwd(c, &desc, &bdesc, &s->bwd, &s->bm[4])) || !s->bwd) return st;
+    if ((st = gr_dnnl_make_bwd(c, &desc, &bdesc, &s->bwd, &s->bm[4])) || !s->bwd) return st;
     for (int i = 0; i < 4 && !st; i++)
-        if (i != 3 || has_b) st = plain_mem(c, &s->bm[i], i < 2 ? &xs : &cs);
-    s->tmp_off = align64(c->scratch_bytes);
-    s->dsrc_bytes = c->need_grad & 1 ? 0 : align64((size_t)(s->rows * s->cols) * sizeof(float));
-    c->scratch_bytes = s->tmp_off + s->dsrc_bytes + 2 * align64((size_t)s->cols * sizeof(float));
+        if (i != 3 || has_b) st = gr_dnnl_plain_mem(c, &s->bm[i], i < 2 ? &xs : &cs);
+    s->tmp_off = gr_align64(c->scratch_bytes);
+    s->dsrc_bytes = c->need_grad & 1 ? 0 : gr_align64((size_t)(s->rows * s->cols) * sizeof(float));
+    c->scratch_bytes = s->tmp_off + s->dsrc_bytes + 2 * gr_align64((size_t)s->cols * sizeof(float));
     return st;
 }
 
@@ -589,15 +525,16 @@ static void ln_forward_ref(gr_opctx *c, const ln_state *s)
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < s->rows; r++) {
         double sum = 0, sq = 0;
-        for (int64_t j = 0; j < cols; j++) sum += load(x, r * cols + j);
+        for (int64_t j = 0; j < cols; j++) sum += gr_get_f64(x, r * cols + j);
         double mean = sum / (double)cols;
         for (int64_t j = 0; j < cols; j++)
-            sq += (load(x, r * cols + j) - mean) * (load(x, r * cols + j) - mean);
+            sq += (gr_get_f64(x, r * cols + j) - mean) * (gr_get_f64(x, r * cols + j) - mean);
         double inv = 1 / sqrt(sq / (double)cols + s->eps);
         for (int64_t j = 0; j < cols; j++) {
-            double v = (load(x, r * cols + j) - mean) * inv * load(w, s->map[0] ? s->map[0][j] : j);
-            if (b) v += load(b, s->map[1] ? s->map[1][j] : j);
-            store(y, r * cols + j, v);
+            double v = (gr_get_f64(x, r * cols + j) - mean) * inv *
+                       gr_get_f64(w, s->map[0] ? s->map[0][j] : j);
+            if (b) v += gr_get_f64(b, s->map[1] ? s->map[1][j] : j);
+            gr_set_f64(y, r * cols + j, v);
         }
         if (c->nout > 1) ((float *)c->out[1]->data)[r] = (float)mean;
         if (c->nout > 2) ((float *)c->out[2]->data)[r] = (float)inv;
@@ -654,25 +591,26 @@ static void ln_backward_ref(gr_opctx *c, const ln_state *s, gr_tensor *const *do
     for (int64_t r = 0; r < s->rows; r++) {
         const int64_t o = r * cols;
         double sum = 0, sq = 0;
-        for (int64_t j = 0; j < cols; j++) sum += load(x, o + j);
+        for (int64_t j = 0; j < cols; j++) sum += gr_get_f64(x, o + j);
         double mean = sum / (double)cols;
-        for (int64_t j = 0; j < cols; j++) sq += (load(x, o + j) - mean) * (load(x, o + j) - mean);
+        for (int64_t j = 0; j < cols; j++)
+            sq += (gr_get_f64(x, o + j) - mean) * (gr_get_f64(x, o + j) - mean);
         double inv = 1 / sqrt(sq / (double)cols + s->eps);
         mu[r] = mean, iv[r] = inv;
         if (!dx) continue;
         double sg = 0, sgx = 0;
         for (int64_t j = 0; j < cols && dy; j++) {
-            double g = load(dy, o + j) * load(w, s->map[0] ? s->map[0][j] : j);
+            double g = gr_get_f64(dy, o + j) * gr_get_f64(w, s->map[0] ? s->map[0][j] : j);
             sg += g;
-            sgx += g * (load(x, o + j) - mean) * inv;
+            sgx += g * (gr_get_f64(x, o + j) - mean) * inv;
         }
         double dm = dmean ? dmean[r] : 0, di = dinv ? dinv[r] : 0;
         for (int64_t j = 0; j < cols; j++) {
-            double xh = (load(x, o + j) - mean) * inv;
-            double g = dy ? load(dy, o + j) * load(w, s->map[0] ? s->map[0][j] : j) : 0;
-            store(dx, o + j,
-                  inv * (g - sg / (double)cols - xh * sgx / (double)cols) + dm / (double)cols -
-                      di * inv * inv * xh / (double)cols);
+            double xh = (gr_get_f64(x, o + j) - mean) * inv;
+            double g = dy ? gr_get_f64(dy, o + j) * gr_get_f64(w, s->map[0] ? s->map[0][j] : j) : 0;
+            gr_set_f64(dx, o + j,
+                       inv * (g - sg / (double)cols - xh * sgx / (double)cols) + dm / (double)cols -
+                           di * inv * inv * xh / (double)cols);
         }
     }
     gr_tensor *dp[2] = { dw, db };
@@ -683,9 +621,9 @@ static void ln_backward_ref(gr_opctx *c, const ln_state *s, gr_tensor *const *do
         for (int64_t r = 0; r < s->rows; r++)
             for (int64_t j = 0; j < cols; j++) {
                 int64_t e = s->map[k] ? s->map[k][j] : j;
-                double d =
-                    load(dy, r * cols + j) * (k == 0 ? (load(x, r * cols + j) - mu[r]) * iv[r] : 1);
-                store(dp[k], e, load(dp[k], e) + d);
+                double d = gr_get_f64(dy, r * cols + j) *
+                           (k == 0 ? (gr_get_f64(x, r * cols + j) - mu[r]) * iv[r] : 1);
+                gr_set_f64(dp[k], e, gr_get_f64(dp[k], e) + d);
             }
     }
 }
@@ -699,7 +637,7 @@ static void ln_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *d
     }
     int has_b = c->nin > 2 && c->in[2];
     char *tmp = (char *)c->scratch + s->tmp_off;
-    size_t cb = align64((size_t)s->cols * sizeof(float));
+    size_t cb = gr_align64((size_t)s->cols * sizeof(float));
     /* SHIFT: oneDNN 2.6 counts it among backward's inputs when use_shift is set (unread) */
     static const int arg[9] = { DNNL_ARG_SRC,        DNNL_ARG_MEAN,       DNNL_ARG_VARIANCE,
                                 DNNL_ARG_SCALE,      DNNL_ARG_DIFF_DST,   DNNL_ARG_DIFF_SRC,
@@ -779,13 +717,14 @@ static void inorm_forward(gr_opctx *c)
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < s->NC; nc++) {
         double sum = 0, sq = 0;
-        for (int64_t i = nc * S; i < (nc + 1) * S; i++) sum += load(x, i);
+        for (int64_t i = nc * S; i < (nc + 1) * S; i++) sum += gr_get_f64(x, i);
         double mean = S ? sum / (double)S : 0;
         for (int64_t i = nc * S; i < (nc + 1) * S; i++)
-            sq += (load(x, i) - mean) * (load(x, i) - mean);
-        double a = load(w, nc % s->C) / sqrt((S ? sq / (double)S : 0) + s->eps);
-        double bc = load(b, nc % s->C) - mean * a;
-        for (int64_t i = nc * S; i < (nc + 1) * S; i++) store(c->out[0], i, load(x, i) * a + bc);
+            sq += (gr_get_f64(x, i) - mean) * (gr_get_f64(x, i) - mean);
+        double a = gr_get_f64(w, nc % s->C) / sqrt((S ? sq / (double)S : 0) + s->eps);
+        double bc = gr_get_f64(b, nc % s->C) - mean * a;
+        for (int64_t i = nc * S; i < (nc + 1) * S; i++)
+            gr_set_f64(c->out[0], i, gr_get_f64(x, i) * a + bc);
     }
 }
 
@@ -802,25 +741,27 @@ static void inorm_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const
         for (int64_t b = 0; b < N; b++) {
             const int64_t o = (b * C + ch) * S;
             double sum = 0, sq = 0, sdy = 0, sdyx = 0;
-            for (int64_t i = o; i < o + S; i++) sum += load(x, i);
+            for (int64_t i = o; i < o + S; i++) sum += gr_get_f64(x, i);
             double mean = S ? sum / (double)S : 0;
-            for (int64_t i = o; i < o + S; i++) sq += (load(x, i) - mean) * (load(x, i) - mean);
+            for (int64_t i = o; i < o + S; i++)
+                sq += (gr_get_f64(x, i) - mean) * (gr_get_f64(x, i) - mean);
             double istd = 1 / sqrt((S ? sq / (double)S : 0) + s->eps);
             for (int64_t i = o; i < o + S && dy; i++) {
-                sdy += load(dy, i);
-                sdyx += load(dy, i) * (load(x, i) - mean) * istd;
+                sdy += gr_get_f64(dy, i);
+                sdyx += gr_get_f64(dy, i) * (gr_get_f64(x, i) - mean) * istd;
             }
             tsc += sdyx, tsh += sdy;
             if (!dx) continue;
-            double k = load(w, ch) * istd;
+            double k = gr_get_f64(w, ch) * istd;
             for (int64_t i = o; i < o + S; i++) {
-                double d = dy ? load(dy, i) : 0;
-                store(dx, i,
-                      k * (d - sdy / (double)S - (load(x, i) - mean) * istd * sdyx / (double)S));
+                double d = dy ? gr_get_f64(dy, i) : 0;
+                gr_set_f64(dx, i,
+                           k * (d - sdy / (double)S -
+                                (gr_get_f64(x, i) - mean) * istd * sdyx / (double)S));
             }
         }
-        if (dsc) store(dsc, ch, tsc);
-        if (dsh) store(dsh, ch, tsh);
+        if (dsc) gr_set_f64(dsc, ch, tsc);
+        if (dsh) gr_set_f64(dsh, ch, tsh);
     }
 }
 
@@ -870,11 +811,12 @@ static void lrn_forward(gr_opctx *c)
         for (int64_t i = 0; i < S; i++) {
             double sq = 0;
             for (int64_t k = lo; k <= hi; k++) {
-                double v = load(x, (n * C + k) * S + i);
+                double v = gr_get_f64(x, (n * C + k) * S + i);
                 sq += v * v;
             }
-            store(c->out[0], nc * S + i,
-                  load(x, nc * S + i) / pow(s->bias + s->alpha / (double)s->size * sq, s->beta));
+            gr_set_f64(c->out[0], nc * S + i,
+                       gr_get_f64(x, nc * S + i) /
+                           pow(s->bias + s->alpha / (double)s->size * sq, s->beta));
         }
     }
 }
@@ -921,22 +863,22 @@ static void lpn_forward(gr_opctx *c)
             int64_t base = o * s->A * s->inner + i;
             double norm = 0;
             for (int64_t a = 0; a < s->A; a++) {
-                double v = load(x, base + a * s->inner);
+                double v = gr_get_f64(x, base + a * s->inner);
                 norm += s->p == 1 ? fabs(v) : v * v;
             }
             if (s->p == 2) norm = sqrt(norm);
             for (int64_t a = 0; a < s->A; a++)
-                store(c->out[0], base + a * s->inner,
-                      norm ? load(x, base + a * s->inner) / norm : 0);
+                gr_set_f64(c->out[0], base + a * s->inner,
+                           norm ? gr_get_f64(x, base + a * s->inner) / norm : 0);
         }
 }
 
 const gr_opdef gr_ops_norm[] = {
-    { "BatchNormalization", bn_prepare, bn_forward, bn_release, GR_OPF_LAYOUT | GR_OPF_BWD_NO_Y,
-      bn_backward },
-    { "LayerNormalization", ln_prepare, ln_forward, ln_release, 0, ln_backward },
-    { "InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0, inorm_backward },
-    { "LRN", lrn_prepare, lrn_forward, NULL, 0, NULL },
-    { "LpNormalization", lpn_prepare, lpn_forward, NULL, 0, NULL },
+    { "BatchNormalization", bn_prepare, bn_forward, bn_release,
+      GR_OPF_LAYOUT | GR_OPF_BWD_NO_Y | GR_OPF_RUNNING_STATS, bn_backward, NULL },
+    { "LayerNormalization", ln_prepare, ln_forward, ln_release, 0, ln_backward, NULL },
+    { "InstanceNormalization", inorm_prepare, inorm_forward, NULL, 0, inorm_backward, NULL },
+    { "LRN", lrn_prepare, lrn_forward, NULL, 0, NULL, NULL },
+    { "LpNormalization", lpn_prepare, lpn_forward, NULL, 0, NULL, NULL },
     { 0 },
 };

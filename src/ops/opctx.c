@@ -2,6 +2,7 @@
 #include "ops.h"
 
 #include <inttypes.h>
+#include <omp.h>
 #include <string.h>
 
 int gr_op_err(const gr_opctx *c, int status, const char *fmt, ...)
@@ -78,6 +79,7 @@ int gr_input_ints(const gr_opctx *c, int i, int64_t *out, int max)
 {
     const gr_tensor *t = i < c->nin ? c->in[i] : NULL;
     if (!t) return -gr_op_err(c, GRAFT_E_FORMAT, "input %d is missing", i);
+    if ((t->dtype == GR_I64 || t->dtype == GR_I32) && gr_numel(&t->shape) == 0) return 0;
     if (!t->data)
         return -gr_op_err(
             c, GRAFT_E_UNSUPPORTED,
@@ -162,33 +164,6 @@ void *gr_op_params(gr_opctx *c, size_t n)
     return c->params;
 }
 
-double gr_get_f64(const gr_tensor *t, int64_t i)
-{
-    switch (t->dtype) {
-    case GR_F32: return ((const float *)t->data)[i];
-    case GR_F64: return ((const double *)t->data)[i];
-    case GR_I64: return (double)((const int64_t *)t->data)[i];
-    case GR_I32: return ((const int32_t *)t->data)[i];
-    case GR_I8: return ((const int8_t *)t->data)[i];
-    case GR_U8:
-    case GR_BOOL: return ((const uint8_t *)t->data)[i];
-    }
-    return 0;
-}
-
-void gr_set_f64(gr_tensor *t, int64_t i, double v)
-{
-    switch (t->dtype) {
-    case GR_F32: ((float *)t->data)[i] = (float)v; break;
-    case GR_F64: ((double *)t->data)[i] = v; break;
-    case GR_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
-    case GR_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
-    case GR_I8: ((int8_t *)t->data)[i] = (int8_t)v; break;
-    case GR_U8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
-    case GR_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
-    }
-}
-
 int gr_op_check_attrs(const gr_opctx *c, const char *const *known)
 {
     for (int i = 0; i < c->nattr; i++) {
@@ -199,4 +174,39 @@ int gr_op_check_attrs(const gr_opctx *c, const char *const *known)
                              c->attrs[i].name, c->opset);
     }
     return GRAFT_OK;
+}
+
+int gr_op_reject_attr(const gr_opctx *c, const char *name, int cond)
+{
+    if (cond && gr_attr_get(c, name))
+        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d",
+                         name, c->op_type, c->opset);
+    return GRAFT_OK;
+}
+
+int gr_op_ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, int64_t lo,
+                    int64_t *out)
+{
+    int got = gr_attr_ints(c, name, out, 2 * 3);
+    if (got < 0) {
+        for (int i = 0; i < n; i++) out[i] = def;
+        return GRAFT_OK;
+    }
+    if (got != n)
+        return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has %d values, expected %d", name, got,
+                         n);
+    for (int i = 0; i < n; i++)
+        if (out[i] < lo || out[i] > (int64_t)1 << 24)
+            return gr_op_err(c, GRAFT_E_FORMAT,
+                             "attribute '%s' has value %lld, must be in [%lld, 16777216]", name,
+                             (long long)out[i], (long long)lo);
+    return GRAFT_OK;
+}
+
+int gr_op_threads(int64_t work) { return work < (1 << 15) ? 1 : omp_get_max_threads(); }
+
+void gr_op_zero_grads(const gr_opctx *c, gr_tensor *const *din)
+{
+    for (int i = 0; i < c->nin; i++)
+        if (din[i]) memset(din[i]->data, 0, gr_tensor_bytes(din[i]));
 }

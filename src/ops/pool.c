@@ -50,59 +50,10 @@ typedef struct pool_state {
     dnnl_memory_t ws, ddst, dsrc, bspad;
 } pool_state;
 
-/* ---- small shared helpers (static: each family file keeps its own) ---- */
-
-static double load(const gr_tensor *t, int64_t i)
-{
-    switch (t->dtype) {
-    case GR_F32: return ((const float *)t->data)[i];
-    case GR_F64: return ((const double *)t->data)[i];
-    case GR_U8: return ((const uint8_t *)t->data)[i];
-    case GR_I8: return ((const int8_t *)t->data)[i];
-    default: return gr_get_f64(t, i);
-    }
-}
-
-static void store(gr_tensor *t, int64_t i, double v)
-{
-    switch (t->dtype) {
-    case GR_F32: ((float *)t->data)[i] = (float)v; break;
-    case GR_F64: ((double *)t->data)[i] = v; break;
-    default: gr_set_f64(t, i, v); break;
-    }
-}
-
 /* The value MaxPool writes for a window that holds no input element (only padding). */
 static double lowest(int dtype) { return dtype == GR_U8 ? 0 : dtype == GR_I8 ? -128 : -INFINITY; }
 
-/* Creates a oneDNN primitive for op_desc with a user scratchpad (its size is added to
- * c->scratch_bytes). Returns GRAFT_OK with *prim == NULL when oneDNN cannot run this case, so
- * that the caller falls back to the reference kernel; an error only when out of memory. */
 /* ---- geometry ---- */
-
-static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-
-/* Reads an INTS attribute of exactly n values (each >= lo and at most 2^24: no real kernel,
- * stride, dilation or pad comes near, and the shape arithmetic cannot overflow below it), or
- * fills def when absent. out has room for 6 values. */
-static int ints_attr(const gr_opctx *c, const char *name, int n, int64_t def, int64_t lo,
-                     int64_t *out)
-{
-    int got = gr_attr_ints(c, name, out, 2 * 3);
-    if (got < 0) {
-        for (int i = 0; i < n; i++) out[i] = def;
-        return GRAFT_OK;
-    }
-    if (got != n)
-        return gr_op_err(c, GRAFT_E_FORMAT, "attribute '%s' has %d values, expected %d", name, got,
-                         n);
-    for (int i = 0; i < n; i++)
-        if (out[i] < lo || out[i] > (int64_t)1 << 24)
-            return gr_op_err(c, GRAFT_E_FORMAT,
-                             "attribute '%s' has value %lld, must be in [%lld, 16777216]", name,
-                             (long long)out[i], (long long)lo);
-    return GRAFT_OK;
-}
 
 /* Output extent and pads of one spatial axis from auto_pad / pads / ceil_mode. */
 static int axis_geometry(const gr_opctx *c, const char *auto_pad, int ceil_mode, int64_t in,
@@ -110,7 +61,7 @@ static int axis_geometry(const gr_opctx *c, const char *auto_pad, int ceil_mode,
 {
     int64_t ek = (k - 1) * d + 1;
     if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
-        *out = ceil_div(in, s);
+        *out = gr_ceil_div(in, s);
         int64_t total = (*out - 1) * s + ek - in;
         if (total < 0) total = 0;
         int upper = auto_pad[5] == 'U';
@@ -129,7 +80,7 @@ static int axis_geometry(const gr_opctx *c, const char *auto_pad, int ceil_mode,
         return gr_op_err(c, GRAFT_E_SHAPE,
                          "kernel extent %lld is larger than the padded input %lld", (long long)ek,
                          (long long)(in + *pb + *pe));
-    *out = (ceil_mode ? ceil_div(span, s) : span / s) + 1;
+    *out = (ceil_mode ? gr_ceil_div(span, s) : span / s) + 1;
     if (ceil_mode && (*out - 1) * s >= in + *pb) (*out)--; /* window starting in the end pad */
     return GRAFT_OK;
 }
@@ -149,10 +100,10 @@ static int pool_geometry(gr_opctx *c, int kind, pool_geom *g)
     if (!gr_attr_get(c, "kernel_shape"))
         return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'kernel_shape' is required");
     int st;
-    if ((st = ints_attr(c, "kernel_shape", nsp, 1, 1, k)) ||
-        (st = ints_attr(c, "strides", nsp, 1, 1, s)) ||
-        (st = ints_attr(c, "dilations", nsp, 1, 1, d)) ||
-        (st = ints_attr(c, "pads", 2 * nsp, 0, 0, pads)))
+    if ((st = gr_op_ints_attr(c, "kernel_shape", nsp, 1, 1, k)) ||
+        (st = gr_op_ints_attr(c, "strides", nsp, 1, 1, s)) ||
+        (st = gr_op_ints_attr(c, "dilations", nsp, 1, 1, d)) ||
+        (st = gr_op_ints_attr(c, "pads", 2 * nsp, 0, 0, pads)))
         return st;
     const char *auto_pad = gr_attr_str(c, "auto_pad", "NOTSET");
     int64_t ceil_mode = gr_attr_int(c, "ceil_mode", 0);
@@ -188,8 +139,8 @@ static int pool_geometry(gr_opctx *c, int kind, pool_geom *g)
 /* Range [lo, hi) of kernel taps j whose position start + j*d lies in [0, end). */
 static void taps(int64_t start, int64_t d, int64_t k, int64_t end, int64_t *lo, int64_t *hi)
 {
-    *lo = start < 0 ? ceil_div(-start, d) : 0;
-    *hi = start < end ? ceil_div(end - start, d) : 0;
+    *lo = start < 0 ? gr_ceil_div(-start, d) : 0;
+    *hi = start < end ? gr_ceil_div(end - start, d) : 0;
     if (*hi > k) *hi = k;
     if (*hi < *lo) *hi = *lo;
 }
@@ -211,7 +162,7 @@ static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, con
                 start[a] = oi[a] * g->s[a] - g->pb[a];
                 taps(start[a], g->d[a], g->k[a], g->in[a], &lo[a], &hi[a]);
                 /* taps inside the padded input [-pb, in + pe): start >= -pb, so all from j = 0 */
-                int64_t phi = ceil_div(g->in[a] + g->pe[a] - start[a], g->d[a]);
+                int64_t phi = gr_ceil_div(g->in[a] + g->pe[a] - start[a], g->d[a]);
                 padded *= phi < g->k[a] ? phi : g->k[a];
             }
             double acc = g->kind == POOL_MAX ? empty : 0;
@@ -221,7 +172,7 @@ static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, con
                     for (int64_t j2 = lo[2]; j2 < hi[2]; j2++) {
                         int64_t i0 = start[0] + j0 * g->d[0], i1 = start[1] + j1 * g->d[1],
                                 i2 = start[2] + j2 * g->d[2];
-                        double v = load(x, nc * plane + (i0 * IH + i1) * IW + i2);
+                        double v = gr_get_f64(x, nc * plane + (i0 * IH + i1) * IW + i2);
                         if (g->kind == POOL_MAX) {
                             if (n == 0 || v > acc)
                                 acc = v, best[0] = i0, best[1] = i1, best[2] = i2;
@@ -234,7 +185,7 @@ static void pool_forward_ref(gr_tensor *y, int64_t *ind, const gr_tensor *x, con
                 acc = div ? acc / (double)div : 0;
             } else if (g->kind == POOL_LP)
                 acc = g->p == 1 ? acc : g->p == 2 ? sqrt(acc) : pow(acc, 1.0 / g->p);
-            store(y, nc * oplane + o, acc);
+            gr_set_f64(y, nc * oplane + o, acc);
             if (ind)
                 ind[nc * oplane + o] =
                     best[0] < 0
@@ -255,7 +206,7 @@ static void pool_backward_ref(gr_tensor *dx, const gr_tensor *dy, const gr_tenso
     const int64_t plane = g->in[0] * IH * IW, oplane = g->out[0] * g->out[1] * g->out[2];
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < g->N * g->C; nc++) {
-        for (int64_t i = 0; i < plane; i++) store(dx, nc * plane + i, 0);
+        for (int64_t i = 0; i < plane; i++) gr_set_f64(dx, nc * plane + i, 0);
         for (int64_t o = 0; o < oplane; o++) {
             int64_t oi[3] = { o / (g->out[1] * g->out[2]), o / g->out[2] % g->out[1],
                               o % g->out[2] };
@@ -263,11 +214,11 @@ static void pool_backward_ref(gr_tensor *dx, const gr_tensor *dy, const gr_tenso
             for (int a = 0; a < 3; a++) {
                 start[a] = oi[a] * g->s[a] - g->pb[a];
                 taps(start[a], g->d[a], g->k[a], g->in[a], &lo[a], &hi[a]);
-                int64_t phi = ceil_div(g->in[a] + g->pe[a] - start[a], g->d[a]);
+                int64_t phi = gr_ceil_div(g->in[a] + g->pe[a] - start[a], g->d[a]);
                 padded *= phi < g->k[a] ? phi : g->k[a];
                 n *= hi[a] - lo[a];
             }
-            double gy = load(dy, nc * oplane + o), acc = 0;
+            double gy = gr_get_f64(dy, nc * oplane + o), acc = 0;
             double share = g->count_include_pad ? (padded ? gy / (double)padded : 0)
                                                 : (n ? gy / (double)n : 0);
             for (int64_t j0 = lo[0]; j0 < hi[0]; j0++)
@@ -278,13 +229,13 @@ static void pool_backward_ref(gr_tensor *dx, const gr_tensor *dy, const gr_tenso
                             ((start[0] + j0 * g->d[0]) * IH + start[1] + j1 * g->d[1]) * IW +
                             start[2] + j2 * g->d[2];
                         if (g->kind == POOL_AVG) {
-                            store(dx, i, load(dx, i) + share);
+                            gr_set_f64(dx, i, gr_get_f64(dx, i) + share);
                             continue;
                         }
-                        double v = load(x, i);
+                        double v = gr_get_f64(x, i);
                         if (best < 0 || v > acc) acc = v, best = i;
                     }
-            if (g->kind == POOL_MAX && best >= 0) store(dx, best, load(dx, best) + gy);
+            if (g->kind == POOL_MAX && best >= 0) gr_set_f64(dx, best, gr_get_f64(dx, best) + gy);
         }
     }
 }
@@ -597,13 +548,13 @@ static void global_forward(gr_opctx *c)
     for (int64_t nc = 0; nc < NC; nc++) {
         double acc = s->kind == POOL_MAX ? -INFINITY : 0;
         for (int64_t i = nc * S; i < (nc + 1) * S; i++) {
-            double v = load(x, i);
+            double v = gr_get_f64(x, i);
             if (s->kind == POOL_MAX) acc = i == nc * S || v > acc ? v : acc;
             else acc += s->kind == POOL_AVG ? v : pow(fabs(v), s->p);
         }
         if (s->kind == POOL_AVG) acc = S ? acc / (double)S : 0;
         if (s->kind == POOL_LP) acc = pow(acc, 1.0 / s->p);
-        store(c->out[0], nc, acc);
+        gr_set_f64(c->out[0], nc, acc);
     }
 }
 
@@ -622,28 +573,30 @@ static void global_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
     int64_t NC = x->shape.d[0] * x->shape.d[1], S = NC ? gr_numel(&x->shape) / NC : 0;
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < NC; nc++) {
-        double gy = load(dy, nc), best = -INFINITY;
+        double gy = gr_get_f64(dy, nc), best = -INFINITY;
         int64_t at = nc * S;
         for (int64_t i = nc * S; i < (nc + 1) * S; i++) {
             if (s->kind == POOL_AVG) {
-                store(dx, i, gy / (double)S);
+                gr_set_f64(dx, i, gy / (double)S);
                 continue;
             }
-            double v = load(x, i);
+            double v = gr_get_f64(x, i);
             if (i == nc * S || v > best) best = v, at = i;
-            store(dx, i, 0);
+            gr_set_f64(dx, i, 0);
         }
-        if (s->kind == POOL_MAX && S) store(dx, at, gy);
+        if (s->kind == POOL_MAX && S) gr_set_f64(dx, at, gy);
     }
 }
 
 const gr_opdef gr_ops_pool[] = {
-    { "MaxPool", maxpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward },
-    { "AveragePool", avgpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward },
-    { "LpPool", lppool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL },
+    { "MaxPool", maxpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward, NULL },
+    { "AveragePool", avgpool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, pool_backward,
+      NULL },
+    { "LpPool", lppool_prepare, pool_forward, pool_release, GR_OPF_LAYOUT, NULL, NULL },
     { "GlobalAveragePool", gap_prepare, global_forward, pool_release, GR_OPF_LAYOUT,
-      global_backward },
-    { "GlobalMaxPool", gmp_prepare, global_forward, pool_release, GR_OPF_LAYOUT, global_backward },
-    { "GlobalLpPool", glp_prepare, global_forward, NULL, 0, NULL },
+      global_backward, NULL },
+    { "GlobalMaxPool", gmp_prepare, global_forward, pool_release, GR_OPF_LAYOUT, global_backward,
+      NULL },
+    { "GlobalLpPool", glp_prepare, global_forward, NULL, 0, NULL, NULL },
     { 0 },
 };

@@ -28,8 +28,6 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- small shared helpers (static: each family file keeps its own) ---- */
-
 static int bool_attr(const gr_opctx *c, const char *name, int def, int *out)
 {
     int64_t v = gr_attr_int(c, name, def);
@@ -520,39 +518,6 @@ static void softmax_release(void *params)
         if (m[i]) dnnl_memory_destroy(m[i]);
 }
 
-/* A backward primitive for bwd_desc, with the forward primitive descriptor of fwd_desc as its
- * hint and a user scratchpad (sized into c->scratch_bytes, at c->scratch like forward's: the
- * two never run at once). *prim NULL (GRAFT_OK) if oneDNN declines. */
-static int make_bwd(gr_opctx *c, const void *fwd_desc, const void *bwd_desc, dnnl_primitive_t *prim,
-                    dnnl_memory_t *spad)
-{
-    dnnl_primitive_attr_t attr;
-    dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    *prim = NULL;
-    *spad = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
-        return gr_op_err(c, GRAFT_E_NOMEM, "oneDNN attr");
-    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&hint, fwd_desc, attr, c->dnnl->engine, NULL);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&pd, bwd_desc, attr, c->dnnl->engine, hint);
-    dnnl_primitive_attr_destroy(attr);
-    if (hint) dnnl_primitive_desc_destroy(hint);
-    if (st != dnnl_success)
-        return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (bytes) {
-        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
-        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
-    }
-    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (st != dnnl_success) *prim = NULL;
-    return gr_dnnl_check(c, st, "primitive");
-}
-
 /* y, x: (outer, N, inner), float32 or float64; each of the outer*inner rows of N normalised:
  * softmax exp(x - max) / sum, log-softmax x - max - log(sum), hardmax 1 at the first max. */
 static void softmax_ref(const axis_geom *g, gr_tensor *y, const gr_tensor *x)
@@ -607,7 +572,7 @@ static int softmax_dnnl_prepare(gr_opctx *c, softmax_state *s)
     dnnl_softmax_v2_desc_t bdesc;
     if (dnnl_softmax_v2_backward_desc_init(&bdesc, alg, &md, &md, &md, 1) != dnnl_success)
         return GRAFT_OK;
-    if ((st = make_bwd(c, &desc, &bdesc, &s->bwd, &s->bspad)) || !s->bwd) return st;
+    if ((st = gr_dnnl_make_bwd(c, &desc, &bdesc, &s->bwd, &s->bspad)) || !s->bwd) return st;
     st = gr_dnnl_check(c, dnnl_memory_create(&s->ddst, &md, c->dnnl->engine, DNNL_MEMORY_NONE),
                        "memory");
     if (!st)
@@ -704,22 +669,22 @@ static void softmax_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *con
 }
 
 const gr_opdef gr_ops_reduce[] = {
-    { "ReduceSum", rsum_prepare, reduce_forward, NULL, 0, reduce_backward },
-    { "ReduceMean", rmean_prepare, reduce_forward, NULL, 0, reduce_backward },
-    { "ReduceMax", rmax_prepare, reduce_forward, NULL, 0, reduce_backward },
-    { "ReduceMin", rmin_prepare, reduce_forward, NULL, 0, reduce_backward },
-    { "ReduceProd", rprod_prepare, reduce_forward, NULL, 0, NULL },
-    { "ReduceL1", rl1_prepare, reduce_forward, NULL, 0, NULL },
-    { "ReduceL2", rl2_prepare, reduce_forward, NULL, 0, NULL },
-    { "ReduceSumSquare", rsumsq_prepare, reduce_forward, NULL, 0, NULL },
-    { "ReduceLogSum", rlogsum_prepare, reduce_forward, NULL, 0, NULL },
-    { "ReduceLogSumExp", rlse_prepare, reduce_forward, NULL, 0, NULL },
-    { "ArgMax", argmax_prepare, arg_forward, NULL, 0, NULL },
-    { "ArgMin", argmin_prepare, arg_forward, NULL, 0, NULL },
-    { "Softmax", softmax_prep, softmax_forward, softmax_release, GR_OPF_BWD_NO_X,
-      softmax_backward },
+    { "ReduceSum", rsum_prepare, reduce_forward, NULL, 0, reduce_backward, NULL },
+    { "ReduceMean", rmean_prepare, reduce_forward, NULL, 0, reduce_backward, NULL },
+    { "ReduceMax", rmax_prepare, reduce_forward, NULL, 0, reduce_backward, NULL },
+    { "ReduceMin", rmin_prepare, reduce_forward, NULL, 0, reduce_backward, NULL },
+    { "ReduceProd", rprod_prepare, reduce_forward, NULL, 0, NULL, NULL },
+    { "ReduceL1", rl1_prepare, reduce_forward, NULL, 0, NULL, NULL },
+    { "ReduceL2", rl2_prepare, reduce_forward, NULL, 0, NULL, NULL },
+    { "ReduceSumSquare", rsumsq_prepare, reduce_forward, NULL, 0, NULL, NULL },
+    { "ReduceLogSum", rlogsum_prepare, reduce_forward, NULL, 0, NULL, NULL },
+    { "ReduceLogSumExp", rlse_prepare, reduce_forward, NULL, 0, NULL, NULL },
+    { "ArgMax", argmax_prepare, arg_forward, NULL, 0, NULL, NULL },
+    { "ArgMin", argmin_prepare, arg_forward, NULL, 0, NULL, NULL },
+    { "Softmax", softmax_prep, softmax_forward, softmax_release, GR_OPF_BWD_NO_X, softmax_backward,
+      NULL },
     { "LogSoftmax", logsoftmax_prep, softmax_forward, softmax_release, GR_OPF_BWD_NO_X,
-      softmax_backward },
-    { "Hardmax", hardmax_prep, softmax_forward, softmax_release, 0, NULL },
+      softmax_backward, NULL },
+    { "Hardmax", hardmax_prep, softmax_forward, softmax_release, 0, NULL, NULL },
     { 0 },
 };

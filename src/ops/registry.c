@@ -9,20 +9,20 @@ static const gr_opdef *const families[] = {
 };
 #define NFAMILIES (int)(sizeof families / sizeof *families)
 
-const gr_opdef *gr_op_find_unwrapped(const char *op_type)
+const gr_opdef *gr_op_find(const char *op_type, const char *domain)
 {
+    if (domain && domain[0] && strcmp(domain, "ai.onnx") != 0) return NULL;
     for (int f = 0; f < NFAMILIES; f++)
         for (const gr_opdef *d = families[f]; d->name; d++)
             if (strcmp(d->name, op_type) == 0) return d;
     return NULL;
 }
 
-/* Elementwise ops come wrapped so that they run on oneDNN layouts too (flat.c). */
-const gr_opdef *gr_op_find(const char *op_type, const char *domain)
+/* Elementwise ops that keep zero padding finite run through flat.c, so that they take tensors
+ * in oneDNN layouts too. */
+const gr_opdef *gr_op_runner(const gr_opdef *row)
 {
-    if (domain && domain[0] && strcmp(domain, "ai.onnx") != 0) return NULL;
-    const gr_opdef *d = gr_op_find_unwrapped(op_type);
-    return d && gr_op_is_flat(op_type) ? &gr_op_flat : d;
+    return row && (row->flags & GR_OPF_FLAT) ? &gr_op_flat : row;
 }
 
 int gr_op_count(void)

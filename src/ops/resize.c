@@ -34,35 +34,6 @@
 #include <omp.h>
 #include <string.h>
 
-/* ---- small shared helpers ---- */
-
-static int has_input(const gr_opctx *c, int i) { return i < c->nin && c->in[i] != NULL; }
-
-/* An attribute that this opset of the op does not have (it moved to an input, or came later). */
-static int reject_attr(const gr_opctx *c, const char *name, int cond)
-{
-    if (cond && gr_attr_get(c, name))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d",
-                         name, c->op_type, c->opset);
-    return GRAFT_OK;
-}
-
-/* A constant integer input (int64 or int32) of at most max elements, read into out. Returns the
- * count, or minus a status with the message set. (gr_input_ints returns its error status as a
- * positive number, which a caller cannot tell from a count; this checks its cases first.) */
-static int input_ints(const gr_opctx *c, int i, int64_t *out, int max)
-{
-    const gr_tensor *t = i < c->nin ? c->in[i] : NULL;
-    if (t && (t->dtype == GR_I64 || t->dtype == GR_I32) && gr_numel(&t->shape) == 0) return 0;
-    if (!t || !t->data || (t->dtype != GR_I64 && t->dtype != GR_I32) || gr_numel(&t->shape) > max) {
-        int st = gr_input_ints(c, i, out, max);
-        return st < 0 ? st : -(st ? st : GRAFT_E_INTERNAL);
-    }
-    return gr_input_ints(c, i, out, max);
-}
-
-static int nthreads_for(int64_t work) { return work < (1 << 15) ? 1 : omp_get_max_threads(); }
-
 /* Reads a float input known at plan time (float or double; empty is allowed). Returns the
  * count, or minus a status. */
 static int input_floats(const gr_opctx *c, int i, double *out, int max, const char *what)
@@ -83,17 +54,11 @@ static int input_floats(const gr_opctx *c, int i, double *out, int max, const ch
     return (int)n;
 }
 
-/* Row-major element strides of a shape. */
-static void strides_of(const gr_shape *s, int64_t *st)
-{
-    int64_t k = 1;
-    for (int i = s->rank - 1; i >= 0; i--) {
-        st[i] = k;
-        k *= s->d[i];
-    }
-}
-
 /* ================================ Resize ================================ */
+
+/* The `legacy` argument of the Resize helpers: 0 for Resize-11 and later (X, roi, scales,
+ * sizes), else Resize-10 (X, scales) or Upsample (Upsample-7 reads scales from an attribute). */
+enum { LEGACY_RESIZE10 = 1, LEGACY_UPSAMPLE = 2 };
 
 enum { NEAREST, LINEAR, CUBIC };
 enum {
@@ -324,17 +289,18 @@ static int resize_sizes(gr_opctx *c, int legacy, const resize_geom *g, int64_t *
         }
     }
     int iscale = legacy ? 1 : 2, isize = 3, nsc = -1, nsz = -1;
-    if (legacy && c->opset < 9 && !strcmp(c->op_type, "Upsample")) {
+    if (legacy == LEGACY_UPSAMPLE && c->opset < 9) {
         const gr_attr *a = gr_attr_get(c, "scales");
         if (!a || a->type != GR_AT_FLOATS)
             return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'scales' is required");
         nsc = a->n > GR_MAXDIM ? GR_MAXDIM + 1 : a->n;
         for (int i = 0; i < nsc && i < GR_MAXDIM; i++) sc[i] = a->floats[i];
     } else {
-        if (has_input(c, iscale) && (nsc = input_floats(c, iscale, sc, GR_MAXDIM, "scales")) < 0)
+        if (gr_op_has_input(c, iscale) &&
+            (nsc = input_floats(c, iscale, sc, GR_MAXDIM, "scales")) < 0)
             return -nsc;
-        if (!legacy && has_input(c, isize) && gr_numel(&c->in[isize]->shape) > 0 &&
-            (nsz = input_ints(c, isize, sz, GR_MAXDIM)) < 0)
+        if (!legacy && gr_op_has_input(c, isize) && gr_numel(&c->in[isize]->shape) > 0 &&
+            (nsz = gr_input_ints(c, isize, sz, GR_MAXDIM)) < 0)
             return -nsz;
     }
     if (nsc == 0) nsc = -1;
@@ -373,7 +339,7 @@ static int resize_sizes(gr_opctx *c, int legacy, const resize_geom *g, int64_t *
     }
     if (!legacy && g->ctm == CT_TF_CROP) {
         int n;
-        if (!has_input(c, 1))
+        if (!gr_op_has_input(c, 1))
             return gr_op_err(c, GRAFT_E_FORMAT, "tf_crop_and_resize needs the roi input");
         if ((n = input_floats(c, 1, rv, 2 * GR_MAXDIM, "roi")) < 0) return -n;
         if (n != 2 * na)
@@ -458,10 +424,10 @@ static void resize_nearest(const resize_state *rs, const gr_tensor *x, gr_tensor
         memcpy(y->data, x->data, esz);
         return;
     }
-    strides_of(&x->shape, xst);
+    gr_strides(&x->shape, xst);
     const axis_map *last = &rs->ax[r - 1];
     int64_t inner = last->out, rows = n / inner;
-    int nth = nthreads_for(n);
+    int nth = gr_op_threads(n);
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
         int64_t off = 0, q = row;
@@ -490,7 +456,7 @@ static void resize_nearest(const resize_state *rs, const gr_tensor *x, gr_tensor
     {                                                                                              \
         int64_t out = m->out, in = m->in;                                                          \
         int taps = m->taps;                                                                        \
-        int nth = nthreads_for(outer * out * inner * taps);                                        \
+        int nth = gr_op_threads(outer * out * inner * taps);                                       \
         _Pragma("omp parallel for num_threads(nth) schedule(static)") for (int64_t w = 0;          \
                                                                            w < outer * out; w++)   \
         {                                                                                          \
@@ -569,7 +535,7 @@ static void pass_back_f32(const axis_map *m, int64_t outer, int64_t inner, const
 {
     int64_t out = m->out, in = m->in;
     int taps = m->taps;
-    int nth = outer > 1 ? nthreads_for(outer * out * inner * taps) : 1;
+    int nth = outer > 1 ? gr_op_threads(outer * out * inner * taps) : 1;
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t b = 0; b < outer; b++) {
         float *xb = dx + b * in * inner;
@@ -621,19 +587,22 @@ static void resize_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
 }
 
 /* ONNX Resize-10 (X, scales) and Resize-11/13/18 (X, roi, scales, sizes). */
-static int resize_prepare(gr_opctx *c) { return resize_common(c, c->opset < 11); }
+static int resize_prepare(gr_opctx *c)
+{
+    return resize_common(c, c->opset < 11 ? LEGACY_RESIZE10 : 0);
+}
 
 /* ONNX Upsample-7 (scales attribute) and -9/-10 (scales input): nearest or linear. */
 static int upsample_prepare(gr_opctx *c)
 {
-    if (c->opset >= 9 && !has_input(c, 1))
+    if (c->opset >= 9 && !gr_op_has_input(c, 1))
         return gr_op_err(c, GRAFT_E_FORMAT, "input 1 (scales) is required");
     if (c->opset < 9 && c->nin > 1)
         return gr_op_err(c, GRAFT_E_FORMAT, "Upsample-7 takes scales as an attribute");
     if (c->opset >= 9 && gr_attr_get(c, "scales"))
         return gr_op_err(c, GRAFT_E_FORMAT,
                          "Upsample-9 takes scales as an input, not an attribute");
-    return resize_common(c, 1);
+    return resize_common(c, LEGACY_UPSAMPLE);
 }
 
 /* ================================ Pad ================================ */
@@ -673,13 +642,13 @@ static int pad_amounts(gr_opctx *c, int64_t *pb, int64_t *pe)
     if (c->opset < 11) {
         n = gr_attr_ints(c, "pads", p, 4 * GR_MAXDIM);
         if (n < 0) return gr_op_err(c, GRAFT_E_FORMAT, "attribute 'pads' is required");
-    } else if ((n = input_ints(c, 1, p, 4 * GR_MAXDIM)) < 0) {
+    } else if ((n = gr_input_ints(c, 1, p, 4 * GR_MAXDIM)) < 0) {
         return -n;
     }
-    if (has_input(c, 3)) {
+    if (gr_op_has_input(c, 3)) {
         int seen[GR_MAXDIM] = { 0 };
         if (c->opset < 18) return gr_op_err(c, GRAFT_E_FORMAT, "the axes input needs Pad-18");
-        if ((na = input_ints(c, 3, ax64, GR_MAXDIM)) < 0) return -na;
+        if ((na = gr_input_ints(c, 3, ax64, GR_MAXDIM)) < 0) return -na;
         for (int i = 0; i < na; i++) {
             if ((st = gr_op_axis(c, ax64[i], r, &axes[i]))) return st;
             if (seen[axes[i]]++)
@@ -703,15 +672,15 @@ static int pad_prepare(gr_opctx *c)
     static const char *const known[] = { "mode", "pads", "value", NULL };
     static const char *const modes[] = { "constant", "reflect", "edge", "wrap", NULL };
     int st = gr_op_check_attrs(c, known), mode;
-    if (st || (st = reject_attr(c, "pads", c->opset >= 11)) ||
-        (st = reject_attr(c, "value", c->opset >= 11)) ||
+    if (st || (st = gr_op_reject_attr(c, "pads", c->opset >= 11)) ||
+        (st = gr_op_reject_attr(c, "value", c->opset >= 11)) ||
         (st = gr_op_check_arity(c, c->opset < 11 ? 1 : 2, c->opset < 11 ? 1 : 4, 1, 1)))
         return st;
     if ((st = parse_enum(c, "mode", "constant", modes, &mode))) return st;
     const gr_tensor *x = c->in[0];
     if (!gr_dtype_size(x->dtype))
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "input 0 has a dtype graft does not support");
-    if (has_input(c, 2)) {
+    if (gr_op_has_input(c, 2)) {
         if (c->in[2]->dtype != x->dtype)
             return gr_op_err(c, GRAFT_E_SHAPE, "constant_value must have the input's type");
         if (gr_numel(&c->in[2]->shape) != 1)
@@ -771,17 +740,17 @@ static void pad_forward(gr_opctx *c)
     gr_tensor *y = c->out[0];
     int r = ps->rank;
     size_t esz = ps->esz;
-    const unsigned char *val = has_input(c, 2) ? c->in[2]->data : ps->value;
+    const unsigned char *val = gr_op_has_input(c, 2) ? c->in[2]->data : ps->value;
     int64_t n = gr_numel(&y->shape), xst[GR_MAXDIM];
     if (n == 0) return;
     if (r == 0) {
         memcpy(y->data, x->data, esz);
         return;
     }
-    strides_of(&x->shape, xst);
+    gr_strides(&x->shape, xst);
     int64_t inner = y->shape.d[r - 1], rows = n / inner;
     const int64_t *ml = ps->map[r - 1];
-    int nth = nthreads_for(n);
+    int nth = gr_op_threads(n);
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
         int64_t off = 0, q = row;
@@ -825,10 +794,10 @@ static void pad_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *
         dx[0] = dy[0];
         return;
     }
-    strides_of(&c->in[0]->shape, xst);
+    gr_strides(&c->in[0]->shape, xst);
     int64_t inner = y->shape.d[r - 1], rows = n / inner;
     const int64_t *ml = ps->map[r - 1];
-    int nth = ps->mode == PAD_CONSTANT ? nthreads_for(n) : 1;
+    int nth = ps->mode == PAD_CONSTANT ? gr_op_threads(n) : 1;
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
         int64_t off = 0, q = row;
@@ -848,8 +817,8 @@ static void pad_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *const *
 }
 
 const gr_opdef gr_ops_resize[] = {
-    { "Resize", resize_prepare, resize_forward, NULL, 0, resize_backward },
-    { "Upsample", upsample_prepare, resize_forward, NULL, 0, resize_backward },
-    { "Pad", pad_prepare, pad_forward, NULL, 0, pad_backward },
+    { "Resize", resize_prepare, resize_forward, NULL, 0, resize_backward, NULL },
+    { "Upsample", upsample_prepare, resize_forward, NULL, 0, resize_backward, NULL },
+    { "Pad", pad_prepare, pad_forward, NULL, 0, pad_backward, NULL },
     { 0 },
 };

@@ -27,43 +27,6 @@
 #include <omp.h>
 #include <string.h>
 
-/* ---- small shared helpers ---- */
-
-static int has_input(const gr_opctx *c, int i) { return i < c->nin && c->in[i] != NULL; }
-
-/* An attribute that this opset of the op does not have (it moved to an input, or came later). */
-static int reject_attr(const gr_opctx *c, const char *name, int cond)
-{
-    if (cond && gr_attr_get(c, name))
-        return gr_op_err(c, GRAFT_E_UNSUPPORTED, "attribute '%s' is not part of %s in opset %d",
-                         name, c->op_type, c->opset);
-    return GRAFT_OK;
-}
-
-/* A constant integer input (int64 or int32) of at most max elements, read into out. Returns the
- * count, or minus a status with the message set. (gr_input_ints returns its error status as a
- * positive number, which a caller cannot tell from a count; this checks its cases first.) */
-static int input_ints(const gr_opctx *c, int i, int64_t *out, int max)
-{
-    const gr_tensor *t = i < c->nin ? c->in[i] : NULL;
-    if (t && (t->dtype == GR_I64 || t->dtype == GR_I32) && gr_numel(&t->shape) == 0) return 0;
-    if (!t || !t->data || (t->dtype != GR_I64 && t->dtype != GR_I32) || gr_numel(&t->shape) > max) {
-        int st = gr_input_ints(c, i, out, max);
-        return st < 0 ? st : -(st ? st : GRAFT_E_INTERNAL);
-    }
-    return gr_input_ints(c, i, out, max);
-}
-
-/* Row-major element strides of a shape. */
-static void strides_of(const gr_shape *s, int64_t *st)
-{
-    int64_t k = 1;
-    for (int i = s->rank - 1; i >= 0; i--) {
-        st[i] = k;
-        k *= s->d[i];
-    }
-}
-
 /* Every dtype graft knows; Constant and friends accept them all. */
 static int known_dtype(int dt) { return gr_dtype_size(dt) != 0; }
 
@@ -132,8 +95,6 @@ static void copy_row(char *o, const char *x, int64_t n, int64_t st, size_t esz)
     }
 }
 
-static int nthreads_for(int64_t elems) { return elems < (1 << 15) ? 1 : omp_get_max_threads(); }
-
 /* Row by row: each thread takes a range of rows and walks an odometer over the outer axes. */
 static void strided_rows(const strided *s, char *out, const char *in)
 {
@@ -141,7 +102,7 @@ static void strided_rows(const strided *s, char *out, const char *in)
     int64_t inner = s->n[r - 1], ist = s->st[r - 1], rows = 1;
     for (int i = 0; i < r - 1; i++) rows *= s->n[i];
     size_t esz = s->esz;
-    int nth = nthreads_for(rows * inner);
+    int nth = gr_op_threads(rows * inner);
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int t = 0; t < nth; t++) {
         int64_t r0 = rows * t / nth, r1 = rows * (t + 1) / nth, idx[SMAX], off = s->off, q = r0;
@@ -176,7 +137,7 @@ static void strided_tiled(const strided *s, int j, char *out, const char *in)
         if (i != j) ax[na++] = i, outer *= s->n[i];
     int64_t A = s->n[j], B = s->n[r - 1], ist = s->st[r - 1], ostj = ostr[j];
     int64_t ta = (A + TILE - 1) / TILE, esz = (int64_t)s->esz;
-    int nth = nthreads_for(outer * A * B);
+    int nth = gr_op_threads(outer * A * B);
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t w = 0; w < outer * ta; w++) {
         int64_t q = w / ta, a0 = (w % ta) * TILE, a1 = a0 + TILE < A ? a0 + TILE : A;
@@ -252,7 +213,7 @@ static void strided_back(const strided *s, void *in, const void *out, int add)
     int64_t inner = s->n[r - 1], ist = s->st[r - 1], rows = 1;
     for (int i = 0; i < r - 1; i++) rows *= s->n[i];
     size_t esz = s->esz;
-    int nth = add ? 1 : nthreads_for(rows * inner);
+    int nth = add ? 1 : gr_op_threads(rows * inner);
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int t = 0; t < nth; t++) {
         int64_t r0 = rows * t / nth, r1 = rows * (t + 1) / nth, idx[SMAX], off = s->off, q = r0;
@@ -354,8 +315,8 @@ static int reshape_prepare(gr_opctx *c)
 {
     static const char *const known[] = { "allowzero", "shape", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "shape", c->opset >= 5)) ||
-        (st = reject_attr(c, "allowzero", c->opset < 14)) ||
+    if (st || (st = gr_op_reject_attr(c, "shape", c->opset >= 5)) ||
+        (st = gr_op_reject_attr(c, "allowzero", c->opset < 14)) ||
         (st = gr_op_check_arity(c, c->opset < 5 ? 1 : 2, 2, 1, 1)) ||
         (st = check_known_dtype(c, 0)))
         return st;
@@ -368,7 +329,7 @@ static int reshape_prepare(gr_opctx *c)
         if (n > GR_MAXDIM)
             return gr_op_err(c, GRAFT_E_UNSUPPORTED, "shape has %d dims, at most %d supported", n,
                              GR_MAXDIM);
-    } else if ((n = input_ints(c, 1, want, GR_MAXDIM)) < 0) {
+    } else if ((n = gr_input_ints(c, 1, want, GR_MAXDIM)) < 0) {
         return -n;
     }
     int allowzero = c->opset >= 14 && gr_attr_int(c, "allowzero", 0) != 0;
@@ -441,8 +402,8 @@ static int read_axes(gr_opctx *c, int input_since, int64_t *axes, int max, int *
             *err = gr_op_err(c, GRAFT_E_SHAPE, "'axes' has %d entries, at most %d allowed", n, max);
         return n;
     }
-    if (!has_input(c, 1)) return -1;
-    int n = input_ints(c, 1, axes, max);
+    if (!gr_op_has_input(c, 1)) return -1;
+    int n = gr_input_ints(c, 1, axes, max);
     if (n < 0) *err = -n;
     return n;
 }
@@ -452,7 +413,7 @@ static int squeeze_prepare(gr_opctx *c)
 {
     static const char *const known[] = { "axes", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "axes", c->opset >= 13)) ||
+    if (st || (st = gr_op_reject_attr(c, "axes", c->opset >= 13)) ||
         (st = gr_op_check_arity(c, 1, 2, 1, 1)) || (st = check_known_dtype(c, 0)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;
@@ -479,7 +440,7 @@ static int unsqueeze_prepare(gr_opctx *c)
 {
     static const char *const known[] = { "axes", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "axes", c->opset >= 13)) ||
+    if (st || (st = gr_op_reject_attr(c, "axes", c->opset >= 13)) ||
         (st = gr_op_check_arity(c, c->opset < 13 ? 1 : 2, 2, 1, 1)) ||
         (st = check_known_dtype(c, 0)))
         return st;
@@ -531,19 +492,19 @@ static int dropout_prepare(gr_opctx *c)
     static const char *const known[] = { "ratio", "seed", "is_test", NULL };
     static const int ft[] = { GR_F32, GR_F64, 0 };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "ratio", c->opset >= 12)) ||
-        (st = reject_attr(c, "seed", c->opset < 12)) ||
-        (st = reject_attr(c, "is_test", c->opset >= 7)) ||
+    if (st || (st = gr_op_reject_attr(c, "ratio", c->opset >= 12)) ||
+        (st = gr_op_reject_attr(c, "seed", c->opset < 12)) ||
+        (st = gr_op_reject_attr(c, "is_test", c->opset >= 7)) ||
         (st = gr_op_check_arity(c, 1, c->opset >= 12 ? 3 : 1, 1, 2)) ||
         (st = gr_op_check_dtype(c, 0, ft)))
         return st;
-    if (has_input(c, 1) && (st = gr_op_check_dtype(c, 1, ft))) return st;
-    if (has_input(c, 1) && gr_numel(&c->in[1]->shape) != 1)
+    if (gr_op_has_input(c, 1) && (st = gr_op_check_dtype(c, 1, ft))) return st;
+    if (gr_op_has_input(c, 1) && gr_numel(&c->in[1]->shape) != 1)
         return gr_op_err(c, GRAFT_E_SHAPE, "ratio must be a scalar");
     dropout_state *d = gr_op_params(c, sizeof *d);
     if (!d) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
     d->training = c->training;
-    d->ratio = c->opset < 12 ? gr_attr_float(c, "ratio", 0.5f) : !has_input(c, 1) ? 0.5f : -1;
+    d->ratio = c->opset < 12 ? gr_attr_float(c, "ratio", 0.5f) : !gr_op_has_input(c, 1) ? 0.5f : -1;
     if (d->ratio < 0 && c->in[1]->data) d->ratio = (float)gr_get_f64(c->in[1], 0);
     if (c->training) {
         if (!c->rng)
@@ -556,7 +517,7 @@ static int dropout_prepare(gr_opctx *c)
         if (c->opset < 7 && gr_attr_int(c, "is_test", 0) == 0)
             return gr_op_err(c, GRAFT_E_UNSUPPORTED,
                              "is_test=0 (training dropout) is not supported");
-        if (has_input(c, 2)) {
+        if (gr_op_has_input(c, 2)) {
             const gr_tensor *t = c->in[2];
             if (!t->data)
                 return gr_op_err(
@@ -684,7 +645,7 @@ static int space_depth_prepare(gr_opctx *c, int to_space)
 {
     static const char *const known[] = { "blocksize", "mode", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "mode", c->opset < 11)) ||
+    if (st || (st = gr_op_reject_attr(c, "mode", c->opset < 11)) ||
         (st = gr_op_check_arity(c, 1, 1, 1, 1)) || (st = check_known_dtype(c, 0)))
         return st;
     const gr_shape *xs = &c->in[0]->shape;
@@ -801,7 +762,7 @@ static void concat_split(const concat_state *cs, int nparts, gr_tensor *const *p
 {
     size_t esz = gr_dtype_size(whole->dtype);
     int64_t row = cs->total * cs->inner * (int64_t)esz;
-    int nth = nthreads_for(cs->outer * cs->total * cs->inner);
+    int nth = gr_op_threads(cs->outer * cs->total * cs->inner);
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t o = 0; o < cs->outer; o++) {
         int64_t at = 0;
@@ -846,8 +807,8 @@ static int split_prepare(gr_opctx *c)
 {
     static const char *const known[] = { "axis", "split", "num_outputs", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "split", c->opset >= 13)) ||
-        (st = reject_attr(c, "num_outputs", c->opset < 18)) ||
+    if (st || (st = gr_op_reject_attr(c, "split", c->opset >= 13)) ||
+        (st = gr_op_reject_attr(c, "num_outputs", c->opset < 18)) ||
         (st = gr_op_check_arity(c, 1, c->opset >= 13 ? 2 : 1, 1, 1 << 20)) ||
         (st = check_known_dtype(c, 0)))
         return st;
@@ -860,8 +821,8 @@ static int split_prepare(gr_opctx *c)
     int64_t D = xs->d[axis];
     int n;
     if (c->opset < 13) n = gr_attr_ints(c, "split", cs->len, c->nout);
-    else if (has_input(c, 1) && gr_numel(&c->in[1]->shape) > 0) {
-        if ((n = input_ints(c, 1, cs->len, c->nout)) < 0) return -n;
+    else if (gr_op_has_input(c, 1) && gr_numel(&c->in[1]->shape) > 0) {
+        if ((n = gr_input_ints(c, 1, cs->len, c->nout)) < 0) return -n;
     } else n = -1;
     if (n >= 0 && c->opset >= 18 && gr_attr_get(c, "num_outputs"))
         return gr_op_err(c, GRAFT_E_FORMAT, "'split' and 'num_outputs' cannot both be given");
@@ -937,9 +898,9 @@ static int slice_prepare(gr_opctx *c)
 {
     static const char *const known[] = { "starts", "ends", "axes", NULL };
     int st = gr_op_check_attrs(c, known);
-    if (st || (st = reject_attr(c, "starts", c->opset >= 10)) ||
-        (st = reject_attr(c, "ends", c->opset >= 10)) ||
-        (st = reject_attr(c, "axes", c->opset >= 10)) ||
+    if (st || (st = gr_op_reject_attr(c, "starts", c->opset >= 10)) ||
+        (st = gr_op_reject_attr(c, "ends", c->opset >= 10)) ||
+        (st = gr_op_reject_attr(c, "axes", c->opset >= 10)) ||
         (st = gr_op_check_arity(c, c->opset < 10 ? 1 : 3, c->opset < 10 ? 1 : 5, 1, 1)) ||
         (st = check_known_dtype(c, 0)))
         return st;
@@ -954,10 +915,10 @@ static int slice_prepare(gr_opctx *c)
             return gr_op_err(c, GRAFT_E_FORMAT, "attributes 'starts' and 'ends' are required");
         if (ns > GR_MAXDIM || na > GR_MAXDIM) return gr_op_err(c, GRAFT_E_SHAPE, "too many axes");
     } else {
-        if ((ns = input_ints(c, 1, starts, GR_MAXDIM)) < 0) return -ns;
-        if ((ne = input_ints(c, 2, ends, GR_MAXDIM)) < 0) return -ne;
-        if (has_input(c, 3) && (na = input_ints(c, 3, axes, GR_MAXDIM)) < 0) return -na;
-        if (has_input(c, 4) && (nst = input_ints(c, 4, steps, GR_MAXDIM)) < 0) return -nst;
+        if ((ns = gr_input_ints(c, 1, starts, GR_MAXDIM)) < 0) return -ns;
+        if ((ne = gr_input_ints(c, 2, ends, GR_MAXDIM)) < 0) return -ne;
+        if (gr_op_has_input(c, 3) && (na = gr_input_ints(c, 3, axes, GR_MAXDIM)) < 0) return -na;
+        if (gr_op_has_input(c, 4) && (nst = gr_input_ints(c, 4, steps, GR_MAXDIM)) < 0) return -nst;
     }
     if (ne != ns || (na >= 0 && na != ns) || (nst >= 0 && nst != ns))
         return gr_op_err(c, GRAFT_E_SHAPE,
@@ -978,7 +939,7 @@ static int slice_prepare(gr_opctx *c)
     if ((st = gr_op_set_out(c, 0, c->in[0]->dtype, &s))) return st;
     strided *sp = strided_new(c);
     if (!sp) return GRAFT_E_NOMEM;
-    strides_of(xs, xst);
+    gr_strides(xs, xst);
     sp->rank = r, sp->off = 0, sp->esz = gr_dtype_size(c->in[0]->dtype);
     for (int d = 0; d < r; d++) {
         sp->n[d] = s.d[d];
@@ -1001,7 +962,7 @@ static int expand_prepare(gr_opctx *c)
     if (c->nattr)
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
     int64_t want[GR_MAXDIM];
-    int n = input_ints(c, 1, want, GR_MAXDIM);
+    int n = gr_input_ints(c, 1, want, GR_MAXDIM);
     if (n < 0) return -n;
     const gr_shape *xs = &c->in[0]->shape;
     gr_shape ws = gr_shape_make(n, want), s;
@@ -1013,7 +974,7 @@ static int expand_prepare(gr_opctx *c)
     strided *sp = strided_new(c);
     if (!sp) return GRAFT_E_NOMEM;
     int64_t xst[GR_MAXDIM];
-    strides_of(xs, xst);
+    gr_strides(xs, xst);
     sp->rank = s.rank, sp->off = 0, sp->esz = gr_dtype_size(c->in[0]->dtype);
     for (int d = 0; d < s.rank; d++) {
         int k = d - (s.rank - xs->rank); /* input axis, aligned to the right */
@@ -1034,7 +995,7 @@ static int tile_prepare(gr_opctx *c)
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "unknown attribute '%s'", c->attrs[0].name);
     const gr_shape *xs = &c->in[0]->shape;
     int64_t rep[GR_MAXDIM], xst[GR_MAXDIM];
-    int n = input_ints(c, 1, rep, GR_MAXDIM);
+    int n = gr_input_ints(c, 1, rep, GR_MAXDIM);
     if (n < 0) return -n;
     if (n != xs->rank)
         return gr_op_err(c, GRAFT_E_SHAPE, "repeats has %d entries for an input of rank %d", n,
@@ -1050,7 +1011,7 @@ static int tile_prepare(gr_opctx *c)
     if ((st = gr_op_set_out(c, 0, c->in[0]->dtype, &s))) return st;
     strided *sp = strided_new(c);
     if (!sp) return GRAFT_E_NOMEM;
-    strides_of(xs, xst);
+    gr_strides(xs, xst);
     sp->rank = 2 * n, sp->off = 0, sp->esz = gr_dtype_size(c->in[0]->dtype);
     for (int d = 0; d < n; d++) {
         sp->n[2 * d] = rep[d], sp->st[2 * d] = 0;
@@ -1120,7 +1081,7 @@ static void gather_forward(gr_opctx *c)
     size_t esz = gr_dtype_size(c->in[0]->dtype), row = (size_t)g->inner * esz;
     const char *x = c->in[0]->data;
     char *y = c->out[0]->data;
-    int nth = nthreads_for(g->outer * g->nidx * g->inner);
+    int nth = gr_op_threads(g->outer * g->nidx * g->inner);
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t w = 0; w < g->outer * g->nidx; w++) {
         int64_t o = w / g->nidx, k = index_at(idx, w % g->nidx);
@@ -1143,7 +1104,7 @@ static void gather_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
     const float *dy = dout[0]->data;
     float *dx = din[0]->data;
     int64_t inner = g->inner;
-    int nth = g->outer > 1 ? nthreads_for(g->outer * g->nidx * inner) : 1;
+    int nth = g->outer > 1 ? gr_op_threads(g->outer * g->nidx * inner) : 1;
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t o = 0; o < g->outer; o++)
         for (int64_t w = 0; w < g->nidx; w++) {
@@ -1191,10 +1152,10 @@ static void gather_elements_forward(gr_opctx *c)
     const gr_shape *is = &idx->shape;
     int r = is->rank;
     int64_t xst[GR_MAXDIM], n = gr_numel(is), inner = r ? is->d[r - 1] : 1, dim = x->shape.d[axis];
-    strides_of(&x->shape, xst);
+    gr_strides(&x->shape, xst);
     size_t esz = gr_dtype_size(x->dtype);
     int64_t rows = inner ? n / inner : 0;
-    int nth = nthreads_for(n);
+    int nth = gr_op_threads(n);
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
         int64_t base = 0, q = row; /* data offset of the row, without the axis term */
@@ -1226,7 +1187,7 @@ static void gather_elements_backward(gr_opctx *c, gr_tensor *const *dout, gr_ten
     const gr_shape *is = &idx->shape;
     int r = is->rank;
     int64_t xst[GR_MAXDIM], n = gr_numel(is), inner = r ? is->d[r - 1] : 1, dim = x->shape.d[axis];
-    strides_of(&x->shape, xst);
+    gr_strides(&x->shape, xst);
     const float *dy = dout[0]->data;
     float *dx = din[0]->data;
     int64_t rows = inner ? n / inner : 0;
@@ -1308,7 +1269,7 @@ static int constant_of_shape_prepare(gr_opctx *c)
     int st = gr_op_check_attrs(c, known);
     if (st || (st = gr_op_check_arity(c, 1, 1, 1, 1))) return st;
     int64_t d[GR_MAXDIM];
-    int n = input_ints(c, 0, d, GR_MAXDIM);
+    int n = gr_input_ints(c, 0, d, GR_MAXDIM);
     if (n < 0) return -n;
     fill_state *f = gr_op_params(c, sizeof *f);
     if (!f) return gr_op_err(c, GRAFT_E_NOMEM, "out of memory");
@@ -1452,34 +1413,34 @@ static void range_forward(gr_opctx *c)
 
 const gr_opdef gr_ops_shape[] = {
     { "Reshape", reshape_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      copy_backward },
+      copy_backward, NULL },
     { "Flatten", flatten_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      copy_backward },
+      copy_backward, NULL },
     { "Squeeze", squeeze_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      copy_backward },
+      copy_backward, NULL },
     { "Unsqueeze", unsqueeze_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      copy_backward },
-    { "Identity", identity_prepare, copy_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      copy_backward },
+      copy_backward, NULL },
+    { "Identity", identity_prepare, copy_forward, NULL,
+      GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y | GR_OPF_FLAT, copy_backward, NULL },
     { "Dropout", dropout_prepare, dropout_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      dropout_backward },
-    { "Transpose", transpose_prepare, strided_forward, NULL, 0, permute_backward },
-    { "DepthToSpace", depth_to_space_prepare, strided_forward, NULL, 0, permute_backward },
-    { "SpaceToDepth", space_to_depth_prepare, strided_forward, NULL, 0, permute_backward },
+      dropout_backward, NULL },
+    { "Transpose", transpose_prepare, strided_forward, NULL, 0, permute_backward, NULL },
+    { "DepthToSpace", depth_to_space_prepare, strided_forward, NULL, 0, permute_backward, NULL },
+    { "SpaceToDepth", space_to_depth_prepare, strided_forward, NULL, 0, permute_backward, NULL },
     { "Concat", concat_prepare, concat_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      concat_backward },
+      concat_backward, NULL },
     { "Split", split_prepare, split_forward, NULL, GR_OPF_BWD_NO_X | GR_OPF_BWD_NO_Y,
-      split_backward },
-    { "Slice", slice_prepare, strided_forward, NULL, 0, slice_backward },
-    { "Expand", expand_prepare, strided_forward, NULL, 0, sum_back_backward },
-    { "Tile", tile_prepare, strided_forward, NULL, 0, sum_back_backward },
-    { "Gather", gather_prepare, gather_forward, NULL, 0, gather_backward },
+      split_backward, NULL },
+    { "Slice", slice_prepare, strided_forward, NULL, 0, slice_backward, NULL },
+    { "Expand", expand_prepare, strided_forward, NULL, 0, sum_back_backward, NULL },
+    { "Tile", tile_prepare, strided_forward, NULL, 0, sum_back_backward, NULL },
+    { "Gather", gather_prepare, gather_forward, NULL, 0, gather_backward, NULL },
     { "GatherElements", gather_elements_prepare, gather_elements_forward, NULL, 0,
-      gather_elements_backward },
-    { "Shape", shape_prepare, shape_forward, NULL, GR_OPF_SHAPE_ONLY, NULL },
-    { "Size", size_prepare, size_forward, NULL, GR_OPF_SHAPE_ONLY, NULL },
-    { "ConstantOfShape", constant_of_shape_prepare, fill_forward, NULL, 0, NULL },
-    { "Constant", constant_prepare, constant_forward, NULL, 0, NULL },
-    { "Range", range_prepare, range_forward, NULL, 0, NULL },
+      gather_elements_backward, NULL },
+    { "Shape", shape_prepare, shape_forward, NULL, GR_OPF_SHAPE_ONLY, NULL, NULL },
+    { "Size", size_prepare, size_forward, NULL, GR_OPF_SHAPE_ONLY, NULL, NULL },
+    { "ConstantOfShape", constant_of_shape_prepare, fill_forward, NULL, 0, NULL, NULL },
+    { "Constant", constant_prepare, constant_forward, NULL, 0, NULL, NULL },
+    { "Range", range_prepare, range_forward, NULL, 0, NULL, NULL },
     { 0 },
 };
