@@ -3,8 +3,8 @@
  * mix-down, chunk walking, bad headers) and resampling (sums of sines against their closed form
  * at the new rate). */
 #include "data/data.h"
-#include "speech/speech.h"
 #include "harness.h"
+#include "speech/speech.h"
 
 #include <math.h>
 #include <string.h>

@@ -606,6 +606,7 @@ static int decode_pnm(const char *name, const uint8_t *b, size_t n, gr_image *ou
 
 static int read_file(const char *path, uint8_t **data, size_t *size)
 {
+    *data = NULL, *size = 0; /* defined on failure too */
     FILE *f;
     uint64_t size64;
     int st = gr_open_regular(path, &f, &size64);

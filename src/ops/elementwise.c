@@ -1172,16 +1172,16 @@ UN_GRAD(log, gi / v)
 UN_GRAD(reciprocal, -gi *u *u)
 UN_GRAD(zero, 0.0f) /* Floor, Ceil, Round, Sign */
 UN_GRAD(tan, gi *(1.0f + u * u))
-UN_GRAD(asin, gi / sqrtf(1.0f - v * v))
-UN_GRAD(acos, -gi / sqrtf(1.0f - v * v))
 UN_GRAD(atan, gi / (1.0f + v * v))
-UN_GRAD(asinh, gi / sqrtf(v * v + 1.0f))
-UN_GRAD(acosh, gi / sqrtf(v * v - 1.0f))
 UN_GRAD(atanh, gi / (1.0f - v * v))
 UN_GRAD(neg, -gi)
 UN_GRAD(abs, v > 0 ? gi : v < 0 ? -gi : 0.0f)
 #undef LOOP_HINT
-#define LOOP_HINT /* libm calls */
+#define LOOP_HINT /* libm calls; sqrtf too (errno: clang cannot vectorise it) */
+UN_GRAD(asin, gi / sqrtf(1.0f - v * v))
+UN_GRAD(acos, -gi / sqrtf(1.0f - v * v))
+UN_GRAD(asinh, gi / sqrtf(v * v + 1.0f))
+UN_GRAD(acosh, gi / sqrtf(v * v - 1.0f))
 UN_GRAD(sin, gi *cosf(v))
 UN_GRAD(cos, -gi *sinf(v))
 UN_GRAD(sinh, gi *coshf(v))
