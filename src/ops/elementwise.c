@@ -660,7 +660,15 @@ UN_FLOAT(atanh, atanh(v))
 /* ---- fast float32 Sigmoid, Tanh, Erf ----
  * libm's expf, tanhf and erff are scalar calls that no compiler vectorises, which makes these
  * activations ~10x slower than Relu. These are plain C the compiler vectorises, used when
- * c->use_ref == 0; the libm kernels above stay the reference (tests compare the two). */
+ * c->use_ref == 0; the libm kernels above stay the reference (tests compare the two).
+ * gcc 12 vectorises their loops only with AVX-512's masks, so each also has an avx512f clone,
+ * chosen at load time on CPUs that have it: a build without -march=native keeps the speed
+ * (on a 2-core EPYC: Sigmoid 5.8x, Tanh 11x, Erf 5.3x faster than the default clone). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FAST_CLONES __attribute__((target_clones("avx512f", "default")))
+#else
+#define FAST_CLONES
+#endif
 
 /* exp(x) after Cephes expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r,
  * 2^n written into the exponent bits. Relative error ~2 ulp for x in [-87, 88]; outside it the
@@ -685,7 +693,7 @@ static inline float fast_expf(float x)
     return x != x ? x : e * scale.f;
 }
 
-static void sigmoid_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
+FAST_CLONES static void sigmoid_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 {
     const float *x = xv;
     float *y = yv;
@@ -695,7 +703,7 @@ static void sigmoid_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 }
 
 /* tanh: Cephes tanhf's odd polynomial below |x| = 0.625, 1 - 2 / (e^2|x| + 1) above. */
-static void tanh_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
+FAST_CLONES static void tanh_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 {
     const float *x = xv;
     float *y = yv;
@@ -716,7 +724,7 @@ static void tanh_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 
 /* erf: its Taylor series to x^13 below |x| = 0.5 (error < 1e-9), Abramowitz & Stegun 7.1.26
  * above (absolute error < 1.5e-7 where erf > 0.52). */
-static void erf_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
+FAST_CLONES static void erf_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 {
     const float *x = xv;
     float *y = yv;
