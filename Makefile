@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 export GRAFT_CACHE ?= $(HOME)/.cache/graft
 # Extra CMake options for a new build folder, e.g. CMAKE_ARGS=-DGRAFT_NATIVE=ON (see
-# docs/ARCHITECTURE.md, "Build"). A folder keeps the options it was first configured with.
+# docs/ARCHITECTURE.md, "Build and style"). A folder keeps the options it was configured with.
 CMAKE_ARGS ?=
 
 .PHONY: all setup build build-werror check-style format test test-fast asan fuzz demo bench-infer bench-data bench-train bench-transfer bench-keyword clean
