@@ -1,6 +1,7 @@
 /* bench_infer.c — inference speed of one model through the public API.
  *   bench_infer MODEL BATCH THREADS SECONDS
  * Prints: graft <images/s> img/s peak_rss <MB> MB activations <MB> MB */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "graft.h"
 
 #include <stdio.h>
@@ -38,7 +39,8 @@ int main(int argc, char **argv)
     graft_tensor_new(GRAFT_FLOAT, rank, dims, &x);
     float *xf = x->data;
     srand(1);
-    for (int64_t i = 0; i < graft_tensor_numel(x); i++) xf[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int64_t i = 0; i < graft_tensor_numel(x); i++)
+        xf[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     int nout = graft_model_num_outputs(m);
     graft_tensor *outs[16];
     /* warm-up: builds the plan and the oneDNN primitives */

@@ -16,6 +16,8 @@ DEBIAN_PACKAGES=(
   nodejs chromium espeak-ng sox
   clang libclang-rt-14-dev libomp-dev
   # ^ fuzzing: clang's libFuzzer (scripts/fuzz.sh, make fuzz)
+  clang-format
+  # ^ make check-style (clang-format 14 on bookworm, the version .clang-format is for)
 )
 # npm packages: name@version and the sha1 `npm pack` reports for the tarball.
 NPM_PACKAGES=(

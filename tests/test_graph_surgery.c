@@ -157,7 +157,7 @@ static gr_graph *synth(int C, int H, int W, gr_rng *rng)
           junk[3] = { 1, 2, 3 };
     for (int i = 0; i < C * 3; i++) w[i] = (float)(gr_rng_uniform(rng) * 2 - 1);
     for (int i = 0; i < C; i++) b[i] = (float)(gr_rng_uniform(rng) - 0.3);
-    int x, vw, vb, y, r, vj;
+    int x = -1, vw = -1, vb = -1, y = -1, r = -1, vj = -1; /* -1: not added (st says why) */
     int st = gr_graph_add_value(g, "x", GR_F32, &xs, NULL, &x) ||
              gr_graph_add_value(g, "conv.weight", GR_F32, &ws, w, &vw) ||
              gr_graph_add_value(g, "conv.bias", GR_F32, &bs, b, &vb) ||
@@ -454,7 +454,7 @@ static void test_heads(void)
     /* classifier search: GAP → Flatten → Dropout → MatMul → Add → Softmax */
     g = synth(C, H, W, &rng);
     r = gr_graph_find_value(g, "r");
-    int p, fl, d, m, a, sm2, vw, vb, dr;
+    int p = -1, fl = -1, d = -1, m = -1, a = -1, sm2 = -1, vw = -1, vb = -1, dr = -1;
     gr_shape ws = { 2, { C, 3 } }, bs = { 1, { 3 } }, rs0 = { 0, { 0 } };
     float wv[18], bv[3] = { 0.1f, -0.2f, 0.3f }, ratio = 0.5f;
     for (int i = 0; i < 18; i++) wv[i] = (float)i / 18;

@@ -152,11 +152,12 @@ static int run_set(const gr_graph *g, const char *set, int use_ref, gr_dnnl *dnn
             if (gr_onnx_read_tensor(path, a, &want, NULL)) {
                 snprintf(msg, n, "%s", graft_last_error());
                 ok = 0;
-            } else if (!compare(gr_plan_output(p, i), &want, msg, n)) {
-                char tmp[600];
-                snprintf(tmp, sizeof tmp, "output %d: %s", i, msg);
-                snprintf(msg, n, "%s", tmp);
-                ok = 0;
+            } else {
+                char why[600];
+                if (!compare(gr_plan_output(p, i), &want, why, sizeof why)) {
+                    snprintf(msg, n, "output %d: %s", i, why);
+                    ok = 0;
+                }
             }
         }
     }

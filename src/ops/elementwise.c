@@ -642,7 +642,15 @@ UN_FLOAT(atanh, atanh(v))
 /* ---- fast float32 Sigmoid, Tanh, Erf ----
  * libm's expf, tanhf and erff are scalar calls that no compiler vectorises, which makes these
  * activations ~10x slower than Relu. These are plain C the compiler vectorises, used when
- * c->use_ref == 0; the libm kernels above stay the reference (tests compare the two). */
+ * c->use_ref == 0; the libm kernels above stay the reference (tests compare the two).
+ * gcc 12 vectorises their loops only with AVX-512's masks, so each also has an avx512f clone,
+ * chosen at load time on CPUs that have it: a build without -march=native keeps the speed
+ * (on a 2-core EPYC: Sigmoid 5.8x, Tanh 11x, Erf 5.3x faster than the default clone). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FAST_CLONES __attribute__((target_clones("avx512f", "default")))
+#else
+#define FAST_CLONES
+#endif
 
 /* exp(x) after Cephes expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r,
  * 2^n written into the exponent bits. Relative error ~2 ulp for x in [-87, 88]; outside it the
@@ -667,7 +675,7 @@ static inline float fast_expf(float x)
     return x != x ? x : e * scale.f;
 }
 
-static void sigmoid_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
+FAST_CLONES static void sigmoid_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 {
     const float *x = xv;
     float *y = yv;
@@ -677,7 +685,7 @@ static void sigmoid_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 }
 
 /* tanh: Cephes tanhf's odd polynomial below |x| = 0.625, 1 - 2 / (e^2|x| + 1) above. */
-static void tanh_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
+FAST_CLONES static void tanh_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 {
     const float *x = xv;
     float *y = yv;
@@ -698,7 +706,7 @@ static void tanh_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 
 /* erf: its Taylor series to x^13 below |x| = 0.5 (error < 1e-9), Abramowitz & Stegun 7.1.26
  * above (absolute error < 1.5e-7 where erf > 0.52). */
-static void erf_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
+FAST_CLONES static void erf_fast(void *yv, const void *xv, int64_t n, const ew_args *p)
 {
     const float *x = xv;
     float *y = yv;
@@ -1141,16 +1149,16 @@ UN_GRAD(log, gi / v)
 UN_GRAD(reciprocal, -gi *u *u)
 UN_GRAD(zero, 0.0f) /* Floor, Ceil, Round, Sign */
 UN_GRAD(tan, gi *(1.0f + u * u))
-UN_GRAD(asin, gi / sqrtf(1.0f - v * v))
-UN_GRAD(acos, -gi / sqrtf(1.0f - v * v))
 UN_GRAD(atan, gi / (1.0f + v * v))
-UN_GRAD(asinh, gi / sqrtf(v * v + 1.0f))
-UN_GRAD(acosh, gi / sqrtf(v * v - 1.0f))
 UN_GRAD(atanh, gi / (1.0f - v * v))
 UN_GRAD(neg, -gi)
 UN_GRAD(abs, v > 0 ? gi : v < 0 ? -gi : 0.0f)
 #undef LOOP_HINT
-#define LOOP_HINT /* libm calls */
+#define LOOP_HINT /* libm calls; sqrtf too (errno: clang cannot vectorise it) */
+UN_GRAD(asin, gi / sqrtf(1.0f - v * v))
+UN_GRAD(acos, -gi / sqrtf(1.0f - v * v))
+UN_GRAD(asinh, gi / sqrtf(v * v + 1.0f))
+UN_GRAD(acosh, gi / sqrtf(v * v - 1.0f))
 UN_GRAD(sin, gi *cosf(v))
 UN_GRAD(cos, -gi *sinf(v))
 UN_GRAD(sinh, gi *coshf(v))

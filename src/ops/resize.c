@@ -212,6 +212,7 @@ static int parse_enum(const gr_opctx *c, const char *attr, const char *def,
                       const char *const *names, int *out)
 {
     const char *v = gr_attr_str(c, attr, def);
+    *out = 0; /* defined on failure too */
     for (int i = 0; names[i]; i++)
         if (strcmp(v, names[i]) == 0) {
             *out = i;
