@@ -54,6 +54,7 @@ int gr_open_regular(const char *path, FILE **fp, uint64_t *size)
 
 int gr_read_file(const char *path, uint64_t max, unsigned char **data, size_t *size)
 {
+    *data = NULL, *size = 0; /* defined on failure too (gcc -O3's maybe-uninitialized) */
     FILE *f;
     uint64_t length;
     int st = gr_open_regular(path, &f, &length);
