@@ -261,24 +261,15 @@ static int check_input_types(const gr_plan *p, int k)
     return GRAFT_OK;
 }
 
-/* Wires node k's context, prepares it, and either folds it or makes it a step. */
-static int plan_node(gr_plan *p, int k)
+/* The op context of node k, before prepare: attributes, arena, mode, input/output arrays. */
+static int init_ctx(gr_plan *p, int k, uint32_t need)
 {
-    const gr_graph *g = p->g;
-    const gr_node *n = &g->nodes[k];
+    const gr_node *n = &p->g->nodes[k];
     gr_opctx *c = &p->ctx[k];
-    const gr_opdef *op = gr_op_runner(n->op); /* the row, or flat.c's wrapper around it */
-    if (!n->op)
-        return gr_err(GRAFT_E_UNSUPPORTED,
-                      "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
-                      n->name, n->domain, n->domain[0] ? "." : "", n->op_type, g->opset);
-    uint32_t need = node_need_grad(p, k);
-    int wide = check_wide(p, k);
-    if (wide) return wide;
     *c = (gr_opctx){ .name = n->name,
                      .op_type = n->op_type,
                      .def = n->op,
-                     .opset = g->opset,
+                     .opset = p->g->opset,
                      .attrs = n->attrs,
                      .nattr = n->nattr,
                      .nin = n->nin,
@@ -293,20 +284,30 @@ static int plan_node(gr_plan *p, int k)
     c->in = gr_arena_alloc(p->arena, (size_t)(n->nin + 1) * sizeof(gr_tensor *));
     c->out = gr_arena_alloc(p->arena, (size_t)(n->nout + 1) * sizeof(gr_tensor *));
     if (!c->in || !c->out) return GRAFT_E_NOMEM;
-    int all_known = 1, st = check_input_types(p, k);
-    if (st) return st;
     /* An absent optional output still gets a tensor to write into; it is never read. */
     for (int i = 0; i < n->nout; i++)
         c->out[i] =
             n->out[i] >= 0 ? &p->vals[n->out[i]] : gr_arena_alloc(p->arena, sizeof(gr_tensor));
+    return GRAFT_OK;
+}
+
+/* prepare(), first with the inputs in the layouts their producers chose (if the op takes
+ * layouts), again with plain inputs if it asks (GR_RETRY_PLAIN). *all_known: every input's data
+ * is known at plan time (the node can be folded). */
+static int prepare_node(gr_plan *p, int k, const gr_opdef *op, int *all_known)
+{
+    const gr_node *n = &p->g->nodes[k];
+    gr_opctx *c = &p->ctx[k];
+    int st = GRAFT_OK;
     for (int plain = !(op->flags & GR_OPF_LAYOUT);; plain = 1) {
+        *all_known = 1;
         for (int i = 0; i < n->nin; i++) {
             int v = n->in[i];
             if (v < 0) continue;
             if (plain && (st = plain_value(p, v, &v))) return st;
             c->in[i] = &p->vals[v];
             if (!p->known[v]) {
-                all_known = 0;
+                *all_known = 0;
                 p->vals[v].data = NULL; /* prepare must not rely on activation data */
             }
         }
@@ -325,20 +326,12 @@ static int plan_node(gr_plan *p, int k)
     }
     if (st == GR_RETRY_PLAIN)
         return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s) refused plain inputs", n->name, n->op_type);
-    if (st) return st;
-    for (int i = 0; p->training && i < n->nin;
-         i++) /* bound values (trainable, running statistics) keep their data */
-        if (c->in[i] && value_index(p, c->in[i]) >= 0 && p->ext[value_index(p, c->in[i])])
-            c->in[i]->data = g->values[value_index(p, c->in[i])].t.data;
-    if (c->need_grad && !n->op->backward)
-        return gr_err(
-            GRAFT_E_UNSUPPORTED,
-            "node '%s' (%s): graft cannot train through this op (it has no backward); freeze the "
-            "layers before it or cut the model after it",
-            n->name, n->op_type);
-    for (int j = 0; p->training && j < n->nout; j++)
-        if (n->out[j] >= 0)
-            p->rg[n->out[j]] = c->need_grad && p->reach[n->out[j]] && c->out[j]->dtype == GR_F32;
+    return st;
+}
+
+/* After prepare: every output typed and within the tensor-bytes limit. */
+static int check_outputs(const gr_node *n, const gr_opctx *c)
+{
     for (int i = 0; i < n->nout; i++) {
         if (!gr_dtype_size(c->out[i]->dtype))
             return gr_err(GRAFT_E_INTERNAL, "node '%s' (%s): output %d has no type after prepare",
@@ -350,14 +343,55 @@ static int plan_node(gr_plan *p, int k)
             return gr_err(GRAFT_E_SHAPE,
                           "node '%s' (%s): output %d has a shape whose size overflows", n->name,
                           n->op_type, i);
-        if ((st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, bytes,
-                                 "node '%s' (%s): output %d needs %" PRId64 " bytes", n->name,
-                                 n->op_type, i, bytes)))
-            return st;
+        int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, bytes,
+                                "node '%s' (%s): output %d needs %" PRId64 " bytes", n->name,
+                                n->op_type, i, bytes);
+        if (st) return st;
     }
-    p->flops += c->flops;
-    if (all_known || (n->op->flags & GR_OPF_SHAPE_ONLY)) return fold(p, c, op);
-    return add_step(p, c, op, k);
+    return GRAFT_OK;
+}
+
+/* Training: bound inputs (trainable values, running statistics) keep their data; which outputs
+ * carry a gradient. */
+static int bind_training(gr_plan *p, int k)
+{
+    const gr_node *n = &p->g->nodes[k];
+    gr_opctx *c = &p->ctx[k];
+    for (int i = 0; i < n->nin; i++)
+        if (c->in[i] && value_index(p, c->in[i]) >= 0 && p->ext[value_index(p, c->in[i])])
+            c->in[i]->data = p->g->values[value_index(p, c->in[i])].t.data;
+    if (c->need_grad && !n->op->backward)
+        return gr_err(
+            GRAFT_E_UNSUPPORTED,
+            "node '%s' (%s): graft cannot train through this op (it has no backward); freeze the "
+            "layers before it or cut the model after it",
+            n->name, n->op_type);
+    for (int j = 0; j < n->nout; j++)
+        if (n->out[j] >= 0)
+            p->rg[n->out[j]] = c->need_grad && p->reach[n->out[j]] && c->out[j]->dtype == GR_F32;
+    return GRAFT_OK;
+}
+
+/* Wires node k's context, prepares it, and either folds it or makes it a step. */
+static int plan_node(gr_plan *p, int k)
+{
+    const gr_node *n = &p->g->nodes[k];
+    if (!n->op)
+        return gr_err(GRAFT_E_UNSUPPORTED,
+                      "node '%s' uses op '%s%s%s' (opset %d), which graft does not support",
+                      n->name, n->domain, n->domain[0] ? "." : "", n->op_type, p->g->opset);
+    const gr_opdef *op = gr_op_runner(n->op); /* the row, or flat.c's wrapper around it */
+    uint32_t need = node_need_grad(p, k);
+    int all_known, st = check_wide(p, k);
+    if (!st) st = init_ctx(p, k, need);
+    if (!st) st = check_input_types(p, k);
+    if (!st) st = prepare_node(p, k, op, &all_known);
+    if (!st && p->training) st = bind_training(p, k);
+    if (!st) st = check_outputs(n, &p->ctx[k]);
+    if (st) return st;
+    p->flops += p->ctx[k].flops;
+    if (all_known || (n->op->flags & GR_OPF_SHAPE_ONLY)) return fold(p, &p->ctx[k], op);
+    return add_step(p, &p->ctx[k], op, k);
 }
 
 /* ---- liveness memory plan ---- */
@@ -422,101 +456,120 @@ static int step_access(const gr_plan *p, int s, access *a)
 
 /* Liveness: a value holds bytes from the step that first writes it to the last step touching
  * it (the end for graph outputs); first fit between live blocks. */
+/* The memory planner's working arrays: each value's first (writing) and last step, its offset
+ * in the activation block, the live blocks sorted by offset, one step's accesses. */
+typedef struct mem_plan {
+    int *first, *last;
+    size_t *off, peak;
+    block *live;
+    int nlive;
+    access *acc;
+} mem_plan;
+
+static void live_ranges(gr_plan *p, mem_plan *m)
+{
+    for (int v = 0; v < p->nvals; v++) m->first[v] = m->last[v] = -1;
+    for (int s = 0; s < p->nsteps; s++) {
+        int n = step_access(p, s, m->acc);
+        for (int a = 0; a < n; a++) {
+            int v = m->acc[a].v;
+            if (m->acc[a].write && m->first[v] < 0) m->first[v] = s;
+            m->last[v] = s;
+        }
+    }
+    for (int i = 0; i < p->g->noutputs; i++) m->last[p->outputs[i]] = p->nsteps;
+}
+
+/* An absent optional output of a forward step gets private bytes. */
+static int absent_outputs(gr_plan *p, int s)
+{
+    gr_opctx *c = p->steps[s].ctx;
+    if (p->steps[s].kind != ST_FWD) return GRAFT_OK;
+    for (int j = 0; j < c->nout; j++) {
+        if (value_index(p, c->out[j]) >= 0) continue;
+        c->out[j]->data = gr_arena_alloc(p->arena, (gr_tensor_bytes(c->out[j]) + 63) & ~(size_t)63);
+        if (!c->out[j]->data) return GRAFT_E_NOMEM;
+    }
+    return GRAFT_OK;
+}
+
+/* Places the values step s writes first (first fit between the live blocks), then retires the
+ * blocks whose last reader was s. */
+static void place_step(gr_plan *p, mem_plan *m, int s)
+{
+    int n = step_access(p, s, m->acc);
+    for (int a = 0; a < n; a++) {
+        int v = m->acc[a].v;
+        if (!m->acc[a].write || m->first[v] != s || (p->ext && p->ext[v])) continue;
+        m->first[v] = -2; /* placed */
+        size_t need = (gr_tensor_bytes(&p->vals[v]) + 63) & ~(size_t)63, at = 0;
+        int pos = 0;
+        for (; pos < m->nlive; pos++) {
+            if (m->live[pos].off - at >= need) break;
+            at = m->live[pos].off + m->live[pos].size;
+        }
+        memmove(&m->live[pos + 1], &m->live[pos], (size_t)(m->nlive - pos) * sizeof *m->live);
+        m->live[pos] = (block){ at, need, v };
+        m->nlive++;
+        m->off[v] = at;
+        if (at + need > m->peak) m->peak = at + need;
+    }
+    for (int b = 0; b < m->nlive;) {
+        if (m->last[m->live[b].value] <= s) {
+            memmove(&m->live[b], &m->live[b + 1], (size_t)(m->nlive - b - 1) * sizeof *m->live);
+            m->nlive--;
+        } else b++;
+    }
+}
+
+/* The activation block (never NULL, even when every activation is empty: pointer arithmetic on
+ * NULL is undefined) and the shared scratch, both checked against tensor-bytes first. */
+static int alloc_blocks(gr_plan *p, const mem_plan *m)
+{
+    p->act_bytes = m->peak;
+    int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)m->peak,
+                            "the model's activations need %zu bytes", m->peak);
+    if (st) return st;
+    p->act = aligned_alloc(64, m->peak ? m->peak : 64);
+    if (!p->act) return gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", m->peak);
+    for (int v = 0; v < p->nvals; v++)
+        if (m->first[v] == -2) p->vals[v].data = p->act + m->off[v];
+    if (p->scratch_bytes > (size_t)INT64_MAX / 2)
+        return gr_err(GRAFT_E_SHAPE, "the model's scratch size overflows");
+    if ((st =
+             gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)p->scratch_bytes,
+                            "the model's largest op needs %zu bytes of scratch", p->scratch_bytes)))
+        return st;
+    if (!p->scratch_bytes) return GRAFT_OK;
+    p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) & ~(size_t)63);
+    if (!p->scratch)
+        return gr_err(GRAFT_E_NOMEM, "out of memory for %zu bytes of scratch", p->scratch_bytes);
+    return GRAFT_OK;
+}
+
 static int plan_memory(gr_plan *p)
 {
-    int st = GRAFT_OK, nlive = 0, maxacc = 4;
+    int st = GRAFT_OK, maxacc = 4;
     for (int s = 0; s < p->nsteps; s++) {
         int m = 2 * (p->steps[s].ctx ? p->steps[s].ctx->nin + p->steps[s].ctx->nout : 0) + 4;
         if (m > maxacc) maxacc = m;
     }
-    int *first = malloc((size_t)(p->nvals + 1) * sizeof *first),
-        *last = malloc((size_t)(p->nvals + 1) * sizeof *last);
-    size_t *off = calloc((size_t)p->nvals + 1, sizeof *off);
-    block *live = malloc((size_t)(p->nvals + 1) * sizeof *live);
-    access *acc = malloc((size_t)maxacc * sizeof *acc);
-    if (!first || !last || !off || !live || !acc) {
+    mem_plan m = { .first = malloc((size_t)(p->nvals + 1) * sizeof *m.first),
+                   .last = malloc((size_t)(p->nvals + 1) * sizeof *m.last),
+                   .off = calloc((size_t)p->nvals + 1, sizeof *m.off),
+                   .live = malloc((size_t)(p->nvals + 1) * sizeof *m.live),
+                   .acc = malloc((size_t)maxacc * sizeof *m.acc) };
+    if (!m.first || !m.last || !m.off || !m.live || !m.acc)
         st = gr_err(GRAFT_E_NOMEM, "out of memory planning");
-        goto done;
-    }
-    for (int v = 0; v < p->nvals; v++) first[v] = last[v] = -1;
-    for (int s = 0; s < p->nsteps; s++) {
-        int n = step_access(p, s, acc);
-        for (int a = 0; a < n; a++) {
-            int v = acc[a].v;
-            if (acc[a].write && first[v] < 0) first[v] = s;
-            last[v] = s;
-        }
-    }
-    for (int i = 0; i < p->g->noutputs; i++) last[p->outputs[i]] = p->nsteps;
-    size_t peak = 0;
-    for (int s = 0; s < p->nsteps; s++) {
-        gr_opctx *c = p->steps[s].ctx;
-        if (p->steps[s].kind == ST_FWD)
-            for (int j = 0; j < c->nout; j++) {
-                if (value_index(p, c->out[j]) >= 0) continue;
-                /* an absent optional output: private bytes */
-                c->out[j]->data =
-                    gr_arena_alloc(p->arena, (gr_tensor_bytes(c->out[j]) + 63) & ~(size_t)63);
-                if (!c->out[j]->data) {
-                    st = GRAFT_E_NOMEM;
-                    goto done;
-                }
-            }
-        int n = step_access(p, s, acc);
-        for (int a = 0; a < n; a++) {
-            int v = acc[a].v;
-            if (!acc[a].write || first[v] != s || (p->ext && p->ext[v])) continue;
-            first[v] = -2; /* placed */
-            size_t need = (gr_tensor_bytes(&p->vals[v]) + 63) & ~(size_t)63, at = 0;
-            int pos = 0;
-            for (; pos < nlive; pos++) { /* first fit between live blocks sorted by offset */
-                if (live[pos].off - at >= need) break;
-                at = live[pos].off + live[pos].size;
-            }
-            memmove(&live[pos + 1], &live[pos], (size_t)(nlive - pos) * sizeof *live);
-            live[pos] = (block){ at, need, v };
-            nlive++;
-            off[v] = at;
-            if (at + need > peak) peak = at + need;
-        }
-        for (int b = 0; b < nlive;) {
-            if (last[live[b].value] <= s) {
-                memmove(&live[b], &live[b + 1], (size_t)(nlive - b - 1) * sizeof *live);
-                nlive--;
-            } else b++;
-        }
-    }
-    p->act_bytes = peak;
-    st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)peak,
-                        "the model's activations need %zu bytes", peak);
-    if (st) goto done;
-    /* never NULL, even when every activation is empty (a zero-size dim): pointer arithmetic on
-     * NULL is undefined */
-    p->act = aligned_alloc(64, peak ? peak : 64);
-    if (!p->act) {
-        st = gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", peak);
-        goto done;
-    }
-    for (int v = 0; v < p->nvals; v++)
-        if (first[v] == -2) p->vals[v].data = p->act + off[v];
-    if (p->scratch_bytes > (size_t)INT64_MAX / 2 ||
-        (st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)p->scratch_bytes,
-                             "the model's largest op needs %zu bytes of scratch",
-                             p->scratch_bytes))) {
-        if (!st) st = gr_err(GRAFT_E_SHAPE, "the model's scratch size overflows");
-        goto done;
-    }
-    if (p->scratch_bytes) {
-        p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) & ~(size_t)63);
-        if (!p->scratch)
-            st = gr_err(GRAFT_E_NOMEM, "out of memory for %zu bytes of scratch", p->scratch_bytes);
-    }
-done:
-    free(first);
-    free(last);
-    free(off);
-    free(live);
-    free(acc);
+    if (!st) live_ranges(p, &m);
+    for (int s = 0; !st && s < p->nsteps; s++)
+        if (!(st = absent_outputs(p, s))) place_step(p, &m, s);
+    if (!st) st = alloc_blocks(p, &m);
+    free(m.first);
+    free(m.last);
+    free(m.off);
+    free(m.live);
+    free(m.acc);
     return st;
 }
 
