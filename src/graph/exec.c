@@ -178,12 +178,6 @@ static int plain_value(gr_plan *p, int v, int *out)
     return GRAFT_OK;
 }
 
-/* BatchNormalization: training updates its running statistics (inputs 3, 4) in place. */
-static int is_bn(const gr_node *n)
-{
-    return n->op && (n->op->flags & GR_OPF_RUNNING_STATS) && !n->domain[0];
-}
-
 static int trainable(const gr_plan *p, int v)
 {
     return p->training && v >= 0 && p->opts.trainable[v];
@@ -225,7 +219,8 @@ static int node_training(const gr_plan *p, int k, uint32_t need)
     const gr_node *n = &p->g->nodes[k];
     if (!p->training) return 0;
     if (p->opts.node_mode && p->opts.node_mode[k] >= 0) return p->opts.node_mode[k];
-    if (is_bn(n)) return n->nin > 2 && (trainable(p, n->in[1]) || trainable(p, n->in[2]));
+    if (gr_node_running_stats(n))
+        return n->nin > 2 && (trainable(p, n->in[1]) || trainable(p, n->in[2]));
     return need != 0;
 }
 
@@ -737,7 +732,7 @@ static int alloc_training(gr_plan *p)
     }
     for (int k = 0; k < g->nnodes; k++) {
         const gr_node *n = &g->nodes[k];
-        if (!is_bn(n) || n->nin < 5 || !node_training(p, k, 1)) continue;
+        if (!gr_node_running_stats(n) || n->nin < 5 || !node_training(p, k, 1)) continue;
         for (int i = 3; i < 5; i++) {
             int v = n->in[i];
             if (v < 0 || !g->values[v].is_init)

@@ -25,6 +25,13 @@ typedef struct gr_node {
     gr_attr *attrs;
 } gr_node;
 
+/* A node whose training updates running statistics in place (BatchNormalization: inputs 3, 4),
+ * from its op's row (GR_OPF_RUNNING_STATS). */
+static inline int gr_node_running_stats(const gr_node *n)
+{
+    return n->op && (n->op->flags & GR_OPF_RUNNING_STATS) && !n->domain[0];
+}
+
 typedef struct gr_meta {
     char *key, *value;
 } gr_meta;

@@ -7,11 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-static int is_bn(const gr_node *n)
-{
-    return strcmp(n->op_type, "BatchNormalization") == 0 && !n->domain[0];
-}
-
 /* Same rule as the plan's (graph.h): a BatchNorm trains with its own parameters. */
 static int bn_trains(const gr_trainer *t, int k)
 {
@@ -65,7 +60,7 @@ static int make_blocks(gr_trainer *t)
     unsigned char *in_buf = gr_calloc((size_t)g->nvalues + 1, 1);
     if (!in_buf) return GRAFT_E_NOMEM;
     for (int k = 0; k < g->nnodes; k++)
-        if (is_bn(&g->nodes[k]) && g->nodes[k].nin >= 5 && bn_trains(t, k))
+        if (gr_node_running_stats(&g->nodes[k]) && g->nodes[k].nin >= 5 && bn_trains(t, k))
             for (int i = 3; i < 5; i++) {
                 int v = g->nodes[k].in[i];
                 if (v >= 0 && g->values[v].is_init && g->values[v].t.dtype == GR_F32 &&
