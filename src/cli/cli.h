@@ -18,4 +18,15 @@ void default_cache(char *buf, size_t n, const char *sub);
 
 int cmd_keyword(int argc, char **argv);
 
+/* progress.c: graft_progress_fn callbacks (ctx unused) drawing on stderr. cli_progress: a bar
+ * with rate and ETA on a terminal, a line per quarter of a run otherwise, notes and warnings as
+ * lines; cli_warnings: warnings only (--json and the quiet steps). cli_progress_end closes a bar
+ * left open (before an error message). */
+void cli_progress(void *ctx, const graft_progress *p);
+void cli_warnings(void *ctx, const graft_progress *p);
+void cli_progress_end(void);
+/* A failed internal assertion (the library aborts with the message in graft_last_error()) is
+ * said on stderr, "graft: internal error: assertion ...". */
+void cli_catch_assertions(void);
+
 #endif

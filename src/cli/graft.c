@@ -21,6 +21,7 @@ char cli_error[512]; /* a bad-input message of the CLI's own, printed by fail() 
 
 int fail(graft_status st)
 {
+    cli_progress_end();
     fprintf(stderr, "graft: %s\n", cli_error[0] ? cli_error : graft_last_error());
     return st == GRAFT_E_INTERNAL || st == GRAFT_E_NOMEM ? EXIT_INTERNAL : EXIT_INPUT;
 }
@@ -540,7 +541,7 @@ static const char *cache_dir(const char *cache, int nocache, char *buf, size_t n
 /* The flags of every command that extracts features (extract, fit, fewshot). */
 typedef struct extract_flags {
     graft_extract_opts o;
-    const char *cache;
+    const char *cache, *pool;
     int nocache;
 } extract_flags;
 
@@ -552,7 +553,7 @@ static int extract_flag(int argc, char **argv, int *i, extract_flags *f)
     if (!strcmp(a, "--no-cache")) f->nocache = 1;
     else if (!strcmp(a, "--skip-bad")) f->o.skip_bad = 1;
     else if (!strcmp(a, "--layer") && more) f->o.layer = argv[++*i];
-    else if (!strcmp(a, "--pool") && more) f->o.pool = argv[++*i];
+    else if (!strcmp(a, "--pool") && more) f->pool = argv[++*i];
     else if (!strcmp(a, "--transform") && more) f->o.transform = argv[++*i];
     else if (!strcmp(a, "--cache") && more) f->cache = argv[++*i];
     else if (!strcmp(a, "--batch") && more) f->o.batch = atoi(argv[++*i]);
@@ -562,11 +563,27 @@ static int extract_flag(int argc, char **argv, int *i, extract_flags *f)
     return 1;
 }
 
+/* The flags as the API's options: --pool by name, --batch and --workers 0 (or less) the
+ * default, the cache folder, and the library's reports on stderr (--json: warnings only). */
+static graft_status extract_values(const extract_flags *f, int json, char *cache_buf, size_t n,
+                                   graft_extract_opts *o)
+{
+    graft_extract_opts def;
+    graft_extract_opts_init(&def);
+    *o = f->o;
+    if (o->batch <= 0) o->batch = def.batch;
+    if (o->workers <= 0) o->workers = def.workers;
+    o->cache_dir = cache_dir(f->cache, f->nocache, cache_buf, n);
+    o->progress = json ? cli_warnings : cli_progress;
+    return f->pool ? graft_pool_from_name(f->pool, &o->pool) : GRAFT_OK;
+}
+
 static int cmd_extract(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *out = NULL, *lout = NULL;
     int json = 0;
     extract_flags f = { 0 };
+    graft_extract_opts_init(&f.o);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -583,14 +600,14 @@ static int cmd_extract(int argc, char **argv)
         else return usage_error("extract", "more than a model and a dataset given");
     }
     if (!model || !data) return usage_error("extract", "give a model and a dataset");
-    graft_extract_opts o = f.o;
-    if (o.batch < 0 || o.workers < 0)
+    if (f.o.batch < 0 || f.o.workers < 0)
         return usage_error("extract", "--batch and --workers must be positive");
+    graft_extract_opts o;
     char cache_buf[1024];
-    o.cache_dir = cache_dir(f.cache, f.nocache, cache_buf, sizeof cache_buf);
-    o.quiet = json;
+    graft_status st = extract_values(&f, json, cache_buf, sizeof cache_buf, &o);
+    if (st) return fail(st);
     graft_dataset *d;
-    graft_status st = graft_dataset_open(data, NULL, &d);
+    st = graft_dataset_open(data, NULL, &d);
     if (st) return fail(st);
     graft_tensor *x = NULL, *y = NULL;
     int cached = 0;
@@ -621,12 +638,8 @@ static int cmd_extract(int argc, char **argv)
     return st ? fail(st) : 0;
 }
 
-static char *auto_choice[2];
-static void free_auto_choice(void)
-{
-    free(auto_choice[0]);
-    free(auto_choice[1]);
-}
+static char *auto_choice;
+static void free_auto_choice(void) { free(auto_choice); }
 
 /* --layer auto: rank the candidate layers on `subset` (NULL: all), print the ranking, and set
  * eo->layer / eo->pool to the best (the strings stay allocated until exit). */
@@ -634,9 +647,10 @@ static graft_status resolve_auto(const char *model, const graft_dataset *d,
                                  const graft_tensor *subset, graft_extract_opts *eo, int json)
 {
     if (!eo->layer || strcmp(eo->layer, "auto")) return GRAFT_OK;
-    char *ranking, *layer, *pool;
+    char *ranking, *layer;
+    graft_pool pool;
     graft_extract_opts q = *eo;
-    q.quiet = 1;
+    q.progress = cli_warnings;
     graft_status st = graft_layer_auto(model, d, subset, &q, 0, &ranking, &layer, &pool);
     if (st) return st;
     cJSON *arr = cJSON_Parse(ranking);
@@ -661,11 +675,10 @@ static graft_status resolve_auto(const char *model, const graft_dataset *d,
                 cJSON_GetObjectItem(e, "pool")->valuestring,
                 cJSON_GetObjectItem(e, "dim")->valueint);
     }
-    fprintf(out, "using %s with %s pooling\n", layer, pool);
+    fprintf(out, "using %s with %s pooling\n", layer, graft_pool_name(pool));
     cJSON_Delete(arr);
     free(ranking);
-    auto_choice[0] = layer; /* kept for the rest of the command, freed at exit */
-    auto_choice[1] = pool;
+    auto_choice = layer; /* kept for the rest of the command, freed at exit */
     atexit(free_auto_choice);
     eo->layer = layer;
     eo->pool = pool;
@@ -736,8 +749,11 @@ static int cmd_fit(int argc, char **argv)
     const char *model = NULL, *data = NULL, *out = NULL, *test = NULL;
     int json = 0, shots = 0;
     double val = 0.2;
+    const char *kind = NULL, *norm = NULL;
     extract_flags f = { 0 };
-    graft_fit_opts fo = { 0 };
+    graft_extract_opts_init(&f.o);
+    graft_fit_opts fo;
+    graft_fit_opts_init(&fo);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -746,8 +762,8 @@ static int cmd_fit(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--json")) json = 1;
         else if (extract_flag(argc, argv, &i, &f)) continue;
-        else if (!strcmp(a, "--head") && more) fo.kind = argv[++i];
-        else if (!strcmp(a, "--norm") && more) fo.norm = argv[++i];
+        else if (!strcmp(a, "--head") && more) kind = argv[++i];
+        else if (!strcmp(a, "--norm") && more) norm = argv[++i];
         else if (!strcmp(a, "--C") && more) fo.C = atof(argv[++i]);
         else if (!strcmp(a, "--seed") && more) fo.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--val") && more) val = atof(argv[++i]);
@@ -763,18 +779,17 @@ static int cmd_fit(int argc, char **argv)
     if (!(val >= 0 && val < 1)) return usage_error("fit", "--val must be in [0, 1)");
     if (shots < 0) return usage_error("fit", "--shots must be positive");
     if (test) val = 0; /* the test set is the held-out data */
-    if (fo.kind && strcmp(fo.kind, "logreg") && strcmp(fo.kind, "mlp") && strcmp(fo.kind, "knn") &&
-        strcmp(fo.kind, "ncm"))
+    if (kind && graft_head_kind_from_name(kind, &fo.kind))
         return usage_error("fit", "--head must be logreg, mlp, knn or ncm");
-    if (fo.norm && strcmp(fo.norm, "standardize") && strcmp(fo.norm, "l2") &&
-        strcmp(fo.norm, "none"))
+    if (norm && graft_norm_from_name(norm, &fo.norm))
         return usage_error("fit", "--norm must be standardize, l2 or none");
-    graft_extract_opts eo = f.o;
+    if (!(fo.C > 0)) fo.C = GRAFT_AUTO; /* --C 0 or less: cross-validated */
+    graft_extract_opts eo;
     char cache_buf[1024];
-    eo.cache_dir = cache_dir(f.cache, f.nocache, cache_buf, sizeof cache_buf);
-    eo.quiet = json;
+    graft_status st = extract_values(&f, json, cache_buf, sizeof cache_buf, &eo);
+    if (st) return fail(st);
     graft_dataset *d;
-    graft_status st = graft_dataset_open(data, NULL, &d);
+    st = graft_dataset_open(data, NULL, &d);
     if (st) return fail(st);
     graft_tensor *X = NULL, *y = NULL, *index = NULL, *tr = NULL, *va = NULL, *Xt = NULL,
                  *yt = NULL, *Xv = NULL, *yv = NULL, *prob = NULL;
@@ -808,7 +823,7 @@ static int cmd_fit(int argc, char **argv)
         char full[4096];
         cJSON_AddStringToObject(o, "model", realpath(model, full) ? full : model);
         if (eo.layer) cJSON_AddStringToObject(o, "layer", eo.layer);
-        cJSON_AddStringToObject(o, "pool", eo.pool ? eo.pool : "mean");
+        cJSON_AddStringToObject(o, "pool", graft_pool_name(eo.pool));
         if (eo.transform) cJSON_AddStringToObject(o, "transform", eo.transform);
         for (int c = 0; c < nclass; c++)
             cJSON_AddItemToArray(cls, cJSON_CreateString(graft_dataset_class_name(d, c)));
@@ -916,6 +931,15 @@ static void free_origin(origin *org)
     cJSON_Delete(org->o);
     free(org->history);
     free(org->recipe);
+}
+
+/* The extraction a head's origin describes, reporting through `progress`. */
+static graft_status origin_opts(const origin *org, graft_progress_fn progress,
+                                graft_extract_opts *eo)
+{
+    graft_extract_opts_init(eo);
+    eo->layer = org->layer, eo->transform = org->transform, eo->progress = progress;
+    return org->pool ? graft_pool_from_name(org->pool, &eo->pool) : GRAFT_OK;
 }
 
 /* A head saved by graft fit, or a whole model (.onnx) made by finetune or export. */
@@ -1074,10 +1098,9 @@ static int cmd_predict(int argc, char **argv)
     graft_status st =
         rc ? GRAFT_E_ARG : graft_dataset_from_files((const char *const *)files, nfiles, &d);
     if (!rc && !st) {
-        graft_extract_opts eo = {
-            .layer = org.layer, .pool = org.pool, .transform = org.transform, .quiet = 1
-        };
-        st = graft_extract(org.model, d, &eo, &X, NULL, NULL, NULL);
+        graft_extract_opts eo;
+        st = origin_opts(&org, cli_warnings, &eo);
+        if (!st) st = graft_extract(org.model, d, &eo, &X, NULL, NULL, NULL);
     }
     if (!rc && !st) st = head_predict(h, &X, &prob);
     if (!rc && !st) {
@@ -1219,13 +1242,10 @@ static int cmd_eval(int argc, char **argv)
         }
     }
     if (!st) {
-        graft_extract_opts eo = { .layer = org.layer,
-                                  .pool = org.pool,
-                                  .transform = org.transform,
-                                  .quiet = json,
-                                  .cache_dir = cdir,
-                                  .skip_bad = skip_bad };
-        st = graft_extract(org.model, d, &eo, &X, &y, &index, NULL);
+        graft_extract_opts eo;
+        st = origin_opts(&org, json ? cli_warnings : cli_progress, &eo);
+        eo.cache_dir = cdir, eo.skip_bad = skip_bad;
+        if (!st) st = graft_extract(org.model, d, &eo, &X, &y, &index, NULL);
     }
     if (!st && gcol >= 0) st = group_ids(d, gcol, index, &gids, &gnames, &ngroup);
     if (!st) st = head_predict(h, &X, &prob);
@@ -1348,10 +1368,42 @@ static int cmd_export(int argc, char **argv)
 static graft_status model_probs(const char *model, const graft_dataset *d, const char *transform,
                                 int quiet, graft_tensor **prob, graft_tensor **y)
 {
-    graft_extract_opts eo = {
-        .layer = "probabilities", .pool = "none", .transform = transform, .quiet = quiet
-    };
+    graft_extract_opts eo;
+    graft_extract_opts_init(&eo);
+    eo.layer = "probabilities", eo.pool = GRAFT_POOL_NONE, eo.transform = transform;
+    eo.progress = quiet ? cli_warnings : cli_progress;
     return graft_extract(model, d, &eo, prob, y, NULL, NULL);
+}
+
+/* The command line's conventions as the API's values: the closed sets by name; 0 for epochs,
+ * lr, weight decay and probe C is automatic, 0 for lr ratio, label smoothing, patience, batch and
+ * workers the default; negative epochs skip the phase, a negative weight decay or label
+ * smoothing is none, a negative patience never stops. */
+static graft_status finetune_values(const char *pool, const char *head_init, const char *bn,
+                                    const char *optimizer, graft_finetune_opts *o)
+{
+    graft_finetune_opts def;
+    graft_finetune_opts_init(&def);
+    graft_status st = pool ? graft_pool_from_name(pool, &o->pool) : GRAFT_OK;
+    if (!st && head_init) st = graft_head_init_from_name(head_init, &o->head_init);
+    if (!st && bn) st = graft_bn_from_name(bn, &o->bn);
+    if (!st && optimizer) st = graft_optimizer_from_name(optimizer, &o->optimizer);
+    int *epochs[2] = { &o->head_epochs, &o->epochs };
+    for (int k = 0; k < 2; k++)
+        if (*epochs[k] == 0) *epochs[k] = GRAFT_AUTO;
+        else if (*epochs[k] < 0 && *epochs[k] != GRAFT_AUTO) *epochs[k] = 0;
+    if (o->lr == 0) o->lr = GRAFT_AUTO;
+    if (o->probe_C <= 0) o->probe_C = GRAFT_AUTO;
+    if (o->weight_decay == 0) o->weight_decay = GRAFT_AUTO;
+    else if (o->weight_decay < 0 && o->weight_decay != GRAFT_AUTO) o->weight_decay = 0;
+    if (o->label_smoothing == 0) o->label_smoothing = def.label_smoothing;
+    else if (o->label_smoothing < 0) o->label_smoothing = 0;
+    if (o->lr_ratio == 0) o->lr_ratio = def.lr_ratio;
+    if (o->patience == 0) o->patience = def.patience;
+    else if (o->patience < 0) o->patience = GRAFT_NEVER;
+    if (o->batch == 0) o->batch = def.batch;
+    if (o->workers == 0) o->workers = def.workers;
+    return st;
 }
 
 static int cmd_finetune(int argc, char **argv)
@@ -1359,7 +1411,9 @@ static int cmd_finetune(int argc, char **argv)
     const char *model = NULL, *data = NULL, *out = NULL, *test = NULL, *report = NULL,
                *cache = NULL;
     int json = 0, shots = 0, nocache = 0;
-    graft_finetune_opts o = { 0 };
+    const char *pool = NULL, *head_init = NULL, *bn = NULL, *optimizer = NULL;
+    graft_finetune_opts o;
+    graft_finetune_opts_init(&o);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -1370,17 +1424,17 @@ static int cmd_finetune(int argc, char **argv)
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if ((!strcmp(a, "--output") || !strcmp(a, "-o")) && more) out = argv[++i];
         else if (!strcmp(a, "--layer") && more) o.layer = argv[++i];
-        else if (!strcmp(a, "--pool") && more) o.pool = argv[++i];
+        else if (!strcmp(a, "--pool") && more) pool = argv[++i];
         else if (!strcmp(a, "--freeze") && more) o.freeze = argv[++i];
-        else if (!strcmp(a, "--head-init") && more) o.head_init = argv[++i];
+        else if (!strcmp(a, "--head-init") && more) head_init = argv[++i];
         else if (!strcmp(a, "--probe-C") && more) o.probe_C = atof(argv[++i]);
-        else if (!strcmp(a, "--bn") && more) o.bn = argv[++i];
+        else if (!strcmp(a, "--bn") && more) bn = argv[++i];
         else if (!strcmp(a, "--cache") && more) cache = argv[++i];
         else if (!strcmp(a, "--no-cache")) nocache = 1;
         else if (!strcmp(a, "--head-epochs") && more) o.head_epochs = atoi(argv[++i]);
         else if (!strcmp(a, "--epochs") && more) o.epochs = atoi(argv[++i]);
         else if (!strcmp(a, "--steps") && more) o.steps = atoi(argv[++i]);
-        else if (!strcmp(a, "--optimizer") && more) o.optimizer = argv[++i];
+        else if (!strcmp(a, "--optimizer") && more) optimizer = argv[++i];
         else if (!strcmp(a, "--lr") && more) o.lr = atof(argv[++i]);
         else if (!strcmp(a, "--lr-ratio") && more) o.lr_ratio = atof(argv[++i]);
         else if (!strcmp(a, "--layer-decay") && more) o.layer_decay = atof(argv[++i]);
@@ -1388,7 +1442,7 @@ static int cmd_finetune(int argc, char **argv)
         else if (!strcmp(a, "--label-smoothing") && more) o.label_smoothing = atof(argv[++i]);
         else if (!strcmp(a, "--dropout") && more) o.dropout = atof(argv[++i]);
         else if (!strcmp(a, "--val") && more)
-            o.val_frac = atof(argv[++i]) == 0 ? -1 : atof(argv[i]); /* 0: no split */
+            o.val_frac = atof(argv[++i]) <= 0 ? 0 : atof(argv[i]); /* 0 or less: no split */
         else if (!strcmp(a, "--patience") && more) o.patience = atoi(argv[++i]);
         else if (!strcmp(a, "--batch") && more) o.batch = atoi(argv[++i]);
         else if (!strcmp(a, "--workers") && more) o.workers = atoi(argv[++i]);
@@ -1413,16 +1467,20 @@ static int cmd_finetune(int argc, char **argv)
         return usage_error("finetune", "--report evaluates on --test data; give both");
     if (o.resume && !o.checkpoint_dir)
         return usage_error("finetune", "--resume needs --checkpoint DIR");
-    o.quiet = json;
+    graft_status st = finetune_values(pool, head_init, bn, optimizer, &o);
+    if (st) return fail(st);
+    o.progress = json ? cli_warnings : cli_progress;
     char cache_buf[1024];
     o.cache_dir = cache_dir(cache, nocache, cache_buf, sizeof cache_buf);
     graft_dataset *d = NULL, *td = NULL;
     graft_tensor *sub = NULL, *prob = NULL, *y = NULL;
     char *summary = NULL, *metrics = NULL;
     double t0 = wall_seconds();
-    graft_status st = graft_dataset_open(data, NULL, &d);
+    st = graft_dataset_open(data, NULL, &d);
     if (!st && shots) st = graft_dataset_kshot(d, shots, o.seed, &sub);
-    graft_extract_opts eo = { .layer = o.layer, .pool = o.pool, .transform = o.transform };
+    graft_extract_opts eo;
+    graft_extract_opts_init(&eo);
+    eo.layer = o.layer, eo.pool = o.pool, eo.transform = o.transform;
     if (!st) st = resolve_auto(model, d, sub, &eo, json);
     o.layer = eo.layer, o.pool = eo.pool;
     if (!st) st = graft_finetune(model, d, sub, &o, out, &summary);
@@ -1498,8 +1556,12 @@ static int cmd_fewshot(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *shots = "1";
     int json = 0;
+    const char *method = NULL;
     extract_flags f = { 0 };
-    graft_fewshot_opts fo = { 0 };
+    graft_extract_opts_init(&f.o);
+    graft_fewshot_opts fo, def;
+    graft_fewshot_opts_init(&fo);
+    graft_fewshot_opts_init(&def);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -1508,7 +1570,7 @@ static int cmd_fewshot(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--json")) json = 1;
         else if (extract_flag(argc, argv, &i, &f)) continue;
-        else if (!strcmp(a, "--method") && more) fo.method = argv[++i];
+        else if (!strcmp(a, "--method") && more) method = argv[++i];
         else if (!strcmp(a, "--way") && more) fo.way = atoi(argv[++i]);
         else if (!strcmp(a, "--shot") && more) shots = argv[++i];
         else if (!strcmp(a, "--query") && more) fo.query = atoi(argv[++i]);
@@ -1529,15 +1591,17 @@ static int cmd_fewshot(int argc, char **argv)
     }
     if (fo.way < 0 || fo.query < 0 || fo.episodes < 0)
         return usage_error("fewshot", "counts must be positive");
-    if (fo.method && strcmp(fo.method, "simpleshot") && strcmp(fo.method, "knn") &&
-        strcmp(fo.method, "imprint"))
+    if (method && graft_fewshot_method_from_name(method, &fo.method))
         return usage_error("fewshot", "--method must be simpleshot, knn or imprint");
-    graft_extract_opts eo = f.o;
+    if (!fo.way) fo.way = def.way; /* 0: the default */
+    if (!fo.query) fo.query = def.query;
+    if (!fo.episodes) fo.episodes = def.episodes;
+    graft_extract_opts eo;
     char cache_buf[1024];
-    eo.cache_dir = cache_dir(f.cache, f.nocache, cache_buf, sizeof cache_buf);
-    eo.quiet = json;
+    graft_status st = extract_values(&f, json, cache_buf, sizeof cache_buf, &eo);
+    if (st) return fail(st);
     graft_dataset *d;
-    graft_status st = graft_dataset_open(data, NULL, &d);
+    st = graft_dataset_open(data, NULL, &d);
     if (st) return fail(st);
     graft_tensor *X = NULL, *y = NULL;
     st = resolve_auto(model, d, NULL, &eo, json);
@@ -1560,7 +1624,7 @@ static int cmd_fewshot(int argc, char **argv)
         else if (!st)
             printf("%d-way %d-shot (%s, %d episodes of %d queries per class): accuracy %.2f%% +- "
                    "%.2f%%\n",
-                   fo.way ? fo.way : 5, fo.shot, fo.method ? fo.method : "simpleshot",
+                   fo.way ? fo.way : 5, fo.shot, graft_fewshot_method_name(fo.method),
                    fo.episodes ? fo.episodes : 600, fo.query ? fo.query : 15, 100 * mean, 100 * ci);
         first = 0;
         p = *end == ',' ? end + 1 : end;
@@ -1634,6 +1698,7 @@ int main(int argc, char **argv)
      * truncated clip taken for a good one), while killed by the signal it is seen to fail. */
     struct sigaction xfsz = { .sa_handler = on_xfsz, .sa_flags = SA_RESTART };
     sigaction(SIGXFSZ, &xfsz, NULL);
+    cli_catch_assertions();
     int lim = take_limits(&argc, argv);
     if (lim) return lim;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {

@@ -402,7 +402,9 @@ static int cmd_export(int argc, char **argv)
 static int cmd_train_eval(int argc, char **argv, int eval)
 {
     const char *cmd = eval ? "keyword eval" : "keyword train";
-    graft_keyword_train_opts o = { 0 };
+    graft_keyword_train_opts o, def;
+    graft_keyword_train_opts_init(&o);
+    graft_keyword_train_opts_init(&def);
     const char *out = NULL, *head = NULL, *models = NULL, *work = NULL;
     int json = 0, threads = 0, full = 0;
     for (int i = 0; i < argc; i++) {
@@ -424,7 +426,7 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         else if (!strcmp(a, "--lr") && more) o.lr = atof(argv[++i]);
         else if (!strcmp(a, "--hard-negatives") && more) {
             double h = atof(argv[++i]);
-            o.hard_frac = h > 0 ? h : -1;
+            o.hard_frac = h > 0 ? h : 0; /* 0 or less: none */
         } else if (!strcmp(a, "--seed") && more) o.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--parallel") && more) o.parallel = atoi(argv[++i]);
         else if (!strcmp(a, "--work") && more) work = argv[++i];
@@ -453,6 +455,19 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         return usage_error(cmd,
                            "at most 100000 clips, 100 test hours, --hidden 4096, --epochs 10000, "
                            "--hard-negatives 1, --parallel 32");
+        /* the command line's 0 (and a rate or --parallel below 0) still means the default */
+#define DEFAULT_IF_NOT_POSITIVE(f)                                                                 \
+    if (!(o.f > 0)) o.f = def.f
+    DEFAULT_IF_NOT_POSITIVE(positives);
+    DEFAULT_IF_NOT_POSITIVE(negatives);
+    DEFAULT_IF_NOT_POSITIVE(test_positives);
+    DEFAULT_IF_NOT_POSITIVE(test_hours);
+    DEFAULT_IF_NOT_POSITIVE(target_fa);
+    DEFAULT_IF_NOT_POSITIVE(hidden);
+    DEFAULT_IF_NOT_POSITIVE(epochs);
+    DEFAULT_IF_NOT_POSITIVE(lr);
+    DEFAULT_IF_NOT_POSITIVE(parallel);
+#undef DEFAULT_IF_NOT_POSITIVE
     if (threads > 0) graft_set_threads(threads);
     char dir[4096], wdir[4096], outbuf[256];
     models_dir(models, dir, sizeof dir);
@@ -460,7 +475,9 @@ static int cmd_train_eval(int argc, char **argv, int eval)
     else default_cache(wdir, sizeof wdir, "keyword");
     o.models_dir = dir;
     o.work_dir = wdir;
-    o.quiet = json;
+    /* NULL: speech/ stays quiet (until it reports through the callback, --json wants
+     * cli_warnings here) */
+    o.progress = json ? NULL : cli_progress;
     if (!eval && !out) {
         default_output(o.keyword, outbuf, sizeof outbuf);
         out = outbuf;
