@@ -364,6 +364,42 @@ static void test_assert(void)
     CHECK(!printed, "assert: something was printed");
 }
 
+/* The closed sets' names: each value's name reads back as that value, a wrong name is refused
+ * with the list of names, NULL names a value outside the enum. (Here because the options that
+ * replaced `quiet` came with them.) */
+#define ROUND_TRIP(type, name_fn, from_fn, n, list)                                                \
+    do {                                                                                           \
+        for (int v = 0; v < (n); v++) {                                                            \
+            type back = (type)-1;                                                                  \
+            const char *nm = name_fn((type)v);                                                     \
+            CHECK(nm &&from_fn(nm, &back) == GRAFT_OK && back == (type)v, #name_fn " %d: %s", v,   \
+                  nm ? nm : "NULL");                                                               \
+        }                                                                                          \
+        type x;                                                                                    \
+        CHECK(name_fn((type)(n)) == NULL, #name_fn " past the end");                               \
+        CHECK(from_fn("cube", &x) == GRAFT_E_ARG && strstr(graft_last_error(), "cube") &&          \
+                  strstr(graft_last_error(), list),                                                \
+              #from_fn ": %s", graft_last_error());                                                \
+    } while (0)
+
+static void test_names(void)
+{
+    ROUND_TRIP(graft_pool, graft_pool_name, graft_pool_from_name, 4, "mean, grid2, grid4 or none");
+    ROUND_TRIP(graft_head_kind, graft_head_kind_name, graft_head_kind_from_name, 4,
+               "logreg, mlp, knn or ncm");
+    ROUND_TRIP(graft_norm, graft_norm_name, graft_norm_from_name, 4, "standardize, l2 or none");
+    ROUND_TRIP(graft_fewshot_method, graft_fewshot_method_name, graft_fewshot_method_from_name, 3,
+               "simpleshot, knn or imprint");
+    ROUND_TRIP(graft_head_init, graft_head_init_name, graft_head_init_from_name, 3,
+               "probe, imprint or random");
+    ROUND_TRIP(graft_bn, graft_bn_name, graft_bn_from_name, 3, "train or frozen");
+    ROUND_TRIP(graft_optimizer, graft_optimizer_name, graft_optimizer_from_name, 2, "adamw or sgd");
+    graft_pool p;
+    CHECK(!strcmp(graft_pool_name(GRAFT_POOL_GRID4), "grid4") &&
+              graft_pool_from_name(NULL, &p) == GRAFT_E_ARG,
+          "grid4 is named grid4; a NULL name is refused");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -395,6 +431,7 @@ int main(int argc, char **argv)
     test_heads(d);
     test_finetune(d);
     test_assert();
+    test_names();
     graft_dataset_free(d);
     return th_finish();
 }

@@ -20,6 +20,9 @@ static int index_of(const char *const *names, int n, const char *name)
     return -1;
 }
 
+/* A name for an error message (NULL is no name). */
+static const char *shown(const char *name) { return name ? name : "(none)"; }
+
 /* ---- closed sets: the table's index is the enum's value ---- */
 
 static const char *const pools[] = { "mean", "grid2", "none", "grid4" };
@@ -48,34 +51,37 @@ const char *graft_optimizer_name(graft_optimizer o)
 /* The messages are the ones graft gave before the enums, when it parsed the strings itself. */
 graft_status graft_pool_from_name(const char *name, graft_pool *out)
 {
-    int i = index_of(pools, N(pools), name);
+    int i = index_of(pools, N(pools), shown(name));
     if (i < 0)
-        return gr_err(GRAFT_E_ARG, "unknown pooling '%s' (mean, grid2, grid4 or none)", name);
+        return gr_err(GRAFT_E_ARG, "unknown pooling '%s' (mean, grid2, grid4 or none)",
+                      shown(name));
     *out = (graft_pool)i;
     return GRAFT_OK;
 }
 
 graft_status graft_head_kind_from_name(const char *name, graft_head_kind *out)
 {
-    int i = index_of(kinds, N(kinds), name);
-    if (i < 0) return gr_err(GRAFT_E_ARG, "unknown head '%s' (logreg, mlp, knn or ncm)", name);
+    int i = index_of(kinds, N(kinds), shown(name));
+    if (i < 0)
+        return gr_err(GRAFT_E_ARG, "unknown head '%s' (logreg, mlp, knn or ncm)", shown(name));
     *out = (graft_head_kind)i;
     return GRAFT_OK;
 }
 
 graft_status graft_norm_from_name(const char *name, graft_norm *out)
 {
-    int i = index_of(norms, N(norms), name);
+    int i = index_of(norms, N(norms), shown(name));
     if (i < 0)
         return gr_err(GRAFT_E_ARG,
-                      "unknown feature normalisation '%s' (auto, standardize, l2 or none)", name);
+                      "unknown feature normalisation '%s' (auto, standardize, l2 or none)",
+                      shown(name));
     *out = (graft_norm)i;
     return GRAFT_OK;
 }
 
 graft_status graft_fewshot_method_from_name(const char *name, graft_fewshot_method *out)
 {
-    int i = index_of(methods, N(methods), name);
+    int i = index_of(methods, N(methods), shown(name));
     if (i < 0)
         return gr_err(GRAFT_E_ARG, "unknown few-shot method '%s' (simpleshot, knn or imprint)",
                       name);
@@ -85,26 +91,28 @@ graft_status graft_fewshot_method_from_name(const char *name, graft_fewshot_meth
 
 graft_status graft_head_init_from_name(const char *name, graft_head_init *out)
 {
-    int i = index_of(inits, N(inits), name);
+    int i = index_of(inits, N(inits), shown(name));
     if (i < 0)
-        return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe, imprint or random)", name);
+        return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe, imprint or random)",
+                      shown(name));
     *out = (graft_head_init)i;
     return GRAFT_OK;
 }
 
 graft_status graft_bn_from_name(const char *name, graft_bn *out)
 {
-    int i = index_of(bns, N(bns), name);
+    int i = index_of(bns, N(bns), shown(name));
     if (i < 0)
-        return gr_err(GRAFT_E_ARG, "unknown BatchNorm mode '%s' (auto, train or frozen)", name);
+        return gr_err(GRAFT_E_ARG, "unknown BatchNorm mode '%s' (auto, train or frozen)",
+                      shown(name));
     *out = (graft_bn)i;
     return GRAFT_OK;
 }
 
 graft_status graft_optimizer_from_name(const char *name, graft_optimizer *out)
 {
-    int i = index_of(optimizers, N(optimizers), name);
-    if (i < 0) return gr_err(GRAFT_E_ARG, "unknown optimizer '%s' (adamw or sgd)", name);
+    int i = index_of(optimizers, N(optimizers), shown(name));
+    if (i < 0) return gr_err(GRAFT_E_ARG, "unknown optimizer '%s' (adamw or sgd)", shown(name));
     *out = (graft_optimizer)i;
     return GRAFT_OK;
 }
