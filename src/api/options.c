@@ -84,7 +84,7 @@ graft_status graft_fewshot_method_from_name(const char *name, graft_fewshot_meth
     int i = index_of(methods, N(methods), shown(name));
     if (i < 0)
         return gr_err(GRAFT_E_ARG, "unknown few-shot method '%s' (simpleshot, knn or imprint)",
-                      name);
+                      shown(name));
     *out = (graft_fewshot_method)i;
     return GRAFT_OK;
 }
