@@ -51,7 +51,7 @@ const char *graft_optimizer_name(graft_optimizer o)
 /* The messages are the ones graft gave before the enums, when it parsed the strings itself. */
 graft_status graft_pool_from_name(const char *name, graft_pool *out)
 {
-    int i = index_of(pools, N(pools), shown(name));
+    int i = index_of(pools, N(pools), name);
     if (i < 0)
         return gr_err(GRAFT_E_ARG, "unknown pooling '%s' (mean, grid2, grid4 or none)",
                       shown(name));
@@ -61,7 +61,7 @@ graft_status graft_pool_from_name(const char *name, graft_pool *out)
 
 graft_status graft_head_kind_from_name(const char *name, graft_head_kind *out)
 {
-    int i = index_of(kinds, N(kinds), shown(name));
+    int i = index_of(kinds, N(kinds), name);
     if (i < 0)
         return gr_err(GRAFT_E_ARG, "unknown head '%s' (logreg, mlp, knn or ncm)", shown(name));
     *out = (graft_head_kind)i;
@@ -70,7 +70,7 @@ graft_status graft_head_kind_from_name(const char *name, graft_head_kind *out)
 
 graft_status graft_norm_from_name(const char *name, graft_norm *out)
 {
-    int i = index_of(norms, N(norms), shown(name));
+    int i = index_of(norms, N(norms), name);
     if (i < 0)
         return gr_err(GRAFT_E_ARG,
                       "unknown feature normalisation '%s' (auto, standardize, l2 or none)",
@@ -81,7 +81,7 @@ graft_status graft_norm_from_name(const char *name, graft_norm *out)
 
 graft_status graft_fewshot_method_from_name(const char *name, graft_fewshot_method *out)
 {
-    int i = index_of(methods, N(methods), shown(name));
+    int i = index_of(methods, N(methods), name);
     if (i < 0)
         return gr_err(GRAFT_E_ARG, "unknown few-shot method '%s' (simpleshot, knn or imprint)",
                       shown(name));
@@ -91,7 +91,7 @@ graft_status graft_fewshot_method_from_name(const char *name, graft_fewshot_meth
 
 graft_status graft_head_init_from_name(const char *name, graft_head_init *out)
 {
-    int i = index_of(inits, N(inits), shown(name));
+    int i = index_of(inits, N(inits), name);
     if (i < 0)
         return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe, imprint or random)",
                       shown(name));
@@ -101,7 +101,7 @@ graft_status graft_head_init_from_name(const char *name, graft_head_init *out)
 
 graft_status graft_bn_from_name(const char *name, graft_bn *out)
 {
-    int i = index_of(bns, N(bns), shown(name));
+    int i = index_of(bns, N(bns), name);
     if (i < 0)
         return gr_err(GRAFT_E_ARG, "unknown BatchNorm mode '%s' (auto, train or frozen)",
                       shown(name));
@@ -111,7 +111,7 @@ graft_status graft_bn_from_name(const char *name, graft_bn *out)
 
 graft_status graft_optimizer_from_name(const char *name, graft_optimizer *out)
 {
-    int i = index_of(optimizers, N(optimizers), shown(name));
+    int i = index_of(optimizers, N(optimizers), name);
     if (i < 0) return gr_err(GRAFT_E_ARG, "unknown optimizer '%s' (adamw or sgd)", shown(name));
     *out = (graft_optimizer)i;
     return GRAFT_OK;
