@@ -399,12 +399,27 @@ static int cmd_export(int argc, char **argv)
     return 0;
 }
 
+/* The command line's 0 (and a rate or --parallel below 0) still means the default. */
+static void zero_is_default(graft_keyword_train_opts *o)
+{
+    graft_keyword_train_opts d;
+    graft_keyword_train_opts_init(&d);
+    if (!(o->positives > 0)) o->positives = d.positives;
+    if (!(o->negatives > 0)) o->negatives = d.negatives;
+    if (!(o->test_positives > 0)) o->test_positives = d.test_positives;
+    if (!(o->test_hours > 0)) o->test_hours = d.test_hours;
+    if (!(o->target_fa > 0)) o->target_fa = d.target_fa;
+    if (!(o->hidden > 0)) o->hidden = d.hidden;
+    if (!(o->epochs > 0)) o->epochs = d.epochs;
+    if (!(o->lr > 0)) o->lr = d.lr;
+    if (!(o->parallel > 0)) o->parallel = d.parallel;
+}
+
 static int cmd_train_eval(int argc, char **argv, int eval)
 {
     const char *cmd = eval ? "keyword eval" : "keyword train";
-    graft_keyword_train_opts o, def;
+    graft_keyword_train_opts o;
     graft_keyword_train_opts_init(&o);
-    graft_keyword_train_opts_init(&def);
     const char *out = NULL, *head = NULL, *models = NULL, *work = NULL;
     int json = 0, threads = 0, full = 0;
     for (int i = 0; i < argc; i++) {
@@ -455,19 +470,7 @@ static int cmd_train_eval(int argc, char **argv, int eval)
         return usage_error(cmd,
                            "at most 100000 clips, 100 test hours, --hidden 4096, --epochs 10000, "
                            "--hard-negatives 1, --parallel 32");
-        /* the command line's 0 (and a rate or --parallel below 0) still means the default */
-#define DEFAULT_IF_NOT_POSITIVE(f)                                                                 \
-    if (!(o.f > 0)) o.f = def.f
-    DEFAULT_IF_NOT_POSITIVE(positives);
-    DEFAULT_IF_NOT_POSITIVE(negatives);
-    DEFAULT_IF_NOT_POSITIVE(test_positives);
-    DEFAULT_IF_NOT_POSITIVE(test_hours);
-    DEFAULT_IF_NOT_POSITIVE(target_fa);
-    DEFAULT_IF_NOT_POSITIVE(hidden);
-    DEFAULT_IF_NOT_POSITIVE(epochs);
-    DEFAULT_IF_NOT_POSITIVE(lr);
-    DEFAULT_IF_NOT_POSITIVE(parallel);
-#undef DEFAULT_IF_NOT_POSITIVE
+    zero_is_default(&o);
     if (threads > 0) graft_set_threads(threads);
     char dir[4096], wdir[4096], outbuf[256];
     models_dir(models, dir, sizeof dir);
