@@ -74,22 +74,13 @@ static graft_status finetune(int resume)
 {
     char ck[1024], out[1024];
     if (fz_path("ck", ck, sizeof ck) || fz_path("out.onnx", out, sizeof out)) return GRAFT_E_IO;
-    graft_finetune_opts o = { .head_init = "random",
-                              .freeze = "head",
-                              .head_epochs = 1,
-                              .epochs = -1,
-                              .optimizer = "sgd",
-                              .lr = 0.01,
-                              .val_frac = -1,
-                              .patience = -1,
-                              .batch = 2,
-                              .workers = 1,
-                              .transform = "size=8,normalize=none",
-                              .augment = "size=8,normalize=none",
-                              .checkpoint_dir = ck,
-                              .resume = resume,
-                              .seed = 1,
-                              .quiet = 1 };
+    graft_finetune_opts o;
+    graft_finetune_opts_init(&o);
+    o.head_init = GRAFT_HEAD_INIT_RANDOM, o.freeze = "head", o.head_epochs = 1, o.epochs = 0;
+    o.optimizer = GRAFT_OPTIMIZER_SGD, o.lr = 0.01, o.val_frac = 0, o.patience = GRAFT_NEVER;
+    o.batch = 2, o.workers = 1;
+    o.transform = "size=8,normalize=none", o.augment = "size=8,normalize=none";
+    o.checkpoint_dir = ck, o.resume = resume, o.seed = 1;
     char *summary = NULL;
     graft_status st = graft_finetune(model, ds, NULL, &o, out, &summary);
     free(summary);

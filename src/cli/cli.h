@@ -8,6 +8,7 @@
  *   eval_cmds.c     predict, eval (a saved head and where its features come from: head_load.c)
  *   finetune_cmd.c  finetune
  *   keyword_cmds.c  keyword embed, listen, export; keyword_train.c: keyword train, eval
+ *   progress.c      what the library reports (graft_progress_fn), drawn on stderr
  * Exit codes: 0 success, 1 bad input (a file, model or data problem), 2 bad usage, 3 internal
  * error or out of memory. */
 #ifndef GRAFT_CLI_H
@@ -54,7 +55,8 @@ typedef struct extract_flags {
           .choices = "mean|grid2|grid4|none",                                                      \
           .help = "pool each map into one row",                                                    \
           .def = "mean",                                                                           \
-          .off = offsetof(T, f.o.pool) },                                                          \
+          .off = offsetof(T, f.o.pool),                                                            \
+          .set = cli_set_pool },                                                                   \
         { .name = "transform",                                                                     \
           .type = CLI_STRING,                                                                      \
           .meta = "SPEC",                                                                          \
@@ -77,6 +79,7 @@ typedef struct extract_flags {
           .lo = 0,                                                                                 \
           .hi = 65536,                                                                             \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .help = "images a forward pass",                                                         \
           .def = "32",                                                                             \
           .off = offsetof(T, f.o.batch) },                                                         \
@@ -86,6 +89,7 @@ typedef struct extract_flags {
           .lo = 0,                                                                                 \
           .hi = 256,                                                                               \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .help = "image decoding threads",                                                        \
           .def = "2",                                                                              \
           .off = offsetof(T, f.o.workers) },                                                       \
@@ -95,12 +99,15 @@ typedef struct extract_flags {
           .off = offsetof(T, f.o.skip_bad) },                                                      \
         CLI_ROW_THREADS(T, f.threads, "all")
 
-/* The extract options of f, quiet or not, with its cache folder (in buf). */
+/* The setter of a --pool row: the name (checked by the row) as its graft_pool. */
+void cli_set_pool(void *base, const cli_flag *f, cli_value v);
+/* The extract options of f (its o starts from graft_extract_opts_init), with its cache folder (in
+ * buf), reporting on stderr (quiet: warnings only). */
 graft_extract_opts extract_opts(const extract_flags *f, int quiet, char *buf, size_t n);
 /* --cache DIR / --no-cache / the default folder, as the cache_dir of graft_extract_opts. */
 const char *cache_dir(const char *cache, int nocache, char *buf, size_t n);
 /* --layer auto: rank the candidate layers on `subset` (NULL: all), print the ranking, and set
- * eo->layer / eo->pool to the best (the strings stay allocated until exit). */
+ * eo->layer / eo->pool to the best (the layer's name stays allocated until exit). */
 graft_status resolve_auto(const char *model, const graft_dataset *d, const graft_tensor *subset,
                           graft_extract_opts *eo, int json);
 /* Test labels renumbered to the training dataset's ids, matching classes by name. */
@@ -119,6 +126,8 @@ typedef struct origin {
  * features are the probabilities). Returns 0 or an exit code (printed). */
 int load_head(const char *path, const char *model_override, graft_head **h, origin *org);
 void free_origin(origin *org);
+/* The extraction an origin describes, reporting through `progress`. */
+graft_status origin_opts(const origin *org, graft_progress_fn progress, graft_extract_opts *eo);
 /* Probabilities from the features: the head's, or the features themselves for a whole model
  * (which then owns nothing new: *prob takes X). */
 graft_status head_predict(const graft_head *h, graft_tensor **X, graft_tensor **prob);
@@ -138,5 +147,16 @@ graft_status export_full(const char *head, const char *models, const char *out, 
 
 /* threads >= 0 (given): graft_set_threads(threads), 0 meaning every core; -1: not given. */
 void apply_threads(int threads);
+
+/* progress.c: graft_progress_fn callbacks (ctx unused) drawing on stderr. cli_progress: a bar
+ * with rate and ETA on a terminal, a line per quarter of a run otherwise, notes and warnings as
+ * lines; cli_warnings: warnings only (--json and the quiet steps). cli_progress_end closes a bar
+ * left open (before an error message). */
+void cli_progress(void *ctx, const graft_progress *p);
+void cli_warnings(void *ctx, const graft_progress *p);
+void cli_progress_end(void);
+/* A failed internal assertion (the library aborts with the message in graft_last_error()) is
+ * said on stderr, "graft: internal error: assertion ...". */
+void cli_catch_assertions(void);
 
 #endif

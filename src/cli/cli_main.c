@@ -15,6 +15,7 @@ char cli_error[512]; /* a bad-input message of the CLI's own, printed by fail() 
 
 int fail(graft_status st)
 {
+    cli_progress_end();
     fprintf(stderr, "graft: %s\n", cli_error[0] ? cli_error : graft_last_error());
     return st == GRAFT_E_INTERNAL || st == GRAFT_E_NOMEM ? EXIT_INTERNAL : EXIT_INPUT;
 }
@@ -165,6 +166,7 @@ int main(int argc, char **argv)
      * truncated clip taken for a good one), while killed by the signal it is seen to fail. */
     struct sigaction xfsz = { .sa_handler = on_xfsz, .sa_flags = SA_RESTART };
     sigaction(SIGXFSZ, &xfsz, NULL);
+    cli_catch_assertions();
     int lim = take_limits(&argc, argv);
     if (lim) return lim;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

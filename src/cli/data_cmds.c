@@ -147,11 +147,16 @@ const char *cache_dir(const char *cache, int nocache, char *buf, size_t n)
     return buf;
 }
 
+void cli_set_pool(void *base, const cli_flag *f, cli_value v)
+{
+    (void)graft_pool_from_name(v.s, (graft_pool *)((char *)base + f->off)); /* a name of the row */
+}
+
 graft_extract_opts extract_opts(const extract_flags *f, int quiet, char *buf, size_t n)
 {
     graft_extract_opts o = f->o;
     o.cache_dir = cache_dir(f->cache, f->nocache, buf, n);
-    o.quiet = quiet;
+    o.progress = quiet ? cli_warnings : cli_progress;
     return o;
 }
 
@@ -200,6 +205,7 @@ static void print_extract(const extract_args *a, const graft_tensor *x, int cach
 static int cmd_extract(int argc, char **argv)
 {
     extract_args a = { .f.threads = -1 };
+    graft_extract_opts_init(&a.f.o);
     int npos, rc = cli_parse(&CMD_EXTRACT, argc, argv, &a, &npos);
     if (rc != CLI_GO) return rc;
     if (npos != 2) return usage_error("extract", "give a model and a dataset");
@@ -244,14 +250,10 @@ const cli_command CMD_EXTRACT = {
 
 /* ---- --layer auto ---- */
 
-static char *auto_choice[2];
-static void free_auto_choice(void)
-{
-    free(auto_choice[0]);
-    free(auto_choice[1]);
-}
+static char *auto_choice;
+static void free_auto_choice(void) { free(auto_choice); }
 
-static void print_ranking(const char *ranking, const char *layer, const char *pool, FILE *out)
+static void print_ranking(const char *ranking, const char *layer, graft_pool pool, FILE *out)
 {
     cJSON *arr = cJSON_Parse(ranking);
     fprintf(
@@ -274,7 +276,7 @@ static void print_ranking(const char *ranking, const char *layer, const char *po
                 cJSON_GetObjectItem(e, "pool")->valuestring,
                 cJSON_GetObjectItem(e, "dim")->valueint);
     }
-    fprintf(out, "using %s with %s pooling\n", layer, pool);
+    fprintf(out, "using %s with %s pooling\n", layer, graft_pool_name(pool));
     cJSON_Delete(arr);
 }
 
@@ -282,15 +284,15 @@ graft_status resolve_auto(const char *model, const graft_dataset *d, const graft
                           graft_extract_opts *eo, int json)
 {
     if (!eo->layer || strcmp(eo->layer, "auto")) return GRAFT_OK;
-    char *ranking, *layer, *pool;
+    char *ranking, *layer;
+    graft_pool pool;
     graft_extract_opts q = *eo;
-    q.quiet = 1;
+    q.progress = cli_warnings;
     graft_status st = graft_layer_auto(model, d, subset, &q, 0, &ranking, &layer, &pool);
     if (st) return st;
     print_ranking(ranking, layer, pool, json ? stderr : stdout);
     free(ranking);
-    auto_choice[0] = layer; /* kept for the rest of the command, freed at exit */
-    auto_choice[1] = pool;
+    auto_choice = layer; /* kept for the rest of the command, freed at exit */
     atexit(free_auto_choice);
     eo->layer = layer;
     eo->pool = pool;

@@ -85,10 +85,9 @@ static graft_status predict_files(const origin *org, const graft_head *h, char *
     graft_tensor *X = NULL;
     graft_status st = graft_dataset_from_files((const char *const *)files, nfiles, &d);
     if (!st) {
-        graft_extract_opts eo = {
-            .layer = org->layer, .pool = org->pool, .transform = org->transform, .quiet = 1
-        };
-        st = graft_extract(org->model, d, &eo, &X, NULL, NULL, NULL);
+        graft_extract_opts eo;
+        st = origin_opts(org, cli_warnings, &eo);
+        if (!st) st = graft_extract(org->model, d, &eo, &X, NULL, NULL, NULL);
     }
     if (!st) st = head_predict(h, &X, prob);
     graft_tensor_free(X);
@@ -258,14 +257,11 @@ static graft_status eval_features(const eval_args *a, const origin *org, const c
         snprintf(cli_error, sizeof cli_error, "%s has no column '%s' for --group", data, a->group);
         return GRAFT_E_ARG;
     }
-    graft_extract_opts eo = { .layer = org->layer,
-                              .pool = org->pool,
-                              .transform = org->transform,
-                              .quiet = a->json,
-                              .cache_dir =
-                                  cache_dir(a->cache, a->nocache, cache_buf, sizeof cache_buf),
-                              .skip_bad = a->skip_bad };
-    st = graft_extract(org->model, s->d, &eo, &s->X, &s->y, &s->index, NULL);
+    graft_extract_opts eo;
+    st = origin_opts(org, a->json ? cli_warnings : cli_progress, &eo);
+    eo.cache_dir = cache_dir(a->cache, a->nocache, cache_buf, sizeof cache_buf);
+    eo.skip_bad = a->skip_bad;
+    if (!st) st = graft_extract(org->model, s->d, &eo, &s->X, &s->y, &s->index, NULL);
     if (!st && gcol >= 0) st = group_ids(s->d, gcol, s->index, &s->gids, &s->gnames, &s->ngroup);
     return st;
 }

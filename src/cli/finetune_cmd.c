@@ -13,13 +13,27 @@ typedef struct finetune_args {
     int json, shots, nocache, threads;
 } finetune_args;
 
-/* --val 0 is "no validation split", -1 in graft_finetune_opts (0 there: chosen by graft). */
-static void set_val(void *base, const cli_flag *f, cli_value v)
+/* The setters of the choice rows: the name (checked by the row) as its enum. */
+static void set_head_init(void *base, const cli_flag *f, cli_value v)
 {
-    *(double *)((char *)base + f->off) = v.r == 0 ? -1 : v.r;
+    (void)graft_head_init_from_name(v.s, (graft_head_init *)((char *)base + f->off));
 }
 
-static const cli_word WORDS_PATIENCE[] = { { "auto", 0 }, { "never", -1 }, { NULL, 0 } };
+static void set_bn(void *base, const cli_flag *f, cli_value v)
+{
+    (void)graft_bn_from_name(v.s, (graft_bn *)((char *)base + f->off));
+}
+
+static void set_optimizer(void *base, const cli_flag *f, cli_value v)
+{
+    (void)graft_optimizer_from_name(v.s, (graft_optimizer *)((char *)base + f->off));
+}
+
+/* The numeric rows start at graft_finetune_opts_init's values: auto (and 0 where the row says
+ * CLI_ZERO_AUTO) keeps that default, GRAFT_AUTO where graft chooses from the data. */
+static const cli_word WORDS_PATIENCE[] = { { "auto", GRAFT_AUTO },
+                                           { "never", GRAFT_NEVER },
+                                           { NULL, 0 } };
 
 #define FT(field) offsetof(finetune_args, field)
 static const cli_flag FINETUNE_FLAGS[] = {
@@ -40,19 +54,22 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .choices = "mean|grid2|grid4",
       .def = "mean",
       .help = "pooling of a cut map",
-      .off = FT(o.pool) },
+      .off = FT(o.pool),
+      .set = cli_set_pool },
     { .name = "head-init",
       .type = CLI_CHOICE,
       .choices = "probe|imprint|random",
       .def = "probe",
       .help = "how the new head starts",
-      .off = FT(o.head_init) },
+      .off = FT(o.head_init),
+      .set = set_head_init },
     { .name = "probe-C",
       .type = CLI_REAL,
       .meta = "X",
       .lo = 0,
       .hi = 1e12,
       .words = cli_words_auto,
+      .bits = CLI_ZERO_AUTO,
       .def = "auto: cross-validated",
       .help = "the probe's inverse L2 strength",
       .off = FT(o.probe_C) },
@@ -68,6 +85,7 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .lo = 0,
       .hi = 100000,
       .words = cli_words_auto_none,
+      .bits = CLI_ZERO_AUTO,
       .def = "auto",
       .help = "phase 1 epochs of a random head (none: no phase 1 training)",
       .off = FT(o.head_epochs) },
@@ -77,6 +95,7 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .lo = 0,
       .hi = 100000,
       .words = cli_words_auto_none,
+      .bits = CLI_ZERO_AUTO,
       .def = "auto",
       .help = "phase 2 epochs (none: no phase 2)",
       .off = FT(o.epochs) },
@@ -92,19 +111,22 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .choices = "train|frozen",
       .def = "auto",
       .help = "BatchNorms that train use batch statistics, or all stay frozen",
-      .off = FT(o.bn) },
+      .off = FT(o.bn),
+      .set = set_bn },
     { .name = "optimizer",
       .type = CLI_CHOICE,
       .choices = "adamw|sgd",
       .def = "adamw",
       .help = "the optimizer",
-      .off = FT(o.optimizer) },
+      .off = FT(o.optimizer),
+      .set = set_optimizer },
     { .name = "lr",
       .type = CLI_REAL,
       .meta = "X",
       .lo = 0,
       .hi = 10,
       .words = cli_words_auto,
+      .bits = CLI_ZERO_AUTO,
       .def = "1e-3 AdamW, 0.01 SGD",
       .help = "phase 1 learning rate",
       .off = FT(o.lr) },
@@ -114,6 +136,7 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .lo = 0,
       .hi = 1000,
       .words = cli_words_auto,
+      .bits = CLI_ZERO_AUTO,
       .def = "0.1",
       .help = "phase 2 rate = lr x ratio",
       .off = FT(o.lr_ratio) },
@@ -132,6 +155,7 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .lo = 0,
       .hi = 10,
       .words = cli_words_auto_none,
+      .bits = CLI_ZERO_AUTO,
       .def = "auto: 0.01 AdamW, 1e-4 SGD",
       .help = "weight decay (0 or auto: the optimizer's default; none: no decay)",
       .off = FT(o.weight_decay) },
@@ -140,7 +164,7 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .meta = "X",
       .lo = 0,
       .hi = 1,
-      .bits = CLI_HI_OPEN,
+      .bits = CLI_HI_OPEN | CLI_ZERO_AUTO,
       .words = cli_words_auto_none,
       .def = "auto: 0.1",
       .help = "label smoothing (0 or auto: 0.1; none: no smoothing)",
@@ -162,14 +186,14 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .bits = CLI_HI_OPEN,
       .def = "auto",
       .help = "stratified validation fraction (0: no split, no early stopping)",
-      .off = FT(o.val_frac),
-      .set = set_val },
+      .off = FT(o.val_frac) },
     { .name = "patience",
       .type = CLI_INT,
       .meta = "N",
       .lo = 0,
       .hi = 100000,
       .words = WORDS_PATIENCE,
+      .bits = CLI_ZERO_AUTO,
       .def = "auto: 5",
       .help = "epochs without a lower validation loss before a phase stops",
       .off = FT(o.patience) },
@@ -179,6 +203,7 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .lo = 0,
       .hi = 65536,
       .words = cli_words_auto,
+      .bits = CLI_ZERO_AUTO,
       .def = "32",
       .help = "images a step",
       .off = FT(o.batch) },
@@ -188,6 +213,7 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .lo = 0,
       .hi = 256,
       .words = cli_words_auto,
+      .bits = CLI_ZERO_AUTO,
       .def = "2",
       .help = "image decoding threads",
       .off = FT(o.workers) },
@@ -278,9 +304,10 @@ static void finetune_free(finetune_state *s)
 /* The fine-tuned model on --test data, classes matched by name; --report writes the HTML. */
 static graft_status finetune_test(const finetune_args *a, finetune_state *s, double t0)
 {
-    graft_extract_opts eo = {
-        .layer = "probabilities", .pool = "none", .transform = a->o.transform, .quiet = a->json
-    };
+    graft_extract_opts eo;
+    graft_extract_opts_init(&eo);
+    eo.layer = "probabilities", eo.pool = GRAFT_POOL_NONE, eo.transform = a->o.transform;
+    eo.progress = a->json ? cli_warnings : cli_progress;
     graft_status st = graft_dataset_open(a->test, NULL, &s->td);
     if (!st) st = graft_extract(a->out, s->td, &eo, &s->prob, &s->y, NULL, NULL);
     if (!st) st = map_classes(s->d, s->td, s->y, a->test);
@@ -353,20 +380,23 @@ static int finetune_usage(const finetune_args *a, int npos)
 static int cmd_finetune(int argc, char **argv)
 {
     finetune_args a = { .threads = -1 };
+    graft_finetune_opts_init(&a.o);
     int npos, rc = cli_parse(&CMD_FINETUNE, argc, argv, &a, &npos);
     if (rc != CLI_GO) return rc;
     if ((rc = finetune_usage(&a, npos))) return rc;
     apply_threads(a.threads);
     const char *model = argv[0];
     graft_finetune_opts o = a.o;
-    o.quiet = a.json;
+    o.progress = a.json ? cli_warnings : cli_progress;
     char cache_buf[1024];
     o.cache_dir = cache_dir(a.cache, a.nocache, cache_buf, sizeof cache_buf);
     finetune_state s = { 0 };
     double t0 = wall_seconds();
     graft_status st = graft_dataset_open(argv[1], NULL, &s.d);
     if (!st && a.shots) st = graft_dataset_kshot(s.d, a.shots, o.seed, &s.sub);
-    graft_extract_opts eo = { .layer = o.layer, .pool = o.pool, .transform = o.transform };
+    graft_extract_opts eo;
+    graft_extract_opts_init(&eo);
+    eo.layer = o.layer, eo.pool = o.pool, eo.transform = o.transform;
     if (!st) st = resolve_auto(model, s.d, s.sub, &eo, a.json);
     o.layer = eo.layer, o.pool = eo.pool;
     if (!st) st = graft_finetune(model, s.d, s.sub, &o, a.out, &s.summary);

@@ -43,6 +43,22 @@ static int select_rows(const graft_tensor *X, const graft_tensor *y, const graft
 /* Test labels renumbered to the training dataset's ids, matching classes by name (ids are per
  * dataset: a folder sorts its names, an IDX file has its own order). */
 
+/* The setters of the choice rows: the name (checked by the row) as its enum. */
+static void set_head_kind(void *base, const cli_flag *f, cli_value v)
+{
+    (void)graft_head_kind_from_name(v.s, (graft_head_kind *)((char *)base + f->off));
+}
+
+static void set_norm(void *base, const cli_flag *f, cli_value v)
+{
+    (void)graft_norm_from_name(v.s, (graft_norm *)((char *)base + f->off));
+}
+
+static void set_method(void *base, const cli_flag *f, cli_value v)
+{
+    (void)graft_fewshot_method_from_name(v.s, (graft_fewshot_method *)((char *)base + f->off));
+}
+
 typedef struct fit_args {
     extract_flags f;
     graft_fit_opts fo;
@@ -57,19 +73,22 @@ static const cli_flag FIT_FLAGS[] = {
       .choices = "logreg|mlp|knn|ncm",
       .def = "logreg",
       .help = "the classifier",
-      .off = offsetof(fit_args, fo.kind) },
+      .off = offsetof(fit_args, fo.kind),
+      .set = set_head_kind },
     { .name = "norm",
       .type = CLI_CHOICE,
       .choices = "standardize|l2|none",
       .def = "standardize for logreg and mlp, l2 for knn and ncm",
       .help = "feature normalisation",
-      .off = offsetof(fit_args, fo.norm) },
+      .off = offsetof(fit_args, fo.norm),
+      .set = set_norm },
     { .name = "C",
       .type = CLI_REAL,
       .meta = "X",
       .lo = 0,
       .hi = 1e12,
       .words = cli_words_auto,
+      .bits = CLI_ZERO_AUTO,
       .def = "auto",
       .help = "logreg's inverse L2 strength (0 or auto: 5-fold cross-validated)",
       .off = offsetof(fit_args, fo.C) },
@@ -167,7 +186,7 @@ static graft_status fit_save(fit_state *s, const char *model, const char *out)
     char full[4096];
     cJSON_AddStringToObject(o, "model", realpath(model, full) ? full : model);
     if (s->eo.layer) cJSON_AddStringToObject(o, "layer", s->eo.layer);
-    cJSON_AddStringToObject(o, "pool", s->eo.pool ? s->eo.pool : "mean");
+    cJSON_AddStringToObject(o, "pool", graft_pool_name(s->eo.pool));
     if (s->eo.transform) cJSON_AddStringToObject(o, "transform", s->eo.transform);
     for (int c = 0; c < s->nclass; c++)
         cJSON_AddItemToArray(cls, cJSON_CreateString(graft_dataset_class_name(s->d, c)));
@@ -212,6 +231,8 @@ static void fit_print(const fit_args *a, const fit_state *s)
 static int cmd_fit(int argc, char **argv)
 {
     fit_args a = { .f.threads = -1, .val = 0.2 };
+    graft_extract_opts_init(&a.f.o);
+    graft_fit_opts_init(&a.fo);
     int npos, rc = cli_parse(&CMD_FIT, argc, argv, &a, &npos);
     if (rc != CLI_GO) return rc;
     if (npos != 2) return usage_error("fit", "give a model and a dataset");
@@ -269,13 +290,15 @@ static const cli_flag FEWSHOT_FLAGS[] = {
       .choices = "simpleshot|knn|imprint",
       .def = "simpleshot",
       .help = "the few-shot classifier",
-      .off = offsetof(fewshot_args, fo.method) },
+      .off = offsetof(fewshot_args, fo.method),
+      .set = set_method },
     { .name = "way",
       .type = CLI_INT,
       .meta = "N",
       .lo = 0,
       .hi = 1000000,
       .words = cli_words_auto,
+      .bits = CLI_ZERO_AUTO,
       .def = "5",
       .help = "classes an episode",
       .off = offsetof(fewshot_args, fo.way) },
@@ -293,6 +316,7 @@ static const cli_flag FEWSHOT_FLAGS[] = {
       .lo = 0,
       .hi = 1000000,
       .words = cli_words_auto,
+      .bits = CLI_ZERO_AUTO,
       .def = "15",
       .help = "queries per class",
       .off = offsetof(fewshot_args, fo.query) },
@@ -302,6 +326,7 @@ static const cli_flag FEWSHOT_FLAGS[] = {
       .lo = 0,
       .hi = 10000000,
       .words = cli_words_auto,
+      .bits = CLI_ZERO_AUTO,
       .def = "600",
       .help = "episodes",
       .off = offsetof(fewshot_args, fo.episodes) },
@@ -316,8 +341,6 @@ static graft_status fewshot_runs(const fewshot_args *a, const graft_tensor *X,
                                  const graft_tensor *y, int nclass)
 {
     graft_fewshot_opts fo = a->fo;
-    int way = fo.way ? fo.way : 5, query = fo.query ? fo.query : 15,
-        episodes = fo.episodes ? fo.episodes : 600;
     graft_status st = GRAFT_OK;
     if (a->json) printf("[");
     for (const char *p = a->shots; !st && *p;) {
@@ -328,12 +351,12 @@ static graft_status fewshot_runs(const fewshot_args *a, const graft_tensor *X,
         if (!st && a->json)
             printf("%s{\"way\": %d, \"shot\": %d, \"query\": %d, \"episodes\": %d, \"accuracy\": "
                    "%.6f, \"ci95\": %.6f}",
-                   p == a->shots ? "" : ", ", way, fo.shot, query, episodes, mean, ci);
+                   p == a->shots ? "" : ", ", fo.way, fo.shot, fo.query, fo.episodes, mean, ci);
         else if (!st)
             printf("%d-way %d-shot (%s, %d episodes of %d queries per class): accuracy %.2f%% +- "
                    "%.2f%%\n",
-                   way, fo.shot, fo.method ? fo.method : "simpleshot", episodes, query, 100 * mean,
-                   100 * ci);
+                   fo.way, fo.shot, graft_fewshot_method_name(fo.method), fo.episodes, fo.query,
+                   100 * mean, 100 * ci);
         p = *end == ',' ? end + 1 : end;
     }
     if (a->json) printf("]\n"); /* a well-formed array even when a later shot failed */
@@ -343,6 +366,8 @@ static graft_status fewshot_runs(const fewshot_args *a, const graft_tensor *X,
 static int cmd_fewshot(int argc, char **argv)
 {
     fewshot_args a = { .f.threads = -1, .shots = "1" };
+    graft_extract_opts_init(&a.f.o);
+    graft_fewshot_opts_init(&a.fo);
     int npos, rc = cli_parse(&CMD_FEWSHOT, argc, argv, &a, &npos);
     if (rc != CLI_GO) return rc;
     if (npos != 2) return usage_error("fewshot", "give a model and a dataset");

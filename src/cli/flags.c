@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const cli_word cli_words_auto[] = { { "auto", 0 }, { NULL, 0 } };
-const cli_word cli_words_auto_none[] = { { "auto", 0 }, { "none", -1 }, { NULL, 0 } };
+const cli_word cli_words_auto[] = { { "auto", GRAFT_AUTO }, { NULL, 0 } };
+const cli_word cli_words_auto_none[] = { { "auto", GRAFT_AUTO }, { "none", 0 }, { NULL, 0 } };
 const cli_word cli_words_all[] = { { "all", 0 }, { NULL, 0 } };
 
 static const char *const TYPE_NAME[] = { "int",  "int",  "real",   "size",  "ints",
@@ -107,7 +107,8 @@ static int whole(const cli_flag *f, const char *s, const char **end, int64_t *ou
     return 0;
 }
 
-/* The value of f in s, or a message in why (without the command and flag). */
+/* The value of f in s: 0 for a number, 1 for a word; or a message in why (without the command
+ * and flag) and -1 or -2. */
 static int parse_number(const cli_flag *f, const char *s, cli_value *v, char *why, size_t n)
 {
     char range[96], words[96];
@@ -117,7 +118,7 @@ static int parse_number(const cli_flag *f, const char *s, cli_value *v, char *wh
         if (!strcmp(s, w->word)) {
             if (f->type == CLI_REAL) v->r = w->value;
             else v->i = (int64_t)w->value;
-            return 0;
+            return 1;
         }
     int bad = 0; /* -1: not of the type; -2: out of range */
     const char *what = "a whole number";
@@ -229,8 +230,34 @@ static const cli_flag *find_flag(const cli_command *cmd, const char *a, const ch
     return NULL;
 }
 
+/* The numeric rows' values before parsing (auto stores them), by row. */
+static void starting_values(const cli_command *cmd, const void *base, cli_value *start)
+{
+    for (int r = 0; cmd->flags[r].name && r < CLI_MAX_ROWS; r++) {
+        const cli_flag *f = &cmd->flags[r];
+        const char *p = (const char *)base + f->off;
+        if (f->type == CLI_INT) start[r].i = *(const int *)p;
+        else if (f->type == CLI_REAL) start[r].r = *(const double *)p;
+    }
+}
+
+/* A number 0 in a CLI_ZERO_AUTO row is auto; auto (GRAFT_AUTO) stores the field's value before
+ * parsing (`start`): graft_*_opts_init's default, or GRAFT_AUTO where graft chooses. */
+static void auto_value(const cli_flag *f, int word, cli_value start, cli_value *v)
+{
+    int zero_auto = !word && (f->bits & CLI_ZERO_AUTO);
+    if (f->type == CLI_REAL) {
+        if (zero_auto && v->r == 0) v->r = GRAFT_AUTO;
+        if (v->r == GRAFT_AUTO) v->r = start.r;
+    } else if (f->type == CLI_INT) {
+        if (zero_auto && v->i == 0) v->i = GRAFT_AUTO;
+        if (v->i == GRAFT_AUTO) v->i = start.i;
+    }
+}
+
 /* One flag at argv[*i] (and its value); returns CLI_GO or an exit code. */
-static int take_flag(const cli_command *cmd, int argc, char **argv, int *i, void *base)
+static int take_flag(const cli_command *cmd, int argc, char **argv, int *i, void *base,
+                     const cli_value *start)
 {
     const char *value;
     const cli_flag *f = find_flag(cmd, argv[*i], &value);
@@ -249,10 +276,12 @@ static int take_flag(const cli_command *cmd, int argc, char **argv, int *i, void
         }
         value = argv[++*i];
     }
-    if (f->type != CLI_SWITCH && parse_value(f, value, &v, why, sizeof why)) {
+    int word = f->type == CLI_SWITCH ? 0 : parse_value(f, value, &v, why, sizeof why);
+    if (word < 0) {
         fprintf(stderr, "graft %s: --%s: %s\n", cmd->name, f->name, why);
         return EXIT_USAGE;
     }
+    if (f - cmd->flags < CLI_MAX_ROWS) auto_value(f, word, start[f - cmd->flags], &v);
     store(base, f, v);
     return CLI_GO;
 }
@@ -260,6 +289,8 @@ static int take_flag(const cli_command *cmd, int argc, char **argv, int *i, void
 int cli_parse(const cli_command *cmd, int argc, char **argv, void *base, int *npos)
 {
     int n = 0;
+    cli_value start[CLI_MAX_ROWS] = { { 0 } };
+    starting_values(cmd, base, start);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -270,7 +301,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, void *base, int *np
             argv[n++] = argv[i];
             continue;
         }
-        int rc = take_flag(cmd, argc, argv, &i, base);
+        int rc = take_flag(cmd, argc, argv, &i, base, start);
         if (rc != CLI_GO) return rc;
     }
     *npos = n;

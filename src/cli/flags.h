@@ -21,7 +21,10 @@ typedef enum cli_type {
     CLI_SWITCH, /* no value: sets an int to 1 */
 } cli_type;
 
-/* A special value spelt as a word ("auto", "none"), stored as if `value` had been given. */
+/* A special value spelt as a word ("auto", "none"), stored as `value` (the API's value: none is
+ * 0 for epochs, never is GRAFT_NEVER), never read as a number (CLI_ZERO_AUTO does not apply).
+ * GRAFT_AUTO, from a word or CLI_ZERO_AUTO, stores the field's value before parsing: the
+ * default graft_*_opts_init() gave it, GRAFT_AUTO itself where graft chooses. */
 typedef struct cli_word {
     const char *word;
     double value;
@@ -35,13 +38,15 @@ typedef union cli_value {
 
 struct cli_flag;
 /* Stores a parsed, checked value into the command's argument struct `base`. A row without
- * one stores by its type at its offset; a row with one maps special values (--val 0 -> -1). */
+ * one stores by its type at its offset; a row with one converts the value (a choice's name to
+ * its enum). */
 typedef void (*cli_setter)(void *base, const struct cli_flag *f, cli_value v);
 
 enum {
-    CLI_LO_OPEN = 1, /* the range excludes lo */
-    CLI_HI_OPEN = 2, /* the range excludes hi */
-    CLI_HIDDEN = 4,  /* parsed and checked, left out of --help (test hooks) */
+    CLI_LO_OPEN = 1,   /* the range excludes lo */
+    CLI_HI_OPEN = 2,   /* the range excludes hi */
+    CLI_HIDDEN = 4,    /* parsed and checked, left out of --help (test hooks) */
+    CLI_ZERO_AUTO = 8, /* the number 0 means auto (the command line's spelling of it) */
 };
 
 typedef struct cli_flag {
@@ -50,7 +55,7 @@ typedef struct cli_flag {
     cli_type type;
     const char *meta;      /* the value's placeholder in --help: "N", "X", "DIR" */
     double lo, hi;         /* numeric types: the accepted range (inclusive unless CLI_*_OPEN) */
-    unsigned bits;         /* CLI_LO_OPEN, CLI_HI_OPEN, CLI_HIDDEN */
+    unsigned bits;         /* CLI_LO_OPEN, CLI_HI_OPEN, CLI_HIDDEN, CLI_ZERO_AUTO */
     const char *choices;   /* CLI_CHOICE: "mean|grid2|grid4|none" */
     const cli_word *words; /* numeric types: special values as words, ended by {NULL} */
     const char *def;       /* the default as --help shows it, or NULL */
@@ -60,15 +65,15 @@ typedef struct cli_flag {
 } cli_flag;
 
 typedef struct cli_command {
-    const char *name;    /* "finetune", "keyword train" */
-    const char *args;    /* positional arguments for the usage line: "MODEL DATA" */
-    const char *summary; /* one line for `graft --help` */
-    const char *about;   /* the prose of `graft CMD --help` */
-    const cli_flag *flags;
+    const char *name;      /* "finetune", "keyword train" */
+    const char *args;      /* positional arguments for the usage line: "MODEL DATA" */
+    const char *summary;   /* one line for `graft --help` */
+    const char *about;     /* the prose of `graft CMD --help` */
+    const cli_flag *flags; /* at most CLI_MAX_ROWS rows (finetune's has 34) */
     int (*run)(int argc, char **argv);
 } cli_command;
 
-enum { CLI_GO = -1 };
+enum { CLI_GO = -1, CLI_MAX_ROWS = 64 };
 
 /* Parses argv (the arguments after the command's name) against cmd->flags, storing values into
  * base. Positional arguments are moved to argv[0 .. *npos). Returns CLI_GO to go on, 0 after
@@ -103,8 +108,8 @@ int cli_parse_size(const char *s, int64_t *out);
         .def = "0", .help = "random seed", .off = offsetof(T, field)                               \
     }
 
-extern const cli_word cli_words_auto[];      /* auto = 0 */
-extern const cli_word cli_words_auto_none[]; /* auto = 0, none = -1 */
+extern const cli_word cli_words_auto[];      /* auto = GRAFT_AUTO */
+extern const cli_word cli_words_auto_none[]; /* auto = GRAFT_AUTO, none = 0 */
 extern const cli_word cli_words_all[];       /* all = 0 (threads) */
 
 #endif

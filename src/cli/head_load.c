@@ -66,6 +66,13 @@ void free_origin(origin *org)
     free(org->recipe);
 }
 
+graft_status origin_opts(const origin *org, graft_progress_fn progress, graft_extract_opts *eo)
+{
+    graft_extract_opts_init(eo);
+    eo->layer = org->layer, eo->transform = org->transform, eo->progress = progress;
+    return org->pool ? graft_pool_from_name(org->pool, &eo->pool) : GRAFT_OK;
+}
+
 /* A head saved by graft fit, or a whole model (.onnx) made by finetune or export. */
 int load_head(const char *path, const char *model_override, graft_head **h, origin *org)
 {

@@ -14,12 +14,6 @@ typedef struct kw_args {
     int json, threads, full;
 } kw_args;
 
-/* --hard-negatives 0 is "none", < 0 in graft_keyword_train_opts (0 there: the default). */
-static void set_hard(void *base, const cli_flag *f, cli_value v)
-{
-    *(double *)((char *)base + f->off) = v.r > 0 ? v.r : -1;
-}
-
 #define KW(field) offsetof(kw_args, field)
 /* The flags train and eval share. */
 #define KW_ROWS                                                                                    \
@@ -29,6 +23,7 @@ static void set_hard(void *base, const cli_flag *f, cli_value v)
       .lo = 0,                                                                                     \
       .hi = 100000,                                                                                \
       .words = cli_words_auto,                                                                     \
+      .bits = CLI_ZERO_AUTO,                                                                       \
       .def = "500",                                                                                \
       .help = "synthetic clips of the keyword",                                                    \
       .off = KW(o.positives) },                                                                    \
@@ -38,6 +33,7 @@ static void set_hard(void *base, const cli_flag *f, cli_value v)
           .lo = 0,                                                                                 \
           .hi = 100000,                                                                            \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .def = "3000",                                                                           \
           .help = "negative clips",                                                                \
           .off = KW(o.negatives) },                                                                \
@@ -52,6 +48,7 @@ static void set_hard(void *base, const cli_flag *f, cli_value v)
           .lo = 0,                                                                                 \
           .hi = 100000,                                                                            \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .def = "100",                                                                            \
           .help = "test clips of held-out voices",                                                 \
           .off = KW(o.test_positives) },                                                           \
@@ -61,6 +58,7 @@ static void set_hard(void *base, const cli_flag *f, cli_value v)
           .lo = 0,                                                                                 \
           .hi = 100,                                                                               \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .def = "0.25",                                                                           \
           .help = "hours of negative test speech",                                                 \
           .off = KW(o.test_hours) },                                                               \
@@ -70,6 +68,7 @@ static void set_hard(void *base, const cli_flag *f, cli_value v)
           .lo = 0,                                                                                 \
           .hi = 3600,                                                                              \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .def = "0.5",                                                                            \
           .help = "false accepts per hour the threshold aims at",                                  \
           .off = KW(o.target_fa) },                                                                \
@@ -79,6 +78,7 @@ static void set_hard(void *base, const cli_flag *f, cli_value v)
           .lo = 0,                                                                                 \
           .hi = 4096,                                                                              \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .def = "128",                                                                            \
           .help = "the head's hidden units",                                                       \
           .off = KW(o.hidden) },                                                                   \
@@ -88,6 +88,7 @@ static void set_hard(void *base, const cli_flag *f, cli_value v)
           .lo = 0,                                                                                 \
           .hi = 10000,                                                                             \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .def = "30",                                                                             \
           .help = "training epochs",                                                               \
           .off = KW(o.epochs) },                                                                   \
@@ -97,6 +98,7 @@ static void set_hard(void *base, const cli_flag *f, cli_value v)
           .lo = 0,                                                                                 \
           .hi = 10,                                                                                \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .def = "1e-4",                                                                           \
           .help = "learning rate",                                                                 \
           .off = KW(o.lr) },                                                                       \
@@ -107,14 +109,14 @@ static void set_hard(void *base, const cli_flag *f, cli_value v)
           .hi = 1,                                                                                 \
           .def = "0.25",                                                                           \
           .help = "share of negatives from the hardest 10 % (0: none)",                            \
-          .off = KW(o.hard_frac),                                                                  \
-          .set = set_hard },                                                                       \
+          .off = KW(o.hard_frac) },                                                                \
         { .name = "parallel",                                                                      \
           .type = CLI_INT,                                                                         \
           .meta = "N",                                                                             \
           .lo = 0,                                                                                 \
           .hi = 32,                                                                                \
           .words = cli_words_auto,                                                                 \
+          .bits = CLI_ZERO_AUTO,                                                                   \
           .def = "4",                                                                              \
           .help = "clips synthesised at once",                                                     \
           .off = KW(o.parallel) },                                                                 \
@@ -233,7 +235,7 @@ static graft_status kw_run(kw_args *a, const char *head, int eval, char *dir, ch
     else default_cache(wdir, sizeof wdir, "keyword");
     a->o.models_dir = dir;
     a->o.work_dir = wdir;
-    a->o.quiet = a->json;
+    a->o.progress = a->json ? cli_warnings : cli_progress;
     if (!eval && !a->out) {
         default_output(a->o.keyword, outbuf, 256);
         a->out = outbuf;
@@ -247,6 +249,7 @@ static graft_status kw_run(kw_args *a, const char *head, int eval, char *dir, ch
 static int cmd_train_eval(const cli_command *cmd, int argc, char **argv, int eval)
 {
     kw_args a = { .threads = -1 };
+    graft_keyword_train_opts_init(&a.o); /* the rows' auto (and 0) keep these defaults */
     int npos, rc = cli_parse(cmd, argc, argv, &a, &npos);
     if (rc != CLI_GO) return rc;
     if ((rc = kw_usage(&a, npos, eval))) return rc;

@@ -171,9 +171,13 @@ int gr_err_prefix(int status, const char *fmt, ...)
     return status;
 }
 
+/* A broken invariant is a bug: carrying on could write out of bounds or save a wrong model, and
+ * there is no status to return from the middle of a kernel, so the process stops. The library
+ * never prints, so the message goes where graft_last_error() shows it (a SIGABRT handler, such as
+ * graft's CLI installs, or a debugger reads it there) and abort() leaves a core to debug. */
 void gr_assert_fail(const char *cond, const char *file, int line)
 {
-    fprintf(stderr, "graft: internal error: assertion '%s' failed at %s:%d\n", cond, file, line);
+    gr_err(GRAFT_E_INTERNAL, "internal error: assertion '%s' failed at %s:%d", cond, file, line);
     abort();
 }
 
@@ -444,14 +448,33 @@ void gr_progress_step(const gr_progress *p, const char *stage, int64_t done, int
     p->fn(p->ctx, &ev);
 }
 
-void gr_progress_note(const gr_progress *p, graft_event ev, const char *stage, const char *fmt, ...)
+void gr_progress_detail(const gr_progress *p, const char *stage, int64_t done, int64_t total,
+                        const char *fmt, ...)
 {
     if (!p || !p->fn) return;
-    char line[1024];
+    char line[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    graft_progress e = { ev, stage, 0, 0, line };
+    graft_progress ev = { GRAFT_EVENT_PROGRESS, stage, done, total, line };
+    p->fn(p->ctx, &ev);
+}
+
+void gr_progress_note(const gr_progress *p, graft_event ev, const char *stage, const char *fmt, ...)
+{
+    if (!p || !p->fn) return;
+    char line[1024], *text = line; /* a longer note (a recipe, two paths) on the heap */
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof line && (text = malloc((size_t)n + 1))) {
+        va_start(ap, fmt);
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    graft_progress e = { ev, stage, 0, 0, text ? text : line };
     p->fn(p->ctx, &e);
+    if (text != line) free(text);
 }

@@ -66,7 +66,9 @@ int64_t gr_limit(graft_limit which);
 int gr_limit_check(graft_limit which, int64_t value, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Always-on assertion for internal invariants (bugs in graft, never input errors). */
+/* Always-on assertion for internal invariants (bugs in graft, never input errors). A failed one
+ * does not print (the library never does): the message "internal error: assertion 'C' failed at
+ * FILE:LINE" becomes the thread's graft_last_error(), then abort() (see gr_assert_fail). */
 #define GR_ASSERT(c)                                                                               \
     do {                                                                                           \
         if (!(c)) gr_assert_fail(#c, __FILE__, __LINE__);                                          \
@@ -129,5 +131,9 @@ typedef struct gr_progress {
 void gr_progress_step(const gr_progress *p, const char *stage, int64_t done, int64_t total);
 void gr_progress_note(const gr_progress *p, graft_event ev, const char *stage, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A step with a detail for the bar (the PROGRESS event's message), formatted only when someone
+ * listens. */
+void gr_progress_detail(const gr_progress *p, const char *stage, int64_t done, int64_t total,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

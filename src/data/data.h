@@ -105,7 +105,7 @@ int gr_image_prepare(const char *path, const graft_image_prep *p, gr_image *out)
 /* What happens to a sample that cannot be read (corrupt, truncated, missing): */
 enum {
     GR_BAD_FATAL = 0, /* the loader stops with the error (path and reason) */
-    GR_BAD_SKIP = 1   /* reported once on stderr with path and reason, counted, left out */
+    GR_BAD_SKIP = 1   /* reported once (a warning with path and reason), counted, left out */
 };
 
 enum { GR_DS_FOLDER = 1, GR_DS_CSV, GR_DS_IDX, GR_DS_NPY };
@@ -310,6 +310,9 @@ typedef struct gr_loader_opts {
     int drop_last; /* drop a final short batch */
     int bad;       /* GR_BAD_FATAL or GR_BAD_SKIP */
     uint64_t seed;
+    gr_progress progress; /* a skipped sample: a WARNING "graft: skipping a bad sample: WHY"
+                             (stage "load"), from gr_loader_next on the caller's thread, in the
+                             order of the batches */
 } gr_loader_opts;
 
 typedef struct gr_batch {

@@ -9,7 +9,9 @@
  * in order; a slot is refilled only after the caller has come back for the next batch.
  *
  * Locking: one mutex guards the counters and the slot bookkeeping; the pixels are written
- * outside it, by the only worker that owns that sample's place in the slot. */
+ * outside it, by the only worker that owns that sample's place in the slot. A skipped sample's
+ * warning waits in its slot and goes to the progress callback from gr_loader_next, on the
+ * caller's thread and in batch order (a callback is never called from two threads at once). */
 #define _POSIX_C_SOURCE 200809L
 #include "data.h"
 
@@ -27,6 +29,7 @@ typedef struct slot {
     int pending;     /* samples of that batch not finished yet */
     int err, err_at; /* the first fatal failure in the batch (status, place), err 0 = none */
     char *msg;       /* its message, copied out of the worker's thread */
+    char **skip;     /* [B] why a sample was skipped (GR_BAD_SKIP), reported by gr_loader_next */
 } slot;
 
 struct gr_loader {
@@ -157,6 +160,7 @@ static int64_t claim_next(gr_loader *l)
         s->err = 0;
         free(s->msg);
         s->msg = NULL;
+        for (int j = 0; j < l->o.batch; j++) free(s->skip[j]), s->skip[j] = NULL;
     }
     l->busy++;
     return p;
@@ -182,7 +186,7 @@ static void run_sample(gr_loader *l, int64_t p)
     if (st && l->o.bad == GR_BAD_SKIP) {
         l->bad[pos] = 1;
         l->skipped++;
-        fprintf(stderr, "graft: skipping a bad sample: %s\n", msg);
+        if (l->o.progress.fn) s->skip[j] = gr_strdup(msg); /* lost on NULL: still counted */
     } else if (st && (!s->err || j < s->err_at)) {
         s->err = st;
         s->err_at = j;
@@ -300,7 +304,8 @@ int gr_loader_new(const gr_dataset *ds, const int64_t *idx, int64_t nidx, const 
         size_t b = (size_t)o->batch;
         if (!(s->x = gr_malloc(b * sample_len * sizeof(float))) ||
             !(s->y = gr_malloc(b * sizeof *s->y)) ||
-            !(s->index = gr_malloc(b * sizeof *s->index)) || !(s->ok = gr_malloc(b)))
+            !(s->index = gr_malloc(b * sizeof *s->index)) || !(s->ok = gr_malloc(b)) ||
+            !(s->skip = gr_calloc(b, sizeof *s->skip)))
             goto nomem;
     }
     for (int i = 0; i < l->nth; i++)
@@ -349,6 +354,18 @@ int gr_loader_start(gr_loader *l, int epoch)
     pthread_cond_broadcast(&l->work);
     pthread_mutex_unlock(&l->mu);
     return GRAFT_OK;
+}
+
+/* Reports the batch's skipped samples (slot owned by the caller, mu not held). */
+static void report_skips(const gr_loader *l, slot *s, int n)
+{
+    for (int j = 0; j < n; j++) {
+        if (!s->skip[j]) continue;
+        gr_progress_note(&l->o.progress, GRAFT_EVENT_WARNING, "load",
+                         "graft: skipping a bad sample: %s", s->skip[j]);
+        free(s->skip[j]);
+        s->skip[j] = NULL;
+    }
 }
 
 /* Moves the samples that made it to the front; returns how many. Slot owned by the caller. */
@@ -411,6 +428,7 @@ int gr_loader_next(gr_loader *l, gr_batch *b)
         l->next_out++;
         pthread_mutex_unlock(&l->mu);
         /* only this thread touches the slot until the next call */
+        report_skips(l, s, n);
         int k = compact(l, s, n);
         if (k == 0) { /* every sample of the batch was skipped */
             pthread_mutex_lock(&l->mu);
@@ -446,6 +464,8 @@ void gr_loader_free(gr_loader *l)
         free(s->index);
         free(s->ok);
         free(s->msg);
+        for (int j = 0; s->skip && j < l->o.batch; j++) free(s->skip[j]);
+        free(s->skip);
     }
     free(l->slots);
     free(l->th);

@@ -206,7 +206,7 @@ static int block_features(gr_kw_clipset *s, gr_kw_frontend *fe, const gr_kw_nois
         snprintf(fd, sizeof fd, "%s/features", dir);
         if (gr_make_dirs(fd) || cache_save(s, path))
             gr_progress_note(pr->p, GRAFT_EVENT_WARNING, "embed",
-                             "%s: cannot write the feature cache %s: %s", pr->what, path,
+                             "%s: warning: cannot write the feature cache %s: %s", pr->what, path,
                              graft_last_error());
     }
     return st;

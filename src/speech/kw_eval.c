@@ -153,10 +153,11 @@ int gr_kw_choose_threshold(const gr_kw_train_opts *o, const gr_kw_voices *v, gr_
         int met;
         double t = threshold_for(&vn, (int64_t)floor(target * vn.seconds / 3600 + 1e-9), &met);
         if (!met)
-            gr_progress_note(&o->progress, GRAFT_EVENT_WARNING, "threshold",
-                             "even a threshold of 0.9999 gives more than %g false accepts per hour "
-                             "on the validation speech",
-                             target);
+            gr_progress_note(
+                &o->progress, GRAFT_EVENT_WARNING, "threshold",
+                "warning: even a threshold of 0.9999 gives more than %g false accepts per hour "
+                "on the validation speech",
+                target);
         res->threshold = t < 0.5 ? 0.5 : t;
         gr_progress_step(&o->progress, "threshold", 1, 1);
     }

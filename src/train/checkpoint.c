@@ -367,7 +367,7 @@ int gr_ckpt_write(const char *dir, gr_trainer *t, const gr_train_pos *pos)
     return st;
 }
 
-int gr_ckpt_resume(const char *dir, gr_trainer *t, gr_train_pos *pos)
+int gr_ckpt_resume(const char *dir, gr_trainer *t, gr_train_pos *pos, const gr_progress *pr)
 {
     char cur[4096], prev[4096], why[4200];
     int st = join(cur, sizeof cur, dir, CKPT_NAME);
@@ -388,9 +388,9 @@ int gr_ckpt_resume(const char *dir, gr_trainer *t, gr_train_pos *pos)
         return gr_err(st ? st : GRAFT_E_IO,
                       "%s: no usable checkpoint: %s; and no previous checkpoint %s", dir, why,
                       prev);
-    fprintf(
-        stderr,
-        "graft: the newest checkpoint is unusable (%s); resuming from the previous checkpoint %s\n",
+    gr_progress_note(
+        pr, GRAFT_EVENT_WARNING, "checkpoint",
+        "graft: the newest checkpoint is unusable (%s); resuming from the previous checkpoint %s",
         why, prev);
     int st2 = gr_trainer_load(t, prev, pos);
     if (!st2) return GRAFT_OK;

@@ -177,9 +177,9 @@ int gr_trainer_load(gr_trainer *t, const char *path, gr_train_pos *pos);
  * and the one it replaces dir/ckpt.prev.safetensors, through fsync'd renames ordered so that a
  * crash at any instant leaves at least one complete checkpoint (see checkpoint.c). */
 int gr_ckpt_write(const char *dir, gr_trainer *t, const gr_train_pos *pos);
-/* Loads dir/ckpt.safetensors; if it is missing, truncated, corrupt or does not fit, says so on
- * stderr (file and reason) and loads dir/ckpt.prev.safetensors instead. Fails, naming both
- * files and why, when neither is usable. */
-int gr_ckpt_resume(const char *dir, gr_trainer *t, gr_train_pos *pos);
+/* Loads dir/ckpt.safetensors; if it is missing, truncated, corrupt or does not fit, says so (a
+ * WARNING to pr, stage "checkpoint", naming the file and the reason; pr may be NULL) and loads
+ * dir/ckpt.prev.safetensors instead. Fails, naming both files and why, when neither is usable. */
+int gr_ckpt_resume(const char *dir, gr_trainer *t, gr_train_pos *pos, const gr_progress *pr);
 
 #endif

@@ -87,8 +87,8 @@ static void cache_path(const char *dir, const char *key, char *path, size_t n)
 
 /* Reads a cached result; 1 when there was a usable one, 0 when there is none, or minus
  * GRAFT_E_NOMEM: running out of memory is not a damaged file. A damaged cache file is ignored
- * (recomputed and overwritten), with a note on stderr. */
-static int cache_read(const char *path, gr_features *out)
+ * (recomputed and overwritten), with a warning through the progress callback. */
+static int cache_read(const char *path, gr_features *out, const gr_progress *pr)
 {
     if (access(path, R_OK) != 0) return 0;
     gr_arena *a = gr_arena_new(1 << 16);
@@ -135,10 +135,11 @@ static int cache_read(const char *path, gr_features *out)
             }
         } else gr_err(GRAFT_E_FORMAT, "not graft's features/labels/index");
     }
-    /* always said, also when quiet: a damaged file is a problem report, not progress */
+    /* a warning, not progress: graft's CLI shows it also with --json */
     if (!ok)
-        fprintf(stderr, "extract: ignoring the damaged cache file %s: %s\n", path,
-                graft_last_error());
+        gr_progress_note(pr, GRAFT_EVENT_WARNING, "extract",
+                         "extract: ignoring the damaged cache file %s: %s", path,
+                         graft_last_error());
     gr_arena_free(a);
     return ok;
 }
@@ -220,20 +221,16 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* A line updated in place on a terminal; on a pipe or file, one plain line per quarter of the
- * work and one at the end (*next: the next quarter to report). */
-static void progress(const gr_extract_opts *o, int64_t done, int64_t total, double t0, int final,
-                     int *next)
+/* Reports the samples done (rows made plus samples skipped as bad, so a run ends at total)
+ * when they changed since *shown. */
+static void progress(const gr_extract_opts *o, const gr_loader *l, int64_t rows, int64_t total,
+                     int64_t *shown)
 {
-    if (o->quiet) return;
-    double el = now() - t0, rate = el > 0 ? done / el : 0;
-    int tty = isatty(2);
-    if (!tty && !final && done * 4 < (int64_t)*next * total) return;
-    if (!tty && final && *next > 4) return; /* the last quarter's line said it already */
-    if (!tty) *next = (int)(done * 4 / (total ? total : 1)) + 1;
-    fprintf(stderr, "%sextract: %lld/%lld images, %.0f img/s, ETA %.0f s%s", tty ? "\r" : "",
-            (long long)done, (long long)total, rate, rate > 0 ? (total - done) / rate : 0.0,
-            tty && !final ? "   " : "\n");
+    if (!o->progress.fn) return;
+    int64_t done = rows + (l ? gr_loader_skipped(l) : 0);
+    if (done == *shown) return;
+    *shown = done;
+    gr_progress_step(&o->progress, o->stage ? o->stage : "extract", done, total);
 }
 
 /* The model cut at several values (their outputs in that order), rewritten for inference. */
@@ -295,7 +292,8 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
     int64_t decl = g->values[g->inputs[0]].t.shape.rank ? g->values[g->inputs[0]].t.shape.d[0] : -1;
     gr_loader_opts lo = { .batch = decl > 0 ? (int)decl : (o->batch > 0 ? o->batch : 32),
                           .workers = o->workers > 0 ? o->workers : 2,
-                          .bad = o->bad };
+                          .bad = o->bad,
+                          .progress = o->progress };
     int st = gr_dnnl_new(&dnnl);
     if (!st) st = gr_loader_new(ds, idx, n, &o->t, &lo, &l);
     if (!st) st = gr_loader_start(l, 0);
@@ -305,8 +303,8 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
         fs[k].index = malloc((size_t)(n + 1) * sizeof *fs[k].index);
         if (!st && (!fs[k].y || !fs[k].index)) st = GRAFT_E_NOMEM;
     }
-    double t0 = now();
-    int next_report = 1;
+    int64_t shown = -1;
+    if (!st) progress(o, NULL, 0, n, &shown);
     gr_batch b;
     int r = 0;
     while (!st && (r = gr_loader_next(l, &b)) > 0) {
@@ -341,10 +339,10 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
                 f->index[f->n] = b.index[i];
             }
         }
-        progress(o, fs[0].n, n, t0, 0, &next_report);
+        progress(o, l, fs[0].n, n, &shown);
     }
     if (!st && r < 0) st = -r;
-    if (!st) progress(o, fs[0].n, n, t0, 1, &next_report);
+    if (!st) progress(o, l, fs[0].n, n, &shown); /* trailing batches that were all skipped */
     gr_plan_free(plan);
     gr_loader_free(l);
     gr_dnnl_free(dnnl);
@@ -367,7 +365,7 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
     if (o->cache_dir) {
         if ((st = cache_key(model_path, layer, o, ds, idx, n, f.key))) goto done;
         cache_path(o->cache_dir, f.key, path, sizeof path);
-        int hit = cache_read(path, &f);
+        int hit = cache_read(path, &f, &o->progress);
         if (hit < 0) {
             st = -hit;
             goto done;
@@ -378,10 +376,11 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
         }
     }
     st = run_batches(g, ds, idx, n, o, &f);
-    /* the features are still good, so no error; but said also when quiet, like a damaged cache
-     * file: a full disk is a problem report, not progress */
+    /* the features are still good, so no error, but a warning (like a damaged cache file): a
+     * full disk is a problem report, not progress */
     if (!st && o->cache_dir && cache_write(o->cache_dir, path, &f, model_path, o))
-        fprintf(stderr, "extract: the features are not cached: %s\n", graft_last_error());
+        gr_progress_note(&o->progress, GRAFT_EVENT_WARNING, "extract",
+                         "extract: the features are not cached: %s", graft_last_error());
 done:
     gr_graph_free(g);
     if (st) {

@@ -474,7 +474,8 @@ static int probe_head(ft *f, const char *model_path)
                            .workers = f->r.workers,
                            .cache_dir = f->r.cache_dir,
                            .use_ref = f->r.use_ref,
-                           .quiet = 1 };
+                           .progress = f->r.progress,
+                           .stage = "probe" };
     gr_features fe;
     int st = gr_extract(model_path, f->ds, f->tr, f->ntr, &eo, &fe);
     if (st) return st;
@@ -484,11 +485,11 @@ static int probe_head(ft *f, const char *model_path)
         st = gr_err(GRAFT_E_INTERNAL, "the new head does not take the %d probe features", fe.dim);
     if (!st && f->r.head_init == GR_HEAD_INIT_IMPRINT) {
         st = imprint(&fe, f->nclass, f->g->values[wv].t.data, f->g->values[bv].t.data);
-        if (!st && !f->r.quiet)
-            fprintf(stderr,
-                    "finetune: phase 1: the head is imprinted from the class means of %lld frozen "
-                    "feature rows\n",
-                    (long long)fe.n);
+        if (!st)
+            gr_progress_note(&f->r.progress, GRAFT_EVENT_NOTE, "finetune",
+                             "finetune: phase 1: the head is imprinted from the class means of "
+                             "%lld frozen feature rows",
+                             (long long)fe.n);
         gr_features_free(&fe);
         return st;
     }
@@ -511,12 +512,11 @@ static int probe_head(ft *f, const char *model_path)
             }
             b[c] = (float)bias;
         }
-        if (!f->r.quiet)
-            fprintf(stderr,
-                    "finetune: phase 1: the head is a linear probe on %lld frozen feature rows%s "
-                    "(C = %g%s)\n",
-                    (long long)fe.n, fe.cached ? " from the cache" : "", h.C,
-                    h.cv_acc >= 0 ? " by cross-validation" : "");
+        gr_progress_note(&f->r.progress, GRAFT_EVENT_NOTE, "finetune",
+                         "finetune: phase 1: the head is a linear probe on %lld frozen feature "
+                         "rows%s (C = %g%s)",
+                         (long long)fe.n, fe.cached ? " from the cache" : "", h.C,
+                         h.cv_acc >= 0 ? " by cross-validation" : "");
     }
     gr_head_free(&h);
     gr_features_free(&fe);
@@ -538,9 +538,8 @@ static int probe_epoch(ft *f)
     if (!st) st = push_epoch(f->res, &ep);
     if (!st && f->nva) {
         f->best_acc = ep.val_acc, f->best_loss = ep.val_loss, f->best_hist = f->res->nhist - 1;
-        if (!f->r.quiet)
-            fprintf(stderr, "phase 1 probe: val loss %.4f acc %.2f%%\n", ep.val_loss,
-                    100 * ep.val_acc);
+        gr_progress_note(&f->r.progress, GRAFT_EVENT_NOTE, "finetune",
+                         "phase 1 probe: val loss %.4f acc %.2f%%", ep.val_loss, 100 * ep.val_acc);
     }
     return st;
 }
@@ -566,7 +565,7 @@ static int save_best(ft *f, gr_trainer *t)
 static int resume_phase(ft *f, gr_trainer *t, int64_t *epoch)
 {
     gr_train_pos pos = { 0 };
-    int st = gr_ckpt_resume(f->dir, t, &pos);
+    int st = gr_ckpt_resume(f->dir, t, &pos, &f->r.progress);
     if (!st && !pos.note)
         st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint has no fine-tuning state", f->dir);
     if (!st) st = read_note(f, pos.note, f->dir);
@@ -580,21 +579,25 @@ static int resume_phase(ft *f, gr_trainer *t, int64_t *epoch)
         if ((st = gr_trainer_load(t, path, NULL))) return st;
         keep_best(f, t);
         pos = (gr_train_pos){ 0 };
-        st = gr_ckpt_resume(f->dir, t, &pos);
+        st = gr_ckpt_resume(f->dir, t, &pos, &f->r.progress);
         free(pos.note);
     } else keep_best(f, t);
-    if (!st && !f->r.quiet)
-        fprintf(stderr, "finetune: resumed %s after epoch %lld (step %lld)\n", f->dir,
-                (long long)*epoch, (long long)t->step);
+    if (!st)
+        gr_progress_note(&f->r.progress, GRAFT_EVENT_NOTE, "finetune",
+                         "finetune: resumed %s after epoch %lld (step %lld)", f->dir,
+                         (long long)*epoch, (long long)t->step);
     return st;
 }
 
 static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, gr_ft_epoch *out)
 {
-    double sum = 0, t0 = gr_now(), shown = t0;
+    double sum = 0, t0 = gr_now();
     int64_t right = 0, seen = 0, per_epoch = f->ntr / f->r.batch * f->r.batch;
-    int bar = !f->r.quiet && isatty(2); /* a progress line on a terminal, rewritten in place */
+    const gr_progress *pr = &f->r.progress;
     int st = gr_loader_start(f->ltr, (int)(phase * 1000 + e)), r = 0;
+    if (!st)
+        gr_progress_detail(pr, "train", 0, per_epoch, "phase %d epoch %d/%d", phase, (int)e + 1,
+                           epochs);
     gr_batch b;
     out->lr = gr_sched_lr(&t->opt.cfg, t->step);
     while (!st && (r = gr_loader_next(f->ltr, &b)) > 0) {
@@ -608,18 +611,9 @@ static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, g
             right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
         sum += loss * b.n;
         seen += b.n;
-        double now = gr_now();
-        if (bar && now - shown > 0.25) {
-            double rate = seen / (now - t0);
-            fprintf(
-                stderr,
-                "\rphase %d epoch %d/%d: %lld/%lld images, %.0f img/s, ETA %.0f s, loss %.4f   ",
-                phase, (int)e + 1, epochs, (long long)seen, (long long)per_epoch, rate,
-                rate > 0 ? (double)(per_epoch - seen) / rate : 0.0, sum / seen);
-            shown = now;
-        }
+        gr_progress_detail(pr, "train", seen, per_epoch, "phase %d epoch %d/%d, loss %.4f", phase,
+                           (int)e + 1, epochs, sum / seen);
     }
-    if (bar && shown > t0) fprintf(stderr, "\r%80s\r", "");
     if (!st && r < 0) st = -r;
     out->train_loss = seen ? sum / seen : NAN;
     out->train_acc = seen ? (double)right / seen : NAN;
@@ -629,16 +623,20 @@ static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, g
     return st;
 }
 
-static void print_epoch(const ft *f, const gr_ft_epoch *e, int epochs, int improved)
+/* An epoch's figures, as a NOTE. */
+static void note_epoch(const ft *f, const gr_ft_epoch *e, int epochs, int improved)
 {
-    if (f->r.quiet) return;
-    fprintf(stderr, "phase %d epoch %2d/%d: train loss %.4f acc %.2f%%", e->phase, e->epoch, epochs,
-            e->train_loss, 100 * e->train_acc);
+    if (!f->r.progress.fn) return;
+    char val[96] = "";
     if (isfinite(e->val_acc))
-        fprintf(stderr, ", val loss %.4f acc %.2f%%%s", e->val_loss, 100 * e->val_acc,
-                improved ? " *" : "");
-    fprintf(stderr, ", lr %.2e, %.1f s (%.0f img/s)\n", e->lr, e->seconds,
-            e->seconds > 0 ? (double)(f->ntr / f->r.batch * f->r.batch) / e->seconds : 0.0);
+        snprintf(val, sizeof val, ", val loss %.4f acc %.2f%%%s", e->val_loss, 100 * e->val_acc,
+                 improved ? " *" : "");
+    gr_progress_note(
+        &f->r.progress, GRAFT_EVENT_NOTE, "finetune",
+        "phase %d epoch %2d/%d: train loss %.4f acc %.2f%%%s, lr %.2e, %.1f s (%.0f "
+        "img/s)",
+        e->phase, e->epoch, epochs, e->train_loss, 100 * e->train_acc, val, e->lr, e->seconds,
+        e->seconds > 0 ? (double)(f->ntr / f->r.batch * f->r.batch) / e->seconds : 0.0);
 }
 
 /* Runs phase `phase` (1: head, 2: unfrozen) on trainable[] for `epochs` epochs at rate lr. */
@@ -688,10 +686,11 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
             f->best_acc = -1, f->best_loss = INFINITY, f->best_hist = -1;
         st = save_best(f, t);
     }
-    if (!st && !r->quiet)
-        fprintf(stderr, "finetune: phase %d: %s, %lld parameters train, %d epochs of %lld steps\n",
-                phase, phase == 1 ? "the new head" : r->freeze, (long long)t->total, epochs,
-                (long long)spe);
+    if (!st)
+        gr_progress_note(&r->progress, GRAFT_EVENT_NOTE, "finetune",
+                         "finetune: phase %d: %s, %lld parameters train, %d epochs of %lld steps",
+                         phase, phase == 1 ? "the new head" : r->freeze, (long long)t->total,
+                         epochs, (long long)spe);
     for (int64_t e = e0; !st && e < epochs; e++) {
         if (r->patience && f->nva && f->bad >= r->patience) break;
         gr_ft_epoch ep = { .phase = phase, .epoch = (int)e + 1 };
@@ -705,7 +704,7 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
             f->bad = 0;
             st = save_best(f, t);
         } else f->bad++;
-        print_epoch(f, &ep, epochs, improved);
+        note_epoch(f, &ep, epochs, improved);
         if (!st && f->dir[0]) {
             char *note = note_json(f, phase);
             gr_train_pos pos = { .epoch = e + 1, .batch = 0, .seed = r->seed, .note = note };
@@ -721,10 +720,11 @@ static int run_phase(ft *f, int phase, const unsigned char *trainable, int epoch
                 "stopped after %d training epochs as asked (stop_after_epochs; resume from the "
                 "checkpoint)",
                 trained);
-        if (!st && !r->quiet && r->patience && f->nva && f->bad >= r->patience && e + 1 < epochs)
-            fprintf(stderr,
-                    "finetune: phase %d stops early: no lower validation loss for %d epochs\n",
-                    phase, f->bad);
+        if (!st && r->patience && f->nva && f->bad >= r->patience && e + 1 < epochs)
+            gr_progress_note(&r->progress, GRAFT_EVENT_NOTE, "finetune",
+                             "finetune: phase %d stops early: no lower validation loss for %d "
+                             "epochs",
+                             phase, f->bad);
     }
     if (!st && f->nva) { /* the phase ends with its best weights */
         memcpy(t->w, f->best_w, (size_t)t->total * sizeof(float));
@@ -834,7 +834,7 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
     if (!st) {
         recipe_text(&f, model_path);
         res->ntrain = f.ntr, res->nval = f.nva;
-        if (!f.r.quiet) fprintf(stderr, "finetune: %s\n", res->recipe);
+        gr_progress_note(&f.r.progress, GRAFT_EVENT_NOTE, "finetune", "finetune: %s", res->recipe);
     }
     if (!st) st = build_model(&f, model_path);
     if (!st) st = open_loaders(&f);

@@ -25,7 +25,8 @@ typedef struct gr_extract_opts {
     int bad;               /* GR_BAD_FATAL or GR_BAD_SKIP */
     const char *cache_dir; /* NULL: no cache */
     int use_ref;           /* reference kernels (tests) */
-    int quiet;             /* no progress on stderr */
+    gr_progress progress;  /* images done (stage below), a skipped sample, an unusable cache */
+    const char *stage;     /* the progress stage; NULL: "extract" */
 } gr_extract_opts;
 
 /* Features of some samples of a dataset: rows in the order of idx (skipped bad samples are
@@ -260,7 +261,7 @@ typedef struct gr_ft_opts {
     const char *ckpt_dir; /* NULL: no checkpoints */
     int resume;
     uint64_t seed;
-    int quiet; /* no progress lines on stderr */
+    gr_progress progress; /* epochs, phases, the probe, a resume (graft_progress stages) */
     int use_ref;
     int stop_after_epochs; /* > 0: fail after that many epochs in all (tests of --resume) */
 } gr_ft_opts;
