@@ -639,92 +639,119 @@ static void note_epoch(const ft *f, const gr_ft_epoch *e, int epochs, int improv
         e->seconds > 0 ? (double)(f->ntr / f->r.batch * f->r.batch) / e->seconds : 0.0);
 }
 
+/* The trainer's configuration of a phase: loss, optimizer, warm-up + cosine over its steps. */
+static gr_trainer_cfg phase_cfg(const ft *f, int phase, int epochs, double lr)
+{
+    const gr_ft_opts *r = &f->r;
+    int64_t spe = spe_of(f), total = spe * epochs;
+    return (
+        gr_trainer_cfg){ .loss = GR_LOSS_CE,
+                         .label_smoothing = r->label_smoothing,
+                         .seed = r->seed + (uint64_t)phase,
+                         .use_ref = r->use_ref,
+                         .layer_decay = phase == 2 ? r->layer_decay : 0,
+                         /* phase 1 keeps BatchNorms unfolded when phase 2 may train them */
+                         .no_fold = phase == 1 && r->epochs > 0,
+                         .opt = { .kind = r->opt,
+                                  .lr = lr,
+                                  .momentum = r->opt == GR_SGD ? 0.9 : 0,
+                                  .weight_decay = r->weight_decay,
+                                  .sched = GR_SCHED_COSINE,
+                                  .warmup = total >= 20 ? (spe < total / 10 ? spe : total / 10) : 0,
+                                  .total = total,
+                                  .min_lr = lr * 0.01 } };
+}
+
+/* GR_BN_FROZEN: every BatchNorm in inference mode (0), the other nodes as the plan decides (-1);
+ * *mode NULL otherwise. */
+static int frozen_bn_modes(const ft *f, signed char **mode)
+{
+    *mode = NULL;
+    if (f->r.bn != GR_BN_FROZEN) return GRAFT_OK;
+    if (!(*mode = malloc((size_t)f->g->nnodes + 1)))
+        return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+    for (int k = 0; k < f->g->nnodes; k++)
+        (*mode)[k] = gr_node_running_stats(&f->g->nodes[k]) ? 0 : -1;
+    return GRAFT_OK;
+}
+
+/* The best-weights buffers and where the phase starts: a checkpoint's epoch when resuming, else
+ * epoch 0 from the best so far (phase 1 with a random head: nothing yet). */
+static int start_phase(ft *f, gr_trainer *t, int phase, int resume, int64_t *e0)
+{
+    *e0 = 0;
+    if (!(f->best_w = malloc((size_t)(t->total + 1) * sizeof(float))) ||
+        !(f->best_buf = malloc((size_t)(t->nbuf + 1) * sizeof(float))))
+        return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+    int st = f->dir[0] ? make_dir(f->dir) : GRAFT_OK;
+    if (st) return st;
+    if (resume) return resume_phase(f, t, e0);
+    f->bad = 0;
+    if (phase == 1 && f->r.head_init == GR_HEAD_INIT_RANDOM)
+        f->best_acc = -1, f->best_loss = INFINITY, f->best_hist = -1;
+    return save_best(f, t);
+}
+
+/* After epoch e: the best weights when the validation loss improved, the note, the checkpoint,
+ * the test hook that stops after a number of epochs, the early-stopping note. */
+static int end_epoch(ft *f, gr_trainer *t, const gr_ft_epoch *ep, int phase, int64_t e, int epochs)
+{
+    const gr_ft_opts *r = &f->r;
+    /* the validation loss decides (Keras' default monitor): on a small split the accuracy
+     * moves in coarse steps and stops a run that is still improving */
+    int improved = f->nva && ep->val_loss < f->best_loss, st = push_epoch(f->res, ep);
+    if (st) return st;
+    if (improved) {
+        f->best_acc = ep->val_acc, f->best_loss = ep->val_loss, f->best_hist = f->res->nhist - 1,
+        f->bad = 0;
+        st = save_best(f, t);
+    } else f->bad++;
+    note_epoch(f, ep, epochs, improved);
+    if (!st && f->dir[0]) {
+        char *note = note_json(f, phase);
+        gr_train_pos pos = { .epoch = e + 1, .batch = 0, .seed = r->seed, .note = note };
+        st = note ? gr_ckpt_write(f->dir, t, &pos)
+                  : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+        free(note);
+    }
+    int trained = 0; /* training epochs so far, over both phases (the probe is not one) */
+    for (int i = 0; i < f->res->nhist; i++) trained += f->res->hist[i].epoch > 0;
+    if (!st && r->stop_after_epochs && trained >= r->stop_after_epochs)
+        st = gr_err(GRAFT_E_ARG,
+                    "stopped after %d training epochs as asked (stop_after_epochs; resume from "
+                    "the checkpoint)",
+                    trained);
+    if (!st && r->patience && f->nva && f->bad >= r->patience && e + 1 < epochs)
+        gr_progress_note(&r->progress, GRAFT_EVENT_NOTE, "finetune",
+                         "finetune: phase %d stops early: no lower validation loss for %d "
+                         "epochs",
+                         phase, f->bad);
+    return st;
+}
+
 /* Runs phase `phase` (1: head, 2: unfrozen) on trainable[] for `epochs` epochs at rate lr. */
 static int run_phase(ft *f, int phase, const unsigned char *trainable, int epochs, double lr,
                      int resume)
 {
     const gr_ft_opts *r = &f->r;
-    int64_t spe = spe_of(f), total = spe * epochs;
-    gr_trainer_cfg cfg = { .loss = GR_LOSS_CE,
-                           .label_smoothing = r->label_smoothing,
-                           .seed = r->seed + (uint64_t)phase,
-                           .use_ref = r->use_ref,
-                           .layer_decay = phase == 2 ? r->layer_decay : 0,
-                           /* phase 1 keeps BatchNorms unfolded when phase 2 may train them */
-                           .no_fold = phase == 1 && r->epochs > 0,
-                           .opt = { .kind = r->opt,
-                                    .lr = lr,
-                                    .momentum = r->opt == GR_SGD ? 0.9 : 0,
-                                    .weight_decay = r->weight_decay,
-                                    .sched = GR_SCHED_COSINE,
-                                    .warmup =
-                                        total >= 20 ? (spe < total / 10 ? spe : total / 10) : 0,
-                                    .total = total,
-                                    .min_lr = lr * 0.01 } };
-    signed char *mode = NULL; /* GR_BN_FROZEN: every BatchNorm in inference mode */
-    if (r->bn == GR_BN_FROZEN) {
-        if (!(mode = malloc((size_t)f->g->nnodes + 1)))
-            return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
-        for (int k = 0; k < f->g->nnodes; k++)
-            mode[k] = strcmp(f->g->nodes[k].op_type, "BatchNormalization") ? -1 : 0;
-        cfg.node_mode = mode;
-    }
+    gr_trainer_cfg cfg = phase_cfg(f, phase, epochs, lr);
+    signed char *mode;
     gr_trainer *t = NULL;
-    int st = gr_trainer_new(f->g, trainable, &cfg, &t);
-    if (st) {
-        free(mode);
-        return st;
-    }
-    if (!(f->best_w = malloc((size_t)(t->total + 1) * sizeof(float))) ||
-        !(f->best_buf = malloc((size_t)(t->nbuf + 1) * sizeof(float))))
-        st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     int64_t e0 = 0;
-    if (f->dir[0] && !st) st = make_dir(f->dir);
-    if (!st && resume) st = resume_phase(f, t, &e0);
-    else if (!st) { /* the phase starts from the best so far (phase 1: nothing yet) */ f->bad = 0;
-        if (phase == 1 && f->r.head_init == GR_HEAD_INIT_RANDOM)
-            f->best_acc = -1, f->best_loss = INFINITY, f->best_hist = -1;
-        st = save_best(f, t);
-    }
+    int st = frozen_bn_modes(f, &mode);
+    cfg.node_mode = mode;
+    if (!st) st = gr_trainer_new(f->g, trainable, &cfg, &t);
+    if (!st) st = start_phase(f, t, phase, resume, &e0);
     if (!st)
         gr_progress_note(&r->progress, GRAFT_EVENT_NOTE, "finetune",
                          "finetune: phase %d: %s, %lld parameters train, %d epochs of %lld steps",
                          phase, phase == 1 ? "the new head" : r->freeze, (long long)t->total,
-                         epochs, (long long)spe);
+                         epochs, (long long)spe_of(f));
     for (int64_t e = e0; !st && e < epochs; e++) {
         if (r->patience && f->nva && f->bad >= r->patience) break;
         gr_ft_epoch ep = { .phase = phase, .epoch = (int)e + 1 };
-        if ((st = train_epoch(f, t, phase, e, epochs, &ep))) break;
-        /* the validation loss decides (Keras' default monitor): on a small split the accuracy
-         * moves in coarse steps and stops a run that is still improving */
-        int improved = f->nva && ep.val_loss < f->best_loss;
-        if ((st = push_epoch(f->res, &ep))) break;
-        if (improved) {
-            f->best_acc = ep.val_acc, f->best_loss = ep.val_loss, f->best_hist = f->res->nhist - 1,
-            f->bad = 0;
-            st = save_best(f, t);
-        } else f->bad++;
-        note_epoch(f, &ep, epochs, improved);
-        if (!st && f->dir[0]) {
-            char *note = note_json(f, phase);
-            gr_train_pos pos = { .epoch = e + 1, .batch = 0, .seed = r->seed, .note = note };
-            st = note ? gr_ckpt_write(f->dir, t, &pos)
-                      : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
-            free(note);
-        }
-        int trained = 0; /* training epochs so far, over both phases (the probe is not one) */
-        for (int i = 0; i < f->res->nhist; i++) trained += f->res->hist[i].epoch > 0;
-        if (!st && r->stop_after_epochs && trained >= r->stop_after_epochs)
-            st = gr_err(
-                GRAFT_E_ARG,
-                "stopped after %d training epochs as asked (stop_after_epochs; resume from the "
-                "checkpoint)",
-                trained);
-        if (!st && r->patience && f->nva && f->bad >= r->patience && e + 1 < epochs)
-            gr_progress_note(&r->progress, GRAFT_EVENT_NOTE, "finetune",
-                             "finetune: phase %d stops early: no lower validation loss for %d "
-                             "epochs",
-                             phase, f->bad);
+        if (!(st = train_epoch(f, t, phase, e, epochs, &ep)))
+            st = end_epoch(f, t, &ep, phase, e, epochs);
     }
     if (!st && f->nva) { /* the phase ends with its best weights */
         memcpy(t->w, f->best_w, (size_t)t->total * sizeof(float));
@@ -785,6 +812,110 @@ static int write_model(ft *f, const char *out_path)
     return st;
 }
 
+/* The samples (all when idx is NULL: *all holds them) are labelled, the dataset has images and
+ * two classes or more; then the recipe (resolve), the split, and every class has training rows. */
+static int check_and_split(ft *f, const int64_t *idx, int64_t nidx, int64_t **all)
+{
+    const gr_dataset *ds = f->ds;
+    if (!idx) {
+        if (!(*all = malloc((size_t)(ds->n + 1) * sizeof **all)))
+            return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+        for (int64_t i = 0; i < ds->n; i++) (*all)[i] = i;
+        idx = *all, nidx = ds->n;
+    }
+    for (int64_t i = 0; i < nidx; i++)
+        if (idx[i] < 0 || idx[i] >= ds->n || ds->labels[idx[i]] < 0)
+            return gr_err(GRAFT_E_ARG, "%s: sample %lld is unlabelled; fine-tuning needs labels",
+                          ds->source, (long long)idx[i]);
+    if (ds->nclass < 2)
+        return gr_err(GRAFT_E_ARG, "%s: fine-tuning needs at least two classes", ds->source);
+    if (ds->features)
+        return gr_err(GRAFT_E_ARG,
+                      "%s holds feature vectors, not images: fit a head on them instead",
+                      ds->source);
+    resolve(f, nidx);
+    int st = split(f, idx, nidx, f->r.val_frac);
+    if (!st && f->r.steps > 0 && !strcmp(f->r.freeze, "head"))
+        st = gr_err(GRAFT_E_ARG, "steps: freeze \"head\" has no phase 2 to give them to");
+    if (st) return st;
+    if (f->r.steps > 0) f->r.epochs = (int)((f->r.steps + spe_of(f) - 1) / spe_of(f));
+    int64_t *have = calloc((size_t)f->nclass + 1, sizeof *have);
+    if (!have) return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+    for (int64_t i = 0; i < f->ntr; i++) have[ds->labels[f->tr[i]]]++;
+    for (int c = 0; !st && c < f->nclass; c++)
+        if (!have[c])
+            st = gr_err(GRAFT_E_ARG, "%s: class '%s' has no training sample", ds->source,
+                        ds->class_names[c]);
+    free(have);
+    return st;
+}
+
+/* The checkpoint folders (d1, d2: 4096 bytes each) and where to resume: phase 2's checkpoint
+ * means phase 1 is done. Without resume, an earlier run's checkpoints are refused. */
+static int checkpoint_dirs(const gr_ft_opts *o, char *d1, char *d2, int *resume1, int *resume2)
+{
+    *resume1 = *resume2 = 0;
+    d1[0] = d2[0] = 0;
+    if (!o->ckpt_dir) return GRAFT_OK;
+    if (strlen(o->ckpt_dir) > 4000)
+        return gr_err(GRAFT_E_ARG, "%.100s...: checkpoint folder name too long", o->ckpt_dir);
+    snprintf(d1, 4096, "%s/phase1", o->ckpt_dir);
+    snprintf(d2, 4096, "%s/phase2", o->ckpt_dir);
+    int st = make_dir(o->ckpt_dir);
+    if (st) return st;
+    char c2[4300], c2p[4300], c1[4300], c1p[4300];
+    snprintf(c2, sizeof c2, "%s/ckpt.safetensors", d2);
+    snprintf(c2p, sizeof c2p, "%s/ckpt.prev.safetensors", d2);
+    snprintf(c1, sizeof c1, "%s/ckpt.safetensors", d1);
+    snprintf(c1p, sizeof c1p, "%s/ckpt.prev.safetensors", d1);
+    int has1 = exists(c1) || exists(c1p), has2 = exists(c2) || exists(c2p);
+    if (o->resume) {
+        *resume2 = has2;
+        *resume1 = !has2 && has1;
+        if (!has1 && !has2)
+            return gr_err(
+                GRAFT_E_IO,
+                "%s: no checkpoint to resume from (phase1/ or phase2/ with ckpt.safetensors)",
+                o->ckpt_dir);
+    } else if (has1 || has2) {
+        /* a fresh run would mix its checkpoints with an earlier run's (and a later --resume
+         * could pick the wrong one); overwriting them would lose that run: refuse */
+        return gr_err(GRAFT_E_ARG,
+                      "%s holds the checkpoints of an earlier run: add --resume to continue it, "
+                      "or give another folder",
+                      o->ckpt_dir);
+    }
+    return GRAFT_OK;
+}
+
+/* The probe (LP-FT) or imprinted head, phase 1 on the head, phase 2 on the freeze spec. */
+static int run_phases(ft *f, const char *model_path, const char *d1, const char *d2, int resume1,
+                      int resume2)
+{
+    unsigned char *tr = calloc((size_t)f->g->nvalues + 1, 1);
+    if (!tr) return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+    int st = GRAFT_OK;
+    if (!resume2 && f->r.head_init != GR_HEAD_INIT_RANDOM && !resume1) {
+        st = probe_head(f, model_path);
+        if (!st) st = probe_epoch(f);
+    }
+    if (!st && !resume2 && f->r.head_epochs > 0) {
+        snprintf(f->dir, sizeof f->dir, "%s", d1);
+        st = gr_freeze_select(f->g, "head", tr);
+        if (!st) st = run_phase(f, 1, tr, f->r.head_epochs, f->r.lr, resume1);
+    }
+    if (!st && f->r.epochs > 0) {
+        char spec[1200];
+        snprintf(spec, sizeof spec, "%s,head", f->r.freeze);
+        snprintf(f->dir, sizeof f->dir, "%s", d2);
+        memset(tr, 0, (size_t)f->g->nvalues + 1);
+        st = gr_freeze_select(f->g, spec, tr);
+        if (!st) st = run_phase(f, 2, tr, f->r.epochs, f->r.lr * f->r.lr_ratio, resume2);
+    }
+    free(tr);
+    return st;
+}
+
 int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                 const gr_ft_opts *o, const char *out_path, gr_ft_result *res)
 {
@@ -800,37 +931,7 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
              .best_loss = INFINITY,
              .best_hist = -1 };
     int64_t *all = NULL;
-    if (!idx) {
-        if (!(all = malloc((size_t)(ds->n + 1) * sizeof *all)))
-            return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
-        for (int64_t i = 0; i < ds->n; i++) all[i] = i;
-        idx = all, nidx = ds->n;
-    }
-    int st = GRAFT_OK;
-    for (int64_t i = 0; i < nidx && !st; i++)
-        if (idx[i] < 0 || idx[i] >= ds->n || ds->labels[idx[i]] < 0)
-            st = gr_err(GRAFT_E_ARG, "%s: sample %lld is unlabelled; fine-tuning needs labels",
-                        ds->source, (long long)idx[i]);
-    if (!st && ds->nclass < 2)
-        st = gr_err(GRAFT_E_ARG, "%s: fine-tuning needs at least two classes", ds->source);
-    if (!st && ds->features)
-        st = gr_err(GRAFT_E_ARG, "%s holds feature vectors, not images: fit a head on them instead",
-                    ds->source);
-    if (!st) {
-        resolve(&f, nidx);
-        st = split(&f, idx, nidx, f.r.val_frac);
-        if (!st && f.r.steps > 0 && !strcmp(f.r.freeze, "head"))
-            st = gr_err(GRAFT_E_ARG, "steps: freeze \"head\" has no phase 2 to give them to");
-        if (!st && f.r.steps > 0) f.r.epochs = (int)((f.r.steps + spe_of(&f) - 1) / spe_of(&f));
-    }
-    int64_t *have = st ? NULL : calloc((size_t)f.nclass + 1, sizeof *have);
-    if (!st && !have) st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
-    for (int64_t i = 0; have && i < f.ntr; i++) have[ds->labels[f.tr[i]]]++;
-    for (int c = 0; have && !st && c < f.nclass; c++)
-        if (!have[c])
-            st = gr_err(GRAFT_E_ARG, "%s: class '%s' has no training sample", ds->source,
-                        ds->class_names[c]);
-    free(have);
+    int st = check_and_split(&f, idx, nidx, &all);
     if (!st) {
         recipe_text(&f, model_path);
         res->ntrain = f.ntr, res->nval = f.nva;
@@ -838,60 +939,10 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
     }
     if (!st) st = build_model(&f, model_path);
     if (!st) st = open_loaders(&f);
-    /* where to resume: phase 2's checkpoint means phase 1 is done */
     char d1[4096] = "", d2[4096] = "";
     int resume1 = 0, resume2 = 0;
-    if (!st && o->ckpt_dir && strlen(o->ckpt_dir) > 4000)
-        st = gr_err(GRAFT_E_ARG, "%.100s...: checkpoint folder name too long", o->ckpt_dir);
-    if (!st && o->ckpt_dir) {
-        snprintf(d1, sizeof d1, "%s/phase1", o->ckpt_dir);
-        snprintf(d2, sizeof d2, "%s/phase2", o->ckpt_dir);
-        st = make_dir(o->ckpt_dir);
-        char c2[4300], c2p[4300], c1[4300], c1p[4300];
-        snprintf(c2, sizeof c2, "%s/ckpt.safetensors", d2),
-            snprintf(c2p, sizeof c2p, "%s/ckpt.prev.safetensors", d2);
-        snprintf(c1, sizeof c1, "%s/ckpt.safetensors", d1),
-            snprintf(c1p, sizeof c1p, "%s/ckpt.prev.safetensors", d1);
-        if (!st && o->resume) {
-            resume2 = exists(c2) || exists(c2p);
-            resume1 = !resume2 && (exists(c1) || exists(c1p));
-            if (!resume1 && !resume2)
-                st = gr_err(
-                    GRAFT_E_IO,
-                    "%s: no checkpoint to resume from (phase1/ or phase2/ with ckpt.safetensors)",
-                    o->ckpt_dir);
-        } else if (!st && (exists(c1) || exists(c1p) || exists(c2) || exists(c2p)))
-            /* a fresh run would mix its checkpoints with an earlier run's (and a later --resume
-             * could pick the wrong one); overwriting them would lose that run: refuse */
-            st = gr_err(
-                GRAFT_E_ARG,
-                "%s holds the checkpoints of an earlier run: add --resume to continue it, or "
-                "give another folder",
-                o->ckpt_dir);
-    }
-    unsigned char *tr = NULL;
-    if (!st && !(tr = calloc((size_t)f.g->nvalues + 1, 1)))
-        st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
-    if (!st && !resume2 && f.r.head_init != GR_HEAD_INIT_RANDOM && !resume1) {
-        st = probe_head(&f, model_path);
-        if (!st) st = probe_epoch(&f);
-    }
-    if (!st && !resume2 && f.r.head_epochs > 0) {
-        snprintf(f.dir, sizeof f.dir, "%s", d1);
-        st = gr_freeze_select(f.g, "head", tr);
-        if (!st) st = run_phase(&f, 1, tr, f.r.head_epochs, f.r.lr, resume1);
-    }
-    if (!st && f.r.epochs > 0) {
-        free(tr);
-        char spec[1200];
-        snprintf(spec, sizeof spec, "%s,head", f.r.freeze);
-        snprintf(f.dir, sizeof f.dir, "%s", d2);
-        if (!(tr = calloc((size_t)f.g->nvalues + 1, 1)))
-            st = gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
-        if (!st) st = gr_freeze_select(f.g, spec, tr);
-        if (!st) st = run_phase(&f, 2, tr, f.r.epochs, f.r.lr * f.r.lr_ratio, resume2);
-    }
-    free(tr);
+    if (!st) st = checkpoint_dirs(o, d1, d2, &resume1, &resume2);
+    if (!st) st = run_phases(&f, model_path, d1, d2, resume1, resume2);
     if (!st) {
         res->best = f.nva ? f.best_hist : res->nhist - 1;
         res->best_val = f.nva ? f.best_acc : NAN;
