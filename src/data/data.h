@@ -41,6 +41,8 @@ typedef struct gr_image {
 } gr_image;
 
 void gr_image_free(gr_image *img);
+/* A w x h RGB buffer; sizes are already within the limits (or come from resize/crop). */
+int gr_image_alloc(gr_image *img, int w, int h);
 
 /* GRAFT_OK when a w x h image is a size graft makes: GRAFT_E_ARG (w or h <= 0) or GRAFT_E_LIMIT
  * (w * h above the image-pixels limit) otherwise, the message starting with `what`. */
