@@ -127,7 +127,8 @@ static int csv_parse(const char *name, const char *s, size_t n, char delim, csv_
         }
         memset(&rows[cnt], 0, sizeof rows[cnt]);
         rows[cnt].line = line;
-        /* a row's fields in one allocation of the header's width (gr_ds_vec_push would reserve 64) */
+        /* a row's fields in one allocation of the header's width (gr_ds_vec_push would
+         * reserve 64) */
         if (cnt > 0 && !(rows[cnt].fields.v = gr_malloc(ncol * sizeof(void *)))) st = GRAFT_E_NOMEM;
         rows[cnt].fields.cap = cnt > 0 ? ncol : 0;
         int blank =
@@ -281,7 +282,7 @@ static int csv_build(gr_dataset *ds, csv_row *rows, size_t nrows)
     if (pcol >= (int)hdr->n)
         return gr_err(GRAFT_E_FORMAT, "%s:1: the header has no path column", ds->source);
     ds->n = (int64_t)nrows - 1;
-    if (ds->n == 0)
+    if (ds->n <= 0) /* nrows >= 1 (the caller checks); <= tells GCC so (-Wstringop-overflow) */
         return gr_err(GRAFT_E_FORMAT, "%s: the dataset has no samples (only a header line)",
                       ds->source);
     size_t n = (size_t)ds->n;
