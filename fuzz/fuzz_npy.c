@@ -1,6 +1,6 @@
 /* fuzz_npy.c — NumPy .npy files, through both of graft's uses of src/io/npy.c:
  *  - graft_npy_load, then a save / load round trip that must give the same tensor;
- *  - graft_dataset_open on .npy arrays (src/data/dataset.c on top of the same reader): the input as
+ *  - graft_dataset_open on .npy arrays (src/data/ds_npy.c on top of the same reader): the input as
  *    the samples and as its own labels file, and as the labels of four fixed 8x8 images; a
  *    dataset that opens has its first sample read through a small transform. */
 #include "fuzz_common.h"

@@ -1,5 +1,5 @@
 /* data — images and the training data pipeline. Depends on core, and on io for .npy arrays
- * (dataset.c; privately in image.c, on TurboJPEG and libspng).
+ * (ds_npy.c; privately in image.c, on TurboJPEG and libspng).
  *
  * Images follow what torchvision does with PIL images, so a model trained in PyTorch sees the
  * same numbers in graft:
@@ -41,6 +41,8 @@ typedef struct gr_image {
 } gr_image;
 
 void gr_image_free(gr_image *img);
+/* A w x h RGB buffer; sizes are already within the limits (or come from resize/crop). */
+int gr_image_alloc(gr_image *img, int w, int h);
 
 /* GRAFT_OK when a w x h image is a size graft makes: GRAFT_E_ARG (w or h <= 0) or GRAFT_E_LIMIT
  * (w * h above the image-pixels limit) otherwise, the message starting with `what`. */
@@ -97,8 +99,9 @@ void gr_image_to_chw(float *out /* (3, h, w) */, const gr_image *in, const float
 int gr_image_prepare(const char *path, const graft_image_prep *p, gr_image *out);
 
 /* ==== the training data pipeline ===========================================================
- * Files: dataset.c (datasets, class maps, splits, k-shot, class weights), transform.c (the
- * transform pipeline and its text form), loader.c (threaded deterministic batches).
+ * Files: dataset.c (datasets, class maps, splits, k-shot, class weights) with one file per kind
+ * (ds_folder.c, ds_csv.c, ds_idx.c, ds_npy.c; dataset_impl.h is what they share), transform.c
+ * (the transform pipeline and its text form), loader.c (threaded deterministic batches).
  *
  * Threads: the loader's workers are pthreads (not OpenMP, which the kernels own). */
 

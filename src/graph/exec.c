@@ -10,57 +10,15 @@
  * before an op that reads only plain tensors, and at the graph's outputs, the plan inserts a
  * ToPlain step. Such conversions are made once per value and shared by all its readers.
  *
- * Memory: step outputs live in one activation block laid out by a liveness plan: a value holds
- * its bytes from the step that produces it to its last reader, and first-fit reuses freed
- * ranges, so the block is far smaller than the sum of all activations. */
-#include "graph.h"
+ * Memory: step outputs live in one activation block laid out by a liveness plan (plan_memory.c):
+ * a value holds its bytes from the step that produces it to its last reader, and first-fit
+ * reuses freed ranges, so the block is far smaller than the sum of all activations. */
+#include "exec_impl.h"
 
 #include <inttypes.h>
 #include <string.h>
 
-enum { ST_FWD, ST_BWD, ST_ADD };
-
-typedef struct step {
-    gr_opctx *ctx;
-    const gr_opdef *op;
-    int node; /* graph node, or -1 for an inserted conversion */
-    int kind;
-    gr_tensor **dout, **din; /* ST_BWD: gradients of the outputs (read) and inputs (written) */
-    gr_tensor *acc, *add;    /* ST_ADD: acc += add (a second gradient contribution) */
-    int bwd_flags;           /* ST_BWD: GR_OPF_BWD_NO_X / _NO_Y of the op */
-} step;
-
-struct gr_plan {
-    const gr_graph *g;
-    gr_plan_opts opts;
-    gr_arena *arena; /* op state, folded constants, bookkeeping */
-    gr_tensor *vals; /* graph values, then values the plan adds (conversions) */
-    int nvals, capvals;
-    unsigned char *known; /* value known at plan time */
-    int *plain_of;        /* value → its plain conversion, or -1 */
-    gr_opctx *ctx;        /* one per graph node */
-    step *steps;
-    int nsteps, capsteps;
-    int *outputs; /* plan value of each graph output (plain) */
-    gr_shape *in_shapes;
-    unsigned char *act; /* activation block */
-    size_t act_bytes;
-    void *scratch;
-    size_t scratch_bytes;
-    int64_t flops;
-    /* training */
-    int training;         /* opts.trainable != NULL */
-    int nfwd, nbwd;       /* forward steps come first; then backward and add steps */
-    unsigned char *ext;   /* value whose data is bound outside the activation block */
-    unsigned char *rg;    /* value carries a gradient back to trainable values */
-    unsigned char *reach; /* [g->nvalues] value influences a graph output */
-    int *grad_of;         /* value → the value holding its gradient, or -1 */
-    int *out_grad;        /* graph output i → its gradient value (bound at backward), or -1 */
-    int *unwritten;       /* trainable values no backward step writes (zeroed each step) */
-    int nunwritten;
-};
-
-static int value_index(const gr_plan *p, const gr_tensor *t)
+int gr_plan_value_index(const gr_plan *p, const gr_tensor *t)
 {
     return t >= p->vals && t < p->vals + p->nvals ? (int)(t - p->vals) : -1;
 }
@@ -122,7 +80,7 @@ static int fold(gr_plan *p, gr_opctx *c, const gr_opdef *op)
     for (int i = 0; i < c->nout; i++) {
         c->out[i]->data = gr_arena_alloc(p->arena, gr_tensor_bytes(c->out[i]));
         if (!c->out[i]->data) return GRAFT_E_NOMEM;
-        int v = value_index(p, c->out[i]);
+        int v = gr_plan_value_index(p, c->out[i]);
         if (v >= 0) p->known[v] = 1;
     }
     int st =
@@ -353,8 +311,9 @@ static int bind_training(gr_plan *p, int k)
     const gr_node *n = &p->g->nodes[k];
     gr_opctx *c = &p->ctx[k];
     for (int i = 0; i < n->nin; i++)
-        if (c->in[i] && value_index(p, c->in[i]) >= 0 && p->ext[value_index(p, c->in[i])])
-            c->in[i]->data = p->g->values[value_index(p, c->in[i])].t.data;
+        if (c->in[i] && gr_plan_value_index(p, c->in[i]) >= 0 &&
+            p->ext[gr_plan_value_index(p, c->in[i])])
+            c->in[i]->data = p->g->values[gr_plan_value_index(p, c->in[i])].t.data;
     if (c->need_grad && !n->op->backward)
         return gr_err(
             GRAFT_E_UNSUPPORTED,
@@ -387,185 +346,6 @@ static int plan_node(gr_plan *p, int k)
     p->flops += p->ctx[k].flops;
     if (all_known || (n->op->flags & GR_OPF_SHAPE_ONLY)) return fold(p, &p->ctx[k], op);
     return add_step(p, &p->ctx[k], op, k);
-}
-
-/* ---- liveness memory plan ---- */
-
-typedef struct block {
-    size_t off, size;
-    int value;
-} block;
-
-/* last[v]: index of the last forward step reading plan value v (nfwd for graph outputs). */
-static int *last_uses(const gr_plan *p)
-{
-    int *last = malloc((size_t)(p->nvals + 1) * sizeof *last);
-    if (!last) return NULL;
-    for (int v = 0; v < p->nvals; v++) last[v] = -1;
-    for (int s = 0; s < p->nfwd; s++) {
-        const gr_opctx *c = p->steps[s].ctx;
-        for (int i = 0; i < c->nin; i++) {
-            int v = c->in[i] ? value_index(p, c->in[i]) : -1;
-            if (v >= 0) last[v] = s;
-        }
-    }
-    for (int i = 0; i < p->g->noutputs; i++) last[p->outputs[i]] = p->nfwd;
-    return last;
-}
-
-/* The plan values step s reads (write 0) and writes (write 1). A backward step reads its
- * node's forward inputs and outputs as well as the output gradients. */
-typedef struct access {
-    int v, write;
-} access;
-
-static int step_access(const gr_plan *p, int s, access *a)
-{
-    const step *st = &p->steps[s];
-    const gr_opctx *c = st->ctx;
-    int n = 0;
-#define PUSH(t, w)                                                                                 \
-    do {                                                                                           \
-        int v_ = (t) ? value_index(p, (t)) : -1;                                                   \
-        if (v_ >= 0) a[n++] = (access){ v_, (w) };                                                 \
-    } while (0)
-    if (st->kind == ST_ADD) {
-        PUSH(st->acc, 0);
-        PUSH(st->add, 0);
-        return n;
-    }
-    if (st->kind == ST_FWD) {
-        for (int i = 0; i < c->nin; i++) PUSH(c->in[i], 0);
-        for (int j = 0; j < c->nout; j++) PUSH(c->out[j], 1);
-        return n;
-    }
-    if (!(st->bwd_flags & GR_OPF_BWD_NO_X))
-        for (int i = 0; i < c->nin; i++) PUSH(c->in[i], 0);
-    if (!(st->bwd_flags & GR_OPF_BWD_NO_Y))
-        for (int j = 0; j < c->nout; j++) PUSH(c->out[j], 0);
-    for (int j = 0; j < c->nout; j++) PUSH(st->dout[j], 0);
-    for (int i = 0; i < c->nin; i++) PUSH(st->din[i], 1);
-#undef PUSH
-    return n;
-}
-
-/* Liveness: a value holds bytes from the step that first writes it to the last step touching
- * it (the end for graph outputs); first fit between live blocks. */
-/* The memory planner's working arrays: each value's first (writing) and last step, its offset
- * in the activation block, the live blocks sorted by offset, one step's accesses. */
-typedef struct mem_plan {
-    int *first, *last;
-    size_t *off, peak;
-    block *live;
-    int nlive;
-    access *acc;
-} mem_plan;
-
-static void live_ranges(gr_plan *p, mem_plan *m)
-{
-    for (int v = 0; v < p->nvals; v++) m->first[v] = m->last[v] = -1;
-    for (int s = 0; s < p->nsteps; s++) {
-        int n = step_access(p, s, m->acc);
-        for (int a = 0; a < n; a++) {
-            int v = m->acc[a].v;
-            if (m->acc[a].write && m->first[v] < 0) m->first[v] = s;
-            m->last[v] = s;
-        }
-    }
-    for (int i = 0; i < p->g->noutputs; i++) m->last[p->outputs[i]] = p->nsteps;
-}
-
-/* An absent optional output of a forward step gets private bytes. */
-static int absent_outputs(gr_plan *p, int s)
-{
-    gr_opctx *c = p->steps[s].ctx;
-    if (p->steps[s].kind != ST_FWD) return GRAFT_OK;
-    for (int j = 0; j < c->nout; j++) {
-        if (value_index(p, c->out[j]) >= 0) continue;
-        c->out[j]->data = gr_arena_alloc(p->arena, (gr_tensor_bytes(c->out[j]) + 63) & ~(size_t)63);
-        if (!c->out[j]->data) return GRAFT_E_NOMEM;
-    }
-    return GRAFT_OK;
-}
-
-/* Places the values step s writes first (first fit between the live blocks), then retires the
- * blocks whose last reader was s. */
-static void place_step(gr_plan *p, mem_plan *m, int s)
-{
-    int n = step_access(p, s, m->acc);
-    for (int a = 0; a < n; a++) {
-        int v = m->acc[a].v;
-        if (!m->acc[a].write || m->first[v] != s || (p->ext && p->ext[v])) continue;
-        m->first[v] = -2; /* placed */
-        size_t need = (gr_tensor_bytes(&p->vals[v]) + 63) & ~(size_t)63, at = 0;
-        int pos = 0;
-        for (; pos < m->nlive; pos++) {
-            if (m->live[pos].off - at >= need) break;
-            at = m->live[pos].off + m->live[pos].size;
-        }
-        memmove(&m->live[pos + 1], &m->live[pos], (size_t)(m->nlive - pos) * sizeof *m->live);
-        m->live[pos] = (block){ at, need, v };
-        m->nlive++;
-        m->off[v] = at;
-        if (at + need > m->peak) m->peak = at + need;
-    }
-    for (int b = 0; b < m->nlive;) {
-        if (m->last[m->live[b].value] <= s) {
-            memmove(&m->live[b], &m->live[b + 1], (size_t)(m->nlive - b - 1) * sizeof *m->live);
-            m->nlive--;
-        } else b++;
-    }
-}
-
-/* The activation block (never NULL, even when every activation is empty: pointer arithmetic on
- * NULL is undefined) and the shared scratch, both checked against tensor-bytes first. */
-static int alloc_blocks(gr_plan *p, const mem_plan *m)
-{
-    p->act_bytes = m->peak;
-    int st = gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)m->peak,
-                            "the model's activations need %zu bytes", m->peak);
-    if (st) return st;
-    p->act = aligned_alloc(64, m->peak ? m->peak : 64);
-    if (!p->act) return gr_err(GRAFT_E_NOMEM, "out of memory: activations need %zu bytes", m->peak);
-    for (int v = 0; v < p->nvals; v++)
-        if (m->first[v] == -2) p->vals[v].data = p->act + m->off[v];
-    if (p->scratch_bytes > (size_t)INT64_MAX / 2)
-        return gr_err(GRAFT_E_SHAPE, "the model's scratch size overflows");
-    if ((st =
-             gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)p->scratch_bytes,
-                            "the model's largest op needs %zu bytes of scratch", p->scratch_bytes)))
-        return st;
-    if (!p->scratch_bytes) return GRAFT_OK;
-    p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) & ~(size_t)63);
-    if (!p->scratch)
-        return gr_err(GRAFT_E_NOMEM, "out of memory for %zu bytes of scratch", p->scratch_bytes);
-    return GRAFT_OK;
-}
-
-static int plan_memory(gr_plan *p)
-{
-    int st = GRAFT_OK, maxacc = 4;
-    for (int s = 0; s < p->nsteps; s++) {
-        int m = 2 * (p->steps[s].ctx ? p->steps[s].ctx->nin + p->steps[s].ctx->nout : 0) + 4;
-        if (m > maxacc) maxacc = m;
-    }
-    mem_plan m = { .first = malloc((size_t)(p->nvals + 1) * sizeof *m.first),
-                   .last = malloc((size_t)(p->nvals + 1) * sizeof *m.last),
-                   .off = calloc((size_t)p->nvals + 1, sizeof *m.off),
-                   .live = malloc((size_t)(p->nvals + 1) * sizeof *m.live),
-                   .acc = malloc((size_t)maxacc * sizeof *m.acc) };
-    if (!m.first || !m.last || !m.off || !m.live || !m.acc)
-        st = gr_err(GRAFT_E_NOMEM, "out of memory planning");
-    if (!st) live_ranges(p, &m);
-    for (int s = 0; !st && s < p->nsteps; s++)
-        if (!(st = absent_outputs(p, s))) place_step(p, &m, s);
-    if (!st) st = alloc_blocks(p, &m);
-    free(m.first);
-    free(m.last);
-    free(m.off);
-    free(m.live);
-    free(m.acc);
-    return st;
 }
 
 /* ---- backward steps ---- */
@@ -642,7 +422,7 @@ static int plan_backward(gr_plan *p)
         }
         int any = 0;
         for (int j = 0; j < c->nout; j++) {
-            int v = value_index(p, c->out[j]);
+            int v = gr_plan_value_index(p, c->out[j]);
             if (v >= 0 && p->grad_of[v] >= 0) {
                 dout[j] = &p->vals[p->grad_of[v]];
                 any = 1;
@@ -652,7 +432,7 @@ static int plan_backward(gr_plan *p)
         int nadd = 0, acc_v[32], tmp_v[32];
         for (int i = 0; i < c->nin && i < 32; i++) {
             if (!(c->need_grad >> i & 1)) continue;
-            int u = value_index(p, c->in[i]), tmp;
+            int u = gr_plan_value_index(p, c->in[i]), tmp;
             GR_ASSERT(u >= 0);
             int w = grad_target(p, u, param_grad, &tmp);
             din[i] = &p->vals[tmp >= 0 ? tmp : w];
@@ -789,7 +569,7 @@ int gr_plan_build(const gr_graph *g, const gr_tensor *inputs, const gr_plan_opts
     for (int i = 0; !st && i < g->noutputs; i++) st = plain_value(p, g->outputs[i], &p->outputs[i]);
     p->nfwd = p->nsteps;
     if (!st && p->training) st = plan_backward(p);
-    if (!st) st = plan_memory(p);
+    if (!st) st = gr_plan_memory(p);
     if (st) {
         gr_plan_free(p);
         return st;
@@ -873,6 +653,23 @@ size_t gr_plan_arena_bytes(const gr_plan *p) { return p->act_bytes + p->scratch_
 int64_t gr_plan_flops(const gr_plan *p) { return p->flops; }
 int gr_plan_steps(const gr_plan *p) { return p->nfwd; }
 
+/* last[v]: index of the last forward step reading plan value v (nfwd for graph outputs). */
+static int *last_uses(const gr_plan *p)
+{
+    int *last = malloc((size_t)(p->nvals + 1) * sizeof *last);
+    if (!last) return NULL;
+    for (int v = 0; v < p->nvals; v++) last[v] = -1;
+    for (int s = 0; s < p->nfwd; s++) {
+        const gr_opctx *c = p->steps[s].ctx;
+        for (int i = 0; i < c->nin; i++) {
+            int v = c->in[i] ? gr_plan_value_index(p, c->in[i]) : -1;
+            if (v >= 0) last[v] = s;
+        }
+    }
+    for (int i = 0; i < p->g->noutputs; i++) last[p->outputs[i]] = p->nfwd;
+    return last;
+}
+
 /* A cut point is a graph value after which exactly one activation is alive: everything
  * downstream depends on the input only through it, so the model can be cut there and the value
  * used as features. The model's outputs are not cut points. */
@@ -897,7 +694,7 @@ int gr_plan_cut_points(const gr_plan *p, int *values, int max)
         if (p->steps[t].node < 0) continue;
         const gr_opctx *c = p->steps[t].ctx;
         for (int j = 0; j < c->nout; j++) {
-            int v = value_index(p, c->out[j]);
+            int v = gr_plan_value_index(p, c->out[j]);
             if (v < 0 || last[v] <= t) continue;
             dcount[t]++, dcount[last[v]]--;
             dsum[t] += v, dsum[last[v]] -= v;
