@@ -48,73 +48,66 @@ const char *graft_optimizer_name(graft_optimizer o)
     return name_at(optimizers, N(optimizers), (int)o);
 }
 
-/* The messages are the ones graft gave before the enums, when it parsed the strings itself. */
+/* The index of `name` in a table, or GRAFT_E_ARG with graft's message from before the enums:
+ * "unknown <what> '<name>' (<choices>)". */
+static graft_status lookup(const char *const *names, int n, const char *name, const char *what,
+                           const char *choices, int *out)
+{
+    int i = index_of(names, n, name);
+    if (i < 0) return gr_err(GRAFT_E_ARG, "unknown %s '%s' (%s)", what, shown(name), choices);
+    *out = i;
+    return GRAFT_OK;
+}
+
 graft_status graft_pool_from_name(const char *name, graft_pool *out)
 {
-    int i = index_of(pools, N(pools), name);
-    if (i < 0)
-        return gr_err(GRAFT_E_ARG, "unknown pooling '%s' (mean, grid2, grid4 or none)",
-                      shown(name));
-    *out = (graft_pool)i;
-    return GRAFT_OK;
+    int i = 0, st = lookup(pools, N(pools), name, "pooling", "mean, grid2, grid4 or none", &i);
+    if (!st) *out = (graft_pool)i;
+    return st;
 }
 
 graft_status graft_head_kind_from_name(const char *name, graft_head_kind *out)
 {
-    int i = index_of(kinds, N(kinds), name);
-    if (i < 0)
-        return gr_err(GRAFT_E_ARG, "unknown head '%s' (logreg, mlp, knn or ncm)", shown(name));
-    *out = (graft_head_kind)i;
-    return GRAFT_OK;
+    int i = 0, st = lookup(kinds, N(kinds), name, "head", "logreg, mlp, knn or ncm", &i);
+    if (!st) *out = (graft_head_kind)i;
+    return st;
 }
 
 graft_status graft_norm_from_name(const char *name, graft_norm *out)
 {
-    int i = index_of(norms, N(norms), name);
-    if (i < 0)
-        return gr_err(GRAFT_E_ARG,
-                      "unknown feature normalisation '%s' (auto, standardize, l2 or none)",
-                      shown(name));
-    *out = (graft_norm)i;
-    return GRAFT_OK;
+    int i = 0, st = lookup(norms, N(norms), name, "feature normalisation",
+                           "auto, standardize, l2 or none", &i);
+    if (!st) *out = (graft_norm)i;
+    return st;
 }
 
 graft_status graft_fewshot_method_from_name(const char *name, graft_fewshot_method *out)
 {
-    int i = index_of(methods, N(methods), name);
-    if (i < 0)
-        return gr_err(GRAFT_E_ARG, "unknown few-shot method '%s' (simpleshot, knn or imprint)",
-                      shown(name));
-    *out = (graft_fewshot_method)i;
-    return GRAFT_OK;
+    int i = 0,
+        st = lookup(methods, N(methods), name, "few-shot method", "simpleshot, knn or imprint", &i);
+    if (!st) *out = (graft_fewshot_method)i;
+    return st;
 }
 
 graft_status graft_head_init_from_name(const char *name, graft_head_init *out)
 {
-    int i = index_of(inits, N(inits), name);
-    if (i < 0)
-        return gr_err(GRAFT_E_ARG, "unknown head init '%s' (probe, imprint or random)",
-                      shown(name));
-    *out = (graft_head_init)i;
-    return GRAFT_OK;
+    int i = 0, st = lookup(inits, N(inits), name, "head init", "probe, imprint or random", &i);
+    if (!st) *out = (graft_head_init)i;
+    return st;
 }
 
 graft_status graft_bn_from_name(const char *name, graft_bn *out)
 {
-    int i = index_of(bns, N(bns), name);
-    if (i < 0)
-        return gr_err(GRAFT_E_ARG, "unknown BatchNorm mode '%s' (auto, train or frozen)",
-                      shown(name));
-    *out = (graft_bn)i;
-    return GRAFT_OK;
+    int i = 0, st = lookup(bns, N(bns), name, "BatchNorm mode", "auto, train or frozen", &i);
+    if (!st) *out = (graft_bn)i;
+    return st;
 }
 
 graft_status graft_optimizer_from_name(const char *name, graft_optimizer *out)
 {
-    int i = index_of(optimizers, N(optimizers), name);
-    if (i < 0) return gr_err(GRAFT_E_ARG, "unknown optimizer '%s' (adamw or sgd)", shown(name));
-    *out = (graft_optimizer)i;
-    return GRAFT_OK;
+    int i = 0, st = lookup(optimizers, N(optimizers), name, "optimizer", "adamw or sgd", &i);
+    if (!st) *out = (graft_optimizer)i;
+    return st;
 }
 
 /* ---- defaults ---- */
