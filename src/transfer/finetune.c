@@ -19,7 +19,7 @@
  * the early-stopping state and the curves in the checkpoint's "note"; --resume continues from
  * the newest one and computes what the uninterrupted run computes. */
 #define _GNU_SOURCE
-#include "transfer.h"
+#include "finetune_impl.h"
 
 #include "graph/graph.h"
 #include "io/io.h"
@@ -53,31 +53,13 @@ void gr_ft_defaults(gr_ft_opts *o)
 
 /* ---- the session ---- */
 
-typedef struct ft {
-    const gr_ft_opts *o;
-    gr_ft_opts r; /* the resolved settings */
-    const gr_dataset *ds;
-    gr_graph *g;
-    int64_t *tr, *va; /* training and validation samples */
-    int64_t ntr, nva;
-    int nclass;
-    gr_loader *ltr, *lva;
-    gr_ft_result *res;
-    /* the best state of the current phase */
-    double best_acc, best_loss;
-    int best_hist; /* index into res->hist, -1: the phase's start */
-    float *best_w, *best_buf;
-    int bad;        /* epochs since the last improvement */
-    char dir[4200]; /* the phase's checkpoint folder, "" without one */
-} ft;
-
-static int exists(const char *path)
+int gr_ft_exists(const char *path)
 {
     struct stat s;
     return stat(path, &s) == 0;
 }
 
-static int make_dir(const char *path)
+int gr_ft_make_dir(const char *path)
 {
     if (mkdir(path, 0777) == 0 || errno == EEXIST) return GRAFT_OK;
     return gr_err(GRAFT_E_IO, "%s: cannot create the checkpoint folder: %s", path, strerror(errno));
@@ -176,7 +158,6 @@ static void resolve(ft *f, int64_t n)
 }
 
 /* Updates per epoch: the loader drops the last partial batch. */
-static int64_t spe_of(const ft *f) { return f->ntr / f->r.batch > 0 ? f->ntr / f->r.batch : 1; }
 
 static void recipe_text(ft *f, const char *model_path)
 {
@@ -195,7 +176,7 @@ static void recipe_text(ft *f, const char *model_path)
                  : r->pool == GR_POOL_GRID4 ? "4x4 grid"
                                             : "global mean");
     if (r->steps > 0)
-        snprintf(steps, sizeof steps, " (%lld updates)", (long long)r->epochs * spe_of(f));
+        snprintf(steps, sizeof steps, " (%lld updates)", (long long)r->epochs * gr_ft_spe(f));
     if (r->layer_decay > 0 && r->layer_decay < 1)
         snprintf(decay, sizeof decay, ", layer decay %g", r->layer_decay);
     snprintf(f->res->recipe, sizeof f->res->recipe,
@@ -284,17 +265,9 @@ static int build_model(ft *f, const char *model_path)
 
 /* ---- validation: an inference plan over the session's current weights ---- */
 
-static int argmax(const float *p, int k)
-{
-    int b = 0;
-    for (int c = 1; c < k; c++)
-        if (p[c] > p[b]) b = c;
-    return b;
-}
-
 /* Built afresh for each evaluation: an inference plan reorders constant weights once, at build
  * time, and the weights have changed since the last one. */
-static int evaluate(ft *f, gr_dnnl *dnnl, double *loss, double *acc)
+int gr_ft_evaluate(ft *f, gr_dnnl *dnnl, double *loss, double *acc)
 {
     gr_plan *plans[2] = { NULL, NULL };
     double sum = 0;
@@ -317,7 +290,7 @@ static int evaluate(ft *f, gr_dnnl *dnnl, double *loss, double *acc)
         const float *logits = y->data;
         sum += gr_loss_softmax_ce(logits, b.y, b.n, f->nclass, NULL, 0, NULL) * b.n;
         for (int i = 0; i < b.n; i++)
-            right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
+            right += gr_argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
         seen += b.n;
     }
     if (!st && r < 0) st = -r;
@@ -339,7 +312,7 @@ static void epoch_values(const gr_ft_epoch *e, double v[EPOCH_FIELDS])
     memcpy(v, x, sizeof x);
 }
 
-static char *note_json(const ft *f, int phase)
+char *gr_ft_note_json(const ft *f, int phase)
 {
     cJSON *o = cJSON_CreateObject(), *h = cJSON_AddArrayToObject(o, "history");
     cJSON_AddNumberToObject(o, "phase", phase);
@@ -358,7 +331,7 @@ static char *note_json(const ft *f, int phase)
     return s;
 }
 
-static int push_epoch(gr_ft_result *r, const gr_ft_epoch *e)
+int gr_ft_push_epoch(gr_ft_result *r, const gr_ft_epoch *e)
 {
     if (r->nhist == r->caphist) {
         int cap = r->caphist ? 2 * r->caphist : 32;
@@ -370,7 +343,7 @@ static int push_epoch(gr_ft_result *r, const gr_ft_epoch *e)
     return GRAFT_OK;
 }
 
-static int read_note(ft *f, const char *note, const char *path)
+int gr_ft_read_note(ft *f, const char *note, const char *path)
 {
     cJSON *o = cJSON_Parse(note);
     const cJSON *h = cJSON_GetObjectItem(o, "history"), *e;
@@ -394,7 +367,7 @@ static int read_note(ft *f, const char *note, const char *path)
         gr_ft_epoch ep = {
             st ? 0 : (int)v[0], st ? 0 : (int)v[1], v[2], v[3], v[4], v[5], v[6], v[7]
         };
-        if (!st) st = push_epoch(f->res, &ep);
+        if (!st) st = gr_ft_push_epoch(f->res, &ep);
     }
     if (!st) {
         f->best_acc = cJSON_GetObjectItem(o, "best_acc")
@@ -532,235 +505,15 @@ static int probe_epoch(ft *f)
     gr_dnnl *dnnl = NULL;
     double t0 = gr_now();
     int st = gr_dnnl_new(&dnnl);
-    if (!st && f->nva) st = evaluate(f, dnnl, &ep.val_loss, &ep.val_acc);
+    if (!st && f->nva) st = gr_ft_evaluate(f, dnnl, &ep.val_loss, &ep.val_acc);
     gr_dnnl_free(dnnl);
     ep.seconds = gr_now() - t0;
-    if (!st) st = push_epoch(f->res, &ep);
+    if (!st) st = gr_ft_push_epoch(f->res, &ep);
     if (!st && f->nva) {
         f->best_acc = ep.val_acc, f->best_loss = ep.val_loss, f->best_hist = f->res->nhist - 1;
         gr_progress_note(&f->r.progress, GRAFT_EVENT_NOTE, "finetune",
                          "phase 1 probe: val loss %.4f acc %.2f%%", ep.val_loss, 100 * ep.val_acc);
     }
-    return st;
-}
-
-/* ---- one phase ---- */
-
-static void keep_best(ft *f, const gr_trainer *t)
-{
-    memcpy(f->best_w, t->w, (size_t)t->total * sizeof(float));
-    if (t->nbuf) memcpy(f->best_buf, t->buf, (size_t)t->nbuf * sizeof(float));
-}
-
-static int save_best(ft *f, gr_trainer *t)
-{
-    keep_best(f, t);
-    if (!f->dir[0]) return GRAFT_OK;
-    char path[4300];
-    snprintf(path, sizeof path, "%s/best.safetensors", f->dir);
-    return gr_trainer_save(t, path, NULL);
-}
-
-/* Loads the phase's checkpoint and the best weights it refers to; *epoch is the next epoch. */
-static int resume_phase(ft *f, gr_trainer *t, int64_t *epoch)
-{
-    gr_train_pos pos = { 0 };
-    int st = gr_ckpt_resume(f->dir, t, &pos, &f->r.progress);
-    if (!st && !pos.note)
-        st = gr_err(GRAFT_E_FORMAT, "%s: the checkpoint has no fine-tuning state", f->dir);
-    if (!st) st = read_note(f, pos.note, f->dir);
-    free(pos.note);
-    if (st) return st;
-    *epoch = pos.epoch;
-    /* the best weights: from best.safetensors, then the checkpoint again on top */
-    char path[4300];
-    snprintf(path, sizeof path, "%s/best.safetensors", f->dir);
-    if (exists(path)) {
-        if ((st = gr_trainer_load(t, path, NULL))) return st;
-        keep_best(f, t);
-        pos = (gr_train_pos){ 0 };
-        st = gr_ckpt_resume(f->dir, t, &pos, &f->r.progress);
-        free(pos.note);
-    } else keep_best(f, t);
-    if (!st)
-        gr_progress_note(&f->r.progress, GRAFT_EVENT_NOTE, "finetune",
-                         "finetune: resumed %s after epoch %lld (step %lld)", f->dir,
-                         (long long)*epoch, (long long)t->step);
-    return st;
-}
-
-static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, gr_ft_epoch *out)
-{
-    double sum = 0, t0 = gr_now();
-    int64_t right = 0, seen = 0, per_epoch = f->ntr / f->r.batch * f->r.batch;
-    const gr_progress *pr = &f->r.progress;
-    int st = gr_loader_start(f->ltr, (int)(phase * 1000 + e)), r = 0;
-    if (!st)
-        gr_progress_detail(pr, "train", 0, per_epoch, "phase %d epoch %d/%d", phase, (int)e + 1,
-                           epochs);
-    gr_batch b;
-    out->lr = gr_sched_lr(&t->opt.cfg, t->step);
-    while (!st && (r = gr_loader_next(f->ltr, &b)) > 0) {
-        gr_tensor x = { .dtype = GR_F32,
-                        .shape = gr_shape_make(4, (int64_t[]){ b.n, 3, b.h, b.w }),
-                        .data = b.x };
-        double loss;
-        if ((st = gr_trainer_step(t, &x, b.y, &loss))) break;
-        const float *logits = gr_plan_output(t->plan, 0)->data; /* this step's forward */
-        for (int i = 0; i < b.n; i++)
-            right += argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
-        sum += loss * b.n;
-        seen += b.n;
-        gr_progress_detail(pr, "train", seen, per_epoch, "phase %d epoch %d/%d, loss %.4f", phase,
-                           (int)e + 1, epochs, sum / seen);
-    }
-    if (!st && r < 0) st = -r;
-    out->train_loss = seen ? sum / seen : NAN;
-    out->train_acc = seen ? (double)right / seen : NAN;
-    out->val_loss = out->val_acc = NAN;
-    if (!st && f->nva) st = evaluate(f, t->dnnl, &out->val_loss, &out->val_acc);
-    out->seconds = gr_now() - t0;
-    return st;
-}
-
-/* An epoch's figures, as a NOTE. */
-static void note_epoch(const ft *f, const gr_ft_epoch *e, int epochs, int improved)
-{
-    if (!f->r.progress.fn) return;
-    char val[96] = "";
-    if (isfinite(e->val_acc))
-        snprintf(val, sizeof val, ", val loss %.4f acc %.2f%%%s", e->val_loss, 100 * e->val_acc,
-                 improved ? " *" : "");
-    gr_progress_note(
-        &f->r.progress, GRAFT_EVENT_NOTE, "finetune",
-        "phase %d epoch %2d/%d: train loss %.4f acc %.2f%%%s, lr %.2e, %.1f s (%.0f "
-        "img/s)",
-        e->phase, e->epoch, epochs, e->train_loss, 100 * e->train_acc, val, e->lr, e->seconds,
-        e->seconds > 0 ? (double)(f->ntr / f->r.batch * f->r.batch) / e->seconds : 0.0);
-}
-
-/* The trainer's configuration of a phase: loss, optimizer, warm-up + cosine over its steps. */
-static gr_trainer_cfg phase_cfg(const ft *f, int phase, int epochs, double lr)
-{
-    const gr_ft_opts *r = &f->r;
-    int64_t spe = spe_of(f), total = spe * epochs;
-    return (
-        gr_trainer_cfg){ .loss = GR_LOSS_CE,
-                         .label_smoothing = r->label_smoothing,
-                         .seed = r->seed + (uint64_t)phase,
-                         .use_ref = r->use_ref,
-                         .layer_decay = phase == 2 ? r->layer_decay : 0,
-                         /* phase 1 keeps BatchNorms unfolded when phase 2 may train them */
-                         .no_fold = phase == 1 && r->epochs > 0,
-                         .opt = { .kind = r->opt,
-                                  .lr = lr,
-                                  .momentum = r->opt == GR_SGD ? 0.9 : 0,
-                                  .weight_decay = r->weight_decay,
-                                  .sched = GR_SCHED_COSINE,
-                                  .warmup = total >= 20 ? (spe < total / 10 ? spe : total / 10) : 0,
-                                  .total = total,
-                                  .min_lr = lr * 0.01 } };
-}
-
-/* GR_BN_FROZEN: every BatchNorm in inference mode (0), the other nodes as the plan decides (-1);
- * *mode NULL otherwise. */
-static int frozen_bn_modes(const ft *f, signed char **mode)
-{
-    *mode = NULL;
-    if (f->r.bn != GR_BN_FROZEN) return GRAFT_OK;
-    if (!(*mode = malloc((size_t)f->g->nnodes + 1)))
-        return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
-    for (int k = 0; k < f->g->nnodes; k++)
-        (*mode)[k] = gr_node_running_stats(&f->g->nodes[k]) ? 0 : -1;
-    return GRAFT_OK;
-}
-
-/* The best-weights buffers and where the phase starts: a checkpoint's epoch when resuming, else
- * epoch 0 from the best so far (phase 1 with a random head: nothing yet). */
-static int start_phase(ft *f, gr_trainer *t, int phase, int resume, int64_t *e0)
-{
-    *e0 = 0;
-    if (!(f->best_w = malloc((size_t)(t->total + 1) * sizeof(float))) ||
-        !(f->best_buf = malloc((size_t)(t->nbuf + 1) * sizeof(float))))
-        return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
-    int st = f->dir[0] ? make_dir(f->dir) : GRAFT_OK;
-    if (st) return st;
-    if (resume) return resume_phase(f, t, e0);
-    f->bad = 0;
-    if (phase == 1 && f->r.head_init == GR_HEAD_INIT_RANDOM)
-        f->best_acc = -1, f->best_loss = INFINITY, f->best_hist = -1;
-    return save_best(f, t);
-}
-
-/* After epoch e: the best weights when the validation loss improved, the note, the checkpoint,
- * the test hook that stops after a number of epochs, the early-stopping note. */
-static int end_epoch(ft *f, gr_trainer *t, const gr_ft_epoch *ep, int phase, int64_t e, int epochs)
-{
-    const gr_ft_opts *r = &f->r;
-    /* the validation loss decides (Keras' default monitor): on a small split the accuracy
-     * moves in coarse steps and stops a run that is still improving */
-    int improved = f->nva && ep->val_loss < f->best_loss, st = push_epoch(f->res, ep);
-    if (st) return st;
-    if (improved) {
-        f->best_acc = ep->val_acc, f->best_loss = ep->val_loss, f->best_hist = f->res->nhist - 1,
-        f->bad = 0;
-        st = save_best(f, t);
-    } else f->bad++;
-    note_epoch(f, ep, epochs, improved);
-    if (!st && f->dir[0]) {
-        char *note = note_json(f, phase);
-        gr_train_pos pos = { .epoch = e + 1, .batch = 0, .seed = r->seed, .note = note };
-        st = note ? gr_ckpt_write(f->dir, t, &pos)
-                  : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
-        free(note);
-    }
-    int trained = 0; /* training epochs so far, over both phases (the probe is not one) */
-    for (int i = 0; i < f->res->nhist; i++) trained += f->res->hist[i].epoch > 0;
-    if (!st && r->stop_after_epochs && trained >= r->stop_after_epochs)
-        st = gr_err(GRAFT_E_ARG,
-                    "stopped after %d training epochs as asked (stop_after_epochs; resume from "
-                    "the checkpoint)",
-                    trained);
-    if (!st && r->patience && f->nva && f->bad >= r->patience && e + 1 < epochs)
-        gr_progress_note(&r->progress, GRAFT_EVENT_NOTE, "finetune",
-                         "finetune: phase %d stops early: no lower validation loss for %d "
-                         "epochs",
-                         phase, f->bad);
-    return st;
-}
-
-/* Runs phase `phase` (1: head, 2: unfrozen) on trainable[] for `epochs` epochs at rate lr. */
-static int run_phase(ft *f, int phase, const unsigned char *trainable, int epochs, double lr,
-                     int resume)
-{
-    const gr_ft_opts *r = &f->r;
-    gr_trainer_cfg cfg = phase_cfg(f, phase, epochs, lr);
-    signed char *mode;
-    gr_trainer *t = NULL;
-    int64_t e0 = 0;
-    int st = frozen_bn_modes(f, &mode);
-    cfg.node_mode = mode;
-    if (!st) st = gr_trainer_new(f->g, trainable, &cfg, &t);
-    if (!st) st = start_phase(f, t, phase, resume, &e0);
-    if (!st)
-        gr_progress_note(&r->progress, GRAFT_EVENT_NOTE, "finetune",
-                         "finetune: phase %d: %s, %lld parameters train, %d epochs of %lld steps",
-                         phase, phase == 1 ? "the new head" : r->freeze, (long long)t->total,
-                         epochs, (long long)spe_of(f));
-    for (int64_t e = e0; !st && e < epochs; e++) {
-        if (r->patience && f->nva && f->bad >= r->patience) break;
-        gr_ft_epoch ep = { .phase = phase, .epoch = (int)e + 1 };
-        if (!(st = train_epoch(f, t, phase, e, epochs, &ep)))
-            st = end_epoch(f, t, &ep, phase, e, epochs);
-    }
-    if (!st && f->nva) { /* the phase ends with its best weights */
-        memcpy(t->w, f->best_w, (size_t)t->total * sizeof(float));
-        if (t->nbuf) memcpy(t->buf, f->best_buf, (size_t)t->nbuf * sizeof(float));
-    }
-    gr_trainer_free(t); /* the graph gets the weights */
-    free(mode);
-    free(f->best_w), free(f->best_buf);
-    f->best_w = f->best_buf = NULL;
     return st;
 }
 
@@ -838,7 +591,7 @@ static int check_and_split(ft *f, const int64_t *idx, int64_t nidx, int64_t **al
     if (!st && f->r.steps > 0 && !strcmp(f->r.freeze, "head"))
         st = gr_err(GRAFT_E_ARG, "steps: freeze \"head\" has no phase 2 to give them to");
     if (st) return st;
-    if (f->r.steps > 0) f->r.epochs = (int)((f->r.steps + spe_of(f) - 1) / spe_of(f));
+    if (f->r.steps > 0) f->r.epochs = (int)((f->r.steps + gr_ft_spe(f) - 1) / gr_ft_spe(f));
     int64_t *have = calloc((size_t)f->nclass + 1, sizeof *have);
     if (!have) return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     for (int64_t i = 0; i < f->ntr; i++) have[ds->labels[f->tr[i]]]++;
@@ -861,14 +614,14 @@ static int checkpoint_dirs(const gr_ft_opts *o, char *d1, char *d2, int *resume1
         return gr_err(GRAFT_E_ARG, "%.100s...: checkpoint folder name too long", o->ckpt_dir);
     snprintf(d1, 4096, "%s/phase1", o->ckpt_dir);
     snprintf(d2, 4096, "%s/phase2", o->ckpt_dir);
-    int st = make_dir(o->ckpt_dir);
+    int st = gr_ft_make_dir(o->ckpt_dir);
     if (st) return st;
     char c2[4300], c2p[4300], c1[4300], c1p[4300];
     snprintf(c2, sizeof c2, "%s/ckpt.safetensors", d2);
     snprintf(c2p, sizeof c2p, "%s/ckpt.prev.safetensors", d2);
     snprintf(c1, sizeof c1, "%s/ckpt.safetensors", d1);
     snprintf(c1p, sizeof c1p, "%s/ckpt.prev.safetensors", d1);
-    int has1 = exists(c1) || exists(c1p), has2 = exists(c2) || exists(c2p);
+    int has1 = gr_ft_exists(c1) || gr_ft_exists(c1p), has2 = gr_ft_exists(c2) || gr_ft_exists(c2p);
     if (o->resume) {
         *resume2 = has2;
         *resume1 = !has2 && has1;
@@ -902,7 +655,7 @@ static int run_phases(ft *f, const char *model_path, const char *d1, const char 
     if (!st && !resume2 && f->r.head_epochs > 0) {
         snprintf(f->dir, sizeof f->dir, "%s", d1);
         st = gr_freeze_select(f->g, "head", tr);
-        if (!st) st = run_phase(f, 1, tr, f->r.head_epochs, f->r.lr, resume1);
+        if (!st) st = gr_ft_run_phase(f, 1, tr, f->r.head_epochs, f->r.lr, resume1);
     }
     if (!st && f->r.epochs > 0) {
         char spec[1200];
@@ -910,7 +663,7 @@ static int run_phases(ft *f, const char *model_path, const char *d1, const char 
         snprintf(f->dir, sizeof f->dir, "%s", d2);
         memset(tr, 0, (size_t)f->g->nvalues + 1);
         st = gr_freeze_select(f->g, spec, tr);
-        if (!st) st = run_phase(f, 2, tr, f->r.epochs, f->r.lr * f->r.lr_ratio, resume2);
+        if (!st) st = gr_ft_run_phase(f, 2, tr, f->r.epochs, f->r.lr * f->r.lr_ratio, resume2);
     }
     free(tr);
     return st;

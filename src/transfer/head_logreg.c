@@ -22,14 +22,6 @@ static double maxabs(const double *a, int64_t n)
     return m;
 }
 
-static int argmax_row(const float *z, int K)
-{
-    int best = 0;
-    for (int c = 1; c < K; c++)
-        if (z[c] > z[best]) best = c;
-    return best;
-}
-
 /* ==== stratified folds ===================================================================== */
 
 int gr_stratified_folds(const int32_t *y, int64_t n, int folds, int32_t *fold)
@@ -401,7 +393,7 @@ static int lr_accuracy(lr_prob *p, const double *w, const float *X, const int32_
     for (int64_t i = 0; i < n; i++) {
         float *z = p->Z + i * p->K;
         for (int c = 0; c < p->K; c++) z[c] = (float)((double)z[c] + w[KD + c]);
-        right += argmax_row(z, p->K) == y[i];
+        right += gr_argmax(z, p->K) == y[i];
     }
     *acc = (double)right / (double)n;
     return 0;

@@ -7,15 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-/* numpy.argmax: the first of equal maxima. */
-static int argmax(const float *p, int nclass)
-{
-    int best = 0;
-    for (int c = 1; c < nclass; c++)
-        if (p[c] > p[best]) best = c;
-    return best;
-}
-
 /* Classes ranked above the true class t: higher probability, or equal and a lower id. */
 static int rank_of(const float *p, int nclass, int t)
 {
@@ -160,7 +151,7 @@ int gr_metrics_compute(const float *prob, const int32_t *y, int64_t n, int nclas
     int64_t correct = 0, topk_hits = 0;
     for (int64_t i = 0; i < n; i++) {
         const float *p = prob + i * nclass;
-        int pred = argmax(p, nclass), t = y[i], ok = pred == t;
+        int pred = gr_argmax(p, nclass), t = y[i], ok = pred == t;
         correct += ok;
         topk_hits += rank_of(p, nclass, t) < r.topk;
         r.support[t]++;

@@ -10,6 +10,15 @@
 #include "data/data.h"
 #include "graph/graph.h"
 
+/* numpy.argmax of a row of k scores: the first of equal maxima (the lowest class id). */
+static inline int gr_argmax(const float *p, int k)
+{
+    int best = 0;
+    for (int c = 1; c < k; c++)
+        if (p[c] > p[best]) best = c;
+    return best;
+}
+
 /* ==== feature extraction with a cache (extract.c) ========================================= */
 
 /* Pooling (GR_POOL_*, gr_pool_side, gr_pool_check): graph/graph.h. */
