@@ -16,15 +16,15 @@ static uint64_t file_id(uint64_t h, const char *path)
 {
     struct stat st;
     if (!path[0] || stat(path, &st) != 0) return h;
-    h = gr_kw_fnv(h, &st.st_size, sizeof st.st_size);
-    h = gr_kw_fnv(h, &st.st_mtim.tv_sec, sizeof st.st_mtim.tv_sec);
-    return gr_kw_fnv(h, &st.st_mtim.tv_nsec, sizeof st.st_mtim.tv_nsec);
+    h = gr_fnv1a(h, &st.st_size, sizeof st.st_size);
+    h = gr_fnv1a(h, &st.st_mtim.tv_sec, sizeof st.st_mtim.tv_sec);
+    return gr_fnv1a(h, &st.st_mtim.tv_nsec, sizeof st.st_mtim.tv_nsec);
 }
 
 /* The cache key: every clip's recipe and file, the items, the noise beds, the front end's models. */
 static uint64_t clipset_key(const gr_kw_clipset *s, const char *models_dir, const char *work_dir)
 {
-    uint64_t h = gr_kw_fnv_str(1469598103934665603ULL, KEYWORD_RECIPE);
+    uint64_t h = gr_kw_fnv_str(GR_KW_FNV_START, KEYWORD_RECIPE);
     for (int i = 0; i < s->nclip; i++) {
         const gr_kw_clip *c = &s->c[i];
         char num[96];
@@ -43,7 +43,7 @@ static uint64_t clipset_key(const gr_kw_clipset *s, const char *models_dir, cons
         h = file_id(h, p);
     }
     for (int i = 0; i < s->nitem; i++)
-        h = gr_kw_fnv(gr_kw_fnv(h, &s->first[i], sizeof(int)), &s->count[i], sizeof(int));
+        h = gr_fnv1a(gr_fnv1a(h, &s->first[i], sizeof(int)), &s->count[i], sizeof(int));
     const char *files[] = { "melspectrogram.onnx", "embedding_model.onnx" };
     for (int k = 0; k < 2; k++) {
         char p[4200];

@@ -384,7 +384,7 @@ static void clip_path(gr_kw_clip *c, const char *dir)
     char sp[32];
     snprintf(sp, sizeof sp, "%d %d", c->speed, c->pitch);
     uint64_t h = gr_kw_fnv_str(
-        gr_kw_fnv_str(gr_kw_fnv_str(gr_kw_fnv_str(1469598103934665603ULL, c->voice), sp), c->text),
+        gr_kw_fnv_str(gr_kw_fnv_str(gr_kw_fnv_str(GR_KW_FNV_START, c->voice), sp), c->text),
         c->effects);
     snprintf(c->path, sizeof c->path, "%s/clips/%016llx.wav", dir, (unsigned long long)h);
 }

@@ -76,16 +76,13 @@ typedef struct gr_kw_clip {
     float level_db;
 } gr_kw_clip;
 
-/* FNV-1a, for clip file names (corpus.c) and feature-cache keys (cache.c). */
-static inline uint64_t gr_kw_fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
-    return h;
-}
+/* Clip file names (corpus.c) and feature-cache keys (cache.c) are core's FNV-1a (gr_fnv1a)
+ * started from this value, not FNV's basis (GR_FNV1A_BASIS): the names already on users' disks
+ * were made with it. gr_kw_fnv_str hashes a string with its terminating 0. */
+#define GR_KW_FNV_START 1469598103934665603ULL
 static inline uint64_t gr_kw_fnv_str(uint64_t h, const char *s)
 {
-    return gr_kw_fnv(h, s, strlen(s) + 1);
+    return gr_fnv1a(h, s, strlen(s) + 1);
 }
 
 /* The noise beds (clips.c): 30 s each of white, pink and brown noise at 16 kHz. */

@@ -78,8 +78,7 @@ static int add_init(gr_graph *g, const char *name, int rows, int cols, int fan_i
     int64_t n = (int64_t)rows * (cols ? cols : 1);
     float *w = malloc((size_t)n * sizeof(float));
     if (!w) return gr_err(GRAFT_E_NOMEM, "out of memory");
-    double b = 1.0 / sqrt((double)fan_in); /* torch.nn.Linear's default init */
-    for (int64_t i = 0; i < n; i++) w[i] = (float)((2 * gr_rng_uniform(r) - 1) * b);
+    gr_linear_init(r, fan_in, n, w); /* torch.nn.Linear's default init */
     gr_shape sh =
         cols ? gr_shape_make(2, (int64_t[]){ rows, cols }) : gr_shape_make(1, (int64_t[]){ rows });
     int st = gr_graph_add_value(g, name, GR_F32, &sh, w, v);
