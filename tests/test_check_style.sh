@@ -4,10 +4,11 @@
 # of the copy) must pass as it is; then, one at a time on a fresh copy:
 #   a misformatted line in src/core/core.c              -> fails naming the file (format)
 #   #include "transfer/transfer.h" in src/core/core.c   -> fails naming the file, core, transfer
-#   #include "core/core.h" in src/cli/graft.c           -> fails naming the file, cli, core
+#   #include "core/core.h" in src/cli/cli_main.c        -> fails naming the file, cli, core
 #   #include "train/train.h" in src/data/dataset.c      -> fails: data and train are one level
 #   #include "core/core.h" in include/graft.h           -> fails: public headers include only
 #                                                          each other
+#   a 90-line function in src/core/core.c               -> fails naming the file and function
 # Each planted include sits alone in a block at the end of the file, so the copy stays formatted
 # and only the layering check can fail.
 set -u
@@ -65,9 +66,9 @@ check "core includes transfer" 1 "^check-style: format: ok" \
   "^check-style: layering: FAILED"
 
 fresh
-plant_include src/cli/graft.c '"core/core.h"'
+plant_include src/cli/cli_main.c '"core/core.h"'
 check "cli includes core" 1 "^check-style: format: ok" \
-  "^check-style: layering: src/cli/graft\.c:[0-9]+: .*module cli uses only the public API.*not module core" \
+  "^check-style: layering: src/cli/cli_main\.c:[0-9]+: .*module cli uses only the public API.*not module core" \
   "^check-style: layering: FAILED"
 
 fresh
@@ -79,6 +80,17 @@ fresh
 plant_include include/graft.h '"core/core.h"'
 check "public header includes core" 1 "^check-style: format: ok" \
   "^check-style: layering: include/graft\.h:[0-9]+: .*public headers .*not module core"
+
+fresh
+# a function of 90 lines (formatted as clang-format writes it): only the length check fails
+{
+  printf '\nint planted_long(int x);\nint planted_long(int x)\n{\n'
+  for i in $(seq 1 88); do printf '    x += %d;\n' "$i"; done
+  printf '    return x;\n}\n'
+} >> "$tmp/tree/src/core/core.c"
+check "90-line function" 1 "^check-style: format: ok" "^check-style: layering: ok" \
+  "^check-style: functions: src/core/core\.c:[0-9]+: int planted_long\(int x\) is 9[0-9] lines" \
+  "^check-style: functions: FAILED"
 
 echo "test_check_style: $pass passed, $fail failed"
 [ $fail -eq 0 ]
