@@ -185,6 +185,7 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .hi = 1,
       .bits = CLI_HI_OPEN,
       .def = "auto",
+      .words = cli_words_auto,
       .help = "stratified validation fraction (0: no split, no early stopping)",
       .off = FT(o.val_frac) },
     { .name = "patience",

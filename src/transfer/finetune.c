@@ -661,7 +661,9 @@ static int run_phases(ft *f, const char *model_path, const char *d1, const char 
         char spec[1200];
         snprintf(spec, sizeof spec, "%s,head", f->r.freeze);
         snprintf(f->dir, sizeof f->dir, "%s", d2);
-        memset(tr, 0, (size_t)f->g->nvalues + 1);
+        free(tr); /* phase 1's trainer may have added values to the graph */
+        if (!(tr = calloc((size_t)f->g->nvalues + 1, 1)))
+            return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
         st = gr_freeze_select(f->g, spec, tr);
         if (!st) st = gr_ft_run_phase(f, 2, tr, f->r.epochs, f->r.lr * f->r.lr_ratio, resume2);
     }
