@@ -1174,7 +1174,14 @@ static void clip_grad(float *dx, const float *g, const float *x, const float *y,
 {
     const float lo = *(const float *)p->lo, hi = *(const float *)p->hi;
     (void)x;
-    LOOP_HINT for (int64_t i = 0; i < n; i++) dx[i] = y[i] > lo && y[i] < hi ? g[i] : 0.0f;
+    /* g[i] loaded whatever the test and the tests joined by &, not &&: a plain select that SSE2
+     * vectorises (a load under a branch stays scalar and mispredicts: without -march=native
+     * this loop took 37 % of a MobileNetV2 training step) */
+    LOOP_HINT for (int64_t i = 0; i < n; i++)
+    {
+        float u = y[i], gi = g[i];
+        dx[i] = (u > lo) & (u < hi) ? gi : 0.0f;
+    }
 }
 
 /* dx = f(g, x, y) in chunks, threaded on big tensors like run_flat. */
