@@ -1048,9 +1048,9 @@ static int check_indices(const gr_opctx *c, const gr_tensor *t, int64_t dim)
     return GRAFT_OK;
 }
 
-/* ONNX Gather: out = data[:axis] + indices.shape + data[axis+1:]; negative indices count from
- * the end. */
-static int gather_prepare(gr_opctx *c)
+/* What Gather and GatherElements check alike: attribute axis only, data and int32/int64
+ * indices, the axis normalised into *axis. */
+static int gather_checks(gr_opctx *c, int *axis)
 {
     static const char *const known[] = { "axis", NULL };
     static const int it[] = { GR_I64, GR_I32, 0 };
@@ -1058,9 +1058,16 @@ static int gather_prepare(gr_opctx *c)
     if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) ||
         (st = gr_op_check_dtype(c, 1, it)))
         return st;
+    return gr_op_axis(c, gr_attr_int(c, "axis", 0), c->in[0]->shape.rank, axis);
+}
+
+/* ONNX Gather: out = data[:axis] + indices.shape + data[axis+1:]; negative indices count from
+ * the end. */
+static int gather_prepare(gr_opctx *c)
+{
+    int axis, st = gather_checks(c, &axis);
+    if (st) return st;
     const gr_shape *xs = &c->in[0]->shape, *is = &c->in[1]->shape;
-    int axis;
-    if ((st = gr_op_axis(c, gr_attr_int(c, "axis", 0), xs->rank, &axis))) return st;
     if (xs->rank - 1 + is->rank > GR_MAXDIM)
         return gr_op_err(c, GRAFT_E_UNSUPPORTED, "output rank exceeds %d", GR_MAXDIM);
     if ((st = check_indices(c, c->in[1], xs->d[axis])) || (st = grad_f32(c))) return st;
@@ -1122,15 +1129,9 @@ static void gather_backward(gr_opctx *c, gr_tensor *const *dout, gr_tensor *cons
  * data's rank and the output their shape. */
 static int gather_elements_prepare(gr_opctx *c)
 {
-    static const char *const known[] = { "axis", NULL };
-    static const int it[] = { GR_I64, GR_I32, 0 };
-    int st = gr_op_check_attrs(c, known);
-    if (st || (st = gr_op_check_arity(c, 2, 2, 1, 1)) || (st = check_known_dtype(c, 0)) ||
-        (st = gr_op_check_dtype(c, 1, it)))
-        return st;
+    int axis, st = gather_checks(c, &axis);
+    if (st) return st;
     const gr_shape *xs = &c->in[0]->shape, *is = &c->in[1]->shape;
-    int axis;
-    if ((st = gr_op_axis(c, gr_attr_int(c, "axis", 0), xs->rank, &axis))) return st;
     if (is->rank != xs->rank)
         return gr_op_err(c, GRAFT_E_SHAPE, "indices have rank %d, data %d", is->rank, xs->rank);
     for (int d = 0; d < xs->rank; d++)
