@@ -18,6 +18,8 @@ DEBIAN_PACKAGES=(
   # ^ fuzzing: clang's libFuzzer (scripts/fuzz.sh, make fuzz)
   clang-format
   # ^ make check-style (clang-format 14 on bookworm, the version .clang-format is for)
+  strace
+  # ^ tests/test_parse_once.sh counts the opens of each model file
 )
 # npm packages: name@version and the sha1 `npm pack` reports for the tarball.
 NPM_PACKAGES=(

@@ -40,8 +40,13 @@ static int extract(const char *layer, int pool, const char *cache, gr_features *
     gr_extract_opts o = {
         .layer = layer, .pool = pool, .batch = 3, .workers = 2, .cache_dir = cache
     };
+    gr_model m;
     int st = gr_transform_parse("resize=72,crop=64,normalize=imagenet", &o.t);
-    if (!st) st = gr_extract(model, ds, NULL, 0, &o, f);
+    if (!st) st = gr_model_open(model, &m);
+    if (!st) {
+        st = gr_extract(&m, ds, NULL, 0, &o, f);
+        gr_model_close(&m);
+    }
     gr_dataset_free(ds);
     return st;
 }

@@ -68,7 +68,8 @@ typedef enum graft_event {
     GRAFT_EVENT_WARNING = 2   /* `message`: something went wrong and was worked around */
 } graft_event;
 
-/* Stages: "extract" (feature extraction: images), "probe" (fine-tuning's frozen features for its
+/* Stages: "extract" (feature extraction: images), "layer" (fine-tuning's layer "auto": the
+ * images of each pass over the candidate layers), "probe" (fine-tuning's frozen features for its
  * probe: images), "train" (a fine-tuning epoch: images; message "phase P epoch E/N, loss L"),
  * "finetune" (notes of graft_finetune), "load" (a bad sample skipped), "checkpoint" (a resume
  * from the previous checkpoint); keyword training adds its own. Each run of a stage starts with

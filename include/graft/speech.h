@@ -91,9 +91,11 @@ graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train
  * the head's score for its last step; openWakeWord's two front-end models from models_dir and the
  * head joined in one graph (the head's metadata kept). The file is checked before it replaces
  * out_path: graft runs it on 4 windows against graft_keyword_scores' path; *max_diff gets the
- * largest difference. samples and max_diff may be NULL. */
+ * largest difference, *threshold the head's (as graft_keyword_head_threshold). samples,
+ * max_diff and threshold may be NULL. Each model is parsed once. */
 graft_status graft_keyword_export_full(const char *head_path, const char *models_dir,
-                                       const char *out_path, int64_t *samples, double *max_diff);
+                                       const char *out_path, int64_t *samples, double *max_diff,
+                                       double *threshold);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,12 @@ extern "C" {
 #endif
 
 /* ---- feature extraction ------------------------------------------------------------------
- * Runs a model cut at a layer over a dataset and pools each sample's map into one row. */
+ * Runs a model cut at a layer over a dataset and pools each sample's map into one row.
+ *
+ * The functions of this header that read a model come in two forms: one taking the model's
+ * path (it is read and parsed for that call) and graft_model_* taking a model loaded once with
+ * graft_model_load, for a program that makes several calls on one model (graft fit extracts
+ * the training and the test data; the model is parsed once). They give the same results. */
 
 /* How a sample's map (C, H, W) becomes one row. */
 typedef enum graft_pool {
@@ -55,12 +60,19 @@ void graft_extract_opts_init(graft_extract_opts *o);
 graft_status graft_layer_auto(const char *model_path, const graft_dataset *d,
                               const graft_tensor *subset, const graft_extract_opts *o,
                               int max_candidates, char **ranking, char **layer, graft_pool *pool);
+graft_status graft_model_layer_auto(const graft_model *m, const graft_dataset *d,
+                                    const graft_tensor *subset, const graft_extract_opts *o,
+                                    int max_candidates, char **ranking, char **layer,
+                                    graft_pool *pool);
 
 /* features (n, dim) float32, labels (n) int32, index (n) int64 (the dataset sample of each row);
  * any output pointer may be NULL. *cached (may be NULL) says whether the cache answered. */
 graft_status graft_extract(const char *model_path, const graft_dataset *d,
                            const graft_extract_opts *o, graft_tensor **features,
                            graft_tensor **labels, graft_tensor **index, int *cached);
+graft_status graft_model_extract(const graft_model *m, const graft_dataset *d,
+                                 const graft_extract_opts *o, graft_tensor **features,
+                                 graft_tensor **labels, graft_tensor **index, int *cached);
 
 /* ---- heads on features --------------------------------------------------------------------
  * A classifier fitted on feature rows (from graft_extract): multinomial logistic regression
@@ -194,7 +206,8 @@ graft_status graft_optimizer_from_name(const char *name, graft_optimizer *out);
 
 typedef struct graft_finetune_opts {
     const char *layer;         /* NULL (default): replace the classifier; a name: cut there, new
-                                  head */
+                                  head; "auto": where graft_layer_auto ranks best on the
+                                  samples to fine-tune on (pool is then its choice too) */
     graft_pool pool;           /* for a cut map: GRAFT_POOL_MEAN (default), GRID2 or GRID4 */
     graft_head_init head_init; /* GRAFT_HEAD_INIT_PROBE */
     const char *cache_dir;     /* the probe's feature cache (NULL, default: none) */
@@ -253,10 +266,14 @@ void graft_finetune_opts_init(graft_finetune_opts *o);
 /* Fine-tunes on the samples `subset` (int64 indices; NULL: all) and writes the model to
  * out_path. *summary (may be NULL; caller frees) is JSON: recipe, train, val, best_epoch,
  * best_val_accuracy, seconds and history (per-epoch arrays phase, epoch, train_loss, train_acc,
- * val_loss, val_acc, lr, seconds). */
+ * val_loss, val_acc, lr, seconds); with layer "auto" also layer, pool and layer_auto (the
+ * ranking, as graft_layer_auto's). */
 graft_status graft_finetune(const char *model_path, const graft_dataset *d,
                             const graft_tensor *subset, const graft_finetune_opts *o,
                             const char *out_path, char **summary);
+graft_status graft_model_finetune(const graft_model *m, const graft_dataset *d,
+                                  const graft_tensor *subset, const graft_finetune_opts *o,
+                                  const char *out_path, char **summary);
 
 /* ---- evaluation ----------------------------------------------------------------------------
  * Accuracy, top-5, per-class precision/recall/F1, confusion matrix and expected calibration

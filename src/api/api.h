@@ -9,7 +9,9 @@
 #include "io/io.h"
 
 struct graft_model {
-    gr_graph *g;
+    gr_model src; /* the file as parsed (ops checked): what extraction, layer choice and
+                     fine-tuning cut and clone */
+    gr_graph *g;  /* src rewritten for inference (a clone), made by the first run or info */
     gr_dnnl *dnnl;
     gr_plan *plan; /* specialised to the last input shapes */
     int use_ref;
@@ -24,6 +26,9 @@ struct graft_model {
 struct graft_dataset {
     gr_dataset *ds;
 };
+
+/* m->g, made when first needed (graft_model_run, graft_model_info_json). */
+int gr_api_run_graph(graft_model *m);
 
 /* Views a public tensor as an internal one (no copy). */
 gr_tensor gr_tensor_view(const graft_tensor *t);

@@ -91,6 +91,8 @@ static cJSON *cut_points_json(const gr_graph *g, gr_plan *p)
 
 graft_status graft_model_info_json(graft_model *m, int batch, char **json)
 {
+    int st = gr_api_run_graph(m);
+    if (st) return st;
     const gr_graph *g = m->g;
     if (batch <= 0) batch = 1;
     cJSON *o = cJSON_CreateObject();
@@ -111,7 +113,7 @@ graft_status graft_model_info_json(graft_model *m, int batch, char **json)
     cJSON_AddItemToObject(o, "metadata", meta);
 
     gr_plan *p = NULL;
-    int st = plan_for_info(m, batch, &p);
+    st = plan_for_info(m, batch, &p);
     if (st) {
         cJSON_Delete(o);
         return gr_err_prefix(st, "%s", g->path);

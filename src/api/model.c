@@ -76,9 +76,10 @@ graft_status graft_npy_save(const char *path, const graft_tensor *t)
 
 static void count_ops(graft_model *m)
 {
-    m->nnodes = m->g->nnodes;
-    for (int k = 0; k < m->g->nnodes; k++) {
-        const char *op = m->g->nodes[k].op_type;
+    const gr_graph *g = m->src.g;
+    m->nnodes = g->nnodes;
+    for (int k = 0; k < g->nnodes; k++) {
+        const char *op = g->nodes[k].op_type;
         int i = 0;
         while (i < m->nops && strcmp(m->ops[i].op, op)) i++;
         if (i == m->nops) {
@@ -92,28 +93,28 @@ static void count_ops(graft_model *m)
 
 graft_status graft_model_load(const char *path, graft_model **out)
 {
-    gr_graph *g;
-    int st = gr_onnx_load(path, &g);
-    if (st) return st;
-    st = gr_graph_check_ops(g);
-    if (st) {
-        gr_graph_free(g);
-        return gr_err_prefix(st, "%s", path);
-    }
+    if (!path) return gr_err(GRAFT_E_ARG, "graft_model_load: NULL path");
     graft_model *m = gr_calloc(1, sizeof *m);
-    if (!m) {
-        gr_graph_free(g);
-        return GRAFT_E_NOMEM;
-    }
-    m->g = g;
-    count_ops(m);
-    st = gr_graph_optimize(g);
+    if (!m) return GRAFT_E_NOMEM;
+    int st = gr_model_open(path, &m->src);
     if (!st) st = gr_dnnl_new(&m->dnnl);
     if (st) {
         graft_model_free(m);
         return st;
     }
+    count_ops(m);
     *out = m;
+    return GRAFT_OK;
+}
+
+int gr_api_run_graph(graft_model *m)
+{
+    if (m->g) return GRAFT_OK;
+    gr_graph *g;
+    int st = gr_graph_clone(m->src.g, 1, &g);
+    if (!st && (st = gr_graph_optimize(g))) gr_graph_free(g);
+    if (st) return gr_err_prefix(st, "%s", m->src.path);
+    m->g = g;
     return GRAFT_OK;
 }
 
@@ -122,24 +123,25 @@ void graft_model_free(graft_model *m)
     if (!m) return;
     gr_plan_free(m->plan);
     gr_graph_free(m->g);
+    gr_model_close(&m->src);
     gr_dnnl_free(m->dnnl);
     free(m);
 }
 
-int graft_model_num_inputs(const graft_model *m) { return m->g->ninputs; }
-int graft_model_num_outputs(const graft_model *m) { return m->g->noutputs; }
+int graft_model_num_inputs(const graft_model *m) { return m->src.g->ninputs; }
+int graft_model_num_outputs(const graft_model *m) { return m->src.g->noutputs; }
 const char *graft_model_input_name(const graft_model *m, int i)
 {
-    return m->g->values[m->g->inputs[i]].name;
+    return m->src.g->values[m->src.g->inputs[i]].name;
 }
 const char *graft_model_output_name(const graft_model *m, int i)
 {
-    return m->g->values[m->g->outputs[i]].name;
+    return m->src.g->values[m->src.g->outputs[i]].name;
 }
 
 int graft_model_input_shape(const graft_model *m, int i, int64_t dims[GRAFT_MAX_RANK])
 {
-    const gr_value *v = &m->g->values[m->g->inputs[i]];
+    const gr_value *v = &m->src.g->values[m->src.g->inputs[i]];
     if (!v->has_shape) return -1;
     for (int d = 0; d < v->t.shape.rank; d++) dims[d] = v->t.shape.d[d];
     return v->t.shape.rank;
@@ -160,8 +162,10 @@ static int ensure_plan(graft_model *m, const gr_tensor *in)
     if (m->plan && gr_plan_matches(m->plan, in)) return GRAFT_OK;
     gr_plan_free(m->plan);
     m->plan = NULL;
+    int st = gr_api_run_graph(m);
+    if (st) return st;
     gr_plan_opts opts = { .use_ref = m->use_ref, .dnnl = m->dnnl };
-    int st = gr_plan_build(m->g, in, &opts, &m->plan);
+    st = gr_plan_build(m->g, in, &opts, &m->plan);
     return st ? gr_err_prefix(st, "%s", m->g->path) : GRAFT_OK;
 }
 
@@ -175,7 +179,7 @@ static int copy_out(const gr_tensor *t, graft_tensor **out)
 graft_status graft_model_run(graft_model *m, const graft_tensor *const *inputs, int ninputs,
                              graft_tensor **outputs, int noutputs)
 {
-    const gr_graph *g = m->g;
+    const gr_graph *g = m->src.g;
     if (ninputs != g->ninputs)
         return gr_err(GRAFT_E_ARG, "%s: the model has %d inputs, %d given", g->path, g->ninputs,
                       ninputs);
@@ -210,7 +214,7 @@ size_t graft_model_peak_bytes(const graft_model *m)
 
 const char *graft_model_metadata(const graft_model *m, const char *key)
 {
-    for (int i = 0; m && key && i < m->g->nmeta; i++)
-        if (!strcmp(m->g->meta[i].key, key)) return m->g->meta[i].value;
+    for (int i = 0; m && key && i < m->src.g->nmeta; i++)
+        if (!strcmp(m->src.g->meta[i].key, key)) return m->src.g->meta[i].value;
     return NULL;
 }

@@ -126,16 +126,10 @@ void graft_keyword_free(graft_keyword *k)
 
 double graft_keyword_head_threshold(const char *path)
 {
-    graft_model *m;
-    double t = 0.5;
-    if (graft_model_load(path, &m)) return t;
-    const char *v = graft_model_metadata(m, "graft.threshold");
-    if (v) {
-        char *end;
-        double x = strtod(v, &end);
-        if (end != v && x > 0 && x < 1) t = x;
-    }
-    graft_model_free(m);
+    gr_graph *g;
+    if (!path || gr_onnx_load(path, &g)) return 0.5;
+    double t = gr_kw_meta_threshold(g);
+    gr_graph_free(g);
     return t;
 }
 
@@ -157,7 +151,7 @@ graft_status graft_keyword_open(const char *head_path, const char *models_dir, i
         graft_keyword_free(k);
         return st;
     }
-    k->threshold = graft_keyword_head_threshold(head_path);
+    k->threshold = gr_kw_head_threshold(k->head);
     *out = k;
     return GRAFT_OK;
 }
@@ -315,7 +309,8 @@ graft_status graft_keyword_eval(const char *head_path, const graft_keyword_train
 }
 
 graft_status graft_keyword_export_full(const char *head_path, const char *models_dir,
-                                       const char *out_path, int64_t *samples, double *max_diff)
+                                       const char *out_path, int64_t *samples, double *max_diff,
+                                       double *threshold)
 {
     if (!head_path || !models_dir || !out_path)
         return gr_err(GRAFT_E_ARG,
@@ -323,5 +318,5 @@ graft_status graft_keyword_export_full(const char *head_path, const char *models
     char mel[4096], emb[4096];
     int st = model_file(models_dir, "melspectrogram.onnx", mel, sizeof mel);
     if (!st) st = model_file(models_dir, "embedding_model.onnx", emb, sizeof emb);
-    return st ? st : gr_kw_export_full(mel, emb, head_path, out_path, samples, max_diff);
+    return st ? st : gr_kw_export_full(mel, emb, head_path, out_path, samples, max_diff, threshold);
 }

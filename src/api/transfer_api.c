@@ -50,12 +50,10 @@ static int to_tensor(graft_dtype dt, int rank, const int64_t *dims, const void *
     return st;
 }
 
-graft_status graft_extract(const char *model_path, const graft_dataset *d,
-                           const graft_extract_opts *o, graft_tensor **features,
-                           graft_tensor **labels, graft_tensor **index, int *cached)
+static graft_status extract(const gr_model *m, const graft_dataset *d, const graft_extract_opts *o,
+                            graft_tensor **features, graft_tensor **labels, graft_tensor **index,
+                            int *cached)
 {
-    if (!model_path || !d)
-        return gr_err(GRAFT_E_ARG, "graft_extract: model and dataset must not be NULL");
     graft_extract_opts def;
     graft_extract_opts_init(&def);
     if (!o) o = &def;
@@ -65,7 +63,7 @@ graft_status graft_extract(const char *model_path, const graft_dataset *d,
     if (st) return (graft_status)st;
     eo.layer = o->layer, eo.cache_dir = o->cache_dir;
     gr_features f;
-    if ((st = gr_extract(model_path, d->ds, NULL, 0, &eo, &f))) return (graft_status)st;
+    if ((st = gr_extract(m, d->ds, NULL, 0, &eo, &f))) return (graft_status)st;
     graft_tensor *x = NULL, *y = NULL, *ix = NULL;
     int64_t dx[2] = { f.n, f.dim }, dn[1] = { f.n };
     st = to_tensor(GRAFT_FLOAT, 2, dx, f.X, (size_t)f.n * f.dim * sizeof(float),
@@ -86,6 +84,29 @@ graft_status graft_extract(const char *model_path, const graft_dataset *d,
         if (cached) *cached = f.cached;
     }
     gr_features_free(&f);
+    return (graft_status)st;
+}
+
+graft_status graft_model_extract(const graft_model *m, const graft_dataset *d,
+                                 const graft_extract_opts *o, graft_tensor **features,
+                                 graft_tensor **labels, graft_tensor **index, int *cached)
+{
+    if (!m || !d)
+        return gr_err(GRAFT_E_ARG, "graft_model_extract: model and dataset must not be NULL");
+    return extract(&m->src, d, o, features, labels, index, cached);
+}
+
+graft_status graft_extract(const char *model_path, const graft_dataset *d,
+                           const graft_extract_opts *o, graft_tensor **features,
+                           graft_tensor **labels, graft_tensor **index, int *cached)
+{
+    if (!model_path || !d)
+        return gr_err(GRAFT_E_ARG, "graft_extract: model and dataset must not be NULL");
+    gr_model m;
+    int st = gr_model_open(model_path, &m);
+    if (st) return (graft_status)st;
+    st = extract(&m, d, o, features, labels, index, cached);
+    gr_model_close(&m);
     return (graft_status)st;
 }
 
@@ -444,11 +465,31 @@ graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, in
     return GRAFT_OK;
 }
 
-graft_status graft_layer_auto(const char *model_path, const graft_dataset *d,
-                              const graft_tensor *subset, const graft_extract_opts *o,
-                              int max_candidates, char **ranking, char **layer, graft_pool *pool)
+/* The scores as graft_layer_auto's JSON array; NULL when out of memory. */
+static cJSON *ranking_json(const gr_layer_score *s, int n)
 {
-    if (!model_path || !d || !ranking || !layer || !pool)
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; arr && i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        if (!e || !cJSON_AddItemToArray(arr, e)) {
+            cJSON_Delete(e);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        cJSON_AddStringToObject(e, "layer", s[i].layer);
+        cJSON_AddStringToObject(e, "pool", gr_pool_name(s[i].pool));
+        cJSON_AddNumberToObject(e, "dim", s[i].dim);
+        cJSON_AddNumberToObject(e, "accuracy", s[i].cv_acc);
+        cJSON_AddNumberToObject(e, "log_loss", s[i].cv_logloss);
+    }
+    return arr;
+}
+
+static graft_status layer_auto(const gr_model *m, const graft_dataset *d,
+                               const graft_tensor *subset, const graft_extract_opts *o,
+                               int max_candidates, char **ranking, char **layer, graft_pool *pool)
+{
+    if (!d || !ranking || !layer || !pool)
         return gr_err(GRAFT_E_ARG, "graft_layer_auto: NULL argument");
     if (subset && (subset->dtype != GRAFT_INT64 || subset->rank != 1))
         return gr_err(GRAFT_E_ARG, "graft_layer_auto: the subset must be int64 indices");
@@ -460,20 +501,11 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d,
     if (st) return (graft_status)st;
     gr_layer_score *s;
     int n;
-    if ((st = gr_layer_auto(model_path, d->ds, subset ? subset->data : NULL,
-                            subset ? subset->dims[0] : 0, &eo, max_candidates, &s, &n)))
+    if ((st = gr_layer_auto(m, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0,
+                            &eo, max_candidates, &s, &n)))
         return (graft_status)st;
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "layer", s[i].layer);
-        cJSON_AddStringToObject(e, "pool", gr_pool_name(s[i].pool));
-        cJSON_AddNumberToObject(e, "dim", s[i].dim);
-        cJSON_AddNumberToObject(e, "accuracy", s[i].cv_acc);
-        cJSON_AddNumberToObject(e, "log_loss", s[i].cv_logloss);
-        cJSON_AddItemToArray(arr, e);
-    }
-    *ranking = cJSON_PrintUnformatted(arr);
+    cJSON *arr = ranking_json(s, n);
+    *ranking = arr ? cJSON_PrintUnformatted(arr) : NULL;
     cJSON_Delete(arr);
     *layer = n ? gr_strdup(s[0].layer) : NULL;
     *pool = n ? (graft_pool)s[0].pool : GRAFT_POOL_MEAN;
@@ -483,6 +515,28 @@ graft_status graft_layer_auto(const char *model_path, const graft_dataset *d,
         return gr_err(GRAFT_E_NOMEM, "out of memory");
     }
     return GRAFT_OK;
+}
+
+graft_status graft_model_layer_auto(const graft_model *m, const graft_dataset *d,
+                                    const graft_tensor *subset, const graft_extract_opts *o,
+                                    int max_candidates, char **ranking, char **layer,
+                                    graft_pool *pool)
+{
+    if (!m) return gr_err(GRAFT_E_ARG, "graft_model_layer_auto: NULL model");
+    return layer_auto(&m->src, d, subset, o, max_candidates, ranking, layer, pool);
+}
+
+graft_status graft_layer_auto(const char *model_path, const graft_dataset *d,
+                              const graft_tensor *subset, const graft_extract_opts *o,
+                              int max_candidates, char **ranking, char **layer, graft_pool *pool)
+{
+    if (!model_path) return gr_err(GRAFT_E_ARG, "graft_layer_auto: NULL argument");
+    gr_model m;
+    int st = gr_model_open(model_path, &m);
+    if (st) return (graft_status)st;
+    st = layer_auto(&m, d, subset, o, max_candidates, ranking, layer, pool);
+    gr_model_close(&m);
+    return (graft_status)st;
 }
 
 /* ---- fine-tuning ---- */
@@ -587,17 +641,21 @@ static char *finetune_summary(const gr_ft_result *r)
     if (isfinite(r->best_val)) cJSON_AddNumberToObject(o, "best_val_accuracy", r->best_val);
     else cJSON_AddNullToObject(o, "best_val_accuracy");
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
+    if (r->nranking) { /* layer "auto" */
+        cJSON_AddStringToObject(o, "layer", r->layer);
+        cJSON_AddStringToObject(o, "pool", gr_pool_name(r->ranking[0].pool));
+        cJSON_AddItemToObject(o, "layer_auto", ranking_json(r->ranking, r->nranking));
+    }
     cJSON_AddItemToObject(o, "history", h);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
 }
 
-graft_status graft_finetune(const char *model_path, const graft_dataset *d,
-                            const graft_tensor *subset, const graft_finetune_opts *o,
-                            const char *out_path, char **summary)
+static graft_status finetune(const gr_model *m, const graft_dataset *d, const graft_tensor *subset,
+                             const graft_finetune_opts *o, const char *out_path, char **summary)
 {
-    if (!model_path || !d || !out_path)
+    if (!d || !out_path)
         return gr_err(GRAFT_E_ARG, "graft_finetune: model, dataset and output must not be NULL");
     graft_finetune_opts def;
     graft_finetune_opts_init(&def);
@@ -608,10 +666,32 @@ graft_status graft_finetune(const char *model_path, const graft_dataset *d,
         return gr_err(GRAFT_E_ARG,
                       "graft_finetune: the subset must be a 1-D int64 tensor of sample indices");
     gr_ft_result res;
-    st = gr_finetune(model_path, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0,
-                     &r, out_path, &res);
+    st = gr_finetune(m, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0, &r,
+                     out_path, &res);
     if (!st && summary && !(*summary = finetune_summary(&res)))
         st = gr_err(GRAFT_E_NOMEM, "out of memory");
     gr_ft_result_free(&res);
+    return (graft_status)st;
+}
+
+graft_status graft_model_finetune(const graft_model *m, const graft_dataset *d,
+                                  const graft_tensor *subset, const graft_finetune_opts *o,
+                                  const char *out_path, char **summary)
+{
+    if (!m) return gr_err(GRAFT_E_ARG, "graft_model_finetune: NULL model");
+    return finetune(&m->src, d, subset, o, out_path, summary);
+}
+
+graft_status graft_finetune(const char *model_path, const graft_dataset *d,
+                            const graft_tensor *subset, const graft_finetune_opts *o,
+                            const char *out_path, char **summary)
+{
+    if (!model_path || !d || !out_path)
+        return gr_err(GRAFT_E_ARG, "graft_finetune: model, dataset and output must not be NULL");
+    gr_model m;
+    int st = gr_model_open(model_path, &m);
+    if (st) return (graft_status)st;
+    st = finetune(&m, d, subset, o, out_path, summary);
+    gr_model_close(&m);
     return (graft_status)st;
 }

@@ -19,6 +19,7 @@
 #include "flags.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
@@ -108,8 +109,12 @@ graft_extract_opts extract_opts(const extract_flags *f, int quiet, char *buf, si
 const char *cache_dir(const char *cache, int nocache, char *buf, size_t n);
 /* --layer auto: rank the candidate layers on `subset` (NULL: all), print the ranking, and set
  * eo->layer / eo->pool to the best (the layer's name stays allocated until exit). */
-graft_status resolve_auto(const char *model, const graft_dataset *d, const graft_tensor *subset,
-                          graft_extract_opts *eo, int json);
+/* The ranking of a layer "auto" (graft_layer_auto's JSON array, best first): the best ten and
+ * the choice. */
+struct cJSON;
+void print_layer_ranking(const struct cJSON *arr, FILE *out);
+graft_status resolve_auto(const graft_model *model, const graft_dataset *d,
+                          const graft_tensor *subset, graft_extract_opts *eo, int json);
 /* Test labels renumbered to the training dataset's ids, matching classes by name. */
 graft_status map_classes(const graft_dataset *train, const graft_dataset *test, graft_tensor *y,
                          const char *path);
@@ -118,8 +123,10 @@ typedef struct origin {
     struct cJSON *o;
     const char *model, *layer, *pool, *transform;
     struct cJSON *classes;
-    char *history; /* a fine-tuned model's learning curves (graft.history), or NULL */
-    char *recipe;  /* and its recipe (graft.recipe), or NULL */
+    char *history;       /* a fine-tuned model's learning curves (graft.history), or NULL */
+    char *recipe;        /* and its recipe (graft.recipe), or NULL */
+    graft_model *loaded; /* a whole model, parsed once; NULL for a head (its model is read once,
+                            by origin_extract) */
 } origin;
 
 /* A head saved by graft fit, or a whole model (.onnx) made by finetune or export (*h NULL: its
@@ -128,6 +135,9 @@ int load_head(const char *path, const char *model_override, graft_head **h, orig
 void free_origin(origin *org);
 /* The extraction an origin describes, reporting through `progress`. */
 graft_status origin_opts(const origin *org, graft_progress_fn progress, graft_extract_opts *eo);
+/* The features of d for the origin (graft_extract on its model). */
+graft_status origin_extract(const origin *org, const graft_dataset *d, const graft_extract_opts *eo,
+                            graft_tensor **X, graft_tensor **y, graft_tensor **index);
 /* Probabilities from the features: the head's, or the features themselves for a whole model
  * (which then owns nothing new: *prob takes X). */
 graft_status head_predict(const graft_head *h, graft_tensor **X, graft_tensor **prob);

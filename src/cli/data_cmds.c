@@ -218,8 +218,11 @@ static int cmd_extract(int argc, char **argv)
     if (st) return fail(st);
     graft_tensor *x = NULL, *y = NULL;
     int cached = 0;
-    st = resolve_auto(model, d, NULL, &o, a.json);
-    if (!st) st = graft_extract(model, d, &o, &x, &y, NULL, &cached);
+    graft_model *m = NULL; /* parsed once for the layer choice and the extraction */
+    st = graft_model_load(model, &m);
+    if (!st) st = resolve_auto(m, d, NULL, &o, a.json);
+    if (!st) st = graft_model_extract(m, d, &o, &x, &y, NULL, &cached);
+    graft_model_free(m);
     graft_dataset_free(d);
     if (!st && a.out) st = graft_npy_save(a.out, x);
     if (!st && a.lout) st = graft_npy_save(a.lout, y);
@@ -253,9 +256,8 @@ const cli_command CMD_EXTRACT = {
 static char *auto_choice;
 static void free_auto_choice(void) { free(auto_choice); }
 
-static void print_ranking(const char *ranking, const char *layer, graft_pool pool, FILE *out)
+void print_layer_ranking(const cJSON *arr, FILE *out)
 {
-    cJSON *arr = cJSON_Parse(ranking);
     fprintf(
         out,
         "layer auto: %d candidates (layer, pooling) ranked by the held-out log-loss of a 3-fold "
@@ -276,22 +278,31 @@ static void print_ranking(const char *ranking, const char *layer, graft_pool poo
                 cJSON_GetObjectItem(e, "pool")->valuestring,
                 cJSON_GetObjectItem(e, "dim")->valueint);
     }
-    fprintf(out, "using %s with %s pooling\n", layer, graft_pool_name(pool));
-    cJSON_Delete(arr);
+    const cJSON *best = cJSON_GetArrayItem(arr, 0);
+    if (best)
+        fprintf(out, "using %s with %s pooling\n", cJSON_GetObjectItem(best, "layer")->valuestring,
+                cJSON_GetObjectItem(best, "pool")->valuestring);
 }
 
-graft_status resolve_auto(const char *model, const graft_dataset *d, const graft_tensor *subset,
-                          graft_extract_opts *eo, int json)
+graft_status resolve_auto(const graft_model *model, const graft_dataset *d,
+                          const graft_tensor *subset, graft_extract_opts *eo, int json)
 {
     if (!eo->layer || strcmp(eo->layer, "auto")) return GRAFT_OK;
     char *ranking, *layer;
     graft_pool pool;
     graft_extract_opts q = *eo;
     q.progress = cli_warnings;
-    graft_status st = graft_layer_auto(model, d, subset, &q, 0, &ranking, &layer, &pool);
+    graft_status st = graft_model_layer_auto(model, d, subset, &q, 0, &ranking, &layer, &pool);
     if (st) return st;
-    print_ranking(ranking, layer, pool, json ? stderr : stdout);
+    cJSON *arr = cJSON_Parse(ranking);
     free(ranking);
+    if (!arr) {
+        free(layer);
+        snprintf(cli_error, sizeof cli_error, "out of memory reading the layer ranking");
+        return GRAFT_E_NOMEM;
+    }
+    print_layer_ranking(arr, json ? stderr : stdout);
+    cJSON_Delete(arr);
     auto_choice = layer; /* kept for the rest of the command, freed at exit */
     atexit(free_auto_choice);
     eo->layer = layer;

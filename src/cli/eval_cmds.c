@@ -87,7 +87,7 @@ static graft_status predict_files(const origin *org, const graft_head *h, char *
     if (!st) {
         graft_extract_opts eo;
         st = origin_opts(org, cli_warnings, &eo);
-        if (!st) st = graft_extract(org->model, d, &eo, &X, NULL, NULL, NULL);
+        if (!st) st = origin_extract(org, d, &eo, &X, NULL, NULL);
     }
     if (!st) st = head_predict(h, &X, prob);
     graft_tensor_free(X);
@@ -261,7 +261,7 @@ static graft_status eval_features(const eval_args *a, const origin *org, const c
     st = origin_opts(org, a->json ? cli_warnings : cli_progress, &eo);
     eo.cache_dir = cache_dir(a->cache, a->nocache, cache_buf, sizeof cache_buf);
     eo.skip_bad = a->skip_bad;
-    if (!st) st = graft_extract(org->model, s->d, &eo, &s->X, &s->y, &s->index, NULL);
+    if (!st) st = origin_extract(org, s->d, &eo, &s->X, &s->y, &s->index);
     if (!st && gcol >= 0) st = group_ids(s->d, gcol, s->index, &s->gids, &s->gnames, &s->ngroup);
     return st;
 }

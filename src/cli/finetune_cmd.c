@@ -395,17 +395,15 @@ static int cmd_finetune(int argc, char **argv)
     double t0 = wall_seconds();
     graft_status st = graft_dataset_open(argv[1], NULL, &s.d);
     if (!st && a.shots) st = graft_dataset_kshot(s.d, a.shots, o.seed, &s.sub);
-    graft_extract_opts eo;
-    graft_extract_opts_init(&eo);
-    eo.layer = o.layer, eo.pool = o.pool, eo.transform = o.transform;
-    if (!st) st = resolve_auto(model, s.d, s.sub, &eo, a.json);
-    o.layer = eo.layer, o.pool = eo.pool;
+    /* layer "auto" is the API's: it parses the model once for the choice and the training */
     if (!st) st = graft_finetune(model, s.d, s.sub, &o, a.out, &s.summary);
     s.sj = s.summary ? cJSON_Parse(s.summary) : NULL;
     if (!st && !s.sj) {
         snprintf(cli_error, sizeof cli_error, "out of memory reading the fine-tuning summary");
         st = GRAFT_E_NOMEM;
     }
+    const cJSON *ranking = s.sj ? cJSON_GetObjectItem(s.sj, "layer_auto") : NULL;
+    if (!st && ranking) print_layer_ranking(ranking, a.json ? stderr : stdout);
     if (!st && a.test) st = finetune_test(&a, &s, t0);
     if (!st && a.json) print_finetune_json(&a, &s);
     else if (!st) print_finetune(&a, &s);

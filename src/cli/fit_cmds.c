@@ -155,15 +155,18 @@ static graft_status fit_features(const fit_args *a, const char *model, fit_state
     graft_status st = a->shots ? graft_dataset_kshot(s->d, a->shots, a->fo.seed, &s->tr)
                                : graft_dataset_split(s->d, frac, a->fo.seed, &s->tr,
                                                      a->val > 0 ? &s->va : NULL, NULL);
-    if (!st) st = resolve_auto(model, s->d, s->tr, &s->eo, a->json); /* on the training part */
-    if (!st) st = graft_extract(model, s->d, &s->eo, &s->X, &s->y, &s->index, &s->cached);
+    graft_model *m = NULL; /* parsed once for the layer choice and both extractions */
+    if (!st) st = graft_model_load(model, &m);
+    if (!st) st = resolve_auto(m, s->d, s->tr, &s->eo, a->json); /* on the training part */
+    if (!st) st = graft_model_extract(m, s->d, &s->eo, &s->X, &s->y, &s->index, &s->cached);
     if (!st) st = select_rows(s->X, s->y, s->index, s->tr, &s->Xt, &s->yt);
     if (!st && s->va) st = select_rows(s->X, s->y, s->index, s->va, &s->Xv, &s->yv);
     if (!st && a->test) { /* another dataset holds the evaluation samples */
         st = graft_dataset_open(a->test, NULL, &s->td);
-        if (!st) st = graft_extract(model, s->td, &s->eo, &s->Xv, &s->yv, NULL, NULL);
+        if (!st) st = graft_model_extract(m, s->td, &s->eo, &s->Xv, &s->yv, NULL, NULL);
         if (!st) st = map_classes(s->d, s->td, s->yv, a->test);
     }
+    graft_model_free(m);
     return st;
 }
 
@@ -378,8 +381,11 @@ static int cmd_fewshot(int argc, char **argv)
     graft_status st = graft_dataset_open(argv[1], NULL, &d);
     if (st) return fail(st);
     graft_tensor *X = NULL, *y = NULL;
-    st = resolve_auto(argv[0], d, NULL, &eo, a.json);
-    if (!st) st = graft_extract(argv[0], d, &eo, &X, &y, NULL, NULL);
+    graft_model *m = NULL;
+    st = graft_model_load(argv[0], &m);
+    if (!st) st = resolve_auto(m, d, NULL, &eo, a.json);
+    if (!st) st = graft_model_extract(m, d, &eo, &X, &y, NULL, NULL);
+    graft_model_free(m);
     int nclass = graft_dataset_num_classes(d);
     graft_dataset_free(d);
     if (!st) st = fewshot_runs(&a, X, y, nclass);

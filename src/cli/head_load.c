@@ -55,7 +55,7 @@ static int load_model_origin(const char *path, origin *org)
     org->classes = c;
     org->history = hist ? strdup(hist) : NULL;
     org->recipe = recipe ? strdup(recipe) : NULL;
-    graft_model_free(m);
+    org->loaded = m; /* parsed once: the extraction runs it */
     return 0;
 }
 
@@ -64,6 +64,14 @@ void free_origin(origin *org)
     cJSON_Delete(org->o);
     free(org->history);
     free(org->recipe);
+    graft_model_free(org->loaded);
+}
+
+graft_status origin_extract(const origin *org, const graft_dataset *d, const graft_extract_opts *eo,
+                            graft_tensor **X, graft_tensor **y, graft_tensor **index)
+{
+    if (org->loaded) return graft_model_extract(org->loaded, d, eo, X, y, index, NULL);
+    return graft_extract(org->model, d, eo, X, y, index, NULL);
 }
 
 graft_status origin_opts(const origin *org, graft_progress_fn progress, graft_extract_opts *eo)

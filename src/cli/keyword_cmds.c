@@ -317,9 +317,9 @@ void full_output(const char *head, char *out, size_t n)
 graft_status export_full(const char *head, const char *models, const char *out, int json,
                          char **summary)
 {
-    double diff = 0, thr = graft_keyword_head_threshold(head);
+    double diff = 0, thr = 0.5;
     int64_t samples = 0;
-    graft_status st = graft_keyword_export_full(head, models, out, &samples, &diff);
+    graft_status st = graft_keyword_export_full(head, models, out, &samples, &diff, &thr);
     if (st) return st;
     if (!json) {
         printf("whole detector: %s (audio (batch, %lld) -> score, threshold %.3f; graft runs it "

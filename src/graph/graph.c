@@ -374,6 +374,107 @@ int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const 
     return GRAFT_OK;
 }
 
+/* ---- a deep copy ---- */
+
+static char *dup_or_null(gr_arena *a, const char *s, int *bad)
+{
+    char *d = s ? gr_arena_strdup(a, s) : NULL;
+    if (s && !d) *bad = 1;
+    return d;
+}
+
+static int *dup_ints(gr_arena *a, const int *v, int n, int *bad)
+{
+    int *d = gr_arena_alloc(a, (size_t)(n + 1) * sizeof *d);
+    if (!d) *bad = 1;
+    else if (n) memcpy(d, v, (size_t)n * sizeof *d);
+    return d;
+}
+
+static int clone_values(const gr_graph *src, int share_init, gr_graph *g)
+{
+    int bad = 0;
+    g->values = gr_arena_alloc(g->arena, (size_t)(src->nvalues + 1) * sizeof *g->values);
+    if (!g->values) return oom();
+    for (int v = 0; v < src->nvalues && !bad; v++) {
+        const gr_value *s = &src->values[v];
+        gr_value *d = &g->values[v];
+        *d = *s;
+        d->name = dup_or_null(g->arena, s->name, &bad);
+        if (!s->is_init || !s->t.data || share_init) continue;
+        size_t bytes = gr_tensor_bytes(&s->t);
+        if (!(d->t.data = gr_arena_alloc(g->arena, bytes + 1))) return oom();
+        memcpy(d->t.data, s->t.data, bytes);
+    }
+    g->nvalues = src->nvalues;
+    return bad ? oom() : GRAFT_OK;
+}
+
+static int clone_nodes(const gr_graph *src, gr_graph *g)
+{
+    int bad = 0;
+    g->nodes = gr_arena_alloc(g->arena, (size_t)(src->nnodes + 1) * sizeof *g->nodes);
+    if (!g->nodes) return oom();
+    for (int k = 0; k < src->nnodes && !bad; k++) {
+        const gr_node *s = &src->nodes[k];
+        gr_node *d = &g->nodes[k];
+        *d = *s;
+        d->name = dup_or_null(g->arena, s->name, &bad);
+        d->op_type = dup_or_null(g->arena, s->op_type, &bad);
+        d->domain = dup_or_null(g->arena, s->domain, &bad);
+        d->in = dup_ints(g->arena, s->in, s->nin, &bad);
+        d->out = dup_ints(g->arena, s->out, s->nout, &bad);
+        d->attrs = gr_arena_alloc(g->arena, (size_t)(s->nattr + 1) * sizeof *d->attrs);
+        if (!d->attrs) return oom();
+        for (int a = 0; a < s->nattr; a++) {
+            int st = copy_attr(g->arena, &s->attrs[a], &d->attrs[a]);
+            if (st) return gr_err_prefix(st, "node '%s'", s->name);
+        }
+    }
+    g->nnodes = src->nnodes;
+    return bad ? oom() : GRAFT_OK;
+}
+
+static int clone_rest(const gr_graph *src, gr_graph *g)
+{
+    int bad = 0;
+    g->ninputs = src->ninputs, g->noutputs = src->noutputs;
+    g->inputs = dup_ints(g->arena, src->inputs, src->ninputs, &bad);
+    g->outputs = dup_ints(g->arena, src->outputs, src->noutputs, &bad);
+    g->opset = src->opset, g->ir_version = src->ir_version;
+    g->producer = dup_or_null(g->arena, src->producer, &bad);
+    g->producer_version = dup_or_null(g->arena, src->producer_version, &bad);
+    g->graph_name = dup_or_null(g->arena, src->graph_name, &bad);
+    g->path = dup_or_null(g->arena, src->path, &bad);
+    g->meta = gr_arena_alloc(g->arena, (size_t)(src->nmeta + 1) * sizeof *g->meta);
+    if (bad || !g->meta) return oom();
+    for (int i = 0; i < src->nmeta && !bad; i++) {
+        g->meta[i].key = dup_or_null(g->arena, src->meta[i].key, &bad);
+        g->meta[i].value = dup_or_null(g->arena, src->meta[i].value, &bad);
+    }
+    g->nmeta = src->nmeta;
+    return bad ? oom() : GRAFT_OK;
+}
+
+int gr_graph_clone(const gr_graph *src, int share_init, gr_graph **out)
+{
+    gr_graph *g = gr_calloc(1, sizeof *g);
+    if (g) g->arena = gr_arena_new(1 << 20);
+    if (!g || !g->arena) {
+        free(g);
+        return oom();
+    }
+    int st = clone_values(src, share_init, g);
+    if (!st) st = clone_nodes(src, g);
+    if (!st) st = clone_rest(src, g);
+    if (st) {
+        gr_graph_free(g);
+        return st;
+    }
+    *out = g;
+    return GRAFT_OK;
+}
+
 int gr_name_in_head(const char *name, const char *prefix)
 {
     size_t n = strlen(prefix);

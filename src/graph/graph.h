@@ -126,6 +126,13 @@ int gr_name_in_head(const char *name, const char *prefix);
 /* A node appended now may read v (an initializer, a node's output or a graph input): the order
  * stays topological. */
 int gr_graph_can_read(const gr_graph *g, int v);
+/* A copy of src in its own arena (what a caller edits when the original must stay, e.g. a model
+ * parsed once and cut several ways). Attribute data is copied; initializer data too, unless
+ * share_init: then the copy's initializers point at src's bytes, for a copy that only reads them
+ * (extraction, inference, appending to another graph; edits that make new values, such as cuts
+ * and the inference rewrites, are fine): src must outlive it and neither may write them. A
+ * trainer writes its weights: fine-tuning copies them. */
+int gr_graph_clone(const gr_graph *src, int share_init, gr_graph **out);
 /* An empty graph (default-domain opset `opset`) to build with the calls below. */
 int gr_graph_new(int opset, gr_graph **out);
 /* Appends a graph input (a plain value; -1 dims are symbolic), resp. makes v an output. */

@@ -9,6 +9,17 @@
 /* Loads an ONNX model into a graph (nodes topologically sorted). Ops are looked up but an
  * unsupported op is not an error here (node->op == NULL); gr_graph_check_ops reports them. */
 int gr_onnx_load(const char *path, gr_graph **out);
+/* A model file read and parsed once per command: its graph with every op checked, and a
+ * fingerprint of its bytes (two CRC-32s and the size: the feature cache's key). Whoever edits
+ * the graph (cuts it, adds a head, rewrites it for inference) edits a gr_graph_clone. */
+typedef struct gr_model {
+    gr_graph *g;
+    const char *path; /* g->path */
+    uint32_t crc[2];
+    int64_t size;
+} gr_model;
+int gr_model_open(const char *path, gr_model *m);
+void gr_model_close(gr_model *m); /* also on a zeroed gr_model */
 /* Fails naming the first node whose op graft does not support. */
 int gr_graph_check_ops(const gr_graph *g);
 /* Reads a serialized TensorProto file (the conformance suite's input_0.pb). Data from arena. */

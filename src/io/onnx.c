@@ -782,25 +782,15 @@ static void pb_free(void *oom, void *p)
     free(p);
 }
 
-int gr_onnx_load(const char *path, gr_graph **out)
+/* Parses the bytes of the model file at path (external data is looked up next to it). */
+static int onnx_parse(const char *path, const unsigned char *buf, size_t n, gr_graph **out)
 {
-    unsigned char *buf;
-    size_t n;
-    int st = gr_read_file(path, 0, &buf, &n);
-    if (st) return st;
-    if (n == 0) {
-        free(buf);
-        return gr_err(GRAFT_E_FORMAT, "%s: the file is empty, not an ONNX model", path);
-    }
-    st = wire_check(&onnx__model_proto__descriptor, buf, buf + n, 0);
-    if (st) {
-        free(buf);
-        return gr_err_prefix(st, "%s", path);
-    }
+    if (n == 0) return gr_err(GRAFT_E_FORMAT, "%s: the file is empty, not an ONNX model", path);
+    int st = wire_check(&onnx__model_proto__descriptor, buf, buf + n, 0);
+    if (st) return gr_err_prefix(st, "%s", path);
     int oom = 0;
     ProtobufCAllocator pa = { pb_alloc, pb_free, &oom };
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pa, n, buf);
-    free(buf);
     if (!mp && oom) return gr_err(GRAFT_E_NOMEM, "%s: out of memory unpacking the model", path);
     if (!mp)
         return gr_err(GRAFT_E_FORMAT,
@@ -816,13 +806,48 @@ int gr_onnx_load(const char *path, gr_graph **out)
     snprintf(dirbuf, sizeof dirbuf, "%s", path);
     st = convert_model(g, mp, dirname(dirbuf));
     onnx__model_proto__free_unpacked(mp, &pa);
+    if (!st && !(g->path = gr_arena_strdup(g->arena, path))) st = GRAFT_E_NOMEM;
     if (st) {
         gr_graph_free(g);
         return gr_err_prefix(st, "%s", path);
     }
-    g->path = gr_arena_strdup(g->arena, path);
     *out = g;
     return GRAFT_OK;
+}
+
+int gr_onnx_load(const char *path, gr_graph **out)
+{
+    unsigned char *buf;
+    size_t n;
+    int st = gr_read_file(path, 0, &buf, &n);
+    if (st) return st;
+    st = onnx_parse(path, buf, n, out);
+    free(buf);
+    return st;
+}
+
+int gr_model_open(const char *path, gr_model *m)
+{
+    memset(m, 0, sizeof *m);
+    unsigned char *buf;
+    size_t n;
+    int st = gr_read_file(path, 0, &buf, &n);
+    if (st) return st;
+    m->crc[0] = gr_crc32(0, buf, n);
+    m->crc[1] = gr_crc32(0x9e3779b9u, buf, n);
+    m->size = (int64_t)n;
+    st = onnx_parse(path, buf, n, &m->g);
+    free(buf);
+    if (!st && (st = gr_graph_check_ops(m->g))) st = gr_err_prefix(st, "%s", path);
+    if (!st) m->path = m->g->path;
+    if (st) gr_model_close(m);
+    return st;
+}
+
+void gr_model_close(gr_model *m)
+{
+    gr_graph_free(m->g);
+    memset(m, 0, sizeof *m);
 }
 
 int gr_graph_check_ops(const gr_graph *g)

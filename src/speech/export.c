@@ -13,65 +13,86 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A model file for appending: loaded, ops checked, Constant nodes as initializers. */
-static int load_for_export(const char *path, gr_graph **out)
+/* The three input models, each parsed once (ops checked): the joined model is built from
+ * copies, and so is the front end + head path that checks it. */
+typedef struct kw_models {
+    const char *path[3]; /* mel, emb, head */
+    gr_graph *g[3];
+} kw_models;
+enum { MEL = 0, EMB = 1, HEAD = 2 };
+
+static int models_load(kw_models *m)
 {
-    gr_graph *g;
-    int st = gr_onnx_load(path, &g);
-    if (st) return st;
-    if ((st = gr_graph_check_ops(g)) || (st = gr_graph_inline_constants(g, NULL))) {
-        gr_graph_free(g);
-        return gr_err_prefix(st, "%s", path);
+    for (int i = 0; i < 3; i++) {
+        int st = gr_onnx_load(m->path[i], &m->g[i]);
+        if (!st && (st = gr_graph_check_ops(m->g[i]))) st = gr_err_prefix(st, "%s", m->path[i]);
+        if (st) return st;
     }
-    *out = g;
     return GRAFT_OK;
 }
 
-/* A node with one new float output named `name`. */
-static int node1(gr_graph *g, const char *op, const int *in, int nin, const char *name,
-                 const gr_attr *a, int na, int *out)
+static void models_free(kw_models *m)
 {
-    int st = gr_graph_add_value(g, name, GR_F32, NULL, NULL, out);
-    return st ? st : gr_graph_add_node(g, name, op, in, nin, out, 1, a, na, NULL);
+    for (int i = 0; i < 3; i++) gr_graph_free(m->g[i]);
 }
 
-static int const_f32(gr_graph *g, const char *name, float x, int *out)
+/* A copy of model i for appending: Constant nodes as initializers. */
+static int copy_for_export(const kw_models *m, int i, gr_graph **out)
+{
+    int st = gr_graph_clone(m->g[i], 1, out);
+    if (!st && (st = gr_graph_inline_constants(*out, NULL))) {
+        gr_graph_free(*out);
+        *out = NULL;
+        return gr_err_prefix(st, "%s", m->path[i]);
+    }
+    return st;
+}
+
+/* The joined graph's own parts are built through graph/build.c: values and nodes named
+ * "frontend/<part>", float activations. */
+static int op1(gr_gb *b, const char *op, const int *in, int nin, const char *part, const gr_attr *a,
+               int na, int *out)
+{
+    return gr_gb_op(b, part, part, op, in, nin, a, na, out);
+}
+
+static int const_f32(gr_gb *b, const char *part, float x, int *out)
 {
     gr_shape s = gr_shape_make(0, NULL);
-    return gr_graph_add_value(g, name, GR_F32, &s, &x, out);
+    return gr_gb_value(b, part, GR_F32, &s, &x, out);
 }
 
-static int const_i64(gr_graph *g, const char *name, int rank, const int64_t *dims,
-                     const int64_t *data, int *out)
+static int const_i64(gr_gb *b, const char *part, int rank, const int64_t *dims, const int64_t *data,
+                     int *out)
 {
     gr_shape s = gr_shape_make(rank, dims);
-    return gr_graph_add_value(g, name, GR_I64, &s, data, out);
+    return gr_gb_value(b, part, GR_I64, &s, data, out);
 }
 
 /* Reshape x to `shape` (rank dims, -1 for the batch). */
-static int reshape(gr_graph *g, int x, const char *name, int rank, const int64_t *shape, int *out)
+static int reshape(gr_gb *b, int x, const char *part, int rank, const int64_t *shape, int *out)
 {
     char sname[96];
-    snprintf(sname, sizeof sname, "%s.shape", name);
-    int s, st = const_i64(g, sname, 1, (int64_t[]){ rank }, shape, &s);
-    return st ? st : node1(g, "Reshape", (int[]){ x, s }, 2, name, NULL, 0, out);
+    snprintf(sname, sizeof sname, "%s.shape", part);
+    int s, st = const_i64(b, sname, 1, (int64_t[]){ rank }, shape, &s);
+    return st ? st : op1(b, "Reshape", (int[]){ x, s }, 2, part, NULL, 0, out);
 }
 
 /* Gather along axis 1 with a (rows, len) int64 index table: row r holds the `len` consecutive
  * positions from start + stride * r. */
-static int gather_rows(gr_graph *g, int x, const char *name, int64_t rows, int64_t len,
-                       int64_t start, int64_t stride, int *out)
+static int gather_rows(gr_gb *b, int x, const char *part, int64_t rows, int64_t len, int64_t start,
+                       int64_t stride, int *out)
 {
     int64_t *idx = malloc((size_t)(rows * len) * sizeof *idx);
     if (!idx) return gr_err(GRAFT_E_NOMEM, "out of memory");
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < len; j++) idx[r * len + j] = start + stride * r + j;
     char iname[96];
-    snprintf(iname, sizeof iname, "%s.index", name);
-    int ix, st = const_i64(g, iname, 2, (int64_t[]){ rows, len }, idx, &ix);
+    snprintf(iname, sizeof iname, "%s.index", part);
+    int ix, st = const_i64(b, iname, 2, (int64_t[]){ rows, len }, idx, &ix);
     free(idx);
     gr_attr axis = { .name = "axis", .type = GR_AT_INT, .i = 1 };
-    return st ? st : node1(g, "Gather", (int[]){ x, ix }, 2, name, &axis, 1, out);
+    return st ? st : op1(b, "Gather", (int[]){ x, ix }, 2, part, &axis, 1, out);
 }
 
 int64_t gr_kw_full_samples(int window)
@@ -89,45 +110,41 @@ static int build_full(gr_graph *g, gr_graph *mel, int floor_db, gr_graph *emb, g
                   nframes = nchunk * GR_KW_FRAMES_PER_HOP;
     gr_shape in_shape = gr_shape_make(2, (int64_t[]){ -1, gr_kw_full_samples(window) });
     int x, k32768, pcm, chunks, rows, m, lo = -1, y, ten, two, frames, win, win4, e, e3, c80, t;
+    gr_gb b = { .g = g, .prefix = "frontend/", .act_dtype = GR_F32 };
     int st = gr_graph_add_input(g, "audio", GR_F32, &in_shape, &x);
-    if (!st) st = const_f32(g, "frontend/int16_scale", 32768.0f, &k32768);
-    if (!st) st = node1(g, "Mul", (int[]){ x, k32768 }, 2, "frontend/pcm", NULL, 0, &pcm);
-    if (!st)
-        st = gather_rows(g, pcm, "frontend/chunks", nchunk, GR_KW_CHUNK, 0, GR_KW_HOP, &chunks);
-    if (!st)
-        st = reshape(g, chunks, "frontend/chunk_rows", 2, (int64_t[]){ -1, GR_KW_CHUNK }, &rows);
+    if (!st) st = const_f32(&b, "int16_scale", 32768.0f, &k32768);
+    if (!st) st = op1(&b, "Mul", (int[]){ x, k32768 }, 2, "pcm", NULL, 0, &pcm);
+    if (!st) st = gather_rows(&b, pcm, "chunks", nchunk, GR_KW_CHUNK, 0, GR_KW_HOP, &chunks);
+    if (!st) st = reshape(&b, chunks, "chunk_rows", 2, (int64_t[]){ -1, GR_KW_CHUNK }, &rows);
     if (!st) st = gr_graph_append(g, mel, "mel/", &rows, &m);
     if (!st && floor_db) { /* max(x, max over the chunk - 80), as scale_chunk */
         int64_t axes[3] = { 1, 2, 3 };
         gr_attr ax[2] = { { .name = "keepdims", .type = GR_AT_INT, .i = 1 },
                           { .name = "axes", .type = GR_AT_INTS, .n = 3, .ints = axes } };
         if (g->opset < 18) {
-            st = node1(g, "ReduceMax", &m, 1, "frontend/chunk_max", ax, 2, &t);
+            st = op1(&b, "ReduceMax", &m, 1, "chunk_max", ax, 2, &t);
         } else { /* opset 18 made the axes an input */
             int va;
-            st = const_i64(g, "frontend/chunk_axes", 1, (int64_t[]){ 3 }, axes, &va);
-            if (!st)
-                st = node1(g, "ReduceMax", (int[]){ m, va }, 2, "frontend/chunk_max", ax, 1, &t);
+            st = const_i64(&b, "chunk_axes", 1, (int64_t[]){ 3 }, axes, &va);
+            if (!st) st = op1(&b, "ReduceMax", (int[]){ m, va }, 2, "chunk_max", ax, 1, &t);
         }
-        if (!st) st = const_f32(g, "frontend/80db", 80.0f, &c80);
-        if (!st) st = node1(g, "Sub", (int[]){ t, c80 }, 2, "frontend/floor", NULL, 0, &lo);
-        if (!st) st = node1(g, "Max", (int[]){ m, lo }, 2, "frontend/floored", NULL, 0, &m);
+        if (!st) st = const_f32(&b, "80db", 80.0f, &c80);
+        if (!st) st = op1(&b, "Sub", (int[]){ t, c80 }, 2, "floor", NULL, 0, &lo);
+        if (!st) st = op1(&b, "Max", (int[]){ m, lo }, 2, "floored", NULL, 0, &m);
     }
-    if (!st) st = const_f32(g, "frontend/ten", 10.0f, &ten);
-    if (!st) st = const_f32(g, "frontend/two", 2.0f, &two);
-    if (!st) st = node1(g, "Div", (int[]){ m, ten }, 2, "frontend/mel_div", NULL, 0, &y);
-    if (!st) st = node1(g, "Add", (int[]){ y, two }, 2, "frontend/mel_scaled", NULL, 0, &y);
+    if (!st) st = const_f32(&b, "ten", 10.0f, &ten);
+    if (!st) st = const_f32(&b, "two", 2.0f, &two);
+    if (!st) st = op1(&b, "Div", (int[]){ m, ten }, 2, "mel_div", NULL, 0, &y);
+    if (!st) st = op1(&b, "Add", (int[]){ y, two }, 2, "mel_scaled", NULL, 0, &y);
+    if (!st) st = reshape(&b, y, "frames", 3, (int64_t[]){ -1, nframes, GR_KW_MELS }, &frames);
     if (!st)
-        st = reshape(g, y, "frontend/frames", 3, (int64_t[]){ -1, nframes, GR_KW_MELS }, &frames);
-    if (!st)
-        st = gather_rows(g, frames, "frontend/windows", window, GR_KW_WINDOW, GR_KW_FIRST_FRAME,
+        st = gather_rows(&b, frames, "windows", window, GR_KW_WINDOW, GR_KW_FIRST_FRAME,
                          GR_KW_FRAMES_PER_HOP, &win);
     if (!st)
-        st = reshape(g, win, "frontend/window_rows", 4,
-                     (int64_t[]){ -1, GR_KW_WINDOW, GR_KW_MELS, 1 }, &win4);
+        st = reshape(&b, win, "window_rows", 4, (int64_t[]){ -1, GR_KW_WINDOW, GR_KW_MELS, 1 },
+                     &win4);
     if (!st) st = gr_graph_append(g, emb, "embedding/", &win4, &e);
-    if (!st)
-        st = reshape(g, e, "frontend/embeddings", 3, (int64_t[]){ -1, window, GR_KW_DIM }, &e3);
+    if (!st) st = reshape(&b, e, "embeddings", 3, (int64_t[]){ -1, window, GR_KW_DIM }, &e3);
     if (!st) st = gr_graph_append(g, head, "head/", &e3, score);
     return st;
 }
@@ -143,19 +160,10 @@ static int full_metadata(gr_graph *g, const gr_graph *head, int64_t samples)
              "melspectrogram.onnx and embedding_model.onnx (CC BY-NC-SA 4.0) and the head, joined "
              "by graft",
              (long long)samples, (double)samples / GR_KW_RATE);
-    gr_meta *m = gr_arena_alloc(g->arena, (size_t)(head->nmeta + 1) * sizeof *m);
-    if (!m) return gr_err(GRAFT_E_NOMEM, "out of memory");
-    for (int i = 0; i < head->nmeta; i++) {
-        m[i].key = gr_arena_strdup(g->arena, head->meta[i].key);
-        m[i].value = gr_arena_strdup(g->arena, head->meta[i].value);
-        if (!m[i].key || !m[i].value) return gr_err(GRAFT_E_NOMEM, "out of memory");
-    }
-    m[head->nmeta].key = gr_arena_strdup(g->arena, "graft.pipeline");
-    m[head->nmeta].value = gr_arena_strdup(g->arena, desc);
-    if (!m[head->nmeta].key || !m[head->nmeta].value) return gr_err(GRAFT_E_NOMEM, "out of memory");
-    g->meta = m;
-    g->nmeta = head->nmeta + 1;
-    return GRAFT_OK;
+    int st = GRAFT_OK;
+    for (int i = 0; !st && i < head->nmeta; i++)
+        st = gr_graph_add_meta(g, head->meta[i].key, head->meta[i].value);
+    return st ? st : gr_graph_add_meta(g, "graft.pipeline", desc);
 }
 
 /* Test audio for the export's self-check: tones and noise at speech-like levels, with a quiet
@@ -176,15 +184,20 @@ enum { STEPS = 4 }; /* windows the self-check runs at once */
 
 /* The front end + head path on the check audio: its embeddings (*emb, malloc'd) and the head's
  * scores of the first STEPS windows (ref, room for STEPS + 64). */
-static int reference(const char *mel_path, const char *emb_path, const char *head_path,
-                     const float *audio, int64_t n, int window, float **emb, float *ref)
+static int reference(const kw_models *m, const float *audio, int64_t n, int window, float **emb,
+                     float *ref)
 {
     gr_kw_frontend *fe = NULL;
     gr_kw_head *head = NULL;
+    gr_graph *c[3] = { NULL, NULL, NULL }; /* copies: the front end and head take them over */
     int64_t nf, ne;
-    int st = gr_kw_frontend_new(mel_path, emb_path, 0, 0, &fe);
+    int st = gr_graph_clone(m->g[MEL], 1, &c[MEL]);
+    if (!st && (st = gr_graph_clone(m->g[EMB], 1, &c[EMB]))) gr_graph_free(c[MEL]);
+    if (st) return st;
+    st = gr_kw_frontend_from(c[MEL], m->path[MEL], c[EMB], m->path[EMB], 0, 0, &fe);
     if (!st) st = gr_kw_embed(fe, audio, n, NULL, &nf, emb, &ne);
-    if (!st) st = gr_kw_head_load(head_path, 64, 0, &head);
+    if (!st) st = gr_graph_clone(m->g[HEAD], 1, &c[HEAD]);
+    if (!st) st = gr_kw_head_from(c[HEAD], m->path[HEAD], 64, 0, &head);
     if (!st &&
         ne - window + 1 < STEPS) /* (a zero-padded partial chunk at the end makes one more) */
         st =
@@ -261,8 +274,7 @@ static int run_joined(const char *out_path, float *rows, int64_t S, int window, 
 
 /* The export's self-check: the written file against the front end + head, on its embeddings (the
  * scores of a head far from firing are too flat to show a framing error) and its scores. */
-static int self_check(const char *mel_path, const char *emb_path, const char *head_path,
-                      const char *out_path, int window, double *max_diff)
+static int self_check(const kw_models *m, const char *out_path, int window, double *max_diff)
 {
     const int64_t S = gr_kw_full_samples(window), n = S + (STEPS - 1) * (int64_t)GR_KW_HOP;
     float *audio = malloc((size_t)n * sizeof *audio),
@@ -273,7 +285,7 @@ static int self_check(const char *mel_path, const char *emb_path, const char *he
         check_audio(audio, n);
         for (int s = 0; s < STEPS; s++)
             memcpy(rows + s * S, audio + s * GR_KW_HOP, (size_t)S * sizeof *rows);
-        st = reference(mel_path, emb_path, head_path, audio, n, window, &emb, ref);
+        st = reference(m, audio, n, window, &emb, ref);
     }
     if (!st) st = run_joined(out_path, rows, S, window, emb, ref, max_diff);
     if (st) st = gr_err_prefix(st, "checking %s", out_path);
@@ -320,20 +332,19 @@ static int add_outputs(gr_graph *g, const gr_graph *head, const int *outs)
 }
 
 /* The three models joined into one and written to tmp; *window gets the head's. */
-static int write_joined(const char *mel_path, const char *emb_path, const char *head_path,
-                        const char *tmp, int *window)
+static int write_joined(const kw_models *m, const char *tmp, int *window)
 {
     gr_graph *mel = NULL, *emb = NULL, *head = NULL, *g = NULL;
     int floor_db = 0, *outs = NULL;
-    int st = load_for_export(mel_path, &mel);
+    int st = copy_for_export(m, MEL, &mel);
     if (!st && (st = gr_kw_cut_before_floor(mel, &floor_db)))
-        st = gr_err_prefix(st, "%s", mel_path);
-    if (!st) st = one_in_one_out(mel, mel_path);
-    if (!st) st = load_for_export(emb_path, &emb);
-    if (!st) st = one_in_one_out(emb, emb_path);
-    if (!st) st = load_for_export(head_path, &head);
+        st = gr_err_prefix(st, "%s", m->path[MEL]);
+    if (!st) st = one_in_one_out(mel, m->path[MEL]);
+    if (!st) st = copy_for_export(m, EMB, &emb);
+    if (!st) st = one_in_one_out(emb, m->path[EMB]);
+    if (!st) st = copy_for_export(m, HEAD, &head);
     if (!st && (st = gr_kw_check_head_input(head, window)))
-        st = gr_err_prefix(st, "%s: not a keyword head", head_path);
+        st = gr_err_prefix(st, "%s: not a keyword head", m->path[HEAD]);
     if (!st) st = gr_graph_new(mel->opset, &g);
     if (!st)
         st = (outs = malloc((size_t)head->noutputs * sizeof *outs))
@@ -354,7 +365,7 @@ static int write_joined(const char *mel_path, const char *emb_path, const char *
 }
 
 int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *head_path,
-                      const char *out_path, int64_t *samples, double *max_diff)
+                      const char *out_path, int64_t *samples, double *max_diff, double *threshold)
 {
     const char *inputs[3] = { head_path, mel_path, emb_path };
     for (int i = 0; i < 3; i++)
@@ -367,12 +378,19 @@ int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *he
         return gr_err(GRAFT_E_ARG, "%s: the path is too long", out_path);
     /* written aside, checked, then renamed: a file that fails the check never replaces anything,
      * and tmp is gone on every failure (write_joined removes it when the write fails) */
-    int window = 0, st = write_joined(mel_path, emb_path, head_path, tmp, &window);
-    if (st) return st;
+    kw_models m = { .path = { mel_path, emb_path, head_path } };
+    int window = 0, st = models_load(&m);
+    if (!st) st = write_joined(&m, tmp, &window);
+    if (st) {
+        models_free(&m);
+        return st;
+    }
     double d = 0;
-    st = self_check(mel_path, emb_path, head_path, tmp, window, &d);
+    st = self_check(&m, tmp, window, &d);
     if (!st && rename(tmp, out_path) != 0)
         st = gr_err(GRAFT_E_IO, "%s: cannot write the file: %s", out_path, strerror(errno));
+    if (!st && threshold) *threshold = gr_kw_meta_threshold(m.g[HEAD]);
+    models_free(&m);
     if (st) {
         remove(tmp);
         return st;

@@ -67,32 +67,20 @@ int gr_kw_cut_before_floor(gr_graph *g, int *floor_db)
     return GRAFT_OK;
 }
 
-/* The mel model, cut before its dB floor. */
-static int load_mel(const char *path, gr_graph **out, int *floor_db)
+/* The mel model (g, from path), cut before its dB floor, rewritten for inference. */
+static int prep_mel(gr_graph *g, const char *path, int *floor_db)
 {
-    gr_graph *g;
-    int st = gr_onnx_load(path, &g);
-    if (st) return st;
-    if ((st = gr_graph_check_ops(g)) || (st = gr_kw_cut_before_floor(g, floor_db))) goto fail;
-    if ((st = gr_graph_optimize(g))) goto fail;
-    *out = g;
-    return GRAFT_OK;
-fail:
-    gr_graph_free(g);
-    return gr_err_prefix(st, "%s", path);
+    int st = gr_graph_check_ops(g);
+    if (!st) st = gr_kw_cut_before_floor(g, floor_db);
+    if (!st) st = gr_graph_optimize(g);
+    return st ? gr_err_prefix(st, "%s", path) : GRAFT_OK;
 }
 
-static int load_plain(const char *path, gr_graph **out)
+static int prep_plain(gr_graph *g, const char *path)
 {
-    gr_graph *g;
-    int st = gr_onnx_load(path, &g);
-    if (st) return st;
-    if ((st = gr_graph_check_ops(g)) || (st = gr_graph_optimize(g))) {
-        gr_graph_free(g);
-        return gr_err_prefix(st, "%s", path);
-    }
-    *out = g;
-    return GRAFT_OK;
+    int st = gr_graph_check_ops(g);
+    if (!st) st = gr_graph_optimize(g);
+    return st ? gr_err_prefix(st, "%s", path) : GRAFT_OK;
 }
 
 static int check_shape(const gr_tensor *t, const int64_t *want, int rank, const char *path,
@@ -111,16 +99,34 @@ static int check_shape(const gr_tensor *t, const int64_t *want, int rank, const 
 int gr_kw_frontend_new(const char *mel_path, const char *emb_path, int stream, int use_ref,
                        gr_kw_frontend **out)
 {
+    gr_graph *mel = NULL, *emb = NULL;
+    int st = gr_onnx_load(mel_path, &mel);
+    if (!st) st = gr_onnx_load(emb_path, &emb);
+    if (st) {
+        gr_graph_free(mel);
+        return st;
+    }
+    return gr_kw_frontend_from(mel, mel_path, emb, emb_path, stream, use_ref, out);
+}
+
+int gr_kw_frontend_from(gr_graph *mel, const char *mel_path, gr_graph *emb, const char *emb_path,
+                        int stream, int use_ref, gr_kw_frontend **out)
+{
     gr_kw_frontend *fe = calloc(1, sizeof *fe);
-    if (!fe) return gr_err(GRAFT_E_NOMEM, "out of memory");
+    if (!fe) {
+        gr_graph_free(mel);
+        gr_graph_free(emb);
+        return gr_err(GRAFT_E_NOMEM, "out of memory");
+    }
+    fe->mel = mel, fe->emb = emb; /* owned from here: gr_kw_frontend_free frees them */
     fe->mel_batch = stream ? 1 : 32;
     fe->emb_batch = stream ? 1 : 64;
     fe->chunks = calloc((size_t)fe->mel_batch * GR_KW_CHUNK, sizeof(float));
     fe->windows = calloc((size_t)fe->emb_batch * GR_KW_WINDOW * GR_KW_MELS, sizeof(float));
     int st = fe->chunks && fe->windows ? GRAFT_OK : gr_err(GRAFT_E_NOMEM, "out of memory");
     if (!st) st = gr_dnnl_new(&fe->dnnl);
-    if (!st) st = load_mel(mel_path, &fe->mel, &fe->floor_db);
-    if (!st) st = load_plain(emb_path, &fe->emb);
+    if (!st) st = prep_mel(fe->mel, mel_path, &fe->floor_db);
+    if (!st) st = prep_plain(fe->emb, emb_path);
     gr_plan_opts po = { .use_ref = use_ref, .dnnl = fe->dnnl };
     if (!st) {
         gr_tensor x = { .dtype = GR_F32,

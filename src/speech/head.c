@@ -6,6 +6,7 @@
 #include "io/io.h"
 #include "ops/dnnl_util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 struct gr_kw_head {
@@ -14,6 +15,7 @@ struct gr_kw_head {
     gr_dnnl *dnnl;
     int batch, window;
     float *in; /* (batch, window, 96) */
+    double threshold;
 };
 
 int gr_kw_check_head_input(const gr_graph *g, int *window)
@@ -50,15 +52,35 @@ void gr_kw_head_free(gr_kw_head *h)
  * the keyword tests compare every score with onnxruntime running the file one window at a time. */
 int gr_kw_head_load(const char *path, int batch, int use_ref, gr_kw_head **out)
 {
+    gr_graph *g;
+    int st = gr_onnx_load(path, &g);
+    return st ? st : gr_kw_head_from(g, path, batch, use_ref, out); /* the loader names path */
+}
+
+double gr_kw_meta_threshold(const gr_graph *g)
+{
+    for (int i = 0; i < g->nmeta; i++)
+        if (!strcmp(g->meta[i].key, "graft.threshold")) {
+            char *end;
+            double x = strtod(g->meta[i].value, &end);
+            if (end != g->meta[i].value && x > 0 && x < 1) return x;
+        }
+    return 0.5;
+}
+
+double gr_kw_head_threshold(const gr_kw_head *h) { return h->threshold; }
+
+int gr_kw_head_from(gr_graph *g, const char *path, int batch, int use_ref, gr_kw_head **out)
+{
     gr_kw_head *h = calloc(1, sizeof *h);
-    if (!h) return gr_err(GRAFT_E_NOMEM, "out of memory");
-    h->batch = batch > 0 ? batch : 64;
-    int st = gr_onnx_load(path, &h->g);
-    if (st) { /* the loader's message names the file already */
-        free(h);
-        return st;
+    if (!h) {
+        gr_graph_free(g);
+        return gr_err(GRAFT_E_NOMEM, "out of memory");
     }
-    st = gr_graph_check_ops(h->g);
+    h->g = g; /* owned from here */
+    h->batch = batch > 0 ? batch : 64;
+    h->threshold = gr_kw_meta_threshold(g);
+    int st = gr_graph_check_ops(h->g);
     if (!st) st = gr_kw_check_head_input(h->g, &h->window);
     if (!st) {
         h->g->values[h->g->inputs[0]].t.shape.d[0] = -1;

@@ -72,28 +72,9 @@ static int collect(const gr_kw_clipset *s, gr_kw_exlist *pos, gr_kw_exlist *neg,
 
 /* ---- the head ---- */
 
-static int add_init(gr_graph *g, const char *name, int rows, int cols, int fan_in, gr_rng *r,
-                    int *v)
-{
-    int64_t n = (int64_t)rows * (cols ? cols : 1);
-    float *w = malloc((size_t)n * sizeof(float));
-    if (!w) return gr_err(GRAFT_E_NOMEM, "out of memory");
-    gr_linear_init(r, fan_in, n, w); /* torch.nn.Linear's default init */
-    gr_shape sh =
-        cols ? gr_shape_make(2, (int64_t[]){ rows, cols }) : gr_shape_make(1, (int64_t[]){ rows });
-    int st = gr_graph_add_value(g, name, GR_F32, &sh, w, v);
-    free(w);
-    return st;
-}
-
-static int add_op(gr_graph *g, const char *op, const int *in, int nin, const char *out_name,
-                  const gr_attr *a, int na, int *out)
-{
-    int st = gr_graph_add_value(g, out_name, GR_F32, NULL, NULL, out);
-    return st ? st : gr_graph_add_node(g, out_name, op, in, nin, out, 1, a, na, NULL);
-}
-
-/* Flatten -> Gemm(H) -> Relu -> Gemm(H) -> Relu -> Gemm(1): logits of (batch, window, width). */
+/* Flatten -> Gemm(H) -> Relu -> Gemm(H) -> Relu -> Gemm(1): logits of (batch, window, width).
+ * torch's Linear layers (graph/build.c: its init, weight then bias from one stream); each layer's
+ * output keeps the name it always had (fc1, fc2, logit). */
 static int build_head(int mel, int hidden, gr_rng *r, gr_graph **out)
 {
     gr_graph *g;
@@ -102,22 +83,19 @@ static int build_head(int mel, int hidden, gr_rng *r, gr_graph **out)
     int rows = mel ? GR_KW_MEL_WINDOW : GR_KW_HEAD_WINDOW, width = mel ? GR_KW_MELS : GR_KW_DIM,
         d = rows * width;
     gr_shape in_shape = gr_shape_make(3, (int64_t[]){ -1, rows, width });
-    int x, f, h1, r1, h2, r2, y, w1, b1, w2, b2, w3, b3;
-    gr_attr axis = { .name = "axis", .type = GR_AT_INT, .i = 1 },
-            tb = { .name = "transB", .type = GR_AT_INT, .i = 1 };
+    gr_gb b = { .g = g, .prefix = "", .act_dtype = GR_F32, .rng = r };
+    int x, f, h1, r1, h2, r2, y;
+    gr_attr axis = { .name = "axis", .type = GR_AT_INT, .i = 1 };
     if (!st) st = gr_graph_add_input(g, mel ? "mel" : "embeddings", GR_F32, &in_shape, &x);
-    if (!st) st = add_op(g, "Flatten", (int[]){ x }, 1, "flat", &axis, 1, &f);
-    if (!st) st = add_init(g, "fc1.weight", hidden, d, d, r, &w1);
-    if (!st) st = add_init(g, "fc1.bias", hidden, 0, d, r, &b1);
-    if (!st) st = add_op(g, "Gemm", (int[]){ f, w1, b1 }, 3, "fc1", &tb, 1, &h1);
-    if (!st) st = add_op(g, "Relu", (int[]){ h1 }, 1, "relu1", NULL, 0, &r1);
-    if (!st) st = add_init(g, "fc2.weight", hidden, hidden, hidden, r, &w2);
-    if (!st) st = add_init(g, "fc2.bias", hidden, 0, hidden, r, &b2);
-    if (!st) st = add_op(g, "Gemm", (int[]){ r1, w2, b2 }, 3, "fc2", &tb, 1, &h2);
-    if (!st) st = add_op(g, "Relu", (int[]){ h2 }, 1, "relu2", NULL, 0, &r2);
-    if (!st) st = add_init(g, "fc3.weight", 1, hidden, hidden, r, &w3);
-    if (!st) st = add_init(g, "fc3.bias", 1, 0, hidden, r, &b3);
-    if (!st) st = add_op(g, "Gemm", (int[]){ r2, w3, b3 }, 3, "logit", &tb, 1, &y);
+    if (!st) st = gr_gb_op(&b, "flat", "flat", "Flatten", &x, 1, &axis, 1, &f);
+    if (!st) st = gr_gb_value(&b, "fc1", GR_F32, NULL, NULL, &h1);
+    if (!st) st = gr_gb_linear(&b, "fc1", f, hidden, d, NULL, NULL, &h1);
+    if (!st) st = gr_gb_op(&b, "relu1", "relu1", "Relu", &h1, 1, NULL, 0, &r1);
+    if (!st) st = gr_gb_value(&b, "fc2", GR_F32, NULL, NULL, &h2);
+    if (!st) st = gr_gb_linear(&b, "fc2", r1, hidden, hidden, NULL, NULL, &h2);
+    if (!st) st = gr_gb_op(&b, "relu2", "relu2", "Relu", &h2, 1, NULL, 0, &r2);
+    if (!st) st = gr_gb_value(&b, "logit", GR_F32, NULL, NULL, &y);
+    if (!st) st = gr_gb_linear(&b, "fc3", r2, 1, hidden, NULL, NULL, &y);
     if (!st) st = gr_graph_add_output(g, y);
     if (st) {
         gr_graph_free(g);
@@ -334,7 +312,8 @@ static int train_head(train_state *ts, gr_kw_train_result *res)
 static int export_head(gr_graph *g, const gr_kw_train_opts *o, double thr, const char *path)
 {
     int y = g->outputs[0], p;
-    int st = add_op(g, "Sigmoid", &y, 1, "score", NULL, 0, &p);
+    gr_gb b = { .g = g, .prefix = "", .act_dtype = GR_F32 };
+    int st = gr_gb_op(&b, "score", "score", "Sigmoid", &y, 1, NULL, 0, &p);
     if (st) return st;
     g->outputs[0] = p;
     g->values[g->inputs[0]].t.shape.d[0] = 1;
@@ -354,19 +333,12 @@ static int export_head(gr_graph *g, const gr_kw_train_opts *o, double thr, const
              o->scratch ? "mel frames" : "openWakeWord's speech embeddings",
              o->positives > 0 ? o->positives : 500, o->negatives > 0 ? o->negatives : 3000,
              o->lr > 0 ? o->lr : 1e-4, (unsigned long long)o->seed);
-    gr_meta *m = gr_arena_alloc(g->arena, 4 * sizeof *m);
-    if (!m) return gr_err(GRAFT_E_NOMEM, "out of memory");
     const char *kv[4][2] = { { "graft.keyword", o->keyword },
                              { "graft.threshold", thr_s },
                              { "graft.recipe", recipe },
                              { "graft.head", "keyword" } };
-    for (int k = 0; k < 4; k++) {
-        m[k].key = gr_arena_strdup(g->arena, kv[k][0]);
-        m[k].value = gr_arena_strdup(g->arena, kv[k][1]);
-        if (!m[k].key || !m[k].value) return gr_err(GRAFT_E_NOMEM, "out of memory");
-    }
-    g->meta = m;
-    g->nmeta = 4;
+    for (int k = 0; !st && k < 4; k++) st = gr_graph_add_meta(g, kv[k][0], kv[k][1]);
+    if (st) return st;
     return gr_onnx_save(g, path);
 }
 

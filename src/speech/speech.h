@@ -80,6 +80,10 @@ typedef struct gr_kw_frontend gr_kw_frontend;
  * of 32 chunks and 64 windows, or (stream) one of each, for the live path. */
 int gr_kw_frontend_new(const char *mel_path, const char *emb_path, int stream, int use_ref,
                        gr_kw_frontend **out);
+/* The same from graphs already parsed (taken over, freed with the front end, also on failure);
+ * the paths name them in messages. */
+int gr_kw_frontend_from(gr_graph *mel, const char *mel_path, gr_graph *emb, const char *emb_path,
+                        int stream, int use_ref, gr_kw_frontend **out);
 void gr_kw_frontend_free(gr_kw_frontend *fe);
 /* Mel frames for n samples (8 per started 80 ms step) and embeddings for that many frames. */
 int64_t gr_kw_num_frames(int64_t nsamples);
@@ -109,6 +113,11 @@ int gr_kw_cut_before_floor(gr_graph *g, int *floor_db);
  * planned for `batch` windows at a time (0: 64). */
 typedef struct gr_kw_head gr_kw_head;
 int gr_kw_head_load(const char *path, int batch, int use_ref, gr_kw_head **out);
+/* The same from a graph already parsed (taken over, also on failure); path names it. */
+int gr_kw_head_from(gr_graph *g, const char *path, int batch, int use_ref, gr_kw_head **out);
+/* A head's metadata graft.threshold (keyword train writes it) when in (0, 1), else 0.5. */
+double gr_kw_meta_threshold(const gr_graph *g);
+double gr_kw_head_threshold(const gr_kw_head *h); /* of the graph it was made from */
 void gr_kw_head_free(gr_kw_head *h);
 int gr_kw_head_window(const gr_kw_head *h);
 int gr_kw_head_batch(const gr_kw_head *h);
@@ -139,10 +148,11 @@ int64_t gr_kw_stream_steps(const gr_kw_stream *s); /* embeddings made so far */
  * export.c); the head's metadata is kept and graft.pipeline describes the input. The file is
  * written aside, run by graft on 4 windows at once against the front end + head path (the
  * export's self-check: embeddings within 1e-4 of the largest, scores within 1e-4, no NaN), and
- * only then renamed to out_path. *samples and *max_diff (each may be NULL) get the input length
- * and the largest difference the check saw. */
+ * only then renamed to out_path. *samples, *max_diff and *threshold (each may be NULL) get the
+ * input length, the largest difference the check saw and the head's threshold. Each input is
+ * parsed once; the written file is read back once, by the check. */
 int gr_kw_export_full(const char *mel_path, const char *emb_path, const char *head_path,
-                      const char *out_path, int64_t *samples, double *max_diff);
+                      const char *out_path, int64_t *samples, double *max_diff, double *threshold);
 int64_t gr_kw_full_samples(int window);
 
 /* ==== keyword detectors from synthetic speech (kw_train.c, kw_eval.c; the recipe is described

@@ -50,19 +50,13 @@ static void fnv_file_stat(fnv *f, const char *path)
     } else fnv_i64(f, -1);
 }
 
-static int cache_key(const char *model_path, const char *layer, const gr_extract_opts *o,
-                     const gr_dataset *ds, const int64_t *idx, int64_t n, char key[17])
+static void cache_key(const gr_model *m, const char *layer, const gr_extract_opts *o,
+                      const gr_dataset *ds, const int64_t *idx, int64_t n, char key[17])
 {
-    unsigned char *bytes;
-    size_t size;
-    int st = gr_read_file(model_path, 0, &bytes, &size);
-    if (st) return st;
     fnv f = { GR_FNV1A_BASIS };
-    uint32_t c1 = gr_crc32(0, bytes, size), c2 = gr_crc32(0x9e3779b9u, bytes, size);
-    free(bytes);
-    fnv_add(&f, &c1, sizeof c1);
-    fnv_add(&f, &c2, sizeof c2);
-    fnv_i64(&f, (int64_t)size);
+    fnv_add(&f, &m->crc[0], sizeof m->crc[0]);
+    fnv_add(&f, &m->crc[1], sizeof m->crc[1]);
+    fnv_i64(&f, m->size);
     fnv_str(&f, layer);
     fnv_i64(&f, o->pool);
     char t[512];
@@ -77,7 +71,6 @@ static int cache_key(const char *model_path, const char *layer, const gr_extract
         if (ds->paths) fnv_file_stat(&f, ds->paths[s]);
     }
     snprintf(key, 17, "%016llx", (unsigned long long)f.h);
-    return GRAFT_OK;
 }
 
 static void cache_path(const char *dir, const char *key, char *path, size_t n)
@@ -234,29 +227,27 @@ static void progress(const gr_extract_opts *o, const gr_loader *l, int64_t rows,
 }
 
 /* The model cut at several values (their outputs in that order), rewritten for inference. */
-static int load_multi(const char *model_path, const char *const *layers, int n, gr_graph **out)
+static int load_multi(const gr_model *m, const char *const *layers, int n, gr_graph **out)
 {
     gr_graph *g = NULL;
-    int st = gr_onnx_load(model_path, &g);
+    int st = gr_graph_clone(m->g, 1, &g);
     if (st) return st;
-    if (!(st = gr_graph_check_ops(g)) && !(st = gr_graph_cut(g, layers, n)))
-        st = gr_graph_optimize(g);
+    if (!(st = gr_graph_cut(g, layers, n))) st = gr_graph_optimize(g);
     if (st) {
         gr_graph_free(g);
-        return gr_err_prefix(st, "%s", model_path);
+        return gr_err_prefix(st, "%s", m->path);
     }
     *out = g;
     return GRAFT_OK;
 }
 
 /* The cut, rewritten graph of the model, and the name of its output. */
-static int load_trunk(const char *model_path, const char *layer, gr_graph **out, char *name,
+static int load_trunk(const gr_model *m, const char *layer, gr_graph **out, char *name,
                       size_t nname)
 {
     gr_graph *g;
-    int st = gr_onnx_load(model_path, &g);
+    int st = gr_graph_clone(m->g, 1, &g);
     if (st) return st;
-    if ((st = gr_graph_check_ops(g))) goto fail;
     if (layer) snprintf(name, nname, "%s", layer);
     else {
         int feat, first;
@@ -270,7 +261,7 @@ static int load_trunk(const char *model_path, const char *layer, gr_graph **out,
     return GRAFT_OK;
 fail:
     gr_graph_free(g);
-    return gr_err_prefix(st, "%s", model_path);
+    return gr_err_prefix(st, "%s", m->path);
 }
 
 /* Runs the cut graph over the samples; output k pooled into f[k] (pool[k]). */
@@ -349,7 +340,7 @@ static int run_multi(gr_graph *g, const gr_dataset *ds, const int64_t *idx, int6
     return st;
 }
 
-int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+int gr_extract(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                const gr_extract_opts *o, gr_features *out)
 {
     memset(out, 0, sizeof *out);
@@ -358,12 +349,12 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
     double t0 = now();
     gr_graph *g = NULL;
     char layer[256], path[1024];
-    int st = load_trunk(model_path, o->layer, &g, layer, sizeof layer);
+    int st = load_trunk(m, o->layer, &g, layer, sizeof layer);
     if (st) return st;
     gr_features f = { 0 };
     snprintf(f.layer, sizeof f.layer, "%s", layer);
     if (o->cache_dir) {
-        if ((st = cache_key(model_path, layer, o, ds, idx, n, f.key))) goto done;
+        cache_key(m, layer, o, ds, idx, n, f.key);
         cache_path(o->cache_dir, f.key, path, sizeof path);
         int hit = cache_read(path, &f, &o->progress);
         if (hit < 0) {
@@ -378,7 +369,7 @@ int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx,
     st = run_batches(g, ds, idx, n, o, &f);
     /* the features are still good, so no error, but a warning (like a damaged cache file): a
      * full disk is a problem report, not progress */
-    if (!st && o->cache_dir && cache_write(o->cache_dir, path, &f, model_path, o))
+    if (!st && o->cache_dir && cache_write(o->cache_dir, path, &f, m->path, o))
         gr_progress_note(&o->progress, GRAFT_EVENT_WARNING, "extract",
                          "extract: the features are not cached: %s", graft_last_error());
 done:
@@ -394,13 +385,13 @@ done:
 
 /* ---- several layers at once, and the automatic choice ---- */
 
-int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx,
-                      int64_t nidx, const char *const *layers, const int *pool, int n,
-                      const gr_extract_opts *o, gr_features *out)
+int gr_extract_layers(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+                      const char *const *layers, const int *pool, int n, const gr_extract_opts *o,
+                      gr_features *out)
 {
     memset(out, 0, (size_t)n * sizeof *out);
     gr_graph *g = NULL;
-    int st = load_multi(model_path, layers, n, &g);
+    int st = load_multi(m, layers, n, &g);
     if (st) return st;
     for (int k = 0; k < n; k++) snprintf(out[k].layer, sizeof out[k].layer, "%s", layers[k]);
     st = run_multi(g, ds, idx, idx ? nidx : ds->n, o, pool, n, out);
@@ -415,29 +406,21 @@ static int is_merge(const char *op)
     return !strcmp(op, "Add") || !strcmp(op, "Concat") || !strcmp(op, "Sum");
 }
 
-int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names,
+int gr_layer_candidates(const gr_model *m, const gr_transform *t, int max, char ***names,
                         int64_t **sides, int *count)
 {
-    gr_graph *g;
-    int st = gr_onnx_load(model_path, &g);
-    if (st) return st;
-    if ((st = gr_graph_check_ops(g))) {
-        gr_graph_free(g);
-        return st;
-    }
-    int oh, ow;
-    if (!t->crop && !t->rrc && !t->size_w) {
-        gr_graph_free(g);
+    const gr_graph *g = m->g;
+    int st = GRAFT_OK, oh, ow;
+    if (!t->crop && !t->rrc && !t->size_w)
         return gr_err(GRAFT_E_ARG,
                       "choosing a layer needs a transform with a fixed size (crop, rrc or size)");
-    }
     gr_transform_out_size(t, 224, 224, &oh, &ow);
     gr_tensor in = { .dtype = GR_F32, .shape = gr_shape_make(4, (int64_t[]){ 1, 3, oh, ow }) };
     gr_plan *p = NULL;
     gr_plan_opts po = { .use_ref = 1 };
     if (g->ninputs != 1)
         st = gr_err(GRAFT_E_UNSUPPORTED, "%s: automatic layer choice needs a model with one input",
-                    model_path);
+                    m->path);
     if (!st) st = gr_plan_build(g, &in, &po, &p);
     int *cand = st ? NULL : malloc((size_t)(g->nvalues + 1) * sizeof *cand), nc = 0;
     unsigned char *take = st ? NULL : calloc((size_t)g->nvalues + 1, 1);
@@ -461,8 +444,7 @@ int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, 
                     cand[nc++] = v;
                 take[v] = 0;
             }
-        if (nc == 0)
-            st = gr_err(GRAFT_E_UNSUPPORTED, "%s: no feature map to choose from", model_path);
+        if (nc == 0) st = gr_err(GRAFT_E_UNSUPPORTED, "%s: no feature map to choose from", m->path);
     }
     int keep = nc < max ? nc : max;
     char **out = st ? NULL : calloc((size_t)keep + 1, sizeof *out);
@@ -486,6 +468,5 @@ int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, 
     free(cand);
     free(take);
     gr_plan_free(p);
-    gr_graph_free(g);
     return st;
 }

@@ -203,10 +203,10 @@ static void recipe_text(ft *f, const char *model_path)
 
 /* ---- the model: new head, input shape ---- */
 
-static int build_model(ft *f, const char *model_path)
+static int build_model(ft *f, const gr_model *m)
 {
-    int st = gr_onnx_load(model_path, &f->g);
-    if (!st && (st = gr_graph_check_ops(f->g))) st = gr_err_prefix(st, "%s", model_path);
+    const char *model_path = m->path;
+    int st = gr_graph_clone(m->g, 0, &f->g); /* its own weights: they train in place */
     if (!st) st = gr_graph_inline_constants(f->g, NULL);
     if (st) return st;
     gr_graph *g = f->g;
@@ -438,7 +438,7 @@ static int imprint(const gr_features *fe, int nclass, float *W, float *b)
     return GRAFT_OK;
 }
 
-static int probe_head(ft *f, const char *model_path)
+static int probe_head(ft *f, const gr_model *m)
 {
     gr_extract_opts eo = { .layer = f->r.layer,
                            .pool = f->r.pool,
@@ -450,7 +450,7 @@ static int probe_head(ft *f, const char *model_path)
                            .progress = f->r.progress,
                            .stage = "probe" };
     gr_features fe;
-    int st = gr_extract(model_path, f->ds, f->tr, f->ntr, &eo, &fe);
+    int st = gr_extract(m, f->ds, f->tr, f->ntr, &eo, &fe);
     if (st) return st;
     int wv = gr_graph_find_value(f->g, "head.fc.weight"),
         bv = gr_graph_find_value(f->g, "head.fc.bias");
@@ -565,6 +565,32 @@ static int write_model(ft *f, const char *out_path)
     return st;
 }
 
+/* layer "auto": the layer and pooling gr_layer_auto ranks best on the samples to fine-tune on
+ * (all of them, validation split included, as graft fit --layer auto ranks its training part),
+ * with the preprocessing; the ranking stays in the result. */
+static int choose_layer(ft *f, const gr_model *m, const int64_t *idx, int64_t nidx)
+{
+    gr_extract_opts eo = { .t = f->r.eval_t,
+                           .batch = f->r.batch,
+                           .workers = f->r.workers,
+                           .use_ref = f->r.use_ref,
+                           .progress = f->r.progress,
+                           .stage = "layer" };
+    gr_ft_result *res = f->res;
+    int st = gr_layer_auto(m, f->ds, idx, nidx, &eo, 0, &res->ranking, &res->nranking);
+    if (st) return gr_err_prefix(st, "layer auto");
+    if (!res->nranking) return gr_err(GRAFT_E_UNSUPPORTED, "layer auto: no layer to choose from");
+    snprintf(res->layer, sizeof res->layer, "%s", res->ranking[0].layer);
+    f->r.layer = res->layer;
+    f->r.pool = res->ranking[0].pool;
+    gr_progress_note(&f->r.progress, GRAFT_EVENT_NOTE, "finetune",
+                     "finetune: layer auto: %s with %s pooling (of %d scored; CV log-loss %.4f, "
+                     "accuracy %.4f)",
+                     res->layer, gr_pool_name(f->r.pool), res->nranking, res->ranking[0].cv_logloss,
+                     res->ranking[0].cv_acc);
+    return GRAFT_OK;
+}
+
 /* The samples (all when idx is NULL: *all holds them) are labelled, the dataset has images and
  * two classes or more; then the recipe (resolve), the split, and every class has training rows. */
 static int check_and_split(ft *f, const int64_t *idx, int64_t nidx, int64_t **all)
@@ -642,14 +668,14 @@ static int checkpoint_dirs(const gr_ft_opts *o, char *d1, char *d2, int *resume1
 }
 
 /* The probe (LP-FT) or imprinted head, phase 1 on the head, phase 2 on the freeze spec. */
-static int run_phases(ft *f, const char *model_path, const char *d1, const char *d2, int resume1,
+static int run_phases(ft *f, const gr_model *m, const char *d1, const char *d2, int resume1,
                       int resume2)
 {
     unsigned char *tr = calloc((size_t)f->g->nvalues + 1, 1);
     if (!tr) return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     int st = GRAFT_OK;
     if (!resume2 && f->r.head_init != GR_HEAD_INIT_RANDOM && !resume1) {
-        st = probe_head(f, model_path);
+        st = probe_head(f, m);
         if (!st) st = probe_epoch(f);
     }
     if (!st && !resume2 && f->r.head_epochs > 0) {
@@ -671,7 +697,7 @@ static int run_phases(ft *f, const char *model_path, const char *d1, const char 
     return st;
 }
 
-int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+int gr_finetune(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                 const gr_ft_opts *o, const char *out_path, gr_ft_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -686,18 +712,19 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
              .best_loss = INFINITY,
              .best_hist = -1 };
     int64_t *all = NULL;
-    int st = check_and_split(&f, idx, nidx, &all);
+    int st = o->layer && !strcmp(o->layer, "auto") ? choose_layer(&f, m, idx, nidx) : GRAFT_OK;
+    if (!st) st = check_and_split(&f, idx, nidx, &all);
     if (!st) {
-        recipe_text(&f, model_path);
+        recipe_text(&f, m->path);
         res->ntrain = f.ntr, res->nval = f.nva;
         gr_progress_note(&f.r.progress, GRAFT_EVENT_NOTE, "finetune", "finetune: %s", res->recipe);
     }
-    if (!st) st = build_model(&f, model_path);
+    if (!st) st = build_model(&f, m);
     if (!st) st = open_loaders(&f);
     char d1[4096] = "", d2[4096] = "";
     int resume1 = 0, resume2 = 0;
     if (!st) st = checkpoint_dirs(o, d1, d2, &resume1, &resume2);
-    if (!st) st = run_phases(&f, model_path, d1, d2, resume1, resume2);
+    if (!st) st = run_phases(&f, m, d1, d2, resume1, resume2);
     if (!st) {
         res->best = f.nva ? f.best_hist : res->nhist - 1;
         res->best_val = f.nva ? f.best_acc : NAN;
@@ -714,6 +741,7 @@ int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx
 void gr_ft_result_free(gr_ft_result *r)
 {
     free(r->hist);
+    free(r->ranking);
     memset(r, 0, sizeof *r);
     r->best = -1;
 }

@@ -86,7 +86,7 @@ static int probe_cv(const gr_features *f, int nclass, double *logloss, double *a
 /* Scores names[0..n) with the poolings pools[0..npools) into s[*ns...]; a 4x4 grid only where
  * the map's sides (hw[2k], hw[2k + 1]) are multiples of 4. order[k] is each name's place in the
  * full candidate list. */
-static int score_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx,
+static int score_layers(const gr_model *model, const gr_dataset *ds, const int64_t *idx,
                         int64_t nidx, const gr_extract_opts *o, char **names, const int64_t *hw,
                         const int *order, int n, const int *pools, int npools, gr_layer_score *s,
                         int *ns)
@@ -102,8 +102,7 @@ static int score_layers(const char *model_path, const gr_dataset *ds, const int6
             if (gr_pool_fits(hw[2 * k], hw[2 * k + 1], pools[p]))
                 use[m] = names[k], ord[m] = order[k], pool[m++] = pools[p];
         if (!m) continue;
-        if ((st = gr_extract_layers(model_path, ds, idx, nidx, (const char *const *)use, pool, m, o,
-                                    f)))
+        if ((st = gr_extract_layers(model, ds, idx, nidx, (const char *const *)use, pool, m, o, f)))
             break;
         for (int k = 0; !st && k < m; k++) {
             gr_layer_score *e = &s[*ns];
@@ -133,13 +132,13 @@ static void take(int at, char **all, const int64_t *sides, char **pick, int64_t 
  * the unscored ones next to the best three (up to max more): good maps sit in runs of similar
  * maps, and an even thinning can step over the best of a run. Then the 4x4 grid for the best
  * eight. */
-int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+int gr_layer_auto(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                   const gr_extract_opts *o, int max_candidates, gr_layer_score **scores, int *count)
 {
     int max = max_candidates > 0 ? max_candidates : 32;
     char **all = NULL;
     int64_t *sides = NULL, *hw = NULL;
-    int na = 0, st = gr_layer_candidates(model_path, &o->t, 1 << 20, &all, &sides, &na);
+    int na = 0, st = gr_layer_candidates(m, &o->t, 1 << 20, &all, &sides, &na);
     if (st) return st;
     gr_layer_score *s = gr_calloc((size_t)4 * na + 1, sizeof *s);
     char **pick = gr_calloc((size_t)na + 1, sizeof *pick);
@@ -155,8 +154,7 @@ int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *i
         take(at, all, sides, pick, hw, order, &np);
     }
     static const int coarse[2] = { GR_POOL_MEAN, GR_POOL_GRID2 }, fine[1] = { GR_POOL_GRID4 };
-    if (!st)
-        st = score_layers(model_path, ds, idx, nidx, o, pick, hw, order, np, coarse, 2, s, &ns);
+    if (!st) st = score_layers(m, ds, idx, nidx, o, pick, hw, order, np, coarse, 2, s, &ns);
     if (!st && first < na) {
         qsort(s, (size_t)ns, sizeof *s, by_score);
         int step = (na - 1) / (first > 1 ? first - 1 : 1), seen[3] = { -1, -1, -1 }, top = 0;
@@ -169,7 +167,7 @@ int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *i
                 if (j >= 0 && j < na && !done[j])
                     done[j] = 1, take(j, all, sides, pick, hw, order, &np);
         }
-        st = score_layers(model_path, ds, idx, nidx, o, pick, hw, order, np, coarse, 2, s, &ns);
+        st = score_layers(m, ds, idx, nidx, o, pick, hw, order, np, coarse, 2, s, &ns);
     }
     if (!st) { /* the 4x4 grid for the best eight layers */
         qsort(s, (size_t)ns, sizeof *s, by_score);
@@ -179,7 +177,7 @@ int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *i
             int at = s[i].order;
             if (!done[at]) done[at] = 1, take(at, all, sides, pick, hw, order, &np);
         }
-        st = score_layers(model_path, ds, idx, nidx, o, pick, hw, order, np, fine, 1, s, &ns);
+        st = score_layers(m, ds, idx, nidx, o, pick, hw, order, np, fine, 1, s, &ns);
     }
     for (int k = 0; k < na; k++) free(all[k]);
     free(all), free(pick), free(order), free(done), free(sides), free(hw);

@@ -9,6 +9,7 @@
 #include "core/core.h"
 #include "data/data.h"
 #include "graph/graph.h"
+#include "io/io.h"
 
 /* numpy.argmax of a row of k scores: the first of equal maxima (the lowest class id). */
 static inline int gr_argmax(const float *p, int k)
@@ -57,20 +58,20 @@ typedef struct gr_features {
  * pooling, the preprocessing and the samples (files with their sizes and modification times,
  * or the in-memory source and its indices), and an unchanged request is read back instead of
  * recomputed. */
-int gr_extract(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+int gr_extract(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                const gr_extract_opts *o, gr_features *out);
 void gr_features_free(gr_features *f);
 
 /* Features of several layers in one pass over the samples (no cache): out[k] from layers[k]
  * pooled by pool[k]. */
-int gr_extract_layers(const char *model_path, const gr_dataset *ds, const int64_t *idx,
-                      int64_t nidx, const char *const *layers, const int *pool, int n,
-                      const gr_extract_opts *o, gr_features *out);
+int gr_extract_layers(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+                      const char *const *layers, const int *pool, int n, const gr_extract_opts *o,
+                      gr_features *out);
 /* The layers worth trying as features: the cut points and the outputs of merges (Add, Concat,
  * Sum: the maps inside feature pyramids), rank-4 float maps of at least 2x2 for the transform's
  * input size, thinned to at most max evenly spaced in execution order. *names malloc'd; with
  * sides, *sides (malloc'd) holds each map's H and W: (*sides)[2i], (*sides)[2i + 1]. */
-int gr_layer_candidates(const char *model_path, const gr_transform *t, int max, char ***names,
+int gr_layer_candidates(const gr_model *m, const gr_transform *t, int max, char ***names,
                         int64_t **sides, int *count);
 
 /* ==== heads on features (fit.c; one file a kind: head_*.c, listed in heads.h) ============== */
@@ -189,7 +190,7 @@ typedef struct gr_layer_score {
  * (NULL: all)
  * by a 3-fold CV probe (C = 1), best first: lowest held-out log-loss (ties: the earlier layer).
  * See layer_auto.c for why the log-loss. */
-int gr_layer_auto(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+int gr_layer_auto(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                   const gr_extract_opts *o, int max_candidates, gr_layer_score **scores,
                   int *count);
 
@@ -252,7 +253,8 @@ typedef struct gr_ft_opts {
                                    inference mode, its scale and shift still train (the Keras
                                    guide); AUTO: train when phase 2 trains "all" from a random
                                    head or with 200+ samples per class, else frozen */
-    const char *layer;     /* NULL: replace the model's classifier; else cut here, new head */
+    const char *layer;     /* NULL: replace the model's classifier; else cut here, new head;
+                                   "auto": where gr_layer_auto says (its pooling too) */
     int pool;              /* for a cut rank-4 map: GR_POOL_MEAN, GR_POOL_GRID2 or GR_POOL_GRID4 */
     const char *freeze;    /* what phase 2 trains besides the head (gr_freeze_select spec);
                                    "head": no phase 2 */
@@ -289,13 +291,16 @@ typedef struct gr_ft_result {
     double best_val;
     int64_t ntrain, nval;
     double seconds;
-    char recipe[2048]; /* the settings used, as text */
+    char recipe[2048];       /* the settings used, as text */
+    gr_layer_score *ranking; /* layer "auto": gr_layer_auto's scores, best first (malloc'd) */
+    int nranking;
+    char layer[256]; /* layer "auto": the layer chosen */
 } gr_ft_result;
 
 /* Fine-tunes the model on the samples idx[0..nidx) (NULL: all) of ds and writes the adapted
  * model to out_path (ONNX, output "probabilities", metadata graft.classes, graft.transform,
  * graft.recipe, graft.history). res is filled also on failure (free with gr_ft_result_free). */
-int gr_finetune(const char *model_path, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
+int gr_finetune(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                 const gr_ft_opts *o, const char *out_path, gr_ft_result *res);
 void gr_ft_result_free(gr_ft_result *r);
 /* The learning curves as JSON: per-epoch arrays phase, epoch, train_loss, train_acc, val_loss,
