@@ -1180,7 +1180,7 @@ static void clip_grad(float *dx, const float *g, const float *x, const float *y,
     LOOP_HINT for (int64_t i = 0; i < n; i++)
     {
         float u = y[i], gi = g[i];
-        dx[i] = (u > lo) & (u < hi) ? gi : 0.0f;
+        dx[i] = ((u > lo) & (u < hi)) ? gi : 0.0f;
     }
 }
 
