@@ -103,6 +103,20 @@ def imagefolder(root):
                "samples": [[p, i] for p, i in ds.samples]}, sys.stdout)
 
 
+def walkfiles(root):
+    # every image under root in torchvision's make_dataset order (sorted(os.walk), files sorted),
+    # with graft's extensions and its rule that hidden files and folders (".x") are skipped
+    ext = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pnm")
+    out = []
+    for d, _, files in sorted(os.walk(root, followlinks=True)):
+        rel = os.path.relpath(d, root)
+        if rel != "." and any(part.startswith(".") for part in rel.split(os.sep)):
+            continue
+        out += [os.path.join(d, f) for f in sorted(files)
+                if not f.startswith(".") and f.lower().endswith(ext)]
+    json.dump(out, sys.stdout)
+
+
 def mkcsv(d):
     imgs = []
     for i, name in enumerate(["img0.png", "img,1.png", 'q"uote.png', "sub/img3.pgm", "img4.png"]):
@@ -220,6 +234,7 @@ def badfiles(d):
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     {"idx": lambda: idx(*args), "gunzip": lambda: gunzip(*args), "gzip": lambda: gzip_file(*args), "mkfolder": lambda: mkfolder(*args),
+     "walkfiles": lambda: walkfiles(*args),
      "imagefolder": lambda: imagefolder(*args), "mkcsv": lambda: mkcsv(*args),
      "csvrows": lambda: csvrows(*args), "mknpy": lambda: mknpy(*args), "pixsum": lambda: pixsum(args),
      "badfiles": lambda: badfiles(*args), "verdict": lambda: verdict(*args)}[mode]()

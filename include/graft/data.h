@@ -34,6 +34,15 @@ typedef struct graft_dataset graft_dataset;
 
 /* labels_npy: for a .npy dataset only (else NULL). */
 graft_status graft_dataset_open(const char *path, const char *labels_npy, graft_dataset **out);
+/* The same data without labels (domain adaptation's target, semi-supervised data): a folder may
+ * hold its images directly or in any folders (all taken, torchvision's order), an IDX images
+ * file needs no labels file, a .npy no labels_npy (may be NULL), a CSV no label column. A folder
+ * in the class layout (subfolders only) and files that have labels keep them, for reporting
+ * only: graft_dataset_is_unlabeled says so, and what learns from labels (fine-tuning, layer
+ * choice, k-shot draws) refuses such a dataset. */
+graft_status graft_dataset_open_unlabeled(const char *path, const char *labels_npy,
+                                          graft_dataset **out);
+int graft_dataset_is_unlabeled(const graft_dataset *d);
 void graft_dataset_free(graft_dataset *d);
 /* An unlabelled dataset of image files (for prediction), in the order given. */
 graft_status graft_dataset_from_files(const char *const *paths, int64_t n, graft_dataset **out);

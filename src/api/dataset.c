@@ -6,13 +6,14 @@
 #include <pthread.h>
 #include <string.h>
 
-graft_status graft_dataset_open(const char *path, const char *labels_npy, graft_dataset **out)
+static graft_status open_dataset(const char *path, const char *labels_npy, int flags,
+                                 graft_dataset **out)
 {
     if (!path || !out)
         return gr_err(GRAFT_E_ARG, "graft_dataset_open: path and out must not be NULL");
     graft_dataset *d = gr_calloc(1, sizeof *d);
     if (!d) return GRAFT_E_NOMEM;
-    int st = gr_dataset_open(path, labels_npy, 0, &d->ds);
+    int st = gr_dataset_open(path, labels_npy, flags, &d->ds);
     if (st) {
         free(d);
         return (graft_status)st;
@@ -20,6 +21,19 @@ graft_status graft_dataset_open(const char *path, const char *labels_npy, graft_
     *out = d;
     return GRAFT_OK;
 }
+
+graft_status graft_dataset_open(const char *path, const char *labels_npy, graft_dataset **out)
+{
+    return open_dataset(path, labels_npy, 0, out);
+}
+
+graft_status graft_dataset_open_unlabeled(const char *path, const char *labels_npy,
+                                          graft_dataset **out)
+{
+    return open_dataset(path, labels_npy, GR_DS_UNLABELED, out);
+}
+
+int graft_dataset_is_unlabeled(const graft_dataset *d) { return d && d->ds->unlabeled; }
 
 void graft_dataset_free(graft_dataset *d)
 {
@@ -194,6 +208,9 @@ graft_status graft_dataset_kshot(const graft_dataset *d, int k, uint64_t seed, g
 {
     if (!d || !out || k < 1)
         return gr_err(GRAFT_E_ARG, "graft_dataset_kshot: dataset, out and k >= 1 are needed");
+    if (d->ds->unlabeled)
+        return gr_err(GRAFT_E_ARG, "%s was opened as unlabelled: k-shot draws need labels",
+                      d->ds->source);
     int64_t *idx;
     int st = gr_sample_kshot(d->ds, NULL, 0, k, seed, &idx);
     if (st) return (graft_status)st;

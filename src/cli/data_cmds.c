@@ -16,7 +16,7 @@ void apply_threads(int threads)
 
 typedef struct data_args {
     const char *labels;
-    int json, check, threads;
+    int json, check, threads, unlabeled;
 } data_args;
 
 static const cli_flag DATA_FLAGS[] = {
@@ -29,6 +29,11 @@ static const cli_flag DATA_FLAGS[] = {
       .type = CLI_SWITCH,
       .help = "decode every image and list the unreadable ones (exit 1 if any)",
       .off = offsetof(data_args, check) },
+    { .name = "unlabeled",
+      .type = CLI_SWITCH,
+      .help =
+          "images without labels: loose in a folder, an IDX file alone, a .npy without --labels",
+      .off = offsetof(data_args, unlabeled) },
     CLI_ROW_JSON(data_args, json),
     CLI_ROW_THREADS(data_args, threads, "all"),
     { 0 },
@@ -68,6 +73,7 @@ static cJSON *describe(const graft_dataset *d, const char *path, int json)
     cJSON_AddStringToObject(o, "kind", graft_dataset_kind(d));
     cJSON_AddNumberToObject(o, "samples", (double)n);
     cJSON_AddNumberToObject(o, "unlabelled", (double)unlabelled);
+    cJSON_AddBoolToObject(o, "opened_unlabeled", graft_dataset_is_unlabeled(d));
     for (int c = 0; c < k; c++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "id", c);
@@ -76,8 +82,13 @@ static cJSON *describe(const graft_dataset *d, const char *path, int json)
         cJSON_AddItemToArray(classes, e);
     }
     if (!json) {
+        const char *note =
+            graft_dataset_is_unlabeled(d)
+                ? (k ? " (opened as unlabelled: the classes for reporting only)" : " (unlabelled)")
+            : unlabelled ? " (some unlabelled)"
+                         : "";
         printf("%s: %s dataset, %lld samples, %d classes%s\n", path, graft_dataset_kind(d),
-               (long long)n, k, unlabelled ? " (some unlabelled)" : "");
+               (long long)n, k, note);
         for (int c = 0; c < k; c++)
             printf("  %3d  %-24s %lld\n", c, graft_dataset_class_name(d, c), (long long)count[c]);
     }
@@ -94,7 +105,8 @@ static int cmd_data(int argc, char **argv)
     if (npos > 1) return usage_error("data", "more than one dataset given");
     const char *path = argv[0];
     graft_dataset *d;
-    graft_status st = graft_dataset_open(path, a.labels, &d);
+    graft_status st = a.unlabeled ? graft_dataset_open_unlabeled(path, a.labels, &d)
+                                  : graft_dataset_open(path, a.labels, &d);
     if (st) return fail(st);
     cJSON *o = describe(d, path, a.json);
     if (!o) {
@@ -132,7 +144,10 @@ const cli_command CMD_DATA = {
     "matching labels file), or a .npy array (labels from --labels). Prints the kind, the number\n"
     "of samples and each class with its id and count, in the order graft assigns ids (sorted\n"
     "names; integer labels keep their values). --check decodes every image (all cores, or\n"
-    "--threads) and lists each unreadable one with its reason; the exit code is then 1.\n",
+    "--threads) and lists each unreadable one with its reason; the exit code is then 1.\n"
+    "--unlabeled opens images without labels: a folder holding them directly or in any\n"
+    "folders (all taken), an IDX images file without its labels file, a .npy without --labels;\n"
+    "a folder of class subfolders keeps its classes for reporting only.\n",
     DATA_FLAGS,
     cmd_data
 };
@@ -163,7 +178,7 @@ graft_extract_opts extract_opts(const extract_flags *f, int quiet, char *buf, si
 typedef struct extract_args {
     extract_flags f;
     const char *out, *lout;
-    int json;
+    int json, unlabeled;
 } extract_args;
 
 static const cli_flag EXTRACT_FLAGS[] = {
@@ -179,6 +194,11 @@ static const cli_flag EXTRACT_FLAGS[] = {
       .meta = "Y.npy",
       .help = "write the class ids as .npy",
       .off = offsetof(extract_args, lout) },
+    { .name = "unlabeled",
+      .type = CLI_SWITCH,
+      .help =
+          "images without labels: loose in a folder, an IDX file alone, a .npy without --labels",
+      .off = offsetof(extract_args, unlabeled) },
     CLI_ROW_JSON(extract_args, json),
     { 0 },
 };
@@ -214,7 +234,8 @@ static int cmd_extract(int argc, char **argv)
     char cache_buf[1024];
     graft_extract_opts o = extract_opts(&a.f, a.json, cache_buf, sizeof cache_buf);
     graft_dataset *d;
-    graft_status st = graft_dataset_open(data, NULL, &d);
+    graft_status st = a.unlabeled ? graft_dataset_open_unlabeled(data, NULL, &d)
+                                  : graft_dataset_open(data, NULL, &d);
     if (st) return fail(st);
     graft_tensor *x = NULL, *y = NULL;
     int cached = 0;

@@ -129,6 +129,8 @@ typedef struct gr_dataset {
     int nclass;
     char **class_names; /* [nclass] */
     int32_t *labels;    /* [n] class id of each sample; -1 = unlabelled (CSV without labels) */
+    int unlabeled;      /* opened as unlabelled (GR_DS_UNLABELED): whatever labels it has are for
+                           reporting only; methods that learn from labels refuse it */
     char **paths;       /* [n] image file of each sample (FOLDER, CSV); NULL otherwise */
     /* CSV extra columns (after path,label), kept as text: e.g. "group" for per-group metrics or
      * further label columns for multi-task use. */
@@ -171,12 +173,19 @@ typedef struct gr_dataset {
  *   *.npy                     NPY: features (n, dim) float32/float64 or images (n, h, w[, c])
  *                             uint8; labels from `labels_npy` (an int array of n), required.
  * labels_npy is used only for NPY (NULL otherwise). Errors name the path, and for CSV the line.
- * Refused with a clear error: no samples, an empty class folder, fewer than two classes (unless
- * allow_one_class), a CSV row whose file is missing (line and path named), a label outside the
+ * flags: GR_DS_* below. Refused with a clear error: no samples, an empty class folder, fewer than
+ * two classes (unless GR_DS_ONE_CLASS or GR_DS_UNLABELED), a CSV row whose file is missing (line and path named), a label outside the
  * classes, IDX counts that disagree with the file size or with each other. More classes than
  * the classes limit (class folders, distinct labels, integer ids) is GRAFT_E_LIMIT. */
-int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_class,
-                    gr_dataset **out);
+enum {
+    GR_DS_ONE_CLASS = 1, /* a single class is fine */
+    GR_DS_UNLABELED = 2  /* unlabelled data: a FOLDER may hold its images directly (or anywhere
+                            below, all taken in os.walk order, labels -1) unless it has the class
+                            layout (subfolders only), whose labels are then kept for reporting;
+                            IDX needs no labels file, NPY no labels_npy; no class count is
+                            required. Sets ds->unlabeled. */
+};
+int gr_dataset_open(const char *path, const char *labels_npy, int flags, gr_dataset **out);
 void gr_dataset_free(gr_dataset *ds);
 /* An unlabelled dataset (labels -1, no classes) of the given image files, in that order. */
 int gr_dataset_from_files(const char *const *paths, int64_t n, gr_dataset **out);

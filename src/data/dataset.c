@@ -157,8 +157,8 @@ int gr_ds_numeric_names(gr_dataset *ds, int k)
 }
 
 /* The checks every kind shares once labels are known: no samples, fewer than two classes
- * present (unless allowed), a label outside the classes. Unlabelled (-1) samples are fine. */
-int gr_ds_check_labels(const gr_dataset *ds, int allow_one_class)
+ * present (unless flags allow), a label outside the classes. Unlabelled (-1) samples are fine. */
+int gr_ds_check_labels(const gr_dataset *ds, int flags)
 {
     if (ds->n == 0) return gr_err(GRAFT_E_FORMAT, "%s: the dataset has no samples", ds->source);
     uint8_t *seen = gr_calloc((size_t)(ds->nclass ? ds->nclass : 1), 1);
@@ -177,7 +177,7 @@ int gr_ds_check_labels(const gr_dataset *ds, int allow_one_class)
         seen[y] = 1;
     }
     free(seen);
-    if (labelled && present < 2 && !allow_one_class)
+    if (labelled && present < 2 && !(flags & (GR_DS_ONE_CLASS | GR_DS_UNLABELED)))
         return gr_err(GRAFT_E_FORMAT,
                       "%s: the dataset has only one class (%s); classification needs at least two",
                       ds->source,
@@ -187,20 +187,18 @@ int gr_ds_check_labels(const gr_dataset *ds, int allow_one_class)
 
 /* ---- opening, samples, classes ----------------------------------------------------------- */
 
-int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_class, gr_dataset **out)
+static int open_kind(const char *path, const char *labels_npy, int flags, gr_dataset **out)
 {
-    if (!path || !out) return gr_err(GRAFT_E_ARG, "gr_dataset_open: NULL argument");
     struct stat sb;
     if (stat(path, &sb) != 0)
         return gr_err(GRAFT_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return gr_ds_open_folder(path, allow_one_class, out);
+    if (S_ISDIR(sb.st_mode)) return gr_ds_open_folder(path, flags, out);
     const char *b = gr_ds_base_name(path);
     if (gr_ds_ends_with_ci(b, ".csv") || gr_ds_ends_with_ci(b, ".tsv") ||
         gr_ds_ends_with_ci(b, ".txt"))
-        return gr_ds_open_csv(path, allow_one_class, out);
-    if (gr_ds_ends_with_ci(b, ".npy"))
-        return gr_ds_open_npy(path, labels_npy, allow_one_class, out);
-    if (strstr(b, "-images-idx3-ubyte")) return gr_ds_open_idx(path, allow_one_class, out);
+        return gr_ds_open_csv(path, flags, out);
+    if (gr_ds_ends_with_ci(b, ".npy")) return gr_ds_open_npy(path, labels_npy, flags, out);
+    if (strstr(b, "-images-idx3-ubyte")) return gr_ds_open_idx(path, flags, out);
     if (strstr(b, "-labels-idx1-ubyte"))
         return gr_err(
             GRAFT_E_ARG,
@@ -210,6 +208,14 @@ int gr_dataset_open(const char *path, const char *labels_npy, int allow_one_clas
                   "%s: cannot tell the dataset kind (expected a folder, .csv/.tsv/.txt, "
                   "*-images-idx3-ubyte[.gz] or .npy)",
                   path);
+}
+
+int gr_dataset_open(const char *path, const char *labels_npy, int flags, gr_dataset **out)
+{
+    if (!path || !out) return gr_err(GRAFT_E_ARG, "gr_dataset_open: NULL argument");
+    int st = open_kind(path, labels_npy, flags, out);
+    if (!st) (*out)->unlabeled = !!(flags & GR_DS_UNLABELED);
+    return st;
 }
 
 int gr_dataset_image(const gr_dataset *ds, int64_t i, gr_image *out)

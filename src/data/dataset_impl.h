@@ -42,14 +42,14 @@ int gr_ds_class_count_check(int64_t k, const char *fmt, ...) __attribute__((form
 /* Names "0".."k-1" for integer labels. */
 int gr_ds_numeric_names(gr_dataset *ds, int k);
 /* The checks every kind shares once labels are known (no samples, one class, a label outside). */
-int gr_ds_check_labels(const gr_dataset *ds, int allow_one_class);
+int gr_ds_check_labels(const gr_dataset *ds, int flags);
 
 /* ---- the dataset kinds (see gr_dataset_open) ---- */
 
-int gr_ds_open_folder(const char *path, int allow_one_class, gr_dataset **out); /* ds_folder.c */
-int gr_ds_open_csv(const char *path, int allow_one_class, gr_dataset **out);    /* ds_csv.c */
-int gr_ds_open_idx(const char *path, int allow_one_class, gr_dataset **out);    /* ds_idx.c */
-int gr_ds_open_npy(const char *path, const char *labels_npy, int allow_one_class,
+int gr_ds_open_folder(const char *path, int flags, gr_dataset **out); /* ds_folder.c */
+int gr_ds_open_csv(const char *path, int flags, gr_dataset **out);    /* ds_csv.c */
+int gr_ds_open_idx(const char *path, int flags, gr_dataset **out);    /* ds_idx.c */
+int gr_ds_open_npy(const char *path, const char *labels_npy, int flags,
                    gr_dataset **out); /* ds_npy.c */
 
 #endif

@@ -309,7 +309,7 @@ static int csv_build(gr_dataset *ds, csv_row *rows, size_t nrows)
     return csv_classes(ds, rows, nrows, lcol);
 }
 
-int gr_ds_open_csv(const char *path, int allow_one_class, gr_dataset **out)
+int gr_ds_open_csv(const char *path, int flags, gr_dataset **out)
 {
     uint8_t *text;
     size_t size;
@@ -336,7 +336,7 @@ int gr_ds_open_csv(const char *path, int allow_one_class, gr_dataset **out)
     else if (!(ds = gr_ds_new(GR_DS_CSV, path))) st = GRAFT_E_NOMEM;
     if (!st) st = csv_build(ds, rows, nrows);
     free_rows(rows, nrows);
-    if (!st) st = gr_ds_check_labels(ds, allow_one_class);
+    if (!st) st = gr_ds_check_labels(ds, flags);
     if (st) gr_dataset_free(ds);
     else *out = ds;
     return st;

@@ -137,8 +137,56 @@ static int add_class(const char *cdir, int cls, gr_ds_vec *paths, gr_ds_vec *lab
     return st;
 }
 
-int gr_ds_open_folder(const char *path, int allow_one_class, gr_dataset **out)
+/* Unlabelled images are either loose in the folder (or in any layout without the class one)
+ * or in class folders: the class layout is subfolders only, no image at the top. */
+static int class_layout(const char *path, int *yes)
 {
+    gr_ds_vec names = { 0 };
+    int st = list_dir(path, &names), dirs = 0, images = 0;
+    for (size_t i = 0; !st && i < names.n; i++) {
+        char *p = gr_ds_join_path(path, names.v[i]);
+        if (!p) st = GRAFT_E_NOMEM;
+        else if (is_dir(p)) dirs++;
+        else images += is_image_name(names.v[i]);
+        free(p);
+    }
+    gr_ds_vec_free_all(&names);
+    *yes = dirs > 0 && images == 0;
+    return st;
+}
+
+/* Every image under path, in torchvision's order, unlabelled (-1), no classes. */
+static int open_unlabeled_tree(const char *path, gr_dataset **out)
+{
+    gr_ds_vec paths = { 0 }, labels = { 0 };
+    int st = add_class(path, -1, &paths, &labels);
+    if (st == GRAFT_E_FORMAT) /* add_class calls an empty folder an empty class */
+        st = gr_err(GRAFT_E_FORMAT, "%s: no image files (.jpg .jpeg .png .pgm .ppm .pnm)", path);
+    gr_dataset *ds = st ? NULL : gr_ds_new(GR_DS_FOLDER, path);
+    if (!st && !ds) st = GRAFT_E_NOMEM;
+    if (!st) {
+        ds->n = (int64_t)paths.n;
+        ds->paths = (char **)paths.v;
+        paths.v = NULL;
+        paths.n = 0;
+        ds->labels = gr_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *ds->labels);
+        if (!ds->labels) st = GRAFT_E_NOMEM;
+        for (int64_t i = 0; !st && i < ds->n; i++) ds->labels[i] = -1;
+    }
+    gr_ds_vec_free_all(&paths);
+    free(labels.v);
+    if (st) gr_dataset_free(ds);
+    else *out = ds;
+    return st;
+}
+
+int gr_ds_open_folder(const char *path, int flags, gr_dataset **out)
+{
+    if (flags & GR_DS_UNLABELED) {
+        int layout, st = class_layout(path, &layout);
+        if (st) return st;
+        if (!layout) return open_unlabeled_tree(path, out);
+    }
     gr_ds_vec classes = { 0 }, paths = { 0 }, labels = { 0 };
     int st = list_dir(path, &classes);
     /* keep only folders: classes are the subfolders, loose files at the top are ignored */
@@ -179,7 +227,7 @@ int gr_ds_open_folder(const char *path, int allow_one_class, gr_dataset **out)
         if (!ds->labels) st = GRAFT_E_NOMEM;
         for (int64_t i = 0; !st && i < ds->n; i++) ds->labels[i] = (int32_t)(intptr_t)labels.v[i];
     }
-    if (!st) st = gr_ds_check_labels(ds, allow_one_class);
+    if (!st) st = gr_ds_check_labels(ds, flags);
     gr_ds_vec_free_all(&classes);
     gr_ds_vec_free_all(&paths);
     free(labels.v);

@@ -273,6 +273,10 @@ static int idx_fill(gr_dataset *ds, idx_file *im, idx_file *lb)
     im->data = NULL;
     if (!(ds->labels = gr_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *ds->labels)))
         return GRAFT_E_NOMEM;
+    if (!lb->data) { /* unlabelled, no labels file: no classes */
+        for (int64_t i = 0; i < ds->n; i++) ds->labels[i] = -1;
+        return GRAFT_OK;
+    }
     int maxv = -1;
     for (int64_t i = 0; i < ds->n; i++) {
         ds->labels[i] = lb->data[i];
@@ -286,19 +290,22 @@ static int idx_fill(gr_dataset *ds, idx_file *im, idx_file *lb)
     return GRAFT_OK;
 }
 
-int gr_ds_open_idx(const char *path, int allow_one_class, gr_dataset **out)
+int gr_ds_open_idx(const char *path, int flags, gr_dataset **out)
 {
     char *lpath = idx_labels_path(path);
     if (!lpath) return GRAFT_E_NOMEM;
     idx_file im = { 0 }, lb = { 0 };
     gr_dataset *ds = NULL;
+    struct stat sb;
     int st = idx_load(path, 3, 0x00000803, &im);
-    if (!st) st = idx_load(lpath, 1, 0x00000801, &lb);
+    int no_labels = (flags & GR_DS_UNLABELED) && stat(lpath, &sb) != 0;
+    if (!st && no_labels) lb.dims[0] = im.dims[0]; /* no data: idx_fill leaves them unlabelled */
+    else if (!st) st = idx_load(lpath, 1, 0x00000801, &lb);
     if (st && im.data)
         st = gr_err_prefix(st, "%s: its labels file", path); /* images ok, labels not */
     if (!st && !(ds = gr_ds_new(GR_DS_IDX, path))) st = GRAFT_E_NOMEM;
     if (!st) st = idx_fill(ds, &im, &lb);
-    if (!st) st = gr_ds_check_labels(ds, allow_one_class);
+    if (!st) st = gr_ds_check_labels(ds, flags);
     free(im.data);
     free(lb.data);
     free(lpath);

@@ -72,11 +72,21 @@ static int npy_fill_labels(gr_dataset *ds, const char *lpath, const gr_tensor *l
     return gr_ds_numeric_names(ds, (int)maxv + 1);
 }
 
-int gr_ds_open_npy(const char *path, const char *labels_npy, int allow_one_class, gr_dataset **out)
+/* Unlabelled samples: labels -1, no classes. */
+static int npy_no_labels(gr_dataset *ds)
 {
-    if (!labels_npy)
+    if (!(ds->labels = gr_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *ds->labels)))
+        return GRAFT_E_NOMEM;
+    for (int64_t i = 0; i < ds->n; i++) ds->labels[i] = -1;
+    return GRAFT_OK;
+}
+
+int gr_ds_open_npy(const char *path, const char *labels_npy, int flags, gr_dataset **out)
+{
+    if (!labels_npy && !(flags & GR_DS_UNLABELED))
         return gr_err(GRAFT_E_ARG,
-                      "%s: a .npy dataset needs its labels (an int array of n) as a second .npy",
+                      "%s: a .npy dataset needs its labels (an int array of n) as a second .npy, "
+                      "or to be opened as unlabelled",
                       path);
     gr_tensor a = { 0 }, l = { 0 };
     gr_dataset *ds = NULL;
@@ -85,10 +95,10 @@ int gr_ds_open_npy(const char *path, const char *labels_npy, int allow_one_class
     if (!(ds = gr_ds_new(GR_DS_NPY, path))) st = GRAFT_E_NOMEM;
     if (!st) st = npy_fill_samples(ds, &a);
     free(a.data);
-    if (!st) st = gr_npy_load(labels_npy, &l);
-    if (!st) st = npy_fill_labels(ds, labels_npy, &l);
+    if (!st && !labels_npy) st = npy_no_labels(ds);
+    else if (!st && !(st = gr_npy_load(labels_npy, &l))) st = npy_fill_labels(ds, labels_npy, &l);
     free(l.data);
-    if (!st) st = gr_ds_check_labels(ds, allow_one_class);
+    if (!st) st = gr_ds_check_labels(ds, flags);
     if (st) gr_dataset_free(ds);
     else *out = ds;
     return st;

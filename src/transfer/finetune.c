@@ -596,6 +596,10 @@ static int choose_layer(ft *f, const gr_model *m, const int64_t *idx, int64_t ni
 static int check_and_split(ft *f, const int64_t *idx, int64_t nidx, int64_t **all)
 {
     const gr_dataset *ds = f->ds;
+    if (ds->unlabeled)
+        return gr_err(GRAFT_E_ARG,
+                      "%s was opened as unlabelled; fine-tuning learns from its labels",
+                      ds->source);
     if (!idx) {
         if (!(*all = malloc((size_t)(ds->n + 1) * sizeof **all)))
             return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");

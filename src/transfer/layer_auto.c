@@ -135,6 +135,10 @@ static void take(int at, char **all, const int64_t *sides, char **pick, int64_t 
 int gr_layer_auto(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int64_t nidx,
                   const gr_extract_opts *o, int max_candidates, gr_layer_score **scores, int *count)
 {
+    if (ds->unlabeled)
+        return gr_err(GRAFT_E_ARG,
+                      "%s was opened as unlabelled; the layer choice scores a probe on labels",
+                      ds->source);
     int max = max_candidates > 0 ? max_candidates : 32;
     char **all = NULL;
     int64_t *sides = NULL, *hw = NULL;
