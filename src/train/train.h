@@ -29,6 +29,27 @@ double gr_loss_bce_logits(const float *logits, const float *target, int64_t n, i
 /* Mean squared error over n elements. */
 double gr_loss_mse(const float *pred, const float *target, int64_t n, float *dpred);
 
+/* ---- losses without labels (loss_adapt.c): domain adaptation and test-time adaptation ----
+ * Each returns the loss (NaN when out of memory or for too few rows) and writes its gradient
+ * w.r.t. its inputs when the pointers are non-NULL. */
+/* TENT's loss: the mean over n rows of the softmax entropy -sum_c p_c log p_c of logits (n, k). */
+double gr_loss_entropy(const float *logits, int64_t n, int k, float *dlogits);
+/* SHOT's information maximisation: mean_i H_eps(p_i) - H_eps(mean_i p_i), H_eps(p) = -sum_c p_c
+ * log(p_c + eps) (SHOT uses eps = 1e-5): confident rows, diverse classes over the batch. */
+double gr_loss_im(const float *logits, int64_t n, int k, double eps, float *dlogits);
+/* Deep CORAL: |C_s - C_t|_F^2 / (4 d^2), C the unbiased covariance (n - 1) of the source rows xs
+ * (ns, d), resp. the target rows xt (nt, d); ns, nt >= 2. */
+double gr_loss_coral(const float *xs, int64_t ns, const float *xt, int64_t nt, int d, float *dxs,
+                     float *dxt);
+/* DAN's multi-kernel MMD^2 between source rows xs (ns, d) and target rows xt (nt, d), the
+ * unbiased estimator: mean k(s, s') + mean k(t, t') - 2 mean k(s, t) over distinct pairs, k the
+ * sum of Gaussian kernels exp(-|x - y|^2 / (2 alpha_q mu)), mu the mean squared distance over all
+ * pairs of [xs; xt] (treated as a constant, as Transfer-Learning-Library does; its defaults are
+ * alpha = 2^-3 .. 2^1). ns, nt >= 2. Transfer-Learning-Library adds 2 / (batch - 1) to its value,
+ * a constant without gradient; graft does not. */
+double gr_loss_mmd(const float *xs, int64_t ns, const float *xt, int64_t nt, int d,
+                   const double *alphas, int nkernel, float *dxs, float *dxt);
+
 /* ---- optimizers ---- */
 
 enum { GR_SGD = 0, GR_ADAMW = 1 };
