@@ -100,6 +100,10 @@ import json, sys
 r = json.load(open('$tmp/fs.out'))
 sys.exit(0 if [x['shot'] for x in r] == [1, 2] and all(0 <= x['accuracy'] <= 1 and x['ci95'] >= 0 for x in r) else 1)"
 check "fewshot: one result per shot, accuracy and interval" "[ $? -eq 0 ]"
+"$GRAFT" fewshot "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --way 2 --shot 1 --query 1 --episodes 50 --transductive --json > "$tmp/fst.out" 2>&1
+check "fewshot --transductive: exit 0, reported" "[ $? -eq 0 ] && grep -q '\"transductive\": true' '$tmp/fst.out'"
+"$GRAFT" fewshot "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --way 2 --method knn --transductive > "$tmp/b7.out" 2>&1
+check "fewshot --transductive with knn: exit 1 saying why" "[ $? -eq 1 ] && grep -q 'refines simpleshot' '$tmp/b7.out'"
 "$GRAFT" fewshot "$REF/resnet18.onnx" "$REF/data" $T --cache "$tmp/c" --way 2 --shot 5 > "$tmp/b6.out" 2>&1
 check "fewshot with too few examples: exit 1 saying so" "[ $? -eq 1 ] && grep -q 'only 0 classes have' '$tmp/b6.out'"
 

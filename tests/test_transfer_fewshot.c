@@ -58,8 +58,8 @@ int main(void)
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/fewshot_reference.py %s",
              GRAFT_SOURCE_DIR, dir);
     if (system(cmd) != 0) return 2;
-    static const char *names[3] = { "simpleshot", "knn", "imprint" };
-    for (int m = 0; m < 3; m++) {
+    static const char *names[4] = { "simpleshot", "knn", "imprint", "transductive" };
+    for (int m = 0; m < 4; m++) {
         char path[512];
         snprintf(path, sizeof path, "%s/pred_%s.npy", dir, names[m]);
         gr_tensor want;

@@ -155,6 +155,8 @@ typedef struct graft_fewshot_opts {
                                     per class; all > 0 */
     int episodes;                /* 600, > 0 */
     uint64_t seed;               /* 0 */
+    int transductive;            /* 1: simpleshot's prototypes refined with the episode's
+                                    unlabelled queries (soft k-means, Ren et al. 2018); 0 */
 } graft_fewshot_opts;
 
 void graft_fewshot_opts_init(graft_fewshot_opts *o);

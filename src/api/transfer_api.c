@@ -456,6 +456,11 @@ graft_status graft_fewshot_eval(const graft_tensor *X, const graft_tensor *y, in
     case GRAFT_FEWSHOT_IMPRINT: fo.method = GR_FS_IMPRINT; break;
     default: return gr_err(GRAFT_E_ARG, "unknown few-shot method %d", (int)o->method);
     }
+    if (o->transductive && fo.method != GR_FS_SIMPLESHOT)
+        return gr_err(GRAFT_E_ARG,
+                      "transductive few-shot refines simpleshot's prototypes; the method is %s",
+                      graft_fewshot_method_name(o->method));
+    if (o->transductive) fo.method = GR_FS_TRANSDUCTIVE;
     gr_fewshot_result r;
     if ((st = gr_fewshot_eval(X->data, y->data, X->dims[0], (int)X->dims[1], nclass, &fo, &r)))
         return (graft_status)st;

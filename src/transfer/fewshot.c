@@ -21,9 +21,60 @@ static void prepared_row(const float *X, int dim, int64_t r, const double *centr
     l2_normalise(out, dim);
 }
 
+/* Soft k-means over the prepared queries Q (nq, dim) from prototypes P (way, dim), with the
+ * support rows S (way * shot, dim) fixed in their classes. */
+static int refine(const double *S, const double *Q, int way, int shot, int nq, int dim, double *P)
+{
+    double *z = malloc((size_t)nq * way * sizeof *z);
+    if (!z) return gr_err(GRAFT_E_NOMEM, "few-shot: out of memory");
+    for (int it = 0; it < GR_FS_TD_ITERS; it++) {
+        for (int i = 0; i < nq; i++) { /* z[i] = softmax(-beta d(q_i, p_c)) */
+            double *zi = z + (int64_t)i * way, lo = INFINITY, sum = 0;
+            for (int c = 0; c < way; c++) {
+                double d = 0;
+                for (int j = 0; j < dim; j++) {
+                    double t = Q[(int64_t)i * dim + j] - P[(int64_t)c * dim + j];
+                    d += t * t;
+                }
+                zi[c] = d, lo = d < lo ? d : lo;
+            }
+            for (int c = 0; c < way; c++) sum += (zi[c] = exp(-GR_FS_TD_BETA * (zi[c] - lo)));
+            for (int c = 0; c < way; c++) zi[c] /= sum;
+        }
+        for (int c = 0; c < way; c++) {
+            double *p = P + (int64_t)c * dim, w = shot;
+            for (int j = 0; j < dim; j++) p[j] = 0;
+            for (int s = 0; s < shot; s++)
+                for (int j = 0; j < dim; j++) p[j] += S[((int64_t)c * shot + s) * dim + j];
+            for (int i = 0; i < nq; i++) {
+                double zc = z[(int64_t)i * way + c];
+                w += zc;
+                for (int j = 0; j < dim; j++) p[j] += zc * Q[(int64_t)i * dim + j];
+            }
+            for (int j = 0; j < dim; j++) p[j] /= w;
+        }
+    }
+    free(z);
+    return GRAFT_OK;
+}
+
+/* Transductive: SimpleShot's prototypes refined with all the prepared queries. */
+static int transduce(const float *X, int dim, const int64_t *query, int way, int shot, int nq,
+                     const double *centre, const double *S, double *P)
+{
+    double *Q = malloc((size_t)nq * dim * sizeof *Q);
+    if (!Q) return gr_err(GRAFT_E_NOMEM, "few-shot: out of memory");
+    for (int i = 0; i < nq; i++) prepared_row(X, dim, query[i], centre, Q + (int64_t)i * dim);
+    int st = refine(S, Q, way, shot, nq, dim, P);
+    free(Q);
+    return st;
+}
+
 int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const int64_t *query,
                        int way, int shot, int nquery, int method, int32_t *pred)
 {
+    int td = method == GR_FS_TRANSDUCTIVE;
+    if (td) method = GR_FS_SIMPLESHOT;
     int ns = way * shot;
     double *centre = method == GR_FS_SIMPLESHOT ? calloc((size_t)dim, sizeof(double)) : NULL;
     double *S = malloc((size_t)ns * dim * sizeof(double)),
@@ -44,6 +95,11 @@ int gr_fewshot_episode(const float *X, int dim, const int64_t *support, const in
         for (int s = 0; s < shot; s++)
             for (int j = 0; j < dim; j++) p[j] += S[((int64_t)c * shot + s) * dim + j] / shot;
         if (method == GR_FS_IMPRINT) l2_normalise(p, dim);
+    }
+    int st = td ? transduce(X, dim, query, way, shot, way * nquery, centre, S, P) : GRAFT_OK;
+    if (st) {
+        free(centre), free(S), free(P), free(q);
+        return st;
     }
     for (int i = 0; i < way * nquery; i++) {
         prepared_row(X, dim, query[i], centre, q);
@@ -84,7 +140,7 @@ int gr_fewshot_eval(const float *X, const int32_t *y, int64_t n, int dim, int nc
     if (o->way < 2 || o->shot < 1 || o->query < 1 || o->episodes < 1)
         return gr_err(GRAFT_E_ARG,
                       "few-shot: way >= 2, shot >= 1, query >= 1 and episodes >= 1 are needed");
-    if (o->method < GR_FS_SIMPLESHOT || o->method > GR_FS_IMPRINT)
+    if (o->method < GR_FS_SIMPLESHOT || o->method > GR_FS_TRANSDUCTIVE)
         return gr_err(GRAFT_E_ARG, "few-shot: unknown method");
     /* rows of each class */
     int64_t *count = calloc((size_t)nclass + 1, sizeof *count),

@@ -196,7 +196,11 @@ int gr_layer_auto(const gr_model *m, const gr_dataset *ds, const int64_t *idx, i
 
 /* ==== few-shot learning (fewshot.c) ======================================================= */
 
-enum { GR_FS_SIMPLESHOT = 0, GR_FS_KNN = 1, GR_FS_IMPRINT = 2 };
+enum { GR_FS_SIMPLESHOT = 0, GR_FS_KNN = 1, GR_FS_IMPRINT = 2, GR_FS_TRANSDUCTIVE = 3 };
+/* Transductive refinement: GR_FS_TD_ITERS rounds of soft k-means with assignments
+ * softmax(-GR_FS_TD_BETA |q - p_c|^2) on the prepared (unit-length) rows. */
+enum { GR_FS_TD_ITERS = 10 };
+#define GR_FS_TD_BETA 5.0
 
 /* Episodic evaluation: each episode draws `way` classes (among those with at least
  * shot + query rows), `shot` support and `query` query rows per class, classifies the queries
@@ -205,7 +209,13 @@ enum { GR_FS_SIMPLESHOT = 0, GR_FS_KNN = 1, GR_FS_IMPRINT = 2 };
  *               2019, with the episode's support standing in for the base-class mean);
  *   knn         cosine nearest neighbour (k = 1) among the support rows;
  *   imprint     weights = L2-normalised class means of the L2-normalised rows (Qi et al. 2018),
- *               prediction = the largest cosine (no centring).
+ *               prediction = the largest cosine (no centring);
+ *   transductive  SimpleShot's rows and prototypes, then refined with the episode's unlabelled
+ *               queries by soft k-means (Ren et al. 2018): GR_FS_TD_ITERS times, each query
+ *               weighs softmax_c(-beta |q - p_c|^2) in class c, p_c = (sum of c's support + sum
+ *               of weighted queries) / (shot + sum of weights). Measured on PP-OCR's p2o.Add.75
+ *               (4x4 grid) -> Fashion-MNIST, 300 5-way episodes: 1-shot 66.7 -> 72.7 %, 5-shot
+ *               80.6 -> 80.2 % (beta 5, 10 rounds; 1 and 20 did worse at 1 shot).
  * Ties go to the lower class. */
 typedef struct gr_fewshot_opts {
     int method, way, shot, query, episodes;
