@@ -5,6 +5,7 @@
  *     Python's sorted(os.walk) with graft's extensions and hidden-file rule
  *     (scripts/data_reference.py walkfiles), labels -1, no classes; without the flag it is
  *     refused (no class folders);
+ *   - an empty folder is refused ("no image files");
  *   - a folder in the class layout keeps its classes and labels (the same as a labelled open)
  *     for reporting, and is marked unlabelled; a single class folder is fine;
  *   - Fashion-MNIST's images file copied where no labels file is: the same pixels as the
@@ -115,6 +116,15 @@ static void test_folders(void)
     CHECK(st == GRAFT_OK, "unlabelled open of %s: %s", one, graft_last_error());
     if (!st) check_tree(ds, one);
     gr_dataset_free(ds);
+
+    /* nothing to take: an error that says so */
+    char empty[600];
+    snprintf(empty, sizeof empty, "%s/empty", tmp);
+    mkdir(empty, 0700);
+    ds = NULL;
+    st = gr_dataset_open(empty, NULL, GR_DS_UNLABELED, &ds);
+    CHECK(st == GRAFT_E_FORMAT && !ds && strstr(graft_last_error(), "no image files"),
+          "an empty folder, unlabelled: %d '%s'", st, graft_last_error());
 
     /* the class layout (no image at the top): classes kept for reporting */
     snprintf(hid, sizeof hid, "%s/loose.png", root);

@@ -111,8 +111,10 @@ static void free_blocks(gr_ds_vec *blocks)
     blocks->n = blocks->cap = 0;
 }
 
-/* Moves the files of one class folder, in torchvision's order, onto paths/labels. */
-static int add_class(const char *cdir, int cls, gr_ds_vec *paths, gr_ds_vec *labels_v)
+/* Moves the files under dir, in torchvision's order, onto paths/labels (label cls); *added
+ * gets their count. */
+static int add_files(const char *cdir, int cls, gr_ds_vec *paths, gr_ds_vec *labels_v,
+                     size_t *added_out)
 {
     gr_ds_vec blocks = { 0 };
     int st = walk(cdir, 0, &blocks);
@@ -130,6 +132,15 @@ static int add_class(const char *cdir, int cls, gr_ds_vec *paths, gr_ds_vec *lab
         }
     }
     free_blocks(&blocks);
+    *added_out = added;
+    return st;
+}
+
+/* The files of one class folder, which must have some. */
+static int add_class(const char *cdir, int cls, gr_ds_vec *paths, gr_ds_vec *labels_v)
+{
+    size_t added = 0;
+    int st = add_files(cdir, cls, paths, labels_v, &added);
     if (!st && added == 0)
         st =
             gr_err(GRAFT_E_FORMAT,
@@ -159,8 +170,9 @@ static int class_layout(const char *path, int *yes)
 static int open_unlabeled_tree(const char *path, gr_dataset **out)
 {
     gr_ds_vec paths = { 0 }, labels = { 0 };
-    int st = add_class(path, -1, &paths, &labels);
-    if (st == GRAFT_E_FORMAT) /* add_class calls an empty folder an empty class */
+    size_t added = 0;
+    int st = add_files(path, -1, &paths, &labels, &added);
+    if (!st && added == 0)
         st = gr_err(GRAFT_E_FORMAT, "%s: no image files (.jpg .jpeg .png .pgm .ppm .pnm)", path);
     gr_dataset *ds = st ? NULL : gr_ds_new(GR_DS_FOLDER, path);
     if (!st && !ds) st = GRAFT_E_NOMEM;
