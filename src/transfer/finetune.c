@@ -565,9 +565,10 @@ static int write_model(ft *f, const char *out_path)
     return st;
 }
 
-/* layer "auto": the layer and pooling gr_layer_auto ranks best on the samples to fine-tune on
- * (all of them, validation split included, as graft fit --layer auto ranks its training part),
- * with the preprocessing; the ranking stays in the result. */
+/* layer "auto": the layer and pooling gr_layer_auto ranks best on the samples to fine-tune on,
+ * with the preprocessing; the ranking stays in the result. All of them, the validation split
+ * included, as the CLI ranked them before the API did (graft fit ranks its training part only;
+ * doing the same here would change which layer some runs get). */
 static int choose_layer(ft *f, const gr_model *m, const int64_t *idx, int64_t nidx)
 {
     gr_extract_opts eo = { .t = f->r.eval_t,
