@@ -7,47 +7,17 @@
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 
+#include "data_ref.h"
+
 #include "data/data.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
 static char tmp[256];
-
-/* Runs the reference script with the given arguments; returns its stdout (malloc'd). */
-static char *py(const char *fmt, ...)
-{
-    const char *src = getenv("GRAFT_SOURCE_DIR");
-    char args[2048], cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/data_reference.py %s", src ? src : "..",
-             args);
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        fprintf(stderr, "cannot run %s\n", cmd);
-        exit(2);
-    }
-    size_t n = 0, cap = 1 << 16;
-    char *buf = malloc(cap);
-    size_t k;
-    while ((k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += k;
-        if (cap - n < 2) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    if (pclose(p) != 0) {
-        fprintf(stderr, "reference failed: %s\n", cmd);
-        exit(2);
-    }
-    return buf;
-}
 
 static gr_dataset *open_ok(const char *path, const char *labels, int one)
 {

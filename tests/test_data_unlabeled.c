@@ -19,45 +19,19 @@
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 
+#include "data_ref.h"
+
 #include "data/data.h"
 #include "graft.h"
 #include "io/io.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
 static char tmp[256], tiny[4096];
-
-/* The reference script's stdout for these arguments (malloc'd); exits on failure. */
-static char *py(const char *fmt, ...)
-{
-    const char *src = getenv("GRAFT_SOURCE_DIR");
-    char args[2048], cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/data_reference.py %s", src ? src : "..",
-             args);
-    FILE *p = popen(cmd, "r");
-    if (!p) exit(2);
-    size_t n = 0, cap = 1 << 16, k;
-    char *buf = malloc(cap);
-    while ((k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += k;
-        if (cap - n < 2) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    if (pclose(p) != 0) {
-        fprintf(stderr, "reference failed: %s\n", cmd);
-        exit(2);
-    }
-    return buf;
-}
 
 static void write_file(const char *path, const char *text)
 {

@@ -6,7 +6,7 @@
  * give NaN, not a number that looks like a loss. */
 #include "harness.h"
 
-#include "io/io.h"
+#include "ref_npy.h"
 #include "train/train.h"
 
 #include <math.h>
@@ -14,26 +14,7 @@
 
 static char dir[256];
 
-/* A reference array as float (float64 files converted), its element count in *n. */
-static float *load(const char *name, int64_t *n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
-    gr_tensor t;
-    if (gr_npy_load(path, &t)) {
-        fprintf(stderr, "cannot load %s: %s\n", path, graft_last_error());
-        exit(2);
-    }
-    int64_t m = gr_numel(&t.shape);
-    if (n) *n = m;
-    if (t.dtype == GR_F64) {
-        float *f = malloc((size_t)m * sizeof *f + 4);
-        for (int64_t i = 0; i < m; i++) f[i] = (float)((double *)t.data)[i];
-        free(t.data);
-        return f;
-    }
-    return t.data;
-}
+static float *load(const char *name, int64_t *n) { return ref_load(dir, name, n); }
 
 static double load_scalar(const char *name)
 {

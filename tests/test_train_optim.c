@@ -4,32 +4,14 @@
  * parameter groups, warm-up + cosine and clipping), and L2-SP against its closed form. */
 #include "harness.h"
 
-#include "io/io.h"
+#include "ref_npy.h"
 #include "train/train.h"
 
 #include <string.h>
 
 static char dir[256];
 
-static float *load(const char *name, int64_t *n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
-    gr_tensor t;
-    if (gr_npy_load(path, &t)) {
-        fprintf(stderr, "cannot load %s: %s\n", path, graft_last_error());
-        exit(2);
-    }
-    if (n) *n = gr_numel(&t.shape);
-    if (t.dtype == GR_F64) { /* losses are saved in double */
-        int64_t m = gr_numel(&t.shape);
-        float *f = malloc((size_t)m * sizeof *f + 4);
-        for (int64_t i = 0; i < m; i++) f[i] = (float)((double *)t.data)[i];
-        free(t.data);
-        return f;
-    }
-    return t.data;
-}
+static float *load(const char *name, int64_t *n) { return ref_load(dir, name, n); }
 
 static void test_ce(void)
 {

@@ -165,6 +165,24 @@ void gr_dnnl_set_layout(gr_tensor *t, const dnnl_memory_desc_t *md)
     t->bytes = dnnl_memory_desc_get_size(md);
 }
 
+/* The primitive of descriptor pd (consumed) and its user scratchpad: the op's scratch grows to
+ * the largest any of its primitives asks for. */
+static int make_primitive(gr_opctx *c, dnnl_primitive_desc_t pd, dnnl_primitive_t *prim,
+                          dnnl_memory_t *spad)
+{
+    dnnl_status_t st = dnnl_success;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (bytes) {
+        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
+        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
+    }
+    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) *prim = NULL;
+    return gr_dnnl_check(c, st, "primitive");
+}
+
 /* Creates a primitive for op_desc with a user scratchpad (sized into c->scratch_bytes; *spad
  * NULL when none is needed). *prim is NULL, with GRAFT_OK, when oneDNN has no implementation:
  * the caller runs its reference kernel. */
@@ -182,16 +200,7 @@ int gr_dnnl_make(gr_opctx *c, const void *op_desc, dnnl_primitive_t *prim, dnnl_
     dnnl_primitive_attr_destroy(attr);
     if (st == dnnl_out_of_memory) return gr_dnnl_check(c, st, "primitive descriptor");
     if (st != dnnl_success) return GRAFT_OK;
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (bytes) {
-        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
-        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
-    }
-    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (st != dnnl_success) *prim = NULL;
-    return gr_dnnl_check(c, st, "primitive");
+    return make_primitive(c, pd, prim, spad);
 }
 
 int gr_dnnl_plain_mem(gr_opctx *c, dnnl_memory_t *m, const gr_shape *s)
@@ -221,14 +230,5 @@ int gr_dnnl_make_bwd(gr_opctx *c, const void *fwd_desc, const void *bwd_desc,
     if (hint) dnnl_primitive_desc_destroy(hint);
     if (st != dnnl_success)
         return st == dnnl_out_of_memory ? gr_dnnl_check(c, st, "primitive descriptor") : GRAFT_OK;
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (bytes) {
-        st = dnnl_memory_create(spad, smd, c->dnnl->engine, DNNL_MEMORY_NONE);
-        if (bytes > c->scratch_bytes) c->scratch_bytes = bytes;
-    }
-    if (st == dnnl_success) st = dnnl_primitive_create(prim, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (st != dnnl_success) *prim = NULL;
-    return gr_dnnl_check(c, st, "primitive");
+    return make_primitive(c, pd, prim, spad);
 }
