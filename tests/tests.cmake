@@ -36,6 +36,9 @@ graft_test(test_io_safetensors "resume"
 
 add_test(NAME test_cli_data COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_data.sh $<TARGET_FILE:graft_cli>)
 set_tests_properties(test_cli_data PROPERTIES LABELS "cli;data;badinput")
+add_test(NAME test_cli_adapt COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_adapt.sh
+  $<TARGET_FILE:graft_cli> ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cli_adapt PROPERTIES LABELS "cli;transfer;badinput")
 
 # Feature extraction against PyTorch, and its cache (a fixture writes the reference).
 add_test(NAME extract_reference

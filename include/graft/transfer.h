@@ -277,6 +277,48 @@ graft_status graft_model_finetune(const graft_model *m, const graft_dataset *d,
                                   const graft_tensor *subset, const graft_finetune_opts *o,
                                   const char *out_path, char **summary);
 
+/* ---- adaptation to unlabelled target data, without the source data ------------------------
+ * The model is a trained classifier (output 0: logits or their Softmax, made by a Gemm or MatMul
+ * classifier), e.g. one graft finetune wrote. */
+typedef enum graft_adapt_method {
+    GRAFT_ADAPT_ADABN = 0, /* "adabn": every BatchNorm's statistics re-estimated on the target */
+    GRAFT_ADAPT_TENT = 1,  /* "tent": BatchNorm scale and shift trained to minimise the entropy
+                              of the predictions (batch statistics), then AdaBN's statistics */
+    GRAFT_ADAPT_SHOT = 2   /* "shot": the classifier frozen, the layers before it trained with
+                              information maximisation and clustered pseudo-labels */
+} graft_adapt_method;
+const char *graft_adapt_method_name(graft_adapt_method m);
+graft_status graft_adapt_method_from_name(const char *name, graft_adapt_method *out);
+
+typedef struct graft_adapt_opts {
+    graft_adapt_method method;  /* GRAFT_ADAPT_ADABN */
+    const char *transform;      /* the target's preprocessing, text form; NULL (default): the
+                                  model's graft.transform metadata, else ImageNet's */
+    int epochs;                 /* tent, shot: passes over the target, > 0; GRAFT_AUTO (default):
+                                  1 (tent), 10 (shot) */
+    double lr;                  /* > 0; GRAFT_AUTO (default): 1e-3 (tent: Adam; shot: SGD with
+                                  Nesterov momentum 0.9, weight decay 1e-3, cosine to a tenth) */
+    double shot_beta;           /* weight of SHOT's pseudo-label loss, >= 0 (0.3) */
+    int batch, workers;         /* 64, 2; both > 0 */
+    uint64_t seed;              /* 0 */
+    graft_progress_fn progress; /* stages "train" (images of each epoch) and "adapt" (notes) */
+    void *progress_ctx;
+} graft_adapt_opts;
+
+void graft_adapt_opts_init(graft_adapt_opts *o);
+
+/* Adapts the model to the images of `target` (open it with graft_dataset_open_unlabeled; labels
+ * it has are only reported) and writes it to out_path: the same inputs, outputs and metadata
+ * with the adapted weights, and "graft.adapt". *summary (may be NULL; caller frees) is JSON:
+ * method, target, labelled, batchnorms, params_trained, entropy_before/after (mean entropy of
+ * the predictions), diversity_before/after (entropy of the mean prediction), accuracy_before/
+ * after (null without labels), pseudo_labels {count, confidence, accuracy} (shot), loss_first/
+ * loss_last, harm (the predictions collapsed onto few classes: diversity halved) and seconds. */
+graft_status graft_adapt(const char *model_path, const graft_dataset *target,
+                         const graft_adapt_opts *o, const char *out_path, char **summary);
+graft_status graft_model_adapt(const graft_model *m, const graft_dataset *target,
+                               const graft_adapt_opts *o, const char *out_path, char **summary);
+
 /* ---- evaluation ----------------------------------------------------------------------------
  * Accuracy, top-5, per-class precision/recall/F1, confusion matrix and expected calibration
  * error (15 bins) of probabilities against labels, as JSON (the caller frees it); with group

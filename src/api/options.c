@@ -32,6 +32,7 @@ static const char *const methods[] = { "simpleshot", "knn", "imprint" };
 static const char *const inits[] = { "probe", "imprint", "random" };
 static const char *const bns[] = { "auto", "train", "frozen" };
 static const char *const optimizers[] = { "adamw", "sgd" };
+static const char *const adapts[] = { "adabn", "tent", "shot" };
 #define N(a) ((int)(sizeof a / sizeof *a))
 
 const char *graft_pool_name(graft_pool p) { return name_at(pools, N(pools), (int)p); }
@@ -42,6 +43,10 @@ const char *graft_bn_name(graft_bn b) { return name_at(bns, N(bns), (int)b); }
 const char *graft_fewshot_method_name(graft_fewshot_method m)
 {
     return name_at(methods, N(methods), (int)m);
+}
+const char *graft_adapt_method_name(graft_adapt_method m)
+{
+    return name_at(adapts, N(adapts), (int)m);
 }
 const char *graft_optimizer_name(graft_optimizer o)
 {
@@ -86,6 +91,13 @@ graft_status graft_fewshot_method_from_name(const char *name, graft_fewshot_meth
     int i = 0,
         st = lookup(methods, N(methods), name, "few-shot method", "simpleshot, knn or imprint", &i);
     if (!st) *out = (graft_fewshot_method)i;
+    return st;
+}
+
+graft_status graft_adapt_method_from_name(const char *name, graft_adapt_method *out)
+{
+    int i = 0, st = lookup(adapts, N(adapts), name, "adaptation method", "adabn, tent or shot", &i);
+    if (!st) *out = (graft_adapt_method)i;
     return st;
 }
 
@@ -135,6 +147,16 @@ void graft_fewshot_opts_init(graft_fewshot_opts *o)
     *o = (graft_fewshot_opts){
         .method = GRAFT_FEWSHOT_SIMPLESHOT, .way = 5, .shot = 1, .query = 15, .episodes = 600
     };
+}
+
+void graft_adapt_opts_init(graft_adapt_opts *o)
+{
+    *o = (graft_adapt_opts){ .method = GRAFT_ADAPT_ADABN,
+                             .epochs = GRAFT_AUTO,
+                             .lr = GRAFT_AUTO,
+                             .shot_beta = 0.3,
+                             .batch = 64,
+                             .workers = 2 };
 }
 
 void graft_finetune_opts_init(graft_finetune_opts *o)

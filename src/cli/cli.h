@@ -7,6 +7,7 @@
  *   fit_cmds.c      fit, fewshot, export
  *   eval_cmds.c     predict, eval (a saved head and where its features come from: head_load.c)
  *   finetune_cmd.c  finetune
+ *   adapt_cmd.c     adapt
  *   keyword_cmds.c  keyword embed, listen, export; keyword_train.c: keyword train, eval
  *   progress.c      what the library reports (graft_progress_fn), drawn on stderr
  * Exit codes: 0 success, 1 bad input (a file, model or data problem), 2 bad usage, 3 internal
@@ -34,7 +35,7 @@ double wall_seconds(void);
 /* ---- the commands (cmd_NAME(argc, argv): the arguments after the command's name) ---- */
 extern const cli_command CMD_INFO, CMD_RUN, CMD_DATA, CMD_EXTRACT, CMD_FIT, CMD_FEWSHOT, CMD_EXPORT,
     CMD_PREDICT, CMD_EVAL, CMD_FINETUNE, CMD_KW_TRAIN, CMD_KW_EVAL, CMD_KW_LISTEN, CMD_KW_EMBED,
-    CMD_KW_EXPORT;
+    CMD_KW_EXPORT, CMD_ADAPT;
 
 /* ---- feature extraction, shared by extract, fit, fewshot (data_cmds.c) ---- */
 typedef struct extract_flags {

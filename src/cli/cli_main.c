@@ -67,9 +67,9 @@ static const cli_command CMD_VERSION = { "version",           "",
 /* ---- the list of commands ---- */
 
 static const cli_command *const COMMANDS[] = {
-    &CMD_INFO,      &CMD_RUN,      &CMD_DATA,      &CMD_EXTRACT, &CMD_FIT,      &CMD_FINETUNE,
-    &CMD_PREDICT,   &CMD_EVAL,     &CMD_EXPORT,    &CMD_FEWSHOT, &CMD_KW_TRAIN, &CMD_KW_EVAL,
-    &CMD_KW_LISTEN, &CMD_KW_EMBED, &CMD_KW_EXPORT, &CMD_VERSION, NULL,
+    &CMD_INFO,    &CMD_RUN,       &CMD_DATA,     &CMD_EXTRACT,   &CMD_FIT,     &CMD_FINETUNE,
+    &CMD_ADAPT,   &CMD_PREDICT,   &CMD_EVAL,     &CMD_EXPORT,    &CMD_FEWSHOT, &CMD_KW_TRAIN,
+    &CMD_KW_EVAL, &CMD_KW_LISTEN, &CMD_KW_EMBED, &CMD_KW_EXPORT, &CMD_VERSION, NULL,
 };
 
 static void print_commands(FILE *out, const char *prefix)

@@ -140,6 +140,13 @@ int gr_gb_pool(gr_gb *b, int x, const gr_shape *fs, int pool, int *y, int64_t *f
 
 int gr_graph_add_meta(gr_graph *g, const char *key, const char *value)
 {
+    for (int i = 0; i < g->nmeta; i++)
+        if (!strcmp(g->meta[i].key, key)) { /* a model adapted twice says what it is now */
+            char *v = gr_arena_strdup(g->arena, value);
+            if (!v) return oom();
+            g->meta[i].value = v;
+            return GRAFT_OK;
+        }
     gr_meta *m = gr_arena_alloc(g->arena, (size_t)(g->nmeta + 2) * sizeof *m);
     if (!m) return oom();
     if (g->nmeta) memcpy(m, g->meta, (size_t)g->nmeta * sizeof *m);
@@ -147,5 +154,27 @@ int gr_graph_add_meta(gr_graph *g, const char *key, const char *value)
     if (!m[g->nmeta].key || !m[g->nmeta].value) return oom();
     g->meta = m;
     g->nmeta++;
+    return GRAFT_OK;
+}
+
+int gr_node_set_attr_float(gr_graph *g, int k, const char *name, float value)
+{
+    gr_node *n = &g->nodes[k];
+    for (int i = 0; i < n->nattr; i++)
+        if (!strcmp(n->attrs[i].name, name)) {
+            if (n->attrs[i].type != GR_AT_FLOAT)
+                return gr_err(GRAFT_E_FORMAT, "node '%s': attribute '%s' is not a float", n->name,
+                              name);
+            n->attrs[i].f = value;
+            return GRAFT_OK;
+        }
+    gr_attr *a = gr_arena_alloc(g->arena, (size_t)(n->nattr + 1) * sizeof *a);
+    if (!a) return oom();
+    if (n->nattr) memcpy(a, n->attrs, (size_t)n->nattr * sizeof *a);
+    a[n->nattr] = (gr_attr){ .name = gr_arena_strdup(g->arena, name), .type = GR_AT_FLOAT };
+    if (!a[n->nattr].name) return oom();
+    a[n->nattr].f = value;
+    n->attrs = a;
+    n->nattr++;
     return GRAFT_OK;
 }

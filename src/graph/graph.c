@@ -456,6 +456,23 @@ static int clone_rest(const gr_graph *src, gr_graph *g)
     return bad ? oom() : GRAFT_OK;
 }
 
+int gr_graph_sync_inits(gr_graph *dst, const gr_graph *src)
+{
+    int n = 0;
+    for (int v = 0; v < dst->nvalues; v++) {
+        gr_value *d = &dst->values[v];
+        if (!d->is_init) continue;
+        int w = gr_graph_find_value(src, d->name);
+        if (w < 0) continue;
+        const gr_value *s = &src->values[w];
+        if (!s->is_init || s->t.dtype != d->t.dtype || !gr_shape_eq(&s->t.shape, &d->t.shape))
+            continue;
+        n += d->t.data != s->t.data;
+        d->t.data = s->t.data;
+    }
+    return n;
+}
+
 int gr_graph_clone(const gr_graph *src, int share_init, gr_graph **out)
 {
     gr_graph *g = gr_calloc(1, sizeof *g);

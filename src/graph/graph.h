@@ -133,6 +133,11 @@ int gr_graph_can_read(const gr_graph *g, int v);
  * and the inference rewrites, are fine): src must outlive it and neither may write them. A
  * trainer writes its weights: fine-tuning copies them. */
 int gr_graph_clone(const gr_graph *src, int share_init, gr_graph **out);
+/* Points every initializer of dst at the data of src's initializer of the same name, dtype and
+ * shape (src must outlive dst's use of them): e.g. a clone made before training takes the
+ * trained weights while keeping its own structure (a trainer may have folded src's frozen
+ * BatchNorms). Returns how many pointers changed. */
+int gr_graph_sync_inits(gr_graph *dst, const gr_graph *src);
 /* An empty graph (default-domain opset `opset`) to build with the calls below. */
 int gr_graph_new(int opset, gr_graph **out);
 /* Appends a graph input (a plain value; -1 dims are symbolic), resp. makes v an output. */
@@ -213,8 +218,11 @@ int gr_gb_linear(gr_gb *b, const char *part, int x, int64_t nout, int64_t fan_in
 /* Pooling of the rank-4 value x of shape fs ("pool" into "pooled") and Flatten ("flatten"
  * into "features" = *y, (N, fan_in)). */
 int gr_gb_pool(gr_gb *b, int x, const gr_shape *fs, int pool, int *y, int64_t *fan_in);
-/* Appends the metadata entry key = value (copied). */
+/* Sets the metadata entry key = value (copied): replaces its value when key is there, else
+ * appends it. */
 int gr_graph_add_meta(gr_graph *g, const char *key, const char *value);
+/* Sets float attribute `name` of node k (appended when the node has none). */
+int gr_node_set_attr_float(gr_graph *g, int k, const char *name, float value);
 
 /* ---- surgery (surgery.c): shapes, cutting, new heads, the classifier, freezing ---- */
 

@@ -108,6 +108,19 @@ double gr_optim_step(gr_optim *o, float *w, float *g);
 /* ---- the training session ---- */
 
 enum { GR_LOSS_CE = 0, GR_LOSS_BCE = 1, GR_LOSS_MSE = 2 };
+enum { GR_TRAIN_MAXOUT = 8 }; /* graph outputs a training session takes */
+
+/* A loss the caller computes (gr_trainer_step_fn): after the forward in training mode, y[i] is
+ * graph output i (plain); the loss writes the gradient of each float output it uses into dy[i]
+ * (plain, y[i]'s size) and sets used[i]; outputs it leaves unused get no gradient. */
+typedef struct gr_loss_io {
+    int ny;
+    const gr_tensor *y[GR_TRAIN_MAXOUT];
+    float *dy[GR_TRAIN_MAXOUT]; /* NULL for an output that is not float32 */
+    unsigned char used[GR_TRAIN_MAXOUT];
+} gr_loss_io;
+/* Returns a status (its message in gr_err) and the loss. */
+typedef int (*gr_loss_fn)(void *ctx, gr_loss_io *io, double *loss);
 
 typedef struct gr_trainer_cfg {
     gr_optim_cfg opt;
@@ -145,8 +158,8 @@ typedef struct gr_trainer {
     gr_optim opt;
     gr_plan *plan;
     gr_rng rng;
-    float *dout; /* gradient of output 0 */
-    size_t dout_cap;
+    float *dout[GR_TRAIN_MAXOUT]; /* gradients of the float outputs (plain) */
+    size_t dout_cap[GR_TRAIN_MAXOUT];
     int64_t step; /* completed updates */
     double last_loss, last_norm;
 } gr_trainer;
@@ -166,6 +179,11 @@ int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, doubl
  * and parity tests, with the gradients left in t->grad when want_grad. */
 int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad,
                     double *loss);
+/* The same two with the caller's loss over all the outputs (domain adaptation: a classification
+ * loss on some rows, an alignment loss on features; see gr_loss_io). */
+int gr_trainer_step_fn(gr_trainer *t, const gr_tensor *x, gr_loss_fn fn, void *ctx, double *loss);
+int gr_trainer_grad_fn(gr_trainer *t, const gr_tensor *x, gr_loss_fn fn, void *ctx, int want_grad,
+                       double *loss);
 
 /* ---- checkpoints (checkpoint.c) ----
  * One safetensors file holds a training session: every trainable parameter under its

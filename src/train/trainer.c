@@ -188,7 +188,7 @@ void gr_trainer_free(gr_trainer *t)
     free(t->buf);
     free(t->buf_saved);
     free(t->buf_values);
-    free(t->dout);
+    for (int i = 0; i < GR_TRAIN_MAXOUT; i++) free(t->dout[i]);
     free(t);
 }
 
@@ -205,16 +205,17 @@ static int ensure_plan(gr_trainer *t, const gr_tensor *x)
                        .rng = &t->rng };
     int st = gr_plan_build(t->g, x, &o, &t->plan);
     if (st) return st;
-    const gr_tensor *y = gr_plan_output(t->plan, 0);
-    size_t need = (size_t)gr_numel(&y->shape);
-    if (y->dtype != GR_F32)
-        st = gr_err(GRAFT_E_SHAPE, "the model's first output is %s, not float32",
-                    gr_dtype_name(y->dtype));
-    if (!st && need > t->dout_cap) {
-        free(t->dout);
-        t->dout = malloc(need * sizeof(float) + 64);
-        t->dout_cap = t->dout ? need : 0;
-        if (!t->dout) st = GRAFT_E_NOMEM;
+    if (t->g->noutputs > GR_TRAIN_MAXOUT)
+        st = gr_err(GRAFT_E_UNSUPPORTED, "training takes models with at most %d outputs, not %d",
+                    GR_TRAIN_MAXOUT, t->g->noutputs);
+    for (int i = 0; !st && i < t->g->noutputs; i++) {
+        const gr_tensor *y = gr_plan_output(t->plan, i);
+        size_t need = (size_t)gr_numel(&y->shape);
+        if (y->dtype != GR_F32 || need <= t->dout_cap[i]) continue; /* no gradient for ints */
+        free(t->dout[i]);
+        t->dout[i] = malloc(need * sizeof(float) + 64);
+        t->dout_cap[i] = t->dout[i] ? need : 0;
+        if (!t->dout[i]) st = GRAFT_E_NOMEM;
     }
     if (st) { /* no half-checked plan stays for the next call */
         gr_plan_free(t->plan);
@@ -223,34 +224,44 @@ static int ensure_plan(gr_trainer *t, const gr_tensor *x)
     return st;
 }
 
-/* Loss of output 0 and its gradient into t->dout. */
-static int compute_loss(gr_trainer *t, const void *target, double *loss)
+/* The supervised losses (cfg.loss) on output 0 against the caller's target. */
+typedef struct builtin_loss {
+    const gr_trainer *t;
+    const void *target;
+} builtin_loss;
+
+static int compute_loss(void *ctx, gr_loss_io *io, double *loss)
 {
-    const gr_tensor *y = gr_plan_output(t->plan, 0);
+    const builtin_loss *b = ctx;
+    const gr_tensor *y = io->y[0];
+    if (y->dtype != GR_F32)
+        return gr_err(GRAFT_E_SHAPE, "the model's first output is %s, not float32",
+                      gr_dtype_name(y->dtype));
     int64_t n = gr_numel(&y->shape);
-    switch (t->cfg.loss) {
+    io->used[0] = 1;
+    switch (b->t->cfg.loss) {
     case GR_LOSS_CE: {
         if (y->shape.rank != 2)
             return gr_err(GRAFT_E_SHAPE, "cross-entropy needs (batch, classes) logits, got rank %d",
                           y->shape.rank);
         int rows = (int)y->shape.d[0], k = (int)y->shape.d[1];
-        const int32_t *lab = target;
+        const int32_t *lab = b->target;
         for (int i = 0; i < rows; i++)
             if (lab[i] >= k)
                 return gr_err(GRAFT_E_ARG, "label %d of sample %d is not below the %d classes",
                               lab[i], i, k);
-        *loss = gr_loss_softmax_ce(y->data, lab, rows, k, t->cfg.class_weight,
-                                   t->cfg.label_smoothing, t->dout);
+        *loss = gr_loss_softmax_ce(y->data, lab, rows, k, b->t->cfg.class_weight,
+                                   b->t->cfg.label_smoothing, io->dy[0]);
         return GRAFT_OK;
     }
     case GR_LOSS_BCE:
-        *loss = gr_loss_bce_logits(y->data, target, n,
+        *loss = gr_loss_bce_logits(y->data, b->target, n,
                                    y->shape.rank ? (int)y->shape.d[y->shape.rank - 1] : 1, NULL,
-                                   t->dout);
+                                   io->dy[0]);
         return GRAFT_OK;
-    case GR_LOSS_MSE: *loss = gr_loss_mse(y->data, target, n, t->dout); return GRAFT_OK;
+    case GR_LOSS_MSE: *loss = gr_loss_mse(y->data, b->target, n, io->dy[0]); return GRAFT_OK;
     }
-    return gr_err(GRAFT_E_ARG, "unknown loss %d", t->cfg.loss);
+    return gr_err(GRAFT_E_ARG, "unknown loss %d", b->t->cfg.loss);
 }
 
 static int all_finite(const float *x, int64_t n)
@@ -266,36 +277,42 @@ static void restore_buffers(gr_trainer *t)
 }
 
 /* Forward, loss and backward; the running statistics are left as the forward made them. */
-static int forward_backward(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad,
-                            double *loss)
+static int forward_backward(gr_trainer *t, const gr_tensor *x, gr_loss_fn fn, void *ctx,
+                            int want_grad, double *loss)
 {
     int st = ensure_plan(t, x);
     if (st) return st;
     memcpy(t->buf_saved, t->buf, (size_t)t->nbuf * sizeof(float));
     gr_plan_run(t->plan, x);
-    st = compute_loss(t, target, loss);
+    gr_loss_io io = { .ny = t->g->noutputs };
+    for (int i = 0; i < io.ny; i++) io.y[i] = gr_plan_output(t->plan, i), io.dy[i] = t->dout[i];
+    st = fn(ctx, &io, loss);
     if (!st && want_grad) {
-        gr_tensor d = *gr_plan_output(t->plan, 0);
-        d.data = t->dout;
-        const gr_tensor *dp = &d;
-        gr_plan_backward(t->plan, &dp);
+        gr_tensor d[GR_TRAIN_MAXOUT];
+        const gr_tensor *dp[GR_TRAIN_MAXOUT];
+        for (int i = 0; i < io.ny; i++) {
+            d[i] = *io.y[i];
+            d[i].data = t->dout[i];
+            dp[i] = io.used[i] && t->dout[i] ? &d[i] : NULL;
+        }
+        gr_plan_backward(t->plan, dp);
     }
     return st;
 }
 
-int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad,
-                    double *loss)
+int gr_trainer_grad_fn(gr_trainer *t, const gr_tensor *x, gr_loss_fn fn, void *ctx, int want_grad,
+                       double *loss)
 {
-    int st = forward_backward(t, x, target, want_grad, loss);
+    int st = forward_backward(t, x, fn, ctx, want_grad, loss);
     restore_buffers(t); /* as documented: the statistics do not change */
     return st;
 }
 
-int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, double *loss)
+int gr_trainer_step_fn(gr_trainer *t, const gr_tensor *x, gr_loss_fn fn, void *ctx, double *loss)
 {
     double L;
     gr_rng rng_before = t->rng; /* a failed step leaves no trace, Dropout's draws included */
-    int st = forward_backward(t, x, target, 1, &L);
+    int st = forward_backward(t, x, fn, ctx, 1, &L);
     if (st) {
         restore_buffers(t);
         t->rng = rng_before;
@@ -315,4 +332,17 @@ int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, doubl
     t->step++;
     if (loss) *loss = L;
     return GRAFT_OK;
+}
+
+int gr_trainer_grad(gr_trainer *t, const gr_tensor *x, const void *target, int want_grad,
+                    double *loss)
+{
+    builtin_loss b = { t, target };
+    return gr_trainer_grad_fn(t, x, compute_loss, &b, want_grad, loss);
+}
+
+int gr_trainer_step(gr_trainer *t, const gr_tensor *x, const void *target, double *loss)
+{
+    builtin_loss b = { t, target };
+    return gr_trainer_step_fn(t, x, compute_loss, &b, loss);
 }

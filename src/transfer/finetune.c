@@ -559,8 +559,10 @@ static int write_model(ft *f, const char *out_path)
     const char *kv[10] = { "graft.classes", classes,        "graft.transform", tf,
                            "graft.recipe",  f->res->recipe, "graft.history",   hist,
                            "graft.layer",   "probabilities" };
-    int st = classes && hist ? gr_export_finish(f->g, f->g->outputs[0], f->nclass, kv, 5, out_path)
-                             : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
+    gr_graph_sync_inits(f->gx, f->g);
+    int st = classes && hist
+                 ? gr_export_finish(f->gx, f->gx->outputs[0], f->nclass, kv, 5, out_path)
+                 : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
     free(classes), free(hist);
     return st;
 }
@@ -725,6 +727,7 @@ int gr_finetune(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int
         gr_progress_note(&f.r.progress, GRAFT_EVENT_NOTE, "finetune", "finetune: %s", res->recipe);
     }
     if (!st) st = build_model(&f, m);
+    if (!st) st = gr_graph_clone(f.g, 1, &f.gx); /* shares g's bytes: synced before the export */
     if (!st) st = open_loaders(&f);
     char d1[4096] = "", d2[4096] = "";
     int resume1 = 0, resume2 = 0;
@@ -738,6 +741,7 @@ int gr_finetune(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int
     res->seconds = gr_now() - t0;
     gr_loader_free(f.ltr);
     gr_loader_free(f.lva);
+    gr_graph_free(f.gx);
     gr_graph_free(f.g);
     free(f.tr), free(f.va), free(all);
     return st;

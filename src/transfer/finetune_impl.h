@@ -16,6 +16,8 @@ typedef struct ft {
     gr_ft_opts r; /* the resolved settings */
     const gr_dataset *ds;
     gr_graph *g;
+    gr_graph *gx;     /* what is exported: g's structure before training (a trainer folds frozen
+                     BatchNorms into g; the file keeps them, for graft adapt), g's weights */
     int64_t *tr, *va; /* training and validation samples */
     int64_t ntr, nva;
     int nclass;

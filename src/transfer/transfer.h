@@ -317,6 +317,45 @@ void gr_ft_result_free(gr_ft_result *r);
  * val_acc (null without a split), lr, seconds, and "best" (malloc'd; NULL when out of memory). */
 char *gr_ft_history_json(const gr_ft_result *r);
 
+/* ==== adaptation without labels (adapt.c) ================================================== */
+
+enum { GR_ADAPT_ADABN = 0, GR_ADAPT_TENT = 1, GR_ADAPT_SHOT = 2, GR_ADAPT_NMETHOD = 3 };
+const char *gr_adapt_method_name(int m); /* "adabn", "tent", "shot" */
+
+typedef struct gr_adapt_opts {
+    int method;       /* GR_ADAPT_* */
+    gr_transform t;   /* the target's preprocessing (fixed size) */
+    int epochs;       /* tent, shot: passes over the target; <= 0: 1 (tent), 10 (shot) */
+    double lr;        /* <= 0: 1e-3 (tent: Adam; shot: SGD, Nesterov momentum 0.9, weight decay
+                         1e-3, cosine to a tenth) */
+    double shot_beta; /* weight of SHOT's pseudo-label cross-entropy; < 0: 0.3 */
+    int batch;        /* <= 0: 64 */
+    int workers;
+    uint64_t seed;
+    gr_progress progress; /* stage "train" per batch, "adapt" notes per epoch */
+    int use_ref;
+} gr_adapt_opts;
+
+typedef struct gr_adapt_result {
+    int64_t ntarget, nlabeled;      /* target images; those with a label (for the accuracies) */
+    int nbn;                        /* BatchNorm nodes in the model */
+    int64_t nparams;                /* parameters trained (tent, shot) */
+    double ent_before, ent_after;   /* mean entropy of the predictions on the target (nats) */
+    double div_before, div_after;   /* entropy of the mean prediction: the classes' diversity */
+    double acc_before, acc_after;   /* on the target's labels (reporting only); NaN without */
+    int64_t npseudo;                /* shot's last round: pseudo-labels, their mean predicted */
+    double pseudo_conf, pseudo_acc; /* probability, their accuracy (NaN without labels) */
+    double loss_first, loss_last;   /* mean training loss of the first and last epochs */
+    int harm;                       /* the predictions collapsed: diversity fell by half */
+    double seconds;
+} gr_adapt_result;
+
+/* Adapts the classifier m (output 0: logits, or a Softmax of them, made by a Gemm/MatMul
+ * classifier) to the images of target (labels, if any, only reported) and writes it to out_path
+ * with its inputs, outputs and metadata, plus "graft.adapt". See adapt.c for the methods. */
+int gr_adapt(const gr_model *m, const gr_dataset *target, const gr_adapt_opts *o,
+             const char *out_path, gr_adapt_result *res);
+
 /* ==== export (export.c) =================================================================== */
 
 /* The model cut at `layer` (NULL: the classifier's input), the pooling, the head's feature

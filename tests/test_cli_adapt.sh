@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# test_cli_adapt.sh GRAFT SRC — `graft adapt` on scripts/adapt_model_reference.py's shifted
+# target (a BatchNorm CNN right on 26 % of it): adabn and tent (--json) lift the target accuracy
+# the command reports by 50 points or more and write a model graft loads, whose graft.adapt
+# metadata (read by the onnx package) names the method; a model without BatchNorm is refused with exit 1 naming it (nothing
+# written); usage errors exit 2 naming the flag.
+set -u
+GRAFT=$1
+SRC=$2
+pass=0 fail=0
+check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $1" >&2; fi; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+/usr/bin/python3 "$SRC/scripts/adapt_model_reference.py" "$tmp" > /dev/null 2>&1 || {
+    echo "the PyTorch reference failed" >&2
+    exit 2
+}
+common=(--target "$tmp/target.npy" --target-labels "$tmp/target_y.npy"
+    --transform size=16,normalize=none)
+
+for m in adabn tent; do
+    "$GRAFT" adapt "$tmp/source.onnx" "${common[@]}" --method $m -o "$tmp/$m.onnx" --json \
+        > "$tmp/$m.json" 2> "$tmp/$m.err"
+    check "$m exit 0 ($(tail -1 "$tmp/$m.err"))" "[ $? -eq 0 ]"
+    check "$m gains 50 points ($(cat "$tmp/$m.json"))" "/usr/bin/python3 -c \"
+import json, sys
+s = json.load(open('$tmp/$m.json'))
+sys.exit(not (s['method'] == '$m' and s['target'] == 512 and s['labelled'] == 512
+              and s['accuracy_after'] - s['accuracy_before'] >= 0.5 and s['harm'] is False
+              and s['output'] == '$tmp/$m.onnx'))\""
+    "$GRAFT" info "$tmp/$m.onnx" > "$tmp/$m.info" 2>&1
+    check "$m output loads" "[ $? -eq 0 ]"
+    check "$m metadata (onnx's reader)" "/usr/bin/python3 -c \"
+import json, onnx, sys
+meta = {p.key: p.value for p in onnx.load('$tmp/$m.onnx').metadata_props}
+sys.exit(json.loads(meta['graft.adapt'])['method'] != '$m')\""
+done
+
+"$GRAFT" adapt "$tmp/source.onnx" "${common[@]}" --method shot --epochs 2 -o "$tmp/shot.onnx" \
+    > "$tmp/shot.out" 2>&1
+check "shot exit 0" "[ $? -eq 0 ]"
+check "shot reports pseudo-labels" "grep -q 'pseudo-labels: 512, mean confidence' '$tmp/shot.out'"
+
+"$GRAFT" adapt "$tmp/source_nobn.onnx" "${common[@]}" --method tent -o "$tmp/nobn.onnx" \
+    > "$tmp/nobn.out" 2>&1
+check "no BatchNorm exit 1" "[ $? -eq 1 ]"
+check "no BatchNorm named" "grep -q 'source_nobn.onnx has no BatchNormalization node' '$tmp/nobn.out'"
+check "no BatchNorm writes nothing" "[ ! -e '$tmp/nobn.onnx' ]"
+
+"$GRAFT" adapt "$tmp/source.onnx" --method adabn -o "$tmp/x.onnx" > "$tmp/u1.out" 2>&1
+check "no target exit 2" "[ $? -eq 2 ] && grep -q -- '--target' '$tmp/u1.out'"
+"$GRAFT" adapt "$tmp/source.onnx" "${common[@]}" --method fixmatch -o "$tmp/x.onnx" \
+    > "$tmp/u2.out" 2>&1
+check "unknown method exit 2" "[ $? -eq 2 ] && grep -q 'fixmatch' '$tmp/u2.out'"
+"$GRAFT" adapt "$tmp/source.onnx" "${common[@]}" --epochs many -o "$tmp/x.onnx" \
+    > "$tmp/u3.out" 2>&1
+check "a word for a number exit 2" "[ $? -eq 2 ] && grep -q -- '--epochs' '$tmp/u3.out'"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
