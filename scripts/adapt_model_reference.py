@@ -8,6 +8,9 @@
   source_nobn.onnx the same network without its BatchNorms (adabn and tent: refused)
   target.npy       512 images of the same classes under a shift: low contrast and brighter
   target_y.npy     (0.35 x + 140), their labels (int64, for reporting only)
+  source-images-idx3-ubyte, source-labels-idx1-ubyte, target-images-idx3-ubyte,
+  target-labels-idx1-ubyte   the source's training images and the target in IDX files, for
+                   graft finetune ... --target (tests/test_cli_adapt.sh)
   adabn/<init>.npy the BatchNorm statistics PyTorch's AdaBN gives on the target as one batch:
                    reset_running_stats, momentum=None, a training-mode forward (graft's loader
                    turns a gray image into three equal channels and scales by 1/255)
@@ -111,8 +114,16 @@ def accuracy(model, x, y):
         return float((model.eval()(x).argmax(1).numpy() == y).mean())
 
 
+def write_idx(name, x, y):
+    with open(os.path.join(out, name + "-images-idx3-ubyte"), "wb") as f:
+        f.write(np.array([0x803, len(x), S, S], ">u4").tobytes() + x.tobytes())
+    with open(os.path.join(out, name + "-labels-idx1-ubyte"), "wb") as f:
+        f.write(np.array([0x801, len(y)], ">u4").tobytes() + y.astype(np.uint8).tobytes())
+
+
 def train_source():
     xs, ys = images(2048, False)
+    write_idx("source", xs, ys)
     model = Net()
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     X, Y = tensor(xs), torch.tensor(ys)
@@ -195,6 +206,7 @@ def main():
     xt, yt = images(512, True)
     np.save(os.path.join(out, "target.npy"), xt)
     np.save(os.path.join(out, "target_y.npy"), yt.astype(np.int64))
+    write_idx("target", xt, yt)
     X = tensor(xt)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     print("source-only target accuracy", accuracy(model, X, yt))

@@ -3,7 +3,8 @@
 # target (a BatchNorm CNN right on 26 % of it): adabn and tent (--json) lift the target accuracy
 # the command reports by 50 points or more and write a model graft loads, whose graft.adapt
 # metadata (read by the onnx package) names the method; a model without BatchNorm is refused with exit 1 naming it (nothing
-# written); usage errors exit 2 naming the flag.
+# written); graft finetune --target --adapt adabn gains as much; usage errors exit 2 naming the
+# flag.
 set -u
 GRAFT=$1
 SRC=$2
@@ -41,6 +42,19 @@ done
     > "$tmp/shot.out" 2>&1
 check "shot exit 0" "[ $? -eq 0 ]"
 check "shot reports pseudo-labels" "grep -q 'pseudo-labels: 512, mean confidence' '$tmp/shot.out'"
+
+# graft finetune --target: a new head (the probe) on the source's IDX images, then adabn on the
+# target's; the target's IDX labels are only reported
+"$GRAFT" finetune "$tmp/source.onnx" "$tmp/source-images-idx3-ubyte" --transform size=16,normalize=none \
+    --target "$tmp/target-images-idx3-ubyte" --adapt adabn -o "$tmp/ft.onnx" --json > "$tmp/ft.json" 2> "$tmp/ft.err"
+check "finetune --target exit 0 ($(tail -1 "$tmp/ft.err"))" "[ $? -eq 0 ]"
+check "finetune --target adapts ($(head -c 300 "$tmp/ft.json"))" "/usr/bin/python3 -c \"
+import json, sys
+a = json.load(open('$tmp/ft.json'))['adapt']
+sys.exit(not (a['method'] == 'adabn' and a['target'] == 512 and a['accuracy_after'] - a['accuracy_before'] >= 0.5))\""
+"$GRAFT" finetune "$tmp/source.onnx" "$tmp/source-images-idx3-ubyte" --adapt tent -o "$tmp/x.onnx" \
+    > "$tmp/u0.out" 2>&1
+check "finetune --adapt without --target exit 2" "[ $? -eq 2 ] && grep -q -- '--target' '$tmp/u0.out'"
 
 "$GRAFT" adapt "$tmp/source_nobn.onnx" "${common[@]}" --method tent -o "$tmp/nobn.onnx" \
     > "$tmp/nobn.out" 2>&1

@@ -206,6 +206,19 @@ typedef enum graft_optimizer {
 const char *graft_optimizer_name(graft_optimizer o);
 graft_status graft_optimizer_from_name(const char *name, graft_optimizer *out);
 
+/* ---- adaptation to unlabelled target data, without the source data ------------------------
+ * The model is a trained classifier (output 0: logits or their Softmax, made by a Gemm or MatMul
+ * classifier), e.g. one graft finetune wrote. */
+typedef enum graft_adapt_method {
+    GRAFT_ADAPT_ADABN = 0, /* "adabn": every BatchNorm's statistics re-estimated on the target */
+    GRAFT_ADAPT_TENT = 1,  /* "tent": BatchNorm scale and shift trained to minimise the entropy
+                              of the predictions (batch statistics), then AdaBN's statistics */
+    GRAFT_ADAPT_SHOT = 2   /* "shot": the classifier frozen, the layers before it trained with
+                              information maximisation and clustered pseudo-labels */
+} graft_adapt_method;
+const char *graft_adapt_method_name(graft_adapt_method m);
+graft_status graft_adapt_method_from_name(const char *name, graft_adapt_method *out);
+
 typedef struct graft_finetune_opts {
     const char *layer;         /* NULL (default): replace the classifier; a name: cut there, new
                                   head; "auto": where graft_layer_auto ranks best on the
@@ -260,7 +273,12 @@ typedef struct graft_finetune_opts {
                                    figures, a resume, an early stop), "checkpoint" and "load"
                                    (warnings). NULL (default) */
     void *progress_ctx;
-    int stop_after_epochs; /* > 0: stop with an error after that many epochs (tests); 0 */
+    int stop_after_epochs;       /* > 0: stop with an error after that many epochs (tests); 0 */
+    const graft_dataset *target; /* NULL (default); else unlabelled target images the written
+                                    model is adapted to by `adapt` (graft_adapt, with this
+                                    batch, workers, seed and preprocessing; its other settings
+                                    at their defaults) */
+    graft_adapt_method adapt;    /* GRAFT_ADAPT_ADABN */
 } graft_finetune_opts;
 
 void graft_finetune_opts_init(graft_finetune_opts *o);
@@ -269,26 +287,13 @@ void graft_finetune_opts_init(graft_finetune_opts *o);
  * out_path. *summary (may be NULL; caller frees) is JSON: recipe, train, val, best_epoch,
  * best_val_accuracy, seconds and history (per-epoch arrays phase, epoch, train_loss, train_acc,
  * val_loss, val_acc, lr, seconds); with layer "auto" also layer, pool and layer_auto (the
- * ranking, as graft_layer_auto's). */
+ * ranking, as graft_layer_auto's); with a target, "adapt" (graft_adapt's summary). */
 graft_status graft_finetune(const char *model_path, const graft_dataset *d,
                             const graft_tensor *subset, const graft_finetune_opts *o,
                             const char *out_path, char **summary);
 graft_status graft_model_finetune(const graft_model *m, const graft_dataset *d,
                                   const graft_tensor *subset, const graft_finetune_opts *o,
                                   const char *out_path, char **summary);
-
-/* ---- adaptation to unlabelled target data, without the source data ------------------------
- * The model is a trained classifier (output 0: logits or their Softmax, made by a Gemm or MatMul
- * classifier), e.g. one graft finetune wrote. */
-typedef enum graft_adapt_method {
-    GRAFT_ADAPT_ADABN = 0, /* "adabn": every BatchNorm's statistics re-estimated on the target */
-    GRAFT_ADAPT_TENT = 1,  /* "tent": BatchNorm scale and shift trained to minimise the entropy
-                              of the predictions (batch statistics), then AdaBN's statistics */
-    GRAFT_ADAPT_SHOT = 2   /* "shot": the classifier frozen, the layers before it trained with
-                              information maximisation and clustered pseudo-labels */
-} graft_adapt_method;
-const char *graft_adapt_method_name(graft_adapt_method m);
-graft_status graft_adapt_method_from_name(const char *name, graft_adapt_method *out);
 
 typedef struct graft_adapt_opts {
     graft_adapt_method method;  /* GRAFT_ADAPT_ADABN */

@@ -119,3 +119,14 @@ graft_status graft_adapt(const char *model_path, const graft_dataset *target,
     gr_model_close(&m);
     return (graft_status)st;
 }
+
+int gr_api_adapt_file(const char *path, const graft_dataset *target, const graft_adapt_opts *o,
+                      char **summary)
+{
+    gr_model m;
+    int st = gr_model_open(path, &m);
+    if (st) return st;
+    st = adapt(&m, target, o, path, summary); /* the file is replaced atomically */
+    gr_model_close(&m);
+    return st ? gr_err_prefix(st, "adapting the fine-tuned model") : st;
+}

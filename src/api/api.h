@@ -29,6 +29,10 @@ struct graft_dataset {
 
 /* m->g, made when first needed (graft_model_run, graft_model_info_json). */
 int gr_api_run_graph(graft_model *m);
+/* graft_finetune with a target: the model just written to path adapted in place by o's method
+ * (adapt_api.c); *summary gets graft_adapt's summary (caller frees). */
+int gr_api_adapt_file(const char *path, const graft_dataset *target, const graft_adapt_opts *o,
+                      char **summary);
 
 /* Views a public tensor as an internal one (no copy). */
 gr_tensor gr_tensor_view(const graft_tensor *t);

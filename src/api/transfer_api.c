@@ -630,7 +630,19 @@ static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
     return GRAFT_OK;
 }
 
-static char *finetune_summary(const gr_ft_result *r)
+/* A target given: the written model adapted to it by graft_adapt with the fine-tuning's batch,
+ * workers, seed and preprocessing. */
+static int finetune_adapt(const graft_finetune_opts *o, const char *out_path, char **summary)
+{
+    graft_adapt_opts ao;
+    graft_adapt_opts_init(&ao);
+    ao.method = o->adapt, ao.transform = o->transform, ao.batch = o->batch;
+    ao.workers = o->workers, ao.seed = o->seed;
+    ao.progress = o->progress, ao.progress_ctx = o->progress_ctx;
+    return gr_api_adapt_file(out_path, o->target, &ao, summary);
+}
+
+static char *finetune_summary(const gr_ft_result *r, const char *adapted)
 {
     char *hist = gr_ft_history_json(r);
     cJSON *o = cJSON_CreateObject(), *h = hist ? cJSON_Parse(hist) : NULL;
@@ -652,6 +664,7 @@ static char *finetune_summary(const gr_ft_result *r)
         cJSON_AddItemToObject(o, "layer_auto", ranking_json(r->ranking, r->nranking));
     }
     cJSON_AddItemToObject(o, "history", h);
+    if (adapted) cJSON_AddItemToObject(o, "adapt", cJSON_Parse(adapted));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -671,11 +684,14 @@ static graft_status finetune(const gr_model *m, const graft_dataset *d, const gr
         return gr_err(GRAFT_E_ARG,
                       "graft_finetune: the subset must be a 1-D int64 tensor of sample indices");
     gr_ft_result res;
+    char *adapted = NULL;
     st = gr_finetune(m, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0, &r,
                      out_path, &res);
-    if (!st && summary && !(*summary = finetune_summary(&res)))
+    if (!st && o && o->target) st = finetune_adapt(o, out_path, &adapted);
+    if (!st && summary && !(*summary = finetune_summary(&res, adapted)))
         st = gr_err(GRAFT_E_NOMEM, "out of memory");
     gr_ft_result_free(&res);
+    free(adapted);
     return (graft_status)st;
 }
 

@@ -9,8 +9,9 @@
 
 typedef struct finetune_args {
     graft_finetune_opts o;
-    const char *out, *test, *report, *cache;
+    const char *out, *test, *report, *cache, *target;
     int json, shots, nocache, threads;
+    int adapt_given; /* --adapt was on the command line */
 } finetune_args;
 
 /* The setters of the choice rows: the name (checked by the row) as its enum. */
@@ -22,6 +23,12 @@ static void set_head_init(void *base, const cli_flag *f, cli_value v)
 static void set_bn(void *base, const cli_flag *f, cli_value v)
 {
     (void)graft_bn_from_name(v.s, (graft_bn *)((char *)base + f->off));
+}
+
+static void set_adapt(void *base, const cli_flag *f, cli_value v)
+{
+    (void)graft_adapt_method_from_name(v.s, (graft_adapt_method *)((char *)base + f->off));
+    ((finetune_args *)base)->adapt_given = 1;
 }
 
 static void set_optimizer(void *base, const cli_flag *f, cli_value v)
@@ -276,6 +283,18 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .bits = CLI_HIDDEN,
       .help = "stop with an error after N epochs (tests)",
       .off = FT(o.stop_after_epochs) },
+    { .name = "target",
+      .type = CLI_PATH,
+      .meta = "DATA",
+      .help = "unlabelled target images to adapt the result to (labels only reported)",
+      .off = FT(target) },
+    { .name = "adapt",
+      .type = CLI_CHOICE,
+      .choices = "adabn|tent|shot",
+      .def = "adabn",
+      .help = "how the result adapts to --target (see graft adapt)",
+      .off = FT(o.adapt),
+      .set = set_adapt },
     CLI_ROW_JSON(finetune_args, json),
     CLI_ROW_THREADS(finetune_args, threads, "all"),
     { 0 },
@@ -286,6 +305,7 @@ static const cli_flag FINETUNE_FLAGS[] = {
 typedef struct finetune_state {
     graft_dataset *d, *td;
     graft_tensor *sub, *prob, *y;
+    graft_dataset *target;
     char *summary, *metrics;
     cJSON *sj; /* the summary, parsed */
 } finetune_state;
@@ -298,6 +318,7 @@ static void finetune_free(finetune_state *s)
     graft_tensor_free(s->sub);
     graft_tensor_free(s->prob);
     graft_tensor_free(s->y);
+    graft_dataset_free(s->target);
     graft_dataset_free(s->td);
     graft_dataset_free(s->d);
 }
@@ -344,6 +365,18 @@ static void print_finetune(const finetune_args *a, const finetune_state *s)
                cJSON_GetArrayItem(cJSON_GetObjectItem(h, "val_loss"), best)->valuedouble,
                bv->valuedouble);
     printf("\n");
+    const cJSON *ad = cJSON_GetObjectItem(sj, "adapt");
+    if (ad) {
+        printf("adapted to %s (%s): prediction entropy %.4f -> %.4f", a->target,
+               cJSON_GetStringValue(cJSON_GetObjectItem(ad, "method")),
+               cJSON_GetObjectItem(ad, "entropy_before")->valuedouble,
+               cJSON_GetObjectItem(ad, "entropy_after")->valuedouble);
+        if (cJSON_IsNumber(cJSON_GetObjectItem(ad, "accuracy_after")))
+            printf(", target accuracy %.2f %% -> %.2f %%",
+                   100 * cJSON_GetObjectItem(ad, "accuracy_before")->valuedouble,
+                   100 * cJSON_GetObjectItem(ad, "accuracy_after")->valuedouble);
+        printf("\n");
+    }
     if (s->metrics) {
         cJSON *m = cJSON_Parse(s->metrics);
         printf("test (%s, %lld images): accuracy %.4f, macro F1 %.4f, ECE %.4f\n", a->test,
@@ -375,6 +408,8 @@ static int finetune_usage(const finetune_args *a, int npos)
         return usage_error("finetune", "--report evaluates on --test data; give both");
     if (a->o.resume && !a->o.checkpoint_dir)
         return usage_error("finetune", "--resume needs --checkpoint DIR");
+    if (a->adapt_given && !a->target)
+        return usage_error("finetune", "--adapt adapts to --target images; give them");
     return 0;
 }
 
@@ -395,6 +430,8 @@ static int cmd_finetune(int argc, char **argv)
     double t0 = wall_seconds();
     graft_status st = graft_dataset_open(argv[1], NULL, &s.d);
     if (!st && a.shots) st = graft_dataset_kshot(s.d, a.shots, o.seed, &s.sub);
+    if (!st && a.target) st = graft_dataset_open_unlabeled(a.target, NULL, &s.target);
+    o.target = s.target;
     /* layer "auto" is the API's: it parses the model once for the choice and the training */
     if (!st) st = graft_finetune(model, s.d, s.sub, &o, a.out, &s.summary);
     s.sj = s.summary ? cJSON_Parse(s.summary) : NULL;
