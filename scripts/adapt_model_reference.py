@@ -11,6 +11,8 @@
   source-images-idx3-ubyte, source-labels-idx1-ubyte, target-images-idx3-ubyte,
   target-labels-idx1-ubyte   the source's training images and the target in IDX files, for
                    graft finetune ... --target (tests/test_cli_adapt.sh)
+  inverted-images-idx3-ubyte, inverted-labels-idx1-ubyte   another target: 512 new images of
+                   the source's kind with their colours inverted (255 - x)
   adabn/<init>.npy the BatchNorm statistics PyTorch's AdaBN gives on the target as one batch:
                    reset_running_stats, momentum=None, a training-mode forward (graft's loader
                    turns a gray image into three equal channels and scales by 1/255)
@@ -207,6 +209,8 @@ def main():
     np.save(os.path.join(out, "target.npy"), xt)
     np.save(os.path.join(out, "target_y.npy"), yt.astype(np.int64))
     write_idx("target", xt, yt)
+    xi, yi = images(512, False)
+    write_idx("inverted", 255 - xi, yi)
     X = tensor(xt)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     print("source-only target accuracy", accuracy(model, X, yt))

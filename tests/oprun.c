@@ -8,6 +8,7 @@
 const gr_opdef *or_find(const char *op)
 {
     const gr_opdef *d = gr_op_find(op, "");
+    if (!d) d = gr_op_find(op, GR_DOMAIN_GRAFT);
     if (!d) {
         fprintf(stderr, "op %s is not registered\n", op);
         exit(2);

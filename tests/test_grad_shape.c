@@ -385,6 +385,42 @@ static void test_dropout(void)
     gc_check(&ki, "Dropout inference");
 }
 
+/* GradientReversal (graft's domain): forward the identity, backward -coeff * dY, its whole
+ * point being that this is not the forward's derivative, so its oracle is the closed form (as
+ * TLlib's GradientReverseFunction: grad.neg() * coeff) rather than finite differences. */
+static void test_gradient_reversal(void)
+{
+    float coeff = 0.37f;
+    gr_tensor in[2] = { uni(S(4, 6), 11), { .dtype = GR_F32, .shape = S(1), .data = &coeff } },
+              dy = uni(S(4, 6), 12), dx = uni(S(4, 6), 13);
+    or_node n;
+    int st = or_run(
+        &n,
+        &(or_spec){ .op = "GradientReversal", .nin = 2, .ins = in, .training = 1, .need_grad = 1 });
+    CHECK(st == GRAFT_OK, "GradientReversal prepare: %s", graft_last_error());
+    if (st) return;
+    CHECK(!strcmp(gr_op_domain(n.def), GR_DOMAIN_GRAFT), "in graft's domain");
+    const float *x = in[0].data, *y = n.out[0].data, *g = dy.data;
+    int bad = 0;
+    for (int i = 0; i < 24; i++) bad += y[i] != x[i];
+    CHECK(!bad, "forward is the identity (%d differ)", bad);
+    coeff = -1.5f; /* read when backward runs: a schedule changes it between steps */
+    gr_tensor *dout[1] = { &dy }, *din[2] = { &dx, NULL };
+    or_backward(&n, dout, din);
+    for (int i = 0; i < 24; i++) bad += ((float *)dx.data)[i] != 1.5f * g[i];
+    CHECK(!bad, "backward is -coeff * dY (%d differ)", bad);
+    or_cover("GradientReversal");
+    or_free(&n);
+    in[0].data = NULL; /* a coeff that is not one value is refused */
+    gr_tensor two = { .dtype = GR_F32, .shape = S(2), .data = dx.data };
+    in[1] = two;
+    in[0] = uni(S(4, 6), 11);
+    CHECK(or_run(&n, &(or_spec){ .op = "GradientReversal", .nin = 2, .ins = in }) != GRAFT_OK &&
+              strstr(graft_last_error(), "one value"),
+          "two-value coeff: %s", graft_last_error());
+    or_free(&n);
+}
+
 static void test_errors(void)
 {
     int64_t iv[6] = { 1, 2, 3, 4, 5, 6 };
@@ -407,6 +443,7 @@ int main(void)
     test_pad();
     test_resize();
     test_dropout();
+    test_gradient_reversal();
     test_errors();
     for (int i = 0; i < nbufs; i++) free(bufs[i]);
     return th_finish();

@@ -31,7 +31,8 @@ int main(void)
     int rows = gr_op_count(), with_bwd = 0;
     for (int i = 0; i < rows; i++) {
         const gr_opdef *d = gr_op_at(i);
-        CHECK(d && d->name && gr_op_find(d->name, "") == d, "row %d: found by its name", i);
+        CHECK(d && d->name && gr_op_find(d->name, gr_op_domain(d)) == d,
+              "row %d: found by its name and domain", i);
         if (!d || !d->backward) continue;
         with_bwd++;
         CHECK(or_covered(d->name), "%s has a backward but no gradient test checks it", d->name);

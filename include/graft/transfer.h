@@ -213,8 +213,12 @@ typedef enum graft_adapt_method {
     GRAFT_ADAPT_ADABN = 0, /* "adabn": every BatchNorm's statistics re-estimated on the target */
     GRAFT_ADAPT_TENT = 1,  /* "tent": BatchNorm scale and shift trained to minimise the entropy
                               of the predictions (batch statistics), then AdaBN's statistics */
-    GRAFT_ADAPT_SHOT = 2   /* "shot": the classifier frozen, the layers before it trained with
+    GRAFT_ADAPT_SHOT = 2,  /* "shot": the classifier frozen, the layers before it trained with
                               information maximisation and clustered pseudo-labels */
+    /* With the labelled source, while fine-tuning (graft_finetune with a target): */
+    GRAFT_ADAPT_CORAL = 3, /* "coral": Deep CORAL between source and target features */
+    GRAFT_ADAPT_MMD = 4,   /* "mmd": DAN's multi-kernel MMD between them */
+    GRAFT_ADAPT_DANN = 5   /* "dann": a domain classifier behind a gradient-reversal layer */
 } graft_adapt_method;
 const char *graft_adapt_method_name(graft_adapt_method m);
 graft_status graft_adapt_method_from_name(const char *name, graft_adapt_method *out);
@@ -274,11 +278,15 @@ typedef struct graft_finetune_opts {
                                    (warnings). NULL (default) */
     void *progress_ctx;
     int stop_after_epochs;       /* > 0: stop with an error after that many epochs (tests); 0 */
-    const graft_dataset *target; /* NULL (default); else unlabelled target images the written
-                                    model is adapted to by `adapt` (graft_adapt, with this
-                                    batch, workers, seed and preprocessing; its other settings
-                                    at their defaults) */
+    const graft_dataset *target; /* NULL (default); else unlabelled target images: with adapt
+                                    coral, mmd or dann every step also takes a batch of them and
+                                    adds adapt_weight x the alignment of their features with the
+                                    source's (freeze then defaults to at least last:2); with
+                                    adabn, tent or shot the written model is adapted to them by
+                                    graft_adapt (this batch, workers, seed and preprocessing;
+                                    its other settings at their defaults) */
     graft_adapt_method adapt;    /* GRAFT_ADAPT_ADABN */
+    double adapt_weight;         /* > 0: 1 */
 } graft_finetune_opts;
 
 void graft_finetune_opts_init(graft_finetune_opts *o);
@@ -287,7 +295,9 @@ void graft_finetune_opts_init(graft_finetune_opts *o);
  * out_path. *summary (may be NULL; caller frees) is JSON: recipe, train, val, best_epoch,
  * best_val_accuracy, seconds and history (per-epoch arrays phase, epoch, train_loss, train_acc,
  * val_loss, val_acc, lr, seconds); with layer "auto" also layer, pool and layer_auto (the
- * ranking, as graft_layer_auto's); with a target, "adapt" (graft_adapt's summary). */
+ * ranking, as graft_layer_auto's); with a target, "adapt": graft_adapt's summary (adabn, tent,
+ * shot), or {method, weight, loss (the alignment loss over the last epoch), domain_accuracy
+ * (dann: its domain classifier's, over the last epoch; null otherwise)}. */
 graft_status graft_finetune(const char *model_path, const graft_dataset *d,
                             const graft_tensor *subset, const graft_finetune_opts *o,
                             const char *out_path, char **summary);

@@ -32,7 +32,7 @@ static const char *const methods[] = { "simpleshot", "knn", "imprint" };
 static const char *const inits[] = { "probe", "imprint", "random" };
 static const char *const bns[] = { "auto", "train", "frozen" };
 static const char *const optimizers[] = { "adamw", "sgd" };
-static const char *const adapts[] = { "adabn", "tent", "shot" };
+static const char *const adapts[] = { "adabn", "tent", "shot", "coral", "mmd", "dann" };
 #define N(a) ((int)(sizeof a / sizeof *a))
 
 const char *graft_pool_name(graft_pool p) { return name_at(pools, N(pools), (int)p); }
@@ -96,7 +96,8 @@ graft_status graft_fewshot_method_from_name(const char *name, graft_fewshot_meth
 
 graft_status graft_adapt_method_from_name(const char *name, graft_adapt_method *out)
 {
-    int i = 0, st = lookup(adapts, N(adapts), name, "adaptation method", "adabn, tent or shot", &i);
+    int i = 0, st = lookup(adapts, N(adapts), name, "adaptation method",
+                           "adabn, tent, shot, coral, mmd or dann", &i);
     if (!st) *out = (graft_adapt_method)i;
     return st;
 }
@@ -175,7 +176,8 @@ void graft_finetune_opts_init(graft_finetune_opts *o)
                                 .val_frac = GRAFT_AUTO,
                                 .patience = 5,
                                 .batch = 32,
-                                .workers = 2 };
+                                .workers = 2,
+                                .adapt_weight = 1 };
 }
 
 void graft_keyword_train_opts_init(graft_keyword_train_opts *o)

@@ -625,6 +625,11 @@ static int finetune_opts(const graft_finetune_opts *o, gr_ft_opts *r)
     r->ckpt_dir = o->checkpoint_dir, r->resume = o->resume, r->seed = o->seed;
     r->progress = progress_of(o->progress, o->progress_ctx);
     r->stop_after_epochs = o->stop_after_epochs;
+    if ((int)o->adapt < 0 || (int)o->adapt >= GR_ADAPT_NMETHOD || !(o->adapt_weight > 0))
+        return gr_err(GRAFT_E_ARG, "unknown adaptation method %d or weight %g not above 0",
+                      (int)o->adapt, o->adapt_weight);
+    if (o->target && (int)o->adapt >= GR_ADAPT_CORAL) /* aligned while training */
+        r->target = o->target->ds, r->adapt = (int)o->adapt, r->adapt_weight = o->adapt_weight;
     if (o->resume && !o->checkpoint_dir)
         return gr_err(GRAFT_E_ARG, "resume needs a checkpoint folder");
     return GRAFT_OK;
@@ -665,6 +670,14 @@ static char *finetune_summary(const gr_ft_result *r, const char *adapted)
     }
     cJSON_AddItemToObject(o, "history", h);
     if (adapted) cJSON_AddItemToObject(o, "adapt", cJSON_Parse(adapted));
+    else if (isfinite(r->adapt_loss)) {
+        cJSON *a = cJSON_AddObjectToObject(o, "adapt");
+        cJSON_AddStringToObject(a, "method", gr_adapt_method_name(r->adapt));
+        cJSON_AddNumberToObject(a, "weight", r->adapt_weight);
+        cJSON_AddNumberToObject(a, "loss", r->adapt_loss);
+        if (isfinite(r->domain_acc)) cJSON_AddNumberToObject(a, "domain_accuracy", r->domain_acc);
+        else cJSON_AddNullToObject(a, "domain_accuracy");
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -687,7 +700,8 @@ static graft_status finetune(const gr_model *m, const graft_dataset *d, const gr
     char *adapted = NULL;
     st = gr_finetune(m, d->ds, subset ? subset->data : NULL, subset ? subset->dims[0] : 0, &r,
                      out_path, &res);
-    if (!st && o && o->target) st = finetune_adapt(o, out_path, &adapted);
+    if (!st && o && o->target && (int)o->adapt < GR_ADAPT_CORAL)
+        st = finetune_adapt(o, out_path, &adapted);
     if (!st && summary && !(*summary = finetune_summary(&res, adapted)))
         st = gr_err(GRAFT_E_NOMEM, "out of memory");
     gr_ft_result_free(&res);

@@ -8,7 +8,7 @@
 
 typedef struct adapt_args {
     graft_adapt_opts o;
-    const char *out, *target, *labels;
+    const char *out, *target, *labels, *source;
     int json, threads;
 } adapt_args;
 
@@ -29,9 +29,14 @@ static const cli_flag ADAPT_FLAGS[] = {
       .meta = "Y.npy",
       .help = "the labels of a .npy target, to report its accuracy (never used to adapt)",
       .off = AD(labels) },
+    { .name = "source",
+      .type = CLI_PATH,
+      .meta = "DATA",
+      .help = "the labelled source images (coral, mmd, dann: fine-tuned on them)",
+      .off = AD(source) },
     { .name = "method",
       .type = CLI_CHOICE,
-      .choices = "adabn|tent|shot",
+      .choices = "adabn|tent|shot|coral|mmd|dann",
       .def = "adabn",
       .help = "what adapts (see above)",
       .off = AD(o.method),
@@ -142,6 +147,43 @@ static void warn_harm(const cJSON *s)
             num(s, "diversity_before"), num(s, "diversity_after"));
 }
 
+/* coral, mmd, dann: graft finetune on the source with the target aligned. */
+static int adapt_with_source(const adapt_args *a, const char *model)
+{
+    graft_finetune_opts o;
+    graft_finetune_opts_init(&o);
+    o.transform = a->o.transform, o.seed = a->o.seed, o.workers = a->o.workers;
+    o.adapt = a->o.method;
+    o.progress = a->json ? cli_warnings : cli_progress;
+    graft_dataset *src = NULL, *tgt = NULL;
+    char *summary = NULL;
+    graft_status st = graft_dataset_open(a->source, NULL, &src);
+    if (!st) st = graft_dataset_open_unlabeled(a->target, a->labels, &tgt);
+    o.target = tgt;
+    if (!st) st = graft_finetune(model, src, NULL, &o, a->out, &summary);
+    cJSON *s = summary ? cJSON_Parse(summary) : NULL, *ad = cJSON_GetObjectItem(s, "adapt");
+    if (!st && a->json) {
+        cJSON_AddStringToObject(s, "output", a->out);
+        char *text = cJSON_PrintUnformatted(s);
+        if (text) puts(text);
+        free(text);
+    } else if (!st && ad) {
+        const cJSON *da = cJSON_GetObjectItem(ad, "domain_accuracy");
+        printf("adapt: %s, fine-tuned on %s with %s aligned in %.1f s: last epoch's alignment "
+               "loss %.4f",
+               cJSON_GetStringValue(cJSON_GetObjectItem(ad, "method")), a->source, a->target,
+               num(s, "seconds"), num(ad, "loss"));
+        if (cJSON_IsNumber(da))
+            printf(", domain classifier accuracy %.1f %%", 100 * da->valuedouble);
+        printf("\nmodel written to %s\n", a->out);
+    }
+    cJSON_Delete(s);
+    free(summary);
+    graft_dataset_free(src);
+    graft_dataset_free(tgt);
+    return st ? fail(st) : 0;
+}
+
 static int cmd_adapt(int argc, char **argv)
 {
     adapt_args a = { .threads = -1 };
@@ -150,7 +192,16 @@ static int cmd_adapt(int argc, char **argv)
     if (rc != CLI_GO) return rc;
     if (npos != 1) return usage_error("adapt", "give one model");
     if (!a.target || !a.out) return usage_error("adapt", "give --target DATA and --output");
+    int aligns = a.o.method == GRAFT_ADAPT_CORAL || a.o.method == GRAFT_ADAPT_MMD ||
+                 a.o.method == GRAFT_ADAPT_DANN;
+    if (aligns && !a.source)
+        return usage_error("adapt", "coral, mmd and dann align with the labelled source: give "
+                                    "--source DATA");
+    if (!aligns && a.source)
+        return usage_error("adapt", "adabn, tent and shot adapt without the source; --source is "
+                                    "for coral, mmd and dann");
     apply_threads(a.threads);
+    if (aligns) return adapt_with_source(&a, argv[0]);
     graft_adapt_opts o = a.o;
     o.progress = a.json ? cli_warnings : cli_progress;
     graft_dataset *d = NULL;
@@ -179,7 +230,7 @@ static int cmd_adapt(int argc, char **argv)
 
 const cli_command CMD_ADAPT = {
     "adapt",
-    "MODEL --target DATA --output OUT.onnx",
+    "MODEL [--source DATA] --target DATA --output OUT.onnx",
     "adapt a classifier to unlabelled target images",
     "Adapts MODEL, a trained classifier (e.g. one graft finetune wrote; its preprocessing comes\n"
     "from its metadata), to the images of DATA, whose labels are not used: a folder without class\n"
@@ -197,6 +248,15 @@ const cli_command CMD_ADAPT = {
     "         information maximisation (confident, diverse predictions) plus --shot-beta times\n"
     "         the cross-entropy on pseudo-labels from a clustering of the features, recomputed\n"
     "         each epoch (Liang et al. 2020).\n"
+    "\n"
+    "With the labelled source (--source), the features of the two domains are aligned while\n"
+    "fine-tuning MODEL on the source: `graft finetune MODEL SOURCE --target DATA --adapt M`\n"
+    "with its defaults (a new head; see graft finetune for every setting):\n"
+    "  coral  Deep CORAL (Sun & Saenko 2016): the covariances of the features made equal;\n"
+    "  mmd    DAN (Long et al. 2015): their multi-kernel maximum mean discrepancy;\n"
+    "  dann   a domain classifier behind a gradient-reversal layer (Ganin et al. 2016), the\n"
+    "         reversal's weight rising as 2 / (1 + exp(-10 p)) - 1 over training; its accuracy\n"
+    "         is printed (near 100 %: the domains are still apart).\n"
     "\n"
     "adabn and tent need BatchNorms; a model without them is refused. It prints the mean entropy\n"
     "of the predictions and the diversity of the classes predicted (entropy of the mean\n"

@@ -290,11 +290,20 @@ static const cli_flag FINETUNE_FLAGS[] = {
       .off = FT(target) },
     { .name = "adapt",
       .type = CLI_CHOICE,
-      .choices = "adabn|tent|shot",
+      .choices = "adabn|tent|shot|coral|mmd|dann",
       .def = "adabn",
-      .help = "how the result adapts to --target (see graft adapt)",
+      .help = "how to adapt to --target: align while training (coral, mmd, dann) or adapt the "
+              "result (adabn, tent, shot; see graft adapt)",
       .off = FT(o.adapt),
       .set = set_adapt },
+    { .name = "adapt-weight",
+      .type = CLI_REAL,
+      .meta = "X",
+      .lo = 1e-9,
+      .hi = 1e6,
+      .def = "1",
+      .help = "weight of the alignment loss (coral, mmd, dann)",
+      .off = FT(o.adapt_weight) },
     CLI_ROW_JSON(finetune_args, json),
     CLI_ROW_THREADS(finetune_args, threads, "all"),
     { 0 },
@@ -366,7 +375,16 @@ static void print_finetune(const finetune_args *a, const finetune_state *s)
                bv->valuedouble);
     printf("\n");
     const cJSON *ad = cJSON_GetObjectItem(sj, "adapt");
-    if (ad) {
+    if (ad && cJSON_GetObjectItem(ad, "loss")) {
+        const cJSON *da = cJSON_GetObjectItem(ad, "domain_accuracy");
+        printf("aligned with %s (%s, weight %g): last epoch's alignment loss %.4f", a->target,
+               cJSON_GetStringValue(cJSON_GetObjectItem(ad, "method")),
+               cJSON_GetObjectItem(ad, "weight")->valuedouble,
+               cJSON_GetObjectItem(ad, "loss")->valuedouble);
+        if (cJSON_IsNumber(da))
+            printf(", domain classifier accuracy %.1f %%", 100 * da->valuedouble);
+        printf("\n");
+    } else if (ad) {
         printf("adapted to %s (%s): prediction entropy %.4f -> %.4f", a->target,
                cJSON_GetStringValue(cJSON_GetObjectItem(ad, "method")),
                cJSON_GetObjectItem(ad, "entropy_before")->valuedouble,

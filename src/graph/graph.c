@@ -317,6 +317,7 @@ int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const 
     snprintf(fallback, sizeof fallback, "#%d", g->nnodes);
     const char *nm = name && name[0] ? name : fallback;
     const gr_opdef *op = op_type ? gr_op_find(op_type, "") : NULL;
+    if (!op && op_type) op = gr_op_find(op_type, GR_DOMAIN_GRAFT); /* graft's training ops */
     if (!op)
         return gr_err(GRAFT_E_UNSUPPORTED, "cannot add node '%s': graft does not support op '%s'",
                       nm, op_type ? op_type : "(null)");
@@ -352,7 +353,7 @@ int gr_graph_add_node(gr_graph *g, const char *name, const char *op_type, const 
     gr_node n = { .op = op, .nin = nin, .nout = nout, .nattr = nattr };
     n.name = gr_arena_strdup(g->arena, nm);
     n.op_type = gr_arena_strdup(g->arena, op_type);
-    n.domain = gr_arena_strdup(g->arena, "");
+    n.domain = gr_arena_strdup(g->arena, gr_op_domain(op));
     n.in = gr_arena_alloc(g->arena, (size_t)(nin + 1) * sizeof *n.in);
     n.out = gr_arena_alloc(g->arena, (size_t)(nout + 1) * sizeof *n.out);
     n.attrs = gr_arena_alloc(g->arena, (size_t)(nattr + 1) * sizeof *n.attrs);

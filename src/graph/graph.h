@@ -148,7 +148,7 @@ int gr_graph_add_output(gr_graph *g, int v);
  * must be new. *out (may be NULL) gets its index. */
 int gr_graph_add_value(gr_graph *g, const char *name, int dtype, const gr_shape *shape,
                        const void *data, int *out);
-/* Appends a default-domain node (attributes deep-copied). Every input (-1: absent) must already
+/* Appends a default-domain node, or one of graft's own ops (GR_DOMAIN_GRAFT) by its name (attributes deep-copied). Every input (-1: absent) must already
  * be available (graph input, initializer or produced by a node), so the order stays
  * topological; outputs must be new plain values nothing produces yet. name NULL: "#<index>";
  * node names must be unique. Fails for an op graft does not support. */

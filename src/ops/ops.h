@@ -106,7 +106,9 @@ enum {
     GR_OPF_FUSE_CLIP = 64,
     /* Training forward updates inputs 3 and 4 (running mean, running variance) in place, and the
      * node trains (batch statistics) only when its scale or bias does (BatchNormalization). */
-    GR_OPF_RUNNING_STATS = 128
+    GR_OPF_RUNNING_STATS = 128,
+    /* An op of graft's own domain GR_DOMAIN_GRAFT (graft_domain.c), not the default one. */
+    GR_OPF_GRAFT_DOMAIN = 256
 };
 
 /* An op flagged GR_OPF_LAYOUT returns this from prepare when it cannot read one of its inputs
@@ -125,8 +127,16 @@ typedef struct gr_opdef {
     const void *impl; /* the family's data for this op (kernels, attributes), or NULL */
 } gr_opdef;
 
-/* The registry. Domain "" and "ai.onnx" are the default domain. Returns the op's row, or NULL
- * if unsupported. */
+/* graft's own ops (graft_domain.c, flag GR_OPF_GRAFT_DOMAIN), for graphs graft builds to train,
+ * never in a written model. */
+#define GR_DOMAIN_GRAFT "ai.graft"
+static inline const char *gr_op_domain(const gr_opdef *d)
+{
+    return d->flags & GR_OPF_GRAFT_DOMAIN ? GR_DOMAIN_GRAFT : "";
+}
+
+/* The registry. Domain "" and "ai.onnx" are the default domain, GR_DOMAIN_GRAFT graft's own.
+ * Returns the op's row, or NULL if unsupported. */
 const gr_opdef *gr_op_find(const char *op_type, const char *domain);
 /* Every row, for messages, `graft info` and the tests that walk the table. */
 int gr_op_count(void);
@@ -138,7 +148,7 @@ const gr_opdef *gr_op_runner(const gr_opdef *row);
 
 /* Family tables, each terminated by an entry with name == NULL. */
 extern const gr_opdef gr_ops_elementwise[], gr_ops_conv[], gr_ops_pool[], gr_ops_norm[],
-    gr_ops_matmul[], gr_ops_shape[], gr_ops_reduce[], gr_ops_resize[];
+    gr_ops_matmul[], gr_ops_shape[], gr_ops_reduce[], gr_ops_resize[], gr_ops_graft[];
 
 /* flat.c's wrapper (see gr_op_runner). */
 extern const gr_opdef gr_op_flat;

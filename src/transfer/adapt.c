@@ -40,7 +40,7 @@ typedef struct adapt {
 
 const char *gr_adapt_method_name(int m)
 {
-    static const char *const names[] = { "adabn", "tent", "shot" };
+    static const char *const names[] = { "adabn", "tent", "shot", "coral", "mmd", "dann" };
     return m >= 0 && m < GR_ADAPT_NMETHOD ? names[m] : "?";
 }
 
@@ -553,6 +553,11 @@ static int check_target(adapt *a)
     const gr_dataset *ds = a->ds;
     if (a->r.method < 0 || a->r.method >= GR_ADAPT_NMETHOD)
         return gr_err(GRAFT_E_ARG, "unknown adaptation method %d", a->r.method);
+    if (a->r.method >= GR_ADAPT_CORAL)
+        return gr_err(GRAFT_E_ARG,
+                      "%s aligns the target with the labelled source while fine-tuning: give the "
+                      "source (graft adapt --source, or graft finetune --target --adapt)",
+                      gr_adapt_method_name(a->r.method));
     if (ds->features)
         return gr_err(GRAFT_E_ARG, "%s holds feature vectors, not images: adapt takes images",
                       ds->source);

@@ -115,6 +115,9 @@ static void resolve(ft *f, int64_t n)
         r->freeze = s < 20    ? (r->epochs > 0 || r->steps > 0 ? "last:1" : "head")
                     : s < 200 ? "last:2"
                               : "all";
+    /* aligning features needs layers below them that train */
+    if (gr_ft_aligns(f) && !f->o->freeze && !strcmp(r->freeze, "head")) r->freeze = "last:2";
+    if (r->adapt_weight <= 0) r->adapt_weight = 1;
     if (r->lr <= 0) r->lr = r->opt == GR_SGD ? 0.01 : 1e-3;
     if (r->lr_ratio <= 0) r->lr_ratio = 0.1;
     if (r->layer_decay < 0) r->layer_decay = 0;
@@ -623,6 +626,11 @@ static int check_and_split(ft *f, const int64_t *idx, int64_t nidx, int64_t **al
     int st = split(f, idx, nidx, f->r.val_frac);
     if (!st && f->r.steps > 0 && !strcmp(f->r.freeze, "head"))
         st = gr_err(GRAFT_E_ARG, "steps: freeze \"head\" has no phase 2 to give them to");
+    if (!st && gr_ft_aligns(f) && !strcmp(f->r.freeze, "head"))
+        st = gr_err(GRAFT_E_ARG,
+                    "%s aligns the features the head reads: train layers below them (freeze "
+                    "last:N or all, not head)",
+                    gr_adapt_method_name(f->r.adapt));
     if (st) return st;
     if (f->r.steps > 0) f->r.epochs = (int)((f->r.steps + gr_ft_spe(f) - 1) / gr_ft_spe(f));
     int64_t *have = calloc((size_t)f->nclass + 1, sizeof *have);
@@ -688,6 +696,7 @@ static int run_phases(ft *f, const gr_model *m, const char *d1, const char *d2, 
     if (!st && !resume2 && f->r.head_epochs > 0) {
         snprintf(f->dir, sizeof f->dir, "%s", d1);
         st = gr_freeze_select(f->g, "head", tr);
+        gr_ft_adapt_trainable(f, tr);
         if (!st) st = gr_ft_run_phase(f, 1, tr, f->r.head_epochs, f->r.lr, resume1);
     }
     if (!st && f->r.epochs > 0) {
@@ -698,6 +707,7 @@ static int run_phases(ft *f, const gr_model *m, const char *d1, const char *d2, 
         if (!(tr = calloc((size_t)f->g->nvalues + 1, 1)))
             return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");
         st = gr_freeze_select(f->g, spec, tr);
+        gr_ft_adapt_trainable(f, tr);
         if (!st) st = gr_ft_run_phase(f, 2, tr, f->r.epochs, f->r.lr * f->r.lr_ratio, resume2);
     }
     free(tr);
@@ -708,6 +718,7 @@ int gr_finetune(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int
                 const gr_ft_opts *o, const char *out_path, gr_ft_result *res)
 {
     memset(res, 0, sizeof *res);
+    res->adapt_loss = res->domain_acc = NAN;
     res->best = -1;
     double t0 = gr_now();
     ft f = { .o = o,
@@ -726,8 +737,10 @@ int gr_finetune(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int
         res->ntrain = f.ntr, res->nval = f.nva;
         gr_progress_note(&f.r.progress, GRAFT_EVENT_NOTE, "finetune", "finetune: %s", res->recipe);
     }
+    res->adapt = f.r.adapt, res->adapt_weight = f.r.adapt_weight;
     if (!st) st = build_model(&f, m);
     if (!st) st = gr_graph_clone(f.g, 1, &f.gx); /* shares g's bytes: synced before the export */
+    if (!st && gr_ft_aligns(&f)) st = gr_ft_adapt_build(&f); /* after: gx never has it */
     if (!st) st = open_loaders(&f);
     char d1[4096] = "", d2[4096] = "";
     int resume1 = 0, resume2 = 0;
@@ -741,6 +754,7 @@ int gr_finetune(const gr_model *m, const gr_dataset *ds, const int64_t *idx, int
     res->seconds = gr_now() - t0;
     gr_loader_free(f.ltr);
     gr_loader_free(f.lva);
+    gr_ft_adapt_free(&f);
     gr_graph_free(f.gx);
     gr_graph_free(f.g);
     free(f.tr), free(f.va), free(all);

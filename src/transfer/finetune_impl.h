@@ -29,7 +29,26 @@ typedef struct ft {
     float *best_w, *best_buf;
     int bad;        /* epochs since the last improvement */
     char dir[4200]; /* the phase's checkpoint folder, "" without one */
+    /* alignment with a target (finetune_adapt.c) */
+    gr_loader *ltg;              /* the target, shuffled, cycled through its epochs */
+    int tg_epoch, tg_started;    /* its epochs begun; one is under way */
+    int yfeat, ydom;             /* training-graph outputs: features, domain logit (dann) */
+    int grl_coeff;               /* dann: the GradientReversal's coefficient (initializer) */
+    float *xcat;                 /* a step's source then target images */
+    size_t xcat_cap;             /* floats */
+    double transfer_loss;        /* this epoch's sum of the alignment loss, */
+    int64_t transfer_steps;      /* over this many steps */
+    int64_t dom_right, dom_seen; /* dann: this epoch's domain predictions right, made */
 } ft;
+
+/* Alignment with f->r.target (finetune_adapt.c): the training graph's extra outputs and the
+ * domain classifier, the target loader; the values that train with every phase; one step on a
+ * source batch and a target batch; freeing. */
+int gr_ft_adapt_build(ft *f);
+void gr_ft_adapt_trainable(const ft *f, unsigned char *trainable);
+int gr_ft_adapt_step(ft *f, gr_trainer *t, const gr_batch *b, double *loss);
+void gr_ft_adapt_free(ft *f);
+static inline int gr_ft_aligns(const ft *f) { return f->r.target && f->r.adapt >= GR_ADAPT_CORAL; }
 
 int gr_ft_make_dir(const char *path);
 int gr_ft_evaluate(ft *f, gr_dnnl *dnnl, double *loss, double *acc);

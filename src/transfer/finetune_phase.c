@@ -63,12 +63,15 @@ static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, g
                            epochs);
     gr_batch b;
     out->lr = gr_sched_lr(&t->opt.cfg, t->step);
+    f->transfer_loss = 0, f->transfer_steps = f->dom_right = f->dom_seen = 0;
     while (!st && (r = gr_loader_next(f->ltr, &b)) > 0) {
         gr_tensor x = { .dtype = GR_F32,
                         .shape = gr_shape_make(4, (int64_t[]){ b.n, 3, b.h, b.w }),
                         .data = b.x };
         double loss;
-        if ((st = gr_trainer_step(t, &x, b.y, &loss))) break;
+        st = gr_ft_aligns(f) ? gr_ft_adapt_step(f, t, &b, &loss)
+                             : gr_trainer_step(t, &x, b.y, &loss);
+        if (st) break;
         const float *logits = gr_plan_output(t->plan, 0)->data; /* this step's forward */
         for (int i = 0; i < b.n; i++)
             right += gr_argmax(logits + (int64_t)i * f->nclass, f->nclass) == b.y[i];
@@ -79,6 +82,8 @@ static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, g
     }
     if (!st && r < 0) st = -r;
     out->train_loss = seen ? sum / seen : NAN;
+    if (f->transfer_steps) f->res->adapt_loss = f->transfer_loss / (double)f->transfer_steps;
+    if (f->dom_seen) f->res->domain_acc = (double)f->dom_right / (double)f->dom_seen;
     out->train_acc = seen ? (double)right / seen : NAN;
     out->val_loss = out->val_acc = NAN;
     if (!st && f->nva) st = gr_ft_evaluate(f, t->dnnl, &out->val_loss, &out->val_acc);
@@ -90,15 +95,21 @@ static int train_epoch(ft *f, gr_trainer *t, int phase, int64_t e, int epochs, g
 static void note_epoch(const ft *f, const gr_ft_epoch *e, int epochs, int improved)
 {
     if (!f->r.progress.fn) return;
-    char val[96] = "";
+    char val[96] = "", al[96] = "";
     if (isfinite(e->val_acc))
         snprintf(val, sizeof val, ", val loss %.4f acc %.2f%%%s", e->val_loss, 100 * e->val_acc,
                  improved ? " *" : "");
+    if (f->transfer_steps)
+        snprintf(al, sizeof al, ", %s loss %.4f%s", gr_adapt_method_name(f->r.adapt),
+                 f->transfer_loss / (double)f->transfer_steps, "");
+    if (f->dom_seen)
+        snprintf(al + strlen(al), sizeof al - strlen(al), " (domain acc %.1f%%)",
+                 100.0 * (double)f->dom_right / (double)f->dom_seen);
     gr_progress_note(
         &f->r.progress, GRAFT_EVENT_NOTE, "finetune",
-        "phase %d epoch %2d/%d: train loss %.4f acc %.2f%%%s, lr %.2e, %.1f s (%.0f "
+        "phase %d epoch %2d/%d: train loss %.4f acc %.2f%%%s%s, lr %.2e, %.1f s (%.0f "
         "img/s)",
-        e->phase, e->epoch, epochs, e->train_loss, 100 * e->train_acc, val, e->lr, e->seconds,
+        e->phase, e->epoch, epochs, e->train_loss, 100 * e->train_acc, al, val, e->lr, e->seconds,
         e->seconds > 0 ? (double)(f->ntr / f->r.batch * f->r.batch) / e->seconds : 0.0);
 }
 

@@ -284,7 +284,10 @@ typedef struct gr_ft_opts {
     uint64_t seed;
     gr_progress progress; /* epochs, phases, the probe, a resume (graft_progress stages) */
     int use_ref;
-    int stop_after_epochs; /* > 0: fail after that many epochs in all (tests of --resume) */
+    int stop_after_epochs;    /* > 0: fail after that many epochs in all (tests of --resume) */
+    const gr_dataset *target; /* NULL; else unlabelled target images the features align with */
+    int adapt;                /* with a target: GR_ADAPT_CORAL, MMD or DANN */
+    double adapt_weight;      /* the alignment loss's weight (> 0; <= 0: 1) */
 } gr_ft_opts;
 
 void gr_ft_defaults(gr_ft_opts *o);
@@ -304,7 +307,12 @@ typedef struct gr_ft_result {
     char recipe[2048];       /* the settings used, as text */
     gr_layer_score *ranking; /* layer "auto": gr_layer_auto's scores, best first (malloc'd) */
     int nranking;
-    char layer[256]; /* layer "auto": the layer chosen */
+    char layer[256];     /* layer "auto": the layer chosen */
+    int adapt;           /* with a target: the method (GR_ADAPT_CORAL, MMD, DANN) and */
+    double adapt_weight; /* its weight */
+    double adapt_loss;   /* the alignment loss's mean over the last epoch (NaN: none) */
+    double domain_acc;   /* dann: the domain classifier's accuracy over the last epoch (0.5: the
+                          domains look alike to it; near 1: not aligned) */
 } gr_ft_result;
 
 /* Fine-tunes the model on the samples idx[0..nidx) (NULL: all) of ds and writes the adapted
@@ -319,8 +327,18 @@ char *gr_ft_history_json(const gr_ft_result *r);
 
 /* ==== adaptation without labels (adapt.c) ================================================== */
 
-enum { GR_ADAPT_ADABN = 0, GR_ADAPT_TENT = 1, GR_ADAPT_SHOT = 2, GR_ADAPT_NMETHOD = 3 };
-const char *gr_adapt_method_name(int m); /* "adabn", "tent", "shot" */
+/* adabn, tent and shot adapt a trained model without its source (gr_adapt); coral, mmd and dann
+ * align the source and target features while fine-tuning (gr_finetune with a target). */
+enum {
+    GR_ADAPT_ADABN = 0,
+    GR_ADAPT_TENT = 1,
+    GR_ADAPT_SHOT = 2,
+    GR_ADAPT_CORAL = 3,
+    GR_ADAPT_MMD = 4,
+    GR_ADAPT_DANN = 5,
+    GR_ADAPT_NMETHOD = 6
+};
+const char *gr_adapt_method_name(int m); /* "adabn", "tent", "shot", "coral", "mmd", "dann" */
 
 typedef struct gr_adapt_opts {
     int method;       /* GR_ADAPT_* */
