@@ -4,7 +4,8 @@
 # the command reports by 50 points or more and write a model graft loads, whose graft.adapt
 # metadata (read by the onnx package) names the method; a model without BatchNorm is refused with exit 1 naming it (nothing
 # written); graft finetune --target --adapt adabn gains as much; coral, mmd and dann while
-# fine-tuning beat source-only by 15 points on inverted images; usage errors exit 2 naming the
+# fine-tuning beat source-only by 15 points on inverted images; graft fit --unlabeled reports its
+# self-training rounds; usage errors exit 2 naming the
 # flag.
 set -u
 GRAFT=$1
@@ -93,6 +94,20 @@ check "adabn with --source exit 2" "[ $? -eq 2 ] && grep -q -- '--source' '$tmp/
     --target "$tmp/inverted-images-idx3-ubyte" --adapt mmd -o "$tmp/x.onnx" > "$tmp/u6.out" 2>&1
 check "mmd with a frozen trunk exit 1" "[ $? -eq 1 ] && grep -q 'mmd aligns the features' '$tmp/u6.out'"
 check "refusals write nothing" "[ ! -e '$tmp/x.onnx' ]"
+
+# Self-training on features: graft fit --unlabeled reports its rounds (the IDX labels next to the
+# unlabelled images are only reported); --semi without --unlabeled is a usage error
+"$GRAFT" fit "$tmp/source.onnx" "$tmp/source-images-idx3-ubyte" --transform size=16,normalize=none \
+    --shots 5 --unlabeled "$tmp/source-images-idx3-ubyte" --test "$tmp/target-images-idx3-ubyte" \
+    --json > "$tmp/semi.json" 2> "$tmp/semi.err"
+check "fit --unlabeled exit 0 ($(tail -1 "$tmp/semi.err"))" "[ $? -eq 0 ]"
+check "fit --unlabeled reports rounds ($(head -c 300 "$tmp/semi.json"))" "/usr/bin/python3 -c \"
+import json, sys
+r = json.load(open('$tmp/semi.json'))['self_training']['rounds']
+sys.exit(not (len(r) == 5 and r[0]['pseudo_labels'] > 0 and r[0]['confidence'] >= 0.9
+              and 0 <= r[0]['accuracy'] <= 1))\""
+"$GRAFT" fit "$tmp/source.onnx" "$tmp/source-images-idx3-ubyte" --semi pseudo > "$tmp/u7.out" 2>&1
+check "--semi without --unlabeled exit 2" "[ $? -eq 2 ] && grep -q -- '--unlabeled' '$tmp/u7.out'"
 
 "$GRAFT" adapt "$tmp/source_nobn.onnx" "${common[@]}" --method tent -o "$tmp/nobn.onnx" \
     > "$tmp/nobn.out" 2>&1

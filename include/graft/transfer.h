@@ -117,6 +117,24 @@ void graft_fit_opts_init(graft_fit_opts *o);
 /* X (n, dim) float32, y (n) int32 ids in [0, nclass). */
 graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nclass,
                             const graft_fit_opts *o, graft_head **out);
+/* Self-training (scikit-learn's SelfTrainingClassifier, criterion "threshold"): a head fitted on
+ * the labelled rows labels the unlabelled rows XU (nu, dim); those predicted with at least
+ * `threshold` confidence join the labelled rows for good, and the head is refitted; `rounds`
+ * times or until no new row qualifies. balance caps each class's additions a round at
+ * ceil(nu / (nclass * rounds)), most confident first. logreg's C is the one given, else 1 (not
+ * cross-validated: see src/transfer/semi.c for the measurements behind these defaults). */
+typedef struct graft_semi_opts {
+    int rounds;       /* 5, > 0 */
+    double threshold; /* 0.9, in (0, 1) */
+    int balance;      /* 0 */
+} graft_semi_opts;
+void graft_semi_opts_init(graft_semi_opts *o);
+/* yu (nu) int32 labels of XU, for reporting only (-1: unknown), or NULL. *summary (may be NULL;
+ * caller frees) is JSON {rounds: [{pseudo_labels, confidence, accuracy (null without yu)}]}. */
+graft_status graft_head_fit_self(const graft_tensor *X, const graft_tensor *y, int nclass,
+                                 const graft_tensor *XU, const graft_tensor *yu,
+                                 const graft_fit_opts *o, const graft_semi_opts *so,
+                                 graft_head **out, char **summary);
 /* Class probabilities (n, nclass). */
 graft_status graft_head_predict(const graft_head *h, const graft_tensor *X, graft_tensor **prob);
 graft_status graft_head_save(const graft_head *h, const char *path);

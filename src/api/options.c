@@ -150,6 +150,11 @@ void graft_fewshot_opts_init(graft_fewshot_opts *o)
     };
 }
 
+void graft_semi_opts_init(graft_semi_opts *o)
+{
+    *o = (graft_semi_opts){ .rounds = 5, .threshold = 0.9 };
+}
+
 void graft_adapt_opts_init(graft_adapt_opts *o)
 {
     *o = (graft_adapt_opts){ .method = GRAFT_ADAPT_ADABN,

@@ -150,6 +150,25 @@ static int check_rows(const graft_tensor *X, const graft_tensor *y)
     return GRAFT_OK;
 }
 
+/* The public fit options (NULL: the defaults) as the internal ones. */
+static int fit_opts_of(const graft_fit_opts *o, gr_fit_opts *fo)
+{
+    graft_fit_opts def;
+    graft_fit_opts_init(&def);
+    if (!o) o = &def;
+    int kind = GR_HEAD_LOGREG, st = kind_of(o->kind, &kind);
+    if (st) return st;
+    gr_fit_defaults(fo, kind);
+    if ((st = norm_of(o->norm, kind, &fo->norm))) return st;
+    if ((o->C != GRAFT_AUTO && !(o->C > 0)) || o->hidden <= 0 || o->epochs <= 0 || o->k <= 0)
+        return gr_err(GRAFT_E_ARG,
+                      "graft_head_fit: C (or GRAFT_AUTO), hidden, epochs and k must be positive");
+    fo->C = o->C == GRAFT_AUTO ? 0 : o->C; /* 0: cross-validated */
+    fo->hidden = o->hidden, fo->epochs = o->epochs, fo->k = o->k;
+    fo->seed = o->seed;
+    return GRAFT_OK;
+}
+
 graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nclass,
                             const graft_fit_opts *o, graft_head **out)
 {
@@ -157,20 +176,8 @@ graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nc
     if (st) return (graft_status)st;
     if (!y || !out || nclass < 2)
         return gr_err(GRAFT_E_ARG, "graft_head_fit: labels, out and nclass >= 2 are needed");
-    graft_fit_opts def;
-    graft_fit_opts_init(&def);
-    if (!o) o = &def;
-    int kind = GR_HEAD_LOGREG;
-    if ((st = kind_of(o->kind, &kind))) return (graft_status)st;
     gr_fit_opts fo;
-    gr_fit_defaults(&fo, kind);
-    if ((st = norm_of(o->norm, kind, &fo.norm))) return (graft_status)st;
-    if ((o->C != GRAFT_AUTO && !(o->C > 0)) || o->hidden <= 0 || o->epochs <= 0 || o->k <= 0)
-        return gr_err(GRAFT_E_ARG,
-                      "graft_head_fit: C (or GRAFT_AUTO), hidden, epochs and k must be positive");
-    fo.C = o->C == GRAFT_AUTO ? 0 : o->C; /* 0: cross-validated */
-    fo.hidden = o->hidden, fo.epochs = o->epochs, fo.k = o->k;
-    fo.seed = o->seed;
+    if ((st = fit_opts_of(o, &fo))) return (graft_status)st;
     graft_head *h = gr_calloc(1, sizeof *h);
     if (!h) return GRAFT_E_NOMEM;
     st = gr_head_fit(X->data, y->data, X->dims[0], (int)X->dims[1], nclass, &fo, &h->h);
@@ -729,4 +736,72 @@ graft_status graft_finetune(const char *model_path, const graft_dataset *d,
     st = finetune(&m, d, subset, o, out_path, summary);
     gr_model_close(&m);
     return (graft_status)st;
+}
+
+/* ---- self-training ---- */
+
+static char *semi_summary(const gr_semi_round *rr, int n)
+{
+    cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "rounds");
+    for (int r = 0; r < n; r++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "pseudo_labels", (double)rr[r].npseudo);
+        if (isfinite(rr[r].mean_conf)) cJSON_AddNumberToObject(x, "confidence", rr[r].mean_conf);
+        else cJSON_AddNullToObject(x, "confidence");
+        if (isfinite(rr[r].pseudo_acc)) cJSON_AddNumberToObject(x, "accuracy", rr[r].pseudo_acc);
+        else cJSON_AddNullToObject(x, "accuracy");
+        cJSON_AddItemToArray(a, x);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int semi_check(const graft_tensor *X, const graft_tensor *y, int nclass,
+                      const graft_tensor *XU, const graft_tensor *yu, const graft_semi_opts *so)
+{
+    int st = check_rows(X, y);
+    if (!st) st = check_rows(XU, yu);
+    if (st) return st;
+    if (!y || nclass < 2)
+        return gr_err(GRAFT_E_ARG, "graft_head_fit_self: labels and nclass >= 2 are needed");
+    if (XU->dims[1] != X->dims[1])
+        return gr_err(GRAFT_E_SHAPE, "the unlabelled rows have %lld features, the labelled %lld",
+                      (long long)XU->dims[1], (long long)X->dims[1]);
+    if (so->rounds <= 0 || so->rounds > 1000 || !(so->threshold > 0 && so->threshold < 1))
+        return gr_err(GRAFT_E_ARG, "self-training options out of range (rounds in 1..1000, "
+                                   "threshold in (0, 1))");
+    return GRAFT_OK;
+}
+
+graft_status graft_head_fit_self(const graft_tensor *X, const graft_tensor *y, int nclass,
+                                 const graft_tensor *XU, const graft_tensor *yu,
+                                 const graft_fit_opts *o, const graft_semi_opts *so,
+                                 graft_head **out, char **summary)
+{
+    graft_semi_opts sdef;
+    graft_semi_opts_init(&sdef);
+    if (!so) so = &sdef;
+    if (!out) return gr_err(GRAFT_E_ARG, "graft_head_fit_self: out must not be NULL");
+    int st = semi_check(X, y, nclass, XU, yu, so);
+    gr_fit_opts fo;
+    if (!st) st = fit_opts_of(o, &fo);
+    if (st) return (graft_status)st;
+    gr_semi_opts s = { so->rounds, so->threshold, so->balance != 0 };
+    gr_semi_round *rr = gr_calloc((size_t)so->rounds, sizeof *rr);
+    graft_head *h = gr_calloc(1, sizeof *h);
+    if (!rr || !h) st = gr_err(GRAFT_E_NOMEM, "self-training: out of memory");
+    if (!st)
+        st = gr_self_train(X->data, y->data, X->dims[0], XU->data, XU->dims[0], (int)X->dims[1],
+                           nclass, &fo, &s, yu ? yu->data : NULL, &h->h, rr);
+    if (!st && summary && !(*summary = semi_summary(rr, so->rounds)))
+        st = gr_err(GRAFT_E_NOMEM, "out of memory");
+    free(rr);
+    if (st) {
+        if (h) gr_head_free(&h->h);
+        free(h);
+        return (graft_status)st;
+    }
+    *out = h;
+    return GRAFT_OK;
 }

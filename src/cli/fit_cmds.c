@@ -10,6 +10,20 @@
 
 /* ---- fit ---- */
 
+/* Labels an unlabelled set has (class folders), renumbered to the training classes by name for
+ * reporting; a class the training data lacks, or none, is -1. */
+static void reporting_labels(const graft_dataset *train, const graft_dataset *u, graft_tensor *y)
+{
+    int ku = graft_dataset_num_classes(u), k = graft_dataset_num_classes(train);
+    int32_t *l = y->data;
+    for (int64_t i = 0; i < y->dims[0]; i++) {
+        int c = l[i], to = -1;
+        for (int j = 0; c >= 0 && c < ku && j < k && to < 0; j++)
+            if (!strcmp(graft_dataset_class_name(u, c), graft_dataset_class_name(train, j))) to = j;
+        l[i] = to;
+    }
+}
+
 /* The rows of X (and y) whose sample index is in `keep` (sorted int64 indices). */
 static int select_rows(const graft_tensor *X, const graft_tensor *y, const graft_tensor *index,
                        const graft_tensor *keep, graft_tensor **xs, graft_tensor **ys)
@@ -62,10 +76,16 @@ static void set_method(void *base, const cli_flag *f, cli_value v)
 typedef struct fit_args {
     extract_flags f;
     graft_fit_opts fo;
-    const char *out, *test;
-    int json, shots;
+    graft_semi_opts so;
+    const char *out, *test, *unlabeled;
+    int json, shots, semi;
     double val;
 } fit_args;
+
+static void set_semi(void *base, const cli_flag *f, cli_value v)
+{
+    *(int *)((char *)base + f->off) = !strcmp(v.s, "pseudo");
+}
 
 static const cli_flag FIT_FLAGS[] = {
     { .name = "head",
@@ -114,6 +134,39 @@ static const cli_flag FIT_FLAGS[] = {
       .def = "all",
       .help = "train on K examples per class (0: all)",
       .off = offsetof(fit_args, shots) },
+    { .name = "unlabeled",
+      .type = CLI_PATH,
+      .meta = "DATA",
+      .help = "unlabelled images for self-training (labels it has are only reported)",
+      .off = offsetof(fit_args, unlabeled) },
+    { .name = "semi",
+      .type = CLI_CHOICE,
+      .choices = "pseudo",
+      .def = "pseudo with --unlabeled",
+      .help = "semi-supervised method: class-balanced self-training",
+      .off = offsetof(fit_args, semi),
+      .set = set_semi },
+    { .name = "rounds",
+      .type = CLI_INT,
+      .meta = "N",
+      .lo = 1,
+      .hi = 1000,
+      .def = "5",
+      .help = "self-training rounds (at most)",
+      .off = offsetof(fit_args, so.rounds) },
+    { .name = "threshold",
+      .type = CLI_REAL,
+      .meta = "P",
+      .lo = 0,
+      .hi = 1,
+      .bits = CLI_LO_OPEN | CLI_HI_OPEN,
+      .def = "0.9",
+      .help = "confidence a prediction needs to become a pseudo-label",
+      .off = offsetof(fit_args, so.threshold) },
+    { .name = "balance",
+      .type = CLI_SWITCH,
+      .help = "cap each class's pseudo-labels a round (class-balanced)",
+      .off = offsetof(fit_args, so.balance) },
     CLI_ROW_SEED(fit_args, fo.seed),
     { .name = "output",
       .alias = 'o',
@@ -128,21 +181,22 @@ static const cli_flag FIT_FLAGS[] = {
 
 /* What one `graft fit` holds; freed by fit_free. */
 typedef struct fit_state {
-    graft_dataset *d, *td;
-    graft_tensor *X, *y, *index, *tr, *va, *Xt, *yt, *Xv, *yv, *prob;
+    graft_dataset *d, *td, *ud;
+    graft_tensor *X, *y, *index, *tr, *va, *Xt, *yt, *Xv, *yv, *prob, *XU, *yU;
     graft_head *h;
-    char *metrics;
+    char *metrics, *semi; /* semi: self-training's summary */
     int nclass, cached;
     graft_extract_opts eo;
 } fit_state;
 
 static void fit_free(fit_state *s)
 {
-    graft_tensor *all[] = {
-        s->X, s->y, s->index, s->tr, s->va, s->Xt, s->yt, s->Xv, s->yv, s->prob
-    };
+    graft_tensor *all[] = { s->X,  s->y,  s->index, s->tr,   s->va, s->Xt,
+                            s->yt, s->Xv, s->yv,    s->prob, s->XU, s->yU };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) graft_tensor_free(all[i]);
     free(s->metrics);
+    free(s->semi);
+    graft_dataset_free(s->ud);
     graft_head_free(s->h);
     graft_dataset_free(s->td);
     graft_dataset_free(s->d);
@@ -165,6 +219,11 @@ static graft_status fit_features(const fit_args *a, const char *model, fit_state
         st = graft_dataset_open(a->test, NULL, &s->td);
         if (!st) st = graft_model_extract(m, s->td, &s->eo, &s->Xv, &s->yv, NULL, NULL);
         if (!st) st = map_classes(s->d, s->td, s->yv, a->test);
+    }
+    if (!st && a->unlabeled) { /* self-training's rows, from the same model, layer and cache */
+        st = graft_dataset_open_unlabeled(a->unlabeled, NULL, &s->ud);
+        if (!st) st = graft_model_extract(m, s->ud, &s->eo, &s->XU, &s->yU, NULL, NULL);
+        if (!st) reporting_labels(s->d, s->ud, s->yU);
     }
     graft_model_free(m);
     return st;
@@ -200,16 +259,36 @@ static graft_status fit_save(fit_state *s, const char *model, const char *out)
     return st ? st : graft_head_save(s->h, out);
 }
 
+/* Self-training's rounds, one line each. */
+static void print_rounds(const fit_state *s)
+{
+    cJSON *j = s->semi ? cJSON_Parse(s->semi) : NULL;
+    const cJSON *r;
+    int i = 1;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(j, "rounds"))
+    {
+        const cJSON *c = cJSON_GetObjectItem(r, "confidence"),
+                    *acc = cJSON_GetObjectItem(r, "accuracy");
+        printf("self-training round %d: %d of %lld unlabelled rows pseudo-labelled", i++,
+               cJSON_GetObjectItem(r, "pseudo_labels")->valueint, (long long)s->XU->dims[0]);
+        if (cJSON_IsNumber(c)) printf(", mean confidence %.4f", c->valuedouble);
+        if (cJSON_IsNumber(acc)) printf(", accuracy %.2f %%", 100 * acc->valuedouble);
+        printf("\n");
+    }
+    cJSON_Delete(j);
+}
+
 static void fit_print(const fit_args *a, const fit_state *s)
 {
     const graft_head *h = s->h;
     if (a->json) {
         printf("{\"train\": %lld, \"val\": %lld, \"features\": %lld, \"cached\": %s, \"C\": "
                "%g, \"cv_accuracy\": %g, "
-               "\"val_metrics\": %s}\n",
+               "\"val_metrics\": %s, \"self_training\": %s}\n",
                (long long)s->Xt->dims[0], (long long)(s->Xv ? s->Xv->dims[0] : 0),
                (long long)s->X->dims[1], s->cached ? "true" : "false", graft_head_C(h),
-               graft_head_cv_accuracy(h), s->metrics ? s->metrics : "null");
+               graft_head_cv_accuracy(h), s->metrics ? s->metrics : "null",
+               s->semi ? s->semi : "null");
         return;
     }
     printf("features %lld x %lld%s; head fitted on %lld samples", (long long)s->X->dims[0],
@@ -219,6 +298,7 @@ static void fit_print(const fit_args *a, const fit_state *s)
         printf(" (C = %g by cross-validation, CV accuracy %.4f)", graft_head_C(h),
                graft_head_cv_accuracy(h));
     printf("\n");
+    print_rounds(s);
     if (s->metrics) {
         cJSON *m = cJSON_Parse(s->metrics);
         printf("%s (%lld samples): accuracy %.4f, macro F1 %.4f, ECE %.4f\n",
@@ -233,12 +313,15 @@ static void fit_print(const fit_args *a, const fit_state *s)
 
 static int cmd_fit(int argc, char **argv)
 {
-    fit_args a = { .f.threads = -1, .val = 0.2 };
+    fit_args a = { .f.threads = -1, .val = 0.2, .semi = -1 };
     graft_extract_opts_init(&a.f.o);
     graft_fit_opts_init(&a.fo);
+    graft_semi_opts_init(&a.so);
     int npos, rc = cli_parse(&CMD_FIT, argc, argv, &a, &npos);
     if (rc != CLI_GO) return rc;
     if (npos != 2) return usage_error("fit", "give a model and a dataset");
+    if (a.semi >= 0 && !a.unlabeled)
+        return usage_error("fit", "--semi learns from --unlabeled images; give them");
     apply_threads(a.f.threads);
     if (a.test) a.val = 0; /* the test set is the held-out data */
     const char *model = argv[0];
@@ -249,7 +332,9 @@ static int cmd_fit(int argc, char **argv)
     if (st) return fail(st);
     s.nclass = graft_dataset_num_classes(s.d);
     st = fit_features(&a, model, &s);
-    if (!st) st = graft_head_fit(s.Xt, s.yt, s.nclass, &a.fo, &s.h);
+    if (!st && a.unlabeled)
+        st = graft_head_fit_self(s.Xt, s.yt, s.nclass, s.XU, s.yU, &a.fo, &a.so, &s.h, &s.semi);
+    else if (!st) st = graft_head_fit(s.Xt, s.yt, s.nclass, &a.fo, &s.h);
     if (!st && s.Xv) st = fit_evaluate(&s);
     if (!st && a.out) st = fit_save(&s, model, a.out);
     if (!st) fit_print(&a, &s);
@@ -273,7 +358,15 @@ const cli_command CMD_FIT = {
     "validation accuracy, macro F1 and calibration error; --output saves the head. --shots K "
     "trains\n"
     "on K examples per class drawn by --seed (the few-shot setting); --test evaluates on another\n"
-    "dataset with the same classes instead of a validation split.\n",
+    "dataset with the same classes instead of a validation split.\n"
+    "\n"
+    "--unlabeled U adds self-training (--semi pseudo, scikit-learn's SelfTrainingClassifier): the\n"
+    "head labels U's features, the predictions at least --threshold confident join the training\n"
+    "rows for good, and the head is refitted, for --rounds rounds or until none qualifies\n"
+    "(--balance caps each class's additions a round). logreg then uses C = 1 unless --C is\n"
+    "given: cross-validating C on a few labels is noise, and a small C leaves no prediction\n"
+    "confident. Each round's pseudo-label count, confidence and (when U has class folders)\n"
+    "accuracy are printed.\n",
     FIT_FLAGS,
     cmd_fit
 };

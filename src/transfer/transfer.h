@@ -325,6 +325,23 @@ void gr_ft_result_free(gr_ft_result *r);
  * val_acc (null without a split), lr, seconds, and "best" (malloc'd; NULL when out of memory). */
 char *gr_ft_history_json(const gr_ft_result *r);
 
+/* ==== self-training (semi.c) ============================================================== */
+
+typedef struct gr_semi_opts {
+    int rounds;       /* refits after the first, at most */
+    double threshold; /* the confidence a prediction needs to become a pseudo-label */
+    int balance;      /* cap each class's additions a round (see semi.c) */
+} gr_semi_opts;
+typedef struct gr_semi_round {
+    int64_t npseudo;              /* rows the round pseudo-labelled (0: it stopped there) */
+    double mean_conf, pseudo_acc; /* their mean confidence; accuracy against yu (NaN without) */
+} gr_semi_round;
+/* Self-training (see semi.c): h the last round's head (free with gr_head_free, also on error);
+ * rounds[so->rounds] the rounds' figures; yu (nu) labels of XU for reporting only, or NULL. */
+int gr_self_train(const float *X, const int32_t *y, int64_t n, const float *XU, int64_t nu, int dim,
+                  int nclass, const gr_fit_opts *fo, const gr_semi_opts *so, const int32_t *yu,
+                  gr_head *h, gr_semi_round *rounds);
+
 /* ==== adaptation without labels (adapt.c) ================================================== */
 
 /* adabn, tent and shot adapt a trained model without its source (gr_adapt); coral, mmd and dann
