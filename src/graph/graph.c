@@ -172,6 +172,13 @@ static int is_graph_input(const gr_graph *g, int v)
     return 0;
 }
 
+static int is_graph_output(const gr_graph *g, int v)
+{
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == v) return 1;
+    return 0;
+}
+
 int gr_graph_can_read(const gr_graph *g, int v)
 {
     return g->values[v].is_init || g->values[v].producer >= 0 || is_graph_input(g, v);
@@ -512,11 +519,40 @@ static void drop_stale_heads(gr_graph *g)
     g->nmeta = m;
 }
 
+/* An Identity of an initializer, whose output is no graph output, becomes an initializer of its
+ * own (a copy). Returns 1 when it did, 0 when the node is not one, -1 out of memory. */
+static int inline_identity(gr_graph *g, gr_node *nd)
+{
+    if (strcmp(nd->op_type, "Identity") || nd->domain[0] || nd->nin != 1 || nd->nout != 1 ||
+        nd->in[0] < 0 || nd->out[0] < 0 || !g->values[nd->in[0]].is_init ||
+        !g->values[nd->in[0]].t.data || is_graph_output(g, nd->out[0]))
+        return 0;
+    const gr_tensor *src = &g->values[nd->in[0]].t;
+    size_t bytes = gr_tensor_bytes(src);
+    void *copy = gr_arena_alloc(g->arena, bytes + 1);
+    if (!copy) return -1;
+    memcpy(copy, src->data, bytes);
+    gr_value *v = &g->values[nd->out[0]];
+    v->t = *src;
+    v->t.data = copy;
+    v->is_init = 1;
+    v->has_shape = 1;
+    v->producer = -1;
+    nd->out[0] = -1;
+    return 1;
+}
+
 int gr_graph_inline_constants(gr_graph *g, int *count)
 {
     int n = 0;
     for (int k = 0; k < g->nnodes; k++) {
         gr_node *nd = &g->nodes[k];
+        int id = inline_identity(g, nd);
+        if (id < 0) return oom();
+        if (id) {
+            n++;
+            continue;
+        }
         if (strcmp(nd->op_type, "Constant") || nd->domain[0] || nd->nin || nd->nout != 1 ||
             nd->out[0] < 0 || nd->nattr != 1 || strcmp(nd->attrs[0].name, "value") ||
             nd->attrs[0].type != GR_AT_TENSOR || !nd->attrs[0].t.data)

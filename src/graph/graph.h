@@ -167,7 +167,10 @@ int gr_graph_append(gr_graph *g, const gr_graph *src, const char *prefix, const 
                     int *out_map);
 /* Constant nodes holding a tensor become initializers of that value (some exporters, e.g.
  * Paddle2ONNX, store every weight as a Constant node; as initializers they are parameters that
- * can train), then prune. *count (may be NULL) gets how many. */
+ * can train), and so does an Identity of an initializer, with a copy of it: PyTorch's exporter
+ * deduplicates equal initializers through Identity nodes (a fresh model's BatchNorms all start at
+ * weight 1, bias 0, mean 0, variance 1, so they would share one), and each must train on its own.
+ * Then prune. *count (may be NULL) gets how many. */
 int gr_graph_inline_constants(gr_graph *g, int *count);
 int gr_graph_find_node(const gr_graph *g, const char *name);
 /* ---- building (build.c): pooling, named values and nodes, torch's Linear, metadata ---- */

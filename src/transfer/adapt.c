@@ -186,7 +186,8 @@ static int evaluate(adapt *a, gr_dnnl *dnnl, pass_stats *ps, float *feat, float 
         const gr_tensor *z = gr_plan_output(p, a->ylog), *f = gr_plan_output(p, a->yfeat);
         if ((st = check_outputs(a, z, f))) break;
         int k = a->nclass;
-        if (!mean && (!(mean = calloc((size_t)k, sizeof *mean)) || !(q = malloc((size_t)k * 4)))) {
+        if (!mean &&
+            (!(mean = calloc((size_t)k, sizeof *mean)) || !(q = malloc((size_t)k * sizeof *q)))) {
             st = gr_err(GRAFT_E_NOMEM, "adapt: out of memory");
             break;
         }
