@@ -7,7 +7,7 @@ per class (X, y), 600 unlabelled rows (XU, with their labels yu for reporting), 
 Replay (scikit-learn's SelfTrainingClassifier, criterion "threshold", written out so that the
 class-balanced variant can be replayed too): StandardScaler + LogisticRegression(multinomial,
 lbfgs, C=0.5, tight tol) on the labelled rows; then up to 5 rounds, each adding for good the
-unlabelled rows predicted with at least 0.9 confidence (balanced: at most ceil(600 / (4 * 5)) =
+unlabelled rows predicted with more than 0.9 confidence (balanced: at most ceil(600 / (4 * 5)) =
 30 a class a round, most confident first, ties to the lower row) and refitting. Saves each
 round's pseudo-label count and the final model's test probabilities, for both variants; prints
 the supervised-only and self-trained test accuracies.
@@ -55,7 +55,7 @@ def self_train(balance):
         pred, conf = p.argmax(1), p.max(1)
         new = []
         for c in range(K):
-            rows = [i for i in range(len(XU)) if not used[i] and pred[i] == c and conf[i] >= 0.9]
+            rows = [i for i in range(len(XU)) if not used[i] and pred[i] == c and conf[i] > 0.9]
             rows.sort(key=lambda i: (-conf[i], i))
             new += rows[:30] if balance else rows
         counts.append(len(new))

@@ -118,7 +118,7 @@ void graft_fit_opts_init(graft_fit_opts *o);
 graft_status graft_head_fit(const graft_tensor *X, const graft_tensor *y, int nclass,
                             const graft_fit_opts *o, graft_head **out);
 /* Self-training (scikit-learn's SelfTrainingClassifier, criterion "threshold"): a head fitted on
- * the labelled rows labels the unlabelled rows XU (nu, dim); those predicted with at least
+ * the labelled rows labels the unlabelled rows XU (nu, dim); those predicted with more than
  * `threshold` confidence join the labelled rows for good, and the head is refitted; `rounds`
  * times or until no new row qualifies. balance caps each class's additions a round at
  * ceil(nu / (nclass * rounds)), most confident first. logreg's C is the one given, else 1 (not

@@ -55,7 +55,7 @@ static const cli_flag ADAPT_FLAGS[] = {
       .words = cli_words_auto,
       .bits = CLI_ZERO_AUTO,
       .def = "1 tent, 10 shot",
-      .help = "passes over the target (tent, shot)",
+      .help = "passes over the target (tent, shot); with --source, fine-tuning's epochs",
       .off = AD(o.epochs) },
     { .name = "lr",
       .type = CLI_REAL,
@@ -65,7 +65,7 @@ static const cli_flag ADAPT_FLAGS[] = {
       .words = cli_words_auto,
       .bits = CLI_ZERO_AUTO,
       .def = "1e-3",
-      .help = "learning rate (tent, shot)",
+      .help = "learning rate (tent, shot; with --source, fine-tuning's)",
       .off = AD(o.lr) },
     { .name = "shot-beta",
       .type = CLI_REAL,
@@ -117,6 +117,7 @@ static double num(const cJSON *o, const char *key)
 static void print_adapt(const adapt_args *a, const cJSON *s)
 {
     const char *method = cJSON_GetStringValue(cJSON_GetObjectItem(s, "method"));
+    if (!method) method = "?";
     printf("adapt: %s on %.0f target images in %.1f s (%.0f BatchNorms", method, num(s, "target"),
            num(s, "seconds"), num(s, "batchnorms"));
     if (strcmp(method, "adabn")) printf(", %.0f parameters trained", num(s, "params_trained"));
@@ -153,7 +154,9 @@ static int adapt_with_source(const adapt_args *a, const char *model)
     graft_finetune_opts o;
     graft_finetune_opts_init(&o);
     o.transform = a->o.transform, o.seed = a->o.seed, o.workers = a->o.workers;
-    o.adapt = a->o.method;
+    o.batch = a->o.batch, o.adapt = a->o.method;
+    if (a->o.epochs != GRAFT_AUTO) o.epochs = a->o.epochs; /* fine-tuning's phase 2 */
+    if (a->o.lr != GRAFT_AUTO) o.lr = a->o.lr;
     o.progress = a->json ? cli_warnings : cli_progress;
     graft_dataset *src = NULL, *tgt = NULL;
     char *summary = NULL;

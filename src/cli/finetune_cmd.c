@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +360,13 @@ static graft_status finetune_test(const finetune_args *a, finetune_state *s, dou
     return st;
 }
 
+/* A number of the summary (NaN when it is missing: the library writes every key it documents). */
+static double number(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
 static void print_finetune(const finetune_args *a, const finetune_state *s)
 {
     const cJSON *sj = s->sj, *bv = cJSON_GetObjectItem(sj, "best_val_accuracy");
@@ -375,24 +383,19 @@ static void print_finetune(const finetune_args *a, const finetune_state *s)
                bv->valuedouble);
     printf("\n");
     const cJSON *ad = cJSON_GetObjectItem(sj, "adapt");
+    const char *method = cJSON_GetStringValue(cJSON_GetObjectItem(ad, "method"));
     if (ad && cJSON_GetObjectItem(ad, "loss")) {
-        const cJSON *da = cJSON_GetObjectItem(ad, "domain_accuracy");
         printf("aligned with %s (%s, weight %g): last epoch's alignment loss %.4f", a->target,
-               cJSON_GetStringValue(cJSON_GetObjectItem(ad, "method")),
-               cJSON_GetObjectItem(ad, "weight")->valuedouble,
-               cJSON_GetObjectItem(ad, "loss")->valuedouble);
-        if (cJSON_IsNumber(da))
-            printf(", domain classifier accuracy %.1f %%", 100 * da->valuedouble);
+               method ? method : "?", number(ad, "weight"), number(ad, "loss"));
+        if (cJSON_IsNumber(cJSON_GetObjectItem(ad, "domain_accuracy")))
+            printf(", domain classifier accuracy %.1f %%", 100 * number(ad, "domain_accuracy"));
         printf("\n");
     } else if (ad) {
         printf("adapted to %s (%s): prediction entropy %.4f -> %.4f", a->target,
-               cJSON_GetStringValue(cJSON_GetObjectItem(ad, "method")),
-               cJSON_GetObjectItem(ad, "entropy_before")->valuedouble,
-               cJSON_GetObjectItem(ad, "entropy_after")->valuedouble);
+               method ? method : "?", number(ad, "entropy_before"), number(ad, "entropy_after"));
         if (cJSON_IsNumber(cJSON_GetObjectItem(ad, "accuracy_after")))
-            printf(", target accuracy %.2f %% -> %.2f %%",
-                   100 * cJSON_GetObjectItem(ad, "accuracy_before")->valuedouble,
-                   100 * cJSON_GetObjectItem(ad, "accuracy_after")->valuedouble);
+            printf(", target accuracy %.2f %% -> %.2f %%", 100 * number(ad, "accuracy_before"),
+                   100 * number(ad, "accuracy_after"));
         printf("\n");
     }
     if (s->metrics) {

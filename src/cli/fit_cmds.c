@@ -161,7 +161,7 @@ static const cli_flag FIT_FLAGS[] = {
       .hi = 1,
       .bits = CLI_LO_OPEN | CLI_HI_OPEN,
       .def = "0.9",
-      .help = "confidence a prediction needs to become a pseudo-label",
+      .help = "a prediction more confident than this becomes a pseudo-label",
       .off = offsetof(fit_args, so.threshold) },
     { .name = "balance",
       .type = CLI_SWITCH,
@@ -269,8 +269,9 @@ static void print_rounds(const fit_state *s)
     {
         const cJSON *c = cJSON_GetObjectItem(r, "confidence"),
                     *acc = cJSON_GetObjectItem(r, "accuracy");
+        const cJSON *np = cJSON_GetObjectItem(r, "pseudo_labels");
         printf("self-training round %d: %d of %lld unlabelled rows pseudo-labelled", i++,
-               cJSON_GetObjectItem(r, "pseudo_labels")->valueint, (long long)s->XU->dims[0]);
+               cJSON_IsNumber(np) ? np->valueint : 0, (long long)s->XU->dims[0]);
         if (cJSON_IsNumber(c)) printf(", mean confidence %.4f", c->valuedouble);
         if (cJSON_IsNumber(acc)) printf(", accuracy %.2f %%", 100 * acc->valuedouble);
         printf("\n");
@@ -361,7 +362,7 @@ const cli_command CMD_FIT = {
     "dataset with the same classes instead of a validation split.\n"
     "\n"
     "--unlabeled U adds self-training (--semi pseudo, scikit-learn's SelfTrainingClassifier): the\n"
-    "head labels U's features, the predictions at least --threshold confident join the training\n"
+    "head labels U's features, the predictions more than --threshold confident join the training\n"
     "rows for good, and the head is refitted, for --rounds rounds or until none qualifies\n"
     "(--balance caps each class's additions a round). logreg then uses C = 1 unless --C is\n"
     "given: cross-validating C on a few labels is noise, and a small C leaves no prediction\n"

@@ -138,15 +138,20 @@ int gr_gb_pool(gr_gb *b, int x, const gr_shape *fs, int pool, int *y, int64_t *f
 
 /* ---- metadata ---- */
 
-int gr_graph_add_meta(gr_graph *g, const char *key, const char *value)
+int gr_graph_set_meta(gr_graph *g, const char *key, const char *value)
 {
     for (int i = 0; i < g->nmeta; i++)
-        if (!strcmp(g->meta[i].key, key)) { /* a model adapted twice says what it is now */
+        if (!strcmp(g->meta[i].key, key)) {
             char *v = gr_arena_strdup(g->arena, value);
             if (!v) return oom();
             g->meta[i].value = v;
             return GRAFT_OK;
         }
+    return gr_graph_add_meta(g, key, value);
+}
+
+int gr_graph_add_meta(gr_graph *g, const char *key, const char *value)
+{
     gr_meta *m = gr_arena_alloc(g->arena, (size_t)(g->nmeta + 2) * sizeof *m);
     if (!m) return oom();
     if (g->nmeta) memcpy(m, g->meta, (size_t)g->nmeta * sizeof *m);

@@ -221,9 +221,11 @@ int gr_gb_linear(gr_gb *b, const char *part, int x, int64_t nout, int64_t fan_in
 /* Pooling of the rank-4 value x of shape fs ("pool" into "pooled") and Flatten ("flatten"
  * into "features" = *y, (N, fan_in)). */
 int gr_gb_pool(gr_gb *b, int x, const gr_shape *fs, int pool, int *y, int64_t *fan_in);
-/* Sets the metadata entry key = value (copied): replaces its value when key is there, else
- * appends it. */
+/* Appends the metadata entry key = value (copied); keys may repeat (graft.head: one a head). */
 int gr_graph_add_meta(gr_graph *g, const char *key, const char *value);
+/* Sets key = value: replaces the first entry of key when there is one (a model fine-tuned or
+ * adapted twice says what it is now), else appends. */
+int gr_graph_set_meta(gr_graph *g, const char *key, const char *value);
 /* Sets float attribute `name` of node k (appended when the node has none). */
 int gr_node_set_attr_float(gr_graph *g, int k, const char *name, float value);
 

@@ -108,7 +108,7 @@ double gr_optim_step(gr_optim *o, float *w, float *g);
 /* ---- the training session ---- */
 
 enum { GR_LOSS_CE = 0, GR_LOSS_BCE = 1, GR_LOSS_MSE = 2 };
-enum { GR_TRAIN_MAXOUT = 8 }; /* graph outputs a training session takes */
+enum { GR_TRAIN_MAXOUT = 8 }; /* graph outputs a loss can read (later ones get no gradient) */
 
 /* A loss the caller computes (gr_trainer_step_fn): after the forward in training mode, y[i] is
  * graph output i (plain); the loss writes the gradient of each float output it uses into dy[i]
@@ -160,7 +160,8 @@ typedef struct gr_trainer {
     gr_rng rng;
     float *dout[GR_TRAIN_MAXOUT]; /* gradients of the float outputs (plain) */
     size_t dout_cap[GR_TRAIN_MAXOUT];
-    int64_t step; /* completed updates */
+    const gr_tensor **dptr; /* [g->noutputs]: what a step hands to gr_plan_backward */
+    int64_t step;           /* completed updates */
     double last_loss, last_norm;
 } gr_trainer;
 

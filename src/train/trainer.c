@@ -189,6 +189,7 @@ void gr_trainer_free(gr_trainer *t)
     free(t->buf_saved);
     free(t->buf_values);
     for (int i = 0; i < GR_TRAIN_MAXOUT; i++) free(t->dout[i]);
+    free(t->dptr);
     free(t);
 }
 
@@ -205,10 +206,12 @@ static int ensure_plan(gr_trainer *t, const gr_tensor *x)
                        .rng = &t->rng };
     int st = gr_plan_build(t->g, x, &o, &t->plan);
     if (st) return st;
-    if (t->g->noutputs > GR_TRAIN_MAXOUT)
-        st = gr_err(GRAFT_E_UNSUPPORTED, "training takes models with at most %d outputs, not %d",
-                    GR_TRAIN_MAXOUT, t->g->noutputs);
-    for (int i = 0; !st && i < t->g->noutputs; i++) {
+    /* the outputs past GR_TRAIN_MAXOUT get no gradient (the supervised losses read output 0) */
+    int nout = t->g->noutputs;
+    const gr_tensor **dp = realloc(t->dptr, ((size_t)nout + 1) * sizeof *dp);
+    if (!dp) st = gr_err(GRAFT_E_NOMEM, "training: out of memory");
+    else t->dptr = dp;
+    for (int i = 0; !st && i < nout && i < GR_TRAIN_MAXOUT; i++) {
         const gr_tensor *y = gr_plan_output(t->plan, i);
         size_t need = (size_t)gr_numel(&y->shape);
         if (y->dtype != GR_F32 || need <= t->dout_cap[i]) continue; /* no gradient for ints */
@@ -284,18 +287,20 @@ static int forward_backward(gr_trainer *t, const gr_tensor *x, gr_loss_fn fn, vo
     if (st) return st;
     memcpy(t->buf_saved, t->buf, (size_t)t->nbuf * sizeof(float));
     gr_plan_run(t->plan, x);
-    gr_loss_io io = { .ny = t->g->noutputs };
+    int nout = t->g->noutputs;
+    gr_loss_io io = { .ny = nout < GR_TRAIN_MAXOUT ? nout : GR_TRAIN_MAXOUT };
     for (int i = 0; i < io.ny; i++) io.y[i] = gr_plan_output(t->plan, i), io.dy[i] = t->dout[i];
     st = fn(ctx, &io, loss);
     if (!st && want_grad) {
         gr_tensor d[GR_TRAIN_MAXOUT];
-        const gr_tensor *dp[GR_TRAIN_MAXOUT];
-        for (int i = 0; i < io.ny; i++) {
+        for (int i = 0; i < nout; i++) {
+            t->dptr[i] = NULL;
+            if (i >= io.ny || !io.used[i] || !t->dout[i]) continue;
             d[i] = *io.y[i];
             d[i].data = t->dout[i];
-            dp[i] = io.used[i] && t->dout[i] ? &d[i] : NULL;
+            t->dptr[i] = &d[i];
         }
-        gr_plan_backward(t->plan, dp);
+        gr_plan_backward(t->plan, t->dptr);
     }
     return st;
 }

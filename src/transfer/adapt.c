@@ -223,8 +223,8 @@ static int evaluate(adapt *a, gr_dnnl *dnnl, pass_stats *ps, float *feat, float 
 static int bn_pass_modes(adapt *a, signed char **mode, float **momentum)
 {
     gr_graph *g = a->g;
-    *mode = malloc((size_t)g->nnodes + 1);
-    *momentum = malloc(((size_t)g->nnodes + 1) * sizeof **momentum);
+    *mode = calloc((size_t)g->nnodes + 1, 1); /* 0: restored only where set to 1 */
+    *momentum = calloc((size_t)g->nnodes + 1, sizeof **momentum);
     if (!*mode || !*momentum) return gr_err(GRAFT_E_NOMEM, "adapt: out of memory");
     int st = GRAFT_OK;
     for (int k = 0; k < g->nnodes && !st; k++) {
@@ -267,7 +267,8 @@ static int bn_batches(adapt *a, gr_dnnl *dnnl, const signed char *mode, double *
 {
     gr_plan *p = NULL;
     unsigned char *none = calloc((size_t)a->g->nvalues + 1, 1);
-    int st = none ? gr_loader_start(a->lsh, 1000) : GRAFT_E_NOMEM, r = 0;
+    int st = none ? gr_loader_start(a->lsh, 1000) : gr_err(GRAFT_E_NOMEM, "adapt: out of memory"),
+        r = 0;
     gr_batch b;
     while (!st && (r = gr_loader_next(a->lsh, &b)) > 0) {
         gr_tensor x = { .dtype = GR_F32,
@@ -300,7 +301,8 @@ static int adabn_pass(adapt *a, gr_dnnl *dnnl)
     float *momentum = NULL;
     int64_t nsum = bn_stats_size(g), nb = 0;
     double *sum = calloc((size_t)nsum + 1, sizeof *sum);
-    int st = sum ? bn_pass_modes(a, &mode, &momentum) : GRAFT_E_NOMEM;
+    int st =
+        sum ? bn_pass_modes(a, &mode, &momentum) : gr_err(GRAFT_E_NOMEM, "adapt: out of memory");
     if (!st) st = bn_batches(a, dnnl, mode, sum, &nb);
     if (!st && !nb)
         st = gr_err(GRAFT_E_ARG, "%s: adabn needs batches of 2 images or more from the target",
@@ -308,7 +310,7 @@ static int adabn_pass(adapt *a, gr_dnnl *dnnl)
     if (!st) bn_stats_visit(g, sum, nb, 1);
     for (int k = 0; mode && momentum && k < g->nnodes; k++) /* the model's own momentum back */
         if (mode[k] == 1 && gr_node_set_attr_float(g, k, "momentum", momentum[k]) && !st)
-            st = GRAFT_E_NOMEM;
+            st = gr_err(GRAFT_E_NOMEM, "adapt: out of memory");
     free(mode), free(momentum), free(sum);
     return st;
 }
@@ -338,8 +340,9 @@ static int tent_loss(void *ctx, gr_loss_io *io, double *loss)
     int rows = 0, y = l->a->ylog, st = logits_of(l, io, &rows);
     if (st) return st;
     io->used[y] = 1;
+    /* NaN (non-finite logits, or out of memory): the trainer refuses the step, naming it */
     *loss = gr_loss_entropy(io->y[y]->data, rows, l->a->nclass, io->dy[y]);
-    return isnan(*loss) ? gr_err(GRAFT_E_NOMEM, "adapt: out of memory") : GRAFT_OK;
+    return GRAFT_OK;
 }
 
 /* SHOT: information maximisation + beta * cross-entropy on the pseudo-labels. */
@@ -355,8 +358,8 @@ static int shot_loss(void *ctx, gr_loss_io *io, double *loss)
     double im = gr_loss_im(io->y[y]->data, rows, k, 1e-5, d);
     double ce = gr_loss_softmax_ce(io->y[y]->data, lab, rows, k, NULL, 0, l->tmp);
     for (int64_t i = 0; i < (int64_t)rows * k; i++) d[i] += (float)l->a->r.shot_beta * l->tmp[i];
-    *loss = im + l->a->r.shot_beta * ce;
-    return isnan(im) ? gr_err(GRAFT_E_NOMEM, "adapt: out of memory") : GRAFT_OK;
+    *loss = im + l->a->r.shot_beta * ce; /* NaN: refused by the trainer, as in tent_loss */
+    return GRAFT_OK;
 }
 
 /* SHOT's pseudo-labels (its obtain_label, cosine distance): the features with a 1 appended,
@@ -364,15 +367,15 @@ static int shot_loss(void *ctx, gr_loss_io *io, double *loss)
  * by its nearest centroid among the classes some sample predicts; once more with those labels
  * as hard weights. feat (n, d) is overwritten. */
 static void shot_cluster(const float *prob, float *feat, int64_t n, int d, int k, int32_t *lab,
-                         double *cent /* (k, d + 1) */, unsigned char *present)
+                         double *cent /* (k, d + 1) then k weights */, unsigned char *present)
 {
     int D = d + 1;
+    double *w = cent + (size_t)k * D;
     memset(present, 0, (size_t)k);
-    for (int64_t i = 0; i < n; i++) present[gr_argmax(prob + i * k, k)] = 1;
+    for (int64_t i = 0; i < n; i++) present[lab[i] = gr_argmax(prob + i * k, k)] = 1;
     for (int round = 0; round < 2; round++) {
-        double w[k];
         memset(cent, 0, (size_t)k * D * sizeof *cent);
-        memset(w, 0, sizeof w);
+        memset(w, 0, (size_t)k * sizeof *w);
         for (int64_t i = 0; i < n; i++) {
             const float *f = feat + i * d;
             double s = 1;
@@ -401,7 +404,7 @@ static void shot_cluster(const float *prob, float *feat, int64_t n, int d, int k
                 if (!present[c]) continue;
                 double dot = cent[c * D + d];
                 for (int j = 0; j < d; j++) dot += cent[c * D + j] * f[j];
-                if (dot > best) best = dot, lab[i] = c;
+                if (dot > best) best = dot, lab[i] = c; /* a NaN row keeps its label */
             }
         }
     }
@@ -414,7 +417,7 @@ static int shot_labels(adapt *a, gr_dnnl *dnnl)
     int k = a->nclass, d = a->nfeat;
     float *feat = malloc(((size_t)n * d + 1) * sizeof *feat),
           *prob = malloc(((size_t)n * k + 1) * sizeof *prob);
-    double *cent = malloc(((size_t)k * (d + 1) + 1) * sizeof *cent);
+    double *cent = malloc(((size_t)k * (d + 2) + 1) * sizeof *cent);
     unsigned char *present = malloc((size_t)k);
     pass_stats ps;
     int st = feat && prob && cent && present ? evaluate(a, dnnl, &ps, feat, prob)
@@ -615,7 +618,7 @@ static int save(adapt *a, const char *out_path)
              gr_adapt_method_name(a->r.method), (long long)r->ntarget,
              a->r.method == GR_ADAPT_ADABN ? 0 : a->r.epochs, r->nbn, r->ent_before, r->ent_after);
     a->g->noutputs = a->nout0;
-    int st = gr_graph_add_meta(a->g, "graft.adapt", meta);
+    int st = gr_graph_set_meta(a->g, "graft.adapt", meta);
     if (!st) st = gr_graph_prune(a->g);
     if (!st) st = gr_onnx_save(a->g, out_path);
     return st;

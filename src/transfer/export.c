@@ -126,7 +126,7 @@ static int set_meta(gr_graph *g, const char *const *kv, int n)
 {
     int st = GRAFT_OK;
     for (int i = 0; i < n && !st; i++)
-        st = gr_graph_add_meta(g, kv[2 * i], kv[2 * i + 1] ? kv[2 * i + 1] : "");
+        st = gr_graph_set_meta(g, kv[2 * i], kv[2 * i + 1] ? kv[2 * i + 1] : "");
     return st;
 }
 

@@ -563,6 +563,12 @@ static int write_model(ft *f, const char *out_path)
                            "graft.recipe",  f->res->recipe, "graft.history",   hist,
                            "graft.layer",   "probabilities" };
     gr_graph_sync_inits(f->gx, f->g);
+    for (int v = 0; v < f->gx->nvalues; v++) /* give_back leaves NULL when out of memory */
+        if (f->gx->values[v].is_init && !f->gx->values[v].t.data &&
+            gr_numel(&f->gx->values[v].t.shape) > 0) {
+            free(classes), free(hist);
+            return gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory for the trained weights");
+        }
     int st = classes && hist
                  ? gr_export_finish(f->gx, f->gx->outputs[0], f->nclass, kv, 5, out_path)
                  : gr_err(GRAFT_E_NOMEM, "fine-tuning: out of memory");

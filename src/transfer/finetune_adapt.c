@@ -157,7 +157,7 @@ static int adapt_loss(void *ctx, gr_loss_io *io, double *loss)
         io->used[f->ydom] = 1;
         tl = domain_loss(f, io->y[f->ydom]->data, c->ns, c->nt, f->r.adapt_weight, io->dy[f->ydom]);
     } else tl = feature_loss(f, io, c->ns, c->nt);
-    if (isnan(tl)) return gr_err(GRAFT_E_NOMEM, "adaptation: out of memory");
+    /* NaN (non-finite features, or out of memory): the trainer refuses the step, naming it */
     f->transfer_loss += tl, f->transfer_steps++;
     *loss = ce + f->r.adapt_weight * tl;
     return GRAFT_OK;

@@ -1,6 +1,6 @@
 /* semi.c — self-training on features (scikit-learn's SelfTrainingClassifier with its
  * "threshold" criterion): a head fitted on the labelled rows labels the unlabelled ones; those
- * it predicts with at least `threshold` confidence join the labelled rows for good with that
+ * it predicts with more than `threshold` confidence join the labelled rows for good with that
  * label, and the head is refitted; `rounds` times, or until no new row qualifies. With balance,
  * each class adds at most ceil(nu / (nclass * rounds)) rows a round, most confident first (ties:
  * lower row), so that no class floods the set.
@@ -37,6 +37,7 @@ typedef struct pool {
     int64_t nu;
     int dim, k;
     unsigned char *used; /* [nu] pseudo-labelled already */
+    int *pred;           /* [nu] this round's predicted class */
     ranked *buf;         /* [nu] */
 } pool;
 
@@ -49,11 +50,11 @@ static int64_t choose(pool *p, const float *prob, const gr_semi_opts *so, float 
                       : p->nu;
     int64_t added = 0, right = 0, known = 0;
     double conf = 0;
+    for (int64_t i = 0; i < p->nu; i++) p->pred[i] = gr_argmax(prob + i * p->k, p->k);
     for (int c = 0; c < p->k; c++) {
         int64_t nc = 0;
-        for (int64_t i = 0; i < p->nu; i++)
-            if (!p->used[i] && gr_argmax(prob + i * p->k, p->k) == c &&
-                prob[i * p->k + c] >= so->threshold)
+        for (int64_t i = 0; i < p->nu; i++) /* scikit-learn's rule: max_proba > threshold */
+            if (!p->used[i] && p->pred[i] == c && prob[i * p->k + c] > so->threshold)
                 p->buf[nc++] = (ranked){ prob[i * p->k + c], i };
         if (nc > cap) qsort(p->buf, (size_t)nc, sizeof *p->buf, by_conf);
         for (int64_t j = 0; j < nc && j < cap; j++) {
@@ -86,8 +87,9 @@ int gr_self_train(const float *X, const int32_t *y, int64_t n, const float *XU, 
           *Xs = malloc(((size_t)(n + nu) * dim + 1) * sizeof *Xs);
     int32_t *ys = malloc(((size_t)(n + nu) + 1) * sizeof *ys);
     p.used = calloc((size_t)nu + 1, 1);
+    p.pred = malloc(((size_t)nu + 1) * sizeof *p.pred);
     p.buf = malloc(((size_t)nu + 1) * sizeof *p.buf);
-    if (!prob || !Xs || !ys || !p.used || !p.buf)
+    if (!prob || !Xs || !ys || !p.used || !p.pred || !p.buf)
         st = gr_err(GRAFT_E_NOMEM, "self-training: out of memory");
     if (!st) {
         memcpy(Xs, X, (size_t)n * dim * sizeof *Xs);
@@ -106,6 +108,6 @@ int gr_self_train(const float *X, const int32_t *y, int64_t n, const float *XU, 
         gr_head_free(h);
         *h = next;
     }
-    free(prob), free(Xs), free(ys), free(p.used), free(p.buf);
+    free(prob), free(Xs), free(ys), free(p.used), free(p.pred), free(p.buf);
     return st;
 }

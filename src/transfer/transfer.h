@@ -329,7 +329,7 @@ char *gr_ft_history_json(const gr_ft_result *r);
 
 typedef struct gr_semi_opts {
     int rounds;       /* refits after the first, at most */
-    double threshold; /* the confidence a prediction needs to become a pseudo-label */
+    double threshold; /* a pseudo-label needs more confidence than this */
     int balance;      /* cap each class's additions a round (see semi.c) */
 } gr_semi_opts;
 typedef struct gr_semi_round {
