@@ -136,8 +136,9 @@ static int alloc_blocks(gr_plan *p, const mem_plan *m)
              gr_limit_check(GRAFT_LIMIT_TENSOR_BYTES, (int64_t)p->scratch_bytes,
                             "the model's largest op needs %zu bytes of scratch", p->scratch_bytes)))
         return st;
-    if (!p->scratch_bytes) return GRAFT_OK;
-    p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) & ~(size_t)63);
+    /* never NULL, even when no op asks for scratch (an empty tensor's reorder): ops compute
+     * scratch + offset, which is undefined on a null pointer */
+    p->scratch = aligned_alloc(64, p->scratch_bytes ? (p->scratch_bytes + 63) & ~(size_t)63 : 64);
     if (!p->scratch)
         return gr_err(GRAFT_E_NOMEM, "out of memory for %zu bytes of scratch", p->scratch_bytes);
     return GRAFT_OK;
