@@ -94,13 +94,14 @@ static void bn_release(void *params)
  * asked for; otherwise, or when oneDNN declines, GR_RETRY_PLAIN asks for plain X. */
 static int bn_dnnl_prepare(gr_opctx *c, bn_state *s)
 {
-    int blocked = c->in[0]->layout != NULL, grad = c->training || c->need_grad, st;
+    int blocked = c->in[0]->layout != NULL, st;
     int decline = blocked ? GR_RETRY_PLAIN : GRAFT_OK;
     for (int i = 0; i < 5; i++)
         if (c->in[i]->dtype != GR_F32) return decline;
-    if (c->use_ref || (s->batch_stats && !c->training) || s->N * s->C * s->S == 0 ||
-        (blocked && !grad))
-        return decline;
+    /* a blocked input stays blocked in inference too (an unfolded BatchNorm after a
+     * convolution: graft adapt's and fine-tuning's evaluations); a reorder to plain and back
+     * cost more than the normalisation */
+    if (c->use_ref || (s->batch_stats && !c->training) || s->N * s->C * s->S == 0) return decline;
     gr_shape xs = c->in[0]->shape, cs = { 1, { s->C } };
     if (blocked) s->xmd = *(const dnnl_memory_desc_t *)c->in[0]->layout;
     else {
