@@ -10,7 +10,7 @@ export GRAFT_CACHE ?= $(HOME)/.cache/graft
 # docs/ARCHITECTURE.md, "Build and style"). A folder keeps the options it was configured with.
 CMAKE_ARGS ?=
 
-.PHONY: all setup build build-werror check-style format test test-fast asan fuzz demo bench-infer bench-data bench-train bench-transfer bench-keyword clean
+.PHONY: all setup build build-werror check-style format test test-fast asan fuzz demo bench-infer bench-data bench-train bench-transfer bench-keyword bench-adapt clean
 
 all: build
 
@@ -78,6 +78,9 @@ bench-transfer: setup build
 
 bench-keyword: setup build
 	@bash bench/keyword.sh $(BUILD)
+
+bench-adapt: setup build
+	@bash bench/adapt.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -4,9 +4,10 @@
 # the command reports by 50 points or more and write a model graft loads, whose graft.adapt
 # metadata (read by the onnx package) names the method; a model without BatchNorm is refused with exit 1 naming it (nothing
 # written); graft finetune --target --adapt adabn gains as much; coral, mmd and dann while
-# fine-tuning beat source-only by 15 points on inverted images; graft fit --unlabeled reports its
-# self-training rounds; usage errors exit 2 naming the
-# flag.
+# fine-tuning beat source-only by 15 points on inverted images, where graft eval names the drop
+# from the source; graft fit --unlabeled reports its
+# self-training rounds and graft fit --target --adapt coral its alignment; usage errors exit 2
+# naming the flag.
 set -u
 GRAFT=$1
 SRC=$2
@@ -67,6 +68,17 @@ ftc=(--transform size=16,normalize=none --bn frozen --freeze all --threads 2)
 "$GRAFT" finetune "$tmp/source.onnx" "$tmp/source-images-idx3-ubyte" "${ftc[@]}" -o "$tmp/so.onnx" \
     > /dev/null 2>&1
 base=$(eval_acc "$tmp/so.onnx")
+# graft eval on the target names the drop from the source (the kept epoch's validation accuracy)
+"$GRAFT" eval "$tmp/so.onnx" "$tmp/inverted-images-idx3-ubyte" --json > "$tmp/so_eval.json" 2>/dev/null
+check "eval names the drop from the source ($(head -c 200 "$tmp/so_eval.json"))" "/usr/bin/python3 -c \"
+import json, onnx, sys
+o = json.load(open('$tmp/so_eval.json'))
+h = json.loads({p.key: p.value for p in onnx.load('$tmp/so.onnx').metadata_props}['graft.history'])
+src = h['val_acc'][h['best']]
+sys.exit(not (o['source']['split'] == 'validation' and o['source']['accuracy'] == src
+              and abs(o['source']['drop'] - (src - o['accuracy'])) < 1e-12 and o['source']['drop'] > 0.1))\""
+"$GRAFT" eval "$tmp/so.onnx" "$tmp/inverted-images-idx3-ubyte" > "$tmp/so_eval.out" 2>/dev/null
+check "eval prints the drop" "grep -q 'points lower (a shift from the source domain' '$tmp/so_eval.out'"
 for m in coral mmd dann; do
     "$GRAFT" finetune "$tmp/source.onnx" "$tmp/source-images-idx3-ubyte" "${ftc[@]}" \
         --target "$tmp/inverted-images-idx3-ubyte" --adapt $m -o "$tmp/al_$m.onnx" --json \
@@ -108,6 +120,20 @@ sys.exit(not (len(r) == 5 and r[0]['pseudo_labels'] > 0 and r[0]['confidence'] >
               and 0 <= r[0]['accuracy'] <= 1))\""
 "$GRAFT" fit "$tmp/source.onnx" "$tmp/source-images-idx3-ubyte" --semi pseudo > "$tmp/u7.out" 2>&1
 check "--semi without --unlabeled exit 2" "[ $? -eq 2 ] && grep -q -- '--unlabeled' '$tmp/u7.out'"
+
+# Closed-form CORAL for a head: graft fit --target --adapt coral re-colours the labelled rows to
+# the target's features and reports it (its numbers: test_transfer_coral against scipy); --adapt
+# without --target is a usage error
+"$GRAFT" fit "$tmp/source.onnx" "$tmp/source-images-idx3-ubyte" --transform size=16,normalize=none \
+    --C 1 --target "$tmp/inverted-images-idx3-ubyte" --adapt coral --test "$tmp/inverted-images-idx3-ubyte" \
+    --json > "$tmp/fcoral.json" 2> "$tmp/fcoral.err"
+check "fit --adapt coral exit 0 ($(tail -1 "$tmp/fcoral.err"))" "[ $? -eq 0 ]"
+check "fit --adapt coral reports ($(head -c 300 "$tmp/fcoral.json"))" "/usr/bin/python3 -c \"
+import json, sys
+o = json.load(open('$tmp/fcoral.json'))
+sys.exit(not (o['adapt'] == {'method': 'coral', 'target': 512} and o['val_metrics']['accuracy'] >= 0.9))\""
+"$GRAFT" fit "$tmp/source.onnx" "$tmp/source-images-idx3-ubyte" --adapt coral > "$tmp/u8.out" 2>&1
+check "--adapt without --target exit 2" "[ $? -eq 2 ] && grep -q -- '--target' '$tmp/u8.out'"
 
 "$GRAFT" adapt "$tmp/source_nobn.onnx" "${common[@]}" --method tent -o "$tmp/nobn.onnx" \
     > "$tmp/nobn.out" 2>&1

@@ -805,3 +805,27 @@ graft_status graft_head_fit_self(const graft_tensor *X, const graft_tensor *y, i
     *out = h;
     return GRAFT_OK;
 }
+
+/* ---- closed-form CORAL ---- */
+
+graft_status graft_coral_align(const graft_tensor *Xs, const graft_tensor *Xt, graft_tensor **out)
+{
+    if (!out) return gr_err(GRAFT_E_ARG, "graft_coral_align: out must not be NULL");
+    *out = NULL;
+    int st = check_rows(Xs, NULL);
+    if (!st) st = check_rows(Xt, NULL);
+    if (st) return (graft_status)st;
+    if (Xs->dims[1] != Xt->dims[1])
+        return gr_err(GRAFT_E_SHAPE, "coral: the target rows have %lld features, the source %lld",
+                      (long long)Xt->dims[1], (long long)Xs->dims[1]);
+    graft_tensor *o = NULL;
+    st = graft_tensor_new(GRAFT_FLOAT, 2, Xs->dims, &o);
+    if (!st)
+        st = gr_coral_align(Xs->data, Xs->dims[0], Xt->data, Xt->dims[0], Xs->dims[1], o->data);
+    if (st) {
+        graft_tensor_free(o);
+        return (graft_status)st;
+    }
+    *out = o;
+    return GRAFT_OK;
+}

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +286,34 @@ static graft_status eval_metrics(const origin *org, const graft_head *h, eval_st
                                (const char *const *)s->gnames, &s->metrics);
 }
 
+/* A fine-tuned model's accuracy on its own data (graft.history: the kept epoch's validation
+ * accuracy, else its training accuracy), added to the metrics as "source" {accuracy, split,
+ * drop}: evaluated on another domain, the drop is the first sign of a shift (graft adapt). */
+static graft_status add_source(const origin *org, eval_state *s)
+{
+    cJSON *h = org->history ? cJSON_Parse(org->history) : NULL;
+    const cJSON *best = cJSON_GetObjectItem(h, "best");
+    int b = cJSON_IsNumber(best) ? best->valueint : -1;
+    const cJSON *va = cJSON_GetArrayItem(cJSON_GetObjectItem(h, "val_acc"), b),
+                *ta = cJSON_GetArrayItem(cJSON_GetObjectItem(h, "train_acc"), b);
+    const cJSON *src = cJSON_IsNumber(va) ? va : cJSON_IsNumber(ta) ? ta : NULL;
+    cJSON *m = src ? cJSON_Parse(s->metrics) : NULL;
+    const cJSON *acc = cJSON_GetObjectItem(m, "accuracy");
+    graft_status st = GRAFT_OK;
+    if (cJSON_IsNumber(acc)) {
+        cJSON *o = cJSON_AddObjectToObject(m, "source");
+        cJSON_AddNumberToObject(o, "accuracy", src->valuedouble);
+        cJSON_AddStringToObject(o, "split", src == va ? "validation" : "training");
+        cJSON_AddNumberToObject(o, "drop", src->valuedouble - acc->valuedouble);
+        char *text = cJSON_PrintUnformatted(m);
+        if (text) free(s->metrics), s->metrics = text;
+        else st = GRAFT_E_NOMEM;
+    }
+    cJSON_Delete(m);
+    cJSON_Delete(h);
+    return st;
+}
+
 static graft_status eval_report(const char *report, const origin *org, const char *head,
                                 const char *data, const eval_state *s, double t0)
 {
@@ -331,6 +360,15 @@ static void print_eval(const char *data, const eval_state *s, const char *report
         cJSON_GetObjectItem(c, "recall")->valuedouble, cJSON_GetObjectItem(c, "f1")->valuedouble,
         cJSON_GetObjectItem(c, "support")->valueint);
     if (cJSON_GetObjectItem(m, "groups")) print_groups(m);
+    const cJSON *src = cJSON_GetObjectItem(m, "source");
+    if (src) {
+        double drop = 100 * cJSON_GetObjectItem(src, "drop")->valuedouble;
+        printf("source: accuracy %.4f on the fine-tuning's %s data; here %.1f points %s%s\n",
+               cJSON_GetObjectItem(src, "accuracy")->valuedouble,
+               cJSON_GetObjectItem(src, "split")->valuestring, fabs(drop),
+               drop >= 0 ? "lower" : "higher",
+               drop >= 10 ? " (a shift from the source domain? see graft adapt --help)" : "");
+    }
     cJSON_Delete(m);
     if (report) printf("report written to %s\n", report);
 }
@@ -351,6 +389,7 @@ static int cmd_eval(int argc, char **argv)
     eval_state s = { 0 };
     graft_status st = eval_features(&a, &org, data, &s);
     if (!st) st = eval_metrics(&org, h, &s);
+    if (!st) st = add_source(&org, &s);
     if (!st && a.report) st = eval_report(a.report, &org, head, data, &s, t0);
     if (!st && a.json) puts(s.metrics);
     else if (!st) print_eval(data, &s, a.report);
@@ -370,7 +409,9 @@ const cli_command CMD_EVAL = {
     "self-contained HTML page with the confusion matrix, the reliability diagram and the tables\n"
     "(and the learning curves of a fine-tuned model). When DATA is a CSV list with a column named\n"
     "group (or the one --group names), the accuracy of each group is reported and the worst\n"
-    "group named: the check for a model that fails one part of the population.\n",
+    "group named: the check for a model that fails one part of the population. A fine-tuned\n"
+    "model's own accuracy (its validation split, else its training data) is printed beside the\n"
+    "result with the drop: evaluated on another domain, the size of the shift.\n",
     EVAL_FLAGS,
     cmd_eval
 };

@@ -77,14 +77,19 @@ typedef struct fit_args {
     extract_flags f;
     graft_fit_opts fo;
     graft_semi_opts so;
-    const char *out, *test, *unlabeled;
-    int json, shots, semi;
+    const char *out, *test, *unlabeled, *target;
+    int json, shots, semi, adapt;
     double val;
 } fit_args;
 
 static void set_semi(void *base, const cli_flag *f, cli_value v)
 {
     *(int *)((char *)base + f->off) = !strcmp(v.s, "pseudo");
+}
+
+static void set_adapt(void *base, const cli_flag *f, cli_value v)
+{
+    *(int *)((char *)base + f->off) = !strcmp(v.s, "coral");
 }
 
 static const cli_flag FIT_FLAGS[] = {
@@ -146,6 +151,18 @@ static const cli_flag FIT_FLAGS[] = {
       .help = "semi-supervised method: class-balanced self-training",
       .off = offsetof(fit_args, semi),
       .set = set_semi },
+    { .name = "target",
+      .type = CLI_PATH,
+      .meta = "DATA",
+      .help = "unlabelled images of the target domain the head is for (--adapt coral)",
+      .off = offsetof(fit_args, target) },
+    { .name = "adapt",
+      .type = CLI_CHOICE,
+      .choices = "coral",
+      .def = "coral with --target",
+      .help = "domain alignment of the training features to the target's",
+      .off = offsetof(fit_args, adapt),
+      .set = set_adapt },
     { .name = "rounds",
       .type = CLI_INT,
       .meta = "N",
@@ -181,8 +198,8 @@ static const cli_flag FIT_FLAGS[] = {
 
 /* What one `graft fit` holds; freed by fit_free. */
 typedef struct fit_state {
-    graft_dataset *d, *td, *ud;
-    graft_tensor *X, *y, *index, *tr, *va, *Xt, *yt, *Xv, *yv, *prob, *XU, *yU;
+    graft_dataset *d, *td, *ud, *tg;
+    graft_tensor *X, *y, *index, *tr, *va, *Xt, *yt, *Xv, *yv, *prob, *XU, *yU, *XT;
     graft_head *h;
     char *metrics, *semi; /* semi: self-training's summary */
     int nclass, cached;
@@ -191,15 +208,31 @@ typedef struct fit_state {
 
 static void fit_free(fit_state *s)
 {
-    graft_tensor *all[] = { s->X,  s->y,  s->index, s->tr,   s->va, s->Xt,
-                            s->yt, s->Xv, s->yv,    s->prob, s->XU, s->yU };
+    graft_tensor *all[] = { s->X,  s->y,  s->index, s->tr, s->va, s->Xt, s->yt,
+                            s->Xv, s->yv, s->prob,  s->XU, s->yU, s->XT };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) graft_tensor_free(all[i]);
     free(s->metrics);
     free(s->semi);
     graft_dataset_free(s->ud);
+    graft_dataset_free(s->tg);
     graft_head_free(s->h);
     graft_dataset_free(s->td);
     graft_dataset_free(s->d);
+}
+
+/* --target T --adapt coral: every labelled row (training and validation) re-coloured to the
+ * covariance of T's features (closed-form CORAL), so the head fits the target's statistics. */
+static graft_status align_to_target(const fit_args *a, graft_model *m, fit_state *s)
+{
+    graft_tensor *yT = NULL, *al = NULL;
+    graft_status st = graft_dataset_open_unlabeled(a->target, NULL, &s->tg);
+    if (!st) st = graft_model_extract(m, s->tg, &s->eo, &s->XT, &yT, NULL, NULL);
+    if (!st) st = graft_coral_align(s->X, s->XT, &al);
+    graft_tensor_free(yT);
+    if (st) return st;
+    graft_tensor_free(s->X);
+    s->X = al;
+    return GRAFT_OK;
 }
 
 /* The training rows (Xt, yt) and the evaluation rows (Xv, yv: the validation split, or --test). */
@@ -213,6 +246,7 @@ static graft_status fit_features(const fit_args *a, const char *model, fit_state
     if (!st) st = graft_model_load(model, &m);
     if (!st) st = resolve_auto(m, s->d, s->tr, &s->eo, a->json); /* on the training part */
     if (!st) st = graft_model_extract(m, s->d, &s->eo, &s->X, &s->y, &s->index, &s->cached);
+    if (!st && a->target) st = align_to_target(a, m, s);
     if (!st) st = select_rows(s->X, s->y, s->index, s->tr, &s->Xt, &s->yt);
     if (!st && s->va) st = select_rows(s->X, s->y, s->index, s->va, &s->Xv, &s->yv);
     if (!st && a->test) { /* another dataset holds the evaluation samples */
@@ -282,14 +316,18 @@ static void print_rounds(const fit_state *s)
 static void fit_print(const fit_args *a, const fit_state *s)
 {
     const graft_head *h = s->h;
+    char adapt_json[96] = "null";
+    if (s->XT)
+        snprintf(adapt_json, sizeof adapt_json, "{\"method\": \"coral\", \"target\": %lld}",
+                 (long long)s->XT->dims[0]);
     if (a->json) {
         printf("{\"train\": %lld, \"val\": %lld, \"features\": %lld, \"cached\": %s, \"C\": "
                "%g, \"cv_accuracy\": %g, "
-               "\"val_metrics\": %s, \"self_training\": %s}\n",
+               "\"val_metrics\": %s, \"self_training\": %s, \"adapt\": %s}\n",
                (long long)s->Xt->dims[0], (long long)(s->Xv ? s->Xv->dims[0] : 0),
                (long long)s->X->dims[1], s->cached ? "true" : "false", graft_head_C(h),
                graft_head_cv_accuracy(h), s->metrics ? s->metrics : "null",
-               s->semi ? s->semi : "null");
+               s->semi ? s->semi : "null", adapt_json);
         return;
     }
     printf("features %lld x %lld%s; head fitted on %lld samples", (long long)s->X->dims[0],
@@ -299,6 +337,9 @@ static void fit_print(const fit_args *a, const fit_state *s)
         printf(" (C = %g by cross-validation, CV accuracy %.4f)", graft_head_C(h),
                graft_head_cv_accuracy(h));
     printf("\n");
+    if (s->XT)
+        printf("coral: the %lld labelled rows re-coloured to the covariance of %lld target rows\n",
+               (long long)s->X->dims[0], (long long)s->XT->dims[0]);
     print_rounds(s);
     if (s->metrics) {
         cJSON *m = cJSON_Parse(s->metrics);
@@ -314,7 +355,7 @@ static void fit_print(const fit_args *a, const fit_state *s)
 
 static int cmd_fit(int argc, char **argv)
 {
-    fit_args a = { .f.threads = -1, .val = 0.2, .semi = -1 };
+    fit_args a = { .f.threads = -1, .val = 0.2, .semi = -1, .adapt = -1 };
     graft_extract_opts_init(&a.f.o);
     graft_fit_opts_init(&a.fo);
     graft_semi_opts_init(&a.so);
@@ -323,6 +364,8 @@ static int cmd_fit(int argc, char **argv)
     if (npos != 2) return usage_error("fit", "give a model and a dataset");
     if (a.semi >= 0 && !a.unlabeled)
         return usage_error("fit", "--semi learns from --unlabeled images; give them");
+    if (a.adapt >= 0 && !a.target)
+        return usage_error("fit", "--adapt aligns to the --target images; give them");
     apply_threads(a.f.threads);
     if (a.test) a.val = 0; /* the test set is the held-out data */
     const char *model = argv[0];
@@ -367,7 +410,14 @@ const cli_command CMD_FIT = {
     "(--balance caps each class's additions a round). logreg then uses C = 1 unless --C is\n"
     "given: cross-validating C on a few labels is noise, and a small C leaves no prediction\n"
     "confident. Each round's pseudo-label count, confidence and (when U has class folders)\n"
-    "accuracy are printed.\n",
+    "accuracy are printed.\n"
+    "\n"
+    "--target T (--adapt coral) is for a head that will see another domain (other cameras,\n"
+    "scans, lighting) of which T holds unlabelled images: the labelled rows are re-coloured to\n"
+    "the covariance of T's features before the fit (closed-form CORAL, Sun et al. 2016: each\n"
+    "domain standardised, whitened by its covariance + I, coloured by the target's + I, in the\n"
+    "target's units), so the head applies to the target as it is. Alignment while fine-tuning\n"
+    "(coral, mmd, dann) is graft finetune --target --adapt.\n",
     FIT_FLAGS,
     cmd_fit
 };

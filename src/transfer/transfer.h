@@ -342,6 +342,12 @@ int gr_self_train(const float *X, const int32_t *y, int64_t n, const float *XU, 
                   int nclass, const gr_fit_opts *fo, const gr_semi_opts *so, const int32_t *yu,
                   gr_head *h, gr_semi_round *rounds);
 
+/* ==== closed-form CORAL on features (coral.c) ============================================== */
+
+/* out (ns, d): the source rows Xs aligned to the target rows Xt (nt, d) by CORAL (see coral.c:
+ * per-domain standardisation, whitening by Cs + I, re-colouring by Ct + I, the target's units). */
+int gr_coral_align(const float *Xs, int64_t ns, const float *Xt, int64_t nt, int64_t d, float *out);
+
 /* ==== adaptation without labels (adapt.c) ================================================== */
 
 /* adabn, tent and shot adapt a trained model without its source (gr_adapt); coral, mmd and dann
