@@ -701,7 +701,7 @@ def table(work):
             continue
         n = len(g[(task, "source")])
         print(f"{task}: {title}, target accuracy on the labelled half, mean +- standard error over {n} seeds")
-        print(f"{'method':8s} {'graft':>14s} {'pytorch':>14s} {'gap':>6s} {'graft s':>8s} {'torch s':>8s} {'ratio':>6s}  notes")
+        print(f"{'method':10s} {'graft':>14s} {'pytorch':>14s} {'gap':>6s} {'graft s':>8s} {'torch s':>8s} {'ratio':>6s}  notes")
         src = mean_se([x[0] for x in g[(task, 'source')]])[0]
         best = -1.0
         for m in METHODS:
@@ -725,6 +725,8 @@ def table(work):
                 best = max(best, mg)
                 if mg < src:
                     note.append(f"hurts ({100 * (mg - src):+.1f})")
+            if gs > 0.5 * rs:
+                note.append("over half of pytorch's time")
             harm = sum(x[2] for x in g[(task, m)])
             if harm:
                 note.append(f"graft adapt warned {harm}x")
@@ -732,7 +734,7 @@ def table(work):
             rdom = [x[3] for x in r[(task, m)] if x[3] is not None]
             if dom and rdom:
                 note.append(f"domain acc {100 * np.mean(dom):.0f}/{100 * np.mean(rdom):.0f}%")
-            print(f"{m:8s} {100 * mg:6.1f} +- {100 * sg:4.1f} {100 * mr:6.1f} +- {100 * sr:4.1f} {gap:+6.1f} "
+            print(f"{m:10s} {100 * mg:6.1f} +- {100 * sg:4.1f} {100 * mr:6.1f} +- {100 * sr:4.1f} {gap:+6.1f} "
                   f"{gs:8.1f} {rs:8.1f} {gs / rs:6.2f}  {', '.join(note)}")
         gains[task] = 100 * (best - src)
         print()

@@ -12,9 +12,7 @@ _Static_assert((int)GRAFT_ADAPT_ADABN == GR_ADAPT_ADABN && (int)GRAFT_ADAPT_TENT
                    (int)GRAFT_ADAPT_SHOT == GR_ADAPT_SHOT,
                "graft_adapt_method mirrors GR_ADAPT_*");
 
-/* The model's own preprocessing (graft.transform, as graft finetune writes it) unless the caller
- * gives one; ImageNet's without either. */
-static int adapt_transform(const gr_model *m, const char *given, gr_transform *t)
+int gr_api_model_transform(const gr_model *m, const char *given, gr_transform *t)
 {
     const char *spec = given;
     for (int i = 0; !spec && i < m->g->nmeta; i++)
@@ -43,7 +41,7 @@ static int adapt_opts(const gr_model *m, const graft_adapt_opts *o, gr_adapt_opt
                           .workers = o->workers,
                           .seed = o->seed,
                           .progress = { o->progress, o->progress_ctx } };
-    return adapt_transform(m, o->transform, &r->t);
+    return gr_api_model_transform(m, o->transform, &r->t);
 }
 
 static void add_number(cJSON *o, const char *key, double v)

@@ -34,6 +34,10 @@ int gr_api_run_graph(graft_model *m);
 int gr_api_adapt_file(const char *path, const graft_dataset *target, const graft_adapt_opts *o,
                       char **summary);
 
+/* The preprocessing for m: the one given, else the model's own (graft.transform, as graft
+ * finetune writes it), else ImageNet's (adapt_api.c). */
+int gr_api_model_transform(const gr_model *m, const char *given, gr_transform *t);
+
 /* Views a public tensor as an internal one (no copy). */
 gr_tensor gr_tensor_view(const graft_tensor *t);
 

@@ -26,8 +26,9 @@ static int pool_of(graft_pool p, int *out)
 
 static gr_progress progress_of(graft_progress_fn fn, void *ctx) { return (gr_progress){ fn, ctx }; }
 
-/* extract_opts' fields for the internal struct (the layer and pooling aside). */
-static int extract_common(const graft_extract_opts *o, gr_extract_opts *eo)
+/* extract_opts' fields for the internal struct (the layer and pooling aside); the transform
+ * defaults to m's own. */
+static int extract_common(const gr_model *m, const graft_extract_opts *o, gr_extract_opts *eo)
 {
     if (o->batch <= 0 || o->workers <= 0)
         return gr_err(GRAFT_E_ARG, "extract: batch and workers must be positive (got %d and %d)",
@@ -36,9 +37,7 @@ static int extract_common(const graft_extract_opts *o, gr_extract_opts *eo)
                              .workers = o->workers,
                              .bad = o->skip_bad ? GR_BAD_SKIP : GR_BAD_FATAL,
                              .progress = progress_of(o->progress, o->progress_ctx) };
-    if (o->transform) return gr_transform_parse(o->transform, &eo->t);
-    gr_transform_default(&eo->t);
-    return GRAFT_OK;
+    return gr_api_model_transform(m, o->transform, &eo->t);
 }
 
 static int to_tensor(graft_dtype dt, int rank, const int64_t *dims, const void *data, size_t bytes,
@@ -58,7 +57,7 @@ static graft_status extract(const gr_model *m, const graft_dataset *d, const gra
     graft_extract_opts_init(&def);
     if (!o) o = &def;
     gr_extract_opts eo;
-    int st = extract_common(o, &eo);
+    int st = extract_common(m, o, &eo);
     if (!st) st = pool_of(o->pool, &eo.pool);
     if (st) return (graft_status)st;
     eo.layer = o->layer, eo.cache_dir = o->cache_dir;
@@ -509,7 +508,7 @@ static graft_status layer_auto(const gr_model *m, const graft_dataset *d,
     graft_extract_opts_init(&def);
     if (!o) o = &def;
     gr_extract_opts eo;
-    int st = extract_common(o, &eo);
+    int st = extract_common(m, o, &eo);
     if (st) return (graft_status)st;
     gr_layer_score *s;
     int n;

@@ -63,7 +63,7 @@ typedef struct extract_flags {
           .type = CLI_STRING,                                                                      \
           .meta = "SPEC",                                                                          \
           .help = "preprocessing",                                                                 \
-          .def = "resize=256,crop=224,normalize=imagenet",                                         \
+          .def = "the model's graft.transform, else resize=256,crop=224,normalize=imagenet",       \
           .off = offsetof(T, f.o.transform) },                                                     \
         { .name = "cache",                                                                         \
           .type = CLI_PATH,                                                                        \
