@@ -634,11 +634,18 @@ TASKS = {"m2u": "MNIST -> UCI digits", "u2m": "UCI digits -> MNIST", "fi": "Fash
 METHODS = ["source", "adabn", "tent", "shot", "coral", "mmd", "dann", "probe", "probecoral", "oracle"]
 
 
+FAILED = []
+
+
 def read_runs(path):
-    """Lines `task method seed accuracy seconds harm domain` -> {(task, method): [rows]}."""
+    """Lines `task method seed accuracy seconds harm domain` -> {(task, method): [rows]}; a run
+    without an accuracy (the command failed) is listed in FAILED, not averaged."""
     out = {}
     for line in open(path):
         t, m, s, a, sec, harm, dom = line.split()
+        if a in ("-", "None"):
+            FAILED.append(f"{os.path.basename(path)}: {t} {m} seed {s}")
+            continue
         out.setdefault((t, m), []).append((float(a), float(sec), harm == "True",
                                            None if dom in ("-", "None") else float(dom)))
     return out
@@ -746,6 +753,8 @@ def table(work):
         if (task, "adabn") in g and (task, "source") in g:
             d = 100 * (mean_se([x[0] for x in g[(task, "adabn")]])[0] - mean_se([x[0] for x in g[(task, "source")]])[0])
             print(f"{TASKS[task]}: adabn gains {d:+.1f} points over source-only")
+    for f in FAILED:
+        print(f"warning: a run failed (no accuracy): {f}")
     print(f"time: graft {tg:.0f} s, pytorch {tr:.0f} s")
     print(f"adapt: parity worst gap {worst:.1f} points, digits best gain "
           f"{gains.get('m2u', float('nan')):.1f}/{gains.get('u2m', float('nan')):.1f}, time {tg / tr:.2f}x pytorch")

@@ -138,7 +138,7 @@ graft_status graft_head_fit_self(const graft_tensor *X, const graft_tensor *y, i
 /* Closed-form CORAL (Sun et al. 2016): *out (ns, d) = the source rows Xs re-coloured to the
  * covariance of the target rows Xt (nt, d), each domain standardised first, the result in the
  * target's units, so that a head fitted on *out applies to raw target features. Both need 2 or
- * more rows and the same number of features (at most 16384). */
+ * more rows and the same number of features (at most 8192). */
 graft_status graft_coral_align(const graft_tensor *Xs, const graft_tensor *Xt, graft_tensor **out);
 /* Class probabilities (n, nclass). */
 graft_status graft_head_predict(const graft_head *h, const graft_tensor *X, graft_tensor **prob);

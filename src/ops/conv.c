@@ -681,14 +681,19 @@ static const dnnl_memory_desc_t *arg_md(const_dnnl_primitive_desc_t pd, int arg)
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
 }
 
-/* backward_data, with the reorders around it. *pd NULL when oneDNN has no implementation. */
-/* Training lets oneDNN choose the algorithm: for 3x3 stride-1 layers on AVX-512 it picks
- * Winograd, about 1.4x faster end to end on a small CNN; inference stays direct, bit-stable
- * against the conformance and PyTorch references whatever the machine. */
-static dnnl_alg_kind_t conv_alg(dnnl_prop_kind_t prop)
+/* Training lets oneDNN choose the algorithm for layers of 32 or more channels in and out a
+ * group: for 3x3 stride-1 layers on AVX-512 it picks Winograd, 1.4x faster end to end on the
+ * adaptation bench's CNN (32-64 channels), where on a CNN of 8-16 channels it was 18 % slower
+ * than direct. Inference stays direct, bit-stable against the conformance and PyTorch
+ * references whatever the machine. */
+static dnnl_alg_kind_t conv_alg(dnnl_prop_kind_t prop, const conv_geom *g)
 {
-    return prop == dnnl_forward_inference ? dnnl_convolution_direct : dnnl_convolution_auto;
+    int wide = g->IC / g->G >= 32 && g->OC / g->G >= 32;
+    return prop == dnnl_forward_inference || !wide ? dnnl_convolution_direct
+                                                   : dnnl_convolution_auto;
 }
+
+/* backward_data, with the reorders around it. *pd NULL when oneDNN has no implementation. */
 
 static int train_data(gr_opctx *c, conv_state *s, const conv_bwd_args *a, dnnl_primitive_desc_t *pd)
 {
@@ -703,9 +708,9 @@ static int train_data(gr_opctx *c, conv_state *s, const conv_bwd_args *a, dnnl_p
             ? dnnl_dilated_deconvolution_backward_data_desc_init(&d, dnnl_deconvolution_direct,
                                                                  a->src, &wany, a->dst, a->strides,
                                                                  a->dil, a->pl, a->pr)
-            : dnnl_dilated_convolution_backward_data_desc_init(&d, conv_alg(dnnl_backward), a->src,
-                                                               &wany, a->dst, a->strides, a->dil,
-                                                               a->pl, a->pr);
+            : dnnl_dilated_convolution_backward_data_desc_init(&d, conv_alg(dnnl_backward, g),
+                                                               a->src, &wany, a->dst, a->strides,
+                                                               a->dil, a->pl, a->pr);
     *pd = NULL;
     if (ds != dnnl_success || (st = make_pd(c, NULL, &d, a->fwd, pd)) || !*pd) return st;
     static const int args[] = { DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC,
@@ -737,8 +742,8 @@ static int train_weights(gr_opctx *c, conv_state *s, const conv_bwd_args *a,
                                  &d, dnnl_deconvolution_direct, a->src, &wany,
                                  bias ? a->bias : NULL, a->dst, a->strides, a->dil, a->pl, a->pr)
                            : dnnl_dilated_convolution_backward_weights_desc_init(
-                                 &d, conv_alg(dnnl_backward), a->src, &wany, bias ? a->bias : NULL,
-                                 a->dst, a->strides, a->dil, a->pl, a->pr);
+                                 &d, conv_alg(dnnl_backward, g), a->src, &wany,
+                                 bias ? a->bias : NULL, a->dst, a->strides, a->dil, a->pl, a->pr);
     *pd = NULL;
     if (ds != dnnl_success || (st = make_pd(c, NULL, &d, a->fwd, pd)) || !*pd) return st;
     static const int args[] = { DNNL_ARG_SRC,       DNNL_ARG_DIFF_DST,   DNNL_ARG_DIFF_WEIGHTS,
@@ -822,13 +827,14 @@ static int conv_dnnl_create(gr_opctx *c, conv_state *s, const dnnl_memory_desc_t
     }
     dnnl_convolution_desc_t desc; /* dnnl_deconvolution_desc_t is the same type */
     dnnl_prop_kind_t prop = c->need_grad ? dnnl_forward_training : dnnl_forward_inference;
-    dnnl_status_t ds = g->kind == K_CONVT
-                           ? dnnl_dilated_deconvolution_forward_desc_init(
-                                 &desc, prop, dnnl_deconvolution_direct, src, &wany,
-                                 b ? &bmd : NULL, dst, strides, dil, pl, pr)
-                           : dnnl_dilated_convolution_forward_desc_init(&desc, prop, conv_alg(prop),
-                                                                        src, &wany, b ? &bmd : NULL,
-                                                                        dst, strides, dil, pl, pr);
+    dnnl_status_t ds =
+        g->kind == K_CONVT
+            ? dnnl_dilated_deconvolution_forward_desc_init(&desc, prop, dnnl_deconvolution_direct,
+                                                           src, &wany, b ? &bmd : NULL, dst,
+                                                           strides, dil, pl, pr)
+            : dnnl_dilated_convolution_forward_desc_init(&desc, prop, conv_alg(prop, g), src, &wany,
+                                                         b ? &bmd : NULL, dst, strides, dil, pl,
+                                                         pr);
     if (ds != dnnl_success) return GRAFT_OK;
     dnnl_primitive_desc_t pd;
     if ((st = make_pd(c, g, &desc, NULL, &pd)) || !pd) return st;

@@ -103,8 +103,8 @@ int gr_coral_align(const float *Xs, int64_t ns, const float *Xt, int64_t nt, int
                       "coral needs 2 or more rows of each domain (got %lld source, "
                       "%lld target) and features",
                       (long long)ns, (long long)nt);
-    if (d > 16384)
-        return gr_err(GRAFT_E_LIMIT, "coral: %lld features; at most 16384 (d x d matrices)",
+    if (d > 8192)
+        return gr_err(GRAFT_E_LIMIT, "coral: %lld features; at most 8192 (seven d x d matrices)",
                       (long long)d);
     size_t dd = (size_t)(d * d), big = (size_t)(ns > nt ? ns : nt) * (size_t)d;
     double *stats = malloc(4 * (size_t)d * sizeof *stats);
