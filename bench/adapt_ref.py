@@ -122,16 +122,11 @@ def prep(work, digits_dir):
     prep_semi(work)
 
 
-FASHION = "/usr/share/datasets/fashion-mnist"
-
-
 def fashion(name):
-    import gzip
-    with gzip.open(f"{FASHION}/{name}-images-idx3-ubyte.gz") as f:
-        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(f"{FASHION}/{name}-labels-idx1-ubyte.gz") as f:
-        y = np.frombuffer(f.read(), np.uint8, offset=8)
-    return x, y
+    """Debian's Fashion-MNIST split NAME (train, t10k) as uint8 images and labels."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from transfer_ref import idx_images
+    return idx_images(name)
 
 
 def blur_noise(x, rng, sigma=1.5, noise=0.3):
@@ -537,7 +532,7 @@ def trunk_features(work, model, x):
     from torchvision import transforms
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
-    from transfer_ref import cut_model, grid
+    from transfer_ref import cut_model, grid  # the bench-transfer reference's cut and pooling
     t = transforms.Compose([transforms.Resize((64, 64)), transforms.ToTensor(),
                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     v = np.stack([t(Image.fromarray(i).convert("RGB")).numpy() for i in x]).astype(np.float32)
